@@ -1,0 +1,5 @@
+import sys
+
+from putio_mirror.cli import main
+
+sys.exit(main())

@@ -1,0 +1,233 @@
+"""The shell: build the collaborators from Settings and run the pipeline once.
+
+observe → reconcile → (safety) → render or execute → journal. Every command
+of the CLI is a door into ``run_once`` with a different ``Request``: ``sync``
+takes every kind of action, ``transfers groom`` only cancel and clean,
+``files download --limit 3`` only the first three downloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from putio_mirror.config import Settings
+from putio_mirror.download import Downloader
+from putio_mirror.errors import ConfigError, ExitCode, SafetyLimitError
+from putio_mirror.executor import Executor, Progress, Rules, RunReport
+from putio_mirror.executor import Places as ExecutorPlaces
+from putio_mirror.journal import Journal
+from putio_mirror.localfs import RunLock
+from putio_mirror.observe import Places, observe
+from putio_mirror.plan import ActionKind, Plan
+from putio_mirror.putio import PutioClient
+from putio_mirror.reconcile import reconcile, safety_violations
+from putio_mirror.state import RemoteFile, Snapshot
+
+log = logging.getLogger(__name__)
+
+ALL_KINDS: frozenset[ActionKind] = frozenset(
+    {"submit", "reject", "archive", "cancel", "clean", "download", "adopt", "delete"}
+)
+BLACKHOLE_KINDS: frozenset[ActionKind] = frozenset({"submit", "reject", "archive"})
+GROOM_KINDS: frozenset[ActionKind] = frozenset({"cancel", "clean"})
+DOWNLOAD_KINDS: frozenset[ActionKind] = frozenset({"download", "adopt"})
+
+
+def local_now() -> datetime:
+    """The wall clock in local time (windows are local); the one place that reads it."""
+    return datetime.now(UTC).astimezone()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Which door was used: the command's name and which part of the plan it runs."""
+
+    command: str
+    kinds: frozenset[ActionKind] = ALL_KINDS
+    dry_run: bool = False
+    force: bool = False
+    limit_downloads: int | None = None
+
+    @property
+    def needs_files(self) -> bool:
+        return bool(self.kinds - BLACKHOLE_KINDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one run planned and did, and the exit code it earns."""
+
+    plan: Plan
+    report: RunReport | None
+    exit_code: ExitCode
+    violations: tuple[str, ...] = ()
+
+
+@dataclass
+class Runtime:
+    """Collaborators that a run needs; tests and the demo may pass their own clock."""
+
+    settings: Settings
+    clock: Callable[[], datetime] = local_now
+    stop_requested: Callable[[], bool] = lambda: False
+    progress: Progress | None = None
+
+
+def run_once(runtime: Runtime, request: Request) -> Outcome:
+    """Given the runtime and a request, observe, plan, and (unless dry) execute once."""
+    settings = runtime.settings
+    with ExitStack() as stack:
+        journal = stack.enter_context(_open_journal(settings))
+        if not request.dry_run:
+            stack.enter_context(RunLock(journal.lock_path))
+        client = stack.enter_context(_client(settings))
+        snapshot = _observe(runtime, request, client, journal)
+        plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
+        plan = plan.only(request.kinds, request.limit_downloads)
+        violations = tuple(safety_violations(plan, snapshot, settings.policy))
+        if violations and not request.force:
+            if request.dry_run:
+                return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations)
+            raise _refusal(violations)
+        if request.dry_run:
+            return Outcome(plan, None, ExitCode.OK, violations)
+        report = _execute(runtime, request, plan, client, journal)
+        return Outcome(plan, report, report.exit_code, violations)
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def _open_journal(settings: Settings) -> Iterator[Journal]:
+    journal = Journal.open(settings.journal_url)
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+@contextmanager
+def _client(settings: Settings) -> Iterator[PutioClient]:
+    if settings.token is None:
+        raise ConfigError(
+            "no put.io token is configured",
+            "set PUTIO_TOKEN, or putio.token_file / putio.token in the config file",
+        )
+    client = PutioClient(
+        settings.token.reveal(),
+        settings.api_url,
+        settings.upload_url,
+        timeout=settings.timeout,
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _observe(runtime: Runtime, request: Request, client: PutioClient, journal: Journal) -> Snapshot:
+    settings = runtime.settings
+    places = Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
+    snapshot = observe(
+        client,
+        journal.facts(),
+        places,
+        remote_root_id=settings.policy.remote_root_id,
+        now_epoch=time.time(),
+        want_blackhole=bool(request.kinds & BLACKHOLE_KINDS),
+        want_files=request.needs_files,
+    )
+    return snapshot
+
+
+def _execute(
+    runtime: Runtime, request: Request, plan: Plan, client: PutioClient, journal: Journal
+) -> RunReport:
+    settings = runtime.settings
+    downloader = Downloader(
+        client.download_url,
+        chunk_size=settings.chunk_size,
+        read_timeout=settings.read_timeout,
+        max_outage=settings.max_outage,
+    )
+    executor = Executor(
+        client,
+        downloader,
+        journal,
+        ExecutorPlaces(settings.blackhole_dir, settings.download_dir, settings.staging_dir),
+        Rules(
+            schedule=settings.schedule,
+            groom_outside_window=settings.groom_outside_window,
+            save_parent_id=settings.policy.save_parent_id,
+        ),
+        clock=runtime.clock,
+        stop_requested=runtime.stop_requested,
+        progress=runtime.progress,
+    )
+    now = runtime.clock().astimezone(UTC)
+    run_id = journal.start_run(f"{request.command} on {socket.gethostname()}", now)
+    stale = journal.abandon_stale_actions(now)
+    if stale:
+        log.info("marked %d actions of an earlier, interrupted run as interrupted", stale)
+    exit_code = ExitCode.BUG
+    try:
+        report = executor.run(plan, run_id)
+        exit_code = report.exit_code
+        return report
+    finally:
+        summary = executor.report.summary()
+        journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(exit_code), summary)
+        downloader.close()
+
+
+def _refusal(violations: tuple[str, ...]) -> SafetyLimitError:
+    return SafetyLimitError(
+        "refusing to run this plan: " + "; ".join(violations),
+        "look at it with --dry-run; if it is really what you want, run again with --force, "
+        "or raise the limits in the config's safety section",
+    )
+
+
+def with_chunk_size(settings: Settings, chunk_kb: int | None) -> Settings:
+    """Given settings and an optional ``--chunk-size`` in KiB, return the settings to use."""
+    if chunk_kb is None:
+        return settings
+    return replace(settings, chunk_size=chunk_kb * 1024)
+
+
+def list_remote_files(settings: Settings) -> list[dict[str, object]]:
+    """Given settings, return every remote item under the mirrored root with its paths."""
+    from putio_mirror.naming import local_paths
+
+    with _client(settings) as client:
+        items = client.list_all_files()
+    by_id = {item.id: item for item in items}
+    paths = local_paths(list(items), settings.policy.remote_root_id)
+    listing: list[dict[str, object]] = []
+    for item_id, local in sorted(paths.items(), key=lambda pair: pair[1]):
+        item = by_id[item_id]
+        listing.append(
+            {
+                "id": item.id,
+                "path": "/".join(_remote_path(item_id, by_id, settings.policy.remote_root_id)),
+                "local_path": local,
+                "folder": item.is_folder,
+                "size": item.size,
+                "crc32": item.crc32,
+            }
+        )
+    return listing
+
+
+def _remote_path(item_id: int, by_id: dict[int, RemoteFile], root_id: int) -> list[str]:
+    names: list[str] = []
+    current = by_id.get(item_id)
+    while current is not None and current.id != root_id:
+        names.append(current.name)
+        current = by_id.get(current.parent_id)
+    return names[::-1]

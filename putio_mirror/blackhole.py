@@ -1,0 +1,389 @@
+"""The blackhole folder: find ``.torrent`` and ``.magnet`` files and read their info-hash.
+
+The info-hash is the key that makes "submitted exactly once" possible, so it
+must be the hash BitTorrent clients and put.io compute: the SHA-1 of the info
+dictionary's bytes exactly as they stand in the file. Decoding is fastbencode's
+job; this module only walks the structure to find those bytes when a file is
+not in canonical form (fastbencode refuses unsorted keys, which real-world
+torrent makers sometimes write).
+
+A bad file never stops a scan: it comes back as a ``BlackholeItem`` with a
+``problem`` the user can act on. Files are moved aside with ``file_away``;
+nothing here ever deletes one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+import stat
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+# fastbencode re-exports these from its compiled module without declaring them.
+from fastbencode import bdecode, bencode  # type: ignore[attr-defined]
+
+from putio_mirror.errors import CorruptTorrentError, ItemError
+from putio_mirror.state import BlackholeItem, BlackholeKind
+
+SUBMITTED_DIR = ".submitted"
+REJECTED_DIR = ".rejected"
+MAX_TORRENT_BYTES = 10 * 1024 * 1024
+MAX_MAGNET_BYTES = 64 * 1024
+
+_SUFFIXES: dict[str, BlackholeKind] = {".torrent": "torrent", ".magnet": "magnet"}
+# A file dated further ahead than this is not being written now: the clocks disagree.
+_FUTURE_TOLERANCE_SECONDS = 24 * 60 * 60
+# Real torrents nest five levels deep; this only stops hostile files.
+_MAX_DEPTH = 100
+_INTEGER = re.compile(rb"i(-?\d+)e")
+_LENGTH = re.compile(rb"(\d+):")
+_HEX_HASH = re.compile(r"[0-9a-fA-F]{40}")
+_BASE32_HASH = re.compile(r"[A-Za-z2-7]{32}")
+_EXTRA_TOPIC = re.compile(r"xt\.\d+")
+
+_TORRENT_HINT = (
+    "Fetch the .torrent again from where it came from; the file may be cut short, "
+    "or be an error page saved under a .torrent name."
+)
+_MAGNET_HINT = (
+    "Copy the magnet link again from where it came from; it should start with 'magnet:?'."
+)
+
+
+def parse_torrent(data: bytes) -> tuple[str, str]:
+    """Given the bytes of a .torrent file, return (info-hash as lowercase hex, name).
+
+    Raise CorruptTorrentError, saying why, if the bytes are not a usable v1 torrent.
+    """
+    if len(data) > MAX_TORRENT_BYTES:
+        raise _too_large("a .torrent", MAX_TORRENT_BYTES)
+    top = _decode(data)
+    info = _torrent_info(top)
+    if bencode(top) == data:
+        info_bytes = bencode(info)
+    else:
+        start, end = _info_span(data)
+        info_bytes = data[start:end]
+    return hashlib.sha1(info_bytes, usedforsecurity=False).hexdigest(), _torrent_name(info)
+
+
+def _decode(data: bytes) -> object:
+    """Given bencoded bytes, return the decoded value; raise CorruptTorrentError if they
+    are not bencode (canonical or not)."""
+    try:
+        return bdecode(data)
+    except (ValueError, RecursionError):
+        pass  # perhaps only out of canonical form; the walk below tells
+    try:
+        canonical, end = _canonical(data, 0, 0)
+        if end != len(data):
+            raise ValueError("junk after the data")
+        return bdecode(canonical)
+    except (ValueError, RecursionError):
+        reason = "not bencoded data"
+        if data.lstrip()[:1] == b"<":
+            reason += " (it looks like a web page, perhaps a login or error page)"
+        raise CorruptTorrentError(reason, _TORRENT_HINT) from None
+
+
+def _torrent_info(top: object) -> dict[bytes, object]:
+    """Given a decoded .torrent, return its info dictionary; raise CorruptTorrentError
+    naming the first thing a torrent must have and this one lacks."""
+    if not isinstance(top, dict):
+        raise _not_a_torrent("the top level is not a dictionary")
+    info = top.get(b"info")
+    if not isinstance(info, dict):
+        raise _not_a_torrent("no 'info' dictionary")
+    if b"pieces" not in info and info.get(b"meta version") == 2:
+        raise CorruptTorrentError(
+            "a BitTorrent v2-only torrent, which put.io does not support",
+            "Ask the source for a v1 or hybrid torrent, or use its magnet link.",
+        )
+    if not isinstance(info.get(b"name"), bytes):
+        raise _not_a_torrent("the 'info' dictionary has no 'name'")
+    pieces = info.get(b"pieces")
+    if not isinstance(pieces, bytes) or len(pieces) % 20:
+        raise _not_a_torrent("the 'info' dictionary has no valid 'pieces'")
+    piece_length = info.get(b"piece length")
+    if not isinstance(piece_length, int) or piece_length <= 0:
+        raise _not_a_torrent("the 'info' dictionary has no valid 'piece length'")
+    if not isinstance(info.get(b"length"), int) and not info.get(b"files"):
+        raise _not_a_torrent("the 'info' dictionary has neither 'length' nor 'files'")
+    return info
+
+
+def _not_a_torrent(reason: str) -> CorruptTorrentError:
+    return CorruptTorrentError(f"bencoded, but not a torrent: {reason}", _TORRENT_HINT)
+
+
+def _torrent_name(info: dict[bytes, object]) -> str:
+    """Given a checked info dictionary, return its name (the UTF-8 variant if given)."""
+    name = info.get(b"name.utf-8")
+    if not isinstance(name, bytes):
+        name = info[b"name"]
+    assert isinstance(name, bytes)
+    return name.decode("utf-8", errors="replace")
+
+
+def _info_span(data: bytes) -> tuple[int, int]:
+    """Given a valid bencoded dictionary holding ``info``, return where its value starts
+    and ends in ``data``."""
+    position = 1
+    while data[position : position + 1] != b"e":
+        key, position = _string(data, position)
+        _, end = _canonical(data, position, 1)
+        if key == b"info":
+            return position, end
+        position = end
+    raise ValueError("no info key")  # unreachable after _torrent_info
+
+
+def _canonical(data: bytes, position: int, depth: int) -> tuple[bytes, int]:
+    """Given bencode starting at ``position``, return (its canonical form, where it ends);
+    raise ValueError if it is not bencode.
+
+    Canonical means dictionary keys sorted and numbers without leading zeros,
+    which is what fastbencode insists on; the bytes in between are kept.
+    """
+    if depth > _MAX_DEPTH:
+        raise ValueError("nested too deeply")
+    head = data[position : position + 1]
+    if head == b"i":
+        match = _INTEGER.match(data, position)
+        if match is None:
+            raise ValueError("bad integer")
+        return b"i%de" % int(match[1]), match.end()
+    if head.isdigit():
+        text, end = _string(data, position)
+        return b"%d:%s" % (len(text), text), end
+    if head == b"l":
+        return _canonical_list(data, position + 1, depth)
+    if head == b"d":
+        return _canonical_dict(data, position + 1, depth)
+    raise ValueError(f"unexpected {head!r} at {position}")
+
+
+def _canonical_list(data: bytes, position: int, depth: int) -> tuple[bytes, int]:
+    parts = [b"l"]
+    while data[position : position + 1] != b"e":
+        part, position = _canonical(data, position, depth + 1)
+        parts.append(part)
+    parts.append(b"e")
+    return b"".join(parts), position + 1
+
+
+def _canonical_dict(data: bytes, position: int, depth: int) -> tuple[bytes, int]:
+    entries: dict[bytes, bytes] = {}
+    while data[position : position + 1] != b"e":
+        key, position = _string(data, position)
+        if key in entries:
+            raise ValueError(f"duplicate key {key!r}")
+        entries[key], position = _canonical(data, position, depth + 1)
+    body = b"".join(b"%d:%s%s" % (len(key), key, value) for key, value in sorted(entries.items()))
+    return b"d" + body + b"e", position + 1
+
+
+def _string(data: bytes, position: int) -> tuple[bytes, int]:
+    """Given a bencoded string at ``position``, return (its bytes, where it ends)."""
+    match = _LENGTH.match(data, position)
+    if match is None:
+        raise ValueError(f"expected a string at {position}")
+    end = match.end() + int(match[1])
+    if end > len(data):
+        raise ValueError("string runs past the end")
+    return data[match.end() : end], end
+
+
+def parse_magnet(text: str) -> tuple[str, str, str]:
+    """Given a magnet link (or a file's text whose first non-empty line is one), return
+    (btih as lowercase hex, display name or "", the link stripped).
+
+    Raise CorruptTorrentError if there is no link or not exactly one v1 info-hash.
+    """
+    uri = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not uri:
+        raise CorruptTorrentError("the file holds no magnet link", _MAGNET_HINT)
+    if not uri.lower().startswith("magnet:?"):
+        raise CorruptTorrentError(
+            "not a magnet link: it does not start with 'magnet:?'", _MAGNET_HINT
+        )
+    params = parse_qsl(uri[len("magnet:?") :], keep_blank_values=True)
+    topics = [value.strip() for key, value in params if key == "xt" or _EXTRA_TOPIC.fullmatch(key)]
+    hashes = {_btih_hex(topic[9:]) for topic in topics if topic.lower().startswith("urn:btih:")}
+    if not hashes and any(topic.lower().startswith("urn:btmh:") for topic in topics):
+        raise CorruptTorrentError(
+            "BitTorrent v2-only magnets are not supported by put.io",
+            "Ask the source for a v1 or hybrid magnet (one with 'xt=urn:btih:').",
+        )
+    if len(hashes) != 1:
+        problem = "no" if not hashes else "more than one"
+        raise CorruptTorrentError(
+            f"the magnet link has {problem} BitTorrent info-hash (xt=urn:btih:…)", _MAGNET_HINT
+        )
+    display_name = next((value for key, value in params if key == "dn"), "")
+    return hashes.pop(), display_name, uri
+
+
+def _btih_hex(value: str) -> str:
+    """Given the value of ``urn:btih:``, return it as lowercase hex; raise
+    CorruptTorrentError if it is neither 40 hex nor 32 base32 characters."""
+    if _HEX_HASH.fullmatch(value):
+        return value.lower()
+    if _BASE32_HASH.fullmatch(value):
+        try:
+            return base64.b32decode(value.upper()).hex()
+        except binascii.Error:
+            pass  # falls through to the error below
+    raise CorruptTorrentError(f"the magnet link's info-hash {value!r} is not valid", _MAGNET_HINT)
+
+
+def scan_blackhole(
+    folder: Path, *, now: float, settle_seconds: float = 2.0
+) -> tuple[BlackholeItem, ...]:
+    """Given the blackhole folder and the time, return its settled .torrent and .magnet
+    files sorted by name, unusable ones with ``problem`` set.
+
+    Hidden files, our subfolders and files changed within ``settle_seconds``
+    (perhaps still being written) are left out. A missing folder gives ``()``;
+    raise ItemError only if the folder exists but cannot be listed.
+    """
+    try:
+        names = sorted(entry.name for entry in folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    except OSError as error:
+        raise ItemError(
+            f"cannot list the blackhole folder {folder}: {error.strerror}",
+            "Check that the user running putio-mirror may read that folder.",
+        ) from error
+    items = []
+    for name in names:
+        kind = _SUFFIXES.get(Path(name).suffix.lower())
+        if kind is None or name.startswith("."):
+            continue
+        item = _examine(folder / name, kind, now, settle_seconds)
+        if item is not None:
+            items.append(item)
+    return tuple(items)
+
+
+def _examine(path: Path, kind: BlackholeKind, now: float, settle: float) -> BlackholeItem | None:
+    """Given one candidate file, return what it holds, or None if it is not settled yet."""
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        return None  # taken away between listing and looking
+    except OSError as error:
+        return _problem(path, kind, 0, f"cannot be read: {error.strerror}")
+    if _is_unsettled(status.st_mtime, now, settle):
+        return None
+    size = status.st_size
+    if stat.S_ISLNK(status.st_mode):
+        return _problem(
+            path, kind, size, "symbolic links are not followed; copy the file in instead"
+        )
+    if not stat.S_ISREG(status.st_mode):
+        return _problem(path, kind, size, "not a regular file")
+    if size == 0:
+        return _problem(path, kind, size, "the file is empty")
+    try:
+        return _parse_file(path, kind, size)
+    except CorruptTorrentError as error:
+        return _problem(path, kind, size, error.message)
+    except OSError as error:
+        return _problem(path, kind, size, f"cannot be read: {error.strerror}")
+
+
+def _is_unsettled(mtime: float, now: float, settle: float) -> bool:
+    age = now - mtime
+    return -_FUTURE_TOLERANCE_SECONDS < age < settle
+
+
+def _parse_file(path: Path, kind: BlackholeKind, size: int) -> BlackholeItem:
+    """Given a settled regular file, return it parsed; raise CorruptTorrentError or OSError."""
+    if kind == "torrent":
+        data = _read_at_most(path, MAX_TORRENT_BYTES, "a .torrent")
+        info_hash, display_name = parse_torrent(data)
+        return BlackholeItem(str(path), path.name, kind, size, info_hash, display_name)
+    data = _read_at_most(path, MAX_MAGNET_BYTES, "a .magnet file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CorruptTorrentError("not UTF-8 text, so not a .magnet file", _MAGNET_HINT) from None
+    info_hash, display_name, uri = parse_magnet(text)
+    return BlackholeItem(str(path), path.name, kind, size, info_hash, display_name, uri)
+
+
+def _read_at_most(path: Path, limit: int, what: str) -> bytes:
+    """Given a path, return its bytes; raise CorruptTorrentError if there are more than
+    ``limit``, OSError if it cannot be read (or became a symlink meanwhile)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as stream:
+        if os.fstat(descriptor).st_size > limit:
+            raise _too_large(what, limit)
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise _too_large(what, limit)
+    return data
+
+
+def _too_large(what: str, limit: int) -> CorruptTorrentError:
+    size = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit // 2**10} KiB"
+    return CorruptTorrentError(
+        f"too large to be {what} (over {size})",
+        "Check what this file really is; the blackhole takes only .torrent and .magnet files.",
+    )
+
+
+def _problem(path: Path, kind: BlackholeKind, size: int, problem: str) -> BlackholeItem:
+    return BlackholeItem(str(path), path.name, kind, size, problem=problem)
+
+
+def file_away(path: Path, blackhole: Path, subfolder: str, note: str | None = None) -> Path:
+    """Given a blackhole file, move it into ``blackhole/subfolder`` and return its new path.
+
+    An existing file is never overwritten: ``name (2).torrent``, ``name (3)…`` are
+    tried. With a note, ``<new name>.why.txt`` holding it is written beside.
+    Raise ItemError if the move fails.
+    """
+    target_folder = blackhole / subfolder
+    try:
+        target_folder.mkdir(parents=True, exist_ok=True)
+        # One run at a time (the run lock), so nobody else fills the name we pick.
+        target = _free_name(target_folder, path.name, with_note=note is not None)
+        path.replace(target)
+        if note is not None:
+            with open(_note_path(target), "x", encoding="utf-8") as stream:
+                stream.write(note.rstrip("\n") + "\n")
+    except OSError as error:
+        raise ItemError(
+            f"could not move {path.name} into {target_folder}: {error.strerror}",
+            "Check that the user running putio-mirror may write to the blackhole folder.",
+        ) from error
+    return target
+
+
+def _free_name(folder: Path, name: str, *, with_note: bool) -> Path:
+    """Given a folder and a file name, return the first of ``name``, ``stem (2).ext``, …
+    that is free (its note's name too, if one will be written)."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    number = 1
+    while True:
+        candidate = folder / (name if number == 1 else f"{stem} ({number}){suffix}")
+        taken = _exists(candidate) or (with_note and _exists(_note_path(candidate)))
+        if not taken:
+            return candidate
+        number += 1
+
+
+def _note_path(target: Path) -> Path:
+    return target.with_name(f"{target.name}.why.txt")
+
+
+def _exists(path: Path) -> bool:
+    """Like ``Path.exists`` but a dangling symlink counts as existing."""
+    return path.is_symlink() or path.exists()

@@ -1,0 +1,556 @@
+"""The configuration boundary: a YAML file, the environment and CLI overrides → ``Settings``.
+
+pydantic checks the file's shape and collects every problem at once; the
+rest of the program only ever sees ``Settings``, a frozen value of plain
+types. The put.io token is wrapped in ``Secret`` from the moment it is read,
+and no message built here ever quotes it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
+
+from putio_mirror.errors import ConfigError
+from putio_mirror.state import Policy, SafetyLimits
+from putio_mirror.window import Schedule, parse_schedule, parse_window
+
+CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
+TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
+STAGING_NAME = ".putio-mirror-staging"
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+_ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+_TOKEN_HINT = (
+    f"set {TOKEN_ENV}, or putio.token_file (a file holding only the token) in the config file; "
+    "put.io shows an OAuth token for each app you create at https://app.put.io/oauth"
+)
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str``, logs or error messages."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _check_window(text: str) -> str:
+    parse_window(text)  # raises ValueError with a readable reason
+    return text
+
+
+WindowText = Annotated[str, AfterValidator(_check_window)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PutioSection(_Section):
+    token: str | None = None
+    token_file: str | None = None
+    api_url: str = "https://api.put.io/v2"
+    upload_url: str = "https://upload.put.io/v2"
+    timeout_seconds: PositiveFloat = 30.0
+
+    @field_validator("api_url", "upload_url")
+    @classmethod
+    def _is_http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("should start with http:// or https://")
+        return value.rstrip("/")
+
+
+class PathsSection(_Section):
+    blackhole: str = "~/putio/blackhole"
+    downloads: str = "~/putio/downloads"
+    staging: str | None = None
+    journal: str | None = None
+    log_file: str | None = None
+
+
+class TransfersSection(_Section):
+    submit_blackhole: bool = True
+    save_parent_id: NonNegativeInt | None = None
+    cancel_seeding: bool = True
+    seeding_min_hours: NonNegativeFloat = 0.0
+    seeding_min_ratio: NonNegativeFloat | None = None
+    clean_finished: bool = True
+    manage_foreign: bool = False
+
+
+class DownloadSection(_Section):
+    enabled: bool = True
+    remote_root: NonNegativeInt = 0
+    chunk_size_kb: PositiveInt = 256
+    read_timeout_seconds: PositiveFloat = 60.0
+    max_outage_seconds: NonNegativeFloat = 300.0
+    delete_remote_after: bool = False
+
+
+class ScheduleSection(_Section):
+    windows: tuple[WindowText, ...] = ()
+    groom_outside_window: bool = True
+    watch_interval_minutes: PositiveFloat = 15.0
+
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _one_window_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class SafetySection(_Section):
+    max_cancels: NonNegativeInt = 50
+    max_cleans: NonNegativeInt = 200
+    max_remote_deletes: NonNegativeInt = 20
+    vanished_threshold: NonNegativeInt = 10
+
+
+class MirrorFile(_Section):
+    """The whole file, exactly as written; ``Settings`` is built from it."""
+
+    putio: PutioSection = PutioSection()
+    paths: PathsSection = PathsSection()
+    transfers: TransfersSection = TransfersSection()
+    download: DownloadSection = DownloadSection()
+    schedule: ScheduleSection = ScheduleSection()
+    safety: SafetySection = SafetySection()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the program needs to know, as plain frozen values."""
+
+    token: Secret | None
+    api_url: str
+    upload_url: str
+    timeout: float
+    blackhole_dir: Path
+    download_dir: Path
+    staging_dir: Path
+    journal_url: str
+    log_file: Path | None
+    log_level: str
+    chunk_size: int
+    read_timeout: float
+    max_outage: float
+    schedule: Schedule
+    groom_outside_window: bool
+    watch_interval_minutes: float
+    policy: Policy
+    config_path: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        # The journal URL may carry a database password; the token is a Secret already.
+        parts = (
+            f"{item.name}={hide_url_password(getattr(self, item.name))!r}"
+            if item.name == "journal_url"
+            else f"{item.name}={getattr(self, item.name)!r}"
+            for item in fields(self)
+        )
+        return f"Settings({', '.join(parts)})"
+
+
+def hide_url_password(url: str) -> str:
+    """Given a database URL, return it with any password replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def default_config_path(env: Mapping[str, str]) -> Path:
+    """Given the environment, return ``$XDG_CONFIG_HOME/putio-mirror/mirror.yaml``."""
+    return _xdg_dir(env, "XDG_CONFIG_HOME", ".config") / "putio-mirror" / "mirror.yaml"
+
+
+def default_journal_url(env: Mapping[str, str]) -> str:
+    """Given the environment, return the SQLite URL under the XDG state folder."""
+    state = _xdg_dir(env, "XDG_STATE_HOME", ".local/state")
+    return f"sqlite:///{state / 'putio-mirror' / 'journal.sqlite3'}"
+
+
+def load_settings(
+    path: Path | None,
+    env: Mapping[str, str],
+    *,
+    require_token: bool = True,
+    overrides: Mapping[str, object] | None = None,
+    check_paths: bool = False,
+) -> Settings:
+    """Given a config path (or None), the environment and CLI overrides, return ``Settings``.
+
+    The file is ``path``, else ``$PUTIO_MIRROR_CONFIG``, else the default
+    path if it exists, else none (built-in defaults). ``overrides`` maps
+    dotted keys (``download.chunk_size_kb``) to values laid over the file.
+    ``check_paths`` also reports folders and files a writing run could not
+    create or write. Raise ConfigError listing every problem found, or if
+    ``require_token`` and no token is set.
+    """
+    config_path = _find_config(path, env)
+    raw = _read_yaml(config_path) if config_path else {}
+    source = config_path.name if config_path else "defaults"
+    raw = _apply_overrides(raw, overrides or {})
+    model = _validate(raw, source, set(overrides or {}), config_path)
+    settings, problems = _build(model, env, config_path, source)
+    if check_paths:
+        problems += _path_problems(settings, source)
+    if problems:
+        raise _config_error(config_path, problems)
+    if require_token and settings.token is None:
+        where = f" ({config_path})" if config_path else ""
+        raise ConfigError(f"no put.io token is configured{where}", _TOKEN_HINT)
+    return settings
+
+
+def _xdg_dir(env: Mapping[str, str], variable: str, fallback: str) -> Path:
+    value = env.get(variable, "")
+    return Path(value) if value and Path(value).is_absolute() else _home(env) / fallback
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env["HOME"]) if env.get("HOME") else Path.home()
+
+
+def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
+    explicit = path or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
+    if explicit is not None:
+        explicit = _expand(str(explicit), env)
+        if not explicit.exists():
+            how = "--config" if path else CONFIG_ENV
+            raise ConfigError(
+                f"config file {explicit} does not exist (named by {how})",
+                "check the path, or copy mirror.example.yaml there and edit it",
+            )
+        return explicit
+    default = default_config_path(env)
+    return default if default.exists() else None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """Given a config path, return its top-level mapping; raise ConfigError if unusable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        hint = f"check that {path} is a readable UTF-8 text file"
+        raise ConfigError(f"cannot read config file {path}: {reason}", hint) from None
+    except yaml.YAMLError as error:
+        raise _syntax_error(path, error) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: the top level should be a mapping of sections (putio:, paths:, …), "
+            f"not a {type(data).__name__}",
+            "see mirror.example.yaml for the shape of the file",
+        )
+    # A section whose options are all commented out reads as null: treat it as empty.
+    return {
+        key: {} if value is None and key != "log_level" else value for key, value in data.items()
+    }
+
+
+def _syntax_error(path: Path, error: yaml.YAMLError) -> ConfigError:
+    # Only the parser's description and position: the snippet could show the token.
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(error, "problem", None) or "invalid YAML"
+    return ConfigError(
+        f"{path}: YAML syntax error{where}: {problem}",
+        "fix the YAML (indent with spaces, quote values holding ': ' or '#')",
+    )
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, object]) -> dict[str, Any]:
+    """Given the file's data and dotted-key overrides, return a new dict with them applied."""
+    result: dict[str, Any] = {
+        key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()
+    }
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        target = result
+        for part in parents:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        target[leaf] = value
+    return result
+
+
+def _validate(
+    raw: dict[str, Any], source: str, override_keys: set[str], config_path: Path | None
+) -> MirrorFile:
+    try:
+        return MirrorFile.model_validate(raw)
+    except ValidationError as error:
+        problems = tuple(_describe(detail, source, override_keys) for detail in error.errors())
+    raise _config_error(config_path, problems)
+
+
+def _config_error(config_path: Path | None, problems: tuple[str, ...]) -> ConfigError:
+    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    where = str(config_path) if config_path else "the configuration"
+    return ConfigError(
+        f"{where} has {count}",
+        "fix each one and run again; mirror.example.yaml documents every option",
+        problems=problems,
+    )
+
+
+def _describe(detail: ErrorDetails, source: str, override_keys: set[str]) -> str:
+    """Given one pydantic error, return ``source: dotted.path: what is wrong``."""
+    loc = detail["loc"]
+    dotted = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    dotted = dotted.lstrip(".") or "(top level)"
+    from_flags = any(
+        dotted == key or dotted.startswith((f"{key}.", f"{key}[")) for key in override_keys
+    )
+    origin = "command line" if from_flags else source
+    return f"{origin}: {dotted}: {_explain(detail)}"
+
+
+def _explain(detail: ErrorDetails) -> str:
+    kind = detail["type"]
+    if kind == "extra_forbidden":
+        return "unknown option" + _suggestion(detail["loc"])
+    if kind == "model_type":
+        return "should be a section (a mapping of options)"
+    message = detail["msg"].removeprefix("Value error, ")
+    if kind == "value_error" or not _may_quote(detail):
+        return message
+    shown = repr(detail["input"])
+    return f"{message} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+
+
+def _may_quote(detail: ErrorDetails) -> bool:
+    # Anything under putio.token, or the putio section as a whole, may be the secret itself.
+    loc = detail["loc"]
+    holds_token = bool(loc) and loc[0] == "putio" and (len(loc) == 1 or loc[1] == "token")
+    scalar = isinstance(detail.get("input"), str | int | float | bool)
+    return scalar and not holds_token and detail["type"] != "missing"
+
+
+def _suggestion(loc: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] = MirrorFile
+    for part in loc[:-1]:
+        annotation = (
+            model.model_fields[str(part)].annotation if part in model.model_fields else None
+        )
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _build(
+    model: MirrorFile, env: Mapping[str, str], config_path: Path | None, source: str
+) -> tuple[Settings, tuple[str, ...]]:
+    """Given a valid file model, return the Settings and any problems found reading the token."""
+    token, problems = _resolve_token(model.putio, env, source)
+    paths = model.paths
+    download_dir = _expand(paths.downloads, env)
+    settings = Settings(
+        token=token,
+        api_url=model.putio.api_url,
+        upload_url=model.putio.upload_url,
+        timeout=model.putio.timeout_seconds,
+        blackhole_dir=_expand(paths.blackhole, env),
+        download_dir=download_dir,
+        staging_dir=_expand(paths.staging, env) if paths.staging else download_dir / STAGING_NAME,
+        journal_url=_journal_url(paths.journal, env),
+        log_file=_expand(paths.log_file, env) if paths.log_file else None,
+        log_level=model.log_level,
+        chunk_size=model.download.chunk_size_kb * 1024,
+        read_timeout=model.download.read_timeout_seconds,
+        max_outage=model.download.max_outage_seconds,
+        schedule=parse_schedule(model.schedule.windows),
+        groom_outside_window=model.schedule.groom_outside_window,
+        watch_interval_minutes=model.schedule.watch_interval_minutes,
+        policy=_policy(model),
+        config_path=config_path,
+        warnings=_permission_warnings(model.putio, env, config_path),
+    )
+    return settings, problems
+
+
+def _policy(model: MirrorFile) -> Policy:
+    transfers, download, safety = model.transfers, model.download, model.safety
+    return Policy(
+        submit_blackhole=transfers.submit_blackhole,
+        cancel_seeding=transfers.cancel_seeding,
+        seeding_min_hours=transfers.seeding_min_hours,
+        seeding_min_ratio=transfers.seeding_min_ratio,
+        clean_finished=transfers.clean_finished,
+        download=download.enabled,
+        delete_remote_after_download=download.delete_remote_after,
+        manage_foreign_transfers=transfers.manage_foreign,
+        remote_root_id=download.remote_root,
+        save_parent_id=transfers.save_parent_id,
+        limits=SafetyLimits(
+            max_cancels=safety.max_cancels,
+            max_cleans=safety.max_cleans,
+            max_remote_deletes=safety.max_remote_deletes,
+            vanished_threshold=safety.vanished_threshold,
+        ),
+    )
+
+
+def _resolve_token(
+    putio: PutioSection, env: Mapping[str, str], source: str
+) -> tuple[Secret | None, tuple[str, ...]]:
+    """Given the putio section, return the token: $PUTIO_TOKEN, then token_file, then token."""
+    from_env = env.get(TOKEN_ENV, "").strip()
+    if from_env:
+        return Secret(from_env), ()
+    if putio.token_file:
+        token_file = _expand(putio.token_file, env)
+        try:
+            text = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or "not UTF-8 text"
+            return None, (f"{source}: putio.token_file: cannot read {token_file}: {reason}",)
+        if not text:
+            return None, (f"{source}: putio.token_file: {token_file} is empty",)
+        return Secret(text), ()
+    token = (putio.token or "").strip()
+    return (Secret(token) if token else None), ()
+
+
+def _permission_warnings(
+    putio: PutioSection, env: Mapping[str, str], config_path: Path | None
+) -> tuple[str, ...]:
+    holders = []
+    if putio.token and config_path is not None:
+        holders.append(config_path)
+    if putio.token_file:
+        holders.append(_expand(putio.token_file, env))
+    return tuple(
+        f"{holder} holds the put.io token and other users can read it; run: chmod 600 {holder}"
+        for holder in holders
+        if _readable_by_others(holder)
+    )
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & 0o077)
+    except OSError:
+        return False
+
+
+def _expand(text: str, env: Mapping[str, str]) -> Path:
+    """Given a path as written, return it with ``~`` and ``$VARS`` (from ``env``) expanded."""
+
+    def variable(match: re.Match[str]) -> str:
+        name = match[1] or match[2]
+        return env.get(name, match[0])
+
+    expanded = _ENV_VAR.sub(variable, text)
+    if expanded == "~" or expanded.startswith("~/"):
+        return (_home(env) / expanded[2:]).absolute()
+    return Path(expanded).expanduser().absolute()
+
+
+def _journal_url(value: str | None, env: Mapping[str, str]) -> str:
+    """Given ``paths.journal``, return an SQLAlchemy URL; a plain path becomes SQLite."""
+    if not value:
+        return default_journal_url(env)
+    if value.startswith("sqlite:///"):
+        rest = value.removeprefix("sqlite:///")
+        return f"sqlite:///{_expand(rest, env)}" if rest.startswith(("~", "$")) else value
+    if _URL_SCHEME.match(value):
+        return value  # may hold a password with '$' in it: leave untouched
+    return f"sqlite:///{_expand(value, env)}"
+
+
+def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
+    """Given Settings, return problems with the folders and files a writing run needs."""
+    wanted: list[tuple[str, Path | None, bool]] = [
+        ("paths.blackhole", settings.blackhole_dir, True),
+        ("paths.downloads", settings.download_dir, True),
+        ("paths.staging", settings.staging_dir, True),
+        ("paths.log_file", settings.log_file, False),
+        ("paths.journal", _sqlite_file(settings.journal_url), False),
+    ]
+    return tuple(
+        f"{source}: {key}: {reason}"
+        for key, path, is_folder in wanted
+        if path is not None and (reason := _unwritable(path, is_folder))
+    )
+
+
+def _sqlite_file(url: str) -> Path | None:
+    database = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
+    return Path(database) if database and not database.startswith(":memory:") else None
+
+
+def _unwritable(path: Path, is_folder: bool) -> str | None:
+    """Given a path a run will write, return why it cannot (None if it can, or can be made)."""
+    if path.exists():
+        if path.is_dir() != is_folder:
+            return f"{path} exists but is {'not ' if is_folder else ''}a folder"
+        mode = os.W_OK | (os.X_OK if is_folder else 0)
+        return None if os.access(path, mode) else f"{path} is not writable"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"cannot create {path}: {ancestor} is not a writable folder"
+    return None

@@ -1,0 +1,128 @@
+"""Our exception family and the documented exit codes.
+
+Every error we raise carries a message and a hint. Adapters translate the
+exceptions of requests, SQLAlchemy and the OS into these; nothing above an
+adapter sees a foreign exception. Three families decide what happens next:
+
+- ``TransientError``: the world may be better in a moment (network, 5xx, 429);
+  retried with backoff by the adapter, and if it persists the item is left
+  for the next run.
+- ``ItemError``: this item cannot be done now (corrupt torrent, CRC mismatch,
+  no room); recorded, and the run goes on with the next item.
+- ``FatalError``: nothing more can be done in this run (revoked token,
+  broken config, journal unusable, a safety limit); the run stops.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The process exit codes; the README's table is generated from the same values."""
+
+    OK = 0
+    ITEMS_FAILED = 1
+    USAGE = 2
+    BUG = 3
+    REMOTE_FATAL = 4
+    SAFETY_REFUSED = 5
+    ALREADY_RUNNING = 6
+    JOURNAL = 7
+    WINDOW_CLOSED = 10
+    INTERRUPTED = 130
+
+
+class MirrorError(Exception):
+    """Base of every error we raise: a message for the user and a hint what to do."""
+
+    exit_code: ExitCode = ExitCode.ITEMS_FAILED
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class TransientError(MirrorError):
+    """The remote or the network failed in a way that may heal by itself."""
+
+    def __init__(self, message: str, hint: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+
+
+class ItemError(MirrorError):
+    """One item cannot be processed now; record it and go on with the next."""
+
+
+class RemoteError(ItemError):
+    """put.io answered with an error that concerns one request (4xx other than 401)."""
+
+    def __init__(self, message: str, hint: str = "", status: int = 0, error_type: str = "") -> None:
+        super().__init__(message, hint)
+        self.status = status
+        self.error_type = error_type
+
+
+class NotFoundError(RemoteError):
+    """The file or transfer does not exist (any more) on put.io."""
+
+
+class CorruptTorrentError(ItemError):
+    """A blackhole file is not a usable .torrent or .magnet."""
+
+
+class ChecksumMismatchError(ItemError):
+    """A downloaded file's size or CRC32 differs from what put.io says."""
+
+
+class NoSpaceError(ItemError):
+    """The target filesystem has not enough room for the file."""
+
+
+class UnsafePathError(ItemError):
+    """A path would leave the folder it must stay in."""
+
+
+class FatalError(MirrorError):
+    """Nothing more can be done in this run."""
+
+    exit_code = ExitCode.BUG
+
+
+class ConfigError(FatalError):
+    """The configuration is unusable; ``problems`` lists every problem found."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, hint: str = "", problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message, hint)
+        self.problems = problems
+
+
+class AuthError(FatalError):
+    """put.io refused the token (401): never retried."""
+
+    exit_code = ExitCode.REMOTE_FATAL
+
+
+class SafetyLimitError(FatalError):
+    """The plan would change more than the configured limits allow."""
+
+    exit_code = ExitCode.SAFETY_REFUSED
+
+
+class AlreadyRunningError(FatalError):
+    """Another run holds the lock of this journal."""
+
+    exit_code = ExitCode.ALREADY_RUNNING
+
+
+class JournalError(FatalError):
+    """The journal database cannot be opened, is locked too long, or is corrupt."""
+
+    exit_code = ExitCode.JOURNAL

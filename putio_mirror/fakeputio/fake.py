@@ -1,0 +1,301 @@
+"""FakePutio: the fake put.io a test starts, builds a world in, and steers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from putio_mirror.fakeputio import api, node
+from putio_mirror.fakeputio.content import StoredContent, read_all
+from putio_mirror.fakeputio.faults import ApiFault, FaultBook, NodeFault, Outage, fault_reply
+from putio_mirror.fakeputio.replies import Reply, error_reply
+from putio_mirror.fakeputio.transfers import ACTIVE
+from putio_mirror.fakeputio.wire import HostServer, Incoming
+from putio_mirror.fakeputio.world import Settings, World
+
+_log = logging.getLogger(__name__)
+_MUTATING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+_HOSTS = ("api", "upload", "node")
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request any fake host received, and the status it answered (0: connection reset)."""
+
+    host: str
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    status: int
+
+    @property
+    def mutating(self) -> bool:
+        """True for a POST/PUT/DELETE/PATCH to the API or upload host."""
+        return self.host in ("api", "upload") and self.method in _MUTATING
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FakePutio(Settings):
+    """Given a token (and optionally a UTC clock), imitate put.io on three loopback ports.
+
+    Nothing listens until ``start()``; the switches inherited from ``Settings``
+    (``url_max_uses``, ``folder_name_prefix``, ``torrent_final_status``,
+    ``clean_statuses``, ``upload_unauthorized_text``, ``not_torrent_error_type``,
+    ``end_cursor``, ``stall_release_seconds``) may be flipped at any time.
+    """
+
+    def __init__(
+        self,
+        token: str = "test-token",  # noqa: S107 - a test fixture's token
+        now: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        super().__init__(token)
+        self.world = World(self, now)
+        self._faults = FaultBook()
+        self._log: list[LoggedRequest] = []
+        self._log_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._servers: dict[str, HostServer] = {}
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> FakePutio:
+        """Start the API, upload and node servers on ephemeral 127.0.0.1 ports."""
+        if self._servers:
+            return self
+        self._stopping.clear()
+        for host in _HOSTS:
+            server = HostServer(host, self._respond, self._faults.in_outage, self._stopping)
+            server.stall_release = lambda: self.stall_release_seconds
+            self._servers[host] = server
+        self.world.node_url = self.node_url
+        for server in self._servers.values():
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop all servers, cutting open and stalled connections; safe to call twice."""
+        self._stopping.set()
+        servers, self._servers = list(self._servers.values()), {}
+        # In parallel: each server waits up to one poll interval to notice the shutdown.
+        stoppers = [threading.Thread(target=server.stop) for server in servers]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+
+    def __enter__(self) -> FakePutio:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def api_url(self) -> str:
+        return f"{self._server('api').base_url}/v2"
+
+    @property
+    def upload_url(self) -> str:
+        return f"{self._server('upload').base_url}/v2"
+
+    @property
+    def node_url(self) -> str:
+        return self._server("node").base_url
+
+    def _server(self, host: str) -> HostServer:
+        if host not in self._servers:
+            raise RuntimeError("FakePutio is not started; call start() or use it as a context")
+        return self._servers[host]
+
+    # -- building and reading the world --------------------------------------------
+
+    def add_folder(self, name: str, parent_id: int = 0, folder_type: str = "REGULAR") -> int:
+        """Given a name and parent folder, add a folder and return its id."""
+        with self.world.lock:
+            return self.world.add_item(name, parent_id, None, folder_type)
+
+    def add_file(
+        self, name: str, parent_id: int = 0, content: bytes | None = None, size: int | None = None
+    ) -> int:
+        """Given real ``content`` or a ``size`` of generated content, add a file; return its id."""
+        with self.world.lock:
+            if content is None and size is not None:
+                return self.world.tree.add_generated(name, parent_id, size, self.world.stamp())
+            return self.world.add_item(name, parent_id, StoredContent(content or b""))
+
+    def delete_file(self, file_id: int) -> None:
+        """Given an item id, remove it and its subtree as if the user deleted it."""
+        with self.world.lock:
+            self.world.tree.delete(file_id)
+
+    def file_content(self, file_id: int) -> bytes:
+        """Given a file id, return the exact bytes the node serves (meant for small files)."""
+        with self.world.lock:
+            item = self.world.tree.get(file_id)
+            if item is None or item.content is None:
+                raise KeyError(f"no file with id {file_id}")
+            return read_all(item.content)
+
+    def file_crc32(self, file_id: int) -> str:
+        with self.world.lock:
+            crc = self.world.file_json(file_id)["crc32"]
+            if crc is None:
+                raise KeyError(f"{file_id} is a folder")
+            return str(crc)
+
+    def file(self, file_id: int) -> dict[str, Any]:
+        with self.world.lock:
+            return self.world.file_json(file_id)
+
+    def files(self) -> list[dict[str, Any]]:
+        """Return every item except the root as put.io file objects, in id order."""
+        with self.world.lock:
+            return self.world.files_json([item.id for item in self.world.tree.every_item()])
+
+    # -- transfers -----------------------------------------------------------------
+
+    def add_transfer(
+        self,
+        name: str,
+        status: str = "IN_QUEUE",
+        file_id: int | None = None,
+        source: str | None = None,
+        save_parent_id: int = 0,
+        **fields: Any,
+    ) -> int:
+        """Given a name and any transfer fields, add a transfer as if put.io had it; return its id.
+
+        ``type`` defaults to URL for http(s) sources and TORRENT otherwise; a
+        SEEDING or COMPLETED transfer gets ``finished_at`` and ``percent_done=100``.
+        """
+        kind = "URL" if (source or "").lower().startswith(("http:", "https:")) else "TORRENT"
+        fields.setdefault("type", kind)
+        fields.setdefault("hash", None)
+        if status in ("SEEDING", "COMPLETED"):
+            fields.setdefault("percent_done", 100)
+        with self.world.lock:
+            if status in ("SEEDING", "COMPLETED"):
+                fields.setdefault("finished_at", self.world.stamp())
+            record = self.world.new_transfer(
+                name=name, status=status, source=source, save_parent_id=save_parent_id, **fields
+            )
+            record.file_id = file_id
+            return record.id
+
+    def transfer(self, transfer_id: int) -> dict[str, Any]:
+        with self.world.lock:
+            return self.world.transfer_json(self.world.transfer(transfer_id))
+
+    def transfers(self) -> list[dict[str, Any]]:
+        with self.world.lock:
+            records = [self.world.transfers[key] for key in sorted(self.world.transfers)]
+            return [self.world.transfer_json(record) for record in records]
+
+    def set_transfer(self, transfer_id: int, **fields: Any) -> None:
+        """Given a transfer id, overwrite any of its record's fields (status, ratio, ...)."""
+        with self.world.lock:
+            record = self.world.transfer(transfer_id)
+            for key, value in fields.items():
+                setattr(record, key, value)
+
+    def fail_transfer(self, transfer_id: int, message: str = "Download failed") -> None:
+        self.set_transfer(transfer_id, status="ERROR", error_message=message)
+
+    def tick(self, steps: int = 1) -> None:
+        """Move every active transfer ``steps`` states on."""
+        with self.world.lock:
+            for _ in range(steps):
+                self.world.tick()
+
+    def finish_transfers(self) -> None:
+        """Drive every active transfer to its final status."""
+        self.tick(len(ACTIVE))
+
+    # -- faults --------------------------------------------------------------------
+
+    def inject(
+        self,
+        path: str = "*",
+        status: int = 500,
+        times: int = 1,
+        retry_after: str | None = None,
+        json_body: bool = True,
+        reset: bool = False,
+        delay: float = 0.0,
+        error_type: str | None = None,
+    ) -> None:
+        """Given a path (fnmatch pattern, "*" = all), make the next ``times`` API calls fail."""
+        fault = ApiFault(path, times, status, retry_after, json_body, reset, delay, error_type)
+        self._faults.arm_api(fault)
+
+    def node_fault(
+        self,
+        file_id: int,
+        stall_after: int | None = None,
+        reset_after: int | None = None,
+        status: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Given a file id, make the node stall, reset or answer ``status`` ``times`` times."""
+        self._faults.arm_node(NodeFault(file_id, times, stall_after, reset_after, status))
+
+    def revoke_token(self) -> None:
+        self.token_revoked = True
+
+    def outage(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        """Given a duration on ``clock``, reset every connection on every host until it passes."""
+        self._faults.outage = Outage(clock() + seconds, clock)
+
+    # -- request log ---------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        with self._log_lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+    def _respond(self, incoming: Incoming) -> Reply:
+        try:
+            reply = self._answer(incoming)
+        except Exception:
+            _log.exception("fake put.io failed on %s %s", incoming.method, incoming.path)
+            reply = error_reply(500, "FAKE_SERVER_BUG", "The fake put.io raised an exception")
+        logged = LoggedRequest(
+            incoming.host,
+            incoming.method,
+            incoming.path,
+            incoming.query,
+            incoming.headers,
+            incoming.body,
+            0 if reply.reset else reply.status,
+        )
+        with self._log_lock:
+            self._log.append(logged)
+        return reply
+
+    def _answer(self, incoming: Incoming) -> Reply:
+        if incoming.host == "node":
+            return node.respond(self.world, self._faults, incoming)
+        fault = self._faults.take_api(incoming.path)
+        if fault is not None:
+            return fault_reply(fault)
+        return api.respond(self.world, incoming)

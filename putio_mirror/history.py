@@ -1,0 +1,40 @@
+"""``putio-mirror history``: the journal's story of recent runs, as lines of text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from putio_mirror.config import Settings
+from putio_mirror.journal import Journal
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+
+
+def history_lines(settings: Settings, *, limit: int, run_id: int | None) -> Iterator[str]:
+    """Given settings, yield a line per recent run, or per action of one run."""
+    journal = Journal.open(settings.journal_url)
+    try:
+        if run_id is not None:
+            yield from _actions(journal, run_id)
+            return
+        runs = journal.recent_runs(limit)
+        if not runs:
+            yield "No runs recorded yet."
+        for run in runs:
+            code = "running" if run.exit_code is None else f"exit {run.exit_code}"
+            yield f"#{run.id} {_when(run.started_at)} {run.command} [{code}] {run.summary or ''}"
+    finally:
+        journal.close()
+
+
+def _actions(journal: Journal, run_id: int) -> Iterator[str]:
+    actions = journal.actions_of(run_id)
+    if not actions:
+        yield f"Run #{run_id} recorded no actions."
+    for action in actions:
+        error = f" — {action.error}" if action.error else ""
+        attempt = f" (attempt {action.attempts})" if action.attempts > 1 else ""
+        yield f"{_when(action.started_at)} {action.status:<11} {action.key}{attempt}{error}"

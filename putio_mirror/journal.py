@@ -1,0 +1,551 @@
+"""The journal: what this tool did and how far each download got, in a SQL database.
+
+The only module that imports SQLAlchemy. SQLite is the default (WAL mode, so
+a ``status`` command can read while a run writes); PostgreSQL works through
+the same portable types. Every write is its own short transaction, committed
+at once, so a crash loses at most the action in flight; the next run marks
+such actions ``interrupted``. SQLAlchemy's exceptions never leave this
+module: they become ``JournalError`` with a hint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    CursorResult,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from putio_mirror.errors import JournalError
+from putio_mirror.state import DownloadRecord, JournalFacts, Submission
+
+SCHEMA_VERSION = 1
+ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "interrupted"})
+_SUPPORTED = ("sqlite", "postgresql")
+_WRITE = "putio_mirror_write"
+_CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
+_LOCKED_HINT = "another process holds it; wait for it to finish and run again"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = value.astimezone(UTC)
+        # SQLite has no time zones: store UTC wall time and re-attach UTC on reading.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaInfo(Base):
+    __tablename__ = "schema_info"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    command: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    summary: Mapped[str | None] = mapped_column(Text)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    host: Mapped[str] = mapped_column(String(255), default="")
+
+
+class Action(Base):
+    __tablename__ = "actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(255), index=True)
+    target: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SubmissionRow(Base):
+    __tablename__ = "submissions"
+    info_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    transfer_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(Text)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DownloadRow(Base):
+    """One put.io file's download; path and size stay NULL while only failures are known."""
+
+    __tablename__ = "downloads"
+    file_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    relative_path: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    crc32: Mapped[str | None] = mapped_column(String(8))
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    command: str
+    started_at: datetime
+    finished_at: datetime | None
+    exit_code: int | None
+    summary: str | None
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    id: int
+    run_id: int
+    kind: str
+    key: str
+    target: str
+    status: str
+    attempts: int
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    detail: str | None = None
+
+
+class Journal:
+    """A handle on one journal database; open it with ``Journal.open(url)``."""
+
+    def __init__(self, engine: Engine, url: URL, lock_dir: Path) -> None:
+        self._engine = engine
+        self._url = url
+        self._lock_dir = lock_dir
+
+    @classmethod
+    def open(
+        cls, url: str, *, env: Mapping[str, str] | None = None, busy_timeout: float = 5.0
+    ) -> Journal:
+        """Given an SQLAlchemy URL, return the open journal, creating its schema if new.
+
+        Raise JournalError if the URL is unusable, the database is corrupt or
+        locked, or it was written by a newer putio-mirror. ``env`` (default
+        ``os.environ``) locates the lock of a server database; ``busy_timeout``
+        is how many seconds a SQLite writer waits for another.
+        """
+        parsed = _parse_url(url)
+        shown = parsed.render_as_string(hide_password=True)
+        engine = _create_engine(parsed, shown, busy_timeout)
+        journal = cls(engine, parsed, _lock_dir(env if env is not None else os.environ))
+        try:
+            journal._prepare_schema()
+        except BaseException:
+            journal.close()
+            raise
+        return journal
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The journal's URL with any password hidden, fit for logs and messages."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def lock_path(self) -> Path:
+        """Where the run lock of this journal lives: beside a SQLite file, else a hashed name."""
+        database = self._url.database or ""
+        if self._url.get_backend_name() == "sqlite" and _is_file_database(database):
+            return Path(database).absolute().with_name(Path(database).name + ".lock")
+        # Hash the URL as shown (password masked): a changed password keeps the same lock.
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        return self._lock_dir / f"putio-mirror-{digest}.lock"
+
+    # -- runs and actions -------------------------------------------------
+
+    def start_run(self, command: str, now: datetime, dry_run: bool = False) -> int:
+        """Given a command name and the time, record a new run and return its id."""
+        row = {"command": command, "started_at": _aware(now), "dry_run": dry_run}
+        with self._write() as conn:
+            return _new_id(conn.execute(insert(Run).values(host=socket.gethostname(), **row)))
+
+    def finish_run(self, run_id: int, now: datetime, exit_code: int, summary: str) -> None:
+        values = {"finished_at": _aware(now), "exit_code": exit_code, "summary": summary}
+        with self._write() as conn:
+            conn.execute(update(Run).where(Run.id == run_id).values(**values))
+
+    def abandon_stale_actions(self, now: datetime) -> int:
+        """Given the time, mark actions a crashed run left ``started`` as ``interrupted``.
+
+        Call it only while holding the run lock: then no live run owns them.
+        Return how many were marked.
+        """
+        statement = (
+            update(Action)
+            .where(Action.status == "started")
+            .values(
+                status="interrupted",
+                finished_at=_aware(now),
+                error="the run stopped before this action finished",
+            )
+        )
+        with self._write() as conn:
+            return conn.execute(statement).rowcount
+
+    def action_started(self, run_id: int, kind: str, key: str, target: str, now: datetime) -> int:
+        """Given an action about to run, record it and return its id.
+
+        Its ``attempts`` is one more than the number of earlier actions with the same key.
+        """
+        earlier = select(func.count()).select_from(Action).where(Action.key == key)
+        with self._write() as conn:
+            attempts = 1 + (conn.execute(earlier).scalar_one())
+            values = {"run_id": run_id, "kind": kind, "key": key, "target": target}
+            statement = insert(Action).values(
+                status="started", attempts=attempts, started_at=_aware(now), **values
+            )
+            return _new_id(conn.execute(statement))
+
+    def action_finished(
+        self,
+        action_id: int,
+        status: str,
+        now: datetime,
+        error: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Given an action id and its outcome, record how it ended.
+
+        Raise ValueError if ``status`` is not one an action can end in.
+        """
+        if status not in ACTION_STATUSES - {"started"}:
+            raise ValueError(f"{status!r} is not a final action status")
+        values = {"status": status, "finished_at": _aware(now), "error": error, "detail": detail}
+        with self._write() as conn:
+            conn.execute(update(Action).where(Action.id == action_id).values(**values))
+
+    def recent_runs(self, limit: int = 10) -> tuple[RunRecord, ...]:
+        """Return the newest ``limit`` runs, newest first."""
+        statement = select(Run).order_by(Run.id.desc()).limit(limit)
+        with self._read() as conn, Session(conn) as session:
+            return tuple(_as_record(RunRecord, run) for run in session.scalars(statement))
+
+    def actions_of(self, run_id: int) -> tuple[ActionRecord, ...]:
+        """Given a run id, return its actions in the order they started."""
+        statement = select(Action).where(Action.run_id == run_id).order_by(Action.id)
+        with self._read() as conn, Session(conn) as session:
+            return tuple(_as_record(ActionRecord, row) for row in session.scalars(statement))
+
+    # -- submissions and downloads ----------------------------------------
+
+    def record_submission(
+        self, info_hash: str, transfer_id: int | None, name: str, now: datetime
+    ) -> None:
+        """Remember that ``info_hash`` was submitted; again is harmless, a known id is kept."""
+        row: dict[str, Any] = {"info_hash": info_hash, "transfer_id": transfer_id, "name": name}
+        known_id = func.coalesce(literal(transfer_id, BigInteger), SubmissionRow.transfer_id)
+        with self._write() as conn:
+            _upsert(
+                conn,
+                SubmissionRow,
+                row | {"submitted_at": _aware(now)},
+                row | {"transfer_id": known_id},
+            )
+
+    def record_progress(
+        self,
+        file_id: int,
+        relative_path: str,
+        size: int,
+        crc32: str | None,
+        bytes_done: int,
+        now: datetime,
+    ) -> None:
+        """Remember how many bytes of a file are safely in its staging file."""
+        row = _download_row(file_id, relative_path, size, crc32, bytes_done, now)
+        with self._write() as conn:
+            _upsert(conn, DownloadRow, row, row | {"verified_at": None})
+
+    def mark_verified(
+        self, file_id: int, relative_path: str, size: int, crc32: str | None, now: datetime
+    ) -> None:
+        """Remember that a file is in place and matched put.io's size and CRC32."""
+        row = _download_row(file_id, relative_path, size, crc32, size, now)
+        row |= {"verified_at": row["updated_at"], "failures": 0}
+        with self._write() as conn:
+            _upsert(conn, DownloadRow, row, row)
+
+    def record_failure(self, file_id: int) -> int:
+        """Given a file id, count one more failed download of it and return the count."""
+        row = {"file_id": file_id, "failures": 1}
+        with self._write() as conn:
+            _upsert(conn, DownloadRow, row, {"failures": DownloadRow.failures + 1})
+            count = select(DownloadRow.failures).where(DownloadRow.file_id == file_id)
+            return int(conn.execute(count).scalar_one())
+
+    def reset_download(self, file_id: int) -> None:
+        """Given a file id, forget its progress and verification (its failure count stays)."""
+        statement = update(DownloadRow).where(DownloadRow.file_id == file_id)
+        with self._write() as conn:
+            conn.execute(statement.values(bytes_done=0, verified_at=None))
+
+    def facts(self) -> JournalFacts:
+        """Return what the journal knows, keyed the way the reconciler pairs things."""
+        submissions_query = select(
+            SubmissionRow.info_hash,
+            SubmissionRow.transfer_id,
+            SubmissionRow.name,
+            SubmissionRow.submitted_at,
+        )
+        downloads_query = select(
+            DownloadRow.file_id,
+            DownloadRow.relative_path,
+            DownloadRow.size,
+            DownloadRow.crc32,
+            DownloadRow.bytes_done,
+            DownloadRow.verified_at,
+        ).where(DownloadRow.relative_path.is_not(None))
+        with self._read() as conn:
+            submissions = {row[0]: Submission(*row) for row in conn.execute(submissions_query)}
+            # The query skips failure-only rows, whose path and size are NULL.
+            downloads = {
+                row.file_id: DownloadRecord(
+                    row.file_id, row.relative_path or "", row.size or 0, *row[3:]
+                )
+                for row in conn.execute(downloads_query)
+            }
+        own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
+        return JournalFacts(
+            submissions=MappingProxyType(submissions),
+            downloads=MappingProxyType(downloads),
+            own_transfer_ids=own,
+        )
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _prepare_schema(self) -> None:
+        """Create missing tables and record the schema version; raise JournalError if newer."""
+        with self._write() as conn:
+            Base.metadata.create_all(conn)
+            version = conn.execute(select(func.max(SchemaInfo.version))).scalar_one_or_none()
+            if version is None:
+                conn.execute(insert(SchemaInfo).values(version=SCHEMA_VERSION))
+        if version is not None and version > SCHEMA_VERSION:
+            raise JournalError(
+                f"the journal {self.url} was written by a newer putio-mirror "
+                f"(schema {version}; this one knows {SCHEMA_VERSION})",
+                "upgrade putio-mirror, or point paths.journal at another database",
+            )
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """Yield a connection in a write transaction, committed on leaving."""
+        with self._translated(), self._engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._translated(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as error:
+            raise _journal_error(error, self.url) from None
+
+
+def _upsert(
+    conn: Connection, model: type[Base], row: Mapping[str, Any], changes: Mapping[str, Any]
+) -> None:
+    """Insert ``row``, or, if its primary key exists, update that row with ``changes``."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    keys = [column.name for column in model.__table__.primary_key]
+    statement = dialect.insert(model).values(**row)
+    updates = {column: value for column, value in changes.items() if column not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has it
+    return int(key[0])
+
+
+_Record = TypeVar("_Record", RunRecord, ActionRecord)
+
+
+def _as_record(cls: type[_Record], row: Base) -> _Record:
+    """Given an ORM row, return the frozen record of the same field names."""
+    return cls(**{item.name: getattr(row, item.name) for item in fields(cls)})
+
+
+def _download_row(
+    file_id: int, relative_path: str, size: int, crc32: str | None, done: int, now: datetime
+) -> dict[str, Any]:
+    return {
+        "file_id": file_id,
+        "relative_path": relative_path,
+        "size": size,
+        "crc32": crc32,
+        "bytes_done": done,
+        "updated_at": _aware(now),
+    }
+
+
+def _aware(moment: datetime) -> datetime:
+    """Given a datetime, return it; raise ValueError if it is naive (a bug in the caller)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"the journal needs aware datetimes, got naive {moment.isoformat()}")
+    return moment
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise JournalError(
+            "the journal URL is not a valid SQLAlchemy URL",
+            "use a path, sqlite:///path/to/journal.sqlite3 or postgresql+psycopg://user@host/db",
+        ) from None
+    if parsed.get_backend_name() not in _SUPPORTED:
+        raise JournalError(
+            f"the journal database {parsed.get_backend_name()!r} is not supported",
+            "use SQLite (a path or sqlite:///...) or PostgreSQL (postgresql+psycopg://...)",
+        )
+    return parsed
+
+
+def _create_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
+    """Given a parsed URL, return an engine; for SQLite create the folder and set pragmas."""
+    is_sqlite = url.get_backend_name() == "sqlite"
+    if is_sqlite and _is_file_database(url.database or ""):
+        try:
+            Path(url.database or "").absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise JournalError(
+                f"cannot create the folder of the journal {shown}: {error.strerror}",
+                "check paths.journal and the permissions of its folder",
+            ) from None
+    try:
+        engine = create_engine(url, pool_pre_ping=not is_sqlite)
+    except (ArgumentError, NoSuchModuleError, ImportError) as error:
+        raise JournalError(
+            f"cannot use the journal {shown}: {error}",
+            "install the database driver (pip install 'putio-mirror[postgres]') or fix the URL",
+        ) from None
+    if is_sqlite:
+        _tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000))
+    return engine
+
+
+def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    """Set WAL, a busy timeout and foreign keys on every connection; own the transactions.
+
+    pysqlite starts transactions lazily and as DEFERRED; a write transaction
+    that first reads can then fail with "database is locked" at once instead
+    of waiting. So we switch its own BEGIN off and issue ours: IMMEDIATE for
+    writes (they queue on busy_timeout), plain BEGIN for reads.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _is_file_database(database: str) -> bool:
+    return bool(database) and database != ":memory:" and not database.startswith("file:")
+
+
+def _lock_dir(env: Mapping[str, str]) -> Path:
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    if runtime and Path(runtime).is_absolute():
+        return Path(runtime)
+    state = env.get("XDG_STATE_HOME", "")
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    base = Path(state) if state and Path(state).is_absolute() else home / ".local" / "state"
+    return base / "putio-mirror"
+
+
+def _journal_error(error: SQLAlchemyError, shown_url: str) -> JournalError:
+    """Given a SQLAlchemy error, return a JournalError that says what to do about it."""
+    original = str(error.orig) if isinstance(error, DBAPIError) else type(error).__name__
+    lowered = original.lower()
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return JournalError(f"the journal {shown_url} is corrupt ({original})", _CORRUPT_HINT)
+    if "locked" in lowered or "busy" in lowered:
+        return JournalError(f"the journal {shown_url} is locked ({original})", _LOCKED_HINT)
+    return JournalError(
+        f"the journal {shown_url} failed: {original}",
+        "check that the database is reachable and writable; see the log for details",
+    )

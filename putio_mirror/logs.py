@@ -1,0 +1,56 @@
+"""Logging set-up: console (stderr) or a log file, and a filter that keeps the token out.
+
+The token is never logged on purpose; the redacting filter is a second line
+of defence should a foreign library ever echo a header or URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+REDACTED = "********"
+HANDLER_NAME = "putio-mirror"
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class RedactSecrets(logging.Filter):
+    """Replace every occurrence of the secrets in a record's final message."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [secret for secret in secrets if secret]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = message
+        for secret in self._secrets:
+            cleaned = cleaned.replace(secret, REDACTED)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def _handler(log_file: Path | None) -> logging.Handler:
+    if log_file is None:
+        return logging.StreamHandler()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    return logging.FileHandler(log_file, encoding="utf-8")
+
+
+def setup_logging(log_file: Path | None, level: str, verbose: int, secret: str | None) -> None:
+    """Given the settings' log destination and level, configure the root logger once."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == HANDLER_NAME:
+            root.removeHandler(handler)
+            handler.close()
+    fresh = _handler(log_file)
+    fresh.setFormatter(logging.Formatter(FORMAT))
+    fresh.addFilter(RedactSecrets([secret] if secret else []))
+    fresh.set_name(HANDLER_NAME)  # marks ours, so a second set-up replaces it
+    root.addHandler(fresh)
+    wanted = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else level
+    root.setLevel(wanted)
+    for noisy in ("urllib3", "watchdog"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,98 @@
+"""Observe the world, read-only: build a Snapshot from put.io, the folders and the journal.
+
+Nothing here changes anything; a dry run is exactly observe + reconcile + render.
+Remote listing costs a handful of requests whatever the account's size
+(the flat ``parent_id=-1`` listing, 1,000 items a page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Protocol
+
+from putio_mirror.blackhole import scan_blackhole
+from putio_mirror.localfs import local_size
+from putio_mirror.naming import local_paths
+from putio_mirror.state import (
+    BlackholeItem,
+    JournalFacts,
+    LocalFacts,
+    RemoteFile,
+    Snapshot,
+    Transfer,
+)
+
+
+class RemoteReader(Protocol):
+    """The read-only part of the put.io client that observing needs."""
+
+    def list_transfers(self) -> tuple[Transfer, ...]: ...
+
+    def list_all_files(self) -> tuple[RemoteFile, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Places:
+    """The local folders a snapshot looks at."""
+
+    blackhole: Path
+    downloads: Path
+    staging: Path
+
+
+def observe(
+    remote: RemoteReader,
+    facts: JournalFacts,
+    places: Places,
+    *,
+    remote_root_id: int,
+    now_epoch: float,
+    want_blackhole: bool = True,
+    want_files: bool = True,
+) -> Snapshot:
+    """Given the collaborators, return a frozen Snapshot of the world as it is now.
+
+    ``want_files=False`` skips listing the remote tree (a blackhole-only run
+    needs just the transfers, to recognise torrents already on put.io).
+    """
+    blackhole = _scan(places.blackhole, now_epoch) if want_blackhole else ()
+    transfers = remote.list_transfers()
+    files = remote.list_all_files() if want_files else ()
+    local = _local_facts(files, facts, places, remote_root_id)
+    return Snapshot(blackhole, transfers, files, facts, local)
+
+
+def _scan(folder: Path, now_epoch: float) -> tuple[BlackholeItem, ...]:
+    return scan_blackhole(folder, now=now_epoch) if folder.is_dir() else ()
+
+
+def _local_facts(
+    files: Iterable[RemoteFile], facts: JournalFacts, places: Places, root_id: int
+) -> LocalFacts:
+    """Stat only the paths the plan could write: files the journal has not verified."""
+    remote = [item for item in files]
+    paths = local_paths(remote, root_id)
+    verified = {fid for fid, record in facts.downloads.items() if record.is_verified}
+    present: dict[str, int] = {}
+    for item in remote:
+        if item.is_folder or item.id in verified or item.id not in paths:
+            continue
+        size = local_size(places.downloads / paths[item.id])
+        if size is not None:
+            present[paths[item.id]] = size
+    return LocalFacts(MappingProxyType(present), _partials(places.staging))
+
+
+def _partials(staging: Path) -> Mapping[int, int]:
+    """Return the bytes already in each ``<file id>.part`` file of the staging folder."""
+    partial: dict[int, int] = {}
+    if not staging.is_dir():
+        return MappingProxyType(partial)
+    for entry in staging.glob("*.part"):
+        stem = entry.name.removesuffix(".part")
+        if stem.isdigit():
+            partial[int(stem)] = entry.stat().st_size
+    return MappingProxyType(partial)

@@ -1,0 +1,181 @@
+"""Frozen values that describe the world: what put.io, the folders and the journal say.
+
+These are the nouns shared by every layer. They hold data only; the pure core
+reasons about them, the adapters build them. Paths are plain strings here so
+the core never needs ``pathlib`` or ``os``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Literal
+
+#: put.io's ``folder_type`` of the user's own folders; others (shared) are skipped.
+REGULAR_FOLDER = "REGULAR"
+
+#: Transfer statuses in which put.io has produced the files (``file_id`` is set).
+FINISHED_STATUSES = frozenset({"COMPLETED", "SEEDING", "PREPARING_SEED"})
+SEEDING_STATUSES = frozenset({"SEEDING", "PREPARING_SEED"})
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """One file or folder of the put.io tree (``parent_id`` 0 is the root)."""
+
+    id: int
+    name: str
+    parent_id: int
+    size: int
+    is_folder: bool
+    crc32: str | None = None
+    folder_type: str = REGULAR_FOLDER
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One put.io transfer; ``status`` keeps unknown strings as they came."""
+
+    id: int
+    name: str
+    status: str
+    hash: str | None = None
+    source: str | None = None
+    file_id: int | None = None
+    save_parent_id: int | None = None
+    seconds_seeding: int | None = None
+    current_ratio: float | None = None
+    finished_at: datetime | None = None
+    error_message: str | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def is_seeding(self) -> bool:
+        return self.status in SEEDING_STATUSES
+
+
+BlackholeKind = Literal["torrent", "magnet"]
+
+
+@dataclass(frozen=True, slots=True)
+class BlackholeItem:
+    """A ``.torrent`` or ``.magnet`` file found in the blackhole folder.
+
+    ``info_hash`` is the lowercase hex BitTorrent v1 info-hash (the magnet's
+    ``btih``), the stable key that makes "submitted exactly once" possible.
+    ``problem`` is set, and ``info_hash`` is None, when the file is unusable.
+    """
+
+    path: str
+    name: str
+    kind: BlackholeKind
+    size: int
+    info_hash: str | None = None
+    display_name: str = ""
+    magnet_uri: str | None = None
+    problem: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        if self.info_hash is None:
+            return None
+        prefix = "upload" if self.kind == "torrent" else "magnet"
+        return f"{prefix}:{self.info_hash}"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The journal's memory that an info-hash was submitted as a transfer."""
+
+    info_hash: str
+    transfer_id: int | None
+    name: str
+    submitted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadRecord:
+    """The journal's memory of one file's download: progress, then verification."""
+
+    file_id: int
+    relative_path: str
+    size: int
+    crc32: str | None
+    bytes_done: int = 0
+    verified_at: datetime | None = None
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+
+def _frozen_mapping() -> Mapping[object, object]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFacts:
+    """What the journal remembers, keyed the way the reconciler pairs things."""
+
+    submissions: Mapping[str, Submission] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
+    downloads: Mapping[int, DownloadRecord] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
+    #: transfer ids this tool created, for "touch only our own transfers"
+    own_transfer_ids: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFacts:
+    """What the local folders hold that matters for planning.
+
+    ``present`` maps a relative path in the download folder to its size, for
+    the paths the plan might write; ``partial`` maps a file id to the bytes
+    already in its staging ``.part`` file.
+    """
+
+    present: Mapping[str, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
+    partial: Mapping[int, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A frozen picture of the world at one moment; the reconciler's only input."""
+
+    blackhole: tuple[BlackholeItem, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
+    files: tuple[RemoteFile, ...] = ()
+    journal: JournalFacts = JournalFacts()
+    local: LocalFacts = LocalFacts()
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyLimits:
+    """How much one plan may change before it is refused without ``--force``."""
+
+    max_cancels: int = 50
+    max_cleans: int = 200
+    max_remote_deletes: int = 20
+    #: refuse when put.io lists no files while the journal knows at least this many
+    vanished_threshold: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The desired state, as switches: what the reconciler should make true."""
+
+    submit_blackhole: bool = True
+    cancel_seeding: bool = True
+    seeding_min_hours: float = 0.0
+    seeding_min_ratio: float | None = None
+    clean_finished: bool = True
+    download: bool = True
+    delete_remote_after_download: bool = False
+    manage_foreign_transfers: bool = False
+    remote_root_id: int = 0
+    save_parent_id: int | None = None
+    limits: SafetyLimits = SafetyLimits()

@@ -1,0 +1,380 @@
+"""Loading the YAML configuration into Settings: defaults, lookup, problems, the token."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from putio_mirror.config import (
+    MirrorFile,
+    Secret,
+    Settings,
+    default_config_path,
+    load_settings,
+)
+from putio_mirror.errors import ConfigError
+from putio_mirror.state import Policy, SafetyLimits
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "mirror.example.yaml"
+TOKEN = "S3CRET-token-value-1234567890"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    return {"HOME": str(home)}
+
+
+def write(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def problems_of(path: Path | None, env: dict[str, str], **kwargs: object) -> tuple[str, ...]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env, require_token=False, **kwargs)  # type: ignore[arg-type]
+    return caught.value.problems
+
+
+# -- defaults and the example ---------------------------------------------------------
+
+
+def test_defaults_apply_when_there_is_no_config_file(env: dict[str, str]) -> None:
+    settings = load_settings(None, env, require_token=False)
+    home = Path(env["HOME"])
+    assert settings.config_path is None
+    assert settings.token is None
+    assert settings.api_url == "https://api.put.io/v2"
+    assert settings.blackhole_dir == home / "putio" / "blackhole"
+    assert settings.download_dir == home / "putio" / "downloads"
+    assert settings.staging_dir == home / "putio" / "downloads" / ".putio-mirror-staging"
+    assert settings.journal_url == f"sqlite:///{home}/.local/state/putio-mirror/journal.sqlite3"
+    assert settings.log_file is None and settings.log_level == "INFO"
+    assert (settings.chunk_size, settings.timeout, settings.max_outage) == (256 * 1024, 30, 300)
+    assert settings.schedule.always_open
+    assert settings.policy == Policy()
+    assert settings.warnings == ()
+
+
+def test_example_file_loads_and_states_exactly_the_defaults(env: dict[str, str]) -> None:
+    example = load_settings(EXAMPLE, env, require_token=False)
+    defaults = load_settings(None, env, require_token=False)
+    assert example.config_path == EXAMPLE
+    assert dataclasses.replace(example, config_path=None) == defaults
+
+
+def test_example_file_documents_every_option() -> None:
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+
+    def options(model: type[BaseModel], values: dict[str, object]) -> None:
+        assert set(values) == set(model.model_fields), model.__name__
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                options(annotation, values[name])  # type: ignore[arg-type]
+
+    options(MirrorFile, data)
+
+
+def test_xdg_state_home_moves_the_default_journal(env: dict[str, str], tmp_path: Path) -> None:
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    settings = load_settings(None, env, require_token=False)
+    assert settings.journal_url == f"sqlite:///{tmp_path}/state/putio-mirror/journal.sqlite3"
+
+
+def test_options_from_the_file_become_plain_settings(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "mirror.yaml",
+        """
+paths:
+  downloads: $MEDIA/incoming
+  staging: ~/staging
+  journal: ~/journal.db
+  log_file: /var/log/putio-mirror.log
+transfers:
+  seeding_min_ratio: 1.5
+  manage_foreign: true
+download:
+  chunk_size_kb: 1024
+  remote_root: 12
+schedule:
+  windows: "Mon-Fri 00:05-05:55"
+safety:
+  max_cancels: 3
+log_level: debug
+""",
+    )
+    settings = load_settings(config, env | {"MEDIA": "/srv/media"}, require_token=False)
+    home = Path(env["HOME"])
+    assert settings.download_dir == Path("/srv/media/incoming")
+    assert settings.staging_dir == home / "staging"
+    assert settings.journal_url == f"sqlite:///{home}/journal.db"
+    assert settings.log_file == Path("/var/log/putio-mirror.log")
+    assert settings.chunk_size == 1024 * 1024
+    assert settings.log_level == "DEBUG"
+    assert settings.policy.manage_foreign_transfers and settings.policy.seeding_min_ratio == 1.5
+    assert settings.policy.remote_root_id == 12
+    assert settings.policy.limits == SafetyLimits(max_cancels=3)
+    assert settings.schedule.is_open(datetime(2024, 3, 4, 1, 0))  # a Monday night
+    assert not settings.schedule.is_open(datetime(2024, 3, 9, 1, 0))  # a Saturday
+
+
+def test_section_with_every_option_commented_out_means_defaults(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write(tmp_path / "mirror.yaml", "download:\n  # chunk_size_kb: 512\nschedule:\n")
+    assert load_settings(config, env, require_token=False).chunk_size == 256 * 1024
+
+
+def test_server_journal_url_is_kept_and_its_password_hidden_in_repr(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    url = "postgresql+psycopg://mirror:pa$$word@db.local/mirror"
+    config = write(tmp_path / "mirror.yaml", f"paths:\n  journal: '{url}'\n")
+    settings = load_settings(config, env, require_token=False)
+    assert settings.journal_url == url
+    assert "pa$$word" not in repr(settings)
+    assert "mirror:***@db.local" in repr(settings)
+
+
+# -- problems ------------------------------------------------------------------------
+
+
+def test_every_mistake_in_a_file_is_reported_at_once_with_its_dotted_path(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write(
+        tmp_path / "mirror.yaml",
+        """
+download:
+  chunk_size_kb: abc
+  chunk_sise_kb: 512
+schedule:
+  windows: ["00:05-05:55", "25:00-26:00"]
+colour: blue
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env, require_token=False)
+    error = caught.value
+    assert error.problems == (
+        "mirror.yaml: download.chunk_size_kb: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'abc')",
+        "mirror.yaml: download.chunk_sise_kb: unknown option (did you mean 'chunk_size_kb'?)",
+        "mirror.yaml: schedule.windows[1]: '25:00' is not a time of day (00:00 to 23:59)",
+        "mirror.yaml: colour: unknown option",
+    )
+    assert str(config) in error.message and "4 problems" in error.message
+    assert "mirror.example.yaml" in error.hint
+
+
+def test_a_section_that_is_not_a_mapping_is_a_problem(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "mirror.yaml", "download: 5\nlog_level: LOUD\n")
+    assert problems_of(config, env) == (
+        "mirror.yaml: download: should be a section (a mapping of options)",
+        "mirror.yaml: log_level: Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or "
+        "'CRITICAL' (got 'LOUD')",
+    )
+
+
+def test_yaml_syntax_error_names_the_line_and_column(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "mirror.yaml", "putio:\n  api_url: [unclosed\npaths: {}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env, require_token=False)
+    assert "YAML syntax error at line 3, column" in caught.value.message
+    assert str(config) in caught.value.message
+
+
+def test_a_key_given_twice_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "mirror.yaml", "download:\n  enabled: true\ndownload: {}\n")
+    with pytest.raises(ConfigError, match="line 3") as caught:
+        load_settings(config, env, require_token=False)
+    assert "given twice" in caught.value.message
+
+
+def test_a_top_level_that_is_not_a_mapping_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "mirror.yaml", "- putio\n- paths\n")
+    with pytest.raises(ConfigError, match="top level should be a mapping"):
+        load_settings(config, env, require_token=False)
+
+
+def test_check_paths_reports_a_file_where_a_folder_should_be(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    blocker = write(tmp_path / "downloads", "not a folder")
+    config = write(tmp_path / "mirror.yaml", f"paths:\n  downloads: {blocker}\n")
+    assert load_settings(config, env, require_token=False).download_dir == blocker
+    problems = problems_of(config, env, check_paths=True)
+    assert f"mirror.yaml: paths.downloads: {blocker} exists but is not a folder" in problems
+    assert any(
+        problem.startswith("mirror.yaml: paths.staging: cannot create") for problem in problems
+    )
+
+
+# -- overrides -------------------------------------------------------------------------
+
+
+def test_overrides_apply_on_top_of_the_file(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "mirror.yaml", "download:\n  chunk_size_kb: 64\n  enabled: false\n")
+    overrides = {"schedule.windows": ["00:05-05:55"], "download.chunk_size_kb": 512}
+    settings = load_settings(config, env, require_token=False, overrides=overrides)
+    assert settings.chunk_size == 512 * 1024
+    assert not settings.policy.download
+    assert settings.schedule.describe() == "00:05-05:55"
+
+
+def test_a_bad_override_is_blamed_on_the_command_line(env: dict[str, str]) -> None:
+    overrides = {"schedule.windows": ["Mon 07:00-07:00"], "download.chunksize": 1}
+    assert problems_of(None, env, overrides=overrides) == (
+        "command line: download.chunksize: unknown option (did you mean 'chunk_size_kb'?)",
+        "command line: schedule.windows[0]: 'Mon 07:00-07:00' starts and ends at the same "
+        "minute; give a real span",
+    )
+
+
+# -- where the file is looked for -------------------------------------------------------
+
+
+def test_default_config_path_follows_xdg_config_home(tmp_path: Path) -> None:
+    assert default_config_path({"HOME": "/home/u"}) == Path(
+        "/home/u/.config/putio-mirror/mirror.yaml"
+    )
+    xdg = {"HOME": "/home/u", "XDG_CONFIG_HOME": str(tmp_path)}
+    assert default_config_path(xdg) == tmp_path / "putio-mirror" / "mirror.yaml"
+
+
+def test_file_in_xdg_config_home_is_used_when_present(env: dict[str, str], tmp_path: Path) -> None:
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    config = write(tmp_path / "xdg" / "putio-mirror" / "mirror.yaml", "log_level: ERROR\n")
+    settings = load_settings(None, env, require_token=False)
+    assert (settings.config_path, settings.log_level) == (config, "ERROR")
+
+
+def test_putio_mirror_config_wins_over_the_default_location(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    write(Path(env["HOME"]) / ".config" / "putio-mirror" / "mirror.yaml", "log_level: ERROR\n")
+    named = write(tmp_path / "named.yaml", "log_level: WARNING\n")
+    settings = load_settings(None, env | {"PUTIO_MIRROR_CONFIG": str(named)}, require_token=False)
+    assert (settings.config_path, settings.log_level) == (named, "WARNING")
+
+
+def test_explicit_path_wins_over_putio_mirror_config(env: dict[str, str], tmp_path: Path) -> None:
+    named = write(tmp_path / "named.yaml", "log_level: WARNING\n")
+    explicit = write(tmp_path / "explicit.yaml", "log_level: DEBUG\n")
+    env["PUTIO_MIRROR_CONFIG"] = str(named)
+    assert load_settings(explicit, env, require_token=False).log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_named_config_file_that_does_not_exist_is_an_error(
+    how: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    if how == "environment":
+        env["PUTIO_MIRROR_CONFIG"] = str(missing)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(missing if how == "argument" else None, env, require_token=False)
+
+
+# -- the token ---------------------------------------------------------------------------
+
+
+def test_token_precedence_is_environment_then_token_file_then_file(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    token_file = write(tmp_path / "token", "  from-token-file\n")
+    both = write(
+        tmp_path / "both.yaml", f"putio:\n  token: from-file\n  token_file: {token_file}\n"
+    )
+    only_file = write(tmp_path / "only.yaml", "putio:\n  token: from-file\n")
+    with_env = env | {"PUTIO_TOKEN": "from-env"}
+    assert load_settings(both, with_env).token == Secret("from-env")
+    assert load_settings(both, env).token == Secret("from-token-file")
+    assert load_settings(only_file, env).token == Secret("from-file")
+
+
+def test_missing_token_raises_with_a_hint_how_to_set_one(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, env)
+    assert "token" in caught.value.message
+    assert "PUTIO_TOKEN" in caught.value.hint and "token_file" in caught.value.hint
+    assert load_settings(None, env, require_token=False).token is None
+
+
+def test_unreadable_token_file_is_a_problem(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "mirror.yaml", f"putio:\n  token_file: {tmp_path / 'absent'}\n")
+    (problem,) = problems_of(config, env)
+    assert problem.startswith(f"mirror.yaml: putio.token_file: cannot read {tmp_path / 'absent'}")
+
+
+def test_the_token_never_appears_in_problems_messages_or_repr(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    wrong = write(
+        tmp_path / "mirror.yaml",
+        f"putio:\n  token: [{TOKEN}]\n  tokn: {TOKEN}\ndownload:\n  chunk_size_kb: x\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(wrong, env)
+    error = caught.value
+    assert len(error.problems) == 3
+    for text in (str(error), error.hint, *error.problems, repr(error)):
+        assert TOKEN not in text
+    # A chained pydantic error would carry the input into tracebacks and crash reports.
+    assert error.__cause__ is None
+    assert error.__context__ is None or error.__suppress_context__
+    good = write(tmp_path / "good.yaml", f"putio:\n  token: {TOKEN}\n")
+    settings = load_settings(good, env)
+    assert settings.token is not None and settings.token.reveal() == TOKEN
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings)
+    assert str(settings.token) == repr(settings.token) == "Secret('********')"
+
+
+def test_yaml_syntax_error_does_not_quote_the_line_holding_the_token(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write(tmp_path / "mirror.yaml", f"putio:\n  token: {TOKEN}: oops\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env)
+    assert TOKEN not in f"{caught.value.message} {caught.value.hint}"
+
+
+def test_group_readable_file_holding_the_token_gets_a_chmod_warning(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write(tmp_path / "mirror.yaml", f"putio:\n  token: {TOKEN}\n", mode=0o644)
+    (warning,) = load_settings(config, env).warnings
+    assert str(config) in warning and f"chmod 600 {config}" in warning
+    assert TOKEN not in warning
+
+
+def test_private_file_holding_the_token_gets_no_warning(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write(tmp_path / "mirror.yaml", f"putio:\n  token: {TOKEN}\n", mode=0o600)
+    assert load_settings(config, env).warnings == ()
+
+
+def test_readable_token_file_gets_a_warning_but_a_tokenless_config_does_not(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    token_file = write(tmp_path / "token", TOKEN, mode=0o640)
+    config = write(tmp_path / "mirror.yaml", f"putio:\n  token_file: {token_file}\n", mode=0o644)
+    (warning,) = load_settings(config, env).warnings
+    assert f"chmod 600 {token_file}" in warning
+
+
+def test_settings_are_frozen(env: dict[str, str]) -> None:
+    settings = load_settings(None, env, require_token=False)
+    assert isinstance(settings, Settings)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.chunk_size = 1  # type: ignore[misc]

@@ -1,0 +1,378 @@
+from __future__ import annotations
+
+import socket
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from putio_mirror.download import Downloader, Fetched, FileToFetch
+from putio_mirror.errors import ChecksumMismatchError, NoSpaceError, TransientError
+from putio_mirror.fakeputio import FakePutio, LoggedRequest
+from putio_mirror.putio import PutioClient
+from putio_mirror.retry import Backoff
+
+CHUNK = 4096
+SIZE = 100_000
+
+
+class Clock:
+    """A monotonic clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+MakeDownloader = Callable[..., Downloader]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(fake_putio: FakePutio) -> Iterator[PutioClient]:
+    with PutioClient(fake_putio.token, fake_putio.api_url, timeout=5.0) as made:
+        yield made
+
+
+@pytest.fixture
+def make_downloader(client: PutioClient, clock: Clock) -> Iterator[MakeDownloader]:
+    made: list[Downloader] = []
+
+    def make(url_for: Callable[[int], str] | None = None, **options: Any) -> Downloader:
+        options.setdefault("chunk_size", CHUNK)
+        options.setdefault("read_timeout", 5.0)
+        options.setdefault("backoff", Backoff(base=1.0, cap=30.0, max_attempts=1000))
+        downloader = Downloader(
+            url_for or client.download_url,
+            sleep=clock.sleep,
+            monotonic=clock.monotonic,
+            jitter=lambda: 0.5,
+            **options,
+        )
+        made.append(downloader)
+        return downloader
+
+    yield make
+    for downloader in made:
+        downloader.close()
+
+
+def _remote(fake: FakePutio, tmp_path: Path, size: int = SIZE) -> tuple[FileToFetch, bytes]:
+    file_id = fake.add_file("Movie.mkv", size=size)
+    item = FileToFetch(file_id, size, fake.file_crc32(file_id), tmp_path / "staging" / "x.part")
+    return item, fake.file_content(file_id)
+
+
+def _node_requests(fake: FakePutio) -> list[LoggedRequest]:
+    return [logged for logged in fake.requests if logged.host == "node"]
+
+
+def _url_requests(fake: FakePutio, file_id: int) -> list[LoggedRequest]:
+    return [logged for logged in fake.requests if logged.path == f"/v2/files/{file_id}/url"]
+
+
+def test_download_fetches_the_whole_file_and_verifies_its_crc(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    progress: list[int] = []
+    fetched = make_downloader().fetch(item, on_progress=progress.append)
+    assert fetched == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    assert sum(progress) == SIZE
+    assert "Range" not in _node_requests(fake_putio)[0].headers
+
+
+def test_download_resumes_from_the_bytes_already_in_the_part_file(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    item.part_path.parent.mkdir(parents=True)
+    item.part_path.write_bytes(content[:40_000])
+    progress: list[int] = []
+    assert make_downloader().fetch(item, on_progress=progress.append) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    assert sum(progress) == SIZE - 40_000
+    (node,) = _node_requests(fake_putio)
+    assert node.headers["Range"] == "bytes=40000-"
+
+
+def test_download_resumes_after_connection_reset(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader, clock: Clock
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    fake_putio.node_fault(item.file_id, reset_after=30_000)
+    assert make_downloader().fetch(item) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    first, second = _node_requests(fake_putio)
+    assert "Range" not in first.headers
+    assert 0 < int(second.headers["Range"].removeprefix("bytes=").rstrip("-")) <= 30_000
+    assert len(clock.sleeps) == 1
+
+
+def test_download_rerequests_a_stalled_node_with_a_fresh_url(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    fake_putio.node_fault(item.file_id, stall_after=20_000)
+    assert make_downloader(read_timeout=0.3).fetch(item) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    assert len(_url_requests(fake_putio, item.file_id)) == 2
+    urls = [logged.query["u"] for logged in _node_requests(fake_putio)]
+    assert len(urls) == 2 and urls[0] != urls[1]
+
+
+def test_download_survives_urls_that_work_only_once(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    fake_putio.url_max_uses = 1
+    fake_putio.node_fault(item.file_id, reset_after=10_000, times=2)
+    assert make_downloader().fetch(item) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    statuses = [logged.status for logged in _node_requests(fake_putio)]
+    assert len(statuses) == 3 and 410 not in statuses
+
+
+def test_download_asks_for_a_fresh_url_when_the_node_refuses_one(
+    fake_putio: FakePutio,
+    tmp_path: Path,
+    make_downloader: MakeDownloader,
+    client: PutioClient,
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    handed: list[str] = []
+
+    def url_for(file_id: int) -> str:
+        url = client.download_url(file_id)
+        handed.append(url if handed else url.replace("u=", "u=stale"))
+        return handed[-1]
+
+    assert make_downloader(url_for).fetch(item) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    assert [logged.status for logged in _node_requests(fake_putio)] == [403, 200]
+    assert len(handed) == 2
+
+
+def test_download_retries_503_answers_without_writing_their_body(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader, clock: Clock
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    fake_putio.node_fault(item.file_id, status=503, times=2)
+    assert make_downloader().fetch(item) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    assert [logged.status for logged in _node_requests(fake_putio)] == [503, 503, 200]
+    assert len(clock.sleeps) == 2 and clock.sleeps[1] > clock.sleeps[0]
+
+
+def test_download_stops_at_a_chunk_boundary_when_told_and_resumes_later(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    answers = iter([True, True, False])
+    downloader = make_downloader()
+    stopped = downloader.fetch(item, may_continue=lambda: next(answers))
+    assert stopped == Fetched(False, 2 * CHUNK)
+    assert item.part_path.read_bytes() == content[: 2 * CHUNK]
+    assert downloader.fetch(item) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    assert _node_requests(fake_putio)[-1].headers["Range"] == f"bytes={2 * CHUNK}-"
+
+
+def test_download_asks_may_continue_before_the_first_request(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, _ = _remote(fake_putio, tmp_path)
+    assert make_downloader().fetch(item, may_continue=lambda: False) == Fetched(False, 0)
+    assert fake_putio.requests == []
+
+
+def test_download_with_a_wrong_crc_raises_checksum_mismatch_and_keeps_the_part(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    wrong = FileToFetch(item.file_id, item.size, "deadbeef", item.part_path)
+    with pytest.raises(ChecksumMismatchError) as caught:
+        make_downloader().fetch(wrong)
+    assert "deadbeef" in str(caught.value) and f"{item.crc32}" in str(caught.value)
+    assert item.part_path.read_bytes() == content
+
+
+def test_a_part_longer_than_the_file_is_started_over(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _remote(fake_putio, tmp_path, size=10_000)
+    item.part_path.parent.mkdir(parents=True)
+    item.part_path.write_bytes(b"junk" * 5_000)
+    assert make_downloader().fetch(item) == Fetched(True, 10_000)
+    assert item.part_path.read_bytes() == content
+
+
+def test_a_complete_part_is_verified_without_any_request(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    item.part_path.parent.mkdir(parents=True)
+    item.part_path.write_bytes(content)
+    assert make_downloader().fetch(item) == Fetched(True, SIZE)
+    assert fake_putio.requests == []
+
+
+def test_a_zero_byte_file_is_created_without_any_request(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    file_id = fake_putio.add_file("empty.nfo", content=b"")
+    item = FileToFetch(file_id, 0, fake_putio.file_crc32(file_id), tmp_path / "a" / "b.part")
+    assert make_downloader().fetch(item) == Fetched(True, 0)
+    assert item.part_path.read_bytes() == b""
+    assert fake_putio.requests == []
+
+
+def test_the_node_never_sees_an_authorization_header(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, _ = _remote(fake_putio, tmp_path)
+    with requests.Session() as leaky:
+        leaky.headers["Authorization"] = f"token {fake_putio.token}"
+        make_downloader(session=leaky).fetch(item)
+    (node,) = _node_requests(fake_putio)
+    assert "Authorization" not in node.headers
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/download/1"
+
+
+def _outage(
+    clock: Clock, seconds: float, real: Callable[[int], str], how: str
+) -> Callable[..., str]:
+    def url_for(file_id: int) -> str:
+        if clock.now >= seconds:
+            return real(file_id)
+        if how == "raise":
+            raise TransientError("put.io GET files/1/url failed", "later")
+        return _closed_port_url()
+
+    return url_for
+
+
+@pytest.mark.parametrize("how", ["raise", "closed port"])
+def test_download_survives_an_outage_shorter_than_max_outage(
+    fake_putio: FakePutio,
+    tmp_path: Path,
+    make_downloader: MakeDownloader,
+    client: PutioClient,
+    clock: Clock,
+    how: str,
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    url_for = _outage(clock, 120.0, client.download_url, how)
+    assert make_downloader(url_for, max_outage=300.0).fetch(item) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    assert 120.0 <= clock.now < 300.0
+
+
+@pytest.mark.parametrize("how", ["raise", "closed port"])
+def test_download_gives_up_after_max_outage_without_data_and_keeps_the_bytes(
+    fake_putio: FakePutio,
+    tmp_path: Path,
+    make_downloader: MakeDownloader,
+    client: PutioClient,
+    clock: Clock,
+    how: str,
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    item.part_path.parent.mkdir(parents=True)
+    item.part_path.write_bytes(content[:5_000])
+    url_for = _outage(clock, 10_000.0, client.download_url, how)
+    with pytest.raises(TransientError) as caught:
+        make_downloader(url_for, max_outage=300.0).fetch(item)
+    assert clock.now == pytest.approx(300.0)
+    assert "next run" in caught.value.hint
+    assert item.part_path.read_bytes() == content[:5_000]
+
+
+# ----- odd node answers, staged with responses ---------------------------------------
+
+NODE = "https://node.test/download/1"
+BODY = bytes(range(256)) * 40
+
+
+def _staged(tmp_path: Path, crc: str | None = None) -> FileToFetch:
+    expected = crc or f"{zlib.crc32(BODY):08x}"
+    return FileToFetch(1, len(BODY), expected, tmp_path / "one.part")
+
+
+@pytest.fixture
+def node() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock() as mock:
+        yield mock
+
+
+def test_a_200_answer_to_a_range_request_restarts_from_zero(
+    tmp_path: Path, node: responses.RequestsMock, make_downloader: MakeDownloader
+) -> None:
+    item = _staged(tmp_path)
+    item.part_path.write_bytes(b"X" * 1000)  # wrong bytes: proves the part was truncated
+    node.get(NODE, body=BODY, status=200)
+    assert make_downloader(lambda _: NODE).fetch(item) == Fetched(True, len(BODY))
+    assert item.part_path.read_bytes() == BODY
+    assert node.calls[0].request.headers["Range"] == "bytes=1000-"
+
+
+def test_a_206_starting_elsewhere_is_not_written(
+    tmp_path: Path, node: responses.RequestsMock, make_downloader: MakeDownloader
+) -> None:
+    item = _staged(tmp_path)
+    item.part_path.write_bytes(BODY[:1000])
+    wrong = {"Content-Range": f"bytes 0-{len(BODY) - 1}/{len(BODY)}"}
+    right = {"Content-Range": f"bytes 1000-{len(BODY) - 1}/{len(BODY)}"}
+    node.get(NODE, body=BODY, status=206, headers=wrong)
+    node.get(NODE, body=BODY[1000:], status=206, headers=right)
+    assert make_downloader(lambda _: NODE).fetch(item) == Fetched(True, len(BODY))
+    assert item.part_path.read_bytes() == BODY
+
+
+def test_a_node_with_another_size_raises_checksum_mismatch(
+    tmp_path: Path, node: responses.RequestsMock, make_downloader: MakeDownloader
+) -> None:
+    item = _staged(tmp_path)
+    item.part_path.write_bytes(BODY[:1000])
+    node.get(NODE, body=b"", status=416, headers={"Content-Range": "bytes */900"})
+    with pytest.raises(ChecksumMismatchError):
+        make_downloader(lambda _: NODE).fetch(item)
+    assert item.part_path.read_bytes() == BODY[:1000]
+
+
+def test_a_full_disk_raises_no_space_keeping_the_bytes_written(
+    fs: Any, node: responses.RequestsMock, clock: Clock
+) -> None:
+    fs.set_disk_usage(6000, path="/")
+    fs.create_dir("/media/staging")
+    item = FileToFetch(1, len(BODY), None, Path("/media/staging/one.part"))
+    node.get(NODE, body=BODY, status=200)
+    downloader = Downloader(lambda _: NODE, chunk_size=CHUNK, sleep=clock.sleep)
+    with pytest.raises(NoSpaceError) as caught:
+        downloader.fetch(item)
+    downloader.close()
+    assert "/media/staging" in caught.value.hint
+    assert item.part_path.read_bytes() == BODY[: item.part_path.stat().st_size]
+    assert 0 < item.part_path.stat().st_size <= 6000

@@ -1,0 +1,346 @@
+"""The journal against a real SQLite file (and PostgreSQL when one is offered).
+
+Set PUTIO_MIRROR_TEST_POSTGRES_URL (e.g. postgresql+psycopg://user@127.0.0.1:5432/postgres,
+a role allowed to create databases) to run the portable tests against PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from putio_mirror.errors import JournalError
+from putio_mirror.journal import SCHEMA_VERSION, Journal
+from putio_mirror.state import DownloadRecord
+
+T0 = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
+HASH_A = "a" * 40
+HASH_B = "b" * 40
+POSTGRES_ENV = "PUTIO_MIRROR_TEST_POSTGRES_URL"
+
+
+def minutes(count: int) -> datetime:
+    return T0 + timedelta(minutes=count)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def db_file(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "journal.sqlite3"
+
+
+@pytest.fixture
+def journal(db_file: Path) -> Iterator[Journal]:
+    with Journal.open(sqlite_url(db_file), env={"HOME": str(db_file.parent)}) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
+    """A journal on SQLite, and on a fresh PostgreSQL database when one is configured."""
+    if request.param == "sqlite":
+        with Journal.open(sqlite_url(tmp_path / "j.sqlite3"), env={}) as opened:
+            yield opened
+        return
+    admin_url = os.environ.get(POSTGRES_ENV)
+    if not admin_url:
+        pytest.skip(f"set {POSTGRES_ENV} to test against PostgreSQL")
+    with PostgresDatabase(admin_url) as url, Journal.open(url, env={}) as opened:
+        yield opened
+
+
+class PostgresDatabase:
+    """Create a throwaway database on entering, drop it on leaving."""
+
+    def __init__(self, admin_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.admin_url = make_url(admin_url)
+        self.name = f"putio_mirror_test_{uuid.uuid4().hex[:12]}"
+
+    def _run(self, sql: str) -> None:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(sql))
+        finally:
+            engine.dispose()
+
+    def __enter__(self) -> str:
+        self._run(f'CREATE DATABASE "{self.name}"')
+        return self.admin_url.set(database=self.name).render_as_string(hide_password=False)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._run(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def query(db_file: Path, sql: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(db_file)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+# -- opening -------------------------------------------------------------------
+
+
+def test_open_creates_folder_tables_schema_version_and_wal_mode(
+    journal: Journal, db_file: Path
+) -> None:
+    tables = {row[0] for row in query(db_file, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"schema_info", "runs", "actions", "submissions", "downloads"} <= tables
+    assert query(db_file, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
+    assert query(db_file, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_reopening_keeps_one_schema_version_row(db_file: Path) -> None:
+    for _ in range(2):
+        Journal.open(sqlite_url(db_file), env={}).close()
+    assert query(db_file, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
+
+
+def test_corrupt_file_raises_journal_error_saying_to_move_it_aside(db_file: Path) -> None:
+    db_file.parent.mkdir(parents=True)
+    db_file.write_bytes(b"this is not a database, just garbage\x00\xff" * 200)
+    with pytest.raises(JournalError) as caught:
+        Journal.open(sqlite_url(db_file), env={})
+    assert "corrupt" in caught.value.message
+    assert "move it aside" in caught.value.hint
+
+
+def test_journal_written_by_a_newer_version_is_refused(db_file: Path) -> None:
+    Journal.open(sqlite_url(db_file), env={}).close()
+    with closing(sqlite3.connect(db_file)) as conn, conn:
+        conn.execute("UPDATE schema_info SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(JournalError) as caught:
+        Journal.open(sqlite_url(db_file), env={})
+    assert "newer" in caught.value.message
+    assert caught.value.hint
+
+
+def test_unsupported_database_is_refused_with_a_hint() -> None:
+    with pytest.raises(JournalError) as caught:
+        Journal.open("mysql://user:pw@127.0.0.1/db", env={})
+    assert "PostgreSQL" in caught.value.hint
+
+
+def test_unreachable_server_error_hides_the_password() -> None:
+    # Port 1 on loopback refuses at once: a quick, local connection failure.
+    with pytest.raises(JournalError) as caught:
+        Journal.open("postgresql+psycopg://mirror:hunter2secret@127.0.0.1:1/mirror", env={})
+    assert "hunter2secret" not in f"{caught.value.message} {caught.value.hint}"
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_a_writer_waiting_too_long_gets_a_locked_error(db_file: Path) -> None:
+    with (
+        Journal.open(sqlite_url(db_file), env={}, busy_timeout=0.05) as journal,
+        closing(sqlite3.connect(db_file, isolation_level=None)) as holder,
+    ):
+        holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+        with pytest.raises(JournalError) as caught:
+            journal.start_run("sync", T0)
+        holder.execute("ROLLBACK")
+    assert "locked" in caught.value.message
+    assert "another process holds it" in caught.value.hint
+
+
+# -- the lock path ---------------------------------------------------------------
+
+
+def test_lock_path_of_a_sqlite_journal_sits_beside_the_file(
+    journal: Journal, db_file: Path
+) -> None:
+    assert journal.lock_path == db_file.with_name("journal.sqlite3.lock")
+
+
+def test_lock_path_of_a_server_journal_ignores_the_password(tmp_path: Path) -> None:
+    # Journal.open would connect; lock_path needs only the URL, so build it unopened.
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    def lock_for(url: str, runtime: Path) -> Path:
+        engine = create_engine("sqlite://")
+        try:
+            return Journal(engine, make_url(url), runtime).lock_path
+        finally:
+            engine.dispose()
+
+    first = lock_for("postgresql+psycopg://mirror:one@db.local/mirror", tmp_path)
+    second = lock_for("postgresql+psycopg://mirror:two@db.local/mirror", tmp_path)
+    other = lock_for("postgresql+psycopg://mirror:one@db.local/other", tmp_path)
+    assert first == second != other
+    assert first.parent == tmp_path
+    assert "one" not in first.name
+
+
+# -- runs and actions ------------------------------------------------------------
+
+
+def test_runs_are_recorded_and_listed_newest_first(any_journal: Journal) -> None:
+    first = any_journal.start_run("sync", minutes(0))
+    any_journal.finish_run(first, minutes(5), 0, "3 downloads")
+    second = any_journal.start_run("files download", minutes(10), dry_run=True)
+    runs = any_journal.recent_runs()
+    assert [run.id for run in runs] == [second, first]
+    assert runs[0].finished_at is None and runs[0].exit_code is None and runs[0].dry_run
+    assert runs[1].command == "sync" and runs[1].summary == "3 downloads"
+    assert runs[1].started_at == minutes(0) and runs[1].finished_at == minutes(5)
+    assert any_journal.recent_runs(limit=1) == runs[:1]
+
+
+def test_action_lifecycle_records_outcome_error_and_detail(any_journal: Journal) -> None:
+    run = any_journal.start_run("sync", minutes(0))
+    done = any_journal.action_started(run, "upload", f"upload:{HASH_A}", "a.torrent", minutes(1))
+    failed = any_journal.action_started(run, "download", "download:7", "a/b.mkv", minutes(2))
+    any_journal.action_finished(done, "done", minutes(3), detail="transfer 12")
+    any_journal.action_finished(failed, "failed", minutes(4), error="CRC32 mismatch")
+    first, second = any_journal.actions_of(run)
+    assert (first.id, first.kind, first.status, first.detail) == (
+        done,
+        "upload",
+        "done",
+        "transfer 12",
+    )
+    assert (second.target, second.status, second.error) == ("a/b.mkv", "failed", "CRC32 mismatch")
+    assert second.started_at == minutes(2) and second.finished_at == minutes(4)
+    assert any_journal.actions_of(run + 1) == ()
+
+
+def test_attempts_count_earlier_actions_with_the_same_key(any_journal: Journal) -> None:
+    first_run = any_journal.start_run("sync", minutes(0))
+    any_journal.action_started(first_run, "download", "download:7", "x", minutes(1))
+    any_journal.action_started(first_run, "download", "download:8", "y", minutes(1))
+    second_run = any_journal.start_run("sync", minutes(60))
+    again = any_journal.action_started(second_run, "download", "download:7", "x", minutes(61))
+    other = any_journal.action_started(second_run, "cancel", "cancel:3", "t", minutes(61))
+    attempts = {action.id: action.attempts for action in any_journal.actions_of(second_run)}
+    assert attempts == {again: 2, other: 1}
+
+
+def test_abandon_stale_actions_marks_only_started_ones_interrupted(any_journal: Journal) -> None:
+    crashed = any_journal.start_run("sync", minutes(0))
+    finished = any_journal.action_started(crashed, "upload", "upload:x", "x", minutes(1))
+    any_journal.action_finished(finished, "done", minutes(2))
+    left = any_journal.action_started(crashed, "download", "download:7", "y", minutes(3))
+    assert any_journal.abandon_stale_actions(minutes(30)) == 1
+    statuses = {action.id: action for action in any_journal.actions_of(crashed)}
+    assert statuses[finished].status == "done"
+    assert statuses[left].status == "interrupted"
+    assert statuses[left].finished_at == minutes(30)
+    assert any_journal.abandon_stale_actions(minutes(31)) == 0
+
+
+def test_action_finished_refuses_a_status_that_is_not_an_outcome(journal: Journal) -> None:
+    run = journal.start_run("sync", T0)
+    action = journal.action_started(run, "upload", "upload:x", "x", T0)
+    with pytest.raises(ValueError, match="started"):
+        journal.action_finished(action, "started", T0)
+    with pytest.raises(ValueError, match="finished"):
+        journal.action_finished(action, "finished", T0)
+
+
+def test_naive_datetimes_are_refused(journal: Journal) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        journal.start_run("sync", datetime(2024, 3, 1, 2, 0))
+
+
+def test_datetimes_come_back_as_the_same_instant_in_utc(any_journal: Journal) -> None:
+    paris_summer = timezone(timedelta(hours=2))
+    local = datetime(2024, 7, 1, 4, 30, 15, 250_000, tzinfo=paris_summer)
+    run = any_journal.start_run("sync", local)
+    (record,) = any_journal.recent_runs()
+    assert record.id == run
+    assert record.started_at == local
+    assert record.started_at.utcoffset() == timedelta(0)
+    assert record.started_at.hour == 2 and record.started_at.microsecond == 250_000
+
+
+# -- submissions and downloads -----------------------------------------------------
+
+
+def test_record_submission_is_idempotent_and_keeps_a_known_transfer_id(
+    any_journal: Journal,
+) -> None:
+    any_journal.record_submission(HASH_A, None, "Show S01E01", minutes(0))
+    any_journal.record_submission(HASH_A, 41, "Show S01E01", minutes(1))
+    any_journal.record_submission(HASH_A, None, "Show S01E01 again", minutes(2))
+    any_journal.record_submission(HASH_B, 42, "Film", minutes(3))
+    facts = any_journal.facts()
+    assert set(facts.submissions) == {HASH_A, HASH_B}
+    first = facts.submissions[HASH_A]
+    assert (first.transfer_id, first.name, first.submitted_at) == (41, "Show S01E01 again", T0)
+    assert facts.own_transfer_ids == frozenset({41, 42})
+
+
+def test_progress_then_verification_shows_in_facts(any_journal: Journal) -> None:
+    any_journal.record_progress(7, "Show/e01.mkv", 1000, "0badf00d", 256, minutes(0))
+    assert any_journal.facts().downloads[7] == DownloadRecord(
+        7, "Show/e01.mkv", 1000, "0badf00d", 256, None
+    )
+    any_journal.record_progress(7, "Show/e01.mkv", 1000, "0badf00d", 512, minutes(1))
+    any_journal.mark_verified(7, "Show/e01.mkv", 1000, "0badf00d", minutes(2))
+    record = any_journal.facts().downloads[7]
+    assert record.is_verified and record.verified_at == minutes(2)
+    assert record.bytes_done == 1000
+
+
+def test_reset_download_forgets_progress_but_keeps_the_failure_count(
+    any_journal: Journal,
+) -> None:
+    any_journal.record_progress(7, "e01.mkv", 1000, "0badf00d", 1000, minutes(0))
+    assert any_journal.record_failure(7) == 1
+    any_journal.reset_download(7)
+    record = any_journal.facts().downloads[7]
+    assert (record.bytes_done, record.verified_at, record.relative_path) == (0, None, "e01.mkv")
+    assert any_journal.record_failure(7) == 2
+
+
+def test_failures_of_a_file_without_progress_are_counted_but_not_facts(
+    any_journal: Journal,
+) -> None:
+    assert [any_journal.record_failure(9) for _ in range(3)] == [1, 2, 3]
+    assert 9 not in any_journal.facts().downloads
+    any_journal.record_progress(9, "film.mkv", 10, None, 5, minutes(0))
+    assert any_journal.facts().downloads[9].bytes_done == 5
+    assert any_journal.record_failure(9) == 4
+
+
+def test_verification_clears_the_failure_count(any_journal: Journal) -> None:
+    any_journal.record_failure(7)
+    any_journal.mark_verified(7, "e01.mkv", 10, None, minutes(0))
+    assert any_journal.record_failure(7) == 1
+
+
+def test_facts_of_an_empty_journal_are_empty(any_journal: Journal) -> None:
+    facts = any_journal.facts()
+    assert (dict(facts.submissions), dict(facts.downloads), facts.own_transfer_ids) == (
+        {},
+        {},
+        frozenset(),
+    )
+
+
+# -- two processes -----------------------------------------------------------------
+
+
+def test_two_journals_on_one_file_see_each_others_writes(db_file: Path) -> None:
+    url = sqlite_url(db_file)
+    with Journal.open(url, env={}) as runner, Journal.open(url, env={}) as viewer:
+        assert viewer.facts().downloads == {}
+        runner.record_progress(7, "e01.mkv", 100, None, 50, T0)
+        assert viewer.facts().downloads[7].bytes_done == 50
+        run = viewer.start_run("status", T0)
+        runner.abandon_stale_actions(T0)
+        assert [record.id for record in runner.recent_runs()] == [run]

@@ -1,0 +1,292 @@
+"""Tests of putio_mirror.localfs: run lock, safe paths, atomic placing, space, CRC32."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from pyfakefs.fake_filesystem_unittest import Patcher
+
+from putio_mirror.errors import AlreadyRunningError, ItemError, NoSpaceError, UnsafePathError
+from putio_mirror.localfs import (
+    RunLock,
+    crc32_of,
+    ensure_room,
+    free_bytes,
+    human_bytes,
+    local_size,
+    part_path,
+    place_atomically,
+    resolve_inside,
+)
+
+PROJECT = Path(__file__).resolve().parents[1]
+# Run in another process: try the lock, report the outcome on stdout.
+TRY_LOCK = """
+import sys
+from pathlib import Path
+from putio_mirror.errors import AlreadyRunningError
+from putio_mirror.localfs import RunLock
+try:
+    with RunLock(Path(sys.argv[1])):
+        print("locked")
+except AlreadyRunningError as error:
+    print(f"refused|{error.message}|{error.hint}")
+"""
+
+
+def try_lock_in_another_process(path: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", TRY_LOCK, str(path)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+# --- RunLock ------------------------------------------------------------------------
+
+
+def test_a_second_run_in_another_process_is_refused_while_the_lock_is_held(
+    tmp_path: Path,
+) -> None:
+    lock_file = tmp_path / "state" / "journal.lock"
+
+    with RunLock(lock_file):
+        outcome = try_lock_in_another_process(lock_file)
+
+    status, message, hint = outcome.split("|")
+    assert status == "refused"
+    assert message == "another putio-mirror run is using this journal"
+    assert str(lock_file) in hint
+    assert f"pid {os.getpid()}" in hint
+
+
+def test_the_lock_can_be_taken_again_after_release(tmp_path: Path) -> None:
+    lock_file = tmp_path / "journal.lock"
+
+    with RunLock(lock_file):
+        pass
+
+    assert try_lock_in_another_process(lock_file) == "locked"
+    with RunLock(lock_file):
+        assert lock_file.read_text().strip() == str(os.getpid())
+
+
+def test_a_second_lock_in_the_same_process_is_refused_too(tmp_path: Path) -> None:
+    lock_file = tmp_path / "journal.lock"
+
+    with RunLock(lock_file), pytest.raises(AlreadyRunningError), RunLock(lock_file):
+        pass
+
+
+# --- paths --------------------------------------------------------------------------
+
+
+def test_part_path_names_the_part_file_by_file_id(tmp_path: Path) -> None:
+    assert part_path(tmp_path, 1234) == tmp_path / "1234.part"
+
+
+@pytest.mark.parametrize("relative", ["a/b.mkv", "a/../b.mkv", "./c", "d//e"])
+def test_resolve_inside_accepts_paths_that_stay_inside(tmp_path: Path, relative: str) -> None:
+    path = resolve_inside(tmp_path, relative)
+
+    assert path.resolve().is_relative_to(tmp_path.resolve())
+    assert path != tmp_path
+
+
+@pytest.mark.parametrize(
+    "relative", ["../x", "a/../../x", "..", "/etc/passwd", "", ".", "a/..", "x\x00y"]
+)
+def test_resolve_inside_refuses_paths_that_escape(tmp_path: Path, relative: str) -> None:
+    with pytest.raises(UnsafePathError, match="would leave") as raised:
+        resolve_inside(tmp_path / "root", relative)
+    assert raised.value.hint
+
+
+def test_resolve_inside_refuses_a_symlink_inside_root_pointing_out(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "escape").symlink_to(outside)
+    (root / "dangling").symlink_to(tmp_path / "nowhere")
+
+    with pytest.raises(UnsafePathError):
+        resolve_inside(root, "escape/file.mkv")
+    with pytest.raises(UnsafePathError):
+        resolve_inside(root, "dangling")
+
+
+def test_resolve_inside_allows_a_symlink_that_stays_inside(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "alias").symlink_to(root / "real")
+
+    assert resolve_inside(root, "alias/file.mkv") == root / "alias" / "file.mkv"
+
+
+# --- place_atomically ----------------------------------------------------------------
+
+
+def make_part(tmp_path: Path, data: bytes = b"movie data") -> Path:
+    staging = tmp_path / ".putio-mirror-staging"
+    staging.mkdir(exist_ok=True)
+    part = part_path(staging, 7)
+    part.write_bytes(data)
+    return part
+
+
+def test_place_atomically_moves_the_part_into_new_folders(tmp_path: Path) -> None:
+    part = make_part(tmp_path)
+    final = tmp_path / "Show" / "Season 1" / "ep.mkv"
+
+    place_atomically(part, final)
+
+    assert final.read_bytes() == b"movie data"
+    assert not part.exists()
+
+
+def test_place_atomically_never_overwrites_and_keeps_the_part(tmp_path: Path) -> None:
+    part = make_part(tmp_path)
+    final = tmp_path / "ep.mkv"
+    final.write_bytes(b"precious")
+
+    with pytest.raises(ItemError, match="would overwrite") as raised:
+        place_atomically(part, final)
+
+    assert final.read_bytes() == b"precious"
+    assert part.read_bytes() == b"movie data"
+    assert str(part) in raised.value.hint
+
+
+def test_place_atomically_does_not_replace_a_dangling_symlink(tmp_path: Path) -> None:
+    part = make_part(tmp_path)
+    final = tmp_path / "ep.mkv"
+    final.symlink_to(tmp_path / "elsewhere")
+
+    with pytest.raises(ItemError, match="would overwrite"):
+        place_atomically(part, final)
+
+    assert final.is_symlink()
+    assert not (tmp_path / "elsewhere").exists()
+    assert part.exists()
+
+
+@pytest.fixture
+def no_hard_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filesystem (like some NAS shares) that refuses link(2)."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+
+
+@pytest.mark.usefixtures("no_hard_links")
+def test_place_atomically_renames_where_hard_links_are_not_supported(tmp_path: Path) -> None:
+    part = make_part(tmp_path)
+    final = tmp_path / "ep.mkv"
+
+    place_atomically(part, final)
+
+    assert final.read_bytes() == b"movie data"
+    assert not part.exists()
+
+
+@pytest.mark.usefixtures("no_hard_links")
+def test_place_atomically_without_hard_links_still_never_overwrites(tmp_path: Path) -> None:
+    part = make_part(tmp_path)
+    final = tmp_path / "ep.mkv"
+    final.write_bytes(b"precious")
+
+    with pytest.raises(ItemError, match="would overwrite"):
+        place_atomically(part, final)
+
+    assert final.read_bytes() == b"precious"
+    assert part.exists()
+
+
+def test_place_atomically_of_a_missing_part_raises_an_item_error(tmp_path: Path) -> None:
+    with pytest.raises(ItemError, match="could not move"):
+        place_atomically(tmp_path / "9.part", tmp_path / "ep.mkv")
+    assert not (tmp_path / "ep.mkv").exists()
+
+
+# --- space --------------------------------------------------------------------------
+
+GIB = 1024**3
+
+
+def test_ensure_room_raises_no_space_with_the_figures() -> None:
+    with Patcher() as patcher:
+        patcher.fs.set_disk_usage(10 * GIB)
+        patcher.fs.create_file("/data/big.bin", st_size=9 * GIB)
+        target = Path("/data/Show/Season 1/ep.mkv")
+
+        assert free_bytes(target) == GIB
+        with pytest.raises(NoSpaceError) as raised:
+            ensure_room(target, 2 * GIB)
+        ensure_room(target, GIB - 100 * 1024 * 1024)
+
+    assert raised.value.message == (
+        "not enough room for 2.0 GiB in /data/Show/Season 1/ep.mkv: "
+        "1.0 GiB free, 100.0 MiB kept spare"
+    )
+    assert raised.value.hint
+
+
+def test_ensure_room_counts_the_margin() -> None:
+    with Patcher() as patcher:
+        patcher.fs.set_disk_usage(GIB)
+        with pytest.raises(NoSpaceError):
+            ensure_room(Path("/x"), 1, margin=GIB)
+        ensure_room(Path("/x"), GIB, margin=0)
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1536, "1.5 KiB"),
+        (5 * 1024**2, "5.0 MiB"),
+        (3 * 1024**4, "3.0 TiB"),
+    ],
+)
+def test_human_bytes_uses_binary_units(count: int, text: str) -> None:
+    assert human_bytes(count) == text
+
+
+# --- files --------------------------------------------------------------------------
+
+
+def test_crc32_of_reads_in_chunks_and_keeps_leading_zeros(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"hello world")
+
+    assert crc32_of(path, chunk_size=3) == "0d4a1185"
+    assert crc32_of(path) == f"{zlib.crc32(b'hello world'):08x}"
+
+
+def test_crc32_of_a_missing_file_raises_an_item_error(tmp_path: Path) -> None:
+    with pytest.raises(ItemError, match="cannot read"):
+        crc32_of(tmp_path / "missing")
+
+
+def test_local_size_is_none_for_missing_files_and_folders(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"12345")
+
+    assert local_size(path) == 5
+    assert local_size(tmp_path / "missing") is None
+    assert local_size(path / "under-a-file") is None
+    assert local_size(tmp_path) is None

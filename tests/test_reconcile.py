@@ -1,0 +1,344 @@
+"""The reconciler: table tests for each rule, and hypothesis properties for the whole."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from putio_mirror.plan import (
+    AdoptLocal,
+    ArchiveDuplicate,
+    CancelTransfer,
+    CleanTransfers,
+    DeleteRemote,
+    Download,
+    Plan,
+    RejectBlackholeFile,
+    SubmitMagnet,
+    SubmitTorrent,
+)
+from putio_mirror.reconcile import reconcile, safety_violations
+from putio_mirror.state import (
+    BlackholeItem,
+    DownloadRecord,
+    JournalFacts,
+    LocalFacts,
+    Policy,
+    RemoteFile,
+    SafetyLimits,
+    Snapshot,
+    Submission,
+    Transfer,
+)
+
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+HASH_A = "a" * 40
+HASH_B = "b" * 40
+
+
+def folder(file_id: int, name: str, parent: int = 0, kind: str = "REGULAR") -> RemoteFile:
+    return RemoteFile(file_id, name, parent, 0, True, None, kind)
+
+
+def file(file_id: int, name: str, parent: int = 0, size: int = 10) -> RemoteFile:
+    return RemoteFile(file_id, name, parent, size, False, f"{file_id:08x}")
+
+
+def verified(file_id: int, path: str = "x", size: int = 10) -> DownloadRecord:
+    return DownloadRecord(file_id, path, size, f"{file_id:08x}", size, NOW)
+
+
+def facts(
+    submissions: dict[str, int] | None = None, downloads: list[DownloadRecord] | None = None
+) -> JournalFacts:
+    subs = {h: Submission(h, tid, h[:4], NOW) for h, tid in (submissions or {}).items()}
+    return JournalFacts(
+        MappingProxyType(subs),
+        MappingProxyType({record.file_id: record for record in downloads or []}),
+        frozenset(subs[h].transfer_id for h in subs if subs[h].transfer_id is not None),
+    )
+
+
+def torrent(name: str, info_hash: str | None, problem: str | None = None) -> BlackholeItem:
+    return BlackholeItem(f"/bh/{name}", name, "torrent", 100, info_hash, name, None, problem)
+
+
+def test_new_torrent_and_magnet_are_submitted_and_bad_file_rejected() -> None:
+    magnet = BlackholeItem("/bh/m.magnet", "m.magnet", "magnet", 60, HASH_B, "m", "magnet:?x")
+    snapshot = Snapshot(
+        blackhole=(
+            torrent("a.torrent", HASH_A),
+            magnet,
+            torrent("bad.torrent", None, "not bencoded"),
+        )
+    )
+    plan = reconcile(snapshot, Policy(), NOW)
+    assert [type(action) for action in plan] == [SubmitTorrent, RejectBlackholeFile, SubmitMagnet]
+    assert plan.actions[0].key == f"upload:{HASH_A}"
+    assert plan.actions[2].key == f"magnet:{HASH_B}"
+
+
+def test_torrent_dropped_again_under_another_name_is_never_submitted_twice() -> None:
+    snapshot = Snapshot(blackhole=(torrent("again.torrent", HASH_A),), journal=facts({HASH_A: 7}))
+    plan = reconcile(snapshot, Policy(), NOW)
+    assert [type(action) for action in plan] == [ArchiveDuplicate]
+    assert any("not adding it again" in note.message for note in plan.notes)
+
+
+def test_two_copies_in_one_scan_submit_once_and_archive_the_other_after_it() -> None:
+    snapshot = Snapshot(blackhole=(torrent("a.torrent", HASH_A), torrent("b.torrent", HASH_A)))
+    submit, archive = reconcile(snapshot, Policy(), NOW).actions
+    assert isinstance(submit, SubmitTorrent) and isinstance(archive, ArchiveDuplicate)
+    assert archive.requires == (submit.key,)
+
+
+def test_seeding_transfer_of_ours_is_cancelled_and_foreign_one_left_alone() -> None:
+    ours = Transfer(1, "ours", "SEEDING", HASH_A, seconds_seeding=10)
+    foreign = Transfer(2, "foreign", "SEEDING", HASH_B, seconds_seeding=10)
+    snapshot = Snapshot(transfers=(ours, foreign), journal=facts({HASH_A: 1}))
+    plan = reconcile(snapshot, Policy(), NOW)
+    assert [action.key for action in plan] == ["cancel:1"]
+    plan_all = reconcile(snapshot, Policy(manage_foreign_transfers=True), NOW)
+    assert [action.key for action in plan_all] == ["cancel:1", "cancel:2"]
+
+
+def test_seeding_continues_until_hours_or_ratio_reached() -> None:
+    young = Transfer(1, "young", "SEEDING", HASH_A, seconds_seeding=3600, current_ratio=0.5)
+    policy = Policy(seeding_min_hours=24, seeding_min_ratio=1.0, manage_foreign_transfers=True)
+    assert not reconcile(Snapshot(transfers=(young,)), policy, NOW).actions
+    ratio_met = replace(young, current_ratio=1.2)
+    assert reconcile(Snapshot(transfers=(ratio_met,)), policy, NOW).count("cancel") == 1
+
+
+def test_new_remote_files_are_downloaded_with_their_folder_structure() -> None:
+    tree = (folder(1, "Show"), folder(2, "S01", 1), file(3, "e1.mkv", 2, 500))
+    plan = reconcile(Snapshot(files=tree), Policy(), NOW)
+    assert plan.actions == (Download(3, "Show/S01/e1.mkv", 500, "00000003"),)
+
+
+def test_file_verified_earlier_and_moved_away_locally_is_not_downloaded_again() -> None:
+    snapshot = Snapshot(files=(file(3, "movie.mkv"),), journal=facts(downloads=[verified(3)]))
+    assert reconcile(snapshot, Policy(), NOW).actions == ()
+
+
+def test_partial_download_resumes_from_bytes_in_staging() -> None:
+    snapshot = Snapshot(files=(file(3, "m.mkv", size=900),), local=LocalFacts(partial={3: 300}))
+    (action,) = reconcile(snapshot, Policy(), NOW).actions
+    assert isinstance(action, Download) and action.resume_from == 300
+
+
+def test_file_already_at_its_local_path_is_adopted_not_fetched() -> None:
+    snapshot = Snapshot(files=(file(3, "m.mkv", size=9),), local=LocalFacts(present={"m.mkv": 9}))
+    (action,) = reconcile(snapshot, Policy(), NOW).actions
+    assert isinstance(action, AdoptLocal)
+
+
+def test_different_local_file_in_the_way_is_never_overwritten() -> None:
+    snapshot = Snapshot(files=(file(3, "m.mkv", size=9),), local=LocalFacts(present={"m.mkv": 4}))
+    plan = reconcile(snapshot, Policy(), NOW)
+    assert plan.actions == ()
+    assert "not overwriting" in plan.notes[0].message
+
+
+def test_shared_with_you_folder_is_not_mirrored() -> None:
+    tree = (folder(1, "Items shared with you", kind="SHARED_ROOT"), file(2, "theirs.mkv", 1))
+    assert reconcile(Snapshot(files=tree), Policy(), NOW).actions == ()
+
+
+def test_finished_transfer_is_cleaned_only_after_its_files_are_mirrored() -> None:
+    tree = (folder(10, "Item"), file(11, "a.mkv", 10), file(12, "b.mkv", 10))
+    done = Transfer(5, "Item", "COMPLETED", HASH_A, file_id=10)
+    snapshot = Snapshot(transfers=(done,), files=tree, journal=facts({HASH_A: 5}, [verified(11)]))
+    plan = reconcile(snapshot, Policy(), NOW)
+    clean = plan.actions[-1]
+    assert isinstance(clean, CleanTransfers)
+    assert clean.transfer_ids == (5,) and clean.requires == ("download:12",)
+    mirrored = replace(snapshot, journal=facts({HASH_A: 5}, [verified(11), verified(12)]))
+    assert reconcile(mirrored, Policy(), NOW).actions == (CleanTransfers((5,), ("Item",)),)
+
+
+def test_delete_remote_is_off_by_default_and_waits_for_verification_when_on() -> None:
+    tree = (folder(10, "Item"), file(11, "a.mkv", 10))
+    snapshot = Snapshot(files=tree)
+    assert reconcile(snapshot, Policy(), NOW).count("delete") == 0
+    plan = reconcile(snapshot, Policy(delete_remote_after_download=True), NOW)
+    delete = plan.actions[-1]
+    assert isinstance(delete, DeleteRemote) and delete.requires == ("download:11",)
+
+
+def test_remote_root_limits_the_mirror_to_one_folder() -> None:
+    tree = (folder(1, "Keep"), file(2, "in.mkv", 1), file(3, "out.mkv", 0))
+    plan = reconcile(Snapshot(files=tree), Policy(remote_root_id=1), NOW)
+    assert [action.key for action in plan] == ["download:2"]
+    assert plan.actions[0].target == "in.mkv"
+
+
+def test_errored_transfer_is_reported_not_touched() -> None:
+    failed = Transfer(9, "broken", "ERROR", HASH_A, error_message="tracker down")
+    plan = reconcile(Snapshot(transfers=(failed,), journal=facts({HASH_A: 9})), Policy(), NOW)
+    assert plan.actions == ()
+    assert "tracker down" in plan.notes[-1].message
+
+
+def test_safety_refuses_mass_cancel_and_empty_remote_with_known_files() -> None:
+    seeding = tuple(Transfer(i, f"t{i}", "SEEDING", f"{i:040x}") for i in range(1, 6))
+    policy = Policy(manage_foreign_transfers=True, limits=SafetyLimits(max_cancels=3))
+    snapshot = Snapshot(transfers=seeding)
+    plan = reconcile(snapshot, policy, NOW)
+    assert "cancel 5 transfers" in safety_violations(plan, snapshot, policy)[0]
+    done = Transfer(1, "t", "COMPLETED", HASH_A, file_id=99)
+    known = [verified(i) for i in range(1, 20)]
+    vanished = Snapshot(transfers=(done,), journal=facts({HASH_A: 1}, known))
+    plan = reconcile(vanished, Policy(), NOW)
+    assert any("lists no files" in p for p in safety_violations(plan, vanished, Policy()))
+
+
+# --- properties ------------------------------------------------------------------------------
+
+STATUSES = ["IN_QUEUE", "DOWNLOADING", "SEEDING", "PREPARING_SEED", "COMPLETED", "ERROR", "ODD"]
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[Snapshot, Policy]:
+    count = draw(st.integers(0, 12))
+    files: list[RemoteFile] = []
+    folders = [0]
+    for file_id in range(1, count + 1):
+        parent = draw(st.sampled_from(folders))
+        name = draw(st.sampled_from(["a", "A", "b.mkv", "..", "con", "é", "é", "x:y"]))
+        if draw(st.booleans()):
+            kind = draw(st.sampled_from(["REGULAR", "REGULAR", "SHARED_ROOT"]))
+            files.append(RemoteFile(file_id, name, parent, 0, True, None, kind))
+            folders.append(file_id)
+        else:
+            files.append(
+                RemoteFile(file_id, name, parent, draw(st.integers(0, 50)), False, "0" * 8)
+            )
+    hashes = [f"{n:040x}" for n in range(1, 6)]
+    transfers = tuple(
+        Transfer(
+            tid,
+            f"t{tid}",
+            draw(st.sampled_from(STATUSES)),
+            draw(st.sampled_from(hashes)),
+            file_id=draw(st.one_of(st.none(), st.integers(1, count + 2))),
+            seconds_seeding=draw(st.integers(0, 100_000)),
+        )
+        for tid in range(1, draw(st.integers(0, 5)) + 1)
+    )
+    submitted = {h: draw(st.integers(1, 6)) for h in draw(st.sets(st.sampled_from(hashes)))}
+    done = [
+        verified(item.id, size=item.size)
+        for item in files
+        if not item.is_folder and draw(st.booleans())
+    ]
+    blackhole = tuple(
+        torrent(f"f{n}.torrent", draw(st.sampled_from([*hashes, None])), None)
+        for n in range(draw(st.integers(0, 4)))
+    )
+    blackhole = tuple(
+        replace(item, problem="bad") if item.info_hash is None else item for item in blackhole
+    )
+    policy = Policy(
+        cancel_seeding=draw(st.booleans()),
+        clean_finished=draw(st.booleans()),
+        download=draw(st.booleans()),
+        delete_remote_after_download=draw(st.booleans()),
+        manage_foreign_transfers=draw(st.booleans()),
+        seeding_min_hours=draw(st.sampled_from([0.0, 10.0])),
+    )
+    snapshot = Snapshot(blackhole, transfers, tuple(files), facts(submitted, done))
+    return snapshot, policy
+
+
+def apply(plan: Plan, snapshot: Snapshot) -> Snapshot:
+    """A simulated world: what put.io, the folders and the journal look like after the plan."""
+    blackhole = {item.path: item for item in snapshot.blackhole}
+    transfers = {transfer.id: transfer for transfer in snapshot.transfers}
+    files = {item.id: item for item in snapshot.files}
+    submissions = dict(snapshot.journal.submissions)
+    downloads = dict(snapshot.journal.downloads)
+    next_id = max([1000, *transfers]) + 1
+    for action in plan:
+        if isinstance(action, SubmitTorrent | SubmitMagnet):
+            transfers[next_id] = Transfer(next_id, action.name, "IN_QUEUE", action.info_hash)
+            submissions[action.info_hash] = Submission(action.info_hash, next_id, action.name, NOW)
+            next_id += 1
+        if isinstance(
+            action, SubmitTorrent | SubmitMagnet | RejectBlackholeFile | ArchiveDuplicate
+        ):
+            del blackhole[action.path]
+        elif isinstance(action, CancelTransfer):
+            del transfers[action.transfer_id]
+        elif isinstance(action, CleanTransfers):
+            for transfer_id in action.transfer_ids:
+                del transfers[transfer_id]
+        elif isinstance(action, Download | AdoptLocal):
+            downloads[action.file_id] = verified(action.file_id, action.relative_path, action.size)
+        elif isinstance(action, DeleteRemote):
+            _delete_subtree(files, action.file_id)
+    own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
+    journal = JournalFacts(MappingProxyType(submissions), MappingProxyType(downloads), own)
+    return Snapshot(
+        tuple(blackhole.values()), tuple(transfers.values()), tuple(files.values()), journal
+    )
+
+
+def _delete_subtree(files: dict[int, RemoteFile], root: int) -> None:
+    doomed = {root}
+    changed = True
+    while changed:
+        extra = {fid for fid, item in files.items() if item.parent_id in doomed} - doomed
+        doomed |= extra
+        changed = bool(extra)
+    for fid in doomed:
+        files.pop(fid, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(worlds())
+def test_applying_a_plan_then_reconciling_again_gives_an_empty_plan(
+    world: tuple[Snapshot, Policy],
+) -> None:
+    snapshot, policy = world
+    after = apply(reconcile(snapshot, policy, NOW), snapshot)
+    assert reconcile(after, policy, NOW).actions == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(worlds(), st.randoms(use_true_random=False))
+def test_plan_is_deterministic_whatever_the_listing_order(
+    world: tuple[Snapshot, Policy], rng: random.Random
+) -> None:
+    snapshot, policy = world
+    shuffled = replace(
+        snapshot,
+        files=tuple(rng.sample(snapshot.files, len(snapshot.files))),
+        transfers=tuple(rng.sample(snapshot.transfers, len(snapshot.transfers))),
+        blackhole=tuple(rng.sample(snapshot.blackhole, len(snapshot.blackhole))),
+    )
+    assert reconcile(snapshot, policy, NOW) == reconcile(shuffled, policy, NOW)
+
+
+@settings(max_examples=200, deadline=None)
+@given(worlds())
+def test_transfers_not_submitted_by_us_are_only_touched_when_configured(
+    world: tuple[Snapshot, Policy],
+) -> None:
+    snapshot, policy = world
+    policy = replace(policy, manage_foreign_transfers=False)
+    ours = snapshot.journal.own_transfer_ids
+    ours_by_hash = set(snapshot.journal.submissions)
+    touched: set[int] = set()
+    for action in reconcile(snapshot, policy, NOW):
+        if isinstance(action, CancelTransfer):
+            touched.add(action.transfer_id)
+        if isinstance(action, CleanTransfers):
+            touched.update(action.transfer_ids)
+    by_id = {transfer.id: transfer for transfer in snapshot.transfers}
+    assert all(tid in ours or by_id[tid].hash in ours_by_hash for tid in touched)

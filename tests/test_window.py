@@ -1,0 +1,69 @@
+"""Time windows: parsing, midnight crossing, weekdays, closing and next opening."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from putio_mirror.window import Schedule, parse_schedule, parse_window
+
+FRIDAY = datetime(2026, 11, 27)  # a Friday
+
+
+def at(day_offset: int, hour: int, minute: int = 0) -> datetime:
+    return FRIDAY.replace(day=27 + day_offset, hour=hour, minute=minute)
+
+
+def test_plain_window_is_open_inside_and_closed_outside() -> None:
+    window = parse_window("00:05-05:55")
+    assert window.contains(at(0, 3)) and not window.contains(at(0, 6))
+    assert not window.contains(at(0, 0, 4)) and window.contains(at(0, 0, 5))
+    assert not window.contains(at(0, 5, 55))
+
+
+def test_window_crossing_midnight_is_open_after_midnight_on_the_next_day() -> None:
+    window = parse_window("23:00-02:00")
+    assert window.crosses_midnight
+    assert window.contains(at(0, 23, 30)) and window.contains(at(1, 1, 59))
+    assert not window.contains(at(1, 2, 0))
+
+
+def test_weekday_window_crossing_midnight_belongs_to_the_day_it_starts() -> None:
+    window = parse_window("Sat 23:00-02:00")
+    assert window.contains(at(1, 23, 30))  # Saturday night
+    assert window.contains(at(2, 1))  # early Sunday, still Saturday's window
+    assert not window.contains(at(0, 23, 30))  # Friday night
+    assert not window.contains(at(2, 23, 30))  # Sunday night
+
+
+def test_weekday_ranges_and_lists() -> None:
+    assert parse_window("Mon-Fri 01:00-06:00").days == frozenset({0, 1, 2, 3, 4})
+    assert parse_window("Sat,Sun 10:00-18:00").days == frozenset({5, 6})
+    assert parse_window("Fri-Mon 10:00-18:00").days == frozenset({4, 5, 6, 0})
+
+
+@pytest.mark.parametrize(
+    "text", ["25:00-26:00", "00:05", "12:00-12:00", "Funday 01:00-02:00", "1:60-2:00", ""]
+)
+def test_impossible_windows_are_refused_with_a_reason(text: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        parse_window(text)
+
+
+def test_schedule_without_windows_is_always_open() -> None:
+    schedule = Schedule()
+    assert schedule.is_open(at(0, 12)) and schedule.next_opening(at(0, 12)) is None
+
+
+def test_schedule_tells_when_it_closes_and_next_opens() -> None:
+    schedule = parse_schedule(["00:05-05:55", "Sat 10:00-18:00"])
+    assert schedule.closes_at(at(0, 3)) == at(0, 5, 55)
+    assert schedule.closes_at(at(0, 12)) is None
+    assert schedule.next_opening(at(0, 6)) == at(1, 0, 5)
+    assert schedule.next_opening(at(1, 6)) == at(1, 10)
+
+
+def test_window_ending_at_midnight_is_accepted() -> None:
+    window = parse_window("22:00-24:00")
+    assert window.contains(at(0, 23, 59)) and not window.contains(at(1, 0, 0))
