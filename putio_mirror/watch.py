@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 WATCHED_SUFFIXES = (".torrent", ".magnet")
 #: how long a file must be left alone before it is read (it may still be written)
 SETTLE_SECONDS = 2.0
-#: how soon to look again while files stay in the blackhole (failed or still settling)
+SETTLE_MARGIN = 0.25
+#: how soon to look again while files stay in the blackhole after a failure
 RECHECK_SECONDS = 30.0
 
 
@@ -43,7 +44,7 @@ class _Arm(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         paths = (event.src_path, getattr(event, "dest_path", ""))
         if any(str(path).lower().endswith(WATCHED_SUFFIXES) for path in paths):
-            self._arm(SETTLE_SECONDS)
+            self._arm(SETTLE_SECONDS + SETTLE_MARGIN)
 
 
 class _Timer:
@@ -115,19 +116,27 @@ def _loop(
     while not flag.is_set():
         if timer.fire_if_due():
             _guarded(runtime, submit)
-            if _waiting_files(runtime.settings.blackhole_dir):
-                timer.arm(RECHECK_SECONDS)
+            delay = _recheck_delay(runtime.settings.blackhole_dir, time.time())
+            if delay is not None:
+                timer.arm(delay)
         scheduler.run_pending()
         flag.wait(poll_seconds)
     log.info("stopped on request")
     return ExitCode.OK
 
 
-def _waiting_files(folder: Path) -> bool:
-    return any(
-        entry.is_file() and entry.name.lower().endswith(WATCHED_SUFFIXES)
+def _recheck_delay(folder: Path, now: float) -> float | None:
+    """Files still in the blackhole are either settling (look again soon) or failed (later)."""
+    ages = [
+        now - entry.stat().st_mtime
         for entry in folder.iterdir()
-    )
+        if entry.is_file() and entry.name.lower().endswith(WATCHED_SUFFIXES)
+    ]
+    if not ages:
+        return None
+    if min(ages) < SETTLE_SECONDS:
+        return SETTLE_SECONDS - min(ages) + SETTLE_MARGIN
+    return RECHECK_SECONDS
 
 
 def _guarded(runtime: Runtime, request: Request) -> None:

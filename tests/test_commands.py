@@ -213,3 +213,16 @@ def test_info_hash_of_submitted_torrent_is_journaled(
     info_hash = hashlib.sha1(bencode(bdecode(data)[b"info"]), usedforsecurity=False).hexdigest()
     assert mirror.fake.transfers()[0]["hash"] == info_hash
     assert "upload:" + info_hash in mirror.run("history", "--run", "1").out
+
+
+def test_remote_item_is_deleted_only_when_configured_and_after_verification(
+    mirror: Mirror,
+) -> None:
+    album = mirror.fake.add_folder("Album")
+    mirror.fake.add_file("01.flac", parent_id=album, size=3000)
+    assert mirror.run("sync").code == 0
+    assert len(mirror.fake.files()) == 2, "off by default"
+    mirror.write_config(download={"delete_remote_after": True})
+    assert mirror.run("sync").code == 0
+    assert mirror.fake.files() == []
+    assert (mirror.downloads / "Album" / "01.flac").stat().st_size == 3000

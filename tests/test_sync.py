@@ -1,0 +1,211 @@
+"""`sync`: dry runs change nothing, windows stop at chunk boundaries, one run at a time, safety."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from putio_mirror.app import ALL_KINDS, Request, Runtime, run_once
+from putio_mirror.config import load_settings
+from putio_mirror.errors import ExitCode
+from putio_mirror.fakeputio import FakePutio
+from putio_mirror.localfs import RunLock
+from tests.mirror_env import Mirror, mirror_for
+
+
+@pytest.fixture
+def mirror(
+    tmp_path: Path, fake_putio: FakePutio, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Mirror]:
+    with mirror_for(tmp_path, fake_putio, capsys) as harness:
+        yield harness
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under root (journal included) by its bytes' digest."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not path.name.endswith(("-wal", "-shm"))
+    }
+
+
+class SteppingClock:
+    """A local clock that moves ``step`` forward every time it is read."""
+
+    def __init__(self, start: datetime, step: timedelta) -> None:
+        self.now = start.astimezone()
+        self.step = step
+
+    def __call__(self) -> datetime:
+        current = self.now
+        self.now += self.step
+        return current
+
+
+def test_dry_run_makes_no_mutating_call_and_changes_no_byte_anywhere(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    mirror.fake.add_file("movie.mkv", size=50_000)
+    mirror.fake.add_transfer("Seeding", status="SEEDING", hash="e" * 40)
+    assert mirror.run("sync").code == 0  # a journal with history to protect
+    mirror.fake.add_file("new.mkv", size=10_000)
+    mirror.drop("a.torrent", torrent_bytes("A"))
+    mirror.write_config(transfers={"manage_foreign": True})
+    before = tree_digest(mirror.root)
+    mirror.fake.clear_requests()
+    result = mirror.run("sync", "--dry-run")
+    assert result.code == 0
+    assert "new.mkv" in result.out and "a.torrent" in result.out and "cancel" in result.out
+    assert [r for r in mirror.fake.requests if r.mutating or r.host == "node"] == []
+    assert tree_digest(mirror.root) == before
+
+
+def test_window_closing_mid_file_stops_at_a_chunk_boundary_and_next_window_resumes(
+    mirror: Mirror,
+) -> None:
+    file_id = mirror.fake.add_file("big.bin", size=2 * 1024 * 1024)
+    mirror.write_config(schedule={"windows": ["00:05-05:55"]}, download={"chunk_size_kb": 64})
+    settings = load_settings(mirror.config, {})
+    # Each clock read is one minute later: the window closes after a dozen chunks.
+    late = SteppingClock(datetime(2026, 11, 27, 5, 40), timedelta(minutes=1))
+    first = run_once(Runtime(settings, clock=late), Request("sync"))
+    assert first.exit_code == ExitCode.WINDOW_CLOSED
+    part = mirror.downloads / ".putio-mirror-staging" / f"{file_id}.part"
+    offset = part.stat().st_size
+    assert 0 < offset < 2 * 1024 * 1024 and offset % (64 * 1024) == 0
+    assert not (mirror.downloads / "big.bin").exists()
+
+    mirror.fake.clear_requests()
+    night = SteppingClock(datetime(2026, 11, 28, 1, 0), timedelta(seconds=0))
+    second = run_once(Runtime(settings, clock=night), Request("sync"))
+    assert second.exit_code == ExitCode.OK
+    ranges = [r.headers.get("Range") for r in mirror.fake.requests if r.host == "node"]
+    assert ranges == [f"bytes={offset}-"]
+    data = (mirror.downloads / "big.bin").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def test_outside_the_window_blackhole_and_grooming_run_but_downloads_wait(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    mirror.fake.add_file("movie.mkv", size=1000)
+    mirror.drop("a.torrent", torrent_bytes("A"))
+    mirror.write_config(schedule={"windows": ["00:05-05:55"]})
+    settings = load_settings(mirror.config, {})
+    noon = SteppingClock(datetime(2026, 11, 27, 12, 0), timedelta(0))
+    outcome = run_once(Runtime(settings, clock=noon), Request("sync"))
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert outcome.report is not None and outcome.report.deferred == 1
+    assert [t["name"] for t in mirror.fake.transfers()] == ["A"]
+    assert [r for r in mirror.fake.requests if r.host == "node"] == []
+
+
+def test_window_given_on_the_command_line_replaces_the_config(mirror: Mirror) -> None:
+    mirror.fake.add_file("movie.mkv", size=1000)
+    now = datetime.now().astimezone()
+    closed = f"{(now + timedelta(hours=2)):%H:%M}-{(now + timedelta(hours=3)):%H:%M}"
+    assert mirror.run("sync", "--window", closed).code == 10
+    assert mirror.run("sync").code == 0
+
+
+def test_second_run_while_one_is_active_exits_at_once_touching_nothing(mirror: Mirror) -> None:
+    mirror.fake.add_file("movie.mkv", size=1000)
+    journal = mirror.journal
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    with RunLock(Path(f"{journal}.lock")):
+        mirror.fake.clear_requests()
+        result = mirror.run("sync")
+    assert result.code == ExitCode.ALREADY_RUNNING
+    assert "another putio-mirror run" in result.err
+    assert mirror.fake.requests == []
+
+
+def test_two_sync_processes_started_together_one_works_one_exits_6(mirror: Mirror) -> None:
+    file_id = mirror.fake.add_file("movie.mkv", size=3_000_000)
+    mirror.fake.node_fault(file_id, stall_after=1_000_000, times=1)
+    first = mirror.spawn("sync")
+    second = mirror.spawn("sync")
+    codes = sorted([first.wait(timeout=60), second.wait(timeout=60)])
+    for process in (first, second):
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        process.stderr.close()
+    assert codes == [0, 6]
+    assert (mirror.downloads / "movie.mkv").read_bytes() == mirror.fake.file_content(file_id)
+
+
+def test_kill_9_during_download_then_rerun_resumes_from_bytes_on_disk(mirror: Mirror) -> None:
+    file_id = mirror.fake.add_file("movie.mkv", size=4_000_000)
+    mirror.fake.node_fault(file_id, stall_after=1_500_000, times=1)
+    process = mirror.spawn("files", "download")
+    part = mirror.downloads / ".putio-mirror-staging" / f"{file_id}.part"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 1_000_000):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    process.stderr.close()
+    on_disk = part.stat().st_size
+    assert on_disk >= 1_000_000
+    mirror.fake.clear_requests()
+    assert mirror.run("files", "download").code == 0
+    ranges = [r.headers.get("Range") for r in mirror.fake.requests if r.host == "node"]
+    assert ranges == [f"bytes={on_disk}-"]
+    data = (mirror.downloads / "movie.mkv").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    history = mirror.run("history", "--run", "2").out
+    assert "download:" in history and "done" in history
+
+
+def test_plan_beyond_the_safety_limits_is_refused_with_exit_5_unless_forced(
+    mirror: Mirror,
+) -> None:
+    for number in range(4):
+        mirror.fake.add_transfer(f"t{number}", status="SEEDING", hash=f"{number:040x}")
+    mirror.write_config(transfers={"manage_foreign": True}, safety={"max_cancels": 3})
+    mirror.fake.clear_requests()
+    refused = mirror.run("transfers", "cancel-seeding")
+    assert refused.code == 5 and "--force" in refused.err
+    assert [r for r in mirror.fake.requests if r.mutating] == []
+    assert mirror.run("transfers", "cancel-seeding", "--dry-run").code == 5
+    assert mirror.run("transfers", "cancel-seeding", "--force").code == 0
+    assert mirror.fake.transfers() == []
+
+
+def test_sync_refuses_when_put_io_suddenly_lists_nothing(mirror: Mirror) -> None:
+    ids = [mirror.fake.add_file(f"f{n}.bin", size=10) for n in range(12)]
+    hashes = f"{1:040x}"
+    mirror.fake.add_transfer("done", status="COMPLETED", hash=hashes, file_id=ids[0])
+    mirror.write_config(transfers={"manage_foreign": True, "clean_finished": False})
+    assert mirror.run("sync").code == 0
+    for file_id in ids:
+        mirror.fake.delete_file(file_id)
+    mirror.write_config(transfers={"manage_foreign": True})
+    result = mirror.run("sync")
+    assert result.code == 5 and "lists no files" in result.err
+
+
+def test_every_action_of_a_run_is_journaled_with_its_outcome(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    mirror.fake.add_file("movie.mkv", size=100)
+    mirror.drop("a.torrent", torrent_bytes("A"))
+    mirror.drop("bad.torrent", b"garbage")
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings), Request("sync", kinds=ALL_KINDS))
+    assert outcome.exit_code == 0
+    lines = mirror.run("history", "--run", "1").out.splitlines()
+    statuses = {line.split()[3]: line.split()[2] for line in lines}
+    assert set(statuses.values()) == {"done"}
+    assert {key.split(":")[0] for key in statuses} == {"upload", "reject", "download"}
