@@ -32,11 +32,11 @@ from putio_mirror.state import RemoteFile, Snapshot
 log = logging.getLogger(__name__)
 
 ALL_KINDS: frozenset[ActionKind] = frozenset(
-    {"submit", "reject", "archive", "cancel", "clean", "download", "adopt", "delete"}
+    {"submit", "reject", "archive", "cancel", "clean", "download", "adopt", "place", "delete"}
 )
 BLACKHOLE_KINDS: frozenset[ActionKind] = frozenset({"submit", "reject", "archive"})
 GROOM_KINDS: frozenset[ActionKind] = frozenset({"cancel", "clean"})
-DOWNLOAD_KINDS: frozenset[ActionKind] = frozenset({"download", "adopt"})
+DOWNLOAD_KINDS: frozenset[ActionKind] = frozenset({"download", "adopt", "place"})
 
 
 def local_now() -> datetime:

@@ -229,10 +229,10 @@ def files_download(
     context: Context, limit: int | None, chunk_size: int | None, dry_run: bool
 ) -> int:
     """Download, verify and place the remote files not yet mirrored."""
+    from putio_mirror.app import DOWNLOAD_KINDS
+
     overrides: dict[str, object] = {"download.chunk_size_kb": chunk_size} if chunk_size else {}
-    request = _request(
-        "files download", ["download", "adopt"], dry_run=dry_run, limit_downloads=limit
-    )
+    request = _request("files download", DOWNLOAD_KINDS, dry_run=dry_run, limit_downloads=limit)
     return _run(context, request, overrides)
 
 

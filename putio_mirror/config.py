@@ -14,29 +14,24 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    ConfigDict,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
     ValidationError,
-    field_validator,
 )
 from pydantic_core import ErrorDetails
 
+from putio_mirror.config_schema import MirrorFile, PutioSection, Secret
 from putio_mirror.errors import ConfigError
-from putio_mirror.state import Policy, SafetyLimits
-from putio_mirror.window import Schedule, parse_schedule, parse_window
+from putio_mirror.state import Filters, Policy, SafetyLimits
+from putio_mirror.window import Schedule, parse_schedule
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
 STAGING_NAME = ".putio-mirror-staging"
+MIB = 1024 * 1024
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
 _ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
@@ -44,118 +39,6 @@ _TOKEN_HINT = (
     f"set {TOKEN_ENV}, or putio.token_file (a file holding only the token) in the config file; "
     "put.io shows an OAuth token for each app you create at https://app.put.io/oauth"
 )
-
-
-class Secret:
-    """A string that never shows itself in ``repr``, ``str``, logs or error messages."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-def _check_window(text: str) -> str:
-    parse_window(text)  # raises ValueError with a readable reason
-    return text
-
-
-WindowText = Annotated[str, AfterValidator(_check_window)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PutioSection(_Section):
-    token: str | None = None
-    token_file: str | None = None
-    api_url: str = "https://api.put.io/v2"
-    upload_url: str = "https://upload.put.io/v2"
-    timeout_seconds: PositiveFloat = 30.0
-
-    @field_validator("api_url", "upload_url")
-    @classmethod
-    def _is_http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("should start with http:// or https://")
-        return value.rstrip("/")
-
-
-class PathsSection(_Section):
-    blackhole: str = "~/putio/blackhole"
-    downloads: str = "~/putio/downloads"
-    staging: str | None = None
-    journal: str | None = None
-    log_file: str | None = None
-
-
-class TransfersSection(_Section):
-    submit_blackhole: bool = True
-    save_parent_id: NonNegativeInt | None = None
-    cancel_seeding: bool = True
-    seeding_min_hours: NonNegativeFloat = 0.0
-    seeding_min_ratio: NonNegativeFloat | None = None
-    clean_finished: bool = True
-    manage_foreign: bool = False
-
-
-class DownloadSection(_Section):
-    enabled: bool = True
-    remote_root: NonNegativeInt = 0
-    chunk_size_kb: PositiveInt = 256
-    read_timeout_seconds: PositiveFloat = 60.0
-    max_outage_seconds: NonNegativeFloat = 300.0
-    delete_remote_after: bool = False
-
-
-class ScheduleSection(_Section):
-    windows: tuple[WindowText, ...] = ()
-    groom_outside_window: bool = True
-    watch_interval_minutes: PositiveFloat = 15.0
-
-    @field_validator("windows", mode="before")
-    @classmethod
-    def _one_window_is_a_list(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
-
-
-class SafetySection(_Section):
-    max_cancels: NonNegativeInt = 50
-    max_cleans: NonNegativeInt = 200
-    max_remote_deletes: NonNegativeInt = 20
-    vanished_threshold: NonNegativeInt = 10
-
-
-class MirrorFile(_Section):
-    """The whole file, exactly as written; ``Settings`` is built from it."""
-
-    putio: PutioSection = PutioSection()
-    paths: PathsSection = PathsSection()
-    transfers: TransfersSection = TransfersSection()
-    download: DownloadSection = DownloadSection()
-    schedule: ScheduleSection = ScheduleSection()
-    safety: SafetySection = SafetySection()
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_case_level(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -175,6 +58,10 @@ class Settings:
     chunk_size: int
     read_timeout: float
     max_outage: float
+    connections: int
+    parallel_files: int
+    bwlimit: str
+    free_space_margin: int
     schedule: Schedule
     groom_outside_window: bool
     watch_interval_minutes: float
@@ -420,6 +307,10 @@ def _build(
         chunk_size=model.download.chunk_size_kb * 1024,
         read_timeout=model.download.read_timeout_seconds,
         max_outage=model.download.max_outage_seconds,
+        connections=model.download.connections,
+        parallel_files=model.download.parallel_files,
+        bwlimit=model.download.bwlimit,
+        free_space_margin=model.download.free_space_margin_mb * MIB,
         schedule=parse_schedule(model.schedule.windows),
         groom_outside_window=model.schedule.groom_outside_window,
         watch_interval_minutes=model.schedule.watch_interval_minutes,
@@ -443,6 +334,13 @@ def _policy(model: MirrorFile) -> Policy:
         manage_foreign_transfers=transfers.manage_foreign,
         remote_root_id=download.remote_root,
         save_parent_id=transfers.save_parent_id,
+        item_placement=download.placement == "item",
+        filters=Filters(
+            include=download.include,
+            exclude=download.exclude,
+            min_size=int(download.min_size_mb * MIB),
+            skip_extras=download.skip_extras,
+        ),
         limits=SafetyLimits(
             max_cancels=safety.max_cancels,
             max_cleans=safety.max_cleans,

@@ -32,9 +32,11 @@ from putio_mirror.localfs import (
     crc32_of,
     ensure_room,
     local_size,
+    move_item,
     part_path,
     place_atomically,
     resolve_inside,
+    staged_items_dir,
 )
 from putio_mirror.plan import (
     Action,
@@ -44,6 +46,7 @@ from putio_mirror.plan import (
     CleanTransfers,
     DeleteRemote,
     Download,
+    PlaceItem,
     Plan,
     RejectBlackholeFile,
     SubmitMagnet,
@@ -54,7 +57,7 @@ from putio_mirror.window import Schedule
 
 log = logging.getLogger(__name__)
 
-WINDOWED_KINDS = frozenset({"download", "adopt"})
+WINDOWED_KINDS = frozenset({"download", "adopt", "place"})
 GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
 
@@ -295,7 +298,19 @@ class Executor:
             return None
         if isinstance(action, AdoptLocal):
             return self._adopt(action)
+        if isinstance(action, PlaceItem):
+            return self._place(action)
         return self._download(action)
+
+    def _target(self, action: Download | AdoptLocal) -> Path:
+        """Where a file goes: its final place, or its place inside its item being built."""
+        root = staged_items_dir(self._places.staging) if action.staged else self._places.downloads
+        return resolve_inside(root, action.relative_path)
+
+    def _place(self, action: PlaceItem) -> str:
+        source = resolve_inside(staged_items_dir(self._places.staging), action.name)
+        move_item(source, resolve_inside(self._places.downloads, action.name))
+        return "moved into the download folder"
 
     def _submit(self, action: SubmitTorrent | SubmitMagnet) -> str:
         parent = self._rules.save_parent_id
@@ -311,7 +326,7 @@ class Executor:
         return f"transfer {transfer.id}"
 
     def _adopt(self, action: AdoptLocal) -> str:
-        final = resolve_inside(self._places.downloads, action.relative_path)
+        final = self._target(action)
         if action.crc32 is not None and crc32_of(final) != action.crc32:
             raise ItemError(
                 f"{action.relative_path}: the local file differs from put.io's (CRC32); left alone",
@@ -324,7 +339,7 @@ class Executor:
         return "verified in place"
 
     def _download(self, action: Download) -> str:
-        final = resolve_inside(self._places.downloads, action.relative_path)
+        final = self._target(action)
         part = part_path(self._places.staging, action.file_id)
         try:
             fetched = self._fetch(action, part)

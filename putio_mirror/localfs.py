@@ -99,6 +99,38 @@ def part_path(staging: Path, file_id: int) -> Path:
     return staging / f"{file_id}.part"
 
 
+def staged_items_dir(staging: Path) -> Path:
+    """Given the staging folder, return where folder items are built before they are placed."""
+    return staging / "items"
+
+
+def move_item(source: Path, target: Path) -> None:
+    """Given a complete item folder in staging, make it appear at ``target``.
+
+    When ``target`` is free the folder moves with one rename, so a media
+    manager sees the item whole or not at all. When it already exists (it
+    appeared meanwhile) the files move in one by one, never overwriting.
+    Raise ItemError if anything cannot be moved; what is left stays staged.
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() and not target.is_symlink():
+            source.rename(target)
+            _fsync_folder(target.parent)
+            return
+    except OSError as error:
+        raise ItemError(
+            f"could not move {source} to {target}: {error.strerror}",
+            "Check permissions and that the staging folder is on the same disk as the target.",
+        ) from error
+    for path in sorted(source.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            place_atomically(path, target / path.relative_to(source))
+    for folder in sorted((p for p in source.rglob("*") if p.is_dir()), reverse=True):
+        folder.rmdir()
+    source.rmdir()
+
+
 def resolve_inside(root: Path, relative: str) -> Path:
     """Given a root and a relative POSIX path, return ``root / relative``.
 

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from putio_mirror.blackhole import scan_blackhole
-from putio_mirror.localfs import local_size
+from putio_mirror.localfs import local_size, staged_items_dir
 from putio_mirror.naming import local_paths
 from putio_mirror.state import (
     BlackholeItem,
@@ -73,17 +73,34 @@ def _local_facts(
     files: Iterable[RemoteFile], facts: JournalFacts, places: Places, root_id: int
 ) -> LocalFacts:
     """Stat only the paths the plan could write: files the journal has not verified."""
-    remote = [item for item in files]
+    remote = list(files)
     paths = local_paths(remote, root_id)
+    items_dir = staged_items_dir(places.staging)
     verified = {fid for fid, record in facts.downloads.items() if record.is_verified}
     present: dict[str, int] = {}
+    staged: dict[str, int] = {}
     for item in remote:
         if item.is_folder or item.id in verified or item.id not in paths:
             continue
-        size = local_size(places.downloads / paths[item.id])
-        if size is not None:
-            present[paths[item.id]] = size
-    return LocalFacts(MappingProxyType(present), _partials(places.staging))
+        relative = paths[item.id]
+        for found, root in ((present, places.downloads), (staged, items_dir)):
+            size = local_size(root / relative)
+            if size is not None:
+                found[relative] = size
+    return LocalFacts(
+        present=MappingProxyType(present),
+        partial=_partials(places.staging),
+        staged=MappingProxyType(staged),
+        present_items=_names(places.downloads),
+        staged_items=_names(items_dir),
+    )
+
+
+def _names(folder: Path) -> frozenset[str]:
+    """Return the names of the folder's entries (the top-level items), none if it is missing."""
+    if not folder.is_dir():
+        return frozenset()
+    return frozenset(entry.name for entry in folder.iterdir())
 
 
 def _partials(staging: Path) -> Mapping[int, int]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 ActionKind = Literal[
-    "submit", "reject", "archive", "cancel", "clean", "download", "adopt", "delete"
+    "submit", "reject", "archive", "cancel", "clean", "download", "adopt", "place", "delete"
 ]
 
 
@@ -146,6 +146,8 @@ class Download:
     size: int
     crc32: str | None
     resume_from: int = 0
+    #: built inside staging's item folder, moved in with the whole item (``PlaceItem``)
+    staged: bool = False
     why: str = "not yet mirrored"
     requires: tuple[str, ...] = ()
 
@@ -167,6 +169,7 @@ class AdoptLocal:
     relative_path: str
     size: int
     crc32: str | None
+    staged: bool = False
     why: str = "already present locally"
     requires: tuple[str, ...] = ()
 
@@ -177,6 +180,25 @@ class AdoptLocal:
     @property
     def target(self) -> str:
         return self.relative_path
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceItem:
+    """Move a top-level item, complete and verified, from staging into the download folder."""
+
+    kind: ClassVar[ActionKind] = "place"
+    name: str
+    item_id: int
+    why: str = "every file verified"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"place:{self.item_id}"
+
+    @property
+    def target(self) -> str:
+        return self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +229,7 @@ Action = (
     | CleanTransfers
     | Download
     | AdoptLocal
+    | PlaceItem
     | DeleteRemote
 )
 

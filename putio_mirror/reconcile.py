@@ -24,12 +24,14 @@ from putio_mirror.plan import (
     DeleteRemote,
     Download,
     Note,
+    PlaceItem,
     Plan,
     RejectBlackholeFile,
     SubmitMagnet,
     SubmitTorrent,
 )
-from putio_mirror.state import BlackholeItem, Policy, RemoteFile, Snapshot, Transfer
+from putio_mirror.selection import is_wanted
+from putio_mirror.state import BlackholeItem, LocalFacts, Policy, RemoteFile, Snapshot, Transfer
 
 SECONDS_PER_HOUR = 3600
 
@@ -41,9 +43,11 @@ class _Tree:
     by_id: Mapping[int, RemoteFile]
     children: Mapping[int, tuple[int, ...]]
     paths: Mapping[int, str]
+    #: files that are mirrored: under the root, regular, and kept by the filters
+    wanted: frozenset[int]
 
     def files_under(self, item_id: int) -> list[RemoteFile]:
-        """Given an item id, return every file in it (the item itself if it is a file)."""
+        """Given an item id, return every wanted file in it (the item itself if a file)."""
         found: list[RemoteFile] = []
         pending = [item_id]
         while pending:
@@ -52,7 +56,7 @@ class _Tree:
                 continue
             if current.is_folder:
                 pending.extend(self.children.get(current.id, ()))
-            else:
+            elif current.id in self.wanted:
                 found.append(current)
         return found
 
@@ -63,7 +67,7 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     ``now`` is only used for seeding age when put.io does not report it; it
     is an argument so the function stays pure and deterministic.
     """
-    tree = _index(snapshot.files, policy.remote_root_id)
+    tree = _index(snapshot.files, policy)
     notes: list[Note] = []
     actions: list[Action] = []
     if policy.submit_blackhole:
@@ -75,6 +79,8 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     actions += adopted
     pending = {action.file_id: action.key for action in fetches}
     pending.update((action.file_id, action.key) for action in adopted)
+    if policy.download and policy.item_placement:
+        actions += _plan_placements(snapshot, policy, tree, pending)
     actions += _plan_cancels(snapshot, policy, now)
     actions += _plan_clean(snapshot, policy, tree, pending, notes)
     if policy.delete_remote_after_download and policy.download:
@@ -83,13 +89,19 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     return Plan(tuple(actions), tuple(notes))
 
 
-def _index(files: Iterable[RemoteFile], root_id: int) -> _Tree:
+def _index(files: Iterable[RemoteFile], policy: Policy) -> _Tree:
     by_id = {item.id: item for item in files}
     children: defaultdict[int, list[int]] = defaultdict(list)
     for item in by_id.values():
         children[item.parent_id].append(item.id)
     frozen_children = {parent: tuple(sorted(ids)) for parent, ids in children.items()}
-    return _Tree(by_id, frozen_children, local_paths(list(by_id.values()), root_id))
+    paths = local_paths(list(by_id.values()), policy.remote_root_id)
+    wanted = frozenset(
+        item_id
+        for item_id, relative in paths.items()
+        if not by_id[item_id].is_folder and is_wanted(relative, by_id[item_id].size, policy.filters)
+    )
+    return _Tree(by_id, frozen_children, paths, wanted)
 
 
 def _plan_blackhole(snapshot: Snapshot, notes: list[Note]) -> list[Action]:
@@ -132,16 +144,18 @@ def _plan_downloads(
     }
     fetches: list[Download] = []
     adopted: list[AdoptLocal] = []
-    for file_id, relative in sorted(tree.paths.items(), key=lambda pair: pair[1]):
-        remote = tree.by_id[file_id]
-        if remote.is_folder or file_id in verified:
-            continue
-        present = snapshot.local.present.get(relative)
+    for file_id in sorted(tree.wanted - verified, key=lambda wanted: tree.paths[wanted]):
+        remote, relative = tree.by_id[file_id], tree.paths[file_id]
+        staged = _staged(relative, policy, snapshot.local)
+        where = snapshot.local.staged if staged else snapshot.local.present
+        present = where.get(relative)
         if present is None:
             resume = snapshot.local.partial.get(file_id, 0)
-            fetches.append(Download(file_id, relative, remote.size, remote.crc32, resume))
+            fetches.append(
+                Download(file_id, relative, remote.size, remote.crc32, resume, staged=staged)
+            )
         elif present == remote.size:
-            adopted.append(AdoptLocal(file_id, relative, remote.size, remote.crc32))
+            adopted.append(AdoptLocal(file_id, relative, remote.size, remote.crc32, staged))
         else:
             notes.append(
                 Note(
@@ -149,6 +163,32 @@ def _plan_downloads(
                 )
             )
     return fetches, adopted
+
+
+def _staged(relative: str, policy: Policy, local: LocalFacts) -> bool:
+    """Files of a folder item not yet in the download folder are built in staging first."""
+    item, separator, _ = relative.partition("/")
+    return policy.item_placement and bool(separator) and item not in local.present_items
+
+
+def _plan_placements(
+    snapshot: Snapshot, policy: Policy, tree: _Tree, pending: Mapping[int, str]
+) -> list[Action]:
+    """Move each staged item in once every wanted file of it is verified (or is in this plan)."""
+    actions: list[Action] = []
+    for item_id in tree.children.get(policy.remote_root_id, ()):
+        name = tree.paths.get(item_id)
+        if (
+            name is None
+            or not tree.by_id[item_id].is_folder
+            or name in snapshot.local.present_items
+        ):
+            continue
+        files = tree.files_under(item_id)
+        waits = _requirements_for_item(item_id, tree, pending, snapshot)
+        if files and waits is not None and (waits or name in snapshot.local.staged_items):
+            actions.append(PlaceItem(name, item_id, requires=tuple(sorted(waits))))
+    return actions
 
 
 def _is_ours(transfer: Transfer, snapshot: Snapshot, policy: Policy) -> bool:
@@ -264,7 +304,7 @@ def _plan_deletes(
     actions: list[Action] = []
     for item_id in tree.children.get(policy.remote_root_id, ()):
         if item_id not in tree.paths or not tree.files_under(item_id):
-            continue
+            continue  # nothing of it is mirrored: it stays on put.io
         waits = _requirements_for_item(item_id, tree, pending, snapshot)
         if waits is not None:
             name = tree.by_id[item_id].name

@@ -17,6 +17,7 @@ _LABELS = {
     "clean": "clean",
     "download": "download",
     "adopt": "adopt local",
+    "place": "place item",
     "delete": "delete remote",
 }
 

@@ -134,12 +134,17 @@ class LocalFacts:
     """What the local folders hold that matters for planning.
 
     ``present`` maps a relative path in the download folder to its size, for
-    the paths the plan might write; ``partial`` maps a file id to the bytes
-    already in its staging ``.part`` file.
+    the paths the plan might write, and ``staged`` the same inside staging's
+    item folder; ``partial`` maps a file id to the bytes already in its
+    staging ``.part`` file. ``present_items`` and ``staged_items`` name the
+    top-level items that exist in the download folder and in staging.
     """
 
     present: Mapping[str, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
     partial: Mapping[int, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
+    staged: Mapping[str, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
+    present_items: frozenset[str] = frozenset()
+    staged_items: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +169,20 @@ class SafetyLimits:
     vanished_threshold: int = 10
 
 
+#: folder names put.io items carry that media managers don't want (``skip_extras``)
+EXTRAS_FOLDERS = frozenset({"sample", "samples", "extras", "featurettes", "proof"})
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which remote files are wanted locally: globs on the relative path, a minimum size."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    min_size: int = 0
+    skip_extras: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """The desired state, as switches: what the reconciler should make true."""
@@ -178,4 +197,7 @@ class Policy:
     manage_foreign_transfers: bool = False
     remote_root_id: int = 0
     save_parent_id: int | None = None
+    #: build each top-level item in staging and move it in whole (False: file by file)
+    item_placement: bool = True
+    filters: Filters = Filters()
     limits: SafetyLimits = SafetyLimits()

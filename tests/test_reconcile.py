@@ -17,6 +17,7 @@ from putio_mirror.plan import (
     CleanTransfers,
     DeleteRemote,
     Download,
+    PlaceItem,
     Plan,
     RejectBlackholeFile,
     SubmitMagnet,
@@ -26,6 +27,7 @@ from putio_mirror.reconcile import reconcile, safety_violations
 from putio_mirror.state import (
     BlackholeItem,
     DownloadRecord,
+    Filters,
     JournalFacts,
     LocalFacts,
     Policy,
@@ -117,8 +119,54 @@ def test_seeding_continues_until_hours_or_ratio_reached() -> None:
 
 def test_new_remote_files_are_downloaded_with_their_folder_structure() -> None:
     tree = (folder(1, "Show"), folder(2, "S01", 1), file(3, "e1.mkv", 2, 500))
-    plan = reconcile(Snapshot(files=tree), Policy(), NOW)
+    plan = reconcile(Snapshot(files=tree), Policy(item_placement=False), NOW)
     assert plan.actions == (Download(3, "Show/S01/e1.mkv", 500, "00000003"),)
+
+
+def test_new_folder_item_is_built_in_staging_and_placed_whole_after_its_downloads() -> None:
+    tree = (folder(1, "Show"), file(2, "e1.mkv", 1), file(3, "e2.mkv", 1), file(4, "loose.mkv"))
+    e1, e2, loose, place = reconcile(Snapshot(files=tree), Policy(), NOW).actions
+    assert isinstance(e1, Download) and e1.staged and isinstance(e2, Download) and e2.staged
+    assert isinstance(loose, Download) and not loose.staged, "a top-level file is its own item"
+    assert place == PlaceItem("Show", 1, requires=("download:2", "download:3"))
+
+
+def test_item_already_in_the_download_folder_gets_new_files_placed_one_by_one() -> None:
+    tree = (folder(1, "Show"), file(2, "e1.mkv", 1), file(3, "e9.mkv", 1))
+    local = LocalFacts(present_items=frozenset({"Show"}))
+    snapshot = Snapshot(files=tree, journal=facts(downloads=[verified(2)]), local=local)
+    assert reconcile(snapshot, Policy(), NOW).actions == (
+        Download(3, "Show/e9.mkv", 10, "00000003"),
+    )
+
+
+def test_staged_item_left_by_an_interrupted_run_is_placed_once_complete() -> None:
+    tree = (folder(1, "Show"), file(2, "e1.mkv", 1))
+    local = LocalFacts(staged_items=frozenset({"Show"}))
+    snapshot = Snapshot(files=tree, journal=facts(downloads=[verified(2)]), local=local)
+    assert reconcile(snapshot, Policy(), NOW).actions == (PlaceItem("Show", 1),)
+    moved_away = Snapshot(files=tree, journal=facts(downloads=[verified(2)]))
+    assert reconcile(moved_away, Policy(), NOW).actions == ()
+
+
+def test_filters_leave_out_files_and_do_not_hold_back_cleaning() -> None:
+    tree = (
+        folder(1, "Movie"),
+        file(2, "movie.mkv", 1, size=5000),
+        file(3, "movie.nfo", 1, size=5000),
+        folder(4, "Sample", 1),
+        file(5, "sample.mkv", 4, size=5000),
+        file(6, "tiny.txt", 1, size=3),
+    )
+    filters = Filters(exclude=("*.NFO",), min_size=10, skip_extras=True)
+    done = Transfer(9, "Movie", "COMPLETED", HASH_A, file_id=1)
+    snapshot = Snapshot(transfers=(done,), files=tree, journal=facts({HASH_A: 9}))
+    policy = Policy(filters=filters, item_placement=False)
+    download, clean = reconcile(snapshot, policy, NOW).actions
+    assert download == Download(2, "Movie/movie.mkv", 5000, "00000002")
+    assert isinstance(clean, CleanTransfers) and clean.requires == ("download:2",)
+    only_mkv = Policy(filters=Filters(include=("*.mkv",)), item_placement=False)
+    assert reconcile(snapshot, only_mkv, NOW).count("download") == 2
 
 
 def test_file_verified_earlier_and_moved_away_locally_is_not_downloaded_again() -> None:
@@ -251,8 +299,15 @@ def worlds(draw: st.DrawFn) -> tuple[Snapshot, Policy]:
         delete_remote_after_download=draw(st.booleans()),
         manage_foreign_transfers=draw(st.booleans()),
         seeding_min_hours=draw(st.sampled_from([0.0, 10.0])),
+        item_placement=draw(st.booleans()),
+        filters=draw(st.sampled_from([Filters(), Filters(exclude=("*.mkv",), min_size=5)])),
     )
-    snapshot = Snapshot(blackhole, transfers, tuple(files), facts(submitted, done))
+    names = sorted({item.name for item in files if item.parent_id == 0} | {"_"})
+    local = LocalFacts(
+        present_items=frozenset(draw(st.sets(st.sampled_from(names)))),
+        staged_items=frozenset(draw(st.sets(st.sampled_from(names)))),
+    )
+    snapshot = Snapshot(blackhole, transfers, tuple(files), facts(submitted, done), local)
     return snapshot, policy
 
 
@@ -264,6 +319,8 @@ def apply(plan: Plan, snapshot: Snapshot) -> Snapshot:
     submissions = dict(snapshot.journal.submissions)
     downloads = dict(snapshot.journal.downloads)
     next_id = max([1000, *transfers]) + 1
+    present_items = set(snapshot.local.present_items)
+    staged_items = set(snapshot.local.staged_items)
     for action in plan:
         if isinstance(action, SubmitTorrent | SubmitMagnet):
             transfers[next_id] = Transfer(next_id, action.name, "IN_QUEUE", action.info_hash)
@@ -282,10 +339,14 @@ def apply(plan: Plan, snapshot: Snapshot) -> Snapshot:
             downloads[action.file_id] = verified(action.file_id, action.relative_path, action.size)
         elif isinstance(action, DeleteRemote):
             _delete_subtree(files, action.file_id)
+        elif isinstance(action, PlaceItem):
+            staged_items.discard(action.name)
+            present_items.add(action.name)
     own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
     journal = JournalFacts(MappingProxyType(submissions), MappingProxyType(downloads), own)
+    local = LocalFacts(present_items=frozenset(present_items), staged_items=frozenset(staged_items))
     return Snapshot(
-        tuple(blackhole.values()), tuple(transfers.values()), tuple(files.values()), journal
+        tuple(blackhole.values()), tuple(transfers.values()), tuple(files.values()), journal, local
     )
 
 

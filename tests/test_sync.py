@@ -209,3 +209,32 @@ def test_every_action_of_a_run_is_journaled_with_its_outcome(
     statuses = {line.split()[3]: line.split()[2] for line in lines}
     assert set(statuses.values()) == {"done"}
     assert {key.split(":")[0] for key in statuses} == {"upload", "reject", "download"}
+
+
+def test_media_manager_never_sees_half_an_item(mirror: Mirror) -> None:
+    show = mirror.fake.add_folder("Show S01")
+    first = mirror.fake.add_file("e1.mkv", parent_id=show, size=300_000)
+    second = mirror.fake.add_file("e2.mkv", parent_id=show, size=2_000_000)
+    mirror.write_config(schedule={"windows": ["00:05-05:55"]}, download={"chunk_size_kb": 64})
+    settings = load_settings(mirror.config, {})
+    late = SteppingClock(datetime(2026, 11, 27, 5, 30), timedelta(minutes=1))
+    assert run_once(Runtime(settings, clock=late), Request("sync")).exit_code == 10
+    assert not (mirror.downloads / "Show S01").exists()
+    staged = mirror.downloads / ".putio-mirror-staging" / "items" / "Show S01"
+    assert (staged / "e1.mkv").read_bytes() == mirror.fake.file_content(first)
+    night = SteppingClock(datetime(2026, 11, 28, 1, 0), timedelta(0))
+    assert run_once(Runtime(settings, clock=night), Request("sync")).exit_code == 0
+    assert sorted(p.name for p in (mirror.downloads / "Show S01").iterdir()) == ["e1.mkv", "e2.mkv"]
+    assert (mirror.downloads / "Show S01" / "e2.mkv").read_bytes() == mirror.fake.file_content(
+        second
+    )
+    assert not staged.exists()
+
+
+def test_per_file_placement_when_configured(mirror: Mirror) -> None:
+    show = mirror.fake.add_folder("Show")
+    mirror.fake.add_file("e1.mkv", parent_id=show, size=1000)
+    mirror.write_config(download={"placement": "file"})
+    assert mirror.run("sync").code == 0
+    assert (mirror.downloads / "Show" / "e1.mkv").exists()
+    assert not (mirror.downloads / ".putio-mirror-staging" / "items").exists()
