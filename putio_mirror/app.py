@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,10 +21,9 @@ from putio_mirror.config import Settings
 from putio_mirror.download import Downloader
 from putio_mirror.errors import ConfigError, ExitCode, SafetyLimitError
 from putio_mirror.executor import Executor, Progress, Rules, RunReport
-from putio_mirror.executor import Places as ExecutorPlaces
 from putio_mirror.journal import Journal
-from putio_mirror.localfs import RunLock
-from putio_mirror.observe import Places, observe
+from putio_mirror.localfs import Places, RunLock
+from putio_mirror.observe import observe
 from putio_mirror.plan import ActionKind, Plan
 from putio_mirror.putio import PutioClient
 from putio_mirror.reconcile import reconcile, safety_violations
@@ -149,21 +149,17 @@ def _execute(
     runtime: Runtime, request: Request, plan: Plan, client: PutioClient, journal: Journal
 ) -> RunReport:
     settings = runtime.settings
-    downloader = Downloader(
-        client.download_url,
-        chunk_size=settings.chunk_size,
-        read_timeout=settings.read_timeout,
-        max_outage=settings.max_outage,
-    )
     executor = Executor(
         client,
-        downloader,
+        _fetcher_factory(settings, client),
         journal,
-        ExecutorPlaces(settings.blackhole_dir, settings.download_dir, settings.staging_dir),
+        Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir),
         Rules(
             schedule=settings.schedule,
             groom_outside_window=settings.groom_outside_window,
             save_parent_id=settings.policy.save_parent_id,
+            free_space_margin=settings.free_space_margin,
+            parallel_files=settings.parallel_files,
         ),
         clock=runtime.clock,
         stop_requested=runtime.stop_requested,
@@ -182,7 +178,26 @@ def _execute(
     finally:
         summary = executor.report.summary()
         journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(exit_code), summary)
-        downloader.close()
+        executor.close()
+
+
+def _fetcher_factory(settings: Settings, client: PutioClient) -> Callable[[], Downloader]:
+    """One fetcher per download thread; they share the client, one URL request at a time."""
+    lock = threading.Lock()
+
+    def url_for(file_id: int) -> str:
+        with lock:  # requests.Session is not promised to be thread-safe
+            return client.download_url(file_id)
+
+    def new_fetcher() -> Downloader:
+        return Downloader(
+            url_for,
+            chunk_size=settings.chunk_size,
+            read_timeout=settings.read_timeout,
+            max_outage=settings.max_outage,
+        )
+
+    return new_fetcher
 
 
 def _refusal(violations: tuple[str, ...]) -> SafetyLimitError:

@@ -147,6 +147,10 @@ class Downloader:
         if self._owns_session:
             self._session.close()
 
+    def discard(self, part: Path) -> None:
+        """Given a part that failed verification, remove it: the next fetch starts at zero."""
+        part.unlink(missing_ok=True)
+
     def fetch(
         self,
         item: FileToFetch,

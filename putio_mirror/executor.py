@@ -6,38 +6,25 @@ stops at a chunk boundary; the ``.part`` file and the journal keep the offset
 for the next run. An action whose ``requires`` did not succeed in this run is
 skipped. Per-item errors are recorded and the run goes on; a transient
 outage that outlasted the retries ends the run; a fatal error is journaled and
-raised.
+raised. Consecutive downloads run ``parallel_files`` at a time.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from putio_mirror.blackhole import REJECTED_DIR, SUBMITTED_DIR, file_away
-from putio_mirror.download import Fetched, FileToFetch
-from putio_mirror.errors import (
-    ChecksumMismatchError,
-    ExitCode,
-    FatalError,
-    ItemError,
-    TransientError,
-)
+from putio_mirror.downloading import DownloadSteps, Fetcher, NoProgress, Paused, Progress
+from putio_mirror.errors import ExitCode, FatalError, ItemError, TransientError
 from putio_mirror.journal import Journal
-from putio_mirror.localfs import (
-    crc32_of,
-    ensure_room,
-    local_size,
-    move_item,
-    part_path,
-    place_atomically,
-    resolve_inside,
-    staged_items_dir,
-)
+from putio_mirror.localfs import Places
 from putio_mirror.plan import (
     Action,
     AdoptLocal,
@@ -60,6 +47,8 @@ log = logging.getLogger(__name__)
 WINDOWED_KINDS = frozenset({"download", "adopt", "place"})
 GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
+__all__ = ["Executor", "Fetcher", "Places", "Progress", "RemoteWriter", "Rules", "RunReport"]
+
 
 class RemoteWriter(Protocol):
     """The mutating part of the put.io client."""
@@ -77,52 +66,15 @@ class RemoteWriter(Protocol):
     def delete_files(self, ids: list[int]) -> None: ...
 
 
-class Fetcher(Protocol):
-    def fetch(
-        self,
-        item: FileToFetch,
-        *,
-        may_continue: Callable[[], bool] = ...,
-        on_progress: Callable[[int], None] = ...,
-    ) -> Fetched: ...
-
-
-class Progress(Protocol):
-    """Where download progress goes: a terminal bar, log lines, or nowhere."""
-
-    def begin(self, key: str, label: str, total: int, done: int) -> None: ...
-
-    def advance(self, key: str, amount: int) -> None: ...
-
-    def end(self, key: str) -> None: ...
-
-
-class NoProgress:
-    def begin(self, key: str, label: str, total: int, done: int) -> None:
-        pass
-
-    def advance(self, key: str, amount: int) -> None:
-        pass
-
-    def end(self, key: str) -> None:
-        pass
-
-
-@dataclass(frozen=True, slots=True)
-class Places:
-    blackhole: Path
-    downloads: Path
-    staging: Path
-
-
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """How the executor behaves around the window and the disk."""
+    """How the executor behaves around the window, the disk and concurrency."""
 
     schedule: Schedule = field(default_factory=Schedule)
     groom_outside_window: bool = True
     save_parent_id: int | None = None
     free_space_margin: int = 100 * 1024 * 1024
+    parallel_files: int = 1
 
 
 @dataclass
@@ -163,17 +115,13 @@ class RunReport:
         return ", ".join(parts)
 
 
-class _Paused(Exception):
-    """A download stopped at a chunk boundary because it may not go on."""
-
-
 class Executor:
     """Performs plans; one instance per run."""
 
     def __init__(
         self,
         remote: RemoteWriter,
-        fetcher: Fetcher,
+        new_fetcher: Callable[[], Fetcher],
         journal: Journal,
         places: Places,
         rules: Rules,
@@ -183,54 +131,91 @@ class Executor:
         progress: Progress | None = None,
     ) -> None:
         self._remote = remote
-        self._fetcher = fetcher
         self._journal = journal
         self._places = places
         self._rules = rules
         self._clock = clock
         self._stop_requested = stop_requested
-        self._progress = progress or NoProgress()
+        self._downloads = DownloadSteps(
+            new_fetcher,
+            journal,
+            places,
+            now=self._now,
+            progress=progress or NoProgress(),
+            free_space_margin=rules.free_space_margin,
+        )
         self._report = RunReport()
+        self._succeeded: set[str] = set()
+        self._lock = threading.Lock()
+        self._halted = threading.Event()
 
     @property
     def report(self) -> RunReport:
         """The report of the current or last run (complete even after an exception)."""
         return self._report
 
+    def close(self) -> None:
+        self._downloads.close()
+
     def run(self, plan: Plan, run_id: int) -> RunReport:
         """Given a plan and the journal's run id, perform it and return what happened."""
-        self._report = RunReport()
-        succeeded: set[str] = set()
-        for action in plan:
-            if self._stop_requested():
-                self._report.interrupted = True
-                break
-            if not self._may_start(action):
-                continue
-            missing = [key for key in action.requires if key not in succeeded]
-            if missing:
-                self._skip(run_id, action, f"waits for {', '.join(missing)}")
-                continue
-            if self._perform(run_id, action):
-                succeeded.add(action.key)
-            if self._report.aborted:
-                break
+        self._report, self._succeeded = RunReport(), set()
+        self._halted.clear()
+        actions = list(plan)
+        index = 0
+        while index < len(actions) and not self._should_halt():
+            batch = _downloads_from(actions, index) if self._rules.parallel_files > 1 else []
+            if len(batch) > 1:
+                self._run_parallel(run_id, batch)
+                index += len(batch)
+            else:
+                self._step(run_id, actions[index])
+                index += 1
         return self._report
+
+    def _should_halt(self) -> bool:
+        if self._stop_requested():
+            self._report.interrupted = True
+        return self._report.interrupted or self._report.aborted is not None
+
+    def _run_parallel(self, run_id: int, batch: list[Download]) -> None:
+        workers = min(self._rules.parallel_files, len(batch))
+        with ThreadPoolExecutor(workers, thread_name_prefix="download") as pool:
+            futures = [pool.submit(self._step, run_id, action) for action in batch]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                self._halted.set()  # the others stop at their next chunk
+                pool.shutdown(cancel_futures=True)
+                raise
+
+    def _step(self, run_id: int, action: Action) -> None:
+        if self._halted.is_set() or self._should_halt() or not self._may_start(action):
+            return
+        with self._lock:
+            missing = [key for key in action.requires if key not in self._succeeded]
+        if missing:
+            self._skip(run_id, action, f"waits for {', '.join(missing)}")
+        elif self._perform(run_id, action):
+            with self._lock:
+                self._succeeded.add(action.key)
 
     def _may_start(self, action: Action) -> bool:
         outside = not self._rules.schedule.is_open(self._clock())
         windowed = action.kind in WINDOWED_KINDS or (
             action.kind in GROOMING_KINDS and not self._rules.groom_outside_window
         )
-        paused_earlier = self._report.window_closed and action.kind in WINDOWED_KINDS
-        if (outside and windowed) or paused_earlier:
-            self._report.deferred += 1
-            self._report.window_closed = True
-            return False
+        with self._lock:
+            paused_earlier = self._report.window_closed and action.kind in WINDOWED_KINDS
+            if (outside and windowed) or paused_earlier:
+                self._report.deferred += 1
+                self._report.window_closed = True
+                return False
         return True
 
     def _may_continue(self) -> bool:
-        if self._stop_requested():
+        if self._stop_requested() or self._halted.is_set():
             return False
         return self._rules.schedule.is_open(self._clock())
 
@@ -242,7 +227,8 @@ class Executor:
             run_id, action.kind, action.key, action.target, self._now()
         )
         self._journal.action_finished(action_id, "skipped", self._now(), detail=reason)
-        self._report.skipped.append((action.key, reason))
+        with self._lock:
+            self._report.skipped.append((action.key, reason))
 
     def _perform(self, run_id: int, action: Action) -> bool:
         """Perform one action with its journal entries; return True if it succeeded."""
@@ -251,12 +237,13 @@ class Executor:
         )
         try:
             detail = self._dispatch(action)
-        except _Paused as paused:
+        except Paused as paused:
             self._journal.action_finished(action_id, "paused", self._now(), detail=str(paused))
-            if self._stop_requested():
-                self._report.interrupted = True
-            else:
-                self._report.window_closed = True
+            with self._lock:
+                if self._stop_requested():
+                    self._report.interrupted = True
+                elif not self._halted.is_set():
+                    self._report.window_closed = True
             return False
         except (ItemError, TransientError, FatalError, OSError) as error:
             self._fail(action_id, action, error)
@@ -267,50 +254,50 @@ class Executor:
             self._journal.action_finished(action_id, "failed", self._now(), error=repr(error))
             raise
         self._journal.action_finished(action_id, "done", self._now(), detail=detail)
-        self._report.done.append(action.key)
+        with self._lock:
+            self._report.done.append(action.key)
         return True
 
     def _fail(self, action_id: int, action: Action, error: Exception) -> None:
         message = getattr(error, "message", None) or str(error)
         log.warning("%s failed: %s", action.key, message)
         self._journal.action_finished(action_id, "failed", self._now(), error=message)
-        self._report.failed.append((action.key, message))
-        if isinstance(error, TransientError):
-            self._report.aborted = message
+        with self._lock:
+            self._report.failed.append((action.key, message))
+            if isinstance(error, TransientError):
+                self._report.aborted = message
 
     def _dispatch(self, action: Action) -> str | None:
+        if isinstance(action, Download):
+            return self._downloads.download(action, self._may_continue, self._count)
+        if isinstance(action, AdoptLocal):
+            return self._downloads.adopt(action)
+        if isinstance(action, PlaceItem):
+            return self._downloads.place(action)
         if isinstance(action, SubmitTorrent | SubmitMagnet):
             return self._submit(action)
-        if isinstance(action, RejectBlackholeFile):
-            file_away(Path(action.path), self._places.blackhole, REJECTED_DIR, note=action.why)
-            return f"moved to {REJECTED_DIR}/"
-        if isinstance(action, ArchiveDuplicate):
-            file_away(Path(action.path), self._places.blackhole, SUBMITTED_DIR, note=action.why)
-            return f"moved to {SUBMITTED_DIR}/"
+        if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):
+            return self._file_away(action)
+        return self._groom(action)
+
+    def _count(self, amount: int) -> None:
+        with self._lock:
+            self._report.bytes_downloaded += amount
+
+    def _file_away(self, action: RejectBlackholeFile | ArchiveDuplicate) -> str:
+        folder = REJECTED_DIR if isinstance(action, RejectBlackholeFile) else SUBMITTED_DIR
+        file_away(Path(action.path), self._places.blackhole, folder, note=action.why)
+        return f"moved to {folder}/"
+
+    def _groom(self, action: CancelTransfer | CleanTransfers | DeleteRemote) -> str | None:
         if isinstance(action, CancelTransfer):
             self._remote.cancel_transfers([action.transfer_id])
             return None
         if isinstance(action, CleanTransfers):
             cleaned = self._remote.clean_transfers(list(action.transfer_ids))
             return f"put.io cleaned {len(cleaned)}"
-        if isinstance(action, DeleteRemote):
-            self._remote.delete_files([action.file_id])
-            return None
-        if isinstance(action, AdoptLocal):
-            return self._adopt(action)
-        if isinstance(action, PlaceItem):
-            return self._place(action)
-        return self._download(action)
-
-    def _target(self, action: Download | AdoptLocal) -> Path:
-        """Where a file goes: its final place, or its place inside its item being built."""
-        root = staged_items_dir(self._places.staging) if action.staged else self._places.downloads
-        return resolve_inside(root, action.relative_path)
-
-    def _place(self, action: PlaceItem) -> str:
-        source = resolve_inside(staged_items_dir(self._places.staging), action.name)
-        move_item(source, resolve_inside(self._places.downloads, action.name))
-        return "moved into the download folder"
+        self._remote.delete_files([action.file_id])
+        return None
 
     def _submit(self, action: SubmitTorrent | SubmitMagnet) -> str:
         parent = self._rules.save_parent_id
@@ -325,62 +312,12 @@ class Executor:
         file_away(Path(action.path), self._places.blackhole, SUBMITTED_DIR)
         return f"transfer {transfer.id}"
 
-    def _adopt(self, action: AdoptLocal) -> str:
-        final = self._target(action)
-        if action.crc32 is not None and crc32_of(final) != action.crc32:
-            raise ItemError(
-                f"{action.relative_path}: the local file differs from put.io's (CRC32); left alone",
-                "move or delete the local file if the put.io copy should be downloaded",
-            )
-        self._journal.mark_verified(
-            action.file_id, action.relative_path, action.size, action.crc32, self._now()
-        )
-        log.warning("%s was already downloaded; recorded it and moved on", action.relative_path)
-        return "verified in place"
 
-    def _download(self, action: Download) -> str:
-        final = self._target(action)
-        part = part_path(self._places.staging, action.file_id)
-        try:
-            fetched = self._fetch(action, part)
-        except ChecksumMismatchError as error:
-            # A corrupt part is never placed; start once more from zero, then report.
-            log.warning("%s: %s; downloading again from zero", action.relative_path, error)
-            self._journal.record_failure(action.file_id)
-            part.unlink(missing_ok=True)
-            self._journal.reset_download(action.file_id)
-            fetched = self._fetch(action, part)
-        place_atomically(part, final)
-        self._journal.mark_verified(
-            action.file_id, action.relative_path, action.size, action.crc32, self._now()
-        )
-        return f"{fetched.bytes_done} bytes verified"
-
-    def _fetch(self, action: Download, part: Path) -> Fetched:
-        already = local_size(part) or 0
-        ensure_room(self._places.staging, action.size - already, self._rules.free_space_margin)
-        self._record_progress(action, already)
-        item = FileToFetch(action.file_id, action.size, action.crc32, part)
-        self._progress.begin(action.key, action.relative_path, action.size, already)
-        try:
-            fetched = self._fetcher.fetch(
-                item, may_continue=self._may_continue, on_progress=self._advance(action.key)
-            )
-        finally:
-            self._progress.end(action.key)
-        if not fetched.complete:
-            self._record_progress(action, fetched.bytes_done)
-            raise _Paused(f"stopped at byte {fetched.bytes_done} of {action.size}")
-        return fetched
-
-    def _advance(self, key: str) -> Callable[[int], None]:
-        def advance(amount: int) -> None:
-            self._report.bytes_downloaded += amount
-            self._progress.advance(key, amount)
-
-        return advance
-
-    def _record_progress(self, action: Download, done: int) -> None:
-        self._journal.record_progress(
-            action.file_id, action.relative_path, action.size, action.crc32, done, self._now()
-        )
+def _downloads_from(actions: list[Action], start: int) -> list[Download]:
+    """Given the plan's actions, return the run of consecutive downloads starting at ``start``."""
+    batch: list[Download] = []
+    for action in actions[start:]:
+        if not isinstance(action, Download):
+            break
+        batch.append(action)
+    return batch

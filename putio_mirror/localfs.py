@@ -13,6 +13,7 @@ import posixpath
 import shutil
 import stat
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -97,6 +98,24 @@ def _read_pid(descriptor: int) -> str:
 def part_path(staging: Path, file_id: int) -> Path:
     """Given the staging folder and a put.io file id, return its ``.part`` file."""
     return staging / f"{file_id}.part"
+
+
+@dataclass(frozen=True, slots=True)
+class Places:
+    """The local folders a run reads and writes."""
+
+    blackhole: Path
+    downloads: Path
+    staging: Path
+
+
+def allocated_bytes(path: Path) -> int:
+    """Given a file, return the bytes really stored in it (a sparse part counts what is written)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return 0
+    return min(info.st_size, info.st_blocks * 512)
 
 
 def staged_items_dir(staging: Path) -> Path:

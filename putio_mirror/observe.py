@@ -8,13 +8,12 @@ Remote listing costs a handful of requests whatever the account's size
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
 from putio_mirror.blackhole import scan_blackhole
-from putio_mirror.localfs import local_size, staged_items_dir
+from putio_mirror.localfs import Places, local_size, staged_items_dir
 from putio_mirror.naming import local_paths
 from putio_mirror.state import (
     BlackholeItem,
@@ -32,15 +31,6 @@ class RemoteReader(Protocol):
     def list_transfers(self) -> tuple[Transfer, ...]: ...
 
     def list_all_files(self) -> tuple[RemoteFile, ...]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Places:
-    """The local folders a snapshot looks at."""
-
-    blackhole: Path
-    downloads: Path
-    staging: Path
 
 
 def observe(

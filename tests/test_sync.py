@@ -215,7 +215,8 @@ def test_media_manager_never_sees_half_an_item(mirror: Mirror) -> None:
     show = mirror.fake.add_folder("Show S01")
     first = mirror.fake.add_file("e1.mkv", parent_id=show, size=300_000)
     second = mirror.fake.add_file("e2.mkv", parent_id=show, size=2_000_000)
-    mirror.write_config(schedule={"windows": ["00:05-05:55"]}, download={"chunk_size_kb": 64})
+    one_at_a_time = {"chunk_size_kb": 64, "parallel_files": 1}
+    mirror.write_config(schedule={"windows": ["00:05-05:55"]}, download=one_at_a_time)
     settings = load_settings(mirror.config, {})
     late = SteppingClock(datetime(2026, 11, 27, 5, 30), timedelta(minutes=1))
     assert run_once(Runtime(settings, clock=late), Request("sync")).exit_code == 10
@@ -238,3 +239,13 @@ def test_per_file_placement_when_configured(mirror: Mirror) -> None:
     assert mirror.run("sync").code == 0
     assert (mirror.downloads / "Show" / "e1.mkv").exists()
     assert not (mirror.downloads / ".putio-mirror-staging" / "items").exists()
+
+
+def test_several_files_download_at_once_and_all_verify(mirror: Mirror) -> None:
+    ids = [mirror.fake.add_file(f"f{n}.bin", size=200_000 + n) for n in range(8)]
+    mirror.fake.node_fault(ids[0], reset_after=50_000, times=1)
+    mirror.write_config(download={"parallel_files": 4, "chunk_size_kb": 16})
+    assert mirror.run("files", "download").code == 0
+    local = mirror.local_files()
+    assert all(local[f"f{n}.bin"] == mirror.fake.file_content(i) for n, i in enumerate(ids))
+    assert mirror.run("history", "--run", "1").out.count(" done ") == 8
