@@ -1,17 +1,21 @@
-"""Shared fixtures: a running fake put.io and a factory of small valid torrents."""
+"""Shared fixtures: a running fake put.io, a factory of small valid torrents, a PostgreSQL URL."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 import pytest
 from fastbencode import bencode  # type: ignore[attr-defined]
 
 from putio_mirror.fakeputio import FakePutio
+from tests.postgres_server import DEBIAN_BINDIRS, PostgresServer, find_binaries
 
 PIECE_LENGTH = 16384
 TorrentFactory = Callable[..., bytes]
+POSTGRES_URL_ENV = "PUTIO_MIRROR_TEST_POSTGRES_URL"
 
 
 @pytest.fixture
@@ -45,3 +49,32 @@ def torrent_bytes() -> TorrentFactory:
         return bytes(bencode({b"announce": b"http://tracker.invalid/announce", b"info": info}))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL of a role that may create databases, for the whole session.
+
+    $PUTIO_MIRROR_TEST_POSTGRES_URL if set, else a throwaway server started here (about a
+    second) and stopped at the end. Without either the test is skipped, except under CI
+    (``$CI`` set), where that is a failure: CI must not pass by testing less.
+    """
+    configured = os.environ.get(POSTGRES_URL_ENV)
+    if configured:
+        yield configured
+        return
+    bindir = find_binaries()
+    if bindir is None:
+        _postgres_missing(
+            f"no PostgreSQL server programs (initdb, pg_ctl, postgres) on PATH or in "
+            f"{DEBIAN_BINDIRS}: install Debian's postgresql (scripts/ensure-postgres.sh, as "
+            f"root) or set {POSTGRES_URL_ENV}"
+        )
+    with PostgresServer(bindir) as server:
+        yield server.url
+
+
+def _postgres_missing(reason: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"CI must test PostgreSQL, but {reason}", pytrace=False)
+    pytest.skip(reason)

@@ -1,12 +1,12 @@
-"""The journal against a real SQLite file (and PostgreSQL when one is offered).
+"""The journal against a real SQLite file and a real PostgreSQL server.
 
-Set PUTIO_MIRROR_TEST_POSTGRES_URL (e.g. postgresql+psycopg://user@127.0.0.1:5432/postgres,
-a role allowed to create databases) to run the portable tests against PostgreSQL too.
+The portable tests (``any_journal``) run on both; each PostgreSQL test gets a database of its
+own on the server of the ``postgres_url`` fixture (conftest.py): a throwaway server started for
+the session, or $PUTIO_MIRROR_TEST_POSTGRES_URL (a role allowed to create databases).
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -23,7 +23,6 @@ from putio_mirror.state import DownloadRecord
 T0 = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
 HASH_A = "a" * 40
 HASH_B = "b" * 40
-POSTGRES_ENV = "PUTIO_MIRROR_TEST_POSTGRES_URL"
 
 
 def minutes(count: int) -> datetime:
@@ -47,14 +46,13 @@ def journal(db_file: Path) -> Iterator[Journal]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
-    """A journal on SQLite, and on a fresh PostgreSQL database when one is configured."""
+    """A journal on SQLite, and on a fresh PostgreSQL database."""
     if request.param == "sqlite":
         with Journal.open(sqlite_url(tmp_path / "j.sqlite3"), env={}) as opened:
             yield opened
         return
-    admin_url = os.environ.get(POSTGRES_ENV)
-    if not admin_url:
-        pytest.skip(f"set {POSTGRES_ENV} to test against PostgreSQL")
+    # Asked for here, not as a parameter, so the server starts only when a PostgreSQL test runs.
+    admin_url: str = request.getfixturevalue("postgres_url")
     with PostgresDatabase(admin_url) as url, Journal.open(url, env={}) as opened:
         yield opened
 
