@@ -91,8 +91,10 @@ def _show(outcome: Outcome, request: Request) -> None:
     for violation in outcome.violations:
         click.echo(f"Refused without --force: {violation}", err=True)
     if outcome.report is not None:
-        for key, message in outcome.report.failed:
-            click.echo(f"failed: {key}: {message}", err=True)
+        for failure in outcome.report.failed:
+            click.echo(f"failed: {failure.target}: {failure.message}", err=True)
+            if failure.hint:
+                click.echo(f"  hint: {failure.hint}", err=True)
         click.echo(f"{plan_summary(outcome.plan)}\nResult: {outcome.report.summary()}.")
 
 

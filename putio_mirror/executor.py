@@ -47,7 +47,16 @@ log = logging.getLogger(__name__)
 WINDOWED_KINDS = frozenset({"download", "adopt", "place"})
 GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
-__all__ = ["Executor", "Fetcher", "Places", "Progress", "RemoteWriter", "Rules", "RunReport"]
+__all__ = [
+    "Executor",
+    "Failure",
+    "Fetcher",
+    "Places",
+    "Progress",
+    "RemoteWriter",
+    "Rules",
+    "RunReport",
+]
 
 
 class RemoteWriter(Protocol):
@@ -77,12 +86,22 @@ class Rules:
     parallel_files: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One action that failed: which, on what, why, and what the user can do."""
+
+    key: str
+    target: str
+    message: str
+    hint: str = ""
+
+
 @dataclass
 class RunReport:
     """What happened to the plan: the executor's answer, and the source of the exit code."""
 
     done: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     deferred: int = 0
     window_closed: bool = False
@@ -260,10 +279,11 @@ class Executor:
 
     def _fail(self, action_id: int, action: Action, error: Exception) -> None:
         message = getattr(error, "message", None) or str(error)
-        log.warning("%s failed: %s", action.key, message)
+        hint = getattr(error, "hint", "")
+        log.warning("%s (%s) failed: %s", action.key, action.target, message)
         self._journal.action_finished(action_id, "failed", self._now(), error=message)
         with self._lock:
-            self._report.failed.append((action.key, message))
+            self._report.failed.append(Failure(action.key, action.target, message, hint))
             if isinstance(error, TransientError):
                 self._report.aborted = message
 
