@@ -33,11 +33,16 @@ class Context:
         self.config = config
         self.verbose = verbose
 
-    def settings(self, *, overrides: dict[str, object] | None = None) -> Settings:
+    def settings(
+        self, *, overrides: dict[str, object] | None = None, writes: bool = True
+    ) -> Settings:
+        """Load the settings; ``writes``: also check the folders a writing run needs."""
         from putio_mirror.config import load_settings
         from putio_mirror.logs import setup_logging
 
-        settings = load_settings(self.config, os.environ, overrides=overrides or {})
+        settings = load_settings(
+            self.config, os.environ, overrides=overrides or {}, check_paths=writes
+        )
         secret = settings.token.reveal() if settings.token else None
         setup_logging(settings.log_file, settings.log_level, self.verbose, secret)
         for warning in settings.warnings:
@@ -213,7 +218,8 @@ def files_list(context: Context) -> int:
     """Print the remote files as JSON, recursively, with their paths."""
     from putio_mirror.app import list_remote_files
 
-    click.echo(json.dumps(list_remote_files(context.settings()), indent=2, ensure_ascii=False))
+    listing = list_remote_files(context.settings(writes=False))
+    click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
     return 0
 
 
@@ -246,7 +252,7 @@ def history(context: Context, limit: int, run_id: int | None) -> int:
     """Show recent runs and what they did, from the journal."""
     from putio_mirror.history import history_lines
 
-    for line in history_lines(context.settings(), limit=limit, run_id=run_id):
+    for line in history_lines(context.settings(writes=False), limit=limit, run_id=run_id):
         click.echo(line)
     return 0
 

@@ -226,3 +226,13 @@ def test_remote_item_is_deleted_only_when_configured_and_after_verification(
     assert mirror.run("sync").code == 0
     assert mirror.fake.files() == []
     assert (mirror.downloads / "Album" / "01.flac").stat().st_size == 3000
+
+
+def test_download_folder_that_is_a_file_is_a_config_problem_reported_before_any_work(
+    mirror: Mirror,
+) -> None:
+    (mirror.root / "not-a-folder").write_text("x")
+    mirror.write_config(paths={"downloads": str(mirror.root / "not-a-folder")})
+    result = mirror.run("sync")
+    assert result.code == 2 and "paths.downloads" in result.err
+    assert mirror.fake.requests == []
