@@ -17,8 +17,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from putio_mirror.bandwidth import parse_timetable
 from putio_mirror.config import Settings
-from putio_mirror.download import Downloader
 from putio_mirror.errors import ConfigError, ExitCode, SafetyLimitError
 from putio_mirror.executor import Executor, Progress, Rules, RunReport
 from putio_mirror.journal import Journal
@@ -27,7 +27,9 @@ from putio_mirror.observe import observe
 from putio_mirror.plan import ActionKind, Plan
 from putio_mirror.putio import PutioClient
 from putio_mirror.reconcile import reconcile, safety_violations
+from putio_mirror.segmented import SegmentedDownloader
 from putio_mirror.state import RemoteFile, Snapshot
+from putio_mirror.throttle import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,7 @@ def _execute(
     settings = runtime.settings
     executor = Executor(
         client,
-        _fetcher_factory(settings, client),
+        _fetcher_factory(settings, client, runtime.clock),
         journal,
         Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir),
         Rules(
@@ -181,20 +183,26 @@ def _execute(
         executor.close()
 
 
-def _fetcher_factory(settings: Settings, client: PutioClient) -> Callable[[], Downloader]:
-    """One fetcher per download thread; they share the client, one URL request at a time."""
+def _fetcher_factory(
+    settings: Settings, client: PutioClient, clock: Callable[[], datetime]
+) -> Callable[[], SegmentedDownloader]:
+    """One fetcher per download thread; they share the client and one bandwidth limiter."""
     lock = threading.Lock()
+    timetable = parse_timetable(settings.bwlimit)
+    limiter = RateLimiter(lambda: timetable.limit_at(clock()))
 
     def url_for(file_id: int) -> str:
         with lock:  # requests.Session is not promised to be thread-safe
             return client.download_url(file_id)
 
-    def new_fetcher() -> Downloader:
-        return Downloader(
+    def new_fetcher() -> SegmentedDownloader:
+        return SegmentedDownloader(
             url_for,
+            connections=settings.connections,
             chunk_size=settings.chunk_size,
             read_timeout=settings.read_timeout,
             max_outage=settings.max_outage,
+            limiter=limiter,
         )
 
     return new_fetcher

@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from putio_mirror.bandwidth import parse_timetable
 from putio_mirror.window import parse_window
 
 
@@ -108,6 +109,12 @@ class DownloadSection(_Section):
     skip_extras: bool = False
     placement: Literal["item", "file"] = "item"
     free_space_margin_mb: NonNegativeInt = 100
+
+    @field_validator("bwlimit")
+    @classmethod
+    def _is_timetable(cls, value: str) -> str:
+        parse_timetable(value)  # raises ValueError with a readable reason
+        return value
 
     @field_validator("include", "exclude", mode="before")
     @classmethod

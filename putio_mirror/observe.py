@@ -15,6 +15,7 @@ from typing import Protocol
 from putio_mirror.blackhole import scan_blackhole
 from putio_mirror.localfs import Places, local_size, staged_items_dir
 from putio_mirror.naming import local_paths
+from putio_mirror.segmented import bytes_done
 from putio_mirror.state import (
     BlackholeItem,
     JournalFacts,
@@ -101,5 +102,5 @@ def _partials(staging: Path) -> Mapping[int, int]:
     for entry in staging.glob("*.part"):
         stem = entry.name.removesuffix(".part")
         if stem.isdigit():
-            partial[int(stem)] = entry.stat().st_size
+            partial[int(stem)] = bytes_done(entry)
     return MappingProxyType(partial)

@@ -249,3 +249,21 @@ def test_several_files_download_at_once_and_all_verify(mirror: Mirror) -> None:
     local = mirror.local_files()
     assert all(local[f"f{n}.bin"] == mirror.fake.file_content(i) for n, i in enumerate(ids))
     assert mirror.run("history", "--run", "1").out.count(" done ") == 8
+
+
+def test_large_file_downloads_over_several_connections_and_verifies(mirror: Mirror) -> None:
+    file_id = mirror.fake.add_file("big.mkv", size=40 * 1024 * 1024 + 123)
+    mirror.write_config(download={"connections": 4})
+    assert mirror.run("files", "download").code == 0
+    ranges = {r.headers.get("Range") for r in mirror.fake.requests if r.host == "node"}
+    assert len(ranges) >= 2, "split across connections"
+    data = (mirror.downloads / "big.mkv").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    staging = mirror.downloads / ".putio-mirror-staging"
+    assert [p.name for p in staging.iterdir() if p.is_file()] == []
+
+
+def test_bad_bandwidth_timetable_is_a_config_error(mirror: Mirror) -> None:
+    mirror.write_config(download={"bwlimit": "08:00,fast"})
+    result = mirror.run("sync")
+    assert result.code == 2 and "download.bwlimit" in result.err
