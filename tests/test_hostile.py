@@ -142,3 +142,24 @@ def test_crash_report_never_holds_the_token(
         report = write_crash_report(error)
     text = report.read_text()
     assert "RuntimeError" in text and mirror.fake.token not in text
+
+
+@pytest.mark.parametrize("size", [300_000, 40 * 1024 * 1024], ids=["single", "segmented"])
+def test_crc_mismatch_is_never_placed_retried_from_zero_once_then_reported(
+    mirror: Mirror, size: int
+) -> None:
+    file_id = mirror.fake.add_file("corrupt.mkv", size=size)
+    item = mirror.fake.world.tree.get(file_id)
+    assert item is not None
+    item.crc32 = "deadbeef"  # put.io's listing and the bytes no longer agree
+    result = mirror.run("files", "download")
+    assert result.code == 1 and "CRC32" in result.err
+    assert not (mirror.downloads / "corrupt.mkv").exists()
+    served = sum(
+        int(r.headers.get("Range", "bytes=0-").split("=")[1].split("-")[0] or 0) == 0
+        for r in mirror.fake.requests
+        if r.host == "node"
+    )
+    assert served == 2, "fetched from zero twice: the first try and one retry"
+    history = mirror.run("history", "--run", "1").out
+    assert "failed" in history and "download:" in history
