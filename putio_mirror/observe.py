@@ -15,7 +15,7 @@ from typing import Protocol
 from putio_mirror.blackhole import scan_blackhole
 from putio_mirror.localfs import Places, local_size, staged_items_dir
 from putio_mirror.naming import local_paths
-from putio_mirror.segmented import bytes_done
+from putio_mirror.segments import bytes_done
 from putio_mirror.state import (
     BlackholeItem,
     JournalFacts,

@@ -5,164 +5,65 @@ contiguous segments fetched in parallel: each segment thread has its own session
 asks for a fresh node URL on every (re)start, requests ``Range: bytes=a-b`` and
 writes with ``os.pwrite`` into the part file, which is first stretched (sparse)
 to the full size. A segment that finishes early takes over the second half of the
-largest segment still running. Progress lives beside the part in
-``<part>.segments`` (JSON: size, crc32, connections and ``[start, end, done]``
-rows, ``end`` exclusive), written atomically and only after the bytes it claims
-are in the part, so a stop, a crash or ``kill -9`` resumes every segment from its
-own offset. Small files, and the part left by ``download.Downloader`` when little
-is left, go to a ``download.Downloader``: the contract is the same, so the
-executor can use either downloader.
+largest segment still running. Progress lives beside the part in a sidecar
+(``segments.py``), saved only after the bytes it claims are in the part, so a
+stop, a crash or ``kill -9`` resumes every segment from its own offset. Small
+files, and the part left by ``download.Downloader`` when little is left, go to a
+``download.Downloader``: the contract is the same, so the executor can use either
+downloader.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import requests
 
-from putio_mirror.download import (
-    _URL_EXPIRED,
+from putio_mirror.download import Downloader
+from putio_mirror.errors import ChecksumMismatchError
+from putio_mirror.nodehttp import (
     DEFAULT_BACKOFF,
-    Downloader,
     Fetched,
     FileToFetch,
-    _check_total,
-    _content_range,
-    _measure,
-    _no_space_is_item_error,
-    _NoAuth,
-    _prepare,
-    _Retry,
-    _retry_after,
-    _Stopped,
+    Patience,
+    Retry,
+    Stopped,
+    body_start,
+    expected_crc,
+    fresh_url,
+    measure,
+    no_space_is_item_error,
+    node_get,
+    prepare,
+    size_of,
 )
-from putio_mirror.errors import ChecksumMismatchError, TransientError
 from putio_mirror.retry import Backoff
+from putio_mirror.segments import (
+    Segment,
+    SegmentTable,
+    bytes_done,
+    discard,
+    fresh_table,
+    load_table,
+    sidecar_path,
+)
 from putio_mirror.throttle import RateLimiter
+
+# The sidecar helpers moved to segments.py; they stay importable from here.
+__all__ = ["SegmentedDownloader", "bytes_done", "discard", "sidecar_path"]
 
 logger = logging.getLogger(__name__)
 
-SIDECAR_SUFFIX = ".segments"
 _CHECKPOINT_SECONDS = 0.5
 _NAP_SECONDS = 0.25  # backoff sleeps in slices, so a stopped fetch does not linger
 _METER_PIECE = 64 * 1024  # the limiter is asked in pieces, so a stop is noticed quickly
 _VERIFY_BLOCK = 1024 * 1024
-
-
-def sidecar_path(part_path: Path) -> Path:
-    """Given a part file, return the path of its segment sidecar."""
-    return part_path.with_name(part_path.name + SIDECAR_SUFFIX)
-
-
-def discard(part_path: Path) -> None:
-    """Given a part file, remove it and its segment sidecar (either may be missing)."""
-    part_path.unlink(missing_ok=True)
-    sidecar_path(part_path).unlink(missing_ok=True)
-
-
-def bytes_done(part_path: Path) -> int:
-    """Given a part file, return the bytes really downloaded into it: what its sidecar
-    claims if it has one (0 if that is unreadable), else the part's length."""
-    path = sidecar_path(part_path)
-    if not path.exists():
-        return _size_of(part_path) or 0
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))["segments"]
-        return sum(int(done) for _, _, done in rows)
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
-@dataclass
-class _Segment:
-    """Bytes ``[start, end)`` of the file, ``done`` of them in the part; ``flight`` more
-    are being written right now; ``owned`` once a thread works on it."""
-
-    start: int
-    end: int
-    done: int = 0
-    flight: int = 0
-    owned: bool = False
-
-    @property
-    def position(self) -> int:
-        return self.start + self.done
-
-    @property
-    def left(self) -> int:
-        return self.end - self.position
-
-    @property
-    def free(self) -> int:
-        """The bytes no thread has started to write: what may be handed to another."""
-        return self.left - self.flight
-
-
-class _Table:
-    """The segments of one part file, the lock over them, and their sidecar."""
-
-    def __init__(self, item: FileToFetch, segments: list[_Segment], connections: int) -> None:
-        self.lock = threading.Lock()
-        self.segments = segments
-        self._item = item
-        self._connections = connections
-        self._saved: list[list[int]] | None = None
-
-    def rows(self) -> list[list[int]]:
-        with self.lock:
-            return sorted([segment.start, segment.end, segment.done] for segment in self.segments)
-
-    def done(self) -> int:
-        return sum(done for _, _, done in self.rows())
-
-    def left(self) -> int:
-        return sum(end - start - done for start, end, done in self.rows())
-
-    def save(self) -> None:
-        """Write the sidecar atomically, unless it already says the same."""
-        rows = self.rows()
-        if rows == self._saved:
-            return
-        path = sidecar_path(self._item.part_path)
-        document = {
-            "size": self._item.size,
-            "crc32": _expected_crc(self._item),
-            "connections": self._connections,
-            "segments": rows,
-        }
-        scratch = path.with_name(path.name + ".tmp")
-        with _no_space_is_item_error(path):
-            scratch.write_text(json.dumps(document), encoding="utf-8")
-            scratch.replace(path)
-        self._saved = rows
-
-    def claim(self, min_size: int) -> _Segment | None:
-        """Return a segment nobody works on, else the second half of the largest one
-        (if both halves keep ``min_size`` bytes), else None."""
-        with self.lock:
-            for segment in self.segments:
-                if not segment.owned and segment.left > 0:
-                    segment.owned = True
-                    return segment
-            victims = [segment for segment in self.segments if segment.free >= 2 * min_size]
-            if not victims:
-                return None
-            victim = max(victims, key=lambda segment: segment.free)
-            middle = victim.end - victim.free // 2
-            taken = _Segment(middle, victim.end, owned=True)
-            victim.end = middle
-            self.segments.append(taken)
-            return taken
 
 
 class _Run:
@@ -172,7 +73,7 @@ class _Run:
 
     def __init__(
         self,
-        table: _Table,
+        table: SegmentTable,
         fd: int,
         may_continue: Callable[[], bool],
         on_progress: Callable[[int], None],
@@ -189,14 +90,14 @@ class _Run:
         self._callbacks = threading.Lock()
 
     def check(self) -> None:
-        """Raise _Stopped if the fetch is stopping or ``may_continue`` says no."""
+        """Raise Stopped if the fetch is stopping or ``may_continue`` says no."""
         if self.stop.is_set():
-            raise _Stopped
+            raise Stopped
         with self._callbacks:
             going_on = self._may_continue()
         if not going_on:
             self.stop.set()
-            raise _Stopped
+            raise Stopped
 
     def wrote(self, nbytes: int, now: float) -> None:
         with self._lock:
@@ -237,15 +138,14 @@ class SegmentedDownloader:
         jitter: Callable[[], float] = random.random,
         limiter: RateLimiter | None = None,
     ) -> None:
+        self._url_for = url_for
         self._connections = max(1, connections)
         self._min_segment = max(1, min_segment_size)
         self._chunk_size = chunk_size
         self._timeout = (connect_timeout, read_timeout)
-        self._max_outage = max_outage
-        self._backoff = backoff
+        self._patience = Patience(backoff, max_outage, jitter)
         self._sleep = sleep
         self._monotonic = monotonic
-        self._jitter = jitter
         self._limiter = limiter
         self._url_lock = threading.Lock()
         self._single = Downloader(
@@ -258,6 +158,7 @@ class SegmentedDownloader:
             sleep=sleep,
             monotonic=monotonic,
             jitter=jitter,
+            limiter=limiter,
         )
 
     def close(self) -> None:
@@ -278,17 +179,15 @@ class SegmentedDownloader:
         return ``Fetched(False, n)`` if ``may_continue`` said no; raise TransientError
         after ``max_outage`` seconds without a byte on any connection,
         ChecksumMismatchError if the bytes are wrong, NoSpaceError if the disk is full."""
-        with _no_space_is_item_error(item.part_path):
-            _prepare(item)
-        table = _load_table(item, self._connections)
+        with no_space_is_item_error(item.part_path):
+            prepare(item)
+        table = load_table(item, self._connections)
         if table is None:
-            have = _size_of(item.part_path) or 0
+            have = size_of(item.part_path) or 0
             pieces = min(self._connections, (item.size - have) // self._min_segment)
             if pieces < 2:
-                return self._single.fetch(
-                    item, may_continue=may_continue, on_progress=self._metered(on_progress)
-                )
-            table = _fresh_table(item, have, pieces, self._connections)
+                return self._single.fetch(item, may_continue=may_continue, on_progress=on_progress)
+            table = fresh_table(item, have, pieces, self._connections)
         if table.left() > 0:
             if not may_continue():
                 return Fetched(False, table.done())
@@ -299,36 +198,24 @@ class SegmentedDownloader:
         sidecar_path(item.part_path).unlink(missing_ok=True)
         return Fetched(True, item.size)
 
-    def _metered(self, on_progress: Callable[[int], None]) -> Callable[[int], None]:
-        limiter = self._limiter
-        if limiter is None:
-            return on_progress
-
-        def metered(nbytes: int) -> None:
-            # Downloader has no hook before its writes: pay right after each one instead.
-            limiter.consume(nbytes)
-            on_progress(nbytes)
-
-        return metered
-
     def _run(
         self,
         item: FileToFetch,
-        table: _Table,
+        table: SegmentTable,
         may_continue: Callable[[], bool],
         on_progress: Callable[[int], None],
     ) -> None:
         """Given a table with bytes left, fill them with segment threads; raise the first
         error any thread met, after all of them stopped and the sidecar was saved."""
         table.save()  # before the part grows: a part is never longer without a sidecar
-        with _no_space_is_item_error(item.part_path):
+        with no_space_is_item_error(item.part_path):
             fd = os.open(item.part_path, os.O_RDWR | os.O_CREAT, 0o644)
         run = _Run(table, fd, may_continue, on_progress, self._monotonic())
         try:
-            with _no_space_is_item_error(item.part_path):
+            with no_space_is_item_error(item.part_path):
                 os.ftruncate(fd, item.size)
             self._crew(item, run)
-            with _no_space_is_item_error(item.part_path):
+            with no_space_is_item_error(item.part_path):
                 os.fsync(fd)
         finally:
             os.close(fd)
@@ -366,13 +253,13 @@ class SegmentedDownloader:
                     if segment is None:
                         break
                     self._fill(item, run, segment, session)
-        except _Stopped:
+        except Stopped:
             pass
         except BaseException as error:
             run.fail(error)
 
     def _fill(
-        self, item: FileToFetch, run: _Run, segment: _Segment, session: requests.Session
+        self, item: FileToFetch, run: _Run, segment: Segment, session: requests.Session
     ) -> None:
         """Given a segment, request and write its bytes until it is done; back off
         between failed requests; raise TransientError after a long silence."""
@@ -382,60 +269,46 @@ class SegmentedDownloader:
             before = segment.done
             try:
                 self._request(item, run, segment, session)
-            except _Retry as trouble:
+            except Retry as trouble:
                 failures = 0 if segment.done != before else failures
                 self._pause(item, run, trouble, failures)
                 failures += 1
 
-    def _pause(self, item: FileToFetch, run: _Run, trouble: _Retry, failures: int) -> None:
+    def _pause(self, item: FileToFetch, run: _Run, trouble: Retry, failures: int) -> None:
         silent = self._monotonic() - run.last_byte
-        if silent >= self._max_outage or failures >= self._backoff.max_attempts:
-            raise TransientError(
-                f"download of put.io file {item.file_id} got no data on any connection for "
-                f"{silent:.0f} s: {trouble.reason}",
-                "put.io or the network is having trouble; the next run resumes from "
-                f"{item.part_path.name}",
-            ) from trouble
-        delay = self._backoff.delay(failures, self._jitter())
-        delay = min(max(delay, trouble.retry_after or 0.0), self._max_outage - silent)
+        delay = self._patience.delay(
+            item, trouble, silent=silent, failures=failures, where=" on any connection"
+        )
         logger.debug("file %d: %s; retrying in %.1f s", item.file_id, trouble.reason, delay)
         while delay > 0 and not run.stop.is_set():
             self._sleep(min(delay, _NAP_SECONDS))
             delay -= _NAP_SECONDS
 
     def _request(
-        self, item: FileToFetch, run: _Run, segment: _Segment, session: requests.Session
+        self, item: FileToFetch, run: _Run, segment: Segment, session: requests.Session
     ) -> None:
         """Given a segment, make one request for the rest of it and write what arrives;
-        raise _Retry for anything a fresh request may cure."""
-        url = self._fresh_url(item.file_id)
+        raise Retry for anything a fresh request may cure."""
+        with self._url_lock:
+            url = fresh_url(self._url_for, item.file_id)
         with run.table.lock:
             first, last = segment.position, segment.end - 1
-        headers = {"Range": f"bytes={first}-{last}"}
-        try:
-            with session.get(
-                url, headers=headers, auth=_NoAuth(), stream=True, timeout=self._timeout
-            ) as response:
-                _accept(response, first, item)
-                self._write_body(item, run, segment, response)
-        except requests.RequestException as exc:
-            raise _Retry(f"the connection failed ({type(exc).__name__})") from exc
+        with node_get(session, url, f"{first}-{last}", self._timeout) as response:
+            if body_start(response, first, item) != first:
+                raise Retry(f"the node ignored the range bytes {first}- (HTTP 200)")
+            self._write_body(item, run, segment, response)
         if segment.left > 0:
-            raise _Retry(f"the node sent a short body for bytes {first}-{last}")
-
-    def _fresh_url(self, file_id: int) -> str:
-        with self._url_lock:
-            return self._single._fresh_url(file_id)
+            raise Retry(f"the node sent a short body for bytes {first}-{last}")
 
     def _write_body(
-        self, item: FileToFetch, run: _Run, segment: _Segment, response: requests.Response
+        self, item: FileToFetch, run: _Run, segment: Segment, response: requests.Response
     ) -> None:
         for chunk in response.iter_content(self._chunk_size):
             if chunk and not self._write_chunk(item, run, segment, chunk):
                 return
             run.check()
 
-    def _write_chunk(self, item: FileToFetch, run: _Run, segment: _Segment, chunk: bytes) -> bool:
+    def _write_chunk(self, item: FileToFetch, run: _Run, segment: Segment, chunk: bytes) -> bool:
         """Given a chunk at the segment's position, write what belongs to the segment;
         return True if the segment wants more."""
         with run.table.lock:
@@ -459,102 +332,17 @@ class SegmentedDownloader:
             self._limiter.consume(min(_METER_PIECE, size - start))
 
 
-def _accept(response: requests.Response, first: int, item: FileToFetch) -> None:
-    """Given the node's answer to a request from byte ``first``, return if its body
-    starts there; raise ChecksumMismatchError if the node's file has another size than
-    put.io said, and _Retry for any other answer."""
-    status = response.status_code
-    if status == 206:
-        start, total = _content_range(response)
-        _check_total(item, total)
-        if start != first:
-            raise _Retry(f"the node answered a range other than bytes {first}-")
-    elif status == 200:
-        if first > 0:
-            raise _Retry(f"the node ignored the range bytes {first}- (HTTP 200)")
-    elif status == 416:
-        _check_total(item, _content_range(response)[1])
-        raise _Retry(f"the node refused the range bytes {first}- (HTTP 416)")
-    elif status in _URL_EXPIRED:
-        raise _Retry(f"the node refused the URL (HTTP {status}); asking for a fresh one")
-    else:
-        raise _Retry(f"the node answered HTTP {status}", _retry_after(response))
-
-
 def _pwrite_all(path: Path, fd: int, view: memoryview, offset: int) -> None:
-    with _no_space_is_item_error(path):
+    with no_space_is_item_error(path):
         while view:
             written = os.pwrite(fd, view, offset)
             view, offset = view[written:], offset + written
 
 
-def _fresh_table(item: FileToFetch, have: int, pieces: int, connections: int) -> _Table:
-    """Given the bytes already at the start of the part, return a table that counts
-    them as done and splits the rest into ``pieces`` contiguous segments."""
-    segments = [_Segment(0, have, have)] if have else []
-    rest = item.size - have
-    edges = [have + rest * number // pieces for number in range(pieces + 1)]
-    segments += [_Segment(start, end) for start, end in pairwise(edges)]
-    return _Table(item, segments, connections)
-
-
-def _load_table(item: FileToFetch, connections: int) -> _Table | None:
-    """Given a file to fetch, return the table of its sidecar; None if it has none, or
-    if the sidecar does not match (then the part and sidecar are removed: start over)."""
-    path = sidecar_path(item.part_path)
-    if not path.exists():
-        return None
-    segments = _read_sidecar(path, item)
-    if segments is None:
-        logger.warning("%s does not match the file on put.io; starting over", path.name)
-        discard(item.part_path)
-        return None
-    return _Table(item, segments, connections)
-
-
-def _read_sidecar(path: Path, item: FileToFetch) -> list[_Segment] | None:
-    """Given a sidecar, return its segments if it describes this file and the part
-    holds every byte it claims; otherwise None."""
-    try:
-        document: Any = json.loads(path.read_text(encoding="utf-8"))
-        rows = [(int(start), int(end), int(done)) for start, end, done in document["segments"]]
-        matches = document["size"] == item.size and document["crc32"] == _expected_crc(item)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    part_size = _size_of(item.part_path)
-    if not matches or part_size is None or not _tiles(rows, item.size, part_size):
-        return None
-    return [_Segment(start, end, done) for start, end, done in rows]
-
-
-def _tiles(rows: list[tuple[int, int, int]], size: int, part_size: int) -> bool:
-    """Return True if the rows cover ``[0, size)`` edge to edge and claim no byte
-    beyond a part of ``part_size`` bytes."""
-    edge = 0
-    for start, end, done in sorted(rows):
-        if start != edge or end <= start or not 0 <= done <= end - start:
-            return False
-        if start + done > part_size:
-            return False
-        edge = end
-    return edge == size
-
-
-def _expected_crc(item: FileToFetch) -> str | None:
-    return item.crc32.lower() if item.crc32 else None
-
-
-def _size_of(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None
-
-
 def _verify(item: FileToFetch) -> None:
     """Given a filled part, raise ChecksumMismatchError if its size or CRC32 is wrong."""
-    length, crc = _measure(item.part_path, _VERIFY_BLOCK)
-    actual, expected = f"{crc:08x}", _expected_crc(item)
+    length, crc = measure(item.part_path, _VERIFY_BLOCK)
+    actual, expected = f"{crc:08x}", expected_crc(item)
     if length == item.size and expected in (None, actual):
         return
     raise ChecksumMismatchError(

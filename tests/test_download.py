@@ -15,6 +15,7 @@ from putio_mirror.errors import ChecksumMismatchError, NoSpaceError, TransientEr
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
 from putio_mirror.putio import PutioClient
 from putio_mirror.retry import Backoff
+from putio_mirror.throttle import RateLimiter
 
 CHUNK = 4096
 SIZE = 100_000
@@ -252,6 +253,33 @@ def test_the_node_never_sees_an_authorization_header(
         make_downloader(session=leaky).fetch(item)
     (node,) = _node_requests(fake_putio)
     assert "Authorization" not in node.headers
+
+
+class _PartWatchingLimiter(RateLimiter):
+    """A real limiter that also notes how long the part file was at each charge."""
+
+    def __init__(self, part: Path, rate: int, clock: Clock) -> None:
+        super().__init__(lambda: rate, monotonic=clock.monotonic, sleep=clock.sleep)
+        self.part = part
+        self.charges: list[tuple[int, int]] = []
+
+    def consume(self, nbytes: int) -> None:
+        self.charges.append((self.part.stat().st_size, nbytes))
+        super().consume(nbytes)
+
+
+def test_download_charges_the_limiter_for_each_chunk_before_writing_it(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader, clock: Clock
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    limiter = _PartWatchingLimiter(item.part_path, 50_000, clock)
+    assert make_downloader(limiter=limiter).fetch(item) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    sizes = [size for size, _ in limiter.charges]
+    charged = [nbytes for _, nbytes in limiter.charges]
+    assert sizes == [sum(charged[:n]) for n in range(len(charged))]
+    assert sum(charged) == SIZE
+    assert clock.now == pytest.approx(SIZE / 50_000, rel=0.01)
 
 
 def _closed_port_url() -> str:

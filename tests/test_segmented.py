@@ -21,7 +21,8 @@ from putio_mirror.errors import AuthError, ChecksumMismatchError, NoSpaceError, 
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
 from putio_mirror.putio import PutioClient
 from putio_mirror.retry import Backoff
-from putio_mirror.segmented import SegmentedDownloader, bytes_done, discard, sidecar_path
+from putio_mirror.segmented import SegmentedDownloader
+from putio_mirror.segments import bytes_done, discard, sidecar_path
 from putio_mirror.throttle import RateLimiter
 
 SIZE = 4 * 1024 * 1024
