@@ -82,12 +82,12 @@ def _run(context: Context, request: Request, overrides: dict[str, object] | None
     with StopFlag() as stop, progress_for(sys.stderr) as progress:
         runtime = Runtime(settings, stop_requested=stop.is_set, progress=progress)
         outcome = run_once(runtime, request)
-    _show(outcome, request)
+    _show(outcome, request, settings.download_dir)
     return int(outcome.exit_code)
 
 
-def _show(outcome: Outcome, request: Request) -> None:
-    from putio_mirror.render import plan_summary
+def _show(outcome: Outcome, request: Request, downloads: Path) -> None:
+    from putio_mirror.render import human_size, plan_summary
 
     for note in outcome.plan.notes:
         (log.warning if note.level == "warning" else log.info)("%s", note.message)
@@ -101,6 +101,9 @@ def _show(outcome: Outcome, request: Request) -> None:
             if failure.hint:
                 click.echo(f"  hint: {failure.hint}", err=True)
         click.echo(f"{plan_summary(outcome.plan)}\nResult: {outcome.report.summary()}.")
+        if outcome.report.bytes_downloaded:
+            fetched = human_size(outcome.report.bytes_downloaded)
+            click.echo(f"Downloaded {fetched} into {downloads}.")
 
 
 def _print_plan_table(outcome: Outcome) -> None:

@@ -53,6 +53,8 @@ class Fetcher(Protocol):
 class Progress(Protocol):
     """Where download progress goes: a terminal bar, log lines, or nowhere (thread-safe)."""
 
+    def expect(self, total: int, done: int) -> None: ...
+
     def begin(self, key: str, label: str, total: int, done: int) -> None: ...
 
     def advance(self, key: str, amount: int) -> None: ...
@@ -61,6 +63,9 @@ class Progress(Protocol):
 
 
 class NoProgress:
+    def expect(self, total: int, done: int) -> None:
+        pass
+
     def begin(self, key: str, label: str, total: int, done: int) -> None:
         pass
 
@@ -112,6 +117,10 @@ class DownloadSteps:
             with self._lock:
                 self._fetchers.append(fetcher)
         return fetcher
+
+    def expect(self, total: int, done: int) -> None:
+        """Tell the progress display how many bytes the whole run will fetch."""
+        self._progress.expect(total, done)
 
     def target(self, action: Download | AdoptLocal) -> Path:
         """Where a file goes: its final place, or its place inside its item being built."""

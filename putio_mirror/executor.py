@@ -181,6 +181,11 @@ class Executor:
         self._report, self._succeeded = RunReport(), set()
         self._halted.clear()
         actions = list(plan)
+        downloads = [action for action in actions if isinstance(action, Download)]
+        self._downloads.expect(
+            sum(action.size for action in downloads),
+            sum(action.resume_from for action in downloads),
+        )
         index = 0
         while index < len(actions) and not self._should_halt():
             batch = _downloads_from(actions, index) if self._rules.parallel_files > 1 else []

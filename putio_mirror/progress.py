@@ -44,6 +44,10 @@ class LogProgress:
     _items: dict[str, _Item] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def expect(self, total: int, done: int) -> None:
+        if total > done:
+            log.info("%s to download", _human(total - done))
+
     def begin(self, key: str, label: str, total: int, done: int) -> None:
         now = self.monotonic()
         with self._lock:
@@ -89,13 +93,12 @@ class BarProgress:
         self._tasks: dict[str, TaskID] = {}
         self._total = progress.add_task("total", total=0)
 
+    def expect(self, total: int, done: int) -> None:
+        self._progress.update(self._total, total=total, completed=done)
+
     def begin(self, key: str, label: str, total: int, done: int) -> None:
         shown = label if len(label) <= 40 else "…" + label[-39:]
         self._tasks[key] = self._progress.add_task(shown, total=total, completed=done)
-        task = self._progress.tasks[self._total]
-        self._progress.update(
-            self._total, total=(task.total or 0) + total, completed=task.completed + done
-        )
 
     def advance(self, key: str, amount: int) -> None:
         task = self._tasks.get(key)
