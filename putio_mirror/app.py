@@ -9,6 +9,7 @@ takes every kind of action, ``transfers groom`` only cancel and clean,
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -162,6 +163,7 @@ def _execute(
             save_parent_id=settings.policy.save_parent_id,
             free_space_margin=settings.free_space_margin,
             parallel_files=settings.parallel_files,
+            owner=f"{_lock_holder(journal)}:{os.getpid()}",
         ),
         clock=runtime.clock,
         stop_requested=runtime.stop_requested,
@@ -172,6 +174,7 @@ def _execute(
     stale = journal.abandon_stale_actions(now)
     if stale:
         log.info("marked %d actions of an earlier, interrupted run as interrupted", stale)
+    _release_dead_claims(journal, _lock_holder(journal))
     exit_code = ExitCode.BUG
     try:
         report = executor.run(plan, run_id)
@@ -206,6 +209,19 @@ def _fetcher_factory(
         )
 
     return new_fetcher
+
+
+def _lock_holder(journal: Journal) -> str:
+    """Who holds this journal's run lock: this host and that lock (one live run each)."""
+    return f"{socket.gethostname()}:{journal.lock_path}"
+
+
+def _release_dead_claims(journal: Journal, holder: str) -> None:
+    """Claims left by an earlier run under our lock belong to a dead process (we hold the
+    lock now, so no live run of ours has any); other hosts' claims run out on their lease."""
+    for key, (owner, _) in journal.claims().items():
+        if owner.rpartition(":")[0] == holder:
+            journal.release(key, owner)
 
 
 def _refusal(violations: tuple[str, ...]) -> SafetyLimitError:

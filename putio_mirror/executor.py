@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -84,6 +84,10 @@ class Rules:
     save_parent_id: int | None = None
     free_space_margin: int = 100 * 1024 * 1024
     parallel_files: int = 1
+    #: who this run is, for claims when several hosts share one journal
+    owner: str = "local"
+    #: how long a claim holds without renewal (a host that dies frees its work after this)
+    lease: timedelta = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,8 @@ class RunReport:
     failed: list[Failure] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     deferred: int = 0
+    #: actions another host sharing the journal holds or has done
+    elsewhere: int = 0
     window_closed: bool = False
     interrupted: bool = False
     aborted: str | None = None
@@ -125,6 +131,8 @@ class RunReport:
             parts.append(f"{len(self.skipped)} skipped")
         if self.deferred:
             parts.append(f"{self.deferred} deferred to the next window")
+        if self.elsewhere:
+            parts.append(f"{self.elsewhere} left to other hosts")
         if self.window_closed:
             parts.append("download window closed")
         if self.interrupted:
@@ -221,9 +229,49 @@ class Executor:
             missing = [key for key in action.requires if key not in self._succeeded]
         if missing:
             self._skip(run_id, action, f"waits for {', '.join(missing)}")
-        elif self._perform(run_id, action):
+            return
+        if not self._claim(action):
             with self._lock:
-                self._succeeded.add(action.key)
+                self._report.elsewhere += 1
+            return
+        try:
+            if self._perform(run_id, action):
+                with self._lock:
+                    self._succeeded.add(action.key)
+        finally:
+            self._journal.release(action.key, self._rules.owner)
+
+    def _claim(self, action: Action) -> bool:
+        """Claim the action in the journal; False if another host holds it or has done it."""
+        owner, lease = self._rules.owner, self._rules.lease
+        if not self._journal.claim(action.key, owner, self._now(), lease):
+            return False
+        if isinstance(action, Download) and self._journal.is_verified(action.file_id):
+            self._journal.release(action.key, owner)  # finished elsewhere since we planned
+            return False
+        return True
+
+    def _continuing(self, action: Download) -> Callable[[], bool]:
+        """Between chunks: the window is open, no stop was asked, and our claim still holds."""
+        renewed = [self._clock()]
+
+        def may_continue() -> bool:
+            now = self._clock()
+            if self._stop_requested() or self._halted.is_set():
+                return False
+            if not self._rules.schedule.is_open(now):
+                return False
+            if now - renewed[0] < self._rules.lease / 3:
+                return True
+            renewed[0] = now
+            held = self._journal.renew(
+                action.key, self._rules.owner, now.astimezone(UTC), self._rules.lease
+            )
+            if not held:
+                log.warning("%s: another host took this over; stopping here", action.target)
+            return held
+
+        return may_continue
 
     def _may_start(self, action: Action) -> bool:
         outside = not self._rules.schedule.is_open(self._clock())
@@ -237,11 +285,6 @@ class Executor:
                 self._report.window_closed = True
                 return False
         return True
-
-    def _may_continue(self) -> bool:
-        if self._stop_requested() or self._halted.is_set():
-            return False
-        return self._rules.schedule.is_open(self._clock())
 
     def _now(self) -> datetime:
         return self._clock().astimezone(UTC)
@@ -294,7 +337,7 @@ class Executor:
 
     def _dispatch(self, action: Action) -> str | None:
         if isinstance(action, Download):
-            return self._downloads.download(action, self._may_continue, self._count)
+            return self._downloads.download(action, self._continuing(action), self._count)
         if isinstance(action, AdoptLocal):
             return self._downloads.adopt(action)
         if isinstance(action, PlaceItem):

@@ -1,11 +1,13 @@
 """The journal: what this tool did and how far each download got, in a SQL database.
 
-The only module that imports SQLAlchemy. SQLite is the default (WAL mode, so
-a ``status`` command can read while a run writes); PostgreSQL works through
-the same portable types. Every write is its own short transaction, committed
-at once, so a crash loses at most the action in flight; the next run marks
-such actions ``interrupted``. SQLAlchemy's exceptions never leave this
-module: they become ``JournalError`` with a hint.
+The journal's only entry point: with ``journal_schema.py`` (its tables and the SQL that
+differs between databases, private to it) the only module that imports SQLAlchemy. SQLite is
+the default (WAL mode, so a ``status`` command can read while a run writes); PostgreSQL works
+through the same portable types. Every write is its own short transaction, committed at once,
+so a crash loses at most the action in flight; the next run marks such actions
+``interrupted``. SQLAlchemy's exceptions never leave this module: they become
+``JournalError`` with a hint. Hosts that share one journal share the work through claims:
+leases on action keys that expire if their owner dies.
 """
 
 from __future__ import annotations
@@ -16,124 +18,58 @@ import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Connection,
     CursorResult,
-    DateTime,
-    Dialect,
     Engine,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
     create_engine,
-    event,
+    delete,
     func,
     insert,
     literal,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Session
 
 from putio_mirror.errors import JournalError
+from putio_mirror.journal_schema import (
+    SCHEMA_VERSION,
+    WRITE_OPTION,
+    Action,
+    Base,
+    ClaimRow,
+    DownloadRow,
+    Run,
+    SubmissionRow,
+    claim_statement,
+    prepare,
+    tune_sqlite,
+    upsert,
+)
 from putio_mirror.state import DownloadRecord, JournalFacts, Submission
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "ACTION_STATUSES",
+    "SCHEMA_VERSION",
+    "ActionRecord",
+    "DownloadRow",  # the benchmarks fill a journal with it
+    "Journal",
+    "RunRecord",
+]
+
 ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "interrupted"})
 _SUPPORTED = ("sqlite", "postgresql")
-_WRITE = "putio_mirror_write"
 _CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
 _LOCKED_HINT = "another process holds it; wait for it to finish and run again"
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, whatever the database keeps."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        utc = value.astimezone(UTC)
-        # SQLite has no time zones: store UTC wall time and re-attach UTC on reading.
-        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class SchemaInfo(Base):
-    __tablename__ = "schema_info"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version: Mapped[int] = mapped_column(Integer)
-
-
-class Run(Base):
-    __tablename__ = "runs"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    command: Mapped[str] = mapped_column(String(64))
-    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    exit_code: Mapped[int | None] = mapped_column(Integer)
-    summary: Mapped[str | None] = mapped_column(Text)
-    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    host: Mapped[str] = mapped_column(String(255), default="")
-
-
-class Action(Base):
-    __tablename__ = "actions"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    key: Mapped[str] = mapped_column(String(255), index=True)
-    target: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=1)
-    error: Mapped[str | None] = mapped_column(Text)
-    detail: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-
-class SubmissionRow(Base):
-    __tablename__ = "submissions"
-    info_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    transfer_id: Mapped[int | None] = mapped_column(BigInteger)
-    name: Mapped[str] = mapped_column(Text)
-    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-class DownloadRow(Base):
-    """One put.io file's download; path and size stay NULL while only failures are known."""
-
-    __tablename__ = "downloads"
-    file_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    relative_path: Mapped[str | None] = mapped_column(Text)
-    size: Mapped[int | None] = mapped_column(BigInteger)
-    crc32: Mapped[str | None] = mapped_column(String(8))
-    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
-    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
 @dataclass(frozen=True)
@@ -300,7 +236,7 @@ class Journal:
         row: dict[str, Any] = {"info_hash": info_hash, "transfer_id": transfer_id, "name": name}
         known_id = func.coalesce(literal(transfer_id, BigInteger), SubmissionRow.transfer_id)
         with self._write() as conn:
-            _upsert(
+            upsert(
                 conn,
                 SubmissionRow,
                 row | {"submitted_at": _aware(now)},
@@ -319,7 +255,7 @@ class Journal:
         """Remember how many bytes of a file are safely in its staging file."""
         row = _download_row(file_id, relative_path, size, crc32, bytes_done, now)
         with self._write() as conn:
-            _upsert(conn, DownloadRow, row, row | {"verified_at": None})
+            upsert(conn, DownloadRow, row, row | {"verified_at": None})
 
     def mark_verified(
         self, file_id: int, relative_path: str, size: int, crc32: str | None, now: datetime
@@ -328,13 +264,13 @@ class Journal:
         row = _download_row(file_id, relative_path, size, crc32, size, now)
         row |= {"verified_at": row["updated_at"], "failures": 0}
         with self._write() as conn:
-            _upsert(conn, DownloadRow, row, row)
+            upsert(conn, DownloadRow, row, row)
 
     def record_failure(self, file_id: int) -> int:
         """Given a file id, count one more failed download of it and return the count."""
         row = {"file_id": file_id, "failures": 1}
         with self._write() as conn:
-            _upsert(conn, DownloadRow, row, {"failures": DownloadRow.failures + 1})
+            upsert(conn, DownloadRow, row, {"failures": DownloadRow.failures + 1})
             count = select(DownloadRow.failures).where(DownloadRow.file_id == file_id)
             return int(conn.execute(count).scalar_one())
 
@@ -343,6 +279,12 @@ class Journal:
         statement = update(DownloadRow).where(DownloadRow.file_id == file_id)
         with self._write() as conn:
             conn.execute(statement.values(bytes_done=0, verified_at=None))
+
+    def is_verified(self, file_id: int) -> bool:
+        """Given a file id, say whether any host has verified it (checked after a claim)."""
+        query = select(DownloadRow.verified_at).where(DownloadRow.file_id == file_id)
+        with self._read() as conn:
+            return conn.execute(query).scalar_one_or_none() is not None
 
     def facts(self) -> JournalFacts:
         """Return what the journal knows, keyed the way the reconciler pairs things."""
@@ -376,15 +318,60 @@ class Journal:
             own_transfer_ids=own,
         )
 
+    # -- claims: hosts sharing one journal share the work ------------------
+
+    def claim(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Given an action key, who asks and for how long, say whether ``owner`` now holds it.
+
+        True if the key was free, its lease had expired, or ``owner`` held it already (the
+        lease then runs until ``now + lease``); False while another owner's lease runs.
+        Atomic across processes and hosts. Raise ValueError if ``lease`` is not positive.
+        """
+        expires_at = _aware(now) + _positive(lease)
+        statement = claim_statement(self._engine.dialect.name, key, owner, now, expires_at)
+        with self._write() as conn:
+            # See claim_statement for why one statement is enough, and atomic.
+            return conn.execute(statement).first() is not None
+
+    def renew(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Given a key ``owner`` claimed, extend its lease to ``now + lease``; say if it could.
+
+        False if the claim was lost: released, or expired and taken by another owner. A
+        lease that expired but that nobody took is still the owner's, and is extended.
+        Raise ValueError if ``lease`` is not positive.
+        """
+        expires_at = _aware(now) + _positive(lease)
+        statement = (
+            update(ClaimRow)
+            .where(ClaimRow.key == key, ClaimRow.owner == owner)
+            .values(expires_at=expires_at)
+        )
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def release(self, key: str, owner: str) -> None:
+        """Given a key, free it if ``owner`` holds it; else (another's, or free) do nothing."""
+        statement = delete(ClaimRow).where(ClaimRow.key == key, ClaimRow.owner == owner)
+        with self._write() as conn:
+            conn.execute(statement)
+
+    def release_all(self, owner: str) -> int:
+        """Given an owner, free every key it holds (at the end of its run); return how many."""
+        with self._write() as conn:
+            return conn.execute(delete(ClaimRow).where(ClaimRow.owner == owner)).rowcount
+
+    def claims(self) -> dict[str, tuple[str, datetime]]:
+        """Return every claim as key -> (owner, expires_at), expired ones included."""
+        statement = select(ClaimRow.key, ClaimRow.owner, ClaimRow.expires_at)
+        with self._read() as conn:
+            return {key: (owner, expires_at) for key, owner, expires_at in conn.execute(statement)}
+
     # -- plumbing ---------------------------------------------------------
 
     def _prepare_schema(self) -> None:
-        """Create missing tables and record the schema version; raise JournalError if newer."""
+        """Create missing tables, upgrade an older schema in place; raise JournalError if newer."""
         with self._write() as conn:
-            Base.metadata.create_all(conn)
-            version = conn.execute(select(func.max(SchemaInfo.version))).scalar_one_or_none()
-            if version is None:
-                conn.execute(insert(SchemaInfo).values(version=SCHEMA_VERSION))
+            version = prepare(conn)
         if version is not None and version > SCHEMA_VERSION:
             raise JournalError(
                 f"the journal {self.url} was written by a newer putio-mirror "
@@ -396,7 +383,7 @@ class Journal:
     def _write(self) -> Iterator[Connection]:
         """Yield a connection in a write transaction, committed on leaving."""
         with self._translated(), self._engine.connect() as conn:
-            conn.execution_options(**{_WRITE: True})
+            conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn
 
@@ -411,17 +398,6 @@ class Journal:
             yield
         except SQLAlchemyError as error:
             raise _journal_error(error, self.url) from None
-
-
-def _upsert(
-    conn: Connection, model: type[Base], row: Mapping[str, Any], changes: Mapping[str, Any]
-) -> None:
-    """Insert ``row``, or, if its primary key exists, update that row with ``changes``."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    keys = [column.name for column in model.__table__.primary_key]
-    statement = dialect.insert(model).values(**row)
-    updates = {column: value for column, value in changes.items() if column not in keys}
-    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
 
 
 def _new_id(result: CursorResult[Any]) -> int:
@@ -456,6 +432,13 @@ def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"the journal needs aware datetimes, got naive {moment.isoformat()}")
     return moment
+
+
+def _positive(lease: timedelta) -> timedelta:
+    """Given a lease, return it; raise ValueError if it is zero or negative (a caller's bug)."""
+    if lease <= timedelta(0):
+        raise ValueError(f"a lease must be positive, got {lease}")
+    return lease
 
 
 def _parse_url(url: str) -> URL:
@@ -493,34 +476,8 @@ def _create_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
             "install the database driver (pip install 'putio-mirror[postgres]') or fix the URL",
         ) from None
     if is_sqlite:
-        _tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000))
+        tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000))
     return engine
-
-
-def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
-    """Set WAL, a busy timeout and foreign keys on every connection; own the transactions.
-
-    pysqlite starts transactions lazily and as DEFERRED; a write transaction
-    that first reads can then fail with "database is locked" at once instead
-    of waiting. So we switch its own BEGIN off and issue ours: IMMEDIATE for
-    writes (they queue on busy_timeout), plain BEGIN for reads.
-    """
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: object) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _is_file_database(database: str) -> bool:

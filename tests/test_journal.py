@@ -45,15 +45,21 @@ def journal(db_file: Path) -> Iterator[Journal]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
-    """A journal on SQLite, and on a fresh PostgreSQL database."""
+def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a journal yet to be created on SQLite, and on a fresh PostgreSQL database."""
     if request.param == "sqlite":
-        with Journal.open(sqlite_url(tmp_path / "j.sqlite3"), env={}) as opened:
-            yield opened
+        yield sqlite_url(tmp_path / "j.sqlite3")
         return
     # Asked for here, not as a parameter, so the server starts only when a PostgreSQL test runs.
     admin_url: str = request.getfixturevalue("postgres_url")
-    with PostgresDatabase(admin_url) as url, Journal.open(url, env={}) as opened:
+    with PostgresDatabase(admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+def any_journal(any_url: str) -> Iterator[Journal]:
+    """A journal on SQLite, and on a fresh PostgreSQL database."""
+    with Journal.open(any_url, env={}) as opened:
         yield opened
 
 
@@ -89,6 +95,33 @@ def query(db_file: Path, sql: str) -> list[tuple[object, ...]]:
         return conn.execute(sql).fetchall()
 
 
+def run_sql(url: str, *statements: str) -> list[object]:
+    """Given a URL, run the statements in one transaction; return the first column of the last."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            results = [conn.execute(text(sql)) for sql in statements]
+            return [row[0] for row in results[-1]] if results[-1].returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def schema_versions(url: str) -> list[object]:
+    return run_sql(url, "SELECT version FROM schema_info")
+
+
+def table_names(url: str) -> set[str]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
 # -- opening -------------------------------------------------------------------
 
 
@@ -96,7 +129,7 @@ def test_open_creates_folder_tables_schema_version_and_wal_mode(
     journal: Journal, db_file: Path
 ) -> None:
     tables = {row[0] for row in query(db_file, "SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"schema_info", "runs", "actions", "submissions", "downloads"} <= tables
+    assert {"schema_info", "runs", "actions", "submissions", "downloads", "claims"} <= tables
     assert query(db_file, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
     assert query(db_file, "PRAGMA journal_mode") == [("wal",)]
 
@@ -105,6 +138,25 @@ def test_reopening_keeps_one_schema_version_row(db_file: Path) -> None:
     for _ in range(2):
         Journal.open(sqlite_url(db_file), env={}).close()
     assert query(db_file, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
+
+
+def test_a_version_1_journal_is_upgraded_in_place_and_keeps_its_rows(any_url: str) -> None:
+    with Journal.open(any_url, env={}) as journal:
+        run = journal.start_run("sync", minutes(0))
+        journal.record_submission(HASH_A, 41, "Film", minutes(1))
+        journal.mark_verified(7, "film.mkv", 10, None, minutes(2))
+    # Version 2 only added the claims table: without it, and so numbered, this is version 1.
+    run_sql(any_url, "DROP TABLE claims", "UPDATE schema_info SET version = 1")
+    assert "claims" not in table_names(any_url)
+    with Journal.open(any_url, env={}) as journal:
+        assert [record.id for record in journal.recent_runs()] == [run]
+        facts = journal.facts()
+        assert facts.submissions[HASH_A].transfer_id == 41
+        assert facts.downloads[7].is_verified
+        assert journal.claim("download:7", "host-a", T0, timedelta(minutes=5))
+    assert "claims" in table_names(any_url)
+    assert SCHEMA_VERSION == 2
+    assert schema_versions(any_url) == [SCHEMA_VERSION]
 
 
 def test_corrupt_file_raises_journal_error_saying_to_move_it_aside(db_file: Path) -> None:

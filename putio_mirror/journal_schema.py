@@ -1,0 +1,253 @@
+"""The SQL under the journal: tables, schema version, SQLite set-up, dialect-specific statements.
+
+Private to ``journal.py``, the journal's only entry point: nothing else imports this module.
+Change a table here and bump ``SCHEMA_VERSION``, teaching ``prepare`` how an older journal
+reaches it in place (the version-2 step only adds the ``claims`` table). The statements that
+SQLite and PostgreSQL spell differently (upserts, the atomic claim) are built here too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    case,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_VERSION = 2
+# The execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE).
+WRITE_OPTION = "putio_mirror_write"
+# How long to wait between attempts to switch a SQLite journal to WAL (see _enter_wal).
+_WAL_RETRY_MS = 10
+# Any fixed number: the PostgreSQL advisory lock that queues hosts preparing one database.
+_PREPARE_LOCK = 0x7075_7469_6F6D
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = value.astimezone(UTC)
+        # SQLite has no time zones: store UTC wall time and re-attach UTC on reading.
+        # SQLAlchemy writes it as fixed-width text, so comparing two of them compares instants.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaInfo(Base):
+    __tablename__ = "schema_info"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    command: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    summary: Mapped[str | None] = mapped_column(Text)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    host: Mapped[str] = mapped_column(String(255), default="")
+
+
+class Action(Base):
+    __tablename__ = "actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(255), index=True)
+    target: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SubmissionRow(Base):
+    __tablename__ = "submissions"
+    info_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    transfer_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(Text)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DownloadRow(Base):
+    """One put.io file's download; path and size stay NULL while only failures are known."""
+
+    __tablename__ = "downloads"
+    file_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    relative_path: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    crc32: Mapped[str | None] = mapped_column(String(8))
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ClaimRow(Base):
+    """Who works on an action key, until when (schema 2): hosts sharing a journal share work.
+
+    A row whose ``expires_at`` has passed is free for the taking; ``claimed_at`` is when its
+    current owner first took it (extending a lease keeps it).
+    """
+
+    __tablename__ = "claims"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+def prepare(conn: Connection) -> int | None:
+    """Given a connection in a write transaction, create or upgrade the schema in place.
+
+    Return the version the database had (None if it was new). A database of a newer
+    version is left untouched: the caller refuses it.
+    """
+    if conn.dialect.name == "postgresql":
+        # Hosts opening one new (or old) database at once would race to create the same
+        # tables and version rows; the lock queues them and is let go at commit. SQLite
+        # needs none: our write transactions are BEGIN IMMEDIATE, one at a time already.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _PREPARE_LOCK})
+    Base.metadata.tables[SchemaInfo.__tablename__].create(conn, checkfirst=True)
+    found = conn.execute(select(func.max(SchemaInfo.version))).scalar_one_or_none()
+    if found is not None and found > SCHEMA_VERSION:
+        return found
+    # Every step so far only adds tables, so creating the missing ones is the whole upgrade.
+    Base.metadata.create_all(conn)
+    if found is None:
+        conn.execute(insert(SchemaInfo).values(version=SCHEMA_VERSION))
+    elif found < SCHEMA_VERSION:
+        conn.execute(update(SchemaInfo).values(version=SCHEMA_VERSION))
+    return found
+
+
+def upsert(
+    conn: Connection, model: type[Base], row: Mapping[str, Any], changes: Mapping[str, Any]
+) -> None:
+    """Insert ``row``, or, if its primary key exists, update that row with ``changes``."""
+    keys = [column.name for column in model.__table__.primary_key]
+    statement = _dialect_insert(conn.dialect.name, model).values(**row)
+    updates = {column: value for column, value in changes.items() if column not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
+
+
+def claim_statement(
+    dialect_name: str, key: str, owner: str, now: datetime, expires_at: datetime
+) -> ReturningInsert[tuple[str]]:
+    """Given a claim, return the statement that takes it; a row back means ``owner`` holds it.
+
+    It takes a free key, an expired one (a lease ending at ``now`` is expired), or one that
+    ``owner`` holds already (extending it); a key under another owner's lease stays theirs.
+    """
+    # One INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING, never a SELECT then a
+    # write: the database decides in one statement. PostgreSQL locks the conflicting row and
+    # re-checks the WHERE against its newest version (a racing INSERT of a new key waits for
+    # the first to commit, then conflicts); SQLite runs one writer at a time. So two hosts
+    # never both see "free". SQLite (3.35+) and PostgreSQL share the text; SELECT ... FOR
+    # UPDATE SKIP LOCKED would be PostgreSQL-only and cannot lock a key that has no row yet.
+    statement = _dialect_insert(dialect_name, ClaimRow).values(
+        key=key, owner=owner, expires_at=expires_at, claimed_at=now
+    )
+    proposed = statement.excluded
+    mine = ClaimRow.owner == proposed.owner
+    changes = {
+        "owner": proposed.owner,
+        "expires_at": proposed.expires_at,
+        # Extending keeps when the owner first took the key; taking it over starts anew.
+        "claimed_at": case((mine, ClaimRow.claimed_at), else_=proposed.claimed_at),
+    }
+    where = mine | (ClaimRow.expires_at <= now)
+    taking = statement.on_conflict_do_update(index_elements=["key"], set_=changes, where=where)
+    return taking.returning(ClaimRow.key)
+
+
+def _dialect_insert(dialect_name: str, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """Given a dialect, return its INSERT of ``model``, the one that knows ON CONFLICT."""
+    return postgresql.insert(model) if dialect_name == "postgresql" else sqlite.insert(model)
+
+
+def tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    """Set WAL, a busy timeout and foreign keys on every connection; own the transactions.
+
+    pysqlite starts transactions lazily and as DEFERRED; a write transaction
+    that first reads can then fail with "database is locked" at once instead
+    of waiting. So we switch its own BEGIN off and issue ours: IMMEDIATE for
+    writes (connections with WRITE_OPTION; they queue on busy_timeout), plain
+    BEGIN for reads.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            _enter_wal(cursor, attempts=max(1, busy_timeout_ms // _WAL_RETRY_MS))
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _enter_wal(cursor: Any, attempts: int) -> None:
+    """Given a DB-API cursor, switch its database to WAL, waiting out another doing the same.
+
+    SQLite takes the exclusive lock this needs without calling its busy handler, so two
+    processes opening one new journal at once would get "database is locked" at once.
+    """
+    for _ in range(attempts - 1):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            time.sleep(_WAL_RETRY_MS / 1000)
+    cursor.execute("PRAGMA journal_mode = WAL")

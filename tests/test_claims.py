@@ -1,0 +1,316 @@
+"""Claims with leases: hosts sharing one journal each take an action, and never the same one.
+
+Every test runs on a SQLite file and on a PostgreSQL database (see test_journal.py): the
+one-process tests share one per backend, emptied of claims before each. The races run two real
+OS processes (one pair per backend, shared by the race tests) that open one new journal
+together, then claim the same keys as fast as they can.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import putio_mirror
+from putio_mirror.journal import SCHEMA_VERSION, Journal
+from tests.test_journal import PostgresDatabase, run_sql, schema_versions, sqlite_url
+
+T0 = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+RACE_KEYS = 200
+WORKER_TIMEOUT = 60.0
+OWNERS = ("host-a", "host-b")
+BACKENDS = ["sqlite", "postgresql"]
+
+# `python -c WORKER url owner now`: says "ready", opens the journal on a "go" line and says
+# "opened", then claims each key written to its stdin, one a line, at `now`, answering 1 (won)
+# or 0, until its stdin ends.
+WORKER = """
+import sys
+from datetime import datetime, timedelta
+from putio_mirror.journal import Journal
+
+url, owner, now = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3])
+print("ready", flush=True)
+sys.stdin.readline()
+with Journal.open(url, env={}, busy_timeout=30.0) as journal:
+    print("opened", flush=True)
+    for line in sys.stdin:
+        print(int(journal.claim(line.strip(), owner, now, timedelta(minutes=5))), flush=True)
+"""
+
+Worker = subprocess.Popen[str]
+
+
+@contextmanager
+def new_journal_url(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
+    """Given a request for one of BACKENDS, yield the URL of a journal yet to be created."""
+    if request.param == "sqlite":
+        yield sqlite_url(folder / "j.sqlite3")
+        return
+    # Asked for here, not as a parameter, so the server starts only when a PostgreSQL test runs.
+    admin_url: str = request.getfixturevalue("postgres_url")
+    with PostgresDatabase(admin_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A journal URL on each backend for the one-process tests (a new database each is slow)."""
+    with new_journal_url(request, tmp_path_factory.mktemp("claims")) as url:
+        yield url
+
+
+@pytest.fixture
+def journal(module_url: str) -> Iterator[Journal]:
+    """The module's journal with no claims in it."""
+    with Journal.open(module_url, env={}) as opened:
+        for key, (owner, _) in opened.claims().items():
+            opened.release(key, owner)
+        yield opened
+
+
+def minutes(count: float) -> datetime:
+    return T0 + timedelta(minutes=count)
+
+
+# -- one process -------------------------------------------------------------------
+
+
+def test_first_claim_wins_and_another_owner_is_refused(journal: Journal) -> None:
+    assert journal.claim("download:7", "host-a", T0, LEASE)
+    assert not journal.claim("download:7", "host-b", minutes(1), LEASE)
+    assert journal.claim("download:8", "host-b", minutes(1), LEASE)
+    assert journal.claims() == {
+        "download:7": ("host-a", T0 + LEASE),
+        "download:8": ("host-b", minutes(1) + LEASE),
+    }
+
+
+def test_the_holder_claiming_again_extends_its_lease(journal: Journal) -> None:
+    assert journal.claim("download:7", "host-a", T0, LEASE)
+    assert journal.claim("download:7", "host-a", minutes(4), LEASE)
+    assert not journal.claim("download:7", "host-b", minutes(6), LEASE)
+    assert journal.claims()["download:7"] == ("host-a", minutes(9))
+
+
+def test_an_expired_lease_hands_the_key_to_the_next_claimer(journal: Journal) -> None:
+    journal.claim("download:7", "host-a", T0, LEASE)
+    assert not journal.claim("download:7", "host-b", T0 + LEASE - timedelta(seconds=1), LEASE)
+    # A lease ending at t is over at t.
+    assert journal.claim("download:7", "host-b", T0 + LEASE, LEASE)
+    assert journal.claims()["download:7"] == ("host-b", T0 + 2 * LEASE)
+    assert not journal.claim("download:7", "host-a", T0 + LEASE, LEASE)
+
+
+def test_claimed_at_stays_while_the_holder_extends_and_restarts_on_a_take_over(
+    journal: Journal, module_url: str
+) -> None:
+    def claimed_at() -> datetime:
+        (stored,) = run_sql(module_url, "SELECT claimed_at FROM claims")
+        # PostgreSQL gives an aware datetime; SQLite the UTC wall time as text.
+        moment = stored if isinstance(stored, datetime) else datetime.fromisoformat(str(stored))
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    journal.claim("download:7", "host-a", T0, LEASE)
+    journal.claim("download:7", "host-a", minutes(4), LEASE)
+    assert claimed_at() == T0
+    journal.claim("download:7", "host-b", minutes(20), LEASE)
+    assert claimed_at() == minutes(20)
+
+
+def test_renew_extends_a_held_claim_even_one_that_expired_untaken(journal: Journal) -> None:
+    journal.claim("download:7", "host-a", T0, LEASE)
+    assert journal.renew("download:7", "host-a", minutes(3), LEASE)
+    assert journal.claims()["download:7"] == ("host-a", minutes(8))
+    assert journal.renew("download:7", "host-a", minutes(20), LEASE)
+    assert journal.claims()["download:7"] == ("host-a", minutes(25))
+
+
+def test_renew_after_the_claim_was_taken_over_returns_false(journal: Journal) -> None:
+    journal.claim("download:7", "host-a", T0, LEASE)
+    journal.claim("download:7", "host-b", minutes(6), LEASE)
+    assert not journal.renew("download:7", "host-a", minutes(7), LEASE)
+    assert journal.claims()["download:7"] == ("host-b", minutes(11))
+
+
+def test_renew_of_a_released_or_never_claimed_key_returns_false(journal: Journal) -> None:
+    journal.claim("download:7", "host-a", T0, LEASE)
+    journal.release("download:7", "host-a")
+    assert not journal.renew("download:7", "host-a", minutes(1), LEASE)
+    assert not journal.renew("download:8", "host-a", minutes(1), LEASE)
+    assert journal.claims() == {}
+
+
+def test_release_frees_only_the_owners_own_claim(journal: Journal) -> None:
+    journal.claim("download:7", "host-a", T0, LEASE)
+    journal.release("download:7", "host-b")
+    journal.release("download:8", "host-a")
+    assert journal.claims() == {"download:7": ("host-a", T0 + LEASE)}
+    journal.release("download:7", "host-a")
+    assert journal.claims() == {}
+    assert journal.claim("download:7", "host-b", minutes(1), LEASE)
+
+
+def test_release_all_frees_every_claim_of_one_owner_and_counts_them(journal: Journal) -> None:
+    for key in ("upload:x", "download:7", "download:8"):
+        journal.claim(key, "host-a", T0, LEASE)
+    journal.claim("download:9", "host-b", T0, LEASE)
+    assert journal.release_all("host-a") == 3
+    assert journal.release_all("host-a") == 0
+    assert journal.claims() == {"download:9": ("host-b", T0 + LEASE)}
+
+
+def test_claims_take_any_time_zone_and_refuse_naive_times_and_empty_leases(
+    journal: Journal,
+) -> None:
+    paris_winter = datetime(2024, 3, 1, 3, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert journal.claim("download:7", "host-a", paris_winter, LEASE)
+    _, expires_at = journal.claims()["download:7"]
+    assert expires_at == T0 + LEASE and expires_at.utcoffset() == timedelta(0)
+    with pytest.raises(ValueError, match="aware"):
+        journal.claim("download:8", "host-a", datetime(2024, 3, 1, 2, 0), LEASE)
+    with pytest.raises(ValueError, match="positive"):
+        journal.renew("download:7", "host-a", T0, timedelta(0))
+    assert set(journal.claims()) == {"download:7"}
+
+
+# -- two processes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Racers:
+    url: str
+    workers: list[Worker]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def racers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Racers]:
+    """A worker process per owner, both told at once to open the same new journal."""
+    folder = tmp_path_factory.mktemp("racers")
+    with new_journal_url(request, folder) as url, started_workers(url) as workers:
+        for worker in workers:
+            send(worker, "go\n")
+        for worker in workers:
+            assert readline(worker) == "opened", worker.communicate()[1]
+        yield Racers(url, workers)
+        for worker, (_, errors) in zip(workers, finish(workers), strict=True):
+            assert worker.returncode == 0, errors
+
+
+@contextmanager
+def started_workers(url: str) -> Iterator[list[Worker]]:
+    """Start a worker per owner on ``url``, yield them once all are ready; kill any left after."""
+    package_root = str(Path(putio_mirror.__file__).parent.parent)
+    env = os.environ | {"PYTHONPATH": package_root}
+    command = [sys.executable, "-c", WORKER, url]
+    with ExitStack() as stack:
+        workers = [
+            stack.enter_context(
+                subprocess.Popen(
+                    [*command, owner, T0.isoformat()],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                )
+            )
+            for owner in OWNERS
+        ]
+        # Popen's own exit closes the pipes and waits; a worker still running is killed first.
+        stack.callback(kill_running, workers)
+        for worker in workers:
+            assert readline(worker) == "ready", worker.communicate()[1]
+        yield workers
+
+
+def kill_running(workers: list[Worker]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.kill()
+
+
+def finish(workers: list[Worker]) -> list[tuple[str, str]]:
+    """End the workers' input; return what each wrote after, to stdout and stderr."""
+    return [worker.communicate(timeout=WORKER_TIMEOUT) for worker in workers]
+
+
+def readline(worker: Worker) -> str:
+    assert worker.stdout is not None
+    return worker.stdout.readline().strip()
+
+
+def send(worker: Worker, text: str) -> None:
+    assert worker.stdin is not None
+    worker.stdin.write(text)
+    worker.stdin.flush()
+
+
+def race_freely(workers: list[Worker], keys: list[str]) -> list[set[str]]:
+    """Hand every worker all the keys at once; return the keys each won, claiming at its pace."""
+    for worker in workers:
+        send(worker, "".join(f"{key}\n" for key in keys))
+    return [{key for key in keys if readline(worker) == "1"} for worker in workers]
+
+
+def race_in_step(workers: list[Worker], keys: list[str]) -> list[set[str]]:
+    """Hand the workers one key at a time, each key to both at once; return the keys each won."""
+    won: list[set[str]] = [set() for _ in workers]
+    for number, key in enumerate(keys):
+        # Whoever hears of a key first has a head start: take turns at it.
+        order = list(enumerate(workers))[:: 1 if number % 2 else -1]
+        for _, worker in order:
+            send(worker, f"{key}\n")
+        for index, worker in order:
+            if readline(worker) == "1":
+                won[index].add(key)
+    return won
+
+
+def keys_of_a_dead_host(url: str, prefix: str) -> list[str]:
+    """Return RACE_KEYS new keys, half of them under a dead host's expired lease, to take over."""
+    keys = [f"{prefix}:{number}" for number in range(RACE_KEYS)]
+    with Journal.open(url, env={}) as journal:
+        for key in keys[::2]:
+            journal.claim(key, "dead-host", minutes(-10), LEASE)
+    return keys
+
+
+def assert_each_key_won_once(url: str, keys: list[str], won: list[set[str]]) -> None:
+    """Given the keys each racer won, check that each went to exactly one, as the journal says."""
+    first, second = won
+    assert not first & second
+    assert first | second == set(keys)
+    with Journal.open(url, env={}) as journal:
+        held = journal.claims()
+    assert [{key for key in keys if held[key][0] == owner} for owner in OWNERS] == won
+
+
+def test_two_processes_opening_one_new_journal_at_once_leave_one_schema(racers: Racers) -> None:
+    assert schema_versions(racers.url) == [SCHEMA_VERSION]
+
+
+def test_two_processes_claiming_the_same_keys_freely_win_each_key_once(racers: Racers) -> None:
+    keys = keys_of_a_dead_host(racers.url, "free")
+    assert_each_key_won_once(racers.url, keys, race_freely(racers.workers, keys))
+
+
+def test_two_processes_claiming_each_key_at_the_same_moment_win_it_once(racers: Racers) -> None:
+    keys = keys_of_a_dead_host(racers.url, "step")
+    won = race_in_step(racers.workers, keys)
+    assert_each_key_won_once(racers.url, keys, won)
+    # Both really raced: with turns at the head start, each won some keys.
+    assert all(won)
