@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from putio_mirror.bandwidth import parse_timetable
 from putio_mirror.config import Settings
-from putio_mirror.errors import ConfigError, ExitCode, SafetyLimitError
+from putio_mirror.errors import AuthError, ConfigError, ExitCode, MirrorError, SafetyLimitError
 from putio_mirror.executor import Executor, Progress, Rules, RunReport
 from putio_mirror.journal import Journal
 from putio_mirror.localfs import Places, RunLock
@@ -180,6 +180,9 @@ def _execute(
         report = executor.run(plan, run_id)
         exit_code = report.exit_code
         return report
+    except MirrorError as error:
+        exit_code = error.exit_code  # journal the code the process will exit with
+        raise
     finally:
         summary = executor.report.summary()
         journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(exit_code), summary)
@@ -193,10 +196,17 @@ def _fetcher_factory(
     lock = threading.Lock()
     timetable = parse_timetable(settings.bwlimit)
     limiter = RateLimiter(lambda: timetable.limit_at(clock()))
+    refused: list[AuthError] = []
 
     def url_for(file_id: int) -> str:
         with lock:  # requests.Session is not promised to be thread-safe
-            return client.download_url(file_id)
+            if refused:  # the token was refused once: never ask again in this run
+                raise refused[0]
+            try:
+                return client.download_url(file_id, retry=False)
+            except AuthError as error:
+                refused.append(error)
+                raise
 
     def new_fetcher() -> SegmentedDownloader:
         return SegmentedDownloader(

@@ -313,6 +313,8 @@ class Executor:
                     self._report.window_closed = True
             return False
         except (ItemError, TransientError, FatalError, OSError) as error:
+            if isinstance(error, FatalError):
+                self._halted.set()  # the other workers stop at their next chunk
             self._fail(action_id, action, error)
             if isinstance(error, FatalError):
                 raise

@@ -74,6 +74,8 @@ class _Call:
     data: Mapping[str, str | int] | None = None
     files: Mapping[str, tuple[str, bytes, str]] | None = None
     upload: bool = False
+    #: tries before giving up; None = the client's backoff policy decides
+    attempts: int | None = None
     # A retry is unsafe when a repeated request could do the work twice.
     # ``transfers/add`` and uploads create a transfer each time put.io
     # processes them, so after a read timeout, a reset or a 500/502/504 we
@@ -212,10 +214,14 @@ class PutioClient:
         """Given a file id, return the file; raise NotFoundError if it does not exist."""
         return parse_file(self._object(_Call("GET", f"files/{file_id}"), "file"))
 
-    def download_url(self, file_id: int) -> str:
-        """Given a file id, return a fresh, self-authenticating download-node URL."""
+    def download_url(self, file_id: int, *, retry: bool = True) -> str:
+        """Given a file id, return a fresh, self-authenticating download-node URL.
+
+        ``retry=False`` makes one attempt: a downloader that has its own
+        patience (max_outage) must not also wait out the client's backoff.
+        """
         route = f"files/{file_id}/url"
-        url = self._call(_Call("GET", route)).get("url")
+        url = self._call(_Call("GET", route, attempts=None if retry else 1)).get("url")
         if not isinstance(url, str) or not url:
             raise _shape_error(f"GET {route}")
         return url
@@ -292,7 +298,7 @@ class PutioClient:
     def _wait_or_give_up(self, call: _Call, trouble: _Retryable, attempt: int) -> None:
         """Given the trouble of the last attempt, sleep before the next one, or raise
         TransientError when the attempts are used up or put.io asks for a longer pause."""
-        if attempt >= self._backoff.max_attempts:
+        if attempt >= (call.attempts or self._backoff.max_attempts):
             raise self._transient(call, trouble.reason, trouble.retry_after) from trouble
         delay = self._backoff.delay(attempt - 1, self._jitter())
         if trouble.retry_after is not None:
