@@ -28,6 +28,7 @@ from putio_mirror.nodehttp import (
     Patience,
     Retry,
     Stopped,
+    WriteBehind,
     body_start,
     expected_crc,
     fresh_url,
@@ -58,6 +59,7 @@ class _Part:
         self.offset, self.crc = measure(path, chunk_size)
         with no_space_is_item_error(path):
             self._file = open(path, "ab", buffering=0)  # noqa: SIM115 -- closed by close()
+        self._behind = WriteBehind(self._file.fileno())
 
     def write(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -67,6 +69,7 @@ class _Part:
             self.crc = zlib.crc32(view[:written], self.crc)
             self.offset += written
             view = view[written:]
+            self._behind.wrote(written)
 
     def restart(self) -> None:
         """Throw away every byte: the node sent the whole file instead of the range asked."""
@@ -76,6 +79,7 @@ class _Part:
 
     def close(self) -> None:
         try:
+            self._behind.join()
             with no_space_is_item_error(self.path):
                 os.fsync(self._file.fileno())
         finally:
@@ -163,14 +167,27 @@ class Downloader:
                 self._request(item, part, may_continue, on_progress)
             except Retry as trouble:
                 progress.note(self._monotonic(), part.offset)
-                self._pause(item, progress, trouble)
+                self._pause(item, progress, trouble, may_continue)
 
-    def _pause(self, item: FileToFetch, progress: _Watch, trouble: Retry) -> None:
+    def _pause(
+        self,
+        item: FileToFetch,
+        progress: _Watch,
+        trouble: Retry,
+        may_continue: Callable[[], bool],
+    ) -> None:
+        """Given a failed request, wait before the next one; raise Stopped if
+        ``may_continue`` says no before or after the wait (a stop or a closing window
+        must not wait for an outage to end), TransientError after a long outage."""
+        if not may_continue():
+            raise Stopped
         silent = self._monotonic() - progress.since
         delay = self._patience.delay(item, trouble, silent=silent, failures=progress.failures)
         logger.debug("file %d: %s; retrying in %.1f s", item.file_id, trouble.reason, delay)
         self._sleep(delay)
         progress.failures += 1
+        if not may_continue():
+            raise Stopped
 
     def _request(
         self,

@@ -10,8 +10,11 @@ has lasted long enough. A full disk or quota becomes ``NoSpaceError``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import re
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -224,3 +227,40 @@ def no_space_is_item_error(path: Path) -> Iterator[None]:
             f"no room left to write {path.name}",
             f"free some space in {path.parent} (or raise the quota); the download resumes",
         ) from exc
+
+
+class WriteBehind:
+    """Start putting written bytes on disk early, on a helper thread.
+
+    Without it a large download sits in the page cache until the fsync
+    before placement, which then writes everything at once (half a second
+    per GiB here). Every ``every`` bytes an ``fdatasync`` runs in the
+    background, overlapping the disk with the network; the final fsync has
+    little left to do. It never blocks the writer.
+    """
+
+    def __init__(self, fd: int, every: int = 64 * 1024 * 1024) -> None:
+        self._fd = fd
+        self._every = every
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def wrote(self, amount: int) -> None:
+        with self._lock:
+            self._pending += amount
+            if self._pending < self._every or (self._thread and self._thread.is_alive()):
+                return
+            self._pending = 0
+            self._thread = threading.Thread(target=self._flush, daemon=True)
+            self._thread.start()
+
+    def _flush(self) -> None:
+        with contextlib.suppress(OSError):  # the final fsync reports any real trouble
+            os.fdatasync(self._fd)
+
+    def join(self) -> None:
+        """Wait for a flush under way; call before closing the file descriptor."""
+        thread = self._thread
+        if thread is not None:
+            thread.join()

@@ -34,6 +34,7 @@ from putio_mirror.nodehttp import (
     Patience,
     Retry,
     Stopped,
+    WriteBehind,
     body_start,
     expected_crc,
     fresh_url,
@@ -81,6 +82,7 @@ class _Run:
     ) -> None:
         self.table = table
         self.fd = fd
+        self.behind = WriteBehind(fd)
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.last_byte = now
@@ -215,9 +217,11 @@ class SegmentedDownloader:
             with no_space_is_item_error(item.part_path):
                 os.ftruncate(fd, item.size)
             self._crew(item, run)
+            run.behind.join()
             with no_space_is_item_error(item.part_path):
                 os.fsync(fd)
         finally:
+            run.behind.join()
             os.close(fd)
         table.save()
         if run.error is not None:
@@ -317,6 +321,7 @@ class SegmentedDownloader:
         if size > 0:
             self._meter(run, size)
             _pwrite_all(item.part_path, run.fd, memoryview(chunk)[:size], offset)
+            run.behind.wrote(size)
         with run.table.lock:
             segment.done += size
             segment.flight = 0
