@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
 from fastbencode import bencode  # type: ignore[attr-defined]
 
 from putio_mirror.fakeputio import FakePutio
+from tests.mirror_env import Mirror
 from tests.postgres_server import DEBIAN_BINDIRS, PostgresServer, find_binaries
 
 PIECE_LENGTH = 16384
@@ -78,3 +80,11 @@ def _postgres_missing(reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() not in ("", "0", "false"):
         pytest.fail(f"CI must test PostgreSQL, but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture
+def mirror(tmp_path: Path, fake_putio: FakePutio, capsys: pytest.CaptureFixture[str]) -> Mirror:
+    """A mirror set-up (config, folders, CLI runner) against the running fake put.io."""
+    harness = Mirror(tmp_path, fake_putio, capsys)
+    harness.write_config()
+    return harness

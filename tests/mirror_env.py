@@ -109,6 +109,7 @@ class Mirror:
 def mirror_for(
     root: Path, fake: FakePutio, capsys: pytest.CaptureFixture[str], **sections: dict[str, Any]
 ) -> Iterator[Mirror]:
+    """A mirror set-up whose config carries extra sections (the plain one is the fixture)."""
     mirror = Mirror(root, fake, capsys)
     mirror.write_config(**sections)
     yield mirror

@@ -5,23 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from putio_mirror.fakeputio import FakePutio
-from tests.mirror_env import Mirror, mirror_for
+from tests.mirror_env import Mirror
 
 MAGNET = "magnet:?xt=urn:btih:" + "c9e15763f722f23e98a29decdfae341b98d53056" + "&dn=Cosmos"
-
-
-@pytest.fixture
-def mirror(
-    tmp_path: Path, fake_putio: FakePutio, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Mirror]:
-    with mirror_for(tmp_path, fake_putio, capsys) as harness:
-        yield harness
 
 
 def mutating(fake: FakePutio) -> list[str]:

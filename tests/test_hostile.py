@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from putio_mirror.fakeputio import FakePutio
-from tests.mirror_env import Mirror, mirror_for
+from tests.mirror_env import Mirror
 
 HOSTILE_NAMES = [
     "..",
@@ -29,14 +27,6 @@ HOSTILE_NAMES = [
     ".putio-mirror-staging",
     "trailing dot.",
 ]
-
-
-@pytest.fixture
-def mirror(
-    tmp_path: Path, fake_putio: FakePutio, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Mirror]:
-    with mirror_for(tmp_path, fake_putio, capsys) as harness:
-        yield harness
 
 
 def everything_under(root: Path) -> set[Path]:

@@ -7,26 +7,15 @@ import os
 import signal
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from putio_mirror.app import ALL_KINDS, Request, Runtime, run_once
 from putio_mirror.config import load_settings
 from putio_mirror.errors import ExitCode
-from putio_mirror.fakeputio import FakePutio
 from putio_mirror.localfs import RunLock
-from tests.mirror_env import Mirror, mirror_for
-
-
-@pytest.fixture
-def mirror(
-    tmp_path: Path, fake_putio: FakePutio, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Mirror]:
-    with mirror_for(tmp_path, fake_putio, capsys) as harness:
-        yield harness
+from tests.mirror_env import Mirror
 
 
 def tree_digest(root: Path) -> dict[str, str]:

@@ -5,26 +5,22 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from putio_mirror.config import load_settings
 from putio_mirror.errors import ExitCode
-from putio_mirror.fakeputio import FakePutio
 from putio_mirror.signals import StopFlag
 from putio_mirror.watch import watch_blackhole
-from tests.mirror_env import Mirror, mirror_for
+from tests.mirror_env import Mirror
 
 
 @pytest.fixture
-def mirror(
-    tmp_path: Path, fake_putio: FakePutio, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Mirror]:
-    with mirror_for(tmp_path, fake_putio, capsys) as harness:
-        harness.blackhole.mkdir()
-        yield harness
+def mirror(mirror: Mirror) -> Mirror:
+    """The shared set-up, with the blackhole folder there to be watched."""
+    mirror.blackhole.mkdir()
+    return mirror
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
