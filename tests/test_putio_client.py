@@ -19,7 +19,8 @@ from putio_mirror.errors import (
     TransientError,
 )
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
-from putio_mirror.putio import PutioClient, parse_file, parse_timestamp, parse_transfer
+from putio_mirror.putio import PutioClient
+from putio_mirror.putio_values import parse_file, parse_timestamp, parse_transfer
 from putio_mirror.retry import Backoff
 
 TOKEN = "s3cret-token-XYZ"
