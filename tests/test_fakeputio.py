@@ -545,6 +545,29 @@ def test_download_route_redirects_to_a_fresh_node_url(
     assert _node_get(location).content == b"abc"
 
 
+def test_node_base_url_points_download_links_at_another_server(
+    fake_putio: FakePutio, api: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("a.bin", content=b"abc")
+    fake_putio.node_base_url = "http://127.0.0.1:9/files/"
+    moved = _node_url(fake_putio, api, file_id)
+    fake_putio.node_base_url = None
+    default = _node_url(fake_putio, api, file_id)
+    assert moved.startswith(f"http://127.0.0.1:9/files/{file_id}.bin?u=")
+    assert default.startswith(f"{fake_putio.node_url}/download/{file_id}?u=")
+
+
+def test_file_pieces_are_the_bytes_the_node_serves(fake_putio: FakePutio) -> None:
+    file_id = fake_putio.add_file("big.bin", size=2 * BLOCK + 5)
+    pieces = list(fake_putio.file_pieces(file_id))
+    data = b"".join(pieces)
+    assert len(pieces) > 1
+    assert len(data) == 2 * BLOCK + 5
+    assert f"{zlib.crc32(data):08x}" == fake_putio.file_crc32(file_id)
+    with pytest.raises(KeyError):
+        fake_putio.file_pieces(fake_putio.add_folder("F"))
+
+
 # -- faults ------------------------------------------------------------------------
 
 

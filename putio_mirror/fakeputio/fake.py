@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -26,7 +26,11 @@ _HOSTS = ("api", "upload", "node")
 
 @dataclass(frozen=True)
 class LoggedRequest:
-    """One request any fake host received, and the status it answered (0: connection reset)."""
+    """One request any fake host received, and the status it answered (0: connection reset).
+
+    ``received_at`` is ``time.monotonic()`` when the request arrived, for tests of pacing;
+    ``body_bytes_sent`` how much of the answer's body has gone out so far.
+    """
 
     host: str
     method: str
@@ -35,6 +39,13 @@ class LoggedRequest:
     headers: Mapping[str, str]
     body: bytes
     status: int
+    received_at: float = 0.0
+    sent_so_far: Callable[[], int] = field(default=lambda: 0, compare=False, repr=False)
+
+    @property
+    def body_bytes_sent(self) -> int:
+        """The body bytes handed to the socket so far (grows while the answer goes out)."""
+        return self.sent_so_far()
 
     @property
     def mutating(self) -> bool:
@@ -52,7 +63,10 @@ class FakePutio(Settings):
     Nothing listens until ``start()``; the switches inherited from ``Settings``
     (``url_max_uses``, ``folder_name_prefix``, ``torrent_final_status``,
     ``clean_statuses``, ``upload_unauthorized_text``, ``not_torrent_error_type``,
-    ``end_cursor``, ``stall_release_seconds``) may be flipped at any time.
+    ``end_cursor``, ``stall_release_seconds``, ``node_base_url``, ``node_bytes_per_second``)
+    may be flipped at any time. ``on_request``, if set, is called with every logged request
+    before its answer goes out (from the server's thread), e.g. to revoke the token or start
+    an outage at an exact moment.
     """
 
     def __init__(
@@ -67,6 +81,7 @@ class FakePutio(Settings):
         self._log_lock = threading.Lock()
         self._stopping = threading.Event()
         self._servers: dict[str, HostServer] = {}
+        self.on_request: Callable[[LoggedRequest], None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -118,6 +133,11 @@ class FakePutio(Settings):
     def node_url(self) -> str:
         return self._server("node").base_url
 
+    @property
+    def node_bytes_sent(self) -> int:
+        """How many body bytes the node has handed to its sockets since ``start()``."""
+        return self._server("node").body_bytes_sent
+
     def _server(self, host: str) -> HostServer:
         if host not in self._servers:
             raise RuntimeError("FakePutio is not started; call start() or use it as a context")
@@ -151,6 +171,18 @@ class FakePutio(Settings):
             if item is None or item.content is None:
                 raise KeyError(f"no file with id {file_id}")
             return read_all(item.content)
+
+    def file_pieces(self, file_id: int, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Given a file id (and optionally a half-open byte range), yield the exact bytes
+        the node serves, in pieces (any size)."""
+        with self.world.lock:
+            item = self.world.tree.get(file_id)
+            if item is None or item.content is None:
+                raise KeyError(f"no file with id {file_id}")
+            content = item.content
+        # Content never changes once added, so it is read outside the lock.
+        stop = content.size if end is None else min(end, content.size)
+        return content.pieces(min(start, stop), stop)
 
     def file_crc32(self, file_id: int) -> str:
         with self.world.lock:
@@ -258,6 +290,10 @@ class FakePutio(Settings):
     def revoke_token(self) -> None:
         self.token_revoked = True
 
+    def restore_token(self) -> None:
+        """Make the token valid again after ``revoke_token()``."""
+        self.token_revoked = False
+
     def outage(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         """Given a duration on ``clock``, reset every connection on every host until it passes."""
         self._faults.outage = Outage(clock() + seconds, clock)
@@ -274,6 +310,7 @@ class FakePutio(Settings):
             self._log.clear()
 
     def _respond(self, incoming: Incoming) -> Reply:
+        received_at = time.monotonic()
         try:
             reply = self._answer(incoming)
         except Exception:
@@ -287,9 +324,14 @@ class FakePutio(Settings):
             incoming.headers,
             incoming.body,
             0 if reply.reset else reply.status,
+            received_at,
+            lambda: reply.sent,
         )
         with self._log_lock:
             self._log.append(logged)
+        hook = self.on_request
+        if hook is not None:
+            hook(logged)
         return reply
 
     def _answer(self, incoming: Incoming) -> Reply:

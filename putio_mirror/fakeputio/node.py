@@ -6,6 +6,8 @@ The node needs no API token: the ``u`` query value authenticates the URL.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
 from urllib.parse import quote
 
 from putio_mirror.fakeputio.content import Content
@@ -43,7 +45,9 @@ def respond(world: World, faults: FaultBook, incoming: Incoming) -> Reply:
         link = world.link(incoming.query.get("u", ""))
         assert link is not None
         link.uses += 1
-        return _content_reply(item.name, item.content, incoming.headers.get("Range"), fault)
+        reply = _content_reply(item.name, item.content, incoming.headers.get("Range"), fault)
+        _pace(reply, world.settings.node_bytes_per_second)
+        return reply
 
 
 def _refusal(world: World, file_id: int, token: str) -> Reply | None:
@@ -87,6 +91,25 @@ def _arm_cut(reply: Reply, fault: NodeFault | None) -> None:
         reply.cut_after, reply.cut = fault.stall_after, "stall"
     elif fault.reset_after is not None:
         reply.cut_after, reply.cut = fault.reset_after, "reset"
+
+
+def _pace(reply: Reply, rate: float | None) -> None:
+    """Given a reply and a rate in bytes per second (None: no cap), send its body no faster."""
+    stream = reply.stream
+    if stream is None or not rate:
+        return
+    reply.stream = lambda: paced(stream(), rate)
+
+
+def paced(pieces: Iterator[bytes], rate: float) -> Iterator[bytes]:
+    """Given body pieces and a rate in bytes per second, yield them no faster than that."""
+    start, sent = time.monotonic(), 0
+    for piece in pieces:
+        yield piece
+        sent += len(piece)
+        ahead = sent / rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:

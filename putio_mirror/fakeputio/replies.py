@@ -17,7 +17,8 @@ class Reply:
 
     ``cut_after`` bytes into the body the connection is cut: ``cut`` is "stall"
     (send nothing more, keep the socket open) or "reset" (RST). ``reset`` resets
-    the connection without answering at all.
+    the connection without answering at all. ``sent`` counts the body bytes handed
+    to the socket so far.
     """
 
     status: int
@@ -29,6 +30,7 @@ class Reply:
     cut: str = "reset"
     reset: bool = False
     delay: float = 0.0
+    sent: int = 0
 
     def content_length(self) -> int:
         return len(self.body) if self.length is None else self.length

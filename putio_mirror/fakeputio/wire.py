@@ -81,6 +81,7 @@ class HostServer(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._handler_threads: set[threading.Thread] = set()
         self._serving: threading.Thread | None = None
+        self.body_bytes_sent = 0
 
     @property
     def base_url(self) -> str:
@@ -122,6 +123,10 @@ class HostServer(ThreadingHTTPServer):
             with self._lock:
                 self._connections.discard(request)
                 self._handler_threads.discard(threading.current_thread())
+
+    def count_sent(self, amount: int) -> None:
+        with self._lock:
+            self.body_bytes_sent += amount
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients hang up mid-answer on purpose in tests; that is not worth a traceback on stderr.
@@ -222,10 +227,13 @@ class _Handler(BaseHTTPRequestHandler):
         for piece in reply.pieces():
             if limit is not None and sent + len(piece) >= limit:
                 self.wfile.write(piece[: limit - sent])
-                sent = limit
+                self.server.count_sent(limit - sent)
+                sent = reply.sent = limit
                 break
             self.wfile.write(piece)
+            self.server.count_sent(len(piece))
             sent += len(piece)
+            reply.sent = sent
         if limit is not None and sent >= limit:
             if reply.cut == "stall":
                 self.server.stopping.wait(self.server.stall_release())

@@ -45,6 +45,12 @@ class Settings:
         self.not_torrent_error_type = "NOT_TORRENT"
         self.end_cursor: str | None = None
         self.stall_release_seconds = 30.0
+        # None: the node sends as fast as the client reads. A number caps every node
+        # connection at that many bytes per second (slow enough to kill a client mid-file).
+        self.node_bytes_per_second: float | None = None
+        # None: links point at the fake's own node. A base URL (e.g. an nginx serving files
+        # named "<file id>.bin") makes links "<base>/<file id>.bin?u=…", for benchmarks.
+        self.node_base_url: str | None = None
 
 
 @dataclass
@@ -162,6 +168,9 @@ class World:
         """Given a file id, return the URL of a fresh self-authenticating download link."""
         token = secrets.token_urlsafe(16)
         self._links[token] = Link(file_id)
+        base = self.settings.node_base_url
+        if base is not None:
+            return f"{base.rstrip('/')}/{file_id}.bin?u={token}"
         return f"{self.node_url}/download/{file_id}?u={token}"
 
     def link(self, token: str) -> Link | None:
