@@ -1,0 +1,648 @@
+"""Reliability report: `sync` under kill -9 and under every fault, at a larger scale.
+
+kill -9: ``--rounds`` runs of ``putio-mirror sync``, each in a process of its own, over
+a ``--size-mb`` account of nested items, are killed at seeded random moments (once a
+random number of bytes is on disk, or at a random early moment); one last run must then
+finish the job. After every kill every file visible in the download folder must be
+byte-exact and every item whole, and the next run may not ask the node again for bytes
+that a ``.part`` held for sure (its length, or its segment table's done bytes).
+
+Faults: ``--fault-rounds`` rounds of each scenario of tests/test_faults.py over a
+``--fault-size-mb`` account, through the CLI in this process. Backoff sleeps and outages
+run on a virtual clock (a two-minute outage costs no real time); the 429 storm keeps
+real time, since what it measures is the pause before each retry.
+
+Columns: runs and passed count rounds; re-fetched bytes = bytes the node sent minus the
+bytes of the files; bytes lost = bytes the node sent again although a ``.part`` held
+them, right, at the kill before (past what its segment table claimed), beyond the first
+chunk of each unfinished segment; files corrupted = final files
+with a wrong CRC32 (a missing file fails its round); files visible unverified = files
+seen at their final path with wrong bytes, or items seen half (summed over every check).
+
+    .venv/bin/python bench/faults.py [--rounds 100] [--size-mb 300] [--fault-rounds 3]
+        [--fault-size-mb 40] [--rate-mb 20] [--time-limit 600] [--seed 1] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import re
+import signal
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import pairwise
+from pathlib import Path
+from unittest.mock import patch
+
+from common import (
+    MB,
+    child_env,
+    file_crc32,
+    human_size,
+    main_guard,
+    need_free_space,
+    note,
+    print_header,
+    print_table,
+    putio_mirror_command,
+    scratch_dir,
+    write_config,
+)
+
+from putio_mirror import app
+from putio_mirror.cli import main as cli_main
+from putio_mirror.fakeputio import FakePutio, LoggedRequest
+from putio_mirror.journal import Journal
+from putio_mirror.putio import PutioClient
+from putio_mirror.retry import Backoff
+
+CHUNK = 64 * 1024
+STAGING = ".putio-mirror-staging"
+# Nested items, loose files and sizes from a subtitle to a film (fractions of the total);
+# the biggest files are fetched over several connections at once.
+LAYOUT = [
+    ("Movie A (2021)/Movie.A.2021.mkv", 0.30),
+    ("Movie A (2021)/Subs/Movie.A.2021.en.srt", 0.0002),
+    ("Show B/Season 1/Show.B.S01E01.mkv", 0.10),
+    ("Show B/Season 1/Show.B.S01E02.mkv", 0.10),
+    ("Show B/Season 1/Show.B.S01E03.mkv", 0.08),
+    ("Show B/Season 1/Extras/Featurette.mkv", 0.03),
+    ("Movie C/Movie.C.mkv", 0.15),
+    ("Album D/CD1/01 - Intro.flac", 0.02),
+    ("Album D/CD1/02 - Song.flac", 0.02),
+    ("Album D/CD2/01 - Outro.flac", 0.02),
+    ("Pack E/a/b/c/deep.bin", 0.0798),
+    ("loose-1.bin", 0.06),
+    ("loose-2.bin", 0.04),
+]
+HEADERS = ["scenario", "runs", "passed", "re-fetched bytes", "bytes lost"]
+HEADERS += ["files corrupted", "files visible unverified"]
+Spans = dict[int, list[tuple[int, int]]]
+
+
+@dataclass
+class Tally:
+    """One row of the report."""
+
+    scenario: str
+    runs: int = 0
+    passed: int = 0
+    refetched: int = 0
+    lost: int | None = None
+    corrupted: int = 0
+    unverified: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def count(self, reason: str | None) -> None:
+        self.runs += 1
+        if reason is None:
+            self.passed += 1
+        else:
+            self.failures.append(f"round {self.runs}: {reason}")
+
+    def row(self) -> list[str]:
+        lost = "-" if self.lost is None else f"{self.lost:,}"
+        counts = [str(self.corrupted), str(self.unverified)]
+        return [
+            self.scenario,
+            str(self.runs),
+            str(self.passed),
+            f"{self.refetched:,}",
+            lost,
+            *counts,
+        ]
+
+
+@dataclass
+class Account:
+    """The files put in a fake: ids by relative path, sizes and CRC32s by id."""
+
+    fake: FakePutio
+    ids: dict[str, int]
+    sizes: dict[int, int]
+    crcs: dict[int, str]
+
+    @property
+    def total(self) -> int:
+        return sum(self.sizes.values())
+
+
+def build_account(fake: FakePutio, total: int, layout: Sequence[tuple[str, float]]) -> Account:
+    """Given a fake and a total size, add the layout's folders and files; return them."""
+    folders, ids = {"": 0}, {}
+    for relative, share in layout:
+        parent = ""
+        for name in relative.split("/")[:-1]:
+            here = f"{parent}/{name}" if parent else name
+            if here not in folders:
+                folders[here] = fake.add_folder(name, parent_id=folders[parent])
+            parent = here
+        size = max(1000, int(total * share))
+        ids[relative] = fake.add_file(relative.rsplit("/", 1)[-1], folders[parent], size=size)
+    sizes = {file_id: fake.file(file_id)["size"] for file_id in ids.values()}
+    return Account(fake, ids, sizes, {i: fake.file_crc32(i) for i in ids.values()})
+
+
+# -- what must be true of the folders --------------------------------------------------------
+
+
+def visible_problems(account: Account, downloads: Path, seen: dict[str, tuple[int, int]]) -> int:
+    """Count files outside staging that are not byte-exact, and items seen half."""
+    problems = 0
+    for path in downloads.rglob("*"):
+        relative = str(path.relative_to(downloads))
+        if not path.is_file() or STAGING in Path(relative).parts:
+            continue
+        info = path.stat()
+        if seen.get(relative) == (info.st_ino, info.st_mtime_ns):
+            continue  # a placed file never changes; read it once
+        file_id = account.ids.get(relative)
+        if file_id is None or file_crc32(path) != account.crcs[file_id]:
+            problems += 1
+            continue
+        seen[relative] = (info.st_ino, info.st_mtime_ns)
+    for item in {relative.split("/")[0] for relative in account.ids if "/" in relative}:
+        wanted = [r for r in account.ids if r.startswith(f"{item}/")]
+        if (downloads / item).exists() and not all((downloads / r).is_file() for r in wanted):
+            problems += 1
+    return problems
+
+
+def final_problems(account: Account, downloads: Path) -> tuple[int, int]:
+    """Count the files missing from their path, and those with another CRC32 than put.io's."""
+    missing = corrupted = 0
+    for relative, file_id in account.ids.items():
+        path = downloads / relative
+        if not path.is_file():
+            missing += 1
+        elif file_crc32(path) != account.crcs[file_id]:
+            corrupted += 1
+    return missing, corrupted
+
+
+def held_on_disk(staging: Path) -> Spans:
+    """The byte ranges each ``.part`` holds for sure: its segment table's done bytes,
+    else everything up to its length."""
+    held: Spans = {}
+    for part in staging.glob("*.part"):
+        table = part.with_name(part.name + ".segments")
+        if table.exists():
+            rows = json.loads(table.read_text())["segments"]
+            held[int(part.stem)] = [(start, start + done) for start, _, done in rows if done]
+        elif part.stat().st_size:
+            held[int(part.stem)] = [(0, part.stat().st_size)]
+    return held
+
+
+def unfinished_segments(staging: Path) -> Iterator[tuple[Path, int, int, int]]:
+    """Yield (part, file id, first byte not claimed, segment end) of every segment left."""
+    for table in staging.glob("*.part.segments"):
+        part = table.with_name(table.name.removesuffix(".segments"))
+        for start, end, done in json.loads(table.read_text())["segments"]:
+            if start + done < end and part.exists():
+                yield part, int(part.stem), start + done, end
+
+
+def unclaimed(account: Account, staging: Path) -> Spans:
+    """The bytes already right on disk past each segment's claim, beyond its first chunk:
+    the next run fetches them again."""
+    spans: Spans = {}
+    for part, file_id, first, end in unfinished_segments(staging):
+        valid = valid_prefix(account.fake, part, file_id, first, end)
+        if valid > CHUNK:
+            spans.setdefault(file_id, []).append((first + CHUNK, first + valid))
+    return spans
+
+
+def refetched_from_disk(fake: FakePutio, on_disk: Spans) -> int:
+    """Bytes the node sent in this run that were already right on disk (``on_disk``)."""
+    lost = 0
+    for file_id, start, request in node_answers(fake):
+        if request.status in (200, 206):
+            end = start + request.body_bytes_sent
+            lost += sum(max(0, min(b, end) - max(a, start)) for a, b in on_disk.get(file_id, []))
+    return lost
+
+
+def asked_again(fake: FakePutio, held: Spans) -> int:
+    """Count node requests that start inside bytes a part held when the run began."""
+    return sum(
+        any(a <= start < b for a, b in held.get(file_id, []))
+        for file_id, start, _ in node_answers(fake)
+    )
+
+
+def node_answers(fake: FakePutio) -> Iterator[tuple[int, int, LoggedRequest]]:
+    """Yield (file id, first byte asked, request) of every request the node got."""
+    for request in fake.requests:
+        match = re.fullmatch(r"/download/(\d+)", request.path)
+        if request.host == "node" and match is not None:
+            asked = re.fullmatch(r"bytes=(\d+)-\d*", request.headers.get("Range", "bytes=0-"))
+            yield int(match[1]), int(asked[1]) if asked else 0, request
+
+
+def valid_prefix(fake: FakePutio, part: Path, file_id: int, start: int, end: int) -> int:
+    """How many bytes of ``part`` from ``start`` on are already the file's (in whole
+    pieces of 64 KiB: finer makes no difference beside the chunk each segment may lose)."""
+    valid = 0
+    with part.open("rb") as source:
+        source.seek(start)
+        for piece in fake.file_pieces(file_id, start, end):
+            if source.read(len(piece)) != piece:
+                break
+            valid += len(piece)
+    return valid
+
+
+def journal_settled(root: Path) -> bool:
+    """True if no action of any run is left "started"."""
+    journal = Journal.open(f"sqlite:///{root / 'state' / 'journal.sqlite3'}")
+    try:
+        return all(
+            action.status != "started"
+            for run in journal.recent_runs(10_000)
+            for action in journal.actions_of(run.id)
+        )
+    finally:
+        journal.close()
+
+
+def bytes_on_disk(downloads: Path) -> int:
+    total = 0
+    for path in downloads.rglob("*"):
+        if path.name.endswith(".segments"):
+            continue
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue  # placed or discarded by the run meanwhile
+        if stat.S_ISREG(info.st_mode):
+            total += min(info.st_size, info.st_blocks * 512)
+    return total
+
+
+# -- kill -9 -----------------------------------------------------------------------------------
+
+
+def config_for(root: Path, fake: FakePutio, **download: object) -> Path:
+    quick = {"read_timeout_seconds": 2, "max_outage_seconds": 20, "chunk_size_kb": CHUNK // 1024}
+    return write_config(root, fake, putio={"timeout_seconds": 5}, download=quick | download)
+
+
+def kill_at(process: subprocess.Popen[bytes], downloads: Path, at: int, rng: random.Random) -> bool:
+    """Kill -9 once ``at`` bytes are on disk, or at a random early moment (a quarter of the
+    rounds); return True if killed, False if the run had ended by itself."""
+    early = rng.random() < 0.25
+    deadline = time.monotonic() + (rng.uniform(0.0, 0.8) if early else 60)
+    while time.monotonic() < deadline and process.poll() is None:
+        if not early and bytes_on_disk(downloads) >= at:
+            time.sleep(rng.uniform(0.0, 0.03))  # anywhere within a chunk
+            break
+        time.sleep(0.005)
+    if process.poll() is not None:
+        return False
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    return True
+
+
+def kill_rounds(args: argparse.Namespace, work: Path, deadline: float) -> list[Tally]:
+    """Run the kill -9 rounds, then one run to the end; return their two rows."""
+    rounds, last = Tally("kill -9 at random moments", lost=0), Tally("… then one run to the end")
+    with FakePutio() as fake:
+        account = build_account(fake, args.size_mb * MB, LAYOUT)
+        fake.node_bytes_per_second = args.rate_mb * MB
+        root = work / "kill"
+        root.mkdir()
+        downloads, staging = root / "downloads", root / "downloads" / STAGING
+        config = config_for(root, fake)
+        rng = random.Random(args.seed)
+        held: Spans = {}
+        lost: Spans = {}
+        seen: dict[str, tuple[int, int]] = {}
+        for at in sorted(rng.uniform(0, account.total) for _ in range(args.rounds)):
+            if time.monotonic() > deadline:
+                break
+            fake.clear_requests()
+            process, log = spawn_sync(config, root, rounds.runs + 1)
+            killed = kill_at(process, downloads, int(at), rng)
+            again, held = asked_again(fake, held), held_on_disk(staging)
+            rounds.lost = (rounds.lost or 0) + refetched_from_disk(fake, lost)
+            lost = unclaimed(account, staging)
+            bad = visible_problems(account, downloads, seen)
+            rounds.unverified += bad
+            rounds.count(_kill_verdict(killed, process.returncode, again, bad, log))
+            note(f"kill round {rounds.runs}: {'killed' if killed else 'ended'}, {at / MB:.0f} MB")
+        fake.clear_requests()
+        process, log = spawn_sync(config, root, 0)
+        code = process.wait()
+        rounds.lost = (rounds.lost or 0) + refetched_from_disk(fake, lost)
+        missing, last.corrupted = final_problems(account, downloads)
+        verdict = _final_verdict(code, asked_again(fake, held), missing + last.corrupted, root)
+        last.count(verdict and f"{verdict}\n{output_tail(log)}")
+        rounds.refetched = fake.node_bytes_sent - account.total
+    return [rounds, last]
+
+
+def spawn_sync(config: Path, root: Path, number: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``putio-mirror sync`` with its output (and crash reports) in ``root``."""
+    log = root / f"run-{number}.log"
+    env = child_env() | {"XDG_STATE_HOME": str(root / "xdg-state")}
+    argv = [*putio_mirror_command(), "--config", str(config), "sync"]
+    with log.open("wb") as output:
+        return subprocess.Popen(argv, env=env, stdout=output, stderr=output), log
+
+
+def output_tail(log: Path) -> str:
+    """The end of a run's output, and of the crash report it names, if any."""
+    text = log.read_text(errors="replace")
+    tail = text[-1500:]
+    report = re.search(r"A crash report was written to (\S+?);", text)
+    if report and Path(report[1]).exists():
+        tail += "\n--- crash report ---\n" + Path(report[1]).read_text(errors="replace")[-3000:]
+    return tail
+
+
+def _kill_verdict(killed: bool, code: int | None, again: int, bad: int, log: Path) -> str | None:
+    if not killed and code != 0:
+        return f"a run ended by itself with exit {code}:\n{output_tail(log)}"
+    if again:
+        return f"{again} requests asked again for bytes on disk"
+    return f"{bad} files visible unverified" if bad else None
+
+
+def _final_verdict(code: int, again: int, wrong: int, root: Path) -> str | None:
+    if code != 0:
+        return f"the last run exited {code}"
+    if again or wrong:
+        return f"{again} requests for bytes on disk, {wrong} files missing or corrupted"
+    return None if journal_settled(root) else "actions left 'started' in the journal"
+
+
+# -- fault scenarios ---------------------------------------------------------------------------
+
+
+class VirtualTime:
+    """A monotonic clock that moves only when someone sleeps on it (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.slept = 0.0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += max(0.0, seconds)
+            self.slept += max(0.0, seconds)
+        time.sleep(0.0005)
+
+
+@contextmanager
+def on_clock(clock: VirtualTime) -> Iterator[None]:
+    """Within this block, the put.io client and fetchers that ``app`` builds use ``clock``."""
+    with ExitStack() as stack:
+        stack.enter_context(
+            patch.object(app, "PutioClient", partial(PutioClient, sleep=clock.sleep))
+        )
+        for name in ("SegmentedDownloader", "Downloader"):
+            if hasattr(app, name):
+                fetcher = partial(getattr(app, name), sleep=clock.sleep, monotonic=clock.monotonic)
+                stack.enter_context(patch.object(app, name, fetcher))
+        yield
+
+
+@dataclass
+class Round:
+    """One round of a fault scenario: a fresh fake, account, folders and clock."""
+
+    fake: FakePutio
+    account: Account
+    root: Path
+    rng: random.Random
+    clock: VirtualTime = field(default_factory=VirtualTime)
+    unverified: int = 0
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    def configure(self, **download: object) -> None:
+        config_for(self.root, self.fake, **{"read_timeout_seconds": 0.5} | download)
+
+    def sync(self) -> tuple[int, str]:
+        """Run ``putio-mirror sync`` in this process; return its exit code and stderr."""
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = cli_main(["--config", str(self.root / "mirror.yaml"), "sync"])
+        self.unverified += visible_problems(self.account, self.downloads, self.seen)
+        return code, err.getvalue()
+
+
+Scenario = Callable[[Round, int], str | None]
+
+
+def _exit(code: int, err: str, wanted: int) -> str | None:
+    return None if code == wanted else f"exit {code}, not {wanted}: {err.strip()[-300:]}"
+
+
+def resets(r: Round, number: int) -> str | None:
+    for file_id, size in r.account.sizes.items():
+        every = r.rng.randint(2, 5) * MB
+        r.fake.node_fault(file_id, reset_after=every, times=max(1, size // every))
+    return _exit(*r.sync(), 0)
+
+
+def stalls(r: Round, number: int) -> str | None:
+    for file_id, size in r.account.sizes.items():
+        r.fake.node_fault(file_id, stall_after=r.rng.randint(1, max(1, size - 1)), times=1)
+    return _exit(*r.sync(), 0)
+
+
+def one_use_urls(r: Round, number: int) -> str | None:
+    r.fake.url_max_uses = 1
+    for file_id, size in r.account.sizes.items():
+        r.fake.node_fault(file_id, reset_after=max(1, size // 3), times=2)
+    return _exit(*r.sync(), 0)
+
+
+def server_errors(r: Round, number: int) -> str | None:
+    status, json_body = (500, 502, 503)[number % 3], number % 2 == 0
+    r.fake.inject("/v2/files/*/url", status=status, times=3, json_body=json_body)
+    for file_id in r.account.sizes:
+        r.fake.node_fault(file_id, status=status, times=2)
+    return _exit(*r.sync(), 0)
+
+
+def _outage_at_first_byte(r: Round, seconds: float) -> None:
+    for file_id, size in r.account.sizes.items():
+        r.fake.node_fault(file_id, reset_after=max(1, size // 3), times=1)
+    r.fake.on_request = _once(lambda: r.fake.outage(seconds, r.clock.monotonic))
+
+
+def outage_2_minutes(r: Round, number: int) -> str | None:
+    r.configure(max_outage_seconds=300)
+    _outage_at_first_byte(r, 120)
+    reason = _exit(*r.sync(), 0)
+    return reason or (None if r.clock.slept >= 120 else "the outage was not waited out")
+
+
+def outage_too_long(r: Round, number: int) -> str | None:
+    _outage_at_first_byte(r, 3_600)
+    code, err = r.sync()
+    held = held_on_disk(r.downloads / STAGING)
+    first = None
+    if code != 1 or "got no data" not in err:
+        first = f"exit {code} without the outage message: {err.strip()[-300:]}"
+    elif not held:
+        first = "no bytes were kept"
+    r.clock.sleep(3_600)
+    then = _resumes(r, held)
+    return first or then
+
+
+def _resumes(r: Round, held: Spans) -> str | None:
+    """Run again; say why not if it fails or asks the node again for bytes on disk."""
+    r.fake.clear_requests()
+    reason = _exit(*r.sync(), 0)
+    return reason or _none_if_zero(asked_again(r.fake, held), "requests for bytes on disk")
+
+
+def storm_429(r: Round, number: int) -> str | None:
+    r.fake.inject("/v2/transfers/list", status=429, times=2, retry_after="1")
+    r.fake.inject("/v2/files/list", status=429, times=2, retry_after="1")
+    tiny = partial(PutioClient, backoff=Backoff(base=0.01, cap=60.0))
+    with patch.object(app, "PutioClient", tiny):  # only Retry-After may make it wait
+        reason = _exit(*r.sync(), 0)
+    api = [request for request in r.fake.requests if request.host == "api"]
+    early = sum(
+        later.received_at - earlier.received_at < 1.0
+        for earlier, later in pairwise(api)
+        if earlier.status == 429
+    )
+    return reason or _none_if_zero(early, "requests sent before Retry-After")
+
+
+def revoked_token(r: Round, number: int) -> str | None:
+    for file_id, size in r.account.sizes.items():
+        r.fake.node_fault(file_id, reset_after=max(1, size // 3), times=1)
+    r.fake.on_request = _once(r.fake.revoke_token)
+    code, err = r.sync()
+    refused = [request for request in r.fake.requests if request.status == 401]
+    held = held_on_disk(r.downloads / STAGING)
+    first = None
+    if code != 4 or "Hint:" not in err or len(refused) != 1:
+        first = f"exit {code}, {len(refused)} answers 401: {err.strip()[-200:]}"
+    elif not held or not journal_settled(r.root):
+        first = "no bytes kept" if not held else "actions left 'started'"
+    r.fake.on_request = None
+    r.fake.restore_token()
+    then = _resumes(r, held)
+    return first or then
+
+
+def _settled(r: Round) -> str | None:
+    return None if journal_settled(r.root) else "actions left 'started' in the journal"
+
+
+def _none_if_zero(count: int, what: str) -> str | None:
+    return f"{count} {what}" if count else None
+
+
+def _once(action: Callable[[], None]) -> Callable[[LoggedRequest], None]:
+    """An ``on_request`` hook that runs ``action`` when the node gets its first request."""
+    fired = threading.Event()
+
+    def hook(request: LoggedRequest) -> None:
+        if request.host == "node" and not fired.is_set():
+            fired.set()
+            action()
+
+    return hook
+
+
+SCENARIOS: list[tuple[str, Scenario, bool]] = [
+    ("connection reset every few MB", resets, True),
+    ("stall longer than the read timeout", stalls, True),
+    ("URLs that work once, with resets", one_use_urls, True),
+    ("500/502/503, JSON or HTML, URL route and node", server_errors, True),
+    ("outage of 2 minutes", outage_2_minutes, True),
+    ("outage longer than max_outage_seconds", outage_too_long, True),
+    ("429 storm with Retry-After (real time)", storm_429, False),
+    ("token revoked mid-run (401)", revoked_token, True),
+]
+
+
+def fault_rows(args: argparse.Namespace, work: Path, deadline: float) -> list[Tally]:
+    rows = []
+    for name, scenario, virtual in SCENARIOS:
+        tally = Tally(name)
+        for number in range(args.fault_rounds):
+            if time.monotonic() > deadline and tally.runs:
+                break
+            with scratch_dir(work) as root, FakePutio() as fake:
+                account = build_account(fake, args.fault_size_mb * MB, LAYOUT)
+                fake.node_bytes_per_second = args.rate_mb * MB
+                r = Round(fake, account, root, random.Random(args.seed * 1000 + number))
+                r.configure()
+                with on_clock(r.clock) if virtual else ExitStack():
+                    reason = scenario(r, number)
+                reason = reason or _settled(r)
+                missing, corrupted = final_problems(account, r.downloads)
+                tally.unverified += r.unverified
+                tally.corrupted += corrupted
+                tally.refetched += fake.node_bytes_sent - account.total
+                tally.count(reason or _none_if_zero(missing, "files missing at the end"))
+            note(f"{name}: round {tally.runs}: {reason or 'passed'}")
+        rows.append(tally)
+    return rows
+
+
+def run(args: argparse.Namespace) -> None:
+    print_header("faults")
+    start = time.monotonic()
+    with scratch_dir(args.workdir) as work:
+        need_free_space(work, args.size_mb * MB * 2)
+        rows = kill_rounds(args, work, start + args.time_limit * 0.6)
+        rows += fault_rows(args, work, start + args.time_limit)
+    title = (
+        f"kill -9: {human_size(args.size_mb * MB)} in {len(LAYOUT)} files, node "
+        f"{args.rate_mb} MB/s per connection; faults: {args.fault_size_mb} MB per round; "
+        f"{time.monotonic() - start:.0f} s in all"
+    )
+    print_table(title, HEADERS, [row.row() for row in rows])
+    failures = [f"{row.scenario}: {failure}" for row in rows for failure in row.failures]
+    if failures:
+        print("\nFailures:\n" + "\n".join(f"- {failure}" for failure in failures))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--rounds", type=int, default=100, help="kill -9 rounds (100)")
+    parser.add_argument("--size-mb", type=int, default=300, help="kill -9 account, MB (300)")
+    parser.add_argument("--rate-mb", type=float, default=20, help="node MB/s per connection")
+    parser.add_argument("--fault-rounds", type=int, default=3, help="rounds per fault (3)")
+    parser.add_argument("--fault-size-mb", type=int, default=40, help="fault account, MB (40)")
+    parser.add_argument("--time-limit", type=float, default=600, help="seconds in all (600)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    parser.add_argument("--workdir", type=Path, default=None, help="temp folders go here")
+    args = parser.parse_args(argv)
+    return main_guard(lambda: run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
