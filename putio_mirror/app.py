@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from putio_mirror.bandwidth import parse_timetable
@@ -43,7 +43,9 @@ DOWNLOAD_KINDS: frozenset[ActionKind] = frozenset({"download", "adopt", "place"}
 
 
 def local_now() -> datetime:
-    """The wall clock in local time (windows are local); the one place that reads it."""
+    """The wall clock in local time (windows are local): the run's clock unless a test or
+    the demo injects another. (Blackhole file ages are judged by the OS clock, as their
+    modification times are.)"""
     return datetime.now(UTC).astimezone()
 
 
@@ -133,19 +135,20 @@ def _client(settings: Settings) -> Iterator[PutioClient]:
         client.close()
 
 
+def _places(settings: Settings) -> Places:
+    return Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
+
+
 def _observe(runtime: Runtime, request: Request, client: PutioClient, journal: Journal) -> Snapshot:
-    settings = runtime.settings
-    places = Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
-    snapshot = observe(
+    return observe(
         client,
         journal.facts(),
-        places,
-        remote_root_id=settings.policy.remote_root_id,
+        _places(runtime.settings),
+        remote_root_id=runtime.settings.policy.remote_root_id,
         now_epoch=time.time(),
         want_blackhole=bool(request.kinds & BLACKHOLE_KINDS),
         want_files=request.needs_files,
     )
-    return snapshot
 
 
 def _execute(
@@ -156,7 +159,7 @@ def _execute(
         client,
         _fetcher_factory(settings, client, runtime.clock),
         journal,
-        Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir),
+        _places(settings),
         Rules(
             schedule=settings.schedule,
             groom_outside_window=settings.groom_outside_window,
@@ -240,13 +243,6 @@ def _refusal(violations: tuple[str, ...]) -> SafetyLimitError:
         "look at it with --dry-run; if it is really what you want, run again with --force, "
         "or raise the limits in the config's safety section",
     )
-
-
-def with_chunk_size(settings: Settings, chunk_kb: int | None) -> Settings:
-    """Given settings and an optional ``--chunk-size`` in KiB, return the settings to use."""
-    if chunk_kb is None:
-        return settings
-    return replace(settings, chunk_size=chunk_kb * 1024)
 
 
 def list_remote_files(settings: Settings) -> list[dict[str, object]]:

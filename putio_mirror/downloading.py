@@ -177,7 +177,6 @@ class DownloadSteps:
     ) -> Fetched:
         already = allocated_bytes(part)
         ensure_room(self._places.staging, action.size - already, self._margin)
-        self._record_progress(action, already)
         item = FileToFetch(action.file_id, action.size, action.crc32, part)
         self._progress.begin(action.key, action.relative_path, action.size, already)
 
