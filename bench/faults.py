@@ -208,7 +208,7 @@ def unfinished_segments(staging: Path) -> Iterator[tuple[Path, int, int, int]]:
     """Yield (part, file id, first byte not claimed, segment end) of every segment left."""
     for table in staging.glob("*.part.segments"):
         part = table.with_name(table.name.removesuffix(".segments"))
-        for start, end, done in json.loads(table.read_text())["segments"]:
+        for start, end, done, *_ in json.loads(table.read_text())["segments"]:
             if start + done < end and part.exists():
                 yield part, int(part.stem), start + done, end
 

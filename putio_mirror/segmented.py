@@ -20,6 +20,7 @@ import os
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -189,14 +190,16 @@ class SegmentedDownloader:
             pieces = min(self._connections, (item.size - have) // self._min_segment)
             if pieces < 2:
                 return self._single.fetch(item, may_continue=may_continue, on_progress=on_progress)
-            table = fresh_table(item, have, pieces, self._connections)
+            # A sequential part from the single-stream downloader becomes the first segment.
+            have, have_crc = measure(item.part_path, _VERIFY_BLOCK)
+            table = fresh_table(item, have, have_crc, pieces, self._connections)
         if table.left() > 0:
             if not may_continue():
                 return Fetched(False, table.done())
             self._run(item, table, may_continue, on_progress)
             if table.left() > 0:
                 return Fetched(False, table.done())
-        _verify(item)
+        _verify(item, table)
         sidecar_path(item.part_path).unlink(missing_ok=True)
         return Fetched(True, item.size)
 
@@ -325,8 +328,10 @@ class SegmentedDownloader:
             self._meter(run, size)
             _pwrite_all(item.part_path, run.fd, memoryview(chunk)[:size], offset)
             run.behind.wrote(size)
+        crc = zlib.crc32(memoryview(chunk)[:size], segment.crc)  # only this thread writes it
         with run.table.lock:
             segment.done += size
+            segment.crc = crc
             segment.flight = 0
         # Checkpoint after every chunk: a kill -9 then costs at most the chunk in flight
         # per connection (a time-based checkpoint cost up to half a second of bandwidth).
@@ -350,9 +355,13 @@ def _pwrite_all(path: Path, fd: int, view: memoryview, offset: int) -> None:
             view, offset = view[written:], offset + written
 
 
-def _verify(item: FileToFetch) -> None:
-    """Given a filled part, raise ChecksumMismatchError if its size or CRC32 is wrong."""
-    length, crc = measure(item.part_path, _VERIFY_BLOCK)
+def _verify(item: FileToFetch, table: SegmentTable) -> None:
+    """Given a filled part, raise ChecksumMismatchError if its size or CRC32 is wrong.
+
+    The CRC32 is combined from each segment's running CRC of the bytes it wrote, as the
+    single-stream downloader keeps one running CRC: no second read of the whole file.
+    """
+    length, crc = size_of(item.part_path) or 0, table.crc32()
     actual, expected = f"{crc:08x}", expected_crc(item)
     if length == item.size and expected in (None, actual):
         return

@@ -1,7 +1,8 @@
 """The segments of a part file being fetched over several connections, and their sidecar.
 
 Progress lives beside the part in ``<part>.segments`` (JSON: size, crc32,
-connections and ``[start, end, done]`` rows, ``end`` exclusive), written
+connections and ``[start, end, done, crc32 of the done bytes]`` rows, ``end``
+exclusive), written
 atomically when its rows change and updated in place, one fixed-width number,
 as each chunk lands. A sidecar is trusted only if it describes the same file version,
 its rows tile the file edge to edge, and the part holds every byte it claims;
@@ -19,14 +20,20 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from putio_mirror.crc import crc32_combine
 from putio_mirror.nodehttp import FileToFetch, expected_crc, no_space_is_item_error, size_of
 
 logger = logging.getLogger(__name__)
 
 SIDECAR_SUFFIX = ".segments"
 #: width of each number in the sidecar: JSON allows the padding, and a fixed width
-#: lets a segment's progress be updated in place
+#: lets a segment's progress (done, crc) be updated in place
 _WIDTH = 20
+_CRC_WIDTH = 10
+
+
+def _progress_field(done: int, crc: int) -> bytes:
+    return f"{done:{_WIDTH}d}, {crc:{_CRC_WIDTH}d}".encode()
 
 
 def sidecar_path(part_path: Path) -> Path:
@@ -48,7 +55,7 @@ def bytes_done(part_path: Path) -> int:
         return size_of(part_path) or 0
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))["segments"]
-        return sum(int(done) for _, _, done in rows)
+        return sum(int(row[2]) for row in rows)
     except (OSError, ValueError, KeyError, TypeError):
         return 0
 
@@ -61,6 +68,8 @@ class Segment:
     start: int
     end: int
     done: int = 0
+    #: CRC32 of the ``done`` bytes: the file is verified by combining these
+    crc: int = 0
     flight: int = 0
     owned: bool = False
 
@@ -93,13 +102,22 @@ class SegmentTable:
 
     def rows(self) -> list[list[int]]:
         with self.lock:
-            return sorted([segment.start, segment.end, segment.done] for segment in self.segments)
+            return sorted(
+                [segment.start, segment.end, segment.done, segment.crc] for segment in self.segments
+            )
 
     def done(self) -> int:
-        return sum(done for _, _, done in self.rows())
+        return sum(row[2] for row in self.rows())
 
     def left(self) -> int:
-        return sum(end - start - done for start, end, done in self.rows())
+        return sum(end - start - done for start, end, done, _ in self.rows())
+
+    def crc32(self) -> int:
+        """The CRC32 of the whole file once every segment is done, from the segments' own."""
+        total = 0
+        for _, _, done, crc in self.rows():
+            total = crc32_combine(total, crc, done)
+        return total
 
     def save(self) -> None:
         """Write the sidecar atomically, unless it already says the same."""
@@ -120,7 +138,7 @@ class SegmentTable:
                 self._rewrite()
                 return
             with no_space_is_item_error(self._item.part_path):
-                os.pwrite(self._fd, f"{segment.done:{_WIDTH}d}".encode(), offset)
+                os.pwrite(self._fd, _progress_field(segment.done, segment.crc), offset)
 
     def close(self) -> None:
         with self._save_lock:
@@ -131,7 +149,7 @@ class SegmentTable:
     def _rewrite(self) -> None:
         with self.lock:
             ordered = sorted(self.segments, key=lambda segment: segment.start)
-            rows = [[segment.start, segment.end, segment.done] for segment in ordered]
+            rows = [[segment.start, segment.end, segment.done, segment.crc] for segment in ordered]
         if rows == self._saved and self._fd is not None:
             return
         path = sidecar_path(self._item.part_path)
@@ -159,10 +177,11 @@ class SegmentTable:
         )
         text = head[:-1] + ', "segments": [\n'
         offsets: list[int] = []
-        for number, (start, end, done) in enumerate(rows):
+        for number, (start, end, done, crc) in enumerate(rows):
             row = f"[{start:{_WIDTH}d}, {end:{_WIDTH}d}, "
             offsets.append(len(text) + len(row))
-            text += row + f"{done:{_WIDTH}d}]" + (",\n" if number < len(rows) - 1 else "\n")
+            field = _progress_field(done, crc).decode()
+            text += row + field + "]" + (",\n" if number < len(rows) - 1 else "\n")
         return text + "]}\n", offsets
 
     def claim(self, min_size: int) -> Segment | None:
@@ -184,10 +203,12 @@ class SegmentTable:
             return taken
 
 
-def fresh_table(item: FileToFetch, have: int, pieces: int, connections: int) -> SegmentTable:
-    """Given the bytes already at the start of the part, return a table that counts
-    them as done and splits the rest into ``pieces`` contiguous segments."""
-    segments = [Segment(0, have, have)] if have else []
+def fresh_table(
+    item: FileToFetch, have: int, have_crc: int, pieces: int, connections: int
+) -> SegmentTable:
+    """Given the bytes already at the start of the part (and their CRC32), return a table
+    that counts them as done and splits the rest into ``pieces`` contiguous segments."""
+    segments = [Segment(0, have, have, have_crc)] if have else []
     rest = item.size - have
     edges = [have + rest * number // pieces for number in range(pieces + 1)]
     segments += [Segment(start, end) for start, end in pairwise(edges)]
@@ -213,21 +234,24 @@ def _read_sidecar(path: Path, item: FileToFetch) -> list[Segment] | None:
     holds every byte it claims; otherwise None."""
     try:
         document: Any = json.loads(path.read_text(encoding="utf-8"))
-        rows = [(int(start), int(end), int(done)) for start, end, done in document["segments"]]
+        rows = [
+            (int(start), int(end), int(done), int(crc))
+            for start, end, done, crc in document["segments"]
+        ]
         matches = document["size"] == item.size and document["crc32"] == expected_crc(item)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     part_size = size_of(item.part_path)
     if not matches or part_size is None or not _tiles(rows, item.size, part_size):
         return None
-    return [Segment(start, end, done) for start, end, done in rows]
+    return [Segment(start, end, done, crc) for start, end, done, crc in rows]
 
 
-def _tiles(rows: list[tuple[int, int, int]], size: int, part_size: int) -> bool:
+def _tiles(rows: list[tuple[int, int, int, int]], size: int, part_size: int) -> bool:
     """Return True if the rows cover ``[0, size)`` edge to edge and claim no byte
     beyond a part of ``part_size`` bytes."""
     edge = 0
-    for start, end, done in sorted(rows):
+    for start, end, done, _ in sorted(rows):
         if start != edge or end <= start or not 0 <= done <= end - start:
             return False
         if start + done > part_size:

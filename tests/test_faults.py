@@ -209,13 +209,13 @@ def bytes_on_disk(downloads: Path) -> int:
 
 def on_disk(staging: Path) -> dict[int, list[tuple[int, int]]]:
     """The byte ranges each ``.part`` holds for sure: its segment table's done bytes if it
-    has one (JSON rows ``[start, end, done]``), else everything up to its length."""
+    has one (JSON rows ``[start, end, done, crc]``), else everything up to its length."""
     held: dict[int, list[tuple[int, int]]] = {}
     for part in staging.glob("*.part"):
         table = part.with_name(part.name + ".segments")
         if table.exists():
             rows = json.loads(table.read_text())["segments"]
-            held[int(part.stem)] = [(start, start + done) for start, _, done in rows if done]
+            held[int(part.stem)] = [(start, start + done) for start, _, done, *_ in rows if done]
         elif part.stat().st_size:
             held[int(part.stem)] = [(0, part.stat().st_size)]
     return held

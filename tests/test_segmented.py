@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,14 +100,15 @@ def _rows(item: FileToFetch) -> list[list[int]]:
 
 
 def _unfinished_positions(rows: list[list[int]]) -> list[int]:
-    return sorted(start + done for start, end, done in rows if start + done < end)
+    return sorted(start + done for start, end, done, _ in rows if start + done < end)
 
 
 def _assert_claims_hold(item: FileToFetch, content: bytes) -> None:
-    """Every byte the sidecar claims is in the part, and right."""
+    """Every byte the sidecar claims is in the part, and right, and its CRC32 recorded."""
     data = item.part_path.read_bytes()
-    for start, _, done in _rows(item):
+    for start, _, done, crc in _rows(item):
         assert data[start : start + done] == content[start : start + done]
+        assert crc == zlib.crc32(content[start : start + done])
 
 
 def _segment_threads() -> list[threading.Thread]:
@@ -226,7 +228,7 @@ def test_a_stop_keeps_a_sidecar_and_the_next_fetch_resumes_every_segment(
     stopped = make_downloader().fetch(item, may_continue=lambda: next(calls) < 60)
     assert not stopped.complete
     rows = _rows(item)
-    assert stopped.bytes_done == sum(done for _, _, done in rows)
+    assert stopped.bytes_done == sum(row[2] for row in rows)
     assert 0 < stopped.bytes_done < SIZE
     assert bytes_done(item.part_path) == stopped.bytes_done
     assert item.part_path.stat().st_size == SIZE  # sparse: the length says nothing
@@ -273,7 +275,7 @@ def _wait_for_every_segment_to_start(item: FileToFetch, process: subprocess.Pope
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline and process.poll() is None:
         path = sidecar_path(item.part_path)
-        if path.exists() and all(done > 0 for _, _, done in _rows(item)):
+        if path.exists() and all(row[2] > 0 for row in _rows(item)):
             return
         time.sleep(0.05)
     raise AssertionError("the fetch in the subprocess did not get going")
@@ -424,7 +426,7 @@ def test_a_full_disk_raises_no_space_and_keeps_the_claims_true(
         make_downloader().fetch(item)
     monkeypatch.undo()
     assert _segment_threads() == []
-    assert 0 < sum(done for _, _, done in _rows(item)) <= 20 * CHUNK
+    assert 0 < sum(row[2] for row in _rows(item)) <= 20 * CHUNK
     _assert_claims_hold(item, content)
 
 
