@@ -198,7 +198,7 @@ def held_on_disk(staging: Path) -> Spans:
         table = part.with_name(part.name + ".segments")
         if table.exists():
             rows = json.loads(table.read_text())["segments"]
-            held[int(part.stem)] = [(start, start + done) for start, _, done in rows if done]
+            held[int(part.stem)] = [(start, start + done) for start, _, done, *_ in rows if done]
         elif part.stat().st_size:
             held[int(part.stem)] = [(0, part.stat().st_size)]
     return held
