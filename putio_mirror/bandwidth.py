@@ -63,6 +63,11 @@ class Timetable:
         earlier = [limit for start, limit in points if start <= now]
         return earlier[-1] if earlier else points[-1][1]
 
+    @property
+    def unlimited(self) -> bool:
+        """True if no entry ever limits (``off``): then nothing needs to meter the bytes."""
+        return all(entry.limit is None for entry in self.entries)
+
     def describe(self) -> str:
         """Return the timetable in words, e.g. ``from 08:00: 2 MiB/s; from 23:00: no limit``."""
         if len(self.entries) == 1 and self.entries[0].weekday is None:

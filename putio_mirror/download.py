@@ -29,6 +29,7 @@ from putio_mirror.nodehttp import (
     Retry,
     Stopped,
     WriteBehind,
+    body_reader,
     body_start,
     expected_crc,
     fresh_url,
@@ -61,8 +62,7 @@ class _Part:
             self._file = open(path, "ab", buffering=0)  # noqa: SIM115 -- closed by close()
         self._behind = WriteBehind(self._file.fileno())
 
-    def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
+    def write(self, view: memoryview) -> None:
         while view:
             with no_space_is_item_error(self.path):
                 written = self._file.write(view) or 0
@@ -214,13 +214,14 @@ class Downloader:
         may_continue: Callable[[], bool],
         on_progress: Callable[[int], None],
     ) -> None:
-        for chunk in response.iter_content(self._chunk_size):
-            if not chunk:
-                continue
+        # One buffer per request, refilled in place: no new bytes object per chunk.
+        buffer = memoryview(bytearray(self._chunk_size))
+        read = body_reader(response)
+        while count := read(buffer):
             if self._limiter is not None:
-                self._limiter.consume(len(chunk))
-            part.write(chunk)
-            on_progress(len(chunk))
+                self._limiter.consume(count)
+            part.write(buffer[:count])
+            on_progress(count)
             if not may_continue():
                 raise Stopped
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import http.client
 import os
 import re
 import threading
@@ -22,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 from requests.auth import AuthBase
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from putio_mirror.errors import ChecksumMismatchError, NoSpaceError, TransientError
 from putio_mirror.retry import Backoff
@@ -121,7 +124,10 @@ def node_get(
     """Given a session and a node URL, yield the streamed answer to a GET (of
     ``Range: bytes=<byte_range>`` if given); raise Retry if the connection fails,
     also while the body is being read."""
-    headers = {"Range": f"bytes={byte_range}"} if byte_range is not None else {}
+    # The body is stored as sent: a compressed answer would only cost CPU to undo.
+    headers = {"Accept-Encoding": "identity"}
+    if byte_range is not None:
+        headers["Range"] = f"bytes={byte_range}"
     try:
         with session.get(
             url, headers=headers, auth=NoAuth(), stream=True, timeout=timeout
@@ -129,6 +135,47 @@ def node_get(
             yield response
     except requests.RequestException as exc:
         raise Retry(f"the connection failed ({type(exc).__name__})") from exc
+
+
+def body_reader(response: requests.Response) -> Callable[[memoryview], int]:
+    """Given a streamed answer, return a function that fills a buffer with the next
+    bytes of its body and returns how many (0 once the body ends); it raises Retry if
+    the connection fails, also when no byte came within the read timeout."""
+    raw = response.raw
+    plain = getattr(raw, "_fp", None)
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if isinstance(plain, http.client.HTTPResponse) and encoding in ("", "identity"):
+        # urllib3's own readinto reads into a new bytes object and copies it
+        # (urllib3/urllib3#1540); http.client's reads from the socket straight into
+        # the buffer, filling it unless the body ends. The socket keeps the read
+        # timeout urllib3 gave it, so a stalled node still raises TimeoutError.
+        return _guarded(lambda view: _read_plain(raw, plain, view))
+    return _guarded(lambda view: _read_decoded(raw, view))
+
+
+def _read_plain(
+    raw: urllib3.HTTPResponse, plain: http.client.HTTPResponse, view: memoryview
+) -> int:
+    count = plain.readinto(view)
+    if count == 0 and plain.length == 0:
+        raw.release_conn()  # the whole body was read: the connection may serve the next
+    return count
+
+
+def _read_decoded(raw: urllib3.HTTPResponse, view: memoryview) -> int:
+    data = raw.read(len(view), decode_content=True)
+    view[: len(data)] = data
+    return len(data)
+
+
+def _guarded(read: Callable[[memoryview], int]) -> Callable[[memoryview], int]:
+    def guarded(view: memoryview) -> int:
+        try:
+            return read(view)
+        except (OSError, http.client.HTTPException, Urllib3Error) as exc:
+            raise Retry(f"the connection failed ({type(exc).__name__})") from exc
+
+    return guarded
 
 
 def body_start(response: requests.Response, first: int, item: FileToFetch) -> int:

@@ -36,6 +36,7 @@ from putio_mirror.nodehttp import (
     Retry,
     Stopped,
     WriteBehind,
+    body_reader,
     body_start,
     expected_crc,
     fresh_url,
@@ -313,12 +314,17 @@ class SegmentedDownloader:
     def _write_body(
         self, item: FileToFetch, run: _Run, segment: Segment, response: requests.Response
     ) -> None:
-        for chunk in response.iter_content(self._chunk_size):
-            if chunk and not self._write_chunk(item, run, segment, chunk):
+        # One buffer per request, refilled in place: no new bytes object per chunk.
+        buffer = memoryview(bytearray(self._chunk_size))
+        read = body_reader(response)
+        while count := read(buffer):
+            if not self._write_chunk(item, run, segment, buffer[:count]):
                 return
             run.check()
 
-    def _write_chunk(self, item: FileToFetch, run: _Run, segment: Segment, chunk: bytes) -> bool:
+    def _write_chunk(
+        self, item: FileToFetch, run: _Run, segment: Segment, chunk: memoryview
+    ) -> bool:
         """Given a chunk at the segment's position, write what belongs to the segment;
         return True if the segment wants more."""
         with run.table.lock:
@@ -326,9 +332,9 @@ class SegmentedDownloader:
             size = segment.flight = min(len(chunk), segment.left)
         if size > 0:
             self._meter(run, size)
-            _pwrite_all(item.part_path, run.fd, memoryview(chunk)[:size], offset)
+            _pwrite_all(item.part_path, run.fd, chunk[:size], offset)
             run.behind.wrote(size)
-        crc = zlib.crc32(memoryview(chunk)[:size], segment.crc)  # only this thread writes it
+        crc = zlib.crc32(chunk[:size], segment.crc)  # only this thread writes it
         with run.table.lock:
             segment.done += size
             segment.crc = crc

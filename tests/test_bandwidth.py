@@ -137,3 +137,9 @@ def test_describe_rate_rounds_odd_limits() -> None:
     assert describe_rate(1000) == "1000 B/s"
     assert describe_rate(1536) == "1.5 KiB/s"
     assert describe_rate(G + 1) == "1 GiB/s"
+
+
+def test_off_is_unlimited_and_any_limit_is_not() -> None:
+    assert parse_timetable("off").unlimited
+    assert not parse_timetable("10M").unlimited
+    assert not parse_timetable("08:00,2M 23:00,off").unlimited
