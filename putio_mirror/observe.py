@@ -65,15 +65,17 @@ def _local_facts(
 ) -> LocalFacts:
     """Stat only the paths the plan could write: files the journal has not verified."""
     remote = list(files)
-    paths = local_paths(remote, root_id)
-    items_dir = staged_items_dir(places.staging)
     verified = {fid for fid, record in facts.downloads.items() if record.is_verified}
+    unverified = [item for item in remote if not item.is_folder and item.id not in verified]
+    # Naming the whole tree costs ~0.2 s per 100,000 files: an idle sync needs none of it.
+    paths = local_paths(remote, root_id) if unverified else {}
+    items_dir = staged_items_dir(places.staging)
     present: dict[str, int] = {}
     staged: dict[str, int] = {}
-    for item in remote:
-        if item.is_folder or item.id in verified or item.id not in paths:
+    for item in unverified:
+        relative = paths.get(item.id)
+        if relative is None:
             continue
-        relative = paths[item.id]
         for found, root in ((present, places.downloads), (staged, items_dir)):
             size = local_size(root / relative)
             if size is not None:
