@@ -48,7 +48,7 @@ def fill_journal(url: str, files: int, folders: int) -> None:
     """Given a journal URL, create it and insert one verified download row per file."""
     from sqlalchemy import create_engine, insert
 
-    from putio_mirror.journal import DownloadRow, Journal
+    from putio_mirror.journal import Journal, downloads_table
 
     Journal.open(url).close()
     rows = [
@@ -67,7 +67,7 @@ def fill_journal(url: str, files: int, folders: int) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(insert(DownloadRow), rows)
+            conn.execute(insert(downloads_table), rows)
     finally:
         engine.dispose()
 

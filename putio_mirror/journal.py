@@ -21,13 +21,15 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Connection,
     CursorResult,
     Engine,
+    Select,
+    Table,
     create_engine,
     delete,
     func,
@@ -38,20 +40,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from putio_mirror.errors import JournalError
 from putio_mirror.journal_schema import (
     SCHEMA_VERSION,
     WRITE_OPTION,
-    Action,
-    Base,
-    ClaimRow,
-    DownloadRow,
-    Run,
-    SubmissionRow,
+    actions_table,
     claim_statement,
+    claims_table,
+    downloads_table,
     prepare,
+    runs_table,
+    submissions_table,
     tune_sqlite,
     upsert,
 )
@@ -61,9 +61,9 @@ __all__ = [
     "ACTION_STATUSES",
     "SCHEMA_VERSION",
     "ActionRecord",
-    "DownloadRow",  # the benchmarks fill a journal with it
     "Journal",
     "RunRecord",
+    "downloads_table",  # the benchmarks fill a journal with it
 ]
 
 ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "interrupted"})
@@ -158,12 +158,14 @@ class Journal:
         """Given a command name and the time, record a new run and return its id."""
         row = {"command": command, "started_at": _aware(now), "dry_run": dry_run}
         with self._write() as conn:
-            return _new_id(conn.execute(insert(Run).values(host=socket.gethostname(), **row)))
+            return _new_id(
+                conn.execute(insert(runs_table).values(host=socket.gethostname(), **row))
+            )
 
     def finish_run(self, run_id: int, now: datetime, exit_code: int, summary: str) -> None:
         values = {"finished_at": _aware(now), "exit_code": exit_code, "summary": summary}
         with self._write() as conn:
-            conn.execute(update(Run).where(Run.id == run_id).values(**values))
+            conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(**values))
 
     def abandon_stale_actions(self, now: datetime) -> int:
         """Given the time, mark actions a crashed run left ``started`` as ``interrupted``.
@@ -172,8 +174,8 @@ class Journal:
         Return how many were marked.
         """
         statement = (
-            update(Action)
-            .where(Action.status == "started")
+            update(actions_table)
+            .where(actions_table.c.status == "started")
             .values(
                 status="interrupted",
                 finished_at=_aware(now),
@@ -188,11 +190,12 @@ class Journal:
 
         Its ``attempts`` is one more than the number of earlier actions with the same key.
         """
-        earlier = select(func.count()).select_from(Action).where(Action.key == key)
+        action = actions_table.c
+        earlier = select(func.count()).select_from(actions_table).where(action.key == key)
         with self._write() as conn:
             attempts = 1 + (conn.execute(earlier).scalar_one())
             values = {"run_id": run_id, "kind": kind, "key": key, "target": target}
-            statement = insert(Action).values(
+            statement = insert(actions_table).values(
                 status="started", attempts=attempts, started_at=_aware(now), **values
             )
             return _new_id(conn.execute(statement))
@@ -213,19 +216,23 @@ class Journal:
             raise ValueError(f"{status!r} is not a final action status")
         values = {"status": status, "finished_at": _aware(now), "error": error, "detail": detail}
         with self._write() as conn:
-            conn.execute(update(Action).where(Action.id == action_id).values(**values))
+            conn.execute(
+                update(actions_table).where(actions_table.c.id == action_id).values(**values)
+            )
 
     def recent_runs(self, limit: int = 10) -> tuple[RunRecord, ...]:
         """Return the newest ``limit`` runs, newest first."""
-        statement = select(Run).order_by(Run.id.desc()).limit(limit)
-        with self._read() as conn, Session(conn) as session:
-            return tuple(_as_record(RunRecord, run) for run in session.scalars(statement))
+        statement = _select_record(RunRecord, runs_table).order_by(runs_table.c.id.desc())
+        with self._read() as conn:
+            return tuple(RunRecord(*row) for row in conn.execute(statement.limit(limit)))
 
     def actions_of(self, run_id: int) -> tuple[ActionRecord, ...]:
         """Given a run id, return its actions in the order they started."""
-        statement = select(Action).where(Action.run_id == run_id).order_by(Action.id)
-        with self._read() as conn, Session(conn) as session:
-            return tuple(_as_record(ActionRecord, row) for row in session.scalars(statement))
+        action = actions_table.c
+        statement = _select_record(ActionRecord, actions_table).where(action.run_id == run_id)
+        with self._read() as conn:
+            rows = conn.execute(statement.order_by(action.id))
+            return tuple(ActionRecord(*row) for row in rows)
 
     # -- submissions and downloads ----------------------------------------
 
@@ -234,11 +241,11 @@ class Journal:
     ) -> None:
         """Remember that ``info_hash`` was submitted; again is harmless, a known id is kept."""
         row: dict[str, Any] = {"info_hash": info_hash, "transfer_id": transfer_id, "name": name}
-        known_id = func.coalesce(literal(transfer_id, BigInteger), SubmissionRow.transfer_id)
+        known_id = func.coalesce(literal(transfer_id, BigInteger), submissions_table.c.transfer_id)
         with self._write() as conn:
             upsert(
                 conn,
-                SubmissionRow,
+                submissions_table,
                 row | {"submitted_at": _aware(now)},
                 row | {"transfer_id": known_id},
             )
@@ -255,7 +262,7 @@ class Journal:
         """Remember how many bytes of a file are safely in its staging file."""
         row = _download_row(file_id, relative_path, size, crc32, bytes_done, now)
         with self._write() as conn:
-            upsert(conn, DownloadRow, row, row | {"verified_at": None})
+            upsert(conn, downloads_table, row, row | {"verified_at": None})
 
     def mark_verified(
         self, file_id: int, relative_path: str, size: int, crc32: str | None, now: datetime
@@ -264,44 +271,45 @@ class Journal:
         row = _download_row(file_id, relative_path, size, crc32, size, now)
         row |= {"verified_at": row["updated_at"], "failures": 0}
         with self._write() as conn:
-            upsert(conn, DownloadRow, row, row)
+            upsert(conn, downloads_table, row, row)
 
     def record_failure(self, file_id: int) -> int:
         """Given a file id, count one more failed download of it and return the count."""
         row = {"file_id": file_id, "failures": 1}
+        download = downloads_table.c
         with self._write() as conn:
-            upsert(conn, DownloadRow, row, {"failures": DownloadRow.failures + 1})
-            count = select(DownloadRow.failures).where(DownloadRow.file_id == file_id)
+            upsert(conn, downloads_table, row, {"failures": download.failures + 1})
+            count = select(download.failures).where(download.file_id == file_id)
             return int(conn.execute(count).scalar_one())
 
     def reset_download(self, file_id: int) -> None:
         """Given a file id, forget its progress and verification (its failure count stays)."""
-        statement = update(DownloadRow).where(DownloadRow.file_id == file_id)
+        statement = update(downloads_table).where(downloads_table.c.file_id == file_id)
         with self._write() as conn:
             conn.execute(statement.values(bytes_done=0, verified_at=None))
 
     def is_verified(self, file_id: int) -> bool:
         """Given a file id, say whether any host has verified it (checked after a claim)."""
-        query = select(DownloadRow.verified_at).where(DownloadRow.file_id == file_id)
+        download = downloads_table.c
+        query = select(download.verified_at).where(download.file_id == file_id)
         with self._read() as conn:
             return conn.execute(query).scalar_one_or_none() is not None
 
     def facts(self) -> JournalFacts:
         """Return what the journal knows, keyed the way the reconciler pairs things."""
+        submission = submissions_table.c
         submissions_query = select(
-            SubmissionRow.info_hash,
-            SubmissionRow.transfer_id,
-            SubmissionRow.name,
-            SubmissionRow.submitted_at,
+            submission.info_hash, submission.transfer_id, submission.name, submission.submitted_at
         )
+        download = downloads_table.c
         downloads_query = select(
-            DownloadRow.file_id,
-            DownloadRow.relative_path,
-            DownloadRow.size,
-            DownloadRow.crc32,
-            DownloadRow.bytes_done,
-            DownloadRow.verified_at,
-        ).where(DownloadRow.relative_path.is_not(None))
+            download.file_id,
+            download.relative_path,
+            download.size,
+            download.crc32,
+            download.bytes_done,
+            download.verified_at,
+        ).where(download.relative_path.is_not(None))
         with self._read() as conn:
             submissions = {row[0]: Submission(*row) for row in conn.execute(submissions_query)}
             # The query skips failure-only rows, whose path and size are NULL.
@@ -341,9 +349,10 @@ class Journal:
         Raise ValueError if ``lease`` is not positive.
         """
         expires_at = _aware(now) + _positive(lease)
+        claim = claims_table.c
         statement = (
-            update(ClaimRow)
-            .where(ClaimRow.key == key, ClaimRow.owner == owner)
+            update(claims_table)
+            .where(claim.key == key, claim.owner == owner)
             .values(expires_at=expires_at)
         )
         with self._write() as conn:
@@ -351,18 +360,21 @@ class Journal:
 
     def release(self, key: str, owner: str) -> None:
         """Given a key, free it if ``owner`` holds it; else (another's, or free) do nothing."""
-        statement = delete(ClaimRow).where(ClaimRow.key == key, ClaimRow.owner == owner)
+        claim = claims_table.c
+        statement = delete(claims_table).where(claim.key == key, claim.owner == owner)
         with self._write() as conn:
             conn.execute(statement)
 
     def release_all(self, owner: str) -> int:
         """Given an owner, free every key it holds (at the end of its run); return how many."""
         with self._write() as conn:
-            return conn.execute(delete(ClaimRow).where(ClaimRow.owner == owner)).rowcount
+            statement = delete(claims_table).where(claims_table.c.owner == owner)
+            return conn.execute(statement).rowcount
 
     def claims(self) -> dict[str, tuple[str, datetime]]:
         """Return every claim as key -> (owner, expires_at), expired ones included."""
-        statement = select(ClaimRow.key, ClaimRow.owner, ClaimRow.expires_at)
+        claim = claims_table.c
+        statement = select(claim.key, claim.owner, claim.expires_at)
         with self._read() as conn:
             return {key: (owner, expires_at) for key, owner, expires_at in conn.execute(statement)}
 
@@ -406,12 +418,12 @@ def _new_id(result: CursorResult[Any]) -> int:
     return int(key[0])
 
 
-_Record = TypeVar("_Record", RunRecord, ActionRecord)
+def _select_record(record: type[RunRecord | ActionRecord], table: Table) -> Select[Any]:
+    """Given a record class and its table, select the columns of its fields in field order.
 
-
-def _as_record(cls: type[_Record], row: Base) -> _Record:
-    """Given an ORM row, return the frozen record of the same field names."""
-    return cls(**{item.name: getattr(row, item.name) for item in fields(cls)})
+    So a row of the result builds the record positionally: ``record(*row)``.
+    """
+    return select(*(table.c[item.name] for item in fields(record)))
 
 
 def _download_row(

@@ -4,6 +4,8 @@ Private to ``journal.py``, the journal's only entry point: nothing else imports 
 Change a table here and bump ``SCHEMA_VERSION``, teaching ``prepare`` how an older journal
 reaches it in place (the version-2 step only adds the ``claims`` table). The statements that
 SQLite and PostgreSQL spell differently (upserts, the atomic claim) are built here too.
+The tables are SQLAlchemy Core ``Table`` objects, never ORM classes: every timer-started run
+imports this module, and ``sqlalchemy.orm`` alone would add tens of milliseconds to its start.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     Connection,
     DateTime,
     Dialect,
     Engine,
     ForeignKey,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     case,
     event,
@@ -34,7 +39,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.types import TypeDecorator
 
@@ -67,77 +71,78 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class Base(DeclarativeBase):
-    pass
+metadata = MetaData()
 
+schema_info_table = Table(
+    "schema_info",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
 
-class SchemaInfo(Base):
-    __tablename__ = "schema_info"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version: Mapped[int] = mapped_column(Integer)
+runs_table = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("command", String(64), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("exit_code", Integer),
+    Column("summary", Text),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("host", String(255), nullable=False, default=""),
+)
 
+actions_table = Table(
+    "actions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("key", String(255), nullable=False, index=True),
+    Column("target", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("error", Text),
+    Column("detail", Text),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+)
 
-class Run(Base):
-    __tablename__ = "runs"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    command: Mapped[str] = mapped_column(String(64))
-    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    exit_code: Mapped[int | None] = mapped_column(Integer)
-    summary: Mapped[str | None] = mapped_column(Text)
-    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    host: Mapped[str] = mapped_column(String(255), default="")
+submissions_table = Table(
+    "submissions",
+    metadata,
+    Column("info_hash", String(64), primary_key=True),
+    Column("transfer_id", BigInteger),
+    Column("name", Text, nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
+)
 
+# One put.io file's download; path and size stay NULL while only failures are known.
+downloads_table = Table(
+    "downloads",
+    metadata,
+    Column("file_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("relative_path", Text),
+    Column("size", BigInteger),
+    Column("crc32", String(8)),
+    Column("bytes_done", BigInteger, nullable=False, default=0),
+    Column("verified_at", UtcDateTime),
+    Column("updated_at", UtcDateTime),
+    Column("failures", Integer, nullable=False, default=0),
+)
 
-class Action(Base):
-    __tablename__ = "actions"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    key: Mapped[str] = mapped_column(String(255), index=True)
-    target: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=1)
-    error: Mapped[str | None] = mapped_column(Text)
-    detail: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-
-class SubmissionRow(Base):
-    __tablename__ = "submissions"
-    info_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    transfer_id: Mapped[int | None] = mapped_column(BigInteger)
-    name: Mapped[str] = mapped_column(Text)
-    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-class DownloadRow(Base):
-    """One put.io file's download; path and size stay NULL while only failures are known."""
-
-    __tablename__ = "downloads"
-    file_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    relative_path: Mapped[str | None] = mapped_column(Text)
-    size: Mapped[int | None] = mapped_column(BigInteger)
-    crc32: Mapped[str | None] = mapped_column(String(8))
-    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
-    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class ClaimRow(Base):
-    """Who works on an action key, until when (schema 2): hosts sharing a journal share work.
-
-    A row whose ``expires_at`` has passed is free for the taking; ``claimed_at`` is when its
-    current owner first took it (extending a lease keeps it).
-    """
-
-    __tablename__ = "claims"
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(255), index=True)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+# Who works on an action key, until when (schema 2): hosts sharing a journal share work.
+# A row whose ``expires_at`` has passed is free for the taking; ``claimed_at`` is when its
+# current owner first took it (extending a lease keeps it).
+claims_table = Table(
+    "claims",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("owner", String(255), nullable=False, index=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("claimed_at", UtcDateTime, nullable=False),
+)
 
 
 def prepare(conn: Connection) -> int | None:
@@ -151,25 +156,26 @@ def prepare(conn: Connection) -> int | None:
         # tables and version rows; the lock queues them and is let go at commit. SQLite
         # needs none: our write transactions are BEGIN IMMEDIATE, one at a time already.
         conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _PREPARE_LOCK})
-    Base.metadata.tables[SchemaInfo.__tablename__].create(conn, checkfirst=True)
-    found = conn.execute(select(func.max(SchemaInfo.version))).scalar_one_or_none()
+    schema_info_table.create(conn, checkfirst=True)
+    newest = select(func.max(schema_info_table.c.version))
+    found: int | None = conn.execute(newest).scalar_one_or_none()
     if found is not None and found > SCHEMA_VERSION:
         return found
     # Every step so far only adds tables, so creating the missing ones is the whole upgrade.
-    Base.metadata.create_all(conn)
+    metadata.create_all(conn)
     if found is None:
-        conn.execute(insert(SchemaInfo).values(version=SCHEMA_VERSION))
+        conn.execute(insert(schema_info_table).values(version=SCHEMA_VERSION))
     elif found < SCHEMA_VERSION:
-        conn.execute(update(SchemaInfo).values(version=SCHEMA_VERSION))
+        conn.execute(update(schema_info_table).values(version=SCHEMA_VERSION))
     return found
 
 
 def upsert(
-    conn: Connection, model: type[Base], row: Mapping[str, Any], changes: Mapping[str, Any]
+    conn: Connection, table: Table, row: Mapping[str, Any], changes: Mapping[str, Any]
 ) -> None:
-    """Insert ``row``, or, if its primary key exists, update that row with ``changes``."""
-    keys = [column.name for column in model.__table__.primary_key]
-    statement = _dialect_insert(conn.dialect.name, model).values(**row)
+    """Insert ``row`` into ``table``, or, if its primary key exists, update it with ``changes``."""
+    keys = [column.name for column in table.primary_key]
+    statement = _dialect_insert(conn.dialect.name, table).values(**row)
     updates = {column: value for column, value in changes.items() if column not in keys}
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
 
@@ -188,25 +194,26 @@ def claim_statement(
     # the first to commit, then conflicts); SQLite runs one writer at a time. So two hosts
     # never both see "free". SQLite (3.35+) and PostgreSQL share the text; SELECT ... FOR
     # UPDATE SKIP LOCKED would be PostgreSQL-only and cannot lock a key that has no row yet.
-    statement = _dialect_insert(dialect_name, ClaimRow).values(
+    statement = _dialect_insert(dialect_name, claims_table).values(
         key=key, owner=owner, expires_at=expires_at, claimed_at=now
     )
     proposed = statement.excluded
-    mine = ClaimRow.owner == proposed.owner
+    claim = claims_table.c
+    mine = claim.owner == proposed.owner
     changes = {
         "owner": proposed.owner,
         "expires_at": proposed.expires_at,
         # Extending keeps when the owner first took the key; taking it over starts anew.
-        "claimed_at": case((mine, ClaimRow.claimed_at), else_=proposed.claimed_at),
+        "claimed_at": case((mine, claim.claimed_at), else_=proposed.claimed_at),
     }
-    where = mine | (ClaimRow.expires_at <= now)
+    where = mine | (claim.expires_at <= now)
     taking = statement.on_conflict_do_update(index_elements=["key"], set_=changes, where=where)
-    return taking.returning(ClaimRow.key)
+    return taking.returning(claim.key)
 
 
-def _dialect_insert(dialect_name: str, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
-    """Given a dialect, return its INSERT of ``model``, the one that knows ON CONFLICT."""
-    return postgresql.insert(model) if dialect_name == "postgresql" else sqlite.insert(model)
+def _dialect_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """Given a dialect, return its INSERT into ``table``, the one that knows ON CONFLICT."""
+    return postgresql.insert(table) if dialect_name == "postgresql" else sqlite.insert(table)
 
 
 def tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -7,7 +7,10 @@ the session, or $PUTIO_MIRROR_TEST_POSTGRES_URL (a role allowed to create databa
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import putio_mirror
 from putio_mirror.errors import JournalError
 from putio_mirror.journal import SCHEMA_VERSION, Journal
 from putio_mirror.state import DownloadRecord
@@ -122,6 +126,55 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
+# The SQLite schema of version 2 as the ORM-built putio-mirror created it, frozen: journals of
+# that layout must keep opening, and a new journal must get the very same layout.
+V2_SQLITE_SCHEMA = """
+CREATE TABLE schema_info (id INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (id));
+CREATE TABLE runs (id INTEGER NOT NULL, command VARCHAR(64) NOT NULL, started_at DATETIME NOT NULL,
+    finished_at DATETIME, exit_code INTEGER, summary TEXT, dry_run BOOLEAN NOT NULL,
+    host VARCHAR(255) NOT NULL, PRIMARY KEY (id));
+CREATE TABLE actions (id INTEGER NOT NULL, run_id INTEGER NOT NULL, kind VARCHAR(32) NOT NULL,
+    "key" VARCHAR(255) NOT NULL, target TEXT NOT NULL, status VARCHAR(16) NOT NULL,
+    attempts INTEGER NOT NULL, error TEXT, detail TEXT, started_at DATETIME NOT NULL,
+    finished_at DATETIME, PRIMARY KEY (id), FOREIGN KEY(run_id) REFERENCES runs (id));
+CREATE INDEX ix_actions_key ON actions ("key");
+CREATE INDEX ix_actions_run_id ON actions (run_id);
+CREATE INDEX ix_actions_status ON actions (status);
+CREATE TABLE submissions (info_hash VARCHAR(64) NOT NULL, transfer_id BIGINT, name TEXT NOT NULL,
+    submitted_at DATETIME NOT NULL, PRIMARY KEY (info_hash));
+CREATE TABLE downloads (file_id BIGINT NOT NULL, relative_path TEXT, size BIGINT, crc32 VARCHAR(8),
+    bytes_done BIGINT NOT NULL, verified_at DATETIME, updated_at DATETIME,
+    failures INTEGER NOT NULL, PRIMARY KEY (file_id));
+CREATE TABLE claims ("key" VARCHAR(255) NOT NULL, owner VARCHAR(255) NOT NULL,
+    expires_at DATETIME NOT NULL, claimed_at DATETIME NOT NULL, PRIMARY KEY ("key"));
+CREATE INDEX ix_claims_owner ON claims (owner);
+INSERT INTO schema_info (version) VALUES (2);
+"""
+
+# Every table's columns, indexes and foreign keys, whitespace in the CREATE statements aside.
+SQLITE_LAYOUT = """
+SELECT m.name, 'column', c.cid, c.name, c.type, c."notnull", c.dflt_value, c.pk
+FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS c WHERE m.type = 'table'
+UNION ALL
+SELECT m.name, 'index', i.name, i."unique", i.origin, i.partial, p.seqno, p.name
+FROM sqlite_master AS m JOIN pragma_index_list(m.name) AS i JOIN pragma_index_info(i.name) AS p
+WHERE m.type = 'table'
+UNION ALL
+SELECT m.name, 'foreign key', f."from", f."table", f."to", f.on_update, f.on_delete, f.seq
+FROM sqlite_master AS m JOIN pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'
+ORDER BY 1, 2, 3, 4
+"""
+
+
+@pytest.fixture
+def v2_file(tmp_path: Path) -> Path:
+    """A version-2 SQLite journal laid out as the ORM-built putio-mirror created it."""
+    path = tmp_path / "v2.sqlite3"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(V2_SQLITE_SCHEMA)
+    return path
+
+
 # -- opening -------------------------------------------------------------------
 
 
@@ -157,6 +210,55 @@ def test_a_version_1_journal_is_upgraded_in_place_and_keeps_its_rows(any_url: st
     assert "claims" in table_names(any_url)
     assert SCHEMA_VERSION == 2
     assert schema_versions(any_url) == [SCHEMA_VERSION]
+
+
+def test_a_new_sqlite_journal_gets_the_version_2_layout_of_the_orm_era(
+    journal: Journal, db_file: Path, v2_file: Path
+) -> None:
+    layout = query(db_file, SQLITE_LAYOUT)
+    assert {"runs", "actions", "claims"} <= {row[0] for row in layout}
+    assert layout == query(v2_file, SQLITE_LAYOUT)
+
+
+def test_a_version_2_journal_of_the_orm_era_opens_and_is_used_unchanged(v2_file: Path) -> None:
+    layout = query(v2_file, SQLITE_LAYOUT)
+    with Journal.open(sqlite_url(v2_file), env={}) as journal:
+        run = journal.start_run("sync", minutes(0))
+        journal.action_finished(journal.action_started(run, "a", "k", "t", T0), "done", T0)
+        journal.mark_verified(7, "film.mkv", 10, None, minutes(2))
+        assert journal.claim("download:7", "host-a", T0, timedelta(minutes=5))
+        assert [action.status for action in journal.actions_of(run)] == ["done"]
+        assert journal.facts().downloads[7].is_verified
+    assert query(v2_file, SQLITE_LAYOUT) == layout
+    assert query(v2_file, "SELECT version FROM schema_info") == [(2,)]
+
+
+# Run in another process, so modules this test session imported do not count.
+ORM_PROBE = """
+import sys
+from datetime import UTC, datetime
+from putio_mirror.journal import Journal
+on_import = "sqlalchemy.orm" in sys.modules
+with Journal.open(sys.argv[1], env={}) as journal:
+    run = journal.start_run("sync", datetime.now(UTC))
+    journal.recent_runs(), journal.actions_of(run), journal.facts()
+print(on_import, "sqlalchemy.orm" in sys.modules)
+"""
+
+
+def test_the_journal_neither_imports_nor_uses_the_sqlalchemy_orm(tmp_path: Path) -> None:
+    # Every timer-started run imports the journal; the ORM would add tens of ms to each.
+    package_root = str(Path(putio_mirror.__file__).parent.parent)
+    probe = subprocess.run(
+        [sys.executable, "-c", ORM_PROBE, sqlite_url(tmp_path / "j.sqlite3")],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": package_root},
+        check=False,
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["False", "False"]
 
 
 def test_corrupt_file_raises_journal_error_saying_to_move_it_aside(db_file: Path) -> None:
