@@ -13,13 +13,13 @@ import logging
 import os
 import random
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
+from putio_mirror.crc import crc32
 from putio_mirror.errors import ChecksumMismatchError
 from putio_mirror.nodehttp import (
     DEFAULT_BACKOFF,
@@ -66,7 +66,7 @@ class _Part:
         while view:
             with no_space_is_item_error(self.path):
                 written = self._file.write(view) or 0
-            self.crc = zlib.crc32(view[:written], self.crc)
+            self.crc = crc32(view[:written], self.crc)
             self.offset += written
             view = view[written:]
             self._behind.wrote(written)

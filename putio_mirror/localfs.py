@@ -12,11 +12,11 @@ import os
 import posixpath
 import shutil
 import stat
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from putio_mirror.crc import crc32
 from putio_mirror.errors import (
     AlreadyRunningError,
     ItemError,
@@ -281,7 +281,7 @@ def crc32_of(path: Path, chunk_size: int = 1024 * 1024) -> str:
     try:
         with open(path, "rb") as stream:
             while chunk := stream.read(chunk_size):
-                checksum = zlib.crc32(chunk, checksum)
+                checksum = crc32(chunk, checksum)
     except OSError as error:
         raise ItemError(
             f"cannot read {path} to verify it: {error.strerror}",

@@ -16,7 +16,6 @@ import http.client
 import os
 import re
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import urllib3
 from requests.auth import AuthBase
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from putio_mirror.crc import crc32
 from putio_mirror.errors import ChecksumMismatchError, NoSpaceError, TransientError
 from putio_mirror.retry import Backoff
 
@@ -250,7 +250,7 @@ def measure(path: Path, chunk_size: int) -> tuple[int, int]:
     with open(path, "rb") as existing:
         while block := existing.read(chunk_size):
             length += len(block)
-            crc = zlib.crc32(block, crc)
+            crc = crc32(block, crc)
     return length, crc
 
 

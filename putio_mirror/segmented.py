@@ -20,12 +20,12 @@ import os
 import random
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
+from putio_mirror.crc import crc32
 from putio_mirror.download import Downloader
 from putio_mirror.errors import ChecksumMismatchError
 from putio_mirror.nodehttp import (
@@ -334,7 +334,7 @@ class SegmentedDownloader:
             self._meter(run, size)
             _pwrite_all(item.part_path, run.fd, chunk[:size], offset)
             run.behind.wrote(size)
-        crc = zlib.crc32(chunk[:size], segment.crc)  # only this thread writes it
+        crc = crc32(chunk[:size], segment.crc)  # only this thread writes it
         with run.table.lock:
             segment.done += size
             segment.crc = crc
