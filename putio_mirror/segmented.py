@@ -63,7 +63,6 @@ __all__ = ["SegmentedDownloader", "bytes_done", "discard", "sidecar_path"]
 
 logger = logging.getLogger(__name__)
 
-_CHECKPOINT_SECONDS = 0.5
 _NAP_SECONDS = 0.25  # backoff sleeps in slices, so a stopped fetch does not linger
 _METER_PIECE = 64 * 1024  # the limiter is asked in pieces, so a stop is noticed quickly
 _VERIFY_BLOCK = 1024 * 1024
@@ -235,8 +234,8 @@ class SegmentedDownloader:
             raise run.error
 
     def _crew(self, item: FileToFetch, run: _Run) -> None:
-        """Run the segment threads, saving the sidecar now and then; return once all
-        have ended (stopping them first if this thread is interrupted)."""
+        """Run the segment threads; return once all have ended (stopping them first if
+        this thread is interrupted)."""
         started: list[threading.Thread] = []
         try:
             for number in range(self._connections):
@@ -247,9 +246,7 @@ class SegmentedDownloader:
                 thread.start()
                 started.append(thread)
             for thread in started:
-                while thread.is_alive():
-                    thread.join(_CHECKPOINT_SECONDS)
-                    run.table.save()
+                thread.join()  # each thread checkpoints its own segments
         finally:
             run.stop.set()
             for thread in started:

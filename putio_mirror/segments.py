@@ -96,7 +96,7 @@ class SegmentTable:
         self.segments = segments
         self._item = item
         self._connections = connections
-        self._saved: list[list[int]] | None = None
+        self._saved: list[tuple[int, int]] | None = None  # edges of the rows on disk
         self._slots: dict[int, int] = {}  # id(segment) -> byte offset of its ``done`` field
         self._fd: int | None = None
 
@@ -120,7 +120,8 @@ class SegmentTable:
         return total
 
     def save(self) -> None:
-        """Write the sidecar atomically, unless it already says the same."""
+        """Write the sidecar atomically, unless it already has these rows (whose
+        progress ``checkpoint`` keeps current in place)."""
         with self._save_lock:
             self._rewrite()
 
@@ -150,8 +151,9 @@ class SegmentTable:
         with self.lock:
             ordered = sorted(self.segments, key=lambda segment: segment.start)
             rows = [[segment.start, segment.end, segment.done, segment.crc] for segment in ordered]
-        if rows == self._saved and self._fd is not None:
-            return
+        edges = [(start, end) for start, end, _, _ in rows]
+        if edges == self._saved and self._fd is not None:
+            return  # same rows: their progress fields are kept current in place
         path = sidecar_path(self._item.part_path)
         text, offsets = self._render(rows)
         scratch = path.with_name(path.name + ".tmp")
@@ -164,7 +166,7 @@ class SegmentTable:
         self._slots = {
             id(segment): offset for segment, offset in zip(ordered, offsets, strict=True)
         }
-        self._saved = rows
+        self._saved = edges
 
     def _render(self, rows: list[list[int]]) -> tuple[str, list[int]]:
         """Return the sidecar's JSON text and the offset of each row's ``done`` field."""
