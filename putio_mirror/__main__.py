@@ -1,5 +1,3 @@
-import sys
+from putio_mirror.cli import entry
 
-from putio_mirror.cli import main
-
-sys.exit(main())
+entry()

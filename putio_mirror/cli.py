@@ -6,13 +6,14 @@ are imported inside the commands so that ``--help`` starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -294,6 +295,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return int(ExitCode.BUG)
     return int(result or 0)
+
+
+def entry() -> NoReturn:
+    """The ``putio-mirror`` command: run ``main`` and exit with its code, skipping the
+    interpreter's teardown.
+
+    That teardown frees every object of every module one at a time: 0.1–0.2 s with
+    SQLAlchemy loaded, paid by every run a timer starts. By now each command has
+    closed what it opened (journal, sessions, threads, progress display); only the
+    log handlers and the standard streams may hold buffered output.
+    """
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream
+            stream.flush()
+    os._exit(code)
 
 
 def _explain(error: MirrorError) -> None:

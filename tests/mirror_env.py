@@ -80,7 +80,9 @@ class Mirror:
 
     def spawn(self, *argv: str) -> subprocess.Popen[bytes]:
         """Start the CLI in a separate process (for kill -9 and concurrency tests)."""
-        env = {k: v for k, v in os.environ.items() if k != "PUTIO_TOKEN"}
+        # PYTHONUNBUFFERED (set on some machines) would hide output lost at exit.
+        drop = {"PUTIO_TOKEN", "PYTHONUNBUFFERED"}
+        env = {k: v for k, v in os.environ.items() if k not in drop}
         return subprocess.Popen(
             [sys.executable, "-m", "putio_mirror", "--config", str(self.config), *argv],
             env=env,

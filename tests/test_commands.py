@@ -225,3 +225,19 @@ def test_download_folder_that_is_a_file_is_a_config_problem_reported_before_any_
     result = mirror.run("sync")
     assert result.code == 2 and "paths.downloads" in result.err
     assert mirror.fake.requests == []
+
+
+def test_the_installed_command_exits_with_main_s_code_and_all_its_output(mirror: Mirror) -> None:
+    # ``python -m putio_mirror`` runs ``cli.entry``, which skips the interpreter's teardown:
+    # every line must still arrive through the pipes, and the exit code must be main's.
+    mirror.fake.add_file("x.bin", size=300_000)
+    done = mirror.spawn("files", "download")
+    out, err = done.communicate(timeout=60)
+    assert done.returncode == 0, err
+    assert b"Result: 1 done, 0 failed." in out
+    assert (mirror.downloads / "x.bin").stat().st_size == 300_000
+    mirror.fake.revoke_token()
+    refused = mirror.spawn("sync")
+    _, err = refused.communicate(timeout=60)
+    assert refused.returncode == 4
+    assert b"Hint:" in err
