@@ -2,15 +2,15 @@
 
 put.io caps the speed of each connection, so a big file goes faster as a few
 contiguous segments fetched in parallel: each segment thread has its own session,
-asks for a fresh node URL on every (re)start, requests ``Range: bytes=a-b`` and
-writes with ``os.pwrite`` into the part file, which is first stretched (sparse)
-to the full size. A segment that finishes early takes over the second half of the
-largest segment still running. Progress lives beside the part in a sidecar
-(``segments.py``), saved only after the bytes it claims are in the part, so a
-stop, a crash or ``kill -9`` resumes every segment from its own offset. Small
-files, and the part left by ``download.Downloader`` when little is left, go to a
-``download.Downloader``: the contract is the same, so the executor can use either
-downloader.
+starts with the node URL the fetch opened with and asks for a fresh one on every
+restart, requests ``Range: bytes=a-b`` and writes with ``os.pwrite`` into the
+part file, which is first stretched (sparse) to the full size. A segment that
+finishes early takes over the second half of the largest segment still running.
+Progress lives beside the part in a sidecar (``segments.py``), saved only after
+the bytes it claims are in the part, so a stop, a crash or ``kill -9`` resumes
+every segment from its own offset. Small files, and the part left by
+``download.Downloader`` when little is left, go to a ``download.Downloader``: the
+contract is the same, so the executor can use either downloader.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ class _Run:
         self.behind = WriteBehind(fd)
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        self.opening_url: str | None = None  # shared by the segments' first requests
         self.last_byte = now
         self._may_continue = may_continue
         self._on_progress = on_progress
@@ -256,31 +257,40 @@ class SegmentedDownloader:
         """One segment thread: fill segments until none is left to claim or take over."""
         try:
             with requests.Session() as session:
+                opening = True
                 while not run.stop.is_set():
                     segment = run.table.claim(self._min_segment)
                     if segment is None:
                         break
-                    self._fill(item, run, segment, session)
+                    self._fill(item, run, segment, session, opening)
+                    opening = False
         except Stopped:
             pass
         except BaseException as error:
             run.fail(error)
 
     def _fill(
-        self, item: FileToFetch, run: _Run, segment: Segment, session: requests.Session
+        self,
+        item: FileToFetch,
+        run: _Run,
+        segment: Segment,
+        session: requests.Session,
+        opening: bool,
     ) -> None:
-        """Given a segment, request and write its bytes until it is done; back off
-        between failed requests; raise TransientError after a long silence."""
+        """Given a segment (``opening``: this thread's first), request and write its
+        bytes until it is done; back off between failed requests; raise
+        TransientError after a long silence."""
         failures = 0
         while segment.left > 0:
             run.check()
             before = segment.done
             try:
-                self._request(item, run, segment, session)
+                self._request(item, run, segment, session, opening)
             except Retry as trouble:
                 failures = 0 if segment.done != before else failures
                 self._pause(item, run, trouble, failures)
                 failures += 1
+            opening = False
 
     def _pause(self, item: FileToFetch, run: _Run, trouble: Retry, failures: int) -> None:
         silent = self._monotonic() - run.last_byte
@@ -293,12 +303,16 @@ class SegmentedDownloader:
             delay -= _NAP_SECONDS
 
     def _request(
-        self, item: FileToFetch, run: _Run, segment: Segment, session: requests.Session
+        self,
+        item: FileToFetch,
+        run: _Run,
+        segment: Segment,
+        session: requests.Session,
+        opening: bool,
     ) -> None:
         """Given a segment, make one request for the rest of it and write what arrives;
         raise Retry for anything a fresh request may cure."""
-        with self._url_lock:
-            url = fresh_url(self._url_for, item.file_id)
+        url = self._node_url(item, run, opening)
         with run.table.lock:
             first, last = segment.position, segment.end - 1
         with node_get(session, url, f"{first}-{last}", self._timeout) as response:
@@ -307,6 +321,22 @@ class SegmentedDownloader:
             self._write_body(item, run, segment, response)
         if segment.left > 0:
             raise Retry(f"the node sent a short body for bytes {first}-{last}")
+
+    def _node_url(self, item: FileToFetch, run: _Run, opening: bool) -> str:
+        """Return a node URL for the next request; raise Retry if put.io has none now.
+
+        The opening requests of a fetch share one URL, so put.io is asked once per
+        fetch, not once per connection, and the connections start together instead
+        of one API round trip apart. Every later request (after a failure, or for a
+        segment taken over) asks for a fresh one, as put.io's URLs may expire.
+        """
+        with self._url_lock:
+            if opening and run.opening_url is not None:
+                return run.opening_url
+            url = fresh_url(self._url_for, item.file_id)
+            if opening:
+                run.opening_url = url
+            return url
 
     def _write_body(
         self, item: FileToFetch, run: _Run, segment: Segment, response: requests.Response

@@ -85,6 +85,10 @@ def _node_requests(fake: FakePutio) -> list[LoggedRequest]:
     return [logged for logged in fake.requests if logged.host == "node"]
 
 
+def _url_calls(fake: FakePutio) -> list[LoggedRequest]:
+    return [logged for logged in fake.requests if logged.path.endswith("/url")]
+
+
 def _ranges(fake: FakePutio) -> list[tuple[int, int]]:
     """Return the (first, last) byte of every node request's Range header, in order."""
     found = []
@@ -125,7 +129,9 @@ def test_a_big_file_is_fetched_over_four_ranges_that_tile_it(
     assert item.part_path.read_bytes() == content
     assert sorted(_ranges(fake_putio)) == [(start, start + QUARTER - 1) for start in STARTS]
     nodes = _node_requests(fake_putio)
-    assert len({logged.query["u"] for logged in nodes}) == 4
+    # The four opening requests share one URL: put.io is asked once, not once per connection.
+    assert len({logged.query["u"] for logged in nodes}) == 1
+    assert len(_url_calls(fake_putio)) == 1
     assert all("Authorization" not in logged.headers for logged in nodes)
     assert sum(progress) == SIZE
     assert not sidecar_path(item.part_path).exists()
@@ -168,10 +174,9 @@ def test_a_stalled_segment_is_requested_again_with_a_fresh_url(
     assert make_downloader(read_timeout=0.5).fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
     _assert_one_segment_resumed(fake_putio, 100_000)
-    tokens = [logged.query["u"] for logged in _node_requests(fake_putio)]
-    assert len(set(tokens)) == 5
-    url_calls = [logged for logged in fake_putio.requests if logged.path.endswith("/url")]
-    assert len(url_calls) == 5
+    opening, *_, retry = [logged.query["u"] for logged in _node_requests(fake_putio)]
+    assert retry != opening
+    assert len(_url_calls(fake_putio)) == 2
 
 
 def test_a_reset_mid_segment_resumes_that_segment_from_its_offset(
@@ -204,8 +209,11 @@ def test_segments_survive_urls_that_work_only_once(
     fake_putio.node_fault(item.file_id, reset_after=50_000, times=2)
     assert make_downloader().fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
-    statuses = [logged.status for logged in _node_requests(fake_putio)]
-    assert len(statuses) == 6 and 410 not in statuses
+    # The shared opening URL serves one connection; the three others are refused (410)
+    # and ask for a fresh URL, as does each of the two reset segments.
+    nodes = _node_requests(fake_putio)
+    assert sorted(logged.status for logged in nodes) == [206] * 6 + [410] * 3
+    assert len({logged.query["u"] for logged in nodes if logged.status == 206}) == 6
 
 
 def test_a_finished_segment_takes_over_half_of_a_stalled_one(
