@@ -286,7 +286,7 @@ class WriteBehind:
     little left to do. It never blocks the writer.
     """
 
-    def __init__(self, fd: int, every: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, fd: int, every: int = 16 * 1024 * 1024) -> None:
         self._fd = fd
         self._every = every
         self._pending = 0
