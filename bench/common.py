@@ -9,6 +9,8 @@ tools compared with, and the nginx, are in ``tools.py``.
 from __future__ import annotations
 
 import argparse
+import compileall
+import functools
 import os
 import platform
 import re
@@ -125,18 +127,33 @@ def tool_path(command: str) -> str:
 def alternate(
     contenders: Sequence[tuple[str, Runner]], rounds: int, workdir: Path | None
 ) -> dict[str, list[Measurement]]:
-    """Given named runners, run them A B A B … ``rounds`` times, each in a fresh temp dir.
+    """Given named runners, run them A B A B … ``rounds`` times, each in a fresh temp dir,
+    after one unmeasured warm-up round.
 
     Alternating spreads drifts (page cache, CPU clock, other load) over every contender.
+    The warm-up absorbs what only the first run after set-up pays: on this VM whoever
+    went first took 2-4x longer, almost all of it system time (curl: 7.7 s against
+    3.1 s), whichever contender it was.
     """
     results: dict[str, list[Measurement]] = {name: [] for name, _ in contenders}
-    for number in range(1, rounds + 1):
+    for number in range(rounds + 1):
         for name, runner in contenders:
-            with scratch_dir(workdir) as where:
-                measurement = runner(where)
+            measurement = _one_round(runner, workdir)
+            if number == 0:
+                note(f"warm-up {name}: {measurement.wall:.2f} s (not counted)")
+                continue
             results[name].append(measurement)
             note(f"round {number}/{rounds} {name}: {measurement.wall:.2f} s")
     return results
+
+
+def _one_round(runner: Runner, workdir: Path | None) -> Measurement:
+    # Dirty pages of earlier rounds (and of the served file, just written) are flushed
+    # first, so no round pays for another's write-back. putio-mirror's own fsync of what
+    # it downloaded stays inside its timed run.
+    os.sync()
+    with scratch_dir(workdir) as where:
+        return runner(where)
 
 
 def median(values: Iterable[float]) -> float:
@@ -301,9 +318,21 @@ def check_file(path: Path, size: int, crc32: str | None = None) -> None:
 
 
 def putio_mirror_command() -> list[str]:
-    """The installed entry point next to this interpreter, else ``python -m putio_mirror``."""
+    """The installed entry point next to this interpreter, else ``python -m putio_mirror``.
+
+    Its modules are byte-compiled first, as installing a wheel does: an editable
+    install under PYTHONDONTWRITEBYTECODE would otherwise compile them on every run.
+    """
+    _byte_compile_putio_mirror()
     script = Path(sys.executable).with_name("putio-mirror")
     return [str(script)] if script.exists() else [sys.executable, "-m", "putio_mirror"]
+
+
+@functools.cache
+def _byte_compile_putio_mirror() -> None:
+    import putio_mirror
+
+    compileall.compile_dir(Path(putio_mirror.__file__).parent, quiet=1)
 
 
 def child_env() -> dict[str, str]:
