@@ -1,7 +1,8 @@
 """The journal: what this tool did and how far each download got, in a SQL database.
 
 The journal's only entry point: with ``journal_schema.py`` (its tables and the SQL that
-differs between databases, private to it) the only module that imports SQLAlchemy. SQLite is
+differs between databases) and ``journal_engine.py`` (reaching the database), both private
+to it, the only module that imports SQLAlchemy. SQLite is
 the default (WAL mode, so a ``status`` command can read while a run writes); PostgreSQL works
 through the same portable types. Every write is its own short transaction, committed at once,
 so a crash loses at most the action in flight; the next run marks such actions
@@ -30,7 +31,6 @@ from sqlalchemy import (
     Engine,
     Select,
     Table,
-    create_engine,
     delete,
     func,
     insert,
@@ -38,10 +38,17 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 
 from putio_mirror.errors import JournalError
+from putio_mirror.journal_engine import (
+    create_journal_engine,
+    is_file_database,
+    lock_dir,
+    parse_url,
+    translate_error,
+)
 from putio_mirror.journal_schema import (
     SCHEMA_VERSION,
     WRITE_OPTION,
@@ -52,7 +59,6 @@ from putio_mirror.journal_schema import (
     prepare,
     runs_table,
     submissions_table,
-    tune_sqlite,
     upsert,
 )
 from putio_mirror.state import DownloadRecord, JournalFacts, Submission
@@ -67,9 +73,6 @@ __all__ = [
 ]
 
 ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "interrupted"})
-_SUPPORTED = ("sqlite", "postgresql")
-_CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
-_LOCKED_HINT = "another process holds it; wait for it to finish and run again"
 
 
 @dataclass(frozen=True)
@@ -117,10 +120,10 @@ class Journal:
         ``os.environ``) locates the lock of a server database; ``busy_timeout``
         is how many seconds a SQLite writer waits for another.
         """
-        parsed = _parse_url(url)
+        parsed = parse_url(url)
         shown = parsed.render_as_string(hide_password=True)
-        engine = _create_engine(parsed, shown, busy_timeout)
-        journal = cls(engine, parsed, _lock_dir(env if env is not None else os.environ))
+        engine = create_journal_engine(parsed, shown, busy_timeout)
+        journal = cls(engine, parsed, lock_dir(env if env is not None else os.environ))
         try:
             journal._prepare_schema()
         except BaseException:
@@ -146,7 +149,7 @@ class Journal:
     def lock_path(self) -> Path:
         """Where the run lock of this journal lives: beside a SQLite file, else a hashed name."""
         database = self._url.database or ""
-        if self._url.get_backend_name() == "sqlite" and _is_file_database(database):
+        if self._url.get_backend_name() == "sqlite" and is_file_database(database):
             return Path(database).absolute().with_name(Path(database).name + ".lock")
         # Hash the URL as shown (password masked): a changed password keeps the same lock.
         digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
@@ -409,7 +412,7 @@ class Journal:
         try:
             yield
         except SQLAlchemyError as error:
-            raise _journal_error(error, self.url) from None
+            raise translate_error(error, self.url) from None
 
 
 def _new_id(result: CursorResult[Any]) -> int:
@@ -451,70 +454,3 @@ def _positive(lease: timedelta) -> timedelta:
     if lease <= timedelta(0):
         raise ValueError(f"a lease must be positive, got {lease}")
     return lease
-
-
-def _parse_url(url: str) -> URL:
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise JournalError(
-            "the journal URL is not a valid SQLAlchemy URL",
-            "use a path, sqlite:///path/to/journal.sqlite3 or postgresql+psycopg://user@host/db",
-        ) from None
-    if parsed.get_backend_name() not in _SUPPORTED:
-        raise JournalError(
-            f"the journal database {parsed.get_backend_name()!r} is not supported",
-            "use SQLite (a path or sqlite:///...) or PostgreSQL (postgresql+psycopg://...)",
-        )
-    return parsed
-
-
-def _create_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
-    """Given a parsed URL, return an engine; for SQLite create the folder and set pragmas."""
-    is_sqlite = url.get_backend_name() == "sqlite"
-    if is_sqlite and _is_file_database(url.database or ""):
-        try:
-            Path(url.database or "").absolute().parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise JournalError(
-                f"cannot create the folder of the journal {shown}: {error.strerror}",
-                "check paths.journal and the permissions of its folder",
-            ) from None
-    try:
-        engine = create_engine(url, pool_pre_ping=not is_sqlite)
-    except (ArgumentError, NoSuchModuleError, ImportError) as error:
-        raise JournalError(
-            f"cannot use the journal {shown}: {error}",
-            "install the database driver (pip install 'putio-mirror[postgres]') or fix the URL",
-        ) from None
-    if is_sqlite:
-        tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000))
-    return engine
-
-
-def _is_file_database(database: str) -> bool:
-    return bool(database) and database != ":memory:" and not database.startswith("file:")
-
-
-def _lock_dir(env: Mapping[str, str]) -> Path:
-    runtime = env.get("XDG_RUNTIME_DIR", "")
-    if runtime and Path(runtime).is_absolute():
-        return Path(runtime)
-    state = env.get("XDG_STATE_HOME", "")
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    base = Path(state) if state and Path(state).is_absolute() else home / ".local" / "state"
-    return base / "putio-mirror"
-
-
-def _journal_error(error: SQLAlchemyError, shown_url: str) -> JournalError:
-    """Given a SQLAlchemy error, return a JournalError that says what to do about it."""
-    original = str(error.orig) if isinstance(error, DBAPIError) else type(error).__name__
-    lowered = original.lower()
-    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
-        return JournalError(f"the journal {shown_url} is corrupt ({original})", _CORRUPT_HINT)
-    if "locked" in lowered or "busy" in lowered:
-        return JournalError(f"the journal {shown_url} is locked ({original})", _LOCKED_HINT)
-    return JournalError(
-        f"the journal {shown_url} failed: {original}",
-        "check that the database is reachable and writable; see the log for details",
-    )

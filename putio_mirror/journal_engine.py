@@ -1,0 +1,93 @@
+"""How the journal reaches its database: the URL, the engine, the run lock's folder, errors.
+
+Private to ``journal.py`` (with ``journal_schema.py`` the only modules that import
+SQLAlchemy). SQLite and PostgreSQL are supported; a SQLite file's folder is created and
+its connections tuned (``journal_schema.tune_sqlite``). SQLAlchemy's errors become
+``JournalError`` with a hint here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from putio_mirror.errors import JournalError
+from putio_mirror.journal_schema import tune_sqlite
+
+_SUPPORTED = ("sqlite", "postgresql")
+_CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
+_LOCKED_HINT = "another process holds it; wait for it to finish and run again"
+
+
+def parse_url(url: str) -> URL:
+    """Given a journal URL, return it parsed; raise JournalError if it is not one we use."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise JournalError(
+            "the journal URL is not a valid SQLAlchemy URL",
+            "use a path, sqlite:///path/to/journal.sqlite3 or postgresql+psycopg://user@host/db",
+        ) from None
+    if parsed.get_backend_name() not in _SUPPORTED:
+        raise JournalError(
+            f"the journal database {parsed.get_backend_name()!r} is not supported",
+            "use SQLite (a path or sqlite:///...) or PostgreSQL (postgresql+psycopg://...)",
+        )
+    return parsed
+
+
+def create_journal_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
+    """Given a parsed URL, return an engine; for SQLite create the folder and set pragmas."""
+    is_sqlite = url.get_backend_name() == "sqlite"
+    if is_sqlite and is_file_database(url.database or ""):
+        try:
+            Path(url.database or "").absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise JournalError(
+                f"cannot create the folder of the journal {shown}: {error.strerror}",
+                "check paths.journal and the permissions of its folder",
+            ) from None
+    try:
+        engine = create_engine(url, pool_pre_ping=not is_sqlite)
+    except (ArgumentError, NoSuchModuleError, ImportError) as error:
+        raise JournalError(
+            f"cannot use the journal {shown}: {error}",
+            "install the database driver (pip install 'putio-mirror[postgres]') or fix the URL",
+        ) from None
+    if is_sqlite:
+        tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000))
+    return engine
+
+
+def is_file_database(database: str) -> bool:
+    """Given a SQLite URL's database part, say whether it names a file on disk."""
+    return bool(database) and database != ":memory:" and not database.startswith("file:")
+
+
+def lock_dir(env: Mapping[str, str]) -> Path:
+    """Given the environment, return the folder for the run locks of server databases."""
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    if runtime and Path(runtime).is_absolute():
+        return Path(runtime)
+    state = env.get("XDG_STATE_HOME", "")
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    base = Path(state) if state and Path(state).is_absolute() else home / ".local" / "state"
+    return base / "putio-mirror"
+
+
+def translate_error(error: SQLAlchemyError, shown_url: str) -> JournalError:
+    """Given a SQLAlchemy error, return a JournalError that says what to do about it."""
+    original = str(error.orig) if isinstance(error, DBAPIError) else type(error).__name__
+    lowered = original.lower()
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return JournalError(f"the journal {shown_url} is corrupt ({original})", _CORRUPT_HINT)
+    if "locked" in lowered or "busy" in lowered:
+        return JournalError(f"the journal {shown_url} is locked ({original})", _LOCKED_HINT)
+    return JournalError(
+        f"the journal {shown_url} failed: {original}",
+        "check that the database is reachable and writable; see the log for details",
+    )
