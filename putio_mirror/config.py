@@ -1,28 +1,21 @@
 """The configuration boundary: a YAML file, the environment and CLI overrides → ``Settings``.
 
-pydantic checks the file's shape and collects every problem at once; the
-rest of the program only ever sees ``Settings``, a frozen value of plain
-types. The put.io token is wrapped in ``Secret`` from the moment it is read,
-and no message built here ever quotes it.
+pydantic checks the file's shape and collects every problem at once (reading the
+file and wording its problems: ``config_file.py``); the rest of the program only
+ever sees ``Settings``, a frozen value of plain types. The put.io token is
+wrapped in ``Secret`` from the moment it is read, and no message built here ever
+quotes it.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ValidationError,
-)
-from pydantic_core import ErrorDetails
-
+from putio_mirror.config_file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config_schema import MirrorFile, PutioSection, Secret
 from putio_mirror.errors import ConfigError
 from putio_mirror.state import Filters, Policy, SafetyLimits
@@ -114,15 +107,15 @@ def load_settings(
     ``require_token`` and no token is set.
     """
     config_path = _find_config(path, env)
-    raw = _read_yaml(config_path) if config_path else {}
+    raw = read_yaml(config_path) if config_path else {}
     source = config_path.name if config_path else "defaults"
-    raw = _apply_overrides(raw, overrides or {})
-    model = _validate(raw, source, set(overrides or {}), config_path)
+    raw = apply_overrides(raw, overrides or {})
+    model = validate(raw, source, set(overrides or {}), config_path)
     settings, problems = _build(model, env, config_path, source)
     if check_paths:
         problems += _path_problems(settings, source)
     if problems:
-        raise _config_error(config_path, problems)
+        raise config_error(config_path, problems)
     if require_token and settings.token is None:
         where = f" ({config_path})" if config_path else ""
         raise ConfigError(f"no put.io token is configured{where}", _TOKEN_HINT)
@@ -151,139 +144,6 @@ def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
         return explicit
     default = default_config_path(env)
     return default if default.exists() else None
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping (YAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} is given twice", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    """Given a config path, return its top-level mapping; raise ConfigError if unusable."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        hint = f"check that {path} is a readable UTF-8 text file"
-        raise ConfigError(f"cannot read config file {path}: {reason}", hint) from None
-    except yaml.YAMLError as error:
-        raise _syntax_error(path, error) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: the top level should be a mapping of sections (putio:, paths:, …), "
-            f"not a {type(data).__name__}",
-            "see mirror.example.yaml for the shape of the file",
-        )
-    # A section whose options are all commented out reads as null: treat it as empty.
-    return {
-        key: {} if value is None and key != "log_level" else value for key, value in data.items()
-    }
-
-
-def _syntax_error(path: Path, error: yaml.YAMLError) -> ConfigError:
-    # Only the parser's description and position: the snippet could show the token.
-    mark = getattr(error, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    problem = getattr(error, "problem", None) or "invalid YAML"
-    return ConfigError(
-        f"{path}: YAML syntax error{where}: {problem}",
-        "fix the YAML (indent with spaces, quote values holding ': ' or '#')",
-    )
-
-
-def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, object]) -> dict[str, Any]:
-    """Given the file's data and dotted-key overrides, return a new dict with them applied."""
-    result: dict[str, Any] = {
-        key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()
-    }
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        target = result
-        for part in parents:
-            if not isinstance(target.get(part), dict):
-                target[part] = {}
-            target = target[part]
-        target[leaf] = value
-    return result
-
-
-def _validate(
-    raw: dict[str, Any], source: str, override_keys: set[str], config_path: Path | None
-) -> MirrorFile:
-    try:
-        return MirrorFile.model_validate(raw)
-    except ValidationError as error:
-        problems = tuple(_describe(detail, source, override_keys) for detail in error.errors())
-    raise _config_error(config_path, problems)
-
-
-def _config_error(config_path: Path | None, problems: tuple[str, ...]) -> ConfigError:
-    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-    where = str(config_path) if config_path else "the configuration"
-    return ConfigError(
-        f"{where} has {count}",
-        "fix each one and run again; mirror.example.yaml documents every option",
-        problems=problems,
-    )
-
-
-def _describe(detail: ErrorDetails, source: str, override_keys: set[str]) -> str:
-    """Given one pydantic error, return ``source: dotted.path: what is wrong``."""
-    loc = detail["loc"]
-    dotted = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-    dotted = dotted.lstrip(".") or "(top level)"
-    from_flags = any(
-        dotted == key or dotted.startswith((f"{key}.", f"{key}[")) for key in override_keys
-    )
-    origin = "command line" if from_flags else source
-    return f"{origin}: {dotted}: {_explain(detail)}"
-
-
-def _explain(detail: ErrorDetails) -> str:
-    kind = detail["type"]
-    if kind == "extra_forbidden":
-        return "unknown option" + _suggestion(detail["loc"])
-    if kind == "model_type":
-        return "should be a section (a mapping of options)"
-    message = detail["msg"].removeprefix("Value error, ")
-    if kind == "value_error" or not _may_quote(detail):
-        return message
-    shown = repr(detail["input"])
-    return f"{message} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
-
-
-def _may_quote(detail: ErrorDetails) -> bool:
-    # Anything under putio.token, or the putio section as a whole, may be the secret itself.
-    loc = detail["loc"]
-    holds_token = bool(loc) and loc[0] == "putio" and (len(loc) == 1 or loc[1] == "token")
-    scalar = isinstance(detail.get("input"), str | int | float | bool)
-    return scalar and not holds_token and detail["type"] != "missing"
-
-
-def _suggestion(loc: tuple[int | str, ...]) -> str:
-    model: type[BaseModel] = MirrorFile
-    for part in loc[:-1]:
-        annotation = (
-            model.model_fields[str(part)].annotation if part in model.model_fields else None
-        )
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return ""
-        model = annotation
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _build(
