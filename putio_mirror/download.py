@@ -10,7 +10,6 @@ into place; this module only fills and verifies it.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
@@ -79,9 +78,8 @@ class _Part:
 
     def close(self) -> None:
         try:
-            self._behind.join()
             with no_space_is_item_error(self.path):
-                os.fsync(self._file.fileno())
+                self._behind.finish()
         finally:
             self._file.close()
 

@@ -35,6 +35,7 @@ URL_EXPIRED = frozenset({401, 403, 404, 410})
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
+_sync_data = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 @dataclass(frozen=True)
@@ -277,13 +278,17 @@ def no_space_is_item_error(path: Path) -> Iterator[None]:
 
 
 class WriteBehind:
-    """Start putting written bytes on disk early, on a helper thread.
+    """Put written bytes on disk early, on a helper thread, and then out of the page cache.
 
-    Without it a large download sits in the page cache until the fsync
-    before placement, which then writes everything at once (half a second
-    per GiB here). Every ``every`` bytes an ``fdatasync`` runs in the
-    background, overlapping the disk with the network; the final fsync has
-    little left to do. It never blocks the writer.
+    Without it a large download sits in the page cache until the fsync before
+    placement, which then writes everything at once (half a second per GiB here).
+    Every ``every`` bytes an ``fdatasync`` runs in the background, overlapping the
+    disk with the network, so ``finish`` has little left to do. Bytes on disk are
+    dropped from the page cache (``POSIX_FADV_DONTNEED``): a 50 GB download does not
+    push out what the machine's other services keep cached, and the kernel recycles a
+    few pages instead of finding new ones (2 GiB download here: system time 1.9 s →
+    1.45 s). Nothing reads the bytes back: the CRC32 was taken as they arrived. It
+    never blocks the writer.
     """
 
     def __init__(self, fd: int, every: int = 16 * 1024 * 1024) -> None:
@@ -303,11 +308,25 @@ class WriteBehind:
             self._thread.start()
 
     def _flush(self) -> None:
-        with contextlib.suppress(OSError):  # the final fsync reports any real trouble
-            os.fdatasync(self._fd)
+        with contextlib.suppress(OSError):  # finish() reports any real trouble
+            _sync_data(self._fd)
+            _drop_cached(self._fd)
 
     def join(self) -> None:
         """Wait for a flush under way; call before closing the file descriptor."""
         thread = self._thread
         if thread is not None:
             thread.join()
+
+    def finish(self) -> None:
+        """Put every written byte on disk and drop it from the page cache; raise OSError
+        if the disk refuses (a full disk, an I/O error)."""
+        self.join()
+        os.fsync(self._fd)
+        with contextlib.suppress(OSError):  # only advice: the bytes are safe already
+            _drop_cached(self._fd)
+
+
+def _drop_cached(fd: int) -> None:
+    if hasattr(os, "posix_fadvise"):  # not on macOS
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)

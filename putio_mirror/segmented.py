@@ -221,9 +221,8 @@ class SegmentedDownloader:
             with no_space_is_item_error(item.part_path):
                 os.ftruncate(fd, item.size)
             self._crew(item, run)
-            run.behind.join()
             with no_space_is_item_error(item.part_path):
-                os.fsync(fd)
+                run.behind.finish()
         finally:
             run.behind.join()
             os.close(fd)
