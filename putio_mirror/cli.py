@@ -41,12 +41,16 @@ class Context:
     ) -> Settings:
         """Load the settings; ``writes``: also check the folders a writing run needs."""
         from putio_mirror.config import load_settings
+        from putio_mirror.crash import remember_secret
         from putio_mirror.logs import setup_logging
 
         settings = load_settings(
             self.config, os.environ, overrides=overrides or {}, check_paths=writes
         )
         secret = settings.token.reveal() if settings.token else None
+        if secret:
+            # Whatever its source, the token is kept out of crash reports and printed errors.
+            remember_secret(secret)
         setup_logging(settings.log_file, settings.log_level, self.verbose, secret)
         for warning in settings.warnings:
             log.warning("%s", warning)
@@ -99,8 +103,10 @@ def _show(outcome: Outcome, request: Request, downloads: Path) -> None:
     for violation in outcome.violations:
         click.echo(f"Refused without --force: {violation}", err=True)
     if outcome.report is not None:
+        from putio_mirror.crash import redact
+
         for failure in outcome.report.failed:
-            click.echo(f"failed: {failure.target}: {failure.message}", err=True)
+            click.echo(redact(f"failed: {failure.target}: {failure.message}"), err=True)
             if failure.hint:
                 click.echo(f"  hint: {failure.hint}", err=True)
         click.echo(f"{plan_summary(outcome.plan)}\nResult: {outcome.report.summary()}.")
@@ -288,10 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _explain(error)
         return int(error.exit_code)
     except Exception as error:  # a bug: say where the report is, never a bare traceback
-        from putio_mirror.crash import write_crash_report
+        from putio_mirror.crash import redact, write_crash_report
 
         report = write_crash_report(error)
-        click.echo(f"putio-mirror hit a bug: {type(error).__name__}: {error}", err=True)
+        click.echo(redact(f"putio-mirror hit a bug: {type(error).__name__}: {error}"), err=True)
         click.echo(
             f"A crash report was written to {report}; please attach it to an issue.", err=True
         )
@@ -322,8 +328,10 @@ def entry() -> NoReturn:
 
 
 def _explain(error: MirrorError) -> None:
-    click.echo(f"Error: {error.message}", err=True)
+    from putio_mirror.crash import redact
+
+    click.echo(redact(f"Error: {error.message}"), err=True)
     for problem in getattr(error, "problems", ()):
-        click.echo(f"  - {problem}", err=True)
+        click.echo(redact(f"  - {problem}"), err=True)
     if error.hint:
         click.echo(f"Hint: {error.hint}", err=True)

@@ -28,6 +28,8 @@ MIB = 1024 * 1024
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
 _ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+# What may stand in an HTTP header value as the token: visible ASCII, no spaces.
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
 _TOKEN_HINT = (
     f"set {TOKEN_ENV}, or putio.token_file (a file holding only the token) in the config file; "
     "put.io shows an OAuth token for each app you create at https://app.put.io/oauth"
@@ -213,22 +215,44 @@ def _policy(model: MirrorFile) -> Policy:
 def _resolve_token(
     putio: PutioSection, env: Mapping[str, str], source: str
 ) -> tuple[Secret | None, tuple[str, ...]]:
-    """Given the putio section, return the token: $PUTIO_TOKEN, then token_file, then token."""
-    from_env = env.get(TOKEN_ENV, "").strip()
-    if from_env:
-        return Secret(from_env), ()
+    """Given the putio section, return the token: $PUTIO_TOKEN, then token_file, then token,
+    with the problem (never quoting it) if the chosen one is not a single printable line."""
+    from_env = env.get(TOKEN_ENV, "")
+    if from_env.strip():
+        return _checked_token(from_env, f"${TOKEN_ENV}")
     if putio.token_file:
         token_file = _expand(putio.token_file, env)
         try:
-            text = token_file.read_text(encoding="utf-8").strip()
+            text = token_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             reason = getattr(error, "strerror", None) or "not UTF-8 text"
             return None, (f"{source}: putio.token_file: cannot read {token_file}: {reason}",)
-        if not text:
+        if not text.strip():
             return None, (f"{source}: putio.token_file: {token_file} is empty",)
-        return Secret(text), ()
-    token = (putio.token or "").strip()
-    return (Secret(token) if token else None), ()
+        return _checked_token(text, f"{source}: putio.token_file: {token_file}")
+    if putio.token and putio.token.strip():
+        return _checked_token(putio.token, f"{source}: putio.token")
+    return None, ()
+
+
+def _checked_token(text: str, where: str) -> tuple[Secret | None, tuple[str, ...]]:
+    """Given a token as read (blank lines and surrounding spaces allowed) and where it was
+    read, return it as a Secret, or None and a problem that names ``where`` but never quotes
+    the text: a token goes verbatim into an HTTP header, where a second line (a comment, say)
+    or a control character makes http.client fail with the token in its message."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        return None, (
+            f"{where}: should hold only the token, on one line, but holds {len(lines)} "
+            "non-empty lines (comments are not allowed there)",
+        )
+    token = lines[0].strip()
+    if not _TOKEN_TEXT.fullmatch(token):
+        return None, (
+            f"{where}: the token holds a space, a control character or a non-ASCII "
+            "character; put.io tokens are letters and digits: copy it again",
+        )
+    return Secret(token), ()
 
 
 def _permission_warnings(
