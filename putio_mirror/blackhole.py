@@ -3,9 +3,7 @@
 The info-hash is the key that makes "submitted exactly once" possible, so it
 must be the hash BitTorrent clients and put.io compute: the SHA-1 of the info
 dictionary's bytes exactly as they stand in the file. Decoding is fastbencode's
-job; this module only walks the structure to find those bytes when a file is
-not in canonical form (fastbencode refuses unsorted keys, which real-world
-torrent makers sometimes write).
+job; ``bencoding`` finds those bytes when a file is not in canonical form.
 
 A bad file never stops a scan: it comes back as a ``BlackholeItem`` with a
 ``problem`` the user can act on. Files are moved aside with ``file_away``;
@@ -14,19 +12,22 @@ nothing here ever deletes one.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
-import re
 import stat
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 # fastbencode re-exports these from its compiled module without declaring them.
 from fastbencode import bdecode, bencode  # type: ignore[attr-defined]
 
-from putio_mirror.errors import CorruptTorrentError, ItemError
+from putio_mirror.bencoding import canonical as canonical_form
+from putio_mirror.bencoding import info_span
+from putio_mirror.errors import (
+    CorruptTorrentError,
+    ItemError,
+    TorrentRefusedError,
+)
+from putio_mirror.magnet import MAGNET_HINT, parse_magnet
 from putio_mirror.state import BlackholeItem, BlackholeKind
 
 SUBMITTED_DIR = ".submitted"
@@ -37,20 +38,10 @@ MAX_MAGNET_BYTES = 64 * 1024
 _SUFFIXES: dict[str, BlackholeKind] = {".torrent": "torrent", ".magnet": "magnet"}
 # A file dated further ahead than this is not being written now: the clocks disagree.
 _FUTURE_TOLERANCE_SECONDS = 24 * 60 * 60
-# Real torrents nest five levels deep; this only stops hostile files.
-_MAX_DEPTH = 100
-_INTEGER = re.compile(rb"i(-?\d+)e")
-_LENGTH = re.compile(rb"(\d+):")
-_HEX_HASH = re.compile(r"[0-9a-fA-F]{40}")
-_BASE32_HASH = re.compile(r"[A-Za-z2-7]{32}")
-_EXTRA_TOPIC = re.compile(r"xt\.\d+")
 
 _TORRENT_HINT = (
     "Fetch the .torrent again from where it came from; the file may be cut short, "
     "or be an error page saved under a .torrent name."
-)
-_MAGNET_HINT = (
-    "Copy the magnet link again from where it came from; it should start with 'magnet:?'."
 )
 
 
@@ -66,7 +57,7 @@ def parse_torrent(data: bytes) -> tuple[str, str]:
     if bencode(top) == data:
         info_bytes = bencode(info)
     else:
-        start, end = _info_span(data)
+        start, end = info_span(data)
         info_bytes = data[start:end]
     return hashlib.sha1(info_bytes, usedforsecurity=False).hexdigest(), _torrent_name(info)
 
@@ -79,7 +70,7 @@ def _decode(data: bytes) -> object:
     except (ValueError, RecursionError):
         pass  # perhaps only out of canonical form; the walk below tells
     try:
-        canonical, end = _canonical(data, 0, 0)
+        canonical, end = canonical_form(data, 0, 0)
         if end != len(data):
             raise ValueError("junk after the data")
         return bdecode(canonical)
@@ -127,118 +118,6 @@ def _torrent_name(info: dict[bytes, object]) -> str:
         name = info[b"name"]
     assert isinstance(name, bytes)
     return name.decode("utf-8", errors="replace")
-
-
-def _info_span(data: bytes) -> tuple[int, int]:
-    """Given a valid bencoded dictionary holding ``info``, return where its value starts
-    and ends in ``data``."""
-    position = 1
-    while data[position : position + 1] != b"e":
-        key, position = _string(data, position)
-        _, end = _canonical(data, position, 1)
-        if key == b"info":
-            return position, end
-        position = end
-    raise ValueError("no info key")  # unreachable after _torrent_info
-
-
-def _canonical(data: bytes, position: int, depth: int) -> tuple[bytes, int]:
-    """Given bencode starting at ``position``, return (its canonical form, where it ends);
-    raise ValueError if it is not bencode.
-
-    Canonical means dictionary keys sorted and numbers without leading zeros,
-    which is what fastbencode insists on; the bytes in between are kept.
-    """
-    if depth > _MAX_DEPTH:
-        raise ValueError("nested too deeply")
-    head = data[position : position + 1]
-    if head == b"i":
-        match = _INTEGER.match(data, position)
-        if match is None:
-            raise ValueError("bad integer")
-        return b"i%de" % int(match[1]), match.end()
-    if head.isdigit():
-        text, end = _string(data, position)
-        return b"%d:%s" % (len(text), text), end
-    if head == b"l":
-        return _canonical_list(data, position + 1, depth)
-    if head == b"d":
-        return _canonical_dict(data, position + 1, depth)
-    raise ValueError(f"unexpected {head!r} at {position}")
-
-
-def _canonical_list(data: bytes, position: int, depth: int) -> tuple[bytes, int]:
-    parts = [b"l"]
-    while data[position : position + 1] != b"e":
-        part, position = _canonical(data, position, depth + 1)
-        parts.append(part)
-    parts.append(b"e")
-    return b"".join(parts), position + 1
-
-
-def _canonical_dict(data: bytes, position: int, depth: int) -> tuple[bytes, int]:
-    entries: dict[bytes, bytes] = {}
-    while data[position : position + 1] != b"e":
-        key, position = _string(data, position)
-        if key in entries:
-            raise ValueError(f"duplicate key {key!r}")
-        entries[key], position = _canonical(data, position, depth + 1)
-    body = b"".join(b"%d:%s%s" % (len(key), key, value) for key, value in sorted(entries.items()))
-    return b"d" + body + b"e", position + 1
-
-
-def _string(data: bytes, position: int) -> tuple[bytes, int]:
-    """Given a bencoded string at ``position``, return (its bytes, where it ends)."""
-    match = _LENGTH.match(data, position)
-    if match is None:
-        raise ValueError(f"expected a string at {position}")
-    end = match.end() + int(match[1])
-    if end > len(data):
-        raise ValueError("string runs past the end")
-    return data[match.end() : end], end
-
-
-def parse_magnet(text: str) -> tuple[str, str, str]:
-    """Given a magnet link (or a file's text whose first non-empty line is one), return
-    (btih as lowercase hex, display name or "", the link stripped).
-
-    Raise CorruptTorrentError if there is no link or not exactly one v1 info-hash.
-    """
-    uri = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if not uri:
-        raise CorruptTorrentError("the file holds no magnet link", _MAGNET_HINT)
-    if not uri.lower().startswith("magnet:?"):
-        raise CorruptTorrentError(
-            "not a magnet link: it does not start with 'magnet:?'", _MAGNET_HINT
-        )
-    params = parse_qsl(uri[len("magnet:?") :], keep_blank_values=True)
-    topics = [value.strip() for key, value in params if key == "xt" or _EXTRA_TOPIC.fullmatch(key)]
-    hashes = {_btih_hex(topic[9:]) for topic in topics if topic.lower().startswith("urn:btih:")}
-    if not hashes and any(topic.lower().startswith("urn:btmh:") for topic in topics):
-        raise CorruptTorrentError(
-            "BitTorrent v2-only magnets are not supported by put.io",
-            "Ask the source for a v1 or hybrid magnet (one with 'xt=urn:btih:').",
-        )
-    if len(hashes) != 1:
-        problem = "no" if not hashes else "more than one"
-        raise CorruptTorrentError(
-            f"the magnet link has {problem} BitTorrent info-hash (xt=urn:btih:…)", _MAGNET_HINT
-        )
-    display_name = next((value for key, value in params if key == "dn"), "")
-    return hashes.pop(), display_name, uri
-
-
-def _btih_hex(value: str) -> str:
-    """Given the value of ``urn:btih:``, return it as lowercase hex; raise
-    CorruptTorrentError if it is neither 40 hex nor 32 base32 characters."""
-    if _HEX_HASH.fullmatch(value):
-        return value.lower()
-    if _BASE32_HASH.fullmatch(value):
-        try:
-            return base64.b32decode(value.upper()).hex()
-        except binascii.Error:
-            pass  # falls through to the error below
-    raise CorruptTorrentError(f"the magnet link's info-hash {value!r} is not valid", _MAGNET_HINT)
 
 
 def scan_blackhole(
@@ -305,30 +184,43 @@ def _is_unsettled(mtime: float, now: float, settle: float) -> bool:
 
 def _parse_file(path: Path, kind: BlackholeKind, size: int) -> BlackholeItem:
     """Given a settled regular file, return it parsed; raise CorruptTorrentError or OSError."""
+    return _parse_bytes(path, kind, size, _read(path, kind)[0])
+
+
+def _read(path: Path, kind: BlackholeKind) -> tuple[bytes, os.stat_result]:
     if kind == "torrent":
-        data = _read_at_most(path, MAX_TORRENT_BYTES, "a .torrent")
+        return _read_at_most(path, MAX_TORRENT_BYTES, "a .torrent")
+    return _read_at_most(path, MAX_MAGNET_BYTES, "a .magnet file")
+
+
+def _parse_bytes(path: Path, kind: BlackholeKind, size: int, data: bytes) -> BlackholeItem:
+    """Given a blackhole file's bytes, return it parsed; raise CorruptTorrentError."""
+    if kind == "torrent":
         info_hash, display_name = parse_torrent(data)
         return BlackholeItem(str(path), path.name, kind, size, info_hash, display_name)
-    data = _read_at_most(path, MAX_MAGNET_BYTES, "a .magnet file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise CorruptTorrentError("not UTF-8 text, so not a .magnet file", _MAGNET_HINT) from None
+        raise CorruptTorrentError("not UTF-8 text, so not a .magnet file", MAGNET_HINT) from None
     info_hash, display_name, uri = parse_magnet(text)
     return BlackholeItem(str(path), path.name, kind, size, info_hash, display_name, uri)
 
 
-def _read_at_most(path: Path, limit: int, what: str) -> bytes:
-    """Given a path, return its bytes; raise CorruptTorrentError if there are more than
-    ``limit``, OSError if it cannot be read (or became a symlink meanwhile)."""
+def _read_at_most(path: Path, limit: int, what: str) -> tuple[bytes, os.stat_result]:
+    """Given a path, return its bytes and what fstat said of the file read; raise
+    CorruptTorrentError if it is not a regular file or holds more than ``limit`` bytes,
+    OSError if it cannot be read (or became a symlink meanwhile)."""
     descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(descriptor, "rb") as stream:
-        if os.fstat(descriptor).st_size > limit:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise CorruptTorrentError("not a regular file", "Copy the file itself in.")
+        if status.st_size > limit:
             raise _too_large(what, limit)
         data = stream.read(limit + 1)
     if len(data) > limit:
         raise _too_large(what, limit)
-    return data
+    return data, status
 
 
 def _too_large(what: str, limit: int) -> CorruptTorrentError:
@@ -343,7 +235,26 @@ def _problem(path: Path, kind: BlackholeKind, size: int, problem: str) -> Blackh
     return BlackholeItem(str(path), path.name, kind, size, problem=problem)
 
 
-def file_away(path: Path, blackhole: Path, subfolder: str, note: str | None = None) -> Path:
+def reject_refused(path: Path, blackhole: Path, refusal: TorrentRefusedError) -> ItemError:
+    """Given a blackhole file put.io refused, move it into ``.rejected/`` with put.io's
+    reason beside it and return the error that reports it; raise ItemError if the move fails.
+
+    put.io answers the same torrent the same way every time: left in place it would be
+    uploaded again on every run (every 30 s under ``watch``)."""
+    note = f"put.io refused it: {refusal.reason}"
+    moved = file_away(path, blackhole, REJECTED_DIR, note=note)
+    return ItemError(
+        f"{refusal.message}; moved to {REJECTED_DIR}/{moved.name} (see {moved.name}.why.txt)",
+        refusal.hint,
+    )
+
+
+def file_away(
+    path: Path,
+    blackhole: Path,
+    subfolder: str,
+    note: str | None = None,
+) -> Path:
     """Given a blackhole file, move it into ``blackhole/subfolder`` and return its new path.
 
     An existing file is never overwritten: ``name (2).torrent``, ``name (3)…`` are

@@ -76,6 +76,19 @@ class CorruptTorrentError(ItemError):
     """A blackhole file is not a usable .torrent or .magnet."""
 
 
+class TorrentRefusedError(CorruptTorrentError):
+    """put.io refused a torrent or magnet itself (HTTP 400): it will refuse it again,
+    so it is never retried; ``reason`` is put.io's own words."""
+
+    def __init__(self, message: str, hint: str = "", reason: str = "") -> None:
+        super().__init__(message, hint)
+        self.reason = reason
+
+
+class BlackholeChangedError(ItemError):
+    """A blackhole file changed, vanished or became a link between reading and submitting."""
+
+
 class ChecksumMismatchError(ItemError):
     """A downloaded file's size or CRC32 differs from what put.io says."""
 

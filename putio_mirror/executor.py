@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from putio_mirror.blackhole import REJECTED_DIR, SUBMITTED_DIR, file_away
+from putio_mirror.blackhole import REJECTED_DIR, SUBMITTED_DIR, file_away, reject_refused
 from putio_mirror.downloading import DownloadSteps, Fetcher, NoProgress, Paused, Progress
-from putio_mirror.errors import ExitCode, FatalError, ItemError, TransientError
+from putio_mirror.errors import ExitCode, FatalError, ItemError, TorrentRefusedError, TransientError
 from putio_mirror.journal import Journal
 from putio_mirror.localfs import Places
 from putio_mirror.plan import (
@@ -370,16 +370,19 @@ class Executor:
         return None
 
     def _submit(self, action: SubmitTorrent | SubmitMagnet) -> str:
-        parent = self._rules.save_parent_id
-        if isinstance(action, SubmitMagnet):
-            transfer = self._remote.add_transfer(action.uri, save_parent_id=parent)
-        else:
-            data = Path(action.path).read_bytes()
-            transfer = self._remote.upload_torrent(action.name, data, parent_id=parent)
-        # Journal before filing away: a crash in between leaves a file that the
-        # next run recognises as submitted and archives, never re-submits.
+        parent, path = self._rules.save_parent_id, Path(action.path)
+        # Journaled first: a transfer whose answer is lost is still known as ours next run.
+        self._journal.record_submission(action.info_hash, None, action.name, self._now())
+        try:
+            if isinstance(action, SubmitMagnet):
+                transfer = self._remote.add_transfer(action.uri, save_parent_id=parent)
+            else:
+                transfer = self._remote.upload_torrent(action.name, path.read_bytes(), parent)
+        except TorrentRefusedError as refusal:  # it would be refused again on every run
+            raise reject_refused(path, self._places.blackhole, refusal) from refusal
+        # Journal before filing away: the next run archives a file left by a crash here.
         self._journal.record_submission(action.info_hash, transfer.id, action.name, self._now())
-        file_away(Path(action.path), self._places.blackhole, SUBMITTED_DIR)
+        file_away(path, self._places.blackhole, SUBMITTED_DIR)
         return f"transfer {transfer.id}"
 
 

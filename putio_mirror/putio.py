@@ -25,9 +25,9 @@ from urllib3.exceptions import ConnectTimeoutError
 from putio_mirror import __version__
 from putio_mirror.errors import (
     AuthError,
-    CorruptTorrentError,
     NotFoundError,
     RemoteError,
+    TorrentRefusedError,
     TransientError,
 )
 from putio_mirror.putio_values import (
@@ -88,6 +88,9 @@ class _Call:
     # unavailable); otherwise the next run observes put.io and pairs the
     # transfer by info-hash instead of guessing now.
     creates: bool = False
+    #: what this call submits as a torrent (a file name, "the link"): a 400 answer then means
+    #: put.io refuses that torrent itself and will refuse it again (TorrentRefusedError)
+    submits: str | None = None
 
     def describe(self) -> str:
         return f"{self.method} {self.route}"
@@ -154,32 +157,28 @@ class PutioClient:
         return tuple(parse_transfer(item) for item in items)
 
     def add_transfer(self, url: str, save_parent_id: int | None = None) -> Transfer:
-        """Given a magnet URI or http(s) URL, start a transfer and return it."""
+        """Given a magnet URI or http(s) URL, start a transfer and return it; raise
+        TorrentRefusedError if put.io refuses the link itself (HTTP 400)."""
         data: dict[str, str | int] = {"url": url}
         if save_parent_id is not None:
             data["save_parent_id"] = save_parent_id
-        call = _Call("POST", "transfers/add", data=data, creates=True)
+        call = _Call("POST", "transfers/add", data=data, creates=True, submits="the link")
         return parse_transfer(self._object(call, "transfer"))
 
     def upload_torrent(self, filename: str, data: bytes, parent_id: int | None = None) -> Transfer:
         """Given a .torrent file's name and bytes, start a transfer and return it;
-        raise CorruptTorrentError if put.io does not take it for a torrent."""
+        raise TorrentRefusedError if put.io refuses it or does not take it for a torrent."""
         form: dict[str, str | int] = {"filename": filename}
         if parent_id is not None:
             form["parent_id"] = parent_id
         files = {"file": (filename, data, "application/x-bittorrent")}
+        query = {"torrent": "true"}  # put.io then refuses a non-torrent instead of storing it
         call = _Call(
-            "POST", "files/upload", {"torrent": "true"}, form, files, upload=True, creates=True
+            "POST", "files/upload", query, form, files, True, creates=True, submits=f"{filename!r}"
         )
-        try:
-            body = self._call(call)
-        except RemoteError as exc:
-            if exc.status != 400:
-                raise
-            # With torrent=true put.io refuses a non-torrent with a 400.
-            raise _not_a_torrent(filename, exc.message) from exc
+        body = self._call(call)
         if "transfer" not in body and "file" in body:
-            raise _not_a_torrent(filename, "put.io stored it as a plain file")
+            raise _refused(repr(filename), "it was stored as a plain file, not a torrent")
         return parse_transfer(_item(body, "transfer", call.describe()))
 
     def cancel_transfers(self, ids: Sequence[int]) -> None:
@@ -325,6 +324,9 @@ class PutioClient:
                 return self._transient(call, reason, retry_after)
             return _Retryable(reason, retry_after)
         text = self._scrub(message or error_type or "no details")
+        if status == 400 and call.submits is not None:
+            said = f"{message} ({error_type})" if message and error_type else text
+            return _refused(call.submits, said)
         detail = f"put.io refused {call.describe()}: {text} (HTTP {status})"
         if status == 404:
             return NotFoundError(detail, "it was probably removed on put.io", status, error_type)
@@ -376,10 +378,12 @@ def _item(body: _JSON, key: str, what: str) -> _JSON:
     return item
 
 
-def _not_a_torrent(filename: str, detail: str) -> CorruptTorrentError:
-    return CorruptTorrentError(
-        f"put.io did not take {filename!r} for a torrent: {detail}",
-        "the .torrent file is damaged or not a torrent; fetch it again",
+def _refused(what: str, reason: str) -> TorrentRefusedError:
+    return TorrentRefusedError(
+        f"put.io refused {what}: {reason}",
+        "put.io will refuse it again as it is: fetch the .torrent or magnet again, "
+        "or ask its source for another one",
+        reason,
     )
 
 

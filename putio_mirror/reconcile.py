@@ -105,7 +105,11 @@ def _index(files: Iterable[RemoteFile], policy: Policy) -> _Tree:
 
 
 def _plan_blackhole(snapshot: Snapshot, notes: list[Note]) -> list[Action]:
-    submitted = snapshot.journal.submissions
+    # A submission without a transfer id was only attempted: put.io's answer never came.
+    # If put.io has the transfer, it was created (archive; it is ours); if not, submit again.
+    submitted = {
+        key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
+    }
     on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
     first_key: dict[str, str] = {}
     actions: list[Action] = []

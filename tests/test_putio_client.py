@@ -16,6 +16,7 @@ from putio_mirror.errors import (
     MirrorError,
     NotFoundError,
     RemoteError,
+    TorrentRefusedError,
     TransientError,
 )
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
@@ -193,13 +194,27 @@ def test_404_raises_not_found_with_put_io_message(
 def test_other_4xx_raises_remote_error_with_type_and_message_unretried(
     client: PutioClient, mocked: responses.RequestsMock, sleeps: Sleeps
 ) -> None:
-    mocked.post(f"{API}/transfers/add", status=400, json=_error(400, "EMPTY_URL", "Empty URL"))
+    mocked.post(f"{API}/files/delete", status=400, json=_error(400, "BadRequest", "Bad ids"))
     with pytest.raises(RemoteError) as caught:
-        client.add_transfer("")
-    assert (caught.value.status, caught.value.error_type) == (400, "EMPTY_URL")
-    assert "Empty URL" in str(caught.value)
+        client.delete_files([1])
+    assert (caught.value.status, caught.value.error_type) == (400, "BadRequest")
+    assert "Bad ids" in str(caught.value)
     assert len(mocked.calls) == 1
     assert sleeps == []
+
+
+def test_a_400_to_a_magnet_or_upload_is_put_io_refusing_that_torrent_with_its_reason(
+    client: PutioClient, mocked: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    mocked.post(f"{API}/transfers/add", status=400, json=_error(400, "EMPTY_URL", "Empty URL"))
+    mocked.post(f"{UPLOAD}/files/upload", status=400, json=_error(400, "NO_TRACKERS", "None"))
+    with pytest.raises(TorrentRefusedError) as magnet:
+        client.add_transfer("")
+    with pytest.raises(TorrentRefusedError) as upload:
+        client.upload_torrent("a.torrent", b"d4:infod4:name1:aee")
+    assert magnet.value.reason == "Empty URL (EMPTY_URL)"
+    assert upload.value.reason == "None (NO_TRACKERS)" and "'a.torrent'" in upload.value.message
+    assert len(mocked.calls) == 2 and sleeps == []
 
 
 def test_text_401_from_the_upload_host_raises_auth_error(
@@ -252,7 +267,7 @@ def test_the_token_never_appears_in_errors_hints_or_logs(
     caplog.set_level(logging.DEBUG)
     caught = _provoke_every_error(client, mocked)
     kinds = {type(error) for error in caught}
-    assert {AuthError, NotFoundError, RemoteError, TransientError, CorruptTorrentError} <= kinds
+    assert {AuthError, NotFoundError, RemoteError, TransientError, TorrentRefusedError} <= kinds
     for error in caught:
         assert TOKEN not in str(error)
         assert TOKEN not in error.hint

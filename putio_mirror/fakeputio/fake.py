@@ -63,6 +63,7 @@ class FakePutio(Settings):
     Nothing listens until ``start()``; the switches inherited from ``Settings``
     (``url_max_uses``, ``folder_name_prefix``, ``torrent_final_status``,
     ``clean_statuses``, ``upload_unauthorized_text``, ``not_torrent_error_type``,
+    ``refused_torrents``,
     ``end_cursor``, ``stall_release_seconds``, ``node_base_url``, ``node_bytes_per_second``)
     may be flipped at any time. ``on_request``, if set, is called with every logged request
     before its answer goes out (from the server's thread), e.g. to revoke the token or start
@@ -271,10 +272,25 @@ class FakePutio(Settings):
         reset: bool = False,
         delay: float = 0.0,
         error_type: str | None = None,
+        lose_answer: bool = False,
     ) -> None:
-        """Given a path (fnmatch pattern, "*" = all), make the next ``times`` API calls fail."""
-        fault = ApiFault(path, times, status, retry_after, json_body, reset, delay, error_type)
+        """Given a path (fnmatch pattern, "*" = all), make the next ``times`` API calls fail;
+        with ``lose_answer`` they succeed on put.io's side, but the connection is reset
+        instead of answering."""
+        fault = ApiFault(
+            path, times, status, retry_after, json_body, reset, delay, error_type, lose_answer
+        )
         self._faults.arm_api(fault)
+
+    def refuse_torrent(
+        self,
+        info_hash: str,
+        error_type: str = "NOT_TORRENT",
+        message: str = "This torrent is not supported",
+    ) -> None:
+        """Given an info-hash, answer every upload or magnet of that torrent with put.io's
+        400 error envelope carrying ``error_type`` and ``message``."""
+        self.refused_torrents[info_hash.lower()] = (error_type, message)
 
     def node_fault(
         self,
@@ -338,6 +354,9 @@ class FakePutio(Settings):
         if incoming.host == "node":
             return node.respond(self.world, self._faults, incoming)
         fault = self._faults.take_api(incoming.path)
+        if fault is not None and fault.lose_answer:
+            api.respond(self.world, incoming)
+            return Reply(0, reset=True, delay=fault.delay)
         if fault is not None:
             return fault_reply(fault)
         return api.respond(self.world, incoming)

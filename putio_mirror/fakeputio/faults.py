@@ -26,6 +26,9 @@ class ApiFault:
     reset: bool = False
     delay: float = 0.0
     error_type: str | None = None
+    #: do the work (create the transfer, ...), then reset instead of answering: the
+    #: answer is lost on the way, as in a timeout after put.io acted
+    lose_answer: bool = False
 
     def matches(self, path: str) -> bool:
         return fnmatch.fnmatchcase(path, self.path)

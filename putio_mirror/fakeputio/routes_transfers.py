@@ -55,6 +55,7 @@ def add_transfer(world: World, form: Form, match: re.Match[str]) -> Reply:
         raise ApiError(400, "EMPTY_URL", "Empty URL")
     save_parent_id = _folder_id(world, form.integer("save_parent_id", ROOT_ID))
     fields = _fields_for_url(url)
+    _refuse_if_told(world, fields["hash"])
     record = world.new_transfer(
         status="IN_QUEUE", source=url, save_parent_id=save_parent_id, **fields
     )
@@ -110,6 +111,7 @@ def upload(world: World, form: Form, match: re.Match[str]) -> Reply:
     parent_id = _folder_id(world, form.integer("parent_id", ROOT_ID))
     torrent = parse_torrent(part.data)
     if torrent is not None:
+        _refuse_if_told(world, torrent.info_hash)
         record = world.new_transfer(
             name=torrent.name,
             type="TORRENT",
@@ -126,6 +128,13 @@ def upload(world: World, form: Form, match: re.Match[str]) -> Reply:
     name = safe_name(form.get("filename") or part.filename or "upload")
     file_id = world.add_item(name, parent_id, StoredContent(part.data))
     return ok_reply(file=world.file_json(file_id))
+
+
+def _refuse_if_told(world: World, info_hash: str | None) -> None:
+    """Given a torrent's info-hash, raise the 400 put.io gives if this torrent is refused."""
+    refusal = world.settings.refused_torrents.get(info_hash or "")
+    if refusal is not None:
+        raise ApiError(400, *refusal)
 
 
 def _fields_for_url(url: str) -> dict[str, Any]:

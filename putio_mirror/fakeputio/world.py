@@ -43,6 +43,9 @@ class Settings:
         self.clean_statuses: tuple[str, ...] = ("COMPLETED", "ERROR")
         self.upload_unauthorized_text = False
         self.not_torrent_error_type = "NOT_TORRENT"
+        # info-hash -> (error_type, error_message) of a torrent put.io refuses with a 400,
+        # every time it is uploaded or added as a magnet
+        self.refused_torrents: dict[str, tuple[str, str]] = {}
         self.end_cursor: str | None = None
         self.stall_release_seconds = 30.0
         # None: the node sends as fast as the client reads. A number caps every node

@@ -1,0 +1,105 @@
+"""Submitting blackhole files end to end: what put.io refuses, answers lost on the way, and
+files that change between the scan and the upload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from putio_mirror.blackhole import parse_torrent
+from putio_mirror.fakeputio import FakePutio
+from putio_mirror.journal import Journal
+from tests.mirror_env import Mirror
+
+MAGNET_HASH = "c9e15763f722f23e98a29decdfae341b98d53056"
+MAGNET = f"magnet:?xt=urn:btih:{MAGNET_HASH}&dn=Cosmos"
+
+
+def submissions(fake: FakePutio) -> list[str]:
+    return [
+        f"{r.method} {r.path}"
+        for r in fake.requests
+        if r.path in ("/v2/files/upload", "/v2/transfers/add")
+    ]
+
+
+def names_in(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+
+
+# -- put.io refuses a torrent -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["torrent", "magnet"])
+def test_torrent_put_io_refuses_goes_to_rejected_with_its_reason_and_is_not_uploaded_again(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes], kind: str
+) -> None:
+    if kind == "torrent":
+        data = torrent_bytes("Private Show S01")
+        info_hash, name = parse_torrent(data)[0], "show.torrent"
+    else:
+        data, info_hash, name = MAGNET.encode(), MAGNET_HASH, "cosmos.magnet"
+    mirror.fake.refuse_torrent(info_hash, "NO_TRACKERS", "The torrent has no usable trackers")
+    mirror.drop(name, data)
+    first = mirror.run("torrents", "add")
+    assert first.code == 1, first.err
+    assert "put.io refused" in first.err and ".rejected/" in first.err
+    rejected = mirror.blackhole / ".rejected"
+    assert names_in(rejected) == [name, f"{name}.why.txt"]
+    note = (rejected / f"{name}.why.txt").read_text()
+    assert "The torrent has no usable trackers" in note and "NO_TRACKERS" in note
+    assert (rejected / name).read_bytes() == data
+    assert len(submissions(mirror.fake)) == 1
+    mirror.fake.clear_requests()
+    again = mirror.run("torrents", "add")
+    assert again.code == 0, again.err
+    assert submissions(mirror.fake) == []
+    assert mirror.fake.transfers() == []
+
+
+# -- the answer to an upload is lost ----------------------------------------------------
+
+
+def test_upload_whose_answer_was_lost_is_adopted_as_ours_and_its_seeding_cancelled(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Lost Answer (2024)")
+    info_hash = parse_torrent(data)[0]
+    mirror.fake.inject("/v2/files/upload", lose_answer=True)
+    mirror.drop("lost.torrent", data)
+    assert mirror.run("torrents", "add").code == 1  # the run cannot know what happened
+    (transfer,) = mirror.fake.transfers()
+    assert transfer["hash"] == info_hash
+    mirror.fake.clear_requests()
+    second = mirror.run("torrents", "add")
+    assert second.code == 0, second.err
+    assert submissions(mirror.fake) == [], "found on put.io by its info-hash: not sent again"
+    assert names_in(mirror.blackhole / ".submitted") == ["lost.torrent", "lost.torrent.why.txt"]
+    mirror.fake.finish_transfers()
+    assert mirror.fake.transfer(transfer["id"])["status"] == "SEEDING"
+    groom = mirror.run("transfers", "cancel-seeding")
+    assert groom.code == 0, groom.err
+    assert mirror.fake.transfers() == [], "the transfer is ours: its seeding is cancelled"
+
+
+def test_upload_that_failed_before_put_io_created_it_is_submitted_again(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Try Again")
+    info_hash = parse_torrent(data)[0]
+    mirror.fake.inject("/v2/files/upload", status=500)  # not retried: it might have worked
+    mirror.drop("again.torrent", data)
+    assert mirror.run("torrents", "add").code == 1
+    assert mirror.fake.transfers() == []
+    journal = Journal.open(f"sqlite:///{mirror.journal}")
+    try:
+        attempt = journal.facts().submissions[info_hash]
+    finally:
+        journal.close()
+    assert attempt.transfer_id is None, "the attempt is journaled before the upload"
+    second = mirror.run("torrents", "add")
+    assert second.code == 0, second.err
+    assert [t["hash"] for t in mirror.fake.transfers()] == [info_hash]
+    assert names_in(mirror.blackhole / ".submitted") == ["again.torrent"]
