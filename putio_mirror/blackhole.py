@@ -6,15 +6,19 @@ dictionary's bytes exactly as they stand in the file. Decoding is fastbencode's
 job; ``bencoding`` finds those bytes when a file is not in canonical form.
 
 A bad file never stops a scan: it comes back as a ``BlackholeItem`` with a
-``problem`` the user can act on. Files are moved aside with ``file_away``;
-nothing here ever deletes one.
+``problem`` the user can act on. At submit time ``reread`` reads the file
+again, without following links, and hands over exactly the bytes whose hash
+was checked. Files are moved aside with ``file_away``; nothing here ever
+deletes one.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 # fastbencode re-exports these from its compiled module without declaring them.
@@ -23,6 +27,7 @@ from fastbencode import bdecode, bencode  # type: ignore[attr-defined]
 from putio_mirror.bencoding import canonical as canonical_form
 from putio_mirror.bencoding import info_span
 from putio_mirror.errors import (
+    BlackholeChangedError,
     CorruptTorrentError,
     ItemError,
     TorrentRefusedError,
@@ -235,14 +240,64 @@ def _problem(path: Path, kind: BlackholeKind, size: int, problem: str) -> Blackh
     return BlackholeItem(str(path), path.name, kind, size, problem=problem)
 
 
-def reject_refused(path: Path, blackhole: Path, refusal: TorrentRefusedError) -> ItemError:
+@dataclass(frozen=True)
+class Reread:
+    """A planned blackhole file read again at submit time: what goes to put.io."""
+
+    #: the exact bytes whose info-hash was checked (a .torrent's content)
+    data: bytes
+    #: the magnet link those bytes hold ("" for a .torrent)
+    magnet_uri: str
+    #: (device, inode) of the file read, to move that file and no other
+    identity: tuple[int, int]
+
+
+def reread(path: Path, info_hash: str) -> Reread:
+    """Given a planned blackhole file and the info-hash it was planned with, return it read
+    again without following links; raise BlackholeChangedError if it is gone, no longer a
+    regular file, or holds another torrent now (the next scan looks at it afresh).
+
+    The scan's bytes are long gone by submit time: reading the path again could follow
+    a symlink swapped in meanwhile and upload bytes whose hash was never checked.
+    """
+    kind = _SUFFIXES.get(path.suffix.lower(), "torrent")
+    try:
+        data, status = _read(path, kind)
+        item = _parse_bytes(path, kind, status.st_size, data)
+    except (OSError, CorruptTorrentError) as error:
+        raise _changed(path, _why_unreadable(error)) from error
+    if item.info_hash != info_hash:
+        raise _changed(path, "it holds another torrent than when it was read")
+    return Reread(data, item.magnet_uri or "", (status.st_dev, status.st_ino))
+
+
+def _why_unreadable(error: OSError | CorruptTorrentError) -> str:
+    if isinstance(error, CorruptTorrentError):
+        return error.message
+    if error.errno == errno.ELOOP:
+        return "it became a symbolic link"
+    if error.errno == errno.ENOENT:
+        return "it is gone (another run may have submitted it)"
+    return f"it cannot be read: {error.strerror}"
+
+
+def _changed(path: Path, reason: str) -> BlackholeChangedError:
+    return BlackholeChangedError(
+        f"{path.name} changed after it was read, so it was not submitted: {reason}",
+        "Nothing to do: it stays in the blackhole and the next run reads it afresh.",
+    )
+
+
+def reject_refused(
+    path: Path, blackhole: Path, refusal: TorrentRefusedError, identity: tuple[int, int]
+) -> ItemError:
     """Given a blackhole file put.io refused, move it into ``.rejected/`` with put.io's
     reason beside it and return the error that reports it; raise ItemError if the move fails.
 
     put.io answers the same torrent the same way every time: left in place it would be
     uploaded again on every run (every 30 s under ``watch``)."""
     note = f"put.io refused it: {refusal.reason}"
-    moved = file_away(path, blackhole, REJECTED_DIR, note=note)
+    moved = file_away(path, blackhole, REJECTED_DIR, note=note, identity=identity)
     return ItemError(
         f"{refusal.message}; moved to {REJECTED_DIR}/{moved.name} (see {moved.name}.why.txt)",
         refusal.hint,
@@ -254,14 +309,18 @@ def file_away(
     blackhole: Path,
     subfolder: str,
     note: str | None = None,
+    identity: tuple[int, int] | None = None,
 ) -> Path:
     """Given a blackhole file, move it into ``blackhole/subfolder`` and return its new path.
 
     An existing file is never overwritten: ``name (2).torrent``, ``name (3)…`` are
-    tried. With a note, ``<new name>.why.txt`` holding it is written beside.
-    Raise ItemError if the move fails.
+    tried. With a note, ``<new name>.why.txt`` holding it is written beside. With an
+    ``identity`` (device, inode), only that file is moved. Raise BlackholeChangedError if
+    another file stands at ``path`` now, ItemError if the move fails.
     """
     target_folder = blackhole / subfolder
+    if identity is not None and _identity(path) != identity:
+        raise _changed(path, "another file took its place; it is left for the next run")
     try:
         target_folder.mkdir(parents=True, exist_ok=True)
         # One run at a time (the run lock), so nobody else fills the name we pick.
@@ -293,6 +352,14 @@ def _free_name(folder: Path, name: str, *, with_note: bool) -> Path:
 
 def _note_path(target: Path) -> Path:
     return target.with_name(f"{target.name}.why.txt")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.lstat()
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino)
 
 
 def _exists(path: Path) -> bool:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from putio_mirror.blackhole import REJECTED_DIR, SUBMITTED_DIR, file_away, reject_refused
+from putio_mirror.blackhole import REJECTED_DIR, SUBMITTED_DIR, file_away, reject_refused, reread
 from putio_mirror.downloading import DownloadSteps, Fetcher, NoProgress, Paused, Progress
 from putio_mirror.errors import ExitCode, FatalError, ItemError, TorrentRefusedError, TransientError
 from putio_mirror.journal import Journal
@@ -371,18 +371,21 @@ class Executor:
 
     def _submit(self, action: SubmitTorrent | SubmitMagnet) -> str:
         parent, path = self._rules.save_parent_id, Path(action.path)
+        content = reread(path, action.info_hash)  # what put.io gets is what was hashed
         # Journaled first: a transfer whose answer is lost is still known as ours next run.
         self._journal.record_submission(action.info_hash, None, action.name, self._now())
         try:
             if isinstance(action, SubmitMagnet):
-                transfer = self._remote.add_transfer(action.uri, save_parent_id=parent)
+                transfer = self._remote.add_transfer(content.magnet_uri, save_parent_id=parent)
             else:
-                transfer = self._remote.upload_torrent(action.name, path.read_bytes(), parent)
+                transfer = self._remote.upload_torrent(action.name, content.data, parent)
         except TorrentRefusedError as refusal:  # it would be refused again on every run
-            raise reject_refused(path, self._places.blackhole, refusal) from refusal
+            raise reject_refused(
+                path, self._places.blackhole, refusal, content.identity
+            ) from refusal
         # Journal before filing away: the next run archives a file left by a crash here.
         self._journal.record_submission(action.info_hash, transfer.id, action.name, self._now())
-        file_away(path, self._places.blackhole, SUBMITTED_DIR)
+        file_away(path, self._places.blackhole, SUBMITTED_DIR, identity=content.identity)
         return f"transfer {transfer.id}"
 
 

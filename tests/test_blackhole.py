@@ -18,9 +18,10 @@ from putio_mirror.blackhole import (
     file_away,
     parse_magnet,
     parse_torrent,
+    reread,
     scan_blackhole,
 )
-from putio_mirror.errors import CorruptTorrentError, ItemError
+from putio_mirror.errors import BlackholeChangedError, CorruptTorrentError, ItemError
 
 HASH = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
 PIECES = b"\x01" * 20
@@ -333,3 +334,47 @@ def test_file_away_of_a_vanished_file_raises_an_item_error(tmp_path: Path) -> No
     with pytest.raises(ItemError, match=r"could not move gone\.torrent") as raised:
         file_away(tmp_path / "gone.torrent", tmp_path, SUBMITTED_DIR)
     assert raised.value.hint
+
+
+# -- reading again at submit time -------------------------------------------------------
+
+
+def test_reread_gives_the_hashed_bytes_and_refuses_a_link_a_fifo_or_another_torrent(
+    tmp_path: Path,
+) -> None:
+    data = torrent(SINGLE_INFO)
+    path = tmp_path / "a.torrent"
+    path.write_bytes(data)
+    info_hash = parse_torrent(data)[0]
+    content = reread(path, info_hash)
+    assert content.data == data and content.identity[1] == path.stat().st_ino
+    other = tmp_path / "elsewhere.torrent"
+    other.write_bytes(data)  # even the same torrent: a link is never followed
+    path.unlink()
+    path.symlink_to(other)
+    with pytest.raises(BlackholeChangedError, match="symbolic link"):
+        reread(path, info_hash)
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(BlackholeChangedError, match="not a regular file"):
+        reread(path, info_hash)
+    path.unlink()
+    path.write_bytes(torrent(SINGLE_INFO | {b"name": b"other.iso"}))
+    with pytest.raises(BlackholeChangedError, match="another torrent"):
+        reread(path, info_hash)
+    path.unlink()
+    with pytest.raises(BlackholeChangedError, match="gone"):
+        reread(path, info_hash)
+
+
+def test_file_away_moves_only_the_file_that_was_read(tmp_path: Path) -> None:
+    path = tmp_path / "a.torrent"
+    path.write_bytes(torrent(SINGLE_INFO))
+    identity = reread(path, parse_torrent(path.read_bytes())[0]).identity
+    replacement = tmp_path / "new.torrent"
+    replacement.write_bytes(b"another file")
+    replacement.replace(path)
+    with pytest.raises(BlackholeChangedError, match="took its place"):
+        file_away(path, tmp_path, SUBMITTED_DIR, identity=identity)
+    assert path.read_bytes() == b"another file"
+    assert not (tmp_path / SUBMITTED_DIR).exists()

@@ -3,6 +3,7 @@ files that change between the scan and the upload."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from putio_mirror.blackhole import parse_torrent
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.fakeputio.fake import LoggedRequest
 from putio_mirror.journal import Journal
 from tests.mirror_env import Mirror
 
@@ -103,3 +105,69 @@ def test_upload_that_failed_before_put_io_created_it_is_submitted_again(
     assert second.code == 0, second.err
     assert [t["hash"] for t in mirror.fake.transfers()] == [info_hash]
     assert names_in(mirror.blackhole / ".submitted") == ["again.torrent"]
+
+
+# -- the file changes between the scan and the upload -----------------------------------
+
+
+def swap_after_scan(mirror: Mirror, swap: Callable[[], None]) -> None:
+    """Run ``swap`` once, when observe lists the transfers (the blackhole is scanned by then)."""
+    done: list[bool] = []
+
+    def hook(request: LoggedRequest) -> None:
+        if request.path == "/v2/transfers/list" and not done:
+            done.append(True)
+            swap()
+
+    mirror.fake.on_request = hook
+
+
+def test_symlink_swapped_in_after_the_scan_is_never_followed_or_uploaded(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    planned = mirror.drop("show.torrent", torrent_bytes("Show S02"))
+    private = mirror.root / "private" / "other.torrent"
+    private.parent.mkdir()
+    private.write_bytes(torrent_bytes("Something never dropped in the blackhole"))
+
+    def swap() -> None:
+        planned.unlink()
+        planned.symlink_to(private)
+        aged = planned.lstat().st_mtime - 60
+        os.utime(planned, (aged, aged), follow_symlinks=False)  # settled for the next scan
+
+    swap_after_scan(mirror, swap)
+    result = mirror.run("torrents", "add")
+    assert result.code == 1
+    assert "changed after it was read" in result.err and "symbolic link" in result.err
+    assert submissions(mirror.fake) == [] and mirror.fake.transfers() == []
+    assert planned.is_symlink(), "left where it was; not moved into .submitted"
+    mirror.fake.on_request = None
+    again = mirror.run("torrents", "add")
+    assert submissions(mirror.fake) == []
+    assert again.code == 0
+    assert names_in(mirror.blackhole / ".rejected") == ["show.torrent", "show.torrent.why.txt"]
+    assert private.exists()
+
+
+def test_torrent_rewritten_after_the_scan_is_submitted_by_the_next_run_with_its_new_hash(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    planned = mirror.drop("show.torrent", torrent_bytes("Show S03 720p"))
+    newer = torrent_bytes("Show S03 1080p")
+
+    def swap() -> None:
+        replacement = planned.with_name(".show.torrent.tmp")
+        replacement.write_bytes(newer)
+        stat = replacement.stat()
+        os.utime(replacement, (stat.st_atime - 60, stat.st_mtime - 60))
+        replacement.replace(planned)
+
+    swap_after_scan(mirror, swap)
+    result = mirror.run("torrents", "add")
+    assert result.code == 1 and "another torrent" in result.err
+    assert submissions(mirror.fake) == []
+    mirror.fake.on_request = None
+    assert mirror.run("torrents", "add").code == 0
+    (transfer,) = mirror.fake.transfers()
+    assert transfer["hash"] == parse_torrent(newer)[0]
