@@ -24,6 +24,8 @@ from putio_mirror.window import Schedule, parse_schedule
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
 STAGING_NAME = ".putio-mirror-staging"
+# naming.py never gives a put.io item a local name beginning with this: it is ours.
+_OWN_PREFIX = ".putio-mirror"
 MIB = 1024 * 1024
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
@@ -114,6 +116,7 @@ def load_settings(
     raw = apply_overrides(raw, overrides or {})
     model = validate(raw, source, set(overrides or {}), config_path)
     settings, problems = _build(model, env, config_path, source)
+    problems += _staging_problems(settings, source)
     if check_paths:
         problems += _path_problems(settings, source)
     if problems:
@@ -315,6 +318,34 @@ def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
         f"{source}: {key}: {reason}"
         for key, path, is_folder in wanted
         if path is not None and (reason := _unwritable(path, is_folder))
+    )
+
+
+def _staging_problems(settings: Settings, source: str) -> tuple[str, ...]:
+    """Given Settings, return a problem if the staging folder could be taken for a mirrored
+    item or hold the download folder.
+
+    Inside the download folder, staging's top-level name must begin with ``.putio-mirror``:
+    naming never gives a put.io item such a name, so no item can land in staging, and
+    placement never mistakes staging for an item (the default is such a name).
+    """
+    staging, downloads = settings.staging_dir.resolve(), settings.download_dir.resolve()
+    hint = f"leave paths.staging unset (it is then {downloads / STAGING_NAME})"
+    if downloads.is_relative_to(staging):
+        return (
+            f"{source}: paths.staging: {staging} holds the download folder {downloads}; {hint}, "
+            "or use a folder beside the download folder on the same disk",
+        )
+    if not staging.is_relative_to(downloads):
+        return ()
+    top = staging.relative_to(downloads).parts[0]
+    if top.casefold().startswith(_OWN_PREFIX):
+        return ()
+    return (
+        f"{source}: paths.staging: {staging} is inside the download folder, where a put.io "
+        f"item named {top!r} would collide with it; {hint}, name it "
+        f"{downloads / (_OWN_PREFIX + '-' + top)}, or put it outside the download folder "
+        "on the same disk",
     )
 
 

@@ -378,3 +378,37 @@ def test_settings_are_frozen(env: dict[str, str]) -> None:
     assert isinstance(settings, Settings)
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.chunk_size = 1  # type: ignore[misc]
+
+
+# -- the staging folder -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "staging",
+    ["{downloads}/partial", "{downloads}/sub/deeper", "{downloads}", "{root}"],
+)
+def test_staging_where_a_put_io_item_could_land_or_holding_the_downloads_is_refused(
+    env: dict[str, str], tmp_path: Path, staging: str
+) -> None:
+    downloads = tmp_path / "media"
+    where = staging.format(downloads=downloads, root=tmp_path)
+    config = write(
+        tmp_path / "mirror.yaml", f"paths:\n  downloads: {downloads}\n  staging: {where}\n"
+    )
+    (problem,) = problems_of(config, env)
+    assert problem.startswith("mirror.yaml: paths.staging:")
+    assert "leave paths.staging unset" in problem
+
+
+@pytest.mark.parametrize(
+    "staging", ["{downloads}/.putio-mirror-parts", "{downloads}/.PutIO-Mirror/x", "{root}/parts"]
+)
+def test_staging_inside_downloads_is_fine_under_a_name_put_io_items_never_get(
+    env: dict[str, str], tmp_path: Path, staging: str
+) -> None:
+    downloads = tmp_path / "media"
+    where = staging.format(downloads=downloads, root=tmp_path)
+    config = write(
+        tmp_path / "mirror.yaml", f"paths:\n  downloads: {downloads}\n  staging: {where}\n"
+    )
+    assert load_settings(config, env, require_token=False).staging_dir == Path(where)
