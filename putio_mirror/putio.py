@@ -23,18 +23,14 @@ from requests.auth import AuthBase
 from urllib3.exceptions import ConnectTimeoutError
 
 from putio_mirror import __version__
-from putio_mirror.errors import (
-    AuthError,
-    NotFoundError,
-    RemoteError,
-    TorrentRefusedError,
-    TransientError,
-)
+from putio_mirror.errors import AuthError, NotFoundError, RemoteError, TransientError
 from putio_mirror.putio_values import (
     TRANSIENT_HINT,
+    join_ids,
     parse_file,
     parse_int,
     parse_transfer,
+    refused_torrent,
 )
 from putio_mirror.retry import Backoff, retry_after_seconds
 from putio_mirror.state import RemoteFile, Transfer
@@ -79,14 +75,10 @@ class _Call:
     upload: bool = False
     #: tries before giving up; None = the client's backoff policy decides
     attempts: int | None = None
-    # A retry is unsafe when a repeated request could do the work twice.
-    # ``transfers/add`` and uploads create a transfer each time put.io
-    # processes them, so after a read timeout, a reset or a 500/502/504 we
-    # cannot know whether the first one took effect. Those are retried only
-    # when the request provably never reached put.io (the connection was never
-    # made) or put.io said it did not process it (429 rate limit, 503
-    # unavailable); otherwise the next run observes put.io and pairs the
-    # transfer by info-hash instead of guessing now.
+    # Retrying ``transfers/add`` or an upload after a read timeout, a reset or a 500/502/504
+    # could create a second transfer: it is retried only if the request provably never
+    # reached put.io (no connection) or put.io said it did not process it (429, 503);
+    # otherwise the next run pairs the transfer by info-hash instead of guessing now.
     creates: bool = False
     #: what this call submits as a torrent (a file name, "the link"): a 400 answer then means
     #: put.io refuses that torrent itself and will refuse it again (TorrentRefusedError)
@@ -178,20 +170,20 @@ class PutioClient:
         )
         body = self._call(call)
         if "transfer" not in body and "file" in body:
-            raise _refused(repr(filename), "it was stored as a plain file, not a torrent")
+            raise refused_torrent(repr(filename), "it was stored as a plain file, not a torrent")
         return parse_transfer(_item(body, "transfer", call.describe()))
 
     def cancel_transfers(self, ids: Sequence[int]) -> None:
         """Given transfer ids, stop and remove those transfers (unknown ids are ignored)."""
         if ids:
-            self._call(_Call("POST", "transfers/cancel", data={"transfer_ids": _join(ids)}))
+            self._call(_Call("POST", "transfers/cancel", data={"transfer_ids": join_ids(ids)}))
 
     def clean_transfers(self, ids: Sequence[int] | None = None) -> tuple[int, ...]:
         """Given transfer ids (or None for all), remove the finished ones from the list;
         return the ids put.io says it removed."""
         if ids is not None and not ids:
             return ()  # an empty id list must not turn into "clean everything"
-        data = None if ids is None else {"transfer_ids": _join(ids)}
+        data = None if ids is None else {"transfer_ids": join_ids(ids)}
         body = self._call(_Call("POST", "transfers/clean", data=data))
         deleted = body.get("deleted_ids")
         if not isinstance(deleted, list):
@@ -200,12 +192,14 @@ class PutioClient:
 
     def list_all_files(self) -> tuple[RemoteFile, ...]:
         """Return every file and folder of the account as one flat list (``parent_id=-1``)."""
-        first = _Call("GET", "files/list", params={"parent_id": -1, "per_page": self._page_size})
+        # hidden=1: put.io leaves hidden files out of listings unless asked (putio-get does so).
+        params = {"parent_id": -1, "per_page": self._page_size, "hidden": 1}
+        first = _Call("GET", "files/list", params=params)
         return tuple(parse_file(item) for item in self._pages(first, "files/list/continue"))
 
     def list_folder(self, parent_id: int) -> tuple[RemoteFile, tuple[RemoteFile, ...]]:
         """Given a folder id, return the folder and its children; raise NotFoundError if gone."""
-        params = {"parent_id": parent_id, "per_page": self._page_size}
+        params = {"parent_id": parent_id, "per_page": self._page_size, "hidden": 1}
         first = _Call("GET", "files/list", params=params)
         body = self._call(first)
         parent = parse_file(_item(body, "parent", first.describe()))
@@ -231,8 +225,9 @@ class PutioClient:
     def delete_files(self, ids: Sequence[int]) -> None:
         """Given file ids, delete those files (ids that are already gone are skipped)."""
         if ids:
-            data = {"file_ids": _join(ids), "skip_nonexistents": "true"}
-            self._call(_Call("POST", "files/delete", data=data))
+            # A flag in the query string, as put.io's own clients send it; the ids in the body.
+            flags = {"skip_nonexistents": "true"}
+            self._call(_Call("POST", "files/delete", flags, data={"file_ids": join_ids(ids)}))
 
     def _pages(self, first: _Call, continue_route: str, key: str = "files") -> Iterator[_JSON]:
         body = self._call(first)
@@ -326,7 +321,7 @@ class PutioClient:
         text = self._scrub(message or error_type or "no details")
         if status == 400 and call.submits is not None:
             said = f"{message} ({error_type})" if message and error_type else text
-            return _refused(call.submits, said)
+            return refused_torrent(call.submits, said)
         detail = f"put.io refused {call.describe()}: {text} (HTTP {status})"
         if status == 404:
             return NotFoundError(detail, "it was probably removed on put.io", status, error_type)
@@ -378,15 +373,6 @@ def _item(body: _JSON, key: str, what: str) -> _JSON:
     return item
 
 
-def _refused(what: str, reason: str) -> TorrentRefusedError:
-    return TorrentRefusedError(
-        f"put.io refused {what}: {reason}",
-        "put.io will refuse it again as it is: fetch the .torrent or magnet again, "
-        "or ask its source for another one",
-        reason,
-    )
-
-
 def _json_of(response: requests.Response) -> _JSON | None:
     try:
         body = response.json()
@@ -400,7 +386,3 @@ def _error_fields(response: requests.Response) -> tuple[str, str]:
     error_type = body.get("error_type") or body.get("error") or ""
     message = body.get("error_message") or ""
     return str(error_type), str(message)
-
-
-def _join(ids: Sequence[int]) -> str:
-    return ",".join(str(int(item)) for item in ids)

@@ -4,10 +4,10 @@ timestamps come in three spellings, statuses may be new). Pure: no I/O."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from putio_mirror.errors import TransientError
+from putio_mirror.errors import TorrentRefusedError, TransientError
 from putio_mirror.state import REGULAR_FOLDER, RemoteFile, Transfer
 
 TRANSIENT_HINT = "put.io or the network is having trouble; the next run will try again"
@@ -91,4 +91,19 @@ def parse_file(item: Mapping[str, object]) -> RemoteFile:
         crc32=crc32.lower() if crc32 else None,
         folder_type=_text(item.get("folder_type")) or REGULAR_FOLDER,
         updated_at=parse_timestamp(item.get("updated_at")),
+    )
+
+
+def join_ids(ids: Sequence[int]) -> str:
+    """Given ids, return them as put.io takes a list: ``1,2,3``."""
+    return ",".join(str(int(item)) for item in ids)
+
+
+def refused_torrent(what: str, reason: str) -> TorrentRefusedError:
+    """Given what was submitted and put.io's reason, return the error of its refusal."""
+    return TorrentRefusedError(
+        f"put.io refused {what}: {reason}",
+        "put.io will refuse it again as it is: fetch the .torrent or magnet again, "
+        "or ask its source for another one",
+        reason,
     )

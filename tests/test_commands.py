@@ -217,6 +217,20 @@ def test_remote_item_is_deleted_only_when_configured_and_after_verification(
     assert (mirror.downloads / "Album" / "01.flac").stat().st_size == 3000
 
 
+def test_hidden_files_on_put_io_are_mirrored_and_deleted_only_once_placed(
+    mirror: Mirror,
+) -> None:
+    album = mirror.fake.add_folder("Album")
+    mirror.fake.add_file("01.flac", parent_id=album, content=b"one")
+    hidden = mirror.fake.add_file(".cover.jpg", parent_id=album, content=b"cover")
+    mirror.fake.hide_file(hidden)
+    mirror.write_config(download={"delete_remote_after": True})
+    result = mirror.run("sync")
+    assert result.code == 0, result.err
+    assert (mirror.downloads / "Album" / ".cover.jpg").read_bytes() == b"cover"
+    assert mirror.fake.files() == [], "deleted on put.io only after it was mirrored"
+
+
 def test_download_folder_that_is_a_file_is_a_config_problem_reported_before_any_work(
     mirror: Mirror,
 ) -> None:

@@ -237,9 +237,40 @@ def test_deleting_a_folder_removes_its_subtree_and_counts_unknown_ids(
     folder = fake_putio.add_folder("Gone")
     fake_putio.add_file("inner.txt", parent_id=folder, content=b"x")
     kept = fake_putio.add_file("kept.txt", content=b"y")
-    result = _post(api, fake_putio, "/files/delete", file_ids=f"{folder},2147483647")
-    assert result["skipped"] == 1
+    url = f"{fake_putio.api_url}/files/delete"
+    data = {"file_ids": f"{folder},2147483647"}
+    response = api.post(url, params={"skip_nonexistents": "true"}, data=data, timeout=5)
+    assert response.json()["skipped"] == 1
     assert [entry["id"] for entry in fake_putio.files()] == [kept]
+
+
+def test_delete_reads_skip_nonexistents_from_the_query_string_only(
+    fake_putio: FakePutio, api: requests.Session
+) -> None:
+    kept = fake_putio.add_file("kept.txt", content=b"y")
+    url = f"{fake_putio.api_url}/files/delete"
+    data = {"file_ids": f"{kept},2147483647"}
+    in_body = api.post(url, data=data | {"skip_nonexistents": "true"}, timeout=5)
+    assert in_body.status_code == 404 and in_body.json()["error_type"] == "NotFound"
+    assert [entry["id"] for entry in fake_putio.files()] == [kept], "nothing deleted on a 404"
+    in_query = api.post(url, params={"skip_nonexistents": "1"}, data=data, timeout=5)
+    assert in_query.status_code == 200 and in_query.json()["skipped"] == 1
+    assert fake_putio.files() == []
+
+
+def test_hidden_files_are_listed_only_when_asked_with_hidden_1(
+    fake_putio: FakePutio, api: requests.Session
+) -> None:
+    folder = fake_putio.add_folder("Show")
+    shown = fake_putio.add_file("e01.mkv", parent_id=folder, content=b"a")
+    hidden = fake_putio.add_file("e02.mkv", parent_id=folder, content=b"b")
+    fake_putio.hide_file(hidden)
+    for parent in (-1, folder):
+        plain = _get(api, fake_putio, "/files/list", parent_id=parent)
+        asked = _get(api, fake_putio, "/files/list", parent_id=parent, hidden=1)
+        assert hidden not in [entry["id"] for entry in plain["files"]]
+        assert {shown, hidden} <= {entry["id"] for entry in asked["files"]}
+    assert fake_putio.file(hidden)["is_hidden"] is True
 
 
 def test_the_world_keeps_hostile_names_as_given(

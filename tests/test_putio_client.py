@@ -298,7 +298,7 @@ def test_list_folder_follows_the_cursor_until_an_empty_string(
     mocked.get(
         f"{API}/files/list",
         json={"status": "OK", "parent": parent, "files": [{"id": 6}], "cursor": "c1"},
-        match=[matchers.query_param_matcher({"parent_id": "5", "per_page": "1000"})],
+        match=[matchers.query_param_matcher({"parent_id": "5", "per_page": "1000", "hidden": "1"})],
     )
     mocked.post(
         f"{API}/files/list/continue",
@@ -507,6 +507,19 @@ def test_delete_files_removes_them_and_skips_missing_ones(
     gone = fake_putio.add_file("gone.txt", content=b"g")
     live.delete_files([gone, 2147483647])
     assert [item["id"] for item in fake_putio.files()] == [keep]
+    (delete,) = _api_requests(fake_putio, "files/delete")
+    assert delete.query == {"skip_nonexistents": "true"}, "a flag of the query, as put.io's own"
+    assert b"skip_nonexistents" not in delete.body
+
+
+def test_listings_ask_for_hidden_files_too(fake_putio: FakePutio, live: PutioClient) -> None:
+    folder = fake_putio.add_folder("Show")
+    hidden = fake_putio.add_file(".e01.mkv", parent_id=folder, content=b"a")
+    fake_putio.hide_file(hidden)
+    assert hidden in {item.id for item in live.list_all_files()}
+    assert hidden in {item.id for item in live.list_folder(folder)[1]}
+    firsts = [r for r in _api_requests(fake_putio, "files/list")]
+    assert len(firsts) == 2 and all(r.query.get("hidden") == "1" for r in firsts)
 
 
 def test_auth_header_goes_to_api_and_upload_hosts_but_not_to_the_node(

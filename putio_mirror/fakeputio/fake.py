@@ -160,6 +160,14 @@ class FakePutio(Settings):
                 return self.world.tree.add_generated(name, parent_id, size, self.world.stamp())
             return self.world.add_item(name, parent_id, StoredContent(content or b""))
 
+    def hide_file(self, file_id: int) -> None:
+        """Given an item id, mark it hidden: listings leave it out unless asked ``hidden=1``."""
+        with self.world.lock:
+            item = self.world.tree.get(file_id)
+            if item is None:
+                raise KeyError(f"no file with id {file_id}")
+            item.hidden = True
+
     def delete_file(self, file_id: int) -> None:
         """Given an item id, remove it and its subtree as if the user deleted it."""
         with self.world.lock:

@@ -48,6 +48,8 @@ class Item:
     folder_type: str
     created_at: str
     crc32: str | None
+    #: put.io leaves hidden files out of listings unless asked with ``hidden=1``
+    hidden: bool = False
 
     @property
     def is_folder(self) -> bool:
@@ -132,7 +134,7 @@ def item_json(item: Item, sizes: dict[int, int]) -> dict[str, Any]:
         "folder_type": item.folder_type,
         "icon": None,
         "screenshot": None,
-        "is_hidden": False,
+        "is_hidden": item.hidden,
         "is_mp4_available": False,
         "is_shared": False,
         "opensubtitles_hash": None,

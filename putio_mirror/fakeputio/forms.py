@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,11 +26,13 @@ class UploadedPart:
 
 @dataclass(frozen=True)
 class Form:
-    """The merged parameters of one request; body values win over the query string."""
+    """The merged parameters of one request; body values win over the query string.
+    ``query`` alone is for the few flags put.io reads only there."""
 
     params: dict[str, str]
     files: dict[str, UploadedPart]
     authorized: bool = False
+    query: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.params.get(name, default)
@@ -80,7 +82,7 @@ def read_form(incoming: Incoming) -> Form:
     elif incoming.body:
         text = incoming.body.decode("utf-8", errors="replace")
         params.update(parse_qsl(text, keep_blank_values=True))
-    return Form(params, files)
+    return Form(params, files, query=dict(incoming.query))
 
 
 def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, UploadedPart]]:

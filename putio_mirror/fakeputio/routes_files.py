@@ -19,11 +19,13 @@ def list_files(world: World, form: Form, match: re.Match[str]) -> Reply:
     """Answer ``GET /v2/files/list``: one page of a folder's children, or of every item."""
     parent_id = form.integer("parent_id", ROOT_ID)
     per_page = form.integer("per_page", 1000)
+    shown = form.flag("hidden")  # put.io lists hidden files only when asked
     if parent_id == FLAT_LISTING:
-        ids, parent = [item.id for item in world.tree.every_item()], world.file_json(ROOT_ID)
+        items, parent = world.tree.every_item(), world.file_json(ROOT_ID)
     else:
         parent = world.file_json(parent_id)
-        ids = [child.id for child in world.tree.children(parent_id)]
+        items = world.tree.children(parent_id)
+    ids = [item.id for item in items if shown or not item.hidden]
     ids = _filter_types(world, ids, form.get("file_type"))
     page, cursor = world.first_page("files", ids, per_page)
     payload: dict[str, Any] = {"files": world.files_json(page), "parent": parent, "cursor": cursor}
@@ -54,13 +56,19 @@ def get_child(world: World, form: Form, match: re.Match[str]) -> Reply:
 
 
 def delete_files(world: World, form: Form, match: re.Match[str]) -> Reply:
-    """Answer ``POST /v2/files/delete``: remove each item and its subtree; count the rest."""
-    skipped = 0
-    for item_id in form.ids("file_ids") or form.ids("file_id"):
-        if item_id == ROOT_ID or world.tree.get(item_id) is None:
-            skipped += 1
-            continue
-        world.tree.delete(item_id)
+    """Answer ``POST /v2/files/delete``: remove each item and its subtree; count the rest.
+
+    An unknown id is a 404 unless ``skip_nonexistents`` is set in the query string, where
+    put.io's own clients send it (a body field of that name is not read)."""
+    ids = form.ids("file_ids") or form.ids("file_id")
+    missing = [key for key in ids if key == ROOT_ID or world.tree.get(key) is None]
+    skip = Form(dict(form.query), {}).flag("skip_nonexistents")
+    if missing and not skip:
+        raise ApiError(404, "NotFound", f"File not found: {missing[0]}")
+    for item_id in ids:
+        if item_id not in missing and world.tree.get(item_id) is not None:
+            world.tree.delete(item_id)  # (a child listed after its folder went with it)
+    skipped = len(missing)
     return ok_reply(skipped=skipped, cursor=None)
 
 
