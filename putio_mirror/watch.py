@@ -1,28 +1,47 @@
 """The watcher: a foreground daemon for a supervisor (systemd, launchd, Docker).
 
 watchdog tells us when the blackhole changes; each change arms a short timer
-(files must settle before they are read), then the blackhole part of the plan
-runs. ``schedule`` runs a full sync every few minutes, which obeys the
-download windows like any other sync. SIGTERM finishes the current chunk,
-journals, and exits 0.
+(files must settle before they are read), then a blackhole pass submits them.
+``schedule`` starts a full sync every few minutes, which obeys the download
+windows like any other sync. SIGTERM finishes the current chunk, journals,
+and exits 0.
+
+A dropped torrent never waits for a sync: the sync runs on its own thread
+(without the blackhole's actions, which are the passes' job), and a blackhole
+pass runs beside it. The sync holds the journal's run lock for as long as it
+downloads (hours, inside a night window), so a pass takes a lock of its own
+(``<run lock>.blackhole``, one pass at a time per journal) and touches nothing
+a sync owns: it claims each submission in the journal like any run, re-reads
+each file before sending it, and never marks another run's actions
+interrupted or frees its claims.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 
 import schedule
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from putio_mirror.app import BLACKHOLE_KINDS, Request, Runtime, run_once
+from putio_mirror.app import ALL_KINDS, BLACKHOLE_KINDS, Outcome, Request, Runtime, run_once
 from putio_mirror.config import Settings
-from putio_mirror.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
+from putio_mirror.errors import AlreadyRunningError, ConfigError, ExitCode, FatalError, MirrorError
+from putio_mirror.executor import Executor, Fetcher, Rules, RunReport
+from putio_mirror.journal import Journal
+from putio_mirror.localfs import Places, RunLock
+from putio_mirror.observe import observe
+from putio_mirror.plan import Plan
 from putio_mirror.progress import LogProgress
+from putio_mirror.putio import PutioClient
+from putio_mirror.reconcile import reconcile
 from putio_mirror.signals import StopFlag
 
 log = logging.getLogger(__name__)
@@ -33,6 +52,8 @@ SETTLE_SECONDS = 2.0
 SETTLE_MARGIN = 0.25
 #: how soon to look again while files stay in the blackhole after a failure
 RECHECK_SECONDS = 30.0
+#: the watcher's sync: everything but the blackhole, which the passes submit
+SYNC = Request("watch sync", kinds=ALL_KINDS - BLACKHOLE_KINDS)
 
 
 class _Arm(FileSystemEventHandler):
@@ -68,6 +89,37 @@ class _Timer:
             return True
 
 
+class _Syncs:
+    """Runs each periodic sync on a thread of its own, one at a time, and keeps what
+    ended it badly (a fatal error, a bug) for the watcher to raise."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            log.info("watch sync: the last one is still running; not starting another")
+            return
+        self._thread = threading.Thread(target=self._run, name="watch-sync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            _guarded(SYNC.command, lambda: _outcome_summary(run_once(self._runtime, SYNC)))
+        except Exception as error:  # raised again in the watcher's own thread
+            self._failure = error
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+
 def watch_blackhole(
     settings: Settings,
     *,
@@ -87,20 +139,23 @@ def watch_blackhole(
         observer = Observer()
         observer.schedule(_Arm(timer.arm), str(settings.blackhole_dir), recursive=False)
         observer.start()
-        scheduler = _scheduler(runtime, settings, periodic_sync)
+        syncs = _Syncs(runtime)
+        scheduler = _scheduler(syncs, settings, periodic_sync)
         log.info("watching %s", settings.blackhole_dir)
         try:
-            return _loop(runtime, timer, scheduler, flag, poll_seconds)
+            return _loop(runtime, timer, scheduler, syncs, flag, poll_seconds)
         finally:
+            flag.set()  # a sync still running stops at its next chunk
+            syncs.join()
             observer.stop()
             observer.join(timeout=5)
 
 
-def _scheduler(runtime: Runtime, settings: Settings, periodic_sync: bool) -> schedule.Scheduler:
+def _scheduler(syncs: _Syncs, settings: Settings, periodic_sync: bool) -> schedule.Scheduler:
     scheduler = schedule.Scheduler()
     if periodic_sync:
         minutes = max(settings.watch_interval_minutes, 0.1)
-        scheduler.every(int(minutes * 60)).seconds.do(_guarded, runtime, Request("watch sync"))
+        scheduler.every(int(minutes * 60)).seconds.do(syncs.start)
         scheduler.run_all()  # a first sync right away; later ones on the interval
     return scheduler
 
@@ -109,17 +164,18 @@ def _loop(
     runtime: Runtime,
     timer: _Timer,
     scheduler: schedule.Scheduler,
+    syncs: _Syncs,
     flag: StopFlag,
     poll_seconds: float,
 ) -> ExitCode:
-    submit = Request("watch submit", kinds=BLACKHOLE_KINDS)
     while not flag.is_set():
         if timer.fire_if_due():
-            _guarded(runtime, submit)
+            _guarded("watch submit", lambda: _report_summary(submit_blackhole(runtime)))
             delay = _recheck_delay(runtime.settings.blackhole_dir, time.time())
             if delay is not None:
                 timer.arm(delay)
         scheduler.run_pending()
+        syncs.raise_failure()
         flag.wait(poll_seconds)
     log.info("stopped on request")
     return ExitCode.OK
@@ -139,17 +195,126 @@ def _recheck_delay(folder: Path, now: float) -> float | None:
     return RECHECK_SECONDS
 
 
-def _guarded(runtime: Runtime, request: Request) -> None:
+def _guarded(command: str, work: Callable[[], str | None]) -> None:
     """Run once; a per-run problem is logged and the watcher goes on, a fatal one ends it."""
     try:
-        outcome = run_once(runtime, request)
+        summary = work()
     except AlreadyRunningError as error:
-        log.info("skipped this round: %s", error.message)
+        log.info("%s: skipped this round: %s", command, error.message)
         return
     except FatalError:
         raise
     except MirrorError as error:
-        log.warning("%s: %s (%s)", request.command, error.message, error.hint)
+        log.warning("%s: %s (%s)", command, error.message, error.hint)
         return
-    if outcome.report is not None and outcome.plan.actions:
-        log.info("%s: %s", request.command, outcome.report.summary())
+    if summary is not None:
+        log.info("%s: %s", command, summary)
+
+
+def _outcome_summary(outcome: Outcome) -> str | None:
+    return _report_summary(outcome.report) if outcome.plan.actions else None
+
+
+def _report_summary(report: RunReport | None) -> str | None:
+    return None if report is None else report.summary()
+
+
+# -- a blackhole pass, beside a running sync ----------------------------------------------
+
+
+def submit_blackhole(runtime: Runtime) -> RunReport | None:
+    """Given the runtime, submit the blackhole once, whether or not a sync is running;
+    return what was done (None if there was nothing to do). Raise AlreadyRunningError
+    if another blackhole pass of this journal is running, MirrorError as a run would."""
+    settings = runtime.settings
+    journal = Journal.open(settings.journal_url)
+    try:
+        with RunLock(_pass_lock(journal)), _client(settings) as client:
+            _release_dead_claims(journal)
+            plan = _blackhole_plan(runtime, client, journal)
+            return _execute(runtime, plan, client, journal) if plan.actions else None
+    finally:
+        journal.close()
+
+
+def _pass_lock(journal: Journal) -> Path:
+    lock = journal.lock_path
+    return lock.with_name(f"{lock.stem}.blackhole{lock.suffix}")
+
+
+def _pass_holder(journal: Journal) -> str:
+    """Who runs blackhole passes here: this host and its pass lock (one live pass each)."""
+    return f"{socket.gethostname()}:{_pass_lock(journal)}"
+
+
+def _release_dead_claims(journal: Journal) -> None:
+    """Claims of an earlier pass under our pass lock belong to a dead process (we hold
+    that lock now); a sync's claims carry another holder and are left alone."""
+    holder = _pass_holder(journal)
+    for key, (owner, _) in journal.claims().items():
+        if owner.rpartition(":")[0] == holder:
+            journal.release(key, owner)
+
+
+def _client(settings: Settings) -> PutioClient:
+    if settings.token is None:
+        raise ConfigError(
+            "no put.io token is configured",
+            "set PUTIO_TOKEN, or putio.token_file / putio.token in the config file",
+        )
+    token = settings.token.reveal()
+    return PutioClient(token, settings.api_url, settings.upload_url, timeout=settings.timeout)
+
+
+def _places(settings: Settings) -> Places:
+    return Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
+
+
+def _blackhole_plan(runtime: Runtime, client: PutioClient, journal: Journal) -> Plan:
+    settings = runtime.settings
+    snapshot = observe(
+        client,
+        journal.facts(),
+        _places(settings),
+        remote_root_id=settings.policy.remote_root_id,
+        now_epoch=time.time(),
+        want_files=False,
+    )
+    plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
+    return plan.only(BLACKHOLE_KINDS)
+
+
+def _no_fetcher() -> Fetcher:
+    raise AssertionError("a blackhole pass downloads nothing")
+
+
+def _execute(runtime: Runtime, plan: Plan, client: PutioClient, journal: Journal) -> RunReport:
+    settings = runtime.settings
+    rules = Rules(
+        save_parent_id=settings.policy.save_parent_id,
+        owner=f"{_pass_holder(journal)}:{os.getpid()}",
+    )
+    executor = Executor(
+        client,
+        _no_fetcher,
+        journal,
+        _places(settings),
+        rules,
+        clock=runtime.clock,
+        stop_requested=runtime.stop_requested,
+    )
+    run_id = journal.start_run(
+        f"watch submit on {socket.gethostname()}", runtime.clock().astimezone(UTC)
+    )
+    exit_code = ExitCode.BUG
+    try:
+        report = executor.run(plan, run_id)
+        exit_code = report.exit_code
+        return report
+    except MirrorError as error:
+        exit_code = error.exit_code
+        raise
+    finally:
+        summary = executor.report.summary()
+        journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(exit_code), summary)
+        executor.close()

@@ -9,10 +9,13 @@ from collections.abc import Callable
 
 import pytest
 
+from putio_mirror.app import Runtime
 from putio_mirror.config import load_settings
-from putio_mirror.errors import ExitCode
+from putio_mirror.errors import AlreadyRunningError, ExitCode
+from putio_mirror.journal import Journal
+from putio_mirror.localfs import RunLock
 from putio_mirror.signals import StopFlag
-from putio_mirror.watch import watch_blackhole
+from putio_mirror.watch import SETTLE_SECONDS, submit_blackhole, watch_blackhole
 from tests.mirror_env import Mirror
 
 
@@ -35,13 +38,15 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
 class Watcher:
     """``torrents watch`` in a thread, stopped through its flag like SIGTERM would."""
 
-    def __init__(self, mirror: Mirror, *, add_first: bool) -> None:
+    def __init__(self, mirror: Mirror, *, add_first: bool, periodic_sync: bool = False) -> None:
         self.flag = StopFlag()
         self.result: list[ExitCode] = []
         settings = load_settings(mirror.config, {})
         self.thread = threading.Thread(
             target=lambda: self.result.append(
-                watch_blackhole(settings, add_first=add_first, periodic_sync=False, stop=self.flag)
+                watch_blackhole(
+                    settings, add_first=add_first, periodic_sync=periodic_sync, stop=self.flag
+                )
             )
         )
 
@@ -85,3 +90,41 @@ def test_watch_process_exits_cleanly_on_sigterm(mirror: Mirror) -> None:
     assert process.stdout is not None and process.stderr is not None
     process.stdout.close()
     process.stderr.close()
+
+
+def test_a_torrent_dropped_while_the_sync_downloads_is_submitted_within_seconds(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    mirror.fake.add_file("big.mkv", size=16 * 1024 * 1024)
+    mirror.fake.node_bytes_per_second = 100_000  # a download of a minute or so
+    with Watcher(mirror, add_first=True, periodic_sync=True):
+        assert wait_for(lambda: mirror.fake.node_bytes_sent > 0), "the sync is downloading"
+        dropped = time.monotonic()
+        (mirror.blackhole / "new.torrent").write_bytes(torrent_bytes("Dropped Meanwhile"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 1, timeout=8.0)
+        waited = time.monotonic() - dropped
+        assert wait_for(lambda: (mirror.blackhole / ".submitted" / "new.torrent").exists())
+        assert not (mirror.downloads / "big.mkv").exists(), "the download was still running"
+    assert waited < SETTLE_SECONDS + 4.0
+    assert [t["name"] for t in mirror.fake.transfers()] == ["Dropped Meanwhile"]
+
+
+def test_a_blackhole_pass_runs_beside_a_sync_s_run_lock_but_never_beside_another_pass(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    settings = load_settings(mirror.config, {})
+    journal = Journal.open(settings.journal_url)
+    run_lock = journal.lock_path
+    journal.close()
+    mirror.drop("a.torrent", torrent_bytes("A"))
+    with RunLock(run_lock):  # a sync is running
+        report = submit_blackhole(Runtime(settings))
+    assert report is not None and len(report.done) == 1 and not report.failed
+    assert [t["name"] for t in mirror.fake.transfers()] == ["A"]
+    mirror.drop("b.torrent", torrent_bytes("B"))
+    pass_lock = run_lock.with_name(f"{run_lock.stem}.blackhole{run_lock.suffix}")
+    with RunLock(pass_lock), pytest.raises(AlreadyRunningError):
+        submit_blackhole(Runtime(settings))
+    assert submit_blackhole(Runtime(settings)) is not None
+    assert len(mirror.fake.transfers()) == 2
+    assert submit_blackhole(Runtime(settings)) is None, "nothing left to do"
