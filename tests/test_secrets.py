@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from putio_mirror.config import load_settings
 from putio_mirror.config_schema import Secret
-from putio_mirror.errors import ConfigError
+from putio_mirror.errors import ConfigError, ItemError
 from tests.mirror_env import Mirror
 
 TOKEN = "Q7ZK4WXR2M9TLV3H"  # shaped like a put.io token
@@ -144,3 +145,22 @@ def test_crash_report_and_message_redact_credential_shaped_values(
     err, report = crash_with(mirror, monkeypatch, leak.format(other=other))
     assert other not in report.read_text() and other not in err
     assert "********" in err
+
+
+def test_log_lines_and_error_messages_never_show_a_credential(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import putio_mirror.app
+
+    other = "ZX81SPECTRUM48K"
+
+    def run(*args: object, **kwargs: object) -> None:
+        url = f"https://node.example/download/1?u=x&oauth_token={other}"
+        logging.getLogger("putio_mirror.test").warning("fetching %s", url)
+        raise ItemError(f"the node said: Authorization: Bearer {other}", "try again")
+
+    monkeypatch.setattr(putio_mirror.app, "run_once", run)
+    result = mirror.run("sync")
+    assert result.code == 1
+    assert "oauth_token=********" in result.err and "Bearer ********" in result.err
+    assert other not in result.err + result.out
