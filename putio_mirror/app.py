@@ -32,7 +32,7 @@ from putio_mirror.plan import ActionKind, Plan
 from putio_mirror.putio import PutioClient
 from putio_mirror.reconcile import reconcile, safety_violations
 from putio_mirror.segmented import SegmentedDownloader
-from putio_mirror.state import RemoteFile, Snapshot
+from putio_mirror.state import JournalFacts, RemoteFile, Snapshot
 from putio_mirror.throttle import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -91,11 +91,15 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     """Given the runtime and a request, observe, plan, and (unless dry) execute once."""
     settings = runtime.settings
     with ExitStack() as stack:
-        journal = stack.enter_context(_open_journal(settings))
-        if not request.dry_run:
+        if request.dry_run:
+            # A dry run changes nothing, so creates no journal: a missing one knows nothing.
+            journal = stack.enter_context(_existing_journal(settings))
+        else:
+            journal = stack.enter_context(_open_journal(settings))
             stack.enter_context(RunLock(journal.lock_path))
         client = stack.enter_context(_client(settings))
-        snapshot = _observe(runtime, request, client, journal)
+        facts = journal.facts() if journal is not None else JournalFacts()
+        snapshot = _observe(runtime, request, client, facts)
         plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
         plan = plan.only(request.kinds, request.limit_downloads)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
@@ -105,6 +109,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             raise _refusal(violations)
         if request.dry_run:
             return Outcome(plan, None, ExitCode.OK, violations)
+        assert journal is not None  # only a dry run goes without
         report = _execute(runtime, request, plan, client, journal)
         return Outcome(plan, report, report.exit_code, violations)
     raise AssertionError("unreachable")
@@ -117,6 +122,16 @@ def _open_journal(settings: Settings) -> Iterator[Journal]:
         yield journal
     finally:
         journal.close()
+
+
+@contextmanager
+def _existing_journal(settings: Settings) -> Iterator[Journal | None]:
+    journal = Journal.open_existing(settings.journal_url)
+    try:
+        yield journal
+    finally:
+        if journal is not None:
+            journal.close()
 
 
 @contextmanager
@@ -142,10 +157,12 @@ def _places(settings: Settings) -> Places:
     return Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
 
 
-def _observe(runtime: Runtime, request: Request, client: PutioClient, journal: Journal) -> Snapshot:
+def _observe(
+    runtime: Runtime, request: Request, client: PutioClient, facts: JournalFacts
+) -> Snapshot:
     return observe(
         client,
-        journal.facts(),
+        facts,
         _places(runtime.settings),
         remote_root_id=runtime.settings.policy.remote_root_id,
         now_epoch=time.time(),

@@ -37,6 +37,7 @@ from putio_mirror.errors import JournalError
 from putio_mirror.journal_engine import (
     Database,
     create_journal_engine,
+    is_missing_file,
     lock_dir,
     parse_url,
 )
@@ -92,6 +93,15 @@ class Journal:
             journal.close()
             raise
         return journal
+
+    @classmethod
+    def open_existing(cls, url: str, *, env: Mapping[str, str] | None = None) -> Journal | None:
+        """Given a URL, return the open journal, or None if it is a SQLite file not yet made.
+
+        For a dry run and ``history``, which must create nothing (a missing journal knows
+        nothing). Raise JournalError as ``open`` does.
+        """
+        return None if is_missing_file(parse_url(url)) else cls.open(url, env=env)
 
     def close(self) -> None:
         self._db.close()

@@ -113,6 +113,13 @@ def create_journal_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
     return engine
 
 
+def is_missing_file(url: URL) -> bool:
+    """Given a parsed URL, say whether it names a SQLite file that does not exist yet."""
+    database = url.database or ""
+    is_file = url.get_backend_name() == "sqlite" and is_file_database(database)
+    return is_file and not Path(database).exists()
+
+
 def is_file_database(database: str) -> bool:
     """Given a SQLite URL's database part, say whether it names a file on disk."""
     return bool(database) and database != ":memory:" and not database.startswith("file:")

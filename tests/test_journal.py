@@ -21,8 +21,10 @@ import pytest
 
 import putio_mirror
 from putio_mirror.errors import JournalError
+from putio_mirror.fakeputio import FakePutio
 from putio_mirror.journal import SCHEMA_VERSION, Journal
 from putio_mirror.state import DownloadRecord
+from tests.mirror_env import Mirror
 
 T0 = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
 HASH_A = "a" * 40
@@ -665,3 +667,25 @@ def test_two_journals_on_one_file_see_each_others_writes(db_file: Path) -> None:
         run = viewer.start_run("status", T0)
         runner.abandon_stale_actions(T0)
         assert [record.id for record in runner.recent_runs()] == [run]
+
+
+# -- commands that only read -------------------------------------------------------
+
+
+def test_a_dry_run_on_a_fresh_machine_creates_no_journal(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    fake_putio.add_file("film.mkv", size=1000)
+    result = mirror.run("sync", "--dry-run")
+    assert result.code == 0, result.err
+    assert "film.mkv" in result.out
+    assert not mirror.journal.parent.exists()
+    assert mirror.run("history").out.strip() == "No runs recorded yet."
+    assert not mirror.journal.parent.exists()
+
+
+def test_a_dry_run_reads_an_existing_journal(mirror: Mirror, fake_putio: FakePutio) -> None:
+    fake_putio.add_file("film.mkv", size=1000)
+    assert mirror.run("files", "download").code == 0
+    (mirror.downloads / "film.mkv").unlink()  # moved away by the media manager
+    assert "film.mkv" not in mirror.run("sync", "--dry-run").out
