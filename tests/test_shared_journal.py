@@ -191,14 +191,14 @@ def test_a_long_adoption_keeps_its_claim_alive_without_any_chunk_to_renew_at(
 
     def slow_crc32_of(path: Path) -> str:
         hashing.set()
-        time.sleep(1.5)
+        time.sleep(3)
         return "0badf00d"
 
     monkeypatch.setattr(downloading, "crc32_of", slow_crc32_of)
-    a, a_journal = host(tmp_path, url, OWNER_A, Instant, lease=timedelta(seconds=0.45))
+    a, a_journal = host(tmp_path, url, OWNER_A, Instant, lease=timedelta(seconds=1.2))
     thread, a_reports = in_background(lambda: run(a, a_journal, Plan((film,))))
     assert hashing.wait(10)
-    time.sleep(0.9)  # twice the lease: unrenewed, it would have run out
+    time.sleep(2)  # longer than the lease: unrenewed, it would have run out
     b, b_journal = host(tmp_path, url, OWNER_B, Instant)
     b_report = run(b, b_journal, Plan((film,)))
     thread.join(20)
@@ -211,11 +211,11 @@ def test_the_claim_keeper_renews_what_it_holds_and_flags_what_another_took(
 ) -> None:
     from putio_mirror.claims import ClaimKeeper  # imported here: a module this change added
 
-    keeper = ClaimKeeper(journal, OWNER_A, timedelta(seconds=0.3))
+    keeper = ClaimKeeper(journal, OWNER_A, timedelta(seconds=1))
     try:
         assert keeper.claim("download:7") and keeper.claim("download:8")
         run_sql(url, HAND_OVER, owner=OWNER_B, key="download:8")
-        time.sleep(0.6)  # two renewals; unrenewed, both leases would have run out
+        time.sleep(1.5)  # several renewals; unrenewed, both leases would have run out
         assert keeper.holds("download:7") and not keeper.holds("download:8")
         assert journal.claims()["download:7"][1] > journal.database_now()
         assert not journal.claim("download:7", OWNER_B, timedelta(minutes=1))
