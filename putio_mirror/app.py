@@ -8,8 +8,10 @@ takes every kind of action, ``transfers groom`` only cancel and clean,
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from putio_mirror.bandwidth import parse_timetable
 from putio_mirror.config import Settings
@@ -29,7 +32,7 @@ from putio_mirror.plan import ActionKind, Plan
 from putio_mirror.putio import PutioClient
 from putio_mirror.reconcile import reconcile, safety_violations
 from putio_mirror.segmented import SegmentedDownloader
-from putio_mirror.state import RemoteFile, Snapshot
+from putio_mirror.state import JournalFacts, RemoteFile, Snapshot
 from putio_mirror.throttle import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -88,11 +91,15 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     """Given the runtime and a request, observe, plan, and (unless dry) execute once."""
     settings = runtime.settings
     with ExitStack() as stack:
-        journal = stack.enter_context(_open_journal(settings))
-        if not request.dry_run:
+        if request.dry_run:
+            # A dry run changes nothing, so creates no journal: a missing one knows nothing.
+            journal = stack.enter_context(_existing_journal(settings))
+        else:
+            journal = stack.enter_context(_open_journal(settings))
             stack.enter_context(RunLock(journal.lock_path))
         client = stack.enter_context(_client(settings))
-        snapshot = _observe(runtime, request, client, journal)
+        facts = journal.facts() if journal is not None else JournalFacts()
+        snapshot = _observe(runtime, request, client, facts)
         plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
         plan = plan.only(request.kinds, request.limit_downloads)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
@@ -102,6 +109,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             raise _refusal(violations)
         if request.dry_run:
             return Outcome(plan, None, ExitCode.OK, violations)
+        assert journal is not None  # only a dry run goes without
         report = _execute(runtime, request, plan, client, journal)
         return Outcome(plan, report, report.exit_code, violations)
     raise AssertionError("unreachable")
@@ -114,6 +122,16 @@ def _open_journal(settings: Settings) -> Iterator[Journal]:
         yield journal
     finally:
         journal.close()
+
+
+@contextmanager
+def _existing_journal(settings: Settings) -> Iterator[Journal | None]:
+    journal = Journal.open_existing(settings.journal_url)
+    try:
+        yield journal
+    finally:
+        if journal is not None:
+            journal.close()
 
 
 @contextmanager
@@ -139,10 +157,12 @@ def _places(settings: Settings) -> Places:
     return Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
 
 
-def _observe(runtime: Runtime, request: Request, client: PutioClient, journal: Journal) -> Snapshot:
+def _observe(
+    runtime: Runtime, request: Request, client: PutioClient, facts: JournalFacts
+) -> Snapshot:
     return observe(
         client,
-        journal.facts(),
+        facts,
         _places(runtime.settings),
         remote_root_id=runtime.settings.policy.remote_root_id,
         now_epoch=time.time(),
@@ -166,18 +186,16 @@ def _execute(
             save_parent_id=settings.policy.save_parent_id,
             free_space_margin=settings.free_space_margin,
             parallel_files=settings.parallel_files,
-            owner=f"{_lock_holder(journal)}:{os.getpid()}",
+            owner=process_owner(),
         ),
         clock=runtime.clock,
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
     )
     now = runtime.clock().astimezone(UTC)
-    run_id = journal.start_run(f"{request.command} on {socket.gethostname()}", now)
-    stale = journal.abandon_stale_actions(now)
-    if stale:
-        log.info("marked %d actions of an earlier, interrupted run as interrupted", stale)
-    _release_dead_claims(journal, _lock_holder(journal))
+    _take_over_from_dead_runs(journal, now)
+    command = f"{request.command} on {socket.gethostname()}"
+    run_id = journal.start_run(command, now, owner=process_owner())
     exit_code = ExitCode.BUG
     try:
         report = executor.run(plan, run_id)
@@ -225,17 +243,60 @@ def _fetcher_factory(
     return new_fetcher
 
 
-def _lock_holder(journal: Journal) -> str:
-    """Who holds this journal's run lock: this host and that lock (one live run each)."""
-    return f"{socket.gethostname()}:{journal.lock_path}"
+@functools.cache
+def process_owner() -> str:
+    """Who this process is, for claims: host and pid for people, random hex to be unique.
+
+    Two hosts may share a hostname (containers, clones) and a pid; the random part keeps
+    one from ever mistaking the other's claims for its own.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
 
 
-def _release_dead_claims(journal: Journal, holder: str) -> None:
-    """Claims left by an earlier run under our lock belong to a dead process (we hold the
-    lock now, so no live run of ours has any); other hosts' claims run out on their lease."""
-    for key, (owner, _) in journal.claims().items():
-        if owner.rpartition(":")[0] == holder:
-            journal.release(key, owner)
+def _take_over_from_dead_runs(journal: Journal, now: datetime) -> None:
+    """Given a journal whose run lock we hold and the time, free the claims of the lock's
+    previous run and mark the actions of dead runs interrupted.
+
+    Which claims are ours to free must be proven, not guessed from a hostname (two hosts
+    may share one, and a lock path): each run writes its owner id beside the run lock, and
+    the run that wrote it is over, since we hold the lock now. Its claims go at once, so a
+    run restarted after a crash need not wait out their leases. Every other host's dead
+    claims run out on their lease (the database's clock); then their actions are marked
+    too (see ``Journal.abandon_stale_actions``), and a live host's never are.
+    """
+    record = journal.lock_path.with_name(journal.lock_path.name + ".owner")
+    previous = _read_owner(record)
+    if previous:
+        freed = journal.release_all(previous)
+        if freed:
+            log.info("freed %d claims of the previous run, which ended without them", freed)
+    stale = journal.abandon_stale_actions(now)
+    if stale:
+        log.info("marked %d actions of runs that stopped early as interrupted", stale)
+    _write_owner(record, process_owner())
+
+
+def _read_owner(record: Path) -> str:
+    """Given the owner record beside the lock, return the owner it names, or "" if none."""
+    try:
+        return record.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except OSError as error:
+        log.warning("cannot read %s (%s): the previous run's claims run out", record, error)
+        return ""
+
+
+def _write_owner(record: Path, owner: str) -> None:
+    """Write the owner beside the lock atomically: a torn name would free no claim."""
+    temporary = record.with_name(record.name + ".tmp")
+    try:
+        temporary.write_text(owner + "\n", encoding="utf-8")
+        temporary.replace(record)
+    except OSError as error:
+        log.warning(
+            "cannot write %s (%s): a crash would leave claims to their lease", record, error
+        )
 
 
 def _refusal(violations: tuple[str, ...]) -> SafetyLimitError:

@@ -157,7 +157,7 @@ class DownloadSteps:
         except ChecksumMismatchError as error:
             # A corrupt part is never placed; start once more from zero, then report.
             log.warning("%s: %s; downloading again from zero", action.relative_path, error)
-            self._journal.record_failure(action.file_id)
+            self._journal.record_failure(action.file_id, self._now(), str(error))
             fetcher.discard(part)
             self._journal.reset_download(action.file_id)
             fetched = self._fetch(fetcher, action, part, may_continue, advance)

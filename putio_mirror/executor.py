@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from putio_mirror.blackhole import REJECTED_DIR, SUBMITTED_DIR, file_away, reject_refused, reread
+from putio_mirror.claims import ClaimKeeper
 from putio_mirror.downloading import DownloadSteps, Fetcher, NoProgress, Paused, Progress
 from putio_mirror.errors import ExitCode, FatalError, ItemError, TorrentRefusedError, TransientError
 from putio_mirror.journal import Journal
@@ -175,6 +176,7 @@ class Executor:
         self._succeeded: set[str] = set()
         self._lock = threading.Lock()
         self._halted = threading.Event()
+        self._claims = ClaimKeeper(journal, rules.owner, rules.lease)
 
     @property
     def report(self) -> RunReport:
@@ -182,6 +184,7 @@ class Executor:
         return self._report
 
     def close(self) -> None:
+        self._claims.close()
         self._downloads.close()
 
     def run(self, plan: Plan, run_id: int) -> RunReport:
@@ -239,37 +242,25 @@ class Executor:
                 with self._lock:
                     self._succeeded.add(action.key)
         finally:
-            self._journal.release(action.key, self._rules.owner)
+            self._claims.release(action.key)
 
     def _claim(self, action: Action) -> bool:
-        """Claim the action in the journal; False if another host holds it or has done it."""
-        owner, lease = self._rules.owner, self._rules.lease
-        if not self._journal.claim(action.key, owner, self._now(), lease):
+        """Claim the action (kept alive until released); False if another host holds or did it."""
+        if not self._claims.claim(action.key):
             return False
         if isinstance(action, Download) and self._journal.is_verified(action.file_id):
-            self._journal.release(action.key, owner)  # finished elsewhere since we planned
+            self._claims.release(action.key)  # finished elsewhere since we planned
             return False
         return True
 
     def _continuing(self, action: Download) -> Callable[[], bool]:
         """Between chunks: the window is open, no stop was asked, and our claim still holds."""
-        renewed = [self._clock()]
 
         def may_continue() -> bool:
-            now = self._clock()
             if self._stop_requested() or self._halted.is_set():
                 return False
-            if not self._rules.schedule.is_open(now):
-                return False
-            if now - renewed[0] < self._rules.lease / 3:
-                return True
-            renewed[0] = now
-            held = self._journal.renew(
-                action.key, self._rules.owner, now.astimezone(UTC), self._rules.lease
-            )
-            if not held:
-                log.warning("%s: another host took this over; stopping here", action.target)
-            return held
+            # The claim keeper renews in the background; here we only ask what it found.
+            return self._rules.schedule.is_open(self._clock()) and self._claims.holds(action.key)
 
         return may_continue
 
@@ -309,6 +300,8 @@ class Executor:
             with self._lock:
                 if self._stop_requested():
                     self._report.interrupted = True
+                elif not self._claims.holds(action.key):
+                    self._report.elsewhere += 1  # another host took it over: not our window
                 elif not self._halted.is_set():
                     self._report.window_closed = True
             return False

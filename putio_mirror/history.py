@@ -15,7 +15,10 @@ def _when(moment: datetime | None) -> str:
 
 def history_lines(settings: Settings, *, limit: int, run_id: int | None) -> Iterator[str]:
     """Given settings, yield a line per recent run, or per action of one run."""
-    journal = Journal.open(settings.journal_url)
+    journal = Journal.open_existing(settings.journal_url)
+    if journal is None:  # reading the story must not create a journal
+        yield "No runs recorded yet."
+        return
     try:
         if run_id is not None:
             yield from _actions(journal, run_id)

@@ -1,24 +1,22 @@
 """The journal: what this tool did and how far each download got, in a SQL database.
 
-The journal's only entry point: with ``journal_schema.py`` (its tables and the SQL that
-differs between databases) and ``journal_engine.py`` (reaching the database), both private
-to it, the only module that imports SQLAlchemy. SQLite is
-the default (WAL mode, so a ``status`` command can read while a run writes); PostgreSQL works
-through the same portable types. Every write is its own short transaction, committed at once,
-so a crash loses at most the action in flight; the next run marks such actions
-``interrupted``. SQLAlchemy's exceptions never leave this module: they become
-``JournalError`` with a hint. Hosts that share one journal share the work through claims:
-leases on action keys that expire if their owner dies.
+The journal's only entry point: with its private helpers, ``journal_schema.py`` (its tables
+and the SQL that differs between databases), ``journal_engine.py`` (reaching the database)
+and ``journal_runs.py``, ``journal_files.py``, ``journal_claims.py`` (the statements of each
+part), the only modules that import SQLAlchemy. SQLite is the default (WAL mode, so a
+``status`` command can read while a run writes); PostgreSQL works through the same portable
+types. Every write is its own short transaction, committed at once, so a crash loses at most
+the action in flight; a later run marks such actions ``interrupted`` once no live claim
+covers them. SQLAlchemy's exceptions never leave this module: they become ``JournalError``
+with a hint. Hosts that share one journal share the work through claims: leases on action
+keys, judged by the database's clock, that expire if their owner dies.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -26,42 +24,35 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Connection,
-    CursorResult,
     Engine,
-    Select,
-    Table,
-    delete,
     func,
-    insert,
     literal,
     select,
     update,
 )
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
 
+from putio_mirror import journal_claims, journal_files, journal_runs
 from putio_mirror.errors import JournalError
 from putio_mirror.journal_engine import (
+    Database,
     create_journal_engine,
-    is_file_database,
+    is_missing_file,
     lock_dir,
     parse_url,
-    translate_error,
 )
+from putio_mirror.journal_runs import ActionRecord, RunRecord
 from putio_mirror.journal_schema import (
     SCHEMA_VERSION,
-    WRITE_OPTION,
     actions_table,
-    claim_statement,
-    claims_table,
+    database_now,
     downloads_table,
     prepare,
     runs_table,
     submissions_table,
     upsert,
 )
-from putio_mirror.state import DownloadRecord, JournalFacts, Submission
+from putio_mirror.state import JournalFacts, Submission
 
 __all__ = [
     "ACTION_STATUSES",
@@ -75,39 +66,11 @@ __all__ = [
 ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "interrupted"})
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    id: int
-    command: str
-    started_at: datetime
-    finished_at: datetime | None
-    exit_code: int | None
-    summary: str | None
-    dry_run: bool
-
-
-@dataclass(frozen=True)
-class ActionRecord:
-    id: int
-    run_id: int
-    kind: str
-    key: str
-    target: str
-    status: str
-    attempts: int
-    error: str | None
-    started_at: datetime
-    finished_at: datetime | None
-    detail: str | None = None
-
-
 class Journal:
     """A handle on one journal database; open it with ``Journal.open(url)``."""
 
     def __init__(self, engine: Engine, url: URL, lock_dir: Path) -> None:
-        self._engine = engine
-        self._url = url
-        self._lock_dir = lock_dir
+        self._db = Database(engine, url, lock_dir)
 
     @classmethod
     def open(
@@ -131,8 +94,17 @@ class Journal:
             raise
         return journal
 
+    @classmethod
+    def open_existing(cls, url: str, *, env: Mapping[str, str] | None = None) -> Journal | None:
+        """Given a URL, return the open journal, or None if it is a SQLite file not yet made.
+
+        For a dry run and ``history``, which must create nothing (a missing journal knows
+        nothing). Raise JournalError as ``open`` does.
+        """
+        return None if is_missing_file(parse_url(url)) else cls.open(url, env=env)
+
     def close(self) -> None:
-        self._engine.dispose()
+        self._db.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -143,65 +115,50 @@ class Journal:
     @property
     def url(self) -> str:
         """The journal's URL with any password hidden, fit for logs and messages."""
-        return self._url.render_as_string(hide_password=True)
+        return self._db.url
 
     @property
     def lock_path(self) -> Path:
         """Where the run lock of this journal lives: beside a SQLite file, else a hashed name."""
-        database = self._url.database or ""
-        if self._url.get_backend_name() == "sqlite" and is_file_database(database):
-            return Path(database).absolute().with_name(Path(database).name + ".lock")
-        # Hash the URL as shown (password masked): a changed password keeps the same lock.
-        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        return self._lock_dir / f"putio-mirror-{digest}.lock"
+        return self._db.lock_path
 
     # -- runs and actions -------------------------------------------------
 
-    def start_run(self, command: str, now: datetime, dry_run: bool = False) -> int:
-        """Given a command name and the time, record a new run and return its id."""
-        row = {"command": command, "started_at": _aware(now), "dry_run": dry_run}
-        with self._write() as conn:
-            return _new_id(
-                conn.execute(insert(runs_table).values(host=socket.gethostname(), **row))
-            )
+    def start_run(
+        self, command: str, now: datetime, dry_run: bool = False, owner: str | None = None
+    ) -> int:
+        """Given a command name and the time, record a new run and return its id.
+
+        ``owner`` is the claim owner of the run (see ``claim``); its actions carry it.
+        """
+        row = {"command": command, "started_at": _aware(now), "dry_run": dry_run, "owner": owner}
+        with self._db.write() as conn:
+            return journal_runs.start_run(conn, row | {"host": socket.gethostname()})
 
     def finish_run(self, run_id: int, now: datetime, exit_code: int, summary: str) -> None:
         values = {"finished_at": _aware(now), "exit_code": exit_code, "summary": summary}
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(**values))
 
     def abandon_stale_actions(self, now: datetime) -> int:
-        """Given the time, mark actions a crashed run left ``started`` as ``interrupted``.
+        """Given the time, mark actions of dead runs, left ``started``, as ``interrupted``.
 
-        Call it only while holding the run lock: then no live run owns them.
-        Return how many were marked.
+        Only actions whose owner holds no live claim on their key: another host's running
+        actions stay as they are. Release a dead run's claims first to abandon its actions
+        at once (else they wait for its leases to run out). Return how many were marked.
         """
-        statement = (
-            update(actions_table)
-            .where(actions_table.c.status == "started")
-            .values(
-                status="interrupted",
-                finished_at=_aware(now),
-                error="the run stopped before this action finished",
-            )
-        )
-        with self._write() as conn:
-            return conn.execute(statement).rowcount
+        with self._db.write() as conn:
+            return journal_claims.abandon_unclaimed(conn, _aware(now))
 
     def action_started(self, run_id: int, kind: str, key: str, target: str, now: datetime) -> int:
         """Given an action about to run, record it and return its id.
 
-        Its ``attempts`` is one more than the number of earlier actions with the same key.
+        Its ``attempts`` is one more than the number of earlier actions with the same key;
+        its ``owner`` is its run's.
         """
-        action = actions_table.c
-        earlier = select(func.count()).select_from(actions_table).where(action.key == key)
-        with self._write() as conn:
-            attempts = 1 + (conn.execute(earlier).scalar_one())
-            values = {"run_id": run_id, "kind": kind, "key": key, "target": target}
-            statement = insert(actions_table).values(
-                status="started", attempts=attempts, started_at=_aware(now), **values
-            )
-            return _new_id(conn.execute(statement))
+        row = {"run_id": run_id, "kind": kind, "key": key, "target": target}
+        with self._db.write() as conn:
+            return journal_runs.start_action(conn, row | {"started_at": _aware(now)})
 
     def action_finished(
         self,
@@ -218,24 +175,20 @@ class Journal:
         if status not in ACTION_STATUSES - {"started"}:
             raise ValueError(f"{status!r} is not a final action status")
         values = {"status": status, "finished_at": _aware(now), "error": error, "detail": detail}
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute(
                 update(actions_table).where(actions_table.c.id == action_id).values(**values)
             )
 
     def recent_runs(self, limit: int = 10) -> tuple[RunRecord, ...]:
         """Return the newest ``limit`` runs, newest first."""
-        statement = _select_record(RunRecord, runs_table).order_by(runs_table.c.id.desc())
-        with self._read() as conn:
-            return tuple(RunRecord(*row) for row in conn.execute(statement.limit(limit)))
+        with self._db.read() as conn:
+            return journal_runs.recent_runs(conn, limit)
 
     def actions_of(self, run_id: int) -> tuple[ActionRecord, ...]:
         """Given a run id, return its actions in the order they started."""
-        action = actions_table.c
-        statement = _select_record(ActionRecord, actions_table).where(action.run_id == run_id)
-        with self._read() as conn:
-            rows = conn.execute(statement.order_by(action.id))
-            return tuple(ActionRecord(*row) for row in rows)
+        with self._db.read() as conn:
+            return journal_runs.actions_of(conn, run_id)
 
     # -- submissions and downloads ----------------------------------------
 
@@ -245,7 +198,7 @@ class Journal:
         """Remember that ``info_hash`` was submitted; again is harmless, a known id is kept."""
         row: dict[str, Any] = {"info_hash": info_hash, "transfer_id": transfer_id, "name": name}
         known_id = func.coalesce(literal(transfer_id, BigInteger), submissions_table.c.transfer_id)
-        with self._write() as conn:
+        with self._db.write() as conn:
             upsert(
                 conn,
                 submissions_table,
@@ -262,41 +215,50 @@ class Journal:
         bytes_done: int,
         now: datetime,
     ) -> None:
-        """Remember how many bytes of a file are safely in its staging file."""
-        row = _download_row(file_id, relative_path, size, crc32, bytes_done, now)
-        with self._write() as conn:
-            upsert(conn, downloads_table, row, row | {"verified_at": None})
+        """Remember how many bytes of a file are safely in its staging file.
+
+        A verified file is left as it is: a host that lost its claim must not undo another's
+        verification. To fetch a verified file again, ``reset_download`` it first.
+        """
+        row = journal_files.download_row(file_id, relative_path, size, crc32, bytes_done, now)
+        with self._db.write() as conn:
+            journal_files.progress(conn, row | {"updated_at": _aware(now)})
 
     def mark_verified(
         self, file_id: int, relative_path: str, size: int, crc32: str | None, now: datetime
     ) -> None:
-        """Remember that a file is in place and matched put.io's size and CRC32."""
-        row = _download_row(file_id, relative_path, size, crc32, size, now)
-        row |= {"verified_at": row["updated_at"], "failures": 0}
-        with self._write() as conn:
-            upsert(conn, downloads_table, row, row)
+        """Remember that a file matched put.io's size and CRC32; its failures start over.
 
-    def record_failure(self, file_id: int) -> int:
-        """Given a file id, count one more failed download of it and return the count."""
-        row = {"file_id": file_id, "failures": 1}
-        download = downloads_table.c
-        with self._write() as conn:
-            upsert(conn, downloads_table, row, {"failures": download.failures + 1})
-            count = select(download.failures).where(download.file_id == file_id)
-            return int(conn.execute(count).scalar_one())
+        Its failure count goes to 0 and its last error is cleared. It is not placed by this:
+        ``mark_placed`` says when it is in the download folder.
+        """
+        row = journal_files.download_row(file_id, relative_path, size, crc32, size, _aware(now))
+        with self._db.write() as conn:
+            journal_files.verified(conn, row)
+
+    def mark_placed(self, placements: Mapping[int, str], now: datetime) -> None:
+        """Given file id -> relative path in the download folder, remember each is placed there.
+
+        One transaction for all (an item's files are placed together); ids the journal does
+        not know are ignored.
+        """
+        with self._db.write() as conn:
+            journal_files.placed(conn, placements, _aware(now))
+
+    def record_failure(self, file_id: int, now: datetime, error: str) -> int:
+        """Given a file id, when and why it failed, count one more failure; return the count."""
+        with self._db.write() as conn:
+            return journal_files.failed(conn, file_id, _aware(now), error)
 
     def reset_download(self, file_id: int) -> None:
-        """Given a file id, forget its progress and verification (its failure count stays)."""
-        statement = update(downloads_table).where(downloads_table.c.file_id == file_id)
-        with self._write() as conn:
-            conn.execute(statement.values(bytes_done=0, verified_at=None))
+        """Given a file id, forget its progress, verification and placement (failures stay)."""
+        with self._db.write() as conn:
+            journal_files.reset(conn, file_id)
 
     def is_verified(self, file_id: int) -> bool:
         """Given a file id, say whether any host has verified it (checked after a claim)."""
-        download = downloads_table.c
-        query = select(download.verified_at).where(download.file_id == file_id)
-        with self._read() as conn:
-            return conn.execute(query).scalar_one_or_none() is not None
+        with self._db.read() as conn:
+            return journal_files.is_verified(conn, file_id)
 
     def facts(self) -> JournalFacts:
         """Return what the journal knows, keyed the way the reconciler pairs things."""
@@ -304,24 +266,9 @@ class Journal:
         submissions_query = select(
             submission.info_hash, submission.transfer_id, submission.name, submission.submitted_at
         )
-        download = downloads_table.c
-        downloads_query = select(
-            download.file_id,
-            download.relative_path,
-            download.size,
-            download.crc32,
-            download.bytes_done,
-            download.verified_at,
-        ).where(download.relative_path.is_not(None))
-        with self._read() as conn:
+        with self._db.read() as conn:
             submissions = {row[0]: Submission(*row) for row in conn.execute(submissions_query)}
-            # The query skips failure-only rows, whose path and size are NULL.
-            downloads = {
-                row.file_id: DownloadRecord(
-                    row.file_id, row.relative_path or "", row.size or 0, *row[3:]
-                )
-                for row in conn.execute(downloads_query)
-            }
+            downloads = journal_files.records(conn)
         own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
         return JournalFacts(
             submissions=MappingProxyType(submissions),
@@ -331,61 +278,60 @@ class Journal:
 
     # -- claims: hosts sharing one journal share the work ------------------
 
-    def claim(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool:
+    def claim(self, key: str, owner: str, lease: timedelta) -> bool:
         """Given an action key, who asks and for how long, say whether ``owner`` now holds it.
 
         True if the key was free, its lease had expired, or ``owner`` held it already (the
-        lease then runs until ``now + lease``); False while another owner's lease runs.
-        Atomic across processes and hosts. Raise ValueError if ``lease`` is not positive.
+        lease then runs ``lease`` from now); False while another owner's lease runs. "Now"
+        is the database's clock, the one every host sharing the journal agrees on. Atomic
+        across processes and hosts. Raise ValueError if ``lease`` is not positive.
         """
-        expires_at = _aware(now) + _positive(lease)
-        statement = claim_statement(self._engine.dialect.name, key, owner, now, expires_at)
-        with self._write() as conn:
-            # See claim_statement for why one statement is enough, and atomic.
-            return conn.execute(statement).first() is not None
+        with self._db.write() as conn:
+            return journal_claims.take(conn, key, owner, _positive(lease))
 
-    def renew(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool:
-        """Given a key ``owner`` claimed, extend its lease to ``now + lease``; say if it could.
+    def renew(self, key: str, owner: str, lease: timedelta) -> bool:
+        """Given a key ``owner`` claimed, extend its lease to ``lease`` from now; say if it could.
 
         False if the claim was lost: released, or expired and taken by another owner. A
         lease that expired but that nobody took is still the owner's, and is extended.
         Raise ValueError if ``lease`` is not positive.
         """
-        expires_at = _aware(now) + _positive(lease)
-        claim = claims_table.c
-        statement = (
-            update(claims_table)
-            .where(claim.key == key, claim.owner == owner)
-            .values(expires_at=expires_at)
-        )
-        with self._write() as conn:
-            return conn.execute(statement).rowcount == 1
+        return key in self.renew_all([key], owner, lease)
+
+    def renew_all(self, keys: Collection[str], owner: str, lease: timedelta) -> frozenset[str]:
+        """Given keys ``owner`` claimed, extend each as ``renew`` does; return those it holds.
+
+        One transaction for all: a claim keeper renews every claim of its run at once.
+        Raise ValueError if ``lease`` is not positive.
+        """
+        with self._db.write() as conn:
+            return journal_claims.extend(conn, keys, owner, _positive(lease))
 
     def release(self, key: str, owner: str) -> None:
         """Given a key, free it if ``owner`` holds it; else (another's, or free) do nothing."""
-        claim = claims_table.c
-        statement = delete(claims_table).where(claim.key == key, claim.owner == owner)
-        with self._write() as conn:
-            conn.execute(statement)
+        with self._db.write() as conn:
+            journal_claims.free(conn, key, owner)
 
     def release_all(self, owner: str) -> int:
-        """Given an owner, free every key it holds (at the end of its run); return how many."""
-        with self._write() as conn:
-            statement = delete(claims_table).where(claims_table.c.owner == owner)
-            return conn.execute(statement).rowcount
+        """Given an owner, free every key it holds (a dead run's); return how many."""
+        with self._db.write() as conn:
+            return journal_claims.free_all(conn, owner)
 
     def claims(self) -> dict[str, tuple[str, datetime]]:
         """Return every claim as key -> (owner, expires_at), expired ones included."""
-        claim = claims_table.c
-        statement = select(claim.key, claim.owner, claim.expires_at)
-        with self._read() as conn:
-            return {key: (owner, expires_at) for key, owner, expires_at in conn.execute(statement)}
+        with self._db.read() as conn:
+            return journal_claims.listing(conn)
+
+    def database_now(self) -> datetime:
+        """Return the database's clock, the one leases are judged by, as aware UTC."""
+        with self._db.read() as conn:
+            return database_now(conn)
 
     # -- plumbing ---------------------------------------------------------
 
     def _prepare_schema(self) -> None:
         """Create missing tables, upgrade an older schema in place; raise JournalError if newer."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             version = prepare(conn)
         if version is not None and version > SCHEMA_VERSION:
             raise JournalError(
@@ -393,53 +339,6 @@ class Journal:
                 f"(schema {version}; this one knows {SCHEMA_VERSION})",
                 "upgrade putio-mirror, or point paths.journal at another database",
             )
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """Yield a connection in a write transaction, committed on leaving."""
-        with self._translated(), self._engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._translated(), self._engine.connect() as conn, conn.begin():
-            yield conn
-
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except SQLAlchemyError as error:
-            raise translate_error(error, self.url) from None
-
-
-def _new_id(result: CursorResult[Any]) -> int:
-    key = result.inserted_primary_key
-    assert key is not None  # an INSERT of one row always has it
-    return int(key[0])
-
-
-def _select_record(record: type[RunRecord | ActionRecord], table: Table) -> Select[Any]:
-    """Given a record class and its table, select the columns of its fields in field order.
-
-    So a row of the result builds the record positionally: ``record(*row)``.
-    """
-    return select(*(table.c[item.name] for item in fields(record)))
-
-
-def _download_row(
-    file_id: int, relative_path: str, size: int, crc32: str | None, done: int, now: datetime
-) -> dict[str, Any]:
-    return {
-        "file_id": file_id,
-        "relative_path": relative_path,
-        "size": size,
-        "crc32": crc32,
-        "bytes_done": done,
-        "updated_at": _aware(now),
-    }
 
 
 def _aware(moment: datetime) -> datetime:

@@ -1,26 +1,76 @@
-"""How the journal reaches its database: the URL, the engine, the run lock's folder, errors.
+"""How the journal reaches its database: the URL, the engine, transactions, the run lock, errors.
 
-Private to ``journal.py`` (with ``journal_schema.py`` the only modules that import
-SQLAlchemy). SQLite and PostgreSQL are supported; a SQLite file's folder is created and
-its connections tuned (``journal_schema.tune_sqlite``). SQLAlchemy's errors become
+Private to ``journal.py``, like the other ``journal_*`` modules (the only ones that import
+SQLAlchemy). SQLite and PostgreSQL are supported; a SQLite file's folder is created and its
+connections tuned (``journal_schema.tune_sqlite``). SQLAlchemy's errors become
 ``JournalError`` with a hint here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from putio_mirror.errors import JournalError
-from putio_mirror.journal_schema import tune_sqlite
+from putio_mirror.journal_schema import WRITE_OPTION, tune_sqlite
 
 _SUPPORTED = ("sqlite", "postgresql")
 _CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
 _LOCKED_HINT = "another process holds it; wait for it to finish and run again"
+
+
+class Database:
+    """One journal database: its engine, short transactions, and where its run lock lives."""
+
+    def __init__(self, engine: Engine, url: URL, lock_dir: Path) -> None:
+        self._engine = engine
+        self._url = url
+        self._lock_dir = lock_dir
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @property
+    def url(self) -> str:
+        """The URL with any password hidden, fit for logs and messages."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def lock_path(self) -> Path:
+        """Where the run lock lives: beside a SQLite file, else a hashed name in the lock dir."""
+        database = self._url.database or ""
+        if self._url.get_backend_name() == "sqlite" and is_file_database(database):
+            return Path(database).absolute().with_name(Path(database).name + ".lock")
+        # Hash the URL as shown (password masked): a changed password keeps the same lock.
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        return self._lock_dir / f"putio-mirror-{digest}.lock"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """Yield a connection in a write transaction, committed on leaving."""
+        with self._translated(), self._engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Yield a connection in a read transaction."""
+        with self._translated(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as error:
+            raise translate_error(error, self.url) from None
 
 
 def parse_url(url: str) -> URL:
@@ -61,6 +111,13 @@ def create_journal_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
     if is_sqlite:
         tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000))
     return engine
+
+
+def is_missing_file(url: URL) -> bool:
+    """Given a parsed URL, say whether it names a SQLite file that does not exist yet."""
+    database = url.database or ""
+    is_file = url.get_backend_name() == "sqlite" and is_file_database(database)
+    return is_file and not Path(database).exists()
 
 
 def is_file_database(database: str) -> bool:

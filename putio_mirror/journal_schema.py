@@ -2,7 +2,8 @@
 
 Private to ``journal.py``, the journal's only entry point: nothing else imports this module.
 Change a table here and bump ``SCHEMA_VERSION``, teaching ``prepare`` how an older journal
-reaches it in place (the version-2 step only adds the ``claims`` table). The statements that
+reaches it in place (version 2 added the ``claims`` table; version 3 added columns and made
+every key and command ``Text``, see ``_upgrade_columns``). The statements that
 SQLite and PostgreSQL spell differently (upserts, the atomic claim) are built here too.
 The tables are SQLAlchemy Core ``Table`` objects, never ORM classes: every timer-started run
 imports this module, and ``sqlalchemy.orm`` alone would add tens of milliseconds to its start.
@@ -34,17 +35,19 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     text,
     update,
 )
 from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "putio_mirror_write"
 # How long to wait between attempts to switch a SQLite journal to WAL (see _enter_wal).
@@ -86,13 +89,16 @@ runs_table = Table(
     "runs",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("command", String(64), nullable=False),
+    # Text, never String(n): PostgreSQL enforces a length, and a command names its host.
+    Column("command", Text, nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime),
     Column("exit_code", Integer),
     Column("summary", Text),
     Column("dry_run", Boolean, nullable=False, default=False),
-    Column("host", String(255), nullable=False, default=""),
+    Column("host", Text, nullable=False, default=""),
+    # The claim owner of the run (schema 3): its actions carry it too.
+    Column("owner", Text),
 )
 
 actions_table = Table(
@@ -101,7 +107,8 @@ actions_table = Table(
     Column("id", Integer, primary_key=True),
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
     Column("kind", String(32), nullable=False),
-    Column("key", String(255), nullable=False, index=True),
+    # Keys hold put.io names (``reject:<a 255-byte name>``): Text, whatever their length.
+    Column("key", Text, nullable=False, index=True),
     Column("target", Text, nullable=False),
     Column("status", String(16), nullable=False, index=True),
     Column("attempts", Integer, nullable=False, default=1),
@@ -109,6 +116,8 @@ actions_table = Table(
     Column("detail", Text),
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime),
+    # Who ran it (schema 3): a starting host marks only actions no live claim covers.
+    Column("owner", Text),
 )
 
 submissions_table = Table(
@@ -120,7 +129,9 @@ submissions_table = Table(
     Column("submitted_at", UtcDateTime, nullable=False),
 )
 
-# One put.io file's download; path and size stay NULL while only failures are known.
+# One put.io file's lifecycle: fetching (bytes_done) → verified in staging (verified_at) →
+# placed (placed_at, at placed_path in the download folder). Path and size stay NULL while
+# only failures are known; the failure columns came in schema 3.
 downloads_table = Table(
     "downloads",
     metadata,
@@ -132,6 +143,10 @@ downloads_table = Table(
     Column("verified_at", UtcDateTime),
     Column("updated_at", UtcDateTime),
     Column("failures", Integer, nullable=False, default=0),
+    Column("placed_at", UtcDateTime),
+    Column("placed_path", Text),
+    Column("last_failure_at", UtcDateTime),
+    Column("last_error", Text),
 )
 
 # Who works on an action key, until when (schema 2): hosts sharing a journal share work.
@@ -140,8 +155,8 @@ downloads_table = Table(
 claims_table = Table(
     "claims",
     metadata,
-    Column("key", String(255), primary_key=True),
-    Column("owner", String(255), nullable=False, index=True),
+    Column("key", Text, primary_key=True),
+    Column("owner", Text, nullable=False, index=True),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("claimed_at", UtcDateTime, nullable=False),
 )
@@ -163,8 +178,10 @@ def prepare(conn: Connection) -> int | None:
     found: int | None = conn.execute(newest).scalar_one_or_none()
     if found is not None and found > SCHEMA_VERSION:
         return found
-    # Every step so far only adds tables, so creating the missing ones is the whole upgrade.
+    # Version 2 only added a table; version 3 adds columns and widens keys to Text.
     metadata.create_all(conn)
+    if found is not None and found < SCHEMA_VERSION:
+        _upgrade_columns(conn)
     if found is None:
         conn.execute(insert(schema_info_table).values(version=SCHEMA_VERSION))
     elif found < SCHEMA_VERSION:
@@ -172,14 +189,67 @@ def prepare(conn: Connection) -> int | None:
     return found
 
 
+def _upgrade_columns(conn: Connection) -> None:
+    """Given an older journal's connection, add the columns it lacks and widen keys to Text.
+
+    Every added column is nullable, so ``ADD COLUMN`` fills old rows with NULL on both
+    databases. Only PostgreSQL enforces ``VARCHAR(n)``; turning it into ``TEXT`` there is
+    binary-compatible (no table rewrite). SQLite ignores the lengths, so its columns stay.
+    """
+    inspector = inspect(conn)
+    preparer = conn.dialect.identifier_preparer
+    for table in metadata.sorted_tables:
+        existing = {column["name"]: column for column in inspector.get_columns(table.name)}
+        name = preparer.format_table(table)
+        for column in table.columns:
+            found = existing.get(column.name)
+            spelled = column.type.compile(dialect=conn.dialect)
+            quoted = preparer.format_column(column)
+            if found is None:
+                conn.execute(text(f"ALTER TABLE {name} ADD COLUMN {quoted} {spelled}"))
+            elif _needs_widening(conn, column, found["type"]):
+                conn.execute(text(f"ALTER TABLE {name} ALTER COLUMN {quoted} TYPE {spelled}"))
+
+
+def _needs_widening(conn: Connection, column: Column[Any], stored: Any) -> bool:
+    """Given a column and the type the database has, say if PostgreSQL must make it Text."""
+    is_text = isinstance(column.type, Text)
+    limited = isinstance(stored, String) and stored.length is not None
+    return conn.dialect.name == "postgresql" and is_text and limited
+
+
+def database_now(conn: Connection) -> datetime:
+    """Given a connection, return the database's clock as an aware UTC datetime.
+
+    Leases are judged by this one clock, never a host's: hosts whose clocks disagree by hours
+    would otherwise each see the others' leases as expired, or never expiring. (A SQLite
+    journal's clock is the clock of the machine that runs the statement.) Read back as a
+    value, it is bound like any other time, so it compares like with like in both databases.
+    """
+    if conn.dialect.name == "postgresql":
+        # clock_timestamp(), not now(): now() is when the transaction began.
+        moment: datetime = conn.execute(select(func.clock_timestamp())).scalar_one()
+        return moment.astimezone(UTC)
+    # SQLite's CURRENT_TIMESTAMP has whole seconds only; %f gives milliseconds.
+    spelled = conn.execute(select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one()
+    return datetime.fromisoformat(str(spelled)).replace(tzinfo=UTC)
+
+
 def upsert(
-    conn: Connection, table: Table, row: Mapping[str, Any], changes: Mapping[str, Any]
+    conn: Connection,
+    table: Table,
+    row: Mapping[str, Any],
+    changes: Mapping[str, Any],
+    where: ColumnElement[bool] | None = None,
 ) -> None:
-    """Insert ``row`` into ``table``, or, if its primary key exists, update it with ``changes``."""
+    """Insert ``row`` into ``table``, or, if its primary key exists, update it with ``changes``.
+
+    With ``where``, an existing row is updated only if it matches (else left as it is).
+    """
     keys = [column.name for column in table.primary_key]
     statement = _dialect_insert(conn.dialect.name, table).values(**row)
     updates = {column: value for column, value in changes.items() if column not in keys}
-    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates, where=where))
 
 
 def claim_statement(

@@ -101,7 +101,11 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class DownloadRecord:
-    """The journal's memory of one file's download: progress, then verification."""
+    """The journal's memory of one file: fetching → verified in staging → placed; failures.
+
+    ``placed_path`` is where in the download folder it was placed (relative). A file the
+    journal knows only failures of has ``relative_path`` "" and ``size`` 0.
+    """
 
     file_id: int
     relative_path: str
@@ -109,10 +113,19 @@ class DownloadRecord:
     crc32: str | None
     bytes_done: int = 0
     verified_at: datetime | None = None
+    placed_path: str | None = None
+    placed_at: datetime | None = None
+    failures: int = 0
+    last_failure_at: datetime | None = None
+    last_error: str | None = None
 
     @property
     def is_verified(self) -> bool:
         return self.verified_at is not None
+
+    @property
+    def is_placed(self) -> bool:
+        return self.placed_at is not None
 
 
 def _frozen_mapping() -> Mapping[object, object]:

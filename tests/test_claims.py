@@ -1,5 +1,8 @@
 """Claims with leases: hosts sharing one journal each take an action, and never the same one.
 
+Leases are judged by the database's clock, so no test passes a time: a lease is made to run
+out by moving its end into the past (``expire``).
+
 Every test runs on a SQLite file and on a PostgreSQL database (see test_journal.py): the
 one-process tests share one per backend, emptied of claims before each. The races run two real
 OS processes (one pair per backend, shared by the race tests) that open one new journal
@@ -11,10 +14,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,28 +27,29 @@ import putio_mirror
 from putio_mirror.journal import SCHEMA_VERSION, Journal
 from tests.test_journal import PostgresDatabase, run_sql, schema_versions, sqlite_url
 
-T0 = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
+# Moves a lease's end into the past (UTC wall time, as UtcDateTime stores it in SQLite).
+EXPIRE = "UPDATE claims SET expires_at = '2000-01-01 00:00:00.000000' WHERE key = :key"
 LEASE = timedelta(minutes=5)
 RACE_KEYS = 200
 WORKER_TIMEOUT = 60.0
 OWNERS = ("host-a", "host-b")
 BACKENDS = ["sqlite", "postgresql"]
 
-# `python -c WORKER url owner now`: says "ready", opens the journal on a "go" line and says
-# "opened", then claims each key written to its stdin, one a line, at `now`, answering 1 (won)
-# or 0, until its stdin ends.
+# `python -c WORKER url owner`: says "ready", opens the journal on a "go" line and says
+# "opened", then claims each key written to its stdin, one a line, answering 1 (won) or 0,
+# until its stdin ends.
 WORKER = """
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from putio_mirror.journal import Journal
 
-url, owner, now = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3])
+url, owner = sys.argv[1], sys.argv[2]
 print("ready", flush=True)
 sys.stdin.readline()
 with Journal.open(url, env={}, busy_timeout=30.0) as journal:
     print("opened", flush=True)
     for line in sys.stdin:
-        print(int(journal.claim(line.strip(), owner, now, timedelta(minutes=5))), flush=True)
+        print(int(journal.claim(line.strip(), owner, timedelta(minutes=5))), flush=True)
 """
 
 Worker = subprocess.Popen[str]
@@ -80,108 +85,148 @@ def journal(module_url: str) -> Iterator[Journal]:
         yield opened
 
 
-def minutes(count: float) -> datetime:
-    return T0 + timedelta(minutes=count)
+def expire(url: str, *keys: str) -> None:
+    """Given claimed keys, end their leases in the past, as if their holder had stopped long ago."""
+    for key in keys:
+        run_sql(url, EXPIRE, key=key)
+
+
+def claimed_at(url: str, key: str) -> datetime:
+    (stored,) = run_sql(url, "SELECT claimed_at FROM claims WHERE key = :key", key=key)
+    # PostgreSQL gives an aware datetime; SQLite the UTC wall time as text.
+    moment = stored if isinstance(stored, datetime) else datetime.fromisoformat(str(stored))
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def expires_at(journal: Journal, key: str) -> datetime:
+    return journal.claims()[key][1]
 
 
 # -- one process -------------------------------------------------------------------
 
 
 def test_first_claim_wins_and_another_owner_is_refused(journal: Journal) -> None:
-    assert journal.claim("download:7", "host-a", T0, LEASE)
-    assert not journal.claim("download:7", "host-b", minutes(1), LEASE)
-    assert journal.claim("download:8", "host-b", minutes(1), LEASE)
-    assert journal.claims() == {
-        "download:7": ("host-a", T0 + LEASE),
-        "download:8": ("host-b", minutes(1) + LEASE),
+    before = journal.database_now()
+    assert journal.claim("download:7", "host-a", LEASE)
+    assert not journal.claim("download:7", "host-b", LEASE)
+    assert journal.claim("download:8", "host-b", LEASE)
+    after = journal.database_now()
+    claims = journal.claims()
+    assert {key: owner for key, (owner, _) in claims.items()} == {
+        "download:7": "host-a",
+        "download:8": "host-b",
     }
+    assert all(before + LEASE <= end <= after + LEASE for _, end in claims.values())
+
+
+def test_leases_run_on_the_database_clock(journal: Journal) -> None:
+    # Whatever time the host thinks it is, a lease ends LEASE after the database's now.
+    now = journal.database_now()
+    assert now.utcoffset() == timedelta(0)
+    assert abs(now - datetime.now(UTC)) < timedelta(minutes=1)  # the test's own machine
+    journal.claim("download:7", "host-a", LEASE)
+    assert now + LEASE <= expires_at(journal, "download:7") <= journal.database_now() + LEASE
 
 
 def test_the_holder_claiming_again_extends_its_lease(journal: Journal) -> None:
-    assert journal.claim("download:7", "host-a", T0, LEASE)
-    assert journal.claim("download:7", "host-a", minutes(4), LEASE)
-    assert not journal.claim("download:7", "host-b", minutes(6), LEASE)
-    assert journal.claims()["download:7"] == ("host-a", minutes(9))
+    assert journal.claim("download:7", "host-a", LEASE)
+    first = expires_at(journal, "download:7")
+    assert journal.claim("download:7", "host-a", 2 * LEASE)
+    assert expires_at(journal, "download:7") >= first + LEASE
+    assert not journal.claim("download:7", "host-b", LEASE)
 
 
-def test_an_expired_lease_hands_the_key_to_the_next_claimer(journal: Journal) -> None:
-    journal.claim("download:7", "host-a", T0, LEASE)
-    assert not journal.claim("download:7", "host-b", T0 + LEASE - timedelta(seconds=1), LEASE)
-    # A lease ending at t is over at t.
-    assert journal.claim("download:7", "host-b", T0 + LEASE, LEASE)
-    assert journal.claims()["download:7"] == ("host-b", T0 + 2 * LEASE)
-    assert not journal.claim("download:7", "host-a", T0 + LEASE, LEASE)
+def test_an_expired_lease_hands_the_key_to_the_next_claimer(
+    journal: Journal, module_url: str
+) -> None:
+    journal.claim("download:7", "host-a", LEASE)
+    assert not journal.claim("download:7", "host-b", LEASE)
+    expire(module_url, "download:7")
+    assert journal.claim("download:7", "host-b", LEASE)
+    assert journal.claims()["download:7"][0] == "host-b"
+    assert not journal.claim("download:7", "host-a", LEASE)
 
 
 def test_claimed_at_stays_while_the_holder_extends_and_restarts_on_a_take_over(
     journal: Journal, module_url: str
 ) -> None:
-    def claimed_at() -> datetime:
-        (stored,) = run_sql(module_url, "SELECT claimed_at FROM claims")
-        # PostgreSQL gives an aware datetime; SQLite the UTC wall time as text.
-        moment = stored if isinstance(stored, datetime) else datetime.fromisoformat(str(stored))
-        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-    journal.claim("download:7", "host-a", T0, LEASE)
-    journal.claim("download:7", "host-a", minutes(4), LEASE)
-    assert claimed_at() == T0
-    journal.claim("download:7", "host-b", minutes(20), LEASE)
-    assert claimed_at() == minutes(20)
+    journal.claim("download:7", "host-a", LEASE)
+    first = claimed_at(module_url, "download:7")
+    time.sleep(0.01)
+    journal.claim("download:7", "host-a", LEASE)
+    assert claimed_at(module_url, "download:7") == first
+    expire(module_url, "download:7")
+    journal.claim("download:7", "host-b", LEASE)
+    assert claimed_at(module_url, "download:7") > first
 
 
-def test_renew_extends_a_held_claim_even_one_that_expired_untaken(journal: Journal) -> None:
-    journal.claim("download:7", "host-a", T0, LEASE)
-    assert journal.renew("download:7", "host-a", minutes(3), LEASE)
-    assert journal.claims()["download:7"] == ("host-a", minutes(8))
-    assert journal.renew("download:7", "host-a", minutes(20), LEASE)
-    assert journal.claims()["download:7"] == ("host-a", minutes(25))
+def test_renew_extends_a_held_claim_even_one_that_expired_untaken(
+    journal: Journal, module_url: str
+) -> None:
+    journal.claim("download:7", "host-a", LEASE)
+    expire(module_url, "download:7")
+    before = journal.database_now()
+    assert journal.renew("download:7", "host-a", LEASE)
+    assert journal.claims()["download:7"][0] == "host-a"
+    assert expires_at(journal, "download:7") >= before + LEASE
 
 
-def test_renew_after_the_claim_was_taken_over_returns_false(journal: Journal) -> None:
-    journal.claim("download:7", "host-a", T0, LEASE)
-    journal.claim("download:7", "host-b", minutes(6), LEASE)
-    assert not journal.renew("download:7", "host-a", minutes(7), LEASE)
-    assert journal.claims()["download:7"] == ("host-b", minutes(11))
+def test_renew_after_the_claim_was_taken_over_returns_false(
+    journal: Journal, module_url: str
+) -> None:
+    journal.claim("download:7", "host-a", LEASE)
+    expire(module_url, "download:7")
+    journal.claim("download:7", "host-b", LEASE)
+    assert not journal.renew("download:7", "host-a", LEASE)
+    assert journal.claims()["download:7"][0] == "host-b"
 
 
 def test_renew_of_a_released_or_never_claimed_key_returns_false(journal: Journal) -> None:
-    journal.claim("download:7", "host-a", T0, LEASE)
+    journal.claim("download:7", "host-a", LEASE)
     journal.release("download:7", "host-a")
-    assert not journal.renew("download:7", "host-a", minutes(1), LEASE)
-    assert not journal.renew("download:8", "host-a", minutes(1), LEASE)
+    assert not journal.renew("download:7", "host-a", LEASE)
+    assert not journal.renew("download:8", "host-a", LEASE)
     assert journal.claims() == {}
+
+
+def test_renew_all_extends_in_one_go_and_names_the_keys_still_held(
+    journal: Journal, module_url: str
+) -> None:
+    for key in ("download:7", "download:8", "download:9"):
+        journal.claim(key, "host-a", LEASE)
+    expire(module_url, "download:8")
+    journal.claim("download:8", "host-b", LEASE)
+    journal.release("download:9", "host-a")
+    keys = {"download:7", "download:8", "download:9"}
+    assert journal.renew_all(keys, "host-a", LEASE) == {"download:7"}
+    assert journal.renew_all(set(), "host-a", LEASE) == frozenset()
 
 
 def test_release_frees_only_the_owners_own_claim(journal: Journal) -> None:
-    journal.claim("download:7", "host-a", T0, LEASE)
+    journal.claim("download:7", "host-a", LEASE)
     journal.release("download:7", "host-b")
     journal.release("download:8", "host-a")
-    assert journal.claims() == {"download:7": ("host-a", T0 + LEASE)}
+    assert list(journal.claims()) == ["download:7"]
     journal.release("download:7", "host-a")
     assert journal.claims() == {}
-    assert journal.claim("download:7", "host-b", minutes(1), LEASE)
+    assert journal.claim("download:7", "host-b", LEASE)
 
 
 def test_release_all_frees_every_claim_of_one_owner_and_counts_them(journal: Journal) -> None:
     for key in ("upload:x", "download:7", "download:8"):
-        journal.claim(key, "host-a", T0, LEASE)
-    journal.claim("download:9", "host-b", T0, LEASE)
+        journal.claim(key, "host-a", LEASE)
+    journal.claim("download:9", "host-b", LEASE)
     assert journal.release_all("host-a") == 3
     assert journal.release_all("host-a") == 0
-    assert journal.claims() == {"download:9": ("host-b", T0 + LEASE)}
+    assert {key: owner for key, (owner, _) in journal.claims().items()} == {"download:9": "host-b"}
 
 
-def test_claims_take_any_time_zone_and_refuse_naive_times_and_empty_leases(
-    journal: Journal,
-) -> None:
-    paris_winter = datetime(2024, 3, 1, 3, 0, tzinfo=timezone(timedelta(hours=1)))
-    assert journal.claim("download:7", "host-a", paris_winter, LEASE)
-    _, expires_at = journal.claims()["download:7"]
-    assert expires_at == T0 + LEASE and expires_at.utcoffset() == timedelta(0)
-    with pytest.raises(ValueError, match="aware"):
-        journal.claim("download:8", "host-a", datetime(2024, 3, 1, 2, 0), LEASE)
+def test_empty_leases_are_refused(journal: Journal) -> None:
     with pytest.raises(ValueError, match="positive"):
-        journal.renew("download:7", "host-a", T0, timedelta(0))
+        journal.claim("download:7", "host-a", timedelta(0))
+    journal.claim("download:7", "host-a", LEASE)
+    with pytest.raises(ValueError, match="positive"):
+        journal.renew("download:7", "host-a", -LEASE)
     assert set(journal.claims()) == {"download:7"}
 
 
@@ -220,7 +265,7 @@ def started_workers(url: str) -> Iterator[list[Worker]]:
         workers = [
             stack.enter_context(
                 subprocess.Popen(
-                    [*command, owner, T0.isoformat()],
+                    [*command, owner],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
@@ -285,7 +330,8 @@ def keys_of_a_dead_host(url: str, prefix: str) -> list[str]:
     keys = [f"{prefix}:{number}" for number in range(RACE_KEYS)]
     with Journal.open(url, env={}) as journal:
         for key in keys[::2]:
-            journal.claim(key, "dead-host", minutes(-10), LEASE)
+            journal.claim(key, "dead-host", LEASE)
+    expire(url, *keys[::2])
     return keys
 
 

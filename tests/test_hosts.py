@@ -1,19 +1,28 @@
-"""Two hosts, one PostgreSQL journal: the work is shared and no file is fetched twice."""
+"""Several hosts, one journal: the work is shared, no file is fetched twice, nobody's claims
+or running actions are taken for dead by another host starting."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.journal import Journal
+from putio_mirror.plan import Plan
+from tests.mirror_env import Mirror
+from tests.test_journal import run_sql, sqlite_url
+from tests.test_shared_journal import FILM, OWNER_A, Stalling, host, in_background, run
 
 
 @pytest.fixture
@@ -89,3 +98,88 @@ def test_two_hosts_sharing_one_postgresql_journal_fetch_each_file_once(
         for p in (config.parent / "downloads").glob("*.bin")
     }
     assert all(contents[f"f{n:03}.bin"] == fake_putio.file_content(i) for n, i in enumerate(ids))
+
+
+# -- one host starting while others work (in-process, one SQLite journal) -------------------
+
+LIVE_CLAIM = (
+    "INSERT INTO claims (key, owner, expires_at, claimed_at) VALUES (:key, :owner, :ends, :ends)"
+)
+
+
+def in_ten_minutes() -> str:
+    """A lease end ten minutes ahead, as UtcDateTime writes it in SQLite (UTC wall time)."""
+    return (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def test_a_starting_host_leaves_another_hosts_running_action_alone(mirror: Mirror) -> None:
+    url = sqlite_url(mirror.journal)
+    started, stop = threading.Event(), threading.Event()
+    other, other_journal = host(mirror.root, url, OWNER_A, lambda: Stalling(started, stop))
+    thread, _ = in_background(lambda: run(other, other_journal, Plan((FILM,))))
+    try:
+        assert started.wait(10)
+        assert mirror.run("sync").code == 0
+        with Journal.open(url, env={}) as journal:
+            (first, *_) = sorted(journal.recent_runs(), key=lambda record: record.id)
+            assert [action.status for action in journal.actions_of(first.id)] == ["started"]
+    finally:
+        stop.set()
+        thread.join(20)
+
+
+def test_two_hosts_with_one_hostname_never_free_each_others_live_claims(mirror: Mirror) -> None:
+    assert mirror.run("sync").code == 0
+    url = sqlite_url(mirror.journal)
+    # The claim of a live run on another machine of the same name, with the same lock path.
+    lock = mirror.journal.absolute().with_name("journal.sqlite3.lock")
+    twin = f"{socket.gethostname()}:{lock}:424242"
+    run_sql(url, LIVE_CLAIM, key="download:7", owner=twin, ends=in_ten_minutes())
+    assert mirror.run("sync").code == 0
+    with Journal.open(url, env={}) as journal:
+        assert journal.claims()["download:7"][0] == twin
+
+
+def test_a_run_after_a_crash_frees_the_dead_runs_claims_at_once(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    assert mirror.run("sync").code == 0
+    url = sqlite_url(mirror.journal)
+    file_id = fake_putio.add_file("film.mkv", size=5000)
+    # A run of this lock died mid-download: its claim's lease still runs, its action "started".
+    dead = "this-host:999999:deadbeefdeadbeef"
+    with Journal.open(url, env={}) as journal:
+        crashed = journal.start_run("sync", datetime.now(UTC))
+    run_sql(url, "UPDATE runs SET owner = :owner WHERE id = :id", owner=dead, id=crashed)
+    run_sql(url, LIVE_CLAIM, key=f"download:{file_id}", owner=dead, ends=in_ten_minutes())
+    run_sql(
+        url,
+        "INSERT INTO actions (run_id, kind, key, target, status, attempts, started_at, owner) "
+        "VALUES (:run, 'download', :key, 'film.mkv', 'started', 1, :ends, :owner)",
+        run=crashed,
+        key=f"download:{file_id}",
+        ends=in_ten_minutes(),
+        owner=dead,
+    )
+    mirror.journal.with_name("journal.sqlite3.lock.owner").write_text(dead + "\n")
+    result = mirror.run("files", "download")
+    assert result.code == 0, result.err
+    assert mirror.local_files() == {"film.mkv": fake_putio.file_content(file_id)}
+    with Journal.open(url, env={}) as journal:
+        assert [action.status for action in journal.actions_of(crashed)] == ["interrupted"]
+
+
+OWNER_PROBE = "from putio_mirror.app import process_owner; print(process_owner())"
+
+
+def test_each_process_claims_under_an_owner_id_of_its_own() -> None:
+    owners = [
+        subprocess.run(
+            [sys.executable, "-c", OWNER_PROBE], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert owners[0] != owners[1]
+    for owner in owners:
+        hostname, pid, random = owner.split(":")
+        assert hostname == socket.gethostname() and pid.isdigit() and len(random) == 16

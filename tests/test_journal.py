@@ -21,8 +21,10 @@ import pytest
 
 import putio_mirror
 from putio_mirror.errors import JournalError
+from putio_mirror.fakeputio import FakePutio
 from putio_mirror.journal import SCHEMA_VERSION, Journal
 from putio_mirror.state import DownloadRecord
+from tests.mirror_env import Mirror
 
 T0 = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
 HASH_A = "a" * 40
@@ -99,14 +101,17 @@ def query(db_file: Path, sql: str) -> list[tuple[object, ...]]:
         return conn.execute(sql).fetchall()
 
 
-def run_sql(url: str, *statements: str) -> list[object]:
-    """Given a URL, run the statements in one transaction; return the first column of the last."""
+def run_sql(url: str, *statements: str, **params: object) -> list[object]:
+    """Given a URL, run the statements in one transaction; return the first column of the last.
+
+    ``params`` are bound to every statement (``:name`` in the SQL).
+    """
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            results = [conn.execute(text(sql)) for sql in statements]
+            results = [conn.execute(text(sql), params) for sql in statements]
             return [row[0] for row in results[-1]] if results[-1].returns_rows else []
     finally:
         engine.dispose()
@@ -151,6 +156,76 @@ CREATE INDEX ix_claims_owner ON claims (owner);
 INSERT INTO schema_info (version) VALUES (2);
 """
 
+# The PostgreSQL schema of version 2 as putio-mirror created it, frozen: its keys and commands
+# are VARCHAR(n), which PostgreSQL enforces.
+V2_POSTGRES_SCHEMA = """
+CREATE TABLE schema_info (id SERIAL NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (id));
+CREATE TABLE runs (id SERIAL NOT NULL, command VARCHAR(64) NOT NULL,
+    started_at TIMESTAMP WITH TIME ZONE NOT NULL, finished_at TIMESTAMP WITH TIME ZONE,
+    exit_code INTEGER, summary TEXT, dry_run BOOLEAN NOT NULL, host VARCHAR(255) NOT NULL,
+    PRIMARY KEY (id));
+CREATE TABLE submissions (info_hash VARCHAR(64) NOT NULL, transfer_id BIGINT, name TEXT NOT NULL,
+    submitted_at TIMESTAMP WITH TIME ZONE NOT NULL, PRIMARY KEY (info_hash));
+CREATE TABLE actions (id SERIAL NOT NULL, run_id INTEGER NOT NULL, kind VARCHAR(32) NOT NULL,
+    key VARCHAR(255) NOT NULL, target TEXT NOT NULL, status VARCHAR(16) NOT NULL,
+    attempts INTEGER NOT NULL, error TEXT, detail TEXT,
+    started_at TIMESTAMP WITH TIME ZONE NOT NULL, finished_at TIMESTAMP WITH TIME ZONE,
+    PRIMARY KEY (id), FOREIGN KEY(run_id) REFERENCES runs (id));
+CREATE INDEX ix_actions_run_id ON actions (run_id);
+CREATE INDEX ix_actions_status ON actions (status);
+CREATE INDEX ix_actions_key ON actions (key);
+CREATE TABLE downloads (file_id BIGINT NOT NULL, relative_path TEXT, size BIGINT, crc32 VARCHAR(8),
+    bytes_done BIGINT NOT NULL, verified_at TIMESTAMP WITH TIME ZONE,
+    updated_at TIMESTAMP WITH TIME ZONE, failures INTEGER NOT NULL, PRIMARY KEY (file_id));
+CREATE TABLE claims (key VARCHAR(255) NOT NULL, owner VARCHAR(255) NOT NULL,
+    expires_at TIMESTAMP WITH TIME ZONE NOT NULL, claimed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    PRIMARY KEY (key));
+CREATE INDEX ix_claims_owner ON claims (owner);
+INSERT INTO schema_info (version) VALUES (2);
+"""
+# Rows an old journal holds: a run and its action, a submission, a verified download.
+OLD_ROWS = [
+    "INSERT INTO runs (command, started_at, dry_run, host) "
+    "VALUES ('sync', '2024-03-01 02:00:00.000000', false, 'old-host')",
+    "INSERT INTO actions (run_id, kind, key, target, status, attempts, started_at) "
+    "VALUES (1, 'download', 'download:7', 'film.mkv', 'done', 1, '2024-03-01 02:01:00.000000')",
+    "INSERT INTO submissions (info_hash, transfer_id, name, submitted_at) "
+    "VALUES (:hash, 41, 'Film', '2024-03-01 02:01:00.000000')",
+    "INSERT INTO downloads (file_id, relative_path, size, crc32, bytes_done, verified_at, "
+    "updated_at, failures) VALUES (7, 'film.mkv', 10, NULL, 10, '2024-03-01 02:02:00.000000', "
+    "'2024-03-01 02:02:00.000000', 2)",
+]
+
+# The SQLite schema of version 3 as a new journal gets it, frozen: a change of the layout
+# must be a new version, with its upgrade.
+V3_SQLITE_SCHEMA = """
+CREATE TABLE schema_info (id INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (id));
+CREATE TABLE runs (id INTEGER NOT NULL, command TEXT NOT NULL, started_at DATETIME NOT NULL,
+    finished_at DATETIME, exit_code INTEGER, summary TEXT, dry_run BOOLEAN NOT NULL,
+    host TEXT NOT NULL, owner TEXT, PRIMARY KEY (id));
+CREATE TABLE submissions (info_hash VARCHAR(64) NOT NULL, transfer_id BIGINT, name TEXT NOT NULL,
+    submitted_at DATETIME NOT NULL, PRIMARY KEY (info_hash));
+CREATE TABLE downloads (file_id BIGINT NOT NULL, relative_path TEXT, size BIGINT, crc32 VARCHAR(8),
+    bytes_done BIGINT NOT NULL, verified_at DATETIME, updated_at DATETIME,
+    failures INTEGER NOT NULL, placed_at DATETIME, placed_path TEXT, last_failure_at DATETIME,
+    last_error TEXT, PRIMARY KEY (file_id));
+CREATE TABLE claims ("key" TEXT NOT NULL, owner TEXT NOT NULL, expires_at DATETIME NOT NULL,
+    claimed_at DATETIME NOT NULL, PRIMARY KEY ("key"));
+CREATE INDEX ix_claims_owner ON claims (owner);
+CREATE TABLE actions (id INTEGER NOT NULL, run_id INTEGER NOT NULL, kind VARCHAR(32) NOT NULL,
+    "key" TEXT NOT NULL, target TEXT NOT NULL, status VARCHAR(16) NOT NULL,
+    attempts INTEGER NOT NULL, error TEXT, detail TEXT, started_at DATETIME NOT NULL,
+    finished_at DATETIME, owner TEXT, PRIMARY KEY (id), FOREIGN KEY(run_id) REFERENCES runs (id));
+CREATE INDEX ix_actions_run_id ON actions (run_id);
+CREATE INDEX ix_actions_key ON actions ("key");
+CREATE INDEX ix_actions_status ON actions (status);
+INSERT INTO schema_info (version) VALUES (3);
+"""
+
+# Legal input that PostgreSQL refused when keys and commands were VARCHAR(n).
+LONG_HOST = "ip-10-0-0-1." + "h" * 171 + ".compute.internal"
+LONG_NAME = "n" * 247 + ".torrent"  # 255 bytes, the longest name most filesystems allow
+
 # Every table's columns, indexes and foreign keys, whitespace in the CREATE statements aside.
 SQLITE_LAYOUT = """
 SELECT m.name, 'column', c.cid, c.name, c.type, c."notnull", c.dflt_value, c.pk
@@ -164,6 +239,31 @@ SELECT m.name, 'foreign key', f."from", f."table", f."to", f.on_update, f.on_del
 FROM sqlite_master AS m JOIN pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'
 ORDER BY 1, 2, 3, 4
 """
+
+
+def create_old_journal(url: str, version: int) -> None:
+    """Given a URL of an empty database, lay out a frozen journal of ``version``, with rows."""
+    schema = V2_SQLITE_SCHEMA if url.startswith("sqlite") else V2_POSTGRES_SCHEMA
+    statements = [sql for sql in schema.split(";") if sql.strip()]
+    if version == 1:  # version 2 only added the claims table
+        statements += ["DROP TABLE claims", "UPDATE schema_info SET version = 1"]
+    run_sql(url, *statements)
+    run_sql(url, *OLD_ROWS, hash=HASH_A)
+
+
+def use_long_names(journal: Journal) -> None:
+    """Run, act on and claim a 255-byte name on a 200-character host; check they come back."""
+    assert len(LONG_NAME.encode()) == 255 and len(LONG_HOST) == 200
+    command = f"transfers cancel-seeding on {LONG_HOST}"
+    run = journal.start_run(command, T0)
+    key = f"reject:{LONG_NAME}"
+    action = journal.action_started(run, "reject", key, LONG_NAME, T0)
+    journal.action_finished(action, "done", T0)
+    assert journal.recent_runs(1)[0].command == command
+    assert [a.key for a in journal.actions_of(run)] == [key]
+    owner = f"{LONG_HOST}:4242:0123456789abcdef"
+    assert journal.claim(key, owner, timedelta(minutes=5))
+    assert journal.claims()[key][0] == owner
 
 
 @pytest.fixture
@@ -193,44 +293,52 @@ def test_reopening_keeps_one_schema_version_row(db_file: Path) -> None:
     assert query(db_file, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
 
 
-def test_a_version_1_journal_is_upgraded_in_place_and_keeps_its_rows(any_url: str) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_old_journal_is_upgraded_in_place_and_keeps_its_rows(any_url: str, version: int) -> None:
+    create_old_journal(any_url, version)
     with Journal.open(any_url, env={}) as journal:
-        run = journal.start_run("sync", minutes(0))
-        journal.record_submission(HASH_A, 41, "Film", minutes(1))
-        journal.mark_verified(7, "film.mkv", 10, None, minutes(2))
-    # Version 2 only added the claims table: without it, and so numbered, this is version 1.
-    run_sql(any_url, "DROP TABLE claims", "UPDATE schema_info SET version = 1")
-    assert "claims" not in table_names(any_url)
-    with Journal.open(any_url, env={}) as journal:
-        assert [record.id for record in journal.recent_runs()] == [run]
+        (run,) = journal.recent_runs()
+        assert (run.command, run.host, run.owner) == ("sync", "old-host", None)
+        assert journal.actions_of(run.id)[0].status == "done"
         facts = journal.facts()
         assert facts.submissions[HASH_A].transfer_id == 41
-        assert facts.downloads[7].is_verified
-        assert journal.claim("download:7", "host-a", T0, timedelta(minutes=5))
-    assert "claims" in table_names(any_url)
-    assert SCHEMA_VERSION == 2
+        film = facts.downloads[7]
+        assert film.is_verified and not film.is_placed and film.failures == 2
+        journal.mark_placed({7: "film.mkv"}, minutes(3))
+        assert journal.facts().downloads[7].placed_path == "film.mkv"
+        assert journal.record_failure(8, minutes(4), "the node answered 500") == 1
+        use_long_names(journal)
+    assert {"claims", "downloads"} <= table_names(any_url)
     assert schema_versions(any_url) == [SCHEMA_VERSION]
 
 
-def test_a_new_sqlite_journal_gets_the_version_2_layout_of_the_orm_era(
-    journal: Journal, db_file: Path, v2_file: Path
+def test_a_255_byte_name_and_a_200_character_host_fit_on_both_databases(
+    any_journal: Journal,
 ) -> None:
-    layout = query(db_file, SQLITE_LAYOUT)
-    assert {"runs", "actions", "claims"} <= {row[0] for row in layout}
-    assert layout == query(v2_file, SQLITE_LAYOUT)
+    use_long_names(any_journal)
 
 
-def test_a_version_2_journal_of_the_orm_era_opens_and_is_used_unchanged(v2_file: Path) -> None:
-    layout = query(v2_file, SQLITE_LAYOUT)
+def test_a_new_sqlite_journal_gets_the_frozen_version_3_layout(
+    journal: Journal, db_file: Path, tmp_path: Path
+) -> None:
+    frozen = tmp_path / "v3.sqlite3"
+    with closing(sqlite3.connect(frozen)) as conn:
+        conn.executescript(V3_SQLITE_SCHEMA)
+    assert SCHEMA_VERSION == 3
+    assert query(db_file, SQLITE_LAYOUT) == query(frozen, SQLITE_LAYOUT)
+
+
+def test_a_version_2_journal_of_the_orm_era_is_upgraded_and_used(v2_file: Path) -> None:
     with Journal.open(sqlite_url(v2_file), env={}) as journal:
         run = journal.start_run("sync", minutes(0))
         journal.action_finished(journal.action_started(run, "a", "k", "t", T0), "done", T0)
         journal.mark_verified(7, "film.mkv", 10, None, minutes(2))
-        assert journal.claim("download:7", "host-a", T0, timedelta(minutes=5))
+        assert journal.claim("download:7", "host-a", timedelta(minutes=5))
         assert [action.status for action in journal.actions_of(run)] == ["done"]
         assert journal.facts().downloads[7].is_verified
-    assert query(v2_file, SQLITE_LAYOUT) == layout
-    assert query(v2_file, "SELECT version FROM schema_info") == [(2,)]
+    assert query(v2_file, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
+    columns = {row[1] for row in query(v2_file, "SELECT * FROM pragma_table_info('downloads')")}
+    assert {"placed_at", "placed_path", "last_failure_at", "last_error"} <= columns
 
 
 # Run in another process, so modules this test session imported do not count.
@@ -394,6 +502,36 @@ def test_abandon_stale_actions_marks_only_started_ones_interrupted(any_journal: 
     assert any_journal.abandon_stale_actions(minutes(31)) == 0
 
 
+def test_abandon_stale_actions_leaves_the_actions_a_live_claim_covers(
+    any_url: str, any_journal: Journal
+) -> None:
+    lease = timedelta(minutes=10)
+    started = {}
+    for owner, key in [
+        ("b:1:aa", "download:7"),
+        ("c:2:bb", "download:8"),
+        ("d:3:cc", "download:9"),
+    ]:
+        run = any_journal.start_run(f"sync on {owner}", minutes(0), owner=owner)
+        started[key] = any_journal.action_started(run, "download", key, key, minutes(1))
+        assert any_journal.claim(key, owner, lease)
+    any_journal.release_all("c:2:bb")  # a run that died and whose claims were freed
+    # One whose lease ran out on the database's clock: its host stopped renewing long ago.
+    run_sql(any_url, "UPDATE claims SET expires_at = '2000-01-01 00:00:00' WHERE key = :key",
+            key="download:9")  # fmt: skip
+    assert any_journal.abandon_stale_actions(minutes(30)) == 2
+    statuses = {
+        action.key: action.status
+        for run in any_journal.recent_runs()
+        for action in any_journal.actions_of(run.id)
+    }
+    assert statuses == {
+        "download:7": "started",
+        "download:8": "interrupted",
+        "download:9": "interrupted",
+    }
+
+
 def test_action_finished_refuses_a_status_that_is_not_an_outcome(journal: Journal) -> None:
     run = journal.start_run("sync", T0)
     action = journal.action_started(run, "upload", "upload:x", "x", T0)
@@ -448,31 +586,64 @@ def test_progress_then_verification_shows_in_facts(any_journal: Journal) -> None
     assert record.bytes_done == 1000
 
 
-def test_reset_download_forgets_progress_but_keeps_the_failure_count(
+def test_reset_download_forgets_progress_and_placement_but_keeps_the_failure_count(
     any_journal: Journal,
 ) -> None:
-    any_journal.record_progress(7, "e01.mkv", 1000, "0badf00d", 1000, minutes(0))
-    assert any_journal.record_failure(7) == 1
+    any_journal.mark_verified(7, "e01.mkv", 1000, "0badf00d", minutes(0))
+    any_journal.mark_placed({7: "Show/e01.mkv"}, minutes(1))
+    assert any_journal.record_failure(7, minutes(2), "gone") == 1
     any_journal.reset_download(7)
     record = any_journal.facts().downloads[7]
     assert (record.bytes_done, record.verified_at, record.relative_path) == (0, None, "e01.mkv")
-    assert any_journal.record_failure(7) == 2
+    assert (record.placed_at, record.placed_path, record.failures) == (None, None, 1)
+    assert any_journal.record_failure(7, minutes(3), "gone") == 2
 
 
-def test_failures_of_a_file_without_progress_are_counted_but_not_facts(
+def test_failures_of_a_file_without_progress_show_in_facts_with_their_last_error(
     any_journal: Journal,
 ) -> None:
-    assert [any_journal.record_failure(9) for _ in range(3)] == [1, 2, 3]
-    assert 9 not in any_journal.facts().downloads
-    any_journal.record_progress(9, "film.mkv", 10, None, 5, minutes(0))
-    assert any_journal.facts().downloads[9].bytes_done == 5
-    assert any_journal.record_failure(9) == 4
+    counts = [any_journal.record_failure(9, minutes(n), f"HTTP 50{n}") for n in range(3)]
+    assert counts == [1, 2, 3]
+    assert any_journal.facts().downloads[9] == DownloadRecord(
+        9, "", 0, None, failures=3, last_failure_at=minutes(2), last_error="HTTP 502"
+    )
+    any_journal.record_progress(9, "film.mkv", 10, None, 5, minutes(3))
+    record = any_journal.facts().downloads[9]
+    assert (record.relative_path, record.bytes_done, record.failures) == ("film.mkv", 5, 3)
+    assert any_journal.record_failure(9, minutes(4), "timeout") == 4
 
 
-def test_verification_clears_the_failure_count(any_journal: Journal) -> None:
-    any_journal.record_failure(7)
-    any_journal.mark_verified(7, "e01.mkv", 10, None, minutes(0))
-    assert any_journal.record_failure(7) == 1
+def test_verification_clears_the_failure_count_and_last_error(any_journal: Journal) -> None:
+    any_journal.record_failure(7, minutes(0), "CRC32 mismatch")
+    any_journal.mark_verified(7, "e01.mkv", 10, None, minutes(1))
+    record = any_journal.facts().downloads[7]
+    assert (record.failures, record.last_error, record.last_failure_at) == (0, None, minutes(0))
+    assert not record.is_placed
+    assert any_journal.record_failure(7, minutes(2), "gone") == 1
+
+
+def test_mark_placed_records_where_each_file_went_in_one_call(any_journal: Journal) -> None:
+    for file_id in (7, 8):
+        any_journal.mark_verified(file_id, f"Show/e0{file_id}.mkv", 10, None, minutes(0))
+    any_journal.mark_placed({7: "Show/e07.mkv", 8: "Show/e08 (2).mkv", 99: "unknown"}, minutes(5))
+    any_journal.mark_placed({}, minutes(6))
+    downloads = any_journal.facts().downloads
+    assert [(downloads[n].placed_path, downloads[n].placed_at) for n in (7, 8)] == [
+        ("Show/e07.mkv", minutes(5)),
+        ("Show/e08 (2).mkv", minutes(5)),
+    ]
+    assert downloads[7].is_placed and 99 not in downloads
+
+
+def test_progress_never_undoes_a_verification(any_journal: Journal) -> None:
+    # A host that lost its claim records where it stopped after another host verified it.
+    any_journal.mark_verified(7, "e01.mkv", 1000, "0badf00d", minutes(1))
+    any_journal.record_progress(7, "e01.mkv", 1000, "0badf00d", 256, minutes(2))
+    record = any_journal.facts().downloads[7]
+    assert (record.verified_at, record.bytes_done) == (minutes(1), 1000)
+    any_journal.reset_download(7)
+    any_journal.record_progress(7, "e01.mkv", 1000, "0badf00d", 256, minutes(3))
+    assert any_journal.facts().downloads[7].bytes_done == 256
 
 
 def test_facts_of_an_empty_journal_are_empty(any_journal: Journal) -> None:
@@ -496,3 +667,25 @@ def test_two_journals_on_one_file_see_each_others_writes(db_file: Path) -> None:
         run = viewer.start_run("status", T0)
         runner.abandon_stale_actions(T0)
         assert [record.id for record in runner.recent_runs()] == [run]
+
+
+# -- commands that only read -------------------------------------------------------
+
+
+def test_a_dry_run_on_a_fresh_machine_creates_no_journal(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    fake_putio.add_file("film.mkv", size=1000)
+    result = mirror.run("sync", "--dry-run")
+    assert result.code == 0, result.err
+    assert "film.mkv" in result.out
+    assert not mirror.journal.parent.exists()
+    assert mirror.run("history").out.strip() == "No runs recorded yet."
+    assert not mirror.journal.parent.exists()
+
+
+def test_a_dry_run_reads_an_existing_journal(mirror: Mirror, fake_putio: FakePutio) -> None:
+    fake_putio.add_file("film.mkv", size=1000)
+    assert mirror.run("files", "download").code == 0
+    (mirror.downloads / "film.mkv").unlink()  # moved away by the media manager
+    assert "film.mkv" not in mirror.run("sync", "--dry-run").out
