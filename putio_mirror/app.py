@@ -20,6 +20,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 from putio_mirror.bandwidth import parse_timetable
 from putio_mirror.config import Settings
@@ -32,17 +33,16 @@ from putio_mirror.plan import ActionKind, Plan
 from putio_mirror.putio import PutioClient
 from putio_mirror.reconcile import reconcile, safety_violations
 from putio_mirror.segmented import SegmentedDownloader
+from putio_mirror.staging import LEGACY_ITEMS_DIR, adopt_legacy_items
 from putio_mirror.state import JournalFacts, RemoteFile, Snapshot
 from putio_mirror.throttle import RateLimiter
 
 log = logging.getLogger(__name__)
 
-ALL_KINDS: frozenset[ActionKind] = frozenset(
-    {"submit", "reject", "archive", "cancel", "clean", "download", "adopt", "place", "delete"}
-)
+ALL_KINDS: frozenset[ActionKind] = frozenset(get_args(ActionKind))
 BLACKHOLE_KINDS: frozenset[ActionKind] = frozenset({"submit", "reject", "archive"})
 GROOM_KINDS: frozenset[ActionKind] = frozenset({"cancel", "clean"})
-DOWNLOAD_KINDS: frozenset[ActionKind] = frozenset({"download", "adopt", "place"})
+DOWNLOAD_KINDS: frozenset[ActionKind] = frozenset({"download", "adopt", "place", "tidy"})
 
 
 def local_now() -> datetime:
@@ -97,6 +97,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         else:
             journal = stack.enter_context(_open_journal(settings))
             stack.enter_context(RunLock(journal.lock_path))
+            _adopt_legacy_staging(settings, journal)
         client = stack.enter_context(_client(settings))
         facts = journal.facts() if journal is not None else JournalFacts()
         snapshot = _observe(runtime, request, client, facts)
@@ -113,6 +114,22 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         report = _execute(runtime, request, plan, client, journal)
         return Outcome(plan, report, report.exit_code, violations)
     raise AssertionError("unreachable")
+
+
+def _adopt_legacy_staging(settings: Settings, journal: Journal) -> None:
+    """Hand files that an earlier version left in staging's ``items/`` back to the engine
+    (as verified, not placed), so they are placed whole and never stranded."""
+    if not (settings.staging_dir / LEGACY_ITEMS_DIR).is_dir():
+        return
+    verified = {
+        record.relative_path: file_id
+        for file_id, record in journal.facts().downloads.items()
+        if record.is_verified and record.relative_path
+    }
+    moved = adopt_legacy_items(settings.staging_dir, verified)
+    journal.forget_placement(moved)
+    if moved:
+        log.info("took over %d verified files an earlier version left in staging", len(moved))
 
 
 @contextmanager

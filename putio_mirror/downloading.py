@@ -1,4 +1,4 @@
-"""The download steps of the executor: fetch into staging, verify, place; adopt; place items.
+"""The executor's local steps: fetch into staging, verify, place; adopt; place items; tidy.
 
 Separated from the executor's loop because these steps run on several worker
 threads at once (``parallel_files``): each thread gets its own fetcher
@@ -10,26 +10,34 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from putio_mirror.download import Fetched, FileToFetch
-from putio_mirror.errors import ChecksumMismatchError, ItemError
+from putio_mirror.errors import ChecksumMismatchError, ItemError, TransientError
 from putio_mirror.journal import Journal
 from putio_mirror.localfs import (
     Places,
     allocated_bytes,
     crc32_of,
     ensure_room,
-    move_item,
-    part_path,
-    place_atomically,
+    local_size,
     resolve_inside,
-    staged_items_dir,
 )
-from putio_mirror.plan import AdoptLocal, Download, PlaceItem
+from putio_mirror.plan import AdoptLocal, Download, PlaceItem, TidyStaging
+from putio_mirror.staging import (
+    ToPlace,
+    building_path,
+    keep_verified,
+    part_path,
+    place_item,
+    remove_entry,
+    verified_path,
+)
+from putio_mirror.state import StagedEntry
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +89,8 @@ class Paused(Exception):
 
 
 class DownloadSteps:
-    """Performs Download, AdoptLocal and PlaceItem actions; safe to call from worker threads."""
+    """Performs Download, AdoptLocal, PlaceItem and TidyStaging actions; safe to call from
+    worker threads."""
 
     def __init__(
         self,
@@ -98,7 +107,7 @@ class DownloadSteps:
         self._places = places
         self._now = now
         self._progress = progress
-        self._margin = free_space_margin
+        self._room = RoomKeeper(free_space_margin)
         self._local = threading.local()
         self._fetchers: list[Fetcher] = []
         self._lock = threading.Lock()
@@ -122,50 +131,101 @@ class DownloadSteps:
         """Tell the progress display how many bytes the whole run will fetch."""
         self._progress.expect(total, done)
 
-    def target(self, action: Download | AdoptLocal) -> Path:
-        """Where a file goes: its final place, or its place inside its item being built."""
-        root = staged_items_dir(self._places.staging) if action.staged else self._places.downloads
-        return resolve_inside(root, action.relative_path)
+    def final_path(self, relative_path: str) -> Path:
+        """Where a file goes in the download folder (never outside it)."""
+        return resolve_inside(self._places.downloads, relative_path)
 
     def place(self, action: PlaceItem) -> str:
-        source = resolve_inside(staged_items_dir(self._places.staging), action.name)
-        move_item(source, resolve_inside(self._places.downloads, action.name))
-        return "moved into the download folder"
+        """Place an item's verified files; raise ItemError naming the ones that could not
+        be placed (the others are placed and journaled all the same)."""
+        staging = self._places.staging
+        files = [
+            ToPlace(file_id, verified_path(staging, file_id), self.final_path(relative))
+            for file_id, relative in action.files
+        ]
+        target = self.final_path(action.name) if action.folder else None
+        outcome = place_item(files, building_path(staging, action.item_id), target)
+        paths = dict(action.files)
+        self._journal.mark_placed({fid: paths[fid] for fid in outcome.placed}, self._now())
+        if outcome.problems:
+            raise ItemError(
+                f"{action.name}: {len(outcome.problems)} file(s) not placed: "
+                + "; ".join(outcome.problems),
+                "move the files in the way elsewhere; the verified copies stay in staging "
+                "and the next run places them",
+            )
+        return f"{len(outcome.placed)} file(s) placed"
+
+    def tidy(self, action: TidyStaging) -> str:
+        entry = StagedEntry(action.entry_kind, action.remote_id, action.size, self._now())  # type: ignore[arg-type]
+        remove_entry(self._places.staging, entry)
+        return "removed"
 
     def adopt(self, action: AdoptLocal) -> str:
-        final = self.target(action)
+        final = self.final_path(action.relative_path)
         if action.crc32 is not None and crc32_of(final) != action.crc32:
             raise ItemError(
                 f"{action.relative_path}: the local file differs from put.io's (CRC32); left alone",
                 "move or delete the local file if the put.io copy should be downloaded",
             )
-        self._journal.mark_verified(
-            action.file_id, action.relative_path, action.size, action.crc32, self._now()
-        )
+        self._verified(action.file_id, action.relative_path, action.size, action.crc32)
+        self._journal.mark_placed({action.file_id: action.relative_path}, self._now())
         log.warning("%s was already downloaded; recorded it and moved on", action.relative_path)
         return "verified in place"
 
     def download(
         self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]
     ) -> str:
-        """Fetch, verify and place one file; raise Paused when it may not go on."""
-        final = self.target(action)
-        part = part_path(self._places.staging, action.file_id)
+        """Fetch and verify one file, then place it (unless it waits for its item); raise
+        Paused when it may not go on, ItemError (journaled as a failure of this file)
+        when this file cannot be had now."""
+        try:
+            done = self._verify_into_staging(action, may_continue, advance)
+        except ItemError as error:
+            self._journal.record_failure(action.file_id, self._now(), error.message)
+            raise
+        if action.staged:
+            return f"{done} bytes verified; waiting in staging for the rest of its item"
+        final = self.final_path(action.relative_path)
+        verified = verified_path(self._places.staging, action.file_id)
+        outcome = place_item([ToPlace(action.file_id, verified, final)], Path(), None)
+        if outcome.problems:
+            raise ItemError(
+                outcome.problems[0],
+                f"the verified copy stays in {verified.parent}; "
+                "move the file in the way elsewhere and the next run places it",
+            )
+        self._journal.mark_placed({action.file_id: action.relative_path}, self._now())
+        return f"{done} bytes verified"
+
+    def _verify_into_staging(
+        self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]
+    ) -> int:
+        """Have the file's verified bytes in ``verified/<file id>`` and journaled; return
+        their number."""
+        staging = self._places.staging
+        kept = verified_path(staging, action.file_id)
+        if local_size(kept) == action.size and _crc_matches(kept, action.crc32):
+            # verified in an earlier run that ended before the journal heard of it
+            self._verified(action.file_id, action.relative_path, action.size, action.crc32)
+            return action.size
+        part = part_path(staging, action.file_id)
         fetcher = self._fetcher()
         try:
             fetched = self._fetch(fetcher, action, part, may_continue, advance)
         except ChecksumMismatchError as error:
             # A corrupt part is never placed; start once more from zero, then report.
             log.warning("%s: %s; downloading again from zero", action.relative_path, error)
-            self._journal.record_failure(action.file_id, self._now(), str(error))
+            self._journal.record_failure(action.file_id, self._now(), error.message)
             fetcher.discard(part)
             self._journal.reset_download(action.file_id)
             fetched = self._fetch(fetcher, action, part, may_continue, advance)
-        place_atomically(part, final)
-        self._journal.mark_verified(
-            action.file_id, action.relative_path, action.size, action.crc32, self._now()
-        )
-        return f"{fetched.bytes_done} bytes verified"
+        keep_verified(part, staging, action.file_id)
+        self._verified(action.file_id, action.relative_path, action.size, action.crc32)
+        return fetched.bytes_done
+
+    def _verified(self, file_id: int, relative: str, size: int, crc32: str | None) -> None:
+        self._journal.mark_verified(file_id, relative, size, crc32, self._now())
 
     def _fetch(
         self,
@@ -176,7 +236,6 @@ class DownloadSteps:
         advance: Callable[[int], None],
     ) -> Fetched:
         already = allocated_bytes(part)
-        ensure_room(self._places.staging, action.size - already, self._margin)
         item = FileToFetch(action.file_id, action.size, action.crc32, part)
         self._progress.begin(action.key, action.relative_path, action.size, already)
 
@@ -185,7 +244,13 @@ class DownloadSteps:
             self._progress.advance(action.key, amount)
 
         try:
-            fetched = fetcher.fetch(item, may_continue=may_continue, on_progress=on_progress)
+            with self._room.reserved(self._places.staging, action.size - already):
+                fetched = fetcher.fetch(item, may_continue=may_continue, on_progress=on_progress)
+        except TransientError as error:
+            if not _api_failed(error):
+                # put.io hands out URLs but this file's node does not answer: it fails alone
+                raise ItemError(error.message, error.hint) from error
+            raise
         finally:
             self._progress.end(action.key)
         if not fetched.complete:
@@ -197,3 +262,42 @@ class DownloadSteps:
         self._journal.record_progress(
             action.file_id, action.relative_path, action.size, action.crc32, done, self._now()
         )
+
+
+def _api_failed(error: TransientError) -> bool:
+    """Whether a download's outage ended on put.io's API (every retry asks it for a fresh
+    node URL first, so an API or network outage is what the last try met), not on a node."""
+    cause = error.__cause__
+    while cause is not None:
+        if isinstance(cause, TransientError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def _crc_matches(path: Path, expected: str | None) -> bool:
+    return expected is None or crc32_of(path) == expected
+
+
+class RoomKeeper:
+    """Free space shared by downloads running at once: each checks the disk for its own
+    bytes plus those the others still have to write (two 40 GB files with 50 GB free do
+    not both start)."""
+
+    def __init__(self, margin: int) -> None:
+        self._margin = margin
+        self._promised = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def reserved(self, folder: Path, needed: int) -> Iterator[None]:
+        """Within this block ``needed`` bytes are promised; raise NoSpaceError if they do
+        not fit beside the others' promises and the margin."""
+        with self._lock:
+            ensure_room(folder, needed + self._promised, self._margin)
+            self._promised += needed
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._promised -= needed

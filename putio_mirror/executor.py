@@ -39,13 +39,15 @@ from putio_mirror.plan import (
     RejectBlackholeFile,
     SubmitMagnet,
     SubmitTorrent,
+    TidyStaging,
 )
 from putio_mirror.state import Transfer
 from putio_mirror.window import Schedule
 
 log = logging.getLogger(__name__)
 
-WINDOWED_KINDS = frozenset({"download", "adopt", "place"})
+# Placing and tidying use no bandwidth: a complete item is placed even after the window closed.
+WINDOWED_KINDS = frozenset({"download", "adopt"})
 GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
 __all__ = [
@@ -248,7 +250,11 @@ class Executor:
         """Claim the action (kept alive until released); False if another host holds or did it."""
         if not self._claims.claim(action.key):
             return False
-        if isinstance(action, Download) and self._journal.is_verified(action.file_id):
+        if (
+            isinstance(action, Download)
+            and not action.again
+            and self._journal.is_verified(action.file_id)
+        ):
             self._claims.release(action.key)  # finished elsewhere since we planned
             return False
         return True
@@ -337,6 +343,8 @@ class Executor:
             return self._downloads.adopt(action)
         if isinstance(action, PlaceItem):
             return self._downloads.place(action)
+        if isinstance(action, TidyStaging):
+            return self._downloads.tidy(action)
         if isinstance(action, SubmitTorrent | SubmitMagnet):
             return self._submit(action)
         if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):

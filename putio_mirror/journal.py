@@ -245,6 +245,12 @@ class Journal:
         with self._db.write() as conn:
             journal_files.placed(conn, placements, _aware(now))
 
+    def forget_placement(self, file_ids: Collection[int]) -> None:
+        """Given file ids whose verified bytes are (back) in staging, mark them not placed."""
+        if file_ids:
+            with self._db.write() as conn:
+                journal_files.unplaced(conn, file_ids)
+
     def record_failure(self, file_id: int, now: datetime, error: str) -> int:
         """Given a file id, when and why it failed, count one more failure; return the count."""
         with self._db.write() as conn:

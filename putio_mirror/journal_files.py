@@ -7,7 +7,7 @@ a transaction the journal opened. One row per file id in ``downloads``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -44,6 +44,13 @@ def placed(conn: Connection, placements: Mapping[int, str], now: datetime) -> No
     statement = update(downloads_table).where(download.file_id == bindparam("placed_id"))
     rows = [{"placed_id": file_id, "placed_path": path} for file_id, path in placements.items()]
     conn.execute(statement.values(placed_at=now), rows)
+
+
+def unplaced(conn: Connection, file_ids: Collection[int]) -> None:
+    """Given file ids whose verified bytes are back in staging, forget their placement."""
+    download = downloads_table.c
+    statement = update(downloads_table).where(download.file_id.in_(list(file_ids)))
+    conn.execute(statement.values(placed_at=None, placed_path=None))
 
 
 def failed(conn: Connection, file_id: int, now: datetime, error: str) -> int:

@@ -182,6 +182,7 @@ def prepare(conn: Connection) -> int | None:
     metadata.create_all(conn)
     if found is not None and found < SCHEMA_VERSION:
         _upgrade_columns(conn)
+        _verified_was_placed(conn)
     if found is None:
         conn.execute(insert(schema_info_table).values(version=SCHEMA_VERSION))
     elif found < SCHEMA_VERSION:
@@ -209,6 +210,19 @@ def _upgrade_columns(conn: Connection) -> None:
                 conn.execute(text(f"ALTER TABLE {name} ADD COLUMN {quoted} {spelled}"))
             elif _needs_widening(conn, column, found["type"]):
                 conn.execute(text(f"ALTER TABLE {name} ALTER COLUMN {quoted} TYPE {spelled}"))
+
+
+def _verified_was_placed(conn: Connection) -> None:
+    """Before version 3 a verified file was in place (a file of an item still being built
+    was in staging's ``items/`` folder, which the first writing run hands back to the
+    engine: see ``staging.adopt_legacy_items``). Without this every mirrored file would
+    look unplaced and be fetched again."""
+    download = downloads_table.c
+    conn.execute(
+        update(downloads_table)
+        .where(download.verified_at.is_not(None), download.placed_at.is_(None))
+        .values(placed_at=download.verified_at, placed_path=download.relative_path)
+    )
 
 
 def _needs_widening(conn: Connection, column: Column[Any], stored: Any) -> bool:

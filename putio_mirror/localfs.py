@@ -95,11 +95,6 @@ def _read_pid(descriptor: int) -> str:
     return text if text.isdigit() else ""
 
 
-def part_path(staging: Path, file_id: int) -> Path:
-    """Given the staging folder and a put.io file id, return its ``.part`` file."""
-    return staging / f"{file_id}.part"
-
-
 @dataclass(frozen=True, slots=True)
 class Places:
     """The local folders a run reads and writes."""
@@ -116,38 +111,6 @@ def allocated_bytes(path: Path) -> int:
     except FileNotFoundError:
         return 0
     return min(info.st_size, info.st_blocks * 512)
-
-
-def staged_items_dir(staging: Path) -> Path:
-    """Given the staging folder, return where folder items are built before they are placed."""
-    return staging / "items"
-
-
-def move_item(source: Path, target: Path) -> None:
-    """Given a complete item folder in staging, make it appear at ``target``.
-
-    When ``target`` is free the folder moves with one rename, so a media
-    manager sees the item whole or not at all. When it already exists (it
-    appeared meanwhile) the files move in one by one, never overwriting.
-    Raise ItemError if anything cannot be moved; what is left stays staged.
-    """
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists() and not target.is_symlink():
-            source.rename(target)
-            _fsync_folder(target.parent)
-            return
-    except OSError as error:
-        raise ItemError(
-            f"could not move {source} to {target}: {error.strerror}",
-            "Check permissions and that the staging folder is on the same disk as the target.",
-        ) from error
-    for path in sorted(source.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            place_atomically(path, target / path.relative_to(source))
-    for folder in sorted((p for p in source.rglob("*") if p.is_dir()), reverse=True):
-        folder.rmdir()
-    source.rmdir()
 
 
 def resolve_inside(root: Path, relative: str) -> Path:
@@ -187,7 +150,7 @@ def place_atomically(part: Path, final: Path) -> None:
         _fsync_file(part)
         final.parent.mkdir(parents=True, exist_ok=True)
         _link_or_rename(part, final)
-        _fsync_folder(final.parent)
+        fsync_folder(final.parent)
     except FileExistsError:
         raise ItemError(
             f"would overwrite {final}",
@@ -202,7 +165,8 @@ def place_atomically(part: Path, final: Path) -> None:
 
 
 def _link_or_rename(part: Path, final: Path) -> None:
-    """Move part to final, raising FileExistsError rather than overwriting."""
+    """Move part to final, raising FileExistsError rather than overwriting (the part
+    itself is moved, never what it may point to)."""
     try:
         # link(2) refuses an existing target atomically; rename(2) would replace it.
         os.link(part, final, follow_symlinks=False)
@@ -226,7 +190,7 @@ def _fsync_file(path: Path) -> None:
         os.close(descriptor)
 
 
-def _fsync_folder(path: Path) -> None:
+def fsync_folder(path: Path) -> None:
     """Make a rename in ``path`` durable; filesystems that cannot are let be."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -293,7 +257,7 @@ def crc32_of(path: Path, chunk_size: int = 1024 * 1024) -> str:
 def local_size(path: Path) -> int | None:
     """Given a path, return the size of the regular file there, or None if there is none."""
     try:
-        status = path.stat()
+        status = path.lstat()  # a symlink is never "the file": nothing is read through it
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as error:

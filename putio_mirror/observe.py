@@ -13,15 +13,17 @@ from types import MappingProxyType
 from typing import Protocol
 
 from putio_mirror.blackhole import scan_blackhole
-from putio_mirror.localfs import Places, local_size, staged_items_dir
+from putio_mirror.localfs import Places, local_size
 from putio_mirror.naming import local_paths
 from putio_mirror.segments import bytes_done
+from putio_mirror.staging import list_staging, part_path
 from putio_mirror.state import (
     BlackholeItem,
     JournalFacts,
     LocalFacts,
     RemoteFile,
     Snapshot,
+    StagedEntry,
     Transfer,
 )
 
@@ -63,29 +65,29 @@ def _scan(folder: Path, now_epoch: float) -> tuple[BlackholeItem, ...]:
 def _local_facts(
     files: Iterable[RemoteFile], facts: JournalFacts, places: Places, root_id: int
 ) -> LocalFacts:
-    """Stat only the paths the plan could write: files the journal has not verified."""
+    """Stat only the paths the plan could write: files the journal has not placed."""
     remote = list(files)
-    verified = {fid for fid, record in facts.downloads.items() if record.is_verified}
-    unverified = [item for item in remote if not item.is_folder and item.id not in verified]
+    placed = {fid for fid, record in facts.downloads.items() if record.is_placed}
+    unplaced = [item for item in remote if not item.is_folder and item.id not in placed]
     # Naming the whole tree costs ~0.2 s per 100,000 files: an idle sync needs none of it.
-    paths = local_paths(remote, root_id) if unverified else {}
-    items_dir = staged_items_dir(places.staging)
+    paths = local_paths(remote, root_id) if unplaced else {}
     present: dict[str, int] = {}
-    staged: dict[str, int] = {}
-    for item in unverified:
+    for item in unplaced:
         relative = paths.get(item.id)
         if relative is None:
             continue
-        for found, root in ((present, places.downloads), (staged, items_dir)):
-            size = local_size(root / relative)
-            if size is not None:
-                found[relative] = size
+        size = local_size(places.downloads / relative)
+        if size is not None:
+            present[relative] = size
+    staging = list_staging(places.staging)
     return LocalFacts(
         present=MappingProxyType(present),
-        partial=_partials(places.staging),
-        staged=MappingProxyType(staged),
+        partial=_partials(places.staging, staging),
+        verified=MappingProxyType(
+            {entry.remote_id: entry.size for entry in staging if entry.kind == "verified"}
+        ),
         present_items=_names(places.downloads),
-        staged_items=_names(items_dir),
+        staging=staging,
     )
 
 
@@ -96,13 +98,12 @@ def _names(folder: Path) -> frozenset[str]:
     return frozenset(entry.name for entry in folder.iterdir())
 
 
-def _partials(staging: Path) -> Mapping[int, int]:
+def _partials(staging: Path, entries: Iterable[StagedEntry]) -> Mapping[int, int]:
     """Return the bytes already in each ``<file id>.part`` file of the staging folder."""
-    partial: dict[int, int] = {}
-    if not staging.is_dir():
-        return MappingProxyType(partial)
-    for entry in staging.glob("*.part"):
-        stem = entry.name.removesuffix(".part")
-        if stem.isdigit():
-            partial[int(stem)] = bytes_done(entry)
-    return MappingProxyType(partial)
+    return MappingProxyType(
+        {
+            entry.remote_id: bytes_done(part_path(staging, entry.remote_id))
+            for entry in entries
+            if entry.kind == "part"
+        }
+    )

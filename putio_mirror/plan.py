@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 ActionKind = Literal[
-    "submit", "reject", "archive", "cancel", "clean", "download", "adopt", "place", "delete"
+    "submit", "reject", "archive", "cancel", "clean", "download", "adopt", "place", "delete", "tidy"
 ]
 
 
@@ -138,7 +138,8 @@ class CleanTransfers:
 
 @dataclass(frozen=True, slots=True)
 class Download:
-    """Fetch a remote file into staging, verify it, and place it at ``relative_path``."""
+    """Fetch a remote file into staging and verify it; place it at ``relative_path`` unless
+    it is ``staged`` (then it waits in staging for its item's ``PlaceItem``)."""
 
     kind: ClassVar[ActionKind] = "download"
     file_id: int
@@ -146,8 +147,10 @@ class Download:
     size: int
     crc32: str | None
     resume_from: int = 0
-    #: built inside staging's item folder, moved in with the whole item (``PlaceItem``)
+    #: kept in staging once verified, to be moved in with its whole item (``PlaceItem``)
     staged: bool = False
+    #: verified once already, but its verified bytes are gone from staging unplaced
+    again: bool = False
     why: str = "not yet mirrored"
     requires: tuple[str, ...] = ()
 
@@ -169,7 +172,6 @@ class AdoptLocal:
     relative_path: str
     size: int
     crc32: str | None
-    staged: bool = False
     why: str = "already present locally"
     requires: tuple[str, ...] = ()
 
@@ -184,11 +186,18 @@ class AdoptLocal:
 
 @dataclass(frozen=True, slots=True)
 class PlaceItem:
-    """Move a top-level item, complete and verified, from staging into the download folder."""
+    """Move an item's verified files from staging into the download folder.
+
+    ``files`` are the (file id, relative path) pairs still to place. A folder item
+    whose folder does not exist yet appears whole with one rename; otherwise the
+    files move in one by one, never overwriting.
+    """
 
     kind: ClassVar[ActionKind] = "place"
     name: str
     item_id: int
+    files: tuple[tuple[int, str], ...]
+    folder: bool = True
     why: str = "every file verified"
     requires: tuple[str, ...] = ()
 
@@ -220,6 +229,27 @@ class DeleteRemote:
         return self.name
 
 
+@dataclass(frozen=True, slots=True)
+class TidyStaging:
+    """Remove a leftover of ours from staging: a part, verified bytes or a build folder of a
+    put.io id that is no longer wanted (deleted on put.io, filtered out, placed already)."""
+
+    kind: ClassVar[ActionKind] = "tidy"
+    entry_kind: str
+    remote_id: int
+    size: int
+    why: str = "no longer wanted"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"tidy:{self.entry_kind}:{self.remote_id}"
+
+    @property
+    def target(self) -> str:
+        return f"staging {self.entry_kind} {self.remote_id}"
+
+
 Action = (
     SubmitTorrent
     | SubmitMagnet
@@ -231,6 +261,7 @@ Action = (
     | AdoptLocal
     | PlaceItem
     | DeleteRemote
+    | TidyStaging
 )
 
 

@@ -9,19 +9,25 @@ planning again (level-triggered, like vdirsyncer's ``_get_actions``).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
-from putio_mirror.naming import local_paths
+from putio_mirror.mirroring import (
+    Pending,
+    RemoteTree,
+    index_tree,
+    plan_deletes,
+    plan_downloads,
+    plan_placements,
+    plan_tidy,
+    requirements_for_item,
+)
 from putio_mirror.plan import (
     Action,
     AdoptLocal,
     ArchiveDuplicate,
     CancelTransfer,
     CleanTransfers,
-    DeleteRemote,
     Download,
     Note,
     PlaceItem,
@@ -30,78 +36,46 @@ from putio_mirror.plan import (
     SubmitMagnet,
     SubmitTorrent,
 )
-from putio_mirror.selection import is_wanted
-from putio_mirror.state import BlackholeItem, LocalFacts, Policy, RemoteFile, Snapshot, Transfer
+from putio_mirror.state import (
+    BlackholeItem,
+    Policy,
+    Snapshot,
+    Transfer,
+)
 
 SECONDS_PER_HOUR = 3600
-
-
-@dataclass(frozen=True, slots=True)
-class _Tree:
-    """Indexes over the remote files that several rules need."""
-
-    by_id: Mapping[int, RemoteFile]
-    children: Mapping[int, tuple[int, ...]]
-    paths: Mapping[int, str]
-    #: files that are mirrored: under the root, regular, and kept by the filters
-    wanted: frozenset[int]
-
-    def files_under(self, item_id: int) -> list[RemoteFile]:
-        """Given an item id, return every wanted file in it (the item itself if a file)."""
-        found: list[RemoteFile] = []
-        pending = [item_id]
-        while pending:
-            current = self.by_id.get(pending.pop())
-            if current is None:
-                continue
-            if current.is_folder:
-                pending.extend(self.children.get(current.id, ()))
-            elif current.id in self.wanted:
-                found.append(current)
-        return found
 
 
 def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     """Given the world and the desired state, return the actions that close the gap.
 
-    ``now`` is only used for seeding age when put.io does not report it; it
-    is an argument so the function stays pure and deterministic.
+    ``now`` judges seeding age when put.io does not report it, how long a failed file
+    waits before its next try, and the age of staging leftovers; it is an argument so
+    the function stays pure and deterministic.
     """
-    tree = _index(snapshot.files, policy)
+    tree = index_tree(snapshot.files, policy)
     notes: list[Note] = []
     actions: list[Action] = []
     if policy.submit_blackhole:
         actions += _plan_blackhole(snapshot, notes)
-    fetches, adopted = (
-        _plan_downloads(snapshot, policy, tree, notes) if policy.download else ([], [])
-    )
-    actions += fetches
-    actions += adopted
-    pending = {action.file_id: action.key for action in fetches}
-    pending.update((action.file_id, action.key) for action in adopted)
-    if policy.download and policy.item_placement:
-        actions += _plan_placements(snapshot, policy, tree, pending)
+    fetches: list[Download] = []
+    adopted: list[AdoptLocal] = []
+    placements: list[PlaceItem] = []
+    if policy.download:
+        fetches, adopted = plan_downloads(snapshot, policy, tree, notes, now)
+        pending = Pending.of(fetches, adopted)
+        placements = plan_placements(snapshot, policy, tree, pending)
+    else:
+        pending = Pending.of([], [])
+    actions += [*fetches, *adopted, *placements]
     actions += _plan_cancels(snapshot, policy, now)
-    actions += _plan_clean(snapshot, policy, tree, pending, notes)
+    actions += _plan_clean(snapshot, policy, tree, pending.keys, notes)
     if policy.delete_remote_after_download and policy.download:
-        actions += _plan_deletes(snapshot, policy, tree, pending)
+        actions += plan_deletes(snapshot, policy, tree, pending, placements)
+    if policy.download:
+        actions += plan_tidy(snapshot, policy, tree, now, pending, placements)
     notes += _transfer_errors(snapshot.transfers)
     return Plan(tuple(actions), tuple(notes))
-
-
-def _index(files: Iterable[RemoteFile], policy: Policy) -> _Tree:
-    by_id = {item.id: item for item in files}
-    children: defaultdict[int, list[int]] = defaultdict(list)
-    for item in by_id.values():
-        children[item.parent_id].append(item.id)
-    frozen_children = {parent: tuple(sorted(ids)) for parent, ids in children.items()}
-    paths = local_paths(list(by_id.values()), policy.remote_root_id)
-    wanted = frozenset(
-        item_id
-        for item_id, relative in paths.items()
-        if not by_id[item_id].is_folder and is_wanted(relative, by_id[item_id].size, policy.filters)
-    )
-    return _Tree(by_id, frozen_children, paths, wanted)
 
 
 def _plan_blackhole(snapshot: Snapshot, notes: list[Note]) -> list[Action]:
@@ -137,62 +111,6 @@ def _submit(item: BlackholeItem, info_hash: str) -> SubmitTorrent | SubmitMagnet
     if item.kind == "magnet" and item.magnet_uri:
         return SubmitMagnet(item.path, item.name, info_hash, item.magnet_uri)
     return SubmitTorrent(item.path, item.name, info_hash)
-
-
-def _plan_downloads(
-    snapshot: Snapshot, policy: Policy, tree: _Tree, notes: list[Note]
-) -> tuple[list[Download], list[AdoptLocal]]:
-    """Return (downloads, adoptions) for every mirrored file the journal has not verified."""
-    verified = {
-        file_id for file_id, record in snapshot.journal.downloads.items() if record.is_verified
-    }
-    fetches: list[Download] = []
-    adopted: list[AdoptLocal] = []
-    for file_id in sorted(tree.wanted - verified, key=lambda wanted: tree.paths[wanted]):
-        remote, relative = tree.by_id[file_id], tree.paths[file_id]
-        staged = _staged(relative, policy, snapshot.local)
-        where = snapshot.local.staged if staged else snapshot.local.present
-        present = where.get(relative)
-        if present is None:
-            resume = snapshot.local.partial.get(file_id, 0)
-            fetches.append(
-                Download(file_id, relative, remote.size, remote.crc32, resume, staged=staged)
-            )
-        elif present == remote.size:
-            adopted.append(AdoptLocal(file_id, relative, remote.size, remote.crc32, staged))
-        else:
-            notes.append(
-                Note(
-                    "warning", f"{relative}: a different local file is in the way; not overwriting"
-                )
-            )
-    return fetches, adopted
-
-
-def _staged(relative: str, policy: Policy, local: LocalFacts) -> bool:
-    """Files of a folder item not yet in the download folder are built in staging first."""
-    item, separator, _ = relative.partition("/")
-    return policy.item_placement and bool(separator) and item not in local.present_items
-
-
-def _plan_placements(
-    snapshot: Snapshot, policy: Policy, tree: _Tree, pending: Mapping[int, str]
-) -> list[Action]:
-    """Move each staged item in once every wanted file of it is verified (or is in this plan)."""
-    actions: list[Action] = []
-    for item_id in tree.children.get(policy.remote_root_id, ()):
-        name = tree.paths.get(item_id)
-        if (
-            name is None
-            or not tree.by_id[item_id].is_folder
-            or name in snapshot.local.present_items
-        ):
-            continue
-        files = tree.files_under(item_id)
-        waits = _requirements_for_item(item_id, tree, pending, snapshot)
-        if files and waits is not None and (waits or name in snapshot.local.staged_items):
-            actions.append(PlaceItem(name, item_id, requires=tuple(sorted(waits))))
-    return actions
 
 
 def _is_ours(transfer: Transfer, snapshot: Snapshot, policy: Policy) -> bool:
@@ -245,7 +163,7 @@ def _seeding_reason(transfer: Transfer, policy: Policy, now: datetime) -> str:
 def _plan_clean(
     snapshot: Snapshot,
     policy: Policy,
-    tree: _Tree,
+    tree: RemoteTree,
     pending: Mapping[int, str],
     notes: list[Note],
 ) -> list[Action]:
@@ -275,7 +193,7 @@ def _plan_clean(
 def _mirror_requirements(
     transfer: Transfer,
     policy: Policy,
-    tree: _Tree,
+    tree: RemoteTree,
     pending: Mapping[int, str],
     snapshot: Snapshot,
 ) -> set[str] | None:
@@ -284,36 +202,7 @@ def _mirror_requirements(
         return set()  # nothing of it left to mirror: cleaning loses nothing
     if transfer.file_id not in tree.paths:
         return None  # outside the mirrored folder: not ours to judge
-    return _requirements_for_item(transfer.file_id, tree, pending, snapshot)
-
-
-def _requirements_for_item(
-    item_id: int, tree: _Tree, pending: Mapping[int, str], snapshot: Snapshot
-) -> set[str] | None:
-    waits: set[str] = set()
-    for remote in tree.files_under(item_id):
-        record = snapshot.journal.downloads.get(remote.id)
-        if record is not None and record.is_verified:
-            continue
-        if remote.id not in pending:
-            return None
-        waits.add(pending[remote.id])
-    return waits
-
-
-def _plan_deletes(
-    snapshot: Snapshot, policy: Policy, tree: _Tree, pending: Mapping[int, str]
-) -> list[Action]:
-    """Delete each top-level remote item once every file of it is mirrored and verified."""
-    actions: list[Action] = []
-    for item_id in tree.children.get(policy.remote_root_id, ()):
-        if item_id not in tree.paths or not tree.files_under(item_id):
-            continue  # nothing of it is mirrored: it stays on put.io
-        waits = _requirements_for_item(item_id, tree, pending, snapshot)
-        if waits is not None:
-            name = tree.by_id[item_id].name
-            actions.append(DeleteRemote(item_id, name, requires=tuple(sorted(waits))))
-    return actions
+    return requirements_for_item(transfer.file_id, tree, pending, snapshot)
 
 
 def _transfer_errors(transfers: Iterable[Transfer]) -> list[Note]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from putio_mirror.plan import Action, AdoptLocal, CleanTransfers, Download, Plan
+from putio_mirror.plan import Action, AdoptLocal, CleanTransfers, Download, Plan, TidyStaging
 
 _LABELS = {
     "submit": "submit",
@@ -19,6 +19,7 @@ _LABELS = {
     "adopt": "adopt local",
     "place": "place item",
     "delete": "delete remote",
+    "tidy": "tidy staging",
 }
 
 
@@ -44,7 +45,7 @@ def _target(action: Action) -> str:
 
 
 def _size(action: Action) -> str:
-    if isinstance(action, Download | AdoptLocal):
+    if isinstance(action, Download | AdoptLocal | TidyStaging):
         return human_size(action.size)
     return ""
 

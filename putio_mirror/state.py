@@ -112,6 +112,7 @@ class DownloadRecord:
     size: int
     crc32: str | None
     bytes_done: int = 0
+    #: the bytes matched put.io's size and CRC32 (they are in staging or placed)
     verified_at: datetime | None = None
     placed_path: str | None = None
     placed_at: datetime | None = None
@@ -142,22 +143,38 @@ class JournalFacts:
     own_transfer_ids: frozenset[int] = frozenset()
 
 
+StagedKind = Literal["part", "verified", "build"]
+
+
+@dataclass(frozen=True, slots=True)
+class StagedEntry:
+    """One thing of ours in the staging folder, named by a put.io id: a growing ``.part``
+    (file id), verified bytes waiting to be placed (file id), or an item folder being
+    built for placement (item id); ``modified_at`` dates its last change."""
+
+    kind: StagedKind
+    remote_id: int
+    size: int
+    modified_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class LocalFacts:
     """What the local folders hold that matters for planning.
 
     ``present`` maps a relative path in the download folder to its size, for
-    the paths the plan might write, and ``staged`` the same inside staging's
-    item folder; ``partial`` maps a file id to the bytes already in its
-    staging ``.part`` file. ``present_items`` and ``staged_items`` name the
-    top-level items that exist in the download folder and in staging.
+    the paths the plan might write; ``partial`` maps a file id to the bytes
+    already in its staging ``.part`` file, and ``verified`` to the size of its
+    verified bytes waiting in staging to be placed. ``present_items`` names the
+    top-level items that exist in the download folder; ``staging`` lists every
+    entry of ours in the staging folder (for tidying orphans).
     """
 
     present: Mapping[str, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
     partial: Mapping[int, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
-    staged: Mapping[str, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
+    verified: Mapping[int, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
     present_items: frozenset[str] = frozenset()
-    staged_items: frozenset[str] = frozenset()
+    staging: tuple[StagedEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,5 +229,10 @@ class Policy:
     save_parent_id: int | None = None
     #: build each top-level item in staging and move it in whole (False: file by file)
     item_placement: bool = True
+    #: staging leftovers of files no longer wanted are removed after this long
+    orphan_grace_hours: float = 24.0
+    #: a file that failed waits this long before the next try, doubling per failure
+    retry_after_failure_minutes: float = 10.0
+    retry_after_failure_cap_hours: float = 24.0
     filters: Filters = Filters()
     limits: SafetyLimits = SafetyLimits()

@@ -303,9 +303,11 @@ def test_an_old_journal_is_upgraded_in_place_and_keeps_its_rows(any_url: str, ve
         facts = journal.facts()
         assert facts.submissions[HASH_A].transfer_id == 41
         film = facts.downloads[7]
-        assert film.is_verified and not film.is_placed and film.failures == 2
-        journal.mark_placed({7: "film.mkv"}, minutes(3))
-        assert journal.facts().downloads[7].placed_path == "film.mkv"
+        # Before version 3 a verified file was in place: it stays mirrored, not fetched again.
+        assert film.is_verified and film.failures == 2
+        assert (film.placed_path, film.placed_at) == ("film.mkv", film.verified_at)
+        journal.forget_placement([7])
+        assert not journal.facts().downloads[7].is_placed
         assert journal.record_failure(8, minutes(4), "the node answered 500") == 1
         use_long_names(journal)
     assert {"claims", "downloads"} <= table_names(any_url)

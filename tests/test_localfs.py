@@ -20,10 +20,10 @@ from putio_mirror.localfs import (
     free_bytes,
     human_bytes,
     local_size,
-    part_path,
     place_atomically,
     resolve_inside,
 )
+from putio_mirror.staging import part_path
 
 PROJECT = Path(__file__).resolve().parents[1]
 # Run in another process: try the lock, report the outcome on stdout.

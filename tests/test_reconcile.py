@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from hypothesis import given, settings
@@ -22,6 +22,7 @@ from putio_mirror.plan import (
     RejectBlackholeFile,
     SubmitMagnet,
     SubmitTorrent,
+    TidyStaging,
 )
 from putio_mirror.reconcile import reconcile, safety_violations
 from putio_mirror.state import (
@@ -34,6 +35,7 @@ from putio_mirror.state import (
     RemoteFile,
     SafetyLimits,
     Snapshot,
+    StagedEntry,
     Submission,
     Transfer,
 )
@@ -52,6 +54,12 @@ def file(file_id: int, name: str, parent: int = 0, size: int = 10) -> RemoteFile
 
 
 def verified(file_id: int, path: str = "x", size: int = 10) -> DownloadRecord:
+    """A file verified and placed: mirrored."""
+    return DownloadRecord(file_id, path, size, f"{file_id:08x}", size, NOW, path, NOW)
+
+
+def in_staging(file_id: int, path: str = "x", size: int = 10) -> DownloadRecord:
+    """A file verified whose bytes wait in staging to be placed."""
     return DownloadRecord(file_id, path, size, f"{file_id:08x}", size, NOW)
 
 
@@ -128,7 +136,8 @@ def test_new_folder_item_is_built_in_staging_and_placed_whole_after_its_download
     e1, e2, loose, place = reconcile(Snapshot(files=tree), Policy(), NOW).actions
     assert isinstance(e1, Download) and e1.staged and isinstance(e2, Download) and e2.staged
     assert isinstance(loose, Download) and not loose.staged, "a top-level file is its own item"
-    assert place == PlaceItem("Show", 1, requires=("download:2", "download:3"))
+    files = ((2, "Show/e1.mkv"), (3, "Show/e2.mkv"))
+    assert place == PlaceItem("Show", 1, files, requires=("download:2", "download:3"))
 
 
 def test_item_already_in_the_download_folder_gets_new_files_placed_one_by_one() -> None:
@@ -142,11 +151,90 @@ def test_item_already_in_the_download_folder_gets_new_files_placed_one_by_one() 
 
 def test_staged_item_left_by_an_interrupted_run_is_placed_once_complete() -> None:
     tree = (folder(1, "Show"), file(2, "e1.mkv", 1))
-    local = LocalFacts(staged_items=frozenset({"Show"}))
-    snapshot = Snapshot(files=tree, journal=facts(downloads=[verified(2)]), local=local)
-    assert reconcile(snapshot, Policy(), NOW).actions == (PlaceItem("Show", 1),)
-    moved_away = Snapshot(files=tree, journal=facts(downloads=[verified(2)]))
-    assert reconcile(moved_away, Policy(), NOW).actions == ()
+    local = LocalFacts(verified={2: 10})
+    snapshot = Snapshot(files=tree, journal=facts(downloads=[in_staging(2)]), local=local)
+    assert reconcile(snapshot, Policy(), NOW).actions == (
+        PlaceItem("Show", 1, ((2, "Show/e1.mkv"),)),
+    )
+    placed = Snapshot(files=tree, journal=facts(downloads=[verified(2)]))
+    assert reconcile(placed, Policy(), NOW).actions == ()
+
+
+def test_item_placed_half_way_gets_its_remaining_verified_files_placed() -> None:
+    tree = (folder(1, "Show"), file(2, "e1.mkv", 1), file(3, "e2.mkv", 1))
+    local = LocalFacts(present_items=frozenset({"Show"}), verified={3: 10})
+    journal = facts(downloads=[verified(2), in_staging(3)])
+    plan = reconcile(Snapshot(files=tree, journal=journal, local=local), Policy(), NOW)
+    assert plan.actions == (PlaceItem("Show", 1, ((3, "Show/e2.mkv"),), folder=False),)
+
+
+def test_verified_bytes_lost_from_staging_are_downloaded_again() -> None:
+    tree = (folder(1, "Show"), file(2, "e1.mkv", 1))
+    snapshot = Snapshot(files=tree, journal=facts(downloads=[in_staging(2)]))
+    e1, place = reconcile(snapshot, Policy(), NOW).actions
+    assert isinstance(e1, Download) and e1.staged and isinstance(place, PlaceItem)
+
+
+def test_folder_renamed_on_put_io_places_its_verified_files_under_the_new_name() -> None:
+    tree = (folder(1, "Show (renamed)"), file(2, "e1.mkv", 1), file(3, "e2.mkv", 1))
+    journal = facts(downloads=[in_staging(2, "Show/e1.mkv")])
+    local = LocalFacts(verified={2: 10}, partial={3: 4})
+    e2, place = reconcile(Snapshot(files=tree, journal=journal, local=local), Policy(), NOW)
+    assert isinstance(e2, Download) and e2.resume_from == 4
+    assert place == PlaceItem(
+        "Show (renamed)",
+        1,
+        ((2, "Show (renamed)/e1.mkv"), (3, "Show (renamed)/e2.mkv")),
+        requires=("download:3",),
+    )
+
+
+def test_file_that_failed_waits_longer_after_each_failure() -> None:
+    record = replace(in_staging(3, "m.mkv"), verified_at=None, failures=3, last_failure_at=NOW)
+    snapshot = Snapshot(files=(file(3, "m.mkv"),), journal=facts(downloads=[record]))
+    plan = reconcile(snapshot, Policy(retry_after_failure_minutes=10), NOW + timedelta(minutes=39))
+    assert plan.actions == () and "failed 3 time(s)" in plan.notes[0].message
+    later = reconcile(snapshot, Policy(retry_after_failure_minutes=10), NOW + timedelta(minutes=40))
+    assert later.count("download") == 1
+
+
+def test_item_of_a_transfer_still_completing_is_neither_placed_nor_deleted() -> None:
+    tree = (folder(1, "Show"), file(2, "e1.mkv", 1))
+    completing = Transfer(5, "Show", "COMPLETING", HASH_A, file_id=1)
+    snapshot = Snapshot(
+        transfers=(completing,),
+        files=tree,
+        journal=facts({HASH_A: 5}, [in_staging(2)]),
+        local=LocalFacts(verified={2: 10}),
+    )
+    assert reconcile(snapshot, Policy(delete_remote_after_download=True), NOW).actions == ()
+
+
+def test_remote_delete_waits_for_the_item_to_be_placed_not_only_verified() -> None:
+    tree = (folder(1, "Show"), file(2, "e1.mkv", 1))
+    journal = facts(downloads=[in_staging(2)])
+    snapshot = Snapshot(files=tree, journal=journal, local=LocalFacts(verified={2: 10}))
+    place, delete = reconcile(snapshot, Policy(delete_remote_after_download=True), NOW).actions
+    assert isinstance(place, PlaceItem) and delete == DeleteRemote(1, "Show", requires=(place.key,))
+    lost = Snapshot(files=tree, journal=journal)  # verified, but not in staging any more
+    fetch, place, delete = reconcile(lost, Policy(delete_remote_after_download=True), NOW)
+    assert isinstance(fetch, Download) and place.requires == (fetch.key,)
+    assert delete.requires == (place.key,)
+
+
+def test_staging_leftovers_of_files_gone_from_put_io_are_tidied_after_the_grace_period() -> None:
+    old, fresh = NOW - timedelta(hours=25), NOW - timedelta(hours=1)
+    staging = (
+        StagedEntry("part", 8, 5, old),
+        StagedEntry("verified", 9, 5, fresh),
+        StagedEntry("part", 2, 5, old),
+    )
+    tree = (file(2, "kept.mkv"),)
+    snapshot = Snapshot(files=tree, local=LocalFacts(partial={2: 5, 8: 5}, staging=staging))
+    tidy = [action for action in reconcile(snapshot, Policy(), NOW) if action.kind == "tidy"]
+    assert tidy == [TidyStaging("part", 8, 5, why="gone from put.io")]
+    empty = Snapshot(local=LocalFacts(staging=staging))
+    assert reconcile(empty, Policy(), NOW).count("tidy") == 0, "an empty put.io is no verdict"
 
 
 def test_filters_leave_out_files_and_do_not_hold_back_cleaning() -> None:
@@ -216,7 +304,7 @@ def test_delete_remote_is_off_by_default_and_waits_for_verification_when_on() ->
     assert reconcile(snapshot, Policy(), NOW).count("delete") == 0
     plan = reconcile(snapshot, Policy(delete_remote_after_download=True), NOW)
     delete = plan.actions[-1]
-    assert isinstance(delete, DeleteRemote) and delete.requires == ("download:11",)
+    assert isinstance(delete, DeleteRemote) and delete.requires == ("place:10",)
 
 
 def test_remote_root_limits_the_mirror_to_one_folder() -> None:
@@ -280,11 +368,17 @@ def worlds(draw: st.DrawFn) -> tuple[Snapshot, Policy]:
         for tid in range(1, draw(st.integers(0, 5)) + 1)
     )
     submitted = {h: draw(st.integers(1, 6)) for h in draw(st.sets(st.sampled_from(hashes)))}
-    done = [
-        verified(item.id, size=item.size)
+    states = {
+        item.id: draw(st.sampled_from(["new", "placed", "staged"]))
         for item in files
-        if not item.is_folder and draw(st.booleans())
+        if not item.is_folder
+    }
+    done = [
+        (verified if states[item.id] == "placed" else in_staging)(item.id, size=item.size)
+        for item in files
+        if states.get(item.id, "new") != "new"
     ]
+    in_stage = {item.id: item.size for item in files if states.get(item.id) == "staged"}
     blackhole = tuple(
         torrent(f"f{n}.torrent", draw(st.sampled_from([*hashes, None])), None)
         for n in range(draw(st.integers(0, 4)))
@@ -305,7 +399,7 @@ def worlds(draw: st.DrawFn) -> tuple[Snapshot, Policy]:
     names = sorted({item.name for item in files if item.parent_id == 0} | {"_"})
     local = LocalFacts(
         present_items=frozenset(draw(st.sets(st.sampled_from(names)))),
-        staged_items=frozenset(draw(st.sets(st.sampled_from(names)))),
+        verified=MappingProxyType(in_stage),
     )
     snapshot = Snapshot(blackhole, transfers, tuple(files), facts(submitted, done), local)
     return snapshot, policy
@@ -320,7 +414,7 @@ def apply(plan: Plan, snapshot: Snapshot) -> Snapshot:
     downloads = dict(snapshot.journal.downloads)
     next_id = max([1000, *transfers]) + 1
     present_items = set(snapshot.local.present_items)
-    staged_items = set(snapshot.local.staged_items)
+    staged = dict(snapshot.local.verified)
     for action in plan:
         if isinstance(action, SubmitTorrent | SubmitMagnet):
             transfers[next_id] = Transfer(next_id, action.name, "IN_QUEUE", action.info_hash)
@@ -335,16 +429,24 @@ def apply(plan: Plan, snapshot: Snapshot) -> Snapshot:
         elif isinstance(action, CleanTransfers):
             for transfer_id in action.transfer_ids:
                 del transfers[transfer_id]
+        elif isinstance(action, Download) and action.staged:
+            downloads[action.file_id] = in_staging(
+                action.file_id, action.relative_path, action.size
+            )
+            staged[action.file_id] = action.size
         elif isinstance(action, Download | AdoptLocal):
             downloads[action.file_id] = verified(action.file_id, action.relative_path, action.size)
+            staged.pop(action.file_id, None)
         elif isinstance(action, DeleteRemote):
             _delete_subtree(files, action.file_id)
         elif isinstance(action, PlaceItem):
-            staged_items.discard(action.name)
+            for file_id, relative in action.files:
+                downloads[file_id] = verified(file_id, relative, downloads[file_id].size)
+                staged.pop(file_id)
             present_items.add(action.name)
     own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
     journal = JournalFacts(MappingProxyType(submissions), MappingProxyType(downloads), own)
-    local = LocalFacts(present_items=frozenset(present_items), staged_items=frozenset(staged_items))
+    local = LocalFacts(present_items=frozenset(present_items), verified=MappingProxyType(staged))
     return Snapshot(
         tuple(blackhole.values()), tuple(transfers.values()), tuple(files.values()), journal, local
     )

@@ -210,8 +210,8 @@ def test_media_manager_never_sees_half_an_item(mirror: Mirror) -> None:
     late = SteppingClock(datetime(2026, 11, 27, 5, 30), timedelta(minutes=1))
     assert run_once(Runtime(settings, clock=late), Request("sync")).exit_code == 10
     assert not (mirror.downloads / "Show S01").exists()
-    staged = mirror.downloads / ".putio-mirror-staging" / "items" / "Show S01"
-    assert (staged / "e1.mkv").read_bytes() == mirror.fake.file_content(first)
+    staged = mirror.downloads / ".putio-mirror-staging" / "verified" / str(first)
+    assert staged.read_bytes() == mirror.fake.file_content(first)
     night = SteppingClock(datetime(2026, 11, 28, 1, 0), timedelta(0))
     assert run_once(Runtime(settings, clock=night), Request("sync")).exit_code == 0
     assert sorted(p.name for p in (mirror.downloads / "Show S01").iterdir()) == ["e1.mkv", "e2.mkv"]

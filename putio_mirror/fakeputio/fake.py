@@ -168,6 +168,14 @@ class FakePutio(Settings):
                 raise KeyError(f"no file with id {file_id}")
             item.hidden = True
 
+    def rename(self, file_id: int, name: str) -> None:
+        """Given an item id and a new name, rename it as the user would on put.io."""
+        with self.world.lock:
+            item = self.world.tree.get(file_id)
+            if item is None or "/" in name or "\0" in name:
+                raise KeyError(f"cannot rename {file_id} to {name!r}")
+            item.name = name
+
     def delete_file(self, file_id: int) -> None:
         """Given an item id, remove it and its subtree as if the user deleted it."""
         with self.world.lock:
