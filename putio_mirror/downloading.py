@@ -182,6 +182,10 @@ class DownloadSteps:
         try:
             done = self._verify_into_staging(action, may_continue, advance)
         except ItemError as error:
+            # the path too, so ``history`` can name the file that keeps failing
+            self._record_progress(
+                action, allocated_bytes(part_path(self._places.staging, action.file_id))
+            )
             self._journal.record_failure(action.file_id, self._now(), error.message)
             raise
         if action.staged:

@@ -29,8 +29,25 @@ def history_lines(settings: Settings, *, limit: int, run_id: int | None) -> Iter
         for run in runs:
             code = "running" if run.exit_code is None else f"exit {run.exit_code}"
             yield f"#{run.id} {_when(run.started_at)} {run.command} [{code}] {run.summary or ''}"
+        yield from _failing(journal)
     finally:
         journal.close()
+
+
+def _failing(journal: Journal) -> Iterator[str]:
+    """Files whose downloads keep failing: each waits longer before its next try."""
+    failing = sorted(
+        (record for record in journal.facts().downloads.values() if record.failures > 0),
+        key=lambda record: record.last_failure_at or datetime.min.astimezone(),
+    )
+    if failing:
+        yield "Files that failed (each waits longer before its next try):"
+    for record in failing:
+        name = record.relative_path or f"put.io file {record.file_id}"
+        yield (
+            f"  {name}: {record.failures} failure(s), last {_when(record.last_failure_at)}"
+            f" — {record.last_error or '?'}"
+        )
 
 
 def _actions(journal: Journal, run_id: int) -> Iterator[str]:

@@ -296,9 +296,9 @@ def plan_tidy(
     placements: list[PlaceItem],
 ) -> list[Action]:
     """Remove staging leftovers of ids no longer wanted, once they are older than the
-    grace period; never while put.io lists nothing at all (an outage is no verdict)."""
-    if not snapshot.files:
-        return []
+    grace period. When put.io lists nothing at all (an outage may look like that, or an
+    account emptied by ``delete_remote_after``) only what is surely a leftover goes: the
+    copy of a placed file, a build folder's links."""
     grace = timedelta(hours=policy.orphan_grace_hours)
     building = {action.item_id for action in placements}
     actions: list[Action] = []
@@ -309,10 +309,19 @@ def plan_tidy(
             continue
         if entry.kind != "build" and _still_needed(entry.kind, entry.remote_id, tree, snapshot):
             continue
+        if not snapshot.files and not _surely_left_over(entry, snapshot):
+            continue
         actions.append(
             TidyStaging(entry.kind, entry.remote_id, entry.size, why=_orphan_reason(entry, tree))
         )
     return actions
+
+
+def _surely_left_over(entry: StagedEntry, snapshot: Snapshot) -> bool:
+    record = snapshot.journal.downloads.get(entry.remote_id)
+    return entry.kind == "build" or (
+        entry.kind == "verified" and record is not None and record.is_placed
+    )
 
 
 def _still_needed(kind: str, file_id: int, tree: RemoteTree, snapshot: Snapshot) -> bool:

@@ -194,6 +194,8 @@ def test_one_file_the_node_refuses_fails_alone_and_grooming_still_runs(mirror: M
     assert record.failures == 1 and record.last_error
     again = mirror.run("sync")
     assert again.code == 0 and "next try after" in again.err, "it waits before trying again"
+    history = mirror.run("history").out
+    assert "broken.mkv: 1 failure(s)" in history and "HTTP 500" in history
 
 
 def test_symlink_planted_as_a_verified_file_is_never_placed(
