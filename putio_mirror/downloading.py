@@ -168,8 +168,7 @@ class DownloadSteps:
                 f"{action.relative_path}: the local file differs from put.io's (CRC32); left alone",
                 "move or delete the local file if the put.io copy should be downloaded",
             )
-        self._verified(action.file_id, action.relative_path, action.size, action.crc32)
-        self._journal.mark_placed({action.file_id: action.relative_path}, self._now())
+        self._verified(action, placed=True)
         log.warning("%s was already downloaded; recorded it and moved on", action.relative_path)
         return "verified in place"
 
@@ -179,57 +178,67 @@ class DownloadSteps:
         """Fetch and verify one file, then place it (unless it waits for its item); raise
         Paused when it may not go on, ItemError (journaled as a failure of this file)
         when this file cannot be had now."""
-        try:
-            done = self._verify_into_staging(action, may_continue, advance)
-        except ItemError as error:
-            # the path too, so ``history`` can name the file that keeps failing
-            self._record_progress(
-                action, allocated_bytes(part_path(self._places.staging, action.file_id))
-            )
-            self._journal.record_failure(action.file_id, self._now(), error.message)
-            raise
-        if action.staged:
-            return f"{done} bytes verified; waiting in staging for the rest of its item"
-        final = self.final_path(action.relative_path)
-        verified = verified_path(self._places.staging, action.file_id)
-        outcome = place_item([ToPlace(action.file_id, verified, final)], Path(), None)
-        if outcome.problems:
-            raise ItemError(
-                outcome.problems[0],
-                f"the verified copy stays in {verified.parent}; "
-                "move the file in the way elsewhere and the next run places it",
-            )
-        self._journal.mark_placed({action.file_id: action.relative_path}, self._now())
-        return f"{done} bytes verified"
-
-    def _verify_into_staging(
-        self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]
-    ) -> int:
-        """Have the file's verified bytes in ``verified/<file id>`` and journaled; return
-        their number."""
         staging = self._places.staging
         kept = verified_path(staging, action.file_id)
         if local_size(kept) == action.size and _crc_matches(kept, action.crc32):
             # verified in an earlier run that ended before the journal heard of it
-            self._verified(action.file_id, action.relative_path, action.size, action.crc32)
-            return action.size
-        part = part_path(staging, action.file_id)
+            source, done = kept, action.size
+        else:
+            source, done = (
+                part_path(staging, action.file_id),
+                self._fetch_verified(action, may_continue, advance),
+            )
+        if action.staged:
+            return self._keep(action, source, done)
+        final = self.final_path(action.relative_path)
+        outcome = place_item([ToPlace(action.file_id, source, final)], Path(), None)
+        if outcome.problems:
+            self._keep(action, source, done)
+            raise ItemError(
+                outcome.problems[0],
+                f"the verified copy waits in {kept.parent}; "
+                "move the file in the way elsewhere and the next run places it",
+            )
+        self._verified(action, placed=True)
+        return f"{done} bytes verified"
+
+    def _keep(self, action: Download, source: Path, done: int) -> str:
+        """Keep a verified file in staging for its placement; journal it verified."""
+        keep_verified(source, self._places.staging, action.file_id)
+        self._verified(action)
+        return f"{done} bytes verified; waiting in staging for the rest of its item"
+
+    def _fetch_verified(
+        self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]
+    ) -> int:
+        """Fill the file's ``.part`` and verify it; return its bytes. A corrupt part is
+        fetched once more from zero; a failure is journaled for this file."""
+        part = part_path(self._places.staging, action.file_id)
         fetcher = self._fetcher()
         try:
-            fetched = self._fetch(fetcher, action, part, may_continue, advance)
-        except ChecksumMismatchError as error:
-            # A corrupt part is never placed; start once more from zero, then report.
-            log.warning("%s: %s; downloading again from zero", action.relative_path, error)
+            try:
+                return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
+            except ChecksumMismatchError as error:
+                log.warning("%s: %s; downloading again from zero", action.relative_path, error)
+                self._journal.record_failure(action.file_id, self._now(), error.message)
+                fetcher.discard(part)
+                self._journal.reset_download(action.file_id)
+                return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
+        except ItemError as error:
+            # the path too, so ``history`` can name the file that keeps failing
+            self._record_progress(action, allocated_bytes(part))
             self._journal.record_failure(action.file_id, self._now(), error.message)
-            fetcher.discard(part)
-            self._journal.reset_download(action.file_id)
-            fetched = self._fetch(fetcher, action, part, may_continue, advance)
-        keep_verified(part, staging, action.file_id)
-        self._verified(action.file_id, action.relative_path, action.size, action.crc32)
-        return fetched.bytes_done
+            raise
 
-    def _verified(self, file_id: int, relative: str, size: int, crc32: str | None) -> None:
-        self._journal.mark_verified(file_id, relative, size, crc32, self._now())
+    def _verified(self, action: Download | AdoptLocal, *, placed: bool = False) -> None:
+        self._journal.mark_verified(
+            action.file_id,
+            action.relative_path,
+            action.size,
+            action.crc32,
+            self._now(),
+            placed=placed,
+        )
 
     def _fetch(
         self,

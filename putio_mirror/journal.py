@@ -225,14 +225,25 @@ class Journal:
             journal_files.progress(conn, row | {"updated_at": _aware(now)})
 
     def mark_verified(
-        self, file_id: int, relative_path: str, size: int, crc32: str | None, now: datetime
+        self,
+        file_id: int,
+        relative_path: str,
+        size: int,
+        crc32: str | None,
+        now: datetime,
+        *,
+        placed: bool = False,
     ) -> None:
         """Remember that a file matched put.io's size and CRC32; its failures start over.
 
-        Its failure count goes to 0 and its last error is cleared. It is not placed by this:
+        Its failure count goes to 0 and its last error is cleared. It is placed (at
+        ``relative_path``) only if ``placed`` says so, in the same transaction: a file that
+        went straight to the download folder costs one write, not two; else
         ``mark_placed`` says when it is in the download folder.
         """
         row = journal_files.download_row(file_id, relative_path, size, crc32, size, _aware(now))
+        if placed:
+            row |= {"placed_at": row["updated_at"], "placed_path": relative_path}
         with self._db.write() as conn:
             journal_files.verified(conn, row)
 
