@@ -61,10 +61,23 @@ class Request:
     dry_run: bool = False
     force: bool = False
     limit_downloads: int | None = None
+    #: a blackhole pass beside a running sync (the watcher's): it takes a lock and an
+    #: owner id of its own instead of the run lock, which the sync holds for hours
+    beside_sync: bool = False
 
     @property
     def needs_files(self) -> bool:
         return bool(self.kinds - BLACKHOLE_KINDS)
+
+    def lock_path(self, journal: Journal) -> Path:
+        """The lock this request's run holds: the journal's run lock, or the passes' own."""
+        lock = journal.lock_path
+        return lock.with_name(f"{lock.stem}.blackhole{lock.suffix}") if self.beside_sync else lock
+
+    @property
+    def owner(self) -> str:
+        """Who this run is, for claims (a pass beside a sync of this process is another)."""
+        return process_owner() + (":blackhole" if self.beside_sync else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +109,9 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             journal = stack.enter_context(_existing_journal(settings))
         else:
             journal = stack.enter_context(_open_journal(settings))
-            stack.enter_context(RunLock(journal.lock_path))
-            _adopt_legacy_staging(settings, journal)
+            stack.enter_context(RunLock(request.lock_path(journal)))
+            if not request.beside_sync:
+                _adopt_legacy_staging(settings, journal)
         client = stack.enter_context(_client(settings))
         facts = journal.facts() if journal is not None else JournalFacts()
         snapshot = _observe(runtime, request, client, facts)
@@ -108,7 +122,8 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             if request.dry_run:
                 return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations)
             raise _refusal(violations)
-        if request.dry_run:
+        if request.dry_run or (request.beside_sync and not plan.actions):
+            # a watcher's pass with nothing to submit leaves no run in the journal
             return Outcome(plan, None, ExitCode.OK, violations)
         assert journal is not None  # only a dry run goes without
         report = _execute(runtime, request, plan, client, journal)
@@ -203,16 +218,16 @@ def _execute(
             save_parent_id=settings.policy.save_parent_id,
             free_space_margin=settings.free_space_margin,
             parallel_files=settings.parallel_files,
-            owner=process_owner(),
+            owner=request.owner,
         ),
         clock=runtime.clock,
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
     )
     now = runtime.clock().astimezone(UTC)
-    _take_over_from_dead_runs(journal, now)
+    _take_over_from_dead_runs(journal, now, request)
     command = f"{request.command} on {socket.gethostname()}"
-    run_id = journal.start_run(command, now, owner=process_owner())
+    run_id = journal.start_run(command, now, owner=request.owner)
     exit_code = ExitCode.BUG
     try:
         report = executor.run(plan, run_id)
@@ -270,7 +285,7 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
 
 
-def _take_over_from_dead_runs(journal: Journal, now: datetime) -> None:
+def _take_over_from_dead_runs(journal: Journal, now: datetime, request: Request) -> None:
     """Given a journal whose run lock we hold and the time, free the claims of the lock's
     previous run and mark the actions of dead runs interrupted.
 
@@ -281,7 +296,8 @@ def _take_over_from_dead_runs(journal: Journal, now: datetime) -> None:
     claims run out on their lease (the database's clock); then their actions are marked
     too (see ``Journal.abandon_stale_actions``), and a live host's never are.
     """
-    record = journal.lock_path.with_name(journal.lock_path.name + ".owner")
+    lock = request.lock_path(journal)
+    record = lock.with_name(lock.name + ".owner")
     previous = _read_owner(record)
     if previous:
         freed = journal.release_all(previous)
@@ -290,7 +306,7 @@ def _take_over_from_dead_runs(journal: Journal, now: datetime) -> None:
     stale = journal.abandon_stale_actions(now)
     if stale:
         log.info("marked %d actions of runs that stopped early as interrupted", stale)
-    _write_owner(record, process_owner())
+    _write_owner(record, request.owner)
 
 
 def _read_owner(record: Path) -> str:

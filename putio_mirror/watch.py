@@ -19,12 +19,9 @@ interrupted or frees its claims.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC
 from pathlib import Path
 
 import schedule
@@ -33,15 +30,9 @@ from watchdog.observers import Observer
 
 from putio_mirror.app import ALL_KINDS, BLACKHOLE_KINDS, Outcome, Request, Runtime, run_once
 from putio_mirror.config import Settings
-from putio_mirror.errors import AlreadyRunningError, ConfigError, ExitCode, FatalError, MirrorError
-from putio_mirror.executor import Executor, Fetcher, Rules, RunReport
-from putio_mirror.journal import Journal
-from putio_mirror.localfs import Places, RunLock
-from putio_mirror.observe import observe
-from putio_mirror.plan import Plan
+from putio_mirror.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
+from putio_mirror.executor import RunReport
 from putio_mirror.progress import LogProgress
-from putio_mirror.putio import PutioClient
-from putio_mirror.reconcile import reconcile
 from putio_mirror.signals import StopFlag
 
 log = logging.getLogger(__name__)
@@ -54,6 +45,8 @@ SETTLE_MARGIN = 0.25
 RECHECK_SECONDS = 30.0
 #: the watcher's sync: everything but the blackhole, which the passes submit
 SYNC = Request("watch sync", kinds=ALL_KINDS - BLACKHOLE_KINDS)
+#: the watcher's blackhole pass, which runs beside its sync
+PASS = Request("watch submit", kinds=BLACKHOLE_KINDS, beside_sync=True)
 
 
 class _Arm(FileSystemEventHandler):
@@ -226,95 +219,4 @@ def submit_blackhole(runtime: Runtime) -> RunReport | None:
     """Given the runtime, submit the blackhole once, whether or not a sync is running;
     return what was done (None if there was nothing to do). Raise AlreadyRunningError
     if another blackhole pass of this journal is running, MirrorError as a run would."""
-    settings = runtime.settings
-    journal = Journal.open(settings.journal_url)
-    try:
-        with RunLock(_pass_lock(journal)), _client(settings) as client:
-            _release_dead_claims(journal)
-            plan = _blackhole_plan(runtime, client, journal)
-            return _execute(runtime, plan, client, journal) if plan.actions else None
-    finally:
-        journal.close()
-
-
-def _pass_lock(journal: Journal) -> Path:
-    lock = journal.lock_path
-    return lock.with_name(f"{lock.stem}.blackhole{lock.suffix}")
-
-
-def _pass_holder(journal: Journal) -> str:
-    """Who runs blackhole passes here: this host and its pass lock (one live pass each)."""
-    return f"{socket.gethostname()}:{_pass_lock(journal)}"
-
-
-def _release_dead_claims(journal: Journal) -> None:
-    """Claims of an earlier pass under our pass lock belong to a dead process (we hold
-    that lock now); a sync's claims carry another holder and are left alone."""
-    holder = _pass_holder(journal)
-    for key, (owner, _) in journal.claims().items():
-        if owner.rpartition(":")[0] == holder:
-            journal.release(key, owner)
-
-
-def _client(settings: Settings) -> PutioClient:
-    if settings.token is None:
-        raise ConfigError(
-            "no put.io token is configured",
-            "set PUTIO_TOKEN, or putio.token_file / putio.token in the config file",
-        )
-    token = settings.token.reveal()
-    return PutioClient(token, settings.api_url, settings.upload_url, timeout=settings.timeout)
-
-
-def _places(settings: Settings) -> Places:
-    return Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
-
-
-def _blackhole_plan(runtime: Runtime, client: PutioClient, journal: Journal) -> Plan:
-    settings = runtime.settings
-    snapshot = observe(
-        client,
-        journal.facts(),
-        _places(settings),
-        remote_root_id=settings.policy.remote_root_id,
-        now_epoch=time.time(),
-        want_files=False,
-    )
-    plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
-    return plan.only(BLACKHOLE_KINDS)
-
-
-def _no_fetcher() -> Fetcher:
-    raise AssertionError("a blackhole pass downloads nothing")
-
-
-def _execute(runtime: Runtime, plan: Plan, client: PutioClient, journal: Journal) -> RunReport:
-    settings = runtime.settings
-    rules = Rules(
-        save_parent_id=settings.policy.save_parent_id,
-        owner=f"{_pass_holder(journal)}:{os.getpid()}",
-    )
-    executor = Executor(
-        client,
-        _no_fetcher,
-        journal,
-        _places(settings),
-        rules,
-        clock=runtime.clock,
-        stop_requested=runtime.stop_requested,
-    )
-    run_id = journal.start_run(
-        f"watch submit on {socket.gethostname()}", runtime.clock().astimezone(UTC)
-    )
-    exit_code = ExitCode.BUG
-    try:
-        report = executor.run(plan, run_id)
-        exit_code = report.exit_code
-        return report
-    except MirrorError as error:
-        exit_code = error.exit_code
-        raise
-    finally:
-        summary = executor.report.summary()
-        journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(exit_code), summary)
-        executor.close()
+    return run_once(runtime, PASS).report

@@ -14,6 +14,7 @@ import pytest
 
 from putio_mirror.app import Request, Runtime, run_once
 from putio_mirror.config import load_settings
+from putio_mirror.downloading import NoProgress
 from putio_mirror.journal import Journal
 from tests.mirror_env import Mirror
 from tests.test_sync import SteppingClock
@@ -130,21 +131,12 @@ def test_placement_blocked_by_one_file_places_the_rest_and_the_blocked_one_once_
     assert _staged_files(mirror) == []
 
 
-class _StrangerAppears:
+class _StrangerAppears(NoProgress):
     """Progress that, once the last download ends, puts a stranger's file where the
     item's first file will be placed: a folder of the item's name appeared mid-run."""
 
     def __init__(self, path: Path, last_key: str) -> None:
         self.path, self.last_key = path, last_key
-
-    def expect(self, total: int, done: int) -> None:
-        pass
-
-    def begin(self, key: str, label: str, total: int, done: int) -> None:
-        pass
-
-    def advance(self, key: str, amount: int) -> None:
-        pass
 
     def end(self, key: str) -> None:
         if key == self.last_key:
