@@ -28,6 +28,7 @@ _PATTERNS = (
     re.compile(r"(?i)(['\"](?:token|bearer)\s+)[^\s'\",\\]+"),
     re.compile(r"(?i)((?:oauth_token|access_token)=)[^&\s'\",\\]+"),
 )
+_SHORTEST_SECRET = 8
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
@@ -46,8 +47,12 @@ def redact(text: str) -> str:
     from_env = os.environ.get(_TOKEN_ENV, "").strip()
     if from_env:
         secrets.add(from_env)
-    # Longest first: a secret that contains another must go out whole.
+    # Longest first: a secret that contains another must go out whole. A "secret" of a
+    # few characters (put.io's tokens have 32) would blank every word it occurs in; the
+    # patterns below still hide it where it stands as a credential.
     for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) < _SHORTEST_SECRET:
+            continue
         text = text.replace(secret, REDACTED)
     for pattern in _PATTERNS:
         text = pattern.sub(rf"\g<1>{REDACTED}", text)

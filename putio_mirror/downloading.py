@@ -262,7 +262,11 @@ class DownloadSteps:
         except TransientError as error:
             if not _api_failed(error):
                 # put.io hands out URLs but this file's node does not answer: it fails alone
-                raise ItemError(error.message, error.hint) from error
+                raise ItemError(
+                    error.message,
+                    "put.io's download node keeps failing for this file; it is tried again "
+                    "after a pause that doubles each time (`putio-mirror history` lists it)",
+                ) from error
             raise
         finally:
             self._progress.end(action.key)

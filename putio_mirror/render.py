@@ -59,6 +59,8 @@ def _why(action: Action) -> str:
 def plan_summary(plan: Plan) -> str:
     """Given a plan, return one line counting its actions by kind and the bytes to fetch."""
     if not plan.actions:
+        if any(note.level == "warning" for note in plan.notes):
+            return "Nothing to do now; see the warnings above."
         return "Nothing to do: put.io and the local folders are in step."
     counts = Counter(_LABELS[action.kind] for action in plan)
     parts = [f"{count} {label}" for label, count in counts.items()]
