@@ -17,11 +17,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from putio_mirror.units import human_rate
+
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MINUTES_PER_DAY = 24 * 60
 _UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-_UNIT_NAMES = ((1024**3, "GiB/s"), (1024**2, "MiB/s"), (1024, "KiB/s"))
 _RATE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(b|[kmg](?:i?b)?)", re.IGNORECASE)
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _TIME = re.compile(r"(?:([A-Za-z]+)-)?(\d{1,2}):(\d{2})")
@@ -127,12 +128,7 @@ def parse_rate(text: str) -> int | None:
 
 def describe_rate(limit: int | None) -> str:
     """Given bytes per second (None: no limit), return it in words, e.g. ``1.5 MiB/s``."""
-    if limit is None:
-        return "no limit"
-    for unit, name in _UNIT_NAMES:
-        if limit >= unit:
-            return f"{round(limit / unit, 2):g} {name}"
-    return f"{limit} B/s"
+    return "no limit" if limit is None else human_rate(limit)
 
 
 def _parse_entry(token: str) -> Entry:

@@ -116,7 +116,8 @@ def _run(context: Context, request: Request, overrides: dict[str, object] | None
 
 
 def _show(outcome: Outcome, request: Request, downloads: Path) -> None:
-    from putio_mirror.render import human_size, plan_summary
+    from putio_mirror.render import plan_summary
+    from putio_mirror.units import human_bytes
 
     for note in outcome.plan.notes:
         (log.warning if note.level == "warning" else log.info)("%s", note.message)
@@ -133,7 +134,7 @@ def _show(outcome: Outcome, request: Request, downloads: Path) -> None:
                 click.echo(f"  hint: {failure.hint}", err=True)
         click.echo(f"{plan_summary(outcome.plan)}\nResult: {outcome.report.summary()}.")
         if outcome.report.bytes_downloaded:
-            fetched = human_size(outcome.report.bytes_downloaded)
+            fetched = human_bytes(outcome.report.bytes_downloaded)
             click.echo(f"Downloaded {fetched} into {downloads}.")
 
 

@@ -29,7 +29,8 @@ from putio_mirror.app import (
 from putio_mirror.config import Settings, load_settings
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.history import history_lines
-from putio_mirror.render import human_size, plan_rows, plan_summary
+from putio_mirror.render import plan_rows, plan_summary
+from putio_mirror.units import human_bytes
 
 Echo = Callable[[str], None]
 
@@ -145,4 +146,4 @@ def _show_tree(echo: Echo, folder: Path) -> None:
     for path in sorted(folder.rglob("*")):
         if path.is_file() and ".putio-mirror-staging" not in path.parts:
             relative = path.relative_to(folder)
-            echo(f"  {relative}  ({human_size(path.stat().st_size)})")
+            echo(f"  {relative}  ({human_bytes(path.stat().st_size)})")
