@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from putio_mirror.units import human_rate
+from putio_mirror.weekdays import DAY_NAMES, MINUTES_PER_DAY, parse_weekday
 
-DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-MINUTES_PER_DAY = 24 * 60
 _UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _RATE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(b|[kmg](?:i?b)?)", re.IGNORECASE)
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -149,17 +147,7 @@ def _parse_time(text: str) -> tuple[int | None, int]:
     hour, minute = int(match[2]), int(match[3])
     if hour > 23 or minute > 59:
         raise ValueError(f"{text!r} is not a time of day (00:00 to 23:59)")
-    return _parse_day(match[1]), hour * 60 + minute
-
-
-def _parse_day(name: str | None) -> int | None:
-    if name is None:
-        return None
-    lowered = name.lower()
-    for index, (short, full) in enumerate(zip(DAY_NAMES, _FULL_DAY_NAMES, strict=True)):
-        if lowered in (short.lower(), full):
-            return index
-    raise ValueError(f"{name!r} is not a day of the week (Mon, Tue, Wed, Thu, Fri, Sat, Sun)")
+    return None if match[1] is None else parse_weekday(match[1]), hour * 60 + minute
 
 
 def _refuse_duplicates(entries: list[Entry]) -> None:

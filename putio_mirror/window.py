@@ -12,12 +12,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from putio_mirror.weekdays import MINUTES_PER_DAY, parse_weekday
+
 ALL_DAYS = frozenset(range(7))
 _WINDOW = re.compile(
     r"^\s*(?:(?P<days>[A-Za-z,\-]+)\s+)?(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$"
 )
-MINUTES_PER_DAY = 24 * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,17 +115,10 @@ def _parse_minutes(text: str) -> int:
 
 def _parse_days(text: str) -> frozenset[int]:
     days: set[int] = set()
-    for part in text.lower().split(","):
+    for part in text.split(","):
         first, _, last = part.partition("-")
-        begin = _day_index(first)
-        finish = _day_index(last) if last else begin
+        begin = parse_weekday(first)
+        finish = parse_weekday(last) if last else begin
         span = (finish - begin) % 7
         days.update((begin + offset) % 7 for offset in range(span + 1))
     return frozenset(days)
-
-
-def _day_index(name: str) -> int:
-    short = name.strip()[:3]
-    if short not in DAY_NAMES:
-        raise ValueError(f"{name!r} is not a weekday (use Mon, Tue, … Sun)")
-    return DAY_NAMES.index(short)
