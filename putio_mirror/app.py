@@ -98,7 +98,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             journal = stack.enter_context(_open_journal(settings))
             stack.enter_context(RunLock(journal.lock_path))
             _adopt_legacy_staging(settings, journal)
-        client = stack.enter_context(_client(settings))
+        client = stack.enter_context(open_client(settings))
         facts = journal.facts() if journal is not None else JournalFacts()
         snapshot = _observe(runtime, request, client, facts)
         plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
@@ -151,26 +151,20 @@ def _existing_journal(settings: Settings) -> Iterator[Journal | None]:
             journal.close()
 
 
-@contextmanager
-def _client(settings: Settings) -> Iterator[PutioClient]:
+def open_client(settings: Settings) -> PutioClient:
+    """Given the settings, return a put.io client (a context manager that closes it);
+    raise ConfigError if no token is configured."""
     if settings.token is None:
         raise ConfigError(
             "no put.io token is configured",
             "set PUTIO_TOKEN, or putio.token_file / putio.token in the config file",
         )
-    client = PutioClient(
-        settings.token.reveal(),
-        settings.api_url,
-        settings.upload_url,
-        timeout=settings.timeout,
-    )
-    try:
-        yield client
-    finally:
-        client.close()
+    token = settings.token.reveal()
+    return PutioClient(token, settings.api_url, settings.upload_url, timeout=settings.timeout)
 
 
-def _places(settings: Settings) -> Places:
+def places(settings: Settings) -> Places:
+    """Given the settings, return the local folders a run works in."""
     return Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
 
 
@@ -180,7 +174,7 @@ def _observe(
     return observe(
         client,
         facts,
-        _places(runtime.settings),
+        places(runtime.settings),
         remote_root_id=runtime.settings.policy.remote_root_id,
         now_epoch=time.time(),
         want_blackhole=bool(request.kinds & BLACKHOLE_KINDS),
@@ -196,7 +190,7 @@ def _execute(
         client,
         _fetcher_factory(settings, client, runtime.clock),
         journal,
-        _places(settings),
+        places(settings),
         Rules(
             schedule=settings.schedule,
             groom_outside_window=settings.groom_outside_window,
@@ -209,21 +203,34 @@ def _execute(
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
     )
-    now = runtime.clock().astimezone(UTC)
-    _take_over_from_dead_runs(journal, now)
+    _take_over_from_dead_runs(journal, runtime.clock().astimezone(UTC))
     command = f"{request.command} on {socket.gethostname()}"
-    run_id = journal.start_run(command, now, owner=process_owner())
+    return run_journaled(executor, plan, journal, command, runtime.clock, owner=process_owner())
+
+
+def run_journaled(
+    executor: Executor,
+    plan: Plan,
+    journal: Journal,
+    command: str,
+    clock: Callable[[], datetime],
+    owner: str | None = None,
+) -> RunReport:
+    """Given an executor and its plan, run it as one run in the journal, finished with the
+    exit code the process will exit with and the report's summary whatever happens; then
+    close the executor. Return its report; raise what the run raised."""
+    run_id = journal.start_run(command, clock().astimezone(UTC), owner=owner)
     exit_code = ExitCode.BUG
     try:
         report = executor.run(plan, run_id)
         exit_code = report.exit_code
         return report
     except MirrorError as error:
-        exit_code = error.exit_code  # journal the code the process will exit with
+        exit_code = error.exit_code
         raise
     finally:
         summary = executor.report.summary()
-        journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(exit_code), summary)
+        journal.finish_run(run_id, clock().astimezone(UTC), int(exit_code), summary)
         executor.close()
 
 
@@ -328,7 +335,7 @@ def list_remote_files(settings: Settings) -> list[dict[str, object]]:
     """Given settings, return every remote item under the mirrored root with its paths."""
     from putio_mirror.naming import local_paths
 
-    with _client(settings) as client:
+    with open_client(settings) as client:
         items = client.list_all_files()
     by_id = {item.id: item for item in items}
     paths = local_paths(list(items), settings.policy.remote_root_id)

@@ -18,14 +18,13 @@ from pathlib import Path
 from putio_mirror.config_file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config_schema import MirrorFile, PutioSection, Secret
 from putio_mirror.errors import ConfigError
+from putio_mirror.naming import OWN_PREFIX, STAGING_DIR_NAME
 from putio_mirror.state import Filters, Policy, SafetyLimits
 from putio_mirror.window import Schedule, parse_schedule
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
-STAGING_NAME = ".putio-mirror-staging"
 # naming.py never gives a put.io item a local name beginning with this: it is ours.
-_OWN_PREFIX = ".putio-mirror"
 MIB = 1024 * 1024
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
@@ -165,7 +164,9 @@ def _build(
         timeout=model.putio.timeout_seconds,
         blackhole_dir=_expand(paths.blackhole, env),
         download_dir=download_dir,
-        staging_dir=_expand(paths.staging, env) if paths.staging else download_dir / STAGING_NAME,
+        staging_dir=_expand(paths.staging, env)
+        if paths.staging
+        else download_dir / STAGING_DIR_NAME,
         journal_url=_journal_url(paths.journal, env),
         log_file=_expand(paths.log_file, env) if paths.log_file else None,
         log_level=model.log_level,
@@ -330,7 +331,7 @@ def _staging_problems(settings: Settings, source: str) -> tuple[str, ...]:
     placement never mistakes staging for an item (the default is such a name).
     """
     staging, downloads = settings.staging_dir.resolve(), settings.download_dir.resolve()
-    hint = f"leave paths.staging unset (it is then {downloads / STAGING_NAME})"
+    hint = f"leave paths.staging unset (it is then {downloads / STAGING_DIR_NAME})"
     if downloads.is_relative_to(staging):
         return (
             f"{source}: paths.staging: {staging} holds the download folder {downloads}; {hint}, "
@@ -339,12 +340,12 @@ def _staging_problems(settings: Settings, source: str) -> tuple[str, ...]:
     if not staging.is_relative_to(downloads):
         return ()
     top = staging.relative_to(downloads).parts[0]
-    if top.casefold().startswith(_OWN_PREFIX):
+    if top.casefold().startswith(OWN_PREFIX):
         return ()
     return (
         f"{source}: paths.staging: {staging} is inside the download folder, where a put.io "
         f"item named {top!r} would collide with it; {hint}, name it "
-        f"{downloads / (_OWN_PREFIX + '-' + top)}, or put it outside the download folder "
+        f"{downloads / (OWN_PREFIX + '-' + top)}, or put it outside the download folder "
         "on the same disk",
     )
 

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from putio_mirror import __version__
+from putio_mirror.redaction import REDACTED, hide_secrets
 
-REDACTED = "********"
 _TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
 # Credentials as foreign libraries may echo them: a header ("Authorization: token X",
 # "Bearer X"), a header value's repr (b'token X\n…' from http.client), a URL's query.
@@ -46,9 +46,7 @@ def redact(text: str) -> str:
     from_env = os.environ.get(_TOKEN_ENV, "").strip()
     if from_env:
         secrets.add(from_env)
-    # Longest first: a secret that contains another must go out whole.
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    text = hide_secrets(text, secrets)
     for pattern in _PATTERNS:
         text = pattern.sub(rf"\g<1>{REDACTED}", text)
     return text

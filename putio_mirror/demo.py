@@ -29,6 +29,7 @@ from putio_mirror.app import (
 from putio_mirror.config import Settings, load_settings
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.history import history_lines
+from putio_mirror.naming import STAGING_DIR_NAME
 from putio_mirror.render import plan_rows, plan_summary
 from putio_mirror.units import human_bytes
 
@@ -144,6 +145,6 @@ def _age_blackhole(folder: Path) -> None:
 def _show_tree(echo: Echo, folder: Path) -> None:
     echo(f"\nFiles now in {folder}:")
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and ".putio-mirror-staging" not in path.parts:
+        if path.is_file() and STAGING_DIR_NAME not in path.parts:
             relative = path.relative_to(folder)
             echo(f"  {relative}  ({human_bytes(path.stat().st_size)})")

@@ -26,6 +26,9 @@ from putio_mirror.errors import (
 )
 from putio_mirror.units import human_bytes
 
+#: Free space kept spare on the download disk unless the config says otherwise.
+FREE_SPACE_MARGIN = 100 * 1024 * 1024
+
 # link(2) refusals that mean "this filesystem cannot hard-link", not "no".
 _LINK_UNSUPPORTED = frozenset(
     {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
@@ -214,7 +217,7 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(existing).free
 
 
-def ensure_room(path: Path, needed: int, margin: int = 100 * 1024 * 1024) -> None:
+def ensure_room(path: Path, needed: int, margin: int = FREE_SPACE_MARGIN) -> None:
     """Given where ``needed`` bytes will be written, return if they fit with ``margin`` to
     spare; raise NoSpaceError otherwise."""
     free = free_bytes(path)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-REDACTED = "********"
+from putio_mirror.redaction import hide_secrets
+
 HANDLER_NAME = "putio-mirror"
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -23,9 +24,7 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = message
-        for secret in self._secrets:
-            cleaned = cleaned.replace(secret, REDACTED)
+        cleaned = hide_secrets(message, self._secrets)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

@@ -31,12 +31,22 @@ import schedule
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from putio_mirror.app import ALL_KINDS, BLACKHOLE_KINDS, Outcome, Request, Runtime, run_once
+from putio_mirror.app import (
+    ALL_KINDS,
+    BLACKHOLE_KINDS,
+    Outcome,
+    Request,
+    Runtime,
+    open_client,
+    places,
+    run_journaled,
+    run_once,
+)
 from putio_mirror.config import Settings
-from putio_mirror.errors import AlreadyRunningError, ConfigError, ExitCode, FatalError, MirrorError
+from putio_mirror.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
 from putio_mirror.executor import Executor, Fetcher, Rules, RunReport
 from putio_mirror.journal import Journal
-from putio_mirror.localfs import Places, RunLock
+from putio_mirror.localfs import RunLock
 from putio_mirror.observe import observe
 from putio_mirror.plan import Plan
 from putio_mirror.progress import LogProgress
@@ -229,7 +239,7 @@ def submit_blackhole(runtime: Runtime) -> RunReport | None:
     settings = runtime.settings
     journal = Journal.open(settings.journal_url)
     try:
-        with RunLock(_pass_lock(journal)), _client(settings) as client:
+        with RunLock(_pass_lock(journal)), open_client(settings) as client:
             _release_dead_claims(journal)
             plan = _blackhole_plan(runtime, client, journal)
             return _execute(runtime, plan, client, journal) if plan.actions else None
@@ -256,26 +266,12 @@ def _release_dead_claims(journal: Journal) -> None:
             journal.release(key, owner)
 
 
-def _client(settings: Settings) -> PutioClient:
-    if settings.token is None:
-        raise ConfigError(
-            "no put.io token is configured",
-            "set PUTIO_TOKEN, or putio.token_file / putio.token in the config file",
-        )
-    token = settings.token.reveal()
-    return PutioClient(token, settings.api_url, settings.upload_url, timeout=settings.timeout)
-
-
-def _places(settings: Settings) -> Places:
-    return Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
-
-
 def _blackhole_plan(runtime: Runtime, client: PutioClient, journal: Journal) -> Plan:
     settings = runtime.settings
     snapshot = observe(
         client,
         journal.facts(),
-        _places(settings),
+        places(settings),
         remote_root_id=settings.policy.remote_root_id,
         now_epoch=time.time(),
         want_files=False,
@@ -298,23 +294,10 @@ def _execute(runtime: Runtime, plan: Plan, client: PutioClient, journal: Journal
         client,
         _no_fetcher,
         journal,
-        _places(settings),
+        places(settings),
         rules,
         clock=runtime.clock,
         stop_requested=runtime.stop_requested,
     )
-    run_id = journal.start_run(
-        f"watch submit on {socket.gethostname()}", runtime.clock().astimezone(UTC)
-    )
-    exit_code = ExitCode.BUG
-    try:
-        report = executor.run(plan, run_id)
-        exit_code = report.exit_code
-        return report
-    except MirrorError as error:
-        exit_code = error.exit_code
-        raise
-    finally:
-        summary = executor.report.summary()
-        journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(exit_code), summary)
-        executor.close()
+    command = f"watch submit on {socket.gethostname()}"
+    return run_journaled(executor, plan, journal, command, runtime.clock)
