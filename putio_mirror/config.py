@@ -18,6 +18,7 @@ from pathlib import Path
 from putio_mirror.config_file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config_schema import MirrorFile, PutioSection, Secret
 from putio_mirror.errors import ConfigError
+from putio_mirror.folders import config_folder, state_folder
 from putio_mirror.naming import OWN_PREFIX, STAGING_DIR_NAME
 from putio_mirror.state import Filters, Policy, SafetyLimits
 from putio_mirror.window import Schedule, parse_schedule
@@ -81,15 +82,15 @@ def hide_url_password(url: str) -> str:
     return _URL_PASSWORD.sub(r"\1***@", url)
 
 
-def default_config_path(env: Mapping[str, str]) -> Path:
-    """Given the environment, return ``$XDG_CONFIG_HOME/putio-mirror/mirror.yaml``."""
-    return _xdg_dir(env, "XDG_CONFIG_HOME", ".config") / "putio-mirror" / "mirror.yaml"
+def default_config_path() -> Path:
+    """Return where the config file is looked for when none is named: ``mirror.yaml`` in
+    the config folder (``$XDG_CONFIG_HOME/putio-mirror`` or ``~/.config/putio-mirror``)."""
+    return config_folder() / "mirror.yaml"
 
 
-def default_journal_url(env: Mapping[str, str]) -> str:
-    """Given the environment, return the SQLite URL under the XDG state folder."""
-    state = _xdg_dir(env, "XDG_STATE_HOME", ".local/state")
-    return f"sqlite:///{state / 'putio-mirror' / 'journal.sqlite3'}"
+def default_journal_url() -> str:
+    """Return the SQLite URL of the journal when none is configured, in the state folder."""
+    return f"sqlite:///{state_folder() / 'journal.sqlite3'}"
 
 
 def load_settings(
@@ -126,11 +127,6 @@ def load_settings(
     return settings
 
 
-def _xdg_dir(env: Mapping[str, str], variable: str, fallback: str) -> Path:
-    value = env.get(variable, "")
-    return Path(value) if value and Path(value).is_absolute() else _home(env) / fallback
-
-
 def _home(env: Mapping[str, str]) -> Path:
     return Path(env["HOME"]) if env.get("HOME") else Path.home()
 
@@ -146,7 +142,7 @@ def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
                 "check the path, or copy mirror.example.yaml there and edit it",
             )
         return explicit
-    default = default_config_path(env)
+    default = default_config_path()
     return default if default.exists() else None
 
 
@@ -297,7 +293,7 @@ def _expand(text: str, env: Mapping[str, str]) -> Path:
 def _journal_url(value: str | None, env: Mapping[str, str]) -> str:
     """Given ``paths.journal``, return an SQLAlchemy URL; a plain path becomes SQLite."""
     if not value:
-        return default_journal_url(env)
+        return default_journal_url()
     if value.startswith("sqlite:///"):
         rest = value.removeprefix("sqlite:///")
         return f"sqlite:///{_expand(rest, env)}" if rest.startswith(("~", "$")) else value

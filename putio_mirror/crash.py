@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from putio_mirror import __version__
+from putio_mirror.folders import state_folder
 from putio_mirror.redaction import REDACTED, hide_secrets
 
 _TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -52,16 +53,10 @@ def redact(text: str) -> str:
     return text
 
 
-def crash_dir(env: dict[str, str] | None = None) -> Path:
-    environ = os.environ if env is None else env
-    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "putio-mirror" / "crash-reports"
-
-
 def write_crash_report(error: BaseException) -> Path:
     """Given an unexpected exception, write a redacted report readable only by the user and
     return its path; raise OSError if it cannot be written."""
-    folder = crash_dir()
+    folder = state_folder() / "crash-reports"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = folder / f"crash-{stamp}-{os.getpid()}.txt"

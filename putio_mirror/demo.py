@@ -76,8 +76,11 @@ def _settings(root: Path, fake: FakePutio) -> Settings:
         "paths.downloads": str(root / "downloads"),
         "paths.journal": str(root / "state" / "journal.sqlite3"),
     }
-    env = {"PUTIO_TOKEN": fake.token, "HOME": str(root), "XDG_CONFIG_HOME": str(root / "config")}
-    return load_settings(None, env, overrides=overrides)
+    # A config file of its own, so that the user's (in the config folder) is never read.
+    config = root / "mirror.yaml"
+    config.write_text("# the demo gives every setting as an override\n", encoding="utf-8")
+    env = {"PUTIO_TOKEN": fake.token, "HOME": str(root)}
+    return load_settings(config, env, overrides=overrides)
 
 
 def _step(echo: Echo, runtime: Runtime, title: str, request: Request) -> Outcome:

@@ -9,7 +9,7 @@ connections tuned (``journal_schema.tune_sqlite``). SQLAlchemy's errors become
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -123,17 +123,6 @@ def is_missing_file(url: URL) -> bool:
 def is_file_database(database: str) -> bool:
     """Given a SQLite URL's database part, say whether it names a file on disk."""
     return bool(database) and database != ":memory:" and not database.startswith("file:")
-
-
-def lock_dir(env: Mapping[str, str]) -> Path:
-    """Given the environment, return the folder for the run locks of server databases."""
-    runtime = env.get("XDG_RUNTIME_DIR", "")
-    if runtime and Path(runtime).is_absolute():
-        return Path(runtime)
-    state = env.get("XDG_STATE_HOME", "")
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    base = Path(state) if state and Path(state).is_absolute() else home / ".local" / "state"
-    return base / "putio-mirror"
 
 
 def translate_error(error: SQLAlchemyError, shown_url: str) -> JournalError:
