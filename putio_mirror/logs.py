@@ -7,6 +7,7 @@ of defence should a foreign library ever echo a header or URL.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 from pathlib import Path
 
 from putio_mirror.redaction import hide_secrets
@@ -34,7 +35,9 @@ def _handler(log_file: Path | None) -> logging.Handler:
     if log_file is None:
         return logging.StreamHandler()
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    return logging.FileHandler(log_file, encoding="utf-8")
+    # Reopens the file when logrotate has moved it away, so a long watch keeps logging to
+    # the file at that path (no copytruncate needed).
+    return logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
 
 
 def setup_logging(log_file: Path | None, level: str, verbose: int, secret: str | None) -> None:
