@@ -194,7 +194,7 @@ def _execute(
         Rules(
             schedule=settings.schedule,
             groom_outside_window=settings.groom_outside_window,
-            save_parent_id=settings.policy.save_parent_id,
+            save_parent_id=settings.save_parent_id,
             free_space_margin=settings.free_space_margin,
             parallel_files=settings.parallel_files,
             owner=process_owner(),

@@ -62,6 +62,8 @@ class Settings:
     schedule: Schedule
     groom_outside_window: bool
     watch_interval_minutes: float
+    #: the put.io folder new transfers save into (None: put.io's default)
+    save_parent_id: int | None
     policy: Policy
     config_path: Path | None = None
     warnings: tuple[str, ...] = ()
@@ -176,6 +178,7 @@ def _build(
         schedule=parse_schedule(model.schedule.windows),
         groom_outside_window=model.schedule.groom_outside_window,
         watch_interval_minutes=model.schedule.watch_interval_minutes,
+        save_parent_id=model.transfers.save_parent_id,
         policy=_policy(model),
         config_path=config_path,
         warnings=_permission_warnings(model.putio, env, config_path),
@@ -195,7 +198,6 @@ def _policy(model: MirrorFile) -> Policy:
         delete_remote_after_download=download.delete_remote_after,
         manage_foreign_transfers=transfers.manage_foreign,
         remote_root_id=download.remote_root,
-        save_parent_id=transfers.save_parent_id,
         item_placement=download.placement == "item",
         filters=Filters(
             include=download.include,

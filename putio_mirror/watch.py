@@ -287,7 +287,7 @@ def _no_fetcher() -> Fetcher:
 def _execute(runtime: Runtime, plan: Plan, client: PutioClient, journal: Journal) -> RunReport:
     settings = runtime.settings
     rules = Rules(
-        save_parent_id=settings.policy.save_parent_id,
+        save_parent_id=settings.save_parent_id,
         owner=f"{_pass_holder(journal)}:{os.getpid()}",
     )
     executor = Executor(
