@@ -1,7 +1,7 @@
 """The shell: build the collaborators from Settings and run the pipeline once.
 
 observe → reconcile → (safety) → render or execute → journal. Every command
-of the CLI is a door into ``run_once`` with a different ``Request``: ``sync``
+of the CLI calls ``run_once`` with a different ``Request``: ``sync``
 takes every kind of action, ``transfers groom`` only cancel and clean,
 ``files download --limit 3`` only the first three downloads.
 """
@@ -54,7 +54,7 @@ def local_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """Which door was used: the command's name and which part of the plan it runs."""
+    """Which command runs: its name and which part of the plan it runs."""
 
     command: str
     kinds: frozenset[ActionKind] = ALL_KINDS

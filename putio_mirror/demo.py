@@ -1,8 +1,9 @@
 """``putio-mirror demo``: every job, end to end, against a local imitation of put.io.
 
 It starts the fake put.io (real HTTP on 127.0.0.1) with sample data, makes a
-temporary blackhole holding a .torrent and a .magnet, and runs the ancestor's
-jobs through the same engine ``sync`` uses, printing what each did.
+temporary blackhole holding a .torrent and a .magnet, and runs ``torrents add``,
+``transfers groom``, ``files download`` and ``sync --dry-run`` through the same
+engine ``sync`` uses, printing what each did.
 """
 
 from __future__ import annotations
