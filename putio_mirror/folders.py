@@ -6,7 +6,8 @@ journals' run locks, crash reports).
 ``$XDG_CONFIG_HOME`` / ``$XDG_STATE_HOME`` when they are absolute paths (a relative one
 is ignored, as the XDG spec says); on macOS ``~/Library/Application Support/putio-mirror``
 unless an ``$XDG_*`` variable says otherwise. Read from the process environment at each
-call.
+call. platformdirs is imported on first use (~3 ms), which a run that names its config
+file and journal never makes.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 APP_NAME = "putio-mirror"
 
 
 def config_folder() -> Path:
     """Return the folder of the default config file."""
+    import platformdirs
+
     return platformdirs.user_config_path(APP_NAME, appauthor=False)
 
 
 def state_folder() -> Path:
     """Return the folder of the default journal and of crash reports."""
+    import platformdirs
+
     return platformdirs.user_state_path(APP_NAME, appauthor=False)
 
 
