@@ -33,7 +33,6 @@ from sqlalchemy.engine import URL
 
 from putio_mirror import journal_claims, journal_files, journal_runs
 from putio_mirror.errors import JournalError
-from putio_mirror.folders import lock_folder
 from putio_mirror.journal_engine import (
     Database,
     create_journal_engine,
@@ -68,7 +67,7 @@ ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "
 class Journal:
     """A handle on one journal database; open it with ``Journal.open(url)``."""
 
-    def __init__(self, engine: Engine, url: URL, lock_dir: Path) -> None:
+    def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
         self._db = Database(engine, url, lock_dir)
 
     @classmethod
@@ -83,7 +82,7 @@ class Journal:
         parsed = parse_url(url)
         shown = parsed.render_as_string(hide_password=True)
         engine = create_journal_engine(parsed, shown, busy_timeout)
-        journal = cls(engine, parsed, lock_folder())
+        journal = cls(engine, parsed)
         try:
             journal._prepare_schema()
         except BaseException:
