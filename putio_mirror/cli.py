@@ -333,16 +333,17 @@ def entry() -> NoReturn:
     the interpreter's housekeeping at start and none at exit.
 
     Both tricks are kept because ``bench/startup.py --tricks`` shows each buys more
-    than 20 ms of an idle ``files download`` (20 alternating rounds, 2-core VM, medians:
-    0.655 s as is; 0.746 s with the default GC threshold; 0.799 s with the teardown),
-    and ``tests/test_entry.py`` fails if either stops taking effect.
+    than 20 ms of an idle ``files download`` (two runs of 20 alternating rounds on a
+    busy 2-core VM, medians: 0.655 / 0.572 s as is; 0.746 / 0.604 s with the default GC
+    threshold; 0.799 / 0.745 s with the teardown), and ``tests/test_entry.py`` fails if
+    either stops taking effect.
 
     Importing SQLAlchemy, pydantic and requests builds a few hundred thousand objects
     and almost no garbage, yet at the default threshold (700) the cyclic collector
     walks them again and again (~150 collections in an idle run): collecting every
-    50,000 allocations instead saves ~90 ms and changes nothing else (this tool keeps
+    50,000 allocations instead saves 30–90 ms and changes nothing else (this tool keeps
     few cycles). The teardown at exit frees every object of every module one at a
-    time: ~140 ms with SQLAlchemy loaded, paid by every run a timer starts. By then
+    time: 140–170 ms with SQLAlchemy loaded, paid by every run a timer starts. By then
     each command has closed what it opened (journal, sessions, threads, progress
     display); only the log handlers and the standard streams may hold buffered output.
     """
