@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.units import human_bytes as human_size
 
 BENCH_PREFIX = "putio-mirror-bench-"
 MB = 1_000_000
@@ -270,14 +271,6 @@ def parse_size(text: str) -> int:
     if match is None:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 512M, 2G)")
     return int(float(match[1]) * _UNITS[match[2].lower()])
-
-
-def human_size(size: int) -> str:
-    """Given bytes, return them in the largest binary unit that keeps them at least 1."""
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= factor:
-            return f"{size / factor:g} {unit}"
-    return f"{size} B"
 
 
 def need_free_space(where: Path, size: int) -> None:

@@ -7,7 +7,12 @@ alternately (20 rounds by default) and prints the medians. If the median of
 ``--help`` is over the 0.3 s target (or with ``--importtime``), it also prints the
 slowest imports from ``python -X importtime``.
 
-    .venv/bin/python bench/startup.py [--rounds 20] [--importtime]
+With ``--tricks`` the idle run is also started through ``cli.entry`` three more
+ways, to show what each of its start-up and exit tricks buys: as it is, with the
+default cyclic GC threshold, and with the interpreter's teardown (``sys.exit``
+instead of ``os._exit``). The figures in ``cli.entry``'s comments come from here.
+
+    .venv/bin/python bench/startup.py [--rounds 20] [--importtime] [--tricks]
 """
 
 from __future__ import annotations
@@ -44,6 +49,13 @@ HELP = "putio-mirror --help"
 FLOOR = "python -c pass"
 IDLE = "putio-mirror files download, nothing to do"
 IMPORT_HELP = "from putio_mirror.cli import main; raise SystemExit(main(['--help']))"
+# cli.entry started by ``python -c`` after a change that undoes one trick (none: as it is)
+TRICKS = {
+    f"{IDLE}, via cli.entry": "pass",
+    f"{IDLE}, default GC threshold": "import gc, putio_mirror.cli as cli; "
+    "cli._GC_THRESHOLD = gc.get_threshold()[0]",
+    f"{IDLE}, with teardown": "import os; os._exit = sys.exit",
+}
 
 
 def runner(argv: Sequence[str]) -> Runner:
@@ -70,6 +82,14 @@ def slowest_imports(top: int) -> list[list[str]]:
     ]
 
 
+def entry_runner(config: Path, undo: str) -> Runner:
+    """Given a config and a statement that undoes one of cli.entry's tricks, return a
+    runner of the idle command through cli.entry after that statement."""
+    argv = ["putio-mirror", "--config", str(config), "files", "download"]
+    code = f"import sys; sys.argv = {argv!r}; {undo}; from putio_mirror.cli import entry; entry()"
+    return runner([sys.executable, "-c", code])
+
+
 def run(args: argparse.Namespace) -> None:
     ensure_tools(["time"])
     print_header("startup")
@@ -83,6 +103,8 @@ def run(args: argparse.Namespace) -> None:
             (FLOOR, runner([sys.executable, "-c", "pass"])),
             (IDLE, runner(idle)),
         ]
+        if args.tricks:
+            contenders += [(name, entry_runner(config, undo)) for name, undo in TRICKS.items()]
         results = alternate(contenders, args.rounds, args.workdir)
     rows = [
         [
@@ -112,6 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0] if __doc__ else "start-up", rounds=20)
     parser.add_argument("--importtime", action="store_true", help="always list slow imports")
     parser.add_argument("--top", type=int, default=20, help="how many imports to list (20)")
+    parser.add_argument(
+        "--tricks",
+        action="store_true",
+        help="also run the idle command without each of cli.entry's tricks",
+    )
     args = parser.parse_args(argv)
     return main_guard(lambda: run(args))
 

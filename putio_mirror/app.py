@@ -1,7 +1,7 @@
 """The shell: build the collaborators from Settings and run the pipeline once.
 
 observe → reconcile → (safety) → render or execute → journal. Every command
-of the CLI is a door into ``run_once`` with a different ``Request``: ``sync``
+of the CLI calls ``run_once`` with a different ``Request``: ``sync``
 takes every kind of action, ``transfers groom`` only cancel and clean,
 ``files download --limit 3`` only the first three downloads.
 """
@@ -54,7 +54,7 @@ def local_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """Which door was used: the command's name and which part of the plan it runs."""
+    """Which command runs: its name and which part of the plan it runs."""
 
     command: str
     kinds: frozenset[ActionKind] = ALL_KINDS
@@ -112,7 +112,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             stack.enter_context(RunLock(request.lock_path(journal)))
             if not request.beside_sync:
                 _adopt_legacy_staging(settings, journal)
-        client = stack.enter_context(_client(settings))
+        client = stack.enter_context(open_client(settings))
         facts = journal.facts() if journal is not None else JournalFacts()
         snapshot = _observe(runtime, request, client, facts)
         plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
@@ -166,26 +166,20 @@ def _existing_journal(settings: Settings) -> Iterator[Journal | None]:
             journal.close()
 
 
-@contextmanager
-def _client(settings: Settings) -> Iterator[PutioClient]:
+def open_client(settings: Settings) -> PutioClient:
+    """Given the settings, return a put.io client (a context manager that closes it);
+    raise ConfigError if no token is configured."""
     if settings.token is None:
         raise ConfigError(
             "no put.io token is configured",
             "set PUTIO_TOKEN, or putio.token_file / putio.token in the config file",
         )
-    client = PutioClient(
-        settings.token.reveal(),
-        settings.api_url,
-        settings.upload_url,
-        timeout=settings.timeout,
-    )
-    try:
-        yield client
-    finally:
-        client.close()
+    token = settings.token.reveal()
+    return PutioClient(token, settings.api_url, settings.upload_url, timeout=settings.timeout)
 
 
-def _places(settings: Settings) -> Places:
+def places(settings: Settings) -> Places:
+    """Given the settings, return the local folders a run works in."""
     return Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
 
 
@@ -195,7 +189,7 @@ def _observe(
     return observe(
         client,
         facts,
-        _places(runtime.settings),
+        places(runtime.settings),
         remote_root_id=runtime.settings.policy.remote_root_id,
         now_epoch=time.time(),
         want_blackhole=bool(request.kinds & BLACKHOLE_KINDS),
@@ -211,11 +205,11 @@ def _execute(
         client,
         _fetcher_factory(settings, client, runtime.clock),
         journal,
-        _places(settings),
+        places(settings),
         Rules(
             schedule=settings.schedule,
             groom_outside_window=settings.groom_outside_window,
-            save_parent_id=settings.policy.save_parent_id,
+            save_parent_id=settings.save_parent_id,
             free_space_margin=settings.free_space_margin,
             parallel_files=settings.parallel_files,
             owner=request.owner,
@@ -344,7 +338,7 @@ def list_remote_files(settings: Settings) -> list[dict[str, object]]:
     """Given settings, return every remote item under the mirrored root with its paths."""
     from putio_mirror.naming import local_paths
 
-    with _client(settings) as client:
+    with open_client(settings) as client:
         items = client.list_all_files()
     by_id = {item.id: item for item in items}
     paths = local_paths(list(items), settings.policy.remote_root_id)

@@ -17,11 +17,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-MINUTES_PER_DAY = 24 * 60
+from putio_mirror.units import human_rate
+from putio_mirror.weekdays import DAY_NAMES, MINUTES_PER_DAY, parse_weekday
+
 _UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-_UNIT_NAMES = ((1024**3, "GiB/s"), (1024**2, "MiB/s"), (1024, "KiB/s"))
 _RATE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(b|[kmg](?:i?b)?)", re.IGNORECASE)
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _TIME = re.compile(r"(?:([A-Za-z]+)-)?(\d{1,2}):(\d{2})")
@@ -127,12 +126,7 @@ def parse_rate(text: str) -> int | None:
 
 def describe_rate(limit: int | None) -> str:
     """Given bytes per second (None: no limit), return it in words, e.g. ``1.5 MiB/s``."""
-    if limit is None:
-        return "no limit"
-    for unit, name in _UNIT_NAMES:
-        if limit >= unit:
-            return f"{round(limit / unit, 2):g} {name}"
-    return f"{limit} B/s"
+    return "no limit" if limit is None else human_rate(limit)
 
 
 def _parse_entry(token: str) -> Entry:
@@ -153,17 +147,7 @@ def _parse_time(text: str) -> tuple[int | None, int]:
     hour, minute = int(match[2]), int(match[3])
     if hour > 23 or minute > 59:
         raise ValueError(f"{text!r} is not a time of day (00:00 to 23:59)")
-    return _parse_day(match[1]), hour * 60 + minute
-
-
-def _parse_day(name: str | None) -> int | None:
-    if name is None:
-        return None
-    lowered = name.lower()
-    for index, (short, full) in enumerate(zip(DAY_NAMES, _FULL_DAY_NAMES, strict=True)):
-        if lowered in (short.lower(), full):
-            return index
-    raise ValueError(f"{name!r} is not a day of the week (Mon, Tue, Wed, Thu, Fri, Sat, Sun)")
+    return None if match[1] is None else parse_weekday(match[1]), hour * 60 + minute
 
 
 def _refuse_duplicates(entries: list[Entry]) -> None:

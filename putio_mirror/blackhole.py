@@ -34,6 +34,7 @@ from putio_mirror.errors import (
 )
 from putio_mirror.magnet import MAGNET_HINT, parse_magnet
 from putio_mirror.state import BlackholeItem, BlackholeKind
+from putio_mirror.units import human_bytes
 
 SUBMITTED_DIR = ".submitted"
 REJECTED_DIR = ".rejected"
@@ -229,9 +230,8 @@ def _read_at_most(path: Path, limit: int, what: str) -> tuple[bytes, os.stat_res
 
 
 def _too_large(what: str, limit: int) -> CorruptTorrentError:
-    size = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit // 2**10} KiB"
     return CorruptTorrentError(
-        f"too large to be {what} (over {size})",
+        f"too large to be {what} (over {human_bytes(limit)})",
         "Check what this file really is; the blackhole takes only .torrent and .magnet files.",
     )
 

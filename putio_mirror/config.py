@@ -18,14 +18,14 @@ from pathlib import Path
 from putio_mirror.config_file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config_schema import MirrorFile, PutioSection, Secret
 from putio_mirror.errors import ConfigError
+from putio_mirror.folders import config_folder, state_folder
+from putio_mirror.naming import OWN_PREFIX, STAGING_DIR_NAME
 from putio_mirror.state import Filters, Policy, SafetyLimits
 from putio_mirror.window import Schedule, parse_schedule
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
-STAGING_NAME = ".putio-mirror-staging"
 # naming.py never gives a put.io item a local name beginning with this: it is ours.
-_OWN_PREFIX = ".putio-mirror"
 MIB = 1024 * 1024
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
@@ -62,6 +62,8 @@ class Settings:
     schedule: Schedule
     groom_outside_window: bool
     watch_interval_minutes: float
+    #: the put.io folder new transfers save into (None: put.io's default)
+    save_parent_id: int | None
     policy: Policy
     config_path: Path | None = None
     warnings: tuple[str, ...] = ()
@@ -82,15 +84,15 @@ def hide_url_password(url: str) -> str:
     return _URL_PASSWORD.sub(r"\1***@", url)
 
 
-def default_config_path(env: Mapping[str, str]) -> Path:
-    """Given the environment, return ``$XDG_CONFIG_HOME/putio-mirror/mirror.yaml``."""
-    return _xdg_dir(env, "XDG_CONFIG_HOME", ".config") / "putio-mirror" / "mirror.yaml"
+def default_config_path() -> Path:
+    """Return where the config file is looked for when none is named: ``mirror.yaml`` in
+    the config folder (``$XDG_CONFIG_HOME/putio-mirror`` or ``~/.config/putio-mirror``)."""
+    return config_folder() / "mirror.yaml"
 
 
-def default_journal_url(env: Mapping[str, str]) -> str:
-    """Given the environment, return the SQLite URL under the XDG state folder."""
-    state = _xdg_dir(env, "XDG_STATE_HOME", ".local/state")
-    return f"sqlite:///{state / 'putio-mirror' / 'journal.sqlite3'}"
+def default_journal_url() -> str:
+    """Return the SQLite URL of the journal when none is configured, in the state folder."""
+    return f"sqlite:///{state_folder() / 'journal.sqlite3'}"
 
 
 def load_settings(
@@ -127,11 +129,6 @@ def load_settings(
     return settings
 
 
-def _xdg_dir(env: Mapping[str, str], variable: str, fallback: str) -> Path:
-    value = env.get(variable, "")
-    return Path(value) if value and Path(value).is_absolute() else _home(env) / fallback
-
-
 def _home(env: Mapping[str, str]) -> Path:
     return Path(env["HOME"]) if env.get("HOME") else Path.home()
 
@@ -147,7 +144,7 @@ def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
                 "check the path, or copy mirror.example.yaml there and edit it",
             )
         return explicit
-    default = default_config_path(env)
+    default = default_config_path()
     return default if default.exists() else None
 
 
@@ -165,7 +162,9 @@ def _build(
         timeout=model.putio.timeout_seconds,
         blackhole_dir=_expand(paths.blackhole, env),
         download_dir=download_dir,
-        staging_dir=_expand(paths.staging, env) if paths.staging else download_dir / STAGING_NAME,
+        staging_dir=_expand(paths.staging, env)
+        if paths.staging
+        else download_dir / STAGING_DIR_NAME,
         journal_url=_journal_url(paths.journal, env),
         log_file=_expand(paths.log_file, env) if paths.log_file else None,
         log_level=model.log_level,
@@ -179,6 +178,7 @@ def _build(
         schedule=parse_schedule(model.schedule.windows),
         groom_outside_window=model.schedule.groom_outside_window,
         watch_interval_minutes=model.schedule.watch_interval_minutes,
+        save_parent_id=model.transfers.save_parent_id,
         policy=_policy(model),
         config_path=config_path,
         warnings=_permission_warnings(model.putio, env, config_path),
@@ -198,7 +198,6 @@ def _policy(model: MirrorFile) -> Policy:
         delete_remote_after_download=download.delete_remote_after,
         manage_foreign_transfers=transfers.manage_foreign,
         remote_root_id=download.remote_root,
-        save_parent_id=transfers.save_parent_id,
         item_placement=download.placement == "item",
         filters=Filters(
             include=download.include,
@@ -296,7 +295,7 @@ def _expand(text: str, env: Mapping[str, str]) -> Path:
 def _journal_url(value: str | None, env: Mapping[str, str]) -> str:
     """Given ``paths.journal``, return an SQLAlchemy URL; a plain path becomes SQLite."""
     if not value:
-        return default_journal_url(env)
+        return default_journal_url()
     if value.startswith("sqlite:///"):
         rest = value.removeprefix("sqlite:///")
         return f"sqlite:///{_expand(rest, env)}" if rest.startswith(("~", "$")) else value
@@ -330,7 +329,7 @@ def _staging_problems(settings: Settings, source: str) -> tuple[str, ...]:
     placement never mistakes staging for an item (the default is such a name).
     """
     staging, downloads = settings.staging_dir.resolve(), settings.download_dir.resolve()
-    hint = f"leave paths.staging unset (it is then {downloads / STAGING_NAME})"
+    hint = f"leave paths.staging unset (it is then {downloads / STAGING_DIR_NAME})"
     if downloads.is_relative_to(staging):
         return (
             f"{source}: paths.staging: {staging} holds the download folder {downloads}; {hint}, "
@@ -339,12 +338,12 @@ def _staging_problems(settings: Settings, source: str) -> tuple[str, ...]:
     if not staging.is_relative_to(downloads):
         return ()
     top = staging.relative_to(downloads).parts[0]
-    if top.casefold().startswith(_OWN_PREFIX):
+    if top.casefold().startswith(OWN_PREFIX):
         return ()
     return (
         f"{source}: paths.staging: {staging} is inside the download folder, where a put.io "
         f"item named {top!r} would collide with it; {hint}, name it "
-        f"{downloads / (_OWN_PREFIX + '-' + top)}, or put it outside the download folder "
+        f"{downloads / (OWN_PREFIX + '-' + top)}, or put it outside the download folder "
         "on the same disk",
     )
 

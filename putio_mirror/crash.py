@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from putio_mirror import __version__
+from putio_mirror.folders import state_folder
+from putio_mirror.redaction import REDACTED, hide_secrets
 
-REDACTED = "********"
 _TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
 # Credentials as foreign libraries may echo them: a header ("Authorization: token X",
 # "Bearer X"), a header value's repr (b'token X\n…' from http.client), a URL's query.
@@ -28,7 +29,6 @@ _PATTERNS = (
     re.compile(r"(?i)(['\"](?:token|bearer)\s+)[^\s'\",\\]+"),
     re.compile(r"(?i)((?:oauth_token|access_token)=)[^&\s'\",\\]+"),
 )
-_SHORTEST_SECRET = 8
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
@@ -47,28 +47,16 @@ def redact(text: str) -> str:
     from_env = os.environ.get(_TOKEN_ENV, "").strip()
     if from_env:
         secrets.add(from_env)
-    # Longest first: a secret that contains another must go out whole. A "secret" of a
-    # few characters (put.io's tokens have 32) would blank every word it occurs in; the
-    # patterns below still hide it where it stands as a credential.
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) < _SHORTEST_SECRET:
-            continue
-        text = text.replace(secret, REDACTED)
+    text = hide_secrets(text, secrets)
     for pattern in _PATTERNS:
         text = pattern.sub(rf"\g<1>{REDACTED}", text)
     return text
 
 
-def crash_dir(env: dict[str, str] | None = None) -> Path:
-    environ = os.environ if env is None else env
-    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "putio-mirror" / "crash-reports"
-
-
 def write_crash_report(error: BaseException) -> Path:
     """Given an unexpected exception, write a redacted report readable only by the user and
     return its path; raise OSError if it cannot be written."""
-    folder = crash_dir()
+    folder = state_folder() / "crash-reports"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = folder / f"crash-{stamp}-{os.getpid()}.txt"

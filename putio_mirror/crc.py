@@ -41,24 +41,16 @@ def python_crc32_combine(first: int, second: int, second_length: int) -> int:
     """Given crc32(A), crc32(B) and len(B), return crc32(A + B)."""
     if second_length <= 0:
         return first
-    odd = [_POLYNOMIAL] + [1 << row for row in range(31)]  # one zero bit
-    even = _square(odd)  # two zero bits
-    odd = _square(even)  # four zero bits
+    one_zero_bit = [_POLYNOMIAL] + [1 << row for row in range(31)]
+    zeros = _square(_square(_square(one_zero_bit)))  # feeds one zero byte, then 2, 4, 8 …
     length = second_length
     while True:
-        even = _square(odd)
         if length & 1:
-            first = _times(even, first)
+            first = _times(zeros, first)
         length >>= 1
         if not length:
-            break
-        odd = _square(even)
-        if length & 1:
-            first = _times(odd, first)
-        length >>= 1
-        if not length:
-            break
-    return first ^ second
+            return first ^ second
+        zeros = _square(zeros)
 
 
 def _pick() -> tuple[_Crc32, Callable[[int, int, int], int]]:

@@ -1,8 +1,9 @@
 """``putio-mirror demo``: every job, end to end, against a local imitation of put.io.
 
 It starts the fake put.io (real HTTP on 127.0.0.1) with sample data, makes a
-temporary blackhole holding a .torrent and a .magnet, and runs the ancestor's
-jobs through the same engine ``sync`` uses, printing what each did.
+temporary blackhole holding a .torrent and a .magnet, and runs ``torrents add``,
+``transfers groom``, ``files download`` and ``sync --dry-run`` through the same
+engine ``sync`` uses, printing what each did.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from putio_mirror.app import (
 from putio_mirror.config import Settings, load_settings
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.history import history_lines
-from putio_mirror.render import human_size, plan_rows, plan_summary
+from putio_mirror.naming import STAGING_DIR_NAME
+from putio_mirror.render import plan_rows, plan_summary
+from putio_mirror.units import human_bytes
 
 Echo = Callable[[str], None]
 
@@ -74,8 +77,11 @@ def _settings(root: Path, fake: FakePutio) -> Settings:
         "paths.downloads": str(root / "downloads"),
         "paths.journal": str(root / "state" / "journal.sqlite3"),
     }
-    env = {"PUTIO_TOKEN": fake.token, "HOME": str(root), "XDG_CONFIG_HOME": str(root / "config")}
-    return load_settings(None, env, overrides=overrides)
+    # A config file of its own, so that the user's (in the config folder) is never read.
+    config = root / "mirror.yaml"
+    config.write_text("# the demo gives every setting as an override\n", encoding="utf-8")
+    env = {"PUTIO_TOKEN": fake.token, "HOME": str(root)}
+    return load_settings(config, env, overrides=overrides)
 
 
 def _step(echo: Echo, runtime: Runtime, title: str, request: Request) -> Outcome:
@@ -143,6 +149,6 @@ def _age_blackhole(folder: Path) -> None:
 def _show_tree(echo: Echo, folder: Path) -> None:
     echo(f"\nFiles now in {folder}:")
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and ".putio-mirror-staging" not in path.parts:
+        if path.is_file() and STAGING_DIR_NAME not in path.parts:
             relative = path.relative_to(folder)
-            echo(f"  {relative}  ({human_size(path.stat().st_size)})")
+            echo(f"  {relative}  ({human_bytes(path.stat().st_size)})")

@@ -25,7 +25,7 @@ from putio_mirror.claims import ClaimKeeper
 from putio_mirror.downloading import DownloadSteps, Fetcher, NoProgress, Paused, Progress
 from putio_mirror.errors import ExitCode, FatalError, ItemError, TorrentRefusedError, TransientError
 from putio_mirror.journal import Journal
-from putio_mirror.localfs import Places
+from putio_mirror.localfs import FREE_SPACE_MARGIN, Places
 from putio_mirror.plan import (
     Action,
     AdoptLocal,
@@ -85,7 +85,7 @@ class Rules:
     schedule: Schedule = field(default_factory=Schedule)
     groom_outside_window: bool = True
     save_parent_id: int | None = None
-    free_space_margin: int = 100 * 1024 * 1024
+    free_space_margin: int = FREE_SPACE_MARGIN
     parallel_files: int = 1
     #: who this run is, for claims when several hosts share one journal
     owner: str = "local"

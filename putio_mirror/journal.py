@@ -14,7 +14,6 @@ keys, judged by the database's clock, that expire if their owner dies.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
@@ -38,7 +37,6 @@ from putio_mirror.journal_engine import (
     Database,
     create_journal_engine,
     is_missing_file,
-    lock_dir,
     parse_url,
 )
 from putio_mirror.journal_runs import ActionRecord, RunRecord
@@ -69,24 +67,22 @@ ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "
 class Journal:
     """A handle on one journal database; open it with ``Journal.open(url)``."""
 
-    def __init__(self, engine: Engine, url: URL, lock_dir: Path) -> None:
+    def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
         self._db = Database(engine, url, lock_dir)
 
     @classmethod
-    def open(
-        cls, url: str, *, env: Mapping[str, str] | None = None, busy_timeout: float = 5.0
-    ) -> Journal:
+    def open(cls, url: str, *, busy_timeout: float = 5.0) -> Journal:
         """Given an SQLAlchemy URL, return the open journal, creating its schema if new.
 
         Raise JournalError if the URL is unusable, the database is corrupt or
-        locked, or it was written by a newer putio-mirror. ``env`` (default
-        ``os.environ``) locates the lock of a server database; ``busy_timeout``
-        is how many seconds a SQLite writer waits for another.
+        locked, or it was written by a newer putio-mirror. A server database's
+        run lock is in ``folders.lock_folder()``; ``busy_timeout`` is how many
+        seconds a SQLite writer waits for another.
         """
         parsed = parse_url(url)
         shown = parsed.render_as_string(hide_password=True)
         engine = create_journal_engine(parsed, shown, busy_timeout)
-        journal = cls(engine, parsed, lock_dir(env if env is not None else os.environ))
+        journal = cls(engine, parsed)
         try:
             journal._prepare_schema()
         except BaseException:
@@ -95,13 +91,13 @@ class Journal:
         return journal
 
     @classmethod
-    def open_existing(cls, url: str, *, env: Mapping[str, str] | None = None) -> Journal | None:
+    def open_existing(cls, url: str) -> Journal | None:
         """Given a URL, return the open journal, or None if it is a SQLite file not yet made.
 
         For a dry run and ``history``, which must create nothing (a missing journal knows
         nothing). Raise JournalError as ``open`` does.
         """
-        return None if is_missing_file(parse_url(url)) else cls.open(url, env=env)
+        return None if is_missing_file(parse_url(url)) else cls.open(url)
 
     def close(self) -> None:
         self._db.close()

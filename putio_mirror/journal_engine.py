@@ -9,7 +9,7 @@ connections tuned (``journal_schema.tune_sqlite``). SQLAlchemy's errors become
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from putio_mirror.errors import JournalError
+from putio_mirror.folders import lock_folder
 from putio_mirror.journal_schema import WRITE_OPTION, tune_sqlite
 
 _SUPPORTED = ("sqlite", "postgresql")
@@ -28,7 +29,9 @@ _LOCKED_HINT = "another process holds it; wait for it to finish and run again"
 class Database:
     """One journal database: its engine, short transactions, and where its run lock lives."""
 
-    def __init__(self, engine: Engine, url: URL, lock_dir: Path) -> None:
+    def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
+        """``lock_dir`` holds a server database's run lock (None: ``folders.lock_folder()``,
+        asked only then)."""
         self._engine = engine
         self._url = url
         self._lock_dir = lock_dir
@@ -49,7 +52,8 @@ class Database:
             return Path(database).absolute().with_name(Path(database).name + ".lock")
         # Hash the URL as shown (password masked): a changed password keeps the same lock.
         digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        return self._lock_dir / f"putio-mirror-{digest}.lock"
+        folder = self._lock_dir if self._lock_dir is not None else lock_folder()
+        return folder / f"putio-mirror-{digest}.lock"
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -123,17 +127,6 @@ def is_missing_file(url: URL) -> bool:
 def is_file_database(database: str) -> bool:
     """Given a SQLite URL's database part, say whether it names a file on disk."""
     return bool(database) and database != ":memory:" and not database.startswith("file:")
-
-
-def lock_dir(env: Mapping[str, str]) -> Path:
-    """Given the environment, return the folder for the run locks of server databases."""
-    runtime = env.get("XDG_RUNTIME_DIR", "")
-    if runtime and Path(runtime).is_absolute():
-        return Path(runtime)
-    state = env.get("XDG_STATE_HOME", "")
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    base = Path(state) if state and Path(state).is_absolute() else home / ".local" / "state"
-    return base / "putio-mirror"
 
 
 def translate_error(error: SQLAlchemyError, shown_url: str) -> JournalError:

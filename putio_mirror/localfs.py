@@ -24,6 +24,10 @@ from putio_mirror.errors import (
     NoSpaceError,
     UnsafePathError,
 )
+from putio_mirror.units import human_bytes
+
+#: Free space kept spare on the download disk unless the config says otherwise.
+FREE_SPACE_MARGIN = 100 * 1024 * 1024
 
 # link(2) refusals that mean "this filesystem cannot hard-link", not "no".
 _LINK_UNSUPPORTED = frozenset(
@@ -213,7 +217,7 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(existing).free
 
 
-def ensure_room(path: Path, needed: int, margin: int = 100 * 1024 * 1024) -> None:
+def ensure_room(path: Path, needed: int, margin: int = FREE_SPACE_MARGIN) -> None:
     """Given where ``needed`` bytes will be written, return if they fit with ``margin`` to
     spare; raise NoSpaceError otherwise."""
     free = free_bytes(path)
@@ -224,18 +228,6 @@ def ensure_room(path: Path, needed: int, margin: int = 100 * 1024 * 1024) -> Non
         f"{human_bytes(free)} free, {human_bytes(margin)} kept spare",
         "Free some space on that disk; the download resumes where it stopped next run.",
     )
-
-
-def human_bytes(count: int) -> str:
-    """Given a number of bytes, return it in binary units (``1.5 GiB``)."""
-    if abs(count) < 1024:
-        return f"{count} B"
-    value = count / 1024
-    for unit in ("KiB", "MiB", "GiB"):
-        if abs(value) < 1024:
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def crc32_of(path: Path, chunk_size: int = 1024 * 1024) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-REDACTED = "********"
+from putio_mirror.redaction import hide_secrets
+
 HANDLER_NAME = "putio-mirror"
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -23,9 +24,7 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = message
-        for secret in self._secrets:
-            cleaned = cleaned.replace(secret, REDACTED)
+        cleaned = hide_secrets(message, self._secrets)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
@@ -35,7 +34,11 @@ def _handler(log_file: Path | None) -> logging.Handler:
     if log_file is None:
         return logging.StreamHandler()
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    return logging.FileHandler(log_file, encoding="utf-8")
+    from logging.handlers import WatchedFileHandler  # ~1 ms a console-only run never pays
+
+    # Reopens the file when logrotate has moved it away, so a long watch keeps logging to
+    # the file at that path (no copytruncate needed).
+    return WatchedFileHandler(log_file, encoding="utf-8")
 
 
 def setup_logging(log_file: Path | None, level: str, verbose: int, secret: str | None) -> None:

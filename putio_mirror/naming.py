@@ -29,7 +29,7 @@ MAX_COMPONENT_BYTES = 255
 
 # Names beginning with this are ours (staging, journal side files) and are never
 # produced for put.io items, whatever their case.
-_OWN_PREFIX = ".putio-mirror"
+OWN_PREFIX = ".putio-mirror"
 # Separators, Windows' forbidden printable characters, C0, DEL, C1, and lone
 # surrogates (JSON may carry them; they cannot be encoded as UTF-8).
 _UNSAFE = re.compile('[/\\\\:*?"<>|\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff]')
@@ -50,7 +50,7 @@ def safe_component(name: str) -> str:
     text = _UNSAFE.sub(SUBSTITUTE, unicodedata.normalize("NFC", name))
     # Windows drops trailing spaces and dots, so "a." and "a" would be one file.
     text = text.rstrip(" .") or SUBSTITUTE
-    if text.startswith("-") or text.casefold().startswith(_OWN_PREFIX):
+    if text.startswith("-") or text.casefold().startswith(OWN_PREFIX):
         # "-rf" must never be read as an option; ".putio-mirror…" is our namespace.
         text = SUBSTITUTE + text
     head, dot, rest = text.partition(".")

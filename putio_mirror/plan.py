@@ -1,8 +1,8 @@
 """Actions as values, and the Plan that orders them.
 
 An action says what to do, never how. Each has a stable ``key`` (used by the
-journal and for de-duplication), a ``kind`` (the door it belongs to: the
-ancestor's subcommands run only some kinds), and a ``why`` for humans.
+journal and for de-duplication), a ``kind`` (what sort of action it is: a
+command such as ``transfers groom`` runs only some kinds), and a ``why`` for humans.
 ``requires`` names the keys that must succeed first in the same run; the
 executor skips an action whose requirements did not.
 """
@@ -287,10 +287,11 @@ class Plan:
         return len(self.actions)
 
     def only(self, kinds: Iterable[ActionKind], limit_downloads: int | None = None) -> Plan:
-        """Given some kinds, return the plan of just those actions (the ancestor's doors).
+        """Given some kinds, return the plan of just those actions (what a command
+        that runs only part of the plan, such as ``transfers groom``, executes).
 
-        ``limit_downloads`` keeps only the first N downloads, the ancestor's
-        ``files download --limit N``.
+        ``limit_downloads`` keeps only the first N downloads
+        (``files download --limit N``).
         """
         wanted = set(kinds)
         kept: list[Action] = []

@@ -10,19 +10,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
+from putio_mirror.units import human_bytes, human_rate
+
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
-    from rich.progress import TaskID
+    from rich.progress import ProgressColumn, TaskID
 
 log = logging.getLogger(__name__)
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
 
 
 @dataclass
@@ -46,7 +40,7 @@ class LogProgress:
 
     def expect(self, total: int, done: int) -> None:
         if total > done:
-            log.info("%s to download", _human(total - done))
+            log.info("%s to download", human_bytes(total - done))
 
     def begin(self, key: str, label: str, total: int, done: int) -> None:
         now = self.monotonic()
@@ -76,12 +70,12 @@ class LogProgress:
         speed = (item.done - item.start_done) / elapsed
         percent = 100.0 * item.done / item.total if item.total else 100.0
         log.info(
-            "%s: %s of %s (%.0f%%) at %s/s",
+            "%s: %s of %s (%.0f%%) at %s",
             item.label,
-            _human(item.done),
-            _human(item.total),
+            human_bytes(item.done),
+            human_bytes(item.total),
             percent,
-            _human(speed),
+            human_rate(speed),
         )
 
 
@@ -119,21 +113,33 @@ def progress_for(stream: TextIO) -> Iterator[LogProgress | BarProgress]:
         yield LogProgress()
         return
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
+        *_byte_columns(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(file=stream), transient=True) as bars:
         yield BarProgress(bars)
+
+
+def _byte_columns() -> tuple[ProgressColumn, ProgressColumn]:
+    """Return rich columns for "done / total" and the speed in this tool's binary units
+    (rich's own speed column says MB/s next to a size in MiB)."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class Sizes(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            total = "?" if task.total is None else human_bytes(task.total)
+            return Text(f"{human_bytes(task.completed)} / {total}", style="progress.download")
+
+    class Speed(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            shown = "?" if speed is None else human_rate(speed)
+            return Text(shown, style="progress.data.speed")
+
+    return Sizes(), Speed()

@@ -138,10 +138,6 @@ class PutioClient:
     ) -> None:
         self.close()
 
-    def account_info(self) -> dict[str, object]:
-        """Return put.io's ``info`` object of the account (user, disk, settings)."""
-        return self._object(_Call("GET", "account/info"), "info")
-
     def list_transfers(self) -> tuple[Transfer, ...]:
         """Return every transfer of the account, following the cursor to the last page."""
         first = _Call("GET", "transfers/list", params={"per_page": self._page_size})
@@ -197,19 +193,6 @@ class PutioClient:
         first = _Call("GET", "files/list", params=params)
         return tuple(parse_file(item) for item in self._pages(first, "files/list/continue"))
 
-    def list_folder(self, parent_id: int) -> tuple[RemoteFile, tuple[RemoteFile, ...]]:
-        """Given a folder id, return the folder and its children; raise NotFoundError if gone."""
-        params = {"parent_id": parent_id, "per_page": self._page_size, "hidden": 1}
-        first = _Call("GET", "files/list", params=params)
-        body = self._call(first)
-        parent = parse_file(_item(body, "parent", first.describe()))
-        children = self._continue(body, first.describe(), "files/list/continue", "files")
-        return parent, tuple(parse_file(item) for item in children)
-
-    def get_file(self, file_id: int) -> RemoteFile:
-        """Given a file id, return the file; raise NotFoundError if it does not exist."""
-        return parse_file(self._object(_Call("GET", f"files/{file_id}"), "file"))
-
     def download_url(self, file_id: int, *, retry: bool = True) -> str:
         """Given a file id, return a fresh, self-authenticating download-node URL.
 
@@ -230,11 +213,9 @@ class PutioClient:
             self._call(_Call("POST", "files/delete", flags, data={"file_ids": join_ids(ids)}))
 
     def _pages(self, first: _Call, continue_route: str, key: str = "files") -> Iterator[_JSON]:
-        body = self._call(first)
-        return self._continue(body, first.describe(), continue_route, key)
-
-    def _continue(self, body: _JSON, what: str, continue_route: str, key: str) -> Iterator[_JSON]:
-        """Given a first page, yield its items and those of every following page."""
+        """Given the call for the first page, yield its items and those of every
+        following page."""
+        body, what = self._call(first), first.describe()
         while True:
             items = body.get(key)
             if not isinstance(items, list):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 
 from putio_mirror.plan import Action, AdoptLocal, CleanTransfers, Download, Plan, TidyStaging
+from putio_mirror.units import human_bytes
 
 _LABELS = {
     "submit": "submit",
@@ -23,16 +24,6 @@ _LABELS = {
 }
 
 
-def human_size(size: int) -> str:
-    """Given a byte count, return it in binary units (``1.5 MiB``)."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def plan_rows(plan: Plan) -> list[tuple[str, str, str, str]]:
     """Given a plan, return one (action, target, size, why) row per action, in order."""
     return [(_LABELS[action.kind], _target(action), _size(action), _why(action)) for action in plan]
@@ -46,13 +37,13 @@ def _target(action: Action) -> str:
 
 def _size(action: Action) -> str:
     if isinstance(action, Download | AdoptLocal | TidyStaging):
-        return human_size(action.size)
+        return human_bytes(action.size)
     return ""
 
 
 def _why(action: Action) -> str:
     if isinstance(action, Download) and action.resume_from:
-        return f"{action.why}; resumes at {human_size(action.resume_from)}"
+        return f"{action.why}; resumes at {human_bytes(action.resume_from)}"
     return action.why
 
 
@@ -68,5 +59,5 @@ def plan_summary(plan: Plan) -> str:
         action.size - action.resume_from for action in plan if isinstance(action, Download)
     )
     if to_fetch:
-        parts.append(f"{human_size(to_fetch)} to download")
+        parts.append(f"{human_bytes(to_fetch)} to download")
     return "Plan: " + ", ".join(parts) + "."

@@ -52,10 +52,6 @@ class Transfer:
     error_message: str | None = None
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
-
-    @property
     def is_seeding(self) -> bool:
         return self.status in SEEDING_STATUSES
 
@@ -226,7 +222,6 @@ class Policy:
     delete_remote_after_download: bool = False
     manage_foreign_transfers: bool = False
     remote_root_id: int = 0
-    save_parent_id: int | None = None
     #: build each top-level item in staging and move it in whole (False: file by file)
     item_placement: bool = True
     #: staging leftovers of files no longer wanted are removed after this long

@@ -12,12 +12,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from putio_mirror.weekdays import MINUTES_PER_DAY, parse_weekday
+
 ALL_DAYS = frozenset(range(7))
 _WINDOW = re.compile(
     r"^\s*(?:(?P<days>[A-Za-z,\-]+)\s+)?(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$"
 )
-MINUTES_PER_DAY = 24 * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,29 +29,18 @@ class TimeWindow:
     days: frozenset[int] = ALL_DAYS
     text: str = ""
 
-    @property
-    def crosses_midnight(self) -> bool:
-        return self.end <= self.start
-
-    def _occurrence_containing(self, now: datetime) -> tuple[datetime, datetime] | None:
-        """Given a naive local time, return the (start, end) of the occurrence holding it."""
+    def contains(self, now: datetime) -> bool:
+        """Given a local time, say whether an occurrence of the window (today's, or one
+        that started yesterday and crosses midnight) holds it."""
         for days_back in (0, 1):
             day = (now - timedelta(days=days_back)).date()
             if day.weekday() not in self.days:
                 continue
             begin = datetime.combine(day, time()) + timedelta(minutes=self.start)
             length = (self.end - self.start) % MINUTES_PER_DAY or MINUTES_PER_DAY
-            finish = begin + timedelta(minutes=length)
-            if begin <= now.replace(tzinfo=None) < finish:
-                return begin, finish
-        return None
-
-    def contains(self, now: datetime) -> bool:
-        return self._occurrence_containing(now) is not None
-
-    def closes_at(self, now: datetime) -> datetime | None:
-        occurrence = self._occurrence_containing(now)
-        return None if occurrence is None else occurrence[1]
+            if begin <= now.replace(tzinfo=None) < begin + timedelta(minutes=length):
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,22 +55,6 @@ class Schedule:
 
     def is_open(self, now: datetime) -> bool:
         return self.always_open or any(window.contains(now) for window in self.windows)
-
-    def closes_at(self, now: datetime) -> datetime | None:
-        """Given a time, return when the open windows close (None: never, or closed now)."""
-        ends = [end for window in self.windows if (end := window.closes_at(now)) is not None]
-        return max(ends) if ends else None
-
-    def next_opening(self, now: datetime) -> datetime | None:
-        """Given a time, return the next minute at which a window opens (None if always open)."""
-        if self.always_open:
-            return None
-        minute = now.replace(second=0, microsecond=0, tzinfo=None)
-        for step in range(1, 8 * MINUTES_PER_DAY + 1):
-            candidate = minute + timedelta(minutes=step)
-            if self.is_open(candidate):
-                return candidate
-        return None
 
     def describe(self) -> str:
         return ", ".join(window.text for window in self.windows) or "always"
@@ -115,17 +88,10 @@ def _parse_minutes(text: str) -> int:
 
 def _parse_days(text: str) -> frozenset[int]:
     days: set[int] = set()
-    for part in text.lower().split(","):
+    for part in text.split(","):
         first, _, last = part.partition("-")
-        begin = _day_index(first)
-        finish = _day_index(last) if last else begin
+        begin = parse_weekday(first)
+        finish = parse_weekday(last) if last else begin
         span = (finish - begin) % 7
         days.update((begin + offset) % 7 for offset in range(span + 1))
     return frozenset(days)
-
-
-def _day_index(name: str) -> int:
-    short = name.strip()[:3]
-    if short not in DAY_NAMES:
-        raise ValueError(f"{name!r} is not a weekday (use Mon, Tue, … Sun)")
-    return DAY_NAMES.index(short)

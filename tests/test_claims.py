@@ -46,7 +46,7 @@ from putio_mirror.journal import Journal
 url, owner = sys.argv[1], sys.argv[2]
 print("ready", flush=True)
 sys.stdin.readline()
-with Journal.open(url, env={}, busy_timeout=30.0) as journal:
+with Journal.open(url, busy_timeout=30.0) as journal:
     print("opened", flush=True)
     for line in sys.stdin:
         print(int(journal.claim(line.strip(), owner, timedelta(minutes=5))), flush=True)
@@ -79,7 +79,7 @@ def module_url(
 @pytest.fixture
 def journal(module_url: str) -> Iterator[Journal]:
     """The module's journal with no claims in it."""
-    with Journal.open(module_url, env={}) as opened:
+    with Journal.open(module_url) as opened:
         for key, (owner, _) in opened.claims().items():
             opened.release(key, owner)
         yield opened
@@ -328,7 +328,7 @@ def race_in_step(workers: list[Worker], keys: list[str]) -> list[set[str]]:
 def keys_of_a_dead_host(url: str, prefix: str) -> list[str]:
     """Return RACE_KEYS new keys, half of them under a dead host's expired lease, to take over."""
     keys = [f"{prefix}:{number}" for number in range(RACE_KEYS)]
-    with Journal.open(url, env={}) as journal:
+    with Journal.open(url) as journal:
         for key in keys[::2]:
             journal.claim(key, "dead-host", LEASE)
     expire(url, *keys[::2])
@@ -340,7 +340,7 @@ def assert_each_key_won_once(url: str, keys: list[str], won: list[set[str]]) -> 
     first, second = won
     assert not first & second
     assert first | second == set(keys)
-    with Journal.open(url, env={}) as journal:
+    with Journal.open(url) as journal:
         held = journal.claims()
     assert [{key for key in keys if held[key][0] == owner} for owner in OWNERS] == won
 

@@ -1,4 +1,4 @@
-"""Every ancestor command, end to end: the real CLI against the local put.io over real sockets."""
+"""Every command, end to end: the real CLI against the local put.io over real sockets."""
 
 from __future__ import annotations
 

@@ -25,9 +25,14 @@ TOKEN = "S3CRET-token-value-1234567890"
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A home of its own, in the environment given to load_settings and in the process's
+    (where the default config and state folders are looked up)."""
     home = tmp_path / "home"
     home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for variable in ("XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        monkeypatch.delenv(variable, raising=False)
     return {"HOME": str(home)}
 
 
@@ -84,8 +89,10 @@ def test_example_file_documents_every_option() -> None:
     options(MirrorFile, data)
 
 
-def test_xdg_state_home_moves_the_default_journal(env: dict[str, str], tmp_path: Path) -> None:
-    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+def test_xdg_state_home_moves_the_default_journal(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     settings = load_settings(None, env, require_token=False)
     assert settings.journal_url == f"sqlite:///{tmp_path}/state/putio-mirror/journal.sqlite3"
 
@@ -243,16 +250,22 @@ def test_a_bad_override_is_blamed_on_the_command_line(env: dict[str, str]) -> No
 # -- where the file is looked for -------------------------------------------------------
 
 
-def test_default_config_path_follows_xdg_config_home(tmp_path: Path) -> None:
-    assert default_config_path({"HOME": "/home/u"}) == Path(
-        "/home/u/.config/putio-mirror/mirror.yaml"
-    )
-    xdg = {"HOME": "/home/u", "XDG_CONFIG_HOME": str(tmp_path)}
-    assert default_config_path(xdg) == tmp_path / "putio-mirror" / "mirror.yaml"
+def test_default_config_path_follows_xdg_config_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", "/home/u")
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    assert default_config_path() == Path("/home/u/.config/putio-mirror/mirror.yaml")
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/is/ignored")
+    assert default_config_path() == Path("/home/u/.config/putio-mirror/mirror.yaml")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert default_config_path() == tmp_path / "putio-mirror" / "mirror.yaml"
 
 
-def test_file_in_xdg_config_home_is_used_when_present(env: dict[str, str], tmp_path: Path) -> None:
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+def test_file_in_xdg_config_home_is_used_when_present(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     config = write(tmp_path / "xdg" / "putio-mirror" / "mirror.yaml", "log_level: ERROR\n")
     settings = load_settings(None, env, require_token=False)
     assert (settings.config_path, settings.log_level) == (config, "ERROR")

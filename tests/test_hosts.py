@@ -120,7 +120,7 @@ def test_a_starting_host_leaves_another_hosts_running_action_alone(mirror: Mirro
     try:
         assert started.wait(10)
         assert mirror.run("sync").code == 0
-        with Journal.open(url, env={}) as journal:
+        with Journal.open(url) as journal:
             (first, *_) = sorted(journal.recent_runs(), key=lambda record: record.id)
             assert [action.status for action in journal.actions_of(first.id)] == ["started"]
     finally:
@@ -136,7 +136,7 @@ def test_two_hosts_with_one_hostname_never_free_each_others_live_claims(mirror: 
     twin = f"{socket.gethostname()}:{lock}:424242"
     run_sql(url, LIVE_CLAIM, key="download:7", owner=twin, ends=in_ten_minutes())
     assert mirror.run("sync").code == 0
-    with Journal.open(url, env={}) as journal:
+    with Journal.open(url) as journal:
         assert journal.claims()["download:7"][0] == twin
 
 
@@ -148,7 +148,7 @@ def test_a_run_after_a_crash_frees_the_dead_runs_claims_at_once(
     file_id = fake_putio.add_file("film.mkv", size=5000)
     # A run of this lock died mid-download: its claim's lease still runs, its action "started".
     dead = "this-host:999999:deadbeefdeadbeef"
-    with Journal.open(url, env={}) as journal:
+    with Journal.open(url) as journal:
         crashed = journal.start_run("sync", datetime.now(UTC))
     run_sql(url, "UPDATE runs SET owner = :owner WHERE id = :id", owner=dead, id=crashed)
     run_sql(url, LIVE_CLAIM, key=f"download:{file_id}", owner=dead, ends=in_ten_minutes())
@@ -165,7 +165,7 @@ def test_a_run_after_a_crash_frees_the_dead_runs_claims_at_once(
     result = mirror.run("files", "download")
     assert result.code == 0, result.err
     assert mirror.local_files() == {"film.mkv": fake_putio.file_content(file_id)}
-    with Journal.open(url, env={}) as journal:
+    with Journal.open(url) as journal:
         assert [action.status for action in journal.actions_of(crashed)] == ["interrupted"]
 
 

@@ -46,7 +46,7 @@ def db_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def journal(db_file: Path) -> Iterator[Journal]:
-    with Journal.open(sqlite_url(db_file), env={"HOME": str(db_file.parent)}) as opened:
+    with Journal.open(sqlite_url(db_file)) as opened:
         yield opened
 
 
@@ -65,7 +65,7 @@ def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def any_journal(any_url: str) -> Iterator[Journal]:
     """A journal on SQLite, and on a fresh PostgreSQL database."""
-    with Journal.open(any_url, env={}) as opened:
+    with Journal.open(any_url) as opened:
         yield opened
 
 
@@ -289,14 +289,14 @@ def test_open_creates_folder_tables_schema_version_and_wal_mode(
 
 def test_reopening_keeps_one_schema_version_row(db_file: Path) -> None:
     for _ in range(2):
-        Journal.open(sqlite_url(db_file), env={}).close()
+        Journal.open(sqlite_url(db_file)).close()
     assert query(db_file, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
 
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_old_journal_is_upgraded_in_place_and_keeps_its_rows(any_url: str, version: int) -> None:
     create_old_journal(any_url, version)
-    with Journal.open(any_url, env={}) as journal:
+    with Journal.open(any_url) as journal:
         (run,) = journal.recent_runs()
         assert (run.command, run.host, run.owner) == ("sync", "old-host", None)
         assert journal.actions_of(run.id)[0].status == "done"
@@ -331,7 +331,7 @@ def test_a_new_sqlite_journal_gets_the_frozen_version_3_layout(
 
 
 def test_a_version_2_journal_of_the_orm_era_is_upgraded_and_used(v2_file: Path) -> None:
-    with Journal.open(sqlite_url(v2_file), env={}) as journal:
+    with Journal.open(sqlite_url(v2_file)) as journal:
         run = journal.start_run("sync", minutes(0))
         journal.action_finished(journal.action_started(run, "a", "k", "t", T0), "done", T0)
         journal.mark_verified(7, "film.mkv", 10, None, minutes(2))
@@ -349,7 +349,7 @@ import sys
 from datetime import UTC, datetime
 from putio_mirror.journal import Journal
 on_import = "sqlalchemy.orm" in sys.modules
-with Journal.open(sys.argv[1], env={}) as journal:
+with Journal.open(sys.argv[1]) as journal:
     run = journal.start_run("sync", datetime.now(UTC))
     journal.recent_runs(), journal.actions_of(run), journal.facts()
 print(on_import, "sqlalchemy.orm" in sys.modules)
@@ -375,31 +375,31 @@ def test_corrupt_file_raises_journal_error_saying_to_move_it_aside(db_file: Path
     db_file.parent.mkdir(parents=True)
     db_file.write_bytes(b"this is not a database, just garbage\x00\xff" * 200)
     with pytest.raises(JournalError) as caught:
-        Journal.open(sqlite_url(db_file), env={})
+        Journal.open(sqlite_url(db_file))
     assert "corrupt" in caught.value.message
     assert "move it aside" in caught.value.hint
 
 
 def test_journal_written_by_a_newer_version_is_refused(db_file: Path) -> None:
-    Journal.open(sqlite_url(db_file), env={}).close()
+    Journal.open(sqlite_url(db_file)).close()
     with closing(sqlite3.connect(db_file)) as conn, conn:
         conn.execute("UPDATE schema_info SET version = ?", (SCHEMA_VERSION + 1,))
     with pytest.raises(JournalError) as caught:
-        Journal.open(sqlite_url(db_file), env={})
+        Journal.open(sqlite_url(db_file))
     assert "newer" in caught.value.message
     assert caught.value.hint
 
 
 def test_unsupported_database_is_refused_with_a_hint() -> None:
     with pytest.raises(JournalError) as caught:
-        Journal.open("mysql://user:pw@127.0.0.1/db", env={})
+        Journal.open("mysql://user:pw@127.0.0.1/db")
     assert "PostgreSQL" in caught.value.hint
 
 
 def test_unreachable_server_error_hides_the_password() -> None:
     # Port 1 on loopback refuses at once: a quick, local connection failure.
     with pytest.raises(JournalError) as caught:
-        Journal.open("postgresql+psycopg://mirror:hunter2secret@127.0.0.1:1/mirror", env={})
+        Journal.open("postgresql+psycopg://mirror:hunter2secret@127.0.0.1:1/mirror")
     assert "hunter2secret" not in f"{caught.value.message} {caught.value.hint}"
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
@@ -407,7 +407,7 @@ def test_unreachable_server_error_hides_the_password() -> None:
 
 def test_a_writer_waiting_too_long_gets_a_locked_error(db_file: Path) -> None:
     with (
-        Journal.open(sqlite_url(db_file), env={}, busy_timeout=0.05) as journal,
+        Journal.open(sqlite_url(db_file), busy_timeout=0.05) as journal,
         closing(sqlite3.connect(db_file, isolation_level=None)) as holder,
     ):
         holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
@@ -662,7 +662,7 @@ def test_facts_of_an_empty_journal_are_empty(any_journal: Journal) -> None:
 
 def test_two_journals_on_one_file_see_each_others_writes(db_file: Path) -> None:
     url = sqlite_url(db_file)
-    with Journal.open(url, env={}) as runner, Journal.open(url, env={}) as viewer:
+    with Journal.open(url) as runner, Journal.open(url) as viewer:
         assert viewer.facts().downloads == {}
         runner.record_progress(7, "e01.mkv", 100, None, 50, T0)
         assert viewer.facts().downloads[7].bytes_done == 50

@@ -29,6 +29,7 @@ API = "https://api.test/v2"
 UPLOAD = "https://upload.test/v2"
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 HTML_500 = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+NO_TRANSFERS = {"status": "OK", "transfers": [], "cursor": None}
 
 
 class Sleeps(list[float]):
@@ -93,10 +94,10 @@ def test_429_waits_as_long_as_retry_after_says_then_succeeds(
     client: PutioClient, mocked: responses.RequestsMock, sleeps: Sleeps
 ) -> None:
     limited = _error(429, "TooManyRequests", "Too many requests")
-    mocked.get(f"{API}/account/info", status=429, json=limited, headers={"Retry-After": "7"})
-    mocked.get(f"{API}/account/info", status=429, json=limited, headers={"Retry-After": "3"})
-    mocked.get(f"{API}/account/info", json={"status": "OK", "info": {"username": "me"}})
-    assert client.account_info() == {"username": "me"}
+    mocked.get(f"{API}/transfers/list", status=429, json=limited, headers={"Retry-After": "7"})
+    mocked.get(f"{API}/transfers/list", status=429, json=limited, headers={"Retry-After": "3"})
+    mocked.get(f"{API}/transfers/list", json=NO_TRANSFERS)
+    assert client.list_transfers() == ()
     assert sleeps == [7.0, 3.0]
 
 
@@ -104,9 +105,9 @@ def test_429_with_an_http_date_waits_until_that_date(
     client: PutioClient, mocked: responses.RequestsMock, sleeps: Sleeps
 ) -> None:
     later = "Sat, 01 Mar 2025 12:00:05 GMT"
-    mocked.get(f"{API}/account/info", status=429, json={}, headers={"Retry-After": later})
-    mocked.get(f"{API}/account/info", json={"status": "OK", "info": {}})
-    client.account_info()
+    mocked.get(f"{API}/transfers/list", status=429, json={}, headers={"Retry-After": later})
+    mocked.get(f"{API}/transfers/list", json=NO_TRANSFERS)
+    client.list_transfers()
     assert sleeps == [5.0]
 
 
@@ -114,9 +115,9 @@ def test_backoff_grows_between_retries_without_retry_after(
     client: PutioClient, mocked: responses.RequestsMock, sleeps: Sleeps
 ) -> None:
     for _ in range(3):
-        mocked.get(f"{API}/account/info", status=503, body=HTML_500)
-    mocked.get(f"{API}/account/info", json={"status": "OK", "info": {}})
-    client.account_info()
+        mocked.get(f"{API}/transfers/list", status=503, body=HTML_500)
+    mocked.get(f"{API}/transfers/list", json=NO_TRANSFERS)
+    client.list_transfers()
     assert sleeps == [0.25, 0.5, 1.0]
 
 
@@ -135,9 +136,9 @@ def test_persistent_5xx_html_raises_transient_error_naming_the_route(
 def test_retry_after_longer_than_the_cap_gives_up_at_once_carrying_it(
     client: PutioClient, mocked: responses.RequestsMock, sleeps: Sleeps
 ) -> None:
-    mocked.get(f"{API}/account/info", status=429, json={}, headers={"Retry-After": "3600"})
+    mocked.get(f"{API}/transfers/list", status=429, json={}, headers={"Retry-After": "3600"})
     with pytest.raises(TransientError) as caught:
-        client.account_info()
+        client.list_transfers()
     assert caught.value.retry_after == 3600.0
     assert sleeps == []
 
@@ -145,9 +146,9 @@ def test_retry_after_longer_than_the_cap_gives_up_at_once_carrying_it(
 def test_connection_errors_are_retried(
     client: PutioClient, mocked: responses.RequestsMock, sleeps: Sleeps
 ) -> None:
-    mocked.get(f"{API}/files/9", body=requests.ConnectionError("connection refused"))
-    mocked.get(f"{API}/files/9", json={"status": "OK", "file": {"id": 9, "name": "a"}})
-    assert client.get_file(9).name == "a"
+    mocked.get(f"{API}/files/9/url", body=requests.ConnectionError("connection refused"))
+    mocked.get(f"{API}/files/9/url", json={"status": "OK", "url": "https://node.test/9"})
+    assert client.download_url(9) == "https://node.test/9"
     assert len(sleeps) == 1
 
 
@@ -184,9 +185,9 @@ def test_429_and_503_on_transfers_add_are_retried(
 def test_404_raises_not_found_with_put_io_message(
     client: PutioClient, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(f"{API}/files/3", status=404, json=_error(404, "NotFound", "File not found"))
+    mocked.get(f"{API}/files/3/url", status=404, json=_error(404, "NotFound", "File not found"))
     with pytest.raises(NotFoundError) as caught:
-        client.get_file(3)
+        client.download_url(3)
     assert caught.value.status == 404
     assert "File not found" in str(caught.value)
 
@@ -233,22 +234,22 @@ def test_text_401_from_the_upload_host_raises_auth_error(
 def test_an_unparseable_success_body_raises_transient_error(
     client: PutioClient, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(f"{API}/account/info", body="<html>captive portal</html>")
+    mocked.get(f"{API}/transfers/list", body="<html>captive portal</html>")
     with pytest.raises(TransientError):
-        client.account_info()
+        client.list_transfers()
 
 
 def _provoke_every_error(client: PutioClient, mocked: responses.RequestsMock) -> list[MirrorError]:
-    mocked.get(f"{API}/account/info", status=401, body=f"bad token {TOKEN}")
-    mocked.get(f"{API}/files/1", status=404, json=_error(404, "NotFound", f"no {TOKEN}"))
-    mocked.get(f"{API}/files/2", status=400, json=_error(400, "X", f"echo {TOKEN}"))
+    mocked.get(f"{API}/transfers/list", status=401, body=f"bad token {TOKEN}")
+    mocked.get(f"{API}/files/1/url", status=404, json=_error(404, "NotFound", f"no {TOKEN}"))
+    mocked.get(f"{API}/files/2/url", status=400, json=_error(400, "X", f"echo {TOKEN}"))
     mocked.get(f"{API}/files/3/url", status=500, body=f"<p>{TOKEN}</p>")
     mocked.get(f"{API}/files/4/url", body=requests.ConnectionError(f"refused {TOKEN}"))
     mocked.post(f"{UPLOAD}/files/upload", json={"status": "OK", "file": {"id": 1}})
     calls: list[Callable[[], object]] = [
-        client.account_info,
-        lambda: client.get_file(1),
-        lambda: client.get_file(2),
+        client.list_transfers,
+        lambda: client.download_url(1),
+        lambda: client.download_url(2),
         lambda: client.download_url(3),
         lambda: client.download_url(4),
         lambda: client.upload_torrent("x.torrent", b"junk"),
@@ -280,34 +281,33 @@ def test_the_token_is_sent_as_an_authorization_header(
     client: PutioClient, mocked: responses.RequestsMock
 ) -> None:
     mocked.get(
-        f"{API}/account/info",
-        json={"status": "OK", "info": {}},
+        f"{API}/transfers/list",
+        json=NO_TRANSFERS,
         match=[matchers.header_matcher({"Authorization": f"token {TOKEN}"})],
     )
-    client.account_info()
+    client.list_transfers()
     assert "Authorization" not in client._session.headers  # never a session-wide default
 
 
 # ----- paging and requests ----------------------------------------------------------
 
 
-def test_list_folder_follows_the_cursor_until_an_empty_string(
+def test_list_all_files_follows_the_cursor_until_an_empty_string(
     client: PutioClient, mocked: responses.RequestsMock
 ) -> None:
-    parent = {"id": 5, "name": "TV", "parent_id": 0, "content_type": "application/x-directory"}
     mocked.get(
         f"{API}/files/list",
-        json={"status": "OK", "parent": parent, "files": [{"id": 6}], "cursor": "c1"},
-        match=[matchers.query_param_matcher({"parent_id": "5", "per_page": "1000", "hidden": "1"})],
+        json={"status": "OK", "files": [{"id": 6}], "cursor": "c1"},
+        match=[
+            matchers.query_param_matcher({"parent_id": "-1", "per_page": "1000", "hidden": "1"})
+        ],
     )
     mocked.post(
         f"{API}/files/list/continue",
         json={"status": "OK", "files": [{"id": 7}, {"id": 8}], "cursor": ""},
         match=[matchers.urlencoded_params_matcher({"cursor": "c1"})],
     )
-    folder, children = client.list_folder(5)
-    assert folder.is_folder and folder.name == "TV"
-    assert [child.id for child in children] == [6, 7, 8]
+    assert [item.id for item in client.list_all_files()] == [6, 7, 8]
 
 
 def test_clean_transfers_with_no_ids_sends_nothing(
@@ -445,20 +445,9 @@ def test_list_all_files_reads_2500_files_in_three_requests(
     assert listing[0].query["parent_id"] == "-1"
 
 
-def test_list_folder_returns_the_parent_and_every_child(
-    fake_putio: FakePutio, live: PutioClient
-) -> None:
-    folder = fake_putio.add_folder("Movies")
-    children = {fake_putio.add_file(f"m{n}.mkv", parent_id=folder, size=10) for n in range(3)}
-    parent, listed = live.list_folder(folder)
-    assert parent.id == folder and parent.is_folder
-    assert {child.id for child in listed} == children
-    assert all(child.parent_id == folder and child.size == 10 for child in listed)
-
-
-def test_get_file_of_a_missing_id_raises_not_found(live: PutioClient) -> None:
+def test_download_url_of_a_missing_id_raises_not_found(live: PutioClient) -> None:
     with pytest.raises(NotFoundError):
-        live.get_file(2147483647)
+        live.download_url(2147483647)
 
 
 def test_upload_torrent_creates_a_transfer_with_the_info_hash(
@@ -517,16 +506,15 @@ def test_listings_ask_for_hidden_files_too(fake_putio: FakePutio, live: PutioCli
     hidden = fake_putio.add_file(".e01.mkv", parent_id=folder, content=b"a")
     fake_putio.hide_file(hidden)
     assert hidden in {item.id for item in live.list_all_files()}
-    assert hidden in {item.id for item in live.list_folder(folder)[1]}
-    firsts = [r for r in _api_requests(fake_putio, "files/list")]
-    assert len(firsts) == 2 and all(r.query.get("hidden") == "1" for r in firsts)
+    (first,) = _api_requests(fake_putio, "files/list")
+    assert first.query.get("hidden") == "1"
 
 
 def test_auth_header_goes_to_api_and_upload_hosts_but_not_to_the_node(
     fake_putio: FakePutio, live: PutioClient, torrent_bytes: Callable[..., bytes]
 ) -> None:
     file_id = fake_putio.add_file("a.bin", content=b"abc")
-    live.account_info()
+    live.list_transfers()
     live.upload_torrent("t.torrent", torrent_bytes("t"))
     url = live.download_url(file_id)
     with requests.Session() as plain:
@@ -548,9 +536,9 @@ def test_rate_limit_on_the_fake_is_waited_out(
 def test_html_503_and_resets_from_the_fake_are_retried(
     fake_putio: FakePutio, live: PutioClient, sleeps: Sleeps
 ) -> None:
-    fake_putio.inject(path="/v2/account/info", status=503, json_body=False)
-    fake_putio.inject(path="/v2/account/info", reset=True)
-    assert "username" in live.account_info()
+    fake_putio.inject(path="/v2/transfers/list", status=503, json_body=False)
+    fake_putio.inject(path="/v2/transfers/list", reset=True)
+    assert live.list_transfers() == ()
     assert len(sleeps) == 2
 
 

@@ -91,7 +91,7 @@ def url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def journal(url: str) -> Iterator[Journal]:
-    with Journal.open(url, env={}) as opened:
+    with Journal.open(url) as opened:
         yield opened
 
 
@@ -111,7 +111,7 @@ def host(
     """Given a host's owner id, fetcher, lease and clock, return its executor and journal."""
     folder = tmp_path / owner.replace(":", "-")
     places = Places(folder / "blackhole", folder / "downloads", folder / "downloads" / ".staging")
-    journal = Journal.open(url, env={})
+    journal = Journal.open(url)
     rules = Rules(owner=owner, lease=lease)
     return Executor(NoRemote(), fetcher, journal, places, rules, clock=clock), journal  # type: ignore[arg-type]
 

@@ -1,4 +1,4 @@
-"""Time windows: parsing, midnight crossing, weekdays, closing and next opening."""
+"""Time windows: parsing, midnight crossing, weekdays, schedules."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ def test_plain_window_is_open_inside_and_closed_outside() -> None:
 
 def test_window_crossing_midnight_is_open_after_midnight_on_the_next_day() -> None:
     window = parse_window("23:00-02:00")
-    assert window.crosses_midnight
     assert window.contains(at(0, 23, 30)) and window.contains(at(1, 1, 59))
     assert not window.contains(at(1, 2, 0))
 
@@ -53,15 +52,13 @@ def test_impossible_windows_are_refused_with_a_reason(text: str) -> None:
 
 def test_schedule_without_windows_is_always_open() -> None:
     schedule = Schedule()
-    assert schedule.is_open(at(0, 12)) and schedule.next_opening(at(0, 12)) is None
+    assert schedule.always_open and schedule.is_open(at(0, 12))
 
 
-def test_schedule_tells_when_it_closes_and_next_opens() -> None:
+def test_schedule_is_open_while_any_of_its_windows_is() -> None:
     schedule = parse_schedule(["00:05-05:55", "Sat 10:00-18:00"])
-    assert schedule.closes_at(at(0, 3)) == at(0, 5, 55)
-    assert schedule.closes_at(at(0, 12)) is None
-    assert schedule.next_opening(at(0, 6)) == at(1, 0, 5)
-    assert schedule.next_opening(at(1, 6)) == at(1, 10)
+    assert schedule.is_open(at(0, 3)) and not schedule.is_open(at(0, 12))
+    assert schedule.is_open(at(1, 12)) and not schedule.is_open(at(2, 12))
 
 
 def test_window_ending_at_midnight_is_accepted() -> None:

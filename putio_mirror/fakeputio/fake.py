@@ -263,9 +263,6 @@ class FakePutio(Settings):
             for key, value in fields.items():
                 setattr(record, key, value)
 
-    def fail_transfer(self, transfer_id: int, message: str = "Download failed") -> None:
-        self.set_transfer(transfer_id, status="ERROR", error_message=message)
-
     def tick(self, steps: int = 1) -> None:
         """Move every active transfer ``steps`` states on."""
         with self.world.lock:
