@@ -24,13 +24,15 @@ from typing import Any
 import pytest
 
 from putio_mirror.download import Fetched, FileToFetch
-from putio_mirror.errors import ItemError, NoSpaceError, UnsafePathError
+from putio_mirror.errors import ExitCode, ItemError, NoSpaceError, UnsafePathError
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.localfs import part_path
 from putio_mirror.partfile import sync_data
 from putio_mirror.putio import PutioClient
 from putio_mirror.retry import Backoff
 from putio_mirror.segmented import SegmentedDownloader
 from putio_mirror.segments import sidecar_path
+from tests.mirror_env import Mirror
 
 MIB = 1024 * 1024
 SIZE = 16 * MIB
@@ -367,3 +369,19 @@ def test_a_file_put_io_lists_without_crc32_is_verified_on_size_with_one_warning(
     warnings = [record.getMessage() for record in caplog.records]
     assert len([text for text in warnings if "no CRC32" in text]) == 1
     assert f"file {item.file_id}" in warnings[0] and "size alone" in warnings[0]
+
+
+def test_a_sync_refuses_a_symlinked_part_failing_that_file_alone(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    planted = mirror.fake.add_file("planted.mkv", size=300_000)
+    fine = mirror.fake.add_file("fine.mkv", size=300_000)
+    victim, before = _outside(tmp_path)
+    staging = mirror.downloads / ".putio-mirror-staging"
+    staging.mkdir(parents=True)
+    part_path(staging, planted).symlink_to(victim)
+    result = mirror.run("sync")
+    assert result.code == ExitCode.ITEMS_FAILED, result.err
+    assert "symlink" in result.err
+    assert victim.read_bytes() == before
+    assert mirror.local_files() == {"fine.mkv": mirror.fake.file_content(fine)}
