@@ -116,7 +116,7 @@ class SegmentTable:
 
     def __init__(self, item: FileToFetch, segments: list[Segment], connections: int) -> None:
         self.lock = threading.Lock()
-        self._save_lock = threading.Lock()  # segment threads checkpoint concurrently
+        self._save_lock = threading.Lock()  # the sync thread publishes while a fetch saves
         self.segments = segments
         self._item = item
         self._connections = connections
