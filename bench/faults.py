@@ -7,6 +7,11 @@ finish the job. After every kill every file visible in the download folder must 
 byte-exact and every item whole, and the next run may not ask the node again for bytes
 that a ``.part`` held for sure (its length, or its segment table's done bytes).
 
+Power cut: the same rounds again, each kill -9 followed by a simulated power cut: every
+``.part`` keeps only the bytes of its last completed sync (the runs record them with
+their sync function), the sidecars stay as the killed run left them; then the next run.
+No file placed may be corrupt, and no claimed byte may be fetched again.
+
 Faults: ``--fault-rounds`` rounds of each scenario of tests/test_faults.py over a
 ``--fault-size-mb`` account, through the CLI in this process. Backoff sleeps and outages
 run on a virtual clock (a two-minute outage costs no real time); the 429 storm keeps
@@ -15,12 +20,15 @@ real time, since what it measures is the pause before each retry.
 Columns: runs and passed count rounds; re-fetched bytes = bytes the node sent minus the
 bytes of the files; bytes lost = bytes the node sent again although a ``.part`` held
 them, right, at the kill before (past what its segment table claimed), beyond the first
-chunk of each unfinished segment; files corrupted = final files
+chunk of each unfinished segment: since a table claims only bytes a completed sync
+covered, that is up to ``sync_every`` (16 MiB) per file in flight at each kill, the price
+of surviving a power cut; files corrupted = final files
 with a wrong CRC32 (a missing file fails its round); files visible unverified = files
 seen at their final path with wrong bytes, or items seen half (summed over every check).
 
     .venv/bin/python bench/faults.py [--rounds 100] [--size-mb 300] [--fault-rounds 3]
         [--fault-size-mb 40] [--rate-mb 20] [--time-limit 600] [--seed 1] [--workdir DIR]
+        [--parts kill,power-cut,faults]
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import re
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -316,15 +325,23 @@ def kill_at(process: subprocess.Popen[bytes], downloads: Path, at: int, rng: ran
     return True
 
 
-def kill_rounds(args: argparse.Namespace, work: Path, deadline: float) -> list[Tally]:
-    """Run the kill -9 rounds, then one run to the end; return their two rows."""
-    rounds, last = Tally("kill -9 at random moments", lost=0), Tally("… then one run to the end")
+def kill_rounds(
+    args: argparse.Namespace, work: Path, deadline: float, power_cut: bool = False
+) -> list[Tally]:
+    """Run the kill -9 rounds (each followed by a power cut if ``power_cut``), then one
+    run to the end; return their two rows."""
+    if power_cut:
+        rounds = Tally("kill -9, then power cut")
+    else:
+        rounds = Tally("kill -9 at random moments", lost=0)
+    last = Tally("… then one run to the end")
     with FakePutio() as fake:
         account = build_account(fake, args.size_mb * MB, LAYOUT)
         fake.node_bytes_per_second = args.rate_mb * MB
-        root = work / "kill"
+        root = work / ("power-cut" if power_cut else "kill")
         root.mkdir()
         downloads, staging = root / "downloads", root / "downloads" / STAGING
+        copies = root / "synced" if power_cut else None
         config = config_for(root, fake)
         rng = random.Random(args.seed)
         held: Spans = {}
@@ -334,19 +351,23 @@ def kill_rounds(args: argparse.Namespace, work: Path, deadline: float) -> list[T
             if time.monotonic() > deadline:
                 break
             fake.clear_requests()
-            process, log = spawn_sync(config, root, rounds.runs + 1)
+            process, log = spawn_sync(config, root, rounds.runs + 1, copies)
             killed = kill_at(process, downloads, int(at), rng)
+            if killed and copies is not None:
+                cut_power(staging, copies)
             again, held = asked_again(fake, held), held_on_disk(staging)
-            rounds.lost = (rounds.lost or 0) + refetched_from_disk(fake, lost)
-            lost = unclaimed(account, staging)
+            if not power_cut:  # a power cut drops the unclaimed bytes on purpose
+                rounds.lost = (rounds.lost or 0) + refetched_from_disk(fake, lost)
+                lost = unclaimed(account, staging)
             bad = visible_problems(account, downloads, seen)
             rounds.unverified += bad
             rounds.count(_kill_verdict(killed, process.returncode, again, bad, log))
             note(f"kill round {rounds.runs}: {'killed' if killed else 'ended'}, {at / MB:.0f} MB")
         fake.clear_requests()
-        process, log = spawn_sync(config, root, 0)
+        process, log = spawn_sync(config, root, 0, copies)
         code = process.wait()
-        rounds.lost = (rounds.lost or 0) + refetched_from_disk(fake, lost)
+        if not power_cut:
+            rounds.lost = (rounds.lost or 0) + refetched_from_disk(fake, lost)
         missing, last.corrupted = final_problems(account, downloads)
         verdict = _final_verdict(code, asked_again(fake, held), missing + last.corrupted, root)
         last.count(verdict and f"{verdict}\n{output_tail(log)}")
@@ -354,13 +375,22 @@ def kill_rounds(args: argparse.Namespace, work: Path, deadline: float) -> list[T
     return [rounds, last]
 
 
-def spawn_sync(config: Path, root: Path, number: int) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start ``putio-mirror sync`` with its output (and crash reports) in ``root``."""
+def spawn_sync(
+    config: Path, root: Path, number: int, copies: Path | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``putio-mirror sync`` with its output (and crash reports) in ``root``; with
+    ``copies``, its syncs record what the disk holds there (see ``cut_power``)."""
     log = root / f"run-{number}.log"
     env = child_env() | {"XDG_STATE_HOME": str(root / "xdg-state")}
     argv = [*putio_mirror_command(), "--config", str(config), "sync"]
+    if copies is not None:
+        copies.mkdir(exist_ok=True)
+        env |= {"BENCH_SYNCED_DIR": str(copies)}
+        argv = [sys.executable, "-c", _RECORDING_SYNC, *argv[-3:]]
     with log.open("wb") as output:
-        return subprocess.Popen(argv, env=env, stdout=output, stderr=output), log
+        # In ``root``: a ``python -c`` child imports putio_mirror as the entry point does,
+        # not from whatever folder this script was started in.
+        return subprocess.Popen(argv, cwd=root, env=env, stdout=output, stderr=output), log
 
 
 def output_tail(log: Path) -> str:
@@ -371,6 +401,56 @@ def output_tail(log: Path) -> str:
     if report and Path(report[1]).exists():
         tail += "\n--- crash report ---\n" + Path(report[1]).read_text(errors="replace")[-3000:]
     return tail
+
+
+# -- power cut -------------------------------------------------------------------------------
+
+# ``putio-mirror sync`` whose fetchers sync through a function that records what the disk
+# holds: after each real fdatasync it copies the part to BENCH_SYNCED_DIR (no fsync of the
+# copy: nothing here really loses power, the copy only has to outlive the kill -9).
+_RECORDING_SYNC = """
+import os, shutil, sys
+from functools import partial
+from pathlib import Path
+from putio_mirror import app
+from putio_mirror.cli import entry
+from putio_mirror.partfile import sync_data
+
+copies = Path(os.environ["BENCH_SYNCED_DIR"])
+
+def recording_sync(fd):
+    sync_data(fd)
+    part = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    scratch = copies / (part.name + ".tmp")
+    shutil.copyfile(part, scratch)
+    scratch.replace(copies / part.name)
+
+app.SegmentedDownloader = partial(app.SegmentedDownloader, sync=recording_sync)
+sys.argv[0] = "putio-mirror"
+entry()
+"""
+
+
+def cut_power(staging: Path, copies: Path) -> None:
+    """Leave every ``.part`` as a power cut right after the kill would: only the bytes of
+    its last completed sync; the sidecars stay as the killed run left them.
+
+    Why copies taken at each sync, not zeroing past what the sidecar claims: that would
+    trust the claims, which are what is on trial (before this scenario existed the
+    sidecar ran ahead of the disk, and zeroing past its claims never showed it). A
+    segmented part was stretched to its full size first: its length survives and the
+    bytes past the copy read as zeros. A sequential part grows by appending, and ext4
+    (data=ordered) commits a length only with its data: it is cut to the copy's length.
+    """
+    for part in staging.glob("*.part"):
+        copy = copies / part.name
+        kept = copy.read_bytes() if copy.exists() else b""
+        length = part.stat().st_size
+        stretched = part.with_name(part.name + ".segments").exists()
+        part.write_bytes(kept[:length].ljust(length, b"\0") if stretched else kept[:length])
+    for copy in copies.glob("*.part"):
+        if not (staging / copy.name).exists():
+            copy.unlink()  # placed or discarded: a later part of that id starts afresh
 
 
 def _kill_verdict(killed: bool, code: int | None, again: int, bad: int, log: Path) -> str | None:
@@ -615,10 +695,16 @@ def fault_rows(args: argparse.Namespace, work: Path, deadline: float) -> list[Ta
 def run(args: argparse.Namespace) -> None:
     print_header("faults")
     start = time.monotonic()
+    parts = set(args.parts.split(","))
     with scratch_dir(args.workdir) as work:
-        need_free_space(work, args.size_mb * MB * 2)
-        rows = kill_rounds(args, work, start + args.time_limit * 0.6)
-        rows += fault_rows(args, work, start + args.time_limit)
+        need_free_space(work, args.size_mb * MB * 3)
+        rows = []
+        kills = [power for power, name in ((False, "kill"), (True, "power-cut")) if name in parts]
+        for number, power in enumerate(kills, start=1):
+            share = 0.6 * number / len(kills)
+            rows += kill_rounds(args, work, start + args.time_limit * share, power)
+        if "faults" in parts:
+            rows += fault_rows(args, work, start + args.time_limit)
     title = (
         f"kill -9: {human_size(args.size_mb * MB)} in {len(LAYOUT)} files, node "
         f"{args.rate_mb} MB/s per connection; faults: {args.fault_size_mb} MB per round; "
@@ -640,6 +726,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=600, help="seconds in all (600)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
     parser.add_argument("--workdir", type=Path, default=None, help="temp folders go here")
+    parser.add_argument(
+        "--parts", default="kill,power-cut,faults", help="which to run (kill,power-cut,faults)"
+    )
     args = parser.parse_args(argv)
     return main_guard(lambda: run(args))
 

@@ -5,11 +5,18 @@ fetched afresh on every (re)start, because node URLs expire and nodes stall.
 Bytes already on disk are never thrown away except when the node ignores our
 ``Range`` and sends the whole file again. The caller renames the finished part
 into place; this module only fills and verifies it.
+
+What it promises (as ``segmented.py`` does, see ``partfile.py``): the final CRC32
+proves the bytes on disk. A resumed part is read back in full (``measure``) before
+the first request, so bytes a power cut lost or mangled are counted as they are now;
+new bytes are CRC'd from the buffer they were written from, and the file is complete
+only once ``sync`` covered them without error (a failed sync fails the file).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -19,7 +26,6 @@ from pathlib import Path
 import requests
 
 from putio_mirror.crc import crc32
-from putio_mirror.errors import ChecksumMismatchError
 from putio_mirror.nodehttp import (
     DEFAULT_BACKOFF,
     Fetched,
@@ -27,15 +33,21 @@ from putio_mirror.nodehttp import (
     Patience,
     Retry,
     Stopped,
-    WriteBehind,
     body_reader,
     body_start,
-    expected_crc,
     fresh_url,
+    node_get,
+)
+from putio_mirror.partfile import (
+    SYNC_EVERY,
+    SyncFunction,
+    WriteBehind,
+    check_whole,
     measure,
     no_space_is_item_error,
-    node_get,
+    open_nofollow,
     prepare,
+    sync_data,
 )
 from putio_mirror.retry import Backoff
 from putio_mirror.throttle import RateLimiter
@@ -54,12 +66,13 @@ class _Part:
     the disk fills up in the middle of a chunk.
     """
 
-    def __init__(self, path: Path, chunk_size: int) -> None:
+    def __init__(self, path: Path, chunk_size: int, sync: SyncFunction, sync_every: int) -> None:
         self.path = path
         self.offset, self.crc = measure(path, chunk_size)
         with no_space_is_item_error(path):
-            self._file = open(path, "ab", buffering=0)  # noqa: SIM115 -- closed by close()
-        self._behind = WriteBehind(self._file.fileno())
+            fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        self._file = os.fdopen(fd, "ab", buffering=0)
+        self._behind = WriteBehind(fd, path, every=sync_every, sync=sync)
 
     def write(self, view: memoryview) -> None:
         while view:
@@ -88,7 +101,8 @@ class Downloader:
     """Given a way to get a fresh node URL for a file id, fetch files into ``.part`` files.
 
     A limiter, if given, is charged for every chunk before it is written (and may be
-    shared with other downloaders).
+    shared with other downloaders). ``sync`` puts a part's bytes on disk (every
+    ``sync_every`` bytes, and at the end); a test passes one that fails.
     """
 
     def __init__(
@@ -105,8 +119,12 @@ class Downloader:
         jitter: Callable[[], float] = random.random,
         session: requests.Session | None = None,
         limiter: RateLimiter | None = None,
+        sync: SyncFunction = sync_data,
+        sync_every: int = SYNC_EVERY,
     ) -> None:
         self._url_for = url_for
+        self._sync = sync
+        self._sync_every = sync_every
         self._chunk_size = chunk_size
         self._timeout = (connect_timeout, read_timeout)
         self._patience = Patience(backoff, max_outage, jitter)
@@ -134,10 +152,11 @@ class Downloader:
         """Given a file to fetch, fill its part file up to ``item.size`` and verify it;
         return ``Fetched(False, n)`` if ``may_continue`` said no; raise TransientError
         after ``max_outage`` seconds without a byte, ChecksumMismatchError if the bytes
-        are wrong, NoSpaceError if the disk is full."""
+        are wrong, NoSpaceError if the disk is full, ItemError if it failed to store
+        them, UnsafePathError if the part is a symlink."""
         with no_space_is_item_error(item.part_path):
             prepare(item)
-        part = _Part(item.part_path, self._chunk_size)
+        part = _Part(item.part_path, self._chunk_size, self._sync, self._sync_every)
         try:
             if part.offset < item.size:
                 if not may_continue():
@@ -239,11 +258,4 @@ class _Watch:
 
 def _verify(item: FileToFetch, part: _Part) -> None:
     """Given a whole part, raise ChecksumMismatchError if its size or CRC32 is wrong."""
-    actual, expected = f"{part.crc:08x}", expected_crc(item)
-    if part.offset == item.size and expected in (None, actual):
-        return
-    raise ChecksumMismatchError(
-        f"put.io file {item.file_id}: expected {item.size} bytes with CRC32 {expected}, "
-        f"got {part.offset} bytes with CRC32 {actual}",
-        f"the bytes in {item.part_path} differ from put.io's; remove it to download again",
-    )
+    check_whole(item, part.offset, part.crc)

@@ -1,21 +1,18 @@
-"""What both downloaders share: talking to a put.io download node, and the part file basics.
+"""What both downloaders share in talking to a put.io download node.
 
 A node is asked with a session that never sends the API token, one ``Range``
 request at a time; its answer is checked against the range asked for and the
 size put.io listed. Anything a fresh request may cure becomes ``Retry``, and
 ``Patience`` decides how long to wait before the next one, or that the outage
-has lasted long enough. A full disk or quota becomes ``NoSpaceError``.
-``download.Downloader`` and ``segmented.SegmentedDownloader`` build on these.
+has lasted long enough. ``download.Downloader`` and ``segmented.SegmentedDownloader``
+build on these; the part file itself (safe opens, syncs, verification) is
+``partfile.py``'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import http.client
-import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,16 +23,13 @@ import urllib3
 from requests.auth import AuthBase
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from putio_mirror.crc import crc32
-from putio_mirror.errors import ChecksumMismatchError, NoSpaceError, TransientError
+from putio_mirror.errors import ChecksumMismatchError, TransientError
 from putio_mirror.retry import Backoff
 
 DEFAULT_BACKOFF = Backoff(base=1.0, cap=30.0, max_attempts=1000)
 URL_EXPIRED = frozenset({401, 403, 404, 410})
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
-_sync_data = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 @dataclass(frozen=True)
@@ -233,100 +227,3 @@ def _retry_after(response: requests.Response) -> float | None:
 def expected_crc(item: FileToFetch) -> str | None:
     """Given a file to fetch, return put.io's CRC32 in lower case (None if unknown)."""
     return item.crc32.lower() if item.crc32 else None
-
-
-def prepare(item: FileToFetch) -> None:
-    """Given a file to fetch, make its folder; empty its part if it is longer than the file."""
-    item.part_path.parent.mkdir(parents=True, exist_ok=True)
-    if item.part_path.exists() and item.part_path.stat().st_size > item.size:
-        with open(item.part_path, "r+b") as stale:
-            stale.truncate(0)
-
-
-def measure(path: Path, chunk_size: int) -> tuple[int, int]:
-    """Given a part file, return its length and the CRC32 of its bytes (0, 0 if absent)."""
-    if not path.exists():
-        return 0, 0
-    length, crc = 0, 0
-    with open(path, "rb") as existing:
-        while block := existing.read(chunk_size):
-            length += len(block)
-            crc = crc32(block, crc)
-    return length, crc
-
-
-def size_of(path: Path) -> int | None:
-    """Given a path, return the length of its file (None if there is none)."""
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None
-
-
-@contextmanager
-def no_space_is_item_error(path: Path) -> Iterator[None]:
-    """Within this block, turn a full disk or quota into NoSpaceError naming the folder."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in _NO_SPACE:
-            raise
-        raise NoSpaceError(
-            f"no room left to write {path.name}",
-            f"free some space in {path.parent} (or raise the quota); the download resumes",
-        ) from exc
-
-
-class WriteBehind:
-    """Put written bytes on disk early, on a helper thread, and then out of the page cache.
-
-    Without it a large download sits in the page cache until the fsync before
-    placement, which then writes everything at once (half a second per GiB here).
-    Every ``every`` bytes an ``fdatasync`` runs in the background, overlapping the
-    disk with the network, so ``finish`` has little left to do. Bytes on disk are
-    dropped from the page cache (``POSIX_FADV_DONTNEED``): a 50 GB download does not
-    push out what the machine's other services keep cached, and the kernel recycles a
-    few pages instead of finding new ones (2 GiB download here: system time 1.9 s →
-    1.45 s). Nothing reads the bytes back: the CRC32 was taken as they arrived. It
-    never blocks the writer.
-    """
-
-    def __init__(self, fd: int, every: int = 16 * 1024 * 1024) -> None:
-        self._fd = fd
-        self._every = every
-        self._pending = 0
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def wrote(self, amount: int) -> None:
-        with self._lock:
-            self._pending += amount
-            if self._pending < self._every or (self._thread and self._thread.is_alive()):
-                return
-            self._pending = 0
-            self._thread = threading.Thread(target=self._flush, daemon=True)
-            self._thread.start()
-
-    def _flush(self) -> None:
-        with contextlib.suppress(OSError):  # finish() reports any real trouble
-            _sync_data(self._fd)
-            _drop_cached(self._fd)
-
-    def join(self) -> None:
-        """Wait for a flush under way; call before closing the file descriptor."""
-        thread = self._thread
-        if thread is not None:
-            thread.join()
-
-    def finish(self) -> None:
-        """Put every written byte on disk and drop it from the page cache; raise OSError
-        if the disk refuses (a full disk, an I/O error)."""
-        self.join()
-        os.fsync(self._fd)
-        with contextlib.suppress(OSError):  # only advice: the bytes are safe already
-            _drop_cached(self._fd)
-
-
-def _drop_cached(fd: int) -> None:
-    if hasattr(os, "posix_fadvise"):  # not on macOS
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)

@@ -6,11 +6,18 @@ starts with the node URL the fetch opened with and asks for a fresh one on every
 restart, requests ``Range: bytes=a-b`` and writes with ``os.pwrite`` into the
 part file, which is first stretched (sparse) to the full size. A segment that
 finishes early takes over the second half of the largest segment still running.
-Progress lives beside the part in a sidecar (``segments.py``), saved only after
-the bytes it claims are in the part, so a stop, a crash or ``kill -9`` resumes
-every segment from its own offset. Small files, and the part left by
-``download.Downloader`` when little is left, go to a ``download.Downloader``: the
-contract is the same, so the executor can use either downloader.
+Small files, and the part left by ``download.Downloader`` when little is left, go
+to a ``download.Downloader``: the contract is the same, so the executor can use
+either downloader.
+
+What it promises (as ``download.py`` does, see ``partfile.py``): the final CRC32,
+combined from the segments' running CRCs, proves the bytes on disk. Progress lives
+beside the part in a sidecar (``segments.py``) that claims only bytes a completed
+sync covered, so a stop, a crash, ``kill -9`` or a power cut resumes every segment
+from its own offset (a kill costs the bytes written since the last background sync,
+``sync_every``). On resume each segment's claimed bytes are read back and checked
+against its CRC32; new bytes are CRC'd from the buffer they were written from and
+count only once a sync covered them; a failed sync fails the file.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ import requests
 
 from putio_mirror.crc import crc32
 from putio_mirror.download import Downloader
-from putio_mirror.errors import ChecksumMismatchError
 from putio_mirror.nodehttp import (
     DEFAULT_BACKOFF,
     Fetched,
@@ -35,22 +41,28 @@ from putio_mirror.nodehttp import (
     Patience,
     Retry,
     Stopped,
-    WriteBehind,
     body_reader,
     body_start,
-    expected_crc,
     fresh_url,
+    node_get,
+)
+from putio_mirror.partfile import (
+    SYNC_EVERY,
+    SyncFunction,
+    WriteBehind,
+    check_whole,
     measure,
     no_space_is_item_error,
-    node_get,
+    open_nofollow,
     prepare,
+    pwrite_all,
     size_of,
+    sync_data,
 )
 from putio_mirror.retry import Backoff
 from putio_mirror.segments import (
     Segment,
     SegmentTable,
-    bytes_done,
     discard,
     fresh_table,
     load_table,
@@ -58,14 +70,10 @@ from putio_mirror.segments import (
 )
 from putio_mirror.throttle import RateLimiter
 
-# The sidecar helpers moved to segments.py; they stay importable from here.
-__all__ = ["SegmentedDownloader", "bytes_done", "discard", "sidecar_path"]
-
 logger = logging.getLogger(__name__)
 
 _NAP_SECONDS = 0.25  # backoff sleeps in slices, so a stopped fetch does not linger
 _METER_PIECE = 64 * 1024  # the limiter is asked in pieces, so a stop is noticed quickly
-_VERIFY_BLOCK = 1024 * 1024
 
 
 class _Run:
@@ -77,19 +85,18 @@ class _Run:
         self,
         table: SegmentTable,
         fd: int,
-        may_continue: Callable[[], bool],
-        on_progress: Callable[[int], None],
+        behind: WriteBehind,
+        callbacks: tuple[Callable[[], bool], Callable[[int], None]],
         now: float,
     ) -> None:
         self.table = table
         self.fd = fd
-        self.behind = WriteBehind(fd)
+        self.behind = behind
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.opening_url: str | None = None  # shared by the segments' first requests
         self.last_byte = now
-        self._may_continue = may_continue
-        self._on_progress = on_progress
+        self._may_continue, self._on_progress = callbacks
         self._lock = threading.Lock()
         self._callbacks = threading.Lock()
 
@@ -123,7 +130,9 @@ class SegmentedDownloader:
     ``on_progress`` and ``may_continue`` are called from the segment threads, one
     call at a time: they need not be thread-safe, but must not assume the thread.
     ``url_for`` is also called one call at a time. A limiter, if given, is shared by
-    every connection (and may be shared with other downloaders).
+    every connection (and may be shared with other downloaders). ``sync`` puts a
+    part's bytes on disk (every ``sync_every`` bytes, and at the end); a test passes
+    one that fails, or one that records what the disk holds.
     """
 
     def __init__(
@@ -141,8 +150,11 @@ class SegmentedDownloader:
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         limiter: RateLimiter | None = None,
+        sync: SyncFunction = sync_data,
+        sync_every: int = SYNC_EVERY,
     ) -> None:
         self._url_for = url_for
+        self._sync, self._sync_every = sync, sync_every
         self._connections = max(1, connections)
         self._min_segment = max(1, min_segment_size)
         self._chunk_size = chunk_size
@@ -163,6 +175,8 @@ class SegmentedDownloader:
             monotonic=monotonic,
             jitter=jitter,
             limiter=limiter,
+            sync=sync,
+            sync_every=sync_every,
         )
 
     def close(self) -> None:
@@ -181,8 +195,9 @@ class SegmentedDownloader:
     ) -> Fetched:
         """Given a file to fetch, fill its part file up to ``item.size`` and verify it;
         return ``Fetched(False, n)`` if ``may_continue`` said no; raise TransientError
-        after ``max_outage`` seconds without a byte on any connection,
-        ChecksumMismatchError if the bytes are wrong, NoSpaceError if the disk is full."""
+        after ``max_outage`` seconds without a byte on any connection, ChecksumMismatchError
+        if the bytes are wrong, NoSpaceError if the disk is full, ItemError if it failed
+        to store them, UnsafePathError if the part or its sidecar is a symlink."""
         with no_space_is_item_error(item.part_path):
             prepare(item)
         table = load_table(item, self._connections)
@@ -192,7 +207,7 @@ class SegmentedDownloader:
             if pieces < 2:
                 return self._single.fetch(item, may_continue=may_continue, on_progress=on_progress)
             # A sequential part from the single-stream downloader becomes the first segment.
-            have, have_crc = measure(item.part_path, _VERIFY_BLOCK)
+            have, have_crc = measure(item.part_path)
             table = fresh_table(item, have, have_crc, pieces, self._connections)
         if table.left() > 0:
             if not may_continue():
@@ -200,7 +215,7 @@ class SegmentedDownloader:
             self._run(item, table, may_continue, on_progress)
             if table.left() > 0:
                 return Fetched(False, table.done())
-        _verify(item, table)
+        check_whole(item, size_of(item.part_path) or 0, table.crc32())
         sidecar_path(item.part_path).unlink(missing_ok=True)
         return Fetched(True, item.size)
 
@@ -215,9 +230,14 @@ class SegmentedDownloader:
         error any thread met, after all of them stopped and the sidecar was saved."""
         table.save()  # before the part grows: a part is never longer without a sidecar
         with no_space_is_item_error(item.part_path):
-            fd = os.open(item.part_path, os.O_RDWR | os.O_CREAT, 0o644)
-        run = _Run(table, fd, may_continue, on_progress, self._monotonic())
+            fd = open_nofollow(item.part_path, os.O_RDWR | os.O_CREAT)
+        behind = WriteBehind(
+            fd, item.part_path, every=self._sync_every, sync=self._sync, on_sync=table.mark
+        )
+        run = _Run(table, fd, behind, (may_continue, on_progress), self._monotonic())
         try:
+            if table.done():  # bytes found in the part: claimed once surely on disk
+                run.behind.finish()
             with no_space_is_item_error(item.part_path):
                 os.ftruncate(fd, item.size)
             self._crew(item, run)
@@ -358,16 +378,14 @@ class SegmentedDownloader:
             size = segment.flight = min(len(chunk), segment.left)
         if size > 0:
             self._meter(run, size)
-            _pwrite_all(item.part_path, run.fd, chunk[:size], offset)
+            pwrite_all(item.part_path, run.fd, chunk[:size], offset)
             run.behind.wrote(size)
         crc = crc32(chunk[:size], segment.crc)  # only this thread writes it
         with run.table.lock:
             segment.done += size
             segment.crc = crc
             segment.flight = 0
-        # Checkpoint after every chunk: a kill -9 then costs at most the chunk in flight
-        # per connection (a time-based checkpoint cost up to half a second of bandwidth).
-        run.table.checkpoint(segment)
+        # No sidecar write here: the next sync records this progress once it is on disk.
         run.wrote(size, self._monotonic())
         return segment.left > 0
 
@@ -378,27 +396,3 @@ class SegmentedDownloader:
             if run.stop.is_set():
                 return  # the bytes are here anyway; writing them costs no bandwidth
             self._limiter.consume(min(_METER_PIECE, size - start))
-
-
-def _pwrite_all(path: Path, fd: int, view: memoryview, offset: int) -> None:
-    with no_space_is_item_error(path):
-        while view:
-            written = os.pwrite(fd, view, offset)
-            view, offset = view[written:], offset + written
-
-
-def _verify(item: FileToFetch, table: SegmentTable) -> None:
-    """Given a filled part, raise ChecksumMismatchError if its size or CRC32 is wrong.
-
-    The CRC32 is combined from each segment's running CRC of the bytes it wrote, as the
-    single-stream downloader keeps one running CRC: no second read of the whole file.
-    """
-    length, crc = size_of(item.part_path) or 0, table.crc32()
-    actual, expected = f"{crc:08x}", expected_crc(item)
-    if length == item.size and expected in (None, actual):
-        return
-    raise ChecksumMismatchError(
-        f"put.io file {item.file_id}: expected {item.size} bytes with CRC32 {expected}, "
-        f"got {length} bytes with CRC32 {actual}",
-        f"the bytes in {item.part_path} differ from put.io's; discard it to download again",
-    )

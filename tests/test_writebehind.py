@@ -15,7 +15,7 @@ import pytest
 
 from putio_mirror.download import Fetched, FileToFetch
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.nodehttp import WriteBehind
+from putio_mirror.partfile import WriteBehind
 from putio_mirror.putio import PutioClient
 from putio_mirror.segmented import SegmentedDownloader
 
@@ -60,7 +60,7 @@ def test_write_behind_flushes_and_drops_every_few_mebibytes_without_waiting(
     path = tmp_path / "big.part"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        behind = WriteBehind(fd, every=2 * MIB)
+        behind = WriteBehind(fd, path, every=2 * MIB)
         os.write(fd, b"x" * MIB)
         behind.wrote(MIB)  # below the threshold: nothing happens yet
         behind.join()
