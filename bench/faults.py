@@ -12,6 +12,12 @@ Power cut: the same rounds again, each kill -9 followed by a simulated power cut
 their sync function), the sidecars stay as the killed run left them; then the next run.
 No file placed may be corrupt, and no claimed byte may be fetched again.
 
+Remote change (bench/remote_change.py): ``--change-rounds`` kill -9 rounds over a
+``--change-size-mb`` account with ``delete_remote_after`` on, put.io renaming, replacing and
+deleting things between rounds; then runs to the end and a tidy after the grace period. No
+corrupted file placed, no file deleted on put.io without a placed local copy, nothing left
+in staging, nothing missing.
+
 Faults: ``--fault-rounds`` rounds of each scenario of tests/test_faults.py over a
 ``--fault-size-mb`` account, through the CLI in this process. Backoff sleeps and outages
 run on a virtual clock (a two-minute outage costs no real time); the 429 storm keeps
@@ -28,7 +34,7 @@ seen at their final path with wrong bytes, or items seen half (summed over every
 
     .venv/bin/python bench/faults.py [--rounds 100] [--size-mb 300] [--fault-rounds 3]
         [--fault-size-mb 40] [--rate-mb 20] [--time-limit 600] [--seed 1] [--workdir DIR]
-        [--parts kill,power-cut,faults]
+        [--change-rounds 100] [--change-size-mb 60] [--parts kill,power-cut,remote-change,faults]
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 from common import (
@@ -288,15 +295,17 @@ def journal_settled(root: Path) -> bool:
 
 def bytes_on_disk(downloads: Path) -> int:
     total = 0
-    for path in downloads.rglob("*"):
-        if path.name.endswith(".segments"):
-            continue
-        try:
-            info = path.stat()
-        except FileNotFoundError:
-            continue  # placed or discarded by the run meanwhile
-        if stat.S_ISREG(info.st_mode):
-            total += min(info.st_size, info.st_blocks * 512)
+    # os.walk passes over folders that vanish while it looks (a run renames them).
+    for folder, _, names in os.walk(downloads):
+        for name in names:
+            if name.endswith(".segments"):
+                continue
+            try:
+                info = os.lstat(os.path.join(folder, name))
+            except FileNotFoundError:
+                continue  # placed or discarded by the run meanwhile
+            if stat.S_ISREG(info.st_mode):
+                total += min(info.st_size, info.st_blocks * 512)
     return total
 
 
@@ -704,16 +713,36 @@ def run(args: argparse.Namespace) -> None:
             share = 0.6 * number / len(kills)
             rows += kill_rounds(args, work, start + args.time_limit * share, power)
         if "faults" in parts:
-            rows += fault_rows(args, work, start + args.time_limit)
+            rows += fault_rows(args, work, start + args.time_limit * 0.8)
+        changes = (
+            _remote_change(args, work, start + args.time_limit) if "remote-change" in parts else []
+        )
     title = (
         f"kill -9: {human_size(args.size_mb * MB)} in {len(LAYOUT)} files, node "
         f"{args.rate_mb} MB/s per connection; faults: {args.fault_size_mb} MB per round; "
         f"{time.monotonic() - start:.0f} s in all"
     )
-    print_table(title, HEADERS, [row.row() for row in rows])
+    if rows:
+        print_table(title, HEADERS, [row.row() for row in rows])
+    if changes:
+        from remote_change import HEADERS as CHANGE_HEADERS
+
+        change_title = (
+            f"remote change: {args.change_size_mb} MB in {len(LAYOUT)} files to start, "
+            "delete_remote_after on"
+        )
+        print_table(change_title, CHANGE_HEADERS, [row.row() for row in changes])
     failures = [f"{row.scenario}: {failure}" for row in rows for failure in row.failures]
+    failures += [f"{row.scenario}: {failure}" for row in changes for failure in row.failures]
     if failures:
         print("\nFailures:\n" + "\n".join(f"- {failure}" for failure in failures))
+
+
+def _remote_change(args: argparse.Namespace, work: Path, deadline: float) -> list[Any]:
+    # Imported here: remote_change builds on this module's helpers.
+    from remote_change import remote_change_rows
+
+    return list(remote_change_rows(args, work, deadline))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -726,8 +755,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=600, help="seconds in all (600)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
     parser.add_argument("--workdir", type=Path, default=None, help="temp folders go here")
+    parser.add_argument("--change-rounds", type=int, default=100, help="remote-change rounds")
+    parser.add_argument("--change-size-mb", type=int, default=60, help="remote-change account")
     parser.add_argument(
-        "--parts", default="kill,power-cut,faults", help="which to run (kill,power-cut,faults)"
+        "--parts",
+        default="kill,power-cut,remote-change,faults",
+        help="which to run (kill,power-cut,remote-change,faults)",
     )
     args = parser.parse_args(argv)
     return main_guard(lambda: run(args))

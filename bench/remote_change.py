@@ -1,6 +1,7 @@
-"""Remote-change report: kill -9 while put.io renames, replaces and deletes things between rounds.
+"""The remote-change scenario of bench/faults.py: kill -9 while put.io renames, replaces and
+deletes things between rounds.
 
-``--rounds`` runs of ``putio-mirror sync`` (with ``delete_remote_after``), each in a
+``--change-rounds`` runs of ``putio-mirror sync`` (with ``delete_remote_after``), each in a
 process of its own, are killed at seeded random moments; between two rounds put.io
 changes under the mirror as a user or put.io itself would change it: a folder or a file
 is renamed, a file is replaced by another of the same name, an item is deleted, a new
@@ -13,9 +14,6 @@ whose size and CRC32 match no file put.io ever held; deleted unplaced = files th
 tool deleted on put.io while no local copy of them was placed (by size and CRC32);
 stranded in staging = files left in staging at the end; missing at the end = files on
 put.io with no local copy at the end.
-
-    .venv/bin/python bench/remote_change.py [--rounds 100] [--size-mb 60] [--rate-mb 20]
-        [--seed 1] [--time-limit 900] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -24,12 +22,11 @@ import argparse
 import os
 import random
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from common import MB, file_crc32, main_guard, note, print_header, print_table, scratch_dir
+from common import MB, file_crc32, note
 from faults import (
     LAYOUT,
     STAGING,
@@ -201,14 +198,14 @@ def remote_change_rows(args: argparse.Namespace, work: Path, deadline: float) ->
     """Run the rounds and the finish; return their two rows."""
     rounds, last = Tally("kill -9 while put.io changes"), Tally("… then runs to the end")
     with FakePutio() as fake:
-        account: Account = build_account(fake, args.size_mb * MB, LAYOUT)
+        account: Account = build_account(fake, args.change_size_mb * MB, LAYOUT)
         fake.node_bytes_per_second = args.rate_mb * MB
         root = work / "remote-change"
         root.mkdir()
         downloads = root / "downloads"
         config = config_for(root, fake, delete_remote_after=True)
         rng, history = random.Random(args.seed), History()
-        for number in range(1, args.rounds + 1):
+        for number in range(1, args.change_rounds + 1):
             if time.monotonic() > deadline:
                 break
             history.look(fake)
@@ -224,34 +221,3 @@ def remote_change_rows(args: argparse.Namespace, work: Path, deadline: float) ->
             note(f"round {number}: {'killed' if killed else 'ended'}, then {done}")
         finish(fake, history, root, config, last)
     return [rounds, last]
-
-
-def run(args: argparse.Namespace) -> None:
-    print_header("remote change")
-    start = time.monotonic()
-    with scratch_dir(args.workdir) as work:
-        rows = remote_change_rows(args, work, start + args.time_limit)
-    title = (
-        f"{args.size_mb} MB in {len(LAYOUT)} files to start, node {args.rate_mb} MB/s per "
-        f"connection, delete_remote_after on; {time.monotonic() - start:.0f} s in all"
-    )
-    print_table(title, HEADERS, [row.row() for row in rows])
-    failures = [f"{row.scenario}: {failure}" for row in rows for failure in row.failures]
-    if failures:
-        print("\nFailures:\n" + "\n".join(f"- {failure}" for failure in failures))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--rounds", type=int, default=100, help="kill -9 rounds (100)")
-    parser.add_argument("--size-mb", type=int, default=60, help="account to start, MB (60)")
-    parser.add_argument("--rate-mb", type=float, default=20, help="node MB/s per connection")
-    parser.add_argument("--time-limit", type=float, default=900, help="seconds in all (900)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
-    parser.add_argument("--workdir", type=Path, default=None, help="temp folders go here")
-    args = parser.parse_args(argv)
-    return main_guard(lambda: run(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
