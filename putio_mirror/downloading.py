@@ -33,6 +33,7 @@ from putio_mirror.staging import (
     building_path,
     keep_verified,
     part_path,
+    place_file,
     place_item,
     remove_entry,
     verified_path,
@@ -157,7 +158,7 @@ class DownloadSteps:
         return f"{len(outcome.placed)} file(s) placed"
 
     def tidy(self, action: TidyStaging) -> str:
-        entry = StagedEntry(action.entry_kind, action.remote_id, action.size, self._now())  # type: ignore[arg-type]
+        entry = StagedEntry(action.entry_kind, action.remote_id, action.size, self._now())
         remove_entry(self._places.staging, entry)
         return "removed"
 
@@ -191,11 +192,11 @@ class DownloadSteps:
         if action.staged:
             return self._keep(action, source, done)
         final = self.final_path(action.relative_path)
-        outcome = place_item([ToPlace(action.file_id, source, final)], Path(), None)
-        if outcome.problems:
+        problem = place_file(ToPlace(action.file_id, source, final))
+        if problem is not None:
             self._keep(action, source, done)
             raise ItemError(
-                outcome.problems[0],
+                problem,
                 f"the verified copy waits in {kept.parent}; "
                 "move the file in the way elsewhere and the next run places it",
             )

@@ -50,16 +50,8 @@ log = logging.getLogger(__name__)
 WINDOWED_KINDS = frozenset({"download", "adopt"})
 GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
-__all__ = [
-    "Executor",
-    "Failure",
-    "Fetcher",
-    "Places",
-    "Progress",
-    "RemoteWriter",
-    "Rules",
-    "RunReport",
-]
+# Progress is the executor's collaborator that the shell passes in; it lives with the steps.
+__all__ = ["Executor", "Failure", "Progress", "RemoteWriter", "Rules", "RunReport"]
 
 
 class RemoteWriter(Protocol):

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from putio_mirror.state import StagedKind
+
 ActionKind = Literal[
     "submit", "reject", "archive", "cancel", "clean", "download", "adopt", "place", "delete", "tidy"
 ]
@@ -235,7 +237,7 @@ class TidyStaging:
     put.io id that is no longer wanted (deleted on put.io, filtered out, placed already)."""
 
     kind: ClassVar[ActionKind] = "tidy"
-    entry_kind: str
+    entry_kind: StagedKind
     remote_id: int
     size: int
     why: str = "no longer wanted"

@@ -171,7 +171,7 @@ def place_item(files: list[ToPlace], building: Path, target: Path | None) -> Pla
     placed: list[int] = []
     problems: list[str] = []
     for item in files:
-        problem = _place_one(item)
+        problem = place_file(item)
         if problem is None:
             placed.append(item.file_id)
         else:
@@ -207,7 +207,7 @@ def _move_in(building: Path, target: Path) -> None:
         raise _cannot_place(target, error) from error
 
 
-def _place_one(item: ToPlace) -> str | None:
+def place_file(item: ToPlace) -> str | None:
     """Put one verified file at its final path; return why not, or None once it is there."""
     try:
         if _same_file(item.source, item.final):
