@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import faults
 from common import MB, file_crc32, note
 from faults import (
     LAYOUT,
@@ -70,22 +71,12 @@ class History:
 
 
 @dataclass
-class Tally:
-    scenario: str
-    runs: int = 0
-    passed: int = 0
-    corrupted: int = 0
+class Tally(faults.Tally):
+    """A row of the remote-change table: rounds as in faults.py, other counts."""
+
     deleted_unplaced: int = 0
     stranded: int = 0
     missing: int = 0
-    failures: list[str] = field(default_factory=list)
-
-    def count(self, reason: str | None) -> None:
-        self.runs += 1
-        if reason is None:
-            self.passed += 1
-        else:
-            self.failures.append(f"round {self.runs}: {reason}")
 
     def row(self) -> list[str]:
         counts = [self.corrupted, self.deleted_unplaced, self.stranded, self.missing]
