@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import http.client
 import socket
 import zlib
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import responses
 from putio_mirror.download import Downloader, Fetched, FileToFetch
 from putio_mirror.errors import ChecksumMismatchError, NoSpaceError, TransientError
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
+from putio_mirror.nodehttp import body_reader, node_get
 from putio_mirror.putio import PutioClient
 from putio_mirror.retry import Backoff
 from putio_mirror.throttle import RateLimiter
@@ -404,3 +406,24 @@ def test_a_full_disk_raises_no_space_keeping_the_bytes_written(
     assert "/media/staging" in caught.value.hint
     assert item.part_path.read_bytes() == BODY[: item.part_path.stat().st_size]
     assert 0 < item.part_path.stat().st_size <= 6000
+
+
+def test_node_bodies_are_read_straight_into_the_buffer_through_http_client(
+    fake_putio: FakePutio, client: PutioClient
+) -> None:
+    """``nodehttp.body_reader`` reads through urllib3's private ``raw._fp`` (the
+    http.client response), which fills our buffer in place instead of copying each
+    chunk. If a new urllib3 moves it, downloads stay correct (the decoded path) but lose
+    that: this test says so loudly instead of letting it go unnoticed."""
+    file_id = fake_putio.add_file("a.bin", content=b"x" * 100_000)
+    with (
+        requests.Session() as session,
+        node_get(session, client.download_url(file_id), None, (5.0, 5.0)) as response,
+    ):
+        plain = getattr(response.raw, "_fp", None)
+        assert isinstance(plain, http.client.HTTPResponse), (
+            "urllib3 no longer exposes the http.client response as raw._fp: "
+            "nodehttp.body_reader falls back to copying every chunk"
+        )
+        buffer = memoryview(bytearray(64 * 1024))
+        assert body_reader(response)(buffer) > 0
