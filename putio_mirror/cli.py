@@ -41,7 +41,7 @@ class Context:
     ) -> Settings:
         """Load the settings; ``writes``: also check the folders a writing run needs."""
         from putio_mirror.config import load_settings
-        from putio_mirror.crash import remember_secret
+        from putio_mirror.crash import redact, remember_secret
         from putio_mirror.logs import setup_logging
 
         settings = load_settings(
@@ -51,35 +51,13 @@ class Context:
         if secret:
             # Whatever its source, the token is kept out of crash reports and printed errors.
             remember_secret(secret)
-        setup_logging(settings.log_file, settings.log_level, self.verbose, secret)
-        _redact_log_lines()
+        setup_logging(settings.log_file, settings.log_level, self.verbose, redact)
         for warning in settings.warnings:
             log.warning("%s", warning)
         return settings
 
 
 pass_context = click.make_pass_decorator(Context)
-
-
-class _RedactCredentials(logging.Filter):
-    """Hides credential-shaped values (another token, an ``oauth_token=`` URL) in log lines."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from putio_mirror.crash import redact
-
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-def _redact_log_lines() -> None:
-    from putio_mirror.logs import HANDLER_NAME
-
-    for handler in logging.getLogger().handlers:
-        if handler.get_name() == HANDLER_NAME:
-            handler.addFilter(_RedactCredentials())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

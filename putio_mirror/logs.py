@@ -7,24 +7,24 @@ of defence should a foreign library ever echo a header or URL.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-
-from putio_mirror.redaction import hide_secrets
 
 HANDLER_NAME = "putio-mirror"
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-class RedactSecrets(logging.Filter):
-    """Replace every occurrence of the secrets in a record's final message."""
+class Redact(logging.Filter):
+    """Pass each record's final message through ``redact`` (the one that printed errors and
+    crash reports go through too: the token, whatever its source, and credential shapes)."""
 
-    def __init__(self, secrets: list[str]) -> None:
+    def __init__(self, redact: Callable[[str], str]) -> None:
         super().__init__()
-        self._secrets = [secret for secret in secrets if secret]
+        self._redact = redact
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = hide_secrets(message, self._secrets)
+        cleaned = self._redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
@@ -41,7 +41,9 @@ def _handler(log_file: Path | None) -> logging.Handler:
     return WatchedFileHandler(log_file, encoding="utf-8")
 
 
-def setup_logging(log_file: Path | None, level: str, verbose: int, secret: str | None) -> None:
+def setup_logging(
+    log_file: Path | None, level: str, verbose: int, redact: Callable[[str], str]
+) -> None:
     """Given the settings' log destination and level, configure the root logger once."""
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -50,7 +52,7 @@ def setup_logging(log_file: Path | None, level: str, verbose: int, secret: str |
             handler.close()
     fresh = _handler(log_file)
     fresh.setFormatter(logging.Formatter(FORMAT))
-    fresh.addFilter(RedactSecrets([secret] if secret else []))
+    fresh.addFilter(Redact(redact))
     fresh.set_name(HANDLER_NAME)  # marks ours, so a second set-up replaces it
     root.addHandler(fresh)
     wanted = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else level

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from putio_mirror.errors import ItemError, UnsafePathError
 from putio_mirror.localfs import fsync_folder, place_atomically
+from putio_mirror.segments import discard
 from putio_mirror.state import StagedEntry
 
 VERIFIED_DIR = "verified"
@@ -128,9 +129,7 @@ def remove_entry(staging: Path, entry: StagedEntry) -> None:
     """Given an entry of ours in staging, remove it (a part with its sidecar, a verified
     file, or a build folder); a missing entry is fine."""
     if entry.kind == "part":
-        path = part_path(staging, entry.remote_id)
-        path.unlink(missing_ok=True)
-        path.with_name(path.name + ".segments").unlink(missing_ok=True)
+        discard(part_path(staging, entry.remote_id))
     elif entry.kind == "verified":
         verified_path(staging, entry.remote_id).unlink(missing_ok=True)
     else:

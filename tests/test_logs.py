@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from putio_mirror.logs import HANDLER_NAME, setup_logging
+from putio_mirror.redaction import hide_secrets
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def restore_root_logger() -> Iterator[None]:
 @pytest.mark.usefixtures("restore_root_logger")
 def test_a_rotated_log_file_is_reopened_at_its_path(tmp_path: Path) -> None:
     log_file = tmp_path / "logs" / "mirror.log"
-    setup_logging(log_file, "INFO", 0, secret="s3cret-token-0042")
+    setup_logging(log_file, "INFO", 0, lambda text: hide_secrets(text, ["s3cret-token-0042"]))
     log = logging.getLogger("putio_mirror.test")
     log.info("before rotation")
     log_file.rename(tmp_path / "logs" / "mirror.log.1")  # what logrotate does
@@ -39,7 +40,6 @@ def test_a_rotated_log_file_is_reopened_at_its_path(tmp_path: Path) -> None:
 
 
 def test_a_secret_too_short_to_be_a_token_does_not_blank_every_word() -> None:
-    from putio_mirror.redaction import hide_secrets
 
     assert hide_secrets("put.io at test", ["t"]) == "put.io at test"
     assert hide_secrets("token abcdefgh12 here", ["abcdefgh12"]) == "token ******** here"
