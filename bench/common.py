@@ -30,8 +30,8 @@ from pathlib import Path
 
 import yaml
 
+from putio_mirror.core.units import human_bytes as human_size
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.units import human_bytes as human_size
 
 BENCH_PREFIX = "putio-mirror-bench-"
 MB = 1_000_000

@@ -75,12 +75,12 @@ from common import (
     write_config,
 )
 
-from putio_mirror import app
-from putio_mirror.cli import main as cli_main
+from putio_mirror.app import run as app
+from putio_mirror.cli.main import main as cli_main
+from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
-from putio_mirror.journal import Journal
-from putio_mirror.putio import PutioClient
-from putio_mirror.retry import Backoff
+from putio_mirror.journal.store import Journal
+from putio_mirror.putio.client import PutioClient
 
 CHUNK = 64 * 1024
 STAGING = ".putio-mirror-staging"
@@ -421,9 +421,9 @@ _RECORDING_SYNC = """
 import os, shutil, sys
 from functools import partial
 from pathlib import Path
-from putio_mirror import app
-from putio_mirror.cli import entry
-from putio_mirror.partfile import sync_data
+from putio_mirror.app import run as app
+from putio_mirror.cli.main import entry
+from putio_mirror.fetch.partfile import sync_data
 
 copies = Path(os.environ["BENCH_SYNCED_DIR"])
 

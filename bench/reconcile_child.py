@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from putio_mirror.state import DownloadRecord, JournalFacts, Policy, RemoteFile, Snapshot
+from putio_mirror.core.state import DownloadRecord, JournalFacts, Policy, RemoteFile, Snapshot
 
 FIRST_ID = 1_000_000
 VERIFIED_AT = datetime(2024, 1, 1, tzinfo=UTC)
@@ -67,7 +67,7 @@ def peak_rss_kib() -> int:
 
 def time_reconcile(files: int, folders: int, empty_journal: bool) -> dict[str, float]:
     """Given the sizes, build a snapshot and return the seconds ``reconcile`` takes on it."""
-    from putio_mirror.reconcile import reconcile
+    from putio_mirror.core.reconcile import reconcile
 
     tree = remote_tree(files, folders)
     records = {} if empty_journal else verified_records(tree)
@@ -82,7 +82,7 @@ def time_reconcile(files: int, folders: int, empty_journal: bool) -> dict[str, f
 
 def time_facts(url: str) -> dict[str, float]:
     """Given a journal URL, open it and return the seconds ``Journal.facts()`` takes."""
-    from putio_mirror.journal import Journal
+    from putio_mirror.journal.store import Journal
 
     with Journal.open(url) as journal:
         before = peak_rss_kib()

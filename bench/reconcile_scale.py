@@ -48,7 +48,7 @@ def fill_journal(url: str, files: int, folders: int) -> None:
     """Given a journal URL, create it and insert one verified download row per file."""
     from sqlalchemy import create_engine, insert
 
-    from putio_mirror.journal import Journal, downloads_table
+    from putio_mirror.journal.store import Journal, downloads_table
 
     Journal.open(url).close()
     rows = [

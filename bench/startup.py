@@ -48,11 +48,11 @@ MAX_SECONDS = 0.3
 HELP = "putio-mirror --help"
 FLOOR = "python -c pass"
 IDLE = "putio-mirror files download, nothing to do"
-IMPORT_HELP = "from putio_mirror.cli import main; raise SystemExit(main(['--help']))"
+IMPORT_HELP = "from putio_mirror.cli.main import main; raise SystemExit(main(['--help']))"
 # cli.entry started by ``python -c`` after a change that undoes one trick (none: as it is)
 TRICKS = {
     f"{IDLE}, via cli.entry": "pass",
-    f"{IDLE}, default GC threshold": "import gc, putio_mirror.cli as cli; "
+    f"{IDLE}, default GC threshold": "import gc, putio_mirror.cli.main as cli; "
     "cli._GC_THRESHOLD = gc.get_threshold()[0]",
     f"{IDLE}, with teardown": "import os; os._exit = sys.exit",
 }
@@ -86,7 +86,9 @@ def entry_runner(config: Path, undo: str) -> Runner:
     """Given a config and a statement that undoes one of cli.entry's tricks, return a
     runner of the idle command through cli.entry after that statement."""
     argv = ["putio-mirror", "--config", str(config), "files", "download"]
-    code = f"import sys; sys.argv = {argv!r}; {undo}; from putio_mirror.cli import entry; entry()"
+    code = (
+        f"import sys; sys.argv = {argv!r}; {undo}; from putio_mirror.cli.main import entry; entry()"
+    )
     return runner([sys.executable, "-c", code])
 
 

@@ -1,3 +1,3 @@
-from putio_mirror.cli import entry
+from putio_mirror.cli.main import entry
 
 entry()

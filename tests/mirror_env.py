@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from putio_mirror.cli import main
+from putio_mirror.cli.main import main
 from putio_mirror.fakeputio import FakePutio
 
 

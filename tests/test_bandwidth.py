@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from putio_mirror.bandwidth import Entry, Timetable, describe_rate, parse_rate, parse_timetable
+from putio_mirror.core.bandwidth import Entry, Timetable, describe_rate, parse_rate, parse_timetable
 
 K, M, G = 1024, 1024**2, 1024**3
 

@@ -1,4 +1,4 @@
-"""Tests of putio_mirror.blackhole: parsing .torrent/.magnet files, scanning, filing away."""
+"""Tests of putio_mirror.local.blackhole: parsing .torrent/.magnet files, scanning, filing away."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from fastbencode import bencode
 
-from putio_mirror.blackhole import (
+from putio_mirror.core.errors import BlackholeChangedError, CorruptTorrentError, ItemError
+from putio_mirror.local.blackhole import (
     MAX_TORRENT_BYTES,
     REJECTED_DIR,
     SUBMITTED_DIR,
@@ -21,7 +22,6 @@ from putio_mirror.blackhole import (
     reread,
     scan_blackhole,
 )
-from putio_mirror.errors import BlackholeChangedError, CorruptTorrentError, ItemError
 
 HASH = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
 PIECES = b"\x01" * 20

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.blackhole import parse_torrent
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.fakeputio.fake import LoggedRequest
-from putio_mirror.journal import Journal
+from putio_mirror.journal.store import Journal
+from putio_mirror.local.blackhole import parse_torrent
 from tests.mirror_env import Mirror
 
 MAGNET_HASH = "c9e15763f722f23e98a29decdfae341b98d53056"

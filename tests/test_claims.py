@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import putio_mirror
-from putio_mirror.journal import SCHEMA_VERSION, Journal
+from putio_mirror.journal.store import SCHEMA_VERSION, Journal
 from tests.test_journal import PostgresDatabase, run_sql, schema_versions, sqlite_url
 
 # Moves a lease's end into the past (UTC wall time, as UtcDateTime stores it in SQLite).
@@ -41,7 +41,7 @@ BACKENDS = ["sqlite", "postgresql"]
 WORKER = """
 import sys
 from datetime import timedelta
-from putio_mirror.journal import Journal
+from putio_mirror.journal.store import Journal
 
 url, owner = sys.argv[1], sys.argv[2]
 print("ready", flush=True)

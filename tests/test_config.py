@@ -10,15 +10,15 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from putio_mirror.config import (
+from putio_mirror.config.settings import (
     MirrorFile,
     Secret,
     Settings,
     default_config_path,
     load_settings,
 )
-from putio_mirror.errors import ConfigError
-from putio_mirror.state import Policy, SafetyLimits
+from putio_mirror.core.errors import ConfigError
+from putio_mirror.core.state import Policy, SafetyLimits
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "mirror.example.yaml"
 TOKEN = "S3CRET-token-value-1234567890"

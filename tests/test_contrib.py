@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.cli import main
-from putio_mirror.window import parse_window
+from putio_mirror.cli.main import main
+from putio_mirror.core.window import parse_window
 
 CONTRIB = Path(__file__).resolve().parent.parent / "contrib"
 UNITS = sorted((CONTRIB / "systemd").glob("*.service")) + sorted(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from putio_mirror.crc import crc32, crc32_combine, python_crc32_combine
+from putio_mirror.fetch.crc import crc32, crc32_combine, python_crc32_combine
 
 COMBINES = pytest.mark.parametrize(
     "combine", [crc32_combine, python_crc32_combine], ids=["in-use", "python"]

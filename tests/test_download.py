@@ -11,13 +11,13 @@ import pytest
 import requests
 import responses
 
-from putio_mirror.download import Downloader, Fetched, FileToFetch
-from putio_mirror.errors import ChecksumMismatchError, NoSpaceError, TransientError
+from putio_mirror.core.errors import ChecksumMismatchError, NoSpaceError, TransientError
+from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
-from putio_mirror.nodehttp import body_reader, node_get
-from putio_mirror.putio import PutioClient
-from putio_mirror.retry import Backoff
-from putio_mirror.throttle import RateLimiter
+from putio_mirror.fetch.nodehttp import body_reader, node_get
+from putio_mirror.fetch.stream import Downloader, Fetched, FileToFetch
+from putio_mirror.fetch.throttle import RateLimiter
+from putio_mirror.putio.client import PutioClient
 
 CHUNK = 4096
 SIZE = 100_000

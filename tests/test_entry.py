@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import putio_mirror
-from putio_mirror import cli
+from putio_mirror.cli import main as cli
 
 PROBE = """
 import atexit, gc
-import putio_mirror.cli as cli
+import putio_mirror.cli.main as cli
 atexit.register(lambda: print("teardown ran", flush=True))
 def main(argv=None):
     print("threshold", gc.get_threshold()[0])  # left in the buffer: entry must flush it

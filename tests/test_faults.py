@@ -30,14 +30,14 @@ from typing import Any
 
 import pytest
 
-from putio_mirror import app
-from putio_mirror.app import Request, Runtime, run_once
-from putio_mirror.config import load_settings
-from putio_mirror.errors import ExitCode
+from putio_mirror.app import run as app
+from putio_mirror.app.run import Request, Runtime, run_once
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.errors import ExitCode
+from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
-from putio_mirror.journal import ActionRecord, Journal
-from putio_mirror.putio import PutioClient
-from putio_mirror.retry import Backoff
+from putio_mirror.journal.store import ActionRecord, Journal
+from putio_mirror.putio.client import PutioClient
 from tests.mirror_env import Mirror, mirror_for
 
 MB = 1_000_000

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.folders import config_folder, lock_folder, state_folder
+from putio_mirror.local.folders import config_folder, lock_folder, state_folder
 
 
 @pytest.fixture(autouse=True)

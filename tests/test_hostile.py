@@ -122,7 +122,7 @@ def test_corrupt_journal_stops_with_exit_7_and_a_hint(mirror: Mirror) -> None:
 def test_crash_report_never_holds_the_token(
     mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from putio_mirror.crash import write_crash_report
+    from putio_mirror.cli.crash import write_crash_report
 
     monkeypatch.setenv("XDG_STATE_HOME", str(mirror.root / "xdg"))
     monkeypatch.setenv("PUTIO_TOKEN", mirror.fake.token)

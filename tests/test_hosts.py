@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from putio_mirror.core.plan import Plan
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.journal import Journal
-from putio_mirror.plan import Plan
+from putio_mirror.journal.store import Journal
 from tests.mirror_env import Mirror
 from tests.test_journal import run_sql, sqlite_url
 from tests.test_shared_journal import FILM, OWNER_A, Stalling, host, in_background, run
@@ -169,7 +169,7 @@ def test_a_run_after_a_crash_frees_the_dead_runs_claims_at_once(
         assert [action.status for action in journal.actions_of(crashed)] == ["interrupted"]
 
 
-OWNER_PROBE = "from putio_mirror.app import process_owner; print(process_owner())"
+OWNER_PROBE = "from putio_mirror.app.run import process_owner; print(process_owner())"
 
 
 def test_each_process_claims_under_an_owner_id_of_its_own() -> None:

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 import putio_mirror
-from putio_mirror.errors import JournalError
+from putio_mirror.core.errors import JournalError
+from putio_mirror.core.state import DownloadRecord
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.journal import SCHEMA_VERSION, Journal
-from putio_mirror.state import DownloadRecord
+from putio_mirror.journal.store import SCHEMA_VERSION, Journal
 from tests.mirror_env import Mirror
 
 T0 = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
@@ -347,7 +347,7 @@ def test_a_version_2_journal_of_the_orm_era_is_upgraded_and_used(v2_file: Path) 
 ORM_PROBE = """
 import sys
 from datetime import UTC, datetime
-from putio_mirror.journal import Journal
+from putio_mirror.journal.store import Journal
 on_import = "sqlalchemy.orm" in sys.modules
 with Journal.open(sys.argv[1]) as journal:
     run = journal.start_run("sync", datetime.now(UTC))

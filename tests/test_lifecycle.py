@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.app import Request, Runtime, run_once
-from putio_mirror.config import load_settings
-from putio_mirror.downloading import NoProgress
-from putio_mirror.journal import Journal
+from putio_mirror.app.downloading import NoProgress
+from putio_mirror.app.run import Request, Runtime, run_once
+from putio_mirror.config.settings import load_settings
+from putio_mirror.journal.store import Journal
 from tests.mirror_env import Mirror
 from tests.test_sync import SteppingClock
 

@@ -1,4 +1,4 @@
-"""Tests of putio_mirror.localfs: run lock, safe paths, atomic placing, space, CRC32."""
+"""Tests of putio_mirror.local.fs: run lock, safe paths, atomic placing, space, CRC32."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pyfakefs.fake_filesystem_unittest import Patcher
 
-from putio_mirror.errors import AlreadyRunningError, ItemError, NoSpaceError, UnsafePathError
-from putio_mirror.localfs import (
+from putio_mirror.core.errors import AlreadyRunningError, ItemError, NoSpaceError, UnsafePathError
+from putio_mirror.local.fs import (
     RunLock,
     crc32_of,
     ensure_room,
@@ -22,15 +22,15 @@ from putio_mirror.localfs import (
     place_atomically,
     resolve_inside,
 )
-from putio_mirror.staging import part_path
+from putio_mirror.local.staging import part_path
 
 PROJECT = Path(__file__).resolve().parents[1]
 # Run in another process: try the lock, report the outcome on stdout.
 TRY_LOCK = """
 import sys
 from pathlib import Path
-from putio_mirror.errors import AlreadyRunningError
-from putio_mirror.localfs import RunLock
+from putio_mirror.core.errors import AlreadyRunningError
+from putio_mirror.local.fs import RunLock
 try:
     with RunLock(Path(sys.argv[1])):
         print("locked")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.logs import HANDLER_NAME, setup_logging
-from putio_mirror.redaction import hide_secrets
+from putio_mirror.cli.logs import HANDLER_NAME, setup_logging
+from putio_mirror.core.redaction import hide_secrets
 
 
 @pytest.fixture

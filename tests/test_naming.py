@@ -1,4 +1,4 @@
-"""Tests of putio_mirror.naming: hostile put.io names become safe, distinct, stable paths."""
+"""Tests of putio_mirror.core.naming: hostile put.io names become safe, distinct, stable paths."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from putio_mirror.naming import (
+from putio_mirror.core.naming import (
     MAX_COMPONENT_BYTES,
     STAGING_DIR_NAME,
     local_paths,
     safe_component,
     sibling_names,
 )
-from putio_mirror.state import RemoteFile
+from putio_mirror.core.state import RemoteFile
 
 ROOT = "/srv/downloads"
 

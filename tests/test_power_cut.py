@@ -23,15 +23,15 @@ from typing import Any
 
 import pytest
 
-from putio_mirror.download import Fetched, FileToFetch
-from putio_mirror.errors import ExitCode, ItemError, NoSpaceError, UnsafePathError
+from putio_mirror.core.errors import ExitCode, ItemError, NoSpaceError, UnsafePathError
+from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.partfile import sync_data
-from putio_mirror.putio import PutioClient
-from putio_mirror.retry import Backoff
-from putio_mirror.segmented import SegmentedDownloader
-from putio_mirror.segments import sidecar_path
-from putio_mirror.staging import part_path
+from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.partfile import sync_data
+from putio_mirror.fetch.segments import sidecar_path
+from putio_mirror.fetch.stream import Fetched, FileToFetch
+from putio_mirror.local.staging import part_path
+from putio_mirror.putio.client import PutioClient
 from tests.mirror_env import Mirror
 
 MIB = 1024 * 1024
@@ -103,11 +103,11 @@ def _crc_of(path: Path) -> str:
 _FETCH_RECORDING_SYNCS = """
 import os, shutil, sys
 from pathlib import Path
-from putio_mirror.download import FileToFetch
-from putio_mirror.partfile import sync_data
-from putio_mirror.putio import PutioClient
-from putio_mirror.segmented import SegmentedDownloader
-from putio_mirror.throttle import RateLimiter
+from putio_mirror.fetch.stream import FileToFetch
+from putio_mirror.fetch.partfile import sync_data
+from putio_mirror.putio.client import PutioClient
+from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.throttle import RateLimiter
 
 api, token, file_id, size, crc, part, segment, every = sys.argv[1:]
 synced, scratch = Path(part + ".synced"), Path(part + ".synced.tmp")

@@ -10,7 +10,7 @@ import requests
 import responses
 from responses import matchers
 
-from putio_mirror.errors import (
+from putio_mirror.core.errors import (
     AuthError,
     CorruptTorrentError,
     MirrorError,
@@ -19,10 +19,10 @@ from putio_mirror.errors import (
     TorrentRefusedError,
     TransientError,
 )
+from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
-from putio_mirror.putio import PutioClient
-from putio_mirror.putio_values import parse_file, parse_timestamp, parse_transfer
-from putio_mirror.retry import Backoff
+from putio_mirror.putio.client import PutioClient
+from putio_mirror.putio.values import parse_file, parse_timestamp, parse_transfer
 
 TOKEN = "s3cret-token-XYZ"
 API = "https://api.test/v2"

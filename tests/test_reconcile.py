@@ -10,7 +10,7 @@ from types import MappingProxyType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from putio_mirror.plan import (
+from putio_mirror.core.plan import (
     AdoptLocal,
     ArchiveDuplicate,
     CancelTransfer,
@@ -24,8 +24,8 @@ from putio_mirror.plan import (
     SubmitTorrent,
     TidyStaging,
 )
-from putio_mirror.reconcile import reconcile, safety_violations
-from putio_mirror.state import (
+from putio_mirror.core.reconcile import reconcile, safety_violations
+from putio_mirror.core.state import (
     BlackholeItem,
     DownloadRecord,
     Filters,

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from putio_mirror.retry import Backoff, retry_after_seconds
+from putio_mirror.core.retry import Backoff, retry_after_seconds
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 

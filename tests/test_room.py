@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.downloading import RoomKeeper
-from putio_mirror.errors import NoSpaceError
+from putio_mirror.app.downloading import RoomKeeper
+from putio_mirror.core.errors import NoSpaceError
 
 GIB = 1024**3
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.config import load_settings
-from putio_mirror.config_schema import Secret
-from putio_mirror.errors import ConfigError, ItemError
+from putio_mirror.config.schema import Secret
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.errors import ConfigError, ItemError
 from tests.mirror_env import Mirror
 
 TOKEN = "Q7ZK4WXR2M9TLV3H"  # shaped like a put.io token
@@ -99,12 +99,12 @@ def test_token_file_with_a_comment_exits_2_naming_the_file_and_never_prints_the_
 
 def crash_with(mirror: Mirror, monkeypatch: pytest.MonkeyPatch, message: str) -> tuple[str, Path]:
     """Make the next run hit a bug whose message is ``message``; return stderr and the report."""
-    import putio_mirror.app
+    import putio_mirror.app.run
 
     def bug(*args: object, **kwargs: object) -> None:
         raise ValueError(message)
 
-    monkeypatch.setattr(putio_mirror.app, "run_once", bug)
+    monkeypatch.setattr(putio_mirror.app.run, "run_once", bug)
     result = mirror.run("sync")
     assert result.code == 3, result.err
     (report,) = (mirror.root / "xdg" / "putio-mirror" / "crash-reports").iterdir()
@@ -150,7 +150,7 @@ def test_crash_report_and_message_redact_credential_shaped_values(
 def test_log_lines_and_error_messages_never_show_a_credential(
     mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import putio_mirror.app
+    import putio_mirror.app.run
 
     other = "ZX81SPECTRUM48K"
 
@@ -159,7 +159,7 @@ def test_log_lines_and_error_messages_never_show_a_credential(
         logging.getLogger("putio_mirror.test").warning("fetching %s", url)
         raise ItemError(f"the node said: Authorization: Bearer {other}", "try again")
 
-    monkeypatch.setattr(putio_mirror.app, "run_once", run)
+    monkeypatch.setattr(putio_mirror.app.run, "run_once", run)
     result = mirror.run("sync")
     assert result.code == 1
     assert "oauth_token=********" in result.err and "Bearer ********" in result.err

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from putio_mirror.download import Fetched, FileToFetch
-from putio_mirror.errors import AuthError, ChecksumMismatchError, NoSpaceError, TransientError
+from putio_mirror.core.errors import AuthError, ChecksumMismatchError, NoSpaceError, TransientError
+from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
-from putio_mirror.putio import PutioClient
-from putio_mirror.retry import Backoff
-from putio_mirror.segmented import SegmentedDownloader
-from putio_mirror.segments import bytes_done, discard, sidecar_path
-from putio_mirror.throttle import RateLimiter
+from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.segments import bytes_done, discard, sidecar_path
+from putio_mirror.fetch.stream import Fetched, FileToFetch
+from putio_mirror.fetch.throttle import RateLimiter
+from putio_mirror.putio.client import PutioClient
 
 SIZE = 4 * 1024 * 1024
 QUARTER = SIZE // 4  # as min_segment_size: four segments, too small to take over
@@ -262,10 +262,10 @@ def test_may_continue_is_asked_before_the_first_request(
 _KILLED_FETCH = """
 import sys
 from pathlib import Path
-from putio_mirror.download import FileToFetch
-from putio_mirror.putio import PutioClient
-from putio_mirror.segmented import SegmentedDownloader
-from putio_mirror.throttle import RateLimiter
+from putio_mirror.fetch.stream import FileToFetch
+from putio_mirror.putio.client import PutioClient
+from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.throttle import RateLimiter
 
 api, token, file_id, size, crc, part, segment = sys.argv[1:]
 with PutioClient(token, api) as client:

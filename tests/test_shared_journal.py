@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror import downloading
-from putio_mirror.download import Fetched, FileToFetch
-from putio_mirror.errors import ExitCode
-from putio_mirror.executor import Executor, Rules, RunReport
-from putio_mirror.journal import Journal
-from putio_mirror.localfs import Places
-from putio_mirror.plan import AdoptLocal, Download, Plan
+from putio_mirror.app import downloading
+from putio_mirror.app.executor import Executor, Rules, RunReport
+from putio_mirror.core.errors import ExitCode
+from putio_mirror.core.plan import AdoptLocal, Download, Plan
+from putio_mirror.fetch.stream import Fetched, FileToFetch
+from putio_mirror.journal.store import Journal
+from putio_mirror.local.fs import Places
 from tests.test_journal import run_sql, sqlite_url
 
 CONTENT = b"the bytes of film.mkv" * 100
@@ -209,7 +209,7 @@ def test_a_long_adoption_keeps_its_claim_alive_without_any_chunk_to_renew_at(
 def test_the_claim_keeper_renews_what_it_holds_and_flags_what_another_took(
     url: str, journal: Journal
 ) -> None:
-    from putio_mirror.claims import ClaimKeeper  # imported here: a module this change added
+    from putio_mirror.journal.keeper import ClaimKeeper  # imported here: a module this change added
 
     keeper = ClaimKeeper(journal, OWNER_A, timedelta(seconds=1))
     try:

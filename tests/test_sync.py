@@ -11,10 +11,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from putio_mirror.app import ALL_KINDS, Request, Runtime, run_once
-from putio_mirror.config import load_settings
-from putio_mirror.errors import ExitCode
-from putio_mirror.localfs import RunLock
+from putio_mirror.app.run import ALL_KINDS, Request, Runtime, run_once
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.errors import ExitCode
+from putio_mirror.local.fs import RunLock
 from tests.mirror_env import Mirror
 
 

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from putio_mirror.throttle import RateLimiter
+from putio_mirror.fetch.throttle import RateLimiter
 
 
 class ConcurrentClock:

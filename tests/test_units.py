@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from putio_mirror.units import human_bytes, human_rate
+from putio_mirror.core.units import human_bytes, human_rate
 
 K, M, G, T = 1024, 1024**2, 1024**3, 1024**4
 
@@ -38,7 +38,7 @@ def test_bars_say_mib_per_second_next_to_mib() -> None:
     from rich.console import Console
     from rich.progress import Progress
 
-    from putio_mirror.progress import _byte_columns
+    from putio_mirror.cli.progress import _byte_columns
 
     with Progress(*_byte_columns(), console=Console(file=io.StringIO())) as bars:
         task = bars.add_task("x", total=4 * M, completed=M)

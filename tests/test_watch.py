@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 import pytest
 
-from putio_mirror.app import Runtime
-from putio_mirror.config import load_settings
-from putio_mirror.errors import AlreadyRunningError, ExitCode
-from putio_mirror.journal import Journal
-from putio_mirror.localfs import RunLock
-from putio_mirror.signals import StopFlag
-from putio_mirror.watch import SETTLE_SECONDS, submit_blackhole, watch_blackhole
+from putio_mirror.app.run import Runtime
+from putio_mirror.cli.signals import StopFlag
+from putio_mirror.cli.watch import SETTLE_SECONDS, submit_blackhole, watch_blackhole
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.errors import AlreadyRunningError, ExitCode
+from putio_mirror.journal.store import Journal
+from putio_mirror.local.fs import RunLock
 from tests.mirror_env import Mirror
 
 

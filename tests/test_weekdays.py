@@ -7,9 +7,9 @@ from datetime import datetime
 
 import pytest
 
-from putio_mirror.bandwidth import parse_timetable
-from putio_mirror.weekdays import parse_weekday
-from putio_mirror.window import parse_window
+from putio_mirror.core.bandwidth import parse_timetable
+from putio_mirror.core.weekdays import parse_weekday
+from putio_mirror.core.window import parse_window
 
 MONDAY_NOON = datetime(2024, 1, 1, 12, 0)
 SPELLINGS = ["Mon", "mon", "MON", "Monday", "monday", "MONDAY"]

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from putio_mirror.window import Schedule, parse_schedule, parse_window
+from putio_mirror.core.window import Schedule, parse_schedule, parse_window
 
 FRIDAY = datetime(2026, 11, 27)  # a Friday
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.download import Fetched, FileToFetch
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.partfile import WriteBehind
-from putio_mirror.putio import PutioClient
-from putio_mirror.segmented import SegmentedDownloader
+from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.partfile import WriteBehind
+from putio_mirror.fetch.stream import Fetched, FileToFetch
+from putio_mirror.putio.client import PutioClient
 
 MIB = 1024 * 1024
 

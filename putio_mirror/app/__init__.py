@@ -1,0 +1,3 @@
+"""The pipeline: observe the world, reconcile (core), execute the plan inside its windows,
+journal every step. ``run.run_once`` is where every command enters.
+"""

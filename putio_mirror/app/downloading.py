@@ -1,0 +1,321 @@
+"""The executor's local steps: fetch into staging, verify, place; adopt; place items; tidy.
+
+Separated from the executor's loop because these steps run on several worker
+threads at once (``parallel_files``): each thread gets its own fetcher
+(HTTP sessions are not shared between threads), and everything they report
+goes through thread-safe callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from putio_mirror.core.errors import ChecksumMismatchError, ItemError, TransientError
+from putio_mirror.core.plan import AdoptLocal, Download, PlaceItem, TidyStaging
+from putio_mirror.core.state import StagedEntry
+from putio_mirror.fetch.stream import Fetched, FileToFetch
+from putio_mirror.journal.store import Journal
+from putio_mirror.local.fs import (
+    Places,
+    allocated_bytes,
+    crc32_of,
+    ensure_room,
+    local_size,
+    resolve_inside,
+)
+from putio_mirror.local.staging import (
+    ToPlace,
+    building_path,
+    keep_verified,
+    part_path,
+    place_file,
+    place_item,
+    remove_entry,
+    verified_path,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Fetcher(Protocol):
+    """Fetches one file into its ``.part``; ``download.Downloader`` or ``SegmentedDownloader``."""
+
+    def fetch(
+        self,
+        item: FileToFetch,
+        *,
+        may_continue: Callable[[], bool] = ...,
+        on_progress: Callable[[int], None] = ...,
+    ) -> Fetched: ...
+
+    def discard(self, part: Path) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Progress(Protocol):
+    """Where download progress goes: a terminal bar, log lines, or nowhere (thread-safe)."""
+
+    def expect(self, total: int, done: int) -> None: ...
+
+    def begin(self, key: str, label: str, total: int, done: int) -> None: ...
+
+    def advance(self, key: str, amount: int) -> None: ...
+
+    def end(self, key: str) -> None: ...
+
+
+class NoProgress:
+    def expect(self, total: int, done: int) -> None:
+        pass
+
+    def begin(self, key: str, label: str, total: int, done: int) -> None:
+        pass
+
+    def advance(self, key: str, amount: int) -> None:
+        pass
+
+    def end(self, key: str) -> None:
+        pass
+
+
+class Paused(Exception):
+    """A download stopped at a chunk boundary because it may not go on."""
+
+
+class DownloadSteps:
+    """Performs Download, AdoptLocal, PlaceItem and TidyStaging actions; safe to call from
+    worker threads."""
+
+    def __init__(
+        self,
+        new_fetcher: Callable[[], Fetcher],
+        journal: Journal,
+        places: Places,
+        *,
+        now: Callable[[], datetime],
+        progress: Progress,
+        free_space_margin: int,
+    ) -> None:
+        self._new_fetcher = new_fetcher
+        self._journal = journal
+        self._places = places
+        self._now = now
+        self._progress = progress
+        self._room = RoomKeeper(free_space_margin)
+        self._local = threading.local()
+        self._fetchers: list[Fetcher] = []
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            fetchers, self._fetchers = self._fetchers, []
+        for fetcher in fetchers:
+            fetcher.close()
+
+    def _fetcher(self) -> Fetcher:
+        fetcher: Fetcher | None = getattr(self._local, "fetcher", None)
+        if fetcher is None:
+            fetcher = self._new_fetcher()
+            self._local.fetcher = fetcher
+            with self._lock:
+                self._fetchers.append(fetcher)
+        return fetcher
+
+    def expect(self, total: int, done: int) -> None:
+        """Tell the progress display how many bytes the whole run will fetch."""
+        self._progress.expect(total, done)
+
+    def final_path(self, relative_path: str) -> Path:
+        """Where a file goes in the download folder (never outside it)."""
+        return resolve_inside(self._places.downloads, relative_path)
+
+    def place(self, action: PlaceItem) -> str:
+        """Place an item's verified files; raise ItemError naming the ones that could not
+        be placed (the others are placed and journaled all the same)."""
+        staging = self._places.staging
+        files = [
+            ToPlace(file_id, verified_path(staging, file_id), self.final_path(relative))
+            for file_id, relative in action.files
+        ]
+        target = self.final_path(action.name) if action.folder else None
+        outcome = place_item(files, building_path(staging, action.item_id), target)
+        paths = dict(action.files)
+        self._journal.mark_placed({fid: paths[fid] for fid in outcome.placed}, self._now())
+        if outcome.problems:
+            raise ItemError(
+                f"{action.name}: {len(outcome.problems)} file(s) not placed: "
+                + "; ".join(outcome.problems),
+                "move the files in the way elsewhere; the verified copies stay in staging "
+                "and the next run places them",
+            )
+        return f"{len(outcome.placed)} file(s) placed"
+
+    def tidy(self, action: TidyStaging) -> str:
+        entry = StagedEntry(action.entry_kind, action.remote_id, action.size, self._now())
+        remove_entry(self._places.staging, entry)
+        return "removed"
+
+    def adopt(self, action: AdoptLocal) -> str:
+        final = self.final_path(action.relative_path)
+        if action.crc32 is not None and crc32_of(final) != action.crc32:
+            raise ItemError(
+                f"{action.relative_path}: the local file differs from put.io's (CRC32); left alone",
+                "move or delete the local file if the put.io copy should be downloaded",
+            )
+        self._verified(action, placed=True)
+        log.warning("%s was already downloaded; recorded it and moved on", action.relative_path)
+        return "verified in place"
+
+    def download(
+        self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]
+    ) -> str:
+        """Fetch and verify one file, then place it (unless it waits for its item); raise
+        Paused when it may not go on, ItemError (journaled as a failure of this file)
+        when this file cannot be had now."""
+        staging = self._places.staging
+        kept = verified_path(staging, action.file_id)
+        if local_size(kept) == action.size and _crc_matches(kept, action.crc32):
+            # verified in an earlier run that ended before the journal heard of it
+            source, done = kept, action.size
+        else:
+            source, done = (
+                part_path(staging, action.file_id),
+                self._fetch_verified(action, may_continue, advance),
+            )
+        if action.staged:
+            return self._keep(action, source, done)
+        final = self.final_path(action.relative_path)
+        problem = place_file(ToPlace(action.file_id, source, final))
+        if problem is not None:
+            self._keep(action, source, done)
+            raise ItemError(
+                problem,
+                f"the verified copy waits in {kept.parent}; "
+                "move the file in the way elsewhere and the next run places it",
+            )
+        self._verified(action, placed=True)
+        return f"{done} bytes verified"
+
+    def _keep(self, action: Download, source: Path, done: int) -> str:
+        """Keep a verified file in staging for its placement; journal it verified."""
+        keep_verified(source, self._places.staging, action.file_id)
+        self._verified(action)
+        return f"{done} bytes verified; waiting in staging for the rest of its item"
+
+    def _fetch_verified(
+        self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]
+    ) -> int:
+        """Fill the file's ``.part`` and verify it; return its bytes. A corrupt part is
+        fetched once more from zero; a failure is journaled for this file."""
+        part = part_path(self._places.staging, action.file_id)
+        fetcher = self._fetcher()
+        try:
+            try:
+                return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
+            except ChecksumMismatchError as error:
+                log.warning("%s: %s; downloading again from zero", action.relative_path, error)
+                self._journal.record_failure(action.file_id, self._now(), error.message)
+                fetcher.discard(part)
+                self._journal.reset_download(action.file_id)
+                return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
+        except ItemError as error:
+            # the path too, so ``history`` can name the file that keeps failing
+            self._record_progress(action, allocated_bytes(part))
+            self._journal.record_failure(action.file_id, self._now(), error.message)
+            raise
+
+    def _verified(self, action: Download | AdoptLocal, *, placed: bool = False) -> None:
+        self._journal.mark_verified(
+            action.file_id,
+            action.relative_path,
+            action.size,
+            action.crc32,
+            self._now(),
+            placed=placed,
+        )
+
+    def _fetch(
+        self,
+        fetcher: Fetcher,
+        action: Download,
+        part: Path,
+        may_continue: Callable[[], bool],
+        advance: Callable[[int], None],
+    ) -> Fetched:
+        already = allocated_bytes(part)
+        item = FileToFetch(action.file_id, action.size, action.crc32, part)
+        self._progress.begin(action.key, action.relative_path, action.size, already)
+
+        def on_progress(amount: int) -> None:
+            advance(amount)
+            self._progress.advance(action.key, amount)
+
+        try:
+            with self._room.reserved(self._places.staging, action.size - already):
+                fetched = fetcher.fetch(item, may_continue=may_continue, on_progress=on_progress)
+        except TransientError as error:
+            if not _api_failed(error):
+                # put.io hands out URLs but this file's node does not answer: it fails alone
+                raise ItemError(
+                    error.message,
+                    "put.io's download node keeps failing for this file; it is tried again "
+                    "after a pause that doubles each time (`putio-mirror history` lists it)",
+                ) from error
+            raise
+        finally:
+            self._progress.end(action.key)
+        if not fetched.complete:
+            self._record_progress(action, fetched.bytes_done)
+            raise Paused(f"stopped at byte {fetched.bytes_done} of {action.size}")
+        return fetched
+
+    def _record_progress(self, action: Download, done: int) -> None:
+        self._journal.record_progress(
+            action.file_id, action.relative_path, action.size, action.crc32, done, self._now()
+        )
+
+
+def _api_failed(error: TransientError) -> bool:
+    """Whether a download's outage ended on put.io's API (every retry asks it for a fresh
+    node URL first, so an API or network outage is what the last try met), not on a node."""
+    cause = error.__cause__
+    while cause is not None:
+        if isinstance(cause, TransientError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def _crc_matches(path: Path, expected: str | None) -> bool:
+    return expected is None or crc32_of(path) == expected
+
+
+class RoomKeeper:
+    """Free space shared by downloads running at once: each checks the disk for its own
+    bytes plus those the others still have to write (two 40 GB files with 50 GB free do
+    not both start)."""
+
+    def __init__(self, margin: int) -> None:
+        self._margin = margin
+        self._promised = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def reserved(self, folder: Path, needed: int) -> Iterator[None]:
+        """Within this block ``needed`` bytes are promised; raise NoSpaceError if they do
+        not fit beside the others' promises and the margin."""
+        with self._lock:
+            ensure_room(folder, needed + self._promised, self._margin)
+            self._promised += needed
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._promised -= needed

@@ -1,0 +1,404 @@
+"""The executor: perform a Plan's actions in order, inside the download window, journaling each.
+
+Before every action, and between download chunks, it asks whether it may go
+on (the window is open, no stop was requested). When the window closes it
+stops at a chunk boundary; the ``.part`` file and the journal keep the offset
+for the next run. An action whose ``requires`` did not succeed in this run is
+skipped. Per-item errors are recorded and the run goes on; a transient
+outage that outlasted the retries ends the run; a fatal error is journaled and
+raised. Consecutive downloads run ``parallel_files`` at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from putio_mirror.app.downloading import DownloadSteps, Fetcher, NoProgress, Paused, Progress
+from putio_mirror.core.errors import (
+    ExitCode,
+    FatalError,
+    ItemError,
+    TorrentRefusedError,
+    TransientError,
+)
+from putio_mirror.core.plan import (
+    Action,
+    AdoptLocal,
+    ArchiveDuplicate,
+    CancelTransfer,
+    CleanTransfers,
+    DeleteRemote,
+    Download,
+    PlaceItem,
+    Plan,
+    RejectBlackholeFile,
+    SubmitMagnet,
+    SubmitTorrent,
+    TidyStaging,
+)
+from putio_mirror.core.state import Transfer
+from putio_mirror.core.window import Schedule
+from putio_mirror.journal.keeper import ClaimKeeper
+from putio_mirror.journal.store import Journal
+from putio_mirror.local.blackhole import (
+    REJECTED_DIR,
+    SUBMITTED_DIR,
+    file_away,
+    reject_refused,
+    reread,
+)
+from putio_mirror.local.fs import FREE_SPACE_MARGIN, Places
+
+log = logging.getLogger(__name__)
+
+# Placing and tidying use no bandwidth: a complete item is placed even after the window closed.
+WINDOWED_KINDS = frozenset({"download", "adopt"})
+GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
+
+# Progress is the executor's collaborator that the shell passes in; it lives with the steps.
+__all__ = ["Executor", "Failure", "Progress", "RemoteWriter", "Rules", "RunReport"]
+
+
+class RemoteWriter(Protocol):
+    """The mutating part of the put.io client."""
+
+    def upload_torrent(
+        self, filename: str, data: bytes, parent_id: int | None = None
+    ) -> Transfer: ...
+
+    def add_transfer(self, url: str, save_parent_id: int | None = None) -> Transfer: ...
+
+    def cancel_transfers(self, ids: list[int]) -> None: ...
+
+    def clean_transfers(self, ids: list[int] | None = None) -> tuple[int, ...]: ...
+
+    def delete_files(self, ids: list[int]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """How the executor behaves around the window, the disk and concurrency."""
+
+    schedule: Schedule = field(default_factory=Schedule)
+    groom_outside_window: bool = True
+    save_parent_id: int | None = None
+    free_space_margin: int = FREE_SPACE_MARGIN
+    parallel_files: int = 1
+    #: who this run is, for claims when several hosts share one journal
+    owner: str = "local"
+    #: how long a claim holds without renewal (a host that dies frees its work after this)
+    lease: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One action that failed: which, on what, why, and what the user can do."""
+
+    key: str
+    target: str
+    message: str
+    hint: str = ""
+
+
+@dataclass
+class RunReport:
+    """What happened to the plan: the executor's answer, and the source of the exit code."""
+
+    done: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    deferred: int = 0
+    #: actions another host sharing the journal holds or has done
+    elsewhere: int = 0
+    window_closed: bool = False
+    interrupted: bool = False
+    aborted: str | None = None
+    bytes_downloaded: int = 0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.failed or self.aborted:
+            return ExitCode.ITEMS_FAILED
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if self.window_closed:
+            return ExitCode.WINDOW_CLOSED
+        return ExitCode.OK
+
+    def summary(self) -> str:
+        parts = [f"{len(self.done)} done", f"{len(self.failed)} failed"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        if self.deferred:
+            parts.append(f"{self.deferred} deferred to the next window")
+        if self.elsewhere:
+            parts.append(f"{self.elsewhere} left to other hosts")
+        if self.window_closed:
+            parts.append("download window closed")
+        if self.interrupted:
+            parts.append("stopped on request")
+        if self.aborted:
+            parts.append(f"aborted: {self.aborted}")
+        return ", ".join(parts)
+
+
+class Executor:
+    """Performs plans; one instance per run."""
+
+    def __init__(
+        self,
+        remote: RemoteWriter,
+        new_fetcher: Callable[[], Fetcher],
+        journal: Journal,
+        places: Places,
+        rules: Rules,
+        *,
+        clock: Callable[[], datetime],
+        stop_requested: Callable[[], bool] = lambda: False,
+        progress: Progress | None = None,
+    ) -> None:
+        self._remote = remote
+        self._journal = journal
+        self._places = places
+        self._rules = rules
+        self._clock = clock
+        self._stop_requested = stop_requested
+        self._downloads = DownloadSteps(
+            new_fetcher,
+            journal,
+            places,
+            now=self._now,
+            progress=progress or NoProgress(),
+            free_space_margin=rules.free_space_margin,
+        )
+        self._report = RunReport()
+        self._succeeded: set[str] = set()
+        self._lock = threading.Lock()
+        self._halted = threading.Event()
+        self._claims = ClaimKeeper(journal, rules.owner, rules.lease)
+
+    @property
+    def report(self) -> RunReport:
+        """The report of the current or last run (complete even after an exception)."""
+        return self._report
+
+    def close(self) -> None:
+        self._claims.close()
+        self._downloads.close()
+
+    def run(self, plan: Plan, run_id: int) -> RunReport:
+        """Given a plan and the journal's run id, perform it and return what happened."""
+        self._report, self._succeeded = RunReport(), set()
+        self._halted.clear()
+        actions = list(plan)
+        downloads = [action for action in actions if isinstance(action, Download)]
+        self._downloads.expect(
+            sum(action.size for action in downloads),
+            sum(action.resume_from for action in downloads),
+        )
+        index = 0
+        while index < len(actions) and not self._should_halt():
+            batch = _downloads_from(actions, index) if self._rules.parallel_files > 1 else []
+            if len(batch) > 1:
+                self._run_parallel(run_id, batch)
+                index += len(batch)
+            else:
+                self._step(run_id, actions[index])
+                index += 1
+        return self._report
+
+    def _should_halt(self) -> bool:
+        if self._stop_requested():
+            self._report.interrupted = True
+        return self._report.interrupted or self._report.aborted is not None
+
+    def _run_parallel(self, run_id: int, batch: list[Download]) -> None:
+        workers = min(self._rules.parallel_files, len(batch))
+        with ThreadPoolExecutor(workers, thread_name_prefix="download") as pool:
+            futures = [pool.submit(self._step, run_id, action) for action in batch]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                self._halted.set()  # the others stop at their next chunk
+                pool.shutdown(cancel_futures=True)
+                raise
+
+    def _step(self, run_id: int, action: Action) -> None:
+        if self._halted.is_set() or self._should_halt() or not self._may_start(action):
+            return
+        with self._lock:
+            missing = [key for key in action.requires if key not in self._succeeded]
+        if missing:
+            self._skip(run_id, action, f"waits for {', '.join(missing)}")
+            return
+        if not self._claim(action):
+            with self._lock:
+                self._report.elsewhere += 1
+            return
+        try:
+            if self._perform(run_id, action):
+                with self._lock:
+                    self._succeeded.add(action.key)
+        finally:
+            self._claims.release(action.key)
+
+    def _claim(self, action: Action) -> bool:
+        """Claim the action (kept alive until released); False if another host holds or did it."""
+        if not self._claims.claim(action.key):
+            return False
+        if (
+            isinstance(action, Download)
+            and not action.again
+            and self._journal.is_verified(action.file_id)
+        ):
+            self._claims.release(action.key)  # finished elsewhere since we planned
+            return False
+        return True
+
+    def _continuing(self, action: Download) -> Callable[[], bool]:
+        """Between chunks: the window is open, no stop was asked, and our claim still holds."""
+
+        def may_continue() -> bool:
+            if self._stop_requested() or self._halted.is_set():
+                return False
+            # The claim keeper renews in the background; here we only ask what it found.
+            return self._rules.schedule.is_open(self._clock()) and self._claims.holds(action.key)
+
+        return may_continue
+
+    def _may_start(self, action: Action) -> bool:
+        outside = not self._rules.schedule.is_open(self._clock())
+        windowed = action.kind in WINDOWED_KINDS or (
+            action.kind in GROOMING_KINDS and not self._rules.groom_outside_window
+        )
+        with self._lock:
+            paused_earlier = self._report.window_closed and action.kind in WINDOWED_KINDS
+            if (outside and windowed) or paused_earlier:
+                self._report.deferred += 1
+                self._report.window_closed = True
+                return False
+        return True
+
+    def _now(self) -> datetime:
+        return self._clock().astimezone(UTC)
+
+    def _skip(self, run_id: int, action: Action, reason: str) -> None:
+        action_id = self._journal.action_started(
+            run_id, action.kind, action.key, action.target, self._now()
+        )
+        self._journal.action_finished(action_id, "skipped", self._now(), detail=reason)
+        with self._lock:
+            self._report.skipped.append((action.key, reason))
+
+    def _perform(self, run_id: int, action: Action) -> bool:
+        """Perform one action with its journal entries; return True if it succeeded."""
+        action_id = self._journal.action_started(
+            run_id, action.kind, action.key, action.target, self._now()
+        )
+        try:
+            detail = self._dispatch(action)
+        except Paused as paused:
+            self._journal.action_finished(action_id, "paused", self._now(), detail=str(paused))
+            with self._lock:
+                if self._stop_requested():
+                    self._report.interrupted = True
+                elif not self._claims.holds(action.key):
+                    self._report.elsewhere += 1  # another host took it over: not our window
+                elif not self._halted.is_set():
+                    self._report.window_closed = True
+            return False
+        except (ItemError, TransientError, FatalError, OSError) as error:
+            if isinstance(error, FatalError):
+                self._halted.set()  # the other workers stop at their next chunk
+            self._fail(action_id, action, error)
+            if isinstance(error, FatalError):
+                raise
+            return False
+        except BaseException as error:
+            self._journal.action_finished(action_id, "failed", self._now(), error=repr(error))
+            raise
+        self._journal.action_finished(action_id, "done", self._now(), detail=detail)
+        with self._lock:
+            self._report.done.append(action.key)
+        return True
+
+    def _fail(self, action_id: int, action: Action, error: Exception) -> None:
+        message = getattr(error, "message", None) or str(error)
+        hint = getattr(error, "hint", "")
+        log.warning("%s (%s) failed: %s", action.key, action.target, message)
+        self._journal.action_finished(action_id, "failed", self._now(), error=message)
+        with self._lock:
+            self._report.failed.append(Failure(action.key, action.target, message, hint))
+            if isinstance(error, TransientError):
+                self._report.aborted = message
+
+    def _dispatch(self, action: Action) -> str | None:
+        if isinstance(action, Download):
+            return self._downloads.download(action, self._continuing(action), self._count)
+        if isinstance(action, AdoptLocal):
+            return self._downloads.adopt(action)
+        if isinstance(action, PlaceItem):
+            return self._downloads.place(action)
+        if isinstance(action, TidyStaging):
+            return self._downloads.tidy(action)
+        if isinstance(action, SubmitTorrent | SubmitMagnet):
+            return self._submit(action)
+        if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):
+            return self._file_away(action)
+        return self._groom(action)
+
+    def _count(self, amount: int) -> None:
+        with self._lock:
+            self._report.bytes_downloaded += amount
+
+    def _file_away(self, action: RejectBlackholeFile | ArchiveDuplicate) -> str:
+        folder = REJECTED_DIR if isinstance(action, RejectBlackholeFile) else SUBMITTED_DIR
+        file_away(Path(action.path), self._places.blackhole, folder, note=action.why)
+        return f"moved to {folder}/"
+
+    def _groom(self, action: CancelTransfer | CleanTransfers | DeleteRemote) -> str | None:
+        if isinstance(action, CancelTransfer):
+            self._remote.cancel_transfers([action.transfer_id])
+            return None
+        if isinstance(action, CleanTransfers):
+            cleaned = self._remote.clean_transfers(list(action.transfer_ids))
+            return f"put.io cleaned {len(cleaned)}"
+        self._remote.delete_files([action.file_id])
+        return None
+
+    def _submit(self, action: SubmitTorrent | SubmitMagnet) -> str:
+        parent, path = self._rules.save_parent_id, Path(action.path)
+        content = reread(path, action.info_hash)  # what put.io gets is what was hashed
+        # Journaled first: a transfer whose answer is lost is still known as ours next run.
+        self._journal.record_submission(action.info_hash, None, action.name, self._now())
+        try:
+            if isinstance(action, SubmitMagnet):
+                transfer = self._remote.add_transfer(content.magnet_uri, save_parent_id=parent)
+            else:
+                transfer = self._remote.upload_torrent(action.name, content.data, parent)
+        except TorrentRefusedError as refusal:  # it would be refused again on every run
+            raise reject_refused(
+                path, self._places.blackhole, refusal, content.identity
+            ) from refusal
+        # Journal before filing away: the next run archives a file left by a crash here.
+        self._journal.record_submission(action.info_hash, transfer.id, action.name, self._now())
+        file_away(path, self._places.blackhole, SUBMITTED_DIR, identity=content.identity)
+        return f"transfer {transfer.id}"
+
+
+def _downloads_from(actions: list[Action], start: int) -> list[Download]:
+    """Given the plan's actions, return the run of consecutive downloads starting at ``start``."""
+    batch: list[Download] = []
+    for action in actions[start:]:
+        if not isinstance(action, Download):
+            break
+        batch.append(action)
+    return batch

@@ -1,0 +1,109 @@
+"""Observe the world, read-only: build a Snapshot from put.io, the folders and the journal.
+
+Nothing here changes anything; a dry run is exactly observe + reconcile + render.
+Remote listing costs a handful of requests whatever the account's size
+(the flat ``parent_id=-1`` listing, 1,000 items a page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Protocol
+
+from putio_mirror.core.naming import local_paths
+from putio_mirror.core.state import (
+    BlackholeItem,
+    JournalFacts,
+    LocalFacts,
+    RemoteFile,
+    Snapshot,
+    StagedEntry,
+    Transfer,
+)
+from putio_mirror.fetch.segments import bytes_done
+from putio_mirror.local.blackhole import scan_blackhole
+from putio_mirror.local.fs import Places, local_size
+from putio_mirror.local.staging import list_staging, part_path
+
+
+class RemoteReader(Protocol):
+    """The read-only part of the put.io client that observing needs."""
+
+    def list_transfers(self) -> tuple[Transfer, ...]: ...
+
+    def list_all_files(self) -> tuple[RemoteFile, ...]: ...
+
+
+def observe(
+    remote: RemoteReader,
+    facts: JournalFacts,
+    places: Places,
+    *,
+    remote_root_id: int,
+    now_epoch: float,
+    want_blackhole: bool = True,
+    want_files: bool = True,
+) -> Snapshot:
+    """Given the collaborators, return a frozen Snapshot of the world as it is now.
+
+    ``want_files=False`` skips listing the remote tree (a blackhole-only run
+    needs just the transfers, to recognise torrents already on put.io).
+    """
+    blackhole = _scan(places.blackhole, now_epoch) if want_blackhole else ()
+    transfers = remote.list_transfers()
+    files = remote.list_all_files() if want_files else ()
+    local = _local_facts(files, facts, places, remote_root_id)
+    return Snapshot(blackhole, transfers, files, facts, local)
+
+
+def _scan(folder: Path, now_epoch: float) -> tuple[BlackholeItem, ...]:
+    return scan_blackhole(folder, now=now_epoch) if folder.is_dir() else ()
+
+
+def _local_facts(
+    files: Iterable[RemoteFile], facts: JournalFacts, places: Places, root_id: int
+) -> LocalFacts:
+    """Stat only the paths the plan could write: files the journal has not placed."""
+    remote = list(files)
+    placed = {fid for fid, record in facts.downloads.items() if record.is_placed}
+    unplaced = [item for item in remote if not item.is_folder and item.id not in placed]
+    # Naming the whole tree costs ~0.2 s per 100,000 files: an idle sync needs none of it.
+    paths = local_paths(remote, root_id) if unplaced else {}
+    present: dict[str, int] = {}
+    for item in unplaced:
+        relative = paths.get(item.id)
+        if relative is None:
+            continue
+        size = local_size(places.downloads / relative)
+        if size is not None:
+            present[relative] = size
+    staging = list_staging(places.staging)
+    return LocalFacts(
+        present=MappingProxyType(present),
+        partial=_partials(places.staging, staging),
+        verified=MappingProxyType(
+            {entry.remote_id: entry.size for entry in staging if entry.kind == "verified"}
+        ),
+        present_items=_names(places.downloads),
+        staging=staging,
+    )
+
+
+def _names(folder: Path) -> frozenset[str]:
+    """Return the names of the folder's entries (the top-level items), none if it is missing."""
+    if not folder.is_dir():
+        return frozenset()
+    return frozenset(entry.name for entry in folder.iterdir())
+
+
+def _partials(staging: Path, entries: Iterable[StagedEntry]) -> Mapping[int, int]:
+    """Return the bytes already in each ``<file id>.part`` file of the staging folder."""
+    return MappingProxyType(
+        {
+            entry.remote_id: bytes_done(part_path(staging, entry.remote_id))
+            for entry in entries
+            if entry.kind == "part"
+        }
+    )

@@ -1,0 +1,222 @@
+"""The watcher: a foreground daemon for a supervisor (systemd, launchd, Docker).
+
+watchdog tells us when the blackhole changes; each change arms a short timer
+(files must settle before they are read), then a blackhole pass submits them.
+``schedule`` starts a full sync every few minutes, which obeys the download
+windows like any other sync. SIGTERM finishes the current chunk, journals,
+and exits 0.
+
+A dropped torrent never waits for a sync: the sync runs on its own thread
+(without the blackhole's actions, which are the passes' job), and a blackhole
+pass runs beside it. The sync holds the journal's run lock for as long as it
+downloads (hours, inside a night window), so a pass takes a lock of its own
+(``<run lock>.blackhole``, one pass at a time per journal) and touches nothing
+a sync owns: it claims each submission in the journal like any run, re-reads
+each file before sending it, and never marks another run's actions
+interrupted or frees its claims.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import schedule
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from putio_mirror.app.executor import RunReport
+from putio_mirror.app.run import ALL_KINDS, BLACKHOLE_KINDS, Outcome, Request, Runtime, run_once
+from putio_mirror.cli.progress import LogProgress
+from putio_mirror.cli.signals import StopFlag
+from putio_mirror.config.settings import Settings
+from putio_mirror.core.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
+
+log = logging.getLogger(__name__)
+
+WATCHED_SUFFIXES = (".torrent", ".magnet")
+#: how long a file must be left alone before it is read (it may still be written)
+SETTLE_SECONDS = 2.0
+SETTLE_MARGIN = 0.25
+#: how soon to look again while files stay in the blackhole after a failure
+RECHECK_SECONDS = 30.0
+#: the watcher's sync: everything but the blackhole, which the passes submit
+SYNC = Request("watch sync", kinds=ALL_KINDS - BLACKHOLE_KINDS)
+#: the watcher's blackhole pass, which runs beside its sync
+PASS = Request("watch submit", kinds=BLACKHOLE_KINDS, beside_sync=True)
+
+
+class _Arm(FileSystemEventHandler):
+    """Arms the submit timer whenever a .torrent or .magnet appears or changes."""
+
+    def __init__(self, arm: Callable[[float], None]) -> None:
+        self._arm = arm
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        paths = (event.src_path, getattr(event, "dest_path", ""))
+        if any(str(path).lower().endswith(WATCHED_SUFFIXES) for path in paths):
+            self._arm(SETTLE_SECONDS + SETTLE_MARGIN)
+
+
+class _Timer:
+    """A single pending deadline on the monotonic clock (the earliest arm wins)."""
+
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        self._due: float | None = None
+        self._lock = threading.Lock()
+
+    def arm(self, delay: float) -> None:
+        due = self._monotonic() + delay
+        with self._lock:
+            self._due = due if self._due is None else min(self._due, due)
+
+    def fire_if_due(self) -> bool:
+        with self._lock:
+            if self._due is None or self._monotonic() < self._due:
+                return False
+            self._due = None
+            return True
+
+
+class _Syncs:
+    """Runs each periodic sync on a thread of its own, one at a time, and keeps what
+    ended it badly (a fatal error, a bug) for the watcher to raise."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            log.info("watch sync: the last one is still running; not starting another")
+            return
+        self._thread = threading.Thread(target=self._run, name="watch-sync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            _guarded(SYNC.command, lambda: _outcome_summary(run_once(self._runtime, SYNC)))
+        except Exception as error:  # raised again in the watcher's own thread
+            self._failure = error
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+
+def watch_blackhole(
+    settings: Settings,
+    *,
+    add_first: bool,
+    periodic_sync: bool,
+    stop: StopFlag | None = None,
+    poll_seconds: float = 0.5,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> ExitCode:
+    """Given settings, watch until stopped; return the exit code (0 after SIGTERM)."""
+    settings.blackhole_dir.mkdir(parents=True, exist_ok=True)
+    timer = _Timer(monotonic)
+    if add_first:
+        timer.arm(0.0)
+    with stop or StopFlag() as flag:
+        runtime = Runtime(settings, stop_requested=flag.is_set, progress=LogProgress())
+        observer = Observer()
+        observer.schedule(_Arm(timer.arm), str(settings.blackhole_dir), recursive=False)
+        observer.start()
+        syncs = _Syncs(runtime)
+        scheduler = _scheduler(syncs, settings, periodic_sync)
+        log.info("watching %s", settings.blackhole_dir)
+        try:
+            return _loop(runtime, timer, scheduler, syncs, flag, poll_seconds)
+        finally:
+            flag.set()  # a sync still running stops at its next chunk
+            syncs.join()
+            observer.stop()
+            observer.join(timeout=5)
+
+
+def _scheduler(syncs: _Syncs, settings: Settings, periodic_sync: bool) -> schedule.Scheduler:
+    scheduler = schedule.Scheduler()
+    if periodic_sync:
+        minutes = max(settings.watch_interval_minutes, 0.1)
+        scheduler.every(int(minutes * 60)).seconds.do(syncs.start)
+        scheduler.run_all()  # a first sync right away; later ones on the interval
+    return scheduler
+
+
+def _loop(
+    runtime: Runtime,
+    timer: _Timer,
+    scheduler: schedule.Scheduler,
+    syncs: _Syncs,
+    flag: StopFlag,
+    poll_seconds: float,
+) -> ExitCode:
+    while not flag.is_set():
+        if timer.fire_if_due():
+            _guarded("watch submit", lambda: _report_summary(submit_blackhole(runtime)))
+            delay = _recheck_delay(runtime.settings.blackhole_dir, time.time())
+            if delay is not None:
+                timer.arm(delay)
+        scheduler.run_pending()
+        syncs.raise_failure()
+        flag.wait(poll_seconds)
+    log.info("stopped on request")
+    return ExitCode.OK
+
+
+def _recheck_delay(folder: Path, now: float) -> float | None:
+    """Files still in the blackhole are either settling (look again soon) or failed (later)."""
+    ages = [
+        now - entry.stat().st_mtime
+        for entry in folder.iterdir()
+        if entry.is_file() and entry.name.lower().endswith(WATCHED_SUFFIXES)
+    ]
+    if not ages:
+        return None
+    if min(ages) < SETTLE_SECONDS:
+        return SETTLE_SECONDS - min(ages) + SETTLE_MARGIN
+    return RECHECK_SECONDS
+
+
+def _guarded(command: str, work: Callable[[], str | None]) -> None:
+    """Run once; a per-run problem is logged and the watcher goes on, a fatal one ends it."""
+    try:
+        summary = work()
+    except AlreadyRunningError as error:
+        log.info("%s: skipped this round: %s", command, error.message)
+        return
+    except FatalError:
+        raise
+    except MirrorError as error:
+        log.warning("%s: %s (%s)", command, error.message, error.hint)
+        return
+    if summary is not None:
+        log.info("%s: %s", command, summary)
+
+
+def _outcome_summary(outcome: Outcome) -> str | None:
+    return _report_summary(outcome.report) if outcome.plan.actions else None
+
+
+def _report_summary(report: RunReport | None) -> str | None:
+    return None if report is None else report.summary()
+
+
+# -- a blackhole pass, beside a running sync ----------------------------------------------
+
+
+def submit_blackhole(runtime: Runtime) -> RunReport | None:
+    """Given the runtime, submit the blackhole once, whether or not a sync is running;
+    return what was done (None if there was nothing to do). Raise AlreadyRunningError
+    if another blackhole pass of this journal is running, MirrorError as a run would."""
+    return run_once(runtime, PASS).report

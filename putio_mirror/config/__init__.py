@@ -1,0 +1,1 @@
+"""Settings: the YAML file, its schema, environment and command-line overrides, validated."""

@@ -1,0 +1,157 @@
+"""The shape of the config file, as pydantic models, and the Secret that wraps the token.
+
+``settings.py`` reads the file and turns these models into ``Settings``; keeping
+the schema apart keeps each module to one job. Every field here is documented
+for users in ``mirror.example.yaml`` (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
+
+from putio_mirror.core.bandwidth import parse_timetable
+from putio_mirror.core.window import parse_window
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str``, logs or error messages."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _check_window(text: str) -> str:
+    parse_window(text)  # raises ValueError with a readable reason
+    return text
+
+
+WindowText = Annotated[str, AfterValidator(_check_window)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PutioSection(_Section):
+    token: str | None = None
+    token_file: str | None = None
+    api_url: str = "https://api.put.io/v2"
+    upload_url: str = "https://upload.put.io/v2"
+    timeout_seconds: PositiveFloat = 30.0
+
+    @field_validator("api_url", "upload_url")
+    @classmethod
+    def _is_http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("should start with http:// or https://")
+        return value.rstrip("/")
+
+
+class PathsSection(_Section):
+    blackhole: str = "~/putio/blackhole"
+    downloads: str = "~/putio/downloads"
+    staging: str | None = None
+    journal: str | None = None
+    log_file: str | None = None
+
+
+class TransfersSection(_Section):
+    submit_blackhole: bool = True
+    save_parent_id: NonNegativeInt | None = None
+    cancel_seeding: bool = True
+    seeding_min_hours: NonNegativeFloat = 0.0
+    seeding_min_ratio: NonNegativeFloat | None = None
+    clean_finished: bool = True
+    manage_foreign: bool = False
+
+
+class DownloadSection(_Section):
+    enabled: bool = True
+    remote_root: NonNegativeInt = 0
+    chunk_size_kb: PositiveInt = 256
+    read_timeout_seconds: PositiveFloat = 60.0
+    max_outage_seconds: NonNegativeFloat = 300.0
+    delete_remote_after: bool = False
+    connections: int = Field(default=4, ge=1, le=16)
+    parallel_files: int = Field(default=2, ge=1, le=8)
+    bwlimit: str = "off"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    min_size_mb: NonNegativeFloat = 0.0
+    skip_extras: bool = False
+    placement: Literal["item", "file"] = "item"
+    free_space_margin_mb: NonNegativeInt = 100
+
+    @field_validator("bwlimit")
+    @classmethod
+    def _is_timetable(cls, value: str) -> str:
+        parse_timetable(value)  # raises ValueError with a readable reason
+        return value
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _one_glob_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class ScheduleSection(_Section):
+    windows: tuple[WindowText, ...] = ()
+    groom_outside_window: bool = True
+    watch_interval_minutes: PositiveFloat = 15.0
+
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _one_window_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class SafetySection(_Section):
+    max_cancels: NonNegativeInt = 50
+    max_cleans: NonNegativeInt = 200
+    max_remote_deletes: NonNegativeInt = 20
+    vanished_threshold: NonNegativeInt = 10
+
+
+class MirrorFile(_Section):
+    """The whole file, exactly as written; ``Settings`` is built from it."""
+
+    putio: PutioSection = PutioSection()
+    paths: PathsSection = PathsSection()
+    transfers: TransfersSection = TransfersSection()
+    download: DownloadSection = DownloadSection()
+    schedule: ScheduleSection = ScheduleSection()
+    safety: SafetySection = SafetySection()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value

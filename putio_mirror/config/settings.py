@@ -1,0 +1,368 @@
+"""The configuration boundary: a YAML file, the environment and CLI overrides → ``Settings``.
+
+pydantic checks the file's shape and collects every problem at once (reading the
+file and wording its problems: ``file.py``); the rest of the program only
+ever sees ``Settings``, a frozen value of plain types. The put.io token is
+wrapped in ``Secret`` from the moment it is read, and no message built here ever
+quotes it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
+from putio_mirror.config.schema import MirrorFile, PutioSection, Secret
+from putio_mirror.core.errors import ConfigError
+from putio_mirror.core.naming import OWN_PREFIX, STAGING_DIR_NAME
+from putio_mirror.core.state import Filters, Policy, SafetyLimits
+from putio_mirror.core.window import Schedule, parse_schedule
+from putio_mirror.local.folders import config_folder, state_folder
+
+CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
+TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
+# naming.py never gives a put.io item a local name beginning with this: it is ours.
+MIB = 1024 * 1024
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+_ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+# What may stand in an HTTP header value as the token: visible ASCII, no spaces.
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
+_TOKEN_HINT = (
+    f"set {TOKEN_ENV}, or putio.token_file (a file holding only the token) in the config file; "
+    "put.io shows an OAuth token for each app you create at https://app.put.io/oauth"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the program needs to know, as plain frozen values."""
+
+    token: Secret | None
+    api_url: str
+    upload_url: str
+    timeout: float
+    blackhole_dir: Path
+    download_dir: Path
+    staging_dir: Path
+    journal_url: str
+    log_file: Path | None
+    log_level: str
+    chunk_size: int
+    read_timeout: float
+    max_outage: float
+    connections: int
+    parallel_files: int
+    bwlimit: str
+    free_space_margin: int
+    schedule: Schedule
+    groom_outside_window: bool
+    watch_interval_minutes: float
+    #: the put.io folder new transfers save into (None: put.io's default)
+    save_parent_id: int | None
+    policy: Policy
+    config_path: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        # The journal URL may carry a database password; the token is a Secret already.
+        parts = (
+            f"{item.name}={hide_url_password(getattr(self, item.name))!r}"
+            if item.name == "journal_url"
+            else f"{item.name}={getattr(self, item.name)!r}"
+            for item in fields(self)
+        )
+        return f"Settings({', '.join(parts)})"
+
+
+def hide_url_password(url: str) -> str:
+    """Given a database URL, return it with any password replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def default_config_path() -> Path:
+    """Return where the config file is looked for when none is named: ``mirror.yaml`` in
+    the config folder (``$XDG_CONFIG_HOME/putio-mirror`` or ``~/.config/putio-mirror``)."""
+    return config_folder() / "mirror.yaml"
+
+
+def default_journal_url() -> str:
+    """Return the SQLite URL of the journal when none is configured, in the state folder."""
+    return f"sqlite:///{state_folder() / 'journal.sqlite3'}"
+
+
+def load_settings(
+    path: Path | None,
+    env: Mapping[str, str],
+    *,
+    require_token: bool = True,
+    overrides: Mapping[str, object] | None = None,
+    check_paths: bool = False,
+) -> Settings:
+    """Given a config path (or None), the environment and CLI overrides, return ``Settings``.
+
+    The file is ``path``, else ``$PUTIO_MIRROR_CONFIG``, else the default
+    path if it exists, else none (built-in defaults). ``overrides`` maps
+    dotted keys (``download.chunk_size_kb``) to values laid over the file.
+    ``check_paths`` also reports folders and files a writing run could not
+    create or write. Raise ConfigError listing every problem found, or if
+    ``require_token`` and no token is set.
+    """
+    config_path = _find_config(path, env)
+    raw = read_yaml(config_path) if config_path else {}
+    source = config_path.name if config_path else "defaults"
+    raw = apply_overrides(raw, overrides or {})
+    model = validate(raw, source, set(overrides or {}), config_path)
+    settings, problems = _build(model, env, config_path, source)
+    problems += _staging_problems(settings, source)
+    if check_paths:
+        problems += _path_problems(settings, source)
+    if problems:
+        raise config_error(config_path, problems)
+    if require_token and settings.token is None:
+        where = f" ({config_path})" if config_path else ""
+        raise ConfigError(f"no put.io token is configured{where}", _TOKEN_HINT)
+    return settings
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env["HOME"]) if env.get("HOME") else Path.home()
+
+
+def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
+    explicit = path or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
+    if explicit is not None:
+        explicit = _expand(str(explicit), env)
+        if not explicit.exists():
+            how = "--config" if path else CONFIG_ENV
+            raise ConfigError(
+                f"config file {explicit} does not exist (named by {how})",
+                "check the path, or copy mirror.example.yaml there and edit it",
+            )
+        return explicit
+    default = default_config_path()
+    return default if default.exists() else None
+
+
+def _build(
+    model: MirrorFile, env: Mapping[str, str], config_path: Path | None, source: str
+) -> tuple[Settings, tuple[str, ...]]:
+    """Given a valid file model, return the Settings and any problems found reading the token."""
+    token, problems = _resolve_token(model.putio, env, source)
+    paths = model.paths
+    download_dir = _expand(paths.downloads, env)
+    settings = Settings(
+        token=token,
+        api_url=model.putio.api_url,
+        upload_url=model.putio.upload_url,
+        timeout=model.putio.timeout_seconds,
+        blackhole_dir=_expand(paths.blackhole, env),
+        download_dir=download_dir,
+        staging_dir=_expand(paths.staging, env)
+        if paths.staging
+        else download_dir / STAGING_DIR_NAME,
+        journal_url=_journal_url(paths.journal, env),
+        log_file=_expand(paths.log_file, env) if paths.log_file else None,
+        log_level=model.log_level,
+        chunk_size=model.download.chunk_size_kb * 1024,
+        read_timeout=model.download.read_timeout_seconds,
+        max_outage=model.download.max_outage_seconds,
+        connections=model.download.connections,
+        parallel_files=model.download.parallel_files,
+        bwlimit=model.download.bwlimit,
+        free_space_margin=model.download.free_space_margin_mb * MIB,
+        schedule=parse_schedule(model.schedule.windows),
+        groom_outside_window=model.schedule.groom_outside_window,
+        watch_interval_minutes=model.schedule.watch_interval_minutes,
+        save_parent_id=model.transfers.save_parent_id,
+        policy=_policy(model),
+        config_path=config_path,
+        warnings=_permission_warnings(model.putio, env, config_path),
+    )
+    return settings, problems
+
+
+def _policy(model: MirrorFile) -> Policy:
+    transfers, download, safety = model.transfers, model.download, model.safety
+    return Policy(
+        submit_blackhole=transfers.submit_blackhole,
+        cancel_seeding=transfers.cancel_seeding,
+        seeding_min_hours=transfers.seeding_min_hours,
+        seeding_min_ratio=transfers.seeding_min_ratio,
+        clean_finished=transfers.clean_finished,
+        download=download.enabled,
+        delete_remote_after_download=download.delete_remote_after,
+        manage_foreign_transfers=transfers.manage_foreign,
+        remote_root_id=download.remote_root,
+        item_placement=download.placement == "item",
+        filters=Filters(
+            include=download.include,
+            exclude=download.exclude,
+            min_size=int(download.min_size_mb * MIB),
+            skip_extras=download.skip_extras,
+        ),
+        limits=SafetyLimits(
+            max_cancels=safety.max_cancels,
+            max_cleans=safety.max_cleans,
+            max_remote_deletes=safety.max_remote_deletes,
+            vanished_threshold=safety.vanished_threshold,
+        ),
+    )
+
+
+def _resolve_token(
+    putio: PutioSection, env: Mapping[str, str], source: str
+) -> tuple[Secret | None, tuple[str, ...]]:
+    """Given the putio section, return the token: $PUTIO_TOKEN, then token_file, then token,
+    with the problem (never quoting it) if the chosen one is not a single printable line."""
+    from_env = env.get(TOKEN_ENV, "")
+    if from_env.strip():
+        return _checked_token(from_env, f"${TOKEN_ENV}")
+    if putio.token_file:
+        token_file = _expand(putio.token_file, env)
+        try:
+            text = token_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or "not UTF-8 text"
+            return None, (f"{source}: putio.token_file: cannot read {token_file}: {reason}",)
+        if not text.strip():
+            return None, (f"{source}: putio.token_file: {token_file} is empty",)
+        return _checked_token(text, f"{source}: putio.token_file: {token_file}")
+    if putio.token and putio.token.strip():
+        return _checked_token(putio.token, f"{source}: putio.token")
+    return None, ()
+
+
+def _checked_token(text: str, where: str) -> tuple[Secret | None, tuple[str, ...]]:
+    """Given a token as read (blank lines and surrounding spaces allowed) and where it was
+    read, return it as a Secret, or None and a problem that names ``where`` but never quotes
+    the text: a token goes verbatim into an HTTP header, where a second line (a comment, say)
+    or a control character makes http.client fail with the token in its message."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        return None, (
+            f"{where}: should hold only the token, on one line, but holds {len(lines)} "
+            "non-empty lines (comments are not allowed there)",
+        )
+    token = lines[0].strip()
+    if not _TOKEN_TEXT.fullmatch(token):
+        return None, (
+            f"{where}: the token holds a space, a control character or a non-ASCII "
+            "character; put.io tokens are letters and digits: copy it again",
+        )
+    return Secret(token), ()
+
+
+def _permission_warnings(
+    putio: PutioSection, env: Mapping[str, str], config_path: Path | None
+) -> tuple[str, ...]:
+    holders = []
+    if putio.token and config_path is not None:
+        holders.append(config_path)
+    if putio.token_file:
+        holders.append(_expand(putio.token_file, env))
+    return tuple(
+        f"{holder} holds the put.io token and other users can read it; run: chmod 600 {holder}"
+        for holder in holders
+        if _readable_by_others(holder)
+    )
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & 0o077)
+    except OSError:
+        return False
+
+
+def _expand(text: str, env: Mapping[str, str]) -> Path:
+    """Given a path as written, return it with ``~`` and ``$VARS`` (from ``env``) expanded."""
+
+    def variable(match: re.Match[str]) -> str:
+        name = match[1] or match[2]
+        return env.get(name, match[0])
+
+    expanded = _ENV_VAR.sub(variable, text)
+    if expanded == "~" or expanded.startswith("~/"):
+        return (_home(env) / expanded[2:]).absolute()
+    return Path(expanded).expanduser().absolute()
+
+
+def _journal_url(value: str | None, env: Mapping[str, str]) -> str:
+    """Given ``paths.journal``, return an SQLAlchemy URL; a plain path becomes SQLite."""
+    if not value:
+        return default_journal_url()
+    if value.startswith("sqlite:///"):
+        rest = value.removeprefix("sqlite:///")
+        return f"sqlite:///{_expand(rest, env)}" if rest.startswith(("~", "$")) else value
+    if _URL_SCHEME.match(value):
+        return value  # may hold a password with '$' in it: leave untouched
+    return f"sqlite:///{_expand(value, env)}"
+
+
+def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
+    """Given Settings, return problems with the folders and files a writing run needs."""
+    wanted: list[tuple[str, Path | None, bool]] = [
+        ("paths.blackhole", settings.blackhole_dir, True),
+        ("paths.downloads", settings.download_dir, True),
+        ("paths.staging", settings.staging_dir, True),
+        ("paths.log_file", settings.log_file, False),
+        ("paths.journal", _sqlite_file(settings.journal_url), False),
+    ]
+    return tuple(
+        f"{source}: {key}: {reason}"
+        for key, path, is_folder in wanted
+        if path is not None and (reason := _unwritable(path, is_folder))
+    )
+
+
+def _staging_problems(settings: Settings, source: str) -> tuple[str, ...]:
+    """Given Settings, return a problem if the staging folder could be taken for a mirrored
+    item or hold the download folder.
+
+    Inside the download folder, staging's top-level name must begin with ``.putio-mirror``:
+    naming never gives a put.io item such a name, so no item can land in staging, and
+    placement never mistakes staging for an item (the default is such a name).
+    """
+    staging, downloads = settings.staging_dir.resolve(), settings.download_dir.resolve()
+    hint = f"leave paths.staging unset (it is then {downloads / STAGING_DIR_NAME})"
+    if downloads.is_relative_to(staging):
+        return (
+            f"{source}: paths.staging: {staging} holds the download folder {downloads}; {hint}, "
+            "or use a folder beside the download folder on the same disk",
+        )
+    if not staging.is_relative_to(downloads):
+        return ()
+    top = staging.relative_to(downloads).parts[0]
+    if top.casefold().startswith(OWN_PREFIX):
+        return ()
+    return (
+        f"{source}: paths.staging: {staging} is inside the download folder, where a put.io "
+        f"item named {top!r} would collide with it; {hint}, name it "
+        f"{downloads / (OWN_PREFIX + '-' + top)}, or put it outside the download folder "
+        "on the same disk",
+    )
+
+
+def _sqlite_file(url: str) -> Path | None:
+    database = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
+    return Path(database) if database and not database.startswith(":memory:") else None
+
+
+def _unwritable(path: Path, is_folder: bool) -> str | None:
+    """Given a path a run will write, return why it cannot (None if it can, or can be made)."""
+    if path.exists():
+        if path.is_dir() != is_folder:
+            return f"{path} exists but is {'not ' if is_folder else ''}a folder"
+        mode = os.W_OK | (os.X_OK if is_folder else 0)
+        return None if os.access(path, mode) else f"{path} is not writable"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"cannot create {path}: {ancestor} is not a writable folder"
+    return None

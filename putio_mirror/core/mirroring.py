@@ -1,0 +1,345 @@
+"""The reconciler's rules for files: what to fetch, place, delete on put.io and tidy in staging.
+
+A file's life: fetched into staging → verified in staging → placed in the download
+folder (journaled with its path) → optionally deleted on put.io. Each rule here is pure
+(``reconcile.py`` calls them in order): it pairs put.io's files with the journal's
+records and the staging folder's entries by file id, never by name.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from putio_mirror.core.naming import local_paths
+from putio_mirror.core.plan import (
+    Action,
+    AdoptLocal,
+    DeleteRemote,
+    Download,
+    Note,
+    PlaceItem,
+    TidyStaging,
+)
+from putio_mirror.core.selection import is_wanted
+from putio_mirror.core.state import (
+    FINISHED_STATUSES,
+    DownloadRecord,
+    LocalFacts,
+    Policy,
+    RemoteFile,
+    Snapshot,
+    StagedEntry,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTree:
+    """Indexes over the remote files that several rules need."""
+
+    by_id: Mapping[int, RemoteFile]
+    children: Mapping[int, tuple[int, ...]]
+    paths: Mapping[int, str]
+    #: files that are mirrored: under the root, regular, and kept by the filters
+    wanted: frozenset[int]
+
+    def all_named(self, item_id: int) -> bool:
+        """Whether the item and everything in it is in the mirrored tree (a shared folder
+        inside it is not: deleting the item would delete what was never mirrored)."""
+        pending = [item_id]
+        while pending:
+            current = pending.pop()
+            if current not in self.paths:
+                return False
+            pending.extend(self.children.get(current, ()))
+        return True
+
+    def files_under(self, item_id: int) -> list[RemoteFile]:
+        """Given an item id, return every wanted file in it (the item itself if a file)."""
+        found: list[RemoteFile] = []
+        pending = [item_id]
+        while pending:
+            current = self.by_id.get(pending.pop())
+            if current is None:
+                continue
+            if current.is_folder:
+                pending.extend(self.children.get(current.id, ()))
+            elif current.id in self.wanted:
+                found.append(current)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What this plan will verify: file id -> action key, and which stay staged."""
+
+    keys: Mapping[int, str]
+    staged: frozenset[int]
+
+    @classmethod
+    def of(cls, fetches: list[Download], adopted: list[AdoptLocal]) -> Pending:
+        keys = {action.file_id: action.key for action in fetches}
+        keys.update((action.file_id, action.key) for action in adopted)
+        return cls(keys, frozenset(action.file_id for action in fetches if action.staged))
+
+
+def index_tree(files: Iterable[RemoteFile], policy: Policy) -> RemoteTree:
+    by_id = {item.id: item for item in files}
+    children: defaultdict[int, list[int]] = defaultdict(list)
+    for item in by_id.values():
+        children[item.parent_id].append(item.id)
+    frozen_children = {parent: tuple(sorted(ids)) for parent, ids in children.items()}
+    paths = local_paths(list(by_id.values()), policy.remote_root_id)
+    wanted = frozenset(
+        item_id
+        for item_id, relative in paths.items()
+        if not by_id[item_id].is_folder and is_wanted(relative, by_id[item_id].size, policy.filters)
+    )
+    return RemoteTree(by_id, frozen_children, paths, wanted)
+
+
+def plan_downloads(
+    snapshot: Snapshot, policy: Policy, tree: RemoteTree, notes: list[Note], now: datetime
+) -> tuple[list[Download], list[AdoptLocal]]:
+    """Return (downloads, adoptions) for every mirrored file not yet verified, or verified
+    but neither placed nor waiting in staging (its verified bytes were lost)."""
+    downloads, local = snapshot.journal.downloads, snapshot.local
+    fetches: list[Download] = []
+    adopted: list[AdoptLocal] = []
+    for file_id in sorted(tree.wanted, key=lambda wanted: tree.paths[wanted]):
+        record = downloads.get(file_id)
+        if record is not None and (
+            record.is_placed or (record.is_verified and file_id in local.verified)
+        ):
+            continue  # mirrored, or verified and waiting in staging for its placement
+        remote, relative = tree.by_id[file_id], tree.paths[file_id]
+        retry_at = _retry_at(record, policy)
+        if record is not None and retry_at is not None and now < retry_at:
+            notes.append(_backing_off(relative, record, retry_at))
+            continue
+        staged = _staged(relative, policy, local)
+        present = None if staged or file_id in local.verified else local.present.get(relative)
+        if present is None:
+            resume = local.verified.get(file_id) or local.partial.get(file_id, 0)
+            again = record is not None and record.is_verified
+            fetches.append(
+                Download(
+                    file_id, relative, remote.size, remote.crc32, resume, staged=staged, again=again
+                )
+            )
+        elif present == remote.size:
+            adopted.append(AdoptLocal(file_id, relative, remote.size, remote.crc32))
+        else:
+            notes.append(
+                Note(
+                    "warning", f"{relative}: a different local file is in the way; not overwriting"
+                )
+            )
+    return fetches, adopted
+
+
+def _retry_at(record: DownloadRecord | None, policy: Policy) -> datetime | None:
+    """When a file that failed may be tried again: the wait doubles with each failure."""
+    if record is None or record.failures <= 0 or record.last_failure_at is None:
+        return None
+    minutes = policy.retry_after_failure_minutes * 2 ** min(record.failures - 1, 20)
+    wait = min(timedelta(minutes=minutes), timedelta(hours=policy.retry_after_failure_cap_hours))
+    return record.last_failure_at + wait
+
+
+def _backing_off(relative: str, record: DownloadRecord, retry_at: datetime) -> Note:
+    error = f": {record.last_error}" if record.last_error else ""
+    return Note(
+        "warning",
+        f"{relative}: failed {record.failures} time(s){error}; "
+        f"next try after {retry_at:%Y-%m-%d %H:%M} UTC",
+    )
+
+
+def _staged(relative: str, policy: Policy, local: LocalFacts) -> bool:
+    """Files of a folder item not yet in the download folder wait in staging for the item."""
+    item, separator, _ = relative.partition("/")
+    return policy.item_placement and bool(separator) and item not in local.present_items
+
+
+def _unfinished_items(snapshot: Snapshot, tree: RemoteTree, root_id: int) -> frozenset[int]:
+    """The top-level items that a transfer still works on (e.g. COMPLETING): put.io may
+    not list all their files yet, so they are neither placed nor deleted."""
+    items: set[int] = set()
+    for transfer in snapshot.transfers:
+        if transfer.file_id is None or transfer.status in FINISHED_STATUSES:
+            continue
+        current = tree.by_id.get(transfer.file_id)
+        while current is not None and current.parent_id != root_id:
+            current = tree.by_id.get(current.parent_id)
+        if current is not None:
+            items.add(current.id)
+    return frozenset(items)
+
+
+def plan_placements(
+    snapshot: Snapshot, policy: Policy, tree: RemoteTree, pending: Pending
+) -> list[PlaceItem]:
+    """Place the verified files waiting in staging, item by item.
+
+    A folder item that does not exist yet waits until every wanted file of it is
+    verified or verified in this plan, then appears whole; one that exists already
+    (or with item placement off) takes whatever is verified, file by file.
+    """
+    unfinished = _unfinished_items(snapshot, tree, policy.remote_root_id)
+    actions: list[PlaceItem] = []
+    for item_id in tree.children.get(policy.remote_root_id, ()):
+        name = tree.paths.get(item_id)
+        if name is None or item_id in unfinished:
+            continue
+        waiting, requires, whole = _waiting_files(item_id, tree, pending, snapshot)
+        if not waiting:
+            continue
+        as_folder = tree.by_id[item_id].is_folder and policy.item_placement
+        if as_folder and name not in snapshot.local.present_items and not whole:
+            continue  # the item appears whole or not at all
+        folder = as_folder and name not in snapshot.local.present_items
+        actions.append(
+            PlaceItem(name, item_id, tuple(waiting), folder, requires=tuple(sorted(requires)))
+        )
+    return actions
+
+
+def _waiting_files(
+    item_id: int, tree: RemoteTree, pending: Pending, snapshot: Snapshot
+) -> tuple[list[tuple[int, str]], set[str], bool]:
+    """Return an item's files to place (id, path), the keys they wait on, and whether
+    every wanted file of the item is placed or coming."""
+    waiting: list[tuple[int, str]] = []
+    requires: set[str] = set()
+    whole = True
+    for remote in tree.files_under(item_id):
+        record = snapshot.journal.downloads.get(remote.id)
+        if record is not None and record.is_placed:
+            continue
+        if remote.id in pending.staged:
+            requires.add(pending.keys[remote.id])
+        elif not (
+            record is not None and record.is_verified and remote.id in snapshot.local.verified
+        ):
+            whole = whole and remote.id in pending.keys  # a direct download places itself
+            continue
+        waiting.append((remote.id, tree.paths[remote.id]))
+    return sorted(waiting, key=lambda pair: pair[1]), requires, whole
+
+
+def requirements_for_item(
+    item_id: int, tree: RemoteTree, pending: Mapping[int, str], snapshot: Snapshot
+) -> set[str] | None:
+    waits: set[str] = set()
+    for remote in tree.files_under(item_id):
+        record = snapshot.journal.downloads.get(remote.id)
+        if record is not None and record.is_verified:
+            continue
+        if remote.id not in pending:
+            return None
+        waits.add(pending[remote.id])
+    return waits
+
+
+def plan_deletes(
+    snapshot: Snapshot,
+    policy: Policy,
+    tree: RemoteTree,
+    pending: Pending,
+    placements: list[PlaceItem],
+) -> list[Action]:
+    """Delete each top-level remote item once every wanted file of it is placed locally
+    (or is placed by this plan first): never while a copy sits only in staging."""
+    unfinished = _unfinished_items(snapshot, tree, policy.remote_root_id)
+    placing = {action.item_id: action for action in placements}
+    actions: list[Action] = []
+    for item_id in tree.children.get(policy.remote_root_id, ()):
+        files = tree.files_under(item_id)
+        if item_id in unfinished or not files or not tree.all_named(item_id):
+            continue  # nothing or not all of it is mirrored (or put.io is still at it): it stays
+        waits = _placement_requirements(files, placing.get(item_id), pending, snapshot)
+        if waits is not None:
+            name = tree.by_id[item_id].name
+            actions.append(DeleteRemote(item_id, name, requires=tuple(sorted(waits))))
+    return actions
+
+
+def _placement_requirements(
+    files: list[RemoteFile], placing: PlaceItem | None, pending: Pending, snapshot: Snapshot
+) -> set[str] | None:
+    """Return the keys that must succeed before these files are all placed; None if some
+    will not be placed in this run."""
+    to_place = {file_id for file_id, _ in placing.files} if placing else set()
+    waits: set[str] = set()
+    for remote in files:
+        record = snapshot.journal.downloads.get(remote.id)
+        if record is not None and record.is_placed:
+            continue
+        if placing is not None and remote.id in to_place:
+            waits.add(placing.key)
+        elif remote.id in pending.keys and remote.id not in pending.staged:
+            waits.add(pending.keys[remote.id])  # a direct download or adoption places it
+        else:
+            return None
+    return waits
+
+
+def plan_tidy(
+    snapshot: Snapshot,
+    policy: Policy,
+    tree: RemoteTree,
+    now: datetime,
+    pending: Pending,
+    placements: list[PlaceItem],
+) -> list[Action]:
+    """Remove staging leftovers of ids no longer wanted, once they are older than the
+    grace period. When put.io lists nothing at all (an outage may look like that, or an
+    account emptied by ``delete_remote_after``) only what is surely a leftover goes: the
+    copy of a placed file, a build folder's links."""
+    grace = timedelta(hours=policy.orphan_grace_hours)
+    building = {action.item_id for action in placements}
+    actions: list[Action] = []
+    for entry in snapshot.local.staging:
+        if now - entry.modified_at < grace or entry.remote_id in pending.keys:
+            continue
+        if entry.kind == "build" and entry.remote_id in building:
+            continue
+        if entry.kind != "build" and _still_needed(entry.kind, entry.remote_id, tree, snapshot):
+            continue
+        if not snapshot.files and not _surely_left_over(entry, snapshot):
+            continue
+        actions.append(
+            TidyStaging(entry.kind, entry.remote_id, entry.size, why=_orphan_reason(entry, tree))
+        )
+    return actions
+
+
+def _surely_left_over(entry: StagedEntry, snapshot: Snapshot) -> bool:
+    record = snapshot.journal.downloads.get(entry.remote_id)
+    return entry.kind == "build" or (
+        entry.kind == "verified" and record is not None and record.is_placed
+    )
+
+
+def _still_needed(kind: str, file_id: int, tree: RemoteTree, snapshot: Snapshot) -> bool:
+    """A part of a wanted file not yet verified (it may be backing off), or verified bytes
+    of a wanted file not yet placed, are still needed."""
+    if file_id not in tree.wanted:
+        return False
+    record = snapshot.journal.downloads.get(file_id)
+    if kind == "part":
+        return record is None or not record.is_verified
+    return record is None or not record.is_placed
+
+
+def _orphan_reason(entry: StagedEntry, tree: RemoteTree) -> str:
+    if entry.kind == "build":
+        return "an interrupted placement's links"
+    if entry.remote_id not in tree.by_id:
+        return "gone from put.io"
+    if entry.remote_id not in tree.wanted:
+        return "no longer mirrored"
+    return "placed already"

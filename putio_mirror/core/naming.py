@@ -1,0 +1,198 @@
+"""Local names for put.io's tree: relative paths that can never leave the download folder.
+
+put.io names may hold anything but ``/`` and NUL: ``..``, backslashes, colons,
+control characters, 255-byte names, NFC/NFD twins, duplicates in one folder.
+``safe_component`` turns one such name into one path component that is safe on
+Linux, macOS and Windows-style NAS shares; ``local_paths`` names a whole tree,
+giving siblings that would collide on a case-insensitive or normalising
+filesystem distinct, stable names.
+
+Every unsafe character becomes ``_`` (plain ASCII, so the result reads the same
+in every terminal and on every share). Pure: no files, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+from putio_mirror.core.state import REGULAR_FOLDER, RemoteFile
+
+#: The top-level folder of the download folder where ``.part`` files grow.
+STAGING_DIR_NAME = ".putio-mirror-staging"
+#: What every unsafe character is replaced by.
+SUBSTITUTE = "_"
+#: The longest file name (in bytes of UTF-8) that ext4, APFS, NTFS and SMB all accept.
+MAX_COMPONENT_BYTES = 255
+
+# Names beginning with this are ours (staging, journal side files) and are never
+# produced for put.io items, whatever their case.
+OWN_PREFIX = ".putio-mirror"
+# Separators, Windows' forbidden printable characters, C0, DEL, C1, and lone
+# surrogates (JSON may carry them; they cannot be encoded as UTF-8).
+_UNSAFE = re.compile('[/\\\\:*?"<>|\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff]')
+# Device names Windows reserves in any case and with any extension.
+_WINDOWS_RESERVED = re.compile(r"con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³]|conin\$|conout\$", re.I)
+# An extension longer than this, or holding a space, is part of the name.
+_MAX_EXTENSION_CHARS = 16
+
+
+def safe_component(name: str) -> str:
+    """Given a put.io name, return one path component safe on every common filesystem.
+
+    The result is NFC, non-empty, not ``.`` or ``..``, free of separators and
+    control characters, not ending in a space or dot, not starting with ``-``,
+    not a Windows device name, not starting with ``.putio-mirror``, and at most
+    255 bytes of UTF-8 (the extension kept where possible).
+    """
+    text = _UNSAFE.sub(SUBSTITUTE, unicodedata.normalize("NFC", name))
+    # Windows drops trailing spaces and dots, so "a." and "a" would be one file.
+    text = text.rstrip(" .") or SUBSTITUTE
+    if text.startswith("-") or text.casefold().startswith(OWN_PREFIX):
+        # "-rf" must never be read as an option; ".putio-mirror…" is our namespace.
+        text = SUBSTITUTE + text
+    head, dot, rest = text.partition(".")
+    if _WINDOWS_RESERVED.fullmatch(head.rstrip(" ")):
+        text = f"{head}{SUBSTITUTE}{dot}{rest}"
+    if _utf8_length(text) > MAX_COMPONENT_BYTES:
+        stem, extension = split_extension(text)
+        text = _fit(stem, extension).rstrip(" .") or SUBSTITUTE
+    return text
+
+
+def split_extension(name: str) -> tuple[str, str]:
+    """Given a file name, return (stem, extension) where extension is ``""`` or ``".ext"``.
+
+    A leading dot (``.nfo``-style hidden names) starts no extension, and a long
+    or spaced "extension" is just a dot in the name.
+    """
+    index = name.rfind(".")
+    if index <= 0:
+        return name, ""
+    extension = name[index:]
+    if len(extension) > _MAX_EXTENSION_CHARS or " " in extension:
+        return name, ""
+    return name[:index], extension
+
+
+def collision_key(name: str) -> str:
+    """Given a name, return the key under which case-insensitive, normalising filesystems
+    see it (NFC, case-folded)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+def local_paths(
+    files: Sequence[RemoteFile],
+    root_id: int,
+    reserved: frozenset[str] = frozenset({STAGING_DIR_NAME}),
+) -> dict[int, str]:
+    """Given the whole put.io tree and the id of the folder to mirror, return a relative
+    POSIX path for every item under that folder (the folder itself excluded).
+
+    Items in non-``REGULAR`` folders, and items whose parent chain is broken or
+    cyclic, are omitted. Colliding siblings get distinct, stable names (see
+    ``sibling_names``); a top-level name in ``reserved`` is renamed the same way.
+    """
+    by_id = _first_by_id(files)
+    root = by_id.get(root_id)
+    if root_id != 0 and root is not None and not _is_descendable(root):
+        return {}
+    children = _children_by_parent(by_id.values())
+    reserved_keys = frozenset(collision_key(name) for name in reserved)
+    paths: dict[int, str] = {}
+    seen = {root_id}
+    queue: deque[tuple[int, str]] = deque([(root_id, "")])
+    while queue:
+        folder_id, prefix = queue.popleft()
+        kids = [item for item in children.get(folder_id, ()) if item.id not in seen]
+        taken = reserved_keys if folder_id == root_id else frozenset()
+        for item, name in sibling_names(kids, taken):
+            seen.add(item.id)
+            path = f"{prefix}{name}"
+            paths[item.id] = path
+            if item.is_folder:
+                queue.append((item.id, f"{path}/"))
+    return paths
+
+
+def sibling_names(
+    siblings: Iterable[RemoteFile], taken: frozenset[str] = frozenset()
+) -> list[tuple[RemoteFile, str]]:
+    """Given the items of one folder, return each with a local name unique under
+    ``collision_key``, in id order.
+
+    Of the items whose safe names collide, the lowest id keeps the plain name and
+    each other gets `` (putio-<id>)`` before its extension (files) or at its end
+    (folders): stable, because put.io ids never change. Names whose key is in
+    ``taken`` are renamed the same way.
+    """
+    ordered = sorted(siblings, key=lambda item: item.id)
+    candidates = [(item, safe_component(item.name)) for item in ordered]
+    used = set(taken)
+    renamed: set[int] = set()
+    for item, name in candidates:
+        key = collision_key(name)
+        if key in used:
+            renamed.add(item.id)
+        used.add(key)
+    return [
+        (item, _unique_variant(item, name, used) if item.id in renamed else name)
+        for item, name in candidates
+    ]
+
+
+def _unique_variant(item: RemoteFile, plain: str, used: set[str]) -> str:
+    """Given a colliding item and its safe name, return a variant whose key is not in
+    ``used`` (and add it)."""
+    stem, extension = (plain, "") if item.is_folder else split_extension(plain)
+    tag = f"putio-{item.id}"
+    attempt = 1
+    while True:
+        candidate = _fit(stem, f" ({tag}){extension}")
+        key = collision_key(candidate)
+        if key not in used:
+            used.add(key)
+            return candidate
+        # Only a sibling literally named like our variant can get here.
+        attempt += 1
+        tag = f"putio-{item.id}-{attempt}"
+
+
+def _fit(stem: str, tail: str) -> str:
+    """Given a stem and a tail that must be kept whole, return stem + tail cut to
+    ``MAX_COMPONENT_BYTES`` without splitting a character of the stem."""
+    room = MAX_COMPONENT_BYTES - _utf8_length(tail)
+    encoded = stem.encode("utf-8")
+    if len(encoded) > room:
+        # "ignore" drops only the character the cut went through.
+        stem = encoded[: max(room, 0)].decode("utf-8", errors="ignore")
+    return stem + tail
+
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _first_by_id(files: Iterable[RemoteFile]) -> dict[int, RemoteFile]:
+    """Given items, return them by id; of repeated ids the first is kept."""
+    by_id: dict[int, RemoteFile] = {}
+    for item in files:
+        by_id.setdefault(item.id, item)
+    return by_id
+
+
+def _children_by_parent(items: Iterable[RemoteFile]) -> dict[int, list[RemoteFile]]:
+    """Given items, return the usable ones grouped by parent id (shared folders dropped)."""
+    children: dict[int, list[RemoteFile]] = {}
+    for item in items:
+        if item.is_folder and not _is_descendable(item):
+            continue
+        children.setdefault(item.parent_id, []).append(item)
+    return children
+
+
+def _is_descendable(item: RemoteFile) -> bool:
+    """A user's own folder; shared roots and friends' folders are not our data."""
+    return item.is_folder and item.folder_type == REGULAR_FOLDER

@@ -1,0 +1,312 @@
+"""Actions as values, and the Plan that orders them.
+
+An action says what to do, never how. Each has a stable ``key`` (used by the
+journal and for de-duplication), a ``kind`` (what sort of action it is: a
+command such as ``transfers groom`` runs only some kinds), and a ``why`` for humans.
+``requires`` names the keys that must succeed first in the same run; the
+executor skips an action whose requirements did not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from putio_mirror.core.state import StagedKind
+
+ActionKind = Literal[
+    "submit", "reject", "archive", "cancel", "clean", "download", "adopt", "place", "delete", "tidy"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitTorrent:
+    """Upload a blackhole ``.torrent`` to put.io, then move it to ``.submitted/``."""
+
+    kind: ClassVar[ActionKind] = "submit"
+    path: str
+    name: str
+    info_hash: str
+    why: str = "new torrent in the blackhole"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"upload:{self.info_hash}"
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitMagnet:
+    """Add a blackhole ``.magnet``'s URI as a transfer, then move the file to ``.submitted/``."""
+
+    kind: ClassVar[ActionKind] = "submit"
+    path: str
+    name: str
+    info_hash: str
+    uri: str
+    why: str = "new magnet in the blackhole"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"magnet:{self.info_hash}"
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class RejectBlackholeFile:
+    """Move an unusable blackhole file to ``.rejected/`` with a note saying why."""
+
+    kind: ClassVar[ActionKind] = "reject"
+    path: str
+    name: str
+    why: str
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"reject:{self.name}"
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveDuplicate:
+    """A torrent dropped again after it was submitted: file it away, submit nothing."""
+
+    kind: ClassVar[ActionKind] = "archive"
+    path: str
+    name: str
+    info_hash: str
+    why: str = "already submitted earlier"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"archive:{self.name}"
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTransfer:
+    """Cancel a transfer on put.io (stops seeding; its files stay)."""
+
+    kind: ClassVar[ActionKind] = "cancel"
+    transfer_id: int
+    name: str
+    why: str = "seeding"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"cancel:{self.transfer_id}"
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class CleanTransfers:
+    """Remove these finished transfers from put.io's list (their files stay)."""
+
+    kind: ClassVar[ActionKind] = "clean"
+    transfer_ids: tuple[int, ...]
+    names: tuple[str, ...] = ()
+    why: str = "finished and mirrored"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return "clean"
+
+    @property
+    def target(self) -> str:
+        return f"{len(self.transfer_ids)} transfer(s)"
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """Fetch a remote file into staging and verify it; place it at ``relative_path`` unless
+    it is ``staged`` (then it waits in staging for its item's ``PlaceItem``)."""
+
+    kind: ClassVar[ActionKind] = "download"
+    file_id: int
+    relative_path: str
+    size: int
+    crc32: str | None
+    resume_from: int = 0
+    #: kept in staging once verified, to be moved in with its whole item (``PlaceItem``)
+    staged: bool = False
+    #: verified once already, but its verified bytes are gone from staging unplaced
+    again: bool = False
+    why: str = "not yet mirrored"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"download:{self.file_id}"
+
+    @property
+    def target(self) -> str:
+        return self.relative_path
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptLocal:
+    """A file already sits at its local path: verify it and journal it, never fetch it again."""
+
+    kind: ClassVar[ActionKind] = "adopt"
+    file_id: int
+    relative_path: str
+    size: int
+    crc32: str | None
+    why: str = "already present locally"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"adopt:{self.file_id}"
+
+    @property
+    def target(self) -> str:
+        return self.relative_path
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceItem:
+    """Move an item's verified files from staging into the download folder.
+
+    ``files`` are the (file id, relative path) pairs still to place. A folder item
+    whose folder does not exist yet appears whole with one rename; otherwise the
+    files move in one by one, never overwriting.
+    """
+
+    kind: ClassVar[ActionKind] = "place"
+    name: str
+    item_id: int
+    files: tuple[tuple[int, str], ...]
+    folder: bool = True
+    why: str = "every file verified"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"place:{self.item_id}"
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRemote:
+    """Delete a remote item once everything in it is mirrored and verified."""
+
+    kind: ClassVar[ActionKind] = "delete"
+    file_id: int
+    name: str
+    why: str = "mirrored and verified"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"delete-remote:{self.file_id}"
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class TidyStaging:
+    """Remove a leftover of ours from staging: a part, verified bytes or a build folder of a
+    put.io id that is no longer wanted (deleted on put.io, filtered out, placed already)."""
+
+    kind: ClassVar[ActionKind] = "tidy"
+    entry_kind: StagedKind
+    remote_id: int
+    size: int
+    why: str = "no longer wanted"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"tidy:{self.entry_kind}:{self.remote_id}"
+
+    @property
+    def target(self) -> str:
+        return f"staging {self.entry_kind} {self.remote_id}"
+
+
+Action = (
+    SubmitTorrent
+    | SubmitMagnet
+    | RejectBlackholeFile
+    | ArchiveDuplicate
+    | CancelTransfer
+    | CleanTransfers
+    | Download
+    | AdoptLocal
+    | PlaceItem
+    | DeleteRemote
+    | TidyStaging
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something the user should hear about that is not an action (a warning, a skip)."""
+
+    level: Literal["info", "warning"]
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An ordered tuple of actions plus notes; immutable, comparable, printable."""
+
+    actions: tuple[Action, ...] = ()
+    notes: tuple[Note, ...] = field(default=())
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self.actions)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def only(self, kinds: Iterable[ActionKind], limit_downloads: int | None = None) -> Plan:
+        """Given some kinds, return the plan of just those actions (what a command
+        that runs only part of the plan, such as ``transfers groom``, executes).
+
+        ``limit_downloads`` keeps only the first N downloads
+        (``files download --limit N``).
+        """
+        wanted = set(kinds)
+        kept: list[Action] = []
+        downloads = 0
+        for action in self.actions:
+            if action.kind not in wanted:
+                continue
+            if action.kind == "download" and limit_downloads is not None:
+                if downloads >= limit_downloads:
+                    continue
+                downloads += 1
+            kept.append(action)
+        return Plan(tuple(kept), self.notes)
+
+    def count(self, kind: ActionKind) -> int:
+        return sum(1 for action in self.actions if action.kind == kind)

@@ -1,0 +1,240 @@
+"""The reconciler: given a Snapshot of the world and a Policy, decide the Plan.
+
+Pure: no files, no HTTP, no database, no clock (``now`` is passed in). It pairs
+what should exist with what does by stable keys (info-hash, file id,
+transfer id) and applies one small rule per concern. The executor performs
+the actions; the next run observes again, so a crash anywhere is repaired by
+planning again (level-triggered, like vdirsyncer's ``_get_actions``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from putio_mirror.core.mirroring import (
+    Pending,
+    RemoteTree,
+    index_tree,
+    plan_deletes,
+    plan_downloads,
+    plan_placements,
+    plan_tidy,
+    requirements_for_item,
+)
+from putio_mirror.core.plan import (
+    Action,
+    AdoptLocal,
+    ArchiveDuplicate,
+    CancelTransfer,
+    CleanTransfers,
+    Download,
+    Note,
+    PlaceItem,
+    Plan,
+    RejectBlackholeFile,
+    SubmitMagnet,
+    SubmitTorrent,
+)
+from putio_mirror.core.state import (
+    BlackholeItem,
+    Policy,
+    Snapshot,
+    Transfer,
+)
+
+SECONDS_PER_HOUR = 3600
+
+
+def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
+    """Given the world and the desired state, return the actions that close the gap.
+
+    ``now`` judges seeding age when put.io does not report it, how long a failed file
+    waits before its next try, and the age of staging leftovers; it is an argument so
+    the function stays pure and deterministic.
+    """
+    tree = index_tree(snapshot.files, policy)
+    notes: list[Note] = []
+    actions: list[Action] = []
+    if policy.submit_blackhole:
+        actions += _plan_blackhole(snapshot, notes)
+    fetches: list[Download] = []
+    adopted: list[AdoptLocal] = []
+    placements: list[PlaceItem] = []
+    if policy.download:
+        fetches, adopted = plan_downloads(snapshot, policy, tree, notes, now)
+        pending = Pending.of(fetches, adopted)
+        placements = plan_placements(snapshot, policy, tree, pending)
+    else:
+        pending = Pending.of([], [])
+    actions += [*fetches, *adopted, *placements]
+    actions += _plan_cancels(snapshot, policy, now)
+    actions += _plan_clean(snapshot, policy, tree, pending.keys, notes)
+    if policy.delete_remote_after_download and policy.download:
+        actions += plan_deletes(snapshot, policy, tree, pending, placements)
+    if policy.download:
+        actions += plan_tidy(snapshot, policy, tree, now, pending, placements)
+    notes += _transfer_errors(snapshot.transfers)
+    return Plan(tuple(actions), tuple(notes))
+
+
+def _plan_blackhole(snapshot: Snapshot, notes: list[Note]) -> list[Action]:
+    # A submission without a transfer id was only attempted: put.io's answer never came.
+    # If put.io has the transfer, it was created (archive; it is ours); if not, submit again.
+    submitted = {
+        key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
+    }
+    on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
+    first_key: dict[str, str] = {}
+    actions: list[Action] = []
+    for item in sorted(snapshot.blackhole, key=lambda entry: entry.name):
+        if item.problem is not None or item.info_hash is None:
+            actions.append(RejectBlackholeFile(item.path, item.name, item.problem or "unusable"))
+        elif item.info_hash in submitted or item.info_hash in on_putio:
+            where = "submitted earlier" if item.info_hash in submitted else "already on put.io"
+            notes.append(
+                Note("warning", f"{item.name}: this torrent was {where}; not adding it again")
+            )
+            actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, why=where))
+        elif item.info_hash in first_key:
+            requires = (first_key[item.info_hash],)
+            why = "same torrent as another file in this scan"
+            actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, why, requires))
+        else:
+            action = _submit(item, item.info_hash)
+            first_key[item.info_hash] = action.key
+            actions.append(action)
+    return actions
+
+
+def _submit(item: BlackholeItem, info_hash: str) -> SubmitTorrent | SubmitMagnet:
+    if item.kind == "magnet" and item.magnet_uri:
+        return SubmitMagnet(item.path, item.name, info_hash, item.magnet_uri)
+    return SubmitTorrent(item.path, item.name, info_hash)
+
+
+def _is_ours(transfer: Transfer, snapshot: Snapshot, policy: Policy) -> bool:
+    if policy.manage_foreign_transfers:
+        return True
+    own = snapshot.journal.own_transfer_ids
+    return transfer.id in own or (transfer.hash or "") in snapshot.journal.submissions
+
+
+def _plan_cancels(snapshot: Snapshot, policy: Policy, now: datetime) -> list[Action]:
+    if not policy.cancel_seeding:
+        return []
+    return [
+        CancelTransfer(transfer.id, transfer.name, why=_seeding_reason(transfer, policy, now))
+        for transfer in sorted(snapshot.transfers, key=lambda entry: entry.id)
+        if transfer.is_seeding
+        and _is_ours(transfer, snapshot, policy)
+        and _seeded_enough(transfer, policy, now)
+    ]
+
+
+def _seeding_hours(transfer: Transfer, now: datetime) -> float:
+    """put.io's own counter when it gives one, else the time since the transfer finished."""
+    if transfer.seconds_seeding is not None:
+        return transfer.seconds_seeding / SECONDS_PER_HOUR
+    if transfer.finished_at is not None:
+        return max(0.0, (now - transfer.finished_at).total_seconds() / SECONDS_PER_HOUR)
+    return 0.0
+
+
+def _seeded_enough(transfer: Transfer, policy: Policy, now: datetime) -> bool:
+    """Seeding stops after the configured hours, or earlier once the ratio is reached."""
+    if _seeding_hours(transfer, now) >= policy.seeding_min_hours:
+        return True
+    ratio = transfer.current_ratio
+    return (
+        policy.seeding_min_ratio is not None
+        and ratio is not None
+        and (ratio >= policy.seeding_min_ratio)
+    )
+
+
+def _seeding_reason(transfer: Transfer, policy: Policy, now: datetime) -> str:
+    if policy.seeding_min_hours <= 0 and policy.seeding_min_ratio is None:
+        return "seeding"
+    hours = _seeding_hours(transfer, now)
+    return f"seeding for {hours:.1f} h, ratio {transfer.current_ratio or 0:.2f}"
+
+
+def _plan_clean(
+    snapshot: Snapshot,
+    policy: Policy,
+    tree: RemoteTree,
+    pending: Mapping[int, str],
+    notes: list[Note],
+) -> list[Action]:
+    """Clean finished transfers whose files are mirrored (or will be, earlier in this plan)."""
+    if not policy.clean_finished:
+        return []
+    ids: list[int] = []
+    names: list[str] = []
+    requires: set[str] = set()
+    for transfer in sorted(snapshot.transfers, key=lambda entry: entry.id):
+        if transfer.status != "COMPLETED" or not _is_ours(transfer, snapshot, policy):
+            continue
+        waits = _mirror_requirements(transfer, policy, tree, pending, snapshot)
+        if waits is None:
+            notes.append(
+                Note("info", f"transfer {transfer.name}: not cleaned until it is mirrored")
+            )
+            continue
+        ids.append(transfer.id)
+        names.append(transfer.name)
+        requires.update(waits)
+    if not ids:
+        return []
+    return [CleanTransfers(tuple(ids), tuple(names), requires=tuple(sorted(requires)))]
+
+
+def _mirror_requirements(
+    transfer: Transfer,
+    policy: Policy,
+    tree: RemoteTree,
+    pending: Mapping[int, str],
+    snapshot: Snapshot,
+) -> set[str] | None:
+    """Return the action keys the transfer's files wait on; None if they can't be mirrored now."""
+    if not policy.download or transfer.file_id is None or transfer.file_id not in tree.by_id:
+        return set()  # nothing of it left to mirror: cleaning loses nothing
+    if transfer.file_id not in tree.paths:
+        return None  # outside the mirrored folder: not ours to judge
+    return requirements_for_item(transfer.file_id, tree, pending, snapshot)
+
+
+def _transfer_errors(transfers: Iterable[Transfer]) -> list[Note]:
+    return [
+        Note(
+            "warning", f"transfer {transfer.name} failed on put.io: {transfer.error_message or '?'}"
+        )
+        for transfer in sorted(transfers, key=lambda entry: entry.id)
+        if transfer.status == "ERROR"
+    ]
+
+
+def safety_violations(plan: Plan, snapshot: Snapshot, policy: Policy) -> list[str]:
+    """Given a plan, return why it is too destructive to run without ``--force`` (empty: fine)."""
+    limits = policy.limits
+    problems: list[str] = []
+    cancels = plan.count("cancel")
+    cleans = sum(len(action.transfer_ids) for action in plan if isinstance(action, CleanTransfers))
+    deletes = plan.count("delete")
+    if cancels > limits.max_cancels:
+        problems.append(f"it would cancel {cancels} transfers (limit {limits.max_cancels})")
+    if cleans > limits.max_cleans:
+        problems.append(f"it would clean {cleans} transfers (limit {limits.max_cleans})")
+    if deletes > limits.max_remote_deletes:
+        problems.append(
+            f"it would delete {deletes} items on put.io (limit {limits.max_remote_deletes})"
+        )
+    remote_files = sum(1 for item in snapshot.files if not item.is_folder)
+    known = sum(1 for record in snapshot.journal.downloads.values() if record.is_verified)
+    destructive = cancels + cleans + deletes
+    if remote_files == 0 and known >= limits.vanished_threshold and destructive:
+        problems.append(
+            f"put.io lists no files at all while the journal knows {known} mirrored files"
+        )
+    return problems

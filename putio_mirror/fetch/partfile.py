@@ -1,0 +1,258 @@
+"""The part file on disk, as both downloaders promise it: opened safely, synced, verified.
+
+Both engines promise the same: the final CRC32 proves the bytes on disk. Bytes found
+in a part when a fetch resumes are read back and checked (``measure`` for a
+sequential part, the sidecar's per-segment CRC32s for a segmented one); bytes fetched
+now are CRC'd from the buffer they were written from and count as kept only once a
+sync covering them succeeded (``WriteBehind``). A failed sync fails the file: the
+kernel reports a write-back error once, and a later fsync returns 0.
+
+Part files and sidecars are opened with ``O_NOFOLLOW`` in a folder that is no symlink:
+a symlink planted in staging is refused (``UnsafePathError``), never written through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from putio_mirror.core.errors import ChecksumMismatchError, ItemError, NoSpaceError, UnsafePathError
+from putio_mirror.fetch.crc import crc32
+from putio_mirror.fetch.nodehttp import FileToFetch, expected_crc
+
+logger = logging.getLogger(__name__)
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: puts a file's written bytes on disk; raises OSError if the disk refuses
+SyncFunction = Callable[[int], None]
+#: bytes written between two background syncs: what a kill -9 or power cut may cost
+SYNC_EVERY = 16 * 1024 * 1024
+
+
+def sync_data(fd: int) -> None:
+    """Given a descriptor, put the file's written bytes (and its length) on disk; raise
+    OSError if the disk refuses."""
+    if hasattr(os, "fdatasync"):  # not on macOS
+        os.fdatasync(fd)
+    else:
+        os.fsync(fd)
+
+
+def check_whole(item: FileToFetch, length: int, crc: int) -> None:
+    """Given a part's length and the CRC32 of its bytes, return if they are put.io's file
+    (on the size alone, with a warning, if put.io lists no CRC32); raise
+    ChecksumMismatchError if not."""
+    actual, expected = f"{crc:08x}", expected_crc(item)
+    if length == item.size and expected is None:
+        logger.warning(
+            "put.io lists no CRC32 for file %d: %s verified on its size alone",
+            item.file_id,
+            item.part_path.name,
+        )
+        return
+    if length == item.size and expected == actual:
+        return
+    raise ChecksumMismatchError(
+        f"put.io file {item.file_id}: expected {item.size} bytes with CRC32 {expected}, "
+        f"got {length} bytes with CRC32 {actual}",
+        f"the bytes in {item.part_path} differ from put.io's; remove it to download again",
+    )
+
+
+def refuse_symlink(path: Path) -> None:
+    """Given a staging path, raise UnsafePathError if it is a symlink."""
+    if path.is_symlink():
+        raise _symlink_refused(path)
+
+
+def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
+    """Given a part or sidecar path, return a descriptor opened with ``O_NOFOLLOW``;
+    raise UnsafePathError if the path is a symlink, OSError for any other trouble."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, mode)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise _symlink_refused(path) from exc
+
+
+def _symlink_refused(path: Path) -> UnsafePathError:
+    return UnsafePathError(
+        f"{path} is a symlink; putio-mirror does not write through one",
+        f"staging holds only putio-mirror's own files: remove {path}, the next run "
+        "downloads the file again",
+    )
+
+
+def prepare(item: FileToFetch) -> None:
+    """Given a file to fetch, make its folder; empty its part if it is longer than the
+    file; raise UnsafePathError if the folder or the part is a symlink."""
+    folder = item.part_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    refuse_symlink(folder)
+    refuse_symlink(item.part_path)
+    if (size_of(item.part_path) or 0) > item.size:
+        fd = open_nofollow(item.part_path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
+
+
+def measure(path: Path, chunk_size: int = 1024 * 1024) -> tuple[int, int]:
+    """Given a part file, return its length and the CRC32 of its bytes as read from it
+    (0, 0 if absent); raise UnsafePathError if it is a symlink."""
+    try:
+        fd = open_nofollow(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0, 0
+    length, crc = 0, 0
+    with os.fdopen(fd, "rb") as existing:
+        while block := existing.read(chunk_size):
+            length += len(block)
+            crc = crc32(block, crc)
+    return length, crc
+
+
+def size_of(path: Path) -> int | None:
+    """Given a path, return the length of its file, not following a symlink (None if
+    there is none)."""
+    try:
+        return path.lstat().st_size
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def no_space_is_item_error(path: Path) -> Iterator[None]:
+    """Within this block, turn a full disk or quota into NoSpaceError naming the folder."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise
+        raise disk_error(path, exc) from exc
+
+
+def pwrite_all(path: Path, fd: int, view: memoryview, offset: int) -> None:
+    """Given a part's descriptor, write all of ``view`` at ``offset``; raise NoSpaceError
+    if the disk is full."""
+    with no_space_is_item_error(path):
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
+
+
+def disk_error(path: Path, exc: OSError) -> ItemError:
+    """Given a write or sync of ``path`` the disk refused, return the error that fails
+    the file: NoSpaceError for a full disk or quota, else an ItemError (an I/O error)."""
+    if exc.errno in _NO_SPACE:
+        return NoSpaceError(
+            f"no room left to write {path.name}",
+            f"free some space in {path.parent} (or raise the quota); the download resumes",
+        )
+    return ItemError(
+        f"the disk failed to store {path} ({exc.strerror or exc})",
+        "check the disk (dmesg, SMART); the next run fetches again whatever was not "
+        "on disk for sure",
+    )
+
+
+def _nothing_to_promote() -> Callable[[], None]:
+    return lambda: None
+
+
+class WriteBehind:
+    """Put written bytes on disk early, on a helper thread, and then out of the page cache.
+
+    Without it a large download sits in the page cache until the sync before
+    placement, which then writes everything at once (half a second per GiB here).
+    Every ``every`` bytes ``sync`` (``fdatasync``) runs in the background, overlapping
+    the disk with the network, so ``finish`` has little left to do. Bytes on disk are
+    dropped from the page cache (``POSIX_FADV_DONTNEED``): a 50 GB download does not
+    push out what the machine's other services keep cached, and the kernel recycles a
+    few pages instead of finding new ones (2 GiB download here: system time 1.9 s →
+    1.45 s). It never blocks the writer.
+
+    ``on_sync`` is called as each sync starts, and what it returns once that sync
+    succeeded: so a caller records as safe only progress made before a sync began.
+    A failed sync is raised by the next ``wrote`` and by ``finish``, never dropped:
+    Linux reports a write-back error once, and a later fsync returns 0.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        path: Path,
+        *,
+        every: int = SYNC_EVERY,
+        sync: SyncFunction = sync_data,
+        on_sync: Callable[[], Callable[[], None]] = _nothing_to_promote,
+    ) -> None:
+        self._fd = fd
+        self._path = path
+        self._every = every
+        self._sync = sync
+        self._on_sync = on_sync
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._failure: BaseException | None = None
+
+    def wrote(self, amount: int) -> None:
+        """Count bytes just written; raise the error of a failed background sync."""
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            self._pending += amount
+            if self._pending < self._every or (self._thread and self._thread.is_alive()):
+                return
+            self._pending = 0
+            self._thread = threading.Thread(target=self._flush, daemon=True)
+            self._thread.start()
+
+    def _flush(self) -> None:
+        try:
+            self._sync_and_promote()
+        except BaseException as error:  # kept for the writer: it fails the file
+            with self._lock:
+                self._failure = error
+            return
+        with contextlib.suppress(OSError):  # only advice: the bytes are safe already
+            drop_cached(self._fd)
+
+    def _sync_and_promote(self) -> None:
+        promote = self._on_sync()  # before the sync: it covers only bytes written by now
+        try:
+            self._sync(self._fd)
+        except OSError as exc:
+            raise disk_error(self._path, exc) from exc
+        promote()
+
+    def join(self) -> None:
+        """Wait for a flush under way; call before closing the file descriptor."""
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def finish(self) -> None:
+        """Put every written byte on disk and drop it from the page cache; raise
+        NoSpaceError or ItemError if the disk refused, now or in a background sync."""
+        self.join()
+        if self._failure is not None:
+            raise self._failure
+        self._sync_and_promote()
+        with contextlib.suppress(OSError):
+            drop_cached(self._fd)
+
+
+def drop_cached(fd: int) -> None:
+    """Given a file's descriptor, advise the kernel to drop its clean pages from the cache."""
+    if hasattr(os, "posix_fadvise"):  # not on macOS
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)

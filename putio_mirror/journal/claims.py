@@ -1,0 +1,95 @@
+"""The SQL of claims: leases on action keys, so hosts sharing a journal never do one action twice.
+
+Private to ``store.py``, whose ``Journal.claim``/``renew``/``release`` are the entry points;
+each function here runs inside a transaction the journal opened. Every lease is measured on
+the database's clock (``journal_schema.database_now``), never a host's: two hosts whose clocks
+disagree still agree on whose lease has run out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, or_, select, update
+
+from putio_mirror.journal.schema import (
+    actions_table,
+    claim_statement,
+    claims_table,
+    database_now,
+)
+
+
+def take(conn: Connection, key: str, owner: str, lease: timedelta) -> bool:
+    """Given a key, its would-be owner and a lease, take it if free, expired or the owner's.
+
+    Return whether ``owner`` holds it now (its lease then runs ``lease`` from now).
+    """
+    now = database_now(conn)
+    statement = claim_statement(conn.dialect.name, key, owner, now, now + lease)
+    # See claim_statement for why one statement is enough, and atomic.
+    return conn.execute(statement).first() is not None
+
+
+def extend(conn: Connection, keys: Collection[str], owner: str, lease: timedelta) -> frozenset[str]:
+    """Given keys ``owner`` claimed, extend the leases it still holds; return those keys."""
+    if not keys:
+        return frozenset()
+    claim = claims_table.c
+    statement = (
+        update(claims_table)
+        .where(claim.owner == owner, claim.key.in_(list(keys)))
+        .values(expires_at=database_now(conn) + lease)
+        .returning(claim.key)
+    )
+    return frozenset(conn.execute(statement).scalars())
+
+
+def free(conn: Connection, key: str, owner: str) -> None:
+    """Given a key, delete its claim if ``owner`` holds it."""
+    claim = claims_table.c
+    conn.execute(delete(claims_table).where(claim.key == key, claim.owner == owner))
+
+
+def free_all(conn: Connection, owner: str) -> int:
+    """Given an owner, delete every claim it holds; return how many."""
+    return conn.execute(delete(claims_table).where(claims_table.c.owner == owner)).rowcount
+
+
+def listing(conn: Connection) -> dict[str, tuple[str, datetime]]:
+    """Return every claim as key -> (owner, expires_at), expired ones included."""
+    claim = claims_table.c
+    rows = conn.execute(select(claim.key, claim.owner, claim.expires_at))
+    return {key: (owner, expires_at) for key, owner, expires_at in rows}
+
+
+def abandon_unclaimed(conn: Connection, finished_at: datetime) -> int:
+    """Mark ``started`` actions that no live claim covers ``interrupted``; return how many.
+
+    An action runs under its owner's claim on its key, renewed while it runs and released
+    only after it ends: an action still ``started`` whose claim is gone or has run out (by
+    the database's clock) belongs to a run that died. One whose owner still holds a live
+    claim is running on some host, and stays as it is. Actions of runs before schema 3 have
+    no owner: any live claim on their key counts.
+    """
+    action, claim = actions_table.c, claims_table.c
+    live = (
+        select(claim.key)
+        .where(
+            claim.key == action.key,
+            claim.expires_at > database_now(conn),
+            or_(action.owner.is_(None), claim.owner == action.owner),
+        )
+        .exists()
+    )
+    statement = (
+        update(actions_table)
+        .where(action.status == "started", ~live)
+        .values(
+            status="interrupted",
+            finished_at=finished_at,
+            error="the run stopped before this action finished",
+        )
+    )
+    return conn.execute(statement).rowcount

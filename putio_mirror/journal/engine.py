@@ -1,0 +1,143 @@
+"""How the journal reaches its database: the URL, the engine, transactions, the run lock, errors.
+
+Private to ``store.py``, like the other modules of this package (the only ones that import
+SQLAlchemy). SQLite and PostgreSQL are supported; a SQLite file's folder is created and its
+connections tuned (``journal_schema.tune_sqlite``). SQLAlchemy's errors become
+``JournalError`` with a hint here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from putio_mirror.core.errors import JournalError
+from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
+from putio_mirror.local.folders import lock_folder
+
+_SUPPORTED = ("sqlite", "postgresql")
+_CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
+_LOCKED_HINT = "another process holds it; wait for it to finish and run again"
+
+
+class Database:
+    """One journal database: its engine, short transactions, and where its run lock lives."""
+
+    def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
+        """``lock_dir`` holds a server database's run lock (None: ``folders.lock_folder()``,
+        asked only then)."""
+        self._engine = engine
+        self._url = url
+        self._lock_dir = lock_dir
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @property
+    def url(self) -> str:
+        """The URL with any password hidden, fit for logs and messages."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def lock_path(self) -> Path:
+        """Where the run lock lives: beside a SQLite file, else a hashed name in the lock dir."""
+        database = self._url.database or ""
+        if self._url.get_backend_name() == "sqlite" and is_file_database(database):
+            return Path(database).absolute().with_name(Path(database).name + ".lock")
+        # Hash the URL as shown (password masked): a changed password keeps the same lock.
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        folder = self._lock_dir if self._lock_dir is not None else lock_folder()
+        return folder / f"putio-mirror-{digest}.lock"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """Yield a connection in a write transaction, committed on leaving."""
+        with self._translated(), self._engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Yield a connection in a read transaction."""
+        with self._translated(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as error:
+            raise translate_error(error, self.url) from None
+
+
+def parse_url(url: str) -> URL:
+    """Given a journal URL, return it parsed; raise JournalError if it is not one we use."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise JournalError(
+            "the journal URL is not a valid SQLAlchemy URL",
+            "use a path, sqlite:///path/to/journal.sqlite3 or postgresql+psycopg://user@host/db",
+        ) from None
+    if parsed.get_backend_name() not in _SUPPORTED:
+        raise JournalError(
+            f"the journal database {parsed.get_backend_name()!r} is not supported",
+            "use SQLite (a path or sqlite:///...) or PostgreSQL (postgresql+psycopg://...)",
+        )
+    return parsed
+
+
+def create_journal_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
+    """Given a parsed URL, return an engine; for SQLite create the folder and set pragmas."""
+    is_sqlite = url.get_backend_name() == "sqlite"
+    if is_sqlite and is_file_database(url.database or ""):
+        try:
+            Path(url.database or "").absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise JournalError(
+                f"cannot create the folder of the journal {shown}: {error.strerror}",
+                "check paths.journal and the permissions of its folder",
+            ) from None
+    try:
+        engine = create_engine(url, pool_pre_ping=not is_sqlite)
+    except (ArgumentError, NoSuchModuleError, ImportError) as error:
+        raise JournalError(
+            f"cannot use the journal {shown}: {error}",
+            "install the database driver (pip install 'putio-mirror[postgres]') or fix the URL",
+        ) from None
+    if is_sqlite:
+        tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000))
+    return engine
+
+
+def is_missing_file(url: URL) -> bool:
+    """Given a parsed URL, say whether it names a SQLite file that does not exist yet."""
+    database = url.database or ""
+    is_file = url.get_backend_name() == "sqlite" and is_file_database(database)
+    return is_file and not Path(database).exists()
+
+
+def is_file_database(database: str) -> bool:
+    """Given a SQLite URL's database part, say whether it names a file on disk."""
+    return bool(database) and database != ":memory:" and not database.startswith("file:")
+
+
+def translate_error(error: SQLAlchemyError, shown_url: str) -> JournalError:
+    """Given a SQLAlchemy error, return a JournalError that says what to do about it."""
+    original = str(error.orig) if isinstance(error, DBAPIError) else type(error).__name__
+    lowered = original.lower()
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return JournalError(f"the journal {shown_url} is corrupt ({original})", _CORRUPT_HINT)
+    if "locked" in lowered or "busy" in lowered:
+        return JournalError(f"the journal {shown_url} is locked ({original})", _LOCKED_HINT)
+    return JournalError(
+        f"the journal {shown_url} failed: {original}",
+        "check that the database is reachable and writable; see the log for details",
+    )

@@ -1,0 +1,106 @@
+"""The SQL of each put.io file's lifecycle: fetching, verified in staging, placed; and failures.
+
+Private to ``store.py``, whose ``record_progress``/``mark_verified``/``mark_placed``/
+``record_failure``/``reset_download`` are the entry points; each function here runs inside
+a transaction the journal opened. One row per file id in ``downloads``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, select, update
+
+from putio_mirror.core.state import DownloadRecord
+from putio_mirror.journal.schema import downloads_table, upsert
+
+# Every download row, failure-only ones included (their path and size are NULL).
+_RECORDS = select(*(downloads_table.c[item.name] for item in fields(DownloadRecord)))
+
+
+def progress(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Given a download row, write it unless the file is verified already.
+
+    A host that lost its claim must not undo another host's verification.
+    """
+    unverified = downloads_table.c.verified_at.is_(None)
+    upsert(conn, downloads_table, row, row, where=unverified)
+
+
+def verified(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Given a download row (all bytes done), mark it verified; its failures start over."""
+    done = dict(row) | {"verified_at": row["updated_at"], "failures": 0, "last_error": None}
+    upsert(conn, downloads_table, done, done)
+
+
+def placed(conn: Connection, placements: Mapping[int, str], now: datetime) -> None:
+    """Given file id -> relative path, mark each placed there at ``now``; skip unknown ids."""
+    if not placements:
+        return
+    download = downloads_table.c
+    statement = update(downloads_table).where(download.file_id == bindparam("placed_id"))
+    rows = [{"placed_id": file_id, "placed_path": path} for file_id, path in placements.items()]
+    conn.execute(statement.values(placed_at=now), rows)
+
+
+def unplaced(conn: Connection, file_ids: Collection[int]) -> None:
+    """Given file ids whose verified bytes are back in staging, forget their placement."""
+    download = downloads_table.c
+    statement = update(downloads_table).where(download.file_id.in_(list(file_ids)))
+    conn.execute(statement.values(placed_at=None, placed_path=None))
+
+
+def failed(conn: Connection, file_id: int, now: datetime, error: str) -> int:
+    """Given a file that failed, when and why, count one more failure; return the count."""
+    failure = {"last_failure_at": now, "last_error": error}
+    download = downloads_table.c
+    upsert(
+        conn,
+        downloads_table,
+        {"file_id": file_id, "failures": 1} | failure,
+        {"failures": download.failures + 1} | failure,
+    )
+    count = select(download.failures).where(download.file_id == file_id)
+    return int(conn.execute(count).scalar_one())
+
+
+def reset(conn: Connection, file_id: int) -> None:
+    """Given a file id, forget its progress, verification and placement; keep its failures."""
+    statement = update(downloads_table).where(downloads_table.c.file_id == file_id)
+    conn.execute(statement.values(bytes_done=0, verified_at=None, placed_at=None, placed_path=None))
+
+
+def is_verified(conn: Connection, file_id: int) -> bool:
+    """Given a file id, say whether any host has verified it."""
+    download = downloads_table.c
+    query = select(download.verified_at).where(download.file_id == file_id)
+    return conn.execute(query).scalar_one_or_none() is not None
+
+
+def records(conn: Connection) -> dict[int, DownloadRecord]:
+    """Return every file's record by id; a failure-only one has path "" and size 0."""
+    return {row.file_id: _record(row) for row in conn.execute(_RECORDS)}
+
+
+def _record(row: Row[Any]) -> DownloadRecord:
+    values = row._asdict()
+    values["relative_path"] = values["relative_path"] or ""
+    values["size"] = values["size"] or 0
+    return DownloadRecord(**values)
+
+
+def download_row(
+    file_id: int, relative_path: str, size: int, crc32: str | None, done: int, now: datetime
+) -> dict[str, Any]:
+    """Given what a download row holds, return it as the columns' values."""
+    return {
+        "file_id": file_id,
+        "relative_path": relative_path,
+        "size": size,
+        "crc32": crc32,
+        "bytes_done": done,
+        "updated_at": now,
+    }

@@ -1,0 +1,95 @@
+"""The SQL of runs and actions: what each run did, as records.
+
+Private to ``store.py``, which re-exports ``RunRecord`` and ``ActionRecord``; each function
+here runs inside a transaction the journal opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Select, Table, func, insert, select
+
+from putio_mirror.journal.schema import actions_table, runs_table
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    command: str
+    started_at: datetime
+    finished_at: datetime | None
+    exit_code: int | None
+    summary: str | None
+    dry_run: bool
+    host: str = ""
+    #: the claim owner of the run (schema 3; None before)
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    id: int
+    run_id: int
+    kind: str
+    key: str
+    target: str
+    status: str
+    attempts: int
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    detail: str | None = None
+    #: its run's claim owner (schema 3; None before)
+    owner: str | None = None
+
+
+def start_run(conn: Connection, row: Mapping[str, Any]) -> int:
+    """Given a run's row, insert it; return its id."""
+    return _new_id(conn.execute(insert(runs_table).values(**row)))
+
+
+def start_action(conn: Connection, row: Mapping[str, Any]) -> int:
+    """Given a starting action's row, insert it ``started``; return its id.
+
+    Its ``attempts`` is one more than the number of earlier actions with its key; its
+    ``owner`` is its run's.
+    """
+    action = actions_table.c
+    earlier = select(func.count()).select_from(actions_table).where(action.key == row["key"])
+    attempts = 1 + conn.execute(earlier).scalar_one()
+    owner = select(runs_table.c.owner).where(runs_table.c.id == row["run_id"]).scalar_subquery()
+    statement = insert(actions_table).values(
+        status="started", attempts=attempts, owner=owner, **row
+    )
+    return _new_id(conn.execute(statement))
+
+
+def recent_runs(conn: Connection, limit: int) -> tuple[RunRecord, ...]:
+    """Return the newest ``limit`` runs, newest first."""
+    statement = _select_record(RunRecord, runs_table).order_by(runs_table.c.id.desc())
+    return tuple(RunRecord(*row) for row in conn.execute(statement.limit(limit)))
+
+
+def actions_of(conn: Connection, run_id: int) -> tuple[ActionRecord, ...]:
+    """Given a run id, return its actions in the order they started."""
+    action = actions_table.c
+    statement = _select_record(ActionRecord, actions_table).where(action.run_id == run_id)
+    return tuple(ActionRecord(*row) for row in conn.execute(statement.order_by(action.id)))
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has it
+    return int(key[0])
+
+
+def _select_record(record: type[RunRecord | ActionRecord], table: Table) -> Select[Any]:
+    """Given a record class and its table, select the columns of its fields in field order.
+
+    So a row of the result builds the record positionally: ``record(*row)``.
+    """
+    return select(*(table.c[item.name] for item in fields(record)))

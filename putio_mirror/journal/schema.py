@@ -1,0 +1,357 @@
+"""The SQL under the journal: tables, schema version, SQLite set-up, dialect-specific statements.
+
+Private to ``store.py``, the journal's only entry point: nothing else imports this module.
+Change a table here and bump ``SCHEMA_VERSION``, teaching ``prepare`` how an older journal
+reaches it in place (version 2 added the ``claims`` table; version 3 added columns and made
+every key and command ``Text``, see ``_upgrade_columns``). The statements that
+SQLite and PostgreSQL spell differently (upserts, the atomic claim) are built here too.
+The tables are SQLAlchemy Core ``Table`` objects, never ORM classes: every timer-started run
+imports this module, and ``sqlalchemy.orm`` alone would add tens of milliseconds to its start.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    case,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+SCHEMA_VERSION = 3
+# The execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE).
+WRITE_OPTION = "putio_mirror_write"
+# How long to wait between attempts to switch a SQLite journal to WAL (see _enter_wal).
+_WAL_RETRY_MS = 10
+# Any fixed number: the PostgreSQL advisory lock that queues hosts preparing one database.
+_PREPARE_LOCK = 0x7075_7469_6F6D
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = value.astimezone(UTC)
+        # SQLite has no time zones: store UTC wall time and re-attach UTC on reading.
+        # SQLAlchemy writes it as fixed-width text, so comparing two of them compares instants.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+schema_info_table = Table(
+    "schema_info",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+runs_table = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Text, never String(n): PostgreSQL enforces a length, and a command names its host.
+    Column("command", Text, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("exit_code", Integer),
+    Column("summary", Text),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("host", Text, nullable=False, default=""),
+    # The claim owner of the run (schema 3): its actions carry it too.
+    Column("owner", Text),
+)
+
+actions_table = Table(
+    "actions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    # Keys hold put.io names (``reject:<a 255-byte name>``): Text, whatever their length.
+    Column("key", Text, nullable=False, index=True),
+    Column("target", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("error", Text),
+    Column("detail", Text),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    # Who ran it (schema 3): a starting host marks only actions no live claim covers.
+    Column("owner", Text),
+)
+
+submissions_table = Table(
+    "submissions",
+    metadata,
+    Column("info_hash", String(64), primary_key=True),
+    Column("transfer_id", BigInteger),
+    Column("name", Text, nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
+)
+
+# One put.io file's lifecycle: fetching (bytes_done) → verified in staging (verified_at) →
+# placed (placed_at, at placed_path in the download folder). Path and size stay NULL while
+# only failures are known; the failure columns came in schema 3.
+downloads_table = Table(
+    "downloads",
+    metadata,
+    Column("file_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("relative_path", Text),
+    Column("size", BigInteger),
+    Column("crc32", String(8)),
+    Column("bytes_done", BigInteger, nullable=False, default=0),
+    Column("verified_at", UtcDateTime),
+    Column("updated_at", UtcDateTime),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("placed_at", UtcDateTime),
+    Column("placed_path", Text),
+    Column("last_failure_at", UtcDateTime),
+    Column("last_error", Text),
+)
+
+# Who works on an action key, until when (schema 2): hosts sharing a journal share work.
+# A row whose ``expires_at`` has passed is free for the taking; ``claimed_at`` is when its
+# current owner first took it (extending a lease keeps it).
+claims_table = Table(
+    "claims",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("owner", Text, nullable=False, index=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("claimed_at", UtcDateTime, nullable=False),
+)
+
+
+def prepare(conn: Connection) -> int | None:
+    """Given a connection in a write transaction, create or upgrade the schema in place.
+
+    Return the version the database had (None if it was new). A database of a newer
+    version is left untouched: the caller refuses it.
+    """
+    if conn.dialect.name == "postgresql":
+        # Hosts opening one new (or old) database at once would race to create the same
+        # tables and version rows; the lock queues them and is let go at commit. SQLite
+        # needs none: our write transactions are BEGIN IMMEDIATE, one at a time already.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _PREPARE_LOCK})
+    schema_info_table.create(conn, checkfirst=True)
+    newest = select(func.max(schema_info_table.c.version))
+    found: int | None = conn.execute(newest).scalar_one_or_none()
+    if found is not None and found > SCHEMA_VERSION:
+        return found
+    # Version 2 only added a table; version 3 adds columns and widens keys to Text.
+    metadata.create_all(conn)
+    if found is not None and found < SCHEMA_VERSION:
+        _upgrade_columns(conn)
+        _verified_was_placed(conn)
+    if found is None:
+        conn.execute(insert(schema_info_table).values(version=SCHEMA_VERSION))
+    elif found < SCHEMA_VERSION:
+        conn.execute(update(schema_info_table).values(version=SCHEMA_VERSION))
+    return found
+
+
+def _upgrade_columns(conn: Connection) -> None:
+    """Given an older journal's connection, add the columns it lacks and widen keys to Text.
+
+    Every added column is nullable, so ``ADD COLUMN`` fills old rows with NULL on both
+    databases. Only PostgreSQL enforces ``VARCHAR(n)``; turning it into ``TEXT`` there is
+    binary-compatible (no table rewrite). SQLite ignores the lengths, so its columns stay.
+    """
+    inspector = inspect(conn)
+    preparer = conn.dialect.identifier_preparer
+    for table in metadata.sorted_tables:
+        existing = {column["name"]: column for column in inspector.get_columns(table.name)}
+        name = preparer.format_table(table)
+        for column in table.columns:
+            found = existing.get(column.name)
+            spelled = column.type.compile(dialect=conn.dialect)
+            quoted = preparer.format_column(column)
+            if found is None:
+                conn.execute(text(f"ALTER TABLE {name} ADD COLUMN {quoted} {spelled}"))
+            elif _needs_widening(conn, column, found["type"]):
+                conn.execute(text(f"ALTER TABLE {name} ALTER COLUMN {quoted} TYPE {spelled}"))
+
+
+def _verified_was_placed(conn: Connection) -> None:
+    """Before version 3 a verified file was in place (a file of an item still being built
+    was in staging's ``items/`` folder, which the first writing run hands back to the
+    engine: see ``staging.adopt_legacy_items``). Without this every mirrored file would
+    look unplaced and be fetched again."""
+    download = downloads_table.c
+    conn.execute(
+        update(downloads_table)
+        .where(download.verified_at.is_not(None), download.placed_at.is_(None))
+        .values(placed_at=download.verified_at, placed_path=download.relative_path)
+    )
+
+
+def _needs_widening(conn: Connection, column: Column[Any], stored: Any) -> bool:
+    """Given a column and the type the database has, say if PostgreSQL must make it Text."""
+    is_text = isinstance(column.type, Text)
+    limited = isinstance(stored, String) and stored.length is not None
+    return conn.dialect.name == "postgresql" and is_text and limited
+
+
+def database_now(conn: Connection) -> datetime:
+    """Given a connection, return the database's clock as an aware UTC datetime.
+
+    Leases are judged by this one clock, never a host's: hosts whose clocks disagree by hours
+    would otherwise each see the others' leases as expired, or never expiring. (A SQLite
+    journal's clock is the clock of the machine that runs the statement.) Read back as a
+    value, it is bound like any other time, so it compares like with like in both databases.
+    """
+    if conn.dialect.name == "postgresql":
+        # clock_timestamp(), not now(): now() is when the transaction began.
+        moment: datetime = conn.execute(select(func.clock_timestamp())).scalar_one()
+        return moment.astimezone(UTC)
+    # SQLite's CURRENT_TIMESTAMP has whole seconds only; %f gives milliseconds.
+    spelled = conn.execute(select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one()
+    return datetime.fromisoformat(str(spelled)).replace(tzinfo=UTC)
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    row: Mapping[str, Any],
+    changes: Mapping[str, Any],
+    where: ColumnElement[bool] | None = None,
+) -> None:
+    """Insert ``row`` into ``table``, or, if its primary key exists, update it with ``changes``.
+
+    With ``where``, an existing row is updated only if it matches (else left as it is).
+    """
+    keys = [column.name for column in table.primary_key]
+    statement = _dialect_insert(conn.dialect.name, table).values(**row)
+    updates = {column: value for column, value in changes.items() if column not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates, where=where))
+
+
+def claim_statement(
+    dialect_name: str, key: str, owner: str, now: datetime, expires_at: datetime
+) -> ReturningInsert[tuple[str]]:
+    """Given a claim, return the statement that takes it; a row back means ``owner`` holds it.
+
+    It takes a free key, an expired one (a lease ending at ``now`` is expired), or one that
+    ``owner`` holds already (extending it); a key under another owner's lease stays theirs.
+    """
+    # One INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING, never a SELECT then a
+    # write: the database decides in one statement. PostgreSQL locks the conflicting row and
+    # re-checks the WHERE against its newest version (a racing INSERT of a new key waits for
+    # the first to commit, then conflicts); SQLite runs one writer at a time. So two hosts
+    # never both see "free". SQLite (3.35+) and PostgreSQL share the text; SELECT ... FOR
+    # UPDATE SKIP LOCKED would be PostgreSQL-only and cannot lock a key that has no row yet.
+    statement = _dialect_insert(dialect_name, claims_table).values(
+        key=key, owner=owner, expires_at=expires_at, claimed_at=now
+    )
+    proposed = statement.excluded
+    claim = claims_table.c
+    mine = claim.owner == proposed.owner
+    changes = {
+        "owner": proposed.owner,
+        "expires_at": proposed.expires_at,
+        # Extending keeps when the owner first took the key; taking it over starts anew.
+        "claimed_at": case((mine, claim.claimed_at), else_=proposed.claimed_at),
+    }
+    where = mine | (claim.expires_at <= now)
+    taking = statement.on_conflict_do_update(index_elements=["key"], set_=changes, where=where)
+    return taking.returning(claim.key)
+
+
+def _dialect_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """Given a dialect, return its INSERT into ``table``, the one that knows ON CONFLICT."""
+    # Imported here: the PostgreSQL dialect alone costs ~30 ms of every SQLite run's start.
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
+def tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    """Set WAL, a busy timeout and foreign keys on every connection; own the transactions.
+
+    pysqlite starts transactions lazily and as DEFERRED; a write transaction
+    that first reads can then fail with "database is locked" at once instead
+    of waiting. So we switch its own BEGIN off and issue ours: IMMEDIATE for
+    writes (connections with WRITE_OPTION; they queue on busy_timeout), plain
+    BEGIN for reads.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            _enter_wal(cursor, attempts=max(1, busy_timeout_ms // _WAL_RETRY_MS))
+            # In WAL mode NORMAL never corrupts and survives a killed process; a power cut
+            # may lose the last commits, which the next run re-derives from put.io and the
+            # disk (a verified file found in place is adopted, a submitted hash is on put.io).
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _enter_wal(cursor: Any, attempts: int) -> None:
+    """Given a DB-API cursor, switch its database to WAL, waiting out another doing the same.
+
+    SQLite takes the exclusive lock this needs without calling its busy handler, so two
+    processes opening one new journal at once would get "database is locked" at once.
+    """
+    for _ in range(attempts - 1):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            time.sleep(_WAL_RETRY_MS / 1000)
+    cursor.execute("PRAGMA journal_mode = WAL")

@@ -1,0 +1,376 @@
+"""The journal: what this tool did and how far each download got, in a SQL database.
+
+The journal's only entry point: with its private helpers, ``schema.py`` (its tables
+and the SQL that differs between databases), ``engine.py`` (reaching the database)
+and ``runs.py``, ``files.py``, ``claims.py`` (the statements of each
+part), the only modules that import SQLAlchemy. SQLite is the default (WAL mode, so a
+``status`` command can read while a run writes); PostgreSQL works through the same portable
+types. Every write is its own short transaction, committed at once, so a crash loses at most
+the action in flight; a later run marks such actions ``interrupted`` once no live claim
+covers them. SQLAlchemy's exceptions never leave this module: they become ``JournalError``
+with a hint. Hosts that share one journal share the work through claims: leases on action
+keys, judged by the database's clock, that expire if their owner dies.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.engine import URL
+
+from putio_mirror.core.errors import JournalError
+from putio_mirror.core.state import JournalFacts, Submission
+from putio_mirror.journal import (
+    claims as journal_claims,
+)
+from putio_mirror.journal import (
+    files as journal_files,
+)
+from putio_mirror.journal import (
+    runs as journal_runs,
+)
+from putio_mirror.journal.engine import (
+    Database,
+    create_journal_engine,
+    is_missing_file,
+    parse_url,
+)
+from putio_mirror.journal.runs import ActionRecord, RunRecord
+from putio_mirror.journal.schema import (
+    SCHEMA_VERSION,
+    actions_table,
+    database_now,
+    downloads_table,
+    prepare,
+    runs_table,
+    submissions_table,
+    upsert,
+)
+
+__all__ = [
+    "ACTION_STATUSES",
+    "SCHEMA_VERSION",
+    "ActionRecord",
+    "Journal",
+    "RunRecord",
+    "downloads_table",  # the benchmarks fill a journal with it
+]
+
+ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "interrupted"})
+
+
+class Journal:
+    """A handle on one journal database; open it with ``Journal.open(url)``."""
+
+    def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
+        self._db = Database(engine, url, lock_dir)
+
+    @classmethod
+    def open(cls, url: str, *, busy_timeout: float = 5.0) -> Journal:
+        """Given an SQLAlchemy URL, return the open journal, creating its schema if new.
+
+        Raise JournalError if the URL is unusable, the database is corrupt or
+        locked, or it was written by a newer putio-mirror. A server database's
+        run lock is in ``folders.lock_folder()``; ``busy_timeout`` is how many
+        seconds a SQLite writer waits for another.
+        """
+        parsed = parse_url(url)
+        shown = parsed.render_as_string(hide_password=True)
+        engine = create_journal_engine(parsed, shown, busy_timeout)
+        journal = cls(engine, parsed)
+        try:
+            journal._prepare_schema()
+        except BaseException:
+            journal.close()
+            raise
+        return journal
+
+    @classmethod
+    def open_existing(cls, url: str) -> Journal | None:
+        """Given a URL, return the open journal, or None if it is a SQLite file not yet made.
+
+        For a dry run and ``history``, which must create nothing (a missing journal knows
+        nothing). Raise JournalError as ``open`` does.
+        """
+        return None if is_missing_file(parse_url(url)) else cls.open(url)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The journal's URL with any password hidden, fit for logs and messages."""
+        return self._db.url
+
+    @property
+    def lock_path(self) -> Path:
+        """Where the run lock of this journal lives: beside a SQLite file, else a hashed name."""
+        return self._db.lock_path
+
+    # -- runs and actions -------------------------------------------------
+
+    def start_run(
+        self, command: str, now: datetime, dry_run: bool = False, owner: str | None = None
+    ) -> int:
+        """Given a command name and the time, record a new run and return its id.
+
+        ``owner`` is the claim owner of the run (see ``claim``); its actions carry it.
+        """
+        row = {"command": command, "started_at": _aware(now), "dry_run": dry_run, "owner": owner}
+        with self._db.write() as conn:
+            return journal_runs.start_run(conn, row | {"host": socket.gethostname()})
+
+    def finish_run(self, run_id: int, now: datetime, exit_code: int, summary: str) -> None:
+        values = {"finished_at": _aware(now), "exit_code": exit_code, "summary": summary}
+        with self._db.write() as conn:
+            conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(**values))
+
+    def abandon_stale_actions(self, now: datetime) -> int:
+        """Given the time, mark actions of dead runs, left ``started``, as ``interrupted``.
+
+        Only actions whose owner holds no live claim on their key: another host's running
+        actions stay as they are. Release a dead run's claims first to abandon its actions
+        at once (else they wait for its leases to run out). Return how many were marked.
+        """
+        with self._db.write() as conn:
+            return journal_claims.abandon_unclaimed(conn, _aware(now))
+
+    def action_started(self, run_id: int, kind: str, key: str, target: str, now: datetime) -> int:
+        """Given an action about to run, record it and return its id.
+
+        Its ``attempts`` is one more than the number of earlier actions with the same key;
+        its ``owner`` is its run's.
+        """
+        row = {"run_id": run_id, "kind": kind, "key": key, "target": target}
+        with self._db.write() as conn:
+            return journal_runs.start_action(conn, row | {"started_at": _aware(now)})
+
+    def action_finished(
+        self,
+        action_id: int,
+        status: str,
+        now: datetime,
+        error: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Given an action id and its outcome, record how it ended.
+
+        Raise ValueError if ``status`` is not one an action can end in.
+        """
+        if status not in ACTION_STATUSES - {"started"}:
+            raise ValueError(f"{status!r} is not a final action status")
+        values = {"status": status, "finished_at": _aware(now), "error": error, "detail": detail}
+        with self._db.write() as conn:
+            conn.execute(
+                update(actions_table).where(actions_table.c.id == action_id).values(**values)
+            )
+
+    def recent_runs(self, limit: int = 10) -> tuple[RunRecord, ...]:
+        """Return the newest ``limit`` runs, newest first."""
+        with self._db.read() as conn:
+            return journal_runs.recent_runs(conn, limit)
+
+    def actions_of(self, run_id: int) -> tuple[ActionRecord, ...]:
+        """Given a run id, return its actions in the order they started."""
+        with self._db.read() as conn:
+            return journal_runs.actions_of(conn, run_id)
+
+    # -- submissions and downloads ----------------------------------------
+
+    def record_submission(
+        self, info_hash: str, transfer_id: int | None, name: str, now: datetime
+    ) -> None:
+        """Remember that ``info_hash`` was submitted; again is harmless, a known id is kept."""
+        row: dict[str, Any] = {"info_hash": info_hash, "transfer_id": transfer_id, "name": name}
+        known_id = func.coalesce(literal(transfer_id, BigInteger), submissions_table.c.transfer_id)
+        with self._db.write() as conn:
+            upsert(
+                conn,
+                submissions_table,
+                row | {"submitted_at": _aware(now)},
+                row | {"transfer_id": known_id},
+            )
+
+    def record_progress(
+        self,
+        file_id: int,
+        relative_path: str,
+        size: int,
+        crc32: str | None,
+        bytes_done: int,
+        now: datetime,
+    ) -> None:
+        """Remember how many bytes of a file are safely in its staging file.
+
+        A verified file is left as it is: a host that lost its claim must not undo another's
+        verification. To fetch a verified file again, ``reset_download`` it first.
+        """
+        row = journal_files.download_row(file_id, relative_path, size, crc32, bytes_done, now)
+        with self._db.write() as conn:
+            journal_files.progress(conn, row | {"updated_at": _aware(now)})
+
+    def mark_verified(
+        self,
+        file_id: int,
+        relative_path: str,
+        size: int,
+        crc32: str | None,
+        now: datetime,
+        *,
+        placed: bool = False,
+    ) -> None:
+        """Remember that a file matched put.io's size and CRC32; its failures start over.
+
+        Its failure count goes to 0 and its last error is cleared. It is placed (at
+        ``relative_path``) only if ``placed`` says so, in the same transaction: a file that
+        went straight to the download folder costs one write, not two; else
+        ``mark_placed`` says when it is in the download folder.
+        """
+        row = journal_files.download_row(file_id, relative_path, size, crc32, size, _aware(now))
+        if placed:
+            row |= {"placed_at": row["updated_at"], "placed_path": relative_path}
+        with self._db.write() as conn:
+            journal_files.verified(conn, row)
+
+    def mark_placed(self, placements: Mapping[int, str], now: datetime) -> None:
+        """Given file id -> relative path in the download folder, remember each is placed there.
+
+        One transaction for all (an item's files are placed together); ids the journal does
+        not know are ignored.
+        """
+        with self._db.write() as conn:
+            journal_files.placed(conn, placements, _aware(now))
+
+    def forget_placement(self, file_ids: Collection[int]) -> None:
+        """Given file ids whose verified bytes are (back) in staging, mark them not placed."""
+        if file_ids:
+            with self._db.write() as conn:
+                journal_files.unplaced(conn, file_ids)
+
+    def record_failure(self, file_id: int, now: datetime, error: str) -> int:
+        """Given a file id, when and why it failed, count one more failure; return the count."""
+        with self._db.write() as conn:
+            return journal_files.failed(conn, file_id, _aware(now), error)
+
+    def reset_download(self, file_id: int) -> None:
+        """Given a file id, forget its progress, verification and placement (failures stay)."""
+        with self._db.write() as conn:
+            journal_files.reset(conn, file_id)
+
+    def is_verified(self, file_id: int) -> bool:
+        """Given a file id, say whether any host has verified it (checked after a claim)."""
+        with self._db.read() as conn:
+            return journal_files.is_verified(conn, file_id)
+
+    def facts(self) -> JournalFacts:
+        """Return what the journal knows, keyed the way the reconciler pairs things."""
+        submission = submissions_table.c
+        submissions_query = select(
+            submission.info_hash, submission.transfer_id, submission.name, submission.submitted_at
+        )
+        with self._db.read() as conn:
+            submissions = {row[0]: Submission(*row) for row in conn.execute(submissions_query)}
+            downloads = journal_files.records(conn)
+        own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
+        return JournalFacts(
+            submissions=MappingProxyType(submissions),
+            downloads=MappingProxyType(downloads),
+            own_transfer_ids=own,
+        )
+
+    # -- claims: hosts sharing one journal share the work ------------------
+
+    def claim(self, key: str, owner: str, lease: timedelta) -> bool:
+        """Given an action key, who asks and for how long, say whether ``owner`` now holds it.
+
+        True if the key was free, its lease had expired, or ``owner`` held it already (the
+        lease then runs ``lease`` from now); False while another owner's lease runs. "Now"
+        is the database's clock, the one every host sharing the journal agrees on. Atomic
+        across processes and hosts. Raise ValueError if ``lease`` is not positive.
+        """
+        with self._db.write() as conn:
+            return journal_claims.take(conn, key, owner, _positive(lease))
+
+    def renew(self, key: str, owner: str, lease: timedelta) -> bool:
+        """Given a key ``owner`` claimed, extend its lease to ``lease`` from now; say if it could.
+
+        False if the claim was lost: released, or expired and taken by another owner. A
+        lease that expired but that nobody took is still the owner's, and is extended.
+        Raise ValueError if ``lease`` is not positive.
+        """
+        return key in self.renew_all([key], owner, lease)
+
+    def renew_all(self, keys: Collection[str], owner: str, lease: timedelta) -> frozenset[str]:
+        """Given keys ``owner`` claimed, extend each as ``renew`` does; return those it holds.
+
+        One transaction for all: a claim keeper renews every claim of its run at once.
+        Raise ValueError if ``lease`` is not positive.
+        """
+        with self._db.write() as conn:
+            return journal_claims.extend(conn, keys, owner, _positive(lease))
+
+    def release(self, key: str, owner: str) -> None:
+        """Given a key, free it if ``owner`` holds it; else (another's, or free) do nothing."""
+        with self._db.write() as conn:
+            journal_claims.free(conn, key, owner)
+
+    def release_all(self, owner: str) -> int:
+        """Given an owner, free every key it holds (a dead run's); return how many."""
+        with self._db.write() as conn:
+            return journal_claims.free_all(conn, owner)
+
+    def claims(self) -> dict[str, tuple[str, datetime]]:
+        """Return every claim as key -> (owner, expires_at), expired ones included."""
+        with self._db.read() as conn:
+            return journal_claims.listing(conn)
+
+    def database_now(self) -> datetime:
+        """Return the database's clock, the one leases are judged by, as aware UTC."""
+        with self._db.read() as conn:
+            return database_now(conn)
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _prepare_schema(self) -> None:
+        """Create missing tables, upgrade an older schema in place; raise JournalError if newer."""
+        with self._db.write() as conn:
+            version = prepare(conn)
+        if version is not None and version > SCHEMA_VERSION:
+            raise JournalError(
+                f"the journal {self.url} was written by a newer putio-mirror "
+                f"(schema {version}; this one knows {SCHEMA_VERSION})",
+                "upgrade putio-mirror, or point paths.journal at another database",
+            )
+
+
+def _aware(moment: datetime) -> datetime:
+    """Given a datetime, return it; raise ValueError if it is naive (a bug in the caller)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"the journal needs aware datetimes, got naive {moment.isoformat()}")
+    return moment
+
+
+def _positive(lease: timedelta) -> timedelta:
+    """Given a lease, return it; raise ValueError if it is zero or negative (a caller's bug)."""
+    if lease <= timedelta(0):
+        raise ValueError(f"a lease must be positive, got {lease}")
+    return lease

@@ -1,0 +1,367 @@
+"""The blackhole folder: find ``.torrent`` and ``.magnet`` files and read their info-hash.
+
+The info-hash is the key that makes "submitted exactly once" possible, so it
+must be the hash BitTorrent clients and put.io compute: the SHA-1 of the info
+dictionary's bytes exactly as they stand in the file. Decoding is fastbencode's
+job; ``bencoding`` finds those bytes when a file is not in canonical form.
+
+A bad file never stops a scan: it comes back as a ``BlackholeItem`` with a
+``problem`` the user can act on. At submit time ``reread`` reads the file
+again, without following links, and hands over exactly the bytes whose hash
+was checked. Files are moved aside with ``file_away``; nothing here ever
+deletes one.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+# fastbencode re-exports these from its compiled module without declaring them.
+from fastbencode import bdecode, bencode  # type: ignore[attr-defined]
+
+from putio_mirror.core.errors import (
+    BlackholeChangedError,
+    CorruptTorrentError,
+    ItemError,
+    TorrentRefusedError,
+)
+from putio_mirror.core.state import BlackholeItem, BlackholeKind
+from putio_mirror.core.units import human_bytes
+from putio_mirror.local.bencoding import canonical as canonical_form
+from putio_mirror.local.bencoding import info_span
+from putio_mirror.local.magnet import MAGNET_HINT, parse_magnet
+
+SUBMITTED_DIR = ".submitted"
+REJECTED_DIR = ".rejected"
+MAX_TORRENT_BYTES = 10 * 1024 * 1024
+MAX_MAGNET_BYTES = 64 * 1024
+
+_SUFFIXES: dict[str, BlackholeKind] = {".torrent": "torrent", ".magnet": "magnet"}
+# A file dated further ahead than this is not being written now: the clocks disagree.
+_FUTURE_TOLERANCE_SECONDS = 24 * 60 * 60
+
+_TORRENT_HINT = (
+    "Fetch the .torrent again from where it came from; the file may be cut short, "
+    "or be an error page saved under a .torrent name."
+)
+
+
+def parse_torrent(data: bytes) -> tuple[str, str]:
+    """Given the bytes of a .torrent file, return (info-hash as lowercase hex, name).
+
+    Raise CorruptTorrentError, saying why, if the bytes are not a usable v1 torrent.
+    """
+    if len(data) > MAX_TORRENT_BYTES:
+        raise _too_large("a .torrent", MAX_TORRENT_BYTES)
+    top = _decode(data)
+    info = _torrent_info(top)
+    if bencode(top) == data:
+        info_bytes = bencode(info)
+    else:
+        start, end = info_span(data)
+        info_bytes = data[start:end]
+    return hashlib.sha1(info_bytes, usedforsecurity=False).hexdigest(), _torrent_name(info)
+
+
+def _decode(data: bytes) -> object:
+    """Given bencoded bytes, return the decoded value; raise CorruptTorrentError if they
+    are not bencode (canonical or not)."""
+    try:
+        return bdecode(data)
+    except (ValueError, RecursionError):
+        pass  # perhaps only out of canonical form; the walk below tells
+    try:
+        canonical, end = canonical_form(data, 0, 0)
+        if end != len(data):
+            raise ValueError("junk after the data")
+        return bdecode(canonical)
+    except (ValueError, RecursionError):
+        reason = "not bencoded data"
+        if data.lstrip()[:1] == b"<":
+            reason += " (it looks like a web page, perhaps a login or error page)"
+        raise CorruptTorrentError(reason, _TORRENT_HINT) from None
+
+
+def _torrent_info(top: object) -> dict[bytes, object]:
+    """Given a decoded .torrent, return its info dictionary; raise CorruptTorrentError
+    naming the first thing a torrent must have and this one lacks."""
+    if not isinstance(top, dict):
+        raise _not_a_torrent("the top level is not a dictionary")
+    info = top.get(b"info")
+    if not isinstance(info, dict):
+        raise _not_a_torrent("no 'info' dictionary")
+    if b"pieces" not in info and info.get(b"meta version") == 2:
+        raise CorruptTorrentError(
+            "a BitTorrent v2-only torrent, which put.io does not support",
+            "Ask the source for a v1 or hybrid torrent, or use its magnet link.",
+        )
+    if not isinstance(info.get(b"name"), bytes):
+        raise _not_a_torrent("the 'info' dictionary has no 'name'")
+    pieces = info.get(b"pieces")
+    if not isinstance(pieces, bytes) or len(pieces) % 20:
+        raise _not_a_torrent("the 'info' dictionary has no valid 'pieces'")
+    piece_length = info.get(b"piece length")
+    if not isinstance(piece_length, int) or piece_length <= 0:
+        raise _not_a_torrent("the 'info' dictionary has no valid 'piece length'")
+    if not isinstance(info.get(b"length"), int) and not info.get(b"files"):
+        raise _not_a_torrent("the 'info' dictionary has neither 'length' nor 'files'")
+    return info
+
+
+def _not_a_torrent(reason: str) -> CorruptTorrentError:
+    return CorruptTorrentError(f"bencoded, but not a torrent: {reason}", _TORRENT_HINT)
+
+
+def _torrent_name(info: dict[bytes, object]) -> str:
+    """Given a checked info dictionary, return its name (the UTF-8 variant if given)."""
+    name = info.get(b"name.utf-8")
+    if not isinstance(name, bytes):
+        name = info[b"name"]
+    assert isinstance(name, bytes)
+    return name.decode("utf-8", errors="replace")
+
+
+def scan_blackhole(
+    folder: Path, *, now: float, settle_seconds: float = 2.0
+) -> tuple[BlackholeItem, ...]:
+    """Given the blackhole folder and the time, return its settled .torrent and .magnet
+    files sorted by name, unusable ones with ``problem`` set.
+
+    Hidden files, our subfolders and files changed within ``settle_seconds``
+    (perhaps still being written) are left out. A missing folder gives ``()``;
+    raise ItemError only if the folder exists but cannot be listed.
+    """
+    try:
+        names = sorted(entry.name for entry in folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    except OSError as error:
+        raise ItemError(
+            f"cannot list the blackhole folder {folder}: {error.strerror}",
+            "Check that the user running putio-mirror may read that folder.",
+        ) from error
+    items = []
+    for name in names:
+        kind = _SUFFIXES.get(Path(name).suffix.lower())
+        if kind is None or name.startswith("."):
+            continue
+        item = _examine(folder / name, kind, now, settle_seconds)
+        if item is not None:
+            items.append(item)
+    return tuple(items)
+
+
+def _examine(path: Path, kind: BlackholeKind, now: float, settle: float) -> BlackholeItem | None:
+    """Given one candidate file, return what it holds, or None if it is not settled yet."""
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        return None  # taken away between listing and looking
+    except OSError as error:
+        return _problem(path, kind, 0, f"cannot be read: {error.strerror}")
+    if _is_unsettled(status.st_mtime, now, settle):
+        return None
+    size = status.st_size
+    if stat.S_ISLNK(status.st_mode):
+        return _problem(
+            path, kind, size, "symbolic links are not followed; copy the file in instead"
+        )
+    if not stat.S_ISREG(status.st_mode):
+        return _problem(path, kind, size, "not a regular file")
+    if size == 0:
+        return _problem(path, kind, size, "the file is empty")
+    try:
+        return _parse_file(path, kind, size)
+    except CorruptTorrentError as error:
+        return _problem(path, kind, size, error.message)
+    except OSError as error:
+        return _problem(path, kind, size, f"cannot be read: {error.strerror}")
+
+
+def _is_unsettled(mtime: float, now: float, settle: float) -> bool:
+    age = now - mtime
+    return -_FUTURE_TOLERANCE_SECONDS < age < settle
+
+
+def _parse_file(path: Path, kind: BlackholeKind, size: int) -> BlackholeItem:
+    """Given a settled regular file, return it parsed; raise CorruptTorrentError or OSError."""
+    return _parse_bytes(path, kind, size, _read(path, kind)[0])
+
+
+def _read(path: Path, kind: BlackholeKind) -> tuple[bytes, os.stat_result]:
+    if kind == "torrent":
+        return _read_at_most(path, MAX_TORRENT_BYTES, "a .torrent")
+    return _read_at_most(path, MAX_MAGNET_BYTES, "a .magnet file")
+
+
+def _parse_bytes(path: Path, kind: BlackholeKind, size: int, data: bytes) -> BlackholeItem:
+    """Given a blackhole file's bytes, return it parsed; raise CorruptTorrentError."""
+    if kind == "torrent":
+        info_hash, display_name = parse_torrent(data)
+        return BlackholeItem(str(path), path.name, kind, size, info_hash, display_name)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CorruptTorrentError("not UTF-8 text, so not a .magnet file", MAGNET_HINT) from None
+    info_hash, display_name, uri = parse_magnet(text)
+    return BlackholeItem(str(path), path.name, kind, size, info_hash, display_name, uri)
+
+
+def _read_at_most(path: Path, limit: int, what: str) -> tuple[bytes, os.stat_result]:
+    """Given a path, return its bytes and what fstat said of the file read; raise
+    CorruptTorrentError if it is not a regular file or holds more than ``limit`` bytes,
+    OSError if it cannot be read (or became a symlink meanwhile)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as stream:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise CorruptTorrentError("not a regular file", "Copy the file itself in.")
+        if status.st_size > limit:
+            raise _too_large(what, limit)
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise _too_large(what, limit)
+    return data, status
+
+
+def _too_large(what: str, limit: int) -> CorruptTorrentError:
+    return CorruptTorrentError(
+        f"too large to be {what} (over {human_bytes(limit)})",
+        "Check what this file really is; the blackhole takes only .torrent and .magnet files.",
+    )
+
+
+def _problem(path: Path, kind: BlackholeKind, size: int, problem: str) -> BlackholeItem:
+    return BlackholeItem(str(path), path.name, kind, size, problem=problem)
+
+
+@dataclass(frozen=True)
+class Reread:
+    """A planned blackhole file read again at submit time: what goes to put.io."""
+
+    #: the exact bytes whose info-hash was checked (a .torrent's content)
+    data: bytes
+    #: the magnet link those bytes hold ("" for a .torrent)
+    magnet_uri: str
+    #: (device, inode) of the file read, to move that file and no other
+    identity: tuple[int, int]
+
+
+def reread(path: Path, info_hash: str) -> Reread:
+    """Given a planned blackhole file and the info-hash it was planned with, return it read
+    again without following links; raise BlackholeChangedError if it is gone, no longer a
+    regular file, or holds another torrent now (the next scan looks at it afresh).
+
+    The scan's bytes are long gone by submit time: reading the path again could follow
+    a symlink swapped in meanwhile and upload bytes whose hash was never checked.
+    """
+    kind = _SUFFIXES.get(path.suffix.lower(), "torrent")
+    try:
+        data, status = _read(path, kind)
+        item = _parse_bytes(path, kind, status.st_size, data)
+    except (OSError, CorruptTorrentError) as error:
+        raise _changed(path, _why_unreadable(error)) from error
+    if item.info_hash != info_hash:
+        raise _changed(path, "it holds another torrent than when it was read")
+    return Reread(data, item.magnet_uri or "", (status.st_dev, status.st_ino))
+
+
+def _why_unreadable(error: OSError | CorruptTorrentError) -> str:
+    if isinstance(error, CorruptTorrentError):
+        return error.message
+    if error.errno == errno.ELOOP:
+        return "it became a symbolic link"
+    if error.errno == errno.ENOENT:
+        return "it is gone (another run may have submitted it)"
+    return f"it cannot be read: {error.strerror}"
+
+
+def _changed(path: Path, reason: str) -> BlackholeChangedError:
+    return BlackholeChangedError(
+        f"{path.name} changed after it was read, so it was not submitted: {reason}",
+        "Nothing to do: it stays in the blackhole and the next run reads it afresh.",
+    )
+
+
+def reject_refused(
+    path: Path, blackhole: Path, refusal: TorrentRefusedError, identity: tuple[int, int]
+) -> ItemError:
+    """Given a blackhole file put.io refused, move it into ``.rejected/`` with put.io's
+    reason beside it and return the error that reports it; raise ItemError if the move fails.
+
+    put.io answers the same torrent the same way every time: left in place it would be
+    uploaded again on every run (every 30 s under ``watch``)."""
+    note = f"put.io refused it: {refusal.reason}"
+    moved = file_away(path, blackhole, REJECTED_DIR, note=note, identity=identity)
+    return ItemError(
+        f"{refusal.message}; moved to {REJECTED_DIR}/{moved.name} (see {moved.name}.why.txt)",
+        refusal.hint,
+    )
+
+
+def file_away(
+    path: Path,
+    blackhole: Path,
+    subfolder: str,
+    note: str | None = None,
+    identity: tuple[int, int] | None = None,
+) -> Path:
+    """Given a blackhole file, move it into ``blackhole/subfolder`` and return its new path.
+
+    An existing file is never overwritten: ``name (2).torrent``, ``name (3)…`` are
+    tried. With a note, ``<new name>.why.txt`` holding it is written beside. With an
+    ``identity`` (device, inode), only that file is moved. Raise BlackholeChangedError if
+    another file stands at ``path`` now, ItemError if the move fails.
+    """
+    target_folder = blackhole / subfolder
+    if identity is not None and _identity(path) != identity:
+        raise _changed(path, "another file took its place; it is left for the next run")
+    try:
+        target_folder.mkdir(parents=True, exist_ok=True)
+        # One run at a time (the run lock), so nobody else fills the name we pick.
+        target = _free_name(target_folder, path.name, with_note=note is not None)
+        path.replace(target)
+        if note is not None:
+            with open(_note_path(target), "x", encoding="utf-8") as stream:
+                stream.write(note.rstrip("\n") + "\n")
+    except OSError as error:
+        raise ItemError(
+            f"could not move {path.name} into {target_folder}: {error.strerror}",
+            "Check that the user running putio-mirror may write to the blackhole folder.",
+        ) from error
+    return target
+
+
+def _free_name(folder: Path, name: str, *, with_note: bool) -> Path:
+    """Given a folder and a file name, return the first of ``name``, ``stem (2).ext``, …
+    that is free (its note's name too, if one will be written)."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    number = 1
+    while True:
+        candidate = folder / (name if number == 1 else f"{stem} ({number}){suffix}")
+        taken = _exists(candidate) or (with_note and _exists(_note_path(candidate)))
+        if not taken:
+            return candidate
+        number += 1
+
+
+def _note_path(target: Path) -> Path:
+    return target.with_name(f"{target.name}.why.txt")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.lstat()
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino)
+
+
+def _exists(path: Path) -> bool:
+    """Like ``Path.exists`` but a dangling symlink counts as existing."""
+    return path.is_symlink() or path.exists()

@@ -1,0 +1,266 @@
+"""The staging folder's layout, keyed by put.io ids, and placing verified files from it.
+
+Everything in staging is named by a stable put.io id, never by a name put.io can
+change: ``<file id>.part`` (+ its sidecar) while a file is fetched,
+``verified/<file id>`` once its bytes matched put.io's size and CRC32 and wait to
+be placed, ``building/<item id>/`` while a folder item is assembled (hard links to
+its verified files) to be moved into the download folder with one rename. A
+rename or a replacement on put.io therefore never strands verified bytes under a
+stale name, and a stranger's file in the download folder is never mistaken for
+ours. The folder ``items/`` of earlier versions is left alone.
+
+Placing is idempotent: a file found at its final path that is the very same file
+as its verified copy (a crash after the move, before the journal heard of it)
+counts as placed; a different file there is never overwritten and fails alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from putio_mirror.core.errors import ItemError, UnsafePathError
+from putio_mirror.core.state import StagedEntry
+from putio_mirror.fetch.segments import discard
+from putio_mirror.local.fs import fsync_folder, place_atomically
+
+VERIFIED_DIR = "verified"
+#: where versions before the journal's schema 3 built items, by name
+LEGACY_ITEMS_DIR = "items"
+BUILDING_DIR = "building"
+PART_SUFFIX = ".part"
+
+
+def part_path(staging: Path, file_id: int) -> Path:
+    """Given the staging folder and a put.io file id, return its ``.part`` file."""
+    return staging / f"{file_id}{PART_SUFFIX}"
+
+
+def verified_path(staging: Path, file_id: int) -> Path:
+    """Given the staging folder and a file id, return where its verified bytes wait."""
+    return staging / VERIFIED_DIR / str(file_id)
+
+
+def building_path(staging: Path, item_id: int) -> Path:
+    """Given the staging folder and an item id, return where the item folder is built."""
+    return staging / BUILDING_DIR / str(item_id)
+
+
+def list_staging(staging: Path) -> tuple[StagedEntry, ...]:
+    """Given the staging folder, return every entry of ours in it (none if it is missing).
+
+    Symlinks are never ours: they are left out, so nothing is ever read or written
+    through one.
+    """
+    entries: list[StagedEntry] = []
+    for path, info in _entries(staging):
+        if path.name.endswith(PART_SUFFIX) and path.name[: -len(PART_SUFFIX)].isdigit():
+            entries.append(_entry("part", int(path.name[: -len(PART_SUFFIX)]), info))
+    for kind, folder in (("verified", VERIFIED_DIR), ("build", BUILDING_DIR)):
+        for path, info in _entries(staging / folder):
+            if path.name.isdigit():
+                entries.append(_entry(kind, int(path.name), info))
+    return tuple(entries)
+
+
+def _entries(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    with os.scandir(folder) as scan:
+        for entry in scan:
+            if not entry.is_symlink():
+                yield Path(entry.path), entry.stat(follow_symlinks=False)
+
+
+def _entry(kind: str, remote_id: int, info: os.stat_result) -> StagedEntry:
+    modified = datetime.fromtimestamp(info.st_mtime, UTC)
+    size = info.st_size if stat.S_ISREG(info.st_mode) else 0
+    return StagedEntry(kind, remote_id, size, modified)  # type: ignore[arg-type]
+
+
+def keep_verified(part: Path, staging: Path, file_id: int) -> Path:
+    """Given a verified ``.part``, move it to ``verified/<file id>`` and return that path;
+    raise ItemError if the move fails."""
+    target = verified_path(staging, file_id)
+    try:
+        _real_folder(target.parent)
+        part.replace(target)
+        fsync_folder(target.parent)
+    except OSError as error:
+        raise ItemError(
+            f"could not keep the verified {part.name}: {error.strerror}",
+            f"check the permissions of {staging}; the next run verifies the part again",
+        ) from error
+    return target
+
+
+def adopt_legacy_items(staging: Path, verified_ids: Mapping[str, int]) -> list[int]:
+    """Given the journal's verified files (relative path -> file id), move every file an
+    earlier version left in ``items/<item name>/`` to ``verified/<file id>``, so the engine
+    places it; return the ids moved. Files it cannot match stay where they are."""
+    legacy = staging / LEGACY_ITEMS_DIR
+    if legacy.is_symlink() or not legacy.is_dir():
+        return []
+    moved: list[int] = []
+    for path in sorted(legacy.rglob("*")):
+        file_id = verified_ids.get(path.relative_to(legacy).as_posix())
+        target = None if file_id is None else verified_path(staging, file_id)
+        if target is None or path.is_symlink() or not path.is_file() or target.exists():
+            continue
+        _real_folder(target.parent)
+        path.replace(target)
+        moved.append(file_id)  # type: ignore[arg-type]
+    for folder in sorted((p for p in legacy.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only the emptied ones
+    with contextlib.suppress(OSError):
+        legacy.rmdir()
+    return moved
+
+
+def remove_entry(staging: Path, entry: StagedEntry) -> None:
+    """Given an entry of ours in staging, remove it (a part with its sidecar, a verified
+    file, or a build folder); a missing entry is fine."""
+    if entry.kind == "part":
+        discard(part_path(staging, entry.remote_id))
+    elif entry.kind == "verified":
+        verified_path(staging, entry.remote_id).unlink(missing_ok=True)
+    else:
+        shutil.rmtree(building_path(staging, entry.remote_id), ignore_errors=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ToPlace:
+    """One verified file and where it goes: ``final`` is inside the download folder."""
+
+    file_id: int
+    source: Path
+    final: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What placing an item did: the file ids now in place, and the files that could not be."""
+
+    placed: tuple[int, ...]
+    problems: tuple[str, ...]
+
+
+def place_item(files: list[ToPlace], building: Path, target: Path | None) -> Placed:
+    """Given an item's verified files, put each at its final path and return what was placed.
+
+    ``target`` is the item's folder for a folder item. If it does not exist yet, the
+    item is built in ``building`` (hard links) and moved in with one rename, so a media
+    manager sees it whole or not at all. Otherwise (or where hard links are refused)
+    the files move one by one, never overwriting: a file in the way fails alone.
+    """
+    if target is not None and not os.path.lexists(target):
+        built = _build(files, building, target)
+        if built:
+            _move_in(building, target)
+            _drop_sources(files)
+            return Placed(tuple(item.file_id for item in files), ())
+    placed: list[int] = []
+    problems: list[str] = []
+    for item in files:
+        problem = place_file(item)
+        if problem is None:
+            placed.append(item.file_id)
+        else:
+            problems.append(problem)
+    return Placed(tuple(placed), tuple(problems))
+
+
+def _build(files: list[ToPlace], building: Path, target: Path) -> bool:
+    """Link every file into the build folder; False if this filesystem has no hard links."""
+    shutil.rmtree(building, ignore_errors=True)  # only links of an earlier attempt
+    try:
+        for item in files:
+            inside = building / item.final.relative_to(target)
+            _real_folder(inside.parent)
+            _check_regular(item.source)
+            os.link(item.source, inside, follow_symlinks=False)
+        for folder in sorted({building, *(p.parent for p in building.rglob("*"))}):
+            fsync_folder(folder)
+    except OSError as error:
+        shutil.rmtree(building, ignore_errors=True)
+        if error.errno in _NO_LINKS:
+            return False
+        raise _cannot_place(building, error) from error
+    return True
+
+
+def _move_in(building: Path, target: Path) -> None:
+    try:
+        _real_folder(target.parent)
+        building.rename(target)
+        fsync_folder(target.parent)
+    except OSError as error:
+        raise _cannot_place(target, error) from error
+
+
+def place_file(item: ToPlace) -> str | None:
+    """Put one verified file at its final path; return why not, or None once it is there."""
+    try:
+        if _same_file(item.source, item.final):
+            item.source.unlink()  # moved in by an earlier, interrupted attempt
+            return None
+        if os.path.lexists(item.final):
+            return f"{item.final}: a different file is already there; not overwriting"
+        _real_folder(item.final.parent)
+        _check_regular(item.source)
+        place_atomically(item.source, item.final)
+    except ItemError as error:
+        return f"{item.final}: {error.message}"
+    except OSError as error:
+        return f"{item.final}: {error.strerror}"
+    return None
+
+
+def _drop_sources(files: Iterable[ToPlace]) -> None:
+    for item in files:
+        item.source.unlink(missing_ok=True)
+
+
+def _same_file(source: Path, final: Path) -> bool:
+    try:
+        one, two = os.lstat(source), os.lstat(final)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(two.st_mode) and (one.st_dev, one.st_ino) == (two.st_dev, two.st_ino)
+
+
+def _check_regular(path: Path) -> None:
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise UnsafePathError(
+            f"refusing to place {path}: it is not a regular file",
+            "something replaced a verified file in staging; the next run downloads it again",
+        )
+
+
+def _real_folder(folder: Path) -> None:
+    """Make the folder; raise UnsafePathError if it (or what it is made in) is a symlink."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.is_symlink():
+        raise UnsafePathError(
+            f"refusing to write into {folder}: it is a symbolic link",
+            "remove the link; putio-mirror only writes into real folders it made",
+        )
+
+
+_NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
+
+
+def _cannot_place(path: Path, error: OSError) -> ItemError:
+    return ItemError(
+        f"could not place {path}: {error.strerror}",
+        "check permissions and that staging is on the same disk as the download folder; "
+        "the verified files stay in staging and the next run places them",
+    )

@@ -1,0 +1,369 @@
+"""The put.io API client: the only module that talks to put.io's API and upload hosts.
+
+It turns put.io's JSON into ``putio_mirror.core.state`` values and every failure
+into our exception family: transient trouble is retried with backoff here and
+surfaces as ``TransientError`` only when it persists; 401 is ``AuthError`` at
+once. The token travels only in the ``Authorization`` header of requests to
+the API and upload hosts and never appears in a message, log line or repr.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import requests
+from requests.auth import AuthBase
+from urllib3.exceptions import ConnectTimeoutError
+
+from putio_mirror import __version__
+from putio_mirror.core.errors import AuthError, NotFoundError, RemoteError, TransientError
+from putio_mirror.core.retry import Backoff, retry_after_seconds
+from putio_mirror.core.state import RemoteFile, Transfer
+from putio_mirror.putio.values import (
+    TRANSIENT_HINT,
+    join_ids,
+    parse_file,
+    parse_int,
+    parse_transfer,
+    refused_torrent,
+)
+
+logger = logging.getLogger(__name__)
+
+AUTH_HINT = (
+    "the put.io token was refused: create a new one at "
+    "https://app.put.io/settings/account/oauth/apps and set PUTIO_TOKEN or token_file"
+)
+DEFAULT_BACKOFF = Backoff()
+_JSON = dict[str, Any]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _TokenAuth(AuthBase):
+    """Adds ``Authorization: token …`` to one request; its repr hides the token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"token {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_TokenAuth(<hidden>)"
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One API request: where it goes, what it carries, and whether a retry is safe."""
+
+    method: str
+    route: str
+    params: Mapping[str, str | int] | None = None
+    data: Mapping[str, str | int] | None = None
+    files: Mapping[str, tuple[str, bytes, str]] | None = None
+    upload: bool = False
+    #: tries before giving up; None = the client's backoff policy decides
+    attempts: int | None = None
+    # Retrying ``transfers/add`` or an upload after a read timeout, a reset or a 500/502/504
+    # could create a second transfer: it is retried only if the request provably never
+    # reached put.io (no connection) or put.io said it did not process it (429, 503);
+    # otherwise the next run pairs the transfer by info-hash instead of guessing now.
+    creates: bool = False
+    #: what this call submits as a torrent (a file name, "the link"): a 400 answer then means
+    #: put.io refuses that torrent itself and will refuse it again (TorrentRefusedError)
+    submits: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.method} {self.route}"
+
+
+class PutioClient:
+    """Given a token, call put.io's API v2 with timeouts, retries and error mapping."""
+
+    def __init__(
+        self,
+        token: str,
+        api_url: str = "https://api.put.io/v2",
+        upload_url: str = "https://upload.put.io/v2",
+        *,
+        timeout: float = 30.0,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = _utc_now,
+        jitter: Callable[[], float] = random.random,
+        session: requests.Session | None = None,
+        user_agent: str = f"putio-mirror/{__version__}",
+        page_size: int = 1000,
+    ) -> None:
+        self._auth = _TokenAuth(token)
+        self._token = token
+        self._api_url = api_url.rstrip("/")
+        self._upload_url = upload_url.rstrip("/")
+        self._timeout = (min(timeout, 10.0), timeout)
+        self._backoff = backoff
+        self._sleep = sleep
+        self._now = now
+        self._jitter = jitter
+        self._owns_session = session is None
+        self._session = session if session is not None else requests.Session()
+        self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        self._page_size = page_size
+
+    def __repr__(self) -> str:
+        return f"PutioClient(api_url={self._api_url!r})"
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> PutioClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def list_transfers(self) -> tuple[Transfer, ...]:
+        """Return every transfer of the account, following the cursor to the last page."""
+        first = _Call("GET", "transfers/list", params={"per_page": self._page_size})
+        items = self._pages(first, "transfers/list/continue", "transfers")
+        return tuple(parse_transfer(item) for item in items)
+
+    def add_transfer(self, url: str, save_parent_id: int | None = None) -> Transfer:
+        """Given a magnet URI or http(s) URL, start a transfer and return it; raise
+        TorrentRefusedError if put.io refuses the link itself (HTTP 400)."""
+        data: dict[str, str | int] = {"url": url}
+        if save_parent_id is not None:
+            data["save_parent_id"] = save_parent_id
+        call = _Call("POST", "transfers/add", data=data, creates=True, submits="the link")
+        return parse_transfer(self._object(call, "transfer"))
+
+    def upload_torrent(self, filename: str, data: bytes, parent_id: int | None = None) -> Transfer:
+        """Given a .torrent file's name and bytes, start a transfer and return it;
+        raise TorrentRefusedError if put.io refuses it or does not take it for a torrent."""
+        form: dict[str, str | int] = {"filename": filename}
+        if parent_id is not None:
+            form["parent_id"] = parent_id
+        files = {"file": (filename, data, "application/x-bittorrent")}
+        query = {"torrent": "true"}  # put.io then refuses a non-torrent instead of storing it
+        call = _Call(
+            "POST", "files/upload", query, form, files, True, creates=True, submits=f"{filename!r}"
+        )
+        body = self._call(call)
+        if "transfer" not in body and "file" in body:
+            raise refused_torrent(repr(filename), "it was stored as a plain file, not a torrent")
+        return parse_transfer(_item(body, "transfer", call.describe()))
+
+    def cancel_transfers(self, ids: Sequence[int]) -> None:
+        """Given transfer ids, stop and remove those transfers (unknown ids are ignored)."""
+        if ids:
+            self._call(_Call("POST", "transfers/cancel", data={"transfer_ids": join_ids(ids)}))
+
+    def clean_transfers(self, ids: Sequence[int] | None = None) -> tuple[int, ...]:
+        """Given transfer ids (or None for all), remove the finished ones from the list;
+        return the ids put.io says it removed."""
+        if ids is not None and not ids:
+            return ()  # an empty id list must not turn into "clean everything"
+        data = None if ids is None else {"transfer_ids": join_ids(ids)}
+        body = self._call(_Call("POST", "transfers/clean", data=data))
+        deleted = body.get("deleted_ids")
+        if not isinstance(deleted, list):
+            return ()
+        return tuple(number for number in map(parse_int, deleted) if number is not None)
+
+    def list_all_files(self) -> tuple[RemoteFile, ...]:
+        """Return every file and folder of the account as one flat list (``parent_id=-1``)."""
+        # hidden=1: put.io leaves hidden files out of listings unless asked (putio-get does so).
+        params = {"parent_id": -1, "per_page": self._page_size, "hidden": 1}
+        first = _Call("GET", "files/list", params=params)
+        return tuple(parse_file(item) for item in self._pages(first, "files/list/continue"))
+
+    def download_url(self, file_id: int, *, retry: bool = True) -> str:
+        """Given a file id, return a fresh, self-authenticating download-node URL.
+
+        ``retry=False`` makes one attempt: a downloader that has its own
+        patience (max_outage) must not also wait out the client's backoff.
+        """
+        route = f"files/{file_id}/url"
+        url = self._call(_Call("GET", route, attempts=None if retry else 1)).get("url")
+        if not isinstance(url, str) or not url:
+            raise _shape_error(f"GET {route}")
+        return url
+
+    def delete_files(self, ids: Sequence[int]) -> None:
+        """Given file ids, delete those files (ids that are already gone are skipped)."""
+        if ids:
+            # A flag in the query string, as put.io's own clients send it; the ids in the body.
+            flags = {"skip_nonexistents": "true"}
+            self._call(_Call("POST", "files/delete", flags, data={"file_ids": join_ids(ids)}))
+
+    def _pages(self, first: _Call, continue_route: str, key: str = "files") -> Iterator[_JSON]:
+        """Given the call for the first page, yield its items and those of every
+        following page."""
+        body, what = self._call(first), first.describe()
+        while True:
+            items = body.get(key)
+            if not isinstance(items, list):
+                raise _shape_error(what)
+            yield from (item for item in items if isinstance(item, dict))
+            cursor = body.get("cursor")
+            if not cursor:  # put.io ends with null, sometimes with ""
+                return
+            params = {"per_page": self._page_size}
+            call = _Call("POST", continue_route, params=params, data={"cursor": str(cursor)})
+            body, what = self._call(call), call.describe()
+
+    def _call(self, call: _Call) -> _JSON:
+        """Given a call, return put.io's JSON answer; retry transient trouble with
+        backoff; raise our errors for everything else."""
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(call, attempt)
+            except _Retryable as trouble:
+                attempt += 1
+                self._wait_or_give_up(call, trouble, attempt)
+
+    def _attempt(self, call: _Call, attempt: int) -> _JSON:
+        response = self._send(call, attempt)
+        with response:
+            logger.debug(
+                "put.io %s -> %s (attempt %d)", call.describe(), response.status_code, attempt + 1
+            )
+            if response.status_code >= 300:
+                raise self._status_error(call, response)
+            body = _json_of(response)
+            if body is None:
+                raise _shape_error(call.describe())
+            return body
+
+    def _send(self, call: _Call, attempt: int) -> requests.Response:
+        base = self._upload_url if call.upload else self._api_url
+        try:
+            return self._session.request(
+                call.method,
+                f"{base}/{call.route}",
+                params=call.params,
+                data=call.data,
+                files=call.files,
+                headers=self._headers,
+                auth=self._auth,
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            reason = type(exc).__name__
+            logger.debug("put.io %s failed: %s (attempt %d)", call.describe(), reason, attempt + 1)
+            if call.creates and not _never_reached_server(exc):
+                raise self._transient(call, f"the connection failed ({reason})") from exc
+            raise _Retryable(f"the connection failed ({reason})", None) from exc
+
+    def _wait_or_give_up(self, call: _Call, trouble: _Retryable, attempt: int) -> None:
+        """Given the trouble of the last attempt, sleep before the next one, or raise
+        TransientError when the attempts are used up or put.io asks for a longer pause."""
+        if attempt >= (call.attempts or self._backoff.max_attempts):
+            raise self._transient(call, trouble.reason, trouble.retry_after) from trouble
+        delay = self._backoff.delay(attempt - 1, self._jitter())
+        if trouble.retry_after is not None:
+            if trouble.retry_after > self._backoff.cap:
+                # Sleeping for longer than our own cap would stall the whole run;
+                # give up now and let the next run come back after the pause.
+                raise self._transient(call, trouble.reason, trouble.retry_after) from trouble
+            delay = max(delay, trouble.retry_after)
+        logger.debug("put.io %s: %s; retrying in %.1f s", call.describe(), trouble.reason, delay)
+        self._sleep(delay)
+
+    def _status_error(self, call: _Call, response: requests.Response) -> Exception:
+        status = response.status_code
+        error_type, message = _error_fields(response)
+        if status == 401:
+            return AuthError(f"put.io refused the token ({call.describe()}, HTTP 401)", AUTH_HINT)
+        if status == 429 or status >= 500:
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"), self._now())
+            reason = f"put.io answered HTTP {status}"
+            if call.creates and status not in (429, 503):
+                return self._transient(call, reason, retry_after)
+            return _Retryable(reason, retry_after)
+        text = self._scrub(message or error_type or "no details")
+        if status == 400 and call.submits is not None:
+            said = f"{message} ({error_type})" if message and error_type else text
+            return refused_torrent(call.submits, said)
+        detail = f"put.io refused {call.describe()}: {text} (HTTP {status})"
+        if status == 404:
+            return NotFoundError(detail, "it was probably removed on put.io", status, error_type)
+        hint = "check the request; put.io will refuse it the same way next time"
+        return RemoteError(detail, hint, status, error_type)
+
+    def _transient(
+        self, call: _Call, reason: str, retry_after: float | None = None
+    ) -> TransientError:
+        message = f"put.io {call.describe()} failed: {reason}"
+        return TransientError(message, TRANSIENT_HINT, retry_after)
+
+    def _object(self, call: _Call, key: str) -> _JSON:
+        return _item(self._call(call), key, call.describe())
+
+    def _scrub(self, text: str) -> str:
+        # put.io never echoes the token, but a proxy or a future error text might.
+        return text.replace(self._token, "<token>") if self._token else text
+
+
+class _Retryable(Exception):
+    """Internal: this attempt failed in a way that the next attempt may not."""
+
+    def __init__(self, reason: str, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def _never_reached_server(exc: requests.RequestException) -> bool:
+    """Given a requests exception, return True if the connection was never made
+    (refused, unresolvable host, connect timeout), so no byte reached put.io."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    cause = exc.args[0] if exc.args else None  # urllib3's MaxRetryError
+    # urllib3's NewConnectionError and NameResolutionError subclass ConnectTimeoutError.
+    return isinstance(getattr(cause, "reason", cause), ConnectTimeoutError)
+
+
+def _shape_error(what: str) -> TransientError:
+    return TransientError(f"put.io answered {what} with an unexpected body", TRANSIENT_HINT)
+
+
+def _item(body: _JSON, key: str, what: str) -> _JSON:
+    """Given an answer, return its object under ``key``; raise TransientError if absent."""
+    item = body.get(key)
+    if not isinstance(item, dict):
+        raise _shape_error(what)
+    return item
+
+
+def _json_of(response: requests.Response) -> _JSON | None:
+    try:
+        body = response.json()
+    except ValueError:  # HTML error pages, text bodies from the upload host
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _error_fields(response: requests.Response) -> tuple[str, str]:
+    body = _json_of(response) or {}
+    error_type = body.get("error_type") or body.get("error") or ""
+    message = body.get("error_message") or ""
+    return str(error_type), str(message)

@@ -1,0 +1,109 @@
+"""put.io's JSON → our frozen values, leniently (numerics may be null or strings,
+timestamps come in three spellings, statuses may be new). Pure: no I/O."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from putio_mirror.core.errors import TorrentRefusedError, TransientError
+from putio_mirror.core.state import REGULAR_FOLDER, RemoteFile, Transfer
+
+TRANSIENT_HINT = "put.io or the network is having trouble; the next run will try again"
+_FOLDER_CONTENT_TYPE = "application/x-directory"
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """Given put.io's ``YYYY-MM-DDTHH:MM:SS`` (or with a space, or a trailing Z),
+    return an aware UTC datetime; return None for null or anything unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace(" ", "T", 1)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def parse_int(value: object) -> int | None:
+    """Given a JSON number or numeric string, return it as an int; None if not a number."""
+    number = parse_float(value)
+    return None if number is None else int(number)
+
+
+def parse_float(value: object) -> float | None:
+    """Given a JSON number or numeric string (``current_ratio`` is either), return a
+    float; None for null, booleans and garbage."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _required_id(item: Mapping[str, object]) -> int:
+    value = parse_int(item.get("id"))
+    if value is None:
+        raise TransientError("put.io sent an item without an id", TRANSIENT_HINT)
+    return value
+
+
+def parse_transfer(item: Mapping[str, object]) -> Transfer:
+    """Given a put.io transfer object, return a Transfer (unknown statuses kept as given)."""
+    info_hash = _text(item.get("hash"))
+    return Transfer(
+        id=_required_id(item),
+        name=_text(item.get("name")) or "",
+        status=_text(item.get("status")) or "UNKNOWN",
+        hash=info_hash.lower() if info_hash else None,
+        source=_text(item.get("source")) or _text(item.get("magneturi")),
+        file_id=parse_int(item.get("file_id")),
+        save_parent_id=parse_int(item.get("save_parent_id")),
+        seconds_seeding=parse_int(item.get("seconds_seeding")),
+        current_ratio=parse_float(item.get("current_ratio")),
+        finished_at=parse_timestamp(item.get("finished_at")),
+        error_message=_text(item.get("error_message")),
+    )
+
+
+def parse_file(item: Mapping[str, object]) -> RemoteFile:
+    """Given a put.io file object, return a RemoteFile (a null parent is the root, 0)."""
+    crc32 = _text(item.get("crc32"))
+    is_folder = (
+        item.get("content_type") == _FOLDER_CONTENT_TYPE or item.get("file_type") == "FOLDER"
+    )
+    return RemoteFile(
+        id=_required_id(item),
+        name=_text(item.get("name")) or "",
+        parent_id=parse_int(item.get("parent_id")) or 0,
+        size=parse_int(item.get("size")) or 0,
+        is_folder=is_folder,
+        crc32=crc32.lower() if crc32 else None,
+        folder_type=_text(item.get("folder_type")) or REGULAR_FOLDER,
+        updated_at=parse_timestamp(item.get("updated_at")),
+    )
+
+
+def join_ids(ids: Sequence[int]) -> str:
+    """Given ids, return them as put.io takes a list: ``1,2,3``."""
+    return ",".join(str(int(item)) for item in ids)
+
+
+def refused_torrent(what: str, reason: str) -> TorrentRefusedError:
+    """Given what was submitted and put.io's reason, return the error of its refusal."""
+    return TorrentRefusedError(
+        f"put.io refused {what}: {reason}",
+        "put.io will refuse it again as it is: fetch the .torrent or magnet again, "
+        "or ask its source for another one",
+        reason,
+    )
