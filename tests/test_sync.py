@@ -14,7 +14,7 @@ from pathlib import Path
 from putio_mirror.app.run import ALL_KINDS, Request, Runtime, run_once
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import ExitCode
-from putio_mirror.local.fs import RunLock
+from putio_mirror.local.lock import RunLock
 from tests.mirror_env import Mirror
 
 

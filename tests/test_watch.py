@@ -15,7 +15,7 @@ from putio_mirror.cli.watch import SETTLE_SECONDS, submit_blackhole, watch_black
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode
 from putio_mirror.journal.store import Journal
-from putio_mirror.local.fs import RunLock
+from putio_mirror.local.lock import RunLock
 from tests.mirror_env import Mirror
 
 

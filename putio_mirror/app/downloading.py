@@ -21,14 +21,9 @@ from putio_mirror.core.plan import AdoptLocal, Download, PlaceItem, TidyStaging
 from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.stream import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
-from putio_mirror.local.fs import (
-    Places,
-    allocated_bytes,
-    crc32_of,
-    ensure_room,
-    local_size,
-    resolve_inside,
-)
+from putio_mirror.local.files import allocated_bytes, crc32_of, local_size
+from putio_mirror.local.paths import Places, resolve_inside
+from putio_mirror.local.space import ensure_room
 from putio_mirror.local.staging import (
     ToPlace,
     building_path,

@@ -54,7 +54,8 @@ from putio_mirror.local.blackhole import (
     reject_refused,
     reread,
 )
-from putio_mirror.local.fs import FREE_SPACE_MARGIN, Places
+from putio_mirror.local.paths import Places
+from putio_mirror.local.space import FREE_SPACE_MARGIN
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from putio_mirror.core.state import (
 )
 from putio_mirror.fetch.segments import bytes_done
 from putio_mirror.local.blackhole import scan_blackhole
-from putio_mirror.local.fs import Places, local_size
+from putio_mirror.local.files import local_size
+from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import list_staging, part_path
 
 

@@ -33,7 +33,8 @@ from putio_mirror.core.state import JournalFacts, RemoteFile, Snapshot
 from putio_mirror.fetch.engine import SegmentedDownloader
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.journal.store import Journal
-from putio_mirror.local.fs import Places, RunLock
+from putio_mirror.local.lock import RunLock
+from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items
 from putio_mirror.putio.client import PutioClient
 

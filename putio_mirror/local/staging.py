@@ -17,7 +17,6 @@ counts as placed; a different file there is never overwritten and fails alone.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import stat
@@ -29,7 +28,7 @@ from pathlib import Path
 from putio_mirror.core.errors import ItemError, UnsafePathError
 from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.segments import discard
-from putio_mirror.local.fs import fsync_folder, place_atomically
+from putio_mirror.local.durable import LINK_UNSUPPORTED, fsync_folder, place_atomically
 
 VERIFIED_DIR = "verified"
 #: where versions before the journal's schema 3 built items, by name
@@ -191,7 +190,7 @@ def _build(files: list[ToPlace], building: Path, target: Path) -> bool:
             fsync_folder(folder)
     except OSError as error:
         shutil.rmtree(building, ignore_errors=True)
-        if error.errno in _NO_LINKS:
+        if error.errno in LINK_UNSUPPORTED:
             return False
         raise _cannot_place(building, error) from error
     return True
@@ -253,9 +252,6 @@ def _real_folder(folder: Path) -> None:
             f"refusing to write into {folder}: it is a symbolic link",
             "remove the link; putio-mirror only writes into real folders it made",
         )
-
-
-_NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
 
 
 def _cannot_place(path: Path, error: OSError) -> ItemError:

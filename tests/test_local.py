@@ -1,4 +1,4 @@
-"""Tests of putio_mirror.local.fs: run lock, safe paths, atomic placing, space, CRC32."""
+"""Tests of putio_mirror.local: run lock, safe paths, atomic placing, space, CRC32."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ import pytest
 from pyfakefs.fake_filesystem_unittest import Patcher
 
 from putio_mirror.core.errors import AlreadyRunningError, ItemError, NoSpaceError, UnsafePathError
-from putio_mirror.local.fs import (
-    RunLock,
-    crc32_of,
-    ensure_room,
-    free_bytes,
-    local_size,
-    place_atomically,
-    resolve_inside,
-)
+from putio_mirror.local.durable import place_atomically
+from putio_mirror.local.files import crc32_of, local_size
+from putio_mirror.local.lock import RunLock
+from putio_mirror.local.paths import resolve_inside
+from putio_mirror.local.space import ensure_room, free_bytes
 from putio_mirror.local.staging import part_path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -30,7 +26,7 @@ TRY_LOCK = """
 import sys
 from pathlib import Path
 from putio_mirror.core.errors import AlreadyRunningError
-from putio_mirror.local.fs import RunLock
+from putio_mirror.local.lock import RunLock
 try:
     with RunLock(Path(sys.argv[1])):
         print("locked")

@@ -1,0 +1,79 @@
+"""Putting a finished file in place in one step, and making that step survive a power cut."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from putio_mirror.core.errors import ItemError
+
+# link(2) refusals that mean "this filesystem cannot hard-link", not "no".
+LINK_UNSUPPORTED = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
+)
+
+
+def place_atomically(part: Path, final: Path) -> None:
+    """Given a complete ``.part`` file, make it appear at ``final`` in one step.
+
+    The data is flushed to disk first; the parent folders are made. Raise
+    ItemError if ``final`` exists (it is never overwritten, and the part stays)
+    or if the move fails.
+    """
+    try:
+        _fsync_file(part)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_rename(part, final)
+        fsync_folder(final.parent)
+    except FileExistsError:
+        raise ItemError(
+            f"would overwrite {final}",
+            "A different file is already there; move it away if the put.io copy should win. "
+            f"The download is kept in {part}.",
+        ) from None
+    except OSError as error:
+        raise ItemError(
+            f"could not move {part} to {final}: {error.strerror}",
+            "Check permissions and that the staging folder is on the same disk as the target.",
+        ) from error
+
+
+def _link_or_rename(part: Path, final: Path) -> None:
+    """Move part to final, raising FileExistsError rather than overwriting (the part
+    itself is moved, never what it may point to)."""
+    try:
+        # link(2) refuses an existing target atomically; rename(2) would replace it.
+        os.link(part, final, follow_symlinks=False)
+    except OSError as error:
+        if error.errno not in LINK_UNSUPPORTED:
+            raise
+        # No hard links here (some NAS shares): check, then rename. One run at a
+        # time holds the lock, so nobody else writes our targets in between.
+        if final.is_symlink() or final.exists():
+            raise FileExistsError(errno.EEXIST, "File exists", str(final)) from None
+        part.rename(final)
+        return
+    part.unlink()
+
+
+def _fsync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def fsync_folder(path: Path) -> None:
+    """Make a rename in ``path`` durable; filesystems that cannot are let be."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # e.g. EINVAL on some network filesystems: the data itself is synced
+    finally:
+        os.close(descriptor)
