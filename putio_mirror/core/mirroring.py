@@ -85,13 +85,16 @@ class Pending:
         return cls(keys, frozenset(action.file_id for action in fetches if action.staged))
 
 
-def index_tree(files: Iterable[RemoteFile], policy: Policy) -> RemoteTree:
+def index_tree(
+    files: Iterable[RemoteFile], policy: Policy, names: Mapping[int, str] | None = None
+) -> RemoteTree:
+    """Index put.io's flat listing; ``names`` are its local paths if already known."""
     by_id = {item.id: item for item in files}
     children: defaultdict[int, list[int]] = defaultdict(list)
     for item in by_id.values():
         children[item.parent_id].append(item.id)
     frozen_children = {parent: tuple(sorted(ids)) for parent, ids in children.items()}
-    paths = local_paths(list(by_id.values()), policy.remote_root_id)
+    paths = local_paths(list(by_id.values()), policy.remote_root_id) if names is None else names
     wanted = frozenset(
         item_id
         for item_id, relative in paths.items()

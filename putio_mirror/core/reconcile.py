@@ -53,7 +53,7 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     waits before its next try, and the age of staging leftovers; it is an argument so
     the function stays pure and deterministic.
     """
-    tree = index_tree(snapshot.files, policy)
+    tree = index_tree(snapshot.files, policy, snapshot.names)
     notes: list[Note] = []
     actions: list[Action] = []
     if policy.submit_blackhole:

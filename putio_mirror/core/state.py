@@ -182,6 +182,9 @@ class Snapshot:
     files: tuple[RemoteFile, ...] = ()
     journal: JournalFacts = JournalFacts()
     local: LocalFacts = LocalFacts()
+    #: ``naming.local_paths(files, root)`` when the observer already named the tree (it
+    #: needs the names to stat the disk), so the reconciler does not name it twice.
+    names: Mapping[int, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
