@@ -22,6 +22,7 @@ from putio_mirror.core.naming import OWN_PREFIX, STAGING_DIR_NAME
 from putio_mirror.core.state import Filters, Policy, SafetyLimits
 from putio_mirror.core.window import Schedule, parse_schedule
 from putio_mirror.local.folders import config_folder, state_folder
+from putio_mirror.local.paths import nearest_existing
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -360,9 +361,7 @@ def _unwritable(path: Path, is_folder: bool) -> str | None:
             return f"{path} exists but is {'not ' if is_folder else ''}a folder"
         mode = os.W_OK | (os.X_OK if is_folder else 0)
         return None if os.access(path, mode) else f"{path} is not writable"
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
+    ancestor = nearest_existing(path.parent)
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         return f"cannot create {path}: {ancestor} is not a writable folder"
     return None

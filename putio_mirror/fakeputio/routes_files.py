@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from putio_mirror.fakeputio.files import ROOT_ID
 from putio_mirror.fakeputio.forms import Form
+from putio_mirror.fakeputio.paging import first_page_reply, next_page_reply
 from putio_mirror.fakeputio.replies import ApiError, Reply, ok_reply
 from putio_mirror.fakeputio.routing import Route, route
 from putio_mirror.fakeputio.world import World
@@ -27,18 +27,12 @@ def list_files(world: World, form: Form, match: re.Match[str]) -> Reply:
         items = world.tree.children(parent_id)
     ids = [item.id for item in items if shown or not item.hidden]
     ids = _filter_types(world, ids, form.get("file_type"))
-    page, cursor = world.first_page("files", ids, per_page)
-    payload: dict[str, Any] = {"files": world.files_json(page), "parent": parent, "cursor": cursor}
-    if form.flag("total"):
-        payload["total"] = len(ids)
-    return ok_reply(**payload)
+    return first_page_reply(world, "files", ids, per_page, form, World.files_json, parent=parent)
 
 
 def continue_files(world: World, form: Form, match: re.Match[str]) -> Reply:
     """Answer ``POST /v2/files/list/continue`` with the page after ``cursor``."""
-    per_page = form.integer("per_page", 0) or None
-    page, cursor = world.next_page("files", form.get("cursor") or "", per_page)
-    return ok_reply(files=world.files_json(page), cursor=cursor)
+    return next_page_reply(world, "files", form, World.files_json)
 
 
 def get_file(world: World, form: Form, match: re.Match[str]) -> Reply:

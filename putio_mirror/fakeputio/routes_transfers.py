@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 from putio_mirror.fakeputio.content import StoredContent
 from putio_mirror.fakeputio.files import ROOT_ID
 from putio_mirror.fakeputio.forms import Form
+from putio_mirror.fakeputio.paging import first_page_reply, next_page_reply
 from putio_mirror.fakeputio.replies import ApiError, Reply, ok_reply
 from putio_mirror.fakeputio.routing import Route, route
 from putio_mirror.fakeputio.torrent import parse_magnet, parse_torrent
@@ -26,18 +27,12 @@ def list_transfers(world: World, form: Form, match: re.Match[str]) -> Reply:
     per_page = form.integer("per_page", MAX_PER_PAGE)
     if per_page > MAX_PER_PAGE:
         raise ApiError(400, "INVALID_PER_PAGE", f"per_page cannot exceed {MAX_PER_PAGE}")
-    page, cursor = world.first_page("transfers", ids, per_page)
-    payload: dict[str, Any] = {"transfers": _transfers_json(world, page), "cursor": cursor}
-    if form.flag("total"):
-        payload["total"] = len(ids)
-    return ok_reply(**payload)
+    return first_page_reply(world, "transfers", ids, per_page, form, _transfers_json)
 
 
 def continue_transfers(world: World, form: Form, match: re.Match[str]) -> Reply:
     """Answer ``POST /v2/transfers/list/continue`` with the page after ``cursor``."""
-    per_page = form.integer("per_page", 0) or None
-    page, cursor = world.next_page("transfers", form.get("cursor") or "", per_page)
-    return ok_reply(transfers=_transfers_json(world, page), cursor=cursor)
+    return next_page_reply(world, "transfers", form, _transfers_json)
 
 
 def count_transfers(world: World, form: Form, match: re.Match[str]) -> Reply:

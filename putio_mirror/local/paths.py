@@ -42,3 +42,12 @@ def _unsafe(root: Path, relative: str) -> UnsafePathError:
         f"refusing the path {relative!r}: it would leave {root}",
         "This is a bug or a hostile name; nothing was written. Please report it.",
     )
+
+
+def nearest_existing(path: Path) -> Path:
+    """Given a path that may not exist yet, return it or its nearest ancestor that exists
+    (the folder that would hold it, whose filesystem and permissions then apply)."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing

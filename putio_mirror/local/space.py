@@ -7,6 +7,7 @@ from pathlib import Path
 
 from putio_mirror.core.errors import NoSpaceError
 from putio_mirror.core.units import human_bytes
+from putio_mirror.local.paths import nearest_existing
 
 #: Free space kept spare on the download disk unless the config says otherwise.
 FREE_SPACE_MARGIN = 100 * 1024 * 1024
@@ -15,10 +16,7 @@ FREE_SPACE_MARGIN = 100 * 1024 * 1024
 def free_bytes(path: Path) -> int:
     """Given a path that may not exist yet, return the free bytes of the filesystem that
     would hold it (that of its nearest existing ancestor)."""
-    existing = path.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    return shutil.disk_usage(existing).free
+    return shutil.disk_usage(nearest_existing(path)).free
 
 
 def ensure_room(path: Path, needed: int, margin: int = FREE_SPACE_MARGIN) -> None:
