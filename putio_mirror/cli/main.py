@@ -81,6 +81,8 @@ def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
 
 
 def _run(context: Context, request: Request, overrides: dict[str, object] | None = None) -> int:
+    if any(_shown_options().values()) and not request.dry_run:
+        raise click.UsageError("--json and --all change how --dry-run shows the plan; add -n.")
     from putio_mirror.app.run import Runtime, run_once
     from putio_mirror.cli.progress import progress_for
     from putio_mirror.cli.signals import StopFlag
@@ -100,7 +102,7 @@ def _show(outcome: Outcome, request: Request, downloads: Path) -> None:
     for note in outcome.plan.notes:
         (log.warning if note.level == "warning" else log.info)("%s", note.message)
     if request.dry_run:
-        _print_plan_table(outcome)
+        _print_plan(outcome)
     for violation in outcome.violations:
         click.echo(f"Refused without --force: {violation}", err=True)
     if outcome.report is not None:
@@ -116,19 +118,67 @@ def _show(outcome: Outcome, request: Request, downloads: Path) -> None:
             click.echo(f"Downloaded {fetched} into {downloads}.")
 
 
-def _print_plan_table(outcome: Outcome) -> None:
+def _print_plan(outcome: Outcome) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from putio_mirror.core.render import plan_rows, plan_summary
+    from putio_mirror.core.render import ROWS_PER_KIND, plan_json, plan_rows, plan_summary
 
-    console = Console(highlight=False, soft_wrap=False)
+    shown = _shown_options()
+    if shown.get("json"):
+        click.echo(json.dumps(plan_json(outcome.plan), indent=2, ensure_ascii=False))
+        return
+    # Piped or redirected, rows are not cut to 80 columns: whoever reads them has no terminal.
+    width = None if sys.stdout.isatty() else 10_000
+    console = Console(highlight=False, soft_wrap=False, width=width)
     if outcome.plan.actions:
+        per_kind = None if shown.get("all") else ROWS_PER_KIND
         table = Table("action", "target", "size", "why", title="Dry run: nothing is changed")
-        for row in plan_rows(outcome.plan):
+        for row in plan_rows(outcome.plan, per_kind):
             table.add_row(*row)
         console.print(table)
     console.print(plan_summary(outcome.plan), markup=False)
+
+
+def _shown_options() -> dict[str, bool]:
+    context = click.get_current_context(silent=True)
+    return context.meta.get("putio_mirror.plan_display", {}) if context else {}
+
+
+def _remember_display(context: click.Context, param: click.Parameter, value: bool) -> bool:
+    context.meta.setdefault("putio_mirror.plan_display", {})[param.name] = value
+    return value
+
+
+def dry_run_option(command: Any) -> Any:
+    """``--dry-run`` with the two ways of showing the plan (kept off the commands'
+    signatures: only the printing reads them)."""
+    for option in (
+        click.option(
+            "--json",
+            "json",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember_display,
+            help="With --dry-run: print the plan as JSON (every action).",
+        ),
+        click.option(
+            "--all",
+            "all",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember_display,
+            help="With --dry-run: list every action, not only the first of each kind.",
+        ),
+        click.option(
+            "--dry-run",
+            "-n",
+            is_flag=True,
+            help="Print the plan as a table and change nothing anywhere.",
+        ),
+    ):
+        command = option(command)
+    return command
 
 
 def _request(command: str, kinds: Iterable[str], **options: Any) -> Request:
@@ -138,9 +188,6 @@ def _request(command: str, kinds: Iterable[str], **options: Any) -> Request:
     return Request(command=command, kinds=wanted, **options)
 
 
-dry_run_option = click.option(
-    "--dry-run", "-n", is_flag=True, help="Print the plan as a table and change nothing anywhere."
-)
 force_option = click.option("--force", is_flag=True, help="Run a plan beyond the safety limits.")
 
 

@@ -24,9 +24,53 @@ _LABELS = {
 }
 
 
-def plan_rows(plan: Plan) -> list[tuple[str, str, str, str]]:
-    """Given a plan, return one (action, target, size, why) row per action, in order."""
-    return [(_LABELS[action.kind], _target(action), _size(action), _why(action)) for action in plan]
+#: Rows shown per kind of action in a dry run's table unless every row is asked for.
+ROWS_PER_KIND = 20
+
+Row = tuple[str, str, str, str]
+
+
+def plan_rows(plan: Plan, per_kind: int | None = None) -> list[Row]:
+    """Given a plan, return one (action, target, size, why) row per action, in order;
+    with ``per_kind``, only the first that many of each kind, then one row saying how
+    many more there are (a 10,000-file plan stays readable and quick to print)."""
+    shown: Counter[str] = Counter()
+    rows: list[Row] = []
+    for action in plan:
+        shown[action.kind] += 1
+        if per_kind is None or shown[action.kind] <= per_kind:
+            rows.append(_row(action))
+    if per_kind is not None:
+        rows.extend(
+            _more(kind, count - per_kind) for kind, count in shown.items() if count > per_kind
+        )
+    return rows
+
+
+def _row(action: Action) -> Row:
+    return (_LABELS[action.kind], _target(action), _size(action), _why(action))
+
+
+def _more(kind: str, hidden: int) -> Row:
+    return (_LABELS[kind], f"… and {hidden} more", "", "--all shows every row")
+
+
+def plan_json(plan: Plan) -> dict[str, object]:
+    """Given a plan, return it as JSON-ready values: every action, the notes, the summary."""
+    return {
+        "actions": [
+            {
+                "kind": action.kind,
+                "key": action.key,
+                "target": _target(action),
+                "size": getattr(action, "size", None),
+                "why": _why(action),
+            }
+            for action in plan
+        ],
+        "notes": [{"level": note.level, "message": note.message} for note in plan.notes],
+        "summary": plan_summary(plan),
+    }
 
 
 def _target(action: Action) -> str:
