@@ -735,3 +735,18 @@ def test_request_log_records_every_host_in_order(
     assert logged[2].body == b"transfer_ids=1"
     fake_putio.clear_requests()
     assert fake_putio.requests == []
+
+
+def test_latency_delays_every_host_s_first_byte(
+    fake_putio: FakePutio, api: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("near.bin", size=1000)
+    url = _node_url(fake_putio, api, file_id)
+    fake_putio.latency_seconds = 0.15
+    started = time.monotonic()
+    _get(api, fake_putio, "/account/info")
+    api_seconds = time.monotonic() - started
+    started = time.monotonic()
+    assert _node_get(url).content == fake_putio.file_content(file_id)
+    node_seconds = time.monotonic() - started
+    assert min(api_seconds, node_seconds) >= 0.15

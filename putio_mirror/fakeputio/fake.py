@@ -64,7 +64,8 @@ class FakePutio(Settings):
     (``url_max_uses``, ``folder_name_prefix``, ``torrent_final_status``,
     ``clean_statuses``, ``upload_unauthorized_text``, ``not_torrent_error_type``,
     ``refused_torrents``,
-    ``end_cursor``, ``stall_release_seconds``, ``node_base_url``, ``node_bytes_per_second``)
+    ``end_cursor``, ``stall_release_seconds``, ``node_base_url``, ``node_bytes_per_second``,
+    ``latency_seconds``)
     may be flipped at any time. ``on_request``, if set, is called with every logged request
     before its answer goes out (from the server's thread), e.g. to revoke the token or start
     an outage at an exact moment.
@@ -94,6 +95,7 @@ class FakePutio(Settings):
         for host in _HOSTS:
             server = HostServer(host, self._respond, self._faults.in_outage, self._stopping)
             server.stall_release = lambda: self.stall_release_seconds
+            server.latency = lambda: self.latency_seconds
             self._servers[host] = server
         self.world.node_url = self.node_url
         for server in self._servers.values():

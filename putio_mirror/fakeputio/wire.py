@@ -77,6 +77,7 @@ class HostServer(ThreadingHTTPServer):
         self.refuse = refuse
         self.stopping = stopping
         self.stall_release: Callable[[], float] = lambda: 30.0
+        self.latency: Callable[[], float] = lambda: 0.0
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._handler_threads: set[threading.Thread] = set()
@@ -209,8 +210,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline()
 
     def _send(self, reply: Reply) -> None:
-        if reply.delay:
-            self.server.stopping.wait(reply.delay)
+        delay = reply.delay + self.server.latency()
+        if delay:
+            self.server.stopping.wait(delay)
         if reply.reset:
             self._reset()
             return

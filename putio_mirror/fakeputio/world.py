@@ -54,6 +54,9 @@ class Settings:
         # None: links point at the fake's own node. A base URL (e.g. an nginx serving files
         # named "<file id>.bin") makes links "<base>/<file id>.bin?u=…", for benchmarks.
         self.node_base_url: str | None = None
+        # Distance: every answer of every host (API, upload, node) waits this long before
+        # its first byte, as put.io's ~100 ms away would (benchmarks show what it costs).
+        self.latency_seconds = 0.0
 
 
 @dataclass
