@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 from putio_mirror.app.run import ALL_KINDS, Request, Runtime, run_once
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import ExitCode
+from putio_mirror.fakeputio.fake import LoggedRequest
 from putio_mirror.local.lock import RunLock
 from tests.mirror_env import Mirror
 
@@ -256,3 +258,23 @@ def test_bad_bandwidth_timetable_is_a_config_error(mirror: Mirror) -> None:
     mirror.write_config(download={"bwlimit": "08:00,fast"})
     result = mirror.run("sync")
     assert result.code == 2 and "download.bwlimit" in result.err
+
+
+def test_auto_downloads_many_small_files_eight_at_once(mirror: Mirror) -> None:
+    ids = [mirror.fake.add_file(f"sub{n:02}.srt", size=2_000 + n) for n in range(16)]
+    # Node requests wait for each other in eights: fewer at once and the barrier breaks.
+    eight = threading.Barrier(8, timeout=10)
+    broken: list[str] = []
+
+    def hold(request: LoggedRequest) -> None:
+        if request.host == "node":
+            try:
+                eight.wait()
+            except threading.BrokenBarrierError:
+                broken.append(request.path)
+
+    mirror.fake.on_request = hold
+    assert mirror.run("files", "download").code == 0  # parallel_files: auto, the default
+    assert broken == []
+    local = mirror.local_files()
+    assert all(local[f"sub{n:02}.srt"] == mirror.fake.file_content(i) for n, i in enumerate(ids))

@@ -28,6 +28,7 @@ from putio_mirror.core.errors import (
     TorrentRefusedError,
     TransientError,
 )
+from putio_mirror.core.pacing import files_at_once
 from putio_mirror.core.plan import (
     Action,
     AdoptLocal,
@@ -91,7 +92,8 @@ class Rules:
     groom_outside_window: bool = True
     save_parent_id: int | None = None
     free_space_margin: int = FREE_SPACE_MARGIN
-    parallel_files: int = 1
+    #: files downloaded at once; None: chosen from their sizes (``core.pacing``)
+    parallel_files: int | None = 1
     #: who this run is, for claims when several hosts share one journal
     owner: str = "local"
     #: how long a claim holds without renewal (a host that dies frees its work after this)
@@ -206,9 +208,10 @@ class Executor:
         )
         index = 0
         while index < len(actions) and not self._should_halt():
-            batch = _downloads_from(actions, index) if self._rules.parallel_files > 1 else []
-            if len(batch) > 1:
-                self._run_parallel(run_id, batch)
+            batch = _downloads_from(actions, index) if self._rules.parallel_files != 1 else []
+            workers = self._workers(batch)
+            if workers > 1:
+                self._run_parallel(run_id, batch, workers)
                 index += len(batch)
             else:
                 self._step(run_id, actions[index])
@@ -220,8 +223,12 @@ class Executor:
             self._report.interrupted = True
         return self._report.interrupted or self._report.aborted is not None
 
-    def _run_parallel(self, run_id: int, batch: list[Download]) -> None:
-        workers = min(self._rules.parallel_files, len(batch))
+    def _workers(self, batch: list[Download]) -> int:
+        if self._rules.parallel_files is None:
+            return files_at_once([action.size - action.resume_from for action in batch])
+        return min(self._rules.parallel_files, len(batch))
+
+    def _run_parallel(self, run_id: int, batch: list[Download], workers: int) -> None:
         with ThreadPoolExecutor(workers, thread_name_prefix="download") as pool:
             futures = [pool.submit(self._step, run_id, action) for action in batch]
             try:

@@ -101,7 +101,7 @@ class DownloadSection(_Section):
     max_outage_seconds: NonNegativeFloat = 300.0
     delete_remote_after: bool = False
     connections: int = Field(default=4, ge=1, le=16)
-    parallel_files: int = Field(default=2, ge=1, le=8)
+    parallel_files: Annotated[int, Field(ge=1, le=16)] | Literal["auto"] = "auto"
     bwlimit: str = "off"
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()

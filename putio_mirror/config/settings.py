@@ -57,7 +57,8 @@ class Settings:
     read_timeout: float
     max_outage: float
     connections: int
-    parallel_files: int
+    #: None: chosen from the files' sizes each run (``parallel_files: auto``)
+    parallel_files: int | None
     bwlimit: str
     free_space_margin: int
     schedule: Schedule
@@ -173,7 +174,7 @@ def _build(
         read_timeout=model.download.read_timeout_seconds,
         max_outage=model.download.max_outage_seconds,
         connections=model.download.connections,
-        parallel_files=model.download.parallel_files,
+        parallel_files=_number_or_auto(model.download.parallel_files),
         bwlimit=model.download.bwlimit,
         free_space_margin=model.download.free_space_margin_mb * MIB,
         schedule=parse_schedule(model.schedule.windows),
@@ -365,3 +366,7 @@ def _unwritable(path: Path, is_folder: bool) -> str | None:
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         return f"cannot create {path}: {ancestor} is not a writable folder"
     return None
+
+
+def _number_or_auto(value: int | str) -> int | None:
+    return None if value == "auto" else int(value)
