@@ -64,3 +64,17 @@ def test_schedule_is_open_while_any_of_its_windows_is() -> None:
 def test_window_ending_at_midnight_is_accepted() -> None:
     window = parse_window("22:00-24:00")
     assert window.contains(at(0, 23, 59)) and not window.contains(at(1, 0, 0))
+
+
+def test_next_opening_is_the_earliest_start_after_now() -> None:
+    schedule = parse_schedule(["00:05-05:55", "Sat 10:00-18:00"])
+    friday_noon = datetime(2026, 11, 27, 12, 0)  # a Friday
+    assert schedule.next_opening(friday_noon) == datetime(2026, 11, 28, 0, 5)
+    saturday_morning = datetime(2026, 11, 28, 7, 0)
+    assert schedule.next_opening(saturday_morning) == datetime(2026, 11, 28, 10, 0)
+    assert Schedule().next_opening(friday_noon) is None
+
+
+def test_next_opening_of_a_weekday_window_skips_to_its_day() -> None:
+    schedule = parse_schedule(["Mon 01:00-02:00"])
+    assert schedule.next_opening(datetime(2026, 11, 30, 1, 30)) == datetime(2026, 12, 7, 1, 0)

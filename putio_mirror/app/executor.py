@@ -124,6 +124,16 @@ class RunReport:
     interrupted: bool = False
     aborted: str | None = None
     bytes_downloaded: int = 0
+    #: files downloaded and verified by this run, their sizes, and the part of
+    #: ``bytes_downloaded`` they took (the rest is in staging, to be resumed)
+    verified_files: int = 0
+    verified_bytes: int = 0
+    verified_fetched: int = 0
+
+    @property
+    def bytes_in_staging(self) -> int:
+        """Bytes this run fetched into files it did not finish (a later run resumes them)."""
+        return max(0, self.bytes_downloaded - self.verified_fetched)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -336,6 +346,10 @@ class Executor:
         self._journal.action_finished(action_id, "done", self._now(), detail=detail)
         with self._lock:
             self._report.done.append(action.key)
+            if isinstance(action, Download):
+                self._report.verified_files += 1
+                self._report.verified_bytes += action.size
+                self._report.verified_fetched += action.size - action.resume_from
         return True
 
     def _fail(self, action_id: int, action: Action, error: Exception) -> None:

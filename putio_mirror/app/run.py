@@ -17,19 +17,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import get_args
 
-from putio_mirror.app.executor import Executor, Progress, Rules, RunReport
+from putio_mirror.app.executor import WINDOWED_KINDS, Executor, Progress, Rules, RunReport
 from putio_mirror.app.observe import observe
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.bandwidth import parse_timetable
 from putio_mirror.core.errors import AuthError, ConfigError, ExitCode, MirrorError, SafetyLimitError
-from putio_mirror.core.plan import ActionKind, Plan
+from putio_mirror.core.plan import ActionKind, Note, Plan
 from putio_mirror.core.reconcile import reconcile, safety_violations
 from putio_mirror.core.state import JournalFacts, RemoteFile, Snapshot
+from putio_mirror.core.window import Schedule
 from putio_mirror.fetch.engine import SegmentedDownloader
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.journal.store import Journal
@@ -99,6 +100,8 @@ class Runtime:
     clock: Callable[[], datetime] = local_now
     stop_requested: Callable[[], bool] = lambda: False
     progress: Progress | None = None
+    #: told the plan just before it is carried out (the CLI prints its summary first)
+    on_plan: Callable[[Plan], None] = lambda plan: None
 
 
 def run_once(runtime: Runtime, request: Request) -> Outcome:
@@ -123,13 +126,31 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             if request.dry_run:
                 return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations)
             raise _refusal(violations)
-        if request.dry_run or (request.beside_sync and not plan.actions):
+        if request.dry_run:
+            plan = _with_window_note(plan, settings.schedule, runtime.clock())
+            return Outcome(plan, None, ExitCode.OK, violations)
+        if request.beside_sync and not plan.actions:
             # a watcher's pass with nothing to submit leaves no run in the journal
             return Outcome(plan, None, ExitCode.OK, violations)
         assert journal is not None  # only a dry run goes without
+        runtime.on_plan(plan)
         report = _execute(runtime, request, plan, client, journal)
         return Outcome(plan, report, report.exit_code, violations)
     raise AssertionError("unreachable")
+
+
+def _with_window_note(plan: Plan, schedule: Schedule, now: datetime) -> Plan:
+    """Given a dry run's plan, say so when its downloads would wait for a closed window."""
+    waiting = sum(1 for action in plan if action.kind in WINDOWED_KINDS)
+    if not waiting or schedule.is_open(now):
+        return plan
+    opening = schedule.next_opening(now)
+    when = f"; the next opens {opening:%a %H:%M}" if opening else ""
+    message = (
+        f"The download window ({schedule.describe()}) is closed now: a real run would defer "
+        f"{waiting} download action(s){when}."
+    )
+    return replace(plan, notes=(*plan.notes, Note("warning", message)))
 
 
 def _adopt_legacy_staging(settings: Settings, journal: Journal) -> None:

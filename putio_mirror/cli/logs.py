@@ -55,7 +55,8 @@ def setup_logging(
     fresh.addFilter(Redact(redact))
     fresh.set_name(HANDLER_NAME)  # marks ours, so a second set-up replaces it
     root.addHandler(fresh)
-    wanted = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else level
+    # verbose < 0 is --quiet: only problems, so a cron job mails only when one needs a person
+    wanted = {2: logging.DEBUG, 1: logging.INFO, -1: logging.WARNING}.get(min(verbose, 2), level)
     root.setLevel(wanted)
     for noisy in ("urllib3", "watchdog"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

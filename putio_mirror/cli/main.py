@@ -32,9 +32,10 @@ _GC_THRESHOLD = 50_000  # see entry()
 class Context:
     """What the group options decided, handed to every command."""
 
-    def __init__(self, config: Path | None, verbose: int) -> None:
+    def __init__(self, config: Path | None, verbose: int, quiet: bool = False) -> None:
         self.config = config
         self.verbose = verbose
+        self.quiet = quiet
 
     def settings(
         self, *, overrides: dict[str, object] | None = None, writes: bool = True
@@ -51,7 +52,8 @@ class Context:
         if secret:
             # Whatever its source, the token is kept out of crash reports and printed errors.
             remember_secret(secret)
-        setup_logging(settings.log_file, settings.log_level, self.verbose, redact)
+        verbosity = -1 if self.quiet and not self.verbose else self.verbose
+        setup_logging(settings.log_file, settings.log_level, verbosity, redact)
         for warning in settings.warnings:
             log.warning("%s", warning)
         return settings
@@ -68,16 +70,19 @@ pass_context = click.make_pass_decorator(Context)
     help="Config file (default: $PUTIO_MIRROR_CONFIG, then ~/.config/putio-mirror/mirror.yaml).",
 )
 @click.option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Print only problems (for cron: mail only when needed)."
+)
 @click.version_option(__version__, prog_name="putio-mirror")
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
+def cli(ctx: click.Context, config: Path | None, verbose: int, quiet: bool) -> None:
     """Keep a put.io account and this machine in step.
 
     `sync` does everything: blackhole torrents become transfers, seeding is
     cancelled, finished transfers are cleaned once mirrored, and files are
     downloaded, verified and placed, inside the download windows.
     """
-    ctx.obj = Context(config, verbose)
+    ctx.obj = Context(config, verbose, quiet)
 
 
 def _run(context: Context, request: Request, overrides: dict[str, object] | None = None) -> int:
@@ -88,16 +93,35 @@ def _run(context: Context, request: Request, overrides: dict[str, object] | None
     from putio_mirror.cli.signals import StopFlag
 
     settings = context.settings(overrides=overrides)
+    say = _Say(context.quiet)
     with StopFlag() as stop, progress_for(sys.stderr) as progress:
-        runtime = Runtime(settings, stop_requested=stop.is_set, progress=progress)
+        runtime = Runtime(settings, stop_requested=stop.is_set, progress=progress, on_plan=say.plan)
         outcome = run_once(runtime, request)
-    _show(outcome, request, settings.download_dir)
+    _show(outcome, request, settings, say)
     return int(outcome.exit_code)
 
 
-def _show(outcome: Outcome, request: Request, downloads: Path) -> None:
+class _Say:
+    """What a run prints on stdout; with --quiet only when something needs a person."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.plan_shown = False
+
+    def plan(self, plan: Any) -> None:
+        from putio_mirror.core.render import plan_summary
+
+        self.plan_shown = True
+        if not self.quiet:
+            click.echo(plan_summary(plan))  # before the work: a long run says what it does
+
+    def line(self, text: str, *, needs_person: bool = False) -> None:
+        if needs_person or not self.quiet:
+            click.echo(text)
+
+
+def _show(outcome: Outcome, request: Request, settings: Settings, say: _Say) -> None:
     from putio_mirror.core.render import plan_summary
-    from putio_mirror.core.units import human_bytes
 
     for note in outcome.plan.notes:
         (log.warning if note.level == "warning" else log.info)("%s", note.message)
@@ -105,17 +129,44 @@ def _show(outcome: Outcome, request: Request, downloads: Path) -> None:
         _print_plan(outcome)
     for violation in outcome.violations:
         click.echo(f"Refused without --force: {violation}", err=True)
-    if outcome.report is not None:
-        from putio_mirror.cli.crash import redact
+    report = outcome.report
+    if report is None:
+        return
+    from putio_mirror.cli.crash import redact
 
-        for failure in outcome.report.failed:
-            click.echo(redact(f"failed: {failure.target}: {failure.message}"), err=True)
-            if failure.hint:
-                click.echo(f"  hint: {failure.hint}", err=True)
-        click.echo(f"{plan_summary(outcome.plan)}\nResult: {outcome.report.summary()}.")
-        if outcome.report.bytes_downloaded:
-            fetched = human_bytes(outcome.report.bytes_downloaded)
-            click.echo(f"Downloaded {fetched} into {downloads}.")
+    for failure in report.failed:
+        click.echo(redact(f"failed: {failure.target}: {failure.message}"), err=True)
+        if failure.hint:
+            click.echo(f"  hint: {failure.hint}", err=True)
+    needs_person = bool(report.failed or report.aborted)
+    if not say.plan_shown:
+        say.line(plan_summary(outcome.plan))
+    say.line(f"Result: {report.summary()}.", needs_person=needs_person)
+    for line in _byte_lines(report, settings):
+        say.line(line)
+
+
+def _byte_lines(report: Any, settings: Settings) -> list[str]:
+    """Given a run's report, say what reached the download folder, what waits in staging
+    (never counted as downloaded), and when a closed window opens again."""
+    from putio_mirror.app.run import local_now
+    from putio_mirror.core.units import human_bytes
+
+    lines = []
+    if report.verified_files:
+        files = "file" if report.verified_files == 1 else "files"
+        lines.append(
+            f"Downloaded and verified {report.verified_files} {files} "
+            f"({human_bytes(report.verified_bytes)}) into {settings.download_dir}."
+        )
+    if report.bytes_in_staging:
+        lines.append(
+            f"{human_bytes(report.bytes_in_staging)} more is in staging, not yet complete; "
+            "the next run resumes from there."
+        )
+    if report.window_closed and (opening := settings.schedule.next_opening(local_now())):
+        lines.append(f"The download window is closed; it opens next {opening:%a %d %b %H:%M}.")
+    return lines
 
 
 def _print_plan(outcome: Outcome) -> None:

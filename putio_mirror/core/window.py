@@ -29,6 +29,15 @@ class TimeWindow:
     days: frozenset[int] = ALL_DAYS
     text: str = ""
 
+    def next_start(self, now: datetime) -> datetime | None:
+        """Given a local time, return the next start of this window after it (within a week)."""
+        for days_ahead in range(8):
+            day = (now + timedelta(days=days_ahead)).date()
+            begin = datetime.combine(day, time(), now.tzinfo) + timedelta(minutes=self.start)
+            if day.weekday() in self.days and begin > now:
+                return begin
+        return None
+
     def contains(self, now: datetime) -> bool:
         """Given a local time, say whether an occurrence of the window (today's, or one
         that started yesterday and crosses midnight) holds it."""
@@ -55,6 +64,11 @@ class Schedule:
 
     def is_open(self, now: datetime) -> bool:
         return self.always_open or any(window.contains(now) for window in self.windows)
+
+    def next_opening(self, now: datetime) -> datetime | None:
+        """Given a local time, return when a window next opens (None: always open)."""
+        starts = [start for window in self.windows if (start := window.next_start(now))]
+        return min(starts, default=None)
 
     def describe(self) -> str:
         return ", ".join(window.text for window in self.windows) or "always"

@@ -1,0 +1,87 @@
+"""What a run prints for the person who reads it at 7 a.m.: the plan first, honest byte
+counts, when a closed window opens, and nothing at all under --quiet unless it matters."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from putio_mirror.app.executor import RunReport
+from putio_mirror.app.run import Request, Runtime, run_once
+from putio_mirror.cli.main import _byte_lines
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.plan import Plan
+from tests.mirror_env import Mirror
+
+
+def closed_window() -> str:
+    """A one-minute window twelve hours from now: closed for this whole test."""
+    start = datetime.now() + timedelta(hours=12)
+    end = start + timedelta(minutes=1)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+def test_quiet_run_with_nothing_to_do_prints_nothing(mirror: Mirror) -> None:
+    mirror.fake.add_file("movie.mkv", size=1000)
+    assert mirror.run("sync").code == 0
+    quiet = mirror.run("--quiet", "sync")
+    assert quiet.code == 0 and quiet.out == "" and quiet.err == ""
+
+
+def test_quiet_run_still_reports_a_failure(mirror: Mirror) -> None:
+    mirror.fake.add_file("movie.mkv", size=1000)
+    (mirror.downloads / "movie.mkv").mkdir(parents=True)  # a folder in the way of the file
+    result = mirror.run("--quiet", "sync")
+    assert result.code != 0
+    assert "movie.mkv" in result.err and "Result:" in result.out
+
+
+def test_a_run_says_what_it_downloaded_and_verified(mirror: Mirror) -> None:
+    mirror.fake.add_file("a.mkv", size=3000)
+    mirror.fake.add_file("b.mkv", size=2000)
+    result = mirror.run("files", "download")
+    assert result.code == 0
+    assert f"Downloaded and verified 2 files (4.88 KiB) into {mirror.downloads}." in result.out
+    assert result.out.index("Plan:") < result.out.index("Result:")
+
+
+def test_the_plan_is_told_before_any_work(mirror: Mirror) -> None:
+    mirror.fake.add_file("a.mkv", size=3000)
+    seen: list[tuple[int, list[Path]]] = []
+
+    def told(plan: Plan) -> None:
+        seen.append((len(plan), list(mirror.downloads.rglob("*.mkv"))))
+
+    settings = load_settings(mirror.config, {})
+    run_once(Runtime(settings, on_plan=told), Request("sync"))
+    assert seen == [(1, [])]
+    assert (mirror.downloads / "a.mkv").exists()
+
+
+def test_a_closed_window_defers_and_says_when_it_opens(mirror: Mirror) -> None:
+    mirror.fake.add_file("a.mkv", size=3000)
+    mirror.write_config(schedule={"windows": [closed_window()]})
+    result = mirror.run("sync")
+    assert result.code == 10
+    assert "The download window is closed; it opens next" in result.out
+    assert "Downloaded" not in result.out
+
+
+def test_a_dry_run_honours_a_closed_window(mirror: Mirror) -> None:
+    mirror.fake.add_file("a.mkv", size=3000)
+    window = closed_window()
+    mirror.write_config(schedule={"windows": [window]})
+    result = mirror.run("sync", "--dry-run")
+    assert result.code == 0
+    assert f"The download window ({window}) is closed now" in result.err
+    assert "would defer 1 download action(s)" in result.err
+
+
+def test_bytes_of_unfinished_files_are_never_counted_as_downloaded(tmp_path: Path) -> None:
+    report = RunReport(interrupted=True, bytes_downloaded=5 * 1024**2)
+    report.verified_files, report.verified_bytes, report.verified_fetched = 1, 2 * 1024**2, 1024**2
+    env = {"PUTIO_MIRROR_DOWNLOADS": str(tmp_path), "PUTIO_TOKEN": "t" * 20}
+    settings = load_settings(None, env, check_paths=False)
+    lines = _byte_lines(report, settings)
+    assert lines[0].startswith("Downloaded and verified 1 file (2 MiB)")
+    assert lines[1].startswith("4 MiB more is in staging, not yet complete")
