@@ -3,18 +3,22 @@
 ``add_tree`` fills a FakePutio with files spread over folders; ``freeze_sizes`` keeps
 the fake's answers from growing slower with the account's size once the tree is
 built; ``node_links`` hands out the fake's own download URLs for a tool that
-does not speak put.io's API (aria2c).
+does not speak put.io's API (aria2c); ``fill_journal`` writes what a journal would
+remember of them (``placed_records``: all mirrored).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from putio_mirror.core.state import DownloadRecord
 from putio_mirror.fakeputio import FakePutio
 
 SEED = 14  # the issue these trees were made for: the same sizes in every run
+MIRRORED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,52 @@ def node_links(fake: FakePutio, entries: Sequence[RemoteEntry]) -> dict[int, str
     ``url_max_uses`` is None, its default)."""
     with fake.world.lock:
         return {entry.file_id: fake.world.new_link(entry.file_id) for entry in entries}
+
+
+def placed_records(fake: FakePutio, entries: Sequence[RemoteEntry]) -> list[DownloadRecord]:
+    """Given a fake and its files, return the journal records of every file verified and
+    placed where it belongs (what an account fully mirrored has). Call after
+    ``freeze_sizes``: reading each CRC32 renders the file's object."""
+    return [
+        DownloadRecord(
+            entry.file_id,
+            entry.path,
+            entry.size,
+            fake.file_crc32(entry.file_id),
+            entry.size,
+            verified_at=MIRRORED_AT,
+            placed_path=entry.path,
+            placed_at=MIRRORED_AT,
+        )
+        for entry in entries
+    ]
+
+
+def fill_journal(url: str, records: Iterable[DownloadRecord]) -> None:
+    """Given a journal URL, create it and insert one download row per record, at once."""
+    from sqlalchemy import create_engine, insert
+
+    from putio_mirror.journal.store import Journal, downloads_table
+
+    Journal.open(url).close()
+    rows = [
+        {
+            "file_id": record.file_id,
+            "relative_path": record.relative_path,
+            "size": record.size,
+            "crc32": record.crc32,
+            "bytes_done": record.bytes_done,
+            "verified_at": record.verified_at,
+            "updated_at": record.verified_at,
+            "placed_at": record.placed_at,
+            "placed_path": record.placed_path,
+            "failures": 0,
+        }
+        for record in records
+    ]
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(downloads_table), rows)
+    finally:
+        engine.dispose()
