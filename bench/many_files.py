@@ -66,11 +66,12 @@ MIRROR = "putio-mirror"
 
 @dataclass(frozen=True)
 class Scenario:
-    """One tree and where its files come from: nginx (no latency) or the fake's node."""
+    """One tree and where its files come from: nginx, or the fake's node (with latency)."""
 
     name: str
     sizes: tuple[int, ...]
-    latency: float  # seconds on every answer of the fake; 0: the files come from nginx
+    from_node: bool  # False: from nginx
+    latency: float  # seconds before every answer of the fake (API and node)
     max_ratio: float  # the goal for putio-mirror's wall time / aria2c's
 
     @property
@@ -102,10 +103,10 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
     large = (MIB,) * args.count_large
     latency = args.latency_ms / 1000
     known = {
-        "small": Scenario("small", small, 0.0, 1.0),
-        "1MiB": Scenario("1MiB", large, 0.0, 1.0),
-        "small-latency": Scenario("small-latency", small, latency, 1.2),
-        "1MiB-latency": Scenario("1MiB-latency", large, latency, 1.2),
+        "small": Scenario("small", small, False, 0.0, 1.0),
+        "1MiB": Scenario("1MiB", large, False, 0.0, 1.0),
+        "small-latency": Scenario("small-latency", small, True, latency, 1.2),
+        "1MiB-latency": Scenario("1MiB-latency", large, True, latency, 1.2),
     }
     return [known[name] for name in args.scenarios]
 
@@ -171,7 +172,7 @@ def _links(
 ) -> Iterator[dict[int, str]]:
     """Yield each file's URL for aria2c: on the fake's node with latency, else on an
     nginx serving the same bytes, where the fake's links then point too."""
-    if scenario.latency:
+    if scenario.from_node:
         yield node_links(fake, entries)
         return
     serve = work / "serve"
@@ -256,7 +257,7 @@ def fake_notes(scenario: Scenario, results: dict[str, list[Measurement]]) -> lis
                 f"- {scenario.name}, {contender}: the fake put.io was busy {busy:.0%} of the "
                 "wall time; it, not the contender, probably set the pace."
             )
-        elif scenario.latency:
+        elif scenario.from_node:
             notes.append(
                 f"- {scenario.name}, {contender}: the fake put.io was busy {busy:.0%} of the "
                 "wall time (not the bottleneck)."
