@@ -30,10 +30,11 @@ from pathlib import Path
 
 import yaml
 
-from putio_mirror.core.units import human_bytes as human_size
+from putio_mirror.core.units import human_bytes
 from putio_mirror.fakeputio import FakePutio
 
 BENCH_PREFIX = "putio-mirror-bench-"
+human_size = human_bytes  # the name the scripts import (an explicit re-export for mypy)
 MB = 1_000_000
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -45,12 +46,14 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Measurement:
-    """One child process: wall seconds, CPU seconds (user+sys), peak RSS and its output."""
+    """One child process: wall seconds, CPU seconds (user+sys), peak RSS and its output;
+    ``host_cpu``: the CPU seconds this process (a FakePutio's servers) spent meanwhile."""
 
     wall: float
     cpu: float
     max_rss_kib: int
     output: str = ""
+    host_cpu: float = 0.0
 
     @property
     def rss_mb(self) -> float:
@@ -78,17 +81,19 @@ def run_measured(
         stats, out, err = folder / "stats", folder / "stdout", folder / "stderr"
         wrapped = [tool_path("time"), "-f", "%M", "-o", str(stats), "--", *argv]
         with out.open("wb") as stdout, err.open("wb") as stderr:
+            host_start = time.process_time()
             process = subprocess.Popen(
                 wrapped, stdout=stdout, stderr=stderr, env=env, start_new_session=True
             )
             wall, code, cpu, timed_out = _wait(process, timeout)
+            host_cpu = time.process_time() - host_start
         text, errors = out.read_text(errors="replace"), err.read_text(errors="replace")
         if timed_out or code != 0:
             why = f"timed out after {timeout:g} s" if timed_out else "failed"
             tail = (text + errors)[-3000:]
             raise BenchError(f"{' '.join(argv)} {why} (exit {code}):\n{tail}")
         max_rss_kib = int(stats.read_text().split()[-1])
-    return Measurement(wall, cpu, max_rss_kib, text)
+    return Measurement(wall, cpu, max_rss_kib, text, host_cpu)
 
 
 def _wait(process: subprocess.Popen[bytes], timeout: float) -> tuple[float, int, float, bool]:

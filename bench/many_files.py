@@ -1,56 +1,92 @@
-"""Many small files: putio-mirror against ``aria2c -j8 -i list``, all from one nginx.
+"""Many files: putio-mirror ``files download`` against ``aria2c -j8 -i list``, side by side.
 
-1,000 files of 1 MiB (``--count``, ``--size``) in one put.io folder. putio-mirror
-runs ``files download`` against a FakePutio whose ``files/{id}/url`` points at the
-nginx (so it also pays one API call per file, as it does against put.io);
-aria2c gets the nginx URLs directly in an input list. Every round starts from a
-fresh folder and journal; every copy is checked (size and CRC32) after the round.
+Four scenarios (``--scenarios``), each in a fresh FakePutio, contenders alternating:
 
-    .venv/bin/python bench/many_files.py [--rounds 3] [--count 1000] [--size 1M]
+- ``small``: 10,000 files of 512 B–4 KiB (``--count-small``; sizes seeded, 100 files a
+  folder), from an nginx: putio-mirror asks the fake for each file's URL
+  (``files/{id}/url`` answers ``<nginx>/<id>.bin``), aria2c gets the nginx URLs directly;
+- ``1MiB``: 1,000 files of 1 MiB (``--count-large``), the same way;
+- ``small-latency``, ``1MiB-latency``: the same trees with ``--latency-ms`` (50) on every
+  answer of the fake's API and node, and the files from the fake's own node for both
+  (aria2c gets the node URLs the API would answer), so both see the same distance.
+
+Every round starts from a fresh folder and journal; every copy is checked (size and
+CRC32) after its round. Goals (issue 14): putio-mirror's wall time ≤ 1.0x aria2c's
+(≤ 1.2x with latency) and ≤ 2 ms of CPU a file.
+
+    .venv/bin/python bench/many_files.py [--rounds 3] [--scenarios small,1MiB,...]
+        [--count-small 10000] [--count-large 1000] [--latency-ms 50] [--jobs 8]
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from accounts import RemoteEntry, add_tree, freeze_sizes, node_links, seeded_sizes
 from common import (
     MB,
-    RATIO_HEADERS,
-    SUMMARY_HEADERS,
     Measurement,
     Runner,
     alternate,
     base_parser,
     check_file,
     export_file,
-    human_size,
     main_guard,
+    median,
     need_free_space,
     note,
-    parse_size,
     print_header,
     print_table,
-    ratio_rows,
     run_measured,
     run_putio_mirror,
     scratch_dir,
-    summary_rows,
     tool_path,
+    verdict,
     write_config,
 )
 from tools import ensure_tools, nginx
 
 from putio_mirror.fakeputio import FakePutio
 
-FOLDER = "many"
+MIB = 1024 * 1024
+SMALL = (512, 4096)  # bytes: subtitles, .nfo files, cover art
+PER_FOLDER = 100
+TOP = "many"
+MAX_CPU_MS_PER_FILE = 2.0
+# The fake runs in this one Python process: busier than this share of a run's wall
+# time, it (not the contender) probably sets the pace.
+BUSY_FAKE = 0.8
+SCENARIOS = ("small", "1MiB", "small-latency", "1MiB-latency")
+MIRROR = "putio-mirror"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One tree and where its files come from: nginx, or the fake's node (with latency)."""
+
+    name: str
+    sizes: tuple[int, ...]
+    from_node: bool  # False: from nginx
+    latency: float  # seconds before every answer of the fake (API and node)
+    max_ratio: float  # the goal for putio-mirror's wall time / aria2c's
+
+    @property
+    def files(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a contender may take: at least 1 MB/s, and every latency paid 4x over."""
+        return 120 + sum(size / MB + 4 * self.latency + 0.05 for size in self.sizes)
 
 
 @dataclass(frozen=True)
 class Listing:
-    """The files under test: relative path → (nginx URL, size, CRC32), and the fake."""
+    """The files under test: path under the download folder → (URL, size, CRC32)."""
 
     fake: FakePutio
     files: dict[str, tuple[str, int, str]]
@@ -60,6 +96,22 @@ class Listing:
         """Raise BenchError unless every file is under ``root`` with its size and CRC32."""
         for relative, (_, size, crc32) in self.files.items():
             check_file(root / relative, size, crc32)
+
+
+def scenarios(args: argparse.Namespace) -> list[Scenario]:
+    small = tuple(seeded_sizes(args.count_small, *SMALL))
+    large = (MIB,) * args.count_large
+    latency = args.latency_ms / 1000
+    known = {
+        "small": Scenario("small", small, False, 0.0, 1.0),
+        "1MiB": Scenario("1MiB", large, False, 0.0, 1.0),
+        "small-latency": Scenario("small-latency", small, True, latency, 1.2),
+        "1MiB-latency": Scenario("1MiB-latency", large, True, latency, 1.2),
+    }
+    return [known[name] for name in args.scenarios]
+
+
+# -- contenders ----------------------------------------------------------------------
 
 
 def putio_mirror_runner(listing: Listing) -> Runner:
@@ -86,51 +138,171 @@ def aria2c_runner(listing: Listing, jobs: int) -> Runner:
     return run
 
 
-def build(fake: FakePutio, serve: Path, base: str, count: int, size: int) -> Listing:
-    """Given a fake and nginx's folder, add ``count`` files to both; return their listing."""
-    folder = fake.add_folder(FOLDER)
-    files: dict[str, tuple[str, int, str]] = {}
-    for number in range(1, count + 1):
-        name = f"file-{number:05d}.bin"
-        file_id = fake.add_file(name, parent_id=folder, size=size)
-        export_file(fake, file_id, serve / f"{file_id}.bin")
-        files[f"{FOLDER}/{name}"] = (f"{base}/{file_id}.bin", size, fake.file_crc32(file_id))
-    # At least 1 MB/s overall, or it is a failure.
-    return Listing(fake, files, 120 + count * size / MB)
+# -- one scenario --------------------------------------------------------------------
+
+
+def measure(scenario: Scenario, args: argparse.Namespace) -> dict[str, list[Measurement]]:
+    """Given a scenario, build its fake (and nginx), race the contenders; return the runs."""
+    note(f"{scenario.name}: adding {scenario.files} files to a fake put.io…")
+    with scratch_dir(args.workdir) as work, FakePutio() as fake:
+        need_free_space(work, 2 * sum(scenario.sizes))
+        entries = add_tree(fake, scenario.sizes, per_folder=PER_FOLDER, top=TOP)
+        freeze_sizes(fake)
+        with _links(scenario, fake, entries, work, args.workdir) as urls:
+            fake.latency_seconds = scenario.latency
+            files = {
+                entry.path: (urls[entry.file_id], entry.size, fake.file_crc32(entry.file_id))
+                for entry in entries
+            }
+            listing = Listing(fake, files, scenario.timeout)
+            contenders = [
+                (MIRROR, putio_mirror_runner(listing)),
+                (aria2c_name(args), aria2c_runner(listing, args.jobs)),
+            ]
+            return alternate(contenders, args.rounds, args.workdir)
+
+
+@contextmanager
+def _links(
+    scenario: Scenario,
+    fake: FakePutio,
+    entries: Sequence[RemoteEntry],
+    work: Path,
+    workdir: Path | None,
+) -> Iterator[dict[int, str]]:
+    """Yield each file's URL for aria2c: on the fake's node with latency, else on an
+    nginx serving the same bytes, where the fake's links then point too."""
+    if scenario.from_node:
+        yield node_links(fake, entries)
+        return
+    serve = work / "serve"
+    serve.mkdir()
+    note(f"{scenario.name}: writing {scenario.files} files for nginx…")
+    for entry in entries:
+        export_file(fake, entry.file_id, serve / f"{entry.file_id}.bin")
+    with nginx(serve, workdir=workdir) as base:
+        fake.node_base_url = base
+        yield {entry.file_id: f"{base}/{entry.file_id}.bin" for entry in entries}
+
+
+def aria2c_name(args: argparse.Namespace) -> str:
+    return f"aria2c -j{args.jobs}"
+
+
+# -- tables --------------------------------------------------------------------------
+
+RESULT_HEADERS = [
+    "scenario",
+    "contender",
+    "wall s",
+    "CPU s",
+    "CPU ms/file",
+    "peak RSS MB",
+    "fake CPU s",
+    "wall s per round",
+]
+GOAL_HEADERS = [
+    "scenario",
+    "wall putio-mirror/aria2c",
+    "goal",
+    "verdict",
+    "putio-mirror CPU ms/file",
+    "goal",
+    "verdict",
+]
+
+
+def result_rows(scenario: Scenario, results: dict[str, list[Measurement]]) -> list[list[str]]:
+    rows = []
+    for contender, runs in results.items():
+        cpu = median(run.cpu for run in runs)
+        rows.append(
+            [
+                scenario.name,
+                contender,
+                f"{median(run.wall for run in runs):.2f}",
+                f"{cpu:.2f}",
+                f"{cpu * 1000 / scenario.files:.2f}",
+                f"{median(run.rss_mb for run in runs):.0f}",
+                f"{median(run.host_cpu for run in runs):.2f}",
+                " ".join(f"{run.wall:.2f}" for run in runs),
+            ]
+        )
+    return rows
+
+
+def goal_row(scenario: Scenario, results: dict[str, list[Measurement]], aria2c: str) -> list[str]:
+    mine, theirs = results[MIRROR], results[aria2c]
+    ratio = median(run.wall for run in mine) / median(run.wall for run in theirs)
+    per_file = median(run.cpu for run in mine) * 1000 / scenario.files
+    return [
+        scenario.name,
+        f"{ratio:.2f}x",
+        f"≤ {scenario.max_ratio:g}x",
+        verdict(ratio, scenario.max_ratio, "x", inclusive=True),
+        f"{per_file:.2f}",
+        f"≤ {MAX_CPU_MS_PER_FILE:g}",
+        verdict(per_file, MAX_CPU_MS_PER_FILE, "ms", inclusive=True),
+    ]
+
+
+def fake_notes(scenario: Scenario, results: dict[str, list[Measurement]]) -> list[str]:
+    """Say how busy the fake put.io was in each contender's runs, and when it was the
+    bottleneck (it shares this process's one interpreter lock)."""
+    notes = []
+    for contender, runs in results.items():
+        busy = median(run.host_cpu for run in runs) / median(run.wall for run in runs)
+        if busy >= BUSY_FAKE:
+            notes.append(
+                f"- {scenario.name}, {contender}: the fake put.io was busy {busy:.0%} of the "
+                "wall time; it, not the contender, probably set the pace."
+            )
+        elif scenario.from_node:
+            notes.append(
+                f"- {scenario.name}, {contender}: the fake put.io was busy {busy:.0%} of the "
+                "wall time (not the bottleneck)."
+            )
+    return notes
 
 
 def run(args: argparse.Namespace) -> None:
     ensure_tools()
     print_header("many_files")
-    total = args.count * args.size
-    with scratch_dir(args.workdir) as work, FakePutio() as fake:
-        need_free_space(work, 2 * total)
-        serve = work / "serve"
-        serve.mkdir()
-        with nginx(serve, rate=args.rate, workdir=args.workdir) as base:
-            note(f"writing {args.count} files of {human_size(args.size)} for nginx…")
-            listing = build(fake, serve, base, args.count, args.size)
-            fake.node_base_url = base
-            aria2c = f"aria2c -j{args.jobs}"
-            contenders = [
-                ("putio-mirror", putio_mirror_runner(listing)),
-                (aria2c, aria2c_runner(listing, args.jobs)),
-            ]
-            results = alternate(contenders, args.rounds, args.workdir)
-    rate = f", nginx limit_rate {args.rate}" if args.rate else ""
-    title = f"{args.count} files of {human_size(args.size)}{rate}"
-    rows = summary_rows(results, total)
-    print_table(f"{title}: medians of {args.rounds} rounds", SUMMARY_HEADERS, rows)
-    ratios = ratio_rows(results, [("putio-mirror", aria2c)])
-    print_table(f"{title}: ratios of medians", RATIO_HEADERS, ratios)
+    chosen = scenarios(args)
+    measured = [(scenario, measure(scenario, args)) for scenario in chosen]
+    rows = [row for scenario, results in measured for row in result_rows(scenario, results)]
+    latency = f"latency scenarios: {args.latency_ms:g} ms on every API answer and node request"
+    print_table(f"medians of {args.rounds} rounds ({latency})", RESULT_HEADERS, rows)
+    goals = [goal_row(scenario, results, aria2c_name(args)) for scenario, results in measured]
+    print_table("goals of issue 14 (medians)", GOAL_HEADERS, goals)
+    notes = [line for scenario, results in measured for line in fake_notes(scenario, results)]
+    if notes:
+        print("\nThe fake put.io's own CPU (it runs in this process; one core at most):\n")
+        print("\n".join(notes))
+
+
+def scenario_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(SCENARIOS)}")
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0] if __doc__ else "many files")
-    parser.add_argument("--count", type=int, default=1000, help="how many files (1000)")
-    parser.add_argument("--size", type=parse_size, default="1M", help="size of each (1M)")
+    parser.add_argument(
+        "--scenarios",
+        type=scenario_list,
+        default=list(SCENARIOS),
+        help=f"which, comma-separated ({','.join(SCENARIOS)})",
+    )
+    parser.add_argument("--count-small", type=int, default=10_000, help="small files (10000)")
+    parser.add_argument("--count-large", type=int, default=1_000, help="1 MiB files (1000)")
+    parser.add_argument(
+        "--latency-ms", type=float, default=50.0, help="the fake's latency, *-latency (50)"
+    )
     parser.add_argument("--jobs", type=int, default=8, help="aria2c -j (8)")
-    parser.add_argument("--rate", default=None, help="nginx limit_rate per connection (none)")
     args = parser.parse_args(argv)
     return main_guard(lambda: run(args))
 

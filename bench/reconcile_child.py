@@ -45,20 +45,17 @@ def remote_tree(files: int, folders: int) -> list[RemoteFile]:
 
 
 def verified_records(tree: Sequence[RemoteFile]) -> dict[int, DownloadRecord]:
-    """Given a tree, return a verified download record for each of its files."""
+    """Given a tree, return a verified and placed download record for each of its files
+    (placed: a record only verified is a file whose bytes were lost, fetched again)."""
     names = {item.id: item.name for item in tree if item.is_folder}
-    return {
-        item.id: DownloadRecord(
-            item.id,
-            f"{names[item.parent_id]}/{item.name}",
-            item.size,
-            item.crc32,
-            item.size,
-            VERIFIED_AT,
-        )
-        for item in tree
-        if not item.is_folder
-    }
+    records = {}
+    for item in tree:
+        if not item.is_folder:
+            path = f"{names[item.parent_id]}/{item.name}"
+            records[item.id] = DownloadRecord(
+                item.id, path, item.size, item.crc32, item.size, VERIFIED_AT, path, VERIFIED_AT
+            )
+    return records
 
 
 def peak_rss_kib() -> int:

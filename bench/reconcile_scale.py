@@ -1,15 +1,22 @@
 """Reconcile at scale: 100,000 remote files in 1,000 folders, 100,000 journal rows.
 
-Each case runs in its own child process (``reconcile_child.py``), which builds
-its inputs in memory and times one step, so the peak RSS is honest:
+Two parts (``--parts``). ``steps``: each case in its own child process
+(``reconcile_child.py``), which builds its inputs in memory and times one step, so
+the peak RSS is honest:
 
-- ``reconcile`` with every file verified in the journal (the steady state: nothing to do);
+- ``reconcile`` with every file mirrored in the journal (the steady state: nothing to do);
 - ``reconcile`` with an empty journal (every file becomes a Download action);
-- ``Journal.facts()`` on a real SQLite file holding 100,000 verified download rows.
+- ``Journal.facts()`` on a real SQLite file holding 100,000 mirrored download rows.
 
-Targets from the issue: reconcile under 2 s and under 300 MB.
+``dry-run``: the whole run, observe + reconcile + render, as ``putio-mirror sync
+--dry-run`` against a FakePutio holding the account (``dry_runs.py``): all mirrored,
+no journal yet, and ``--pending`` (10,000) files pending.
+
+Targets: reconcile under 2 s and 300 MB; the whole dry run of 100,000 files under
+3 s and 300 MB, of 10,000 pending files under 1 s (issue 14).
 
     .venv/bin/python bench/reconcile_scale.py [--rounds 3] [--files 100000] [--folders 1000]
+        [--pending 10000] [--parts steps,dry-run]
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from accounts import fill_journal
 from common import (
     MB,
     Measurement,
@@ -36,40 +44,14 @@ from common import (
     scratch_dir,
     verdict,
 )
-from reconcile_child import VERIFIED_AT, remote_tree, verified_records
+from dry_runs import dry_run_cases, dry_run_outcome, dry_run_runner
+from reconcile_child import remote_tree, verified_records
 from tools import ensure_tools
 
 CHILD = Path(__file__).with_name("reconcile_child.py")
 MAX_SECONDS = 2.0
 MAX_RSS_MB = 300.0
-
-
-def fill_journal(url: str, files: int, folders: int) -> None:
-    """Given a journal URL, create it and insert one verified download row per file."""
-    from sqlalchemy import create_engine, insert
-
-    from putio_mirror.journal.store import Journal, downloads_table
-
-    Journal.open(url).close()
-    rows = [
-        {
-            "file_id": record.file_id,
-            "relative_path": record.relative_path,
-            "size": record.size,
-            "crc32": record.crc32,
-            "bytes_done": record.bytes_done,
-            "verified_at": VERIFIED_AT,
-            "updated_at": VERIFIED_AT,
-            "failures": 0,
-        }
-        for record in verified_records(remote_tree(files, folders)).values()
-    ]
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(insert(downloads_table), rows)
-    finally:
-        engine.dispose()
+PARTS = ("steps", "dry-run")
 
 
 def child_runner(*args: str) -> Runner:
@@ -116,17 +98,16 @@ def targets(rows: list[list[str]]) -> list[list[str]]:
     return checks
 
 
-def run(args: argparse.Namespace) -> None:
-    ensure_tools(["time"])
-    print_header("reconcile_scale")
+def measure_steps(args: argparse.Namespace) -> None:
+    """Time reconcile and Journal.facts() alone, each in a child; print their tables."""
     sizes = ["--files", str(args.files), "--folders", str(args.folders)]
     files = f"{args.files:,}"
     with scratch_dir(args.workdir) as work:
         url = f"sqlite:///{work / 'journal.sqlite3'}"
-        note(f"filling a journal with {files} verified downloads…")
-        fill_journal(url, args.files, args.folders)
+        note(f"filling a journal with {files} mirrored downloads…")
+        fill_journal(url, verified_records(remote_tree(args.files, args.folders)).values())
         contenders = [
-            (f"reconcile, {files} verified rows (idle)", child_runner("reconcile", *sizes)),
+            (f"reconcile, {files} mirrored rows (idle)", child_runner("reconcile", *sizes)),
             (
                 f"reconcile, empty journal ({files} downloads)",
                 child_runner("reconcile", *sizes, "--empty-journal"),
@@ -152,10 +133,66 @@ def run(args: argparse.Namespace) -> None:
                 target_rows)  # fmt: skip
 
 
+def measure_dry_runs(args: argparse.Namespace) -> None:
+    """Time whole ``sync --dry-run`` runs against fake accounts; print their tables."""
+    with scratch_dir(args.workdir) as work, dry_run_cases(args, work) as cases:
+        contenders = [(case.name, dry_run_runner(case)) for case in cases]
+        results = alternate(contenders, args.rounds, args.workdir)
+    rows, checks = [], []
+    for case in cases:
+        runs = results[case.name]
+        wall, rss = median(run.wall for run in runs), median(run.rss_mb for run in runs)
+        rows.append(
+            [
+                case.name,
+                f"{wall:.2f}",
+                f"{median(run.cpu for run in runs):.2f}",
+                f"{rss:.0f}",
+                f"{median(run.host_cpu for run in runs):.2f}",
+                " ".join(f"{run.wall:.2f}" for run in runs),
+                dry_run_outcome(runs[-1]),
+            ]
+        )
+        checks.append([case.name, f"< {case.max_seconds:g} s", f"{wall:.2f} s",
+                       verdict(wall, case.max_seconds, "s")])  # fmt: skip
+        checks.append([case.name, f"< {case.max_rss_mb:g} MB", f"{rss:.0f} MB",
+                       verdict(rss, case.max_rss_mb, "MB")])  # fmt: skip
+    headers = ["putio-mirror", "wall s", "CPU s", "peak RSS MB", "fake CPU s",
+               "wall s per round", "plan (last line printed)"]  # fmt: skip
+    print_table(f"whole dry runs: medians of {args.rounds} rounds", headers, rows)
+    print_table("targets (issue 14)", ["case", "target", "measured", "verdict"], checks)
+    print(
+        "\n(fake CPU s: what the fake put.io, in this process, spent answering the run; "
+        "it shares the machine's cores with putio-mirror.)"
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    ensure_tools(["time"])
+    print_header("reconcile_scale")
+    if "steps" in args.parts:
+        measure_steps(args)
+    if "dry-run" in args.parts:
+        measure_dry_runs(args)
+
+
+def part_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in PARTS for name in names):
+        raise argparse.ArgumentTypeError(f"choose from {','.join(PARTS)}")
+    return names
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0] if __doc__ else "reconcile at scale")
     parser.add_argument("--files", type=int, default=100_000, help="remote files (100000)")
     parser.add_argument("--folders", type=int, default=1_000, help="folders (1000)")
+    parser.add_argument(
+        "--pending", type=int, default=10_000, help="files of the pending dry run (10000)"
+    )
+    parser.add_argument(
+        "--parts", type=part_list, default=list(PARTS), help=f"which ({','.join(PARTS)})"
+    )
     args = parser.parse_args(argv)
     return main_guard(lambda: run(args))
 
