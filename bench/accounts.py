@@ -1,10 +1,9 @@
 """Fake put.io accounts for the benchmarks: many files in folders, of seeded sizes.
 
-``add_tree`` fills a FakePutio with files spread over folders; ``freeze_sizes`` keeps
-the fake's answers from growing slower with the account's size once the tree is
-built; ``node_links`` hands out the fake's own download URLs for a tool that
-does not speak put.io's API (aria2c); ``fill_journal`` writes what a journal would
-remember of them (``placed_records``: all mirrored).
+``add_tree`` fills a FakePutio with files spread over folders; ``node_links`` hands out
+the fake's own download URLs for a tool that does not speak put.io's API (aria2c);
+``fill_journal`` writes what a journal would remember of them (``placed_records``: all
+mirrored).
 """
 
 from __future__ import annotations
@@ -60,21 +59,6 @@ def add_tree(
     return entries
 
 
-def freeze_sizes(fake: FakePutio) -> None:
-    """Given a fake whose tree will not change any more, compute its folder sizes once.
-
-    ``FileTree.sizes()`` walks and sorts the whole tree for every file object the fake
-    renders: 16 ms for each ``files/{id}/url`` at 10,000 files, 80 ms for each page of
-    the listing at 100,000 (measured here). Left alone, the fake and not the client
-    would set the pace (10,000 URLs: 160 s of the fake's CPU). Files added after this
-    would show size 0, so call it last.
-    """
-    tree = fake.world.tree
-    with fake.world.lock:
-        sizes = tree.sizes()
-    tree.sizes = lambda: sizes  # type: ignore[method-assign]
-
-
 def node_links(fake: FakePutio, entries: Sequence[RemoteEntry]) -> dict[int, str]:
     """Given a started fake and its files, return a fresh download URL of each, on the
     fake's own node (the URL ``files/{id}/url`` would answer; reusable while the fake's
@@ -85,8 +69,7 @@ def node_links(fake: FakePutio, entries: Sequence[RemoteEntry]) -> dict[int, str
 
 def placed_records(fake: FakePutio, entries: Sequence[RemoteEntry]) -> list[DownloadRecord]:
     """Given a fake and its files, return the journal records of every file verified and
-    placed where it belongs (what an account fully mirrored has). Call after
-    ``freeze_sizes``: reading each CRC32 renders the file's object."""
+    placed where it belongs (what an account fully mirrored has)."""
     return [
         DownloadRecord(
             entry.file_id,

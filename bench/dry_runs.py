@@ -26,7 +26,6 @@ from accounts import (
     RemoteEntry,
     add_tree,
     fill_journal,
-    freeze_sizes,
     placed_records,
     seeded_sizes,
 )
@@ -87,9 +86,7 @@ def dry_run_cases(args: argparse.Namespace, work: Path) -> Iterator[list[DryRunC
 def account(fake: FakePutio, files: int, folders: int) -> list[RemoteEntry]:
     """Given a started fake, add ``files`` small files spread over ``folders`` folders."""
     per_folder = max(1, -(-files // max(1, folders)))
-    entries = add_tree(fake, seeded_sizes(files, *SMALL), per_folder=per_folder)
-    freeze_sizes(fake)
-    return entries
+    return add_tree(fake, seeded_sizes(files, *SMALL), per_folder=per_folder)
 
 
 def folder(work: Path, name: str) -> Path:

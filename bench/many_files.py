@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from accounts import RemoteEntry, add_tree, freeze_sizes, node_links, seeded_sizes
+from accounts import RemoteEntry, add_tree, node_links, seeded_sizes
 from common import (
     MB,
     Measurement,
@@ -147,7 +147,6 @@ def measure(scenario: Scenario, args: argparse.Namespace) -> dict[str, list[Meas
     with scratch_dir(args.workdir) as work, FakePutio() as fake:
         need_free_space(work, 2 * sum(scenario.sizes))
         entries = add_tree(fake, scenario.sizes, per_folder=PER_FOLDER, top=TOP)
-        freeze_sizes(fake)
         with _links(scenario, fake, entries, work, args.workdir) as urls:
             fake.latency_seconds = scenario.latency
             files = {
