@@ -139,6 +139,24 @@ def test_a_small_file_is_fetched_in_the_callers_thread_without_a_sidecar(
     assert seen and set(seen) == {(threading.current_thread(), (), False)}
 
 
+def test_small_files_one_after_another_share_one_node_connection(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    first, _ = _remote(fake_putio, tmp_path / "a")
+    second, _ = _remote(fake_putio, tmp_path / "b")
+    local_ports: list[int] = []
+
+    def note_port(response: requests.Response, **_: Any) -> None:
+        local_ports.append(response.raw.connection.sock.getsockname()[1])
+
+    with requests.Session() as session:
+        session.hooks["response"].append(note_port)
+        downloader = make_downloader(session=session)
+        assert downloader.fetch(first) == Fetched(True, SIZE)
+        assert downloader.fetch(second) == Fetched(True, SIZE)
+    assert len(local_ports) == 2 and local_ports[0] == local_ports[1]
+
+
 def test_a_part_left_by_the_old_single_stream_engine_is_resumed_or_fetched_again(
     fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
 ) -> None:

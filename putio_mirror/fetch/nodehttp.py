@@ -145,8 +145,10 @@ def _read_plain(
     raw: urllib3.HTTPResponse, plain: http.client.HTTPResponse, view: memoryview
 ) -> int:
     count = plain.readinto(view)
-    if count == 0 and plain.length == 0:
-        raw.release_conn()  # the whole body was read: the connection may serve the next
+    if plain.length == 0:
+        # The whole body was read: the connection may serve the next request, even if
+        # the reader stops here, at the end of its segment, without a last empty read.
+        raw.release_conn()
     return count
 
 
