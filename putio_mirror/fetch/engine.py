@@ -127,11 +127,12 @@ class Fetcher:
         with no_space_is_item_error(item.part_path):
             prepare(item)
         table = self._table(item)
-        if table.left() > 0 and not may_continue():
+        left = table.left()
+        if left and not may_continue():
             return Fetched(False, table.done())
-        if table.left() > 0 or item.size == 0:  # the part of an empty file is made here
+        if left or item.size == 0:  # the part of an empty file is made here
             self._run(item, table, may_continue, on_progress)
-            if table.left() > 0:
+            if table.left():
                 return Fetched(False, table.done())
         check_whole(item, table.done(), table.crc32())
         if table.keeps_sidecar:

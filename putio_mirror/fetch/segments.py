@@ -18,7 +18,7 @@ A file fetched over one connection is one segment from byte 0 and keeps no sidec
 is written in order, so the part's length is its progress, and on resume the part is
 read back in full (``partfile.measure``) and counted as it is now; a part left without
 a sidecar (also by the single-stream engine of earlier versions) is resumed that way.
-Writing no sidecar spares a small file five system calls.
+Each small file is spared the sidecar's writes, rename and removal.
 """
 
 from __future__ import annotations
