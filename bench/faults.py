@@ -434,7 +434,7 @@ def recording_sync(fd):
     shutil.copyfile(part, scratch)
     scratch.replace(copies / part.name)
 
-app.SegmentedDownloader = partial(app.SegmentedDownloader, sync=recording_sync)
+app.Fetcher = partial(app.Fetcher, sync=recording_sync)
 sys.argv[0] = "putio-mirror"
 entry()
 """
@@ -507,7 +507,7 @@ def on_clock(clock: VirtualTime) -> Iterator[None]:
         stack.enter_context(
             patch.object(app, "PutioClient", partial(PutioClient, sleep=clock.sleep))
         )
-        for name in ("SegmentedDownloader", "Downloader"):
+        for name in ("Fetcher", "Downloader"):
             if hasattr(app, name):
                 fetcher = partial(getattr(app, name), sleep=clock.sleep, monotonic=clock.monotonic)
                 stack.enter_context(patch.object(app, name, fetcher))

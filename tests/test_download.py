@@ -1,7 +1,12 @@
+"""The fetch engine on a file too small to split: one segment, one connection, no sidecar."""
+
 from __future__ import annotations
 
+import errno
 import http.client
+import os
 import socket
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,9 +19,11 @@ import responses
 from putio_mirror.core.errors import ChecksumMismatchError, NoSpaceError, TransientError
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
+from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.nodehttp import body_reader, node_get
-from putio_mirror.fetch.stream import Downloader, Fetched, FileToFetch
+from putio_mirror.fetch.segments import sidecar_path
 from putio_mirror.fetch.throttle import RateLimiter
+from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.putio.client import PutioClient
 
 CHUNK = 4096
@@ -38,7 +45,7 @@ class Clock:
         self.now += seconds
 
 
-MakeDownloader = Callable[..., Downloader]
+MakeDownloader = Callable[..., Fetcher]
 
 
 @pytest.fixture
@@ -54,13 +61,13 @@ def client(fake_putio: FakePutio) -> Iterator[PutioClient]:
 
 @pytest.fixture
 def make_downloader(client: PutioClient, clock: Clock) -> Iterator[MakeDownloader]:
-    made: list[Downloader] = []
+    made: list[Fetcher] = []
 
-    def make(url_for: Callable[[int], str] | None = None, **options: Any) -> Downloader:
+    def make(url_for: Callable[[int], str] | None = None, **options: Any) -> Fetcher:
         options.setdefault("chunk_size", CHUNK)
         options.setdefault("read_timeout", 5.0)
         options.setdefault("backoff", Backoff(base=1.0, cap=30.0, max_attempts=1000))
-        downloader = Downloader(
+        downloader = Fetcher(
             url_for or client.download_url,
             sleep=clock.sleep,
             monotonic=clock.monotonic,
@@ -113,6 +120,67 @@ def test_download_resumes_from_the_bytes_already_in_the_part_file(
     assert sum(progress) == SIZE - 40_000
     (node,) = _node_requests(fake_putio)
     assert node.headers["Range"] == "bytes=40000-"
+
+
+def test_a_small_file_is_fetched_in_the_callers_thread_without_a_sidecar(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    seen: list[tuple[threading.Thread, tuple[str, ...], bool]] = []
+
+    def on_progress(amount: int) -> None:
+        workers = tuple(t.name for t in threading.enumerate() if t.name.startswith("segment-"))
+        seen.append((threading.current_thread(), workers, sidecar_path(item.part_path).exists()))
+
+    assert make_downloader(connections=4).fetch(item, on_progress=on_progress) == Fetched(
+        True, SIZE
+    )
+    assert item.part_path.read_bytes() == content
+    assert seen and set(seen) == {(threading.current_thread(), (), False)}
+
+
+def test_small_files_one_after_another_share_one_node_connection(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    first, _ = _remote(fake_putio, tmp_path / "a")
+    second, _ = _remote(fake_putio, tmp_path / "b")
+    local_ports: list[int] = []
+
+    def note_port(response: requests.Response, **_: Any) -> None:
+        local_ports.append(response.raw.connection.sock.getsockname()[1])
+
+    with requests.Session() as session:
+        session.hooks["response"].append(note_port)
+        downloader = make_downloader(session=session)
+        assert downloader.fetch(first) == Fetched(True, SIZE)
+        assert downloader.fetch(second) == Fetched(True, SIZE)
+    assert len(local_ports) == 2 and local_ports[0] == local_ports[1]
+
+
+def test_a_part_left_by_the_old_single_stream_engine_is_resumed_or_fetched_again(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    """Earlier versions fetched small files with a single-stream engine that kept no
+    sidecar: its part's length was its progress. Its good bytes are kept; bad ones (a
+    power cut after the length, before the data, reached the disk) fail the CRC32, and
+    the part is fetched again from zero."""
+    good, content = _remote(fake_putio, tmp_path)
+    good.part_path.parent.mkdir(parents=True)
+    good.part_path.write_bytes(content[:30_000])
+    assert make_downloader().fetch(good) == Fetched(True, SIZE)
+    assert good.part_path.read_bytes() == content
+    (node,) = _node_requests(fake_putio)
+    assert node.headers["Range"] == "bytes=30000-"
+
+    bad, content = _remote(fake_putio, tmp_path / "bad")
+    bad.part_path.parent.mkdir(parents=True)
+    bad.part_path.write_bytes(content[:10_000] + bytes(20_000))
+    downloader = make_downloader()
+    with pytest.raises(ChecksumMismatchError):
+        downloader.fetch(bad)
+    downloader.discard(bad.part_path)
+    assert downloader.fetch(bad) == Fetched(True, SIZE)
+    assert bad.part_path.read_bytes() == content
 
 
 def test_download_resumes_after_connection_reset(
@@ -393,19 +461,26 @@ def test_a_node_with_another_size_raises_checksum_mismatch(
 
 
 def test_a_full_disk_raises_no_space_keeping_the_bytes_written(
-    fs: Any, node: responses.RequestsMock, clock: Clock
+    fake_putio: FakePutio,
+    tmp_path: Path,
+    make_downloader: MakeDownloader,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fs.set_disk_usage(6000, path="/")
-    fs.create_dir("/media/staging")
-    item = FileToFetch(1, len(BODY), None, Path("/media/staging/one.part"))
-    node.get(NODE, body=BODY, status=200)
-    downloader = Downloader(lambda _: NODE, chunk_size=CHUNK, sleep=clock.sleep)
+    item, content = _remote(fake_putio, tmp_path)
+    real_pwrite, writes = os.pwrite, iter(range(1_000_000))
+
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        if next(writes) >= 3:  # the disk fills up after three chunks
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
     with pytest.raises(NoSpaceError) as caught:
-        downloader.fetch(item)
-    downloader.close()
-    assert "/media/staging" in caught.value.hint
-    assert item.part_path.read_bytes() == BODY[: item.part_path.stat().st_size]
-    assert 0 < item.part_path.stat().st_size <= 6000
+        make_downloader().fetch(item)
+    monkeypatch.undo()
+    assert str(item.part_path.parent) in caught.value.hint
+    assert item.part_path.read_bytes() == content[: 3 * CHUNK]
+    assert not sidecar_path(item.part_path).exists()
 
 
 def test_node_bodies_are_read_straight_into_the_buffer_through_http_client(

@@ -106,7 +106,7 @@ def virtual_time(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
         return PutioClient(*args, sleep=clock.sleep, **kwargs)
 
     monkeypatch.setattr(app, "PutioClient", client)
-    fetchers = [name for name in ("SegmentedDownloader", "Downloader") if hasattr(app, name)]
+    fetchers = [name for name in ("Fetcher", "Downloader") if hasattr(app, name)]
     assert fetchers, "app builds its fetchers some other way; teach this fixture"
     for name in fetchers:
         monkeypatch.setattr(app, name, _on_clock(getattr(app, name), clock))

@@ -26,10 +26,10 @@ import pytest
 from putio_mirror.core.errors import ExitCode, ItemError, NoSpaceError, UnsafePathError
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.partfile import sync_data
 from putio_mirror.fetch.segments import sidecar_path
-from putio_mirror.fetch.stream import Fetched, FileToFetch
+from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.local.staging import part_path
 from putio_mirror.putio.client import PutioClient
 from tests.mirror_env import Mirror
@@ -42,7 +42,7 @@ CHUNK = 16 * 1024
 SYNC_EVERY = 256 * 1024
 PROVED_WRONG = "differ from what its sidecar recorded"
 
-MakeDownloader = Callable[..., SegmentedDownloader]
+MakeDownloader = Callable[..., Fetcher]
 
 
 @pytest.fixture
@@ -53,16 +53,16 @@ def client(fake_putio: FakePutio) -> Iterator[PutioClient]:
 
 @pytest.fixture
 def make_downloader(client: PutioClient) -> Iterator[MakeDownloader]:
-    made: list[SegmentedDownloader] = []
+    made: list[Fetcher] = []
 
-    def make(**options: Any) -> SegmentedDownloader:
+    def make(**options: Any) -> Fetcher:
         options.setdefault("connections", 4)
         options.setdefault("min_segment_size", QUARTER)
         options.setdefault("chunk_size", CHUNK)
         options.setdefault("read_timeout", 5.0)
         options.setdefault("backoff", Backoff(base=0.01, cap=0.05, max_attempts=1000))
         options.setdefault("sync_every", SYNC_EVERY)
-        downloader = SegmentedDownloader(client.download_url, **options)
+        downloader = Fetcher(client.download_url, **options)
         made.append(downloader)
         return downloader
 
@@ -103,10 +103,10 @@ def _crc_of(path: Path) -> str:
 _FETCH_RECORDING_SYNCS = """
 import os, shutil, sys
 from pathlib import Path
-from putio_mirror.fetch.stream import FileToFetch
+from putio_mirror.fetch.values import FileToFetch
 from putio_mirror.fetch.partfile import sync_data
 from putio_mirror.putio.client import PutioClient
-from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.throttle import RateLimiter
 
 api, token, file_id, size, crc, part, segment, every = sys.argv[1:]
@@ -126,7 +126,7 @@ def recording_sync(fd):
     scratch.replace(synced)
 
 with PutioClient(token, api) as client:
-    downloader = SegmentedDownloader(
+    downloader = Fetcher(
         client.download_url,
         min_segment_size=int(segment),
         chunk_size=16384,
@@ -257,7 +257,7 @@ def _failing_on(call: int, error: int) -> Callable[[int], None]:
     return sync
 
 
-@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-stream"])
+@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-segment"])
 @pytest.mark.parametrize(
     ("error", "raised"), [(errno.EIO, ItemError), (errno.ENOSPC, NoSpaceError)], ids=["eio", "full"]
 )
@@ -280,7 +280,7 @@ def test_a_failed_background_sync_fails_the_file_and_a_later_fetch_completes_it(
     assert item.part_path.read_bytes() == content
 
 
-@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-stream"])
+@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-segment"])
 def test_a_failed_final_sync_fails_the_file(
     fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader, connections: int
 ) -> None:
@@ -305,7 +305,7 @@ def _outside(tmp_path: Path) -> tuple[Path, bytes]:
     return victim, victim.read_bytes()
 
 
-@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-stream"])
+@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-segment"])
 def test_a_symlink_at_the_part_path_is_refused_and_its_target_left_untouched(
     fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader, connections: int
 ) -> None:
@@ -337,7 +337,7 @@ def test_a_symlink_at_the_sidecar_path_is_refused_and_its_target_left_untouched(
     assert victim.read_bytes() == before
 
 
-@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-stream"])
+@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-segment"])
 def test_a_part_folder_that_is_a_symlink_is_refused(
     fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader, connections: int
 ) -> None:
@@ -353,7 +353,7 @@ def test_a_part_folder_that_is_a_symlink_is_refused(
 # -- no CRC32 from put.io ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-stream"])
+@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-segment"])
 def test_a_file_put_io_lists_without_crc32_is_verified_on_size_with_one_warning(
     fake_putio: FakePutio,
     tmp_path: Path,

@@ -20,10 +20,10 @@ import pytest
 from putio_mirror.core.errors import AuthError, ChecksumMismatchError, NoSpaceError, TransientError
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
-from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.segments import bytes_done, discard, sidecar_path
-from putio_mirror.fetch.stream import Fetched, FileToFetch
 from putio_mirror.fetch.throttle import RateLimiter
+from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.putio.client import PutioClient
 
 SIZE = 4 * 1024 * 1024
@@ -31,7 +31,7 @@ QUARTER = SIZE // 4  # as min_segment_size: four segments, too small to take ove
 CHUNK = 16 * 1024
 STARTS = [0, QUARTER, 2 * QUARTER, 3 * QUARTER]
 
-MakeDownloader = Callable[..., SegmentedDownloader]
+MakeDownloader = Callable[..., Fetcher]
 
 
 class Clock:
@@ -57,16 +57,16 @@ def client(fake_putio: FakePutio) -> Iterator[PutioClient]:
 
 @pytest.fixture
 def make_downloader(client: PutioClient) -> Iterator[MakeDownloader]:
-    made: list[SegmentedDownloader] = []
+    made: list[Fetcher] = []
 
-    def make(url_for: Callable[[int], str] | None = None, **options: Any) -> SegmentedDownloader:
+    def make(url_for: Callable[[int], str] | None = None, **options: Any) -> Fetcher:
         options.setdefault("connections", 4)
         options.setdefault("min_segment_size", QUARTER)
         options.setdefault("chunk_size", CHUNK)
         options.setdefault("read_timeout", 5.0)
         options.setdefault("backoff", Backoff(base=0.01, cap=0.05, max_attempts=1000))
         options.setdefault("jitter", lambda: 0.5)
-        downloader = SegmentedDownloader(url_for or client.download_url, **options)
+        downloader = Fetcher(url_for or client.download_url, **options)
         made.append(downloader)
         return downloader
 
@@ -89,12 +89,13 @@ def _url_calls(fake: FakePutio) -> list[LoggedRequest]:
     return [logged for logged in fake.requests if logged.path.endswith("/url")]
 
 
-def _ranges(fake: FakePutio) -> list[tuple[int, int]]:
-    """Return the (first, last) byte of every node request's Range header, in order."""
+def _ranges(fake: FakePutio, size: int = SIZE) -> list[tuple[int, int]]:
+    """Return the (first, last) byte of every node request's Range header, in order
+    (``bytes=first-`` asks up to the last byte of the file)."""
     found = []
     for logged in _node_requests(fake):
         first, last = logged.headers["Range"].removeprefix("bytes=").split("-")
-        found.append((int(first), int(last)))
+        found.append((int(first), int(last) if last else size - 1))
     return found
 
 
@@ -262,14 +263,14 @@ def test_may_continue_is_asked_before_the_first_request(
 _KILLED_FETCH = """
 import sys
 from pathlib import Path
-from putio_mirror.fetch.stream import FileToFetch
+from putio_mirror.fetch.values import FileToFetch
 from putio_mirror.putio.client import PutioClient
-from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.throttle import RateLimiter
 
 api, token, file_id, size, crc, part, segment = sys.argv[1:]
 with PutioClient(token, api) as client:
-    downloader = SegmentedDownloader(
+    downloader = Fetcher(
         client.download_url,
         min_segment_size=int(segment),
         chunk_size=16384,
@@ -312,7 +313,7 @@ def test_a_fetch_killed_with_sigkill_resumes_every_segment_from_the_sidecar(
     assert sorted(first for first, _ in _ranges(fake_putio)) == _unfinished_positions(rows)
 
 
-def test_a_sequential_part_left_by_download_py_is_continued_in_segments(
+def test_a_sequential_part_without_a_sidecar_is_continued_in_segments(
     fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
 ) -> None:
     item, content = _remote(fake_putio, tmp_path)
@@ -450,7 +451,7 @@ def test_a_shared_limiter_paces_all_segments_together(
     assert downloader.fetch(item) == Fetched(True, 1024 * 1024)
     elapsed = time.monotonic() - began
     assert item.part_path.read_bytes() == content
-    assert len(_ranges(fake_putio)) >= 4
+    assert len(_ranges(fake_putio, 1024 * 1024)) >= 4
     assert 0.45 <= elapsed < 3.0
 
 

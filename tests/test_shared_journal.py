@@ -22,7 +22,7 @@ from putio_mirror.app import downloading
 from putio_mirror.app.executor import Executor, Rules, RunReport
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.core.plan import AdoptLocal, Download, Plan
-from putio_mirror.fetch.stream import Fetched, FileToFetch
+from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.paths import Places
 from tests.test_journal import run_sql, sqlite_url

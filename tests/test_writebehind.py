@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.partfile import WriteBehind
-from putio_mirror.fetch.stream import Fetched, FileToFetch
+from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.putio.client import PutioClient
 
 MIB = 1024 * 1024
@@ -36,16 +36,14 @@ def client(fake_putio: FakePutio) -> Iterator[PutioClient]:
         yield made
 
 
-@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-stream"])
+@pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-segment"])
 def test_a_fetched_file_is_verified_and_left_out_of_the_page_cache(
     fake_putio: FakePutio, client: PutioClient, tmp_path: Path, connections: int
 ) -> None:
     file_id = fake_putio.add_file("Movie.mkv", size=6 * MIB)
     part = tmp_path / "Movie.mkv.part"
     item = FileToFetch(file_id, 6 * MIB, fake_putio.file_crc32(file_id), part)
-    downloader = SegmentedDownloader(
-        client.download_url, connections=connections, min_segment_size=MIB
-    )
+    downloader = Fetcher(client.download_url, connections=connections, min_segment_size=MIB)
     try:
         assert downloader.fetch(item) == Fetched(True, 6 * MIB)
     finally:

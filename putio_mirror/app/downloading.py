@@ -19,7 +19,7 @@ from typing import Protocol
 from putio_mirror.core.errors import ChecksumMismatchError, ItemError, TransientError
 from putio_mirror.core.plan import AdoptLocal, Download, PlaceItem, TidyStaging
 from putio_mirror.core.state import StagedEntry
-from putio_mirror.fetch.stream import Fetched, FileToFetch
+from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.files import allocated_bytes, crc32_of, local_size
 from putio_mirror.local.paths import Places, resolve_inside
@@ -38,8 +38,8 @@ from putio_mirror.local.staging import (
 log = logging.getLogger(__name__)
 
 
-class Fetcher(Protocol):
-    """Fetches one file into its ``.part``; ``download.Downloader`` or ``SegmentedDownloader``."""
+class AnyFetcher(Protocol):
+    """Fetches one file into its ``.part``: ``fetch.engine.Fetcher``, or a test's stand-in."""
 
     def fetch(
         self,
@@ -90,7 +90,7 @@ class DownloadSteps:
 
     def __init__(
         self,
-        new_fetcher: Callable[[], Fetcher],
+        new_fetcher: Callable[[], AnyFetcher],
         journal: Journal,
         places: Places,
         *,
@@ -105,7 +105,7 @@ class DownloadSteps:
         self._progress = progress
         self._room = RoomKeeper(free_space_margin)
         self._local = threading.local()
-        self._fetchers: list[Fetcher] = []
+        self._fetchers: list[AnyFetcher] = []
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -114,8 +114,8 @@ class DownloadSteps:
         for fetcher in fetchers:
             fetcher.close()
 
-    def _fetcher(self) -> Fetcher:
-        fetcher: Fetcher | None = getattr(self._local, "fetcher", None)
+    def _fetcher(self) -> AnyFetcher:
+        fetcher: AnyFetcher | None = getattr(self._local, "fetcher", None)
         if fetcher is None:
             fetcher = self._new_fetcher()
             self._local.fetcher = fetcher
@@ -238,7 +238,7 @@ class DownloadSteps:
 
     def _fetch(
         self,
-        fetcher: Fetcher,
+        fetcher: AnyFetcher,
         action: Download,
         part: Path,
         may_continue: Callable[[], bool],

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from putio_mirror.app.downloading import DownloadSteps, Fetcher, NoProgress, Paused, Progress
+from putio_mirror.app.downloading import AnyFetcher, DownloadSteps, NoProgress, Paused, Progress
 from putio_mirror.core.errors import (
     ExitCode,
     FatalError,
@@ -168,7 +168,7 @@ class Executor:
     def __init__(
         self,
         remote: RemoteWriter,
-        new_fetcher: Callable[[], Fetcher],
+        new_fetcher: Callable[[], AnyFetcher],
         journal: Journal,
         places: Places,
         rules: Rules,

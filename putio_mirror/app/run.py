@@ -31,7 +31,7 @@ from putio_mirror.core.plan import ActionKind, Note, Plan
 from putio_mirror.core.reconcile import reconcile, safety_violations
 from putio_mirror.core.state import JournalFacts, RemoteFile, Snapshot
 from putio_mirror.core.window import Schedule
-from putio_mirror.fetch.engine import SegmentedDownloader
+from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.lock import RunLock
@@ -260,7 +260,7 @@ def _execute(
 
 def _fetcher_factory(
     settings: Settings, client: PutioClient, clock: Callable[[], datetime]
-) -> Callable[[], SegmentedDownloader]:
+) -> Callable[[], Fetcher]:
     """One fetcher per download thread; they share the client and one bandwidth limiter."""
     lock = threading.Lock()
     timetable = parse_timetable(settings.bwlimit)
@@ -278,8 +278,8 @@ def _fetcher_factory(
                 refused.append(error)
                 raise
 
-    def new_fetcher() -> SegmentedDownloader:
-        return SegmentedDownloader(
+    def new_fetcher() -> Fetcher:
+        return Fetcher(
             url_for,
             connections=settings.connections,
             chunk_size=settings.chunk_size,

@@ -1,12 +1,11 @@
-"""What both downloaders share in talking to a put.io download node.
+"""Talking to a put.io download node: one ranged request, its answer checked.
 
 A node is asked with a session that never sends the API token, one ``Range``
 request at a time; its answer is checked against the range asked for and the
 size put.io listed. Anything a fresh request may cure becomes ``Retry``, and
 ``Patience`` decides how long to wait before the next one, or that the outage
-has lasted long enough. ``download.Downloader`` and ``segmented.SegmentedDownloader``
-build on these; the part file itself (safe opens, syncs, verification) is
-``partfile.py``'s.
+has lasted long enough. The engine's workers (``crew.py``) build on these; the part
+file itself (safe opens, syncs, verification) is ``partfile.py``'s.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import requests
 import urllib3
@@ -25,29 +23,12 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from putio_mirror.core.errors import ChecksumMismatchError, TransientError
 from putio_mirror.core.retry import Backoff
+from putio_mirror.fetch.values import FileToFetch
 
 DEFAULT_BACKOFF = Backoff(base=1.0, cap=30.0, max_attempts=1000)
 URL_EXPIRED = frozenset({401, 403, 404, 410})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
-
-
-@dataclass(frozen=True)
-class FileToFetch:
-    """One remote file and the ``.part`` file its bytes go to."""
-
-    file_id: int
-    size: int
-    crc32: str | None
-    part_path: Path
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """How a fetch ended: complete and verified, or stopped early at a chunk boundary."""
-
-    complete: bool
-    bytes_done: int
 
 
 class NoAuth(AuthBase):
@@ -112,6 +93,15 @@ def fresh_url(url_for: Callable[[int], str], file_id: int) -> str:
         raise Retry(f"no download URL ({type(exc).__name__})") from exc
 
 
+def byte_range(first: int, last: int, size: int) -> str | None:
+    """Given the first and last byte wanted of a file of ``size`` bytes, return what to
+    ask in ``Range``: nothing for the whole file, ``first-`` for the rest of it, else
+    ``first-last``."""
+    if last < size - 1:
+        return f"{first}-{last}"
+    return f"{first}-" if first else None
+
+
 @contextmanager
 def node_get(
     session: requests.Session, url: str, byte_range: str | None, timeout: tuple[float, float]
@@ -155,8 +145,10 @@ def _read_plain(
     raw: urllib3.HTTPResponse, plain: http.client.HTTPResponse, view: memoryview
 ) -> int:
     count = plain.readinto(view)
-    if count == 0 and plain.length == 0:
-        raw.release_conn()  # the whole body was read: the connection may serve the next
+    if plain.length == 0:
+        # The whole body was read: the connection may serve the next request, even if
+        # the reader stops here, at the end of its segment, without a last empty read.
+        raw.release_conn()
     return count
 
 
@@ -225,8 +217,3 @@ def _retry_after(response: requests.Response) -> float | None:
     # which needs no wall clock.
     header = response.headers.get("Retry-After", "").strip()
     return float(header) if header.isdigit() else None
-
-
-def expected_crc(item: FileToFetch) -> str | None:
-    """Given a file to fetch, return put.io's CRC32 in lower case (None if unknown)."""
-    return item.crc32.lower() if item.crc32 else None

@@ -1,8 +1,8 @@
-"""The part file on disk, as both downloaders promise it: opened safely, synced, verified.
+"""The part file on disk, as the engine promises it: opened safely, synced, verified.
 
-Both engines promise the same: the final CRC32 proves the bytes on disk. Bytes found
-in a part when a fetch resumes are read back and checked (``measure`` for a
-sequential part, the sidecar's per-segment CRC32s for a segmented one); bytes fetched
+The promise: the final CRC32 proves the bytes on disk. Bytes found in a part when a
+fetch resumes are read back and checked (``measure`` for a sequential part, the
+sidecar's per-segment CRC32s for a segmented one); bytes fetched
 now are CRC'd from the buffer they were written from and count as kept only once a
 sync covering them succeeded (``WriteBehind``). A failed sync fails the file: the
 kernel reports a write-back error once, and a later fsync returns 0.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from putio_mirror.core.errors import ChecksumMismatchError, ItemError, NoSpaceError, UnsafePathError
 from putio_mirror.fetch.crc import crc32
-from putio_mirror.fetch.nodehttp import FileToFetch, expected_crc
+from putio_mirror.fetch.values import FileToFetch, expected_crc
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,12 @@ A sidecar is trusted only if it describes the same file version, its rows tile t
 file edge to edge, and the part is long enough; otherwise the part and sidecar are
 removed and the fetch starts over. Then each segment's claimed bytes are read back
 and checked against its CRC32: a segment whose bytes differ starts over alone.
+
+A file fetched over one connection is one segment from byte 0 and keeps no sidecar: it
+is written in order, so the part's length is its progress, and on resume the part is
+read back in full (``partfile.measure``) and counted as it is now; a part left without
+a sidecar (also by the single-stream engine of earlier versions) is resumed that way.
+Each small file is spared the sidecar's writes, rename and removal.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from putio_mirror.fetch.crc import crc32, crc32_combine
-from putio_mirror.fetch.nodehttp import FileToFetch, expected_crc
 from putio_mirror.fetch.partfile import (
     drop_cached,
     no_space_is_item_error,
@@ -36,6 +41,7 @@ from putio_mirror.fetch.partfile import (
     refuse_symlink,
     size_of,
 )
+from putio_mirror.fetch.values import FileToFetch, expected_crc
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +120,12 @@ class Segment:
 class SegmentTable:
     """The segments of one part file, the lock over them, and their sidecar."""
 
-    def __init__(self, item: FileToFetch, segments: list[Segment], connections: int) -> None:
+    def __init__(
+        self, item: FileToFetch, segments: list[Segment], connections: int, *, sidecar: bool = True
+    ) -> None:
         self.lock = threading.Lock()
+        #: False for a sequential part (one segment from byte 0): its length is its progress
+        self.keeps_sidecar = sidecar
         self._save_lock = threading.Lock()  # the sync thread publishes while a fetch saves
         self.segments = segments
         self._item = item
@@ -146,6 +156,8 @@ class SegmentTable:
     def save(self) -> None:
         """Write the sidecar atomically with every segment's durable progress, unless it
         already has these rows (then their progress fields are current already)."""
+        if not self.keeps_sidecar:
+            return
         with self._save_lock:
             ordered, rows = self._snapshot()
             if not self._unchanged(rows):
@@ -161,7 +173,8 @@ class SegmentTable:
             with self.lock:
                 for segment, done, crc in progress:
                     segment.durable = (done, crc)  # syncs run one at a time: it only grows
-            self._publish()
+            if self.keeps_sidecar:
+                self._publish()
 
         return promote
 
@@ -256,7 +269,11 @@ def fresh_table(
     item: FileToFetch, have: int, have_crc: int, pieces: int, connections: int
 ) -> SegmentTable:
     """Given the bytes already at the start of the part (and their CRC32), return a table
-    that counts them as done and splits the rest into ``pieces`` contiguous segments."""
+    that counts them as done and splits the rest into ``pieces`` contiguous segments;
+    for fewer than two, one sequential segment that keeps no sidecar."""
+    if pieces < 2:
+        whole = Segment(0, item.size, have, have_crc, durable=(have, have_crc))
+        return SegmentTable(item, [whole], connections, sidecar=False)
     segments = [Segment(0, have, have, have_crc)] if have else []  # durable once synced
     rest = item.size - have
     edges = [have + rest * number // pieces for number in range(pieces + 1)]

@@ -1,0 +1,245 @@
+"""The workers that fill a part file's segments, and what one fetch's workers share.
+
+A worker claims a segment (``SegmentTable.claim``: one nobody works on, else the
+second half of the largest one still running), asks the node for its bytes and
+writes each chunk at its place with ``os.pwrite``, CRC'd from the buffer it was
+written from. After anything a fresh request may cure it asks again, with a fresh
+node URL, after a wait that ``Patience`` sets; it gives up (TransientError) after
+``max_outage`` seconds without a byte on any of the fetch's connections.
+
+``may_continue`` is asked after every chunk and before and after every wait, so a
+stop or a closing window ends the fetch at a chunk boundary, never in an outage. A
+node that ignores ``Range`` and sends the whole file restarts a segment from byte 0
+with it (a sequential part is emptied first); any other segment asks again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+
+from putio_mirror.fetch.crc import crc32
+from putio_mirror.fetch.nodehttp import (
+    Patience,
+    Retry,
+    Stopped,
+    body_reader,
+    body_start,
+    byte_range,
+    fresh_url,
+    node_get,
+)
+from putio_mirror.fetch.partfile import WriteBehind, no_space_is_item_error, pwrite_all
+from putio_mirror.fetch.segments import Segment, SegmentTable
+from putio_mirror.fetch.throttle import RateLimiter
+from putio_mirror.fetch.values import FileToFetch
+
+logger = logging.getLogger(__name__)
+
+_NAP_SECONDS = 0.25  # beside other workers, waits are taken in naps to notice their stop
+_METER_PIECE = 64 * 1024  # the limiter is asked in pieces, so a stop is noticed quickly
+
+
+class Run:
+    """One fetch in flight, shared by its ``workers``: the part's file descriptor, the
+    stop signal, the first error, when the last byte arrived, and the caller's
+    callbacks (called one at a time, so they need not be thread-safe)."""
+
+    def __init__(
+        self,
+        item: FileToFetch,
+        table: SegmentTable,
+        fd: int,
+        behind: WriteBehind,
+        callbacks: tuple[Callable[[], bool], Callable[[int], None]],
+        now: float,
+        workers: int,
+    ) -> None:
+        self.item = item
+        self.table = table
+        self.fd = fd
+        self.behind = behind
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.opening_url: str | None = None  # shared by the workers' first requests
+        self.last_byte = now
+        # A lone worker has nobody to stop it mid-wait: it sleeps in one piece.
+        self.nap = _NAP_SECONDS if workers > 1 else math.inf
+        self.where = " on any connection" if workers > 1 else ""
+        self._may_continue, self._on_progress = callbacks
+        self._lock = threading.Lock()
+        self._callbacks = threading.Lock()
+
+    def check(self) -> None:
+        """Raise Stopped if the fetch is stopping or ``may_continue`` says no."""
+        if self.stop.is_set():
+            raise Stopped
+        with self._callbacks:
+            going_on = self._may_continue()
+        if not going_on:
+            self.stop.set()
+            raise Stopped
+
+    def wrote(self, nbytes: int, now: float) -> None:
+        with self._lock:
+            self.last_byte = max(self.last_byte, now)
+        with self._callbacks:
+            self._on_progress(nbytes)
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = error
+        self.stop.set()
+
+    def restart(self, segment: Segment, first: int) -> None:
+        """Given a segment whose request from byte ``first`` got the whole file (HTTP 200),
+        start it over from byte 0 if it starts there (emptying a sequential part, whose
+        length is its progress); raise Retry if it starts elsewhere."""
+        if segment.start != 0:
+            raise Retry(f"the node ignored the range bytes {first}- (HTTP 200)")
+        if not self.table.keeps_sidecar:
+            with no_space_is_item_error(self.item.part_path):
+                os.ftruncate(self.fd, 0)
+        with self.table.lock:
+            segment.done = segment.crc = 0
+
+
+@dataclass(frozen=True)
+class Crew:
+    """How every worker of a fetcher fetches: where node URLs come from, how patient
+    it is, its chunk size, timeouts and smallest segment, the limiter shared by every
+    connection, and the clock."""
+
+    url_for: Callable[[int], str]
+    patience: Patience
+    chunk_size: int
+    timeout: tuple[float, float]
+    min_segment: int
+    limiter: RateLimiter | None
+    sleep: Callable[[float], None]
+    monotonic: Callable[[], float]
+    url_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
+
+    def work_in_thread(self, run: Run) -> None:
+        """One worker on a thread of its own, with a session of its own."""
+        with requests.Session() as session:
+            self.work(run, session)
+
+    def work(self, run: Run, session: requests.Session) -> None:
+        """One worker: fill segments until none is left to claim or take over; any error
+        stops the run, which keeps it for the fetch (``Run.fail``)."""
+        try:
+            opening = True
+            while not run.stop.is_set():
+                segment = run.table.claim(self.min_segment)
+                if segment is None:
+                    break
+                self._fill(run, segment, session, opening)
+                opening = False
+        except Stopped:
+            pass
+        except BaseException as error:
+            run.fail(error)
+
+    def _fill(self, run: Run, segment: Segment, session: requests.Session, opening: bool) -> None:
+        """Given a segment (``opening``: this worker's first), request and write its bytes
+        until it is done; wait between failed requests."""
+        failures = 0
+        while segment.left > 0:
+            before = segment.done
+            try:
+                self._request(run, segment, session, opening)
+            except Retry as trouble:
+                failures = 0 if segment.done != before else failures
+                self._pause(run, trouble, failures)
+                failures += 1
+            opening = False
+
+    def _pause(self, run: Run, trouble: Retry, failures: int) -> None:
+        """Given a failed request, wait before the next one; raise Stopped if the fetch
+        may not go on, before or after the wait, TransientError after a long outage."""
+        run.check()
+        silent = self.monotonic() - run.last_byte
+        delay = self.patience.delay(
+            run.item, trouble, silent=silent, failures=failures, where=run.where
+        )
+        logger.debug("file %d: %s; retrying in %.1f s", run.item.file_id, trouble.reason, delay)
+        while delay > 0 and not run.stop.is_set():
+            self.sleep(min(delay, run.nap))
+            delay -= run.nap
+        run.check()
+
+    def _request(
+        self, run: Run, segment: Segment, session: requests.Session, opening: bool
+    ) -> None:
+        """Given a segment, make one request for the rest of it and write what arrives;
+        raise Retry for anything a fresh request may cure."""
+        url = self._node_url(run, opening)
+        with run.table.lock:
+            first, last = segment.position, segment.end - 1
+        asked = byte_range(first, last, run.item.size)
+        with node_get(session, url, asked, self.timeout) as response:
+            if body_start(response, first, run.item) != first:
+                run.restart(segment, first)
+            self._write_body(run, segment, response)
+        if segment.left > 0:
+            raise Retry(f"the node sent a short body for bytes {first}-{last}")
+
+    def _node_url(self, run: Run, opening: bool) -> str:
+        """Return a node URL for the next request; raise Retry if put.io has none now.
+
+        The opening requests of a fetch share one URL, so put.io is asked once per
+        fetch, not once per connection, and the connections start together instead
+        of one API round trip apart. Every later request (after a failure, or for a
+        segment taken over) asks for a fresh one, as put.io's URLs may expire.
+        """
+        with self.url_lock:
+            if opening and run.opening_url is not None:
+                return run.opening_url
+            url = fresh_url(self.url_for, run.item.file_id)
+            if opening:
+                run.opening_url = url
+            return url
+
+    def _write_body(self, run: Run, segment: Segment, response: requests.Response) -> None:
+        # One buffer per request, refilled in place: no new bytes object per chunk.
+        buffer = memoryview(bytearray(self.chunk_size))
+        read = body_reader(response)
+        while count := read(buffer):
+            if not self._write_chunk(run, segment, buffer[:count]):
+                return
+            run.check()
+
+    def _write_chunk(self, run: Run, segment: Segment, chunk: memoryview) -> bool:
+        """Given a chunk at the segment's position, write what belongs to the segment;
+        return True if the segment wants more."""
+        with run.table.lock:
+            offset = segment.position
+            size = segment.flight = min(len(chunk), segment.left)
+        if size > 0:
+            self._meter(run, size)
+            pwrite_all(run.item.part_path, run.fd, chunk[:size], offset)
+            run.behind.wrote(size)
+        crc = crc32(chunk[:size], segment.crc)  # only this worker writes it
+        with run.table.lock:
+            segment.done += size
+            segment.crc = crc
+            segment.flight = 0
+        # No sidecar write here: the next sync records this progress once it is on disk.
+        run.wrote(size, self.monotonic())
+        return segment.left > 0
+
+    def _meter(self, run: Run, size: int) -> None:
+        if self.limiter is None:
+            return
+        for start in range(0, size, _METER_PIECE):
+            if run.stop.is_set():
+                return  # the bytes are here anyway; writing them costs no bandwidth
+            self.limiter.consume(min(_METER_PIECE, size - start))
