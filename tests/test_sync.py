@@ -278,3 +278,23 @@ def test_auto_downloads_many_small_files_eight_at_once(mirror: Mirror) -> None:
     assert broken == []
     local = mirror.local_files()
     assert all(local[f"sub{n:02}.srt"] == mirror.fake.file_content(i) for n, i in enumerate(ids))
+
+
+def test_download_links_are_asked_for_in_parallel(mirror: Mirror) -> None:
+    for n in range(8):
+        mirror.fake.add_file(f"sub{n:02}.srt", size=2_000 + n)
+    four = threading.Barrier(4, timeout=10)
+    broken: list[str] = []
+    asked: list[str] = []
+
+    def hold(request: LoggedRequest) -> None:
+        if request.host == "api" and request.path.endswith("/url"):
+            asked.append(request.path)
+            try:
+                four.wait()
+            except threading.BrokenBarrierError:
+                broken.append(request.path)
+
+    mirror.fake.on_request = hold
+    assert mirror.run("files", "download").code == 0
+    assert len(asked) == 8 and broken == []

@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -261,22 +260,22 @@ def _execute(
 def _fetcher_factory(
     settings: Settings, client: PutioClient, clock: Callable[[], datetime]
 ) -> Callable[[], Fetcher]:
-    """One fetcher per download thread; they share the client and one bandwidth limiter."""
-    lock = threading.Lock()
+    """One fetcher per download thread; they share the client, its connection pool and one
+    bandwidth limiter."""
     timetable = parse_timetable(settings.bwlimit)
     # "off" needs no meter at all: that saves two calls per chunk on the hot path.
     limiter = None if timetable.unlimited else RateLimiter(lambda: timetable.limit_at(clock()))
     refused: list[AuthError] = []
 
     def url_for(file_id: int) -> str:
-        with lock:  # requests.Session is not promised to be thread-safe
-            if refused:  # the token was refused once: never ask again in this run
-                raise refused[0]
-            try:
-                return client.download_url(file_id, retry=False)
-            except AuthError as error:
-                refused.append(error)
-                raise
+        # The client gives each thread its own session: links are asked for in parallel.
+        if refused:  # the token was refused once: never ask again in this run
+            raise refused[0]
+        try:
+            return client.download_url(file_id, retry=False)
+        except AuthError as error:
+            refused.append(error)
+            raise
 
     def new_fetcher() -> Fetcher:
         return Fetcher(
@@ -286,6 +285,7 @@ def _fetcher_factory(
             read_timeout=settings.read_timeout,
             max_outage=settings.max_outage,
             limiter=limiter,
+            session=client.sibling_session(),
         )
 
     return new_fetcher

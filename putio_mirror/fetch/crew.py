@@ -39,6 +39,7 @@ from putio_mirror.fetch.partfile import WriteBehind, no_space_is_item_error, pwr
 from putio_mirror.fetch.segments import Segment, SegmentTable
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import FileToFetch
+from putio_mirror.net.sessions import sibling_of
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +128,11 @@ class Crew:
     monotonic: Callable[[], float]
     url_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
-    def work_in_thread(self, run: Run) -> None:
-        """One worker on a thread of its own, with a session of its own."""
-        with requests.Session() as session:
-            self.work(run, session)
+    def work_in_thread(self, run: Run, session: requests.Session) -> None:
+        """One worker on a thread of its own, with a session of its own (over the pool of
+        ``session``, the fetcher's)."""
+        with sibling_of(session) as own:
+            self.work(run, own)
 
     def work(self, run: Run, session: requests.Session) -> None:
         """One worker: fill segments until none is left to claim or take over; any error

@@ -53,6 +53,7 @@ from putio_mirror.fetch.segments import (
 )
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import Fetched, FileToFetch
+from putio_mirror.net.sessions import Session
 
 
 class Fetcher:
@@ -102,7 +103,7 @@ class Fetcher:
         self._connections = max(1, connections)
         self._sync, self._sync_every = sync, sync_every
         self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else Session()
 
     def close(self) -> None:
         if self._owns_session:
@@ -198,7 +199,10 @@ class Fetcher:
             for number in range(workers):
                 name = f"segment-{run.item.file_id}-{number}"
                 thread = threading.Thread(
-                    target=self._crew.work_in_thread, args=(run,), name=name, daemon=True
+                    target=self._crew.work_in_thread,
+                    args=(run, self._session),
+                    name=name,
+                    daemon=True,
                 )
                 thread.start()
                 started.append(thread)

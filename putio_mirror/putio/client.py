@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from putio_mirror import __version__
 from putio_mirror.core.errors import AuthError, NotFoundError, RemoteError, TransientError
 from putio_mirror.core.retry import Backoff, retry_after_seconds
 from putio_mirror.core.state import RemoteFile, Transfer
+from putio_mirror.net.sessions import Session, sibling_of
 from putio_mirror.putio.values import (
     TRANSIENT_HINT,
     join_ids,
@@ -116,7 +118,11 @@ class PutioClient:
         self._now = now
         self._jitter = jitter
         self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else Session()
+        # Threads other than the creator's (the download workers asking for links) each
+        # get a session of their own over the same pool: no lock, no serialised API calls.
+        self._creator = threading.get_ident()
+        self._local = threading.local()
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
         self._page_size = page_size
 
@@ -126,6 +132,18 @@ class PutioClient:
     def close(self) -> None:
         if self._owns_session:
             self._session.close()
+
+    def sibling_session(self) -> requests.Session:
+        """Return a session for another thread, over this client's connection pool."""
+        return sibling_of(self._session)
+
+    def _session_here(self) -> requests.Session:
+        if threading.get_ident() == self._creator:
+            return self._session
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = sibling_of(self._session)
+        return session
 
     def __enter__(self) -> PutioClient:
         return self
@@ -255,7 +273,7 @@ class PutioClient:
     def _send(self, call: _Call, attempt: int) -> requests.Response:
         base = self._upload_url if call.upload else self._api_url
         try:
-            return self._session.request(
+            return self._session_here().request(
                 call.method,
                 f"{base}/{call.route}",
                 params=call.params,
