@@ -19,45 +19,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from putio_mirror import __version__
+from putio_mirror.cli.context import Context, pass_context
+from putio_mirror.cli.login import login, logout
 from putio_mirror.core.errors import ExitCode, MirrorError
 
 if TYPE_CHECKING:
     from putio_mirror.app.run import Outcome, Request
-    from putio_mirror.config.settings import Settings
 
 log = logging.getLogger("putio_mirror")
 _GC_THRESHOLD = 50_000  # see entry()
-
-
-class Context:
-    """What the group options decided, handed to every command."""
-
-    def __init__(self, config: Path | None, verbose: int) -> None:
-        self.config = config
-        self.verbose = verbose
-
-    def settings(
-        self, *, overrides: dict[str, object] | None = None, writes: bool = True
-    ) -> Settings:
-        """Load the settings; ``writes``: also check the folders a writing run needs."""
-        from putio_mirror.cli.crash import redact, remember_secret
-        from putio_mirror.cli.logs import setup_logging
-        from putio_mirror.config.settings import load_settings
-
-        settings = load_settings(
-            self.config, os.environ, overrides=overrides or {}, check_paths=writes
-        )
-        secret = settings.token.reveal() if settings.token else None
-        if secret:
-            # Whatever its source, the token is kept out of crash reports and printed errors.
-            remember_secret(secret)
-        setup_logging(settings.log_file, settings.log_level, self.verbose, redact)
-        for warning in settings.warnings:
-            log.warning("%s", warning)
-        return settings
-
-
-pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -277,6 +247,10 @@ def demo(keep: bool) -> int:
     from putio_mirror.cli.demo import run_demo
 
     return run_demo(keep=keep, echo=click.echo)
+
+
+for command in (login, logout):
+    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

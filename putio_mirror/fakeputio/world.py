@@ -54,6 +54,8 @@ class Settings:
         # None: links point at the fake's own node. A base URL (e.g. an nginx serving files
         # named "<file id>.bin") makes links "<base>/<file id>.bin?u=…", for benchmarks.
         self.node_base_url: str | None = None
+        # None: a device code is linked only when told. A number: it links itself at that poll.
+        self.oob_link_after_polls: int | None = None
 
 
 @dataclass
@@ -62,6 +64,17 @@ class Link:
 
     file_id: int
     uses: int = 0
+
+
+@dataclass
+class DeviceCode:
+    """One device-login code: for which app, how often it was polled, whether it is linked."""
+
+    app_id: int
+    client_name: str
+    polls: int = 0
+    linked: bool = False
+    expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class World:
         self._next_transfer_id = FIRST_TRANSFER_ID
         self._cursors: dict[str, Cursor] = {}
         self._links: dict[str, Link] = {}
+        self.device_codes: dict[str, DeviceCode] = {}
 
     def stamp(self) -> str:
         """Return the current time as put.io writes it: naive UTC, second precision."""

@@ -18,6 +18,7 @@ from types import TracebackType
 
 from putio_mirror.core.errors import (
     AlreadyRunningError,
+    ConfigError,
     ItemError,
     JournalError,
     NoSpaceError,
@@ -258,3 +259,28 @@ def local_size(path: Path) -> int | None:
             "Check the permissions of the download folder.",
         ) from error
     return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Given a path and text, make ``path`` hold exactly that text, readable by its owner only.
+
+    Atomic: the text goes to a new 0600 file beside it, synced, then renamed over it, so
+    a reader sees the old text or the new, never half, and never a moment of looser mode.
+    Missing folders are made (0700). Raise ConfigError if it cannot be written.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+        fsync_folder(path.parent)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write {path}: {error.strerror or error}",
+            f"check that this user may create files in {path.parent}",
+        ) from None

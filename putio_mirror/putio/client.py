@@ -28,7 +28,9 @@ from putio_mirror.core.retry import Backoff, retry_after_seconds
 from putio_mirror.core.state import RemoteFile, Transfer
 from putio_mirror.putio.values import (
     TRANSIENT_HINT,
+    Account,
     join_ids,
+    parse_account,
     parse_file,
     parse_int,
     parse_transfer,
@@ -38,8 +40,8 @@ from putio_mirror.putio.values import (
 logger = logging.getLogger(__name__)
 
 AUTH_HINT = (
-    "the put.io token was refused: create a new one at "
-    "https://app.put.io/settings/account/oauth/apps and set PUTIO_TOKEN or token_file"
+    "the put.io token was refused: run `putio-mirror login` for a new one (or create one at "
+    "https://app.put.io/settings/account/oauth/apps and set PUTIO_TOKEN or token_file)"
 )
 DEFAULT_BACKOFF = Backoff()
 _JSON = dict[str, Any]
@@ -137,6 +139,14 @@ class PutioClient:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    def account_info(self) -> Account:
+        """Return the account the token belongs to; raise AuthError if put.io refuses it."""
+        return parse_account(self._object(_Call("GET", "account/info"), "info"))
+
+    def revoke_token(self) -> None:
+        """Ask put.io to forget this token (``oauth/grants/logout``); raise as any call."""
+        self._call(_Call("POST", "oauth/grants/logout", attempts=1))
 
     def list_transfers(self) -> tuple[Transfer, ...]:
         """Return every transfer of the account, following the cursor to the last page."""
