@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -165,7 +168,16 @@ def test_logout_removes_the_file_even_if_put_io_will_not_revoke(mirror: Mirror) 
 
 
 def test_ctrl_c_while_waiting_exits_130_and_stores_nothing(fresh: Mirror) -> None:
-    process = fresh.spawn("login", "--poll-interval", "0.05")
+    # A shell starts background jobs with SIGINT ignored, and Python then leaves it so:
+    # give the child a terminal's default, as a person pressing Ctrl-C has.
+    command = ["--config", str(fresh.config), "login", "--poll-interval", "0.05"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "putio_mirror", *command],
+        env={k: v for k, v in os.environ.items() if k != "PUTIO_TOKEN"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 30
     while not polls(fresh.fake) and time.monotonic() < deadline:
         time.sleep(0.05)

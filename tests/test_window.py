@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -64,3 +64,17 @@ def test_schedule_is_open_while_any_of_its_windows_is() -> None:
 def test_window_ending_at_midnight_is_accepted() -> None:
     window = parse_window("22:00-24:00")
     assert window.contains(at(0, 23, 59)) and not window.contains(at(1, 0, 0))
+
+
+def test_next_opening_is_now_inside_a_window_and_the_next_start_outside() -> None:
+    schedule = parse_schedule(["01:00-06:00", "Sat,Sun 10:00-18:00"])
+    assert schedule.next_opening(at(0, 3)) == at(0, 3)
+    assert schedule.next_opening(at(0, 7)) == at(1, 1)  # Friday 07:00 -> Saturday 01:00
+    assert schedule.next_opening(at(1, 7)) == at(1, 10)  # Saturday 07:00 -> 10:00
+    assert Schedule().next_opening(at(0, 7)) == at(0, 7)
+
+
+def test_next_opening_of_a_weekly_window_is_up_to_a_week_ahead() -> None:
+    schedule = parse_schedule(["Fri 22:00-23:00"])
+    assert schedule.next_opening(at(0, 23, 30)) == at(0, 22) + timedelta(days=7)
+    assert schedule.next_opening(at(0, 21, 59)) == at(0, 22)

@@ -20,6 +20,7 @@ import click
 
 from putio_mirror import __version__
 from putio_mirror.cli.context import Context, pass_context
+from putio_mirror.cli.doctor import doctor
 from putio_mirror.cli.login import login, logout
 from putio_mirror.core.errors import ExitCode, MirrorError
 
@@ -249,7 +250,7 @@ def demo(keep: bool) -> int:
     return run_demo(keep=keep, echo=click.echo)
 
 
-for command in (login, logout):
+for command in (login, logout, doctor):
     cli.add_command(command)
 
 

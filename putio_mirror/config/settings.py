@@ -332,12 +332,12 @@ def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
         ("paths.downloads", settings.download_dir, True),
         ("paths.staging", settings.staging_dir, True),
         ("paths.log_file", settings.log_file, False),
-        ("paths.journal", _sqlite_file(settings.journal_url), False),
+        ("paths.journal", sqlite_file(settings.journal_url), False),
     ]
     return tuple(
         f"{source}: {key}: {reason}"
         for key, path, is_folder in wanted
-        if path is not None and (reason := _unwritable(path, is_folder))
+        if path is not None and (reason := unwritable_reason(path, is_folder))
     )
 
 
@@ -369,12 +369,12 @@ def _staging_problems(settings: Settings, source: str) -> tuple[str, ...]:
     )
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     database = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
     return Path(database) if database and not database.startswith(":memory:") else None
 
 
-def _unwritable(path: Path, is_folder: bool) -> str | None:
+def unwritable_reason(path: Path, is_folder: bool) -> str | None:
     """Given a path a run will write, return why it cannot (None if it can, or can be made)."""
     if path.exists():
         if path.is_dir() != is_folder:

@@ -42,6 +42,16 @@ class TimeWindow:
                 return True
         return False
 
+    def next_start(self, now: datetime) -> datetime:
+        """Given a local time, return when the window next opens after it (same tzinfo)."""
+        wall = now.replace(tzinfo=None)
+        for days_ahead in range(8):
+            day = (wall + timedelta(days=days_ahead)).date()
+            begin = datetime.combine(day, time()) + timedelta(minutes=self.start)
+            if day.weekday() in self.days and begin > wall:
+                return begin.replace(tzinfo=now.tzinfo)
+        raise AssertionError("a window has at least one weekday")  # parse_window ensures it
+
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
@@ -55,6 +65,13 @@ class Schedule:
 
     def is_open(self, now: datetime) -> bool:
         return self.always_open or any(window.contains(now) for window in self.windows)
+
+    def next_opening(self, now: datetime) -> datetime:
+        """Given a local time, return when downloads may next start: ``now`` if a window is
+        open (or there are none), else the earliest next start of a window."""
+        if self.is_open(now):
+            return now
+        return min(window.next_start(now) for window in self.windows)
 
     def describe(self) -> str:
         return ", ".join(window.text for window in self.windows) or "always"

@@ -196,6 +196,10 @@ class PutioClient:
             return ()
         return tuple(number for number in map(parse_int, deleted) if number is not None)
 
+    def file(self, file_id: int) -> RemoteFile:
+        """Given a file id, return that file or folder; raise NotFoundError if there is none."""
+        return parse_file(self._object(_Call("GET", f"files/{file_id}"), "file"))
+
     def list_all_files(self) -> tuple[RemoteFile, ...]:
         """Return every file and folder of the account as one flat list (``parent_id=-1``)."""
         # hidden=1: put.io leaves hidden files out of listings unless asked (putio-get does so).
