@@ -22,6 +22,7 @@ from putio_mirror import __version__
 from putio_mirror.cli.context import Context, pass_context
 from putio_mirror.cli.doctor import doctor
 from putio_mirror.cli.login import login, logout
+from putio_mirror.cli.status import status
 from putio_mirror.core.errors import ExitCode, MirrorError
 
 if TYPE_CHECKING:
@@ -250,7 +251,7 @@ def demo(keep: bool) -> int:
     return run_demo(keep=keep, echo=click.echo)
 
 
-for command in (login, logout, doctor):
+for command in (login, logout, doctor, status):
     cli.add_command(command)
 
 
