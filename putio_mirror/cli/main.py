@@ -21,6 +21,7 @@ import click
 from putio_mirror import __version__
 from putio_mirror.cli.context import Context, pass_context
 from putio_mirror.cli.doctor import doctor
+from putio_mirror.cli.history import history
 from putio_mirror.cli.login import login, logout
 from putio_mirror.cli.status import status
 from putio_mirror.core.errors import ExitCode, MirrorError
@@ -230,19 +231,6 @@ def files_download(
 
 
 @cli.command()
-@click.option("--limit", default=10, show_default=True, help="How many recent runs to show.")
-@click.option("--run", "run_id", type=int, help="Show every action of this run.")
-@pass_context
-def history(context: Context, limit: int, run_id: int | None) -> int:
-    """Show recent runs and what they did, from the journal."""
-    from putio_mirror.cli.history import history_lines
-
-    for line in history_lines(context.settings(writes=False), limit=limit, run_id=run_id):
-        click.echo(line)
-    return 0
-
-
-@cli.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's temporary folder.")
 def demo(keep: bool) -> int:
     """Run every job against a local imitation of put.io with sample data."""
@@ -251,7 +239,7 @@ def demo(keep: bool) -> int:
     return run_demo(keep=keep, echo=click.echo)
 
 
-for command in (login, logout, doctor, status):
+for command in (login, logout, doctor, status, history):
     cli.add_command(command)
 
 

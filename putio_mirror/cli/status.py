@@ -22,10 +22,10 @@ import click
 from putio_mirror.cli.context import Context, pass_context
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.health import describe_windows
+from putio_mirror.core.history import RunSummary
 from putio_mirror.core.status import (
     FailingFile,
     LocalDownload,
-    RunSummary,
     StatusView,
     status_document,
     status_lines,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from putio_mirror.core.history import RunSummary
 from putio_mirror.core.state import Transfer
 from putio_mirror.core.units import human_bytes, human_rate
 
@@ -36,19 +37,6 @@ class FailingFile:
     failures: int
     last_error: str | None
     next_try: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    """One run as the journal has it (``exit_code`` None: still running, or died)."""
-
-    id: int
-    command: str
-    host: str
-    started_at: datetime
-    finished_at: datetime | None
-    exit_code: int | None
-    summary: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,16 @@ class JournalReader:
         with self._db.read() as conn:
             return {run_id: journal_runs.actions_of(conn, run_id) for run_id in run_ids}
 
+    def action_outlines(self, run_ids: Iterable[int]) -> tuple[tuple[int, str, str, str], ...]:
+        """Given run ids, return (run id, kind, key, status) of each of their actions."""
+        action = actions_table.c
+        wanted = list(run_ids)
+        query = select(action.run_id, action.kind, action.key, action.status).where(
+            action.run_id.in_(wanted)
+        )
+        with self._db.read() as conn:
+            return tuple((row[0], row[1], row[2], row[3]) for row in conn.execute(query))
+
     def downloads(self) -> Mapping[int, DownloadRecord]:
         """Return every file's download record by file id."""
         with self._db.read() as conn:
