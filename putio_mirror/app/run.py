@@ -25,6 +25,13 @@ from typing import get_args
 from putio_mirror.app.executor import Executor, Progress, Rules, RunReport
 from putio_mirror.app.observe import observe
 from putio_mirror.config.settings import Settings
+from putio_mirror.core.attention import (
+    REMOTE_ROOT_HINT,
+    Attention,
+    missing_blackhole,
+    needs_attention,
+    remote_root_problem,
+)
 from putio_mirror.core.bandwidth import parse_timetable
 from putio_mirror.core.errors import AuthError, ConfigError, ExitCode, MirrorError, SafetyLimitError
 from putio_mirror.core.plan import ActionKind, Plan
@@ -88,6 +95,8 @@ class Outcome:
     report: RunReport | None
     exit_code: ExitCode
     violations: tuple[str, ...] = ()
+    #: what needs a person: rejected blackhole files, transfers in ERROR, no blackhole
+    attention: tuple[Attention, ...] = ()
 
 
 @dataclass
@@ -103,6 +112,7 @@ class Runtime:
 def run_once(runtime: Runtime, request: Request) -> Outcome:
     """Given the runtime and a request, observe, plan, and (unless dry) execute once."""
     settings = runtime.settings
+    no_blackhole = _missing_blackhole(settings, request)
     with ExitStack() as stack:
         if request.dry_run:
             # A dry run changes nothing, so creates no journal: a missing one knows nothing.
@@ -115,20 +125,38 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         client = stack.enter_context(open_client(settings))
         facts = journal.facts() if journal is not None else JournalFacts()
         snapshot = _observe(runtime, request, client, facts)
+        if request.needs_files and (
+            wrong := remote_root_problem(snapshot.files, settings.policy.remote_root_id)
+        ):
+            raise ConfigError(wrong, REMOTE_ROOT_HINT)
         plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
         plan = plan.only(request.kinds, request.limit_downloads)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
+        notice = no_blackhole + needs_attention(plan, snapshot.transfers)
         if violations and not request.force:
             if request.dry_run:
-                return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations)
+                return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations, notice)
             raise _refusal(violations)
         if request.dry_run or (request.beside_sync and not plan.actions):
             # a watcher's pass with nothing to submit leaves no run in the journal
-            return Outcome(plan, None, ExitCode.OK, violations)
+            return Outcome(plan, None, ExitCode.OK, violations, notice)
         assert journal is not None  # only a dry run goes without
         report = _execute(runtime, request, plan, client, journal)
-        return Outcome(plan, report, report.exit_code, violations)
+        return Outcome(plan, report, report.exit_code, violations, notice)
     raise AssertionError("unreachable")
+
+
+def _missing_blackhole(settings: Settings, request: Request) -> tuple[Attention, ...]:
+    """Given a run that scans the blackhole, say if the folder is missing: an error for a
+    command that does nothing else (exit 2), a line of the output for a sync."""
+    folder = settings.blackhole_dir
+    scans = settings.policy.submit_blackhole and request.kinds & BLACKHOLE_KINDS
+    if not scans or folder.is_dir():
+        return ()
+    said = missing_blackhole(str(folder))
+    if request.needs_files:
+        return (said,)
+    raise ConfigError(said.message.replace(": nothing was submitted", ""), said.hint)
 
 
 def _adopt_legacy_staging(settings: Settings, journal: Journal) -> None:
@@ -340,6 +368,8 @@ def list_remote_files(settings: Settings) -> list[dict[str, object]]:
 
     with open_client(settings) as client:
         items = client.list_all_files()
+    if wrong := remote_root_problem(items, settings.policy.remote_root_id):
+        raise ConfigError(wrong, REMOTE_ROOT_HINT)
     by_id = {item.id: item for item in items}
     paths = local_paths(list(items), settings.policy.remote_root_id)
     listing: list[dict[str, object]] = []

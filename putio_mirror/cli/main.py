@@ -76,9 +76,12 @@ def _show(outcome: Outcome, request: Request, downloads: Path) -> None:
         _print_plan_table(outcome)
     for violation in outcome.violations:
         click.echo(f"Refused without --force: {violation}", err=True)
-    if outcome.report is not None:
-        from putio_mirror.cli.crash import redact
+    from putio_mirror.cli.crash import redact
 
+    for item in outcome.attention:  # what only a person can solve: never just a log line
+        click.echo(redact(f"needs you: {item.message}"), err=True)
+        click.echo(f"  hint: {item.hint}", err=True)
+    if outcome.report is not None:
         for failure in outcome.report.failed:
             click.echo(redact(f"failed: {failure.target}: {failure.message}"), err=True)
             if failure.hint:
