@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
+from putio_mirror.core.history import Folded, RunStory, RunSummary, duration, fold
 from tests.mirror_env import Mirror
 
 
@@ -82,3 +84,35 @@ def test_an_unknown_run_is_an_error_with_exit_2(mirror: Mirror) -> None:
     result = mirror.run("history", "--run", "99")
     assert result.code == 2
     assert "no run #99 (the newest is #1)" in result.err
+
+
+def _story(run_id: int, actions: int, exit_code: int | None = 0) -> RunStory:
+    moment = datetime(2026, 11, 27, 1, 0, tzinfo=UTC) + timedelta(minutes=run_id)
+    summary = RunSummary(run_id, "sync on h", "h", moment, moment, exit_code, None)
+    return RunStory(summary, actions, 0, 0)
+
+
+def test_fold_joins_only_two_or_more_consecutive_empty_runs_and_keeps_failed_ones() -> None:
+    stories = [
+        _story(9, 0),
+        _story(8, 1),
+        _story(7, 0),
+        _story(6, 0),
+        _story(5, 0, exit_code=4),  # nothing done, but it failed: never folded away
+        _story(4, 0),
+        _story(3, 0),
+    ]
+    entries = fold(stories, limit=10)
+    shown = [
+        [s.run.id for s in entry.runs] if isinstance(entry, Folded) else entry.run.id
+        for entry in entries
+    ]
+    assert shown == [9, 8, [7, 6], 5, [4, 3]]
+    assert len(fold(stories, limit=2)) == 2
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0, "0s"), (59.9, "59s"), (192, "3m 12s"), (7500, "2h 05m")]
+)
+def test_durations_read_as_people_say_them(seconds: float, text: str) -> None:
+    assert duration(seconds) == text

@@ -32,7 +32,7 @@ def test_status_lists_transfers_with_progress_and_those_in_error(mirror: Mirror)
     out = mirror.run("status").out
     assert "put.io transfers: 2, 1 in ERROR (they need you" in out
     assert "Movie [DOWNLOADING] 42% 3 GiB" in out
-    assert "Broken [ERROR] 0% — tracker down" in out
+    assert "Broken [ERROR] — tracker down" in out
     (movie, broken) = status_json(mirror)["transfers"]
     assert movie["percent_done"] == 42 and broken["error_message"] == "tracker down"
 

@@ -52,7 +52,7 @@ def login(context: Context, app_id: int | None, wait: float, poll_interval: floa
         interval=poll_interval,
         budget=wait * 60,
         echo=click.echo,
-        reload=lambda: context.settings(writes=False, needs_token=False),
+        reload=lambda: _reload(context),
     )
 
 
@@ -113,6 +113,13 @@ def log_out(settings: Settings, *, echo: Echo) -> int:
     echo(f"Removed {token_file}.")
     _warn_about_environment(echo)
     return 0
+
+
+def _reload(context: Context) -> Settings:
+    """Read the settings again, quietly (their warnings were logged once already)."""
+    from putio_mirror.config.settings import load_settings
+
+    return load_settings(context.config, os.environ, require_token=False, token_optional=True)
 
 
 def _token_file(settings: Settings) -> Path:

@@ -16,6 +16,8 @@ from putio_mirror.core.state import Transfer
 from putio_mirror.core.units import human_bytes, human_rate
 
 _WHEN = "%Y-%m-%d %H:%M"
+# Statuses whose percentage says nothing: finished, or given up.
+_NO_PROGRESS = frozenset({"COMPLETED", "SEEDING", "ERROR"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ def _when(moment: datetime | None) -> str:
 def transfer_line(transfer: Transfer) -> str:
     """Given a transfer, return one line: name, status, progress, size, speed or error."""
     parts = [f"{transfer.name} [{transfer.status}]"]
-    if transfer.percent_done is not None and transfer.status not in ("COMPLETED", "SEEDING"):
+    if transfer.percent_done is not None and transfer.status not in _NO_PROGRESS:
         parts.append(f"{transfer.percent_done}%")
     if transfer.size:
         parts.append(human_bytes(transfer.size))
