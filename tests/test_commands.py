@@ -148,7 +148,8 @@ def test_history_shows_runs_and_their_actions(mirror: Mirror) -> None:
     mirror.run("files", "download")
     runs = mirror.run("history").out
     assert "files download" in runs and "exit 0" in runs
-    assert "download:" in mirror.run("history", "--run", "1").out
+    actions = mirror.run("history", "--run", "1").out
+    assert "done        download x.bin" in actions and "download:" not in actions
 
 
 def test_revoked_token_stops_at_once_with_exit_4_and_a_hint(mirror: Mirror) -> None:
@@ -201,7 +202,8 @@ def test_info_hash_of_submitted_torrent_is_journaled(
     mirror.run("torrents", "add")
     info_hash = hashlib.sha1(bencode(bdecode(data)[b"info"]), usedforsecurity=False).hexdigest()
     assert mirror.fake.transfers()[0]["hash"] == info_hash
-    assert "upload:" + info_hash in mirror.run("history", "--run", "1").out
+    story = json.loads(mirror.run("history", "--run", "1", "--json").out)
+    assert "upload:" + info_hash in [action["key"] for action in story["actions"]]
 
 
 def test_remote_item_is_deleted_only_when_configured_and_after_verification(

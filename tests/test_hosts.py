@@ -169,7 +169,7 @@ def test_a_run_after_a_crash_frees_the_dead_runs_claims_at_once(
         assert [action.status for action in journal.actions_of(crashed)] == ["interrupted"]
 
 
-OWNER_PROBE = "from putio_mirror.app.run import process_owner; print(process_owner())"
+OWNER_PROBE = "from putio_mirror.app.owners import process_owner; print(process_owner())"
 
 
 def test_each_process_claims_under_an_owner_id_of_its_own() -> None:

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from putio_mirror.core.attention import needs_attention
 from putio_mirror.core.plan import (
     AdoptLocal,
     ArchiveDuplicate,
@@ -318,7 +319,8 @@ def test_errored_transfer_is_reported_not_touched() -> None:
     failed = Transfer(9, "broken", "ERROR", HASH_A, error_message="tracker down")
     plan = reconcile(Snapshot(transfers=(failed,), journal=facts({HASH_A: 9})), Policy(), NOW)
     assert plan.actions == ()
-    assert "tracker down" in plan.notes[-1].message
+    (said,) = needs_attention(plan, (failed,))  # the run's output says it, with a hint
+    assert "broken is in ERROR: tracker down" in said.message
 
 
 def test_safety_refuses_mass_cancel_and_empty_remote_with_known_files() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -66,15 +66,15 @@ def test_window_ending_at_midnight_is_accepted() -> None:
     assert window.contains(at(0, 23, 59)) and not window.contains(at(1, 0, 0))
 
 
-def test_next_opening_is_the_earliest_start_after_now() -> None:
-    schedule = parse_schedule(["00:05-05:55", "Sat 10:00-18:00"])
-    friday_noon = datetime(2026, 11, 27, 12, 0)  # a Friday
-    assert schedule.next_opening(friday_noon) == datetime(2026, 11, 28, 0, 5)
-    saturday_morning = datetime(2026, 11, 28, 7, 0)
-    assert schedule.next_opening(saturday_morning) == datetime(2026, 11, 28, 10, 0)
-    assert Schedule().next_opening(friday_noon) is None
+def test_next_opening_is_now_inside_a_window_and_the_next_start_outside() -> None:
+    schedule = parse_schedule(["01:00-06:00", "Sat,Sun 10:00-18:00"])
+    assert schedule.next_opening(at(0, 3)) == at(0, 3)
+    assert schedule.next_opening(at(0, 7)) == at(1, 1)  # Friday 07:00 -> Saturday 01:00
+    assert schedule.next_opening(at(1, 7)) == at(1, 10)  # Saturday 07:00 -> 10:00
+    assert Schedule().next_opening(at(0, 7)) == at(0, 7)
 
 
-def test_next_opening_of_a_weekday_window_skips_to_its_day() -> None:
-    schedule = parse_schedule(["Mon 01:00-02:00"])
-    assert schedule.next_opening(datetime(2026, 11, 30, 1, 30)) == datetime(2026, 12, 7, 1, 0)
+def test_next_opening_of_a_weekly_window_is_up_to_a_week_ahead() -> None:
+    schedule = parse_schedule(["Fri 22:00-23:00"])
+    assert schedule.next_opening(at(0, 23, 30)) == at(0, 22) + timedelta(days=7)
+    assert schedule.next_opening(at(0, 21, 59)) == at(0, 22)

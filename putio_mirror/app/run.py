@@ -8,10 +8,7 @@ takes every kind of action, ``transfers groom`` only cancel and clean,
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
-import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -23,12 +20,20 @@ from typing import get_args
 
 from putio_mirror.app.executor import WINDOWED_KINDS, Executor, Progress, Rules, RunReport
 from putio_mirror.app.observe import observe
+from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.config.settings import Settings
+from putio_mirror.core.attention import (
+    REMOTE_ROOT_HINT,
+    Attention,
+    missing_blackhole,
+    needs_attention,
+    remote_root_problem,
+)
 from putio_mirror.core.bandwidth import parse_timetable
 from putio_mirror.core.errors import AuthError, ConfigError, ExitCode, MirrorError, SafetyLimitError
 from putio_mirror.core.plan import ActionKind, Note, Plan
 from putio_mirror.core.reconcile import reconcile, safety_violations
-from putio_mirror.core.state import JournalFacts, RemoteFile, Snapshot
+from putio_mirror.core.state import JournalFacts, Snapshot
 from putio_mirror.core.window import Schedule
 from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.throttle import RateLimiter
@@ -89,6 +94,8 @@ class Outcome:
     report: RunReport | None
     exit_code: ExitCode
     violations: tuple[str, ...] = ()
+    #: what needs a person: rejected blackhole files, transfers in ERROR, no blackhole
+    attention: tuple[Attention, ...] = ()
 
 
 @dataclass
@@ -106,6 +113,7 @@ class Runtime:
 def run_once(runtime: Runtime, request: Request) -> Outcome:
     """Given the runtime and a request, observe, plan, and (unless dry) execute once."""
     settings = runtime.settings
+    no_blackhole = _missing_blackhole(settings, request)
     with ExitStack() as stack:
         if request.dry_run:
             # A dry run changes nothing, so creates no journal: a missing one knows nothing.
@@ -118,23 +126,28 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         client = stack.enter_context(open_client(settings))
         facts = journal.facts() if journal is not None else JournalFacts()
         snapshot = _observe(runtime, request, client, facts)
+        if request.needs_files and (
+            wrong := remote_root_problem(snapshot.files, settings.policy.remote_root_id)
+        ):
+            raise ConfigError(wrong, REMOTE_ROOT_HINT)
         plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
         plan = plan.only(request.kinds, request.limit_downloads)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
+        notice = no_blackhole + needs_attention(plan, snapshot.transfers)
         if violations and not request.force:
             if request.dry_run:
-                return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations)
+                return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations, notice)
             raise _refusal(violations)
         if request.dry_run:
             plan = _with_window_note(plan, settings.schedule, runtime.clock())
-            return Outcome(plan, None, ExitCode.OK, violations)
+            return Outcome(plan, None, ExitCode.OK, violations, notice)
         if request.beside_sync and not plan.actions:
             # a watcher's pass with nothing to submit leaves no run in the journal
-            return Outcome(plan, None, ExitCode.OK, violations)
+            return Outcome(plan, None, ExitCode.OK, violations, notice)
         assert journal is not None  # only a dry run goes without
         runtime.on_plan(plan)
         report = _execute(runtime, request, plan, client, journal)
-        return Outcome(plan, report, report.exit_code, violations)
+        return Outcome(plan, report, report.exit_code, violations, notice)
     raise AssertionError("unreachable")
 
 
@@ -144,12 +157,24 @@ def _with_window_note(plan: Plan, schedule: Schedule, now: datetime) -> Plan:
     if not waiting or schedule.is_open(now):
         return plan
     opening = schedule.next_opening(now)
-    when = f"; the next opens {opening:%a %H:%M}" if opening else ""
     message = (
         f"The download window ({schedule.describe()}) is closed now: a real run would defer "
-        f"{waiting} download action(s){when}."
+        f"{waiting} download action(s); the next opens {opening:%a %H:%M}."
     )
     return replace(plan, notes=(*plan.notes, Note("warning", message)))
+
+
+def _missing_blackhole(settings: Settings, request: Request) -> tuple[Attention, ...]:
+    """Given a run that scans the blackhole, say if the folder is missing: an error for a
+    command that does nothing else (exit 2), a line of the output for a sync."""
+    folder = settings.blackhole_dir
+    scans = settings.policy.submit_blackhole and request.kinds & BLACKHOLE_KINDS
+    if not scans or folder.is_dir():
+        return ()
+    said = missing_blackhole(str(folder))
+    if request.needs_files:
+        return (said,)
+    raise ConfigError(said.message.replace(": nothing was submitted", ""), said.hint)
 
 
 def _adopt_legacy_staging(settings: Settings, journal: Journal) -> None:
@@ -240,7 +265,7 @@ def _execute(
         progress=runtime.progress,
     )
     now = runtime.clock().astimezone(UTC)
-    _take_over_from_dead_runs(journal, now, request)
+    take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)
     command = f"{request.command} on {socket.gethostname()}"
     run_id = journal.start_run(command, now, owner=request.owner)
     exit_code = ExitCode.BUG
@@ -291,99 +316,9 @@ def _fetcher_factory(
     return new_fetcher
 
 
-@functools.cache
-def process_owner() -> str:
-    """Who this process is, for claims: host and pid for people, random hex to be unique.
-
-    Two hosts may share a hostname (containers, clones) and a pid; the random part keeps
-    one from ever mistaking the other's claims for its own.
-    """
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
-
-
-def _take_over_from_dead_runs(journal: Journal, now: datetime, request: Request) -> None:
-    """Given a journal whose run lock we hold and the time, free the claims of the lock's
-    previous run and mark the actions of dead runs interrupted.
-
-    Which claims are ours to free must be proven, not guessed from a hostname (two hosts
-    may share one, and a lock path): each run writes its owner id beside the run lock, and
-    the run that wrote it is over, since we hold the lock now. Its claims go at once, so a
-    run restarted after a crash need not wait out their leases. Every other host's dead
-    claims run out on their lease (the database's clock); then their actions are marked
-    too (see ``Journal.abandon_stale_actions``), and a live host's never are.
-    """
-    lock = request.lock_path(journal)
-    record = lock.with_name(lock.name + ".owner")
-    previous = _read_owner(record)
-    if previous:
-        freed = journal.release_all(previous)
-        if freed:
-            log.info("freed %d claims of the previous run, which ended without them", freed)
-    stale = journal.abandon_stale_actions(now)
-    if stale:
-        log.info("marked %d actions of runs that stopped early as interrupted", stale)
-    _write_owner(record, request.owner)
-
-
-def _read_owner(record: Path) -> str:
-    """Given the owner record beside the lock, return the owner it names, or "" if none."""
-    try:
-        return record.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return ""
-    except OSError as error:
-        log.warning("cannot read %s (%s): the previous run's claims run out", record, error)
-        return ""
-
-
-def _write_owner(record: Path, owner: str) -> None:
-    """Write the owner beside the lock atomically: a torn name would free no claim."""
-    temporary = record.with_name(record.name + ".tmp")
-    try:
-        temporary.write_text(owner + "\n", encoding="utf-8")
-        temporary.replace(record)
-    except OSError as error:
-        log.warning(
-            "cannot write %s (%s): a crash would leave claims to their lease", record, error
-        )
-
-
 def _refusal(violations: tuple[str, ...]) -> SafetyLimitError:
     return SafetyLimitError(
         "refusing to run this plan: " + "; ".join(violations),
         "look at it with --dry-run; if it is really what you want, run again with --force, "
         "or raise the limits in the config's safety section",
     )
-
-
-def list_remote_files(settings: Settings) -> list[dict[str, object]]:
-    """Given settings, return every remote item under the mirrored root with its paths."""
-    from putio_mirror.core.naming import local_paths
-
-    with open_client(settings) as client:
-        items = client.list_all_files()
-    by_id = {item.id: item for item in items}
-    paths = local_paths(list(items), settings.policy.remote_root_id)
-    listing: list[dict[str, object]] = []
-    for item_id, local in sorted(paths.items(), key=lambda pair: pair[1]):
-        item = by_id[item_id]
-        listing.append(
-            {
-                "id": item.id,
-                "path": "/".join(_remote_path(item_id, by_id, settings.policy.remote_root_id)),
-                "local_path": local,
-                "folder": item.is_folder,
-                "size": item.size,
-                "crc32": item.crc32,
-            }
-        )
-    return listing
-
-
-def _remote_path(item_id: int, by_id: dict[int, RemoteFile], root_id: int) -> list[str]:
-    names: list[str] = []
-    current = by_id.get(item_id)
-    while current is not None and current.id != root_id:
-        names.append(current.name)
-        current = by_id.get(current.parent_id)
-    return names[::-1]

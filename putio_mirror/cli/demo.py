@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fastbencode import bencode  # type: ignore[attr-defined]
 
+from putio_mirror.app.listing import list_remote_files
 from putio_mirror.app.run import (
     ALL_KINDS,
     BLACKHOLE_KINDS,
@@ -24,7 +25,6 @@ from putio_mirror.app.run import (
     Outcome,
     Request,
     Runtime,
-    list_remote_files,
     run_once,
 )
 from putio_mirror.cli.history import history_lines

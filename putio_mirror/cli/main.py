@@ -19,6 +19,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from putio_mirror import __version__
+from putio_mirror.cli.context import Context, pass_context
+from putio_mirror.cli.doctor import doctor
+from putio_mirror.cli.history import history
+from putio_mirror.cli.login import login, logout
+from putio_mirror.cli.status import status
 from putio_mirror.core.errors import ExitCode, MirrorError
 
 if TYPE_CHECKING:
@@ -27,39 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("putio_mirror")
 _GC_THRESHOLD = 50_000  # see entry()
-
-
-class Context:
-    """What the group options decided, handed to every command."""
-
-    def __init__(self, config: Path | None, verbose: int, quiet: bool = False) -> None:
-        self.config = config
-        self.verbose = verbose
-        self.quiet = quiet
-
-    def settings(
-        self, *, overrides: dict[str, object] | None = None, writes: bool = True
-    ) -> Settings:
-        """Load the settings; ``writes``: also check the folders a writing run needs."""
-        from putio_mirror.cli.crash import redact, remember_secret
-        from putio_mirror.cli.logs import setup_logging
-        from putio_mirror.config.settings import load_settings
-
-        settings = load_settings(
-            self.config, os.environ, overrides=overrides or {}, check_paths=writes
-        )
-        secret = settings.token.reveal() if settings.token else None
-        if secret:
-            # Whatever its source, the token is kept out of crash reports and printed errors.
-            remember_secret(secret)
-        verbosity = -1 if self.quiet and not self.verbose else self.verbose
-        setup_logging(settings.log_file, settings.log_level, verbosity, redact)
-        for warning in settings.warnings:
-            log.warning("%s", warning)
-        return settings
-
-
-pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,11 +101,14 @@ def _show(outcome: Outcome, request: Request, settings: Settings, say: _Say) -> 
         _print_plan(outcome)
     for violation in outcome.violations:
         click.echo(f"Refused without --force: {violation}", err=True)
+    from putio_mirror.cli.crash import redact
+
+    for item in outcome.attention:  # what only a person can solve: never just a log line
+        click.echo(redact(f"needs you: {item.message}"), err=True)
+        click.echo(f"  hint: {item.hint}", err=True)
     report = outcome.report
     if report is None:
         return
-    from putio_mirror.cli.crash import redact
-
     for failure in report.failed:
         click.echo(redact(f"failed: {failure.target}: {failure.message}"), err=True)
         if failure.hint:
@@ -164,7 +139,8 @@ def _byte_lines(report: Any, settings: Settings) -> list[str]:
             f"{human_bytes(report.bytes_in_staging)} more is in staging, not yet complete; "
             "the next run resumes from there."
         )
-    if report.window_closed and (opening := settings.schedule.next_opening(local_now())):
+    if report.window_closed:
+        opening = settings.schedule.next_opening(local_now())
         lines.append(f"The download window is closed; it opens next {opening:%a %d %b %H:%M}.")
     return lines
 
@@ -327,7 +303,7 @@ def files() -> None:
 @pass_context
 def files_list(context: Context) -> int:
     """Print the remote files as JSON, recursively, with their paths."""
-    from putio_mirror.app.run import list_remote_files
+    from putio_mirror.app.listing import list_remote_files
 
     listing = list_remote_files(context.settings(writes=False))
     click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
@@ -356,25 +332,16 @@ def files_download(
 
 
 @cli.command()
-@click.option("--limit", default=10, show_default=True, help="How many recent runs to show.")
-@click.option("--run", "run_id", type=int, help="Show every action of this run.")
-@pass_context
-def history(context: Context, limit: int, run_id: int | None) -> int:
-    """Show recent runs and what they did, from the journal."""
-    from putio_mirror.cli.history import history_lines
-
-    for line in history_lines(context.settings(writes=False), limit=limit, run_id=run_id):
-        click.echo(line)
-    return 0
-
-
-@cli.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's temporary folder.")
 def demo(keep: bool) -> int:
     """Run every job against a local imitation of put.io with sample data."""
     from putio_mirror.cli.demo import run_demo
 
     return run_demo(keep=keep, echo=click.echo)
+
+
+for command in (login, logout, doctor, status, history):
+    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

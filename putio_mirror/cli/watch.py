@@ -205,6 +205,8 @@ def _guarded(command: str, work: Callable[[], str | None]) -> None:
 
 
 def _outcome_summary(outcome: Outcome) -> str | None:
+    for item in outcome.attention:
+        log.warning("needs you: %s (%s)", item.message, item.hint)
     return _report_summary(outcome.report) if outcome.plan.actions else None
 
 

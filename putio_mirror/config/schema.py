@@ -63,6 +63,7 @@ class _Section(BaseModel):
 class PutioSection(_Section):
     token: str | None = None
     token_file: str | None = None
+    oauth_app_id: PositiveInt | None = None
     api_url: str = "https://api.put.io/v2"
     upload_url: str = "https://upload.put.io/v2"
     timeout_seconds: PositiveFloat = 30.0

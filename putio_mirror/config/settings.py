@@ -26,6 +26,7 @@ from putio_mirror.local.paths import nearest_existing
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
+DEFAULT_TOKEN_FILE = "token"  # noqa: S105 - a file name in the config folder
 # naming.py never gives a put.io item a local name beginning with this: it is ours.
 MIB = 1024 * 1024
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -34,8 +35,8 @@ _ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
 # What may stand in an HTTP header value as the token: visible ASCII, no spaces.
 _TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
 _TOKEN_HINT = (
-    f"set {TOKEN_ENV}, or putio.token_file (a file holding only the token) in the config file; "
-    "put.io shows an OAuth token for each app you create at https://app.put.io/oauth"
+    f"run `putio-mirror login`, or set {TOKEN_ENV}, or putio.token_file (a file holding only "
+    "the token) in the config file"
 )
 
 
@@ -69,6 +70,10 @@ class Settings:
     policy: Policy
     config_path: Path | None = None
     warnings: tuple[str, ...] = ()
+    #: where ``login`` writes the token: putio.token_file, else ``token`` in the config folder
+    token_file: Path | None = None
+    #: the client id of the OAuth app ``login`` asks put.io's device code for
+    oauth_app_id: int | None = None
 
     def __repr__(self) -> str:
         # The journal URL may carry a database password; the token is a Secret already.
@@ -104,6 +109,7 @@ def load_settings(
     require_token: bool = True,
     overrides: Mapping[str, object] | None = None,
     check_paths: bool = False,
+    token_optional: bool = False,
 ) -> Settings:
     """Given a config path (or None), the environment and CLI overrides, return ``Settings``.
 
@@ -111,7 +117,8 @@ def load_settings(
     path if it exists, else none (built-in defaults). ``overrides`` maps
     dotted keys (``download.chunk_size_kb``) to values laid over the file.
     ``check_paths`` also reports folders and files a writing run could not
-    create or write. Raise ConfigError listing every problem found, or if
+    create or write. ``token_optional``: a token that cannot be read is no problem
+    (``login`` is about to write it). Raise ConfigError listing every problem found, or if
     ``require_token`` and no token is set.
     """
     config_path = _find_config(path, env)
@@ -120,6 +127,8 @@ def load_settings(
     raw = apply_overrides(raw, overrides or {})
     model = validate(raw, source, set(overrides or {}), config_path)
     settings, problems = _build(model, env, config_path, source)
+    if token_optional:
+        problems = ()
     problems += _staging_problems(settings, source)
     if check_paths:
         problems += _path_problems(settings, source)
@@ -184,6 +193,8 @@ def _build(
         policy=_policy(model),
         config_path=config_path,
         warnings=_permission_warnings(model.putio, env, config_path),
+        token_file=_token_file(model.putio, env),
+        oauth_app_id=model.putio.oauth_app_id,
     )
     return settings, problems
 
@@ -236,7 +247,17 @@ def _resolve_token(
         return _checked_token(text, f"{source}: putio.token_file: {token_file}")
     if putio.token and putio.token.strip():
         return _checked_token(putio.token, f"{source}: putio.token")
+    default = _token_file(putio, env)
+    if default.is_file():  # where `login` writes when no token_file is configured
+        return _resolve_token(putio.model_copy(update={"token_file": str(default)}), env, source)
     return None, ()
+
+
+def _token_file(putio: PutioSection, env: Mapping[str, str]) -> Path:
+    """Given the putio section, return the token file: the configured one, else the default."""
+    if putio.token_file:
+        return _expand(putio.token_file, env)
+    return config_folder() / DEFAULT_TOKEN_FILE
 
 
 def _checked_token(text: str, where: str) -> tuple[Secret | None, tuple[str, ...]]:
@@ -313,12 +334,12 @@ def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
         ("paths.downloads", settings.download_dir, True),
         ("paths.staging", settings.staging_dir, True),
         ("paths.log_file", settings.log_file, False),
-        ("paths.journal", _sqlite_file(settings.journal_url), False),
+        ("paths.journal", sqlite_file(settings.journal_url), False),
     ]
     return tuple(
         f"{source}: {key}: {reason}"
         for key, path, is_folder in wanted
-        if path is not None and (reason := _unwritable(path, is_folder))
+        if path is not None and (reason := unwritable_reason(path, is_folder))
     )
 
 
@@ -350,12 +371,12 @@ def _staging_problems(settings: Settings, source: str) -> tuple[str, ...]:
     )
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     database = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
     return Path(database) if database and not database.startswith(":memory:") else None
 
 
-def _unwritable(path: Path, is_folder: bool) -> str | None:
+def unwritable_reason(path: Path, is_folder: bool) -> str | None:
     """Given a path a run will write, return why it cannot (None if it can, or can be made)."""
     if path.exists():
         if path.is_dir() != is_folder:

@@ -118,7 +118,7 @@ def plan_downloads(
         ):
             continue  # mirrored, or verified and waiting in staging for its placement
         remote, relative = tree.by_id[file_id], tree.paths[file_id]
-        retry_at = _retry_at(record, policy)
+        retry_at = next_retry(record, policy)
         if record is not None and retry_at is not None and now < retry_at:
             notes.append(_backing_off(relative, record, retry_at))
             continue
@@ -143,7 +143,7 @@ def plan_downloads(
     return fetches, adopted
 
 
-def _retry_at(record: DownloadRecord | None, policy: Policy) -> datetime | None:
+def next_retry(record: DownloadRecord | None, policy: Policy) -> datetime | None:
     """When a file that failed may be tried again: the wait doubles with each failure."""
     if record is None or record.failures <= 0 or record.last_failure_at is None:
         return None

@@ -9,7 +9,7 @@ planning again (level-triggered, like vdirsyncer's ``_get_actions``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 from putio_mirror.core.mirroring import (
@@ -74,7 +74,6 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
         actions += plan_deletes(snapshot, policy, tree, pending, placements)
     if policy.download:
         actions += plan_tidy(snapshot, policy, tree, now, pending, placements)
-    notes += _transfer_errors(snapshot.transfers)
     return Plan(tuple(actions), tuple(notes))
 
 
@@ -203,16 +202,6 @@ def _mirror_requirements(
     if transfer.file_id not in tree.paths:
         return None  # outside the mirrored folder: not ours to judge
     return requirements_for_item(transfer.file_id, tree, pending, snapshot)
-
-
-def _transfer_errors(transfers: Iterable[Transfer]) -> list[Note]:
-    return [
-        Note(
-            "warning", f"transfer {transfer.name} failed on put.io: {transfer.error_message or '?'}"
-        )
-        for transfer in sorted(transfers, key=lambda entry: entry.id)
-        if transfer.status == "ERROR"
-    ]
 
 
 def safety_violations(plan: Plan, snapshot: Snapshot, policy: Policy) -> list[str]:

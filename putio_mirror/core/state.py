@@ -50,6 +50,10 @@ class Transfer:
     current_ratio: float | None = None
     finished_at: datetime | None = None
     error_message: str | None = None
+    #: progress as put.io reports it (for people: status, never for decisions)
+    percent_done: int | None = None
+    size: int | None = None
+    down_speed: int | None = None
 
     @property
     def is_seeding(self) -> bool:

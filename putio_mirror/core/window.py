@@ -29,15 +29,6 @@ class TimeWindow:
     days: frozenset[int] = ALL_DAYS
     text: str = ""
 
-    def next_start(self, now: datetime) -> datetime | None:
-        """Given a local time, return the next start of this window after it (within a week)."""
-        for days_ahead in range(8):
-            day = (now + timedelta(days=days_ahead)).date()
-            begin = datetime.combine(day, time(), now.tzinfo) + timedelta(minutes=self.start)
-            if day.weekday() in self.days and begin > now:
-                return begin
-        return None
-
     def contains(self, now: datetime) -> bool:
         """Given a local time, say whether an occurrence of the window (today's, or one
         that started yesterday and crosses midnight) holds it."""
@@ -50,6 +41,16 @@ class TimeWindow:
             if begin <= now.replace(tzinfo=None) < begin + timedelta(minutes=length):
                 return True
         return False
+
+    def next_start(self, now: datetime) -> datetime:
+        """Given a local time, return when the window next opens after it (same tzinfo)."""
+        wall = now.replace(tzinfo=None)
+        for days_ahead in range(8):
+            day = (wall + timedelta(days=days_ahead)).date()
+            begin = datetime.combine(day, time()) + timedelta(minutes=self.start)
+            if day.weekday() in self.days and begin > wall:
+                return begin.replace(tzinfo=now.tzinfo)
+        raise AssertionError("a window has at least one weekday")  # parse_window ensures it
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +66,12 @@ class Schedule:
     def is_open(self, now: datetime) -> bool:
         return self.always_open or any(window.contains(now) for window in self.windows)
 
-    def next_opening(self, now: datetime) -> datetime | None:
-        """Given a local time, return when a window next opens (None: always open)."""
-        starts = [start for window in self.windows if (start := window.next_start(now))]
-        return min(starts, default=None)
+    def next_opening(self, now: datetime) -> datetime:
+        """Given a local time, return when downloads may next start: ``now`` if a window is
+        open (or there are none), else the earliest next start of a window."""
+        if self.is_open(now):
+            return now
+        return min(window.next_start(now) for window in self.windows)
 
     def describe(self) -> str:
         return ", ".join(window.text for window in self.windows) or "always"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from putio_mirror.fakeputio import routes_files, routes_transfers
+from putio_mirror.fakeputio import routes_files, routes_oauth, routes_transfers
 from putio_mirror.fakeputio.forms import Form, read_form
 from putio_mirror.fakeputio.replies import (
     ApiError,
@@ -66,6 +66,7 @@ def validate_token(world: World, form: Form, match: re.Match[str]) -> Reply:
 API_ROUTES: tuple[Route, ...] = (
     route("GET", r"/v2/account/info", account_info),
     route("GET", r"/v2/oauth2/validate", validate_token, auth=False),
+    *routes_oauth.ROUTES,
     *routes_transfers.ROUTES,
     *routes_files.ROUTES,
 )

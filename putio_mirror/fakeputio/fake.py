@@ -318,6 +318,18 @@ class FakePutio(Settings):
         """Given a file id, make the node stall, reset or answer ``status`` ``times`` times."""
         self._faults.arm_node(NodeFault(file_id, times, stall_after, reset_after, status))
 
+    def link_device(self, code: str | None = None) -> None:
+        """Link a device-login code (the newest if None), as the person at put.io/link would."""
+        with self.world.lock:
+            codes = self.world.device_codes
+            codes[code or list(codes)[-1]].linked = True
+
+    def expire_device_code(self, code: str | None = None) -> None:
+        """Make a device-login code (the newest if None) answer 404 from now on."""
+        with self.world.lock:
+            codes = self.world.device_codes
+            codes[code or list(codes)[-1]].expired = True
+
     def revoke_token(self) -> None:
         self.token_revoked = True
 

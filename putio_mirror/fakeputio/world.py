@@ -57,6 +57,8 @@ class Settings:
         # Distance: every answer of every host (API, upload, node) waits this long before
         # its first byte, as put.io's ~100 ms away would (benchmarks show what it costs).
         self.latency_seconds = 0.0
+        # None: a device code is linked only when told. A number: it links itself at that poll.
+        self.oob_link_after_polls: int | None = None
 
 
 @dataclass
@@ -65,6 +67,17 @@ class Link:
 
     file_id: int
     uses: int = 0
+
+
+@dataclass
+class DeviceCode:
+    """One device-login code: for which app, how often it was polled, whether it is linked."""
+
+    app_id: int
+    client_name: str
+    polls: int = 0
+    linked: bool = False
+    expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class World:
         self._next_transfer_id = FIRST_TRANSFER_ID
         self._cursors: dict[str, Cursor] = {}
         self._links: dict[str, Link] = {}
+        self.device_codes: dict[str, DeviceCode] = {}
 
     def stamp(self) -> str:
         """Return the current time as put.io writes it: naive UTC, second precision."""

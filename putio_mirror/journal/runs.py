@@ -93,3 +93,10 @@ def _select_record(record: type[RunRecord | ActionRecord], table: Table) -> Sele
     So a row of the result builds the record positionally: ``record(*row)``.
     """
     return select(*(table.c[item.name] for item in fields(record)))
+
+
+def runs_between(conn: Connection, first: int, last: int) -> tuple[RunRecord, ...]:
+    """Given run ids, return the runs from ``first`` to ``last`` (inclusive), newest first."""
+    run = runs_table.c
+    statement = _select_record(RunRecord, runs_table).where(run.id >= first, run.id <= last)
+    return tuple(RunRecord(*row) for row in conn.execute(statement.order_by(run.id.desc())))

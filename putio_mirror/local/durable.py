@@ -6,7 +6,7 @@ import errno
 import os
 from pathlib import Path
 
-from putio_mirror.core.errors import ItemError
+from putio_mirror.core.errors import ConfigError, ItemError
 
 # link(2) refusals that mean "this filesystem cannot hard-link", not "no".
 LINK_UNSUPPORTED = frozenset(
@@ -77,3 +77,28 @@ def fsync_folder(path: Path) -> None:
         pass  # e.g. EINVAL on some network filesystems: the data itself is synced
     finally:
         os.close(descriptor)
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Given a path and text, make ``path`` hold exactly that text, readable by its owner only.
+
+    Atomic: the text goes to a new 0600 file beside it, synced, then renamed over it, so
+    a reader sees the old text or the new, never half, and never a moment of looser mode.
+    Missing folders are made (0700). Raise ConfigError if it cannot be written.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+        fsync_folder(path.parent)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write {path}: {error.strerror or error}",
+            f"check that this user may create files in {path.parent}",
+        ) from None

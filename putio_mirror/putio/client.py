@@ -30,7 +30,9 @@ from putio_mirror.core.state import RemoteFile, Transfer
 from putio_mirror.net.sessions import Session, sibling_of
 from putio_mirror.putio.values import (
     TRANSIENT_HINT,
+    Account,
     join_ids,
+    parse_account,
     parse_file,
     parse_int,
     parse_transfer,
@@ -40,8 +42,8 @@ from putio_mirror.putio.values import (
 logger = logging.getLogger(__name__)
 
 AUTH_HINT = (
-    "the put.io token was refused: create a new one at "
-    "https://app.put.io/settings/account/oauth/apps and set PUTIO_TOKEN or token_file"
+    "the put.io token was refused: run `putio-mirror login` for a new one (or create one at "
+    "https://app.put.io/settings/account/oauth/apps and set PUTIO_TOKEN or token_file)"
 )
 DEFAULT_BACKOFF = Backoff()
 _JSON = dict[str, Any]
@@ -156,6 +158,14 @@ class PutioClient:
     ) -> None:
         self.close()
 
+    def account_info(self) -> Account:
+        """Return the account the token belongs to; raise AuthError if put.io refuses it."""
+        return parse_account(self._object(_Call("GET", "account/info"), "info"))
+
+    def revoke_token(self) -> None:
+        """Ask put.io to forget this token (``oauth/grants/logout``); raise as any call."""
+        self._call(_Call("POST", "oauth/grants/logout", attempts=1))
+
     def list_transfers(self) -> tuple[Transfer, ...]:
         """Return every transfer of the account, following the cursor to the last page."""
         first = _Call("GET", "transfers/list", params={"per_page": self._page_size})
@@ -203,6 +213,10 @@ class PutioClient:
         if not isinstance(deleted, list):
             return ()
         return tuple(number for number in map(parse_int, deleted) if number is not None)
+
+    def file(self, file_id: int) -> RemoteFile:
+        """Given a file id, return that file or folder; raise NotFoundError if there is none."""
+        return parse_file(self._object(_Call("GET", f"files/{file_id}"), "file"))
 
     def list_all_files(self) -> tuple[RemoteFile, ...]:
         """Return every file and folder of the account as one flat list (``parent_id=-1``)."""

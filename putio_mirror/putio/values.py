@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from putio_mirror.core.errors import TorrentRefusedError, TransientError
@@ -74,6 +75,9 @@ def parse_transfer(item: Mapping[str, object]) -> Transfer:
         current_ratio=parse_float(item.get("current_ratio")),
         finished_at=parse_timestamp(item.get("finished_at")),
         error_message=_text(item.get("error_message")),
+        percent_done=parse_int(item.get("percent_done")),
+        size=parse_int(item.get("size")),
+        down_speed=parse_int(item.get("down_speed")),
     )
 
 
@@ -107,4 +111,26 @@ def refused_torrent(what: str, reason: str) -> TorrentRefusedError:
         "put.io will refuse it again as it is: fetch the .torrent or magnet again, "
         "or ask its source for another one",
         reason,
+    )
+
+
+@dataclass(frozen=True)
+class Account:
+    """The put.io account a token belongs to: who, and how much room it has (bytes)."""
+
+    username: str
+    mail: str | None
+    disk_avail: int | None
+    disk_size: int | None
+
+
+def parse_account(info: Mapping[str, object]) -> Account:
+    """Given the ``info`` object of ``account/info``, return the Account."""
+    disk = info.get("disk")
+    disk = disk if isinstance(disk, Mapping) else {}
+    return Account(
+        username=_text(info.get("username")) or "?",
+        mail=_text(info.get("mail")),
+        disk_avail=parse_int(disk.get("avail")),
+        disk_size=parse_int(disk.get("size")),
     )

@@ -1,0 +1,71 @@
+"""Who this process is, for claims, and taking over what a dead run left behind."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import secrets
+import socket
+from datetime import datetime
+from pathlib import Path
+
+from putio_mirror.journal.store import Journal
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def process_owner() -> str:
+    """Who this process is, for claims: host and pid for people, random hex to be unique.
+
+    Two hosts may share a hostname (containers, clones) and a pid; the random part keeps
+    one from ever mistaking the other's claims for its own.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
+
+
+def take_over_from_dead_runs(journal: Journal, now: datetime, lock: Path, owner: str) -> None:
+    """Given a journal whose run lock we hold and the time, free the claims of the lock's
+    previous run and mark the actions of dead runs interrupted.
+
+    Which claims are ours to free must be proven, not guessed from a hostname (two hosts
+    may share one, and a lock path): each run writes its owner id beside the run lock, and
+    the run that wrote it is over, since we hold the lock now. Its claims go at once, so a
+    run restarted after a crash need not wait out their leases. Every other host's dead
+    claims run out on their lease (the database's clock); then their actions are marked
+    too (see ``Journal.abandon_stale_actions``), and a live host's never are.
+    """
+    record = lock.with_name(lock.name + ".owner")
+    previous = _read_owner(record)
+    if previous:
+        freed = journal.release_all(previous)
+        if freed:
+            log.info("freed %d claims of the previous run, which ended without them", freed)
+    stale = journal.abandon_stale_actions(now)
+    if stale:
+        log.info("marked %d actions of runs that stopped early as interrupted", stale)
+    _write_owner(record, owner)
+
+
+def _read_owner(record: Path) -> str:
+    """Given the owner record beside the lock, return the owner it names, or "" if none."""
+    try:
+        return record.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except OSError as error:
+        log.warning("cannot read %s (%s): the previous run's claims run out", record, error)
+        return ""
+
+
+def _write_owner(record: Path, owner: str) -> None:
+    """Write the owner beside the lock atomically: a torn name would free no claim."""
+    temporary = record.with_name(record.name + ".tmp")
+    try:
+        temporary.write_text(owner + "\n", encoding="utf-8")
+        temporary.replace(record)
+    except OSError as error:
+        log.warning(
+            "cannot write %s (%s): a crash would leave claims to their lease", record, error
+        )

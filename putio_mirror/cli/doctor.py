@@ -1,0 +1,202 @@
+"""``putio-mirror doctor``: check the config, folders, journal, token, remote root, windows
+and free space; one line each, a hint for each problem; exit 0 if all is well, else 2.
+
+Read-only: it takes no run lock, creates no folder or journal, and changes nothing on
+put.io, so it may run beside a sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from putio_mirror.cli.context import Context, pass_context
+from putio_mirror.core.errors import ExitCode, MirrorError
+from putio_mirror.core.health import Finding, finding_lines, ok, problem, problem_count
+from putio_mirror.core.units import human_bytes
+
+if TYPE_CHECKING:
+    from putio_mirror.config.settings import Settings
+    from putio_mirror.putio.client import PutioClient
+
+LOGIN_HINT = "run `putio-mirror login` (or set PUTIO_TOKEN, or putio.token_file)"
+
+
+@click.command("doctor")
+@pass_context
+def doctor(context: Context) -> int:
+    """Check the setup and say what is wrong, with a hint for each problem (exit 0 or 2)."""
+    findings = list(checkup(context.settings(writes=False, needs_token=False)))
+    for line in finding_lines(findings):
+        click.echo(line)
+    count = problem_count(findings)
+    if count:
+        click.echo(f"{count} problem{'s' if count != 1 else ''} found.")
+        return int(ExitCode.USAGE)
+    click.echo("All is well.")
+    return 0
+
+
+def checkup(settings: Settings) -> Iterator[Finding]:
+    """Given settings, yield a finding for each thing a run depends on."""
+    from putio_mirror.core.health import describe_windows
+
+    yield _config_finding(settings)
+    yield from _path_findings(settings)
+    yield _journal_finding(settings)
+    yield from _putio_findings(settings)
+    now = datetime.now(UTC).astimezone()
+    yield ok("windows", describe_windows(settings.schedule, now))
+    yield _space_finding(settings)
+
+
+def _config_finding(settings: Settings) -> Finding:
+    from putio_mirror.config.settings import default_config_path
+
+    if settings.config_path is None:
+        return ok("config", f"no file ({default_config_path()} does not exist): the defaults")
+    return ok("config", str(settings.config_path))
+
+
+def _path_findings(settings: Settings) -> Iterator[Finding]:
+    from putio_mirror.config.settings import sqlite_file
+
+    if settings.policy.submit_blackhole:
+        yield _blackhole_finding(settings.blackhole_dir)
+    yield _folder_finding("paths.downloads", settings.download_dir)
+    yield _staging_finding(settings.staging_dir, settings.download_dir)
+    journal_file = sqlite_file(settings.journal_url)
+    if journal_file is not None:
+        yield _folder_finding("paths.journal", journal_file, is_folder=False)
+    if settings.log_file is not None:
+        yield _folder_finding("paths.log_file", settings.log_file, is_folder=False)
+
+
+def _blackhole_finding(path: Path) -> Finding:
+    if not path.is_dir():
+        return problem(
+            "paths.blackhole",
+            f"{path} does not exist" if not path.exists() else f"{path} is not a folder",
+            f"create it (mkdir -p {path}) and point the media manager's torrent blackhole "
+            "there, or fix paths.blackhole (or set transfers.submit_blackhole: false)",
+        )
+    return _folder_finding("paths.blackhole", path)
+
+
+def _folder_finding(topic: str, path: Path, *, is_folder: bool = True) -> Finding:
+    from putio_mirror.config.settings import unwritable_reason
+
+    reason = unwritable_reason(path, is_folder)
+    if reason is not None:
+        return problem(topic, reason, f"fix {topic}, or the permissions of that folder")
+    made = "" if path.exists() else " (made by the first run)"
+    return ok(topic, f"{path}, writable{made}")
+
+
+def _staging_finding(staging: Path, downloads: Path) -> Finding:
+    found = _folder_finding("paths.staging", staging)
+    if found.problem or _device(staging) == _device(downloads):
+        return found
+    return problem(
+        "paths.staging",
+        f"{staging} is on another filesystem than {downloads}: placing would copy, not rename",
+        "put paths.staging on the same disk as paths.downloads (or leave it unset)",
+    )
+
+
+def _device(path: Path) -> int:
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing.stat().st_dev
+
+
+def _journal_finding(settings: Settings) -> Finding:
+    from putio_mirror.journal.reader import JournalReader
+    from putio_mirror.journal.store import SCHEMA_VERSION
+
+    try:
+        reader = JournalReader.open(settings.journal_url)
+        if reader is None:
+            return ok("journal", f"{settings.journal_url}: not made yet (the first run makes it)")
+        with reader:
+            version = reader.schema_version()
+            url = reader.url
+    except MirrorError as error:
+        return problem("journal", error.message, error.hint)
+    if version is None:
+        return ok("journal", f"{url}: empty (the first run makes its tables)")
+    if version > SCHEMA_VERSION:
+        return problem(
+            "journal",
+            f"{url}: schema {version}, newer than this putio-mirror knows ({SCHEMA_VERSION})",
+            "upgrade putio-mirror, or point paths.journal at another database",
+        )
+    later = "" if version == SCHEMA_VERSION else f", upgraded to {SCHEMA_VERSION} by the next run"
+    return ok("journal", f"{url}: reachable, schema {version}{later}")
+
+
+def _putio_findings(settings: Settings) -> Iterator[Finding]:
+    from putio_mirror.core.retry import Backoff
+    from putio_mirror.putio.client import PutioClient
+
+    if settings.token is None:
+        yield problem("token", "no put.io token is set", LOGIN_HINT)
+        return
+    with PutioClient(
+        settings.token.reveal(),
+        settings.api_url,
+        settings.upload_url,
+        timeout=min(settings.timeout, 15.0),
+        backoff=Backoff(max_attempts=2, cap=2.0),
+    ) as client:
+        try:
+            account = client.account_info()
+        except MirrorError as error:
+            yield problem("token", error.message, error.hint or LOGIN_HINT)
+            return
+        space = ""
+        if account.disk_avail is not None and account.disk_size is not None:
+            space = f", {human_bytes(account.disk_avail)} free of {human_bytes(account.disk_size)}"
+        yield ok("token", f"valid: put.io account {account.username}{space}")
+        yield _folder_on_putio(client, "download.remote_root", settings.policy.remote_root_id)
+        if settings.save_parent_id is not None:
+            yield _folder_on_putio(client, "transfers.save_parent_id", settings.save_parent_id)
+
+
+def _folder_on_putio(client: PutioClient, topic: str, folder_id: int) -> Finding:
+    if folder_id == 0:
+        return ok(topic, "0, the whole account")
+    try:
+        found = client.file(folder_id)
+    except MirrorError as error:
+        return problem(
+            topic,
+            f"put.io has no folder {folder_id} ({error.message})",
+            f"fix {topic}: the number in the address of the folder at app.put.io/files/…",
+        )
+    if not found.is_folder:
+        return problem(topic, f"{folder_id} is a file ({found.name}), not a folder", f"fix {topic}")
+    return ok(topic, f"{folder_id}, the folder {found.name!r}")
+
+
+def _space_finding(settings: Settings) -> Finding:
+    from putio_mirror.local.space import free_bytes
+
+    try:
+        free = free_bytes(settings.download_dir)
+    except OSError as error:
+        return problem("free space", f"cannot tell: {error.strerror}", "check paths.downloads")
+    margin = settings.free_space_margin
+    text = f"{human_bytes(free)} free for {settings.download_dir}"
+    if free <= margin:
+        return problem(
+            "free space",
+            f"{text}, less than the {human_bytes(margin)} kept spare: nothing can be downloaded",
+            "free some space there, or lower download.free_space_margin_mb",
+        )
+    return ok("free space", text)

@@ -1,0 +1,72 @@
+"""Problems a run finds that only a person can solve: each is said in the run's output (and
+by ``status``), never only in a log line. Pure: given the plan and what was observed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from putio_mirror.core.plan import Plan, RejectBlackholeFile
+from putio_mirror.core.state import RemoteFile, Transfer
+
+REMOTE_ROOT_HINT = (
+    "set download.remote_root to the number at the end of the folder's address on "
+    "app.put.io (0 mirrors the whole account); `putio-mirror doctor` checks it"
+)
+BLACKHOLE_HINT = (
+    "create it, or fix paths.blackhole to the folder the media manager drops .torrent and "
+    ".magnet files into (or set transfers.submit_blackhole: false)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Attention:
+    """One thing that needs a person: what, and what to do about it."""
+
+    message: str
+    hint: str
+
+
+def remote_root_problem(files: Iterable[RemoteFile], root_id: int) -> str | None:
+    """Given every remote item and ``download.remote_root``, say what is wrong with the
+    root (None: it is the account, or a folder put.io listed)."""
+    if root_id == 0:
+        return None
+    for item in files:
+        if item.id == root_id:
+            if item.is_folder:
+                return None
+            return f"download.remote_root {root_id} is the file {item.name!r}, not a folder"
+    return f"download.remote_root {root_id}: put.io has no such folder"
+
+
+def missing_blackhole(folder: str) -> Attention:
+    """Given the blackhole folder that is not there, return what to say."""
+    return Attention(
+        f"the blackhole folder {folder} does not exist: nothing was submitted", BLACKHOLE_HINT
+    )
+
+
+def needs_attention(plan: Plan, transfers: Iterable[Transfer]) -> tuple[Attention, ...]:
+    """Given the plan and put.io's transfers, return the blackhole files the plan rejects and
+    the transfers put.io gave up on (in ERROR), which this tool leaves alone."""
+    rejected = [
+        Attention(
+            f"blackhole file {action.name} rejected: {action.why}",
+            "it is moved to .rejected/ in the blackhole, its reason beside it in a .why.txt; "
+            "fetch the .torrent or magnet again",
+        )
+        for action in plan.actions
+        if isinstance(action, RejectBlackholeFile)
+    ]
+    failed = [
+        Attention(
+            f"put.io transfer {transfer.name} is in ERROR: "
+            f"{transfer.error_message or 'put.io gave no reason'}",
+            "retry or remove it at https://app.put.io/transfers",
+        )
+        for transfer in sorted(transfers, key=lambda entry: entry.id)
+        if transfer.status == "ERROR"
+    ]
+    return (*rejected, *failed)

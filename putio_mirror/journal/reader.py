@@ -1,0 +1,134 @@
+"""A read-only look at the journal, for ``doctor``, ``status`` and ``history``.
+
+Unlike ``store.Journal.open`` it never creates, upgrades or locks anything: it may read
+while a run writes (SQLite's WAL lets it) and it tells an old or new schema apart instead
+of refusing it. Its statements are reads only; the run's lock is not taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+
+from sqlalchemy import func, inspect, select
+
+from putio_mirror.core.state import DownloadRecord
+from putio_mirror.journal import files as journal_files
+from putio_mirror.journal import runs as journal_runs
+from putio_mirror.journal.engine import (
+    Database,
+    create_journal_engine,
+    is_missing_file,
+    parse_url,
+)
+from putio_mirror.journal.runs import ActionRecord, RunRecord
+from putio_mirror.journal.schema import (
+    actions_table,
+    claims_table,
+    database_now,
+    runs_table,
+    schema_info_table,
+)
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """An action some run is doing right now (its owner's claim on its key is live)."""
+
+    kind: str
+    key: str
+    target: str
+    host: str
+    started_at: datetime
+    run_id: int
+
+
+class JournalReader:
+    """Given a journal URL, read it without changing it; open it with ``JournalReader.open``."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @classmethod
+    def open(cls, url: str, *, busy_timeout: float = 5.0) -> JournalReader | None:
+        """Given a URL, return a reader, or None if it names a SQLite file not made yet.
+
+        Raise JournalError if the URL is unusable.
+        """
+        parsed = parse_url(url)
+        if is_missing_file(parsed):
+            return None
+        shown = parsed.render_as_string(hide_password=True)
+        return cls(Database(create_journal_engine(parsed, shown, busy_timeout), parsed))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> JournalReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The journal's URL with any password hidden."""
+        return self._db.url
+
+    def schema_version(self) -> int | None:
+        """Return the journal's schema version; None if it has none (empty or not ours).
+
+        Raise JournalError if the database cannot be read.
+        """
+        with self._db.read() as conn:
+            if not inspect(conn).has_table(schema_info_table.name):
+                return None
+            newest = select(func.max(schema_info_table.c.version))
+            found: int | None = conn.execute(newest).scalar_one_or_none()
+            return found
+
+    def recent_runs(self, limit: int) -> tuple[RunRecord, ...]:
+        """Return the newest ``limit`` runs, newest first."""
+        with self._db.read() as conn:
+            return journal_runs.recent_runs(conn, limit)
+
+    def run(self, run_id: int) -> RunRecord | None:
+        """Given a run id, return that run, or None if the journal has no such run."""
+        with self._db.read() as conn:
+            runs = journal_runs.runs_between(conn, run_id, run_id)
+        return runs[0] if runs else None
+
+    def actions_of(self, run_ids: Iterable[int]) -> Mapping[int, tuple[ActionRecord, ...]]:
+        """Given run ids, return each one's actions in the order they started."""
+        with self._db.read() as conn:
+            return {run_id: journal_runs.actions_of(conn, run_id) for run_id in run_ids}
+
+    def action_outlines(self, run_ids: Iterable[int]) -> tuple[tuple[int, str, str, str], ...]:
+        """Given run ids, return (run id, kind, key, status) of each of their actions."""
+        action = actions_table.c
+        wanted = list(run_ids)
+        query = select(action.run_id, action.kind, action.key, action.status).where(
+            action.run_id.in_(wanted)
+        )
+        with self._db.read() as conn:
+            return tuple((row[0], row[1], row[2], row[3]) for row in conn.execute(query))
+
+    def downloads(self) -> Mapping[int, DownloadRecord]:
+        """Return every file's download record by file id."""
+        with self._db.read() as conn:
+            return MappingProxyType(journal_files.records(conn))
+
+    def in_flight(self) -> tuple[InFlight, ...]:
+        """Return the actions being done now: started, under a live claim of their owner."""
+        action, run, claim = actions_table.c, runs_table.c, claims_table.c
+        with self._db.read() as conn:
+            query = (
+                select(action.kind, action.key, action.target, run.host, action.started_at, run.id)
+                .join(runs_table, run.id == action.run_id)
+                .join(claims_table, (claim.key == action.key) & (claim.owner == action.owner))
+                .where(action.status == "started", claim.expires_at > database_now(conn))
+                .order_by(action.id)
+            )
+            return tuple(InFlight(*row) for row in conn.execute(query))

@@ -1,0 +1,114 @@
+"""`putio-mirror doctor`: one line per check, a hint per problem, exit 0 or 2, read-only."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from putio_mirror.core.health import describe_windows
+from putio_mirror.core.window import parse_schedule
+from putio_mirror.local.lock import RunLock
+from tests.mirror_env import Mirror
+
+
+def problems(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("PROBLEM")]
+
+
+def test_a_good_setup_is_all_well_and_doctor_creates_nothing(mirror: Mirror) -> None:
+    mirror.blackhole.mkdir()
+    result = mirror.run("doctor")
+    assert result.code == 0, result.out
+    assert problems(result.out) == [] and "All is well." in result.out
+    assert f"config: {mirror.config}" in result.out
+    assert "valid: put.io account fakeputio" in result.out and "free of" in result.out
+    assert "download.remote_root: 0, the whole account" in result.out
+    assert "not made yet" in result.out and "any time" in result.out
+    assert not mirror.downloads.exists() and not mirror.journal.exists()
+    assert not any(request.mutating for request in mirror.fake.requests)
+
+
+def test_journal_schema_is_shown_and_a_newer_one_is_a_problem(mirror: Mirror) -> None:
+    mirror.blackhole.mkdir()
+    assert mirror.run("sync").code == 0
+    assert "reachable, schema 3" in mirror.run("doctor").out
+    with sqlite3.connect(mirror.journal) as database:
+        database.execute("UPDATE schema_info SET version = 99")
+    result = mirror.run("doctor")
+    assert result.code == 2
+    (line,) = problems(result.out)
+    assert "schema 99, newer" in line and "hint: upgrade putio-mirror" in result.out
+
+
+def test_missing_blackhole_and_remote_root_are_each_a_problem_with_a_hint(
+    mirror: Mirror,
+) -> None:
+    folder = mirror.fake.add_folder("Movies")
+    mirror.write_config(download={"remote_root": 999999}, transfers={"save_parent_id": folder})
+    result = mirror.run("doctor")
+    assert result.code == 2
+    found = problems(result.out)
+    assert len(found) == 2, result.out
+    assert f"paths.blackhole: {mirror.blackhole} does not exist" in found[0]
+    assert "download.remote_root: put.io has no folder 999999" in found[1]
+    assert f"mkdir -p {mirror.blackhole}" in result.out
+    assert f"transfers.save_parent_id: {folder}, the folder 'Movies'" in result.out
+    assert "2 problems found." in result.out
+
+
+def test_a_refused_or_missing_token_is_a_problem_that_points_at_login(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    mirror.blackhole.mkdir()
+    mirror.fake.revoke_token()
+    result = mirror.run("doctor")
+    assert result.code == 2 and "PROBLEM token: put.io refused the token" in result.out
+    assert "putio-mirror login" in result.out
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    (mirror.root / "token").unlink()
+    document = yaml.safe_load(mirror.config.read_text())
+    del document["putio"]["token_file"]
+    mirror.config.write_text(yaml.safe_dump(document))
+    result = mirror.run("doctor")
+    assert result.code == 2 and "PROBLEM token: no put.io token is set" in result.out
+
+
+def test_too_little_free_space_is_a_problem(mirror: Mirror) -> None:
+    mirror.blackhole.mkdir()
+    mirror.write_config(download={"free_space_margin_mb": 2**40})
+    result = mirror.run("doctor")
+    assert result.code == 2
+    (line,) = problems(result.out)
+    assert line.startswith("PROBLEM free space:") and "kept spare" in line
+
+
+def test_staging_on_another_filesystem_is_a_problem(mirror: Mirror) -> None:
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == mirror.root.stat().st_dev:
+        pytest.skip("no second filesystem to put staging on")
+    mirror.blackhole.mkdir()
+    mirror.write_config(paths={"staging": str(other / f"staging-{mirror.root.name}")})
+    result = mirror.run("doctor")
+    (line,) = problems(result.out)
+    assert "another filesystem" in line and "same disk" in result.out
+
+
+def test_doctor_runs_while_a_sync_holds_the_run_lock(mirror: Mirror) -> None:
+    mirror.blackhole.mkdir()
+    assert mirror.run("sync").code == 0
+    with RunLock(mirror.journal.with_name(mirror.journal.name + ".lock")):
+        assert mirror.run("sync").code == 6  # the lock is real
+        assert mirror.run("doctor").code == 0
+
+
+def test_windows_are_told_in_local_time_with_the_next_opening() -> None:
+    zone = timezone(timedelta(hours=1), "CET")
+    friday_evening = datetime(2026, 11, 27, 19, 30, tzinfo=zone)
+    schedule = parse_schedule(["01:00-06:00", "Sat 10:00-12:00"])
+    text = describe_windows(schedule, friday_evening)
+    assert text == "01:00-06:00, Sat 10:00-12:00 (CET); closed now, next opens Sat 01:00"
+    assert describe_windows(schedule, friday_evening.replace(hour=2)).endswith("open now")
