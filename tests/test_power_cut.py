@@ -9,6 +9,7 @@ resume. A failing disk is a sync function that raises; symlinks are planted in s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -16,7 +17,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -188,8 +191,22 @@ def test_a_power_cut_mid_fetch_loses_only_unclaimed_bytes_and_the_resumed_file_i
 
 
 def _stop_midway(make_downloader: MakeDownloader, item: FileToFetch) -> list[list[int]]:
-    calls = iter(range(1_000_000))
-    stopped = make_downloader().fetch(item, may_continue=lambda: next(calls) < 600)
+    """Stop a four-segment fetch once each segment's worker has asked to go on 150 times
+    (of 256 chunks): no worker stops before all four are midway, however they are scheduled."""
+    asked: Counter[int] = Counter()
+    all_midway = threading.Barrier(4, timeout=30)
+
+    def may_continue() -> bool:
+        me = threading.get_ident()
+        asked[me] += 1
+        if asked[me] < 150:
+            return True
+        if asked[me] == 150:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                all_midway.wait()
+        return False
+
+    stopped = make_downloader().fetch(item, may_continue=may_continue)
     assert not stopped.complete
     rows = _rows(item)
     assert all(0 < row[2] < row[1] - row[0] for row in rows), rows
