@@ -295,5 +295,5 @@ def test_processes_opening_one_old_journal_at_once_upgrade_it_once(url_maker: An
     assert [racer.returncode for racer in racers] == [0, 0, 0], outputs
     logs = "".join(out for out, _ in outputs)
     assert logs.count("upgrading the journal") == 1, logs
-    assert logs.count("Running upgrade 0002 -> 0003") == 1, logs
+    assert "alembic" not in logs  # its INFO lines stay out of a run's log
     assert stored(url) == ([HEAD], [SCHEMA_VERSION])
