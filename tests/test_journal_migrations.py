@@ -193,6 +193,19 @@ def test_a_journal_from_before_alembic_of_a_newer_schema_is_refused(tmp_path: Pa
     assert "alembic_version" not in layout(url)
 
 
+def test_an_upgrade_that_fails_halfway_leaves_the_journal_as_it_was(url_maker: Any) -> None:
+    url = url_maker()
+    replay(url, 2)
+    # A column schema 3 adds, already there: its upgrade fails after stamping and a few steps.
+    run_sql(url, "ALTER TABLE downloads ADD COLUMN last_error TEXT")
+    before = layout(url)
+    with pytest.raises(JournalError) as caught:
+        Journal.open(url)
+    assert "last_error" in caught.value.message
+    assert layout(url) == before  # no alembic_version, no runs.owner: all rolled back
+    assert run_sql(url, "SELECT version FROM schema_info") == [2]
+
+
 # Run in another process, so modules this test session imported do not count.
 ALEMBIC_PROBE = """
 import sys
