@@ -21,7 +21,7 @@ from putio_mirror.core.naming import local_paths
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.putio.client import PutioClient
 from tests.mirror_env import Mirror
-from tests.mount_env import api_requests, mounted, node_requests, require_fuse
+from tests.mount_env import api_requests, mounted, node_requests, require_fuse, unmount
 
 MIB = 1024 * 1024
 
@@ -252,3 +252,68 @@ def test_an_unfit_mount_point_is_refused_with_a_hint(
     assert result.code == 2
     assert "Hint:" in result.err
     assert not os.path.ismount(target)
+
+
+def test_the_block_cache_stays_within_cache_max_mb(mirror: Mirror, fake_putio: FakePutio) -> None:
+    folder = fake_putio.add_folder("Season")
+    ids = [fake_putio.add_file(f"e{n}.mkv", folder, size=7 * MIB + n) for n in range(4)]
+    cache = mirror.downloads / ".putio-mirror-staging" / "mount-cache"
+    with mounted(mirror, cache_max_mb=16) as mount:
+        for number, file_id in enumerate(ids):
+            data = (mount.mount_point / "Season" / f"e{number}.mkv").read_bytes()
+            assert data == fake_putio.file_content(file_id)
+            time.sleep(0.2)  # read-ahead past the reader lands too
+            held = sum(path.stat().st_size for path in cache.iterdir() if path.is_file())
+            assert 0 < held <= 16 * MIB
+    assert not cache.exists()  # emptied at unmount
+
+
+def test_a_finished_sync_refreshes_the_listing(mirror: Mirror, fake_putio: FakePutio) -> None:
+    build_account(fake_putio)
+    with mounted(mirror, refresh_seconds=3600) as mount:
+        assert not (mount.mount_point / "new.txt").exists()
+        new = fake_putio.add_file("new.txt", 0, b"fresh")
+        assert mirror.run("sync").code == 0
+        deadline = time.monotonic() + 15
+        while not (mount.mount_point / "new.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (mount.mount_point / "new.txt").read_bytes() == b"fresh"
+        # ...and the file the sync just mirrored is read from its local copy.
+        mirrored = os.getxattr(mount.mount_point / "new.txt", "user.putio.mirrored").decode()
+        assert mirrored == str(mirror.downloads / "new.txt")
+        assert fake_putio.file_content(new) == b"fresh"
+
+
+def test_without_foreground_the_mount_runs_in_the_background(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_fuse()
+    build_account(fake_putio)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    mount_point = tmp_path / "background"
+    mount_point.mkdir()
+    try:
+        result = mirror.run("mount", str(mount_point))
+        assert result.code == 0, result.err
+        assert os.path.ismount(mount_point)
+        assert "Mounted put.io on" in result.out
+        assert (mount_point / "CON_.txt").read_bytes() == b"device"
+    finally:
+        unmount(mount_point)
+    pid = int(result.out.split("(process ")[1].split(";")[0])
+    deadline = time.monotonic() + 15
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), "the background mount outlived its unmount"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return finished == 0

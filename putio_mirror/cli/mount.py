@@ -11,7 +11,7 @@ and open connections is not safe.
 from __future__ import annotations
 
 import os
-import subprocess
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -45,49 +45,49 @@ def run_mount(
     if foreground:
         serve(settings, mount_point)
         return 0
-    child, log = _spawn(mount_point, config, verbose)
-    _wait_until_mounted(child, mount_point, log)
-    echo(f"Mounted put.io on {mount_point} (process {child.pid}; log: {log}).")
-    echo(f"Unmount with: fusermount3 -u {mount_point} (umount on macOS), or kill {child.pid}")
+    pid, log = _spawn(mount_point, config, verbose)
+    _wait_until_mounted(pid, mount_point, log)
+    echo(f"Mounted put.io on {mount_point} (process {pid}; log: {log}).")
+    echo(f"Unmount with: fusermount3 -u {mount_point} (umount on macOS), or kill {pid}")
     return 0
 
 
-def _spawn(
-    mount_point: Path, config: Path | None, verbose: int
-) -> tuple[subprocess.Popen[bytes], Path]:
+def _spawn(mount_point: Path, config: Path | None, verbose: int) -> tuple[int, Path]:
+    """Start ``mount --foreground`` in a new session (Ctrl-C in this terminal must not
+    unmount it), output appended to the log; return its pid and the log."""
     argv = [sys.executable, "-m", "putio_mirror"]
     if config is not None:
         argv += ["--config", str(config.absolute())]
     argv += ["-v"] * verbose + ["mount", "--foreground", str(mount_point)]
     log = state_folder() / "mount.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as output:
-        child = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
-            start_new_session=True,  # Ctrl-C in this terminal must not unmount it
-            cwd="/",
-        )
-    return child, log
+    appending = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), appending, 0o600),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    # Not subprocess.Popen: the child outlives this process's interest in it by design.
+    pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions, setsid=True)
+    return pid, log
 
 
-def _wait_until_mounted(child: subprocess.Popen[bytes], mount_point: Path, log: Path) -> None:
+def _wait_until_mounted(pid: int, mount_point: Path, log: Path) -> None:
     from putio_mirror.mount.mounting import MountFailedError
 
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if os.path.ismount(mount_point):
             return
-        code = child.poll()
-        if code is not None:
+        ended, status = os.waitpid(pid, os.WNOHANG)
+        if ended:
             raise MountFailedError(
-                f"the mount process ended (exit {code}) before {mount_point} was mounted",
+                f"the mount process ended (exit {os.waitstatus_to_exitcode(status)}) "
+                f"before {mount_point} was mounted",
                 f"its last words, from {log}:\n{_tail(log)}",
             )
         time.sleep(0.1)
-    child.terminate()
+    os.kill(pid, signal.SIGTERM)
     raise MountFailedError(
         f"{mount_point} was not mounted within {START_TIMEOUT:.0f} s",
         f"see {log}; listing put.io may be slow or failing",

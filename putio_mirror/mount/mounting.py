@@ -118,12 +118,10 @@ def _listing(settings: Settings) -> Iterator[Listing]:
     """The listing, refreshed once before mounting (a bad token fails now, not later)."""
     with ExitStack() as stack:
         client = stack.enter_context(_client(settings, settings.timeout))
-        journal = Journal.open_existing(settings.journal_url)
-        if journal is not None:
-            stack.callback(journal.close)
+        marks = _JournalMarks(settings.journal_url)
+        stack.callback(marks.close)
         places = Places(settings.download_dir, settings.staging_dir)
         root = settings.policy.remote_root_id
-        marks = _JournalMarks(journal) if journal is not None else None
         listing = Listing(client, marks, places, root, settings.mount.refresh_seconds)
         listing.refresh()
         listing.start()
@@ -170,14 +168,29 @@ def _node_session(connections: int) -> Iterator[requests.Session]:
 
 
 class _JournalMarks:
-    """The journal as the listing needs it: facts, and a mark that changes with each run."""
+    """The journal as the listing needs it: facts, and a mark that changes with each run.
 
-    def __init__(self, journal: Journal) -> None:
-        self._journal = journal
+    Opened once it exists: a mount started before the first sync sees that sync's end.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._journal: Journal | None = None
 
     def facts(self) -> JournalFacts:
-        return self._journal.facts()
+        journal = self._open()
+        return journal.facts() if journal is not None else JournalFacts()
 
     def latest_run_mark(self) -> object:
-        runs = self._journal.recent_runs(1)
+        journal = self._open()
+        runs = journal.recent_runs(1) if journal is not None else ()
         return (runs[0].id, runs[0].finished_at) if runs else None
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+
+    def _open(self) -> Journal | None:
+        if self._journal is None:
+            self._journal = Journal.open_existing(self._url)
+        return self._journal
