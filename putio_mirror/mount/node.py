@@ -93,8 +93,9 @@ class NodeFetcher:
         self._url_locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def fetch(self, ref: FileRef, start: int, end: int, sink: Callable[[bytes], None]) -> None:
-        """Given a file and a half-open byte range, hand its bytes to ``sink`` in order.
+    def fetch(self, ref: FileRef, start: int, end: int, sink: Callable[[memoryview], None]) -> None:
+        """Given a file and a half-open byte range, hand its bytes to ``sink`` in order
+        (views of a buffer that is reused: the sink copies what it keeps).
 
         Failed requests are retried from the first byte not yet handed over; raise
         Unavailable once ``max_outage`` seconds passed without a byte, or at once if
@@ -113,7 +114,7 @@ class NodeFetcher:
                 raise Unavailable(f"put.io file {ref.id}: {error.message}") from error
 
     def _attempt(
-        self, ref: FileRef, progress: _Progress, end: int, sink: Callable[[bytes], None]
+        self, ref: FileRef, progress: _Progress, end: int, sink: Callable[[memoryview], None]
     ) -> None:
         remaining = progress.last_byte_at + self._timing.max_outage - self._clock()
         if remaining <= 0:
@@ -135,9 +136,11 @@ class NodeFetcher:
                 dropped = min(skip, count)
                 skip -= dropped
                 if count > dropped:
-                    sink(bytes(view[dropped:count]))
+                    sink(view[dropped:count])
                     progress.position += count - dropped
                     progress.last_byte_at = self._clock()
+            if response.status_code == 206:
+                read(view[:0])  # the body is over: hands the connection back to the pool
 
     def _pause(self, ref: FileRef, trouble: Retry, progress: _Progress, failures: int) -> None:
         """Sleep before the next request; raise Unavailable if the outage has lasted too long."""

@@ -177,20 +177,24 @@ class RemoteReads:
         """Fetch claimed blocks [first, stop) with one request, landing each as it completes;
         return them if ``keep``. Raise Unavailable (each unlanded block's waiters hear too)."""
         kept: dict[int, bytes] = {}
-        buffer = bytearray()
-        landed = [first]
+        block = memoryview(bytearray(BLOCK_SIZE))  # one buffer, reused for every block
+        filled = 0
+        landed = first
 
-        def sink(piece: bytes) -> None:
-            buffer.extend(piece)
-            while landed[0] < stop and len(buffer) >= self._length(ref, landed[0]):
-                index = landed[0]
-                block = bytes(buffer[: self._length(ref, index)])
-                del buffer[: len(block)]
-                self._cache.put((ref.id, index), block)
-                if keep:
-                    kept[index] = block
-                self._land((ref.id, index), None)
-                landed[0] += 1
+        def sink(piece: memoryview) -> None:
+            nonlocal filled, landed
+            while piece:
+                length = self._length(ref, landed)
+                taken = min(len(piece), length - filled)
+                block[filled : filled + taken] = piece[:taken]
+                filled += taken
+                piece = piece[taken:]
+                if filled == length:
+                    self._cache.put((ref.id, landed), block[:length])
+                    if keep:
+                        kept[landed] = bytes(block[:length])
+                    self._land((ref.id, landed), None)
+                    landed, filled = landed + 1, 0
 
         end = min(stop * BLOCK_SIZE, ref.size)
         try:
@@ -199,7 +203,7 @@ class RemoteReads:
             reason = (
                 str(error) if isinstance(error, Unavailable) else f"the fetch failed ({error!r})"
             )
-            for index in range(landed[0], stop):
+            for index in range(landed, stop):
                 self._land((ref.id, index), reason)
             raise
         return kept
