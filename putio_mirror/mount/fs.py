@@ -61,11 +61,17 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         return self._stat(self._node(path))
 
-    def readdir(self, path: str, fh: int) -> list[str]:
+    def readdir(self, path: str, fh: int) -> list[str | tuple[str, int, int]]:
         node = self._node(path)
         if not node.is_folder:
             raise mfusepy.FuseOSError(errno.ENOTDIR)
-        return [".", "..", *node.children]
+        # Each entry's type goes with its name, so `find -type f` needs no stat of each.
+        tree, prefix = self._listing.view.tree, f"{node.path}/" if node.path else ""
+        entries: list[str | tuple[str, int, int]] = [".", ".."]
+        for name in node.children:
+            child = tree.lookup(prefix + name)
+            entries.append((name, _mode(child.is_folder) if child else 0, 0))
+        return entries
 
     def open(self, path: str, flags: int) -> int:
         if flags & _WRITE_FLAGS:
@@ -151,10 +157,9 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
         return handle
 
     def _stat(self, node: Node) -> dict[str, Any]:
-        mode = stat.S_IFDIR | 0o555 if node.is_folder else stat.S_IFREG | 0o444
         when = int(node.mtime * _NANOSECONDS)
         return {
-            "st_mode": mode,
+            "st_mode": _mode(node.is_folder),
             "st_nlink": 2 if node.is_folder else 1,
             "st_size": node.size,
             "st_blocks": -(-node.size // 512),
@@ -164,3 +169,7 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
             "st_uid": self._owner[0],
             "st_gid": self._owner[1],
         }
+
+
+def _mode(is_folder: bool) -> int:
+    return stat.S_IFDIR | 0o555 if is_folder else stat.S_IFREG | 0o444

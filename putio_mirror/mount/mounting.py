@@ -40,6 +40,7 @@ FUSE_HINT = (
 # fuse_main's answer when its loop ended on SIGTERM, SIGINT or SIGHUP (libfuse 3 helper.c:
 # the loop reports the signal, fuse_main turns that into 8), after unmounting cleanly.
 _ENDED_BY_SIGNAL = 8
+KERNEL_CACHE_SECONDS = 10.0
 
 
 class MountPointError(FatalError):
@@ -91,7 +92,11 @@ def serve(settings: Settings, mount_point: Path) -> None:
     with ExitStack() as stack:
         listing = stack.enter_context(_listing(settings))
         reads = _remote_reads(settings, stack)
-        options = {"ro": True, "fsname": "putio-mirror", "subtype": "putio"}
+        options: dict[str, object] = {"ro": True, "fsname": "putio-mirror", "subtype": "putio"}
+        # The kernel may keep names and stats this long: a scanner's second walk in a row
+        # then costs not even a call into this process. Bounded by the refresh interval.
+        cached = min(KERNEL_CACHE_SECONDS, settings.mount.refresh_seconds)
+        options |= {"attr_timeout": cached, "entry_timeout": cached}
         if settings.mount.allow_other:
             options["allow_other"] = True
         logger.info("mount: serving put.io on %s", mount_point)
