@@ -208,3 +208,17 @@ def test_random_reads_fetch_only_the_blocks_they_touch(
     fake_putio.clear_requests()
     assert reads.read(ref, 3 * MIB - 10, 10, stream)  # cached now
     assert requested_lengths(fake_putio) == []
+
+
+def test_probing_a_files_head_and_tail_fetches_no_read_ahead(
+    fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
+) -> None:
+    size = 30 * MIB
+    file_id = fake_putio.add_file("movie.mkv", size=size)
+    reads = remote_reads(fake_putio, node_session, tmp_path)
+    stream, ref = Stream(), FileRef(file_id, size)
+    assert reads.read(ref, 0, 4096, stream) == b"".join(fake_putio.file_pieces(file_id, 0, 4096))
+    tail = b"".join(fake_putio.file_pieces(file_id, size - 100, size))
+    assert reads.read(ref, size - 100, 4096, stream) == tail
+    time.sleep(0.2)  # read-ahead, had any started, would have asked by now
+    assert requested_lengths(fake_putio) == [BLOCK_SIZE, BLOCK_SIZE]

@@ -118,7 +118,9 @@ class RemoteReads:
         """Grow or reset the stream's window, and fetch the missing blocks ahead of it."""
         count = -(-ref.size // BLOCK_SIZE)
         with stream.lock:
-            sequential = offset == stream.next_offset
+            # A first read proves nothing: a media scanner reads a file's head, then its
+            # tail, and read-ahead of every file it probes would download the library.
+            sequential = offset == stream.next_offset and offset > 0
             stream.next_offset = end
             if not sequential:
                 stream.window = 0
