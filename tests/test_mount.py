@@ -317,3 +317,26 @@ def _alive(pid: int) -> bool:
             return False
         return True
     return finished == 0
+
+
+def test_a_refused_token_fails_before_anything_is_mounted(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path
+) -> None:
+    require_fuse()
+    fake_putio.revoke_token()
+    target = tmp_path / "target"
+    target.mkdir()
+    result = mirror.run("mount", "--foreground", str(target))
+    assert result.code == 4, result.err
+    assert "token" in result.err and not os.path.ismount(target)
+
+
+def test_an_unreadable_journal_only_means_streaming(mirror: Mirror, fake_putio: FakePutio) -> None:
+    ids = build_account(fake_putio)
+    mirror.journal.parent.mkdir(parents=True)
+    mirror.journal.write_bytes(b"this is not a database" * 100)
+    with mounted(mirror) as mount:
+        path = mount.mount_point / "big.bin"
+        assert path.read_bytes() == fake_putio.file_content(ids["big"])
+        assert os.getxattr(path, "user.putio.mirrored") == b""
+        assert "could not read the journal" in mount.output()

@@ -83,11 +83,22 @@ class Listing:
     def refresh(self) -> None:
         """List put.io and read the journal; swap the new view in. Raise MirrorError."""
         files = self._remote.list_all_files()
-        facts = self._journal.facts() if self._journal is not None else JournalFacts()
         tree = Tree.build(files, self._root_id)
-        self._view = View(tree, MappingProxyType(_mirrored(facts, self._places)))
+        self._view = View(tree, self._mirrored_now())
         self.refreshes += 1
         logger.debug("mount: listed %d put.io items", len(tree))
+
+    def _mirrored_now(self) -> Mapping[int, Path]:
+        """The journal's verified copies; what was known before if the journal is unreadable
+        (the mount still streams everything, it only reads less locally)."""
+        if self._journal is None:
+            return MappingProxyType({})
+        try:
+            facts = self._journal.facts()
+        except MirrorError as error:
+            logger.warning("mount: could not read the journal (%s); streaming instead", error)
+            return self._view.mirrored
+        return MappingProxyType(_mirrored(facts, self._places))
 
     def local_copy(self, node: Node) -> Path | None:
         """Given a file node, return the mirror's copy of it if it is there, whole."""
@@ -130,8 +141,8 @@ class Listing:
             return None
         try:
             return self._journal.latest_run_mark()
-        except MirrorError as error:
-            logger.warning("mount: could not read the journal (%s)", error)
+        except MirrorError as error:  # said at each refresh already; every 5 s is too often
+            logger.debug("mount: could not read the journal (%s)", error)
             return None
 
 
