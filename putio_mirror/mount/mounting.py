@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -41,6 +42,7 @@ FUSE_HINT = (
 # the loop reports the signal, fuse_main turns that into 8), after unmounting cleanly.
 _ENDED_BY_SIGNAL = 8
 KERNEL_CACHE_SECONDS = 10.0
+KERNEL_READ_AHEAD_KB = 1024
 
 
 class MountPointError(FatalError):
@@ -100,6 +102,7 @@ def serve(settings: Settings, mount_point: Path) -> None:
         if settings.mount.allow_other:
             options["allow_other"] = True
         logger.info("mount: serving put.io on %s", mount_point)
+        threading.Thread(target=_widen_kernel_read_ahead, args=(mount_point,), daemon=True).start()
         try:
             fuse.FUSE(PutioFS(listing, reads), str(mount_point), foreground=True, **options)
         except RuntimeError as error:
@@ -107,6 +110,23 @@ def serve(settings: Settings, mount_point: Path) -> None:
                 message = f"FUSE refused to mount {mount_point} (libfuse error {error})"
                 raise MountFailedError(message, FUSE_HINT) from error
         logger.info("mount: %s unmounted", mount_point)
+
+
+def _widen_kernel_read_ahead(mount_point: Path) -> None:
+    """Once mounted, let the kernel ask for 1 MiB per read instead of 128 KiB (Linux, as
+    root; elsewhere nothing changes). Measured (512 MiB, dd bs=1M, blocks cached, three
+    pairs): 1.22 / 1.11 / 1.40 s at 128 KiB, 0.91 / 0.75 / 0.63 s at 1 MiB."""
+    deadline = time.monotonic() + 30
+    while not os.path.ismount(mount_point):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+    device = mount_point.stat().st_dev
+    knob = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+    try:
+        knob.write_text(str(KERNEL_READ_AHEAD_KB))
+    except OSError as error:  # not root, no sysfs, not Linux
+        logger.debug("mount: kernel read-ahead left as it is (%s)", error)
 
 
 def _binding() -> ModuleType:
