@@ -74,7 +74,6 @@ class Listing:
         self._view = View(Tree.build((), root_id), MappingProxyType({}))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.refreshes = 0
 
     @property
     def view(self) -> View:
@@ -85,7 +84,6 @@ class Listing:
         files = self._remote.list_all_files()
         tree = Tree.build(files, self._root_id)
         self._view = View(tree, self._mirrored_now())
-        self.refreshes += 1
         logger.debug("mount: listed %d put.io items", len(tree))
 
     def _mirrored_now(self) -> Mapping[int, Path]:
