@@ -106,3 +106,21 @@ def test_cron_lines_are_valid_and_run_real_commands(capsys: pytest.CaptureFixtur
         if "--window" in words:
             parse_window(words[words.index("--window") + 1])
     capsys.readouterr()
+
+
+def test_mount_unit_serves_in_the_foreground_in_the_hosts_mount_namespace() -> None:
+    service = read_unit(CONTRIB / "systemd" / "putio-mirror-mount.service")["Service"]
+    assert service["Type"] == "simple"
+    words = command_of(service["ExecStart"])
+    assert words[0] == "mount" and "--foreground" in words
+    # Each of these would hide the mount from every other process, or stop fusermount3.
+    for option in (
+        "ProtectSystem",
+        "ProtectHome",
+        "PrivateTmp",
+        "PrivateDevices",
+        "ReadWritePaths",
+        "NoNewPrivileges",
+    ):
+        assert option not in service, option
+    assert service["ExecStopPost"].endswith(f"-u -z {words[-1]}")

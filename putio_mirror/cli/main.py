@@ -332,6 +332,27 @@ def files_download(
 
 
 @cli.command()
+@click.argument("mount_point", type=click.Path(path_type=Path))
+@click.option(
+    "--foreground", "-f", is_flag=True, help="Stay in the foreground; Ctrl-C or SIGTERM unmounts."
+)
+@pass_context
+def mount(context: Context, mount_point: Path, foreground: bool) -> int:
+    """Mount the put.io account read-only at MOUNT_POINT, named as the mirror names it."""
+    from putio_mirror.cli.mount import run_mount
+
+    settings = context.settings(writes=False)
+    return run_mount(
+        settings,
+        mount_point,
+        foreground=foreground,
+        config=context.config,
+        verbose=context.verbose,
+        echo=click.echo,
+    )
+
+
+@cli.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's temporary folder.")
 def demo(keep: bool) -> int:
     """Run every job against a local imitation of put.io with sample data."""

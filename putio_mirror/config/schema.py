@@ -141,6 +141,16 @@ class SafetySection(_Section):
     vanished_threshold: NonNegativeInt = 10
 
 
+class MountSection(_Section):
+    refresh_seconds: PositiveFloat = 300.0
+    cache_max_mb: int = Field(default=256, ge=16)
+    read_ahead_max_mb: int = Field(default=32, ge=1, le=1024)
+    connections: int = Field(default=4, ge=1, le=16)
+    read_timeout_seconds: PositiveFloat = 10.0
+    max_outage_seconds: PositiveFloat = 30.0
+    allow_other: bool = False
+
+
 class MirrorFile(_Section):
     """The whole file, exactly as written; ``Settings`` is built from it."""
 
@@ -150,6 +160,7 @@ class MirrorFile(_Section):
     download: DownloadSection = DownloadSection()
     schedule: ScheduleSection = ScheduleSection()
     safety: SafetySection = SafetySection()
+    mount: MountSection = MountSection()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("log_level", mode="before")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
-from putio_mirror.config.schema import MirrorFile, PutioSection, Secret
+from putio_mirror.config.schema import MirrorFile, MountSection, PutioSection, Secret
 from putio_mirror.core.errors import ConfigError
 from putio_mirror.core.naming import OWN_PREFIX, STAGING_DIR_NAME
 from putio_mirror.core.state import Filters, Policy, SafetyLimits
@@ -38,6 +38,19 @@ _TOKEN_HINT = (
     f"run `putio-mirror login`, or set {TOKEN_ENV}, or putio.token_file (a file holding only "
     "the token) in the config file"
 )
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    """The ``mount:`` section: how ``putio-mirror mount`` lists, caches and reads."""
+
+    refresh_seconds: float = 300.0
+    cache_max_bytes: int = 256 * 1024 * 1024
+    read_ahead_max_bytes: int = 32 * 1024 * 1024
+    connections: int = 4
+    read_timeout: float = 10.0
+    max_outage: float = 30.0
+    allow_other: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,7 @@ class Settings:
     token_file: Path | None = None
     #: the client id of the OAuth app ``login`` asks put.io's device code for
     oauth_app_id: int | None = None
+    mount: MountOptions = MountOptions()
 
     def __repr__(self) -> str:
         # The journal URL may carry a database password; the token is a Secret already.
@@ -195,8 +209,21 @@ def _build(
         warnings=_permission_warnings(model.putio, env, config_path),
         token_file=_token_file(model.putio, env),
         oauth_app_id=model.putio.oauth_app_id,
+        mount=_mount(model.mount),
     )
     return settings, problems
+
+
+def _mount(section: MountSection) -> MountOptions:
+    return MountOptions(
+        refresh_seconds=section.refresh_seconds,
+        cache_max_bytes=section.cache_max_mb * MIB,
+        read_ahead_max_bytes=section.read_ahead_max_mb * MIB,
+        connections=section.connections,
+        read_timeout=section.read_timeout_seconds,
+        max_outage=section.max_outage_seconds,
+        allow_other=section.allow_other,
+    )
 
 
 def _policy(model: MirrorFile) -> Policy:

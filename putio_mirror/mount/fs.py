@@ -1,0 +1,175 @@
+"""The FUSE file system: the mounted tree, read-only, mirror-aware.
+
+Every call is answered from the listing's current view (no API request); a file the
+mirror holds is read from its local copy (no network at all), any other through
+``RemoteReads``. Nothing here writes anywhere: the mount is read-only (``ro``), and
+an open for writing is refused with ``EROFS`` besides. Extended attributes show the
+mirror's state: ``user.putio.id``, ``user.putio.crc32`` and ``user.putio.mirrored``
+(the local copy's path, or empty).
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import stat
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import mfusepy
+
+from putio_mirror.mount.listing import Listing
+from putio_mirror.mount.node import FileRef, Unavailable
+from putio_mirror.mount.reading import RemoteReads, Stream
+from putio_mirror.mount.tree import Node
+
+logger = logging.getLogger(__name__)
+
+XATTR_ID = "user.putio.id"
+XATTR_CRC32 = "user.putio.crc32"
+XATTR_MIRRORED = "user.putio.mirrored"
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_NO_ATTRIBUTE = getattr(errno, "ENODATA", 61)  # Linux; macOS says ENOATTR (93)
+_NANOSECONDS = 1_000_000_000
+
+
+@dataclass
+class Handle:
+    """An open file: its local copy's descriptor, or its reading stream from the node."""
+
+    ref: FileRef
+    descriptor: int | None
+    stream: Stream = field(default_factory=Stream)
+
+
+class PutioFS(mfusepy.Operations):  # type: ignore[misc]
+    """Given the listing and the remote reader, answer the kernel's FUSE calls."""
+
+    use_ns = True  # times in integer nanoseconds
+
+    def __init__(self, listing: Listing, reads: RemoteReads) -> None:
+        self._listing = listing
+        self._reads = reads
+        self._handles: dict[int, Handle] = {}
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        self._owner = (os.getuid(), os.getgid())
+
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
+        return self._stat(self._node(path))
+
+    def readdir(self, path: str, fh: int) -> list[str | tuple[str, int, int]]:
+        node = self._node(path)
+        if not node.is_folder:
+            raise mfusepy.FuseOSError(errno.ENOTDIR)
+        # Each entry's type goes with its name, so `find -type f` needs no stat of each.
+        tree, prefix = self._listing.view.tree, f"{node.path}/" if node.path else ""
+        entries: list[str | tuple[str, int, int]] = [".", ".."]
+        for name in node.children:
+            child = tree.lookup(prefix + name)
+            entries.append((name, _mode(child.is_folder) if child else 0, 0))
+        return entries
+
+    def open(self, path: str, flags: int) -> int:
+        if flags & _WRITE_FLAGS:
+            raise mfusepy.FuseOSError(errno.EROFS)
+        node = self._node(path)
+        if node.is_folder:
+            raise mfusepy.FuseOSError(errno.EISDIR)
+        local = self._listing.local_copy(node)
+        descriptor = None
+        if local is not None:
+            try:
+                descriptor = os.open(local, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            except OSError as error:  # gone since the check: stream it instead
+                logger.debug("mount: local copy %s unusable (%s)", local, error)
+        handle = Handle(FileRef(node.id, node.size), descriptor)
+        with self._lock:
+            number = next(self._numbers)
+            self._handles[number] = handle
+        return number
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        handle = self._handle(fh)
+        if handle.descriptor is not None:
+            return os.pread(handle.descriptor, size, offset)
+        try:
+            return self._reads.read(handle.ref, offset, size, handle.stream)
+        except Unavailable as error:
+            logger.warning("mount: read failed: %s", error)
+            raise mfusepy.FuseOSError(errno.EIO) from error
+        except OSError as error:  # the block cache's disk
+            logger.warning("mount: read of put.io file %d failed: %s", handle.ref.id, error)
+            raise mfusepy.FuseOSError(errno.EIO) from error
+
+    def release(self, path: str, fh: int) -> int:
+        with self._lock:
+            handle = self._handles.pop(fh, None)
+        if handle is not None and handle.descriptor is not None:
+            os.close(handle.descriptor)
+        return 0
+
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        value = self._attributes(self._node(path)).get(name)
+        if value is None:
+            raise mfusepy.FuseOSError(_NO_ATTRIBUTE)
+        return value.encode("utf-8")
+
+    def listxattr(self, path: str) -> list[str]:
+        return list(self._attributes(self._node(path)))
+
+    def statfs(self, path: str) -> dict[str, int]:
+        tree = self._listing.view.tree
+        block = 4096
+        return {
+            "f_bsize": block,
+            "f_frsize": block,
+            "f_blocks": -(-tree.total_size() // block),
+            "f_bfree": 0,
+            "f_bavail": 0,
+            "f_files": len(tree),
+            "f_ffree": 0,
+            "f_namemax": 255,
+        }
+
+    def _attributes(self, node: Node) -> dict[str, str]:
+        values = {XATTR_ID: str(node.id)}
+        if not node.is_folder:
+            values[XATTR_CRC32] = node.crc32 or ""
+            local = self._listing.local_copy(node)
+            values[XATTR_MIRRORED] = str(local) if local is not None else ""
+        return values
+
+    def _node(self, path: str) -> Node:
+        node = self._listing.view.tree.lookup(path)
+        if node is None:
+            raise mfusepy.FuseOSError(errno.ENOENT)
+        return node
+
+    def _handle(self, fh: int) -> Handle:
+        with self._lock:
+            handle = self._handles.get(fh)
+        if handle is None:
+            raise mfusepy.FuseOSError(errno.EBADF)
+        return handle
+
+    def _stat(self, node: Node) -> dict[str, Any]:
+        when = int(node.mtime * _NANOSECONDS)
+        return {
+            "st_mode": _mode(node.is_folder),
+            "st_nlink": 2 if node.is_folder else 1,
+            "st_size": node.size,
+            "st_blocks": -(-node.size // 512),
+            "st_mtime": when,
+            "st_ctime": when,
+            "st_atime": when,
+            "st_uid": self._owner[0],
+            "st_gid": self._owner[1],
+        }
+
+
+def _mode(is_folder: bool) -> int:
+    return stat.S_IFDIR | 0o555 if is_folder else stat.S_IFREG | 0o444

@@ -1,0 +1,161 @@
+"""The mount's view of the world: put.io's tree and which files the mirror holds, refreshed.
+
+One refresh costs one flat listing of put.io (a handful of requests whatever the
+account's size) and one read of the journal; between refreshes every look-up, however
+often a media scanner walks the tree, is answered from memory. A refresh runs every
+``interval`` seconds, and soon after a sync finishes (the journal's newest run changes).
+A refresh that fails keeps the view it had: the mount goes on serving what it knew.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Protocol
+
+from putio_mirror.core.errors import MirrorError
+from putio_mirror.core.state import JournalFacts, RemoteFile
+from putio_mirror.local.staging import verified_path
+from putio_mirror.mount.tree import Node, Tree
+
+logger = logging.getLogger(__name__)
+
+#: How often the journal is asked whether a sync finished, at most (seconds).
+RUN_POLL_SECONDS = 5.0
+
+
+class Remote(Protocol):
+    def list_all_files(self) -> tuple[RemoteFile, ...]: ...
+
+
+class RunMarker(Protocol):
+    """What the journal offers the mount: its facts, and a mark that changes with each run."""
+
+    def facts(self) -> JournalFacts: ...
+
+    def latest_run_mark(self) -> object: ...
+
+
+@dataclass(frozen=True)
+class View:
+    """The tree and, by file id, where the mirror keeps a verified copy."""
+
+    tree: Tree
+    mirrored: Mapping[int, Path]
+
+
+@dataclass(frozen=True)
+class Places:
+    downloads: Path
+    staging: Path
+
+
+class Listing:
+    """Given put.io, the journal (None: nothing mirrored) and the folders, keep a View."""
+
+    def __init__(
+        self,
+        remote: Remote,
+        journal: RunMarker | None,
+        places: Places,
+        root_id: int,
+        interval: float,
+    ) -> None:
+        self._remote = remote
+        self._journal = journal
+        self._places = places
+        self._root_id = root_id
+        self._interval = interval
+        self._view = View(Tree.build((), root_id), MappingProxyType({}))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def view(self) -> View:
+        return self._view
+
+    def refresh(self) -> None:
+        """List put.io and read the journal; swap the new view in. Raise MirrorError."""
+        files = self._remote.list_all_files()
+        tree = Tree.build(files, self._root_id)
+        self._view = View(tree, self._mirrored_now())
+        logger.debug("mount: listed %d put.io items", len(tree))
+
+    def _mirrored_now(self) -> Mapping[int, Path]:
+        """The journal's verified copies; what was known before if the journal is unreadable
+        (the mount still streams everything, it only reads less locally)."""
+        if self._journal is None:
+            return MappingProxyType({})
+        try:
+            facts = self._journal.facts()
+        except MirrorError as error:
+            logger.warning("mount: could not read the journal (%s); streaming instead", error)
+            return self._view.mirrored
+        return MappingProxyType(_mirrored(facts, self._places))
+
+    def local_copy(self, node: Node) -> Path | None:
+        """Given a file node, return the mirror's copy of it if it is there, whole."""
+        path = self._view.mirrored.get(node.id)
+        if path is None:
+            return None
+        try:
+            size = path.stat().st_size
+        except OSError:  # moved on by a media manager, or tidied
+            return None
+        return path if size == node.size else None
+
+    def start(self) -> None:
+        """Refresh in the background until ``stop``."""
+        self._thread = threading.Thread(target=self._run, name="mount-listing", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        poll = min(self._interval, RUN_POLL_SECONDS)
+        mark = self._run_mark()
+        waited = 0.0
+        while not self._stop.wait(poll):
+            waited += poll
+            latest = self._run_mark()
+            if waited < self._interval and latest == mark:
+                continue
+            mark, waited = latest, 0.0
+            try:
+                self.refresh()
+            except MirrorError as error:
+                logger.warning("mount: could not list put.io (%s); keeping the last listing", error)
+
+    def _run_mark(self) -> object:
+        if self._journal is None:
+            return None
+        try:
+            return self._journal.latest_run_mark()
+        except MirrorError as error:  # said at each refresh already; every 5 s is too often
+            logger.debug("mount: could not read the journal (%s)", error)
+            return None
+
+
+def _mirrored(facts: JournalFacts, places: Places) -> dict[int, Path]:
+    """Given the journal's facts, return by file id where each verified file is kept."""
+    copies: dict[int, Path] = {}
+    for file_id, record in facts.downloads.items():
+        if record.is_placed and record.placed_path and _inside(record.placed_path):
+            copies[file_id] = places.downloads / record.placed_path
+        elif record.is_verified and not record.is_placed:
+            copies[file_id] = verified_path(places.staging, file_id)
+    return copies
+
+
+def _inside(relative: str) -> bool:
+    """A journal path names a place inside the download folder (never ``..`` or absolute)."""
+    normal = os.path.normpath(relative)
+    return not normal.startswith("/") and normal != ".." and not normal.startswith("../")

@@ -1,0 +1,221 @@
+"""Mount the account: check the mount point, build the parts, serve until unmounted.
+
+The binding is mfusepy (ctypes over the system's libfuse 3 on Linux, macFUSE on
+macOS): a pure-Python wheel with no compiler or libfuse headers needed, maintained,
+and multi-threaded, so many readers are served at once. libfuse's own signal
+handlers turn SIGTERM, SIGINT and SIGHUP into a clean unmount; ``serve`` then
+returns and everything it opened is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from types import ModuleType
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from putio_mirror.config.settings import Settings
+from putio_mirror.core.errors import ConfigError, ExitCode, FatalError
+from putio_mirror.core.state import JournalFacts
+from putio_mirror.journal.store import Journal
+from putio_mirror.mount.blocks import BLOCK_SIZE, CACHE_DIR_NAME, BlockCache
+from putio_mirror.mount.listing import Listing, Places
+from putio_mirror.mount.node import NodeFetcher, Timing
+from putio_mirror.mount.reading import ReadAheadPolicy, RemoteReads
+from putio_mirror.net.sessions import Session
+from putio_mirror.putio.client import PutioClient
+
+logger = logging.getLogger(__name__)
+
+FUSE_HINT = (
+    "install FUSE: on Debian/Ubuntu `apt-get install fuse3`, on macOS macFUSE "
+    "(https://osxfuse.github.io)"
+)
+
+# fuse_main's answer when its loop ended on SIGTERM, SIGINT or SIGHUP (libfuse 3 helper.c:
+# the loop reports the signal, fuse_main turns that into 8), after unmounting cleanly.
+_ENDED_BY_SIGNAL = 8
+KERNEL_CACHE_SECONDS = 10.0
+KERNEL_READ_AHEAD_KB = 1024
+
+
+class MountPointError(FatalError):
+    """The mount point is missing, not a folder, not empty, or mounted already."""
+
+    exit_code = ExitCode.USAGE
+
+
+class MountFailedError(FatalError):
+    """FUSE is missing or refused the mount."""
+
+    exit_code = ExitCode.USAGE
+
+
+def check_mount_point(mount_point: Path) -> None:
+    """Given a mount point, return if it is an empty folder nothing is mounted on;
+    raise MountPointError with a hint otherwise."""
+    if not mount_point.exists():
+        raise MountPointError(
+            f"the mount point {mount_point} does not exist",
+            f"create an empty folder for it: mkdir -p {mount_point}",
+        )
+    if not mount_point.is_dir():
+        raise MountPointError(
+            f"the mount point {mount_point} is not a folder", "name an empty folder"
+        )
+    if os.path.ismount(mount_point):
+        raise MountPointError(
+            f"something is mounted on {mount_point} already",
+            f"unmount it first (fusermount3 -u {mount_point}, or umount on macOS)",
+        )
+    if any(mount_point.iterdir()):
+        raise MountPointError(
+            f"the mount point {mount_point} is not empty",
+            "mounting there would hide its files: name an empty folder (mkdir a new one)",
+        )
+
+
+def serve(settings: Settings, mount_point: Path) -> None:
+    """Given the settings and an empty folder, mount put.io there and serve it until it
+    is unmounted (fusermount3 -u, SIGTERM, Ctrl-C). Raise MountPointError,
+    MountFailedError, or the client's errors if put.io cannot be listed at the start."""
+    check_mount_point(mount_point)
+    if settings.token is None:
+        raise ConfigError("no put.io token is configured", "set PUTIO_TOKEN or putio.token_file")
+    fuse = _binding()
+    from putio_mirror.mount.fs import PutioFS
+
+    with ExitStack() as stack:
+        listing = stack.enter_context(_listing(settings))
+        reads = _remote_reads(settings, stack)
+        options: dict[str, object] = {"ro": True, "fsname": "putio-mirror", "subtype": "putio"}
+        # The kernel may keep names and stats this long: a scanner's second walk in a row
+        # then costs not even a call into this process. Bounded by the refresh interval.
+        cached = min(KERNEL_CACHE_SECONDS, settings.mount.refresh_seconds)
+        options |= {"attr_timeout": cached, "entry_timeout": cached}
+        if settings.mount.allow_other:
+            options["allow_other"] = True
+        logger.info("mount: serving put.io on %s", mount_point)
+        threading.Thread(target=_widen_kernel_read_ahead, args=(mount_point,), daemon=True).start()
+        try:
+            fuse.FUSE(PutioFS(listing, reads), str(mount_point), foreground=True, **options)
+        except RuntimeError as error:
+            if error.args != (_ENDED_BY_SIGNAL,):
+                message = f"FUSE refused to mount {mount_point} (libfuse error {error})"
+                raise MountFailedError(message, FUSE_HINT) from error
+        logger.info("mount: %s unmounted", mount_point)
+
+
+def _widen_kernel_read_ahead(mount_point: Path) -> None:
+    """Once mounted, let the kernel ask for 1 MiB per read instead of 128 KiB (Linux, as
+    root; elsewhere nothing changes). Measured (512 MiB, dd bs=1M, blocks cached, three
+    pairs): 1.22 / 1.11 / 1.40 s at 128 KiB, 0.91 / 0.75 / 0.63 s at 1 MiB."""
+    deadline = time.monotonic() + 30
+    while not os.path.ismount(mount_point):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+    device = mount_point.stat().st_dev
+    knob = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+    try:
+        knob.write_text(str(KERNEL_READ_AHEAD_KB))
+    except OSError as error:  # not root, no sysfs, not Linux
+        logger.debug("mount: kernel read-ahead left as it is (%s)", error)
+
+
+def _binding() -> ModuleType:
+    try:
+        import mfusepy
+    except (ImportError, OSError) as error:  # mfusepy raises OSError without libfuse
+        raise MountFailedError(f"FUSE is not available here ({error})", FUSE_HINT) from error
+    binding: ModuleType = mfusepy
+    return binding
+
+
+@contextmanager
+def _listing(settings: Settings) -> Iterator[Listing]:
+    """The listing, refreshed once before mounting (a bad token fails now, not later)."""
+    with ExitStack() as stack:
+        client = stack.enter_context(_client(settings, settings.timeout))
+        marks = _JournalMarks(settings.journal_url)
+        stack.callback(marks.close)
+        places = Places(settings.download_dir, settings.staging_dir)
+        root = settings.policy.remote_root_id
+        listing = Listing(client, marks, places, root, settings.mount.refresh_seconds)
+        listing.refresh()
+        listing.start()
+        stack.callback(listing.stop)
+        yield listing
+
+
+def _remote_reads(settings: Settings, stack: ExitStack) -> RemoteReads:
+    options = settings.mount
+    cache = BlockCache(settings.staging_dir / CACHE_DIR_NAME, options.cache_max_bytes).open()
+    stack.callback(cache.close)
+    # The URL calls of readers must not wait out the API client's patience.
+    client = stack.enter_context(_client(settings, min(settings.timeout, options.read_timeout)))
+    session = stack.enter_context(_node_session(options.connections))
+    timing = Timing(options.read_timeout, options.max_outage)
+
+    def url_for(file_id: int) -> str:
+        return client.download_url(file_id, retry=False)
+
+    fetcher = NodeFetcher(session, url_for, timing)
+    # The window never outgrows a quarter of the cache, or read-ahead would evict itself.
+    blocks = max(1, min(options.read_ahead_max_bytes, options.cache_max_bytes // 4) // BLOCK_SIZE)
+    policy = ReadAheadPolicy(max_blocks=blocks, connections=options.connections)
+    return RemoteReads(cache, fetcher, policy, options.max_outage, time.monotonic)
+
+
+@contextmanager
+def _client(settings: Settings, timeout: float) -> Iterator[PutioClient]:
+    assert settings.token is not None
+    token = settings.token.reveal()
+    with PutioClient(token, settings.api_url, settings.upload_url, timeout=timeout) as client:
+        yield client
+
+
+@contextmanager
+def _node_session(connections: int) -> Iterator[requests.Session]:
+    """A session for download nodes, with room for every reader's connections (and the
+    proxy environment read once per node, not per Range request)."""
+    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=max(16, connections * 8))
+    with Session(adapter) as session:
+        yield session
+        adapter.close()
+
+
+class _JournalMarks:
+    """The journal as the listing needs it: facts, and a mark that changes with each run.
+
+    Opened once it exists: a mount started before the first sync sees that sync's end.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._journal: Journal | None = None
+
+    def facts(self) -> JournalFacts:
+        journal = self._open()
+        return journal.facts() if journal is not None else JournalFacts()
+
+    def latest_run_mark(self) -> object:
+        journal = self._open()
+        runs = journal.recent_runs(1) if journal is not None else ()
+        return (runs[0].id, runs[0].finished_at) if runs else None
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+
+    def _open(self) -> Journal | None:
+        if self._journal is None:
+            self._journal = Journal.open_existing(self._url)
+        return self._journal

@@ -1,0 +1,173 @@
+"""Streaming a byte range of a put.io file from its download node: patient, never forever.
+
+The node protocol (a token-free session, one ``Range`` request, the answer checked
+against the range asked for and the size put.io lists) is ``fetch.nodehttp``'s, shared
+with the downloader. What is the mount's own: a URL per file kept while it works and
+renewed when the node refuses it (put.io's links expire), a stall or a dropped
+connection retried from the first byte not yet delivered, and a read that got no byte
+for ``max_outage`` seconds given up with ``Unavailable`` (the mount answers ``EIO``),
+so a ``read()`` never hangs whatever the network does.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from putio_mirror.core.errors import MirrorError
+from putio_mirror.core.retry import Backoff
+from putio_mirror.fetch.nodehttp import (
+    URL_EXPIRED,
+    Retry,
+    body_reader,
+    body_start,
+    fresh_url,
+    node_get,
+)
+from putio_mirror.fetch.values import FileToFetch
+
+logger = logging.getLogger(__name__)
+
+#: The most one body read asks of the socket.
+PIECE_SIZE = 256 * 1024
+_CONNECT_TIMEOUT = 5.0
+DEFAULT_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=1_000_000)
+
+
+class Unavailable(Exception):
+    """The node gave no byte for too long, or put.io refused the file: the read fails."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """``read_timeout``: seconds one request may stay silent before it is retried;
+    ``max_outage``: seconds without a byte before the read is given up."""
+
+    read_timeout: float
+    max_outage: float
+    backoff: Backoff = DEFAULT_BACKOFF
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """What the node's answers are checked against: the file's id and listed size."""
+
+    id: int
+    size: int
+
+
+class _Progress:
+    def __init__(self, position: int, now: float) -> None:
+        self.position = position
+        self.last_byte_at = now
+
+
+class NodeFetcher:
+    """Given a token-free session and put.io's ``files/{id}/url`` call, stream file ranges."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        url_for: Callable[[int], str],
+        timing: Timing,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._session = session
+        self._url_for = url_for
+        self._timing = timing
+        self._read_timeout = min(timing.read_timeout, timing.max_outage)
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._urls: dict[int, str] = {}
+        self._url_locks: dict[int, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def fetch(self, ref: FileRef, start: int, end: int, sink: Callable[[memoryview], None]) -> None:
+        """Given a file and a half-open byte range, hand its bytes to ``sink`` in order
+        (views of a buffer that is reused: the sink copies what it keeps).
+
+        Failed requests are retried from the first byte not yet handed over; raise
+        Unavailable once ``max_outage`` seconds passed without a byte, or at once if
+        put.io refuses the file (gone, token refused) or lists another size than the node.
+        """
+        progress = _Progress(start, self._clock())
+        failures = 0
+        while progress.position < end:
+            before = progress.position
+            try:
+                self._attempt(ref, progress, end, sink)
+            except Retry as trouble:
+                failures = 1 if progress.position > before else failures + 1
+                self._pause(ref, trouble, progress, failures)
+            except MirrorError as error:  # 401, 404, a changed file: no retry cures it
+                raise Unavailable(f"put.io file {ref.id}: {error.message}") from error
+
+    def _attempt(
+        self, ref: FileRef, progress: _Progress, end: int, sink: Callable[[memoryview], None]
+    ) -> None:
+        remaining = progress.last_byte_at + self._timing.max_outage - self._clock()
+        if remaining <= 0:
+            raise Retry("no time left")
+        url = self._url(ref.id)
+        timeout = (min(_CONNECT_TIMEOUT, remaining), min(self._read_timeout, remaining))
+        first = progress.position
+        with node_get(self._session, url, f"{first}-{end - 1}", timeout) as response:
+            if response.status_code in URL_EXPIRED:
+                self._forget(ref.id, url)
+            item = FileToFetch(ref.id, ref.size, None, Path(f"put.io file {ref.id}"))
+            skip = first - body_start(response, first, item)  # a 200 sends the whole file
+            read = body_reader(response)
+            view = memoryview(bytearray(min(PIECE_SIZE, end - first + skip)))
+            while progress.position < end:
+                count = read(view[: min(len(view), end - progress.position + skip)])
+                if count == 0:
+                    raise Retry("the node's answer ended early")
+                dropped = min(skip, count)
+                skip -= dropped
+                if count > dropped:
+                    sink(view[dropped:count])
+                    progress.position += count - dropped
+                    progress.last_byte_at = self._clock()
+            if response.status_code == 206:
+                read(view[:0])  # the body is over: hands the connection back to the pool
+
+    def _pause(self, ref: FileRef, trouble: Retry, progress: _Progress, failures: int) -> None:
+        """Sleep before the next request; raise Unavailable if the outage has lasted too long."""
+        left = progress.last_byte_at + self._timing.max_outage - self._clock()
+        if left <= 0:
+            raise Unavailable(
+                f"put.io file {ref.id}: no data for {self._timing.max_outage:.0f} s "
+                f"({trouble.reason})"
+            ) from trouble
+        delay = self._timing.backoff.delay(failures - 1, self._jitter())
+        delay = max(delay, trouble.retry_after or 0.0)
+        logger.debug("put.io file %d: %s; retrying in %.1f s", ref.id, trouble.reason, delay)
+        self._sleep(min(delay, left))
+
+    def _url(self, file_id: int) -> str:
+        """Return the file's node URL, asking put.io once however many readers want it."""
+        with self._lock:
+            lock = self._url_locks.setdefault(file_id, threading.Lock())
+        with lock:
+            url = self._urls.get(file_id)
+            if url is None:
+                url = fresh_url(self._url_for, file_id)
+                self._urls[file_id] = url
+            return url
+
+    def _forget(self, file_id: int, url: str) -> None:
+        """The node refused ``url`` (expired): the next request asks put.io for a new one."""
+        with self._lock:
+            if self._urls.get(file_id) == url:
+                del self._urls[file_id]

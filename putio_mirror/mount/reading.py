@@ -1,0 +1,222 @@
+"""Reading a put.io file that is not mirrored: blocks from the cache, or from its node.
+
+A read asks for the blocks it covers: cached ones are read from disk, one being
+fetched already is waited for, missing ones are fetched at once in this thread (one
+Range request for the run). While a stream's reads follow each other, read-ahead
+fetches the next blocks in the background, its window doubling with each sequential
+read up to a cap (rclone's chunk doubling), split over up to ``connections``
+parallel Range requests; a seek starts the window again. Every block is fetched by
+one request however many readers want it, and a failure reaches each of its waiters
+as ``Unavailable`` (``EIO``) within the outage limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from putio_mirror.mount.blocks import BLOCK_SIZE, BlockCache, BlockKey
+from putio_mirror.mount.node import FileRef, NodeFetcher, Unavailable
+
+logger = logging.getLogger(__name__)
+
+#: The read-ahead window after the first sequential read, in blocks.
+FIRST_WINDOW = 2
+
+
+@dataclass(frozen=True)
+class ReadAheadPolicy:
+    """The window's cap in blocks, and how many requests may fetch one stream's window."""
+
+    max_blocks: int
+    connections: int
+
+
+@dataclass
+class Stream:
+    """One open file's reading pattern: where the next sequential read starts, the window."""
+
+    next_offset: int = 0
+    window: int = 0
+    pending: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Flight:
+    """A block being fetched: waiters wait on ``done``; ``error`` says why it failed."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: str | None = None
+
+
+class RemoteReads:
+    """Given the block cache, a node fetcher and the read-ahead policy, serve reads."""
+
+    def __init__(
+        self,
+        cache: BlockCache,
+        fetcher: NodeFetcher,
+        policy: ReadAheadPolicy,
+        max_wait: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._cache = cache
+        self._fetcher = fetcher
+        self._policy = policy
+        self._max_wait = max_wait
+        self._clock = clock
+        self._flights: dict[BlockKey, _Flight] = {}
+        self._lock = threading.Lock()
+
+    def read(self, ref: FileRef, offset: int, size: int, stream: Stream) -> bytes:
+        """Given a file, a byte range and the stream's state, return those bytes (fewer at
+        the end of the file); raise Unavailable if the node cannot deliver them in time."""
+        end = min(offset + size, ref.size)
+        if offset >= end:
+            return b""
+        first, last = offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
+        self._read_ahead(ref, stream, offset, end, last + 1)
+        parts = []
+        for index in range(first, last + 1):
+            base = index * BLOCK_SIZE
+            parts.append(
+                self._block_part(
+                    ref, index, max(offset, base) - base, min(end, base + BLOCK_SIZE) - base
+                )
+            )
+        return b"".join(parts)
+
+    def _block_part(self, ref: FileRef, index: int, start: int, stop: int) -> bytes:
+        """Return bytes [start, stop) of one block: cached, awaited, or fetched now."""
+        key = (ref.id, index)
+        deadline = self._clock() + self._max_wait
+        while True:
+            data = self._cache.read(key, start, stop - start)
+            if data is not None and len(data) == stop - start:
+                return data
+            flight, mine = self._claim(key)
+            if mine:
+                return self._fetch_run(ref, index, index + 1, keep=True)[index][start:stop]
+            if not flight.done.wait(max(0.0, deadline - self._clock())):
+                raise Unavailable(f"put.io file {ref.id}: block {index} did not arrive in time")
+            if flight.error is not None:
+                raise Unavailable(flight.error)
+
+    def _claim(self, key: BlockKey) -> tuple[_Flight, bool]:
+        """Return the block's flight, and whether this caller just started it."""
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None:
+                return flight, False
+            flight = self._flights[key] = _Flight()
+            return flight, True
+
+    def _read_ahead(self, ref: FileRef, stream: Stream, offset: int, end: int, start: int) -> None:
+        """Grow or reset the stream's window, and fetch the missing blocks ahead of it."""
+        count = -(-ref.size // BLOCK_SIZE)
+        with stream.lock:
+            # A first read proves nothing: a media scanner reads a file's head, then its
+            # tail, and read-ahead of every file it probes would download the library.
+            sequential = offset == stream.next_offset and offset > 0
+            stream.next_offset = end
+            if not sequential:
+                stream.window = 0
+                return
+            stream.window = min(max(stream.window * 2, FIRST_WINDOW), self._policy.max_blocks)
+            stop = min(start + stream.window, count)
+            chunk = max(1, stream.window // self._policy.connections)
+            missing = [i for i in range(start, stop) if not self._known((ref.id, i))]
+            if not missing or (missing[0] != start and len(missing) < chunk):
+                return  # only worthwhile requests: the next block, or a whole chunk
+            free = self._policy.connections - stream.pending
+            runs = self._claim_runs(ref.id, missing, chunk, free) if free > 0 else []
+            stream.pending += len(runs)
+        for first, stop_index in runs:
+            worker = threading.Thread(
+                target=self._prefetch, args=(ref, first, stop_index, stream), daemon=True
+            )
+            worker.start()
+
+    def _known(self, key: BlockKey) -> bool:
+        with self._lock:
+            return key in self._flights or self._cache.has(key)
+
+    def _claim_runs(
+        self, file_id: int, indexes: list[int], chunk: int, most: int
+    ) -> list[tuple[int, int]]:
+        """Claim blocks nobody fetches yet, as at most ``most`` runs of at most ``chunk``
+        blocks; return the runs (every claimed block is in one: its caller fetches them)."""
+        runs: list[tuple[int, int]] = []
+        with self._lock:
+            for index in indexes:
+                key = (file_id, index)
+                if key in self._flights or self._cache.has(key):
+                    continue
+                if runs and runs[-1][1] == index and runs[-1][1] - runs[-1][0] < chunk:
+                    runs[-1] = (runs[-1][0], index + 1)
+                elif len(runs) < most:
+                    runs.append((index, index + 1))
+                else:
+                    break
+                self._flights[key] = _Flight()
+        return runs
+
+    def _prefetch(self, ref: FileRef, first: int, stop: int, stream: Stream) -> None:
+        try:
+            self._fetch_run(ref, first, stop, keep=False)
+        except Unavailable as error:
+            logger.info("read-ahead stopped: %s", error)
+        except OSError as error:  # the cache's disk: the readers fetch what they need
+            logger.warning("read-ahead of put.io file %d failed: %s", ref.id, error)
+        finally:
+            with stream.lock:
+                stream.pending -= 1
+
+    def _fetch_run(self, ref: FileRef, first: int, stop: int, *, keep: bool) -> dict[int, bytes]:
+        """Fetch claimed blocks [first, stop) with one request, landing each as it completes;
+        return them if ``keep``. Raise Unavailable (each unlanded block's waiters hear too)."""
+        kept: dict[int, bytes] = {}
+        block = memoryview(bytearray(BLOCK_SIZE))  # one buffer, reused for every block
+        filled = 0
+        landed = first
+
+        def sink(piece: memoryview) -> None:
+            nonlocal filled, landed
+            while piece:
+                length = self._length(ref, landed)
+                taken = min(len(piece), length - filled)
+                block[filled : filled + taken] = piece[:taken]
+                filled += taken
+                piece = piece[taken:]
+                if filled == length:
+                    self._cache.put((ref.id, landed), block[:length])
+                    if keep:
+                        kept[landed] = bytes(block[:length])
+                    self._land((ref.id, landed), None)
+                    landed, filled = landed + 1, 0
+
+        end = min(stop * BLOCK_SIZE, ref.size)
+        try:
+            self._fetcher.fetch(ref, first * BLOCK_SIZE, end, sink)
+        except BaseException as error:
+            reason = (
+                str(error) if isinstance(error, Unavailable) else f"the fetch failed ({error!r})"
+            )
+            for index in range(landed, stop):
+                self._land((ref.id, index), reason)
+            raise
+        return kept
+
+    def _land(self, key: BlockKey, error: str | None) -> None:
+        with self._lock:
+            flight = self._flights.pop(key, None)
+        if flight is not None:
+            flight.error = error
+            flight.done.set()
+
+    @staticmethod
+    def _length(ref: FileRef, index: int) -> int:
+        return min(BLOCK_SIZE, ref.size - index * BLOCK_SIZE)

@@ -1,0 +1,343 @@
+"""``putio-mirror mount``: a real FUSE mount of the local put.io over loopback.
+
+Skipped where /dev/fuse or fusermount3 is missing, except under CI=true, where that fails.
+"""
+
+from __future__ import annotations
+
+import calendar
+import errno
+import os
+import random
+import signal
+import subprocess
+import time
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from putio_mirror.core.naming import local_paths
+from putio_mirror.fakeputio import FakePutio
+from putio_mirror.putio.client import PutioClient
+from tests.mirror_env import Mirror
+from tests.mount_env import api_requests, mounted, node_requests, require_fuse, unmount
+
+MIB = 1024 * 1024
+
+
+def build_account(fake: FakePutio) -> dict[str, int]:
+    """A small account with nested folders, hostile names, twins, an empty and large files."""
+    movies = fake.add_folder("Movies")
+    movie = fake.add_folder("A Movie (2020)", movies)
+    ids = {
+        "movie": fake.add_file("movie.mkv", movie, size=5 * MIB + 123),
+        "subtitle": fake.add_file("movie.srt", movie, b"1\n00:00:01 --> 00:00:02\nhi\n"),
+        "big": fake.add_file("big.bin", 0, size=9 * MIB + 7),
+        "empty": fake.add_file("empty.bin", 0, b""),
+        "colon": fake.add_file("a:b?.txt", 0, b"colon"),
+        "device": fake.add_file("CON.txt", 0, b"device"),
+        "dots": fake.add_file("..", 0, b"dots"),
+        "nfc": fake.add_file(unicodedata.normalize("NFC", "Café.txt"), 0, b"nfc"),
+        "nfd": fake.add_file(unicodedata.normalize("NFD", "Café.txt"), 0, b"nfd"),
+    }
+    shared = fake.add_folder("Shared with me", 0, folder_type="SHARED")
+    ids["shared"] = fake.add_file("not ours.txt", shared, b"friend's")
+    ids["movies"] = movies
+    return ids
+
+
+def expected_paths(fake: FakePutio) -> dict[str, int]:
+    """Relative path -> file id of every file, as the mirror names them."""
+    with PutioClient(fake.token, fake.api_url, fake.upload_url) as client:
+        files = client.list_all_files()
+    folders = {item.id for item in files if item.is_folder}
+    return {path: fid for fid, path in local_paths(files, 0).items() if fid not in folders}
+
+
+def files_under(root: Path) -> set[str]:
+    return {
+        str(Path(folder, name).relative_to(root))
+        for folder, _, names in os.walk(root)
+        for name in names
+    }
+
+
+def read_range(path: Path, offset: int, length: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(length)
+
+
+def test_every_file_reads_through_the_mount_exactly_as_put_io_has_it(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    build_account(fake_putio)
+    expected = expected_paths(fake_putio)
+    with mounted(mirror) as mount:
+        assert files_under(mount.mount_point) == set(expected)
+        for relative, file_id in expected.items():
+            result = subprocess.run(
+                ["cmp", "-", str(mount.mount_point / relative)],
+                input=fake_putio.file_content(file_id),
+                capture_output=True,
+                check=False,
+            )
+            assert result.returncode == 0, (relative, result.stdout, result.stderr)
+
+
+def test_names_follow_the_mirrors_hostile_name_rules(mirror: Mirror, fake_putio: FakePutio) -> None:
+    ids = build_account(fake_putio)
+    with mounted(mirror) as mount:
+        names = set(os.listdir(mount.mount_point))
+        assert {"a_b_.txt", "CON_.txt", "_", "Movies"} <= names
+        assert f"Café (putio-{ids['nfd']}).txt" in names and "Café.txt" in names
+        assert "Shared with me" not in names and ".putio-mirror-staging" not in names
+
+
+def test_stat_shows_put_io_sizes_and_times(mirror: Mirror, fake_putio: FakePutio) -> None:
+    ids = build_account(fake_putio)
+    listed = fake_putio.file(ids["big"])
+    with mounted(mirror) as mount:
+        info = (mount.mount_point / "big.bin").stat()
+        assert info.st_size == 9 * MIB + 7
+        updated = calendar.timegm(time.strptime(listed["updated_at"], "%Y-%m-%dT%H:%M:%S"))
+        assert info.st_mtime == updated  # put.io's times are UTC
+        assert (mount.mount_point / "Movies").is_dir()
+
+
+def test_random_offset_reads_return_the_right_bytes(mirror: Mirror, fake_putio: FakePutio) -> None:
+    ids = build_account(fake_putio)
+    content = fake_putio.file_content(ids["big"])
+    chooser = random.Random(12)
+    with mounted(mirror) as mount:
+        path = mount.mount_point / "big.bin"
+        for _ in range(40):
+            offset = chooser.randrange(0, len(content) + 10)
+            length = chooser.choice([1, 4096, 100_000, MIB + 5, 3 * MIB])
+            assert read_range(path, offset, length) == content[offset : offset + length]
+
+
+def test_eight_concurrent_readers_each_get_their_file(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    movies = fake_putio.add_folder("Many")
+    ids = [fake_putio.add_file(f"part{n}.bin", movies, size=3 * MIB + n) for n in range(6)]
+    ids += [ids[0], ids[1]]  # two readers share a file
+    with mounted(mirror, connections=2) as mount:
+
+        def read(file_id: int) -> bool:
+            name = f"part{ids.index(file_id)}.bin"
+            data = (mount.mount_point / "Many" / name).read_bytes()
+            return data == fake_putio.file_content(file_id)
+
+        with ThreadPoolExecutor(8) as pool:
+            assert all(pool.map(read, ids))
+
+
+def test_a_mirrored_file_is_read_from_the_local_copy_without_the_node(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    ids = build_account(fake_putio)
+    assert mirror.run("sync").code == 0
+    local = mirror.downloads / "Movies" / "A Movie (2020)" / "movie.mkv"
+    assert local.is_file()
+    with mounted(mirror) as mount:
+        fake_putio.clear_requests()
+        path = mount.mount_point / "Movies" / "A Movie (2020)" / "movie.mkv"
+        assert path.read_bytes() == fake_putio.file_content(ids["movie"])
+        assert os.getxattr(path, "user.putio.mirrored").decode() == str(local)
+        assert node_requests(fake_putio) == []
+        assert api_requests(fake_putio) == []
+
+
+def test_xattrs_show_the_put_io_id_crc32_and_mirror_state(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    ids = build_account(fake_putio)
+    with mounted(mirror) as mount:
+        path = mount.mount_point / "big.bin"
+        assert os.getxattr(path, "user.putio.id") == str(ids["big"]).encode()
+        assert os.getxattr(path, "user.putio.crc32") == fake_putio.file_crc32(ids["big"]).encode()
+        assert os.getxattr(path, "user.putio.mirrored") == b""
+        assert set(os.listxattr(path)) == {
+            "user.putio.id",
+            "user.putio.crc32",
+            "user.putio.mirrored",
+        }
+        folder = mount.mount_point / "Movies"
+        assert os.getxattr(folder, "user.putio.id") == str(ids["movies"]).encode()
+        with pytest.raises(OSError) as missing:
+            os.getxattr(path, "user.other")
+        assert missing.value.errno == errno.ENODATA
+
+
+def test_an_outage_fails_the_read_with_eio_within_the_timeout(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    build_account(fake_putio)
+    with mounted(mirror, max_outage_seconds=2, read_timeout_seconds=1) as mount:
+        path = mount.mount_point / "big.bin"
+        fake_putio.outage(120)
+        started = time.monotonic()
+        with pytest.raises(OSError) as failed:
+            read_range(path, 4 * MIB, 4096)
+        elapsed = time.monotonic() - started
+        assert failed.value.errno == errno.EIO
+        assert elapsed < 2 + 1 + 2  # max outage + one read timeout + slack
+
+
+def test_a_stalled_node_is_retried_and_an_expired_url_renewed(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    ids = build_account(fake_putio)
+    fake_putio.node_fault(ids["big"], stall_after=100_000)
+    fake_putio.url_max_uses = 1
+    with mounted(mirror, read_timeout_seconds=1, max_outage_seconds=20) as mount:
+        data = (mount.mount_point / "big.bin").read_bytes()
+        assert data == fake_putio.file_content(ids["big"])
+    url_calls = [path for path in api_requests(fake_putio) if path.endswith("/url")]
+    assert len(url_calls) >= 2  # a fresh URL after the node refused a used one
+
+
+def test_the_mount_is_read_only(mirror: Mirror, fake_putio: FakePutio) -> None:
+    build_account(fake_putio)
+    with mounted(mirror) as mount:
+        fake_putio.clear_requests()
+        for attempt in (
+            lambda: (mount.mount_point / "big.bin").open("r+b"),
+            lambda: (mount.mount_point / "new.txt").write_bytes(b"x"),
+            lambda: (mount.mount_point / "Movies").rmdir(),
+            lambda: (mount.mount_point / "big.bin").unlink(),
+        ):
+            with pytest.raises(OSError) as refused:
+                attempt()
+            assert refused.value.errno == errno.EROFS
+        assert not any(request.mutating for request in fake_putio.requests)
+
+
+def test_walking_the_tree_costs_no_api_request(mirror: Mirror, fake_putio: FakePutio) -> None:
+    build_account(fake_putio)
+    with mounted(mirror) as mount:
+        fake_putio.clear_requests()
+        for _ in range(3):
+            for folder, _, names in os.walk(mount.mount_point):
+                for name in names:
+                    (Path(folder) / name).stat()
+        assert api_requests(fake_putio) == []
+
+
+def test_sigterm_unmounts_cleanly(mirror: Mirror, fake_putio: FakePutio) -> None:
+    build_account(fake_putio)
+    with mounted(mirror) as mount:
+        (mount.mount_point / "big.bin").stat()
+        mount.process.send_signal(signal.SIGTERM)
+        assert mount.process.wait(15) == 0, mount.output()
+        assert not os.path.ismount(mount.mount_point)
+        assert list(mount.mount_point.iterdir()) == []
+
+
+@pytest.mark.parametrize("problem", ["missing", "not empty", "a file"])
+def test_an_unfit_mount_point_is_refused_with_a_hint(
+    mirror: Mirror, tmp_path: Path, problem: str
+) -> None:
+    require_fuse()
+    target = tmp_path / "target"
+    if problem == "not empty":
+        target.mkdir()
+        (target / "keep.txt").write_text("mine")
+    elif problem == "a file":
+        target.write_text("a file")
+    result = mirror.run("mount", "--foreground", str(target))
+    assert result.code == 2
+    assert "Hint:" in result.err
+    assert not os.path.ismount(target)
+
+
+def test_the_block_cache_stays_within_cache_max_mb(mirror: Mirror, fake_putio: FakePutio) -> None:
+    folder = fake_putio.add_folder("Season")
+    ids = [fake_putio.add_file(f"e{n}.mkv", folder, size=7 * MIB + n) for n in range(4)]
+    cache = mirror.downloads / ".putio-mirror-staging" / "mount-cache"
+    with mounted(mirror, cache_max_mb=16) as mount:
+        for number, file_id in enumerate(ids):
+            data = (mount.mount_point / "Season" / f"e{number}.mkv").read_bytes()
+            assert data == fake_putio.file_content(file_id)
+            time.sleep(0.2)  # read-ahead past the reader lands too
+            held = sum(path.stat().st_size for path in cache.iterdir() if path.is_file())
+            assert 0 < held <= 16 * MIB
+    assert not cache.exists()  # emptied at unmount
+
+
+def test_a_finished_sync_refreshes_the_listing(mirror: Mirror, fake_putio: FakePutio) -> None:
+    build_account(fake_putio)
+    with mounted(mirror, refresh_seconds=3600) as mount:
+        assert not (mount.mount_point / "new.txt").exists()
+        new = fake_putio.add_file("new.txt", 0, b"fresh")
+        assert mirror.run("sync").code == 0
+        deadline = time.monotonic() + 15
+        while not (mount.mount_point / "new.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (mount.mount_point / "new.txt").read_bytes() == b"fresh"
+        # ...and the file the sync just mirrored is read from its local copy.
+        mirrored = os.getxattr(mount.mount_point / "new.txt", "user.putio.mirrored").decode()
+        assert mirrored == str(mirror.downloads / "new.txt")
+        assert fake_putio.file_content(new) == b"fresh"
+
+
+def test_without_foreground_the_mount_runs_in_the_background(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_fuse()
+    build_account(fake_putio)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    mount_point = tmp_path / "background"
+    mount_point.mkdir()
+    try:
+        result = mirror.run("mount", str(mount_point))
+        assert result.code == 0, result.err
+        assert os.path.ismount(mount_point)
+        assert "Mounted put.io on" in result.out
+        assert (mount_point / "CON_.txt").read_bytes() == b"device"
+    finally:
+        unmount(mount_point)
+    pid = int(result.out.split("(process ")[1].split(";")[0])
+    deadline = time.monotonic() + 15
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), "the background mount outlived its unmount"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return finished == 0
+
+
+def test_a_refused_token_fails_before_anything_is_mounted(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path
+) -> None:
+    require_fuse()
+    fake_putio.revoke_token()
+    target = tmp_path / "target"
+    target.mkdir()
+    result = mirror.run("mount", "--foreground", str(target))
+    assert result.code == 4, result.err
+    assert "token" in result.err and not os.path.ismount(target)
+
+
+def test_an_unreadable_journal_only_means_streaming(mirror: Mirror, fake_putio: FakePutio) -> None:
+    ids = build_account(fake_putio)
+    mirror.journal.parent.mkdir(parents=True)
+    mirror.journal.write_bytes(b"this is not a database" * 100)
+    with mounted(mirror) as mount:
+        path = mount.mount_point / "big.bin"
+        assert path.read_bytes() == fake_putio.file_content(ids["big"])
+        assert os.getxattr(path, "user.putio.mirrored") == b""
+        assert "could not read the journal" in mount.output()

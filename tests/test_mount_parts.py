@@ -1,0 +1,224 @@
+"""The mount's parts without FUSE: the tree, the block cache, node reads and read-ahead,
+against the local put.io over loopback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from putio_mirror.core.naming import local_paths
+from putio_mirror.core.state import RemoteFile
+from putio_mirror.fakeputio import FakePutio
+from putio_mirror.mount.blocks import BLOCK_SIZE, BlockCache
+from putio_mirror.mount.node import FileRef, NodeFetcher, Timing, Unavailable
+from putio_mirror.mount.reading import ReadAheadPolicy, RemoteReads, Stream
+from putio_mirror.mount.tree import Tree
+from putio_mirror.putio.client import PutioClient
+
+MIB = 1024 * 1024
+
+
+def remote(
+    item_id: int, name: str, parent: int = 0, size: int = 0, folder: bool = False
+) -> RemoteFile:
+    return RemoteFile(
+        item_id, name, parent, size, folder, None if folder else "0badf00d",
+        updated_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )  # fmt: skip
+
+
+def test_the_tree_names_items_as_the_mirror_does_and_leaves_out_shared_folders() -> None:
+    files = (
+        remote(1, "Shows", folder=True),
+        remote(2, "a:b.mkv", 1, 10),
+        remote(3, "A:B.mkv", 1, 20),
+        remote(4, "..", 0, 5),
+        RemoteFile(5, "Shared", 0, 0, True, folder_type="SHARED"),
+        remote(6, "theirs.txt", 5, 3),
+    )
+    tree = Tree.build(files, 0)
+    paths = local_paths(files, 0)
+    for item_id, path in paths.items():
+        node = tree.lookup("/" + path)
+        assert node is not None and node.id == item_id
+    assert tree.lookup("/Shared") is None and tree.lookup("/Shared/theirs.txt") is None
+    root = tree.lookup("/")
+    assert root is not None and set(root.children) == {"Shows", "_"}
+    shows = tree.lookup("/Shows")
+    assert shows is not None and sorted(shows.children) == sorted(
+        path.split("/")[1] for item_id, path in paths.items() if item_id in (2, 3)
+    )
+    movie = tree.lookup("Shows/a_b.mkv")
+    assert movie is not None and movie.size == 10 and movie.crc32 == "0badf00d"
+    assert movie.mtime == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
+    assert [node.id for node in tree.files()] == sorted([2, 3, 4], key=lambda i: paths[i])
+
+
+def test_a_subfolder_as_root_shows_only_its_items() -> None:
+    files = (remote(1, "Mirror", folder=True), remote(2, "in.txt", 1, 1), remote(3, "out.txt"))
+    tree = Tree.build(files, 1)
+    root = tree.lookup("/")
+    assert root is not None and root.children == ("in.txt",)
+
+
+def test_the_block_cache_never_holds_more_than_its_budget(tmp_path: Path) -> None:
+    cache = BlockCache(tmp_path / "cache", 3 * BLOCK_SIZE).open()
+    for index in range(6):
+        cache.put((7, index), bytes([index]) * BLOCK_SIZE)
+        on_disk = sum(path.stat().st_size for path in (tmp_path / "cache").iterdir())
+        assert on_disk <= 3 * BLOCK_SIZE and cache.used_bytes() <= 3 * BLOCK_SIZE
+    assert cache.read((7, 0), 0, 10) is None  # the oldest went first
+    assert cache.read((7, 5), 100, 3) == b"\x05\x05\x05"
+    assert cache.read((7, 3), BLOCK_SIZE - 2, 5) == b"\x03\x03"
+
+
+def test_the_block_cache_evicts_the_least_recently_read(tmp_path: Path) -> None:
+    cache = BlockCache(tmp_path / "cache", 2 * BLOCK_SIZE).open()
+    cache.put((1, 0), b"a" * BLOCK_SIZE)
+    cache.put((1, 1), b"b" * BLOCK_SIZE)
+    assert cache.read((1, 0), 0, 1) == b"a"
+    cache.put((1, 2), b"c" * 10)
+    assert cache.has((1, 0)) and not cache.has((1, 1))
+    assert cache.read((1, 2), 0, 10) == b"c" * 10  # a short last block
+    assert cache.used_bytes() == BLOCK_SIZE + 10
+
+
+def test_the_block_cache_starts_empty_and_is_removed_at_close(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "blocks").write_bytes(b"stale")
+    cache = BlockCache(tmp_path / "cache", BLOCK_SIZE).open()
+    assert (tmp_path / "cache" / "blocks").stat().st_size == 0 and not cache.has((9, 0))
+    cache.close()
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.fixture
+def node_session() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+def fetcher_for(
+    fake: FakePutio, session: requests.Session, *, read_timeout: float = 2, outage: float = 10
+) -> NodeFetcher:
+    client = PutioClient(fake.token, fake.api_url, fake.upload_url, timeout=read_timeout)
+    return NodeFetcher(
+        session, lambda file_id: client.download_url(file_id, retry=False),
+        Timing(read_timeout, outage),
+    )  # fmt: skip
+
+
+def collect(fetcher: NodeFetcher, ref: FileRef, start: int, end: int) -> bytes:
+    pieces: list[bytes] = []
+    fetcher.fetch(ref, start, end, lambda piece: pieces.append(bytes(piece)))
+    return b"".join(pieces)
+
+
+def test_a_node_range_survives_resets_stalls_and_expired_urls(
+    fake_putio: FakePutio, node_session: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("f.bin", size=3 * MIB)
+    fake_putio.node_fault(file_id, reset_after=200_000)
+    fake_putio.node_fault(file_id, stall_after=300_000)
+    fake_putio.url_max_uses = 1
+    fetcher = fetcher_for(fake_putio, node_session, read_timeout=0.5)
+    data = collect(fetcher, FileRef(file_id, 3 * MIB), 1000, 3 * MIB - 5)
+    expected = b"".join(fake_putio.file_pieces(file_id, 1000, 3 * MIB - 5))
+    assert data == expected
+    ranges = [r.headers.get("Range") for r in fake_putio.requests if r.host == "node"]
+    assert ranges[0] == f"bytes=1000-{3 * MIB - 6}"
+    assert len(ranges) >= 3 and all(r is not None for r in ranges)  # resumed, never restarted
+
+
+def test_an_outage_gives_up_after_max_outage(
+    fake_putio: FakePutio, node_session: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("f.bin", size=MIB)
+    fetcher = fetcher_for(fake_putio, node_session, read_timeout=0.5, outage=1.5)
+    fake_putio.outage(60)
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        collect(fetcher, FileRef(file_id, MIB), 0, MIB)
+    assert 1.4 < time.monotonic() - started < 1.5 + 1.0
+
+
+def test_a_file_put_io_no_longer_has_fails_at_once(
+    fake_putio: FakePutio, node_session: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("f.bin", size=MIB)
+    fake_putio.delete_file(file_id)
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="File not found"):
+        collect(fetcher_for(fake_putio, node_session), FileRef(file_id, MIB), 0, MIB)
+    assert time.monotonic() - started < 1
+
+
+def remote_reads(
+    fake: FakePutio, session: requests.Session, tmp_path: Path, **policy: int
+) -> RemoteReads:
+    cache = BlockCache(tmp_path / "cache", 64 * MIB).open()
+    settings = {"max_blocks": 16, "connections": 2} | policy
+    return RemoteReads(
+        cache, fetcher_for(fake, session), ReadAheadPolicy(**settings), 10, time.monotonic
+    )
+
+
+def requested_lengths(fake: FakePutio) -> list[int]:
+    lengths = []
+    for request in fake.requests:
+        if request.host == "node":
+            first, last = request.headers["Range"].removeprefix("bytes=").split("-")
+            lengths.append(int(last) - int(first) + 1)
+    return lengths
+
+
+def test_read_ahead_grows_while_reads_are_sequential(
+    fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
+) -> None:
+    size = 40 * MIB
+    file_id = fake_putio.add_file("movie.mkv", size=size)
+    reads = remote_reads(fake_putio, node_session, tmp_path)
+    stream, ref, step = Stream(), FileRef(file_id, size), 128 * 1024
+    for offset in range(0, size, step):
+        expected = b"".join(fake_putio.file_pieces(file_id, offset, offset + step))
+        assert reads.read(ref, offset, step, stream) == expected
+    lengths = requested_lengths(fake_putio)
+    assert lengths[0] == BLOCK_SIZE  # the first read waits for one block only
+    assert max(lengths) == 8 * BLOCK_SIZE  # the cap (16 blocks) over two connections
+    assert len(lengths) < 15  # not one request per block
+    assert sum(lengths) == size  # every byte fetched once
+
+
+def test_random_reads_fetch_only_the_blocks_they_touch(
+    fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
+) -> None:
+    size = 20 * MIB
+    file_id = fake_putio.add_file("movie.mkv", size=size)
+    reads = remote_reads(fake_putio, node_session, tmp_path)
+    stream, ref = Stream(), FileRef(file_id, size)
+    for offset in (15 * MIB + 7, 3 * MIB - 10, 11 * MIB):
+        expected = b"".join(fake_putio.file_pieces(file_id, offset, offset + 4096))
+        assert reads.read(ref, offset, 4096, stream) == expected
+    assert requested_lengths(fake_putio) == [BLOCK_SIZE, BLOCK_SIZE, BLOCK_SIZE, BLOCK_SIZE]
+    fake_putio.clear_requests()
+    assert reads.read(ref, 3 * MIB - 10, 10, stream)  # cached now
+    assert requested_lengths(fake_putio) == []
+
+
+def test_probing_a_files_head_and_tail_fetches_no_read_ahead(
+    fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
+) -> None:
+    size = 30 * MIB
+    file_id = fake_putio.add_file("movie.mkv", size=size)
+    reads = remote_reads(fake_putio, node_session, tmp_path)
+    stream, ref = Stream(), FileRef(file_id, size)
+    assert reads.read(ref, 0, 4096, stream) == b"".join(fake_putio.file_pieces(file_id, 0, 4096))
+    tail = b"".join(fake_putio.file_pieces(file_id, size - 100, size))
+    assert reads.read(ref, size - 100, 4096, stream) == tail
+    time.sleep(0.2)  # read-ahead, had any started, would have asked by now
+    assert requested_lengths(fake_putio) == [BLOCK_SIZE, BLOCK_SIZE]
