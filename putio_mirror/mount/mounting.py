@@ -188,8 +188,10 @@ def _node_session(connections: int) -> Iterator[requests.Session]:
     proxy environment read once per node, not per Range request)."""
     adapter = HTTPAdapter(pool_connections=8, pool_maxsize=max(16, connections * 8))
     with Session(adapter) as session:
-        yield session
-        adapter.close()
+        try:
+            yield session
+        finally:
+            adapter.close()
 
 
 class _JournalMarks:
