@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from putio_mirror.app.executor import RunReport
+from putio_mirror.app.report import RunReport
 from putio_mirror.app.run import Request, Runtime, run_once
-from putio_mirror.cli.main import _byte_lines
+from putio_mirror.cli.output import byte_lines
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.plan import Plan
 from tests.mirror_env import Mirror
@@ -82,6 +82,6 @@ def test_bytes_of_unfinished_files_are_never_counted_as_downloaded(tmp_path: Pat
     report.verified_files, report.verified_bytes, report.verified_fetched = 1, 2 * 1024**2, 1024**2
     env = {"PUTIO_MIRROR_DOWNLOADS": str(tmp_path), "PUTIO_TOKEN": "t" * 20}
     settings = load_settings(None, env, check_paths=False)
-    lines = _byte_lines(report, settings)
+    lines = byte_lines(report, settings)
     assert lines[0].startswith("Downloaded and verified 1 file (2 MiB)")
     assert lines[1].startswith("4 MiB more is in staging, not yet complete")

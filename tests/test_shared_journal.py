@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from putio_mirror.app import downloading
-from putio_mirror.app.executor import Executor, Rules, RunReport
+from putio_mirror.app.executor import Executor, Rules
+from putio_mirror.app.report import RunReport
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.core.plan import AdoptLocal, Download, Plan
 from putio_mirror.fetch.values import Fetched, FileToFetch

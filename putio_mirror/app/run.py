@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import get_args
 
-from putio_mirror.app.executor import WINDOWED_KINDS, Executor, Progress, Rules, RunReport
+from putio_mirror.app.executor import WINDOWED_KINDS, Executor, Progress, Rules
 from putio_mirror.app.observe import observe
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
+from putio_mirror.app.report import RunReport
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import (
     REMOTE_ROOT_HINT,

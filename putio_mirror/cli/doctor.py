@@ -63,7 +63,7 @@ def _config_finding(settings: Settings) -> Finding:
 
 
 def _path_findings(settings: Settings) -> Iterator[Finding]:
-    from putio_mirror.config.settings import sqlite_file
+    from putio_mirror.config.paths import sqlite_file
 
     if settings.policy.submit_blackhole:
         yield _blackhole_finding(settings.blackhole_dir)
@@ -88,7 +88,7 @@ def _blackhole_finding(path: Path) -> Finding:
 
 
 def _folder_finding(topic: str, path: Path, *, is_folder: bool = True) -> Finding:
-    from putio_mirror.config.settings import unwritable_reason
+    from putio_mirror.config.paths import unwritable_reason
 
     reason = unwritable_reason(path, is_folder)
     if reason is not None:

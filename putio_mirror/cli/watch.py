@@ -28,7 +28,7 @@ import schedule
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from putio_mirror.app.executor import RunReport
+from putio_mirror.app.report import RunReport
 from putio_mirror.app.run import ALL_KINDS, BLACKHOLE_KINDS, Outcome, Request, Runtime, run_once
 from putio_mirror.cli.progress import LogProgress
 from putio_mirror.cli.signals import StopFlag

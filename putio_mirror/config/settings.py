@@ -9,20 +9,19 @@ quotes it.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
+from putio_mirror.config.paths import sqlite_file, staging_problems, unwritable_reason
 from putio_mirror.config.schema import MirrorFile, MountSection, PutioSection, Secret
 from putio_mirror.core.errors import ConfigError
-from putio_mirror.core.naming import OWN_PREFIX, STAGING_DIR_NAME
+from putio_mirror.core.naming import STAGING_DIR_NAME
 from putio_mirror.core.state import Filters, Policy, SafetyLimits
 from putio_mirror.core.window import Schedule, parse_schedule
 from putio_mirror.local.folders import config_folder, state_folder
-from putio_mirror.local.paths import nearest_existing
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -143,7 +142,7 @@ def load_settings(
     settings, problems = _build(model, env, config_path, source)
     if token_optional:
         problems = ()
-    problems += _staging_problems(settings, source)
+    problems += staging_problems(settings.staging_dir, settings.download_dir, source)
     if check_paths:
         problems += _path_problems(settings, source)
     if problems:
@@ -368,52 +367,6 @@ def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
         for key, path, is_folder in wanted
         if path is not None and (reason := unwritable_reason(path, is_folder))
     )
-
-
-def _staging_problems(settings: Settings, source: str) -> tuple[str, ...]:
-    """Given Settings, return a problem if the staging folder could be taken for a mirrored
-    item or hold the download folder.
-
-    Inside the download folder, staging's top-level name must begin with ``.putio-mirror``:
-    naming never gives a put.io item such a name, so no item can land in staging, and
-    placement never mistakes staging for an item (the default is such a name).
-    """
-    staging, downloads = settings.staging_dir.resolve(), settings.download_dir.resolve()
-    hint = f"leave paths.staging unset (it is then {downloads / STAGING_DIR_NAME})"
-    if downloads.is_relative_to(staging):
-        return (
-            f"{source}: paths.staging: {staging} holds the download folder {downloads}; {hint}, "
-            "or use a folder beside the download folder on the same disk",
-        )
-    if not staging.is_relative_to(downloads):
-        return ()
-    top = staging.relative_to(downloads).parts[0]
-    if top.casefold().startswith(OWN_PREFIX):
-        return ()
-    return (
-        f"{source}: paths.staging: {staging} is inside the download folder, where a put.io "
-        f"item named {top!r} would collide with it; {hint}, name it "
-        f"{downloads / (OWN_PREFIX + '-' + top)}, or put it outside the download folder "
-        "on the same disk",
-    )
-
-
-def sqlite_file(url: str) -> Path | None:
-    database = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
-    return Path(database) if database and not database.startswith(":memory:") else None
-
-
-def unwritable_reason(path: Path, is_folder: bool) -> str | None:
-    """Given a path a run will write, return why it cannot (None if it can, or can be made)."""
-    if path.exists():
-        if path.is_dir() != is_folder:
-            return f"{path} exists but is {'not ' if is_folder else ''}a folder"
-        mode = os.W_OK | (os.X_OK if is_folder else 0)
-        return None if os.access(path, mode) else f"{path} is not writable"
-    ancestor = nearest_existing(path.parent)
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        return f"cannot create {path}: {ancestor} is not a writable folder"
-    return None
 
 
 def _number_or_auto(value: int | str) -> int | None:

@@ -21,13 +21,19 @@ from typing import Any
 
 import requests
 from requests.auth import AuthBase
-from urllib3.exceptions import ConnectTimeoutError
 
 from putio_mirror import __version__
 from putio_mirror.core.errors import AuthError, NotFoundError, RemoteError, TransientError
 from putio_mirror.core.retry import Backoff, retry_after_seconds
 from putio_mirror.core.state import RemoteFile, Transfer
 from putio_mirror.net.sessions import Session, sibling_of
+from putio_mirror.putio.answers import (
+    answer_object,
+    error_fields,
+    json_of,
+    never_reached_server,
+    shape_error,
+)
 from putio_mirror.putio.values import (
     TRANSIENT_HINT,
     Account,
@@ -195,7 +201,7 @@ class PutioClient:
         body = self._call(call)
         if "transfer" not in body and "file" in body:
             raise refused_torrent(repr(filename), "it was stored as a plain file, not a torrent")
-        return parse_transfer(_item(body, "transfer", call.describe()))
+        return parse_transfer(answer_object(body, "transfer", call.describe()))
 
     def cancel_transfers(self, ids: Sequence[int]) -> None:
         """Given transfer ids, stop and remove those transfers (unknown ids are ignored)."""
@@ -234,7 +240,7 @@ class PutioClient:
         route = f"files/{file_id}/url"
         url = self._call(_Call("GET", route, attempts=None if retry else 1)).get("url")
         if not isinstance(url, str) or not url:
-            raise _shape_error(f"GET {route}")
+            raise shape_error(f"GET {route}")
         return url
 
     def delete_files(self, ids: Sequence[int]) -> None:
@@ -251,7 +257,7 @@ class PutioClient:
         while True:
             items = body.get(key)
             if not isinstance(items, list):
-                raise _shape_error(what)
+                raise shape_error(what)
             yield from (item for item in items if isinstance(item, dict))
             cursor = body.get("cursor")
             if not cursor:  # put.io ends with null, sometimes with ""
@@ -279,9 +285,9 @@ class PutioClient:
             )
             if response.status_code >= 300:
                 raise self._status_error(call, response)
-            body = _json_of(response)
+            body = json_of(response)
             if body is None:
-                raise _shape_error(call.describe())
+                raise shape_error(call.describe())
             return body
 
     def _send(self, call: _Call, attempt: int) -> requests.Response:
@@ -301,7 +307,7 @@ class PutioClient:
         except requests.RequestException as exc:
             reason = type(exc).__name__
             logger.debug("put.io %s failed: %s (attempt %d)", call.describe(), reason, attempt + 1)
-            if call.creates and not _never_reached_server(exc):
+            if call.creates and not never_reached_server(exc):
                 raise self._transient(call, f"the connection failed ({reason})") from exc
             raise _Retryable(f"the connection failed ({reason})", None) from exc
 
@@ -322,7 +328,7 @@ class PutioClient:
 
     def _status_error(self, call: _Call, response: requests.Response) -> Exception:
         status = response.status_code
-        error_type, message = _error_fields(response)
+        error_type, message = error_fields(response)
         if status == 401:
             return AuthError(f"put.io refused the token ({call.describe()}, HTTP 401)", AUTH_HINT)
         if status == 429 or status >= 500:
@@ -348,7 +354,7 @@ class PutioClient:
         return TransientError(message, TRANSIENT_HINT, retry_after)
 
     def _object(self, call: _Call, key: str) -> _JSON:
-        return _item(self._call(call), key, call.describe())
+        return answer_object(self._call(call), key, call.describe())
 
     def _scrub(self, text: str) -> str:
         # put.io never echoes the token, but a proxy or a future error text might.
@@ -362,40 +368,3 @@ class _Retryable(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
-
-
-def _never_reached_server(exc: requests.RequestException) -> bool:
-    """Given a requests exception, return True if the connection was never made
-    (refused, unresolvable host, connect timeout), so no byte reached put.io."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    cause = exc.args[0] if exc.args else None  # urllib3's MaxRetryError
-    # urllib3's NewConnectionError and NameResolutionError subclass ConnectTimeoutError.
-    return isinstance(getattr(cause, "reason", cause), ConnectTimeoutError)
-
-
-def _shape_error(what: str) -> TransientError:
-    return TransientError(f"put.io answered {what} with an unexpected body", TRANSIENT_HINT)
-
-
-def _item(body: _JSON, key: str, what: str) -> _JSON:
-    """Given an answer, return its object under ``key``; raise TransientError if absent."""
-    item = body.get(key)
-    if not isinstance(item, dict):
-        raise _shape_error(what)
-    return item
-
-
-def _json_of(response: requests.Response) -> _JSON | None:
-    try:
-        body = response.json()
-    except ValueError:  # HTML error pages, text bodies from the upload host
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _error_fields(response: requests.Response) -> tuple[str, str]:
-    body = _json_of(response) or {}
-    error_type = body.get("error_type") or body.get("error") or ""
-    message = body.get("error_message") or ""
-    return str(error_type), str(message)

@@ -1,0 +1,69 @@
+"""What a run did with its plan: the executor's answer, and the source of the exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from putio_mirror.core.errors import ExitCode
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One action that failed: which, on what, why, and what the user can do."""
+
+    key: str
+    target: str
+    message: str
+    hint: str = ""
+
+
+@dataclass
+class RunReport:
+    """What happened to the plan: the executor's answer, and the source of the exit code."""
+
+    done: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    deferred: int = 0
+    #: actions another host sharing the journal holds or has done
+    elsewhere: int = 0
+    window_closed: bool = False
+    interrupted: bool = False
+    aborted: str | None = None
+    bytes_downloaded: int = 0
+    #: files downloaded and verified by this run, their sizes, and the part of
+    #: ``bytes_downloaded`` they took (the rest is in staging, to be resumed)
+    verified_files: int = 0
+    verified_bytes: int = 0
+    verified_fetched: int = 0
+
+    @property
+    def bytes_in_staging(self) -> int:
+        """Bytes this run fetched into files it did not finish (a later run resumes them)."""
+        return max(0, self.bytes_downloaded - self.verified_fetched)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.failed or self.aborted:
+            return ExitCode.ITEMS_FAILED
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if self.window_closed:
+            return ExitCode.WINDOW_CLOSED
+        return ExitCode.OK
+
+    def summary(self) -> str:
+        parts = [f"{len(self.done)} done", f"{len(self.failed)} failed"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        if self.deferred:
+            parts.append(f"{self.deferred} deferred to the next window")
+        if self.elsewhere:
+            parts.append(f"{self.elsewhere} left to other hosts")
+        if self.window_closed:
+            parts.append("download window closed")
+        if self.interrupted:
+            parts.append("stopped on request")
+        if self.aborted:
+            parts.append(f"aborted: {self.aborted}")
+        return ", ".join(parts)

@@ -1,0 +1,55 @@
+"""Checks of the folders and files a run will write, worded for the config's reader."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from putio_mirror.core.naming import OWN_PREFIX, STAGING_DIR_NAME
+from putio_mirror.local.paths import nearest_existing
+
+
+def staging_problems(staging: Path, downloads: Path, source: str) -> tuple[str, ...]:
+    """Given the staging and download folders, return a problem if staging could be taken
+    for a mirrored item or hold the download folder.
+
+    Inside the download folder, staging's top-level name must begin with ``.putio-mirror``:
+    naming never gives a put.io item such a name, so no item can land in staging, and
+    placement never mistakes staging for an item (the default is such a name).
+    """
+    staging, downloads = staging.resolve(), downloads.resolve()
+    hint = f"leave paths.staging unset (it is then {downloads / STAGING_DIR_NAME})"
+    if downloads.is_relative_to(staging):
+        return (
+            f"{source}: paths.staging: {staging} holds the download folder {downloads}; {hint}, "
+            "or use a folder beside the download folder on the same disk",
+        )
+    if not staging.is_relative_to(downloads):
+        return ()
+    top = staging.relative_to(downloads).parts[0]
+    if top.casefold().startswith(OWN_PREFIX):
+        return ()
+    return (
+        f"{source}: paths.staging: {staging} is inside the download folder, where a put.io "
+        f"item named {top!r} would collide with it; {hint}, name it "
+        f"{downloads / (OWN_PREFIX + '-' + top)}, or put it outside the download folder "
+        "on the same disk",
+    )
+
+
+def sqlite_file(url: str) -> Path | None:
+    database = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
+    return Path(database) if database and not database.startswith(":memory:") else None
+
+
+def unwritable_reason(path: Path, is_folder: bool) -> str | None:
+    """Given a path a run will write, return why it cannot (None if it can, or can be made)."""
+    if path.exists():
+        if path.is_dir() != is_folder:
+            return f"{path} exists but is {'not ' if is_folder else ''}a folder"
+        mode = os.W_OK | (os.X_OK if is_folder else 0)
+        return None if os.access(path, mode) else f"{path} is not writable"
+    ancestor = nearest_existing(path.parent)
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"cannot create {path}: {ancestor} is not a writable folder"
+    return None
