@@ -22,6 +22,7 @@ def closed_window() -> str:
 
 
 def test_quiet_run_with_nothing_to_do_prints_nothing(mirror: Mirror) -> None:
+    mirror.blackhole.mkdir(parents=True, exist_ok=True)  # a missing one needs a person
     mirror.fake.add_file("movie.mkv", size=1000)
     assert mirror.run("sync").code == 0
     quiet = mirror.run("--quiet", "sync")
