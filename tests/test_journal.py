@@ -503,3 +503,25 @@ def test_a_dry_run_reads_an_existing_journal(mirror: Mirror, fake_putio: FakePut
     assert mirror.run("files", "download").code == 0
     (mirror.downloads / "film.mkv").unlink()  # moved away by the media manager
     assert "film.mkv" not in mirror.run("sync", "--dry-run").out
+
+
+def test_a_batch_is_one_transaction_all_or_nothing(any_journal: Journal) -> None:
+    lease = timedelta(minutes=10)
+    run_id = any_journal.start_run("sync", T0)
+    with pytest.raises(RuntimeError), any_journal.batch():
+        assert any_journal.claim("download:1", "me", lease)
+        any_journal.action_started(run_id, "download", "download:1", "a.mkv", T0)
+        raise RuntimeError("killed between two lines")
+    assert any_journal.claims() == {}
+    assert any_journal.actions_of(run_id) == ()
+
+
+def test_a_batch_sees_its_own_writes_and_others_see_them_at_its_end(any_journal: Journal) -> None:
+    lease = timedelta(minutes=10)
+    with any_journal.batch():
+        any_journal.mark_verified(7, "a.mkv", 10, None, T0, placed=True)
+        assert any_journal.is_verified(7)
+        assert any_journal.claim("download:7", "me", lease)
+        with any_journal.batch():  # nested: part of the same transaction
+            any_journal.release("download:7", "me")
+    assert any_journal.is_verified(7) and any_journal.claims() == {}

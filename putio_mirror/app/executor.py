@@ -195,16 +195,17 @@ class Executor:
         if missing:
             self._skip(run_id, action, f"waits for {', '.join(missing)}")
             return
-        if not self._claim(action):
-            with self._lock:
-                self._report.elsewhere += 1
-            return
-        try:
-            if self._perform(run_id, action):
+        with self._journal.batch():  # one transaction: claim, check, the action's row
+            if not self._claim(action):
                 with self._lock:
-                    self._succeeded.add(action.key)
-        finally:
-            self._claims.release(action.key)
+                    self._report.elsewhere += 1
+                return
+            action_id = self._journal.action_started(
+                run_id, action.kind, action.key, action.target, self._now()
+            )
+        if self._perform(action_id, action):
+            with self._lock:
+                self._succeeded.add(action.key)
 
     def _claim(self, action: Action) -> bool:
         """Claim the action (kept alive until released); False if another host holds or did it."""
@@ -254,19 +255,18 @@ class Executor:
         with self._lock:
             self._report.skipped.append((action.key, reason))
 
-    def _perform(self, run_id: int, action: Action) -> bool:
-        """Perform one action with its journal entries; return True if it succeeded."""
-        action_id = self._journal.action_started(
-            run_id, action.kind, action.key, action.target, self._now()
-        )
+    def _perform(self, action_id: int, action: Action) -> bool:
+        """Perform one claimed and journaled action; journal how it ended and release its
+        claim (``_end``, on every path); return True if it succeeded."""
         try:
             detail = self._dispatch(action)
         except Paused as paused:
-            self._journal.action_finished(action_id, "paused", self._now(), detail=str(paused))
+            taken = not self._claims.holds(action.key)  # asked before _end lets go of it
+            self._end(action_id, action, "paused", detail=str(paused))
             with self._lock:
                 if self._stop_requested():
                     self._report.interrupted = True
-                elif not self._claims.holds(action.key):
+                elif taken:
                     self._report.elsewhere += 1  # another host took it over: not our window
                 elif not self._halted.is_set():
                     self._report.window_closed = True
@@ -279,9 +279,9 @@ class Executor:
                 raise
             return False
         except BaseException as error:
-            self._journal.action_finished(action_id, "failed", self._now(), error=repr(error))
+            self._end(action_id, action, "failed", error=repr(error))
             raise
-        self._journal.action_finished(action_id, "done", self._now(), detail=detail)
+        self._end(action_id, action, "done", detail=detail)
         with self._lock:
             self._report.done.append(action.key)
             if isinstance(action, Download):
@@ -294,11 +294,20 @@ class Executor:
         message = getattr(error, "message", None) or str(error)
         hint = getattr(error, "hint", "")
         log.warning("%s (%s) failed: %s", action.key, action.target, message)
-        self._journal.action_finished(action_id, "failed", self._now(), error=message)
+        self._end(action_id, action, "failed", error=message)
         with self._lock:
             self._report.failed.append(Failure(action.key, action.target, message, hint))
             if isinstance(error, TransientError):
                 self._report.aborted = message
+
+    def _end(self, action_id: int, action: Action, status: str, **outcome: str | None) -> None:
+        """Journal how the action ended and free its claim, in one transaction."""
+        try:
+            with self._journal.batch():
+                self._journal.action_finished(action_id, status, self._now(), **outcome)
+                self._claims.release(action.key)
+        finally:
+            self._claims.forget(action.key)  # never kept alive again, whatever the journal did
 
     def _dispatch(self, action: Action) -> str | None:
         if isinstance(action, Download):

@@ -9,6 +9,7 @@ connections tuned (``journal_schema.tune_sqlite``). SQLAlchemy's errors become
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,7 @@ class Database:
         self._engine = engine
         self._url = url
         self._lock_dir = lock_dir
+        self._batch = threading.local()  # the connection of this thread's open batch
 
     def close(self) -> None:
         self._engine.dispose()
@@ -63,8 +65,31 @@ class Database:
         return folder / f"putio-mirror-{digest}.lock"
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Fold every read and write this thread makes inside into one write transaction.
+
+        Each write is otherwise its own transaction: a small file's start (claim, check,
+        action row) and end (action row, release) were six commits and six waits for
+        SQLite's write lock among eight download threads. Keep a batch short: it holds
+        that lock. A batch inside a batch is part of it."""
+        if getattr(self._batch, "conn", None) is not None:
+            yield
+            return
+        with self.write() as conn:
+            self._batch.conn = conn
+            try:
+                yield
+            finally:
+                self._batch.conn = None
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
-        """Yield a connection in a write transaction, committed on leaving."""
+        """Yield a connection in a write transaction, committed on leaving (or this thread's
+        batch's, committed when the batch ends)."""
+        held: Connection | None = getattr(self._batch, "conn", None)
+        if held is not None:
+            yield held
+            return
         with self._translated(), self._engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
@@ -72,7 +97,11 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """Yield a connection in a read transaction."""
+        """Yield a connection in a read transaction (this thread's batch's, if one is open)."""
+        held: Connection | None = getattr(self._batch, "conn", None)
+        if held is not None:
+            yield held
+            return
         with self._translated(), self._engine.connect() as conn, conn.begin():
             yield conn
 

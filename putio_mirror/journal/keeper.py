@@ -52,10 +52,14 @@ class ClaimKeeper:
 
     def release(self, key: str) -> None:
         """Given a key, stop keeping it and free it in the journal (if it is still ours)."""
+        self.forget(key)
+        self._journal.release(key, self._owner)
+
+    def forget(self, key: str) -> None:
+        """Given a key, stop keeping it alive (its lease then runs out on its own)."""
         with self._lock:
             self._held.discard(key)
             self._lost.discard(key)
-        self._journal.release(key, self._owner)
 
     def renew(self) -> None:
         """Renew every held claim now; flag those another owner took."""

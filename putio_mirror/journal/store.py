@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Collection, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -130,6 +131,10 @@ class Journal:
         return self._db.lock_path
 
     # -- runs and actions -------------------------------------------------
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Fold the calls made inside (by this thread) into one transaction; keep it short."""
+        return self._db.batch()
 
     def start_run(
         self, command: str, now: datetime, dry_run: bool = False, owner: str | None = None
