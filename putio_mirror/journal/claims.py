@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
 from putio_mirror.journal.schema import (
     actions_table,
@@ -27,9 +27,9 @@ def take(conn: Connection, key: str, owner: str, lease: timedelta) -> bool:
     Return whether ``owner`` holds it now (its lease then runs ``lease`` from now).
     """
     now = database_now(conn)
-    statement = claim_statement(conn.dialect.name, key, owner, now, now + lease)
+    values = {"key": key, "owner": owner, "now": now, "expires_at": now + lease}
     # See claim_statement for why one statement is enough, and atomic.
-    return conn.execute(statement).first() is not None
+    return conn.execute(claim_statement(conn.dialect.name), values).first() is not None
 
 
 def extend(conn: Connection, keys: Collection[str], owner: str, lease: timedelta) -> frozenset[str]:
@@ -46,10 +46,14 @@ def extend(conn: Connection, keys: Collection[str], owner: str, lease: timedelta
     return frozenset(conn.execute(statement).scalars())
 
 
+_FREE = delete(claims_table).where(
+    claims_table.c.key == bindparam("key"), claims_table.c.owner == bindparam("owner")
+)
+
+
 def free(conn: Connection, key: str, owner: str) -> None:
     """Given a key, delete its claim if ``owner`` holds it."""
-    claim = claims_table.c
-    conn.execute(delete(claims_table).where(claim.key == key, claim.owner == owner))
+    conn.execute(_FREE, {"key": key, "owner": owner})
 
 
 def free_all(conn: Connection, owner: str) -> int:

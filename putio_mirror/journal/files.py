@@ -15,10 +15,13 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select, update
 
 from putio_mirror.core.state import DownloadRecord
-from putio_mirror.journal.schema import downloads_table, upsert
+from putio_mirror.journal.schema import downloads_table, upsert, upsert_row
 
 # Every download row, failure-only ones included (their path and size are NULL).
 _RECORDS = select(*(downloads_table.c[item.name] for item in fields(DownloadRecord)))
+
+
+_UNVERIFIED = downloads_table.c.verified_at.is_(None)
 
 
 def progress(conn: Connection, row: Mapping[str, Any]) -> None:
@@ -26,14 +29,13 @@ def progress(conn: Connection, row: Mapping[str, Any]) -> None:
 
     A host that lost its claim must not undo another host's verification.
     """
-    unverified = downloads_table.c.verified_at.is_(None)
-    upsert(conn, downloads_table, row, row, where=unverified)
+    upsert_row(conn, downloads_table, row, where=_UNVERIFIED)
 
 
 def verified(conn: Connection, row: Mapping[str, Any]) -> None:
     """Given a download row (all bytes done), mark it verified; its failures start over."""
     done = dict(row) | {"verified_at": row["updated_at"], "failures": 0, "last_error": None}
-    upsert(conn, downloads_table, done, done)
+    upsert_row(conn, downloads_table, done)
 
 
 def placed(conn: Connection, placements: Mapping[int, str], now: datetime) -> None:

@@ -11,7 +11,17 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Select, Table, func, insert, select
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from putio_mirror.journal.schema import actions_table, runs_table
 
@@ -52,20 +62,49 @@ def start_run(conn: Connection, row: Mapping[str, Any]) -> int:
     return _new_id(conn.execute(insert(runs_table).values(**row)))
 
 
+_EARLIER = (
+    select(func.count()).select_from(actions_table).where(actions_table.c.key == bindparam("key"))
+)
+_START = insert(actions_table).values(
+    status="started",
+    attempts=bindparam("attempts"),
+    owner=select(runs_table.c.owner)
+    .where(runs_table.c.id == bindparam("run_id"))
+    .scalar_subquery(),
+    run_id=bindparam("run_id"),
+    kind=bindparam("kind"),
+    key=bindparam("key"),
+    target=bindparam("target"),
+    started_at=bindparam("started_at"),
+)
+
+
+_FINISH = (
+    update(actions_table)
+    .where(actions_table.c.id == bindparam("action_id"))
+    .values(
+        status=bindparam("status"),
+        finished_at=bindparam("finished_at"),
+        error=bindparam("error"),
+        detail=bindparam("detail"),
+    )
+)
+
+
+def finish_action(conn: Connection, action_id: int, values: Mapping[str, Any]) -> None:
+    """Given an action id and how it ended (status, finished_at, error, detail), record it."""
+    conn.execute(_FINISH, dict(values) | {"action_id": action_id})
+
+
 def start_action(conn: Connection, row: Mapping[str, Any]) -> int:
-    """Given a starting action's row, insert it ``started``; return its id.
+    """Given a starting action's row (run_id, kind, key, target, started_at), insert it
+    ``started``; return its id.
 
     Its ``attempts`` is one more than the number of earlier actions with its key; its
-    ``owner`` is its run's.
+    ``owner`` is its run's. (Both statements are built once: see ``schema.upsert_row``.)
     """
-    action = actions_table.c
-    earlier = select(func.count()).select_from(actions_table).where(action.key == row["key"])
-    attempts = 1 + conn.execute(earlier).scalar_one()
-    owner = select(runs_table.c.owner).where(runs_table.c.id == row["run_id"]).scalar_subquery()
-    statement = insert(actions_table).values(
-        status="started", attempts=attempts, owner=owner, **row
-    )
-    return _new_id(conn.execute(statement))
+    attempts = 1 + conn.execute(_EARLIER, {"key": row["key"]}).scalar_one()
+    return _new_id(conn.execute(_START, dict(row) | {"attempts": attempts}))
 
 
 def recent_runs(conn: Connection, limit: int) -> tuple[RunRecord, ...]:

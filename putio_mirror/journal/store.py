@@ -53,7 +53,6 @@ from putio_mirror.journal.migrations import HEAD
 from putio_mirror.journal.runs import ActionRecord, RunRecord
 from putio_mirror.journal.schema import (
     SCHEMA_VERSION,
-    actions_table,
     database_now,
     downloads_table,
     runs_table,
@@ -188,9 +187,7 @@ class Journal:
             raise ValueError(f"{status!r} is not a final action status")
         values = {"status": status, "finished_at": _aware(now), "error": error, "detail": detail}
         with self._db.write() as conn:
-            conn.execute(
-                update(actions_table).where(actions_table.c.id == action_id).values(**values)
-            )
+            journal_runs.finish_action(conn, action_id, values)
 
     def recent_runs(self, limit: int = 10) -> tuple[RunRecord, ...]:
         """Return the newest ``limit`` runs, newest first."""
