@@ -75,11 +75,14 @@ def reset(conn: Connection, file_id: int) -> None:
     conn.execute(statement.values(bytes_done=0, verified_at=None, placed_at=None, placed_path=None))
 
 
+_VERIFIED_AT = select(downloads_table.c.verified_at).where(
+    downloads_table.c.file_id == bindparam("file_id")
+)
+
+
 def is_verified(conn: Connection, file_id: int) -> bool:
     """Given a file id, say whether any host has verified it."""
-    download = downloads_table.c
-    query = select(download.verified_at).where(download.file_id == file_id)
-    return conn.execute(query).scalar_one_or_none() is not None
+    return conn.execute(_VERIFIED_AT, {"file_id": file_id}).scalar_one_or_none() is not None
 
 
 def records(conn: Connection) -> dict[int, DownloadRecord]:

@@ -171,9 +171,10 @@ def database_now(conn: Connection) -> datetime:
         # clock_timestamp(), not now(): now() is when the transaction began.
         moment: datetime = conn.execute(select(func.clock_timestamp())).scalar_one()
         return moment.astimezone(UTC)
-    # SQLite's CURRENT_TIMESTAMP has whole seconds only; %f gives milliseconds.
-    spelled = conn.execute(select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one()
-    return datetime.fromisoformat(str(spelled)).replace(tzinfo=UTC)
+    # SQLite runs in this process: its 'now' is this machine's clock, which Python reads
+    # without a query per claim (kept to SQLite's millisecond precision).
+    moment = datetime.now(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def upsert(
