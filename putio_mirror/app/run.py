@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import get_args
 
 from putio_mirror.app.executor import WINDOWED_KINDS, Executor, Progress, Rules
+from putio_mirror.app.links import LinkPrefetcher
 from putio_mirror.app.observe import observe
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
@@ -32,7 +33,8 @@ from putio_mirror.core.attention import (
 )
 from putio_mirror.core.bandwidth import parse_timetable
 from putio_mirror.core.errors import AuthError, ConfigError, ExitCode, MirrorError, SafetyLimitError
-from putio_mirror.core.plan import ActionKind, Note, Plan
+from putio_mirror.core.pacing import AUTO_MAX_FILES
+from putio_mirror.core.plan import ActionKind, Download, Note, Plan
 from putio_mirror.core.reconcile import reconcile, safety_violations
 from putio_mirror.core.state import JournalFacts, Snapshot
 from putio_mirror.core.window import Schedule
@@ -248,9 +250,16 @@ def _execute(
     runtime: Runtime, request: Request, plan: Plan, client: PutioClient, journal: Journal
 ) -> RunReport:
     settings = runtime.settings
+    downloads = [action.file_id for action in plan if isinstance(action, Download)]
+    # Asked for ahead by twice as many files as download at once: each worker's next link
+    # is there when it starts its next file.
+    ahead = 2 * (settings.parallel_files or AUTO_MAX_FILES)
+    links = LinkPrefetcher(
+        lambda file_id: client.download_url(file_id, retry=False), downloads, ahead=ahead
+    )
     executor = Executor(
         client,
-        _fetcher_factory(settings, client, runtime.clock),
+        _fetcher_factory(settings, client, runtime.clock, links.url_for),
         journal,
         places(settings),
         Rules(
@@ -281,10 +290,14 @@ def _execute(
         summary = executor.report.summary()
         journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(exit_code), summary)
         executor.close()
+        links.close()
 
 
 def _fetcher_factory(
-    settings: Settings, client: PutioClient, clock: Callable[[], datetime]
+    settings: Settings,
+    client: PutioClient,
+    clock: Callable[[], datetime],
+    link_for: Callable[[int], str],
 ) -> Callable[[], Fetcher]:
     """One fetcher per download thread; they share the client, its connection pool and one
     bandwidth limiter."""
@@ -298,7 +311,7 @@ def _fetcher_factory(
         if refused:  # the token was refused once: never ask again in this run
             raise refused[0]
         try:
-            return client.download_url(file_id, retry=False)
+            return link_for(file_id)
         except AuthError as error:
             refused.append(error)
             raise

@@ -1,0 +1,90 @@
+"""put.io's download links for the next files, asked for ahead of their downloads.
+
+Each file's download starts with an API round trip for its link (``files/{id}/url``): ~0.1 s
+away from put.io, serial with the file's own first byte. Many small files pay it once each,
+so the links of the next files in the plan are asked for while the current ones download
+(issue 14). A link asked for ahead serves only its file's first request, and only while
+fresh; every later one (after a failure, a renewal) is asked for anew, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+log = logging.getLogger(__name__)
+
+#: A link asked for ahead is used only this soon after it arrived (put.io's last hours).
+MAX_AGE_SECONDS = 600.0
+
+
+class LinkPrefetcher:
+    """Given how to ask for a link and the files in download order, answer ``url_for``
+    from links asked for ``ahead`` files in advance, on ``workers`` threads of its own."""
+
+    def __init__(
+        self,
+        ask: Callable[[int], str],
+        order: Sequence[int],
+        *,
+        ahead: int,
+        workers: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ask = ask
+        self._order = list(order)
+        self._position = {file_id: index for index, file_id in enumerate(self._order)}
+        self._ahead = ahead
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._asked_up_to = 0  # positions below this are asked for (or taken) already
+        self._pending: dict[int, Future[tuple[str, float]]] = {}
+        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="links")
+        self._closed = False
+
+    def url_for(self, file_id: int) -> str:
+        """Given a file id, return a link for it: the one asked for ahead, if fresh."""
+        with self._lock:
+            ahead = self._pending.pop(file_id, None)
+            position = self._position.get(file_id)
+            if position is not None:
+                # this file's own link is never asked for ahead once it is asked for here
+                self._asked_up_to = max(self._asked_up_to, position + 1)
+                self._ask_ahead(position + 1 + self._ahead)
+        if ahead is not None:
+            found = self._taken(ahead)
+            if found is not None:
+                return found
+        return self._ask(file_id)
+
+    def close(self) -> None:
+        """Stop asking; links not yet used are dropped."""
+        with self._lock:
+            self._closed = True
+            pending, self._pending = list(self._pending.values()), {}
+        for future in pending:
+            future.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _ask_ahead(self, until: int) -> None:
+        """Ask for the links of positions up to ``until`` not asked for yet (lock held)."""
+        while not self._closed and self._asked_up_to < min(until, len(self._order)):
+            file_id = self._order[self._asked_up_to]
+            self._asked_up_to += 1
+            self._pending[file_id] = self._pool.submit(self._stamped, file_id)
+
+    def _stamped(self, file_id: int) -> tuple[str, float]:
+        return self._ask(file_id), self._clock()
+
+    def _taken(self, ahead: Future[tuple[str, float]]) -> str | None:
+        """Given a link asked for ahead, return it if it came and is fresh; None to ask anew
+        (its error, if any, is met again by asking: a refused token is refused again)."""
+        try:
+            url, arrived = ahead.result()
+        except Exception as error:
+            log.debug("a link asked for ahead failed (%s); asking again", error)
+            return None
+        return url if self._clock() - arrived < MAX_AGE_SECONDS else None

@@ -1,0 +1,90 @@
+"""Download links asked for ahead: the next files' links come while the current ones
+download, each serves its file's first request only, and only while fresh."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from putio_mirror.app.links import MAX_AGE_SECONDS, LinkPrefetcher
+from putio_mirror.fakeputio.fake import LoggedRequest
+from tests.mirror_env import Mirror
+
+
+class Asker:
+    """put.io's files/{id}/url, counted; a link names its file and how often it was asked."""
+
+    def __init__(self, failing: frozenset[int] = frozenset()) -> None:
+        self.asked: list[int] = []
+        self.failing = failing
+        self.lock = threading.Lock()
+
+    def __call__(self, file_id: int) -> str:
+        with self.lock:
+            self.asked.append(file_id)
+            count = self.asked.count(file_id)
+        if file_id in self.failing and count == 1:
+            raise ConnectionError("put.io is away")
+        return f"http://node/{file_id}?n={count}"
+
+
+def test_the_next_files_links_are_asked_for_ahead_and_used_once() -> None:
+    ask = Asker()
+    links = LinkPrefetcher(ask, [1, 2, 3, 4, 5], ahead=2)
+    assert links.url_for(1) == "http://node/1?n=1"
+    assert links.url_for(2) == "http://node/2?n=1"  # asked for while 1 was fetched
+    assert links.url_for(2) == "http://node/2?n=2"  # a second request asks anew
+    links.close()
+    assert sorted(set(ask.asked)) == [1, 2, 3, 4]  # 1 and 2 ahead of 2, never all five
+
+
+def test_a_stale_link_is_asked_for_again() -> None:
+    now = [0.0]
+    ask = Asker()
+    links = LinkPrefetcher(ask, [1, 2], ahead=1, clock=lambda: now[0])
+    links.url_for(1)
+    links._pending[2].result()  # the link of 2 has arrived
+    now[0] = MAX_AGE_SECONDS + 1
+    assert links.url_for(2) == "http://node/2?n=2"
+    links.close()
+
+
+def test_a_link_that_failed_ahead_is_asked_for_in_the_callers_thread() -> None:
+    ask = Asker(failing=frozenset({2}))
+    links = LinkPrefetcher(ask, [1, 2], ahead=1)
+    links.url_for(1)
+    assert links.url_for(2) == "http://node/2?n=2"
+    links.close()
+
+
+def test_an_error_met_again_reaches_the_caller() -> None:
+    def refused(file_id: int) -> str:
+        raise PermissionError("token refused")
+
+    links = LinkPrefetcher(refused, [1, 2], ahead=1)
+    with pytest.raises(PermissionError):
+        links.url_for(1)
+    with pytest.raises(PermissionError):
+        links.url_for(2)
+    links.close()
+
+
+def test_a_run_asks_for_the_next_link_while_a_file_downloads(mirror: Mirror) -> None:
+    first = mirror.fake.add_file("a.srt", size=3000)
+    second = mirror.fake.add_file("b.srt", size=3000)
+    mirror.write_config(download={"parallel_files": 1})
+    asked_second = threading.Event()
+    waited: list[bool] = []
+
+    def hold(request: LoggedRequest) -> None:
+        if request.host == "api" and request.path.endswith(f"/files/{second}/url"):
+            asked_second.set()
+        elif request.host == "node" and f"/{first}/" in request.path + "/":
+            # the first file's bytes wait until the second file's link is being asked for
+            waited.append(asked_second.wait(10))
+
+    mirror.fake.on_request = hold
+    assert mirror.run("files", "download").code == 0
+    assert waited and all(waited)
+    assert set(mirror.local_files()) == {"a.srt", "b.srt"}
