@@ -251,11 +251,14 @@ def _execute(
 ) -> RunReport:
     settings = runtime.settings
     downloads = [action.file_id for action in plan if isinstance(action, Download)]
-    # Asked for ahead by twice as many files as download at once: each worker's next link
-    # is there when it starts its next file.
-    ahead = 2 * (settings.parallel_files or AUTO_MAX_FILES)
+    # Asked for ahead by twice as many files as download at once, on as many threads as
+    # download: links arrive as fast as files finish (fewer threads set the pace at 50 ms).
+    at_once = settings.parallel_files or AUTO_MAX_FILES
     links = LinkPrefetcher(
-        lambda file_id: client.download_url(file_id, retry=False), downloads, ahead=ahead
+        lambda file_id: client.download_url(file_id, retry=False),
+        downloads,
+        ahead=2 * at_once,
+        workers=at_once,
     )
     executor = Executor(
         client,
