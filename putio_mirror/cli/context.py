@@ -11,6 +11,7 @@ import click
 
 if TYPE_CHECKING:
     from putio_mirror.config.settings import Settings
+    from putio_mirror.putio.client import PutioClient
 
 log = logging.getLogger("putio_mirror")
 
@@ -56,3 +57,19 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def quick_client(settings: Settings) -> PutioClient:
+    """Given settings with a token, return a put.io client that gives up fast (two tries,
+    at most 15 s each): for commands a person sits and waits on, such as doctor and status."""
+    from putio_mirror.core.retry import Backoff
+    from putio_mirror.putio.client import PutioClient
+
+    assert settings.token is not None
+    return PutioClient(
+        settings.token.reveal(),
+        settings.api_url,
+        settings.upload_url,
+        timeout=min(settings.timeout, 15.0),
+        backoff=Backoff(max_attempts=2, cap=2.0),
+    )

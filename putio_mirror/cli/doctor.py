@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from putio_mirror.cli.context import Context, pass_context
+from putio_mirror.cli.context import Context, pass_context, quick_client
 from putio_mirror.core.errors import ExitCode, MirrorError
 from putio_mirror.core.health import Finding, finding_lines, ok, problem, problem_count
 from putio_mirror.core.units import human_bytes
@@ -141,19 +141,10 @@ def _journal_finding(settings: Settings) -> Finding:
 
 
 def _putio_findings(settings: Settings) -> Iterator[Finding]:
-    from putio_mirror.core.retry import Backoff
-    from putio_mirror.putio.client import PutioClient
-
     if settings.token is None:
         yield problem("token", "no put.io token is set", LOGIN_HINT)
         return
-    with PutioClient(
-        settings.token.reveal(),
-        settings.api_url,
-        settings.upload_url,
-        timeout=min(settings.timeout, 15.0),
-        backoff=Backoff(max_attempts=2, cap=2.0),
-    ) as client:
+    with quick_client(settings) as client:
         try:
             account = client.account_info()
         except MirrorError as error:

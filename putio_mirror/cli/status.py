@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from putio_mirror.cli.context import Context, pass_context
+from putio_mirror.cli.context import Context, pass_context, quick_client
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.health import describe_windows
 from putio_mirror.core.history import RunSummary
@@ -170,19 +170,10 @@ class _Putio:
 
 @contextmanager
 def _putio(settings: Settings) -> Iterator[_Putio]:
-    from putio_mirror.core.retry import Backoff
-    from putio_mirror.putio.client import PutioClient
-
     if settings.token is None:
         yield _Putio(None, "no put.io token: run `putio-mirror login`")
         return
-    with PutioClient(
-        settings.token.reveal(),
-        settings.api_url,
-        settings.upload_url,
-        timeout=min(settings.timeout, 15.0),
-        backoff=Backoff(max_attempts=2, cap=2.0),
-    ) as client:
+    with quick_client(settings) as client:
         yield _Putio(client, None)
 
 

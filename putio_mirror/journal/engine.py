@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -191,3 +192,25 @@ def translate_error(error: SQLAlchemyError, shown_url: str) -> JournalError:
         f"the journal {shown_url} failed: {original}",
         "check that the database is reachable and writable; see the log for details",
     )
+
+
+class DatabaseFace:
+    """What the journal's faces (``Journal``, ``JournalReader``) share: one database,
+    closed on leaving a ``with``, shown by its URL with any password hidden."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The journal's URL with any password hidden, fit for logs and messages."""
+        return self._db.url

@@ -19,6 +19,7 @@ from putio_mirror.journal import files as journal_files
 from putio_mirror.journal import runs as journal_runs
 from putio_mirror.journal.engine import (
     Database,
+    DatabaseFace,
     create_journal_engine,
     is_missing_file,
     parse_url,
@@ -45,11 +46,8 @@ class InFlight:
     run_id: int
 
 
-class JournalReader:
+class JournalReader(DatabaseFace):
     """Given a journal URL, read it without changing it; open it with ``JournalReader.open``."""
-
-    def __init__(self, database: Database) -> None:
-        self._db = database
 
     @classmethod
     def open(cls, url: str, *, busy_timeout: float = 5.0) -> JournalReader | None:
@@ -62,20 +60,6 @@ class JournalReader:
             return None
         shown = parsed.render_as_string(hide_password=True)
         return cls(Database(create_journal_engine(parsed, shown, busy_timeout), parsed))
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> JournalReader:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def url(self) -> str:
-        """The journal's URL with any password hidden."""
-        return self._db.url
 
     def schema_version(self) -> int | None:
         """Return the journal's schema version; None if it has none (empty or not ours).

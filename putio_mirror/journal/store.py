@@ -45,6 +45,7 @@ from putio_mirror.journal import (
 )
 from putio_mirror.journal.engine import (
     Database,
+    DatabaseFace,
     create_journal_engine,
     is_missing_file,
     parse_url,
@@ -75,11 +76,11 @@ _STORED_REVISION = "SELECT version_num FROM alembic_version"
 ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "interrupted"})
 
 
-class Journal:
+class Journal(DatabaseFace):
     """A handle on one journal database; open it with ``Journal.open(url)``."""
 
     def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
-        self._db = Database(engine, url, lock_dir)
+        super().__init__(Database(engine, url, lock_dir))
 
     @classmethod
     def open(cls, url: str, *, busy_timeout: float = 5.0) -> Journal:
@@ -109,20 +110,6 @@ class Journal:
         nothing). Raise JournalError as ``open`` does.
         """
         return None if is_missing_file(parse_url(url)) else cls.open(url)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def url(self) -> str:
-        """The journal's URL with any password hidden, fit for logs and messages."""
-        return self._db.url
 
     @property
     def lock_path(self) -> Path:
