@@ -222,6 +222,19 @@ CREATE INDEX ix_actions_status ON actions (status);
 INSERT INTO schema_info (version) VALUES (3);
 """
 
+# Version 4 added one table, what RPC clients asked for.
+V4_SQLITE_SCHEMA = (
+    V3_SQLITE_SCHEMA.replace("VALUES (3)", "VALUES (4)")
+    + """
+CREATE TABLE desires (id INTEGER NOT NULL, info_hash VARCHAR(64) NOT NULL, name TEXT NOT NULL,
+    kind VARCHAR(16) NOT NULL, torrent BLOB, magnet_uri TEXT NOT NULL, category TEXT NOT NULL,
+    labels TEXT NOT NULL, paused BOOLEAN NOT NULL, seed_ratio_limit FLOAT,
+    seed_idle_minutes INTEGER, error TEXT, item_path TEXT, item_files TEXT,
+    added_at DATETIME NOT NULL, removed_at DATETIME,
+    PRIMARY KEY (id), UNIQUE (info_hash));
+"""
+)
+
 # Legal input that PostgreSQL refused when keys and commands were VARCHAR(n).
 LONG_HOST = "ip-10-0-0-1." + "h" * 171 + ".compute.internal"
 LONG_NAME = "n" * 247 + ".torrent"  # 255 bytes, the longest name most filesystems allow
@@ -320,13 +333,33 @@ def test_a_255_byte_name_and_a_200_character_host_fit_on_both_databases(
     use_long_names(any_journal)
 
 
-def test_a_new_sqlite_journal_gets_the_frozen_version_3_layout(
+def test_a_new_sqlite_journal_gets_the_frozen_version_4_layout(
     journal: Journal, db_file: Path, tmp_path: Path
 ) -> None:
-    frozen = tmp_path / "v3.sqlite3"
+    frozen = tmp_path / "v4.sqlite3"
     with closing(sqlite3.connect(frozen)) as conn:
+        conn.executescript(V4_SQLITE_SCHEMA)
+    assert SCHEMA_VERSION == 4
+    assert query(db_file, SQLITE_LAYOUT) == query(frozen, SQLITE_LAYOUT)
+
+
+def test_a_version_3_journal_gains_the_desires_table_and_keeps_unplaced_files_unplaced(
+    db_file: Path, tmp_path: Path
+) -> None:
+    db_file.parent.mkdir()
+    with closing(sqlite3.connect(db_file)) as conn:
         conn.executescript(V3_SQLITE_SCHEMA)
-    assert SCHEMA_VERSION == 3
+        conn.execute(
+            "INSERT INTO downloads (file_id, relative_path, size, bytes_done, verified_at, "
+            "failures) VALUES (7, 'film.mkv', 10, 10, '2024-03-01 02:02:00.000000', 0)"
+        )
+        conn.commit()
+    with Journal.open(sqlite_url(db_file)) as journal:
+        assert not journal.facts().downloads[7].is_placed  # verified in staging, not placed
+        assert journal.facts().desires == {}
+    frozen = tmp_path / "v4.sqlite3"
+    with closing(sqlite3.connect(frozen)) as conn:
+        conn.executescript(V4_SQLITE_SCHEMA)
     assert query(db_file, SQLITE_LAYOUT) == query(frozen, SQLITE_LAYOUT)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from putio_mirror.app.downloading import DownloadSteps, Fetcher, NoProgress, Paused, Progress
+from putio_mirror.app.requested import submit_desired
 from putio_mirror.core.errors import (
     ExitCode,
     FatalError,
@@ -39,6 +40,7 @@ from putio_mirror.core.plan import (
     PlaceItem,
     Plan,
     RejectBlackholeFile,
+    SubmitDesired,
     SubmitMagnet,
     SubmitTorrent,
     TidyStaging,
@@ -81,6 +83,8 @@ class RemoteWriter(Protocol):
 
     def delete_files(self, ids: list[int]) -> None: ...
 
+    def folder_named(self, parent_id: int, name: str) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Rules:
@@ -89,6 +93,8 @@ class Rules:
     schedule: Schedule = field(default_factory=Schedule)
     groom_outside_window: bool = True
     save_parent_id: int | None = None
+    #: the mirrored put.io folder, where RPC categories get their folders
+    remote_root_id: int = 0
     free_space_margin: int = FREE_SPACE_MARGIN
     parallel_files: int = 1
     #: who this run is, for claims when several hosts share one journal
@@ -351,6 +357,16 @@ class Executor:
             return self._downloads.tidy(action)
         if isinstance(action, SubmitTorrent | SubmitMagnet):
             return self._submit(action)
+        if isinstance(action, SubmitDesired):
+            rules = self._rules
+            return submit_desired(
+                self._remote,
+                self._journal,
+                action,
+                root_id=rules.remote_root_id,
+                save_parent_id=rules.save_parent_id,
+                now=self._now,
+            )
         if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):
             return self._file_away(action)
         return self._groom(action)

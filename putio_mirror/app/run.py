@@ -98,6 +98,8 @@ class Runtime:
     clock: Callable[[], datetime] = local_now
     stop_requested: Callable[[], bool] = lambda: False
     progress: Progress | None = None
+    #: told of every snapshot observed, and whether it lists the files (``serve``'s cache)
+    on_snapshot: Callable[[Snapshot, bool], None] | None = None
 
 
 def run_once(runtime: Runtime, request: Request) -> Outcome:
@@ -115,6 +117,8 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         client = stack.enter_context(open_client(settings))
         facts = journal.facts() if journal is not None else JournalFacts()
         snapshot = _observe(runtime, request, client, facts)
+        if runtime.on_snapshot is not None:
+            runtime.on_snapshot(snapshot, request.needs_files)
         plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
         plan = plan.only(request.kinds, request.limit_downloads)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
@@ -210,6 +214,7 @@ def _execute(
             schedule=settings.schedule,
             groom_outside_window=settings.groom_outside_window,
             save_parent_id=settings.save_parent_id,
+            remote_root_id=settings.policy.remote_root_id,
             free_space_margin=settings.free_space_margin,
             parallel_files=settings.parallel_files,
             owner=request.owner,

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import schedule
@@ -34,6 +35,7 @@ from putio_mirror.cli.progress import LogProgress
 from putio_mirror.cli.signals import StopFlag
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
+from putio_mirror.core.state import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,19 @@ RECHECK_SECONDS = 30.0
 SYNC = Request("watch sync", kinds=ALL_KINDS - BLACKHOLE_KINDS)
 #: the watcher's blackhole pass, which runs beside its sync
 PASS = Request("watch submit", kinds=BLACKHOLE_KINDS, beside_sync=True)
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What ``serve`` adds to the watcher: the RPC door's hooks into its loop."""
+
+    #: told of every snapshot a sync or pass observed (and whether it lists the files)
+    on_snapshot: Callable[[Snapshot, bool], None] | None = None
+    #: given, once the watcher runs, the function that asks for a pass at once
+    wire_wake: Callable[[Callable[[], None]], None] | None = None
+    #: asked every ``hurry_seconds``: while it says yes, a pass and a sync run that often
+    hurry: Callable[[], bool] | None = None
+    hurry_seconds: float = 30.0
 
 
 class _Arm(FileSystemEventHandler):
@@ -121,14 +136,23 @@ def watch_blackhole(
     stop: StopFlag | None = None,
     poll_seconds: float = 0.5,
     monotonic: Callable[[], float] = time.monotonic,
+    extras: Extras | None = None,
 ) -> ExitCode:
     """Given settings, watch until stopped; return the exit code (0 after SIGTERM)."""
     settings.blackhole_dir.mkdir(parents=True, exist_ok=True)
     timer = _Timer(monotonic)
     if add_first:
         timer.arm(0.0)
+    extras = extras or Extras()
+    if extras.wire_wake is not None:
+        extras.wire_wake(lambda: timer.arm(0.0))
     with stop or StopFlag() as flag:
-        runtime = Runtime(settings, stop_requested=flag.is_set, progress=LogProgress())
+        runtime = Runtime(
+            settings,
+            stop_requested=flag.is_set,
+            progress=LogProgress(),
+            on_snapshot=extras.on_snapshot,
+        )
         observer = Observer()
         observer.schedule(_Arm(timer.arm), str(settings.blackhole_dir), recursive=False)
         observer.start()
@@ -136,7 +160,8 @@ def watch_blackhole(
         scheduler = _scheduler(syncs, settings, periodic_sync)
         log.info("watching %s", settings.blackhole_dir)
         try:
-            return _loop(runtime, timer, scheduler, syncs, flag, poll_seconds)
+            hurry = _Hurry(extras, timer, syncs, monotonic)
+            return _loop(runtime, timer, scheduler, syncs, flag, poll_seconds, hurry)
         finally:
             flag.set()  # a sync still running stops at its next chunk
             syncs.join()
@@ -160,8 +185,10 @@ def _loop(
     syncs: _Syncs,
     flag: StopFlag,
     poll_seconds: float,
+    hurry: _Hurry,
 ) -> ExitCode:
     while not flag.is_set():
+        hurry.check()
         if timer.fire_if_due():
             _guarded("watch submit", lambda: _report_summary(submit_blackhole(runtime)))
             delay = _recheck_delay(runtime.settings.blackhole_dir, time.time())
@@ -172,6 +199,28 @@ def _loop(
         flag.wait(poll_seconds)
     log.info("stopped on request")
     return ExitCode.OK
+
+
+class _Hurry:
+    """While the RPC door has items not yet placed, a pass and a sync every few seconds:
+    a client's torrent starts downloading soon after put.io finishes it."""
+
+    def __init__(
+        self, extras: Extras, timer: _Timer, syncs: _Syncs, monotonic: Callable[[], float]
+    ) -> None:
+        self._extras, self._timer, self._syncs = extras, timer, syncs
+        self._monotonic = monotonic
+        self._last = monotonic()  # the first sync has just started
+
+    def check(self) -> None:
+        if self._extras.hurry is None:
+            return
+        if self._monotonic() - self._last < self._extras.hurry_seconds:
+            return
+        self._last = self._monotonic()
+        if self._extras.hurry():
+            self._timer.arm(0.0)
+            self._syncs.start()
 
 
 def _recheck_delay(folder: Path, now: float) -> float | None:

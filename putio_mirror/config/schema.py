@@ -140,6 +140,27 @@ class SafetySection(_Section):
     vanished_threshold: NonNegativeInt = 10
 
 
+class RpcSection(_Section):
+    listen: str = "127.0.0.1:9091"
+    url_base: str = "/transmission"
+    username: str | None = None
+    password: str | None = None
+    categories: tuple[str, ...] = ()
+    poll_seconds: PositiveFloat = 30.0
+
+    @field_validator("url_base")
+    @classmethod
+    def _is_a_path(cls, value: str) -> str:
+        if not value.startswith("/") or any(char in value for char in "?#% "):
+            raise ValueError("should be a URL path such as /transmission")
+        return value.rstrip("/")
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _one_category_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
 class MirrorFile(_Section):
     """The whole file, exactly as written; ``Settings`` is built from it."""
 
@@ -149,6 +170,7 @@ class MirrorFile(_Section):
     download: DownloadSection = DownloadSection()
     schedule: ScheduleSection = ScheduleSection()
     safety: SafetySection = SafetySection()
+    rpc: RpcSection = RpcSection()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("log_level", mode="before")

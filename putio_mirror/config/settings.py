@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
+from putio_mirror.config.rpc import RpcSettings, rpc_settings
 from putio_mirror.config.schema import MirrorFile, PutioSection, Secret
 from putio_mirror.core.errors import ConfigError
 from putio_mirror.core.naming import OWN_PREFIX, STAGING_DIR_NAME
@@ -65,6 +66,7 @@ class Settings:
     #: the put.io folder new transfers save into (None: put.io's default)
     save_parent_id: int | None
     policy: Policy
+    rpc: RpcSettings = field(default_factory=RpcSettings)
     config_path: Path | None = None
     warnings: tuple[str, ...] = ()
 
@@ -153,6 +155,7 @@ def _build(
 ) -> tuple[Settings, tuple[str, ...]]:
     """Given a valid file model, return the Settings and any problems found reading the token."""
     token, problems = _resolve_token(model.putio, env, source)
+    rpc, rpc_problems = rpc_settings(model.rpc)
     paths = model.paths
     download_dir = _expand(paths.downloads, env)
     settings = Settings(
@@ -180,10 +183,11 @@ def _build(
         watch_interval_minutes=model.schedule.watch_interval_minutes,
         save_parent_id=model.transfers.save_parent_id,
         policy=_policy(model),
+        rpc=rpc,
         config_path=config_path,
         warnings=_permission_warnings(model.putio, env, config_path),
     )
-    return settings, problems
+    return settings, problems + rpc_problems
 
 
 def _policy(model: MirrorFile) -> Policy:

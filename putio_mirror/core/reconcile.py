@@ -12,6 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
+from putio_mirror.core.desired import (
+    desire_of,
+    has_seed_limits,
+    plan_desires,
+    seeded_enough_for,
+)
 from putio_mirror.core.mirroring import (
     Pending,
     RemoteTree,
@@ -55,9 +61,11 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     """
     tree = index_tree(snapshot.files, policy)
     notes: list[Note] = []
-    actions: list[Action] = []
+    desired = plan_desires(snapshot)
+    actions: list[Action] = [*desired]
     if policy.submit_blackhole:
-        actions += _plan_blackhole(snapshot, notes)
+        pending_desires = {action.info_hash: action.key for action in desired}
+        actions += _plan_blackhole(snapshot, notes, pending_desires)
     fetches: list[Download] = []
     adopted: list[AdoptLocal] = []
     placements: list[PlaceItem] = []
@@ -78,14 +86,17 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     return Plan(tuple(actions), tuple(notes))
 
 
-def _plan_blackhole(snapshot: Snapshot, notes: list[Note]) -> list[Action]:
+def _plan_blackhole(
+    snapshot: Snapshot, notes: list[Note], pending_desires: Mapping[str, str]
+) -> list[Action]:
     # A submission without a transfer id was only attempted: put.io's answer never came.
     # If put.io has the transfer, it was created (archive; it is ours); if not, submit again.
     submitted = {
         key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
     }
     on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
-    first_key: dict[str, str] = {}
+    # A torrent an RPC client asked for in this same plan is submitted once, by the desire.
+    first_key: dict[str, str] = dict(pending_desires)
     actions: list[Action] = []
     for item in sorted(snapshot.blackhole, key=lambda entry: entry.name):
         if item.problem is not None or item.info_hash is None:
@@ -98,7 +109,7 @@ def _plan_blackhole(snapshot: Snapshot, notes: list[Note]) -> list[Action]:
             actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, why=where))
         elif item.info_hash in first_key:
             requires = (first_key[item.info_hash],)
-            why = "same torrent as another file in this scan"
+            why = "same torrent as another file in this scan or an RPC request"
             actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, why, requires))
         else:
             action = _submit(item, item.info_hash)
@@ -128,7 +139,7 @@ def _plan_cancels(snapshot: Snapshot, policy: Policy, now: datetime) -> list[Act
         for transfer in sorted(snapshot.transfers, key=lambda entry: entry.id)
         if transfer.is_seeding
         and _is_ours(transfer, snapshot, policy)
-        and _seeded_enough(transfer, policy, now)
+        and _seeded_enough(transfer, snapshot, policy, now)
     ]
 
 
@@ -141,8 +152,12 @@ def _seeding_hours(transfer: Transfer, now: datetime) -> float:
     return 0.0
 
 
-def _seeded_enough(transfer: Transfer, policy: Policy, now: datetime) -> bool:
-    """Seeding stops after the configured hours, or earlier once the ratio is reached."""
+def _seeded_enough(transfer: Transfer, snapshot: Snapshot, policy: Policy, now: datetime) -> bool:
+    """Seeding stops after the configured hours, or earlier once the ratio is reached;
+    limits an RPC client set for this torrent (``torrent-set``) replace those."""
+    desire = desire_of(transfer, snapshot.journal.desires)
+    if desire is not None and has_seed_limits(desire):
+        return seeded_enough_for(desire, transfer)
     if _seeding_hours(transfer, now) >= policy.seeding_min_hours:
         return True
     ratio = transfer.current_ratio

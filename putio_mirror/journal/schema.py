@@ -3,8 +3,9 @@
 Private to ``store.py``, the journal's only entry point: nothing else imports this module.
 Change a table here and bump ``SCHEMA_VERSION``, teaching ``prepare`` how an older journal
 reaches it in place (version 2 added the ``claims`` table; version 3 added columns and made
-every key and command ``Text``, see ``_upgrade_columns``). The statements that
-SQLite and PostgreSQL spell differently (upserts, the atomic claim) are built here too.
+every key and command ``Text``, see ``_upgrade_columns``; version 4 added ``desires``). The
+statements that SQLite and PostgreSQL spell differently (upserts, the atomic claim) are built
+here too.
 The tables are SQLAlchemy Core ``Table`` objects, never ORM classes: every timer-started run
 imports this module, and ``sqlalchemy.orm`` alone would add tens of milliseconds to its start.
 """
@@ -25,8 +26,10 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Engine,
+    Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -47,7 +50,7 @@ from sqlalchemy.types import TypeDecorator
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "putio_mirror_write"
 # How long to wait between attempts to switch a SQLite journal to WAL (see _enter_wal).
@@ -161,6 +164,31 @@ claims_table = Table(
     Column("claimed_at", UtcDateTime, nullable=False),
 )
 
+# What RPC clients (Sonarr, Radarr, transmission-remote) asked for, by info-hash; ``id`` is
+# the number Transmission clients know it by. A new table: ``create_all`` adds it to an
+# older journal, and an older putio-mirror ignores it.
+desires_table = Table(
+    "desires",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("info_hash", String(64), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("torrent", LargeBinary),
+    Column("magnet_uri", Text, nullable=False, default=""),
+    Column("category", Text, nullable=False, default=""),
+    Column("labels", Text, nullable=False, default=""),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("seed_ratio_limit", Float),
+    Column("seed_idle_minutes", Integer),
+    Column("error", Text),
+    # Where its item is, once put.io's tree shows it: relative path, files as JSON.
+    Column("item_path", Text),
+    Column("item_files", Text),
+    Column("added_at", UtcDateTime, nullable=False),
+    Column("removed_at", UtcDateTime),
+)
+
 
 def prepare(conn: Connection) -> int | None:
     """Given a connection in a write transaction, create or upgrade the schema in place.
@@ -178,9 +206,9 @@ def prepare(conn: Connection) -> int | None:
     found: int | None = conn.execute(newest).scalar_one_or_none()
     if found is not None and found > SCHEMA_VERSION:
         return found
-    # Version 2 only added a table; version 3 adds columns and widens keys to Text.
+    # Versions 2 and 4 only added a table; version 3 adds columns and widens keys to Text.
     metadata.create_all(conn)
-    if found is not None and found < SCHEMA_VERSION:
+    if found is not None and found < 3:
         _upgrade_columns(conn)
         _verified_was_placed(conn)
     if found is None:

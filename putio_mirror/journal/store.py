@@ -37,6 +37,9 @@ from putio_mirror.journal import (
     claims as journal_claims,
 )
 from putio_mirror.journal import (
+    desires as journal_desires,
+)
+from putio_mirror.journal import (
     files as journal_files,
 )
 from putio_mirror.journal import (
@@ -290,12 +293,19 @@ class Journal:
         with self._db.read() as conn:
             submissions = {row[0]: Submission(*row) for row in conn.execute(submissions_query)}
             downloads = journal_files.records(conn)
+            desires = journal_desires.listing(conn)
         own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
         return JournalFacts(
             submissions=MappingProxyType(submissions),
             downloads=MappingProxyType(downloads),
             own_transfer_ids=own,
+            desires=MappingProxyType(desires),
         )
+
+    @property
+    def desires(self) -> journal_desires.DesireBook:
+        """What RPC clients asked for (see ``desires.DesireBook``)."""
+        return journal_desires.DesireBook(self._db)
 
     # -- claims: hosts sharing one journal share the work ------------------
 

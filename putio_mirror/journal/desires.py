@@ -1,0 +1,181 @@
+"""The SQL of what RPC clients asked for: add once by info-hash, change, remove, list.
+
+Private to ``store.py``, whose ``add_desire``/``change_desire``/``remove_desire``/
+``desires``/``desire_torrent`` are the entry points; each function here runs inside a
+transaction the journal opened. A removed desire keeps its row (``removed_at``), so
+its number is never given to another torrent and ``history`` can tell of it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from putio_mirror.core.state import Desire
+from putio_mirror.journal.engine import Database
+from putio_mirror.journal.schema import desires_table, downloads_table
+
+#: labels are few short words; one text column keeps the table simple
+LABEL_SEPARATOR = "\n"
+
+_COLUMNS = desires_table.c
+_LISTED = select(
+    _COLUMNS.info_hash,
+    _COLUMNS.id,
+    _COLUMNS.name,
+    _COLUMNS.kind,
+    _COLUMNS.added_at,
+    _COLUMNS.magnet_uri,
+    _COLUMNS.category,
+    _COLUMNS.labels,
+    _COLUMNS.paused,
+    _COLUMNS.seed_ratio_limit,
+    _COLUMNS.seed_idle_minutes,
+    _COLUMNS.error,
+    _COLUMNS.item_path,
+    _COLUMNS.item_files,
+)
+
+
+def add(conn: Connection, row: Mapping[str, Any]) -> tuple[int, bool]:
+    """Given a new desire's row, store it unless its info-hash is known and not removed;
+    return (its id, whether it was added now). A removed one comes back with the new row."""
+    found = conn.execute(
+        select(_COLUMNS.id, _COLUMNS.removed_at).where(_COLUMNS.info_hash == row["info_hash"])
+    ).first()
+    if found is None:
+        inserted = conn.execute(insert(desires_table).values(**row)).inserted_primary_key
+        assert inserted is not None
+        return int(inserted[0]), True
+    if found.removed_at is None:
+        return int(found.id), False
+    values = dict(row) | {"removed_at": None, "error": None}
+    conn.execute(update(desires_table).where(_COLUMNS.id == found.id).values(**values))
+    return int(found.id), True
+
+
+def change(conn: Connection, info_hashes: list[str], values: Mapping[str, Any]) -> None:
+    """Given info-hashes and column values, set them on those desires (unknown ones: none)."""
+    if info_hashes and values:
+        statement = update(desires_table).where(
+            _COLUMNS.info_hash.in_(info_hashes), _COLUMNS.removed_at.is_(None)
+        )
+        conn.execute(statement.values(**values))
+
+
+def remove(conn: Connection, info_hashes: list[str], now: datetime) -> None:
+    change(conn, info_hashes, {"removed_at": now})
+
+
+def listing(conn: Connection) -> dict[str, Desire]:
+    """Return every desire not removed, by info-hash."""
+    rows = conn.execute(_LISTED.where(_COLUMNS.removed_at.is_(None)))
+    return {row.info_hash: _desire(row) for row in rows}
+
+
+def torrent(conn: Connection, info_hash: str) -> bytes | None:
+    found = conn.execute(select(_COLUMNS.torrent).where(_COLUMNS.info_hash == info_hash))
+    data = found.scalar_one_or_none()
+    return None if data is None else bytes(data)
+
+
+def _desire(row: Any) -> Desire:
+    labels = tuple(label for label in (row.labels or "").split(LABEL_SEPARATOR) if label)
+    return Desire(
+        info_hash=row.info_hash,
+        rpc_id=row.id,
+        name=row.name,
+        kind=row.kind,
+        added_at=row.added_at,
+        magnet_uri=row.magnet_uri or "",
+        category=row.category or "",
+        labels=labels,
+        paused=bool(row.paused),
+        seed_ratio_limit=row.seed_ratio_limit,
+        seed_idle_minutes=row.seed_idle_minutes,
+        error=row.error,
+        item_path=row.item_path or "",
+        item_files=tuple(
+            (int(file_id), str(path), int(size))
+            for file_id, path, size in json.loads(row.item_files or "[]")
+        ),
+    )
+
+
+class DesireBook:
+    """The journal's desires, for the RPC door: every write its own short transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, desire: Desire, torrent_data: bytes | None) -> tuple[int, bool]:
+        """Given a desire (its ``rpc_id`` is ignored) and its .torrent bytes (None for a
+        magnet), store it once by info-hash; return (its number, whether it is new)."""
+        row = {
+            "info_hash": desire.info_hash,
+            "name": desire.name,
+            "kind": desire.kind,
+            "torrent": torrent_data,
+            "magnet_uri": desire.magnet_uri,
+            "category": desire.category,
+            "labels": LABEL_SEPARATOR.join(desire.labels),
+            "paused": desire.paused,
+            "seed_ratio_limit": desire.seed_ratio_limit,
+            "seed_idle_minutes": desire.seed_idle_minutes,
+            "added_at": _aware(desire.added_at),
+        }
+        with self._db.write() as conn:
+            return add(conn, row)
+
+    def change(self, info_hashes: list[str], **values: Any) -> None:
+        """Given info-hashes, set ``paused``, ``labels`` (a tuple), seed limits or ``error``."""
+        if "labels" in values:
+            values["labels"] = LABEL_SEPARATOR.join(values["labels"])
+        with self._db.write() as conn:
+            change(conn, info_hashes, values)
+
+    def locate(
+        self, info_hash: str, item_path: str, files: tuple[tuple[int, str, int], ...]
+    ) -> None:
+        """Given a desire's info-hash, remember where its item is and which files it has."""
+        self.change([info_hash], item_path=item_path, item_files=json.dumps(files))
+
+    def remove(self, info_hashes: list[str], now: datetime) -> None:
+        with self._db.write() as conn:
+            remove(conn, info_hashes, _aware(now))
+
+    def listing(self) -> dict[str, Desire]:
+        with self._db.read() as conn:
+            return listing(conn)
+
+    def progress_of(self, file_ids: list[int]) -> dict[int, tuple[int, bool, str | None]]:
+        return progress_of(self._db, file_ids) if file_ids else {}
+
+    def torrent(self, info_hash: str) -> bytes | None:
+        """Given an info-hash, return the .torrent bytes a client sent for it (None: none)."""
+        with self._db.read() as conn:
+            return torrent(conn, info_hash)
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"the journal needs aware datetimes, got naive {moment.isoformat()}")
+    return moment
+
+
+def progress_of(db: Database, file_ids: list[int]) -> dict[int, tuple[int, bool, str | None]]:
+    """Given file ids, return file id -> (bytes done, verified, placed path) for those the
+    journal knows: what the RPC door reports as local progress."""
+    download = downloads_table.c
+    query = select(
+        download.file_id, download.bytes_done, download.verified_at, download.placed_path
+    ).where(download.file_id.in_(file_ids))
+    with db.read() as conn:
+        return {
+            row.file_id: (row.bytes_done or 0, row.verified_at is not None, row.placed_path)
+            for row in conn.execute(query)
+        }
