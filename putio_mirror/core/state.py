@@ -147,6 +147,8 @@ class Desire:
     kind: DesireKind
     added_at: datetime
     magnet_uri: str = ""
+    #: bytes, from the .torrent (0 until put.io knows a magnet's)
+    size: int = 0
     category: str = ""
     labels: tuple[str, ...] = ()
     paused: bool = False

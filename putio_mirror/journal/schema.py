@@ -174,6 +174,7 @@ desires_table = Table(
     Column("info_hash", String(64), nullable=False, unique=True),
     Column("name", Text, nullable=False),
     Column("kind", String(16), nullable=False),
+    Column("size", BigInteger, nullable=False, default=0),
     Column("torrent", LargeBinary),
     Column("magnet_uri", Text, nullable=False, default=""),
     Column("category", Text, nullable=False, default=""),

@@ -160,7 +160,9 @@ def _total_size(view: ItemView) -> int:
         return sum(size for _, _, size in view.local.files)
     if view.transfer is not None and view.transfer.size:
         return view.transfer.size
-    return 0  # a magnet whose metadata put.io has not fetched yet: Sonarr reads "queued"
+    return (
+        view.desire.size
+    )  # a magnet whose metadata put.io has not fetched yet: Sonarr reads "queued"
 
 
 def _putio_fraction(transfer: Transfer | None) -> float:
