@@ -78,7 +78,7 @@ def _all_fields(view: ItemView, now: datetime) -> Mapping[str, Callable[[], obje
         "isFinished": lambda: finished,
         "isStalled": lambda: False,
         "status": lambda: status,
-        "eta": lambda: -1 if left else 0,
+        "eta": lambda: 0 if _is_placed(view) else -1,
         "rateDownload": lambda: transfer.down_speed if transfer and status == DOWNLOADING else 0,
         "rateUpload": lambda: 0,
         "error": lambda: LOCAL_ERROR if _error(view) else NO_ERROR,
