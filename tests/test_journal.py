@@ -230,7 +230,7 @@ CREATE TABLE desires (id INTEGER NOT NULL, info_hash VARCHAR(64) NOT NULL, name 
     kind VARCHAR(16) NOT NULL, size BIGINT NOT NULL, torrent BLOB, magnet_uri TEXT NOT NULL,
     category TEXT NOT NULL, labels TEXT NOT NULL, paused BOOLEAN NOT NULL, seed_ratio_limit FLOAT,
     seed_idle_minutes INTEGER, error TEXT, item_path TEXT, item_files TEXT,
-    added_at DATETIME NOT NULL, removed_at DATETIME,
+    added_at DATETIME NOT NULL, removed_at DATETIME, revision INTEGER NOT NULL,
     PRIMARY KEY (id), UNIQUE (info_hash));
 """
 )

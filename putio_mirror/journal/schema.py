@@ -188,6 +188,8 @@ desires_table = Table(
     Column("item_files", Text),
     Column("added_at", UtcDateTime, nullable=False),
     Column("removed_at", UtcDateTime),
+    # One more on every change: a poll that finds the same sums reuses what it read last.
+    Column("revision", Integer, nullable=False, default=0),
 )
 
 

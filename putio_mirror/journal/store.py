@@ -80,6 +80,7 @@ class Journal:
 
     def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
         self._db = Database(engine, url, lock_dir)
+        self._desires = journal_desires.DesireBook(self._db)
 
     @classmethod
     def open(cls, url: str, *, busy_timeout: float = 5.0) -> Journal:
@@ -305,7 +306,7 @@ class Journal:
     @property
     def desires(self) -> journal_desires.DesireBook:
         """What RPC clients asked for (see ``desires.DesireBook``)."""
-        return journal_desires.DesireBook(self._db)
+        return self._desires
 
     # -- claims: hosts sharing one journal share the work ------------------
 

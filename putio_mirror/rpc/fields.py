@@ -8,8 +8,9 @@ exactly the placed item's parent and name, which is where Sonarr and Radarr impo
 
 from __future__ import annotations
 
+import functools
 import posixpath
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,82 +49,102 @@ class ItemView:
 def torrent_fields(view: ItemView, wanted: Iterable[str], now: datetime) -> dict[str, object]:
     """Given an item and the field names a client asked for, return those fields; a name
     this door does not know is answered 0, as Transmission 3 does."""
-    values = _all_fields(view, now)
-    return {name: values[name]() if name in values else 0 for name in wanted}
+    item = _Item.of(view, now)
+    return {name: _FIELDS[name](item) if name in _FIELDS else 0 for name in wanted}
 
 
-def _all_fields(view: ItemView, now: datetime) -> Mapping[str, Callable[[], object]]:
-    desire, transfer = view.desire, view.transfer
-    total = _total_size(view)
-    done = _percent_done(view)
-    left = _left_until_done(view, total, done)
-    status = _status(view)
-    folder, name = _placement(view)
-    seconds = max(0, int((now - desire.added_at).total_seconds()))
-    files = _files(view)
-    finished = _is_placed(view) and status == STOPPED
-    return {
-        "id": lambda: desire.rpc_id,
-        "hashString": lambda: desire.info_hash,
-        "name": lambda: name,
-        "downloadDir": lambda: folder,
-        "totalSize": lambda: total,
-        "sizeWhenDone": lambda: total,
-        "leftUntilDone": lambda: left,
-        "haveValid": lambda: total - left,
-        "downloadedEver": lambda: total - left,
-        "percentDone": lambda: done,
-        "recheckProgress": lambda: 0,
-        "metadataPercentComplete": lambda: 1 if total else 0,
-        "isFinished": lambda: finished,
-        "isStalled": lambda: False,
-        "status": lambda: status,
-        "eta": lambda: 0 if _is_placed(view) else -1,
-        "rateDownload": lambda: transfer.down_speed if transfer and status == DOWNLOADING else 0,
-        "rateUpload": lambda: 0,
-        "error": lambda: LOCAL_ERROR if _error(view) else NO_ERROR,
-        "errorString": lambda: _error(view),
-        "addedDate": lambda: int(desire.added_at.timestamp()),
-        "activityDate": lambda: int(now.timestamp()),
-        "doneDate": lambda: 0,
-        "secondsDownloading": lambda: seconds,
-        "secondsSeeding": lambda: _seconds_seeding(view, finished),
-        "uploadedEver": lambda: int(_ratio(view, finished) * total),
-        "uploadRatio": lambda: _ratio(view, finished),
-        "seedRatioLimit": lambda: _integral(desire.seed_ratio_limit or 0),
-        "seedRatioMode": lambda: 1 if desire.seed_ratio_limit is not None else 0,
-        "seedIdleLimit": lambda: desire.seed_idle_minutes or 0,
-        "seedIdleMode": lambda: 1 if desire.seed_idle_minutes is not None else 0,
-        "fileCount": lambda: len(files),
-        "file-count": lambda: len(files),
-        "files": lambda: files,
-        "fileStats": lambda: [{"bytesCompleted": 0, "wanted": True, "priority": 0}] * len(files),
-        "labels": lambda: list(desire.labels),
-        "magnetLink": lambda: desire.magnet_uri,
-        "queuePosition": lambda: desire.rpc_id,
-        "peersConnected": lambda: 0,
-        "peersGettingFromUs": lambda: 0,
-        "peersSendingToUs": lambda: 0,
-        "isPrivate": lambda: False,
-        "comment": lambda: "",
-        "creator": lambda: "putio-mirror",
-        "torrentFile": lambda: "",
-        "pieceCount": lambda: 0,
-        "pieceSize": lambda: 0,
-        "trackers": lambda: [],
-        "trackerStats": lambda: [],
-        "peers": lambda: [],
-        "priorities": lambda: [0] * len(files),
-        "wanted": lambda: [1] * len(files),
-        "bandwidthPriority": lambda: 0,
-        "honorsSessionLimits": lambda: True,
-        "dateCreated": lambda: 0,
-        "startDate": lambda: int(desire.added_at.timestamp()),
-        "manualAnnounceTime": lambda: 0,
-        "corruptEver": lambda: 0,
-        "desiredAvailable": lambda: 0,
-        "webseedsSendingToUs": lambda: 0,
-    }
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """The figures several fields share, worked out once per item and poll."""
+
+    view: ItemView
+    now: datetime
+    total: int
+    done: float
+    left: int
+    status: int
+    folder: str
+    name: str
+    finished: bool
+    file_count: int
+
+    @classmethod
+    def of(cls, view: ItemView, now: datetime) -> _Item:
+        total = _total_size(view)
+        done = _percent_done(view)
+        status = _status(view)
+        folder, name = _placement(view)
+        finished = _is_placed(view) and status == STOPPED
+        files = len(view.local.files) if view.local is not None else 0
+        left = _left_until_done(view, total, done)
+        return cls(view, now, total, done, left, status, folder, name, finished, files)
+
+    @property
+    def desire(self) -> Desire:
+        return self.view.desire
+
+    @property
+    def seconds_downloading(self) -> int:
+        return max(0, int((self.now - self.desire.added_at).total_seconds()))
+
+    @property
+    def rate(self) -> int:
+        transfer = self.view.transfer
+        return transfer.down_speed if transfer is not None and self.status == DOWNLOADING else 0
+
+
+_FIELDS: dict[str, Callable[[_Item], object]] = {
+    "id": lambda item: item.desire.rpc_id,
+    "hashString": lambda item: item.desire.info_hash,
+    "name": lambda item: item.name,
+    "downloadDir": lambda item: item.folder,
+    "totalSize": lambda item: item.total,
+    "sizeWhenDone": lambda item: item.total,
+    "leftUntilDone": lambda item: item.left,
+    "haveValid": lambda item: item.total - item.left,
+    "haveUnchecked": lambda item: 0,
+    "downloadedEver": lambda item: item.total - item.left,
+    "percentDone": lambda item: item.done,
+    "metadataPercentComplete": lambda item: 1 if item.total else 0,
+    "isFinished": lambda item: item.finished,
+    "isStalled": lambda item: False,
+    "status": lambda item: item.status,
+    "eta": lambda item: 0 if _is_placed(item.view) else -1,
+    "rateDownload": lambda item: item.rate,
+    "error": lambda item: LOCAL_ERROR if _error(item.view) else NO_ERROR,
+    "errorString": lambda item: _error(item.view),
+    "addedDate": lambda item: int(item.desire.added_at.timestamp()),
+    "startDate": lambda item: int(item.desire.added_at.timestamp()),
+    "activityDate": lambda item: int(item.now.timestamp()),
+    "secondsDownloading": lambda item: item.seconds_downloading,
+    "secondsSeeding": lambda item: _seconds_seeding(item.view, item.finished),
+    "uploadedEver": lambda item: int(_ratio(item.view, item.finished) * item.total),
+    "uploadRatio": lambda item: _ratio(item.view, item.finished),
+    "seedRatioLimit": lambda item: _integral(item.desire.seed_ratio_limit or 0),
+    "seedRatioMode": lambda item: 1 if item.desire.seed_ratio_limit is not None else 0,
+    "seedIdleLimit": lambda item: item.desire.seed_idle_minutes or 0,
+    "seedIdleMode": lambda item: 1 if item.desire.seed_idle_minutes is not None else 0,
+    "fileCount": lambda item: item.file_count,
+    "file-count": lambda item: item.file_count,
+    "files": lambda item: _files(item.view),
+    "fileStats": lambda item: [
+        {"bytesCompleted": file["bytesCompleted"], "wanted": True, "priority": 0}
+        for file in _files(item.view)
+    ],
+    "priorities": lambda item: [0] * item.file_count,
+    "wanted": lambda item: [1] * item.file_count,
+    "labels": lambda item: list(item.desire.labels),
+    "magnetLink": lambda item: item.desire.magnet_uri,
+    "queuePosition": lambda item: item.desire.rpc_id,
+    "isPrivate": lambda item: False,
+    "creator": lambda item: "putio-mirror",
+    "comment": lambda item: "",
+    "torrentFile": lambda item: "",
+    "trackers": lambda item: [],
+    "trackerStats": lambda item: [],
+    "peers": lambda item: [],
+    "honorsSessionLimits": lambda item: True,
+}
 
 
 def _seconds_seeding(view: ItemView, finished: bool) -> int:
@@ -226,7 +247,12 @@ def _placement(view: ItemView) -> tuple[str, str]:
         return posixpath.join(view.downloads, parent) if parent else view.downloads, name
     category = view.desire.category
     folder = posixpath.join(view.downloads, category) if category else view.downloads
-    return folder, safe_component(view.desire.name or view.desire.info_hash)
+    return folder, _safe_name(view.desire.name or view.desire.info_hash)
+
+
+@functools.lru_cache(maxsize=4096)
+def _safe_name(name: str) -> str:
+    return safe_component(name)  # the same name on every poll: worked out once
 
 
 def _files(view: ItemView) -> list[dict[str, object]]:
