@@ -106,8 +106,8 @@ def parse_category(value: object, downloads: str, categories: tuple[str, ...]) -
     """
     if value is None or value == "":
         return ""
-    if not isinstance(value, str):
-        raise RpcError("'download-dir' should be a path")
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise RpcError("'download-dir' should be an absolute path")
     path = PurePosixPath(posixpath.normpath(value))
     root = PurePosixPath(posixpath.normpath(downloads))
     if path == root:
