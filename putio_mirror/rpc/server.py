@@ -40,9 +40,12 @@ class RpcServer(ThreadingHTTPServer):
     request_queue_size = 128
     allow_reuse_address = True
 
-    def __init__(self, door: Door, settings: RpcSettings) -> None:
+    def __init__(
+        self, door: Door, settings: RpcSettings, read_timeout: float = READ_TIMEOUT
+    ) -> None:
         self.door = door
         self.settings = settings
+        self.read_timeout = read_timeout
         self.session_id = secrets.token_urlsafe(36)
         self._credentials = _credentials(settings)
         super().__init__((settings.host, settings.port), _Handler)
@@ -100,8 +103,11 @@ def _basic_credentials(header: str | None) -> tuple[bytes, bytes]:
 class _Handler(BaseHTTPRequestHandler):
     server: RpcServer
     protocol_version = "HTTP/1.1"
-    timeout = READ_TIMEOUT
     server_version = "putio-mirror"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.read_timeout)  # a stalled client is dropped
 
     def do_GET(self) -> None:
         self._handle(has_body=False)
