@@ -121,147 +121,9 @@ def schema_versions(url: str) -> list[object]:
     return run_sql(url, "SELECT version FROM schema_info")
 
 
-def table_names(url: str) -> set[str]:
-    from sqlalchemy import create_engine, inspect
-
-    engine = create_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
-# The SQLite schema of version 2 as the ORM-built putio-mirror created it, frozen: journals of
-# that layout must keep opening, and a new journal must get the very same layout.
-V2_SQLITE_SCHEMA = """
-CREATE TABLE schema_info (id INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (id));
-CREATE TABLE runs (id INTEGER NOT NULL, command VARCHAR(64) NOT NULL, started_at DATETIME NOT NULL,
-    finished_at DATETIME, exit_code INTEGER, summary TEXT, dry_run BOOLEAN NOT NULL,
-    host VARCHAR(255) NOT NULL, PRIMARY KEY (id));
-CREATE TABLE actions (id INTEGER NOT NULL, run_id INTEGER NOT NULL, kind VARCHAR(32) NOT NULL,
-    "key" VARCHAR(255) NOT NULL, target TEXT NOT NULL, status VARCHAR(16) NOT NULL,
-    attempts INTEGER NOT NULL, error TEXT, detail TEXT, started_at DATETIME NOT NULL,
-    finished_at DATETIME, PRIMARY KEY (id), FOREIGN KEY(run_id) REFERENCES runs (id));
-CREATE INDEX ix_actions_key ON actions ("key");
-CREATE INDEX ix_actions_run_id ON actions (run_id);
-CREATE INDEX ix_actions_status ON actions (status);
-CREATE TABLE submissions (info_hash VARCHAR(64) NOT NULL, transfer_id BIGINT, name TEXT NOT NULL,
-    submitted_at DATETIME NOT NULL, PRIMARY KEY (info_hash));
-CREATE TABLE downloads (file_id BIGINT NOT NULL, relative_path TEXT, size BIGINT, crc32 VARCHAR(8),
-    bytes_done BIGINT NOT NULL, verified_at DATETIME, updated_at DATETIME,
-    failures INTEGER NOT NULL, PRIMARY KEY (file_id));
-CREATE TABLE claims ("key" VARCHAR(255) NOT NULL, owner VARCHAR(255) NOT NULL,
-    expires_at DATETIME NOT NULL, claimed_at DATETIME NOT NULL, PRIMARY KEY ("key"));
-CREATE INDEX ix_claims_owner ON claims (owner);
-INSERT INTO schema_info (version) VALUES (2);
-"""
-
-# The PostgreSQL schema of version 2 as putio-mirror created it, frozen: its keys and commands
-# are VARCHAR(n), which PostgreSQL enforces.
-V2_POSTGRES_SCHEMA = """
-CREATE TABLE schema_info (id SERIAL NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (id));
-CREATE TABLE runs (id SERIAL NOT NULL, command VARCHAR(64) NOT NULL,
-    started_at TIMESTAMP WITH TIME ZONE NOT NULL, finished_at TIMESTAMP WITH TIME ZONE,
-    exit_code INTEGER, summary TEXT, dry_run BOOLEAN NOT NULL, host VARCHAR(255) NOT NULL,
-    PRIMARY KEY (id));
-CREATE TABLE submissions (info_hash VARCHAR(64) NOT NULL, transfer_id BIGINT, name TEXT NOT NULL,
-    submitted_at TIMESTAMP WITH TIME ZONE NOT NULL, PRIMARY KEY (info_hash));
-CREATE TABLE actions (id SERIAL NOT NULL, run_id INTEGER NOT NULL, kind VARCHAR(32) NOT NULL,
-    key VARCHAR(255) NOT NULL, target TEXT NOT NULL, status VARCHAR(16) NOT NULL,
-    attempts INTEGER NOT NULL, error TEXT, detail TEXT,
-    started_at TIMESTAMP WITH TIME ZONE NOT NULL, finished_at TIMESTAMP WITH TIME ZONE,
-    PRIMARY KEY (id), FOREIGN KEY(run_id) REFERENCES runs (id));
-CREATE INDEX ix_actions_run_id ON actions (run_id);
-CREATE INDEX ix_actions_status ON actions (status);
-CREATE INDEX ix_actions_key ON actions (key);
-CREATE TABLE downloads (file_id BIGINT NOT NULL, relative_path TEXT, size BIGINT, crc32 VARCHAR(8),
-    bytes_done BIGINT NOT NULL, verified_at TIMESTAMP WITH TIME ZONE,
-    updated_at TIMESTAMP WITH TIME ZONE, failures INTEGER NOT NULL, PRIMARY KEY (file_id));
-CREATE TABLE claims (key VARCHAR(255) NOT NULL, owner VARCHAR(255) NOT NULL,
-    expires_at TIMESTAMP WITH TIME ZONE NOT NULL, claimed_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    PRIMARY KEY (key));
-CREATE INDEX ix_claims_owner ON claims (owner);
-INSERT INTO schema_info (version) VALUES (2);
-"""
-# Rows an old journal holds: a run and its action, a submission, a verified download.
-OLD_ROWS = [
-    "INSERT INTO runs (command, started_at, dry_run, host) "
-    "VALUES ('sync', '2024-03-01 02:00:00.000000', false, 'old-host')",
-    "INSERT INTO actions (run_id, kind, key, target, status, attempts, started_at) "
-    "VALUES (1, 'download', 'download:7', 'film.mkv', 'done', 1, '2024-03-01 02:01:00.000000')",
-    "INSERT INTO submissions (info_hash, transfer_id, name, submitted_at) "
-    "VALUES (:hash, 41, 'Film', '2024-03-01 02:01:00.000000')",
-    "INSERT INTO downloads (file_id, relative_path, size, crc32, bytes_done, verified_at, "
-    "updated_at, failures) VALUES (7, 'film.mkv', 10, NULL, 10, '2024-03-01 02:02:00.000000', "
-    "'2024-03-01 02:02:00.000000', 2)",
-]
-
-# The SQLite schema of version 3 as a new journal gets it, frozen: a change of the layout
-# must be a new version, with its upgrade.
-V3_SQLITE_SCHEMA = """
-CREATE TABLE schema_info (id INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (id));
-CREATE TABLE runs (id INTEGER NOT NULL, command TEXT NOT NULL, started_at DATETIME NOT NULL,
-    finished_at DATETIME, exit_code INTEGER, summary TEXT, dry_run BOOLEAN NOT NULL,
-    host TEXT NOT NULL, owner TEXT, PRIMARY KEY (id));
-CREATE TABLE submissions (info_hash VARCHAR(64) NOT NULL, transfer_id BIGINT, name TEXT NOT NULL,
-    submitted_at DATETIME NOT NULL, PRIMARY KEY (info_hash));
-CREATE TABLE downloads (file_id BIGINT NOT NULL, relative_path TEXT, size BIGINT, crc32 VARCHAR(8),
-    bytes_done BIGINT NOT NULL, verified_at DATETIME, updated_at DATETIME,
-    failures INTEGER NOT NULL, placed_at DATETIME, placed_path TEXT, last_failure_at DATETIME,
-    last_error TEXT, PRIMARY KEY (file_id));
-CREATE TABLE claims ("key" TEXT NOT NULL, owner TEXT NOT NULL, expires_at DATETIME NOT NULL,
-    claimed_at DATETIME NOT NULL, PRIMARY KEY ("key"));
-CREATE INDEX ix_claims_owner ON claims (owner);
-CREATE TABLE actions (id INTEGER NOT NULL, run_id INTEGER NOT NULL, kind VARCHAR(32) NOT NULL,
-    "key" TEXT NOT NULL, target TEXT NOT NULL, status VARCHAR(16) NOT NULL,
-    attempts INTEGER NOT NULL, error TEXT, detail TEXT, started_at DATETIME NOT NULL,
-    finished_at DATETIME, owner TEXT, PRIMARY KEY (id), FOREIGN KEY(run_id) REFERENCES runs (id));
-CREATE INDEX ix_actions_run_id ON actions (run_id);
-CREATE INDEX ix_actions_key ON actions ("key");
-CREATE INDEX ix_actions_status ON actions (status);
-INSERT INTO schema_info (version) VALUES (3);
-"""
-
-# Version 4 added one table, what RPC clients asked for.
-V4_SQLITE_SCHEMA = (
-    V3_SQLITE_SCHEMA.replace("VALUES (3)", "VALUES (4)")
-    + """
-CREATE TABLE desires (id INTEGER NOT NULL, info_hash VARCHAR(64) NOT NULL, name TEXT NOT NULL,
-    kind VARCHAR(16) NOT NULL, size BIGINT NOT NULL, torrent BLOB, magnet_uri TEXT NOT NULL,
-    category TEXT NOT NULL, labels TEXT NOT NULL, paused BOOLEAN NOT NULL, seed_ratio_limit FLOAT,
-    seed_idle_minutes INTEGER, error TEXT, item_path TEXT, item_files TEXT,
-    added_at DATETIME NOT NULL, removed_at DATETIME, revision INTEGER NOT NULL,
-    PRIMARY KEY (id), UNIQUE (info_hash));
-"""
-)
-
 # Legal input that PostgreSQL refused when keys and commands were VARCHAR(n).
 LONG_HOST = "ip-10-0-0-1." + "h" * 171 + ".compute.internal"
 LONG_NAME = "n" * 247 + ".torrent"  # 255 bytes, the longest name most filesystems allow
-
-# Every table's columns, indexes and foreign keys, whitespace in the CREATE statements aside.
-SQLITE_LAYOUT = """
-SELECT m.name, 'column', c.cid, c.name, c.type, c."notnull", c.dflt_value, c.pk
-FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS c WHERE m.type = 'table'
-UNION ALL
-SELECT m.name, 'index', i.name, i."unique", i.origin, i.partial, p.seqno, p.name
-FROM sqlite_master AS m JOIN pragma_index_list(m.name) AS i JOIN pragma_index_info(i.name) AS p
-WHERE m.type = 'table'
-UNION ALL
-SELECT m.name, 'foreign key', f."from", f."table", f."to", f.on_update, f.on_delete, f.seq
-FROM sqlite_master AS m JOIN pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'
-ORDER BY 1, 2, 3, 4
-"""
-
-
-def create_old_journal(url: str, version: int) -> None:
-    """Given a URL of an empty database, lay out a frozen journal of ``version``, with rows."""
-    schema = V2_SQLITE_SCHEMA if url.startswith("sqlite") else V2_POSTGRES_SCHEMA
-    statements = [sql for sql in schema.split(";") if sql.strip()]
-    if version == 1:  # version 2 only added the claims table
-        statements += ["DROP TABLE claims", "UPDATE schema_info SET version = 1"]
-    run_sql(url, *statements)
-    run_sql(url, *OLD_ROWS, hash=HASH_A)
 
 
 def use_long_names(journal: Journal) -> None:
@@ -277,15 +139,6 @@ def use_long_names(journal: Journal) -> None:
     owner = f"{LONG_HOST}:4242:0123456789abcdef"
     assert journal.claim(key, owner, timedelta(minutes=5))
     assert journal.claims()[key][0] == owner
-
-
-@pytest.fixture
-def v2_file(tmp_path: Path) -> Path:
-    """A version-2 SQLite journal laid out as the ORM-built putio-mirror created it."""
-    path = tmp_path / "v2.sqlite3"
-    with closing(sqlite3.connect(path)) as conn:
-        conn.executescript(V2_SQLITE_SCHEMA)
-    return path
 
 
 # -- opening -------------------------------------------------------------------
@@ -306,74 +159,10 @@ def test_reopening_keeps_one_schema_version_row(db_file: Path) -> None:
     assert query(db_file, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
 
 
-@pytest.mark.parametrize("version", [1, 2])
-def test_an_old_journal_is_upgraded_in_place_and_keeps_its_rows(any_url: str, version: int) -> None:
-    create_old_journal(any_url, version)
-    with Journal.open(any_url) as journal:
-        (run,) = journal.recent_runs()
-        assert (run.command, run.host, run.owner) == ("sync", "old-host", None)
-        assert journal.actions_of(run.id)[0].status == "done"
-        facts = journal.facts()
-        assert facts.submissions[HASH_A].transfer_id == 41
-        film = facts.downloads[7]
-        # Before version 3 a verified file was in place: it stays mirrored, not fetched again.
-        assert film.is_verified and film.failures == 2
-        assert (film.placed_path, film.placed_at) == ("film.mkv", film.verified_at)
-        journal.forget_placement([7])
-        assert not journal.facts().downloads[7].is_placed
-        assert journal.record_failure(8, minutes(4), "the node answered 500") == 1
-        use_long_names(journal)
-    assert {"claims", "downloads"} <= table_names(any_url)
-    assert schema_versions(any_url) == [SCHEMA_VERSION]
-
-
 def test_a_255_byte_name_and_a_200_character_host_fit_on_both_databases(
     any_journal: Journal,
 ) -> None:
     use_long_names(any_journal)
-
-
-def test_a_new_sqlite_journal_gets_the_frozen_version_4_layout(
-    journal: Journal, db_file: Path, tmp_path: Path
-) -> None:
-    frozen = tmp_path / "v4.sqlite3"
-    with closing(sqlite3.connect(frozen)) as conn:
-        conn.executescript(V4_SQLITE_SCHEMA)
-    assert SCHEMA_VERSION == 4
-    assert query(db_file, SQLITE_LAYOUT) == query(frozen, SQLITE_LAYOUT)
-
-
-def test_a_version_3_journal_gains_the_desires_table_and_keeps_unplaced_files_unplaced(
-    db_file: Path, tmp_path: Path
-) -> None:
-    db_file.parent.mkdir()
-    with closing(sqlite3.connect(db_file)) as conn:
-        conn.executescript(V3_SQLITE_SCHEMA)
-        conn.execute(
-            "INSERT INTO downloads (file_id, relative_path, size, bytes_done, verified_at, "
-            "failures) VALUES (7, 'film.mkv', 10, 10, '2024-03-01 02:02:00.000000', 0)"
-        )
-        conn.commit()
-    with Journal.open(sqlite_url(db_file)) as journal:
-        assert not journal.facts().downloads[7].is_placed  # verified in staging, not placed
-        assert journal.facts().desires == {}
-    frozen = tmp_path / "v4.sqlite3"
-    with closing(sqlite3.connect(frozen)) as conn:
-        conn.executescript(V4_SQLITE_SCHEMA)
-    assert query(db_file, SQLITE_LAYOUT) == query(frozen, SQLITE_LAYOUT)
-
-
-def test_a_version_2_journal_of_the_orm_era_is_upgraded_and_used(v2_file: Path) -> None:
-    with Journal.open(sqlite_url(v2_file)) as journal:
-        run = journal.start_run("sync", minutes(0))
-        journal.action_finished(journal.action_started(run, "a", "k", "t", T0), "done", T0)
-        journal.mark_verified(7, "film.mkv", 10, None, minutes(2))
-        assert journal.claim("download:7", "host-a", timedelta(minutes=5))
-        assert [action.status for action in journal.actions_of(run)] == ["done"]
-        assert journal.facts().downloads[7].is_verified
-    assert query(v2_file, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
-    columns = {row[1] for row in query(v2_file, "SELECT * FROM pragma_table_info('downloads')")}
-    assert {"placed_at", "placed_path", "last_failure_at", "last_error"} <= columns
 
 
 # Run in another process, so modules this test session imported do not count.
@@ -411,16 +200,6 @@ def test_corrupt_file_raises_journal_error_saying_to_move_it_aside(db_file: Path
         Journal.open(sqlite_url(db_file))
     assert "corrupt" in caught.value.message
     assert "move it aside" in caught.value.hint
-
-
-def test_journal_written_by_a_newer_version_is_refused(db_file: Path) -> None:
-    Journal.open(sqlite_url(db_file)).close()
-    with closing(sqlite3.connect(db_file)) as conn, conn:
-        conn.execute("UPDATE schema_info SET version = ?", (SCHEMA_VERSION + 1,))
-    with pytest.raises(JournalError) as caught:
-        Journal.open(sqlite_url(db_file))
-    assert "newer" in caught.value.message
-    assert caught.value.hint
 
 
 def test_unsupported_database_is_refused_with_a_hint() -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from putio_mirror.app.downloading import NoProgress
 from putio_mirror.app.run import Request, Runtime, run_once
 from putio_mirror.config.settings import load_settings
 from putio_mirror.journal.store import Journal
+from tests.journal_schemas import replay
 from tests.mirror_env import Mirror
 from tests.test_sync import SteppingClock
 
@@ -213,22 +215,23 @@ def test_an_upgrade_keeps_mirrored_files_and_places_items_an_earlier_version_lef
 ) -> None:
     show, first, second = season  # noqa: RUF059
     loose = mirror.fake.add_file("loose.mkv", size=1000)
-    # What a version-2 journal and staging look like: loose.mkv placed, e1 verified but
-    # still inside staging's items/ folder, e2 not fetched yet.
+    # What a version-2 journal (as that putio-mirror created it) and staging look like:
+    # loose.mkv placed, e1 verified but still inside staging's items/ folder, e2 not fetched.
     legacy = _staging(mirror) / "items" / "Show S01" / "e1.mkv"
     legacy.parent.mkdir(parents=True)
     legacy.write_bytes(mirror.fake.file_content(first))
     (mirror.downloads / "loose.mkv").write_bytes(mirror.fake.file_content(loose))
-    journal = Journal.open(f"sqlite:///{mirror.journal}")
-    try:
-        now = datetime.now().astimezone()
+    mirror.journal.parent.mkdir(parents=True, exist_ok=True)
+    replay(f"sqlite:///{mirror.journal}", 2, rows=False)
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
+    with closing(sqlite3.connect(mirror.journal)) as db, db:
         for file_id, path in ((first, "Show S01/e1.mkv"), (loose, "loose.mkv")):
             info = mirror.fake.file(file_id)
-            journal.mark_verified(file_id, path, info["size"], info["crc32"], now)
-    finally:
-        journal.close()
-    with sqlite3.connect(mirror.journal) as db:
-        db.execute("UPDATE schema_info SET version = 2")
+            db.execute(
+                "INSERT INTO downloads (file_id, relative_path, size, crc32, bytes_done, "
+                "verified_at, updated_at, failures) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                (file_id, path, info["size"], info["crc32"], info["size"], now, now),
+            )
     mirror.fake.clear_requests()
     assert mirror.run("sync").code == 0
     fetched = {r.path for r in mirror.fake.requests if "/files/" in r.path and "/url" in r.path}

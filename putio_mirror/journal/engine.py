@@ -13,9 +13,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from putio_mirror.core.errors import JournalError
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
@@ -68,6 +75,20 @@ class Database:
         """Yield a connection in a read transaction."""
         with self._translated(), self._engine.connect() as conn, conn.begin():
             yield conn
+
+    def first_column_or_none(self, sql: str) -> list[object] | None:
+        """Given a query, return its rows' first column; None if the database refused it.
+
+        For asking a table that may not exist yet (SQLite: OperationalError; PostgreSQL:
+        ProgrammingError, which ends the transaction, so it is asked in one of its own).
+        Failing to connect still raises JournalError.
+        """
+        with self._translated(), self._engine.connect() as conn:
+            try:
+                with conn.begin():
+                    return [row[0] for row in conn.execute(text(sql))]
+            except (OperationalError, ProgrammingError):
+                return None
 
     @contextmanager
     def _translated(self) -> Iterator[None]:

@@ -1,11 +1,10 @@
 """The SQL under the journal: tables, schema version, SQLite set-up, dialect-specific statements.
 
-Private to ``store.py``, the journal's only entry point: nothing else imports this module.
-Change a table here and bump ``SCHEMA_VERSION``, teaching ``prepare`` how an older journal
-reaches it in place (version 2 added the ``claims`` table; version 3 added columns and made
-every key and command ``Text``, see ``_upgrade_columns``; version 4 added ``desires``). The
-statements that SQLite and PostgreSQL spell differently (upserts, the atomic claim) are built
-here too.
+Private to the journal package: nothing outside it imports this module. A new journal gets
+these tables through ``create_all``; an older one reaches them through the Alembic revisions
+in ``migrations/`` (its docstring says how to change a table: here, bump ``SCHEMA_VERSION``,
+add a revision). The statements that SQLite and PostgreSQL spell differently (upserts, the
+atomic claim) are built here too.
 The tables are SQLAlchemy Core ``Table`` objects, never ORM classes: every timer-started run
 imports this module, and ``sqlalchemy.orm`` alone would add tens of milliseconds to its start.
 """
@@ -37,11 +36,7 @@ from sqlalchemy import (
     case,
     event,
     func,
-    insert,
-    inspect,
     select,
-    text,
-    update,
 )
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.elements import ColumnElement
@@ -55,8 +50,6 @@ SCHEMA_VERSION = 4
 WRITE_OPTION = "putio_mirror_write"
 # How long to wait between attempts to switch a SQLite journal to WAL (see _enter_wal).
 _WAL_RETRY_MS = 10
-# Any fixed number: the PostgreSQL advisory lock that queues hosts preparing one database.
-_PREPARE_LOCK = 0x7075_7469_6F6D
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -165,8 +158,7 @@ claims_table = Table(
 )
 
 # What RPC clients (Sonarr, Radarr, transmission-remote) asked for, by info-hash; ``id`` is
-# the number Transmission clients know it by. A new table: ``create_all`` adds it to an
-# older journal, and an older putio-mirror ignores it.
+# the number Transmission clients know it by (schema 4, revision ``0004``).
 desires_table = Table(
     "desires",
     metadata,
@@ -191,76 +183,6 @@ desires_table = Table(
     # One more on every change: a poll that finds the same sums reuses what it read last.
     Column("revision", Integer, nullable=False, default=0),
 )
-
-
-def prepare(conn: Connection) -> int | None:
-    """Given a connection in a write transaction, create or upgrade the schema in place.
-
-    Return the version the database had (None if it was new). A database of a newer
-    version is left untouched: the caller refuses it.
-    """
-    if conn.dialect.name == "postgresql":
-        # Hosts opening one new (or old) database at once would race to create the same
-        # tables and version rows; the lock queues them and is let go at commit. SQLite
-        # needs none: our write transactions are BEGIN IMMEDIATE, one at a time already.
-        conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _PREPARE_LOCK})
-    schema_info_table.create(conn, checkfirst=True)
-    newest = select(func.max(schema_info_table.c.version))
-    found: int | None = conn.execute(newest).scalar_one_or_none()
-    if found is not None and found > SCHEMA_VERSION:
-        return found
-    # Versions 2 and 4 only added a table; version 3 adds columns and widens keys to Text.
-    metadata.create_all(conn)
-    if found is not None and found < 3:
-        _upgrade_columns(conn)
-        _verified_was_placed(conn)
-    if found is None:
-        conn.execute(insert(schema_info_table).values(version=SCHEMA_VERSION))
-    elif found < SCHEMA_VERSION:
-        conn.execute(update(schema_info_table).values(version=SCHEMA_VERSION))
-    return found
-
-
-def _upgrade_columns(conn: Connection) -> None:
-    """Given an older journal's connection, add the columns it lacks and widen keys to Text.
-
-    Every added column is nullable, so ``ADD COLUMN`` fills old rows with NULL on both
-    databases. Only PostgreSQL enforces ``VARCHAR(n)``; turning it into ``TEXT`` there is
-    binary-compatible (no table rewrite). SQLite ignores the lengths, so its columns stay.
-    """
-    inspector = inspect(conn)
-    preparer = conn.dialect.identifier_preparer
-    for table in metadata.sorted_tables:
-        existing = {column["name"]: column for column in inspector.get_columns(table.name)}
-        name = preparer.format_table(table)
-        for column in table.columns:
-            found = existing.get(column.name)
-            spelled = column.type.compile(dialect=conn.dialect)
-            quoted = preparer.format_column(column)
-            if found is None:
-                conn.execute(text(f"ALTER TABLE {name} ADD COLUMN {quoted} {spelled}"))
-            elif _needs_widening(conn, column, found["type"]):
-                conn.execute(text(f"ALTER TABLE {name} ALTER COLUMN {quoted} TYPE {spelled}"))
-
-
-def _verified_was_placed(conn: Connection) -> None:
-    """Before version 3 a verified file was in place (a file of an item still being built
-    was in staging's ``items/`` folder, which the first writing run hands back to the
-    engine: see ``staging.adopt_legacy_items``). Without this every mirrored file would
-    look unplaced and be fetched again."""
-    download = downloads_table.c
-    conn.execute(
-        update(downloads_table)
-        .where(download.verified_at.is_not(None), download.placed_at.is_(None))
-        .values(placed_at=download.verified_at, placed_path=download.relative_path)
-    )
-
-
-def _needs_widening(conn: Connection, column: Column[Any], stored: Any) -> bool:
-    """Given a column and the type the database has, say if PostgreSQL must make it Text."""
-    is_text = isinstance(column.type, Text)
-    limited = isinstance(stored, String) and stored.length is not None
-    return conn.dialect.name == "postgresql" and is_text and limited
 
 
 def database_now(conn: Connection) -> datetime:

@@ -1,9 +1,10 @@
 """The journal: what this tool did and how far each download got, in a SQL database.
 
 The journal's only entry point: with its private helpers, ``schema.py`` (its tables
-and the SQL that differs between databases), ``engine.py`` (reaching the database)
-and ``runs.py``, ``files.py``, ``claims.py`` (the statements of each
-part), the only modules that import SQLAlchemy. SQLite is the default (WAL mode, so a
+and the SQL that differs between databases), ``engine.py`` (reaching the database),
+``runs.py``, ``files.py``, ``claims.py`` (the statements of each part) and ``migrations/``
+(the schema's Alembic revisions, imported only when a journal is not at their head), the
+only modules that import SQLAlchemy and Alembic. SQLite is the default (WAL mode, so a
 ``status`` command can read while a run writes); PostgreSQL works through the same portable
 types. Every write is its own short transaction, committed at once, so a crash loses at most
 the action in flight; a later run marks such actions ``interrupted`` once no live claim
@@ -31,7 +32,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL
 
-from putio_mirror.core.errors import JournalError
 from putio_mirror.core.state import JournalFacts, Submission
 from putio_mirror.journal import (
     claims as journal_claims,
@@ -51,13 +51,13 @@ from putio_mirror.journal.engine import (
     is_missing_file,
     parse_url,
 )
+from putio_mirror.journal.migrations import HEAD
 from putio_mirror.journal.runs import ActionRecord, RunRecord
 from putio_mirror.journal.schema import (
     SCHEMA_VERSION,
     actions_table,
     database_now,
     downloads_table,
-    prepare,
     runs_table,
     submissions_table,
     upsert,
@@ -71,6 +71,9 @@ __all__ = [
     "RunRecord",
     "downloads_table",  # the benchmarks fill a journal with it
 ]
+
+# Alembic's table: one row, the journal's revision (none before Alembic, nor in a new one).
+_STORED_REVISION = "SELECT version_num FROM alembic_version"
 
 ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "interrupted"})
 
@@ -362,15 +365,15 @@ class Journal:
     # -- plumbing ---------------------------------------------------------
 
     def _prepare_schema(self) -> None:
-        """Create missing tables, upgrade an older schema in place; raise JournalError if newer."""
+        """Create a new journal's tables, upgrade an older one; raise JournalError if newer."""
+        # One cheap query settles the usual case, a journal at HEAD; only the others import
+        # Alembic (tens of ms of every timer-started run's start otherwise).
+        if self._db.first_column_or_none(_STORED_REVISION) == [HEAD]:
+            return
+        from putio_mirror.journal.migrations.runner import bring_to_head
+
         with self._db.write() as conn:
-            version = prepare(conn)
-        if version is not None and version > SCHEMA_VERSION:
-            raise JournalError(
-                f"the journal {self.url} was written by a newer putio-mirror "
-                f"(schema {version}; this one knows {SCHEMA_VERSION})",
-                "upgrade putio-mirror, or point paths.journal at another database",
-            )
+            bring_to_head(conn, self.url)
 
 
 def _aware(moment: datetime) -> datetime:

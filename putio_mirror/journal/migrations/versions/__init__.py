@@ -1,0 +1,1 @@
+"""The revisions, one module per schema version; Alembic loads them by path, in order."""
