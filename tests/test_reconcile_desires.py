@@ -7,13 +7,20 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from putio_mirror.core.plan import ArchiveDuplicate, CancelTransfer, SubmitDesired
+from putio_mirror.core.plan import (
+    ArchiveDuplicate,
+    CancelTransfer,
+    CleanTransfers,
+    Download,
+    SubmitDesired,
+)
 from putio_mirror.core.reconcile import reconcile
 from putio_mirror.core.state import (
     BlackholeItem,
     Desire,
     JournalFacts,
     Policy,
+    RemoteFile,
     Snapshot,
     Submission,
     Transfer,
@@ -96,3 +103,42 @@ def test_seed_limits_set_over_rpc_replace_the_global_seeding_rule() -> None:
         2,
         3,
     ]
+
+
+def tree_of_item(item_id: int) -> tuple[RemoteFile, ...]:
+    return (
+        RemoteFile(item_id, "Show", 0, 0, True),
+        RemoteFile(item_id + 1, "a.mkv", item_id, 10, False, "0000000a"),
+    )
+
+
+def test_a_paused_or_removed_item_is_neither_fetched_nor_placed() -> None:
+    transfers = (
+        Transfer(1, "a", "COMPLETED", hash=HASH_A, file_id=10),
+        Transfer(2, "b", "COMPLETED", hash=HASH_B, file_id=20),
+        Transfer(3, "c", "COMPLETED", hash=HASH_C, file_id=30),
+    )
+    submitted = tuple(Submission(t.hash or "", t.id, t.name, NOW) for t in transfers)
+    journal = replace(
+        facts(desire(HASH_A, 1, paused=True), desire(HASH_C, 3), submissions=submitted),
+        removed_desires=frozenset({HASH_B}),
+    )
+    files = tree_of_item(10) + tree_of_item(20) + tree_of_item(30)
+    plan = reconcile(Snapshot(transfers=transfers, files=files, journal=journal), Policy(), NOW)
+    fetched = [action.file_id for action in plan if isinstance(action, Download)]
+    assert fetched == [31]  # only the item nobody paused or removed
+    cleaned = [action for action in plan if isinstance(action, CleanTransfers)]
+    assert [clean.transfer_ids for clean in cleaned] == [(2, 3)]  # removed: cleaned at once
+
+
+def test_the_unfinished_transfer_of_a_removed_item_is_cancelled() -> None:
+    transfers = (
+        Transfer(1, "a", "DOWNLOADING", hash=HASH_A),
+        Transfer(2, "b", "DOWNLOADING", hash=HASH_B),
+    )
+    journal = replace(
+        facts(submissions=tuple(Submission(t.hash or "", t.id, t.name, NOW) for t in transfers)),
+        removed_desires=frozenset({HASH_A}),
+    )
+    plan = reconcile(Snapshot(transfers=transfers, journal=journal), Policy(), NOW)
+    assert [action.key for action in plan] == ["cancel:1"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from putio_mirror.core.plan import SubmitDesired
-from putio_mirror.core.state import Desire, Snapshot, Transfer
+from putio_mirror.core.mirroring import RemoteTree
+from putio_mirror.core.plan import CancelTransfer, SubmitDesired
+from putio_mirror.core.state import FINISHED_STATUSES, Desire, Snapshot, Transfer
 
 SECONDS_PER_MINUTE = 60
 
@@ -52,3 +53,29 @@ def seeded_enough_for(desire: Desire, transfer: Transfer) -> bool:
 
 def desire_of(transfer: Transfer, desires: Mapping[str, Desire]) -> Desire | None:
     return desires.get(transfer.hash or "")
+
+
+def held_ids(snapshot: Snapshot, tree: RemoteTree) -> frozenset[int]:
+    """Given the world, return the ids of the items (and every file in them) that must not be
+    fetched or placed now: those of paused desires (``torrent-stop``) and removed ones."""
+    journal = snapshot.journal
+    paused = {info_hash for info_hash, desire in journal.desires.items() if desire.paused}
+    held: set[int] = set()
+    for transfer in snapshot.transfers:
+        hash_ = transfer.hash or ""
+        if transfer.file_id is None or not (hash_ in paused or hash_ in journal.removed_desires):
+            continue
+        held.add(transfer.file_id)
+        held.update(remote.id for remote in tree.files_under(transfer.file_id))
+    return frozenset(held)
+
+
+def plan_removed_transfers(snapshot: Snapshot) -> list[CancelTransfer]:
+    """Given the world, cancel the unfinished transfers of removed desires (finished ones
+    are cleaned, seeding ones cancelled, by the grooming rules)."""
+    removed = snapshot.journal.removed_desires
+    return [
+        CancelTransfer(transfer.id, transfer.name, why="removed by its RPC client")
+        for transfer in sorted(snapshot.transfers, key=lambda entry: entry.id)
+        if (transfer.hash or "") in removed and transfer.status not in FINISHED_STATUSES
+    ]

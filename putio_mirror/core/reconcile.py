@@ -15,7 +15,9 @@ from datetime import datetime
 from putio_mirror.core.desired import (
     desire_of,
     has_seed_limits,
+    held_ids,
     plan_desires,
+    plan_removed_transfers,
     seeded_enough_for,
 )
 from putio_mirror.core.mirroring import (
@@ -71,11 +73,19 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     placements: list[PlaceItem] = []
     if policy.download:
         fetches, adopted = plan_downloads(snapshot, policy, tree, notes, now)
+        held = held_ids(snapshot, tree)  # paused or removed by an RPC client
+        fetches = [action for action in fetches if action.file_id not in held]
+        adopted = [action for action in adopted if action.file_id not in held]
         pending = Pending.of(fetches, adopted)
-        placements = plan_placements(snapshot, policy, tree, pending)
+        placements = [
+            action
+            for action in plan_placements(snapshot, policy, tree, pending)
+            if action.item_id not in held
+        ]
     else:
         pending = Pending.of([], [])
     actions += [*fetches, *adopted, *placements]
+    actions += plan_removed_transfers(snapshot)
     actions += _plan_cancels(snapshot, policy, now)
     actions += _plan_clean(snapshot, policy, tree, pending.keys, notes)
     if policy.delete_remote_after_download and policy.download:
@@ -191,7 +201,11 @@ def _plan_clean(
     for transfer in sorted(snapshot.transfers, key=lambda entry: entry.id):
         if transfer.status != "COMPLETED" or not _is_ours(transfer, snapshot, policy):
             continue
-        waits = _mirror_requirements(transfer, policy, tree, pending, snapshot)
+        removed = (transfer.hash or "") in snapshot.journal.removed_desires
+        # An RPC client removed it: what was not mirrored by then never will be.
+        waits = (
+            set() if removed else _mirror_requirements(transfer, policy, tree, pending, snapshot)
+        )
         if waits is None:
             notes.append(
                 Note("info", f"transfer {transfer.name}: not cleaned until it is mirrored")

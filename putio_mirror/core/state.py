@@ -180,6 +180,8 @@ class JournalFacts:
     own_transfer_ids: frozenset[int] = frozenset()
     #: what RPC clients asked for, by info-hash (removed ones are forgotten)
     desires: Mapping[str, Desire] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
+    #: info-hashes RPC clients asked for and removed since: not fetched, their transfer ends
+    removed_desires: frozenset[str] = frozenset()
 
 
 StagedKind = Literal["part", "verified", "build"]

@@ -90,6 +90,12 @@ def listing(conn: Connection) -> dict[str, Desire]:
     return {row.info_hash: _desire(row) for row in rows}
 
 
+def removed(conn: Connection) -> frozenset[str]:
+    """Return the info-hashes of the desires removed (and not added again since)."""
+    query = select(_COLUMNS.info_hash).where(_COLUMNS.removed_at.is_not(None))
+    return frozenset(conn.execute(query).scalars())
+
+
 def torrent(conn: Connection, info_hash: str) -> bytes | None:
     found = conn.execute(select(_COLUMNS.torrent).where(_COLUMNS.info_hash == info_hash))
     data = found.scalar_one_or_none()
