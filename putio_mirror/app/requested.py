@@ -50,7 +50,10 @@ def submit_desired(
         raise ItemError(
             f"{action.name}: the journal holds no .torrent for it", "add it again over RPC"
         )
-    parent = remote.folder_named(root_id, action.category) if action.category else save_parent_id
+    if action.category:
+        parent: int | None = remote.folder_named(root_id, action.category)
+    else:  # into the mirrored folder, or it would never come down
+        parent = root_id or save_parent_id
     journal.record_submission(action.info_hash, None, action.name, now())
     try:
         if action.magnet_uri:

@@ -8,11 +8,15 @@ snapshot lists the files, writes down in the journal where each RPC item is loca
 
 from __future__ import annotations
 
+import logging
 import threading
 
+from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.mirroring import RemoteTree, index_tree
 from putio_mirror.core.state import Desire, Policy, Snapshot, Transfer
 from putio_mirror.journal.store import Journal
+
+log = logging.getLogger(__name__)
 
 ItemFiles = tuple[tuple[int, str, int], ...]
 
@@ -34,7 +38,10 @@ class Board:
         with self._lock:
             self._transfers = transfers
         if with_files:
-            self._locate(snapshot, transfers)
+            try:
+                self._locate(snapshot, transfers)
+            except MirrorError as error:  # the sync that observed it must go on regardless
+                log.warning("could not note where RPC items are: %s", error.message)
         self._refreshed.set()
 
     def transfer(self, info_hash: str) -> Transfer | None:
