@@ -6,8 +6,12 @@ import base64
 import contextlib
 import socket
 
+import pytest
 import requests
 
+from putio_mirror.cli.serve import serve
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.errors import ConfigError
 from putio_mirror.rpc.server import MAX_BODY_BYTES, SESSION_HEADER
 from tests.conftest import TorrentFactory
 from tests.mirror_env import Mirror
@@ -124,3 +128,24 @@ def test_bad_torrents_and_folders_get_clear_results(
         assert too_many["result"].startswith("too many ids")
         assert client.ok("torrent-get", fields=["id"])["torrents"] == []
     assert not mirror.downloads.exists() or not any(mirror.downloads.iterdir())
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:9091", "192.168.1.5:9091", "[::]:9091"])
+def test_listening_beyond_loopback_needs_a_password(mirror: Mirror, listen: str) -> None:
+    mirror.write_config(rpc={"listen": listen})
+    with pytest.raises(ConfigError) as refused:
+        load_settings(mirror.config, {})
+    (problem,) = refused.value.problems
+    assert problem.startswith("mirror.yaml: rpc.listen") and "set rpc.username" in problem
+    mirror.write_config(rpc={"listen": listen, "username": "u", "password": "p"})
+    assert load_settings(mirror.config, {}).rpc.port == 9091
+
+
+def test_a_taken_port_is_a_config_error_naming_it(mirror: Mirror) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        mirror.write_config(rpc={"listen": f"127.0.0.1:{port}"})
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
+            serve(load_settings(mirror.config, {}))

@@ -187,7 +187,7 @@ def _build(
         config_path=config_path,
         warnings=_permission_warnings(model.putio, env, config_path),
     )
-    return settings, problems + rpc_problems
+    return settings, problems + tuple(f"{source}: {problem}" for problem in rpc_problems)
 
 
 def _policy(model: MirrorFile) -> Policy:
