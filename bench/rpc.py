@@ -9,7 +9,7 @@ and p99 latency and how many put.io API requests were made while polling (target
 with ``rpc.poll_seconds`` and the sync interval longer than the polling; the running
 download's node traffic is not an API request).
 
-    .venv/bin/python bench/rpc.py [--rounds 3] [--items 1000] [--polls 200]
+    .venv/bin/python bench/rpc.py [--rounds 3] [--items 1000] [--polls 200] [--no-download]
 """
 
 from __future__ import annotations
@@ -102,9 +102,12 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def one_round(root: Path, items: int, polls: int) -> tuple[list[float], Counter[str], bool]:
+def one_round(
+    root: Path, items: int, polls: int, download: bool
+) -> tuple[list[float], Counter[str], bool]:
     with FakePutio() as fake:
-        fake.add_file("Big.Film.mkv", size=BIG_FILE)
+        if download:
+            fake.add_file("Big.Film.mkv", size=BIG_FILE)
         port = free_port()
         config = write_config(
             root,
@@ -163,13 +166,18 @@ def main() -> None:
     parser = base_parser(__doc__ or "", rounds=3)
     parser.add_argument("--items", type=int, default=1000, help="RPC items (default 1000)")
     parser.add_argument("--polls", type=int, default=200, help="polls per round (default 200)")
+    parser.add_argument(
+        "--no-download", action="store_true", help="poll with no download running beside"
+    )
     options = parser.parse_args()
     rows = []
     p99s: list[float] = []
     total_requests: Counter[str] = Counter()
     for number in range(1, options.rounds + 1):
         with scratch_dir(options.workdir) as root:
-            latencies, made, downloading = one_round(root, options.items, options.polls)
+            latencies, made, downloading = one_round(
+                root, options.items, options.polls, not options.no_download
+            )
         p99s.append(percentile(latencies, 0.99))
         total_requests += made
         note(f"round {number}: p99 {p99s[-1] * 1000:.1f} ms, {sum(made.values())} API requests")
@@ -181,7 +189,7 @@ def main() -> None:
     print_header("rpc")
     print_table(
         f"torrent-get of {options.items} items with Sonarr's fields, {options.polls} polls "
-        "a round, while a download runs",
+        f"a round, {'no download' if options.no_download else 'while a download runs'}",
         ["round", "median ms", "p99 ms", "max ms", "put.io API requests", "download running"],
         rows,
     )

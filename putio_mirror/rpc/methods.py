@@ -24,7 +24,7 @@ from putio_mirror.local.fs import free_bytes
 from putio_mirror.rpc import ids
 from putio_mirror.rpc.adding import RpcError, labels_of, parse_add
 from putio_mirror.rpc.board import Board, is_placed
-from putio_mirror.rpc.fields import STOPPED, ItemView, LocalItem, torrent_fields
+from putio_mirror.rpc.fields import STOPPED, ItemView, LocalItem, torrent_rows
 from putio_mirror.rpc.removal import remove_local
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def torrent_get(door: Door, arguments: Arguments) -> Arguments:
         raise RpcError(f"too many fields (at most {MAX_FIELDS})")
     chosen = _chosen(door, arguments)
     now = door.clock()
-    torrents = [torrent_fields(view, fields, now) for view in door.views(chosen)]
+    torrents = torrent_rows(door.views(chosen), fields, now)
     reply: Arguments = {"torrents": torrents}
     if arguments.get("ids") == ids.RECENTLY_ACTIVE:
         reply["removed"] = []
