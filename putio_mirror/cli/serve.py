@@ -13,9 +13,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from putio_mirror.cli.signals import StopFlag
-from putio_mirror.cli.watch import Extras, watch_blackhole
+from putio_mirror.cli.watch import FETCH, LOOK, Extras, watch_blackhole
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import ConfigError, ExitCode, MirrorError
+from putio_mirror.core.state import FINISHED_STATUSES
 from putio_mirror.journal.store import Journal
 from putio_mirror.rpc.board import Board, is_placed
 from putio_mirror.rpc.methods import Door
@@ -68,7 +69,7 @@ def serve(
             extras = Extras(
                 on_snapshot=board.refresh,
                 wire_wake=waker.wire,
-                hurry=lambda: _waiting(journal, board),
+                hurry=lambda: _hurry(journal, board),
                 hurry_seconds=settings.rpc.poll_seconds,
             )
             return watch_blackhole(
@@ -90,25 +91,23 @@ def _listen(door: Door, settings: Settings) -> RpcServer:
         ) from None
 
 
-def _waiting(journal: Journal, board: Board) -> bool:
-    """Whether any RPC item is on its way and not placed yet (then put.io is looked at more
-    often); one that failed on put.io or here waits for the next sync like the rest."""
+def _hurry(journal: Journal, board: Board) -> str:
+    """FETCH if an RPC item is finished on put.io and not placed yet, LOOK if one is on its
+    way, else nothing; one that failed on put.io or here waits for the next sync."""
     try:
         desires = list(journal.desires.listing().values())
         file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]
         progress = journal.desires.progress_of(file_ids)
     except MirrorError as error:  # a busy journal: look again next time
         log.warning("serve: %s", error.message)
-        return False
-    return any(
-        not desire.paused
-        and desire.error is None
-        and not _failed_on_putio(board, desire.info_hash)
-        and not is_placed(desire, progress)
+        return ""
+    waiting = [
+        board.transfer(desire.info_hash)
         for desire in desires
-    )
-
-
-def _failed_on_putio(board: Board, info_hash: str) -> bool:
-    transfer = board.transfer(info_hash)
-    return transfer is not None and transfer.status == "ERROR"
+        if not desire.paused and desire.error is None and not is_placed(desire, progress)
+    ]
+    if any(transfer is not None and transfer.status in FINISHED_STATUSES for transfer in waiting):
+        return FETCH
+    if any(transfer is None or transfer.status != "ERROR" for transfer in waiting):
+        return LOOK
+    return ""

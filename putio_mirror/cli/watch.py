@@ -59,9 +59,14 @@ class Extras:
     on_snapshot: Callable[[Snapshot, bool], None] | None = None
     #: given, once the watcher runs, the function that asks for a pass at once
     wire_wake: Callable[[Callable[[], None]], None] | None = None
-    #: asked every ``hurry_seconds``: while it says yes, a pass and a sync run that often
-    hurry: Callable[[], bool] | None = None
+    #: asked every ``hurry_seconds``: LOOK runs a pass (put.io's transfer list, no files),
+    #: FETCH a pass and a sync (something finished on put.io waits to come down)
+    hurry: Callable[[], str] | None = None
     hurry_seconds: float = 30.0
+
+
+#: what ``Extras.hurry`` may ask for
+LOOK, FETCH = "look", "fetch"
 
 
 class _Arm(FileSystemEventHandler):
@@ -106,9 +111,10 @@ class _Syncs:
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
-    def start(self) -> None:
+    def start(self, *, quietly: bool = False) -> None:
         if self._thread is not None and self._thread.is_alive():
-            log.info("watch sync: the last one is still running; not starting another")
+            if not quietly:
+                log.info("watch sync: the last one is still running; not starting another")
             return
         self._thread = threading.Thread(target=self._run, name="watch-sync", daemon=True)
         self._thread.start()
@@ -202,8 +208,9 @@ def _loop(
 
 
 class _Hurry:
-    """While the RPC door has items not yet placed, a pass and a sync every few seconds:
-    a client's torrent starts downloading soon after put.io finishes it."""
+    """While the RPC door has items not yet placed, a pass every few seconds, and a sync
+    as soon as one of them is finished on put.io: it comes down without waiting for the
+    sync interval, and put.io's whole file list is read only when there is something new."""
 
     def __init__(
         self, extras: Extras, timer: _Timer, syncs: _Syncs, monotonic: Callable[[], float]
@@ -218,9 +225,11 @@ class _Hurry:
         if self._monotonic() - self._last < self._extras.hurry_seconds:
             return
         self._last = self._monotonic()
-        if self._extras.hurry():
+        wanted = self._extras.hurry()
+        if wanted in (LOOK, FETCH):
             self._timer.arm(0.0)
-            self._syncs.start()
+        if wanted == FETCH:
+            self._syncs.start(quietly=True)
 
 
 def _recheck_delay(folder: Path, now: float) -> float | None:
