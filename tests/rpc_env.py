@@ -19,6 +19,7 @@ from putio_mirror.rpc.server import SESSION_HEADER, RpcServer
 from tests.mirror_env import Mirror
 
 USER, PASSWORD = "sonarr", "pass: with spaces"
+READ_TIMEOUT = 0.5
 
 
 class Client:
