@@ -503,3 +503,31 @@ def test_a_dry_run_reads_an_existing_journal(mirror: Mirror, fake_putio: FakePut
     assert mirror.run("files", "download").code == 0
     (mirror.downloads / "film.mkv").unlink()  # moved away by the media manager
     assert "film.mkv" not in mirror.run("sync", "--dry-run").out
+
+
+def test_desires_are_kept_once_by_info_hash_changed_removed_and_added_again(
+    any_journal: Journal,
+) -> None:
+    from putio_mirror.core.state import Desire
+
+    book = any_journal.desires
+    wanted = Desire(HASH_A, 0, "Show", "torrent", minutes(0), size=5, category="tv",
+                    labels=("tv", "4k"))  # fmt: skip
+    assert book.add(wanted, b"d4:infode") == (1, True)
+    assert book.add(wanted, b"d4:infode") == (1, False)
+    assert book.add(Desire("b" * 40, 0, "Magnet", "magnet", minutes(1)), None) == (2, True)
+    book.change([HASH_A], paused=True, seed_ratio_limit=1.5, labels=("films",))
+    book.locate(HASH_A, "tv/Show", ((7, "tv/Show/a.mkv", 5),))
+    listed = book.listing()
+    assert listed[HASH_A].paused and listed[HASH_A].seed_ratio_limit == 1.5
+    assert listed[HASH_A].labels == ("films",) and listed[HASH_A].item_files == (
+        (7, "tv/Show/a.mkv", 5),
+    )
+    assert book.torrent(HASH_A) == b"d4:infode" and book.torrent("b" * 40) is None
+    book.remove([HASH_A], minutes(2))
+    assert set(book.listing()) == {"b" * 40}
+    assert any_journal.facts().removed_desires == {HASH_A}
+    assert book.add(wanted, b"d4:infode") == (1, True)  # its number again
+    assert set(book.listing()) == {HASH_A, "b" * 40} and not book.listing()[HASH_A].paused
+    any_journal.record_progress(7, "tv/Show/a.mkv", 5, None, 3, minutes(3))
+    assert book.progress_of([7, 8]) == {7: (3, False, None)}
