@@ -142,3 +142,13 @@ def test_the_unfinished_transfer_of_a_removed_item_is_cancelled() -> None:
     )
     plan = reconcile(Snapshot(transfers=transfers, journal=journal), Policy(), NOW)
     assert [action.key for action in plan] == ["cancel:1"]
+
+
+def test_items_removed_with_their_data_are_deleted_on_put_io_only_when_configured() -> None:
+    files = tree_of_item(10) + tree_of_item(20)
+    journal = replace(facts(), purged_items=frozenset({10, 99}))  # 99: gone from put.io
+    snapshot = Snapshot(files=files, journal=journal)
+    assert not [a for a in reconcile(snapshot, Policy(), NOW) if a.kind == "delete"]
+    policy = Policy(delete_remote_on_rpc_remove=True)
+    deletes = [a.key for a in reconcile(snapshot, policy, NOW) if a.kind == "delete"]
+    assert deletes == ["delete-remote:10"]

@@ -129,7 +129,7 @@ def test_remove_completed_deletes_the_placed_item_and_journals_it(
     info_hash = hashlib.sha1(  # the info-hash as Sonarr computes it
         data[data.index(b"4:infod") + 6 : -1], usedforsecurity=False
     ).hexdigest()
-    with serving(mirror) as server:
+    with serving(mirror, delete_remote_on_remove=True) as server:
         client = Client(url_of(server))
         folder = str(mirror.downloads / CATEGORY)
         added = client.add_torrent(data, paused=False, **{"download-dir": folder})
@@ -143,6 +143,8 @@ def test_remove_completed_deletes_the_placed_item_and_journals_it(
         client.ok("torrent-remove", ids=[info_hash], **{"delete-local-data": True})
         assert not placed.exists()
         assert client.ok("torrent-get", fields=SONARR_FIELDS)["torrents"] == []
+        # put.io's copy goes too (rpc.delete_remote_on_remove), at the next sync
+        wait_for(lambda: not [f for f in fake_putio.files() if f["name"] == "Film (2024)"])
     with Journal.open(f"sqlite:///{mirror.journal}") as journal:
         runs = [run for run in journal.recent_runs(50) if run.command == "rpc torrent-remove"]
         (action,) = journal.actions_of(runs[0].id)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class _Waker:
-    """Asks the watcher for a pass; a no-op until the watcher hands over how."""
+    """Asks the watcher for a pass (or a sync); a no-op until the watcher hands over how."""
 
     def __init__(self) -> None:
         self._wake: Callable[[], None] = lambda: None
@@ -51,7 +51,7 @@ def serve(
     settings.download_dir.mkdir(parents=True, exist_ok=True)
     with Journal.open(settings.journal_url) as journal:
         board = Board(journal, settings.policy)
-        waker = _Waker()
+        waker, syncer = _Waker(), _Waker()
         door = Door(
             journal,
             board,
@@ -59,6 +59,7 @@ def serve(
             settings.rpc,
             settings.policy,
             wake=waker,
+            sync_soon=syncer,
             clock=lambda: datetime.now(UTC),
         )
         server = _listen(door, settings)
@@ -69,6 +70,7 @@ def serve(
             extras = Extras(
                 on_snapshot=board.refresh,
                 wire_wake=waker.wire,
+                wire_sync=syncer.wire,
                 hurry=lambda: _hurry(journal, board),
                 hurry_seconds=settings.rpc.poll_seconds,
             )

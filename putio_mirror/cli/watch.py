@@ -59,6 +59,8 @@ class Extras:
     on_snapshot: Callable[[Snapshot, bool], None] | None = None
     #: given, once the watcher runs, the function that asks for a pass at once
     wire_wake: Callable[[Callable[[], None]], None] | None = None
+    #: given, once the watcher runs, the function that starts a sync at once (unless one runs)
+    wire_sync: Callable[[Callable[[], None]], None] | None = None
     #: asked every ``hurry_seconds``: LOOK runs a pass (put.io's transfer list, no files),
     #: FETCH a pass and a sync (something finished on put.io waits to come down)
     hurry: Callable[[], str] | None = None
@@ -110,14 +112,16 @@ class _Syncs:
         self._runtime = runtime
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self._starting = threading.Lock()  # the RPC door may ask from its own threads
 
     def start(self, *, quietly: bool = False) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            if not quietly:
-                log.info("watch sync: the last one is still running; not starting another")
-            return
-        self._thread = threading.Thread(target=self._run, name="watch-sync", daemon=True)
-        self._thread.start()
+        with self._starting:
+            if self._thread is not None and self._thread.is_alive():
+                if not quietly:
+                    log.info("watch sync: the last one is still running; not starting another")
+                return
+            self._thread = threading.Thread(target=self._run, name="watch-sync", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         try:
@@ -163,6 +167,8 @@ def watch_blackhole(
         observer.schedule(_Arm(timer.arm), str(settings.blackhole_dir), recursive=False)
         observer.start()
         syncs = _Syncs(runtime)
+        if extras.wire_sync is not None:
+            extras.wire_sync(lambda: syncs.start(quietly=True))
         scheduler = _scheduler(syncs, settings, periodic_sync)
         log.info("watching %s", settings.blackhole_dir)
         try:

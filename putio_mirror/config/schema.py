@@ -147,6 +147,7 @@ class RpcSection(_Section):
     password: str | None = None
     categories: tuple[str, ...] = ()
     poll_seconds: PositiveFloat = 30.0
+    delete_remote_on_remove: bool = False
 
     @field_validator("url_base")
     @classmethod

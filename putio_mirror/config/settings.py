@@ -200,6 +200,7 @@ def _policy(model: MirrorFile) -> Policy:
         clean_finished=transfers.clean_finished,
         download=download.enabled,
         delete_remote_after_download=download.delete_remote_after,
+        delete_remote_on_rpc_remove=model.rpc.delete_remote_on_remove,
         manage_foreign_transfers=transfers.manage_foreign,
         remote_root_id=download.remote_root,
         item_placement=download.placement == "item",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from putio_mirror.core.mirroring import RemoteTree
-from putio_mirror.core.plan import CancelTransfer, SubmitDesired
+from putio_mirror.core.plan import CancelTransfer, DeleteRemote, SubmitDesired
 from putio_mirror.core.state import FINISHED_STATUSES, Desire, Snapshot, Transfer
 
 SECONDS_PER_MINUTE = 60
@@ -78,4 +78,14 @@ def plan_removed_transfers(snapshot: Snapshot) -> list[CancelTransfer]:
         CancelTransfer(transfer.id, transfer.name, why="removed by its RPC client")
         for transfer in sorted(snapshot.transfers, key=lambda entry: entry.id)
         if (transfer.hash or "") in removed and transfer.status not in FINISHED_STATUSES
+    ]
+
+
+def plan_purges(snapshot: Snapshot, tree: RemoteTree) -> list[DeleteRemote]:
+    """Given the world, delete on put.io the items RPC clients removed with their data
+    (when the policy says so), if all of each is inside the mirrored folder."""
+    return [
+        DeleteRemote(item_id, tree.by_id[item_id].name, why="removed with its data over RPC")
+        for item_id in sorted(snapshot.journal.purged_items)
+        if item_id in tree.by_id and tree.all_named(item_id)
     ]

@@ -17,6 +17,7 @@ from putio_mirror.core.desired import (
     has_seed_limits,
     held_ids,
     plan_desires,
+    plan_purges,
     plan_removed_transfers,
     seeded_enough_for,
 )
@@ -90,6 +91,9 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     actions += _plan_clean(snapshot, policy, tree, pending.keys, notes)
     if policy.delete_remote_after_download and policy.download:
         actions += plan_deletes(snapshot, policy, tree, pending, placements)
+    if policy.delete_remote_on_rpc_remove:
+        planned = {action.key for action in actions}
+        actions += [item for item in plan_purges(snapshot, tree) if item.key not in planned]
     if policy.download:
         actions += plan_tidy(snapshot, policy, tree, now, pending, placements)
     notes += _transfer_errors(snapshot.transfers)

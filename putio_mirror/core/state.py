@@ -182,6 +182,8 @@ class JournalFacts:
     desires: Mapping[str, Desire] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
     #: info-hashes RPC clients asked for and removed since: not fetched, their transfer ends
     removed_desires: frozenset[str] = frozenset()
+    #: put.io item ids of those removed with their data (``delete-local-data``)
+    purged_items: frozenset[int] = frozenset()
 
 
 StagedKind = Literal["part", "verified", "build"]
@@ -265,6 +267,8 @@ class Policy:
     clean_finished: bool = True
     download: bool = True
     delete_remote_after_download: bool = False
+    #: delete an item's put.io files when an RPC client removes it with its data
+    delete_remote_on_rpc_remove: bool = False
     manage_foreign_transfers: bool = False
     remote_root_id: int = 0
     #: build each top-level item in staging and move it in whole (False: file by file)

@@ -55,7 +55,12 @@ def add(conn: Connection, row: Mapping[str, Any]) -> tuple[int, bool]:
         return int(inserted[0]), True
     if found.removed_at is None:
         return int(found.id), False
-    values = dict(row) | {"removed_at": None, "error": None, "revision": _COLUMNS.revision + 1}
+    values = dict(row) | {
+        "removed_at": None,
+        "purge": False,
+        "error": None,
+        "revision": _COLUMNS.revision + 1,
+    }
     conn.execute(update(desires_table).where(_COLUMNS.id == found.id).values(**values))
     return int(found.id), True
 
@@ -69,8 +74,8 @@ def change(conn: Connection, info_hashes: list[str], values: Mapping[str, Any]) 
         conn.execute(statement.values(**values, revision=_COLUMNS.revision + 1))
 
 
-def remove(conn: Connection, info_hashes: list[str], now: datetime) -> None:
-    change(conn, info_hashes, {"removed_at": now})
+def remove(conn: Connection, info_hashes: list[str], now: datetime, purge: bool) -> None:
+    change(conn, info_hashes, {"removed_at": now, "purge": purge})
 
 
 def fingerprint(conn: Connection) -> tuple[int, int, int]:
@@ -90,10 +95,15 @@ def listing(conn: Connection) -> dict[str, Desire]:
     return {row.info_hash: _desire(row) for row in rows}
 
 
-def removed(conn: Connection) -> frozenset[str]:
-    """Return the info-hashes of the desires removed (and not added again since)."""
-    query = select(_COLUMNS.info_hash).where(_COLUMNS.removed_at.is_not(None))
-    return frozenset(conn.execute(query).scalars())
+def removed(conn: Connection) -> tuple[frozenset[str], frozenset[int]]:
+    """Return the info-hashes of the desires removed (and not added again since), and the
+    put.io item ids of those removed with their data."""
+    query = select(_COLUMNS.info_hash, _COLUMNS.purge, _COLUMNS.item_id).where(
+        _COLUMNS.removed_at.is_not(None)
+    )
+    rows = conn.execute(query).all()
+    purged = frozenset(int(item) for _, purge, item in rows if purge and item is not None)
+    return frozenset(info_hash for info_hash, _, _ in rows), purged
 
 
 def torrent(conn: Connection, info_hash: str) -> bytes | None:
@@ -168,14 +178,21 @@ class DesireBook:
             change(conn, info_hashes, values)
 
     def locate(
-        self, info_hash: str, item_path: str, files: tuple[tuple[int, str, int], ...]
+        self,
+        info_hash: str,
+        item_id: int,
+        item_path: str,
+        files: tuple[tuple[int, str, int], ...],
     ) -> None:
-        """Given a desire's info-hash, remember where its item is and which files it has."""
-        self.change([info_hash], item_path=item_path, item_files=json.dumps(files))
+        """Given a desire's info-hash, remember its put.io item, where it is locally and
+        which files it has."""
+        values = {"item_id": item_id, "item_path": item_path, "item_files": json.dumps(files)}
+        self.change([info_hash], **values)
 
-    def remove(self, info_hashes: list[str], now: datetime) -> None:
+    def remove(self, info_hashes: list[str], now: datetime, *, purge: bool = False) -> None:
+        """Given info-hashes, mark those desires removed (``purge``: with their data)."""
         with self._db.write() as conn:
-            remove(conn, info_hashes, _aware(now))
+            remove(conn, info_hashes, _aware(now), purge)
 
     def listing(self) -> dict[str, Desire]:
         """Return every desire not removed, by info-hash (read again only if one changed)."""

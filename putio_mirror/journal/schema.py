@@ -176,10 +176,13 @@ desires_table = Table(
     Column("seed_idle_minutes", Integer),
     Column("error", Text),
     # Where its item is, once put.io's tree shows it: relative path, files as JSON.
+    Column("item_id", BigInteger),
     Column("item_path", Text),
     Column("item_files", Text),
     Column("added_at", UtcDateTime, nullable=False),
     Column("removed_at", UtcDateTime),
+    # Removed with ``delete-local-data``: its put.io files go too if the config says so.
+    Column("purge", Boolean, nullable=False, default=False),
     # One more on every change: a poll that finds the same sums reuses what it read last.
     Column("revision", Integer, nullable=False, default=0),
 )

@@ -298,7 +298,7 @@ class Journal:
             submissions = {row[0]: Submission(*row) for row in conn.execute(submissions_query)}
             downloads = journal_files.records(conn)
             desires = journal_desires.listing(conn)
-            removed = journal_desires.removed(conn)
+            removed, purged = journal_desires.removed(conn)
         own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
         return JournalFacts(
             submissions=MappingProxyType(submissions),
@@ -306,6 +306,7 @@ class Journal:
             own_transfer_ids=own,
             desires=MappingProxyType(desires),
             removed_desires=removed,
+            purged_items=purged,
         )
 
     @property

@@ -64,7 +64,7 @@ class Board:
                 continue
             found = item_of(tree, transfer.file_id)
             if found != (desire.item_path, desire.item_files):
-                self._journal.desires.locate(info_hash, *found)
+                self._journal.desires.locate(info_hash, transfer.file_id, *found)
 
 
 def item_of(tree: RemoteTree, item_id: int) -> tuple[str, ItemFiles]:

@@ -49,6 +49,8 @@ class Door:
     #: ask the watcher for a pass soon (a new or resumed desire waits for no sync)
     wake: Callable[[], None]
     clock: Callable[[], datetime]
+    #: ask the watcher for a sync now (an item removed with its data leaves put.io soon)
+    sync_soon: Callable[[], None] = lambda: None
 
     def views(self, desires: list[Desire]) -> list[ItemView]:
         file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]
@@ -219,7 +221,10 @@ def torrent_remove(door: Door, arguments: Arguments) -> Arguments:
         for view in door.views(chosen):
             if view.local is not None and view.local.placed:
                 remove_local(door.journal, door.downloads, view.desire, door.clock())
-    door.journal.desires.remove([desire.info_hash for desire in chosen], door.clock())
+    hashes = [desire.info_hash for desire in chosen]
+    door.journal.desires.remove(hashes, door.clock(), purge=delete)
+    if delete and hashes and door.policy.delete_remote_on_rpc_remove:
+        door.sync_soon()
     return {}
 
 

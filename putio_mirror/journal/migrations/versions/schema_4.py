@@ -27,9 +27,11 @@ def upgrade() -> None:
         sa.Column("seed_ratio_limit", sa.Float),
         sa.Column("seed_idle_minutes", sa.Integer),
         sa.Column("error", sa.Text),
+        sa.Column("item_id", sa.BigInteger),
         sa.Column("item_path", sa.Text),
         sa.Column("item_files", sa.Text),
         sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("removed_at", sa.DateTime(timezone=True)),
+        sa.Column("purge", sa.Boolean, nullable=False),
         sa.Column("revision", sa.Integer, nullable=False),
     )
