@@ -358,15 +358,7 @@ class Executor:
         if isinstance(action, SubmitTorrent | SubmitMagnet):
             return self._submit(action)
         if isinstance(action, SubmitDesired):
-            rules = self._rules
-            return submit_desired(
-                self._remote,
-                self._journal,
-                action,
-                root_id=rules.remote_root_id,
-                save_parent_id=rules.save_parent_id,
-                now=self._now,
-            )
+            return submit_desired(self._remote, self._journal, action, self._rules, self._now)
         if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):
             return self._file_away(action)
         return self._groom(action)

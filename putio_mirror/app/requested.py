@@ -31,13 +31,21 @@ class Submitter(Protocol):
     def folder_named(self, parent_id: int, name: str) -> int: ...
 
 
+class Folders(Protocol):
+    """Where submissions go on put.io: the mirrored folder, and the blackhole's folder."""
+
+    @property
+    def remote_root_id(self) -> int: ...
+
+    @property
+    def save_parent_id(self) -> int | None: ...
+
+
 def submit_desired(
     remote: Submitter,
     journal: Journal,
     action: SubmitDesired,
-    *,
-    root_id: int,
-    save_parent_id: int | None,
+    folders: Folders,
     now: Callable[[], datetime],
 ) -> str:
     """Given a planned submission, send it to put.io and journal it; return a detail.
@@ -50,10 +58,11 @@ def submit_desired(
         raise ItemError(
             f"{action.name}: the journal holds no .torrent for it", "add it again over RPC"
         )
+    root_id = folders.remote_root_id
     if action.category:
         parent: int | None = remote.folder_named(root_id, action.category)
     else:  # into the mirrored folder, or it would never come down
-        parent = root_id or save_parent_id
+        parent = root_id or folders.save_parent_id
     journal.record_submission(action.info_hash, None, action.name, now())
     try:
         if action.magnet_uri:
