@@ -193,6 +193,19 @@ def test_a_journal_from_before_alembic_of_a_newer_schema_is_refused(tmp_path: Pa
     assert "alembic_version" not in layout(url)
 
 
+def test_an_upgrade_that_fails_halfway_leaves_the_journal_as_it_was(url_maker: Any) -> None:
+    url = url_maker()
+    replay(url, 2)
+    # A column schema 3 adds, already there: its upgrade fails after stamping and a few steps.
+    run_sql(url, "ALTER TABLE downloads ADD COLUMN last_error TEXT")
+    before = layout(url)
+    with pytest.raises(JournalError) as caught:
+        Journal.open(url)
+    assert "last_error" in caught.value.message
+    assert layout(url) == before  # no alembic_version, no runs.owner: all rolled back
+    assert run_sql(url, "SELECT version FROM schema_info") == [2]
+
+
 # Run in another process, so modules this test session imported do not count.
 ALEMBIC_PROBE = """
 import sys
@@ -295,5 +308,5 @@ def test_processes_opening_one_old_journal_at_once_upgrade_it_once(url_maker: An
     assert [racer.returncode for racer in racers] == [0, 0, 0], outputs
     logs = "".join(out for out, _ in outputs)
     assert logs.count("upgrading the journal") == 1, logs
-    assert logs.count("Running upgrade 0002 -> 0003") == 1, logs
+    assert "alembic" not in logs  # its INFO lines stay out of a run's log
     assert stored(url) == ([HEAD], [SCHEMA_VERSION])

@@ -10,12 +10,10 @@ built here (``script_location`` is this folder) and the journal's connection han
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, insert, inspect, select, text, update
 
 from putio_mirror.core.errors import JournalError
@@ -23,6 +21,29 @@ from putio_mirror.journal.migrations import HEAD
 from putio_mirror.journal.schema import SCHEMA_VERSION, metadata, schema_info_table
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _alembic_quiet() -> Iterator[None]:
+    """Keep Alembic's INFO lines (its plugins, its dialect, each step) out of a run's log.
+
+    A new journal would start every first run with half a dozen of them; the one line that
+    matters, an upgrade, is ours. Warnings still pass.
+    """
+    logger = logging.getLogger("alembic")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+with _alembic_quiet():  # its plugins announce themselves at INFO as it is imported
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
 # Any fixed number: the PostgreSQL advisory lock that queues hosts preparing one database.
 _PREPARE_LOCK = 0x7075_7469_6F6D
@@ -40,7 +61,11 @@ def bring_to_head(conn: Connection, shown_url: str) -> None:
         # tables and upgrade the same columns; the lock queues them and is let go at commit.
         # SQLite needs none: our write transactions are BEGIN IMMEDIATE, one at a time.
         conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _PREPARE_LOCK})
-    config = alembic_config(conn)
+    with _alembic_quiet():
+        _bring_to_head(conn, alembic_config(conn), shown_url)
+
+
+def _bring_to_head(conn: Connection, config: Config, shown_url: str) -> None:
     # Asked again under the lock: another process may have done the work meanwhile.
     current = MigrationContext.configure(conn).get_current_heads()
     if not current:
