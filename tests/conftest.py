@@ -5,15 +5,23 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 from fastbencode import bencode  # type: ignore[attr-defined]
 
+from putio_mirror.config.rpc import RpcSettings
+from putio_mirror.core.state import Policy
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.journal.store import Journal
+from putio_mirror.rpc.board import Board
+from putio_mirror.rpc.methods import Door
+from putio_mirror.rpc.server import RpcServer
 from tests.mirror_env import Mirror
 from tests.postgres_server import DEBIAN_BINDIRS, PostgresServer, find_binaries
+from tests.rpc_env import READ_TIMEOUT
 
 PIECE_LENGTH = 16384
 TorrentFactory = Callable[..., bytes]
@@ -88,3 +96,26 @@ def mirror(tmp_path: Path, fake_putio: FakePutio, capsys: pytest.CaptureFixture[
     harness = Mirror(tmp_path, fake_putio, capsys)
     harness.write_config()
     return harness
+
+
+@pytest.fixture
+def rpc_endpoint(tmp_path: Path) -> Iterator[RpcServer]:
+    """The endpoint alone (no watcher) on a journal of its own, stopped afterwards."""
+    journal = Journal.open(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    door = Door(
+        journal,
+        Board(journal, Policy()),
+        tmp_path / "downloads",
+        RpcSettings(port=0),
+        Policy(),
+        wake=lambda: None,
+        clock=lambda: datetime.now(UTC),
+    )
+    endpoint = RpcServer(door, RpcSettings(port=0), read_timeout=READ_TIMEOUT)
+    endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.shutdown()
+        endpoint.server_close()
+        journal.close()

@@ -525,3 +525,34 @@ def test_a_batch_sees_its_own_writes_and_others_see_them_at_its_end(any_journal:
         with any_journal.batch():  # nested: part of the same transaction
             any_journal.release("download:7", "me")
     assert any_journal.is_verified(7) and any_journal.claims() == {}
+
+
+def test_desires_are_kept_once_by_info_hash_changed_removed_and_added_again(
+    any_journal: Journal,
+) -> None:
+    from putio_mirror.core.state import Desire
+
+    book = any_journal.desires
+    wanted = Desire(HASH_A, 0, "Show", "torrent", minutes(0), size=5, category="tv",
+                    labels=("tv", "4k"))  # fmt: skip
+    assert book.add(wanted, b"d4:infode") == (1, True)
+    assert book.add(wanted, b"d4:infode") == (1, False)
+    assert book.add(Desire("b" * 40, 0, "Magnet", "magnet", minutes(1)), None) == (2, True)
+    book.change([HASH_A], paused=True, seed_ratio_limit=1.5, labels=("films",))
+    book.locate(HASH_A, 6, "tv/Show", ((7, "tv/Show/a.mkv", 5),))
+    listed = book.listing()
+    assert listed[HASH_A].paused and listed[HASH_A].seed_ratio_limit == 1.5
+    assert listed[HASH_A].labels == ("films",) and listed[HASH_A].item_files == (
+        (7, "tv/Show/a.mkv", 5),
+    )
+    assert book.torrent(HASH_A) == b"d4:infode" and book.torrent("b" * 40) is None
+    book.remove([HASH_A], minutes(2), purge=True)
+    book.remove(["b" * 40], minutes(2))
+    assert book.listing() == {}
+    facts = any_journal.facts()
+    assert (facts.removed_desires, facts.purged_items) == ({HASH_A, "b" * 40}, {6})
+    assert book.add(wanted, b"d4:infode") == (1, True)  # its number again
+    assert set(book.listing()) == {HASH_A} and not book.listing()[HASH_A].paused
+    assert any_journal.facts().purged_items == frozenset()
+    any_journal.record_progress(7, "tv/Show/a.mkv", 5, None, 3, minutes(3))
+    assert book.progress_of([7, 8]) == {7: (3, False, None)}

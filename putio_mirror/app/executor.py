@@ -22,6 +22,7 @@ from typing import Protocol
 
 from putio_mirror.app.downloading import AnyFetcher, DownloadSteps, NoProgress, Paused, Progress
 from putio_mirror.app.report import Failure, RunReport
+from putio_mirror.app.requested import submit_desired
 from putio_mirror.core.errors import (
     FatalError,
     ItemError,
@@ -40,6 +41,7 @@ from putio_mirror.core.plan import (
     PlaceItem,
     Plan,
     RejectBlackholeFile,
+    SubmitDesired,
     SubmitMagnet,
     SubmitTorrent,
     TidyStaging,
@@ -83,6 +85,8 @@ class RemoteWriter(Protocol):
 
     def delete_files(self, ids: list[int]) -> None: ...
 
+    def folder_named(self, parent_id: int, name: str) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Rules:
@@ -91,6 +95,8 @@ class Rules:
     schedule: Schedule = field(default_factory=Schedule)
     groom_outside_window: bool = True
     save_parent_id: int | None = None
+    #: the mirrored put.io folder, where RPC categories get their folders
+    remote_root_id: int = 0
     free_space_margin: int = FREE_SPACE_MARGIN
     #: files downloaded at once; None: chosen from their sizes (``core.pacing``)
     parallel_files: int | None = 1
@@ -320,6 +326,8 @@ class Executor:
             return self._downloads.tidy(action)
         if isinstance(action, SubmitTorrent | SubmitMagnet):
             return self._submit(action)
+        if isinstance(action, SubmitDesired):
+            return submit_desired(self._remote, self._journal, action, self._rules, self._now)
         if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):
             return self._file_away(action)
         return self._groom(action)

@@ -111,6 +111,8 @@ class Runtime:
     progress: Progress | None = None
     #: told the plan just before it is carried out (the CLI prints its summary first)
     on_plan: Callable[[Plan], None] = lambda plan: None
+    #: told of every snapshot observed, and whether it lists the files (``serve``'s cache)
+    on_snapshot: Callable[[Snapshot, bool], None] | None = None
 
 
 def run_once(runtime: Runtime, request: Request) -> Outcome:
@@ -133,6 +135,8 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             wrong := remote_root_problem(snapshot.files, settings.policy.remote_root_id)
         ):
             raise ConfigError(wrong, REMOTE_ROOT_HINT)
+        if runtime.on_snapshot is not None:
+            runtime.on_snapshot(snapshot, request.needs_files)
         plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
         plan = plan.only(request.kinds, request.limit_downloads)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
@@ -269,6 +273,7 @@ def _execute(
             schedule=settings.schedule,
             groom_outside_window=settings.groom_outside_window,
             save_parent_id=settings.save_parent_id,
+            remote_root_id=settings.policy.remote_root_id,
             free_space_margin=settings.free_space_margin,
             parallel_files=settings.parallel_files,
             owner=request.owner,

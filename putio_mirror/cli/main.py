@@ -126,6 +126,15 @@ def watch(context: Context) -> int:
     return int(watch_blackhole(settings, add_first=True, periodic_sync=True))
 
 
+@cli.command("serve")
+@pass_context
+def serve(context: Context) -> int:
+    """Run the watcher and a Transmission RPC endpoint for Sonarr, Radarr and others."""
+    from putio_mirror.cli.serve import serve as serve_forever
+
+    return int(serve_forever(context.settings()))
+
+
 @cli.group()
 def transfers() -> None:
     """Groom put.io's transfer list."""

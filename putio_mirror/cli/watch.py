@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import schedule
@@ -34,6 +35,7 @@ from putio_mirror.cli.progress import LogProgress
 from putio_mirror.cli.signals import StopFlag
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
+from putio_mirror.core.state import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,26 @@ RECHECK_SECONDS = 30.0
 SYNC = Request("watch sync", kinds=ALL_KINDS - BLACKHOLE_KINDS)
 #: the watcher's blackhole pass, which runs beside its sync
 PASS = Request("watch submit", kinds=BLACKHOLE_KINDS, beside_sync=True)
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What ``serve`` adds to the watcher: the RPC door's hooks into its loop."""
+
+    #: told of every snapshot a sync or pass observed (and whether it lists the files)
+    on_snapshot: Callable[[Snapshot, bool], None] | None = None
+    #: given, once the watcher runs, the function that asks for a pass at once
+    wire_wake: Callable[[Callable[[], None]], None] | None = None
+    #: given, once the watcher runs, the function that starts a sync at once (unless one runs)
+    wire_sync: Callable[[Callable[[], None]], None] | None = None
+    #: asked every ``hurry_seconds``: LOOK runs a pass (put.io's transfer list, no files),
+    #: FETCH a pass and a sync (something finished on put.io waits to come down)
+    hurry: Callable[[], str] | None = None
+    hurry_seconds: float = 30.0
+
+
+#: what ``Extras.hurry`` may ask for
+LOOK, FETCH = "look", "fetch"
 
 
 class _Arm(FileSystemEventHandler):
@@ -90,13 +112,16 @@ class _Syncs:
         self._runtime = runtime
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self._starting = threading.Lock()  # the RPC door may ask from its own threads
 
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            log.info("watch sync: the last one is still running; not starting another")
-            return
-        self._thread = threading.Thread(target=self._run, name="watch-sync", daemon=True)
-        self._thread.start()
+    def start(self, *, quietly: bool = False) -> None:
+        with self._starting:
+            if self._thread is not None and self._thread.is_alive():
+                if not quietly:
+                    log.info("watch sync: the last one is still running; not starting another")
+                return
+            self._thread = threading.Thread(target=self._run, name="watch-sync", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         try:
@@ -121,22 +146,34 @@ def watch_blackhole(
     stop: StopFlag | None = None,
     poll_seconds: float = 0.5,
     monotonic: Callable[[], float] = time.monotonic,
+    extras: Extras | None = None,
 ) -> ExitCode:
     """Given settings, watch until stopped; return the exit code (0 after SIGTERM)."""
     settings.blackhole_dir.mkdir(parents=True, exist_ok=True)
     timer = _Timer(monotonic)
     if add_first:
         timer.arm(0.0)
+    extras = extras or Extras()
+    if extras.wire_wake is not None:
+        extras.wire_wake(lambda: timer.arm(0.0))
     with stop or StopFlag() as flag:
-        runtime = Runtime(settings, stop_requested=flag.is_set, progress=LogProgress())
+        runtime = Runtime(
+            settings,
+            stop_requested=flag.is_set,
+            progress=LogProgress(),
+            on_snapshot=extras.on_snapshot,
+        )
         observer = Observer()
         observer.schedule(_Arm(timer.arm), str(settings.blackhole_dir), recursive=False)
         observer.start()
         syncs = _Syncs(runtime)
+        if extras.wire_sync is not None:
+            extras.wire_sync(lambda: syncs.start(quietly=True))
         scheduler = _scheduler(syncs, settings, periodic_sync)
         log.info("watching %s", settings.blackhole_dir)
         try:
-            return _loop(runtime, timer, scheduler, syncs, flag, poll_seconds)
+            hurry = _Hurry(extras, timer, syncs, monotonic)
+            return _loop(runtime, timer, scheduler, syncs, flag, poll_seconds, hurry)
         finally:
             flag.set()  # a sync still running stops at its next chunk
             syncs.join()
@@ -160,8 +197,10 @@ def _loop(
     syncs: _Syncs,
     flag: StopFlag,
     poll_seconds: float,
+    hurry: _Hurry,
 ) -> ExitCode:
     while not flag.is_set():
+        hurry.check()
         if timer.fire_if_due():
             _guarded("watch submit", lambda: _report_summary(submit_blackhole(runtime)))
             delay = _recheck_delay(runtime.settings.blackhole_dir, time.time())
@@ -172,6 +211,31 @@ def _loop(
         flag.wait(poll_seconds)
     log.info("stopped on request")
     return ExitCode.OK
+
+
+class _Hurry:
+    """While the RPC door has items not yet placed, a pass every few seconds, and a sync
+    as soon as one of them is finished on put.io: it comes down without waiting for the
+    sync interval, and put.io's whole file list is read only when there is something new."""
+
+    def __init__(
+        self, extras: Extras, timer: _Timer, syncs: _Syncs, monotonic: Callable[[], float]
+    ) -> None:
+        self._extras, self._timer, self._syncs = extras, timer, syncs
+        self._monotonic = monotonic
+        self._last = monotonic()  # the first sync has just started
+
+    def check(self) -> None:
+        if self._extras.hurry is None:
+            return
+        if self._monotonic() - self._last < self._extras.hurry_seconds:
+            return
+        self._last = self._monotonic()
+        wanted = self._extras.hurry()
+        if wanted in (LOOK, FETCH):
+            self._timer.arm(0.0)
+        if wanted == FETCH:
+            self._syncs.start(quietly=True)
 
 
 def _recheck_delay(folder: Path, now: float) -> float | None:

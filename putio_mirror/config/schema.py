@@ -151,6 +151,28 @@ class MountSection(_Section):
     allow_other: bool = False
 
 
+class RpcSection(_Section):
+    listen: str = "127.0.0.1:9091"
+    url_base: str = "/transmission"
+    username: str | None = None
+    password: str | None = None
+    categories: tuple[str, ...] = ()
+    poll_seconds: PositiveFloat = 30.0
+    delete_remote_on_remove: bool = False
+
+    @field_validator("url_base")
+    @classmethod
+    def _is_a_path(cls, value: str) -> str:
+        if not value.startswith("/") or any(char in value for char in "?#% "):
+            raise ValueError("should be a URL path such as /transmission")
+        return value.rstrip("/")
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _one_category_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
 class MirrorFile(_Section):
     """The whole file, exactly as written; ``Settings`` is built from it."""
 
@@ -161,6 +183,7 @@ class MirrorFile(_Section):
     schedule: ScheduleSection = ScheduleSection()
     safety: SafetySection = SafetySection()
     mount: MountSection = MountSection()
+    rpc: RpcSection = RpcSection()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("log_level", mode="before")

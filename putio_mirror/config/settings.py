@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config.paths import sqlite_file, staging_problems, unwritable_reason
+from putio_mirror.config.rpc import RpcSettings, rpc_settings
 from putio_mirror.config.schema import MirrorFile, MountSection, PutioSection, Secret
 from putio_mirror.core.errors import ConfigError
 from putio_mirror.core.naming import STAGING_DIR_NAME
@@ -80,6 +81,7 @@ class Settings:
     #: the put.io folder new transfers save into (None: put.io's default)
     save_parent_id: int | None
     policy: Policy
+    rpc: RpcSettings = field(default_factory=RpcSettings)
     config_path: Path | None = None
     warnings: tuple[str, ...] = ()
     #: where ``login`` writes the token: putio.token_file, else ``token`` in the config folder
@@ -177,6 +179,7 @@ def _build(
 ) -> tuple[Settings, tuple[str, ...]]:
     """Given a valid file model, return the Settings and any problems found reading the token."""
     token, problems = _resolve_token(model.putio, env, source)
+    rpc, rpc_problems = rpc_settings(model.rpc)
     paths = model.paths
     download_dir = _expand(paths.downloads, env)
     settings = Settings(
@@ -204,13 +207,14 @@ def _build(
         watch_interval_minutes=model.schedule.watch_interval_minutes,
         save_parent_id=model.transfers.save_parent_id,
         policy=_policy(model),
+        rpc=rpc,
         config_path=config_path,
         warnings=_permission_warnings(model.putio, env, config_path),
         token_file=_token_file(model.putio, env),
         oauth_app_id=model.putio.oauth_app_id,
         mount=_mount(model.mount),
     )
-    return settings, problems
+    return settings, problems + tuple(f"{source}: {problem}" for problem in rpc_problems)
 
 
 def _mount(section: MountSection) -> MountOptions:
@@ -235,6 +239,7 @@ def _policy(model: MirrorFile) -> Policy:
         clean_finished=transfers.clean_finished,
         download=download.enabled,
         delete_remote_after_download=download.delete_remote_after,
+        delete_remote_on_rpc_remove=model.rpc.delete_remote_on_remove,
         manage_foreign_transfers=transfers.manage_foreign,
         remote_root_id=download.remote_root,
         item_placement=download.placement == "item",

@@ -62,6 +62,28 @@ class SubmitMagnet:
 
 
 @dataclass(frozen=True, slots=True)
+class SubmitDesired:
+    """Submit a torrent an RPC client asked for (its bytes or magnet are in the journal),
+    into its category's folder on put.io; the key is the blackhole's, so once by info-hash."""
+
+    kind: ClassVar[ActionKind] = "submit"
+    name: str
+    info_hash: str
+    magnet_uri: str = ""
+    category: str = ""
+    why: str = "asked for over RPC"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{'magnet' if self.magnet_uri else 'upload'}:{self.info_hash}"
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
 class RejectBlackholeFile:
     """Move an unusable blackhole file to ``.rejected/`` with a note saying why."""
 
@@ -255,6 +277,7 @@ class TidyStaging:
 Action = (
     SubmitTorrent
     | SubmitMagnet
+    | SubmitDesired
     | RejectBlackholeFile
     | ArchiveDuplicate
     | CancelTransfer

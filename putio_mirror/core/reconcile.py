@@ -12,6 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from putio_mirror.core.desired import (
+    desire_of,
+    has_seed_limits,
+    held_ids,
+    plan_desires,
+    plan_purges,
+    plan_removed_transfers,
+    seeded_enough_for,
+)
 from putio_mirror.core.mirroring import (
     Pending,
     RemoteTree,
@@ -55,36 +64,52 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     """
     tree = index_tree(snapshot.files, policy, snapshot.names)
     notes: list[Note] = []
-    actions: list[Action] = []
+    desired = plan_desires(snapshot)
+    actions: list[Action] = [*desired]
     if policy.submit_blackhole:
-        actions += _plan_blackhole(snapshot, notes)
+        pending_desires = {action.info_hash: action.key for action in desired}
+        actions += _plan_blackhole(snapshot, notes, pending_desires)
     fetches: list[Download] = []
     adopted: list[AdoptLocal] = []
     placements: list[PlaceItem] = []
     if policy.download:
         fetches, adopted = plan_downloads(snapshot, policy, tree, notes, now)
+        held = held_ids(snapshot, tree)  # paused or removed by an RPC client
+        fetches = [action for action in fetches if action.file_id not in held]
+        adopted = [action for action in adopted if action.file_id not in held]
         pending = Pending.of(fetches, adopted)
-        placements = plan_placements(snapshot, policy, tree, pending)
+        placements = [
+            action
+            for action in plan_placements(snapshot, policy, tree, pending)
+            if action.item_id not in held
+        ]
     else:
         pending = Pending.of([], [])
     actions += [*fetches, *adopted, *placements]
+    actions += plan_removed_transfers(snapshot)
     actions += _plan_cancels(snapshot, policy, now)
     actions += _plan_clean(snapshot, policy, tree, pending.keys, notes)
     if policy.delete_remote_after_download and policy.download:
         actions += plan_deletes(snapshot, policy, tree, pending, placements)
+    if policy.delete_remote_on_rpc_remove:
+        planned = {action.key for action in actions}
+        actions += [item for item in plan_purges(snapshot, tree) if item.key not in planned]
     if policy.download:
         actions += plan_tidy(snapshot, policy, tree, now, pending, placements)
     return Plan(tuple(actions), tuple(notes))
 
 
-def _plan_blackhole(snapshot: Snapshot, notes: list[Note]) -> list[Action]:
+def _plan_blackhole(
+    snapshot: Snapshot, notes: list[Note], pending_desires: Mapping[str, str]
+) -> list[Action]:
     # A submission without a transfer id was only attempted: put.io's answer never came.
     # If put.io has the transfer, it was created (archive; it is ours); if not, submit again.
     submitted = {
         key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
     }
     on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
-    first_key: dict[str, str] = {}
+    # A torrent an RPC client asked for in this same plan is submitted once, by the desire.
+    first_key: dict[str, str] = dict(pending_desires)
     actions: list[Action] = []
     for item in sorted(snapshot.blackhole, key=lambda entry: entry.name):
         if item.problem is not None or item.info_hash is None:
@@ -97,7 +122,7 @@ def _plan_blackhole(snapshot: Snapshot, notes: list[Note]) -> list[Action]:
             actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, why=where))
         elif item.info_hash in first_key:
             requires = (first_key[item.info_hash],)
-            why = "same torrent as another file in this scan"
+            why = "same torrent as another file in this scan or an RPC request"
             actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, why, requires))
         else:
             action = _submit(item, item.info_hash)
@@ -127,7 +152,7 @@ def _plan_cancels(snapshot: Snapshot, policy: Policy, now: datetime) -> list[Act
         for transfer in sorted(snapshot.transfers, key=lambda entry: entry.id)
         if transfer.is_seeding
         and _is_ours(transfer, snapshot, policy)
-        and _seeded_enough(transfer, policy, now)
+        and _seeded_enough(transfer, snapshot, policy, now)
     ]
 
 
@@ -140,8 +165,12 @@ def _seeding_hours(transfer: Transfer, now: datetime) -> float:
     return 0.0
 
 
-def _seeded_enough(transfer: Transfer, policy: Policy, now: datetime) -> bool:
-    """Seeding stops after the configured hours, or earlier once the ratio is reached."""
+def _seeded_enough(transfer: Transfer, snapshot: Snapshot, policy: Policy, now: datetime) -> bool:
+    """Seeding stops after the configured hours, or earlier once the ratio is reached;
+    limits an RPC client set for this torrent (``torrent-set``) replace those."""
+    desire = desire_of(transfer, snapshot.journal.desires)
+    if desire is not None and has_seed_limits(desire):
+        return seeded_enough_for(desire, transfer)
     if _seeding_hours(transfer, now) >= policy.seeding_min_hours:
         return True
     ratio = transfer.current_ratio
@@ -175,7 +204,11 @@ def _plan_clean(
     for transfer in sorted(snapshot.transfers, key=lambda entry: entry.id):
         if transfer.status != "COMPLETED" or not _is_ours(transfer, snapshot, policy):
             continue
-        waits = _mirror_requirements(transfer, policy, tree, pending, snapshot)
+        removed = (transfer.hash or "") in snapshot.journal.removed_desires
+        # An RPC client removed it: what was not mirrored by then never will be.
+        waits = (
+            set() if removed else _mirror_requirements(transfer, policy, tree, pending, snapshot)
+        )
         if waits is None:
             notes.append(
                 Note("info", f"transfer {transfer.name}: not cleaned until it is mirrored")

@@ -50,10 +50,10 @@ class Transfer:
     current_ratio: float | None = None
     finished_at: datetime | None = None
     error_message: str | None = None
-    #: progress as put.io reports it (for people: status, never for decisions)
-    percent_done: int | None = None
+    #: how big it is and how far put.io got (for the RPC door's progress), when put.io says
     size: int | None = None
-    down_speed: int | None = None
+    percent_done: int | None = None
+    down_speed: int = 0
 
     @property
     def is_seeding(self) -> bool:
@@ -129,6 +129,43 @@ class DownloadRecord:
         return self.placed_at is not None
 
 
+DesireKind = Literal["torrent", "magnet"]
+
+
+@dataclass(frozen=True, slots=True)
+class Desire:
+    """A torrent a client asked for over RPC: the journal keeps it until it is removed.
+
+    ``info_hash`` is the key, as for blackhole items, so it is submitted exactly once;
+    ``category`` is the sub-folder of the download folder it goes to ("" for the folder
+    itself); the seed limits, when set, override the global seeding rule for its transfer.
+    """
+
+    info_hash: str
+    rpc_id: int
+    name: str
+    kind: DesireKind
+    added_at: datetime
+    magnet_uri: str = ""
+    #: bytes, from the .torrent (0 until put.io knows a magnet's)
+    size: int = 0
+    category: str = ""
+    labels: tuple[str, ...] = ()
+    paused: bool = False
+    seed_ratio_limit: float | None = None
+    seed_idle_minutes: int | None = None
+    error: str | None = None
+    #: its item in the download folder (relative), once put.io's tree has shown it
+    item_path: str = ""
+    #: (file id, relative path, size) of the item's mirrored files
+    item_files: tuple[tuple[int, str, int], ...] = ()
+
+    @property
+    def key(self) -> str:
+        prefix = "upload" if self.kind == "torrent" else "magnet"
+        return f"{prefix}:{self.info_hash}"
+
+
 def _frozen_mapping() -> Mapping[object, object]:
     return MappingProxyType({})
 
@@ -141,6 +178,12 @@ class JournalFacts:
     downloads: Mapping[int, DownloadRecord] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
     #: transfer ids this tool created, for "touch only our own transfers"
     own_transfer_ids: frozenset[int] = frozenset()
+    #: what RPC clients asked for, by info-hash (removed ones are forgotten)
+    desires: Mapping[str, Desire] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
+    #: info-hashes RPC clients asked for and removed since: not fetched, their transfer ends
+    removed_desires: frozenset[str] = frozenset()
+    #: put.io item ids of those removed with their data (``delete-local-data``)
+    purged_items: frozenset[int] = frozenset()
 
 
 StagedKind = Literal["part", "verified", "build"]
@@ -227,6 +270,8 @@ class Policy:
     clean_finished: bool = True
     download: bool = True
     delete_remote_after_download: bool = False
+    #: delete an item's put.io files when an RPC client removes it with its data
+    delete_remote_on_rpc_remove: bool = False
     manage_foreign_transfers: bool = False
     remote_root_id: int = 0
     #: build each top-level item in staging and move it in whole (False: file by file)

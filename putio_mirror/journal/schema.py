@@ -26,8 +26,10 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Engine,
+    Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -46,7 +48,7 @@ from sqlalchemy.types import TypeDecorator
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "putio_mirror_write"
 # How long to wait between attempts to switch a SQLite journal to WAL (see _enter_wal).
@@ -156,6 +158,36 @@ claims_table = Table(
     Column("owner", Text, nullable=False, index=True),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("claimed_at", UtcDateTime, nullable=False),
+)
+
+# What RPC clients (Sonarr, Radarr, transmission-remote) asked for, by info-hash; ``id`` is
+# the number Transmission clients know it by (schema 4, revision ``0004``).
+desires_table = Table(
+    "desires",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("info_hash", String(64), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("torrent", LargeBinary),
+    Column("magnet_uri", Text, nullable=False, default=""),
+    Column("category", Text, nullable=False, default=""),
+    Column("labels", Text, nullable=False, default=""),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("seed_ratio_limit", Float),
+    Column("seed_idle_minutes", Integer),
+    Column("error", Text),
+    # Where its item is, once put.io's tree shows it: relative path, files as JSON.
+    Column("item_id", BigInteger),
+    Column("item_path", Text),
+    Column("item_files", Text),
+    Column("added_at", UtcDateTime, nullable=False),
+    Column("removed_at", UtcDateTime),
+    # Removed with ``delete-local-data``: its put.io files go too if the config says so.
+    Column("purge", Boolean, nullable=False, default=False),
+    # One more on every change: a poll that finds the same sums reuses what it read last.
+    Column("revision", Integer, nullable=False, default=0),
 )
 
 

@@ -38,6 +38,9 @@ from putio_mirror.journal import (
     claims as journal_claims,
 )
 from putio_mirror.journal import (
+    desires as journal_desires,
+)
+from putio_mirror.journal import (
     files as journal_files,
 )
 from putio_mirror.journal import (
@@ -81,6 +84,7 @@ class Journal(DatabaseFace):
 
     def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
         super().__init__(Database(engine, url, lock_dir))
+        self._desires = journal_desires.DesireBook(self._db)
 
     @classmethod
     def open(cls, url: str, *, busy_timeout: float = 5.0) -> Journal:
@@ -282,12 +286,22 @@ class Journal(DatabaseFace):
         with self._db.read() as conn:
             submissions = {row[0]: Submission(*row) for row in conn.execute(submissions_query)}
             downloads = journal_files.records(conn)
+            desires = journal_desires.listing(conn)
+            removed, purged = journal_desires.removed(conn)
         own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
         return JournalFacts(
             submissions=MappingProxyType(submissions),
             downloads=MappingProxyType(downloads),
             own_transfer_ids=own,
+            desires=MappingProxyType(desires),
+            removed_desires=removed,
+            purged_items=purged,
         )
+
+    @property
+    def desires(self) -> journal_desires.DesireBook:
+        """What RPC clients asked for (see ``desires.DesireBook``)."""
+        return self._desires
 
     # -- claims: hosts sharing one journal share the work ------------------
 

@@ -75,9 +75,9 @@ def parse_transfer(item: Mapping[str, object]) -> Transfer:
         current_ratio=parse_float(item.get("current_ratio")),
         finished_at=parse_timestamp(item.get("finished_at")),
         error_message=_text(item.get("error_message")),
-        percent_done=parse_int(item.get("percent_done")),
         size=parse_int(item.get("size")),
-        down_speed=parse_int(item.get("down_speed")),
+        percent_done=parse_int(item.get("percent_done")),
+        down_speed=parse_int(item.get("down_speed")) or 0,
     )
 
 

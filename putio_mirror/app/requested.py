@@ -1,0 +1,77 @@
+"""The executor's step for torrents RPC clients asked for: submit one to put.io.
+
+Like a blackhole submission, it is journaled before put.io is asked (a transfer whose
+answer is lost is still known as ours next run) and again with the transfer's id. The
+bytes sent are the ones whose info-hash the RPC door checked, kept in the journal. A
+category goes to a folder of that name under the mirrored root on put.io, so the whole
+mirror places the item once, at ``<downloads>/<category>/<item>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from putio_mirror.core.errors import ItemError, TorrentRefusedError
+from putio_mirror.core.plan import SubmitDesired
+from putio_mirror.core.state import Transfer
+from putio_mirror.journal.store import Journal
+
+
+class Submitter(Protocol):
+    """The part of the put.io client that a submission needs."""
+
+    def upload_torrent(
+        self, filename: str, data: bytes, parent_id: int | None = None
+    ) -> Transfer: ...
+
+    def add_transfer(self, url: str, save_parent_id: int | None = None) -> Transfer: ...
+
+    def folder_named(self, parent_id: int, name: str) -> int: ...
+
+
+class Folders(Protocol):
+    """Where submissions go on put.io: the mirrored folder, and the blackhole's folder."""
+
+    @property
+    def remote_root_id(self) -> int: ...
+
+    @property
+    def save_parent_id(self) -> int | None: ...
+
+
+def submit_desired(
+    remote: Submitter,
+    journal: Journal,
+    action: SubmitDesired,
+    folders: Folders,
+    now: Callable[[], datetime],
+) -> str:
+    """Given a planned submission, send it to put.io and journal it; return a detail.
+
+    Raise ItemError if its bytes are gone from the journal or put.io refuses it (the
+    refusal is kept on the desire, so it is not sent again and clients see why).
+    """
+    data = None if action.magnet_uri else journal.desires.torrent(action.info_hash)
+    if not action.magnet_uri and data is None:
+        raise ItemError(
+            f"{action.name}: the journal holds no .torrent for it", "add it again over RPC"
+        )
+    root_id = folders.remote_root_id
+    if action.category:
+        parent: int | None = remote.folder_named(root_id, action.category)
+    else:  # into the mirrored folder, or it would never come down
+        parent = root_id or folders.save_parent_id
+    journal.record_submission(action.info_hash, None, action.name, now())
+    try:
+        if action.magnet_uri:
+            transfer = remote.add_transfer(action.magnet_uri, save_parent_id=parent)
+        else:
+            assert data is not None
+            transfer = remote.upload_torrent(f"{action.name}.torrent", data, parent)
+    except TorrentRefusedError as refusal:
+        journal.desires.change([action.info_hash], error=refusal.message)
+        raise ItemError(refusal.message, refusal.hint) from refusal
+    journal.record_submission(action.info_hash, transfer.id, action.name, now())
+    return f"transfer {transfer.id}"

@@ -1,0 +1,115 @@
+"""``putio-mirror serve``: the watcher and a Transmission RPC endpoint in one process.
+
+Sonarr, Radarr and ``transmission-remote`` talk to the endpoint; it only writes desires
+to the journal and reads the journal and the board. The watcher does the rest as it
+does for the blackhole: its passes submit the desires (once by info-hash), its syncs
+download and place, and every snapshot they observe refreshes the board.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from putio_mirror.cli.signals import StopFlag
+from putio_mirror.cli.watch import FETCH, LOOK, Extras, watch_blackhole
+from putio_mirror.config.settings import Settings
+from putio_mirror.core.errors import ConfigError, ExitCode, MirrorError
+from putio_mirror.core.state import FINISHED_STATUSES
+from putio_mirror.journal.store import Journal
+from putio_mirror.rpc.board import Board, is_placed
+from putio_mirror.rpc.methods import Door
+from putio_mirror.rpc.server import RpcServer
+
+log = logging.getLogger(__name__)
+
+
+class _Waker:
+    """Asks the watcher for a pass (or a sync); a no-op until the watcher hands over how."""
+
+    def __init__(self) -> None:
+        self._wake: Callable[[], None] = lambda: None
+
+    def wire(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    def __call__(self) -> None:
+        self._wake()
+
+
+def serve(
+    settings: Settings,
+    *,
+    stop: StopFlag | None = None,
+    on_ready: Callable[[RpcServer], None] | None = None,
+) -> ExitCode:
+    """Given settings, serve until stopped; return the exit code (0 after SIGTERM).
+
+    Raise ConfigError if the endpoint cannot listen where ``rpc.listen`` says.
+    """
+    settings.download_dir.mkdir(parents=True, exist_ok=True)
+    with Journal.open(settings.journal_url) as journal:
+        board = Board(journal, settings.policy)
+        waker, syncer = _Waker(), _Waker()
+        door = Door(
+            journal,
+            board,
+            settings.download_dir.absolute(),
+            settings.rpc,
+            settings.policy,
+            wake=waker,
+            sync_soon=syncer,
+            clock=lambda: datetime.now(UTC),
+        )
+        server = _listen(door, settings)
+        server.start()
+        try:
+            if on_ready is not None:
+                on_ready(server)
+            extras = Extras(
+                on_snapshot=board.refresh,
+                wire_wake=waker.wire,
+                wire_sync=syncer.wire,
+                hurry=lambda: _hurry(journal, board),
+                hurry_seconds=settings.rpc.poll_seconds,
+            )
+            return watch_blackhole(
+                settings, add_first=True, periodic_sync=True, stop=stop, extras=extras
+            )
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def _listen(door: Door, settings: Settings) -> RpcServer:
+    try:
+        return RpcServer(door, settings.rpc)
+    except OSError as error:
+        where = f"{settings.rpc.host}:{settings.rpc.port}"
+        raise ConfigError(
+            f"cannot listen on {where}: {error.strerror}",
+            "another program (a Transmission?) may use that port: change rpc.listen",
+        ) from None
+
+
+def _hurry(journal: Journal, board: Board) -> str:
+    """FETCH if an RPC item is finished on put.io and not placed yet, LOOK if one is on its
+    way, else nothing; one that failed on put.io or here waits for the next sync."""
+    try:
+        desires = list(journal.desires.listing().values())
+        file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]
+        progress = journal.desires.progress_of(file_ids)
+    except MirrorError as error:  # a busy journal: look again next time
+        log.warning("serve: %s", error.message)
+        return ""
+    waiting = [
+        board.transfer(desire.info_hash)
+        for desire in desires
+        if not desire.paused and desire.error is None and not is_placed(desire, progress)
+    ]
+    if any(transfer is not None and transfer.status in FINISHED_STATUSES for transfer in waiting):
+        return FETCH
+    if any(transfer is None or transfer.status != "ERROR" for transfer in waiting):
+        return LOOK
+    return ""

@@ -1,0 +1,91 @@
+"""What RPC clients asked for: which desires to submit, and their own seeding limits.
+
+Pure: the reconciler hands in the snapshot and the time. A desire is submitted once
+by info-hash, like a blackhole file: not when the journal knows its submission, not
+when put.io already has a transfer with its hash, not while it is paused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from putio_mirror.core.mirroring import RemoteTree
+from putio_mirror.core.plan import CancelTransfer, DeleteRemote, SubmitDesired
+from putio_mirror.core.state import FINISHED_STATUSES, Desire, Snapshot, Transfer
+
+SECONDS_PER_MINUTE = 60
+
+
+def plan_desires(snapshot: Snapshot) -> list[SubmitDesired]:
+    """Given the world, return a submission for every desire not yet on put.io, by rpc id."""
+    submitted = {
+        key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
+    }
+    on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
+    return [
+        SubmitDesired(desire.name, desire.info_hash, desire.magnet_uri, desire.category)
+        for desire in sorted(snapshot.journal.desires.values(), key=lambda entry: entry.rpc_id)
+        if not desire.paused
+        and desire.error is None
+        and desire.info_hash not in submitted
+        and desire.info_hash not in on_putio
+    ]
+
+
+def has_seed_limits(desire: Desire | None) -> bool:
+    return desire is not None and (
+        desire.seed_ratio_limit is not None or desire.seed_idle_minutes is not None
+    )
+
+
+def seeded_enough_for(desire: Desire, transfer: Transfer) -> bool:
+    """Given a desire with seed limits and its seeding transfer, say whether either limit
+    is reached (put.io's seeding time stands in for Transmission's idle time)."""
+    ratio = transfer.current_ratio
+    limit = desire.seed_ratio_limit
+    if limit is not None and ratio is not None and ratio >= limit:
+        return True
+    seconds = transfer.seconds_seeding
+    if desire.seed_idle_minutes is not None and seconds is not None:
+        return seconds >= desire.seed_idle_minutes * SECONDS_PER_MINUTE
+    return False
+
+
+def desire_of(transfer: Transfer, desires: Mapping[str, Desire]) -> Desire | None:
+    return desires.get(transfer.hash or "")
+
+
+def held_ids(snapshot: Snapshot, tree: RemoteTree) -> frozenset[int]:
+    """Given the world, return the ids of the items (and every file in them) that must not be
+    fetched or placed now: those of paused desires (``torrent-stop``) and removed ones."""
+    journal = snapshot.journal
+    paused = {info_hash for info_hash, desire in journal.desires.items() if desire.paused}
+    held: set[int] = set()
+    for transfer in snapshot.transfers:
+        hash_ = transfer.hash or ""
+        if transfer.file_id is None or not (hash_ in paused or hash_ in journal.removed_desires):
+            continue
+        held.add(transfer.file_id)
+        held.update(remote.id for remote in tree.files_under(transfer.file_id))
+    return frozenset(held)
+
+
+def plan_removed_transfers(snapshot: Snapshot) -> list[CancelTransfer]:
+    """Given the world, cancel the unfinished transfers of removed desires (finished ones
+    are cleaned, seeding ones cancelled, by the grooming rules)."""
+    removed = snapshot.journal.removed_desires
+    return [
+        CancelTransfer(transfer.id, transfer.name, why="removed by its RPC client")
+        for transfer in sorted(snapshot.transfers, key=lambda entry: entry.id)
+        if (transfer.hash or "") in removed and transfer.status not in FINISHED_STATUSES
+    ]
+
+
+def plan_purges(snapshot: Snapshot, tree: RemoteTree) -> list[DeleteRemote]:
+    """Given the world, delete on put.io the items RPC clients removed with their data
+    (when the policy says so), if all of each is inside the mirrored folder."""
+    return [
+        DeleteRemote(item_id, tree.by_id[item_id].name, why="removed with its data over RPC")
+        for item_id in sorted(snapshot.journal.purged_items)
+        if item_id in tree.by_id and tree.all_named(item_id)
+    ]

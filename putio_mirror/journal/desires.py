@@ -1,0 +1,235 @@
+"""The SQL of what RPC clients asked for: add once by info-hash, change, remove, list.
+
+Private to ``store.py``, whose ``add_desire``/``change_desire``/``remove_desire``/
+``desires``/``desire_torrent`` are the entry points; each function here runs inside a
+transaction the journal opened. A removed desire keeps its row (``removed_at``), so
+its number is never given to another torrent and ``history`` can tell of it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from putio_mirror.core.state import Desire
+from putio_mirror.journal.engine import Database
+from putio_mirror.journal.schema import desires_table, downloads_table
+
+#: labels are few short words; one text column keeps the table simple
+LABEL_SEPARATOR = "\n"
+
+_COLUMNS = desires_table.c
+_LISTED = select(
+    _COLUMNS.info_hash,
+    _COLUMNS.id,
+    _COLUMNS.name,
+    _COLUMNS.kind,
+    _COLUMNS.added_at,
+    _COLUMNS.magnet_uri,
+    _COLUMNS.size,
+    _COLUMNS.category,
+    _COLUMNS.labels,
+    _COLUMNS.paused,
+    _COLUMNS.seed_ratio_limit,
+    _COLUMNS.seed_idle_minutes,
+    _COLUMNS.error,
+    _COLUMNS.item_path,
+    _COLUMNS.item_files,
+)
+
+
+def add(conn: Connection, row: Mapping[str, Any]) -> tuple[int, bool]:
+    """Given a new desire's row, store it unless its info-hash is known and not removed;
+    return (its id, whether it was added now). A removed one comes back with the new row."""
+    found = conn.execute(
+        select(_COLUMNS.id, _COLUMNS.removed_at).where(_COLUMNS.info_hash == row["info_hash"])
+    ).first()
+    if found is None:
+        inserted = conn.execute(insert(desires_table).values(**row)).inserted_primary_key
+        assert inserted is not None
+        return int(inserted[0]), True
+    if found.removed_at is None:
+        return int(found.id), False
+    values = dict(row) | {
+        "removed_at": None,
+        "purge": False,
+        "error": None,
+        "revision": _COLUMNS.revision + 1,
+    }
+    conn.execute(update(desires_table).where(_COLUMNS.id == found.id).values(**values))
+    return int(found.id), True
+
+
+def change(conn: Connection, info_hashes: list[str], values: Mapping[str, Any]) -> None:
+    """Given info-hashes and column values, set them on those desires (unknown ones: none)."""
+    if info_hashes and values:
+        statement = update(desires_table).where(
+            _COLUMNS.info_hash.in_(info_hashes), _COLUMNS.removed_at.is_(None)
+        )
+        conn.execute(statement.values(**values, revision=_COLUMNS.revision + 1))
+
+
+def remove(conn: Connection, info_hashes: list[str], now: datetime, purge: bool) -> None:
+    change(conn, info_hashes, {"removed_at": now, "purge": purge})
+
+
+def fingerprint(conn: Connection) -> tuple[int, int, int]:
+    """Return what changes whenever a desire is added, changed or removed (a cheap query)."""
+    live = _COLUMNS.removed_at.is_(None)
+    summed = select(
+        func.count(), func.coalesce(func.sum(_COLUMNS.revision), 0),
+        func.coalesce(func.sum(_COLUMNS.id), 0),
+    ).where(live)  # fmt: skip
+    count, revisions, ids = conn.execute(summed).one()
+    return int(count), int(revisions), int(ids)
+
+
+def listing(conn: Connection) -> dict[str, Desire]:
+    """Return every desire not removed, by info-hash."""
+    rows = conn.execute(_LISTED.where(_COLUMNS.removed_at.is_(None)))
+    return {row.info_hash: _desire(row) for row in rows}
+
+
+def removed(conn: Connection) -> tuple[frozenset[str], frozenset[int]]:
+    """Return the info-hashes of the desires removed (and not added again since), and the
+    put.io item ids of those removed with their data."""
+    query = select(_COLUMNS.info_hash, _COLUMNS.purge, _COLUMNS.item_id).where(
+        _COLUMNS.removed_at.is_not(None)
+    )
+    rows = conn.execute(query).all()
+    purged = frozenset(int(item) for _, purge, item in rows if purge and item is not None)
+    return frozenset(info_hash for info_hash, _, _ in rows), purged
+
+
+def torrent(conn: Connection, info_hash: str) -> bytes | None:
+    found = conn.execute(select(_COLUMNS.torrent).where(_COLUMNS.info_hash == info_hash))
+    data = found.scalar_one_or_none()
+    return None if data is None else bytes(data)
+
+
+def _desire(row: Any) -> Desire:
+    # Unpacked once: attribute access on 1,000 rows is a poll's biggest cost after SQL.
+    (info_hash, rpc_id, name, kind, added_at, magnet_uri, size, category, labels, paused,
+     ratio, idle, error, item_path, item_files) = row  # fmt: skip
+    return Desire(
+        info_hash,
+        rpc_id,
+        name,
+        kind,
+        added_at,
+        magnet_uri or "",
+        size or 0,
+        category or "",
+        tuple(label for label in labels.split(LABEL_SEPARATOR) if label) if labels else (),
+        bool(paused),
+        ratio,
+        idle,
+        error,
+        item_path or "",
+        _files(item_files),
+    )
+
+
+def _files(text: str | None) -> tuple[tuple[int, str, int], ...]:
+    if not text:
+        return ()
+    return tuple((int(file_id), str(path), int(size)) for file_id, path, size in json.loads(text))
+
+
+class DesireBook:
+    """The journal's desires, for the RPC door: every write its own short transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        # Polls read every desire every few seconds; most find nothing changed.
+        self._lock = threading.Lock()
+        self._cached: tuple[tuple[int, int, int], dict[str, Desire]] | None = None
+
+    def add(self, desire: Desire, torrent_data: bytes | None) -> tuple[int, bool]:
+        """Given a desire (its ``rpc_id`` is ignored) and its .torrent bytes (None for a
+        magnet), store it once by info-hash; return (its number, whether it is new)."""
+        row = {
+            "info_hash": desire.info_hash,
+            "name": desire.name,
+            "kind": desire.kind,
+            "size": desire.size,
+            "torrent": torrent_data,
+            "magnet_uri": desire.magnet_uri,
+            "category": desire.category,
+            "labels": LABEL_SEPARATOR.join(desire.labels),
+            "paused": desire.paused,
+            "seed_ratio_limit": desire.seed_ratio_limit,
+            "seed_idle_minutes": desire.seed_idle_minutes,
+            "added_at": _aware(desire.added_at),
+        }
+        with self._db.write() as conn:
+            return add(conn, row)
+
+    def change(self, info_hashes: list[str], **values: Any) -> None:
+        """Given info-hashes, set ``paused``, ``labels`` (a tuple), seed limits or ``error``."""
+        if "labels" in values:
+            values["labels"] = LABEL_SEPARATOR.join(values["labels"])
+        with self._db.write() as conn:
+            change(conn, info_hashes, values)
+
+    def locate(
+        self,
+        info_hash: str,
+        item_id: int,
+        item_path: str,
+        files: tuple[tuple[int, str, int], ...],
+    ) -> None:
+        """Given a desire's info-hash, remember its put.io item, where it is locally and
+        which files it has."""
+        values = {"item_id": item_id, "item_path": item_path, "item_files": json.dumps(files)}
+        self.change([info_hash], **values)
+
+    def remove(self, info_hashes: list[str], now: datetime, *, purge: bool = False) -> None:
+        """Given info-hashes, mark those desires removed (``purge``: with their data)."""
+        with self._db.write() as conn:
+            remove(conn, info_hashes, _aware(now), purge)
+
+    def listing(self) -> dict[str, Desire]:
+        """Return every desire not removed, by info-hash (read again only if one changed)."""
+        with self._db.read() as conn:
+            key = fingerprint(conn)
+            with self._lock:
+                if self._cached is not None and self._cached[0] == key:
+                    return dict(self._cached[1])
+            found = listing(conn)
+        with self._lock:
+            self._cached = (key, found)
+        return dict(found)
+
+    def progress_of(self, file_ids: list[int]) -> dict[int, tuple[int, bool, str | None]]:
+        return progress_of(self._db, file_ids) if file_ids else {}
+
+    def torrent(self, info_hash: str) -> bytes | None:
+        """Given an info-hash, return the .torrent bytes a client sent for it (None: none)."""
+        with self._db.read() as conn:
+            return torrent(conn, info_hash)
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"the journal needs aware datetimes, got naive {moment.isoformat()}")
+    return moment
+
+
+def progress_of(db: Database, file_ids: list[int]) -> dict[int, tuple[int, bool, str | None]]:
+    """Given file ids, return file id -> (bytes done, verified, placed path) for those the
+    journal knows: what the RPC door reports as local progress."""
+    download = downloads_table.c
+    query = select(
+        download.file_id, download.bytes_done, download.verified_at, download.placed_path
+    ).where(download.file_id.in_(file_ids))
+    with db.read() as conn:
+        return {
+            row.file_id: (row.bytes_done or 0, row.verified_at is not None, row.placed_path)
+            for row in conn.execute(query)
+        }

@@ -1,0 +1,1 @@
+"""The Transmission RPC door: media managers add torrents and watch them arrive."""

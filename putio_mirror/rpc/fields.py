@@ -1,0 +1,283 @@
+"""One RPC item as Transmission's torrent fields: pure, from the journal and the last snapshot.
+
+Progress is combined: put.io's transfer is the first half, the bytes safely on the local
+disk the second, so ``percentDone`` reaches 1, ``leftUntilDone`` 0 and the status
+"complete" only when every file is verified and placed. ``downloadDir``/``name`` are then
+exactly the placed item's parent and name, which is where Sonarr and Radarr import from.
+"""
+
+from __future__ import annotations
+
+import functools
+import posixpath
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from putio_mirror.core.naming import safe_component
+from putio_mirror.core.state import FINISHED_STATUSES, Desire, Transfer
+
+# Transmission's status numbers (libtransmission tr_torrent_activity).
+STOPPED, CHECK_WAIT, CHECK, DOWNLOAD_WAIT, DOWNLOADING, SEED_WAIT, SEEDING = range(7)
+#: Transmission's ``error`` numbers: none, and a local error
+NO_ERROR, LOCAL_ERROR = 0, 3
+_WAITING_STATUSES = frozenset({"IN_QUEUE", "WAITING", "UNKNOWN"})
+
+
+@dataclass(frozen=True, slots=True)
+class LocalItem:
+    """Where an item lives locally and how far its files got, as the journal says."""
+
+    #: the item's path relative to the download folder (from put.io's tree, sanitised)
+    relative_path: str
+    #: (file id, path relative to the download folder, size) of every mirrored file of it
+    files: tuple[tuple[int, str, int], ...]
+    bytes_done: int = 0
+    placed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """Everything known about one RPC item at one moment."""
+
+    desire: Desire
+    transfer: Transfer | None
+    local: LocalItem | None
+    downloads: str  # the download folder, absolute
+
+
+def torrent_fields(view: ItemView, wanted: Iterable[str], now: datetime) -> dict[str, object]:
+    """Given an item and the field names a client asked for, return those fields; a name
+    this door does not know is answered 0, as Transmission 3 does."""
+    return torrent_rows([view], wanted, now)[0]
+
+
+def torrent_rows(
+    views: Iterable[ItemView], wanted: Iterable[str], now: datetime
+) -> list[dict[str, object]]:
+    """Given items and the field names asked for, return each item's fields (a poll of
+    1,000 items looks the names up once, not 1,000 times)."""
+    getters = [(name, _FIELDS.get(name, _zero)) for name in wanted]
+    rows = []
+    for view in views:
+        item = _Item.of(view, now)
+        rows.append({name: getter(item) for name, getter in getters})
+    return rows
+
+
+def _zero(item: _Item) -> object:
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """The figures several fields share, worked out once per item and poll."""
+
+    view: ItemView
+    desire: Desire
+    now: datetime
+    total: int
+    done: float
+    left: int
+    status: int
+    folder: str
+    name: str
+    finished: bool
+    file_count: int
+
+    @classmethod
+    def of(cls, view: ItemView, now: datetime) -> _Item:
+        total = _total_size(view)
+        done = _percent_done(view)
+        status = _status(view)
+        folder, name = _placement(view)
+        finished = _is_placed(view) and status == STOPPED
+        files = len(view.local.files) if view.local is not None else 0
+        left = _left_until_done(view, total, done)
+        return cls(view, view.desire, now, total, done, left, status, folder, name, finished, files)
+
+    @property
+    def seconds_downloading(self) -> int:
+        return max(0, int((self.now - self.desire.added_at).total_seconds()))
+
+    @property
+    def rate(self) -> int:
+        transfer = self.view.transfer
+        return transfer.down_speed if transfer is not None and self.status == DOWNLOADING else 0
+
+
+_FIELDS: dict[str, Callable[[_Item], object]] = {
+    "id": lambda item: item.desire.rpc_id,
+    "hashString": lambda item: item.desire.info_hash,
+    "name": lambda item: item.name,
+    "downloadDir": lambda item: item.folder,
+    "totalSize": lambda item: item.total,
+    "sizeWhenDone": lambda item: item.total,
+    "leftUntilDone": lambda item: item.left,
+    "haveValid": lambda item: item.total - item.left,
+    "haveUnchecked": lambda item: 0,
+    "downloadedEver": lambda item: item.total - item.left,
+    "percentDone": lambda item: item.done,
+    "metadataPercentComplete": lambda item: 1 if item.total else 0,
+    "isFinished": lambda item: item.finished,
+    "isStalled": lambda item: False,
+    "status": lambda item: item.status,
+    "eta": lambda item: 0 if _is_placed(item.view) else -1,
+    "rateDownload": lambda item: item.rate,
+    "error": lambda item: LOCAL_ERROR if _error(item.view) else NO_ERROR,
+    "errorString": lambda item: _error(item.view),
+    "addedDate": lambda item: int(item.desire.added_at.timestamp()),
+    "startDate": lambda item: int(item.desire.added_at.timestamp()),
+    "activityDate": lambda item: int(item.now.timestamp()),
+    "secondsDownloading": lambda item: item.seconds_downloading,
+    "secondsSeeding": lambda item: _seconds_seeding(item.view, item.finished),
+    "uploadedEver": lambda item: int(_ratio(item.view, item.finished) * item.total),
+    "uploadRatio": lambda item: _ratio(item.view, item.finished),
+    "seedRatioLimit": lambda item: _integral(item.desire.seed_ratio_limit or 0),
+    "seedRatioMode": lambda item: 1 if item.desire.seed_ratio_limit is not None else 0,
+    "seedIdleLimit": lambda item: item.desire.seed_idle_minutes or 0,
+    "seedIdleMode": lambda item: 1 if item.desire.seed_idle_minutes is not None else 0,
+    "fileCount": lambda item: item.file_count,
+    "file-count": lambda item: item.file_count,
+    "files": lambda item: _files(item.view),
+    "fileStats": lambda item: [
+        {"bytesCompleted": file["bytesCompleted"], "wanted": True, "priority": 0}
+        for file in _files(item.view)
+    ],
+    "priorities": lambda item: [0] * item.file_count,
+    "wanted": lambda item: [1] * item.file_count,
+    "labels": lambda item: list(item.desire.labels),
+    "magnetLink": lambda item: item.desire.magnet_uri,
+    "queuePosition": lambda item: item.desire.rpc_id,
+    "isPrivate": lambda item: False,
+    "creator": lambda item: "putio-mirror",
+    "comment": lambda item: "",
+    "torrentFile": lambda item: "",
+    "trackers": lambda item: [],
+    "trackerStats": lambda item: [],
+    "peers": lambda item: [],
+    "honorsSessionLimits": lambda item: True,
+}
+
+
+def _seconds_seeding(view: ItemView, finished: bool) -> int:
+    """put.io's seeding time; once placed and no longer seeding, at least the item's own
+    idle limit, so Sonarr's "seed limit reached" test lets it remove the item."""
+    seconds = (view.transfer.seconds_seeding or 0) if view.transfer else 0
+    limit = view.desire.seed_idle_minutes
+    if finished and limit is not None:
+        return max(seconds, (limit + 1) * 60)
+    return seconds
+
+
+def _ratio(view: ItemView, finished: bool) -> float:
+    """put.io's ratio; once placed and no longer seeding, at least the item's ratio limit
+    (put.io's seeding ended by the mirror's rule, which is the limit that counts)."""
+    ratio = (view.transfer.current_ratio or 0.0) if view.transfer else 0.0
+    limit = view.desire.seed_ratio_limit
+    if finished and limit is not None:
+        return max(ratio, limit)
+    return ratio
+
+
+def _integral(number: float) -> float | int:
+    """Whole-number decimals go out as integers, as Transmission writes them."""
+    return int(number) if float(number).is_integer() else number
+
+
+def _is_placed(view: ItemView) -> bool:
+    return view.local is not None and view.local.placed
+
+
+def _total_size(view: ItemView) -> int:
+    if view.local is not None and view.local.files:
+        return sum(size for _, _, size in view.local.files)
+    if view.transfer is not None and view.transfer.size:
+        return view.transfer.size
+    return (
+        view.desire.size
+    )  # a magnet whose metadata put.io has not fetched yet: Sonarr reads "queued"
+
+
+def _putio_fraction(transfer: Transfer | None) -> float:
+    if transfer is None:
+        return 0.0
+    if transfer.status in FINISHED_STATUSES:
+        return 1.0
+    return min(max(transfer.percent_done or 0, 0), 100) / 100
+
+
+def _local_fraction(view: ItemView) -> float:
+    local = view.local
+    if local is None or not local.files:
+        return 0.0
+    if local.placed:
+        return 1.0
+    total = sum(size for _, _, size in local.files)
+    # Verified bytes still waiting in staging are not "done" for the media manager yet.
+    return min(local.bytes_done / total, 0.99) if total else 0.0
+
+
+def _percent_done(view: ItemView) -> float:
+    if _is_placed(view):
+        return 1
+    combined = (_putio_fraction(view.transfer) + _local_fraction(view)) / 2
+    return round(min(combined, 0.999), 4)
+
+
+def _left_until_done(view: ItemView, total: int, done: float) -> int:
+    if _is_placed(view):
+        return 0
+    # Never 0 before placement: Sonarr would import a half-written item.
+    return max(1, total - int(total * done)) if total else 0
+
+
+def _status(view: ItemView) -> int:
+    transfer = view.transfer
+    if view.desire.paused:
+        return STOPPED
+    if _is_placed(view):
+        return SEEDING if transfer is not None and transfer.is_seeding else STOPPED
+    if transfer is None or transfer.status in _WAITING_STATUSES:
+        return DOWNLOAD_WAIT
+    return DOWNLOADING
+
+
+def _error(view: ItemView) -> str:
+    if view.desire.error:
+        return view.desire.error
+    transfer = view.transfer
+    if transfer is not None and transfer.status == "ERROR":
+        return f"put.io: {transfer.error_message or 'the transfer failed'}"
+    return ""
+
+
+def _placement(view: ItemView) -> tuple[str, str]:
+    """Return (downloadDir, name): the placed item's parent and name once its path is
+    known, else the category folder and the torrent's name as it will be sanitised."""
+    if view.local is not None and view.local.relative_path:
+        parent, name = posixpath.split(view.local.relative_path)
+        return posixpath.join(view.downloads, parent) if parent else view.downloads, name
+    category = view.desire.category
+    folder = posixpath.join(view.downloads, category) if category else view.downloads
+    return folder, _safe_name(view.desire.name or view.desire.info_hash)
+
+
+@functools.lru_cache(maxsize=4096)
+def _safe_name(name: str) -> str:
+    return safe_component(name)  # the same name on every poll: worked out once
+
+
+def _files(view: ItemView) -> list[dict[str, object]]:
+    if view.local is None:
+        return []
+    parent = posixpath.dirname(view.local.relative_path)
+    placed = view.local.placed
+    return [
+        {
+            "name": posixpath.relpath(path, parent) if parent else path,
+            "length": size,
+            "bytesCompleted": size if placed else 0,
+        }
+        for _, path, size in view.local.files
+    ]

@@ -1,0 +1,154 @@
+"""The reconciler and what RPC clients asked for: submitted once, held while paused,
+their own seed limits instead of the global rule."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from putio_mirror.core.plan import (
+    ArchiveDuplicate,
+    CancelTransfer,
+    CleanTransfers,
+    Download,
+    SubmitDesired,
+)
+from putio_mirror.core.reconcile import reconcile
+from putio_mirror.core.state import (
+    BlackholeItem,
+    Desire,
+    JournalFacts,
+    Policy,
+    RemoteFile,
+    Snapshot,
+    Submission,
+    Transfer,
+)
+
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+HASH_A, HASH_B, HASH_C = "a" * 40, "b" * 40, "c" * 40
+
+
+def desire(info_hash: str, number: int, **fields: object) -> Desire:
+    made = Desire(info_hash, number, f"item {number}", "torrent", NOW)
+    return replace(made, **fields)  # type: ignore[arg-type]
+
+
+def facts(*desires: Desire, submissions: tuple[Submission, ...] = ()) -> JournalFacts:
+    return JournalFacts(
+        submissions=MappingProxyType({entry.info_hash: entry for entry in submissions}),
+        desires=MappingProxyType({entry.info_hash: entry for entry in desires}),
+        own_transfer_ids=frozenset(s.transfer_id for s in submissions if s.transfer_id),
+    )
+
+
+def test_each_desire_is_submitted_once_unless_paused_failed_submitted_or_on_putio() -> None:
+    snapshot = Snapshot(
+        transfers=(Transfer(9, "c", "DOWNLOADING", hash=HASH_C),),
+        journal=facts(
+            desire(HASH_B, 2, category="tv-sonarr", magnet_uri="magnet:?xt=urn:btih:" + HASH_B,
+                   kind="magnet"),
+            desire(HASH_A, 1),
+            desire(HASH_C, 3),  # put.io has it already
+            desire("d" * 40, 4, paused=True),
+            desire("e" * 40, 5, error="put.io refused it"),
+            desire("f" * 40, 6),
+            submissions=(Submission("f" * 40, 12, "item 6", NOW),),
+        ),
+    )  # fmt: skip
+    plan = reconcile(snapshot, Policy(), NOW)
+    submits = [action for action in plan if isinstance(action, SubmitDesired)]
+    assert submits == [
+        SubmitDesired("item 1", HASH_A),
+        SubmitDesired("item 2", HASH_B, "magnet:?xt=urn:btih:" + HASH_B, "tv-sonarr"),
+    ]
+    assert [action.key for action in submits] == [f"upload:{HASH_A}", f"magnet:{HASH_B}"]
+
+
+def test_a_desire_whose_submission_got_no_answer_is_submitted_again() -> None:
+    snapshot = Snapshot(
+        journal=facts(desire(HASH_A, 1), submissions=(Submission(HASH_A, None, "x", NOW),))
+    )
+    assert [action.key for action in reconcile(snapshot, Policy(), NOW)] == [f"upload:{HASH_A}"]
+
+
+def test_the_same_torrent_in_the_blackhole_waits_for_the_desire_and_is_archived() -> None:
+    dropped = BlackholeItem("/bh/a.torrent", "a.torrent", "torrent", 10, HASH_A)
+    snapshot = Snapshot(blackhole=(dropped,), journal=facts(desire(HASH_A, 1)))
+    plan = reconcile(snapshot, Policy(), NOW)
+    submit, archive = plan.actions
+    assert isinstance(submit, SubmitDesired) and isinstance(archive, ArchiveDuplicate)
+    assert archive.requires == (submit.key,)
+
+
+def test_seed_limits_set_over_rpc_replace_the_global_seeding_rule() -> None:
+    seeding = [
+        Transfer(1, "a", "SEEDING", hash=HASH_A, seconds_seeding=600, current_ratio=0.5),
+        Transfer(2, "b", "SEEDING", hash=HASH_B, seconds_seeding=600, current_ratio=2.5),
+        Transfer(3, "c", "SEEDING", hash=HASH_C, seconds_seeding=3700, current_ratio=0.1),
+    ]
+    submitted = tuple(Submission(t.hash or "", t.id, t.name, NOW) for t in seeding)
+    snapshot = Snapshot(
+        transfers=tuple(seeding),
+        journal=facts(
+            desire(HASH_A, 1, seed_ratio_limit=2.0, seed_idle_minutes=60),  # neither reached
+            desire(HASH_B, 2, seed_ratio_limit=2.0),  # ratio reached
+            desire(HASH_C, 3, seed_idle_minutes=60),  # time reached
+            submissions=submitted,
+        ),
+    )
+    cancels = [action for action in reconcile(snapshot, Policy(), NOW) if action.kind == "cancel"]
+    assert [action.transfer_id for action in cancels if isinstance(action, CancelTransfer)] == [
+        2,
+        3,
+    ]
+
+
+def tree_of_item(item_id: int) -> tuple[RemoteFile, ...]:
+    return (
+        RemoteFile(item_id, "Show", 0, 0, True),
+        RemoteFile(item_id + 1, "a.mkv", item_id, 10, False, "0000000a"),
+    )
+
+
+def test_a_paused_or_removed_item_is_neither_fetched_nor_placed() -> None:
+    transfers = (
+        Transfer(1, "a", "COMPLETED", hash=HASH_A, file_id=10),
+        Transfer(2, "b", "COMPLETED", hash=HASH_B, file_id=20),
+        Transfer(3, "c", "COMPLETED", hash=HASH_C, file_id=30),
+    )
+    submitted = tuple(Submission(t.hash or "", t.id, t.name, NOW) for t in transfers)
+    journal = replace(
+        facts(desire(HASH_A, 1, paused=True), desire(HASH_C, 3), submissions=submitted),
+        removed_desires=frozenset({HASH_B}),
+    )
+    files = tree_of_item(10) + tree_of_item(20) + tree_of_item(30)
+    plan = reconcile(Snapshot(transfers=transfers, files=files, journal=journal), Policy(), NOW)
+    fetched = [action.file_id for action in plan if isinstance(action, Download)]
+    assert fetched == [31]  # only the item nobody paused or removed
+    cleaned = [action for action in plan if isinstance(action, CleanTransfers)]
+    assert [clean.transfer_ids for clean in cleaned] == [(2, 3)]  # removed: cleaned at once
+
+
+def test_the_unfinished_transfer_of_a_removed_item_is_cancelled() -> None:
+    transfers = (
+        Transfer(1, "a", "DOWNLOADING", hash=HASH_A),
+        Transfer(2, "b", "DOWNLOADING", hash=HASH_B),
+    )
+    journal = replace(
+        facts(submissions=tuple(Submission(t.hash or "", t.id, t.name, NOW) for t in transfers)),
+        removed_desires=frozenset({HASH_A}),
+    )
+    plan = reconcile(Snapshot(transfers=transfers, journal=journal), Policy(), NOW)
+    assert [action.key for action in plan] == ["cancel:1"]
+
+
+def test_items_removed_with_their_data_are_deleted_on_put_io_only_when_configured() -> None:
+    files = tree_of_item(10) + tree_of_item(20)
+    journal = replace(facts(), purged_items=frozenset({10, 99}))  # 99: gone from put.io
+    snapshot = Snapshot(files=files, journal=journal)
+    assert not [a for a in reconcile(snapshot, Policy(), NOW) if a.kind == "delete"]
+    policy = Policy(delete_remote_on_rpc_remove=True)
+    deletes = [a.key for a in reconcile(snapshot, policy, NOW) if a.kind == "delete"]
+    assert deletes == ["delete-remote:10"]

@@ -1,0 +1,78 @@
+"""Real Transmission clients against ``serve``: Debian's ``transmission-remote``.
+
+Skipped where the program is missing, except under CI (``$CI`` set), where that is a
+failure: ``.ci/run`` installs it with ``scripts/ensure-transmission.sh``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from putio_mirror.fakeputio import FakePutio
+from putio_mirror.rpc.server import RpcServer
+from tests.conftest import TorrentFactory
+from tests.mirror_env import Mirror
+from tests.rpc_env import PASSWORD, USER, serving, url_of, wait_for
+
+MAGNET_HASH = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
+# The same info-hash in base32, as indexers often write it: clients must see it as hex.
+MAGNET = "magnet:?xt=urn:btih:YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK&dn=Some.Magnet.Item"
+
+
+@pytest.fixture
+def transmission_remote() -> str:
+    program = shutil.which("transmission-remote")
+    if program is None:
+        reason = "transmission-remote is missing (scripts/ensure-transmission.sh installs it)"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"CI must test with a real client, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return program
+
+
+def remote(program: str, server: RpcServer, *arguments: str) -> str:
+    completed = subprocess.run(
+        [program, url_of(server, ""), "--auth", f"{USER}:{PASSWORD}", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr + completed.stdout
+    return completed.stdout
+
+
+def test_transmission_remote_adds_a_torrent_and_a_magnet_lists_and_removes_them(
+    mirror: Mirror,
+    fake_putio: FakePutio,
+    torrent_bytes: TorrentFactory,
+    transmission_remote: str,
+) -> None:
+    torrent = mirror.root / "Some.Torrent.Item.torrent"
+    torrent.write_bytes(torrent_bytes("Some.Torrent.Item", length=4000))
+    with serving(mirror) as server:
+        added = remote(transmission_remote, server, "-a", str(torrent))
+        assert "success" in added
+        assert "success" in remote(transmission_remote, server, "-a", MAGNET)
+        assert "success" in remote(transmission_remote, server, "-a", str(torrent))  # duplicate
+        listing = remote(transmission_remote, server, "-l")
+        rows = [line for line in listing.splitlines() if "Some." in line]
+        assert len(rows) == 2, listing
+        assert any("Some.Torrent.Item" in row for row in rows)
+        assert any("Some.Magnet.Item" in row for row in rows)
+        info = remote(transmission_remote, server, "-t", MAGNET_HASH, "-i")
+        assert f"Hash: {MAGNET_HASH}" in info
+        assert f"Location: {mirror.downloads}" in info
+        # the pass submits each once, by info-hash
+        wait_for(lambda: len(fake_putio.transfers()) == 2)
+        assert "success" in remote(transmission_remote, server, "-t", MAGNET_HASH, "-r")
+        after = remote(transmission_remote, server, "-l")
+        assert "Some.Magnet.Item" not in after and "Some.Torrent.Item" in after
+        session = remote(transmission_remote, server, "-si")
+        assert "3.00 (putio-mirror" in session
+    hashes = sorted(transfer["hash"] for transfer in fake_putio.transfers())
+    assert MAGNET_HASH in hashes and len(hashes) == 2

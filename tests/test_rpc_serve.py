@@ -1,0 +1,61 @@
+"""``serve`` between polls: what it asks put.io while items wait, and what it knows after a
+restart, from the journal alone."""
+
+from __future__ import annotations
+
+import time
+
+from putio_mirror.fakeputio import FakePutio
+from tests.conftest import TorrentFactory
+from tests.mirror_env import Mirror
+from tests.rpc_env import Client, serving, url_of, wait_for
+
+FIELDS = ["hashString", "status", "leftUntilDone", "downloadDir", "name", "percentDone"]
+
+
+def api_calls(fake: FakePutio, path: str) -> int:
+    return sum(1 for entry in fake.requests if entry.host == "api" and entry.path == path)
+
+
+def test_while_items_wait_put_io_s_transfers_are_watched_and_its_files_listed_only_when_one_is_done(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    with serving(mirror, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        info_hash = client.add_torrent(torrent_bytes("Waiting"))["torrent-added"]["hashString"]
+        wait_for(lambda: fake_putio.transfers())
+        time.sleep(0.5)  # the first sync and the submitting pass are over
+        files_before = api_calls(fake_putio, "/v2/files/list")
+        transfers_before = api_calls(fake_putio, "/v2/transfers/list")
+        time.sleep(1.5)
+        assert api_calls(fake_putio, "/v2/transfers/list") >= transfers_before + 2
+        assert api_calls(fake_putio, "/v2/files/list") == files_before
+        fake_putio.finish_transfers()
+        done = wait_for(
+            lambda: (
+                (item := client.ok("torrent-get", fields=FIELDS)["torrents"][0])
+                and item["leftUntilDone"] == 0
+                and item
+            )
+        )
+    assert done["hashString"] == info_hash
+    assert (mirror.downloads / "Waiting").is_file()
+
+
+def test_after_a_restart_a_placed_item_reads_complete_though_put_io_forgot_it(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    data = torrent_bytes("Kept", files=[("Kept/a.mkv", 100), ("Kept/b.srt", 10)])
+    folder = {"download-dir": str(mirror.downloads / "films")}
+    with serving(mirror) as server:
+        client = Client(url_of(server))
+        client.add_torrent(data, **folder)
+        wait_for(lambda: fake_putio.transfers())
+        fake_putio.finish_transfers()
+        wait_for(lambda: client.ok("torrent-get", fields=FIELDS)["torrents"][0]["percentDone"] == 1)
+    for transfer in fake_putio.transfers():  # seeding over, transfer cleaned on put.io's side
+        fake_putio.set_transfer(transfer["id"], status="COMPLETED")
+    with serving(mirror, poll_seconds=3600) as server:
+        (item,) = Client(url_of(server)).ok("torrent-get", fields=FIELDS)["torrents"]
+    assert (item["downloadDir"], item["name"]) == (str(mirror.downloads / "films"), "Kept")
+    assert (item["leftUntilDone"], item["percentDone"], item["status"]) == (0, 1, 0)
