@@ -11,6 +11,7 @@ import yaml
 
 from putio_mirror.core.health import describe_windows
 from putio_mirror.core.window import parse_schedule
+from putio_mirror.journal.store import SCHEMA_VERSION
 from putio_mirror.local.lock import RunLock
 from tests.mirror_env import Mirror
 
@@ -35,7 +36,7 @@ def test_a_good_setup_is_all_well_and_doctor_creates_nothing(mirror: Mirror) -> 
 def test_journal_schema_is_shown_and_a_newer_one_is_a_problem(mirror: Mirror) -> None:
     mirror.blackhole.mkdir()
     assert mirror.run("sync").code == 0
-    assert "reachable, schema 3" in mirror.run("doctor").out
+    assert f"reachable, schema {SCHEMA_VERSION}" in mirror.run("doctor").out
     with sqlite3.connect(mirror.journal) as database:
         database.execute("UPDATE schema_info SET version = 99")
     result = mirror.run("doctor")
