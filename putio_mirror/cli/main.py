@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from putio_mirror import __version__
+from putio_mirror.cli.configfile import config
 from putio_mirror.cli.context import Context, pass_context
 from putio_mirror.cli.doctor import doctor
 from putio_mirror.cli.history import history
@@ -214,7 +215,7 @@ def demo(keep: bool) -> int:
     return run_demo(keep=keep, echo=click.echo)
 
 
-for command in (login, logout, doctor, status, history):
+for command in (login, logout, doctor, status, history, config):
     cli.add_command(command)
 
 

@@ -157,19 +157,25 @@ def _home(env: Mapping[str, str]) -> Path:
     return Path(env["HOME"]) if env.get("HOME") else Path.home()
 
 
-def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
+def config_file_path(path: Path | None, env: Mapping[str, str]) -> Path:
+    """Given ``--config`` (or None) and the environment, return the config file a run reads
+    (``--config``, then ``$PUTIO_MIRROR_CONFIG``, then the default), whether or not it exists."""
     explicit = path or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
-    if explicit is not None:
-        explicit = _expand(str(explicit), env)
-        if not explicit.exists():
-            how = "--config" if path else CONFIG_ENV
-            raise ConfigError(
-                f"config file {explicit} does not exist (named by {how})",
-                "check the path, or copy mirror.example.yaml there and edit it",
-            )
-        return explicit
-    default = default_config_path()
-    return default if default.exists() else None
+    return default_config_path() if explicit is None else _expand(str(explicit), env)
+
+
+def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
+    found = config_file_path(path, env)
+    if path is None and not env.get(CONFIG_ENV):
+        return found if found.exists() else None
+    if not found.exists():
+        how = "--config" if path else CONFIG_ENV
+        raise ConfigError(
+            f"config file {found} does not exist (named by {how})",
+            f"check the path, or write the documented example there with "
+            f"`putio-mirror config init --path {found}` and edit it",
+        )
+    return found
 
 
 def _build(
