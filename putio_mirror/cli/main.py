@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from putio_mirror import __version__
+from putio_mirror.cli.completion import completion
 from putio_mirror.cli.configfile import config
 from putio_mirror.cli.context import Context, pass_context
 from putio_mirror.cli.doctor import doctor
@@ -215,7 +216,7 @@ def demo(keep: bool) -> int:
     return run_demo(keep=keep, echo=click.echo)
 
 
-for command in (login, logout, doctor, status, history, config):
+for command in (login, logout, doctor, status, history, config, completion):
     cli.add_command(command)
 
 
