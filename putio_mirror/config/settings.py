@@ -16,12 +16,14 @@ from pathlib import Path
 
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config.paths import sqlite_file, staging_problems, unwritable_reason
+from putio_mirror.config.placing import ownership_of, ownership_problems
 from putio_mirror.config.schema import MirrorFile, MountSection, PutioSection, Secret
 from putio_mirror.core.errors import ConfigError
 from putio_mirror.core.naming import STAGING_DIR_NAME
 from putio_mirror.core.state import Filters, Policy, SafetyLimits
 from putio_mirror.core.window import Schedule, parse_schedule
 from putio_mirror.local.folders import config_folder, state_folder
+from putio_mirror.local.ownership import AS_IS, Ownership
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -87,6 +89,8 @@ class Settings:
     #: the client id of the OAuth app ``login`` asks put.io's device code for
     oauth_app_id: int | None = None
     mount: MountOptions = MountOptions()
+    #: the owner, group and mode given to placed files and their folders (``files:``)
+    ownership: Ownership = AS_IS
 
     def __repr__(self) -> str:
         # The journal URL may carry a database password; the token is a Secret already.
@@ -145,6 +149,7 @@ def load_settings(
     problems += staging_problems(settings.staging_dir, settings.download_dir, source)
     if check_paths:
         problems += _path_problems(settings, source)
+        problems += ownership_problems(model.files, source, may_give=True)
     if problems:
         raise config_error(config_path, problems)
     if require_token and settings.token is None:
@@ -215,8 +220,9 @@ def _build(
         token_file=_token_file(model.putio, env),
         oauth_app_id=model.putio.oauth_app_id,
         mount=_mount(model.mount),
+        ownership=ownership_of(model.files),
     )
-    return settings, problems
+    return settings, problems + ownership_problems(model.files, source)
 
 
 def _mount(section: MountSection) -> MountOptions:
