@@ -115,17 +115,24 @@ def torrents_watch(context: Context, add_first: bool) -> int:
     from putio_mirror.cli.watch import watch_blackhole
 
     settings = context.settings()
-    return int(watch_blackhole(settings, add_first=add_first, periodic_sync=False))
+    code = watch_blackhole(
+        settings, add_first=add_first, periodic_sync=False, reload=context.settings
+    )
+    return int(code)
 
 
 @cli.command("watch")
 @pass_context
 def watch(context: Context) -> int:
-    """Run in the foreground: submit blackhole files as they arrive, sync on a schedule."""
+    """Run in the foreground: submit blackhole files as they arrive, sync on a schedule.
+
+    SIGHUP reads the config again; SIGTERM stops (exit 0), Ctrl-C too (exit 130).
+    """
     from putio_mirror.cli.watch import watch_blackhole
 
     settings = context.settings()
-    return int(watch_blackhole(settings, add_first=True, periodic_sync=True))
+    code = watch_blackhole(settings, add_first=True, periodic_sync=True, reload=context.settings)
+    return int(code)
 
 
 @cli.group()

@@ -4,7 +4,10 @@ watchdog tells us when the blackhole changes; each change arms a short timer
 (files must settle before they are read), then a blackhole pass submits them.
 ``schedule`` starts a full sync every few minutes, which obeys the download
 windows like any other sync. SIGTERM finishes the current chunk, journals,
-and exits 0.
+and exits 0 (a supervisor's stop is a daemon's normal end); Ctrl-C does the same and
+exits 130. SIGHUP reads the config again: a running sync stops at its next chunk, and
+the watch goes on with the new config (a sync right away resumes what it left); a config
+with problems is reported and the one read before stays in force.
 
 A dropped torrent never waits for a sync: the sync runs on its own thread
 (without the blackhole's actions, which are the passes' job), and a blackhole
@@ -31,7 +34,7 @@ from watchdog.observers import Observer
 from putio_mirror.app.report import RunReport
 from putio_mirror.app.run import ALL_KINDS, BLACKHOLE_KINDS, Outcome, Request, Runtime, run_once
 from putio_mirror.cli.progress import LogProgress
-from putio_mirror.cli.signals import StopFlag
+from putio_mirror.cli.signals import Hangup, StopFlag
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
 
@@ -121,27 +124,73 @@ def watch_blackhole(
     stop: StopFlag | None = None,
     poll_seconds: float = 0.5,
     monotonic: Callable[[], float] = time.monotonic,
+    reload: Callable[[], Settings] | None = None,
 ) -> ExitCode:
-    """Given settings, watch until stopped; return the exit code (0 after SIGTERM)."""
+    """Given settings, watch until stopped; return the exit code (130 after Ctrl-C, else 0).
+
+    On SIGHUP the current round ends as a stop would, and the next one runs with what
+    ``reload`` returns (the same settings without it, or when it raises MirrorError)."""
+    with stop or StopFlag() as flag, Hangup() as hangup:
+        while True:
+            _watch_round(settings, add_first, periodic_sync, flag, hangup, poll_seconds, monotonic)
+            if flag.is_set():
+                log.info("stopped on request")
+                return ExitCode.INTERRUPTED if flag.by_ctrl_c else ExitCode.OK
+            hangup.clear()
+            settings, add_first = _reloaded(settings, reload), True
+
+
+def _watch_round(
+    settings: Settings,
+    add_first: bool,
+    periodic_sync: bool,
+    flag: StopFlag,
+    hangup: Hangup,
+    poll_seconds: float,
+    monotonic: Callable[[], float],
+) -> None:
+    """Watch with one set of settings until stopped or hung up."""
     settings.blackhole_dir.mkdir(parents=True, exist_ok=True)
     timer = _Timer(monotonic)
     if add_first:
         timer.arm(0.0)
-    with stop or StopFlag() as flag:
-        runtime = Runtime(settings, stop_requested=flag.is_set, progress=LogProgress())
-        observer = Observer()
-        observer.schedule(_Arm(timer.arm), str(settings.blackhole_dir), recursive=False)
-        observer.start()
-        syncs = _Syncs(runtime)
+    ended = threading.Event()  # set when this round ends by an error, too
+
+    def stop_requested() -> bool:
+        return flag.is_set() or hangup.is_set() or ended.is_set()
+
+    runtime = Runtime(settings, stop_requested=stop_requested, progress=LogProgress())
+    observer = Observer()
+    observer.schedule(_Arm(timer.arm), str(settings.blackhole_dir), recursive=False)
+    observer.start()
+    syncs = _Syncs(runtime)
+    log.info("watching %s", settings.blackhole_dir)
+    try:
         scheduler = _scheduler(syncs, settings, periodic_sync)
-        log.info("watching %s", settings.blackhole_dir)
-        try:
-            return _loop(runtime, timer, scheduler, syncs, flag, poll_seconds)
-        finally:
-            flag.set()  # a sync still running stops at its next chunk
-            syncs.join()
-            observer.stop()
-            observer.join(timeout=5)
+        _loop(runtime, timer, scheduler, syncs, flag, hangup, poll_seconds)
+    finally:
+        ended.set()  # a sync still running stops at its next chunk
+        syncs.join()
+        observer.stop()
+        observer.join(timeout=5)
+
+
+def _reloaded(settings: Settings, reload: Callable[[], Settings] | None) -> Settings:
+    """The settings read again after SIGHUP; the old ones if they cannot be."""
+    if reload is None:
+        return settings
+    try:
+        fresh = reload()
+    except MirrorError as error:
+        problems = "".join(f"\n  - {problem}" for problem in getattr(error, "problems", ()))
+        log.error(
+            "SIGHUP: the config was not reloaded, the one read before stays in force: %s%s",
+            error.message,
+            problems,
+        )
+        return settings
+    log.info("SIGHUP: read the config again (%s)", fresh.config_path or "no file: defaults")
+    return fresh
 
 
 def _scheduler(syncs: _Syncs, settings: Settings, periodic_sync: bool) -> schedule.Scheduler:
@@ -159,9 +208,10 @@ def _loop(
     scheduler: schedule.Scheduler,
     syncs: _Syncs,
     flag: StopFlag,
+    hangup: Hangup,
     poll_seconds: float,
-) -> ExitCode:
-    while not flag.is_set():
+) -> None:
+    while not (flag.is_set() or hangup.is_set()):
         if timer.fire_if_due():
             _guarded("watch submit", lambda: _report_summary(submit_blackhole(runtime)))
             delay = _recheck_delay(runtime.settings.blackhole_dir, time.time())
@@ -170,8 +220,6 @@ def _loop(
         scheduler.run_pending()
         syncs.raise_failure()
         flag.wait(poll_seconds)
-    log.info("stopped on request")
-    return ExitCode.OK
 
 
 def _recheck_delay(folder: Path, now: float) -> float | None:
