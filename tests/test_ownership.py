@@ -146,6 +146,14 @@ def test_unknown_users_and_unquoted_or_odd_modes_are_problems(tmp_path: Path) ->
     problems = problems_of(tmp_path, "files:\n  owner: no-such-user-x\n  group: no-such-group\n")
     assert any("files.owner" in p and "no-such-user-x" in p for p in problems)
     assert any("files.group" in p and "no-such-group" in p for p in problems)
+    # also where an unreadable token is no problem (login is about to write it)
+    with pytest.raises(ConfigError):
+        load_settings(
+            tmp_path / "mirror.yaml",
+            {"HOME": str(tmp_path)},
+            require_token=False,
+            token_optional=True,
+        )
     (problem,) = problems_of(tmp_path, "files:\n  mode: 0664\n")
     assert "files.mode" in problem and 'quotes, e.g. "0664"' in problem
     (problem,) = problems_of(tmp_path, "files:\n  mode: 'rw-rw-r--'\n")

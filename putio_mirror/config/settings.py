@@ -147,9 +147,9 @@ def load_settings(
     if token_optional:
         problems = ()
     problems += staging_problems(settings.staging_dir, settings.download_dir, source)
+    problems += ownership_problems(model.files, source, may_give=check_paths)
     if check_paths:
         problems += _path_problems(settings, source)
-        problems += ownership_problems(model.files, source, may_give=True)
     if problems:
         raise config_error(config_path, problems)
     if require_token and settings.token is None:
@@ -222,7 +222,7 @@ def _build(
         mount=_mount(model.mount),
         ownership=ownership_of(model.files),
     )
-    return settings, problems + ownership_problems(model.files, source)
+    return settings, problems
 
 
 def _mount(section: MountSection) -> MountOptions:
