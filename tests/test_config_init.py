@@ -1,5 +1,5 @@
-"""`putio-mirror config init`: the documented example, shipped in the wheel, written where
-a run will read it."""
+"""`putio-mirror config init`: the documented example, shipped in the wheel (with the manual
+page), written where a run will read it."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_a_missing_config_file_hints_at_the_command_that_writes_it(
 
 
 @pytest.mark.slow
-def test_the_wheel_holds_the_example(tmp_path: Path) -> None:
+def test_the_wheel_holds_the_example_and_the_manual_page(tmp_path: Path) -> None:
     source = tmp_path / "source"
     shutil.copytree(
         ROOT,
@@ -105,3 +105,5 @@ def test_the_wheel_holds_the_example(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("putio_mirror-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read(SHIPPED).decode("utf-8") == EXAMPLE.read_text(encoding="utf-8")
+        (page,) = [n for n in archive.namelist() if n.endswith("/share/man/man1/putio-mirror.1")]
+        assert archive.read(page) == (ROOT / "docs" / "putio-mirror.1").read_bytes()
