@@ -8,18 +8,14 @@ wherever the tool was installed from.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 from putio_mirror.core.errors import ConfigError
+from putio_mirror.local.durable import write_private_file
 
 EXAMPLE_NAME = "mirror.example.yaml"
-#: the config may hold the token: only its owner reads it
-FILE_MODE = 0o600
-FOLDER_MODE = 0o700
 
 
 def example_text() -> str:
@@ -33,30 +29,15 @@ def example_text() -> str:
 
 def write_example(path: Path, *, force: bool) -> None:
     """Given a path, write the example there with mode 0600 (creating its folders, 0700);
-    raise ConfigError if a file is there already and ``force`` is not given."""
+    raise ConfigError if a file is there already and ``force`` is not given, or if it
+    cannot be written."""
     if path.is_dir():
         raise ConfigError(f"{path} is a folder", "name the file to write, e.g. mirror.yaml")
-    if path.exists() and not force:
+    if os.path.lexists(path) and not force:
         raise ConfigError(
             f"{path} exists already; it was left as it is",
             "pass --force to replace it with the example (its content is lost), or "
             "--path to write the example elsewhere",
         )
-    path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-    # A temporary file beside it, renamed over: a crash never leaves half a config.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", text=True)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            os.fchmod(file.fileno(), FILE_MODE)
-            file.write(example_text())
-            file.flush()
-            os.fsync(file.fileno())
-        if force:
-            Path(temporary).replace(path)
-        else:
-            path.hardlink_to(temporary)  # fails if a file appeared there meanwhile
-    except FileExistsError:
-        raise ConfigError(f"{path} exists already; it was left as it is") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            Path(temporary).unlink()
+    # Atomic and private from the first byte: the config may come to hold the token.
+    write_private_file(path, example_text())
