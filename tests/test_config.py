@@ -180,7 +180,7 @@ colour: blue
         "mirror.yaml: colour: unknown option",
     )
     assert str(config) in error.message and "4 problems" in error.message
-    assert "mirror.example.yaml" in error.hint
+    assert "putio-mirror config init" in error.hint
 
 
 def test_a_section_that_is_not_a_mapping_is_a_problem(env: dict[str, str], tmp_path: Path) -> None:

@@ -111,6 +111,7 @@ def test_cron_lines_are_valid_and_run_real_commands(capsys: pytest.CaptureFixtur
         assert len(fields) == 7, "cron.d lines have five time fields, a user, and a command"
         words = shlex.split(fields[6].split(">>")[0])
         assert words[0] == "putio-mirror" and accepts(words[1:])
+        assert words[1:3] == ["--config", "/etc/putio-mirror/mirror.yaml"], "the units' config"
         if "--window" in words:
             parse_window(words[words.index("--window") + 1])
     capsys.readouterr()
@@ -120,7 +121,8 @@ def test_mount_unit_serves_in_the_foreground_in_the_hosts_mount_namespace() -> N
     service = read_unit(CONTRIB / "systemd" / "putio-mirror-mount.service")["Service"]
     assert service["Type"] == "simple"
     words = command_of(service["ExecStart"])
-    assert words[0] == "mount" and "--foreground" in words
+    assert words[:3] == ["--config", "/etc/putio-mirror/mirror.yaml", "mount"]
+    assert "--foreground" in words
     # Each of these would hide the mount from every other process, or stop fusermount3.
     for option in (
         "ProtectSystem",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -128,3 +130,63 @@ def test_a_blackhole_pass_runs_beside_a_sync_s_run_lock_but_never_beside_another
     assert submit_blackhole(Runtime(settings)) is not None
     assert len(mirror.fake.transfers()) == 2
     assert submit_blackhole(Runtime(settings)) is None, "nothing left to do"
+
+
+@contextmanager
+def spawned(mirror: Mirror, *argv: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The CLI in a process of its own, killed if the test ends with it still running."""
+    process = mirror.spawn(*argv)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=15)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+def finish(process: subprocess.Popen[bytes], signum: int) -> tuple[int, str]:
+    """Send the signal; return the exit code and what the process logged."""
+    process.send_signal(signum)
+    code = process.wait(timeout=15)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    return code, err
+
+
+def test_watch_process_exits_130_on_ctrl_c(mirror: Mirror) -> None:
+    mirror.fake.add_file("x.bin", size=1000)
+    with spawned(mirror, "watch") as process:
+        assert wait_for(lambda: (mirror.downloads / "x.bin").exists()), "the first sync ran"
+        code, err = finish(process, signal.SIGINT)
+    assert code == 130, err
+
+
+def test_sighup_reads_the_config_again_and_a_broken_one_leaves_the_old_in_force(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    mirror.fake.add_file("x.bin", size=1000)
+    with spawned(mirror, "watch") as process:
+        assert wait_for(lambda: (mirror.downloads / "x.bin").exists()), "the first sync ran"
+        # A config with a problem: reported, and the watcher goes on as it was.
+        good = mirror.config.read_text()
+        mirror.config.write_text(good + "colour: blue\n")
+        process.send_signal(signal.SIGHUP)
+        (mirror.blackhole / "first.torrent").write_bytes(torrent_bytes("First"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 1), "still watching the old folder"
+        assert process.poll() is None
+        # A good one moves the blackhole: the new folder is watched from then on.
+        moved = mirror.root / "other-blackhole"
+        mirror.write_config(paths={"blackhole": str(moved)})
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(moved.is_dir), "the new blackhole was made"
+        (moved / "second.torrent").write_bytes(torrent_bytes("Second"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 2), "the new folder is watched"
+        assert wait_for(lambda: (moved / ".submitted" / "second.torrent").exists())
+        code, err = finish(process, signal.SIGTERM)
+        assert code == 0, err
+    assert "the config was not reloaded" in err and "colour: unknown option" in err

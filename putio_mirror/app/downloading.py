@@ -140,7 +140,8 @@ class DownloadSteps:
             for file_id, relative in action.files
         ]
         target = self.final_path(action.name) if action.folder else None
-        outcome = place_item(files, building_path(staging, action.item_id), target)
+        building = building_path(staging, action.item_id)
+        outcome = place_item(files, building, target, self._places.ownership)
         paths = dict(action.files)
         self._journal.mark_placed({fid: paths[fid] for fid in outcome.placed}, self._now())
         if outcome.problems:
@@ -187,7 +188,7 @@ class DownloadSteps:
         if action.staged:
             return self._keep(action, source, done)
         final = self.final_path(action.relative_path)
-        problem = place_file(ToPlace(action.file_id, source, final))
+        problem = place_file(ToPlace(action.file_id, source, final), self._places.ownership)
         if problem is not None:
             self._keep(action, source, done)
             raise ItemError(

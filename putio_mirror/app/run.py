@@ -233,7 +233,9 @@ def open_client(settings: Settings) -> PutioClient:
 
 def places(settings: Settings) -> Places:
     """Given the settings, return the local folders a run works in."""
-    return Places(settings.blackhole_dir, settings.download_dir, settings.staging_dir)
+    return Places(
+        settings.blackhole_dir, settings.download_dir, settings.staging_dir, settings.ownership
+    )
 
 
 def _observe(

@@ -27,7 +27,7 @@ APP_ID_HINT = (
     "put.io lets a token be asked for only by an OAuth app: create one at "
     "https://app.put.io/settings/account/oauth/apps (any name; the callback URL is not "
     "used), then put its client id in the config file as putio.oauth_app_id, or pass "
-    "--app-id; see mirror.example.yaml"
+    "--app-id (`putio-mirror config init` writes a config that documents it)"
 )
 REVOKE_PAGE = "https://app.put.io/settings/account/oauth/apps"
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from putio_mirror import __version__
+from putio_mirror.cli.completion import completion
+from putio_mirror.cli.configfile import config
 from putio_mirror.cli.context import Context, pass_context
 from putio_mirror.cli.doctor import doctor
 from putio_mirror.cli.history import history
@@ -113,17 +115,24 @@ def torrents_watch(context: Context, add_first: bool) -> int:
     from putio_mirror.cli.watch import watch_blackhole
 
     settings = context.settings()
-    return int(watch_blackhole(settings, add_first=add_first, periodic_sync=False))
+    code = watch_blackhole(
+        settings, add_first=add_first, periodic_sync=False, reload=context.settings
+    )
+    return int(code)
 
 
 @cli.command("watch")
 @pass_context
 def watch(context: Context) -> int:
-    """Run in the foreground: submit blackhole files as they arrive, sync on a schedule."""
+    """Run in the foreground: submit blackhole files as they arrive, sync on a schedule.
+
+    SIGHUP reads the config again; SIGTERM stops (exit 0), Ctrl-C too (exit 130).
+    """
     from putio_mirror.cli.watch import watch_blackhole
 
     settings = context.settings()
-    return int(watch_blackhole(settings, add_first=True, periodic_sync=True))
+    code = watch_blackhole(settings, add_first=True, periodic_sync=True, reload=context.settings)
+    return int(code)
 
 
 @cli.command("serve")
@@ -223,7 +232,7 @@ def demo(keep: bool) -> int:
     return run_demo(keep=keep, echo=click.echo)
 
 
-for command in (login, logout, doctor, status, history):
+for command in (login, logout, doctor, status, history, config, completion):
     cli.add_command(command)
 
 

@@ -1,4 +1,5 @@
-"""SIGTERM/SIGINT as a flag: the executor finishes the current chunk, journals, and stops."""
+"""SIGTERM/SIGINT as a flag: the executor finishes the current chunk, journals, and stops.
+SIGHUP as another, which the watcher reads as "read the config again"."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ class StopFlag:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._previous: dict[int, Any] = {}
+        #: the signal that set the flag first (None: set by the program, or not yet)
+        self.signum: int | None = None
+
+    @property
+    def by_ctrl_c(self) -> bool:
+        """Whether a Ctrl-C (SIGINT), not a supervisor's SIGTERM, asked to stop."""
+        return self.signum == signal.SIGINT
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -32,6 +40,8 @@ class StopFlag:
         del frame
         if self._event.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        if not self._event.is_set():
+            self.signum = signum
         self._event.set()
 
     def __enter__(self) -> StopFlag:
@@ -49,3 +59,43 @@ class StopFlag:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+
+
+class Hangup:
+    """A context manager that turns SIGHUP into ``is_set()`` instead of the end of the
+    process (the default), where the platform has SIGHUP and in the main thread only."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._previous: Any = None
+        self._installed = False
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        self._event.set()
+
+    def __enter__(self) -> Hangup:
+        hangup = getattr(signal, "SIGHUP", None)
+        if hangup is not None and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(hangup, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._installed:
+            signal.signal(signal.SIGHUP, self._previous)
+            self._installed = False

@@ -4,7 +4,10 @@ watchdog tells us when the blackhole changes; each change arms a short timer
 (files must settle before they are read), then a blackhole pass submits them.
 ``schedule`` starts a full sync every few minutes, which obeys the download
 windows like any other sync. SIGTERM finishes the current chunk, journals,
-and exits 0.
+and exits 0 (a supervisor's stop is a daemon's normal end); Ctrl-C does the same and
+exits 130. SIGHUP reads the config again: a running sync stops at its next chunk, and
+the watch goes on with the new config (a sync right away resumes what it left); a config
+with problems is reported and the one read before stays in force.
 
 A dropped torrent never waits for a sync: the sync runs on its own thread
 (without the blackhole's actions, which are the passes' job), and a blackhole
@@ -32,7 +35,7 @@ from watchdog.observers import Observer
 from putio_mirror.app.report import RunReport
 from putio_mirror.app.run import ALL_KINDS, BLACKHOLE_KINDS, Outcome, Request, Runtime, run_once
 from putio_mirror.cli.progress import LogProgress
-from putio_mirror.cli.signals import StopFlag
+from putio_mirror.cli.signals import Hangup, StopFlag
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
 from putio_mirror.core.state import Snapshot
@@ -147,38 +150,85 @@ def watch_blackhole(
     poll_seconds: float = 0.5,
     monotonic: Callable[[], float] = time.monotonic,
     extras: Extras | None = None,
+    reload: Callable[[], Settings] | None = None,
 ) -> ExitCode:
-    """Given settings, watch until stopped; return the exit code (0 after SIGTERM)."""
-    settings.blackhole_dir.mkdir(parents=True, exist_ok=True)
-    timer = _Timer(monotonic)
-    if add_first:
-        timer.arm(0.0)
-    extras = extras or Extras()
-    if extras.wire_wake is not None:
-        extras.wire_wake(lambda: timer.arm(0.0))
-    with stop or StopFlag() as flag:
+    """Given settings, watch until stopped; return the exit code (130 after Ctrl-C, else 0).
+
+    On SIGHUP the current round ends as a stop would, and the next one runs with what
+    ``reload`` returns (the same settings without it, or when it raises MirrorError)."""
+    rounds = _Rounds(extras or Extras(), periodic_sync, poll_seconds, monotonic)
+    with stop or StopFlag() as flag, Hangup() as hangup:
+        while True:
+            rounds.watch(settings, add_first, flag, hangup)
+            if flag.is_set():
+                log.info("stopped on request")
+                return ExitCode.INTERRUPTED if flag.by_ctrl_c else ExitCode.OK
+            hangup.clear()
+            settings, add_first = _reloaded(settings, reload), True
+
+
+@dataclass(frozen=True)
+class _Rounds:
+    """What stays the same from one round of watching to the next (a round ends at SIGHUP)."""
+
+    extras: Extras
+    periodic_sync: bool
+    poll_seconds: float
+    monotonic: Callable[[], float]
+
+    def watch(self, settings: Settings, add_first: bool, flag: StopFlag, hangup: Hangup) -> None:
+        """Watch with one set of settings until stopped or hung up."""
+        settings.blackhole_dir.mkdir(parents=True, exist_ok=True)
+        timer = _Timer(self.monotonic)
+        if add_first:
+            timer.arm(0.0)
+        if self.extras.wire_wake is not None:
+            self.extras.wire_wake(lambda: timer.arm(0.0))
+        ended = threading.Event()  # set when this round ends by an error, too
+
+        def stop_requested() -> bool:
+            return flag.is_set() or hangup.is_set() or ended.is_set()
+
         runtime = Runtime(
             settings,
-            stop_requested=flag.is_set,
+            stop_requested=stop_requested,
             progress=LogProgress(),
-            on_snapshot=extras.on_snapshot,
+            on_snapshot=self.extras.on_snapshot,
         )
         observer = Observer()
         observer.schedule(_Arm(timer.arm), str(settings.blackhole_dir), recursive=False)
         observer.start()
         syncs = _Syncs(runtime)
-        if extras.wire_sync is not None:
-            extras.wire_sync(lambda: syncs.start(quietly=True))
-        scheduler = _scheduler(syncs, settings, periodic_sync)
+        if self.extras.wire_sync is not None:
+            self.extras.wire_sync(lambda: syncs.start(quietly=True))
         log.info("watching %s", settings.blackhole_dir)
         try:
-            hurry = _Hurry(extras, timer, syncs, monotonic)
-            return _loop(runtime, timer, scheduler, syncs, flag, poll_seconds, hurry)
+            scheduler = _scheduler(syncs, settings, self.periodic_sync)
+            hurry = _Hurry(self.extras, timer, syncs, self.monotonic)
+            _loop(runtime, timer, scheduler, syncs, (flag, hangup), self.poll_seconds, hurry)
         finally:
-            flag.set()  # a sync still running stops at its next chunk
+            ended.set()  # a sync still running stops at its next chunk
             syncs.join()
             observer.stop()
             observer.join(timeout=5)
+
+
+def _reloaded(settings: Settings, reload: Callable[[], Settings] | None) -> Settings:
+    """The settings read again after SIGHUP; the old ones if they cannot be."""
+    if reload is None:
+        return settings
+    try:
+        fresh = reload()
+    except MirrorError as error:
+        problems = "".join(f"\n  - {problem}" for problem in getattr(error, "problems", ()))
+        log.error(
+            "SIGHUP: the config was not reloaded, the one read before stays in force: %s%s",
+            error.message,
+            problems,
+        )
+        return settings
+    log.info("SIGHUP: read the config again (%s)", fresh.config_path or "no file: defaults")
+    return fresh
 
 
 def _scheduler(syncs: _Syncs, settings: Settings, periodic_sync: bool) -> schedule.Scheduler:
@@ -195,11 +245,12 @@ def _loop(
     timer: _Timer,
     scheduler: schedule.Scheduler,
     syncs: _Syncs,
-    flag: StopFlag,
+    ends: tuple[StopFlag, Hangup],
     poll_seconds: float,
     hurry: _Hurry,
-) -> ExitCode:
-    while not flag.is_set():
+) -> None:
+    flag, hangup = ends
+    while not (flag.is_set() or hangup.is_set()):
         hurry.check()
         if timer.fire_if_due():
             _guarded("watch submit", lambda: _report_summary(submit_blackhole(runtime)))
@@ -209,8 +260,6 @@ def _loop(
         scheduler.run_pending()
         syncs.raise_failure()
         flag.wait(poll_seconds)
-    log.info("stopped on request")
-    return ExitCode.OK
 
 
 class _Hurry:

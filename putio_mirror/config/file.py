@@ -20,6 +20,12 @@ from pydantic_core import ErrorDetails
 from putio_mirror.config.schema import MirrorFile
 from putio_mirror.core.errors import ConfigError
 
+#: where a hint sends the reader for the file's shape: the example ``config init`` writes
+EXAMPLE_HINT = (
+    "every option is documented in the example that "
+    "`putio-mirror config init --path mirror.example.yaml` writes"
+)
+
 
 class _StrictLoader(yaml.SafeLoader):
     """A safe loader that refuses a key given twice in one mapping (YAML keeps the last)."""
@@ -53,7 +59,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: the top level should be a mapping of sections (putio:, paths:, …), "
             f"not a {type(data).__name__}",
-            "see mirror.example.yaml for the shape of the file",
+            EXAMPLE_HINT,
         )
     # A section whose options are all commented out reads as null: treat it as empty.
     return {
@@ -106,7 +112,7 @@ def config_error(config_path: Path | None, problems: tuple[str, ...]) -> ConfigE
     where = str(config_path) if config_path else "the configuration"
     return ConfigError(
         f"{where} has {count}",
-        "fix each one and run again; mirror.example.yaml documents every option",
+        f"fix each one and run again; {EXAMPLE_HINT}",
         problems=problems,
     )
 

@@ -7,6 +7,7 @@ for users in ``mirror.example.yaml`` (a test keeps the two in step).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -173,6 +174,22 @@ class RpcSection(_Section):
         return [value] if isinstance(value, str) else value
 
 
+class FilesSection(_Section):
+    owner: str | NonNegativeInt | None = None
+    group: str | NonNegativeInt | None = None
+    mode: str | None = None
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _octal_text(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML reads 0664 as the number 436 and 664 as six hundred sixty-four.
+            raise ValueError('write the mode in quotes, e.g. "0664"')
+        if isinstance(value, str) and not re.fullmatch(r"0?[0-7]{3}", value):
+            raise ValueError('should be octal permission bits such as "0664" or "0640"')
+        return value
+
+
 class MirrorFile(_Section):
     """The whole file, exactly as written; ``Settings`` is built from it."""
 
@@ -184,6 +201,7 @@ class MirrorFile(_Section):
     safety: SafetySection = SafetySection()
     mount: MountSection = MountSection()
     rpc: RpcSection = RpcSection()
+    files: FilesSection = FilesSection()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("log_level", mode="before")

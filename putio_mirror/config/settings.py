@@ -16,6 +16,7 @@ from pathlib import Path
 
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config.paths import sqlite_file, staging_problems, unwritable_reason
+from putio_mirror.config.placing import ownership_of, ownership_problems
 from putio_mirror.config.rpc import RpcSettings, rpc_settings
 from putio_mirror.config.schema import MirrorFile, MountSection, PutioSection, Secret
 from putio_mirror.core.errors import ConfigError
@@ -23,6 +24,7 @@ from putio_mirror.core.naming import STAGING_DIR_NAME
 from putio_mirror.core.state import Filters, Policy, SafetyLimits
 from putio_mirror.core.window import Schedule, parse_schedule
 from putio_mirror.local.folders import config_folder, state_folder
+from putio_mirror.local.ownership import AS_IS, Ownership
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -89,6 +91,8 @@ class Settings:
     #: the client id of the OAuth app ``login`` asks put.io's device code for
     oauth_app_id: int | None = None
     mount: MountOptions = MountOptions()
+    #: the owner, group and mode given to placed files and their folders (``files:``)
+    ownership: Ownership = AS_IS
 
     def __repr__(self) -> str:
         # The journal URL may carry a database password; the token is a Secret already.
@@ -145,6 +149,7 @@ def load_settings(
     if token_optional:
         problems = ()
     problems += staging_problems(settings.staging_dir, settings.download_dir, source)
+    problems += ownership_problems(model.files, source, may_give=check_paths)
     if check_paths:
         problems += _path_problems(settings, source)
     if problems:
@@ -159,19 +164,25 @@ def _home(env: Mapping[str, str]) -> Path:
     return Path(env["HOME"]) if env.get("HOME") else Path.home()
 
 
-def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
+def config_file_path(path: Path | None, env: Mapping[str, str]) -> Path:
+    """Given ``--config`` (or None) and the environment, return the config file a run reads
+    (``--config``, then ``$PUTIO_MIRROR_CONFIG``, then the default), whether or not it exists."""
     explicit = path or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
-    if explicit is not None:
-        explicit = _expand(str(explicit), env)
-        if not explicit.exists():
-            how = "--config" if path else CONFIG_ENV
-            raise ConfigError(
-                f"config file {explicit} does not exist (named by {how})",
-                "check the path, or copy mirror.example.yaml there and edit it",
-            )
-        return explicit
-    default = default_config_path()
-    return default if default.exists() else None
+    return default_config_path() if explicit is None else _expand(str(explicit), env)
+
+
+def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
+    found = config_file_path(path, env)
+    if path is None and not env.get(CONFIG_ENV):
+        return found if found.exists() else None
+    if not found.exists():
+        how = "--config" if path else CONFIG_ENV
+        raise ConfigError(
+            f"config file {found} does not exist (named by {how})",
+            f"check the path, or write the documented example there with "
+            f"`putio-mirror config init --path {found}` and edit it",
+        )
+    return found
 
 
 def _build(
@@ -213,6 +224,7 @@ def _build(
         token_file=_token_file(model.putio, env),
         oauth_app_id=model.putio.oauth_app_id,
         mount=_mount(model.mount),
+        ownership=ownership_of(model.files),
     )
     return settings, problems + tuple(f"{source}: {problem}" for problem in rpc_problems)
 

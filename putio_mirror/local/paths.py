@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from putio_mirror.core.errors import UnsafePathError
+from putio_mirror.local.ownership import AS_IS, Ownership
 
 
 @dataclass(frozen=True, slots=True)
 class Places:
-    """The local folders a run reads and writes."""
+    """The local folders a run reads and writes, and who owns what it places there."""
 
     blackhole: Path
     downloads: Path
     staging: Path
+    ownership: Ownership = AS_IS
 
 
 def resolve_inside(root: Path, relative: str) -> Path:

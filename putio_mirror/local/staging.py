@@ -29,6 +29,7 @@ from putio_mirror.core.errors import ItemError, UnsafePathError
 from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.segments import discard
 from putio_mirror.local.durable import LINK_UNSUPPORTED, fsync_folder, place_atomically
+from putio_mirror.local.ownership import AS_IS, Ownership
 
 VERIFIED_DIR = "verified"
 #: where versions before the journal's schema 3 built items, by name
@@ -152,8 +153,11 @@ class Placed:
     problems: tuple[str, ...]
 
 
-def place_item(files: list[ToPlace], building: Path, target: Path | None) -> Placed:
-    """Given an item's verified files, put each at its final path and return what was placed.
+def place_item(
+    files: list[ToPlace], building: Path, target: Path | None, ownership: Ownership = AS_IS
+) -> Placed:
+    """Given an item's verified files, put each at its final path, given ``ownership``
+    first, and return what was placed.
 
     ``target`` is the item's folder for a folder item. If it does not exist yet, the
     item is built in ``building`` (hard links) and moved in with one rename, so a media
@@ -161,15 +165,15 @@ def place_item(files: list[ToPlace], building: Path, target: Path | None) -> Pla
     the files move one by one, never overwriting: a file in the way fails alone.
     """
     if target is not None and not os.path.lexists(target):
-        built = _build(files, building, target)
+        built = _build(files, building, target, ownership)
         if built:
-            _move_in(building, target)
+            _move_in(building, target, ownership)
             _drop_sources(files)
             return Placed(tuple(item.file_id for item in files), ())
     placed: list[int] = []
     problems: list[str] = []
     for item in files:
-        problem = place_file(item)
+        problem = place_file(item, ownership)
         if problem is None:
             placed.append(item.file_id)
         else:
@@ -177,8 +181,9 @@ def place_item(files: list[ToPlace], building: Path, target: Path | None) -> Pla
     return Placed(tuple(placed), tuple(problems))
 
 
-def _build(files: list[ToPlace], building: Path, target: Path) -> bool:
-    """Link every file into the build folder; False if this filesystem has no hard links."""
+def _build(files: list[ToPlace], building: Path, target: Path, ownership: Ownership) -> bool:
+    """Link every file into the build folder, each file and folder given ``ownership``;
+    False if this filesystem has no hard links."""
     shutil.rmtree(building, ignore_errors=True)  # only links of an earlier attempt
     try:
         for item in files:
@@ -186,8 +191,15 @@ def _build(files: list[ToPlace], building: Path, target: Path) -> bool:
             _real_folder(inside.parent)
             _check_regular(item.source)
             os.link(item.source, inside, follow_symlinks=False)
-        for folder in sorted({building, *(p.parent for p in building.rglob("*"))}):
+            ownership.give(inside)
+        folders = sorted({building, *(p.parent for p in building.rglob("*"))})
+        for folder in folders:
+            if ownership != AS_IS:
+                ownership.give(folder, folder=True)
             fsync_folder(folder)
+    except ItemError:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
     except OSError as error:
         shutil.rmtree(building, ignore_errors=True)
         if error.errno in LINK_UNSUPPORTED:
@@ -196,25 +208,27 @@ def _build(files: list[ToPlace], building: Path, target: Path) -> bool:
     return True
 
 
-def _move_in(building: Path, target: Path) -> None:
+def _move_in(building: Path, target: Path, ownership: Ownership) -> None:
     try:
-        _real_folder(target.parent)
+        _real_folder(target.parent, ownership)
         building.rename(target)
         fsync_folder(target.parent)
     except OSError as error:
         raise _cannot_place(target, error) from error
 
 
-def place_file(item: ToPlace) -> str | None:
-    """Put one verified file at its final path; return why not, or None once it is there."""
+def place_file(item: ToPlace, ownership: Ownership = AS_IS) -> str | None:
+    """Put one verified file at its final path, given ``ownership`` first (and the folders
+    made for it); return why not, or None once it is there."""
     try:
         if _same_file(item.source, item.final):
             item.source.unlink()  # moved in by an earlier, interrupted attempt
             return None
         if os.path.lexists(item.final):
             return f"{item.final}: a different file is already there; not overwriting"
-        _real_folder(item.final.parent)
+        _real_folder(item.final.parent, ownership)
         _check_regular(item.source)
+        ownership.give(item.source)
         place_atomically(item.source, item.final)
     except ItemError as error:
         return f"{item.final}: {error.message}"
@@ -244,9 +258,10 @@ def _check_regular(path: Path) -> None:
         )
 
 
-def _real_folder(folder: Path) -> None:
-    """Make the folder; raise UnsafePathError if it (or what it is made in) is a symlink."""
-    folder.mkdir(parents=True, exist_ok=True)
+def _real_folder(folder: Path, ownership: Ownership = AS_IS) -> None:
+    """Make the folder (each folder made given ``ownership``); raise UnsafePathError if it
+    (or what it is made in) is a symlink."""
+    ownership.make_folders(folder)
     if folder.is_symlink():
         raise UnsafePathError(
             f"refusing to write into {folder}: it is a symbolic link",
