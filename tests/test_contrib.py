@@ -93,7 +93,12 @@ def test_launchd_plists_parse_and_run_real_commands(
 
 def test_the_serve_agents_run_serve_kept_alive() -> None:
     service = read_unit(CONTRIB / "systemd" / "putio-mirror-serve.service")["Service"]
-    assert command_of(service["ExecStart"]) == ["serve"] and service["Type"] == "simple"
+    assert command_of(service["ExecStart"]) == [
+        "--config",
+        "/etc/putio-mirror/mirror.yaml",
+        "serve",
+    ]
+    assert service["Type"] == "simple"
     with (CONTRIB / "launchd" / "io.putio-mirror.serve.plist").open("rb") as handle:
         agent = plistlib.load(handle)
     assert agent["ProgramArguments"][1:] == ["serve"] and agent["KeepAlive"] is True
