@@ -26,6 +26,7 @@ from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import (
     REMOTE_ROOT_HINT,
     Attention,
+    failing_files,
     missing_blackhole,
     needs_attention,
     remote_root_problem,
@@ -134,22 +135,29 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
         plan = plan.only(request.kinds, request.limit_downloads)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
-        notice = no_blackhole + needs_attention(plan, snapshot.transfers)
+        notice = no_blackhole + needs_attention(plan, snapshot.transfers) + failing_files(snapshot)
         if violations and not request.force:
             if request.dry_run:
                 return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations, notice)
             raise _refusal(violations)
         if request.dry_run:
             plan = _with_window_note(plan, settings.schedule, runtime.clock())
-            return Outcome(plan, None, ExitCode.OK, violations, notice)
+            return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         if request.beside_sync and not plan.actions:
             # a watcher's pass with nothing to submit leaves no run in the journal
-            return Outcome(plan, None, ExitCode.OK, violations, notice)
+            return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         assert journal is not None  # only a dry run goes without
         runtime.on_plan(plan)
-        report = _execute(runtime, request, plan, client, journal)
-        return Outcome(plan, report, report.exit_code, violations, notice)
+        report = _execute(runtime, request, plan, client, journal, notice)
+        return Outcome(plan, report, _exit_code(report.exit_code, notice), violations, notice)
     raise AssertionError("unreachable")
+
+
+def _exit_code(code: ExitCode, notice: tuple[Attention, ...]) -> ExitCode:
+    """Given what the plan's execution earned and what needs a person, return the run's exit
+    code: a run that otherwise succeeded but found something only a person can solve says
+    so (failures, a closed window or a stop keep their own, more telling codes)."""
+    return ExitCode.NEEDS_ATTENTION if code == ExitCode.OK and notice else code
 
 
 def _with_window_note(plan: Plan, schedule: Schedule, now: datetime) -> Plan:
@@ -245,7 +253,12 @@ def _observe(
 
 
 def _execute(
-    runtime: Runtime, request: Request, plan: Plan, client: PutioClient, journal: Journal
+    runtime: Runtime,
+    request: Request,
+    plan: Plan,
+    client: PutioClient,
+    journal: Journal,
+    notice: tuple[Attention, ...],
 ) -> RunReport:
     settings = runtime.settings
     executor = Executor(
@@ -269,17 +282,17 @@ def _execute(
     take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)
     command = f"{request.command} on {socket.gethostname()}"
     run_id = journal.start_run(command, now, owner=request.owner)
-    exit_code = ExitCode.BUG
+    code = ExitCode.BUG
     try:
         report = executor.run(plan, run_id)
-        exit_code = report.exit_code
+        code = _exit_code(report.exit_code, notice)
         return report
     except MirrorError as error:
-        exit_code = error.exit_code  # journal the code the process will exit with
+        code = error.exit_code  # journal the code the process will exit with
         raise
     finally:
         summary = executor.report.summary()
-        journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(exit_code), summary)
+        journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(code), summary)
         executor.close()
 
 
