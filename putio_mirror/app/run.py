@@ -43,6 +43,8 @@ from putio_mirror.journal.store import Journal
 from putio_mirror.local.lock import RunLock
 from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items
+from putio_mirror.notify.notifier import Notifier
+from putio_mirror.notify.values import Outlets, TokenRefused
 from putio_mirror.putio.client import PutioClient
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,9 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     settings = runtime.settings
     no_blackhole = _missing_blackhole(settings, request)
     with ExitStack() as stack:
+        # closed last: the events of the run (and of its end) are all handed on first
+        notifier = stack.enter_context(Notifier(Outlets() if request.dry_run else settings.outlets))
+        stack.enter_context(_telling_refusals(notifier))
         if request.dry_run:
             # A dry run changes nothing, so creates no journal: a missing one knows nothing.
             journal = stack.enter_context(_existing_journal(settings))
@@ -148,7 +153,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         assert journal is not None  # only a dry run goes without
         runtime.on_plan(plan)
-        report = _execute(runtime, request, plan, client, journal, notice)
+        report = _execute(runtime, request, plan, client, journal, notice, notifier)
         return Outcome(plan, report, _exit_code(report.exit_code, notice), violations, notice)
     raise AssertionError("unreachable")
 
@@ -200,6 +205,17 @@ def _adopt_legacy_staging(settings: Settings, journal: Journal) -> None:
     journal.forget_placement(moved)
     if moved:
         log.info("took over %d verified files an earlier version left in staging", len(moved))
+
+
+@contextmanager
+def _telling_refusals(notifier: Notifier) -> Iterator[None]:
+    """Within this block, a refused token (which ends the run) is told to the notifier:
+    every later run will end the same way until a person acts."""
+    try:
+        yield
+    except AuthError as error:
+        notifier.tell(TokenRefused(error.message, error.hint))
+        raise
 
 
 @contextmanager
@@ -259,6 +275,7 @@ def _execute(
     client: PutioClient,
     journal: Journal,
     notice: tuple[Attention, ...],
+    notifier: Notifier,
 ) -> RunReport:
     settings = runtime.settings
     executor = Executor(
@@ -277,6 +294,7 @@ def _execute(
         clock=runtime.clock,
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
+        tell=notifier.tell,
     )
     now = runtime.clock().astimezone(UTC)
     take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
+from putio_mirror.config.outlets import outlets
 from putio_mirror.config.paths import sqlite_file, staging_problems, unwritable_reason
 from putio_mirror.config.schema import MirrorFile, MountSection, PutioSection, Secret
 from putio_mirror.core.errors import ConfigError
@@ -22,6 +23,7 @@ from putio_mirror.core.naming import STAGING_DIR_NAME
 from putio_mirror.core.state import Filters, Policy, SafetyLimits
 from putio_mirror.core.window import Schedule, parse_schedule
 from putio_mirror.local.folders import config_folder, state_folder
+from putio_mirror.notify.values import Outlets
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -87,6 +89,8 @@ class Settings:
     #: the client id of the OAuth app ``login`` asks put.io's device code for
     oauth_app_id: int | None = None
     mount: MountOptions = MountOptions()
+    #: where a run's events go: notifications, the on-item-placed hook, *arr rescans
+    outlets: Outlets = field(default_factory=Outlets)
 
     def __repr__(self) -> str:
         # The journal URL may carry a database password; the token is a Secret already.
@@ -209,6 +213,7 @@ def _build(
         token_file=_token_file(model.putio, env),
         oauth_app_id=model.putio.oauth_app_id,
         mount=_mount(model.mount),
+        outlets=outlets(model),
     )
     return settings, problems
 
