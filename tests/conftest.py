@@ -95,6 +95,8 @@ def mirror(tmp_path: Path, fake_putio: FakePutio, capsys: pytest.CaptureFixture[
     """A mirror set-up (config, folders, CLI runner) against the running fake put.io."""
     harness = Mirror(tmp_path, fake_putio, capsys)
     harness.write_config()
+    # as a real set-up has it: a missing blackhole needs a person (exit 11), see test_attention
+    harness.blackhole.mkdir()
     return harness
 
 

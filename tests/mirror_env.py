@@ -50,7 +50,7 @@ class Mirror:
     def config(self) -> Path:
         return self.root / "mirror.yaml"
 
-    def write_config(self, **sections: dict[str, Any]) -> None:
+    def write_config(self, **sections: Any) -> None:
         document: dict[str, Any] = {
             "putio": {
                 "token_file": str(self.root / "token"),
@@ -66,7 +66,10 @@ class Mirror:
             "download": {"read_timeout_seconds": 2, "max_outage_seconds": 20},
         }
         for name, values in sections.items():
-            document.setdefault(name, {}).update(values)
+            if isinstance(values, dict):
+                document.setdefault(name, {}).update(values)
+            else:  # a list section (arr:)
+                document[name] = values
         (self.root / "token").write_text(self.fake.token + "\n")
         (self.root / "token").chmod(0o600)
         self.config.write_text(yaml.safe_dump(document))
@@ -114,4 +117,5 @@ def mirror_for(
     """A mirror set-up whose config carries extra sections (the plain one is the fixture)."""
     mirror = Mirror(root, fake, capsys)
     mirror.write_config(**sections)
+    mirror.blackhole.mkdir(parents=True, exist_ok=True)
     yield mirror

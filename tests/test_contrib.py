@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from putio_mirror.cli.main import main
+from putio_mirror.core.errors import ExitCode
 from putio_mirror.core.window import parse_window
 
 CONTRIB = Path(__file__).resolve().parent.parent / "contrib"
@@ -48,10 +49,12 @@ def test_service_units_run_real_commands(path: Path, capsys: pytest.CaptureFixtu
     capsys.readouterr()
 
 
-def test_oneshot_sync_counts_window_closed_as_success_and_timer_persists() -> None:
+def test_oneshot_sync_counts_window_closed_and_needs_you_as_success_and_timer_persists() -> None:
     service = read_unit(CONTRIB / "systemd" / "putio-mirror.service")["Service"]
     assert service["Type"] == "oneshot"
-    assert "10" in service["SuccessExitStatus"].split()
+    successes = service["SuccessExitStatus"].split()
+    assert str(int(ExitCode.WINDOW_CLOSED)) in successes
+    assert str(int(ExitCode.NEEDS_ATTENTION)) in successes
     assert service["ProtectSystem"] == "strict" and service["NoNewPrivileges"] == "yes"
     timer = read_unit(CONTRIB / "systemd" / "putio-mirror.timer")["Timer"]
     assert timer["Persistent"] == "true"

@@ -21,7 +21,7 @@ def problems(out: str) -> list[str]:
 
 
 def test_a_good_setup_is_all_well_and_doctor_creates_nothing(mirror: Mirror) -> None:
-    mirror.blackhole.mkdir()
+    mirror.blackhole.mkdir(exist_ok=True)
     result = mirror.run("doctor")
     assert result.code == 0, result.out
     assert problems(result.out) == [] and "All is well." in result.out
@@ -34,7 +34,7 @@ def test_a_good_setup_is_all_well_and_doctor_creates_nothing(mirror: Mirror) -> 
 
 
 def test_journal_schema_is_shown_and_a_newer_one_is_a_problem(mirror: Mirror) -> None:
-    mirror.blackhole.mkdir()
+    mirror.blackhole.mkdir(exist_ok=True)
     assert mirror.run("sync").code == 0
     assert f"reachable, schema {SCHEMA_VERSION}" in mirror.run("doctor").out
     with sqlite3.connect(mirror.journal) as database:
@@ -48,6 +48,7 @@ def test_journal_schema_is_shown_and_a_newer_one_is_a_problem(mirror: Mirror) ->
 def test_missing_blackhole_and_remote_root_are_each_a_problem_with_a_hint(
     mirror: Mirror,
 ) -> None:
+    mirror.blackhole.rmdir()
     folder = mirror.fake.add_folder("Movies")
     mirror.write_config(download={"remote_root": 999999}, transfers={"save_parent_id": folder})
     result = mirror.run("doctor")
@@ -64,7 +65,7 @@ def test_missing_blackhole_and_remote_root_are_each_a_problem_with_a_hint(
 def test_a_refused_or_missing_token_is_a_problem_that_points_at_login(
     mirror: Mirror, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    mirror.blackhole.mkdir()
+    mirror.blackhole.mkdir(exist_ok=True)
     mirror.fake.revoke_token()
     result = mirror.run("doctor")
     assert result.code == 2 and "PROBLEM token: put.io refused the token" in result.out
@@ -79,7 +80,7 @@ def test_a_refused_or_missing_token_is_a_problem_that_points_at_login(
 
 
 def test_too_little_free_space_is_a_problem(mirror: Mirror) -> None:
-    mirror.blackhole.mkdir()
+    mirror.blackhole.mkdir(exist_ok=True)
     mirror.write_config(download={"free_space_margin_mb": 2**40})
     result = mirror.run("doctor")
     assert result.code == 2
@@ -91,7 +92,7 @@ def test_staging_on_another_filesystem_is_a_problem(mirror: Mirror) -> None:
     other = Path("/dev/shm")
     if not other.is_dir() or other.stat().st_dev == mirror.root.stat().st_dev:
         pytest.skip("no second filesystem to put staging on")
-    mirror.blackhole.mkdir()
+    mirror.blackhole.mkdir(exist_ok=True)
     mirror.write_config(paths={"staging": str(other / f"staging-{mirror.root.name}")})
     result = mirror.run("doctor")
     (line,) = problems(result.out)
@@ -99,7 +100,7 @@ def test_staging_on_another_filesystem_is_a_problem(mirror: Mirror) -> None:
 
 
 def test_doctor_runs_while_a_sync_holds_the_run_lock(mirror: Mirror) -> None:
-    mirror.blackhole.mkdir()
+    mirror.blackhole.mkdir(exist_ok=True)
     assert mirror.run("sync").code == 0
     with RunLock(mirror.journal.with_name(mirror.journal.name + ".lock")):
         assert mirror.run("sync").code == 6  # the lock is real

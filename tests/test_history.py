@@ -29,7 +29,7 @@ def test_runs_show_duration_and_bytes_and_actions_show_names_and_notes(mirror: M
 
 
 def test_consecutive_runs_with_nothing_to_do_are_folded_into_one_line(mirror: Mirror) -> None:
-    mirror.blackhole.mkdir()
+    mirror.blackhole.mkdir(exist_ok=True)
     for _ in range(3):
         assert mirror.run("torrents", "add").code == 0
     mirror.fake.add_file("film.mkv", size=10)

@@ -196,7 +196,7 @@ def test_every_action_of_a_run_is_journaled_with_its_outcome(
     mirror.drop("bad.torrent", b"garbage")
     settings = load_settings(mirror.config, {})
     outcome = run_once(Runtime(settings), Request("sync", kinds=ALL_KINDS))
-    assert outcome.exit_code == 0
+    assert outcome.exit_code == 11  # bad.torrent was rejected: done, but it needs a person
     actions = json.loads(mirror.run("history", "--run", "1", "--json").out)["actions"]
     statuses = {action["key"]: action["status"] for action in actions}
     assert set(statuses.values()) == {"done"}

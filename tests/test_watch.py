@@ -24,7 +24,7 @@ from tests.mirror_env import Mirror
 @pytest.fixture
 def mirror(mirror: Mirror) -> Mirror:
     """The shared set-up, with the blackhole folder there to be watched."""
-    mirror.blackhole.mkdir()
+    mirror.blackhole.mkdir(exist_ok=True)
     return mirror
 
 

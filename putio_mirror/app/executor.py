@@ -26,6 +26,7 @@ from putio_mirror.app.requested import submit_desired
 from putio_mirror.core.errors import (
     FatalError,
     ItemError,
+    NoSpaceError,
     TorrentRefusedError,
     TransientError,
 )
@@ -59,6 +60,7 @@ from putio_mirror.local.blackhole import (
 )
 from putio_mirror.local.paths import Places
 from putio_mirror.local.space import FREE_SPACE_MARGIN
+from putio_mirror.notify.values import DiskFull, Event, ItemFailed, ItemPlaced
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +122,10 @@ class Executor:
         clock: Callable[[], datetime],
         stop_requested: Callable[[], bool] = lambda: False,
         progress: Progress | None = None,
+        tell: Callable[[Event], None] = lambda event: None,
     ) -> None:
         self._remote = remote
+        self._tell = tell  # the Notifier's: items placed, files failing, a full disk
         self._journal = journal
         self._places = places
         self._rules = rules
@@ -294,7 +298,20 @@ class Executor:
                 self._report.verified_files += 1
                 self._report.verified_bytes += action.size
                 self._report.verified_fetched += action.size - action.resume_from
+        if (placed := self._placed(action)) is not None:
+            self._tell(placed)
         return True
+
+    def _placed(self, action: Action) -> ItemPlaced | None:
+        """Given an action that succeeded, return the item it put in the download folder
+        whole: a placed item, or a file placed on its own (None: nothing was placed)."""
+        if isinstance(action, PlaceItem):
+            path = self._downloads.final_path(action.name)
+            return ItemPlaced(action.name, str(path), action.item_id)
+        if isinstance(action, Download) and not action.staged:
+            path = self._downloads.final_path(action.relative_path)
+            return ItemPlaced(action.relative_path, str(path), action.file_id)
+        return None
 
     def _fail(self, action_id: int, action: Action, error: Exception) -> None:
         message = getattr(error, "message", None) or str(error)
@@ -305,6 +322,10 @@ class Executor:
             self._report.failed.append(Failure(action.key, action.target, message, hint))
             if isinstance(error, TransientError):
                 self._report.aborted = message
+        if isinstance(error, NoSpaceError):
+            self._tell(DiskFull(action.target, message, hint))
+        elif isinstance(action, Download) and isinstance(error, ItemError):
+            self._tell(ItemFailed(action.target, message, hint))  # journaled for this file
 
     def _end(self, action_id: int, action: Action, status: str, **outcome: str | None) -> None:
         """Journal how the action ended and free its claim, in one transaction."""

@@ -27,6 +27,7 @@ from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import (
     REMOTE_ROOT_HINT,
     Attention,
+    failing_files,
     missing_blackhole,
     needs_attention,
     remote_root_problem,
@@ -44,6 +45,8 @@ from putio_mirror.journal.store import Journal
 from putio_mirror.local.lock import RunLock
 from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items
+from putio_mirror.notify.notifier import Notifier
+from putio_mirror.notify.values import Outlets, TokenRefused
 from putio_mirror.putio.client import PutioClient
 
 log = logging.getLogger(__name__)
@@ -120,6 +123,9 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     settings = runtime.settings
     no_blackhole = _missing_blackhole(settings, request)
     with ExitStack() as stack:
+        # closed last: the events of the run (and of its end) are all handed on first
+        notifier = stack.enter_context(Notifier(Outlets() if request.dry_run else settings.outlets))
+        stack.enter_context(_telling_refusals(notifier))
         if request.dry_run:
             # A dry run changes nothing, so creates no journal: a missing one knows nothing.
             journal = stack.enter_context(_existing_journal(settings))
@@ -140,22 +146,29 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
         plan = plan.only(request.kinds, request.limit_downloads)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
-        notice = no_blackhole + needs_attention(plan, snapshot.transfers)
+        notice = no_blackhole + needs_attention(plan, snapshot.transfers) + failing_files(snapshot)
         if violations and not request.force:
             if request.dry_run:
                 return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations, notice)
             raise _refusal(violations)
         if request.dry_run:
             plan = _with_window_note(plan, settings.schedule, runtime.clock())
-            return Outcome(plan, None, ExitCode.OK, violations, notice)
+            return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         if request.beside_sync and not plan.actions:
             # a watcher's pass with nothing to submit leaves no run in the journal
-            return Outcome(plan, None, ExitCode.OK, violations, notice)
+            return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         assert journal is not None  # only a dry run goes without
         runtime.on_plan(plan)
-        report = _execute(runtime, request, plan, client, journal)
-        return Outcome(plan, report, report.exit_code, violations, notice)
+        report = _execute(runtime, request, plan, client, journal, notice, notifier)
+        return Outcome(plan, report, _exit_code(report.exit_code, notice), violations, notice)
     raise AssertionError("unreachable")
+
+
+def _exit_code(code: ExitCode, notice: tuple[Attention, ...]) -> ExitCode:
+    """Given what the plan's execution earned and what needs a person, return the run's exit
+    code: a run that otherwise succeeded but found something only a person can solve says
+    so (failures, a closed window or a stop keep their own, more telling codes)."""
+    return ExitCode.NEEDS_ATTENTION if code == ExitCode.OK and notice else code
 
 
 def _with_window_note(plan: Plan, schedule: Schedule, now: datetime) -> Plan:
@@ -198,6 +211,17 @@ def _adopt_legacy_staging(settings: Settings, journal: Journal) -> None:
     journal.forget_placement(moved)
     if moved:
         log.info("took over %d verified files an earlier version left in staging", len(moved))
+
+
+@contextmanager
+def _telling_refusals(notifier: Notifier) -> Iterator[None]:
+    """Within this block, a refused token (which ends the run) is told to the notifier:
+    every later run will end the same way until a person acts."""
+    try:
+        yield
+    except AuthError as error:
+        notifier.tell(TokenRefused(error.message, error.hint))
+        raise
 
 
 @contextmanager
@@ -253,7 +277,13 @@ def _observe(
 
 
 def _execute(
-    runtime: Runtime, request: Request, plan: Plan, client: PutioClient, journal: Journal
+    runtime: Runtime,
+    request: Request,
+    plan: Plan,
+    client: PutioClient,
+    journal: Journal,
+    notice: tuple[Attention, ...],
+    notifier: Notifier,
 ) -> RunReport:
     settings = runtime.settings
     downloads = [action.file_id for action in plan if isinstance(action, Download)]
@@ -283,22 +313,23 @@ def _execute(
         clock=runtime.clock,
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
+        tell=notifier.tell,
     )
     now = runtime.clock().astimezone(UTC)
     take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)
     command = f"{request.command} on {socket.gethostname()}"
     run_id = journal.start_run(command, now, owner=request.owner)
-    exit_code = ExitCode.BUG
+    code = ExitCode.BUG
     try:
         report = executor.run(plan, run_id)
-        exit_code = report.exit_code
+        code = _exit_code(report.exit_code, notice)
         return report
     except MirrorError as error:
-        exit_code = error.exit_code  # journal the code the process will exit with
+        code = error.exit_code  # journal the code the process will exit with
         raise
     finally:
         summary = executor.report.summary()
-        journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(exit_code), summary)
+        journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(code), summary)
         executor.close()
         links.close()
 

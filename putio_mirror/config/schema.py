@@ -190,6 +190,56 @@ class FilesSection(_Section):
         return value
 
 
+NotifyEvent = Literal["item_placed", "item_failed", "token_refused", "disk_full"]
+_ALL_EVENTS: tuple[NotifyEvent, ...] = ("item_placed", "item_failed", "token_refused", "disk_full")
+
+
+class NotifySection(_Section):
+    urls: tuple[str, ...] = ()
+    events: tuple[NotifyEvent, ...] = _ALL_EVENTS
+
+    @field_validator("urls", "events", mode="before")
+    @classmethod
+    def _one_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("urls")
+    @classmethod
+    def _are_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if "://" not in url:  # never quoted: Apprise URLs hold tokens and passwords
+                raise ValueError("each should be an Apprise URL such as ntfy://topic")
+        return value
+
+
+class HooksSection(_Section):
+    on_item_placed: tuple[str, ...] = ()
+    timeout_seconds: PositiveFloat = 300.0
+
+    @field_validator("on_item_placed", mode="before")
+    @classmethod
+    def _is_argv(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError(
+                "should be a list of arguments, such as [/usr/local/bin/on-placed, --quiet]: "
+                "it is run without a shell; the item comes in PUTIO_MIRROR_ITEM_PATH"
+            )
+        return value
+
+
+class ArrServerEntry(_Section):
+    url: str
+    api_key: str
+    kind: Literal["sonarr", "radarr"]
+
+    @field_validator("url")
+    @classmethod
+    def _is_http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("should start with http:// or https://")
+        return value
+
+
 class MirrorFile(_Section):
     """The whole file, exactly as written; ``Settings`` is built from it."""
 
@@ -202,6 +252,9 @@ class MirrorFile(_Section):
     mount: MountSection = MountSection()
     rpc: RpcSection = RpcSection()
     files: FilesSection = FilesSection()
+    notify: NotifySection = NotifySection()
+    hooks: HooksSection = HooksSection()
+    arr: tuple[ArrServerEntry, ...] = ()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("log_level", mode="before")

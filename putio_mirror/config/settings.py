@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
+from putio_mirror.config.outlets import outlets
 from putio_mirror.config.paths import sqlite_file, staging_problems, unwritable_reason
 from putio_mirror.config.placing import ownership_of, ownership_problems
 from putio_mirror.config.rpc import RpcSettings, rpc_settings
@@ -25,6 +26,7 @@ from putio_mirror.core.state import Filters, Policy, SafetyLimits
 from putio_mirror.core.window import Schedule, parse_schedule
 from putio_mirror.local.folders import config_folder, state_folder
 from putio_mirror.local.ownership import AS_IS, Ownership
+from putio_mirror.notify.values import Outlets
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
 TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -93,6 +95,8 @@ class Settings:
     mount: MountOptions = MountOptions()
     #: the owner, group and mode given to placed files and their folders (``files:``)
     ownership: Ownership = AS_IS
+    #: where a run's events go: notifications, the on-item-placed hook, *arr rescans
+    outlets: Outlets = field(default_factory=Outlets)
 
     def __repr__(self) -> str:
         # The journal URL may carry a database password; the token is a Secret already.
@@ -225,6 +229,7 @@ def _build(
         oauth_app_id=model.putio.oauth_app_id,
         mount=_mount(model.mount),
         ownership=ownership_of(model.files),
+        outlets=outlets(model),
     )
     return settings, problems + tuple(f"{source}: {problem}" for problem in rpc_problems)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from putio_mirror.core.plan import Plan, RejectBlackholeFile
-from putio_mirror.core.state import RemoteFile, Transfer
+from putio_mirror.core.state import RemoteFile, Snapshot, Transfer
 
 REMOTE_ROOT_HINT = (
     "set download.remote_root to the number at the end of the folder's address on "
@@ -18,6 +18,9 @@ BLACKHOLE_HINT = (
     "create it, or fix paths.blackhole to the folder the media manager drops .torrent and "
     ".magnet files into (or set transfers.submit_blackhole: false)"
 )
+
+#: a file that failed this many times in a row needs a person more than one more retry
+KEEPS_FAILING = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +73,19 @@ def needs_attention(plan: Plan, transfers: Iterable[Transfer]) -> tuple[Attentio
         if transfer.status == "ERROR"
     ]
     return (*rejected, *failed)
+
+
+def failing_files(snapshot: Snapshot) -> tuple[Attention, ...]:
+    """Given what was observed, return the files put.io still has that failed at least
+    ``KEEPS_FAILING`` times in a row (a verified file's failures start over)."""
+    on_putio = {item.id: item for item in snapshot.files if not item.is_folder}
+    return tuple(
+        Attention(
+            f"{record.relative_path or on_putio[file_id].name} keeps failing "
+            f"({record.failures} failures): {record.last_error or 'no reason was recorded'}",
+            "it is tried again after a pause that doubles each time; `putio-mirror status` "
+            "says when; if put.io cannot serve it, fetch the item again there",
+        )
+        for file_id, record in sorted(snapshot.journal.downloads.items())
+        if record.failures >= KEEPS_FAILING and not record.is_verified and file_id in on_putio
+    )

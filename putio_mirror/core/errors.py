@@ -30,6 +30,8 @@ class ExitCode(IntEnum):
     ALREADY_RUNNING = 6
     JOURNAL = 7
     WINDOW_CLOSED = 10
+    #: done, but something only a person can solve was found (``core.attention``)
+    NEEDS_ATTENTION = 11
     INTERRUPTED = 130
 
 

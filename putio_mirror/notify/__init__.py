@@ -1,0 +1,1 @@
+"""Telling the world outside: notifications (Apprise), the on-item-placed hook, *arr rescans."""

@@ -1,0 +1,97 @@
+"""The Notifier: the one object a run tells its events to.
+
+Events are queued and handed to the outlets on a thread of its own, in order, so a slow
+hook or an unreachable notification service never holds up a download; ``close`` waits
+for the queue to empty (each outlet has its own timeout). Whatever goes wrong there is a
+warning in the log, never a failed run. A run with no outlets configured makes a Notifier
+that does nothing and starts no thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from types import TracebackType
+
+from putio_mirror.notify.arr import rescan
+from putio_mirror.notify.hook import run_hook
+from putio_mirror.notify.messages import send
+from putio_mirror.notify.values import DiskFull, Event, ItemPlaced, Outlets
+
+log = logging.getLogger(__name__)
+
+#: how long one notification service may take to answer
+SEND_TIMEOUT_SECONDS = 15.0
+_DONE = None
+
+
+class Notifier:
+    """Hands each event to the outlets that want it; thread-safe; a context manager."""
+
+    def __init__(self, outlets: Outlets) -> None:
+        self._outlets = outlets
+        self._queue: queue.Queue[Event | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._disk_full_said = False
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def tell(self, event: Event) -> None:
+        """Queue the event for the outlets that want it (a full disk once per run)."""
+        if not self._wanted(event):
+            return
+        with self._lock:
+            if isinstance(event, DiskFull):
+                if self._disk_full_said:
+                    return
+                self._disk_full_said = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="notify", daemon=True)
+                self._thread.start()
+        self._queue.put(event)
+
+    def close(self) -> None:
+        """Wait until every queued event was handed on (or failed), then stop the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_DONE)
+            thread.join()
+
+    def _wanted(self, event: Event) -> bool:
+        outlets = self._outlets
+        if isinstance(event, ItemPlaced) and (outlets.on_item_placed or outlets.arr):
+            return True
+        return bool(outlets.urls) and event.event in outlets.events
+
+    def _work(self) -> None:
+        while (event := self._queue.get()) is not _DONE:
+            try:
+                self._hand_on(event)
+            except Exception:  # a bug here must not end the run, nor silence later events
+                log.warning("handing on %s failed", event.event, exc_info=True)
+
+    def _hand_on(self, event: Event) -> None:
+        outlets = self._outlets
+        if isinstance(event, ItemPlaced):
+            if outlets.on_item_placed:
+                problem = run_hook(outlets.on_item_placed, event, outlets.hook_timeout)
+                if problem:
+                    log.warning("hooks.on_item_placed for %s: %s", event.name, problem)
+            for server in outlets.arr:
+                if problem := rescan(server, event):
+                    log.warning("asking for an import of %s: %s", event.name, problem)
+        if outlets.urls and event.event in outlets.events:
+            for problem in send(outlets.urls, event, SEND_TIMEOUT_SECONDS):
+                log.warning("notification of %s failed: %s", event.event, problem)
