@@ -166,7 +166,7 @@ class Executor:
         )
         index = 0
         while index < len(actions) and not self._should_halt():
-            batch = _downloads_from(actions, index) if self._rules.parallel_files != 1 else []
+            batch = plan.downloads_from(index) if self._rules.parallel_files != 1 else []
             workers = self._workers(batch)
             if workers > 1:
                 self._run_parallel(run_id, batch, workers)
@@ -390,13 +390,3 @@ class Executor:
         self._journal.record_submission(action.info_hash, transfer.id, action.name, self._now())
         file_away(path, self._places.blackhole, SUBMITTED_DIR, identity=content.identity)
         return f"transfer {transfer.id}"
-
-
-def _downloads_from(actions: list[Action], start: int) -> list[Download]:
-    """Given the plan's actions, return the run of consecutive downloads starting at ``start``."""
-    batch: list[Download] = []
-    for action in actions[start:]:
-        if not isinstance(action, Download):
-            break
-        batch.append(action)
-    return batch

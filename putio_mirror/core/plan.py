@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import ClassVar, Literal
 
 from putio_mirror.core.state import StagedKind
@@ -311,6 +312,12 @@ class Plan:
     def __len__(self) -> int:
         return len(self.actions)
 
+    def downloads_from(self, start: int) -> list[Download]:
+        """Given an index, return the run of consecutive downloads starting there (the ones
+        that may go side by side)."""
+        run = takewhile(_is_download, self.actions[start:])
+        return [action for action in run if isinstance(action, Download)]
+
     def only(self, kinds: Iterable[ActionKind], limit_downloads: int | None = None) -> Plan:
         """Given some kinds, return the plan of just those actions (what a command
         that runs only part of the plan, such as ``transfers groom``, executes).
@@ -333,3 +340,7 @@ class Plan:
 
     def count(self, kind: ActionKind) -> int:
         return sum(1 for action in self.actions if action.kind == kind)
+
+
+def _is_download(action: Action) -> bool:
+    return isinstance(action, Download)
