@@ -19,14 +19,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from putio_mirror import __version__
-from putio_mirror.cli.completion import completion
-from putio_mirror.cli.configfile import config
 from putio_mirror.cli.context import Context, pass_context
-from putio_mirror.cli.doctor import doctor
-from putio_mirror.cli.history import history
-from putio_mirror.cli.login import login, logout
+from putio_mirror.cli.lazy import LazyCommand, LazyGroup
 from putio_mirror.cli.output import dry_run_option, run_request
-from putio_mirror.cli.status import status
 from putio_mirror.core.errors import ExitCode, MirrorError
 
 if TYPE_CHECKING:
@@ -36,7 +31,7 @@ log = logging.getLogger("putio_mirror")
 _GC_THRESHOLD = 50_000  # see entry()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "-c",
@@ -232,8 +227,38 @@ def demo(keep: bool) -> int:
     return run_demo(keep=keep, echo=click.echo)
 
 
-for command in (login, logout, doctor, status, history, config, completion):
-    cli.add_command(command)
+#: Commands imported only when run (``cli/lazy.py``); tests/test_entry.py keeps each line
+#: equal to the command's own help.
+LAZY_COMMANDS = {
+    "login": LazyCommand(
+        "putio_mirror.cli.login:login",
+        "Link this machine to your put.io account (device code) and store the token.",
+    ),
+    "logout": LazyCommand(
+        "putio_mirror.cli.login:logout",
+        "Revoke the stored put.io token where put.io allows, and remove the token file.",
+    ),
+    "doctor": LazyCommand(
+        "putio_mirror.cli.doctor:doctor",
+        "Check the setup and say what is wrong, with a hint for each problem (exit 0 or 2).",
+    ),
+    "status": LazyCommand(
+        "putio_mirror.cli.status:status",
+        "Show put.io's transfers, what is downloading now, failures, the last run, the windows.",
+    ),
+    "history": LazyCommand(
+        "putio_mirror.cli.history:history", "Show recent runs and what they did, from the journal."
+    ),
+    "config": LazyCommand(
+        "putio_mirror.cli.configfile:config",
+        "The config file: write the documented example to start from.",
+    ),
+    "completion": LazyCommand(
+        "putio_mirror.cli.completion:completion", "Print the shell completion script for SHELL."
+    ),
+}
+assert isinstance(cli, LazyGroup)
+cli.with_lazy(LAZY_COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
