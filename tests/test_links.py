@@ -88,3 +88,29 @@ def test_a_run_asks_for_the_next_link_while_a_file_downloads(mirror: Mirror) -> 
     assert mirror.run("files", "download").code == 0
     assert waited and all(waited)
     assert set(mirror.local_files()) == {"a.srt", "b.srt"}
+
+
+def test_a_file_replaced_after_its_link_was_asked_for_ahead_is_never_placed_stale(
+    mirror: Mirror,
+) -> None:
+    first = mirror.fake.add_file("a.srt", size=3000)
+    second = mirror.fake.add_file("b.srt", content=b"the first release")
+    mirror.write_config(download={"parallel_files": 1})
+    replaced: list[int] = []
+
+    def replace_second(request: LoggedRequest) -> None:
+        # by the time the first file's bytes are asked for, the second's link is asked for
+        # ahead; then put.io swaps the second file for another of the same name
+        if request.host == "node" and f"/{first}/" in request.path + "/" and not replaced:
+            mirror.fake.delete_file(second)
+            replaced.append(mirror.fake.add_file("b.srt", content=b"the proper release"))
+
+    mirror.fake.on_request = replace_second
+    mirror.run("files", "download")
+    assert mirror.local_files().get("b.srt") in (None, b"the proper release")
+    mirror.fake.on_request = None
+    assert mirror.run("files", "download").code == 0
+    assert mirror.local_files() == {
+        "a.srt": mirror.fake.file_content(first),
+        "b.srt": b"the proper release",
+    }
