@@ -6,18 +6,12 @@
 # missing this installs it, as root. A machine that has it is left alone. /dev/fuse itself
 # is the kernel's: without it (some containers) the tests say so (and fail under CI=true).
 set -euo pipefail
+source "$(dirname "$0")/apt-install.sh"
 
 if command -v fusermount3 >/dev/null 2>&1; then
     echo "ensure-fuse: found $(command -v fusermount3)"
 else
-    if [ "$(id -u)" != 0 ]; then
-        echo "ensure-fuse: fusermount3 is missing; run this as root to install Debian's fuse3" >&2
-        exit 1
-    fi
-    echo "ensure-fuse: installing Debian's fuse3 package"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends fuse3
+    apt_install ensure-fuse fuse3
     command -v fusermount3 >/dev/null 2>&1 || {
         echo "ensure-fuse: the fuse3 package installed, but not fusermount3" >&2
         exit 1

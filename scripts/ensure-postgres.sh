@@ -7,10 +7,10 @@
 # When they are missing this installs Debian's `postgresql` package, as root, without
 # creating or starting the Debian cluster. A machine that has them is left alone.
 set -euo pipefail
+source "$(dirname "$0")/apt-install.sh"
 
 PROGRAMS=(initdb pg_ctl postgres)
 DROP_IN=/etc/postgresql-common/createcluster.d/putio-mirror-no-main-cluster.conf
-POLICY=/usr/sbin/policy-rc.d
 
 # Given folders, print the first that holds every program; fail if none does.
 first_with_programs() {
@@ -48,30 +48,18 @@ find_server() {
 }
 
 install_server() {
-    if [ "$(id -u)" != 0 ]; then
-        echo "ensure-postgres: PostgreSQL's server programs are missing; run this as root" \
-            "to install Debian's postgresql package" >&2
-        exit 1
-    fi
     # No cluster of Debian's own: the tests make theirs, and nothing should listen on 5432.
-    mkdir -p "$(dirname "$DROP_IN")"
-    [ -e "$DROP_IN" ] || echo "create_main_cluster = false" >"$DROP_IN"
-    # Nor any service start during the install (a container-style policy, removed afterwards).
-    if [ ! -e "$POLICY" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$POLICY"
-        chmod 755 "$POLICY"
-        trap 'rm -f "$POLICY"' EXIT
+    if [ "$(id -u)" = 0 ]; then
+        mkdir -p "$(dirname "$DROP_IN")"
+        [ -e "$DROP_IN" ] || echo "create_main_cluster = false" >"$DROP_IN"
     fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends postgresql
+    apt_install ensure-postgres postgresql
 }
 
 if folder=$(find_server); then
     echo "ensure-postgres: found the PostgreSQL server programs in $folder"
     exit 0
 fi
-echo "ensure-postgres: installing Debian's postgresql package"
 install_server
 # Debian's package puts them in its versioned folder, whatever the search was told.
 mapfile -t installed < <(debian_folders)

@@ -16,6 +16,7 @@ from putio_mirror.config.rpc import RpcSettings
 from putio_mirror.core.state import Policy
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.journal.store import Journal
+from putio_mirror.putio.client import PutioClient
 from putio_mirror.rpc.board import Board
 from putio_mirror.rpc.methods import Door
 from putio_mirror.rpc.server import RpcServer
@@ -33,6 +34,13 @@ def fake_putio() -> Iterator[FakePutio]:
     """A started fake put.io, stopped after the test."""
     with FakePutio(token="test-token") as fake:
         yield fake
+
+
+@pytest.fixture
+def client(fake_putio: FakePutio) -> Iterator[PutioClient]:
+    """A put.io client of the fake put.io (the fetch engine's tests ask it for links)."""
+    with PutioClient(fake_putio.token, fake_putio.api_url, timeout=5.0) as made:
+        yield made
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from putio_mirror.fetch.segments import sidecar_path
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.putio.client import PutioClient
+from tests.fetching import node_requests, remote_file
 
 CHUNK = 4096
 SIZE = 100_000
@@ -54,12 +55,6 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def client(fake_putio: FakePutio) -> Iterator[PutioClient]:
-    with PutioClient(fake_putio.token, fake_putio.api_url, timeout=5.0) as made:
-        yield made
-
-
-@pytest.fixture
 def make_downloader(client: PutioClient, clock: Clock) -> Iterator[MakeDownloader]:
     made: list[Fetcher] = []
 
@@ -83,13 +78,7 @@ def make_downloader(client: PutioClient, clock: Clock) -> Iterator[MakeDownloade
 
 
 def _remote(fake: FakePutio, tmp_path: Path, size: int = SIZE) -> tuple[FileToFetch, bytes]:
-    file_id = fake.add_file("Movie.mkv", size=size)
-    item = FileToFetch(file_id, size, fake.file_crc32(file_id), tmp_path / "staging" / "x.part")
-    return item, fake.file_content(file_id)
-
-
-def _node_requests(fake: FakePutio) -> list[LoggedRequest]:
-    return [logged for logged in fake.requests if logged.host == "node"]
+    return remote_file(fake, tmp_path, size)
 
 
 def _url_requests(fake: FakePutio, file_id: int) -> list[LoggedRequest]:
@@ -105,7 +94,7 @@ def test_download_fetches_the_whole_file_and_verifies_its_crc(
     assert fetched == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
     assert sum(progress) == SIZE
-    assert "Range" not in _node_requests(fake_putio)[0].headers
+    assert "Range" not in node_requests(fake_putio)[0].headers
 
 
 def test_download_resumes_from_the_bytes_already_in_the_part_file(
@@ -118,7 +107,7 @@ def test_download_resumes_from_the_bytes_already_in_the_part_file(
     assert make_downloader().fetch(item, on_progress=progress.append) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
     assert sum(progress) == SIZE - 40_000
-    (node,) = _node_requests(fake_putio)
+    (node,) = node_requests(fake_putio)
     assert node.headers["Range"] == "bytes=40000-"
 
 
@@ -169,7 +158,7 @@ def test_a_part_left_by_the_old_single_stream_engine_is_resumed_or_fetched_again
     good.part_path.write_bytes(content[:30_000])
     assert make_downloader().fetch(good) == Fetched(True, SIZE)
     assert good.part_path.read_bytes() == content
-    (node,) = _node_requests(fake_putio)
+    (node,) = node_requests(fake_putio)
     assert node.headers["Range"] == "bytes=30000-"
 
     bad, content = _remote(fake_putio, tmp_path / "bad")
@@ -190,7 +179,7 @@ def test_download_resumes_after_connection_reset(
     fake_putio.node_fault(item.file_id, reset_after=30_000)
     assert make_downloader().fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
-    first, second = _node_requests(fake_putio)
+    first, second = node_requests(fake_putio)
     assert "Range" not in first.headers
     assert 0 < int(second.headers["Range"].removeprefix("bytes=").rstrip("-")) <= 30_000
     assert len(clock.sleeps) == 1
@@ -204,7 +193,7 @@ def test_download_rerequests_a_stalled_node_with_a_fresh_url(
     assert make_downloader(read_timeout=0.3).fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
     assert len(_url_requests(fake_putio, item.file_id)) == 2
-    urls = [logged.query["u"] for logged in _node_requests(fake_putio)]
+    urls = [logged.query["u"] for logged in node_requests(fake_putio)]
     assert len(urls) == 2 and urls[0] != urls[1]
 
 
@@ -216,7 +205,7 @@ def test_download_survives_urls_that_work_only_once(
     fake_putio.node_fault(item.file_id, reset_after=10_000, times=2)
     assert make_downloader().fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
-    statuses = [logged.status for logged in _node_requests(fake_putio)]
+    statuses = [logged.status for logged in node_requests(fake_putio)]
     assert len(statuses) == 3 and 410 not in statuses
 
 
@@ -236,7 +225,7 @@ def test_download_asks_for_a_fresh_url_when_the_node_refuses_one(
 
     assert make_downloader(url_for).fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
-    assert [logged.status for logged in _node_requests(fake_putio)] == [403, 200]
+    assert [logged.status for logged in node_requests(fake_putio)] == [403, 200]
     assert len(handed) == 2
 
 
@@ -247,7 +236,7 @@ def test_download_retries_503_answers_without_writing_their_body(
     fake_putio.node_fault(item.file_id, status=503, times=2)
     assert make_downloader().fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
-    assert [logged.status for logged in _node_requests(fake_putio)] == [503, 503, 200]
+    assert [logged.status for logged in node_requests(fake_putio)] == [503, 503, 200]
     assert len(clock.sleeps) == 2 and clock.sleeps[1] > clock.sleeps[0]
 
 
@@ -262,7 +251,7 @@ def test_download_stops_at_a_chunk_boundary_when_told_and_resumes_later(
     assert item.part_path.read_bytes() == content[: 2 * CHUNK]
     assert downloader.fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
-    assert _node_requests(fake_putio)[-1].headers["Range"] == f"bytes={2 * CHUNK}-"
+    assert node_requests(fake_putio)[-1].headers["Range"] == f"bytes={2 * CHUNK}-"
 
 
 def test_download_asks_may_continue_before_the_first_request(
@@ -321,7 +310,7 @@ def test_the_node_never_sees_an_authorization_header(
     with requests.Session() as leaky:
         leaky.headers["Authorization"] = f"token {fake_putio.token}"
         make_downloader(session=leaky).fetch(item)
-    (node,) = _node_requests(fake_putio)
+    (node,) = node_requests(fake_putio)
     assert "Authorization" not in node.headers
 
 

@@ -35,6 +35,7 @@ from putio_mirror.fetch.segments import sidecar_path
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.local.staging import part_path
 from putio_mirror.putio.client import PutioClient
+from tests.fetching import remote_file
 from tests.mirror_env import Mirror
 
 MIB = 1024 * 1024
@@ -46,12 +47,6 @@ SYNC_EVERY = 256 * 1024
 PROVED_WRONG = "differ from what its sidecar recorded"
 
 MakeDownloader = Callable[..., Fetcher]
-
-
-@pytest.fixture
-def client(fake_putio: FakePutio) -> Iterator[PutioClient]:
-    with PutioClient(fake_putio.token, fake_putio.api_url, timeout=5.0) as made:
-        yield made
 
 
 @pytest.fixture
@@ -75,9 +70,7 @@ def make_downloader(client: PutioClient) -> Iterator[MakeDownloader]:
 
 
 def _remote(fake: FakePutio, tmp_path: Path, size: int = SIZE) -> tuple[FileToFetch, bytes]:
-    file_id = fake.add_file("Movie.mkv", size=size)
-    item = FileToFetch(file_id, size, fake.file_crc32(file_id), tmp_path / "staging" / "x.part")
-    return item, fake.file_content(file_id)
+    return remote_file(fake, tmp_path, size)
 
 
 def _rows(item: FileToFetch) -> list[list[int]]:

@@ -25,6 +25,7 @@ from putio_mirror.fetch.segments import bytes_done, discard, sidecar_path
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.putio.client import PutioClient
+from tests.fetching import node_requests, remote_file
 
 SIZE = 4 * 1024 * 1024
 QUARTER = SIZE // 4  # as min_segment_size: four segments, too small to take over
@@ -50,12 +51,6 @@ class Clock:
 
 
 @pytest.fixture
-def client(fake_putio: FakePutio) -> Iterator[PutioClient]:
-    with PutioClient(fake_putio.token, fake_putio.api_url, timeout=5.0) as made:
-        yield made
-
-
-@pytest.fixture
 def make_downloader(client: PutioClient) -> Iterator[MakeDownloader]:
     made: list[Fetcher] = []
 
@@ -76,13 +71,7 @@ def make_downloader(client: PutioClient) -> Iterator[MakeDownloader]:
 
 
 def _remote(fake: FakePutio, tmp_path: Path, size: int = SIZE) -> tuple[FileToFetch, bytes]:
-    file_id = fake.add_file("Movie.mkv", size=size)
-    item = FileToFetch(file_id, size, fake.file_crc32(file_id), tmp_path / "staging" / "x.part")
-    return item, fake.file_content(file_id)
-
-
-def _node_requests(fake: FakePutio) -> list[LoggedRequest]:
-    return [logged for logged in fake.requests if logged.host == "node"]
+    return remote_file(fake, tmp_path, size)
 
 
 def _url_calls(fake: FakePutio) -> list[LoggedRequest]:
@@ -93,7 +82,7 @@ def _ranges(fake: FakePutio, size: int = SIZE) -> list[tuple[int, int]]:
     """Return the (first, last) byte of every node request's Range header, in order
     (``bytes=first-`` asks up to the last byte of the file)."""
     found = []
-    for logged in _node_requests(fake):
+    for logged in node_requests(fake):
         first, last = logged.headers["Range"].removeprefix("bytes=").split("-")
         found.append((int(first), int(last) if last else size - 1))
     return found
@@ -129,7 +118,7 @@ def test_a_big_file_is_fetched_over_four_ranges_that_tile_it(
     assert fetched == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
     assert sorted(_ranges(fake_putio)) == [(start, start + QUARTER - 1) for start in STARTS]
-    nodes = _node_requests(fake_putio)
+    nodes = node_requests(fake_putio)
     # The four opening requests share one URL: put.io is asked once, not once per connection.
     assert len({logged.query["u"] for logged in nodes}) == 1
     assert len(_url_calls(fake_putio)) == 1
@@ -150,7 +139,7 @@ def test_a_small_file_or_a_single_connection_is_not_split(
     item, content = _remote(fake_putio, tmp_path, size)
     assert make_downloader(connections=connections).fetch(item) == Fetched(True, size)
     assert item.part_path.read_bytes() == content
-    (node,) = _node_requests(fake_putio)
+    (node,) = node_requests(fake_putio)
     assert "Range" not in node.headers
     assert not sidecar_path(item.part_path).exists()
 
@@ -175,7 +164,7 @@ def test_a_stalled_segment_is_requested_again_with_a_fresh_url(
     assert make_downloader(read_timeout=0.5).fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
     _assert_one_segment_resumed(fake_putio, 100_000)
-    opening, *_, retry = [logged.query["u"] for logged in _node_requests(fake_putio)]
+    opening, *_, retry = [logged.query["u"] for logged in node_requests(fake_putio)]
     assert retry != opening
     assert len(_url_calls(fake_putio)) == 2
 
@@ -198,7 +187,7 @@ def test_a_segment_retries_an_error_answer_without_writing_its_body(
     fake_putio.node_fault(item.file_id, status=status, times=2)
     assert make_downloader().fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
-    statuses = [logged.status for logged in _node_requests(fake_putio)]
+    statuses = [logged.status for logged in node_requests(fake_putio)]
     assert sorted(statuses) == [206] * 4 + [status] * 2
 
 
@@ -212,7 +201,7 @@ def test_segments_survive_urls_that_work_only_once(
     assert item.part_path.read_bytes() == content
     # The shared opening URL serves one connection; the three others are refused (410)
     # and ask for a fresh URL, as does each of the two reset segments.
-    nodes = _node_requests(fake_putio)
+    nodes = node_requests(fake_putio)
     assert sorted(logged.status for logged in nodes) == [206] * 6 + [410] * 3
     assert len({logged.query["u"] for logged in nodes if logged.status == 206}) == 6
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,12 +27,6 @@ def _resident_bytes(path: Path) -> int:
         pytest.skip("util-linux's fincore is not installed")
     command = [fincore, "--bytes", "--noheadings", "--output", "RES", str(path)]
     return int(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-
-
-@pytest.fixture
-def client(fake_putio: FakePutio) -> Iterator[PutioClient]:
-    with PutioClient(fake_putio.token, fake_putio.api_url, timeout=5.0) as made:
-        yield made
 
 
 @pytest.mark.parametrize("connections", [4, 1], ids=["segmented", "one-segment"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
 
 import click
 
@@ -31,7 +32,9 @@ class LazyCommand:
 class LazyGroup(click.Group):
     """A click group that also holds commands imported on first use."""
 
-    lazy: dict[str, LazyCommand] = {}  # noqa: RUF012 - set per instance by with_lazy
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, LazyCommand] = {}
 
     def with_lazy(self, commands: dict[str, LazyCommand]) -> LazyGroup:
         self.lazy = dict(commands)
