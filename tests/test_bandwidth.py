@@ -30,6 +30,9 @@ def _at(day: str, clock: str) -> datetime:
         ("1G", G),
         ("off", None),
         ("OFF", None),
+        # a bare number is KiB, as rclone reads it
+        ("10", 10 * K),
+        ("1.5", int(1.5 * K)),
     ],
 )
 def test_a_rate_is_read_in_powers_of_1024(text: str, expected: int | None) -> None:
@@ -41,7 +44,6 @@ def test_a_rate_is_read_in_powers_of_1024(text: str, expected: int | None) -> No
     [
         ("", "empty"),
         ("   ", "empty"),
-        ("1024", "no unit"),
         ("2X", "not a rate"),
         ("fast", "not a rate"),
         ("2MB/s", "not a rate"),

@@ -425,3 +425,14 @@ def test_staging_inside_downloads_is_fine_under_a_name_put_io_items_never_get(
         tmp_path / "mirror.yaml", f"paths:\n  downloads: {downloads}\n  staging: {where}\n"
     )
     assert load_settings(config, env, require_token=False).staging_dir == Path(where)
+
+
+def test_a_bare_bwlimit_number_is_kib_per_second_as_in_rclone(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from putio_mirror.core.bandwidth import parse_timetable
+
+    config = write(tmp_path / "mirror.yaml", "download:\n  bwlimit: 10\n")
+    settings = load_settings(config, env, require_token=False)
+    assert parse_timetable(settings.bwlimit).limit_at(datetime(2024, 3, 4, 1, 0)) == 10 * 1024
+    assert problems_of(write(tmp_path / "bad.yaml", "download:\n  bwlimit: true\n"), env)

@@ -112,6 +112,13 @@ class DownloadSection(_Section):
     placement: Literal["item", "file"] = "item"
     free_space_margin_mb: NonNegativeInt = 100
 
+    @field_validator("bwlimit", mode="before")
+    @classmethod
+    def _a_number_is_a_rate(cls, value: object) -> object:
+        # YAML reads `bwlimit: 10` as a number; it means 10 KiB/s, as in rclone
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return str(value) if number else value
+
     @field_validator("bwlimit")
     @classmethod
     def _is_timetable(cls, value: str) -> str:

@@ -7,8 +7,10 @@ every-day one). Each entry holds until the next one, and the table wraps around:
 before the day's (or the week's) first entry, the last entry before it still applies.
 
 Limits are bytes per second with a unit B, K, M or G (powers of 1024); ``KB`` and
-``KiB`` mean ``K``. A bare number is refused rather than guessed at (rclone reads it
-as KiB, most people as bytes). Pure: the caller passes the moment to ``limit_at``.
+``KiB`` mean ``K``. A bare number is KiB per second, as rclone reads it (``10`` is
+10 KiB/s), so rclone users' timetables mean here what they meant there; the run
+prints the limit in words, so nobody is left guessing. Pure: the caller passes the
+moment to ``limit_at``.
 """
 
 from __future__ import annotations
@@ -100,19 +102,16 @@ def parse_timetable(text: str) -> Timetable:
 
 
 def parse_rate(text: str) -> int | None:
-    """Given ``off`` or a number with a unit (``512K``, ``2MiB``, ``1.5G``, ``100B``),
-    return bytes per second (None for ``off``); raise ValueError if it is not one."""
+    """Given ``off``, a number with a unit (``512K``, ``2MiB``, ``1.5G``, ``100B``) or a
+    bare number of KiB (``10``, rclone's reading), return bytes per second (None for
+    ``off``); raise ValueError if it is not one."""
     if text.lower() == "off":
         return None
     if ":" in text:
         raise ValueError(
             f"{text!r}: separate upload:download limits are not supported; give one rate"
         )
-    if _BARE_NUMBER.fullmatch(text):
-        raise ValueError(
-            f"{text!r} has no unit; write it with B, K, M or G (e.g. {text}K or {text}B)"
-        )
-    match = _RATE.fullmatch(text)
+    match = _RATE.fullmatch(f"{text}K" if _BARE_NUMBER.fullmatch(text) else text)
     if match is None:
         raise ValueError(
             f"{text!r} is not a rate: give a number with a unit B, K, M or G "
