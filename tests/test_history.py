@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from putio_mirror.core.errors import ExitCode
 from putio_mirror.core.history import Folded, RunStory, RunSummary, duration, fold
 from tests.mirror_env import Mirror
 
@@ -116,3 +117,29 @@ def test_fold_joins_only_two_or_more_consecutive_empty_runs_and_keeps_failed_one
 )
 def test_durations_read_as_people_say_them(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_a_run_refused_by_put_io_before_its_plan_is_in_history_with_the_reason(
+    mirror: Mirror,
+) -> None:
+    mirror.fake.add_file("film.mkv", size=10)
+    mirror.fake.revoke_token()
+    refused = mirror.run("sync")
+    assert refused.code == ExitCode.REMOTE_FATAL, refused.err
+    (line,) = mirror.run("history").out.splitlines()
+    assert line.startswith("#1 ") and "sync on " in line and "[exit 4]" in line
+    assert "token" in line
+    document = json.loads(mirror.run("history", "--json").out)
+    (run,) = document["runs"]
+    assert run["exit_code"] == ExitCode.REMOTE_FATAL and "token" in run["summary"]
+
+
+def test_a_run_ended_by_an_outage_before_its_plan_is_in_history(mirror: Mirror) -> None:
+    # put.io asks for an hour's pause: the client gives up at once rather than stall the run
+    mirror.fake.inject("*", status=503, times=100, retry_after="3600")
+    ended = mirror.run("sync")
+    assert ended.code == ExitCode.UNREACHABLE, ended.err
+    document = json.loads(mirror.run("history", "--json").out)
+    (run,) = document["runs"]
+    assert run["exit_code"] == ExitCode.UNREACHABLE and run["finished_at"] is not None
+    assert "put.io" in run["summary"]

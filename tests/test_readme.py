@@ -64,3 +64,11 @@ def test_a_runnable_block_runs_in_a_fresh_home(block: str, tmp_path: Path) -> No
         check=False,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_the_exit_code_table_lists_every_exit_code_and_no_other() -> None:
+    from putio_mirror.core.errors import ExitCode
+
+    section = README.read_text(encoding="utf-8").split("## Exit codes", 1)[1].split("\n## ")[0]
+    listed = [int(code) for code in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)]
+    assert listed == sorted(int(code) for code in ExitCode)

@@ -3,6 +3,7 @@ counts, when a closed window opens, and nothing at all under --quiet unless it m
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -86,3 +87,17 @@ def test_bytes_of_unfinished_files_are_never_counted_as_downloaded(tmp_path: Pat
     lines = byte_lines(report, settings)
     assert lines[0].startswith("Downloaded and verified 1 file (2 MiB)")
     assert lines[1].startswith("4 MiB more is in staging, not yet complete")
+
+
+def test_verbose_shows_every_retry_so_an_outage_is_never_silence(mirror: Mirror) -> None:
+    mirror.blackhole.mkdir(parents=True, exist_ok=True)
+    film = mirror.fake.add_file("movie.mkv", size=1000)
+    mirror.fake.inject("/v2/transfers/list", status=503, times=1)
+    mirror.fake.node_fault(film, status=500, times=1)
+    result = mirror.run("-v", "sync")
+    assert result.code == 0, result.err
+    assert "put.io GET transfers/list: put.io answered HTTP 503; retrying in" in result.err
+    assert "(try 2 of 8)" in result.err
+    assert re.search(rf"put.io file {film}: .* retrying in .* gives up after \d+ s", result.err)
+    quiet = mirror.run("sync")  # without -v, a healed blip is not worth a line
+    assert "retrying" not in quiet.err

@@ -134,6 +134,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             stack.enter_context(RunLock(request.lock_path(journal)))
             if not request.beside_sync:
                 _adopt_legacy_staging(settings, journal)
+        early = stack.enter_context(_EarlyEnd(runtime, request, journal))
         client = stack.enter_context(open_client(settings))
         facts = journal.facts() if journal is not None else JournalFacts()
         snapshot = _observe(runtime, request, client, facts)
@@ -158,10 +159,51 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             # a watcher's pass with nothing to submit leaves no run in the journal
             return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         assert journal is not None  # only a dry run goes without
+        early.handed_over = True  # from here on, the run has a row of its own
         runtime.on_plan(plan)
         report = _execute(runtime, request, plan, client, journal, notice, notifier)
         return Outcome(plan, report, _exit_code(report.exit_code, notice), violations, notice)
     raise AssertionError("unreachable")
+
+
+class _EarlyEnd:
+    """Until the executor gives the run a row of its own, an error or Ctrl-C that ends it
+    is recorded as a run too: a refused token, put.io unreachable or a safety limit belongs
+    in ``history`` and ``status``, not only on a screen nobody reads at night.
+
+    Dry runs record nothing, nor does a watcher's blackhole pass (it would record every
+    few seconds through an outage; its periodic sync is recorded)."""
+
+    def __init__(self, runtime: Runtime, request: Request, journal: Journal | None) -> None:
+        self._clock = runtime.clock
+        self._started = runtime.clock().astimezone(UTC)
+        self._command = _run_name(request)
+        self._journal = None if request.dry_run or request.beside_sync else journal
+        #: set once the executor takes over: it records the run itself
+        self.handed_over = False
+
+    def __enter__(self) -> _EarlyEnd:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if self.handed_over or error is None or self._journal is None:
+            return
+        if isinstance(error, MirrorError):
+            code, why = error.exit_code, error.message
+        elif isinstance(error, KeyboardInterrupt):
+            code, why = ExitCode.INTERRUPTED, "interrupted"
+        else:
+            code, why = ExitCode.BUG, f"crashed ({type(error).__name__})"
+        try:
+            run_id = self._journal.start_run(self._command, self._started)
+            ended = self._clock().astimezone(UTC)
+            self._journal.finish_run(run_id, ended, int(code), f"ended before its plan: {why}")
+        except MirrorError as trouble:  # never hide the error that ended the run
+            log.warning("could not record the run in the journal: %s", trouble)
+
+
+def _run_name(request: Request) -> str:
+    return f"{request.command} on {socket.gethostname()}"
 
 
 def _exit_code(code: ExitCode, notice: tuple[Attention, ...]) -> ExitCode:
@@ -317,8 +359,7 @@ def _execute(
     )
     now = runtime.clock().astimezone(UTC)
     take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)
-    command = f"{request.command} on {socket.gethostname()}"
-    run_id = journal.start_run(command, now, owner=request.owner)
+    run_id = journal.start_run(_run_name(request), now, owner=request.owner)
     code = ExitCode.BUG
     try:
         report = executor.run(plan, run_id)

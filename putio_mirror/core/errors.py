@@ -29,6 +29,8 @@ class ExitCode(IntEnum):
     SAFETY_REFUSED = 5
     ALREADY_RUNNING = 6
     JOURNAL = 7
+    #: put.io (or the network to it) stayed unreachable through every retry
+    UNREACHABLE = 8
     WINDOW_CLOSED = 10
     #: done, but something only a person can solve was found (``core.attention``)
     NEEDS_ATTENTION = 11
@@ -50,7 +52,12 @@ class MirrorError(Exception):
 
 
 class TransientError(MirrorError):
-    """The remote or the network failed in a way that may heal by itself."""
+    """The remote or the network failed in a way that may heal by itself.
+
+    Per item, the executor records it and goes on; one that ends the run (put.io
+    unreachable while observing) is exit 8, told apart from items that failed."""
+
+    exit_code = ExitCode.UNREACHABLE
 
     def __init__(self, message: str, hint: str = "", retry_after: float | None = None) -> None:
         super().__init__(message, hint)

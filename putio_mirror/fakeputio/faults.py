@@ -113,6 +113,8 @@ def fault_reply(fault: ApiFault) -> Reply:
         reply = error_reply(fault.status, error_type, "Injected failure")
     else:
         reply = html_reply(fault.status)
+    if fault.retry_after is not None and fault.status != 429:
+        reply.headers.append(("Retry-After", fault.retry_after))  # e.g. a 503 for maintenance
     reply.delay = fault.delay
     return reply
 

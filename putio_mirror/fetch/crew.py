@@ -172,7 +172,15 @@ class Crew:
         delay = self.patience.delay(
             run.item, trouble, silent=silent, failures=failures, where=run.where
         )
-        logger.debug("file %d: %s; retrying in %.1f s", run.item.file_id, trouble.reason, delay)
+        # -v shows every retry: a person watching an outage sees why nothing moves
+        logger.info(
+            "put.io file %d: %s; retrying in %.1f s (no data for %.0f s; gives up after %.0f s)",
+            run.item.file_id,
+            trouble.reason,
+            delay,
+            silent,
+            self.patience.max_outage,
+        )
         while delay > 0 and not run.stop.is_set():
             self.sleep(min(delay, run.nap))
             delay -= run.nap

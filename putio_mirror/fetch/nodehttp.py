@@ -75,8 +75,8 @@ class Patience:
             raise TransientError(
                 f"download of put.io file {item.file_id} got no data{where} for {silent:.0f} s: "
                 f"{trouble.reason}",
-                "put.io or the network is having trouble; the next run resumes from "
-                f"{item.part_path.name}",
+                "put.io or the network is having trouble; the next run resumes from the "
+                "bytes already fetched",
             ) from trouble
         delay = self.backoff.delay(failures, self.jitter())
         return min(max(delay, trouble.retry_after or 0.0), self.max_outage - silent)

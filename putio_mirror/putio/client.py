@@ -335,7 +335,15 @@ class PutioClient:
                 # give up now and let the next run come back after the pause.
                 raise self._transient(call, trouble.reason, trouble.retry_after) from trouble
             delay = max(delay, trouble.retry_after)
-        logger.debug("put.io %s: %s; retrying in %.1f s", call.describe(), trouble.reason, delay)
+        # -v shows every retry: without it, an outage is minutes of silence
+        logger.info(
+            "put.io %s: %s; retrying in %.1f s (try %d of %d)",
+            call.describe(),
+            trouble.reason,
+            delay,
+            attempt + 1,
+            call.attempts or self._backoff.max_attempts,
+        )
         self._sleep(delay)
 
     def _status_error(self, call: _Call, response: requests.Response) -> Exception:
