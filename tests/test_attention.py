@@ -62,12 +62,13 @@ def test_rejected_blackhole_files_are_listed_in_the_run_s_output(
 
 
 def test_a_transfer_in_error_is_listed_in_the_run_s_output_with_a_hint(mirror: Mirror) -> None:
-    mirror.fake.add_transfer("Broken", status="ERROR", error_message="tracker down")
+    broken = mirror.fake.add_transfer("Broken", status="ERROR", error_message="tracker down")
     mirror.fake.add_transfer("Fine", status="DOWNLOADING")
     result = mirror.run("sync")
     assert result.code == ExitCode.NEEDS_ATTENTION, result.err
-    assert "needs you: put.io transfer Broken is in ERROR: tracker down" in result.err
-    assert "app.put.io/transfers" in result.err and "Fine" not in result.err
+    assert f"needs you: put.io transfer #{broken} Broken is in ERROR: tracker down" in result.err
+    assert f"putio-mirror transfers retry {broken}`" in result.err
+    assert f"putio-mirror transfers dismiss {broken}`" in result.err and "Fine" not in result.err
     assert result.err.count("tracker down") == 1, "said once, not again as a log warning"
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import click
 
@@ -158,6 +158,42 @@ def _transfers_command(name: str, kinds: list[str], doc: str) -> None:
 _transfers_command("cancel-seeding", ["cancel"], "Cancel transfers that are seeding.")
 _transfers_command("clean", ["clean"], "Clean finished transfers whose files are mirrored.")
 _transfers_command("groom", ["cancel", "clean"], "Cancel seeding, then clean finished transfers.")
+
+
+@transfers.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@pass_context
+def transfers_retry(context: Context, ids: tuple[int, ...]) -> int:
+    """Have put.io try transfers in ERROR again (the ids `status` shows; none: all of them)."""
+    return _errored(context, "retry", ids)
+
+
+@transfers.command("dismiss")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "every", is_flag=True, help="Every transfer in ERROR.")
+@pass_context
+def transfers_dismiss(context: Context, ids: tuple[int, ...], every: bool) -> int:
+    """Remove transfers in ERROR from put.io's list (their files, if any, stay)."""
+    if bool(ids) == every:
+        raise click.UsageError("name the transfers in ERROR to dismiss by id, or give --all")
+    return _errored(context, "dismiss", ids)
+
+
+def _errored(context: Context, verb: Literal["retry", "dismiss"], ids: tuple[int, ...]) -> int:
+    from putio_mirror.app.errored import handle_errored
+    from putio_mirror.app.run import local_now
+
+    handled = handle_errored(context.settings(writes=False), verb, ids, local_now)
+    if not handled:
+        click.echo("No put.io transfer is in ERROR.")
+    for outcome in handled:
+        said = "retried" if verb == "retry" else "dismissed"
+        was = outcome.transfer.error_message or "no reason given"
+        if outcome.done:
+            click.echo(f"{said} #{outcome.transfer.id} {outcome.transfer.name} (was: {was})")
+        else:
+            click.echo(f"failed #{outcome.transfer.id} {outcome.transfer.name}: {outcome.error}")
+    return int(ExitCode.ITEMS_FAILED if any(not o.done for o in handled) else ExitCode.OK)
 
 
 @cli.group()

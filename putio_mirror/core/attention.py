@@ -65,9 +65,10 @@ def needs_attention(plan: Plan, transfers: Iterable[Transfer]) -> tuple[Attentio
     ]
     failed = [
         Attention(
-            f"put.io transfer {transfer.name} is in ERROR: "
+            f"put.io transfer #{transfer.id} {transfer.name} is in ERROR: "
             f"{transfer.error_message or 'put.io gave no reason'}",
-            "retry or remove it at https://app.put.io/transfers",
+            f"`putio-mirror transfers retry {transfer.id}` has put.io try it again; "
+            f"`putio-mirror transfers dismiss {transfer.id}` removes it from the list",
         )
         for transfer in sorted(transfers, key=lambda entry: entry.id)
         if transfer.status == "ERROR"

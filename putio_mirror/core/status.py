@@ -69,7 +69,7 @@ def transfer_line(transfer: Transfer) -> str:
     if transfer.down_speed:
         parts.append(human_rate(transfer.down_speed))
     if transfer.status == "ERROR":
-        parts.append(f"— {transfer.error_message or 'no reason given'}")
+        parts.append(f"— {transfer.error_message or 'no reason given'} (id {transfer.id})")
     return " ".join(parts)
 
 
@@ -108,7 +108,8 @@ def _transfer_lines(view: StatusView) -> Iterator[str]:
         return
     errors = [t for t in view.transfers if t.status == "ERROR"]
     yield f"put.io transfers: {len(view.transfers)}" + (
-        f", {len(errors)} in ERROR (they need you: retry or remove them on put.io)"
+        f", {len(errors)} in ERROR (they need you: `putio-mirror transfers retry ID` or "
+        "`transfers dismiss ID`)"
         if errors
         else ""
     )

@@ -208,6 +208,16 @@ class PutioClient:
         if ids:
             self._call(_Call("POST", "transfers/cancel", data={"transfer_ids": join_ids(ids)}))
 
+    def retry_transfer(self, transfer_id: int) -> Transfer:
+        """Given the id of a transfer in ERROR, have put.io try it again; return it."""
+        call = _Call("POST", "transfers/retry", data={"id": transfer_id})
+        return parse_transfer(self._object(call, "transfer"))
+
+    def remove_transfers(self, ids: Sequence[int]) -> None:
+        """Given transfer ids, remove them from the list; their files, if any, stay."""
+        if ids:
+            self._call(_Call("POST", "transfers/remove", data={"transfer_ids": join_ids(ids)}))
+
     def clean_transfers(self, ids: Sequence[int] | None = None) -> tuple[int, ...]:
         """Given transfer ids (or None for all), remove the finished ones from the list;
         return the ids put.io says it removed."""
