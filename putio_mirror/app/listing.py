@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from putio_mirror.app.run import open_client
+from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import REMOTE_ROOT_HINT, remote_root_problem
 from putio_mirror.core.errors import ConfigError
@@ -14,6 +15,7 @@ def list_remote_files(settings: Settings) -> list[dict[str, object]]:
     from putio_mirror.core.naming import local_paths
 
     with open_client(settings) as client:
+        settings = with_folders_found(settings, client)
         items = client.list_all_files()
     if wrong := remote_root_problem(items, settings.policy.remote_root_id):
         raise ConfigError(wrong, REMOTE_ROOT_HINT)

@@ -23,6 +23,7 @@ from putio_mirror.app.links import LinkPrefetcher
 from putio_mirror.app.observe import observe
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
+from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import (
     REMOTE_ROOT_HINT,
@@ -136,6 +137,8 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
                 _adopt_legacy_staging(settings, journal)
         early = stack.enter_context(_EarlyEnd(runtime, request, journal))
         client = stack.enter_context(open_client(settings))
+        settings = with_folders_found(settings, client)
+        runtime = replace(runtime, settings=settings)
         facts = journal.facts() if journal is not None else JournalFacts()
         snapshot = _observe(runtime, request, client, facts)
         if request.needs_files and (

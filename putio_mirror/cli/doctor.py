@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from putio_mirror.cli.context import Context, pass_context, quick_client
+from putio_mirror.config.remote_folders import folder_at
 from putio_mirror.core.errors import ExitCode, MirrorError
 from putio_mirror.core.health import Finding, finding_lines, ok, problem, problem_count
 from putio_mirror.core.units import human_bytes
@@ -154,9 +155,24 @@ def _putio_findings(settings: Settings) -> Iterator[Finding]:
         if account.disk_avail is not None and account.disk_size is not None:
             space = f", {human_bytes(account.disk_avail)} free of {human_bytes(account.disk_size)}"
         yield ok("token", f"valid: put.io account {account.username}{space}")
-        yield _folder_on_putio(client, "download.remote_root", settings.policy.remote_root_id)
+        paths = settings.folder_paths
+        yield _folder(
+            client, "download.remote_root", settings.policy.remote_root_id, paths.remote_root
+        )
         if settings.save_parent_id is not None:
-            yield _folder_on_putio(client, "transfers.save_parent_id", settings.save_parent_id)
+            topic = "transfers.save_parent_id"
+            yield _folder(client, topic, settings.save_parent_id, paths.save_parent)
+
+
+def _folder(client: PutioClient, topic: str, folder_id: int, path: str | None) -> Finding:
+    """Given a folder the config names by id, or by path (then looked up), say if it is one."""
+    if path is None:
+        return _folder_on_putio(client, topic, folder_id)
+    try:
+        found = folder_at(client, path, topic)
+    except MirrorError as error:
+        return problem(topic, error.message, error.hint)
+    return ok(topic, f"{path}, the folder {found}")
 
 
 def _folder_on_putio(client: PutioClient, topic: str, folder_id: int) -> Finding:

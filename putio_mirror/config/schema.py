@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     NonNegativeFloat,
     NonNegativeInt,
+    PlainValidator,
     PositiveFloat,
     PositiveInt,
     field_validator,
@@ -57,6 +58,22 @@ def _check_window(text: str) -> str:
 WindowText = Annotated[str, AfterValidator(_check_window)]
 
 
+def _folder(value: object) -> int | str:
+    """A put.io folder is its id (12) or its path from the account's root (/Movies)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.startswith("/"):
+        return value
+    raise ValueError(
+        f"{value!r} is neither a folder id (e.g. 12) nor a path from the account's root "
+        "(e.g. /Movies)"
+    )
+
+
+#: a put.io folder: its id, or its path from the account's root (``/`` is the root)
+FolderRef = Annotated[int | str, PlainValidator(_folder)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,7 +104,7 @@ class PathsSection(_Section):
 
 class TransfersSection(_Section):
     submit_blackhole: bool = True
-    save_parent_id: NonNegativeInt | None = None
+    save_parent_id: FolderRef | None = None
     cancel_seeding: bool = True
     seeding_min_hours: NonNegativeFloat = 0.0
     seeding_min_ratio: NonNegativeFloat | None = None
@@ -97,7 +114,7 @@ class TransfersSection(_Section):
 
 class DownloadSection(_Section):
     enabled: bool = True
-    remote_root: NonNegativeInt = 0
+    remote_root: FolderRef = 0
     chunk_size_kb: PositiveInt = 256
     read_timeout_seconds: PositiveFloat = 60.0
     max_outage_seconds: NonNegativeFloat = 300.0

@@ -21,6 +21,7 @@ from types import ModuleType
 import requests
 from requests.adapters import HTTPAdapter
 
+from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import ConfigError, ExitCode, FatalError
 from putio_mirror.core.state import JournalFacts
@@ -144,6 +145,7 @@ def _listing(settings: Settings) -> Iterator[Listing]:
     """The listing, refreshed once before mounting (a bad token fails now, not later)."""
     with ExitStack() as stack:
         client = stack.enter_context(_client(settings, settings.timeout))
+        settings = with_folders_found(settings, client)
         marks = _JournalMarks(settings.journal_url)
         stack.callback(marks.close)
         places = Places(settings.download_dir, settings.staging_dir)

@@ -241,14 +241,29 @@ class PutioClient:
         first = _Call("GET", "files/list", params=params)
         return tuple(parse_file(item) for item in self._pages(first, "files/list/continue"))
 
+    def folders_named(self, parent_id: int, name: str) -> tuple[int, ...]:
+        """Given a folder id and a name, return the ids of the folders of that name in it
+        (put.io allows more than one), smallest first."""
+        params = {"parent_id": parent_id, "per_page": self._page_size}
+        found = (
+            parse_file(item)
+            for item in self._pages(
+                _Call("GET", "files/list", params=params), "files/list/continue"
+            )
+        )
+        return tuple(
+            sorted(
+                item.id
+                for item in found
+                if item.is_folder and item.name == name and item.parent_id == parent_id
+            )
+        )
+
     def folder_named(self, parent_id: int, name: str) -> int:
         """Given a folder id and a name, return the id of the folder of that name in it,
         created if there is none (the RPC door's category folders)."""
-        params = {"parent_id": parent_id, "per_page": self._page_size}
-        for item in self._pages(_Call("GET", "files/list", params=params), "files/list/continue"):
-            found = parse_file(item)
-            if found.is_folder and found.name == name and found.parent_id == parent_id:
-                return found.id
+        if found := self.folders_named(parent_id, name):
+            return found[0]
         data: dict[str, str | int] = {"name": name, "parent_id": parent_id}
         call = _Call("POST", "files/create-folder", data=data, creates=True)
         return parse_file(self._object(call, "file")).id
