@@ -101,3 +101,18 @@ def test_verbose_shows_every_retry_so_an_outage_is_never_silence(mirror: Mirror)
     assert re.search(rf"put.io file {film}: .* retrying in .* gives up after \d+ s", result.err)
     quiet = mirror.run("sync")  # without -v, a healed blip is not worth a line
     assert "retrying" not in quiet.err
+
+
+def test_a_run_lists_what_it_did_a_few_of_each_kind(mirror: Mirror) -> None:
+    folder = mirror.fake.add_folder("Show")
+    for number in range(23):
+        mirror.fake.add_file(f"e{number:02d}.mkv", folder, size=10)
+    result = mirror.run("sync")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    downloads = [line for line in lines if line.startswith("  download ")]
+    assert len(downloads) == 21
+    assert downloads[-1].endswith("… and 3 more (`putio-mirror history` lists every one)")
+    assert any(line.strip().startswith("download") and "Show/e00.mkv" in line for line in downloads)
+    assert "  place item  Show" in lines
+    assert mirror.run("--quiet", "sync").out == ""

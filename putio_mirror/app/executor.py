@@ -294,6 +294,7 @@ class Executor:
         self._end(action_id, action, "done", detail=detail)
         with self._lock:
             self._report.done.append(action.key)
+            self._report.done_actions.append((action.kind, action.target))
             if isinstance(action, Download):
                 self._report.verified_files += 1
                 self._report.verified_bytes += action.size

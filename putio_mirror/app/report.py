@@ -22,6 +22,8 @@ class RunReport:
     """What happened to the plan: the executor's answer, and the source of the exit code."""
 
     done: list[str] = field(default_factory=list)
+    #: (kind, target) of each action done, in the order they were, for the run's output
+    done_actions: list[tuple[str, str]] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     deferred: int = 0

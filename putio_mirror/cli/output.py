@@ -57,7 +57,7 @@ class Say:
 
 
 def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Say) -> None:
-    from putio_mirror.core.render import plan_summary
+    from putio_mirror.core.render import done_lines, plan_summary
 
     for note in outcome.plan.notes:
         (log.warning if note.level == "warning" else log.info)("%s", note.message)
@@ -81,6 +81,8 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
     if not say.plan_shown:
         say.line(plan_summary(outcome.plan))
     say.line(f"Result: {report.summary()}.", needs_person=needs_person)
+    for line in done_lines(report.done_actions):
+        say.line(line)
     for line in byte_lines(report, settings):
         say.line(line)
 

@@ -6,6 +6,7 @@ Pure: it returns strings and tuples; the CLI decides how to print them.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from putio_mirror.core.plan import Action, AdoptLocal, CleanTransfers, Download, Plan, TidyStaging
 from putio_mirror.core.units import human_bytes
@@ -53,6 +54,25 @@ def _row(action: Action) -> Row:
 
 def _more(kind: str, hidden: int) -> Row:
     return (_LABELS[kind], f"… and {hidden} more", "", "--all shows every row")
+
+
+def done_lines(done: Sequence[tuple[str, str]], per_kind: int = ROWS_PER_KIND) -> list[str]:
+    """Given the (kind, target) of each action a run did, return a line for each, at most
+    ``per_kind`` of each kind and then how many more (``history`` lists them all)."""
+    width = max((len(_LABELS[kind]) for kind, _ in done), default=0)
+    shown: Counter[str] = Counter()
+    lines = []
+    for kind, target in done:
+        shown[kind] += 1
+        if shown[kind] <= per_kind:
+            lines.append(f"  {_LABELS[kind]:<{width}}  {target}")
+    lines.extend(
+        f"  {_LABELS[kind]:<{width}}  … and {count - per_kind} more (`putio-mirror history` "
+        "lists every one)"
+        for kind, count in shown.items()
+        if count > per_kind
+    )
+    return lines
 
 
 def plan_json(plan: Plan) -> dict[str, object]:
