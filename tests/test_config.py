@@ -436,3 +436,14 @@ def test_a_bare_bwlimit_number_is_kib_per_second_as_in_rclone(
     settings = load_settings(config, env, require_token=False)
     assert parse_timetable(settings.bwlimit).limit_at(datetime(2024, 3, 4, 1, 0)) == 10 * 1024
     assert problems_of(write(tmp_path / "bad.yaml", "download:\n  bwlimit: true\n"), env)
+
+
+def test_a_config_file_without_fault_is_not_blamed_for_a_bad_flag(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write(tmp_path / "mirror.yaml", "download:\n  chunk_size_kb: 512\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env, require_token=False, overrides={"schedule.windows": ["22-23"]})
+    assert caught.value.message == "the command line has 1 problem"
+    assert "mirror.yaml" not in caught.value.message + caught.value.hint
+    assert "--help" in caught.value.hint

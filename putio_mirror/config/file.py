@@ -106,9 +106,17 @@ def validate(
     raise config_error(config_path, problems)
 
 
+#: where a problem of an option given as a flag (``--window``, ``--chunk-size``) comes from
+COMMAND_LINE = "command line"
+
+
 def config_error(config_path: Path | None, problems: tuple[str, ...]) -> ConfigError:
     """Given the config file (or None) and its problems, return the error that lists them."""
     count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    if all(problem.startswith(f"{COMMAND_LINE}:") for problem in problems):
+        # the file is fine: blaming it would send the person to the wrong place
+        hint = "fix the option and run again; `--help` shows the form each option takes"
+        return ConfigError(f"the command line has {count}", hint, problems=problems)
     where = str(config_path) if config_path else "the configuration"
     return ConfigError(
         f"{where} has {count}",
@@ -125,7 +133,7 @@ def _describe(detail: ErrorDetails, source: str, override_keys: set[str]) -> str
     from_flags = any(
         dotted == key or dotted.startswith((f"{key}.", f"{key}[")) for key in override_keys
     )
-    origin = "command line" if from_flags else source
+    origin = COMMAND_LINE if from_flags else source
     return f"{origin}: {dotted}: {_explain(detail)}"
 
 
