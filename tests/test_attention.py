@@ -110,3 +110,15 @@ def test_a_file_that_keeps_failing_needs_you_until_it_is_had(mirror: Mirror) -> 
     gone = mirror.run("sync")
     assert gone.code == ExitCode.OK, gone.err
     assert "film.mkv keeps" not in gone.err, "a file put.io no longer has needs nobody"
+
+
+def test_a_blackhole_file_changed_a_moment_ago_is_said_to_wait_not_in_step(
+    mirror: Mirror,
+) -> None:
+    (mirror.blackhole / "fresh.magnet").write_text("magnet:?xt=urn:btih:" + "cd" * 20)
+    result = mirror.run("sync")
+    assert result.code == 0, result.err
+    assert "in step" not in result.out
+    assert "Nothing to do yet: 1 blackhole file changed a moment ago" in result.out
+    assert "fresh.magnet in the blackhole changed a moment ago" in result.err
+    assert mirror.fake.transfers() == [], "not read while it may still be written"

@@ -23,7 +23,7 @@ from putio_mirror.core.state import (
     Transfer,
 )
 from putio_mirror.fetch.segments import bytes_done
-from putio_mirror.local.blackhole import scan_blackhole
+from putio_mirror.local.blackhole import scan_blackhole, settling_files
 from putio_mirror.local.files import local_size
 from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import list_staging, part_path
@@ -53,11 +53,12 @@ def observe(
     needs just the transfers, to recognise torrents already on put.io).
     """
     blackhole = _scan(places.blackhole, now_epoch) if want_blackhole else ()
+    settling = settling_files(places.blackhole, now=now_epoch) if want_blackhole else ()
     transfers = remote.list_transfers()
     files = remote.list_all_files() if want_files else ()
     names = local_paths(files, remote_root_id)
     local = _local_facts(files, names, facts, places)
-    return Snapshot(blackhole, transfers, files, facts, local, names)
+    return Snapshot(blackhole, transfers, files, facts, local, names, settling)
 
 
 def _scan(folder: Path, now_epoch: float) -> tuple[BlackholeItem, ...]:

@@ -305,6 +305,8 @@ class Plan:
 
     actions: tuple[Action, ...] = ()
     notes: tuple[Note, ...] = field(default=())
+    #: blackhole files left for the next run: changed a moment ago, perhaps still written
+    settling: int = 0
 
     def __iter__(self) -> Iterator[Action]:
         return iter(self.actions)
@@ -336,7 +338,7 @@ class Plan:
                     continue
                 downloads += 1
             kept.append(action)
-        return Plan(tuple(kept), self.notes)
+        return Plan(tuple(kept), self.notes, self.settling)
 
     def count(self, kind: ActionKind) -> int:
         return sum(1 for action in self.actions if action.kind == kind)

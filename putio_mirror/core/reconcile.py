@@ -96,7 +96,9 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
         actions += [item for item in plan_purges(snapshot, tree) if item.key not in planned]
     if policy.download:
         actions += plan_tidy(snapshot, policy, tree, now, pending, placements)
-    return Plan(tuple(actions), tuple(notes))
+    return Plan(
+        tuple(actions), tuple(notes), len(snapshot.settling) if policy.submit_blackhole else 0
+    )
 
 
 def _plan_blackhole(
@@ -111,6 +113,14 @@ def _plan_blackhole(
     # A torrent an RPC client asked for in this same plan is submitted once, by the desire.
     first_key: dict[str, str] = dict(pending_desires)
     actions: list[Action] = []
+    notes.extend(
+        Note(
+            "info",
+            f"{name} in the blackhole changed a moment ago (it may still be being "
+            "written): the next run takes it",
+        )
+        for name in snapshot.settling
+    )
     for item in sorted(snapshot.blackhole, key=lambda entry: entry.name):
         if item.problem is not None or item.info_hash is None:
             actions.append(RejectBlackholeFile(item.path, item.name, item.problem or "unusable"))

@@ -113,7 +113,15 @@ def _why(action: Action) -> str:
 
 def plan_summary(plan: Plan) -> str:
     """Given a plan, return one line counting its actions by kind and the bytes to fetch."""
+    waiting = (
+        f"{plan.settling} blackhole {'file' if plan.settling == 1 else 'files'} changed a "
+        "moment ago, left for the next run"
+        if plan.settling
+        else ""
+    )
     if not plan.actions:
+        if waiting:
+            return f"Nothing to do yet: {waiting}."
         if any(note.level == "warning" for note in plan.notes):
             return "Nothing to do now; see the warnings above."
         return "Nothing to do: put.io and the local folders are in step."
@@ -124,4 +132,4 @@ def plan_summary(plan: Plan) -> str:
     )
     if to_fetch:
         parts.append(f"{human_bytes(to_fetch)} to download")
-    return "Plan: " + ", ".join(parts) + "."
+    return "Plan: " + ", ".join(parts) + (f"; {waiting}." if waiting else ".")

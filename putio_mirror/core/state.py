@@ -232,6 +232,9 @@ class Snapshot:
     #: ``naming.local_paths(files, root)`` when the observer already named the tree (it
     #: needs the names to stat the disk), so the reconciler does not name it twice.
     names: Mapping[int, str] | None = None
+    #: blackhole files changed a moment ago (perhaps still being written): left for the
+    #: next run, and said so
+    settling: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,24 +137,42 @@ def scan_blackhole(
     (perhaps still being written) are left out. A missing folder gives ``()``;
     raise ItemError only if the folder exists but cannot be listed.
     """
+    items = (
+        _examine(folder / name, kind, now, settle_seconds) for name, kind in _candidates(folder)
+    )
+    return tuple(item for item in items if item is not None)
+
+
+def settling_files(folder: Path, *, now: float, settle_seconds: float = 2.0) -> tuple[str, ...]:
+    """Given the blackhole folder and the time, return the names of the .torrent and .magnet
+    files ``scan_blackhole`` leaves for later: changed within ``settle_seconds``."""
+    settling = []
+    for name, _ in _candidates(folder):
+        try:
+            mtime = (folder / name).lstat().st_mtime
+        except OSError:
+            continue  # gone, or unreadable: the scan says which
+        if _is_unsettled(mtime, now, settle_seconds):
+            settling.append(name)
+    return tuple(settling)
+
+
+def _candidates(folder: Path) -> Iterator[tuple[str, BlackholeKind]]:
+    """Yield the name and kind of each .torrent and .magnet file, by name, hidden ones left
+    out; nothing if the folder is missing; raise ItemError if it cannot be listed."""
     try:
         names = sorted(entry.name for entry in folder.iterdir())
     except (FileNotFoundError, NotADirectoryError):
-        return ()
+        return
     except OSError as error:
         raise ItemError(
             f"cannot list the blackhole folder {folder}: {error.strerror}",
             "Check that the user running putio-mirror may read that folder.",
         ) from error
-    items = []
     for name in names:
         kind = _SUFFIXES.get(Path(name).suffix.lower())
-        if kind is None or name.startswith("."):
-            continue
-        item = _examine(folder / name, kind, now, settle_seconds)
-        if item is not None:
-            items.append(item)
-    return tuple(items)
+        if kind is not None and not name.startswith("."):
+            yield name, kind
 
 
 def _examine(path: Path, kind: BlackholeKind, now: float, settle: float) -> BlackholeItem | None:
