@@ -12,7 +12,14 @@ import pytest
 import yaml
 
 from putio_mirror.core.errors import ExitCode
-from putio_mirror.core.history import Folded, RunStory, RunSummary, duration, fold
+from putio_mirror.core.history import (
+    Folded,
+    RunStory,
+    RunSummary,
+    duration,
+    fold,
+    folded_line,
+)
 from tests.mirror_env import Mirror
 
 
@@ -101,7 +108,7 @@ def test_fold_joins_only_two_or_more_consecutive_empty_runs_and_keeps_failed_one
         _story(6, 0),
         _story(5, 0, exit_code=4),  # nothing done, but it failed: never folded away
         _story(4, 0),
-        _story(3, 0),
+        _story(3, 0, exit_code=11),  # an hourly run repeating what needs a person
     ]
     entries = fold(stories, limit=10)
     shown = [
@@ -110,6 +117,11 @@ def test_fold_joins_only_two_or_more_consecutive_empty_runs_and_keeps_failed_one
     ]
     assert shown == [9, 8, [7, 6], 5, [4, 3]]
     assert len(fold(stories, limit=2)) == 2
+    assert isinstance(entries[-1], Folded) and isinstance(entries[2], Folded)
+    assert folded_line(entries[-1]).endswith(
+        "(1 found something that needs you: see `putio-mirror status`)"
+    )
+    assert "needs you" not in folded_line(entries[2])
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from putio_mirror.core.errors import ExitCode
 from putio_mirror.core.units import human_bytes
 
 _WHEN = "%Y-%m-%d %H:%M:%S"
+#: the exit codes of a run with nothing to do that can be folded away
+_QUIET_CODES = frozenset({ExitCode.OK, ExitCode.NEEDS_ATTENTION})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +60,9 @@ class RunStory:
 
     @property
     def empty(self) -> bool:
-        """Nothing to do and nothing went wrong: the watcher's passes, mostly."""
-        return self.actions == 0 and self.run.exit_code == 0
+        """Nothing to do and nothing went wrong: the watcher's passes, mostly, and the timer's
+        hourly runs that only repeat what needs a person (exit 11; ``status`` says what)."""
+        return self.actions == 0 and self.run.exit_code in _QUIET_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +125,11 @@ def run_line(story: RunStory) -> str:
 
 def folded_line(folded: Folded) -> str:
     newest, oldest = folded.runs[0].run, folded.runs[-1].run
+    needing = sum(1 for story in folded.runs if story.run.exit_code == ExitCode.NEEDS_ATTENTION)
+    tail = f" ({needing} found something that needs you: see `putio-mirror status`)"
     return (
         f"#{oldest.id}–#{newest.id} {len(folded.runs)} runs with nothing to do, "
-        f"{when(oldest.started_at)} to {when(newest.started_at)}"
+        f"{when(oldest.started_at)} to {when(newest.started_at)}{tail if needing else ''}"
     )
 
 
