@@ -354,6 +354,8 @@ def write_config(root: Path, fake: FakePutio, **sections: dict[str, object]) -> 
     }
     for name, values in sections.items():
         document.setdefault(name, {}).update(values)
+    # as a real set-up has it (a missing blackhole is a "needs you", exit 11)
+    Path(str(document["paths"]["blackhole"])).mkdir(parents=True, exist_ok=True)
     config = root / "mirror.yaml"
     config.write_text(yaml.safe_dump(document))
     config.chmod(0o600)

@@ -101,6 +101,8 @@ LAYOUT = [
     ("loose-1.bin", 0.06),
     ("loose-2.bin", 0.04),
 ]
+#: the folder that ``--small-files`` fills with files of 512 B-4 KiB (subtitles, .nfo files)
+SMALL_FOLDER = "Pack S"
 HEADERS = ["scenario", "runs", "passed", "re-fetched bytes", "bytes lost"]
 HEADERS += ["files corrupted", "files visible unverified"]
 Spans = dict[int, list[tuple[int, int]]]
@@ -153,8 +155,19 @@ class Account:
         return sum(self.sizes.values())
 
 
+def layout_with_small(small_files: int, seed: int) -> list[tuple[str, float]]:
+    """Given how many small files to add, return LAYOUT and that many files of 512 B-4 KiB
+    (their share is minus their size in bytes: see ``build_account``)."""
+    rng = random.Random(seed)
+    small = [
+        (f"{SMALL_FOLDER}/part {n:05d}.nfo", -rng.randint(512, 4096)) for n in range(small_files)
+    ]
+    return [*LAYOUT, *small]
+
+
 def build_account(fake: FakePutio, total: int, layout: Sequence[tuple[str, float]]) -> Account:
-    """Given a fake and a total size, add the layout's folders and files; return them."""
+    """Given a fake and a total size, add the layout's folders and files; return them. A
+    file's share is a fraction of the total, or minus its size in bytes."""
     folders, ids = {"": 0}, {}
     for relative, share in layout:
         parent = ""
@@ -163,7 +176,7 @@ def build_account(fake: FakePutio, total: int, layout: Sequence[tuple[str, float
             if here not in folders:
                 folders[here] = fake.add_folder(name, parent_id=folders[parent])
             parent = here
-        size = max(1000, int(total * share))
+        size = int(-share) if share < 0 else max(1000, int(total * share))
         ids[relative] = fake.add_file(relative.rsplit("/", 1)[-1], folders[parent], size=size)
     sizes = {file_id: fake.file(file_id)["size"] for file_id in ids.values()}
     return Account(fake, ids, sizes, {i: fake.file_crc32(i) for i in ids.values()})
@@ -345,7 +358,9 @@ def kill_rounds(
         rounds = Tally("kill -9 at random moments", lost=0)
     last = Tally("… then one run to the end")
     with FakePutio() as fake:
-        account = build_account(fake, args.size_mb * MB, LAYOUT)
+        account = build_account(
+            fake, args.size_mb * MB, layout_with_small(args.small_files, args.seed)
+        )
         fake.node_bytes_per_second = args.rate_mb * MB
         root = work / ("power-cut" if power_cut else "kill")
         root.mkdir()
@@ -684,7 +699,8 @@ def fault_rows(args: argparse.Namespace, work: Path, deadline: float) -> list[Ta
             if time.monotonic() > deadline and tally.runs:
                 break
             with scratch_dir(work) as root, FakePutio() as fake:
-                account = build_account(fake, args.fault_size_mb * MB, LAYOUT)
+                layout = layout_with_small(args.small_files, args.seed)
+                account = build_account(fake, args.fault_size_mb * MB, layout)
                 fake.node_bytes_per_second = args.rate_mb * MB
                 r = Round(fake, account, root, random.Random(args.seed * 1000 + number))
                 r.configure()
@@ -718,7 +734,8 @@ def run(args: argparse.Namespace) -> None:
             _remote_change(args, work, start + args.time_limit) if "remote-change" in parts else []
         )
     title = (
-        f"kill -9: {human_size(args.size_mb * MB)} in {len(LAYOUT)} files, node "
+        f"kill -9: {human_size(args.size_mb * MB)} in {len(LAYOUT)} files"
+        f"{f' and {args.small_files} small ones' if args.small_files else ''}, node "
         f"{args.rate_mb} MB/s per connection; faults: {args.fault_size_mb} MB per round; "
         f"{time.monotonic() - start:.0f} s in all"
     )
@@ -754,6 +771,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fault-size-mb", type=int, default=40, help="fault account, MB (40)")
     parser.add_argument("--time-limit", type=float, default=600, help="seconds in all (600)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    parser.add_argument(
+        "--small-files", type=int, default=0, help="add this many files of 512 B-4 KiB (0)"
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="temp folders go here")
     parser.add_argument("--change-rounds", type=int, default=100, help="remote-change rounds")
     parser.add_argument("--change-size-mb", type=int, default=60, help="remote-change account")
