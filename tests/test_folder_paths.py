@@ -31,7 +31,7 @@ def test_a_path_put_io_does_not_have_is_an_error_naming_the_missing_part(
     result = mirror.run("sync")
     assert result.code == ExitCode.USAGE
     assert "download.remote_root: put.io has no folder /Media/Shows" in result.err
-    assert "no folder 'Shows' in /Media" in result.err and "files list" in result.err
+    assert "no folder 'Shows' in /Media" in result.err and "app.put.io/files" in result.err
     assert mirror.local_files() == {}, "never the whole account instead"
 
 

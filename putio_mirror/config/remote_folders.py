@@ -15,8 +15,8 @@ from putio_mirror.config.settings import FolderPaths, Settings
 from putio_mirror.core.errors import ConfigError
 
 PATH_HINT = (
-    "check the path from the account's root (`putio-mirror files list` shows every "
-    "folder's path), or give the folder's id instead"
+    "check the path from the account's root at https://app.put.io/files (its spelling and "
+    "case count), or give the folder's id instead"
 )
 
 
