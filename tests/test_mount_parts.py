@@ -15,6 +15,7 @@ from putio_mirror.core.naming import local_paths
 from putio_mirror.core.state import RemoteFile
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.mount.blocks import BLOCK_SIZE, BlockCache
+from putio_mirror.mount.kernel import device_of
 from putio_mirror.mount.node import FileRef, NodeFetcher, Timing, Unavailable
 from putio_mirror.mount.reading import ReadAheadPolicy, RemoteReads, Stream
 from putio_mirror.mount.tree import Tree
@@ -64,6 +65,20 @@ def test_a_subfolder_as_root_shows_only_its_items() -> None:
     tree = Tree.build(files, 1)
     root = tree.lookup("/")
     assert root is not None and root.children == ("in.txt",)
+
+
+def test_the_mount_table_names_the_device_of_the_last_mount_on_a_path(tmp_path: Path) -> None:
+    table = tmp_path / "mountinfo"
+    table.write_text(
+        "22 1 0:21 / /proc rw,nosuid - proc proc rw\n"
+        "40 22 0:50 / /home/me/put\\040io rw - fuse.putio putio-mirror ro\n"
+        "41 40 0:51 / /home/me/put\\040io rw - fuse.putio putio-mirror ro\n"
+        "42 22 0:52 / /home/me/put rw - fuse.putio putio-mirror ro\n"
+    )
+    assert device_of("/home/me/put io", table) == "0:51"
+    assert device_of("/home/me/put", table) == "0:52"
+    assert device_of("/elsewhere", table) is None
+    assert device_of("/home/me/put io", tmp_path / "missing") is None
 
 
 def test_the_block_cache_never_holds_more_than_its_budget(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import logging
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +51,11 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
 
     use_ns = True  # times in integer nanoseconds
 
-    def __init__(self, listing: Listing, reads: RemoteReads) -> None:
+    def __init__(
+        self, listing: Listing, reads: RemoteReads, before_open: Callable[[], None] = lambda: None
+    ) -> None:
         self._listing = listing
+        self._before_open = before_open
         self._reads = reads
         self._handles: dict[int, Handle] = {}
         self._numbers = itertools.count(1)
@@ -87,6 +91,7 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
             except OSError as error:  # gone since the check: stream it instead
                 logger.debug("mount: local copy %s unusable (%s)", local, error)
         handle = Handle(FileRef(node.id, node.size), descriptor)
+        self._before_open()  # the kernel sets the file's read-ahead once this open is answered
         with self._lock:
             number = next(self._numbers)
             self._handles[number] = handle
