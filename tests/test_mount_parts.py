@@ -3,6 +3,7 @@ against the local put.io over loopback."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from putio_mirror.mount.kernel import device_of
 from putio_mirror.mount.node import FileRef, NodeFetcher, Timing, Unavailable
 from putio_mirror.mount.reading import ReadAheadPolicy, RemoteReads, Stream
 from putio_mirror.mount.tree import Tree
+from putio_mirror.mount.workers import Workers
 from putio_mirror.putio.client import PutioClient
 
 MIB = 1024 * 1024
@@ -209,6 +211,24 @@ def test_read_ahead_grows_while_reads_are_sequential(
     assert sum(lengths) == size  # every byte fetched once
 
 
+def test_reads_arriving_a_little_out_of_order_keep_the_read_ahead_going(
+    fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
+) -> None:
+    size = 40 * MIB
+    file_id = fake_putio.add_file("movie.mkv", size=size)
+    reads = remote_reads(fake_putio, node_session, tmp_path)
+    stream, ref, step = Stream(), FileRef(file_id, size), 128 * 1024
+    offsets = list(range(0, size, step))
+    for index in range(1, len(offsets) - 1, 2):  # the kernel's threads answer in pairs, swapped
+        offsets[index], offsets[index + 1] = offsets[index + 1], offsets[index]
+    for offset in offsets:
+        expected = b"".join(fake_putio.file_pieces(file_id, offset, offset + step))
+        assert reads.read(ref, offset, step, stream) == expected
+    lengths = requested_lengths(fake_putio)
+    assert max(lengths) == 8 * BLOCK_SIZE and len(lengths) < 15  # as if in order
+    assert sum(lengths) == size
+
+
 def test_random_reads_fetch_only_the_blocks_they_touch(
     fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
 ) -> None:
@@ -237,3 +257,37 @@ def test_probing_a_files_head_and_tail_fetches_no_read_ahead(
     assert reads.read(ref, size - 100, 4096, stream) == tail
     time.sleep(0.2)  # read-ahead, had any started, would have asked by now
     assert requested_lengths(fake_putio) == [BLOCK_SIZE, BLOCK_SIZE]
+
+
+def test_read_ahead_workers_run_every_job_at_once_and_are_kept() -> None:
+    workers = Workers()
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    def job() -> None:
+        started.release()
+        release.wait(5)
+
+    before = threading.active_count()
+    for _ in range(3):
+        workers.submit(job)
+    for _ in range(3):  # none waits for another to end
+        assert started.acquire(timeout=5)
+    assert threading.active_count() == before + 3
+    release.set()
+    time.sleep(0.1)  # the three are idle now
+    ran = threading.Event()
+    workers.submit(ran.set)
+    assert ran.wait(5)
+    assert threading.active_count() == before + 3  # an idle worker took it
+
+
+def test_an_idle_read_ahead_worker_ends() -> None:
+    workers = Workers(idle_seconds=0.05)
+    before = threading.active_count()
+    ran = threading.Event()
+    workers.submit(ran.set)
+    assert ran.wait(5)
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
