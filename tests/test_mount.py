@@ -276,13 +276,24 @@ def test_the_block_cache_stays_within_cache_max_mb(mirror: Mirror, fake_putio: F
     folder = fake_putio.add_folder("Season")
     ids = [fake_putio.add_file(f"e{n}.mkv", folder, size=7 * MIB + n) for n in range(4)]
     cache = mirror.downloads / ".putio-mirror-staging" / "mount-cache"
+    # A block in every MiB of the four files (30 MiB), in random order: what a sequential
+    # reader has read is not kept, what was read here at random is.
+    places = [(number, block) for number in range(4) for block in range(7)]
+    random.Random(16).shuffle(places)
     with mounted(mirror, cache_max_mb=16) as mount:
-        for number, file_id in enumerate(ids):
+        for number, block in places:
+            path = mount.mount_point / "Season" / f"e{number}.mkv"
+            offset = block * MIB + 1000
+            data = fake_putio.file_content(ids[number])[offset : offset + 4096]
+            assert read_range(path, offset, 4096) == data
+            held = sum(path.stat().st_size for path in cache.iterdir() if path.is_file())
+            assert held <= 16 * MIB
+        assert held > 8 * MIB  # the cache was used
+        for number, file_id in enumerate(ids):  # streams as well
             data = (mount.mount_point / "Season" / f"e{number}.mkv").read_bytes()
             assert data == fake_putio.file_content(file_id)
-            time.sleep(0.2)  # read-ahead past the reader lands too
-            held = sum(path.stat().st_size for path in cache.iterdir() if path.is_file())
-            assert 0 < held <= 16 * MIB
+        time.sleep(0.2)  # read-ahead past the reader lands too
+        assert sum(path.stat().st_size for path in cache.iterdir() if path.is_file()) <= 16 * MIB
     assert not cache.exists()  # emptied at unmount
 
 

@@ -15,7 +15,7 @@ import requests
 from putio_mirror.core.naming import local_paths
 from putio_mirror.core.state import RemoteFile
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.mount.blocks import BLOCK_SIZE, BlockCache
+from putio_mirror.mount.blocks import BLOCK_SIZE, BlockCache, MemoryBlocks
 from putio_mirror.mount.kernel import device_of
 from putio_mirror.mount.node import FileRef, NodeFetcher, Timing, Unavailable
 from putio_mirror.mount.reading import ReadAheadPolicy, RemoteReads, Stream
@@ -114,6 +114,37 @@ def test_the_block_cache_starts_empty_and_is_removed_at_close(tmp_path: Path) ->
     assert not (tmp_path / "cache").exists()
 
 
+def test_blocks_in_memory_go_to_disk_only_if_no_stream_has_read_them() -> None:
+    memory = MemoryBlocks(2)
+    for index in range(3):
+        memory.add((1, index), bytearray(BLOCK_SIZE))
+    assert not memory.has((1, 0)) and memory.has((1, 2))
+    assert memory.get((1, 1), streamed=True) is not None
+    assert memory.get((1, 2), streamed=False) is not None
+    spilled = memory.add((1, 3), bytearray(b"x"))  # the streamed one leaves first, unkept
+    assert spilled == [] and not memory.has((1, 1))
+    assert [key for key, _ in memory.add((1, 4), bytearray(b"y"))] == [(1, 2)]
+
+
+def test_a_block_buffer_is_reused_only_once_no_reader_holds_it() -> None:
+    memory = MemoryBlocks(1)
+    memory.add((1, 0), memory.take(BLOCK_SIZE))
+    held = memory.get((1, 0), streamed=True)
+    assert held is not None
+    view, first = memoryview(held)[10:20], id(held)
+    del held
+    memory.add((1, 1), memory.take(BLOCK_SIZE))  # (1, 0) leaves, its buffer is spare
+    assert id(memory.take(BLOCK_SIZE)) != first  # a reader's view still uses it
+    view.release()
+    memory.add((1, 2), memory.take(BLOCK_SIZE))
+    second = memory.get((1, 2), streamed=True)
+    assert second is not None
+    ident = id(second)
+    del second
+    memory.add((1, 3), memory.take(BLOCK_SIZE))
+    assert id(memory.take(BLOCK_SIZE)) == ident
+
+
 @pytest.fixture
 def node_session() -> Iterator[requests.Session]:
     with requests.Session() as session:
@@ -130,10 +161,24 @@ def fetcher_for(
     )  # fmt: skip
 
 
+class Collected:
+    """A receiver with little room at a time: pieces end anywhere."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self._buffer = memoryview(bytearray(100_000))
+
+    def space(self) -> memoryview:
+        return self._buffer
+
+    def filled(self, count: int) -> None:
+        self.data += self._buffer[:count]
+
+
 def collect(fetcher: NodeFetcher, ref: FileRef, start: int, end: int) -> bytes:
-    pieces: list[bytes] = []
-    fetcher.fetch(ref, start, end, lambda piece: pieces.append(bytes(piece)))
-    return b"".join(pieces)
+    received = Collected()
+    fetcher.fetch(ref, start, end, received)
+    return bytes(received.data)
 
 
 def test_a_node_range_survives_resets_stalls_and_expired_urls(
@@ -227,6 +272,29 @@ def test_reads_arriving_a_little_out_of_order_keep_the_read_ahead_going(
     lengths = requested_lengths(fake_putio)
     assert max(lengths) == 8 * BLOCK_SIZE and len(lengths) < 15  # as if in order
     assert sum(lengths) == size
+
+
+def test_what_a_stream_has_read_is_not_kept_on_disk(
+    fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
+) -> None:
+    size = 40 * MIB
+    file_id = fake_putio.add_file("movie.mkv", size=size)
+    cache = BlockCache(tmp_path / "cache", 64 * MIB).open()
+    fetcher = fetcher_for(fake_putio, node_session)
+    reads = RemoteReads(cache, fetcher, ReadAheadPolicy(4, 2), 10, time.monotonic)
+    stream, ref, step = Stream(), FileRef(file_id, size), MIB
+    for offset in range(0, size, step):
+        assert (
+            reads.read(ref, offset, step, stream)
+            == fake_putio.file_content(file_id)[offset : offset + step]
+        )
+    assert cache.used_bytes() <= MIB  # the first block: read before the stream was one
+    for block in (5, 31, 17, 2, 11, 23, 29, 8, 14, 20):  # more than memory holds
+        reads.read(ref, block * MIB + 3, 10, Stream())
+    assert cache.used_bytes() >= 4 * MIB  # blocks read at random were kept
+    fake_putio.clear_requests()
+    assert reads.read(ref, 5 * MIB + 3, 10, Stream())
+    assert requested_lengths(fake_putio) == []
 
 
 def test_random_reads_fetch_only_the_blocks_they_touch(

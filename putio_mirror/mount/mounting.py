@@ -88,8 +88,8 @@ def serve(settings: Settings, mount_point: Path) -> None:
     check_mount_point(mount_point)
     if settings.token is None:
         raise ConfigError("no put.io token is configured", "set PUTIO_TOKEN or putio.token_file")
-    fuse = _binding()
-    from putio_mirror.mount.fs import PutioFS
+    _binding()  # FUSE missing: a hint, not an ImportError from importing fs
+    from putio_mirror.mount.fs import DirectFUSE, PutioFS
 
     with ExitStack() as stack:
         listing = stack.enter_context(_listing(settings))
@@ -104,7 +104,7 @@ def serve(settings: Settings, mount_point: Path) -> None:
         logger.info("mount: serving put.io on %s", mount_point)
         operations = PutioFS(listing, reads, ReadAheadKnob(mount_point).widen)
         try:
-            fuse.FUSE(operations, str(mount_point), foreground=True, **options)
+            DirectFUSE(operations, str(mount_point), foreground=True, **options)
         except RuntimeError as error:
             if error.args != (_ENDED_BY_SIGNAL,):
                 message = f"FUSE refused to mount {mount_point} (libfuse error {error})"
