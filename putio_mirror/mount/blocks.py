@@ -202,7 +202,7 @@ class MemoryBlocks:
 
 
 #: Buffers kept for reuse at most: about what the fetches in flight take at once.
-_SPARE_MOST = 16
+_SPARE_MOST = 8
 #: sys.getrefcount of a buffer only ``take``'s local variable refers to.
 _UNSHARED = 2
 
