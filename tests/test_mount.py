@@ -20,6 +20,7 @@ import pytest
 
 from putio_mirror.core.naming import local_paths
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.mount.kernel import READ_AHEAD_KB, device_of
 from putio_mirror.putio.client import PutioClient
 from tests.mirror_env import Mirror
 from tests.mount_env import api_requests, mounted, node_requests, require_fuse, unmount
@@ -117,6 +118,22 @@ def test_random_offset_reads_return_the_right_bytes(mirror: Mirror, fake_putio: 
             offset = chooser.randrange(0, len(content) + 10)
             length = chooser.choice([1, 4096, 100_000, MIB + 5, 3 * MIB])
             assert read_range(path, offset, length) == content[offset : offset + length]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may widen the kernel's read-ahead")
+def test_the_first_open_gets_the_wide_kernel_read_ahead(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    build_account(fake_putio)
+    with mounted(mirror) as mount:
+        device = device_of(str(mount.mount_point.resolve()))
+        assert device is not None
+        knob = Path(f"/sys/class/bdi/{device}/read_ahead_kb")
+        assert knob.read_text().strip() != str(READ_AHEAD_KB)  # nothing set it yet
+        # The kernel copies the knob into the file once the open is answered: it must be
+        # set by then, however soon after mounting the first reader comes.
+        with (mount.mount_point / "big.bin").open("rb"):
+            assert knob.read_text().strip() == str(READ_AHEAD_KB)
 
 
 def test_eight_concurrent_readers_each_get_their_file(
@@ -259,13 +276,24 @@ def test_the_block_cache_stays_within_cache_max_mb(mirror: Mirror, fake_putio: F
     folder = fake_putio.add_folder("Season")
     ids = [fake_putio.add_file(f"e{n}.mkv", folder, size=7 * MIB + n) for n in range(4)]
     cache = mirror.downloads / ".putio-mirror-staging" / "mount-cache"
+    # A block in every MiB of the four files (30 MiB), in random order: what a sequential
+    # reader has read is not kept, what was read here at random is.
+    places = [(number, block) for number in range(4) for block in range(7)]
+    random.Random(16).shuffle(places)
     with mounted(mirror, cache_max_mb=16) as mount:
-        for number, file_id in enumerate(ids):
+        for number, block in places:
+            path = mount.mount_point / "Season" / f"e{number}.mkv"
+            offset = block * MIB + 1000
+            data = fake_putio.file_content(ids[number])[offset : offset + 4096]
+            assert read_range(path, offset, 4096) == data
+            held = sum(path.stat().st_size for path in cache.iterdir() if path.is_file())
+            assert held <= 16 * MIB
+        assert held > 8 * MIB  # the cache was used
+        for number, file_id in enumerate(ids):  # streams as well
             data = (mount.mount_point / "Season" / f"e{number}.mkv").read_bytes()
             assert data == fake_putio.file_content(file_id)
-            time.sleep(0.2)  # read-ahead past the reader lands too
-            held = sum(path.stat().st_size for path in cache.iterdir() if path.is_file())
-            assert 0 < held <= 16 * MIB
+        time.sleep(0.2)  # read-ahead past the reader lands too
+        assert sum(path.stat().st_size for path in cache.iterdir() if path.is_file()) <= 16 * MIB
     assert not cache.exists()  # emptied at unmount
 
 

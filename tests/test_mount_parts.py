@@ -3,6 +3,7 @@ against the local put.io over loopback."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,10 +15,12 @@ import requests
 from putio_mirror.core.naming import local_paths
 from putio_mirror.core.state import RemoteFile
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.mount.blocks import BLOCK_SIZE, BlockCache
+from putio_mirror.mount.blocks import BLOCK_SIZE, BlockCache, MemoryBlocks
+from putio_mirror.mount.kernel import device_of
 from putio_mirror.mount.node import FileRef, NodeFetcher, Timing, Unavailable
 from putio_mirror.mount.reading import ReadAheadPolicy, RemoteReads, Stream
 from putio_mirror.mount.tree import Tree
+from putio_mirror.mount.workers import Workers
 from putio_mirror.putio.client import PutioClient
 
 MIB = 1024 * 1024
@@ -66,6 +69,20 @@ def test_a_subfolder_as_root_shows_only_its_items() -> None:
     assert root is not None and root.children == ("in.txt",)
 
 
+def test_the_mount_table_names_the_device_of_the_last_mount_on_a_path(tmp_path: Path) -> None:
+    table = tmp_path / "mountinfo"
+    table.write_text(
+        "22 1 0:21 / /proc rw,nosuid - proc proc rw\n"
+        "40 22 0:50 / /home/me/put\\040io rw - fuse.putio putio-mirror ro\n"
+        "41 40 0:51 / /home/me/put\\040io rw - fuse.putio putio-mirror ro\n"
+        "42 22 0:52 / /home/me/put rw - fuse.putio putio-mirror ro\n"
+    )
+    assert device_of("/home/me/put io", table) == "0:51"
+    assert device_of("/home/me/put", table) == "0:52"
+    assert device_of("/elsewhere", table) is None
+    assert device_of("/home/me/put io", tmp_path / "missing") is None
+
+
 def test_the_block_cache_never_holds_more_than_its_budget(tmp_path: Path) -> None:
     cache = BlockCache(tmp_path / "cache", 3 * BLOCK_SIZE).open()
     for index in range(6):
@@ -97,6 +114,37 @@ def test_the_block_cache_starts_empty_and_is_removed_at_close(tmp_path: Path) ->
     assert not (tmp_path / "cache").exists()
 
 
+def test_blocks_in_memory_go_to_disk_only_if_no_stream_has_read_them() -> None:
+    memory = MemoryBlocks(2)
+    for index in range(3):
+        memory.add((1, index), bytearray(BLOCK_SIZE))
+    assert not memory.has((1, 0)) and memory.has((1, 2))
+    assert memory.get((1, 1), streamed=True) is not None
+    assert memory.get((1, 2), streamed=False) is not None
+    spilled = memory.add((1, 3), bytearray(b"x"))  # the streamed one leaves first, unkept
+    assert spilled == [] and not memory.has((1, 1))
+    assert [key for key, _ in memory.add((1, 4), bytearray(b"y"))] == [(1, 2)]
+
+
+def test_a_block_buffer_is_reused_only_once_no_reader_holds_it() -> None:
+    memory = MemoryBlocks(1)
+    memory.add((1, 0), memory.take(BLOCK_SIZE))
+    held = memory.get((1, 0), streamed=True)
+    assert held is not None
+    view, first = memoryview(held)[10:20], id(held)
+    del held
+    memory.add((1, 1), memory.take(BLOCK_SIZE))  # (1, 0) leaves, its buffer is spare
+    assert id(memory.take(BLOCK_SIZE)) != first  # a reader's view still uses it
+    view.release()
+    memory.add((1, 2), memory.take(BLOCK_SIZE))
+    second = memory.get((1, 2), streamed=True)
+    assert second is not None
+    ident = id(second)
+    del second
+    memory.add((1, 3), memory.take(BLOCK_SIZE))
+    assert id(memory.take(BLOCK_SIZE)) == ident
+
+
 @pytest.fixture
 def node_session() -> Iterator[requests.Session]:
     with requests.Session() as session:
@@ -113,10 +161,24 @@ def fetcher_for(
     )  # fmt: skip
 
 
+class Collected:
+    """A receiver with little room at a time: pieces end anywhere."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self._buffer = memoryview(bytearray(100_000))
+
+    def space(self) -> memoryview:
+        return self._buffer
+
+    def filled(self, count: int) -> None:
+        self.data += self._buffer[:count]
+
+
 def collect(fetcher: NodeFetcher, ref: FileRef, start: int, end: int) -> bytes:
-    pieces: list[bytes] = []
-    fetcher.fetch(ref, start, end, lambda piece: pieces.append(bytes(piece)))
-    return b"".join(pieces)
+    received = Collected()
+    fetcher.fetch(ref, start, end, received)
+    return bytes(received.data)
 
 
 def test_a_node_range_survives_resets_stalls_and_expired_urls(
@@ -194,6 +256,47 @@ def test_read_ahead_grows_while_reads_are_sequential(
     assert sum(lengths) == size  # every byte fetched once
 
 
+def test_reads_arriving_a_little_out_of_order_keep_the_read_ahead_going(
+    fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
+) -> None:
+    size = 40 * MIB
+    file_id = fake_putio.add_file("movie.mkv", size=size)
+    reads = remote_reads(fake_putio, node_session, tmp_path)
+    stream, ref, step = Stream(), FileRef(file_id, size), 128 * 1024
+    offsets = list(range(0, size, step))
+    for index in range(1, len(offsets) - 1, 2):  # the kernel's threads answer in pairs, swapped
+        offsets[index], offsets[index + 1] = offsets[index + 1], offsets[index]
+    for offset in offsets:
+        expected = b"".join(fake_putio.file_pieces(file_id, offset, offset + step))
+        assert reads.read(ref, offset, step, stream) == expected
+    lengths = requested_lengths(fake_putio)
+    assert max(lengths) == 8 * BLOCK_SIZE and len(lengths) < 15  # as if in order
+    assert sum(lengths) == size
+
+
+def test_what_a_stream_has_read_is_not_kept_on_disk(
+    fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
+) -> None:
+    size = 40 * MIB
+    file_id = fake_putio.add_file("movie.mkv", size=size)
+    cache = BlockCache(tmp_path / "cache", 64 * MIB).open()
+    fetcher = fetcher_for(fake_putio, node_session)
+    reads = RemoteReads(cache, fetcher, ReadAheadPolicy(4, 2), 10, time.monotonic)
+    stream, ref, step = Stream(), FileRef(file_id, size), MIB
+    for offset in range(0, size, step):
+        assert (
+            reads.read(ref, offset, step, stream)
+            == fake_putio.file_content(file_id)[offset : offset + step]
+        )
+    assert cache.used_bytes() <= MIB  # the first block: read before the stream was one
+    for block in (5, 31, 17, 2, 11, 23, 29, 8, 14, 20):  # more than memory holds
+        reads.read(ref, block * MIB + 3, 10, Stream())
+    assert cache.used_bytes() >= 4 * MIB  # blocks read at random were kept
+    fake_putio.clear_requests()
+    assert reads.read(ref, 5 * MIB + 3, 10, Stream())
+    assert requested_lengths(fake_putio) == []
+
+
 def test_random_reads_fetch_only_the_blocks_they_touch(
     fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
 ) -> None:
@@ -222,3 +325,37 @@ def test_probing_a_files_head_and_tail_fetches_no_read_ahead(
     assert reads.read(ref, size - 100, 4096, stream) == tail
     time.sleep(0.2)  # read-ahead, had any started, would have asked by now
     assert requested_lengths(fake_putio) == [BLOCK_SIZE, BLOCK_SIZE]
+
+
+def test_read_ahead_workers_run_every_job_at_once_and_are_kept() -> None:
+    workers = Workers()
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    def job() -> None:
+        started.release()
+        release.wait(5)
+
+    before = threading.active_count()
+    for _ in range(3):
+        workers.submit(job)
+    for _ in range(3):  # none waits for another to end
+        assert started.acquire(timeout=5)
+    assert threading.active_count() == before + 3
+    release.set()
+    time.sleep(0.1)  # the three are idle now
+    ran = threading.Event()
+    workers.submit(ran.set)
+    assert ran.wait(5)
+    assert threading.active_count() == before + 3  # an idle worker took it
+
+
+def test_an_idle_read_ahead_worker_ends() -> None:
+    workers = Workers(idle_seconds=0.05)
+    before = threading.active_count()
+    ran = threading.Event()
+    workers.submit(ran.set)
+    assert ran.wait(5)
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before

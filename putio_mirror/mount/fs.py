@@ -10,12 +10,14 @@ mirror's state: ``user.putio.id``, ``user.putio.crc32`` and ``user.putio.mirrore
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import itertools
 import logging
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +52,11 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
 
     use_ns = True  # times in integer nanoseconds
 
-    def __init__(self, listing: Listing, reads: RemoteReads) -> None:
+    def __init__(
+        self, listing: Listing, reads: RemoteReads, before_open: Callable[[], None] = lambda: None
+    ) -> None:
         self._listing = listing
+        self._before_open = before_open
         self._reads = reads
         self._handles: dict[int, Handle] = {}
         self._numbers = itertools.count(1)
@@ -87,17 +92,28 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
             except OSError as error:  # gone since the check: stream it instead
                 logger.debug("mount: local copy %s unusable (%s)", local, error)
         handle = Handle(FileRef(node.id, node.size), descriptor)
+        self._before_open()  # the kernel sets the file's read-ahead once this open is answered
         with self._lock:
             number = next(self._numbers)
             self._handles[number] = handle
         return number
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        buffer = bytearray(size)
+        return bytes(buffer[: self.read_into(fh, memoryview(buffer), offset)])
+
+    def read_into(self, fh: int, into: memoryview, offset: int) -> int:
+        """Given an open file, a buffer and an offset, fill the buffer from there (less at
+        the end of the file); return how many bytes were put in it."""
         handle = self._handle(fh)
         if handle.descriptor is not None:
-            return os.pread(handle.descriptor, size, offset)
+            return os.preadv(handle.descriptor, [into], offset)
         try:
-            return self._reads.read(handle.ref, offset, size, handle.stream)
+            done = 0
+            for piece in self._reads.pieces(handle.ref, offset, len(into), handle.stream):
+                into[done : done + len(piece)] = piece
+                done += len(piece)
+            return done
         except Unavailable as error:
             logger.warning("mount: read failed: %s", error)
             raise mfusepy.FuseOSError(errno.EIO) from error
@@ -169,6 +185,17 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
             "st_uid": self._owner[0],
             "st_gid": self._owner[1],
         }
+
+
+class DirectFUSE(mfusepy.FUSE):  # type: ignore[misc]
+    """mfusepy's FUSE, but a read copies the file system's bytes straight into libfuse's
+    buffer: mfusepy's own takes them as one ``bytes`` and copies that, which cost every
+    streamed byte a copy more (a block of the cache joined into ``bytes``, then moved)."""
+
+    def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        into = (ctypes.c_char * size).from_address(ctypes.addressof(buf.contents))
+        count: int = self.operations.read_into(fip.contents.fh, memoryview(into).cast("B"), offset)
+        return count
 
 
 def _mode(is_folder: bool) -> int:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import requests
 
@@ -35,7 +36,7 @@ from putio_mirror.fetch.values import FileToFetch
 
 logger = logging.getLogger(__name__)
 
-#: The most one body read asks of the socket.
+#: The most one body read asks of the socket (the outage clock restarts after each).
 PIECE_SIZE = 256 * 1024
 _CONNECT_TIMEOUT = 5.0
 DEFAULT_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=1_000_000)
@@ -61,6 +62,15 @@ class FileRef:
 
     id: int
     size: int
+
+
+class Receiver(Protocol):
+    """Where a fetched range goes: ``space`` is the buffer the next bytes are read into
+    (never empty while bytes are expected), ``filled`` says how many landed at its start."""
+
+    def space(self) -> memoryview: ...
+
+    def filled(self, count: int) -> None: ...
 
 
 class _Progress:
@@ -93,11 +103,11 @@ class NodeFetcher:
         self._url_locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def fetch(self, ref: FileRef, start: int, end: int, sink: Callable[[memoryview], None]) -> None:
-        """Given a file and a half-open byte range, hand its bytes to ``sink`` in order
-        (views of a buffer that is reused: the sink copies what it keeps).
+    def fetch(self, ref: FileRef, start: int, end: int, receiver: Receiver) -> None:
+        """Given a file, a half-open byte range and where its bytes go, read them from the
+        node straight into the receiver's buffers, in order.
 
-        Failed requests are retried from the first byte not yet handed over; raise
+        Failed requests are retried from the first byte not yet received; raise
         Unavailable once ``max_outage`` seconds passed without a byte, or at once if
         put.io refuses the file (gone, token refused) or lists another size than the node.
         """
@@ -106,16 +116,14 @@ class NodeFetcher:
         while progress.position < end:
             before = progress.position
             try:
-                self._attempt(ref, progress, end, sink)
+                self._attempt(ref, progress, end, receiver)
             except Retry as trouble:
                 failures = 1 if progress.position > before else failures + 1
                 self._pause(ref, trouble, progress, failures)
             except MirrorError as error:  # 401, 404, a changed file: no retry cures it
                 raise Unavailable(f"put.io file {ref.id}: {error.message}") from error
 
-    def _attempt(
-        self, ref: FileRef, progress: _Progress, end: int, sink: Callable[[memoryview], None]
-    ) -> None:
+    def _attempt(self, ref: FileRef, progress: _Progress, end: int, receiver: Receiver) -> None:
         remaining = progress.last_byte_at + self._timing.max_outage - self._clock()
         if remaining <= 0:
             raise Retry("no time left")
@@ -126,21 +134,19 @@ class NodeFetcher:
             if response.status_code in URL_EXPIRED:
                 self._forget(ref.id, url)
             item = FileToFetch(ref.id, ref.size, None, Path(f"put.io file {ref.id}"))
-            skip = first - body_start(response, first, item)  # a 200 sends the whole file
             read = body_reader(response)
-            view = memoryview(bytearray(min(PIECE_SIZE, end - first + skip)))
+            _skip(read, first - body_start(response, first, item))  # a 200 sends the whole file
             while progress.position < end:
-                count = read(view[: min(len(view), end - progress.position + skip)])
+                space = receiver.space()
+                # At most a piece at a time: the outage clock restarts with each one.
+                count = read(space[: min(len(space), end - progress.position, PIECE_SIZE)])
                 if count == 0:
                     raise Retry("the node's answer ended early")
-                dropped = min(skip, count)
-                skip -= dropped
-                if count > dropped:
-                    sink(view[dropped:count])
-                    progress.position += count - dropped
-                    progress.last_byte_at = self._clock()
+                receiver.filled(count)
+                progress.position += count
+                progress.last_byte_at = self._clock()
             if response.status_code == 206:
-                read(view[:0])  # the body is over: hands the connection back to the pool
+                read(memoryview(bytearray(0)))  # the body is over: the connection goes back
 
     def _pause(self, ref: FileRef, trouble: Retry, progress: _Progress, failures: int) -> None:
         """Sleep before the next request; raise Unavailable if the outage has lasted too long."""
@@ -171,3 +177,13 @@ class NodeFetcher:
         with self._lock:
             if self._urls.get(file_id) == url:
                 del self._urls[file_id]
+
+
+def _skip(read: Callable[[memoryview], int], count: int) -> None:
+    """Read and drop ``count`` bytes (the head of a whole file sent for a range)."""
+    scratch = memoryview(bytearray(min(PIECE_SIZE, count)))
+    while count > 0:
+        got = read(scratch[: min(len(scratch), count)])
+        if got == 0:
+            raise Retry("the node's answer ended early")
+        count -= got

@@ -1,29 +1,40 @@
 """Reading a put.io file that is not mirrored: blocks from the cache, or from its node.
 
-A read asks for the blocks it covers: cached ones are read from disk, one being
-fetched already is waited for, missing ones are fetched at once in this thread (one
-Range request for the run). While a stream's reads follow each other, read-ahead
+A read asks for the blocks it covers: blocks landed lately are taken from memory,
+cached ones read from disk, one being fetched already is waited for, missing ones
+are fetched at once in this thread (one Range request for the run). A fetch reads
+the socket straight into the block's buffer; the reader copies from there into the
+kernel's (``pieces``), so a streamed byte is copied twice in this process, not four
+times. While a stream's reads follow each other, read-ahead
 fetches the next blocks in the background, its window doubling with each sequential
 read up to a cap (rclone's chunk doubling), split over up to ``connections``
-parallel Range requests; a seek starts the window again. Every block is fetched by
-one request however many readers want it, and a failure reaches each of its waiters
-as ``Unavailable`` (``EIO``) within the outage limit.
+parallel Range requests run by kept worker threads; a seek starts the window again
+(a read a few blocks off, as the kernel's concurrent reads arrive, is no seek).
+Every block is fetched by one request however many readers want it, and a failure
+reaches each of its waiters as ``Unavailable`` (``EIO``) within the outage limit.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from putio_mirror.mount.blocks import BLOCK_SIZE, BlockCache, BlockKey
+from putio_mirror.mount.blocks import BLOCK_SIZE, BlockCache, BlockKey, MemoryBlocks
 from putio_mirror.mount.node import FileRef, NodeFetcher, Unavailable
+from putio_mirror.mount.workers import Workers
 
 logger = logging.getLogger(__name__)
 
 #: The read-ahead window after the first sequential read, in blocks.
 FIRST_WINDOW = 2
+#: How far from where the last read ended a read still counts as sequential: the kernel's
+#: own read-ahead asks for a few reads at once, over several FUSE threads, and they
+#: arrive out of order (seen: 1.5 MiB ahead, then the read before it). An exact match
+#: took half of a `dd`'s reads for seeks, each one starting the window again.
+NEARBY = 4 * BLOCK_SIZE
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,13 @@ class _Flight:
         self.error: str | None = None
 
 
+_LANDED = _Flight()
+_LANDED.done.set()
+
+#: Bytes of one block, as ``pieces`` hands them out.
+Piece = bytes | memoryview
+
+
 class RemoteReads:
     """Given the block cache, a node fetcher and the read-ahead policy, serve reads."""
 
@@ -70,36 +88,45 @@ class RemoteReads:
         self._clock = clock
         self._flights: dict[BlockKey, _Flight] = {}
         self._lock = threading.Lock()
+        self._workers = Workers()
+        # Room for the window ahead, the block being read and one it has read.
+        self._memory = MemoryBlocks(policy.max_blocks + 2)
 
     def read(self, ref: FileRef, offset: int, size: int, stream: Stream) -> bytes:
         """Given a file, a byte range and the stream's state, return those bytes (fewer at
         the end of the file); raise Unavailable if the node cannot deliver them in time."""
+        return b"".join(self.pieces(ref, offset, size, stream))
+
+    def pieces(self, ref: FileRef, offset: int, size: int, stream: Stream) -> list[Piece]:
+        """Like ``read``, but return the bytes as pieces, one a block, not copied together
+        (the caller copies them once, where they go; it must not change them)."""
         end = min(offset + size, ref.size)
         if offset >= end:
-            return b""
+            return []
         first, last = offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
-        self._read_ahead(ref, stream, offset, end, last + 1)
+        streamed = self._read_ahead(ref, stream, offset, end, last + 1)
         parts = []
         for index in range(first, last + 1):
             base = index * BLOCK_SIZE
-            parts.append(
-                self._block_part(
-                    ref, index, max(offset, base) - base, min(end, base + BLOCK_SIZE) - base
-                )
-            )
-        return b"".join(parts)
+            start, stop = max(offset, base) - base, min(end, base + BLOCK_SIZE) - base
+            parts.append(self._block_part(ref, index, start, stop, streamed))
+        return parts
 
-    def _block_part(self, ref: FileRef, index: int, start: int, stop: int) -> bytes:
-        """Return bytes [start, stop) of one block: cached, awaited, or fetched now."""
+    def _block_part(self, ref: FileRef, index: int, start: int, stop: int, streamed: bool) -> Piece:
+        """Return bytes [start, stop) of one block: held, cached, awaited, or fetched now."""
         key = (ref.id, index)
         deadline = self._clock() + self._max_wait
         while True:
+            held = self._memory.get(key, streamed=streamed)
+            if held is not None:
+                return memoryview(held)[start:stop]
             data = self._cache.read(key, start, stop - start)
             if data is not None and len(data) == stop - start:
                 return data
             flight, mine = self._claim(key)
             if mine:
-                return self._fetch_run(ref, index, index + 1, keep=True)[index][start:stop]
+                block = self._fetch_run(ref, index, index + 1, keep=True)[index]
+                return memoryview(block)[start:stop]
             if not flight.done.wait(max(0.0, deadline - self._clock())):
                 raise Unavailable(f"put.io file {ref.id}: block {index} did not arrive in time")
             if flight.error is not None:
@@ -111,38 +138,39 @@ class RemoteReads:
             flight = self._flights.get(key)
             if flight is not None:
                 return flight, False
+            if self._memory.has(key) or self._cache.has(key):
+                return _LANDED, False  # it landed since the caller looked: look again
             flight = self._flights[key] = _Flight()
             return flight, True
 
-    def _read_ahead(self, ref: FileRef, stream: Stream, offset: int, end: int, start: int) -> None:
-        """Grow or reset the stream's window, and fetch the missing blocks ahead of it."""
+    def _read_ahead(self, ref: FileRef, stream: Stream, offset: int, end: int, start: int) -> bool:
+        """Grow or reset the stream's window, and fetch the missing blocks ahead of it;
+        return whether the read is sequential."""
         count = -(-ref.size // BLOCK_SIZE)
         with stream.lock:
             # A first read proves nothing: a media scanner reads a file's head, then its
             # tail, and read-ahead of every file it probes would download the library.
-            sequential = offset == stream.next_offset and offset > 0
-            stream.next_offset = end
+            sequential = offset > 0 and abs(offset - stream.next_offset) <= NEARBY
+            stream.next_offset = max(stream.next_offset, end) if sequential else end
             if not sequential:
                 stream.window = 0
-                return
+                return False
             stream.window = min(max(stream.window * 2, FIRST_WINDOW), self._policy.max_blocks)
             stop = min(start + stream.window, count)
             chunk = max(1, stream.window // self._policy.connections)
             missing = [i for i in range(start, stop) if not self._known((ref.id, i))]
             if not missing or (missing[0] != start and len(missing) < chunk):
-                return  # only worthwhile requests: the next block, or a whole chunk
+                return True  # only worthwhile requests: the next block, or a whole chunk
             free = self._policy.connections - stream.pending
             runs = self._claim_runs(ref.id, missing, chunk, free) if free > 0 else []
             stream.pending += len(runs)
         for first, stop_index in runs:
-            worker = threading.Thread(
-                target=self._prefetch, args=(ref, first, stop_index, stream), daemon=True
-            )
-            worker.start()
+            self._workers.submit(functools.partial(self._prefetch, ref, first, stop_index, stream))
+        return True
 
     def _known(self, key: BlockKey) -> bool:
         with self._lock:
-            return key in self._flights or self._cache.has(key)
+            return key in self._flights or self._memory.has(key) or self._cache.has(key)
 
     def _claim_runs(
         self, file_id: int, indexes: list[int], chunk: int, most: int
@@ -153,7 +181,7 @@ class RemoteReads:
         with self._lock:
             for index in indexes:
                 key = (file_id, index)
-                if key in self._flights or self._cache.has(key):
+                if key in self._flights or self._memory.has(key) or self._cache.has(key):
                     continue
                 if runs and runs[-1][1] == index and runs[-1][1] - runs[-1][0] < chunk:
                     runs[-1] = (runs[-1][0], index + 1)
@@ -175,37 +203,31 @@ class RemoteReads:
             with stream.lock:
                 stream.pending -= 1
 
-    def _fetch_run(self, ref: FileRef, first: int, stop: int, *, keep: bool) -> dict[int, bytes]:
+    def _fetch_run(
+        self, ref: FileRef, first: int, stop: int, *, keep: bool
+    ) -> dict[int, bytearray]:
         """Fetch claimed blocks [first, stop) with one request, landing each as it completes;
         return them if ``keep``. Raise Unavailable (each unlanded block's waiters hear too)."""
-        kept: dict[int, bytes] = {}
-        block = memoryview(bytearray(BLOCK_SIZE))  # one buffer, reused for every block
-        filled = 0
-        landed = first
+        kept: dict[int, bytearray] = {}
 
-        def sink(piece: memoryview) -> None:
-            nonlocal filled, landed
-            while piece:
-                length = self._length(ref, landed)
-                taken = min(len(piece), length - filled)
-                block[filled : filled + taken] = piece[:taken]
-                filled += taken
-                piece = piece[taken:]
-                if filled == length:
-                    self._cache.put((ref.id, landed), block[:length])
-                    if keep:
-                        kept[landed] = bytes(block[:length])
-                    self._land((ref.id, landed), None)
-                    landed, filled = landed + 1, 0
+        def landed(index: int, block: bytearray) -> None:
+            if keep:
+                kept[index] = block
+            spilled = self._memory.add((ref.id, index), block)
+            self._land((ref.id, index), None)
+            for key, data in spilled:  # after the waiters were woken: they need not wait
+                self._cache.put(key, data)
+                self._memory.recycle(data)
 
+        landing = _Landing(ref, first, stop, landed, self._memory.take)
         end = min(stop * BLOCK_SIZE, ref.size)
         try:
-            self._fetcher.fetch(ref, first * BLOCK_SIZE, end, sink)
+            self._fetcher.fetch(ref, first * BLOCK_SIZE, end, landing)
         except BaseException as error:
             reason = (
                 str(error) if isinstance(error, Unavailable) else f"the fetch failed ({error!r})"
             )
-            for index in range(landed, stop):
+            for index in range(landing.index, stop):
                 self._land((ref.id, index), reason)
             raise
         return kept
@@ -217,6 +239,34 @@ class RemoteReads:
             flight.error = error
             flight.done.set()
 
-    @staticmethod
-    def _length(ref: FileRef, index: int) -> int:
-        return min(BLOCK_SIZE, ref.size - index * BLOCK_SIZE)
+
+class _Landing:
+    """A run of blocks being received: each is read straight into a buffer ``take`` gives
+    (none a reader still holds) and handed to ``landed`` once whole."""
+
+    def __init__(
+        self,
+        ref: FileRef,
+        first: int,
+        stop: int,
+        landed: Callable[[int, bytearray], None],
+        take: Callable[[int], bytearray],
+    ) -> None:
+        self.index = first
+        self._ref = ref
+        self._landed = landed
+        self._take = take
+        self._block = bytearray(0)
+        self._filled = 0
+
+    def space(self) -> memoryview:
+        if not self._block:
+            self._block = self._take(min(BLOCK_SIZE, self._ref.size - self.index * BLOCK_SIZE))
+        return memoryview(self._block)[self._filled :]
+
+    def filled(self, count: int) -> None:
+        self._filled += count
+        if self._filled == len(self._block):
+            block, self._block, self._filled = self._block, bytearray(0), 0
+            self.index += 1
+            self._landed(self.index - 1, block)
