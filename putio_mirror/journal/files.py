@@ -12,13 +12,23 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from putio_mirror.core.state import DownloadRecord
 from putio_mirror.journal.schema import downloads_table, upsert, upsert_row
 
-# Every download row, failure-only ones included (their path and size are NULL).
-_RECORDS = select(*(downloads_table.c[item.name] for item in fields(DownloadRecord)))
+# Every download row, failure-only ones included (their NULL path and size read as "" and 0),
+# its columns in DownloadRecord's order: a row becomes a record by position, which matters
+# at 100,000 rows (observe reads them all each run).
+_NOT_NULL = {"relative_path": "", "size": 0}
+_RECORDS = select(
+    *(
+        func.coalesce(downloads_table.c[item.name], _NOT_NULL[item.name]).label(item.name)
+        if item.name in _NOT_NULL
+        else downloads_table.c[item.name]
+        for item in fields(DownloadRecord)
+    )
+)
 
 
 _UNVERIFIED = downloads_table.c.verified_at.is_(None)
@@ -87,14 +97,7 @@ def is_verified(conn: Connection, file_id: int) -> bool:
 
 def records(conn: Connection) -> dict[int, DownloadRecord]:
     """Return every file's record by id; a failure-only one has path "" and size 0."""
-    return {row.file_id: _record(row) for row in conn.execute(_RECORDS)}
-
-
-def _record(row: Row[Any]) -> DownloadRecord:
-    values = row._asdict()
-    values["relative_path"] = values["relative_path"] or ""
-    values["size"] = values["size"] or 0
-    return DownloadRecord(**values)
+    return {row[0]: DownloadRecord(*row) for row in conn.execute(_RECORDS).all()}
 
 
 def download_row(
