@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import ARRAY, BigInteger, Connection, bindparam, func, insert, select, text, update
 
 from putio_mirror.core.state import Desire
 from putio_mirror.journal.engine import Database
-from putio_mirror.journal.schema import desires_table, downloads_table
+from putio_mirror.journal.schema import desires_table
 
 #: labels are few short words; one text column keeps the table simple
 LABEL_SEPARATOR = "\n"
@@ -224,12 +224,27 @@ def _aware(moment: datetime) -> datetime:
 def progress_of(db: Database, file_ids: list[int]) -> dict[int, tuple[int, bool, str | None]]:
     """Given file ids, return file id -> (bytes done, verified, placed path) for those the
     journal knows: what the RPC door reports as local progress."""
-    download = downloads_table.c
-    query = select(
-        download.file_id, download.bytes_done, download.verified_at, download.placed_path
-    ).where(download.file_id.in_(file_ids))
     with db.read() as conn:
+        query, ids = _PROGRESS[conn.dialect.name], _id_list(conn.dialect.name, file_ids)
         return {
-            row.file_id: (row.bytes_done or 0, row.verified_at is not None, row.placed_path)
-            for row in conn.execute(query)
+            file_id: (bytes_done or 0, bool(verified), placed_path)
+            for file_id, bytes_done, verified, placed_path in conn.execute(query, {"ids": ids})
         }
+
+
+# The ids go as one parameter, not one each: a poll of 1,000 items names 2,000 files or
+# more, and expanding them cost 9 ms a poll where this costs 3 (bench/rpc_view.py).
+_PROGRESS = {
+    "sqlite": text(
+        "SELECT file_id, bytes_done, verified_at IS NOT NULL, placed_path FROM downloads "
+        "WHERE file_id IN (SELECT value FROM json_each(:ids))"
+    ),
+    "postgresql": text(
+        "SELECT file_id, bytes_done, verified_at IS NOT NULL, placed_path FROM downloads "
+        "WHERE file_id = ANY(:ids)"
+    ).bindparams(bindparam("ids", type_=ARRAY(BigInteger))),
+}
+
+
+def _id_list(dialect_name: str, file_ids: list[int]) -> object:
+    return json.dumps(file_ids) if dialect_name == "sqlite" else file_ids

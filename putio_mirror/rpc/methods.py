@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,11 @@ from putio_mirror.journal.store import Journal
 from putio_mirror.local.space import free_bytes
 from putio_mirror.rpc import ids
 from putio_mirror.rpc.adding import RpcError, labels_of, parse_add
-from putio_mirror.rpc.board import Board, is_placed
-from putio_mirror.rpc.fields import STOPPED, ItemView, LocalItem, torrent_rows
+from putio_mirror.rpc.board import Board
+from putio_mirror.rpc.fields import STOPPED, ItemView, LocalItem
 from putio_mirror.rpc.removal import remove_local
+from putio_mirror.rpc.rows import Progress, RowCache, local_item
+from putio_mirror.rpc.wire import JsonText
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +53,35 @@ class Door:
     clock: Callable[[], datetime]
     #: ask the watcher for a sync now (an item removed with its data leaves put.io soon)
     sync_soon: Callable[[], None] = lambda: None
+    #: ``torrent-get``'s rows kept between polls
+    row_cache: RowCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.row_cache = RowCache(str(self.downloads))
 
     def views(self, desires: list[Desire]) -> list[ItemView]:
-        file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]
-        progress = self.journal.desires.progress_of(file_ids)
+        progress = self.progress(desires)
+        downloads, transfers = str(self.downloads), self.board.transfers()
         return [
-            ItemView(
-                desire,
-                self.board.transfer(desire.info_hash),
-                _local(desire, progress),
-                str(self.downloads),
-            )
+            ItemView(desire, transfers.get(desire.info_hash), _local(desire, progress), downloads)
             for desire in desires
         ]
 
+    def rows(self, desires: list[Desire], wanted: list[str], every: Collection[str]) -> JsonText:
+        """Given the items asked about, the fields wanted and the info-hashes of every item,
+        return ``torrent-get``'s rows (worked out again only for items that changed)."""
+        progress = self.progress(desires)
+        transfers = self.board.transfers()
+        return self.row_cache.rows(desires, transfers, progress, wanted, self.clock(), every)
 
-def _local(desire: Desire, progress: dict[int, tuple[int, bool, str | None]]) -> LocalItem | None:
-    if not desire.item_path:
-        return None
-    done = sum(progress.get(file_id, (0, False, None))[0] for file_id, _, _ in desire.item_files)
-    return LocalItem(desire.item_path, desire.item_files, done, is_placed(desire, progress))
+    def progress(self, desires: list[Desire]) -> dict[int, Progress]:
+        file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]
+        return self.journal.desires.progress_of(file_ids)
+
+
+def _local(desire: Desire, progress: Mapping[int, Progress]) -> LocalItem | None:
+    files = [progress.get(file_id, (0, False, None)) for file_id, _, _ in desire.item_files]
+    return local_item(desire, files)
 
 
 def answer(door: Door, request: object) -> dict[str, Any]:
@@ -190,10 +201,9 @@ def torrent_get(door: Door, arguments: Arguments) -> Arguments:
         raise RpcError("'fields' should be a list of field names")
     if len(fields) > MAX_FIELDS:
         raise RpcError(f"too many fields (at most {MAX_FIELDS})")
-    chosen = _chosen(door, arguments)
-    now = door.clock()
-    torrents = torrent_rows(door.views(chosen), fields, now)
-    reply: Arguments = {"torrents": torrents}
+    every = door.journal.desires.listing()
+    chosen = ids.select(arguments.get("ids"), every.values())
+    reply: Arguments = {"torrents": door.rows(chosen, fields, every.keys())}
     if arguments.get("ids") == ids.RECENTLY_ACTIVE:
         reply["removed"] = []
     return reply
