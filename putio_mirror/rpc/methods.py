@@ -24,6 +24,7 @@ from putio_mirror.local.space import free_bytes
 from putio_mirror.rpc import ids
 from putio_mirror.rpc.adding import RpcError, labels_of, parse_add
 from putio_mirror.rpc.board import Board
+from putio_mirror.rpc.fetching import URL_TIMEOUT, fetch_torrent, is_url
 from putio_mirror.rpc.fields import STOPPED, ItemView, LocalItem
 from putio_mirror.rpc.removal import remove_local
 from putio_mirror.rpc.rows import Progress, RowCache, local_item
@@ -53,6 +54,8 @@ class Door:
     clock: Callable[[], datetime]
     #: ask the watcher for a sync now (an item removed with its data leaves put.io soon)
     sync_soon: Callable[[], None] = lambda: None
+    #: seconds ``torrent-add`` may spend fetching a .torrent from a URL
+    url_timeout: float = URL_TIMEOUT
     #: ``torrent-get``'s rows kept between polls
     row_cache: RowCache = field(init=False)
 
@@ -186,7 +189,16 @@ def free_space(door: Door, arguments: Arguments) -> Arguments:
 
 
 def torrent_add(door: Door, arguments: Arguments) -> Arguments:
-    addition = parse_add(arguments, str(door.downloads), door.rpc.categories, door.clock())
+    filename, fetched = arguments.get("filename"), None
+    if not arguments.get("metainfo") and isinstance(filename, str) and is_url(filename):
+        # This request's own thread waits: other clients are answered meanwhile.
+        got = fetch_torrent(filename, door.url_timeout)
+        if isinstance(got, str):
+            arguments = arguments | {"filename": got}  # it led to a magnet link
+        else:
+            fetched = (filename, got)
+    downloads, categories = str(door.downloads), door.rpc.categories
+    addition = parse_add(arguments, downloads, categories, door.clock(), fetched)
     number, added = door.journal.desires.add(addition.desire, addition.data)
     if added:
         door.wake()
