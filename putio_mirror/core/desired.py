@@ -10,26 +10,49 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from putio_mirror.core.mirroring import RemoteTree
-from putio_mirror.core.plan import CancelTransfer, DeleteRemote, SubmitDesired
+from putio_mirror.core.plan import CancelTransfer, DeleteRemote, Download, SubmitDesired
 from putio_mirror.core.state import FINISHED_STATUSES, Desire, Snapshot, Transfer
 
 SECONDS_PER_MINUTE = 60
 
 
 def plan_desires(snapshot: Snapshot) -> list[SubmitDesired]:
-    """Given the world, return a submission for every desire not yet on put.io, by rpc id."""
+    """Given the world, return a submission for every desire not yet on put.io, in the
+    download order."""
     submitted = {
         key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
     }
     on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
     return [
         SubmitDesired(desire.name, desire.info_hash, desire.magnet_uri, desire.category)
-        for desire in sorted(snapshot.journal.desires.values(), key=lambda entry: entry.rpc_id)
+        for desire in sorted(snapshot.journal.desires.values(), key=_queue_place)
         if not desire.paused
         and desire.error is None
         and desire.info_hash not in submitted
         and desire.info_hash not in on_putio
     ]
+
+
+def _queue_place(desire: Desire) -> tuple[int, int]:
+    return desire.queue_position, desire.rpc_id
+
+
+def in_queue_order(fetches: list[Download], snapshot: Snapshot, tree: RemoteTree) -> list[Download]:
+    """Given the files to fetch, return them with the RPC items' files first, item by item
+    in the download order (``queue-move-*``), then every other file as it came."""
+    places: dict[int, tuple[int, int]] = {}
+    desires = snapshot.journal.desires
+    for transfer in snapshot.transfers:
+        desire = desires.get(transfer.hash or "")
+        if desire is None or transfer.file_id is None:
+            continue
+        place = _queue_place(desire)
+        places[transfer.file_id] = place
+        places.update((remote.id, place) for remote in tree.files_under(transfer.file_id))
+    if not places:
+        return fetches
+    last = (1 << 62, 0)  # sorted() is stable: within an item, and after the items, as before
+    return sorted(fetches, key=lambda action: places.get(action.file_id, last))
 
 
 def has_seed_limits(desire: Desire | None) -> bool:

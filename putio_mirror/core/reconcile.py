@@ -16,6 +16,7 @@ from putio_mirror.core.desired import (
     desire_of,
     has_seed_limits,
     held_ids,
+    in_queue_order,
     plan_desires,
     plan_purges,
     plan_removed_transfers,
@@ -75,7 +76,9 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     if policy.download:
         fetches, adopted = plan_downloads(snapshot, policy, tree, notes, now)
         held = held_ids(snapshot, tree)  # paused or removed by an RPC client
-        fetches = [action for action in fetches if action.file_id not in held]
+        fetches = in_queue_order(
+            [action for action in fetches if action.file_id not in held], snapshot, tree
+        )
         adopted = [action for action in adopted if action.file_id not in held]
         pending = Pending.of(fetches, adopted)
         placements = [

@@ -159,6 +159,8 @@ class Desire:
     item_path: str = ""
     #: (file id, relative path, size) of the item's mirrored files
     item_files: tuple[tuple[int, str, int], ...] = ()
+    #: its place in the download order (0 first), which ``queue-move-*`` changes
+    queue_position: int = 0
 
     @property
     def key(self) -> str:

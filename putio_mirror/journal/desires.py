@@ -40,12 +40,15 @@ _LISTED = select(
     _COLUMNS.error,
     _COLUMNS.item_path,
     _COLUMNS.item_files,
-)
+).order_by(_COLUMNS.queue_position, _COLUMNS.id)
 
 
 def add(conn: Connection, row: Mapping[str, Any]) -> tuple[int, bool]:
     """Given a new desire's row, store it unless its info-hash is known and not removed;
-    return (its id, whether it was added now). A removed one comes back with the new row."""
+    return (its id, whether it was added now). A removed one comes back with the new row.
+    Either goes to the end of the download order."""
+    last = conn.execute(select(func.max(_COLUMNS.queue_position))).scalar_one_or_none()
+    row = dict(row) | {"queue_position": (last or 0) + 1}
     found = conn.execute(
         select(_COLUMNS.id, _COLUMNS.removed_at).where(_COLUMNS.info_hash == row["info_hash"])
     ).first()
@@ -74,6 +77,14 @@ def change(conn: Connection, info_hashes: list[str], values: Mapping[str, Any]) 
         conn.execute(statement.values(**values, revision=_COLUMNS.revision + 1))
 
 
+def reorder(conn: Connection, info_hashes: list[str]) -> None:
+    """Given every live desire's info-hash in the download order wanted, number them so."""
+    current = dict(conn.execute(select(_COLUMNS.info_hash, _COLUMNS.queue_position)).all())
+    for position, info_hash in enumerate(info_hashes):
+        if current.get(info_hash, position) != position:
+            change(conn, [info_hash], {"queue_position": position})
+
+
 def remove(conn: Connection, info_hashes: list[str], now: datetime, purge: bool) -> None:
     change(conn, info_hashes, {"removed_at": now, "purge": purge})
 
@@ -92,7 +103,8 @@ def fingerprint(conn: Connection) -> tuple[int, int, int]:
 def listing(conn: Connection) -> dict[str, Desire]:
     """Return every desire not removed, by info-hash."""
     rows = conn.execute(_LISTED.where(_COLUMNS.removed_at.is_(None)))
-    return {row.info_hash: _desire(row) for row in rows}
+    # queue_position is the item's place among those listed: 0, 1, 2 ... as Transmission's
+    return {row.info_hash: _desire(row, place) for place, row in enumerate(rows)}
 
 
 def removed(conn: Connection) -> tuple[frozenset[str], frozenset[int]]:
@@ -112,7 +124,7 @@ def torrent(conn: Connection, info_hash: str) -> bytes | None:
     return None if data is None else bytes(data)
 
 
-def _desire(row: Any) -> Desire:
+def _desire(row: Any, place: int) -> Desire:
     # Unpacked once: attribute access on 1,000 rows is a poll's biggest cost after SQL.
     (info_hash, rpc_id, name, kind, added_at, magnet_uri, size, category, labels, paused,
      ratio, idle, error, item_path, item_files) = row  # fmt: skip
@@ -132,6 +144,7 @@ def _desire(row: Any) -> Desire:
         error,
         item_path or "",
         _files(item_files),
+        place,
     )
 
 
@@ -188,6 +201,11 @@ class DesireBook:
         which files it has."""
         values = {"item_id": item_id, "item_path": item_path, "item_files": json.dumps(files)}
         self.change([info_hash], **values)
+
+    def reorder(self, info_hashes: list[str]) -> None:
+        """Given the info-hashes of the desires in the download order wanted, keep it."""
+        with self._db.write() as conn:
+            reorder(conn, info_hashes)
 
     def remove(self, info_hashes: list[str], now: datetime, *, purge: bool = False) -> None:
         """Given info-hashes, mark those desires removed (``purge``: with their data)."""

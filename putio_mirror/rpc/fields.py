@@ -174,7 +174,7 @@ _FIELDS: dict[str, Callable[[_Item], object]] = {
     "wanted": lambda item: [1] * item.file_count,
     "labels": lambda item: list(item.desire.labels),
     "magnetLink": lambda item: item.desire.magnet_uri,
-    "queuePosition": lambda item: item.desire.rpc_id,
+    "queuePosition": lambda item: item.desire.queue_position,
     "isPrivate": lambda item: False,
     "creator": lambda item: "putio-mirror",
     "comment": lambda item: "",

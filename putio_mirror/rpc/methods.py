@@ -26,6 +26,7 @@ from putio_mirror.rpc.adding import RpcError, labels_of, parse_add
 from putio_mirror.rpc.board import Board
 from putio_mirror.rpc.fetching import URL_TIMEOUT, fetch_torrent, is_url
 from putio_mirror.rpc.fields import STOPPED, ItemView, LocalItem
+from putio_mirror.rpc.queue import Move, moved
 from putio_mirror.rpc.removal import remove_local
 from putio_mirror.rpc.rows import Progress, RowCache, local_item
 from putio_mirror.rpc.wire import JsonText
@@ -261,8 +262,21 @@ def _pausing(paused: bool) -> Callable[[Door, Arguments], Arguments]:
     return pause_or_resume
 
 
+def _queue_move(move: Move) -> Callable[[Door, Arguments], Arguments]:
+    def queue_move(door: Door, arguments: Arguments) -> Arguments:
+        every = door.journal.desires.listing()  # in download order
+        chosen = {desire.info_hash for desire in ids.select(arguments.get("ids"), every.values())}
+        order = list(every)
+        new_order = moved(order, chosen, move)
+        if new_order != order:
+            door.journal.desires.reorder(new_order)
+        return {}
+
+    return queue_move
+
+
 def _accepted(door: Door, arguments: Arguments) -> Arguments:
-    """Methods with nothing to do here (put.io verifies, announces and orders itself)."""
+    """Methods with nothing to do here (put.io verifies and announces itself)."""
     _chosen(door, arguments)  # the ids are still checked
     return {}
 
@@ -309,10 +323,10 @@ METHODS: dict[str, Callable[[Door, Arguments], Arguments]] = {
     "torrent-stop": _pausing(True),
     "torrent-verify": _accepted,
     "torrent-reannounce": _accepted,
-    "queue-move-top": _accepted,
-    "queue-move-up": _accepted,
-    "queue-move-down": _accepted,
-    "queue-move-bottom": _accepted,
+    "queue-move-top": _queue_move("top"),
+    "queue-move-up": _queue_move("up"),
+    "queue-move-down": _queue_move("down"),
+    "queue-move-bottom": _queue_move("bottom"),
 }
 
 __all__ = ["METHODS", "STOPPED", "VERSION", "Door", "answer"]
