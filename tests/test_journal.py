@@ -551,6 +551,7 @@ def test_desires_are_kept_once_by_info_hash_changed_removed_and_added_again(
     assert book.listing() == {}
     facts = any_journal.facts()
     assert (facts.removed_desires, facts.purged_items) == ({HASH_A, "b" * 40}, {6})
+    assert facts.removed_ids == {6, 7}  # its item and its file, as located
     assert book.add(wanted, b"d4:infode") == (1, True)  # its number again
     assert set(book.listing()) == {HASH_A} and not book.listing()[HASH_A].paused
     assert any_journal.facts().purged_items == frozenset()

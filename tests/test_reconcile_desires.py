@@ -13,15 +13,18 @@ from putio_mirror.core.plan import (
     CleanTransfers,
     Download,
     SubmitDesired,
+    TidyStaging,
 )
 from putio_mirror.core.reconcile import reconcile
 from putio_mirror.core.state import (
     BlackholeItem,
     Desire,
     JournalFacts,
+    LocalFacts,
     Policy,
     RemoteFile,
     Snapshot,
+    StagedEntry,
     Submission,
     Transfer,
 )
@@ -173,3 +176,35 @@ def test_rpc_items_are_fetched_first_in_their_download_order_then_the_other_file
     plan = reconcile(Snapshot(transfers=transfers, files=files, journal=journal), Policy(), NOW)
     fetched = [action.file_id for action in plan if isinstance(action, Download)]
     assert fetched == [21, 22, 11, 5, 31]  # item B, then item A, then the rest by path
+
+
+def test_what_staging_holds_of_a_removed_item_is_tidied_at_once_even_after_its_transfer_went() -> (
+    None
+):
+    fresh = NOW  # younger than any grace period
+    staging = (
+        StagedEntry("part", 11, 4, fresh),  # removed, its transfer still listed
+        StagedEntry("part", 21, 4, fresh),  # removed, its transfer cleaned: the journal knows
+        StagedEntry("part", 31, 4, fresh),  # paused: kept for when it resumes
+    )
+    journal = replace(
+        facts(desire(HASH_C, 3, paused=True)),
+        removed_desires=frozenset({HASH_A, HASH_B}),
+        removed_ids=frozenset({20, 21}),
+    )
+    snapshot = Snapshot(
+        transfers=(
+            Transfer(1, "a", "COMPLETED", hash=HASH_A, file_id=10),
+            Transfer(3, "c", "COMPLETED", hash=HASH_C, file_id=30),
+        ),
+        files=tree_of_item(10) + tree_of_item(20) + tree_of_item(30),
+        journal=journal,
+        local=LocalFacts(staging=staging),
+    )
+    plan = reconcile(snapshot, Policy(), NOW)
+    assert not [action for action in plan if isinstance(action, Download)]
+    tidied = [action for action in plan if isinstance(action, TidyStaging)]
+    assert [(action.key, action.why) for action in tidied] == [
+        ("tidy:part:11", "removed by its RPC client"),
+        ("tidy:part:21", "removed by its RPC client"),
+    ]

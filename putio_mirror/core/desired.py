@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from putio_mirror.core.mirroring import RemoteTree
-from putio_mirror.core.plan import CancelTransfer, DeleteRemote, Download, SubmitDesired
+from putio_mirror.core.plan import (
+    CancelTransfer,
+    DeleteRemote,
+    Download,
+    SubmitDesired,
+    TidyStaging,
+)
 from putio_mirror.core.state import FINISHED_STATUSES, Desire, Snapshot, Transfer
 
 SECONDS_PER_MINUTE = 60
@@ -81,16 +87,45 @@ def desire_of(transfer: Transfer, desires: Mapping[str, Desire]) -> Desire | Non
 def held_ids(snapshot: Snapshot, tree: RemoteTree) -> frozenset[int]:
     """Given the world, return the ids of the items (and every file in them) that must not be
     fetched or placed now: those of paused desires (``torrent-stop``) and removed ones."""
+    paused = {info_hash for info_hash, desire in snapshot.journal.desires.items() if desire.paused}
+    items = {
+        transfer.file_id
+        for transfer in snapshot.transfers
+        if transfer.file_id is not None and (transfer.hash or "") in paused
+    }
+    return _with_files(items, tree) | removed_ids(snapshot, tree)
+
+
+def removed_ids(snapshot: Snapshot, tree: RemoteTree) -> frozenset[int]:
+    """Given the world, return the ids of the items RPC clients removed and of every file
+    in them: by their transfer while put.io lists it, and by what the journal saw of them
+    (the transfer is cleaned soon after a removal; the files stay unless purged)."""
     journal = snapshot.journal
-    paused = {info_hash for info_hash, desire in journal.desires.items() if desire.paused}
-    held: set[int] = set()
-    for transfer in snapshot.transfers:
-        hash_ = transfer.hash or ""
-        if transfer.file_id is None or not (hash_ in paused or hash_ in journal.removed_desires):
-            continue
-        held.add(transfer.file_id)
-        held.update(remote.id for remote in tree.files_under(transfer.file_id))
-    return frozenset(held)
+    items = set(journal.removed_ids)
+    items.update(
+        transfer.file_id
+        for transfer in snapshot.transfers
+        if transfer.file_id is not None and (transfer.hash or "") in journal.removed_desires
+    )
+    return _with_files(items, tree)
+
+
+def _with_files(items: set[int], tree: RemoteTree) -> frozenset[int]:
+    found = set(items)
+    for item_id in items:
+        found.update(remote.id for remote in tree.files_under(item_id))
+    return frozenset(found)
+
+
+def plan_removed_leftovers(snapshot: Snapshot, removed: frozenset[int]) -> list[TidyStaging]:
+    """Given the world and the ids of removed items and their files, return the tidying of
+    what staging holds of them (a half-fetched part, verified bytes, a build folder): the
+    client said it wants none of it, so no grace period."""
+    return [
+        TidyStaging(entry.kind, entry.remote_id, entry.size, why="removed by its RPC client")
+        for entry in snapshot.local.staging
+        if entry.remote_id in removed
+    ]
 
 
 def plan_removed_transfers(snapshot: Snapshot) -> list[CancelTransfer]:

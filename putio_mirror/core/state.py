@@ -186,6 +186,8 @@ class JournalFacts:
     removed_desires: frozenset[str] = frozenset()
     #: put.io item ids of those removed with their data (``delete-local-data``)
     purged_items: frozenset[int] = frozenset()
+    #: put.io ids of the removed ones' items and files, as far as the journal saw them
+    removed_ids: frozenset[int] = frozenset()
 
 
 StagedKind = Literal["part", "verified", "build"]

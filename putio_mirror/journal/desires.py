@@ -107,15 +107,18 @@ def listing(conn: Connection) -> dict[str, Desire]:
     return {row.info_hash: _desire(row, place) for place, row in enumerate(rows)}
 
 
-def removed(conn: Connection) -> tuple[frozenset[str], frozenset[int]]:
-    """Return the info-hashes of the desires removed (and not added again since), and the
-    put.io item ids of those removed with their data."""
-    query = select(_COLUMNS.info_hash, _COLUMNS.purge, _COLUMNS.item_id).where(
+def removed(conn: Connection) -> tuple[frozenset[str], frozenset[int], frozenset[int]]:
+    """Return the info-hashes of the desires removed (and not added again since), the
+    put.io item ids of those removed with their data, and the put.io ids of every removed
+    one's item and files (as far as they were located)."""
+    query = select(_COLUMNS.info_hash, _COLUMNS.purge, _COLUMNS.item_id, _COLUMNS.item_files).where(
         _COLUMNS.removed_at.is_not(None)
     )
     rows = conn.execute(query).all()
-    purged = frozenset(int(item) for _, purge, item in rows if purge and item is not None)
-    return frozenset(info_hash for info_hash, _, _ in rows), purged
+    purged = frozenset(int(item) for _, purge, item, _ in rows if purge and item is not None)
+    ids = {int(item) for _, _, item, _ in rows if item is not None}
+    ids.update(file_id for *_, files in rows for file_id, _, _ in _files(files))
+    return frozenset(info_hash for info_hash, *_ in rows), purged, frozenset(ids)
 
 
 def torrent(conn: Connection, info_hash: str) -> bytes | None:
