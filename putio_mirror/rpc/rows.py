@@ -64,9 +64,13 @@ class RowCache:
             found = kept.get(desire.info_hash)
             if found is None or found[0] != key:
                 view = ItemView(desire, transfer, local_item(desire, files), self._downloads)
-                found = (key, _template(item_fields(view, names)))
-                kept[desire.info_hash] = found
-            rows.append(_fill(found[1], desire, now))
+                template = _template(item_fields(view, names))
+            else:
+                template = found[1]
+            # Kept with this poll's objects, equal or not: the next poll's comparison then
+            # meets the same objects and stops at their identity.
+            kept[desire.info_hash] = (key, template)
+            rows.append(_fill(template, desire, now))
         if len(kept) > len(live) + 64:  # removed items' rows go at some point
             self._prune(kept, live)
         return JsonText(f"[{','.join(rows)}]")
@@ -88,7 +92,8 @@ class RowCache:
 
     def _prune(self, kept: dict[str, Any], live: Collection[str]) -> None:
         with self._lock:
-            for info_hash in [info_hash for info_hash in kept if info_hash not in live]:
+            # list(): another request thread may add a row meanwhile
+            for info_hash in [info_hash for info_hash in list(kept) if info_hash not in live]:
                 kept.pop(info_hash, None)
 
 
