@@ -36,7 +36,9 @@ def fetch_torrent(url: str, timeout: float = URL_TIMEOUT) -> bytes | str:
     the magnet link it redirects to; raise RpcError saying what went wrong, URL included."""
     deadline = time.monotonic() + timeout
     with requests.Session() as session:
-        session.headers["User-Agent"] = "putio-mirror"
+        # identity: the cap counts what is decoded, and a small compressed body can decode
+        # to a great deal in one read
+        session.headers.update({"User-Agent": "putio-mirror", "Accept-Encoding": "identity"})
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             _check_scheme(url, current)
