@@ -43,3 +43,28 @@ def test_a_half_fetched_item_removed_leaves_nothing_in_staging_and_it_is_journal
     assert [(action.key, action.status) for action in tidied] == [
         (f"tidy:part:{part.stem}", "done")
     ]
+
+
+def test_removing_an_item_while_it_comes_down_stops_it_and_tidies_it_at_once(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    data = torrent_bytes("Going", length=2_000_000)
+    staging = mirror.downloads / STAGING_DIR_NAME
+    with serving(mirror, sections=SLOW) as server:
+        client = Client(url_of(server))
+        info_hash = client.add_torrent(data)["torrent-added"]["hashString"]
+        wait_for(lambda: fake_putio.transfers())
+        fake_putio.finish_transfers()
+        (part,) = wait_for(lambda: [p for p in staging.glob("*.part") if p.stat().st_size])
+        client.ok("torrent-remove", ids=[info_hash], **{"delete-local-data": True})
+        wait_for(lambda: not part.exists(), timeout=10)  # not after the 30 s it would take
+        assert client.ok("torrent-get", fields=["id"])["torrents"] == []
+    assert not (mirror.downloads / "Going").exists()
+    with Journal.open(f"sqlite:///{mirror.journal}") as journal:
+        kinds = [
+            (action.kind, action.status)
+            for run in journal.recent_runs(50)
+            for action in journal.actions_of(run.id)
+            if action.key.endswith(f":{part.stem}")
+        ]
+    assert ("tidy", "done") in kinds and ("download", "done") not in kinds

@@ -55,6 +55,8 @@ class Door:
     clock: Callable[[], datetime]
     #: ask the watcher for a sync now (an item removed with its data leaves put.io soon)
     sync_soon: Callable[[], None] = lambda: None
+    #: ask the watcher for a sync now, stopping a running one first (its plan is stale)
+    replan: Callable[[], None] = lambda: None
     #: seconds ``torrent-add`` may spend fetching a .torrent from a URL
     url_timeout: float = URL_TIMEOUT
     #: ``torrent-get``'s rows kept between polls
@@ -240,12 +242,17 @@ def torrent_set(door: Door, arguments: Arguments) -> Arguments:
 def torrent_remove(door: Door, arguments: Arguments) -> Arguments:
     chosen = _chosen(door, arguments, required=True)
     delete = arguments.get("delete-local-data", False) is True
+    views = door.views(chosen)
+    placed = [view for view in views if view.local is not None and view.local.placed]
     if delete:
-        for view in door.views(chosen):
-            if view.local is not None and view.local.placed:
-                remove_local(door.journal, door.downloads, view.desire, door.clock())
+        for view in placed:
+            remove_local(door.journal, door.downloads, view.desire, door.clock())
     hashes = [desire.info_hash for desire in chosen]
     door.journal.desires.remove(hashes, door.clock(), purge=delete)
+    if len(placed) < len(views):
+        # One may be coming down now: the running sync stops, the next plan holds it
+        # and tidies what staging has of it.
+        door.replan()
     if delete and hashes and door.policy.delete_remote_on_rpc_remove:
         door.sync_soon()
     return {}
