@@ -61,15 +61,18 @@ class Client:
 
 
 @contextmanager
-def serving(mirror: Mirror, **rpc: Any) -> Iterator[RpcServer]:
-    """Run ``putio-mirror serve`` for the mirror's config on a thread; stop it afterwards."""
+def serving(
+    mirror: Mirror, sections: dict[str, Any] | None = None, **rpc: Any
+) -> Iterator[RpcServer]:
+    """Run ``putio-mirror serve`` for the mirror's config (with ``rpc`` in its ``rpc:``
+    section, and any other ``sections``) on a thread; stop it afterwards."""
     section = {
         "listen": "127.0.0.1:0",
         "username": USER,
         "password": PASSWORD,
         "poll_seconds": 0.2,
     } | rpc
-    mirror.write_config(rpc=section)
+    mirror.write_config(**(sections or {}), rpc=section)
     settings = load_settings(mirror.config, {})
     ready: list[RpcServer] = []
     started = threading.Event()

@@ -551,8 +551,11 @@ def test_desires_are_kept_once_by_info_hash_changed_removed_and_added_again(
     assert book.listing() == {}
     facts = any_journal.facts()
     assert (facts.removed_desires, facts.purged_items) == ({HASH_A, "b" * 40}, {6})
+    assert facts.removed_ids == {6, 7}  # its item and its file, as located
     assert book.add(wanted, b"d4:infode") == (1, True)  # its number again
     assert set(book.listing()) == {HASH_A} and not book.listing()[HASH_A].paused
     assert any_journal.facts().purged_items == frozenset()
     any_journal.record_progress(7, "tv/Show/a.mkv", 5, None, 3, minutes(3))
     assert book.progress_of([7, 8]) == {7: (3, False, None)}
+    any_journal.mark_verified(8, "tv/Show/b.srt", 2, None, minutes(4), placed=True)
+    assert book.progress_of([7, 8, 9]) == {7: (3, False, None), 8: (2, True, "tv/Show/b.srt")}

@@ -13,15 +13,18 @@ from putio_mirror.core.plan import (
     CleanTransfers,
     Download,
     SubmitDesired,
+    TidyStaging,
 )
 from putio_mirror.core.reconcile import reconcile
 from putio_mirror.core.state import (
     BlackholeItem,
     Desire,
     JournalFacts,
+    LocalFacts,
     Policy,
     RemoteFile,
     Snapshot,
+    StagedEntry,
     Submission,
     Transfer,
 )
@@ -152,3 +155,56 @@ def test_items_removed_with_their_data_are_deleted_on_put_io_only_when_configure
     policy = Policy(delete_remote_on_rpc_remove=True)
     deletes = [a.key for a in reconcile(snapshot, policy, NOW) if a.kind == "delete"]
     assert deletes == ["delete-remote:10"]
+
+
+def test_rpc_items_are_fetched_first_in_their_download_order_then_the_other_files() -> None:
+    transfers = (
+        Transfer(1, "a", "COMPLETED", hash=HASH_A, file_id=10),
+        Transfer(2, "b", "COMPLETED", hash=HASH_B, file_id=20),
+        Transfer(3, "c", "COMPLETED", hash=HASH_C, file_id=30),
+    )
+    submitted = tuple(Submission(t.hash or "", t.id, t.name, NOW) for t in transfers[:2])
+    moved = (desire(HASH_A, 1, queue_position=1), desire(HASH_B, 2, queue_position=0))
+    journal = facts(*moved, submissions=submitted)
+    files = (
+        *tree_of_item(10),
+        *tree_of_item(20),
+        RemoteFile(21 + 1, "b.srt", 20, 5, False, "0000000b"),
+        *tree_of_item(30),  # put.io's own, not asked for over RPC
+        RemoteFile(5, "Aardvark.mkv", 0, 7, False, "00000005"),
+    )
+    plan = reconcile(Snapshot(transfers=transfers, files=files, journal=journal), Policy(), NOW)
+    fetched = [action.file_id for action in plan if isinstance(action, Download)]
+    assert fetched == [21, 22, 11, 5, 31]  # item B, then item A, then the rest by path
+
+
+def test_what_staging_holds_of_a_removed_item_is_tidied_at_once_even_after_its_transfer_went() -> (
+    None
+):
+    fresh = NOW  # younger than any grace period
+    staging = (
+        StagedEntry("part", 11, 4, fresh),  # removed, its transfer still listed
+        StagedEntry("part", 21, 4, fresh),  # removed, its transfer cleaned: the journal knows
+        StagedEntry("part", 31, 4, fresh),  # paused: kept for when it resumes
+    )
+    journal = replace(
+        facts(desire(HASH_C, 3, paused=True)),
+        removed_desires=frozenset({HASH_A, HASH_B}),
+        removed_ids=frozenset({20, 21}),
+    )
+    snapshot = Snapshot(
+        transfers=(
+            Transfer(1, "a", "COMPLETED", hash=HASH_A, file_id=10),
+            Transfer(3, "c", "COMPLETED", hash=HASH_C, file_id=30),
+        ),
+        files=tree_of_item(10) + tree_of_item(20) + tree_of_item(30),
+        journal=journal,
+        local=LocalFacts(staging=staging),
+    )
+    plan = reconcile(snapshot, Policy(), NOW)
+    assert not [action for action in plan if isinstance(action, Download)]
+    tidied = [action for action in plan if isinstance(action, TidyStaging)]
+    assert [(action.key, action.why) for action in tidied] == [
+        ("tidy:part:11", "removed by its RPC client"),
+        ("tidy:part:21", "removed by its RPC client"),
+    ]

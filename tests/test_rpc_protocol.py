@@ -111,7 +111,7 @@ def test_bad_torrents_and_folders_get_clear_results(
             "bencoded, but not a torrent": {"metainfo": base64.b64encode(b"d1:ai1ee").decode()},
             "over 10485760 bytes": {"metainfo": "A" * (15 * 1024 * 1024)},
             "needs 'metainfo' or 'filename'": {},
-            "not fetched": {"filename": "http://example.invalid/a.torrent"},
+            "a path on this machine is not read": {"filename": "/srv/a.torrent"},
             "one folder inside it": {
                 "metainfo": base64.b64encode(torrent_bytes("a")).decode(),
                 "download-dir": str(mirror.downloads / "a" / "b"),

@@ -51,7 +51,7 @@ def serve(
     settings.download_dir.mkdir(parents=True, exist_ok=True)
     with Journal.open(settings.journal_url) as journal:
         board = Board(journal, settings.policy)
-        waker, syncer = _Waker(), _Waker()
+        waker, syncer, replanner = _Waker(), _Waker(), _Waker()
         door = Door(
             journal,
             board,
@@ -60,6 +60,7 @@ def serve(
             settings.policy,
             wake=waker,
             sync_soon=syncer,
+            replan=replanner,
             clock=lambda: datetime.now(UTC),
         )
         server = _listen(door, settings)
@@ -71,6 +72,7 @@ def serve(
                 on_snapshot=board.refresh,
                 wire_wake=waker.wire,
                 wire_sync=syncer.wire,
+                wire_replan=replanner.wire,
                 hurry=lambda: _hurry(journal, board),
                 hurry_seconds=settings.rpc.poll_seconds,
             )

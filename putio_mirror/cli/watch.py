@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import schedule
@@ -64,6 +64,9 @@ class Extras:
     wire_wake: Callable[[Callable[[], None]], None] | None = None
     #: given, once the watcher runs, the function that starts a sync at once (unless one runs)
     wire_sync: Callable[[Callable[[], None]], None] | None = None
+    #: given, once the watcher runs, the function that starts a sync at once, stopping one
+    #: that runs at its next chunk first (its plan became wrong: an item was removed)
+    wire_replan: Callable[[Callable[[], None]], None] | None = None
     #: asked every ``hurry_seconds``: LOOK runs a pass (put.io's transfer list, no files),
     #: FETCH a pass and a sync (something finished on put.io waits to come down)
     hurry: Callable[[], str] | None = None
@@ -112,25 +115,50 @@ class _Syncs:
     ended it badly (a fatal error, a bug) for the watcher to raise."""
 
     def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+        stopped = runtime.stop_requested
+        self._replanning = threading.Event()
+        self._runtime = replace(
+            runtime, stop_requested=lambda: stopped() or self._replanning.is_set()
+        )
         self._thread: threading.Thread | None = None
+        self._running = False  # from start until _run decides, under _starting, to end
         self._failure: BaseException | None = None
         self._starting = threading.Lock()  # the RPC door may ask from its own threads
 
     def start(self, *, quietly: bool = False) -> None:
         with self._starting:
-            if self._thread is not None and self._thread.is_alive():
+            if self._running:
                 if not quietly:
                     log.info("watch sync: the last one is still running; not starting another")
                 return
+            self._running = True
             self._thread = threading.Thread(target=self._run, name="watch-sync", daemon=True)
             self._thread.start()
 
+    def replan(self) -> None:
+        """Start a sync now; one that runs stops at its next chunk and plans again."""
+        with self._starting:
+            if self._running:
+                self._replanning.set()  # _run sees it once the running one has stopped
+                return
+        self.start(quietly=True)
+
     def _run(self) -> None:
+        again = True
         try:
-            _guarded(SYNC.command, lambda: _outcome_summary(run_once(self._runtime, SYNC)))
+            while again:
+                _guarded(SYNC.command, lambda: _outcome_summary(run_once(self._runtime, SYNC)))
+                with self._starting:
+                    again = self._replanning.is_set()
+                    self._replanning.clear()
+                    self._running = again
+                if again:
+                    log.info("watch sync: planning again (an RPC client removed an item)")
         except Exception as error:  # raised again in the watcher's own thread
             self._failure = error
+        finally:
+            with self._starting:
+                self._running = False
 
     def raise_failure(self) -> None:
         if self._failure is not None:
@@ -201,6 +229,8 @@ class _Rounds:
         syncs = _Syncs(runtime)
         if self.extras.wire_sync is not None:
             self.extras.wire_sync(lambda: syncs.start(quietly=True))
+        if self.extras.wire_replan is not None:
+            self.extras.wire_replan(syncs.replan)
         log.info("watching %s", settings.blackhole_dir)
         try:
             scheduler = _scheduler(syncs, settings, self.periodic_sync)

@@ -10,26 +10,55 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from putio_mirror.core.mirroring import RemoteTree
-from putio_mirror.core.plan import CancelTransfer, DeleteRemote, SubmitDesired
+from putio_mirror.core.plan import (
+    CancelTransfer,
+    DeleteRemote,
+    Download,
+    SubmitDesired,
+    TidyStaging,
+)
 from putio_mirror.core.state import FINISHED_STATUSES, Desire, Snapshot, Transfer
 
 SECONDS_PER_MINUTE = 60
 
 
 def plan_desires(snapshot: Snapshot) -> list[SubmitDesired]:
-    """Given the world, return a submission for every desire not yet on put.io, by rpc id."""
+    """Given the world, return a submission for every desire not yet on put.io, in the
+    download order."""
     submitted = {
         key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
     }
     on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
     return [
         SubmitDesired(desire.name, desire.info_hash, desire.magnet_uri, desire.category)
-        for desire in sorted(snapshot.journal.desires.values(), key=lambda entry: entry.rpc_id)
+        for desire in sorted(snapshot.journal.desires.values(), key=_queue_place)
         if not desire.paused
         and desire.error is None
         and desire.info_hash not in submitted
         and desire.info_hash not in on_putio
     ]
+
+
+def _queue_place(desire: Desire) -> tuple[int, int]:
+    return desire.queue_position, desire.rpc_id
+
+
+def in_queue_order(fetches: list[Download], snapshot: Snapshot, tree: RemoteTree) -> list[Download]:
+    """Given the files to fetch, return them with the RPC items' files first, item by item
+    in the download order (``queue-move-*``), then every other file as it came."""
+    places: dict[int, tuple[int, int]] = {}
+    desires = snapshot.journal.desires
+    for transfer in snapshot.transfers:
+        desire = desires.get(transfer.hash or "")
+        if desire is None or transfer.file_id is None:
+            continue
+        place = _queue_place(desire)
+        places[transfer.file_id] = place
+        places.update((remote.id, place) for remote in tree.files_under(transfer.file_id))
+    if not places:
+        return fetches
+    last = (1 << 62, 0)  # sorted() is stable: within an item, and after the items, as before
+    return sorted(fetches, key=lambda action: places.get(action.file_id, last))
 
 
 def has_seed_limits(desire: Desire | None) -> bool:
@@ -58,16 +87,45 @@ def desire_of(transfer: Transfer, desires: Mapping[str, Desire]) -> Desire | Non
 def held_ids(snapshot: Snapshot, tree: RemoteTree) -> frozenset[int]:
     """Given the world, return the ids of the items (and every file in them) that must not be
     fetched or placed now: those of paused desires (``torrent-stop``) and removed ones."""
+    paused = {info_hash for info_hash, desire in snapshot.journal.desires.items() if desire.paused}
+    items = {
+        transfer.file_id
+        for transfer in snapshot.transfers
+        if transfer.file_id is not None and (transfer.hash or "") in paused
+    }
+    return _with_files(items, tree) | removed_ids(snapshot, tree)
+
+
+def removed_ids(snapshot: Snapshot, tree: RemoteTree) -> frozenset[int]:
+    """Given the world, return the ids of the items RPC clients removed and of every file
+    in them: by their transfer while put.io lists it, and by what the journal saw of them
+    (the transfer is cleaned soon after a removal; the files stay unless purged)."""
     journal = snapshot.journal
-    paused = {info_hash for info_hash, desire in journal.desires.items() if desire.paused}
-    held: set[int] = set()
-    for transfer in snapshot.transfers:
-        hash_ = transfer.hash or ""
-        if transfer.file_id is None or not (hash_ in paused or hash_ in journal.removed_desires):
-            continue
-        held.add(transfer.file_id)
-        held.update(remote.id for remote in tree.files_under(transfer.file_id))
-    return frozenset(held)
+    items = set(journal.removed_ids)
+    items.update(
+        transfer.file_id
+        for transfer in snapshot.transfers
+        if transfer.file_id is not None and (transfer.hash or "") in journal.removed_desires
+    )
+    return _with_files(items, tree)
+
+
+def _with_files(items: set[int], tree: RemoteTree) -> frozenset[int]:
+    found = set(items)
+    for item_id in items:
+        found.update(remote.id for remote in tree.files_under(item_id))
+    return frozenset(found)
+
+
+def plan_removed_leftovers(snapshot: Snapshot, removed: frozenset[int]) -> list[TidyStaging]:
+    """Given the world and the ids of removed items and their files, return the tidying of
+    what staging holds of them (a half-fetched part, verified bytes, a build folder): the
+    client said it wants none of it, so no grace period."""
+    return [
+        TidyStaging(entry.kind, entry.remote_id, entry.size, why="removed by its RPC client")
+        for entry in snapshot.local.staging
+        if entry.remote_id in removed
+    ]
 
 
 def plan_removed_transfers(snapshot: Snapshot) -> list[CancelTransfer]:

@@ -16,9 +16,12 @@ from putio_mirror.core.desired import (
     desire_of,
     has_seed_limits,
     held_ids,
+    in_queue_order,
     plan_desires,
     plan_purges,
+    plan_removed_leftovers,
     plan_removed_transfers,
+    removed_ids,
     seeded_enough_for,
 )
 from putio_mirror.core.mirroring import (
@@ -75,7 +78,9 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     if policy.download:
         fetches, adopted = plan_downloads(snapshot, policy, tree, notes, now)
         held = held_ids(snapshot, tree)  # paused or removed by an RPC client
-        fetches = [action for action in fetches if action.file_id not in held]
+        fetches = in_queue_order(
+            [action for action in fetches if action.file_id not in held], snapshot, tree
+        )
         adopted = [action for action in adopted if action.file_id not in held]
         pending = Pending.of(fetches, adopted)
         placements = [
@@ -95,10 +100,26 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
         planned = {action.key for action in actions}
         actions += [item for item in plan_purges(snapshot, tree) if item.key not in planned]
     if policy.download:
-        actions += plan_tidy(snapshot, policy, tree, now, pending, placements)
+        actions += _plan_tidying(snapshot, policy, tree, now, pending, placements)
     return Plan(
         tuple(actions), tuple(notes), len(snapshot.settling) if policy.submit_blackhole else 0
     )
+
+
+def _plan_tidying(
+    snapshot: Snapshot,
+    policy: Policy,
+    tree: RemoteTree,
+    now: datetime,
+    pending: Pending,
+    placements: list[PlaceItem],
+) -> list[Action]:
+    """What staging holds of items RPC clients removed goes at once; other leftovers after
+    the grace period."""
+    leftovers: list[Action] = [*plan_removed_leftovers(snapshot, removed_ids(snapshot, tree))]
+    tidied = {action.key for action in leftovers}
+    later = plan_tidy(snapshot, policy, tree, now, pending, placements)
+    return leftovers + [action for action in later if action.key not in tidied]
 
 
 def _plan_blackhole(

@@ -159,6 +159,8 @@ class Desire:
     item_path: str = ""
     #: (file id, relative path, size) of the item's mirrored files
     item_files: tuple[tuple[int, str, int], ...] = ()
+    #: its place in the download order (0 first), which ``queue-move-*`` changes
+    queue_position: int = 0
 
     @property
     def key(self) -> str:
@@ -184,6 +186,8 @@ class JournalFacts:
     removed_desires: frozenset[str] = frozenset()
     #: put.io item ids of those removed with their data (``delete-local-data``)
     purged_items: frozenset[int] = frozenset()
+    #: put.io ids of the removed ones' items and files, as far as the journal saw them
+    removed_ids: frozenset[int] = frozenset()
 
 
 StagedKind = Literal["part", "verified", "build"]

@@ -48,7 +48,7 @@ from sqlalchemy.types import TypeDecorator
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # The execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "putio_mirror_write"
 # How long to wait between attempts to switch a SQLite journal to WAL (see _enter_wal).
@@ -188,6 +188,8 @@ desires_table = Table(
     Column("purge", Boolean, nullable=False, default=False),
     # One more on every change: a poll that finds the same sums reuses what it read last.
     Column("revision", Integer, nullable=False, default=0),
+    # The download order (schema 5, revision ``0005``): lower first, then by ``id``.
+    Column("queue_position", Integer),
 )
 
 

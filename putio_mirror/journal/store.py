@@ -287,7 +287,7 @@ class Journal(DatabaseFace):
             submissions = {row[0]: Submission(*row) for row in conn.execute(submissions_query)}
             downloads = journal_files.records(conn)
             desires = journal_desires.listing(conn)
-            removed, purged = journal_desires.removed(conn)
+            removed, purged, removed_ids = journal_desires.removed(conn)
         own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
         return JournalFacts(
             submissions=MappingProxyType(submissions),
@@ -296,6 +296,7 @@ class Journal(DatabaseFace):
             desires=MappingProxyType(desires),
             removed_desires=removed,
             purged_items=purged,
+            removed_ids=removed_ids,
         )
 
     @property

@@ -42,10 +42,15 @@ class Addition:
 
 
 def parse_add(
-    arguments: dict[str, Any], downloads: str, categories: tuple[str, ...], now: datetime
+    arguments: dict[str, Any],
+    downloads: str,
+    categories: tuple[str, ...],
+    now: datetime,
+    fetched: tuple[str, bytes] | None = None,
 ) -> Addition:
-    """Given ``torrent-add``'s arguments, return the desire they describe; raise RpcError
-    saying what is wrong with them."""
+    """Given ``torrent-add``'s arguments (and, when ``filename`` was a URL, the URL and the
+    bytes fetched from it), return the desire they describe; raise RpcError saying what is
+    wrong with them."""
     category = parse_category(arguments.get("download-dir"), downloads, categories)
     labels = labels_of(arguments.get("labels", []))
     paused = arguments.get("paused", False)
@@ -53,12 +58,14 @@ def parse_add(
         raise RpcError("'paused' should be true or false")
     base = Desire("", 0, "", "torrent", now, category=category, labels=labels, paused=bool(paused))
     metainfo, filename = arguments.get("metainfo"), arguments.get("filename")
+    if fetched is not None:
+        try:
+            return _torrent(base, fetched[1])
+        except CorruptTorrentError as error:
+            raise RpcError(f"{fetched[0]}: not a torrent ({error.message})") from None
     try:
         if isinstance(metainfo, str) and metainfo:
-            data = _decode_metainfo(metainfo)
-            info_hash, name = parse_torrent(data)
-            desire = replace(base, info_hash=info_hash, name=name, size=_total_length(data))
-            return Addition(desire, data)
+            return _torrent(base, _decode_metainfo(metainfo))
         if isinstance(filename, str) and filename.lower().startswith("magnet:"):
             info_hash, name, uri = parse_magnet(filename)
             desire = replace(
@@ -69,10 +76,18 @@ def parse_add(
         raise RpcError(f"invalid or corrupt torrent file: {error.message}") from None
     if isinstance(filename, str) and filename:
         raise RpcError(
-            "only magnet links and 'metainfo' (the .torrent, base64) are taken; "
-            "a URL or a path on this machine is not fetched"
+            "only magnet links, http(s) URLs and 'metainfo' (the .torrent, base64) are "
+            "taken; a path on this machine is not read"
         )
     raise RpcError("torrent-add needs 'metainfo' or 'filename'")
+
+
+def _torrent(base: Desire, data: bytes) -> Addition:
+    """Given the desire so far and .torrent bytes, return the addition; raise
+    CorruptTorrentError if they are not a usable torrent."""
+    info_hash, name = parse_torrent(data)
+    desire = replace(base, info_hash=info_hash, name=name, size=_total_length(data))
+    return Addition(desire, data)
 
 
 def _total_length(data: bytes) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.mirroring import RemoteTree, index_tree
@@ -47,6 +49,12 @@ class Board:
     def transfer(self, info_hash: str) -> Transfer | None:
         with self._lock:
             return self._transfers.get(info_hash)
+
+    def transfers(self) -> Mapping[str, Transfer]:
+        """Return the transfers by info-hash as last refreshed (a refresh replaces the
+        mapping, never changes it: a poll reads one consistent picture without the lock)."""
+        with self._lock:
+            return MappingProxyType(self._transfers)
 
     def wait_refreshed(self, timeout: float) -> bool:
         """Wait until the next refresh (tests and the benchmark); say whether it came."""

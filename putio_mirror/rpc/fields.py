@@ -57,25 +57,57 @@ def torrent_rows(
 ) -> list[dict[str, object]]:
     """Given items and the field names asked for, return each item's fields (a poll of
     1,000 items looks the names up once, not 1,000 times)."""
-    getters = [(name, _FIELDS.get(name, _zero)) for name in wanted]
+    names = list(wanted)
     rows = []
     for view in views:
-        item = _Item.of(view, now)
-        rows.append({name: getter(item) for name, getter in getters})
+        row = item_fields(view, names)
+        rows.append(row | clock_fields(view.desire, row, now))
     return rows
+
+
+def item_fields(view: ItemView, wanted: Iterable[str]) -> dict[str, object]:
+    """Given an item and field names, return the fields that depend on the item alone, in
+    the order asked; a field of ``CLOCK_FIELDS`` is there with None (``clock_fields`` fills
+    it), so a row kept while its item is unchanged keeps the order of the names."""
+    item = _Item.of(view)
+    return {
+        name: None if name in CLOCK_FIELDS else _FIELDS.get(name, _zero)(item) for name in wanted
+    }
+
+
+def clock_fields(desire: Desire, wanted: Iterable[str], now: datetime) -> dict[str, object]:
+    """Given an item's desire, field names and the time, return those of the names that
+    change with the clock alone."""
+    return {name: clock_field(name, desire, now) for name in wanted if name in CLOCK_FIELDS}
+
+
+def clock_field(name: str, desire: Desire, now: datetime) -> object:
+    """Given a name of ``CLOCK_FIELDS``, an item's desire and the time, return the field."""
+    return _CLOCK[name](desire, now)
 
 
 def _zero(item: _Item) -> object:
     return 0
 
 
+def _seconds_downloading(desire: Desire, now: datetime) -> int:
+    return max(0, int((now - desire.added_at).total_seconds()))
+
+
+_CLOCK: dict[str, Callable[[Desire, datetime], object]] = {
+    "secondsDownloading": _seconds_downloading,
+    "activityDate": lambda desire, now: int(now.timestamp()),
+}
+#: the fields that change with the clock; every other one changes only with its item
+CLOCK_FIELDS = frozenset(_CLOCK)
+
+
 @dataclass(frozen=True, slots=True)
 class _Item:
-    """The figures several fields share, worked out once per item and poll."""
+    """The figures several fields share, worked out once per item."""
 
     view: ItemView
     desire: Desire
-    now: datetime
     total: int
     done: float
     left: int
@@ -86,7 +118,7 @@ class _Item:
     file_count: int
 
     @classmethod
-    def of(cls, view: ItemView, now: datetime) -> _Item:
+    def of(cls, view: ItemView) -> _Item:
         total = _total_size(view)
         done = _percent_done(view)
         status = _status(view)
@@ -94,11 +126,7 @@ class _Item:
         finished = _is_placed(view) and status == STOPPED
         files = len(view.local.files) if view.local is not None else 0
         left = _left_until_done(view, total, done)
-        return cls(view, view.desire, now, total, done, left, status, folder, name, finished, files)
-
-    @property
-    def seconds_downloading(self) -> int:
-        return max(0, int((self.now - self.desire.added_at).total_seconds()))
+        return cls(view, view.desire, total, done, left, status, folder, name, finished, files)
 
     @property
     def rate(self) -> int:
@@ -128,8 +156,6 @@ _FIELDS: dict[str, Callable[[_Item], object]] = {
     "errorString": lambda item: _error(item.view),
     "addedDate": lambda item: int(item.desire.added_at.timestamp()),
     "startDate": lambda item: int(item.desire.added_at.timestamp()),
-    "activityDate": lambda item: int(item.now.timestamp()),
-    "secondsDownloading": lambda item: item.seconds_downloading,
     "secondsSeeding": lambda item: _seconds_seeding(item.view, item.finished),
     "uploadedEver": lambda item: int(_ratio(item.view, item.finished) * item.total),
     "uploadRatio": lambda item: _ratio(item.view, item.finished),
@@ -148,7 +174,7 @@ _FIELDS: dict[str, Callable[[_Item], object]] = {
     "wanted": lambda item: [1] * item.file_count,
     "labels": lambda item: list(item.desire.labels),
     "magnetLink": lambda item: item.desire.magnet_uri,
-    "queuePosition": lambda item: item.desire.rpc_id,
+    "queuePosition": lambda item: item.desire.queue_position,
     "isPrivate": lambda item: False,
     "creator": lambda item: "putio-mirror",
     "comment": lambda item: "",

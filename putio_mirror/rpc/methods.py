@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,13 @@ from putio_mirror.journal.store import Journal
 from putio_mirror.local.space import free_bytes
 from putio_mirror.rpc import ids
 from putio_mirror.rpc.adding import RpcError, labels_of, parse_add
-from putio_mirror.rpc.board import Board, is_placed
-from putio_mirror.rpc.fields import STOPPED, ItemView, LocalItem, torrent_rows
+from putio_mirror.rpc.board import Board
+from putio_mirror.rpc.fetching import URL_TIMEOUT, fetch_torrent, is_url
+from putio_mirror.rpc.fields import STOPPED, ItemView, LocalItem
+from putio_mirror.rpc.queue import Move, moved
 from putio_mirror.rpc.removal import remove_local
+from putio_mirror.rpc.rows import Progress, RowCache, local_item
+from putio_mirror.rpc.wire import JsonText
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +55,39 @@ class Door:
     clock: Callable[[], datetime]
     #: ask the watcher for a sync now (an item removed with its data leaves put.io soon)
     sync_soon: Callable[[], None] = lambda: None
+    #: ask the watcher for a sync now, stopping a running one first (its plan is stale)
+    replan: Callable[[], None] = lambda: None
+    #: seconds ``torrent-add`` may spend fetching a .torrent from a URL
+    url_timeout: float = URL_TIMEOUT
+    #: ``torrent-get``'s rows kept between polls
+    row_cache: RowCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.row_cache = RowCache(str(self.downloads))
 
     def views(self, desires: list[Desire]) -> list[ItemView]:
-        file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]
-        progress = self.journal.desires.progress_of(file_ids)
+        progress = self.progress(desires)
+        downloads, transfers = str(self.downloads), self.board.transfers()
         return [
-            ItemView(
-                desire,
-                self.board.transfer(desire.info_hash),
-                _local(desire, progress),
-                str(self.downloads),
-            )
+            ItemView(desire, transfers.get(desire.info_hash), _local(desire, progress), downloads)
             for desire in desires
         ]
 
+    def rows(self, desires: list[Desire], wanted: list[str], every: Collection[str]) -> JsonText:
+        """Given the items asked about, the fields wanted and the info-hashes of every item,
+        return ``torrent-get``'s rows (worked out again only for items that changed)."""
+        progress = self.progress(desires)
+        transfers = self.board.transfers()
+        return self.row_cache.rows(desires, transfers, progress, wanted, self.clock(), every)
 
-def _local(desire: Desire, progress: dict[int, tuple[int, bool, str | None]]) -> LocalItem | None:
-    if not desire.item_path:
-        return None
-    done = sum(progress.get(file_id, (0, False, None))[0] for file_id, _, _ in desire.item_files)
-    return LocalItem(desire.item_path, desire.item_files, done, is_placed(desire, progress))
+    def progress(self, desires: list[Desire]) -> dict[int, Progress]:
+        file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]
+        return self.journal.desires.progress_of(file_ids)
+
+
+def _local(desire: Desire, progress: Mapping[int, Progress]) -> LocalItem | None:
+    files = [progress.get(file_id, (0, False, None)) for file_id, _, _ in desire.item_files]
+    return local_item(desire, files)
 
 
 def answer(door: Door, request: object) -> dict[str, Any]:
@@ -175,7 +192,16 @@ def free_space(door: Door, arguments: Arguments) -> Arguments:
 
 
 def torrent_add(door: Door, arguments: Arguments) -> Arguments:
-    addition = parse_add(arguments, str(door.downloads), door.rpc.categories, door.clock())
+    filename, fetched = arguments.get("filename"), None
+    if not arguments.get("metainfo") and isinstance(filename, str) and is_url(filename):
+        # This request's own thread waits: other clients are answered meanwhile.
+        got = fetch_torrent(filename, door.url_timeout)
+        if isinstance(got, str):
+            arguments = arguments | {"filename": got}  # it led to a magnet link
+        else:
+            fetched = (filename, got)
+    downloads, categories = str(door.downloads), door.rpc.categories
+    addition = parse_add(arguments, downloads, categories, door.clock(), fetched)
     number, added = door.journal.desires.add(addition.desire, addition.data)
     if added:
         door.wake()
@@ -190,10 +216,9 @@ def torrent_get(door: Door, arguments: Arguments) -> Arguments:
         raise RpcError("'fields' should be a list of field names")
     if len(fields) > MAX_FIELDS:
         raise RpcError(f"too many fields (at most {MAX_FIELDS})")
-    chosen = _chosen(door, arguments)
-    now = door.clock()
-    torrents = torrent_rows(door.views(chosen), fields, now)
-    reply: Arguments = {"torrents": torrents}
+    every = door.journal.desires.listing()
+    chosen = ids.select(arguments.get("ids"), every.values())
+    reply: Arguments = {"torrents": door.rows(chosen, fields, every.keys())}
     if arguments.get("ids") == ids.RECENTLY_ACTIVE:
         reply["removed"] = []
     return reply
@@ -217,12 +242,17 @@ def torrent_set(door: Door, arguments: Arguments) -> Arguments:
 def torrent_remove(door: Door, arguments: Arguments) -> Arguments:
     chosen = _chosen(door, arguments, required=True)
     delete = arguments.get("delete-local-data", False) is True
+    views = door.views(chosen)
+    placed = [view for view in views if view.local is not None and view.local.placed]
     if delete:
-        for view in door.views(chosen):
-            if view.local is not None and view.local.placed:
-                remove_local(door.journal, door.downloads, view.desire, door.clock())
+        for view in placed:
+            remove_local(door.journal, door.downloads, view.desire, door.clock())
     hashes = [desire.info_hash for desire in chosen]
     door.journal.desires.remove(hashes, door.clock(), purge=delete)
+    if len(placed) < len(views):
+        # One may be coming down now: the running sync stops, the next plan holds it
+        # and tidies what staging has of it.
+        door.replan()
     if delete and hashes and door.policy.delete_remote_on_rpc_remove:
         door.sync_soon()
     return {}
@@ -239,8 +269,21 @@ def _pausing(paused: bool) -> Callable[[Door, Arguments], Arguments]:
     return pause_or_resume
 
 
+def _queue_move(move: Move) -> Callable[[Door, Arguments], Arguments]:
+    def queue_move(door: Door, arguments: Arguments) -> Arguments:
+        every = door.journal.desires.listing()  # in download order
+        chosen = {desire.info_hash for desire in ids.select(arguments.get("ids"), every.values())}
+        order = list(every)
+        new_order = moved(order, chosen, move)
+        if new_order != order:
+            door.journal.desires.reorder(new_order)
+        return {}
+
+    return queue_move
+
+
 def _accepted(door: Door, arguments: Arguments) -> Arguments:
-    """Methods with nothing to do here (put.io verifies, announces and orders itself)."""
+    """Methods with nothing to do here (put.io verifies and announces itself)."""
     _chosen(door, arguments)  # the ids are still checked
     return {}
 
@@ -287,10 +330,10 @@ METHODS: dict[str, Callable[[Door, Arguments], Arguments]] = {
     "torrent-stop": _pausing(True),
     "torrent-verify": _accepted,
     "torrent-reannounce": _accepted,
-    "queue-move-top": _accepted,
-    "queue-move-up": _accepted,
-    "queue-move-down": _accepted,
-    "queue-move-bottom": _accepted,
+    "queue-move-top": _queue_move("top"),
+    "queue-move-up": _queue_move("up"),
+    "queue-move-down": _queue_move("down"),
+    "queue-move-bottom": _queue_move("bottom"),
 }
 
 __all__ = ["METHODS", "STOPPED", "VERSION", "Door", "answer"]

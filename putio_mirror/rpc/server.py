@@ -23,6 +23,7 @@ from typing import Any
 
 from putio_mirror.config.rpc import RpcSettings
 from putio_mirror.rpc.methods import Door, answer
+from putio_mirror.rpc.wire import encode_reply
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
         return length <= MAX_BODY_BYTES and len(self.rfile.read(length)) == length
 
     def _reply(self, reply: dict[str, Any]) -> None:
-        data = json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = encode_reply(reply)
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))

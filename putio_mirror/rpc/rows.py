@@ -1,0 +1,134 @@
+"""``torrent-get``'s rows, kept between polls: an item's row is worked out again only when
+what it is made of changed.
+
+Sonarr asks for the same fields of every item every few seconds, and between two polls
+almost nothing changes: a running download moves one item's bytes, a sync replaces the
+transfers every ``poll_seconds``. A row depends on the item's desire (a new object
+whenever the journal's desires change), its put.io transfer (a new object on every
+refresh of the board, equal if put.io said the same) and its files' journal progress;
+those three are the row's key, compared on every poll (cheap: mostly the same objects).
+A row is kept as its JSON, split around the fields that move with the clock alone
+(``fields.CLOCK_FIELDS``), which are filled in on every poll: encoding 1,000 rows afresh
+cost as much as working them out. The JSON is the same as that of the rows
+``fields.torrent_rows`` would return: a test holds it to that.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from putio_mirror.core.state import Desire, Transfer
+from putio_mirror.rpc.fields import CLOCK_FIELDS, ItemView, LocalItem, clock_field, item_fields
+from putio_mirror.rpc.wire import JsonText, dumps
+
+#: (bytes done, verified, placed path) of one file, as ``DesireBook.progress_of`` says
+Progress = tuple[int, bool, str | None]
+#: the field lists kept at once (Sonarr, Radarr, transmission-remote each ask their own)
+MAX_FIELD_LISTS = 8
+_NO_PROGRESS: Progress = (0, False, None)
+
+
+class RowCache:
+    """Thread-safe: request threads share it; a race costs a row worked out twice."""
+
+    def __init__(self, downloads: str) -> None:
+        self._downloads = downloads
+        self._lock = threading.Lock()
+        # field list -> info-hash -> (key, the row's JSON around its clock fields)
+        self._lists: dict[tuple[str, ...], dict[str, tuple[Any, Template]]] = {}
+
+    def rows(
+        self,
+        desires: Sequence[Desire],
+        transfers: Mapping[str, Transfer],
+        progress: Mapping[int, Progress],
+        wanted: Iterable[str],
+        now: datetime,
+        live: Collection[str],
+    ) -> JsonText:
+        """Given the items asked about, the board's transfers by info-hash, their files'
+        progress, the field names, the time and the info-hashes of every item not removed,
+        return the asked-about items' rows as a JSON array."""
+        names = tuple(wanted)
+        kept = self._kept(names)
+        rows = []
+        for desire in desires:
+            transfer = transfers.get(desire.info_hash)
+            files = tuple(
+                progress.get(file_id, _NO_PROGRESS) for file_id, _, _ in desire.item_files
+            )
+            key = (desire, transfer, files)
+            found = kept.get(desire.info_hash)
+            if found is None or found[0] != key:
+                view = ItemView(desire, transfer, local_item(desire, files), self._downloads)
+                template = _template(item_fields(view, names))
+            else:
+                template = found[1]
+            # Kept with this poll's objects, equal or not: the next poll's comparison then
+            # meets the same objects and stops at their identity.
+            kept[desire.info_hash] = (key, template)
+            rows.append(_fill(template, desire, now))
+        if len(kept) > len(live) + 64:  # removed items' rows go at some point
+            self._prune(kept, live)
+        return JsonText(f"[{','.join(rows)}]")
+
+    def kept_rows(self) -> int:
+        """Return how many rows are kept, over every field list."""
+        with self._lock:
+            return sum(len(kept) for kept in self._lists.values())
+
+    def _kept(self, names: tuple[str, ...]) -> dict[str, tuple[Any, Template]]:
+        with self._lock:
+            kept = self._lists.pop(names, None)
+            if kept is None:
+                kept = {}
+                while len(self._lists) >= MAX_FIELD_LISTS:
+                    del self._lists[next(iter(self._lists))]  # the least recently used
+            self._lists[names] = kept
+            return kept
+
+    def _prune(self, kept: dict[str, Any], live: Collection[str]) -> None:
+        with self._lock:
+            # list(): another request thread may add a row meanwhile
+            for info_hash in [info_hash for info_hash in list(kept) if info_hash not in live]:
+                kept.pop(info_hash, None)
+
+
+#: a row's JSON: static text at even places, the names of clock fields at odd ones
+Template = tuple[str, ...]
+
+
+def _template(row: Mapping[str, object]) -> Template:
+    """Given a row whose clock fields are None, return its template."""
+    parts, static = [], "{"
+    for name, value in row.items():
+        static += f"{',' if static != '{' else ''}{dumps(name)}:"
+        if name in CLOCK_FIELDS:
+            parts += [static, name]
+            static = ""
+        else:
+            static += dumps(value)
+    return (*parts, static + "}")
+
+
+def _fill(template: Template, desire: Desire, now: datetime) -> str:
+    if len(template) == 1:
+        return template[0]
+    parts = list(template)
+    for place in range(1, len(parts), 2):
+        value = clock_field(parts[place], desire, now)
+        parts[place] = str(value) if type(value) is int else dumps(value)  # ints: 1 µs less
+    return "".join(parts)
+
+
+def local_item(desire: Desire, files: Sequence[Progress]) -> LocalItem | None:
+    """Given a desire and its files' progress (in ``item_files`` order), return where it
+    is locally and how far it got; None before put.io's tree has shown its item."""
+    if not desire.item_path:
+        return None
+    done = sum(bytes_done for bytes_done, _, _ in files)
+    placed = bool(files) and all(placed_path for _, _, placed_path in files)
+    return LocalItem(desire.item_path, desire.item_files, done, placed)

@@ -1,0 +1,70 @@
+"""``torrent-remove`` of an item whose files are half-fetched: what staging holds of it is
+tidied (journaled), and the item is neither fetched again nor placed."""
+
+from __future__ import annotations
+
+import pytest
+
+from putio_mirror.core.naming import STAGING_DIR_NAME
+from putio_mirror.fakeputio import FakePutio
+from putio_mirror.journal.store import Journal
+from tests.conftest import TorrentFactory
+from tests.mirror_env import Mirror
+from tests.rpc_env import Client, serving, url_of, wait_for
+
+SLOW = {"download": {"bwlimit": "64k"}}  # the item is still being fetched when it is removed
+
+
+@pytest.mark.parametrize("delete_local_data", [False, True])
+def test_a_half_fetched_item_removed_leaves_nothing_in_staging_and_it_is_journaled(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory, delete_local_data: bool
+) -> None:
+    data = torrent_bytes("Half", length=2_000_000)
+    staging = mirror.downloads / STAGING_DIR_NAME
+    with serving(mirror, sections=SLOW) as server:
+        client = Client(url_of(server))
+        info_hash = client.add_torrent(data)["torrent-added"]["hashString"]
+        wait_for(lambda: fake_putio.transfers())
+        fake_putio.finish_transfers()
+        (part,) = wait_for(lambda: [p for p in staging.glob("*.part") if p.stat().st_size])
+        client.ok("torrent-remove", ids=[info_hash], **{"delete-local-data": delete_local_data})
+    assert part.exists()  # the run under way stopped with serve; the part stayed
+    with serving(mirror, sections=SLOW):  # its first sync sees the removal
+        wait_for(lambda: not part.exists())
+    assert not list(staging.glob("*.part")) and not (mirror.downloads / "Half").exists()
+    with Journal.open(f"sqlite:///{mirror.journal}") as journal:
+        tidied = [
+            action
+            for run in journal.recent_runs(50)
+            for action in journal.actions_of(run.id)
+            if action.kind == "tidy"
+        ]
+        assert not journal.facts().downloads[int(part.stem)].is_verified
+    assert [(action.key, action.status) for action in tidied] == [
+        (f"tidy:part:{part.stem}", "done")
+    ]
+
+
+def test_removing_an_item_while_it_comes_down_stops_it_and_tidies_it_at_once(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    data = torrent_bytes("Going", length=2_000_000)
+    staging = mirror.downloads / STAGING_DIR_NAME
+    with serving(mirror, sections=SLOW) as server:
+        client = Client(url_of(server))
+        info_hash = client.add_torrent(data)["torrent-added"]["hashString"]
+        wait_for(lambda: fake_putio.transfers())
+        fake_putio.finish_transfers()
+        (part,) = wait_for(lambda: [p for p in staging.glob("*.part") if p.stat().st_size])
+        client.ok("torrent-remove", ids=[info_hash], **{"delete-local-data": True})
+        wait_for(lambda: not part.exists(), timeout=10)  # not after the 30 s it would take
+        assert client.ok("torrent-get", fields=["id"])["torrents"] == []
+    assert not (mirror.downloads / "Going").exists()
+    with Journal.open(f"sqlite:///{mirror.journal}") as journal:
+        kinds = [
+            (action.kind, action.status)
+            for run in journal.recent_runs(50)
+            for action in journal.actions_of(run.id)
+            if action.key.endswith(f":{part.stem}")
+        ]
+    assert ("tidy", "done") in kinds and ("download", "done") not in kinds
