@@ -9,6 +9,11 @@ once per (scheme, host) and keeps the answer.
 A session is not promised to be thread-safe; its connection pool (urllib3's) is. So each
 thread takes a ``sibling()``: a session of its own over the same pool, which lets a
 connection to a node opened for one file serve the next, whichever thread fetches it.
+
+A download node's GET may skip requests altogether (``direct_pool``): preparing a request,
+merging its settings and finding its pool cost ~1 ms of CPU each, as much as a small file's
+whole body. The pool requests would pick is found once per origin, the same way (TLS
+settings from the environment's CA bundle), and only where no proxy applies.
 """
 
 from __future__ import annotations
@@ -18,9 +23,14 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings  # the stubs' name for what requests returns
+
+# requests' own: an adapter whose ``send`` was replaced since (a test double, a library
+# hooking requests) must see every request, so no GET skips it then.
+_REQUESTS_SEND = HTTPAdapter.send
 
 #: Connections kept per host: parallel_files (up to 16) times a few segments, with room.
 POOL_PER_HOST = 64
@@ -43,10 +53,39 @@ class Session(requests.Session):
         self._environment: dict[tuple[str, str], _Settings] = (
             {} if environment is None else environment
         )
+        self._pools: dict[tuple[str, str], HTTPConnectionPool | None] = {}
 
     def sibling(self) -> Session:
         """Return a session for another thread, over the same pool and environment."""
         return Session(self._adapter, self._environment)
+
+    def direct_pool(self, url: str) -> HTTPConnectionPool | None:
+        """Given a URL, return the urllib3 pool requests would send it through, for a GET
+        that skips requests; None where requests must do it (a proxy applies, a scheme
+        other than HTTP(S), another adapter mounted or requests' hooked, the environment
+        ignored)."""
+        if type(self._adapter).send is not _REQUESTS_SEND:
+            return None
+        origin = urlsplit(url)[:2]
+        if origin in self._pools:
+            pool = self._pools[origin]
+            if pool is None or pool.pool is not None:  # a pool's is None once it is closed
+                return pool
+        if not self.trust_env or origin[0] not in ("http", "https"):
+            return None
+        if self.get_adapter(url) is not self._adapter:
+            return None
+        settings = self.merge_environment_settings(url, {}, None, None, None)
+        if settings["proxies"] and requests.utils.select_proxy(url, settings["proxies"]):
+            pool = None
+        else:
+            request = requests.Request("GET", url).prepare()
+            found = self._adapter.get_connection_with_tls_context(
+                request, settings["verify"], None, settings["cert"]
+            )
+            pool = found if isinstance(found, HTTPConnectionPool) else None
+        self._pools[origin] = pool
+        return pool
 
     def close(self) -> None:
         if self._owns_adapter:
