@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -82,6 +83,17 @@ class NoProgress:
 
 class Paused(Exception):
     """A download stopped at a chunk boundary because it may not go on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A download that succeeded: what to report, and the journal write that says so,
+    for the executor to fold into the transaction that ends the action (its bytes are
+    durable already: a crash before that commit finds them verified, or placed, next run).
+    """
+
+    detail: str
+    record: Callable[[], None]
 
 
 class DownloadSteps:
@@ -171,10 +183,10 @@ class DownloadSteps:
 
     def download(
         self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]
-    ) -> str:
-        """Fetch and verify one file, then place it (unless it waits for its item); raise
-        Paused when it may not go on, ItemError (journaled as a failure of this file)
-        when this file cannot be had now."""
+    ) -> Verified:
+        """Fetch and verify one file, then place it (unless it waits for its item); return
+        what to journal; raise Paused when it may not go on, ItemError (journaled as a
+        failure of this file) when this file cannot be had now."""
         staging = self._places.staging
         kept = verified_path(staging, action.file_id)
         if local_size(kept) == action.size and _crc_matches(kept, action.crc32):
@@ -186,24 +198,26 @@ class DownloadSteps:
                 self._fetch_verified(action, may_continue, advance),
             )
         if action.staged:
-            return self._keep(action, source, done)
+            keep_verified(source, self._places.staging, action.file_id)
+            return Verified(
+                f"{done} bytes verified; waiting in staging for the rest of its item",
+                lambda: self._verified(action),
+            )
         final = self.final_path(action.relative_path)
         problem = place_file(ToPlace(action.file_id, source, final), self._places.ownership)
         if problem is not None:
-            self._keep(action, source, done)
+            self._keep(action, source)
             raise ItemError(
                 problem,
                 f"the verified copy waits in {kept.parent}; "
                 "move the file in the way elsewhere and the next run places it",
             )
-        self._verified(action, placed=True)
-        return f"{done} bytes verified"
+        return Verified(f"{done} bytes verified", lambda: self._verified(action, placed=True))
 
-    def _keep(self, action: Download, source: Path, done: int) -> str:
+    def _keep(self, action: Download, source: Path) -> None:
         """Keep a verified file in staging for its placement; journal it verified."""
         keep_verified(source, self._places.staging, action.file_id)
         self._verified(action)
-        return f"{done} bytes verified; waiting in staging for the rest of its item"
 
     def _fetch_verified(
         self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]

@@ -16,12 +16,12 @@ keys, judged by the database's clock, that expire if their owner dies.
 from __future__ import annotations
 
 import socket
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -53,6 +53,7 @@ from putio_mirror.journal.engine import (
     is_missing_file,
     parse_url,
 )
+from putio_mirror.journal.grouped import GroupCommit
 from putio_mirror.journal.migrations import HEAD
 from putio_mirror.journal.runs import ActionRecord, RunRecord
 from putio_mirror.journal.schema import (
@@ -73,6 +74,8 @@ __all__ = [
     "downloads_table",  # the benchmarks fill a journal with it
 ]
 
+T = TypeVar("T")
+
 # Alembic's table: one row, the journal's revision (none before Alembic, nor in a new one).
 _STORED_REVISION = "SELECT version_num FROM alembic_version"
 
@@ -85,6 +88,7 @@ class Journal(DatabaseFace):
     def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
         super().__init__(Database(engine, url, lock_dir))
         self._desires = journal_desires.DesireBook(self._db)
+        self._group = GroupCommit(self._db.batch)
 
     @classmethod
     def open(cls, url: str, *, busy_timeout: float = 5.0) -> Journal:
@@ -125,6 +129,14 @@ class Journal(DatabaseFace):
     def batch(self) -> AbstractContextManager[None]:
         """Fold the calls made inside (by this thread) into one transaction; keep it short."""
         return self._db.batch()
+
+    def together(self, work: Callable[[], T]) -> T:
+        """Given work that calls this journal, run it in one transaction shared with the
+        work other threads hand in meanwhile; return its result once that committed.
+
+        Work may be run twice (alone, after a group it was in failed; see ``grouped.py``):
+        any side effect of its own must be safe to repeat."""
+        return self._group.run(work)
 
     def start_run(
         self, command: str, now: datetime, dry_run: bool = False, owner: str | None = None
