@@ -580,6 +580,52 @@ def test_together_commits_before_returning_and_one_failure_spoils_nobody_elses_w
     assert set(any_journal.claims()) == {"download:1"}
 
 
+def test_together_does_a_groups_first_once_before_its_transaction(journal: Journal) -> None:
+    """Files renamed into one folder and journaled together cost one sync of it, done
+    before any of them is journaled; a failed ``first`` fails only the work behind it."""
+    inside, go_on = threading.Event(), threading.Event()
+    order: list[str] = []
+    outcomes: dict[str, object] = {}
+
+    def sync() -> None:
+        order.append("sync")
+
+    def broken() -> None:
+        raise OSError("no sync")
+
+    def work(name: str) -> Callable[[], str]:
+        def journaled() -> str:
+            if name == "first":
+                inside.set()
+                go_on.wait(10)
+            order.append(name)
+            return name
+
+        return journaled
+
+    def hand_in(name: str, first: Callable[[], None] | None) -> None:
+        try:
+            outcomes[name] = journal.together(work(name), first)
+        except OSError as error:
+            outcomes[name] = error
+
+    leader = threading.Thread(target=hand_in, args=("first", None))
+    leader.start()
+    assert inside.wait(10)
+    pairs = (("a", sync), ("b", sync), ("c", broken))
+    others = [threading.Thread(target=hand_in, args=pair) for pair in pairs]
+    for thread in others:
+        thread.start()
+    while len(journal._group._pending) < 3:
+        time.sleep(0.01)
+    go_on.set()
+    for thread in [leader, *others]:
+        thread.join(10)
+    assert order[0] == "first" and order[1] == "sync" and sorted(order[2:]) == ["a", "b"]
+    assert outcomes["a"] == "a" and outcomes["b"] == "b"
+    assert isinstance(outcomes["c"], OSError)
+
+
 def test_desires_are_kept_once_by_info_hash_changed_removed_and_added_again(
     any_journal: Journal,
 ) -> None:

@@ -8,6 +8,7 @@ goes through thread-safe callbacks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ from putio_mirror.local.staging import (
     place_file,
     place_item,
     remove_entry,
+    sync_verified,
     verified_path,
 )
 
@@ -94,6 +96,8 @@ class Verified:
 
     detail: str
     record: Callable[[], None]
+    #: what must be done before ``record`` (once for many files: ``Journal.together``)
+    first: Callable[[], None] | None = None
 
 
 class DownloadSteps:
@@ -116,6 +120,8 @@ class DownloadSteps:
         self._now = now
         self._progress = progress
         self._room = RoomKeeper(free_space_margin)
+        # one object for every file: Journal.together runs it once per group
+        self._sync_verified = functools.partial(sync_verified, places.staging)
         self._local = threading.local()
         self._fetchers: list[AnyFetcher] = []
         self._lock = threading.Lock()
@@ -198,10 +204,13 @@ class DownloadSteps:
                 self._fetch_verified(action, may_continue, advance),
             )
         if action.staged:
-            keep_verified(source, self._places.staging, action.file_id)
+            # The move into verified/ is made durable by ``first``, once for the files
+            # whose journal work commits together, and before that commit.
+            keep_verified(source, self._places.staging, action.file_id, durable=False)
             return Verified(
                 f"{done} bytes verified; waiting in staging for the rest of its item",
                 lambda: self._verified(action),
+                self._sync_verified,
             )
         final = self.final_path(action.relative_path)
         problem = place_file(ToPlace(action.file_id, source, final), self._places.ownership)

@@ -306,7 +306,8 @@ class Executor:
             self._end(action_id, action, "failed", error=repr(error))
             raise
         if isinstance(done, Verified):
-            self._end(action_id, action, "done", detail=done.detail, record=done.record)
+            record = (done.record, done.first)
+            self._end(action_id, action, "done", record, detail=done.detail)
         else:
             self._end(action_id, action, "done", detail=done)
         with self._lock:
@@ -349,21 +350,23 @@ class Executor:
         action_id: int,
         action: Action,
         status: str,
-        record: Callable[[], None] | None = None,
+        record: tuple[Callable[[], None], Callable[[], None] | None] | None = None,
         **outcome: str | None,
     ) -> None:
-        """Journal what the action did (``record``), how it ended, and free its claim, in
-        one transaction (shared with other workers' journal work): the claim is never
-        free before the journal says the file is verified."""
+        """Journal what the action did (``record``: the write, and what must be done
+        before it), how it ended, and free its claim, in one transaction (shared with
+        other workers' journal work): the claim is never free before the journal says the
+        file is verified."""
+        write, first = record if record is not None else (None, None)
 
         def close() -> None:
-            if record is not None:
-                record()
+            if write is not None:
+                write()
             self._journal.action_finished(action_id, status, self._now(), **outcome)
             self._claims.release(action.key)
 
         try:
-            self._journal.together(close)
+            self._journal.together(close, first)
         finally:
             self._claims.forget(action.key)  # never kept alive again, whatever the journal did
 

@@ -14,6 +14,11 @@ work of it is run again alone, in a transaction of its own, so each gets the out
 would have had by itself. Work is therefore run more than once now and then: it must be
 journal calls (rolled back with the group), and side effects of its own that are safe to
 repeat.
+
+Work may need something done before any transaction holds it (``first``: a folder synced,
+so the rename the work journals is durable first). The thread that commits a group runs
+each distinct ``first`` of it once, before the transaction: eight files renamed into one
+folder cost one sync of it, not eight.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ T = TypeVar("T")
 
 
 class _Work(Generic[T]):
-    __slots__ = ("done", "error", "result", "work")
+    __slots__ = ("done", "error", "first", "result", "work")
 
-    def __init__(self, work: Callable[[], T]) -> None:
+    def __init__(self, work: Callable[[], T], first: Callable[[], None] | None) -> None:
         self.work = work
+        self.first = first
         self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
@@ -47,10 +53,11 @@ class GroupCommit:
         self._pending_lock = threading.Lock()
         self._committing = threading.Lock()  # one group at a time
 
-    def run(self, work: Callable[[], T]) -> T:
-        """Given journal work, run it in a transaction shared with the work other threads
-        hand in meanwhile; return its result (or raise its error) once that committed."""
-        item: _Work[T] = _Work(work)
+    def run(self, work: Callable[[], T], first: Callable[[], None] | None = None) -> T:
+        """Given journal work (and what must be done before it, if anything), run it in a
+        transaction shared with the work other threads hand in meanwhile; return its result
+        (or raise its error, or ``first``'s) once that committed."""
+        item: _Work[T] = _Work(work, first)
         with self._pending_lock:
             self._pending.append(item)
         with self._committing:
@@ -64,25 +71,45 @@ class GroupCommit:
 
     def _commit(self, group: list[_Work[Any]]) -> None:
         try:
-            if len(group) == 1:
-                self._alone(group[0])
-                return
-            try:
-                with self._transaction():
-                    results = [item.work() for item in group]
-            except Exception:
-                for item in group:  # rolled back: each on its own, for its own outcome
-                    self._alone(item)
-                return
-            except BaseException as error:  # e.g. KeyboardInterrupt: every owner hears of it
-                for item in group:
-                    item.error = error
-                return
-            for item, result in zip(group, results, strict=True):
-                item.result = result
+            self._run(self._first(group))
         finally:
             for item in group:
                 item.done = True
+
+    def _run(self, group: list[_Work[Any]]) -> None:
+        if len(group) <= 1:
+            for item in group:
+                self._alone(item)
+            return
+        try:
+            with self._transaction():
+                results = [item.work() for item in group]
+        except Exception:
+            for item in group:  # rolled back: each on its own, for its own outcome
+                self._alone(item)
+            return
+        except BaseException as error:  # e.g. KeyboardInterrupt: every owner hears of it
+            for item in group:
+                item.error = error
+            return
+        for item, result in zip(group, results, strict=True):
+            item.result = result
+
+    def _first(self, group: list[_Work[Any]]) -> list[_Work[Any]]:
+        """Run each distinct ``first`` of the group once; return the work whose ``first``
+        (if any) succeeded, having given the others its error."""
+        failed: dict[Callable[[], None], BaseException] = {}
+        for first in dict.fromkeys(item.first for item in group if item.first is not None):
+            try:
+                first()
+            except Exception as error:
+                failed[first] = error
+        if not failed:
+            return group
+        for item in group:
+            if item.first in failed:
+                item.error = failed[item.first]
+        return [item for item in group if item.first not in failed]
 
     def _alone(self, item: _Work[Any]) -> None:
         try:

@@ -130,13 +130,14 @@ class Journal(DatabaseFace):
         """Fold the calls made inside (by this thread) into one transaction; keep it short."""
         return self._db.batch()
 
-    def together(self, work: Callable[[], T]) -> T:
+    def together(self, work: Callable[[], T], first: Callable[[], None] | None = None) -> T:
         """Given work that calls this journal, run it in one transaction shared with the
         work other threads hand in meanwhile; return its result once that committed.
 
-        Work may be run twice (alone, after a group it was in failed; see ``grouped.py``):
-        any side effect of its own must be safe to repeat."""
-        return self._group.run(work)
+        ``first`` (if given) is done before that transaction, once per group for the same
+        object. Work may be run twice (alone, after a group it was in failed; see
+        ``grouped.py``): any side effect of its own must be safe to repeat."""
+        return self._group.run(work, first)
 
     def start_run(
         self, command: str, now: datetime, dry_run: bool = False, owner: str | None = None
