@@ -65,9 +65,10 @@ def start_run(conn: Connection, row: Mapping[str, Any]) -> int:
 _EARLIER = (
     select(func.count()).select_from(actions_table).where(actions_table.c.key == bindparam("key"))
 )
+# One statement, not a count then an insert: ~0.1 ms of SQLAlchemy less for each small file.
 _START = insert(actions_table).values(
     status="started",
-    attempts=bindparam("attempts"),
+    attempts=1 + _EARLIER.scalar_subquery(),
     owner=select(runs_table.c.owner)
     .where(runs_table.c.id == bindparam("run_id"))
     .scalar_subquery(),
@@ -103,8 +104,7 @@ def start_action(conn: Connection, row: Mapping[str, Any]) -> int:
     Its ``attempts`` is one more than the number of earlier actions with its key; its
     ``owner`` is its run's. (Both statements are built once: see ``schema.upsert_row``.)
     """
-    attempts = 1 + conn.execute(_EARLIER, {"key": row["key"]}).scalar_one()
-    return _new_id(conn.execute(_START, dict(row) | {"attempts": attempts}))
+    return _new_id(conn.execute(_START, dict(row)))
 
 
 def recent_runs(conn: Connection, limit: int) -> tuple[RunRecord, ...]:
