@@ -24,7 +24,7 @@ from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.files import allocated_bytes, crc32_of, local_size
-from putio_mirror.local.paths import Places, resolve_inside
+from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import ensure_room
 from putio_mirror.local.staging import (
     ToPlace,
@@ -153,9 +153,10 @@ class DownloadSteps:
         """Place an item's verified files; raise ItemError naming the ones that could not
         be placed (the others are placed and journaled all the same)."""
         staging = self._places.staging
+        finals = resolve_all_inside(self._places.downloads, [path for _, path in action.files])
         files = [
-            ToPlace(file_id, verified_path(staging, file_id), self.final_path(relative))
-            for file_id, relative in action.files
+            ToPlace(file_id, verified_path(staging, file_id), final)
+            for (file_id, _), final in zip(action.files, finals, strict=True)
         ]
         target = self.final_path(action.name) if action.folder else None
         building = building_path(staging, action.item_id)
