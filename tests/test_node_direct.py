@@ -1,5 +1,6 @@
-"""A node's GET that skips requests (``Session.direct_pool``): the same checks, the same
-headers less any token, requests' path wherever a proxy or a redirect is involved."""
+"""GETs that skip requests (``Session.direct_pool``): a node's, with the same checks and
+headers less any token; the API's, with the same token, query and errors; requests' path
+wherever a proxy or a redirect is involved."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.core.errors import ChecksumMismatchError
+from putio_mirror.core.errors import ChecksumMismatchError, NotFoundError
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.nodehttp import node_get
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.net.sessions import Session
+from putio_mirror.putio.client import PutioClient
 
 BODY = bytes(range(256)) * 8
 
@@ -111,3 +113,24 @@ def test_a_redirect_is_followed(fake_putio: FakePutio) -> None:
         with node_get(session, redirecting, None, (5.0, 5.0)) as answer:
             assert answer.status_code == 200
             assert answer.raw.read() == BODY
+
+
+def test_the_apis_gets_go_direct_with_the_token_query_and_errors_as_before(
+    fake_putio: FakePutio,
+) -> None:
+    """put.io's API GETs (a small file's link above all) skip requests too: the token, the
+    query and the answers' mapping to our errors are the same."""
+    folder = fake_putio.add_folder("Show")
+    file_id = fake_putio.add_file("e01.mkv", parent_id=folder, content=BODY)
+    with PutioClient(fake_putio.token, fake_putio.api_url, timeout=5.0, page_size=1) as client:
+        assert Session().direct_pool(fake_putio.api_url) is not None
+        link = client.download_url(file_id)
+        listed = client.list_all_files()  # one a page: the cursor's query, page after page
+        with pytest.raises(NotFoundError):
+            client.file(987654)
+    assert {entry.id for entry in listed} == {folder, file_id}
+    with Session() as session, node_get(session, link, None, (5.0, 5.0)) as answer:
+        assert answer.raw.read() == BODY
+    api = [logged for logged in fake_putio.requests if logged.host == "api"]
+    assert all(logged.headers.get("Authorization") == f"token {fake_putio.token}" for logged in api)
+    assert any(logged.query.get("per_page") == "1" for logged in api)
