@@ -626,6 +626,39 @@ def test_together_does_a_groups_first_once_before_its_transaction(journal: Journ
     assert isinstance(outcomes["c"], OSError)
 
 
+def test_a_groups_ends_are_written_together_at_its_end_or_not_at_all(
+    any_journal: Journal,
+) -> None:
+    """In a group commit, verified marks, action ends and claim releases wait for the end
+    of the transaction and go as one statement each; a failure drops them all."""
+    lease = timedelta(minutes=10)
+    run_id = any_journal.start_run("sync", T0, owner="me")
+    ids = {}
+    for file_id in (1, 2, 3):
+        assert any_journal.claim(f"download:{file_id}", "me", lease)
+        ids[file_id] = any_journal.action_started(
+            run_id, "download", f"download:{file_id}", f"f{file_id}", T0
+        )
+
+    def end(file_id: int) -> None:
+        any_journal.mark_verified(file_id, f"f{file_id}", 10, None, T0, placed=file_id == 2)
+        any_journal.action_finished(ids[file_id], "done", T0, detail="ok")
+        any_journal.release(f"download:{file_id}", "me")
+
+    with pytest.raises(RuntimeError), any_journal._db.deferring_batch():
+        end(3)
+        raise RuntimeError("killed before the commit")
+    with any_journal._db.deferring_batch():
+        end(1)
+        end(2)
+    facts = any_journal.facts().downloads
+    assert facts[1].verified_at is not None and facts[1].placed_path is None
+    assert facts[2].placed_path == "f2" and 3 not in facts
+    assert set(any_journal.claims()) == {"download:3"}
+    statuses = {action.key: action.status for action in any_journal.actions_of(run_id)}
+    assert statuses == {"download:1": "done", "download:2": "done", "download:3": "started"}
+
+
 def test_desires_are_kept_once_by_info_hash_changed_removed_and_added_again(
     any_journal: Journal,
 ) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     CursorResult,
+    Executable,
     Select,
     Table,
     bindparam,
@@ -92,9 +93,10 @@ _FINISH = (
 )
 
 
-def finish_action(conn: Connection, action_id: int, values: Mapping[str, Any]) -> None:
-    """Given an action id and how it ended (status, finished_at, error, detail), record it."""
-    conn.execute(_FINISH, dict(values) | {"action_id": action_id})
+def finish_action(action_id: int, values: Mapping[str, Any]) -> tuple[Executable, dict[str, Any]]:
+    """Given an action id and how it ended (status, finished_at, error, detail), return the
+    write that records it and its values."""
+    return _FINISH, dict(values) | {"action_id": action_id}
 
 
 def start_action(conn: Connection, row: Mapping[str, Any]) -> int:

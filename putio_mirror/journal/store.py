@@ -88,7 +88,7 @@ class Journal(DatabaseFace):
     def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
         super().__init__(Database(engine, url, lock_dir))
         self._desires = journal_desires.DesireBook(self._db)
-        self._group = GroupCommit(self._db.batch)
+        self._group = GroupCommit(self._db.deferring_batch)
 
     @classmethod
     def open(cls, url: str, *, busy_timeout: float = 5.0) -> Journal:
@@ -190,8 +190,7 @@ class Journal(DatabaseFace):
         if status not in ACTION_STATUSES - {"started"}:
             raise ValueError(f"{status!r} is not a final action status")
         values = {"status": status, "finished_at": _aware(now), "error": error, "detail": detail}
-        with self._db.write() as conn:
-            journal_runs.finish_action(conn, action_id, values)
+        self._db.write_later(*journal_runs.finish_action(action_id, values))
 
     def recent_runs(self, limit: int = 10) -> tuple[RunRecord, ...]:
         """Return the newest ``limit`` runs, newest first."""
@@ -257,8 +256,7 @@ class Journal(DatabaseFace):
         row = journal_files.download_row(file_id, relative_path, size, crc32, size, _aware(now))
         if placed:
             row |= {"placed_at": row["updated_at"], "placed_path": relative_path}
-        with self._db.write() as conn:
-            journal_files.verified(conn, row)
+        self._db.write_later(*journal_files.verified(self._db.dialect_name, row))
 
     def mark_placed(self, placements: Mapping[int, str], now: datetime) -> None:
         """Given file id -> relative path in the download folder, remember each is placed there.
@@ -349,8 +347,7 @@ class Journal(DatabaseFace):
 
     def release(self, key: str, owner: str) -> None:
         """Given a key, free it if ``owner`` holds it; else (another's, or free) do nothing."""
-        with self._db.write() as conn:
-            journal_claims.free(conn, key, owner)
+        self._db.write_later(*journal_claims.free(key, owner))
 
     def release_all(self, owner: str) -> int:
         """Given an owner, free every key it holds (a dead run's); return how many."""

@@ -12,8 +12,9 @@ connection to a node opened for one file serve the next, whichever thread fetche
 
 A download node's GET, and an API GET (``direct_get``: a small file's link), may skip
 requests altogether (``direct_pool``): preparing a request, merging its settings and finding
-its pool cost ~1 ms of CPU each, as much as a small file's whole body. The pool requests would pick is found once per origin, the same way (TLS
-settings from the environment's CA bundle), and only where no proxy applies.
+its pool cost ~1 ms of CPU each, as much as a small file's whole body. The pool requests
+would pick is found once per origin, the same way (TLS settings from the environment's CA
+bundle), and only where no proxy applies.
 """
 
 from __future__ import annotations
