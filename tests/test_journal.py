@@ -11,8 +11,11 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -168,6 +171,8 @@ def test_a_255_byte_name_and_a_200_character_host_fit_on_both_databases(
 # Run in another process, so modules this test session imported do not count.
 ORM_PROBE = """
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from putio_mirror.journal.store import Journal
 on_import = "sqlalchemy.orm" in sys.modules
@@ -525,6 +530,133 @@ def test_a_batch_sees_its_own_writes_and_others_see_them_at_its_end(any_journal:
         with any_journal.batch():  # nested: part of the same transaction
             any_journal.release("download:7", "me")
     assert any_journal.is_verified(7) and any_journal.claims() == {}
+
+
+def test_together_commits_before_returning_and_one_failure_spoils_nobody_elses_work(
+    any_journal: Journal,
+) -> None:
+    """Work handed in while another thread commits waits, then goes in one transaction;
+    if one work of that group fails, the others are run again alone and kept."""
+    lease = timedelta(minutes=10)
+    inside, go_on = threading.Event(), threading.Event()
+    runs: Counter[str] = Counter()
+    outcomes: dict[str, object] = {}
+
+    def first() -> str:
+        inside.set()
+        go_on.wait(10)  # holds the commit while the others hand in their work
+        return "first"
+
+    def good() -> bool:
+        runs["good"] += 1
+        return any_journal.claim("download:1", "me", lease)
+
+    def bad() -> None:
+        runs["bad"] += 1
+        any_journal.claim("download:2", "me", lease)
+        raise RuntimeError("this work fails")
+
+    def hand_in(name: str, work: Callable[[], object]) -> None:
+        try:
+            outcomes[name] = any_journal.together(work)
+        except RuntimeError as error:
+            outcomes[name] = error
+
+    leader = threading.Thread(target=hand_in, args=("first", first))
+    leader.start()
+    assert inside.wait(10)
+    pairs = (("good", good), ("bad", bad))
+    others = [threading.Thread(target=hand_in, args=pair) for pair in pairs]
+    for thread in others:
+        thread.start()
+    while len(any_journal._group._pending) < 2:  # both wait behind the leader's commit
+        time.sleep(0.01)
+    go_on.set()
+    for thread in [leader, *others]:
+        thread.join(10)
+    assert outcomes["first"] == "first" and outcomes["good"] is True
+    assert isinstance(outcomes["bad"], RuntimeError)
+    assert runs == {"good": 2, "bad": 2}  # once in their group, then each alone
+    assert set(any_journal.claims()) == {"download:1"}
+
+
+def test_together_does_a_groups_first_once_before_its_transaction(journal: Journal) -> None:
+    """Files renamed into one folder and journaled together cost one sync of it, done
+    before any of them is journaled; a failed ``first`` fails only the work behind it."""
+    inside, go_on = threading.Event(), threading.Event()
+    order: list[str] = []
+    outcomes: dict[str, object] = {}
+
+    def sync() -> None:
+        order.append("sync")
+
+    def broken() -> None:
+        raise OSError("no sync")
+
+    def work(name: str) -> Callable[[], str]:
+        def journaled() -> str:
+            if name == "first":
+                inside.set()
+                go_on.wait(10)
+            order.append(name)
+            return name
+
+        return journaled
+
+    def hand_in(name: str, first: Callable[[], None] | None) -> None:
+        try:
+            outcomes[name] = journal.together(work(name), first)
+        except OSError as error:
+            outcomes[name] = error
+
+    leader = threading.Thread(target=hand_in, args=("first", None))
+    leader.start()
+    assert inside.wait(10)
+    pairs = (("a", sync), ("b", sync), ("c", broken))
+    others = [threading.Thread(target=hand_in, args=pair) for pair in pairs]
+    for thread in others:
+        thread.start()
+    while len(journal._group._pending) < 3:
+        time.sleep(0.01)
+    go_on.set()
+    for thread in [leader, *others]:
+        thread.join(10)
+    assert order[0] == "first" and order[1] == "sync" and sorted(order[2:]) == ["a", "b"]
+    assert outcomes["a"] == "a" and outcomes["b"] == "b"
+    assert isinstance(outcomes["c"], OSError)
+
+
+def test_a_groups_ends_are_written_together_at_its_end_or_not_at_all(
+    any_journal: Journal,
+) -> None:
+    """In a group commit, verified marks, action ends and claim releases wait for the end
+    of the transaction and go as one statement each; a failure drops them all."""
+    lease = timedelta(minutes=10)
+    run_id = any_journal.start_run("sync", T0, owner="me")
+    ids = {}
+    for file_id in (1, 2, 3):
+        assert any_journal.claim(f"download:{file_id}", "me", lease)
+        ids[file_id] = any_journal.action_started(
+            run_id, "download", f"download:{file_id}", f"f{file_id}", T0
+        )
+
+    def end(file_id: int) -> None:
+        any_journal.mark_verified(file_id, f"f{file_id}", 10, None, T0, placed=file_id == 2)
+        any_journal.action_finished(ids[file_id], "done", T0, detail="ok")
+        any_journal.release(f"download:{file_id}", "me")
+
+    with pytest.raises(RuntimeError), any_journal._db.deferring_batch():
+        end(3)
+        raise RuntimeError("killed before the commit")
+    with any_journal._db.deferring_batch():
+        end(1)
+        end(2)
+    facts = any_journal.facts().downloads
+    assert facts[1].verified_at is not None and facts[1].placed_path is None
+    assert facts[2].placed_path == "f2" and 3 not in facts
+    assert set(any_journal.claims()) == {"download:3"}
+    statuses = {action.key: action.status for action in any_journal.actions_of(run_id)}
+    assert statuses == {"download:1": "done", "download:2": "done", "download:3": "started"}
 
 
 def test_desires_are_kept_once_by_info_hash_changed_removed_and_added_again(

@@ -16,7 +16,7 @@ from putio_mirror.core.errors import AlreadyRunningError, ItemError, NoSpaceErro
 from putio_mirror.local.durable import place_atomically
 from putio_mirror.local.files import crc32_of, local_size
 from putio_mirror.local.lock import RunLock
-from putio_mirror.local.paths import resolve_inside
+from putio_mirror.local.paths import resolve_all_inside, resolve_inside
 from putio_mirror.local.space import ensure_room, free_bytes
 from putio_mirror.local.staging import part_path
 
@@ -127,6 +127,17 @@ def test_resolve_inside_allows_a_symlink_that_stays_inside(tmp_path: Path) -> No
     (root / "alias").symlink_to(root / "real")
 
     assert resolve_inside(root, "alias/file.mkv") == root / "alias" / "file.mkv"
+
+
+def test_resolve_all_inside_checks_each_file_of_a_folder_it_resolved_once(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "show").mkdir(parents=True)
+    (root / "show" / "escape.srt").symlink_to(tmp_path / "outside.srt")
+    fine = ["show/e01.mkv", "show/e02.mkv", "top.nfo"]
+
+    assert resolve_all_inside(root, fine) == [root / name for name in fine]
+    with pytest.raises(UnsafePathError):
+        resolve_all_inside(root, [*fine, "show/escape.srt"])
 
 
 # --- place_atomically ----------------------------------------------------------------

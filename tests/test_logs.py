@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from putio_mirror.cli.logs import HANDLER_NAME, setup_logging
+from putio_mirror.cli.progress import LogProgress
 from putio_mirror.core.redaction import hide_secrets
 
 
@@ -43,3 +44,25 @@ def test_a_secret_too_short_to_be_a_token_does_not_blank_every_word() -> None:
 
     assert hide_secrets("put.io at test", ["t"]) == "put.io at test"
     assert hide_secrets("token abcdefgh12 here", ["abcdefgh12"]) == "token ******** here"
+
+
+def test_log_progress_counts_quick_files_and_gives_long_ones_their_own_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [0.0]
+    progress = LogProgress(interval=30.0, monotonic=lambda: clock[0])
+    caplog.set_level(logging.INFO, logger="putio_mirror.cli.progress")
+    for number in range(400):  # 400 subtitles, 0.1 s each
+        progress.begin(f"f{number}", f"sub{number}.srt", 1000, 0)
+        progress.advance(f"f{number}", 1000)
+        clock[0] += 0.1
+        progress.end(f"f{number}")
+    progress.begin("movie", "movie.mkv", 10_000, 0)
+    clock[0] += 40.0
+    progress.advance("movie", 10_000)
+    progress.end("movie")
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[0].startswith("sub0.srt: ")  # the first on its own: nothing else to count
+    assert len(lines) < 10 and any(line.startswith("movie.mkv: ") for line in lines)
+    assert "300 files downloaded (292.97 KiB)" in lines  # the first 30 s after sub0.srt

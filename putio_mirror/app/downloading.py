@@ -8,10 +8,12 @@ goes through thread-safe callbacks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -22,7 +24,7 @@ from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.files import allocated_bytes, crc32_of, local_size
-from putio_mirror.local.paths import Places, resolve_inside
+from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import ensure_room
 from putio_mirror.local.staging import (
     ToPlace,
@@ -32,6 +34,7 @@ from putio_mirror.local.staging import (
     place_file,
     place_item,
     remove_entry,
+    sync_verified,
     verified_path,
 )
 
@@ -84,6 +87,19 @@ class Paused(Exception):
     """A download stopped at a chunk boundary because it may not go on."""
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A download that succeeded: what to report, and the journal write that says so,
+    for the executor to fold into the transaction that ends the action (its bytes are
+    durable already: a crash before that commit finds them verified, or placed, next run).
+    """
+
+    detail: str
+    record: Callable[[], None]
+    #: what must be done before ``record`` (once for many files: ``Journal.together``)
+    first: Callable[[], None] | None = None
+
+
 class DownloadSteps:
     """Performs Download, AdoptLocal, PlaceItem and TidyStaging actions; safe to call from
     worker threads."""
@@ -104,6 +120,8 @@ class DownloadSteps:
         self._now = now
         self._progress = progress
         self._room = RoomKeeper(free_space_margin)
+        # one object for every file: Journal.together runs it once per group
+        self._sync_verified = functools.partial(sync_verified, places.staging)
         self._local = threading.local()
         self._fetchers: list[AnyFetcher] = []
         self._lock = threading.Lock()
@@ -135,9 +153,10 @@ class DownloadSteps:
         """Place an item's verified files; raise ItemError naming the ones that could not
         be placed (the others are placed and journaled all the same)."""
         staging = self._places.staging
+        finals = resolve_all_inside(self._places.downloads, [path for _, path in action.files])
         files = [
-            ToPlace(file_id, verified_path(staging, file_id), self.final_path(relative))
-            for file_id, relative in action.files
+            ToPlace(file_id, verified_path(staging, file_id), final)
+            for (file_id, _), final in zip(action.files, finals, strict=True)
         ]
         target = self.final_path(action.name) if action.folder else None
         building = building_path(staging, action.item_id)
@@ -171,10 +190,10 @@ class DownloadSteps:
 
     def download(
         self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]
-    ) -> str:
-        """Fetch and verify one file, then place it (unless it waits for its item); raise
-        Paused when it may not go on, ItemError (journaled as a failure of this file)
-        when this file cannot be had now."""
+    ) -> Verified:
+        """Fetch and verify one file, then place it (unless it waits for its item); return
+        what to journal; raise Paused when it may not go on, ItemError (journaled as a
+        failure of this file) when this file cannot be had now."""
         staging = self._places.staging
         kept = verified_path(staging, action.file_id)
         if local_size(kept) == action.size and _crc_matches(kept, action.crc32):
@@ -186,24 +205,29 @@ class DownloadSteps:
                 self._fetch_verified(action, may_continue, advance),
             )
         if action.staged:
-            return self._keep(action, source, done)
+            # The move into verified/ is made durable by ``first``, once for the files
+            # whose journal work commits together, and before that commit.
+            keep_verified(source, self._places.staging, action.file_id, durable=False)
+            return Verified(
+                f"{done} bytes verified; waiting in staging for the rest of its item",
+                lambda: self._verified(action),
+                self._sync_verified,
+            )
         final = self.final_path(action.relative_path)
         problem = place_file(ToPlace(action.file_id, source, final), self._places.ownership)
         if problem is not None:
-            self._keep(action, source, done)
+            self._keep(action, source)
             raise ItemError(
                 problem,
                 f"the verified copy waits in {kept.parent}; "
                 "move the file in the way elsewhere and the next run places it",
             )
-        self._verified(action, placed=True)
-        return f"{done} bytes verified"
+        return Verified(f"{done} bytes verified", lambda: self._verified(action, placed=True))
 
-    def _keep(self, action: Download, source: Path, done: int) -> str:
+    def _keep(self, action: Download, source: Path) -> None:
         """Keep a verified file in staging for its placement; journal it verified."""
         keep_verified(source, self._places.staging, action.file_id)
         self._verified(action)
-        return f"{done} bytes verified; waiting in staging for the rest of its item"
 
     def _fetch_verified(
         self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]

@@ -20,7 +20,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from putio_mirror.app.downloading import AnyFetcher, DownloadSteps, NoProgress, Paused, Progress
+from putio_mirror.app.downloading import (
+    AnyFetcher,
+    DownloadSteps,
+    NoProgress,
+    Paused,
+    Progress,
+    Verified,
+)
 from putio_mirror.app.report import Failure, RunReport
 from putio_mirror.app.requested import submit_desired
 from putio_mirror.core.errors import (
@@ -205,17 +212,24 @@ class Executor:
         if missing:
             self._skip(run_id, action, f"waits for {', '.join(missing)}")
             return
-        with self._journal.batch():  # one transaction: claim, check, the action's row
-            if not self._claim(action):
-                with self._lock:
-                    self._report.elsewhere += 1
-                return
-            action_id = self._journal.action_started(
-                run_id, action.kind, action.key, action.target, self._now()
-            )
+        action_id = self._journal.together(lambda: self._start(run_id, action))
+        if action_id is None:
+            with self._lock:
+                self._report.elsewhere += 1
+            return
         if self._perform(action_id, action):
             with self._lock:
                 self._succeeded.add(action.key)
+
+    def _start(self, run_id: int, action: Action) -> int | None:
+        """Claim the action, check it and journal its start, in one transaction (shared
+        with other workers' journal work); return its id, None if another host holds or
+        did it. Safe to repeat (``Journal.together``): claiming what we hold extends it."""
+        if not self._claim(action):
+            return None
+        return self._journal.action_started(
+            run_id, action.kind, action.key, action.target, self._now()
+        )
 
     def _claim(self, action: Action) -> bool:
         """Claim the action (kept alive until released); False if another host holds or did it."""
@@ -269,7 +283,7 @@ class Executor:
         """Perform one claimed and journaled action; journal how it ended and release its
         claim (``_end``, on every path); return True if it succeeded."""
         try:
-            detail = self._dispatch(action)
+            done = self._dispatch(action)
         except Paused as paused:
             taken = not self._claims.holds(action.key)  # asked before _end lets go of it
             self._end(action_id, action, "paused", detail=str(paused))
@@ -291,7 +305,11 @@ class Executor:
         except BaseException as error:
             self._end(action_id, action, "failed", error=repr(error))
             raise
-        self._end(action_id, action, "done", detail=detail)
+        if isinstance(done, Verified):
+            record = (done.record, done.first)
+            self._end(action_id, action, "done", record, detail=done.detail)
+        else:
+            self._end(action_id, action, "done", detail=done)
         with self._lock:
             self._report.done.append(action.key)
             self._report.done_actions.append((action.kind, action.target))
@@ -328,16 +346,32 @@ class Executor:
         elif isinstance(action, Download) and isinstance(error, ItemError):
             self._tell(ItemFailed(action.target, message, hint))  # journaled for this file
 
-    def _end(self, action_id: int, action: Action, status: str, **outcome: str | None) -> None:
-        """Journal how the action ended and free its claim, in one transaction."""
+    def _end(
+        self,
+        action_id: int,
+        action: Action,
+        status: str,
+        record: tuple[Callable[[], None], Callable[[], None] | None] | None = None,
+        **outcome: str | None,
+    ) -> None:
+        """Journal what the action did (``record``: the write, and what must be done
+        before it), how it ended, and free its claim, in one transaction (shared with
+        other workers' journal work): the claim is never free before the journal says the
+        file is verified."""
+        write, first = record if record is not None else (None, None)
+
+        def close() -> None:
+            if write is not None:
+                write()
+            self._journal.action_finished(action_id, status, self._now(), **outcome)
+            self._claims.release(action.key)
+
         try:
-            with self._journal.batch():
-                self._journal.action_finished(action_id, status, self._now(), **outcome)
-                self._claims.release(action.key)
+            self._journal.together(close, first)
         finally:
             self._claims.forget(action.key)  # never kept alive again, whatever the journal did
 
-    def _dispatch(self, action: Action) -> str | None:
+    def _dispatch(self, action: Action) -> Verified | str | None:
         if isinstance(action, Download):
             return self._downloads.download(action, self._continuing(action), self._count)
         if isinstance(action, AdoptLocal):

@@ -26,6 +26,7 @@ import requests
 
 from putio_mirror.fetch.crc import crc32
 from putio_mirror.fetch.nodehttp import (
+    NodeAnswer,
     Patience,
     Retry,
     Stopped,
@@ -218,7 +219,7 @@ class Crew:
                 run.opening_url = url
             return url
 
-    def _write_body(self, run: Run, segment: Segment, response: requests.Response) -> None:
+    def _write_body(self, run: Run, segment: Segment, response: NodeAnswer) -> None:
         # One buffer per request, refilled in place: no new bytes object per chunk.
         buffer = memoryview(bytearray(self.chunk_size))
         read = body_reader(response)

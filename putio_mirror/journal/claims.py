@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Executable, bindparam, delete, or_, select, update
 
 from putio_mirror.journal.schema import (
     actions_table,
@@ -51,9 +52,10 @@ _FREE = delete(claims_table).where(
 )
 
 
-def free(conn: Connection, key: str, owner: str) -> None:
-    """Given a key, delete its claim if ``owner`` holds it."""
-    conn.execute(_FREE, {"key": key, "owner": owner})
+def free(key: str, owner: str) -> tuple[Executable, dict[str, Any]]:
+    """Given a key, return the write that deletes its claim if ``owner`` holds it, and its
+    values."""
+    return _FREE, {"key": key, "owner": owner}
 
 
 def free_all(conn: Connection, owner: str) -> int:

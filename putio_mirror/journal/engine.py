@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, Executable, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -78,10 +78,45 @@ class Database:
             return
         with self.write() as conn:
             self._batch.conn = conn
+            self._batch.deferred = None
             try:
                 yield
             finally:
                 self._batch.conn = None
+
+    @contextmanager
+    def deferring_batch(self) -> Iterator[None]:
+        """A batch in which ``write_later``'s statements wait for its end, then go as one
+        ``executemany`` per statement, in the order each was first deferred (a group of
+        small files' ends: three statements, not three a file). Reads in it do not see
+        them: only writes nobody in the batch reads back may be deferred."""
+        if getattr(self._batch, "conn", None) is not None:
+            yield
+            return
+        with self.write() as conn:
+            self._batch.conn = conn
+            deferred: dict[int, tuple[Executable, list[Mapping[str, Any]]]] = {}
+            self._batch.deferred = deferred
+            try:
+                yield
+                for statement, rows in deferred.values():
+                    conn.execute(statement, rows)
+            finally:
+                self._batch.conn = self._batch.deferred = None
+
+    def write_later(self, statement: Executable, values: Mapping[str, Any]) -> None:
+        """Given a write, run it now in its own transaction (or this thread's batch), or
+        at the end of this thread's deferring batch."""
+        deferred = getattr(self._batch, "deferred", None)
+        if deferred is None:
+            with self.write() as conn:
+                conn.execute(statement, values)
+            return
+        deferred.setdefault(id(statement), (statement, []))[1].append(values)
+
+    @property
+    def dialect_name(self) -> str:
+        return self._engine.dialect.name
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -12,10 +12,10 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, Executable, bindparam, func, select, update
 
 from putio_mirror.core.state import DownloadRecord
-from putio_mirror.journal.schema import downloads_table, upsert, upsert_row
+from putio_mirror.journal.schema import downloads_table, row_upsert, upsert, upsert_row
 
 # Every download row, failure-only ones included (their NULL path and size read as "" and 0),
 # its columns in DownloadRecord's order: a row becomes a record by position, which matters
@@ -42,10 +42,11 @@ def progress(conn: Connection, row: Mapping[str, Any]) -> None:
     upsert_row(conn, downloads_table, row, where=_UNVERIFIED)
 
 
-def verified(conn: Connection, row: Mapping[str, Any]) -> None:
-    """Given a download row (all bytes done), mark it verified; its failures start over."""
+def verified(dialect_name: str, row: Mapping[str, Any]) -> tuple[Executable, dict[str, Any]]:
+    """Given a download row (all bytes done), return the write that marks it verified (its
+    failures start over) and its values."""
     done = dict(row) | {"verified_at": row["updated_at"], "failures": 0, "last_error": None}
-    upsert_row(conn, downloads_table, done)
+    return row_upsert(dialect_name, downloads_table, tuple(done)), done
 
 
 def placed(conn: Connection, placements: Mapping[int, str], now: datetime) -> None:

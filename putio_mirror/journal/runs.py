@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     CursorResult,
+    Executable,
     Select,
     Table,
     bindparam,
@@ -65,9 +66,10 @@ def start_run(conn: Connection, row: Mapping[str, Any]) -> int:
 _EARLIER = (
     select(func.count()).select_from(actions_table).where(actions_table.c.key == bindparam("key"))
 )
+# One statement, not a count then an insert: ~0.1 ms of SQLAlchemy less for each small file.
 _START = insert(actions_table).values(
     status="started",
-    attempts=bindparam("attempts"),
+    attempts=1 + _EARLIER.scalar_subquery(),
     owner=select(runs_table.c.owner)
     .where(runs_table.c.id == bindparam("run_id"))
     .scalar_subquery(),
@@ -91,9 +93,10 @@ _FINISH = (
 )
 
 
-def finish_action(conn: Connection, action_id: int, values: Mapping[str, Any]) -> None:
-    """Given an action id and how it ended (status, finished_at, error, detail), record it."""
-    conn.execute(_FINISH, dict(values) | {"action_id": action_id})
+def finish_action(action_id: int, values: Mapping[str, Any]) -> tuple[Executable, dict[str, Any]]:
+    """Given an action id and how it ended (status, finished_at, error, detail), return the
+    write that records it and its values."""
+    return _FINISH, dict(values) | {"action_id": action_id}
 
 
 def start_action(conn: Connection, row: Mapping[str, Any]) -> int:
@@ -103,8 +106,7 @@ def start_action(conn: Connection, row: Mapping[str, Any]) -> int:
     Its ``attempts`` is one more than the number of earlier actions with its key; its
     ``owner`` is its run's. (Both statements are built once: see ``schema.upsert_row``.)
     """
-    attempts = 1 + conn.execute(_EARLIER, {"key": row["key"]}).scalar_one()
-    return _new_id(conn.execute(_START, dict(row) | {"attempts": attempts}))
+    return _new_id(conn.execute(_START, dict(row)))
 
 
 def recent_runs(conn: Connection, limit: int) -> tuple[RunRecord, ...]:

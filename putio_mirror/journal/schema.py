@@ -239,14 +239,19 @@ def upsert_row(
 
     The statement is built once per shape and reused with bound values: building it anew
     cost ~50 µs of SQLAlchemy's Python for each small file's every write."""
-    statement = _row_upsert(conn.dialect.name, table, tuple(row), where)
+    statement = row_upsert(conn.dialect.name, table, tuple(row), where)
     conn.execute(statement, dict(row))
 
 
 @functools.cache
-def _row_upsert(
-    dialect_name: str, table: Table, columns: tuple[str, ...], where: ColumnElement[bool] | None
+def row_upsert(
+    dialect_name: str,
+    table: Table,
+    columns: tuple[str, ...],
+    where: ColumnElement[bool] | None = None,
 ) -> Executable:
+    """Given a dialect, a table and a row's columns, return ``upsert_row``'s statement
+    (built once per shape), to execute with the row's values."""
     keys = {column.name for column in table.primary_key}
     statement = _dialect_insert(dialect_name, table).values(
         {column: bindparam(column) for column in columns}

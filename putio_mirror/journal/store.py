@@ -16,12 +16,12 @@ keys, judged by the database's clock, that expire if their owner dies.
 from __future__ import annotations
 
 import socket
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -53,6 +53,7 @@ from putio_mirror.journal.engine import (
     is_missing_file,
     parse_url,
 )
+from putio_mirror.journal.grouped import GroupCommit
 from putio_mirror.journal.migrations import HEAD
 from putio_mirror.journal.runs import ActionRecord, RunRecord
 from putio_mirror.journal.schema import (
@@ -73,6 +74,8 @@ __all__ = [
     "downloads_table",  # the benchmarks fill a journal with it
 ]
 
+T = TypeVar("T")
+
 # Alembic's table: one row, the journal's revision (none before Alembic, nor in a new one).
 _STORED_REVISION = "SELECT version_num FROM alembic_version"
 
@@ -85,6 +88,7 @@ class Journal(DatabaseFace):
     def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
         super().__init__(Database(engine, url, lock_dir))
         self._desires = journal_desires.DesireBook(self._db)
+        self._group = GroupCommit(self._db.deferring_batch)
 
     @classmethod
     def open(cls, url: str, *, busy_timeout: float = 5.0) -> Journal:
@@ -125,6 +129,15 @@ class Journal(DatabaseFace):
     def batch(self) -> AbstractContextManager[None]:
         """Fold the calls made inside (by this thread) into one transaction; keep it short."""
         return self._db.batch()
+
+    def together(self, work: Callable[[], T], first: Callable[[], None] | None = None) -> T:
+        """Given work that calls this journal, run it in one transaction shared with the
+        work other threads hand in meanwhile; return its result once that committed.
+
+        ``first`` (if given) is done before that transaction, once per group for the same
+        object. Work may be run twice (alone, after a group it was in failed; see
+        ``grouped.py``): any side effect of its own must be safe to repeat."""
+        return self._group.run(work, first)
 
     def start_run(
         self, command: str, now: datetime, dry_run: bool = False, owner: str | None = None
@@ -177,8 +190,7 @@ class Journal(DatabaseFace):
         if status not in ACTION_STATUSES - {"started"}:
             raise ValueError(f"{status!r} is not a final action status")
         values = {"status": status, "finished_at": _aware(now), "error": error, "detail": detail}
-        with self._db.write() as conn:
-            journal_runs.finish_action(conn, action_id, values)
+        self._db.write_later(*journal_runs.finish_action(action_id, values))
 
     def recent_runs(self, limit: int = 10) -> tuple[RunRecord, ...]:
         """Return the newest ``limit`` runs, newest first."""
@@ -244,8 +256,7 @@ class Journal(DatabaseFace):
         row = journal_files.download_row(file_id, relative_path, size, crc32, size, _aware(now))
         if placed:
             row |= {"placed_at": row["updated_at"], "placed_path": relative_path}
-        with self._db.write() as conn:
-            journal_files.verified(conn, row)
+        self._db.write_later(*journal_files.verified(self._db.dialect_name, row))
 
     def mark_placed(self, placements: Mapping[int, str], now: datetime) -> None:
         """Given file id -> relative path in the download folder, remember each is placed there.
@@ -337,8 +348,7 @@ class Journal(DatabaseFace):
 
     def release(self, key: str, owner: str) -> None:
         """Given a key, free it if ``owner`` holds it; else (another's, or free) do nothing."""
-        with self._db.write() as conn:
-            journal_claims.free(conn, key, owner)
+        self._db.write_later(*journal_claims.free(key, owner))
 
     def release_all(self, owner: str) -> int:
         """Given an owner, free every key it holds (a dead run's); return how many."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,17 +27,33 @@ def resolve_inside(root: Path, relative: str) -> Path:
     Raise UnsafePathError if the path is absolute, names the root itself,
     climbs out with ``..``, or leads out through a symlink that exists inside root.
     """
-    normal = posixpath.normpath(relative) if relative else "."
-    climbs = normal in (".", "..") or normal.startswith("../")
-    if climbs or posixpath.isabs(normal) or "\x00" in normal:
-        raise _unsafe(root, relative)
-    path = root / normal
+    return resolve_all_inside(root, [relative])[0]
+
+
+def resolve_all_inside(root: Path, relatives: Iterable[str]) -> list[Path]:
+    """Given a root and relative POSIX paths, check each as ``resolve_inside`` does and
+    return them in order; each folder is resolved once (an item of 1,000 files in ten
+    folders costs ten walks through the symlinks of their paths, not a thousand)."""
     real_root = root.resolve()
-    # resolve() follows every symlink that exists (dangling ones too).
-    real_path = path.resolve()
-    if real_path == real_root or not real_path.is_relative_to(real_root):
-        raise _unsafe(root, relative)
-    return path
+    real_folders: dict[str, Path] = {}
+    paths: list[Path] = []
+    for relative in relatives:
+        normal = posixpath.normpath(relative) if relative else "."
+        climbs = normal in (".", "..") or normal.startswith("../")
+        if climbs or posixpath.isabs(normal) or "\x00" in normal:
+            raise _unsafe(root, relative)
+        folder, name = posixpath.split(normal)
+        real_folder = real_folders.get(folder)
+        if real_folder is None:
+            # resolve() follows every symlink that exists (dangling ones too).
+            real_folder = (root / folder).resolve() if folder else real_root
+            real_folders[folder] = real_folder
+        leaf = real_folder / name
+        real_path = leaf.resolve() if leaf.is_symlink() else leaf
+        if real_path == real_root or not real_path.is_relative_to(real_root):
+            raise _unsafe(root, relative)
+        paths.append(root / normal)
+    return paths
 
 
 def _unsafe(root: Path, relative: str) -> UnsafePathError:

@@ -85,20 +85,27 @@ def _entry(kind: str, remote_id: int, info: os.stat_result) -> StagedEntry:
     return StagedEntry(kind, remote_id, size, modified)  # type: ignore[arg-type]
 
 
-def keep_verified(part: Path, staging: Path, file_id: int) -> Path:
+def keep_verified(part: Path, staging: Path, file_id: int, *, durable: bool = True) -> Path:
     """Given a verified ``.part``, move it to ``verified/<file id>`` and return that path;
-    raise ItemError if the move fails."""
+    raise ItemError if the move fails. ``durable=False`` leaves syncing ``verified/``
+    (``sync_verified``) to the caller, who must before it journals the file verified."""
     target = verified_path(staging, file_id)
     try:
         _real_folder(target.parent)
         part.replace(target)
-        fsync_folder(target.parent)
+        if durable:
+            fsync_folder(target.parent)
     except OSError as error:
         raise ItemError(
             f"could not keep the verified {part.name}: {error.strerror}",
             f"check the permissions of {staging}; the next run verifies the part again",
         ) from error
     return target
+
+
+def sync_verified(staging: Path) -> None:
+    """Make the moves into ``verified/`` durable (see ``keep_verified``)."""
+    fsync_folder(staging / VERIFIED_DIR)
 
 
 def adopt_legacy_items(staging: Path, verified_ids: Mapping[str, int]) -> list[int]:

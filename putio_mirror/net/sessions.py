@@ -9,18 +9,36 @@ once per (scheme, host) and keeps the answer.
 A session is not promised to be thread-safe; its connection pool (urllib3's) is. So each
 thread takes a ``sibling()``: a session of its own over the same pool, which lets a
 connection to a node opened for one file serve the next, whichever thread fetches it.
+
+A download node's GET, and an API GET (``direct_get``: a small file's link), may skip
+requests altogether (``direct_pool``): preparing a request, merging its settings and finding
+its pool cost ~1 ms of CPU each, as much as a small file's whole body. The pool requests
+would pick is found once per origin, the same way (TLS settings from the environment's CA
+bundle), and only where no proxy applies.
 """
 
 from __future__ import annotations
 
+import http.client
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
+from urllib3 import HTTPConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings  # the stubs' name for what requests returns
+
+# requests' own: an adapter whose ``send`` was replaced since (a test double, a library
+# hooking requests) must see every request, so no GET skips it then.
+_REQUESTS_SEND = HTTPAdapter.send
 
 #: Connections kept per host: parallel_files (up to 16) times a few segments, with room.
 POOL_PER_HOST = 64
@@ -43,10 +61,39 @@ class Session(requests.Session):
         self._environment: dict[tuple[str, str], _Settings] = (
             {} if environment is None else environment
         )
+        self._pools: dict[tuple[str, str], HTTPConnectionPool | None] = {}
 
     def sibling(self) -> Session:
         """Return a session for another thread, over the same pool and environment."""
         return Session(self._adapter, self._environment)
+
+    def direct_pool(self, url: str) -> HTTPConnectionPool | None:
+        """Given a URL, return the urllib3 pool requests would send it through, for a GET
+        that skips requests; None where requests must do it (a proxy applies, a scheme
+        other than HTTP(S), another adapter mounted or requests' hooked, the environment
+        ignored)."""
+        if type(self._adapter).send is not _REQUESTS_SEND:
+            return None
+        origin = urlsplit(url)[:2]
+        if origin in self._pools:
+            pool = self._pools[origin]
+            if pool is None or pool.pool is not None:  # a pool's is None once it is closed
+                return pool
+        if not self.trust_env or origin[0] not in ("http", "https"):
+            return None
+        if self.get_adapter(url) is not self._adapter:
+            return None
+        settings = self.merge_environment_settings(url, {}, None, None, None)
+        if settings["proxies"] and requests.utils.select_proxy(url, settings["proxies"]):
+            pool = None
+        else:
+            request = requests.Request("GET", url).prepare()
+            found = self._adapter.get_connection_with_tls_context(
+                request, settings["verify"], None, settings["cert"]
+            )
+            pool = found if isinstance(found, HTTPConnectionPool) else None
+        self._pools[origin] = pool
+        return pool
 
     def close(self) -> None:
         if self._owns_adapter:
@@ -74,3 +121,60 @@ class Session(requests.Session):
 def sibling_of(session: requests.Session) -> requests.Session:
     """Given a session, return one for another thread: over its pool if it is ours."""
     return session.sibling() if isinstance(session, Session) else requests.Session()
+
+
+def direct_get(
+    session: requests.Session,
+    url: str,
+    params: Mapping[str, str | int] | None,
+    headers: Mapping[str, str],
+    timeout: tuple[float, float],
+) -> requests.Response | None:
+    """Given a session, a URL, its query, headers (the session's are added, as requests
+    does) and timeouts, return the answer to a GET sent through the session's pool as
+    requests would send it, redirects not followed; None where requests must send it
+    (``Session.direct_pool``). Raise requests' exceptions for connection trouble."""
+    if not isinstance(session, Session):
+        return None
+    pool = session.direct_pool(url)
+    if pool is None:
+        return None
+    parts = urlsplit(url)
+    target = parts.path or "/"
+    query = "&".join(part for part in (parts.query, urlencode(params or {}, doseq=True)) if part)
+    if query:
+        target += "?" + query
+    merged: dict[str, str | bytes | None] = {**session.headers, **headers}  # as requests
+    sent = {
+        key: value.decode("latin-1") if isinstance(value, bytes) else value
+        for key, value in merged.items()
+        if value is not None
+    }
+    try:
+        raw = pool.urlopen(
+            "GET",
+            target,
+            headers=sent,
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            preload_content=False,
+            decode_content=False,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+        )
+    except ConnectTimeoutError as exc:  # NewConnectionError too: nothing reached the host
+        raise requests.ConnectTimeout(exc) from exc
+    except ReadTimeoutError as exc:
+        raise requests.ReadTimeout(exc) from exc
+    except (OSError, http.client.HTTPException, Urllib3Error) as exc:
+        raise requests.ConnectionError(exc) from exc
+    # As requests' HTTPAdapter.build_response makes it (cookies aside: put.io sets none
+    # that the API needs); the body is read, decoded, through ``raw`` when asked for.
+    response = requests.Response()
+    response.status_code = raw.status
+    response.headers = CaseInsensitiveDict(raw.headers)
+    response.encoding = get_encoding_from_headers(response.headers)
+    response.raw = raw
+    response.reason = raw.reason or ""
+    response.url = url if not query else f"{url.split('?')[0]}?{query}"
+    return response
