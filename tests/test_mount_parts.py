@@ -256,18 +256,27 @@ def test_read_ahead_grows_while_reads_are_sequential(
     assert sum(lengths) == size  # every byte fetched once
 
 
-@pytest.mark.parametrize(("fast_rate", "longest"), [(0.0, 8), (float("inf"), 4)])
+@pytest.mark.parametrize(
+    ("cap", "fast_rate", "longest"),
+    [
+        (16, 0.0, 8),  # fast: the window of 16 blocks over two requests, not four
+        (16, float("inf"), 4),  # slow: over four
+        (4, 0.0, 1),  # requests of one block say nothing of the node's speed: still four
+    ],
+)
 def test_fast_connections_fetch_the_window_with_fewer_bigger_requests(
     fake_putio: FakePutio,
     node_session: requests.Session,
     tmp_path: Path,
+    cap: int,
     fast_rate: float,
     longest: int,
 ) -> None:
     size = 40 * MIB
     file_id = fake_putio.add_file("movie.mkv", size=size)
-    # Four connections allowed; a node at fast_rate or more gets two (the cap, 16, over 2).
-    reads = remote_reads(fake_putio, node_session, tmp_path, connections=4, fast_rate=fast_rate)
+    reads = remote_reads(
+        fake_putio, node_session, tmp_path, max_blocks=cap, connections=4, fast_rate=fast_rate
+    )
     stream, ref, step = Stream(), FileRef(file_id, size), 256 * 1024
     for offset in range(0, size, step):
         expected = b"".join(fake_putio.file_pieces(file_id, offset, offset + step))

@@ -46,6 +46,10 @@ NEARBY = 4 * BLOCK_SIZE
 #: A connection delivering this many bytes a second is no bottleneck (see above).
 FAST_RATE = 100e6
 FAST_CONNECTIONS = 2
+#: The shortest request whose rate counts, in blocks: a node's first bytes come at once
+#: whatever its cap (nginx's limit_rate sends a socket buffer full, about 2 MiB over
+#: loopback, before it paces), so a short request looks fast on any node.
+MEASURED_BLOCKS = 4
 
 
 @dataclass(frozen=True)
@@ -222,8 +226,9 @@ class RemoteReads:
             self._fetch_run(ref, first, stop, keep=False)
             took = self._clock() - started
             size = min(stop * BLOCK_SIZE, ref.size) - first * BLOCK_SIZE
-            with stream.lock:
-                stream.rate = size / took if took > 0 else float("inf")
+            if size >= MEASURED_BLOCKS * BLOCK_SIZE:
+                with stream.lock:
+                    stream.rate = size / took if took > 0 else float("inf")
         except Unavailable as error:
             logger.info("read-ahead stopped: %s", error)
         except OSError as error:  # the cache's disk: the readers fetch what they need
