@@ -3,8 +3,8 @@
 The journal's only entry point: with its private helpers, ``schema.py`` (its tables
 and the SQL that differs between databases), ``engine.py`` (reaching the database),
 ``runs.py``, ``files.py``, ``claims.py`` (the statements of each part) and ``migrations/``
-(the schema's Alembic revisions, imported only when a journal is not at their head), the
-only modules that import SQLAlchemy and Alembic. SQLite is the default (WAL mode, so a
+(the schema's Alembic revisions, imported only when a journal exists and is not at their
+head), the only modules that import SQLAlchemy and Alembic. SQLite is the default (WAL mode, so a
 ``status`` command can read while a run writes); PostgreSQL works through the same portable
 types. Every write is its own short transaction, committed at once, so a crash loses at most
 the action in flight; a later run marks such actions ``interrupted`` once no live claim
@@ -55,6 +55,7 @@ from putio_mirror.journal.engine import (
 )
 from putio_mirror.journal.grouped import GroupCommit
 from putio_mirror.journal.migrations import HEAD
+from putio_mirror.journal.migrations.fresh import create_if_new
 from putio_mirror.journal.runs import ActionRecord, RunRecord
 from putio_mirror.journal.schema import (
     SCHEMA_VERSION,
@@ -373,6 +374,9 @@ class Journal(DatabaseFace):
         # Alembic (tens of ms of every timer-started run's start otherwise).
         if self._db.first_column_or_none(_STORED_REVISION) == [HEAD]:
             return
+        with self._db.write() as conn:  # a new one is created without Alembic (~0.3 s)
+            if create_if_new(conn):
+                return
         from putio_mirror.journal.migrations.runner import bring_to_head
 
         with self._db.write() as conn:

@@ -2,7 +2,8 @@
 
 ``HEAD`` is the newest revision. Opening a journal asks its ``alembic_version`` with one query
 and, when it says ``HEAD``, imports nothing of Alembic (~60 ms of a timer-started run's start);
-only a new, older or newer journal imports ``runner``, which creates, upgrades or refuses it.
+a new one is created by ``fresh`` (no Alembic either); only an older or newer journal
+imports ``runner``, which upgrades or refuses it.
 
 Revision ``000N`` is schema version N. Journals from before Alembic (schema 1 to 3) carry
 their version in ``schema_info``; the runner stamps that revision, then upgrades from it.

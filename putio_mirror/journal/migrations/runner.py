@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, func, insert, inspect, select, text, update
+from sqlalchemy import Connection, func, insert, inspect, select, update
 
 from putio_mirror.core.errors import JournalError
 from putio_mirror.journal.migrations import HEAD
+from putio_mirror.journal.migrations.fresh import hold_prepare_lock
 from putio_mirror.journal.schema import SCHEMA_VERSION, metadata, schema_info_table
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ with _alembic_quiet():  # its plugins announce themselves at INFO as it is impor
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-# Any fixed number: the PostgreSQL advisory lock that queues hosts preparing one database.
-_PREPARE_LOCK = 0x7075_7469_6F6D
 # The newest schema a putio-mirror from before Alembic wrote into schema_info.
 _LAST_BEFORE_ALEMBIC = 3
 
@@ -56,11 +55,7 @@ def bring_to_head(conn: Connection, shown_url: str) -> None:
 
     Raise JournalError, changing nothing, if a newer putio-mirror wrote the journal.
     """
-    if conn.dialect.name == "postgresql":
-        # Hosts opening one new (or old) database at once would race to create the same
-        # tables and upgrade the same columns; the lock queues them and is let go at commit.
-        # SQLite needs none: our write transactions are BEGIN IMMEDIATE, one at a time.
-        conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _PREPARE_LOCK})
+    hold_prepare_lock(conn)
     with _alembic_quiet():
         _bring_to_head(conn, alembic_config(conn), shown_url)
 
