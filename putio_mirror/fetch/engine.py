@@ -126,8 +126,8 @@ class Fetcher:
         if the bytes are wrong, NoSpaceError if the disk is full, ItemError if it failed
         to store them, UnsafePathError if the part or its sidecar is a symlink."""
         with no_space_is_item_error(item.part_path):
-            prepare(item)
-        table = self._table(item)
+            part_exists = prepare(item)
+        table = self._table(item, part_exists)
         left = table.left()
         if left and not may_continue():
             return Fetched(False, table.done())
@@ -140,14 +140,15 @@ class Fetcher:
             sidecar_path(item.part_path).unlink(missing_ok=True)
         return Fetched(True, item.size)
 
-    def _table(self, item: FileToFetch) -> SegmentTable:
-        """Return the segments to fill: the sidecar's; else the part's bytes (read back)
-        as done and the rest in as many segments as there are connections with
-        ``min_segment_size`` bytes each (fewer than two: one sequential segment)."""
+    def _table(self, item: FileToFetch, part_exists: bool) -> SegmentTable:
+        """Return the segments to fill: the sidecar's; else the part's bytes (read back,
+        if ``prepare`` found a part) as done and the rest in as many segments as there
+        are connections with ``min_segment_size`` bytes each (fewer than two: one
+        sequential segment)."""
         table = load_table(item, self._connections)
         if table is not None:
             return table
-        have, have_crc = measure(item.part_path)
+        have, have_crc = measure(item.part_path) if part_exists else (0, 0)
         pieces = min(self._connections, (item.size - have) // self._crew.min_segment)
         return fresh_table(item, have, have_crc, pieces, self._connections)
 

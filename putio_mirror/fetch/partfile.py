@@ -17,6 +17,7 @@ import contextlib
 import errno
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -90,19 +91,45 @@ def _symlink_refused(path: Path) -> UnsafePathError:
     )
 
 
-def prepare(item: FileToFetch) -> None:
+def prepare(item: FileToFetch) -> bool:
     """Given a file to fetch, make its folder; empty its part if it is longer than the
-    file; raise UnsafePathError if the folder or the part is a symlink."""
-    folder = item.part_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    refuse_symlink(folder)
-    refuse_symlink(item.part_path)
-    if (size_of(item.part_path) or 0) > item.size:
+    file; return whether the part exists; raise UnsafePathError if the folder or the part
+    is a symlink.
+
+    One ``lstat`` each for the folder and the part in the usual case (the folder is there,
+    the part is not): many small files pay for every call that releases the GIL."""
+    _make_folder(item.part_path.parent)
+    status = lstat_or_none(item.part_path)
+    if status is None:
+        return False
+    if stat.S_ISLNK(status.st_mode):
+        raise _symlink_refused(item.part_path)
+    if status.st_size > item.size:
         fd = open_nofollow(item.part_path, os.O_WRONLY)
         try:
             os.ftruncate(fd, 0)
         finally:
             os.close(fd)
+    return True
+
+
+def _make_folder(folder: Path) -> None:
+    """Given a part's folder, make it unless it is there; raise UnsafePathError if it is a
+    symlink (OSError if something else is in the way)."""
+    status = lstat_or_none(folder)
+    if status is not None and stat.S_ISDIR(status.st_mode):
+        return
+    if status is None or not stat.S_ISLNK(status.st_mode):
+        folder.mkdir(parents=True, exist_ok=True)
+    refuse_symlink(folder)
+
+
+def lstat_or_none(path: Path) -> os.stat_result | None:
+    """Given a path, return its ``lstat``; None if nothing is there."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
 
 
 def measure(path: Path, chunk_size: int = 1024 * 1024) -> tuple[int, int]:

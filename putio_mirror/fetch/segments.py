@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from typing import Any
 from putio_mirror.fetch.crc import crc32, crc32_combine
 from putio_mirror.fetch.partfile import (
     drop_cached,
+    lstat_or_none,
     no_space_is_item_error,
     open_nofollow,
     refuse_symlink,
@@ -285,9 +287,11 @@ def load_table(item: FileToFetch, connections: int) -> SegmentTable | None:
     """Given a file to fetch, return the table of its sidecar; None if it has none, or
     if the sidecar does not match (then the part and sidecar are removed: start over)."""
     path = sidecar_path(item.part_path)
-    refuse_symlink(path)
-    if not path.exists():
+    status = lstat_or_none(path)  # one call: absent (the usual case), a symlink, or read it
+    if status is None:
         return None
+    if stat.S_ISLNK(status.st_mode):
+        refuse_symlink(path)
     segments = _read_sidecar(path, item)
     if segments is None:
         logger.warning("%s does not match the file on put.io; starting over", path.name)
