@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from putio_mirror.app.links import MAX_AGE_SECONDS, LinkPrefetcher
+from putio_mirror.core.errors import AuthError
 from putio_mirror.fakeputio.fake import LoggedRequest
 from tests.mirror_env import Mirror
 
@@ -114,3 +115,26 @@ def test_a_file_replaced_after_its_link_was_asked_for_ahead_is_never_placed_stal
         "a.srt": mirror.fake.file_content(first),
         "b.srt": b"the proper release",
     }
+
+
+def test_a_refused_token_is_met_once_and_never_asked_with_again() -> None:
+    asked: list[int] = []
+    first_done = threading.Event()
+
+    def revoked_after_the_first(file_id: int) -> str:
+        if file_id != 1:
+            first_done.wait(5)  # the token is revoked once the first link was had
+        asked.append(file_id)
+        if file_id != 1:
+            raise AuthError("put.io refused the token (HTTP 401)", "log in again")
+        return f"http://node/{file_id}"
+
+    # one worker: the links of 2, 3 and 4 are asked for ahead in that order
+    links = LinkPrefetcher(revoked_after_the_first, [1, 2, 3, 4], ahead=3, workers=1)
+    assert links.url_for(1) == "http://node/1"
+    first_done.set()
+    for file_id in (2, 3, 4):
+        with pytest.raises(AuthError):
+            links.url_for(file_id)
+    links.close()
+    assert asked == [1, 2], "one 401: the token is not tried again, ahead or in the caller"

@@ -4,7 +4,9 @@ Each file's download starts with an API round trip for its link (``files/{id}/ur
 away from put.io, serial with the file's own first byte. Many small files pay it once each,
 so the links of the next files in the plan are asked for while the current ones download
 (issue 14). A link asked for ahead serves only its file's first request, and only while
-fresh; every later one (after a failure, a renewal) is asked for anew, as before.
+fresh; every later one (after a failure, a renewal) is asked for anew, as before. A refused
+token is the exception: once put.io refused it, no link is asked for again in this run,
+ahead or not (each ask would be one more 401 for the same revoked token).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+
+from putio_mirror.core.errors import AuthError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ class LinkPrefetcher:
         self._pending: dict[int, Future[tuple[str, float]]] = {}
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="links")
         self._closed = False
+        self._refused: AuthError | None = None  # put.io refused the token: ask no more
 
     def url_for(self, file_id: int) -> str:
         """Given a file id, return a link for it: the one asked for ahead, if fresh."""
@@ -58,7 +63,7 @@ class LinkPrefetcher:
             found = self._taken(ahead)
             if found is not None:
                 return found
-        return self._ask(file_id)
+        return self._asked(file_id)
 
     def close(self) -> None:
         """Stop asking; links not yet used are dropped."""
@@ -77,13 +82,25 @@ class LinkPrefetcher:
             self._pending[file_id] = self._pool.submit(self._stamped, file_id)
 
     def _stamped(self, file_id: int) -> tuple[str, float]:
-        return self._ask(file_id), self._clock()
+        return self._asked(file_id), self._clock()
+
+    def _asked(self, file_id: int) -> str:
+        """Ask for a file's link, unless put.io refused the token already: then raise that."""
+        if self._refused is not None:
+            raise self._refused
+        try:
+            return self._ask(file_id)
+        except AuthError as error:
+            self._refused = error
+            raise
 
     def _taken(self, ahead: Future[tuple[str, float]]) -> str | None:
         """Given a link asked for ahead, return it if it came and is fresh; None to ask anew
-        (its error, if any, is met again by asking: a refused token is refused again)."""
+        (its error, if any, is met again by asking); raise a refused token's error."""
         try:
             url, arrived = ahead.result()
+        except AuthError:
+            raise
         except Exception as error:
             log.debug("a link asked for ahead failed (%s); asking again", error)
             return None
