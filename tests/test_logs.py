@@ -66,3 +66,21 @@ def test_log_progress_counts_quick_files_and_gives_long_ones_their_own_line(
     assert lines[0].startswith("sub0.srt: ")  # the first on its own: nothing else to count
     assert len(lines) < 10 and any(line.startswith("movie.mkv: ") for line in lines)
     assert "300 files downloaded (292.97 KiB)" in lines  # the first 30 s after sub0.srt
+
+
+def test_log_progress_tells_the_quick_files_left_when_the_run_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [0.0]
+    progress = LogProgress(interval=30.0, monotonic=lambda: clock[0])
+    caplog.set_level(logging.INFO, logger="putio_mirror.cli.progress")
+    for number in range(4):
+        progress.begin(f"f{number}", f"sub{number}.srt", 1000, 0)
+        progress.advance(f"f{number}", 1000)
+        clock[0] += 0.1
+        progress.end(f"f{number}")
+    progress.flush()
+    progress.flush()  # said once
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[0].startswith("sub0.srt: ")
+    assert lines[1:] == ["3 files downloaded (2.93 KiB)"]

@@ -221,7 +221,7 @@ def test_a_file_put_io_no_longer_has_fails_at_once(
 
 
 def remote_reads(
-    fake: FakePutio, session: requests.Session, tmp_path: Path, **policy: int
+    fake: FakePutio, session: requests.Session, tmp_path: Path, **policy: float
 ) -> RemoteReads:
     cache = BlockCache(tmp_path / "cache", 64 * MIB).open()
     settings = {"max_blocks": 16, "connections": 2} | policy
@@ -254,6 +254,36 @@ def test_read_ahead_grows_while_reads_are_sequential(
     assert max(lengths) == 8 * BLOCK_SIZE  # the cap (16 blocks) over two connections
     assert len(lengths) < 15  # not one request per block
     assert sum(lengths) == size  # every byte fetched once
+
+
+@pytest.mark.parametrize(
+    ("cap", "fast_rate", "longest"),
+    [
+        (16, 0.0, 8),  # fast: the window of 16 blocks over two requests, not four
+        (16, float("inf"), 4),  # slow: over four
+        (4, 0.0, 1),  # requests of one block say nothing of the node's speed: still four
+    ],
+)
+def test_fast_connections_fetch_the_window_with_fewer_bigger_requests(
+    fake_putio: FakePutio,
+    node_session: requests.Session,
+    tmp_path: Path,
+    cap: int,
+    fast_rate: float,
+    longest: int,
+) -> None:
+    size = 40 * MIB
+    file_id = fake_putio.add_file("movie.mkv", size=size)
+    reads = remote_reads(
+        fake_putio, node_session, tmp_path, max_blocks=cap, connections=4, fast_rate=fast_rate
+    )
+    stream, ref, step = Stream(), FileRef(file_id, size), 256 * 1024
+    for offset in range(0, size, step):
+        expected = b"".join(fake_putio.file_pieces(file_id, offset, offset + step))
+        assert reads.read(ref, offset, step, stream) == expected
+    lengths = requested_lengths(fake_putio)
+    assert max(lengths) == longest * BLOCK_SIZE
+    assert sum(lengths) == size
 
 
 def test_reads_arriving_a_little_out_of_order_keep_the_read_ahead_going(

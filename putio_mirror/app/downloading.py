@@ -21,6 +21,7 @@ from typing import Protocol
 from putio_mirror.core.errors import ChecksumMismatchError, ItemError, TransientError
 from putio_mirror.core.plan import AdoptLocal, Download, PlaceItem, TidyStaging
 from putio_mirror.core.state import StagedEntry
+from putio_mirror.core.units import human_bytes
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.files import allocated_bytes, crc32_of, local_size
@@ -209,7 +210,7 @@ class DownloadSteps:
             # whose journal work commits together, and before that commit.
             keep_verified(source, self._places.staging, action.file_id, durable=False)
             return Verified(
-                f"{done} bytes verified; waiting in staging for the rest of its item",
+                f"{human_bytes(done)} verified; waiting in staging for the rest of its item",
                 lambda: self._verified(action),
                 self._sync_verified,
             )
@@ -222,7 +223,9 @@ class DownloadSteps:
                 f"the verified copy waits in {kept.parent}; "
                 "move the file in the way elsewhere and the next run places it",
             )
-        return Verified(f"{done} bytes verified", lambda: self._verified(action, placed=True))
+        return Verified(
+            f"{human_bytes(done)} verified", lambda: self._verified(action, placed=True)
+        )
 
     def _keep(self, action: Download, source: Path) -> None:
         """Keep a verified file in staging for its placement; journal it verified."""

@@ -85,6 +85,13 @@ class LogProgress:
         else:
             log.info("%d files downloaded (%s)", quick[0], human_bytes(quick[1]))
 
+    def flush(self) -> None:
+        """Tell the quick files not told yet (the run is over: no later line will)."""
+        with self._lock:
+            quick, self._quick = self._quick, [0, 0]
+        if quick[0]:
+            log.info("%d files downloaded (%s)", quick[0], human_bytes(quick[1]))
+
     def _report(self, item: _Item, now: float) -> None:
         elapsed = max(now - item.started, 1e-6)
         speed = (item.done - item.start_done) / elapsed
@@ -130,7 +137,11 @@ class BarProgress:
 def progress_for(stream: TextIO) -> Iterator[LogProgress | BarProgress]:
     """Given the output stream, yield bars if it is a terminal, else log-line progress."""
     if not stream.isatty():
-        yield LogProgress()
+        lines = LogProgress()
+        try:
+            yield lines
+        finally:
+            lines.flush()
         return
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

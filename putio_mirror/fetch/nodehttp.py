@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -27,7 +26,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from putio_mirror.core.errors import ChecksumMismatchError, TransientError
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fetch.values import FileToFetch
-from putio_mirror.net.sessions import Session
+from putio_mirror.net.sessions import Session, pool_get, request_target
 
 DEFAULT_BACKOFF = Backoff(base=1.0, cap=30.0, max_attempts=1000)
 URL_EXPIRED = frozenset({401, 403, 404, 410})
@@ -174,22 +173,8 @@ def _direct_get(
     headers = _DIRECT_HEADERS
     if byte_range is not None:
         headers = headers | {"Range": f"bytes={byte_range}"}
-    parts = urlsplit(url)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
     try:
-        raw = pool.urlopen(
-            "GET",
-            target,
-            headers=headers,
-            retries=False,
-            redirect=False,
-            assert_same_host=False,
-            preload_content=False,
-            decode_content=False,
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-        )
+        raw = pool_get(pool, request_target(url), headers, timeout)
     except (OSError, http.client.HTTPException, Urllib3Error) as exc:
         raise Retry(f"the connection failed ({type(exc).__name__})") from exc
     try:

@@ -123,6 +123,35 @@ def sibling_of(session: requests.Session) -> requests.Session:
     return session.sibling() if isinstance(session, Session) else requests.Session()
 
 
+def request_target(url: str, query: str | None = None) -> str:
+    """Given a URL (and another query for it), return what a GET asks for: path and query."""
+    parts = urlsplit(url)
+    query = parts.query if query is None else query
+    return (parts.path or "/") + (f"?{query}" if query else "")
+
+
+def pool_get(
+    pool: urllib3.HTTPConnectionPool,
+    target: str,
+    headers: Mapping[str, str],
+    timeout: tuple[float, float],
+) -> urllib3.BaseHTTPResponse:
+    """Given a pool, a request target, headers and timeouts, send one GET through the pool
+    as requests would: no retries, redirects not followed, the body streamed as sent.
+    Raise urllib3's (or the socket's) exceptions; the callers map them as they need."""
+    return pool.urlopen(
+        "GET",
+        target,
+        headers=dict(headers),
+        retries=False,
+        redirect=False,
+        assert_same_host=False,
+        preload_content=False,
+        decode_content=False,
+        timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+    )
+
+
 def direct_get(
     session: requests.Session,
     url: str,
@@ -139,11 +168,10 @@ def direct_get(
     pool = session.direct_pool(url)
     if pool is None:
         return None
-    parts = urlsplit(url)
-    target = parts.path or "/"
-    query = "&".join(part for part in (parts.query, urlencode(params or {}, doseq=True)) if part)
-    if query:
-        target += "?" + query
+    query = "&".join(
+        part for part in (urlsplit(url).query, urlencode(params or {}, doseq=True)) if part
+    )
+    target = request_target(url, query)
     merged: dict[str, str | bytes | None] = {**session.headers, **headers}  # as requests
     sent = {
         key: value.decode("latin-1") if isinstance(value, bytes) else value
@@ -151,17 +179,7 @@ def direct_get(
         if value is not None
     }
     try:
-        raw = pool.urlopen(
-            "GET",
-            target,
-            headers=sent,
-            retries=False,
-            redirect=False,
-            assert_same_host=False,
-            preload_content=False,
-            decode_content=False,
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-        )
+        raw = pool_get(pool, target, sent, timeout)
     except ConnectTimeoutError as exc:  # NewConnectionError too: nothing reached the host
         raise requests.ConnectTimeout(exc) from exc
     except ReadTimeoutError as exc:
