@@ -15,10 +15,8 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from putio_mirror.app.downloading import (
     AnyFetcher,
@@ -30,6 +28,7 @@ from putio_mirror.app.downloading import (
 )
 from putio_mirror.app.report import Failure, RunReport
 from putio_mirror.app.requested import submit_desired
+from putio_mirror.app.rules import RemoteWriter, Rules
 from putio_mirror.core.errors import (
     FatalError,
     ItemError,
@@ -54,8 +53,6 @@ from putio_mirror.core.plan import (
     SubmitTorrent,
     TidyStaging,
 )
-from putio_mirror.core.state import Transfer
-from putio_mirror.core.window import Schedule
 from putio_mirror.journal.keeper import ClaimKeeper
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.blackhole import (
@@ -66,7 +63,6 @@ from putio_mirror.local.blackhole import (
     reread,
 )
 from putio_mirror.local.paths import Places
-from putio_mirror.local.space import FREE_SPACE_MARGIN
 from putio_mirror.notify.values import DiskFull, Event, ItemFailed, ItemPlaced
 
 log = logging.getLogger(__name__)
@@ -77,42 +73,6 @@ GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
 # Progress is the executor's collaborator that the shell passes in; it lives with the steps.
 __all__ = ["Executor", "Failure", "Progress", "RemoteWriter", "Rules", "RunReport"]
-
-
-class RemoteWriter(Protocol):
-    """The mutating part of the put.io client."""
-
-    def upload_torrent(
-        self, filename: str, data: bytes, parent_id: int | None = None
-    ) -> Transfer: ...
-
-    def add_transfer(self, url: str, save_parent_id: int | None = None) -> Transfer: ...
-
-    def cancel_transfers(self, ids: list[int]) -> None: ...
-
-    def clean_transfers(self, ids: list[int] | None = None) -> tuple[int, ...]: ...
-
-    def delete_files(self, ids: list[int]) -> None: ...
-
-    def folder_named(self, parent_id: int, name: str) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """How the executor behaves around the window, the disk and concurrency."""
-
-    schedule: Schedule = field(default_factory=Schedule)
-    groom_outside_window: bool = True
-    save_parent_id: int | None = None
-    #: the mirrored put.io folder, where RPC categories get their folders
-    remote_root_id: int = 0
-    free_space_margin: int = FREE_SPACE_MARGIN
-    #: files downloaded at once; None: chosen from their sizes (``core.pacing``)
-    parallel_files: int | None = 1
-    #: who this run is, for claims when several hosts share one journal
-    owner: str = "local"
-    #: how long a claim holds without renewal (a host that dies frees its work after this)
-    lease: timedelta = timedelta(minutes=10)
 
 
 class Executor:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import get_args
 
 from putio_mirror.app.executor import WINDOWED_KINDS, Executor, Progress, Rules
+from putio_mirror.app.fetchers import fetcher_factory
 from putio_mirror.app.links import LinkPrefetcher
 from putio_mirror.app.observe import observe
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
@@ -33,15 +34,12 @@ from putio_mirror.core.attention import (
     needs_attention,
     remote_root_problem,
 )
-from putio_mirror.core.bandwidth import parse_timetable
 from putio_mirror.core.errors import AuthError, ConfigError, ExitCode, MirrorError, SafetyLimitError
 from putio_mirror.core.pacing import AUTO_MAX_FILES
 from putio_mirror.core.plan import ActionKind, Download, Note, Plan
 from putio_mirror.core.reconcile import reconcile, safety_violations
 from putio_mirror.core.state import JournalFacts, Snapshot
 from putio_mirror.core.window import Schedule
-from putio_mirror.fetch.engine import Fetcher
-from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.lock import RunLock
 from putio_mirror.local.paths import Places
@@ -343,7 +341,7 @@ def _execute(
     )
     executor = Executor(
         client,
-        _fetcher_factory(settings, client, runtime.clock, links.url_for),
+        fetcher_factory(settings, client, runtime.clock, links.url_for),
         journal,
         places(settings),
         Rules(
@@ -376,43 +374,6 @@ def _execute(
         journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(code), summary)
         executor.close()
         links.close()
-
-
-def _fetcher_factory(
-    settings: Settings,
-    client: PutioClient,
-    clock: Callable[[], datetime],
-    link_for: Callable[[int], str],
-) -> Callable[[], Fetcher]:
-    """One fetcher per download thread; they share the client, its connection pool and one
-    bandwidth limiter."""
-    timetable = parse_timetable(settings.bwlimit)
-    # "off" needs no meter at all: that saves two calls per chunk on the hot path.
-    limiter = None if timetable.unlimited else RateLimiter(lambda: timetable.limit_at(clock()))
-    refused: list[AuthError] = []
-
-    def url_for(file_id: int) -> str:
-        # The client gives each thread its own session: links are asked for in parallel.
-        if refused:  # the token was refused once: never ask again in this run
-            raise refused[0]
-        try:
-            return link_for(file_id)
-        except AuthError as error:
-            refused.append(error)
-            raise
-
-    def new_fetcher() -> Fetcher:
-        return Fetcher(
-            url_for,
-            connections=settings.connections,
-            chunk_size=settings.chunk_size,
-            read_timeout=settings.read_timeout,
-            max_outage=settings.max_outage,
-            limiter=limiter,
-            session=client.sibling_session(),
-        )
-
-    return new_fetcher
 
 
 def _refusal(violations: tuple[str, ...]) -> SafetyLimitError:

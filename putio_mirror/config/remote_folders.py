@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from putio_mirror.config.settings import FolderPaths, Settings
+from putio_mirror.config.folders import FolderPaths
+from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import ConfigError
 
 PATH_HINT = (

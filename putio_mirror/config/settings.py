@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
+from putio_mirror.config.folders import FolderPaths, folder_id, folder_path
 from putio_mirror.config.outlets import outlets
 from putio_mirror.config.paths import sqlite_file, staging_problems, unwritable_reason
 from putio_mirror.config.placing import ownership_of, ownership_problems
@@ -55,21 +56,6 @@ class MountOptions:
     read_timeout: float = 10.0
     max_outage: float = 30.0
     allow_other: bool = False
-
-
-#: the folder id standing for a folder the config names by path until it is looked up on
-#: put.io: no put.io file has it, so a run that forgot to look it up finds nothing to mirror
-#: and says so (``remote_root_problem``), rather than mirroring the whole account
-UNRESOLVED = -1
-
-
-@dataclass(frozen=True)
-class FolderPaths:
-    """put.io folders the config names by path (``remote_root: /Movies``); looked up with
-    the client (``app/remote_folders.py``), as put.io itself only knows ids."""
-
-    remote_root: str | None = None
-    save_parent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +99,7 @@ class Settings:
     #: where a run's events go: notifications, the on-item-placed hook, *arr rescans
     outlets: Outlets = field(default_factory=Outlets)
     #: folders given by path, still to be looked up (their ids are UNRESOLVED until then)
-    folder_paths: FolderPaths = FolderPaths()
+    folder_paths: FolderPaths = field(default_factory=FolderPaths)
 
     def __repr__(self) -> str:
         # The journal URL may carry a database password; the token is a Secret already.
@@ -237,7 +223,7 @@ def _build(
         schedule=parse_schedule(model.schedule.windows),
         groom_outside_window=model.schedule.groom_outside_window,
         watch_interval_minutes=model.schedule.watch_interval_minutes,
-        save_parent_id=_folder_id(model.transfers.save_parent_id),
+        save_parent_id=folder_id(model.transfers.save_parent_id),
         policy=_policy(model),
         rpc=rpc,
         config_path=config_path,
@@ -248,7 +234,7 @@ def _build(
         ownership=ownership_of(model.files),
         outlets=outlets(model),
         folder_paths=FolderPaths(
-            _folder_path(model.download.remote_root), _folder_path(model.transfers.save_parent_id)
+            folder_path(model.download.remote_root), folder_path(model.transfers.save_parent_id)
         ),
     )
     return settings, problems + tuple(f"{source}: {problem}" for problem in rpc_problems)
@@ -278,7 +264,7 @@ def _policy(model: MirrorFile) -> Policy:
         delete_remote_after_download=download.delete_remote_after,
         delete_remote_on_rpc_remove=model.rpc.delete_remote_on_remove,
         manage_foreign_transfers=transfers.manage_foreign,
-        remote_root_id=_folder_id(download.remote_root) or 0,
+        remote_root_id=folder_id(download.remote_root) or 0,
         item_placement=download.placement == "item",
         filters=Filters(
             include=download.include,
@@ -293,23 +279,6 @@ def _policy(model: MirrorFile) -> Policy:
             vanished_threshold=safety.vanished_threshold,
         ),
     )
-
-
-def _folder_path(ref: int | str | None) -> str | None:
-    """Given a folder as the config names it, return its path if it is one below the root
-    (``/Movies/HD/`` → ``/Movies/HD``), None for an id or the root itself."""
-    if not isinstance(ref, str):
-        return None
-    parts = [part for part in ref.split("/") if part]
-    return "/" + "/".join(parts) if parts else None
-
-
-def _folder_id(ref: int | str | None) -> int | None:
-    """Given a folder as the config names it, return its id: UNRESOLVED for a path below the
-    root, 0 for the root (``/``)."""
-    if isinstance(ref, str):
-        return UNRESOLVED if _folder_path(ref) else 0
-    return ref
 
 
 def _resolve_token(

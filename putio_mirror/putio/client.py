@@ -13,14 +13,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 import requests
-from requests.auth import AuthBase
 
 from putio_mirror import __version__
 from putio_mirror.core.errors import AuthError, NotFoundError, RemoteError, TransientError
@@ -34,6 +32,7 @@ from putio_mirror.putio.answers import (
     never_reached_server,
     shape_error,
 )
+from putio_mirror.putio.calls import Call, Retryable, TokenAuth
 from putio_mirror.putio.values import (
     TRANSIENT_HINT,
     Account,
@@ -59,45 +58,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class _TokenAuth(AuthBase):
-    """Adds ``Authorization: token …`` to one request; its repr hides the token."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"token {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "_TokenAuth(<hidden>)"
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One API request: where it goes, what it carries, and whether a retry is safe."""
-
-    method: str
-    route: str
-    params: Mapping[str, str | int] | None = None
-    data: Mapping[str, str | int] | None = None
-    files: Mapping[str, tuple[str, bytes, str]] | None = None
-    upload: bool = False
-    #: tries before giving up; None = the client's backoff policy decides
-    attempts: int | None = None
-    # Retrying ``transfers/add`` or an upload after a read timeout, a reset or a 500/502/504
-    # could create a second transfer: it is retried only if the request provably never
-    # reached put.io (no connection) or put.io said it did not process it (429, 503);
-    # otherwise the next run pairs the transfer by info-hash instead of guessing now.
-    creates: bool = False
-    #: what this call submits as a torrent (a file name, "the link"): a 400 answer then means
-    #: put.io refuses that torrent itself and will refuse it again (TorrentRefusedError)
-    submits: str | None = None
-
-    def describe(self) -> str:
-        return f"{self.method} {self.route}"
-
-
 class PutioClient:
     """Given a token, call put.io's API v2 with timeouts, retries and error mapping."""
 
@@ -116,7 +76,7 @@ class PutioClient:
         user_agent: str = f"putio-mirror/{__version__}",
         page_size: int = 1000,
     ) -> None:
-        self._auth = _TokenAuth(token)
+        self._auth = TokenAuth(token)
         self._token = token
         self._api_url = api_url.rstrip("/")
         self._upload_url = upload_url.rstrip("/")
@@ -166,15 +126,15 @@ class PutioClient:
 
     def account_info(self) -> Account:
         """Return the account the token belongs to; raise AuthError if put.io refuses it."""
-        return parse_account(self._object(_Call("GET", "account/info"), "info"))
+        return parse_account(self._object(Call("GET", "account/info"), "info"))
 
     def revoke_token(self) -> None:
         """Ask put.io to forget this token (``oauth/grants/logout``); raise as any call."""
-        self._call(_Call("POST", "oauth/grants/logout", attempts=1))
+        self._call(Call("POST", "oauth/grants/logout", attempts=1))
 
     def list_transfers(self) -> tuple[Transfer, ...]:
         """Return every transfer of the account, following the cursor to the last page."""
-        first = _Call("GET", "transfers/list", params={"per_page": self._page_size})
+        first = Call("GET", "transfers/list", params={"per_page": self._page_size})
         items = self._pages(first, "transfers/list/continue", "transfers")
         return tuple(parse_transfer(item) for item in items)
 
@@ -184,7 +144,7 @@ class PutioClient:
         data: dict[str, str | int] = {"url": url}
         if save_parent_id is not None:
             data["save_parent_id"] = save_parent_id
-        call = _Call("POST", "transfers/add", data=data, creates=True, submits="the link")
+        call = Call("POST", "transfers/add", data=data, creates=True, submits="the link")
         return parse_transfer(self._object(call, "transfer"))
 
     def upload_torrent(self, filename: str, data: bytes, parent_id: int | None = None) -> Transfer:
@@ -195,7 +155,7 @@ class PutioClient:
             form["parent_id"] = parent_id
         files = {"file": (filename, data, "application/x-bittorrent")}
         query = {"torrent": "true"}  # put.io then refuses a non-torrent instead of storing it
-        call = _Call(
+        call = Call(
             "POST", "files/upload", query, form, files, True, creates=True, submits=f"{filename!r}"
         )
         body = self._call(call)
@@ -206,17 +166,17 @@ class PutioClient:
     def cancel_transfers(self, ids: Sequence[int]) -> None:
         """Given transfer ids, stop and remove those transfers (unknown ids are ignored)."""
         if ids:
-            self._call(_Call("POST", "transfers/cancel", data={"transfer_ids": join_ids(ids)}))
+            self._call(Call("POST", "transfers/cancel", data={"transfer_ids": join_ids(ids)}))
 
     def retry_transfer(self, transfer_id: int) -> Transfer:
         """Given the id of a transfer in ERROR, have put.io try it again; return it."""
-        call = _Call("POST", "transfers/retry", data={"id": transfer_id})
+        call = Call("POST", "transfers/retry", data={"id": transfer_id})
         return parse_transfer(self._object(call, "transfer"))
 
     def remove_transfers(self, ids: Sequence[int]) -> None:
         """Given transfer ids, remove them from the list; their files, if any, stay."""
         if ids:
-            self._call(_Call("POST", "transfers/remove", data={"transfer_ids": join_ids(ids)}))
+            self._call(Call("POST", "transfers/remove", data={"transfer_ids": join_ids(ids)}))
 
     def clean_transfers(self, ids: Sequence[int] | None = None) -> tuple[int, ...]:
         """Given transfer ids (or None for all), remove the finished ones from the list;
@@ -224,7 +184,7 @@ class PutioClient:
         if ids is not None and not ids:
             return ()  # an empty id list must not turn into "clean everything"
         data = None if ids is None else {"transfer_ids": join_ids(ids)}
-        body = self._call(_Call("POST", "transfers/clean", data=data))
+        body = self._call(Call("POST", "transfers/clean", data=data))
         deleted = body.get("deleted_ids")
         if not isinstance(deleted, list):
             return ()
@@ -232,13 +192,13 @@ class PutioClient:
 
     def file(self, file_id: int) -> RemoteFile:
         """Given a file id, return that file or folder; raise NotFoundError if there is none."""
-        return parse_file(self._object(_Call("GET", f"files/{file_id}"), "file"))
+        return parse_file(self._object(Call("GET", f"files/{file_id}"), "file"))
 
     def list_all_files(self) -> tuple[RemoteFile, ...]:
         """Return every file and folder of the account as one flat list (``parent_id=-1``)."""
         # hidden=1: put.io leaves hidden files out of listings unless asked (putio-get does so).
         params = {"parent_id": -1, "per_page": self._page_size, "hidden": 1}
-        first = _Call("GET", "files/list", params=params)
+        first = Call("GET", "files/list", params=params)
         return tuple(parse_file(item) for item in self._pages(first, "files/list/continue"))
 
     def folders_named(self, parent_id: int, name: str) -> tuple[int, ...]:
@@ -247,9 +207,7 @@ class PutioClient:
         params = {"parent_id": parent_id, "per_page": self._page_size}
         found = (
             parse_file(item)
-            for item in self._pages(
-                _Call("GET", "files/list", params=params), "files/list/continue"
-            )
+            for item in self._pages(Call("GET", "files/list", params=params), "files/list/continue")
         )
         return tuple(
             sorted(
@@ -265,7 +223,7 @@ class PutioClient:
         if found := self.folders_named(parent_id, name):
             return found[0]
         data: dict[str, str | int] = {"name": name, "parent_id": parent_id}
-        call = _Call("POST", "files/create-folder", data=data, creates=True)
+        call = Call("POST", "files/create-folder", data=data, creates=True)
         return parse_file(self._object(call, "file")).id
 
     def download_url(self, file_id: int, *, retry: bool = True) -> str:
@@ -275,7 +233,7 @@ class PutioClient:
         patience (max_outage) must not also wait out the client's backoff.
         """
         route = f"files/{file_id}/url"
-        url = self._call(_Call("GET", route, attempts=None if retry else 1)).get("url")
+        url = self._call(Call("GET", route, attempts=None if retry else 1)).get("url")
         if not isinstance(url, str) or not url:
             raise shape_error(f"GET {route}")
         return url
@@ -285,9 +243,9 @@ class PutioClient:
         if ids:
             # A flag in the query string, as put.io's own clients send it; the ids in the body.
             flags = {"skip_nonexistents": "true"}
-            self._call(_Call("POST", "files/delete", flags, data={"file_ids": join_ids(ids)}))
+            self._call(Call("POST", "files/delete", flags, data={"file_ids": join_ids(ids)}))
 
-    def _pages(self, first: _Call, continue_route: str, key: str = "files") -> Iterator[_JSON]:
+    def _pages(self, first: Call, continue_route: str, key: str = "files") -> Iterator[_JSON]:
         """Given the call for the first page, yield its items and those of every
         following page."""
         body, what = self._call(first), first.describe()
@@ -300,21 +258,21 @@ class PutioClient:
             if not cursor:  # put.io ends with null, sometimes with ""
                 return
             params = {"per_page": self._page_size}
-            call = _Call("POST", continue_route, params=params, data={"cursor": str(cursor)})
+            call = Call("POST", continue_route, params=params, data={"cursor": str(cursor)})
             body, what = self._call(call), call.describe()
 
-    def _call(self, call: _Call) -> _JSON:
+    def _call(self, call: Call) -> _JSON:
         """Given a call, return put.io's JSON answer; retry transient trouble with
         backoff; raise our errors for everything else."""
         attempt = 0
         while True:
             try:
                 return self._attempt(call, attempt)
-            except _Retryable as trouble:
+            except Retryable as trouble:
                 attempt += 1
                 self._wait_or_give_up(call, trouble, attempt)
 
-    def _attempt(self, call: _Call, attempt: int) -> _JSON:
+    def _attempt(self, call: Call, attempt: int) -> _JSON:
         response = self._send(call, attempt)
         with response:
             logger.debug(
@@ -327,7 +285,7 @@ class PutioClient:
                 raise shape_error(call.describe())
             return body
 
-    def _send(self, call: _Call, attempt: int) -> requests.Response:
+    def _send(self, call: Call, attempt: int) -> requests.Response:
         base = self._upload_url if call.upload else self._api_url
         try:
             if call.method == "GET" and call.data is None and call.files is None:
@@ -357,9 +315,9 @@ class PutioClient:
             logger.debug("put.io %s failed: %s (attempt %d)", call.describe(), reason, attempt + 1)
             if call.creates and not never_reached_server(exc):
                 raise self._transient(call, f"the connection failed ({reason})") from exc
-            raise _Retryable(f"the connection failed ({reason})", None) from exc
+            raise Retryable(f"the connection failed ({reason})", None) from exc
 
-    def _wait_or_give_up(self, call: _Call, trouble: _Retryable, attempt: int) -> None:
+    def _wait_or_give_up(self, call: Call, trouble: Retryable, attempt: int) -> None:
         """Given the trouble of the last attempt, sleep before the next one, or raise
         TransientError when the attempts are used up or put.io asks for a longer pause."""
         if attempt >= (call.attempts or self._backoff.max_attempts):
@@ -382,7 +340,7 @@ class PutioClient:
         )
         self._sleep(delay)
 
-    def _status_error(self, call: _Call, response: requests.Response) -> Exception:
+    def _status_error(self, call: Call, response: requests.Response) -> Exception:
         status = response.status_code
         error_type, message = error_fields(response)
         if status == 401:
@@ -392,7 +350,7 @@ class PutioClient:
             reason = f"put.io answered HTTP {status}"
             if call.creates and status not in (429, 503):
                 return self._transient(call, reason, retry_after)
-            return _Retryable(reason, retry_after)
+            return Retryable(reason, retry_after)
         text = self._scrub(message or error_type or "no details")
         if status == 400 and call.submits is not None:
             said = f"{message} ({error_type})" if message and error_type else text
@@ -404,23 +362,14 @@ class PutioClient:
         return RemoteError(detail, hint, status, error_type)
 
     def _transient(
-        self, call: _Call, reason: str, retry_after: float | None = None
+        self, call: Call, reason: str, retry_after: float | None = None
     ) -> TransientError:
         message = f"put.io {call.describe()} failed: {reason}"
         return TransientError(message, TRANSIENT_HINT, retry_after)
 
-    def _object(self, call: _Call, key: str) -> _JSON:
+    def _object(self, call: Call, key: str) -> _JSON:
         return answer_object(self._call(call), key, call.describe())
 
     def _scrub(self, text: str) -> str:
         # put.io never echoes the token, but a proxy or a future error text might.
         return text.replace(self._token, "<token>") if self._token else text
-
-
-class _Retryable(Exception):
-    """Internal: this attempt failed in a way that the next attempt may not."""
-
-    def __init__(self, reason: str, retry_after: float | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after

@@ -1,0 +1,51 @@
+"""The fetchers a run's download threads use: one each, over the client's connection pool,
+sharing one bandwidth limiter and the knowledge that put.io refused the token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from putio_mirror.config.settings import Settings
+from putio_mirror.core.bandwidth import parse_timetable
+from putio_mirror.core.errors import AuthError
+from putio_mirror.fetch.engine import Fetcher
+from putio_mirror.fetch.throttle import RateLimiter
+from putio_mirror.putio.client import PutioClient
+
+
+def fetcher_factory(
+    settings: Settings,
+    client: PutioClient,
+    clock: Callable[[], datetime],
+    link_for: Callable[[int], str],
+) -> Callable[[], Fetcher]:
+    """One fetcher per download thread; they share the client, its connection pool and one
+    bandwidth limiter."""
+    timetable = parse_timetable(settings.bwlimit)
+    # "off" needs no meter at all: that saves two calls per chunk on the hot path.
+    limiter = None if timetable.unlimited else RateLimiter(lambda: timetable.limit_at(clock()))
+    refused: list[AuthError] = []
+
+    def url_for(file_id: int) -> str:
+        # The client gives each thread its own session: links are asked for in parallel.
+        if refused:  # the token was refused once: never ask again in this run
+            raise refused[0]
+        try:
+            return link_for(file_id)
+        except AuthError as error:
+            refused.append(error)
+            raise
+
+    def new_fetcher() -> Fetcher:
+        return Fetcher(
+            url_for,
+            connections=settings.connections,
+            chunk_size=settings.chunk_size,
+            read_timeout=settings.read_timeout,
+            max_outage=settings.max_outage,
+            limiter=limiter,
+            session=client.sibling_session(),
+        )
+
+    return new_fetcher
