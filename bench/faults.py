@@ -75,6 +75,7 @@ from common import (
     write_config,
 )
 
+from putio_mirror.app import fetchers as app_fetchers
 from putio_mirror.app import run as app
 from putio_mirror.cli.main import main as cli_main
 from putio_mirror.core.pacing import AUTO_MAX_FILES
@@ -437,7 +438,7 @@ _RECORDING_SYNC = """
 import os, shutil, sys
 from functools import partial
 from pathlib import Path
-from putio_mirror.app import run as app
+from putio_mirror.app import fetchers as app
 from putio_mirror.cli.main import entry
 from putio_mirror.fetch.partfile import sync_data
 
@@ -524,9 +525,10 @@ def on_clock(clock: VirtualTime) -> Iterator[None]:
             patch.object(app, "PutioClient", partial(PutioClient, sleep=clock.sleep))
         )
         for name in ("Fetcher", "Downloader"):
-            if hasattr(app, name):
-                fetcher = partial(getattr(app, name), sleep=clock.sleep, monotonic=clock.monotonic)
-                stack.enter_context(patch.object(app, name, fetcher))
+            if hasattr(app_fetchers, name):
+                built = getattr(app_fetchers, name)
+                fetcher = partial(built, sleep=clock.sleep, monotonic=clock.monotonic)
+                stack.enter_context(patch.object(app_fetchers, name, fetcher))
         yield
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from putio_mirror.app import fetchers as app_fetchers
 from putio_mirror.app import run as app
 from putio_mirror.app.run import Request, Runtime, run_once
 from putio_mirror.config.settings import load_settings
@@ -106,10 +107,10 @@ def virtual_time(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
         return PutioClient(*args, sleep=clock.sleep, **kwargs)
 
     monkeypatch.setattr(app, "PutioClient", client)
-    fetchers = [name for name in ("Fetcher", "Downloader") if hasattr(app, name)]
+    fetchers = [name for name in ("Fetcher", "Downloader") if hasattr(app_fetchers, name)]
     assert fetchers, "app builds its fetchers some other way; teach this fixture"
     for name in fetchers:
-        monkeypatch.setattr(app, name, _on_clock(getattr(app, name), clock))
+        monkeypatch.setattr(app_fetchers, name, _on_clock(getattr(app_fetchers, name), clock))
     return clock
 
 
