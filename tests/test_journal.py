@@ -454,6 +454,31 @@ def test_mark_placed_records_where_each_file_went_in_one_call(any_journal: Journ
     assert downloads[7].is_placed and 99 not in downloads
 
 
+def test_times_of_downloads_read_back_as_the_same_instants_in_utc(any_journal: Journal) -> None:
+    paris = timezone(timedelta(hours=1))
+    verified = datetime(2024, 3, 1, 3, 4, 5, 678901, tzinfo=paris)
+    any_journal.mark_verified(7, "e01.mkv", 10, None, verified)
+    any_journal.mark_placed({7: "e01.mkv"}, datetime(2024, 3, 1, 9, 0, tzinfo=paris))
+    any_journal.record_failure(7, minutes(3), "gone")
+    record = any_journal.facts().downloads[7]
+    times = (record.verified_at, record.placed_at, record.last_failure_at)
+    assert times == (verified, minutes(360), minutes(3))
+    assert all(when is not None and when.utcoffset() == timedelta(0) for when in times)
+
+
+def test_download_times_sqlite_kept_in_other_shapes_are_read_too(db_file: Path) -> None:
+    with Journal.open(sqlite_url(db_file)) as journal:
+        journal.mark_verified(7, "e01.mkv", 10, None, minutes(0))
+        journal.mark_verified(8, "e02.mkv", 10, None, minutes(0))
+    with sqlite3.connect(db_file) as conn:  # as an older version or a hand may have left them
+        conn.execute("UPDATE downloads SET placed_at = '2024-03-01 02:05:00' WHERE file_id = 7")
+        conn.execute("UPDATE downloads SET placed_at = '2024-03-02' WHERE file_id = 8")
+    with Journal.open(sqlite_url(db_file)) as journal:
+        downloads = journal.facts().downloads
+    assert downloads[7].placed_at == minutes(5)
+    assert downloads[8].placed_at == datetime(2024, 3, 2, tzinfo=UTC)
+
+
 def test_progress_never_undoes_a_verification(any_journal: Journal) -> None:
     # A host that lost its claim records where it stopped after another host verified it.
     any_journal.mark_verified(7, "e01.mkv", 1000, "0badf00d", minutes(1))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -338,6 +338,23 @@ def test_clean_transfers_returns_the_deleted_ids_or_an_empty_tuple(
 )
 def test_timestamps_in_every_put_io_form_become_aware_utc(text: str) -> None:
     assert parse_timestamp(text) == NOW
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-03-01", datetime(2025, 3, 1, tzinfo=UTC)),  # a date alone: midnight UTC
+        ("2025-03-01t12:00:00z", NOW),
+        (" 2025-03-01T12:00:00 ", NOW),
+        ("2025-03-01T14:00:00+02:00", NOW),
+        ("2025-03-01T12:00:00.250000", NOW.replace(microsecond=250_000)),
+    ],
+)
+def test_other_timestamp_spellings_become_the_same_aware_utc_instant(
+    text: str, expected: datetime
+) -> None:
+    when = parse_timestamp(text)
+    assert when == expected and when is not None and when.utcoffset() == timedelta(0)
 
 
 @pytest.mark.parametrize("value", [None, "", "yesterday", 12])

@@ -21,8 +21,16 @@ def parse_timestamp(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
+        # put.io's usual naive UTC spelling in one C call, ~0.15 µs: an account lists
+        # 100,000 files, and ``replace(tzinfo=UTC)`` alone costs ten times that.
+        when = datetime.fromisoformat(value + "+00:00")
+        if when.tzinfo is not None:  # a date alone would come back naive
+            return when
+    except ValueError:
+        pass
+    try:
         # Python 3.11 reads all three spellings (and lower-case z, and surrounding blanks
-        # stripped): one C call, ~1 µs, for each of an account's 100,000 files.
+        # stripped).
         when = datetime.fromisoformat(value.strip().upper())
     except ValueError:
         return None
@@ -83,19 +91,19 @@ def parse_transfer(item: Mapping[str, object]) -> Transfer:
 
 def parse_file(item: Mapping[str, object]) -> RemoteFile:
     """Given a put.io file object, return a RemoteFile (a null parent is the root, 0)."""
-    crc32 = _text(item.get("crc32"))
-    is_folder = (
-        item.get("content_type") == _FOLDER_CONTENT_TYPE or item.get("file_type") == "FOLDER"
-    )
+    # Each value is taken as it comes when it has the usual type, and read leniently
+    # otherwise: this runs for every file of the account on every run.
+    file_id, parent_id, size = item.get("id"), item.get("parent_id"), item.get("size")
+    name, crc32, folder_type = item.get("name"), item.get("crc32"), item.get("folder_type")
     return RemoteFile(
-        id=_required_id(item),
-        name=_text(item.get("name")) or "",
-        parent_id=parse_int(item.get("parent_id")) or 0,
-        size=parse_int(item.get("size")) or 0,
-        is_folder=is_folder,
-        crc32=crc32.lower() if crc32 else None,
-        folder_type=_text(item.get("folder_type")) or REGULAR_FOLDER,
-        updated_at=parse_timestamp(item.get("updated_at")),
+        file_id if type(file_id) is int else _required_id(item),
+        name if isinstance(name, str) else "",
+        parent_id if type(parent_id) is int else parse_int(parent_id) or 0,
+        size if type(size) is int else parse_int(size) or 0,
+        item.get("content_type") == _FOLDER_CONTENT_TYPE or item.get("file_type") == "FOLDER",
+        crc32.lower() if isinstance(crc32, str) and crc32 else None,
+        folder_type if isinstance(folder_type, str) and folder_type else REGULAR_FOLDER,
+        parse_timestamp(item.get("updated_at")),
     )
 
 
