@@ -7,6 +7,7 @@ a transaction the journal opened. One row per file id in ``downloads``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Mapping
 from dataclasses import fields
 from datetime import datetime
@@ -98,7 +99,48 @@ def is_verified(conn: Connection, file_id: int) -> bool:
 
 def records(conn: Connection) -> dict[int, DownloadRecord]:
     """Return every file's record by id; a failure-only one has path "" and size 0."""
+    if conn.dialect.name == "sqlite":
+        with contextlib.suppress(ValueError, TypeError):  # a time the fast path cannot read
+            return _sqlite_records(conn)
     return {row[0]: DownloadRecord(*row) for row in conn.execute(_RECORDS).all()}
+
+
+# The positions of DownloadRecord's three times in a row of _RECORDS.
+_VERIFIED, _PLACED, _FAILED = (
+    [item.name for item in fields(DownloadRecord)].index(name)
+    for name in ("verified_at", "placed_at", "last_failure_at")
+)
+
+
+def _sqlite_records(conn: Connection) -> dict[int, DownloadRecord]:
+    """``records`` of a SQLite journal, its times read as the text SQLite keeps.
+
+    Through UtcDateTime a time costs ~3 µs (SQLAlchemy's processors, then ``replace``),
+    ~1 s of a 100,000-file journal that every run reads; ``fromisoformat`` of the
+    text with a UTC offset added is one C call. Raise ValueError or TypeError if a
+    time is not text of that shape, so the caller can read them the typed way.
+    """
+    sql = str(_RECORDS.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    rows = conn.exec_driver_sql(sql).all()
+    verified, placed, failed = _VERIFIED, _PLACED, _FAILED
+    downloads = {}
+    for row in rows:
+        values = list(row)
+        values[verified] = _utc(values[verified])
+        values[placed] = _utc(values[placed])
+        values[failed] = _utc(values[failed])
+        downloads[row[0]] = DownloadRecord(*values)
+    return downloads
+
+
+def _utc(text: str | None) -> datetime | None:
+    """Given SQLite's text of a UTC time (``YYYY-MM-DD HH:MM:SS.ffffff``), return it aware."""
+    if text is None:
+        return None
+    when = datetime.fromisoformat(text + "+00:00")
+    if when.tzinfo is None:  # a date alone: its offset is not read
+        raise ValueError(f"not a time: {text!r}")
+    return when
 
 
 def download_row(
