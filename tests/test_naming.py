@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from putio_mirror.core.naming import (
     MAX_COMPONENT_BYTES,
     STAGING_DIR_NAME,
+    _made_safe,
+    is_plain,
     local_paths,
     safe_component,
     sibling_names,
@@ -262,10 +264,23 @@ HOSTILE = st.sampled_from(
     ["", ".", "..", "...", " ", "-", "CON", "nul.txt", "a\\b", "é", "e\u0301", "E\u0301",
      "ﬁ", "fi", "FI", STAGING_DIR_NAME, ".putio-mirror", "€" * 90, "x" * 260 + ".mkv"]
 )  # fmt: skip
+# ASCII names near the edges of the rules, the kind the quick check must judge right.
+ASCII = st.one_of(
+    st.text(st.characters(max_codepoint=127), max_size=20),
+    st.text(" .-:con1lptCONUX$", max_size=9),
+    st.builds(
+        lambda stem, pad, tail: stem + " " * pad + tail,
+        st.sampled_from(["con", "LPT1", "conout$", "Nul", "aux", "comx"]),
+        st.integers(0, 6),
+        st.sampled_from(["", ".txt", ". x", ".", " "]),
+    ),
+    st.text("ab", min_size=250, max_size=260),
+)
 NAMES = st.one_of(
     st.text(st.characters(exclude_categories=("Cs",)), max_size=300),
     st.text("aAé\u0301. -:", max_size=4),
     HOSTILE,
+    ASCII,
 )
 
 
@@ -320,3 +335,11 @@ def test_safe_component_is_idempotent_and_safe(name: str) -> None:
     assert safe not in ("", ".", "..")
     assert not safe.endswith((" ", "."))
     assert not safe.startswith("-")
+
+
+@settings(max_examples=1000)
+@given(ASCII)
+def test_a_name_kept_as_plain_is_one_that_every_rule_keeps_as_it_is(name: str) -> None:
+    if is_plain(name):
+        assert _made_safe(name) == name
+    assert safe_component(name) == _made_safe(name)

@@ -35,8 +35,16 @@ OWN_PREFIX = ".putio-mirror"
 _UNSAFE = re.compile('[/\\\\:*?"<>|\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff]')
 # Device names Windows reserves in any case and with any extension.
 _WINDOWS_RESERVED = re.compile(r"con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³]|conin\$|conout\$", re.I)
+_LONGEST_RESERVED = len("conout$")
 # An extension longer than this, or holding a space, is part of the name.
 _MAX_EXTENSION_CHARS = 16
+# An ASCII name that safe_component keeps as it is, but for a Windows device name: no
+# unsafe character, not starting with "-", "." (ours begin with one) or a space, not ending
+# in a space or a dot.
+_PLAIN = re.compile(
+    r'[^-. /\\:*?"<>|\x00-\x1f\x7f]'
+    r'(?:[^/\\:*?"<>|\x00-\x1f\x7f]*[^ ./\\:*?"<>|\x00-\x1f\x7f])?'
+)
 
 
 def safe_component(name: str) -> str:
@@ -47,6 +55,20 @@ def safe_component(name: str) -> str:
     not a Windows device name, not starting with ``.putio-mirror``, and at most
     255 bytes of UTF-8 (the extension kept where possible).
     """
+    return name if is_plain(name) else _made_safe(name)
+
+
+def is_plain(name: str) -> bool:
+    """Given a name, say whether it is plain ASCII that ``safe_component`` keeps as it is
+    (most names are: checking costs half of applying every rule)."""
+    if not name.isascii() or len(name) > MAX_COMPONENT_BYTES or not _PLAIN.fullmatch(name):
+        return False
+    head = name.partition(".")[0].rstrip(" ")
+    return len(head) > _LONGEST_RESERVED or _WINDOWS_RESERVED.fullmatch(head) is None
+
+
+def _made_safe(name: str) -> str:
+    """``safe_component`` of a name that is not plain: every rule applied."""
     text = _UNSAFE.sub(SUBSTITUTE, unicodedata.normalize("NFC", name))
     # Windows drops trailing spaces and dots, so "a." and "a" would be one file.
     text = text.rstrip(" .") or SUBSTITUTE
@@ -80,6 +102,8 @@ def split_extension(name: str) -> tuple[str, str]:
 def collision_key(name: str) -> str:
     """Given a name, return the key under which case-insensitive, normalising filesystems
     see it (NFC, case-folded)."""
+    if name.isascii():  # NFC already; case-folding ASCII is lower-casing it
+        return name.lower()
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
