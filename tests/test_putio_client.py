@@ -462,6 +462,28 @@ def test_list_all_files_reads_2500_files_in_three_requests(
     assert listing[0].query["parent_id"] == "-1"
 
 
+def test_a_later_page_of_files_that_fails_once_is_asked_again_and_the_order_kept(
+    fake_putio: FakePutio, live: PutioClient, sleeps: Sleeps
+) -> None:
+    folder = fake_putio.add_folder("Bulk")
+    ids = [fake_putio.add_file(f"f{n}.txt", parent_id=folder, content=b"x") for n in range(6)]
+    fake_putio.inject("/v2/files/list/continue", status=503, times=1)
+    assert [item.id for item in live.list_all_files()] == [folder, *ids]
+    assert len(sleeps) == 1  # one backoff, on the page asked for ahead
+
+
+def test_a_refused_token_on_a_later_page_of_files_ends_the_listing(
+    fake_putio: FakePutio, live: PutioClient
+) -> None:
+    folder = fake_putio.add_folder("Bulk")
+    for n in range(6):
+        fake_putio.add_file(f"f{n}.txt", parent_id=folder, content=b"x")
+    fake_putio.inject("/v2/files/list/continue", status=401, times=1)
+    with pytest.raises(AuthError):
+        live.list_all_files()
+    assert len(_api_requests(fake_putio, "files/list/continue")) == 1
+
+
 def test_download_url_of_a_missing_id_raises_not_found(live: PutioClient) -> None:
     with pytest.raises(NotFoundError):
         live.download_url(2147483647)
