@@ -156,11 +156,16 @@ def _extension(name: str) -> str | None:
     return extension.lower() if dot and stem and extension else None
 
 
+# extension -> file type: one lookup per file object (an account listing renders 100,000)
+_TYPE_OF_EXTENSION = {
+    extension: file_type
+    for file_type, extensions in _TYPES_BY_EXTENSION.items()
+    for extension in extensions
+}
+
+
 def _file_type(extension: str | None) -> str:
-    for file_type, extensions in _TYPES_BY_EXTENSION.items():
-        if extension in extensions:
-            return file_type
-    return "FILE"
+    return _TYPE_OF_EXTENSION.get(extension or "", "FILE")
 
 
 def _content_type(is_folder: bool, extension: str | None) -> str:

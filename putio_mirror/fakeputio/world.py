@@ -85,7 +85,9 @@ class Cursor:
     """Where a paged listing goes on: the ids still to list and the page size."""
 
     kind: str
+    #: the whole listing, shared by its cursors, and where the next page starts in it
     ids: tuple[int, ...]
+    start: int
     per_page: int
 
 
@@ -166,14 +168,7 @@ class World:
 
     def first_page(self, kind: str, ids: list[int], per_page: int) -> tuple[list[int], str | None]:
         """Given a listing's ids and page size, return the first page and the next cursor."""
-        if per_page < 1:
-            raise ApiError(400, "INVALID_PER_PAGE", "per_page must be at least 1")
-        page, rest = ids[:per_page], tuple(ids[per_page:])
-        if not rest:
-            return page, self.settings.end_cursor
-        token = secrets.token_urlsafe(12)
-        self._cursors[token] = Cursor(kind, rest, per_page)
-        return page, token
+        return self._page(kind, tuple(ids), 0, per_page)
 
     def next_page(
         self, kind: str, token: str, per_page: int | None
@@ -182,7 +177,20 @@ class World:
         cursor = self._cursors.get(token)
         if cursor is None or cursor.kind != kind:
             raise ApiError(400, "INVALID_CURSOR", "Invalid cursor")
-        return self.first_page(kind, list(cursor.ids), per_page or cursor.per_page)
+        return self._page(kind, cursor.ids, cursor.start, per_page or cursor.per_page)
+
+    def _page(
+        self, kind: str, ids: tuple[int, ...], start: int, per_page: int
+    ) -> tuple[list[int], str | None]:
+        # Pages are slices of one tuple: a 100-page listing copies each id once, not 50 times.
+        if per_page < 1:
+            raise ApiError(400, "INVALID_PER_PAGE", "per_page must be at least 1")
+        end = start + per_page
+        if end >= len(ids):
+            return list(ids[start:]), self.settings.end_cursor
+        token = secrets.token_urlsafe(12)
+        self._cursors[token] = Cursor(kind, ids, end, per_page)
+        return list(ids[start:end]), token
 
     def new_link(self, file_id: int) -> str:
         """Given a file id, return the URL of a fresh self-authenticating download link."""
