@@ -7,12 +7,13 @@ Remote listing costs a handful of requests whatever the account's size
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
-from putio_mirror.core.naming import local_paths
+from putio_mirror.core.naming import collision_key, local_paths
 from putio_mirror.core.state import (
     BlackholeItem,
     JournalFacts,
@@ -39,7 +40,7 @@ class RemoteReader(Protocol):
 
 def observe(
     remote: RemoteReader,
-    facts: JournalFacts,
+    read_facts: Callable[[], JournalFacts],
     places: Places,
     *,
     remote_root_id: int,
@@ -51,11 +52,22 @@ def observe(
 
     ``want_files=False`` skips listing the remote tree (a blackhole-only run
     needs just the transfers, to recognise torrents already on put.io).
+
+    put.io is listed on another thread while the journal's facts are read (and the
+    blackhole scanned) on this one: a 100,000-file account is 100 pages that put.io
+    takes its time to answer, and a journal of as many rows takes a while to read.
     """
-    blackhole = _scan(places.blackhole, now_epoch) if want_blackhole else ()
-    settling = settling_files(places.blackhole, now=now_epoch) if want_blackhole else ()
-    transfers = remote.list_transfers()
-    files = remote.list_all_files() if want_files else ()
+
+    def list_remote() -> tuple[tuple[Transfer, ...], tuple[RemoteFile, ...]]:
+        # one after the other: a refused token is met once, never asked with again
+        return remote.list_transfers(), remote.list_all_files() if want_files else ()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="observe") as lister:
+        listed = lister.submit(list_remote)
+        blackhole = _scan(places.blackhole, now_epoch) if want_blackhole else ()
+        settling = settling_files(places.blackhole, now=now_epoch) if want_blackhole else ()
+        facts = read_facts()
+        transfers, files = listed.result()
     names = local_paths(files, remote_root_id)
     local = _local_facts(files, names, facts, places)
     return Snapshot(blackhole, transfers, files, facts, local, names, settling)
@@ -68,13 +80,18 @@ def _scan(folder: Path, now_epoch: float) -> tuple[BlackholeItem, ...]:
 def _local_facts(
     files: Iterable[RemoteFile], paths: Mapping[int, str], facts: JournalFacts, places: Places
 ) -> LocalFacts:
-    """Stat only the paths the plan could write: files the journal has not placed."""
+    """Stat only the paths the plan could write: files the journal has not placed, under
+    a top-level entry that the download folder has (a new account's 100,000 files would
+    be as many failed stats otherwise). Entries are compared by collision key, as a
+    case-insensitive or normalising filesystem would find them."""
     placed = {fid for fid, record in facts.downloads.items() if record.is_placed}
     unplaced = [item for item in files if not item.is_folder and item.id not in placed]
+    items = _names(places.downloads)
+    tops = {collision_key(name) for name in items}
     present: dict[str, int] = {}
     for item in unplaced:
         relative = paths.get(item.id)
-        if relative is None:
+        if relative is None or collision_key(relative.partition("/")[0]) not in tops:
             continue
         size = local_size(places.downloads / relative)
         if size is not None:
@@ -86,7 +103,7 @@ def _local_facts(
         verified=MappingProxyType(
             {entry.remote_id: entry.size for entry in staging if entry.kind == "verified"}
         ),
-        present_items=_names(places.downloads),
+        present_items=items,
         staging=staging,
     )
 

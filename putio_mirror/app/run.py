@@ -137,8 +137,8 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         client = stack.enter_context(open_client(settings))
         settings = with_folders_found(settings, client)
         runtime = replace(runtime, settings=settings)
-        facts = journal.facts() if journal is not None else JournalFacts()
-        snapshot = _observe(runtime, request, client, facts)
+        read_facts = journal.facts if journal is not None else JournalFacts
+        snapshot = _observe(runtime, request, client, read_facts)
         if request.needs_files and (
             wrong := remote_root_problem(snapshot.files, settings.policy.remote_root_id)
         ):
@@ -306,11 +306,14 @@ def places(settings: Settings) -> Places:
 
 
 def _observe(
-    runtime: Runtime, request: Request, client: PutioClient, facts: JournalFacts
+    runtime: Runtime,
+    request: Request,
+    client: PutioClient,
+    read_facts: Callable[[], JournalFacts],
 ) -> Snapshot:
     return observe(
         client,
-        facts,
+        read_facts,
         places(runtime.settings),
         remote_root_id=runtime.settings.policy.remote_root_id,
         now_epoch=time.time(),
