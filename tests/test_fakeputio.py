@@ -168,6 +168,30 @@ def test_flat_listing_returns_every_item_in_id_order(
     assert rest["cursor"] is None
 
 
+def test_a_listing_shows_renames_hidings_and_new_sizes_made_since_the_last_one(
+    fake_putio: FakePutio, api: requests.Session
+) -> None:
+    folder = fake_putio.add_folder("Show")
+    first = fake_putio.add_file("e1.mkv", parent_id=folder, content=b"abc")
+    second = fake_putio.add_file("e2.mkv", parent_id=folder, content=b"de")
+    before = _get(api, fake_putio, "/files/list", parent_id=-1, hidden=1)["files"]
+    fake_putio.rename(first, "e1 (renamed).mkv")
+    fake_putio.hide_file(second)
+    fake_putio.add_file("e3.mkv", parent_id=folder, content=b"fghi")
+    after = _get(api, fake_putio, "/files/list", parent_id=-1, hidden=1)["files"]
+    assert [(entry["name"], entry["size"], entry["is_hidden"]) for entry in before] == [
+        ("Show", 5, False),
+        ("e1.mkv", 3, False),
+        ("e2.mkv", 2, False),
+    ]
+    assert [(entry["name"], entry["size"], entry["is_hidden"]) for entry in after] == [
+        ("Show", 9, False),
+        ("e1 (renamed).mkv", 3, False),
+        ("e2.mkv", 2, True),
+        ("e3.mkv", 4, False),
+    ]
+
+
 def test_listing_a_file_returns_it_as_parent_and_an_unknown_parent_is_404(
     fake_putio: FakePutio, api: requests.Session
 ) -> None:

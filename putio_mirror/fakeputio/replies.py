@@ -64,6 +64,14 @@ def ok_reply(**payload: Any) -> Reply:
     return json_reply({"status": "OK", **payload})
 
 
+def listing_reply(kind: str, texts: list[str], **payload: Any) -> Reply:
+    """Given a list's key, its objects as JSON texts and other payload keys, return the
+    success envelope holding them (as ``ok_reply`` would, the list last)."""
+    envelope = json.dumps({"status": "OK", **payload}, ensure_ascii=False)
+    body = f"{envelope[:-1]}, {json.dumps(kind)}: [{', '.join(texts)}]}}"
+    return Reply(200, body.encode("utf-8"), [("Content-Type", "application/json")])
+
+
 def error_reply(status: int, error_type: str, message: str) -> Reply:
     """Given an HTTP status and put.io error type, return the error envelope."""
     return json_reply(

@@ -27,12 +27,12 @@ def list_files(world: World, form: Form, match: re.Match[str]) -> Reply:
         items = world.tree.children(parent_id)
     ids = [item.id for item in items if shown or not item.hidden]
     ids = _filter_types(world, ids, form.get("file_type"))
-    return first_page_reply(world, "files", ids, per_page, form, World.files_json, parent=parent)
+    return first_page_reply(world, "files", ids, per_page, form, World.files_texts, parent=parent)
 
 
 def continue_files(world: World, form: Form, match: re.Match[str]) -> Reply:
     """Answer ``POST /v2/files/list/continue`` with the page after ``cursor``."""
-    return next_page_reply(world, "files", form, World.files_json)
+    return next_page_reply(world, "files", form, World.files_texts)
 
 
 def get_file(world: World, form: Form, match: re.Match[str]) -> Reply:

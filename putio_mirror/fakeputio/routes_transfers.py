@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -27,12 +28,12 @@ def list_transfers(world: World, form: Form, match: re.Match[str]) -> Reply:
     per_page = form.integer("per_page", MAX_PER_PAGE)
     if per_page > MAX_PER_PAGE:
         raise ApiError(400, "INVALID_PER_PAGE", f"per_page cannot exceed {MAX_PER_PAGE}")
-    return first_page_reply(world, "transfers", ids, per_page, form, _transfers_json)
+    return first_page_reply(world, "transfers", ids, per_page, form, _transfers_texts)
 
 
 def continue_transfers(world: World, form: Form, match: re.Match[str]) -> Reply:
     """Answer ``POST /v2/transfers/list/continue`` with the page after ``cursor``."""
-    return next_page_reply(world, "transfers", form, _transfers_json)
+    return next_page_reply(world, "transfers", form, _transfers_texts)
 
 
 def count_transfers(world: World, form: Form, match: re.Match[str]) -> Reply:
@@ -156,6 +157,10 @@ def _folder_id(world: World, folder_id: int) -> int:
 
 def _transfers_json(world: World, ids: list[int]) -> list[dict[str, Any]]:
     return [world.transfer_json(world.transfers[key]) for key in ids if key in world.transfers]
+
+
+def _transfers_texts(world: World, ids: list[int]) -> list[str]:
+    return [json.dumps(transfer, ensure_ascii=False) for transfer in _transfers_json(world, ids)]
 
 
 ROUTES: tuple[Route, ...] = (
