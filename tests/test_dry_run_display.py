@@ -1,11 +1,18 @@
-"""How a dry run shows a plan: a readable table of a large plan, every row on demand, JSON."""
+"""How a dry run shows a plan: a readable table of a large plan, every row on demand, JSON;
+and that it creates no journal (nor pays for reading one) when there is none yet."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from putio_mirror.core.plan import CancelTransfer, Download, Plan
 from putio_mirror.core.render import plan_json, plan_rows
+from putio_mirror.journal.where import surely_missing_file
 from tests.mirror_env import Mirror
 
 
@@ -61,3 +68,40 @@ def test_a_piped_table_is_not_cut_at_80_columns(mirror: Mirror) -> None:
 def test_json_without_dry_run_is_a_usage_error(mirror: Mirror) -> None:
     result = mirror.run("sync", "--json")
     assert result.code == 2 and "--dry-run" in result.err + result.out
+
+
+def test_a_dry_run_without_a_journal_creates_none_and_imports_no_sqlalchemy(
+    mirror: Mirror,
+) -> None:
+    mirror.fake.add_file("e01.srt", size=100)
+    code = (
+        "import sys; from putio_mirror.cli.main import main; "
+        f"code = main(['--config', {str(mirror.config)!r}, 'sync', '--dry-run']); "
+        "print('exit', code, 'sqlalchemy' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert "e01.srt" in shown.stdout, shown.stderr
+    assert shown.stdout.split()[-3:] == ["exit", "0", "False"]
+    assert not mirror.journal.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "missing"),
+    [
+        ("sqlite:///{tmp}/absent.sqlite3", True),
+        ("sqlite:///{tmp}/present.sqlite3", False),
+        ("sqlite:///{tmp}/absent.sqlite3?mode=ro", False),  # in doubt: SQLAlchemy decides
+        ("sqlite:///{tmp}/with%20escape.sqlite3", False),
+        ("sqlite:///file:{tmp}/absent.sqlite3", False),
+        ("sqlite:///:memory:", False),
+        ("sqlite://", False),
+        ("postgresql+psycopg://user@localhost/journal", False),
+    ],
+)
+def test_only_a_plain_sqlite_file_url_is_known_missing_without_sqlalchemy(
+    tmp_path: Path, url: str, missing: bool
+) -> None:
+    (tmp_path / "present.sqlite3").touch()
+    assert surely_missing_file(url.format(tmp=tmp_path)) is missing

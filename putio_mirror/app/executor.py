@@ -38,6 +38,7 @@ from putio_mirror.core.errors import (
 )
 from putio_mirror.core.pacing import files_at_once
 from putio_mirror.core.plan import (
+    WINDOWED_KINDS,
     Action,
     AdoptLocal,
     ArchiveDuplicate,
@@ -67,8 +68,6 @@ from putio_mirror.notify.values import DiskFull, Event, ItemFailed, ItemPlaced
 
 log = logging.getLogger(__name__)
 
-# Placing and tidying use no bandwidth: a complete item is placed even after the window closed.
-WINDOWED_KINDS = frozenset({"download", "adopt"})
 GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
 # Progress is the executor's collaborator that the shell passes in; it lives with the steps.

@@ -9,8 +9,11 @@ import secrets
 import socket
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from putio_mirror.journal.store import Journal
+if TYPE_CHECKING:  # a dry run without a journal never imports SQLAlchemy
+    from putio_mirror.journal.store import Journal
+
 
 log = logging.getLogger(__name__)
 

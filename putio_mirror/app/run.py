@@ -16,10 +16,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
-from putio_mirror.app.executor import WINDOWED_KINDS, Executor, Progress, Rules
-from putio_mirror.app.fetchers import fetcher_factory
 from putio_mirror.app.links import LinkPrefetcher
 from putio_mirror.app.observe import observe
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
@@ -36,17 +34,21 @@ from putio_mirror.core.attention import (
 )
 from putio_mirror.core.errors import AuthError, ConfigError, ExitCode, MirrorError, SafetyLimitError
 from putio_mirror.core.pacing import AUTO_MAX_FILES
-from putio_mirror.core.plan import ActionKind, Download, Note, Plan
+from putio_mirror.core.plan import WINDOWED_KINDS, ActionKind, Download, Note, Plan
 from putio_mirror.core.reconcile import reconcile, safety_violations
 from putio_mirror.core.state import JournalFacts, Snapshot
 from putio_mirror.core.window import Schedule
-from putio_mirror.journal.store import Journal
+from putio_mirror.journal.where import surely_missing_file
 from putio_mirror.local.lock import RunLock
 from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items
 from putio_mirror.notify.notifier import Notifier
 from putio_mirror.notify.values import Outlets, TokenRefused
 from putio_mirror.putio.client import PutioClient
+
+if TYPE_CHECKING:  # imported where used: a dry run needs no executor (nor SQLAlchemy, if new)
+    from putio_mirror.app.executor import Progress
+    from putio_mirror.journal.store import Journal
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +271,8 @@ def _telling_refusals(notifier: Notifier) -> Iterator[None]:
 
 @contextmanager
 def _open_journal(settings: Settings) -> Iterator[Journal]:
+    from putio_mirror.journal.store import Journal
+
     journal = Journal.open(settings.journal_url)
     try:
         yield journal
@@ -278,6 +282,11 @@ def _open_journal(settings: Settings) -> Iterator[Journal]:
 
 @contextmanager
 def _existing_journal(settings: Settings) -> Iterator[Journal | None]:
+    if surely_missing_file(settings.journal_url):
+        yield None
+        return
+    from putio_mirror.journal.store import Journal
+
     journal = Journal.open_existing(settings.journal_url)
     try:
         yield journal
@@ -331,6 +340,9 @@ def _execute(
     notice: tuple[Attention, ...],
     notifier: Notifier,
 ) -> RunReport:
+    from putio_mirror.app.executor import Executor, Rules
+    from putio_mirror.app.fetchers import fetcher_factory
+
     settings = runtime.settings
     downloads = [action.file_id for action in plan if isinstance(action, Download)]
     # Asked for ahead by twice as many files as download at once, on as many threads as

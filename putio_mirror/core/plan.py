@@ -19,6 +19,9 @@ from putio_mirror.core.state import StagedKind
 ActionKind = Literal[
     "submit", "reject", "archive", "cancel", "clean", "download", "adopt", "place", "delete", "tidy"
 ]
+#: The kinds that use bandwidth, so wait for the download window: a complete item is
+#: placed, and staging tidied, even after the window closed.
+WINDOWED_KINDS: frozenset[ActionKind] = frozenset({"download", "adopt"})
 
 
 @dataclass(frozen=True, slots=True)
