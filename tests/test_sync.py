@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -299,3 +300,14 @@ def test_download_links_are_asked_for_in_parallel(mirror: Mirror) -> None:
     mirror.fake.on_request = hold
     assert mirror.run("files", "download").code == 0
     assert len(asked) == 8 and broken == []
+
+
+def test_the_cyclic_collector_runs_again_after_a_run_and_after_one_that_failed(
+    mirror: Mirror,
+) -> None:
+    mirror.fake.add_file("e01.srt", size=100)
+    assert mirror.run("sync", "--dry-run").code == 0
+    assert gc.isenabled(), "a run left the cyclic garbage collector paused"
+    mirror.write_config(download={"remote_root": 2_000_000_000})  # no such folder
+    assert mirror.run("sync", "--dry-run").code == ExitCode.USAGE
+    assert gc.isenabled(), "a failed run left the cyclic garbage collector paused"

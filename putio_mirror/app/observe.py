@@ -7,8 +7,10 @@ Remote listing costs a handful of requests whatever the account's size
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
@@ -71,6 +73,24 @@ def observe(
     names = local_paths(files, remote_root_id)
     local = _local_facts(files, names, facts, places)
     return Snapshot(blackhole, transfers, files, facts, local, names, settling)
+
+
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector inside: while a snapshot and its plan are built.
+
+    They are hundreds of thousands of small objects without cycles (a 100,000-file
+    account's files, journal records, paths and actions), which the collector would walk
+    again and again for nothing: ~10 collections, 0.2-0.35 s of such a dry run. Reference
+    counting frees them as ever; the collector resumes after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _scan(folder: Path, now_epoch: float) -> tuple[BlackholeItem, ...]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
 from putio_mirror.app.links import LinkPrefetcher
-from putio_mirror.app.observe import observe
+from putio_mirror.app.observe import no_cycle_collection, observe
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
 from putio_mirror.config.remote_folders import with_folders_found
@@ -34,10 +34,10 @@ from putio_mirror.core.attention import (
 )
 from putio_mirror.core.errors import AuthError, ConfigError, ExitCode, MirrorError, SafetyLimitError
 from putio_mirror.core.pacing import AUTO_MAX_FILES
-from putio_mirror.core.plan import WINDOWED_KINDS, ActionKind, Download, Note, Plan
+from putio_mirror.core.plan import ActionKind, Download, Plan
 from putio_mirror.core.reconcile import reconcile, safety_violations
+from putio_mirror.core.render import with_window_note
 from putio_mirror.core.state import JournalFacts, Snapshot
-from putio_mirror.core.window import Schedule
 from putio_mirror.journal.where import surely_missing_file
 from putio_mirror.local.lock import RunLock
 from putio_mirror.local.paths import Places
@@ -140,15 +140,8 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         settings = with_folders_found(settings, client)
         runtime = replace(runtime, settings=settings)
         read_facts = journal.facts if journal is not None else JournalFacts
-        snapshot = _observe(runtime, request, client, read_facts)
-        if request.needs_files and (
-            wrong := remote_root_problem(snapshot.files, settings.policy.remote_root_id)
-        ):
-            raise ConfigError(wrong, REMOTE_ROOT_HINT)
-        if runtime.on_snapshot is not None:
-            runtime.on_snapshot(snapshot, request.needs_files)
-        plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
-        plan = plan.only(request.kinds, request.limit_downloads)
+        with no_cycle_collection():
+            snapshot, plan = _observed_plan(runtime, request, client, read_facts)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
         notice = no_blackhole + needs_attention(plan, snapshot.transfers) + failing_files(snapshot)
         if violations and not request.force:
@@ -156,7 +149,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
                 return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations, notice)
             raise _refusal(violations)
         if request.dry_run:
-            plan = _with_window_note(plan, settings.schedule, runtime.clock())
+            plan = with_window_note(plan, settings.schedule, runtime.clock())
             return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         if request.beside_sync and not plan.actions:
             # a watcher's pass with nothing to submit leaves no run in the journal
@@ -167,6 +160,33 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         report = _execute(runtime, request, plan, client, journal, notice, notifier)
         return Outcome(plan, report, _exit_code(report.exit_code, notice), violations, notice)
     raise AssertionError("unreachable")
+
+
+def _observed_plan(
+    runtime: Runtime,
+    request: Request,
+    client: PutioClient,
+    read_facts: Callable[[], JournalFacts],
+) -> tuple[Snapshot, Plan]:
+    """Given the collaborators, return the world as it is and the plan the request asks
+    for; raise ConfigError if the folder to mirror is not in put.io's tree."""
+    settings = runtime.settings
+    root_id = settings.policy.remote_root_id
+    snapshot = observe(
+        client,
+        read_facts,
+        places(settings),
+        remote_root_id=root_id,
+        now_epoch=time.time(),
+        want_blackhole=bool(request.kinds & BLACKHOLE_KINDS),
+        want_files=request.needs_files,
+    )
+    if request.needs_files and (wrong := remote_root_problem(snapshot.files, root_id)):
+        raise ConfigError(wrong, REMOTE_ROOT_HINT)
+    if runtime.on_snapshot is not None:
+        runtime.on_snapshot(snapshot, request.needs_files)
+    plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
+    return snapshot, plan.only(request.kinds, request.limit_downloads)
 
 
 class _EarlyEnd:
@@ -214,19 +234,6 @@ def _exit_code(code: ExitCode, notice: tuple[Attention, ...]) -> ExitCode:
     code: a run that otherwise succeeded but found something only a person can solve says
     so (failures, a closed window or a stop keep their own, more telling codes)."""
     return ExitCode.NEEDS_ATTENTION if code == ExitCode.OK and notice else code
-
-
-def _with_window_note(plan: Plan, schedule: Schedule, now: datetime) -> Plan:
-    """Given a dry run's plan, say so when its downloads would wait for a closed window."""
-    waiting = sum(1 for action in plan if action.kind in WINDOWED_KINDS)
-    if not waiting or schedule.is_open(now):
-        return plan
-    opening = schedule.next_opening(now)
-    message = (
-        f"The download window ({schedule.describe()}) is closed now: a real run would defer "
-        f"{waiting} download action(s); the next opens {opening:%a %H:%M}."
-    )
-    return replace(plan, notes=(*plan.notes, Note("warning", message)))
 
 
 def _missing_blackhole(settings: Settings, request: Request) -> tuple[Attention, ...]:
@@ -311,23 +318,6 @@ def places(settings: Settings) -> Places:
     """Given the settings, return the local folders a run works in."""
     return Places(
         settings.blackhole_dir, settings.download_dir, settings.staging_dir, settings.ownership
-    )
-
-
-def _observe(
-    runtime: Runtime,
-    request: Request,
-    client: PutioClient,
-    read_facts: Callable[[], JournalFacts],
-) -> Snapshot:
-    return observe(
-        client,
-        read_facts,
-        places(runtime.settings),
-        remote_root_id=runtime.settings.policy.remote_root_id,
-        now_epoch=time.time(),
-        want_blackhole=bool(request.kinds & BLACKHOLE_KINDS),
-        want_files=request.needs_files,
     )
 
 

@@ -7,9 +7,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 
-from putio_mirror.core.plan import Action, AdoptLocal, CleanTransfers, Download, Plan, TidyStaging
+from putio_mirror.core.plan import (
+    WINDOWED_KINDS,
+    Action,
+    AdoptLocal,
+    CleanTransfers,
+    Download,
+    Note,
+    Plan,
+    TidyStaging,
+)
 from putio_mirror.core.units import human_bytes
+from putio_mirror.core.window import Schedule
 
 _LABELS = {
     "submit": "submit",
@@ -133,3 +145,16 @@ def plan_summary(plan: Plan) -> str:
     if to_fetch:
         parts.append(f"{human_bytes(to_fetch)} to download")
     return "Plan: " + ", ".join(parts) + (f"; {waiting}." if waiting else ".")
+
+
+def with_window_note(plan: Plan, schedule: Schedule, now: datetime) -> Plan:
+    """Given a dry run's plan, say so when its downloads would wait for a closed window."""
+    waiting = sum(1 for action in plan if action.kind in WINDOWED_KINDS)
+    if not waiting or schedule.is_open(now):
+        return plan
+    opening = schedule.next_opening(now)
+    message = (
+        f"The download window ({schedule.describe()}) is closed now: a real run would defer "
+        f"{waiting} download action(s); the next opens {opening:%a %H:%M}."
+    )
+    return replace(plan, notes=(*plan.notes, Note("warning", message)))
