@@ -79,6 +79,13 @@ def needs_attention(plan: Plan, transfers: Iterable[Transfer]) -> tuple[Attentio
 def failing_files(snapshot: Snapshot) -> tuple[Attention, ...]:
     """Given what was observed, return the files put.io still has that failed at least
     ``KEEPS_FAILING`` times in a row (a verified file's failures start over)."""
+    failing = [
+        (file_id, record)
+        for file_id, record in snapshot.journal.downloads.items()
+        if record.failures >= KEEPS_FAILING and not record.is_verified
+    ]
+    if not failing:  # as nearly always: no need to index 100,000 files
+        return ()
     on_putio = {item.id: item for item in snapshot.files if not item.is_folder}
     return tuple(
         Attention(
@@ -87,6 +94,6 @@ def failing_files(snapshot: Snapshot) -> tuple[Attention, ...]:
             "it is tried again after a pause that doubles each time; `putio-mirror status` "
             "says when; if put.io cannot serve it, fetch the item again there",
         )
-        for file_id, record in sorted(snapshot.journal.downloads.items())
-        if record.failures >= KEEPS_FAILING and not record.is_verified and file_id in on_putio
+        for file_id, record in sorted(failing)
+        if file_id in on_putio
     )

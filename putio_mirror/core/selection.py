@@ -21,4 +21,4 @@ def is_wanted(relative_path: str, size: int, filters: Filters) -> bool:
     if any(fnmatchcase(lowered, glob.lower()) for glob in filters.exclude):
         return False
     folders = lowered.split("/")[:-1]
-    return not (filters.skip_extras and any(name in EXTRAS_FOLDERS for name in folders))
+    return not (filters.skip_extras and not EXTRAS_FOLDERS.isdisjoint(folders))
