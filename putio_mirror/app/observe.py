@@ -64,12 +64,17 @@ def observe(
         # one after the other: a refused token is met once, never asked with again
         return remote.list_transfers(), remote.list_all_files() if want_files else ()
 
-    with ThreadPoolExecutor(1, thread_name_prefix="observe") as lister:
+    lister = ThreadPoolExecutor(1, thread_name_prefix="observe")
+    try:
         listed = lister.submit(list_remote)
         blackhole = _scan(places.blackhole, now_epoch) if want_blackhole else ()
         settling = settling_files(places.blackhole, now=now_epoch) if want_blackhole else ()
         facts = read_facts()
         transfers, files = listed.result()
+    finally:
+        # Done by now, unless this thread failed or was interrupted (Ctrl-C): then the
+        # run ends at once, and a listing still under way is left to finish unread.
+        lister.shutdown(wait=False, cancel_futures=True)
     names = local_paths(files, remote_root_id)
     local = _local_facts(files, names, facts, places)
     return Snapshot(blackhole, transfers, files, facts, local, names, settling)

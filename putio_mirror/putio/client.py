@@ -256,7 +256,8 @@ class PutioClient:
         to read. Requests never overlap, so the one pooled connection serves them all.
         """
         body, what = self._call(first), first.describe()
-        with ThreadPoolExecutor(1, thread_name_prefix="putio-pages") as ahead:
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="putio-pages")
+        try:
             while True:
                 items = body.get(key)
                 if not isinstance(items, list):
@@ -271,6 +272,8 @@ class PutioClient:
                 if following is None:
                     return
                 body, what = following.result(), call.describe()
+        finally:  # a reader that stops early (or Ctrl-C) waits for no page
+            ahead.shutdown(wait=False, cancel_futures=True)
 
     def _call(self, call: Call) -> _JSON:
         """Given a call, return put.io's JSON answer; retry transient trouble with
