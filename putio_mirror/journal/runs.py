@@ -18,6 +18,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    delete,
     func,
     insert,
     select,
@@ -97,6 +98,17 @@ def finish_action(action_id: int, values: Mapping[str, Any]) -> tuple[Executable
     """Given an action id and how it ended (status, finished_at, error, detail), return the
     write that records it and its values."""
     return _FINISH, dict(values) | {"action_id": action_id}
+
+
+_WITHDRAW = delete(actions_table).where(
+    actions_table.c.id == bindparam("action_id"), actions_table.c.status == "started"
+)
+
+
+def withdraw_action(action_id: int) -> tuple[Executable, dict[str, Any]]:
+    """Given the id of an action journaled as started that never ran, return the write
+    that deletes its row (only while it is still ``started``) and its values."""
+    return _WITHDRAW, {"action_id": action_id}
 
 
 def start_action(conn: Connection, row: Mapping[str, Any]) -> int:

@@ -1,16 +1,14 @@
 """The journal: what this tool did and how far each download got, in a SQL database.
 
-The journal's only entry point: with its private helpers, ``schema.py`` (its tables
-and the SQL that differs between databases), ``engine.py`` (reaching the database),
-``runs.py``, ``files.py``, ``claims.py`` (the statements of each part) and ``migrations/``
-(the schema's Alembic revisions, imported only when a journal exists and is not at their
-head), the only modules that import SQLAlchemy and Alembic. SQLite is the default (WAL mode, so a
-``status`` command can read while a run writes); PostgreSQL works through the same portable
-types. Every write is its own short transaction, committed at once, so a crash loses at most
-the action in flight; a later run marks such actions ``interrupted`` once no live claim
-covers them. SQLAlchemy's exceptions never leave this module: they become ``JournalError``
-with a hint. Hosts that share one journal share the work through claims: leases on action
-keys, judged by the database's clock, that expire if their owner dies.
+The journal's only entry point: with its private helpers, ``schema.py`` (its tables and the
+SQL that differs between databases), ``engine.py`` (reaching the database), ``runs.py``,
+``files.py``, ``claims.py`` and ``migrations/`` (Alembic revisions, imported only when a journal
+is not at their head), the only modules that import SQLAlchemy and Alembic. SQLite is the
+default (WAL mode: ``status`` reads while a run writes); PostgreSQL works through the same
+portable types. Writes are short transactions, so a crash loses at most the actions in flight;
+a later run marks such actions ``interrupted`` once no live claim covers them. SQLAlchemy's
+exceptions never leave this module: they become ``JournalError`` with a hint. Hosts sharing
+a journal share the work through claims: leases on action keys that expire if their owner dies.
 """
 
 from __future__ import annotations
@@ -192,6 +190,10 @@ class Journal(DatabaseFace):
             raise ValueError(f"{status!r} is not a final action status")
         values = {"status": status, "finished_at": _aware(now), "error": error, "detail": detail}
         self._db.write_later(*journal_runs.finish_action(action_id, values))
+
+    def action_withdrawn(self, action_id: int) -> None:
+        """Given a started action that never ran (claimed ahead), delete its row."""
+        self._db.write_later(*journal_runs.withdraw_action(action_id))
 
     def recent_runs(self, limit: int = 10) -> tuple[RunRecord, ...]:
         """Return the newest ``limit`` runs, newest first."""
