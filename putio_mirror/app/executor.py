@@ -53,6 +53,7 @@ from putio_mirror.core.plan import (
     TidyStaging,
 )
 from putio_mirror.journal.keeper import ClaimKeeper
+from putio_mirror.journal.starting import Start
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.paths import Places
 from putio_mirror.notify.values import DiskFull, Event, ItemFailed
@@ -193,17 +194,23 @@ class Executor:
             self._end_all(ended)
 
     def _take(self, run_id: int, downloads: list[Download]) -> list[tuple[Download, int]]:
-        """Given the next downloads, claim them and journal their start in one transaction
-        (shared with other workers' journal work); return those now ours, with their ids."""
-        ready = []
-        for action in downloads:
-            with self._lock:
-                missing = [key for key in action.requires if key not in self._succeeded]
-            if missing:
-                self._skip(run_id, action, f"waits for {', '.join(missing)}")
-            else:
-                ready.append(action)
-        ids = self._journal.together(lambda: [self._start(run_id, action) for action in ready])
+        """Given the next downloads, claim them, check them and journal their start in one
+        transaction (shared with other workers' journal work); return those now ours, with
+        their ids. Safe to repeat (``Journal.together``): claiming what we hold extends it."""
+        with self._lock:
+            waits = {a.key: [k for k in a.requires if k not in self._succeeded] for a in downloads}
+        for action in (a for a in downloads if waits[a.key]):
+            self._skip(run_id, action, f"waits for {', '.join(waits[action.key])}")
+        ready = [action for action in downloads if not waits[action.key]]
+        starts = [Start(a.kind, a.key, a.target, None if a.again else a.file_id) for a in ready]
+
+        def start() -> list[int | None]:
+            claims, now = self._claims, self._now()
+            ids = self._journal.start_claimed(run_id, starts, claims.owner, claims.lease, now)
+            claims.keep(a.key for a, id_ in zip(ready, ids, strict=True) if id_ is not None)
+            return ids
+
+        ids = self._journal.together(start)
         with self._lock:
             self._report.elsewhere += ids.count(None)
         return [(action, id_) for action, id_ in zip(ready, ids, strict=True) if id_ is not None]
@@ -356,15 +363,8 @@ class Executor:
         elif isinstance(action, Download) and isinstance(error, ItemError):
             self._tell(ItemFailed(action.target, message, hint))  # journaled for this file
 
-    def _end(
-        self,
-        action_id: int,
-        action: Action,
-        status: str,
-        record: tuple[Callable[[], None], Callable[[], None] | None] | None = None,
-        **outcome: str | None,
-    ) -> None:
-        self._end_all([Ending(action_id, action, status, record, **outcome)])
+    def _end(self, action_id: int, action: Action, status: str, **outcome: str | None) -> None:
+        self._end_all([Ending(action_id, action, status, None, **outcome)])
 
     def _end_all(self, endings: list[Ending]) -> None:
         """Given actions that ended, journal them and free their claims in one transaction

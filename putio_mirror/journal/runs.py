@@ -6,7 +6,7 @@ here runs inside a transaction the journal opened.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -119,6 +119,15 @@ def start_action(conn: Connection, row: Mapping[str, Any]) -> int:
     ``owner`` is its run's. (Both statements are built once: see ``schema.upsert_row``.)
     """
     return _new_id(conn.execute(_START, dict(row)))
+
+
+def start_actions(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Given starting actions' rows (as ``start_action``'s), insert them ``started`` in one
+    statement; return their ids, in the rows' order."""
+    if not rows:
+        return []
+    statement = _START.returning(actions_table.c.id, sort_by_parameter_order=True)
+    return list(conn.execute(statement, [dict(row) for row in rows]).scalars())
 
 
 def recent_runs(conn: Connection, limit: int) -> tuple[RunRecord, ...]:

@@ -46,7 +46,6 @@ from putio_mirror.journal import (
 )
 from putio_mirror.journal.engine import (
     Database,
-    DatabaseFace,
     create_journal_engine,
     is_missing_file,
     parse_url,
@@ -63,6 +62,9 @@ from putio_mirror.journal.schema import (
     submissions_table,
     upsert,
 )
+from putio_mirror.journal.starting import StartingFace
+from putio_mirror.journal.starting import aware as _aware
+from putio_mirror.journal.starting import positive as _positive
 
 __all__ = [
     "ACTION_STATUSES",
@@ -81,7 +83,7 @@ _STORED_REVISION = "SELECT version_num FROM alembic_version"
 ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "interrupted"})
 
 
-class Journal(DatabaseFace):
+class Journal(StartingFace):
     """A handle on one journal database; open it with ``Journal.open(url)``."""
 
     def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
@@ -190,10 +192,6 @@ class Journal(DatabaseFace):
             raise ValueError(f"{status!r} is not a final action status")
         values = {"status": status, "finished_at": _aware(now), "error": error, "detail": detail}
         self._db.write_later(*journal_runs.finish_action(action_id, values))
-
-    def action_withdrawn(self, action_id: int) -> None:
-        """Given a started action that never ran (claimed ahead), delete its row."""
-        self._db.write_later(*journal_runs.withdraw_action(action_id))
 
     def recent_runs(self, limit: int = 10) -> tuple[RunRecord, ...]:
         """Return the newest ``limit`` runs, newest first."""
@@ -383,17 +381,3 @@ class Journal(DatabaseFace):
 
         with self._db.write() as conn:
             bring_to_head(conn, self.url)
-
-
-def _aware(moment: datetime) -> datetime:
-    """Given a datetime, return it; raise ValueError if it is naive (a bug in the caller)."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"the journal needs aware datetimes, got naive {moment.isoformat()}")
-    return moment
-
-
-def _positive(lease: timedelta) -> timedelta:
-    """Given a lease, return it; raise ValueError if it is zero or negative (a caller's bug)."""
-    if lease <= timedelta(0):
-        raise ValueError(f"a lease must be positive, got {lease}")
-    return lease
