@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import putio_mirror
+from putio_mirror.journal.starting import Start
 from putio_mirror.journal.store import SCHEMA_VERSION, Journal
 from tests.test_journal import PostgresDatabase, run_sql, schema_versions, sqlite_url
 
@@ -37,10 +38,12 @@ BACKENDS = ["sqlite", "postgresql"]
 
 # `python -c WORKER url owner`: says "ready", opens the journal on a "go" line and says
 # "opened", then claims each key written to its stdin, one a line, answering 1 (won) or 0,
-# until its stdin ends.
+# until its stdin ends. A line of several keys is started at once (``start_claimed``),
+# answered with a 1 or 0 for each.
 WORKER = """
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from putio_mirror.journal.starting import Start
 from putio_mirror.journal.store import Journal
 
 url, owner = sys.argv[1], sys.argv[2]
@@ -48,8 +51,16 @@ print("ready", flush=True)
 sys.stdin.readline()
 with Journal.open(url, busy_timeout=30.0) as journal:
     print("opened", flush=True)
+    lease = timedelta(minutes=5)
     for line in sys.stdin:
-        print(int(journal.claim(line.strip(), owner, timedelta(minutes=5))), flush=True)
+        keys = line.split()
+        if len(keys) == 1:
+            print(int(journal.claim(keys[0], owner, lease)), flush=True)
+            continue
+        run_id = journal.start_run("sync", datetime.now(UTC), owner=owner)
+        starts = [Start("download", key, key) for key in keys]
+        ids = journal.start_claimed(run_id, starts, owner, lease, datetime.now(UTC))
+        print(" ".join(str(int(id_ is not None)) for id_ in ids), flush=True)
 """
 
 Worker = subprocess.Popen[str]
@@ -360,3 +371,63 @@ def test_two_processes_claiming_each_key_at_the_same_moment_win_it_once(racers: 
     assert_each_key_won_once(racers.url, keys, won)
     # Both really raced: with turns at the head start, each won some keys.
     assert all(won)
+
+
+def test_two_processes_starting_the_same_keys_in_batches_in_opposite_orders_win_each_once(
+    racers: Racers,
+) -> None:
+    keys = keys_of_a_dead_host(racers.url, "batch")
+    batches = [keys[start : start + 16] for start in range(0, len(keys), 16)]
+    forward, backward = racers.workers
+    for batch in batches:  # the second host sees each batch in the opposite order
+        send(forward, " ".join(batch) + "\n")
+        send(backward, " ".join(reversed(batch)) + "\n")
+    won: list[set[str]] = [set(), set()]
+    for batch in batches:
+        for index, (worker, order) in enumerate(((forward, batch), (backward, batch[::-1]))):
+            answers = readline(worker).split()
+            won[index] |= {key for key, answer in zip(order, answers, strict=True) if answer == "1"}
+    assert_each_key_won_once(racers.url, keys, won)
+
+
+def test_starting_several_actions_claims_checks_and_journals_each_in_one_go(
+    journal: Journal, module_url: str
+) -> None:
+    now = datetime.now(UTC)
+    journal.claim("k:held", "host-b", LEASE)
+    journal.claim("k:old", "host-b", LEASE)
+    expire(module_url, "k:old")
+    journal.claim("k:mine", "host-a", LEASE)
+    journal.mark_verified(77, "done.bin", 10, None, now)
+    run_id = journal.start_run("sync", now, owner="host-a")
+    starts = [
+        Start("download", "k:free", "free.bin"),
+        Start("download", "k:held", "held.bin"),
+        Start("download", "k:old", "old.bin"),
+        Start("download", "download:77", "done.bin", unless_verified=77),
+        Start("download", "k:mine", "mine.bin", unless_verified=78),
+    ]
+    ids = journal.start_claimed(run_id, starts, "host-a", LEASE, now)
+    assert [id_ is None for id_ in ids] == [False, True, False, True, False]
+    owners = {key: owner for key, (owner, _) in journal.claims().items()}
+    assert owners == {"k:free": "host-a", "k:held": "host-b", "k:old": "host-a", "k:mine": "host-a"}
+    actions = {action.id: action for action in journal.actions_of(run_id)}
+    assert [actions[i].target for i in ids if i is not None] == ["free.bin", "old.bin", "mine.bin"]
+    assert {action.status for action in actions.values()} == {"started"}
+    again = journal.start_claimed(run_id, starts[:1], "host-a", LEASE, now)
+    assert [action.attempts for action in journal.actions_of(run_id) if action.id in again] == [2]
+
+
+def test_a_withdrawn_action_leaves_no_row_and_a_finished_one_is_never_withdrawn(
+    journal: Journal,
+) -> None:
+    now = datetime.now(UTC)
+    run_id = journal.start_run("sync", now, owner="host-a")
+    never, ran = journal.start_claimed(
+        run_id, [Start("download", "k:1", "a"), Start("download", "k:2", "b")], "host-a", LEASE, now
+    )
+    assert never is not None and ran is not None
+    journal.action_finished(ran, "done", now)
+    journal.action_withdrawn(never)
+    journal.action_withdrawn(ran)
+    assert [(action.id, action.status) for action in journal.actions_of(run_id)] == [(ran, "done")]

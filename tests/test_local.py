@@ -18,7 +18,7 @@ from putio_mirror.local.files import crc32_of, local_size
 from putio_mirror.local.lock import RunLock
 from putio_mirror.local.paths import resolve_all_inside, resolve_inside
 from putio_mirror.local.space import ensure_room, free_bytes
-from putio_mirror.local.staging import part_path
+from putio_mirror.local.staging import keep_verified, part_path
 
 PROJECT = Path(__file__).resolve().parents[1]
 # Run in another process: try the lock, report the outcome on stdout.
@@ -281,3 +281,21 @@ def test_local_size_is_none_for_missing_files_and_folders(tmp_path: Path) -> Non
     assert local_size(tmp_path / "missing") is None
     assert local_size(path / "under-a-file") is None
     assert local_size(tmp_path) is None
+
+
+def test_a_verified_folder_that_is_a_symlink_is_refused_and_nothing_moves_through_it(
+    tmp_path: Path,
+) -> None:
+    staging, elsewhere = tmp_path / "staging", tmp_path / "elsewhere"
+    staging.mkdir()
+    elsewhere.mkdir()
+    first = staging / "1.part"
+    first.write_bytes(b"one")
+    keep_verified(first, staging, 1)  # verified/ is made, a real folder
+    (staging / "verified").rename(tmp_path / "old-verified")
+    (staging / "verified").symlink_to(elsewhere)
+    second = staging / "2.part"
+    second.write_bytes(b"two")
+    with pytest.raises(UnsafePathError):
+        keep_verified(second, staging, 2)
+    assert second.read_bytes() == b"two" and list(elsewhere.iterdir()) == []

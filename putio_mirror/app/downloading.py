@@ -38,6 +38,7 @@ from putio_mirror.local.staging import (
     sync_verified,
     verified_path,
 )
+from putio_mirror.notify.values import ItemPlaced
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,17 @@ class DownloadSteps:
     def final_path(self, relative_path: str) -> Path:
         """Where a file goes in the download folder (never outside it)."""
         return resolve_inside(self._places.downloads, relative_path)
+
+    def placed(self, action: object) -> ItemPlaced | None:
+        """Given an action that succeeded, return the item it put in the download folder
+        whole: a placed item, or a file placed on its own (None: nothing was placed)."""
+        if isinstance(action, PlaceItem):
+            path = self.final_path(action.name)
+            return ItemPlaced(action.name, str(path), action.item_id)
+        if isinstance(action, Download) and not action.staged:
+            path = self.final_path(action.relative_path)
+            return ItemPlaced(action.relative_path, str(path), action.file_id)
+        return None
 
     def place(self, action: PlaceItem) -> str:
         """Place an item's verified files; raise ItemError naming the ones that could not

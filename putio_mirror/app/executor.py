@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 
+from putio_mirror.app.claimahead import ClaimAhead
 from putio_mirror.app.downloading import (
     AnyFetcher,
     DownloadSteps,
@@ -26,14 +26,16 @@ from putio_mirror.app.downloading import (
     Progress,
     Verified,
 )
+from putio_mirror.app.endings import Ending, journal_endings, withdraw_claimed
+from putio_mirror.app.remote_steps import file_away_step, groom, submit
 from putio_mirror.app.report import Failure, RunReport
 from putio_mirror.app.requested import submit_desired
 from putio_mirror.app.rules import RemoteWriter, Rules
 from putio_mirror.core.errors import (
     FatalError,
     ItemError,
+    JournalError,
     NoSpaceError,
-    TorrentRefusedError,
     TransientError,
 )
 from putio_mirror.core.pacing import files_at_once
@@ -42,9 +44,6 @@ from putio_mirror.core.plan import (
     Action,
     AdoptLocal,
     ArchiveDuplicate,
-    CancelTransfer,
-    CleanTransfers,
-    DeleteRemote,
     Download,
     PlaceItem,
     Plan,
@@ -55,19 +54,17 @@ from putio_mirror.core.plan import (
     TidyStaging,
 )
 from putio_mirror.journal.keeper import ClaimKeeper
+from putio_mirror.journal.starting import Start
 from putio_mirror.journal.store import Journal
-from putio_mirror.local.blackhole import (
-    REJECTED_DIR,
-    SUBMITTED_DIR,
-    file_away,
-    reject_refused,
-    reread,
-)
 from putio_mirror.local.paths import Places
-from putio_mirror.notify.values import DiskFull, Event, ItemFailed, ItemPlaced
+from putio_mirror.notify.values import DiskFull, Event, ItemFailed
 
 log = logging.getLogger(__name__)
 
+#: verified downloads a worker journals the ends of in one go (``Executor._drain``) ...
+ENDS_AT_ONCE = 8
+#: ... unless the next download has more than this left to fetch: they are journaled first
+ENDS_WAIT_FOR_BYTES = 4 * 1024 * 1024
 GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
 # Progress is the executor's collaborator that the shell passes in; it lives with the steps.
@@ -153,15 +150,75 @@ class Executor:
         return min(self._rules.parallel_files, len(batch))
 
     def _run_parallel(self, run_id: int, batch: list[Download], workers: int) -> None:
-        with ThreadPoolExecutor(workers, thread_name_prefix="download") as pool:
-            futures = [pool.submit(self._step, run_id, action) for action in batch]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:
-                self._halted.set()  # the others stop at their next chunk
-                pool.shutdown(cancel_futures=True)
-                raise
+        """Given consecutive downloads, perform them ``workers`` at a time, drawn from one
+        queue that claims them a few at a time (``claimahead.py``)."""
+        queue = ClaimAhead(
+            batch,
+            take=lambda downloads: self._take(run_id, downloads),
+            may_start=self._may_go_on,
+            withdraw=self._withdraw,
+        )
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="download") as pool:
+                futures = [pool.submit(self._drain, queue) for _ in range(workers)]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    self._halted.set()  # the others stop at their next chunk
+                    raise
+        finally:
+            for action in queue.close():  # counted as the one-by-one steps count them
+                if not (self._halted.is_set() or self._should_halt()):
+                    self._may_start(action)
+
+    def _may_go_on(self, action: Download) -> bool:
+        """Say whether the next download may start (counting nothing: see _run_parallel)."""
+        halted = self._halted.is_set() or self._should_halt()
+        return not halted and self._may_start(action, count=False)
+
+    def _drain(self, queue: ClaimAhead) -> None:
+        """Perform downloads drawn from the queue; journal the ends of verified ones a few
+        at a time (before a large one, whose ending would wait for its bytes)."""
+        ended: list[Ending] = []
+        try:
+            while (claimed := queue.next()) is not None:
+                action, action_id = claimed
+                if action.size - action.resume_from > ENDS_WAIT_FOR_BYTES:
+                    self._end_all(ended)
+                self._perform(action_id, action, ended)
+                if len(ended) >= ENDS_AT_ONCE:
+                    self._end_all(ended)
+        finally:
+            self._end_all(ended)
+
+    def _take(self, run_id: int, downloads: list[Download]) -> list[tuple[Download, int]]:
+        """Given the next downloads, claim them, check them and journal their start in one
+        transaction (shared with other workers' journal work); return those now ours, with
+        their ids. Safe to repeat (``Journal.together``): claiming what we hold extends it."""
+        with self._lock:
+            waits = {a.key: [k for k in a.requires if k not in self._succeeded] for a in downloads}
+        for action in (a for a in downloads if waits[a.key]):
+            self._skip(run_id, action, f"waits for {', '.join(waits[action.key])}")
+        ready = [action for action in downloads if not waits[action.key]]
+        starts = [Start(a.kind, a.key, a.target, None if a.again else a.file_id) for a in ready]
+
+        def start() -> list[int | None]:
+            claims, now = self._claims, self._now()
+            ids = self._journal.start_claimed(run_id, starts, claims.owner, claims.lease, now)
+            claims.keep(a.key for a, id_ in zip(ready, ids, strict=True) if id_ is not None)
+            return ids
+
+        ids = self._journal.together(start)
+        with self._lock:
+            self._report.elsewhere += ids.count(None)
+        return [(action, id_) for action, id_ in zip(ready, ids, strict=True) if id_ is not None]
+
+    def _withdraw(self, claimed: list[tuple[Download, int]]) -> None:
+        try:
+            withdraw_claimed(self._journal, self._claims, claimed)
+        except JournalError as error:  # their rows read interrupted next run; leases run out
+            log.warning("could not withdraw %d claimed downloads: %s", len(claimed), error)
 
     def _step(self, run_id: int, action: Action) -> None:
         if self._halted.is_set() or self._should_halt() or not self._may_start(action):
@@ -176,9 +233,7 @@ class Executor:
             with self._lock:
                 self._report.elsewhere += 1
             return
-        if self._perform(action_id, action):
-            with self._lock:
-                self._succeeded.add(action.key)
+        self._perform(action_id, action)
 
     def _start(self, run_id: int, action: Action) -> int | None:
         """Claim the action, check it and journal its start, in one transaction (shared
@@ -214,7 +269,9 @@ class Executor:
 
         return may_continue
 
-    def _may_start(self, action: Action) -> bool:
+    def _may_start(self, action: Action, *, count: bool = True) -> bool:
+        """Say whether the action may start now (window, earlier pause); ``count``: if not,
+        count it deferred."""
         outside = not self._rules.schedule.is_open(self._clock())
         windowed = action.kind in WINDOWED_KINDS or (
             action.kind in GROOMING_KINDS and not self._rules.groom_outside_window
@@ -222,6 +279,8 @@ class Executor:
         with self._lock:
             paused_earlier = self._report.window_closed and action.kind in WINDOWED_KINDS
             if (outside and windowed) or paused_earlier:
+                if not count:
+                    return False
                 self._report.deferred += 1
                 self._report.window_closed = True
                 return False
@@ -238,9 +297,11 @@ class Executor:
         with self._lock:
             self._report.skipped.append((action.key, reason))
 
-    def _perform(self, action_id: int, action: Action) -> bool:
+    def _perform(self, action_id: int, action: Action, ended: list[Ending] | None = None) -> bool:
         """Perform one claimed and journaled action; journal how it ended and release its
-        claim (``_end``, on every path); return True if it succeeded."""
+        claim (``_end``, on every path); return True if it succeeded. Given ``ended``, a
+        verified download's ending is put there instead, for ``_end_all`` to journal with
+        the next few (its bytes are durable already: see ``Verified``)."""
         try:
             done = self._dispatch(action)
         except Paused as paused:
@@ -265,31 +326,27 @@ class Executor:
             self._end(action_id, action, "failed", error=repr(error))
             raise
         if isinstance(done, Verified):
-            record = (done.record, done.first)
-            self._end(action_id, action, "done", record, detail=done.detail)
+            ending = Ending(action_id, action, "done", (done.record, done.first), done.detail)
+            if ended is not None:
+                ended.append(ending)
+                return True
+            self._end_all([ending])
         else:
             self._end(action_id, action, "done", detail=done)
+        return True
+
+    def _succeeded_with(self, action: Action) -> None:
+        """Given an action whose success the journal holds, report it."""
         with self._lock:
+            self._succeeded.add(action.key)
             self._report.done.append(action.key)
             self._report.done_actions.append((action.kind, action.target))
             if isinstance(action, Download):
                 self._report.verified_files += 1
                 self._report.verified_bytes += action.size
                 self._report.verified_fetched += action.size - action.resume_from
-        if (placed := self._placed(action)) is not None:
+        if (placed := self._downloads.placed(action)) is not None:
             self._tell(placed)
-        return True
-
-    def _placed(self, action: Action) -> ItemPlaced | None:
-        """Given an action that succeeded, return the item it put in the download folder
-        whole: a placed item, or a file placed on its own (None: nothing was placed)."""
-        if isinstance(action, PlaceItem):
-            path = self._downloads.final_path(action.name)
-            return ItemPlaced(action.name, str(path), action.item_id)
-        if isinstance(action, Download) and not action.staged:
-            path = self._downloads.final_path(action.relative_path)
-            return ItemPlaced(action.relative_path, str(path), action.file_id)
-        return None
 
     def _fail(self, action_id: int, action: Action, error: Exception) -> None:
         message = getattr(error, "message", None) or str(error)
@@ -305,30 +362,18 @@ class Executor:
         elif isinstance(action, Download) and isinstance(error, ItemError):
             self._tell(ItemFailed(action.target, message, hint))  # journaled for this file
 
-    def _end(
-        self,
-        action_id: int,
-        action: Action,
-        status: str,
-        record: tuple[Callable[[], None], Callable[[], None] | None] | None = None,
-        **outcome: str | None,
-    ) -> None:
-        """Journal what the action did (``record``: the write, and what must be done
-        before it), how it ended, and free its claim, in one transaction (shared with
-        other workers' journal work): the claim is never free before the journal says the
-        file is verified."""
-        write, first = record if record is not None else (None, None)
+    def _end(self, action_id: int, action: Action, status: str, **outcome: str | None) -> None:
+        self._end_all([Ending(action_id, action, status, None, **outcome)])
 
-        def close() -> None:
-            if write is not None:
-                write()
-            self._journal.action_finished(action_id, status, self._now(), **outcome)
-            self._claims.release(action.key)
-
-        try:
-            self._journal.together(close, first)
-        finally:
-            self._claims.forget(action.key)  # never kept alive again, whatever the journal did
+    def _end_all(self, endings: list[Ending]) -> None:
+        """Given actions that ended, journal them and free their claims in one transaction
+        (``journal_endings``), then report those done, not before; empty ``endings``."""
+        taken, endings[:] = list(endings), []
+        if taken:
+            journal_endings(self._journal, self._claims, taken, self._now)
+        for ending in taken:
+            if ending.status == "done":
+                self._succeeded_with(ending.action)
 
     def _dispatch(self, action: Action) -> Verified | str | None:
         if isinstance(action, Download):
@@ -340,47 +385,14 @@ class Executor:
         if isinstance(action, TidyStaging):
             return self._downloads.tidy(action)
         if isinstance(action, SubmitTorrent | SubmitMagnet):
-            return self._submit(action)
+            blackhole, parent = self._places.blackhole, self._rules.save_parent_id
+            return submit(action, self._remote, self._journal, blackhole, parent, self._now)
         if isinstance(action, SubmitDesired):
             return submit_desired(self._remote, self._journal, action, self._rules, self._now)
         if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):
-            return self._file_away(action)
-        return self._groom(action)
+            return file_away_step(action, self._places.blackhole)
+        return groom(self._remote, action)
 
     def _count(self, amount: int) -> None:
         with self._lock:
             self._report.bytes_downloaded += amount
-
-    def _file_away(self, action: RejectBlackholeFile | ArchiveDuplicate) -> str:
-        folder = REJECTED_DIR if isinstance(action, RejectBlackholeFile) else SUBMITTED_DIR
-        file_away(Path(action.path), self._places.blackhole, folder, note=action.why)
-        return f"moved to {folder}/"
-
-    def _groom(self, action: CancelTransfer | CleanTransfers | DeleteRemote) -> str | None:
-        if isinstance(action, CancelTransfer):
-            self._remote.cancel_transfers([action.transfer_id])
-            return None
-        if isinstance(action, CleanTransfers):
-            cleaned = self._remote.clean_transfers(list(action.transfer_ids))
-            return f"put.io cleaned {len(cleaned)}"
-        self._remote.delete_files([action.file_id])
-        return None
-
-    def _submit(self, action: SubmitTorrent | SubmitMagnet) -> str:
-        parent, path = self._rules.save_parent_id, Path(action.path)
-        content = reread(path, action.info_hash)  # what put.io gets is what was hashed
-        # Journaled first: a transfer whose answer is lost is still known as ours next run.
-        self._journal.record_submission(action.info_hash, None, action.name, self._now())
-        try:
-            if isinstance(action, SubmitMagnet):
-                transfer = self._remote.add_transfer(content.magnet_uri, save_parent_id=parent)
-            else:
-                transfer = self._remote.upload_torrent(action.name, content.data, parent)
-        except TorrentRefusedError as refusal:  # it would be refused again on every run
-            raise reject_refused(
-                path, self._places.blackhole, refusal, content.identity
-            ) from refusal
-        # Journal before filing away: the next run archives a file left by a crash here.
-        self._journal.record_submission(action.info_hash, transfer.id, action.name, self._now())
-        file_away(path, self._places.blackhole, SUBMITTED_DIR, identity=content.identity)
-        return f"transfer {transfer.id}"

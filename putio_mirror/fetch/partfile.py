@@ -34,6 +34,9 @@ _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 SyncFunction = Callable[[int], None]
 #: bytes written between two background syncs: what a kill -9 or power cut may cost
 SYNC_EVERY = 16 * 1024 * 1024
+#: a part that got fewer new bytes is left in the page cache: dropping them would cost a
+#: system call for each small file and spare the cache nothing worth it
+DROP_FROM = 1024 * 1024
 
 
 def sync_data(fd: int) -> None:
@@ -228,6 +231,7 @@ class WriteBehind:
         self._sync = sync
         self._on_sync = on_sync
         self._pending = 0
+        self._written = 0
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
@@ -238,6 +242,7 @@ class WriteBehind:
             if self._failure is not None:
                 raise self._failure
             self._pending += amount
+            self._written += amount
             if self._pending < self._every or (self._thread and self._thread.is_alive()):
                 return
             self._pending = 0
@@ -269,14 +274,16 @@ class WriteBehind:
             thread.join()
 
     def finish(self) -> None:
-        """Put every written byte on disk and drop it from the page cache; raise
-        NoSpaceError or ItemError if the disk refused, now or in a background sync."""
+        """Put every written byte on disk and drop it from the page cache (if it got
+        ``DROP_FROM`` new bytes or more); raise NoSpaceError or ItemError if the disk
+        refused, now or in a background sync."""
         self.join()
         if self._failure is not None:
             raise self._failure
         self._sync_and_promote()
-        with contextlib.suppress(OSError):
-            drop_cached(self._fd)
+        if self._written >= DROP_FROM:
+            with contextlib.suppress(OSError):
+                drop_cached(self._fd)
 
 
 def drop_cached(fd: int) -> None:

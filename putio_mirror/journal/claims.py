@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Executable, bindparam, delete, or_, select, u
 
 from putio_mirror.journal.schema import (
     actions_table,
+    claim_many_statement,
     claim_statement,
     claims_table,
     database_now,
@@ -31,6 +32,25 @@ def take(conn: Connection, key: str, owner: str, lease: timedelta) -> bool:
     values = {"key": key, "owner": owner, "now": now, "expires_at": now + lease}
     # See claim_statement for why one statement is enough, and atomic.
     return conn.execute(claim_statement(conn.dialect.name), values).first() is not None
+
+
+def take_many(
+    conn: Connection, keys: Collection[str], owner: str, lease: timedelta
+) -> frozenset[str]:
+    """Given keys, take each as ``take`` does, in one statement; return those ``owner`` holds.
+
+    The rows go in key order: two hosts taking overlapping keys lock them in one order
+    (PostgreSQL), so neither waits for the other in a circle."""
+    if not keys:
+        return frozenset()
+    now = database_now(conn)
+    expires_at = now + lease
+    rows = [
+        {"key": key, "owner": owner, "claimed_at": now, "expires_at": expires_at}
+        for key in sorted(keys)
+    ]
+    taken = conn.execute(claim_many_statement(conn.dialect.name), rows)
+    return frozenset(str(row[0]) for row in taken)
 
 
 def extend(conn: Connection, keys: Collection[str], owner: str, lease: timedelta) -> frozenset[str]:

@@ -97,6 +97,15 @@ def is_verified(conn: Connection, file_id: int) -> bool:
     return conn.execute(_VERIFIED_AT, {"file_id": file_id}).scalar_one_or_none() is not None
 
 
+def verified_among(conn: Connection, file_ids: Collection[int]) -> frozenset[int]:
+    """Given file ids, return those any host has verified."""
+    if not file_ids:
+        return frozenset()
+    row = downloads_table.c
+    query = select(row.file_id).where(row.file_id.in_(list(file_ids)), row.verified_at.isnot(None))
+    return frozenset(conn.execute(query).scalars())
+
+
 def records(conn: Connection) -> dict[int, DownloadRecord]:
     """Return every file's record by id; a failure-only one has path "" and size 0."""
     if conn.dialect.name == "sqlite":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from datetime import timedelta
 
 from putio_mirror.core.errors import JournalError
@@ -33,17 +34,30 @@ class ClaimKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def owner(self) -> str:
+        return self._owner
+
+    @property
+    def lease(self) -> timedelta:
+        return self._lease
+
     def claim(self, key: str) -> bool:
         """Given an action key, claim it and keep it alive; return False if another holds it."""
         if not self._journal.claim(key, self._owner, self._lease):
             return False
+        self.keep([key])
+        return True
+
+    def keep(self, keys: Iterable[str]) -> None:
+        """Given keys this owner just claimed (``Journal.start_claimed``), keep them alive."""
         with self._lock:
-            self._held.add(key)
-            self._lost.discard(key)
+            for key in keys:
+                self._held.add(key)
+                self._lost.discard(key)
             if self._thread is None:  # started on the first claim: most runs claim nothing
                 self._thread = threading.Thread(target=self._keep, name="claim-keeper", daemon=True)
                 self._thread.start()
-        return True
 
     def holds(self, key: str) -> bool:
         """Given a key, say whether this owner still holds it (False once it was taken)."""

@@ -6,7 +6,7 @@ here runs inside a transaction the journal opened.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    delete,
     func,
     insert,
     select,
@@ -99,6 +100,17 @@ def finish_action(action_id: int, values: Mapping[str, Any]) -> tuple[Executable
     return _FINISH, dict(values) | {"action_id": action_id}
 
 
+_WITHDRAW = delete(actions_table).where(
+    actions_table.c.id == bindparam("action_id"), actions_table.c.status == "started"
+)
+
+
+def withdraw_action(action_id: int) -> tuple[Executable, dict[str, Any]]:
+    """Given the id of an action journaled as started that never ran, return the write
+    that deletes its row (only while it is still ``started``) and its values."""
+    return _WITHDRAW, {"action_id": action_id}
+
+
 def start_action(conn: Connection, row: Mapping[str, Any]) -> int:
     """Given a starting action's row (run_id, kind, key, target, started_at), insert it
     ``started``; return its id.
@@ -107,6 +119,15 @@ def start_action(conn: Connection, row: Mapping[str, Any]) -> int:
     ``owner`` is its run's. (Both statements are built once: see ``schema.upsert_row``.)
     """
     return _new_id(conn.execute(_START, dict(row)))
+
+
+def start_actions(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Given starting actions' rows (as ``start_action``'s), insert them ``started`` in one
+    statement; return their ids, in the rows' order."""
+    if not rows:
+        return []
+    statement = _START.returning(actions_table.c.id, sort_by_parameter_order=True)
+    return list(conn.execute(statement, [dict(row) for row in rows]).scalars())
 
 
 def recent_runs(conn: Connection, limit: int) -> tuple[RunRecord, ...]:

@@ -294,6 +294,31 @@ def claim_statement(dialect_name: str) -> ReturningInsert[tuple[str]]:
     return taking.returning(claim.key)
 
 
+@functools.cache
+def claim_many_statement(dialect_name: str) -> ReturningInsert[tuple[str]]:
+    """Given a dialect, return ``claim_statement``'s twin for many keys in one statement (an
+    ``executemany`` SQLAlchemy sends as one multi-row INSERT): the time of the claim is a
+    value of each row (``claimed_at``), so the WHERE needs no parameter of its own. Each row
+    is decided alone, as ``claim_statement`` decides it; rows back name the keys taken."""
+    statement = _dialect_insert(dialect_name, claims_table).values(
+        key=bindparam("key"),
+        owner=bindparam("owner"),
+        expires_at=bindparam("expires_at"),
+        claimed_at=bindparam("claimed_at"),
+    )
+    proposed = statement.excluded
+    claim = claims_table.c
+    mine = claim.owner == proposed.owner
+    changes = {
+        "owner": proposed.owner,
+        "expires_at": proposed.expires_at,
+        "claimed_at": case((mine, claim.claimed_at), else_=proposed.claimed_at),
+    }
+    where = mine | (claim.expires_at <= proposed.claimed_at)
+    taking = statement.on_conflict_do_update(index_elements=["key"], set_=changes, where=where)
+    return taking.returning(claim.key)
+
+
 def _dialect_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
     """Given a dialect, return its INSERT into ``table``, the one that knows ON CONFLICT."""
     # Imported here: the PostgreSQL dialect alone costs ~30 ms of every SQLite run's start.

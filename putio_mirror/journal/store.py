@@ -1,16 +1,14 @@
 """The journal: what this tool did and how far each download got, in a SQL database.
 
-The journal's only entry point: with its private helpers, ``schema.py`` (its tables
-and the SQL that differs between databases), ``engine.py`` (reaching the database),
-``runs.py``, ``files.py``, ``claims.py`` (the statements of each part) and ``migrations/``
-(the schema's Alembic revisions, imported only when a journal exists and is not at their
-head), the only modules that import SQLAlchemy and Alembic. SQLite is the default (WAL mode, so a
-``status`` command can read while a run writes); PostgreSQL works through the same portable
-types. Every write is its own short transaction, committed at once, so a crash loses at most
-the action in flight; a later run marks such actions ``interrupted`` once no live claim
-covers them. SQLAlchemy's exceptions never leave this module: they become ``JournalError``
-with a hint. Hosts that share one journal share the work through claims: leases on action
-keys, judged by the database's clock, that expire if their owner dies.
+The journal's only entry point: with its private helpers, ``schema.py`` (its tables and the
+SQL that differs between databases), ``engine.py`` (reaching the database), ``runs.py``,
+``files.py``, ``claims.py`` and ``migrations/`` (Alembic revisions, imported only when a journal
+is not at their head), the only modules that import SQLAlchemy and Alembic. SQLite is the
+default (WAL mode: ``status`` reads while a run writes); PostgreSQL works through the same
+portable types. Writes are short transactions, so a crash loses at most the actions in flight;
+a later run marks such actions ``interrupted`` once no live claim covers them. SQLAlchemy's
+exceptions never leave this module: they become ``JournalError`` with a hint. Hosts sharing
+a journal share the work through claims: leases on action keys that expire if their owner dies.
 """
 
 from __future__ import annotations
@@ -48,7 +46,6 @@ from putio_mirror.journal import (
 )
 from putio_mirror.journal.engine import (
     Database,
-    DatabaseFace,
     create_journal_engine,
     is_missing_file,
     parse_url,
@@ -65,6 +62,9 @@ from putio_mirror.journal.schema import (
     submissions_table,
     upsert,
 )
+from putio_mirror.journal.starting import StartingFace
+from putio_mirror.journal.starting import aware as _aware
+from putio_mirror.journal.starting import positive as _positive
 
 __all__ = [
     "ACTION_STATUSES",
@@ -83,7 +83,7 @@ _STORED_REVISION = "SELECT version_num FROM alembic_version"
 ACTION_STATUSES = frozenset({"started", "done", "failed", "skipped", "paused", "interrupted"})
 
 
-class Journal(DatabaseFace):
+class Journal(StartingFace):
     """A handle on one journal database; open it with ``Journal.open(url)``."""
 
     def __init__(self, engine: Engine, url: URL, lock_dir: Path | None = None) -> None:
@@ -381,17 +381,3 @@ class Journal(DatabaseFace):
 
         with self._db.write() as conn:
             bring_to_head(conn, self.url)
-
-
-def _aware(moment: datetime) -> datetime:
-    """Given a datetime, return it; raise ValueError if it is naive (a bug in the caller)."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"the journal needs aware datetimes, got naive {moment.isoformat()}")
-    return moment
-
-
-def _positive(lease: timedelta) -> timedelta:
-    """Given a lease, return it; raise ValueError if it is zero or negative (a caller's bug)."""
-    if lease <= timedelta(0):
-        raise ValueError(f"a lease must be positive, got {lease}")
-    return lease

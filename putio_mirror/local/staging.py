@@ -267,7 +267,13 @@ def _check_regular(path: Path) -> None:
 
 def _real_folder(folder: Path, ownership: Ownership = AS_IS) -> None:
     """Make the folder (each folder made given ``ownership``); raise UnsafePathError if it
-    (or what it is made in) is a symlink."""
+    (or what it is made in) is a symlink.
+
+    One ``lstat`` when the folder is there already, as it is for all but the first of many
+    small files kept in ``verified/``: every call that releases the GIL costs them."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISDIR(os.lstat(folder).st_mode):
+            return  # a real folder: lstat does not follow a symlink
     ownership.make_folders(folder)
     if folder.is_symlink():
         raise UnsafePathError(

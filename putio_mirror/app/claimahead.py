@@ -1,0 +1,102 @@
+"""Downloads side by side, drawn from one queue that claims the next files a few at a time.
+
+A download starts with journal work: its claim, a check that no other host verified the file
+meanwhile, and its action row. Ten thousand small files paid one transaction each for it,
+and every download was handed to a worker thread on its own (issue 14: the threads handing
+the interpreter lock back and forth cost a third of the CPU). So ``parallel_files`` workers
+draw from one ``ClaimAhead``, which claims the next files in one transaction, a few at a
+time (fewer the larger they are: a host sharing the journal should not wait for files we
+merely queued). A worker busy with one file, however long, holds only that one: the others
+draw the rest.
+
+A file claimed ahead but never handed out (the window closed, a stop, a fatal error) is
+withdrawn when the queue closes: its action row deleted and its claim released, in one
+transaction, so the journal reads as if it had never been claimed. A ``kill -9`` or a power
+cut before that leaves its claim to run out (it is a lease) and its row ``started``, which
+the next run marks interrupted (``Journal.abandon_stale_actions``): nothing is stranded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from putio_mirror.core.plan import Download
+
+#: the most files claimed in one transaction
+MOST_FILES = 16
+#: ... and the most bytes left to fetch among them (the first file is claimed whatever its size)
+MOST_BYTES = 64 * 1024 * 1024
+
+Claimed = tuple[Download, int]  # a download and its action row's id
+
+
+class ClaimAhead:
+    """Hands out downloads, in order, claimed and journaled as started; thread-safe.
+
+    ``take`` claims a few downloads in one transaction and returns those it holds now with
+    their action ids (the others are done or held elsewhere); ``may_start`` says whether the
+    next download may start (False: the queue stops handing out); ``withdraw`` undoes the
+    claims and rows of downloads never handed out, in one transaction.
+    """
+
+    def __init__(
+        self,
+        downloads: Sequence[Download],
+        *,
+        take: Callable[[list[Download]], list[Claimed]],
+        may_start: Callable[[Download], bool],
+        withdraw: Callable[[list[Claimed]], None],
+    ) -> None:
+        self._unclaimed = deque(downloads)
+        self._claimed: deque[Claimed] = deque()
+        self._take = take
+        self._may_start = may_start
+        self._withdraw = withdraw
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def next(self) -> Claimed | None:
+        """Return the next download to perform and its action id; None once there is none,
+        or once one may not start (every later call then says None too)."""
+        with self._lock:
+            while not self._stopped:
+                if not self._claimed:
+                    if not self._unclaimed:
+                        return None
+                    if not self._may_start(self._unclaimed[0]):
+                        self._stopped = True
+                        return None
+                    self._claimed.extend(self._take(self._next_few()))
+                    continue  # each is asked again below: the claim took a while
+                download, _ = self._claimed[0]
+                if not self._may_start(download):
+                    self._stopped = True
+                    return None
+                return self._claimed.popleft()
+            return None
+
+    def close(self) -> list[Download]:
+        """Stop handing out; withdraw what was claimed and not handed out; return the
+        downloads never handed out (withdrawn or never claimed), in order."""
+        with self._lock:
+            self._stopped = True
+            claimed, self._claimed = list(self._claimed), deque()
+            unclaimed, self._unclaimed = list(self._unclaimed), deque()
+        if claimed:
+            self._withdraw(claimed)
+        return [download for download, _ in claimed] + unclaimed
+
+    def _next_few(self) -> list[Download]:
+        """Take the next downloads off the unclaimed ones: up to MOST_FILES, and up to
+        MOST_BYTES left to fetch (at least one)."""
+        few = [self._unclaimed.popleft()]
+        left = few[0].size - few[0].resume_from
+        while self._unclaimed and len(few) < MOST_FILES:
+            following = self._unclaimed[0]
+            left += following.size - following.resume_from
+            if left > MOST_BYTES:
+                break
+            few.append(self._unclaimed.popleft())
+        return few
