@@ -12,6 +12,8 @@ def test_one_file_is_one_at_a_time() -> None:
 
 def test_small_files_go_many_at_once_large_ones_two() -> None:
     assert files_at_once([4096] * 10_000) == AUTO_MAX_FILES
+    assert files_at_once([MIB] * 300) == AUTO_MAX_FILES
+    assert files_at_once([4 * MIB] * 300) == 8
     assert files_at_once([100 * MIB] * 20) == 4
     assert files_at_once([4 * 1024 * MIB] * 20) == 2
 
@@ -21,4 +23,4 @@ def test_never_more_workers_than_files() -> None:
 
 
 def test_the_median_decides_so_one_big_file_among_subtitles_does_not() -> None:
-    assert files_at_once([2000] * 9 + [8 * 1024 * MIB]) == AUTO_MAX_FILES
+    assert files_at_once([2000] * 19 + [8 * 1024 * MIB]) == AUTO_MAX_FILES
