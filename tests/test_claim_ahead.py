@@ -117,3 +117,32 @@ def test_the_queue_claims_large_files_one_at_a_time_and_stops_when_one_may_not_s
     assert [queue.next(), queue.next(), queue.next()][2] is None
     allowed.add(2)  # once stopped, it stays stopped
     assert queue.next() is None and takes == [1, 1]
+
+
+def test_files_verified_before_a_worker_stalls_are_journaled_while_it_stalls(
+    mirror: Mirror,
+) -> None:
+    """A worker journals its verified files' ends a few at a time; one then held up by a
+    stalled node for minutes must not keep the files it verified before from the journal
+    (a kill -9 meanwhile would make the next run check them all again)."""
+    ids = [mirror.fake.add_file(f"sub{n:02}.srt", size=1_000 + n) for n in range(12)]
+    stalled, others = ids[5], [file_id for file_id in ids if file_id != ids[5]]
+    mirror.write_config(download={"parallel_files": 2})
+    release, all_journaled = threading.Event(), threading.Event()
+
+    def watch_journal() -> None:
+        with Journal.open(sqlite_url(mirror.journal)) as journal:
+            while not release.wait(0.05):
+                if all(journal.is_verified(file_id) for file_id in others):
+                    all_journaled.set()
+                    release.set()
+
+    def hold(request: LoggedRequest) -> None:
+        if request.host == "node" and request.path.startswith(f"/download/{stalled}"):
+            threading.Thread(target=watch_journal, daemon=True).start()
+            release.wait(timeout=15)  # stalls until the other eleven are journaled verified
+
+    mirror.fake.on_request = hold
+    assert mirror.run("files", "download").code == 0
+    release.set()
+    assert all_journaled.is_set(), "files verified before the stall waited for it"

@@ -9,6 +9,7 @@ between leaves the file in staging, where the next run finds it whole and journa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,34 @@ class Ending:
     @property
     def first(self) -> Callable[[], None] | None:
         return self.record[1] if self.record is not None else None
+
+
+class EndingsDue:
+    """Endings of verified downloads not journaled yet, shared by the workers of a batch:
+    whichever worker hands in the ``at_once``-th journals them all, and each worker journals
+    what is left when it runs out of files. So a worker held up by one file for minutes (a
+    stalled node, a long outage) holds up no ending of the files it verified before it."""
+
+    def __init__(self, at_once: int) -> None:
+        self._at_once = at_once
+        self._due: list[Ending] = []
+        self._lock = threading.Lock()
+
+    def add(self, endings: list[Ending]) -> list[Ending]:
+        """Given new endings (emptied), return the endings to journal now (maybe none)."""
+        with self._lock:
+            self._due.extend(endings)
+            endings.clear()
+            if len(self._due) < self._at_once:
+                return []
+            taken, self._due = self._due, []
+        return taken
+
+    def take(self) -> list[Ending]:
+        """Return every ending due, to journal now."""
+        with self._lock:
+            taken, self._due = self._due, []
+        return taken
 
 
 def journal_endings(

@@ -26,7 +26,7 @@ from putio_mirror.app.downloading import (
     Progress,
     Verified,
 )
-from putio_mirror.app.endings import Ending, journal_endings, withdraw_claimed
+from putio_mirror.app.endings import Ending, EndingsDue, journal_endings, withdraw_claimed
 from putio_mirror.app.remote_steps import file_away_step, groom, submit
 from putio_mirror.app.report import Failure, RunReport
 from putio_mirror.app.requested import submit_desired
@@ -160,7 +160,8 @@ class Executor:
         )
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="download") as pool:
-                futures = [pool.submit(self._drain, queue) for _ in range(workers)]
+                due = EndingsDue(ENDS_AT_ONCE)
+                futures = [pool.submit(self._drain, queue, due) for _ in range(workers)]
                 try:
                     for future in futures:
                         future.result()
@@ -177,20 +178,21 @@ class Executor:
         halted = self._halted.is_set() or self._should_halt()
         return not halted and self._may_start(action, count=False)
 
-    def _drain(self, queue: ClaimAhead) -> None:
+    def _drain(self, queue: ClaimAhead, due: EndingsDue) -> None:
         """Perform downloads drawn from the queue; journal the ends of verified ones a few
-        at a time (before a large one, whose ending would wait for its bytes)."""
+        at a time, with the other workers' (before a large one, whose ending would wait for
+        its bytes)."""
         ended: list[Ending] = []
         try:
             while (claimed := queue.next()) is not None:
                 action, action_id = claimed
                 if action.size - action.resume_from > ENDS_WAIT_FOR_BYTES:
-                    self._end_all(ended)
+                    self._end_all(due.take())
                 self._perform(action_id, action, ended)
-                if len(ended) >= ENDS_AT_ONCE:
-                    self._end_all(ended)
+                self._end_all(due.add(ended))
         finally:
-            self._end_all(ended)
+            due.add(ended)
+            self._end_all(due.take())
 
     def _take(self, run_id: int, downloads: list[Download]) -> list[tuple[Download, int]]:
         """Given the next downloads, claim them, check them and journal their start in one
