@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from putio_mirror.fakeputio import FakePutio
 from tests.mirror_env import Mirror
 
 START_SECONDS = 30.0
+_CACHESTAT = 451  # the syscall's number, the same on every Linux architecture
 
 
 def fuse_missing() -> str | None:
@@ -112,3 +114,21 @@ def node_requests(fake: FakePutio, file_id: int | None = None) -> list[str]:
 
 def api_requests(fake: FakePutio) -> list[str]:
     return [f"{r.method} {r.path}" for r in fake.requests if r.host == "api"]
+
+
+def cached_pages(path: Path, read: int = 0) -> int:
+    """Given a file, read its first ``read`` bytes, then return how many of its pages the
+    page cache holds, asked on the same open file (FUSE drops a file's cache at each
+    open). Linux >= 6.5's cachestat maps nothing; the test is skipped without it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    whole = (ctypes.c_uint64 * 2)(0, 0)  # offset 0, length 0: the whole file
+    found = (ctypes.c_uint64 * 5)()  # nr_cache first
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        while read > 0 and (got := len(os.read(descriptor, min(read, 1 << 20)))):
+            read -= got
+        if libc.syscall(_CACHESTAT, descriptor, whole, found, 0) != 0:
+            pytest.skip(f"no cachestat here: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(descriptor)
+    return int(found[0])

@@ -23,7 +23,14 @@ from putio_mirror.fakeputio import FakePutio
 from putio_mirror.mount.kernel import READ_AHEAD_KB, device_of
 from putio_mirror.putio.client import PutioClient
 from tests.mirror_env import Mirror
-from tests.mount_env import api_requests, mounted, node_requests, require_fuse, unmount
+from tests.mount_env import (
+    api_requests,
+    cached_pages,
+    mounted,
+    node_requests,
+    require_fuse,
+    unmount,
+)
 
 MIB = 1024 * 1024
 
@@ -134,6 +141,20 @@ def test_the_first_open_gets_the_wide_kernel_read_ahead(
         # set by then, however soon after mounting the first reader comes.
         with (mount.mount_point / "big.bin").open("rb"):
             assert knob.read_text().strip() == str(READ_AHEAD_KB)
+
+
+def test_a_streamed_file_leaves_nothing_in_the_page_cache(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path
+) -> None:
+    ids = build_account(fake_putio)
+    control = tmp_path / "control.bin"
+    control.write_bytes(bytes(MIB))
+    assert cached_pages(control) > 0  # the probe sees cached pages where there are some
+    with mounted(mirror) as mount:
+        # Streamed bytes go straight to the reader: copying them into fresh page cache
+        # took half the mount's CPU, or most of it (see DirectFUSE.open).
+        content = fake_putio.file_content(ids["big"])
+        assert cached_pages(mount.mount_point / "big.bin", len(content)) == 0
 
 
 def test_eight_concurrent_readers_each_get_their_file(

@@ -256,6 +256,14 @@ def test_read_ahead_grows_while_reads_are_sequential(
     assert sum(lengths) == size  # every byte fetched once
 
 
+def test_the_read_ahead_window_takes_up_to_half_the_block_cache() -> None:
+    # It lands in memory: a 64 MiB cache no longer holds it to 16 MiB (2 GiB reads waited).
+    policy = ReadAheadPolicy.within(32 * MIB, 64 * MIB, 4)
+    assert policy.max_blocks == 32 and ReadAheadPolicy.within(32 * MIB, 16 * MIB, 4).max_blocks == 8
+    # A slow node's requests stay short however wide the window; a fast one's take it all.
+    assert (policy.request_blocks(32, None), policy.request_blocks(32, float("inf"))) == (4, 16)
+
+
 @pytest.mark.parametrize(
     ("cap", "fast_rate", "longest"),
     [

@@ -1,5 +1,8 @@
 """The kernel's read-ahead on the mount: 1 MiB per read instead of 128 KiB (Linux, root).
 
+It matters for mirrored files, read through the page cache; a streamed file bypasses
+the page cache (``fs.DirectFUSE.open``), so its reads come as the reader makes them.
+
 libfuse cannot raise it: the kernel offers 128 KiB in FUSE_INIT and takes at most what
 it offered. The mount's backing device has a sysfs knob, though, and as root it can be
 widened; the kernel then sends reads of up to 1 MiB (libfuse 3 negotiates 256 pages a

@@ -25,7 +25,7 @@ from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import ConfigError, ExitCode, FatalError
 from putio_mirror.core.state import JournalFacts
 from putio_mirror.journal.store import Journal
-from putio_mirror.mount.blocks import BLOCK_SIZE, CACHE_DIR_NAME, BlockCache
+from putio_mirror.mount.blocks import CACHE_DIR_NAME, BlockCache
 from putio_mirror.mount.kernel import ReadAheadKnob
 from putio_mirror.mount.listing import Listing, Places
 from putio_mirror.mount.node import NodeFetcher, Timing
@@ -152,9 +152,9 @@ def _remote_reads(settings: Settings, stack: ExitStack) -> RemoteReads:
         return client.download_url(file_id, retry=False)
 
     fetcher = NodeFetcher(session, url_for, timing)
-    # The window never outgrows a quarter of the cache, or read-ahead would evict itself.
-    blocks = max(1, min(options.read_ahead_max_bytes, options.cache_max_bytes // 4) // BLOCK_SIZE)
-    policy = ReadAheadPolicy(max_blocks=blocks, connections=options.connections)
+    policy = ReadAheadPolicy.within(
+        options.read_ahead_max_bytes, options.cache_max_bytes, options.connections
+    )
     return RemoteReads(cache, fetcher, policy, options.max_outage, time.monotonic)
 
 
