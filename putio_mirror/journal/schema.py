@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -274,11 +274,29 @@ def claim_statement(dialect_name: str) -> ReturningInsert[tuple[str]]:
     # never both see "free". SQLite (3.35+) and PostgreSQL share the text; SELECT ... FOR
     # UPDATE SKIP LOCKED would be PostgreSQL-only and cannot lock a key that has no row yet.
     # Built once per dialect (see upsert_row); executed with key, owner, expires_at and now.
+    return _claim_upsert(dialect_name, "now", lambda proposed: bindparam("now"))
+
+
+@functools.cache
+def claim_many_statement(dialect_name: str) -> ReturningInsert[tuple[str]]:
+    """Given a dialect, return ``claim_statement``'s twin for many keys in one statement (an
+    ``executemany`` SQLAlchemy sends as one multi-row INSERT): the time of the claim is a
+    value of each row (``claimed_at``), so the WHERE needs no parameter of its own. Each row
+    is decided alone, as ``claim_statement`` decides it; rows back name the keys taken."""
+    return _claim_upsert(dialect_name, "claimed_at", lambda proposed: proposed.claimed_at)
+
+
+def _claim_upsert(
+    dialect_name: str, claimed_at: str, now: Callable[[Any], Any]
+) -> ReturningInsert[tuple[str]]:
+    """The claim's INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING: ``claimed_at``
+    names the parameter of the claim's time, ``now`` gives the time the WHERE compares a
+    lease with, from the proposed row (``excluded``)."""
     statement = _dialect_insert(dialect_name, claims_table).values(
         key=bindparam("key"),
         owner=bindparam("owner"),
         expires_at=bindparam("expires_at"),
-        claimed_at=bindparam("now"),
+        claimed_at=bindparam(claimed_at),
     )
     proposed = statement.excluded
     claim = claims_table.c
@@ -289,32 +307,7 @@ def claim_statement(dialect_name: str) -> ReturningInsert[tuple[str]]:
         # Extending keeps when the owner first took the key; taking it over starts anew.
         "claimed_at": case((mine, claim.claimed_at), else_=proposed.claimed_at),
     }
-    where = mine | (claim.expires_at <= bindparam("now"))
-    taking = statement.on_conflict_do_update(index_elements=["key"], set_=changes, where=where)
-    return taking.returning(claim.key)
-
-
-@functools.cache
-def claim_many_statement(dialect_name: str) -> ReturningInsert[tuple[str]]:
-    """Given a dialect, return ``claim_statement``'s twin for many keys in one statement (an
-    ``executemany`` SQLAlchemy sends as one multi-row INSERT): the time of the claim is a
-    value of each row (``claimed_at``), so the WHERE needs no parameter of its own. Each row
-    is decided alone, as ``claim_statement`` decides it; rows back name the keys taken."""
-    statement = _dialect_insert(dialect_name, claims_table).values(
-        key=bindparam("key"),
-        owner=bindparam("owner"),
-        expires_at=bindparam("expires_at"),
-        claimed_at=bindparam("claimed_at"),
-    )
-    proposed = statement.excluded
-    claim = claims_table.c
-    mine = claim.owner == proposed.owner
-    changes = {
-        "owner": proposed.owner,
-        "expires_at": proposed.expires_at,
-        "claimed_at": case((mine, claim.claimed_at), else_=proposed.claimed_at),
-    }
-    where = mine | (claim.expires_at <= proposed.claimed_at)
+    where = mine | (claim.expires_at <= now(proposed))
     taking = statement.on_conflict_do_update(index_elements=["key"], set_=changes, where=where)
     return taking.returning(claim.key)
 
