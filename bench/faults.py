@@ -689,13 +689,17 @@ def _none_if_zero(count: int, what: str) -> str | None:
     return f"{count} {what}" if count else None
 
 
-def _once(action: Callable[[], None], files: set[str]) -> Callable[[LoggedRequest], None]:
-    """An ``on_request`` hook that runs ``action`` when the node gets its first request for
-    one of ``files`` (ids); that request is still answered."""
+def _once(
+    action: Callable[[], None], files: set[str] | None = None
+) -> Callable[[LoggedRequest], None]:
+    """An ``on_request`` hook that runs ``action`` when the node gets its first request (for
+    one of ``files``, ids, if given); that request is still answered."""
     fired = threading.Event()
 
     def hook(request: LoggedRequest) -> None:
-        ours = request.host == "node" and request.path.rpartition("/")[2] in files
+        ours = request.host == "node" and (
+            files is None or request.path.rpartition("/")[2] in files
+        )
         if ours and not fired.is_set():
             fired.set()
             action()
