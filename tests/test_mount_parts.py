@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -239,17 +239,26 @@ def requested_lengths(fake: FakePutio) -> list[int]:
     return lengths
 
 
+def read_through(
+    reads: RemoteReads, fake_putio: FakePutio, ref: FileRef, offsets: Iterable[int], step: int
+) -> list[int]:
+    """Read ``step`` bytes at each offset as one stream, checking each against put.io's
+    bytes; return the lengths of the Range requests the node got."""
+    stream = Stream()
+    for offset in offsets:
+        expected = b"".join(fake_putio.file_pieces(ref.id, offset, offset + step))
+        assert reads.read(ref, offset, step, stream) == expected
+    return requested_lengths(fake_putio)
+
+
 def test_read_ahead_grows_while_reads_are_sequential(
     fake_putio: FakePutio, node_session: requests.Session, tmp_path: Path
 ) -> None:
     size = 40 * MIB
     file_id = fake_putio.add_file("movie.mkv", size=size)
     reads = remote_reads(fake_putio, node_session, tmp_path)
-    stream, ref, step = Stream(), FileRef(file_id, size), 128 * 1024
-    for offset in range(0, size, step):
-        expected = b"".join(fake_putio.file_pieces(file_id, offset, offset + step))
-        assert reads.read(ref, offset, step, stream) == expected
-    lengths = requested_lengths(fake_putio)
+    step = 128 * 1024
+    lengths = read_through(reads, fake_putio, FileRef(file_id, size), range(0, size, step), step)
     assert lengths[0] == BLOCK_SIZE  # the first read waits for one block only
     assert max(lengths) == 8 * BLOCK_SIZE  # the cap (16 blocks) over two connections
     assert len(lengths) < 15  # not one request per block
@@ -285,11 +294,8 @@ def test_fast_connections_fetch_the_window_with_fewer_bigger_requests(
     reads = remote_reads(
         fake_putio, node_session, tmp_path, max_blocks=cap, connections=4, fast_rate=fast_rate
     )
-    stream, ref, step = Stream(), FileRef(file_id, size), 256 * 1024
-    for offset in range(0, size, step):
-        expected = b"".join(fake_putio.file_pieces(file_id, offset, offset + step))
-        assert reads.read(ref, offset, step, stream) == expected
-    lengths = requested_lengths(fake_putio)
+    step = 256 * 1024
+    lengths = read_through(reads, fake_putio, FileRef(file_id, size), range(0, size, step), step)
     assert max(lengths) == longest * BLOCK_SIZE
     assert sum(lengths) == size
 
@@ -300,14 +306,11 @@ def test_reads_arriving_a_little_out_of_order_keep_the_read_ahead_going(
     size = 40 * MIB
     file_id = fake_putio.add_file("movie.mkv", size=size)
     reads = remote_reads(fake_putio, node_session, tmp_path)
-    stream, ref, step = Stream(), FileRef(file_id, size), 128 * 1024
+    step = 128 * 1024
     offsets = list(range(0, size, step))
     for index in range(1, len(offsets) - 1, 2):  # the kernel's threads answer in pairs, swapped
         offsets[index], offsets[index + 1] = offsets[index + 1], offsets[index]
-    for offset in offsets:
-        expected = b"".join(fake_putio.file_pieces(file_id, offset, offset + step))
-        assert reads.read(ref, offset, step, stream) == expected
-    lengths = requested_lengths(fake_putio)
+    lengths = read_through(reads, fake_putio, FileRef(file_id, size), offsets, step)
     assert max(lengths) == 8 * BLOCK_SIZE and len(lengths) < 15  # as if in order
     assert sum(lengths) == size
 

@@ -3,6 +3,8 @@ tidied (journaled), and the item is neither fetched again nor placed."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from putio_mirror.core.naming import STAGING_DIR_NAME
@@ -12,7 +14,25 @@ from tests.conftest import TorrentFactory
 from tests.mirror_env import Mirror
 from tests.rpc_env import Client, serving, url_of, wait_for
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from putio_mirror.rpc.server import RpcServer
+
 SLOW = {"download": {"bwlimit": "64k"}}  # the item is still being fetched when it is removed
+
+
+def coming_down(
+    server: RpcServer, fake_putio: FakePutio, data: bytes, staging: Path
+) -> tuple[Client, str, Path]:
+    """Add a torrent through the RPC door, let put.io finish it and wait until its part holds
+    bytes; return the client, the item's info-hash and the part."""
+    client = Client(url_of(server))
+    info_hash = client.add_torrent(data)["torrent-added"]["hashString"]
+    wait_for(lambda: fake_putio.transfers())
+    fake_putio.finish_transfers()
+    (part,) = wait_for(lambda: [p for p in staging.glob("*.part") if p.stat().st_size])
+    return client, info_hash, part
 
 
 @pytest.mark.parametrize("delete_local_data", [False, True])
@@ -22,11 +42,7 @@ def test_a_half_fetched_item_removed_leaves_nothing_in_staging_and_it_is_journal
     data = torrent_bytes("Half", length=2_000_000)
     staging = mirror.downloads / STAGING_DIR_NAME
     with serving(mirror, sections=SLOW) as server:
-        client = Client(url_of(server))
-        info_hash = client.add_torrent(data)["torrent-added"]["hashString"]
-        wait_for(lambda: fake_putio.transfers())
-        fake_putio.finish_transfers()
-        (part,) = wait_for(lambda: [p for p in staging.glob("*.part") if p.stat().st_size])
+        client, info_hash, part = coming_down(server, fake_putio, data, staging)
         client.ok("torrent-remove", ids=[info_hash], **{"delete-local-data": delete_local_data})
     assert part.exists()  # the run under way stopped with serve; the part stayed
     with serving(mirror, sections=SLOW):  # its first sync sees the removal
@@ -51,11 +67,7 @@ def test_removing_an_item_while_it_comes_down_stops_it_and_tidies_it_at_once(
     data = torrent_bytes("Going", length=2_000_000)
     staging = mirror.downloads / STAGING_DIR_NAME
     with serving(mirror, sections=SLOW) as server:
-        client = Client(url_of(server))
-        info_hash = client.add_torrent(data)["torrent-added"]["hashString"]
-        wait_for(lambda: fake_putio.transfers())
-        fake_putio.finish_transfers()
-        (part,) = wait_for(lambda: [p for p in staging.glob("*.part") if p.stat().st_size])
+        client, info_hash, part = coming_down(server, fake_putio, data, staging)
         client.ok("torrent-remove", ids=[info_hash], **{"delete-local-data": True})
         wait_for(lambda: not part.exists(), timeout=10)  # not after the 30 s it would take
         assert client.ok("torrent-get", fields=["id"])["torrents"] == []

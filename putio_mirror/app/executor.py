@@ -191,7 +191,6 @@ class Executor:
                 self._perform(action_id, action, ended)
                 self._end_all(due.add(ended))
         finally:
-            due.add(ended)
             self._end_all(due.take())
 
     def _take(self, run_id: int, downloads: list[Download]) -> list[tuple[Download, int]]:

@@ -199,12 +199,9 @@ class DirectFUSE(mfusepy.FUSE):  # type: ignore[misc]
 
     def open(self, path: bytes, fip: Any) -> int:
         """Open as mfusepy does, but a streamed file's reads bypass the page cache
-        (``direct_io``): the kernel hands each read to us and our reply lands straight in
-        the reader's buffer, instead of in page cache that the kernel must first find
-        fresh memory for. That copy into fresh pages was half of the mount's CPU on a
-        2 GiB read, and in some runs on a VM 6 of its 7 CPU s (memory the host had taken
-        back costs a fault per page again); curl, writing to /dev/null, needs no such
-        pages. Our own
+        (``direct_io``): our reply lands straight in the reader's buffer, instead of in
+        page cache the kernel must first find fresh memory for. That copy was half of the
+        mount's CPU on a 2 GiB read, and on a VM sometimes 6 of its 7 CPU s. Our own
         read-ahead and memory blocks do what the page cache did. The price: a shared
         ``mmap`` of a streamed file fails (ENODEV) with libfuse < 3.16; a private one
         works. Mirrored files keep the page cache: they are read from local disk."""
