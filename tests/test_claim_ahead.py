@@ -4,7 +4,10 @@ the verified files' ends are journaled in groups yet never before their bytes ar
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from datetime import datetime
 
 from putio_mirror.app.claimahead import MOST_FILES, ClaimAhead, Claimed
@@ -146,3 +149,36 @@ def test_files_verified_before_a_worker_stalls_are_journaled_while_it_stalls(
     assert mirror.run("files", "download").code == 0
     release.set()
     assert all_journaled.is_set(), "files verified before the stall waited for it"
+
+
+def test_a_kill_9_while_files_are_claimed_ahead_strands_nothing_and_the_next_run_ends_them(
+    mirror: Mirror,
+) -> None:
+    """Killed with files claimed ahead, some verified and not yet journaled, and one held
+    up by a stalled node: the next run by this host takes the claims back, journals or
+    fetches every file, and leaves no claim and no action ``started``."""
+    ids = [mirror.fake.add_file(f"sub{n:02}.srt", size=1_000 + n) for n in range(40)]
+    mirror.fake.node_fault(ids[3], stall_after=100, times=1)  # keeps the batch under way
+    mirror.write_config(download={"parallel_files": 4})
+    asked: list[str] = []
+    mirror.fake.on_request = lambda r: asked.append(r.path) if r.host == "node" else None
+    process = mirror.spawn("files", "download")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(asked) < 12:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=10)
+    assert 12 <= len(asked) < 40, "killed mid-batch"
+    with Journal.open(sqlite_url(mirror.journal)) as journal:
+        assert len(journal.claims()) > 1  # files claimed ahead, held by the dead process
+
+    assert mirror.run("files", "download").code == 0
+    local = mirror.local_files()
+    assert all(local[f"sub{n:02}.srt"] == mirror.fake.file_content(i) for n, i in enumerate(ids))
+    with Journal.open(sqlite_url(mirror.journal)) as journal:
+        assert journal.claims() == {}
+        statuses = {
+            action.status for run in journal.recent_runs(5) for action in journal.actions_of(run.id)
+        }
+        assert all(journal.is_verified(file_id) for file_id in ids)
+    assert "started" not in statuses
