@@ -18,7 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from putio_mirror.core.errors import ChecksumMismatchError, ItemError, TransientError
+from putio_mirror.core.errors import (
+    ChecksumMismatchError,
+    ItemError,
+    NodesDownError,
+    TransientError,
+)
 from putio_mirror.core.plan import AdoptLocal, Download, PlaceItem, TidyStaging
 from putio_mirror.core.state import StagedEntry
 from putio_mirror.core.units import human_bytes
@@ -296,7 +301,7 @@ class DownloadSteps:
             with self._room.reserved(self._places.staging, action.size - already):
                 fetched = fetcher.fetch(item, may_continue=may_continue, on_progress=on_progress)
         except TransientError as error:
-            if not _api_failed(error):
+            if not (_api_failed(error) or isinstance(error, NodesDownError)):
                 # put.io hands out URLs but this file's node does not answer: it fails alone
                 raise ItemError(
                     error.message,

@@ -1,5 +1,6 @@
 """The fetchers a run's download threads use: one each, over the client's connection pool,
-sharing one bandwidth limiter and the knowledge that put.io refused the token."""
+sharing one bandwidth limiter, the knowledge that put.io refused the token, and the pulse
+that tells put.io's nodes down for everyone from one file's failing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from putio_mirror.config.settings import Settings
 from putio_mirror.core.bandwidth import parse_timetable
 from putio_mirror.core.errors import AuthError
 from putio_mirror.fetch.engine import Fetcher
+from putio_mirror.fetch.pulse import Pulse
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.putio.client import PutioClient
 
@@ -26,6 +28,7 @@ def fetcher_factory(
     # "off" needs no meter at all: that saves two calls per chunk on the hot path.
     limiter = None if timetable.unlimited else RateLimiter(lambda: timetable.limit_at(clock()))
     refused: list[AuthError] = []
+    pulse = Pulse()  # one for the run: a fetcher tells an outage by the others' bytes
 
     def url_for(file_id: int) -> str:
         # The client gives each thread its own session: links are asked for in parallel.
@@ -46,6 +49,7 @@ def fetcher_factory(
             max_outage=settings.max_outage,
             limiter=limiter,
             session=client.sibling_session(),
+            pulse=pulse,
         )
 
     return new_fetcher

@@ -64,6 +64,12 @@ class TransientError(MirrorError):
         self.retry_after = retry_after
 
 
+class NodesDownError(TransientError):
+    """A download got no byte for ``max_outage`` seconds while the others in flight got
+    none either: put.io's download nodes are down for everyone, not failing one file. The
+    run stops, and no file is counted as failing (``fetch.pulse``)."""
+
+
 class ItemError(MirrorError):
     """One item cannot be processed now; record it and go on with the next."""
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -93,7 +94,8 @@ class FakePutio(Settings):
             return self
         self._stopping.clear()
         for host in _HOSTS:
-            server = HostServer(host, self._respond, self._faults.in_outage, self._stopping)
+            in_outage = functools.partial(self._faults.in_outage, host)
+            server = HostServer(host, self._respond, in_outage, self._stopping)
             server.stall_release = lambda: self.stall_release_seconds
             server.latency = lambda: self.latency_seconds
             self._servers[host] = server
@@ -337,9 +339,16 @@ class FakePutio(Settings):
         """Make the token valid again after ``revoke_token()``."""
         self.token_revoked = False
 
-    def outage(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        """Given a duration on ``clock``, reset every connection on every host until it passes."""
-        self._faults.outage = Outage(clock() + seconds, clock)
+    def outage(
+        self,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        hosts: Iterable[str] | None = None,
+    ) -> None:
+        """Given a duration on ``clock``, reset every connection on every host (or only on
+        ``hosts``: "api", "upload", "node") until it passes."""
+        only = None if hosts is None else frozenset(hosts)
+        self._faults.outage = Outage(clock() + seconds, clock, only)
 
     # -- request log ---------------------------------------------------------------
 

@@ -47,13 +47,15 @@ class NodeFault:
 
 @dataclass(frozen=True)
 class Outage:
-    """Every host refuses connections until ``clock()`` reaches ``until``."""
+    """The ``hosts`` (all of them if None) refuse connections until ``clock()`` reaches
+    ``until``."""
 
     until: float
     clock: Callable[[], float]
+    hosts: frozenset[str] | None = None
 
-    def active(self) -> bool:
-        return self.clock() < self.until
+    def active(self, host: str) -> bool:
+        return (self.hosts is None or host in self.hosts) and self.clock() < self.until
 
 
 _Fault = TypeVar("_Fault", ApiFault, NodeFault)
@@ -86,9 +88,9 @@ class FaultBook:
         with self._lock:
             return _take(self._node, lambda fault: fault.file_id == file_id)
 
-    def in_outage(self) -> bool:
+    def in_outage(self, host: str) -> bool:
         outage = self.outage
-        return outage is not None and outage.active()
+        return outage is not None and outage.active(host)
 
 
 def _take(faults: list[_Fault], wanted: Callable[[_Fault], bool]) -> _Fault | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from putio_mirror.core.errors import NodesDownError, TransientError
 from putio_mirror.fetch.crc import crc32
 from putio_mirror.fetch.nodehttp import (
     NodeAnswer,
@@ -37,6 +38,7 @@ from putio_mirror.fetch.nodehttp import (
     node_get,
 )
 from putio_mirror.fetch.partfile import WriteBehind, no_space_is_item_error, pwrite_all
+from putio_mirror.fetch.pulse import Pulse
 from putio_mirror.fetch.segments import Segment, SegmentTable
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import FileToFetch
@@ -127,6 +129,8 @@ class Crew:
     limiter: RateLimiter | None
     sleep: Callable[[float], None]
     monotonic: Callable[[], float]
+    #: shared with the run's other fetchers (else this fetcher's alone: it has no others)
+    pulse: Pulse = field(default_factory=Pulse, compare=False)
     url_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     def work_in_thread(self, run: Run, session: requests.Session) -> None:
@@ -170,9 +174,16 @@ class Crew:
         may not go on, before or after the wait, TransientError after a long outage."""
         run.check()
         silent = self.monotonic() - run.last_byte
-        delay = self.patience.delay(
-            run.item, trouble, silent=silent, failures=failures, where=run.where
-        )
+        try:
+            delay = self.patience.delay(
+                run.item, trouble, silent=silent, failures=failures, where=run.where
+            )
+        except TransientError as error:
+            # Half the silence: in an outage the others' last bytes came about when this
+            # file's did, not to the second; beside a file failing alone they keep coming.
+            if self.pulse.everyone_silent(since=run.last_byte + silent / 2):
+                raise nodes_down(silent, trouble) from trouble
+            raise error
         # -v shows every retry: a person watching an outage sees why nothing moves
         logger.info(
             "put.io file %d: %s; retrying in %.1f s (no data for %.0f s; gives up after %.0f s)",
@@ -244,7 +255,9 @@ class Crew:
             segment.crc = crc
             segment.flight = 0
         # No sidecar write here: the next sync records this progress once it is on disk.
-        run.wrote(size, self.monotonic())
+        now = self.monotonic()
+        run.wrote(size, now)
+        self.pulse.beat(now)
         return segment.left > 0
 
     def _meter(self, run: Run, size: int) -> None:
@@ -254,3 +267,12 @@ class Crew:
             if run.stop.is_set():
                 return  # the bytes are here anyway; writing them costs no bandwidth
             self.limiter.consume(min(_METER_PIECE, size - start))
+
+
+def nodes_down(silent: float, trouble: Retry) -> NodesDownError:
+    return NodesDownError(
+        f"put.io's download nodes sent no data to any download for {silent:.0f} s: "
+        f"{trouble.reason}",
+        "put.io's storage or the network to it is down; no file is counted as failing, "
+        "and the next run resumes every file from the bytes already fetched",
+    )

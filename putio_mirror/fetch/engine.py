@@ -44,6 +44,7 @@ from putio_mirror.fetch.partfile import (
     prepare,
     sync_data,
 )
+from putio_mirror.fetch.pulse import Pulse
 from putio_mirror.fetch.segments import (
     SegmentTable,
     discard,
@@ -68,7 +69,8 @@ class Fetcher:
     shared with other fetchers). ``sync`` puts a part's bytes on disk (every
     ``sync_every`` bytes, and at the end); a test passes one that fails, or one that
     records what the disk holds. ``session`` (else one of its own) serves the fetches
-    that take one connection.
+    that take one connection. ``pulse``, shared by the fetchers of a run, tells put.io's
+    nodes down for everyone from one file's failing (``pulse.py``).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class Fetcher:
         limiter: RateLimiter | None = None,
         sync: SyncFunction = sync_data,
         sync_every: int = SYNC_EVERY,
+        pulse: Pulse | None = None,
     ) -> None:
         self._crew = Crew(
             url_for,
@@ -99,6 +102,7 @@ class Fetcher:
             limiter,
             sleep,
             monotonic,
+            pulse or Pulse(),
         )
         self._connections = max(1, connections)
         self._sync, self._sync_every = sync, sync_every
@@ -132,7 +136,8 @@ class Fetcher:
         if left and not may_continue():
             return Fetched(False, table.done())
         if left or item.size == 0:  # the part of an empty file is made here
-            self._run(item, table, may_continue, on_progress)
+            with self._crew.pulse.in_flight():
+                self._run(item, table, may_continue, on_progress)
             if table.left():
                 return Fetched(False, table.done())
         check_whole(item, table.done(), table.crc32())
