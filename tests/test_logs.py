@@ -84,3 +84,20 @@ def test_log_progress_tells_the_quick_files_left_when_the_run_ends(
     lines = [record.getMessage() for record in caplog.records]
     assert lines[0].startswith("sub0.srt: ")
     assert lines[1:] == ["3 files downloaded (2.93 KiB)"]
+
+
+def test_log_progress_never_counts_a_file_that_ended_unfinished_as_downloaded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # put.io's nodes down: three quick files end with no byte; none was downloaded.
+    clock = [0.0]
+    progress = LogProgress(interval=30.0, monotonic=lambda: clock[0])
+    caplog.set_level(logging.INFO, logger="putio_mirror.cli.progress")
+    for number in range(3):
+        progress.begin(f"f{number}", f"f{number}.bin", 1000, 0)
+        clock[0] += 0.1
+        progress.end(f"f{number}")
+    progress.flush()
+    lines = [record.getMessage() for record in caplog.records]
+    assert not any("downloaded" in line for line in lines), lines
+    assert [line.split(":")[0] for line in lines] == ["f0.bin", "f1.bin", "f2.bin"]

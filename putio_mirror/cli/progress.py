@@ -34,9 +34,9 @@ class LogProgress:
     """For timers and pipes: one log line per file every ``interval`` seconds and at the end.
 
     A file done within ``interval`` of its start gets no line of its own unless it is the
-    only one in that interval: the quick ones are counted, one line per ``interval`` says
-    how many (10,000 subtitles would otherwise be 10,000 lines, and their formatting a
-    noticeable share of each one's CPU)."""
+    only one in that interval or ended unfinished: the quick ones are counted, one line per
+    ``interval`` says how many (10,000 subtitles would otherwise be 10,000 lines, and their
+    formatting a noticeable share of each one's CPU)."""
 
     interval: float = 30.0
     monotonic: Callable[[], float] = time.monotonic
@@ -72,8 +72,9 @@ class LogProgress:
             item = self._items.pop(key, None)
             if item is None:
                 return
-            if item.last_report != item.started or now - item.started >= self.interval:
-                quick = None  # a long file: its own line, as while it ran
+            long = item.last_report != item.started or now - item.started >= self.interval
+            if long or item.done < item.total:
+                quick = None  # a long or unfinished file: its own line, as while it ran
             else:
                 self._quick[0] += 1
                 self._quick[1] += item.done - item.start_done
