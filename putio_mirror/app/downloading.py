@@ -29,6 +29,7 @@ from putio_mirror.core.state import StagedEntry
 from putio_mirror.core.units import human_bytes
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
+from putio_mirror.local.durable import make_durable
 from putio_mirror.local.files import allocated_bytes, crc32_of, local_size
 from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import ensure_room
@@ -202,6 +203,8 @@ class DownloadSteps:
                 f"{action.relative_path}: the local file differs from put.io's (CRC32); left alone",
                 "move or delete the local file if the put.io copy should be downloaded",
             )
+        # journaled placed, it may let put.io's copy be deleted: it must last a power cut
+        make_durable(final)
         self._verified(action, placed=True)
         log.warning("%s was already downloaded; recorded it and moved on", action.relative_path)
         return "verified in place"

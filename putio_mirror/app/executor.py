@@ -36,6 +36,7 @@ from putio_mirror.core.errors import (
     ItemError,
     JournalError,
     NoSpaceError,
+    NotDurableError,
     TransientError,
 )
 from putio_mirror.core.pacing import files_at_once
@@ -370,8 +371,14 @@ class Executor:
         """Given actions that ended, journal them and free their claims in one transaction
         (``journal_endings``), then report those done, not before; empty ``endings``."""
         taken, endings[:] = list(endings), []
-        if taken:
+        if not taken:
+            return
+        try:
             journal_endings(self._journal, self._claims, taken, self._now)
+        except NotDurableError as error:  # their moves into verified/ may not last
+            for ending in taken:
+                self._fail(ending.action_id, ending.action, error)
+            return
         for ending in taken:
             if ending.status == "done":
                 self._succeeded_with(ending.action)

@@ -108,6 +108,12 @@ class ChecksumMismatchError(ItemError):
     """A downloaded file's size or CRC32 differs from what put.io says."""
 
 
+class NotDurableError(ItemError):
+    """A file or folder was moved, but the disk failed to make the move last (fsync of its
+    folder: EIO): nothing may take it as placed or verified, so nothing on put.io is
+    deleted on its word."""
+
+
 class NoSpaceError(ItemError):
     """The target filesystem has not enough room for the file."""
 

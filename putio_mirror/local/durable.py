@@ -6,7 +6,7 @@ import errno
 import os
 from pathlib import Path
 
-from putio_mirror.core.errors import ConfigError, ItemError
+from putio_mirror.core.errors import ConfigError, ItemError, NotDurableError
 
 # link(2) refusals that mean "this filesystem cannot hard-link", not "no".
 LINK_UNSUPPORTED = frozenset(
@@ -25,7 +25,6 @@ def place_atomically(part: Path, final: Path) -> None:
         _fsync_file(part)
         final.parent.mkdir(parents=True, exist_ok=True)
         _link_or_rename(part, final)
-        fsync_folder(final.parent)
     except FileExistsError:
         raise ItemError(
             f"would overwrite {final}",
@@ -36,6 +35,34 @@ def place_atomically(part: Path, final: Path) -> None:
         raise ItemError(
             f"could not move {part} to {final}: {error.strerror}",
             "Check permissions and that the staging folder is on the same disk as the target.",
+        ) from error
+    synced_or_raise(final.parent, final)
+
+
+def make_durable(path: Path) -> None:
+    """Given a file found in place (not written by us), make its bytes and its name in
+    its folder durable; raise NotDurableError if the disk failed to."""
+    try:
+        _fsync_file(path)
+    except OSError as error:
+        raise NotDurableError(
+            f"{path}: the disk failed to make it last: {error.strerror}",
+            "the disk reported an error: check it (dmesg, SMART); nothing is counted as "
+            "placed, and nothing on put.io is deleted",
+        ) from error
+    synced_or_raise(path.parent, path)
+
+
+def synced_or_raise(folder: Path, moved: object) -> None:
+    """Given the folder a move went into and what was moved (a path, or words), make the
+    move durable; raise NotDurableError if the disk failed to."""
+    try:
+        fsync_folder(folder)
+    except OSError as error:
+        raise NotDurableError(
+            f"{moved} was moved, but the disk failed to make that last: {error.strerror}",
+            "the disk reported an error: check it (dmesg, SMART); nothing is counted as "
+            "placed, nothing on put.io is deleted, and the next run checks the file again",
         ) from error
 
 
@@ -65,16 +92,25 @@ def _fsync_file(path: Path) -> None:
         os.close(descriptor)
 
 
+# fsync(2) refusals of a folder that mean "this filesystem cannot sync a folder" (some
+# network filesystems): the data itself was synced. Anything else (EIO: the disk failed to
+# write it back) means the move may not last, and is raised.
+FOLDER_SYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
 def fsync_folder(path: Path) -> None:
-    """Make a rename in ``path`` durable; filesystems that cannot are let be."""
+    """Make a rename in ``path`` durable; raise OSError if the disk could not. A folder
+    that cannot be opened to sync (no read permission) or a filesystem that cannot sync
+    folders is let be."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
+    except PermissionError:
         return
     try:
         os.fsync(descriptor)
-    except OSError:
-        pass  # e.g. EINVAL on some network filesystems: the data itself is synced
+    except OSError as error:
+        if error.errno not in FOLDER_SYNC_UNSUPPORTED:
+            raise
     finally:
         os.close(descriptor)
 

@@ -25,10 +25,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from putio_mirror.core.errors import ItemError, UnsafePathError
+from putio_mirror.core.errors import ItemError, NotDurableError, UnsafePathError
 from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.segments import discard
-from putio_mirror.local.durable import LINK_UNSUPPORTED, fsync_folder, place_atomically
+from putio_mirror.local.durable import (
+    LINK_UNSUPPORTED,
+    fsync_folder,
+    place_atomically,
+    synced_or_raise,
+)
 from putio_mirror.local.ownership import AS_IS, Ownership
 
 VERIFIED_DIR = "verified"
@@ -93,19 +98,21 @@ def keep_verified(part: Path, staging: Path, file_id: int, *, durable: bool = Tr
     try:
         _real_folder(target.parent)
         part.replace(target)
-        if durable:
-            fsync_folder(target.parent)
     except OSError as error:
         raise ItemError(
             f"could not keep the verified {part.name}: {error.strerror}",
             f"check the permissions of {staging}; the next run verifies the part again",
         ) from error
+    if durable:
+        synced_or_raise(target.parent, target)
     return target
 
 
 def sync_verified(staging: Path) -> None:
-    """Make the moves into ``verified/`` durable (see ``keep_verified``)."""
-    fsync_folder(staging / VERIFIED_DIR)
+    """Make the moves into ``verified/`` durable (see ``keep_verified``); raise
+    NotDurableError if the disk failed to."""
+    verified = staging / VERIFIED_DIR
+    synced_or_raise(verified, f"a verified file into {verified}")
 
 
 def adopt_legacy_items(staging: Path, verified_ids: Mapping[str, int]) -> list[int]:
@@ -219,17 +226,20 @@ def _move_in(building: Path, target: Path, ownership: Ownership) -> None:
     try:
         _real_folder(target.parent, ownership)
         building.rename(target)
-        fsync_folder(target.parent)
     except OSError as error:
         raise _cannot_place(target, error) from error
+    synced_or_raise(target.parent, target)
 
 
 def place_file(item: ToPlace, ownership: Ownership = AS_IS) -> str | None:
     """Put one verified file at its final path, given ``ownership`` first (and the folders
-    made for it); return why not, or None once it is there."""
+    made for it); return why not, or None once it is there. Raise NotDurableError if
+    it is there but the disk failed to make that last."""
     try:
         if _same_file(item.source, item.final):
-            item.source.unlink()  # moved in by an earlier, interrupted attempt
+            # moved in by an earlier attempt, interrupted or not made durable
+            synced_or_raise(item.final.parent, item.final)
+            item.source.unlink()
             return None
         if os.path.lexists(item.final):
             return f"{item.final}: a different file is already there; not overwriting"
@@ -237,6 +247,8 @@ def place_file(item: ToPlace, ownership: Ownership = AS_IS) -> str | None:
         _check_regular(item.source)
         ownership.give(item.source)
         place_atomically(item.source, item.final)
+    except NotDurableError:
+        raise
     except ItemError as error:
         return f"{item.final}: {error.message}"
     except OSError as error:

@@ -1,0 +1,77 @@
+"""A disk that fails to make a move durable (fsync of a folder: EIO) is never taken for one
+that did: nothing is journaled placed, so put.io's copy is not deleted on its word, and the
+run says what happened. A filesystem that cannot sync a folder at all (EINVAL, as some
+network filesystems answer) is let be, as before.
+
+``os.fsync`` is the seam: a disk error cannot be had on demand from a real disk here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from putio_mirror.local.durable import fsync_folder
+from tests.mirror_env import Mirror
+
+
+def folders_fail_to_sync(monkeypatch: pytest.MonkeyPatch, code: int) -> Callable[[], int]:
+    """Make every fsync of a folder fail with ``code``; return how many were asked."""
+    real, asked = os.fsync, [0]
+
+    def fsync(descriptor: int) -> None:
+        if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+            asked[0] += 1
+            raise OSError(code, os.strerror(code))
+        real(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return lambda: asked[0]
+
+
+def test_a_folder_sync_that_fails_on_the_disk_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folders_fail_to_sync(monkeypatch, errno.EIO)
+    with pytest.raises(OSError, match="Input/output error"):
+        fsync_folder(tmp_path)
+
+
+def test_a_filesystem_that_cannot_sync_folders_is_let_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = folders_fail_to_sync(monkeypatch, errno.EINVAL)
+    fsync_folder(tmp_path)
+    assert asked() == 1
+
+
+@pytest.mark.parametrize("layout", ["loose file", "folder item"])
+def test_a_placement_the_disk_could_not_make_durable_deletes_nothing_on_put_io(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    if layout == "loose file":
+        file_id = mirror.fake.add_file("movie.mkv", size=300_000)
+        relative = "movie.mkv"
+    else:
+        show = mirror.fake.add_folder("Show S01")
+        file_id = mirror.fake.add_file("e1.mkv", parent_id=show, size=300_000)
+        relative = "Show S01/e1.mkv"
+    content = mirror.fake.file_content(file_id)
+    mirror.write_config(download={"delete_remote_after": True})
+    undo = monkeypatch.context()
+    with undo as patched:
+        folders_fail_to_sync(patched, errno.EIO)
+        for _ in range(2):  # a second run must not take the first one's word either
+            result = mirror.run("sync")
+            assert result.code == 1, result.err
+            assert "Input/output error" in result.err and "hint:" in result.err
+    assert any(item["id"] == file_id for item in mirror.fake.files()), "put.io keeps it"
+    for _ in range(2):  # placed (or found in place and checked), then deleted on put.io
+        assert mirror.run("sync").code == 0
+    assert (mirror.downloads / relative).read_bytes() == content
+    assert all(item["id"] != file_id for item in mirror.fake.files())
