@@ -502,10 +502,16 @@ class VirtualTime:
     """A monotonic clock that moves only when someone sleeps on it (thread-safe), on which
     threads sleep side by side, as on the real clock.
 
-    Each thread's sleeps add up on a timeline of its own, and the clock reads the furthest
-    timeline. (Added up all together, the backoffs of eight workers made one file of 2,000
-    small ones meet "no data for 239 s" after a few seconds of its own retries. Scaled real
-    time is no better: a real read timeout then counts many times over.) ``advance`` jumps.
+    Each thread's sleeps add up on a timeline of its own, which starts where its parent's
+    stood when it first reads the clock or sleeps (``on_clock`` tells a thread its parent).
+    The downloads read their own timeline (``own_monotonic``): a file's "no data for N s"
+    counts its own worker's waits, as on a real clock. The fake and the bench read
+    ``monotonic``, the furthest timeline: put.io's outage ends once anyone has waited it
+    out. (One shared timeline added up the backoffs
+    of twelve workers: a file of 2,000 small ones met "no data for 239 s" after a few
+    seconds of its own retries. Read from the furthest timeline, a lagging worker's file
+    still counted the leader's waits and gave up at once. Scaled real time is no better:
+    a real read timeout then counts many times over.) ``advance`` jumps.
     """
 
     def __init__(self) -> None:
@@ -518,11 +524,22 @@ class VirtualTime:
         with self._lock:
             return self.now
 
+    def own_monotonic(self) -> float:
+        with self._lock:
+            return self._timeline()
+
+    def _timeline(self) -> float:
+        me = threading.get_ident()
+        if me not in self._timelines:
+            parent = getattr(threading.current_thread(), PARENT, None)
+            self._timelines[me] = self._timelines.get(parent, self.now)
+        return self._timelines[me]
+
     def sleep(self, seconds: float) -> None:
         seconds = max(0.0, seconds)
         with self._lock:
             me = threading.get_ident()
-            mine = self._timelines.get(me, self.now) + seconds
+            mine = self._timeline() + seconds
             self._timelines[me] = mine
             self.now = max(self.now, mine)
             self.slept += seconds
@@ -535,17 +552,28 @@ class VirtualTime:
             self._timelines.clear()
 
 
+PARENT = "_virtual_time_parent"
+
+
 @contextmanager
 def on_clock(clock: VirtualTime) -> Iterator[None]:
-    """Within this block, the put.io client and fetchers that ``app`` builds use ``clock``."""
+    """Within this block, the put.io client and fetchers that ``app`` builds use ``clock``,
+    and each new thread knows the thread that made it (its timeline starts from there)."""
+    made = threading.Thread.__init__
+
+    def knows_parent(thread: threading.Thread, *args: Any, **kwargs: Any) -> None:
+        made(thread, *args, **kwargs)
+        setattr(thread, PARENT, threading.get_ident())
+
     with ExitStack() as stack:
+        stack.enter_context(patch.object(threading.Thread, "__init__", knows_parent))
         stack.enter_context(
             patch.object(app, "PutioClient", partial(PutioClient, sleep=clock.sleep))
         )
         for name in ("Fetcher", "Downloader"):
             if hasattr(app_fetchers, name):
                 built = getattr(app_fetchers, name)
-                fetcher = partial(built, sleep=clock.sleep, monotonic=clock.monotonic)
+                fetcher = partial(built, sleep=clock.sleep, monotonic=clock.own_monotonic)
                 stack.enter_context(patch.object(app_fetchers, name, fetcher))
         yield
 
