@@ -8,9 +8,11 @@ Real time: ``max_outage_seconds`` is one second.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from putio_mirror.fakeputio import FakePutio
+from putio_mirror.fakeputio import FakePutio, LoggedRequest
 from putio_mirror.journal.store import Journal
 from tests.mirror_env import Mirror
 
@@ -64,3 +66,23 @@ def test_one_file_whose_node_fails_while_the_others_stream_fails_alone(
     assert result.code == 1 and "f0.bin" in result.err
     assert failures(mirror) == {broken: 1}
     assert sorted(mirror.local_files()) == [f"f{number}.bin" for number in range(1, FILES)]
+
+
+def test_put_io_wholly_unreachable_mid_run_is_told_as_such_not_as_nodes_down(
+    mirror: Mirror, account: list[int]
+) -> None:
+    started = threading.Event()
+
+    def outage_at_first_node_request(request: LoggedRequest) -> None:
+        if request.host == "node" and not started.is_set():
+            started.set()
+            mirror.fake.outage(3_600)  # the API too: the fetches' last tries ask it for URLs
+
+    mirror.fake.on_request = outage_at_first_node_request
+    try:
+        result = mirror.run("sync")
+    finally:
+        mirror.fake.on_request = None
+    assert result.code == 1
+    assert "got no data" in result.err and "download nodes" not in result.err
+    assert failures(mirror) == {}

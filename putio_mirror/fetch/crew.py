@@ -173,6 +173,7 @@ class Crew:
         """Given a failed request, wait before the next one; raise Stopped if the fetch
         may not go on, before or after the wait, TransientError after a long outage."""
         run.check()
+        self.pulse.failed(run)
         silent = self.monotonic() - run.last_byte
         try:
             delay = self.patience.delay(
@@ -181,7 +182,8 @@ class Crew:
         except TransientError as error:
             # Half the silence: in an outage the others' last bytes came about when this
             # file's did, not to the second; beside a file failing alone they keep coming.
-            if self.pulse.everyone_silent(since=run.last_byte + silent / 2):
+            # (An API that hands out no URL is put.io unreachable, told as such.)
+            if not trouble.from_api and self.pulse.everyone_silent(run.last_byte + silent / 2):
                 raise nodes_down(silent, trouble) from trouble
             raise error
         # -v shows every retry: a person watching an outage sees why nothing moves
@@ -257,7 +259,7 @@ class Crew:
         # No sidecar write here: the next sync records this progress once it is on disk.
         now = self.monotonic()
         run.wrote(size, now)
-        self.pulse.beat(now)
+        self.pulse.beat(run, now)
         return segment.left > 0
 
     def _meter(self, run: Run, size: int) -> None:

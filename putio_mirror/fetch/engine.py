@@ -136,8 +136,7 @@ class Fetcher:
         if left and not may_continue():
             return Fetched(False, table.done())
         if left or item.size == 0:  # the part of an empty file is made here
-            with self._crew.pulse.in_flight():
-                self._run(item, table, may_continue, on_progress)
+            self._run(item, table, may_continue, on_progress)
             if table.left():
                 return Fetched(False, table.done())
         check_whole(item, table.done(), table.crc32())
@@ -178,7 +177,7 @@ class Fetcher:
         callbacks = (may_continue, on_progress)
         run = Run(item, table, fd, behind, callbacks, self._crew.monotonic(), workers)
         try:
-            with no_space_is_item_error(item.part_path):
+            with no_space_is_item_error(item.part_path), self._crew.pulse.tracking(run):
                 if table.keeps_sidecar:
                     _stretch(run)
                 self._work(run, workers)

@@ -75,12 +75,16 @@ class NoAuth(AuthBase):
 
 
 class Retry(Exception):
-    """This request failed in a way that a fresh request may not."""
+    """This request failed in a way that a fresh request may not; ``from_api``: put.io's
+    API failed to hand out a node URL (the node was not asked)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, from_api: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.from_api = from_api
 
 
 class Stopped(Exception):
@@ -120,9 +124,9 @@ def fresh_url(url_for: Callable[[int], str], file_id: int) -> str:
     try:
         return url_for(file_id)
     except TransientError as exc:
-        raise Retry(exc.message, exc.retry_after) from exc
+        raise Retry(exc.message, exc.retry_after, from_api=True) from exc
     except requests.RequestException as exc:
-        raise Retry(f"no download URL ({type(exc).__name__})") from exc
+        raise Retry(f"no download URL ({type(exc).__name__})", from_api=True) from exc
 
 
 def byte_range(first: int, last: int, size: int) -> str | None:

@@ -1,52 +1,63 @@
 """What the fetches of a run share to tell a node failing one file from put.io's download
-nodes failing every file: when a byte last arrived on any of them, and how many are in
-flight.
+nodes failing every file: which fetches are in flight, which of them are failing (a request
+failed since their last byte), and when a byte last arrived on any of them.
 
 A file that gets no byte for ``max_outage`` seconds fails alone: it is journaled as a
 failure and waits before its next try, so one broken file never stalls the rest. But when
-other fetches were in flight and none of them got a byte either, the nodes are down for
-everyone. Counting that against each file would make every file wait (a pause that
-doubles with each failure) once the nodes are back, and trying each file in turn would
-keep the run going for hours: ``max_outage`` a file, thousands of files.
+every other fetch in flight is failing too and none got a byte for a while, the nodes are
+down for everyone. Counting that against each file would make every file wait (a pause
+that doubles with each failure) once the nodes are back, and trying each file in turn
+would keep the run going for hours: ``max_outage`` a file, thousands of files.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 
 class Pulse:
-    """Thread-safe: every fetch of a run beats it with the time its bytes arrived."""
+    """Thread-safe: every fetch of a run tells it when its bytes arrive and when a request
+    of it fails."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_byte = -math.inf
-        self._in_flight = 0
+        self._failing: dict[Hashable, bool] = {}  # the fetches in flight
         self._down = False  # said of a fetch since the last byte anywhere
 
-    def beat(self, now: float) -> None:
-        with self._lock:
-            self._last_byte = max(self._last_byte, now)
-            self._down = False
-
     @contextmanager
-    def in_flight(self) -> Iterator[None]:
-        """Within this block, one fetch more is in flight."""
+    def tracking(self, fetch: Hashable) -> Iterator[None]:
+        """Within this block, ``fetch`` is in flight."""
         with self._lock:
-            self._in_flight += 1
+            self._failing[fetch] = False
         try:
             yield
         finally:
             with self._lock:
-                self._in_flight -= 1
+                del self._failing[fetch]
+
+    def beat(self, fetch: Hashable, now: float) -> None:
+        """Bytes of ``fetch`` arrived at ``now``."""
+        with self._lock:
+            self._last_byte = max(self._last_byte, now)
+            self._failing[fetch] = False
+            self._down = False
+
+    def failed(self, fetch: Hashable) -> None:
+        """A request of ``fetch`` failed."""
+        with self._lock:
+            self._failing[fetch] = True
 
     def everyone_silent(self, since: float) -> bool:
-        """Whether no fetch got a byte after ``since`` while another is in flight, or
-        while the nodes were already found down (the last to give up is alone by then)."""
+        """Whether no fetch got a byte after ``since`` and every fetch in flight is failing,
+        with another beside the asker's (or the nodes were already found down: the last
+        fetch to give up may be alone by then)."""
         with self._lock:
-            silent = (self._in_flight > 1 or self._down) and self._last_byte <= since
+            failing = all(self._failing.values())
+            beside = len(self._failing) > 1 or self._down
+            silent = failing and beside and self._last_byte <= since
             self._down = self._down or silent
             return silent
