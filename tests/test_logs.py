@@ -46,17 +46,28 @@ def test_a_secret_too_short_to_be_a_token_does_not_blank_every_word() -> None:
     assert hide_secrets("token abcdefgh12 here", ["abcdefgh12"]) == "token ******** here"
 
 
+def quick_files(progress: LogProgress, clock: list[float], count: int, arrived: int = 1000) -> None:
+    """Given a progress on ``clock``, run ``count`` files of 1000 bytes, 0.1 s each, of which
+    ``arrived`` bytes arrive."""
+    for number in range(count):
+        progress.begin(f"f{number}", f"sub{number}.srt", 1000, 0)
+        if arrived:
+            progress.advance(f"f{number}", arrived)
+        clock[0] += 0.1
+        progress.end(f"f{number}")
+
+
+def on_clock(caplog: pytest.LogCaptureFixture) -> tuple[LogProgress, list[float]]:
+    clock = [0.0]
+    caplog.set_level(logging.INFO, logger="putio_mirror.cli.progress")
+    return LogProgress(interval=30.0, monotonic=lambda: clock[0]), clock
+
+
 def test_log_progress_counts_quick_files_and_gives_long_ones_their_own_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = [0.0]
-    progress = LogProgress(interval=30.0, monotonic=lambda: clock[0])
-    caplog.set_level(logging.INFO, logger="putio_mirror.cli.progress")
-    for number in range(400):  # 400 subtitles, 0.1 s each
-        progress.begin(f"f{number}", f"sub{number}.srt", 1000, 0)
-        progress.advance(f"f{number}", 1000)
-        clock[0] += 0.1
-        progress.end(f"f{number}")
+    progress, clock = on_clock(caplog)
+    quick_files(progress, clock, 400)  # 400 subtitles
     progress.begin("movie", "movie.mkv", 10_000, 0)
     clock[0] += 40.0
     progress.advance("movie", 10_000)
@@ -71,14 +82,8 @@ def test_log_progress_counts_quick_files_and_gives_long_ones_their_own_line(
 def test_log_progress_tells_the_quick_files_left_when_the_run_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = [0.0]
-    progress = LogProgress(interval=30.0, monotonic=lambda: clock[0])
-    caplog.set_level(logging.INFO, logger="putio_mirror.cli.progress")
-    for number in range(4):
-        progress.begin(f"f{number}", f"sub{number}.srt", 1000, 0)
-        progress.advance(f"f{number}", 1000)
-        clock[0] += 0.1
-        progress.end(f"f{number}")
+    progress, clock = on_clock(caplog)
+    quick_files(progress, clock, 4)
     progress.flush()
     progress.flush()  # said once
     lines = [record.getMessage() for record in caplog.records]
@@ -90,14 +95,9 @@ def test_log_progress_never_counts_a_file_that_ended_unfinished_as_downloaded(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # put.io's nodes down: three quick files end with no byte; none was downloaded.
-    clock = [0.0]
-    progress = LogProgress(interval=30.0, monotonic=lambda: clock[0])
-    caplog.set_level(logging.INFO, logger="putio_mirror.cli.progress")
-    for number in range(3):
-        progress.begin(f"f{number}", f"f{number}.bin", 1000, 0)
-        clock[0] += 0.1
-        progress.end(f"f{number}")
+    progress, clock = on_clock(caplog)
+    quick_files(progress, clock, 3, arrived=0)
     progress.flush()
     lines = [record.getMessage() for record in caplog.records]
     assert not any("downloaded" in line for line in lines), lines
-    assert [line.split(":")[0] for line in lines] == ["f0.bin", "f1.bin", "f2.bin"]
+    assert [line.split(":")[0] for line in lines] == ["sub0.srt", "sub1.srt", "sub2.srt"]
