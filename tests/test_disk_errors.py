@@ -16,16 +16,21 @@ from pathlib import Path
 
 import pytest
 
+from putio_mirror.journal.store import Journal
 from putio_mirror.local.durable import fsync_folder
 from tests.mirror_env import Mirror
 
 
-def folders_fail_to_sync(monkeypatch: pytest.MonkeyPatch, code: int) -> Callable[[], int]:
-    """Make every fsync of a folder fail with ``code``; return how many were asked."""
+def folders_fail_to_sync(
+    monkeypatch: pytest.MonkeyPatch, code: int, named: str | None = None
+) -> Callable[[], int]:
+    """Make every fsync of a folder (``named`` so, if given) fail with ``code``; return how
+    many were asked."""
     real, asked = os.fsync, [0]
 
     def fsync(descriptor: int) -> None:
-        if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+        path = Path(os.readlink(f"/proc/self/fd/{descriptor}"))
+        if stat.S_ISDIR(os.fstat(descriptor).st_mode) and named in (None, path.name):
             asked[0] += 1
             raise OSError(code, os.strerror(code))
         real(descriptor)
@@ -75,3 +80,20 @@ def test_a_placement_the_disk_could_not_make_durable_deletes_nothing_on_put_io(
         assert mirror.run("sync").code == 0
     assert (mirror.downloads / relative).read_bytes() == content
     assert all(item["id"] != file_id for item in mirror.fake.files())
+
+
+def test_no_file_is_journaled_verified_before_its_move_into_verified_is_durable(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show = mirror.fake.add_folder("Show S01")
+    ids = [mirror.fake.add_file(f"e{n}.mkv", parent_id=show, size=50_000) for n in (1, 2)]
+    asked = folders_fail_to_sync(monkeypatch, errno.EIO, named="verified")
+    result = mirror.run("sync")
+    assert result.code == 1 and asked() >= 1
+    journal = Journal.open(f"sqlite:///{mirror.journal}")
+    try:
+        downloads = journal.facts().downloads
+    finally:
+        journal.close()
+    assert not any(downloads[file_id].is_verified for file_id in ids if file_id in downloads)
+    assert not (mirror.downloads / "Show S01").exists()
