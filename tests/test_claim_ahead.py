@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import datetime
 
-from putio_mirror.app.claimahead import MOST_FILES, ClaimAhead, Claimed
+from putio_mirror.app.claimahead import LOW_WATER, MOST_FILES, ClaimAhead, Claimed
 from putio_mirror.app.run import Request, Runtime, run_once
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import ExitCode
@@ -101,6 +101,35 @@ def test_the_queue_claims_several_files_per_transaction_and_withdraws_the_rest_o
     assert withdrawn == [100 + n for n in range(4, MOST_FILES)]
     assert [d.file_id for d in left] == list(range(4, 40))
     assert queue.next() is None
+
+
+def test_the_next_small_files_are_claimed_while_the_others_go_on_taking_claimed_ones() -> None:
+    takes: list[list[int]] = []
+    second_claim_began, second_claim_may_end = threading.Event(), threading.Event()
+
+    def take(few: list[Download]) -> list[Claimed]:
+        takes.append([d.file_id for d in few])
+        if len(takes) == 2:
+            second_claim_began.set()
+            assert second_claim_may_end.wait(timeout=10)
+        return [(d, d.file_id) for d in few]
+
+    queue = ClaimAhead(
+        downloads(40), take=take, may_start=lambda d: True, withdraw=lambda claimed: None
+    )
+    handed = [queue.next() for _ in range(MOST_FILES - LOW_WATER)]
+    assert len(takes) == 1  # plenty left: nothing claimed ahead yet
+    claimer = threading.Thread(target=lambda: handed.append(queue.next()))
+    claimer.start()  # hands out one more and claims the next few first, slowly
+    assert second_claim_began.wait(timeout=10)
+    # meanwhile the files claimed before are handed out, none waits for that claim
+    handed += [queue.next() for _ in range(LOW_WATER - 1)]
+    second_claim_may_end.set()
+    claimer.join(timeout=10)
+    handed += [queue.next() for _ in range(40 - MOST_FILES)]
+    assert sorted(c[1] for c in handed if c) == list(range(40))
+    assert queue.next() is None and queue.close() == []
+    assert takes == [list(range(16)), list(range(16, 32)), list(range(32, 40))]
 
 
 def test_the_queue_claims_large_files_one_at_a_time_and_stops_when_one_may_not_start() -> None:

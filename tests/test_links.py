@@ -138,3 +138,24 @@ def test_a_refused_token_is_met_once_and_never_asked_with_again() -> None:
             links.url_for(file_id)
     links.close()
     assert asked == [1, 2], "one 401: the token is not tried again, ahead or in the caller"
+
+
+def test_each_thread_asks_for_a_run_of_consecutive_links_one_hand_over_a_run() -> None:
+    asked_by: dict[int, str] = {}
+    all_asked = threading.Event()
+
+    def ask(file_id: int) -> str:
+        asked_by[file_id] = threading.current_thread().name
+        if len(asked_by) == 9:
+            all_asked.set()
+        return f"http://node/{file_id}"
+
+    order = list(range(1, 21))
+    links = LinkPrefetcher(ask, order, ahead=8, workers=4)  # runs of two files
+    assert links.url_for(1) == "http://node/1"  # its own link, asked at once
+    assert all_asked.wait(timeout=10)
+    assert [links.url_for(n) for n in range(2, 10)] == [f"http://node/{n}" for n in range(2, 10)]
+    links.close()
+    runs = [(2, 3), (4, 5), (6, 7), (8, 9)]
+    assert all(asked_by[first] == asked_by[second] for first, second in runs)
+    assert set(asked_by) >= set(range(1, 10))

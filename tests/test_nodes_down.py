@@ -56,16 +56,18 @@ def test_nodes_down_for_everyone_end_the_run_and_count_against_no_file(
     assert sorted(mirror.local_files()) == [f"f{number}.bin" for number in range(FILES)]
 
 
-def test_one_file_whose_node_fails_while_the_others_stream_fails_alone(
-    mirror: Mirror, account: list[int], fake_putio: FakePutio
+@pytest.mark.parametrize("broken", [1, 2])
+def test_files_whose_node_fails_while_the_others_stream_fail_alone(
+    mirror: Mirror, account: list[int], fake_putio: FakePutio, broken: int
 ) -> None:
-    broken = account[0]
     fake_putio.node_bytes_per_second = SIZE  # each of the others streams for a second
-    mirror.fake.node_fault(broken, status=503, times=10_000)
+    for file_id in account[:broken]:
+        mirror.fake.node_fault(file_id, status=503, times=10_000)
     result = mirror.run("sync")
     assert result.code == 1 and "f0.bin" in result.err
-    assert failures(mirror) == {broken: 1}
-    assert sorted(mirror.local_files()) == [f"f{number}.bin" for number in range(1, FILES)]
+    assert failures(mirror) == dict.fromkeys(account[:broken], 1)
+    expected = [f"f{number}.bin" for number in range(broken, FILES)]
+    assert sorted(mirror.local_files()) == expected
 
 
 def test_put_io_wholly_unreachable_mid_run_is_told_as_such_not_as_nodes_down(

@@ -161,7 +161,8 @@ def test_a_stalled_segment_is_requested_again_with_a_fresh_url(
 ) -> None:
     item, content = _remote(fake_putio, tmp_path)
     fake_putio.node_fault(item.file_id, stall_after=100_000, times=1)
-    assert make_downloader(read_timeout=0.5).fetch(item) == Fetched(True, SIZE)
+    # A read timeout well above a loaded machine's pauses: only the stall may meet it.
+    assert make_downloader(read_timeout=1.5).fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
     _assert_one_segment_resumed(fake_putio, 100_000)
     opening, *_, retry = [logged.query["u"] for logged in node_requests(fake_putio)]

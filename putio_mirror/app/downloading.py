@@ -11,8 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ from putio_mirror.journal.store import Journal
 from putio_mirror.local.durable import make_durable
 from putio_mirror.local.files import allocated_bytes, crc32_of, local_size
 from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
-from putio_mirror.local.space import ensure_room
+from putio_mirror.local.space import RoomKeeper
 from putio_mirror.local.staging import (
     ToPlace,
     building_path,
@@ -338,27 +337,3 @@ def _api_failed(error: TransientError) -> bool:
 
 def _crc_matches(path: Path, expected: str | None) -> bool:
     return expected is None or crc32_of(path) == expected
-
-
-class RoomKeeper:
-    """Free space shared by downloads running at once: each checks the disk for its own
-    bytes plus those the others still have to write (two 40 GB files with 50 GB free do
-    not both start)."""
-
-    def __init__(self, margin: int) -> None:
-        self._margin = margin
-        self._promised = 0
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def reserved(self, folder: Path, needed: int) -> Iterator[None]:
-        """Within this block ``needed`` bytes are promised; raise NoSpaceError if they do
-        not fit beside the others' promises and the margin."""
-        with self._lock:
-            ensure_room(folder, needed + self._promised, self._margin)
-            self._promised += needed
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._promised -= needed

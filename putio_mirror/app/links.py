@@ -27,7 +27,11 @@ MAX_AGE_SECONDS = 600.0
 
 class LinkPrefetcher:
     """Given how to ask for a link and the files in download order, answer ``url_for``
-    from links asked for ``ahead`` files in advance, on ``workers`` threads of its own."""
+    from links asked for ``ahead`` files in advance, on ``workers`` threads of its own.
+
+    A thread asks for the links of a run of ``ahead // workers`` consecutive files, one
+    after another, each handed over as it arrives: as many asked at once as before, but
+    one hand-over between threads per run, not per file (each wakes a thread: issue 14)."""
 
     def __init__(
         self,
@@ -42,6 +46,7 @@ class LinkPrefetcher:
         self._order = list(order)
         self._position = {file_id: index for index, file_id in enumerate(self._order)}
         self._ahead = ahead
+        self._run = max(1, ahead // max(1, workers))  # files asked for by one thread in a row
         self._clock = clock
         self._lock = threading.Lock()
         self._asked_up_to = 0  # positions below this are asked for (or taken) already
@@ -72,17 +77,35 @@ class LinkPrefetcher:
             pending, self._pending = list(self._pending.values()), {}
         for future in pending:
             future.cancel()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Runs not begun yet begin, see the prefetcher closed and cancel their futures (one
+        # taken by ``url_for`` may be waited on: it must not stay pending).
+        self._pool.shutdown(wait=False)
 
     def _ask_ahead(self, until: int) -> None:
-        """Ask for the links of positions up to ``until`` not asked for yet (lock held)."""
-        while not self._closed and self._asked_up_to < min(until, len(self._order)):
-            file_id = self._order[self._asked_up_to]
-            self._asked_up_to += 1
-            self._pending[file_id] = self._pool.submit(self._stamped, file_id)
+        """Ask for the links of positions up to ``until`` not asked for yet, a whole run at a
+        time (the last one may be shorter) (lock held)."""
+        while not self._closed:
+            start = self._asked_up_to
+            end = min(start + self._run, len(self._order))
+            if start >= end or (end > until and end - start == self._run):
+                return  # nothing left, or a run would go further ahead than asked
+            self._asked_up_to = end
+            run = [(file_id, Future[tuple[str, float]]()) for file_id in self._order[start:end]]
+            self._pending.update(run)
+            self._pool.submit(self._ask_run, run)
 
-    def _stamped(self, file_id: int) -> tuple[str, float]:
-        return self._asked(file_id), self._clock()
+    def _ask_run(self, run: list[tuple[int, Future[tuple[str, float]]]]) -> None:
+        """Given a run of files and their futures, ask for each link in turn and hand it
+        over (a future cancelled, or the prefetcher closed: not asked)."""
+        for file_id, future in run:
+            if self._closed:
+                future.cancel()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result((self._asked(file_id), self._clock()))
+            except BaseException as error:  # met again by whoever takes this link
+                future.set_exception(error)
 
     def _asked(self, file_id: int) -> str:
         """Ask for a file's link, unless put.io refused the token already: then raise that."""

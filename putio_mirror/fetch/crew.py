@@ -64,6 +64,7 @@ class Run:
         callbacks: tuple[Callable[[], bool], Callable[[int], None]],
         now: float,
         workers: int,
+        trouble: Retry | None = None,
     ) -> None:
         self.item = item
         self.table = table
@@ -73,6 +74,7 @@ class Run:
         self.error: BaseException | None = None
         self.opening_url: str | None = None  # shared by the workers' first requests
         self.last_byte = now
+        self.trouble = trouble  # met before this run began: the first worker waits on it
         # A lone worker has nobody to stop it mid-wait: it sleeps in one piece.
         self.nap = _NAP_SECONDS if workers > 1 else math.inf
         self.where = " on any connection" if workers > 1 else ""
@@ -159,6 +161,10 @@ class Crew:
         """Given a segment (``opening``: this worker's first), request and write its bytes
         until it is done; wait between failed requests."""
         failures = 0
+        if opening and run.trouble is not None:  # the first failure, met by fetch_whole
+            trouble, run.trouble = run.trouble, None
+            self._pause(run, trouble, failures)
+            failures, opening = 1, False  # its URL was used: ask for a fresh one
         while segment.left > 0:
             before = segment.done
             try:
@@ -259,7 +265,7 @@ class Crew:
         # No sidecar write here: the next sync records this progress once it is on disk.
         now = self.monotonic()
         run.wrote(size, now)
-        self.pulse.beat(run, now)
+        self.pulse.beat(now, run)
         return segment.left > 0
 
     def _meter(self, run: Run, size: int) -> None:

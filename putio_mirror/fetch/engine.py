@@ -32,7 +32,7 @@ import requests
 
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fetch.crew import Crew, Run
-from putio_mirror.fetch.nodehttp import DEFAULT_BACKOFF, Patience
+from putio_mirror.fetch.nodehttp import DEFAULT_BACKOFF, Patience, Retry
 from putio_mirror.fetch.partfile import (
     SYNC_EVERY,
     SyncFunction,
@@ -54,6 +54,7 @@ from putio_mirror.fetch.segments import (
 )
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import Fetched, FileToFetch
+from putio_mirror.fetch.whole import WHOLE_AT_MOST, fetch_whole
 from putio_mirror.net.sessions import Session
 
 
@@ -129,20 +130,45 @@ class Fetcher:
         after ``max_outage`` seconds without a byte on any connection, ChecksumMismatchError
         if the bytes are wrong, NoSpaceError if the disk is full, ItemError if it failed
         to store them, UnsafePathError if the part or its sidecar is a symlink."""
+        trouble, started = None, self._crew.monotonic()
+        whole = self._whole(item) and may_continue()
         with no_space_is_item_error(item.part_path):
-            part_exists = prepare(item)
+            # fetch_whole makes the part only where none is: no need to look for it first
+            part_exists = prepare(item, look_for_part=not whole)
+        if whole:
+            with self._crew.pulse.tracking(item):  # in flight: not failing, beside others
+                handed = fetch_whole(
+                    item,
+                    self._crew.url_for,
+                    self._session,
+                    self._crew.timeout,
+                    self._sync,
+                    on_progress,
+                )
+            if isinstance(handed, Fetched):
+                self._crew.pulse.beat(self._crew.monotonic())  # the nodes answer
+                return handed
+            trouble = handed
+            with no_space_is_item_error(item.part_path):
+                part_exists = prepare(item)  # the usual path's look, whatever is there
         table = self._table(item, part_exists)
         left = table.left()
         if left and not may_continue():
             return Fetched(False, table.done())
         if left or item.size == 0:  # the part of an empty file is made here
-            self._run(item, table, may_continue, on_progress)
+            self._run(item, table, may_continue, on_progress, (trouble, started))
             if table.left():
                 return Fetched(False, table.done())
         check_whole(item, table.done(), table.crc32())
         if table.keeps_sidecar:
             sidecar_path(item.part_path).unlink(missing_ok=True)
         return Fetched(True, item.size)
+
+    def _whole(self, item: FileToFetch) -> bool:
+        """Whether a file may be fetched in one request (``whole.py``): it fits one chunk
+        (and ``WHOLE_AT_MOST``), and no limiter needs to meter its bytes."""
+        small = 0 < item.size <= min(self._crew.chunk_size, WHOLE_AT_MOST)
+        return small and self._crew.limiter is None
 
     def _table(self, item: FileToFetch, part_exists: bool) -> SegmentTable:
         """Return the segments to fill: the sidecar's; else the part's bytes (read back,
@@ -162,10 +188,12 @@ class Fetcher:
         table: SegmentTable,
         may_continue: Callable[[], bool],
         on_progress: Callable[[int], None],
+        since: tuple[Retry | None, float],
     ) -> None:
         """Given a table, fill what is left with its workers; raise the first error any
         of them met, after all of them stopped, the part was synced and the sidecar
-        saved."""
+        saved. ``since``: the trouble a one-request fetch met (waited on first, as the
+        first failure) and when that fetch began (the outage clock runs from then)."""
         table.save()  # before the part grows: a part is never longer without a sidecar
         with no_space_is_item_error(item.part_path):
             fd = open_nofollow(item.part_path, os.O_RDWR | os.O_CREAT)
@@ -175,7 +203,8 @@ class Fetcher:
         # A sequential part must stay in order: one worker, who cannot take over a half.
         workers = self._connections if table.keeps_sidecar else 1
         callbacks = (may_continue, on_progress)
-        run = Run(item, table, fd, behind, callbacks, self._crew.monotonic(), workers)
+        trouble, started = since
+        run = Run(item, table, fd, behind, callbacks, started, workers, trouble)
         try:
             with no_space_is_item_error(item.part_path), self._crew.pulse.tracking(run):
                 if table.keeps_sidecar:

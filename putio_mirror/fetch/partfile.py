@@ -94,14 +94,16 @@ def _symlink_refused(path: Path) -> UnsafePathError:
     )
 
 
-def prepare(item: FileToFetch) -> bool:
+def prepare(item: FileToFetch, *, look_for_part: bool = True) -> bool:
     """Given a file to fetch, make its folder; empty its part if it is longer than the
     file; return whether the part exists; raise UnsafePathError if the folder or the part
-    is a symlink.
+    is a symlink. ``look_for_part=False``: only the folder (the part is said absent).
 
     One ``lstat`` each for the folder and the part in the usual case (the folder is there,
     the part is not): many small files pay for every call that releases the GIL."""
     _make_folder(item.part_path.parent)
+    if not look_for_part:
+        return False
     status = lstat_or_none(item.part_path)
     if status is None:
         return False

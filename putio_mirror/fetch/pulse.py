@@ -39,11 +39,13 @@ class Pulse:
             with self._lock:
                 del self._failing[fetch]
 
-    def beat(self, fetch: Hashable, now: float) -> None:
-        """Bytes of ``fetch`` arrived at ``now``."""
+    def beat(self, now: float, fetch: Hashable | None = None) -> None:
+        """Bytes arrived at ``now``: of ``fetch``, or of a fetch not tracked (a small file
+        fetched in one request)."""
         with self._lock:
             self._last_byte = max(self._last_byte, now)
-            self._failing[fetch] = False
+            if fetch in self._failing:
+                self._failing[fetch] = False
             self._down = False
 
     def failed(self, fetch: Hashable) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ def resolve_all_inside(root: Path, relatives: Iterable[str]) -> list[Path]:
     return them in order; each folder is resolved once (an item of 1,000 files in ten
     folders costs ten walks through the symlinks of their paths, not a thousand)."""
     real_root = root.resolve()
-    real_folders: dict[str, Path] = {}
+    real_folders: dict[str, str] = {}
     paths: list[Path] = []
     for relative in relatives:
         normal = posixpath.normpath(relative) if relative else "."
@@ -46,12 +47,17 @@ def resolve_all_inside(root: Path, relatives: Iterable[str]) -> list[Path]:
         real_folder = real_folders.get(folder)
         if real_folder is None:
             # resolve() follows every symlink that exists (dangling ones too).
-            real_folder = (root / folder).resolve() if folder else real_root
-            real_folders[folder] = real_folder
-        leaf = real_folder / name
-        real_path = leaf.resolve() if leaf.is_symlink() else leaf
-        if real_path == real_root or not real_path.is_relative_to(real_root):
-            raise _unsafe(root, relative)
+            resolved = (root / folder).resolve() if folder else real_root
+            if not resolved.is_relative_to(real_root):
+                raise _unsafe(root, relative)
+            real_folder = real_folders[folder] = str(resolved)
+        # A name (no "/", not "..") in a folder inside the root is inside it, unless it is
+        # a symlink: then where it leads is checked. One lstat a file, in plain strings.
+        leaf = posixpath.join(real_folder, name)
+        if os.path.islink(leaf):  # noqa: PTH114  (no Path object a file)
+            real_path = Path(leaf).resolve()
+            if real_path == real_root or not real_path.is_relative_to(real_root):
+                raise _unsafe(root, relative)
         paths.append(root / normal)
     return paths
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from putio_mirror.core.errors import NoSpaceError
@@ -22,7 +26,10 @@ def free_bytes(path: Path) -> int:
 def ensure_room(path: Path, needed: int, margin: int = FREE_SPACE_MARGIN) -> None:
     """Given where ``needed`` bytes will be written, return if they fit with ``margin`` to
     spare; raise NoSpaceError otherwise."""
-    free = free_bytes(path)
+    _refuse_unless_room(path, needed, free_bytes(path), margin)
+
+
+def _refuse_unless_room(path: Path, needed: int, free: int, margin: int) -> None:
     if free >= needed + margin:
         return
     raise NoSpaceError(
@@ -30,3 +37,70 @@ def ensure_room(path: Path, needed: int, margin: int = FREE_SPACE_MARGIN) -> Non
         f"{human_bytes(free)} free, {human_bytes(margin)} kept spare",
         "Free some space on that disk; the download resumes where it stopped next run.",
     )
+
+
+#: how long a measure of the free space may stand in for a new one (see ``RoomKeeper``)
+MEASURE_SECONDS = 1.0
+
+
+class RoomKeeper:
+    """Free space shared by downloads running at once: each checks the disk for its own
+    bytes plus those the others still have to write (two 40 GB files with 50 GB free do
+    not both start).
+
+    The disk is measured again (``statvfs``) only once the last measure is ``MEASURE_SECONDS``
+    old, or once the bytes promised since it would take half of the room it left: ten
+    thousand small files cost a few measures, not one each under one lock (issue 14). What
+    another program writes meanwhile is met as a full disk on write (``NoSpaceError`` too).
+    """
+
+    def __init__(
+        self,
+        margin: int,
+        *,
+        measure: Callable[[Path], int] = free_bytes,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._margin = margin
+        self._measure = measure
+        self._clock = clock
+        self._promised = 0
+        self._lock = threading.Lock()
+        self._last: _Measure | None = None
+
+    @contextmanager
+    def reserved(self, folder: Path, needed: int) -> Iterator[None]:
+        """Within this block ``needed`` bytes are promised; raise NoSpaceError if they do
+        not fit beside the others' promises and the margin."""
+        with self._lock:
+            if not self._fits_last(folder, needed):
+                free = self._measure(folder)
+                self._last = _Measure(folder, free, self._clock() + MEASURE_SECONDS)
+                _refuse_unless_room(folder, needed + self._promised, free, self._margin)
+            self._promised += needed
+            if self._last is not None:
+                self._last.since += needed
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._promised -= needed
+
+    def _fits_last(self, folder: Path, needed: int) -> bool:
+        """Whether the last measure (of this folder, recent) says ``needed`` more bytes fit
+        with half of its room to spare (lock held)."""
+        last = self._last
+        if last is None or last.folder != folder or self._clock() >= last.until:
+            return False
+        room = last.free - self._margin
+        return 2 * (last.since + needed) <= room - self._promised
+
+
+class _Measure:
+    __slots__ = ("folder", "free", "since", "until")
+
+    def __init__(self, folder: Path, free: int, until: float) -> None:
+        self.folder = folder
+        self.free = free
+        self.until = until
+        self.since = 0  # bytes promised since this measure

@@ -199,15 +199,19 @@ def _build(files: list[ToPlace], building: Path, target: Path, ownership: Owners
     """Link every file into the build folder, each file and folder given ``ownership``;
     False if this filesystem has no hard links."""
     shutil.rmtree(building, ignore_errors=True)  # only links of an earlier attempt
+    # Every folder that holds a link, and those between it and ``building``: each made
+    # once and synced once (an item of a thousand files in one folder: one of each).
+    made: set[Path] = set()
     try:
         for item in files:
             inside = building / item.final.relative_to(target)
-            _real_folder(inside.parent)
+            if inside.parent not in made:
+                _real_folder(inside.parent)
+                made.update(_up_to(inside.parent, building))
             _check_regular(item.source)
             os.link(item.source, inside, follow_symlinks=False)
             ownership.give(inside)
-        folders = sorted({building, *(p.parent for p in building.rglob("*"))})
-        for folder in folders:
+        for folder in sorted(made):
             if ownership != AS_IS:
                 ownership.give(folder, folder=True)
             fsync_folder(folder)
@@ -220,6 +224,16 @@ def _build(files: list[ToPlace], building: Path, target: Path, ownership: Owners
             return False
         raise _cannot_place(building, error) from error
     return True
+
+
+def _up_to(folder: Path, top: Path) -> list[Path]:
+    """Given a folder inside ``top`` (or ``top``), return it and each folder above it, up
+    to ``top`` and with it."""
+    chain = [top]
+    while folder != top:
+        chain.append(folder)
+        folder = folder.parent
+    return chain
 
 
 def _move_in(building: Path, target: Path, ownership: Ownership) -> None:

@@ -1,0 +1,114 @@
+"""A small file in one request: fetched whole into memory, checked there, written once.
+
+Ten thousand subtitles, ``.nfo`` files and covers spent much of their CPU on what makes a
+large file resumable: the segment table, the write-behind, the part looked for three
+times, a buffer of a whole chunk (issue 14). A file that fits in one buffer and has no
+part yet is created (``O_EXCL``, ``O_NOFOLLOW``: a part or symlink already there is left
+to the usual path), asked of the node in one GET, its CRC32 checked in memory, then
+written with one write and synced with one sync before it counts: the same promise as
+the usual path's (the final CRC32 proves the bytes on disk, ``partfile.py``).
+
+Nothing unusual is handled here. An answer the usual path would retry is handed back
+(``Retry``) for the usual path to wait on and retry with its patience, as its own first
+failure; a body of another size or CRC32 hands the file to the usual path at once, which
+fetches it again and verifies it as it always did.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from putio_mirror.core.errors import ChecksumMismatchError
+from putio_mirror.fetch.crc import crc32
+from putio_mirror.fetch.nodehttp import Retry, body_reader, body_start, fresh_url, node_get
+from putio_mirror.fetch.partfile import (
+    SyncFunction,
+    check_whole,
+    disk_error,
+    no_space_is_item_error,
+    pwrite_all,
+)
+from putio_mirror.fetch.values import Fetched, FileToFetch
+
+#: what fetch_whole hands back when the usual path is to take over: why, if it should wait
+#: and retry first (None: go on at once)
+Handed = Retry | None
+
+#: the largest file fetched this way (held in memory whole, written before its one sync)
+WHOLE_AT_MOST = 1024 * 1024
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def fetch_whole(
+    item: FileToFetch,
+    url_for: Callable[[int], str],
+    session: requests.Session,
+    timeout: tuple[float, float],
+    sync: SyncFunction,
+    on_progress: Callable[[int], None],
+) -> Fetched | Handed:
+    """Given a file with no part yet, fetch it in one request into a new part, verified
+    and synced; return Fetched, or what the usual path needs to take over (the part, if
+    made, is left empty for it). Raise what the usual path raises for the same trouble:
+    ChecksumMismatchError if the node's file has another size than put.io lists,
+    NoSpaceError or ItemError if the disk refused the bytes."""
+    fd = _create(item.part_path)
+    if fd is None:
+        return None
+    try:
+        body = _body(item, url_for, session, timeout)
+        if not isinstance(body, memoryview):
+            return body
+        try:
+            check_whole(item, len(body), crc32(body))
+        except ChecksumMismatchError:
+            return None  # the usual path fetches it again and verifies what it wrote
+        pwrite_all(item.part_path, fd, body, 0)
+        try:
+            sync(fd)
+        except OSError as exc:
+            raise disk_error(item.part_path, exc) from exc
+    finally:
+        os.close(fd)
+    on_progress(item.size)
+    return Fetched(True, item.size)
+
+
+def _create(part: Path) -> int | None:
+    """Given a part path, return a descriptor of a new, empty part there; None if anything
+    is there already (a part to resume, a symlink to refuse: the usual path's cases)."""
+    with no_space_is_item_error(part):
+        try:
+            return os.open(part, _CREATE, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ELOOP):
+                return None
+            raise
+
+
+def _body(
+    item: FileToFetch,
+    url_for: Callable[[int], str],
+    session: requests.Session,
+    timeout: tuple[float, float],
+) -> memoryview | Handed:
+    """Given a file, return its whole body as the node sent it; else what to hand over."""
+    try:
+        url = fresh_url(url_for, item.file_id)
+        with node_get(session, url, None, timeout) as response:
+            body_start(response, 0, item)  # 200, or a 206 from byte 0 of this very size
+            buffer = memoryview(bytearray(item.size + 1))  # one more: a longer body shows
+            read, got = body_reader(response), 0
+            while got <= item.size and (count := read(buffer[got:])):
+                got += count
+    except Retry as trouble:
+        return trouble
+    if got < item.size:
+        return Retry(f"the node sent a short body for bytes 0-{item.size - 1}")
+    return buffer[:got] if got == item.size else None

@@ -1,0 +1,178 @@
+"""A file that fits one chunk is fetched in one request (``fetch/whole.py``): its bytes are
+synced before they count, and every trouble is the usual path's to wait on and retry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from putio_mirror.core.errors import ChecksumMismatchError, TransientError, UnsafePathError
+from putio_mirror.core.retry import Backoff
+from putio_mirror.fakeputio import FakePutio
+from putio_mirror.fetch.engine import Fetcher
+from putio_mirror.fetch.segments import sidecar_path
+from putio_mirror.fetch.values import Fetched, FileToFetch
+from putio_mirror.putio.client import PutioClient
+from tests.fetching import node_requests, remote_file
+from tests.test_download import Clock, MakeDownloader, _outage, _url_requests
+
+SMALL = 3_000
+ONE_CHUNK = {"chunk_size": 256 * 1024}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_downloader(client: PutioClient, clock: Clock) -> Iterator[MakeDownloader]:
+    made: list[Fetcher] = []
+
+    def make(url_for: Callable[[int], str] | None = None, **options: Any) -> Fetcher:
+        options.setdefault("read_timeout", 5.0)
+        options.setdefault("backoff", Backoff(base=1.0, cap=30.0, max_attempts=1000))
+        downloader = Fetcher(
+            url_for or client.download_url,
+            sleep=clock.sleep,
+            monotonic=clock.monotonic,
+            jitter=lambda: 0.5,
+            **options,
+        )
+        made.append(downloader)
+        return downloader
+
+    yield make
+    for downloader in made:
+        downloader.close()
+
+
+def _small(fake: FakePutio, tmp_path: Path) -> tuple[FileToFetch, bytes]:
+    return remote_file(fake, tmp_path, SMALL)
+
+
+def test_a_small_file_is_fetched_in_one_request_and_synced_before_it_counts(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _small(fake_putio, tmp_path)
+    on_disk_at_sync: list[bytes] = []
+    progress: list[tuple[int, list[bytes]]] = []
+
+    def sync(fd: int) -> None:
+        os.fdatasync(fd)
+        on_disk_at_sync.append(item.part_path.read_bytes())
+
+    downloader = make_downloader(sync=sync, **ONE_CHUNK)
+    fetched = downloader.fetch(item, on_progress=lambda n: progress.append((n, on_disk_at_sync)))
+    assert fetched == Fetched(True, SMALL)
+    assert on_disk_at_sync == [content]  # one sync, of the whole file
+    assert progress == [(SMALL, [content])]  # counted once synced
+    (node,) = node_requests(fake_putio)
+    assert "Range" not in node.headers
+    assert not sidecar_path(item.part_path).exists()
+
+
+def test_a_small_file_whose_node_answers_503_waits_and_asks_a_fresh_link(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader, clock: Clock
+) -> None:
+    item, content = _small(fake_putio, tmp_path)
+    fake_putio.node_fault(item.file_id, status=503, times=2)
+    assert make_downloader(**ONE_CHUNK).fetch(item) == Fetched(True, SMALL)
+    assert item.part_path.read_bytes() == content
+    assert [logged.status for logged in node_requests(fake_putio)] == [503, 503, 200]
+    assert len(clock.sleeps) == 2 and clock.sleeps[1] > clock.sleeps[0]
+    assert len(_url_requests(fake_putio, item.file_id)) == 3
+
+
+def test_a_small_file_whose_link_is_refused_with_429_waits_as_put_io_asks(
+    fake_putio: FakePutio,
+    tmp_path: Path,
+    make_downloader: MakeDownloader,
+    client: PutioClient,
+    clock: Clock,
+) -> None:
+    item, content = _small(fake_putio, tmp_path)
+    fake_putio.inject(f"/v2/files/{item.file_id}/url", status=429, retry_after="7")
+    downloader = make_downloader(lambda n: client.download_url(n, retry=False), **ONE_CHUNK)
+    assert downloader.fetch(item) == Fetched(True, SMALL)
+    assert item.part_path.read_bytes() == content
+    assert clock.sleeps and clock.sleeps[0] >= 7.0
+    assert len(node_requests(fake_putio)) == 1
+
+
+def test_a_small_file_reset_mid_body_is_fetched_again_from_zero(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader, clock: Clock
+) -> None:
+    item, content = _small(fake_putio, tmp_path)
+    fake_putio.node_fault(item.file_id, reset_after=1_000)
+    assert make_downloader(**ONE_CHUNK).fetch(item) == Fetched(True, SMALL)
+    assert item.part_path.read_bytes() == content
+    first, second = node_requests(fake_putio)
+    assert "Range" not in first.headers and "Range" not in second.headers  # nothing was kept
+    assert len(clock.sleeps) == 1
+
+
+def test_a_small_file_that_stalls_is_asked_again(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _small(fake_putio, tmp_path)
+    fake_putio.node_fault(item.file_id, stall_after=1_000)
+    downloader = make_downloader(read_timeout=0.3, **ONE_CHUNK)
+    assert downloader.fetch(item) == Fetched(True, SMALL)
+    assert item.part_path.read_bytes() == content
+    assert len(node_requests(fake_putio)) == 2
+
+
+def test_a_small_file_gives_up_after_max_outage_counted_from_its_first_request(
+    fake_putio: FakePutio,
+    tmp_path: Path,
+    make_downloader: MakeDownloader,
+    client: PutioClient,
+    clock: Clock,
+) -> None:
+    item, _ = _small(fake_putio, tmp_path)
+    url_for = _outage(clock, 10_000.0, client.download_url, "raise")
+    with pytest.raises(TransientError):
+        make_downloader(url_for, max_outage=300.0, **ONE_CHUNK).fetch(item)
+    assert clock.now == pytest.approx(300.0)
+
+
+def test_a_small_file_with_other_bytes_is_fetched_again_and_never_passes(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _small(fake_putio, tmp_path)
+    wrong = FileToFetch(item.file_id, item.size, "deadbeef", item.part_path)
+    with pytest.raises(ChecksumMismatchError):
+        make_downloader(**ONE_CHUNK).fetch(wrong)
+    assert len(node_requests(fake_putio)) == 2  # the usual path's own try verified it too
+    assert item.part_path.read_bytes() == content  # kept, as the usual path keeps it
+
+
+def test_a_small_file_with_a_part_already_there_is_resumed(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _small(fake_putio, tmp_path)
+    item.part_path.parent.mkdir(parents=True)
+    item.part_path.write_bytes(content[:1_000])
+    assert make_downloader(**ONE_CHUNK).fetch(item) == Fetched(True, SMALL)
+    assert item.part_path.read_bytes() == content
+    (node,) = node_requests(fake_putio)
+    assert node.headers["Range"] == "bytes=1000-"
+
+
+def test_a_symlink_in_place_of_a_small_files_part_is_refused(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, _ = _small(fake_putio, tmp_path)
+    item.part_path.parent.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"keep")
+    item.part_path.symlink_to(elsewhere)
+    with pytest.raises(UnsafePathError):
+        make_downloader(**ONE_CHUNK).fetch(item)
+    assert elsewhere.read_bytes() == b"keep"
+    assert node_requests(fake_putio) == []
