@@ -197,6 +197,9 @@ def test_a_long_adoption_keeps_its_claim_alive_without_any_chunk_to_renew_at(
 
     monkeypatch.setattr(downloading, "crc32_of", slow_crc32_of)
     a, a_journal = host(tmp_path, url, OWNER_A, Instant, lease=timedelta(seconds=1.2))
+    local = tmp_path / OWNER_A.replace(":", "-") / "downloads" / "film.mkv"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(CONTENT)  # what is adopted is there (and made durable before journaled)
     thread, a_reports = in_background(lambda: run(a, a_journal, Plan((film,))))
     assert hashing.wait(10)
     time.sleep(2)  # longer than the lease: unrenewed, it would have run out

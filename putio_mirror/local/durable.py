@@ -44,6 +44,10 @@ def make_durable(path: Path) -> None:
     its folder durable; raise NotDurableError if the disk failed to."""
     try:
         _fsync_file(path)
+    except FileNotFoundError:
+        raise ItemError(
+            f"{path} is gone", "it was moved or deleted meanwhile; the next run looks again"
+        ) from None
     except OSError as error:
         raise NotDurableError(
             f"{path}: the disk failed to make it last: {error.strerror}",
