@@ -143,7 +143,7 @@ def test_a_refused_token_is_met_once_and_never_asked_with_again() -> None:
 def test_the_first_files_links_can_be_asked_for_before_any_is_needed() -> None:
     ask = Asker()
     links = LinkPrefetcher(ask, [1, 2, 3, 4, 5], ahead=2)
-    links.ask_first()
+    links.ask_first(2)
     assert links._pending[2].result()[0] == "http://node/2?n=1"
     assert sorted(ask.asked) == [1, 2]
     assert links.url_for(1) == "http://node/1?n=1"  # the link asked for first, used once

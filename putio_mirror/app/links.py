@@ -65,11 +65,11 @@ class LinkPrefetcher:
                 return found
         return self._asked(file_id)
 
-    def ask_first(self) -> None:
-        """Ask for the first files' links now, before any is needed: they come while the
-        run gets ready to download (its executor built, its run journaled)."""
+    def ask_first(self, count: int) -> None:
+        """Ask for the first ``count`` files' links now, before any is needed: they come
+        while the run gets ready to download (its executor built, its run journaled)."""
         with self._lock:
-            self._ask_ahead(self._ahead)
+            self._ask_ahead(count)
 
     def close(self) -> None:
         """Stop asking; links not yet used are dropped."""

@@ -310,7 +310,7 @@ def _execute(
         workers=at_once,
     )
     try:
-        links.ask_first()
+        links.ask_first(at_once)
         runtime.on_plan(plan)
         return _executed(runtime, request, plan, client, journal, notice, notifier, links)
     finally:
