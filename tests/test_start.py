@@ -5,6 +5,7 @@ not run asks put.io nothing (issue 14)."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import threading
 import time
@@ -143,3 +144,36 @@ def test_the_lock_taken_before_the_journal_is_opened_is_the_journal_s_own(
 @pytest.mark.parametrize("url", ["sqlite:///{tmp}/j.sqlite3?timeout=3", "sqlite://"])
 def test_a_lock_not_plain_is_left_to_the_journal(tmp_path: Path, url: str) -> None:
     assert plain_lock_path(url.format(tmp=tmp_path)) is None
+
+
+def test_ctrl_c_twice_while_put_io_is_listed_ends_the_run_at_once_and_records_it(
+    mirror: Mirror,
+) -> None:
+    mirror.fake.add_file("a.srt", size=300)
+    assert mirror.run("files", "download", "--dry-run").code == 0  # nothing made
+    mirror.fake.latency_seconds = 30.0  # the listings are under way for the whole test
+    process = mirror.spawn("files", "download")
+    try:
+        assert _eventually(lambda: len(mirror.fake.requests) >= 2, seconds=20)
+        # by then the journal is open (SQLAlchemy imported meanwhile) and the listings awaited
+        assert _eventually(mirror.journal.exists, seconds=20)
+        time.sleep(1.0)
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)  # the first asks for a stop between chunks
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)  # the second interrupts at once
+        _, err = process.communicate(timeout=10)
+        assert process.returncode == ExitCode.INTERRUPTED, err.decode()
+        assert time.monotonic() - started < 5, "it waited for no listing"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    journal = Journal.open(f"sqlite:///{mirror.journal}")
+    try:
+        (run,) = journal.recent_runs()
+    finally:
+        journal.close()
+    assert run.exit_code == ExitCode.INTERRUPTED
+    assert run.summary == "ended before its plan: interrupted"
+    assert mirror.local_files() == {}
