@@ -5,6 +5,7 @@ not run asks put.io nothing (issue 14)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import threading
@@ -177,3 +178,22 @@ def test_ctrl_c_twice_while_put_io_is_listed_ends_the_run_at_once_and_records_it
     assert run.exit_code == ExitCode.INTERRUPTED
     assert run.summary == "ended before its plan: interrupted"
     assert mirror.local_files() == {}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may list any folder")
+def test_a_blackhole_that_cannot_be_listed_ends_a_run_that_is_recorded(mirror: Mirror) -> None:
+    # scanned before put.io is asked, its failure is raised once the run can be recorded
+    mirror.drop("show.torrent", b"d4:infod4:name4:showee")
+    mirror.blackhole.chmod(0)
+    try:
+        result = mirror.run("sync")
+    finally:
+        mirror.blackhole.chmod(0o755)
+    assert result.code != 0 and "cannot list the blackhole folder" in result.err
+    journal = Journal.open(f"sqlite:///{mirror.journal}")
+    try:
+        (run,) = journal.recent_runs()
+    finally:
+        journal.close()
+    assert run.summary is not None
+    assert run.summary.startswith("ended before its plan: cannot list the blackhole folder")

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.naming import collision_key, local_paths
 from putio_mirror.core.state import (
     BlackholeItem,
@@ -65,8 +66,15 @@ class Observing:
     ) -> None:
         """``want_files=False`` skips listing the remote tree (a blackhole-only run needs
         just the transfers, to recognise torrents already on put.io)."""
-        self.blackhole = _scan(places.blackhole, now_epoch) if want_blackhole else ()
-        self.settling = settling_files(places.blackhole, now=now_epoch) if want_blackhole else ()
+        self._blackhole: tuple[BlackholeItem, ...] = ()
+        self._settling: tuple[str, ...] = ()
+        self._unscanned: MirrorError | None = None
+        try:
+            if want_blackhole:
+                self._blackhole = _scan(places.blackhole, now_epoch)
+                self._settling = settling_files(places.blackhole, now=now_epoch)
+        except MirrorError as error:  # raised when observed: the run is then recorded
+            self._unscanned = error
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="observe")
         self._transfers = self._pool.submit(remote.list_transfers)
         self._files = self._pool.submit(remote.list_all_files) if want_files else None
@@ -76,6 +84,13 @@ class Observing:
 
     def __exit__(self, *exc_info: object) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def scanned(self) -> tuple[tuple[BlackholeItem, ...], tuple[str, ...]]:
+        """Return the blackhole's settled items and the names still settling; raise what
+        the scan met (a folder that cannot be listed)."""
+        if self._unscanned is not None:
+            raise self._unscanned
+        return self._blackhole, self._settling
 
     def listed(self) -> tuple[tuple[Transfer, ...], tuple[RemoteFile, ...]]:
         """Return put.io's transfers and files (none if not wanted); raise the first failure
@@ -104,11 +119,12 @@ def observe(
     account is 100 pages that put.io takes its time to answer, and a journal of as many
     rows takes a while to read.
     """
+    blackhole, settling = observing.scanned()
     facts = read_facts()
     transfers, files = observing.listed()
     names = local_paths(files, remote_root_id)
     local = _local_facts(files, names, facts, places)
-    return Snapshot(observing.blackhole, transfers, files, facts, local, names, observing.settling)
+    return Snapshot(blackhole, transfers, files, facts, local, names, settling)
 
 
 @contextmanager
