@@ -5,6 +5,7 @@ not run asks put.io nothing (issue 14)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sqlite3
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from putio_mirror.app.run import DOWNLOAD_KINDS, Request, Runtime, run_once
+from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.fakeputio.fake import LoggedRequest
 from putio_mirror.journal.store import Journal
@@ -197,3 +200,20 @@ def test_a_blackhole_that_cannot_be_listed_ends_a_run_that_is_recorded(mirror: M
         journal.close()
     assert run.summary is not None
     assert run.summary.startswith("ended before its plan: cannot list the blackhole folder")
+
+
+def test_what_a_run_built_before_its_plan_is_kept_out_of_the_collector_s_walks_until_it_ends(
+    mirror: Mirror,
+) -> None:
+    # Walking the snapshot and plan (every object made so far) as the first downloads
+    # start paused every thread; they are frozen meanwhile, handed back when the run ends.
+    for n in range(3):
+        mirror.fake.add_file(f"{n}.srt", size=300)
+    frozen_at_plan: list[int] = []
+    settings = load_settings(mirror.config, {})
+    runtime = Runtime(settings, on_plan=lambda plan: frozen_at_plan.append(gc.get_freeze_count()))
+    outcome = run_once(runtime, Request("files download", kinds=DOWNLOAD_KINDS))
+    assert outcome.exit_code == ExitCode.OK
+    assert frozen_at_plan and frozen_at_plan[0] > 10_000
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    assert len(mirror.local_files()) == 3

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
 from putio_mirror.app.links import LinkPrefetcher
-from putio_mirror.app.observe import Observing, no_cycle_collection, observe
+from putio_mirror.app.observe import Observing, no_cycle_collection, observe, thawed_after
 from putio_mirror.app.opening import EarlyEnd, adopt_legacy_staging, existing_journal, open_journal
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
@@ -128,14 +128,15 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     settings = runtime.settings
     no_blackhole = _missing_blackhole(settings, request)
     with ExitStack() as stack:
+        stack.enter_context(thawed_after())
         # closed last: the events of the run (and of its end) are all handed on first
         notifier = stack.enter_context(Notifier(Outlets() if request.dry_run else settings.outlets))
         stack.enter_context(_telling_refusals(notifier))
-        journal, early, client, observing = _started(stack, runtime, request)
-        settings = with_folders_found(settings, client)
-        runtime = replace(runtime, settings=settings)
-        read_facts = journal.facts if journal is not None else JournalFacts
         with no_cycle_collection():
+            journal, early, client, observing = _started(stack, runtime, request)
+            settings = with_folders_found(settings, client)
+            runtime = replace(runtime, settings=settings)
+            read_facts = journal.facts if journal is not None else JournalFacts
             snapshot, plan = _observed_plan(runtime, request, observing, read_facts)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
         notice = no_blackhole + needs_attention(plan, snapshot.transfers) + failing_files(snapshot)
