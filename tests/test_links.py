@@ -159,3 +159,14 @@ def test_each_thread_asks_for_a_run_of_consecutive_links_one_hand_over_a_run() -
     runs = [(2, 3), (4, 5), (6, 7), (8, 9)]
     assert all(asked_by[first] == asked_by[second] for first, second in runs)
     assert set(asked_by) >= set(range(1, 10))
+
+
+def test_the_first_files_links_can_be_asked_for_before_any_is_needed() -> None:
+    ask = Asker()
+    links = LinkPrefetcher(ask, [1, 2, 3, 4, 5], ahead=2)
+    links.ask_first(2)
+    assert links._pending[2].result()[0] == "http://node/2?n=1"
+    assert sorted(ask.asked) == [1, 2]
+    assert links.url_for(1) == "http://node/1?n=1"  # the link asked for first, used once
+    assert set(links._pending) == {2, 3}  # and the window moves on as before
+    links.close()

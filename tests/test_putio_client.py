@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -616,3 +618,29 @@ def test_a_refused_connection_is_retried_even_for_transfers_add(sleeps: Sleeps) 
     assert sleeps == [0.25, 0.5]
     assert "transfers/add" in str(caught.value)
     assert TOKEN not in str(caught.value)
+
+
+def test_a_call_left_retrying_on_a_thread_ends_when_the_client_is_closed(
+    fake_putio: FakePutio,
+) -> None:
+    # a run that failed or was interrupted leaves its listing to finish unread: closing its
+    # client ends the retries at their next pause, not after every one of them (minutes)
+    fake_putio.inject("/v2/transfers/list", status=503, times=100)
+    backoff = Backoff(base=30.0, factor=2.0, cap=60.0, max_attempts=8)
+    ended: list[BaseException] = []
+    with PutioClient(fake_putio.token, fake_putio.api_url, backoff=backoff) as made:
+
+        def listing() -> None:
+            try:
+                made.list_transfers()
+            except TransientError as error:
+                ended.append(error)
+
+        lister = threading.Thread(target=listing)
+        lister.start()
+        while not _api_requests(fake_putio, "transfers/list"):
+            time.sleep(0.01)
+    lister.join(5)
+    assert not lister.is_alive()
+    assert len(_api_requests(fake_putio, "transfers/list")) == 1
+    assert "the run ended" in str(ended[0])

@@ -70,6 +70,13 @@ class LinkPrefetcher:
                 return found
         return self._asked(file_id)
 
+    def ask_first(self, count: int) -> None:
+        """Ask for the first ``count`` files' links now, before any is needed: they come
+        while the run gets ready to download (its executor built, its run journaled); at
+        least one run of them (see ``_ask_ahead``)."""
+        with self._lock:
+            self._ask_ahead(max(count, self._run))
+
     def close(self) -> None:
         """Stop asking; links not yet used are dropped."""
         with self._lock:

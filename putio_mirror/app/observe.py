@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
+from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.naming import collision_key, local_paths
 from putio_mirror.core.state import (
     BlackholeItem,
@@ -40,41 +41,87 @@ class RemoteReader(Protocol):
     def list_all_files(self) -> tuple[RemoteFile, ...]: ...
 
 
+class Observing:
+    """An observation under way: the blackhole scanned, then put.io's transfers and files
+    asked for at once on threads of their own, as soon as the run knows its token (and
+    holds its lock), and awaited only when the snapshot needs them: their round trips
+    (~50-100 ms each from a home) pass while SQLAlchemy is imported, the journal opened
+    and its facts read, instead of one after the other before the first download.
+
+    The blackhole (a few local files) is scanned before put.io is asked, so that put.io's
+    first request comes after the scan, as ever. A context manager: leaving it (a failure,
+    Ctrl-C) waits for no answer still to come; the listing is left to finish unread (and
+    its client, closed, retries no more). A refused token is met by both requests, which
+    are not retried.
+    """
+
+    def __init__(
+        self,
+        remote: RemoteReader,
+        places: Places,
+        *,
+        now_epoch: float,
+        want_blackhole: bool = True,
+        want_files: bool = True,
+    ) -> None:
+        """``want_files=False`` skips listing the remote tree (a blackhole-only run needs
+        just the transfers, to recognise torrents already on put.io)."""
+        self._blackhole: tuple[BlackholeItem, ...] = ()
+        self._settling: tuple[str, ...] = ()
+        self._unscanned: MirrorError | None = None
+        try:
+            if want_blackhole:
+                self._blackhole = _scan(places.blackhole, now_epoch)
+                self._settling = settling_files(places.blackhole, now=now_epoch)
+        except MirrorError as error:  # raised when observed: the run is then recorded
+            self._unscanned = error
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="observe")
+        self._transfers = self._pool.submit(remote.list_transfers)
+        self._files = self._pool.submit(remote.list_all_files) if want_files else None
+
+    def __enter__(self) -> Observing:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def scanned(self) -> tuple[tuple[BlackholeItem, ...], tuple[str, ...]]:
+        """Return the blackhole's settled items and the names still settling; raise what
+        the scan met (a folder that cannot be listed)."""
+        if self._unscanned is not None:
+            raise self._unscanned
+        return self._blackhole, self._settling
+
+    def listed(self) -> tuple[tuple[Transfer, ...], tuple[RemoteFile, ...]]:
+        """Return put.io's transfers and files (none if not wanted); raise the first failure
+        as soon as it is known (the transfers' if both failed), waiting for no other."""
+        futures: list[Future[Any]] = [self._transfers]
+        if self._files is not None:
+            futures.append(self._files)
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            if future.done() and (error := future.exception()) is not None:
+                raise error
+        return self._transfers.result(), self._files.result() if self._files else ()
+
+
 def observe(
-    remote: RemoteReader,
+    observing: Observing,
     read_facts: Callable[[], JournalFacts],
     places: Places,
     *,
     remote_root_id: int,
-    now_epoch: float,
-    want_blackhole: bool = True,
-    want_files: bool = True,
 ) -> Snapshot:
-    """Given the collaborators, return a frozen Snapshot of the world as it is now.
+    """Given an observation under way and the other collaborators, return a frozen
+    Snapshot of the world as it is now.
 
-    ``want_files=False`` skips listing the remote tree (a blackhole-only run
-    needs just the transfers, to recognise torrents already on put.io).
-
-    put.io is listed on another thread while the journal's facts are read (and the
-    blackhole scanned) on this one: a 100,000-file account is 100 pages that put.io
-    takes its time to answer, and a journal of as many rows takes a while to read.
+    The journal's facts are read on this thread while put.io answers: a 100,000-file
+    account is 100 pages that put.io takes its time to answer, and a journal of as many
+    rows takes a while to read.
     """
-
-    def list_remote() -> tuple[tuple[Transfer, ...], tuple[RemoteFile, ...]]:
-        # one after the other: a refused token is met once, never asked with again
-        return remote.list_transfers(), remote.list_all_files() if want_files else ()
-
-    lister = ThreadPoolExecutor(1, thread_name_prefix="observe")
-    try:
-        listed = lister.submit(list_remote)
-        blackhole = _scan(places.blackhole, now_epoch) if want_blackhole else ()
-        settling = settling_files(places.blackhole, now=now_epoch) if want_blackhole else ()
-        facts = read_facts()
-        transfers, files = listed.result()
-    finally:
-        # Done by now, unless this thread failed or was interrupted (Ctrl-C): then the
-        # run ends at once, and a listing still under way is left to finish unread.
-        lister.shutdown(wait=False, cancel_futures=True)
+    blackhole, settling = observing.scanned()
+    facts = read_facts()
+    transfers, files = observing.listed()
     names = local_paths(files, remote_root_id)
     local = _local_facts(files, names, facts, places)
     return Snapshot(blackhole, transfers, files, facts, local, names, settling)
@@ -82,20 +129,36 @@ def observe(
 
 @contextmanager
 def no_cycle_collection() -> Iterator[None]:
-    """Pause the cyclic garbage collector inside: while a snapshot and its plan are built.
+    """Pause the cyclic garbage collector inside: while a run starts (SQLAlchemy imported,
+    the journal opened) and its snapshot and plan are built; then keep them (and every
+    object made so far) out of its walks until ``thawed_after`` ends.
 
     They are hundreds of thousands of small objects without cycles (a 100,000-file
     account's files, journal records, paths and actions), which the collector would walk
-    again and again for nothing: ~10 collections, 0.2-0.35 s of such a dry run. Reference
-    counting frees them as ever; the collector resumes after.
+    again and again for nothing: ~10 collections, 0.2-0.35 s of such a dry run. Left in
+    its youngest generation, they would all be walked once the collector resumes, just as
+    the first downloads start (a 15-35 ms pause of every thread with 300 files; another
+    while SQLAlchemy is imported). Reference counting frees them as ever.
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
+        gc.freeze()
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def thawed_after() -> Iterator[None]:
+    """Hand what ``no_cycle_collection`` kept out of the collector's walks back to it (its
+    oldest generation) on leaving: a process that runs again (``serve``, ``watch``)
+    collects it as ever."""
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _scan(folder: Path, now_epoch: float) -> tuple[BlackholeItem, ...]:

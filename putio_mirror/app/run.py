@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
 from putio_mirror.app.links import LinkPrefetcher
-from putio_mirror.app.observe import no_cycle_collection, observe
+from putio_mirror.app.observe import Observing, no_cycle_collection, observe, thawed_after
+from putio_mirror.app.opening import EarlyEnd, adopt_legacy_staging, existing_journal, open_journal
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
 from putio_mirror.config.remote_folders import with_folders_found
@@ -38,10 +39,9 @@ from putio_mirror.core.plan import ActionKind, Download, Plan
 from putio_mirror.core.reconcile import reconcile, safety_violations
 from putio_mirror.core.render import with_window_note
 from putio_mirror.core.state import JournalFacts, Snapshot
-from putio_mirror.journal.where import surely_missing_file
+from putio_mirror.journal.where import plain_lock_path
 from putio_mirror.local.lock import RunLock
 from putio_mirror.local.paths import Places
-from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items
 from putio_mirror.notify.notifier import Notifier
 from putio_mirror.notify.values import Outlets, TokenRefused
 from putio_mirror.putio.client import PutioClient
@@ -84,7 +84,11 @@ class Request:
 
     def lock_path(self, journal: Journal) -> Path:
         """The lock this request's run holds: the journal's run lock, or the passes' own."""
-        lock = journal.lock_path
+        return self.lock_beside(journal.lock_path)
+
+    def lock_beside(self, lock: Path) -> Path:
+        """Given the journal's run lock, return the lock this request's run holds: that
+        one, or the passes' own beside it."""
         return lock.with_name(f"{lock.stem}.blackhole{lock.suffix}") if self.beside_sync else lock
 
     @property
@@ -124,24 +128,16 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     settings = runtime.settings
     no_blackhole = _missing_blackhole(settings, request)
     with ExitStack() as stack:
+        stack.enter_context(thawed_after())
         # closed last: the events of the run (and of its end) are all handed on first
         notifier = stack.enter_context(Notifier(Outlets() if request.dry_run else settings.outlets))
         stack.enter_context(_telling_refusals(notifier))
-        if request.dry_run:
-            # A dry run changes nothing, so creates no journal: a missing one knows nothing.
-            journal = stack.enter_context(_existing_journal(settings))
-        else:
-            journal = stack.enter_context(_open_journal(settings))
-            stack.enter_context(RunLock(request.lock_path(journal)))
-            if not request.beside_sync:
-                _adopt_legacy_staging(settings, journal)
-        early = stack.enter_context(_EarlyEnd(runtime, request, journal))
-        client = stack.enter_context(open_client(settings))
-        settings = with_folders_found(settings, client)
-        runtime = replace(runtime, settings=settings)
-        read_facts = journal.facts if journal is not None else JournalFacts
         with no_cycle_collection():
-            snapshot, plan = _observed_plan(runtime, request, client, read_facts)
+            journal, early, client, observing = _started(stack, runtime, request)
+            settings = with_folders_found(settings, client)
+            runtime = replace(runtime, settings=settings)
+            read_facts = journal.facts if journal is not None else JournalFacts
+            snapshot, plan = _observed_plan(runtime, request, observing, read_facts)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
         notice = no_blackhole + needs_attention(plan, snapshot.transfers) + failing_files(snapshot)
         if violations and not request.force:
@@ -156,73 +152,86 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         assert journal is not None  # only a dry run goes without
         early.handed_over = True  # from here on, the run has a row of its own
-        runtime.on_plan(plan)
         report = _execute(runtime, request, plan, client, journal, notice, notifier)
         return Outcome(plan, report, _exit_code(report.exit_code, notice), violations, notice)
     raise AssertionError("unreachable")
 
 
+def _started(
+    stack: ExitStack, runtime: Runtime, request: Request
+) -> tuple[Journal | None, EarlyEnd, PutioClient, Observing]:
+    """Given a run's stack, enter into it what the run needs: its lock, its journal, the
+    recording of an early end, a put.io client, and the observation under way.
+
+    put.io is asked first and awaited last: under the run lock, taken before the journal
+    is opened where its place is plain (beside a SQLite file), the listings pass while
+    SQLAlchemy is imported and the journal opened. Without a token (``open_client``
+    raises) or a plain lock, the journal is opened first as before."""
+    settings = runtime.settings
+    early_lock = None if request.dry_run else _plain_lock_path(settings, request)
+    if early_lock is not None:
+        stack.enter_context(RunLock(early_lock))
+    observing = None
+    if settings.token is not None and (request.dry_run or early_lock is not None):
+        client = stack.enter_context(open_client(settings))
+        observing = stack.enter_context(_observing(settings, request, client))
+    if request.dry_run:
+        # A dry run changes nothing, so creates no journal: a missing one knows nothing.
+        journal = stack.enter_context(existing_journal(settings))
+    else:
+        journal = stack.enter_context(open_journal(settings))
+        if early_lock is None:
+            stack.enter_context(RunLock(request.lock_path(journal)))
+        if not request.beside_sync:
+            adopt_legacy_staging(settings, journal)
+    early = stack.enter_context(
+        EarlyEnd(
+            runtime.clock,
+            _run_name(request),
+            None if request.dry_run or request.beside_sync else journal,
+        )
+    )
+    if observing is None:
+        client = stack.enter_context(open_client(settings))
+        observing = stack.enter_context(_observing(settings, request, client))
+    return journal, early, client, observing
+
+
+def _observing(settings: Settings, request: Request, client: PutioClient) -> Observing:
+    """Given a run's client, scan the blackhole and ask put.io for its listings."""
+    return Observing(
+        client,
+        places(settings),
+        now_epoch=time.time(),
+        want_blackhole=bool(request.kinds & BLACKHOLE_KINDS),
+        want_files=request.needs_files,
+    )
+
+
+def _plain_lock_path(settings: Settings, request: Request) -> Path | None:
+    """Given a writing run, return its lock if plain without opening the journal (a SQLite
+    file's is beside it); None if only the open journal can tell (a server database's)."""
+    lock = plain_lock_path(settings.journal_url)
+    return None if lock is None else request.lock_beside(lock)
+
+
 def _observed_plan(
     runtime: Runtime,
     request: Request,
-    client: PutioClient,
+    observing: Observing,
     read_facts: Callable[[], JournalFacts],
 ) -> tuple[Snapshot, Plan]:
     """Given the collaborators, return the world as it is and the plan the request asks
     for; raise ConfigError if the folder to mirror is not in put.io's tree."""
     settings = runtime.settings
     root_id = settings.policy.remote_root_id
-    snapshot = observe(
-        client,
-        read_facts,
-        places(settings),
-        remote_root_id=root_id,
-        now_epoch=time.time(),
-        want_blackhole=bool(request.kinds & BLACKHOLE_KINDS),
-        want_files=request.needs_files,
-    )
+    snapshot = observe(observing, read_facts, places(settings), remote_root_id=root_id)
     if request.needs_files and (wrong := remote_root_problem(snapshot.files, root_id)):
         raise ConfigError(wrong, REMOTE_ROOT_HINT)
     if runtime.on_snapshot is not None:
         runtime.on_snapshot(snapshot, request.needs_files)
     plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
     return snapshot, plan.only(request.kinds, request.limit_downloads)
-
-
-class _EarlyEnd:
-    """Until the executor gives the run a row of its own, an error or Ctrl-C that ends it
-    is recorded as a run too: a refused token, put.io unreachable or a safety limit belongs
-    in ``history`` and ``status``, not only on a screen nobody reads at night.
-
-    Dry runs record nothing, nor does a watcher's blackhole pass (it would record every
-    few seconds through an outage; its periodic sync is recorded)."""
-
-    def __init__(self, runtime: Runtime, request: Request, journal: Journal | None) -> None:
-        self._clock = runtime.clock
-        self._started = runtime.clock().astimezone(UTC)
-        self._command = _run_name(request)
-        self._journal = None if request.dry_run or request.beside_sync else journal
-        #: set once the executor takes over: it records the run itself
-        self.handed_over = False
-
-    def __enter__(self) -> _EarlyEnd:
-        return self
-
-    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
-        if self.handed_over or error is None or self._journal is None:
-            return
-        if isinstance(error, MirrorError):
-            code, why = error.exit_code, error.message
-        elif isinstance(error, KeyboardInterrupt):
-            code, why = ExitCode.INTERRUPTED, "interrupted"
-        else:
-            code, why = ExitCode.BUG, f"crashed ({type(error).__name__})"
-        try:
-            run_id = self._journal.start_run(self._command, self._started)
-            ended = self._clock().astimezone(UTC)
-            self._journal.finish_run(run_id, ended, int(code), f"ended before its plan: {why}")
-        except MirrorError as trouble:  # never hide the error that ended the run
-            log.warning("could not record the run in the journal: %s", trouble)
 
 
 def _run_name(request: Request) -> str:
@@ -249,22 +258,6 @@ def _missing_blackhole(settings: Settings, request: Request) -> tuple[Attention,
     raise ConfigError(said.message.replace(": nothing was submitted", ""), said.hint)
 
 
-def _adopt_legacy_staging(settings: Settings, journal: Journal) -> None:
-    """Hand files that an earlier version left in staging's ``items/`` back to the engine
-    (as verified, not placed), so they are placed whole and never stranded."""
-    if not (settings.staging_dir / LEGACY_ITEMS_DIR).is_dir():
-        return
-    verified = {
-        record.relative_path: file_id
-        for file_id, record in journal.facts().downloads.items()
-        if record.is_verified and record.relative_path
-    }
-    moved = adopt_legacy_items(settings.staging_dir, verified)
-    journal.forget_placement(moved)
-    if moved:
-        log.info("took over %d verified files an earlier version left in staging", len(moved))
-
-
 @contextmanager
 def _telling_refusals(notifier: Notifier) -> Iterator[None]:
     """Within this block, a refused token (which ends the run) is told to the notifier:
@@ -274,32 +267,6 @@ def _telling_refusals(notifier: Notifier) -> Iterator[None]:
     except AuthError as error:
         notifier.tell(TokenRefused(error.message, error.hint))
         raise
-
-
-@contextmanager
-def _open_journal(settings: Settings) -> Iterator[Journal]:
-    from putio_mirror.journal.store import Journal
-
-    journal = Journal.open(settings.journal_url)
-    try:
-        yield journal
-    finally:
-        journal.close()
-
-
-@contextmanager
-def _existing_journal(settings: Settings) -> Iterator[Journal | None]:
-    if surely_missing_file(settings.journal_url):
-        yield None
-        return
-    from putio_mirror.journal.store import Journal
-
-    journal = Journal.open_existing(settings.journal_url)
-    try:
-        yield journal
-    finally:
-        if journal is not None:
-            journal.close()
 
 
 def open_client(settings: Settings) -> PutioClient:
@@ -330,13 +297,12 @@ def _execute(
     notice: tuple[Attention, ...],
     notifier: Notifier,
 ) -> RunReport:
-    from putio_mirror.app.executor import Executor, Rules
-    from putio_mirror.app.fetchers import fetcher_factory
-
     settings = runtime.settings
     downloads = [action.file_id for action in plan if isinstance(action, Download)]
     # Asked for ahead by twice as many files as download at once, on as many threads as
     # download: links arrive as fast as files finish (fewer threads set the pace at 50 ms).
+    # Asked for first: the first files' links come while the executor is built and the
+    # run journaled (a link is only read; a file's claim is still taken before its bytes).
     at_once = settings.parallel_files or AUTO_MAX_FILES
     links = LinkPrefetcher(
         lambda file_id: client.download_url(file_id, retry=False),
@@ -344,6 +310,28 @@ def _execute(
         ahead=2 * at_once,
         workers=at_once,
     )
+    try:
+        links.ask_first(at_once)
+        runtime.on_plan(plan)
+        return _executed(runtime, request, plan, client, journal, notice, notifier, links)
+    finally:
+        links.close()
+
+
+def _executed(
+    runtime: Runtime,
+    request: Request,
+    plan: Plan,
+    client: PutioClient,
+    journal: Journal,
+    notice: tuple[Attention, ...],
+    notifier: Notifier,
+    links: LinkPrefetcher,
+) -> RunReport:
+    from putio_mirror.app.executor import Executor, Rules
+    from putio_mirror.app.fetchers import fetcher_factory
+
+    settings = runtime.settings
     executor = Executor(
         client,
         fetcher_factory(settings, client, runtime.clock, links.url_for),
@@ -378,7 +366,6 @@ def _execute(
         summary = executor.report.summary()
         journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(code), summary)
         executor.close()
-        links.close()
 
 
 def _refusal(violations: tuple[str, ...]) -> SafetyLimitError:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import (
 
 from putio_mirror.core.errors import JournalError
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
+from putio_mirror.journal.where import lock_beside
 from putio_mirror.local.folders import lock_folder
 
 _SUPPORTED = ("sqlite", "postgresql")
@@ -59,7 +60,7 @@ class Database:
         """Where the run lock lives: beside a SQLite file, else a hashed name in the lock dir."""
         database = self._url.database or ""
         if self._url.get_backend_name() == "sqlite" and is_file_database(database):
-            return Path(database).absolute().with_name(Path(database).name + ".lock")
+            return lock_beside(Path(database))
         # Hash the URL as shown (password masked): a changed password keeps the same lock.
         digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
         folder = self._lock_dir if self._lock_dir is not None else lock_folder()

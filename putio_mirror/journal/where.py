@@ -1,7 +1,8 @@
-"""Whether a journal exists, told without SQLAlchemy where that is plain to see.
+"""Where a journal is, told without SQLAlchemy where that is plain to see.
 
 A dry run creates nothing, so with no journal yet it reads none; importing SQLAlchemy to
-learn that costs ~0.2 s, a quarter of a dry run over 10,000 new files.
+learn that costs ~0.2 s, a quarter of a dry run over 10,000 new files. A run takes its
+lock beside a SQLite file before that import too, so that put.io is listed meanwhile.
 """
 
 from __future__ import annotations
@@ -11,13 +12,32 @@ from pathlib import Path
 _PREFIX = "sqlite:///"
 
 
-def surely_missing_file(url: str) -> bool:
-    """Given a journal URL, say whether it is plainly a SQLite file that does not exist
-    yet: ``sqlite:///`` and a path, without a query, an escape or a URI. False whenever in
-    doubt, so that ``Journal.open_existing`` (SQLAlchemy's reading of the URL) decides."""
+def plain_sqlite_file(url: str) -> Path | None:
+    """Given a journal URL, return the SQLite file it plainly names (``sqlite:///`` and a
+    path, without a query, an escape or a URI); None whenever in doubt, so that
+    SQLAlchemy's reading of the URL decides."""
     if not url.startswith(_PREFIX) or any(mark in url for mark in "?#%"):
-        return False
+        return None
     database = url.removeprefix(_PREFIX)
     if not database or database.startswith(("file:", ":memory:")):
-        return False
-    return not Path(database).exists()
+        return None
+    return Path(database)
+
+
+def surely_missing_file(url: str) -> bool:
+    """Given a journal URL, say whether it is plainly a SQLite file that does not exist
+    yet. False whenever in doubt (``Journal.open_existing`` decides)."""
+    database = plain_sqlite_file(url)
+    return database is not None and not database.exists()
+
+
+def lock_beside(database: Path) -> Path:
+    """Given a SQLite file, return where its run lock lives: beside it."""
+    return database.absolute().with_name(database.name + ".lock")
+
+
+def plain_lock_path(url: str) -> Path | None:
+    """Given a journal URL, return the run lock of the SQLite file it plainly names; None
+    in doubt (``Journal.lock_path`` tells, once the journal is open)."""
+    database = plain_sqlite_file(url)
+    return None if database is None else lock_beside(database)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -70,7 +69,7 @@ class PutioClient:
         *,
         timeout: float = 30.0,
         backoff: Backoff = DEFAULT_BACKOFF,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         now: Callable[[], datetime] = _utc_now,
         jitter: Callable[[], float] = random.random,
         session: requests.Session | None = None,
@@ -83,7 +82,10 @@ class PutioClient:
         self._upload_url = upload_url.rstrip("/")
         self._timeout = (min(timeout, 10.0), timeout)
         self._backoff = backoff
-        self._sleep = sleep
+        # Closing the client ends its retries: a call left running on a thread by a run
+        # that failed or was interrupted (a listing) stops at its next pause, not minutes on.
+        self._closed = threading.Event()
+        self._sleep = sleep if sleep is not None else self._closed.wait
         self._now = now
         self._jitter = jitter
         self._owns_session = session is None
@@ -99,6 +101,7 @@ class PutioClient:
         return f"PutioClient(api_url={self._api_url!r})"
 
     def close(self) -> None:
+        self._closed.set()
         if self._owns_session:
             self._session.close()
 
@@ -353,6 +356,8 @@ class PutioClient:
             call.attempts or self._backoff.max_attempts,
         )
         self._sleep(delay)
+        if self._closed.is_set():
+            raise self._transient(call, f"{trouble.reason}, and the run ended") from trouble
 
     def _status_error(self, call: Call, response: requests.Response) -> Exception:
         status = response.status_code

@@ -1,0 +1,101 @@
+"""What a run opens before it observes: its journal (an existing one only, for a dry run),
+the files an earlier version left in staging, and the recording of an early end."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from putio_mirror.config.settings import Settings
+from putio_mirror.core.errors import ExitCode, MirrorError
+from putio_mirror.journal.where import surely_missing_file
+from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items
+
+if TYPE_CHECKING:  # imported where used: a dry run needs no SQLAlchemy, if new
+    from putio_mirror.journal.store import Journal
+
+log = logging.getLogger(__name__)
+
+
+class EarlyEnd:
+    """Until the executor gives the run a row of its own, an error or Ctrl-C that ends it
+    is recorded as a run too: a refused token, put.io unreachable or a safety limit belongs
+    in ``history`` and ``status``, not only on a screen nobody reads at night.
+
+    Dry runs record nothing, nor does a watcher's blackhole pass (it would record every
+    few seconds through an outage; its periodic sync is recorded)."""
+
+    def __init__(
+        self, clock: Callable[[], datetime], command: str, journal: Journal | None
+    ) -> None:
+        """``journal`` is None for a run that records nothing."""
+        self._clock = clock
+        self._started = clock().astimezone(UTC)
+        self._command = command
+        self._journal = journal
+        #: set once the executor takes over: it records the run itself
+        self.handed_over = False
+
+    def __enter__(self) -> EarlyEnd:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if self.handed_over or error is None or self._journal is None:
+            return
+        if isinstance(error, MirrorError):
+            code, why = error.exit_code, error.message
+        elif isinstance(error, KeyboardInterrupt):
+            code, why = ExitCode.INTERRUPTED, "interrupted"
+        else:
+            code, why = ExitCode.BUG, f"crashed ({type(error).__name__})"
+        try:
+            run_id = self._journal.start_run(self._command, self._started)
+            ended = self._clock().astimezone(UTC)
+            self._journal.finish_run(run_id, ended, int(code), f"ended before its plan: {why}")
+        except MirrorError as trouble:  # never hide the error that ended the run
+            log.warning("could not record the run in the journal: %s", trouble)
+
+
+@contextmanager
+def open_journal(settings: Settings) -> Iterator[Journal]:
+    from putio_mirror.journal.store import Journal
+
+    journal = Journal.open(settings.journal_url)
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+@contextmanager
+def existing_journal(settings: Settings) -> Iterator[Journal | None]:
+    if surely_missing_file(settings.journal_url):
+        yield None
+        return
+    from putio_mirror.journal.store import Journal
+
+    journal = Journal.open_existing(settings.journal_url)
+    try:
+        yield journal
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def adopt_legacy_staging(settings: Settings, journal: Journal) -> None:
+    """Hand files that an earlier version left in staging's ``items/`` back to the engine
+    (as verified, not placed), so they are placed whole and never stranded."""
+    if not (settings.staging_dir / LEGACY_ITEMS_DIR).is_dir():
+        return
+    verified = {
+        record.relative_path: file_id
+        for file_id, record in journal.facts().downloads.items()
+        if record.is_verified and record.relative_path
+    }
+    moved = adopt_legacy_items(settings.staging_dir, verified)
+    journal.forget_placement(moved)
+    if moved:
+        log.info("took over %d verified files an earlier version left in staging", len(moved))
