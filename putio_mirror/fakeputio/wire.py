@@ -66,6 +66,7 @@ class HostServer(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._handler_threads: set[threading.Thread] = set()
         self._serving: threading.Thread | None = None
+        self._closing = False
         self.body_bytes_sent = 0
 
     @property
@@ -73,15 +74,30 @@ class HostServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def start(self) -> None:
-        self._serving = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._serving = threading.Thread(target=self._accept_until_closing, daemon=True)
         self._serving.start()
+
+    def _accept_until_closing(self) -> None:
+        # A blocking accept() rather than serve_forever's polling, which would wake three
+        # servers 50 times a second each, charging benchmarks ~15 ms of CPU a second.
+        while True:
+            try:
+                request, client_address = self.socket.accept()
+            except OSError:
+                return  # the listening socket was closed
+            if self._closing:
+                request.close()
+                return
+            self.process_request(request, client_address)
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, cut every open connection, and wait for handler threads."""
+        self._closing = True
         if self._serving is not None:
-            self.shutdown()  # waits for serve_forever, so only when it was started
+            # A connection of our own wakes the accept() so that it sees the server closing.
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.server_address[1]), grace).close()
+            self._serving.join(grace)
         with self._lock:
             connections, threads = list(self._connections), list(self._handler_threads)
         for connection in connections:
@@ -89,8 +105,6 @@ class HostServer(ThreadingHTTPServer):
         for thread in threads:
             thread.join(grace)
         self.server_close()
-        if self._serving is not None:
-            self._serving.join(grace)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
