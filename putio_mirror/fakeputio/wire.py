@@ -194,8 +194,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.server.count_sent(len(reply.body))
                 reply.sent = len(reply.body)
         else:
-            self.connection.sendall(head)
-            return self._write_body(reply)
+            return self._write_body(reply, head)
         return True
 
     def _send_bad_request(self, status: int) -> None:
@@ -206,19 +205,24 @@ class _Handler(socketserver.StreamRequestHandler):
                 + page.body
             )
 
-    def _write_body(self, reply: Reply) -> bool:
-        """Send the body piece by piece; return False if it was cut as armed."""
+    def _write_body(self, reply: Reply, head: bytes) -> bool:
+        """Given a reply and its head, send the head with the body's first piece, then the
+        body's other pieces; return False if it was cut as armed."""
         limit, sent = reply.cut_after, 0
         for piece in reply.pieces():
             if limit is not None and sent + len(piece) >= limit:
-                self.connection.sendall(piece[: limit - sent])
+                self.connection.sendall(head + piece[: limit - sent])
                 self.server.count_sent(limit - sent)
                 sent = reply.sent = limit
+                head = b""
                 break
-            self.connection.sendall(piece)
+            self.connection.sendall(head + piece)  # a small file: one write, one packet
+            head = b""
             self.server.count_sent(len(piece))
             sent += len(piece)
             reply.sent = sent
+        if head:
+            self.connection.sendall(head)  # the body was empty, or cut before its first piece
         if limit is not None and sent >= limit:
             if reply.cut == "stall":
                 self.server.stopping.wait(self.server.stall_release())
