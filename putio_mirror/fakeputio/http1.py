@@ -21,6 +21,7 @@ MAX_HEADERS = 100
 _BLANK_LINES = (b"\r\n", b"\n", b"")
 _FOLDING = b" \t"  # a header line starting so continues the one before
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"})
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class HeaderMap(Mapping[str, str]):
@@ -162,12 +163,7 @@ def response_head(status: int, headers: Iterable[tuple[str, str]], length: int) 
     return "\r\n".join(lines).encode("latin-1")
 
 
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
-
-
 _last_date: tuple[int, str] = (0, "")
 
 
