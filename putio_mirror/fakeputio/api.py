@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from putio_mirror.fakeputio import routes_files, routes_oauth, routes_transfers
 from putio_mirror.fakeputio.forms import Form, read_form
@@ -15,7 +14,7 @@ from putio_mirror.fakeputio.replies import (
     text_reply,
     unauthorized_reply,
 )
-from putio_mirror.fakeputio.routing import Route, route
+from putio_mirror.fakeputio.routing import Route, RouteTable, route
 from putio_mirror.fakeputio.wire import Incoming
 from putio_mirror.fakeputio.world import World
 
@@ -70,12 +69,15 @@ API_ROUTES: tuple[Route, ...] = (
     *routes_transfers.ROUTES,
     *routes_files.ROUTES,
 )
+_TABLES = {
+    "api": RouteTable(API_ROUTES),
+    "upload": RouteTable(routes_transfers.UPLOAD_ROUTES),
+}
 
 
 def respond(world: World, incoming: Incoming) -> Reply:
     """Given a request to the API or upload host, return put.io's answer."""
-    routes = routes_transfers.UPLOAD_ROUTES if incoming.host == "upload" else API_ROUTES
-    found = _find(routes, incoming)
+    found = _find(_TABLES["upload" if incoming.host == "upload" else "api"], incoming)
     if isinstance(found, Reply):
         return found
     route_, match = found
@@ -85,19 +87,16 @@ def respond(world: World, incoming: Incoming) -> Reply:
             return text_reply(401, _UNAUTHORIZED_TEXT)
         return unauthorized_reply()
     try:
-        form = replace(read_form(incoming), authorized=authorized)
+        form = read_form(incoming, authorized)
         with world.lock:
             return route_.handler(world, form, match)
     except ApiError as error:
         return error_reply(error.status, error.error_type, error.message)
 
 
-def _find(routes: tuple[Route, ...], incoming: Incoming) -> tuple[Route, re.Match[str]] | Reply:
+def _find(table: RouteTable, incoming: Incoming) -> tuple[Route, re.Match[str]] | Reply:
     wrong_method = False
-    for candidate in routes:
-        match = candidate.pattern.fullmatch(incoming.path)
-        if match is None:
-            continue
+    for candidate, match in table.matching(incoming.path):
         if incoming.method in candidate.methods:
             return candidate, match
         wrong_method = True

@@ -108,7 +108,7 @@ class FakePutio(Settings):
         """Stop all servers, cutting open and stalled connections; safe to call twice."""
         self._stopping.set()
         servers, self._servers = list(self._servers.values()), {}
-        # In parallel: each server waits up to one poll interval to notice the shutdown.
+        # In parallel: each server waits for its handler threads to end.
         stoppers = [threading.Thread(target=server.stop) for server in servers]
         for stopper in stoppers:
             stopper.start()

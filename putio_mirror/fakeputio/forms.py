@@ -68,8 +68,9 @@ class Form:
         raise ApiError(400, "INVALID_PARAMETER", f"{name} must be a boolean")
 
 
-def read_form(incoming: Incoming) -> Form:
-    """Given a request, return its parameters from the query string and the body."""
+def read_form(incoming: Incoming, authorized: bool = False) -> Form:
+    """Given a request (and whether its token is good), return its parameters from the query
+    string and the body."""
     params = dict(incoming.query)
     files: dict[str, UploadedPart] = {}
     content_type = incoming.headers.get("Content-Type", "")
@@ -82,7 +83,7 @@ def read_form(incoming: Incoming) -> Form:
     elif incoming.body:
         text = incoming.body.decode("utf-8", errors="replace")
         params.update(parse_qsl(text, keep_blank_values=True))
-    return Form(params, files, query=dict(incoming.query))
+    return Form(params, files, authorized, dict(incoming.query))
 
 
 def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, UploadedPart]]:

@@ -9,6 +9,8 @@ from http import HTTPStatus
 from typing import Any
 
 ERROR_URI = "http://api.put.io/v2/docs"
+# One encoder for every answer: json.dumps with any option builds a new one each call.
+_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 @dataclass
@@ -55,7 +57,7 @@ class ApiError(Exception):
 
 def json_reply(payload: dict[str, Any], status: int = 200) -> Reply:
     """Given a payload, return it as JSON with put.io's exact Content-Type."""
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    body = _JSON.encode(payload).encode("utf-8")
     return Reply(status, body, [("Content-Type", "application/json")])
 
 

@@ -86,9 +86,10 @@ def file_download(world: World, form: Form, match: re.Match[str]) -> Reply:
 
 
 def _downloadable(world: World, file_id: int) -> int:
-    world.file_json(file_id)
     item = world.tree.get(file_id)
-    if item is None or item.is_folder:
+    if item is None:
+        raise ApiError(404, "NotFound", "File not found")
+    if item.is_folder:
         raise ApiError(400, "NotFile", "Folders cannot be downloaded")
     return file_id
 
