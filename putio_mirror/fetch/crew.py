@@ -185,13 +185,13 @@ class Crew:
             delay = self.patience.delay(
                 run.item, trouble, silent=silent, failures=failures, where=run.where
             )
-        except TransientError as error:
+        except TransientError:
             # Half the silence: in an outage the others' last bytes came about when this
             # file's did, not to the second; beside a file failing alone they keep coming.
             # (An API that hands out no URL is put.io unreachable, told as such.)
             if not trouble.from_api and self.pulse.everyone_silent(run.last_byte + silent / 2):
                 raise nodes_down(silent, trouble) from trouble
-            raise error
+            raise
         # -v shows every retry: a person watching an outage sees why nothing moves
         logger.info(
             "put.io file %d: %s; retrying in %.1f s (no data for %.0f s; gives up after %.0f s)",
