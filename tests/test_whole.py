@@ -4,19 +4,16 @@ synced before they count, and every trouble is the usual path's to wait on and r
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from putio_mirror.core.errors import ChecksumMismatchError, TransientError, UnsafePathError
-from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio
-from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.segments import sidecar_path
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.putio.client import PutioClient
+from tests import test_download
 from tests.fetching import node_requests, remote_file
 from tests.test_download import Clock, MakeDownloader, _outage, _url_requests
 
@@ -24,31 +21,9 @@ SMALL = 3_000
 ONE_CHUNK = {"chunk_size": 256 * 1024}
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def make_downloader(client: PutioClient, clock: Clock) -> Iterator[MakeDownloader]:
-    made: list[Fetcher] = []
-
-    def make(url_for: Callable[[int], str] | None = None, **options: Any) -> Fetcher:
-        options.setdefault("read_timeout", 5.0)
-        options.setdefault("backoff", Backoff(base=1.0, cap=30.0, max_attempts=1000))
-        downloader = Fetcher(
-            url_for or client.download_url,
-            sleep=clock.sleep,
-            monotonic=clock.monotonic,
-            jitter=lambda: 0.5,
-            **options,
-        )
-        made.append(downloader)
-        return downloader
-
-    yield make
-    for downloader in made:
-        downloader.close()
+# the same Fetcher on a virtual clock as test_download's; every test here asks for one chunk
+clock = test_download.clock
+make_downloader = test_download.make_downloader
 
 
 def _small(fake: FakePutio, tmp_path: Path) -> tuple[FileToFetch, bytes]:

@@ -9,14 +9,24 @@ between leaves the file in staging, where the next run finds it whole and journa
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from putio_mirror.core.errors import JournalError
 from putio_mirror.core.plan import Action
 from putio_mirror.journal.keeper import ClaimKeeper
 from putio_mirror.journal.store import Journal
+
+log = logging.getLogger(__name__)
+
+
+#: verified downloads whose ends are journaled in one go (``EndingsDue``) ...
+ENDS_AT_ONCE = 8
+#: ... unless the next download has more than this left to fetch: they are journaled first
+ENDS_WAIT_FOR_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +53,7 @@ class EndingsDue:
     what is left when it runs out of files. So a worker held up by one file for minutes (a
     stalled node, a long outage) holds up no ending of the files it verified before it."""
 
-    def __init__(self, at_once: int) -> None:
+    def __init__(self, at_once: int = ENDS_AT_ONCE) -> None:
         self._at_once = at_once
         self._due: list[Ending] = []
         self._lock = threading.Lock()
@@ -98,8 +108,8 @@ def withdraw_claimed(
     journal: Journal, claims: ClaimKeeper, claimed: Sequence[tuple[Action, int]]
 ) -> None:
     """Given actions claimed and journaled as started that never started (with their ids),
-    delete their action rows and free their claims, in one transaction; raise what the
-    journal raised (their leases then run out, and the next run reads them interrupted)."""
+    delete their action rows and free their claims, in one transaction. If the journal
+    fails, say so: their leases then run out, and the next run reads them interrupted."""
 
     def withdraw() -> None:
         for action, action_id in claimed:
@@ -108,6 +118,8 @@ def withdraw_claimed(
 
     try:
         journal.together(withdraw)
+    except JournalError as error:
+        log.warning("could not withdraw %d claimed downloads: %s", len(claimed), error)
     finally:
         for action, _ in claimed:
             claims.forget(action.key)  # never kept alive again, whatever happened

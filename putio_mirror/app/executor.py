@@ -26,7 +26,13 @@ from putio_mirror.app.downloading import (
     Progress,
     Verified,
 )
-from putio_mirror.app.endings import Ending, EndingsDue, journal_endings, withdraw_claimed
+from putio_mirror.app.endings import (
+    ENDS_WAIT_FOR_BYTES,
+    Ending,
+    EndingsDue,
+    journal_endings,
+    withdraw_claimed,
+)
 from putio_mirror.app.remote_steps import file_away_step, groom, submit
 from putio_mirror.app.report import Failure, RunReport
 from putio_mirror.app.requested import submit_desired
@@ -34,7 +40,6 @@ from putio_mirror.app.rules import RemoteWriter, Rules
 from putio_mirror.core.errors import (
     FatalError,
     ItemError,
-    JournalError,
     NoSpaceError,
     NotDurableError,
     TransientError,
@@ -62,10 +67,6 @@ from putio_mirror.notify.values import DiskFull, Event, ItemFailed
 
 log = logging.getLogger(__name__)
 
-#: verified downloads a worker journals the ends of in one go (``Executor._drain``) ...
-ENDS_AT_ONCE = 8
-#: ... unless the next download has more than this left to fetch: they are journaled first
-ENDS_WAIT_FOR_BYTES = 4 * 1024 * 1024
 GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
 # Progress is the executor's collaborator that the shell passes in; it lives with the steps.
@@ -157,11 +158,11 @@ class Executor:
             batch,
             take=lambda downloads: self._take(run_id, downloads),
             may_start=self._may_go_on,
-            withdraw=self._withdraw,
+            withdraw=lambda claimed: withdraw_claimed(self._journal, self._claims, claimed),
         )
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="download") as pool:
-                due = EndingsDue(ENDS_AT_ONCE)
+                due = EndingsDue()
                 futures = [pool.submit(self._drain, queue, due) for _ in range(workers)]
                 try:
                     for future in futures:
@@ -215,12 +216,6 @@ class Executor:
         with self._lock:
             self._report.elsewhere += ids.count(None)
         return [(action, id_) for action, id_ in zip(ready, ids, strict=True) if id_ is not None]
-
-    def _withdraw(self, claimed: list[tuple[Download, int]]) -> None:
-        try:
-            withdraw_claimed(self._journal, self._claims, claimed)
-        except JournalError as error:  # their rows read interrupted next run; leases run out
-            log.warning("could not withdraw %d claimed downloads: %s", len(claimed), error)
 
     def _step(self, run_id: int, action: Action) -> None:
         if self._halted.is_set() or self._should_halt() or not self._may_start(action):
@@ -371,10 +366,9 @@ class Executor:
         """Given actions that ended, journal them and free their claims in one transaction
         (``journal_endings``), then report those done, not before; empty ``endings``."""
         taken, endings[:] = list(endings), []
-        if not taken:
-            return
         try:
-            journal_endings(self._journal, self._claims, taken, self._now)
+            if taken:
+                journal_endings(self._journal, self._claims, taken, self._now)
         except NotDurableError as error:  # their moves into verified/ may not last
             for ending in taken:
                 self._fail(ending.action_id, ending.action, error)

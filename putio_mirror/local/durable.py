@@ -39,6 +39,12 @@ def place_atomically(part: Path, final: Path) -> None:
     synced_or_raise(final.parent, final)
 
 
+DISK_FAILED_HINT = (
+    "the disk reported an error: check it (dmesg, SMART); nothing is counted as placed, "
+    "nothing on put.io is deleted, and the next run checks the file again"
+)
+
+
 def make_durable(path: Path) -> None:
     """Given a file found in place (not written by us), make its bytes and its name in
     its folder durable; raise NotDurableError if the disk failed to."""
@@ -50,14 +56,12 @@ def make_durable(path: Path) -> None:
         ) from None
     except OSError as error:
         raise NotDurableError(
-            f"{path}: the disk failed to make it last: {error.strerror}",
-            "the disk reported an error: check it (dmesg, SMART); nothing is counted as "
-            "placed, and nothing on put.io is deleted",
+            f"{path}: the disk failed to make it last: {error.strerror}", DISK_FAILED_HINT
         ) from error
     synced_or_raise(path.parent, path)
 
 
-def synced_or_raise(folder: Path, moved: object) -> None:
+def synced_or_raise(folder: Path, moved: Path | str) -> None:
     """Given the folder a move went into and what was moved (a path, or words), make the
     move durable; raise NotDurableError if the disk failed to."""
     try:
@@ -65,8 +69,7 @@ def synced_or_raise(folder: Path, moved: object) -> None:
     except OSError as error:
         raise NotDurableError(
             f"{moved} was moved, but the disk failed to make that last: {error.strerror}",
-            "the disk reported an error: check it (dmesg, SMART); nothing is counted as "
-            "placed, nothing on put.io is deleted, and the next run checks the file again",
+            DISK_FAILED_HINT,
         ) from error
 
 
