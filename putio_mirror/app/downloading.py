@@ -21,6 +21,7 @@ from putio_mirror.core.errors import (
     ChecksumMismatchError,
     ItemError,
     NodesDownError,
+    NoSpaceError,
     TransientError,
 )
 from putio_mirror.core.plan import AdoptLocal, Download, PlaceItem, TidyStaging
@@ -267,6 +268,11 @@ class DownloadSteps:
                 fetcher.discard(part)
                 self._journal.reset_download(action.file_id)
                 return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
+        except NoSpaceError:
+            # The disk's trouble, not this file's: no failure counted, so no pause before
+            # the next try once room is made; the bytes written so far stay for it.
+            self._record_progress(action, allocated_bytes(part))
+            raise
         except ItemError as error:
             # the path too, so ``history`` can name the file that keeps failing
             self._record_progress(action, allocated_bytes(part))
@@ -293,7 +299,6 @@ class DownloadSteps:
     ) -> Fetched:
         already = allocated_bytes(part)
         item = FileToFetch(action.file_id, action.size, action.crc32, part)
-        self._progress.begin(action.key, action.relative_path, action.size, already)
 
         def on_progress(amount: int) -> None:
             advance(amount)
@@ -301,6 +306,8 @@ class DownloadSteps:
 
         try:
             with self._room.reserved(self._places.staging, action.size - already):
+                # begun once it has room: a file refused for room is no unfinished download
+                self._progress.begin(action.key, action.relative_path, action.size, already)
                 fetched = fetcher.fetch(item, may_continue=may_continue, on_progress=on_progress)
         except TransientError as error:
             if not (_api_failed(error) or isinstance(error, NodesDownError)):

@@ -348,13 +348,17 @@ class Executor:
     def _fail(self, action_id: int, action: Action, error: Exception) -> None:
         message = getattr(error, "message", None) or str(error)
         hint = getattr(error, "hint", "")
-        log.warning("%s (%s) failed: %s", action.key, action.target, message)
+        no_room = isinstance(error, NoSpaceError)  # the run tells it once for all its files
+        (log.debug if no_room else log.warning)(
+            "%s (%s) failed: %s", action.key, action.target, message
+        )
         self._end(action_id, action, "failed", error=message)
+        failure = Failure(action.key, action.target, message, hint)
         with self._lock:
-            self._report.failed.append(Failure(action.key, action.target, message, hint))
+            (self._report.no_room if no_room else self._report.failed).append(failure)
             if isinstance(error, TransientError):
                 self._report.aborted = message
-        if isinstance(error, NoSpaceError):
+        if no_room:
             self._tell(DiskFull(action.target, message, hint))
         elif isinstance(action, Download) and isinstance(error, ItemError):
             self._tell(ItemFailed(action.target, message, hint))  # journaled for this file

@@ -25,6 +25,8 @@ class RunReport:
     #: (kind, target) of each action done, in the order they were, for the run's output
     done_actions: list[tuple[str, str]] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
+    #: downloads refused for room on the disk: the disk's trouble, told once for them all
+    no_room: list[Failure] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     deferred: int = 0
     #: actions another host sharing the journal holds or has done
@@ -46,7 +48,7 @@ class RunReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.failed or self.aborted:
+        if self.failed or self.no_room or self.aborted:
             return ExitCode.ITEMS_FAILED
         if self.interrupted:
             return ExitCode.INTERRUPTED
@@ -56,6 +58,8 @@ class RunReport:
 
     def summary(self) -> str:
         parts = [f"{len(self.done)} done", f"{len(self.failed)} failed"]
+        if self.no_room:
+            parts.append(f"{len(self.no_room)} waiting for room on the disk")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
         if self.deferred:

@@ -77,7 +77,10 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
         click.echo(redact(f"failed: {failure.target}: {failure.message}"), err=True)
         if failure.hint:
             click.echo(f"  hint: {failure.hint}", err=True)
-    needs_person = bool(report.failed or report.aborted)
+    if report.no_room:
+        click.echo(redact(no_room_line(report.no_room)), err=True)
+        click.echo(f"  hint: {report.no_room[-1].hint}", err=True)
+    needs_person = bool(report.failed or report.no_room or report.aborted)
     if not say.plan_shown:
         say.line(plan_summary(outcome.plan))
     say.line(f"Result: {report.summary()}.", needs_person=needs_person)
@@ -85,6 +88,25 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
         say.line(line)
     for line in byte_lines(report, settings):
         say.line(line)
+
+
+#: how many of the files waiting for room the line names
+NAMED_WAITING = 3
+
+
+def no_room_line(waiting: list[Any]) -> str:
+    """Given the downloads refused for room, say so in one line: how many, which (the
+    first few by path), and what the disk said to the first of them."""
+    waiting = sorted(waiting, key=lambda failure: failure.target)
+    files = "file waits" if len(waiting) == 1 else "files wait"
+    names = ", ".join(failure.target for failure in waiting[:NAMED_WAITING])
+    if len(waiting) > NAMED_WAITING:
+        names += f" and {len(waiting) - NAMED_WAITING} more"
+    first = waiting[0]
+    return (
+        f"failed: {len(waiting)} {files} for room on the disk ({names}); "
+        f"{first.target}: {first.message}"
+    )
 
 
 def byte_lines(report: Any, settings: Settings) -> list[str]:

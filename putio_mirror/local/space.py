@@ -35,7 +35,8 @@ def _refuse_unless_room(path: Path, needed: int, free: int, margin: int) -> None
     raise NoSpaceError(
         f"not enough room for {human_bytes(needed)} in {path}: "
         f"{human_bytes(free)} free, {human_bytes(margin)} kept spare",
-        "Free some space on that disk; the download resumes where it stopped next run.",
+        "free some space on that disk (or lower download.free_space_margin_mb); each "
+        "download resumes where it stopped, the next run, with no pause",
     )
 
 
