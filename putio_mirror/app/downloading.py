@@ -125,6 +125,10 @@ class DownloadSteps:
         self._new_fetcher = new_fetcher
         self._journal = journal
         self._places = places
+        # The configured download folder may be a link (a NAS share linked in): placement
+        # writes under the folder it leads to, where every folder it makes is a real one;
+        # what is placed is told under the path the config names (``shown_path``).
+        self._real_downloads = places.downloads.resolve()
         self._now = now
         self._progress = progress
         self._room = RoomKeeper(free_space_margin)
@@ -154,17 +158,22 @@ class DownloadSteps:
         self._progress.expect(total, done)
 
     def final_path(self, relative_path: str) -> Path:
-        """Where a file goes in the download folder (never outside it)."""
+        """Where a file goes in the download folder (never outside it), to write it."""
+        return resolve_inside(self._real_downloads, relative_path)
+
+    def shown_path(self, relative_path: str) -> Path:
+        """Where a file goes, under the download folder as the config names it: what
+        hooks, notifications and Sonarr's path mappings know."""
         return resolve_inside(self._places.downloads, relative_path)
 
     def placed(self, action: object) -> ItemPlaced | None:
         """Given an action that succeeded, return the item it put in the download folder
         whole: a placed item, or a file placed on its own (None: nothing was placed)."""
         if isinstance(action, PlaceItem):
-            path = self.final_path(action.name)
+            path = self.shown_path(action.name)
             return ItemPlaced(action.name, str(path), action.item_id)
         if isinstance(action, Download) and not action.staged:
-            path = self.final_path(action.relative_path)
+            path = self.shown_path(action.relative_path)
             return ItemPlaced(action.relative_path, str(path), action.file_id)
         return None
 
@@ -172,7 +181,7 @@ class DownloadSteps:
         """Place an item's verified files; raise ItemError naming the ones that could not
         be placed (the others are placed and journaled all the same)."""
         staging = self._places.staging
-        finals = resolve_all_inside(self._places.downloads, [path for _, path in action.files])
+        finals = resolve_all_inside(self._real_downloads, [path for _, path in action.files])
         files = [
             ToPlace(file_id, verified_path(staging, file_id), final)
             for (file_id, _), final in zip(action.files, finals, strict=True)

@@ -282,9 +282,14 @@ def open_client(settings: Settings) -> PutioClient:
 
 
 def places(settings: Settings) -> Places:
-    """Given the settings, return the local folders a run works in."""
+    """Given the settings, return the local folders a run works in. Staging is named by
+    where it leads if the config names a link to it: only what is inside it must be no
+    link (``fetch/partfile``, ``local/staging``)."""
     return Places(
-        settings.blackhole_dir, settings.download_dir, settings.staging_dir, settings.ownership
+        settings.blackhole_dir,
+        settings.download_dir,
+        settings.staging_dir.resolve(),
+        settings.ownership,
     )
 
 
