@@ -716,3 +716,19 @@ def test_desires_are_kept_once_by_info_hash_changed_removed_and_added_again(
     assert book.progress_of([7, 8]) == {7: (3, False, None)}
     any_journal.mark_verified(8, "tv/Show/b.srt", 2, None, minutes(4), placed=True)
     assert book.progress_of([7, 8, 9]) == {7: (3, False, None), 8: (2, True, "tv/Show/b.srt")}
+
+
+def test_a_journal_with_no_room_says_so_and_what_to_do(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from putio_mirror.journal.engine import translate_error
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    with pytest.raises(OperationalError) as caught, engine.begin() as conn:
+        # SQLite's own "database or disk is full", as a full disk gives it
+        conn.execute(text("CREATE TABLE t (x TEXT)"))
+        conn.execute(text("PRAGMA max_page_count = 2"))
+        conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": "x" * 4000}] * 4)
+    error = translate_error(caught.value, "sqlite:///journal.sqlite3")
+    assert "has no room" in error.message and "free some space" in error.hint

@@ -34,6 +34,10 @@ from putio_mirror.local.folders import lock_folder
 _SUPPORTED = ("sqlite", "postgresql")
 _CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
 _LOCKED_HINT = "another process holds it; wait for it to finish and run again"
+_FULL_HINT = (
+    "free some space on the disk that holds it (or its database's); nothing was lost: "
+    "what this run had not journaled yet is found again by the next run"
+)
 
 
 class Database:
@@ -224,6 +228,8 @@ def translate_error(error: SQLAlchemyError, shown_url: str) -> JournalError:
         return JournalError(f"the journal {shown_url} is corrupt ({original})", _CORRUPT_HINT)
     if "locked" in lowered or "busy" in lowered:
         return JournalError(f"the journal {shown_url} is locked ({original})", _LOCKED_HINT)
+    if "disk is full" in lowered or "no space left" in lowered:
+        return JournalError(f"the journal {shown_url} has no room ({original})", _FULL_HINT)
     return JournalError(
         f"the journal {shown_url} failed: {original}",
         "check that the database is reachable and writable; see the log for details",
