@@ -1,7 +1,8 @@
 """put.io's download nodes down for every file, its API up: the run stops, and no file is
 counted as failing, so none waits for its next try once the nodes are back. One file
 whose node fails while the others stream still fails alone (test_lifecycle has it with
-one download at a time).
+one download at a time); so do broken files that are all the run has in flight, once the
+files after them stream (they must not stop every run before the rest).
 
 Real time: ``max_outage_seconds`` is one second.
 """
@@ -16,7 +17,7 @@ from putio_mirror.fakeputio import FakePutio, LoggedRequest
 from putio_mirror.journal.store import Journal
 from tests.mirror_env import Mirror
 
-FILES = 6
+FILES = 10
 SIZE = 200_000
 
 
@@ -45,9 +46,10 @@ def test_nodes_down_for_everyone_end_the_run_and_count_against_no_file(
     result = mirror.run("sync")
     assert result.code == 1
     assert "download nodes" in result.err and "hint: " in result.err
-    # The first files to give up stop the run: the rest do not each wait their second.
-    tried = {r.path for r in mirror.fake.requests if r.host == "node"}
-    assert len(tried) <= 3, tried
+    # The files in flight give up, the next ones too (which tells an outage from broken
+    # files), and the run stops: the rest do not each wait their second.
+    tried = [line for line in result.err.splitlines() if line.startswith("failed: f")]
+    assert len(tried) == 2 * 3, result.err
     assert failures(mirror) == {}, "an outage is nobody's fault"
     mirror.fake.outage(0)
     again = mirror.run("sync")
@@ -88,3 +90,20 @@ def test_put_io_wholly_unreachable_mid_run_is_told_as_such_not_as_nodes_down(
     assert result.code == 1
     assert "got no data" in result.err and "download nodes" not in result.err
     assert failures(mirror) == {}
+
+
+def test_files_whose_node_fails_first_and_alone_do_not_stall_the_rest(
+    mirror: Mirror, account: list[int]
+) -> None:
+    # As many broken files as downloads at once, first in the queue: nothing streams
+    # beside them, so they look like put.io's nodes down. Every run stopping at them
+    # would never reach the files behind them.
+    for file_id in account[:3]:
+        mirror.fake.node_fault(file_id, status=503, times=10_000)
+    result = mirror.run("sync")
+    assert result.code == 1 and "nodes sent no data to any" not in result.err, result.err
+    expected = [f"f{number}.bin" for number in range(3, FILES)]
+    assert sorted(mirror.local_files()) == expected
+    assert failures(mirror) == dict.fromkeys(account[:3], 1)  # they wait, as any broken file
+    again = mirror.run("sync")
+    assert "f0.bin: failed 1 time(s)" in again.err and "next try after" in again.err

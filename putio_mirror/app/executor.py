@@ -139,6 +139,7 @@ class Executor:
             else:
                 self._step(run_id, actions[index])
                 index += 1
+        self._downloads.settle()
         return self._report
 
     def _should_halt(self) -> bool:

@@ -15,6 +15,7 @@ adapter sees a foreign exception. Three families decide what happens next:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 
 
@@ -68,6 +69,17 @@ class NodesDownError(TransientError):
     """A download got no byte for ``max_outage`` seconds while the others in flight got
     none either: put.io's download nodes are down for everyone, not failing one file. The
     run stops, and no file is counted as failing (``fetch.pulse``)."""
+
+
+class NodesSilentError(TransientError):
+    """A download got no byte for ``max_outage`` seconds while the others in flight got
+    none either, and none begun since has failed so: put.io's nodes may be down, or these
+    files' nodes broken. The file fails this run; it is counted as failing once
+    ``proven()`` says bytes came after it gave up (``fetch.pulse``)."""
+
+    def __init__(self, message: str, hint: str, *, proven: Callable[[], bool]) -> None:
+        super().__init__(message, hint)
+        self.proven = proven
 
 
 class ItemError(MirrorError):

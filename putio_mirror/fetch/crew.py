@@ -15,6 +15,7 @@ with it (a sequential part is emptied first); any other segment asks again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from putio_mirror.core.errors import NodesDownError, TransientError
+from putio_mirror.core.errors import NodesDownError, NodesSilentError, TransientError
 from putio_mirror.fetch.crc import crc32
 from putio_mirror.fetch.nodehttp import (
     NodeAnswer,
@@ -186,11 +187,9 @@ class Crew:
                 run.item, trouble, silent=silent, failures=failures, where=run.where
             )
         except TransientError:
-            # Half the silence: in an outage the others' last bytes came about when this
-            # file's did, not to the second; beside a file failing alone they keep coming.
             # (An API that hands out no URL is put.io unreachable, told as such.)
-            if not trouble.from_api and self.pulse.everyone_silent(run.last_byte + silent / 2):
-                raise nodes_down(silent, trouble) from trouble
+            if not trouble.from_api:
+                self._give_up(run, trouble, silent)
             raise
         # -v shows every retry: a person watching an outage sees why nothing moves
         logger.info(
@@ -205,6 +204,26 @@ class Crew:
             self.sleep(min(delay, run.nap))
             delay -= run.nap
         run.check()
+
+    def _give_up(self, run: Run, trouble: Retry, silent: float) -> None:
+        """Given a fetch that gets no byte for ``max_outage``, raise NodesDownError or
+        NodesSilentError if the others got none either (``pulse.py``); else return."""
+        # Half the silence: in an outage the others' last bytes came about when this
+        # file's did, not to the second; beside a file failing alone they keep coming.
+        now = self.monotonic()
+        verdict = self.pulse.gave_up(run, run.last_byte + silent / 2, now)
+        if verdict == "down":
+            raise nodes_down(silent, trouble) from trouble
+        if verdict == "suspect":
+            proven = functools.partial(self.pulse.got_bytes_after, now)
+            raise NodesSilentError(
+                f"no data from its node for {silent:.0f} s, nor to any other download: "
+                f"{trouble.reason}",
+                "if put.io's download nodes are down, the run stops once the next file "
+                "fails too, and no file is counted as failing; else this file's node is "
+                "broken, and the file waits before its next try",
+                proven=proven,
+            ) from trouble
 
     def _request(
         self, run: Run, segment: Segment, session: requests.Session, opening: bool

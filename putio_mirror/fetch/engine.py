@@ -136,7 +136,7 @@ class Fetcher:
             # fetch_whole makes the part only where none is: no need to look for it first
             part_exists = prepare(item, look_for_part=not whole)
         if whole:
-            with self._crew.pulse.tracking(item):  # in flight: not failing, beside others
+            with self._crew.pulse.tracking(item, started):  # in flight, not failing
                 handed = fetch_whole(
                     item,
                     self._crew.url_for,
@@ -206,7 +206,7 @@ class Fetcher:
         trouble, started = since
         run = Run(item, table, fd, behind, callbacks, started, workers, trouble)
         try:
-            with no_space_is_item_error(item.part_path), self._crew.pulse.tracking(run):
+            with no_space_is_item_error(item.part_path), self._crew.pulse.tracking(run, started):
                 if table.keeps_sidecar:
                     _stretch(run)
                 self._work(run, workers)

@@ -1,13 +1,19 @@
 """What the fetches of a run share to tell a node failing one file from put.io's download
-nodes failing every file: which fetches are in flight, which of them are failing (a request
-failed since their last byte), and when a byte last arrived on any of them.
+nodes failing every file: which fetches are in flight and since when, which of them are
+failing (a request failed since their last byte), and when a byte last arrived on any.
 
 A file that gets no byte for ``max_outage`` seconds fails alone: it is journaled as a
 failure and waits before its next try, so one broken file never stalls the rest. But when
-every other fetch in flight is failing too and none got a byte for a while, the nodes are
-down for everyone. Counting that against each file would make every file wait (a pause
-that doubles with each failure) once the nodes are back, and trying each file in turn
-would keep the run going for hours: ``max_outage`` a file, thousands of files.
+every other fetch in flight is failing too and none got a byte for a while, either the
+nodes are down for everyone, or the files in flight are all broken ones. Counting an
+outage against each file would make every file wait (a pause that doubles with each
+failure) once the nodes are back; stopping the run at broken files would stop every run
+at them, and the files behind them would never come. So the fetches that give up first
+are only *suspected* (``gave_up`` says SUSPECT): the run starts the next files, and
+  - if one of those gives up silent too, the nodes are down for everyone (DOWN): the run
+    stops, and nobody is counted as failing;
+  - if bytes arrive after a suspect gave up (``got_bytes_after``), the nodes work: the
+    suspect failed on its own, and its failure is counted then.
 """
 
 from __future__ import annotations
@@ -16,6 +22,11 @@ import math
 import threading
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from typing import Literal
+
+#: what a fetch that gives up is: failing on its own, one of a silent lot, or proof of an
+#: outage of every node
+Verdict = Literal["alone", "suspect", "down"]
 
 
 class Pulse:
@@ -26,40 +37,59 @@ class Pulse:
         self._lock = threading.Lock()
         self._last_byte = -math.inf
         self._failing: dict[Hashable, bool] = {}  # the fetches in flight
-        self._down = False  # said of a fetch since the last byte anywhere
+        self._started: dict[Hashable, float] = {}  # ... and when each began
+        self._suspected_at: float | None = None  # a fetch gave up amid silence, at
+        self._down = False  # found since the last byte anywhere
 
     @contextmanager
-    def tracking(self, fetch: Hashable) -> Iterator[None]:
-        """Within this block, ``fetch`` is in flight."""
+    def tracking(self, fetch: Hashable, started: float) -> Iterator[None]:
+        """Within this block, ``fetch`` (begun at ``started``) is in flight."""
         with self._lock:
             self._failing[fetch] = False
+            self._started[fetch] = started
         try:
             yield
         finally:
             with self._lock:
-                del self._failing[fetch]
+                del self._failing[fetch], self._started[fetch]
 
     def beat(self, now: float, fetch: Hashable | None = None) -> None:
         """Bytes arrived at ``now``: of ``fetch``, or of a fetch not tracked (a small file
-        fetched in one request)."""
+        fetched in one request). The nodes work: any suspicion is over."""
         with self._lock:
             self._last_byte = max(self._last_byte, now)
             if fetch in self._failing:
                 self._failing[fetch] = False
             self._down = False
+            self._suspected_at = None
 
     def failed(self, fetch: Hashable) -> None:
         """A request of ``fetch`` failed."""
         with self._lock:
             self._failing[fetch] = True
 
-    def everyone_silent(self, since: float) -> bool:
-        """Whether no fetch got a byte after ``since`` and every fetch in flight is failing,
-        with another beside the asker's (or the nodes were already found down: the last
-        fetch to give up may be alone by then)."""
+    def gave_up(self, fetch: Hashable, since: float, now: float) -> Verdict:
+        """Given a fetch that gives up at ``now`` with no byte of its own after ``since``,
+        say what it is: "alone" if bytes came elsewhere meanwhile, or nothing else in flight
+        was failing beside it; "suspect" if it was in flight when a fetch first gave up
+        amid silence (that one included); "down" once a fetch begun after that gives up
+        silent too."""
         with self._lock:
-            failing = all(self._failing.values())
-            beside = len(self._failing) > 1 or self._down
-            silent = failing and beside and self._last_byte <= since
-            self._down = self._down or silent
-            return silent
+            if self._last_byte > since:
+                return "alone"
+            if self._down:
+                return "down"
+            if self._suspected_at is None:
+                if len(self._failing) < 2 or not all(self._failing.values()):
+                    return "alone"
+                self._suspected_at = now
+                return "suspect"
+            if self._started[fetch] <= self._suspected_at:
+                return "suspect"
+            self._down = True
+            return "down"
+
+    def got_bytes_after(self, when: float) -> bool:
+        """Whether a byte arrived anywhere after ``when`` (a suspect then failed alone)."""
+        with self._lock:
+            return self._last_byte > when
