@@ -107,3 +107,19 @@ def test_files_whose_node_fails_first_and_alone_do_not_stall_the_rest(
     assert failures(mirror) == dict.fromkeys(account[:3], 1)  # they wait, as any broken file
     again = mirror.run("sync")
     assert "f0.bin: failed 1 time(s)" in again.err and "next try after" in again.err
+
+
+def test_nodes_down_stop_downloads_only_verified_items_are_placed_all_the_same(
+    mirror: Mirror, account: list[int]
+) -> None:
+    # An item whose files were verified before the nodes went silent waits only for its
+    # placement, a local step: the run stopping its downloads must not keep it from the
+    # download folder (nor, run after run, broken files that are all that is left).
+    show = mirror.fake.add_folder("A Show")
+    for number in range(2):
+        mirror.fake.add_file(f"e{number}.mkv", show, size=1000)
+    for file_id in account:
+        mirror.fake.node_fault(file_id, status=503, times=10_000)
+    result = mirror.run("sync")
+    assert result.code == 1 and "nodes sent no data to any" in result.err, result.err
+    assert sorted(mirror.local_files()) == ["A Show/e0.mkv", "A Show/e1.mkv"]

@@ -40,6 +40,7 @@ from putio_mirror.app.rules import RemoteWriter, Rules
 from putio_mirror.core.errors import (
     FatalError,
     ItemError,
+    NodesDownError,
     NoSpaceError,
     NotDurableError,
     TransientError,
@@ -270,6 +271,8 @@ class Executor:
     def _may_start(self, action: Action, *, count: bool = True) -> bool:
         """Say whether the action may start now (window, earlier pause); ``count``: if not,
         count it deferred."""
+        if self._report.downloads_stopped and isinstance(action, Download):
+            return False
         outside = not self._rules.schedule.is_open(self._clock())
         windowed = action.kind in WINDOWED_KINDS or (
             action.kind in GROOMING_KINDS and not self._rules.groom_outside_window
@@ -357,7 +360,11 @@ class Executor:
         failure = Failure(action.key, action.target, message, hint)
         with self._lock:
             (self._report.no_room if no_room else self._report.failed).append(failure)
-            if isinstance(error, TransientError):
+            if isinstance(error, NodesDownError):
+                # no download may start, but placing what is verified, tidying and
+                # grooming need no node: they go on
+                self._report.downloads_stopped = message
+            elif isinstance(error, TransientError):
                 self._report.aborted = message
         if no_room:
             self._tell(DiskFull(action.target, message, hint))

@@ -34,6 +34,8 @@ class RunReport:
     window_closed: bool = False
     interrupted: bool = False
     aborted: str | None = None
+    #: why downloads stopped while the other steps went on (put.io's nodes down)
+    downloads_stopped: str | None = None
     bytes_downloaded: int = 0
     #: files downloaded and verified by this run, their sizes, and the part of
     #: ``bytes_downloaded`` they took (the rest is in staging, to be resumed)
@@ -48,7 +50,7 @@ class RunReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.failed or self.no_room or self.aborted:
+        if self.failed or self.no_room or self.aborted or self.downloads_stopped:
             return ExitCode.ITEMS_FAILED
         if self.interrupted:
             return ExitCode.INTERRUPTED
@@ -70,6 +72,8 @@ class RunReport:
             parts.append("download window closed")
         if self.interrupted:
             parts.append("stopped on request")
+        if self.downloads_stopped:
+            parts.append(f"downloads stopped: {self.downloads_stopped}")
         if self.aborted:
             parts.append(f"aborted: {self.aborted}")
         return ", ".join(parts)

@@ -80,7 +80,9 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
     if report.no_room:
         click.echo(redact(no_room_line(report.no_room)), err=True)
         click.echo(f"  hint: {report.no_room[-1].hint}", err=True)
-    needs_person = bool(report.failed or report.no_room or report.aborted)
+    needs_person = bool(
+        report.failed or report.no_room or report.aborted or report.downloads_stopped
+    )
     if not say.plan_shown:
         say.line(plan_summary(outcome.plan))
     say.line(f"Result: {report.summary()}.", needs_person=needs_person)
