@@ -94,10 +94,21 @@ def test_log_progress_tells_the_quick_files_left_when_the_run_ends(
 def test_log_progress_never_counts_a_file_that_ended_unfinished_as_downloaded(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # put.io's nodes down: three quick files end with no byte; none was downloaded.
+    # A node failing mid-file: three quick files end with part of their bytes.
     progress, clock = on_clock(caplog)
-    quick_files(progress, clock, 3, arrived=0)
+    quick_files(progress, clock, 3, arrived=400)
     progress.flush()
     lines = [record.getMessage() for record in caplog.records]
     assert not any("downloaded" in line for line in lines), lines
     assert [line.split(":")[0] for line in lines] == ["sub0.srt", "sub1.srt", "sub2.srt"]
+
+
+def test_log_progress_says_nothing_of_files_that_got_no_byte(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # put.io's nodes down: every file in flight ends with no byte. The run's result says
+    # so once; a "0 B of …" line for each would bury it.
+    progress, clock = on_clock(caplog)
+    quick_files(progress, clock, 3, arrived=0)
+    progress.flush()
+    assert caplog.records == []

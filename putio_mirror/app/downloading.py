@@ -109,15 +109,6 @@ class Verified:
     first: Callable[[], None] | None = None
 
 
-class Suspected(ItemError):
-    """A file whose node sent nothing while no other download got a byte either: it fails
-    this run, and counts as failing only if ``proven()`` (``fetch.pulse``)."""
-
-    def __init__(self, message: str, hint: str, proven: Callable[[], bool]) -> None:
-        super().__init__(message, hint)
-        self.proven = proven
-
-
 class DownloadSteps:
     """Performs Download, AdoptLocal, PlaceItem and TidyStaging actions; safe to call from
     worker threads."""
@@ -146,17 +137,21 @@ class DownloadSteps:
         self._sync_verified = functools.partial(sync_verified, places.staging)
         self._local = threading.local()
         self._fetchers: list[AnyFetcher] = []
-        self._suspects: list[tuple[Download, Suspected]] = []  # see ``settle``
+        self._suspects: list[tuple[Download, NodesSilentError]] = []  # see ``settle``
         self._lock = threading.Lock()
 
-    def settle(self) -> None:
+    def settle(self) -> set[str]:
         """Count as failing each file that gave up amid silence if bytes came after it
-        (put.io's nodes work: its own node failed it); forget the others (an outage)."""
+        (put.io's nodes work: its own node failed it), and return their keys; forget the
+        others (an outage, or nothing yet tells)."""
         with self._lock:
             suspects, self._suspects = self._suspects, []
+        proven: set[str] = set()
         for action, suspected in suspects:
             if suspected.proven():
                 self._journal.record_failure(action.file_id, self._now(), suspected.message)
+                proven.add(action.key)
+        return proven
 
     def close(self) -> None:
         with self._lock:
@@ -297,7 +292,7 @@ class DownloadSteps:
                 fetcher.discard(part)
                 self._journal.reset_download(action.file_id)
                 return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
-        except Suspected as suspected:
+        except NodesSilentError as suspected:
             # counted as failing only once the nodes are seen to work (``settle``)
             self._record_progress(action, allocated_bytes(part))
             with self._lock:
@@ -344,8 +339,6 @@ class DownloadSteps:
                 # begun once it has room: a file refused for room is no unfinished download
                 self._progress.begin(action.key, action.relative_path, action.size, already)
                 fetched = fetcher.fetch(item, may_continue=may_continue, on_progress=on_progress)
-        except NodesSilentError as error:
-            raise Suspected(error.message, error.hint, error.proven) from error
         except TransientError as error:
             if not (_api_failed(error) or isinstance(error, NodesDownError)):
                 # put.io hands out URLs but this file's node does not answer: it fails alone

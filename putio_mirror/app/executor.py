@@ -5,8 +5,9 @@ on (the window is open, no stop was requested). When the window closes it
 stops at a chunk boundary; the ``.part`` file and the journal keep the offset
 for the next run. An action whose ``requires`` did not succeed in this run is
 skipped. Per-item errors are recorded and the run goes on; a transient
-outage that outlasted the retries ends the run; a fatal error is journaled and
-raised. Consecutive downloads run ``parallel_files`` at a time.
+outage that outlasted the retries ends the run, put.io's nodes down only its
+downloads; a fatal error is journaled and raised. Consecutive downloads run
+``parallel_files`` at a time.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class Executor:
             else:
                 self._step(run_id, actions[index])
                 index += 1
-        self._downloads.settle()
+        self._report.settle(self._downloads.settle())
         return self._report
 
     def _should_halt(self) -> bool:
@@ -352,21 +353,23 @@ class Executor:
     def _fail(self, action_id: int, action: Action, error: Exception) -> None:
         message = getattr(error, "message", None) or str(error)
         hint = getattr(error, "hint", "")
-        no_room = isinstance(error, NoSpaceError)  # the run tells it once for all its files
-        (log.debug if no_room else log.warning)(
+        failures = self._report.failures_for(error)
+        # what the run tells once for all its files is no warning for each
+        told_once = failures is not self._report.failed
+        (log.debug if told_once else log.warning)(
             "%s (%s) failed: %s", action.key, action.target, message
         )
         self._end(action_id, action, "failed", error=message)
         failure = Failure(action.key, action.target, message, hint)
         with self._lock:
-            (self._report.no_room if no_room else self._report.failed).append(failure)
+            failures.append(failure)
             if isinstance(error, NodesDownError):
                 # no download may start, but placing what is verified, tidying and
                 # grooming need no node: they go on
                 self._report.downloads_stopped = message
             elif isinstance(error, TransientError):
                 self._report.aborted = message
-        if no_room:
+        if isinstance(error, NoSpaceError):
             self._tell(DiskFull(action.target, message, hint))
         elif isinstance(action, Download) and isinstance(error, ItemError):
             self._tell(ItemFailed(action.target, message, hint))  # journaled for this file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from putio_mirror.core.errors import ExitCode
+from putio_mirror.core.errors import ExitCode, NodesDownError, NodesSilentError, NoSpaceError
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,10 @@ class RunReport:
     aborted: str | None = None
     #: why downloads stopped while the other steps went on (put.io's nodes down)
     downloads_stopped: str | None = None
+    #: downloads that gave up amid silence, until the run tells their fate (``settle``)
+    suspects: list[Failure] = field(default_factory=list)
+    #: downloads that gave up in an outage of every node: none is counted as failing
+    silenced: list[Failure] = field(default_factory=list)
     bytes_downloaded: int = 0
     #: files downloaded and verified by this run, their sizes, and the part of
     #: ``bytes_downloaded`` they took (the rest is in staging, to be resumed)
@@ -58,8 +62,29 @@ class RunReport:
             return ExitCode.WINDOW_CLOSED
         return ExitCode.OK
 
+    def failures_for(self, error: Exception) -> list[Failure]:
+        """Given why an action failed, return the list it goes in: a full disk and an
+        outage of the nodes are each told once for all their files."""
+        if isinstance(error, NoSpaceError):
+            return self.no_room
+        if isinstance(error, NodesDownError):
+            return self.silenced
+        if isinstance(error, NodesSilentError):
+            return self.suspects
+        return self.failed
+
+    def settle(self, proven: set[str]) -> None:
+        """Given the keys of suspects that failed on their own, count those as failed; the
+        others gave up in the outage that stopped the downloads, if one did (else nothing
+        tells: they failed this run, uncounted in the journal)."""
+        for failure in self.suspects:
+            outage = self.downloads_stopped and failure.key not in proven
+            (self.silenced if outage else self.failed).append(failure)
+        self.suspects = []
+
     def summary(self) -> str:
-        parts = [f"{len(self.done)} done", f"{len(self.failed)} failed"]
+        failed = len(self.failed) + len(self.suspects)
+        parts = [f"{len(self.done)} done", f"{failed} failed"]
         if self.no_room:
             parts.append(f"{len(self.no_room)} waiting for room on the disk")
         if self.skipped:

@@ -80,6 +80,10 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
     if report.no_room:
         click.echo(redact(no_room_line(report.no_room)), err=True)
         click.echo(f"  hint: {report.no_room[-1].hint}", err=True)
+    if report.silenced:
+        click.echo(redact(silenced_line(report.downloads_stopped, report.silenced)), err=True)
+        # the first is the download that found the outage (suspects join at the end)
+        click.echo(f"  hint: {report.silenced[0].hint}", err=True)
     needs_person = bool(
         report.failed or report.no_room or report.aborted or report.downloads_stopped
     )
@@ -108,6 +112,16 @@ def no_room_line(waiting: list[Any]) -> str:
     return (
         f"failed: {len(waiting)} {files} for room on the disk ({names}); "
         f"{first.target}: {first.message}"
+    )
+
+
+def silenced_line(stopped: str | None, silenced: list[Any]) -> str:
+    """Given why downloads stopped and the downloads that gave up in that outage, say
+    so in one line."""
+    files = "download" if len(silenced) == 1 else "downloads"
+    return (
+        f"failed: downloads stopped: {stopped or silenced[0].message} "
+        f"({len(silenced)} {files} gave up in it; none is counted as failing)"
     )
 
 

@@ -72,6 +72,8 @@ class LogProgress:
             item = self._items.pop(key, None)
             if item is None:
                 return
+            if item.done == item.start_done < item.total:
+                return  # no byte came: its failure, or the run's stop, tells of it
             long = item.last_report != item.started or now - item.started >= self.interval
             if long or item.done < item.total:
                 quick = None  # a long or unfinished file: its own line, as while it ran

@@ -71,7 +71,11 @@ class NodesDownError(TransientError):
     run stops, and no file is counted as failing (``fetch.pulse``)."""
 
 
-class NodesSilentError(TransientError):
+class ItemError(MirrorError):
+    """One item cannot be processed now; record it and go on with the next."""
+
+
+class NodesSilentError(ItemError):
     """A download got no byte for ``max_outage`` seconds while the others in flight got
     none either, and none begun since has failed so: put.io's nodes may be down, or these
     files' nodes broken. The file fails this run; it is counted as failing once
@@ -80,10 +84,6 @@ class NodesSilentError(TransientError):
     def __init__(self, message: str, hint: str, *, proven: Callable[[], bool]) -> None:
         super().__init__(message, hint)
         self.proven = proven
-
-
-class ItemError(MirrorError):
-    """One item cannot be processed now; record it and go on with the next."""
 
 
 class RemoteError(ItemError):
