@@ -1,22 +1,27 @@
 """A small file's GET spoken by hand (``fetch/leanget.py``): on the pool's own connections,
 kept alive between files, and every answer mapped as ``node_get`` and ``body_start`` map it;
-whatever it does not read itself goes back to ``node_get``."""
+whatever it does not read itself goes back to ``node_get``. The API's GETs
+(``net/sessions.direct_get``) are read by hand the same way."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import urllib3
+from requests import Response
 
 from putio_mirror.core.errors import ChecksumMismatchError
 from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.leanget import NOT_MINE, lean_body
 from putio_mirror.fetch.nodehttp import Retry
 from putio_mirror.fetch.values import Fetched, FileToFetch
-from putio_mirror.net.sessions import Session, request_target
+from putio_mirror.net.sessions import Session, direct_get, request_target
 from tests import test_node_direct
 from tests.test_node_direct import BODY, Node
 
@@ -160,3 +165,46 @@ def test_answers_it_does_not_read_go_back_to_node_get(
 ) -> None:
     node.status, node.headers = status, headers
     assert _ask(session, node, _item(tmp_path)) is NOT_MINE
+
+
+# -- the API's GETs (net/sessions.direct_get), read by hand the same way -----------------
+
+
+def _api_get(session: Session, node: Node, timeout: tuple[float, float] = TIMEOUT) -> Response:
+    answer = direct_get(session, node.url, {"a": 1}, {"Authorization": "token t"}, timeout)
+    assert answer is not None
+    return answer
+
+
+def test_api_gets_are_read_by_hand_on_one_kept_alive_connection(
+    node: Node, session: Session
+) -> None:
+    node.body = json.dumps({"url": "http://node/1"}).encode()
+    node.headers = {"Content-Type": "application/json"}
+    answers = [_api_get(session, node) for _ in range(3)]
+    assert [answer.json() for answer in answers] == [{"url": "http://node/1"}] * 3
+    assert answers[0].headers["content-type"] == "application/json"
+    assert answers[0].url == f"{node.url}?a=1"
+    assert len(set(node.ports)) == 1
+    assert {headers["Authorization"] for headers in node.seen} == {"token t"}
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_an_api_answer_compressed_is_decoded(node: Node, session: Session, encoding: str) -> None:
+    text = json.dumps({"files": list(range(100))}).encode()
+    node.body = gzip.compress(text) if encoding == "gzip" else zlib.compress(text)
+    node.headers = {"Content-Encoding": encoding}
+    assert _api_get(session, node).content == text
+
+
+def test_an_api_answer_not_read_by_hand_is_read_by_urllib3(node: Node, session: Session) -> None:
+    node.status, node.headers, node.body = 302, {"Location": "/elsewhere"}, b""
+    answer = _api_get(session, node)
+    assert answer.status_code == 302 and answer.headers["Location"] == "/elsewhere"
+    assert len(node.seen) == 2  # asked by hand, then again through urllib3
+
+
+def test_an_api_answer_that_stalls_is_a_read_timeout(node: Node, session: Session) -> None:
+    node.length = len(node.body) + 10
+    with pytest.raises(requests.ReadTimeout):
+        _api_get(session, node, timeout=(5.0, 0.3))
