@@ -208,3 +208,12 @@ def test_an_api_answer_that_stalls_is_a_read_timeout(node: Node, session: Sessio
     node.length = len(node.body) + 10
     with pytest.raises(requests.ReadTimeout):
         _api_get(session, node, timeout=(5.0, 0.3))
+
+
+def test_an_api_answer_of_several_gzip_members_is_left_to_urllib3(
+    node: Node, session: Session
+) -> None:
+    node.body = gzip.compress(b'{"a": ') + gzip.compress(b"1}")
+    node.headers = {"Content-Encoding": "gzip"}
+    assert _api_get(session, node).json() == {"a": 1}
+    assert len(node.seen) == 2  # read by hand, found not plain, asked again through urllib3

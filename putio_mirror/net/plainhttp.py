@@ -113,8 +113,10 @@ def request_bytes(
         host = f"{host}:{pool.port}"
     lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
+    if not all(line.isprintable() for line in lines) or " " in target:
+        return None  # a line break or a control character: http.client refuses it, let it
     text = "\r\n".join(lines) + "\r\n\r\n"
-    if not (text.isascii() and " " not in target and target.isprintable()):
+    if not text.isascii():
         return None
     return text.encode("ascii")
 

@@ -250,19 +250,25 @@ def _read_by_hand(
 
 def _decoded(body: memoryview, encoding: str | None) -> bytes | None:
     """Given a body and its Content-Encoding, return it decoded as urllib3 decodes it;
-    None if it cannot be (urllib3 then meets it, and says so as requests would)."""
+    None if it is not whole and plain (urllib3 then reads it, and fails as it does)."""
     encoding = (encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return bytes(body)
+    if encoding in ("gzip", "x-gzip"):
+        return _inflated(body, 16 + zlib.MAX_WBITS)
+    # deflate: a zlib stream, or a raw one (as urllib3 tries both)
+    return _inflated(body, zlib.MAX_WBITS) or _inflated(body, -zlib.MAX_WBITS)
+
+
+def _inflated(body: memoryview, wbits: int) -> bytes | None:
+    """Given a compressed body, return it inflated; None unless it is one whole stream
+    (several gzip members, left to urllib3, included)."""
+    inflater = zlib.decompressobj(wbits)
     try:
-        if encoding in ("gzip", "x-gzip"):
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        if encoding == "deflate":
-            try:
-                return zlib.decompress(body)
-            except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as urllib3 tries
+        data = inflater.decompress(body)
     except zlib.error:
         return None
-    return bytes(body)
+    return data if inflater.eof and not inflater.unused_data else None
 
 
 def _answer(url: str, query: str, head: Head, body: bytes) -> requests.Response:
