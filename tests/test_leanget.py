@@ -217,3 +217,13 @@ def test_an_api_answer_of_several_gzip_members_is_left_to_urllib3(
     node.headers = {"Content-Encoding": "gzip"}
     assert _api_get(session, node).json() == {"a": 1}
     assert len(node.seen) == 2  # read by hand, found not plain, asked again through urllib3
+
+
+def test_an_api_answer_longer_than_the_room_read_ahead_is_read_whole(
+    node: Node, session: Session
+) -> None:
+    node.body = json.dumps({"files": ["x" * 100] * 3000}).encode()  # ~300 KB
+    assert len(node.body) > 200_000
+    assert _api_get(session, node).content == node.body
+    assert _api_get(session, node).content == node.body
+    assert len(node.seen) == 2 and len(set(node.ports)) == 1
