@@ -33,7 +33,9 @@ class Node:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = BODY
+    length: int | None = None  # the Content-Length sent, if not the body's
     seen: list[dict[str, str]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)  # each request's client port
 
 
 @pytest.fixture
@@ -45,10 +47,13 @@ def node() -> Iterator[Node]:
 
         def do_GET(self) -> None:
             made.seen.append(dict(self.headers.items()))
+            made.ports.append(self.client_address[1])
             self.send_response(made.status)
             for name, value in made.headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(made.body)))
+            if "Transfer-Encoding" not in made.headers:
+                length = len(made.body) if made.length is None else made.length
+                self.send_header("Content-Length", str(length))
             self.end_headers()
             self.wfile.write(made.body)
 
@@ -56,7 +61,7 @@ def node() -> Iterator[Node]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     made.url = f"http://127.0.0.1:{server.server_address[1]}/node/1"
     try:

@@ -34,7 +34,7 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # What requests sends a node, less its Authorization (see NoAuth): the direct path's headers.
-_DIRECT_HEADERS = {
+DIRECT_HEADERS = {
     "User-Agent": default_user_agent(),
     "Accept": "*/*",
     "Accept-Encoding": "identity",
@@ -42,15 +42,19 @@ _DIRECT_HEADERS = {
 }
 
 
-class NodeAnswer(Protocol):
-    """A node's answer, as ``node_get`` yields it: a streamed ``requests.Response``, or
-    urllib3's own where the request skipped requests."""
+class Answered(Protocol):
+    """A node's answer as ``body_start`` checks it: its status and headers."""
 
     @property
     def status_code(self) -> int: ...
 
     @property
     def headers(self) -> Mapping[str, str]: ...
+
+
+class NodeAnswer(Answered, Protocol):
+    """A node's answer, as ``node_get`` yields it: a streamed ``requests.Response``, or
+    urllib3's own where the request skipped requests."""
 
     @property
     def raw(self) -> urllib3.HTTPResponse: ...
@@ -174,7 +178,7 @@ def _direct_get(
 ) -> Iterator[_DirectAnswer | None]:
     """Given the pool of a node URL, yield the streamed answer to a GET through it, or None
     for a redirect (requests follows those); raise Retry as ``node_get`` does."""
-    headers = _DIRECT_HEADERS
+    headers = DIRECT_HEADERS
     if byte_range is not None:
         headers = headers | {"Range": f"bytes={byte_range}"}
     try:
@@ -239,7 +243,7 @@ def _guarded(read: Callable[[memoryview], int]) -> Callable[[memoryview], int]:
     return guarded
 
 
-def body_start(response: NodeAnswer, first: int, item: FileToFetch) -> int:
+def body_start(response: Answered, first: int, item: FileToFetch) -> int:
     """Given the node's answer to a request from byte ``first``, return where its body
     starts: ``first``, or 0 for a 200 (the whole file, whatever was asked); raise
     ChecksumMismatchError if the node's file has another size than put.io said, and
@@ -261,7 +265,7 @@ def body_start(response: NodeAnswer, first: int, item: FileToFetch) -> int:
     raise Retry(f"the node answered HTTP {status}", _retry_after(response))
 
 
-def _content_range(response: NodeAnswer) -> tuple[int | None, int | None]:
+def _content_range(response: Answered) -> tuple[int | None, int | None]:
     """Given a 206 or 416 answer, return the start and total of its Content-Range."""
     header = response.headers.get("Content-Range", "").strip()
     if match := _CONTENT_RANGE.fullmatch(header):
@@ -283,7 +287,7 @@ def check_total(item: FileToFetch, total: int | None) -> None:
         )
 
 
-def _retry_after(response: NodeAnswer) -> float | None:
+def _retry_after(response: Answered) -> float | None:
     # Nodes are not known to send Retry-After at all; honour only the seconds form,
     # which needs no wall clock.
     header = response.headers.get("Retry-After", "").strip()

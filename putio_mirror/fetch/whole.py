@@ -25,6 +25,7 @@ import requests
 
 from putio_mirror.core.errors import ChecksumMismatchError
 from putio_mirror.fetch.crc import crc32
+from putio_mirror.fetch.leanget import NOT_MINE, lean_body
 from putio_mirror.fetch.nodehttp import Retry, body_reader, body_start, fresh_url, node_get
 from putio_mirror.fetch.partfile import (
     SyncFunction,
@@ -34,6 +35,7 @@ from putio_mirror.fetch.partfile import (
     pwrite_all,
 )
 from putio_mirror.fetch.values import Fetched, FileToFetch
+from putio_mirror.net.sessions import Session, request_target
 
 #: what fetch_whole hands back when the usual path is to take over: why, if it should wait
 #: and retry first (None: go on at once)
@@ -98,9 +100,16 @@ def _body(
     session: requests.Session,
     timeout: tuple[float, float],
 ) -> memoryview | Handed:
-    """Given a file, return its whole body as the node sent it; else what to hand over."""
+    """Given a file, return its whole body as the node sent it; else what to hand over.
+
+    Asked by hand where requests would add nothing (``leanget.py``), else through it."""
     try:
         url = fresh_url(url_for, item.file_id)
+        pool = session.direct_pool(url) if isinstance(session, Session) else None
+        if pool is not None:
+            lean = lean_body(pool, request_target(url), item, timeout)
+            if lean is not NOT_MINE:
+                return lean  # type: ignore[return-value]  # a memoryview or None
         with node_get(session, url, None, timeout) as response:
             body_start(response, 0, item)  # 200, or a 206 from byte 0 of this very size
             buffer = memoryview(bytearray(item.size + 1))  # one more: a longer body shows

@@ -14,12 +14,15 @@ A download node's GET, and an API GET (``direct_get``: a small file's link), may
 requests altogether (``direct_pool``): preparing a request, merging its settings and finding
 its pool cost ~1 ms of CPU each, as much as a small file's whole body. The pool requests
 would pick is found once per origin, the same way (TLS settings from the environment's CA
-bundle), and only where no proxy applies.
+bundle), and only where no proxy applies. The API's GET is then written and read by hand
+on one of that pool's connections (``plainhttp.py``), urllib3 sending it only where the
+answer is not plain.
 """
 
 from __future__ import annotations
 
 import http.client
+import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -32,6 +35,16 @@ from requests.utils import get_encoding_from_headers
 from urllib3 import HTTPConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
+
+from putio_mirror.net.plainhttp import (
+    Head,
+    borrowed,
+    read_body,
+    read_head,
+    request_bytes,
+    reusable,
+    send,
+)
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings  # the stubs' name for what requests returns
@@ -179,10 +192,13 @@ def direct_get(
         if value is not None
     }
     try:
+        read = _read_by_hand(pool, target, sent, timeout)
+        if read is not None:
+            return _answer(url, query, read[0], read[1])
         raw = pool_get(pool, target, sent, timeout)
     except ConnectTimeoutError as exc:  # NewConnectionError too: nothing reached the host
         raise requests.ConnectTimeout(exc) from exc
-    except ReadTimeoutError as exc:
+    except (ReadTimeoutError, TimeoutError) as exc:  # TimeoutError: read by hand
         raise requests.ReadTimeout(exc) from exc
     except (OSError, http.client.HTTPException, Urllib3Error) as exc:
         raise requests.ConnectionError(exc) from exc
@@ -194,5 +210,76 @@ def direct_get(
     response.encoding = get_encoding_from_headers(response.headers)
     response.raw = raw
     response.reason = raw.reason or ""
+    response.url = url if not query else f"{url.split('?')[0]}?{query}"
+    return response
+
+
+#: the encodings of an answer read by hand (``plainhttp.py``): those requests asks for,
+#: less any that needs a package (brotli, zstd: such an answer is read by urllib3)
+_DECODED = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
+#: the bytes of an API answer read ahead with its headers; a longer body is read after
+_API_ROOM = 64 * 1024
+
+
+def _read_by_hand(
+    pool: urllib3.HTTPConnectionPool,
+    target: str,
+    headers: Mapping[str, str],
+    timeout: tuple[float, float],
+) -> tuple[Head, bytes] | None:
+    """Given what ``direct_get`` sends, send it by hand (``plainhttp.py``); return the
+    answer's head and its body, decoded; None where urllib3 is to send it instead (the
+    request or the answer is not plain). Raise what ``pool_get`` raises for trouble, or
+    TimeoutError for a read that timed out."""
+    request = request_bytes(pool, target, headers)
+    if request is None:
+        return None
+    with borrowed(pool) as loan:
+        if loan.conn is None:
+            return None
+        sock = send(loan.conn, request, timeout)
+        head = read_head(sock, _API_ROOM)
+        if not head.plain(_DECODED):
+            return None
+        body = _decoded(read_body(sock, head, head.length), head.headers.get("content-encoding"))
+        if body is None:
+            return None
+        loan.kept = reusable(head, head.length)
+        return head, body
+
+
+def _decoded(body: memoryview, encoding: str | None) -> bytes | None:
+    """Given a body and its Content-Encoding, return it decoded as urllib3 decodes it;
+    None if it is not whole and plain (urllib3 then reads it, and fails as it does)."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return bytes(body)
+    if encoding in ("gzip", "x-gzip"):
+        return _inflated(body, 16 + zlib.MAX_WBITS)
+    # deflate: a zlib stream, or a raw one (as urllib3 tries both)
+    return _inflated(body, zlib.MAX_WBITS) or _inflated(body, -zlib.MAX_WBITS)
+
+
+def _inflated(body: memoryview, wbits: int) -> bytes | None:
+    """Given a compressed body, return it inflated; None unless it is one whole stream
+    (several gzip members, left to urllib3, included)."""
+    inflater = zlib.decompressobj(wbits)
+    try:
+        data = inflater.decompress(body)
+    except zlib.error:
+        return None
+    return data if inflater.eof and not inflater.unused_data else None
+
+
+def _answer(url: str, query: str, head: Head, body: bytes) -> requests.Response:
+    """Given an answer read by hand, return it as requests' HTTPAdapter.build_response
+    makes one, its body already read."""
+    response = requests.Response()
+    response.status_code = head.status_code
+    response.headers = CaseInsensitiveDict(head.headers)
+    response.encoding = get_encoding_from_headers(response.headers)
+    response._content = body
+    response._content_consumed = True  # type: ignore[attr-defined]
+    response.reason = head.reason
     response.url = url if not query else f"{url.split('?')[0]}?{query}"
     return response
