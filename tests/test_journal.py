@@ -479,6 +479,23 @@ def test_download_times_sqlite_kept_in_other_shapes_are_read_too(db_file: Path) 
     assert downloads[8].placed_at == datetime(2024, 3, 2, tzinfo=UTC)
 
 
+def test_sqlite_records_are_read_fast_as_the_typed_way_reads_them(db_file: Path) -> None:
+    # The fast path falls back to the typed one on any ValueError or TypeError: one that
+    # no longer read today's rows would only be slow, so it is called here on its own.
+    from putio_mirror.journal import files as journal_files
+
+    with Journal.open(sqlite_url(db_file)) as journal:
+        journal.mark_verified(7, "Show/e01.mkv", 10, "0badf00d", minutes(1))
+        journal.mark_placed({7: "Show/e01 (2).mkv"}, minutes(2))
+        journal.record_progress(8, "Show/e02.mkv", 10, None, 4, minutes(3))
+        journal.record_failure(9, minutes(4), "gone")  # a failure-only row
+        with journal._db.read() as conn:
+            fast = journal_files._sqlite_records(conn)
+            typed = {row[0]: DownloadRecord(*row) for row in conn.execute(journal_files._RECORDS)}
+    assert fast == typed and sorted(fast) == [7, 8, 9]
+    assert all(type(record) is DownloadRecord for record in fast.values())
+
+
 def test_progress_never_undoes_a_verification(any_journal: Journal) -> None:
     # A host that lost its claim records where it stopped after another host verified it.
     any_journal.mark_verified(7, "e01.mkv", 1000, "0badf00d", minutes(1))

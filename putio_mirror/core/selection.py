@@ -15,6 +15,8 @@ def is_wanted(relative_path: str, size: int, filters: Filters) -> bool:
     """
     if size < filters.min_size:
         return False
+    if not (filters.include or filters.exclude or filters.skip_extras):
+        return True  # no path rule: the usual set-up, asked for every file of the account
     lowered = relative_path.lower()
     if filters.include and not any(fnmatchcase(lowered, glob.lower()) for glob in filters.include):
         return False

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable, bindparam, func, select, update
 
+from putio_mirror.core.building import positional_builder
 from putio_mirror.core.state import DownloadRecord
 from putio_mirror.journal.schema import downloads_table, row_upsert, upsert, upsert_row
 
@@ -114,11 +115,7 @@ def records(conn: Connection) -> dict[int, DownloadRecord]:
     return {row[0]: DownloadRecord(*row) for row in conn.execute(_RECORDS).all()}
 
 
-# The positions of DownloadRecord's three times in a row of _RECORDS.
-_VERIFIED, _PLACED, _FAILED = (
-    [item.name for item in fields(DownloadRecord)].index(name)
-    for name in ("verified_at", "placed_at", "last_failure_at")
-)
+_download_record = positional_builder(DownloadRecord)
 
 
 def _sqlite_records(conn: Connection) -> dict[int, DownloadRecord]:
@@ -126,19 +123,23 @@ def _sqlite_records(conn: Connection) -> dict[int, DownloadRecord]:
 
     Through UtcDateTime a time costs ~3 µs (SQLAlchemy's processors, then ``replace``),
     ~1 s of a 100,000-file journal that every run reads; ``fromisoformat`` of the
-    text with a UTC offset added is one C call. Raise ValueError or TypeError if a
-    time is not text of that shape, so the caller can read them the typed way.
+    text with a UTC offset added is one C call. The rows are sqlite3's own tuples,
+    unpacked at once, and each record is made by ``positional_builder``: together about
+    half the time of SQLAlchemy's rows turned into lists, then ``DownloadRecord(*values)``.
+    Raise ValueError or TypeError if a time is not text of that shape, so the caller
+    can read them the typed way.
     """
     sql = str(_RECORDS.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    rows = conn.exec_driver_sql(sql).all()
-    verified, placed, failed = _VERIFIED, _PLACED, _FAILED
+    rows = conn.connection.driver_connection.execute(sql).fetchall()  # type: ignore[union-attr]
+    utc, record = _utc, _download_record
     downloads = {}
-    for row in rows:
-        values = list(row)
-        values[verified] = _utc(values[verified])
-        values[placed] = _utc(values[placed])
-        values[failed] = _utc(values[failed])
-        downloads[row[0]] = DownloadRecord(*values)
+    for row in rows:  # its columns in DownloadRecord's order (see _RECORDS)
+        (file_id, path, size, crc32, done, verified, placed_path, placed, failures, failed,
+         error) = row  # fmt: skip
+        downloads[file_id] = record(
+            file_id, path, size, crc32, done, utc(verified), placed_path, utc(placed),
+            failures, utc(failed), error,
+        )  # fmt: skip
     return downloads
 
 
