@@ -23,7 +23,7 @@ from putio_mirror.core.plan import (
     PlaceItem,
     TidyStaging,
 )
-from putio_mirror.core.selection import is_wanted
+from putio_mirror.core.selection import wanted_files
 from putio_mirror.core.state import (
     FINISHED_STATUSES,
     DownloadRecord,
@@ -95,12 +95,7 @@ def index_tree(
         children[item.parent_id].append(item.id)
     frozen_children = {parent: tuple(sorted(ids)) for parent, ids in children.items()}
     paths = local_paths(list(by_id.values()), policy.remote_root_id) if names is None else names
-    wanted = frozenset(
-        item_id
-        for item_id, relative in paths.items()
-        if not by_id[item_id].is_folder and is_wanted(relative, by_id[item_id].size, policy.filters)
-    )
-    return RemoteTree(by_id, frozen_children, paths, wanted)
+    return RemoteTree(by_id, frozen_children, paths, wanted_files(paths, by_id, policy.filters))
 
 
 def plan_downloads(
@@ -111,12 +106,16 @@ def plan_downloads(
     downloads, local = snapshot.journal.downloads, snapshot.local
     fetches: list[Download] = []
     adopted: list[AdoptLocal] = []
-    for file_id in sorted(tree.wanted, key=lambda wanted: tree.paths[wanted]):
+    # Left out before the sort by path: the files mirrored, or verified and waiting in
+    # staging for their placement (on most runs, nearly every file of the account).
+    unfinished = [
+        file_id
+        for file_id in tree.wanted
+        if (record := downloads.get(file_id)) is None
+        or not (record.is_placed or (record.is_verified and file_id in local.verified))
+    ]
+    for file_id in sorted(unfinished, key=tree.paths.__getitem__):
         record = downloads.get(file_id)
-        if record is not None and (
-            record.is_placed or (record.is_verified and file_id in local.verified)
-        ):
-            continue  # mirrored, or verified and waiting in staging for its placement
         remote, relative = tree.by_id[file_id], tree.paths[file_id]
         retry_at = next_retry(record, policy)
         if record is not None and retry_at is not None and now < retry_at:
@@ -182,6 +181,17 @@ def _unfinished_items(snapshot: Snapshot, tree: RemoteTree, root_id: int) -> fro
     return frozenset(items)
 
 
+def _top_item(tree: RemoteTree, item_id: int, root_id: int) -> int | None:
+    """Given an item id, return the id of the top-level item it is in (itself if it is
+    one); None if its parent chain does not reach the root (broken, or a cycle)."""
+    seen: set[int] = set()
+    current = tree.by_id.get(item_id)
+    while current is not None and current.parent_id != root_id and current.id not in seen:
+        seen.add(current.id)
+        current = tree.by_id.get(current.parent_id)
+    return current.id if current is not None and current.parent_id == root_id else None
+
+
 def plan_placements(
     snapshot: Snapshot, policy: Policy, tree: RemoteTree, pending: Pending
 ) -> list[PlaceItem]:
@@ -192,10 +202,15 @@ def plan_placements(
     (or with item placement off) takes whatever is verified, file by file.
     """
     unfinished = _unfinished_items(snapshot, tree, policy.remote_root_id)
+    # Only an item holding a file that can wait (staged by this plan, or verified in
+    # staging) has any to place: those items are found from those few files, rather than
+    # by walking every file of every item (an account mirrored whole has none).
+    may_wait = (pending.staged | snapshot.local.verified.keys()) & tree.wanted
+    holding = {_top_item(tree, file_id, policy.remote_root_id) for file_id in may_wait}
     actions: list[PlaceItem] = []
     for item_id in tree.children.get(policy.remote_root_id, ()):
         name = tree.paths.get(item_id)
-        if name is None or item_id in unfinished:
+        if name is None or item_id in unfinished or item_id not in holding:
             continue
         waiting, requires, whole = _waiting_files(item_id, tree, pending, snapshot)
         if not waiting:
