@@ -1,4 +1,4 @@
-"""positional_builder: frozen values built fast are the very values their class makes."""
+"""fast_constructor: frozen values built fast are the very values their class makes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from putio_mirror.core.building import positional_builder
+from putio_mirror.core.building import fast_constructor
+from putio_mirror.core.plan import Download
 from putio_mirror.core.state import DownloadRecord, RemoteFile
 
 WHEN = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -24,14 +25,23 @@ WHEN = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
     ],
 )
 def test_built_values_are_the_class_own(cls: type[object], values: tuple[object, ...]) -> None:
-    built, made = positional_builder(cls)(*values), cls(*values)
+    built, made = fast_constructor(cls)(*values), cls(*values)
     assert type(built) is cls
     assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
     assert dataclasses.astuple(built) == values  # type: ignore[call-overload]
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(built, dataclasses.fields(cls)[1].name, "other")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        positional_builder(cls)(*values[:-1])  # every field is given; no defaults
+        fast_constructor(cls)(*values[:2])  # the fields without defaults are needed
+
+
+def test_defaults_and_keywords_are_taken_as_the_class_takes_them() -> None:
+    download = fast_constructor(Download)
+    assert download(7, "a.mkv", 10, None) == Download(7, "a.mkv", 10, None)
+    assert download(7, "a.mkv", 10, None, 5, staged=True) == Download(
+        7, "a.mkv", 10, None, 5, staged=True
+    )
+    assert download(7, "a.mkv", 10, None).key == "download:7"  # its class's own properties
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +58,12 @@ class _Checked:
             raise ValueError("a name")
 
 
-@pytest.mark.parametrize("cls", [_Unslotted, _Checked, dict])
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Listed:
+    names: list[str] = dataclasses.field(default_factory=list)
+
+
+@pytest.mark.parametrize("cls", [_Unslotted, _Checked, _Listed, dict])
 def test_a_class_whose_instances_could_not_be_built_so_is_refused(cls: type[object]) -> None:
     with pytest.raises(TypeError):
-        positional_builder(cls)
+        fast_constructor(cls)

@@ -12,7 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 
+from putio_mirror.core.building import fast_constructor
 from putio_mirror.core.naming import local_paths
 from putio_mirror.core.plan import (
     Action,
@@ -98,6 +100,10 @@ def index_tree(
     return RemoteTree(by_id, frozen_children, paths, wanted_files(paths, by_id, policy.filters))
 
 
+# plan_downloads makes one for every file of a new account
+_download = fast_constructor(Download)
+
+
 def plan_downloads(
     snapshot: Snapshot, policy: Policy, tree: RemoteTree, notes: list[Note], now: datetime
 ) -> tuple[list[Download], list[AdoptLocal]]:
@@ -127,7 +133,7 @@ def plan_downloads(
             resume = local.verified.get(file_id) or local.partial.get(file_id, 0)
             again = record is not None and record.is_verified
             fetches.append(
-                Download(
+                _download(
                     file_id, relative, remote.size, remote.crc32, resume, staged=staged, again=again
                 )
             )
@@ -181,15 +187,23 @@ def _unfinished_items(snapshot: Snapshot, tree: RemoteTree, root_id: int) -> fro
     return frozenset(items)
 
 
-def _top_item(tree: RemoteTree, item_id: int, root_id: int) -> int | None:
-    """Given an item id, return the id of the top-level item it is in (itself if it is
-    one); None if its parent chain does not reach the root (broken, or a cycle)."""
-    seen: set[int] = set()
-    current = tree.by_id.get(item_id)
-    while current is not None and current.parent_id != root_id and current.id not in seen:
-        seen.add(current.id)
-        current = tree.by_id.get(current.parent_id)
-    return current.id if current is not None and current.parent_id == root_id else None
+def _items_holding(file_ids: Iterable[int], tree: RemoteTree, policy: Policy) -> set[int]:
+    """Given the files that can wait for placement (staged by this plan, or verified in
+    staging), return the top-level items that hold a wanted one: only those can have files
+    to place, and finding them so spares walking every file of every item (an account
+    mirrored whole has none waiting)."""
+    top_ids = tree.children.get(policy.remote_root_id, ())
+    tops = {tree.paths[item]: item for item in top_ids if item in tree.paths}
+    holding: set[int] = set()
+    for file_id in file_ids:
+        relative = tree.paths.get(file_id) if file_id in tree.wanted else None
+        # a path begins with its top-level item's name, unique among them
+        top = None if relative is None else tops.get(relative.partition("/")[0])
+        if top is not None:
+            holding.add(top)
+            if len(holding) == len(tops):
+                break  # every item holds one (a new account's plan)
+    return holding
 
 
 def plan_placements(
@@ -202,11 +216,7 @@ def plan_placements(
     (or with item placement off) takes whatever is verified, file by file.
     """
     unfinished = _unfinished_items(snapshot, tree, policy.remote_root_id)
-    # Only an item holding a file that can wait (staged by this plan, or verified in
-    # staging) has any to place: those items are found from those few files, rather than
-    # by walking every file of every item (an account mirrored whole has none).
-    may_wait = (pending.staged | snapshot.local.verified.keys()) & tree.wanted
-    holding = {_top_item(tree, file_id, policy.remote_root_id) for file_id in may_wait}
+    holding = _items_holding(chain(pending.staged, snapshot.local.verified), tree, policy)
     actions: list[PlaceItem] = []
     for item_id in tree.children.get(policy.remote_root_id, ()):
         name = tree.paths.get(item_id)

@@ -13,13 +13,13 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from putio_mirror.core.building import positional_builder
+from putio_mirror.core.building import fast_constructor
 from putio_mirror.core.state import Desire, DownloadRecord, JournalFacts, Submission
 
 #: labels are few short words; one text column keeps the table simple
 LABEL_SEPARATOR = "\n"
 
-_download_record = positional_builder(DownloadRecord)
+_download_record = fast_constructor(DownloadRecord)
 
 
 def utc_text(text: str | None) -> datetime | None:
@@ -37,7 +37,7 @@ def download_records(rows: Iterable[Sequence[Any]]) -> dict[int, DownloadRecord]
     """Given SQLite's rows of every download, its columns in DownloadRecord's order (path
     and size coalesced to "" and 0) and its times as text, return the records by file id.
 
-    Each record is made by ``positional_builder`` and its times by ``utc_text`` (one C
+    Each record is made by ``fast_constructor`` and its times by ``utc_text`` (one C
     call, where SQLAlchemy's UtcDateTime costs ~3 µs): this runs for every file the
     journal knows on every run. Raise as ``utc_text`` does.
     """

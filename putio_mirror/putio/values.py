@@ -8,14 +8,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from putio_mirror.core.building import positional_builder
+from putio_mirror.core.building import fast_constructor
 from putio_mirror.core.errors import TorrentRefusedError, TransientError
 from putio_mirror.core.state import REGULAR_FOLDER, RemoteFile, Transfer
 
 TRANSIENT_HINT = "put.io or the network is having trouble; the next run will try again"
 _FOLDER_CONTENT_TYPE = "application/x-directory"
 # parse_file builds one for every file of the account on every run
-_remote_file = positional_builder(RemoteFile)
+_remote_file = fast_constructor(RemoteFile)
 
 
 def parse_timestamp(value: object) -> datetime | None:
