@@ -194,16 +194,10 @@ def _items_holding(file_ids: Iterable[int], tree: RemoteTree, policy: Policy) ->
     mirrored whole has none waiting)."""
     top_ids = tree.children.get(policy.remote_root_id, ())
     tops = {tree.paths[item]: item for item in top_ids if item in tree.paths}
-    holding: set[int] = set()
-    for file_id in file_ids:
-        relative = tree.paths.get(file_id) if file_id in tree.wanted else None
-        # a path begins with its top-level item's name, unique among them
-        top = None if relative is None else tops.get(relative.partition("/")[0])
-        if top is not None:
-            holding.add(top)
-            if len(holding) == len(tops):
-                break  # every item holds one (a new account's plan)
-    return holding
+    paths, wanted = tree.paths, tree.wanted
+    # a path begins with its top-level item's name, unique among them
+    names = {paths[file_id].partition("/")[0] for file_id in file_ids if file_id in wanted}
+    return {tops[name] for name in names if name in tops}
 
 
 def plan_placements(
