@@ -479,6 +479,23 @@ def test_download_times_sqlite_kept_in_other_shapes_are_read_too(db_file: Path) 
     assert downloads[8].placed_at == datetime(2024, 3, 2, tzinfo=UTC)
 
 
+def test_sqlite_records_are_read_fast_as_the_typed_way_reads_them(db_file: Path) -> None:
+    # The fast path falls back to the typed one on any ValueError or TypeError: one that
+    # no longer read today's rows would only be slow, so it is called here on its own.
+    from putio_mirror.journal import files as journal_files
+
+    with Journal.open(sqlite_url(db_file)) as journal:
+        journal.mark_verified(7, "Show/e01.mkv", 10, "0badf00d", minutes(1))
+        journal.mark_placed({7: "Show/e01 (2).mkv"}, minutes(2))
+        journal.record_progress(8, "Show/e02.mkv", 10, None, 4, minutes(3))
+        journal.record_failure(9, minutes(4), "gone")  # a failure-only row
+        with journal._db.read() as conn:
+            fast = journal_files._sqlite_records(conn)
+            typed = {row[0]: DownloadRecord(*row) for row in conn.execute(journal_files._RECORDS)}
+    assert fast == typed and sorted(fast) == [7, 8, 9]
+    assert all(type(record) is DownloadRecord for record in fast.values())
+
+
 def test_progress_never_undoes_a_verification(any_journal: Journal) -> None:
     # A host that lost its claim records where it stopped after another host verified it.
     any_journal.mark_verified(7, "e01.mkv", 1000, "0badf00d", minutes(1))
@@ -533,6 +550,35 @@ def test_a_dry_run_reads_an_existing_journal(mirror: Mirror, fake_putio: FakePut
     assert mirror.run("files", "download").code == 0
     (mirror.downloads / "film.mkv").unlink()  # moved away by the media manager
     assert "film.mkv" not in mirror.run("sync", "--dry-run").out
+
+
+def test_a_dry_run_peeks_at_a_sqlite_journal_as_the_journal_reads_it(db_file: Path) -> None:
+    from putio_mirror.core.state import Desire
+    from putio_mirror.journal.peek import peek_facts
+
+    assert peek_facts(sqlite_url(db_file)) is None  # missing: Journal.open_existing tells
+    with Journal.open(sqlite_url(db_file)) as journal:
+        journal.record_submission(HASH_A, 41, "Show", minutes(0))
+        journal.record_submission("c" * 40, None, "Magnet", minutes(1))
+        journal.mark_verified(7, "tv/Show/a.mkv", 10, "0badf00d", minutes(1))
+        journal.mark_placed({7: "tv/Show/a (2).mkv"}, minutes(2))
+        journal.record_progress(8, "tv/Show/b.mkv", 10, None, 4, minutes(3))
+        journal.record_failure(9, minutes(4), "gone")  # a failure-only row
+        book = journal.desires
+        for number, info_hash in enumerate(("d" * 40, "e" * 40, "f" * 40)):
+            book.add(Desire(info_hash, 0, f"D{number}", "torrent", minutes(number), size=5,
+                            labels=("tv", "4k")), b"d4:infode")  # fmt: skip
+        book.change(["d" * 40], paused=True, seed_ratio_limit=1.5, seed_idle_minutes=30)
+        book.locate("e" * 40, 6, "tv/E", ((7, "tv/E/a.mkv", 5), (8, "tv/E/b.mkv", 6)))
+        book.reorder(["f" * 40, "d" * 40])
+        book.remove(["e" * 40], minutes(5), purge=True)
+        facts = journal.facts()
+    assert peek_facts(sqlite_url(db_file)) == facts
+    assert (len(facts.submissions), len(facts.downloads), len(facts.desires)) == (2, 3, 2)
+    assert facts.purged_items == {6} and facts.removed_ids == {6, 7, 8}
+    with sqlite3.connect(db_file) as conn:  # an older schema is the journal's to upgrade
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+    assert peek_facts(sqlite_url(db_file)) is None
 
 
 def test_a_batch_is_one_transaction_all_or_nothing(any_journal: Journal) -> None:

@@ -256,6 +256,8 @@ def test_filters_leave_out_files_and_do_not_hold_back_cleaning() -> None:
     assert isinstance(clean, CleanTransfers) and clean.requires == ("download:2",)
     only_mkv = Policy(filters=Filters(include=("*.mkv",)), item_placement=False)
     assert reconcile(snapshot, only_mkv, NOW).count("download") == 2
+    size_only = Policy(filters=Filters(min_size=10), item_placement=False)  # no path rule
+    assert reconcile(snapshot, size_only, NOW).count("download") == 3  # all but tiny.txt
 
 
 def test_file_verified_earlier_and_moved_away_locally_is_not_downloaded_again() -> None:

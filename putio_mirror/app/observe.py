@@ -177,7 +177,7 @@ def _local_facts(
     items = _names(places.downloads)
     tops = {collision_key(name) for name in items}
     present: dict[str, int] = {}
-    for item in unplaced:
+    for item in unplaced if tops else ():  # an empty folder has none of them (a new account)
         relative = paths.get(item.id)
         if relative is None or collision_key(relative.partition("/")[0]) not in tops:
             continue

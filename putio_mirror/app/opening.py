@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import ExitCode, MirrorError
+from putio_mirror.core.state import JournalFacts
+from putio_mirror.journal.peek import peek_facts
 from putio_mirror.journal.where import surely_missing_file
 from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items
 
@@ -83,6 +85,20 @@ def existing_journal(settings: Settings) -> Iterator[Journal | None]:
     finally:
         if journal is not None:
             journal.close()
+
+
+@contextmanager
+def existing_facts(settings: Settings) -> Iterator[Callable[[], JournalFacts]]:
+    """A dry run's way to the journal's facts. A dry run changes nothing, so creates no
+    journal: a missing one knows nothing. A SQLite journal at the current schema is read
+    through sqlite3 alone (``peek_facts``: no SQLAlchemy to import); any other is opened
+    as ever, which says what is wrong with it or reads it the typed way."""
+    peeked = peek_facts(settings.journal_url)
+    if peeked is not None:
+        yield lambda: peeked
+        return
+    with existing_journal(settings) as journal:
+        yield journal.facts if journal is not None else JournalFacts
 
 
 def adopt_legacy_staging(settings: Settings, journal: Journal) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, get_args
 
 from putio_mirror.app.links import LinkPrefetcher
 from putio_mirror.app.observe import Observing, no_cycle_collection, observe, thawed_after
-from putio_mirror.app.opening import EarlyEnd, adopt_legacy_staging, existing_journal, open_journal
+from putio_mirror.app.opening import EarlyEnd, adopt_legacy_staging, existing_facts, open_journal
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
 from putio_mirror.config.remote_folders import with_folders_found
@@ -133,10 +133,9 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         notifier = stack.enter_context(Notifier(Outlets() if request.dry_run else settings.outlets))
         stack.enter_context(_telling_refusals(notifier))
         with no_cycle_collection():
-            journal, early, client, observing = _started(stack, runtime, request)
+            journal, read_facts, early, client, observing = _started(stack, runtime, request)
             settings = with_folders_found(settings, client)
             runtime = replace(runtime, settings=settings)
-            read_facts = journal.facts if journal is not None else JournalFacts
             snapshot, plan = _observed_plan(runtime, request, observing, read_facts)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
         notice = no_blackhole + needs_attention(plan, snapshot.transfers) + failing_files(snapshot)
@@ -159,9 +158,10 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
 
 def _started(
     stack: ExitStack, runtime: Runtime, request: Request
-) -> tuple[Journal | None, EarlyEnd, PutioClient, Observing]:
-    """Given a run's stack, enter into it what the run needs: its lock, its journal, the
-    recording of an early end, a put.io client, and the observation under way.
+) -> tuple[Journal | None, Callable[[], JournalFacts], EarlyEnd, PutioClient, Observing]:
+    """Given a run's stack, enter into it what the run needs: its lock, its journal (none
+    for a dry run) and how to read its facts, the recording of an early end, a put.io
+    client, and the observation under way.
 
     put.io is asked first and awaited last: under the run lock, taken before the journal
     is opened where its place is plain (beside a SQLite file), the listings pass while
@@ -176,10 +176,10 @@ def _started(
         client = stack.enter_context(open_client(settings))
         observing = stack.enter_context(_observing(settings, request, client))
     if request.dry_run:
-        # A dry run changes nothing, so creates no journal: a missing one knows nothing.
-        journal = stack.enter_context(existing_journal(settings))
+        journal, read_facts = None, stack.enter_context(existing_facts(settings))
     else:
         journal = stack.enter_context(open_journal(settings))
+        read_facts = journal.facts
         if early_lock is None:
             stack.enter_context(RunLock(request.lock_path(journal)))
         if not request.beside_sync:
@@ -194,7 +194,7 @@ def _started(
     if observing is None:
         client = stack.enter_context(open_client(settings))
         observing = stack.enter_context(_observing(settings, request, client))
-    return journal, early, client, observing
+    return journal, read_facts, early, client, observing
 
 
 def _observing(settings: Settings, request: Request, client: PutioClient) -> Observing:

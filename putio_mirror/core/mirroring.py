@@ -12,7 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 
+from putio_mirror.core.building import fast_constructor
 from putio_mirror.core.naming import local_paths
 from putio_mirror.core.plan import (
     Action,
@@ -23,7 +25,7 @@ from putio_mirror.core.plan import (
     PlaceItem,
     TidyStaging,
 )
-from putio_mirror.core.selection import is_wanted
+from putio_mirror.core.selection import wanted_files
 from putio_mirror.core.state import (
     FINISHED_STATUSES,
     DownloadRecord,
@@ -95,12 +97,11 @@ def index_tree(
         children[item.parent_id].append(item.id)
     frozen_children = {parent: tuple(sorted(ids)) for parent, ids in children.items()}
     paths = local_paths(list(by_id.values()), policy.remote_root_id) if names is None else names
-    wanted = frozenset(
-        item_id
-        for item_id, relative in paths.items()
-        if not by_id[item_id].is_folder and is_wanted(relative, by_id[item_id].size, policy.filters)
-    )
-    return RemoteTree(by_id, frozen_children, paths, wanted)
+    return RemoteTree(by_id, frozen_children, paths, wanted_files(paths, by_id, policy.filters))
+
+
+# plan_downloads makes one for every file of a new account
+_download = fast_constructor(Download)
 
 
 def plan_downloads(
@@ -111,12 +112,16 @@ def plan_downloads(
     downloads, local = snapshot.journal.downloads, snapshot.local
     fetches: list[Download] = []
     adopted: list[AdoptLocal] = []
-    for file_id in sorted(tree.wanted, key=lambda wanted: tree.paths[wanted]):
+    # Left out before the sort by path: the files mirrored, or verified and waiting in
+    # staging for their placement (on most runs, nearly every file of the account).
+    unfinished = [
+        file_id
+        for file_id in tree.wanted
+        if (record := downloads.get(file_id)) is None
+        or not (record.is_placed or (record.is_verified and file_id in local.verified))
+    ]
+    for file_id in sorted(unfinished, key=tree.paths.__getitem__):
         record = downloads.get(file_id)
-        if record is not None and (
-            record.is_placed or (record.is_verified and file_id in local.verified)
-        ):
-            continue  # mirrored, or verified and waiting in staging for its placement
         remote, relative = tree.by_id[file_id], tree.paths[file_id]
         retry_at = next_retry(record, policy)
         if record is not None and retry_at is not None and now < retry_at:
@@ -128,7 +133,7 @@ def plan_downloads(
             resume = local.verified.get(file_id) or local.partial.get(file_id, 0)
             again = record is not None and record.is_verified
             fetches.append(
-                Download(
+                _download(
                     file_id, relative, remote.size, remote.crc32, resume, staged=staged, again=again
                 )
             )
@@ -182,6 +187,19 @@ def _unfinished_items(snapshot: Snapshot, tree: RemoteTree, root_id: int) -> fro
     return frozenset(items)
 
 
+def _items_holding(file_ids: Iterable[int], tree: RemoteTree, policy: Policy) -> set[int]:
+    """Given the files that can wait for placement (staged by this plan, or verified in
+    staging), return the top-level items that hold a wanted one: only those can have files
+    to place, and finding them so spares walking every file of every item (an account
+    mirrored whole has none waiting)."""
+    top_ids = tree.children.get(policy.remote_root_id, ())
+    tops = {tree.paths[item]: item for item in top_ids if item in tree.paths}
+    paths, wanted = tree.paths, tree.wanted
+    # a path begins with its top-level item's name, unique among them
+    names = {paths[file_id].partition("/")[0] for file_id in file_ids if file_id in wanted}
+    return {tops[name] for name in names if name in tops}
+
+
 def plan_placements(
     snapshot: Snapshot, policy: Policy, tree: RemoteTree, pending: Pending
 ) -> list[PlaceItem]:
@@ -192,10 +210,11 @@ def plan_placements(
     (or with item placement off) takes whatever is verified, file by file.
     """
     unfinished = _unfinished_items(snapshot, tree, policy.remote_root_id)
+    holding = _items_holding(chain(pending.staged, snapshot.local.verified), tree, policy)
     actions: list[PlaceItem] = []
     for item_id in tree.children.get(policy.remote_root_id, ()):
         name = tree.paths.get(item_id)
-        if name is None or item_id in unfinished:
+        if name is None or item_id in unfinished or item_id not in holding:
             continue
         waiting, requires, whole = _waiting_files(item_id, tree, pending, snapshot)
         if not waiting:

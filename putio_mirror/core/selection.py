@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 
-from putio_mirror.core.state import EXTRAS_FOLDERS, Filters
+from putio_mirror.core.state import EXTRAS_FOLDERS, Filters, RemoteFile
+
+
+def wanted_files(
+    paths: Mapping[int, str], items: Mapping[int, RemoteFile], filters: Filters
+) -> frozenset[int]:
+    """Given the local path of each item by id, the items by id and the filters, return
+    the ids of the files (not folders) that the filters keep."""
+    if not (filters.include or filters.exclude or filters.skip_extras):
+        # The usual set-up: only the size counts, asked of every file of the account.
+        return frozenset(
+            item_id
+            for item_id in paths
+            if not (item := items[item_id]).is_folder and item.size >= filters.min_size
+        )
+    return frozenset(
+        item_id
+        for item_id, relative in paths.items()
+        if not (item := items[item_id]).is_folder and is_wanted(relative, item.size, filters)
+    )
 
 
 def is_wanted(relative_path: str, size: int, filters: Filters) -> bool:

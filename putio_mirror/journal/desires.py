@@ -18,10 +18,8 @@ from sqlalchemy import ARRAY, BigInteger, Connection, bindparam, func, insert, s
 
 from putio_mirror.core.state import Desire
 from putio_mirror.journal.engine import Database
+from putio_mirror.journal.rows import LABEL_SEPARATOR, desire_of, removed_of
 from putio_mirror.journal.schema import desires_table
-
-#: labels are few short words; one text column keeps the table simple
-LABEL_SEPARATOR = "\n"
 
 _COLUMNS = desires_table.c
 _LISTED = select(
@@ -104,7 +102,7 @@ def listing(conn: Connection) -> dict[str, Desire]:
     """Return every desire not removed, by info-hash."""
     rows = conn.execute(_LISTED.where(_COLUMNS.removed_at.is_(None)))
     # queue_position is the item's place among those listed: 0, 1, 2 ... as Transmission's
-    return {row.info_hash: _desire(row, place) for place, row in enumerate(rows)}
+    return {row.info_hash: desire_of(row, place) for place, row in enumerate(rows)}
 
 
 def removed(conn: Connection) -> tuple[frozenset[str], frozenset[int], frozenset[int]]:
@@ -114,47 +112,13 @@ def removed(conn: Connection) -> tuple[frozenset[str], frozenset[int], frozenset
     query = select(_COLUMNS.info_hash, _COLUMNS.purge, _COLUMNS.item_id, _COLUMNS.item_files).where(
         _COLUMNS.removed_at.is_not(None)
     )
-    rows = conn.execute(query).all()
-    purged = frozenset(int(item) for _, purge, item, _ in rows if purge and item is not None)
-    ids = {int(item) for _, _, item, _ in rows if item is not None}
-    ids.update(file_id for *_, files in rows for file_id, _, _ in _files(files))
-    return frozenset(info_hash for info_hash, *_ in rows), purged, frozenset(ids)
+    return removed_of(conn.execute(query).all())
 
 
 def torrent(conn: Connection, info_hash: str) -> bytes | None:
     found = conn.execute(select(_COLUMNS.torrent).where(_COLUMNS.info_hash == info_hash))
     data = found.scalar_one_or_none()
     return None if data is None else bytes(data)
-
-
-def _desire(row: Any, place: int) -> Desire:
-    # Unpacked once: attribute access on 1,000 rows is a poll's biggest cost after SQL.
-    (info_hash, rpc_id, name, kind, added_at, magnet_uri, size, category, labels, paused,
-     ratio, idle, error, item_path, item_files) = row  # fmt: skip
-    return Desire(
-        info_hash,
-        rpc_id,
-        name,
-        kind,
-        added_at,
-        magnet_uri or "",
-        size or 0,
-        category or "",
-        tuple(label for label in labels.split(LABEL_SEPARATOR) if label) if labels else (),
-        bool(paused),
-        ratio,
-        idle,
-        error,
-        item_path or "",
-        _files(item_files),
-        place,
-    )
-
-
-def _files(text: str | None) -> tuple[tuple[int, str, int], ...]:
-    if not text:
-        return ()
-    return tuple((int(file_id), str(path), int(size)) for file_id, path, size in json.loads(text))
 
 
 class DesireBook:

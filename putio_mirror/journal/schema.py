@@ -2,7 +2,7 @@
 
 Private to the journal package: nothing outside it imports this module. A new journal gets
 these tables through ``create_all``; an older one reaches them through the Alembic revisions
-in ``migrations/`` (its docstring says how to change a table: here, bump ``SCHEMA_VERSION``,
+in ``migrations/`` (its docstring says how to change a table: here and in ``version.py``,
 add a revision). The statements that SQLite and PostgreSQL spell differently (upserts, the
 atomic claim) are built here too.
 The tables are SQLAlchemy Core ``Table`` objects, never ORM classes: every timer-started run
@@ -45,10 +45,11 @@ from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
+from putio_mirror.journal.version import SCHEMA_VERSION as SCHEMA_VERSION
+
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
-SCHEMA_VERSION = 5
 # The execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "putio_mirror_write"
 # How long to wait between attempts to switch a SQLite journal to WAL (see _enter_wal).

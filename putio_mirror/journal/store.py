@@ -18,7 +18,6 @@ from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -53,6 +52,7 @@ from putio_mirror.journal.engine import (
 from putio_mirror.journal.grouped import GroupCommit
 from putio_mirror.journal.migrations import HEAD
 from putio_mirror.journal.migrations.fresh import create_if_new
+from putio_mirror.journal.rows import facts_of
 from putio_mirror.journal.runs import ActionRecord, RunRecord
 from putio_mirror.journal.schema import (
     SCHEMA_VERSION,
@@ -299,17 +299,8 @@ class Journal(StartingFace):
             submissions = {row[0]: Submission(*row) for row in conn.execute(submissions_query)}
             downloads = journal_files.records(conn)
             desires = journal_desires.listing(conn)
-            removed, purged, removed_ids = journal_desires.removed(conn)
-        own = frozenset(s.transfer_id for s in submissions.values() if s.transfer_id is not None)
-        return JournalFacts(
-            submissions=MappingProxyType(submissions),
-            downloads=MappingProxyType(downloads),
-            own_transfer_ids=own,
-            desires=MappingProxyType(desires),
-            removed_desires=removed,
-            purged_items=purged,
-            removed_ids=removed_ids,
-        )
+            removed = journal_desires.removed(conn)
+        return facts_of(submissions, downloads, desires, removed)
 
     @property
     def desires(self) -> journal_desires.DesireBook:

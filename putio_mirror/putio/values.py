@@ -8,11 +8,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from putio_mirror.core.building import fast_constructor
 from putio_mirror.core.errors import TorrentRefusedError, TransientError
 from putio_mirror.core.state import REGULAR_FOLDER, RemoteFile, Transfer
 
 TRANSIENT_HINT = "put.io or the network is having trouble; the next run will try again"
 _FOLDER_CONTENT_TYPE = "application/x-directory"
+# parse_file builds one for every file of the account on every run
+_remote_file = fast_constructor(RemoteFile)
 
 
 def parse_timestamp(value: object) -> datetime | None:
@@ -95,7 +98,7 @@ def parse_file(item: Mapping[str, object]) -> RemoteFile:
     # otherwise: this runs for every file of the account on every run.
     file_id, parent_id, size = item.get("id"), item.get("parent_id"), item.get("size")
     name, crc32, folder_type = item.get("name"), item.get("crc32"), item.get("folder_type")
-    return RemoteFile(
+    return _remote_file(
         file_id if type(file_id) is int else _required_id(item),
         name if isinstance(name, str) else "",
         parent_id if type(parent_id) is int else parse_int(parent_id) or 0,

@@ -13,7 +13,7 @@ refuses a newer journal instead of taking it for a new one.
 To change the schema (say, a new table for version 4):
 
 1. In ``schema.py``, change the ``Table`` objects (a new journal gets them through
-   ``create_all``) and bump ``SCHEMA_VERSION`` to 4; ``HEAD`` follows it.
+   ``create_all``) and bump ``SCHEMA_VERSION`` (in ``version.py``) to 4; ``HEAD`` follows it.
 2. Add ``versions/schema_4.py``: copy ``schema_3.py``, set ``revision = "0004"`` and
    ``down_revision = "0003"``, and write ``upgrade()`` with ``alembic.op`` (``op.create_table``
    spelling the columns out: a revision is frozen, it never imports ``schema.py``). Check
@@ -26,7 +26,4 @@ equal to a new one, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from putio_mirror.journal.schema import SCHEMA_VERSION
-
-# The revision a journal of SCHEMA_VERSION stores in alembic_version.
-HEAD = f"{SCHEMA_VERSION:04d}"
+from putio_mirror.journal.version import HEAD as HEAD
