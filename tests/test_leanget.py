@@ -227,3 +227,14 @@ def test_an_api_answer_longer_than_the_room_read_ahead_is_read_whole(
     assert _api_get(session, node).content == node.body
     assert _api_get(session, node).content == node.body
     assert len(node.seen) == 2 and len(set(node.ports)) == 1
+
+
+def test_an_api_answer_announcing_more_than_it_sends_makes_no_buffer_of_that_size(
+    node: Node, session: Session
+) -> None:
+    # A Content-Length is the server's word: a wrong one (2**62 bytes) must not become a
+    # buffer of that size (MemoryError). urllib3 reads such an answer as it comes; this one
+    # stalls, which requests tells as it always did (a read timeout in the body).
+    node.length = 2**62
+    with pytest.raises((requests.ReadTimeout, requests.ConnectionError)):
+        _api_get(session, node, timeout=(5.0, 0.3)).content  # noqa: B018

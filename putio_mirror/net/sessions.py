@@ -219,6 +219,9 @@ def direct_get(
 _DECODED = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 #: the bytes of an API answer read ahead with its headers; a longer body is read after
 _API_ROOM = 64 * 1024
+#: the longest API answer read by hand: its buffer is made the size its Content-Length
+#: says, the server's word; a longer one is read by urllib3, as it comes
+_API_MOST = 4 * 1024 * 1024
 
 
 def _read_by_hand(
@@ -239,7 +242,7 @@ def _read_by_hand(
             return None
         sock = send(loan.conn, request, timeout)
         head = read_head(sock, _API_ROOM)
-        if not head.plain(_DECODED):
+        if not head.plain(_DECODED) or head.length > _API_MOST:
             return None
         body = _decoded(read_body(sock, head, head.length), head.headers.get("content-encoding"))
         if body is None:
