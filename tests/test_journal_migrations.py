@@ -26,6 +26,7 @@ from putio_mirror.core.errors import JournalError
 from putio_mirror.journal.migrations import HEAD
 from putio_mirror.journal.store import SCHEMA_VERSION, Journal
 from tests.journal_schemas import replay
+from tests.mirror_env import Mirror
 from tests.test_journal import PostgresDatabase, run_sql, sqlite_url, use_long_names
 
 # The schema versions putio-mirror released; each has its captured journals in journal_schemas.
@@ -310,3 +311,22 @@ def test_processes_opening_one_old_journal_at_once_upgrade_it_once(url_maker: An
     assert logs.count("upgrading the journal") == 1, logs
     assert "alembic" not in logs  # its INFO lines stay out of a run's log
     assert stored(url) == ([HEAD], [SCHEMA_VERSION])
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_a_dry_run_reads_an_older_journal_and_leaves_it_as_it_was(
+    mirror: Mirror, version: int
+) -> None:
+    # Trying a new release with --dry-run must not upgrade the journal: the release the
+    # person goes back to would refuse it as written by a newer putio-mirror.
+    mirror.journal.parent.mkdir(parents=True, exist_ok=True)
+    replay(f"sqlite:///{mirror.journal}", version)
+    before = {path.name: path.read_bytes() for path in mirror.journal.parent.iterdir()}
+    mirror.fake.add_file("film.mkv", size=100)
+    result = mirror.run("sync", "--dry-run")
+    assert result.code == 0, result.err
+    assert "film.mkv" in result.out
+    after = {path.name: path.read_bytes() for path in mirror.journal.parent.iterdir()}
+    assert after == before
+    assert mirror.run("sync").code == 0  # a run upgrades it, as ever
+    assert stored(f"sqlite:///{mirror.journal}") == ([HEAD], [SCHEMA_VERSION])

@@ -97,6 +97,13 @@ def existing_facts(settings: Settings) -> Iterator[Callable[[], JournalFacts]]:
     if peeked is not None:
         yield lambda: peeked
         return
+    if not surely_missing_file(settings.journal_url):
+        from putio_mirror.journal.older import older_journal_facts
+
+        older = older_journal_facts(settings.journal_url)  # read from a copy, upgraded
+        if older is not None:
+            yield lambda: older
+            return
     with existing_journal(settings) as journal:
         yield journal.facts if journal is not None else JournalFacts
 
