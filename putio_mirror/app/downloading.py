@@ -292,21 +292,17 @@ class DownloadSteps:
                 fetcher.discard(part)
                 self._journal.reset_download(action.file_id)
                 return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
-        except NodesSilentError as suspected:
-            # counted as failing only once the nodes are seen to work (``settle``)
-            self._record_progress(action, allocated_bytes(part))
-            with self._lock:
-                self._suspects.append((action, suspected))
-            raise
-        except NoSpaceError:
-            # The disk's trouble, not this file's: no failure counted, so no pause before
-            # the next try once room is made; the bytes written so far stay for it.
-            self._record_progress(action, allocated_bytes(part))
-            raise
         except ItemError as error:
             # the path too, so ``history`` can name the file that keeps failing
             self._record_progress(action, allocated_bytes(part))
-            self._journal.record_failure(action.file_id, self._now(), error.message)
+            if isinstance(error, NodesSilentError):
+                # counted as failing only once the nodes are seen to work (``settle``)
+                with self._lock:
+                    self._suspects.append((action, error))
+            elif not isinstance(error, NoSpaceError):
+                # (a full disk is the disk's trouble, not this file's: no failure counted,
+                # so no pause before the next try once room is made)
+                self._journal.record_failure(action.file_id, self._now(), error.message)
             raise
 
     def _verified(self, action: Download | AdoptLocal, *, placed: bool = False) -> None:

@@ -363,11 +363,9 @@ class Executor:
         failure = Failure(action.key, action.target, message, hint)
         with self._lock:
             failures.append(failure)
-            if isinstance(error, NodesDownError):
-                # no download may start, but placing what is verified, tidying and
-                # grooming need no node: they go on
-                self._report.downloads_stopped = message
-            elif isinstance(error, TransientError):
+            # put.io's nodes down stop the downloads only (``RunReport.downloads_stopped``):
+            # placing what is verified, tidying and grooming need no node
+            if isinstance(error, TransientError) and not isinstance(error, NodesDownError):
                 self._report.aborted = message
         if isinstance(error, NoSpaceError):
             self._tell(DiskFull(action.target, message, hint))

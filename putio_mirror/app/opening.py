@@ -91,16 +91,17 @@ def existing_journal(settings: Settings) -> Iterator[Journal | None]:
 def existing_facts(settings: Settings) -> Iterator[Callable[[], JournalFacts]]:
     """A dry run's way to the journal's facts. A dry run changes nothing, so creates no
     journal: a missing one knows nothing. A SQLite journal at the current schema is read
-    through sqlite3 alone (``peek_facts``: no SQLAlchemy to import); any other is opened
+    through sqlite3 alone (``peek_facts``: no SQLAlchemy to import), one of an older schema
+    from an upgraded copy (``journal/older.py``: it stays as it is); any other is opened
     as ever, which says what is wrong with it or reads it the typed way."""
     peeked = peek_facts(settings.journal_url)
     if peeked is not None:
         yield lambda: peeked
         return
-    if not surely_missing_file(settings.journal_url):
+    if not surely_missing_file(settings.journal_url):  # else no SQLAlchemy to import
         from putio_mirror.journal.older import older_journal_facts
 
-        older = older_journal_facts(settings.journal_url)  # read from a copy, upgraded
+        older = older_journal_facts(settings.journal_url)
         if older is not None:
             yield lambda: older
             return

@@ -34,11 +34,10 @@ class RunReport:
     window_closed: bool = False
     interrupted: bool = False
     aborted: str | None = None
-    #: why downloads stopped while the other steps went on (put.io's nodes down)
-    downloads_stopped: str | None = None
     #: downloads that gave up amid silence, until the run tells their fate (``settle``)
     suspects: list[Failure] = field(default_factory=list)
-    #: downloads that gave up in an outage of every node: none is counted as failing
+    #: downloads that gave up in an outage of every node (the first found it; suspects
+    #: join at ``settle``): none is counted as failing
     silenced: list[Failure] = field(default_factory=list)
     bytes_downloaded: int = 0
     #: files downloaded and verified by this run, their sizes, and the part of
@@ -61,6 +60,11 @@ class RunReport:
         if self.window_closed:
             return ExitCode.WINDOW_CLOSED
         return ExitCode.OK
+
+    @property
+    def downloads_stopped(self) -> str | None:
+        """Why downloads stopped while the other steps went on: put.io's nodes down."""
+        return self.silenced[0].message if self.silenced else None
 
     def failures_for(self, error: Exception) -> list[Failure]:
         """Given why an action failed, return the list it goes in: a full disk and an

@@ -81,7 +81,7 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
         click.echo(redact(no_room_line(report.no_room)), err=True)
         click.echo(f"  hint: {report.no_room[-1].hint}", err=True)
     if report.silenced:
-        click.echo(redact(silenced_line(report.downloads_stopped, report.silenced)), err=True)
+        click.echo(redact(silenced_line(report.silenced)), err=True)
         # the first is the download that found the outage (suspects join at the end)
         click.echo(f"  hint: {report.silenced[0].hint}", err=True)
     needs_person = bool(
@@ -115,12 +115,12 @@ def no_room_line(waiting: list[Any]) -> str:
     )
 
 
-def silenced_line(stopped: str | None, silenced: list[Any]) -> str:
-    """Given why downloads stopped and the downloads that gave up in that outage, say
-    so in one line."""
+def silenced_line(silenced: list[Any]) -> str:
+    """Given the downloads that gave up in an outage of put.io's nodes (the first found
+    it), say so in one line."""
     files = "download" if len(silenced) == 1 else "downloads"
     return (
-        f"failed: downloads stopped: {stopped or silenced[0].message} "
+        f"failed: downloads stopped: {silenced[0].message} "
         f"({len(silenced)} {files} gave up in it; none is counted as failing)"
     )
 

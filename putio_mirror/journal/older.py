@@ -15,12 +15,11 @@ import contextlib
 import sqlite3
 import tempfile
 from pathlib import Path
-from urllib.parse import quote
 
 from putio_mirror.core.state import JournalFacts
 from putio_mirror.journal.store import Journal
 from putio_mirror.journal.version import HEAD, SCHEMA_VERSION
-from putio_mirror.journal.where import plain_sqlite_file
+from putio_mirror.journal.where import connect_read_only, plain_sqlite_file
 
 
 def older_journal_facts(url: str) -> JournalFacts | None:
@@ -30,9 +29,8 @@ def older_journal_facts(url: str) -> JournalFacts | None:
     database = plain_sqlite_file(url)
     if database is None or not database.is_file():
         return None
-    uri = f"file:{quote(str(database.absolute()))}?mode=ro"
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as source:
+        with contextlib.closing(connect_read_only(database)) as source:
             if not _is_older(source):
                 return None
             with tempfile.TemporaryDirectory(prefix="putio-mirror-dry-run-") as folder:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from pathlib import Path
-from urllib.parse import quote
 
 from putio_mirror.core.state import JournalFacts, Submission
 from putio_mirror.journal.rows import (
@@ -25,7 +23,7 @@ from putio_mirror.journal.rows import (
     utc_text,
 )
 from putio_mirror.journal.version import HEAD
-from putio_mirror.journal.where import plain_sqlite_file
+from putio_mirror.journal.where import connect_read_only, plain_sqlite_file
 
 # The columns of files._RECORDS, desires._LISTED and desires.removed, spelled for SQLite;
 # tests/test_journal.py checks that they read what Journal.facts reads.
@@ -52,18 +50,13 @@ def peek_facts(url: str) -> JournalFacts | None:
     if database is None or not database.is_file():
         return None
     try:
-        with contextlib.closing(_connect(database)) as conn:
+        with contextlib.closing(connect_read_only(database)) as conn:
             conn.execute("BEGIN")  # one snapshot for every table, as Journal.facts reads
             if [row[0] for row in conn.execute(_REVISION)] != [HEAD]:
                 return None
             return _facts(conn)
     except (sqlite3.Error, ValueError, TypeError):
         return None
-
-
-def _connect(database: Path) -> sqlite3.Connection:
-    uri = f"file:{quote(str(database.absolute()))}?mode=ro"
-    return sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)
 
 
 def _facts(conn: sqlite3.Connection) -> JournalFacts:

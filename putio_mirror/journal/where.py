@@ -7,7 +7,9 @@ lock beside a SQLite file before that import too, so that put.io is listed meanw
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 _PREFIX = "sqlite:///"
 
@@ -41,3 +43,10 @@ def plain_lock_path(url: str) -> Path | None:
     in doubt (``Journal.lock_path`` tells, once the journal is open)."""
     database = plain_sqlite_file(url)
     return None if database is None else lock_beside(database)
+
+
+def connect_read_only(database: Path) -> sqlite3.Connection:
+    """Given a SQLite file, return a connection that can only read it (nothing created,
+    upgraded or switched to WAL), in autocommit: the reader says where a read begins."""
+    uri = f"file:{quote(str(database.absolute()))}?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)
