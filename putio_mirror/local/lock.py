@@ -30,8 +30,11 @@ class RunLock:
             holder = _read_pid(descriptor)
             os.close(descriptor)
             raise self._already_running(holder) from None
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # only the next comer's message names us: a full disk must not stop us here
         self._descriptor = descriptor
         return self
 
