@@ -24,7 +24,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +131,11 @@ def tool_path(command: str) -> str:
 
 
 def alternate(
-    contenders: Sequence[tuple[str, Runner]], rounds: int, workdir: Path | None
+    contenders: Sequence[tuple[str, Runner]],
+    rounds: int,
+    workdir: Path | None,
+    *,
+    remove_at_end: bool = False,
 ) -> dict[str, list[Measurement]]:
     """Given named runners, run them A B A B … ``rounds`` times, each in a fresh temp dir,
     after one unmeasured warm-up round.
@@ -140,26 +144,36 @@ def alternate(
     The warm-up absorbs what only the first run after set-up pays: on this VM whoever
     went first took 2-4x longer, almost all of it system time (curl: 7.7 s against
     3.1 s), whichever contender it was.
+
+    ``remove_at_end`` keeps every round's folder until the last round: for many small
+    files. ext4 without a journal (this VM's disk) skips inodes freed in the last
+    60-360 s when it creates a file, reading each one's inode block to find out, so a
+    round that follows the deletion of 10,000 files spent up to twice the system time
+    of one that does not, whoever ran it. A real sync does not follow such a deletion.
     """
     results: dict[str, list[Measurement]] = {name: [] for name, _ in contenders}
-    for number in range(rounds + 1):
-        for name, runner in contenders:
-            measurement = _one_round(runner, workdir)
-            if number == 0:
-                note(f"warm-up {name}: {measurement.wall:.2f} s (not counted)")
-                continue
-            results[name].append(measurement)
-            note(f"round {number}/{rounds} {name}: {measurement.wall:.2f} s")
+    with ExitStack() as kept:
+        for number in range(rounds + 1):
+            for name, runner in contenders:
+                where = kept.enter_context(scratch_dir(workdir)) if remove_at_end else None
+                measurement = _one_round(runner, workdir, where)
+                if number == 0:
+                    note(f"warm-up {name}: {measurement.wall:.2f} s (not counted)")
+                    continue
+                results[name].append(measurement)
+                note(f"round {number}/{rounds} {name}: {measurement.wall:.2f} s")
     return results
 
 
-def _one_round(runner: Runner, workdir: Path | None) -> Measurement:
+def _one_round(runner: Runner, workdir: Path | None, where: Path | None) -> Measurement:
     # Dirty pages of earlier rounds (and of the served file, just written) are flushed
     # first, so no round pays for another's write-back. putio-mirror's own fsync of what
     # it downloaded stays inside its timed run.
     os.sync()
-    with scratch_dir(workdir) as where:
+    if where is not None:
         return runner(where)
+    with scratch_dir(workdir) as fresh:
+        return runner(fresh)
 
 
 def median(values: Iterable[float]) -> float:

@@ -145,7 +145,8 @@ def measure(scenario: Scenario, args: argparse.Namespace) -> dict[str, list[Meas
     """Given a scenario, build its fake (and nginx), race the contenders; return the runs."""
     note(f"{scenario.name}: adding {scenario.files} files to a fake put.io…")
     with scratch_dir(args.workdir) as work, FakePutio() as fake:
-        need_free_space(work, 2 * sum(scenario.sizes))
+        # every round's copy is kept to the end (see alternate), and nginx serves one more
+        need_free_space(work, (2 * (args.rounds + 1) + 1) * sum(scenario.sizes))
         entries = add_tree(fake, scenario.sizes, per_folder=PER_FOLDER, top=TOP)
         with _links(scenario, fake, entries, work, args.workdir) as urls:
             fake.latency_seconds = scenario.latency
@@ -158,7 +159,7 @@ def measure(scenario: Scenario, args: argparse.Namespace) -> dict[str, list[Meas
                 (MIRROR, putio_mirror_runner(listing)),
                 (aria2c_name(args), aria2c_runner(listing, args.jobs)),
             ]
-            return alternate(contenders, args.rounds, args.workdir)
+            return alternate(contenders, args.rounds, args.workdir, remove_at_end=True)
 
 
 @contextmanager
