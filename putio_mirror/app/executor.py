@@ -133,10 +133,12 @@ class Executor:
         )
         index = 0
         while index < len(actions) and not self._should_halt():
-            batch = plan.downloads_from(index) if self._rules.parallel_files != 1 else []
-            workers = self._workers(batch)
-            if workers > 1:
-                self._run_parallel(run_id, batch, workers)
+            # Two or more downloads in a row go through one queue even one at a time: it
+            # claims them and journals their ends a few per transaction (one by one, two
+            # transactions a file doubled the CPU of 3,000 small files).
+            batch = plan.downloads_from(index)
+            if len(batch) > 1:
+                self._run_parallel(run_id, batch, self._workers(batch))
                 index += len(batch)
             else:
                 self._step(run_id, actions[index])
