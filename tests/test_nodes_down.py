@@ -124,3 +124,40 @@ def test_nodes_down_stop_downloads_only_verified_items_are_placed_all_the_same(
     result = mirror.run("sync")
     assert result.code == 1 and "nodes sent no data to any" in result.err, result.err
     assert sorted(mirror.local_files()) == ["A Show/e0.mkv", "A Show/e1.mkv"]
+
+
+def test_broken_files_that_are_all_a_run_has_left_fail_as_any_broken_file(
+    mirror: Mirror, account: list[int]
+) -> None:
+    # The steady state after the good files came: each run has only the broken ones in
+    # flight, nothing streams beside them and nothing starts after them. Forgetting them
+    # as an outage would try them every run, a whole max_outage each, never waiting and
+    # never told as failing. The nodes answer for the files already mirrored.
+    assert mirror.run("sync").code == 0
+    broken = [mirror.fake.add_file(f"b{number}.bin", size=SIZE) for number in range(3)]
+    for file_id in broken:
+        mirror.fake.node_fault(file_id, status=503, times=10_000)
+    result = mirror.run("sync")
+    assert result.code == 1 and "nodes sent no data to any" not in result.err, result.err
+    assert failures(mirror) == dict.fromkeys(broken, 1)
+    again = mirror.run("sync")
+    assert "b0.bin: failed 1 time(s)" in again.err and "next try after" in again.err
+
+
+def test_an_outage_met_by_the_last_files_of_a_run_counts_against_none(
+    mirror: Mirror, account: list[int]
+) -> None:
+    # The same run's end, the nodes down for everyone: the files mirrored before (asked
+    # for their first byte) get no byte either, so the outage is nobody's fault.
+    assert mirror.run("sync").code == 0
+    added = [mirror.fake.add_file(f"b{number}.bin", size=SIZE) for number in range(3)]
+    mirror.fake.outage(3_600, hosts=["node"])
+    mirror.fake.clear_requests()
+    result = mirror.run("sync")
+    assert result.code == 1, result.err
+    assert failures(mirror) == {}, "an outage is nobody's fault"
+    links = {r.path for r in mirror.fake.requests if r.path.endswith("/url")}
+    assert links - {f"/v2/files/{file_id}/url" for file_id in added}, "a witness was asked"
+    mirror.fake.outage(0)
+    assert mirror.run("sync").code == 0
+    assert {f"b{number}.bin" for number in range(len(added))} <= set(mirror.local_files())

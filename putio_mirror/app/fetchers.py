@@ -1,10 +1,13 @@
 """The fetchers a run's download threads use: one each, over the client's connection pool,
 sharing one bandwidth limiter, the knowledge that put.io refused the token, and the pulse
-that tells put.io's nodes down for everyone from one file's failing."""
+that tells put.io's nodes down for everyone from one file's failing; and the witness asked
+when that tells nothing (``fetch/witness.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import itertools
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from putio_mirror.config.settings import Settings
@@ -13,6 +16,7 @@ from putio_mirror.core.errors import AuthError
 from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.pulse import Pulse
 from putio_mirror.fetch.throttle import RateLimiter
+from putio_mirror.fetch.witness import first_byte_comes
 from putio_mirror.putio.client import PutioClient
 
 
@@ -53,3 +57,24 @@ def fetcher_factory(
         )
 
     return new_fetcher
+
+
+#: files asked for their first byte at most, the first that answers settling it
+WITNESSES = 2
+
+
+def nodes_witness(
+    settings: Settings, client: PutioClient, candidates: Callable[[], Iterable[int]]
+) -> Callable[[], bool]:
+    """Given files not in doubt (``candidates``: mirrored before, not downloaded by this
+    run), return how to ask whether put.io's nodes send a byte of one of them."""
+
+    def nodes_answer() -> bool:
+        # not closed after: a sibling shares the client's pool, which closing would close
+        session = client.sibling_session()
+        link = functools.partial(client.download_url, retry=False)
+        timeout = (10.0, settings.read_timeout)  # the fetchers' connect timeout
+        asked = itertools.islice(candidates(), WITNESSES)
+        return any(first_byte_comes(link, session, file_id, timeout) for file_id in asked)
+
+    return nodes_answer

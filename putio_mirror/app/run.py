@@ -8,6 +8,7 @@ takes every kind of action, ``transfers groom`` only cancel and clean,
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import time
@@ -151,7 +152,8 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         assert journal is not None  # only a dry run goes without
         early.handed_over = True  # from here on, the run has a row of its own
-        report = _execute(runtime, request, plan, client, journal, notice, notifier)
+        witnesses = functools.partial(_mirrored_elsewhere, snapshot, plan)
+        report = _execute(runtime, request, plan, client, journal, notice, notifier, witnesses)
         return Outcome(plan, report, _exit_code(report.exit_code, notice), violations, notice)
     raise AssertionError("unreachable")
 
@@ -301,6 +303,7 @@ def _execute(
     journal: Journal,
     notice: tuple[Attention, ...],
     notifier: Notifier,
+    witnesses: Callable[[], Iterator[int]],
 ) -> RunReport:
     settings = runtime.settings
     downloads = [action.file_id for action in plan if isinstance(action, Download)]
@@ -318,7 +321,9 @@ def _execute(
     try:
         links.ask_first(at_once)
         runtime.on_plan(plan)
-        return _executed(runtime, request, plan, client, journal, notice, notifier, links)
+        return _executed(
+            runtime, request, plan, client, journal, notice, notifier, links, witnesses
+        )
     finally:
         links.close()
 
@@ -332,9 +337,10 @@ def _executed(
     notice: tuple[Attention, ...],
     notifier: Notifier,
     links: LinkPrefetcher,
+    witnesses: Callable[[], Iterator[int]],
 ) -> RunReport:
     from putio_mirror.app.executor import Executor, Rules
-    from putio_mirror.app.fetchers import fetcher_factory
+    from putio_mirror.app.fetchers import fetcher_factory, nodes_witness
 
     settings = runtime.settings
     executor = Executor(
@@ -355,6 +361,7 @@ def _executed(
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
         tell=notifier.tell,
+        nodes_answer=nodes_witness(settings, client, witnesses),
     )
     now = runtime.clock().astimezone(UTC)
     take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)
@@ -371,6 +378,18 @@ def _executed(
         summary = executor.report.summary()
         journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(code), summary)
         executor.close()
+
+
+def _mirrored_elsewhere(snapshot: Snapshot, plan: Plan) -> Iterator[int]:
+    """Given the run's snapshot and plan, yield put.io files whose bytes came before and
+    that this run does not download: witnesses of whether the nodes work."""
+    downloading = {action.file_id for action in plan if isinstance(action, Download)}
+    records = snapshot.journal.downloads
+    for remote in snapshot.files:
+        record = records.get(remote.id)
+        mirrored = record is not None and record.verified_at is not None
+        if mirrored and remote.size and remote.id not in downloading:
+            yield remote.id
 
 
 def _refusal(violations: tuple[str, ...]) -> SafetyLimitError:
