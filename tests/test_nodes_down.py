@@ -161,3 +161,39 @@ def test_an_outage_met_by_the_last_files_of_a_run_counts_against_none(
     mirror.fake.outage(0)
     assert mirror.run("sync").code == 0
     assert {f"b{number}.bin" for number in range(len(added))} <= set(mirror.local_files())
+
+
+def test_nodes_down_one_download_at_a_time_end_the_run_and_count_against_no_file(
+    mirror: Mirror, account: list[int]
+) -> None:
+    # parallel_files: 1 has one fetch in flight, never another to compare with: the
+    # first that gives up silent is a suspect, the next proves the outage. Counted
+    # alone, an outage failed every file in turn, each after a whole max_outage.
+    mirror.write_config(
+        download={"max_outage_seconds": 1, "read_timeout_seconds": 0.5, "parallel_files": 1}
+    )
+    mirror.fake.outage(3_600, hosts=["node"])
+    result = mirror.run("sync")
+    assert result.code == 1
+    told = [line for line in result.err.splitlines() if line.startswith("failed: ")]
+    assert len(told) == 1 and "(2 downloads gave up in it;" in told[0], result.err
+    assert failures(mirror) == {}, "an outage is nobody's fault"
+
+
+def test_more_broken_files_than_downloads_at_once_stall_no_run_where_a_witness_answers(
+    mirror: Mirror, account: list[int]
+) -> None:
+    # Six broken files (a damaged season pack) ahead of good ones, three at once: without
+    # a witness the second three, silent too, "proved" an outage and every run stopped
+    # there, the good files never reached. The files mirrored before answer: broken.
+    assert mirror.run("sync").code == 0
+    broken = [mirror.fake.add_file(f"b{number}.bin", size=SIZE) for number in range(6)]
+    for file_id in broken:
+        mirror.fake.node_fault(file_id, status=503, times=10_000)
+    good = [f"c{number}.bin" for number in range(5)]
+    for name in good:
+        mirror.fake.add_file(name, size=SIZE)
+    result = mirror.run("sync")
+    assert result.code == 1 and "nodes sent no data to any" not in result.err, result.err
+    assert set(good) <= set(mirror.local_files())
+    assert failures(mirror) == dict.fromkeys(broken, 1)

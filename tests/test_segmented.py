@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
-from putio_mirror.core.errors import AuthError, ChecksumMismatchError, NoSpaceError, TransientError
+from putio_mirror.core.errors import (
+    AuthError,
+    ChecksumMismatchError,
+    NodesSilentError,
+    NoSpaceError,
+)
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
 from putio_mirror.fetch.engine import Fetcher
@@ -374,9 +379,11 @@ def _closed_port_url(file_id: int) -> str:
     return f"http://127.0.0.1:{port}/download/{file_id}"
 
 
-def test_an_outage_raises_transient_after_max_outage_and_ends_every_thread(
+def test_a_silent_node_gives_up_after_max_outage_and_ends_every_thread(
     fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
 ) -> None:
+    # The one fetch in flight is a suspect (fetch/pulse.py): the next file tells whether
+    # put.io's nodes are down or this file's node is broken.
     item, _ = _remote(fake_putio, tmp_path)
     clock = Clock()
     downloader = make_downloader(
@@ -386,9 +393,9 @@ def test_an_outage_raises_transient_after_max_outage_and_ends_every_thread(
         sleep=clock.sleep,
         monotonic=clock.monotonic,
     )
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(NodesSilentError) as caught:
         downloader.fetch(item)
-    assert "next run" in caught.value.hint
+    assert "next file" in caught.value.hint
     assert clock.now >= 300.0
     assert _segment_threads() == []
     assert _unfinished_positions(_rows(item)) == STARTS

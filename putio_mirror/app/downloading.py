@@ -140,19 +140,15 @@ class DownloadSteps:
         self._suspects: list[tuple[Download, NodesSilentError]] = []  # see ``settle``
         self._lock = threading.Lock()
 
-    def settle(self, nodes_answer: Callable[[], bool] | None = None) -> set[str]:
+    def settle(self) -> set[str]:
         """Count as failing each file that gave up amid silence if bytes came after it
         (put.io's nodes work: its own node failed it), and return their keys; forget the
-        others (an outage, or nothing tells). When no byte came after some of them,
-        ``nodes_answer`` (if given) is asked whether the nodes send bytes of other files:
-        if they do, those failed on their own too."""
+        others (an outage, or nothing yet tells)."""
         with self._lock:
             suspects, self._suspects = self._suspects, []
-        unproven = any(not suspected.proven() for _, suspected in suspects)
-        nodes_work = unproven and nodes_answer is not None and nodes_answer()
         proven: set[str] = set()
         for action, suspected in suspects:
-            if nodes_work or suspected.proven():
+            if suspected.proven():
                 self._journal.record_failure(action.file_id, self._now(), suspected.message)
                 proven.add(action.key)
         return proven

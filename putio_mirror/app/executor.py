@@ -90,10 +90,8 @@ class Executor:
         stop_requested: Callable[[], bool] = lambda: False,
         progress: Progress | None = None,
         tell: Callable[[Event], None] = lambda event: None,
-        nodes_answer: Callable[[], bool] | None = None,
     ) -> None:
         self._remote = remote
-        self._nodes_answer = nodes_answer  # asked about suspects nothing else tells (witness)
         self._tell = tell  # the Notifier's: items placed, files failing, a full disk
         self._journal = journal
         self._places = places
@@ -145,9 +143,7 @@ class Executor:
             else:
                 self._step(run_id, actions[index])
                 index += 1
-        # After an outage was found (downloads stopped), a node answering now proves nothing.
-        witness = None if self._report.downloads_stopped else self._nodes_answer
-        self._report.settle(self._downloads.settle(witness))
+        self._report.settle(self._downloads.settle())
         return self._report
 
     def _should_halt(self) -> bool:

@@ -25,14 +25,17 @@ def fetcher_factory(
     client: PutioClient,
     clock: Callable[[], datetime],
     link_for: Callable[[int], str],
+    witnesses: Callable[[], Iterable[int]],
 ) -> Callable[[], Fetcher]:
-    """One fetcher per download thread; they share the client, its connection pool and one
-    bandwidth limiter."""
+    """One fetcher per download thread; they share the client, its connection pool, one
+    bandwidth limiter and one pulse, whose witnesses are files this run does not download
+    (those mirrored before first)."""
     timetable = parse_timetable(settings.bwlimit)
     # "off" needs no meter at all: that saves two calls per chunk on the hot path.
     limiter = None if timetable.unlimited else RateLimiter(lambda: timetable.limit_at(clock()))
     refused: list[AuthError] = []
-    pulse = Pulse()  # one for the run: a fetcher tells an outage by the others' bytes
+    # one for the run: a fetcher tells an outage by the others' bytes, or a witness's
+    pulse = Pulse(nodes_witness(settings, client, witnesses))
 
     def url_for(file_id: int) -> str:
         # The client gives each thread its own session: links are asked for in parallel.
@@ -66,8 +69,8 @@ WITNESSES = 2
 def nodes_witness(
     settings: Settings, client: PutioClient, candidates: Callable[[], Iterable[int]]
 ) -> Callable[[], bool]:
-    """Given files not in doubt (``candidates``: mirrored before, not downloaded by this
-    run), return how to ask whether put.io's nodes send a byte of one of them."""
+    """Given files not in doubt (``candidates``), return how to ask whether put.io's nodes
+    send a byte of one of them."""
 
     def nodes_answer() -> bool:
         # not closed after: a sibling shares the client's pool, which closing would close

@@ -152,7 +152,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         assert journal is not None  # only a dry run goes without
         early.handed_over = True  # from here on, the run has a row of its own
-        witnesses = functools.partial(_mirrored_elsewhere, snapshot, plan)
+        witnesses = functools.partial(_witnesses, snapshot, plan)
         report = _execute(runtime, request, plan, client, journal, notice, notifier, witnesses)
         return Outcome(plan, report, _exit_code(report.exit_code, notice), violations, notice)
     raise AssertionError("unreachable")
@@ -340,12 +340,12 @@ def _executed(
     witnesses: Callable[[], Iterator[int]],
 ) -> RunReport:
     from putio_mirror.app.executor import Executor, Rules
-    from putio_mirror.app.fetchers import fetcher_factory, nodes_witness
+    from putio_mirror.app.fetchers import fetcher_factory
 
     settings = runtime.settings
     executor = Executor(
         client,
-        fetcher_factory(settings, client, runtime.clock, links.url_for),
+        fetcher_factory(settings, client, runtime.clock, links.url_for, witnesses),
         journal,
         places(settings),
         Rules(
@@ -361,7 +361,6 @@ def _executed(
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
         tell=notifier.tell,
-        nodes_answer=nodes_witness(settings, client, witnesses),
     )
     now = runtime.clock().astimezone(UTC)
     take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)
@@ -380,16 +379,16 @@ def _executed(
         executor.close()
 
 
-def _mirrored_elsewhere(snapshot: Snapshot, plan: Plan) -> Iterator[int]:
-    """Given the run's snapshot and plan, yield put.io files whose bytes came before and
-    that this run does not download: witnesses of whether the nodes work."""
+def _witnesses(snapshot: Snapshot, plan: Plan) -> Iterator[int]:
+    """Given the run's snapshot and plan, yield put.io files this run does not download
+    whose first byte tells whether the nodes work: those whose bytes came before first."""
     downloading = {action.file_id for action in plan if isinstance(action, Download)}
+    others = [f.id for f in snapshot.files if f.size and not f.is_folder]
+    others = [file_id for file_id in others if file_id not in downloading]
     records = snapshot.journal.downloads
-    for remote in snapshot.files:
-        record = records.get(remote.id)
-        mirrored = record is not None and record.verified_at is not None
-        if mirrored and remote.size and remote.id not in downloading:
-            yield remote.id
+    verified = {file_id for file_id, record in records.items() if record.verified_at}
+    yield from (file_id for file_id in others if file_id in verified)
+    yield from others
 
 
 def _refusal(violations: tuple[str, ...]) -> SafetyLimitError:

@@ -12,15 +12,25 @@ at them, and the files behind them would never come. So the fetches that give up
 are only *suspected* (``gave_up`` says SUSPECT): the run starts the next files, and
   - if one of those gives up silent too, the nodes are down for everyone (DOWN): the run
     stops, and nobody is counted as failing;
-  - if bytes arrive after a suspect gave up (``got_bytes_after``), the nodes work: the
-    suspect failed on its own, and its failure is counted then.
+  - if bytes arrive after a suspect gave up (``got_bytes_after``), the suspect failed on
+    its own, and its failure is counted then.
+
+A lone fetch (``parallel_files: 1``) that gives up silent is a suspect too.
+
+Where the run has a file it does not download (one mirrored before, best), a *witness*
+settles it at once (``witness.py``): before a fetch that gives up amid silence is called a
+suspect, or proof of an outage, that file is asked for its first byte. A byte is a byte
+like any other: the nodes work, the fetch failed alone (as did any suspect before it). So
+broken files more than downloads at once, at the head of the queue or all a run has left,
+neither stop every run nor go uncounted. One witness is asked at a time; a silence it met
+after a fetch's own last byte answers for that fetch too.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
@@ -33,8 +43,11 @@ class Pulse:
     """Thread-safe: every fetch of a run tells it when its bytes arrive and when a request
     of it fails."""
 
-    def __init__(self) -> None:
+    def __init__(self, witness: Callable[[], bool] | None = None) -> None:
         self._lock = threading.Lock()
+        self._witness = witness  # whether a node sends a byte of a file not in doubt
+        self._asking = threading.Lock()  # one witness asked at a time
+        self._witness_silent_at = -math.inf  # a witness got no byte, at
         self._last_byte = -math.inf
         self._failing: dict[Hashable, bool] = {}  # the fetches in flight
         self._started: dict[Hashable, float] = {}  # ... and when each began
@@ -70,17 +83,19 @@ class Pulse:
 
     def gave_up(self, fetch: Hashable, since: float, now: float) -> Verdict:
         """Given a fetch that gives up at ``now`` with no byte of its own after ``since``,
-        say what it is: "alone" if bytes came elsewhere meanwhile, or nothing else in flight
-        was failing beside it; "suspect" if it was in flight when a fetch first gave up
+        say what it is: "alone" if bytes came elsewhere meanwhile, or a fetch in flight beside
+        it was not failing; "suspect" if it was in flight when a fetch first gave up
         amid silence (that one included); "down" once a fetch begun after that gives up
-        silent too."""
+        silent too. Before "suspect" or "down", the witness (if any) is asked."""
+        if self._in_doubt(since):
+            self._ask_witness(since, now)
         with self._lock:
             if self._last_byte > since:
                 return "alone"
             if self._down:
                 return "down"
             if self._suspected_at is None:
-                if len(self._failing) < 2 or not all(self._failing.values()):
+                if not all(self._failing.values()):
                     return "alone"
                 self._suspected_at = now
                 return "suspect"
@@ -88,6 +103,28 @@ class Pulse:
                 return "suspect"
             self._down = True
             return "down"
+
+    def _in_doubt(self, since: float) -> bool:
+        """Whether a fetch silent since ``since`` would be a suspect or proof of an outage."""
+        with self._lock:
+            if self._last_byte > since:
+                return False
+            return self._down or self._suspected_at is not None or all(self._failing.values())
+
+    def _ask_witness(self, since: float, now: float) -> None:
+        """Ask the witness whether the nodes send a byte, unless it was asked during this
+        silence already (or a byte came meanwhile); a byte beats as any other."""
+        if self._witness is None:
+            return
+        with self._asking:
+            with self._lock:
+                if self._last_byte > since or self._witness_silent_at > since:
+                    return
+            if self._witness():
+                self.beat(now)
+            else:
+                with self._lock:
+                    self._witness_silent_at = now
 
     def got_bytes_after(self, when: float) -> bool:
         """Whether a byte arrived anywhere after ``when`` (a suspect then failed alone)."""
