@@ -1,0 +1,135 @@
+"""The floor: the CPU a file costs for the work every mirror must do, and nothing else.
+
+What issue 14's "≤ 2 ms of CPU a file" is measured against. For each file, in one thread
+and one process, with no HTTP, no journal and no Python beyond the loop:
+
+- ``receive``: its bytes through a loopback socket pair (the kernel's copy);
+- ``crc32``: its CRC32 (zlib), which put.io's checksum asks for;
+- ``write + sync``: a new part file opened, written, fdatasync'ed, closed and renamed
+  into another folder (staging/<id>.part → staging/verified/<id>: durable before it
+  counts as verified).
+
+Run on the folder a mirror would write to (``--workdir``): the file system sets the
+price of the last line. For ``small`` (512 B–4 KiB, seeded as bench/many_files.py's) and
+``1MiB``, it prints user and system CPU a file for each step, and their sum.
+
+    .venv/bin/python bench/floor.py [--rounds 3] [--count-small 3000] [--count-large 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import threading
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from accounts import seeded_sizes
+from common import base_parser, main_guard, median, note, print_header, print_table, scratch_dir
+
+MIB = 1024 * 1024
+STEPS = ("receive", "crc32", "write + sync")
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(files: Sequence[bytes], step: Callable[[int, bytes], None]) -> float:
+    """Given the files' bytes and a step, return the step's CPU milliseconds a file."""
+    before = cpu()
+    for number, data in enumerate(files):
+        step(number, data)
+    return (cpu() - before) * 1000 / len(files)
+
+
+def receive(files: Sequence[bytes]) -> float:
+    """CPU a file of passing its bytes through a loopback socket pair (both ends here:
+    the sender's share is the server's in real life, so half the pair is counted)."""
+    sender, receiver = socket.socketpair()
+    buffer = bytearray(max(len(data) for data in files))
+    view = memoryview(buffer)
+
+    def send_all() -> None:
+        for data in files:
+            sender.sendall(data)
+
+    thread = threading.Thread(target=send_all)
+    before = cpu()
+    thread.start()
+    for data in files:
+        got = 0
+        while got < len(data):
+            got += receiver.recv_into(view[got : len(data)])
+    thread.join()
+    spent = (cpu() - before) * 1000 / len(files)
+    sender.close()
+    receiver.close()
+    return spent / 2
+
+
+def _crc32(data: bytes) -> None:
+    zlib.crc32(data)
+
+
+def write_and_sync(files: Sequence[bytes], where: Path) -> float:
+    staging, verified = where / "staging", where / "staging" / "verified"
+    verified.mkdir(parents=True)
+
+    def step(number: int, data: bytes) -> None:
+        part = f"{staging}/{number}.part"
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        os.rename(part, f"{verified}/{number}")
+
+    return measured(files, step)
+
+
+def one_round(files: Sequence[bytes], workdir: Path | None) -> dict[str, float]:
+    os.sync()
+    with scratch_dir(workdir) as where:
+        return {
+            "receive": receive(files),
+            "crc32": measured(files, lambda _, data: _crc32(data)),
+            "write + sync": write_and_sync(files, where),
+        }
+
+
+def run(args: argparse.Namespace) -> None:
+    print_header("floor")
+    kinds = {
+        "small": [os.urandom(size) for size in seeded_sizes(args.count_small, 512, 4096)],
+        "1MiB": [os.urandom(MIB) for _ in range(args.count_large)],
+    }
+    rows = []
+    for name, files in kinds.items():
+        rounds = []
+        for number in range(args.rounds):
+            rounds.append(one_round(files, args.workdir))
+            note(f"{name}: round {number + 1}/{args.rounds}")
+        steps = [median(r[step] for r in rounds) for step in STEPS]
+        rows.append([name, *(f"{ms:.3f}" for ms in steps), f"{sum(steps):.3f}"])
+    print_table(
+        f"CPU ms a file, medians of {args.rounds} rounds",
+        ["files", *STEPS, "floor"],
+        rows,
+    )
+
+
+def main() -> int:
+    parser = base_parser(__doc__ or "")
+    parser.add_argument("--count-small", type=int, default=3000)
+    parser.add_argument("--count-large", type=int, default=300)
+    return main_guard(lambda: run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
