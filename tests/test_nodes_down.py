@@ -197,3 +197,6 @@ def test_more_broken_files_than_downloads_at_once_stall_no_run_where_a_witness_a
     assert result.code == 1 and "nodes sent no data to any" not in result.err, result.err
     assert set(good) <= set(mirror.local_files())
     assert failures(mirror) == dict.fromkeys(broken, 1)
+    # six lines, one hint: what a person reads at 7 a.m.
+    told = [line for line in result.err.splitlines() if line.startswith("failed: b")]
+    assert len(told) == 6 and result.err.count("  hint: ") == 1, result.err

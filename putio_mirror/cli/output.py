@@ -13,6 +13,7 @@ import click
 from putio_mirror.cli.context import Context
 
 if TYPE_CHECKING:
+    from putio_mirror.app.report import Failure
     from putio_mirror.app.run import Outcome, Request
     from putio_mirror.config.settings import Settings
 
@@ -73,10 +74,15 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
     report = outcome.report
     if report is None:
         return
+    # files failing alike (a damaged season pack) share one hint, said after the last of them
+    by_hint: dict[str, list[Failure]] = {}
     for failure in report.failed:
-        click.echo(redact(f"failed: {failure.target}: {failure.message}"), err=True)
-        if failure.hint:
-            click.echo(f"  hint: {failure.hint}", err=True)
+        by_hint.setdefault(failure.hint, []).append(failure)
+    for hint, failures in by_hint.items():
+        for failure in failures:
+            click.echo(redact(f"failed: {failure.target}: {failure.message}"), err=True)
+        if hint:
+            click.echo(f"  hint: {hint}", err=True)
     if report.no_room:
         click.echo(redact(no_room_line(report.no_room)), err=True)
         click.echo(f"  hint: {report.no_room[-1].hint}", err=True)
