@@ -241,14 +241,16 @@ class DownloadSteps:
         failure of this file) when this file cannot be had now."""
         staging = self._places.staging
         kept = verified_path(staging, action.file_id)
-        if local_size(kept) == action.size and _crc_matches(kept, action.crc32):
+        if (
+            _may_be_kept(action)
+            and local_size(kept) == action.size
+            and _crc_matches(kept, action.crc32)
+        ):
             # verified in an earlier run that ended before the journal heard of it
             source, done = kept, action.size
         else:
-            source, done = (
-                part_path(staging, action.file_id),
-                self._fetch_verified(action, may_continue, advance),
-            )
+            source = part_path(staging, action.file_id)
+            done = self._fetch_verified(action, source, may_continue, advance)
         if action.staged:
             # The move into verified/ is made durable by ``first``, once for the files
             # whose journal work commits together, and before that commit.
@@ -277,21 +279,25 @@ class DownloadSteps:
         self._verified(action)
 
     def _fetch_verified(
-        self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]
+        self,
+        action: Download,
+        part: Path,
+        may_continue: Callable[[], bool],
+        advance: Callable[[int], None],
     ) -> int:
         """Fill the file's ``.part`` and verify it; return its bytes. A corrupt part is
         fetched once more from zero; a failure is journaled for this file."""
-        part = part_path(self._places.staging, action.file_id)
         fetcher = self._fetcher()
         try:
             try:
-                return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
+                fresh = action.resume_from == 0
+                return self._fetch(fetcher, action, part, fresh, may_continue, advance).bytes_done
             except ChecksumMismatchError as error:
                 log.warning("%s: %s; downloading again from zero", action.relative_path, error)
                 self._journal.record_failure(action.file_id, self._now(), error.message)
                 fetcher.discard(part)
                 self._journal.reset_download(action.file_id)
-                return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
+                return self._fetch(fetcher, action, part, True, may_continue, advance).bytes_done
         except ItemError as error:
             # the path too, so ``history`` can name the file that keeps failing
             self._record_progress(action, allocated_bytes(part))
@@ -320,10 +326,16 @@ class DownloadSteps:
         fetcher: AnyFetcher,
         action: Download,
         part: Path,
+        fresh: bool,
         may_continue: Callable[[], bool],
         advance: Callable[[int], None],
     ) -> Fetched:
-        already = allocated_bytes(part)
+        """Given a part and whether none of its bytes is known to be there (``fresh``: no
+        ``stat`` then, many small files pay for each system call), fetch it (``Fetched``);
+        raise Paused if it may not go on."""
+        # A part the plan did not count is measured by the fetcher all the same: only
+        # this file's progress line and its room (reserved whole then) do without it.
+        already = 0 if fresh else allocated_bytes(part)
         item = FileToFetch(action.file_id, action.size, action.crc32, part)
 
         def on_progress(amount: int) -> None:
@@ -366,6 +378,14 @@ def _api_failed(error: TransientError) -> bool:
             return True
         cause = cause.__cause__
     return False
+
+
+def _may_be_kept(action: Download) -> bool:
+    """Whether a file's verified bytes may wait in staging: the plan found them (they are
+    its ``resume_from``), or the file is empty. Otherwise nothing is looked for (a ``stat``
+    less a file): only this action writes ``verified/<its id>`` during the run, and a copy
+    there the plan did not see is merely fetched again and replaced by one verified."""
+    return action.resume_from > 0 or action.size == 0
 
 
 def _crc_matches(path: Path, expected: str | None) -> bool:
