@@ -8,7 +8,6 @@ goes through thread-safe callbacks.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.durable import make_durable
 from putio_mirror.local.files import allocated_bytes, crc32_of, local_size
+from putio_mirror.local.keeping import VerifiedMoves
 from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import RoomKeeper
 from putio_mirror.local.staging import (
@@ -42,7 +42,6 @@ from putio_mirror.local.staging import (
     place_file,
     place_item,
     remove_entry,
-    sync_verified,
     verified_path,
 )
 from putio_mirror.notify.values import ItemPlaced
@@ -133,8 +132,9 @@ class DownloadSteps:
         self._now = now
         self._progress = progress
         self._room = RoomKeeper(free_space_margin)
+        self._moves = VerifiedMoves(places.staging)
         # one object for every file: Journal.together runs it once per group
-        self._sync_verified = functools.partial(sync_verified, places.staging)
+        self._sync_verified = self._moves.sync
         self._local = threading.local()
         self._fetchers: list[AnyFetcher] = []
         self._suspects: list[tuple[Download, NodesSilentError]] = []  # see ``settle``
@@ -158,6 +158,7 @@ class DownloadSteps:
             fetchers, self._fetchers = self._fetchers, []
         for fetcher in fetchers:
             fetcher.close()
+        self._moves.close()
 
     def _fetcher(self) -> AnyFetcher:
         fetcher: AnyFetcher | None = getattr(self._local, "fetcher", None)
@@ -254,7 +255,10 @@ class DownloadSteps:
         if action.staged:
             # The move into verified/ is made durable by ``first``, once for the files
             # whose journal work commits together, and before that commit.
-            keep_verified(source, self._places.staging, action.file_id, durable=False)
+            if source is kept:
+                keep_verified(source, staging, action.file_id, durable=False)  # there already
+            else:
+                self._moves.keep(source, action.file_id)
             return Verified(
                 f"{human_bytes(done)} verified; waiting in staging for the rest of its item",
                 lambda: self._verified(action),
