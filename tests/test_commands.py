@@ -261,3 +261,20 @@ def test_the_installed_command_exits_with_main_s_code_and_all_its_output(mirror:
     _, err = refused.communicate(timeout=60)
     assert refused.returncode == 4
     assert b"Hint:" in err
+
+
+def test_verified_bytes_a_run_left_unjournaled_are_placed_without_a_fetch(
+    mirror: Mirror,
+) -> None:
+    # a run killed after it moved a file into verified/, before its journal heard of it
+    shows = mirror.fake.add_folder("Shows")
+    kept = mirror.fake.add_file("e1.srt", parent_id=shows, content=b"subtitles")
+    fetched = mirror.fake.add_file("e2.srt", parent_id=shows, content=b"more subtitles")
+    verified = mirror.downloads / ".putio-mirror-staging" / "verified"
+    verified.mkdir(parents=True)
+    (verified / str(kept)).write_bytes(b"subtitles")
+    assert mirror.run("files", "download").code == 0
+    assert mirror.local_files() == {"Shows/e1.srt": b"subtitles", "Shows/e2.srt": b"more subtitles"}
+    asked = {r.path for r in mirror.fake.requests if r.host == "node"}
+    assert any(str(fetched) in path for path in asked)
+    assert not any(str(kept) in path for path in asked)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import urllib.parse
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -238,3 +239,61 @@ def test_an_api_answer_announcing_more_than_it_sends_makes_no_buffer_of_that_siz
     node.length = 2**62
     with pytest.raises((requests.ReadTimeout, requests.ConnectionError)):
         _api_get(session, node, timeout=(5.0, 0.3)).content  # noqa: B018
+
+
+# -- the answer's head, as read by hand --------------------------------------------------
+
+
+def test_repeated_headers_are_joined_and_looked_up_whatever_their_case(
+    node: Node, session: Session
+) -> None:
+    node.headers = {"X-Seen": "one\r\nx-seen: two", "Content-Type": "application/json"}
+    node.body = b"{}"
+    answer = _api_get(session, node)
+    assert answer.headers["X-SEEN"] == "one, two"
+    assert answer.headers.get("content-type") == "application/json"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Folded": "one\r\n two"},  # a header folded over two lines
+        {"X-Odd": "one\r\nX-Spaced : two"},  # a space before the colon
+        {"X-Odd": "one\r\nno colon at all"},
+    ],
+)
+def test_an_answer_with_an_odd_header_line_goes_back_to_node_get(
+    node: Node, tmp_path: Path, session: Session, headers: dict[str, str]
+) -> None:
+    node.headers = headers
+    assert _ask(session, node, _item(tmp_path)) is NOT_MINE
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://node/1",
+        "https://node:8443/a/b?c=d&e=f",
+        "http://node/a?",  # an empty query: dropped
+        "http://node/a#part",  # a fragment is not sent
+        "http://node?x/y",  # the query starts before any slash
+        "http://node#x/y",
+        "http://no\tde/a\tb",  # urlsplit removes tabs and line breaks
+        "http://node",
+        "http://[::1]:80/a?b",
+        "HTTP://node/a",
+    ],
+)
+def test_a_request_target_is_the_one_urlsplit_finds(url: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    assert request_target(url) == (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def test_urls_of_one_origin_share_a_pool_and_only_they(session: Session) -> None:
+    first = session.direct_pool("http://127.0.0.1:1/a?b")
+    assert first is not None
+    assert session.direct_pool("http://127.0.0.1:1/c") is first
+    assert session.direct_pool("http://127.0.0.1:1?q/c") is first
+    other = session.direct_pool("http://127.0.0.1:2/a")
+    assert other is not None and other is not first
+    assert session.direct_pool("http://127.0.0.1:2/b") is other

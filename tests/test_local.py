@@ -15,6 +15,7 @@ from pyfakefs.fake_filesystem_unittest import Patcher
 from putio_mirror.core.errors import AlreadyRunningError, ItemError, NoSpaceError, UnsafePathError
 from putio_mirror.local.durable import place_atomically
 from putio_mirror.local.files import crc32_of, local_size
+from putio_mirror.local.keeping import VerifiedMoves
 from putio_mirror.local.lock import RunLock
 from putio_mirror.local.paths import resolve_all_inside, resolve_inside
 from putio_mirror.local.space import ensure_room, free_bytes
@@ -299,3 +300,85 @@ def test_a_verified_folder_that_is_a_symlink_is_refused_and_nothing_moves_throug
     with pytest.raises(UnsafePathError):
         keep_verified(second, staging, 2)
     assert second.read_bytes() == b"two" and list(elsewhere.iterdir()) == []
+
+
+# -- a run's moves into verified/, relative to the folders it opened once ----------------
+
+
+def _moves(tmp_path: Path) -> tuple[Path, VerifiedMoves]:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    return staging, VerifiedMoves(staging)
+
+
+def _part(staging: Path, file_id: int) -> Path:
+    part = part_path(staging, file_id)
+    part.write_bytes(f"bytes of {file_id}".encode())
+    return part
+
+
+def test_a_run_moves_verified_parts_and_syncs_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staging, moves = _moves(tmp_path)
+    synced: list[str] = []
+    real = os.fsync
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd))
+    )
+    moves.sync()  # nothing moved yet: nothing to sync
+    for file_id in (1, 2):
+        moves.keep(_part(staging, file_id), file_id)
+    moves.sync()
+    moves.close()
+    assert sorted(p.name for p in staging.iterdir()) == ["verified"]
+    assert (staging / "verified" / "2").read_bytes() == b"bytes of 2"
+    assert synced == [str(staging / "verified")]
+
+
+def test_a_verified_folder_swapped_for_a_symlink_mid_run_gets_nothing_through_it(
+    tmp_path: Path,
+) -> None:
+    staging, moves = _moves(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moves.keep(_part(staging, 1), 1)
+    (staging / "verified").rename(tmp_path / "old-verified")
+    (staging / "verified").symlink_to(elsewhere)
+    moves.keep(_part(staging, 2), 2)  # into the folder it opened: never through the link
+    moves.close()
+    assert list(elsewhere.iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / "old-verified").iterdir()) == ["1", "2"]
+
+
+@pytest.mark.parametrize("planted", ["staging", "verified"])
+def test_a_symlinked_staging_or_verified_folder_is_refused(tmp_path: Path, planted: str) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = tmp_path / "real"
+    real.mkdir()
+    if planted == "staging":
+        staging = tmp_path / "staging"
+        staging.symlink_to(real)
+    else:
+        staging = real
+        (staging / "verified").symlink_to(elsewhere)
+    moves = VerifiedMoves(staging)
+    part = _part(real, 1)
+    with pytest.raises(UnsafePathError):
+        moves.keep(part, 1)
+    moves.close()
+    assert part.read_bytes() == b"bytes of 1" and list(elsewhere.iterdir()) == []
+    if planted == "staging":
+        assert [p.name for p in real.iterdir()] == ["1.part"]  # no verified/ made through it
+
+
+def test_a_verified_folder_removed_mid_run_is_made_again(tmp_path: Path) -> None:
+    staging, moves = _moves(tmp_path)
+    moves.keep(_part(staging, 1), 1)
+    (staging / "verified" / "1").unlink()
+    (staging / "verified").rmdir()
+    moves.keep(_part(staging, 2), 2)
+    moves.sync()
+    moves.close()
+    assert [p.name for p in (staging / "verified").iterdir()] == ["2"]

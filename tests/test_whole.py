@@ -151,3 +151,52 @@ def test_a_symlink_in_place_of_a_small_files_part_is_refused(
         make_downloader(**ONE_CHUNK).fetch(item)
     assert elsewhere.read_bytes() == b"keep"
     assert node_requests(fake_putio) == []
+
+
+def _another(fake: FakePutio, item: FileToFetch, name: str) -> tuple[FileToFetch, bytes]:
+    file_id = fake.add_file(name, size=SMALL)
+    other = FileToFetch(file_id, SMALL, fake.file_crc32(file_id), item.part_path.with_name(name))
+    return other, fake.file_content(file_id)
+
+
+def test_a_staging_folder_swapped_for_a_symlink_gets_no_part_through_it(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    # small files' parts are made in their folder as opened once, never through a link
+    item, _ = _small(fake_putio, tmp_path)
+    downloader = make_downloader(**ONE_CHUNK)
+    assert downloader.fetch(item) == Fetched(True, SMALL)
+    staging, elsewhere = item.part_path.parent, tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    staging.rename(tmp_path / "old-staging")
+    staging.symlink_to(elsewhere)
+    second, second_content = _another(fake_putio, item, "y.part")
+    assert downloader.fetch(second) == Fetched(True, SMALL)
+    assert list(elsewhere.iterdir()) == []
+    assert (tmp_path / "old-staging" / "y.part").read_bytes() == second_content
+
+
+def test_a_staging_folder_that_is_a_symlink_from_the_start_is_refused(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, _ = _small(fake_putio, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    item.part_path.parent.symlink_to(elsewhere)
+    with pytest.raises(UnsafePathError, match="symlink"):
+        make_downloader(**ONE_CHUNK).fetch(item)
+    assert list(elsewhere.iterdir()) == []
+    assert node_requests(fake_putio) == []
+
+
+def test_a_staging_folder_removed_between_small_files_is_made_again(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, _ = _small(fake_putio, tmp_path)
+    downloader = make_downloader(**ONE_CHUNK)
+    assert downloader.fetch(item) == Fetched(True, SMALL)
+    item.part_path.unlink()
+    item.part_path.parent.rmdir()
+    second, second_content = _another(fake_putio, item, "y.part")
+    assert downloader.fetch(second) == Fetched(True, SMALL)
+    assert second.part_path.read_bytes() == second_content

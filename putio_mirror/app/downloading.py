@@ -8,7 +8,6 @@ goes through thread-safe callbacks.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.durable import make_durable
 from putio_mirror.local.files import allocated_bytes, crc32_of, local_size
+from putio_mirror.local.keeping import VerifiedMoves
 from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import RoomKeeper
 from putio_mirror.local.staging import (
@@ -42,7 +42,6 @@ from putio_mirror.local.staging import (
     place_file,
     place_item,
     remove_entry,
-    sync_verified,
     verified_path,
 )
 from putio_mirror.notify.values import ItemPlaced
@@ -133,8 +132,9 @@ class DownloadSteps:
         self._now = now
         self._progress = progress
         self._room = RoomKeeper(free_space_margin)
+        self._moves = VerifiedMoves(places.staging)
         # one object for every file: Journal.together runs it once per group
-        self._sync_verified = functools.partial(sync_verified, places.staging)
+        self._sync_verified = self._moves.sync
         self._local = threading.local()
         self._fetchers: list[AnyFetcher] = []
         self._suspects: list[tuple[Download, NodesSilentError]] = []  # see ``settle``
@@ -158,6 +158,7 @@ class DownloadSteps:
             fetchers, self._fetchers = self._fetchers, []
         for fetcher in fetchers:
             fetcher.close()
+        self._moves.close()
 
     def _fetcher(self) -> AnyFetcher:
         fetcher: AnyFetcher | None = getattr(self._local, "fetcher", None)
@@ -241,18 +242,23 @@ class DownloadSteps:
         failure of this file) when this file cannot be had now."""
         staging = self._places.staging
         kept = verified_path(staging, action.file_id)
-        if local_size(kept) == action.size and _crc_matches(kept, action.crc32):
+        if (
+            _may_be_kept(action)
+            and local_size(kept) == action.size
+            and _crc_matches(kept, action.crc32)
+        ):
             # verified in an earlier run that ended before the journal heard of it
             source, done = kept, action.size
         else:
-            source, done = (
-                part_path(staging, action.file_id),
-                self._fetch_verified(action, may_continue, advance),
-            )
+            source = part_path(staging, action.file_id)
+            done = self._fetch_verified(action, source, may_continue, advance)
         if action.staged:
             # The move into verified/ is made durable by ``first``, once for the files
             # whose journal work commits together, and before that commit.
-            keep_verified(source, self._places.staging, action.file_id, durable=False)
+            if source is kept:
+                keep_verified(source, staging, action.file_id, durable=False)  # there already
+            else:
+                self._moves.keep(source, action.file_id)
             return Verified(
                 f"{human_bytes(done)} verified; waiting in staging for the rest of its item",
                 lambda: self._verified(action),
@@ -277,21 +283,25 @@ class DownloadSteps:
         self._verified(action)
 
     def _fetch_verified(
-        self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]
+        self,
+        action: Download,
+        part: Path,
+        may_continue: Callable[[], bool],
+        advance: Callable[[int], None],
     ) -> int:
         """Fill the file's ``.part`` and verify it; return its bytes. A corrupt part is
         fetched once more from zero; a failure is journaled for this file."""
-        part = part_path(self._places.staging, action.file_id)
         fetcher = self._fetcher()
         try:
             try:
-                return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
+                fresh = action.resume_from == 0
+                return self._fetch(fetcher, action, part, fresh, may_continue, advance).bytes_done
             except ChecksumMismatchError as error:
                 log.warning("%s: %s; downloading again from zero", action.relative_path, error)
                 self._journal.record_failure(action.file_id, self._now(), error.message)
                 fetcher.discard(part)
                 self._journal.reset_download(action.file_id)
-                return self._fetch(fetcher, action, part, may_continue, advance).bytes_done
+                return self._fetch(fetcher, action, part, True, may_continue, advance).bytes_done
         except ItemError as error:
             # the path too, so ``history`` can name the file that keeps failing
             self._record_progress(action, allocated_bytes(part))
@@ -320,10 +330,16 @@ class DownloadSteps:
         fetcher: AnyFetcher,
         action: Download,
         part: Path,
+        fresh: bool,
         may_continue: Callable[[], bool],
         advance: Callable[[int], None],
     ) -> Fetched:
-        already = allocated_bytes(part)
+        """Given a part and whether none of its bytes is known to be there (``fresh``: no
+        ``stat`` then, many small files pay for each system call), fetch it (``Fetched``);
+        raise Paused if it may not go on."""
+        # A part the plan did not count is measured by the fetcher all the same: only
+        # this file's progress line and its room (reserved whole then) do without it.
+        already = 0 if fresh else allocated_bytes(part)
         item = FileToFetch(action.file_id, action.size, action.crc32, part)
 
         def on_progress(amount: int) -> None:
@@ -366,6 +382,14 @@ def _api_failed(error: TransientError) -> bool:
             return True
         cause = cause.__cause__
     return False
+
+
+def _may_be_kept(action: Download) -> bool:
+    """Whether a file's verified bytes may wait in staging: the plan found them (they are
+    its ``resume_from``), or the file is empty. Otherwise nothing is looked for (a ``stat``
+    less a file): only this action writes ``verified/<its id>`` during the run, and a copy
+    there the plan did not see is merely fetched again and replaced by one verified."""
+    return action.resume_from > 0 or action.size == 0
 
 
 def _crc_matches(path: Path, expected: str | None) -> bool:

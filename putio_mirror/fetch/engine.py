@@ -35,6 +35,7 @@ from putio_mirror.fetch.crew import Crew, Run
 from putio_mirror.fetch.nodehttp import DEFAULT_BACKOFF, Patience, Retry
 from putio_mirror.fetch.partfile import (
     SYNC_EVERY,
+    PartFolders,
     SyncFunction,
     WriteBehind,
     check_whole,
@@ -109,8 +110,10 @@ class Fetcher:
         self._sync, self._sync_every = sync, sync_every
         self._owns_session = session is None
         self._session = session if session is not None else Session()
+        self._folders = PartFolders()
 
     def close(self) -> None:
+        self._folders.close()
         if self._owns_session:
             self._session.close()
 
@@ -131,14 +134,13 @@ class Fetcher:
         if the bytes are wrong, NoSpaceError if the disk is full, ItemError if it failed
         to store them, UnsafePathError if the part or its sidecar is a symlink."""
         trouble, started = None, self._crew.monotonic()
-        whole = self._whole(item) and may_continue()
-        with no_space_is_item_error(item.part_path):
-            # fetch_whole makes the part only where none is: no need to look for it first
-            part_exists = prepare(item, look_for_part=not whole)
-        if whole:
+        if self._whole(item) and may_continue():
+            # fetch_whole makes the part (and its folder) only where none is: no need to
+            # look for it first
             with self._crew.pulse.tracking(item, started):  # in flight, not failing
                 handed = fetch_whole(
                     item,
+                    self._folders,
                     self._crew.url_for,
                     self._session,
                     self._crew.timeout,
@@ -149,8 +151,8 @@ class Fetcher:
                 self._crew.pulse.beat(self._crew.monotonic())  # the nodes answer
                 return handed
             trouble = handed
-            with no_space_is_item_error(item.part_path):
-                part_exists = prepare(item)  # the usual path's look, whatever is there
+        with no_space_is_item_error(item.part_path):
+            part_exists = prepare(item)  # the usual path's look, whatever is there
         table = self._table(item, part_exists)
         left = table.left()
         if left and not may_continue():

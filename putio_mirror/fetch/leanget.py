@@ -18,8 +18,8 @@ from putio_mirror.fetch.nodehttp import DIRECT_HEADERS, Retry, body_start
 from putio_mirror.fetch.values import FileToFetch
 from putio_mirror.net.plainhttp import (
     NOT_MINE,
+    Loan,
     NotMine,
-    borrowed,
     read_body,
     read_head,
     request_bytes,
@@ -49,7 +49,7 @@ def lean_body(
     if request is None:
         return NOT_MINE
     try:
-        with borrowed(pool) as loan:
+        with Loan(pool) as loan:
             if loan.conn is None:
                 return NOT_MINE
             sock = send(loan.conn, request, timeout)

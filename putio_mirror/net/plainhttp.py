@@ -19,11 +19,11 @@ urllib3's) as they map urllib3's own.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import socket
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Final
+from typing import Any, Final
 
 import urllib3
 from urllib3.connection import HTTPConnection
@@ -43,26 +43,25 @@ _ELSEWHERE = frozenset({301, 302, 303, 307, 308})
 
 class Headers(Mapping[str, str]):
     """An answer's headers, looked up by name whatever its case; repeated headers joined
-    with ", ", as urllib3 joins them."""
+    with ", ", as urllib3 joins them. ``by_name``: by lowercase name (read here without a
+    call each)."""
 
-    __slots__ = ("_by_name",)
+    __slots__ = ("by_name",)
 
-    def __init__(self) -> None:
-        self._by_name: dict[str, str] = {}
+    def __init__(self, by_name: dict[str, str]) -> None:
+        self.by_name = by_name
 
     def __getitem__(self, name: str) -> str:
-        return self._by_name[name.lower()]
+        return self.by_name[name.lower()]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._by_name)
+        return iter(self.by_name)
 
     def __len__(self) -> int:
-        return len(self._by_name)
+        return len(self.by_name)
 
-    def add(self, name: str, value: str) -> None:
-        key = name.lower()
-        known = self._by_name.get(key)
-        self._by_name[key] = value if known is None else f"{known}, {value}"
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.by_name.get(name.lower(), default)
 
 
 class Head:
@@ -89,18 +88,18 @@ class Head:
     def plain(self, encodings: frozenset[str]) -> bool:
         """Whether this answer is read here: final, framed by one Content-Length, in one of
         ``encodings``."""
-        encoding = self.headers.get("content-encoding", "identity").strip().lower()
+        fields = self.headers.by_name
         return (
             self.status_code >= 200
             and self.status_code not in _ELSEWHERE
-            and "transfer-encoding" not in self.headers
-            and encoding in encodings
-            and self.headers.get("content-length", "").isdigit()
+            and "transfer-encoding" not in fields
+            and fields.get("content-encoding", "identity").lower() in encodings
+            and fields.get("content-length", "").isdigit()
         )
 
     @property
     def length(self) -> int:
-        return int(self.headers["content-length"])
+        return int(self.headers.by_name["content-length"])
 
 
 def request_bytes(
@@ -108,42 +107,54 @@ def request_bytes(
 ) -> bytes | None:
     """Given a pool, a request target and headers, return the GET as http.client writes it
     (``Host`` first, as it computes it); None if anything in it is not plain ASCII."""
-    host = f"[{pool.host}]" if ":" in pool.host else pool.host  # an IPv6 literal
-    if pool.port is not None and pool.port != pool.ConnectionCls.default_port:
-        host = f"{host}:{pool.port}"
-    lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    if not all(line.isprintable() for line in lines) or " " in target:
+    rest = _after_target(
+        pool.host, pool.port, pool.ConnectionCls.default_port, tuple(headers.items())
+    )
+    if rest is None or not target.isprintable() or " " in target or not target.isascii():
         return None  # a line break or a control character: http.client refuses it, let it
-    text = "\r\n".join(lines) + "\r\n\r\n"
-    if not text.isascii():
-        return None
-    return text.encode("ascii")
+    return b"GET " + target.encode("ascii") + rest
+
+
+@functools.lru_cache(maxsize=64)
+def _after_target(
+    host: str, port: int | None, default_port: int | None, headers: tuple[tuple[str, str], ...]
+) -> bytes | None:
+    """Given a pool's host, port and default port and a request's headers, return what
+    follows a GET's target: the same for every request to a host (one run: a few hosts,
+    the same headers); None if anything in it is not plain ASCII."""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal
+    if port is not None and port != default_port:
+        host = f"{host}:{port}"
+    lines = [f"Host: {host}"] + [f"{name}: {value}" for name, value in headers]
+    if not all(line.isprintable() for line in lines):
+        return None  # a line break or a control character: http.client refuses it, let it
+    text = " HTTP/1.1\r\n" + "\r\n".join(lines) + "\r\n\r\n"
+    return text.encode("ascii") if text.isascii() else None
 
 
 class Loan:
-    """A connection borrowed from a pool (None: of a class not known here, left alone);
-    ``kept``: the answer was read to its end and the connection may serve the next one."""
+    """A connection borrowed from a pool for one GET, given back when the ``with`` block
+    ends, closed first unless the borrower set ``kept``: the answer was read to its end
+    and the connection may serve the next one. ``conn`` is None for a connection of a
+    class not known here (left alone)."""
 
-    __slots__ = ("conn", "kept")
+    __slots__ = ("_pool", "_taken", "conn", "kept")
 
-    def __init__(self, conn: HTTPConnection | None) -> None:
-        self.conn = conn
+    def __init__(self, pool: urllib3.HTTPConnectionPool) -> None:
+        self._pool = pool
+        self._taken: Any = None
+        self.conn: HTTPConnection | None = None
         self.kept = False
 
+    def __enter__(self) -> Loan:
+        self._taken = taken = self._pool._get_conn()  # the connection requests' GET would take
+        self.conn = taken if isinstance(taken, HTTPConnection) else None
+        return self
 
-@contextmanager
-def borrowed(pool: urllib3.HTTPConnectionPool) -> Iterator[Loan]:
-    """Given a pool, yield one of its connections, given back afterwards: closed first
-    unless the borrower set ``kept``."""
-    conn = pool._get_conn()  # the connection requests' GET would take
-    loan = Loan(conn if isinstance(conn, HTTPConnection) else None)
-    try:
-        yield loan
-    finally:
-        if loan.conn is not None and not loan.kept:
-            conn.close()  # the pool makes a new one for the next request
-        pool._put_conn(conn)
+    def __exit__(self, *_: object) -> None:
+        if self.conn is not None and not self.kept:
+            self.conn.close()  # the pool makes a new one for the next request
+        self._pool._put_conn(self._taken)
 
 
 def send(conn: HTTPConnection, request: bytes, timeout: tuple[float, float]) -> socket.socket:
@@ -182,16 +193,18 @@ def read_head(sock: socket.socket, room: int) -> Head:
     code, _, reason = rest.partition(" ")
     if not (version.startswith("HTTP/1.") and len(code) == 3 and code.isdigit()):
         raise http.client.BadStatusLine(lines[0])
-    headers = Headers()
+    fields: dict[str, str] = {}
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        if not colon or line[0] in " \t" or name != name.strip():
-            headers.add("transfer-encoding", "unreadable")  # a folded or odd line: not ours
-            continue
-        headers.add(name, value.strip())
-    connection = headers.get("connection", "").lower()
+        if colon and name == name.strip():  # no folded line (" …"), no space before ":"
+            name, value = name.lower(), value.strip()
+        else:
+            name, value = "transfer-encoding", "unreadable"  # an odd line: not read here
+        known = fields.get(name)
+        fields[name] = value if known is None else f"{known}, {value}"
+    connection = fields.get("connection", "").lower()
     closes = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
-    return Head(int(code), reason, headers, closes, stored, found + 4, got)
+    return Head(int(code), reason, Headers(fields), closes, stored, found + 4, got)
 
 
 def read_body(sock: socket.socket, head: Head, length: int) -> memoryview:

@@ -38,7 +38,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from putio_mirror.net.plainhttp import (
     Head,
-    borrowed,
+    Loan,
     read_body,
     read_head,
     request_bytes,
@@ -75,6 +75,8 @@ class Session(requests.Session):
             {} if environment is None else environment
         )
         self._pools: dict[tuple[str, str], HTTPConnectionPool | None] = {}
+        # the same by a plain URL's start (``_plain_split``): one per origin, as written
+        self._by_start: dict[str, HTTPConnectionPool | None] = {}
 
     def sibling(self) -> Session:
         """Return a session for another thread, over the same pool and environment."""
@@ -87,10 +89,17 @@ class Session(requests.Session):
         ignored)."""
         if type(self._adapter).send is not _REQUESTS_SEND:
             return None
+        split = _plain_split(url)
+        if split is not None and split[0] in self._by_start:  # no urlsplit for most
+            pool = self._by_start[split[0]]
+            if pool is None or pool.pool is not None:  # a pool's is None once it is closed
+                return pool
         origin = urlsplit(url)[:2]
         if origin in self._pools:
             pool = self._pools[origin]
-            if pool is None or pool.pool is not None:  # a pool's is None once it is closed
+            if pool is None or pool.pool is not None:
+                if split is not None:
+                    self._by_start[split[0]] = pool
                 return pool
         if not self.trust_env or origin[0] not in ("http", "https"):
             return None
@@ -106,6 +115,8 @@ class Session(requests.Session):
             )
             pool = found if isinstance(found, HTTPConnectionPool) else None
         self._pools[origin] = pool
+        if split is not None:
+            self._by_start[split[0]] = pool
         return pool
 
     def close(self) -> None:
@@ -138,9 +149,31 @@ def sibling_of(session: requests.Session) -> requests.Session:
 
 def request_target(url: str, query: str | None = None) -> str:
     """Given a URL (and another query for it), return what a GET asks for: path and query."""
+    if query is None:
+        split = _plain_split(url)
+        if split is not None:
+            return split[1]
     parts = urlsplit(url)
     query = parts.query if query is None else query
     return (parts.path or "/") + (f"?{query}" if query else "")
+
+
+def _plain_split(url: str) -> tuple[str, str] | None:
+    """Given a URL, return its start (scheme and authority, as written) and its request
+    target when urlsplit would find the same target as written: an http(s) URL with a
+    path, no fragment, nothing urlsplit removes, no empty query; else None. A node's and
+    the API's URLs are plain: each file skips two urlsplit calls (issue 14)."""
+    if not url.startswith(("http://", "https://")):
+        return None
+    cut = url.find("/", 8 if url[4] == "s" else 7)
+    if cut < 0:
+        return None
+    start, target = url[:cut], url[cut:]
+    if "?" in start or "#" in url or target.endswith("?"):
+        return None
+    if "\t" in url or "\r" in url or "\n" in url:  # urlsplit removes them
+        return None
+    return start, target
 
 
 def pool_get(
@@ -181,10 +214,15 @@ def direct_get(
     pool = session.direct_pool(url)
     if pool is None:
         return None
-    query = "&".join(
-        part for part in (urlsplit(url).query, urlencode(params or {}, doseq=True)) if part
-    )
-    target = request_target(url, query)
+    split = _plain_split(url)
+    if split is not None:
+        path, _, own = split[1].partition("?")
+    else:
+        parts = urlsplit(url)
+        path, own = parts.path or "/", parts.query
+    added = urlencode(params, doseq=True) if params else ""
+    query = "&".join(part for part in (own, added) if part)
+    target = path + (f"?{query}" if query else "")
     merged: dict[str, str | bytes | None] = {**session.headers, **headers}  # as requests
     sent = {
         key: value.decode("latin-1") if isinstance(value, bytes) else value
@@ -237,7 +275,7 @@ def _read_by_hand(
     request = request_bytes(pool, target, headers)
     if request is None:
         return None
-    with borrowed(pool) as loan:
+    with Loan(pool) as loan:
         if loan.conn is None:
             return None
         sock = send(loan.conn, request, timeout)
