@@ -182,6 +182,9 @@ class Database:
             raise translate_error(error, self.url) from None
 
 
+_REQUIRED = object()  # a parameter every row must give (a missing one raises KeyError)
+
+
 class _BoundWrite:
     """A write compiled once for a dialect, its rows bound by hand: SQLAlchemy binds each
     row of an ``executemany`` anew (``construct_params``, a processor call per value, its
@@ -201,7 +204,8 @@ class _BoundWrite:
         for name in positions if positions is not None else binds:
             bind = binds[name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            fields.append((bind.key, bind.effective_value, processor))
+            literal = _REQUIRED if bind.required else bind.effective_value
+            fields.append((bind.key, literal, processor))
         self._fields = fields
 
     @classmethod
@@ -224,7 +228,7 @@ class _BoundWrite:
         for row in rows:
             values = []
             for key, literal, processor in fields:
-                value = row.get(key, literal)
+                value = row[key] if literal is _REQUIRED else row.get(key, literal)
                 values.append(value if processor is None else processor(value))
             sent.append(tuple(values))
         if self._names is None:
