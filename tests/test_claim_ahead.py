@@ -114,8 +114,9 @@ def test_the_next_small_files_are_claimed_while_the_others_go_on_taking_claimed_
             assert second_claim_may_end.wait(timeout=10)
         return [(d, d.file_id) for d in few]
 
+    total = 2 * MOST_FILES + 8
     queue = ClaimAhead(
-        downloads(40), take=take, may_start=lambda d: True, withdraw=lambda claimed: None
+        downloads(total), take=take, may_start=lambda d: True, withdraw=lambda claimed: None
     )
     handed = [queue.next() for _ in range(MOST_FILES - LOW_WATER)]
     assert len(takes) == 1  # plenty left: nothing claimed ahead yet
@@ -126,10 +127,11 @@ def test_the_next_small_files_are_claimed_while_the_others_go_on_taking_claimed_
     handed += [queue.next() for _ in range(LOW_WATER - 1)]
     second_claim_may_end.set()
     claimer.join(timeout=10)
-    handed += [queue.next() for _ in range(40 - MOST_FILES)]
-    assert sorted(c[1] for c in handed if c) == list(range(40))
+    handed += [queue.next() for _ in range(total - MOST_FILES)]
+    assert sorted(c[1] for c in handed if c) == list(range(total))
     assert queue.next() is None and queue.close() == []
-    assert takes == [list(range(16)), list(range(16, 32)), list(range(32, 40))]
+    second = list(range(MOST_FILES, 2 * MOST_FILES))
+    assert takes == [list(range(MOST_FILES)), second, list(range(2 * MOST_FILES, total))]
 
 
 def test_the_queue_claims_large_files_one_at_a_time_and_stops_when_one_may_not_start() -> None:

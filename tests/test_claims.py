@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, event
 
 import putio_mirror
 from putio_mirror.journal.starting import Start
@@ -94,6 +95,22 @@ def journal(module_url: str) -> Iterator[Journal]:
         for key, (owner, _) in opened.claims().items():
             opened.release(key, owner)
         yield opened
+
+
+@contextmanager
+def statements_sent() -> Iterator[list[str]]:
+    """Yield the list of statements sent to any database meanwhile (an ``executemany`` is
+    one), their SQL's first word each."""
+    sent: list[str] = []
+
+    def count(_conn: object, _cursor: object, sql: str, *_rest: object) -> None:
+        sent.append(sql.split(None, 1)[0].upper())
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
 
 
 def expire(url: str, *keys: str) -> None:
@@ -416,6 +433,26 @@ def test_starting_several_actions_claims_checks_and_journals_each_in_one_go(
     assert {action.status for action in actions.values()} == {"started"}
     again = journal.start_claimed(run_id, starts[:1], "host-a", LEASE, now)
     assert [action.attempts for action in journal.actions_of(run_id) if action.id in again] == [2]
+
+
+def test_starting_many_actions_sends_as_many_statements_as_starting_two(
+    journal: Journal,
+) -> None:
+    now = datetime.now(UTC)
+    run_id = journal.start_run("sync", now, owner="host-a")
+    sent: dict[int, list[str]] = {}
+    for count in (2, 16):
+        starts = [
+            Start("download", f"k:{count}-{n}", f"{n}.bin", unless_verified=n) for n in range(count)
+        ]
+        with statements_sent() as sent[count]:
+            ids = journal.start_claimed(run_id, starts, "host-a", LEASE, now)
+        targets = {action.id: action.target for action in journal.actions_of(run_id)}
+        assert [targets[i] for i in ids if i is not None] == [f"{n}.bin" for n in range(count)]
+    # the claims, the check of the files' verification, the action rows (and on PostgreSQL
+    # the database's clock): never a statement a file
+    assert sent[16] == sent[2]
+    assert sent[16].count("INSERT") == 2
 
 
 def test_a_withdrawn_action_leaves_no_row_and_a_finished_one_is_never_withdrawn(

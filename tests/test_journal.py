@@ -730,6 +730,34 @@ def test_a_groups_ends_are_written_together_at_its_end_or_not_at_all(
     assert statuses == {"download:1": "done", "download:2": "done", "download:3": "started"}
 
 
+def test_a_groups_ends_store_what_the_same_writes_made_at_once_store(
+    any_url: str, any_journal: Journal
+) -> None:
+    """A group's ends are bound by hand (``engine._BoundWrite``), not by SQLAlchemy: the
+    values stored must be the ones SQLAlchemy stores, times included, on both databases."""
+    moment = datetime(2024, 3, 1, 4, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    run_id = any_journal.start_run("sync", T0, owner="me")
+    first, second = (any_journal.action_started(run_id, "download", k, k, T0) for k in "ab")
+
+    def end(file_id: int, action_id: int) -> None:
+        any_journal.mark_verified(file_id, "f.bin", 10, "0badcafe", moment, placed=True)
+        any_journal.action_finished(action_id, "failed", moment, error="e", detail="d")
+
+    end(1, first)
+    with any_journal._db.deferring_batch():
+        end(2, second)
+    for table, columns in (
+        ("downloads", ("verified_at", "updated_at", "placed_at", "placed_path", "last_error")),
+        ("actions", ("status", "finished_at", "error", "detail")),
+    ):
+        key = "file_id" if table == "downloads" else "id"
+        for column in columns:
+            sql = f"SELECT {column} FROM {table} ORDER BY {key}"  # noqa: S608 (our names)
+            at_once, deferred = run_sql(any_url, sql)
+            assert at_once == deferred, column
+    assert any_journal.facts().downloads[2].verified_at == moment
+
+
 def test_desires_are_kept_once_by_info_hash_changed_removed_and_added_again(
     any_journal: Journal,
 ) -> None:

@@ -25,8 +25,10 @@ from collections.abc import Callable, Sequence
 
 from putio_mirror.core.plan import Download
 
-#: the most files claimed in one transaction
-MOST_FILES = 16
+#: the most files claimed in one transaction: each transaction cost ~0.1 ms of CPU a small
+#: file at 16 (its BEGIN and commit, the group commit's handoffs between threads); a host
+#: sharing the journal waits at most for 32 small files we merely queued (or MOST_BYTES)
+MOST_FILES = 32
 #: ... and the most bytes left to fetch among them (the first file is claimed whatever its size)
 MOST_BYTES = 64 * 1024 * 1024
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Executable, create_engine, text
+from sqlalchemy import Connection, Dialect, Engine, Executable, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -25,6 +25,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
     SQLAlchemyError,
 )
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from putio_mirror.core.errors import JournalError
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
@@ -50,6 +51,7 @@ class Database:
         self._url = url
         self._lock_dir = lock_dir
         self._batch = threading.local()  # the connection of this thread's open batch
+        self._bound: dict[int, tuple[Executable, _BoundWrite | None]] = {}
 
     def close(self) -> None:
         self._engine.dispose()
@@ -105,7 +107,7 @@ class Database:
             try:
                 yield
                 for statement, rows in deferred.values():
-                    conn.execute(statement, rows)
+                    self._send(conn, statement, rows)
             finally:
                 self._batch.conn = self._batch.deferred = None
 
@@ -118,6 +120,18 @@ class Database:
                 conn.execute(statement, values)
             return
         deferred.setdefault(id(statement), (statement, []))[1].append(values)
+
+    def _send(self, conn: Connection, statement: Executable, rows: list[Mapping[str, Any]]) -> None:
+        """Given a deferred write and its rows, send them as one ``executemany``, bound by
+        hand when the statement allows it (``_BoundWrite``)."""
+        key = id(statement)
+        if (known := self._bound.get(key)) is None:
+            known = self._bound[key] = (statement, _BoundWrite.of(statement, conn.dialect))
+        bound = known[1]
+        if bound is None:
+            conn.execute(statement, rows)
+        else:
+            conn.exec_driver_sql(bound.sql, bound.parameters(rows))
 
     @property
     def dialect_name(self) -> str:
@@ -166,6 +180,60 @@ class Database:
             yield
         except SQLAlchemyError as error:
             raise translate_error(error, self.url) from None
+
+
+_REQUIRED = object()  # a parameter every row must give (a missing one raises KeyError)
+
+
+class _BoundWrite:
+    """A write compiled once for a dialect, its rows bound by hand: SQLAlchemy binds each
+    row of an ``executemany`` anew (``construct_params``, a processor call per value, its
+    events), which cost more than the statements themselves for a group of small files'
+    ends (issue 14). The values are the ones SQLAlchemy would send: each parameter's own
+    processor for the dialect (``UtcDateTime`` included), and a literal's value."""
+
+    __slots__ = ("_fields", "_names", "sql")
+
+    def __init__(self, compiled: SQLCompiler, dialect: Dialect) -> None:
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        positions = compiled.positiontup if compiled.positional else None
+        self.sql = compiled.string
+        #: the parameters' names (a named paramstyle), None: positional
+        self._names = None if positions is not None else list(binds)
+        fields: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
+        for name in positions if positions is not None else binds:
+            bind = binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            literal = _REQUIRED if bind.required else bind.effective_value
+            fields.append((bind.key, literal, processor))
+        self._fields = fields
+
+    @classmethod
+    def of(cls, statement: Executable, dialect: Dialect) -> _BoundWrite | None:
+        """Given a statement, return it bound by hand; None if it is not a plain one (a
+        parameter expanded to a list, or a name the dialect escapes)."""
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        if not isinstance(compiled, SQLCompiler) or compiled.escaped_bind_names:
+            return None
+        if any(bind.expanding for bind in compiled.binds.values()):
+            return None
+        return cls(compiled, dialect)
+
+    def parameters(
+        self, rows: list[Mapping[str, Any]]
+    ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
+        """Given rows (by parameter key), return them as the driver takes them."""
+        fields = self._fields
+        sent: list[tuple[Any, ...]] = []
+        for row in rows:
+            values = []
+            for key, literal, processor in fields:
+                value = row[key] if literal is _REQUIRED else row.get(key, literal)
+                values.append(value if processor is None else processor(value))
+            sent.append(tuple(values))
+        if self._names is None:
+            return sent
+        return [dict(zip(self._names, values, strict=True)) for values in sent]
 
 
 def parse_url(url: str) -> URL:

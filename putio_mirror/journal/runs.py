@@ -121,13 +121,21 @@ def start_action(conn: Connection, row: Mapping[str, Any]) -> int:
     return _new_id(conn.execute(_START, dict(row)))
 
 
+# Rows back name their key, not their place: asked for in the rows' order
+# (``sort_by_parameter_order``), SQLAlchemy sends a SQLite INSERT a row at a time (no
+# column of ``actions`` tells it the order), one statement a small file instead of one a
+# batch.
+_START_MANY = _START.returning(actions_table.c.key, actions_table.c.id)
+
+
 def start_actions(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Given starting actions' rows (as ``start_action``'s), insert them ``started`` in one
-    statement; return their ids, in the rows' order."""
+    """Given starting actions' rows (as ``start_action``'s), their keys distinct, insert
+    them ``started`` in one statement; return their ids, in the rows' order."""
     if not rows:
         return []
-    statement = _START.returning(actions_table.c.id, sort_by_parameter_order=True)
-    return list(conn.execute(statement, [dict(row) for row in rows]).scalars())
+    result = conn.execute(_START_MANY, [dict(row) for row in rows])
+    ids = {str(key): int(id_) for key, id_ in result}
+    return [ids[row["key"]] for row in rows]
 
 
 def recent_runs(conn: Connection, limit: int) -> tuple[RunRecord, ...]:

@@ -50,17 +50,22 @@ class StartingFace(DatabaseFace):
             held = journal_claims.take_many(conn, keys, owner, positive(lease))
             checked = [s.unless_verified for s in starts if s.key in held]
             verified = journal_files.verified_among(conn, [i for i in checked if i is not None])
-            going = [s for s in starts if s.key in held and s.unless_verified not in verified]
+            going: list[Start] = []
             for start in starts:
-                if start.key in held and start not in going:
-                    conn.execute(*journal_claims.free(start.key, owner))  # done elsewhere
+                if start.key not in held:
+                    continue
+                if start.unless_verified in verified:  # done elsewhere
+                    conn.execute(*journal_claims.free(start.key, owner))
+                else:
+                    going.append(start)
             rows = [
                 {"run_id": run_id, "kind": s.kind, "key": s.key, "target": s.target}
                 | {"started_at": moment}
                 for s in going
             ]
-            ids = dict(zip(going, journal_runs.start_actions(conn, rows), strict=True))
-        return [ids.get(start) for start in starts]
+            started = journal_runs.start_actions(conn, rows)
+            ids = {start.key: id_ for start, id_ in zip(going, started, strict=True)}
+        return [ids.get(start.key) for start in starts]
 
     def action_withdrawn(self, action_id: int) -> None:
         """Given a started action that never ran (claimed ahead), delete its row."""
