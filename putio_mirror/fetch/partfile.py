@@ -159,14 +159,20 @@ class PartFolders:
 
     def _opened(self, folder: Path) -> int:
         _make_folder(folder)
-        try:
-            descriptor = os.open(folder, _FOLDER)
-        except OSError as exc:
-            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                raise
-            raise _symlink_refused(folder) from exc
-        self._open[folder] = descriptor
+        descriptor = self._open[folder] = open_folder(folder)
         return descriptor
+
+
+def open_folder(folder: Path, within: int | None = None) -> int:
+    """Given a folder (relative to the folder open as ``within``, if given), return a
+    descriptor of it, kept for ``openat``-style calls; raise UnsafePathError if it is a
+    symlink, OSError for any other trouble."""
+    try:
+        return os.open(folder, _FOLDER, dir_fd=within)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        raise _symlink_refused(folder) from exc
 
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)

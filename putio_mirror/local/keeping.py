@@ -3,12 +3,12 @@ folders themselves (``VerifiedMoves``): the fetch path of many small files (issu
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 from pathlib import Path
 
-from putio_mirror.core.errors import ItemError, NotDurableError, UnsafePathError
+from putio_mirror.core.errors import ItemError, NotDurableError
+from putio_mirror.fetch.partfile import open_folder
 from putio_mirror.local.durable import DISK_FAILED_HINT, fsync_folder_descriptor
 from putio_mirror.local.staging import VERIFIED_DIR, real_folder
 
@@ -72,10 +72,10 @@ class VerifiedMoves:
             if self._folders is not None and self._folders is not stale:
                 return self._folders
             try:
-                staging = _open_folder(self._staging, None)
+                staging = open_folder(self._staging)
                 try:
                     real_folder(self._staging / VERIFIED_DIR)  # made if need be
-                    verified = _open_folder(Path(VERIFIED_DIR), staging)
+                    verified = open_folder(Path(VERIFIED_DIR), staging)
                 except BaseException:
                     os.close(staging)
                     raise
@@ -87,25 +87,8 @@ class VerifiedMoves:
             return self._folders
 
 
-def _open_folder(folder: Path, within: int | None) -> int:
-    """Given a folder (in the folder open as ``within``), return a descriptor of it; raise
-    UnsafePathError if it is a symlink."""
-    try:
-        return os.open(folder, _FOLDER, dir_fd=within)
-    except OSError as error:
-        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
-            raise
-        raise UnsafePathError(
-            f"refusing to write into {folder}: it is a symbolic link",
-            "remove the link; putio-mirror only writes into real folders it made",
-        ) from error
-
-
 def _not_kept(name: str, staging: Path, error: OSError) -> ItemError:
     return ItemError(
         f"could not keep the verified {name}: {error.strerror}",
         f"check the permissions of {staging}; the next run verifies the part again",
     )
-
-
-_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)

@@ -147,15 +147,13 @@ def sibling_of(session: requests.Session) -> requests.Session:
     return session.sibling() if isinstance(session, Session) else requests.Session()
 
 
-def request_target(url: str, query: str | None = None) -> str:
-    """Given a URL (and another query for it), return what a GET asks for: path and query."""
-    if query is None:
-        split = _plain_split(url)
-        if split is not None:
-            return split[1]
+def request_target(url: str) -> str:
+    """Given a URL, return what a GET asks for: path and query."""
+    split = _plain_split(url)
+    if split is not None:
+        return split[1]
     parts = urlsplit(url)
-    query = parts.query if query is None else query
-    return (parts.path or "/") + (f"?{query}" if query else "")
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _plain_split(url: str) -> tuple[str, str] | None:
