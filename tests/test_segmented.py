@@ -324,6 +324,39 @@ def test_a_sequential_part_without_a_sidecar_is_continued_in_segments(
     assert sum(progress) == rest
 
 
+def test_a_node_that_ignores_every_range_still_fills_every_segment_and_takes_none_over(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    # A proxy before the node (or a node) that answers every range with the whole file:
+    # a segment after byte 0 reads past the bytes before its own. Asking again instead
+    # failed every big file, run after run, and told it as the nodes being silent.
+    item, content = _remote(fake_putio, tmp_path)
+    fake_putio.node_ignores_range = True
+    downloader = make_downloader(min_segment_size=QUARTER // 4, max_outage=5.0)
+    assert downloader.fetch(item) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    # Four openings, no half taken over: each would read the file from byte 0 again.
+    assert sorted(first for first, _ in _ranges(fake_putio)) == STARTS
+
+
+def test_a_node_that_ignores_ranges_on_resume_continues_every_segment_from_the_sidecar(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = _remote(fake_putio, tmp_path)
+    calls = iter(range(1_000_000))
+    stopped = make_downloader().fetch(item, may_continue=lambda: next(calls) < 60)
+    assert 0 < stopped.bytes_done < SIZE
+    first_done = next(done for start, _, done, _ in _rows(item) if start == 0)
+    fake_putio.node_ignores_range = True
+    progress: list[int] = []
+    resumed = make_downloader(max_outage=5.0).fetch(item, on_progress=progress.append)
+    assert resumed == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
+    # The first segment starts over with the whole file; the others go on where they were
+    # (bytes read past are no progress).
+    assert sum(progress) == SIZE - stopped.bytes_done + first_done
+
+
 def test_bytes_done_reads_a_sequential_part_or_a_broken_sidecar(tmp_path: Path) -> None:
     part = tmp_path / "1.part"
     assert bytes_done(part) == 0

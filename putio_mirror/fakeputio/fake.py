@@ -66,7 +66,7 @@ class FakePutio(Settings):
     ``clean_statuses``, ``upload_unauthorized_text``, ``not_torrent_error_type``,
     ``refused_torrents``,
     ``end_cursor``, ``stall_release_seconds``, ``node_base_url``, ``node_bytes_per_second``,
-    ``latency_seconds``)
+    ``latency_seconds``, ``node_ignores_range``)
     may be flipped at any time. ``on_request``, if set, is called with every logged request
     before its answer goes out (from the server's thread), e.g. to revoke the token or start
     an outage at an exact moment.

@@ -45,7 +45,8 @@ def respond(world: World, faults: FaultBook, incoming: Incoming) -> Reply:
         link = world.link(incoming.query.get("u", ""))
         assert link is not None
         link.uses += 1
-        reply = _content_reply(item.name, item.content, incoming.headers.get("Range"), fault)
+        wanted = None if world.settings.node_ignores_range else incoming.headers.get("Range")
+        reply = _content_reply(item.name, item.content, wanted, fault)
         _pace(reply, world.settings.node_bytes_per_second)
         return reply
 

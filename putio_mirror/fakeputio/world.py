@@ -58,6 +58,9 @@ class Settings:
         # Distance: every answer of every host (API, upload, node) waits this long before
         # its first byte, as put.io's ~100 ms away would (benchmarks show what it costs).
         self.latency_seconds = 0.0
+        # True: the node answers every Range request with the whole file (HTTP 200), as
+        # some proxies and mirrors do.
+        self.node_ignores_range = False
         # None: a device code is linked only when told. A number: it links itself at that poll.
         self.oob_link_after_polls: int | None = None
 

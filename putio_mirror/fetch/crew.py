@@ -10,7 +10,9 @@ node URL, after a wait that ``Patience`` sets; it gives up (TransientError) afte
 ``may_continue`` is asked after every chunk and before and after every wait, so a
 stop or a closing window ends the fetch at a chunk boundary, never in an outage. A
 node that ignores ``Range`` and sends the whole file restarts a segment from byte 0
-with it (a sequential part is emptied first); any other segment asks again.
+with it (a sequential part is emptied first); any other segment reads past the bytes
+before its own and writes from there: slow, but a node (or a proxy before it) that never
+honours a range must not fail every big file forever.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ class Run:
         self.opening_url: str | None = None  # shared by the workers' first requests
         self.last_byte = now
         self.trouble = trouble  # met before this run began: the first worker waits on it
+        # False once the node ignored a range: half a segment taken over would be read
+        # past from byte 0 again, not fetched
+        self.takeovers = True
         # A lone worker has nobody to stop it mid-wait: it sleeps in one piece.
         self.nap = _NAP_SECONDS if workers > 1 else math.inf
         self.where = " on any connection" if workers > 1 else ""
@@ -105,17 +110,32 @@ class Run:
                 self.error = error
         self.stop.set()
 
-    def restart(self, segment: Segment, first: int) -> None:
+    def heard(self, now: float) -> None:
+        """A byte came that is not written (one before a segment's own): the node lives."""
+        with self._lock:
+            self.last_byte = max(self.last_byte, now)
+
+    def restart(self, segment: Segment, first: int) -> int:
         """Given a segment whose request from byte ``first`` got the whole file (HTTP 200),
-        start it over from byte 0 if it starts there (emptying a sequential part, whose
-        length is its progress); raise Retry if it starts elsewhere."""
+        return how many of its bytes to read past: none for a segment starting at byte 0,
+        started over (a sequential part emptied, its length being its progress); ``first``
+        for any other, which goes on from where it was."""
         if segment.start != 0:
-            raise Retry(f"the node ignored the range bytes {first}- (HTTP 200)")
+            self.takeovers = False
+            logger.info(
+                "put.io file %d: the node ignored the range bytes %d- (HTTP 200); "
+                "reading past the %d bytes before it",
+                self.item.file_id,
+                first,
+                first,
+            )
+            return first
         if not self.table.keeps_sidecar:
             with no_space_is_item_error(self.item.part_path):
                 os.ftruncate(self.fd, 0)
         with self.table.lock:
             segment.done = segment.crc = 0
+        return 0
 
 
 @dataclass(frozen=True)
@@ -148,7 +168,7 @@ class Crew:
         try:
             opening = True
             while not run.stop.is_set():
-                segment = run.table.claim(self.min_segment)
+                segment = run.table.claim(self.min_segment if run.takeovers else run.item.size)
                 if segment is None:
                     break
                 self._fill(run, segment, session, opening)
@@ -235,9 +255,10 @@ class Crew:
             first, last = segment.position, segment.end - 1
         asked = byte_range(first, last, run.item.size)
         with node_get(session, url, asked, self.timeout) as response:
+            skip = 0
             if body_start(response, first, run.item) != first:
-                run.restart(segment, first)
-            self._write_body(run, segment, response)
+                skip = run.restart(segment, first)
+            self._write_body(run, segment, response, skip)
         if segment.left > 0:
             raise Retry(f"the node sent a short body for bytes {first}-{last}")
 
@@ -257,12 +278,22 @@ class Crew:
                 run.opening_url = url
             return url
 
-    def _write_body(self, run: Run, segment: Segment, response: NodeAnswer) -> None:
+    def _write_body(self, run: Run, segment: Segment, response: NodeAnswer, skip: int) -> None:
+        """Given a node's answer, write its body after its first ``skip`` bytes."""
         # One buffer per request, refilled in place: no new bytes object per chunk.
         buffer = memoryview(bytearray(self.chunk_size))
         read = body_reader(response)
         while count := read(buffer):
-            if not self._write_chunk(run, segment, buffer[:count]):
+            chunk = buffer[:count]
+            if skip:
+                passed = min(skip, count)
+                skip -= passed
+                chunk = chunk[passed:]
+                self._meter(run, passed)  # the bandwidth was spent all the same
+                now = self.monotonic()
+                run.heard(now)
+                self.pulse.beat(now, run)
+            if chunk and not self._write_chunk(run, segment, chunk):
                 return
             run.check()
 
