@@ -200,3 +200,29 @@ def test_more_broken_files_than_downloads_at_once_stall_no_run_where_a_witness_a
     # six lines, one hint: what a person reads at 7 a.m.
     told = [line for line in result.err.splitlines() if line.startswith("failed: b")]
     assert len(told) == 6 and result.err.count("  hint: ") == 1, result.err
+
+
+def test_a_witness_deleted_on_put_io_mid_run_hands_over_to_the_next(
+    mirror: Mirror, account: list[int]
+) -> None:
+    # The first file the run would ask is deleted on put.io after the listing: its link
+    # call fails, which tells nothing of the nodes; the next file mirrored before answers.
+    assert mirror.run("sync").code == 0
+    broken = [mirror.fake.add_file(f"b{number}.bin", size=SIZE) for number in range(3)]
+    for file_id in broken:
+        mirror.fake.node_fault(file_id, status=503, times=10_000)
+    gone = threading.Event()
+
+    def delete_the_first_witness(logged: LoggedRequest) -> None:
+        if logged.path.startswith("/download/") and not gone.is_set():
+            gone.set()
+            mirror.fake.delete_file(account[0])
+
+    mirror.fake.on_request = delete_the_first_witness
+    mirror.fake.clear_requests()
+    result = mirror.run("sync")
+    mirror.fake.on_request = None
+    assert result.code == 1 and "nodes sent no data to any" not in result.err, result.err
+    assert failures(mirror) == dict.fromkeys(broken, 1)
+    asked = [r.path for r in mirror.fake.requests if r.path.endswith("/url")]
+    assert f"/v2/files/{account[0]}/url" in asked and f"/v2/files/{account[1]}/url" in asked
