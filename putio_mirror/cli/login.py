@@ -153,7 +153,7 @@ def _warn_if_shadowed(
     reload: Callable[[], Settings], token: str, token_file: Path, echo: Echo
 ) -> None:
     """Say so if the next run would use another token than the one just stored."""
-    from putio_mirror.config.settings import TOKEN_ENV
+    from putio_mirror.config.token import TOKEN_ENV
 
     current = reload().token
     if current is None or current.reveal() != token:
@@ -164,7 +164,7 @@ def _warn_if_shadowed(
 
 
 def _warn_about_environment(echo: Echo) -> None:
-    from putio_mirror.config.settings import TOKEN_ENV
+    from putio_mirror.config.token import TOKEN_ENV
 
     if os.environ.get(TOKEN_ENV, "").strip():
         echo(f"Note: {TOKEN_ENV} is still set in this environment, and runs will use it.")

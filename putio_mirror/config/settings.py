@@ -14,13 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from putio_mirror.config.expanding import expand
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config.folders import FolderPaths, folder_id, folder_path
 from putio_mirror.config.outlets import outlets
 from putio_mirror.config.paths import sqlite_file, staging_problems, unwritable_reason
 from putio_mirror.config.placing import ownership_of, ownership_problems
 from putio_mirror.config.rpc import RpcSettings, rpc_settings
-from putio_mirror.config.schema import MirrorFile, MountSection, PutioSection, Secret
+from putio_mirror.config.schema import MirrorFile, MountSection, Secret
+from putio_mirror.config.token import TOKEN_HINT, permission_warnings, resolve_token, token_file
 from putio_mirror.core.errors import ConfigError
 from putio_mirror.core.naming import STAGING_DIR_NAME
 from putio_mirror.core.state import Filters, Policy, SafetyLimits
@@ -30,19 +32,10 @@ from putio_mirror.local.ownership import AS_IS, Ownership
 from putio_mirror.notify.values import Outlets
 
 CONFIG_ENV = "PUTIO_MIRROR_CONFIG"
-TOKEN_ENV = "PUTIO_TOKEN"  # noqa: S105 - the variable's name, not a token
-DEFAULT_TOKEN_FILE = "token"  # noqa: S105 - a file name in the config folder
 # naming.py never gives a put.io item a local name beginning with this: it is ours.
 MIB = 1024 * 1024
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
-_ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
-# What may stand in an HTTP header value as the token: visible ASCII, no spaces.
-_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
-_TOKEN_HINT = (
-    f"run `putio-mirror login`, or set {TOKEN_ENV}, or putio.token_file (a file holding only "
-    "the token) in the config file"
-)
 
 
 @dataclass(frozen=True)
@@ -163,19 +156,15 @@ def load_settings(
         raise config_error(config_path, problems)
     if require_token and settings.token is None:
         where = f" ({config_path})" if config_path else ""
-        raise ConfigError(f"no put.io token is configured{where}", _TOKEN_HINT)
+        raise ConfigError(f"no put.io token is configured{where}", TOKEN_HINT)
     return settings
-
-
-def _home(env: Mapping[str, str]) -> Path:
-    return Path(env["HOME"]) if env.get("HOME") else Path.home()
 
 
 def config_file_path(path: Path | None, env: Mapping[str, str]) -> Path:
     """Given ``--config`` (or None) and the environment, return the config file a run reads
     (``--config``, then ``$PUTIO_MIRROR_CONFIG``, then the default), whether or not it exists."""
     explicit = path or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
-    return default_config_path() if explicit is None else _expand(str(explicit), env)
+    return default_config_path() if explicit is None else expand(str(explicit), env)
 
 
 def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
@@ -196,22 +185,22 @@ def _build(
     model: MirrorFile, env: Mapping[str, str], config_path: Path | None, source: str
 ) -> tuple[Settings, tuple[str, ...]]:
     """Given a valid file model, return the Settings and any problems found reading the token."""
-    token, problems = _resolve_token(model.putio, env, source)
+    token, problems = resolve_token(model.putio, env, source)
     rpc, rpc_problems = rpc_settings(model.rpc)
     paths = model.paths
-    download_dir = _expand(paths.downloads, env)
+    download_dir = expand(paths.downloads, env)
     settings = Settings(
         token=token,
         api_url=model.putio.api_url,
         upload_url=model.putio.upload_url,
         timeout=model.putio.timeout_seconds,
-        blackhole_dir=_expand(paths.blackhole, env),
+        blackhole_dir=expand(paths.blackhole, env),
         download_dir=download_dir,
-        staging_dir=_expand(paths.staging, env)
+        staging_dir=expand(paths.staging, env)
         if paths.staging
         else download_dir / STAGING_DIR_NAME,
         journal_url=_journal_url(paths.journal, env),
-        log_file=_expand(paths.log_file, env) if paths.log_file else None,
+        log_file=expand(paths.log_file, env) if paths.log_file else None,
         log_level=model.log_level,
         chunk_size=model.download.chunk_size_kb * 1024,
         read_timeout=model.download.read_timeout_seconds,
@@ -227,8 +216,8 @@ def _build(
         policy=_policy(model),
         rpc=rpc,
         config_path=config_path,
-        warnings=_permission_warnings(model.putio, env, config_path),
-        token_file=_token_file(model.putio, env),
+        warnings=permission_warnings(model.putio, env, config_path),
+        token_file=token_file(model.putio, env),
         oauth_app_id=model.putio.oauth_app_id,
         mount=_mount(model.mount),
         ownership=ownership_of(model.files),
@@ -281,104 +270,16 @@ def _policy(model: MirrorFile) -> Policy:
     )
 
 
-def _resolve_token(
-    putio: PutioSection, env: Mapping[str, str], source: str
-) -> tuple[Secret | None, tuple[str, ...]]:
-    """Given the putio section, return the token: $PUTIO_TOKEN, then token_file, then token,
-    with the problem (never quoting it) if the chosen one is not a single printable line."""
-    from_env = env.get(TOKEN_ENV, "")
-    if from_env.strip():
-        return _checked_token(from_env, f"${TOKEN_ENV}")
-    if putio.token_file:
-        token_file = _expand(putio.token_file, env)
-        try:
-            text = token_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or "not UTF-8 text"
-            return None, (f"{source}: putio.token_file: cannot read {token_file}: {reason}",)
-        if not text.strip():
-            return None, (f"{source}: putio.token_file: {token_file} is empty",)
-        return _checked_token(text, f"{source}: putio.token_file: {token_file}")
-    if putio.token and putio.token.strip():
-        return _checked_token(putio.token, f"{source}: putio.token")
-    default = _token_file(putio, env)
-    if default.is_file():  # where `login` writes when no token_file is configured
-        return _resolve_token(putio.model_copy(update={"token_file": str(default)}), env, source)
-    return None, ()
-
-
-def _token_file(putio: PutioSection, env: Mapping[str, str]) -> Path:
-    """Given the putio section, return the token file: the configured one, else the default."""
-    if putio.token_file:
-        return _expand(putio.token_file, env)
-    return config_folder() / DEFAULT_TOKEN_FILE
-
-
-def _checked_token(text: str, where: str) -> tuple[Secret | None, tuple[str, ...]]:
-    """Given a token as read (blank lines and surrounding spaces allowed) and where it was
-    read, return it as a Secret, or None and a problem that names ``where`` but never quotes
-    the text: a token goes verbatim into an HTTP header, where a second line (a comment, say)
-    or a control character makes http.client fail with the token in its message."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) != 1:
-        return None, (
-            f"{where}: should hold only the token, on one line, but holds {len(lines)} "
-            "non-empty lines (comments are not allowed there)",
-        )
-    token = lines[0].strip()
-    if not _TOKEN_TEXT.fullmatch(token):
-        return None, (
-            f"{where}: the token holds a space, a control character or a non-ASCII "
-            "character; put.io tokens are letters and digits: copy it again",
-        )
-    return Secret(token), ()
-
-
-def _permission_warnings(
-    putio: PutioSection, env: Mapping[str, str], config_path: Path | None
-) -> tuple[str, ...]:
-    holders = []
-    if putio.token and config_path is not None:
-        holders.append(config_path)
-    if putio.token_file:
-        holders.append(_expand(putio.token_file, env))
-    return tuple(
-        f"{holder} holds the put.io token and other users can read it; run: chmod 600 {holder}"
-        for holder in holders
-        if _readable_by_others(holder)
-    )
-
-
-def _readable_by_others(path: Path) -> bool:
-    try:
-        return bool(path.stat().st_mode & 0o077)
-    except OSError:
-        return False
-
-
-def _expand(text: str, env: Mapping[str, str]) -> Path:
-    """Given a path as written, return it with ``~`` and ``$VARS`` (from ``env``) expanded."""
-
-    def variable(match: re.Match[str]) -> str:
-        name = match[1] or match[2]
-        return env.get(name, match[0])
-
-    expanded = _ENV_VAR.sub(variable, text)
-    if expanded == "~" or expanded.startswith("~/"):
-        return (_home(env) / expanded[2:]).absolute()
-    return Path(expanded).expanduser().absolute()
-
-
 def _journal_url(value: str | None, env: Mapping[str, str]) -> str:
     """Given ``paths.journal``, return an SQLAlchemy URL; a plain path becomes SQLite."""
     if not value:
         return default_journal_url()
     if value.startswith("sqlite:///"):
         rest = value.removeprefix("sqlite:///")
-        return f"sqlite:///{_expand(rest, env)}" if rest.startswith(("~", "$")) else value
+        return f"sqlite:///{expand(rest, env)}" if rest.startswith(("~", "$")) else value
     if _URL_SCHEME.match(value):
         return value  # may hold a password with '$' in it: leave untouched
-    return f"sqlite:///{_expand(value, env)}"
+    return f"sqlite:///{expand(value, env)}"
 
 
 def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
