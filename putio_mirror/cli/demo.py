@@ -94,6 +94,9 @@ def _step(echo: Echo, runtime: Runtime, title: str, request: Request) -> Outcome
     echo(f"  {plan_summary(outcome.plan)}")
     if outcome.report is not None:
         echo(f"  result: {outcome.report.summary()} (exit {int(outcome.exit_code)})")
+    for item in outcome.attention:  # what exit 11 means: a real run prints these too
+        echo(f"  needs you: {item.message}")
+        echo(f"    hint: {item.hint}")
     return outcome
 
 
