@@ -117,11 +117,19 @@ def test_nodes_down_stop_downloads_only_verified_items_are_placed_all_the_same(
     # placement, a local step: the run stopping its downloads must not keep it from the
     # download folder (nor, run after run, broken files that are all that is left).
     show = mirror.fake.add_folder("A Show")
-    for number in range(2):
-        mirror.fake.add_file(f"e{number}.mkv", show, size=1000)
+    episodes = [mirror.fake.add_file(f"e{number}.mkv", show, size=1000) for number in range(2)]
     for file_id in account:
         mirror.fake.node_fault(file_id, status=503, times=10_000)
+    served: set[str] = set()
+
+    def silence_the_nodes_once_both_episodes_are_served(logged: LoggedRequest) -> None:
+        served.add(logged.path)
+        if {f"/download/{file_id}" for file_id in episodes} <= served:
+            mirror.fake.outage(3_600, hosts=["node"])
+
+    mirror.fake.on_request = silence_the_nodes_once_both_episodes_are_served
     result = mirror.run("sync")
+    mirror.fake.on_request = None
     assert result.code == 1 and "nodes sent no data to any" in result.err, result.err
     assert sorted(mirror.local_files()) == ["A Show/e0.mkv", "A Show/e1.mkv"]
 
@@ -226,3 +234,16 @@ def test_a_witness_deleted_on_put_io_mid_run_hands_over_to_the_next(
     assert failures(mirror) == dict.fromkeys(broken, 1)
     asked = [r.path for r in mirror.fake.requests if r.path.endswith("/url")]
     assert f"/v2/files/{account[0]}/url" in asked and f"/v2/files/{account[1]}/url" in asked
+
+
+def test_a_broken_file_of_a_first_run_is_counted_by_the_files_that_run_fetched(
+    mirror: Mirror, account: list[int]
+) -> None:
+    # A new account: nothing was mirrored before, and the good files are done long before
+    # the broken one gives up. They are witnesses all the same: the nodes sent them.
+    broken = mirror.fake.add_file("broken.bin", size=SIZE)
+    mirror.fake.node_fault(broken, status=503, times=10_000)
+    result = mirror.run("sync")
+    assert result.code == 1 and "nodes sent no data to any" not in result.err, result.err
+    assert failures(mirror) == {broken: 1}
+    assert len(mirror.local_files()) == FILES

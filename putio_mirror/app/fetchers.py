@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from putio_mirror.config.settings import Settings
@@ -28,8 +28,8 @@ def fetcher_factory(
     witnesses: Callable[[], Iterable[int]],
 ) -> Callable[[], Fetcher]:
     """One fetcher per download thread; they share the client, its connection pool, one
-    bandwidth limiter and one pulse, whose witnesses are files this run does not download
-    (those mirrored before first)."""
+    bandwidth limiter and one pulse, whose witnesses are files this run fetched whole, else
+    files it does not download (those mirrored before first)."""
     timetable = parse_timetable(settings.bwlimit)
     # "off" needs no meter at all: that saves two calls per chunk on the hot path.
     limiter = None if timetable.unlimited else RateLimiter(lambda: timetable.limit_at(clock()))
@@ -68,16 +68,16 @@ WITNESSES = 2
 
 def nodes_witness(
     settings: Settings, client: PutioClient, candidates: Callable[[], Iterable[int]]
-) -> Callable[[], bool]:
+) -> Callable[[Sequence[int]], bool]:
     """Given files not in doubt (``candidates``), return how to ask whether put.io's nodes
-    send a byte of one of them."""
+    send a byte of one of the files the run fetched lately, else of the candidates."""
 
-    def nodes_answer() -> bool:
+    def nodes_answer(answered: Sequence[int]) -> bool:
         # not closed after: a sibling shares the client's pool, which closing would close
         session = client.sibling_session()
         link = functools.partial(client.download_url, retry=False)
         timeout = (10.0, settings.read_timeout)  # the fetchers' connect timeout
-        asked = itertools.islice(candidates(), WITNESSES)
+        asked = itertools.islice(itertools.chain(answered, candidates()), WITNESSES)
         return any(first_byte_comes(link, session, file_id, timeout) for file_id in asked)
 
     return nodes_answer

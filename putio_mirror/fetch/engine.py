@@ -149,6 +149,7 @@ class Fetcher:
                 )
             if isinstance(handed, Fetched):
                 self._crew.pulse.beat(self._crew.monotonic())  # the nodes answer
+                self._crew.pulse.answered(item.file_id)
                 return handed
             trouble = handed
         with no_space_is_item_error(item.part_path):
@@ -164,6 +165,7 @@ class Fetcher:
         check_whole(item, table.done(), table.crc32())
         if table.keeps_sidecar:
             sidecar_path(item.part_path).unlink(missing_ok=True)
+        self._crew.pulse.answered(item.file_id)
         return Fetched(True, item.size)
 
     def _whole(self, item: FileToFetch) -> bool:

@@ -17,9 +17,9 @@ are only *suspected* (``gave_up`` says SUSPECT): the run starts the next files, 
 
 A lone fetch (``parallel_files: 1``) that gives up silent is a suspect too.
 
-Where the run has a file it does not download (one mirrored before, best), a *witness*
-settles it at once (``witness.py``): before a fetch that gives up amid silence is called a
-suspect, or proof of an outage, that file is asked for its first byte. A byte is a byte
+Where the run has a file not in doubt (one this run fetched whole, or one mirrored before),
+a *witness* settles it at once (``witness.py``): before a fetch that gives up amid silence
+is called a suspect, or proof of an outage, that file is asked for its first byte. A byte is a byte
 like any other: the nodes work, the fetch failed alone (as did any suspect before it). So
 broken files more than downloads at once, at the head of the queue or all a run has left,
 neither stop every run nor go uncounted. One witness is asked at a time; a silence it met
@@ -30,9 +30,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
+
+#: files fetched whole lately that the pulse keeps as witnesses, the newest first
+_ANSWERED_KEPT = 4
 
 #: what a fetch that gives up is: failing on its own, one of a silent lot, or proof of an
 #: outage of every node
@@ -43,9 +47,12 @@ class Pulse:
     """Thread-safe: every fetch of a run tells it when its bytes arrive and when a request
     of it fails."""
 
-    def __init__(self, witness: Callable[[], bool] | None = None) -> None:
+    def __init__(self, witness: Callable[[Sequence[int]], bool] | None = None) -> None:
         self._lock = threading.Lock()
-        self._witness = witness  # whether a node sends a byte of a file not in doubt
+        # whether a node sends a byte of a file not in doubt, given the files this run
+        # fetched whole lately (the freshest witnesses: their nodes answered minutes ago)
+        self._witness = witness
+        self._answered: deque[int] = deque(maxlen=_ANSWERED_KEPT)
         self._asking = threading.Lock()  # one witness asked at a time
         self._witness_silent_at = -math.inf  # a witness got no byte, at
         self._last_byte = -math.inf
@@ -75,6 +82,11 @@ class Pulse:
                 self._failing[fetch] = False
             self._down = False
             self._suspected_at = None
+
+    def answered(self, file_id: int) -> None:
+        """Every byte of put.io file ``file_id`` came: a witness if another file is in doubt."""
+        with self._lock:
+            self._answered.appendleft(file_id)
 
     def failed(self, fetch: Hashable) -> None:
         """A request of ``fetch`` failed."""
@@ -120,7 +132,9 @@ class Pulse:
             with self._lock:
                 if self._last_byte > since or self._witness_silent_at > since:
                     return
-            if self._witness():
+            with self._lock:
+                answered = tuple(self._answered)
+            if self._witness(answered):
                 self.beat(now)
             else:
                 with self._lock:
