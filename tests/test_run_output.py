@@ -7,8 +7,11 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from putio_mirror.app.report import RunReport
 from putio_mirror.app.run import Request, Runtime, run_once
+from putio_mirror.cli.anywhere import hoisted
 from putio_mirror.cli.output import byte_lines
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.plan import Plan
@@ -36,6 +39,53 @@ def test_quiet_run_still_reports_a_failure(mirror: Mirror) -> None:
     result = mirror.run("--quiet", "sync")
     assert result.code != 0
     assert "movie.mkv" in result.err and "Result:" in result.out
+
+
+def test_a_failure_is_told_once_on_the_console_and_kept_in_the_log_file(mirror: Mirror) -> None:
+    mirror.fake.add_file("movie.mkv", size=1000)
+    (mirror.downloads / "movie.mkv").mkdir(parents=True)  # a folder in the way of the file
+    told = mirror.run("--quiet", "sync").err
+    assert told.count("failed: movie.mkv: ") == 1 and "(movie.mkv) failed" not in told, told
+    log_file = mirror.root / "mirror.log"
+    mirror.write_config(paths={"log_file": str(log_file)})
+    again = mirror.run("sync").err
+    assert again.count("failed: movie.mkv: ") == 1 and "(movie.mkv) failed" not in again
+    assert "(movie.mkv) failed: " in log_file.read_text()
+
+
+def test_the_group_options_may_follow_the_command_as_a_crontab_writes_them(
+    mirror: Mirror,
+) -> None:
+    mirror.blackhole.mkdir(parents=True, exist_ok=True)
+    mirror.fake.add_file("movie.mkv", size=1000)
+    loud = mirror.run("files", "download", "-v")
+    assert loud.code == 0 and " INFO " in loud.err, loud.err
+    quiet = mirror.run("sync", "--quiet")
+    assert quiet.code == 0 and quiet.out == "" and quiet.err == ""
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["sync", "-q", "--dry-run"], ["-q", "sync", "--dry-run"]),
+        (
+            ["-c", "a.yaml", "sync", "-vv", "--config", "b.yaml"],
+            ["-c", "a.yaml", "-vv", "--config", "b.yaml", "sync"],
+        ),
+        (
+            ["history", "--config=b.yaml", "--limit", "3"],
+            ["--config=b.yaml", "history", "--limit", "3"],
+        ),
+        (["transfers", "retry", "--", "-q"], ["transfers", "retry", "--", "-q"]),
+        (["--quiet", "status"], ["--quiet", "status"]),
+        (["-c", "sync", "status", "-q"], ["-c", "sync", "-q", "status"]),  # a file named sync
+    ],
+)
+def test_hoisting_moves_only_the_group_options_after_the_command(
+    words: list[str], expected: list[str]
+) -> None:
+    commands = frozenset({"sync", "history", "transfers", "status"})
+    assert hoisted(words, commands) == expected
 
 
 def test_a_run_says_what_it_downloaded_and_verified(mirror: Mirror) -> None:

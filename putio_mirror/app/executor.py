@@ -68,6 +68,8 @@ from putio_mirror.local.paths import Places
 from putio_mirror.notify.values import DiskFull, Event, ItemFailed
 
 log = logging.getLogger(__name__)
+# a failure the run's summary tells on stderr too: cli/logs.py keeps it off the console
+_SUMMARIZED = {"summarized": True}
 
 GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
@@ -359,7 +361,7 @@ class Executor:
         # what the run tells once for all its files is no warning for each
         told_once = failures is not self._report.failed
         (log.debug if told_once else log.warning)(
-            "%s (%s) failed: %s", action.key, action.target, message
+            "%s (%s) failed: %s", action.key, action.target, message, extra=_SUMMARIZED
         )
         self._end(action_id, action, "failed", error=message)
         failure = Failure(action.key, action.target, message, hint)

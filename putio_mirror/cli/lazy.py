@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from putio_mirror.cli.anywhere import hoisted
+
 
 @dataclass(frozen=True)
 class LazyCommand:
@@ -42,6 +44,11 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:  # the program's group: its options may follow the command
+            args = hoisted(args, frozenset(self.list_commands(ctx)))
+        return super().parse_args(ctx, args)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy and name not in self.commands:

@@ -30,6 +30,16 @@ class Redact(logging.Filter):
         return True
 
 
+#: set (``extra={SUMMARIZED: True}``) on a record the run's summary tells on stderr too
+SUMMARIZED = "summarized"
+
+
+def _not_summarized(record: logging.LogRecord) -> bool:
+    # On the console the summary's "failed:" line says it, with its hint, after the run:
+    # the same failure twice in other words is noise at 7 a.m. A log file keeps them all.
+    return not getattr(record, SUMMARIZED, False)
+
+
 def _handler(log_file: Path | None) -> logging.Handler:
     if log_file is None:
         return logging.StreamHandler()
@@ -53,6 +63,8 @@ def setup_logging(
     fresh = _handler(log_file)
     fresh.setFormatter(logging.Formatter(FORMAT))
     fresh.addFilter(Redact(redact))
+    if log_file is None:
+        fresh.addFilter(_not_summarized)
     fresh.set_name(HANDLER_NAME)  # marks ours, so a second set-up replaces it
     root.addHandler(fresh)
     # verbose < 0 is --quiet: only problems, so a cron job mails only when one needs a person
