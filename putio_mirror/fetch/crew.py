@@ -120,8 +120,8 @@ class Run:
         return how many of its bytes to read past: none for a segment starting at byte 0,
         started over (a sequential part emptied, its length being its progress); ``first``
         for any other, which goes on from where it was."""
+        self.takeovers = False
         if segment.start != 0:
-            self.takeovers = False
             logger.info(
                 "put.io file %d: the node ignored the range bytes %d- (HTTP 200); "
                 "reading past the %d bytes before it",
@@ -258,6 +258,8 @@ class Crew:
             skip = 0
             if body_start(response, first, run.item) != first:
                 skip = run.restart(segment, first)
+            elif asked is not None and response.status_code == 200:
+                run.takeovers = False  # the whole file for a range from byte 0: see restart
             self._write_body(run, segment, response, skip)
         if segment.left > 0:
             raise Retry(f"the node sent a short body for bytes {first}-{last}")
