@@ -164,6 +164,10 @@ def test_an_outage_met_by_the_last_files_of_a_run_counts_against_none(
     result = mirror.run("sync")
     assert result.code == 1, result.err
     assert failures(mirror) == {}, "an outage is nobody's fault"
+    # a silent witness is a second file silent: told as the outage it is, not as files
+    # that might be broken
+    assert "nodes sent no data to any" in result.err, result.err
+    assert "if put.io's download nodes are down" not in result.err, result.err
     links = {r.path for r in mirror.fake.requests if r.path.endswith("/url")}
     assert links - {f"/v2/files/{file_id}/url" for file_id in added}, "a witness was asked"
     mirror.fake.outage(0)

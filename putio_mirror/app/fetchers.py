@@ -68,16 +68,19 @@ WITNESSES = 2
 
 def nodes_witness(
     settings: Settings, client: PutioClient, candidates: Callable[[], Iterable[int]]
-) -> Callable[[Sequence[int]], bool]:
+) -> Callable[[Sequence[int]], bool | None]:
     """Given files not in doubt (``candidates``), return how to ask whether put.io's nodes
-    send a byte of one of the files the run fetched lately, else of the candidates."""
+    send a byte of one of the files the run fetched lately, else of the candidates (None:
+    there is no such file)."""
 
-    def nodes_answer(answered: Sequence[int]) -> bool:
+    def nodes_answer(answered: Sequence[int]) -> bool | None:
         # not closed after: a sibling shares the client's pool, which closing would close
         session = client.sibling_session()
         link = functools.partial(client.download_url, retry=False)
         timeout = (10.0, settings.read_timeout)  # the fetchers' connect timeout
-        asked = itertools.islice(itertools.chain(answered, candidates()), WITNESSES)
+        asked = list(itertools.islice(itertools.chain(answered, candidates()), WITNESSES))
+        if not asked:
+            return None  # nobody to ask: the next fetch tells instead
         return any(first_byte_comes(link, session, file_id, timeout) for file_id in asked)
 
     return nodes_answer

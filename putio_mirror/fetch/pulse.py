@@ -20,7 +20,8 @@ A lone fetch (``parallel_files: 1``) that gives up silent is a suspect too.
 Where the run has a file not in doubt (one this run fetched whole, or one mirrored before),
 a *witness* settles it at once (``witness.py``): before a fetch that gives up amid silence
 is called a suspect, or proof of an outage, that file is asked for its first byte. A byte is a byte
-like any other: the nodes work, the fetch failed alone (as did any suspect before it). So
+like any other: the nodes work, the fetch failed alone (as did any suspect before it); no
+byte is a second file silent, proof of an outage (DOWN) as the next fetch's would be. So
 broken files more than downloads at once, at the head of the queue or all a run has left,
 neither stop every run nor go uncounted. One witness is asked at a time; a silence it met
 after a fetch's own last byte answers for that fetch too.
@@ -47,10 +48,10 @@ class Pulse:
     """Thread-safe: every fetch of a run tells it when its bytes arrive and when a request
     of it fails."""
 
-    def __init__(self, witness: Callable[[Sequence[int]], bool] | None = None) -> None:
+    def __init__(self, witness: Callable[[Sequence[int]], bool | None] | None = None) -> None:
         self._lock = threading.Lock()
-        # whether a node sends a byte of a file not in doubt, given the files this run
-        # fetched whole lately (the freshest witnesses: their nodes answered minutes ago)
+        # whether a node sends a byte of a file not in doubt (None: no file to ask), given
+        # the files this run fetched whole lately (the freshest witnesses)
         self._witness = witness
         self._answered: deque[int] = deque(maxlen=_ANSWERED_KEPT)
         self._asking = threading.Lock()  # one witness asked at a time
@@ -104,7 +105,10 @@ class Pulse:
         with self._lock:
             if self._last_byte > since:
                 return "alone"
-            if self._down:
+            if self._down or self._witness_silent_at > since:
+                # a file not in doubt got no byte either: as good a proof as the next
+                # fetch's silence, and the run need not spend a max_outage finding it
+                self._down = True
                 return "down"
             if self._suspected_at is None:
                 if not all(self._failing.values()):
@@ -134,9 +138,10 @@ class Pulse:
                     return
             with self._lock:
                 answered = tuple(self._answered)
-            if self._witness(answered):
+            answer = self._witness(answered)
+            if answer:
                 self.beat(now)
-            else:
+            elif answer is not None:
                 with self._lock:
                     self._witness_silent_at = now
 
