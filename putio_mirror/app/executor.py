@@ -41,12 +41,10 @@ from putio_mirror.app.rules import RemoteWriter, Rules
 from putio_mirror.core.errors import (
     FatalError,
     ItemError,
-    NodesDownError,
     NoSpaceError,
     NotDurableError,
     TransientError,
 )
-from putio_mirror.core.pacing import files_at_once
 from putio_mirror.core.plan import (
     WINDOWED_KINDS,
     Action,
@@ -70,8 +68,6 @@ from putio_mirror.notify.values import DiskFull, Event, ItemFailed
 log = logging.getLogger(__name__)
 # a failure the run's summary tells on stderr too: cli/logs.py keeps it off the console
 _SUMMARIZED = {"summarized": True}
-
-GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
 # Progress is the executor's collaborator that the shell passes in; it lives with the steps.
 __all__ = ["Executor", "Failure", "Progress", "RemoteWriter", "Rules", "RunReport"]
@@ -140,7 +136,7 @@ class Executor:
             # transactions a file doubled the CPU of 3,000 small files).
             batch = plan.downloads_from(index)
             if len(batch) > 1:
-                self._run_parallel(run_id, batch, self._workers(batch))
+                self._run_parallel(run_id, batch, self._rules.at_once(batch))
                 index += len(batch)
             else:
                 self._step(run_id, actions[index])
@@ -152,11 +148,6 @@ class Executor:
         if self._stop_requested():
             self._report.interrupted = True
         return self._report.interrupted or self._report.aborted is not None
-
-    def _workers(self, batch: list[Download]) -> int:
-        if self._rules.parallel_files is None:
-            return files_at_once([action.size - action.resume_from for action in batch])
-        return min(self._rules.parallel_files, len(batch))
 
     def _run_parallel(self, run_id: int, batch: list[Download], workers: int) -> None:
         """Given consecutive downloads, perform them ``workers`` at a time, drawn from one
@@ -279,9 +270,7 @@ class Executor:
         if self._report.downloads_stopped and isinstance(action, Download):
             return False
         outside = not self._rules.schedule.is_open(self._clock())
-        windowed = action.kind in WINDOWED_KINDS or (
-            action.kind in GROOMING_KINDS and not self._rules.groom_outside_window
-        )
+        windowed = self._rules.windowed(action.kind)
         with self._lock:
             paused_earlier = self._report.window_closed and action.kind in WINDOWED_KINDS
             if (outside and windowed) or paused_earlier:
@@ -345,32 +334,21 @@ class Executor:
         """Given an action whose success the journal holds, report it."""
         with self._lock:
             self._succeeded.add(action.key)
-            self._report.done.append(action.key)
-            self._report.done_actions.append((action.kind, action.target))
-            if isinstance(action, Download):
-                self._report.verified_files += 1
-                self._report.verified_bytes += action.size
-                self._report.verified_fetched += action.size - action.resume_from
+            self._report.add_done(action)
         if (placed := self._downloads.placed(action)) is not None:
             self._tell(placed)
 
     def _fail(self, action_id: int, action: Action, error: Exception) -> None:
         message = getattr(error, "message", None) or str(error)
         hint = getattr(error, "hint", "")
-        failures = self._report.failures_for(error)
         # what the run tells once for all its files is no warning for each
-        told_once = failures is not self._report.failed
+        told_once = self._report.failures_for(error) is not self._report.failed
         (log.debug if told_once else log.warning)(
             "%s (%s) failed: %s", action.key, action.target, message, extra=_SUMMARIZED
         )
         self._end(action_id, action, "failed", error=message)
-        failure = Failure(action.key, action.target, message, hint)
         with self._lock:
-            failures.append(failure)
-            # put.io's nodes down stop the downloads only (``RunReport.downloads_stopped``):
-            # placing what is verified, tidying and grooming need no node
-            if isinstance(error, TransientError) and not isinstance(error, NodesDownError):
-                self._report.aborted = message
+            self._report.add_failure(Failure(action.key, action.target, message, hint), error)
         if isinstance(error, NoSpaceError):
             self._tell(DiskFull(action.target, message, hint))
         elif isinstance(action, Download) and isinstance(error, ItemError):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from putio_mirror.core.errors import ExitCode, NodesDownError, NodesSilentError, NoSpaceError
+from putio_mirror.core.errors import (
+    ExitCode,
+    NodesDownError,
+    NodesSilentError,
+    NoSpaceError,
+    TransientError,
+)
+from putio_mirror.core.plan import Action, Download
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,22 @@ class RunReport:
         if isinstance(error, NodesSilentError):
             return self.suspects
         return self.failed
+
+    def add_done(self, action: Action) -> None:
+        """Given an action done (the journal holds it), count it and its verified bytes."""
+        self.done.append(action.key)
+        self.done_actions.append((action.kind, action.target))
+        if isinstance(action, Download):
+            self.verified_files += 1
+            self.verified_bytes += action.size
+            self.verified_fetched += action.size - action.resume_from
+
+    def add_failure(self, failure: Failure, error: Exception) -> None:
+        """Given a failure and its error, keep it where it is told (``failures_for``); a
+        transient outage (not put.io's nodes down, which stop downloads only) ends the run."""
+        self.failures_for(error).append(failure)
+        if isinstance(error, TransientError) and not isinstance(error, NodesDownError):
+            self.aborted = failure.message
 
     def settle(self, proven: set[str]) -> None:
         """Given the keys of suspects that failed on their own, count those as failed; the

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
+from putio_mirror.core.pacing import files_at_once
+from putio_mirror.core.plan import WINDOWED_KINDS, Download
 from putio_mirror.core.state import Transfer
 from putio_mirror.core.window import Schedule
 from putio_mirror.local.space import FREE_SPACE_MARGIN
+
+GROOMING_KINDS = frozenset({"cancel", "clean", "delete"})
 
 
 class RemoteWriter(Protocol):
@@ -46,3 +50,13 @@ class Rules:
     owner: str = "local"
     #: how long a claim holds without renewal (a host that dies frees its work after this)
     lease: timedelta = timedelta(minutes=10)
+
+    def windowed(self, kind: str) -> bool:
+        """Whether an action of this kind waits for the download window."""
+        return kind in WINDOWED_KINDS or (kind in GROOMING_KINDS and not self.groom_outside_window)
+
+    def at_once(self, batch: list[Download]) -> int:
+        """Given consecutive downloads, return how many to fetch at once."""
+        if self.parallel_files is None:
+            return files_at_once([action.size - action.resume_from for action in batch])
+        return min(self.parallel_files, len(batch))
