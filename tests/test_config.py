@@ -164,6 +164,7 @@ def test_every_mistake_in_a_file_is_reported_at_once_with_its_dotted_path(
 download:
   chunk_size_kb: abc
   chunk_sise_kb: 512
+  window: "00:05-05:55"
 schedule:
   windows: ["00:05-05:55", "25:00-26:00"]
 colour: blue
@@ -176,10 +177,12 @@ colour: blue
         "mirror.yaml: download.chunk_size_kb: Input should be a valid integer, "
         "unable to parse string as an integer (got 'abc')",
         "mirror.yaml: download.chunk_sise_kb: unknown option (did you mean 'chunk_size_kb'?)",
+        "mirror.yaml: download.window: unknown option "
+        "(did you mean 'schedule.windows'? it is in another section)",
         "mirror.yaml: schedule.windows[1]: '25:00' is not a time of day (00:00 to 23:59)",
         "mirror.yaml: colour: unknown option",
     )
-    assert str(config) in error.message and "4 problems" in error.message
+    assert str(config) in error.message and "5 problems" in error.message
     assert "putio-mirror config init" in error.hint
 
 

@@ -168,4 +168,15 @@ def _suggestion(loc: tuple[int | str, ...]) -> str:
             return ""
         model = annotation
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    # an option of another section ("download.window" for "schedule.windows")
+    elsewhere = {
+        f"{name}.{option}": option
+        for name, field in MirrorFile.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        for option in field.annotation.model_fields
+    }
+    near = difflib.get_close_matches(str(loc[-1]), list(elsewhere.values()), n=1)
+    where = [path for path, option in elsewhere.items() if near and option == near[0]]
+    return f" (did you mean {where[0]!r}? it is in another section)" if where else ""
