@@ -114,14 +114,18 @@ class _Syncs:
     """Runs each periodic sync on a thread of its own, one at a time, and keeps what
     ended it badly (a fatal error, a bug) for the watcher to raise."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self, runtime: Runtime, run: Callable[[Runtime, Request], Outcome] = run_once
+    ) -> None:
         stopped = runtime.stop_requested
         self._replanning = threading.Event()
         self._runtime = replace(
             runtime, stop_requested=lambda: stopped() or self._replanning.is_set()
         )
+        self._run_once = run
         self._thread: threading.Thread | None = None
         self._running = False  # from start until _run decides, under _starting, to end
+        self._after = False  # a sync is wanted after the one running
         self._failure: BaseException | None = None
         self._starting = threading.Lock()  # the RPC door may ask from its own threads
 
@@ -135,6 +139,15 @@ class _Syncs:
             self._thread = threading.Thread(target=self._run, name="watch-sync", daemon=True)
             self._thread.start()
 
+    def soon(self) -> None:
+        """Start a sync now, or once the one running has ended: that one planned before
+        what asks for this (an RPC client's removal to carry out on put.io)."""
+        with self._starting:
+            if self._running:
+                self._after = True  # _run sees it once the running one has ended
+                return
+        self.start(quietly=True)
+
     def replan(self) -> None:
         """Start a sync now; one that runs stops at its next chunk and plans again."""
         with self._starting:
@@ -147,18 +160,23 @@ class _Syncs:
         again = True
         try:
             while again:
-                _guarded(SYNC.command, lambda: _outcome_summary(run_once(self._runtime, SYNC)))
+                _guarded(SYNC.command, self._summary)
                 with self._starting:
-                    again = self._replanning.is_set()
+                    again = self._replanning.is_set() or self._after
                     self._replanning.clear()
+                    self._after = False
                     self._running = again
                 if again:
                     log.info("watch sync: planning again (an RPC client removed an item)")
         except Exception as error:  # raised again in the watcher's own thread
             self._failure = error
         finally:
-            with self._starting:
-                self._running = False
+            if again:  # ended by an error; else the loop said so, and a sync asked for
+                with self._starting:  # since may be running on a thread of its own
+                    self._running = False
+
+    def _summary(self) -> str | None:
+        return _outcome_summary(self._run_once(self._runtime, SYNC))
 
     def raise_failure(self) -> None:
         if self._failure is not None:
@@ -228,7 +246,7 @@ class _Rounds:
         observer.start()
         syncs = _Syncs(runtime)
         if self.extras.wire_sync is not None:
-            self.extras.wire_sync(lambda: syncs.start(quietly=True))
+            self.extras.wire_sync(syncs.soon)
         if self.extras.wire_replan is not None:
             self.extras.wire_replan(syncs.replan)
         log.info("watching %s", settings.blackhole_dir)
