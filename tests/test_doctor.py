@@ -33,6 +33,28 @@ def test_a_good_setup_is_all_well_and_doctor_creates_nothing(mirror: Mirror) -> 
     assert not any(request.mutating for request in mirror.fake.requests)
 
 
+def test_download_nodes_that_send_no_byte_are_a_problem_though_the_api_answers(
+    mirror: Mirror,
+) -> None:
+    # "All is well" while every download stalls sent people looking everywhere but put.io.
+    mirror.blackhole.mkdir(exist_ok=True)
+    assert "download nodes: not checked: put.io holds no file" in mirror.run("doctor").out
+    listed = mirror.fake.add_file("listed.mkv", size=1000)
+    told = mirror.run("doctor").out
+    assert f"ok      download nodes: the first byte of put.io file {listed} came in" in told
+    assert mirror.run("sync").code == 0
+    newer = mirror.fake.add_file("newer.mkv", size=1000)
+    mirror.fake.outage(3_600, hosts=["node"])
+    mirror.fake.clear_requests()
+    result = mirror.run("doctor")
+    assert result.code == 2
+    assert problems(result.out) == [
+        f"PROBLEM download nodes: no byte of put.io file {listed} came, though put.io's API answers"
+    ], "the mirrored file is asked, not the first listed"
+    assert "put.io's storage or the network to it is down" in result.out
+    assert f"/v2/files/{newer}/url" not in {r.path for r in mirror.fake.requests}
+
+
 def test_journal_schema_is_shown_and_a_newer_one_is_a_problem(mirror: Mirror) -> None:
     mirror.blackhole.mkdir(exist_ok=True)
     assert mirror.run("sync").code == 0

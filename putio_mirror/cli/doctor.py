@@ -1,5 +1,5 @@
-"""``putio-mirror doctor``: check the config, folders, journal, token, remote root, windows
-and free space; one line each, a hint for each problem; exit 0 if all is well, else 2.
+"""``putio-mirror doctor``: check the config, folders, journal, token, download nodes, remote
+root, windows and free space; one line each, a hint for each problem; exit 0 if all is well, else 2.
 
 Read-only: it takes no run lock, creates no folder or journal, and changes nothing on
 put.io, so it may run beside a sync.
@@ -155,6 +155,7 @@ def _putio_findings(settings: Settings) -> Iterator[Finding]:
         if account.disk_avail is not None and account.disk_size is not None:
             space = f", {human_bytes(account.disk_avail)} free of {human_bytes(account.disk_size)}"
         yield ok("token", f"valid: put.io account {account.username}{space}")
+        yield _nodes_finding(settings, client)
         paths = settings.folder_paths
         yield _folder(
             client, "download.remote_root", settings.policy.remote_root_id, paths.remote_root
@@ -162,6 +163,53 @@ def _putio_findings(settings: Settings) -> Iterator[Finding]:
         if settings.save_parent_id is not None:
             topic = "transfers.save_parent_id"
             yield _folder(client, topic, settings.save_parent_id, paths.save_parent)
+
+
+def _nodes_finding(settings: Settings, client: PutioClient) -> Finding:
+    """Ask put.io's download nodes for one byte of a file (one mirrored before, best): the
+    API may answer while the nodes, where the bytes come from, do not."""
+    import functools
+    import time
+
+    from putio_mirror.fetch.witness import first_byte_comes
+
+    asked = _files_to_ask(settings, client)
+    if not asked:
+        return ok("download nodes", "not checked: put.io holds no file to ask a byte of")
+    link = functools.partial(client.download_url, retry=False)
+    timeout = (10.0, settings.read_timeout)
+    started = time.monotonic()
+    for file_id in asked:
+        if first_byte_comes(link, client.sibling_session(), file_id, timeout):
+            took = time.monotonic() - started
+            return ok(
+                "download nodes", f"the first byte of put.io file {file_id} came in {took:.2f} s"
+            )
+    return problem(
+        "download nodes",
+        f"no byte of put.io file{'s' if len(asked) > 1 else ''} "
+        f"{', '.join(map(str, asked))} came, though put.io's API answers",
+        "put.io's storage or the network to it is down: runs stop their downloads without "
+        "counting any file as failing, and resume once it is back",
+    )
+
+
+def _files_to_ask(settings: Settings, client: PutioClient) -> list[int]:
+    """Two files to ask a byte of: the last mirrored, else the first put.io lists."""
+    from putio_mirror.journal.reader import JournalReader
+
+    try:
+        reader = JournalReader.open(settings.journal_url)
+        if reader is not None:
+            with reader:
+                records = [r for r in reader.downloads().values() if r.verified_at and r.size]
+            records.sort(key=lambda record: record.verified_at or datetime.min, reverse=True)
+            if records:
+                return [record.file_id for record in records[:2]]
+        listed = client.list_all_files()
+    except MirrorError:
+        return []
+    return [f.id for f in listed if not f.is_folder and f.size][:2]
 
 
 def _folder(client: PutioClient, topic: str, folder_id: int, path: str | None) -> Finding:
