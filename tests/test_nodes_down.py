@@ -30,6 +30,14 @@ def account(mirror: Mirror) -> list[int]:
     return ids
 
 
+def add_broken(mirror: Mirror, count: int) -> list[int]:
+    """Add ``count`` files b0.bin… whose node answers 503, always; return their ids."""
+    broken = [mirror.fake.add_file(f"b{number}.bin", size=SIZE) for number in range(count)]
+    for file_id in broken:
+        mirror.fake.node_fault(file_id, status=503, times=10_000)
+    return broken
+
+
 def failures(mirror: Mirror) -> dict[int, int]:
     journal = Journal.open(f"sqlite:///{mirror.journal}")
     try:
@@ -142,9 +150,7 @@ def test_broken_files_that_are_all_a_run_has_left_fail_as_any_broken_file(
     # as an outage would try them every run, a whole max_outage each, never waiting and
     # never told as failing. The nodes answer for the files already mirrored.
     assert mirror.run("sync").code == 0
-    broken = [mirror.fake.add_file(f"b{number}.bin", size=SIZE) for number in range(3)]
-    for file_id in broken:
-        mirror.fake.node_fault(file_id, status=503, times=10_000)
+    broken = add_broken(mirror, 3)
     result = mirror.run("sync")
     assert result.code == 1 and "nodes sent no data to any" not in result.err, result.err
     assert failures(mirror) == dict.fromkeys(broken, 1)
@@ -199,9 +205,7 @@ def test_more_broken_files_than_downloads_at_once_stall_no_run_where_a_witness_a
     # a witness the second three, silent too, "proved" an outage and every run stopped
     # there, the good files never reached. The files mirrored before answer: broken.
     assert mirror.run("sync").code == 0
-    broken = [mirror.fake.add_file(f"b{number}.bin", size=SIZE) for number in range(6)]
-    for file_id in broken:
-        mirror.fake.node_fault(file_id, status=503, times=10_000)
+    broken = add_broken(mirror, 6)
     good = [f"c{number}.bin" for number in range(5)]
     for name in good:
         mirror.fake.add_file(name, size=SIZE)
@@ -220,9 +224,7 @@ def test_a_witness_deleted_on_put_io_mid_run_hands_over_to_the_next(
     # The first file the run would ask is deleted on put.io after the listing: its link
     # call fails, which tells nothing of the nodes; the next file mirrored before answers.
     assert mirror.run("sync").code == 0
-    broken = [mirror.fake.add_file(f"b{number}.bin", size=SIZE) for number in range(3)]
-    for file_id in broken:
-        mirror.fake.node_fault(file_id, status=503, times=10_000)
+    broken = add_broken(mirror, 3)
     gone = threading.Event()
 
     def delete_the_first_witness(logged: LoggedRequest) -> None:
