@@ -376,10 +376,13 @@ def write_config(root: Path, fake: FakePutio, **sections: dict[str, object]) -> 
     return config
 
 
-def run_putio_mirror(config: Path, *args: str, timeout: float) -> Measurement:
-    """Given a config and arguments, run putio-mirror measured; raise BenchError if it fails."""
+def run_putio_mirror(
+    config: Path, *args: str, timeout: float, env: dict[str, str] | None = None
+) -> Measurement:
+    """Given a config and arguments (and variables to add to the environment), run
+    putio-mirror measured; raise BenchError if it fails."""
     argv = [*putio_mirror_command(), "--config", str(config), *args]
-    return run_measured(argv, timeout=timeout, env=child_env())
+    return run_measured(argv, timeout=timeout, env=child_env() | (env or {}))
 
 
 # -- external tools ------------------------------------------------------------------

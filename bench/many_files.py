@@ -10,12 +10,15 @@ Four scenarios (``--scenarios``), each in a fresh FakePutio, contenders alternat
   answer of the fake's API and node, and the files from the fake's own node for both
   (aria2c gets the node URLs the API would answer), so both see the same distance.
 
+``--tls``: nginx serves HTTPS with a self-signed certificate both contenders are given, as
+put.io's nodes speak TLS: the CPU of decrypting every byte, and each connection's handshake.
+
 Every round starts from a fresh folder and journal; every copy is checked (size and
 CRC32) after its round. Goals (issue 14): putio-mirror's wall time ≤ 1.0x aria2c's
 (≤ 1.2x with latency) and ≤ 2 ms of CPU a file.
 
     .venv/bin/python bench/many_files.py [--rounds 3] [--scenarios small,1MiB,...]
-        [--count-small 10000] [--count-large 1000] [--latency-ms 50] [--jobs 8]
+        [--count-small 10000] [--count-large 1000] [--latency-ms 50] [--jobs 8] [--tls]
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from common import (
     verdict,
     write_config,
 )
-from tools import ensure_tools, nginx
+from tools import ensure_tools, nginx, self_signed
 
 from putio_mirror.fakeputio import FakePutio
 
@@ -114,23 +117,26 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
 # -- contenders ----------------------------------------------------------------------
 
 
-def putio_mirror_runner(listing: Listing) -> Runner:
+def putio_mirror_runner(listing: Listing, cert: Path | None) -> Runner:
+    env = {"REQUESTS_CA_BUNDLE": str(cert)} if cert else {}
+
     def run(where: Path) -> Measurement:
         config = write_config(where, listing.fake)
-        measured = run_putio_mirror(config, "files", "download", timeout=listing.timeout)
+        measured = run_putio_mirror(config, "files", "download", timeout=listing.timeout, env=env)
         listing.check(where / "downloads")
         return measured
 
     return run
 
 
-def aria2c_runner(listing: Listing, jobs: int) -> Runner:
+def aria2c_runner(listing: Listing, jobs: int, cert: Path | None) -> Runner:
     def run(where: Path) -> Measurement:
         entries = [f"{url}\n  out={path}\n" for path, (url, _, _) in listing.files.items()]
         (where / "list.txt").write_text("".join(entries))
         target = where / "downloads"
         argv = [tool_path("aria2c"), f"-j{jobs}", "-i", str(where / "list.txt"), "-q"]
         argv += ["--allow-overwrite=true", "-d", str(target)]
+        argv += [f"--ca-certificate={cert}"] if cert else []
         measured = run_measured(argv, timeout=listing.timeout)
         listing.check(target)
         return measured
@@ -148,16 +154,18 @@ def measure(scenario: Scenario, args: argparse.Namespace) -> dict[str, list[Meas
         # every round's copy is kept to the end (see alternate), and nginx serves one more
         need_free_space(work, (2 * (args.rounds + 1) + 1) * sum(scenario.sizes))
         entries = add_tree(fake, scenario.sizes, per_folder=PER_FOLDER, top=TOP)
-        with _links(scenario, fake, entries, work, args.workdir) as urls:
+        tls = self_signed(work) if args.tls and not scenario.from_node else None
+        with _links(scenario, fake, entries, work, args.workdir, tls) as urls:
             fake.latency_seconds = scenario.latency
             files = {
                 entry.path: (urls[entry.file_id], entry.size, fake.file_crc32(entry.file_id))
                 for entry in entries
             }
             listing = Listing(fake, files, scenario.timeout)
+            cert = tls[0] if tls else None
             contenders = [
-                (MIRROR, putio_mirror_runner(listing)),
-                (aria2c_name(args), aria2c_runner(listing, args.jobs)),
+                (MIRROR, putio_mirror_runner(listing, cert)),
+                (aria2c_name(args), aria2c_runner(listing, args.jobs, cert)),
             ]
             return alternate(contenders, args.rounds, args.workdir, remove_at_end=True)
 
@@ -169,6 +177,7 @@ def _links(
     entries: Sequence[RemoteEntry],
     work: Path,
     workdir: Path | None,
+    tls: tuple[Path, Path] | None,
 ) -> Iterator[dict[int, str]]:
     """Yield each file's URL for aria2c: on the fake's node with latency, else on an
     nginx serving the same bytes, where the fake's links then point too."""
@@ -180,7 +189,7 @@ def _links(
     note(f"{scenario.name}: writing {scenario.files} files for nginx…")
     for entry in entries:
         export_file(fake, entry.file_id, serve / f"{entry.file_id}.bin")
-    with nginx(serve, workdir=workdir) as base:
+    with nginx(serve, workdir=workdir, tls=tls) as base:
         fake.node_base_url = base
         yield {entry.file_id: f"{base}/{entry.file_id}.bin" for entry in entries}
 
@@ -303,6 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--latency-ms", type=float, default=50.0, help="the fake's latency, *-latency (50)"
     )
     parser.add_argument("--jobs", type=int, default=8, help="aria2c -j (8)")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="nginx serves HTTPS (a self-signed certificate both trust), as put.io's nodes do",
+    )
     args = parser.parse_args(argv)
     return main_guard(lambda: run(args))
 

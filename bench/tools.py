@@ -42,29 +42,52 @@ def ensure_tools(commands: Iterable[str] = TOOLS) -> None:
 
 
 @contextmanager
-def nginx(root: Path, *, rate: str | None = None, workdir: Path | None = None) -> Iterator[str]:
+def nginx(
+    root: Path,
+    *,
+    rate: str | None = None,
+    workdir: Path | None = None,
+    tls: tuple[Path, Path] | None = None,
+) -> Iterator[str]:
     """Given a folder, serve it with nginx on a free 127.0.0.1 port; yield the base URL.
 
-    ``rate`` (e.g. "20m", nginx units: MiB/s) caps every connection with ``limit_rate``.
+    ``rate`` (e.g. "20m", nginx units: MiB/s) caps every connection with ``limit_rate``;
+    ``tls`` (a certificate and its key, ``self_signed``) serves HTTPS, as put.io's nodes do.
     """
     binary = tool_path("nginx")
     _open_to_workers(root)
     with scratch_dir(workdir) as prefix:
         port = free_port()
         conf = prefix / "nginx.conf"
-        conf.write_text(_nginx_conf(root, port, rate, prefix))
+        conf.write_text(_nginx_conf(root, port, rate, prefix, tls))
         error_log = str(prefix / "error.log")
         argv = [binary, "-p", str(prefix), "-c", str(conf), "-e", error_log]
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             _wait_listening(port, process, prefix / "error.log")
-            yield f"http://127.0.0.1:{port}"
+            yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         finally:
             _stop(process)
 
 
-def _nginx_conf(root: Path, port: int, rate: str | None, prefix: Path) -> str:
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """Given a folder, make a certificate for 127.0.0.1 and its key there; return both."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    argv = [tool_path("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+    argv += ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run([*argv, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    for path in (folder, cert, key):  # nginx's master reads them as root; be plain about it
+        path.chmod(path.stat().st_mode | 0o044 | (0o011 if path.is_dir() else 0))
+    return cert, key
+
+
+def _nginx_conf(
+    root: Path, port: int, rate: str | None, prefix: Path, tls: tuple[Path, Path] | None
+) -> str:
     limit = f"limit_rate {rate};" if rate else ""
+    listen = f"listen 127.0.0.1:{port}"
+    if tls:  # put.io's nodes speak TLS 1.2/1.3 with AES-GCM, as nginx's defaults do
+        listen += f" ssl;\n        ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]}"
     temps = "\n".join(
         f"    {kind}_temp_path {prefix / kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -82,7 +105,7 @@ http {{
     default_type application/octet-stream;
 {temps}
     server {{
-        listen 127.0.0.1:{port};
+        {listen};
         root {root};
         location / {{ {limit} }}
     }}
