@@ -1,5 +1,6 @@
-"""``putio-mirror doctor``: check the config, folders, journal, token, download nodes, remote
-root, windows and free space; one line each, a hint for each problem; exit 0 if all is well, else 2.
+"""``putio-mirror doctor``: check the config, folders, journal, token, download nodes,
+remote root, windows and free space; one line each, a hint for each problem; exit 0 if all
+is well, else 2.
 
 Read-only: it takes no run lock, creates no folder or journal, and changes nothing on
 put.io, so it may run beside a sync.

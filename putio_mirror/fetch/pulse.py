@@ -19,9 +19,10 @@ A lone fetch (``parallel_files: 1``) that gives up silent is a suspect too.
 
 Where the run has a file not in doubt (one this run fetched whole, or one mirrored before),
 a *witness* settles it at once (``witness.py``): before a fetch that gives up amid silence
-is called a suspect, or proof of an outage, that file is asked for its first byte. A byte is a byte
-like any other: the nodes work, the fetch failed alone (as did any suspect before it); no
-byte is a second file silent, proof of an outage (DOWN) as the next fetch's would be. So
+is called a suspect, or proof of an outage, that file is asked for its first byte. A byte
+is a byte like any other: the nodes work, the fetch failed alone (as did any suspect
+before it); no byte is a second file silent, proof of an outage (DOWN) as the next
+fetch's would be. So
 broken files more than downloads at once, at the head of the queue or all a run has left,
 neither stop every run nor go uncounted. One witness is asked at a time; a silence it met
 after a fetch's own last byte answers for that fetch too.
