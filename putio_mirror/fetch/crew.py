@@ -27,16 +27,14 @@ import requests
 
 from putio_mirror.core.errors import NodesDownError, NodesSilentError, TransientError
 from putio_mirror.fetch.crc import crc32
+from putio_mirror.fetch.leanget import streamed_get
 from putio_mirror.fetch.nodehttp import (
-    NodeAnswer,
     Patience,
     Retry,
     Stopped,
-    body_reader,
     body_start,
     byte_range,
     fresh_url,
-    node_get,
 )
 from putio_mirror.fetch.partfile import WriteBehind, no_space_is_item_error, pwrite_all
 from putio_mirror.fetch.pulse import Pulse
@@ -234,10 +232,10 @@ class Crew:
         with run.table.lock:
             first, last = segment.position, segment.end - 1
         asked = byte_range(first, last, run.item.size)
-        with node_get(session, url, asked, self.timeout) as response:
+        with streamed_get(session, url, asked, self.timeout) as (response, read):
             if body_start(response, first, run.item) != first:
                 run.restart(segment, first)
-            self._write_body(run, segment, response)
+            self._write_body(run, segment, read)
         if segment.left > 0:
             raise Retry(f"the node sent a short body for bytes {first}-{last}")
 
@@ -257,10 +255,9 @@ class Crew:
                 run.opening_url = url
             return url
 
-    def _write_body(self, run: Run, segment: Segment, response: NodeAnswer) -> None:
+    def _write_body(self, run: Run, segment: Segment, read: Callable[[memoryview], int]) -> None:
         # One buffer per request, refilled in place: no new bytes object per chunk.
         buffer = memoryview(bytearray(self.chunk_size))
-        read = body_reader(response)
         while count := read(buffer):
             if not self._write_chunk(run, segment, buffer[:count]):
                 return
