@@ -5,8 +5,11 @@ does not read itself goes back to ``node_get``."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 import zlib
@@ -14,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +177,80 @@ def _trickling_node(*, cut: bool = False) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+# -- over TLS, as put.io's nodes answer: the socket keeps Python's timeout ----------------
+
+
+@pytest.fixture
+def tls_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
+    """A Node over TLS on loopback, with a certificate for 127.0.0.1 that requests trusts
+    (``REQUESTS_CA_BUNDLE``)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl makes the test's certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made_by = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    names = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    into = ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run([*made_by, *names, *into], check=True, capture_output=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    made = Node()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            made.seen.append(dict(self.headers.items()))
+            made.ports.append(self.client_address[1])
+            self.send_response(200)
+            length = len(made.body) if made.length is None else made.length
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self.wfile.write(made.body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        def get_request(self) -> tuple[socket.socket, Any]:
+            sock, address = super().get_request()
+            return context.wrap_socket(sock, server_side=True), address
+
+    server = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    made.url = f"https://127.0.0.1:{server.server_address[1]}/node/1"
+    try:
+        yield made
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_parts_are_streamed_over_tls_on_one_kept_alive_connection(
+    tls_node: Node, tmp_path: Path, session: Session
+) -> None:
+    fetcher = Fetcher(lambda _: tls_node.url, session=session, chunk_size=CHUNK)
+    for number in (1, 2):
+        item = _item(tmp_path, number)
+        assert fetcher.fetch(item) == Fetched(True, len(BODY))
+        assert item.part_path.read_bytes() == BODY
+    assert len(tls_node.seen) == 2 and len(set(tls_node.ports)) == 1
+    pool = session.direct_pool(tls_node.url)
+    assert pool is not None and pool.pool is not None
+    conn = pool.pool.queue[-1]
+    assert conn is not None and isinstance(conn.sock, ssl.SSLSocket)
+    assert conn.sock.gettimeout() == 60.0  # Python's timeout, as urllib3 leaves it
+
+
+def test_a_tls_body_that_stalls_is_a_failed_connection(tls_node: Node, session: Session) -> None:
+    tls_node.length = len(BODY) + 10
+    buffer = memoryview(bytearray(len(BODY) + 10))
+    with (
+        pytest.raises(Retry, match=r"the connection failed \((TimeoutError|timeout)\)"),
+        streamed_get(session, tls_node.url, None, (5.0, 0.3)) as (_, read),
+    ):
+        read(buffer)

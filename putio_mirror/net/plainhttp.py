@@ -213,7 +213,8 @@ def _recv_into(sock: socket.socket, view: memoryview, flags: int = 0) -> int:
     """Given a socket ``send`` readied, read into ``view``; raise TimeoutError if no byte
     came within the read timeout, whichever mode the socket is in."""
     try:
-        return sock.recv_into(view, 0, flags)
+        # flags only where given: a TLS socket refuses any, and its nbytes means its own
+        return sock.recv_into(view, 0, flags) if flags else sock.recv_into(view)
     except BlockingIOError as exc:  # SO_RCVTIMEO ran out (``_wait_at_most``)
         raise TimeoutError("timed out") from exc
 
