@@ -80,3 +80,20 @@ def test_a_fetch_stopped_before_its_first_byte_resumes_from_the_new_part(
     assert node_requests(fake_putio) == []
     assert downloader.fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
+
+
+def test_parts_fetched_one_after_another_get_only_their_own_bytes(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    # one chunk buffer serves every request of a thread: a shorter file after a longer
+    # one must get none of the longer one's bytes
+    downloader = make_downloader()
+    longer, longer_content = remote_file(fake_putio, tmp_path, SIZE)
+    assert downloader.fetch(longer) == Fetched(True, SIZE)
+    file_id = fake_putio.add_file("short.mkv", size=CHUNK + 10)
+    shorter = FileToFetch(
+        file_id, CHUNK + 10, fake_putio.file_crc32(file_id), longer.part_path.with_name("s")
+    )
+    assert downloader.fetch(shorter) == Fetched(True, CHUNK + 10)
+    assert shorter.part_path.read_bytes() == fake_putio.file_content(file_id)
+    assert longer.part_path.read_bytes() == longer_content

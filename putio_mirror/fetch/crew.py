@@ -133,6 +133,9 @@ class Crew:
     #: shared with the run's other fetchers (else this fetcher's alone: it has no others)
     pulse: Pulse = field(default_factory=Pulse, compare=False)
     url_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
+    #: each thread's chunk buffer, refilled from request to request: a new one is a chunk
+    #: of zeroed memory (memset, page faults) for every file
+    buffers: threading.local = field(default_factory=threading.local, compare=False)
 
     def work_in_thread(self, run: Run, session: requests.Session) -> None:
         """One worker on a thread of its own, with a session of its own (over the pool of
@@ -256,8 +259,10 @@ class Crew:
             return url
 
     def _write_body(self, run: Run, segment: Segment, read: Callable[[memoryview], int]) -> None:
-        # One buffer per request, refilled in place: no new bytes object per chunk.
-        buffer = memoryview(bytearray(self.chunk_size))
+        # One buffer per thread, refilled in place: no new bytes object per chunk.
+        buffer: memoryview | None = getattr(self.buffers, "chunk", None)
+        if buffer is None:
+            buffer = self.buffers.chunk = memoryview(bytearray(self.chunk_size))
         while count := read(buffer):
             if not self._write_chunk(run, segment, buffer[:count]):
                 return
