@@ -29,16 +29,14 @@ import requests
 
 from putio_mirror.core.errors import NodesDownError, NodesSilentError, TransientError
 from putio_mirror.fetch.crc import crc32
+from putio_mirror.fetch.leanget import streamed_get
 from putio_mirror.fetch.nodehttp import (
-    NodeAnswer,
     Patience,
     Retry,
     Stopped,
-    body_reader,
     body_start,
     byte_range,
     fresh_url,
-    node_get,
 )
 from putio_mirror.fetch.partfile import WriteBehind, no_space_is_item_error, pwrite_all
 from putio_mirror.fetch.pulse import Pulse
@@ -155,6 +153,9 @@ class Crew:
     #: shared with the run's other fetchers (else this fetcher's alone: it has no others)
     pulse: Pulse = field(default_factory=Pulse, compare=False)
     url_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
+    #: each thread's chunk buffer, refilled from request to request: a new one is a chunk
+    #: of zeroed memory (memset, page faults) for every file
+    buffers: threading.local = field(default_factory=threading.local, compare=False)
 
     def work_in_thread(self, run: Run, session: requests.Session) -> None:
         """One worker on a thread of its own, with a session of its own (over the pool of
@@ -254,13 +255,13 @@ class Crew:
         with run.table.lock:
             first, last = segment.position, segment.end - 1
         asked = byte_range(first, last, run.item.size)
-        with node_get(session, url, asked, self.timeout) as response:
+        with streamed_get(session, url, asked, self.timeout) as (response, read):
             skip = 0
             if body_start(response, first, run.item) != first:
                 skip = run.restart(segment, first)
             elif asked is not None and response.status_code == 200:
                 run.takeovers = False  # the whole file for a range from byte 0: see restart
-            self._write_body(run, segment, response, skip)
+            self._write_body(run, segment, read, skip)
         if segment.left > 0:
             raise Retry(f"the node sent a short body for bytes {first}-{last}")
 
@@ -280,11 +281,14 @@ class Crew:
                 run.opening_url = url
             return url
 
-    def _write_body(self, run: Run, segment: Segment, response: NodeAnswer, skip: int) -> None:
-        """Given a node's answer, write its body after its first ``skip`` bytes."""
-        # One buffer per request, refilled in place: no new bytes object per chunk.
-        buffer = memoryview(bytearray(self.chunk_size))
-        read = body_reader(response)
+    def _write_body(
+        self, run: Run, segment: Segment, read: Callable[[memoryview], int], skip: int
+    ) -> None:
+        """Given a node's body (``read``), write it after its first ``skip`` bytes."""
+        # One buffer per thread, refilled in place: no new bytes object per chunk.
+        buffer: memoryview | None = getattr(self.buffers, "chunk", None)
+        if buffer is None:
+            buffer = self.buffers.chunk = memoryview(bytearray(self.chunk_size))
         while count := read(buffer):
             chunk = buffer[:count]
             if skip:

@@ -152,14 +152,22 @@ class Fetcher:
                 self._crew.pulse.answered(item.file_id)
                 return handed
             trouble = handed
-        with no_space_is_item_error(item.part_path):
-            part_exists = prepare(item)  # the usual path's look, whatever is there
-        table = self._table(item, part_exists)
+        fd = self._folders.new_part(item.part_path) if self._sequential(item) else None
+        if fd is not None:  # a new part, written in order: no part to look for
+            # a sidecar left alone (say, a crash amid ``discard``) would outlive the part
+            sidecar_path(item.part_path).unlink(missing_ok=True)
+            table = fresh_table(item, 0, 0, 1, self._connections)
+        else:
+            with no_space_is_item_error(item.part_path):
+                part_exists = prepare(item)  # the usual path's look, whatever is there
+            table = self._table(item, part_exists)
         left = table.left()
         if left and not may_continue():
+            if fd is not None:
+                os.close(fd)  # the new part stays, empty: the next fetch resumes it
             return Fetched(False, table.done())
         if left or item.size == 0:  # the part of an empty file is made here
-            self._run(item, table, may_continue, on_progress, (trouble, started))
+            self._run(item, table, may_continue, on_progress, (trouble, started), fd)
             if table.left():
                 return Fetched(False, table.done())
         check_whole(item, table.done(), table.crc32())
@@ -173,6 +181,11 @@ class Fetcher:
         (and ``WHOLE_AT_MOST``), and no limiter needs to meter its bytes."""
         small = 0 < item.size <= min(self._crew.chunk_size, WHOLE_AT_MOST)
         return small and self._crew.limiter is None
+
+    def _sequential(self, item: FileToFetch) -> bool:
+        """Whether a file with no part yet is fetched as one sequential segment: too small
+        to split in two segments of ``min_segment_size`` (or one connection)."""
+        return min(self._connections, item.size // self._crew.min_segment) < 2
 
     def _table(self, item: FileToFetch, part_exists: bool) -> SegmentTable:
         """Return the segments to fill: the sidecar's; else the part's bytes (read back,
@@ -193,14 +206,17 @@ class Fetcher:
         may_continue: Callable[[], bool],
         on_progress: Callable[[int], None],
         since: tuple[Retry | None, float],
+        fd: int | None = None,
     ) -> None:
         """Given a table, fill what is left with its workers; raise the first error any
         of them met, after all of them stopped, the part was synced and the sidecar
         saved. ``since``: the trouble a one-request fetch met (waited on first, as the
-        first failure) and when that fetch began (the outage clock runs from then)."""
-        table.save()  # before the part grows: a part is never longer without a sidecar
-        with no_space_is_item_error(item.part_path):
-            fd = open_nofollow(item.part_path, os.O_RDWR | os.O_CREAT)
+        first failure) and when that fetch began (the outage clock runs from then).
+        ``fd``: the part, opened already (closed here), else it is opened here."""
+        if fd is None:
+            table.save()  # before the part grows: a part is never longer without a sidecar
+            with no_space_is_item_error(item.part_path):
+                fd = open_nofollow(item.part_path, os.O_RDWR | os.O_CREAT)
         behind = WriteBehind(
             fd, item.part_path, every=self._sync_every, sync=self._sync, on_sync=table.mark
         )

@@ -152,6 +152,19 @@ class PartFolders:
             os.close(descriptor)
             return os.open(part.name, flags, 0o644, dir_fd=self._opened(folder))
 
+    def new_part(self, part: Path, flags: int = os.O_RDWR) -> int | None:
+        """Given a part path, return a descriptor of a new, empty part there (``flags`` and
+        ``O_CREAT | O_EXCL | O_NOFOLLOW``); None if anything is there already (a part to
+        resume, a symlink to refuse: the usual path's cases, ``prepare``). Raise
+        NoSpaceError if the disk is full, UnsafePathError if the folder is a symlink."""
+        with no_space_is_item_error(part):
+            try:
+                return self.create(part, flags | _NEW)
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ELOOP):
+                    return None
+                raise
+
     def close(self) -> None:
         opened, self._open = self._open, {}
         for descriptor in opened.values():
@@ -176,6 +189,7 @@ def open_folder(folder: Path, within: int | None = None) -> int:
 
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_NEW = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 def lstat_or_none(path: Path) -> os.stat_result | None:

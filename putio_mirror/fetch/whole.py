@@ -16,10 +16,8 @@ fetches it again and verifies it as it always did.
 
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import requests
 
@@ -32,7 +30,6 @@ from putio_mirror.fetch.partfile import (
     SyncFunction,
     check_whole,
     disk_error,
-    no_space_is_item_error,
     pwrite_all,
 )
 from putio_mirror.fetch.values import Fetched, FileToFetch
@@ -44,8 +41,6 @@ Handed = Retry | None
 
 #: the largest file fetched this way (held in memory whole, written before its one sync)
 WHOLE_AT_MOST = 1024 * 1024
-
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 def fetch_whole(
@@ -63,7 +58,7 @@ def fetch_whole(
     made, is left empty for it). Raise what the usual path raises for the same trouble:
     ChecksumMismatchError if the node's file has another size than put.io lists,
     NoSpaceError or ItemError if the disk refused the bytes."""
-    fd = _create(item.part_path, folders)
+    fd = folders.new_part(item.part_path, os.O_WRONLY)
     if fd is None:
         return None
     try:
@@ -83,19 +78,6 @@ def fetch_whole(
         os.close(fd)
     on_progress(item.size)
     return Fetched(True, item.size)
-
-
-def _create(part: Path, folders: PartFolders) -> int | None:
-    """Given a part path, return a descriptor of a new, empty part there (made in its
-    folder opened once, ``PartFolders``); None if anything is there already (a part to
-    resume, a symlink to refuse: the usual path's cases)."""
-    with no_space_is_item_error(part):
-        try:
-            return folders.create(part, _CREATE)
-        except OSError as exc:
-            if exc.errno in (errno.EEXIST, errno.ELOOP):
-                return None
-            raise
 
 
 def _body(

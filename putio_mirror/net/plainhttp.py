@@ -22,6 +22,9 @@ from __future__ import annotations
 import functools
 import http.client
 import socket
+import struct
+import sys
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
@@ -160,16 +163,60 @@ class Loan:
 def send(conn: HTTPConnection, request: bytes, timeout: tuple[float, float]) -> socket.socket:
     """Given a connection, a request and the (connect, read) timeouts, send the request,
     connecting first if need be (urllib3's connect: its socket options, TLS verified as
-    requests asks); return the socket, ready to read within the read timeout."""
+    requests asks); return the socket, ready to read within the read timeout (a read
+    that times out raises TimeoutError)."""
     if conn.sock is None:
         conn.timeout = timeout[0]
         conn.connect()
     sock = conn.sock
     assert sock is not None  # connected
-    if sock.gettimeout() != timeout[1]:  # each settimeout is a system call
-        sock.settimeout(timeout[1])
-    sock.sendall(request)
+    _wait_at_most(sock, timeout[1])
+    try:
+        sock.sendall(request)
+    except BlockingIOError as exc:  # SO_SNDTIMEO ran out (``_wait_at_most``)
+        raise TimeoutError("timed out") from exc
     return sock
+
+
+#: the plain sockets left blocking, each with the read timeout its kernel enforces
+_KERNEL_TIMED: weakref.WeakKeyDictionary[socket.socket, float] = weakref.WeakKeyDictionary()
+#: a ``struct timeval`` of two native longs: so on 64-bit Linux and macOS; elsewhere the
+#: sockets keep Python's timeout
+_TIMEVAL = "@ll" if struct.calcsize("@l") == 8 and sys.platform in ("linux", "darwin") else None
+
+
+def _wait_at_most(sock: socket.socket, seconds: float) -> None:
+    """Given a connected socket, make its reads and writes fail within ``seconds``.
+
+    A plain socket is made blocking, the kernel timing it (``SO_RCVTIMEO``,
+    ``SO_SNDTIMEO``, set once per socket): with Python's timeout every read is a ``poll``
+    and then a ``recv``, two system calls and two GIL handoffs; blocking, one ``recv``,
+    and ``MSG_WAITALL`` fills a whole chunk in it (``BodyReader``). A TLS socket keeps
+    Python's timeout: its reads try first and ``poll`` only when one would block.
+    urllib3 sets its own timeout whenever it uses a connection, and so may leave a socket
+    here in either mode."""
+    if type(sock) is not socket.socket or _TIMEVAL is None:
+        if sock.gettimeout() != seconds:  # each settimeout is a system call
+            sock.settimeout(seconds)
+        return
+    if sock.gettimeout() is not None:
+        sock.setblocking(True)
+    if _KERNEL_TIMED.get(sock) != seconds:
+        whole = int(seconds)
+        timeval = struct.pack(_TIMEVAL, whole, max(1, int((seconds - whole) * 1e6)))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        _KERNEL_TIMED[sock] = seconds
+
+
+def _recv_into(sock: socket.socket, view: memoryview, flags: int = 0) -> int:
+    """Given a socket ``send`` readied, read into ``view``; raise TimeoutError if no byte
+    came within the read timeout, whichever mode the socket is in."""
+    try:
+        # flags only where given: a TLS socket refuses any, and its nbytes means its own
+        return sock.recv_into(view, 0, flags) if flags else sock.recv_into(view)
+    except BlockingIOError as exc:  # SO_RCVTIMEO ran out (``_wait_at_most``)
+        raise TimeoutError("timed out") from exc
 
 
 def read_head(sock: socket.socket, room: int) -> Head:
@@ -178,7 +225,7 @@ def read_head(sock: socket.socket, room: int) -> Head:
     stored = bytearray(HEAD_ROOM + room + 1)  # one more: a longer body shows
     view, got = memoryview(stored), 0
     while True:
-        count = sock.recv_into(view[got:HEAD_ROOM])
+        count = _recv_into(sock, view[got:HEAD_ROOM])
         if not count:
             raise http.client.RemoteDisconnected("the remote end closed the connection")
         start = max(0, got - 3)
@@ -216,7 +263,7 @@ def read_body(sock: socket.socket, head: Head, length: int) -> memoryview:
         head.stored.extend(bytes(end + 1 - len(head.stored)))
     view = memoryview(head.stored)
     while got < end:
-        count = sock.recv_into(view[got : end + 1])
+        count = _recv_into(sock, view[got : end + 1])
         if not count:
             raise http.client.IncompleteRead(bytes(view[head.start : got]), end - got)
         got += count
@@ -228,3 +275,44 @@ def reusable(head: Head, length: int) -> bool:
     """Whether the connection may serve the next request after this body: the node keeps
     it open and sent nothing past the body."""
     return not head.closes and head.got == head.start + length
+
+
+class BodyReader:
+    """An answer's body (of ``length`` bytes, framed by its Content-Length), read as it
+    comes into the caller's buffers: the bytes read with the head first, then each buffer
+    filled in one ``recv`` where the socket allows (``MSG_WAITALL``, a plain socket left
+    blocking by ``send``), never past the body."""
+
+    __slots__ = ("_ahead", "_flags", "_left", "_sock", "reusable")
+
+    def __init__(self, sock: socket.socket, head: Head, length: int) -> None:
+        self._sock = sock
+        self._left = length
+        self._ahead = memoryview(head.stored)[head.start : min(head.got, head.start + length)]
+        waits = type(sock) is socket.socket and sock.gettimeout() is None
+        self._flags = socket.MSG_WAITALL if waits and hasattr(socket, "MSG_WAITALL") else 0
+        #: whether the connection may serve the next request once the body is read: the
+        #: node keeps it open and sent nothing past the body with the head
+        self.reusable = not head.closes and head.got <= head.start + length
+
+    @property
+    def done(self) -> bool:
+        """Whether the whole body was read."""
+        return self._left == 0
+
+    def readinto(self, view: memoryview) -> int:
+        """Given a buffer, fill it with the body's next bytes (fewer only at its end);
+        return how many, 0 once the body was read. Raise IncompleteRead if the connection
+        ends first, TimeoutError if no byte came within the read timeout."""
+        want = min(len(view), self._left)
+        got = min(want, len(self._ahead))
+        if got:
+            view[:got] = self._ahead[:got]
+            self._ahead = self._ahead[got:]
+        while got < want:
+            count = _recv_into(self._sock, view[got:want], self._flags)
+            if not count:
+                raise http.client.IncompleteRead(bytes(view[:got]), want - got)
+            got += count
+        self._left -= got
+        return got
