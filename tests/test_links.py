@@ -171,3 +171,28 @@ def test_the_first_files_links_can_be_asked_for_before_any_is_needed() -> None:
     assert links.url_for(1) == "http://node/1?n=1"  # the link asked for first, used once
     assert set(links._pending) == {2, 3}  # and the window moves on as before
     links.close()
+
+
+def test_a_link_waited_for_when_the_prefetcher_closes_is_asked_for_by_its_taker() -> None:
+    release = threading.Event()
+    asked: list[int] = []
+
+    def ask(file_id: int) -> str:
+        asked.append(file_id)
+        if file_id == 2:
+            release.wait(10)  # the run of 2 and 3 is held at 2
+        return f"http://node/{file_id}"
+
+    links = LinkPrefetcher(ask, [1, 2, 3], ahead=2, workers=1)  # one run: 2 then 3
+    assert links.url_for(1) == "http://node/1"
+    got: list[str] = []
+    taker = threading.Thread(target=lambda: got.append(links.url_for(3)))
+    taker.start()  # takes 3's slot and waits for it
+    while 3 in links._pending:  # (taken once it left the pending ones)
+        threading.Event().wait(0.01)
+    links.close()
+    release.set()  # the run goes on, finds the prefetcher closed: 3 is not asked ahead
+    taker.join(10)
+    assert not taker.is_alive(), "the taker of a link never asked for must not wait forever"
+    assert got == ["http://node/3"]
+    assert asked.count(3) == 1  # by the taker itself
