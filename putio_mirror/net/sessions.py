@@ -22,6 +22,7 @@ answer is not plain.
 from __future__ import annotations
 
 import http.client
+import json
 import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -202,11 +203,12 @@ def direct_get(
     params: Mapping[str, str | int] | None,
     headers: Mapping[str, str],
     timeout: tuple[float, float],
-) -> requests.Response | None:
+) -> requests.Response | PlainAnswer | None:
     """Given a session, a URL, its query, headers (the session's are added, as requests
     does) and timeouts, return the answer to a GET sent through the session's pool as
-    requests would send it, redirects not followed; None where requests must send it
-    (``Session.direct_pool``). Raise requests' exceptions for connection trouble."""
+    requests would send it, redirects not followed: read by hand (``PlainAnswer``) where it
+    is plain; None where requests must send it (``Session.direct_pool``). Raise requests'
+    exceptions for connection trouble."""
     if not isinstance(session, Session):
         return None
     pool = session.direct_pool(url)
@@ -310,15 +312,42 @@ def _inflated(body: memoryview, wbits: int) -> bytes | None:
     return data if inflater.eof and not inflater.unused_data else None
 
 
-def _answer(url: str, query: str, head: Head, body: bytes) -> requests.Response:
-    """Given an answer read by hand, return it as requests' HTTPAdapter.build_response
-    makes one, its body already read."""
-    response = requests.Response()
-    response.status_code = head.status_code
-    response.headers = CaseInsensitiveDict(head.headers)
-    response.encoding = get_encoding_from_headers(response.headers)
-    response._content = body
-    response._content_consumed = True  # type: ignore[attr-defined]
-    response.reason = head.reason
-    response.url = url if not query else f"{url.split('?')[0]}?{query}"
-    return response
+class PlainAnswer:
+    """An API answer read by hand (``direct_get``): what the client reads of a
+    ``requests.Response`` (status, headers by any case, the body, ``json()``), without
+    requests' response machinery (its cookie jar, its header dict, its encoding guess
+    run again for ``json()``): ~0.1 ms of CPU a small file's link (issue 14)."""
+
+    __slots__ = ("content", "headers", "reason", "status_code", "url")
+
+    def __init__(self, url: str, head: Head, content: bytes) -> None:
+        self.status_code = head.status_code
+        self.reason = head.reason
+        self.headers = head.headers
+        self.content = content
+        self.url = url
+
+    def json(self) -> Any:
+        """Return the body's JSON as requests' ``Response.json()`` reads it: decoded by the
+        charset the headers name (errors replaced), else detected as JSON is; raise
+        ValueError if it is not JSON."""
+        kind = self.headers.by_name.get("content-type")
+        if kind == "application/json":  # put.io's: no need to parse it
+            encoding: str | None = "utf-8"
+        else:
+            encoding = get_encoding_from_headers(self.headers)
+        if encoding is None:
+            return json.loads(self.content)  # UTF-8, -16 or -32, found as requests finds it
+        try:
+            text = str(self.content, encoding, errors="replace")
+        except (LookupError, TypeError):  # a charset Python does not know: as requests does
+            text = str(self.content, errors="replace")
+        return json.loads(text)
+
+    def close(self) -> None:
+        """Nothing to give back: the body was read and the connection returned."""
+
+
+def _answer(url: str, query: str, head: Head, body: bytes) -> PlainAnswer:
+    """Given an answer read by hand, return it with the URL requests would give it."""
+    return PlainAnswer(url if not query else f"{url.split('?')[0]}?{query}", head, body)

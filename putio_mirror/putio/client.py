@@ -26,6 +26,7 @@ from putio_mirror.core.retry import Backoff, retry_after_seconds
 from putio_mirror.core.state import RemoteFile, Transfer
 from putio_mirror.net.sessions import Session, direct_get, sibling_of
 from putio_mirror.putio.answers import (
+    Answer,
     answer_object,
     error_fields,
     json_of,
@@ -291,7 +292,7 @@ class PutioClient:
 
     def _attempt(self, call: Call, attempt: int) -> _JSON:
         response = self._send(call, attempt)
-        with response:
+        try:
             logger.debug(
                 "put.io %s -> %s (attempt %d)", call.describe(), response.status_code, attempt + 1
             )
@@ -301,8 +302,10 @@ class PutioClient:
             if body is None:
                 raise shape_error(call.describe())
             return body
+        finally:
+            response.close()
 
-    def _send(self, call: Call, attempt: int) -> requests.Response:
+    def _send(self, call: Call, attempt: int) -> Answer:
         base = self._upload_url if call.upload else self._api_url
         try:
             if call.method == "GET" and call.data is None and call.files is None:
@@ -359,7 +362,7 @@ class PutioClient:
         if self._closed.is_set():
             raise self._transient(call, f"{trouble.reason}, and the run ended") from trouble
 
-    def _status_error(self, call: Call, response: requests.Response) -> Exception:
+    def _status_error(self, call: Call, response: Answer) -> Exception:
         status = response.status_code
         error_type, message = error_fields(response)
         if status == 401:
