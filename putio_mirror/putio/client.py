@@ -96,6 +96,8 @@ class PutioClient:
         self._creator = threading.get_ident()
         self._local = threading.local()
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        # a GET by hand carries the token itself (no requests auth hook): made once
+        self._direct_headers = self._headers | {"Authorization": f"token {token}"}
         self._page_size = page_size
 
     def __repr__(self) -> str:
@@ -314,7 +316,7 @@ class PutioClient:
                     self._session_here(),
                     f"{base}/{call.route}",
                     call.params,
-                    self._headers | {"Authorization": f"token {self._token}"},
+                    self._direct_headers,
                     self._timeout,
                 )
                 if direct is not None:
