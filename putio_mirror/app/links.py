@@ -85,11 +85,16 @@ class LinkPrefetcher:
         self._lock = threading.Lock()
         self._asked_up_to = 0  # positions below this are asked for (or taken) already
         self._pending: dict[int, _Ahead] = {}
-        # runs to ask for, taken by threads of our own (one started with each run until
-        # there are ``workers``): a put in a queue, not a pool's submit with its future
+        # runs to ask for, taken by threads of our own: a put in a queue, not a pool's
+        # submit with its future. A thread is started for a run only when none is free to
+        # take it (up to ``workers``): as many as put.io's distance needs, no more (each
+        # one more to hand the GIL to costs every file: issue 14).
         self._runs: SimpleQueue[list[tuple[int, _Ahead]] | None] = SimpleQueue()
         self._workers = max(1, workers)
         self._threads: list[threading.Thread] = []
+        # threads waiting for a run (or about to) less runs waiting for a thread; below
+        # zero, runs wait for the threads there are (lock held to change)
+        self._free = 0
         self._closed = False
         self._refused: AuthError | None = None  # put.io refused the token: ask no more
 
@@ -139,7 +144,9 @@ class LinkPrefetcher:
             run = [(file_id, _Ahead()) for file_id in self._order[start:end]]
             self._pending.update(run)
             self._runs.put(run)
-            if len(self._threads) < self._workers:
+            self._free -= 1
+            if self._free < 0 and len(self._threads) < self._workers:
+                self._free += 1  # one more to take it
                 # a daemon: one stuck asking put.io never holds up the process's exit
                 thread = threading.Thread(target=self._asking, name="links", daemon=True)
                 self._threads.append(thread)
@@ -149,6 +156,8 @@ class LinkPrefetcher:
         """Ask for the runs put in the queue, one after another, until told to stop."""
         while (run := self._runs.get()) is not None:
             self._ask_run(run)
+            with self._lock:
+                self._free += 1
 
     def _ask_run(self, run: list[tuple[int, _Ahead]]) -> None:
         """Given a run of files and their slots, ask for each link in turn and hand it
