@@ -806,3 +806,27 @@ def test_a_journal_with_no_room_says_so_and_what_to_do(tmp_path: Path) -> None:
         conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": "x" * 4000}] * 4)
     error = translate_error(caught.value, "sqlite:///journal.sqlite3")
     assert "has no room" in error.message and "free some space" in error.hint
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 1, 20, 0, tzinfo=UTC),
+        datetime(2026, 3, 1, 1, 2, 3, 999_999, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(1, 1, 1, 0, 0, 0, 7, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        None,
+    ],
+)
+def test_a_time_is_written_to_sqlite_as_sqlalchemy_would_write_it(moment: datetime | None) -> None:
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.types import TypeDecorator
+
+    from putio_mirror.journal.schema import UtcDateTime
+
+    dialect = sqlite.dialect()
+    ours = UtcDateTime().dialect_impl(dialect)
+    generic = TypeDecorator.bind_processor(ours, dialect)  # process_bind_param, then DATETIME's
+    fast = ours.bind_processor(dialect)
+    assert generic is not None and fast is not None
+    assert fast(moment) == generic(moment)  # the same text, so times still compare as text

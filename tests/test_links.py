@@ -4,6 +4,8 @@ download, each serves its file's first request only, and only while fresh."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -171,3 +173,62 @@ def test_the_first_files_links_can_be_asked_for_before_any_is_needed() -> None:
     assert links.url_for(1) == "http://node/1?n=1"  # the link asked for first, used once
     assert set(links._pending) == {2, 3}  # and the window moves on as before
     links.close()
+
+
+def test_a_link_waited_for_when_the_prefetcher_closes_is_asked_for_by_its_taker() -> None:
+    release = threading.Event()
+    asked: list[int] = []
+
+    def ask(file_id: int) -> str:
+        asked.append(file_id)
+        if file_id == 2:
+            release.wait(10)  # the run of 2 and 3 is held at 2
+        return f"http://node/{file_id}"
+
+    links = LinkPrefetcher(ask, [1, 2, 3], ahead=2, workers=1)  # one run: 2 then 3
+    assert links.url_for(1) == "http://node/1"
+    got: list[str] = []
+    taker = threading.Thread(target=lambda: got.append(links.url_for(3)))
+    taker.start()  # takes 3's slot and waits for it
+    while 3 in links._pending:  # (taken once it left the pending ones)
+        threading.Event().wait(0.01)
+    links.close()
+    release.set()  # the run goes on, finds the prefetcher closed: 3 is not asked ahead
+    taker.join(10)
+    assert not taker.is_alive(), "the taker of a link never asked for must not wait forever"
+    assert got == ["http://node/3"]
+    assert asked.count(3) == 1  # by the taker itself
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_links_are_asked_on_as_many_threads_as_put_io_is_slow_and_no_more() -> None:
+    slow = threading.Event()
+    in_flight: list[int] = []
+
+    def ask(file_id: int) -> str:
+        in_flight.append(file_id)
+        if file_id <= 4:
+            slow.wait(10)  # put.io far away: the first four take their time
+        return f"http://node/{file_id}"
+
+    links = LinkPrefetcher(ask, list(range(1, 20)), ahead=4, workers=4)  # runs of one file
+    links.ask_first(4)
+    _wait_for(lambda: len(in_flight) == 4)  # four asked at once, each on a thread of its own
+    assert len(links._threads) == 4
+    slow.set()
+    assert [links.url_for(n) for n in (1, 2, 3, 4)] == [f"http://node/{n}" for n in (1, 2, 3, 4)]
+    links.close()
+
+    quick = LinkPrefetcher(ask, list(range(5, 20)), ahead=2, workers=4)
+    quick.ask_first(1)
+    _wait_for(lambda: quick._free == 1)  # its thread asked, and is free
+    assert quick.url_for(5) == "http://node/5"  # two runs put: the free thread takes one
+    _wait_for(lambda: quick._free == 2)
+    assert len(quick._threads) == 2, "a thread is started only when none is free"
+    quick.close()

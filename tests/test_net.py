@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from putio_mirror.net.sessions import Session
+from putio_mirror.net.sessions import Session, direct_get
 
 
 class Recorder(ThreadingHTTPServer):
@@ -19,6 +19,7 @@ class Recorder(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.name = name
         self.request_lines: list[str] = []
+        self.header_sets: list[dict[str, str]] = []
         self.connections = 0
 
     @property
@@ -36,6 +37,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.request_lines.append(self.path)
+        self.server.header_sets.append(dict(self.headers.items()))
         body = self.server.name.encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -110,3 +112,24 @@ def test_siblings_share_one_connection_pool(
         session.get(f"{origin.url}/c", timeout=5).close()
     assert origin.request_lines == ["/a", "/b", "/c"]
     assert origin.connections == 1
+
+
+def test_a_get_by_hand_sends_the_sessions_headers_as_they_are_now(
+    servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, origin = servers
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    asked = {"Authorization": "token t"}
+    with Session() as session:
+        for step in range(4):
+            if step == 1:
+                session.headers["X-Run"] = "one"
+            elif step == 2:
+                session.headers.update({"X-Run": b"two"})  # bytes are sent as Latin-1
+            elif step == 3:
+                del session.headers["X-Run"]
+            answer = direct_get(session, f"{origin.url}/{step}", None, asked, (5.0, 5.0))
+            assert answer is not None and answer.status_code == 200
+    runs = [sent.get("X-Run") for sent in origin.header_sets]
+    assert runs == [None, "one", "two", None]  # each change reached the next GET
+    assert all(sent["Authorization"] == "token t" for sent in origin.header_sets)

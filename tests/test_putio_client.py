@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import http.server
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pytest
 import requests
@@ -644,3 +646,43 @@ def test_a_call_left_retrying_on_a_thread_ends_when_the_client_is_closed(
     assert not lister.is_alive()
     assert len(_api_requests(fake_putio, "transfers/list")) == 1
     assert "the run ended" in str(ended[0])
+
+
+class _Charsets(http.server.BaseHTTPRequestHandler):
+    """put.io's link answers in other spellings: a charset named, or none and UTF-16."""
+
+    protocol_version = "HTTP/1.1"
+    answers: ClassVar[dict[str, tuple[str | None, bytes]]] = {
+        "/v2/files/1/url": (
+            "application/json; charset=latin-1",
+            '{"url": "http://n/é"}'.encode("latin-1"),
+        ),
+        "/v2/files/2/url": (None, '{"url": "http://n/ü"}'.encode("utf-16")),
+        "/v2/files/3/url": ("application/json", '{"url": "http://n/ß"}'.encode()),
+    }
+
+    def do_GET(self) -> None:
+        kind, body = self.answers[self.path]
+        self.send_response(200)
+        if kind is not None:
+            self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_link_read_by_hand_is_decoded_as_requests_decodes_it() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Charsets)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with PutioClient(TOKEN, f"http://127.0.0.1:{server.server_address[1]}/v2") as client:
+            assert client.download_url(1) == "http://n/é"  # by the charset it names
+            assert client.download_url(2) == "http://n/ü"  # none named: found as JSON is
+            assert client.download_url(3) == "http://n/ß"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -76,3 +76,13 @@ def test_a_file_that_takes_half_the_room_left_measures_again(tmp_path: Path) -> 
     disk.taken = 100 * MIB  # the room is gone: refused at once, whatever the clock says
     with pytest.raises(NoSpaceError), keeper.reserved(tmp_path, 60 * MIB):
         pass
+
+
+def test_a_download_that_fails_ends_its_promise_and_one_refused_made_none(tmp_path: Path) -> None:
+    keeper = RoomKeeper(margin=shutil.disk_usage(tmp_path).free - 3 * GIB // 2)
+    with pytest.raises(OSError), keeper.reserved(tmp_path, GIB):
+        raise OSError("the node went away")  # a failed download: its promise ends all the same
+    with pytest.raises(NoSpaceError), keeper.reserved(tmp_path, 2 * GIB):
+        pass  # never reached: refused, and so promised nothing
+    with keeper.reserved(tmp_path, GIB):
+        pass  # neither left a promise behind

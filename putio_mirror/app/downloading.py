@@ -35,6 +35,7 @@ from putio_mirror.local.keeping import VerifiedMoves
 from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import RoomKeeper
 from putio_mirror.local.staging import (
+    VERIFIED_DIR,
     ToPlace,
     building_path,
     keep_verified,
@@ -241,9 +242,10 @@ class DownloadSteps:
         what to journal; raise Paused when it may not go on, ItemError (journaled as a
         failure of this file) when this file cannot be had now."""
         staging = self._places.staging
-        kept = verified_path(staging, action.file_id)
+        # (a Path only where it is looked at: most small files never are)
+        kept = verified_path(staging, action.file_id) if _may_be_kept(action) else None
         if (
-            _may_be_kept(action)
+            kept is not None
             and local_size(kept) == action.size
             and _crc_matches(kept, action.crc32)
         ):
@@ -270,7 +272,7 @@ class DownloadSteps:
             self._keep(action, source)
             raise ItemError(
                 problem,
-                f"the verified copy waits in {kept.parent}; "
+                f"the verified copy waits in {staging / VERIFIED_DIR}; "
                 "move the file in the way elsewhere and the next run places it",
             )
         return Verified(

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from queue import SimpleQueue
 
 from putio_mirror.core.errors import AuthError
 
@@ -23,6 +23,40 @@ log = logging.getLogger(__name__)
 
 #: A link asked for ahead is used only this soon after it arrived (put.io's last hours).
 MAX_AGE_SECONDS = 600.0
+
+
+class Dropped(Exception):
+    """A link asked for ahead that was never asked: the prefetcher closed first."""
+
+
+class _Ahead:
+    """One file's link asked for ahead: set once by the thread that asks for it, waited for
+    by the one that takes it. A lock held from the start is the whole latch: a
+    ``concurrent.futures.Future`` (a condition, its lock, its waiters) cost a small file
+    more than all of the hand-over's other work (issue 14)."""
+
+    __slots__ = ("_error", "_latch", "_link")
+
+    def __init__(self) -> None:
+        self._latch = threading.Lock()
+        self._latch.acquire()
+        self._link: tuple[str, float] | None = None
+        self._error: BaseException | None = None
+
+    def set(self, link: tuple[str, float] | None, error: BaseException | None) -> None:
+        """Given the link and when it came, or the error met asking for it, or neither (it
+        was not asked for), hand it over."""
+        self._link, self._error = link, error
+        self._latch.release()
+
+    def result(self) -> tuple[str, float]:
+        """Wait for the link; return it and when it came, or raise what asking met
+        (``Dropped`` if it was never asked for)."""
+        with self._latch:  # released once, by ``set``: never held again after
+            pass
+        if self._link is None:
+            raise self._error if self._error is not None else Dropped()
+        return self._link
 
 
 class LinkPrefetcher:
@@ -50,8 +84,17 @@ class LinkPrefetcher:
         self._clock = clock
         self._lock = threading.Lock()
         self._asked_up_to = 0  # positions below this are asked for (or taken) already
-        self._pending: dict[int, Future[tuple[str, float]]] = {}
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="links")
+        self._pending: dict[int, _Ahead] = {}
+        # runs to ask for, taken by threads of our own: a put in a queue, not a pool's
+        # submit with its future. A thread is started for a run only when none is free to
+        # take it (up to ``workers``): as many as put.io's distance needs, no more (each
+        # one more to hand the GIL to costs every file: issue 14).
+        self._runs: SimpleQueue[list[tuple[int, _Ahead]] | None] = SimpleQueue()
+        self._workers = max(1, workers)
+        self._threads: list[threading.Thread] = []
+        # threads waiting for a run (or about to) less runs waiting for a thread; below
+        # zero, runs wait for the threads there are (lock held to change)
+        self._free = 0
         self._closed = False
         self._refused: AuthError | None = None  # put.io refused the token: ask no more
 
@@ -81,12 +124,13 @@ class LinkPrefetcher:
         """Stop asking; links not yet used are dropped."""
         with self._lock:
             self._closed = True
-            pending, self._pending = list(self._pending.values()), {}
-        for future in pending:
-            future.cancel()
-        # Runs not begun yet begin, see the prefetcher closed and cancel their futures (one
-        # taken by ``url_for`` may be waited on: it must not stay pending).
-        self._pool.shutdown(wait=False)
+            self._pending = {}
+            threads = len(self._threads)
+        # Runs not begun yet begin, see the prefetcher closed and hand over nothing (one
+        # taken by ``url_for`` may be waited on: it must not stay pending); then each
+        # thread meets its end.
+        for _ in range(threads):
+            self._runs.put(None)
 
     def _ask_ahead(self, until: int) -> None:
         """Ask for the links of positions up to ``until`` not asked for yet, a whole run at a
@@ -97,22 +141,37 @@ class LinkPrefetcher:
             if start >= end or (end > until and end - start == self._run):
                 return  # nothing left, or a run would go further ahead than asked
             self._asked_up_to = end
-            run = [(file_id, Future[tuple[str, float]]()) for file_id in self._order[start:end]]
+            run = [(file_id, _Ahead()) for file_id in self._order[start:end]]
             self._pending.update(run)
-            self._pool.submit(self._ask_run, run)
+            self._runs.put(run)
+            self._free -= 1
+            if self._free < 0 and len(self._threads) < self._workers:
+                self._free += 1  # one more to take it
+                # a daemon: one stuck asking put.io never holds up the process's exit
+                thread = threading.Thread(target=self._asking, name="links", daemon=True)
+                self._threads.append(thread)
+                thread.start()
 
-    def _ask_run(self, run: list[tuple[int, Future[tuple[str, float]]]]) -> None:
-        """Given a run of files and their futures, ask for each link in turn and hand it
-        over (a future cancelled, or the prefetcher closed: not asked)."""
-        for file_id, future in run:
+    def _asking(self) -> None:
+        """Ask for the runs put in the queue, one after another, until told to stop."""
+        while (run := self._runs.get()) is not None:
+            self._ask_run(run)
+            with self._lock:
+                self._free += 1
+
+    def _ask_run(self, run: list[tuple[int, _Ahead]]) -> None:
+        """Given a run of files and their slots, ask for each link in turn and hand it
+        over (the prefetcher closed: not asked, nothing handed over)."""
+        for file_id, ahead in run:
             if self._closed:
-                future.cancel()
-            if not future.set_running_or_notify_cancel():
+                ahead.set(None, None)
                 continue
             try:
-                future.set_result((self._asked(file_id), self._clock()))
+                link = (self._asked(file_id), self._clock())
             except BaseException as error:  # met again by whoever takes this link
-                future.set_exception(error)
+                ahead.set(None, error)
+            else:
+                ahead.set(link, None)
 
     def _asked(self, file_id: int) -> str:
         """Ask for a file's link, unless put.io refused the token already: then raise that."""
@@ -124,7 +183,7 @@ class LinkPrefetcher:
             self._refused = error
             raise
 
-    def _taken(self, ahead: Future[tuple[str, float]]) -> str | None:
+    def _taken(self, ahead: _Ahead) -> str | None:
         """Given a link asked for ahead, return it if it came and is fresh; None to ask anew
         (its error, if any, is met again by asking); raise a refused token's error."""
         try:

@@ -39,7 +39,7 @@ class Ownership:
             return None
         return self.mode | sum(search for read, search in _READ_TO_SEARCH if self.mode & read)
 
-    def give(self, path: Path, *, folder: bool = False) -> None:
+    def give(self, path: str | Path, *, folder: bool = False) -> None:
         """Given a file or folder of ours (never a symlink), give it the owner, group and
         mode; raise ItemError if the system refuses."""
         mode = self.folder_mode if folder else self.mode
@@ -47,7 +47,8 @@ class Ownership:
             if self.uid is not None or self.gid is not None:
                 os.chown(path, _or_keep(self.uid), _or_keep(self.gid), follow_symlinks=False)
             if mode is not None:
-                path.chmod(mode)  # after chown, which may clear set-id bits
+                # after chown, which may clear set-id bits; a str path as well as a Path
+                os.chmod(path, mode)  # noqa: PTH101
         except OSError as error:
             raise ItemError(
                 f"could not give {path} its owner, group or mode: {error.strerror}",

@@ -36,7 +36,8 @@ def resolve_all_inside(root: Path, relatives: Iterable[str]) -> list[Path]:
     return them in order; each folder is resolved once (an item of 1,000 files in ten
     folders costs ten walks through the symlinks of their paths, not a thousand)."""
     real_root = root.resolve()
-    real_folders: dict[str, str] = {}
+    # a folder's real path, or None where it does not exist: nothing in it is a symlink
+    real_folders: dict[str, str | None] = {}
     paths: list[Path] = []
     for relative in relatives:
         normal = posixpath.normpath(relative) if relative else "."
@@ -44,17 +45,20 @@ def resolve_all_inside(root: Path, relatives: Iterable[str]) -> list[Path]:
         if climbs or posixpath.isabs(normal) or "\x00" in normal:
             raise _unsafe(root, relative)
         folder, name = posixpath.split(normal)
-        real_folder = real_folders.get(folder)
-        if real_folder is None:
+        if folder in real_folders:
+            real_folder = real_folders[folder]
+        else:
             # resolve() follows every symlink that exists (dangling ones too).
             resolved = (root / folder).resolve() if folder else real_root
             if not resolved.is_relative_to(real_root):
                 raise _unsafe(root, relative)
-            real_folder = real_folders[folder] = str(resolved)
+            real_folder = str(resolved) if os.path.isdir(resolved) else None  # noqa: PTH112
+            real_folders[folder] = real_folder
         # A name (no "/", not "..") in a folder inside the root is inside it, unless it is
-        # a symlink: then where it leads is checked. One lstat a file, in plain strings.
-        leaf = posixpath.join(real_folder, name)
-        if os.path.islink(leaf):  # noqa: PTH114  (no Path object a file)
+        # a symlink: then where it leads is checked. One lstat a file, in plain strings;
+        # none in a folder not there yet (a new item's: issue 14).
+        leaf = None if real_folder is None else posixpath.join(real_folder, name)
+        if leaf is not None and os.path.islink(leaf):  # noqa: PTH114  (no Path a file)
             real_path = Path(leaf).resolve()
             if real_path == real_root or not real_path.is_relative_to(real_root):
                 raise _unsafe(root, relative)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from putio_mirror.core.errors import NoSpaceError
@@ -69,10 +68,12 @@ class RoomKeeper:
         self._lock = threading.Lock()
         self._last: _Measure | None = None
 
-    @contextmanager
-    def reserved(self, folder: Path, needed: int) -> Iterator[None]:
-        """Within this block ``needed`` bytes are promised; raise NoSpaceError if they do
-        not fit beside the others' promises and the margin."""
+    def reserved(self, folder: Path, needed: int) -> _Reserved:
+        """Within this block ``needed`` bytes are promised; raise NoSpaceError (on
+        entering) if they do not fit beside the others' promises and the margin."""
+        return _Reserved(self, folder, needed)
+
+    def _promise(self, folder: Path, needed: int) -> None:
         with self._lock:
             if not self._fits_last(folder, needed):
                 free = self._measure(folder)
@@ -81,20 +82,37 @@ class RoomKeeper:
             self._promised += needed
             if self._last is not None:
                 self._last.since += needed
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._promised -= needed
+
+    def _release(self, needed: int) -> None:
+        with self._lock:
+            self._promised -= needed
 
     def _fits_last(self, folder: Path, needed: int) -> bool:
         """Whether the last measure (of this folder, recent) says ``needed`` more bytes fit
         with half of its room to spare (lock held)."""
         last = self._last
-        if last is None or last.folder != folder or self._clock() >= last.until:
+        if last is None or self._clock() >= last.until:
+            return False
+        if last.folder is not folder and last.folder != folder:  # (a Path's == is slow)
             return False
         room = last.free - self._margin
         return 2 * (last.since + needed) <= room - self._promised
+
+
+class _Reserved:
+    """``RoomKeeper.reserved``'s block: a class, not a generator's context manager (each
+    small file enters one: issue 14)."""
+
+    __slots__ = ("_folder", "_keeper", "_needed")
+
+    def __init__(self, keeper: RoomKeeper, folder: Path, needed: int) -> None:
+        self._keeper, self._folder, self._needed = keeper, folder, needed
+
+    def __enter__(self) -> None:
+        self._keeper._promise(self._folder, self._needed)
+
+    def __exit__(self, *_: object) -> None:
+        self._keeper._release(self._needed)
 
 
 class _Measure:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import shutil
 import stat
 from collections.abc import Iterable, Iterator, Mapping
@@ -201,20 +202,26 @@ def _build(files: list[ToPlace], building: Path, target: Path, ownership: Owners
     shutil.rmtree(building, ignore_errors=True)  # only links of an earlier attempt
     # Every folder that holds a link, and those between it and ``building``: each made
     # once and synced once (an item of a thousand files in one folder: one of each).
-    made: set[Path] = set()
+    # In plain strings: no Path made a file (an item of many small files: issue 14).
+    top, inner = str(building), str(target) + "/"
+    made: set[str] = set()
     try:
         for item in files:
-            inside = building / item.final.relative_to(target)
-            if inside.parent not in made:
-                real_folder(inside.parent)
-                made.update(_up_to(inside.parent, building))
+            final = str(item.final)
+            if not final.startswith(inner):
+                raise ValueError(f"{final} is not inside {target}")  # a caller's bug
+            inside = posixpath.join(top, final[len(inner) :])
+            folder = posixpath.dirname(inside)
+            if folder not in made:
+                real_folder(Path(folder))
+                made.update(_up_to(folder, top))
             _check_regular(item.source)
             os.link(item.source, inside, follow_symlinks=False)
             ownership.give(inside)
-        for folder in sorted(made):
+        for each in sorted(made):
             if ownership != AS_IS:
-                ownership.give(folder, folder=True)
-            fsync_folder(folder)
+                ownership.give(each, folder=True)
+            fsync_folder(Path(each))
     except ItemError:
         shutil.rmtree(building, ignore_errors=True)
         raise
@@ -226,13 +233,13 @@ def _build(files: list[ToPlace], building: Path, target: Path, ownership: Owners
     return True
 
 
-def _up_to(folder: Path, top: Path) -> list[Path]:
+def _up_to(folder: str, top: str) -> list[str]:
     """Given a folder inside ``top`` (or ``top``), return it and each folder above it, up
     to ``top`` and with it."""
     chain = [top]
     while folder != top:
         chain.append(folder)
-        folder = folder.parent
+        folder = posixpath.dirname(folder)
     return chain
 
 

@@ -9,9 +9,12 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError
 
 from putio_mirror.core.errors import TransientError
+from putio_mirror.net.sessions import PlainAnswer
 from putio_mirror.putio.values import TRANSIENT_HINT
 
 _JSON = dict[str, Any]
+#: an answer of put.io's: requests', or one read by hand (``direct_get``)
+Answer = requests.Response | PlainAnswer
 
 
 def never_reached_server(exc: requests.RequestException) -> bool:
@@ -36,7 +39,7 @@ def answer_object(body: _JSON, key: str, what: str) -> _JSON:
     return item
 
 
-def json_of(response: requests.Response) -> _JSON | None:
+def json_of(response: Answer) -> _JSON | None:
     try:
         body = response.json()
     except ValueError:  # HTML error pages, text bodies from the upload host
@@ -44,7 +47,7 @@ def json_of(response: requests.Response) -> _JSON | None:
     return body if isinstance(body, dict) else None
 
 
-def error_fields(response: requests.Response) -> tuple[str, str]:
+def error_fields(response: Answer) -> tuple[str, str]:
     body = json_of(response) or {}
     error_type = body.get("error_type") or body.get("error") or ""
     message = body.get("error_message") or ""

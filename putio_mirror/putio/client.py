@@ -26,6 +26,7 @@ from putio_mirror.core.retry import Backoff, retry_after_seconds
 from putio_mirror.core.state import RemoteFile, Transfer
 from putio_mirror.net.sessions import Session, direct_get, sibling_of
 from putio_mirror.putio.answers import (
+    Answer,
     answer_object,
     error_fields,
     json_of,
@@ -95,6 +96,8 @@ class PutioClient:
         self._creator = threading.get_ident()
         self._local = threading.local()
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        # a GET by hand carries the token itself (no requests auth hook): made once
+        self._direct_headers = self._headers | {"Authorization": f"token {token}"}
         self._page_size = page_size
 
     def __repr__(self) -> str:
@@ -291,7 +294,7 @@ class PutioClient:
 
     def _attempt(self, call: Call, attempt: int) -> _JSON:
         response = self._send(call, attempt)
-        with response:
+        try:
             logger.debug(
                 "put.io %s -> %s (attempt %d)", call.describe(), response.status_code, attempt + 1
             )
@@ -301,8 +304,10 @@ class PutioClient:
             if body is None:
                 raise shape_error(call.describe())
             return body
+        finally:
+            response.close()
 
-    def _send(self, call: Call, attempt: int) -> requests.Response:
+    def _send(self, call: Call, attempt: int) -> Answer:
         base = self._upload_url if call.upload else self._api_url
         try:
             if call.method == "GET" and call.data is None and call.files is None:
@@ -311,7 +316,7 @@ class PutioClient:
                     self._session_here(),
                     f"{base}/{call.route}",
                     call.params,
-                    self._headers | {"Authorization": f"token {self._token}"},
+                    self._direct_headers,
                     self._timeout,
                 )
                 if direct is not None:
@@ -359,7 +364,7 @@ class PutioClient:
         if self._closed.is_set():
             raise self._transient(call, f"{trouble.reason}, and the run ended") from trouble
 
-    def _status_error(self, call: Call, response: requests.Response) -> Exception:
+    def _status_error(self, call: Call, response: Answer) -> Exception:
         status = response.status_code
         error_type, message = error_fields(response)
         if status == 401:
