@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import HTTPServer
 from pathlib import Path
 
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
@@ -17,3 +21,16 @@ def remote_file(fake: FakePutio, tmp_path: Path, size: int) -> tuple[FileToFetch
 
 def node_requests(fake: FakePutio) -> list[LoggedRequest]:
     return [logged for logged in fake.requests if logged.host == "node"]
+
+
+@contextmanager
+def serving(server: HTTPServer) -> Iterator[int]:
+    """Given a server bound to 127.0.0.1, serve on a thread; yield its port; stop it after."""
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -4,7 +4,6 @@ wherever a proxy or a redirect is involved."""
 
 from __future__ import annotations
 
-import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from putio_mirror.fetch.nodehttp import node_get
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.net.sessions import Session
 from putio_mirror.putio.client import PutioClient
+from tests.fetching import serving
 
 BODY = bytes(range(256)) * 8
 
@@ -61,15 +61,9 @@ def node() -> Iterator[Node]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    made.url = f"http://127.0.0.1:{server.server_address[1]}/node/1"
-    try:
+    with serving(server) as port:
+        made.url = f"http://127.0.0.1:{port}/node/1"
         yield made
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def _item(tmp_path: Path, size: int = len(BODY)) -> FileToFetch:

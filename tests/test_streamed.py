@@ -27,6 +27,7 @@ from putio_mirror.fetch.nodehttp import Retry
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.net.sessions import Session
 from tests import test_node_direct
+from tests.fetching import serving
 from tests.test_node_direct import BODY, Node
 
 node = test_node_direct.node
@@ -219,15 +220,9 @@ def tls_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
             return context.wrap_socket(sock, server_side=True), address
 
     server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    made.url = f"https://127.0.0.1:{server.server_address[1]}/node/1"
-    try:
+    with serving(server) as port:
+        made.url = f"https://127.0.0.1:{port}/node/1"
         yield made
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_parts_are_streamed_over_tls_on_one_kept_alive_connection(
