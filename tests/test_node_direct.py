@@ -38,9 +38,8 @@ class Node:
     ports: list[int] = field(default_factory=list)  # each request's client port
 
 
-@pytest.fixture
-def node() -> Iterator[Node]:
-    made = Node()
+def handler_of(made: Node) -> type[BaseHTTPRequestHandler]:
+    """The request handler of a Node: answers as ``made`` says, remembers what it saw."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -60,7 +59,13 @@ def node() -> Iterator[Node]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return Handler
+
+
+@pytest.fixture
+def node() -> Iterator[Node]:
+    made = Node()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_of(made))
     with serving(server) as port:
         made.url = f"http://127.0.0.1:{port}/node/1"
         yield made

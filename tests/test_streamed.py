@@ -28,7 +28,7 @@ from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.net.sessions import Session
 from tests import test_node_direct
 from tests.fetching import serving
-from tests.test_node_direct import BODY, Node
+from tests.test_node_direct import BODY, Node, handler_of
 
 node = test_node_direct.node
 CHUNK = 512  # BODY is 2 KiB: a part of four chunks, never fetched whole
@@ -199,27 +199,12 @@ def tls_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            made.seen.append(dict(self.headers.items()))
-            made.ports.append(self.client_address[1])
-            self.send_response(200)
-            length = len(made.body) if made.length is None else made.length
-            self.send_header("Content-Length", str(length))
-            self.end_headers()
-            self.wfile.write(made.body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
     class Server(ThreadingHTTPServer):
         def get_request(self) -> tuple[socket.socket, Any]:
             sock, address = super().get_request()
             return context.wrap_socket(sock, server_side=True), address
 
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", 0), handler_of(made))
     with serving(server) as port:
         made.url = f"https://127.0.0.1:{port}/node/1"
         yield made
