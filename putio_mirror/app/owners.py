@@ -11,8 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from putio_mirror.core.history import RunSummary
+
 if TYPE_CHECKING:  # a dry run without a journal never imports SQLAlchemy
-    from putio_mirror.journal.store import Journal
+    from putio_mirror.journal.store import Journal, RunRecord
 
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,9 @@ def take_over_from_dead_runs(journal: Journal, now: datetime, lock: Path, owner:
     """Given a journal whose run lock we hold and the time, free the claims of the lock's
     previous run and mark the actions of dead runs interrupted.
 
+    The previous lock holder's runs still unfinished in the journal died: they are ended at
+    their last sign of life, so ``history`` and ``status`` stop calling them running.
+
     Which claims are ours to free must be proven, not guessed from a hostname (two hosts
     may share one, and a lock path): each run writes its owner id beside the run lock, and
     the run that wrote it is over, since we hold the lock now. Its claims go at once, so a
@@ -45,6 +50,11 @@ def take_over_from_dead_runs(journal: Journal, now: datetime, lock: Path, owner:
         freed = journal.release_all(previous)
         if freed:
             log.info("freed %d claims of the previous run, which ended without them", freed)
+        if journal.end_dead_runs(previous):
+            log.warning(
+                "the previous run ended without finishing (killed, crashed or the "
+                "power went); this run takes over what it left"
+            )
     stale = journal.abandon_stale_actions(now)
     if stale:
         log.info("marked %d actions of runs that stopped early as interrupted", stale)
@@ -72,3 +82,30 @@ def _write_owner(record: Path, owner: str) -> None:
         log.warning(
             "cannot write %s (%s): a crash would leave claims to their lease", record, error
         )
+
+
+def run_summary(run: RunRecord) -> RunSummary:
+    """Given a journal run, return it as the core's RunSummary: its times in local time,
+    and for an unfinished run whether its process still lives (``owner_alive``)."""
+    finished = run.finished_at.astimezone() if run.finished_at else None
+    alive = owner_alive(run.owner) if finished is None else None
+    started = run.started_at.astimezone()
+    return RunSummary(
+        run.id, run.command, run.host, started, finished, run.exit_code, run.summary, alive
+    )
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """Given a run's claim owner (``host:pid:random``), return whether its process lives:
+    None where that cannot be told here (another host's, or no owner recorded)."""
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)  # signal 0: is there such a process?
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from putio_mirror.app.owners import run_summary
 from putio_mirror.cli.context import Context, pass_context
 from putio_mirror.core.history import (
     ActionStory,
     Folded,
     RunStory,
-    RunSummary,
     action_document,
     action_line,
     entry_lines,
@@ -178,7 +178,7 @@ def _stories(
         if kind == "download" and status == "done":
             record = downloads.get(_file_id(key))
             tally[2] += record.size if record is not None else 0
-    return [RunStory(_summary(run), *counts[run.id]) for run in runs]
+    return [RunStory(run_summary(run), *counts[run.id]) for run in runs]
 
 
 def _failed_actions(
@@ -188,19 +188,6 @@ def _failed_actions(
     for run_id, actions in reader.actions_of(run_ids).items():
         found.extend((run_id, _action_story(a)) for a in actions if a.status == "failed")
     return tuple(found)
-
-
-def _summary(run: RunRecord) -> RunSummary:
-    finished = run.finished_at.astimezone() if run.finished_at else None
-    return RunSummary(
-        run.id,
-        run.command,
-        run.host,
-        run.started_at.astimezone(),
-        finished,
-        run.exit_code,
-        run.summary,
-    )
 
 
 def _action_story(action: ActionRecord) -> ActionStory:

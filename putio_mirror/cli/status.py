@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from putio_mirror.app.owners import owner_alive, run_summary
 from putio_mirror.cli.context import Context, pass_context, quick_client
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.health import describe_windows
-from putio_mirror.core.history import RunSummary
 from putio_mirror.core.status import (
     FailingFile,
     LocalDownload,
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from putio_mirror.config.settings import Settings
     from putio_mirror.core.state import DownloadRecord, Transfer
     from putio_mirror.journal.reader import JournalReader
-    from putio_mirror.journal.store import RunRecord
     from putio_mirror.putio.client import PutioClient
 
 
@@ -75,19 +74,6 @@ def gather(settings: Settings) -> StatusView:
     return StatusView(transfers, putio.problem, in_flight, staged, failing, last_run, windows)
 
 
-def run_summary(run: RunRecord) -> RunSummary:
-    """Given a journal run, return it as the core's RunSummary, its times in local time."""
-    return RunSummary(
-        run.id,
-        run.command,
-        run.host,
-        run.started_at.astimezone(),
-        _local(run.finished_at),
-        run.exit_code,
-        run.summary,
-    )
-
-
 def _in_flight(
     reader: JournalReader,
     downloads: Mapping[int, DownloadRecord],
@@ -103,8 +89,8 @@ def _in_flight(
     found = []
     for action in reader.in_flight():
         file_id = _file_id(action.key)
-        if file_id is None:
-            continue
+        if file_id is None or owner_alive(action.owner) is False:
+            continue  # not a download, or its process died (its claim not yet run out)
         record = downloads.get(file_id)
         done = record.bytes_done if record else 0
         if action.host == here:

@@ -23,7 +23,9 @@ _QUIET_CODES = frozenset({ExitCode.OK, ExitCode.NEEDS_ATTENTION})
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
-    """One run as the journal has it (``exit_code`` None: still running, or died)."""
+    """One run as the journal has it. ``exit_code`` None: still running (``finished_at``
+    None; ``alive`` says whether its process lives, None where that cannot be told), or
+    died (``finished_at`` its last sign of life)."""
 
     id: int
     command: str
@@ -32,6 +34,14 @@ class RunSummary:
     finished_at: datetime | None
     exit_code: int | None
     summary: str | None
+    alive: bool | None = None
+
+    @property
+    def died(self) -> bool:
+        """Whether the run ended without finishing (killed, crashed, the power gone)."""
+        if self.exit_code is not None:
+            return False
+        return self.finished_at is not None or self.alive is False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +122,7 @@ def duration(seconds: float) -> str:
 def run_line(story: RunStory) -> str:
     """Given a run, return ``#id when command [exit n] duration, bytes: summary``."""
     run = story.run
-    code = "running" if run.exit_code is None else f"exit {run.exit_code}"
+    code = _ending(run)
     took = (
         f" {duration((run.finished_at - run.started_at).total_seconds())}"
         if run.finished_at
@@ -121,6 +131,12 @@ def run_line(story: RunStory) -> str:
     fetched = f", {human_bytes(story.bytes_fetched)} fetched" if story.bytes_fetched else ""
     summary = f": {run.summary}" if run.summary else ""
     return f"#{run.id} {when(run.started_at)} {run.command} [{code}]{took}{fetched}{summary}"
+
+
+def _ending(run: RunSummary) -> str:
+    if run.exit_code is not None:
+        return f"exit {run.exit_code}"
+    return "died" if run.died else "running"
 
 
 def folded_line(folded: Folded) -> str:

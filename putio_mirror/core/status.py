@@ -76,10 +76,22 @@ def transfer_line(transfer: Transfer) -> str:
 def run_line(run: RunSummary) -> str:
     """Given a run, return ``#id command, started …: result`` (the command names its host)."""
     if run.exit_code is None:
-        result = "running (or it died)" if run.finished_at is None else "unknown result"
+        result = _unfinished(run)
     else:
         result = f"exit {run.exit_code}" + (f", {run.summary}" if run.summary else "")
     return f"#{run.id} {run.command}, started {_when(run.started_at)}: {result}"
+
+
+def _unfinished(run: RunSummary) -> str:
+    """What became of a run with no exit code: it runs, it died, or (another host's) either."""
+    if run.finished_at is not None:
+        return f"died: {run.summary}" if run.summary else "died"
+    if run.alive is False:
+        return (
+            "died: its process is gone (killed, crashed or the power went); "
+            "the next run takes over what it left"
+        )
+    return "running" if run.alive else "running (or it died)"
 
 
 def status_lines(view: StatusView) -> Iterator[str]:
@@ -172,6 +184,7 @@ def _run_document(run: RunSummary | None) -> dict[str, Any] | None:
         "finished_at": _iso(run.finished_at),
         "exit_code": run.exit_code,
         "summary": run.summary,
+        "alive": run.alive,
     }
 
 

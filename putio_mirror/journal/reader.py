@@ -44,6 +44,7 @@ class InFlight:
     host: str
     started_at: datetime
     run_id: int
+    owner: str | None  # the claim owner of its run (``host:pid:random``)
 
 
 class JournalReader(DatabaseFace):
@@ -109,7 +110,15 @@ class JournalReader(DatabaseFace):
         action, run, claim = actions_table.c, runs_table.c, claims_table.c
         with self._db.read() as conn:
             query = (
-                select(action.kind, action.key, action.target, run.host, action.started_at, run.id)
+                select(
+                    action.kind,
+                    action.key,
+                    action.target,
+                    run.host,
+                    action.started_at,
+                    run.id,
+                    action.owner,
+                )
                 .join(runs_table, run.id == action.run_id)
                 .join(claims_table, (claim.key == action.key) & (claim.owner == action.owner))
                 .where(action.status == "started", claim.expires_at > database_now(conn))

@@ -59,6 +59,29 @@ class ActionRecord:
     owner: str | None = None
 
 
+#: the summary of a run found dead: its exit code stays unknown (NULL)
+DIED = "ended without finishing: killed, crashed or the power went"
+
+#: a dead run's last sign of life: its latest action's end or start, else its own start
+_LAST_SIGN = func.coalesce(
+    select(func.max(func.coalesce(actions_table.c.finished_at, actions_table.c.started_at)))
+    .where(actions_table.c.run_id == runs_table.c.id)
+    .scalar_subquery(),
+    runs_table.c.started_at,
+)
+
+
+def end_dead_runs(conn: Connection, owner: str) -> int:
+    """Given the owner of runs known dead, end those of its runs left unfinished at their
+    last sign of life, their exit code unknown, their summary ``DIED``; return how many."""
+    statement = (
+        update(runs_table)
+        .where(runs_table.c.owner == owner, runs_table.c.finished_at.is_(None))
+        .values(finished_at=_LAST_SIGN, summary=DIED)
+    )
+    return conn.execute(statement).rowcount
+
+
 def start_run(conn: Connection, row: Mapping[str, Any]) -> int:
     """Given a run's row, insert it; return its id."""
     return _new_id(conn.execute(insert(runs_table).values(**row)))

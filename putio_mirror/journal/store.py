@@ -53,7 +53,7 @@ from putio_mirror.journal.grouped import GroupCommit
 from putio_mirror.journal.migrations import HEAD
 from putio_mirror.journal.migrations.fresh import create_if_new
 from putio_mirror.journal.rows import facts_of
-from putio_mirror.journal.runs import ActionRecord, RunRecord
+from putio_mirror.journal.runs import DIED, ActionRecord, RunRecord
 from putio_mirror.journal.schema import (
     SCHEMA_VERSION,
     database_now,
@@ -68,6 +68,7 @@ from putio_mirror.journal.starting import positive as _positive
 
 __all__ = [
     "ACTION_STATUSES",
+    "DIED",
     "SCHEMA_VERSION",
     "ActionRecord",
     "Journal",
@@ -155,6 +156,14 @@ class Journal(StartingFace):
         values = {"finished_at": _aware(now), "exit_code": exit_code, "summary": summary}
         with self._db.write() as conn:
             conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(**values))
+
+    def end_dead_runs(self, owner: str) -> int:
+        """Given the claim owner of runs proven over (the run lock's previous holder), end
+        its runs left unfinished (killed, crashed, the power gone) at their last sign of
+        life, their exit code unknown, their summary ``journal.runs.DIED``; return how
+        many."""
+        with self._db.write() as conn:
+            return journal_runs.end_dead_runs(conn, owner)
 
     def abandon_stale_actions(self, now: datetime) -> int:
         """Given the time, mark actions of dead runs, left ``started``, as ``interrupted``.

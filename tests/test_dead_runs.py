@@ -1,0 +1,110 @@
+"""A run that died (kill -9, a crash, a power cut) reads "died", never "running" forever.
+
+Right after the death, ``status`` on the run's own host sees its process gone; the next run,
+which holds the run lock and so proves the previous lock holder over, ends its journal row
+at its last sign of life, and ``history`` and ``status`` say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from putio_mirror.app.owners import take_over_from_dead_runs
+from putio_mirror.journal.store import DIED, Journal
+from tests.mirror_env import Mirror
+from tests.test_claims import BACKENDS, new_journal_url
+from tests.test_journal import sqlite_url
+
+
+def kill_mid_download(mirror: Mirror) -> None:
+    """Start ``files download`` in its own process and kill -9 it halfway through a file."""
+    file_id = mirror.fake.add_file("movie.mkv", size=4_000_000)
+    mirror.fake.node_fault(file_id, stall_after=1_500_000, times=1)
+    process = mirror.spawn("files", "download")
+    part = mirror.downloads / ".putio-mirror-staging" / f"{file_id}.part"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 1_000_000):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=10)
+
+
+def test_status_right_after_a_kill_9_says_the_run_died_not_that_it_runs(mirror: Mirror) -> None:
+    kill_mid_download(mirror)
+    out = mirror.run("status").out
+    assert "Last run: #1 files download" in out
+    assert "died: its process" in out and "running" not in out
+    assert json.loads(mirror.run("status", "--json").out)["last_run"]["alive"] is False
+
+
+def test_the_next_run_ends_a_killed_runs_row_and_history_says_it_died(mirror: Mirror) -> None:
+    before = datetime.now(UTC)
+    kill_mid_download(mirror)
+    killed = datetime.now(UTC)
+    assert mirror.run("files", "download").code == 0
+    history = mirror.run("history").out
+    first = next(line for line in history.splitlines() if line.startswith("#1 "))
+    assert "[died]" in first and "killed, crashed or the power went" in first, history
+    assert "[running]" not in history
+    document = json.loads(mirror.run("history", "--json").out)
+    (died,) = (run for run in document["runs"] if run["id"] == 1)
+    assert died["exit_code"] is None
+    assert before <= datetime.fromisoformat(died["finished_at"]) <= killed  # its last sign
+    assert "Last run: #2 files download" in mirror.run("status").out
+
+
+@pytest.fixture(params=BACKENDS)
+def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with new_journal_url(request, tmp_path) as url:
+        yield url
+
+
+def test_a_take_over_ends_only_the_previous_lock_holders_unfinished_runs(
+    journal_url: str, tmp_path: Path
+) -> None:
+    """Another host's unfinished run (a journal shared on PostgreSQL) may be alive: left."""
+    lock = tmp_path / "journal.lock"
+    start = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    with Journal.open(journal_url) as journal:
+        finished = journal.start_run("sync", start, owner="here:1:aa")
+        journal.finish_run(finished, start + timedelta(minutes=1), 0, "1 done, 0 failed")
+        dead = journal.start_run("sync", start + timedelta(minutes=15), owner="here:2:bb")
+        action = journal.action_started(dead, "download", "download:7", "a.mkv", start)
+        journal.action_finished(action, "done", start + timedelta(minutes=17))
+        journal.action_started(dead, "download", "download:8", "b.mkv", start)
+        elsewhere = journal.start_run("sync", start + timedelta(minutes=16), owner="there:3:cc")
+        lock.with_name(lock.name + ".owner").write_text("here:2:bb\n")
+
+        take_over_from_dead_runs(journal, start + timedelta(hours=1), lock, "here:4:dd")
+
+        runs = {run.id: run for run in journal.recent_runs(5)}
+    assert runs[finished].summary == "1 done, 0 failed"
+    assert runs[dead].finished_at == start + timedelta(minutes=17)  # its last sign of life
+    assert runs[dead].exit_code is None and runs[dead].summary == DIED
+    assert runs[elsewhere].finished_at is None and runs[elsewhere].summary is None
+
+
+def test_status_of_a_run_on_this_host_whose_process_lives_says_running(
+    mirror: Mirror,
+) -> None:
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as sleeper:
+        try:
+            with Journal.open(sqlite_url(mirror.journal)) as journal:
+                owner = f"{socket.gethostname()}:{sleeper.pid}:ee"
+                journal.start_run("sync on this host", datetime.now(UTC), owner=owner)
+            out = mirror.run("status").out
+        finally:
+            sleeper.kill()
+    assert "Last run: #1 sync on this host" in out and ": running" in out, out
+    assert "died" not in out
