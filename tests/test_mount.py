@@ -14,6 +14,7 @@ import subprocess
 import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -390,3 +391,32 @@ def test_an_unreadable_journal_only_means_streaming(mirror: Mirror, fake_putio: 
         assert path.read_bytes() == fake_putio.file_content(ids["big"])
         assert os.getxattr(path, "user.putio.mirrored") == b""
         assert "could not read the journal" in mount.output()
+
+
+def test_readers_stuck_on_a_silent_node_do_not_freeze_the_rest_of_the_mount(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # libfuse 3.12+ serves at most 10 requests at once unless told otherwise: ten readers
+    # waiting on a silent node (a scanner probing a slow account) left `ls` hanging.
+    folder = fake_putio.add_folder("Stuck")
+    stuck = [fake_putio.add_file(f"s{n}.bin", folder, size=2 * MIB) for n in range(14)]
+    small = fake_putio.add_file("small.txt", 0, b"still here")
+    for file_id in stuck:
+        fake_putio.node_fault(file_id, stall_after=10, times=100)
+    fake_putio.stall_release_seconds = 60
+    with mounted(mirror, read_timeout_seconds=5, max_outage_seconds=6) as mount:
+
+        def read_head(number: int) -> None:
+            path = mount.mount_point / "Stuck" / f"s{number}.bin"
+            with suppress(OSError), path.open("rb") as head:
+                head.read(4096)
+
+        with ThreadPoolExecutor(len(stuck)) as pool:
+            for number in range(len(stuck)):
+                pool.submit(read_head, number)
+            time.sleep(1)  # every reader is waiting on the node now
+            started = time.monotonic()
+            assert "small.txt" in os.listdir(mount.mount_point)
+            assert (mount.mount_point / "small.txt").read_bytes() == b"still here"
+            assert time.monotonic() - started < 2
+        assert fake_putio.file_content(small) == b"still here"

@@ -44,6 +44,13 @@ FUSE_HINT = (
 # the loop reports the signal, fuse_main turns that into 8), after unmounting cleanly.
 _ENDED_BY_SIGNAL = 8
 KERNEL_CACHE_SECONDS = 10.0
+#: The most kernel requests served at once. libfuse 3.12 and later serve ten unless told
+#: otherwise, and a request waits for its thread: ten readers waiting on a silent node (a
+#: scanner probing a slow account) left `ls`, `stat` and reads of mirrored files hanging
+#: until their outage ended. A thread waiting costs little; this many waiting is unlikely.
+MAX_THREADS = 256
+#: The first libfuse that caps its threads, and knows the option (older ones refuse it).
+_THREADS_CAPPED_SINCE = (3, 12)
 
 
 class MountPointError(FatalError):
@@ -102,6 +109,7 @@ def serve(settings: Settings, mount_point: Path) -> None:
         options |= {"attr_timeout": cached, "entry_timeout": cached}
         if settings.mount.allow_other:
             options["allow_other"] = True
+        options |= _thread_options(_binding())
         logger.info("mount: serving put.io on %s", mount_point)
         operations = PutioFS(listing, reads, ReadAheadKnob(mount_point).widen)
         try:
@@ -111,6 +119,13 @@ def serve(settings: Settings, mount_point: Path) -> None:
                 message = f"FUSE refused to mount {mount_point} (libfuse error {error})"
                 raise MountFailedError(message, FUSE_HINT) from error
         logger.info("mount: %s unmounted", mount_point)
+
+
+def _thread_options(binding: ModuleType) -> dict[str, object]:
+    """Given mfusepy, return the option lifting libfuse's cap on the requests served at
+    once, where libfuse has one (3.12 and later; older ones start threads as needed)."""
+    version = (binding.fuse_version_major, binding.fuse_version_minor)
+    return {"max_threads": MAX_THREADS} if version >= _THREADS_CAPPED_SINCE else {}
 
 
 def _binding() -> ModuleType:
