@@ -3,10 +3,10 @@
 The node protocol (a token-free session, one ``Range`` request, the answer checked
 against the range asked for and the size put.io lists) is ``fetch.nodehttp``'s, shared
 with the downloader. What is the mount's own: a URL per file kept while it works and
-renewed when the node refuses it (put.io's links expire), a stall or a dropped
-connection retried from the first byte not yet delivered, and a read that got no byte
-for ``max_outage`` seconds given up with ``Unavailable`` (the mount answers ``EIO``),
-so a ``read()`` never hangs whatever the network does.
+renewed once a request with it failed (put.io's links expire, its nodes fail), a
+stall or a dropped connection retried from the first byte not yet delivered, and a
+read that got no byte for ``max_outage`` seconds given up with ``Unavailable`` (the
+mount answers ``EIO``), so a ``read()`` never hangs whatever the network does.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import requests
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fetch.nodehttp import (
-    URL_EXPIRED,
     Retry,
     body_reader,
     body_start,
@@ -128,11 +127,27 @@ class NodeFetcher:
         if remaining <= 0:
             raise Retry("no time left")
         url = self._url(ref.id)
+        try:
+            self._request(ref, url, progress, end, receiver, remaining)
+        except Retry:
+            # Expired, or its node is down or failing: put.io may send the next request
+            # elsewhere (as the downloader does, ask it again; a URL kept until the outage
+            # ended failed every later read of the file too).
+            self._forget(ref.id, url)
+            raise
+
+    def _request(
+        self,
+        ref: FileRef,
+        url: str,
+        progress: _Progress,
+        end: int,
+        receiver: Receiver,
+        remaining: float,
+    ) -> None:
         timeout = (min(_CONNECT_TIMEOUT, remaining), min(self._read_timeout, remaining))
         first = progress.position
         with node_get(self._session, url, f"{first}-{end - 1}", timeout) as response:
-            if response.status_code in URL_EXPIRED:
-                self._forget(ref.id, url)
             item = FileToFetch(ref.id, ref.size, None, Path(f"put.io file {ref.id}"))
             read = body_reader(response)
             _skip(read, first - body_start(response, first, item))  # a 200 sends the whole file
@@ -173,7 +188,7 @@ class NodeFetcher:
             return url
 
     def _forget(self, file_id: int, url: str) -> None:
-        """The node refused ``url`` (expired): the next request asks put.io for a new one."""
+        """A request to ``url`` failed: the next one asks put.io for a new URL."""
         with self._lock:
             if self._urls.get(file_id) == url:
                 del self._urls[file_id]
