@@ -420,3 +420,30 @@ def test_readers_stuck_on_a_silent_node_do_not_freeze_the_rest_of_the_mount(
             assert (mount.mount_point / "small.txt").read_bytes() == b"still here"
             assert time.monotonic() - started < 2
         assert fake_putio.file_content(small) == b"still here"
+
+
+def test_an_open_file_keeps_its_stat_when_put_io_renames_or_deletes_it(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # Players fstat the file they play (ffmpeg's avio_size, mpv's stream size): a rename on
+    # put.io while it played made fstat fail with ENOENT once the listing had changed.
+    movie = fake_putio.add_file("movie.mkv", 0, size=3 * MIB)
+    other = fake_putio.add_file("other.mkv", 0, size=2 * MIB)
+    with mounted(mirror, refresh_seconds=1) as mount:
+        playing = os.open(mount.mount_point / "movie.mkv", os.O_RDONLY)
+        gone = os.open(mount.mount_point / "other.mkv", os.O_RDONLY)
+        try:
+            fake_putio.rename(movie, "renamed.mkv")
+            fake_putio.delete_file(other)
+            deadline = time.monotonic() + 15
+            while "renamed.mkv" not in os.listdir(mount.mount_point):
+                assert time.monotonic() < deadline, "the listing was never refreshed"
+                time.sleep(0.1)
+            time.sleep(1.5)  # past the kernel's attribute cache (the refresh interval)
+            assert os.fstat(playing).st_size == 3 * MIB
+            assert os.fstat(gone).st_size == 2 * MIB
+            data = os.pread(playing, 4096, MIB)
+            assert data == fake_putio.file_content(movie)[MIB : MIB + 4096]
+        finally:
+            os.close(playing)
+            os.close(gone)
