@@ -447,3 +447,21 @@ def test_an_open_file_keeps_its_stat_when_put_io_renames_or_deletes_it(
         finally:
             os.close(playing)
             os.close(gone)
+
+
+def test_a_live_or_dead_mount_on_the_mount_point_is_named_with_the_way_out(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    build_account(fake_putio)
+    with mounted(mirror) as mount:
+        again = mirror.run("mount", "--foreground", str(mount.mount_point))
+        assert again.code == 2 and "mounted on" in again.err and "already" in again.err
+        mount.process.kill()  # the OOM killer, kill -9: the kernel keeps a dead mount there
+        mount.process.wait(15)
+        with pytest.raises(OSError) as dead:
+            os.listdir(mount.mount_point)
+        assert dead.value.errno == errno.ENOTCONN
+        result = mirror.run("mount", "--foreground", str(mount.mount_point))
+        assert result.code == 2, result.err
+        assert "no longer served" in result.err
+        assert f"fusermount3 -u {mount.mount_point}" in result.err
