@@ -465,3 +465,33 @@ def test_a_live_or_dead_mount_on_the_mount_point_is_named_with_the_way_out(
         assert result.code == 2, result.err
         assert "no longer served" in result.err
         assert f"fusermount3 -u {mount.mount_point}" in result.err
+
+
+@pytest.mark.parametrize("ending", [signal.SIGTERM, signal.SIGINT])
+def test_a_read_stuck_on_a_silent_node_does_not_hold_up_the_unmount(
+    mirror: Mirror, fake_putio: FakePutio, ending: signal.Signals
+) -> None:
+    # Ctrl-C or `systemctl stop` while a player waits on a silent node: libfuse waits for
+    # every request in flight before it unmounts, which took the read's whole outage.
+    file_id = fake_putio.add_file("stuck.mkv", 0, size=4 * MIB)
+    fake_putio.node_fault(file_id, stall_after=10, times=100)
+    fake_putio.stall_release_seconds = 60
+    with mounted(mirror, read_timeout_seconds=20, max_outage_seconds=25) as mount:
+
+        def read_head() -> int | None:
+            try:
+                with (mount.mount_point / "stuck.mkv").open("rb") as head:
+                    head.read(4096)
+            except OSError as error:
+                return error.errno
+            return None
+
+        with ThreadPoolExecutor(1) as pool:
+            reader = pool.submit(read_head)
+            time.sleep(1)  # the read waits on the node now
+            started = time.monotonic()
+            mount.process.send_signal(ending)
+            assert mount.process.wait(15) == 0, mount.output()
+            assert time.monotonic() - started < 3
+            assert reader.result(5) is not None  # failed, not answered with made-up bytes
+        assert not os.path.ismount(mount.mount_point)

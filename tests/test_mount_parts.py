@@ -228,6 +228,23 @@ def test_a_dead_nodes_url_is_given_up_for_the_one_put_io_hands_out_next(
     assert collect(fetcher, FileRef(file_id, MIB), 0, MIB) == fake_putio.file_content(file_id)
 
 
+def test_closing_fails_a_fetch_waiting_on_a_silent_node_at_once(
+    fake_putio: FakePutio, node_session: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("f.bin", size=MIB)
+    fake_putio.node_fault(file_id, stall_after=1000, times=100)
+    fake_putio.stall_release_seconds = 60
+    fetcher = fetcher_for(fake_putio, node_session, read_timeout=20, outage=30)
+    waiting = threading.Timer(0.5, fetcher.close)
+    waiting.start()
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="the mount is ending"):
+        collect(fetcher, FileRef(file_id, MIB), 0, MIB)
+    assert time.monotonic() - started < 2
+    with pytest.raises(Unavailable):  # and any fetch after
+        collect(fetcher, FileRef(file_id, MIB), 0, MIB)
+
+
 def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -24,6 +24,7 @@ from typing import Any
 
 import mfusepy
 
+from putio_mirror.mount.ending import SessionWatch
 from putio_mirror.mount.listing import Listing
 from putio_mirror.mount.node import FileRef, Unavailable
 from putio_mirror.mount.reading import RemoteReads, Stream
@@ -70,6 +71,13 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._owner = (os.getuid(), os.getgid())
+        self._ending = SessionWatch(reads.close)
+
+    def init(self, path: str) -> None:
+        self._ending.start()
+
+    def destroy(self, path: str) -> None:
+        self._ending.stop()
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         if fh is not None:
