@@ -495,3 +495,24 @@ def test_a_read_stuck_on_a_silent_node_does_not_hold_up_the_unmount(
             assert time.monotonic() - started < 3
             assert reader.result(5) is not None  # failed, not answered with made-up bytes
         assert not os.path.ismount(mount.mount_point)
+
+
+def test_a_local_copy_replaced_by_a_symlink_is_not_called_mirrored(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path
+) -> None:
+    # The mount never reads a local copy through a symlink (one there could lead anywhere,
+    # and with allow_other anyone may read what it leads to): such a file is streamed,
+    # and user.putio.mirrored must say so, not name the link.
+    ids = build_account(fake_putio)
+    assert mirror.run("sync").code == 0
+    local = mirror.downloads / "Movies" / "A Movie (2020)" / "movie.mkv"
+    elsewhere = tmp_path / "library" / "movie.mkv"
+    elsewhere.parent.mkdir()
+    local.rename(elsewhere)
+    local.symlink_to(elsewhere)  # what a tool that "moves and links back" leaves
+    with mounted(mirror) as mount:
+        fake_putio.clear_requests()
+        path = mount.mount_point / "Movies" / "A Movie (2020)" / "movie.mkv"
+        assert os.getxattr(path, "user.putio.mirrored") == b""
+        assert path.read_bytes() == fake_putio.file_content(ids["movie"])
+        assert node_requests(fake_putio, ids["movie"])  # streamed, as the xattr says

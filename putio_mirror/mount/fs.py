@@ -25,7 +25,7 @@ from typing import Any
 import mfusepy
 
 from putio_mirror.mount.ending import SessionWatch
-from putio_mirror.mount.listing import Listing
+from putio_mirror.mount.listing import Listing, is_copy_of
 from putio_mirror.mount.node import FileRef, Unavailable
 from putio_mirror.mount.reading import RemoteReads, Stream
 from putio_mirror.mount.tree import Node
@@ -107,20 +107,32 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
         node = self._node(path)
         if node.is_folder:
             raise mfusepy.FuseOSError(errno.EISDIR)
-        local = self._listing.local_copy(node)
-        descriptor = None
-        if local is not None:
-            try:
-                descriptor = os.open(local, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            except OSError as error:  # gone since the check: stream it instead
-                logger.debug("mount: local copy %s unusable (%s)", local, error)
-        handle = Handle(node, descriptor)
+        handle = Handle(node, self._open_local(node))
         self._before_open()  # the kernel sets the file's read-ahead once this open is answered
         with self._lock:
             number = next(self._numbers)
             self._handles[number] = handle
             self._open_paths[node.path] = self._open_paths.get(node.path, 0) + 1
         return number
+
+    def _open_local(self, node: Node) -> int | None:
+        """Return a descriptor of the node's local copy, or None to stream it."""
+        local = self._listing.local_copy(node)
+        if local is None:
+            return None
+        # O_NONBLOCK: a FIFO put there since the check must not hang the open (a regular
+        # file's reads ignore it).
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            descriptor = os.open(local, flags)
+        except OSError as error:  # gone since the check: stream it instead
+            logger.debug("mount: local copy %s unusable (%s)", local, error)
+            return None
+        # What was opened is what was checked, not something put there meanwhile.
+        if not is_copy_of(os.fstat(descriptor), node):
+            os.close(descriptor)
+            return None
+        return descriptor
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         buffer = bytearray(size)
