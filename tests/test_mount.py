@@ -14,6 +14,7 @@ import subprocess
 import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -390,3 +391,128 @@ def test_an_unreadable_journal_only_means_streaming(mirror: Mirror, fake_putio: 
         assert path.read_bytes() == fake_putio.file_content(ids["big"])
         assert os.getxattr(path, "user.putio.mirrored") == b""
         assert "could not read the journal" in mount.output()
+
+
+def test_readers_stuck_on_a_silent_node_do_not_freeze_the_rest_of_the_mount(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # libfuse 3.12+ serves at most 10 requests at once unless told otherwise: ten readers
+    # waiting on a silent node (a scanner probing a slow account) left `ls` hanging.
+    folder = fake_putio.add_folder("Stuck")
+    stuck = [fake_putio.add_file(f"s{n}.bin", folder, size=2 * MIB) for n in range(14)]
+    small = fake_putio.add_file("small.txt", 0, b"still here")
+    for file_id in stuck:
+        fake_putio.node_fault(file_id, stall_after=10, times=100)
+    fake_putio.stall_release_seconds = 60
+    with mounted(mirror, read_timeout_seconds=5, max_outage_seconds=6) as mount:
+
+        def read_head(number: int) -> None:
+            path = mount.mount_point / "Stuck" / f"s{number}.bin"
+            with suppress(OSError), path.open("rb") as head:
+                head.read(4096)
+
+        with ThreadPoolExecutor(len(stuck)) as pool:
+            for number in range(len(stuck)):
+                pool.submit(read_head, number)
+            time.sleep(1)  # every reader is waiting on the node now
+            started = time.monotonic()
+            assert "small.txt" in os.listdir(mount.mount_point)
+            assert (mount.mount_point / "small.txt").read_bytes() == b"still here"
+            assert time.monotonic() - started < 2
+        assert fake_putio.file_content(small) == b"still here"
+
+
+def test_an_open_file_keeps_its_stat_when_put_io_renames_or_deletes_it(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # Players fstat the file they play (ffmpeg's avio_size, mpv's stream size): a rename on
+    # put.io while it played made fstat fail with ENOENT once the listing had changed.
+    movie = fake_putio.add_file("movie.mkv", 0, size=3 * MIB)
+    other = fake_putio.add_file("other.mkv", 0, size=2 * MIB)
+    with mounted(mirror, refresh_seconds=1) as mount:
+        playing = os.open(mount.mount_point / "movie.mkv", os.O_RDONLY)
+        gone = os.open(mount.mount_point / "other.mkv", os.O_RDONLY)
+        try:
+            fake_putio.rename(movie, "renamed.mkv")
+            fake_putio.delete_file(other)
+            deadline = time.monotonic() + 15
+            while "renamed.mkv" not in os.listdir(mount.mount_point):
+                assert time.monotonic() < deadline, "the listing was never refreshed"
+                time.sleep(0.1)
+            time.sleep(1.5)  # past the kernel's attribute cache (the refresh interval)
+            assert os.fstat(playing).st_size == 3 * MIB
+            assert os.fstat(gone).st_size == 2 * MIB
+            data = os.pread(playing, 4096, MIB)
+            assert data == fake_putio.file_content(movie)[MIB : MIB + 4096]
+        finally:
+            os.close(playing)
+            os.close(gone)
+
+
+def test_a_live_or_dead_mount_on_the_mount_point_is_named_with_the_way_out(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    build_account(fake_putio)
+    with mounted(mirror) as mount:
+        again = mirror.run("mount", "--foreground", str(mount.mount_point))
+        assert again.code == 2 and "mounted on" in again.err and "already" in again.err
+        mount.process.kill()  # the OOM killer, kill -9: the kernel keeps a dead mount there
+        mount.process.wait(15)
+        with pytest.raises(OSError) as dead:
+            os.listdir(mount.mount_point)
+        assert dead.value.errno == errno.ENOTCONN
+        result = mirror.run("mount", "--foreground", str(mount.mount_point))
+        assert result.code == 2, result.err
+        assert "no longer served" in result.err
+        assert f"fusermount3 -u {mount.mount_point}" in result.err
+
+
+@pytest.mark.parametrize("ending", [signal.SIGTERM, signal.SIGINT])
+def test_a_read_stuck_on_a_silent_node_does_not_hold_up_the_unmount(
+    mirror: Mirror, fake_putio: FakePutio, ending: signal.Signals
+) -> None:
+    # Ctrl-C or `systemctl stop` while a player waits on a silent node: libfuse waits for
+    # every request in flight before it unmounts, which took the read's whole outage.
+    file_id = fake_putio.add_file("stuck.mkv", 0, size=4 * MIB)
+    fake_putio.node_fault(file_id, stall_after=10, times=100)
+    fake_putio.stall_release_seconds = 60
+    with mounted(mirror, read_timeout_seconds=20, max_outage_seconds=25) as mount:
+
+        def read_head() -> int | None:
+            try:
+                with (mount.mount_point / "stuck.mkv").open("rb") as head:
+                    head.read(4096)
+            except OSError as error:
+                return error.errno
+            return None
+
+        with ThreadPoolExecutor(1) as pool:
+            reader = pool.submit(read_head)
+            time.sleep(1)  # the read waits on the node now
+            started = time.monotonic()
+            mount.process.send_signal(ending)
+            assert mount.process.wait(15) == 0, mount.output()
+            assert time.monotonic() - started < 3
+            assert reader.result(5) is not None  # failed, not answered with made-up bytes
+        assert not os.path.ismount(mount.mount_point)
+
+
+def test_a_local_copy_replaced_by_a_symlink_is_not_called_mirrored(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path
+) -> None:
+    # The mount never reads a local copy through a symlink (one there could lead anywhere,
+    # and with allow_other anyone may read what it leads to): such a file is streamed,
+    # and user.putio.mirrored must say so, not name the link.
+    ids = build_account(fake_putio)
+    assert mirror.run("sync").code == 0
+    local = mirror.downloads / "Movies" / "A Movie (2020)" / "movie.mkv"
+    elsewhere = tmp_path / "library" / "movie.mkv"
+    elsewhere.parent.mkdir()
+    local.rename(elsewhere)
+    local.symlink_to(elsewhere)  # what a tool that "moves and links back" leaves
+    with mounted(mirror) as mount:
+        fake_putio.clear_requests()
+        path = mount.mount_point / "Movies" / "A Movie (2020)" / "movie.mkv"
+        assert os.getxattr(path, "user.putio.mirrored") == b""
+        assert path.read_bytes() == fake_putio.file_content(ids["movie"])
+        assert node_requests(fake_putio, ids["movie"])  # streamed, as the xattr says

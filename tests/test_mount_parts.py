@@ -3,6 +3,7 @@ against the local put.io over loopback."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -14,7 +15,7 @@ import requests
 
 from putio_mirror.core.naming import local_paths
 from putio_mirror.core.state import RemoteFile
-from putio_mirror.fakeputio import FakePutio
+from putio_mirror.fakeputio import FakePutio, LoggedRequest
 from putio_mirror.mount.blocks import BLOCK_SIZE, BlockCache, MemoryBlocks
 from putio_mirror.mount.kernel import device_of
 from putio_mirror.mount.node import FileRef, NodeFetcher, Timing, Unavailable
@@ -207,6 +208,48 @@ def test_an_outage_gives_up_after_max_outage(
     with pytest.raises(Unavailable):
         collect(fetcher, FileRef(file_id, MIB), 0, MIB)
     assert 1.4 < time.monotonic() - started < 1.5 + 1.0
+
+
+def test_a_dead_nodes_url_is_given_up_for_the_one_put_io_hands_out_next(
+    fake_putio: FakePutio, node_session: requests.Session
+) -> None:
+    # put.io sends a file's readers to another node when one dies: a URL that failed is
+    # asked for again, as the downloader does, not tried until the outage ends, and again
+    # at every later read of the file.
+    file_id = fake_putio.add_file("f.bin", size=MIB)
+    fake_putio.node_base_url = f"http://127.0.0.1:{unused_port()}"
+
+    def next_node_works(request: LoggedRequest) -> None:
+        if request.host == "api" and request.path.endswith("/url"):
+            fake_putio.node_base_url = None  # the link just handed out is the dead one's
+
+    fake_putio.on_request = next_node_works
+    fetcher = fetcher_for(fake_putio, node_session, read_timeout=0.5, outage=3)
+    assert collect(fetcher, FileRef(file_id, MIB), 0, MIB) == fake_putio.file_content(file_id)
+
+
+def test_closing_fails_a_fetch_waiting_on_a_silent_node_at_once(
+    fake_putio: FakePutio, node_session: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("f.bin", size=MIB)
+    fake_putio.node_fault(file_id, stall_after=1000, times=100)
+    fake_putio.stall_release_seconds = 60
+    fetcher = fetcher_for(fake_putio, node_session, read_timeout=20, outage=30)
+    waiting = threading.Timer(0.5, fetcher.close)
+    waiting.start()
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="the mount is ending"):
+        collect(fetcher, FileRef(file_id, MIB), 0, MIB)
+    assert time.monotonic() - started < 2
+    with pytest.raises(Unavailable):  # and any fetch after
+        collect(fetcher, FileRef(file_id, MIB), 0, MIB)
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def test_a_file_put_io_no_longer_has_fails_at_once(

@@ -234,7 +234,8 @@ def files_download(
 
 
 @cli.command()
-@click.argument("mount_point", type=click.Path(path_type=Path))
+# Not readable=True: a dead mount there must reach check_mount_point, which names it.
+@click.argument("mount_point", type=click.Path(path_type=Path, readable=False))
 @click.option(
     "--foreground", "-f", is_flag=True, help="Stay in the foreground; Ctrl-C or SIGTERM unmounts."
 )

@@ -24,7 +24,8 @@ from typing import Any
 
 import mfusepy
 
-from putio_mirror.mount.listing import Listing
+from putio_mirror.mount.ending import SessionWatch
+from putio_mirror.mount.listing import Listing, is_copy_of
 from putio_mirror.mount.node import FileRef, Unavailable
 from putio_mirror.mount.reading import RemoteReads, Stream
 from putio_mirror.mount.tree import Node
@@ -41,11 +42,16 @@ _NANOSECONDS = 1_000_000_000
 
 @dataclass
 class Handle:
-    """An open file: its local copy's descriptor, or its reading stream from the node."""
+    """An open file: its node as opened, and its local copy's descriptor, or its reading
+    stream from the node."""
 
-    ref: FileRef
+    node: Node
     descriptor: int | None
     stream: Stream = field(default_factory=Stream)
+    ref: FileRef = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ref = FileRef(self.node.id, self.node.size)
 
 
 class PutioFS(mfusepy.Operations):  # type: ignore[misc]
@@ -60,12 +66,28 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
         self._before_open = before_open
         self._reads = reads
         self._handles: dict[int, Handle] = {}
+        #: how many handles are open under each path
+        self._open_paths: dict[str, int] = {}
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._owner = (os.getuid(), os.getgid())
+        self._ending = SessionWatch(reads.close)
+
+    def init(self, path: str) -> None:
+        self._ending.start()
+
+    def destroy(self, path: str) -> None:
+        self._ending.stop()
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
-        return self._stat(self._node(path))
+        if fh is not None:
+            return self._stat(self._handle(fh).node)
+        node = self._listing.view.tree.lookup(path)
+        if node is None:
+            node = self._opened(path)
+        if node is None:
+            raise mfusepy.FuseOSError(errno.ENOENT)
+        return self._stat(node)
 
     def readdir(self, path: str, fh: int) -> list[str | tuple[str, int, int]]:
         node = self._node(path)
@@ -85,19 +107,32 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
         node = self._node(path)
         if node.is_folder:
             raise mfusepy.FuseOSError(errno.EISDIR)
-        local = self._listing.local_copy(node)
-        descriptor = None
-        if local is not None:
-            try:
-                descriptor = os.open(local, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            except OSError as error:  # gone since the check: stream it instead
-                logger.debug("mount: local copy %s unusable (%s)", local, error)
-        handle = Handle(FileRef(node.id, node.size), descriptor)
+        handle = Handle(node, self._open_local(node))
         self._before_open()  # the kernel sets the file's read-ahead once this open is answered
         with self._lock:
             number = next(self._numbers)
             self._handles[number] = handle
+            self._open_paths[node.path] = self._open_paths.get(node.path, 0) + 1
         return number
+
+    def _open_local(self, node: Node) -> int | None:
+        """Return a descriptor of the node's local copy, or None to stream it."""
+        local = self._listing.local_copy(node)
+        if local is None:
+            return None
+        # O_NONBLOCK: a FIFO put there since the check must not hang the open (a regular
+        # file's reads ignore it).
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            descriptor = os.open(local, flags)
+        except OSError as error:  # gone since the check: stream it instead
+            logger.debug("mount: local copy %s unusable (%s)", local, error)
+            return None
+        # What was opened is what was checked, not something put there meanwhile.
+        if not is_copy_of(os.fstat(descriptor), node):
+            os.close(descriptor)
+            return None
+        return descriptor
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         buffer = bytearray(size)
@@ -129,9 +164,29 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
     def release(self, path: str, fh: int) -> int:
         with self._lock:
             handle = self._handles.pop(fh, None)
+            if handle is not None:
+                self._close_path(handle.node.path)
         if handle is not None and handle.descriptor is not None:
             os.close(handle.descriptor)
         return 0
+
+    def _opened(self, path: str) -> Node | None:
+        """Given a path the listing no longer has, return the node of a file open under it.
+
+        The kernel asks an open file's attributes (``fstat``: players ask what they play)
+        by the path it was opened under. Renamed or deleted on put.io since, that path
+        leads nowhere, yet the file is still read by its id: it keeps what it had.
+        """
+        wanted = path.strip("/")
+        with self._lock:
+            if wanted not in self._open_paths:
+                return None
+            return next(h.node for h in self._handles.values() if h.node.path == wanted)
+
+    def _close_path(self, path: str) -> None:
+        count = self._open_paths.pop(path) - 1
+        if count:
+            self._open_paths[path] = count
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         value = self._attributes(self._node(path)).get(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -104,10 +105,10 @@ class Listing:
         if path is None:
             return None
         try:
-            size = path.stat().st_size
+            info = path.lstat()
         except OSError:  # moved on by a media manager, or tidied
             return None
-        return path if size == node.size else None
+        return path if is_copy_of(info, node) else None
 
     def start(self) -> None:
         """Refresh in the background until ``stop``."""
@@ -142,6 +143,13 @@ class Listing:
         except MirrorError as error:  # said at each refresh already; every 5 s is too often
             logger.debug("mount: could not read the journal (%s)", error)
             return None
+
+
+def is_copy_of(info: os.stat_result, node: Node) -> bool:
+    """Given a local file's ``lstat`` and a file node, say whether it may be served as
+    the node's bytes: a regular file of its size. Never a symlink: the mount does not
+    follow one (it could lead anywhere; with allow_other, anyone reads what it leads to)."""
+    return stat.S_ISREG(info.st_mode) and info.st_size == node.size
 
 
 def _mirrored(facts: JournalFacts, places: Places) -> dict[int, Path]:

@@ -9,8 +9,10 @@ returns and everything it opened is closed.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -44,6 +46,15 @@ FUSE_HINT = (
 # the loop reports the signal, fuse_main turns that into 8), after unmounting cleanly.
 _ENDED_BY_SIGNAL = 8
 KERNEL_CACHE_SECONDS = 10.0
+#: What looking at a FUSE mount whose process is gone fails with (Linux; macOS: ENXIO).
+_DEAD_MOUNT = frozenset({errno.ENOTCONN, errno.ECONNABORTED, errno.ENXIO})
+#: The most kernel requests served at once. libfuse 3.12 and later serve ten unless told
+#: otherwise, and a request waits for its thread: ten readers waiting on a silent node (a
+#: scanner probing a slow account) left `ls`, `stat` and reads of mirrored files hanging
+#: until their outage ended. A thread waiting costs little; this many waiting is unlikely.
+MAX_THREADS = 256
+#: The first libfuse that caps its threads, and knows the option (older ones refuse it).
+_THREADS_CAPPED_SINCE = (3, 12)
 
 
 class MountPointError(FatalError):
@@ -61,25 +72,48 @@ class MountFailedError(FatalError):
 def check_mount_point(mount_point: Path) -> None:
     """Given a mount point, return if it is an empty folder nothing is mounted on;
     raise MountPointError with a hint otherwise."""
-    if not mount_point.exists():
+    try:
+        info = mount_point.stat()
+    except FileNotFoundError:
         raise MountPointError(
             f"the mount point {mount_point} does not exist",
             f"create an empty folder for it: mkdir -p {mount_point}",
-        )
-    if not mount_point.is_dir():
+        ) from None
+    except OSError as error:
+        raise _unusable(mount_point, error) from error
+    if not stat.S_ISDIR(info.st_mode):
         raise MountPointError(
             f"the mount point {mount_point} is not a folder", "name an empty folder"
         )
+    try:
+        empty = not any(mount_point.iterdir())
+    except OSError as error:
+        raise _unusable(mount_point, error) from error
     if os.path.ismount(mount_point):
         raise MountPointError(
             f"something is mounted on {mount_point} already",
             f"unmount it first (fusermount3 -u {mount_point}, or umount on macOS)",
         )
-    if any(mount_point.iterdir()):
+    if not empty:
         raise MountPointError(
             f"the mount point {mount_point} is not empty",
             "mounting there would hide its files: name an empty folder (mkdir a new one)",
         )
+
+
+def _unusable(mount_point: Path, error: OSError) -> MountPointError:
+    """Given the error looking at a mount point raised, return what to tell the user."""
+    if error.errno in _DEAD_MOUNT:
+        # A mount whose process was killed (kill -9, the OOM killer) stays in the kernel's
+        # table, but every look at it fails: only unmounting clears it.
+        return MountPointError(
+            f"{mount_point} is a mount no longer served (its process ended without unmounting it)",
+            f"unmount it first: fusermount3 -u {mount_point} (umount on macOS)",
+        )
+    return MountPointError(
+        f"the mount point {mount_point} cannot be used ({error.strerror})",
+        "name an empty folder this user can read",
+    )
 
 
 def serve(settings: Settings, mount_point: Path) -> None:
@@ -102,6 +136,7 @@ def serve(settings: Settings, mount_point: Path) -> None:
         options |= {"attr_timeout": cached, "entry_timeout": cached}
         if settings.mount.allow_other:
             options["allow_other"] = True
+        options |= _thread_options(_binding())
         logger.info("mount: serving put.io on %s", mount_point)
         operations = PutioFS(listing, reads, ReadAheadKnob(mount_point).widen)
         try:
@@ -111,6 +146,13 @@ def serve(settings: Settings, mount_point: Path) -> None:
                 message = f"FUSE refused to mount {mount_point} (libfuse error {error})"
                 raise MountFailedError(message, FUSE_HINT) from error
         logger.info("mount: %s unmounted", mount_point)
+
+
+def _thread_options(binding: ModuleType) -> dict[str, object]:
+    """Given mfusepy, return the option lifting libfuse's cap on the requests served at
+    once, where libfuse has one (3.12 and later; older ones start threads as needed)."""
+    version = (binding.fuse_version_major, binding.fuse_version_minor)
+    return {"max_threads": MAX_THREADS} if version >= _THREADS_CAPPED_SINCE else {}
 
 
 def _binding() -> ModuleType:

@@ -3,19 +3,21 @@
 The node protocol (a token-free session, one ``Range`` request, the answer checked
 against the range asked for and the size put.io lists) is ``fetch.nodehttp``'s, shared
 with the downloader. What is the mount's own: a URL per file kept while it works and
-renewed when the node refuses it (put.io's links expire), a stall or a dropped
-connection retried from the first byte not yet delivered, and a read that got no byte
-for ``max_outage`` seconds given up with ``Unavailable`` (the mount answers ``EIO``),
-so a ``read()`` never hangs whatever the network does.
+renewed once a request with it failed (put.io's links expire, its nodes fail), a
+stall or a dropped connection retried from the first byte not yet delivered, and a
+read that got no byte for ``max_outage`` seconds given up with ``Unavailable`` (the
+mount answers ``EIO``), so a ``read()`` never hangs whatever the network does.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,7 +27,7 @@ import requests
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fetch.nodehttp import (
-    URL_EXPIRED,
+    NodeAnswer,
     Retry,
     body_reader,
     body_start,
@@ -89,7 +91,7 @@ class NodeFetcher:
         timing: Timing,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._session = session
@@ -97,11 +99,23 @@ class NodeFetcher:
         self._timing = timing
         self._read_timeout = min(timing.read_timeout, timing.max_outage)
         self._clock = clock
-        self._sleep = sleep
+        self._closed = threading.Event()
+        # A pause before the next request ends at once when the mount ends.
+        self._sleep = sleep if sleep is not None else self._closed.wait
         self._jitter = jitter
         self._urls: dict[int, str] = {}
         self._url_locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
+        #: the answers whose bodies are being read, by id (an answer may not be hashable)
+        self._in_flight: dict[int, NodeAnswer] = {}
+
+    def close(self) -> None:
+        """The mount is ending: fail every fetch, those waiting on a node included, now."""
+        self._closed.set()
+        with self._lock:
+            answers = list(self._in_flight.values())
+        for answer in answers:
+            _cut(answer)
 
     def fetch(self, ref: FileRef, start: int, end: int, receiver: Receiver) -> None:
         """Given a file, a half-open byte range and where its bytes go, read them from the
@@ -118,6 +132,8 @@ class NodeFetcher:
             try:
                 self._attempt(ref, progress, end, receiver)
             except Retry as trouble:
+                if self._closed.is_set():
+                    raise Unavailable(f"put.io file {ref.id}: the mount is ending") from trouble
                 failures = 1 if progress.position > before else failures + 1
                 self._pause(ref, trouble, progress, failures)
             except MirrorError as error:  # 401, 404, a changed file: no retry cures it
@@ -128,25 +144,68 @@ class NodeFetcher:
         if remaining <= 0:
             raise Retry("no time left")
         url = self._url(ref.id)
+        try:
+            self._request(ref, url, progress, end, receiver, remaining)
+        except Retry:
+            # Expired, or its node is down or failing: put.io may send the next request
+            # elsewhere (as the downloader does, ask it again; a URL kept until the outage
+            # ended failed every later read of the file too).
+            self._forget(ref.id, url)
+            raise
+
+    def _request(
+        self,
+        ref: FileRef,
+        url: str,
+        progress: _Progress,
+        end: int,
+        receiver: Receiver,
+        remaining: float,
+    ) -> None:
         timeout = (min(_CONNECT_TIMEOUT, remaining), min(self._read_timeout, remaining))
         first = progress.position
-        with node_get(self._session, url, f"{first}-{end - 1}", timeout) as response:
-            if response.status_code in URL_EXPIRED:
-                self._forget(ref.id, url)
-            item = FileToFetch(ref.id, ref.size, None, Path(f"put.io file {ref.id}"))
-            read = body_reader(response)
-            _skip(read, first - body_start(response, first, item))  # a 200 sends the whole file
-            while progress.position < end:
-                space = receiver.space()
-                # At most a piece at a time: the outage clock restarts with each one.
-                count = read(space[: min(len(space), end - progress.position, PIECE_SIZE)])
-                if count == 0:
-                    raise Retry("the node's answer ended early")
-                receiver.filled(count)
-                progress.position += count
-                progress.last_byte_at = self._clock()
-            if response.status_code == 206:
-                read(memoryview(bytearray(0)))  # the body is over: the connection goes back
+        with (
+            node_get(self._session, url, f"{first}-{end - 1}", timeout) as response,
+            self._tracked(response),
+        ):
+            self._receive(ref, response, progress, end, receiver)
+
+    @contextmanager
+    def _tracked(self, answer: NodeAnswer) -> Iterator[None]:
+        """Keep the answer where ``close`` can cut it while its body is read."""
+        with self._lock:
+            self._in_flight[id(answer)] = answer
+        try:
+            if self._closed.is_set():  # closed before it was tracked: cut it here
+                raise Retry("the mount is ending")
+            yield
+        finally:
+            with self._lock:
+                self._in_flight.pop(id(answer), None)
+
+    def _receive(
+        self,
+        ref: FileRef,
+        response: NodeAnswer,
+        progress: _Progress,
+        end: int,
+        receiver: Receiver,
+    ) -> None:
+        first = progress.position
+        item = FileToFetch(ref.id, ref.size, None, Path(f"put.io file {ref.id}"))
+        read = body_reader(response)
+        _skip(read, first - body_start(response, first, item))  # a 200 sends the whole file
+        while progress.position < end:
+            space = receiver.space()
+            # At most a piece at a time: the outage clock restarts with each one.
+            count = read(space[: min(len(space), end - progress.position, PIECE_SIZE)])
+            if count == 0:
+                raise Retry("the node's answer ended early")
+            receiver.filled(count)
+            progress.position += count
+            progress.last_byte_at = self._clock()
+        if response.status_code == 206:
+            read(memoryview(bytearray(0)))  # the body is over: the connection goes back
 
     def _pause(self, ref: FileRef, trouble: Retry, progress: _Progress, failures: int) -> None:
         """Sleep before the next request; raise Unavailable if the outage has lasted too long."""
@@ -160,6 +219,8 @@ class NodeFetcher:
         delay = max(delay, trouble.retry_after or 0.0)
         logger.debug("put.io file %d: %s; retrying in %.1f s", ref.id, trouble.reason, delay)
         self._sleep(min(delay, left))
+        if self._closed.is_set():
+            raise Unavailable(f"put.io file {ref.id}: the mount is ending") from trouble
 
     def _url(self, file_id: int) -> str:
         """Return the file's node URL, asking put.io once however many readers want it."""
@@ -173,10 +234,19 @@ class NodeFetcher:
             return url
 
     def _forget(self, file_id: int, url: str) -> None:
-        """The node refused ``url`` (expired): the next request asks put.io for a new one."""
+        """A request to ``url`` failed: the next one asks put.io for a new URL."""
         with self._lock:
             if self._urls.get(file_id) == url:
                 del self._urls[file_id]
+
+
+def _cut(answer: NodeAnswer) -> None:
+    """Shut the socket of an answer being read: a read waiting on it returns at once."""
+    connection = getattr(answer.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _skip(read: Callable[[memoryview], int], count: int) -> None:

@@ -142,6 +142,10 @@ class RemoteReads:
         # Room for the window ahead, the block being read and one it has read.
         self._memory = MemoryBlocks(policy.max_blocks + 2)
 
+    def close(self) -> None:
+        """The mount is ending: every read waiting on a node fails now (``Unavailable``)."""
+        self._fetcher.close()
+
     def read(self, ref: FileRef, offset: int, size: int, stream: Stream) -> bytes:
         """Given a file, a byte range and the stream's state, return those bytes (fewer at
         the end of the file); raise Unavailable if the node cannot deliver them in time."""
