@@ -115,7 +115,7 @@ def test_files_whose_node_fails_first_and_alone_do_not_stall_the_rest(
     assert sorted(mirror.local_files()) == expected
     assert failures(mirror) == dict.fromkeys(account[:3], 1)  # they wait, as any broken file
     again = mirror.run("sync")
-    assert "f0.bin: failed 1 time(s)" in again.err and "next try after" in again.err
+    assert "f0.bin: failed 1 time(s)" in again.out and "next try after" in again.out
 
 
 def test_nodes_down_stop_downloads_only_verified_items_are_placed_all_the_same(
@@ -155,7 +155,7 @@ def test_broken_files_that_are_all_a_run_has_left_fail_as_any_broken_file(
     assert result.code == 1 and "nodes sent no data to any" not in result.err, result.err
     assert failures(mirror) == dict.fromkeys(broken, 1)
     again = mirror.run("sync")
-    assert "b0.bin: failed 1 time(s)" in again.err and "next try after" in again.err
+    assert "b0.bin: failed 1 time(s)" in again.out and "next try after" in again.out
 
 
 def test_an_outage_met_by_the_last_files_of_a_run_counts_against_none(

@@ -169,3 +169,34 @@ def test_a_run_lists_what_it_did_a_few_of_each_kind(mirror: Mirror) -> None:
     assert "  place item  Show" in lines, result.out
     again = mirror.run("--quiet", "sync")
     assert (again.code, again.out) == (0, ""), again
+
+
+def test_a_failure_is_told_once_under_quiet_then_only_reminded_to_a_person_asking(
+    mirror: Mirror,
+) -> None:
+    """A timer's quiet runs mail only when a person is needed: a file waiting out its
+    pause after a failure already told is said again to a person running by hand."""
+    file_id = mirror.fake.add_file("movie.mkv", size=1000)
+    item = mirror.fake.world.tree.get(file_id)
+    assert item is not None
+    item.crc32 = "deadbeef"  # put.io's listing and its bytes disagree: it fails each time
+    told = mirror.run("--quiet", "sync")
+    assert told.code == 1 and "failed: movie.mkv" in told.err
+    waiting = mirror.run("--quiet", "sync")
+    assert (waiting.code, waiting.out, waiting.err) == (0, "", "")
+    by_hand = mirror.run("sync")
+    assert "movie.mkv: failed 2 time(s)" in by_hand.out and "next try after" in by_hand.out
+
+
+def test_a_local_file_in_the_way_needs_a_person_even_under_quiet(mirror: Mirror) -> None:
+    """Never overwritten, so never mirrored until someone moves it: a 'needs you' line
+    with the way out, each run, and exit 11, not a warning a log may swallow."""
+    mirror.fake.add_file("movie.mkv", size=1000)
+    mirror.downloads.mkdir(parents=True)
+    (mirror.downloads / "movie.mkv").write_bytes(b"an older copy of mine")
+    for _ in range(2):
+        result = mirror.run("--quiet", "sync")
+        assert result.code == 11 and result.out == ""
+        assert "needs you: movie.mkv: a different local file is in the way" in result.err
+        assert "hint: move or rename it" in result.err
+    assert (mirror.downloads / "movie.mkv").read_bytes() == b"an older copy of mine"

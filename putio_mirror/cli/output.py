@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from putio_mirror.app.report import Failure
     from putio_mirror.app.run import Outcome, Request
     from putio_mirror.config.settings import Settings
+    from putio_mirror.core.plan import Plan
 
 log = logging.getLogger("putio_mirror")
 
@@ -45,10 +46,11 @@ class Say:
         self.quiet = quiet
         self.plan_shown = False
 
-    def plan(self, plan: Any) -> None:
+    def plan(self, plan: Plan) -> None:
         from putio_mirror.core.render import plan_summary
 
         self.plan_shown = True
+        tell_notes(plan, self)  # what the plan says of itself comes before its summary
         if not self.quiet:
             click.echo(plan_summary(plan))  # before the work: a long run says what it does
 
@@ -57,11 +59,21 @@ class Say:
             click.echo(text)
 
 
+def tell_notes(plan: Plan, say: Say) -> None:
+    """Given a plan, tell its notes: a reminder only to a person running by hand, the
+    rest to the log (what needs a person is told with the run's other such lines)."""
+    for note in plan.notes:
+        if note.level == "reminder":
+            say.line(note.message)
+        elif note.level != "needs_you":
+            (log.warning if note.level == "warning" else log.info)("%s", note.message)
+
+
 def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Say) -> None:
     from putio_mirror.core.render import done_lines, plan_summary
 
-    for note in outcome.plan.notes:
-        (log.warning if note.level == "warning" else log.info)("%s", note.message)
+    if not say.plan_shown:
+        tell_notes(outcome.plan, say)
     if request.dry_run:
         print_plan(outcome)
     for violation in outcome.violations:

@@ -52,8 +52,9 @@ def missing_blackhole(folder: str) -> Attention:
 
 
 def needs_attention(plan: Plan, transfers: Iterable[Transfer]) -> tuple[Attention, ...]:
-    """Given the plan and put.io's transfers, return the blackhole files the plan rejects and
-    the transfers put.io gave up on (in ERROR), which this tool leaves alone."""
+    """Given the plan and put.io's transfers, return the blackhole files the plan rejects,
+    what its notes say needs a person, and the transfers put.io gave up on (in ERROR),
+    which this tool leaves alone."""
     rejected = [
         Attention(
             f"blackhole file {action.name} rejected: {action.why}",
@@ -73,7 +74,8 @@ def needs_attention(plan: Plan, transfers: Iterable[Transfer]) -> tuple[Attentio
         for transfer in sorted(transfers, key=lambda entry: entry.id)
         if transfer.status == "ERROR"
     ]
-    return (*rejected, *failed)
+    told = [Attention(note.message, note.hint) for note in plan.notes if note.level == "needs_you"]
+    return (*rejected, *told, *failed)
 
 
 def failing_files(snapshot: Snapshot) -> tuple[Attention, ...]:

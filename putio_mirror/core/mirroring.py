@@ -142,7 +142,10 @@ def plan_downloads(
         else:
             notes.append(
                 Note(
-                    "warning", f"{relative}: a different local file is in the way; not overwriting"
+                    "needs_you",
+                    f"{relative}: a different local file is in the way; not overwriting",
+                    "move or rename it: the next run mirrors put.io's copy there (a file "
+                    "putio-mirror did not place is never overwritten)",
                 )
             )
     return fetches, adopted
@@ -160,7 +163,7 @@ def next_retry(record: DownloadRecord | None, policy: Policy) -> datetime | None
 def _backing_off(relative: str, record: DownloadRecord, retry_at: datetime) -> Note:
     error = f": {record.last_error}" if record.last_error else ""
     return Note(
-        "warning",
+        "reminder",  # the run that failed told it, with its hint
         f"{relative}: failed {record.failures} time(s){error}; "
         f"next try after {retry_at:%Y-%m-%d %H:%M} UTC",
     )

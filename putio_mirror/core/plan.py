@@ -296,10 +296,14 @@ Action = (
 
 @dataclass(frozen=True, slots=True)
 class Note:
-    """Something the user should hear about that is not an action (a warning, a skip)."""
+    """Something the user should hear about that is not an action. ``level``: "info" (the
+    log), "warning" (said once, by the run that finds it), "reminder" (what an earlier run
+    told, said again only to a person running by hand: never mailed by a quiet timer run),
+    "needs_you" (only a person can solve it: said by every run, with ``hint``, even quiet)."""
 
-    level: Literal["info", "warning"]
+    level: Literal["info", "warning", "reminder", "needs_you"]
     message: str
+    hint: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,8 +134,8 @@ def plan_summary(plan: Plan) -> str:
     if not plan.actions:
         if waiting:
             return f"Nothing to do yet: {waiting}."
-        if any(note.level == "warning" for note in plan.notes):
-            return "Nothing to do now; see the warnings above."
+        if any(note.level != "info" for note in plan.notes):
+            return "Nothing to do now; see the notes above."
         return "Nothing to do: put.io and the local folders are in step."
     counts = Counter(_LABELS[action.kind] for action in plan)
     parts = [f"{count} {label}" for label, count in counts.items()]
