@@ -4,6 +4,10 @@ Only an item this door placed, only inside the download folder (no ``..``, no wa
 through a symlink), and each removal is a run with one action in the journal, so
 ``history`` tells who removed what. The journal keeps the item's files as placed, so
 the mirror does not fetch them again; the put.io transfer is cleaned by the next sync.
+
+A torrent added again after its removal must come down again (``bring_back``): the
+files of it that were placed and are gone from the disk since are fetched again from
+put.io, or, when put.io has nothing of it any more, it is submitted again.
 """
 
 from __future__ import annotations
@@ -35,6 +39,29 @@ def remove_local(journal: Journal, downloads: Path, desire: Desire, now: datetim
         code = ExitCode.OK if outcome == "done" else ExitCode.ITEMS_FAILED
         journal.finish_run(run_id, now, int(code), f"1 {outcome}")
     return detail
+
+
+def bring_back(
+    journal: Journal, downloads: Path, desire: Desire, purged: bool, remote_purged: bool
+) -> bool:
+    """Given a desire just added again, as it was when removed, whether it was removed with
+    its data, and whether such a removal deletes put.io's copy: have what is gone of it come
+    down again; return whether files of it are to be fetched again (a sync is wanted)."""
+    if not desire.item_files or (purged and remote_purged):
+        # Never located (its transfer was cancelled), or put.io's copy went with it.
+        journal.desires.bring_back(desire.info_hash, (), resubmit=True)
+        return False
+    file_ids = [file_id for file_id, _, _ in desire.item_files]
+    progress = journal.desires.progress_of(file_ids)
+    gone = [
+        file_id
+        for file_id, (_, _, placed_path) in progress.items()
+        if placed_path is not None and not (downloads / placed_path).exists()
+    ]
+    # Copied or hard-linked by the importer, it is still whole: complete as it is.
+    if gone:
+        journal.desires.bring_back(desire.info_hash, gone)
+    return bool(gone)
 
 
 def _delete(path: Path) -> str:
