@@ -22,15 +22,18 @@ from putio_mirror.journal.store import Journal
 from putio_mirror.local.paths import resolve_inside
 
 
-def remove_local(journal: Journal, downloads: Path, desire: Desire, now: datetime) -> str:
-    """Given a placed desire, delete its item from the download folder and journal it;
-    return what was done. Raise UnsafePathError if its path would leave the folder."""
+def remove_local(
+    journal: Journal, downloads: Path, desire: Desire, item_path: str, now: datetime
+) -> str:
+    """Given a placed desire and its item's path as placed (relative to the download
+    folder), delete the item and journal it; return what was done. Raise UnsafePathError
+    if its path would leave the folder."""
     run_id = journal.start_run("rpc torrent-remove", now)
     key = f"remove-local:{desire.info_hash}"
-    action_id = journal.action_started(run_id, "remove-local", key, desire.item_path, now)
+    action_id = journal.action_started(run_id, "remove-local", key, item_path, now)
     outcome, detail, error = "done", "", None
     try:
-        detail = _delete(resolve_inside(downloads, desire.item_path))
+        detail = _delete(resolve_inside(downloads, item_path))
     except (OSError, UnsafePathError) as failure:
         outcome, error = "failed", getattr(failure, "message", None) or str(failure)
         raise
