@@ -50,7 +50,7 @@ def bring_back(
     """Given a desire just added again, as it was when removed, whether it was removed with
     its data, and whether such a removal deletes put.io's copy: have what is gone of it come
     down again; return whether files of it are to be fetched again (a sync is wanted)."""
-    if not desire.item_files or (purged and remote_purged):
+    if not desire.item_path or (purged and remote_purged):
         # Never located (its transfer was cancelled), or put.io's copy went with it.
         journal.desires.bring_back(desire.info_hash, (), resubmit=True)
         return False
