@@ -59,3 +59,26 @@ def test_after_a_restart_a_placed_item_reads_complete_though_put_io_forgot_it(
         (item,) = Client(url_of(server)).ok("torrent-get", fields=FIELDS)["torrents"]
     assert (item["downloadDir"], item["name"]) == (str(mirror.downloads / "films"), "Kept")
     assert (item["leftUntilDone"], item["percentDone"], item["status"]) == (0, 1, 0)
+
+
+def test_an_item_the_filters_leave_wholly_out_reads_as_an_error_and_is_not_watched(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    data = torrent_bytes("Film.2024", files=[("Film.2024.mp4", 3000), ("Film.nfo", 10)])
+    only_mkv = {"download": {"include": ["*.mkv"]}}
+    with serving(mirror, sections=only_mkv, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        client.add_torrent(data)
+        wait_for(lambda: fake_putio.transfers())
+        fake_putio.finish_transfers()
+        fields = [*FIELDS, "errorString", "error"]
+        # Sonarr shows the message as a warning, rather than "queued" for ever
+        item = wait_for(
+            lambda: (got := client.ok("torrent-get", fields=fields)["torrents"][0])["error"] and got
+        )
+        assert "download.include" in item["errorString"] and item["leftUntilDone"] > 0
+        time.sleep(0.5)  # the passes asked for before it read so are over
+        looks = api_calls(fake_putio, "/v2/transfers/list")
+        time.sleep(1)
+        assert api_calls(fake_putio, "/v2/transfers/list") == looks  # no pass every 0.1 s
+    assert not (mirror.downloads / "Film.2024").exists()

@@ -19,6 +19,7 @@ from putio_mirror.core.errors import ConfigError, ExitCode, MirrorError
 from putio_mirror.core.state import FINISHED_STATUSES
 from putio_mirror.journal.store import Journal
 from putio_mirror.rpc.board import Board, is_placed
+from putio_mirror.rpc.fields import is_left_out
 from putio_mirror.rpc.methods import Door
 from putio_mirror.rpc.server import RpcServer
 
@@ -97,7 +98,8 @@ def _listen(door: Door, settings: Settings) -> RpcServer:
 
 def _hurry(journal: Journal, board: Board) -> str:
     """FETCH if an RPC item is finished on put.io and not placed yet, LOOK if one is on its
-    way, else nothing; one that failed on put.io or here waits for the next sync."""
+    way, else nothing; one that failed on put.io or here, or whose every file the filters
+    leave out, waits for the next sync."""
     try:
         desires = list(journal.desires.listing().values())
         file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]
@@ -105,10 +107,14 @@ def _hurry(journal: Journal, board: Board) -> str:
     except MirrorError as error:  # a busy journal: look again next time
         log.warning("serve: %s", error.message)
         return ""
+    transfers = board.transfers()
     waiting = [
-        board.transfer(desire.info_hash)
+        transfers.get(desire.info_hash)
         for desire in desires
-        if not desire.paused and desire.error is None and not is_placed(desire, progress)
+        if not desire.paused
+        and desire.error is None
+        and not is_placed(desire, progress)
+        and not is_left_out(desire, transfers.get(desire.info_hash))
     ]
     if any(transfer is not None and transfer.status in FINISHED_STATUSES for transfer in waiting):
         return FETCH

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import ARRAY, BigInteger, Connection, bindparam, func, insert, s
 from putio_mirror.core.state import Desire
 from putio_mirror.journal.engine import Database
 from putio_mirror.journal.rows import LABEL_SEPARATOR, desire_of, removed_of
-from putio_mirror.journal.schema import desires_table
+from putio_mirror.journal.schema import desires_table, downloads_table, submissions_table
 
 _COLUMNS = desires_table.c
 _LISTED = select(
@@ -85,6 +85,37 @@ def reorder(conn: Connection, info_hashes: list[str]) -> None:
 
 def remove(conn: Connection, info_hashes: list[str], now: datetime, purge: bool) -> None:
     change(conn, info_hashes, {"removed_at": now, "purge": purge})
+
+
+def removed_one(conn: Connection, info_hash: str) -> tuple[Desire, bool] | None:
+    """Given an info-hash, return its removed desire and whether it went with its data
+    (None if no desire of that hash is removed)."""
+    found = conn.execute(
+        _LISTED.add_columns(_COLUMNS.purge).where(
+            _COLUMNS.info_hash == info_hash, _COLUMNS.removed_at.is_not(None)
+        )
+    ).first()
+    if found is None:
+        return None
+    return desire_of(found[:-1], 0), bool(found[-1])
+
+
+def bring_back(conn: Connection, info_hash: str, refetch: Collection[int], resubmit: bool) -> None:
+    """Given a desire added again after its removal, the ids of its files to fetch again
+    (placed once, gone from the disk since) and whether put.io has nothing of it any more:
+    forget those files' progress; with ``resubmit``, forget where its item was and the
+    transfer it was submitted as, so it is submitted again and located anew."""
+    if resubmit:
+        change(conn, [info_hash], {"item_id": None, "item_path": None, "item_files": None})
+        submission = submissions_table.c
+        forget = update(submissions_table).where(submission.info_hash == info_hash)
+        conn.execute(forget.values(transfer_id=None))
+    if refetch:
+        download = downloads_table.c
+        statement = update(downloads_table).where(download.file_id.in_(list(refetch)))
+        conn.execute(
+            statement.values(bytes_done=0, verified_at=None, placed_at=None, placed_path=None)
+        )
 
 
 def fingerprint(conn: Connection) -> tuple[int, int, int]:
@@ -178,6 +209,20 @@ class DesireBook:
         """Given info-hashes, mark those desires removed (``purge``: with their data)."""
         with self._db.write() as conn:
             remove(conn, info_hashes, _aware(now), purge)
+
+    def removed_one(self, info_hash: str) -> tuple[Desire, bool] | None:
+        """Given an info-hash, return its removed desire and whether it was removed with its
+        data; None if it is not a removed one."""
+        with self._db.read() as conn:
+            return removed_one(conn, info_hash)
+
+    def bring_back(
+        self, info_hash: str, refetch: Collection[int], *, resubmit: bool = False
+    ) -> None:
+        """Given a desire added again after its removal, the files of it to fetch again and
+        whether to submit it again (see ``bring_back``): one transaction."""
+        with self._db.write() as conn:
+            bring_back(conn, info_hash, refetch, resubmit)
 
     def listing(self) -> dict[str, Desire]:
         """Return every desire not removed, by info-hash (read again only if one changed)."""

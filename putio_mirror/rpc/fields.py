@@ -269,10 +269,26 @@ def _status(view: ItemView) -> int:
     return DOWNLOADING
 
 
+#: what a client shows for an item whose every file the mirror's filters leave out
+LEFT_OUT = (
+    "put.io has it, but none of its files is mirrored: download.include, exclude, "
+    "min_size_mb or skip_extras leave every one out"
+)
+
+
+def is_left_out(desire: Desire, transfer: Transfer | None) -> bool:
+    """Given a desire and its put.io transfer, say whether put.io's tree showed its whole
+    item and no file of it passes the filters: it never comes down, so it never completes."""
+    finished = transfer is None or transfer.status in FINISHED_STATUSES
+    return finished and bool(desire.item_path) and not desire.item_files
+
+
 def _error(view: ItemView) -> str:
     if view.desire.error:
         return view.desire.error
     transfer = view.transfer
+    if is_left_out(view.desire, transfer):
+        return LEFT_OUT
     if transfer is not None and transfer.status == "ERROR":
         return f"put.io: {transfer.error_message or 'the transfer failed'}"
     return ""

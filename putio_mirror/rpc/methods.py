@@ -27,7 +27,7 @@ from putio_mirror.rpc.board import Board
 from putio_mirror.rpc.fetching import URL_TIMEOUT, fetch_torrent, is_url
 from putio_mirror.rpc.fields import STOPPED, ItemView, LocalItem
 from putio_mirror.rpc.queue import Move, moved
-from putio_mirror.rpc.removal import remove_local
+from putio_mirror.rpc.removal import bring_back, remove_local
 from putio_mirror.rpc.rows import Progress, RowCache, local_item
 from putio_mirror.rpc.wire import JsonText
 
@@ -202,7 +202,12 @@ def torrent_add(door: Door, arguments: Arguments) -> Arguments:
             fetched = (filename, got)
     downloads, categories = str(door.downloads), door.rpc.categories
     addition = parse_add(arguments, downloads, categories, door.clock(), fetched)
+    removed = door.journal.desires.removed_one(addition.desire.info_hash)
     number, added = door.journal.desires.add(addition.desire, addition.data)
+    if added and removed is not None:
+        remote_purged = door.policy.delete_remote_on_rpc_remove
+        if bring_back(door.journal, door.downloads, *removed, remote_purged):
+            door.sync_soon()  # put.io still has it: no transfer to wait for
     if added:
         door.wake()
     desire = door.journal.desires.listing().get(addition.desire.info_hash, addition.desire)
@@ -246,7 +251,9 @@ def torrent_remove(door: Door, arguments: Arguments) -> Arguments:
     placed = [view for view in views if view.local is not None and view.local.placed]
     if delete:
         for view in placed:
-            remove_local(door.journal, door.downloads, view.desire, door.clock())
+            assert view.local is not None
+            path = view.local.relative_path  # where it was placed
+            remove_local(door.journal, door.downloads, view.desire, path, door.clock())
     hashes = [desire.info_hash for desire in chosen]
     door.journal.desires.remove(hashes, door.clock(), purge=delete)
     if len(placed) < len(views):

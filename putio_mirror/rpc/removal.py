@@ -4,6 +4,10 @@ Only an item this door placed, only inside the download folder (no ``..``, no wa
 through a symlink), and each removal is a run with one action in the journal, so
 ``history`` tells who removed what. The journal keeps the item's files as placed, so
 the mirror does not fetch them again; the put.io transfer is cleaned by the next sync.
+
+A torrent added again after its removal must come down again (``bring_back``): the
+files of it that were placed and are gone from the disk since are fetched again from
+put.io, or, when put.io has nothing of it any more, it is submitted again.
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ from putio_mirror.journal.store import Journal
 from putio_mirror.local.paths import resolve_inside
 
 
-def remove_local(journal: Journal, downloads: Path, desire: Desire, now: datetime) -> str:
-    """Given a placed desire, delete its item from the download folder and journal it;
-    return what was done. Raise UnsafePathError if its path would leave the folder."""
+def remove_local(
+    journal: Journal, downloads: Path, desire: Desire, item_path: str, now: datetime
+) -> str:
+    """Given a placed desire and its item's path as placed (relative to the download
+    folder), delete the item and journal it; return what was done. Raise UnsafePathError
+    if its path would leave the folder."""
     run_id = journal.start_run("rpc torrent-remove", now)
     key = f"remove-local:{desire.info_hash}"
-    action_id = journal.action_started(run_id, "remove-local", key, desire.item_path, now)
+    action_id = journal.action_started(run_id, "remove-local", key, item_path, now)
     outcome, detail, error = "done", "", None
     try:
-        detail = _delete(resolve_inside(downloads, desire.item_path))
+        detail = _delete(resolve_inside(downloads, item_path))
     except (OSError, UnsafePathError) as failure:
         outcome, error = "failed", getattr(failure, "message", None) or str(failure)
         raise
@@ -35,6 +42,29 @@ def remove_local(journal: Journal, downloads: Path, desire: Desire, now: datetim
         code = ExitCode.OK if outcome == "done" else ExitCode.ITEMS_FAILED
         journal.finish_run(run_id, now, int(code), f"1 {outcome}")
     return detail
+
+
+def bring_back(
+    journal: Journal, downloads: Path, desire: Desire, purged: bool, remote_purged: bool
+) -> bool:
+    """Given a desire just added again, as it was when removed, whether it was removed with
+    its data, and whether such a removal deletes put.io's copy: have what is gone of it come
+    down again; return whether files of it are to be fetched again (a sync is wanted)."""
+    if not desire.item_path or (purged and remote_purged):
+        # Never located (its transfer was cancelled), or put.io's copy went with it.
+        journal.desires.bring_back(desire.info_hash, (), resubmit=True)
+        return False
+    file_ids = [file_id for file_id, _, _ in desire.item_files]
+    progress = journal.desires.progress_of(file_ids)
+    gone = [
+        file_id
+        for file_id, (_, _, placed_path) in progress.items()
+        if placed_path is not None and not (downloads / placed_path).exists()
+    ]
+    # Copied or hard-linked by the importer, it is still whole: complete as it is.
+    if gone:
+        journal.desires.bring_back(desire.info_hash, gone)
+    return bool(gone)
 
 
 def _delete(path: Path) -> str:

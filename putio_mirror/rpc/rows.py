@@ -130,5 +130,27 @@ def local_item(desire: Desire, files: Sequence[Progress]) -> LocalItem | None:
     if not desire.item_path:
         return None
     done = sum(bytes_done for bytes_done, _, _ in files)
-    placed = bool(files) and all(placed_path for _, _, placed_path in files)
-    return LocalItem(desire.item_path, desire.item_files, done, placed)
+    if not files or not all(placed_path for _, _, placed_path in files):
+        return LocalItem(desire.item_path, desire.item_files, done, False)
+    # Placed, it is where its files went: put.io's tree may name it otherwise since (a
+    # twin that left put.io gave it the plain name), and the other name is someone else's.
+    moved = tuple(
+        (file_id, placed_path or path, size)
+        for (file_id, path, size), (_, _, placed_path) in zip(desire.item_files, files, strict=True)
+    )
+    return LocalItem(_placed_item_path(desire, moved), moved, done, True)
+
+
+def _placed_item_path(desire: Desire, moved: Sequence[tuple[int, str, int]]) -> str:
+    """Given a placed desire and its files as placed, return the item's path as placed:
+    each file's path inside the item is kept, so the rest of its placed path is the item."""
+    for (_, path, _), (_, placed_path, _) in zip(desire.item_files, moved, strict=True):
+        inside = path[len(desire.item_path) :]  # "" for an item that is one file
+        if (
+            path.startswith(desire.item_path)
+            and (not inside or inside.startswith("/"))
+            and placed_path.endswith(inside)
+            and len(placed_path) > len(inside)
+        ):
+            return placed_path[: len(placed_path) - len(inside)]
+    return desire.item_path
