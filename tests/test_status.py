@@ -105,3 +105,30 @@ def test_status_while_a_sync_downloads_shows_the_file_bytes_and_host(mirror: Mir
     assert process.returncode == 130
     after = status_json(mirror)
     assert after["in_flight"] == [] and after["staged_bytes"] > 0
+
+
+def test_status_says_what_the_last_sync_found_needs_you_until_a_sync_finds_it_solved(
+    mirror: Mirror,
+) -> None:
+    """history folds the timer's runs that only repeat what needs a person and points at
+    status: status must say what, with the way out."""
+    mirror.blackhole.mkdir(parents=True, exist_ok=True)
+    mirror.fake.add_file("notes.txt", content=b"put.io's notes")
+    mirror.downloads.mkdir(parents=True)
+    (mirror.downloads / "notes.txt").write_bytes(b"my own notes, longer")
+    for _ in range(2):
+        assert mirror.run("--quiet", "sync").code == 11
+    history = mirror.run("history").out
+    assert "2 runs with nothing to do" in history and "see `putio-mirror status`" in history
+    out = mirror.run("status").out
+    assert "Needs you (found by run #2, sync on " in out
+    assert "notes.txt: a different local file is in the way" in out
+    assert "hint: move or rename it" in out
+    (needs,) = status_json(mirror)["needs_you"]
+    assert needs["message"].startswith("notes.txt:") and needs["hint"].startswith("move")
+    assert "notes.txt: a different local file" in mirror.run("history", "--run", "2").out
+
+    (mirror.downloads / "notes.txt").rename(mirror.root / "mine.txt")
+    assert mirror.run("--quiet", "sync").code == 0
+    assert "Needs you" not in mirror.run("status").out
+    assert status_json(mirror)["needs_you"] == []

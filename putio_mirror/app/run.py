@@ -27,6 +27,7 @@ from putio_mirror.app.report import RunReport
 from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import (
+    NEEDS_YOU,
     REMOTE_ROOT_HINT,
     Attention,
     failing_files,
@@ -365,6 +366,8 @@ def _executed(
     now = runtime.clock().astimezone(UTC)
     take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)
     run_id = journal.start_run(_run_name(request), now, owner=request.owner)
+    if notice:  # what only a person can solve, for ``status`` to say until a run finds it gone
+        journal.note_actions(run_id, NEEDS_YOU, [(item.message, item.hint) for item in notice], now)
     code = ExitCode.BUG
     try:
         report = executor.run(plan, run_id)

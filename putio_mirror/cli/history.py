@@ -16,6 +16,7 @@ import click
 
 from putio_mirror.app.owners import run_summary
 from putio_mirror.cli.context import Context, pass_context
+from putio_mirror.core.attention import NEEDS_YOU
 from putio_mirror.core.history import (
     ActionStory,
     Folded,
@@ -172,6 +173,8 @@ def _stories(
 ) -> list[RunStory]:
     counts: dict[int, list[int]] = {run.id: [0, 0, 0] for run in runs}
     for run_id, kind, key, status in reader.action_outlines(counts):
+        if kind == NEEDS_YOU:
+            continue  # noted, not done: a run that only repeats it still folds away
         tally = counts[run_id]
         tally[0] += 1
         tally[1] += status == "failed"

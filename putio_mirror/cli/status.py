@@ -21,6 +21,7 @@ import click
 
 from putio_mirror.app.owners import owner_alive, run_summary
 from putio_mirror.cli.context import Context, pass_context, quick_client
+from putio_mirror.core.attention import NEEDS_YOU, Attention
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.health import describe_windows
 from putio_mirror.core.status import (
@@ -69,9 +70,20 @@ def gather(settings: Settings) -> StatusView:
             downloads = reader.downloads()
             in_flight = _in_flight(reader, downloads, settings, putio)
             runs = reader.recent_runs(1)
+            noted_by, notes = reader.last_notes(NEEDS_YOU)
     last_run = run_summary(runs[0]) if runs else None
     failing = _failing(downloads, settings)
-    return StatusView(transfers, putio.problem, in_flight, staged, failing, last_run, windows)
+    return StatusView(
+        transfers,
+        putio.problem,
+        in_flight,
+        staged,
+        failing,
+        last_run,
+        windows,
+        tuple(Attention(message, hint) for message, hint in notes),
+        run_summary(noted_by) if noted_by else None,
+    )
 
 
 def _in_flight(

@@ -22,6 +22,10 @@ BLACKHOLE_HINT = (
 #: a file that failed this many times in a row needs a person more than one more retry
 KEEPS_FAILING = 3
 
+#: the journal's action kind of what a run found that needs a person (``status`` reads the
+#: last sync's): the message its target, the hint its detail
+NEEDS_YOU = "needs-you"
+
 
 @dataclass(frozen=True, slots=True)
 class Attention:

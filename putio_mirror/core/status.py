@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from putio_mirror.core.attention import Attention
 from putio_mirror.core.history import RunSummary
 from putio_mirror.core.state import Transfer
 from putio_mirror.core.units import human_bytes, human_rate
@@ -53,6 +54,9 @@ class StatusView:
     failing: tuple[FailingFile, ...]
     last_run: RunSummary | None
     windows: str
+    #: what the newest run that carried out a plan found only a person can solve, and it
+    needs_you: tuple[Attention, ...] = ()
+    needs_you_run: RunSummary | None = None
 
 
 def _when(moment: datetime | None) -> str:
@@ -95,7 +99,13 @@ def _unfinished(run: RunSummary) -> str:
 
 
 def status_lines(view: StatusView) -> Iterator[str]:
-    """Given the view, yield the lines ``status`` prints."""
+    """Given the view, yield the lines ``status`` prints: what needs a person first."""
+    if view.needs_you and view.needs_you_run:
+        found_by = view.needs_you_run
+        yield f"Needs you (found by run #{found_by.id}, {found_by.command}):"
+        for needed in view.needs_you:
+            yield f"  {needed.message}"
+            yield f"    hint: {needed.hint}"
     yield from _transfer_lines(view)
     yield "Downloading here now:" if view.in_flight else "Downloading here now: nothing"
     for item in view.in_flight:
@@ -168,6 +178,7 @@ def status_document(view: StatusView) -> dict[str, Any]:
             }
             for item in view.failing
         ],
+        "needs_you": [{"message": item.message, "hint": item.hint} for item in view.needs_you],
         "last_run": _run_document(view.last_run),
         "windows": view.windows,
     }

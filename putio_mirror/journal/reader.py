@@ -100,6 +100,24 @@ class JournalReader(DatabaseFace):
         with self._db.read() as conn:
             return tuple((row[0], row[1], row[2], row[3]) for row in conn.execute(query))
 
+    def last_notes(self, kind: str) -> tuple[RunRecord | None, tuple[tuple[str, str], ...]]:
+        """Given a kind of noted action (``Journal.note_actions``), return the newest run
+        that carried out a plan (one with a claim owner: not an early end, a removal) and
+        its notes of that kind as (target, detail) pairs; (None, ()) if no run did."""
+        run, action = runs_table.c, actions_table.c
+        with self._db.read() as conn:
+            newest = conn.execute(select(func.max(run.id)).where(run.owner.is_not(None)))
+            newest_id = newest.scalar()
+            if newest_id is None:
+                return None, ()
+            (found,) = journal_runs.runs_between(conn, newest_id, newest_id)
+            query = (
+                select(action.target, action.detail)
+                .where(action.run_id == found.id, action.kind == kind)
+                .order_by(action.id)
+            )
+            return found, tuple((row[0], row[1] or "") for row in conn.execute(query))
+
     def downloads(self) -> Mapping[int, DownloadRecord]:
         """Return every file's download record by file id."""
         with self._db.read() as conn:

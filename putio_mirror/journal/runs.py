@@ -134,6 +134,28 @@ def withdraw_action(action_id: int) -> tuple[Executable, dict[str, Any]]:
     return _WITHDRAW, {"action_id": action_id}
 
 
+def note_actions(
+    conn: Connection, run_id: int, kind: str, notes: Sequence[tuple[str, str]], now: datetime
+) -> None:
+    """Given a run, a kind and (target, detail) pairs, record each as an action of the run
+    that ended as it began (``skipped``): what the run noted, not what it did."""
+    rows = [
+        {
+            "run_id": run_id,
+            "kind": kind,
+            "key": f"{kind}:{target}",
+            "target": target,
+            "status": "skipped",
+            "attempts": 1,
+            "detail": detail,
+            "started_at": now,
+            "finished_at": now,
+        }
+        for target, detail in notes
+    ]
+    conn.execute(insert(actions_table), rows)
+
+
 def start_action(conn: Connection, row: Mapping[str, Any]) -> int:
     """Given a starting action's row (run_id, kind, key, target, started_at), insert it
     ``started``; return its id.

@@ -14,7 +14,7 @@ a journal share the work through claims: leases on action keys that expire if th
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -156,6 +156,16 @@ class Journal(StartingFace):
         values = {"finished_at": _aware(now), "exit_code": exit_code, "summary": summary}
         with self._db.write() as conn:
             conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(**values))
+
+    def note_actions(
+        self, run_id: int, kind: str, notes: Sequence[tuple[str, str]], now: datetime
+    ) -> None:
+        """Given a run, a kind and (target, detail) pairs, record each as an action of the
+        run that did nothing (``skipped``): what the run noted (``core.attention``)."""
+        if not notes:
+            return
+        with self._db.write() as conn:
+            journal_runs.note_actions(conn, run_id, kind, notes, _aware(now))
 
     def end_dead_runs(self, owner: str) -> int:
         """Given the claim owner of runs proven over (the run lock's previous holder), end
