@@ -303,7 +303,11 @@ class DownloadSteps:
                 self._journal.record_failure(action.file_id, self._now(), error.message)
                 fetcher.discard(part)
                 self._journal.reset_download(action.file_id)
-                return self._fetch(fetcher, action, part, True, may_continue, advance).bytes_done
+                try:
+                    fetched = self._fetch(fetcher, action, part, True, may_continue, advance)
+                except ChecksumMismatchError as again:
+                    raise _mismatched_twice(error, again) from again
+                return fetched.bytes_done
         except ItemError as error:
             # the path too, so ``history`` can name the file that keeps failing
             self._record_progress(action, allocated_bytes(part))
@@ -396,3 +400,24 @@ def _may_be_kept(action: Download) -> bool:
 
 def _crc_matches(path: Path, expected: str | None) -> bool:
     return expected is None or crc32_of(path) == expected
+
+
+def _mismatched_twice(
+    first: ChecksumMismatchError, again: ChecksumMismatchError
+) -> ChecksumMismatchError:
+    """Given the mismatches of a file fetched twice from zero, return the error to tell:
+    with the way out the two point to (no retry here cures either)."""
+    if again.got is None or first.got is None:
+        return again
+    if again.got == first.got:
+        hint = (
+            "put.io sent the same bytes twice and they are not what its CRC32 says: its copy "
+            "(or its checksum) looks damaged; fetch the item again on put.io (add the torrent "
+            "again). It is tried again after a pause"
+        )
+    else:
+        hint = (
+            "put.io sent different bytes each time: something between put.io and this disk "
+            "damages data (a proxy, failing memory or disk). It is tried again after a pause"
+        )
+    return ChecksumMismatchError(again.message, hint, again.got)

@@ -117,7 +117,12 @@ class BlackholeChangedError(ItemError):
 
 
 class ChecksumMismatchError(ItemError):
-    """A downloaded file's size or CRC32 differs from what put.io says."""
+    """A downloaded file's size or CRC32 differs from what put.io says. ``got``: the size
+    and CRC32 of the bytes fetched, where known (the same twice: put.io's copy is damaged)."""
+
+    def __init__(self, message: str, hint: str = "", got: tuple[int, str] | None = None) -> None:
+        super().__init__(message, hint)
+        self.got = got
 
 
 class NotDurableError(ItemError):

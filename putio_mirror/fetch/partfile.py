@@ -65,7 +65,8 @@ def check_whole(item: FileToFetch, length: int, crc: int) -> None:
     raise ChecksumMismatchError(
         f"put.io file {item.file_id}: expected {item.size} bytes with CRC32 {expected}, "
         f"got {length} bytes with CRC32 {actual}",
-        f"the bytes in {item.part_path} differ from put.io's; remove it to download again",
+        "the bytes fetched are not put.io's file: it is fetched again from zero",
+        got=(length, actual),
     )
 
 
