@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -92,6 +94,19 @@ class Mirror:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+
+    def kill_mid_file(self, file_id: int, at_least: int) -> Path:
+        """Given a file of put.io's (made to stall past ``at_least`` bytes), run ``files
+        download`` in its own process, kill -9 it once the file's part holds that many
+        bytes, and return the part's path."""
+        process = self.spawn("files", "download")
+        part = self.downloads / ".putio-mirror-staging" / f"{file_id}.part"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < at_least):
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.communicate(timeout=10)
+        return part
 
     def drop(self, name: str, data: bytes) -> Path:
         """Put a file into the blackhole, aged so it counts as completely written."""

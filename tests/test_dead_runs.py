@@ -8,12 +8,9 @@ at its last sign of life, and ``history`` and ``status`` say so.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,13 +28,7 @@ def kill_mid_download(mirror: Mirror) -> None:
     """Start ``files download`` in its own process and kill -9 it halfway through a file."""
     file_id = mirror.fake.add_file("movie.mkv", size=4_000_000)
     mirror.fake.node_fault(file_id, stall_after=1_500_000, times=1)
-    process = mirror.spawn("files", "download")
-    part = mirror.downloads / ".putio-mirror-staging" / f"{file_id}.part"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 1_000_000):
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.communicate(timeout=10)
+    mirror.kill_mid_file(file_id, at_least=1_000_000)
 
 
 def test_status_right_after_a_kill_9_says_the_run_died_not_that_it_runs(mirror: Mirror) -> None:

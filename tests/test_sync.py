@@ -5,10 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import os
-import signal
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -139,16 +136,7 @@ def test_two_sync_processes_started_together_one_works_one_exits_6(mirror: Mirro
 def test_kill_9_during_download_then_rerun_resumes_from_bytes_on_disk(mirror: Mirror) -> None:
     file_id = mirror.fake.add_file("movie.mkv", size=4_000_000)
     mirror.fake.node_fault(file_id, stall_after=1_500_000, times=1)
-    process = mirror.spawn("files", "download")
-    part = mirror.downloads / ".putio-mirror-staging" / f"{file_id}.part"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 1_000_000):
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-    assert process.stdout is not None and process.stderr is not None
-    process.stdout.close()
-    process.stderr.close()
+    part = mirror.kill_mid_file(file_id, at_least=1_000_000)
     on_disk = part.stat().st_size
     assert on_disk >= 1_000_000
     mirror.fake.clear_requests()
