@@ -443,3 +443,27 @@ def test_an_idle_read_ahead_worker_ends() -> None:
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() == before
+
+
+def test_the_links_kept_are_bounded_the_oldest_asked_for_again(
+    fake_putio: FakePutio, node_session: requests.Session
+) -> None:
+    """A mount lives for months while a media scanner reads the head of every file: a link
+    kept for each file ever read grew without end (and put.io's links expire anyway)."""
+    ids = [fake_putio.add_file(f"f{n}.bin", size=1000) for n in range(4)]
+    client = PutioClient(fake_putio.token, fake_putio.api_url, fake_putio.upload_url, timeout=2)
+    fetcher = NodeFetcher(
+        node_session,
+        lambda file_id: client.download_url(file_id, retry=False),
+        Timing(2, 10),
+        keep_links=3,
+    )
+    for file_id in ids:
+        assert (
+            collect(fetcher, FileRef(file_id, 1000), 0, 10) == fake_putio.file_content(file_id)[:10]
+        )
+    fake_putio.clear_requests()
+    collect(fetcher, FileRef(ids[3], 1000), 0, 10)  # among the three newest: kept
+    collect(fetcher, FileRef(ids[0], 1000), 0, 10)  # the oldest: let go, asked for again
+    asked = [r.path for r in fake_putio.requests if r.host == "api"]
+    assert asked == [f"/v2/files/{ids[0]}/url"], asked

@@ -16,6 +16,7 @@ import random
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 #: The most one body read asks of the socket (the outage clock restarts after each).
 PIECE_SIZE = 256 * 1024
 _CONNECT_TIMEOUT = 5.0
+#: the files whose node links are kept (~250 bytes each): more than a player and a
+#: scanner read at once; put.io's links expire anyway
+KEPT_LINKS = 4096
 DEFAULT_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=1_000_000)
 
 
@@ -93,6 +97,7 @@ class NodeFetcher:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
         jitter: Callable[[], float] = random.random,
+        keep_links: int = KEPT_LINKS,
     ) -> None:
         self._session = session
         self._url_for = url_for
@@ -103,8 +108,9 @@ class NodeFetcher:
         # A pause before the next request ends at once when the mount ends.
         self._sleep = sleep if sleep is not None else self._closed.wait
         self._jitter = jitter
-        self._urls: dict[int, str] = {}
-        self._url_locks: dict[int, threading.Lock] = {}
+        #: each file's link and the lock its first reader asks put.io under, newest last
+        self._links: OrderedDict[int, tuple[threading.Lock, str | None]] = OrderedDict()
+        self._keep_links = keep_links
         self._lock = threading.Lock()
         #: the answers whose bodies are being read, by id (an answer may not be hashable)
         self._in_flight: dict[int, NodeAnswer] = {}
@@ -223,21 +229,32 @@ class NodeFetcher:
             raise Unavailable(f"put.io file {ref.id}: the mount is ending") from trouble
 
     def _url(self, file_id: int) -> str:
-        """Return the file's node URL, asking put.io once however many readers want it."""
+        """Return the file's node URL, asking put.io once however many readers want it;
+        the links of the ``keep_links`` files read last are kept (a link let go is asked
+        for again: a scanner reading every file's head must not grow the mount for ever)."""
         with self._lock:
-            lock = self._url_locks.setdefault(file_id, threading.Lock())
+            lock, url = self._links.get(file_id) or (threading.Lock(), None)
+            self._links[file_id] = (lock, url)
+            self._links.move_to_end(file_id)
+            while len(self._links) > self._keep_links:
+                self._links.popitem(last=False)
+        if url is not None:
+            return url
         with lock:
-            url = self._urls.get(file_id)
+            with self._lock:  # another reader may have asked meanwhile
+                url = self._links.get(file_id, (lock, None))[1]
             if url is None:
                 url = fresh_url(self._url_for, file_id)
-                self._urls[file_id] = url
+                with self._lock:
+                    self._links[file_id] = (lock, url)
             return url
 
     def _forget(self, file_id: int, url: str) -> None:
         """A request to ``url`` failed: the next one asks put.io for a new URL."""
         with self._lock:
-            if self._urls.get(file_id) == url:
-                del self._urls[file_id]
+            kept = self._links.get(file_id)
+            if kept is not None and kept[1] == url:
+                self._links[file_id] = (kept[0], None)
 
 
 def _cut(answer: NodeAnswer) -> None:
