@@ -54,7 +54,7 @@ class StatusView:
     failing: tuple[FailingFile, ...]
     last_run: RunSummary | None
     windows: str
-    #: what the newest run that carried out a plan found only a person can solve, and it
+    #: what the newest run that carried out a plan found only a person can solve; that run
     needs_you: tuple[Attention, ...] = ()
     needs_you_run: RunSummary | None = None
 
