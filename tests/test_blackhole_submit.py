@@ -171,3 +171,35 @@ def test_torrent_rewritten_after_the_scan_is_submitted_by_the_next_run_with_its_
     assert mirror.run("torrents", "add").code == 0
     (transfer,) = mirror.fake.transfers()
     assert transfer["hash"] == parse_torrent(newer)[0]
+
+
+# -- file names that are not UTF-8 ------------------------------------------------------
+
+
+def drop_raw(mirror: Mirror, raw_name: bytes, data: bytes) -> bytes:
+    """Put a file whose name is these bytes (perhaps not UTF-8) into the blackhole, aged."""
+    mirror.blackhole.mkdir(parents=True, exist_ok=True)
+    path = os.fsencode(mirror.blackhole) + b"/" + raw_name
+    with open(path, "wb") as stream:
+        stream.write(data)
+    os.utime(path, (1, 1))
+    return path
+
+
+def test_a_file_whose_name_is_not_utf8_is_submitted_and_filed_away_under_its_own_name(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    # Latin-1 names come from Windows shares and old tools; the bytes are the name.
+    drop_raw(mirror, b"Caf\xe9 S01.torrent", torrent_bytes("Cafe S01"))
+    drop_raw(mirror, b"Na\xefve.torrent", b"<html>not a torrent</html>")
+    drop_raw(mirror, b"Later.torrent", torrent_bytes("Later"))
+    result = mirror.run("torrents", "add")
+    assert result.code == 11, result.err  # done; the unusable file needs a person
+    assert "Na\\xefve.torrent" in result.err
+    assert sorted(t["name"] for t in mirror.fake.transfers()) == ["Cafe S01", "Later"]
+    submitted = os.fsencode(mirror.blackhole / ".submitted")
+    assert sorted(os.listdir(submitted)) == [b"Caf\xe9 S01.torrent", b"Later.torrent"]
+    rejected = os.listdir(os.fsencode(mirror.blackhole / ".rejected"))
+    assert sorted(rejected) == [b"Na\xefve.torrent", b"Na\xefve.torrent.why.txt"]
+    history = mirror.run("history")
+    assert history.code == 0, history.err

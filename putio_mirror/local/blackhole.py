@@ -153,8 +153,21 @@ def settling_files(folder: Path, *, now: float, settle_seconds: float = 2.0) -> 
         except OSError:
             continue  # gone, or unreadable: the scan says which
         if _is_unsettled(mtime, now, settle_seconds):
-            settling.append(name)
+            settling.append(shown_name(name))
     return tuple(settling)
+
+
+def shown_name(name: str) -> str:
+    """Given a file name as the OS gave it, return it as text that can be printed, journaled
+    and sent: bytes that are not UTF-8 (a Latin-1 name from a Windows share) as ``\\xNN``.
+
+    The path itself keeps the bytes: only what people and put.io read is changed.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 def _candidates(folder: Path) -> Iterator[tuple[str, BlackholeKind]]:
@@ -222,13 +235,14 @@ def _parse_bytes(path: Path, kind: BlackholeKind, size: int, data: bytes) -> Bla
     """Given a blackhole file's bytes, return it parsed; raise CorruptTorrentError."""
     if kind == "torrent":
         info_hash, display_name = parse_torrent(data)
-        return BlackholeItem(str(path), path.name, kind, size, info_hash, display_name)
+        return BlackholeItem(str(path), shown_name(path.name), kind, size, info_hash, display_name)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CorruptTorrentError("not UTF-8 text, so not a .magnet file", MAGNET_HINT) from None
     info_hash, display_name, uri = parse_magnet(text)
-    return BlackholeItem(str(path), path.name, kind, size, info_hash, display_name, uri)
+    name = shown_name(path.name)
+    return BlackholeItem(str(path), name, kind, size, info_hash, display_name, uri)
 
 
 def _read_at_most(path: Path, limit: int, what: str) -> tuple[bytes, os.stat_result]:
@@ -256,7 +270,7 @@ def _too_large(what: str, limit: int) -> CorruptTorrentError:
 
 
 def _problem(path: Path, kind: BlackholeKind, size: int, problem: str) -> BlackholeItem:
-    return BlackholeItem(str(path), path.name, kind, size, problem=problem)
+    return BlackholeItem(str(path), shown_name(path.name), kind, size, problem=problem)
 
 
 @dataclass(frozen=True)
@@ -302,7 +316,7 @@ def _why_unreadable(error: OSError | CorruptTorrentError) -> str:
 
 def _changed(path: Path, reason: str) -> BlackholeChangedError:
     return BlackholeChangedError(
-        f"{path.name} changed after it was read, so it was not submitted: {reason}",
+        f"{shown_name(path.name)} changed after it was read, so it was not submitted: {reason}",
         "Nothing to do: it stays in the blackhole and the next run reads it afresh.",
     )
 
@@ -317,8 +331,9 @@ def reject_refused(
     uploaded again on every run (every 30 s under ``watch``)."""
     note = f"put.io refused it: {refusal.reason}"
     moved = file_away(path, blackhole, REJECTED_DIR, note=note, identity=identity)
+    moved_name = shown_name(moved.name)
     return ItemError(
-        f"{refusal.message}; moved to {REJECTED_DIR}/{moved.name} (see {moved.name}.why.txt)",
+        f"{refusal.message}; moved to {REJECTED_DIR}/{moved_name} (see {moved_name}.why.txt)",
         refusal.hint,
     )
 
@@ -350,7 +365,7 @@ def file_away(
                 stream.write(note.rstrip("\n") + "\n")
     except OSError as error:
         raise ItemError(
-            f"could not move {path.name} into {target_folder}: {error.strerror}",
+            f"could not move {shown_name(path.name)} into {target_folder}: {error.strerror}",
             "Check that the user running putio-mirror may write to the blackhole folder.",
         ) from error
     return target
