@@ -173,6 +173,30 @@ def test_torrent_rewritten_after_the_scan_is_submitted_by_the_next_run_with_its_
     assert transfer["hash"] == parse_torrent(newer)[0]
 
 
+def test_a_file_taken_away_while_put_io_took_it_counts_as_submitted_and_is_never_resent(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    # Sonarr gave up on the grab and deleted its file while the upload was on its way.
+    planned = mirror.drop("show.torrent", torrent_bytes("Show S04"))
+
+    def take_away(request: LoggedRequest) -> None:
+        if request.path == "/v2/files/upload":
+            planned.unlink()
+
+    mirror.fake.on_request = take_away
+    result = mirror.run("torrents", "add")
+    assert result.code == 0, result.err
+    assert "not submitted" not in result.out + result.err
+    (transfer,) = mirror.fake.transfers()
+    assert transfer["name"] == "Show S04"
+    mirror.fake.on_request = None
+    mirror.drop("show.torrent", torrent_bytes("Show S04"))  # dropped again
+    again = mirror.run("torrents", "add")
+    assert again.code == 0, again.err
+    assert len(mirror.fake.transfers()) == 1
+    assert names_in(mirror.blackhole / ".submitted") == ["show.torrent", "show.torrent.why.txt"]
+
+
 # -- file names that are not UTF-8 ------------------------------------------------------
 
 

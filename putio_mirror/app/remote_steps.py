@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from putio_mirror.app.rules import RemoteWriter
-from putio_mirror.core.errors import TorrentRefusedError
+from putio_mirror.core.errors import BlackholeChangedError, TorrentRefusedError
 from putio_mirror.core.plan import (
     ArchiveDuplicate,
     CancelTransfer,
@@ -74,5 +74,8 @@ def submit(
         raise reject_refused(path, blackhole, refusal, content.identity) from refusal
     # Journal before filing away: the next run archives a file left by a crash here.
     journal.record_submission(action.info_hash, transfer.id, action.name, now())
-    file_away(path, blackhole, SUBMITTED_DIR, identity=content.identity)
+    try:
+        file_away(path, blackhole, SUBMITTED_DIR, identity=content.identity)
+    except BlackholeChangedError as changed:  # submitted all the same: done, said so
+        return f"transfer {transfer.id} ({changed.message})"
     return f"transfer {transfer.id}"

@@ -350,11 +350,15 @@ def file_away(
     An existing file is never overwritten: ``name (2).torrent``, ``name (3)…`` are
     tried. With a note, ``<new name>.why.txt`` holding it is written beside. With an
     ``identity`` (device, inode), only that file is moved. Raise BlackholeChangedError if
-    another file stands at ``path`` now, ItemError if the move fails.
+    it is gone or another file stands at ``path`` now, ItemError if the move fails.
     """
     target_folder = blackhole / subfolder
-    if identity is not None and _identity(path) != identity:
-        raise _changed(path, "another file took its place; it is left for the next run")
+    if identity is not None and (standing := _identity(path)) != identity:
+        reason = "it is gone" if standing is None else "another file took its place"
+        raise BlackholeChangedError(
+            f"{shown_name(path.name)} was not moved into {subfolder}/: {reason}",
+            "Nothing to do: the next run looks at the blackhole afresh.",
+        )
     try:
         target_folder.mkdir(parents=True, exist_ok=True)
         # One run at a time (the run lock), so nobody else fills the name we pick.
