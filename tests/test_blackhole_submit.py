@@ -197,6 +197,45 @@ def test_a_file_taken_away_while_put_io_took_it_counts_as_submitted_and_is_never
     assert names_in(mirror.blackhole / ".submitted") == ["show.torrent", "show.torrent.why.txt"]
 
 
+# -- a writer that stalls ----------------------------------------------------------------
+
+
+def test_a_torrent_cut_short_while_its_writer_stalls_waits_for_the_rest_instead_of_rejected(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    # wget on a slow tracker, or a copy over a share, stalled longer than the settle time.
+    data = torrent_bytes("Slow Writer S01")
+    path = mirror.drop("slow.torrent", data[: len(data) // 2])
+    first = mirror.run("torrents", "add")
+    assert first.code == 0, first.err
+    assert "slow.torrent" in first.out + first.err
+    assert names_in(mirror.blackhole) == ["slow.torrent"], "left for the writer to finish"
+    with path.open("ab") as stream:  # the writer wakes up and finishes
+        stream.write(data[len(data) // 2 :])
+    aged = path.stat().st_mtime - 60
+    os.utime(path, (aged, aged))
+    second = mirror.run("torrents", "add")
+    assert second.code == 0, second.err
+    assert [t["name"] for t in mirror.fake.transfers()] == ["Slow Writer S01"]
+    assert names_in(mirror.blackhole / ".submitted") == ["slow.torrent"]
+
+
+def test_a_torrent_cut_short_and_left_so_for_long_is_rejected_as_cut_short(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Abandoned")
+    path = mirror.drop("abandoned.torrent", data[: len(data) - 7])
+    long_ago = path.stat().st_mtime - 3600
+    os.utime(path, (long_ago, long_ago))
+    result = mirror.run("torrents", "add")
+    assert result.code == 11, result.err
+    assert "cut short" in result.err
+    assert names_in(mirror.blackhole / ".rejected") == [
+        "abandoned.torrent",
+        "abandoned.torrent.why.txt",
+    ]
+
+
 # -- file names that are not UTF-8 ------------------------------------------------------
 
 

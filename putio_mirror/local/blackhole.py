@@ -21,6 +21,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 # fastbencode re-exports these from its compiled module without declaring them.
 from fastbencode import bdecode, bencode  # type: ignore[attr-defined]
@@ -33,8 +34,8 @@ from putio_mirror.core.errors import (
 )
 from putio_mirror.core.state import BlackholeItem, BlackholeKind
 from putio_mirror.core.units import human_bytes
+from putio_mirror.local.bencoding import EndsMidwayError, info_span
 from putio_mirror.local.bencoding import canonical as canonical_form
-from putio_mirror.local.bencoding import info_span
 from putio_mirror.local.magnet import MAGNET_HINT, parse_magnet
 
 SUBMITTED_DIR = ".submitted"
@@ -45,11 +46,19 @@ MAX_MAGNET_BYTES = 64 * 1024
 _SUFFIXES: dict[str, BlackholeKind] = {".torrent": "torrent", ".magnet": "magnet"}
 # A file dated further ahead than this is not being written now: the clocks disagree.
 _FUTURE_TOLERANCE_SECONDS = 24 * 60 * 60
+#: how long an empty or cut-short .torrent may wait for its writer before it is rejected
+WRITER_PATIENCE_SECONDS = 10 * 60
+_LATER: Literal["later"] = "later"
+_GONE: Literal["gone"] = "gone"
 
 _TORRENT_HINT = (
     "Fetch the .torrent again from where it came from; the file may be cut short, "
     "or be an error page saved under a .torrent name."
 )
+
+
+class CutShortError(CorruptTorrentError):
+    """A .torrent whose bencode ends mid-way: unusable now, whole perhaps later."""
 
 
 def parse_torrent(data: bytes) -> tuple[str, str]:
@@ -81,6 +90,11 @@ def _decode(data: bytes) -> object:
         if end != len(data):
             raise ValueError("junk after the data")
         return bdecode(canonical)
+    except EndsMidwayError:
+        raise CutShortError(
+            "cut short: the data ends mid-way (its download or copy did not finish)",
+            _TORRENT_HINT,
+        ) from None
     except (ValueError, RecursionError):
         reason = "not bencoded data"
         if data.lstrip()[:1] == b"<":
@@ -131,30 +145,31 @@ def scan_blackhole(
     folder: Path, *, now: float, settle_seconds: float = 2.0
 ) -> tuple[BlackholeItem, ...]:
     """Given the blackhole folder and the time, return its settled .torrent and .magnet
-    files sorted by name, unusable ones with ``problem`` set.
+    files sorted by name, unusable ones with ``problem`` set (``scan`` without the files
+    left for later)."""
+    return scan(folder, now=now, settle_seconds=settle_seconds)[0]
 
-    Hidden files, our subfolders and files changed within ``settle_seconds``
-    (perhaps still being written) are left out. A missing folder gives ``()``;
+
+def scan(
+    folder: Path, *, now: float, settle_seconds: float = 2.0
+) -> tuple[tuple[BlackholeItem, ...], tuple[str, ...]]:
+    """Given the blackhole folder and the time, return its settled .torrent and .magnet
+    files sorted by name, unusable ones with ``problem`` set, and the names of those left
+    for later: changed within ``settle_seconds``, or empty or cut short and changed within
+    ``WRITER_PATIENCE_SECONDS`` (perhaps still being written by a writer that stalled).
+
+    Hidden files and our subfolders are left out. A missing folder gives nothing;
     raise ItemError only if the folder exists but cannot be listed.
     """
-    items = (
-        _examine(folder / name, kind, now, settle_seconds) for name, kind in _candidates(folder)
-    )
-    return tuple(item for item in items if item is not None)
-
-
-def settling_files(folder: Path, *, now: float, settle_seconds: float = 2.0) -> tuple[str, ...]:
-    """Given the blackhole folder and the time, return the names of the .torrent and .magnet
-    files ``scan_blackhole`` leaves for later: changed within ``settle_seconds``."""
-    settling = []
-    for name, _ in _candidates(folder):
-        try:
-            mtime = (folder / name).lstat().st_mtime
-        except OSError:
-            continue  # gone, or unreadable: the scan says which
-        if _is_unsettled(mtime, now, settle_seconds):
-            settling.append(shown_name(name))
-    return tuple(settling)
+    items: list[BlackholeItem] = []
+    later: list[str] = []
+    for name, kind in _candidates(folder):
+        found = _examine(folder / name, kind, now, settle_seconds)
+        if isinstance(found, BlackholeItem):
+            items.append(found)
+        elif found == _LATER:
+            later.append(shown_name(name))
+    return tuple(items), tuple(later)
 
 
 def shown_name(name: str) -> str:
@@ -188,16 +203,19 @@ def _candidates(folder: Path) -> Iterator[tuple[str, BlackholeKind]]:
             yield name, kind
 
 
-def _examine(path: Path, kind: BlackholeKind, now: float, settle: float) -> BlackholeItem | None:
-    """Given one candidate file, return what it holds, or None if it is not settled yet."""
+def _examine(
+    path: Path, kind: BlackholeKind, now: float, settle: float
+) -> BlackholeItem | Literal["later", "gone"]:
+    """Given one candidate file, return what it holds, ``_LATER`` if it may still be being
+    written, ``_GONE`` if it was taken away meanwhile."""
     try:
         status = path.lstat()
     except FileNotFoundError:
-        return None  # taken away between listing and looking
+        return _GONE  # taken away between listing and looking
     except OSError as error:
         return _problem(path, kind, 0, f"cannot be read: {error.strerror}")
     if _is_unsettled(status.st_mtime, now, settle):
-        return None
+        return _LATER
     size = status.st_size
     if stat.S_ISLNK(status.st_mode):
         return _problem(
@@ -205,10 +223,15 @@ def _examine(path: Path, kind: BlackholeKind, now: float, settle: float) -> Blac
         )
     if not stat.S_ISREG(status.st_mode):
         return _problem(path, kind, size, "not a regular file")
+    # A writer that stalled longer than the settle time left it empty or cut short: it
+    # gets a while longer, or a torrent whose writer only paused is rejected for good.
+    patient = _is_unsettled(status.st_mtime, now, WRITER_PATIENCE_SECONDS)
     if size == 0:
-        return _problem(path, kind, size, "the file is empty")
+        return _LATER if patient else _problem(path, kind, size, "the file is empty")
     try:
         return _parse_file(path, kind, size)
+    except CutShortError as error:
+        return _LATER if patient else _problem(path, kind, size, error.message)
     except CorruptTorrentError as error:
         return _problem(path, kind, size, error.message)
     except OSError as error:
