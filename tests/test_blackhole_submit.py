@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from putio_mirror.app.run import Outcome, Request, Runtime, run_once
+from putio_mirror.cli.watch import submit_blackhole
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.plan import Plan
+from putio_mirror.core.state import Desire
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.fakeputio.fake import LoggedRequest
 from putio_mirror.journal.store import Journal
@@ -266,3 +272,47 @@ def test_a_file_whose_name_is_not_utf8_is_submitted_and_filed_away_under_its_own
     assert sorted(rejected) == [b"Na\xefve.torrent", b"Na\xefve.torrent.why.txt"]
     history = mirror.run("history")
     assert history.code == 0, history.err
+
+
+# -- another run submits between this run's plan and its turn -----------------------------
+
+
+def run_with_a_pass_first(mirror: Mirror) -> Outcome:
+    """A whole ``torrents add`` run in which, once it has planned, a watcher's blackhole pass
+    (another process or host sharing the journal) runs from start to end."""
+    settings = load_settings(mirror.config, {})
+
+    def meanwhile(plan: Plan) -> None:
+        report = submit_blackhole(Runtime(settings))
+        assert report is not None and report.done and not report.failed
+
+    return run_once(Runtime(settings, on_plan=meanwhile), Request("torrents add"))
+
+
+def test_a_torrent_asked_for_over_rpc_is_not_submitted_again_by_a_run_that_planned_it_too(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Asked For")
+    info_hash = parse_torrent(data)[0]
+    journal = Journal.open(f"sqlite:///{mirror.journal}")
+    try:
+        desire = Desire(info_hash, 1, "Asked For", "torrent", datetime.now(UTC), size=1234)
+        journal.desires.add(desire, data)
+    finally:
+        journal.close()
+    outcome = run_with_a_pass_first(mirror)
+    assert [t["hash"] for t in mirror.fake.transfers()] == [info_hash], "submitted once"
+    assert outcome.report is not None and not outcome.report.failed
+    assert outcome.exit_code == 0
+
+
+def test_a_blackhole_torrent_another_run_submitted_meanwhile_is_no_failure_of_this_run(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Raced")
+    mirror.drop("raced.torrent", data)
+    outcome = run_with_a_pass_first(mirror)
+    assert len(mirror.fake.transfers()) == 1
+    assert outcome.report is not None and not outcome.report.failed, outcome.report.failed
+    assert outcome.exit_code == 0
+    assert names_in(mirror.blackhole / ".submitted") == ["raced.torrent"]
