@@ -92,6 +92,27 @@ def test_upload_whose_answer_was_lost_is_adopted_as_ours_and_its_seeding_cancell
     assert mirror.fake.transfers() == [], "the transfer is ours: its seeding is cancelled"
 
 
+def test_upload_whose_answer_was_lost_is_not_submitted_again_once_its_transfer_is_cleaned(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Lost Then Cleaned")
+    mirror.fake.inject("/v2/files/upload", lose_answer=True)
+    mirror.drop("lost.torrent", data)
+    assert mirror.run("torrents", "add").code == 1
+    assert mirror.run("torrents", "add").code == 0  # found on put.io: filed away
+    mirror.fake.finish_transfers()
+    (transfer,) = mirror.fake.transfers()
+    assert mirror.run("transfers", "cancel-seeding").code == 0
+    assert mirror.fake.transfers() == [], "gone from put.io's list"
+    mirror.fake.clear_requests()
+    mirror.drop("lost again.torrent", data)  # Sonarr grabs the same release again
+    again = mirror.run("torrents", "add")
+    assert again.code == 0, again.err
+    assert submissions(mirror.fake) == [], "submitted once, as a torrent answered in time is"
+    assert "submitted earlier" in again.err + again.out
+    assert transfer["hash"] == parse_torrent(data)[0]
+
+
 def test_upload_that_failed_before_put_io_created_it_is_submitted_again(
     mirror: Mirror, torrent_bytes: Callable[..., bytes]
 ) -> None:

@@ -393,7 +393,7 @@ class Executor:
         if isinstance(action, SubmitDesired):
             return submit_desired(self._remote, self._journal, action, self._rules, self._now)
         if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):
-            return file_away_step(action, self._places.blackhole)
+            return file_away_step(action, self._places.blackhole, self._journal, self._now)
         return groom(self._remote, action)
 
     def _count(self, amount: int) -> None:
