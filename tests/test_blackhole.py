@@ -16,10 +16,13 @@ from putio_mirror.local.blackhole import (
     MAX_TORRENT_BYTES,
     REJECTED_DIR,
     SUBMITTED_DIR,
+    WRITER_PATIENCE_SECONDS,
+    CutShortError,
     file_away,
     parse_magnet,
     parse_torrent,
     reread,
+    scan,
     scan_blackhole,
 )
 
@@ -82,10 +85,28 @@ def test_non_canonical_torrent_gives_sha1_of_the_raw_info_bytes() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"hello world", b"d4:infod4:name", b"i12e junk", b"d1:a1:b1:a1:ce", b"l" * 5000],
+    [b"hello world", b"i12e junk", b"d1:a1:b1:a1:ce", b"l" * 5000, b"d4:infoX"],
 )
 def test_data_that_is_not_bencode_is_refused(data: bytes) -> None:
     with pytest.raises(CorruptTorrentError, match="not bencoded data") as raised:
+        parse_torrent(data)
+    assert raised.value.hint
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"d4:infod4:name",
+        b"d4:info",
+        b"d4:infoli1",
+        b"d4:infoli-",
+        b"d4:infod12",
+        b"d4:infol4:ab",
+    ],
+)
+def test_data_that_ends_inside_a_value_is_refused_as_cut_short(data: bytes) -> None:
+    with pytest.raises(CutShortError, match="cut short") as raised:
         parse_torrent(data)
     assert raised.value.hint
 
@@ -234,6 +255,22 @@ def test_scan_skips_files_that_may_still_be_being_written(tmp_path: Path) -> Non
     assert names == ["settled.torrent"]
 
 
+def test_scan_gives_an_empty_or_cut_short_torrent_time_for_its_writer(tmp_path: Path) -> None:
+    now = 1_800_000_000.0
+    recent, long_ago = now - 60, now - WRITER_PATIENCE_SECONDS - 1
+    write(tmp_path / "a-empty.torrent", b"", mtime=recent)
+    write(tmp_path / "b-cut.torrent", torrent(SINGLE_INFO)[:-9], mtime=recent)
+    write(tmp_path / "c-garbage.torrent", b"hello world", mtime=recent)
+    write(tmp_path / "d-young.torrent", torrent(SINGLE_INFO), mtime=now - 1)
+    write(tmp_path / "e-cut-long-ago.torrent", torrent(SINGLE_INFO)[:-9], mtime=long_ago)
+
+    items, later = scan(tmp_path, now=now, settle_seconds=2)
+
+    assert [item.name for item in items] == ["c-garbage.torrent", "e-cut-long-ago.torrent"]
+    assert all(item.problem for item in items)
+    assert later == ("a-empty.torrent", "b-cut.torrent", "d-young.torrent")
+
+
 def test_scan_does_not_wait_forever_for_a_file_dated_far_in_the_future(tmp_path: Path) -> None:
     now = 1_800_000_000.0
     write(tmp_path / "future.torrent", torrent(SINGLE_INFO), mtime=now + 10 * 86400)
@@ -242,7 +279,9 @@ def test_scan_does_not_wait_forever_for_a_file_dated_far_in_the_future(tmp_path:
 
 
 def test_scan_reports_bad_files_as_problems_without_raising(tmp_path: Path, now: float) -> None:
-    write(tmp_path / "empty.torrent", b"")
+    long_ago = now - WRITER_PATIENCE_SECONDS - 1
+    write(tmp_path / "empty.torrent", b"", mtime=long_ago)
+    write(tmp_path / "cut.torrent", torrent(SINGLE_INFO)[:-9], mtime=long_ago)
     write(tmp_path / "garbage.torrent", b"not a torrent at all")
     write(tmp_path / "list.torrent", bencode([b"x"]))
     write(tmp_path / "garbage.magnet", b"http://nope")
@@ -257,6 +296,7 @@ def test_scan_reports_bad_files_as_problems_without_raising(tmp_path: Path, now:
 
     assert problems == {
         "big.magnet": "too large to be a .magnet file (over 64 KiB)",
+        "cut.torrent": "cut short: the data ends mid-way (its download or copy did not finish)",
         "empty.torrent": "the file is empty",
         "folder.torrent": "not a regular file",
         "garbage.magnet": "not a magnet link: it does not start with 'magnet:?'",

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from putio_mirror.app.run import Outcome, Request, Runtime, run_once
+from putio_mirror.cli.watch import submit_blackhole
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.plan import Plan
+from putio_mirror.core.state import Desire
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.fakeputio.fake import LoggedRequest
 from putio_mirror.journal.store import Journal
@@ -84,6 +90,27 @@ def test_upload_whose_answer_was_lost_is_adopted_as_ours_and_its_seeding_cancell
     groom = mirror.run("transfers", "cancel-seeding")
     assert groom.code == 0, groom.err
     assert mirror.fake.transfers() == [], "the transfer is ours: its seeding is cancelled"
+
+
+def test_upload_whose_answer_was_lost_is_not_submitted_again_once_its_transfer_is_cleaned(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Lost Then Cleaned")
+    mirror.fake.inject("/v2/files/upload", lose_answer=True)
+    mirror.drop("lost.torrent", data)
+    assert mirror.run("torrents", "add").code == 1
+    assert mirror.run("torrents", "add").code == 0  # found on put.io: filed away
+    mirror.fake.finish_transfers()
+    (transfer,) = mirror.fake.transfers()
+    assert mirror.run("transfers", "cancel-seeding").code == 0
+    assert mirror.fake.transfers() == [], "gone from put.io's list"
+    mirror.fake.clear_requests()
+    mirror.drop("lost again.torrent", data)  # Sonarr grabs the same release again
+    again = mirror.run("torrents", "add")
+    assert again.code == 0, again.err
+    assert submissions(mirror.fake) == [], "submitted once, as a torrent answered in time is"
+    assert "submitted earlier" in again.err + again.out
+    assert transfer["hash"] == parse_torrent(data)[0]
 
 
 def test_upload_that_failed_before_put_io_created_it_is_submitted_again(
@@ -171,3 +198,142 @@ def test_torrent_rewritten_after_the_scan_is_submitted_by_the_next_run_with_its_
     assert mirror.run("torrents", "add").code == 0
     (transfer,) = mirror.fake.transfers()
     assert transfer["hash"] == parse_torrent(newer)[0]
+
+
+def test_a_file_taken_away_while_put_io_took_it_counts_as_submitted_and_is_never_resent(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    # Sonarr gave up on the grab and deleted its file while the upload was on its way.
+    planned = mirror.drop("show.torrent", torrent_bytes("Show S04"))
+
+    def take_away(request: LoggedRequest) -> None:
+        if request.path == "/v2/files/upload":
+            planned.unlink()
+
+    mirror.fake.on_request = take_away
+    result = mirror.run("torrents", "add")
+    assert result.code == 0, result.err
+    assert "not submitted" not in result.out + result.err
+    (transfer,) = mirror.fake.transfers()
+    assert transfer["name"] == "Show S04"
+    mirror.fake.on_request = None
+    mirror.drop("show.torrent", torrent_bytes("Show S04"))  # dropped again
+    again = mirror.run("torrents", "add")
+    assert again.code == 0, again.err
+    assert len(mirror.fake.transfers()) == 1
+    assert names_in(mirror.blackhole / ".submitted") == ["show.torrent", "show.torrent.why.txt"]
+
+
+# -- a writer that stalls ----------------------------------------------------------------
+
+
+def test_a_torrent_cut_short_while_its_writer_stalls_waits_for_the_rest_instead_of_rejected(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    # wget on a slow tracker, or a copy over a share, stalled longer than the settle time.
+    data = torrent_bytes("Slow Writer S01")
+    path = mirror.drop("slow.torrent", data[: len(data) // 2])
+    first = mirror.run("torrents", "add")
+    assert first.code == 0, first.err
+    assert "slow.torrent" in first.out + first.err
+    assert names_in(mirror.blackhole) == ["slow.torrent"], "left for the writer to finish"
+    with path.open("ab") as stream:  # the writer wakes up and finishes
+        stream.write(data[len(data) // 2 :])
+    aged = path.stat().st_mtime - 60
+    os.utime(path, (aged, aged))
+    second = mirror.run("torrents", "add")
+    assert second.code == 0, second.err
+    assert [t["name"] for t in mirror.fake.transfers()] == ["Slow Writer S01"]
+    assert names_in(mirror.blackhole / ".submitted") == ["slow.torrent"]
+
+
+def test_a_torrent_cut_short_and_left_so_for_long_is_rejected_as_cut_short(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Abandoned")
+    path = mirror.drop("abandoned.torrent", data[: len(data) - 7])
+    long_ago = path.stat().st_mtime - 3600
+    os.utime(path, (long_ago, long_ago))
+    result = mirror.run("torrents", "add")
+    assert result.code == 11, result.err
+    assert "cut short" in result.err
+    assert names_in(mirror.blackhole / ".rejected") == [
+        "abandoned.torrent",
+        "abandoned.torrent.why.txt",
+    ]
+
+
+# -- file names that are not UTF-8 ------------------------------------------------------
+
+
+def drop_raw(mirror: Mirror, raw_name: bytes, data: bytes) -> bytes:
+    """Put a file whose name is these bytes (perhaps not UTF-8) into the blackhole, aged."""
+    mirror.blackhole.mkdir(parents=True, exist_ok=True)
+    path = os.fsencode(mirror.blackhole) + b"/" + raw_name
+    with open(path, "wb") as stream:
+        stream.write(data)
+    os.utime(path, (1, 1))
+    return path
+
+
+def test_a_file_whose_name_is_not_utf8_is_submitted_and_filed_away_under_its_own_name(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    # Latin-1 names come from Windows shares and old tools; the bytes are the name.
+    drop_raw(mirror, b"Caf\xe9 S01.torrent", torrent_bytes("Cafe S01"))
+    drop_raw(mirror, b"Na\xefve.torrent", b"<html>not a torrent</html>")
+    drop_raw(mirror, b"Later.torrent", torrent_bytes("Later"))
+    result = mirror.run("torrents", "add")
+    assert result.code == 11, result.err  # done; the unusable file needs a person
+    assert "Na\\xefve.torrent" in result.err
+    assert sorted(t["name"] for t in mirror.fake.transfers()) == ["Cafe S01", "Later"]
+    submitted = os.fsencode(mirror.blackhole / ".submitted")
+    assert sorted(os.listdir(submitted)) == [b"Caf\xe9 S01.torrent", b"Later.torrent"]
+    rejected = os.listdir(os.fsencode(mirror.blackhole / ".rejected"))
+    assert sorted(rejected) == [b"Na\xefve.torrent", b"Na\xefve.torrent.why.txt"]
+    history = mirror.run("history")
+    assert history.code == 0, history.err
+
+
+# -- another run submits between this run's plan and its turn -----------------------------
+
+
+def run_with_a_pass_first(mirror: Mirror) -> Outcome:
+    """A whole ``torrents add`` run in which, once it has planned, a watcher's blackhole pass
+    (another process or host sharing the journal) runs from start to end."""
+    settings = load_settings(mirror.config, {})
+
+    def meanwhile(plan: Plan) -> None:
+        report = submit_blackhole(Runtime(settings))
+        assert report is not None and report.done and not report.failed
+
+    return run_once(Runtime(settings, on_plan=meanwhile), Request("torrents add"))
+
+
+def test_a_torrent_asked_for_over_rpc_is_not_submitted_again_by_a_run_that_planned_it_too(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Asked For")
+    info_hash = parse_torrent(data)[0]
+    journal = Journal.open(f"sqlite:///{mirror.journal}")
+    try:
+        desire = Desire(info_hash, 1, "Asked For", "torrent", datetime.now(UTC), size=1234)
+        journal.desires.add(desire, data)
+    finally:
+        journal.close()
+    outcome = run_with_a_pass_first(mirror)
+    assert [t["hash"] for t in mirror.fake.transfers()] == [info_hash], "submitted once"
+    assert outcome.report is not None and not outcome.report.failed
+    assert outcome.exit_code == 0
+
+
+def test_a_blackhole_torrent_another_run_submitted_meanwhile_is_no_failure_of_this_run(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Raced")
+    mirror.drop("raced.torrent", data)
+    outcome = run_with_a_pass_first(mirror)
+    assert len(mirror.fake.transfers()) == 1
+    assert outcome.report is not None and not outcome.report.failed, outcome.report.failed
+    assert outcome.exit_code == 0
+    assert names_in(mirror.blackhole / ".submitted") == ["raced.torrent"]

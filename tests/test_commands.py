@@ -53,10 +53,10 @@ def test_same_torrent_dropped_again_under_another_name_is_not_submitted_twice(
 
 
 def test_corrupt_torrent_is_rejected_with_a_note_and_not_retried(mirror: Mirror) -> None:
-    mirror.drop("broken.torrent", b"d4:infoi3e")
+    mirror.drop("broken.torrent", b"d4:infoi3ee")
     assert mirror.run("torrents", "add").code == 11  # done, but it needs a person
     rejected = mirror.blackhole / ".rejected"
-    assert (rejected / "broken.torrent").read_bytes() == b"d4:infoi3e"
+    assert (rejected / "broken.torrent").read_bytes() == b"d4:infoi3ee"
     assert (rejected / "broken.torrent.why.txt").read_text().strip()
     mirror.fake.clear_requests()
     assert mirror.run("torrents", "add").code == 0

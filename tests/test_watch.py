@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import threading
@@ -16,6 +17,7 @@ from putio_mirror.cli.signals import StopFlag
 from putio_mirror.cli.watch import SETTLE_SECONDS, submit_blackhole, watch_blackhole
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode
+from putio_mirror.fakeputio.fake import LoggedRequest
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.lock import RunLock
 from tests.mirror_env import Mirror
@@ -190,3 +192,29 @@ def test_sighup_reads_the_config_again_and_a_broken_one_leaves_the_old_in_force(
         code, err = finish(process, signal.SIGTERM)
         assert code == 0, err
     assert "the config was not reloaded" in err and "colour: unknown option" in err
+
+
+def test_the_watcher_outlives_its_blackhole_vanishing_and_watches_it_again_once_back(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    # An unmounted share, or a folder removed and made again: the old watch died with it.
+    def vanish(request: LoggedRequest) -> None:
+        if request.path == "/v2/files/upload":
+            shutil.rmtree(mirror.blackhole)
+
+    mirror.fake.on_request = vanish
+    with Watcher(mirror, add_first=True) as watcher:
+        (mirror.blackhole / "first.torrent").write_bytes(torrent_bytes("First"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 1)
+        assert wait_for(lambda: "blackhole" in caplog.text and "is gone" in caplog.text)
+        time.sleep(1.0)  # the pass has ended and looked at the folder
+        assert watcher.thread.is_alive(), "the watcher lives on"
+        mirror.fake.on_request = None
+        mirror.blackhole.mkdir()
+        (mirror.blackhole / "second.torrent").write_bytes(torrent_bytes("Second"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 2, timeout=10.0)
+        assert wait_for(lambda: (mirror.blackhole / ".submitted" / "second.torrent").exists())
+        time.sleep(0.5)
+        (mirror.blackhole / "third.torrent").write_bytes(torrent_bytes("Third"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 3, timeout=10.0)
+    assert sorted(t["name"] for t in mirror.fake.transfers()) == ["First", "Second", "Third"]

@@ -244,14 +244,20 @@ class Executor:
         """Claim the action (kept alive until released); False if another host holds or did it."""
         if not self._claims.claim(action.key):
             return False
-        if (
-            isinstance(action, Download)
-            and not action.again
-            and self._journal.is_verified(action.file_id)
-        ):
+        if self._done_elsewhere(action):
             self._claims.release(action.key)  # finished elsewhere since we planned
             return False
         return True
+
+    def _done_elsewhere(self, action: Action) -> bool:
+        """Given an action just claimed, say whether another run did it after this one
+        planned (its claim is released once done): a torrent submitted twice would be two
+        transfers on put.io."""
+        if isinstance(action, Download):
+            return not action.again and self._journal.is_verified(action.file_id)
+        if isinstance(action, SubmitTorrent | SubmitMagnet | SubmitDesired):
+            return self._journal.transfer_of(action.info_hash) is not None
+        return False
 
     def _continuing(self, action: Download) -> Callable[[], bool]:
         """Between chunks: the window is open, no stop was asked, and our claim still holds."""
@@ -387,7 +393,7 @@ class Executor:
         if isinstance(action, SubmitDesired):
             return submit_desired(self._remote, self._journal, action, self._rules, self._now)
         if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):
-            return file_away_step(action, self._places.blackhole)
+            return file_away_step(action, self._places.blackhole, self._journal, self._now)
         return groom(self._remote, action)
 
     def _count(self, amount: int) -> None:

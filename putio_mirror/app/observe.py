@@ -27,7 +27,7 @@ from putio_mirror.core.state import (
     Transfer,
 )
 from putio_mirror.fetch.segments import bytes_done
-from putio_mirror.local.blackhole import scan_blackhole, settling_files
+from putio_mirror.local.blackhole import scan
 from putio_mirror.local.files import local_size
 from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import list_staging, part_path
@@ -71,8 +71,7 @@ class Observing:
         self._unscanned: MirrorError | None = None
         try:
             if want_blackhole:
-                self._blackhole = _scan(places.blackhole, now_epoch)
-                self._settling = settling_files(places.blackhole, now=now_epoch)
+                self._blackhole, self._settling = _scan(places.blackhole, now_epoch)
         except MirrorError as error:  # raised when observed: the run is then recorded
             self._unscanned = error
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="observe")
@@ -161,8 +160,8 @@ def thawed_after() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _scan(folder: Path, now_epoch: float) -> tuple[BlackholeItem, ...]:
-    return scan_blackhole(folder, now=now_epoch) if folder.is_dir() else ()
+def _scan(folder: Path, now_epoch: float) -> tuple[tuple[BlackholeItem, ...], tuple[str, ...]]:
+    return scan(folder, now=now_epoch) if folder.is_dir() else ((), ())
 
 
 def _local_facts(

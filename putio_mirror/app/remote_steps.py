@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from putio_mirror.app.rules import RemoteWriter
-from putio_mirror.core.errors import TorrentRefusedError
+from putio_mirror.core.errors import BlackholeChangedError, TorrentRefusedError
 from putio_mirror.core.plan import (
     ArchiveDuplicate,
     CancelTransfer,
@@ -29,8 +29,16 @@ from putio_mirror.local.blackhole import (
 )
 
 
-def file_away_step(action: RejectBlackholeFile | ArchiveDuplicate, blackhole: Path) -> str:
-    """Given a blackhole file refused or submitted already, move it to its folder."""
+def file_away_step(
+    action: RejectBlackholeFile | ArchiveDuplicate,
+    blackhole: Path,
+    journal: Journal,
+    now: Callable[[], datetime],
+) -> str:
+    """Given a blackhole file refused or submitted already, move it to its folder (and
+    journal the transfer an earlier attempt made, if the plan found it)."""
+    if isinstance(action, ArchiveDuplicate) and action.adopt_transfer_id is not None:
+        journal.record_submission(action.info_hash, action.adopt_transfer_id, action.name, now())
     folder = REJECTED_DIR if isinstance(action, RejectBlackholeFile) else SUBMITTED_DIR
     file_away(Path(action.path), blackhole, folder, note=action.why)
     return f"moved to {folder}/"
@@ -74,5 +82,8 @@ def submit(
         raise reject_refused(path, blackhole, refusal, content.identity) from refusal
     # Journal before filing away: the next run archives a file left by a crash here.
     journal.record_submission(action.info_hash, transfer.id, action.name, now())
-    file_away(path, blackhole, SUBMITTED_DIR, identity=content.identity)
+    try:
+        file_away(path, blackhole, SUBMITTED_DIR, identity=content.identity)
+    except BlackholeChangedError as changed:  # submitted all the same: done, said so
+        return f"transfer {transfer.id} ({changed.message})"
     return f"transfer {transfer.id}"

@@ -22,6 +22,8 @@ interrupted or frees its claims.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from pathlib import Path
 import schedule
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from putio_mirror.app.report import RunReport
 from putio_mirror.app.run import ALL_KINDS, BLACKHOLE_KINDS, Outcome, Request, Runtime, run_once
@@ -242,7 +245,7 @@ class _Rounds:
             on_snapshot=self.extras.on_snapshot,
         )
         observer = Observer()
-        observer.schedule(_Arm(timer.arm), str(settings.blackhole_dir), recursive=False)
+        watched = _Watched(observer, settings.blackhole_dir, timer.arm)
         observer.start()
         syncs = _Syncs(runtime)
         if self.extras.wire_sync is not None:
@@ -253,7 +256,8 @@ class _Rounds:
         try:
             scheduler = _scheduler(syncs, settings, self.periodic_sync)
             hurry = _Hurry(self.extras, timer, syncs, self.monotonic)
-            _loop(runtime, timer, scheduler, syncs, (flag, hangup), self.poll_seconds, hurry)
+            loop = _Loop(runtime, timer, scheduler, syncs, watched, hurry)
+            loop.run((flag, hangup), self.poll_seconds)
         finally:
             ended.set()  # a sync still running stops at its next chunk
             syncs.join()
@@ -288,26 +292,84 @@ def _scheduler(syncs: _Syncs, settings: Settings, periodic_sync: bool) -> schedu
     return scheduler
 
 
-def _loop(
-    runtime: Runtime,
-    timer: _Timer,
-    scheduler: schedule.Scheduler,
-    syncs: _Syncs,
-    ends: tuple[StopFlag, Hangup],
-    poll_seconds: float,
-    hurry: _Hurry,
-) -> None:
-    flag, hangup = ends
-    while not (flag.is_set() or hangup.is_set()):
-        hurry.check()
-        if timer.fire_if_due():
-            _guarded("watch submit", lambda: _report_summary(submit_blackhole(runtime)))
-            delay = _recheck_delay(runtime.settings.blackhole_dir, time.time())
-            if delay is not None:
-                timer.arm(delay)
-        scheduler.run_pending()
-        syncs.raise_failure()
-        flag.wait(poll_seconds)
+@dataclass(frozen=True)
+class _Loop:
+    """What the watcher's loop looks after, one round long."""
+
+    runtime: Runtime
+    timer: _Timer
+    scheduler: schedule.Scheduler
+    syncs: _Syncs
+    watched: _Watched
+    hurry: _Hurry
+
+    def run(self, ends: tuple[StopFlag, Hangup], poll_seconds: float) -> None:
+        flag, hangup = ends
+        while not (flag.is_set() or hangup.is_set()):
+            self.hurry.check()
+            self.watched.check()
+            if self.timer.fire_if_due():
+                command = "watch submit"
+                _guarded(command, lambda: _report_summary(submit_blackhole(self.runtime)))
+                delay = _recheck_delay(self.runtime.settings.blackhole_dir, time.time())
+                if delay is not None:
+                    self.timer.arm(delay)
+            self.scheduler.run_pending()
+            self.syncs.raise_failure()
+            flag.wait(poll_seconds)
+
+
+class _Watched:
+    """The blackhole under watchdog's eye. A folder that vanishes (a share unmounted, the
+    folder removed and made again) takes its watch with it: once a folder stands there
+    again it is watched afresh and looked at at once, or nothing dropped in it would ever
+    be seen. It is never made again here: under an unmounted share that would hide the
+    share's own folder."""
+
+    def __init__(self, observer: BaseObserver, folder: Path, arm: Callable[[float], None]) -> None:
+        self._observer, self._folder, self._arm = observer, folder, arm
+        self._identity = _identity(folder)
+        self._watch: ObservedWatch | None = observer.schedule(
+            _Arm(arm), str(folder), recursive=False
+        )
+
+    def check(self) -> None:
+        """Given nothing, notice the folder gone (said once) or back (watched again)."""
+        identity = _identity(self._folder)
+        if identity == self._identity:
+            return
+        if identity is None:
+            log.warning(
+                "the blackhole %s is gone; nothing is submitted until it is back "
+                "(is its disk or share mounted?)",
+                self._folder,
+            )
+        elif not self._watch_again():
+            return  # gone again meanwhile: the next check tries again
+        self._identity = identity
+
+    def _watch_again(self) -> bool:
+        if self._watch is not None:
+            self._observer.unschedule(self._watch)
+            self._watch = None
+        try:
+            self._watch = self._observer.schedule(
+                _Arm(self._arm), str(self._folder), recursive=False
+            )
+        except OSError:
+            return False
+        log.info("the blackhole %s is back: watching it again", self._folder)
+        self._arm(0.0)  # what was dropped in it meanwhile
+        return True
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """The folder's (device, inode), None if no folder stands there now."""
+    try:
+        status = folder.stat()
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino) if stat.S_ISDIR(status.st_mode) else None
 
 
 class _Hurry:
@@ -336,12 +398,21 @@ class _Hurry:
 
 
 def _recheck_delay(folder: Path, now: float) -> float | None:
-    """Files still in the blackhole are either settling (look again soon) or failed (later)."""
-    ages = [
-        now - entry.stat().st_mtime
-        for entry in folder.iterdir()
-        if entry.is_file() and entry.name.lower().endswith(WATCHED_SUFFIXES)
-    ]
+    """Files still in the blackhole are either settling (look again soon) or failed (later);
+    a folder gone has nothing to look at (``_Watched`` arms the timer when it is back)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    ages = []
+    for entry in entries:
+        if not entry.name.lower().endswith(WATCHED_SUFFIXES):
+            continue
+        try:
+            if entry.is_file():
+                ages.append(now - entry.stat().st_mtime)
+        except OSError:
+            continue  # gone meanwhile
     if not ages:
         return None
     if min(ages) < SETTLE_SECONDS:

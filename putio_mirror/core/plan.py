@@ -116,6 +116,8 @@ class ArchiveDuplicate:
     info_hash: str
     why: str = "already submitted earlier"
     requires: tuple[str, ...] = ()
+    #: the transfer an earlier attempt made, found on put.io: journaled as its submission
+    adopt_transfer_id: int | None = None
 
     @property
     def key(self) -> str:

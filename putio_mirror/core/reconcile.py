@@ -130,7 +130,7 @@ def _plan_blackhole(
     submitted = {
         key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
     }
-    on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
+    on_putio = {transfer.hash: transfer.id for transfer in snapshot.transfers if transfer.hash}
     # A torrent an RPC client asked for in this same plan is submitted once, by the desire.
     first_key: dict[str, str] = dict(pending_desires)
     actions: list[Action] = []
@@ -150,7 +150,8 @@ def _plan_blackhole(
             notes.append(
                 Note("warning", f"{item.name}: this torrent was {where}; not adding it again")
             )
-            actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, why=where))
+            adopt = _attempt_found(item.info_hash, snapshot, submitted, on_putio)
+            actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, where, (), adopt))
         elif item.info_hash in first_key:
             requires = (first_key[item.info_hash],)
             why = "same torrent as another file in this scan or an RPC request"
@@ -160,6 +161,16 @@ def _plan_blackhole(
             first_key[item.info_hash] = action.key
             actions.append(action)
     return actions
+
+
+def _attempt_found(
+    info_hash: str, snapshot: Snapshot, submitted: set[str], on_putio: Mapping[str, int]
+) -> int | None:
+    """Given a torrent on put.io, return its transfer's id if only our attempt to submit it
+    is journaled (put.io's answer was lost), so the journal learns it: else, once the
+    transfer is cleaned, the torrent dropped again would be submitted again."""
+    attempted = info_hash in snapshot.journal.submissions and info_hash not in submitted
+    return on_putio.get(info_hash) if attempted else None
 
 
 def _submit(item: BlackholeItem, info_hash: str) -> SubmitTorrent | SubmitMagnet:

@@ -308,6 +308,15 @@ class Journal(StartingFace):
         with self._db.read() as conn:
             return journal_files.is_verified(conn, file_id)
 
+    def transfer_of(self, info_hash: str) -> int | None:
+        """Given an info-hash, return the id of the transfer put.io made of it when any host
+        submitted it, None if none is known (checked after a claim)."""
+        submission = submissions_table.c
+        query = select(submission.transfer_id).where(submission.info_hash == info_hash)
+        with self._db.read() as conn:
+            found: int | None = conn.execute(query).scalar_one_or_none()
+        return found
+
     def facts(self) -> JournalFacts:
         """Return what the journal knows, keyed the way the reconciler pairs things."""
         submission = submissions_table.c

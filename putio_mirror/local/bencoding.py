@@ -13,6 +13,13 @@ import re
 _MAX_DEPTH = 100
 _INTEGER = re.compile(rb"i(-?\d+)e")
 _LENGTH = re.compile(rb"(\d+):")
+# what an integer or a string's length looks like when the data ends inside it
+_INTEGER_BEGUN = re.compile(rb"i-?\d*")
+_LENGTH_BEGUN = re.compile(rb"\d*")
+
+
+class EndsMidwayError(ValueError):
+    """The data ends before the value it holds does (a file cut short, or still written)."""
 
 
 def info_span(data: bytes) -> tuple[int, int]:
@@ -30,7 +37,7 @@ def info_span(data: bytes) -> tuple[int, int]:
 
 def canonical(data: bytes, position: int, depth: int) -> tuple[bytes, int]:
     """Given bencode starting at ``position``, return (its canonical form, where it ends);
-    raise ValueError if it is not bencode.
+    raise EndsMidwayError if the data ends inside it, ValueError if it is not bencode.
 
     Canonical means dictionary keys sorted and numbers without leading zeros,
     which is what fastbencode insists on; the bytes in between are kept.
@@ -38,9 +45,13 @@ def canonical(data: bytes, position: int, depth: int) -> tuple[bytes, int]:
     if depth > _MAX_DEPTH:
         raise ValueError("nested too deeply")
     head = data[position : position + 1]
+    if not head:
+        raise EndsMidwayError(f"the data ends at {position}, inside a value")
     if head == b"i":
         match = _INTEGER.match(data, position)
         if match is None:
+            if _INTEGER_BEGUN.fullmatch(data, position):
+                raise EndsMidwayError("the data ends inside an integer")
             raise ValueError("bad integer")
         return b"i%de" % int(match[1]), match.end()
     if head.isdigit():
@@ -77,8 +88,10 @@ def _string(data: bytes, position: int) -> tuple[bytes, int]:
     """Given a bencoded string at ``position``, return (its bytes, where it ends)."""
     match = _LENGTH.match(data, position)
     if match is None:
+        if _LENGTH_BEGUN.fullmatch(data, position):
+            raise EndsMidwayError("the data ends inside a string's length")
         raise ValueError(f"expected a string at {position}")
     end = match.end() + int(match[1])
     if end > len(data):
-        raise ValueError("string runs past the end")
+        raise EndsMidwayError("string runs past the end")
     return data[match.end() : end], end

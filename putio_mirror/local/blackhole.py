@@ -21,6 +21,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 # fastbencode re-exports these from its compiled module without declaring them.
 from fastbencode import bdecode, bencode  # type: ignore[attr-defined]
@@ -33,8 +34,8 @@ from putio_mirror.core.errors import (
 )
 from putio_mirror.core.state import BlackholeItem, BlackholeKind
 from putio_mirror.core.units import human_bytes
+from putio_mirror.local.bencoding import EndsMidwayError, info_span
 from putio_mirror.local.bencoding import canonical as canonical_form
-from putio_mirror.local.bencoding import info_span
 from putio_mirror.local.magnet import MAGNET_HINT, parse_magnet
 
 SUBMITTED_DIR = ".submitted"
@@ -45,11 +46,19 @@ MAX_MAGNET_BYTES = 64 * 1024
 _SUFFIXES: dict[str, BlackholeKind] = {".torrent": "torrent", ".magnet": "magnet"}
 # A file dated further ahead than this is not being written now: the clocks disagree.
 _FUTURE_TOLERANCE_SECONDS = 24 * 60 * 60
+#: how long an empty or cut-short .torrent may wait for its writer before it is rejected
+WRITER_PATIENCE_SECONDS = 10 * 60
+_LATER: Literal["later"] = "later"
+_GONE: Literal["gone"] = "gone"
 
 _TORRENT_HINT = (
     "Fetch the .torrent again from where it came from; the file may be cut short, "
     "or be an error page saved under a .torrent name."
 )
+
+
+class CutShortError(CorruptTorrentError):
+    """A .torrent whose bencode ends mid-way: unusable now, whole perhaps later."""
 
 
 def parse_torrent(data: bytes) -> tuple[str, str]:
@@ -81,6 +90,11 @@ def _decode(data: bytes) -> object:
         if end != len(data):
             raise ValueError("junk after the data")
         return bdecode(canonical)
+    except EndsMidwayError:
+        raise CutShortError(
+            "cut short: the data ends mid-way (its download or copy did not finish)",
+            _TORRENT_HINT,
+        ) from None
     except (ValueError, RecursionError):
         reason = "not bencoded data"
         if data.lstrip()[:1] == b"<":
@@ -131,30 +145,44 @@ def scan_blackhole(
     folder: Path, *, now: float, settle_seconds: float = 2.0
 ) -> tuple[BlackholeItem, ...]:
     """Given the blackhole folder and the time, return its settled .torrent and .magnet
-    files sorted by name, unusable ones with ``problem`` set.
+    files sorted by name, unusable ones with ``problem`` set (``scan`` without the files
+    left for later)."""
+    return scan(folder, now=now, settle_seconds=settle_seconds)[0]
 
-    Hidden files, our subfolders and files changed within ``settle_seconds``
-    (perhaps still being written) are left out. A missing folder gives ``()``;
+
+def scan(
+    folder: Path, *, now: float, settle_seconds: float = 2.0
+) -> tuple[tuple[BlackholeItem, ...], tuple[str, ...]]:
+    """Given the blackhole folder and the time, return its settled .torrent and .magnet
+    files sorted by name, unusable ones with ``problem`` set, and the names of those left
+    for later: changed within ``settle_seconds``, or empty or cut short and changed within
+    ``WRITER_PATIENCE_SECONDS`` (perhaps still being written by a writer that stalled).
+
+    Hidden files and our subfolders are left out. A missing folder gives nothing;
     raise ItemError only if the folder exists but cannot be listed.
     """
-    items = (
-        _examine(folder / name, kind, now, settle_seconds) for name, kind in _candidates(folder)
-    )
-    return tuple(item for item in items if item is not None)
+    items: list[BlackholeItem] = []
+    later: list[str] = []
+    for name, kind in _candidates(folder):
+        found = _examine(folder / name, kind, now, settle_seconds)
+        if isinstance(found, BlackholeItem):
+            items.append(found)
+        elif found == _LATER:
+            later.append(shown_name(name))
+    return tuple(items), tuple(later)
 
 
-def settling_files(folder: Path, *, now: float, settle_seconds: float = 2.0) -> tuple[str, ...]:
-    """Given the blackhole folder and the time, return the names of the .torrent and .magnet
-    files ``scan_blackhole`` leaves for later: changed within ``settle_seconds``."""
-    settling = []
-    for name, _ in _candidates(folder):
-        try:
-            mtime = (folder / name).lstat().st_mtime
-        except OSError:
-            continue  # gone, or unreadable: the scan says which
-        if _is_unsettled(mtime, now, settle_seconds):
-            settling.append(name)
-    return tuple(settling)
+def shown_name(name: str) -> str:
+    """Given a file name as the OS gave it, return it as text that can be printed, journaled
+    and sent: bytes that are not UTF-8 (a Latin-1 name from a Windows share) as ``\\xNN``.
+
+    The path itself keeps the bytes: only what people and put.io read is changed.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 def _candidates(folder: Path) -> Iterator[tuple[str, BlackholeKind]]:
@@ -175,16 +203,19 @@ def _candidates(folder: Path) -> Iterator[tuple[str, BlackholeKind]]:
             yield name, kind
 
 
-def _examine(path: Path, kind: BlackholeKind, now: float, settle: float) -> BlackholeItem | None:
-    """Given one candidate file, return what it holds, or None if it is not settled yet."""
+def _examine(
+    path: Path, kind: BlackholeKind, now: float, settle: float
+) -> BlackholeItem | Literal["later", "gone"]:
+    """Given one candidate file, return what it holds, ``_LATER`` if it may still be being
+    written, ``_GONE`` if it was taken away meanwhile."""
     try:
         status = path.lstat()
     except FileNotFoundError:
-        return None  # taken away between listing and looking
+        return _GONE  # taken away between listing and looking
     except OSError as error:
         return _problem(path, kind, 0, f"cannot be read: {error.strerror}")
     if _is_unsettled(status.st_mtime, now, settle):
-        return None
+        return _LATER
     size = status.st_size
     if stat.S_ISLNK(status.st_mode):
         return _problem(
@@ -192,10 +223,15 @@ def _examine(path: Path, kind: BlackholeKind, now: float, settle: float) -> Blac
         )
     if not stat.S_ISREG(status.st_mode):
         return _problem(path, kind, size, "not a regular file")
+    # A writer that stalled longer than the settle time left it empty or cut short: it
+    # gets a while longer, or a torrent whose writer only paused is rejected for good.
+    patient = _is_unsettled(status.st_mtime, now, WRITER_PATIENCE_SECONDS)
     if size == 0:
-        return _problem(path, kind, size, "the file is empty")
+        return _LATER if patient else _problem(path, kind, size, "the file is empty")
     try:
         return _parse_file(path, kind, size)
+    except CutShortError as error:
+        return _LATER if patient else _problem(path, kind, size, error.message)
     except CorruptTorrentError as error:
         return _problem(path, kind, size, error.message)
     except OSError as error:
@@ -222,13 +258,14 @@ def _parse_bytes(path: Path, kind: BlackholeKind, size: int, data: bytes) -> Bla
     """Given a blackhole file's bytes, return it parsed; raise CorruptTorrentError."""
     if kind == "torrent":
         info_hash, display_name = parse_torrent(data)
-        return BlackholeItem(str(path), path.name, kind, size, info_hash, display_name)
+        return BlackholeItem(str(path), shown_name(path.name), kind, size, info_hash, display_name)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CorruptTorrentError("not UTF-8 text, so not a .magnet file", MAGNET_HINT) from None
     info_hash, display_name, uri = parse_magnet(text)
-    return BlackholeItem(str(path), path.name, kind, size, info_hash, display_name, uri)
+    name = shown_name(path.name)
+    return BlackholeItem(str(path), name, kind, size, info_hash, display_name, uri)
 
 
 def _read_at_most(path: Path, limit: int, what: str) -> tuple[bytes, os.stat_result]:
@@ -256,7 +293,7 @@ def _too_large(what: str, limit: int) -> CorruptTorrentError:
 
 
 def _problem(path: Path, kind: BlackholeKind, size: int, problem: str) -> BlackholeItem:
-    return BlackholeItem(str(path), path.name, kind, size, problem=problem)
+    return BlackholeItem(str(path), shown_name(path.name), kind, size, problem=problem)
 
 
 @dataclass(frozen=True)
@@ -302,7 +339,7 @@ def _why_unreadable(error: OSError | CorruptTorrentError) -> str:
 
 def _changed(path: Path, reason: str) -> BlackholeChangedError:
     return BlackholeChangedError(
-        f"{path.name} changed after it was read, so it was not submitted: {reason}",
+        f"{shown_name(path.name)} changed after it was read, so it was not submitted: {reason}",
         "Nothing to do: it stays in the blackhole and the next run reads it afresh.",
     )
 
@@ -317,8 +354,9 @@ def reject_refused(
     uploaded again on every run (every 30 s under ``watch``)."""
     note = f"put.io refused it: {refusal.reason}"
     moved = file_away(path, blackhole, REJECTED_DIR, note=note, identity=identity)
+    moved_name = shown_name(moved.name)
     return ItemError(
-        f"{refusal.message}; moved to {REJECTED_DIR}/{moved.name} (see {moved.name}.why.txt)",
+        f"{refusal.message}; moved to {REJECTED_DIR}/{moved_name} (see {moved_name}.why.txt)",
         refusal.hint,
     )
 
@@ -335,11 +373,15 @@ def file_away(
     An existing file is never overwritten: ``name (2).torrent``, ``name (3)…`` are
     tried. With a note, ``<new name>.why.txt`` holding it is written beside. With an
     ``identity`` (device, inode), only that file is moved. Raise BlackholeChangedError if
-    another file stands at ``path`` now, ItemError if the move fails.
+    it is gone or another file stands at ``path`` now, ItemError if the move fails.
     """
     target_folder = blackhole / subfolder
-    if identity is not None and _identity(path) != identity:
-        raise _changed(path, "another file took its place; it is left for the next run")
+    if identity is not None and (standing := _identity(path)) != identity:
+        reason = "it is gone" if standing is None else "another file took its place"
+        raise BlackholeChangedError(
+            f"{shown_name(path.name)} was not moved into {subfolder}/: {reason}",
+            "Nothing to do: the next run looks at the blackhole afresh.",
+        )
     try:
         target_folder.mkdir(parents=True, exist_ok=True)
         # One run at a time (the run lock), so nobody else fills the name we pick.
@@ -350,7 +392,7 @@ def file_away(
                 stream.write(note.rstrip("\n") + "\n")
     except OSError as error:
         raise ItemError(
-            f"could not move {path.name} into {target_folder}: {error.strerror}",
+            f"could not move {shown_name(path.name)} into {target_folder}: {error.strerror}",
             "Check that the user running putio-mirror may write to the blackhole folder.",
         ) from error
     return target
