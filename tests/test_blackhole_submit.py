@@ -337,3 +337,26 @@ def test_a_blackhole_torrent_another_run_submitted_meanwhile_is_no_failure_of_th
     assert outcome.report is not None and not outcome.report.failed, outcome.report.failed
     assert outcome.exit_code == 0
     assert names_in(mirror.blackhole / ".submitted") == ["raced.torrent"]
+
+
+def test_a_torrent_asked_for_over_rpc_whose_answer_was_lost_is_never_submitted_twice(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    """As a blackhole torrent's: found on put.io, the transfer is journaled as ours, so once
+    it is cleaned the torrent, still asked for by Sonarr, is not uploaded (and downloaded)
+    a second time."""
+    data = torrent_bytes("Asked For, Answer Lost")
+    info_hash = parse_torrent(data)[0]
+    with Journal.open(f"sqlite:///{mirror.journal}") as journal:
+        desire = Desire(info_hash, 1, "Asked For, Answer Lost", "torrent", datetime.now(UTC))
+        journal.desires.add(desire, data)
+    mirror.fake.inject("/v2/files/upload", lose_answer=True)
+    assert mirror.run("sync").code == 1  # the run cannot know what happened
+    mirror.fake.finish_transfers()
+    # found on put.io by its info-hash: mirrored, and its seeding cancelled (gone from the list)
+    assert mirror.run("sync").code == 0
+    assert mirror.fake.transfers() == []
+    mirror.fake.clear_requests()
+    assert mirror.run("sync").code == 0
+    assert submissions(mirror.fake) == [], "submitted once, as one answered in time is"
+    assert mirror.fake.transfers() == []

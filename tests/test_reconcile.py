@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -20,6 +21,7 @@ from putio_mirror.core.plan import (
     Download,
     PlaceItem,
     Plan,
+    RecordTransfer,
     RejectBlackholeFile,
     SubmitMagnet,
     SubmitTorrent,
@@ -44,6 +46,7 @@ from putio_mirror.core.state import (
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 HASH_A = "a" * 40
 HASH_B = "b" * 40
+HASH_C = "c" * 40
 
 
 def folder(file_id: int, name: str, parent: int = 0, kind: str = "REGULAR") -> RemoteFile:
@@ -65,13 +68,14 @@ def in_staging(file_id: int, path: str = "x", size: int = 10) -> DownloadRecord:
 
 
 def facts(
-    submissions: dict[str, int] | None = None, downloads: list[DownloadRecord] | None = None
+    submissions: Mapping[str, int | None] | None = None,
+    downloads: list[DownloadRecord] | None = None,
 ) -> JournalFacts:
     subs = {h: Submission(h, tid, h[:4], NOW) for h, tid in (submissions or {}).items()}
     return JournalFacts(
         MappingProxyType(subs),
         MappingProxyType({record.file_id: record for record in downloads or []}),
-        frozenset(subs[h].transfer_id for h in subs if subs[h].transfer_id is not None),
+        frozenset(tid for tid in (s.transfer_id for s in subs.values()) if tid is not None),
     )
 
 
@@ -106,6 +110,19 @@ def test_two_copies_in_one_scan_submit_once_and_archive_the_other_after_it() -> 
     submit, archive = reconcile(snapshot, Policy(), NOW).actions
     assert isinstance(submit, SubmitTorrent) and isinstance(archive, ArchiveDuplicate)
     assert archive.requires == (submit.key,)
+
+
+def test_a_transfer_an_unanswered_submission_made_is_recorded_and_one_added_by_hand_never() -> None:
+    """Our attempt (journaled with no transfer) found on put.io is journaled as ours, else
+    the torrent would be submitted again once the transfer is cleaned; a transfer added by
+    hand (no attempt of ours) or one already known is left alone."""
+    lost = Transfer(1, "lost answer", "DOWNLOADING", HASH_A)
+    by_hand = Transfer(2, "by hand", "DOWNLOADING", HASH_B)
+    known = Transfer(3, "known", "DOWNLOADING", HASH_C)
+    journal = facts({HASH_A: None, HASH_C: 3})
+    snapshot = Snapshot(transfers=(lost, by_hand, known), journal=journal)
+    records = [action for action in reconcile(snapshot, Policy(), NOW) if action.kind == "record"]
+    assert records == [RecordTransfer(HASH_A, 1, "lost answer")]
 
 
 def test_seeding_transfer_of_ours_is_cancelled_and_foreign_one_left_alone() -> None:

@@ -53,6 +53,7 @@ from putio_mirror.core.plan import (
     Download,
     PlaceItem,
     Plan,
+    RecordTransfer,
     RejectBlackholeFile,
     SubmitDesired,
     SubmitMagnet,
@@ -393,7 +394,12 @@ class Executor:
         if isinstance(action, SubmitDesired):
             return submit_desired(self._remote, self._journal, action, self._rules, self._now)
         if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):
-            return file_away_step(action, self._places.blackhole, self._journal, self._now)
+            return file_away_step(action, self._places.blackhole)
+        if isinstance(action, RecordTransfer):
+            self._journal.record_submission(
+                action.info_hash, action.transfer_id, action.name, self._now()
+            )
+            return f"transfer {action.transfer_id}"
         return groom(self._remote, action)
 
     def _count(self, amount: int) -> None:

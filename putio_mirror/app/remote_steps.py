@@ -29,16 +29,8 @@ from putio_mirror.local.blackhole import (
 )
 
 
-def file_away_step(
-    action: RejectBlackholeFile | ArchiveDuplicate,
-    blackhole: Path,
-    journal: Journal,
-    now: Callable[[], datetime],
-) -> str:
-    """Given a blackhole file refused or submitted already, move it to its folder (and
-    journal the transfer an earlier attempt made, if the plan found it)."""
-    if isinstance(action, ArchiveDuplicate) and action.adopt_transfer_id is not None:
-        journal.record_submission(action.info_hash, action.adopt_transfer_id, action.name, now())
+def file_away_step(action: RejectBlackholeFile | ArchiveDuplicate, blackhole: Path) -> str:
+    """Given a blackhole file refused or submitted already, move it to its folder."""
     folder = REJECTED_DIR if isinstance(action, RejectBlackholeFile) else SUBMITTED_DIR
     file_away(Path(action.path), blackhole, folder, note=action.why)
     return f"moved to {folder}/"

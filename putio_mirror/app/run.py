@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # imported where used: a dry run needs no executor (nor SQLAl
 log = logging.getLogger(__name__)
 
 ALL_KINDS: frozenset[ActionKind] = frozenset(get_args(ActionKind))
-BLACKHOLE_KINDS: frozenset[ActionKind] = frozenset({"submit", "reject", "archive"})
+BLACKHOLE_KINDS: frozenset[ActionKind] = frozenset({"submit", "record", "reject", "archive"})
 GROOM_KINDS: frozenset[ActionKind] = frozenset({"cancel", "clean"})
 DOWNLOAD_KINDS: frozenset[ActionKind] = frozenset({"download", "adopt", "place", "tidy"})
 

@@ -95,9 +95,9 @@ def torrents() -> None:
 @pass_context
 def torrents_add(context: Context, dry_run: bool) -> int:
     """Submit every .torrent and .magnet in the blackhole, once each."""
-    return run_request(
-        context, _request("torrents add", ["submit", "reject", "archive"], dry_run=dry_run)
-    )
+    from putio_mirror.app.run import BLACKHOLE_KINDS
+
+    return run_request(context, _request("torrents add", BLACKHOLE_KINDS, dry_run=dry_run))
 
 
 @torrents.command("watch")

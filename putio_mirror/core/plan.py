@@ -17,7 +17,17 @@ from typing import ClassVar, Literal
 from putio_mirror.core.state import StagedKind
 
 ActionKind = Literal[
-    "submit", "reject", "archive", "cancel", "clean", "download", "adopt", "place", "delete", "tidy"
+    "submit",
+    "record",
+    "reject",
+    "archive",
+    "cancel",
+    "clean",
+    "download",
+    "adopt",
+    "place",
+    "delete",
+    "tidy",
 ]
 #: The kinds that use bandwidth, so wait for the download window: a complete item is
 #: placed, and staging tidied, even after the window closed.
@@ -88,6 +98,28 @@ class SubmitDesired:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordTransfer:
+    """Journal the transfer put.io made of a submission whose answer was lost (found on
+    put.io by its info-hash): else, once that transfer is cleaned, the torrent (dropped
+    again, or still asked for over RPC) would be submitted, and downloaded, a second time."""
+
+    kind: ClassVar[ActionKind] = "record"
+    info_hash: str
+    transfer_id: int
+    name: str
+    why: str = "put.io made it of a submission whose answer was lost"
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"record:{self.info_hash}"
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
 class RejectBlackholeFile:
     """Move an unusable blackhole file to ``.rejected/`` with a note saying why."""
 
@@ -116,8 +148,6 @@ class ArchiveDuplicate:
     info_hash: str
     why: str = "already submitted earlier"
     requires: tuple[str, ...] = ()
-    #: the transfer an earlier attempt made, found on put.io: journaled as its submission
-    adopt_transfer_id: int | None = None
 
     @property
     def key(self) -> str:
@@ -284,6 +314,7 @@ Action = (
     SubmitTorrent
     | SubmitMagnet
     | SubmitDesired
+    | RecordTransfer
     | RejectBlackholeFile
     | ArchiveDuplicate
     | CancelTransfer

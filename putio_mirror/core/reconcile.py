@@ -44,6 +44,7 @@ from putio_mirror.core.plan import (
     Note,
     PlaceItem,
     Plan,
+    RecordTransfer,
     RejectBlackholeFile,
     SubmitMagnet,
     SubmitTorrent,
@@ -68,7 +69,7 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     tree = index_tree(snapshot.files, policy, snapshot.names)
     notes: list[Note] = []
     desired = plan_desires(snapshot)
-    actions: list[Action] = [*desired]
+    actions: list[Action] = [*plan_records(snapshot), *desired]
     if policy.submit_blackhole:
         pending_desires = {action.info_hash: action.key for action in desired}
         actions += _plan_blackhole(snapshot, notes, pending_desires)
@@ -130,7 +131,7 @@ def _plan_blackhole(
     submitted = {
         key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
     }
-    on_putio = {transfer.hash: transfer.id for transfer in snapshot.transfers if transfer.hash}
+    on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
     # A torrent an RPC client asked for in this same plan is submitted once, by the desire.
     first_key: dict[str, str] = dict(pending_desires)
     actions: list[Action] = []
@@ -150,8 +151,7 @@ def _plan_blackhole(
             notes.append(
                 Note("warning", f"{item.name}: this torrent was {where}; not adding it again")
             )
-            adopt = _attempt_found(item.info_hash, snapshot, submitted, on_putio)
-            actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, where, (), adopt))
+            actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, why=where))
         elif item.info_hash in first_key:
             requires = (first_key[item.info_hash],)
             why = "same torrent as another file in this scan or an RPC request"
@@ -163,14 +163,20 @@ def _plan_blackhole(
     return actions
 
 
-def _attempt_found(
-    info_hash: str, snapshot: Snapshot, submitted: set[str], on_putio: Mapping[str, int]
-) -> int | None:
-    """Given a torrent on put.io, return its transfer's id if only our attempt to submit it
-    is journaled (put.io's answer was lost), so the journal learns it: else, once the
-    transfer is cleaned, the torrent dropped again would be submitted again."""
-    attempted = info_hash in snapshot.journal.submissions and info_hash not in submitted
-    return on_putio.get(info_hash) if attempted else None
+def plan_records(snapshot: Snapshot) -> list[RecordTransfer]:
+    """Given the world, return a record for every submission of ours whose answer was lost
+    (journaled as attempted, with no transfer) that put.io shows as a transfer now: only
+    our own attempt is ever matched, so a transfer added by hand is never taken as ours."""
+    attempted = {
+        info_hash
+        for info_hash, entry in snapshot.journal.submissions.items()
+        if entry.transfer_id is None
+    }
+    return [
+        RecordTransfer(transfer.hash, transfer.id, transfer.name)
+        for transfer in snapshot.transfers
+        if transfer.hash in attempted
+    ]
 
 
 def _submit(item: BlackholeItem, info_hash: str) -> SubmitTorrent | SubmitMagnet:

@@ -25,6 +25,7 @@ from putio_mirror.core.window import Schedule
 
 _LABELS = {
     "submit": "submit",
+    "record": "journal transfer",
     "reject": "reject",
     "archive": "skip duplicate",
     "cancel": "cancel seeding",
