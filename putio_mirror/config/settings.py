@@ -82,6 +82,8 @@ class Settings:
     rpc: RpcSettings = field(default_factory=RpcSettings)
     config_path: Path | None = None
     warnings: tuple[str, ...] = ()
+    #: why the configured token could not be used (it is then None); never quotes it
+    token_problems: tuple[str, ...] = ()
     #: where ``login`` writes the token: putio.token_file, else ``token`` in the config folder
     token_file: Path | None = None
     #: the client id of the OAuth app ``login`` asks put.io's device code for
@@ -136,9 +138,9 @@ def load_settings(
     path if it exists, else none (built-in defaults). ``overrides`` maps
     dotted keys (``download.chunk_size_kb``) to values laid over the file.
     ``check_paths`` also reports folders and files a writing run could not
-    create or write. ``token_optional``: a token that cannot be read is no problem
-    (``login`` is about to write it). Raise ConfigError listing every problem found, or if
-    ``require_token`` and no token is set.
+    create or write. ``token_optional``: a token that cannot be read is no error (``login``
+    is about to write it; ``doctor`` tells ``Settings.token_problems``). Raise ConfigError
+    listing every problem found, or if ``require_token`` and no token is set.
     """
     config_path = _find_config(path, env)
     raw = read_yaml(config_path) if config_path else {}
@@ -146,8 +148,8 @@ def load_settings(
     raw = apply_overrides(raw, overrides or {})
     model = validate(raw, source, set(overrides or {}), config_path)
     settings, problems = _build(model, env, config_path, source)
-    if token_optional:
-        problems = ()
+    if not token_optional:
+        problems = settings.token_problems + problems
     problems += staging_problems(settings.staging_dir, settings.download_dir, source)
     problems += ownership_problems(model.files, source, may_give=check_paths)
     if check_paths:
@@ -184,8 +186,9 @@ def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
 def _build(
     model: MirrorFile, env: Mapping[str, str], config_path: Path | None, source: str
 ) -> tuple[Settings, tuple[str, ...]]:
-    """Given a valid file model, return the Settings and any problems found reading the token."""
-    token, problems = resolve_token(model.putio, env, source)
+    """Given a valid file model, return the Settings and the problems found beyond the
+    token (those it has are in ``Settings.token_problems``)."""
+    token, token_problems = resolve_token(model.putio, env, source)
     rpc, rpc_problems = rpc_settings(model.rpc)
     paths = model.paths
     download_dir = expand(paths.downloads, env)
@@ -217,6 +220,7 @@ def _build(
         rpc=rpc,
         config_path=config_path,
         warnings=permission_warnings(model.putio, env, config_path),
+        token_problems=token_problems,
         token_file=token_file(model.putio, env),
         oauth_app_id=model.putio.oauth_app_id,
         mount=_mount(model.mount),
@@ -226,7 +230,7 @@ def _build(
             folder_path(model.download.remote_root), folder_path(model.transfers.save_parent_id)
         ),
     )
-    return settings, problems + tuple(f"{source}: {problem}" for problem in rpc_problems)
+    return settings, tuple(f"{source}: {problem}" for problem in rpc_problems)
 
 
 def _mount(section: MountSection) -> MountOptions:
