@@ -126,6 +126,39 @@ def test_a_hook_that_outlives_its_timeout_is_killed_with_its_children(
     assert not marker.exists(), "the hook's children die with it"
 
 
+def test_a_hook_that_leaves_a_job_in_the_background_is_done_when_it_exits(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    # `scan "$PUTIO_MIRROR_ITEM_PATH" &` in a hook script: the job holds the hook's error
+    # output open, and the run waited for it until the timeout, then killed it.
+    mirror.fake.add_file("film.mkv", size=100)
+    marker = tmp_path / "job-done"
+    job = f"import time; time.sleep(6); open({str(marker)!r}, 'w').close()"
+    hook = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {job!r}])"
+    with_hook(mirror, [sys.executable, "-c", hook], timeout_seconds=30)
+    started = time.monotonic()
+    result = mirror.run("sync")
+    assert result.code == ExitCode.OK, result.err
+    assert time.monotonic() - started < 5
+    assert "hooks.on_item_placed" not in result.err
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the job the hook left running is its own business"
+
+
+def test_a_hook_that_writes_megabytes_of_errors_is_quoted_by_its_last_words(
+    mirror: Mirror,
+) -> None:
+    mirror.fake.add_file("film.mkv", size=100)
+    noisy = "import sys; sys.stderr.write('x' * 20_000_000 + 'the last words'); sys.exit(4)"
+    with_hook(mirror, [sys.executable, "-c", noisy])
+    result = mirror.run("sync")
+    assert result.code == ExitCode.OK, result.err
+    (line,) = [line for line in result.err.splitlines() if "hooks.on_item_placed" in line]
+    assert "exited 4" in line and line.endswith("the last words") and len(line) < 600
+
+
 def test_a_hook_written_as_a_shell_string_is_refused(mirror: Mirror) -> None:
     mirror.write_config(hooks={"on_item_placed": "notify-plex $PUTIO_MIRROR_ITEM_PATH"})
     result = mirror.run("sync")
