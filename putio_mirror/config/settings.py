@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from putio_mirror.config.expanding import expand
+from putio_mirror.config.expanding import expand, unset_problem
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config.folders import FolderPaths, folder_id, folder_path
 from putio_mirror.config.outlets import outlets
@@ -230,7 +230,27 @@ def _build(
             folder_path(model.download.remote_root), folder_path(model.transfers.save_parent_id)
         ),
     )
-    return settings, tuple(f"{source}: {problem}" for problem in rpc_problems)
+    problems = _unset_variables(model, env) + tuple(rpc_problems)
+    return settings, tuple(f"{source}: {problem}" for problem in problems)
+
+
+def _unset_variables(model: MirrorFile, env: Mapping[str, str]) -> tuple[str, ...]:
+    """Given the file's model, return a problem for each path that uses a variable the
+    environment does not set."""
+    paths = model.paths
+    written = {
+        "putio.token_file": model.putio.token_file,
+        "paths.blackhole": paths.blackhole,
+        "paths.downloads": paths.downloads,
+        "paths.staging": paths.staging,
+        "paths.journal": _journal_path(paths.journal) if paths.journal else None,
+        "paths.log_file": paths.log_file,
+    }
+    return tuple(
+        f"{key}: {problem}"
+        for key, text in written.items()
+        if text and (problem := unset_problem(text, env))
+    )
 
 
 def _mount(section: MountSection) -> MountOptions:
@@ -278,12 +298,18 @@ def _journal_url(value: str | None, env: Mapping[str, str]) -> str:
     """Given ``paths.journal``, return an SQLAlchemy URL; a plain path becomes SQLite."""
     if not value:
         return default_journal_url()
+    path = _journal_path(value)
+    if path is None:
+        return value  # a URL, which may hold a password with '$' in it: left untouched
+    return f"sqlite:///{expand(path, env)}"
+
+
+def _journal_path(value: str) -> str | None:
+    """Given ``paths.journal``, return the path in it to expand (None: a URL as written)."""
     if value.startswith("sqlite:///"):
         rest = value.removeprefix("sqlite:///")
-        return f"sqlite:///{expand(rest, env)}" if rest.startswith(("~", "$")) else value
-    if _URL_SCHEME.match(value):
-        return value  # may hold a password with '$' in it: leave untouched
-    return f"sqlite:///{expand(value, env)}"
+        return rest if rest.startswith(("~", "$")) else None
+    return None if _URL_SCHEME.match(value) else value
 
 
 def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
