@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import IO
 
-from putio_mirror.notify.values import ItemPlaced
+from putio_mirror.notify.values import ItemPlaced, Trouble
 
 PATH_VAR = "PUTIO_MIRROR_ITEM_PATH"
 NAME_VAR = "PUTIO_MIRROR_ITEM_NAME"
@@ -42,7 +42,7 @@ def hook_environment(item: ItemPlaced, base: Mapping[str, str]) -> dict[str, str
     }
 
 
-def run_hook(argv: tuple[str, ...], item: ItemPlaced, timeout: float) -> str | None:
+def run_hook(argv: tuple[str, ...], item: ItemPlaced, timeout: float) -> Trouble | None:
     """Given the command, a placed item and a timeout in seconds, run the command; return
     what went wrong (None: it exited 0). Never raises for the command's own failure."""
     with tempfile.TemporaryFile() as errors:
@@ -56,15 +56,16 @@ def run_hook(argv: tuple[str, ...], item: ItemPlaced, timeout: float) -> str | N
                 start_new_session=True,
             )
         except OSError as error:
-            return f"cannot start {argv[0]}: {error.strerror or error}"
+            return Trouble(f"cannot start {argv[0]}: {error.strerror or error}")
         try:
             returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(process)
-            return f"{argv[0]} was killed after {timeout:g} s (hooks.timeout_seconds)"
+            killed = f"{argv[0]} was killed after {timeout:g} s (hooks.timeout_seconds)"
+            return Trouble(killed, silent=True)
         if returncode != 0:
             said = _tail(errors)
-            return f"{argv[0]} exited {returncode}" + (f": {said}" if said else "")
+            return Trouble(f"{argv[0]} exited {returncode}" + (f": {said}" if said else ""))
     return None
 
 
