@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sqlite3
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -162,3 +165,33 @@ def test_a_config_problem_beside_the_token_is_not_called_all_well(mirror: Mirror
     assert result.code == 2, result.out
     assert "All is well." not in result.out
     assert "rpc.listen '0.0.0.0:9091' is not loopback" in result.err
+
+
+@pytest.mark.slow
+def test_a_postgresql_journal_that_never_answers_is_a_problem_not_a_hang(mirror: Mirror) -> None:
+    # A paused database VM, or a port where something else listens: the connection is
+    # taken and no word comes. doctor (and every run) waited for ever.
+    pytest.importorskip("psycopg")
+    mirror.blackhole.mkdir(exist_ok=True)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        taken: list[socket.socket] = []
+
+        def take() -> None:
+            with contextlib.suppress(OSError):  # closed: the test is over
+                while True:
+                    taken.append(server.accept()[0])
+
+        threading.Thread(target=take, daemon=True).start()
+        port = server.getsockname()[1]
+        mirror.write_config(paths={"journal": f"postgresql+psycopg://mirror@127.0.0.1:{port}/m"})
+        doctor = mirror.spawn("doctor")
+        try:
+            out, _ = doctor.communicate(timeout=60)
+        finally:
+            doctor.kill()
+            doctor.communicate()
+            for connection in taken:
+                connection.close()
+    assert doctor.returncode == 2
+    (line,) = problems(out.decode())
+    assert line.startswith("PROBLEM journal:") and "timeout" in line
