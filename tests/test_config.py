@@ -186,6 +186,39 @@ colour: blue
     assert "putio-mirror config init" in error.hint
 
 
+def test_a_variable_a_path_uses_that_is_not_set_is_a_problem_not_a_folder_named_after_it(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under a timer, $MEDIA (set in a login shell) was missing, and a run made a folder
+    # named "$MEDIA" in its current folder, and mirrored the account into it.
+    monkeypatch.chdir(tmp_path)
+    config = write(
+        tmp_path / "mirror.yaml",
+        """
+putio:
+  token_file: ${CREDENTIALS_DIRECTORY}/putio-token
+paths:
+  downloads: $MEDIA/incoming
+  blackhole: $MEDIA/blackhole
+  staging: $EMPTY/staging
+  journal: $STATE/journal.sqlite3
+  log_file: $HOME/mirror.log
+""",
+    )
+    assert problems_of(config, env | {"EMPTY": ""}, check_paths=True) == (
+        "mirror.yaml: putio.token_file: uses $CREDENTIALS_DIRECTORY, which is not set",
+        "mirror.yaml: paths.blackhole: uses $MEDIA, which is not set",
+        "mirror.yaml: paths.downloads: uses $MEDIA, which is not set",
+        "mirror.yaml: paths.staging: uses $EMPTY, which is empty",
+        "mirror.yaml: paths.journal: uses $STATE, which is not set",
+    )
+    assert list(tmp_path.glob("$*")) == []
+    set_all = {"CREDENTIALS_DIRECTORY": "/run/c", "MEDIA": "/srv", "EMPTY": "/e", "STATE": "/s"}
+    settings = load_settings(config, env | set_all, require_token=False, token_optional=True)
+    assert settings.download_dir == Path("/srv/incoming")
+    assert settings.journal_url == "sqlite:////s/journal.sqlite3"
+
+
 def test_a_section_that_is_not_a_mapping_is_a_problem(env: dict[str, str], tmp_path: Path) -> None:
     config = write(tmp_path / "mirror.yaml", "download: 5\nlog_level: LOUD\n")
     assert problems_of(config, env) == (

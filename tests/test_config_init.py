@@ -107,3 +107,14 @@ def test_the_wheel_holds_the_example_and_the_manual_page(tmp_path: Path) -> None
         assert archive.read(SHIPPED).decode("utf-8") == EXAMPLE.read_text(encoding="utf-8")
         (page,) = [n for n in archive.namelist() if n.endswith("/share/man/man1/putio-mirror.1")]
         assert archive.read(page) == (ROOT / "docs" / "putio-mirror.1").read_bytes()
+
+
+def test_init_where_a_file_stands_for_a_folder_is_a_config_error_not_a_crash(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))  # where a crash report goes
+    (home / "etc").write_text("a file, not a folder\n")
+    assert main(["config", "init", "--path", str(home / "etc" / "mirror.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {home / 'etc' / 'mirror.yaml'}" in err and "hit a bug" not in err
+    assert not (home / "state").exists()

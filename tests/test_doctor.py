@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sqlite3
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -136,3 +139,59 @@ def test_windows_are_told_in_local_time_with_the_next_opening() -> None:
     text = describe_windows(schedule, friday_evening)
     assert text == "01:00-06:00, Sat 10:00-12:00 (CET); closed now, next opens Sat 01:00"
     assert describe_windows(schedule, friday_evening.replace(hour=2)).endswith("open now")
+
+
+def test_a_token_file_that_cannot_be_used_is_named_with_why_not_called_missing(
+    mirror: Mirror,
+) -> None:
+    # "no put.io token is set" sent people to `login` while their token file held a comment.
+    mirror.blackhole.mkdir(exist_ok=True)
+    token_file = mirror.root / "token"
+    token_file.write_text(f"# put.io, made in May\n{mirror.fake.token}\n")
+    result = mirror.run("doctor")
+    assert result.code == 2
+    (line,) = problems(result.out)
+    assert f"PROBLEM token: mirror.yaml: putio.token_file: {token_file}: should hold only" in line
+    assert "comments are not allowed there" in line and "no put.io token is set" not in line
+    assert mirror.fake.token not in result.out + result.err
+
+
+def test_a_config_problem_beside_the_token_is_not_called_all_well(mirror: Mirror) -> None:
+    # every run refuses this file; doctor said "All is well." of it.
+    mirror.blackhole.mkdir(exist_ok=True)
+    mirror.write_config(rpc={"listen": "0.0.0.0:9091"})
+    assert mirror.run("sync", "--dry-run").code == 2
+    result = mirror.run("doctor")
+    assert result.code == 2, result.out
+    assert "All is well." not in result.out
+    assert "rpc.listen '0.0.0.0:9091' is not loopback" in result.err
+
+
+@pytest.mark.slow
+def test_a_postgresql_journal_that_never_answers_is_a_problem_not_a_hang(mirror: Mirror) -> None:
+    # A paused database VM, or a port where something else listens: the connection is
+    # taken and no word comes. doctor (and every run) waited for ever.
+    pytest.importorskip("psycopg")
+    mirror.blackhole.mkdir(exist_ok=True)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        taken: list[socket.socket] = []
+
+        def take() -> None:
+            with contextlib.suppress(OSError):  # closed: the test is over
+                while True:
+                    taken.append(server.accept()[0])
+
+        threading.Thread(target=take, daemon=True).start()
+        port = server.getsockname()[1]
+        mirror.write_config(paths={"journal": f"postgresql+psycopg://mirror@127.0.0.1:{port}/m"})
+        doctor = mirror.spawn("doctor")
+        try:
+            out, _ = doctor.communicate(timeout=60)
+        finally:
+            doctor.kill()
+            doctor.communicate()
+            for connection in taken:
+                connection.close()
+    assert doctor.returncode == 2
+    (line,) = problems(out.decode())
+    assert line.startswith("PROBLEM journal:") and "timeout" in line

@@ -5,7 +5,9 @@ command API) are asked to import it. Their failures are warnings, never a failed
 from __future__ import annotations
 
 import json
+import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,39 @@ def test_a_hook_that_outlives_its_timeout_is_killed_with_its_children(
     assert not marker.exists(), "the hook's children die with it"
 
 
+def test_a_hook_that_leaves_a_job_in_the_background_is_done_when_it_exits(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    # `scan "$PUTIO_MIRROR_ITEM_PATH" &` in a hook script: the job holds the hook's error
+    # output open, and the run waited for it until the timeout, then killed it.
+    mirror.fake.add_file("film.mkv", size=100)
+    marker = tmp_path / "job-done"
+    job = f"import time; time.sleep(6); open({str(marker)!r}, 'w').close()"
+    hook = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {job!r}])"
+    with_hook(mirror, [sys.executable, "-c", hook], timeout_seconds=30)
+    started = time.monotonic()
+    result = mirror.run("sync")
+    assert result.code == ExitCode.OK, result.err
+    assert time.monotonic() - started < 5
+    assert "hooks.on_item_placed" not in result.err
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the job the hook left running is its own business"
+
+
+def test_a_hook_that_writes_megabytes_of_errors_is_quoted_by_its_last_words(
+    mirror: Mirror,
+) -> None:
+    mirror.fake.add_file("film.mkv", size=100)
+    noisy = "import sys; sys.stderr.write('x' * 20_000_000 + 'the last words'); sys.exit(4)"
+    with_hook(mirror, [sys.executable, "-c", noisy])
+    result = mirror.run("sync")
+    assert result.code == ExitCode.OK, result.err
+    (line,) = [line for line in result.err.splitlines() if "hooks.on_item_placed" in line]
+    assert "exited 4" in line and line.endswith("the last words") and len(line) < 600
+
+
 def test_a_hook_written_as_a_shell_string_is_refused(mirror: Mirror) -> None:
     mirror.write_config(hooks={"on_item_placed": "notify-plex $PUTIO_MIRROR_ITEM_PATH"})
     result = mirror.run("sync")
@@ -165,3 +200,53 @@ def test_an_arr_that_refuses_the_key_is_a_warning_not_a_failed_run(mirror: Mirro
     assert "asking for an import of film.mkv: radarr at" in result.err
     assert "HTTP 401 (check arr.api_key)" in result.err
     assert "wrong-key" not in result.err
+
+
+def test_an_arr_that_does_not_answer_is_asked_once_a_run_not_once_an_item(
+    mirror: Mirror,
+) -> None:
+    # Each placed item waited out the *arr's timeout (30 s) at the end of the run: with a
+    # hundred items and the *arr down, the run (and the timer's next one) waited 50 minutes.
+    # Here it takes each connection and closes it without a word (down behind a proxy).
+    for number in range(3):
+        mirror.fake.add_file(f"film{number}.mkv", size=100)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        taken = []
+
+        def take() -> None:
+            while True:
+                try:
+                    connection, _ = server.accept()
+                except OSError:
+                    return
+                taken.append(connection)
+                connection.close()
+
+        threading.Thread(target=take, daemon=True).start()
+        url = f"http://127.0.0.1:{port}"
+        mirror.write_config(arr=[{"url": url, "api_key": "key", "kind": "radarr"}])
+        result = mirror.run("sync")
+    assert result.code == ExitCode.OK, result.err
+    assert len(mirror.local_files()) == 3
+    assert len(taken) == 1, "asked once, then let be for the rest of the run"
+    told = [line for line in result.err.splitlines() if "radarr at" in line]
+    assert len(told) == 3 and "not asked again in this run" in told[0]
+    assert all("not asked: it did not answer earlier in this run" in line for line in told[1:])
+    assert mirror.run("sync").code == ExitCode.OK  # nothing new: nobody is asked
+
+
+def test_a_hook_that_hangs_is_killed_once_a_run_not_once_an_item(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    for number in range(3):
+        mirror.fake.add_file(f"film{number}.mkv", size=100)
+    record = tmp_path / "started"
+    hang = f"import time; open({str(record)!r}, 'a').write('started\\n'); time.sleep(30)"
+    with_hook(mirror, [sys.executable, "-c", hang], timeout_seconds=1)
+    result = mirror.run("sync")
+    assert result.code == ExitCode.OK, result.err
+    assert record.read_text() == "started\n", "run once, then let be for the rest of the run"
+    told = [line for line in result.err.splitlines() if "hooks.on_item_placed" in line]
+    assert len(told) == 3 and "not run again in this run" in told[0]
+    assert all("not run: it hung earlier in this run" in line for line in told[1:])

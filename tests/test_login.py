@@ -185,3 +185,18 @@ def test_ctrl_c_while_waiting_exits_130_and_stores_nothing(fresh: Mirror) -> Non
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
     assert not (fresh.root / "token").exists()
+
+
+def test_a_token_file_that_cannot_be_written_is_refused_before_put_io_is_asked(
+    fresh: Mirror, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # It was found only once the person had linked the code: a crash, and the token lost.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # where a crash report goes
+    in_the_way = fresh.root / "secrets"
+    in_the_way.write_text("a file where a folder should be\n")
+    fresh.write_config(putio={"oauth_app_id": APP_ID, "token_file": str(in_the_way / "token")})
+    fresh.fake.oob_link_after_polls = 1
+    result = fresh.run("login", *FAST)
+    assert result.code == 2, result.err
+    assert f"{in_the_way / 'token'}" in result.err and "hit a bug" not in result.err
+    assert fresh.fake.requests == [], "no code is asked for that could not be kept"

@@ -144,7 +144,10 @@ def _journal_finding(settings: Settings) -> Finding:
 
 def _putio_findings(settings: Settings) -> Iterator[Finding]:
     if settings.token is None:
-        yield problem("token", "no put.io token is set", LOGIN_HINT)
+        for reason in settings.token_problems:  # what is there, and why it cannot be used
+            yield problem("token", reason, f"fix it, or {LOGIN_HINT}")
+        if not settings.token_problems:
+            yield problem("token", "no put.io token is set", LOGIN_HINT)
         return
     with quick_client(settings) as client:
         try:

@@ -81,6 +81,7 @@ def log_in(
     if app is None:
         raise ConfigError("no put.io OAuth app id is configured (putio.oauth_app_id)", APP_ID_HINT)
     token_file = _token_file(settings)
+    _check_writable(token_file)
     with DeviceLogin(settings.api_url, timeout=settings.timeout) as device:
         code = device.new_code(app, f"putio-mirror on {socket.gethostname()}")
         echo("To link putio-mirror to your put.io account, open https://put.io/link")
@@ -126,6 +127,23 @@ def _token_file(settings: Settings) -> Path:
     if settings.token_file is None:  # load_settings always sets it
         raise ConfigError("no token file is known", "set putio.token_file in the config file")
     return settings.token_file
+
+
+def _check_writable(token_file: Path) -> None:
+    """Raise ConfigError if the token could not be stored there: found only once the
+    person has linked the code, the token would be lost."""
+    from putio_mirror.config.paths import unwritable_reason
+
+    reason = (
+        f"{token_file} is a folder"
+        if token_file.is_dir()
+        else unwritable_reason(token_file.parent, is_folder=True)
+    )
+    if reason is not None:
+        raise ConfigError(
+            f"cannot store the token in {token_file}: {reason}",
+            "fix putio.token_file, or the permissions of its folder, then log in",
+        )
 
 
 def _read_token(path: Path) -> str:

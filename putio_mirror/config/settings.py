@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from putio_mirror.config.expanding import expand
+from putio_mirror.config.expanding import expand, unset_problem
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config.folders import FolderPaths, folder_id, folder_path
 from putio_mirror.config.outlets import outlets
@@ -82,6 +82,8 @@ class Settings:
     rpc: RpcSettings = field(default_factory=RpcSettings)
     config_path: Path | None = None
     warnings: tuple[str, ...] = ()
+    #: why the configured token could not be used (it is then None); never quotes it
+    token_problems: tuple[str, ...] = ()
     #: where ``login`` writes the token: putio.token_file, else ``token`` in the config folder
     token_file: Path | None = None
     #: the client id of the OAuth app ``login`` asks put.io's device code for
@@ -136,9 +138,9 @@ def load_settings(
     path if it exists, else none (built-in defaults). ``overrides`` maps
     dotted keys (``download.chunk_size_kb``) to values laid over the file.
     ``check_paths`` also reports folders and files a writing run could not
-    create or write. ``token_optional``: a token that cannot be read is no problem
-    (``login`` is about to write it). Raise ConfigError listing every problem found, or if
-    ``require_token`` and no token is set.
+    create or write. ``token_optional``: a token that cannot be read is no error (``login``
+    is about to write it; ``doctor`` tells ``Settings.token_problems``). Raise ConfigError
+    listing every problem found, or if ``require_token`` and no token is set.
     """
     config_path = _find_config(path, env)
     raw = read_yaml(config_path) if config_path else {}
@@ -146,8 +148,8 @@ def load_settings(
     raw = apply_overrides(raw, overrides or {})
     model = validate(raw, source, set(overrides or {}), config_path)
     settings, problems = _build(model, env, config_path, source)
-    if token_optional:
-        problems = ()
+    if not token_optional:
+        problems = settings.token_problems + problems
     problems += staging_problems(settings.staging_dir, settings.download_dir, source)
     problems += ownership_problems(model.files, source, may_give=check_paths)
     if check_paths:
@@ -184,8 +186,9 @@ def _find_config(path: Path | None, env: Mapping[str, str]) -> Path | None:
 def _build(
     model: MirrorFile, env: Mapping[str, str], config_path: Path | None, source: str
 ) -> tuple[Settings, tuple[str, ...]]:
-    """Given a valid file model, return the Settings and any problems found reading the token."""
-    token, problems = resolve_token(model.putio, env, source)
+    """Given a valid file model, return the Settings and the problems found beyond the
+    token (those it has are in ``Settings.token_problems``)."""
+    token, token_problems = resolve_token(model.putio, env, source)
     rpc, rpc_problems = rpc_settings(model.rpc)
     paths = model.paths
     download_dir = expand(paths.downloads, env)
@@ -217,6 +220,7 @@ def _build(
         rpc=rpc,
         config_path=config_path,
         warnings=permission_warnings(model.putio, env, config_path),
+        token_problems=token_problems,
         token_file=token_file(model.putio, env),
         oauth_app_id=model.putio.oauth_app_id,
         mount=_mount(model.mount),
@@ -226,7 +230,27 @@ def _build(
             folder_path(model.download.remote_root), folder_path(model.transfers.save_parent_id)
         ),
     )
-    return settings, problems + tuple(f"{source}: {problem}" for problem in rpc_problems)
+    problems = _unset_variables(model, env) + tuple(rpc_problems)
+    return settings, tuple(f"{source}: {problem}" for problem in problems)
+
+
+def _unset_variables(model: MirrorFile, env: Mapping[str, str]) -> tuple[str, ...]:
+    """Given the file's model, return a problem for each path that uses a variable the
+    environment does not set."""
+    paths = model.paths
+    written = {
+        "putio.token_file": model.putio.token_file,
+        "paths.blackhole": paths.blackhole,
+        "paths.downloads": paths.downloads,
+        "paths.staging": paths.staging,
+        "paths.journal": _journal_path(paths.journal) if paths.journal else None,
+        "paths.log_file": paths.log_file,
+    }
+    return tuple(
+        f"{key}: {problem}"
+        for key, text in written.items()
+        if text and (problem := unset_problem(text, env))
+    )
 
 
 def _mount(section: MountSection) -> MountOptions:
@@ -274,12 +298,18 @@ def _journal_url(value: str | None, env: Mapping[str, str]) -> str:
     """Given ``paths.journal``, return an SQLAlchemy URL; a plain path becomes SQLite."""
     if not value:
         return default_journal_url()
+    path = _journal_path(value)
+    if path is None:
+        return value  # a URL, which may hold a password with '$' in it: left untouched
+    return f"sqlite:///{expand(path, env)}"
+
+
+def _journal_path(value: str) -> str | None:
+    """Given ``paths.journal``, return the path in it to expand (None: a URL as written)."""
     if value.startswith("sqlite:///"):
         rest = value.removeprefix("sqlite:///")
-        return f"sqlite:///{expand(rest, env)}" if rest.startswith(("~", "$")) else value
-    if _URL_SCHEME.match(value):
-        return value  # may hold a password with '$' in it: leave untouched
-    return f"sqlite:///{expand(value, env)}"
+        return rest if rest.startswith(("~", "$")) else None
+    return None if _URL_SCHEME.match(value) else value
 
 
 def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:

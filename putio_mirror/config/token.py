@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from putio_mirror.config.expanding import expand
+from putio_mirror.config.expanding import expand, unset_problem
 from putio_mirror.config.schema import PutioSection, Secret
 from putio_mirror.local.folders import config_folder
 
@@ -31,6 +31,8 @@ def resolve_token(
     if from_env.strip():
         return checked_token(from_env, f"${TOKEN_ENV}")
     if putio.token_file:
+        if unset_problem(putio.token_file, env):
+            return None, ()  # a problem of the file, not of the token (settings tells it)
         path = expand(putio.token_file, env)
         try:
             text = path.read_text(encoding="utf-8")

@@ -265,7 +265,7 @@ def create_journal_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
                 "check paths.journal and the permissions of its folder",
             ) from None
     try:
-        engine = create_engine(url, pool_pre_ping=not is_sqlite)
+        engine = create_engine(url, pool_pre_ping=not is_sqlite, connect_args=_connect_args(url))
     except (ArgumentError, NoSuchModuleError, ImportError) as error:
         raise JournalError(
             f"cannot use the journal {shown}: {error}",
@@ -274,6 +274,20 @@ def create_journal_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
     if is_sqlite:
         tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000))
     return engine
+
+
+#: how long a PostgreSQL server may take to accept a connection: without it, libpq waits
+#: for ever on a server that takes the connection and says nothing (a paused VM, another
+#: program on that port), and so did doctor and every run
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def _connect_args(url: URL) -> dict[str, object]:
+    """Given a parsed URL, return the driver's connection arguments: a PostgreSQL one
+    gets a connect timeout, unless its URL names one (``?connect_timeout=30``)."""
+    if url.get_backend_name() != "postgresql" or "connect_timeout" in url.query:
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
 
 def is_missing_file(url: URL) -> bool:

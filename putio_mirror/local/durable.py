@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -147,7 +148,8 @@ def write_private_file(path: Path, text: str) -> None:
         temporary.replace(path)
         fsync_folder(path.parent)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a folder that could not be made holds none
+            temporary.unlink(missing_ok=True)
         raise ConfigError(
             f"cannot write {path}: {error.strerror or error}",
             f"check that this user may create files in {path.parent}",

@@ -8,7 +8,7 @@ answer 201 with the queued command.
 
 from __future__ import annotations
 
-from putio_mirror.notify.values import ArrKind, ArrServer, ItemPlaced
+from putio_mirror.notify.values import ArrKind, ArrServer, ItemPlaced, Trouble
 
 SCANS: dict[ArrKind, str] = {
     "sonarr": "DownloadedEpisodesScan",
@@ -23,7 +23,7 @@ def command_url(server: ArrServer) -> str:
     return f"{server.url.rstrip('/')}/api/v3/command"
 
 
-def rescan(server: ArrServer, item: ItemPlaced, timeout: float = TIMEOUT_SECONDS) -> str | None:
+def rescan(server: ArrServer, item: ItemPlaced, timeout: float = TIMEOUT_SECONDS) -> Trouble | None:
     """Given a server and a placed item, ask the server to import the item's path; return
     what went wrong (None: the command was accepted). Never raises."""
     import requests
@@ -38,8 +38,8 @@ def rescan(server: ArrServer, item: ItemPlaced, timeout: float = TIMEOUT_SECONDS
             allow_redirects=False,  # a redirect would carry the key elsewhere
         )
     except requests.RequestException as error:
-        return f"{server.kind} at {server.url}: {type(error).__name__}"
+        return Trouble(f"{server.kind} at {server.url}: {type(error).__name__}", silent=True)
     if not 200 <= answer.status_code < 300:
         hint = " (check arr.api_key)" if answer.status_code == 401 else ""
-        return f"{server.kind} at {server.url} answered HTTP {answer.status_code}{hint}"
+        return Trouble(f"{server.kind} at {server.url} answered HTTP {answer.status_code}{hint}")
     return None

@@ -4,6 +4,11 @@ The command is the config's list of arguments, run without a shell; the item's p
 and put.io id reach it only through the environment, so no name put.io sends can ever
 become shell syntax. It runs in a session of its own: at its timeout the whole process
 group is killed, children included.
+
+Its error output goes to an unnamed temporary file, not a pipe: a job the command leaves
+running in the background (``scan "$PUTIO_MIRROR_ITEM_PATH" &``) inherits it and would
+hold a pipe open, so waiting for its end would wait for the job; and only the file's tail
+is read, however much was written.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 from collections.abc import Mapping
+from typing import IO
 
-from putio_mirror.notify.values import ItemPlaced
+from putio_mirror.notify.values import ItemPlaced, Trouble
 
 PATH_VAR = "PUTIO_MIRROR_ITEM_PATH"
 NAME_VAR = "PUTIO_MIRROR_ITEM_NAME"
@@ -35,32 +42,41 @@ def hook_environment(item: ItemPlaced, base: Mapping[str, str]) -> dict[str, str
     }
 
 
-def run_hook(argv: tuple[str, ...], item: ItemPlaced, timeout: float) -> str | None:
+def run_hook(argv: tuple[str, ...], item: ItemPlaced, timeout: float) -> Trouble | None:
     """Given the command, a placed item and a timeout in seconds, run the command; return
     what went wrong (None: it exited 0). Never raises for the command's own failure."""
-    try:
-        process = subprocess.Popen(
-            argv,
-            env=hook_environment(item, os.environ),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except OSError as error:
-        return f"cannot start {argv[0]}: {error.strerror or error}"
-    try:
-        _, errors = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        return f"{argv[0]} was killed after {timeout:g} s (hooks.timeout_seconds)"
-    if process.returncode != 0:
-        said = errors.decode("utf-8", "replace").strip()[-_TAIL:]
-        return f"{argv[0]} exited {process.returncode}" + (f": {said}" if said else "")
+    with tempfile.TemporaryFile() as errors:
+        try:
+            process = subprocess.Popen(
+                argv,
+                env=hook_environment(item, os.environ),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
+        except OSError as error:
+            return Trouble(f"cannot start {argv[0]}: {error.strerror or error}")
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            killed = f"{argv[0]} was killed after {timeout:g} s (hooks.timeout_seconds)"
+            return Trouble(killed, silent=True)
+        if returncode != 0:
+            said = _tail(errors)
+            return Trouble(f"{argv[0]} exited {returncode}" + (f": {said}" if said else ""))
     return None
+
+
+def _tail(errors: IO[bytes]) -> str:
+    """Given the command's error output, return its last words."""
+    size = errors.seek(0, os.SEEK_END)
+    errors.seek(max(0, size - 4 * _TAIL))  # enough bytes for _TAIL characters, mostly
+    return errors.read().decode("utf-8", "replace").strip()[-_TAIL:]
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):  # it ended on its own meanwhile
         os.killpg(process.pid, signal.SIGKILL)
-    process.communicate()  # reap it; the group is gone, so its pipe closes
+    process.wait()  # reap it

@@ -2,7 +2,9 @@
 
 Events are queued and handed to the outlets on a thread of its own, in order, so a slow
 hook or an unreachable notification service never holds up a download; ``close`` waits
-for the queue to empty (each outlet has its own timeout). Whatever goes wrong there is a
+for the queue to empty (each outlet has its own timeout). A hook that hangs or an *arr
+that does not answer is let be for the rest of the run, so the end of a run that placed
+many items waits out one timeout, not one an item. Whatever goes wrong there is a
 warning in the log, never a failed run. A run with no outlets configured makes a Notifier
 that does nothing and starts no thread.
 """
@@ -17,7 +19,7 @@ from types import TracebackType
 from putio_mirror.notify.arr import rescan
 from putio_mirror.notify.hook import run_hook
 from putio_mirror.notify.messages import send
-from putio_mirror.notify.values import DiskFull, Event, ItemPlaced, Outlets
+from putio_mirror.notify.values import ArrServer, DiskFull, Event, ItemPlaced, Outlets, Trouble
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._disk_full_said = False
+        #: the outlets that did not answer in this run (the hook, *arr URLs): let be
+        self._silent: set[str] = set()
 
     def __enter__(self) -> Notifier:
         return self
@@ -86,12 +90,43 @@ class Notifier:
         outlets = self._outlets
         if isinstance(event, ItemPlaced):
             if outlets.on_item_placed:
-                problem = run_hook(outlets.on_item_placed, event, outlets.hook_timeout)
-                if problem:
-                    log.warning("hooks.on_item_placed for %s: %s", event.name, problem)
+                self._run_hook(event)
             for server in outlets.arr:
-                if problem := rescan(server, event):
-                    log.warning("asking for an import of %s: %s", event.name, problem)
+                self._rescan(server, event)
         if outlets.urls and event.event in outlets.events:
             for problem in send(outlets.urls, event, SEND_TIMEOUT_SECONDS):
                 log.warning("notification of %s failed: %s", event.event, problem)
+
+    def _run_hook(self, event: ItemPlaced) -> None:
+        said = f"hooks.on_item_placed for {event.name}"
+        if _HOOK in self._silent:
+            log.warning("%s: not run: it hung earlier in this run", said)
+            return
+        outlets = self._outlets
+        trouble = run_hook(outlets.on_item_placed, event, outlets.hook_timeout)
+        self._warn(said, trouble, _HOOK, "not run again in this run")
+
+    def _rescan(self, server: ArrServer, event: ItemPlaced) -> None:
+        said = f"asking for an import of {event.name}"
+        if server.url in self._silent:
+            log.warning(
+                "%s: %s at %s: not asked: it did not answer earlier in this run",
+                said,
+                server.kind,
+                server.url,
+            )
+            return
+        self._warn(said, rescan(server, event), server.url, "not asked again in this run")
+
+    def _warn(self, said: str, trouble: Trouble | None, outlet: str, let_be: str) -> None:
+        if trouble is None:
+            return
+        if trouble.silent:
+            self._silent.add(outlet)
+            log.warning("%s: %s; %s", said, trouble.text, let_be)
+        else:
+            log.warning("%s: %s", said, trouble.text)
+
+
+#: the hook's name among the silent outlets (the others are *arr URLs)
+_HOOK = "hooks.on_item_placed"

@@ -44,6 +44,16 @@ class Outlets:
 
 
 @dataclass(frozen=True, slots=True)
+class Trouble:
+    """What went wrong handing an event to an outlet; ``silent``: it did not answer (it
+    hung, or its server is down), so it is let be for the rest of the run: each event
+    would wait out its timeout again, and a run ends only once every event was handed on."""
+
+    text: str
+    silent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ItemPlaced:
     """An item (a folder, or a single file) is now in the download folder, whole."""
 
