@@ -162,3 +162,22 @@ def test_urls_and_api_keys_never_show_in_the_settings_or_a_config_error(
     result = mirror.run("sync")
     assert result.code == ExitCode.USAGE and "arr" in result.err and "kind" in result.err
     assert "k3y-0f-s0narr" not in result.err
+
+
+def test_a_run_that_places_many_items_sends_a_few_messages_then_one_for_the_rest(
+    mirror: Mirror,
+) -> None:
+    """A first sync of a large account placed hundreds of items: one message each went
+    past what services accept (ntfy, Pushover and Telegram limit the rate) and buried the
+    phone; the first few are told as they come, the rest in one message at the run's end."""
+    for number in range(12):
+        mirror.fake.add_file(f"film{number:02}.mkv", size=100)
+    with receiving() as receiver:
+        notify_to(mirror, receiver)
+        assert mirror.run("sync").code == ExitCode.OK
+    told = titles(receiver)
+    assert told[3:] == ["putio-mirror: 9 more items are ready"], told
+    first = {title.removeprefix("putio-mirror: ").removesuffix(" is ready") for title in told[:3]}
+    rest = receiver.requests[3].body["message"]
+    named = {f"film{n:02}.mkv" for n in range(12)}
+    assert first < named and all(name in rest for name in named - first), rest

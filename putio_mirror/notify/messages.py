@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import logging
 
-from putio_mirror.notify.values import DiskFull, Event, ItemFailed, ItemPlaced, TokenRefused
+from putio_mirror.notify.values import DiskFull, Event, ItemFailed, ItemPlaced, More, TokenRefused
 
 log = logging.getLogger(__name__)
 
 APP = "putio-mirror"
 
 
-def wording(event: Event) -> tuple[str, str, str]:
+#: the most names a message of several items lists
+NAMES_LISTED = 30
+
+
+def wording(event: Event | More) -> tuple[str, str, str]:
     """Given an event, return its title, body and Apprise type (success, warning, failure)."""
+    if isinstance(event, More):
+        return _several(event)
     if isinstance(event, ItemPlaced):
         return f"{APP}: {event.name} is ready", f"Placed in {event.path}", "success"
     if isinstance(event, ItemFailed):
@@ -31,6 +37,20 @@ def wording(event: Event) -> tuple[str, str, str]:
     return f"{APP}: put.io refused the token", body, "failure"
 
 
+def _several(more: More) -> tuple[str, str, str]:
+    count, listed = len(more.names), list(more.names[:NAMES_LISTED])
+    if count > NAMES_LISTED:
+        listed.append(f"… and {count - NAMES_LISTED} more")
+    body = "\n".join(listed)
+    if more.event == "item_placed":
+        return f"{APP}: {count} more items are ready", body, "success"
+    return (
+        f"{APP}: {count} more items failed",
+        f"{body}\n\n`putio-mirror status` says why",
+        "warning",
+    )
+
+
 def _with_hint(message: str, hint: str) -> str:
     return f"{message}\n\n{hint}" if hint else message
 
@@ -42,7 +62,7 @@ def service_name(url: str) -> str:
     return f"{scheme}://…" if separator else "a URL that is not one"
 
 
-def send(urls: tuple[str, ...], event: Event, timeout: float) -> list[str]:
+def send(urls: tuple[str, ...], event: Event | More, timeout: float) -> list[str]:
     """Given Apprise URLs, send the event to each; return the problems (never raise)."""
     import apprise
 

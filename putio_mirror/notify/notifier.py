@@ -2,9 +2,10 @@
 
 Events are queued and handed to the outlets on a thread of its own, in order, so a slow
 hook or an unreachable notification service never holds up a download; ``close`` waits
-for the queue to empty (each outlet has its own timeout). A hook that hangs or an *arr
-that does not answer is let be for the rest of the run, so the end of a run that placed
-many items waits out one timeout, not one an item. Whatever goes wrong there is a
+for the queue to empty (each outlet has its own timeout). The first few items placed (or
+failed) are each a message; the rest of a run's are one message at its end. A hook that
+hangs or an *arr that does not answer is let be for the rest of the run, so the end of a
+run that placed many items waits out one timeout, not one an item. Whatever goes wrong there is a
 warning in the log, never a failed run. A run with no outlets configured makes a Notifier
 that does nothing and starts no thread.
 """
@@ -19,12 +20,25 @@ from types import TracebackType
 from putio_mirror.notify.arr import rescan
 from putio_mirror.notify.hook import run_hook
 from putio_mirror.notify.messages import send
-from putio_mirror.notify.values import ArrServer, DiskFull, Event, ItemPlaced, Outlets, Trouble
+from putio_mirror.notify.values import (
+    ArrServer,
+    DiskFull,
+    Event,
+    EventName,
+    ItemFailed,
+    ItemPlaced,
+    More,
+    Outlets,
+    Trouble,
+)
 
 log = logging.getLogger(__name__)
 
 #: how long one notification service may take to answer
 SEND_TIMEOUT_SECONDS = 15.0
+#: the items of a kind (placed, failed) whose messages go one by one in a run; the rest
+#: go in one message at its end
+TOLD_ONE_BY_ONE = 3
 _DONE = None
 
 
@@ -39,6 +53,10 @@ class Notifier:
         self._disk_full_said = False
         #: the outlets that did not answer in this run (the hook, *arr URLs): let be
         self._silent: set[str] = set()
+        #: the names of the items whose messages wait for the run's end, by event (the
+        #: notify thread's own)
+        self._held: dict[EventName, list[str]] = {}
+        self._told: dict[EventName, int] = {}
 
     def __enter__(self) -> Notifier:
         return self
@@ -85,6 +103,8 @@ class Notifier:
                 self._hand_on(event)
             except Exception:  # a bug here must not end the run, nor silence later events
                 log.warning("handing on %s failed", event.event, exc_info=True)
+        for name, items in self._held.items():  # the run's end: the rest, one message each
+            self._send(More(name, tuple(items)))
 
     def _hand_on(self, event: Event) -> None:
         outlets = self._outlets
@@ -94,8 +114,22 @@ class Notifier:
             for server in outlets.arr:
                 self._rescan(server, event)
         if outlets.urls and event.event in outlets.events:
-            for problem in send(outlets.urls, event, SEND_TIMEOUT_SECONDS):
-                log.warning("notification of %s failed: %s", event.event, problem)
+            if isinstance(event, ItemPlaced | ItemFailed) and self._hold(event):
+                return
+            self._send(event)
+
+    def _hold(self, event: ItemPlaced | ItemFailed) -> bool:
+        """Given an item's event, say whether its message waits for the run's end: the
+        first ``TOLD_ONE_BY_ONE`` of a kind are sent as they come."""
+        told = self._told[event.event] = self._told.get(event.event, 0) + 1
+        if told <= TOLD_ONE_BY_ONE:
+            return False
+        self._held.setdefault(event.event, []).append(event.name)
+        return True
+
+    def _send(self, event: Event | More) -> None:
+        for problem in send(self._outlets.urls, event, SEND_TIMEOUT_SECONDS):
+            log.warning("notification of %s failed: %s", event.event, problem)
 
     def _run_hook(self, event: ItemPlaced) -> None:
         said = f"hooks.on_item_placed for {event.name}"

@@ -92,4 +92,13 @@ class DiskFull:
     event: EventName = "disk_full"
 
 
+@dataclass(frozen=True, slots=True)
+class More:
+    """The items of one kind of event told together at a run's end, past the first few
+    told one by one (a first sync places hundreds: services limit the rate, and people)."""
+
+    event: EventName
+    names: tuple[str, ...]
+
+
 Event = ItemPlaced | ItemFailed | TokenRefused | DiskFull
