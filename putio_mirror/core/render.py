@@ -135,8 +135,11 @@ def plan_summary(plan: Plan) -> str:
     if not plan.actions:
         if waiting:
             return f"Nothing to do yet: {waiting}."
-        if any(note.level != "info" for note in plan.notes):
+        levels = {note.level for note in plan.notes}
+        if levels & {"warning", "reminder"}:
             return "Nothing to do now; see the notes above."
+        if "needs_you" in levels:  # said after the run, with the rest that needs a person
+            return "Nothing to do now; something needs you (below)."
         return "Nothing to do: put.io and the local folders are in step."
     counts = Counter(_LABELS[action.kind] for action in plan)
     parts = [f"{count} {label}" for label, count in counts.items()]
