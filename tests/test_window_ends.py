@@ -1,0 +1,92 @@
+"""A window's end, met by a real sync against the fake put.io: whatever the node or the
+limit is doing at that moment, the download stops soon after at a chunk boundary, and the
+next window goes on from that byte."""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from datetime import datetime
+
+from putio_mirror.app.run import Request, Runtime, run_once
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.errors import ExitCode
+from putio_mirror.fakeputio.fake import LoggedRequest
+from tests.mirror_env import Mirror
+
+STAGING = ".putio-mirror-staging"
+WINDOW = "00:05-05:55"
+NIGHT = datetime(2026, 11, 27, 1, 0).astimezone()
+MORNING = datetime(2026, 11, 27, 6, 0).astimezone()
+
+
+class ClosingWindow:
+    """A local clock inside ``WINDOW`` until ``close`` is called, then after it: the
+    window closes for real, at a moment the test chooses."""
+
+    def __init__(self) -> None:
+        self.closed_at: float | None = None
+
+    def close(self) -> None:
+        if self.closed_at is None:
+            self.closed_at = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return NIGHT if self.closed_at is None else MORNING
+
+
+def close_after(clock: ClosingWindow, seconds: float) -> None:
+    timer = threading.Timer(seconds, clock.close)
+    timer.daemon = True
+    timer.start()
+
+
+def first_node_request(action: Callable[[], None]) -> Callable[[LoggedRequest], None]:
+    fired = threading.Event()
+
+    def hook(request: LoggedRequest) -> None:
+        if request.host == "node" and not fired.is_set():
+            fired.set()
+            action()
+
+    return hook
+
+
+def node_ranges(mirror: Mirror) -> list[str | None]:
+    return [r.headers.get("Range") for r in mirror.fake.requests if r.host == "node"]
+
+
+def test_a_node_that_trickles_is_stopped_soon_after_the_window_closes_and_resumed_next_window(
+    mirror: Mirror,
+) -> None:
+    # A node sending 8 KB/s: a chunk of 256 KiB would take half a minute. The window's end
+    # must not wait for it (a node trickling 1 byte a second would hold the run for days).
+    size = 2 * 1024 * 1024
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"chunk_size_kb": 256, "read_timeout_seconds": 0.5, "max_outage_seconds": 20},
+    )
+    mirror.fake.node_bytes_per_second = 8_000
+    clock = ClosingWindow()
+    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert clock.closed_at is not None
+    assert ended - clock.closed_at < 3.0, "the run went on long after the window closed"
+    part = mirror.downloads / STAGING / f"{file_id}.part"
+    kept = part.stat().st_size
+    assert 0 < kept < size
+
+    mirror.fake.on_request = None
+    mirror.fake.node_bytes_per_second = None
+    mirror.fake.clear_requests()
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+    assert node_ranges(mirror) == [f"bytes={kept}-"]
+    data = (mirror.downloads / "big.bin").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
