@@ -90,3 +90,37 @@ def test_a_node_that_trickles_is_stopped_soon_after_the_window_closes_and_resume
     assert node_ranges(mirror) == [f"bytes={kept}-"]
     data = (mirror.downloads / "big.bin").read_bytes()
     assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def test_a_download_held_back_by_a_low_bwlimit_stops_soon_after_the_window_closes(
+    mirror: Mirror,
+) -> None:
+    # Under a limit of 16 KiB/s a chunk of 256 KiB takes 16 s to be let through: the
+    # window's end must not wait for the limiter to let the chunk go.
+    size = 2 * 1024 * 1024
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"chunk_size_kb": 256, "bwlimit": "16K", "read_timeout_seconds": 2},
+    )
+    clock = ClosingWindow()
+    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert clock.closed_at is not None
+    assert ended - clock.closed_at < 3.0, "the run went on long after the window closed"
+    part = mirror.downloads / STAGING / f"{file_id}.part"
+    kept = part.stat().st_size
+    assert kept < size
+
+    mirror.fake.on_request = None
+    mirror.fake.clear_requests()
+    mirror.write_config(schedule={"windows": [WINDOW]}, download={"chunk_size_kb": 256})
+    settings = load_settings(mirror.config, {})
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+    assert node_ranges(mirror) == [f"bytes={kept}-" if kept else None]
+    data = (mirror.downloads / "big.bin").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
