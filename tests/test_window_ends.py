@@ -8,18 +8,25 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from putio_mirror.app.run import Request, Runtime, run_once
+from putio_mirror.cli.signals import StopFlag
+from putio_mirror.cli.watch import watch_blackhole
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import ExitCode
+from putio_mirror.fakeputio import FakePutio
 from putio_mirror.fakeputio.fake import LoggedRequest
+from tests.conftest import TorrentFactory
 from tests.mirror_env import Mirror
+from tests.rpc_env import Client, serving, url_of, wait_for
 
 STAGING = ".putio-mirror-staging"
 WINDOW = "00:05-05:55"
 NIGHT = datetime(2026, 11, 27, 1, 0).astimezone()
 MORNING = datetime(2026, 11, 27, 6, 0).astimezone()
+EVENING = datetime(2026, 11, 26, 23, 0).astimezone()
+SHORT_NIGHT = datetime(2026, 11, 27, 0, 30).astimezone()  # inside 00:05-00:55
 
 
 class ClosingWindow:
@@ -124,3 +131,75 @@ def test_a_download_held_back_by_a_low_bwlimit_stops_soon_after_the_window_close
     assert node_ranges(mirror) == [f"bytes={kept}-" if kept else None]
     data = (mirror.downloads / "big.bin").read_bytes()
     assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def closed_now() -> str:
+    """A window that opens in two hours (local time): closed for the whole test."""
+    now = datetime.now().astimezone()
+    return f"{now + timedelta(hours=2):%H:%M}-{now + timedelta(hours=3):%H:%M}"
+
+
+def test_serve_outside_the_window_does_not_sync_again_and_again_for_an_item_done_on_put_io(
+    mirror: Mirror, torrent_bytes: TorrentFactory
+) -> None:
+    # An item Sonarr added is finished on put.io in the afternoon; the window opens at
+    # night. Until then a sync can only find the window closed: serve must not start one
+    # at every poll (each lists the whole account and fills `history` with runs).
+    with serving(mirror, {"schedule": {"windows": [closed_now()]}}, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        client.add_torrent(torrent_bytes("Waiting"))
+        wait_for(lambda: mirror.fake.transfers())
+        mirror.fake.finish_transfers()
+        time.sleep(0.5)  # a sync may come for it: it finds the window closed
+        syncs_before = api_calls(mirror.fake, "/v2/files/list")
+        time.sleep(2.0)  # twenty polls
+        syncs = api_calls(mirror.fake, "/v2/files/list") - syncs_before
+    assert syncs == 0, f"{syncs} syncs started outside the window"
+    assert not (mirror.downloads / "Waiting").exists()
+
+
+def api_calls(fake: FakePutio, path: str) -> int:
+    return sum(1 for entry in fake.requests if entry.host == "api" and entry.path == path)
+
+
+class OpeningWindow:
+    """A local clock before ``WINDOW`` until ``open`` is called, then inside it."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+
+    def __call__(self) -> datetime:
+        return SHORT_NIGHT if self.opened.is_set() else EVENING
+
+
+def test_watch_syncs_as_a_window_opens_though_its_interval_is_longer(mirror: Mirror) -> None:
+    # Syncs every hour and a window of 50 minutes: a sync just before the window and the
+    # next just after it would never download anything.
+    mirror.fake.add_file("movie.mkv", size=100_000)
+    mirror.write_config(schedule={"windows": ["00:05-00:55"], "watch_interval_minutes": 60})
+    mirror.blackhole.mkdir(exist_ok=True)
+    settings = load_settings(mirror.config, {})
+    clock, flag, ended = OpeningWindow(), StopFlag(), []
+    watcher = threading.Thread(
+        target=lambda: ended.append(
+            watch_blackhole(
+                settings,
+                add_first=False,
+                periodic_sync=True,
+                stop=flag,
+                poll_seconds=0.05,
+                clock=clock,
+            )
+        )
+    )
+    watcher.start()
+    try:
+        wait_for(lambda: mirror.fake.requests)  # the first sync, in the closed window
+        time.sleep(1.0)
+        assert not (mirror.downloads / "movie.mkv").exists()
+        clock.opened.set()
+        wait_for(lambda: (mirror.downloads / "movie.mkv").exists(), timeout=15)
+    finally:
+        flag.set()
+        watcher.join(30)
+    assert ended == [ExitCode.OK]
