@@ -4,6 +4,7 @@ next window goes on from that byte."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import zlib
@@ -203,3 +204,74 @@ def test_watch_syncs_as_a_window_opens_though_its_interval_is_longer(mirror: Mir
         flag.set()
         watcher.join(30)
     assert ended == [ExitCode.OK]
+
+
+def test_a_window_closing_on_segments_in_flight_stops_each_and_the_next_window_fetches_the_rest(
+    mirror: Mirror,
+) -> None:
+    # 40 MB over four connections, each slow: the window closes with every segment midway.
+    size = 40 * 1024 * 1024
+    file_id = mirror.fake.add_file("movie.mkv", size=size)
+    chunk = 64 * 1024
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"chunk_size_kb": 64, "connections": 4, "read_timeout_seconds": 2},
+    )
+    mirror.fake.node_bytes_per_second = 2_000_000
+    clock = ClosingWindow()
+    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.5))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    part = mirror.downloads / STAGING / f"{file_id}.part"
+    rows = json.loads(part.with_name(part.name + ".segments").read_text())["segments"]
+    assert len(rows) >= 2
+    data = mirror.fake.file_content(file_id)
+    on_disk = part.read_bytes()
+    for start, end, done, crc in rows:
+        assert 0 < done < end - start, "every segment was midway"
+        assert done % chunk == 0 or start + done == end, "a segment stopped mid-chunk"
+        assert on_disk[start : start + done] == data[start : start + done]
+        assert f"{zlib.crc32(data[start : start + done]):08x}" == f"{crc:08x}"
+
+    mirror.fake.on_request = None
+    mirror.fake.node_bytes_per_second = None
+    mirror.fake.clear_requests()
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+    asked = sorted(r.headers.get("Range") or "" for r in mirror.fake.requests if r.host == "node")
+    wanted = sorted(
+        f"bytes={start + done}-{end - 1}" if end < size else f"bytes={start + done}-"
+        for start, end, done, _ in rows
+    )
+    assert asked == wanted, "each segment resumed from its own byte, nothing asked twice"
+    assert (mirror.downloads / "movie.mkv").read_bytes() == data
+
+
+def test_a_small_file_from_a_node_that_trickles_is_stopped_soon_after_the_window_closes(
+    mirror: Mirror,
+) -> None:
+    # A file small enough to be fetched in one request (``fetch/whole.py``), from a node
+    # sending 4 KB/s: 200 KB would take 50 s.
+    size = 200_000
+    file_id = mirror.fake.add_file("subs.srt", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"chunk_size_kb": 256, "read_timeout_seconds": 0.5, "max_outage_seconds": 20},
+    )
+    mirror.fake.node_bytes_per_second = 4_000
+    clock = ClosingWindow()
+    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert clock.closed_at is not None
+    assert ended - clock.closed_at < 3.0, "the run went on long after the window closed"
+
+    mirror.fake.on_request = None
+    mirror.fake.node_bytes_per_second = None
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+    data = (mirror.downloads / "subs.srt").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
