@@ -327,9 +327,9 @@ class _PartWatchingLimiter(RateLimiter):
         self.part = part
         self.charges: list[tuple[int, int]] = []
 
-    def consume(self, nbytes: int) -> None:
+    def consume(self, nbytes: int, given_up: Callable[[], bool] = lambda: False) -> None:
         self.charges.append((self.part.stat().st_size, nbytes))
-        super().consume(nbytes)
+        super().consume(nbytes, given_up)
 
 
 def test_download_charges_the_limiter_for_each_chunk_before_writing_it(

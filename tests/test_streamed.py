@@ -113,7 +113,8 @@ def test_a_streamed_body_that_stalls_is_a_failed_connection(node: Node, session:
         pytest.raises(Retry, match=r"the connection failed \(TimeoutError\)"),
         streamed_get(session, node.url, None, (5.0, 0.3)) as (_, read),
     ):
-        read(buffer)
+        came = read(buffer)  # what came within the read timeout may be handed over first
+        read(buffer[came:])
     assert time.monotonic() - started < 3
 
 
@@ -124,7 +125,26 @@ def test_a_streamed_body_cut_short_is_a_failed_connection(session: Session) -> N
             pytest.raises(Retry, match=r"the connection failed \(IncompleteRead\)"),
             streamed_get(session, url, None, (5.0, 5.0)) as (_, read),
         ):
-            read(buffer)
+            # what came before the cut may be handed over first (a MSG_WAITALL read comes
+            # back short at the cut): the next read fails
+            came = read(buffer)
+            assert bytes(buffer[:came]) == BODY[:came]
+            read(buffer[came:])
+
+
+def test_a_trickling_body_hands_over_what_came_within_the_read_timeout(session: Session) -> None:
+    # The body comes in four pieces 50 ms apart: a read timeout of 0.12 s ends the buffer
+    # early, with what came by then; nothing is lost, and the rest comes with the next.
+    with _trickling_node() as url, streamed_get(session, url, None, (5.0, 0.12)) as (_, read):
+        buffer = memoryview(bytearray(len(BODY)))
+        got = read(buffer)
+        assert 0 < got < len(BODY)
+        while got < len(BODY):
+            count = read(buffer[got:])
+            assert count > 0
+            got += count
+        assert bytes(buffer) == BODY
+        assert read(buffer) == 0
 
 
 @pytest.mark.parametrize(

@@ -126,3 +126,10 @@ def test_raising_the_limit_speeds_up_a_thread_already_waiting(clock: ConcurrentC
 def test_a_limit_below_one_byte_per_second_is_refused(clock: ConcurrentClock) -> None:
     with pytest.raises(ValueError, match="at least 1 byte"):
         _limiter(clock, Limit(0)).consume(10)
+
+
+def test_a_caller_that_gives_up_stops_waiting_within_a_second(clock: ConcurrentClock) -> None:
+    # 100 KB at 1 KB/s is 100 s of waiting; the caller's window closes after 3 s of it.
+    limiter = _limiter(clock, Limit(1000))
+    limiter.consume(100_000, given_up=lambda: clock.now >= 3.0)
+    assert 3.0 <= clock.now <= 4.0

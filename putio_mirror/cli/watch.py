@@ -3,11 +3,13 @@
 watchdog tells us when the blackhole changes; each change arms a short timer
 (files must settle before they are read), then a blackhole pass submits them.
 ``schedule`` starts a full sync every few minutes, which obeys the download
-windows like any other sync. SIGTERM finishes the current chunk, journals,
-and exits 0 (a supervisor's stop is a daemon's normal end); Ctrl-C does the same and
-exits 130. SIGHUP reads the config again: a running sync stops at its next chunk, and
-the watch goes on with the new config (a sync right away resumes what it left); a config
-with problems is reported and the one read before stays in force.
+windows like any other sync; one starts too as a window opens (the interval may be
+longer than the window), and ``serve``'s hurry starts none while they are closed.
+SIGTERM finishes the current chunk, journals, and exits 0 (a supervisor's stop is a
+daemon's normal end); Ctrl-C does the same and exits 130. SIGHUP reads the config again:
+a running sync stops at its next chunk, and the watch goes on with the new config (a sync
+right away resumes what it left); a config with problems is reported and the one read
+before stays in force.
 
 A dropped torrent never waits for a sync: the sync runs on its own thread
 (without the blackhole's actions, which are the passes' job), and a blackhole
@@ -28,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 import schedule
@@ -36,7 +39,15 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from putio_mirror.app.report import RunReport
-from putio_mirror.app.run import ALL_KINDS, BLACKHOLE_KINDS, Outcome, Request, Runtime, run_once
+from putio_mirror.app.run import (
+    ALL_KINDS,
+    BLACKHOLE_KINDS,
+    Outcome,
+    Request,
+    Runtime,
+    local_now,
+    run_once,
+)
 from putio_mirror.cli.progress import LogProgress
 from putio_mirror.cli.signals import Hangup, StopFlag
 from putio_mirror.config.settings import Settings
@@ -200,12 +211,14 @@ def watch_blackhole(
     monotonic: Callable[[], float] = time.monotonic,
     extras: Extras | None = None,
     reload: Callable[[], Settings] | None = None,
+    clock: Callable[[], datetime] = local_now,
 ) -> ExitCode:
     """Given settings, watch until stopped; return the exit code (130 after Ctrl-C, else 0).
+    ``clock``: the local wall clock the windows are read on (a test's own).
 
     On SIGHUP the current round ends as a stop would, and the next one runs with what
     ``reload`` returns (the same settings without it, or when it raises MirrorError)."""
-    rounds = _Rounds(extras or Extras(), periodic_sync, poll_seconds, monotonic)
+    rounds = _Rounds(extras or Extras(), periodic_sync, poll_seconds, monotonic, clock)
     with stop or StopFlag() as flag, Hangup() as hangup:
         while True:
             rounds.watch(settings, add_first, flag, hangup)
@@ -224,6 +237,7 @@ class _Rounds:
     periodic_sync: bool
     poll_seconds: float
     monotonic: Callable[[], float]
+    clock: Callable[[], datetime]
 
     def watch(self, settings: Settings, add_first: bool, flag: StopFlag, hangup: Hangup) -> None:
         """Watch with one set of settings until stopped or hung up."""
@@ -243,6 +257,7 @@ class _Rounds:
             stop_requested=stop_requested,
             progress=LogProgress(),
             on_snapshot=self.extras.on_snapshot,
+            clock=self.clock,
         )
         observer = Observer()
         watched = _Watched(observer, settings.blackhole_dir, timer.arm)
@@ -255,8 +270,13 @@ class _Rounds:
         log.info("watching %s", settings.blackhole_dir)
         try:
             scheduler = _scheduler(syncs, settings, self.periodic_sync)
-            hurry = _Hurry(self.extras, timer, syncs, self.monotonic)
-            loop = _Loop(runtime, timer, scheduler, syncs, watched, hurry)
+            # a sync as a window opens, whatever the interval (the periodic syncs' watcher)
+            window = _Window(
+                lambda: settings.schedule.is_open(self.clock()),
+                syncs.soon if self.periodic_sync else lambda: None,
+            )
+            hurry = _Hurry(self.extras, timer, syncs, self.monotonic, window.is_open)
+            loop = _Loop(runtime, timer, scheduler, syncs, watched, hurry, window)
             loop.run((flag, hangup), self.poll_seconds)
         finally:
             ended.set()  # a sync still running stops at its next chunk
@@ -302,11 +322,13 @@ class _Loop:
     syncs: _Syncs
     watched: _Watched
     hurry: _Hurry
+    window: _Window
 
     def run(self, ends: tuple[StopFlag, Hangup], poll_seconds: float) -> None:
         flag, hangup = ends
         while not (flag.is_set() or hangup.is_set()):
             self.hurry.check()
+            self.window.check()
             self.watched.check()
             if self.timer.fire_if_due():
                 command = "watch submit"
@@ -372,16 +394,41 @@ def _identity(folder: Path) -> tuple[int, int] | None:
     return (status.st_dev, status.st_ino) if stat.S_ISDIR(status.st_mode) else None
 
 
+class _Window:
+    """Whether the download windows are open; ``on_open`` is called as one opens."""
+
+    def __init__(self, is_open: Callable[[], bool], on_open: Callable[[], None]) -> None:
+        self.is_open = is_open
+        self._on_open = on_open
+        self._was_open = is_open()  # the first sync has just started
+
+    def check(self) -> None:
+        now_open = self.is_open()
+        if now_open and not self._was_open:
+            log.info("a download window opened: syncing")
+            self._on_open()
+        self._was_open = now_open
+
+
 class _Hurry:
     """While the RPC door has items not yet placed, a pass every few seconds, and a sync
     as soon as one of them is finished on put.io: it comes down without waiting for the
-    sync interval, and put.io's whole file list is read only when there is something new."""
+    sync interval, and put.io's whole file list is read only when there is something new.
+    No sync while the download windows are closed: it could only defer the download (and
+    list the whole account, and fill ``history``, at every poll); one starts as a window
+    opens (``_Window``)."""
 
     def __init__(
-        self, extras: Extras, timer: _Timer, syncs: _Syncs, monotonic: Callable[[], float]
+        self,
+        extras: Extras,
+        timer: _Timer,
+        syncs: _Syncs,
+        monotonic: Callable[[], float],
+        window_open: Callable[[], bool],
     ) -> None:
         self._extras, self._timer, self._syncs = extras, timer, syncs
         self._monotonic = monotonic
+        self._window_open = window_open
         self._last = monotonic()  # the first sync has just started
 
     def check(self) -> None:
@@ -393,7 +440,7 @@ class _Hurry:
         wanted = self._extras.hurry()
         if wanted in (LOOK, FETCH):
             self._timer.arm(0.0)
-        if wanted == FETCH:
+        if wanted == FETCH and self._window_open():
             self._syncs.start(quietly=True)
 
 

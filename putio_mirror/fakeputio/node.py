@@ -102,15 +102,24 @@ def _pace(reply: Reply, rate: float | None) -> None:
     reply.stream = lambda: paced(stream(), rate)
 
 
+#: a slow node's bytes come about this often, as a real one's trickle: never a burst of
+#: a whole piece and then a long silence, which a client would take for a stall
+_TRICKLE_SECONDS = 0.05
+
+
 def paced(pieces: Iterator[bytes], rate: float) -> Iterator[bytes]:
-    """Given body pieces and a rate in bytes per second, yield them no faster than that."""
+    """Given body pieces and a rate in bytes per second, yield them no faster than that,
+    in bits of at most ``_TRICKLE_SECONDS`` worth of bytes."""
     start, sent = time.monotonic(), 0
+    most = max(1, int(rate * _TRICKLE_SECONDS))
     for piece in pieces:
-        yield piece
-        sent += len(piece)
-        ahead = sent / rate - (time.monotonic() - start)
-        if ahead > 0:
-            time.sleep(ahead)
+        for offset in range(0, len(piece), most):
+            bit = piece[offset : offset + most]
+            yield bit
+            sent += len(bit)
+            ahead = sent / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -96,6 +96,15 @@ class Run:
             self.stop.set()
             raise Stopped
 
+    def stopping(self) -> bool:
+        """Say whether the fetch is stopping, asking ``may_continue`` as ``check`` does,
+        without raising: for a wait within a chunk, whose bytes are written all the same."""
+        try:
+            self.check()
+        except Stopped:
+            return True
+        return False
+
     def wrote(self, nbytes: int, now: float) -> None:
         with self._lock:
             self.last_byte = max(self.last_byte, now)
@@ -325,12 +334,15 @@ class Crew:
         return segment.left > 0
 
     def _meter(self, run: Run, size: int) -> None:
+        """Given bytes read, wait until the limiter lets them through, unless the fetch
+        stops meanwhile (a closed window does not wait for a low limit: ``run.stopping``)."""
         if self.limiter is None:
             return
         for start in range(0, size, _METER_PIECE):
             if run.stop.is_set():
                 return  # the bytes are here anyway; writing them costs no bandwidth
-            self.limiter.consume(min(_METER_PIECE, size - start))
+            # (``may_continue`` asked only where the limiter makes it wait: not per piece)
+            self.limiter.consume(min(_METER_PIECE, size - start), run.stopping)
 
 
 def nodes_down(silent: float, trouble: Retry) -> NodesDownError:

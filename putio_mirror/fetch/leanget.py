@@ -36,6 +36,7 @@ from putio_mirror.net.plainhttp import (
     Head,
     Loan,
     NotMine,
+    SlowBody,
     read_body,
     read_head,
     request_bytes,
@@ -61,8 +62,9 @@ def lean_body(
 ) -> memoryview | NotMine | None:
     """Given the pool of a node URL, the URL's path and query, a file and the timeouts,
     GET the whole file on one of the pool's connections; return its body if it has the
-    file's size, None if it is longer (the caller's usual path verifies what it fetches),
-    NOT_MINE for an answer to ask again through ``node_get``. Raise Retry for a failed
+    file's size, None if it is longer (the caller's usual path verifies what it fetches)
+    or not whole within the read timeout, NOT_MINE for an answer to ask again through
+    ``node_get``. Raise Retry for a failed
     connection, a short body or an answer ``body_start`` refuses (ChecksumMismatchError
     for a node announcing another size)."""
     request = request_bytes(pool, target, DIRECT_HEADERS)
@@ -79,7 +81,12 @@ def lean_body(
             body_start(head, 0, item)  # raises for anything but the whole file
             if head.length > item.size:
                 return None  # longer than put.io lists: the usual path fetches, verifies
-            body = read_body(sock, head, head.length)
+            try:
+                body = read_body(sock, head, head.length, within=timeout[1])
+            except SlowBody:
+                # A node that trickles: the usual path reads it a chunk at a time, asking
+                # between chunks whether to go on (a window that closed).
+                return None
             if head.length < item.size:
                 raise Retry(f"the node sent a short body for bytes 0-{item.size - 1}")
             loan.kept = reusable(head, head.length)

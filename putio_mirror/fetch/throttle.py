@@ -42,14 +42,16 @@ class RateLimiter:
         self._stamp: float | None = None
         self._rate: int | None = None  # the limit in force since _stamp
 
-    def consume(self, nbytes: int) -> None:
-        """Given a number of bytes, return once they are allowed under the current limit;
-        raise ValueError if ``limit_for`` gives a limit below 1 byte per second."""
+    def consume(self, nbytes: int, given_up: Callable[[], bool] = lambda: False) -> None:
+        """Given a number of bytes, return once they are allowed under the current limit,
+        or once ``given_up`` (asked before each slice of the wait) says the caller stops
+        (a closed window must not wait for a low limit); raise ValueError if ``limit_for``
+        gives a limit below 1 byte per second."""
         with self._lock:
             self._settle()  # before reserving: spare bytes from an idle spell stay capped
             self._reserved += nbytes
             mark = self._reserved
-        while (wait := self._shortfall(mark)) > 0:
+        while (wait := self._shortfall(mark)) > 0 and not given_up():
             self._sleep(min(wait, _RECHECK_SECONDS))
 
     def _shortfall(self, mark: float) -> float:

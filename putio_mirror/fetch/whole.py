@@ -11,7 +11,8 @@ the usual path's (the final CRC32 proves the bytes on disk, ``partfile.py``).
 Nothing unusual is handled here. An answer the usual path would retry is handed back
 (``Retry``) for the usual path to wait on and retry with its patience, as its own first
 failure; a body of another size or CRC32 hands the file to the usual path at once, which
-fetches it again and verifies it as it always did.
+fetches it again and verifies it as it always did; so does a body not whole within the
+read timeout (a node that trickles: the usual path asks between chunks whether to go on).
 """
 
 from __future__ import annotations

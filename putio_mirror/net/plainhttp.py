@@ -24,6 +24,7 @@ import http.client
 import socket
 import struct
 import sys
+import time
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
@@ -254,19 +255,29 @@ def read_head(sock: socket.socket, room: int) -> Head:
     return Head(int(code), reason, Headers(fields), closes, stored, found + 4, got)
 
 
-def read_body(sock: socket.socket, head: Head, length: int) -> memoryview:
+class SlowBody(Exception):
+    """A body still coming when the time given for all of it ran out (``read_body``)."""
+
+
+def read_body(
+    sock: socket.socket, head: Head, length: int, within: float | None = None
+) -> memoryview:
     """Given an answer's head and its body's length (no more than the room it was read
     with), read the rest of the body; return it. Raise IncompleteRead if the connection
-    ends before it does."""
+    ends before it does; SlowBody if it is not whole ``within`` seconds (None: no bound),
+    for a caller that would rather not wait on a node that trickles."""
     got, end = head.got, head.start + length
     if len(head.stored) <= end:  # more than the room read_head was given
         head.stored.extend(bytes(end + 1 - len(head.stored)))
     view = memoryview(head.stored)
+    deadline = None if within is None else time.monotonic() + within
     while got < end:
         count = _recv_into(sock, view[got : end + 1])
         if not count:
             raise http.client.IncompleteRead(bytes(view[head.start : got]), end - got)
         got += count
+        if deadline is not None and got < end and time.monotonic() >= deadline:
+            raise SlowBody(f"{got - head.start} of {length} bytes came in {within} s")
     head.got = got
     return view[head.start : end]
 
@@ -281,9 +292,14 @@ class BodyReader:
     """An answer's body (of ``length`` bytes, framed by its Content-Length), read as it
     comes into the caller's buffers: the bytes read with the head first, then each buffer
     filled in one ``recv`` where the socket allows (``MSG_WAITALL``, a plain socket left
-    blocking by ``send``), never past the body."""
+    blocking by ``send``), never past the body.
 
-    __slots__ = ("_ahead", "_flags", "_left", "_sock", "reusable")
+    A buffer holds what came within the read timeout, if it is not full by then: a node
+    that trickles (a few bytes a second, never silent long enough to time out) would
+    otherwise keep the reader filling one buffer for hours, and the caller, who asks
+    between buffers whether to go on (a download window that closed), waiting for it."""
+
+    __slots__ = ("_ahead", "_flags", "_left", "_patience", "_sock", "reusable")
 
     def __init__(self, sock: socket.socket, head: Head, length: int) -> None:
         self._sock = sock
@@ -291,6 +307,9 @@ class BodyReader:
         self._ahead = memoryview(head.stored)[head.start : min(head.got, head.start + length)]
         waits = type(sock) is socket.socket and sock.gettimeout() is None
         self._flags = socket.MSG_WAITALL if waits and hasattr(socket, "MSG_WAITALL") else 0
+        #: the read timeout of a socket in Python's hands (the kernel times a MSG_WAITALL
+        #: read: it comes back short once the timeout ran out)
+        self._patience = sock.gettimeout()
         #: whether the connection may serve the next request once the body is read: the
         #: node keeps it open and sent nothing past the body with the head
         self.reusable = not head.closes and head.got <= head.start + length
@@ -309,10 +328,24 @@ class BodyReader:
         if got:
             view[:got] = self._ahead[:got]
             self._ahead = self._ahead[got:]
+        # (no clock read for a MSG_WAITALL read: the kernel times it)
+        deadline = None if self._flags or self._patience is None else self._patience
+        if deadline is not None:
+            deadline += time.monotonic()
         while got < want:
             count = _recv_into(self._sock, view[got:want], self._flags)
             if not count:
                 raise http.client.IncompleteRead(bytes(view[:got]), want - got)
             got += count
+            if got < want and self._waited_enough(deadline):
+                break
         self._left -= got
         return got
+
+    def _waited_enough(self, deadline: float | None) -> bool:
+        """Given when this buffer's read timeout runs out (None: never), say whether a
+        buffer not full yet is to be handed over as it is: a MSG_WAITALL read came back
+        short (its timeout ran out, or a signal came), or the timeout passed."""
+        if self._flags:
+            return True
+        return deadline is not None and time.monotonic() >= deadline

@@ -1,0 +1,277 @@
+"""A window's end, met by a real sync against the fake put.io: whatever the node or the
+limit is doing at that moment, the download stops soon after at a chunk boundary, and the
+next window goes on from that byte."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from putio_mirror.app.run import Request, Runtime, run_once
+from putio_mirror.cli.signals import StopFlag
+from putio_mirror.cli.watch import watch_blackhole
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.errors import ExitCode
+from putio_mirror.fakeputio import FakePutio
+from putio_mirror.fakeputio.fake import LoggedRequest
+from tests.conftest import TorrentFactory
+from tests.mirror_env import Mirror
+from tests.rpc_env import Client, serving, url_of, wait_for
+
+STAGING = ".putio-mirror-staging"
+WINDOW = "00:05-05:55"
+NIGHT = datetime(2026, 11, 27, 1, 0).astimezone()
+MORNING = datetime(2026, 11, 27, 6, 0).astimezone()
+EVENING = datetime(2026, 11, 26, 23, 0).astimezone()
+SHORT_NIGHT = datetime(2026, 11, 27, 0, 30).astimezone()  # inside 00:05-00:55
+
+
+class ClosingWindow:
+    """A local clock inside ``WINDOW`` until ``close`` is called, then after it: the
+    window closes for real, at a moment the test chooses."""
+
+    def __init__(self) -> None:
+        self.closed_at: float | None = None
+
+    def close(self) -> None:
+        if self.closed_at is None:
+            self.closed_at = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return NIGHT if self.closed_at is None else MORNING
+
+
+def close_after(clock: ClosingWindow, seconds: float) -> None:
+    timer = threading.Timer(seconds, clock.close)
+    timer.daemon = True
+    timer.start()
+
+
+def first_node_request(action: Callable[[], None]) -> Callable[[LoggedRequest], None]:
+    fired = threading.Event()
+
+    def hook(request: LoggedRequest) -> None:
+        if request.host == "node" and not fired.is_set():
+            fired.set()
+            action()
+
+    return hook
+
+
+def node_ranges(mirror: Mirror) -> list[str | None]:
+    return [r.headers.get("Range") for r in mirror.fake.requests if r.host == "node"]
+
+
+def test_a_node_that_trickles_is_stopped_soon_after_the_window_closes_and_resumed_next_window(
+    mirror: Mirror,
+) -> None:
+    # A node sending 8 KB/s: a chunk of 256 KiB would take half a minute. The window's end
+    # must not wait for it (a node trickling 1 byte a second would hold the run for days).
+    size = 2 * 1024 * 1024
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"chunk_size_kb": 256, "read_timeout_seconds": 0.5, "max_outage_seconds": 20},
+    )
+    mirror.fake.node_bytes_per_second = 8_000
+    clock = ClosingWindow()
+    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert clock.closed_at is not None
+    assert ended - clock.closed_at < 3.0, "the run went on long after the window closed"
+    part = mirror.downloads / STAGING / f"{file_id}.part"
+    kept = part.stat().st_size
+    assert 0 < kept < size
+
+    mirror.fake.on_request = None
+    mirror.fake.node_bytes_per_second = None
+    mirror.fake.clear_requests()
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+    assert node_ranges(mirror) == [f"bytes={kept}-"]
+    data = (mirror.downloads / "big.bin").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def test_a_download_held_back_by_a_low_bwlimit_stops_soon_after_the_window_closes(
+    mirror: Mirror,
+) -> None:
+    # Under a limit of 16 KiB/s a chunk of 256 KiB takes 16 s to be let through: the
+    # window's end must not wait for the limiter to let the chunk go.
+    size = 2 * 1024 * 1024
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"chunk_size_kb": 256, "bwlimit": "16K", "read_timeout_seconds": 2},
+    )
+    clock = ClosingWindow()
+    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert clock.closed_at is not None
+    assert ended - clock.closed_at < 3.0, "the run went on long after the window closed"
+    part = mirror.downloads / STAGING / f"{file_id}.part"
+    kept = part.stat().st_size
+    assert kept < size
+
+    mirror.fake.on_request = None
+    mirror.fake.clear_requests()
+    mirror.write_config(schedule={"windows": [WINDOW]}, download={"chunk_size_kb": 256})
+    settings = load_settings(mirror.config, {})
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+    assert node_ranges(mirror) == [f"bytes={kept}-" if kept else None]
+    data = (mirror.downloads / "big.bin").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def closed_now() -> str:
+    """A window that opens in two hours (local time): closed for the whole test."""
+    now = datetime.now().astimezone()
+    return f"{now + timedelta(hours=2):%H:%M}-{now + timedelta(hours=3):%H:%M}"
+
+
+def test_serve_outside_the_window_does_not_sync_again_and_again_for_an_item_done_on_put_io(
+    mirror: Mirror, torrent_bytes: TorrentFactory
+) -> None:
+    # An item Sonarr added is finished on put.io in the afternoon; the window opens at
+    # night. Until then a sync can only find the window closed: serve must not start one
+    # at every poll (each lists the whole account and fills `history` with runs).
+    with serving(mirror, {"schedule": {"windows": [closed_now()]}}, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        client.add_torrent(torrent_bytes("Waiting"))
+        wait_for(lambda: mirror.fake.transfers())
+        mirror.fake.finish_transfers()
+        time.sleep(0.5)  # a sync may come for it: it finds the window closed
+        syncs_before = api_calls(mirror.fake, "/v2/files/list")
+        time.sleep(2.0)  # twenty polls
+        syncs = api_calls(mirror.fake, "/v2/files/list") - syncs_before
+    assert syncs == 0, f"{syncs} syncs started outside the window"
+    assert not (mirror.downloads / "Waiting").exists()
+
+
+def api_calls(fake: FakePutio, path: str) -> int:
+    return sum(1 for entry in fake.requests if entry.host == "api" and entry.path == path)
+
+
+class OpeningWindow:
+    """A local clock before ``WINDOW`` until ``open`` is called, then inside it."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+
+    def __call__(self) -> datetime:
+        return SHORT_NIGHT if self.opened.is_set() else EVENING
+
+
+def test_watch_syncs_as_a_window_opens_though_its_interval_is_longer(mirror: Mirror) -> None:
+    # Syncs every hour and a window of 50 minutes: a sync just before the window and the
+    # next just after it would never download anything.
+    mirror.fake.add_file("movie.mkv", size=100_000)
+    mirror.write_config(schedule={"windows": ["00:05-00:55"], "watch_interval_minutes": 60})
+    mirror.blackhole.mkdir(exist_ok=True)
+    settings = load_settings(mirror.config, {})
+    clock, flag, ended = OpeningWindow(), StopFlag(), []
+    watcher = threading.Thread(
+        target=lambda: ended.append(
+            watch_blackhole(
+                settings,
+                add_first=False,
+                periodic_sync=True,
+                stop=flag,
+                poll_seconds=0.05,
+                clock=clock,
+            )
+        )
+    )
+    watcher.start()
+    try:
+        wait_for(lambda: mirror.fake.requests)  # the first sync, in the closed window
+        time.sleep(1.0)
+        assert not (mirror.downloads / "movie.mkv").exists()
+        clock.opened.set()
+        wait_for(lambda: (mirror.downloads / "movie.mkv").exists(), timeout=15)
+    finally:
+        flag.set()
+        watcher.join(30)
+    assert ended == [ExitCode.OK]
+
+
+def test_a_window_closing_on_segments_in_flight_stops_each_and_the_next_window_fetches_the_rest(
+    mirror: Mirror,
+) -> None:
+    # 40 MB over four connections, each slow: the window closes with every segment midway.
+    size = 40 * 1024 * 1024
+    file_id = mirror.fake.add_file("movie.mkv", size=size)
+    chunk = 64 * 1024
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"chunk_size_kb": 64, "connections": 4, "read_timeout_seconds": 2},
+    )
+    mirror.fake.node_bytes_per_second = 2_000_000
+    clock = ClosingWindow()
+    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.5))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    part = mirror.downloads / STAGING / f"{file_id}.part"
+    rows = json.loads(part.with_name(part.name + ".segments").read_text())["segments"]
+    assert len(rows) >= 2
+    data = mirror.fake.file_content(file_id)
+    on_disk = part.read_bytes()
+    for start, end, done, crc in rows:
+        assert 0 < done < end - start, "every segment was midway"
+        assert done % chunk == 0 or start + done == end, "a segment stopped mid-chunk"
+        assert on_disk[start : start + done] == data[start : start + done]
+        assert f"{zlib.crc32(data[start : start + done]):08x}" == f"{crc:08x}"
+
+    mirror.fake.on_request = None
+    mirror.fake.node_bytes_per_second = None
+    mirror.fake.clear_requests()
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+    asked = sorted(r.headers.get("Range") or "" for r in mirror.fake.requests if r.host == "node")
+    wanted = sorted(
+        f"bytes={start + done}-{end - 1}" if end < size else f"bytes={start + done}-"
+        for start, end, done, _ in rows
+    )
+    assert asked == wanted, "each segment resumed from its own byte, nothing asked twice"
+    assert (mirror.downloads / "movie.mkv").read_bytes() == data
+
+
+def test_a_small_file_from_a_node_that_trickles_is_stopped_soon_after_the_window_closes(
+    mirror: Mirror,
+) -> None:
+    # A file small enough to be fetched in one request (``fetch/whole.py``), from a node
+    # sending 4 KB/s: 200 KB would take 50 s.
+    size = 200_000
+    file_id = mirror.fake.add_file("subs.srt", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"chunk_size_kb": 256, "read_timeout_seconds": 0.5, "max_outage_seconds": 20},
+    )
+    mirror.fake.node_bytes_per_second = 4_000
+    clock = ClosingWindow()
+    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert clock.closed_at is not None
+    assert ended - clock.closed_at < 3.0, "the run went on long after the window closed"
+
+    mirror.fake.on_request = None
+    mirror.fake.node_bytes_per_second = None
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+    data = (mirror.downloads / "subs.srt").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
