@@ -125,6 +125,27 @@ def test_a_subfolder_file_still_settling_is_looked_at_again_soon(mirror: Mirror)
     assert _recheck_delay(mirror.blackhole, now) == RECHECK_SECONDS  # left there: failed
 
 
+def test_a_file_still_settling_when_a_slow_pass_began_is_taken_seconds_later_not_30(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    slow = threading.Event()
+
+    def slowly(request: LoggedRequest) -> None:
+        if slow.is_set() and request.path == "/v2/transfers/list":
+            time.sleep(1.0)  # the pass ends after the file has settled
+
+    mirror.fake.on_request = slowly
+    with Watcher(mirror, add_first=False):
+        time.sleep(0.5)  # watching
+        (mirror.blackhole / "a.torrent").write_bytes(torrent_bytes("A"))
+        assert wait_for(lambda: (mirror.blackhole / ".submitted" / "a.torrent").exists())
+        slow.set()
+        time.sleep(0.5)  # filing a away armed the next pass: b is young when it runs
+        (mirror.blackhole / "b.torrent").write_bytes(torrent_bytes("B"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 2, timeout=10.0)
+    assert sorted(t["name"] for t in mirror.fake.transfers()) == ["A", "B"]
+
+
 def test_watch_adds_existing_files_first_unless_told_not_to(
     mirror: Mirror, torrent_bytes: Callable[..., bytes]
 ) -> None:

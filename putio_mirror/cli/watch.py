@@ -312,8 +312,12 @@ class _Loop:
             self.watched.check()
             if self.timer.fire_if_due():
                 command = "watch submit"
+                # Ages as the pass saw them: a file it left for later (younger than the
+                # settle time) may have settled while put.io answered; ages taken after
+                # the pass would call it failed and look again only in 30 s.
+                began = time.time()
                 _guarded(command, lambda: _report_summary(submit_blackhole(self.runtime)))
-                delay = _recheck_delay(self.runtime.settings.blackhole_dir, time.time())
+                delay = _recheck_delay(self.runtime.settings.blackhole_dir, began)
                 if delay is not None:
                     self.timer.arm(delay)
             self.scheduler.run_pending()
