@@ -264,7 +264,8 @@ def test_scan_gives_an_empty_or_cut_short_torrent_time_for_its_writer(tmp_path: 
     write(tmp_path / "d-young.torrent", torrent(SINGLE_INFO), mtime=now - 1)
     write(tmp_path / "e-cut-long-ago.torrent", torrent(SINGLE_INFO)[:-9], mtime=long_ago)
 
-    items, later = scan(tmp_path, now=now, settle_seconds=2)
+    found = scan(tmp_path, now=now, settle_seconds=2)
+    items, later = found.items, found.later
 
     assert [item.name for item in items] == ["c-garbage.torrent", "e-cut-long-ago.torrent"]
     assert all(item.problem for item in items)
@@ -326,6 +327,72 @@ def test_scan_does_not_follow_symlinks(tmp_path: Path, now: float) -> None:
         assert item.problem == "symbolic links are not followed; copy the file in instead"
 
 
+def test_scan_takes_files_one_folder_below_named_by_their_path_in_the_blackhole(
+    tmp_path: Path, now: float
+) -> None:
+    # One blackhole, a folder per media manager: Sonarr drops into sonarr/, Radarr into radarr/.
+    write(tmp_path / "top.torrent", torrent(SINGLE_INFO))
+    (tmp_path / "sonarr").mkdir()
+    write(tmp_path / "sonarr" / "show.torrent", torrent(MULTI_INFO))
+    write(tmp_path / "sonarr" / ".hidden.torrent", torrent(SINGLE_INFO))
+    (tmp_path / "sonarr" / SUBMITTED_DIR).mkdir()
+    write(tmp_path / "sonarr" / SUBMITTED_DIR / "old.torrent", torrent(SINGLE_INFO))
+    (tmp_path / "radarr").mkdir()
+    write(tmp_path / "radarr" / "film.magnet", f"magnet:?xt=urn:btih:{HASH}&dn=F".encode())
+    write(tmp_path / "radarr" / "young.torrent", torrent(SINGLE_INFO), mtime=now - 1)
+    (tmp_path / ".hidden").mkdir()
+    write(tmp_path / ".hidden" / "secret.torrent", torrent(SINGLE_INFO))
+    (tmp_path / REJECTED_DIR).mkdir()
+    write(tmp_path / REJECTED_DIR / "bad.torrent", b"junk")
+
+    found = scan(tmp_path, now=now)
+
+    assert [(item.name, item.path) for item in found.items] == [
+        ("radarr/film.magnet", str(tmp_path / "radarr" / "film.magnet")),
+        ("sonarr/show.torrent", str(tmp_path / "sonarr" / "show.torrent")),
+        ("top.torrent", str(tmp_path / "top.torrent")),
+    ]
+    assert found.items[1].info_hash == sha1(bencode(MULTI_INFO))
+    assert found.later == ("radarr/young.torrent",)
+    assert found.too_deep == () and found.skipped == ()
+
+
+def test_scan_goes_no_deeper_than_one_folder_and_through_no_linked_folder(
+    tmp_path: Path, now: float
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    write(outside / "elsewhere.torrent", torrent(SINGLE_INFO))
+    blackhole = tmp_path / "blackhole"
+    (blackhole / "sonarr" / "season 1").mkdir(parents=True)
+    write(blackhole / "sonarr" / "season 1" / "deep.torrent", torrent(SINGLE_INFO))
+    write(blackhole / "sonarr" / "season 1" / "notes.txt", b"not a torrent")
+    (blackhole / "sonarr" / ".partial").mkdir()
+    write(blackhole / "sonarr" / ".partial" / "hidden.torrent", torrent(SINGLE_INFO))
+    (blackhole / "linked").symlink_to(outside)
+
+    found = scan(blackhole, now=now)
+
+    assert found.items == () and found.later == ()
+    assert found.too_deep == ("sonarr/season 1/deep.torrent",)
+    assert [name for name, _ in found.skipped] == ["linked"]
+    assert "symbolic link" in found.skipped[0][1]
+
+
+def test_scan_names_a_subfolder_whose_name_is_not_utf8_as_printable_text(
+    tmp_path: Path, now: float
+) -> None:
+    folder = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(folder)
+    with open(folder + b"/show.torrent", "wb") as stream:
+        stream.write(torrent(SINGLE_INFO))
+
+    (item,) = scan(tmp_path, now=now).items
+
+    assert item.name == "caf\\xe9/show.torrent"
+    assert os.fsencode(item.path) == folder + b"/show.torrent"
+
+
 def test_scan_of_a_missing_folder_returns_nothing(tmp_path: Path, now: float) -> None:
     assert scan_blackhole(tmp_path / "missing", now=now) == ()
     write(tmp_path / "file", b"x")
@@ -344,6 +411,19 @@ def test_file_away_moves_the_file_into_the_subfolder(tmp_path: Path) -> None:
     assert moved.read_bytes() == b"one"
     assert not source.exists()
     assert not (tmp_path / SUBMITTED_DIR / "a.torrent.why.txt").exists()
+
+
+def test_file_away_of_a_file_in_a_subfolder_moves_it_into_that_subfolder_s_own(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "sonarr").mkdir()
+    source = write(tmp_path / "sonarr" / "a.torrent", b"one")
+
+    moved = file_away(source, tmp_path, REJECTED_DIR, "not bencoded")
+
+    assert moved == tmp_path / "sonarr" / REJECTED_DIR / "a.torrent"
+    assert (tmp_path / "sonarr" / REJECTED_DIR / "a.torrent.why.txt").exists()
+    assert not (tmp_path / REJECTED_DIR).exists()
 
 
 def test_file_away_never_overwrites_an_earlier_file(tmp_path: Path) -> None:
@@ -386,31 +466,31 @@ def test_reread_gives_the_hashed_bytes_and_refuses_a_link_a_fifo_or_another_torr
     path = tmp_path / "a.torrent"
     path.write_bytes(data)
     info_hash = parse_torrent(data)[0]
-    content = reread(path, info_hash)
+    content = reread(path, info_hash, "a.torrent")
     assert content.data == data and content.identity[1] == path.stat().st_ino
     other = tmp_path / "elsewhere.torrent"
     other.write_bytes(data)  # even the same torrent: a link is never followed
     path.unlink()
     path.symlink_to(other)
     with pytest.raises(BlackholeChangedError, match="symbolic link"):
-        reread(path, info_hash)
+        reread(path, info_hash, "a.torrent")
     path.unlink()
     os.mkfifo(path)
     with pytest.raises(BlackholeChangedError, match="not a regular file"):
-        reread(path, info_hash)
+        reread(path, info_hash, "a.torrent")
     path.unlink()
     path.write_bytes(torrent(SINGLE_INFO | {b"name": b"other.iso"}))
     with pytest.raises(BlackholeChangedError, match="another torrent"):
-        reread(path, info_hash)
+        reread(path, info_hash, "a.torrent")
     path.unlink()
     with pytest.raises(BlackholeChangedError, match="gone"):
-        reread(path, info_hash)
+        reread(path, info_hash, "a.torrent")
 
 
 def test_file_away_moves_only_the_file_that_was_read(tmp_path: Path) -> None:
     path = tmp_path / "a.torrent"
     path.write_bytes(torrent(SINGLE_INFO))
-    identity = reread(path, parse_torrent(path.read_bytes())[0]).identity
+    identity = reread(path, parse_torrent(path.read_bytes())[0], "a.torrent").identity
     replacement = tmp_path / "new.torrent"
     replacement.write_bytes(b"another file")
     replacement.replace(path)

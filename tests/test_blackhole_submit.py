@@ -360,3 +360,113 @@ def test_a_torrent_asked_for_over_rpc_whose_answer_was_lost_is_never_submitted_t
     assert mirror.run("sync").code == 0
     assert submissions(mirror.fake) == [], "submitted once, as one answered in time is"
     assert mirror.fake.transfers() == []
+
+
+# -- one blackhole, a folder per media manager -------------------------------------------
+
+
+def drop_into(mirror: Mirror, folder: str, name: str, data: bytes) -> Path:
+    """Put a file into a folder of the blackhole, aged as ``Mirror.drop`` ages it."""
+    path = mirror.blackhole / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, (path.stat().st_atime - 60, path.stat().st_mtime - 60))
+    return path
+
+
+def journaled_names(mirror: Mirror) -> list[str]:
+    journal = Journal.open(f"sqlite:///{mirror.journal}")
+    try:
+        return sorted(entry.name for entry in journal.facts().submissions.values())
+    finally:
+        journal.close()
+
+
+def test_files_dropped_into_subfolders_are_submitted_and_filed_away_in_their_own_folder(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    # Sonarr drops into blackhole/sonarr, Radarr into blackhole/radarr.
+    drop_into(mirror, "sonarr", "show.torrent", torrent_bytes("Show S01"))
+    drop_into(mirror, "sonarr", "broken.torrent", b"<html>login</html>")
+    drop_into(mirror, "radarr", "cosmos.magnet", MAGNET.encode())
+    mirror.drop("top.torrent", torrent_bytes("Top"))
+    result = mirror.run("torrents", "add")
+    assert result.code == 11, result.err  # done; the unusable file needs a person
+    assert sorted(t["name"] for t in mirror.fake.transfers()) == ["Cosmos", "Show S01", "Top"]
+    sonarr, radarr = mirror.blackhole / "sonarr", mirror.blackhole / "radarr"
+    assert names_in(sonarr) == [".rejected", ".submitted"]
+    assert names_in(sonarr / ".submitted") == ["show.torrent"]
+    assert names_in(sonarr / ".rejected") == ["broken.torrent", "broken.torrent.why.txt"]
+    assert names_in(radarr / ".submitted") == ["cosmos.magnet"]
+    assert names_in(mirror.blackhole / ".submitted") == ["top.torrent"]
+    assert "blackhole file sonarr/broken.torrent rejected" in result.err
+    assert journaled_names(mirror) == ["radarr/cosmos.magnet", "sonarr/show.torrent", "top.torrent"]
+    uploads = [r for r in mirror.fake.requests if r.path == "/v2/files/upload"]
+    assert len(uploads) == 2 and all(b"sonarr/" not in r.body for r in uploads), "its own name"
+
+
+def test_the_same_torrent_in_two_subfolders_is_submitted_once(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    data = torrent_bytes("Both Want It")
+    drop_into(mirror, "sonarr", "it.torrent", data)
+    drop_into(mirror, "radarr", "it.torrent", data)
+    result = mirror.run("torrents", "add")
+    assert result.code == 0, result.err
+    assert submissions(mirror.fake) == ["POST /v2/files/upload"]
+    assert names_in(mirror.blackhole / "radarr" / ".submitted") == ["it.torrent"]
+    sonarr = names_in(mirror.blackhole / "sonarr" / ".submitted")
+    assert sonarr == ["it.torrent", "it.torrent.why.txt"], "filed away as the same torrent"
+    drop_into(mirror, "sonarr", "again.torrent", data)
+    mirror.fake.clear_requests()
+    again = mirror.run("torrents", "add")
+    assert again.code == 0, again.err
+    assert submissions(mirror.fake) == []
+    assert "sonarr/again.torrent: this torrent was submitted earlier" in again.err
+
+
+def test_a_file_nested_deeper_is_left_alone_and_said_once_a_run_as_a_warning(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    deep = drop_into(mirror, "sonarr/season 1", "deep.torrent", torrent_bytes("Deep"))
+    drop_into(mirror, "sonarr/season 1", "deeper.magnet", MAGNET.encode())
+    for _ in range(2):
+        result = mirror.run("torrents", "add")
+        assert result.code == 0, result.err
+        said = [line for line in result.err.splitlines() if "sonarr/season 1/deep.torrent" in line]
+        assert len(said) == 1, result.err
+        assert "WARNING" in said[0] and "one folder below" in said[0], said
+        assert "sonarr/season 1/deeper.magnet" in said[0]
+    assert mirror.fake.transfers() == []
+    assert deep.exists(), "left where it is"
+
+
+def test_a_linked_subfolder_is_not_followed_and_said_so(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    outside = mirror.root / "outside"
+    inside = drop_into(mirror, "../outside", "elsewhere.torrent", torrent_bytes("Elsewhere"))
+    (mirror.blackhole / "linked").symlink_to(outside)
+    result = mirror.run("torrents", "add")
+    assert result.code == 0, result.err
+    assert mirror.fake.transfers() == []
+    assert inside.exists() and names_in(outside) == ["elsewhere.torrent"]
+    said = [line for line in result.err.splitlines() if "linked" in line]
+    assert len(said) == 1 and "WARNING" in said[0] and "symbolic link" in said[0], result.err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may list any folder")
+def test_a_subfolder_that_cannot_be_listed_is_said_and_the_others_still_taken(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    drop_into(mirror, "locked", "hidden away.torrent", torrent_bytes("Locked"))
+    drop_into(mirror, "sonarr", "show.torrent", torrent_bytes("Show"))
+    (mirror.blackhole / "locked").chmod(0)
+    try:
+        result = mirror.run("torrents", "add")
+    finally:
+        (mirror.blackhole / "locked").chmod(0o755)
+    assert result.code == 0, result.err
+    assert [t["name"] for t in mirror.fake.transfers()] == ["Show"]
+    said = [line for line in result.err.splitlines() if "locked" in line]
+    assert len(said) == 1 and "WARNING" in said[0] and "cannot be listed" in said[0], said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,13 @@ import pytest
 
 from putio_mirror.app.run import Runtime
 from putio_mirror.cli.signals import StopFlag
-from putio_mirror.cli.watch import SETTLE_SECONDS, submit_blackhole, watch_blackhole
+from putio_mirror.cli.watch import (
+    RECHECK_SECONDS,
+    SETTLE_SECONDS,
+    _recheck_delay,
+    submit_blackhole,
+    watch_blackhole,
+)
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode
 from putio_mirror.fakeputio.fake import LoggedRequest
@@ -72,6 +79,71 @@ def test_watch_submits_a_new_file_once_it_is_completely_written(
         assert wait_for(lambda: len(mirror.fake.transfers()) == 1)
         assert wait_for(lambda: (mirror.blackhole / ".submitted" / "new.torrent").exists())
     assert [t["name"] for t in mirror.fake.transfers()] == ["Arrived"]
+
+
+def test_watch_submits_files_dropped_into_subfolders_even_ones_made_while_it_watches(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    (mirror.blackhole / "sonarr").mkdir()
+    with Watcher(mirror, add_first=False):
+        time.sleep(0.5)  # watching
+        (mirror.blackhole / "sonarr" / "show.torrent").write_bytes(torrent_bytes("Show"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 1)
+        assert wait_for(
+            lambda: (mirror.blackhole / "sonarr" / ".submitted" / "show.torrent").exists()
+        )
+        (mirror.blackhole / "radarr").mkdir()
+        time.sleep(0.5)  # a watch of it may take a moment
+        (mirror.blackhole / "radarr" / "film.torrent").write_bytes(torrent_bytes("Film"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 2)
+        assert wait_for(
+            lambda: (mirror.blackhole / "radarr" / ".submitted" / "film.torrent").exists()
+        )
+    assert sorted(t["name"] for t in mirror.fake.transfers()) == ["Film", "Show"]
+
+
+def test_watch_takes_a_folder_moved_in_with_its_files(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    made = mirror.root / "made-elsewhere"
+    made.mkdir()
+    (made / "show.torrent").write_bytes(torrent_bytes("Moved In"))
+    with Watcher(mirror, add_first=False):
+        time.sleep(0.5)  # watching
+        made.rename(mirror.blackhole / "sonarr")
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 1)
+    assert [t["name"] for t in mirror.fake.transfers()] == ["Moved In"]
+
+
+def test_a_subfolder_file_still_settling_is_looked_at_again_soon(mirror: Mirror) -> None:
+    (mirror.blackhole / "sonarr").mkdir()
+    young = mirror.blackhole / "sonarr" / "young.torrent"
+    young.write_bytes(b"d")
+    now = young.stat().st_mtime + 0.5
+    assert _recheck_delay(mirror.blackhole, now) == pytest.approx(SETTLE_SECONDS - 0.5 + 0.25)
+    os.utime(young, (now - 60, now - 60))
+    assert _recheck_delay(mirror.blackhole, now) == RECHECK_SECONDS  # left there: failed
+
+
+def test_a_file_still_settling_when_a_slow_pass_began_is_taken_seconds_later_not_30(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    slow = threading.Event()
+
+    def slowly(request: LoggedRequest) -> None:
+        if slow.is_set() and request.path == "/v2/transfers/list":
+            time.sleep(1.0)  # the pass ends after the file has settled
+
+    mirror.fake.on_request = slowly
+    with Watcher(mirror, add_first=False):
+        time.sleep(0.5)  # watching
+        (mirror.blackhole / "a.torrent").write_bytes(torrent_bytes("A"))
+        assert wait_for(lambda: (mirror.blackhole / ".submitted" / "a.torrent").exists())
+        slow.set()
+        time.sleep(0.5)  # filing a away armed the next pass: b is young when it runs
+        (mirror.blackhole / "b.torrent").write_bytes(torrent_bytes("B"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 2, timeout=10.0)
+    assert sorted(t["name"] for t in mirror.fake.transfers()) == ["A", "B"]
 
 
 def test_watch_adds_existing_files_first_unless_told_not_to(

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.naming import collision_key, local_paths
 from putio_mirror.core.state import (
-    BlackholeItem,
     JournalFacts,
     LocalFacts,
     RemoteFile,
@@ -27,7 +26,7 @@ from putio_mirror.core.state import (
     Transfer,
 )
 from putio_mirror.fetch.segments import bytes_done
-from putio_mirror.local.blackhole import scan
+from putio_mirror.local.blackhole import Scan, scan
 from putio_mirror.local.files import local_size
 from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import list_staging, part_path
@@ -66,12 +65,11 @@ class Observing:
     ) -> None:
         """``want_files=False`` skips listing the remote tree (a blackhole-only run needs
         just the transfers, to recognise torrents already on put.io)."""
-        self._blackhole: tuple[BlackholeItem, ...] = ()
-        self._settling: tuple[str, ...] = ()
+        self._scan = Scan()
         self._unscanned: MirrorError | None = None
         try:
             if want_blackhole:
-                self._blackhole, self._settling = _scan(places.blackhole, now_epoch)
+                self._scan = _scan(places.blackhole, now_epoch)
         except MirrorError as error:  # raised when observed: the run is then recorded
             self._unscanned = error
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="observe")
@@ -84,12 +82,12 @@ class Observing:
     def __exit__(self, *exc_info: object) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def scanned(self) -> tuple[tuple[BlackholeItem, ...], tuple[str, ...]]:
-        """Return the blackhole's settled items and the names still settling; raise what
-        the scan met (a folder that cannot be listed)."""
+    def scanned(self) -> Scan:
+        """Return what the blackhole's scan found; raise what it met (a folder that cannot
+        be listed)."""
         if self._unscanned is not None:
             raise self._unscanned
-        return self._blackhole, self._settling
+        return self._scan
 
     def listed(self) -> tuple[tuple[Transfer, ...], tuple[RemoteFile, ...]]:
         """Return put.io's transfers and files (none if not wanted); raise the first failure
@@ -118,12 +116,22 @@ def observe(
     account is 100 pages that put.io takes its time to answer, and a journal of as many
     rows takes a while to read.
     """
-    blackhole, settling = observing.scanned()
+    found = observing.scanned()
     facts = read_facts()
     transfers, files = observing.listed()
     names = local_paths(files, remote_root_id)
     local = _local_facts(files, names, facts, places)
-    return Snapshot(blackhole, transfers, files, facts, local, names, settling)
+    return Snapshot(
+        found.items,
+        transfers,
+        files,
+        facts,
+        local,
+        names,
+        found.later,
+        found.too_deep,
+        found.skipped,
+    )
 
 
 @contextmanager
@@ -160,8 +168,8 @@ def thawed_after() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _scan(folder: Path, now_epoch: float) -> tuple[tuple[BlackholeItem, ...], tuple[str, ...]]:
-    return scan(folder, now=now_epoch) if folder.is_dir() else ((), ())
+def _scan(folder: Path, now_epoch: float) -> Scan:
+    return scan(folder, now=now_epoch) if folder.is_dir() else Scan()
 
 
 def _local_facts(

@@ -25,6 +25,7 @@ from putio_mirror.local.blackhole import (
     SUBMITTED_DIR,
     file_away,
     reject_refused,
+    relative_name,
     reread,
 )
 
@@ -32,8 +33,8 @@ from putio_mirror.local.blackhole import (
 def file_away_step(action: RejectBlackholeFile | ArchiveDuplicate, blackhole: Path) -> str:
     """Given a blackhole file refused or submitted already, move it to its folder."""
     folder = REJECTED_DIR if isinstance(action, RejectBlackholeFile) else SUBMITTED_DIR
-    file_away(Path(action.path), blackhole, folder, note=action.why)
-    return f"moved to {folder}/"
+    moved = file_away(Path(action.path), blackhole, folder, note=action.why)
+    return f"moved to {relative_name(moved.parent, blackhole)}/"
 
 
 def groom(
@@ -62,14 +63,15 @@ def submit(
     before and after, and file it away; raise the refusal's ItemError if put.io refuses it
     (the file is moved to the rejected folder)."""
     path = Path(action.path)
-    content = reread(path, action.info_hash)  # what put.io gets is what was hashed
+    content = reread(path, action.info_hash, action.name)  # what put.io gets was hashed
     # Journaled first: a transfer whose answer is lost is still known as ours next run.
     journal.record_submission(action.info_hash, None, action.name, now())
     try:
         if isinstance(action, SubmitMagnet):
             transfer = remote.add_transfer(content.magnet_uri, save_parent_id=parent)
         else:
-            transfer = remote.upload_torrent(action.name, content.data, parent)
+            # put.io is sent the file's own name, not the folder it was dropped into
+            transfer = remote.upload_torrent(_own_name(action.name), content.data, parent)
     except TorrentRefusedError as refusal:  # it would be refused again on every run
         raise reject_refused(path, blackhole, refusal, content.identity) from refusal
     # Journal before filing away: the next run archives a file left by a crash here.
@@ -79,3 +81,8 @@ def submit(
     except BlackholeChangedError as changed:  # submitted all the same: done, said so
         return f"transfer {transfer.id} ({changed.message})"
     return f"transfer {transfer.id}"
+
+
+def _own_name(name: str) -> str:
+    """Given a blackhole file's name relative to the blackhole, return its last part."""
+    return name.rpartition("/")[2]

@@ -24,7 +24,6 @@ interrupted or frees its claims.
 from __future__ import annotations
 
 import logging
-import os
 import stat
 import threading
 import time
@@ -53,6 +52,7 @@ from putio_mirror.cli.signals import Hangup, StopFlag
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
 from putio_mirror.core.state import Snapshot
+from putio_mirror.local.blackhole import candidates
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ LOOK, FETCH = "look", "fetch"
 
 
 class _Arm(FileSystemEventHandler):
-    """Arms the submit timer whenever a .torrent or .magnet appears or changes."""
+    """Arms the submit timer whenever a .torrent or .magnet appears or changes anywhere
+    in the blackhole (a pass tells of one nested too deep). A folder moved in whole is
+    told of file by file: watchdog reports what a folder brings into a recursive watch."""
 
     def __init__(self, arm: Callable[[float], None]) -> None:
         self._arm = arm
@@ -332,8 +334,12 @@ class _Loop:
             self.watched.check()
             if self.timer.fire_if_due():
                 command = "watch submit"
+                # Ages as the pass saw them: a file it left for later (younger than the
+                # settle time) may have settled while put.io answered; ages taken after
+                # the pass would call it failed and look again only in 30 s.
+                began = time.time()
                 _guarded(command, lambda: _report_summary(submit_blackhole(self.runtime)))
-                delay = _recheck_delay(self.runtime.settings.blackhole_dir, time.time())
+                delay = _recheck_delay(self.runtime.settings.blackhole_dir, began)
                 if delay is not None:
                     self.timer.arm(delay)
             self.scheduler.run_pending()
@@ -351,9 +357,7 @@ class _Watched:
     def __init__(self, observer: BaseObserver, folder: Path, arm: Callable[[float], None]) -> None:
         self._observer, self._folder, self._arm = observer, folder, arm
         self._identity = _identity(folder)
-        self._watch: ObservedWatch | None = observer.schedule(
-            _Arm(arm), str(folder), recursive=False
-        )
+        self._watch: ObservedWatch | None = self._schedule()
 
     def check(self) -> None:
         """Given nothing, notice the folder gone (said once) or back (watched again)."""
@@ -375,14 +379,17 @@ class _Watched:
             self._observer.unschedule(self._watch)
             self._watch = None
         try:
-            self._watch = self._observer.schedule(
-                _Arm(self._arm), str(self._folder), recursive=False
-            )
+            self._watch = self._schedule()
         except OSError:
             return False
         log.info("the blackhole %s is back: watching it again", self._folder)
         self._arm(0.0)  # what was dropped in it meanwhile
         return True
+
+    def _schedule(self) -> ObservedWatch:
+        # Recursive: files are taken from the blackhole's folders too (and told of deeper).
+        handler = _Arm(self._arm)
+        return self._observer.schedule(handler, str(self._folder), recursive=True)
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
@@ -445,19 +452,18 @@ class _Hurry:
 
 
 def _recheck_delay(folder: Path, now: float) -> float | None:
-    """Files still in the blackhole are either settling (look again soon) or failed (later);
-    a folder gone has nothing to look at (``_Watched`` arms the timer when it is back)."""
+    """Files still in the blackhole (or its folders) are either settling (look again soon)
+    or failed (later); a folder gone has nothing to look at (``_Watched`` arms the timer
+    when it is back)."""
     try:
-        entries = list(os.scandir(folder))
-    except OSError:
+        paths = candidates(folder)
+    except MirrorError:
         return None
     ages = []
-    for entry in entries:
-        if not entry.name.lower().endswith(WATCHED_SUFFIXES):
-            continue
+    for path in paths:
         try:
-            if entry.is_file():
-                ages.append(now - entry.stat().st_mtime)
+            if path.is_file():
+                ages.append(now - path.stat().st_mtime)
         except OSError:
             continue  # gone meanwhile
     if not ages:

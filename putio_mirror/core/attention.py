@@ -62,8 +62,8 @@ def needs_attention(plan: Plan, transfers: Iterable[Transfer]) -> tuple[Attentio
     rejected = [
         Attention(
             f"blackhole file {action.name} rejected: {action.why}",
-            "it is moved to .rejected/ in the blackhole, its reason beside it in a .why.txt; "
-            "fetch the .torrent or magnet again",
+            f"it is moved to {_rejected_folder(action.name)} in the blackhole, its reason "
+            "beside it in a .why.txt; fetch the .torrent or magnet again",
         )
         for action in plan.actions
         if isinstance(action, RejectBlackholeFile)
@@ -80,6 +80,13 @@ def needs_attention(plan: Plan, transfers: Iterable[Transfer]) -> tuple[Attentio
     ]
     told = [Attention(note.message, note.hint) for note in plan.notes if note.level == "needs_you"]
     return (*rejected, *told, *failed)
+
+
+def _rejected_folder(name: str) -> str:
+    """Given a blackhole file's name (``sonarr/x.torrent``), where it is rejected to: its
+    own folder's ``.rejected/``."""
+    folder = name.rpartition("/")[0]
+    return f"{folder}/.rejected/" if folder else ".rejected/"
 
 
 def failing_files(snapshot: Snapshot) -> tuple[Attention, ...]:

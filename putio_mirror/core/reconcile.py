@@ -143,6 +143,7 @@ def _plan_blackhole(
         )
         for name in snapshot.settling
     )
+    notes.extend(_unseen_notes(snapshot))
     for item in sorted(snapshot.blackhole, key=lambda entry: entry.name):
         if item.problem is not None or item.info_hash is None:
             actions.append(RejectBlackholeFile(item.path, item.name, item.problem or "unusable"))
@@ -177,6 +178,28 @@ def plan_records(snapshot: Snapshot) -> list[RecordTransfer]:
         for transfer in snapshot.transfers
         if transfer.hash in attempted
     ]
+
+
+#: how many files nested too deep one note names
+_NAMED_AT_MOST = 5
+_WHERE_TO_DROP = "drop .torrent and .magnet files directly into the blackhole or one folder below"
+
+
+def _unseen_notes(snapshot: Snapshot) -> list[Note]:
+    """What the blackhole holds that is never taken: said by every run that finds it (a
+    warning, not just the log's info), so a file is not left waiting forever unnoticed."""
+    notes = [
+        Note("warning", f"blackhole folder {name} is not looked into, nothing in it taken: {why}")
+        for name, why in snapshot.skipped_folders
+    ]
+    deep = snapshot.too_deep
+    if deep:
+        named = ", ".join(deep[:_NAMED_AT_MOST])
+        more = f" and {len(deep) - _NAMED_AT_MOST} more" if len(deep) > _NAMED_AT_MOST else ""
+        files = "file" if len(deep) == 1 else "files"
+        message = f"{len(deep)} blackhole {files} nested too deep, not taken: {named}{more}"
+        notes.append(Note("warning", f"{message}; {_WHERE_TO_DROP}"))
+    return notes
 
 
 def _submit(item: BlackholeItem, info_hash: str) -> SubmitTorrent | SubmitMagnet:

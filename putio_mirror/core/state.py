@@ -239,6 +239,10 @@ class Snapshot:
     #: blackhole files changed a moment ago (perhaps still being written): left for the
     #: next run, and said so
     settling: tuple[str, ...] = ()
+    #: blackhole files in a folder inside one of its folders: not taken, and said so
+    too_deep: tuple[str, ...] = ()
+    #: the blackhole's folders not looked into, and why (a symbolic link, unreadable)
+    skipped_folders: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -141,35 +140,56 @@ def _torrent_name(info: dict[bytes, object]) -> str:
     return name.decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True)
+class Scan:
+    """What one look at the blackhole found. Names are paths relative to the blackhole
+    (``sonarr/show.torrent``), as ``shown_name`` prints them."""
+
+    #: the settled .torrent and .magnet files, sorted by name; unusable ones with ``problem``
+    items: tuple[BlackholeItem, ...] = ()
+    #: files left for later: changed a moment ago, or empty or cut short a while
+    later: tuple[str, ...] = ()
+    #: files in a folder inside a subfolder: not taken, only told of
+    too_deep: tuple[str, ...] = ()
+    #: subfolders not looked into, and why (a symbolic link, one that cannot be listed)
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
 def scan_blackhole(
     folder: Path, *, now: float, settle_seconds: float = 2.0
 ) -> tuple[BlackholeItem, ...]:
     """Given the blackhole folder and the time, return its settled .torrent and .magnet
-    files sorted by name, unusable ones with ``problem`` set (``scan`` without the files
-    left for later)."""
-    return scan(folder, now=now, settle_seconds=settle_seconds)[0]
+    files sorted by name, unusable ones with ``problem`` set (``scan``'s items)."""
+    return scan(folder, now=now, settle_seconds=settle_seconds).items
 
 
-def scan(
-    folder: Path, *, now: float, settle_seconds: float = 2.0
-) -> tuple[tuple[BlackholeItem, ...], tuple[str, ...]]:
-    """Given the blackhole folder and the time, return its settled .torrent and .magnet
-    files sorted by name, unusable ones with ``problem`` set, and the names of those left
-    for later: changed within ``settle_seconds``, or empty or cut short and changed within
-    ``WRITER_PATIENCE_SECONDS`` (perhaps still being written by a writer that stalled).
+def scan(folder: Path, *, now: float, settle_seconds: float = 2.0) -> Scan:
+    """Given the blackhole folder and the time, return what it holds: its settled .torrent
+    and .magnet files and those left for later: changed within ``settle_seconds``, or empty
+    or cut short and changed within ``WRITER_PATIENCE_SECONDS`` (perhaps still being
+    written by a writer that stalled).
 
-    Hidden files and our subfolders are left out. A missing folder gives nothing;
-    raise ItemError only if the folder exists but cannot be listed.
+    Files are taken from the blackhole and from each folder in it (one per media manager,
+    say), never deeper: files a level further down are only told of (``Scan.too_deep``).
+    Hidden files and folders (our ``.submitted`` and ``.rejected`` among them) are left out,
+    and a subfolder that is a symbolic link is not followed. A missing folder gives
+    nothing; raise ItemError only if the folder exists but cannot be listed.
     """
     items: list[BlackholeItem] = []
     later: list[str] = []
-    for name, kind in _candidates(folder):
-        found = _examine(folder / name, kind, now, settle_seconds)
-        if isinstance(found, BlackholeItem):
-            items.append(found)
-        elif found == _LATER:
-            later.append(shown_name(name))
-    return tuple(items), tuple(later)
+    found = _candidates(folder)
+    for candidate in found.candidates:
+        seen = _examine(candidate, now, settle_seconds)
+        if isinstance(seen, BlackholeItem):
+            items.append(seen)
+        elif seen == _LATER:
+            later.append(candidate.name)
+    return Scan(
+        tuple(sorted(items, key=lambda item: item.name)),
+        tuple(sorted(later)),
+        tuple(sorted(found.too_deep)),
+        tuple(sorted(found.skipped)),
+    )
 
 
 def shown_name(name: str) -> str:
@@ -185,67 +205,169 @@ def shown_name(name: str) -> str:
     return name
 
 
-def _candidates(folder: Path) -> Iterator[tuple[str, BlackholeKind]]:
-    """Yield the name and kind of each .torrent and .magnet file, by name, hidden ones left
-    out; nothing if the folder is missing; raise ItemError if it cannot be listed."""
+def relative_name(path: Path, blackhole: Path) -> str:
+    """Given a path in the blackhole, return how it is named to people: relative to the
+    blackhole (``sonarr/show.torrent``), as ``shown_name`` prints it."""
     try:
-        names = sorted(entry.name for entry in folder.iterdir())
+        return shown_name(path.relative_to(blackhole).as_posix())
+    except ValueError:  # not under it: its own name is all that can be said
+        return shown_name(path.name)
+
+
+def home_folder(path: Path, blackhole: Path) -> Path:
+    """Given a file the scan found, return the folder whose ``.submitted`` and ``.rejected``
+    it is filed away in: its own subfolder's, so each media manager's folder stays its own;
+    the blackhole's for a file in the blackhole itself (or anywhere unexpected)."""
+    parent = path.parent
+    return parent if parent.parent == blackhole else blackhole
+
+
+def candidates(blackhole: Path) -> list[Path]:
+    """Given the blackhole, return the paths of the files a scan would look at (in it and
+    in its folders); none if it is missing; raise ItemError if it cannot be listed."""
+    return [candidate.path for candidate in _candidates(blackhole).candidates]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    path: Path
+    #: relative to the blackhole, as people read it
+    name: str
+    kind: BlackholeKind
+
+
+@dataclass
+class _Found:
+    candidates: list[_Candidate] = field(default_factory=list)
+    too_deep: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _candidates(blackhole: Path) -> _Found:
+    """Given the blackhole, return its .torrent and .magnet files and its subfolders', what
+    lies deeper, and the subfolders skipped; nothing if it is missing; raise ItemError if
+    it cannot be listed."""
+    found = _Found()
+    try:
+        entries = _entries(blackhole)
     except (FileNotFoundError, NotADirectoryError):
-        return
+        return found
     except OSError as error:
         raise ItemError(
-            f"cannot list the blackhole folder {folder}: {error.strerror}",
+            f"cannot list the blackhole folder {blackhole}: {error.strerror}",
             "Check that the user running putio-mirror may read that folder.",
         ) from error
-    for name in names:
-        kind = _SUFFIXES.get(Path(name).suffix.lower())
-        if kind is not None and not name.startswith("."):
-            yield name, kind
+    subfolders: list[os.DirEntry[str]] = []
+    for entry in entries:
+        kind = _kind(entry.name)
+        if kind is not None:
+            found.candidates.append(_Candidate(Path(entry.path), shown_name(entry.name), kind))
+        elif _is_folder(entry):
+            subfolders.append(entry)
+        elif _is_linked_folder(entry):  # its files could be anywhere: never followed
+            why = "it is a symbolic link, which is not followed: make it a real folder"
+            found.skipped.append((shown_name(entry.name), why))
+    for subfolder in subfolders:
+        _look_into(subfolder, found)
+    return found
+
+
+def _look_into(subfolder: os.DirEntry[str], found: _Found) -> None:
+    """Given a folder in the blackhole, add its .torrent and .magnet files to ``found``, and
+    those one folder further down (not taken; told of)."""
+    try:
+        entries = _entries(Path(subfolder.path))
+    except (FileNotFoundError, NotADirectoryError):
+        return  # taken away between listing and looking
+    except OSError as error:
+        why = f"it cannot be listed: {error.strerror}"
+        found.skipped.append((shown_name(subfolder.name), why))
+        return
+    for entry in entries:
+        name = f"{subfolder.name}/{entry.name}"
+        kind = _kind(entry.name)
+        if kind is not None:
+            found.candidates.append(_Candidate(Path(entry.path), shown_name(name), kind))
+        elif _is_folder(entry):
+            found.too_deep.extend(_deeper(entry, name))
+
+
+def _deeper(folder: os.DirEntry[str], name: str) -> list[str]:
+    """Given a folder two levels down, return the names of its .torrent and .magnet files.
+
+    Only this one level is looked at: a blackhole holding a deep tree (a download folder
+    inside it, say) is not walked on every pass."""
+    try:
+        entries = _entries(Path(folder.path))
+    except OSError:
+        return []  # only told of: one that cannot be listed tells nothing
+    return [shown_name(f"{name}/{entry.name}") for entry in entries if _kind(entry.name)]
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """The folder's entries that are not hidden, by name; raise OSError."""
+    with os.scandir(folder) as listing:
+        entries = [entry for entry in listing if not entry.name.startswith(".")]
+    return sorted(entries, key=lambda entry: entry.name)
+
+
+def _kind(name: str) -> BlackholeKind | None:
+    return _SUFFIXES.get(Path(name).suffix.lower())
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _is_linked_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink() and entry.is_dir()
+    except OSError:
+        return False
 
 
 def _examine(
-    path: Path, kind: BlackholeKind, now: float, settle: float
+    candidate: _Candidate, now: float, settle: float
 ) -> BlackholeItem | Literal["later", "gone"]:
     """Given one candidate file, return what it holds, ``_LATER`` if it may still be being
     written, ``_GONE`` if it was taken away meanwhile."""
+    path, name, kind = candidate.path, candidate.name, candidate.kind
     try:
         status = path.lstat()
     except FileNotFoundError:
         return _GONE  # taken away between listing and looking
     except OSError as error:
-        return _problem(path, kind, 0, f"cannot be read: {error.strerror}")
+        return _problem(path, name, kind, 0, f"cannot be read: {error.strerror}")
     if _is_unsettled(status.st_mtime, now, settle):
         return _LATER
     size = status.st_size
     if stat.S_ISLNK(status.st_mode):
         return _problem(
-            path, kind, size, "symbolic links are not followed; copy the file in instead"
+            path, name, kind, size, "symbolic links are not followed; copy the file in instead"
         )
     if not stat.S_ISREG(status.st_mode):
-        return _problem(path, kind, size, "not a regular file")
+        return _problem(path, name, kind, size, "not a regular file")
     # A writer that stalled longer than the settle time left it empty or cut short: it
     # gets a while longer, or a torrent whose writer only paused is rejected for good.
     patient = _is_unsettled(status.st_mtime, now, WRITER_PATIENCE_SECONDS)
     if size == 0:
-        return _LATER if patient else _problem(path, kind, size, "the file is empty")
+        return _LATER if patient else _problem(path, name, kind, size, "the file is empty")
     try:
-        return _parse_file(path, kind, size)
+        return _parse_bytes(path, name, kind, size, _read(path, kind)[0])
     except CutShortError as error:
-        return _LATER if patient else _problem(path, kind, size, error.message)
+        return _LATER if patient else _problem(path, name, kind, size, error.message)
     except CorruptTorrentError as error:
-        return _problem(path, kind, size, error.message)
+        return _problem(path, name, kind, size, error.message)
     except OSError as error:
-        return _problem(path, kind, size, f"cannot be read: {error.strerror}")
+        return _problem(path, name, kind, size, f"cannot be read: {error.strerror}")
 
 
 def _is_unsettled(mtime: float, now: float, settle: float) -> bool:
     age = now - mtime
     return -_FUTURE_TOLERANCE_SECONDS < age < settle
-
-
-def _parse_file(path: Path, kind: BlackholeKind, size: int) -> BlackholeItem:
-    """Given a settled regular file, return it parsed; raise CorruptTorrentError or OSError."""
-    return _parse_bytes(path, kind, size, _read(path, kind)[0])
 
 
 def _read(path: Path, kind: BlackholeKind) -> tuple[bytes, os.stat_result]:
@@ -254,17 +376,19 @@ def _read(path: Path, kind: BlackholeKind) -> tuple[bytes, os.stat_result]:
     return _read_at_most(path, MAX_MAGNET_BYTES, "a .magnet file")
 
 
-def _parse_bytes(path: Path, kind: BlackholeKind, size: int, data: bytes) -> BlackholeItem:
-    """Given a blackhole file's bytes, return it parsed; raise CorruptTorrentError."""
+def _parse_bytes(
+    path: Path, name: str, kind: BlackholeKind, size: int, data: bytes
+) -> BlackholeItem:
+    """Given a blackhole file's bytes and its name, return it parsed; raise
+    CorruptTorrentError."""
     if kind == "torrent":
         info_hash, display_name = parse_torrent(data)
-        return BlackholeItem(str(path), shown_name(path.name), kind, size, info_hash, display_name)
+        return BlackholeItem(str(path), name, kind, size, info_hash, display_name)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CorruptTorrentError("not UTF-8 text, so not a .magnet file", MAGNET_HINT) from None
     info_hash, display_name, uri = parse_magnet(text)
-    name = shown_name(path.name)
     return BlackholeItem(str(path), name, kind, size, info_hash, display_name, uri)
 
 
@@ -292,8 +416,8 @@ def _too_large(what: str, limit: int) -> CorruptTorrentError:
     )
 
 
-def _problem(path: Path, kind: BlackholeKind, size: int, problem: str) -> BlackholeItem:
-    return BlackholeItem(str(path), shown_name(path.name), kind, size, problem=problem)
+def _problem(path: Path, name: str, kind: BlackholeKind, size: int, problem: str) -> BlackholeItem:
+    return BlackholeItem(str(path), name, kind, size, problem=problem)
 
 
 @dataclass(frozen=True)
@@ -308,10 +432,11 @@ class Reread:
     identity: tuple[int, int]
 
 
-def reread(path: Path, info_hash: str) -> Reread:
-    """Given a planned blackhole file and the info-hash it was planned with, return it read
-    again without following links; raise BlackholeChangedError if it is gone, no longer a
-    regular file, or holds another torrent now (the next scan looks at it afresh).
+def reread(path: Path, info_hash: str, name: str) -> Reread:
+    """Given a planned blackhole file, the info-hash it was planned with and its name (as
+    the scan named it), return it read again without following links; raise
+    BlackholeChangedError if it is gone, no longer a regular file, or holds another torrent
+    now (the next scan looks at it afresh).
 
     The scan's bytes are long gone by submit time: reading the path again could follow
     a symlink swapped in meanwhile and upload bytes whose hash was never checked.
@@ -319,11 +444,11 @@ def reread(path: Path, info_hash: str) -> Reread:
     kind = _SUFFIXES.get(path.suffix.lower(), "torrent")
     try:
         data, status = _read(path, kind)
-        item = _parse_bytes(path, kind, status.st_size, data)
+        item = _parse_bytes(path, name, kind, status.st_size, data)
     except (OSError, CorruptTorrentError) as error:
-        raise _changed(path, _why_unreadable(error)) from error
+        raise _changed(name, _why_unreadable(error)) from error
     if item.info_hash != info_hash:
-        raise _changed(path, "it holds another torrent than when it was read")
+        raise _changed(name, "it holds another torrent than when it was read")
     return Reread(data, item.magnet_uri or "", (status.st_dev, status.st_ino))
 
 
@@ -337,9 +462,9 @@ def _why_unreadable(error: OSError | CorruptTorrentError) -> str:
     return f"it cannot be read: {error.strerror}"
 
 
-def _changed(path: Path, reason: str) -> BlackholeChangedError:
+def _changed(name: str, reason: str) -> BlackholeChangedError:
     return BlackholeChangedError(
-        f"{shown_name(path.name)} changed after it was read, so it was not submitted: {reason}",
+        f"{name} changed after it was read, so it was not submitted: {reason}",
         "Nothing to do: it stays in the blackhole and the next run reads it afresh.",
     )
 
@@ -347,16 +472,17 @@ def _changed(path: Path, reason: str) -> BlackholeChangedError:
 def reject_refused(
     path: Path, blackhole: Path, refusal: TorrentRefusedError, identity: tuple[int, int]
 ) -> ItemError:
-    """Given a blackhole file put.io refused, move it into ``.rejected/`` with put.io's
-    reason beside it and return the error that reports it; raise ItemError if the move fails.
+    """Given a blackhole file put.io refused, move it into ``.rejected/`` (its own folder's)
+    with put.io's reason beside it and return the error that reports it; raise ItemError if
+    the move fails.
 
     put.io answers the same torrent the same way every time: left in place it would be
     uploaded again on every run (every 30 s under ``watch``)."""
     note = f"put.io refused it: {refusal.reason}"
     moved = file_away(path, blackhole, REJECTED_DIR, note=note, identity=identity)
-    moved_name = shown_name(moved.name)
+    moved_name = relative_name(moved, blackhole)
     return ItemError(
-        f"{refusal.message}; moved to {REJECTED_DIR}/{moved_name} (see {moved_name}.why.txt)",
+        f"{refusal.message}; moved to {moved_name} (see {shown_name(moved.name)}.why.txt)",
         refusal.hint,
     )
 
@@ -368,18 +494,20 @@ def file_away(
     note: str | None = None,
     identity: tuple[int, int] | None = None,
 ) -> Path:
-    """Given a blackhole file, move it into ``blackhole/subfolder`` and return its new path.
+    """Given a blackhole file, move it into ``subfolder`` of its own folder (``home_folder``:
+    the blackhole, or the blackhole's folder it stands in) and return its new path.
 
     An existing file is never overwritten: ``name (2).torrent``, ``name (3)…`` are
     tried. With a note, ``<new name>.why.txt`` holding it is written beside. With an
     ``identity`` (device, inode), only that file is moved. Raise BlackholeChangedError if
     it is gone or another file stands at ``path`` now, ItemError if the move fails.
     """
-    target_folder = blackhole / subfolder
+    target_folder = home_folder(path, blackhole) / subfolder
+    name = relative_name(path, blackhole)
     if identity is not None and (standing := _identity(path)) != identity:
         reason = "it is gone" if standing is None else "another file took its place"
         raise BlackholeChangedError(
-            f"{shown_name(path.name)} was not moved into {subfolder}/: {reason}",
+            f"{name} was not moved into {relative_name(target_folder, blackhole)}/: {reason}",
             "Nothing to do: the next run looks at the blackhole afresh.",
         )
     try:
@@ -392,7 +520,7 @@ def file_away(
                 stream.write(note.rstrip("\n") + "\n")
     except OSError as error:
         raise ItemError(
-            f"could not move {shown_name(path.name)} into {target_folder}: {error.strerror}",
+            f"could not move {name} into {target_folder}: {error.strerror}",
             "Check that the user running putio-mirror may write to the blackhole folder.",
         ) from error
     return target
