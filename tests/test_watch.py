@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from watchdog.observers.api import BaseObserver, EventEmitter
 
 from putio_mirror.app.run import Runtime
 from putio_mirror.cli.signals import StopFlag
 from putio_mirror.cli.watch import (
     RECHECK_SECONDS,
     SETTLE_SECONDS,
+    Extras,
     _recheck_delay,
     submit_blackhole,
     watch_blackhole,
@@ -290,3 +292,41 @@ def test_the_watcher_outlives_its_blackhole_vanishing_and_watches_it_again_once_
         (mirror.blackhole / "third.torrent").write_bytes(torrent_bytes("Third"))
         assert wait_for(lambda: len(mirror.fake.transfers()) == 3, timeout=10.0)
     assert sorted(t["name"] for t in mirror.fake.transfers()) == ["First", "Second", "Third"]
+
+
+class _Deaf(EventEmitter):
+    """Hears nothing: inotify on a network share (NFS, SMB) that another host writes to."""
+
+    def queue_events(self, timeout: float) -> None:
+        time.sleep(timeout)
+
+
+class DeafObserver(BaseObserver):
+    def __init__(self) -> None:
+        super().__init__(emitter_class=_Deaf)
+
+
+def test_files_dropped_where_the_watch_hears_nothing_are_taken_all_the_same(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes]
+) -> None:
+    """A blackhole on a share Sonarr writes from another machine: the kernel tells of no
+    file, so the watcher looks at the folders themselves every few seconds too."""
+    settings = load_settings(mirror.config, {})
+    flag, result = StopFlag(), []
+    extras = Extras(observer=DeafObserver)
+    thread = threading.Thread(
+        target=lambda: result.append(
+            watch_blackhole(settings, add_first=True, periodic_sync=False, stop=flag, extras=extras)
+        )
+    )
+    thread.start()
+    try:
+        time.sleep(1.0)  # the first pass found an empty blackhole
+        (mirror.blackhole / "first.torrent").write_bytes(torrent_bytes("First"))
+        (mirror.blackhole / "sonarr").mkdir()
+        (mirror.blackhole / "sonarr" / "second.torrent").write_bytes(torrent_bytes("Second"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 2, timeout=15.0)
+    finally:
+        flag.set()
+        thread.join(timeout=10)
+    assert result == [ExitCode.OK]

@@ -24,6 +24,7 @@ interrupted or frees its claims.
 from __future__ import annotations
 
 import logging
+import os
 import stat
 import threading
 import time
@@ -85,6 +86,9 @@ class Extras:
     #: FETCH a pass and a sync (something finished on put.io waits to come down)
     hurry: Callable[[], str] | None = None
     hurry_seconds: float = 30.0
+    #: what watches the blackhole for the kernel's word of new files (a test's deaf one
+    #: stands for a network share another host writes to, where the kernel tells nothing)
+    observer: Callable[[], BaseObserver] = Observer
 
 
 #: what ``Extras.hurry`` may ask for
@@ -261,8 +265,8 @@ class _Rounds:
             on_snapshot=self.extras.on_snapshot,
             clock=self.clock,
         )
-        observer = Observer()
-        watched = _Watched(observer, settings.blackhole_dir, timer.arm)
+        observer = self.extras.observer()
+        watched = _Watched(observer, settings.blackhole_dir, timer.arm, self.monotonic)
         observer.start()
         syncs = _Syncs(runtime)
         if self.extras.wire_sync is not None:
@@ -339,6 +343,7 @@ class _Loop:
                 # the pass would call it failed and look again only in 30 s.
                 began = time.time()
                 _guarded(command, lambda: _report_summary(submit_blackhole(self.runtime)))
+                self.watched.looked()  # what the pass moved away is no news
                 delay = _recheck_delay(self.runtime.settings.blackhole_dir, began)
                 if delay is not None:
                     self.timer.arm(delay)
@@ -352,17 +357,36 @@ class _Watched:
     folder removed and made again) takes its watch with it: once a folder stands there
     again it is watched afresh and looked at at once, or nothing dropped in it would ever
     be seen. It is never made again here: under an unmounted share that would hide the
-    share's own folder."""
+    share's own folder.
 
-    def __init__(self, observer: BaseObserver, folder: Path, arm: Callable[[float], None]) -> None:
+    The kernel tells nothing of a file another host writes into a network share (NFS,
+    SMB), where a blackhole often is: every ``LOOK_SECONDS`` the folders are looked at
+    too (their modification times: one ``stat`` each), and a change arms a pass."""
+
+    def __init__(
+        self,
+        observer: BaseObserver,
+        folder: Path,
+        arm: Callable[[float], None],
+        monotonic: Callable[[], float],
+    ) -> None:
         self._observer, self._folder, self._arm = observer, folder, arm
+        self._monotonic = monotonic
         self._identity = _identity(folder)
         self._watch: ObservedWatch | None = self._schedule()
+        self._times = _folder_times(folder)
+        self._next_look = monotonic() + LOOK_SECONDS
+
+    def looked(self) -> None:
+        """A pass looked at the blackhole: what it holds now is known."""
+        self._times = _folder_times(self._folder)
 
     def check(self) -> None:
-        """Given nothing, notice the folder gone (said once) or back (watched again)."""
+        """Given nothing, notice the folder gone (said once) or back (watched again), or
+        changed where the kernel did not tell (a pass is armed)."""
         identity = _identity(self._folder)
         if identity == self._identity:
+            self._look()
             return
         if identity is None:
             log.warning(
@@ -390,6 +414,35 @@ class _Watched:
         # Recursive: files are taken from the blackhole's folders too (and told of deeper).
         handler = _Arm(self._arm)
         return self._observer.schedule(handler, str(self._folder), recursive=True)
+
+    def _look(self) -> None:
+        now = self._monotonic()
+        if now < self._next_look:
+            return
+        self._next_look = now + LOOK_SECONDS
+        times = _folder_times(self._folder)
+        if times != self._times:
+            self._times = times
+            self._arm(SETTLE_SECONDS + SETTLE_MARGIN)
+
+
+#: how often the blackhole's folders are looked at for a change the kernel did not tell
+LOOK_SECONDS = 3.0
+
+
+def _folder_times(folder: Path) -> tuple[tuple[str, int], ...]:
+    """Given the blackhole, return the modification time of it and of each folder a pass
+    takes files from (a file made, moved in or away changes its folder's)."""
+    try:
+        times = [("", folder.stat().st_mtime_ns)]
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                times.append((entry.name, entry.stat(follow_symlinks=False).st_mtime_ns))
+    except OSError:  # gone, or gone meanwhile: ``check`` tells
+        return ()
+    return tuple(sorted(times))
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
