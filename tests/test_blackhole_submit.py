@@ -470,3 +470,23 @@ def test_a_subfolder_that_cannot_be_listed_is_said_and_the_others_still_taken(
     assert [t["name"] for t in mirror.fake.transfers()] == ["Show"]
     said = [line for line in result.err.splitlines() if "locked" in line]
     assert len(said) == 1 and "WARNING" in said[0] and "cannot be listed" in said[0], said
+
+
+def test_a_download_folder_inside_the_blackhole_is_never_taken_for_one_of_its_folders(
+    mirror: Mirror,
+) -> None:
+    """Sonarr's blackhole client set with its watch folder inside its torrent folder
+    (``blackhole/complete``): the items put.io holds, .torrent files among them, land
+    there; none may be submitted back, nor told of as nested too deep."""
+    mirror.write_config(paths={"downloads": str(mirror.blackhole / "complete")})
+    mirror.fake.add_file("single.torrent", content=b"d4:infod4:name1:xee")
+    item = mirror.fake.add_folder("Item")
+    mirror.fake.add_file("inner.torrent", item, content=b"d4:infod4:name1:yee")
+    assert mirror.run("sync").code == 0
+    assert (mirror.blackhole / "complete" / "single.torrent").exists()
+    mirror.fake.clear_requests()
+    again = mirror.run("sync")
+    assert again.code == 0, again.err
+    assert submissions(mirror.fake) == []
+    assert "too deep" not in again.err and "not looked into" not in again.err, again.err
+    assert (mirror.blackhole / "complete" / "single.torrent").exists()

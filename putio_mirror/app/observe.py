@@ -69,7 +69,7 @@ class Observing:
         self._unscanned: MirrorError | None = None
         try:
             if want_blackhole:
-                self._scan = _scan(places.blackhole, now_epoch)
+                self._scan = _scan(places, now_epoch)
         except MirrorError as error:  # raised when observed: the run is then recorded
             self._unscanned = error
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="observe")
@@ -168,8 +168,11 @@ def thawed_after() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _scan(folder: Path, now_epoch: float) -> Scan:
-    return scan(folder, now=now_epoch) if folder.is_dir() else Scan()
+def _scan(places: Places, now_epoch: float) -> Scan:
+    """The blackhole's files; never those of the download folder or staging inside it."""
+    if not places.blackhole.is_dir():
+        return Scan()
+    return scan(places.blackhole, now=now_epoch, keep_out=(places.downloads, places.staging))
 
 
 def _local_facts(

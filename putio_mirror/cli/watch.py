@@ -53,7 +53,7 @@ from putio_mirror.cli.signals import Hangup, StopFlag
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
 from putio_mirror.core.state import Snapshot
-from putio_mirror.local.blackhole import candidates
+from putio_mirror.local.blackhole import candidates, folder_ids, kept_out
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,8 @@ class _Rounds:
             clock=self.clock,
         )
         observer = self.extras.observer()
-        watched = _Watched(observer, settings.blackhole_dir, timer.arm, self.monotonic)
+        keep_out = (settings.download_dir, settings.staging_dir)
+        watched = _Watched(observer, settings.blackhole_dir, keep_out, timer.arm, self.monotonic)
         observer.start()
         syncs = _Syncs(runtime)
         if self.extras.wire_sync is not None:
@@ -344,7 +345,7 @@ class _Loop:
                 began = time.time()
                 _guarded(command, lambda: _report_summary(submit_blackhole(self.runtime)))
                 self.watched.looked()  # what the pass moved away is no news
-                delay = _recheck_delay(self.runtime.settings.blackhole_dir, began)
+                delay = _recheck_delay(self.watched.folder, began, self.watched.keep_out)
                 if delay is not None:
                     self.timer.arm(delay)
             self.scheduler.run_pending()
@@ -367,24 +368,27 @@ class _Watched:
         self,
         observer: BaseObserver,
         folder: Path,
+        keep_out: tuple[Path, ...],
         arm: Callable[[float], None],
         monotonic: Callable[[], float],
     ) -> None:
-        self._observer, self._folder, self._arm = observer, folder, arm
+        self._observer, self.folder, self._arm = observer, folder, arm
         self._monotonic = monotonic
+        #: the download folder and staging: never looked into, even inside the blackhole
+        self.keep_out = keep_out
         self._identity = _identity(folder)
         self._watch: ObservedWatch | None = self._schedule()
-        self._times = _folder_times(folder)
+        self._times = _folder_times(folder, keep_out)
         self._next_look = monotonic() + LOOK_SECONDS
 
     def looked(self) -> None:
         """A pass looked at the blackhole: what it holds now is known."""
-        self._times = _folder_times(self._folder)
+        self._times = _folder_times(self.folder, self.keep_out)
 
     def check(self) -> None:
         """Given nothing, notice the folder gone (said once) or back (watched again), or
         changed where the kernel did not tell (a pass is armed)."""
-        identity = _identity(self._folder)
+        identity = _identity(self.folder)
         if identity == self._identity:
             self._look()
             return
@@ -392,7 +396,7 @@ class _Watched:
             log.warning(
                 "the blackhole %s is gone; nothing is submitted until it is back "
                 "(is its disk or share mounted?)",
-                self._folder,
+                self.folder,
             )
         elif not self._watch_again():
             return  # gone again meanwhile: the next check tries again
@@ -406,21 +410,24 @@ class _Watched:
             self._watch = self._schedule()
         except OSError:
             return False
-        log.info("the blackhole %s is back: watching it again", self._folder)
+        log.info("the blackhole %s is back: watching it again", self.folder)
         self._arm(0.0)  # what was dropped in it meanwhile
         return True
 
     def _schedule(self) -> ObservedWatch:
-        # Recursive: files are taken from the blackhole's folders too (and told of deeper).
+        # Recursive: files are taken from the blackhole's folders too (and told of deeper);
+        # not over a download folder inside it (a watch a folder of the library: the
+        # kernel's limit), where the folders' own look (``_look``) sees to the rest.
         handler = _Arm(self._arm)
-        return self._observer.schedule(handler, str(self._folder), recursive=True)
+        inside = any(_holds(self.folder, folder) for folder in self.keep_out)
+        return self._observer.schedule(handler, str(self.folder), recursive=not inside)
 
     def _look(self) -> None:
         now = self._monotonic()
         if now < self._next_look:
             return
         self._next_look = now + LOOK_SECONDS
-        times = _folder_times(self._folder)
+        times = _folder_times(self.folder, self.keep_out)
         if times != self._times:
             self._times = times
             self._arm(SETTLE_SECONDS + SETTLE_MARGIN)
@@ -430,19 +437,30 @@ class _Watched:
 LOOK_SECONDS = 3.0
 
 
-def _folder_times(folder: Path) -> tuple[tuple[str, int], ...]:
-    """Given the blackhole, return the modification time of it and of each folder a pass
-    takes files from (a file made, moved in or away changes its folder's)."""
+def _folder_times(folder: Path, keep_out: tuple[Path, ...]) -> tuple[tuple[str, int], ...]:
+    """Given the blackhole and the folders not to look into, return the modification time
+    of it and of each folder a pass takes files from (a file made, moved in or away
+    changes its folder's)."""
+    ours = folder_ids(keep_out)
     try:
         times = [("", folder.stat().st_mtime_ns)]
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                hidden = entry.name.startswith(".")
+                if hidden or not entry.is_dir(follow_symlinks=False) or kept_out(entry, ours):
                     continue
                 times.append((entry.name, entry.stat(follow_symlinks=False).st_mtime_ns))
     except OSError:  # gone, or gone meanwhile: ``check`` tells
         return ()
     return tuple(sorted(times))
+
+
+def _holds(folder: Path, other: Path) -> bool:
+    """Whether ``other`` is ``folder`` or lies inside it (links resolved)."""
+    try:
+        return other.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
@@ -504,12 +522,12 @@ class _Hurry:
             self._syncs.start(quietly=True)
 
 
-def _recheck_delay(folder: Path, now: float) -> float | None:
+def _recheck_delay(folder: Path, now: float, keep_out: tuple[Path, ...] = ()) -> float | None:
     """Files still in the blackhole (or its folders) are either settling (look again soon)
     or failed (later); a folder gone has nothing to look at (``_Watched`` arms the timer
     when it is back)."""
     try:
-        paths = candidates(folder)
+        paths = candidates(folder, keep_out)
     except MirrorError:
         return None
     ages = []

@@ -18,6 +18,7 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -163,7 +164,9 @@ def scan_blackhole(
     return scan(folder, now=now, settle_seconds=settle_seconds).items
 
 
-def scan(folder: Path, *, now: float, settle_seconds: float = 2.0) -> Scan:
+def scan(
+    folder: Path, *, now: float, settle_seconds: float = 2.0, keep_out: Collection[Path] = ()
+) -> Scan:
     """Given the blackhole folder and the time, return what it holds: its settled .torrent
     and .magnet files and those left for later: changed within ``settle_seconds``, or empty
     or cut short and changed within ``WRITER_PATIENCE_SECONDS`` (perhaps still being
@@ -172,12 +175,14 @@ def scan(folder: Path, *, now: float, settle_seconds: float = 2.0) -> Scan:
     Files are taken from the blackhole and from each folder in it (one per media manager,
     say), never deeper: files a level further down are only told of (``Scan.too_deep``).
     Hidden files and folders (our ``.submitted`` and ``.rejected`` among them) are left out,
-    and a subfolder that is a symbolic link is not followed. A missing folder gives
-    nothing; raise ItemError only if the folder exists but cannot be listed.
+    and a subfolder that is a symbolic link is not followed. The folders of ``keep_out``
+    (the download folder and staging, which a set-up may put inside the blackhole) are
+    not looked into: what put.io holds lands there, .torrent files among them. A missing
+    folder gives nothing; raise ItemError only if the folder exists but cannot be listed.
     """
     items: list[BlackholeItem] = []
     later: list[str] = []
-    found = _candidates(folder)
+    found = _candidates(folder, keep_out)
     for candidate in found.candidates:
         seen = _examine(candidate, now, settle_seconds)
         if isinstance(seen, BlackholeItem):
@@ -222,10 +227,11 @@ def home_folder(path: Path, blackhole: Path) -> Path:
     return parent if parent.parent == blackhole else blackhole
 
 
-def candidates(blackhole: Path) -> list[Path]:
-    """Given the blackhole, return the paths of the files a scan would look at (in it and
-    in its folders); none if it is missing; raise ItemError if it cannot be listed."""
-    return [candidate.path for candidate in _candidates(blackhole).candidates]
+def candidates(blackhole: Path, keep_out: Collection[Path] = ()) -> list[Path]:
+    """Given the blackhole (and the folders in it not to look into), return the paths of
+    the files a scan would look at (in it and in its folders); none if it is missing;
+    raise ItemError if it cannot be listed."""
+    return [candidate.path for candidate in _candidates(blackhole, keep_out).candidates]
 
 
 @dataclass(frozen=True)
@@ -238,16 +244,18 @@ class _Candidate:
 
 @dataclass
 class _Found:
+    #: the (device, inode) of the folders not to look into
+    keep_out: frozenset[tuple[int, int]]
     candidates: list[_Candidate] = field(default_factory=list)
     too_deep: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _candidates(blackhole: Path) -> _Found:
-    """Given the blackhole, return its .torrent and .magnet files and its subfolders', what
-    lies deeper, and the subfolders skipped; nothing if it is missing; raise ItemError if
-    it cannot be listed."""
-    found = _Found()
+def _candidates(blackhole: Path, keep_out: Collection[Path]) -> _Found:
+    """Given the blackhole and the folders not to look into, return its .torrent and
+    .magnet files and its subfolders', what lies deeper, and the subfolders skipped;
+    nothing if it is missing; raise ItemError if it cannot be listed."""
+    found = _Found(folder_ids(keep_out))
     try:
         entries = _entries(blackhole)
     except (FileNotFoundError, NotADirectoryError):
@@ -263,7 +271,8 @@ def _candidates(blackhole: Path) -> _Found:
         if kind is not None:
             found.candidates.append(_Candidate(Path(entry.path), shown_name(entry.name), kind))
         elif _is_folder(entry):
-            subfolders.append(entry)
+            if not kept_out(entry, found.keep_out):
+                subfolders.append(entry)
         elif _is_linked_folder(entry):  # its files could be anywhere: never followed
             why = "it is a symbolic link, which is not followed: make it a real folder"
             found.skipped.append((shown_name(entry.name), why))
@@ -288,7 +297,7 @@ def _look_into(subfolder: os.DirEntry[str], found: _Found) -> None:
         kind = _kind(entry.name)
         if kind is not None:
             found.candidates.append(_Candidate(Path(entry.path), shown_name(name), kind))
-        elif _is_folder(entry):
+        elif _is_folder(entry) and not kept_out(entry, found.keep_out):
             found.too_deep.extend(_deeper(entry, name))
 
 
@@ -320,6 +329,31 @@ def _is_folder(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir(follow_symlinks=False)
     except OSError:
         return False
+
+
+def folder_ids(folders: Collection[Path]) -> frozenset[tuple[int, int]]:
+    """Given folders, return the (device, inode) of those that exist (through a link the
+    user configured: the folder it leads to)."""
+    found = set()
+    for folder in folders:
+        try:
+            status = folder.stat()
+        except OSError:
+            continue
+        found.add((status.st_dev, status.st_ino))
+    return frozenset(found)
+
+
+def kept_out(entry: os.DirEntry[str], keep_out: frozenset[tuple[int, int]]) -> bool:
+    """Given a folder's entry, say whether it is one not to look into (its inode comes
+    with the listing: a ``stat`` only for one that matches)."""
+    if all(inode != entry.inode() for _, inode in keep_out):
+        return False
+    try:
+        status = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return (status.st_dev, status.st_ino) in keep_out
 
 
 def _is_linked_folder(entry: os.DirEntry[str]) -> bool:
