@@ -425,18 +425,19 @@ def test_the_same_torrent_in_two_subfolders_is_submitted_once(
     assert "sonarr/again.torrent: this torrent was submitted earlier" in again.err
 
 
-def test_a_file_nested_deeper_is_left_alone_and_said_once_a_run_as_a_warning(
+def test_a_file_nested_deeper_is_left_alone_and_said_once_a_run_as_needing_a_person(
     mirror: Mirror, torrent_bytes: Callable[..., bytes]
 ) -> None:
     deep = drop_into(mirror, "sonarr/season 1", "deep.torrent", torrent_bytes("Deep"))
     drop_into(mirror, "sonarr/season 1", "deeper.magnet", MAGNET.encode())
     for _ in range(2):
-        result = mirror.run("torrents", "add")
-        assert result.code == 0, result.err
+        result = mirror.run("--quiet", "torrents", "add")
+        assert result.code == 11, result.err  # only a person can move it: said every run
         said = [line for line in result.err.splitlines() if "sonarr/season 1/deep.torrent" in line]
         assert len(said) == 1, result.err
-        assert "WARNING" in said[0] and "one folder below" in said[0], said
+        assert said[0].startswith("needs you:"), said
         assert "sonarr/season 1/deeper.magnet" in said[0]
+        assert "hint: drop .torrent and .magnet files directly" in result.err
     assert mirror.fake.transfers() == []
     assert deep.exists(), "left where it is"
 
@@ -448,11 +449,12 @@ def test_a_linked_subfolder_is_not_followed_and_said_so(
     inside = drop_into(mirror, "../outside", "elsewhere.torrent", torrent_bytes("Elsewhere"))
     (mirror.blackhole / "linked").symlink_to(outside)
     result = mirror.run("torrents", "add")
-    assert result.code == 0, result.err
+    assert result.code == 11, result.err
     assert mirror.fake.transfers() == []
     assert inside.exists() and names_in(outside) == ["elsewhere.torrent"]
     said = [line for line in result.err.splitlines() if "linked" in line]
-    assert len(said) == 1 and "WARNING" in said[0] and "symbolic link" in said[0], result.err
+    assert len(said) == 1 and said[0].startswith("needs you:"), result.err
+    assert "symbolic link" in said[0]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may list any folder")
@@ -466,10 +468,11 @@ def test_a_subfolder_that_cannot_be_listed_is_said_and_the_others_still_taken(
         result = mirror.run("torrents", "add")
     finally:
         (mirror.blackhole / "locked").chmod(0o755)
-    assert result.code == 0, result.err
+    assert result.code == 11, result.err
     assert [t["name"] for t in mirror.fake.transfers()] == ["Show"]
     said = [line for line in result.err.splitlines() if "locked" in line]
-    assert len(said) == 1 and "WARNING" in said[0] and "cannot be listed" in said[0], said
+    assert len(said) == 1 and said[0].startswith("needs you:"), said
+    assert "cannot be listed" in said[0]
 
 
 def test_a_download_folder_inside_the_blackhole_is_never_taken_for_one_of_its_folders(

@@ -186,10 +186,15 @@ _WHERE_TO_DROP = "drop .torrent and .magnet files directly into the blackhole or
 
 
 def _unseen_notes(snapshot: Snapshot) -> list[Note]:
-    """What the blackhole holds that is never taken: said by every run that finds it (a
-    warning, not just the log's info), so a file is not left waiting forever unnoticed."""
+    """What the blackhole holds that is never taken: only a person can move it, so every
+    run that finds it says so (``needs you``, exit 11; ``status`` too), never just a log
+    line a file would wait forever behind."""
     notes = [
-        Note("warning", f"blackhole folder {name} is not looked into, nothing in it taken: {why}")
+        Note(
+            "needs_you",
+            f"blackhole folder {name} is not looked into, nothing in it taken: {why}",
+            f"or {_WHERE_TO_DROP}",
+        )
         for name, why in snapshot.skipped_folders
     ]
     deep = snapshot.too_deep
@@ -198,7 +203,7 @@ def _unseen_notes(snapshot: Snapshot) -> list[Note]:
         more = f" and {len(deep) - _NAMED_AT_MOST} more" if len(deep) > _NAMED_AT_MOST else ""
         files = "file" if len(deep) == 1 else "files"
         message = f"{len(deep)} blackhole {files} nested too deep, not taken: {named}{more}"
-        notes.append(Note("warning", f"{message}; {_WHERE_TO_DROP}"))
+        notes.append(Note("needs_you", message, _WHERE_TO_DROP))
     return notes
 
 
