@@ -10,6 +10,7 @@ import time
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from putio_mirror.app.run import Request, Runtime, run_once
 from putio_mirror.cli.signals import StopFlag
@@ -66,18 +67,19 @@ def node_ranges(mirror: Mirror) -> list[str | None]:
     return [r.headers.get("Range") for r in mirror.fake.requests if r.host == "node"]
 
 
-def test_a_node_that_trickles_is_stopped_soon_after_the_window_closes_and_resumed_next_window(
-    mirror: Mirror,
-) -> None:
-    # A node sending 8 KB/s: a chunk of 256 KiB would take half a minute. The window's end
-    # must not wait for it (a node trickling 1 byte a second would hold the run for days).
-    size = 2 * 1024 * 1024
-    file_id = mirror.fake.add_file("big.bin", size=size)
-    mirror.write_config(
-        schedule={"windows": [WINDOW]},
-        download={"chunk_size_kb": 256, "read_timeout_seconds": 0.5, "max_outage_seconds": 20},
-    )
-    mirror.fake.node_bytes_per_second = 8_000
+TRICKLE = {"chunk_size_kb": 256, "read_timeout_seconds": 0.5, "max_outage_seconds": 20}
+
+
+def trickled_past_the_window(
+    mirror: Mirror, name: str, size: int, rate: int | None, download: dict[str, Any] = TRICKLE
+) -> tuple[int, Any]:
+    """Given a file's name and size, a node rate (None: as fast as it goes) and download
+    options far too slow for a chunk, run a sync whose window closes a second after the
+    node's first byte; check that the run ended soon after; return the file's id and the
+    settings."""
+    file_id = mirror.fake.add_file(name, size=size)
+    mirror.write_config(schedule={"windows": [WINDOW]}, download=download)
+    mirror.fake.node_bytes_per_second = rate
     clock = ClosingWindow()
     mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
     settings = load_settings(mirror.config, {})
@@ -86,12 +88,21 @@ def test_a_node_that_trickles_is_stopped_soon_after_the_window_closes_and_resume
     assert outcome.exit_code == ExitCode.WINDOW_CLOSED
     assert clock.closed_at is not None
     assert ended - clock.closed_at < 3.0, "the run went on long after the window closed"
+    mirror.fake.on_request = None
+    mirror.fake.node_bytes_per_second = None
+    return file_id, settings
+
+
+def test_a_node_that_trickles_is_stopped_soon_after_the_window_closes_and_resumed_next_window(
+    mirror: Mirror,
+) -> None:
+    # A node sending 8 KB/s: a chunk of 256 KiB would take half a minute. The window's end
+    # must not wait for it (a node trickling 1 byte a second would hold the run for days).
+    size = 2 * 1024 * 1024
+    file_id, settings = trickled_past_the_window(mirror, "big.bin", size, 8_000)
     part = mirror.downloads / STAGING / f"{file_id}.part"
     kept = part.stat().st_size
     assert 0 < kept < size
-
-    mirror.fake.on_request = None
-    mirror.fake.node_bytes_per_second = None
     mirror.fake.clear_requests()
     again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
     assert again.exit_code == ExitCode.OK
@@ -106,24 +117,11 @@ def test_a_download_held_back_by_a_low_bwlimit_stops_soon_after_the_window_close
     # Under a limit of 16 KiB/s a chunk of 256 KiB takes 16 s to be let through: the
     # window's end must not wait for the limiter to let the chunk go.
     size = 2 * 1024 * 1024
-    file_id = mirror.fake.add_file("big.bin", size=size)
-    mirror.write_config(
-        schedule={"windows": [WINDOW]},
-        download={"chunk_size_kb": 256, "bwlimit": "16K", "read_timeout_seconds": 2},
-    )
-    clock = ClosingWindow()
-    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
-    settings = load_settings(mirror.config, {})
-    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
-    ended = time.monotonic()
-    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
-    assert clock.closed_at is not None
-    assert ended - clock.closed_at < 3.0, "the run went on long after the window closed"
+    limited = {"chunk_size_kb": 256, "bwlimit": "16K", "read_timeout_seconds": 2}
+    file_id, settings = trickled_past_the_window(mirror, "big.bin", size, None, limited)
     part = mirror.downloads / STAGING / f"{file_id}.part"
     kept = part.stat().st_size
     assert kept < size
-
-    mirror.fake.on_request = None
     mirror.fake.clear_requests()
     mirror.write_config(schedule={"windows": [WINDOW]}, download={"chunk_size_kb": 256})
     settings = load_settings(mirror.config, {})
@@ -253,24 +251,7 @@ def test_a_small_file_from_a_node_that_trickles_is_stopped_soon_after_the_window
 ) -> None:
     # A file small enough to be fetched in one request (``fetch/whole.py``), from a node
     # sending 4 KB/s: 200 KB would take 50 s.
-    size = 200_000
-    file_id = mirror.fake.add_file("subs.srt", size=size)
-    mirror.write_config(
-        schedule={"windows": [WINDOW]},
-        download={"chunk_size_kb": 256, "read_timeout_seconds": 0.5, "max_outage_seconds": 20},
-    )
-    mirror.fake.node_bytes_per_second = 4_000
-    clock = ClosingWindow()
-    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
-    settings = load_settings(mirror.config, {})
-    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
-    ended = time.monotonic()
-    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
-    assert clock.closed_at is not None
-    assert ended - clock.closed_at < 3.0, "the run went on long after the window closed"
-
-    mirror.fake.on_request = None
-    mirror.fake.node_bytes_per_second = None
+    file_id, settings = trickled_past_the_window(mirror, "subs.srt", 200_000, 4_000)
     again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
     assert again.exit_code == ExitCode.OK
     data = (mirror.downloads / "subs.srt").read_bytes()
