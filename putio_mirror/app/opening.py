@@ -14,7 +14,7 @@ from putio_mirror.core.errors import ExitCode, MirrorError
 from putio_mirror.core.state import JournalFacts
 from putio_mirror.journal.peek import peek_facts
 from putio_mirror.journal.where import surely_missing_file
-from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items
+from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items, return_moved_files
 
 if TYPE_CHECKING:  # imported where used: a dry run needs no SQLAlchemy, if new
     from putio_mirror.journal.store import Journal
@@ -110,8 +110,10 @@ def existing_facts(settings: Settings) -> Iterator[Callable[[], JournalFacts]]:
 
 
 def adopt_legacy_staging(settings: Settings, journal: Journal) -> None:
-    """Hand files that an earlier version left in staging's ``items/`` back to the engine
-    (as verified, not placed), so they are placed whole and never stranded."""
+    """Hand files that an earlier version left in staging's ``items/``, and those a build
+    without hard links left in ``building/`` (a run died placing their item), back to the
+    engine (as verified, not placed), so they are placed whole and never stranded."""
+    return_moved_files(settings.staging_dir)
     if not (settings.staging_dir / LEGACY_ITEMS_DIR).is_dir():
         return
     verified = {

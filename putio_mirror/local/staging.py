@@ -4,7 +4,11 @@ Everything in staging is named by a stable put.io id, never by a name put.io can
 change: ``<file id>.part`` (+ its sidecar) while a file is fetched,
 ``verified/<file id>`` once its bytes matched put.io's size and CRC32 and wait to
 be placed, ``building/<item id>/`` while a folder item is assembled (hard links to
-its verified files) to be moved into the download folder with one rename. A
+its verified files) to be moved into the download folder with one rename. Where the
+filesystem has no hard links (vfat, exFAT, some NAS shares) the verified files themselves
+are moved into the build folder, after ``building/<item id>.moves`` is written and
+synced: it names where each came from, so a run that dies mid-build has them moved back
+(``return_moved_files``) rather than left for tidying or fetched again. A
 rename or a replacement on put.io therefore never strands verified bytes under a
 stale name, and a stranger's file in the download folder is never mistaken for
 ours. The folder ``items/`` of earlier versions is left alone.
@@ -17,6 +21,7 @@ counts as placed; a different file there is never overwritten and fails alone.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import posixpath
 import shutil
@@ -42,6 +47,8 @@ VERIFIED_DIR = "verified"
 LEGACY_ITEMS_DIR = "items"
 BUILDING_DIR = "building"
 PART_SUFFIX = ".part"
+#: beside a build folder that holds the verified files themselves (no hard links)
+MOVES_SUFFIX = ".moves"
 
 
 def part_path(staging: Path, file_id: int) -> Path:
@@ -148,7 +155,10 @@ def remove_entry(staging: Path, entry: StagedEntry) -> None:
     elif entry.kind == "verified":
         verified_path(staging, entry.remote_id).unlink(missing_ok=True)
     else:
-        shutil.rmtree(building_path(staging, entry.remote_id), ignore_errors=True)
+        building = building_path(staging, entry.remote_id)
+        # verified files moved in (no hard links) are no leftovers: only links are
+        if _return_moved(building):
+            shutil.rmtree(building, ignore_errors=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,16 +185,29 @@ def place_item(
     first, and return what was placed.
 
     ``target`` is the item's folder for a folder item. If it does not exist yet, the
-    item is built in ``building`` (hard links) and moved in with one rename, so a media
-    manager sees it whole or not at all. Otherwise (or where hard links are refused)
-    the files move one by one, never overwriting: a file in the way fails alone.
+    item is built in ``building`` (hard links; where the filesystem has none, the files
+    themselves) and moved in with one rename, so a media manager sees it whole or not at
+    all. Otherwise the files move one by one, never overwriting: a file in the way fails
+    alone.
     """
+    if not _return_moved(building):  # an earlier build that died (``return_moved_files``)
+        raise ItemError(
+            f"{building} holds verified files that could not be moved back to staging",
+            "check the permissions of the staging folder; nothing is removed meanwhile",
+        )
     if target is not None and not os.path.lexists(target):
-        built = _build(files, building, target, ownership)
-        if built:
+        if _build(files, building, target, ownership):
             _move_in(building, target, ownership)
             _drop_sources(files)
-            return Placed(tuple(item.file_id for item in files), ())
+        else:  # no hard links here: the item is still moved in whole
+            _build_by_moving(files, building, target, ownership)
+            try:
+                _move_in(building, target, ownership)
+            except ItemError:
+                _return_moved(building)  # (moved in, but not made durable: nothing to return)
+                raise
+            _moves_path(building).unlink()
+        return Placed(tuple(item.file_id for item in files), ())
     placed: list[int] = []
     problems: list[str] = []
     for item in files:
@@ -230,6 +253,96 @@ def _build(files: list[ToPlace], building: Path, target: Path, ownership: Owners
         if error.errno in LINK_UNSUPPORTED:
             return False
         raise _cannot_place(building, error) from error
+    return True
+
+
+def _build_by_moving(
+    files: list[ToPlace], building: Path, target: Path, ownership: Ownership
+) -> None:
+    """Move every verified file into the build folder (a filesystem without hard links),
+    each file and folder given ``ownership``; the list of moves is made durable first, so
+    they can be undone (``_return_moved``). Raise ItemError, every file moved back, if
+    one cannot be moved."""
+    shutil.rmtree(building, ignore_errors=True)  # only links of an earlier attempt
+    inner = str(target) + "/"
+    moves = [(item, building / str(item.final)[len(inner) :]) for item in files]
+    if any(not str(item.final).startswith(inner) for item in files):
+        raise ValueError(f"a file is not inside {target}")  # a caller's bug
+    _write_moves(building, [(item.file_id, str(item.final)[len(inner) :]) for item in files])
+    made: set[Path] = set()
+    try:
+        for item, inside in moves:
+            if inside.parent not in made:
+                real_folder(inside.parent)
+                made.update(inside.parent.relative_to(building).parents)
+                made.add(inside.parent)
+            _check_regular(item.source)
+            item.source.rename(inside)
+            ownership.give(inside)
+        for each in sorted(building / folder for folder in made):
+            if ownership != AS_IS:
+                ownership.give(each, folder=True)
+            fsync_folder(each)
+    except ItemError:
+        _return_moved(building)
+        raise
+    except OSError as error:
+        _return_moved(building)
+        raise _cannot_place(building, error) from error
+
+
+def _moves_path(building: Path) -> Path:
+    return building.with_name(building.name + MOVES_SUFFIX)
+
+
+def _write_moves(building: Path, moves: list[tuple[int, str]]) -> None:
+    """Write, durably, which verified file goes where in the build folder."""
+    path = _moves_path(building)
+    real_folder(path.parent)
+    with open(path, "w", encoding="utf-8") as stream:
+        json.dump(moves, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+    fsync_folder(path.parent)
+
+
+def return_moved_files(staging: Path) -> None:
+    """Move back to ``verified/`` the files of every build (without hard links) that a
+    run left unfinished, and remove those builds: their files are placed again, not
+    fetched again, and nothing is tidied that is not a link."""
+    folder = staging / BUILDING_DIR
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for moves in sorted(folder.glob(f"*{MOVES_SUFFIX}")):
+        _return_moved(folder / moves.name[: -len(MOVES_SUFFIX)])
+
+
+def _return_moved(building: Path) -> bool:
+    """Given a build folder, move the verified files listed beside it back where they
+    came from (those still in it), then drop the folder and the list; False if one could
+    not go back (both are kept then)."""
+    moves = _moves_path(building)
+    try:
+        listed = json.loads(moves.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        listed = []  # written and synced before any move: a torn one moved nothing
+    verified = building.parent.parent / VERIFIED_DIR
+    stuck = False
+    for file_id, relative in listed:
+        source, inside = verified / str(file_id), building / relative
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(inside).st_mode) and not os.path.lexists(source):
+                real_folder(verified)
+                inside.rename(source)
+        stuck = stuck or os.path.lexists(inside)
+    if stuck:
+        return False  # a verified file could not go back: neither it nor the list is dropped
+    with contextlib.suppress(OSError):
+        fsync_folder(verified)
+    shutil.rmtree(building, ignore_errors=True)
+    moves.unlink(missing_ok=True)
     return True
 
 
