@@ -326,7 +326,9 @@ def _return_moved(building: Path) -> bool:
         listed = json.loads(moves.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return True
-    except (OSError, ValueError):
+    except OSError:
+        return False  # unreadable now (EIO): keep the folder and its files, never guess
+    except ValueError:
         listed = []  # written and synced before any move: a torn one moved nothing
     verified = building.parent.parent / VERIFIED_DIR
     stuck = False
