@@ -268,3 +268,33 @@ def test_each_process_claims_under_an_owner_id_of_its_own() -> None:
     for owner in owners:
         hostname, pid, random = owner.split(":")
         assert hostname == socket.gethostname() and pid.isdigit() and len(random) == 16
+
+
+# -- two processes on one host -------------------------------------------------------------
+
+
+def test_two_runs_on_one_host_whose_environments_differ_still_share_one_run_lock(
+    tmp_path: Path, fake_putio: FakePutio, shared_journal: str
+) -> None:
+    # A `serve` under a system service has no $XDG_RUNTIME_DIR; a `sync` typed in an ssh
+    # session has one. One host, one user, one journal: one of them must wait (exit 6).
+    file_id = fake_putio.add_file("movie.mkv", size=3_000_000)
+    fake_putio.node_fault(file_id, stall_after=1_000_000, times=1)
+    config = host_config(tmp_path, "a", fake_putio, shared_journal)
+    state = str(tmp_path / "state")
+    session = tmp_path / "run-user"
+    session.mkdir()
+    command = [sys.executable, "-m", "putio_mirror", "--config", str(config), "files", "download"]
+    service = dict(os.environ, XDG_STATE_HOME=state)
+    service.pop("XDG_RUNTIME_DIR", None)
+    first = subprocess.Popen(command, env=service, stderr=subprocess.PIPE)
+    part = config.parent / "downloads" / ".putio-mirror-staging" / f"{file_id}.part"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
+        time.sleep(0.05)
+    typed = dict(os.environ, XDG_STATE_HOME=state, XDG_RUNTIME_DIR=str(session))
+    second = subprocess.run(command, env=typed, capture_output=True, timeout=60)
+    first.terminate()  # it stalls for 30 s: stopped at its chunk, it ends at once
+    first.communicate(timeout=60)
+    assert second.returncode == 6, second.stderr.decode()
+    assert "another putio-mirror run" in second.stderr.decode()
