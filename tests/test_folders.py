@@ -30,8 +30,9 @@ def test_absolute_xdg_variables_move_the_folders(
     assert config_folder() == tmp_path / "c" / "putio-mirror"
     assert state_folder() == tmp_path / "s" / "putio-mirror"
     assert lock_folder() == tmp_path / "s" / "putio-mirror"
+    # a login session's runtime folder changes nothing: a service's run has none
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    assert lock_folder() == tmp_path / "run"
+    assert lock_folder() == tmp_path / "s" / "putio-mirror"
 
 
 def test_relative_xdg_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:

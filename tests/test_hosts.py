@@ -8,21 +8,36 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
+from putio_mirror.app.executor import Executor
+from putio_mirror.app.report import RunReport
 from putio_mirror.core.plan import Plan
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
 from tests.mirror_env import Mirror
+from tests.relay import Relay
 from tests.test_journal import run_sql, sqlite_url
-from tests.test_shared_journal import FILM, OWNER_A, Stalling, host, in_background, run
+from tests.test_shared_journal import (
+    FILM,
+    OWNER_A,
+    OWNER_B,
+    Instant,
+    Stalling,
+    host,
+    in_background,
+    run,
+)
 
 
 @pytest.fixture
@@ -98,6 +113,76 @@ def test_two_hosts_sharing_one_postgresql_journal_fetch_each_file_once(
         for p in (config.parent / "downloads").glob("*.bin")
     }
     assert all(contents[f"f{n:03}.bin"] == fake_putio.file_content(i) for n, i in enumerate(ids))
+
+
+class ToldToStop(Instant):
+    """Stands at a chunk boundary until told it may not go on; then waits for ``proceed``
+    before it returns, stopped (so its host journals the stop once the test lets it)."""
+
+    def __init__(self, started: threading.Event, told: threading.Event) -> None:
+        self.started, self.told, self.proceed = started, told, threading.Event()
+
+    def fetch(
+        self,
+        item: FileToFetch,
+        *,
+        may_continue: Callable[[], bool] = lambda: True,
+        on_progress: Callable[[int], None] = lambda amount: None,
+    ) -> Fetched:
+        self.started.set()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and may_continue():
+            time.sleep(0.02)
+        self.told.set()
+        assert self.proceed.wait(20)
+        return Fetched(False, 0)
+
+
+def postgres_address(url: str) -> tuple[str, int]:
+    parsed = make_url(url)
+    return parsed.host or "127.0.0.1", parsed.port or 5432
+
+
+def test_a_host_cut_off_from_the_journal_stops_writing_before_its_lease_can_be_taken(
+    tmp_path: Path, shared_journal: str
+) -> None:
+    # Host A reaches put.io but not the database (a network partition, the database's host
+    # rebooting): its keeper cannot renew, so its lease runs out and host B may take the file.
+    # A must stop writing before then, or both fetch and place one file.
+    started, told = threading.Event(), threading.Event()
+    fetcher = ToldToStop(started, told)
+    lease = timedelta(seconds=1.5)
+    with Relay(postgres_address(shared_journal)) as relay:
+        through_relay = make_url(shared_journal).set(host="127.0.0.1", port=relay.port)
+        a_url = through_relay.render_as_string(hide_password=False)
+        a, a_journal = host(tmp_path, a_url, OWNER_A, lambda: fetcher, lease=lease)
+        outcome: list[RunReport | BaseException] = []
+        thread = threading.Thread(target=lambda: outcome.append(_outcome(a, a_journal)))
+        thread.start()
+        assert started.wait(10)
+        relay.cut()
+        with Journal.open(shared_journal) as journal:
+            while journal.claims()[FILM.key][1] > journal.database_now():
+                time.sleep(0.05)
+        # A's lease ran out: host B may take the file over now, and A must have stopped.
+        assert told.is_set(), "host A still writes a file whose lease ran out"
+        b, b_journal = host(tmp_path, shared_journal, OWNER_B, Instant)
+        assert run(b, b_journal, Plan((FILM,))).done == [FILM.key]
+        relay.mend()
+        fetcher.proceed.set()
+        thread.join(30)
+    (a_report,) = outcome
+    assert isinstance(a_report, RunReport)
+    assert (a_report.done, a_report.elsewhere) == ([], 1)
+    with Journal.open(shared_journal) as journal:
+        assert journal.facts().downloads[FILM.file_id].is_verified
+
+
+def _outcome(executor: Executor, journal: Journal) -> RunReport | BaseException:
+    try:
+        return run(executor, journal, Plan((FILM,)))
+    except BaseException as error:
+        return error
 
 
 # -- one host starting while others work (in-process, one SQLite journal) -------------------
@@ -183,3 +268,33 @@ def test_each_process_claims_under_an_owner_id_of_its_own() -> None:
     for owner in owners:
         hostname, pid, random = owner.split(":")
         assert hostname == socket.gethostname() and pid.isdigit() and len(random) == 16
+
+
+# -- two processes on one host -------------------------------------------------------------
+
+
+def test_two_runs_on_one_host_whose_environments_differ_still_share_one_run_lock(
+    tmp_path: Path, fake_putio: FakePutio, shared_journal: str
+) -> None:
+    # A `serve` under a system service has no $XDG_RUNTIME_DIR; a `sync` typed in an ssh
+    # session has one. One host, one user, one journal: one of them must wait (exit 6).
+    file_id = fake_putio.add_file("movie.mkv", size=3_000_000)
+    fake_putio.node_fault(file_id, stall_after=1_000_000, times=1)
+    config = host_config(tmp_path, "a", fake_putio, shared_journal)
+    state = str(tmp_path / "state")
+    session = tmp_path / "run-user"
+    session.mkdir()
+    command = [sys.executable, "-m", "putio_mirror", "--config", str(config), "files", "download"]
+    service = dict(os.environ, XDG_STATE_HOME=state)
+    service.pop("XDG_RUNTIME_DIR", None)
+    first = subprocess.Popen(command, env=service, stderr=subprocess.PIPE)
+    part = config.parent / "downloads" / ".putio-mirror-staging" / f"{file_id}.part"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
+        time.sleep(0.05)
+    typed = dict(os.environ, XDG_STATE_HOME=state, XDG_RUNTIME_DIR=str(session))
+    second = subprocess.run(command, env=typed, capture_output=True, timeout=60)
+    first.terminate()  # it stalls for 30 s: stopped at its chunk, it ends at once
+    first.communicate(timeout=60)
+    assert second.returncode == 6, second.stderr.decode()
+    assert "another putio-mirror run" in second.stderr.decode()

@@ -4,12 +4,14 @@ RPC door asks for one when a client removes an item whose put.io copy is to go).
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from putio_mirror.app.run import Outcome, Request, Runtime
 from putio_mirror.cli.watch import _Syncs
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.core.plan import Plan
+from putio_mirror.local.lock import RunLock
 from tests.mirror_env import Mirror
 
 
@@ -63,3 +65,20 @@ def _started(runs: SlowSyncs, count: int) -> bool:
             return runs.started[count - 1].wait(5)
         threading.Event().wait(0.025)
     return False
+
+
+def test_a_sync_asked_for_while_a_timers_sync_holds_the_lock_runs_once_that_one_ends(
+    mirror: Mirror,
+) -> None:
+    # `serve` beside a timer's `sync`: the client's request came after that sync planned, so
+    # the watcher's own sync must follow it, not be skipped until the next interval.
+    file_id = mirror.fake.add_file("movie.mkv", size=1000)
+    syncs = _Syncs(Runtime(load_settings(mirror.config, {})))
+    mirror.journal.parent.mkdir(parents=True, exist_ok=True)
+    with RunLock(Path(f"{mirror.journal}.lock")):  # the timer's sync, in another process
+        syncs.soon()
+        threading.Event().wait(1.5)
+        assert not (mirror.downloads / "movie.mkv").exists()
+    syncs.join()
+    syncs.raise_failure()
+    assert (mirror.downloads / "movie.mkv").read_bytes() == mirror.fake.file_content(file_id)

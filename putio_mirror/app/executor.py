@@ -60,7 +60,7 @@ from putio_mirror.core.plan import (
     SubmitTorrent,
     TidyStaging,
 )
-from putio_mirror.journal.keeper import ClaimKeeper
+from putio_mirror.journal.keeper import ClaimKeeper, boot_clock
 from putio_mirror.journal.starting import Start
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.paths import Places
@@ -206,9 +206,10 @@ class Executor:
         starts = [Start(a.kind, a.key, a.target, None if a.again else a.file_id) for a in ready]
 
         def start() -> list[int | None]:
-            claims, now = self._claims, self._now()
+            claims, now, asked = self._claims, self._now(), boot_clock()
             ids = self._journal.start_claimed(run_id, starts, claims.owner, claims.lease, now)
-            claims.keep(a.key for a, id_ in zip(ready, ids, strict=True) if id_ is not None)
+            kept = (a.key for a, id_ in zip(ready, ids, strict=True) if id_ is not None)
+            claims.keep(kept, asked)
             return ids
 
         ids = self._journal.together(start)

@@ -65,6 +65,8 @@ SETTLE_MARGIN = 0.25
 RECHECK_SECONDS = 30.0
 #: the watcher's sync: everything but the blackhole, which the passes submit
 SYNC = Request("watch sync", kinds=ALL_KINDS - BLACKHOLE_KINDS)
+#: how often the watcher's sync tries the run lock again while another run holds it
+LOCK_RETRY_SECONDS = 5.0
 #: the watcher's blackhole pass, which runs beside its sync
 PASS = Request("watch submit", kinds=BLACKHOLE_KINDS, beside_sync=True)
 
@@ -196,7 +198,18 @@ class _Syncs:
                     self._running = False
 
     def _summary(self) -> str | None:
-        return _outcome_summary(self._run_once(self._runtime, SYNC))
+        """Run one sync; while another run holds the lock (a timer's ``sync`` beside
+        ``serve``), wait for it: it planned before whatever asked for this one."""
+        waiting = False
+        while True:
+            try:
+                return _outcome_summary(self._run_once(self._runtime, SYNC))
+            except AlreadyRunningError as error:
+                if not waiting:
+                    log.info("%s: waits for another run to end: %s", SYNC.command, error.hint)
+                    waiting = True
+                if _stopped_within(self._runtime.stop_requested, LOCK_RETRY_SECONDS):
+                    return None
 
     def raise_failure(self) -> None:
         if self._failure is not None:
@@ -542,6 +555,17 @@ def _recheck_delay(folder: Path, now: float, keep_out: tuple[Path, ...] = ()) ->
     if min(ages) < SETTLE_SECONDS:
         return SETTLE_SECONDS - min(ages) + SETTLE_MARGIN
     return RECHECK_SECONDS
+
+
+def _stopped_within(stop_requested: Callable[[], bool], seconds: float) -> bool:
+    """Given how a stop is asked, wait up to ``seconds``; return whether one was asked."""
+    deadline = time.monotonic() + seconds
+    while not stop_requested():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(left, 0.25))
+    return True
 
 
 def _guarded(command: str, work: Callable[[], str | None]) -> None:

@@ -12,7 +12,6 @@ file and journal never makes.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 APP_NAME = "putio-mirror"
@@ -33,13 +32,12 @@ def state_folder() -> Path:
 
 
 def lock_folder() -> Path:
-    """Return the folder for the run locks of server databases: ``$XDG_RUNTIME_DIR``
-    itself when it is an absolute path (gone at logout, like the run it guards), else
-    the state folder.
+    """Return the folder for the run locks of server databases: the state folder.
 
-    Read by hand: platformdirs' runtime folder appends the app's name, and where
-    ``$XDG_RUNTIME_DIR`` is unset it warns and picks ``/run/user/<uid>``, which would
-    move the locks of runs started by timers.
+    Not ``$XDG_RUNTIME_DIR``: a login session has one, a system service or cron job has
+    none, so a ``serve`` under systemd and a ``sync`` typed over ssh would each lock a file
+    of their own and run side by side. And the lock's ``.owner`` record (what a run after
+    a crash frees at once) must outlive the reboot after a power cut, which a runtime
+    folder (a tmpfs) does not.
     """
-    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    return Path(runtime) if runtime and Path(runtime).is_absolute() else state_folder()
+    return state_folder()
