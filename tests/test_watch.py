@@ -17,13 +17,11 @@ from watchdog.observers.api import BaseObserver, EventEmitter
 from putio_mirror.app.run import Runtime
 from putio_mirror.cli.signals import StopFlag
 from putio_mirror.cli.watch import (
-    RECHECK_SECONDS,
-    SETTLE_SECONDS,
     Extras,
-    _recheck_delay,
     submit_blackhole,
     watch_blackhole,
 )
+from putio_mirror.cli.watched import RECHECK_SECONDS, SETTLE_SECONDS, recheck_delay
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode
 from putio_mirror.fakeputio.fake import LoggedRequest
@@ -122,9 +120,9 @@ def test_a_subfolder_file_still_settling_is_looked_at_again_soon(mirror: Mirror)
     young = mirror.blackhole / "sonarr" / "young.torrent"
     young.write_bytes(b"d")
     now = young.stat().st_mtime + 0.5
-    assert _recheck_delay(mirror.blackhole, now) == pytest.approx(SETTLE_SECONDS - 0.5 + 0.25)
+    assert recheck_delay(mirror.blackhole, now) == pytest.approx(SETTLE_SECONDS - 0.5 + 0.25)
     os.utime(young, (now - 60, now - 60))
-    assert _recheck_delay(mirror.blackhole, now) == RECHECK_SECONDS  # left there: failed
+    assert recheck_delay(mirror.blackhole, now) == RECHECK_SECONDS  # left there: failed
 
 
 def test_a_file_still_settling_when_a_slow_pass_began_is_taken_seconds_later_not_30(

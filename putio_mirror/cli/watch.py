@@ -24,19 +24,15 @@ interrupted or frees its claims.
 from __future__ import annotations
 
 import logging
-import os
-import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
 import schedule
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.api import BaseObserver
 
 from putio_mirror.app.report import RunReport
 from putio_mirror.app.run import (
@@ -50,19 +46,16 @@ from putio_mirror.app.run import (
 )
 from putio_mirror.cli.progress import LogProgress
 from putio_mirror.cli.signals import Hangup, StopFlag
+from putio_mirror.cli.watched import (
+    Watched,
+    recheck_delay,
+)
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
 from putio_mirror.core.state import Snapshot
-from putio_mirror.local.blackhole import candidates, folder_ids, kept_out
 
 log = logging.getLogger(__name__)
 
-WATCHED_SUFFIXES = (".torrent", ".magnet")
-#: how long a file must be left alone before it is read (it may still be written)
-SETTLE_SECONDS = 2.0
-SETTLE_MARGIN = 0.25
-#: how soon to look again while files stay in the blackhole after a failure
-RECHECK_SECONDS = 30.0
 #: the watcher's sync: everything but the blackhole, which the passes submit
 SYNC = Request("watch sync", kinds=ALL_KINDS - BLACKHOLE_KINDS)
 #: how often the watcher's sync tries the run lock again while another run holds it
@@ -95,20 +88,6 @@ class Extras:
 
 #: what ``Extras.hurry`` may ask for
 LOOK, FETCH = "look", "fetch"
-
-
-class _Arm(FileSystemEventHandler):
-    """Arms the submit timer whenever a .torrent or .magnet appears or changes anywhere
-    in the blackhole (a pass tells of one nested too deep). A folder moved in whole is
-    told of file by file: watchdog reports what a folder brings into a recursive watch."""
-
-    def __init__(self, arm: Callable[[float], None]) -> None:
-        self._arm = arm
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        paths = (event.src_path, getattr(event, "dest_path", ""))
-        if any(str(path).lower().endswith(WATCHED_SUFFIXES) for path in paths):
-            self._arm(SETTLE_SECONDS + SETTLE_MARGIN)
 
 
 class _Timer:
@@ -280,7 +259,7 @@ class _Rounds:
         )
         observer = self.extras.observer()
         keep_out = (settings.download_dir, settings.staging_dir)
-        watched = _Watched(observer, settings.blackhole_dir, keep_out, timer.arm, self.monotonic)
+        watched = Watched(observer, settings.blackhole_dir, keep_out, timer.arm, self.monotonic)
         observer.start()
         syncs = _Syncs(runtime)
         if self.extras.wire_sync is not None:
@@ -340,7 +319,7 @@ class _Loop:
     timer: _Timer
     scheduler: schedule.Scheduler
     syncs: _Syncs
-    watched: _Watched
+    watched: Watched
     hurry: _Hurry
     window: _Window
 
@@ -358,131 +337,12 @@ class _Loop:
                 began = time.time()
                 _guarded(command, lambda: _report_summary(submit_blackhole(self.runtime)))
                 self.watched.looked()  # what the pass moved away is no news
-                delay = _recheck_delay(self.watched.folder, began, self.watched.keep_out)
+                delay = recheck_delay(self.watched.folder, began, self.watched.keep_out)
                 if delay is not None:
                     self.timer.arm(delay)
             self.scheduler.run_pending()
             self.syncs.raise_failure()
             flag.wait(poll_seconds)
-
-
-class _Watched:
-    """The blackhole under watchdog's eye. A folder that vanishes (a share unmounted, the
-    folder removed and made again) takes its watch with it: once a folder stands there
-    again it is watched afresh and looked at at once, or nothing dropped in it would ever
-    be seen. It is never made again here: under an unmounted share that would hide the
-    share's own folder.
-
-    The kernel tells nothing of a file another host writes into a network share (NFS,
-    SMB), where a blackhole often is: every ``LOOK_SECONDS`` the folders are looked at
-    too (their modification times: one ``stat`` each), and a change arms a pass."""
-
-    def __init__(
-        self,
-        observer: BaseObserver,
-        folder: Path,
-        keep_out: tuple[Path, ...],
-        arm: Callable[[float], None],
-        monotonic: Callable[[], float],
-    ) -> None:
-        self._observer, self.folder, self._arm = observer, folder, arm
-        self._monotonic = monotonic
-        #: the download folder and staging: never looked into, even inside the blackhole
-        self.keep_out = keep_out
-        self._identity = _identity(folder)
-        self._watch: ObservedWatch | None = self._schedule()
-        self._times = _folder_times(folder, keep_out)
-        self._next_look = monotonic() + LOOK_SECONDS
-
-    def looked(self) -> None:
-        """A pass looked at the blackhole: what it holds now is known."""
-        self._times = _folder_times(self.folder, self.keep_out)
-
-    def check(self) -> None:
-        """Given nothing, notice the folder gone (said once) or back (watched again), or
-        changed where the kernel did not tell (a pass is armed)."""
-        identity = _identity(self.folder)
-        if identity == self._identity:
-            self._look()
-            return
-        if identity is None:
-            log.warning(
-                "the blackhole %s is gone; nothing is submitted until it is back "
-                "(is its disk or share mounted?)",
-                self.folder,
-            )
-        elif not self._watch_again():
-            return  # gone again meanwhile: the next check tries again
-        self._identity = identity
-
-    def _watch_again(self) -> bool:
-        if self._watch is not None:
-            self._observer.unschedule(self._watch)
-            self._watch = None
-        try:
-            self._watch = self._schedule()
-        except OSError:
-            return False
-        log.info("the blackhole %s is back: watching it again", self.folder)
-        self._arm(0.0)  # what was dropped in it meanwhile
-        return True
-
-    def _schedule(self) -> ObservedWatch:
-        # Recursive: files are taken from the blackhole's folders too (and told of deeper);
-        # not over a download folder inside it (a watch a folder of the library: the
-        # kernel's limit), where the folders' own look (``_look``) sees to the rest.
-        handler = _Arm(self._arm)
-        inside = any(_holds(self.folder, folder) for folder in self.keep_out)
-        return self._observer.schedule(handler, str(self.folder), recursive=not inside)
-
-    def _look(self) -> None:
-        now = self._monotonic()
-        if now < self._next_look:
-            return
-        self._next_look = now + LOOK_SECONDS
-        times = _folder_times(self.folder, self.keep_out)
-        if times != self._times:
-            self._times = times
-            self._arm(SETTLE_SECONDS + SETTLE_MARGIN)
-
-
-#: how often the blackhole's folders are looked at for a change the kernel did not tell
-LOOK_SECONDS = 3.0
-
-
-def _folder_times(folder: Path, keep_out: tuple[Path, ...]) -> tuple[tuple[str, int], ...]:
-    """Given the blackhole and the folders not to look into, return the modification time
-    of it and of each folder a pass takes files from (a file made, moved in or away
-    changes its folder's)."""
-    ours = folder_ids(keep_out)
-    try:
-        times = [("", folder.stat().st_mtime_ns)]
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                hidden = entry.name.startswith(".")
-                if hidden or not entry.is_dir(follow_symlinks=False) or kept_out(entry, ours):
-                    continue
-                times.append((entry.name, entry.stat(follow_symlinks=False).st_mtime_ns))
-    except OSError:  # gone, or gone meanwhile: ``check`` tells
-        return ()
-    return tuple(sorted(times))
-
-
-def _holds(folder: Path, other: Path) -> bool:
-    """Whether ``other`` is ``folder`` or lies inside it (links resolved)."""
-    try:
-        return other.resolve().is_relative_to(folder.resolve())
-    except OSError:
-        return False
-
-
-def _identity(folder: Path) -> tuple[int, int] | None:
-    """The folder's (device, inode), None if no folder stands there now."""
-    try:
-        status = folder.stat()
-    except OSError:
-        return None
-    return (status.st_dev, status.st_ino) if stat.S_ISDIR(status.st_mode) else None
 
 
 class _Window:
@@ -533,28 +393,6 @@ class _Hurry:
             self._timer.arm(0.0)
         if wanted == FETCH and self._window_open():
             self._syncs.start(quietly=True)
-
-
-def _recheck_delay(folder: Path, now: float, keep_out: tuple[Path, ...] = ()) -> float | None:
-    """Files still in the blackhole (or its folders) are either settling (look again soon)
-    or failed (later); a folder gone has nothing to look at (``_Watched`` arms the timer
-    when it is back)."""
-    try:
-        paths = candidates(folder, keep_out)
-    except MirrorError:
-        return None
-    ages = []
-    for path in paths:
-        try:
-            if path.is_file():
-                ages.append(now - path.stat().st_mtime)
-        except OSError:
-            continue  # gone meanwhile
-    if not ages:
-        return None
-    if min(ages) < SETTLE_SECONDS:
-        return SETTLE_SECONDS - min(ages) + SETTLE_MARGIN
-    return RECHECK_SECONDS
 
 
 def _stopped_within(stop_requested: Callable[[], bool], seconds: float) -> bool:
