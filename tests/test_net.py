@@ -3,7 +3,9 @@ environment still apply (read once per origin), and siblings share one connectio
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,6 +23,7 @@ class Recorder(ThreadingHTTPServer):
         self.request_lines: list[str] = []
         self.header_sets: list[dict[str, str]] = []
         self.connections = 0
+        self.open_connections = 0
 
     @property
     def url(self) -> str:
@@ -34,6 +37,11 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.server.connections += 1
+        self.server.open_connections += 1
+
+    def finish(self) -> None:
+        super().finish()
+        self.server.open_connections -= 1  # the client closed it (or the server is stopping)
 
     def do_GET(self) -> None:
         self.server.request_lines.append(self.path)
@@ -133,3 +141,29 @@ def test_a_get_by_hand_sends_the_sessions_headers_as_they_are_now(
     runs = [sent.get("X-Run") for sent in origin.header_sets]
     assert runs == [None, "one", "two", None]  # each change reached the next GET
     assert all(sent["Authorization"] == "token t" for sent in origin.header_sets)
+
+
+def test_closing_a_session_closes_every_connection_its_family_opened(
+    servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urllib3 2 closes a pool only once it is garbage, not when its manager is cleared:
+    a ``serve`` running for weeks kept each run's connections to put.io open until the
+    cyclic garbage collector came by (one more socket for every torrent Sonarr added)."""
+    proxy, origin = servers
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    gc.disable()  # as in a long-running process between two collections
+    try:
+        session = Session()
+        sibling = session.sibling()
+        asked = {"Authorization": "token t"}
+        assert direct_get(sibling, f"{origin.url}/by-hand", None, asked, (5.0, 5.0)) is not None
+        session.get(f"{proxy.url}/through-requests", timeout=5).close()
+        assert (origin.open_connections, proxy.open_connections) == (1, 1)
+        session.close()
+        deadline = time.monotonic() + 5
+        while origin.open_connections + proxy.open_connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (origin.open_connections, proxy.open_connections) == (0, 0)
+        del session, sibling
+    finally:
+        gc.enable()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import weakref
 import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -82,9 +83,16 @@ class Session(requests.Session):
         self,
         adapter: HTTPAdapter | None = None,
         environment: dict[tuple[str, str], _Settings] | None = None,
+        family: weakref.WeakSet[HTTPConnectionPool] | None = None,
     ) -> None:
         super().__init__()
         self._owns_adapter = adapter is None
+        # every pool this session and its siblings kept for GETs by hand: closed with the
+        # session that owns the adapter (urllib3 2 closes a pool its manager let go of only
+        # once it is garbage, and these are kept until the siblings are)
+        self._family: weakref.WeakSet[HTTPConnectionPool] = (
+            weakref.WeakSet() if family is None else family
+        )
         self._adapter = adapter or HTTPAdapter(pool_connections=8, pool_maxsize=POOL_PER_HOST)
         self.mount("http://", self._adapter)
         self.mount("https://", self._adapter)
@@ -101,7 +109,7 @@ class Session(requests.Session):
 
     def sibling(self) -> Session:
         """Return a session for another thread, over the same pool and environment."""
-        return Session(self._adapter, self._environment)
+        return Session(self._adapter, self._environment, self._family)
 
     def sent_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Given a request's headers, return those a GET by hand sends: the session's, then
@@ -160,14 +168,29 @@ class Session(requests.Session):
                 request, settings["verify"], None, settings["cert"]
             )
             pool = found if isinstance(found, HTTPConnectionPool) else None
+            if pool is not None:
+                self._family.add(pool)
         self._pools[origin] = pool
         if split is not None:
             self._by_start[split[0]] = pool
         return pool
 
     def close(self) -> None:
-        if self._owns_adapter:
-            super().close()
+        """Close every connection this session's pools hold (its siblings' too) if it owns
+        them; a sibling's close leaves them to the owner.
+
+        Clearing urllib3 2's pool manager (what requests' close does) no longer closes the
+        pools: each closes once it is garbage. A ``serve`` running for weeks kept every
+        run's connections to put.io open until the cyclic garbage collector came by."""
+        if not self._owns_adapter:
+            return
+        manager = self._adapter.poolmanager
+        # (urllib3's container refuses to be iterated: not thread-safe, it says)
+        pools = [manager.pools.get(key) for key in manager.pools.keys()]  # noqa: SIM118
+        super().close()
+        for pool in [*pools, *self._family]:
+            if pool is not None:
+                pool.close()
 
     def merge_environment_settings(
         self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
