@@ -123,6 +123,9 @@ class Runtime:
     on_plan: Callable[[Plan], None] = lambda plan: None
     #: told of every snapshot observed, and whether it lists the files (``serve``'s cache)
     on_snapshot: Callable[[Snapshot, bool], None] | None = None
+    #: whether the process runs again after this run (``watch``, ``serve``): then what the
+    #: run left for the cyclic garbage collector is collected as it ends
+    runs_again: bool = False
 
 
 def run_once(runtime: Runtime, request: Request) -> Outcome:
@@ -130,7 +133,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     settings = runtime.settings
     no_blackhole = _missing_blackhole(settings, request)
     with ExitStack() as stack:
-        stack.enter_context(thawed_after())
+        stack.enter_context(thawed_after(collect=runtime.runs_again))
         # closed last: the events of the run (and of its end) are all handed on first
         notifier = stack.enter_context(Notifier(Outlets() if request.dry_run else settings.outlets))
         stack.enter_context(_telling_refusals(notifier))

@@ -256,6 +256,7 @@ class _Rounds:
             progress=LogProgress(),
             on_snapshot=self.extras.on_snapshot,
             clock=self.clock,
+            runs_again=True,
         )
         observer = self.extras.observer()
         keep_out = (settings.download_dir, settings.staging_dir)
