@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import http.client
+import itertools
 import os
 import socket
 import threading
@@ -34,14 +35,23 @@ from tests.fetching import node_requests, remote_file
 
 CHUNK = 4096
 SIZE = 100_000
+#: the first pause after a failed request: Backoff(base=1) at a jitter of 0.5
+FIRST_PAUSE = 0.75
 
 
 class Clock:
-    """A monotonic clock that moves only when the code under test sleeps."""
+    """A monotonic clock that moves only when the code under test sleeps; it notes when a
+    download link is asked for (each request asks for a fresh one), so a test reads the
+    pauses between requests, whatever naps they were taken in."""
 
     def __init__(self) -> None:
         self.now = 0.0
         self.sleeps: list[float] = []
+        self.asked: list[float] = []
+
+    def pauses(self) -> list[float]:
+        """The seconds waited between one link asked for and the next."""
+        return [later - earlier for earlier, later in itertools.pairwise(self.asked)]
 
     def monotonic(self) -> float:
         return self.now
@@ -67,8 +77,14 @@ def make_downloader(client: PutioClient, clock: Clock) -> Iterator[MakeDownloade
         options.setdefault("chunk_size", CHUNK)
         options.setdefault("read_timeout", 5.0)
         options.setdefault("backoff", Backoff(base=1.0, cap=30.0, max_attempts=1000))
+        link = url_for or client.download_url
+
+        def noted(file_id: int) -> str:
+            clock.asked.append(clock.now)
+            return link(file_id)
+
         downloader = Fetcher(
-            url_for or client.download_url,
+            noted,
             sleep=clock.sleep,
             monotonic=clock.monotonic,
             jitter=lambda: 0.5,
@@ -187,7 +203,7 @@ def test_download_resumes_after_connection_reset(
     first, second = node_requests(fake_putio)
     assert "Range" not in first.headers
     assert 0 < int(second.headers["Range"].removeprefix("bytes=").rstrip("-")) <= 30_000
-    assert len(clock.sleeps) == 1
+    assert clock.pauses() == [FIRST_PAUSE]  # bytes came: the backoff starts over
 
 
 def test_download_rerequests_a_stalled_node_with_a_fresh_url(
@@ -242,7 +258,24 @@ def test_download_retries_503_answers_without_writing_their_body(
     assert make_downloader().fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
     assert [logged.status for logged in node_requests(fake_putio)] == [503, 503, 200]
-    assert len(clock.sleeps) == 2 and clock.sleeps[1] > clock.sleeps[0]
+    assert clock.pauses() == [FIRST_PAUSE, 2 * FIRST_PAUSE]  # the backoff, doubling
+    assert max(clock.sleeps) <= 0.25, "a pause is taken in naps, to notice a stop"
+
+
+def test_a_lone_download_waiting_to_retry_stops_within_a_nap_when_told(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader, clock: Clock
+) -> None:
+    # The window closes (or SIGTERM comes) one second into a pause of six: the fetch
+    # must end then, not when the pause is over, and keep what it has for the next run.
+    item, content = _remote(fake_putio, tmp_path)
+    fake_putio.node_fault(item.file_id, status=503, times=1)
+    downloader = make_downloader(backoff=Backoff(base=8.0, cap=30.0, max_attempts=1000))
+    stopped = downloader.fetch(item, may_continue=lambda: clock.now < 1.0)
+    assert stopped == Fetched(False, 0)
+    assert 1.0 <= clock.now <= 1.25
+    assert [logged.status for logged in node_requests(fake_putio)] == [503]
+    assert downloader.fetch(item) == Fetched(True, SIZE)
+    assert item.part_path.read_bytes() == content
 
 
 def test_download_stops_at_a_chunk_boundary_when_told_and_resumes_later(

@@ -15,7 +15,7 @@ from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.putio.client import PutioClient
 from tests import test_download
 from tests.fetching import node_requests, remote_file
-from tests.test_download import Clock, MakeDownloader, _outage, _url_requests
+from tests.test_download import FIRST_PAUSE, Clock, MakeDownloader, _outage, _url_requests
 
 SMALL = 3_000
 ONE_CHUNK = {"chunk_size": 256 * 1024}
@@ -59,7 +59,7 @@ def test_a_small_file_whose_node_answers_503_waits_and_asks_a_fresh_link(
     assert make_downloader(**ONE_CHUNK).fetch(item) == Fetched(True, SMALL)
     assert item.part_path.read_bytes() == content
     assert [logged.status for logged in node_requests(fake_putio)] == [503, 503, 200]
-    assert len(clock.sleeps) == 2 and clock.sleeps[1] > clock.sleeps[0]
+    assert clock.pauses() == [FIRST_PAUSE, 2 * FIRST_PAUSE]  # the backoff, doubling
     assert len(_url_requests(fake_putio, item.file_id)) == 3
 
 
@@ -75,7 +75,7 @@ def test_a_small_file_whose_link_is_refused_with_429_waits_as_put_io_asks(
     downloader = make_downloader(lambda n: client.download_url(n, retry=False), **ONE_CHUNK)
     assert downloader.fetch(item) == Fetched(True, SMALL)
     assert item.part_path.read_bytes() == content
-    assert clock.sleeps and clock.sleeps[0] >= 7.0
+    assert clock.pauses() and clock.pauses()[0] >= 7.0
     assert len(node_requests(fake_putio)) == 1
 
 
@@ -88,7 +88,7 @@ def test_a_small_file_reset_mid_body_is_fetched_again_from_zero(
     assert item.part_path.read_bytes() == content
     first, second = node_requests(fake_putio)
     assert "Range" not in first.headers and "Range" not in second.headers  # nothing was kept
-    assert len(clock.sleeps) == 1
+    assert clock.pauses() == [FIRST_PAUSE]
 
 
 def test_a_small_file_that_stalls_is_asked_again(

@@ -256,3 +256,54 @@ def test_a_small_file_from_a_node_that_trickles_is_stopped_soon_after_the_window
     assert again.exit_code == ExitCode.OK
     data = (mirror.downloads / "subs.srt").read_bytes()
     assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def nth_node_request(count: int, action: Callable[[], None]) -> Callable[[LoggedRequest], None]:
+    """Given a count, call ``action`` once the node has been asked that many times."""
+    seen: list[LoggedRequest] = []
+    lock = threading.Lock()
+
+    def hook(request: LoggedRequest) -> None:
+        if request.host != "node":
+            return
+        with lock:
+            seen.append(request)
+            fire = len(seen) == count
+        if fire:
+            action()
+
+    return hook
+
+
+def test_a_window_closing_while_a_lone_download_waits_to_retry_stops_the_run_soon_after(
+    mirror: Mirror,
+) -> None:
+    # Every node request answers 503: the lone worker waits 0.5-1 s, 1-2, 2-4, 4-8, then
+    # 8-16 s between requests. The window closes a second into that fifth pause; the run
+    # must end within seconds, not when the pause is over, and resume the file next window.
+    size = 2 * 1024 * 1024
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"connections": 1, "max_outage_seconds": 300},
+    )
+    # five 503s: the node heals after the fifth, so a run that missed the window's end
+    # would fetch the file and exit 0; the next window's run finds it healed
+    mirror.fake.node_fault(file_id, status=503, times=5)
+    clock = ClosingWindow()
+    mirror.fake.on_request = nth_node_request(5, lambda: close_after(clock, 1.0))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert clock.closed_at is not None
+    late = ended - clock.closed_at
+    assert late < 3.0, f"the run ended {late:.1f} s after the window closed"
+
+    assert not (mirror.downloads / "big.bin").exists()
+
+    mirror.fake.on_request = None
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+    data = (mirror.downloads / "big.bin").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)

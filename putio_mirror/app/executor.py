@@ -65,6 +65,7 @@ from putio_mirror.journal.starting import Start
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.paths import Places
 from putio_mirror.notify.values import DiskFull, Event, ItemFailed
+from putio_mirror.putio.client import CallStopped
 
 log = logging.getLogger(__name__)
 # a failure the run's summary tells on stderr too: cli/logs.py keeps it off the console
@@ -307,6 +308,11 @@ class Executor:
         the next few (its bytes are durable already: see ``Verified``)."""
         try:
             done = self._dispatch(action)
+        except CallStopped as stopped:  # put.io retried when the run was told to stop
+            self._end(action_id, action, "paused", detail=stopped.message)
+            with self._lock:
+                self._report.interrupted = True
+            return False
         except Paused as paused:
             taken = not self._claims.holds(action.key)  # asked before _end lets go of it
             self._end(action_id, action, "paused", detail=str(paused))

@@ -179,7 +179,7 @@ def _started(
         stack.enter_context(RunLock(early_lock))
     observing = None
     if settings.token is not None and (request.dry_run or early_lock is not None):
-        client = stack.enter_context(open_client(settings))
+        client = stack.enter_context(open_client(settings, runtime.stop_requested))
         observing = stack.enter_context(_observing(settings, request, client))
     if request.dry_run:
         journal, read_facts = None, stack.enter_context(existing_facts(settings))
@@ -198,7 +198,7 @@ def _started(
         )
     )
     if observing is None:
-        client = stack.enter_context(open_client(settings))
+        client = stack.enter_context(open_client(settings, runtime.stop_requested))
         observing = stack.enter_context(_observing(settings, request, client))
     return journal, read_facts, early, client, observing
 
@@ -275,8 +275,9 @@ def _telling_refusals(notifier: Notifier) -> Iterator[None]:
         raise
 
 
-def open_client(settings: Settings) -> PutioClient:
-    """Given the settings, return a put.io client (a context manager that closes it);
+def open_client(settings: Settings, stopping: Callable[[], bool] | None = None) -> PutioClient:
+    """Given the settings (and how a run is told to stop), return a put.io client (a
+    context manager that closes it; a retry's pause ends at a stop, ``CallStopped``);
     raise ConfigError if no token is configured."""
     if settings.token is None:
         raise ConfigError(
@@ -284,7 +285,9 @@ def open_client(settings: Settings) -> PutioClient:
             "set PUTIO_TOKEN, or putio.token_file / putio.token in the config file",
         )
     token = settings.token.reveal()
-    return PutioClient(token, settings.api_url, settings.upload_url, timeout=settings.timeout)
+    return PutioClient(
+        token, settings.api_url, settings.upload_url, timeout=settings.timeout, stopping=stopping
+    )
 
 
 def places(settings: Settings) -> Places:

@@ -53,6 +53,7 @@ from putio_mirror.cli.watched import (
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
 from putio_mirror.core.state import Snapshot
+from putio_mirror.putio.client import CallStopped
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +414,9 @@ def _guarded(command: str, work: Callable[[], str | None]) -> None:
         summary = work()
     except AlreadyRunningError as error:
         log.info("%s: skipped this round: %s", command, error.message)
+        return
+    except CallStopped as error:  # the watcher is stopping: no trouble of put.io's
+        log.info("%s: %s", command, error.message)
         return
     except FatalError:
         raise

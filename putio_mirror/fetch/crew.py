@@ -7,8 +7,9 @@ written from. After anything a fresh request may cure it asks again, with a fres
 node URL, after a wait that ``Patience`` sets; it gives up (TransientError) after
 ``max_outage`` seconds without a byte on any of the fetch's connections.
 
-``may_continue`` is asked after every chunk and before and after every wait, so a
-stop or a closing window ends the fetch at a chunk boundary, never in an outage. A
+``may_continue`` is asked after every chunk and every quarter of a second of a wait, so
+a stop or a closing window ends the fetch at a chunk boundary, and within a nap of a
+pause between requests (a lone worker's too), never after it. A
 node that ignores ``Range`` and sends the whole file restarts a segment from byte 0
 with it (a sequential part is emptied first); any other segment reads past the bytes
 before its own and writes from there: slow, but a node (or a proxy before it) that never
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import threading
 from collections.abc import Callable
@@ -47,7 +47,9 @@ from putio_mirror.net.sessions import sibling_of
 
 logger = logging.getLogger(__name__)
 
-_NAP_SECONDS = 0.25  # beside other workers, waits are taken in naps to notice their stop
+# Waits are taken in naps, asking between them whether to go on: a window that closes, a
+# SIGTERM or another worker's error mid-pause (up to 30 s) ends the fetch within a nap.
+_NAP_SECONDS = 0.25
 _METER_PIECE = 64 * 1024  # the limiter is asked in pieces, so a stop is noticed quickly
 
 
@@ -79,8 +81,6 @@ class Run:
         # False once the node ignored a range: half a segment taken over would be read
         # past from byte 0 again, not fetched
         self.takeovers = True
-        # A lone worker has nobody to stop it mid-wait: it sleeps in one piece.
-        self.nap = _NAP_SECONDS if workers > 1 else math.inf
         self.where = " on any connection" if workers > 1 else ""
         self._may_continue, self._on_progress = callbacks
         self._lock = threading.Lock()
@@ -230,10 +230,16 @@ class Crew:
             silent,
             self.patience.max_outage,
         )
-        while delay > 0 and not run.stop.is_set():
-            self.sleep(min(delay, run.nap))
-            delay -= run.nap
+        self._wait(run, delay)
         run.check()
+
+    def _wait(self, run: Run, delay: float) -> None:
+        """Given a fetch and seconds to wait, sleep them in naps; return early once the fetch
+        is stopping (``may_continue`` is asked after each nap, as between chunks)."""
+        while delay > 0 and not run.stopping():
+            nap = min(delay, _NAP_SECONDS)
+            self.sleep(nap)
+            delay -= nap
 
     def _give_up(self, run: Run, trouble: Retry, silent: float) -> None:
         """Given a fetch that gets no byte for ``max_outage``, raise NodesDownError or

@@ -21,7 +21,13 @@ from typing import Any
 import requests
 
 from putio_mirror import __version__
-from putio_mirror.core.errors import AuthError, NotFoundError, RemoteError, TransientError
+from putio_mirror.core.errors import (
+    AuthError,
+    ExitCode,
+    NotFoundError,
+    RemoteError,
+    TransientError,
+)
 from putio_mirror.core.retry import Backoff, retry_after_seconds
 from putio_mirror.core.state import RemoteFile, Transfer
 from putio_mirror.net.sessions import Session, direct_get, sibling_of
@@ -53,6 +59,16 @@ AUTH_HINT = (
 )
 DEFAULT_BACKOFF = Backoff()
 _JSON = dict[str, Any]
+STOPPED_HINT = "the next run tries again, and goes on from where this one stopped"
+#: a pause between tries is taken in naps this long when the run can be told to stop
+_NAP_SECONDS = 0.25
+
+
+class CallStopped(TransientError):
+    """A call was waiting to try again when the run was told to stop (SIGTERM, Ctrl-C):
+    put.io was not found unreachable; the run ends as a stop does."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 def _utc_now() -> datetime:
@@ -76,6 +92,7 @@ class PutioClient:
         session: requests.Session | None = None,
         user_agent: str = f"putio-mirror/{__version__}",
         page_size: int = 1000,
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
         self._auth = TokenAuth(token)
         self._token = token
@@ -87,6 +104,9 @@ class PutioClient:
         # that failed or was interrupted (a listing) stops at its next pause, not minutes on.
         self._closed = threading.Event()
         self._sleep = sleep if sleep is not None else self._closed.wait
+        # Whether the run was told to stop (SIGTERM, Ctrl-C), asked between naps of a pause:
+        # a stop must not wait out a minute of backoff (the signal only sets a flag).
+        self._stopping = stopping
         self._now = now
         self._jitter = jitter
         self._owns_session = session is None
@@ -360,9 +380,23 @@ class PutioClient:
             attempt + 1,
             call.attempts or self._backoff.max_attempts,
         )
-        self._sleep(delay)
+        self._pause(delay)
         if self._closed.is_set():
             raise self._transient(call, f"{trouble.reason}, and the run ended") from trouble
+        if self._stopping is not None and self._stopping():
+            message = f"put.io {call.describe()} failed: {trouble.reason}; stopped on request"
+            raise CallStopped(message, STOPPED_HINT) from trouble
+
+    def _pause(self, delay: float) -> None:
+        """Given seconds to wait before the next try, wait them; in naps, ending early once
+        the run is told to stop, if it can be (closing the client ends any wait)."""
+        if self._stopping is None:
+            self._sleep(delay)
+            return
+        while delay > 0 and not (self._closed.is_set() or self._stopping()):
+            nap = min(delay, _NAP_SECONDS)
+            self._sleep(nap)
+            delay -= nap
 
     def _status_error(self, call: Call, response: Answer) -> Exception:
         status = response.status_code

@@ -1,0 +1,116 @@
+"""A run told to stop (SIGTERM from systemd, Ctrl-C) ends promptly whatever it waits for at
+that moment: put.io's API retried, a node's pause between requests; the real CLI in a
+process of its own, against the fake put.io, stopped by a real signal."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from putio_mirror.core.errors import ExitCode
+from putio_mirror.fakeputio.fake import LoggedRequest
+from tests.mirror_env import Mirror
+
+#: how long after SIGTERM a run may take to end (its journal written, its part synced)
+PROMPT = 3.0
+
+
+@contextmanager
+def spawned(mirror: Mirror, *argv: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The CLI in a process of its own, killed if the test ends with it still running."""
+    process = mirror.spawn(*argv)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=15)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+def armed(mirror: Mirror, wanted: Callable[[LoggedRequest], bool], count: int) -> threading.Event:
+    """Return an event set once the fake has answered ``count`` requests ``wanted``."""
+    event, seen, lock = threading.Event(), [0], threading.Lock()
+
+    def hook(request: LoggedRequest) -> None:
+        if wanted(request):
+            with lock:
+                seen[0] += 1
+                if seen[0] >= count:
+                    event.set()
+
+    mirror.fake.on_request = hook
+    return event
+
+
+def stopped(process: subprocess.Popen[bytes]) -> tuple[float, int, str]:
+    """Send SIGTERM; return how long the process took to end, its code and its stderr."""
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=150)
+    took = time.monotonic() - sent
+    assert process.stderr is not None
+    return took, code, process.stderr.read().decode()
+
+
+def listing(request: LoggedRequest) -> bool:
+    return request.host == "api" and request.path.startswith("/v2/files/list")
+
+
+def test_sigterm_while_put_io_s_listing_is_retried_ends_the_sync_at_once(mirror: Mirror) -> None:
+    # put.io answers 503 for a while: the client waits 0.5-1 s, 1-2, 2-4, 4-8 ... (up to a
+    # minute) between tries. systemd's SIGTERM in a pause must not wait for the next try.
+    mirror.fake.add_file("movie.mkv", size=100_000)
+    mirror.fake.inject("/v2/files/list*", status=503, times=100)
+    asked = armed(mirror, listing, 4)
+    with spawned(mirror, "sync") as process:
+        assert asked.wait(30)
+        time.sleep(1.0)  # into the fourth pause (4-8 s)
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+    history = mirror.run("history")
+    assert "130" in history.out or "interrupted" in history.out.lower(), history.out
+
+
+def test_sigterm_while_the_watcher_s_sync_retries_put_io_ends_the_watcher_at_once(
+    mirror: Mirror,
+) -> None:
+    mirror.fake.add_file("movie.mkv", size=100_000)
+    mirror.fake.inject("/v2/files/list*", status=503, times=100)
+    asked = armed(mirror, listing, 4)
+    with spawned(mirror, "watch") as process:
+        assert asked.wait(30)
+        time.sleep(1.0)
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the watcher ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.OK, err
+
+
+def test_sigterm_while_a_download_waits_to_retry_ends_the_sync_and_resumes_next_run(
+    mirror: Mirror,
+) -> None:
+    # The lone download runs in the main thread: the signal's handler only sets a flag,
+    # and a sleep goes on after it; the pause (8-16 s here) must be cut short.
+    file_id = mirror.fake.add_file("movie.mkv", size=2 * 1024 * 1024)
+    mirror.write_config(download={"connections": 1, "max_outage_seconds": 300})
+    mirror.fake.node_fault(file_id, status=503, times=5)  # then the node heals
+    asked = armed(mirror, lambda request: request.host == "node", 5)
+    with spawned(mirror, "sync") as process:
+        assert asked.wait(60)
+        time.sleep(1.0)  # into the fifth pause
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+    assert not (mirror.downloads / "movie.mkv").exists()
+    mirror.fake.on_request = None
+    assert mirror.run("sync").code == ExitCode.OK
+    data = (mirror.downloads / "movie.mkv").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
