@@ -591,6 +591,20 @@ def test_a_dry_run_on_a_fresh_machine_creates_no_journal(
     assert not mirror.journal.parent.exists()
 
 
+def test_a_dry_run_over_an_empty_journal_file_leaves_it_empty(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    """A zero-byte journal (made by `touch`, or a first run killed before its first commit)
+    knows nothing: a dry run plans from nothing, and wrote the journal's tables into it."""
+    fake_putio.add_file("movie.mkv", size=1000)
+    mirror.journal.parent.mkdir(parents=True)
+    mirror.journal.touch()
+    result = mirror.run("sync", "--dry-run")
+    assert result.code == 0 and "movie.mkv" in result.out
+    assert mirror.journal.stat().st_size == 0
+    assert sorted(path.name for path in mirror.journal.parent.iterdir()) == ["journal.sqlite3"]
+
+
 def test_a_dry_run_reads_an_existing_journal(mirror: Mirror, fake_putio: FakePutio) -> None:
     fake_putio.add_file("film.mkv", size=1000)
     assert mirror.run("files", "download").code == 0
