@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from putio_mirror.core.errors import ExitCode
 from putio_mirror.core.health import describe_windows
 from putio_mirror.core.window import parse_schedule
 from putio_mirror.journal.store import SCHEMA_VERSION
@@ -64,6 +65,18 @@ def test_journal_schema_is_shown_and_a_newer_one_is_a_problem(mirror: Mirror) ->
     assert f"reachable, schema {SCHEMA_VERSION}" in mirror.run("doctor").out
     with sqlite3.connect(mirror.journal) as database:
         database.execute("UPDATE schema_info SET version = 99")
+    result = mirror.run("doctor")
+    assert result.code == 2
+    (line,) = problems(result.out)
+    assert "schema 99, newer" in line and "hint: upgrade putio-mirror" in result.out
+
+
+def test_a_journal_at_a_revision_this_release_does_not_know_is_a_problem(mirror: Mirror) -> None:
+    """sync refuses a journal a newer release upgraded (exit 7); doctor said all was well."""
+    assert mirror.run("sync").code == 0
+    with sqlite3.connect(mirror.journal) as database:
+        database.execute("UPDATE alembic_version SET version_num = '0099'")
+    assert mirror.run("sync").code == ExitCode.JOURNAL
     result = mirror.run("doctor")
     assert result.code == 2
     (line,) = problems(result.out)

@@ -235,6 +235,52 @@ def test_a_writer_waiting_too_long_gets_a_locked_error(db_file: Path) -> None:
     assert "another process holds it" in caught.value.hint
 
 
+_EXCLUSIVE_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA journal_mode = DELETE")  # as a sqlite3 shell or a backup tool may leave it
+conn.execute("BEGIN EXCLUSIVE")
+conn.execute("DELETE FROM runs")
+print("holding", flush=True)
+sys.stdin.read()
+conn.execute("ROLLBACK")
+"""
+
+
+@pytest.mark.parametrize("face", ["journal", "reader"])
+def test_a_journal_another_process_holds_exclusively_is_refused_after_the_busy_timeout(
+    db_file: Path, face: str
+) -> None:
+    """A rollback-journal database under another process's EXCLUSIVE lock cannot be
+    switched to WAL: each try waited out the busy timeout, and there were a hundred tries
+    per second of it (5 s: 40 minutes of every command, status and doctor too)."""
+    from putio_mirror.journal.reader import JournalReader
+
+    Journal.open(sqlite_url(db_file)).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _EXCLUSIVE_HOLDER, str(db_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        started = time.monotonic()
+        with pytest.raises(JournalError) as caught:
+            if face == "journal":
+                Journal.open(sqlite_url(db_file), busy_timeout=0.5).close()
+            else:
+                reader = JournalReader.open(sqlite_url(db_file), busy_timeout=0.5)
+                assert reader is not None
+                with reader:
+                    reader.recent_runs(1)
+        waited = time.monotonic() - started
+    finally:
+        holder.communicate("", timeout=10)
+    assert "locked" in caught.value.message and "another process" in caught.value.hint
+    assert waited < 3.0, f"waited {waited:.1f} s for a busy timeout of 0.5 s"
+
+
 # -- the lock path ---------------------------------------------------------------
 
 
@@ -543,6 +589,20 @@ def test_a_dry_run_on_a_fresh_machine_creates_no_journal(
     assert not mirror.journal.parent.exists()
     assert mirror.run("history").out.strip() == "No runs recorded yet."
     assert not mirror.journal.parent.exists()
+
+
+def test_a_dry_run_over_an_empty_journal_file_leaves_it_empty(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    """A zero-byte journal (made by `touch`, or a first run killed before its first commit)
+    knows nothing: a dry run plans from nothing, and wrote the journal's tables into it."""
+    fake_putio.add_file("movie.mkv", size=1000)
+    mirror.journal.parent.mkdir(parents=True)
+    mirror.journal.touch()
+    result = mirror.run("sync", "--dry-run")
+    assert result.code == 0 and "movie.mkv" in result.out
+    assert mirror.journal.stat().st_size == 0
+    assert sorted(path.name for path in mirror.journal.parent.iterdir()) == ["journal.sqlite3"]
 
 
 def test_a_dry_run_reads_an_existing_journal(mirror: Mirror, fake_putio: FakePutio) -> None:

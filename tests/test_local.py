@@ -84,6 +84,42 @@ def test_a_second_lock_in_the_same_process_is_refused_too(tmp_path: Path) -> Non
         pass
 
 
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from putio_mirror.local.lock import RunLock
+with RunLock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_lock_file_deleted_by_hand_while_a_run_holds_it_lets_no_second_run_in(
+    tmp_path: Path,
+) -> None:
+    """A person who takes the lock file for a stale one and deletes it leaves its holder
+    locking a file that is gone: the next comer made a new one, locked it, and took over
+    the running run's claims as a dead run's."""
+    lock_file = tmp_path / "state" / "journal.sqlite3.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock_file)],
+        cwd=PROJECT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        lock_file.unlink()
+        outcome = try_lock_in_another_process(lock_file)
+    finally:
+        holder.communicate("", timeout=10)
+    assert outcome.startswith("refused|"), outcome
+    _, _, hint = outcome.split("|")
+    assert f"pid {holder.pid}" in hint and "deleted" in hint
+    assert try_lock_in_another_process(lock_file) == "locked", "once it ended, a run may go"
+
+
 # --- paths --------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import ExitCode, MirrorError
 from putio_mirror.core.state import JournalFacts
 from putio_mirror.journal.peek import peek_facts
-from putio_mirror.journal.where import surely_missing_file
+from putio_mirror.journal.where import plain_sqlite_file, surely_missing_file
 from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items, return_moved_files
 
 if TYPE_CHECKING:  # imported where used: a dry run needs no SQLAlchemy, if new
@@ -98,6 +98,9 @@ def existing_facts(settings: Settings) -> Iterator[Callable[[], JournalFacts]]:
     if peeked is not None:
         yield lambda: peeked
         return
+    if _surely_empty_file(settings.journal_url):  # opening it would write the tables in
+        yield JournalFacts
+        return
     if not surely_missing_file(settings.journal_url):  # else no SQLAlchemy to import
         from putio_mirror.journal.older import older_journal_facts
 
@@ -107,6 +110,20 @@ def existing_facts(settings: Settings) -> Iterator[Callable[[], JournalFacts]]:
             return
     with existing_journal(settings) as journal:
         yield journal.facts if journal is not None else JournalFacts
+
+
+def _surely_empty_file(url: str) -> bool:
+    """Given a journal URL, say whether it is plainly a SQLite file of no bytes: SQLite
+    takes one for an empty database (``touch``, a first run killed before its first
+    commit), which knows nothing."""
+    database = plain_sqlite_file(url)
+    if database is None:
+        return False
+    wal = database.with_name(database.name + "-wal")  # its commits may wait there
+    try:
+        return database.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0)
+    except OSError:
+        return False
 
 
 def adopt_legacy_staging(settings: Settings, journal: Journal) -> None:

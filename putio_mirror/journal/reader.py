@@ -33,6 +33,10 @@ from putio_mirror.journal.schema import (
     schema_info_table,
 )
 
+#: Alembic's table of the journal's revision (``migrations/``), and how it is read
+_ALEMBIC_TABLE = "alembic_version"
+_REVISIONS = "SELECT version_num FROM alembic_version"
+
 
 @dataclass(frozen=True)
 class InFlight:
@@ -65,13 +69,21 @@ class JournalReader(DatabaseFace):
     def schema_version(self) -> int | None:
         """Return the journal's schema version; None if it has none (empty or not ours).
 
-        Raise JournalError if the database cannot be read.
+        The newer of ``schema_info``'s and the Alembic revision's (``000N`` is schema N): a
+        journal at a revision this release does not know is refused by every run, so
+        ``doctor`` must not call it reachable from ``schema_info`` alone. Raise
+        JournalError if the database cannot be read.
         """
         with self._db.read() as conn:
-            if not inspect(conn).has_table(schema_info_table.name):
-                return None
-            newest = select(func.max(schema_info_table.c.version))
-            found: int | None = conn.execute(newest).scalar_one_or_none()
+            tables = set(inspect(conn).get_table_names())
+            found: int | None = None
+            if schema_info_table.name in tables:
+                newest = select(func.max(schema_info_table.c.version))
+                found = conn.execute(newest).scalar_one_or_none()
+            if _ALEMBIC_TABLE in tables:
+                stored = conn.exec_driver_sql(_REVISIONS)
+                revisions = [int(row[0]) for row in stored if str(row[0]).isdigit()]
+                found = max([*revisions, *([] if found is None else [found])], default=found)
             return found
 
     def recent_runs(self, limit: int) -> tuple[RunRecord, ...]:

@@ -363,7 +363,7 @@ def tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            _enter_wal(cursor, attempts=max(1, busy_timeout_ms // _WAL_RETRY_MS))
+            _enter_wal(cursor, busy_timeout_ms)
             # In WAL mode NORMAL never corrupts and survives a killed process; a power cut
             # may lose the last commits, which the next run re-derives from put.io and the
             # disk (a verified file found in place is adopted, a submitted hash is on put.io).
@@ -377,18 +377,28 @@ def tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _enter_wal(cursor: Any, attempts: int) -> None:
-    """Given a DB-API cursor, switch its database to WAL, waiting out another doing the same.
+def _enter_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Given a DB-API cursor, switch its database to WAL, waiting out another doing the
+    same, for the busy timeout in all; raise sqlite3.OperationalError ("locked") after it.
 
     SQLite takes the exclusive lock this needs without calling its busy handler, so two
-    processes opening one new journal at once would get "database is locked" at once.
+    processes opening one new journal at once would get "database is locked" at once; it
+    is tried again every few ms. Each try may itself wait out the busy timeout (for the
+    shared lock, under a writer in rollback mode: a sqlite3 shell's BEGIN EXCLUSIVE), so
+    the busy timeout is what is left of the wait: a hundred tries of 5 s each were 40
+    minutes of a command that seemed to hang.
     """
-    for _ in range(attempts - 1):
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error):
-                raise
-            time.sleep(_WAL_RETRY_MS / 1000)
-    cursor.execute("PRAGMA journal_mode = WAL")
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    try:
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if "locked" not in str(error) or left_ms <= 0:
+                    raise
+                time.sleep(min(_WAL_RETRY_MS, left_ms) / 1000)
+                cursor.execute(f"PRAGMA busy_timeout = {max(1, left_ms):d}")
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
