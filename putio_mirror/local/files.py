@@ -5,6 +5,7 @@ An ``OSError`` met on the way becomes an ``ItemError`` with a hint.
 
 from __future__ import annotations
 
+import errno
 import stat
 from pathlib import Path
 
@@ -19,6 +20,8 @@ def local_size(path: Path) -> int | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as error:
+        if error.errno == errno.ENAMETOOLONG:
+            return None  # a path the kernel refuses whole holds no file
         raise ItemError(
             f"cannot look at {path}: {error.strerror}",
             "Check the permissions of the download folder.",
