@@ -52,3 +52,18 @@ def crc32_of(path: Path, chunk_size: int = 1024 * 1024) -> str:
             "Check the file's permissions.",
         ) from error
     return f"{checksum:08x}"
+
+
+def same_bytes(one: Path, two: Path, chunk_size: int = 1024 * 1024) -> bool:
+    """Given two files, say whether they hold the very same bytes (False if one cannot be
+    read)."""
+    try:
+        with open(one, "rb") as first, open(two, "rb") as second:
+            while True:
+                chunk = first.read(chunk_size)
+                if chunk != second.read(chunk_size):
+                    return False
+                if not chunk:
+                    return True
+    except OSError:
+        return False
