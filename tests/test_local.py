@@ -320,6 +320,16 @@ def test_local_size_is_none_for_missing_files_and_folders(tmp_path: Path) -> Non
     assert local_size(tmp_path) is None
 
 
+def test_local_size_is_none_for_a_path_too_long_to_hold_a_file(tmp_path: Path) -> None:
+    # a download folder with a long path of its own, and a deep put.io tree: no file can
+    # be there, and looking must not end the run (observe looks before every plan)
+    folder = tmp_path / ("d" * 200)
+    folder.mkdir()
+    too_long = folder.joinpath(*["n" * 250] * 20, "file.mkv")
+
+    assert local_size(too_long) is None
+
+
 def test_a_verified_folder_that_is_a_symlink_is_refused_and_nothing_moves_through_it(
     tmp_path: Path,
 ) -> None:

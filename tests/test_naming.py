@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from putio_mirror.core.naming import (
     MAX_COMPONENT_BYTES,
+    MAX_PATH_BYTES,
     STAGING_DIR_NAME,
     _made_safe,
     is_plain,
@@ -246,10 +247,32 @@ def test_a_root_inside_a_cycle_does_not_include_itself() -> None:
 def test_very_deep_trees_do_not_hit_the_recursion_limit() -> None:
     depth = 3000
     files = [folder(i, "d", i - 1) for i in range(1, depth + 1)]
+    files.append(file(depth + 1, "bottom.mkv", depth))
 
     paths = local_paths(files, 0)
 
-    assert paths[depth].count("/") == depth - 1
+    assert paths[depth + 1].endswith("/bottom.mkv")
+    assert len(paths[depth + 1]) <= MAX_PATH_BYTES
+
+
+def test_a_path_never_grows_past_the_longest_path_the_files_laid_flat_beneath() -> None:
+    long = "界" * 80  # 240 bytes
+    files = [folder(i, f"{long} {i}", i - 1) for i in range(1, 31)]
+    files += [file(100, "a.mkv", 30), file(101, "a.mkv", 20), file(102, "b.mkv", 1)]
+    files.append(file(103, f"{long}.mkv", 14))
+
+    paths = local_paths(files, 0)
+
+    deep = [paths[100], paths[101], paths[103]]
+    assert all(len(path.encode()) <= MAX_PATH_BYTES for path in paths.values())
+    assert paths[102] == f"{long} 1/b.mkv"  # high up, nothing is cut
+    assert len({posixpath.dirname(path) for path in deep[:2]}) == 1  # laid flat, one folder
+    assert sorted(posixpath.basename(path) for path in deep[:2]) == [
+        "a (putio-101).mkv",
+        "a.mkv",
+    ]
+    assert paths[103].endswith(".mkv")  # cut to fit, its extension kept
+    assert local_paths(list(reversed(files)), 0) == paths  # stable
 
 
 def test_sibling_names_returns_items_in_id_order() -> None:
@@ -320,6 +343,7 @@ def test_every_produced_path_stays_inside_the_root_and_is_distinct(
             assert component not in ("", ".", "..")
             assert len(component.encode("utf-8")) <= MAX_COMPONENT_BYTES
             assert "\\" not in component
+        assert len(path.encode("utf-8")) <= MAX_PATH_BYTES
     assert len({_key(p) for p in paths.values()}) == len(paths)
     assert STAGING_DIR_NAME.casefold() not in {_key(p) for p in paths.values()}
 

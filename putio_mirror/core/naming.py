@@ -26,6 +26,13 @@ STAGING_DIR_NAME = ".putio-mirror-staging"
 SUBSTITUTE = "_"
 #: The longest file name (in bytes of UTF-8) that ext4, APFS, NTFS and SMB all accept.
 MAX_COMPONENT_BYTES = 255
+#: The longest relative path given (in bytes of UTF-8). The kernel refuses a path of
+#: 4,096 bytes or more (PATH_MAX) whole, the download folder's own path included, and
+#: staging builds an item under a longer prefix still: 512 bytes are left for those.
+MAX_PATH_BYTES = 3584
+#: The shortest name a folder's child is cut to: a folder is made only where at least this
+#: much room is left for what it holds; deeper, a subtree's files are laid flat in it.
+MIN_NAME_BYTES = 64
 
 # Names beginning with this are ours (staging, journal side files) and are never
 # produced for put.io items, whatever their case.
@@ -47,15 +54,18 @@ _PLAIN = re.compile(
 )
 
 
-def safe_component(name: str) -> str:
+def safe_component(name: str, limit: int = MAX_COMPONENT_BYTES) -> str:
     """Given a put.io name, return one path component safe on every common filesystem.
 
     The result is NFC, non-empty, not ``.`` or ``..``, free of separators and
     control characters, not ending in a space or dot, not starting with ``-``,
     not a Windows device name, not starting with ``.putio-mirror``, and at most
-    255 bytes of UTF-8 (the extension kept where possible).
+    ``limit`` (255) bytes of UTF-8 (the extension kept where possible).
     """
-    return name if is_plain(name) else _made_safe(name)
+    safe = name if is_plain(name) else _made_safe(name)
+    if limit < MAX_COMPONENT_BYTES and _utf8_length(safe) > limit:
+        return _cut(safe, limit)
+    return safe
 
 
 def is_plain(name: str) -> bool:
@@ -79,9 +89,14 @@ def _made_safe(name: str) -> str:
     if _WINDOWS_RESERVED.fullmatch(head.rstrip(" ")):
         text = f"{head}{SUBSTITUTE}{dot}{rest}"
     if _utf8_length(text) > MAX_COMPONENT_BYTES:
-        stem, extension = split_extension(text)
-        text = _fit(stem, extension).rstrip(" .") or SUBSTITUTE
+        text = _cut(text, MAX_COMPONENT_BYTES)
     return text
+
+
+def _cut(text: str, limit: int) -> str:
+    """Given a safe name longer than ``limit`` bytes, cut it to fit (its extension kept)."""
+    stem, extension = split_extension(text)
+    return _fit(stem, extension, limit).rstrip(" .") or SUBSTITUTE
 
 
 def split_extension(name: str) -> tuple[str, str]:
@@ -118,6 +133,9 @@ def local_paths(
     Items in non-``REGULAR`` folders, and items whose parent chain is broken or
     cyclic, are omitted. Colliding siblings get distinct, stable names (see
     ``sibling_names``); a top-level name in ``reserved`` is renamed the same way.
+    No path is longer than ``MAX_PATH_BYTES``: deep down, names are cut, and the files
+    of a subtree too deep for folders of its own are laid flat in the deepest folder
+    that has room (those subfolders get no path).
     """
     by_id = _first_by_id(files)
     root = by_id.get(root_id)
@@ -127,22 +145,63 @@ def local_paths(
     reserved_keys = frozenset(collision_key(name) for name in reserved)
     paths: dict[int, str] = {}
     seen = {root_id}
-    queue: deque[tuple[int, str]] = deque([(root_id, "")])
+    # (a folder, its path with a closing "/", that path's bytes)
+    queue: deque[tuple[int, str, int]] = deque([(root_id, "", 0)])
     while queue:
-        folder_id, prefix = queue.popleft()
-        kids = [item for item in children.get(folder_id, ()) if item.id not in seen]
+        folder_id, prefix, used = queue.popleft()
+        room = MAX_PATH_BYTES - used
+        if _has_room_for_folders(room):
+            kids = [item for item in children.get(folder_id, ()) if item.id not in seen]
+        else:
+            kids = _files_beneath(folder_id, children, seen)
         taken = reserved_keys if folder_id == root_id else frozenset()
-        for item, name in sibling_names(kids, taken):
+        for item, name in sibling_names(kids, taken, room):
             seen.add(item.id)
             path = f"{prefix}{name}"
             paths[item.id] = path
             if item.is_folder:
-                queue.append((item.id, f"{path}/"))
+                queue.append((item.id, f"{path}/", used + _utf8_length(name) + 1))
     return paths
 
 
+def _has_room_for_folders(room: int) -> bool:
+    """Whether a folder with ``room`` bytes left for its children's names may hold
+    folders: each keeps ``MIN_NAME_BYTES`` for what it holds in turn."""
+    return _folder_limit(room) >= MIN_NAME_BYTES
+
+
+def _folder_limit(room: int) -> int:
+    return min(MAX_COMPONENT_BYTES, room - 1 - MIN_NAME_BYTES)
+
+
+def _limit(item: RemoteFile, room: int) -> int:
+    """The longest name an item may have where ``room`` bytes are left."""
+    return _folder_limit(room) if item.is_folder else min(MAX_COMPONENT_BYTES, room)
+
+
+def _files_beneath(
+    folder_id: int, children: dict[int, list[RemoteFile]], seen: set[int]
+) -> list[RemoteFile]:
+    """Given a folder too deep for folders of its own, return every file in its subtree
+    (its subfolders marked seen: they get no path)."""
+    found: list[RemoteFile] = []
+    pending = [folder_id]
+    while pending:
+        for item in children.get(pending.pop(), ()):
+            if item.id in seen:
+                continue
+            if item.is_folder:
+                seen.add(item.id)
+                pending.append(item.id)
+            else:
+                found.append(item)
+    return found
+
+
 def sibling_names(
-    siblings: Iterable[RemoteFile], taken: frozenset[str] = frozenset()
+    siblings: Iterable[RemoteFile],
+    taken: frozenset[str] = frozenset(),
+    room: int = MAX_PATH_BYTES,
 ) -> list[tuple[RemoteFile, str]]:
     """Given the items of one folder, return each with a local name unique under
     ``collision_key``, in id order.
@@ -150,10 +209,11 @@ def sibling_names(
     Of the items whose safe names collide, the lowest id keeps the plain name and
     each other gets `` (putio-<id>)`` before its extension (files) or at its end
     (folders): stable, because put.io ids never change. Names whose key is in
-    ``taken`` are renamed the same way.
+    ``taken`` are renamed the same way. With ``room`` bytes left in the path, a file's
+    name is cut to fit it, a folder's to leave ``MIN_NAME_BYTES`` for what it holds.
     """
     ordered = sorted(siblings, key=lambda item: item.id)
-    candidates = [(item, safe_component(item.name)) for item in ordered]
+    candidates = [(item, safe_component(item.name, _limit(item, room))) for item in ordered]
     used = set(taken)
     renamed: set[int] = set()
     for item, name in candidates:
@@ -162,19 +222,22 @@ def sibling_names(
             renamed.add(item.id)
         used.add(key)
     return [
-        (item, _unique_variant(item, name, used) if item.id in renamed else name)
+        (
+            item,
+            _unique_variant(item, name, used, _limit(item, room)) if item.id in renamed else name,
+        )
         for item, name in candidates
     ]
 
 
-def _unique_variant(item: RemoteFile, plain: str, used: set[str]) -> str:
-    """Given a colliding item and its safe name, return a variant whose key is not in
-    ``used`` (and add it)."""
+def _unique_variant(item: RemoteFile, plain: str, used: set[str], limit: int) -> str:
+    """Given a colliding item and its safe name, return a variant of at most ``limit``
+    bytes whose key is not in ``used`` (and add it)."""
     stem, extension = (plain, "") if item.is_folder else split_extension(plain)
     tag = f"putio-{item.id}"
     attempt = 1
     while True:
-        candidate = _fit(stem, f" ({tag}){extension}")
+        candidate = _fit(stem, f" ({tag}){extension}", limit)
         key = collision_key(candidate)
         if key not in used:
             used.add(key)
@@ -184,10 +247,10 @@ def _unique_variant(item: RemoteFile, plain: str, used: set[str]) -> str:
         tag = f"putio-{item.id}-{attempt}"
 
 
-def _fit(stem: str, tail: str) -> str:
+def _fit(stem: str, tail: str, limit: int = MAX_COMPONENT_BYTES) -> str:
     """Given a stem and a tail that must be kept whole, return stem + tail cut to
-    ``MAX_COMPONENT_BYTES`` without splitting a character of the stem."""
-    room = MAX_COMPONENT_BYTES - _utf8_length(tail)
+    ``limit`` bytes without splitting a character of the stem."""
+    room = limit - _utf8_length(tail)
     encoded = stem.encode("utf-8")
     if len(encoded) > room:
         # "ignore" drops only the character the cut went through.

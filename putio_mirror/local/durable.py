@@ -5,14 +5,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 from pathlib import Path
 
 from putio_mirror.core.errors import ConfigError, ItemError, NotDurableError
+from putio_mirror.core.naming import OWN_PREFIX
 
 # link(2) refusals that mean "this filesystem cannot hard-link", not "no".
 LINK_UNSUPPORTED = frozenset(
     {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
 )
+#: beside a file copied in from a staging folder on another filesystem, while it is copied
+#: (a name that naming never gives a put.io item: ours to replace)
+COPY_PREFIX = f"{OWN_PREFIX}-copy-"
 
 
 def place_atomically(part: Path, final: Path) -> None:
@@ -20,12 +25,21 @@ def place_atomically(part: Path, final: Path) -> None:
 
     The data is flushed to disk first; the parent folders are made. Raise
     ItemError if ``final`` exists (it is never overwritten, and the part stays)
-    or if the move fails.
+    or if the move fails. From a staging folder on another filesystem (EXDEV) the part
+    is copied beside ``final``, synced, and that copy moved in; the part is removed
+    only once ``final`` is durable.
     """
+    copied = False
     try:
         _fsync_file(part)
         final.parent.mkdir(parents=True, exist_ok=True)
-        _link_or_rename(part, final)
+        try:
+            _link_or_rename(part, final)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            _copy_in(part, final)
+            copied = True
     except FileExistsError:
         raise ItemError(
             f"would overwrite {final}",
@@ -35,9 +49,42 @@ def place_atomically(part: Path, final: Path) -> None:
     except OSError as error:
         raise ItemError(
             f"could not move {part} to {final}: {error.strerror}",
-            "Check permissions and that the staging folder is on the same disk as the target.",
+            "Check the permissions of the download folder and of the staging folder.",
         ) from error
     synced_or_raise(final.parent, final)
+    if copied:
+        part.unlink(missing_ok=True)
+
+
+def _copy_in(part: Path, final: Path) -> None:
+    """Copy part beside final, durably, and move the copy to final (never overwriting)."""
+    copy = final.with_name(COPY_PREFIX + part.name)
+    copy_durably(part, copy)
+    try:
+        _link_or_rename(copy, final)
+    except BaseException:
+        copy.unlink(missing_ok=True)
+        raise
+
+
+def copy_durably(source: Path, target: Path) -> None:
+    """Given a file and a new path (on any filesystem), make ``target`` a synced copy of
+    it, with its mode (and, where allowed, its owner). What was at ``target`` is unlinked,
+    never written through: it may be a link to a placed file."""
+    with contextlib.suppress(FileNotFoundError):
+        target.unlink()
+    with open(source, "rb") as reading:
+        status = os.fstat(reading.fileno())
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        descriptor = os.open(target, flags, status.st_mode & 0o7777)
+        with os.fdopen(descriptor, "wb") as writing:
+            shutil.copyfileobj(reading, writing, 1024 * 1024)
+            writing.flush()
+            with contextlib.suppress(OSError):  # not ours to give (vfat, not root)
+                os.fchown(descriptor, status.st_uid, status.st_gid)
+            with contextlib.suppress(OSError):  # the umask took some (vfat has no modes)
+                os.fchmod(descriptor, status.st_mode & 0o7777)
+            os.fsync(descriptor)
 
 
 DISK_FAILED_HINT = (

@@ -5,6 +5,7 @@ An ``OSError`` met on the way becomes an ``ItemError`` with a hint.
 
 from __future__ import annotations
 
+import errno
 import stat
 from pathlib import Path
 
@@ -19,6 +20,8 @@ def local_size(path: Path) -> int | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as error:
+        if error.errno == errno.ENAMETOOLONG:
+            return None  # a path the kernel refuses whole holds no file
         raise ItemError(
             f"cannot look at {path}: {error.strerror}",
             "Check the permissions of the download folder.",
@@ -49,3 +52,18 @@ def crc32_of(path: Path, chunk_size: int = 1024 * 1024) -> str:
             "Check the file's permissions.",
         ) from error
     return f"{checksum:08x}"
+
+
+def same_bytes(one: Path, two: Path, chunk_size: int = 1024 * 1024) -> bool:
+    """Given two files, say whether they hold the very same bytes (False if one cannot be
+    read)."""
+    try:
+        with open(one, "rb") as first, open(two, "rb") as second:
+            while True:
+                chunk = first.read(chunk_size)
+                if chunk != second.read(chunk_size):
+                    return False
+                if not chunk:
+                    return True
+    except OSError:
+        return False

@@ -21,6 +21,7 @@ counts as placed; a different file there is never overwritten and fails alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import posixpath
@@ -32,14 +33,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from putio_mirror.core.errors import ItemError, NotDurableError, UnsafePathError
+from putio_mirror.core.naming import OWN_PREFIX
 from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.segments import discard
 from putio_mirror.local.durable import (
     LINK_UNSUPPORTED,
+    copy_durably,
     fsync_folder,
     place_atomically,
     synced_or_raise,
 )
+from putio_mirror.local.files import same_bytes
 from putio_mirror.local.ownership import AS_IS, Ownership
 
 VERIFIED_DIR = "verified"
@@ -196,17 +200,10 @@ def place_item(
             "check the permissions of the staging folder; nothing is removed meanwhile",
         )
     if target is not None and not os.path.lexists(target):
-        if _build(files, building, target, ownership):
-            _move_in(building, target, ownership)
-            _drop_sources(files)
-        else:  # no hard links here: the item is still moved in whole
-            _build_by_moving(files, building, target, ownership)
-            try:
-                _move_in(building, target, ownership)
-            except ItemError:
-                _return_moved(building)  # (moved in, but not made durable: nothing to return)
-                raise
-            _moves_path(building).unlink()
+        try:
+            _place_whole(files, building, target, ownership)
+        except _OtherDisk:  # staging is on another filesystem: the item is copied in whole
+            _copy_whole(files, building, target, ownership)
         return Placed(tuple(item.file_id for item in files), ())
     placed: list[int] = []
     problems: list[str] = []
@@ -217,6 +214,69 @@ def place_item(
         else:
             problems.append(problem)
     return Placed(tuple(placed), tuple(problems))
+
+
+class _OtherDisk(Exception):
+    """The build folder cannot be renamed to the item's folder: another filesystem."""
+
+
+def _place_whole(files: list[ToPlace], building: Path, target: Path, ownership: Ownership) -> None:
+    """Build the item in staging and move it in with one rename; raise _OtherDisk, with
+    nothing moved and the verified files where they were, if staging is on another
+    filesystem than ``target``."""
+    if _build(files, building, target, ownership):
+        try:
+            _move_in(building, target, ownership)
+        except _OtherDisk:
+            shutil.rmtree(building, ignore_errors=True)  # only links
+            raise
+        _drop_sources(files)
+        return
+    # no hard links here: the item is still moved in whole
+    _build_by_moving(files, building, target, ownership)
+    try:
+        _move_in(building, target, ownership)
+    except (ItemError, _OtherDisk):
+        _return_moved(building)  # (moved in, but not made durable: nothing to return)
+        raise
+    _moves_path(building).unlink()
+
+
+def _copy_whole(files: list[ToPlace], building: Path, target: Path, ownership: Ownership) -> None:
+    """Copy the item's verified files into a folder of ours beside ``target`` (on its
+    filesystem), each synced, and move that folder in with one rename: a media manager
+    sees it whole or not at all. The verified files are removed only once it is durable
+    (a run that dies before finds them in place: ``_placed_already``)."""
+    shutil.rmtree(building, ignore_errors=True)  # links of the build that could not move
+    copying = target.with_name(f"{OWN_PREFIX}-building-{building.name}")
+    shutil.rmtree(copying, ignore_errors=True)  # a dead run's (a link is left, and refused)
+    inner = str(target) + "/"
+    made: set[Path] = set()
+    try:
+        real_folder(copying, ownership)
+        for item in files:
+            inside = copying / str(item.final)[len(inner) :]
+            if inside.parent not in made:
+                real_folder(inside.parent)
+                made.update(inside.parent.relative_to(copying).parents)
+                made.add(inside.parent.relative_to(copying))
+            _check_regular(item.source)
+            copy_durably(item.source, inside)
+            ownership.give(inside)
+        for each in sorted(copying / folder for folder in made):
+            if ownership != AS_IS:
+                ownership.give(each, folder=True)
+            fsync_folder(each)
+        _move_in(copying, target, ownership)
+    except (ItemError, _OtherDisk) as error:
+        shutil.rmtree(copying, ignore_errors=True)
+        if isinstance(error, _OtherDisk):  # beside target, yet another filesystem: a bug
+            raise _cannot_place(target, OSError(errno.EXDEV, os.strerror(errno.EXDEV))) from None
+        raise
+    except OSError as error:
+        shutil.rmtree(copying, ignore_errors=True)
+        raise _cannot_place(target, error) from error
+    _drop_sources(files)
 
 
 def _build(files: list[ToPlace], building: Path, target: Path, ownership: Ownership) -> bool:
@@ -359,10 +419,14 @@ def _up_to(folder: str, top: str) -> list[str]:
 
 
 def _move_in(building: Path, target: Path, ownership: Ownership) -> None:
+    """Rename the built item to ``target``; raise _OtherDisk if they are on two
+    filesystems, ItemError if it cannot be moved for another reason."""
     try:
         real_folder(target.parent, ownership)
         building.rename(target)
     except OSError as error:
+        if error.errno == errno.EXDEV:
+            raise _OtherDisk from error
         raise _cannot_place(target, error) from error
     synced_or_raise(target.parent, target)
 
@@ -372,7 +436,7 @@ def place_file(item: ToPlace, ownership: Ownership = AS_IS) -> str | None:
     made for it); return why not, or None once it is there. Raise NotDurableError if
     it is there but the disk failed to make that last."""
     try:
-        if _same_file(item.source, item.final):
+        if _placed_already(item.source, item.final):
             # moved in by an earlier attempt, interrupted or not made durable
             synced_or_raise(item.final.parent, item.final)
             item.source.unlink()
@@ -397,12 +461,19 @@ def _drop_sources(files: Iterable[ToPlace]) -> None:
         item.source.unlink(missing_ok=True)
 
 
-def _same_file(source: Path, final: Path) -> bool:
+def _placed_already(source: Path, final: Path) -> bool:
+    """Whether ``final`` is the verified file itself (moved or linked there), or, from a
+    staging folder on another filesystem, a copy of it: its bytes, to the last."""
     try:
         one, two = os.lstat(source), os.lstat(final)
     except FileNotFoundError:
         return False
-    return stat.S_ISREG(two.st_mode) and (one.st_dev, one.st_ino) == (two.st_dev, two.st_ino)
+    if not (stat.S_ISREG(one.st_mode) and stat.S_ISREG(two.st_mode)):
+        return False
+    if one.st_dev == two.st_dev:
+        return one.st_ino == two.st_ino
+    # (read only where a file of the very size is in the way on another disk: rare)
+    return one.st_size == two.st_size and same_bytes(source, final)
 
 
 def _check_regular(path: Path) -> None:
@@ -433,6 +504,6 @@ def real_folder(folder: Path, ownership: Ownership = AS_IS) -> None:
 def _cannot_place(path: Path, error: OSError) -> ItemError:
     return ItemError(
         f"could not place {path}: {error.strerror}",
-        "check permissions and that staging is on the same disk as the download folder; "
+        "check the permissions of the download folder and of the staging folder; "
         "the verified files stay in staging and the next run places them",
     )
