@@ -69,3 +69,43 @@ def test_an_item_removed_before_put_io_had_it_and_added_again_is_submitted_again
         wait_for(lambda: fake_putio.transfers())
         wait_for(lambda: fake_putio.finish_transfers() or completed(client))
     assert (mirror.downloads / "Early").stat().st_size == 2000
+
+
+def test_an_item_added_again_after_put_io_s_copy_was_deleted_by_hand_is_submitted_again(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    data = torrent_bytes("Gone", files=[("g.mkv", 2500)])
+    with serving(mirror) as server:
+        client = Client(url_of(server))
+        info_hash = client.add_torrent(data)["torrent-added"]["hashString"]
+        wait_for(lambda: fake_putio.transfers())
+        fake_putio.finish_transfers()
+        wait_for(lambda: completed(client))
+        client.ok("torrent-remove", ids=[info_hash], **{"delete-local-data": True})
+        wait_for(lambda: not fake_putio.transfers())  # cleaned by the mirror
+        # The user deletes put.io's copy by hand: put.io has nothing of it any more.
+        (item,) = [entry for entry in fake_putio.files() if entry["name"] == "Gone"]
+        fake_putio.delete_file(item["id"])
+        client.add_torrent(data)
+        wait_for(lambda: fake_putio.transfers(), timeout=15)  # submitted again
+        wait_for(lambda: fake_putio.finish_transfers() or completed(client))
+    assert (mirror.downloads / "Gone" / "g.mkv").stat().st_size == 2500
+    uploads = [entry for entry in fake_putio.requests if entry.path == "/v2/files/upload"]
+    assert len(uploads) == 2
+
+
+def test_an_item_whose_transfer_was_cancelled_by_hand_on_put_io_is_submitted_again(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    data = torrent_bytes("Cancelled", length=1500)
+    with serving(mirror) as server:
+        client = Client(url_of(server))
+        client.add_torrent(data)
+        (first,) = wait_for(lambda: fake_putio.transfers())
+        # The user cancels it on put.io's site while Sonarr still waits for it.
+        with fake_putio.world.lock:
+            del fake_putio.world.transfers[first["id"]]
+        again = wait_for(lambda: fake_putio.transfers(), timeout=15)
+        assert again[0]["id"] != first["id"]
+        wait_for(lambda: fake_putio.finish_transfers() or completed(client))
+    assert (mirror.downloads / "Cancelled").stat().st_size == 1500

@@ -51,8 +51,8 @@ def serve(
     """
     settings.download_dir.mkdir(parents=True, exist_ok=True)
     with Journal.open(settings.journal_url) as journal:
-        board = Board(journal, settings.policy)
         waker, syncer, replanner = _Waker(), _Waker(), _Waker()
+        board = Board(journal, settings.policy, sync_soon=syncer)
         door = Door(
             journal,
             board,

@@ -4,13 +4,20 @@ Polls never ask put.io: the watcher's syncs and passes hand every snapshot they
 observe to ``Board.refresh``, which keeps the transfers by info-hash and, when the
 snapshot lists the files, writes down in the journal where each RPC item is locally
 (its path and files). ``torrent-get`` reads the journal and this board, nothing else.
+
+It also notices an item put.io lost: submitted, not placed, and put.io shows neither its
+transfer nor any file of it (the user deleted put.io's copy by hand, or cancelled the
+transfer there). The client still wants it, so it is submitted again, as a torrent added
+again after its removal is. Two looks in a row must agree, the first listing the files:
+a pass may submit it while a sync's listing is under way, and only a listing begun after
+the first look is sure to show a transfer made before it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from putio_mirror.core.errors import MirrorError
@@ -26,12 +33,20 @@ ItemFiles = tuple[tuple[int, str, int], ...]
 class Board:
     """Thread-safe: the sync thread refreshes it while request threads read it."""
 
-    def __init__(self, journal: Journal, policy: Policy) -> None:
+    def __init__(
+        self, journal: Journal, policy: Policy, sync_soon: Callable[[], None] = lambda: None
+    ) -> None:
         self._journal = journal
         self._policy = policy
         self._lock = threading.Lock()
         self._transfers: dict[str, Transfer] = {}
         self._refreshed = threading.Event()
+        #: ask for a sync (a listing of put.io's files) to learn whether an item is lost
+        self._sync_soon = sync_soon
+        #: info-hash -> transfer id of the items the last look found lost
+        self._suspects: dict[str, int] = {}
+        #: never-located items whose transfer went, for which a sync was asked already
+        self._asked: set[str] = set()
 
     def refresh(self, snapshot: Snapshot, with_files: bool) -> None:
         """Given a snapshot a run observed and whether it lists put.io's files, keep its
@@ -39,11 +54,12 @@ class Board:
         transfers = {transfer.hash: transfer for transfer in snapshot.transfers if transfer.hash}
         with self._lock:
             self._transfers = transfers
-        if with_files:
-            try:
+        try:
+            if with_files:
                 self._locate(snapshot, transfers)
-            except MirrorError as error:  # the sync that observed it must go on regardless
-                log.warning("could not note where RPC items are: %s", error.message)
+            self._find_lost(snapshot, transfers, with_files)
+        except MirrorError as error:  # the run that observed it must go on regardless
+            log.warning("could not note where RPC items are: %s", error.message)
         self._refreshed.set()
 
     def transfer(self, info_hash: str) -> Transfer | None:
@@ -73,6 +89,81 @@ class Board:
             found = item_of(tree, transfer.file_id)
             if found != (desire.item_path, desire.item_files):
                 self._journal.desires.locate(info_hash, transfer.file_id, *found)
+
+    def _find_lost(
+        self, snapshot: Snapshot, transfers: Mapping[str, Transfer], with_files: bool
+    ) -> None:
+        """Submit again the items put.io lost at this look and the last (see above)."""
+        missing = _without_transfer(self._journal, snapshot, transfers)
+        if with_files:
+            listed = {remote.id for remote in snapshot.files}
+            lost = {
+                info_hash: transfer_id
+                for info_hash, (desire, transfer_id) in missing.items()
+                if not any(file_id in listed for file_id, _, _ in desire.item_files)
+            }
+        else:  # a transfer listing alone confirms the suspects; files are not listed
+            lost = {
+                info_hash: transfer_id
+                for info_hash, (_, transfer_id) in missing.items()
+                if self._suspects.get(info_hash) == transfer_id
+            }
+            self._ask_for_files(missing)
+        confirmed = [
+            info_hash
+            for info_hash, transfer_id in lost.items()
+            if self._suspects.get(info_hash) == transfer_id
+        ]
+        for info_hash in confirmed:
+            log.warning(
+                "put.io has neither the transfer nor the files of RPC item %s any more: "
+                "submitting it again",
+                missing[info_hash][0].name,
+            )
+            self._journal.desires.bring_back(info_hash, (), resubmit=True)
+            self._asked.discard(info_hash)
+        self._suspects = {key: value for key, value in lost.items() if key not in confirmed}
+
+    def _ask_for_files(self, missing: Mapping[str, tuple[Desire, int]]) -> None:
+        """A transfer never located whose transfer went is not normal (a finished one is
+        located before it is cleaned): ask once for a sync, whose listing tells."""
+        unlocated = {
+            info_hash for info_hash, (desire, _) in missing.items() if not desire.item_path
+        }
+        new = unlocated - self._asked - set(self._suspects)
+        self._asked = (self._asked & unlocated) | new
+        if new:
+            self._sync_soon()
+
+
+def _without_transfer(
+    journal: Journal, snapshot: Snapshot, transfers: Mapping[str, Transfer]
+) -> dict[str, tuple[Desire, int]]:
+    """Return info-hash -> (desire, its transfer id) of the live items submitted as a
+    transfer put.io does not list, not placed and neither paused nor failed, nor wholly
+    left out by the filters (those have nothing to wait for)."""
+    submitted = {
+        info_hash: entry.transfer_id
+        for info_hash, entry in snapshot.journal.submissions.items()
+        if entry.transfer_id is not None and info_hash not in transfers
+    }
+    if not submitted:
+        return {}
+    desires = [
+        desire
+        for info_hash, desire in journal.desires.listing().items()
+        if info_hash in submitted
+        and not desire.paused
+        and desire.error is None
+        and not (desire.item_path and not desire.item_files)
+    ]
+    file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]
+    progress = journal.desires.progress_of(file_ids)
+    return {
+        desire.info_hash: (desire, submitted[desire.info_hash])
+        for desire in desires
+        if not is_placed(desire, progress)
+    }
 
 
 def item_of(tree: RemoteTree, item_id: int) -> tuple[str, ItemFiles]:
