@@ -1,0 +1,104 @@
+"""The mount as its users use it: players, library scanners, ``cp``, ``rsync``, ``find``;
+and two mounts of one config, nodes that ignore ``Range``, files that change on put.io.
+
+Real FUSE mounts of the local put.io, as in test_mount; skipped where FUSE is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from putio_mirror.fakeputio import FakePutio
+from tests.mirror_env import Mirror
+from tests.mount_env import mounted
+
+MIB = 1024 * 1024
+
+
+def read_range(path: Path, offset: int, length: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(length)
+
+
+def disk_bytes(folder: Path) -> int:
+    """The bytes the files under a folder take on disk (the block cache is sparse)."""
+    return sum(
+        (Path(here) / name).stat().st_blocks * 512
+        for here, _, names in os.walk(folder)
+        for name in names
+    )
+
+
+def test_two_mounts_of_one_config_keep_each_its_own_cache(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # Two mounts of one config (a second mount point, a test beside the service) shared
+    # `mount-cache`: the second one's start deleted the first one's cache file, and its
+    # end the whole folder, so the first mount's blocks lived on, invisible to `du`, in a
+    # deleted file, and two starting at once would both write slots of one file.
+    file_id = fake_putio.add_file("film.mkv", 0, size=24 * MIB)
+    content = fake_putio.file_content(file_id)
+    cache = mirror.downloads / ".putio-mirror-staging" / "mount-cache"
+    places = list(range(24))
+    random.Random(3).shuffle(places)
+
+    def probe(mount_point: Path) -> None:
+        for block in places:  # at random: what is read is worth keeping, on disk
+            offset = block * MIB + 100
+            assert read_range(mount_point / "film.mkv", offset, 4096) == content[offset:][:4096]
+
+    with mounted(mirror, cache_max_mb=16) as first:
+        probe(first.mount_point)
+        kept = disk_bytes(cache)
+        assert kept >= 8 * MIB
+        with mounted(mirror, at="mnt2", cache_max_mb=16) as second:
+            assert disk_bytes(cache) >= kept  # the first mount's cache is still there
+            probe(second.mount_point)
+            probe(first.mount_point)
+            assert disk_bytes(cache) >= kept + 8 * MIB
+        assert disk_bytes(cache) >= kept  # the second mount's end left the first's alone
+        probe(first.mount_point)
+    assert disk_bytes(cache) == 0 if cache.exists() else True
+
+
+def test_a_node_that_ignores_range_is_read_once_not_once_a_block(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # A node (or a proxy before it) that answers every Range with the whole file: each
+    # block read past the start fetched the file from byte 0 again, so reading a file
+    # cost the square of its size.
+    file_id = fake_putio.add_file("film.mkv", 0, size=32 * MIB)
+    fake_putio.node_ignores_range = True
+    with mounted(mirror) as mount:
+        sent_before = fake_putio.node_bytes_sent
+        data = (mount.mount_point / "film.mkv").read_bytes()
+        assert data == fake_putio.file_content(file_id)
+        sent = fake_putio.node_bytes_sent - sent_before
+    print(f"node bytes for a 32 MiB read: {sent / MIB:.1f} MiB")
+    assert sent <= 2 * 32 * MIB
+
+
+def test_a_mount_killed_with_9_is_mounted_again_and_its_cache_removed(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # The OOM killer or kill -9: the kernel keeps the dead mount (test_mount names the way
+    # out), and the killed mount's cache stays on disk until a mount removes it.
+    file_id = fake_putio.add_file("film.mkv", 0, size=24 * MIB)
+    content = fake_putio.file_content(file_id)
+    cache = mirror.downloads / ".putio-mirror-staging" / "mount-cache"
+    with mounted(mirror, cache_max_mb=16) as killed:
+        for block in range(23, -1, -1):
+            assert (
+                read_range(killed.mount_point / "film.mkv", block * MIB, 10)
+                == (content[block * MIB :][:10])
+            )
+        assert disk_bytes(cache) > 0
+        killed.process.kill()
+        killed.process.wait(15)
+    assert disk_bytes(cache) > 0  # `mounted` unmounted the dead mount, as systemd's unit does
+    with mounted(mirror) as again:
+        assert disk_bytes(cache) == 0
+        assert read_range(again.mount_point / "film.mkv", 5 * MIB, 100) == content[5 * MIB :][:100]
