@@ -213,6 +213,10 @@ class RemoteReads:
             stop = min(start + stream.window, count)
             connections = self._policy.connections_for(stream.rate)
             chunk = self._policy.request_blocks(stream.window, stream.rate)
+            if self._fetcher.ignores_range(ref.id):
+                # Its node sends the whole file whatever is asked: the window in order, over
+                # one connection, each request reading on where the last one stopped.
+                connections, chunk = 1, stream.window
             missing = [i for i in range(start, stop) if not self._known((ref.id, i))]
             if not missing or (missing[0] != start and len(missing) < chunk):
                 return True  # only worthwhile requests: the next block, or a whole chunk
