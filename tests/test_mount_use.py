@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from putio_mirror.fakeputio import FakePutio
 from tests.mirror_env import Mirror
-from tests.mount_env import mounted
+from tests.mount_env import api_requests, mounted, node_requests
 
 MIB = 1024 * 1024
 
@@ -109,3 +110,51 @@ def test_a_mount_killed_with_9_is_mounted_again_and_its_cache_removed(
     with mounted(mirror) as again:
         assert disk_bytes(cache) == 0
         assert read_range(again.mount_point / "film.mkv", 5 * MIB, 100) == content[5 * MIB :][:100]
+
+
+def mount_threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_a_scanner_probing_500_files_at_once_gets_every_head_and_tail(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # A library scanner (Plex, Jellyfin, ffprobe) reads each file's head and tail, many at once.
+    folder = fake_putio.add_folder("Library")
+    size = 3 * MIB + 17
+    ids = [fake_putio.add_file(f"e{n:03}.mkv", folder, size=size) for n in range(500)]
+    with mounted(mirror) as mount:
+        root = mount.mount_point / "Library"
+        sent_before, most_threads = fake_putio.node_bytes_sent, 0
+
+        def probe(number: int) -> bool:
+            path = root / f"e{number:03}.mkv"
+            head, tail = read_range(path, 0, 65536), read_range(path, size - 65536, 65536)
+            expected = (
+                b"".join(fake_putio.file_pieces(ids[number], 0, 65536)),
+                b"".join(fake_putio.file_pieces(ids[number], size - 65536)),
+            )
+            return (head, tail) == expected
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(500) as pool:
+            results = [pool.submit(probe, n) for n in range(500)]
+            while not all(result.done() for result in results):
+                most_threads = max(most_threads, mount_threads(mount.process.pid))
+                time.sleep(0.05)
+        took = time.monotonic() - started
+        assert all(result.result() for result in results)
+        sent = fake_putio.node_bytes_sent - sent_before
+        print(
+            f"500 probes: {took:.2f} s, {sent / MIB:.0f} MiB from the node, "
+            f"{len(node_requests(fake_putio))} node requests, "
+            f"{sum('/url' in r for r in api_requests(fake_putio))} URL calls, "
+            f"{most_threads} threads at most"
+        )
+        # More readers than the connection pools held: each connection past them was
+        # dropped after its request (a new TLS handshake with put.io for the next one)
+        # and said so in the log, hundreds of warnings a scan.
+        assert "Connection pool is full" not in mount.output()
