@@ -60,6 +60,8 @@ class BlockCache:
         self._index: OrderedDict[BlockKey, tuple[int, int]] = OrderedDict()
         self._free = list(range(self._slot_count))
         self._pins: dict[int, int] = {}
+        #: slots of forgotten blocks, free once their readers are done
+        self._unpinned_free: set[int] = set()
         self._lock = threading.Lock()
         self._descriptor = -1
 
@@ -140,6 +142,16 @@ class BlockCache:
             self._index[key] = (slot, len(data))
         self._unpin(slot)
 
+    def forget(self, file_id: int) -> None:
+        """Drop every block of the file; a slot being read is freed once its reader is done."""
+        with self._lock:
+            for key in [key for key in self._index if key[0] == file_id]:
+                slot = self._index.pop(key)[0]
+                if self._pins.get(slot):
+                    self._unpinned_free.add(slot)
+                else:
+                    self._free.append(slot)
+
     def _take_slot(self) -> int | None:
         """Return a free slot, else the least recently used block's that nobody reads."""
         if self._free:
@@ -155,6 +167,9 @@ class BlockCache:
             count = self._pins.pop(slot) - 1
             if count:
                 self._pins[slot] = count
+            elif slot in self._unpinned_free:
+                self._unpinned_free.discard(slot)
+                self._free.append(slot)
 
 
 def sweep(folder: Path) -> None:
@@ -259,6 +274,12 @@ class MemoryBlocks:
     def has(self, key: BlockKey) -> bool:
         with self._lock:
             return key in self._blocks
+
+    def forget(self, file_id: int) -> None:
+        """Drop every block of the file (a reader copying from one keeps its buffer)."""
+        with self._lock:
+            for key in [key for key in self._blocks if key[0] == file_id]:
+                del self._blocks[key]
 
     def add(self, key: BlockKey, data: bytearray) -> list[tuple[BlockKey, bytearray]]:
         """Hold a whole block; return the blocks it pushed out that are worth the disk."""

@@ -146,6 +146,11 @@ class RemoteReads:
         """The mount is ending: every read waiting on a node fails now (``Unavailable``)."""
         self._fetcher.close()
 
+    def forget(self, file_id: int) -> None:
+        """Drop the file's blocks held and cached: they were found wrong."""
+        self._memory.forget(file_id)
+        self._cache.forget(file_id)
+
     def read(self, ref: FileRef, offset: int, size: int, stream: Stream) -> bytes:
         """Given a file, a byte range and the stream's state, return those bytes (fewer at
         the end of the file); raise Unavailable if the node cannot deliver them in time."""
