@@ -6,6 +6,7 @@ Real FUSE mounts of the local put.io, as in test_mount; skipped where FUSE is mi
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import http.server
 import os
@@ -281,3 +282,27 @@ def test_a_whole_file_read_wrong_by_the_node_fails_and_is_not_served_again(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_file_deleted_on_put_io_while_read_gives_right_bytes_or_eio(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    file_id = fake_putio.add_file("film.mkv", 0, size=40 * MIB)
+    content = fake_putio.file_content(file_id)
+    with mounted(mirror, refresh_seconds=1) as mount:
+        descriptor = os.open(mount.mount_point / "film.mkv", os.O_RDONLY)
+        try:
+            assert os.pread(descriptor, MIB, 0) == content[:MIB]
+            fake_putio.delete_file(file_id)
+            time.sleep(1.5)  # the listing has forgotten it
+            failed = None
+            for offset in range(MIB, len(content), 4 * MIB):
+                try:
+                    assert os.pread(descriptor, MIB, offset) == content[offset:][:MIB]
+                except OSError as error:
+                    failed = error.errno
+                    break
+            assert failed in (None, errno.EIO)
+        finally:
+            os.close(descriptor)
+        assert not (mount.mount_point / "film.mkv").exists()
