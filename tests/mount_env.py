@@ -60,14 +60,14 @@ class Mounted:
 
 
 @contextmanager
-def mounted(mirror: Mirror, **mount: Any) -> Iterator[Mounted]:
-    """Given a mirror set-up, mount its put.io at ``<root>/mnt`` (with ``mount:`` options);
+def mounted(mirror: Mirror, at: str = "mnt", **mount: Any) -> Iterator[Mounted]:
+    """Given a mirror set-up, mount its put.io at ``<root>/<at>`` (with ``mount:`` options);
     yield it; stop the process and unmount afterwards, whatever happened."""
     require_fuse()
     mirror.write_config(mount=mount)
-    mount_point = mirror.root / "mnt"
+    mount_point = mirror.root / at
     mount_point.mkdir(exist_ok=True)
-    log = mirror.root / "mount.log"
+    log = mirror.root / f"{at}.log"
     env = {k: v for k, v in os.environ.items() if k not in {"PUTIO_TOKEN", "PYTHONUNBUFFERED"}}
     command = ["mount", "--foreground", str(mount_point)]
     with log.open("wb") as output:

@@ -308,14 +308,14 @@ def test_the_block_cache_stays_within_cache_max_mb(mirror: Mirror, fake_putio: F
             offset = block * MIB + 1000
             data = fake_putio.file_content(ids[number])[offset : offset + 4096]
             assert read_range(path, offset, 4096) == data
-            held = sum(path.stat().st_size for path in cache.iterdir() if path.is_file())
+            held = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file())
             assert held <= 16 * MIB
         assert held > 8 * MIB  # the cache was used
         for number, file_id in enumerate(ids):  # streams as well
             data = (mount.mount_point / "Season" / f"e{number}.mkv").read_bytes()
             assert data == fake_putio.file_content(file_id)
         time.sleep(0.2)  # read-ahead past the reader lands too
-        assert sum(path.stat().st_size for path in cache.iterdir() if path.is_file()) <= 16 * MIB
+        assert sum(path.stat().st_size for path in cache.rglob("*") if path.is_file()) <= 16 * MIB
     assert not cache.exists()  # emptied at unmount
 
 

@@ -86,9 +86,10 @@ def test_the_mount_table_names_the_device_of_the_last_mount_on_a_path(tmp_path: 
 
 def test_the_block_cache_never_holds_more_than_its_budget(tmp_path: Path) -> None:
     cache = BlockCache(tmp_path / "cache", 3 * BLOCK_SIZE).open()
+    assert cache.own_folder is not None
     for index in range(6):
         cache.put((7, index), bytes([index]) * BLOCK_SIZE)
-        on_disk = sum(path.stat().st_size for path in (tmp_path / "cache").iterdir())
+        on_disk = sum(path.stat().st_size for path in cache.own_folder.iterdir())
         assert on_disk <= 3 * BLOCK_SIZE and cache.used_bytes() <= 3 * BLOCK_SIZE
     assert cache.read((7, 0), 0, 10) is None  # the oldest went first
     assert cache.read((7, 5), 100, 3) == b"\x05\x05\x05"
@@ -107,11 +108,26 @@ def test_the_block_cache_evicts_the_least_recently_read(tmp_path: Path) -> None:
 
 
 def test_the_block_cache_starts_empty_and_is_removed_at_close(tmp_path: Path) -> None:
-    (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / "blocks").write_bytes(b"stale")
+    (tmp_path / "cache" / "123-killed").mkdir(parents=True)
+    (tmp_path / "cache" / "123-killed" / "blocks").write_bytes(b"stale")  # kill -9 left it
+    (tmp_path / "cache" / "blocks").write_bytes(b"stale")  # the layout before folders
     cache = BlockCache(tmp_path / "cache", BLOCK_SIZE).open()
-    assert (tmp_path / "cache" / "blocks").stat().st_size == 0 and not cache.has((9, 0))
+    assert cache.own_folder is not None and not cache.has((9, 0))
+    assert list((tmp_path / "cache").iterdir()) == [cache.own_folder]
     cache.close()
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_block_cache_leaves_another_running_mounts_cache_alone(tmp_path: Path) -> None:
+    first = BlockCache(tmp_path / "cache", 2 * BLOCK_SIZE).open()
+    first.put((1, 0), b"a" * BLOCK_SIZE)
+    second = BlockCache(tmp_path / "cache", 2 * BLOCK_SIZE).open()
+    second.put((1, 0), b"b" * BLOCK_SIZE)
+    assert first.own_folder != second.own_folder
+    assert first.read((1, 0), 0, 3) == b"aaa" and second.read((1, 0), 0, 3) == b"bbb"
+    second.close()
+    assert first.own_folder is not None and (first.own_folder / "blocks").exists()
+    first.close()
     assert not (tmp_path / "cache").exists()
 
 

@@ -2,8 +2,9 @@
 bounded cache of them on disk (``BlockCache``), least recently used evicted first.
 
 A block is ``BLOCK_SIZE`` bytes of one put.io file (the last one shorter). The cache
-is one file in the staging filesystem (``mount-cache/blocks`` in the staging
-folder) cut into ``max_bytes // BLOCK_SIZE`` slots; an index in memory says which
+is one file in the staging filesystem (``mount-cache/<pid>-<random>/blocks`` in the
+staging folder: each mount its own, locked while it runs) cut into
+``max_bytes // BLOCK_SIZE`` slots; an index in memory says which
 block is in which slot, in least-recently-used order. Read-ahead of many streams
 therefore costs disk, not RSS, and the file never grows past the budget. Reusing
 slots (``pwrite`` over pages already there) costs about half the CPU of a file per
@@ -12,16 +13,27 @@ block, which had to be created, renamed and, on eviction, unlinked (profiled on 
 so it is not overwritten under its reader; a block being written is not in the
 index until it is whole. The cache starts empty with each mount. put.io never
 changes a file's bytes under its id, so a block stays valid while it is kept.
+
+Two mounts of one config share ``mount-cache``: one folder there was emptied by each
+mount's start and removed at its end, so a second mount deleted the first one's cache
+(its blocks lived on in a deleted file ``du`` never showed), and two starting at once
+wrote slots of one file. Each mount now keeps its own folder, its cache file locked
+(``flock``) while it runs; a starting mount removes only the folders whose lock is
+free, those of mounts killed before they could remove their own.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
 import sys
+import tempfile
 import threading
+import time
 from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,18 +44,24 @@ CACHE_DIR_NAME = "mount-cache"
 CACHE_FILE_NAME = "blocks"
 
 BlockKey = tuple[int, int]
+#: A mount's cache folder without its cache file yet is being made, unless this old.
+_MAKING_SECONDS = 60.0
 
 
 class BlockCache:
-    """Given a folder and a byte budget, keep blocks in slots of one file there."""
+    """Given a folder (shared by the mounts of one config) and a byte budget, keep blocks
+    in slots of one file of this mount's own folder there."""
 
     def __init__(self, folder: Path, max_bytes: int) -> None:
         self._folder = folder
+        self._own: Path | None = None
         self._slot_count = max(1, max_bytes // BLOCK_SIZE)
         #: block -> (slot, length), least recently used first
         self._index: OrderedDict[BlockKey, tuple[int, int]] = OrderedDict()
         self._free = list(range(self._slot_count))
         self._pins: dict[int, int] = {}
+        #: slots of forgotten blocks, free once their readers are done
+        self._unpinned_free: set[int] = set()
         self._lock = threading.Lock()
         self._descriptor = -1
 
@@ -51,19 +69,31 @@ class BlockCache:
     def max_bytes(self) -> int:
         return self._slot_count * BLOCK_SIZE
 
+    @property
+    def own_folder(self) -> Path | None:
+        """This mount's folder, once open."""
+        return self._own
+
     def open(self) -> BlockCache:
-        """Start empty: remove what an earlier mount left, then create the cache file."""
-        shutil.rmtree(self._folder, ignore_errors=True)
+        """Start empty: remove what mounts that ended without closing left, then create
+        this mount's folder and its cache file, locked."""
         self._folder.mkdir(parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-        self._descriptor = os.open(self._folder / CACHE_FILE_NAME, flags, 0o600)
+        sweep(self._folder)
+        while self._descriptor < 0:
+            own = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self._folder))
+            descriptor = _locked_new(own / CACHE_FILE_NAME)
+            if descriptor is not None:
+                self._own, self._descriptor = own, descriptor
         return self
 
     def close(self) -> None:
         if self._descriptor >= 0:
             os.close(self._descriptor)
             self._descriptor = -1
-        shutil.rmtree(self._folder, ignore_errors=True)
+        if self._own is not None:
+            shutil.rmtree(self._own, ignore_errors=True)
+        with suppress(OSError):  # the last mount out tidies up; another's is still there
+            self._folder.rmdir()
 
     def used_bytes(self) -> int:
         with self._lock:
@@ -112,6 +142,16 @@ class BlockCache:
             self._index[key] = (slot, len(data))
         self._unpin(slot)
 
+    def forget(self, file_id: int) -> None:
+        """Drop every block of the file; a slot being read is freed once its reader is done."""
+        with self._lock:
+            for key in [key for key in self._index if key[0] == file_id]:
+                slot = self._index.pop(key)[0]
+                if self._pins.get(slot):
+                    self._unpinned_free.add(slot)
+                else:
+                    self._free.append(slot)
+
     def _take_slot(self) -> int | None:
         """Return a free slot, else the least recently used block's that nobody reads."""
         if self._free:
@@ -127,6 +167,57 @@ class BlockCache:
             count = self._pins.pop(slot) - 1
             if count:
                 self._pins[slot] = count
+            elif slot in self._unpinned_free:
+                self._unpinned_free.discard(slot)
+                self._free.append(slot)
+
+
+def sweep(folder: Path) -> None:
+    """Given the mounts' shared cache folder, remove what no running mount holds: the
+    folders of mounts that were killed, and a cache file of the layout before folders."""
+    for entry in folder.iterdir():
+        if entry.is_symlink() or not entry.is_dir():
+            if entry.name == CACHE_FILE_NAME:
+                entry.unlink(missing_ok=True)
+            continue
+        if _abandoned(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _abandoned(own: Path) -> bool:
+    """Given a mount's cache folder, say whether no running mount holds it: its cache
+    file's lock is free (a lock dies with its process, kill -9 included)."""
+    try:
+        descriptor = os.open(own / CACHE_FILE_NAME, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:  # being made, or its maker died before making the file
+        try:
+            return time.time() - own.stat().st_mtime > _MAKING_SECONDS
+        except OSError:
+            return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # held: a running mount's
+    finally:
+        os.close(descriptor)  # the lock, if taken, goes with it
+    return True
+
+
+def _locked_new(path: Path) -> int | None:
+    """Create the cache file and lock it; return its descriptor, or None if another
+    mount's sweep took it for abandoned between the two (then make another)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(path, flags, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        still = path.stat().st_ino == os.fstat(descriptor).st_ino
+    except OSError:  # a sweep holds it this instant, or removed it
+        still = False
+    if not still:
+        os.close(descriptor)
+    return descriptor if still else None
 
 
 class MemoryBlocks:
@@ -183,6 +274,12 @@ class MemoryBlocks:
     def has(self, key: BlockKey) -> bool:
         with self._lock:
             return key in self._blocks
+
+    def forget(self, file_id: int) -> None:
+        """Drop every block of the file (a reader copying from one keeps its buffer)."""
+        with self._lock:
+            for key in [key for key in self._blocks if key[0] == file_id]:
+                del self._blocks[key]
 
     def add(self, key: BlockKey, data: bytearray) -> list[tuple[BlockKey, bytearray]]:
         """Hold a whole block; return the blocks it pushed out that are worth the disk."""

@@ -7,6 +7,13 @@ here writes anywhere: the mount is read-only (``ro``), and an open for writing i
 refused with ``EROFS`` besides. Extended attributes show the mirror's state:
 ``user.putio.id``, ``user.putio.crc32`` and ``user.putio.mirrored`` (the local copy's
 path, or empty).
+
+A streamed file read in order from its first byte to its last (``cp``, ``rsync``, a
+checksum) is checked against put.io's CRC32 as it goes (``_Check``): bytes a node got
+wrong fail that last read with ``EIO``, so the copy fails instead of being wrong
+without a word, and the file's blocks are dropped, so the next read fetches them
+again instead of being served the same wrong bytes. A read that is not in order (a
+player's seek, a scanner's probe) cannot be checked and is not.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 
 import mfusepy
 
+from putio_mirror.fetch.crc import crc32
 from putio_mirror.mount.ending import SessionWatch
 from putio_mirror.mount.listing import Listing, is_copy_of
 from putio_mirror.mount.node import FileRef, Unavailable
@@ -40,6 +48,37 @@ _NO_ATTRIBUTE = getattr(errno, "ENODATA", 61)  # Linux; macOS says ENOATTR (93)
 _NANOSECONDS = 1_000_000_000
 
 
+class WrongBytes(Exception):
+    """A streamed file read whole did not have put.io's CRC32."""
+
+
+class _Check:
+    """The CRC32 of a streamed file's bytes as read in order from the first; given up at
+    the first read out of order."""
+
+    def __init__(self, expected: str | None) -> None:
+        self._expected = expected.lower() if expected else None
+        self._next = 0 if self._expected else -1
+        self._value = 0
+        self._lock = threading.Lock()
+
+    def add(self, offset: int, data: memoryview, size: int) -> None:
+        """Given a read's offset and bytes and the file's size, count them if they follow
+        the bytes counted; raise WrongBytes once the whole file was counted, wrong."""
+        with self._lock:
+            if offset != self._next:
+                self._next = -1  # out of order: this open file is not checked
+                return
+            self._value = crc32(data, self._value)
+            self._next += len(data)
+            if self._next < size:
+                return
+            self._next = -1
+            actual = f"{self._value:08x}"
+        if actual != self._expected:
+            raise WrongBytes(f"its bytes have CRC32 {actual}, put.io lists {self._expected}")
+
+
 @dataclass
 class Handle:
     """An open file: its node as opened, and its local copy's descriptor, or its reading
@@ -49,9 +88,11 @@ class Handle:
     descriptor: int | None
     stream: Stream = field(default_factory=Stream)
     ref: FileRef = field(init=False)
+    check: _Check = field(init=False)
 
     def __post_init__(self) -> None:
         self.ref = FileRef(self.node.id, self.node.size)
+        self.check = _Check(self.node.crc32 if self.descriptor is None else None)
 
 
 class PutioFS(mfusepy.Operations):  # type: ignore[misc]
@@ -149,7 +190,12 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
             for piece in self._reads.pieces(handle.ref, offset, len(into), handle.stream):
                 into[done : done + len(piece)] = piece
                 done += len(piece)
+            handle.check.add(offset, into[:done], handle.ref.size)
             return done
+        except WrongBytes as error:
+            self._reads.forget(handle.ref.id)
+            logger.warning("mount: put.io file %d read whole was wrong: %s", handle.ref.id, error)
+            raise mfusepy.FuseOSError(errno.EIO) from error
         except Unavailable as error:
             logger.warning("mount: read failed: %s", error)
             raise mfusepy.FuseOSError(errno.EIO) from error

@@ -186,8 +186,9 @@ def _remote_reads(settings: Settings, stack: ExitStack) -> RemoteReads:
     cache = BlockCache(settings.staging_dir / CACHE_DIR_NAME, options.cache_max_bytes).open()
     stack.callback(cache.close)
     # The URL calls of readers must not wait out the API client's patience.
-    client = stack.enter_context(_client(settings, min(settings.timeout, options.read_timeout)))
-    session = stack.enter_context(_node_session(options.connections))
+    timeout = min(settings.timeout, options.read_timeout)
+    client = stack.enter_context(_client(settings, timeout, stack.enter_context(_pooled())))
+    session = stack.enter_context(_pooled())
     timing = Timing(options.read_timeout, options.max_outage)
 
     def url_for(file_id: int) -> str:
@@ -201,18 +202,24 @@ def _remote_reads(settings: Settings, stack: ExitStack) -> RemoteReads:
 
 
 @contextmanager
-def _client(settings: Settings, timeout: float) -> Iterator[PutioClient]:
+def _client(
+    settings: Settings, timeout: float, session: requests.Session | None = None
+) -> Iterator[PutioClient]:
     assert settings.token is not None
     token = settings.token.reveal()
-    with PutioClient(token, settings.api_url, settings.upload_url, timeout=timeout) as client:
+    with PutioClient(
+        token, settings.api_url, settings.upload_url, timeout=timeout, session=session
+    ) as client:
         yield client
 
 
 @contextmanager
-def _node_session(connections: int) -> Iterator[requests.Session]:
-    """A session for download nodes, with room for every reader's connections (and the
-    proxy environment read once per node, not per Range request)."""
-    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=max(16, connections * 8))
+def _pooled() -> Iterator[requests.Session]:
+    """A session with room in its pools for every reader at once: each FUSE thread (a
+    scanner probing hundreds of files) and each read-ahead worker. A smaller pool dropped
+    each connection past its size after one request (the next one a new TLS handshake
+    with put.io), with a warning in the log each time: hundreds a scan of 500 files."""
+    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=MAX_THREADS + MAX_THREADS // 2)
     with Session(adapter) as session:
         try:
             yield session

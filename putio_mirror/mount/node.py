@@ -7,6 +7,13 @@ renewed once a request with it failed (put.io's links expire, its nodes fail), a
 stall or a dropped connection retried from the first byte not yet delivered, and a
 read that got no byte for ``max_outage`` seconds given up with ``Unavailable`` (the
 mount answers ``EIO``), so a ``read()`` never hangs whatever the network does.
+
+A node (or a proxy before it) may ignore ``Range`` and send the whole file: each block
+read past the start then streamed the file from byte 0 again, so a sequential read cost
+the square of the file's size (32 MiB read: 205 MiB from the node). Such an answer is
+kept open where its range ended (``_Parked``): the next request of the file at or past
+that byte reads on from there, and ``ignores_range`` tells the reader to ask for the
+file's blocks in order, over one connection.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +52,8 @@ _CONNECT_TIMEOUT = 5.0
 #: the files whose node links are kept (~250 bytes each): more than a player and a
 #: scanner read at once; put.io's links expire anyway
 KEPT_LINKS = 4096
+#: The most whole-file answers (of nodes ignoring Range) kept open to read on from.
+KEPT_ANSWERS = 8
 DEFAULT_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=1_000_000)
 
 
@@ -85,6 +94,54 @@ class _Progress:
         self.last_byte_at = now
 
 
+@dataclass
+class _Body:
+    """A node's answer being read: where its next byte is in the file, and how to read
+    it; ``closing`` ends the request."""
+
+    answer: NodeAnswer
+    read: Callable[[memoryview], int]
+    position: int
+    closing: ExitStack
+
+
+class _Parked:
+    """Whole-file answers kept open where their reader stopped, by file, at most ``most``
+    (the one parked longest ago is closed first)."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most
+        self._bodies: OrderedDict[int, tuple[int, _Body]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, file_id: int, position: int) -> _Body | None:
+        """Return the answer of the file nearest before ``position``, if one is kept."""
+        with self._lock:
+            found = [
+                (body.position, key)
+                for key, (owner, body) in self._bodies.items()
+                if owner == file_id and body.position <= position
+            ]
+            if not found:
+                return None
+            return self._bodies.pop(max(found)[1])[1]
+
+    def park(self, file_id: int, body: _Body) -> None:
+        with self._lock:
+            self._bodies[id(body)] = (file_id, body)
+            dropped = []
+            while len(self._bodies) > self._most:
+                dropped.append(self._bodies.popitem(last=False)[1][1])
+        for old in dropped:
+            old.closing.close()
+
+    def close(self) -> None:
+        with self._lock:
+            bodies, self._bodies = list(self._bodies.values()), OrderedDict()
+        for _, body in bodies:
+            body.closing.close()
+
+
 class NodeFetcher:
     """Given a token-free session and put.io's ``files/{id}/url`` call, stream file ranges."""
 
@@ -114,6 +171,9 @@ class NodeFetcher:
         self._lock = threading.Lock()
         #: the answers whose bodies are being read, by id (an answer may not be hashable)
         self._in_flight: dict[int, NodeAnswer] = {}
+        self._parked = _Parked(KEPT_ANSWERS)
+        #: the files whose node answered a range with the whole file, newest last
+        self._whole_files: OrderedDict[int, None] = OrderedDict()
 
     def close(self) -> None:
         """The mount is ending: fail every fetch, those waiting on a node included, now."""
@@ -122,6 +182,13 @@ class NodeFetcher:
             answers = list(self._in_flight.values())
         for answer in answers:
             _cut(answer)
+        self._parked.close()
+
+    def ignores_range(self, file_id: int) -> bool:
+        """Whether the file's node answered a range with the whole file: its blocks are
+        best asked for in order, each request reading on where the last one stopped."""
+        with self._lock:
+            return file_id in self._whole_files
 
     def fetch(self, ref: FileRef, start: int, end: int, receiver: Receiver) -> None:
         """Given a file, a half-open byte range and where its bytes go, read them from the
@@ -168,13 +235,58 @@ class NodeFetcher:
         receiver: Receiver,
         remaining: float,
     ) -> None:
+        parked = self._parked.take(ref.id, progress.position)
+        if parked is not None:
+            before = progress.position
+            try:
+                self._read_on(ref, parked, progress, end, receiver)
+                return
+            except Retry as trouble:
+                if progress.position > before:
+                    raise
+                # closed by the node while parked: ask afresh, no failure of the node
+                logger.debug("put.io file %d: a kept answer ended (%s)", ref.id, trouble.reason)
         timeout = (min(_CONNECT_TIMEOUT, remaining), min(self._read_timeout, remaining))
         first = progress.position
-        with (
-            node_get(self._session, url, f"{first}-{end - 1}", timeout) as response,
-            self._tracked(response),
-        ):
-            self._receive(ref, response, progress, end, receiver)
+        closing = ExitStack()
+        try:
+            response = closing.enter_context(
+                node_get(self._session, url, f"{first}-{end - 1}", timeout)
+            )
+            item = FileToFetch(ref.id, ref.size, None, Path(f"put.io file {ref.id}"))
+            start = body_start(response, first, item)
+        except BaseException:
+            closing.close()
+            raise
+        if response.status_code == 200:
+            self._note_whole(ref.id)
+        self._read_on(
+            ref, _Body(response, body_reader(response), start, closing), progress, end, receiver
+        )
+
+    def _note_whole(self, file_id: int) -> None:
+        with self._lock:
+            self._whole_files[file_id] = None
+            self._whole_files.move_to_end(file_id)
+            while len(self._whole_files) > self._keep_links:
+                self._whole_files.popitem(last=False)
+
+    def _read_on(
+        self, ref: FileRef, body: _Body, progress: _Progress, end: int, receiver: Receiver
+    ) -> None:
+        """Read the range from an answer; then end the request, or keep a whole file's
+        answer open where the range ended, for the next range of the file to read on."""
+        try:
+            with self._tracked(body.answer):
+                self._receive(body, progress, end, receiver)
+        except BaseException:
+            body.closing.close()
+            raise
+        body.position = end
+        if body.answer.status_code == 200 and end < ref.size and not self._closed.is_set():
+            self._parked.park(ref.id, body)
+        else:
+            body.closing.close()
 
     @contextmanager
     def _tracked(self, answer: NodeAnswer) -> Iterator[None]:
@@ -189,18 +301,11 @@ class NodeFetcher:
             with self._lock:
                 self._in_flight.pop(id(answer), None)
 
-    def _receive(
-        self,
-        ref: FileRef,
-        response: NodeAnswer,
-        progress: _Progress,
-        end: int,
-        receiver: Receiver,
-    ) -> None:
-        first = progress.position
-        item = FileToFetch(ref.id, ref.size, None, Path(f"put.io file {ref.id}"))
-        read = body_reader(response)
-        _skip(read, first - body_start(response, first, item))  # a 200 sends the whole file
+    def _receive(self, body: _Body, progress: _Progress, end: int, receiver: Receiver) -> None:
+        read = body.read
+        # A whole file's answer (a 200) starts before the range: what comes first is dropped.
+        _skip(read, progress.position - body.position)
+        body.position = progress.position
         while progress.position < end:
             space = receiver.space()
             # At most a piece at a time: the outage clock restarts with each one.
@@ -209,8 +314,9 @@ class NodeFetcher:
                 raise Retry("the node's answer ended early")
             receiver.filled(count)
             progress.position += count
+            body.position = progress.position
             progress.last_byte_at = self._clock()
-        if response.status_code == 206:
+        if body.answer.status_code == 206:
             read(memoryview(bytearray(0)))  # the body is over: the connection goes back
 
     def _pause(self, ref: FileRef, trouble: Retry, progress: _Progress, failures: int) -> None:

@@ -146,6 +146,11 @@ class RemoteReads:
         """The mount is ending: every read waiting on a node fails now (``Unavailable``)."""
         self._fetcher.close()
 
+    def forget(self, file_id: int) -> None:
+        """Drop the file's blocks held and cached: they were found wrong."""
+        self._memory.forget(file_id)
+        self._cache.forget(file_id)
+
     def read(self, ref: FileRef, offset: int, size: int, stream: Stream) -> bytes:
         """Given a file, a byte range and the stream's state, return those bytes (fewer at
         the end of the file); raise Unavailable if the node cannot deliver them in time."""
@@ -213,6 +218,10 @@ class RemoteReads:
             stop = min(start + stream.window, count)
             connections = self._policy.connections_for(stream.rate)
             chunk = self._policy.request_blocks(stream.window, stream.rate)
+            if self._fetcher.ignores_range(ref.id):
+                # Its node sends the whole file whatever is asked: the window in order, over
+                # one connection, each request reading on where the last one stopped.
+                connections, chunk = 1, stream.window
             missing = [i for i in range(start, stop) if not self._known((ref.id, i))]
             if not missing or (missing[0] != start and len(missing) < chunk):
                 return True  # only worthwhile requests: the next block, or a whole chunk

@@ -1,0 +1,308 @@
+"""The mount as its users use it: players, library scanners, ``cp``, ``rsync``, ``find``;
+and two mounts of one config, nodes that ignore ``Range``, files that change on put.io.
+
+Real FUSE mounts of the local put.io, as in test_mount; skipped where FUSE is missing.
+"""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import http.server
+import os
+import random
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from putio_mirror.fakeputio import FakePutio
+from putio_mirror.putio.client import PutioClient
+from tests.mirror_env import Mirror
+from tests.mount_env import api_requests, mounted, node_requests
+
+MIB = 1024 * 1024
+
+
+def read_range(path: Path, offset: int, length: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(length)
+
+
+def disk_bytes(folder: Path) -> int:
+    """The bytes the files under a folder take on disk (the block cache is sparse)."""
+    return sum(
+        (Path(here) / name).stat().st_blocks * 512
+        for here, _, names in os.walk(folder)
+        for name in names
+    )
+
+
+def test_two_mounts_of_one_config_keep_each_its_own_cache(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # Two mounts of one config (a second mount point, a test beside the service) shared
+    # `mount-cache`: the second one's start deleted the first one's cache file, and its
+    # end the whole folder, so the first mount's blocks lived on, invisible to `du`, in a
+    # deleted file, and two starting at once would both write slots of one file.
+    file_id = fake_putio.add_file("film.mkv", 0, size=24 * MIB)
+    content = fake_putio.file_content(file_id)
+    cache = mirror.downloads / ".putio-mirror-staging" / "mount-cache"
+    places = list(range(24))
+    random.Random(3).shuffle(places)
+
+    def probe(mount_point: Path) -> None:
+        for block in places:  # at random: what is read is worth keeping, on disk
+            offset = block * MIB + 100
+            assert read_range(mount_point / "film.mkv", offset, 4096) == content[offset:][:4096]
+
+    with mounted(mirror, cache_max_mb=16) as first:
+        probe(first.mount_point)
+        kept = disk_bytes(cache)
+        assert kept >= 8 * MIB
+        with mounted(mirror, at="mnt2", cache_max_mb=16) as second:
+            assert disk_bytes(cache) >= kept  # the first mount's cache is still there
+            probe(second.mount_point)
+            probe(first.mount_point)
+            assert disk_bytes(cache) >= kept + 8 * MIB
+        assert disk_bytes(cache) >= kept  # the second mount's end left the first's alone
+        probe(first.mount_point)
+    assert disk_bytes(cache) == 0 if cache.exists() else True
+
+
+def test_a_node_that_ignores_range_is_read_once_not_once_a_block(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # A node (or a proxy before it) that answers every Range with the whole file: each
+    # block read past the start fetched the file from byte 0 again, so reading a file
+    # cost the square of its size.
+    file_id = fake_putio.add_file("film.mkv", 0, size=32 * MIB)
+    fake_putio.node_ignores_range = True
+    content = fake_putio.file_content(file_id)
+    with mounted(mirror) as mount:
+        sent_before = fake_putio.node_bytes_sent
+        started = time.monotonic()
+        assert (mount.mount_point / "film.mkv").read_bytes() == content
+        took = time.monotonic() - started
+        sent = fake_putio.node_bytes_sent - sent_before
+        print(f"node bytes for a 32 MiB read: {sent / MIB:.1f} MiB in {took:.2f} s")
+        assert sent <= 2 * 32 * MIB
+        chooser = random.Random(5)  # and seeks, back and forth, still get the right bytes
+        for _ in range(12):
+            offset = chooser.randrange(0, len(content))
+            assert read_range(mount.mount_point / "film.mkv", offset, MIB) == content[offset:][:MIB]
+
+
+def test_a_mount_killed_with_9_is_mounted_again_and_its_cache_removed(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # The OOM killer or kill -9: the kernel keeps the dead mount (test_mount names the way
+    # out), and the killed mount's cache stays on disk until a mount removes it.
+    file_id = fake_putio.add_file("film.mkv", 0, size=24 * MIB)
+    content = fake_putio.file_content(file_id)
+    cache = mirror.downloads / ".putio-mirror-staging" / "mount-cache"
+    with mounted(mirror, cache_max_mb=16) as killed:
+        for block in range(23, -1, -1):
+            assert (
+                read_range(killed.mount_point / "film.mkv", block * MIB, 10)
+                == (content[block * MIB :][:10])
+            )
+        assert disk_bytes(cache) > 0
+        killed.process.kill()
+        killed.process.wait(15)
+    assert disk_bytes(cache) > 0  # `mounted` unmounted the dead mount, as systemd's unit does
+    with mounted(mirror) as again:
+        assert disk_bytes(cache) == 0
+        assert read_range(again.mount_point / "film.mkv", 5 * MIB, 100) == content[5 * MIB :][:100]
+
+
+def mount_threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_a_scanner_probing_500_files_at_once_gets_every_head_and_tail(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # A library scanner (Plex, Jellyfin, ffprobe) reads each file's head and tail, many at once.
+    folder = fake_putio.add_folder("Library")
+    size = 3 * MIB + 17
+    ids = [fake_putio.add_file(f"e{n:03}.mkv", folder, size=size) for n in range(500)]
+    with mounted(mirror) as mount:
+        root = mount.mount_point / "Library"
+        sent_before, most_threads = fake_putio.node_bytes_sent, 0
+
+        def probe(number: int) -> bool:
+            path = root / f"e{number:03}.mkv"
+            head, tail = read_range(path, 0, 65536), read_range(path, size - 65536, 65536)
+            expected = (
+                b"".join(fake_putio.file_pieces(ids[number], 0, 65536)),
+                b"".join(fake_putio.file_pieces(ids[number], size - 65536)),
+            )
+            return (head, tail) == expected
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(500) as pool:
+            results = [pool.submit(probe, n) for n in range(500)]
+            while not all(result.done() for result in results):
+                most_threads = max(most_threads, mount_threads(mount.process.pid))
+                time.sleep(0.05)
+        took = time.monotonic() - started
+        assert all(result.result() for result in results)
+        sent = fake_putio.node_bytes_sent - sent_before
+        print(
+            f"500 probes: {took:.2f} s, {sent / MIB:.0f} MiB from the node, "
+            f"{len(node_requests(fake_putio))} node requests, "
+            f"{sum('/url' in r for r in api_requests(fake_putio))} URL calls, "
+            f"{most_threads} threads at most"
+        )
+        # More readers than the connection pools held: each connection past them was
+        # dropped after its request (a new TLS handshake with put.io for the next one)
+        # and said so in the log, hundreds of warnings a scan.
+        assert "Connection pool is full" not in mount.output()
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_cp_of_a_200_mib_file_is_right_in_bounded_memory(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path
+) -> None:
+    file_id = fake_putio.add_file("film.mkv", 0, size=200 * MIB + 3)
+    with mounted(mirror) as mount:
+        rss_before = peak_rss_mib(mount.process.pid)
+        started = time.monotonic()
+        subprocess.run(
+            ["cp", str(mount.mount_point / "film.mkv"), str(tmp_path / "copy")], check=True
+        )
+        through_mount = time.monotonic() - started
+        rss = peak_rss_mib(mount.process.pid)
+    direct = tmp_path / "direct"
+    with PutioClient(fake_putio.token, fake_putio.api_url) as client:
+        url = client.download_url(file_id)
+    started = time.monotonic()
+    subprocess.run(["curl", "-s", "-o", str(direct), url], check=True)
+    through_node = time.monotonic() - started
+    print(
+        f"cp 200 MiB: {through_mount:.2f} s through the mount, {through_node:.2f} s by curl "
+        f"from the node; mount peak RSS {rss_before:.0f} -> {rss:.0f} MiB"
+    )
+    assert filecmp.cmp(tmp_path / "copy", direct, shallow=False)
+    assert rss - rss_before < 100
+
+
+def test_ls_l_of_10000_files_is_quick_and_stable_between_listings(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # A scanner re-reads what changed by mtime and size: both must stay put between
+    # listings, refreshes of the mount's listing included.
+    folder = fake_putio.add_folder("Big")
+    for number in range(10_000):
+        fake_putio.add_file(f"f{number:05}.txt", folder, f"{number}".encode())
+    with mounted(mirror, refresh_seconds=1) as mount:
+        started = time.monotonic()
+        first = subprocess.run(
+            ["ls", "-l", "--time-style=full-iso", str(mount.mount_point / "Big")],
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+        took = time.monotonic() - started
+        time.sleep(2.5)  # past a refresh of the listing and the kernel's caches
+        again = subprocess.run(
+            ["ls", "-l", "--time-style=full-iso", str(mount.mount_point / "Big")],
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+        print(f"ls -l of 10,000 files: {took:.2f} s")
+        assert len(first.splitlines()) == 10_001
+        assert first == again
+        assert took < 5
+
+
+class _CorruptingNode(http.server.BaseHTTPRequestHandler):
+    """A node (as ``node_base_url``: ``/<id>.bin``) that flips one byte of its first answer
+    covering ``spoil_at``: a bad disk or proxy on put.io's side, once."""
+
+    fake: FakePutio
+    spoil_at: int
+    spoiled = False
+
+    def do_GET(self) -> None:
+        file_id = int(self.path.split("?")[0].strip("/").removesuffix(".bin"))
+        content = bytearray(self.fake.file_content(file_id))
+        first, _, last = self.headers["Range"].removeprefix("bytes=").partition("-")
+        start, stop = int(first), min(int(last) + 1, len(content))
+        cls = type(self)
+        if not cls.spoiled and start <= cls.spoil_at < stop:
+            cls.spoiled = True
+            content[cls.spoil_at] ^= 0xFF
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{len(content)}")
+        self.send_header("Content-Length", str(stop - start))
+        self.end_headers()
+        self.wfile.write(content[start:stop])
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_whole_file_read_wrong_by_the_node_fails_and_is_not_served_again(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path
+) -> None:
+    # A partial read cannot be checked, but one that read the file from its first byte to
+    # its last can, against put.io's CRC32: `cp` and `rsync` got a wrong copy silently,
+    # and every later read of those blocks got the same wrong bytes from the cache.
+    file_id = fake_putio.add_file("film.mkv", 0, size=6 * MIB + 5)
+    content = fake_putio.file_content(file_id)
+    handler = type("Node", (_CorruptingNode,), {"fake": fake_putio, "spoil_at": 3 * MIB + 5})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    fake_putio.node_base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with mounted(mirror) as mount:
+            copied = subprocess.run(
+                ["cp", str(mount.mount_point / "film.mkv"), str(tmp_path / "copy")],
+                capture_output=True,
+                check=False,
+            )
+            assert copied.returncode != 0, "a wrong copy was made without a word"
+            assert "CRC32" in mount.output()
+            assert handler.spoiled
+            assert (mount.mount_point / "film.mkv").read_bytes() == content
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_file_deleted_on_put_io_while_read_gives_right_bytes_or_eio(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    file_id = fake_putio.add_file("film.mkv", 0, size=40 * MIB)
+    content = fake_putio.file_content(file_id)
+    with mounted(mirror, refresh_seconds=1) as mount:
+        descriptor = os.open(mount.mount_point / "film.mkv", os.O_RDONLY)
+        try:
+            assert os.pread(descriptor, MIB, 0) == content[:MIB]
+            fake_putio.delete_file(file_id)
+            time.sleep(1.5)  # the listing has forgotten it
+            failed = None
+            for offset in range(MIB, len(content), 4 * MIB):
+                try:
+                    assert os.pread(descriptor, MIB, offset) == content[offset:][:MIB]
+                except OSError as error:
+                    failed = error.errno
+                    break
+            assert failed in (None, errno.EIO)
+        finally:
+            os.close(descriptor)
+        assert not (mount.mount_point / "film.mkv").exists()
