@@ -26,6 +26,7 @@ import putio_mirror
 from putio_mirror.core.errors import JournalError
 from putio_mirror.core.state import DownloadRecord
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.journal.rows import FileProgress
 from putio_mirror.journal.store import SCHEMA_VERSION, Journal
 from tests.mirror_env import Mirror
 
@@ -847,9 +848,13 @@ def test_desires_are_kept_once_by_info_hash_changed_removed_and_added_again(
     assert set(book.listing()) == {HASH_A} and not book.listing()[HASH_A].paused
     assert any_journal.facts().purged_items == frozenset()
     any_journal.record_progress(7, "tv/Show/a.mkv", 5, None, 3, minutes(3))
-    assert book.progress_of([7, 8]) == {7: (3, False, None)}
+    assert book.progress_of([7, 8]) == {7: FileProgress(3, False, None)}
     any_journal.mark_verified(8, "tv/Show/b.srt", 2, None, minutes(4), placed=True)
-    assert book.progress_of([7, 8, 9]) == {7: (3, False, None), 8: (2, True, "tv/Show/b.srt")}
+    any_journal.record_failure(7, minutes(5), "the node answered HTTP 500")
+    assert book.progress_of([7, 8, 9]) == {  # its failures too: why an RPC item is stuck
+        7: FileProgress(3, False, None, 1, minutes(5), "the node answered HTTP 500"),
+        8: FileProgress(2, True, "tv/Show/b.srt"),
+    }
 
 
 def test_a_journal_with_no_room_says_so_and_what_to_do(tmp_path: Path) -> None:

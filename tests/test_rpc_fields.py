@@ -11,7 +11,7 @@ import pytest
 from putio_mirror.core.state import Desire, Transfer
 from putio_mirror.rpc import ids
 from putio_mirror.rpc.adding import RpcError, parse_category
-from putio_mirror.rpc.fields import ItemView, LocalItem, torrent_fields
+from putio_mirror.rpc.fields import Failing, ItemView, LocalItem, torrent_fields
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 HASH = "ab" * 20
@@ -151,3 +151,16 @@ def test_configured_categories_are_the_only_ones() -> None:
     assert parse_category("/srv/downloads/tv", DOWNLOADS, ("tv", "films")) == "tv"
     with pytest.raises(RpcError, match="one of"):
         parse_category("/srv/downloads/music", DOWNLOADS, ("tv", "films"))
+
+
+def test_a_file_waiting_to_be_tried_again_is_a_warning_that_says_when() -> None:
+    retry = NOW + timedelta(minutes=10)
+    failing = (Failing("tv/Show: S01/a.mkv", 1, "the node answered HTTP 500", retry),)
+    local = LocalItem("tv/Show: S01", FILES, 300, failing=failing)
+    view = ItemView(desire(), Transfer(1, "x", "COMPLETED"), local, DOWNLOADS)
+    fields = torrent_fields(view, ["error", "errorString", "status"], NOW)
+    assert fields["error"] == 1 and fields["status"] == 4  # still downloading: it may come
+    assert fields["errorString"] == (
+        "tv/Show: S01/a.mkv failed 1 time(s): the node answered HTTP 500; "
+        "tried again after 2026-11-27 03:10 UTC"
+    )

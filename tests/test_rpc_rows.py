@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from putio_mirror.core.state import Desire, Transfer
+from putio_mirror.core.state import Desire, Policy, Transfer
 from putio_mirror.rpc.fields import ItemView, torrent_rows
 from putio_mirror.rpc.rows import Progress, RowCache, local_item
 from putio_mirror.rpc.wire import dumps
 
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 DOWNLOADS = "/srv/downloads"
+POLICY = Policy()
 FIELDS = [
     "id", "name", "secondsDownloading", "percentDone", "leftUntilDone", "status",
     "isFinished", "activityDate", "rateDownload", "labels", "errorString", "downloadDir",
@@ -36,15 +37,19 @@ def fresh(
 ) -> list[dict[str, object]]:
     views = []
     for item in desires:
-        files = [progress.get(file_id, (0, False, None)) for file_id, _, _ in item.item_files]
+        files = [
+            progress.get(file_id, Progress(0, False, None)) for file_id, _, _ in item.item_files
+        ]
         views.append(
-            ItemView(item, transfers.get(item.info_hash), local_item(item, files), DOWNLOADS)
+            ItemView(
+                item, transfers.get(item.info_hash), local_item(item, files, POLICY), DOWNLOADS
+            )
         )
     return torrent_rows(views, FIELDS, now)
 
 
 def test_kept_rows_follow_every_change_of_their_items_and_the_clock() -> None:
-    cache = RowCache(DOWNLOADS)
+    cache = RowCache(DOWNLOADS, POLICY)
     desires = [desire(1), desire(2), desire(3, paused=True)]
     transfers = {
         item.info_hash: Transfer(
@@ -57,12 +62,13 @@ def test_kept_rows_follow_every_change_of_their_items_and_the_clock() -> None:
     second = desires[1].info_hash
 
     def step(number: int) -> None:
-        if number == 1:  # a download runs
-            progress[11] = (300, False, None)
+        if number == 1:  # a download runs, then fails and waits to be tried again
+            progress[11] = Progress(300, False, None, 1, NOW, "the node answered HTTP 500")
         elif number == 2:
-            progress.update({11: (900, True, None), 12: (100, True, None)})
+            progress.update({11: Progress(900, True, None), 12: Progress(100, True, None)})
         elif number == 3:
-            progress.update({11: (900, True, "tv/S1/a.mkv"), 12: (100, True, "tv/S1/b")})
+            placed = {11: Progress(900, True, "tv/S1/a.mkv"), 12: Progress(100, True, "tv/S1/b")}
+            progress.update(placed)
         elif number == 4:
             transfers[second] = replace(transfers[second], status="COMPLETED", percent_done=100)
         elif number == 5:
@@ -81,7 +87,7 @@ def test_kept_rows_follow_every_change_of_their_items_and_the_clock() -> None:
 
 
 def test_rows_of_removed_items_are_let_go() -> None:
-    cache = RowCache(DOWNLOADS)
+    cache = RowCache(DOWNLOADS, POLICY)
     many = [desire(number) for number in range(200)]
     cache.rows(many, {}, {}, ["id"], NOW, {item.info_hash for item in many})
     one = many[:1]

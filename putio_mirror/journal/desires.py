@@ -14,12 +14,30 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Connection,
+    Integer,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from putio_mirror.core.state import Desire
 from putio_mirror.journal.engine import Database
-from putio_mirror.journal.rows import LABEL_SEPARATOR, desire_of, removed_of
-from putio_mirror.journal.schema import desires_table, downloads_table, submissions_table
+from putio_mirror.journal.rows import LABEL_SEPARATOR, FileProgress, desire_of, removed_of
+from putio_mirror.journal.schema import (
+    UtcDateTime,
+    desires_table,
+    downloads_table,
+    submissions_table,
+)
 
 _COLUMNS = desires_table.c
 _LISTED = select(
@@ -236,7 +254,7 @@ class DesireBook:
             self._cached = (key, found)
         return dict(found)
 
-    def progress_of(self, file_ids: list[int]) -> dict[int, tuple[int, bool, str | None]]:
+    def progress_of(self, file_ids: list[int]) -> dict[int, FileProgress]:
         return progress_of(self._db, file_ids) if file_ids else {}
 
     def torrent(self, info_hash: str) -> bytes | None:
@@ -251,28 +269,41 @@ def _aware(moment: datetime) -> datetime:
     return moment
 
 
-def progress_of(db: Database, file_ids: list[int]) -> dict[int, tuple[int, bool, str | None]]:
-    """Given file ids, return file id -> (bytes done, verified, placed path) for those the
-    journal knows: what the RPC door reports as local progress."""
+def progress_of(db: Database, file_ids: list[int]) -> dict[int, FileProgress]:
+    """Given file ids, return file id -> its progress and failures for those the journal
+    knows: what the RPC door reports as local progress, and why an item is stuck."""
     with db.read() as conn:
         query, ids = _PROGRESS[conn.dialect.name], _id_list(conn.dialect.name, file_ids)
         return {
-            file_id: (bytes_done or 0, bool(verified), placed_path)
-            for file_id, bytes_done, verified, placed_path in conn.execute(query, {"ids": ids})
+            row[0]: FileProgress(row[1] or 0, bool(row[2]), *row[3:])
+            for row in conn.execute(query, {"ids": ids})
         }
 
 
 # The ids go as one parameter, not one each: a poll of 1,000 items names 2,000 files or
-# more, and expanding them cost 9 ms a poll where this costs 3 (bench/rpc_view.py).
+# more, and expanding them cost 9 ms a poll where this costs 3 (bench/rpc_view.py). The
+# failures come in the same query: a stuck item's reason costs no query of its own.
+_TYPES = {
+    "file_id": BigInteger,
+    "bytes_done": BigInteger,
+    "verified": Boolean,
+    "placed_path": Text,
+    "failures": Integer,
+    "last_failure_at": UtcDateTime,
+    "last_error": Text,
+}
 _PROGRESS = {
     "sqlite": text(
-        "SELECT file_id, bytes_done, verified_at IS NOT NULL, placed_path FROM downloads "
+        "SELECT file_id, bytes_done, verified_at IS NOT NULL AS verified, placed_path, "
+        "failures, last_failure_at, last_error FROM downloads "
         "WHERE file_id IN (SELECT value FROM json_each(:ids))"
-    ),
+    ).columns(**_TYPES),
     "postgresql": text(
-        "SELECT file_id, bytes_done, verified_at IS NOT NULL, placed_path FROM downloads "
-        "WHERE file_id = ANY(:ids)"
-    ).bindparams(bindparam("ids", type_=ARRAY(BigInteger))),
+        "SELECT file_id, bytes_done, verified_at IS NOT NULL AS verified, placed_path, "
+        "failures, last_failure_at, last_error FROM downloads WHERE file_id = ANY(:ids)"
+    )
+    .bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+    .columns(**_TYPES),
 }
 
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from putio_mirror.core.building import fast_constructor
 from putio_mirror.core.state import Desire, DownloadRecord, JournalFacts, Submission
@@ -117,3 +117,16 @@ def facts_of(
         purged_items=purged,
         removed_ids=removed_ids,
     )
+
+
+class FileProgress(NamedTuple):
+    """How far one file of an RPC item got, and why it did not get further, as the
+    journal says (its ``downloads`` row)."""
+
+    bytes_done: int
+    verified: bool
+    placed_path: str | None
+    #: failed tries in a row (a verified file's start over), the last one's time and why
+    failures: int = 0
+    last_failure_at: datetime | None = None
+    last_error: str | None = None

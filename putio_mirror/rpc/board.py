@@ -23,6 +23,7 @@ from types import MappingProxyType
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.mirroring import RemoteTree, index_tree
 from putio_mirror.core.state import Desire, Policy, Snapshot, Transfer
+from putio_mirror.journal.rows import FileProgress
 from putio_mirror.journal.store import Journal
 
 log = logging.getLogger(__name__)
@@ -172,8 +173,11 @@ def item_of(tree: RemoteTree, item_id: int) -> tuple[str, ItemFiles]:
     return tree.paths[item_id], tuple((item.id, tree.paths[item.id], item.size) for item in files)
 
 
-def is_placed(desire: Desire, progress: dict[int, tuple[int, bool, str | None]]) -> bool:
+def is_placed(desire: Desire, progress: Mapping[int, FileProgress]) -> bool:
     """Given a desire and its files' journal progress, say whether all of it is placed."""
     if not desire.item_files:
         return False
-    return all(progress.get(file_id, (0, False, None))[2] for file_id, _, _ in desire.item_files)
+    return all(
+        (found := progress.get(file_id)) is not None and found.placed_path
+        for file_id, _, _ in desire.item_files
+    )

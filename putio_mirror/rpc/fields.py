@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,9 +20,24 @@ from putio_mirror.core.state import FINISHED_STATUSES, Desire, Transfer
 
 # Transmission's status numbers (libtransmission tr_torrent_activity).
 STOPPED, CHECK_WAIT, CHECK, DOWNLOAD_WAIT, DOWNLOADING, SEED_WAIT, SEEDING = range(7)
-#: Transmission's ``error`` numbers: none, and a local error
-NO_ERROR, LOCAL_ERROR = 0, 3
+#: Transmission's ``error`` numbers: none, a (tracker) warning, and a local error. Sonarr
+#: and Radarr read only ``errorString`` (any text: a warning shown, and they keep waiting);
+#: the number tells other clients whether it passes by itself (1) or needs someone (3).
+NO_ERROR, WARNING, LOCAL_ERROR = 0, 1, 3
 _WAITING_STATUSES = frozenset({"IN_QUEUE", "WAITING", "UNKNOWN"})
+
+
+@dataclass(frozen=True, slots=True)
+class Failing:
+    """A file of an item whose last tries failed, as the journal says."""
+
+    #: its path relative to the download folder
+    path: str
+    #: failed tries in a row
+    failures: int
+    last_error: str | None
+    #: when it is tried again (None: at the next run)
+    retry_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +50,8 @@ class LocalItem:
     files: tuple[tuple[int, str, int], ...]
     bytes_done: int = 0
     placed: bool = False
+    #: its files that failed their last tries (none once placed)
+    failing: tuple[Failing, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +134,8 @@ class _Item:
     name: str
     finished: bool
     file_count: int
+    #: (Transmission's error number, the text a client shows)
+    trouble: tuple[int, str]
 
     @classmethod
     def of(cls, view: ItemView) -> _Item:
@@ -126,7 +146,10 @@ class _Item:
         finished = _is_placed(view) and status == STOPPED
         files = len(view.local.files) if view.local is not None else 0
         left = _left_until_done(view, total, done)
-        return cls(view, view.desire, total, done, left, status, folder, name, finished, files)
+        trouble = _trouble(view)
+        return cls(
+            view, view.desire, total, done, left, status, folder, name, finished, files, trouble
+        )
 
     @property
     def rate(self) -> int:
@@ -152,8 +175,8 @@ _FIELDS: dict[str, Callable[[_Item], object]] = {
     "status": lambda item: item.status,
     "eta": lambda item: 0 if _is_placed(item.view) else -1,
     "rateDownload": lambda item: item.rate,
-    "error": lambda item: LOCAL_ERROR if _error(item.view) else NO_ERROR,
-    "errorString": lambda item: _error(item.view),
+    "error": lambda item: item.trouble[0],
+    "errorString": lambda item: item.trouble[1],
     "addedDate": lambda item: int(item.desire.added_at.timestamp()),
     "startDate": lambda item: int(item.desire.added_at.timestamp()),
     "secondsSeeding": lambda item: _seconds_seeding(item.view, item.finished),
@@ -283,15 +306,52 @@ def is_left_out(desire: Desire, transfer: Transfer | None) -> bool:
     return finished and bool(desire.item_path) and not desire.item_files
 
 
-def _error(view: ItemView) -> str:
+def _trouble(view: ItemView) -> tuple[int, str]:
+    """Given an item, return (Transmission's error number, why it does not come): the
+    most telling reason first; (0, "") if nothing holds it up."""
     if view.desire.error:
-        return view.desire.error
+        return LOCAL_ERROR, view.desire.error
     transfer = view.transfer
     if is_left_out(view.desire, transfer):
-        return LEFT_OUT
+        return LOCAL_ERROR, LEFT_OUT
     if transfer is not None and transfer.status == "ERROR":
-        return f"put.io: {transfer.error_message or 'the transfer failed'}"
-    return ""
+        return LOCAL_ERROR, f"put.io: {transfer.error_message or 'the transfer failed'}"
+    if view.local is not None and view.local.failing:
+        return _failing_trouble(view.local.failing)
+    return NO_ERROR, ""
+
+
+#: the journal's text of a file whose bytes are not what put.io's CRC32 says
+_MISMATCH = re.compile(r"expected \d+ bytes with CRC32 \w+, got \d+ bytes with CRC32")
+#: what a Sonarr or Radarr user can do about a release that cannot come
+_ANOTHER_RELEASE = "to have another release instead, remove it from the queue with blocklisting"
+
+
+def _failing_trouble(failing: tuple[Failing, ...]) -> tuple[int, str]:
+    """The files that keep failing, worst first: one fetched from zero twice or more and
+    wrong each time (put.io's copy looks damaged: waiting cures nothing) is an error; any
+    other is a warning (it is tried again after a pause, and may well come)."""
+    damaged = [file for file in failing if file.failures >= 2 and _is_mismatch(file)]
+    if damaged:
+        file = damaged[0]
+        return LOCAL_ERROR, (
+            f"{file.path}: put.io's copy looks damaged: its bytes do not match put.io's "
+            f"CRC32 ({file.failures} tries); fetch the item again on put.io, or, "
+            f"{_ANOTHER_RELEASE}{_next_try(file)}"
+        )
+    file = max(failing, key=lambda entry: entry.failures)
+    why = f": {file.last_error}" if file.last_error else ""
+    return WARNING, f"{file.path} failed {file.failures} time(s){why}{_next_try(file)}"
+
+
+def _is_mismatch(file: Failing) -> bool:
+    return file.last_error is not None and _MISMATCH.search(file.last_error) is not None
+
+
+def _next_try(file: Failing) -> str:
+    if file.retry_at is None:
+        return ""
+    return f"; tried again after {file.retry_at:%Y-%m-%d %H:%M} UTC"
 
 
 def _placement(view: ItemView) -> tuple[str, str]:

@@ -63,13 +63,18 @@ class Door:
     row_cache: RowCache = field(init=False)
 
     def __post_init__(self) -> None:
-        self.row_cache = RowCache(str(self.downloads))
+        self.row_cache = RowCache(str(self.downloads), self.policy)
 
     def views(self, desires: list[Desire]) -> list[ItemView]:
         progress = self.progress(desires)
         downloads, transfers = str(self.downloads), self.board.transfers()
         return [
-            ItemView(desire, transfers.get(desire.info_hash), _local(desire, progress), downloads)
+            ItemView(
+                desire,
+                transfers.get(desire.info_hash),
+                _local(desire, progress, self.policy),
+                downloads,
+            )
             for desire in desires
         ]
 
@@ -85,9 +90,9 @@ class Door:
         return self.journal.desires.progress_of(file_ids)
 
 
-def _local(desire: Desire, progress: Mapping[int, Progress]) -> LocalItem | None:
-    files = [progress.get(file_id, (0, False, None)) for file_id, _, _ in desire.item_files]
-    return local_item(desire, files)
+def _local(desire: Desire, progress: Mapping[int, Progress], policy: Policy) -> LocalItem | None:
+    files = [progress.get(file_id, Progress(0, False, None)) for file_id, _, _ in desire.item_files]
+    return local_item(desire, files, policy)
 
 
 def answer(door: Door, request: object) -> dict[str, Any]:

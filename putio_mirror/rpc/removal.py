@@ -58,8 +58,8 @@ def bring_back(
     progress = journal.desires.progress_of(file_ids)
     gone = [
         file_id
-        for file_id, (_, _, placed_path) in progress.items()
-        if placed_path is not None and not (downloads / placed_path).exists()
+        for file_id, file in progress.items()
+        if file.placed_path is not None and not (downloads / file.placed_path).exists()
     ]
     # Copied or hard-linked by the importer, it is still whole: complete as it is.
     if gone:

@@ -20,22 +20,32 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from putio_mirror.core.state import Desire, Transfer
-from putio_mirror.rpc.fields import CLOCK_FIELDS, ItemView, LocalItem, clock_field, item_fields
+from putio_mirror.core.mirroring import next_retry
+from putio_mirror.core.state import Desire, DownloadRecord, Policy, Transfer
+from putio_mirror.journal.rows import FileProgress
+from putio_mirror.rpc.fields import (
+    CLOCK_FIELDS,
+    Failing,
+    ItemView,
+    LocalItem,
+    clock_field,
+    item_fields,
+)
 from putio_mirror.rpc.wire import JsonText, dumps
 
-#: (bytes done, verified, placed path) of one file, as ``DesireBook.progress_of`` says
-Progress = tuple[int, bool, str | None]
+#: one file's progress and failures, as ``DesireBook.progress_of`` says
+Progress = FileProgress
 #: the field lists kept at once (Sonarr, Radarr, transmission-remote each ask their own)
 MAX_FIELD_LISTS = 8
-_NO_PROGRESS: Progress = (0, False, None)
+_NO_PROGRESS = FileProgress(0, False, None)
 
 
 class RowCache:
     """Thread-safe: request threads share it; a race costs a row worked out twice."""
 
-    def __init__(self, downloads: str) -> None:
+    def __init__(self, downloads: str, policy: Policy) -> None:
         self._downloads = downloads
+        self._policy = policy
         self._lock = threading.Lock()
         # field list -> info-hash -> (key, the row's JSON around its clock fields)
         self._lists: dict[tuple[str, ...], dict[str, tuple[Any, Template]]] = {}
@@ -63,7 +73,8 @@ class RowCache:
             key = (desire, transfer, files)
             found = kept.get(desire.info_hash)
             if found is None or found[0] != key:
-                view = ItemView(desire, transfer, local_item(desire, files), self._downloads)
+                local = local_item(desire, files, self._policy)
+                view = ItemView(desire, transfer, local, self._downloads)
                 template = _template(item_fields(view, names))
             else:
                 template = found[1]
@@ -124,21 +135,42 @@ def _fill(template: Template, desire: Desire, now: datetime) -> str:
     return "".join(parts)
 
 
-def local_item(desire: Desire, files: Sequence[Progress]) -> LocalItem | None:
-    """Given a desire and its files' progress (in ``item_files`` order), return where it
-    is locally and how far it got; None before put.io's tree has shown its item."""
+def local_item(
+    desire: Desire, files: Sequence[Progress], policy: Policy | None = None
+) -> LocalItem | None:
+    """Given a desire and its files' progress (in ``item_files`` order), and the policy
+    that says when a failed file is tried again, return where it is locally, how far it
+    got and which of its files keep failing; None before put.io's tree has shown it."""
     if not desire.item_path:
         return None
-    done = sum(bytes_done for bytes_done, _, _ in files)
-    if not files or not all(placed_path for _, _, placed_path in files):
-        return LocalItem(desire.item_path, desire.item_files, done, False)
+    done = sum(file.bytes_done for file in files)
+    if not files or not all(file.placed_path for file in files):
+        failing = _failing(desire, files, policy) if policy is not None else ()
+        return LocalItem(desire.item_path, desire.item_files, done, False, failing)
     # Placed, it is where its files went: put.io's tree may name it otherwise since (a
     # twin that left put.io gave it the plain name), and the other name is someone else's.
     moved = tuple(
-        (file_id, placed_path or path, size)
-        for (file_id, path, size), (_, _, placed_path) in zip(desire.item_files, files, strict=True)
+        (file_id, file.placed_path or path, size)
+        for (file_id, path, size), file in zip(desire.item_files, files, strict=True)
     )
     return LocalItem(_placed_item_path(desire, moved), moved, done, True)
+
+
+def _failing(desire: Desire, files: Sequence[Progress], policy: Policy) -> tuple[Failing, ...]:
+    """The files not verified that failed their last tries, and when each is tried again
+    (the reconciler's rule: 10 minutes, doubled with each failure)."""
+    return tuple(
+        Failing(path, file.failures, file.last_error, _retry_at(file_id, file, policy))
+        for (file_id, path, _), file in zip(desire.item_files, files, strict=True)
+        if file.failures > 0 and not file.verified
+    )
+
+
+def _retry_at(file_id: int, file: Progress, policy: Policy) -> datetime | None:
+    record = DownloadRecord(
+        file_id, "", 0, None, failures=file.failures, last_failure_at=file.last_failure_at
+    )
+    return next_retry(record, policy)
 
 
 def _placed_item_path(desire: Desire, moved: Sequence[tuple[int, str, int]]) -> str:
