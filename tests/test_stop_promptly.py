@@ -12,6 +12,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import pytest
+
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.fakeputio.fake import LoggedRequest
 from tests.mirror_env import Mirror
@@ -114,3 +116,38 @@ def test_sigterm_while_a_download_waits_to_retry_ends_the_sync_and_resumes_next_
     assert mirror.run("sync").code == ExitCode.OK
     data = (mirror.downloads / "movie.mkv").read_bytes()
     assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def node(request: LoggedRequest) -> bool:
+    return request.host == "node"
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_sigterm_while_downloads_sit_on_a_silent_node_ends_the_sync_promptly(
+    mirror: Mirror, connections: int
+) -> None:
+    # The node sends a little of each segment, then nothing, its connections left open.
+    # A signal interrupts only the main thread's read, and Python takes that read up
+    # again after the handler: without more, the sync waits out the read timeout (30 s).
+    file_id = mirror.fake.add_file("movie.mkv", size=64 * 1024 * 1024)
+    mirror.write_config(
+        download={
+            "connections": connections,
+            "read_timeout_seconds": 30,
+            "max_outage_seconds": 300,
+        }
+    )
+    mirror.fake.stall_release_seconds = 120
+    mirror.fake.node_fault(file_id, stall_after=100_000, times=connections)
+    asked = armed(mirror, node, connections)
+    with spawned(mirror, "sync") as process:
+        assert asked.wait(30)
+        time.sleep(1.0)  # every read sits on the silence
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+    mirror.fake.on_request = None
+    assert mirror.run("sync").code == ExitCode.OK
+    data = (mirror.downloads / "movie.mkv").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+

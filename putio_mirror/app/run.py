@@ -348,11 +348,13 @@ def _executed(
 ) -> RunReport:
     from putio_mirror.app.executor import Executor, Rules
     from putio_mirror.app.fetchers import fetcher_factory
+    from putio_mirror.net.plainhttp import Cutter
 
     settings = runtime.settings
+    cutter = Cutter()  # the run's reads in flight, ended when it stops (not at a chunk)
     executor = Executor(
         client,
-        fetcher_factory(settings, client, runtime.clock, links.url_for, witnesses),
+        fetcher_factory(settings, client, runtime.clock, links.url_for, witnesses, cutter),
         journal,
         places(settings),
         Rules(
@@ -368,6 +370,7 @@ def _executed(
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
         tell=notifier.tell,
+        cut=cutter.cut,
     )
     now = runtime.clock().astimezone(UTC)
     take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)
