@@ -135,7 +135,8 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     with ExitStack() as stack:
         stack.enter_context(thawed_after(collect=runtime.runs_again))
         # closed last: the events of the run (and of its end) are all handed on first
-        notifier = stack.enter_context(Notifier(Outlets() if request.dry_run else settings.outlets))
+        outlets = Outlets() if request.dry_run else settings.outlets
+        notifier = stack.enter_context(Notifier(outlets, runtime.stop_requested))
         stack.enter_context(_telling_refusals(notifier))
         with no_cycle_collection():
             journal, read_facts, early, client, observing = _started(stack, runtime, request)
