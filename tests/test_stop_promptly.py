@@ -4,6 +4,7 @@ process of its own, against the fake put.io, stopped by a real signal."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -11,6 +12,9 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.fakeputio.fake import LoggedRequest
@@ -114,3 +118,71 @@ def test_sigterm_while_a_download_waits_to_retry_ends_the_sync_and_resumes_next_
     assert mirror.run("sync").code == ExitCode.OK
     data = (mirror.downloads / "movie.mkv").read_bytes()
     assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def node(request: LoggedRequest) -> bool:
+    return request.host == "node"
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_sigterm_while_downloads_sit_on_a_silent_node_ends_the_sync_promptly(
+    mirror: Mirror, connections: int
+) -> None:
+    # The node sends a little of each segment, then nothing, its connections left open.
+    # A signal interrupts only the main thread's read, and Python takes that read up
+    # again after the handler: without more, the sync waits out the read timeout (30 s).
+    file_id = mirror.fake.add_file("movie.mkv", size=64 * 1024 * 1024)
+    mirror.write_config(
+        download={
+            "connections": connections,
+            "read_timeout_seconds": 30,
+            "max_outage_seconds": 300,
+        }
+    )
+    mirror.fake.stall_release_seconds = 120
+    mirror.fake.node_fault(file_id, stall_after=100_000, times=connections)
+    asked = armed(mirror, node, connections)
+    with spawned(mirror, "sync") as process:
+        assert asked.wait(30)
+        time.sleep(1.0)  # every read sits on the silence
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+    mirror.fake.on_request = None
+    assert mirror.run("sync").code == ExitCode.OK
+    data = (mirror.downloads / "movie.mkv").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def test_sigterm_while_a_hook_runs_at_the_end_of_a_sync_ends_it_promptly(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    # The hook's timeout is 300 s and the run waits for its events to be handed on; a
+    # supervisor's SIGTERM must not wait that long: the hook is stopped, what was not
+    # told is said in the log.
+    mirror.fake.add_file("one.mkv", size=10_000)
+    mirror.fake.add_file("two.mkv", size=10_000)
+    pids = tmp_path / "hook-pids"
+    hook = ["sh", "-c", f'echo $$ >> "{pids}"; exec sleep 60']
+    mirror.write_config(
+        download={"parallel_files": 1}, hooks={"on_item_placed": hook, "timeout_seconds": 300}
+    )
+    with spawned(mirror, "sync") as process:
+        deadline = time.monotonic() + 30
+        while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the hook sleeps; the run waits at its end
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code in (ExitCode.OK, ExitCode.INTERRUPTED), err
+    assert "not told" in err, err
+    for pid in pids.read_text().split():
+        assert not _alive(int(pid)), "the hook was left running"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -307,3 +307,71 @@ def test_a_window_closing_while_a_lone_download_waits_to_retry_stops_the_run_soo
     assert again.exit_code == ExitCode.OK
     data = (mirror.downloads / "big.bin").read_bytes()
     assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def test_a_window_closing_while_a_node_is_silent_stops_the_run_within_a_second_or_so(
+    mirror: Mirror,
+) -> None:
+    # The node sends 300 KB and then nothing, the connection left open: a read started
+    # before the window's end would wait out its read timeout (30 s here) past it.
+    size = 2 * 1024 * 1024
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"connections": 1, "read_timeout_seconds": 30, "chunk_size_kb": 64},
+    )
+    mirror.fake.stall_release_seconds = 120
+    mirror.fake.node_fault(file_id, stall_after=300_000)
+    clock = ClosingWindow()
+    mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert clock.closed_at is not None
+    late = ended - clock.closed_at
+    assert late < 3.0, f"the run ended {late:.1f} s after the window closed"
+
+    mirror.fake.on_request = None
+    mirror.fake.clear_requests()
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+    (asked,) = node_ranges(mirror)
+    assert asked is not None and asked.startswith("bytes="), "resumed, not fetched again"
+    data = (mirror.downloads / "big.bin").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def test_a_window_closing_while_a_witness_waits_on_a_silent_node_stops_the_run_soon_after(
+    mirror: Mirror,
+) -> None:
+    # A download gives up on a node that answers 503; before it is called a suspect, a
+    # file mirrored before is asked for one byte (fetch/witness.py), and its node stays
+    # silent: that wait (read timeout 30 s, for each witness) must end at the window's end.
+    mirror.write_config(schedule={"windows": [WINDOW]})
+    settings = load_settings(mirror.config, {})
+    witness = mirror.fake.add_file("before.mkv", size=100_000)
+    assert run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync")).exit_code == 0
+    broken = mirror.fake.add_file("broken.mkv", size=2 * 1024 * 1024)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"connections": 1, "max_outage_seconds": 2, "read_timeout_seconds": 30},
+    )
+    mirror.fake.node_fault(broken, status=503, times=1000)
+    mirror.fake.stall_release_seconds = 120
+    mirror.fake.node_fault(witness, stall_after=0, times=10)
+    clock = ClosingWindow()
+
+    def hook(request: LoggedRequest) -> None:
+        if request.host == "node" and request.path == f"/download/{witness}":
+            close_after(clock, 1.0)
+
+    mirror.fake.on_request = hook
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    mirror.fake.on_request = None
+    assert clock.closed_at is not None, "the witness was asked"
+    late = ended - clock.closed_at
+    assert late < 3.0, f"the run ended {late:.1f} s after the window closed"
+    assert outcome.exit_code in (ExitCode.WINDOW_CLOSED, ExitCode.OK, ExitCode.ITEMS_FAILED)

@@ -17,6 +17,7 @@ from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.pulse import Pulse
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.witness import first_byte_comes
+from putio_mirror.net.plainhttp import Cutter
 from putio_mirror.putio.client import PutioClient
 
 
@@ -26,16 +27,18 @@ def fetcher_factory(
     clock: Callable[[], datetime],
     link_for: Callable[[int], str],
     witnesses: Callable[[], Iterable[int]],
+    cutter: Cutter | None = None,
 ) -> Callable[[], Fetcher]:
     """One fetcher per download thread; they share the client, its connection pool, one
     bandwidth limiter and one pulse, whose witnesses are files this run fetched whole, else
-    files it does not download (those mirrored before first)."""
+    files it does not download (those mirrored before first), and the ``cutter`` that ends
+    their reads (the witnesses' too) when the run stops."""
     timetable = parse_timetable(settings.bwlimit)
     # "off" needs no meter at all: that saves two calls per chunk on the hot path.
     limiter = None if timetable.unlimited else RateLimiter(lambda: timetable.limit_at(clock()))
     refused: list[AuthError] = []
     # one for the run: a fetcher tells an outage by the others' bytes, or a witness's
-    pulse = Pulse(nodes_witness(settings, client, witnesses))
+    pulse = Pulse(nodes_witness(settings, client, witnesses, cutter))
 
     def url_for(file_id: int) -> str:
         # The client gives each thread its own session: links are asked for in parallel.
@@ -57,6 +60,7 @@ def fetcher_factory(
             limiter=limiter,
             session=client.sibling_session(),
             pulse=pulse,
+            cutter=cutter,
         )
 
     return new_fetcher
@@ -67,11 +71,15 @@ WITNESSES = 2
 
 
 def nodes_witness(
-    settings: Settings, client: PutioClient, candidates: Callable[[], Iterable[int]]
+    settings: Settings,
+    client: PutioClient,
+    candidates: Callable[[], Iterable[int]],
+    cutter: Cutter | None = None,
 ) -> Callable[[Sequence[int]], bool | None]:
     """Given files not in doubt (``candidates``), return how to ask whether put.io's nodes
     send a byte of one of the files the run fetched lately, else of the candidates (None:
-    there is no such file)."""
+    there is no such file, or the run stopped: a read cut short proves nothing)."""
+    cut = cutter or Cutter()  # one never cut
 
     def nodes_answer(answered: Sequence[int]) -> bool | None:
         # not closed after: a sibling shares the client's pool, which closing would close
@@ -81,6 +89,11 @@ def nodes_witness(
         asked = list(itertools.islice(itertools.chain(answered, candidates()), WITNESSES))
         if not asked:
             return None  # nobody to ask: the next fetch tells instead
-        return any(first_byte_comes(link, session, file_id, timeout) for file_id in asked)
+        for file_id in asked:
+            if cut.done:
+                return None
+            if first_byte_comes(link, session, file_id, timeout, cut):
+                return True
+        return None if cut.done else False
 
     return nodes_answer

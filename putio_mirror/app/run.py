@@ -135,7 +135,8 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     with ExitStack() as stack:
         stack.enter_context(thawed_after(collect=runtime.runs_again))
         # closed last: the events of the run (and of its end) are all handed on first
-        notifier = stack.enter_context(Notifier(Outlets() if request.dry_run else settings.outlets))
+        outlets = Outlets() if request.dry_run else settings.outlets
+        notifier = stack.enter_context(Notifier(outlets, runtime.stop_requested))
         stack.enter_context(_telling_refusals(notifier))
         with no_cycle_collection():
             journal, read_facts, early, client, observing = _started(stack, runtime, request)
@@ -348,11 +349,13 @@ def _executed(
 ) -> RunReport:
     from putio_mirror.app.executor import Executor, Rules
     from putio_mirror.app.fetchers import fetcher_factory
+    from putio_mirror.net.plainhttp import Cutter
 
     settings = runtime.settings
+    cutter = Cutter()  # the run's reads in flight, ended when it stops (not at a chunk)
     executor = Executor(
         client,
-        fetcher_factory(settings, client, runtime.clock, links.url_for, witnesses),
+        fetcher_factory(settings, client, runtime.clock, links.url_for, witnesses, cutter),
         journal,
         places(settings),
         Rules(
@@ -368,6 +371,7 @@ def _executed(
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
         tell=notifier.tell,
+        cut=cutter.cut,
     )
     now = runtime.clock().astimezone(UTC)
     take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)

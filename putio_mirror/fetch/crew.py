@@ -43,6 +43,7 @@ from putio_mirror.fetch.pulse import Pulse
 from putio_mirror.fetch.segments import Segment, SegmentTable
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import FileToFetch
+from putio_mirror.net.plainhttp import Cutter
 from putio_mirror.net.sessions import sibling_of
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,8 @@ class Crew:
     #: each thread's chunk buffer, refilled from request to request: a new one is a chunk
     #: of zeroed memory (memset, page faults) for every file
     buffers: threading.local = field(default_factory=threading.local, compare=False)
+    #: cuts the reads in flight short at a stop or a window's end (``net/plainhttp``)
+    cutter: Cutter | None = field(default=None, compare=False)
 
     def work_in_thread(self, run: Run, session: requests.Session) -> None:
         """One worker on a thread of its own, with a session of its own (over the pool of
@@ -270,7 +273,7 @@ class Crew:
         with run.table.lock:
             first, last = segment.position, segment.end - 1
         asked = byte_range(first, last, run.item.size)
-        with streamed_get(session, url, asked, self.timeout) as (response, read):
+        with streamed_get(session, url, asked, self.timeout, self.cutter) as (response, read):
             skip = 0
             if body_start(response, first, run.item) != first:
                 skip = run.restart(segment, first)

@@ -56,6 +56,7 @@ from putio_mirror.fetch.segments import (
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.fetch.whole import WHOLE_AT_MOST, fetch_whole
+from putio_mirror.net.plainhttp import Cutter
 from putio_mirror.net.sessions import Session
 
 
@@ -72,7 +73,9 @@ class Fetcher:
     ``sync_every`` bytes, and at the end); a test passes one that fails, or one that
     records what the disk holds. ``session`` (else one of its own) serves the fetches
     that take one connection. ``pulse``, shared by the fetchers of a run, tells put.io's
-    nodes down for everyone from one file's failing (``pulse.py``).
+    nodes down for everyone from one file's failing (``pulse.py``). ``cutter``, shared
+    by the fetchers of a run, ends their reads at once when the run stops (a node silent
+    would hold each for its read timeout).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class Fetcher:
         sync: SyncFunction = sync_data,
         sync_every: int = SYNC_EVERY,
         pulse: Pulse | None = None,
+        cutter: Cutter | None = None,
     ) -> None:
         self._crew = Crew(
             url_for,
@@ -105,6 +109,7 @@ class Fetcher:
             sleep,
             monotonic,
             pulse or Pulse(),
+            cutter=cutter,
         )
         self._connections = max(1, connections)
         self._sync, self._sync_every = sync, sync_every
@@ -146,6 +151,7 @@ class Fetcher:
                     self._crew.timeout,
                     self._sync,
                     on_progress,
+                    self._crew.cutter,
                 )
             if isinstance(handed, Fetched):
                 self._crew.pulse.beat(self._crew.monotonic())  # the nodes answer

@@ -33,6 +33,7 @@ from putio_mirror.fetch.values import FileToFetch
 from putio_mirror.net.plainhttp import (
     NOT_MINE,
     BodyReader,
+    Cutter,
     Head,
     Loan,
     NotMine,
@@ -59,22 +60,23 @@ def lean_body(
     target: str,
     item: FileToFetch,
     timeout: tuple[float, float],
+    cutter: Cutter | None = None,
 ) -> memoryview | NotMine | None:
     """Given the pool of a node URL, the URL's path and query, a file and the timeouts,
     GET the whole file on one of the pool's connections; return its body if it has the
     file's size, None if it is longer (the caller's usual path verifies what it fetches)
     or not whole within the read timeout, NOT_MINE for an answer to ask again through
-    ``node_get``. Raise Retry for a failed
+    ``node_get``. Given a ``cutter``, its ``cut`` ends the wait. Raise Retry for a failed
     connection, a short body or an answer ``body_start`` refuses (ChecksumMismatchError
     for a node announcing another size)."""
     request = request_bytes(pool, target, DIRECT_HEADERS)
     if request is None:
         return NOT_MINE
     try:
-        with Loan(pool) as loan:
+        with Loan(pool, cutter) as loan:
             if loan.conn is None:
                 return NOT_MINE
-            sock = send(loan.conn, request, timeout)
+            sock = loan.watch(send(loan.conn, request, timeout))
             head = read_head(sock, item.size)
             if not head.plain(_STORED):
                 return NOT_MINE
@@ -97,16 +99,21 @@ def lean_body(
 
 @contextmanager
 def streamed_get(
-    session: requests.Session, url: str, byte_range: str | None, timeout: tuple[float, float]
+    session: requests.Session,
+    url: str,
+    byte_range: str | None,
+    timeout: tuple[float, float],
+    cutter: Cutter | None = None,
 ) -> Iterator[Streamed]:
     """Given what ``node_get`` is given, yield the node's answer and its body's reader
     (which raises Retry as ``body_reader``'s does); raise Retry as ``node_get`` does.
     Spoken by hand on a connection of the session's pool where it has one for the URL;
-    an answer not read by hand is asked again through ``node_get``."""
+    an answer not read by hand is asked again through ``node_get``. Given a ``cutter``,
+    its ``cut`` ends a read by hand (the head's too) at once."""
     pool = session.direct_pool(url) if isinstance(session, Session) else None
     request = None if pool is None else _request(pool, url, byte_range)
     if pool is not None and request is not None:
-        with Loan(pool) as loan:
+        with Loan(pool, cutter) as loan:
             sent = _head(loan, request, timeout)
             if sent is not None and sent[1].plain(_STORED):
                 body = BodyReader(*sent, sent[1].length)
@@ -138,7 +145,7 @@ def _head(
     if loan.conn is None:
         return None
     try:
-        sock = send(loan.conn, request, timeout)
+        sock = loan.watch(send(loan.conn, request, timeout))
         return sock, read_head(sock, 0)
     except (OSError, http.client.HTTPException, Urllib3Error) as exc:
         raise Retry(f"the connection failed ({type(exc).__name__})") from exc

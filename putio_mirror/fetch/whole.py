@@ -34,6 +34,7 @@ from putio_mirror.fetch.partfile import (
     pwrite_all,
 )
 from putio_mirror.fetch.values import Fetched, FileToFetch
+from putio_mirror.net.plainhttp import Cutter
 from putio_mirror.net.sessions import Session, request_target
 
 #: what fetch_whole hands back when the usual path is to take over: why, if it should wait
@@ -52,6 +53,7 @@ def fetch_whole(
     timeout: tuple[float, float],
     sync: SyncFunction,
     on_progress: Callable[[int], None],
+    cutter: Cutter | None = None,
 ) -> Fetched | Handed:
     """Given a file with no part yet, fetch it in one request into a new part (made in
     its folder as ``folders`` opened it), verified
@@ -63,7 +65,7 @@ def fetch_whole(
     if fd is None:
         return None
     try:
-        body = _body(item, url_for, session, timeout)
+        body = _body(item, url_for, session, timeout, cutter)
         if not isinstance(body, memoryview):
             return body
         try:
@@ -86,6 +88,7 @@ def _body(
     url_for: Callable[[int], str],
     session: requests.Session,
     timeout: tuple[float, float],
+    cutter: Cutter | None,
 ) -> memoryview | Handed:
     """Given a file, return its whole body as the node sent it; else what to hand over.
 
@@ -94,7 +97,7 @@ def _body(
         url = fresh_url(url_for, item.file_id)
         pool = session.direct_pool(url) if isinstance(session, Session) else None
         if pool is not None:
-            lean = lean_body(pool, request_target(url), item, timeout)
+            lean = lean_body(pool, request_target(url), item, timeout, cutter)
             if lean is not NOT_MINE:
                 return lean  # type: ignore[return-value]  # a memoryview or None
         with node_get(session, url, None, timeout) as response:

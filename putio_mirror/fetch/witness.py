@@ -15,7 +15,9 @@ from collections.abc import Callable
 import requests
 
 from putio_mirror.core.errors import MirrorError
-from putio_mirror.fetch.nodehttp import Retry, body_reader, fresh_url, node_get
+from putio_mirror.fetch.leanget import streamed_get
+from putio_mirror.fetch.nodehttp import Retry, fresh_url
+from putio_mirror.net.plainhttp import Cutter
 
 
 def first_byte_comes(
@@ -23,14 +25,17 @@ def first_byte_comes(
     session: requests.Session,
     file_id: int,
     timeout: tuple[float, float],
+    cutter: Cutter | None = None,
 ) -> bool:
     """Given put.io's link call, a session, a file id and (connect, read) timeouts, say
-    whether a node sends the file's first byte; any failure (of the API too) is a no."""
+    whether a node sends the file's first byte; any failure (of the API too) is a no.
+    Given the run's ``cutter``, its ``cut`` (a stop, a window's end) ends the wait for a
+    node that stays silent: the caller asks ``cutter.done`` whether the no means much."""
     try:
         url = fresh_url(url_for, file_id)
-        with node_get(session, url, "0-0", timeout) as answer:
+        with streamed_get(session, url, "0-0", timeout, cutter) as (answer, read):
             if answer.status_code not in (200, 206):
                 return False
-            return body_reader(answer)(memoryview(bytearray(1))) > 0
+            return read(memoryview(bytearray(1))) > 0
     except (Retry, MirrorError, requests.RequestException, OSError):
         return False

@@ -19,11 +19,13 @@ urllib3's) as they map urllib3's own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import socket
 import struct
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping
@@ -136,19 +138,78 @@ def _after_target(
     return text.encode("ascii") if text.isascii() else None
 
 
+class Cutter:
+    """The sockets of the reads in flight that a stop may cut short (thread-safe).
+
+    A read waits on a silent node until its read timeout (a minute by default), and a
+    signal interrupts only the main thread's read, which Python then takes up again: a
+    window's end or a SIGTERM would wait that long. ``cut`` shuts every socket watched
+    (its reads end at once, as a failed connection) and every one watched after it: a
+    run's reads that outlive its stop by a moment, never a healthy read's hot loop (one
+    lock a request, no system call)."""
+
+    __slots__ = ("_lock", "_watched", "done")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: set[socket.socket] = set()
+        #: whether ``cut`` was called: what a read cut short tells nothing of a node
+        self.done = False
+
+    def watch(self, sock: socket.socket) -> None:
+        """Given the socket of a read about to start, cut it when the rest are (at once,
+        if they were)."""
+        with self._lock:
+            if self.done:
+                _shut(sock)
+            else:
+                self._watched.add(sock)
+
+    def forget(self, sock: socket.socket) -> None:
+        """Given a watched socket, no longer cut it: called before it is closed, so a cut
+        never reaches a descriptor number used again by another file."""
+        with self._lock:
+            self._watched.discard(sock)
+
+    def cut(self) -> None:
+        """End every read watched, now and from now on."""
+        with self._lock:
+            self.done = True
+            for sock in self._watched:
+                _shut(sock)
+            self._watched.clear()
+
+
+def _shut(sock: socket.socket) -> None:
+    # the socket's own shutdown, not a TLS one's (which drops its TLS state under a
+    # reader in another thread): the descriptor's reads end, the reader raises
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class Loan:
     """A connection borrowed from a pool for one GET, given back when the ``with`` block
     ends, closed first unless the borrower set ``kept``: the answer was read to its end
     and the connection may serve the next one. ``conn`` is None for a connection of a
-    class not known here (left alone)."""
+    class not known here (left alone). Given a ``cutter``, the socket ``watch`` is
+    given is cut short by it until the loan ends."""
 
-    __slots__ = ("_pool", "_taken", "conn", "kept")
+    __slots__ = ("_cutter", "_pool", "_taken", "_watched", "conn", "kept")
 
-    def __init__(self, pool: urllib3.HTTPConnectionPool) -> None:
+    def __init__(self, pool: urllib3.HTTPConnectionPool, cutter: Cutter | None = None) -> None:
         self._pool = pool
+        self._cutter = cutter
+        self._watched: socket.socket | None = None
         self._taken: Any = None
         self.conn: HTTPConnection | None = None
         self.kept = False
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        """Given the connection's socket, let the cutter cut its reads; return it."""
+        if self._cutter is not None:
+            self._cutter.watch(sock)
+            self._watched = sock
+        return sock
 
     def __enter__(self) -> Loan:
         self._taken = taken = self._pool._get_conn()  # the connection requests' GET would take
@@ -156,6 +217,9 @@ class Loan:
         return self
 
     def __exit__(self, *_: object) -> None:
+        if self._watched is not None and self._cutter is not None:
+            self._cutter.forget(self._watched)
+            self.kept = self.kept and not self._cutter.done  # a cut socket serves no more
         if self.conn is not None and not self.kept:
             self.conn.close()  # the pool makes a new one for the next request
         self._pool._put_conn(self._taken)

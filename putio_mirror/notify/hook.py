@@ -18,6 +18,8 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Mapping
 from typing import IO
 
@@ -29,6 +31,8 @@ ID_VAR = "PUTIO_MIRROR_ITEM_ID"
 EVENT_VAR = "PUTIO_MIRROR_EVENT"
 #: how much of the command's error output a warning quotes
 _TAIL = 300
+#: how often a running command's wait looks whether the run is to stop
+_LOOK_EVERY_SECONDS = 0.1
 
 
 def hook_environment(item: ItemPlaced, base: Mapping[str, str]) -> dict[str, str]:
@@ -42,9 +46,15 @@ def hook_environment(item: ItemPlaced, base: Mapping[str, str]) -> dict[str, str
     }
 
 
-def run_hook(argv: tuple[str, ...], item: ItemPlaced, timeout: float) -> Trouble | None:
-    """Given the command, a placed item and a timeout in seconds, run the command; return
-    what went wrong (None: it exited 0). Never raises for the command's own failure."""
+def run_hook(
+    argv: tuple[str, ...],
+    item: ItemPlaced,
+    timeout: float,
+    stop: threading.Event | None = None,
+) -> Trouble | None:
+    """Given the command, a placed item, a timeout in seconds and what tells the run to
+    stop (then the command is killed), run the command; return what went wrong (None: it
+    exited 0). Never raises for the command's own failure."""
     with tempfile.TemporaryFile() as errors:
         try:
             process = subprocess.Popen(
@@ -57,15 +67,32 @@ def run_hook(argv: tuple[str, ...], item: ItemPlaced, timeout: float) -> Trouble
             )
         except OSError as error:
             return Trouble(f"cannot start {argv[0]}: {error.strerror or error}")
-        try:
-            returncode = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        returncode = _wait(process, timeout, stop or threading.Event())
+        if returncode is None:
             _kill_group(process)
+            if stop is not None and stop.is_set():
+                return Trouble(f"{argv[0]} was killed: the run was told to stop", silent=True)
             killed = f"{argv[0]} was killed after {timeout:g} s (hooks.timeout_seconds)"
             return Trouble(killed, silent=True)
         if returncode != 0:
             said = _tail(errors)
             return Trouble(f"{argv[0]} exited {returncode}" + (f": {said}" if said else ""))
+    return None
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float, stop: threading.Event) -> int | None:
+    """Given a command running, wait for its end; return its code, None if it did not end
+    within ``timeout`` seconds or before ``stop`` was set (looked at between short waits:
+    a run told to stop must not wait out a hook's timeout, five minutes by default)."""
+    deadline = time.monotonic() + timeout
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            return process.wait(timeout=min(left, _LOOK_EVERY_SECONDS))
+        except subprocess.TimeoutExpired:
+            pass
     return None
 
 

@@ -8,6 +8,10 @@ hangs or an *arr that does not answer is let be for the rest of the run, so the 
 run that placed many items waits out one timeout, not one an item. Whatever goes wrong there is a
 warning in the log, never a failed run. A run with no outlets configured makes a Notifier
 that does nothing and starts no thread.
+
+A run told to stop (SIGTERM from systemd, Ctrl-C) gives the queue a short grace at its end,
+not a hook's timeout (five minutes by default): then the hook running is killed, and
+what was not handed on is said in the log ("not told"), for a person to catch up on.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from putio_mirror.notify.arr import rescan
@@ -36,6 +41,10 @@ log = logging.getLogger(__name__)
 
 #: how long one notification service may take to answer
 SEND_TIMEOUT_SECONDS = 15.0
+#: how long a run told to stop still waits for its events to be handed on; then again
+#: as long for what cannot be cut short (a notification service's or an *arr's answer)
+STOP_GRACE_SECONDS = 1.0
+_LOOK_EVERY_SECONDS = 0.1
 #: the items of a kind (placed, failed) whose messages go one by one in a run; the rest
 #: go in one message at its end
 TOLD_ONE_BY_ONE = 3
@@ -45,8 +54,10 @@ _DONE = None
 class Notifier:
     """Hands each event to the outlets that want it; thread-safe; a context manager."""
 
-    def __init__(self, outlets: Outlets) -> None:
+    def __init__(self, outlets: Outlets, stopping: Callable[[], bool] = lambda: False) -> None:
         self._outlets = outlets
+        self._stopping = stopping  # the run was told to stop: the queue's grace is short
+        self._given_up = threading.Event()  # set by close: what is left is only logged
         self._queue: queue.Queue[Event | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -84,12 +95,21 @@ class Notifier:
         self._queue.put(event)
 
     def close(self) -> None:
-        """Wait until every queued event was handed on (or failed), then stop the thread."""
+        """Wait until every queued event was handed on (or failed), then stop the thread;
+        if the run is told to stop, only for a short grace: then the hook running is killed
+        and what is left is logged, not told."""
         with self._lock:
             thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(_DONE)
-            thread.join()
+        if thread is None:
+            return
+        self._queue.put(_DONE)
+        while thread.is_alive() and not self._stopping():
+            thread.join(_LOOK_EVERY_SECONDS)
+        if thread.is_alive():
+            thread.join(STOP_GRACE_SECONDS)
+            self._given_up.set()
+            # left behind after that, a daemon thread, if a call it is in does not end
+            thread.join(STOP_GRACE_SECONDS)
 
     def _wanted(self, event: Event) -> bool:
         outlets = self._outlets
@@ -99,12 +119,18 @@ class Notifier:
 
     def _work(self) -> None:
         while (event := self._queue.get()) is not _DONE:
+            if self._given_up.is_set():
+                _not_told(event.event, _named(event))
+                continue
             try:
                 self._hand_on(event)
             except Exception:  # a bug here must not end the run, nor silence later events
                 log.warning("handing on %s failed", event.event, exc_info=True)
         for name, items in self._held.items():  # the run's end: the rest, one message each
-            self._send(More(name, tuple(items)))
+            if self._given_up.is_set():
+                _not_told(name, ", ".join(items))
+            else:
+                self._send(More(name, tuple(items)))
 
     def _hand_on(self, event: Event) -> None:
         outlets = self._outlets
@@ -137,7 +163,7 @@ class Notifier:
             log.warning("%s: not run: it hung earlier in this run", said)
             return
         outlets = self._outlets
-        trouble = run_hook(outlets.on_item_placed, event, outlets.hook_timeout)
+        trouble = run_hook(outlets.on_item_placed, event, outlets.hook_timeout, self._given_up)
         self._warn(said, trouble, _HOOK, "not run again in this run")
 
     def _rescan(self, server: ArrServer, event: ItemPlaced) -> None:
@@ -164,3 +190,13 @@ class Notifier:
 
 #: the hook's name among the silent outlets (the others are *arr URLs)
 _HOOK = "hooks.on_item_placed"
+
+
+def _named(event: Event) -> str:
+    return str(getattr(event, "name", "") or getattr(event, "message", ""))
+
+
+def _not_told(event: str, about: str) -> None:
+    log.warning(
+        "%s not told (hooks, *arr, notifications): the run was told to stop: %s", event, about
+    )
