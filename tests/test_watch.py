@@ -50,14 +50,25 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
 class Watcher:
     """``torrents watch`` in a thread, stopped through its flag like SIGTERM would."""
 
-    def __init__(self, mirror: Mirror, *, add_first: bool, periodic_sync: bool = False) -> None:
+    def __init__(
+        self,
+        mirror: Mirror,
+        *,
+        add_first: bool,
+        periodic_sync: bool = False,
+        extras: Extras | None = None,
+    ) -> None:
         self.flag = StopFlag()
         self.result: list[ExitCode] = []
         settings = load_settings(mirror.config, {})
         self.thread = threading.Thread(
             target=lambda: self.result.append(
                 watch_blackhole(
-                    settings, add_first=add_first, periodic_sync=periodic_sync, stop=self.flag
+                    settings,
+                    add_first=add_first,
+                    periodic_sync=periodic_sync,
+                    stop=self.flag,
+                    extras=extras,
                 )
             )
         )
@@ -310,25 +321,12 @@ def test_files_dropped_where_the_watch_hears_nothing_are_taken_all_the_same(
 ) -> None:
     """A blackhole on a share Sonarr writes from another machine: the kernel tells of no
     file, so the watcher looks at the folders themselves every few seconds too."""
-    settings = load_settings(mirror.config, {})
-    flag, result = StopFlag(), []
-    extras = Extras(observer=DeafObserver)
-    thread = threading.Thread(
-        target=lambda: result.append(
-            watch_blackhole(settings, add_first=True, periodic_sync=False, stop=flag, extras=extras)
-        )
-    )
-    thread.start()
-    try:
+    with Watcher(mirror, add_first=True, extras=Extras(observer=DeafObserver)):
         time.sleep(1.0)  # the first pass found an empty blackhole
         (mirror.blackhole / "first.torrent").write_bytes(torrent_bytes("First"))
         (mirror.blackhole / "sonarr").mkdir()
         (mirror.blackhole / "sonarr" / "second.torrent").write_bytes(torrent_bytes("Second"))
         assert wait_for(lambda: len(mirror.fake.transfers()) == 2, timeout=15.0)
-    finally:
-        flag.set()
-        thread.join(timeout=10)
-    assert result == [ExitCode.OK]
 
 
 class _Cycle:
@@ -351,22 +349,9 @@ def test_what_each_run_of_the_watcher_leaves_to_the_cyclic_collector_is_collecte
     def leave_a_cycle(snapshot: object, lists_files: bool) -> None:
         left.append(weakref.ref(_Cycle()))
 
-    settings = load_settings(mirror.config, {})
-    flag, result = StopFlag(), []
-    extras = Extras(on_snapshot=leave_a_cycle)
-    thread = threading.Thread(
-        target=lambda: result.append(
-            watch_blackhole(settings, add_first=True, periodic_sync=False, stop=flag, extras=extras)
-        )
-    )
-    thread.start()
-    try:
+    with Watcher(mirror, add_first=True, extras=Extras(on_snapshot=leave_a_cycle)):
         assert wait_for(lambda: len(left) == 1)
         (mirror.blackhole / "next.torrent").write_bytes(torrent_bytes("Next"))
         assert wait_for(lambda: len(mirror.fake.transfers()) == 1)
         # the first run's cycle was collected by the time the second run ended
         assert wait_for(lambda: left[0]() is None, timeout=5.0)
-    finally:
-        flag.set()
-        thread.join(timeout=10)
-    assert result == [ExitCode.OK]
