@@ -172,3 +172,19 @@ def test_renamed_item_whose_old_name_is_taken_by_another_item_keeps_its_new_name
     assert result.code == 0, result.err
     assert mirror.local_files()["Show S01 (2026)/e3.mkv"] == b"episode three"
     assert mirror.local_files()["Show S01/x.mkv"] == b"another item"
+
+
+def test_put_io_copy_of_a_replacement_is_kept_while_the_local_file_is_not_ours(
+    mirror: Mirror,
+) -> None:
+    show, first, _ = _placed_season(mirror)
+    mirror.write_config(download={"delete_remote_after": True})
+    local = mirror.downloads / "Show S01" / "e1.mkv"
+    local.write_bytes(b"THE FIRST RELEASE")  # changed since placed, to the very size
+    replacement = _replace(mirror, first, show, "e1.mkv", b"the proper release, longer")
+    assert mirror.run("sync").code != 0
+    assert replacement in {item["id"] for item in mirror.fake.files()}, "put.io keeps it"
+    local.unlink()
+    assert mirror.run("sync").code == 0
+    assert mirror.local_files()["Show S01/e1.mkv"] == b"the proper release, longer"
+    assert replacement not in {item["id"] for item in mirror.fake.files()}
