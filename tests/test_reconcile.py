@@ -207,6 +207,46 @@ def test_folder_renamed_on_put_io_places_its_verified_files_under_the_new_name()
     )
 
 
+def test_folder_renamed_after_files_of_it_were_placed_takes_new_files_where_it_is() -> None:
+    tree = (folder(1, "Show (renamed)"), file(2, "e1.mkv", 1), file(3, "e2.mkv", 1))
+    journal = facts(downloads=[verified(2, "Show/e1.mkv")])
+    local = LocalFacts(present_items=frozenset({"Show"}))
+    plan = reconcile(Snapshot(files=tree, journal=journal, local=local), Policy(), NOW)
+    assert plan.actions == (Download(3, "Show/e2.mkv", 10, "00000003"),)
+
+
+def test_renamed_folder_whose_old_name_another_item_took_keeps_its_new_name() -> None:
+    renamed = (folder(1, "Show (renamed)"), file(2, "e1.mkv", 1), file(3, "e2.mkv", 1))
+    tree = (*renamed, folder(4, "Show"), file(5, "x.mkv", 4))
+    journal = facts(downloads=[verified(2, "Show/e1.mkv")])
+    local = LocalFacts(present_items=frozenset({"Show"}))
+    plan = reconcile(Snapshot(files=tree, journal=journal, local=local), Policy(), NOW)
+    targets = [action.target for action in plan.actions]
+    assert targets == ["Show (renamed)/e2.mkv", "Show/x.mkv", "Show (renamed)"]
+
+
+def test_placed_file_replaced_on_put_io_is_downloaded_to_replace_it_if_still_ours() -> None:
+    tree = (folder(1, "Show"), file(3, "e1.mkv", 1, size=12))
+    old = verified(2, "Show/e1.mkv")
+    journal = facts(downloads=[old])
+    ours = LocalFacts(present={"Show/e1.mkv": 10}, present_items=frozenset({"Show"}))
+    plan = reconcile(Snapshot(files=tree, journal=journal, local=ours), Policy(), NOW)
+    (download,) = plan.actions
+    assert isinstance(download, Download) and download.replaces == old and not plan.notes
+    changed = replace(ours, present={"Show/e1.mkv": 11})  # not the size placed: a stranger's
+    plan = reconcile(Snapshot(files=tree, journal=journal, local=changed), Policy(), NOW)
+    assert plan.actions == () and [note.level for note in plan.notes] == ["needs_you"]
+
+
+def test_placed_file_replaced_by_the_same_bytes_under_a_new_id_is_adopted() -> None:
+    tree = (folder(1, "Show"), file(3, "e1.mkv", 1))
+    old = replace(verified(2, "Show/e1.mkv"), crc32="00000003")
+    ours = LocalFacts(present={"Show/e1.mkv": 10}, present_items=frozenset({"Show"}))
+    snapshot = Snapshot(files=tree, journal=facts(downloads=[old]), local=ours)
+    (adopt,) = reconcile(snapshot, Policy(), NOW).actions
+    assert isinstance(adopt, AdoptLocal) and adopt.file_id == 3
+
+
 def test_file_that_failed_waits_longer_after_each_failure() -> None:
     record = replace(in_staging(3, "m.mkv"), verified_at=None, failures=3, last_failure_at=NOW)
     snapshot = Snapshot(files=(file(3, "m.mkv"),), journal=facts(downloads=[record]))

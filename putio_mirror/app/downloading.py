@@ -36,6 +36,7 @@ from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import RoomKeeper
 from putio_mirror.local.staging import (
     VERIFIED_DIR,
+    PlacedBefore,
     ToPlace,
     building_path,
     keep_verified,
@@ -43,6 +44,7 @@ from putio_mirror.local.staging import (
     place_file,
     place_item,
     remove_entry,
+    replace_placed,
     verified_path,
 )
 from putio_mirror.notify.values import ItemPlaced
@@ -267,7 +269,7 @@ class DownloadSteps:
                 self._sync_verified,
             )
         final = self.final_path(action.relative_path)
-        problem = place_file(ToPlace(action.file_id, source, final), self._places.ownership)
+        problem = self._place_one(action, ToPlace(action.file_id, source, final))
         if problem is not None:
             self._keep(action, source)
             raise ItemError(
@@ -278,6 +280,14 @@ class DownloadSteps:
         return Verified(
             f"{human_bytes(done)} verified", lambda: self._verified(action, placed=True)
         )
+
+    def _place_one(self, action: Download, item: ToPlace) -> str | None:
+        """Place a downloaded file; in place of the file put.io replaced by it, if the
+        plan found one placed there (and it is still ours to the byte)."""
+        before = action.replaces
+        if before is None or before.crc32 is None:
+            return place_file(item, self._places.ownership)
+        return replace_placed(item, PlacedBefore(before.size, before.crc32), self._places.ownership)
 
     def _keep(self, action: Download, source: Path) -> None:
         """Keep a verified file in staging for its placement; journal it verified."""

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from putio_mirror.core.errors import MirrorError
+from putio_mirror.core.mirroring import kept_where_placed
 from putio_mirror.core.naming import collision_key, local_paths
 from putio_mirror.core.state import (
     JournalFacts,
@@ -119,7 +120,8 @@ def observe(
     found = observing.scanned()
     facts = read_facts()
     transfers, files = observing.listed()
-    names = local_paths(files, remote_root_id)
+    # an item put.io renamed after placing files of it stays where it is
+    names = kept_where_placed(local_paths(files, remote_root_id), facts.downloads)
     local = _local_facts(files, names, facts, places)
     return Snapshot(
         found.items,

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from itertools import chain
 
 from putio_mirror.core.building import fast_constructor
-from putio_mirror.core.naming import local_paths
+from putio_mirror.core.naming import collision_key, local_paths
 from putio_mirror.core.plan import (
     Action,
     AdoptLocal,
@@ -88,16 +88,79 @@ class Pending:
 
 
 def index_tree(
-    files: Iterable[RemoteFile], policy: Policy, names: Mapping[int, str] | None = None
+    files: Iterable[RemoteFile],
+    policy: Policy,
+    names: Mapping[int, str] | None = None,
+    downloads: Mapping[int, DownloadRecord] | None = None,
 ) -> RemoteTree:
-    """Index put.io's flat listing; ``names`` are its local paths if already known."""
+    """Index put.io's flat listing; ``names`` are its local paths if already known (else
+    they are named here, each item kept where the journal's ``downloads`` placed it)."""
     by_id = {item.id: item for item in files}
     children: defaultdict[int, list[int]] = defaultdict(list)
     for item in by_id.values():
         children[item.parent_id].append(item.id)
     frozen_children = {parent: tuple(sorted(ids)) for parent, ids in children.items()}
-    paths = local_paths(list(by_id.values()), policy.remote_root_id) if names is None else names
+    if names is None:
+        named = local_paths(list(by_id.values()), policy.remote_root_id)
+        names = named if downloads is None else kept_where_placed(named, downloads)
+    paths = names
     return RemoteTree(by_id, frozen_children, paths, wanted_files(paths, by_id, policy.filters))
+
+
+def kept_where_placed(
+    paths: Mapping[int, str], downloads: Mapping[int, DownloadRecord]
+) -> Mapping[int, str]:
+    """Given the local paths of put.io's tree, return them with every folder item that
+    put.io renamed after files of it were placed kept under the name it was placed with:
+    an item is never split across two folders, and a media manager that knows it (or
+    imports it) finds its new files where it is. An item keeps today's name if a file of
+    it is placed under that name already, or if another item has taken its old one."""
+    renamed = _renamed_items(paths, downloads)
+    if not renamed:
+        return paths  # (nearly every run: one pass over the placed files, nothing made)
+    taken = {collision_key(path) for path in paths.values() if "/" not in path}
+    keep: dict[str, str] = {}
+    for today, placed in sorted(renamed.items()):
+        if collision_key(placed) in taken:
+            continue  # another item goes by that name now
+        taken.add(collision_key(placed))
+        keep[today] = placed
+    if not keep:
+        return paths
+    kept = dict(paths)
+    for file_id, path in paths.items():
+        top, separator, rest = path.partition("/")
+        name = keep.get(top)
+        if name is not None:
+            kept[file_id] = f"{name}{separator}{rest}"
+    return kept
+
+
+def _renamed_items(
+    paths: Mapping[int, str], downloads: Mapping[int, DownloadRecord]
+) -> dict[str, str]:
+    """Return today's name -> the name placed under, of each folder item whose placed
+    files all lie under one other top-level name."""
+    placed_under: defaultdict[str, set[str]] = defaultdict(set)
+    for file_id, record in downloads.items():
+        placed_path = record.placed_path
+        if placed_path is None or record.placed_at is None:
+            continue
+        path = paths.get(file_id)
+        if path is None or path == placed_path:
+            continue
+        top, separator, _ = path.partition("/")
+        placed_top, placed_separator, _ = placed_path.partition("/")
+        if separator and placed_separator and placed_top != top:
+            placed_under[top].add(placed_top)
+    if not placed_under:
+        return {}
+    # an item with a file placed under today's name is there already (or split before)
+    for file_id, record in downloads.items():
+        path = paths.get(file_id)
+        if record.placed_path is not None and path is not None and path == record.placed_path:
+            placed_under.pop(path.partition("/")[0], None)
+    return {today: tops.pop() for today, tops in placed_under.items() if len(tops) == 1}
 
 
 # plan_downloads makes one for every file of a new account
@@ -112,6 +175,7 @@ def plan_downloads(
     downloads, local = snapshot.journal.downloads, snapshot.local
     fetches: list[Download] = []
     adopted: list[AdoptLocal] = []
+    replaced = Replaced(downloads, tree)
     # Left out before the sort by path: the files mirrored, or verified and waiting in
     # staging for their placement (on most runs, nearly every file of the account).
     unfinished = [
@@ -128,15 +192,29 @@ def plan_downloads(
             notes.append(_backing_off(relative, record, retry_at))
             continue
         staged = _staged(relative, policy, local)
-        present = None if staged or file_id in local.verified else local.present.get(relative)
-        if present is None:
+        present = None if staged else local.present.get(relative)
+        before = None if present is None else replaced.of(relative, present)
+        if before is None and file_id in local.verified:
+            present = None  # its verified bytes wait in staging: placed as ever
+        if present is None or (before is not None and not _same_bytes(before, remote)):
             resume = local.verified.get(file_id) or local.partial.get(file_id, 0)
             again = record is not None and record.is_verified
             fetches.append(
                 _download(
-                    file_id, relative, remote.size, remote.crc32, resume, staged=staged, again=again
+                    file_id,
+                    relative,
+                    remote.size,
+                    remote.crc32,
+                    resume,
+                    staged=staged,
+                    again=again,
+                    why="replaced on put.io" if before else "not yet mirrored",
+                    replaces=before,
                 )
             )
+        elif before is not None:
+            why = "the very bytes placed there, under a new id on put.io"
+            adopted.append(AdoptLocal(file_id, relative, remote.size, remote.crc32, why))
         elif present == remote.size:
             adopted.append(AdoptLocal(file_id, relative, remote.size, remote.crc32))
         else:
@@ -149,6 +227,45 @@ def plan_downloads(
                 )
             )
     return fetches, adopted
+
+
+def _same_bytes(record: DownloadRecord, remote: RemoteFile) -> bool:
+    return record.size == remote.size and record.crc32 == remote.crc32
+
+
+class Replaced:
+    """The files placed at a path whose put.io id is gone from the mirrored tree: a file
+    put.io replaced by one of the same name (a transfer fetched again, a better release).
+
+    Indexed by placed path only when a path is found taken (rare), not on every run.
+    """
+
+    def __init__(self, downloads: Mapping[int, DownloadRecord], tree: RemoteTree) -> None:
+        self._downloads, self._tree = downloads, tree
+        self._by_path: dict[str, DownloadRecord] | None = None
+
+    def of(self, relative: str, present: int) -> DownloadRecord | None:
+        """Given a path taken by a local file of ``present`` bytes, return the record of
+        the file we placed there last if that file's id is gone and the size still fits
+        (the executor checks its CRC32 before touching it); None: a stranger's file."""
+        if self._by_path is None:
+            self._by_path = self._index()
+        record = self._by_path.get(relative)
+        if record is None or record.size != present or record.crc32 is None:
+            return None  # not provably ours: never replaced
+        return record
+
+    def _index(self) -> dict[str, DownloadRecord]:
+        latest: dict[str, DownloadRecord] = {}
+        wanted = self._tree.wanted
+        for record in self._downloads.values():
+            path, placed_at = record.placed_path, record.placed_at
+            if path is None or placed_at is None or record.file_id in wanted:
+                continue  # (a file put.io still has is never taken for a replaced one)
+            known = latest.get(path)
+            if known is None or (known.placed_at is not None and known.placed_at < placed_at):
+                latest[path] = record
+        return latest
 
 
 def next_retry(record: DownloadRecord | None, policy: Policy) -> datetime | None:

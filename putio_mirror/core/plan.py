@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from itertools import takewhile
 from typing import ClassVar, Literal
 
-from putio_mirror.core.state import StagedKind
+from putio_mirror.core.state import DownloadRecord, StagedKind
 
 ActionKind = Literal[
     "submit",
@@ -213,6 +213,9 @@ class Download:
     again: bool = False
     why: str = "not yet mirrored"
     requires: tuple[str, ...] = ()
+    #: the journal's record of the file placed at ``relative_path`` before, gone from
+    #: put.io since (replaced by this one): replaced if it is still those very bytes
+    replaces: DownloadRecord | None = None
 
     @property
     def key(self) -> str:

@@ -66,7 +66,7 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     waits before its next try, and the age of staging leftovers; it is an argument so
     the function stays pure and deterministic.
     """
-    tree = index_tree(snapshot.files, policy, snapshot.names)
+    tree = index_tree(snapshot.files, policy, snapshot.names, snapshot.journal.downloads)
     notes: list[Note] = []
     desired = plan_desires(snapshot)
     actions: list[Action] = [*plan_records(snapshot), *desired]

@@ -234,7 +234,9 @@ class Snapshot:
     journal: JournalFacts = JournalFacts()
     local: LocalFacts = LocalFacts()
     #: ``naming.local_paths(files, root)`` when the observer already named the tree (it
-    #: needs the names to stat the disk), so the reconciler does not name it twice.
+    #: needs the names to stat the disk), so the reconciler does not name it twice; each
+    #: item put.io renamed after files of it were placed is named as placed
+    #: (``mirroring.kept_where_placed``).
     names: Mapping[int, str] | None = None
     #: blackhole files changed a moment ago (perhaps still being written): left for the
     #: next run, and said so

@@ -37,13 +37,15 @@ from putio_mirror.core.naming import OWN_PREFIX
 from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.segments import discard
 from putio_mirror.local.durable import (
+    COPY_PREFIX,
     LINK_UNSUPPORTED,
     copy_durably,
     fsync_folder,
+    make_durable,
     place_atomically,
     synced_or_raise,
 )
-from putio_mirror.local.files import same_bytes
+from putio_mirror.local.files import crc32_of, same_bytes
 from putio_mirror.local.ownership import AS_IS, Ownership
 
 VERIFIED_DIR = "verified"
@@ -454,6 +456,70 @@ def place_file(item: ToPlace, ownership: Ownership = AS_IS) -> str | None:
     except OSError as error:
         return f"{item.final}: {error.strerror}"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedBefore:
+    """The file we placed at a path before, as the journal recorded it: its size, CRC32."""
+
+    size: int
+    crc32: str
+
+
+def replace_placed(item: ToPlace, before: PlacedBefore, ownership: Ownership = AS_IS) -> str | None:
+    """Put a verified file at its final path in place of the file we placed there before
+    (put.io replaced it by one of the same name), only if that file is still ours to the
+    byte: its size and CRC32 those placed. A file changed or put there since (by a person,
+    a media manager) is left alone, and why is returned. The new file takes the path with
+    one rename: a reader finds the old file or the new, never none; a hard link a media
+    manager made of the old one keeps its bytes. A path found empty (the old file moved
+    away, imported) is placed as any (``place_file``)."""
+    if not os.path.lexists(item.final) or _placed_already(item.source, item.final):
+        return place_file(item, ownership)
+    try:
+        if not _still_ours(item.final, before):
+            return f"{item.final}: a different file is there than the one placed; not overwriting"
+        _check_regular(item.source)
+        ownership.give(item.source)
+        make_durable(item.source)
+        _rename_over(item.source, item.final)
+    except NotDurableError:
+        raise
+    except ItemError as error:
+        return f"{item.final}: {error.message}"
+    except OSError as error:
+        return f"{item.final}: {error.strerror}"
+    return None
+
+
+def _still_ours(final: Path, before: PlacedBefore) -> bool:
+    """Whether the file at ``final`` is a regular file with the size and CRC32 placed."""
+    found = os.lstat(final)
+    if not stat.S_ISREG(found.st_mode) or found.st_size != before.size:
+        return False
+    return crc32_of(final) == before.crc32
+
+
+def _rename_over(source: Path, final: Path) -> None:
+    """Move ``source`` (synced) to ``final``, replacing the file there in one step, and make
+    that durable; from another filesystem a synced copy beside ``final`` is moved in and
+    ``source`` removed after."""
+    try:
+        source.rename(final)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        copy = final.with_name(COPY_PREFIX + source.name)
+        copy_durably(source, copy)
+        try:
+            copy.rename(final)
+        except BaseException:
+            copy.unlink(missing_ok=True)
+            raise
+        synced_or_raise(final.parent, final)
+        source.unlink(missing_ok=True)
+        return
+    synced_or_raise(final.parent, final)
 
 
 def _drop_sources(files: Iterable[ToPlace]) -> None:
