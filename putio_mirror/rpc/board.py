@@ -82,7 +82,9 @@ class Board:
         desires = self._journal.desires.listing()  # fresher than the snapshot's facts
         if not desires:
             return
-        tree = index_tree(snapshot.files, self._policy)
+        # the paths the run planned with (an item kept where it was placed, renamed since)
+        names = snapshot.names or None
+        tree = index_tree(snapshot.files, self._policy, names, snapshot.journal.downloads)
         for info_hash, desire in desires.items():
             transfer = transfers.get(info_hash)
             if transfer is None or transfer.file_id is None or transfer.file_id not in tree.paths:
