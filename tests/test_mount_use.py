@@ -14,8 +14,12 @@ import random
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.putio.client import PutioClient
@@ -306,3 +310,50 @@ def test_a_file_deleted_on_put_io_while_read_gives_right_bytes_or_eio(
         finally:
             os.close(descriptor)
         assert not (mount.mount_point / "film.mkv").exists()
+
+
+@contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` on ``folder`` (made if missing): a disk that fills. Root only."""
+    if os.geteuid() != 0:
+        pytest.skip("a small tmpfs needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"no tmpfs here: {made.stderr.decode(errors='replace').strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_under_the_block_cache_is_told_once_with_a_count(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # The block cache lives in the staging folder. With its disk full, every block worth
+    # keeping logged a warning of its own: a scanner's probes, hundreds a minute, for as
+    # long as the disk stayed full (weeks, under a media server). Reads must still be right.
+    file_id = fake_putio.add_file("film.mkv", 0, size=40 * MIB)
+    content = fake_putio.file_content(file_id)
+    places = list(range(40))
+    random.Random(5).shuffle(places)
+    with (
+        small_disk(mirror.downloads / ".putio-mirror-staging", "2m"),
+        mounted(mirror, cache_max_mb=16) as mount,
+    ):
+        for block in places:  # at random: what is read is worth keeping, on disk
+            offset = block * MIB + 100
+            assert (
+                read_range(mount.mount_point / "film.mkv", offset, 4096)
+                == (content[offset:][:4096])
+            )
+        mount.process.terminate()
+        mount.process.wait(15)
+        said = [line for line in mount.output().splitlines() if "block cache" in line]
+    assert len([line for line in said if "WARNING" in line]) <= 2, "\n".join(said)
+    assert said and "No space left" in said[0], "\n".join(said)
+    assert any("blocks were not kept" in line for line in said), "\n".join(said)
