@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.mount.mounting import NODE_POOLS
 from putio_mirror.putio.client import PutioClient
 from tests.mirror_env import Mirror
 from tests.mount_env import api_requests, mounted, node_requests
@@ -357,3 +358,49 @@ def test_a_full_disk_under_the_block_cache_is_told_once_with_a_count(
     assert len([line for line in said if "WARNING" in line]) <= 2, "\n".join(said)
     assert said and "No space left" in said[0], "\n".join(said)
     assert any("blocks were not kept" in line for line in said), "\n".join(said)
+
+
+#: One loopback address spelled 24 ways (inet_aton reads each octet in decimal, octal or
+#: hex): to the mount's connection pools, 24 download nodes, as put.io's la1, s06, … are.
+NODE_HOSTS = [
+    f"{a}.{b}.{c}.{d}"
+    for a in ("127", "0x7f", "0177")
+    for b in ("0", "0x0")
+    for c in ("0", "00")
+    for d in ("1", "0x1")
+]
+
+
+def connections_to(pid: int, port: int) -> int:
+    """The TCP connections the process holds open to the loopback ``port``."""
+    inodes = {
+        link.removeprefix("socket:[").removesuffix("]")
+        for entry in Path(f"/proc/{pid}/fd").iterdir()
+        if (link := os.readlink(entry)).startswith("socket:[")
+    }
+    table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1
+        for row in map(str.split, table)
+        if int(row[2].rsplit(":", 1)[1], 16) == port and row[9] in inodes
+    )
+
+
+def test_connections_to_download_nodes_are_not_kept_for_every_node_ever_read(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # put.io serves files from many nodes (la1, s06, …). The mount kept a connection pool
+    # for every node it ever read from, each with its connections open for good: its
+    # pool manager let go of all but the last few pools, but urllib3 2 closes a pool it
+    # lets go of only once it is garbage, and the mount's session still held them all.
+    ids = [fake_putio.add_file(f"e{n:02}.mkv", 0, size=2 * MIB) for n in range(len(NODE_HOSTS))]
+    port = int(fake_putio.node_url.rsplit(":", 1)[1])
+    with mounted(mirror) as mount:
+        for number, host in enumerate(NODE_HOSTS):
+            fake_putio.world.node_url = f"http://{host}:{port}"  # put.io's next links' node
+            path = mount.mount_point / f"e{number:02}.mkv"
+            assert read_range(path, 0, 4096) == b"".join(
+                fake_putio.file_pieces(ids[number], 0, 4096)
+            )
+        kept = connections_to(mount.process.pid, port)
+    assert kept <= NODE_POOLS, f"{kept} connections kept to {len(NODE_HOSTS)} nodes"
