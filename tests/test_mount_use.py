@@ -14,10 +14,15 @@ import random
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.mount.mounting import NODE_POOLS
 from putio_mirror.putio.client import PutioClient
 from tests.mirror_env import Mirror
 from tests.mount_env import api_requests, mounted, node_requests
@@ -306,3 +311,96 @@ def test_a_file_deleted_on_put_io_while_read_gives_right_bytes_or_eio(
         finally:
             os.close(descriptor)
         assert not (mount.mount_point / "film.mkv").exists()
+
+
+@contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` on ``folder`` (made if missing): a disk that fills. Root only."""
+    if os.geteuid() != 0:
+        pytest.skip("a small tmpfs needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"no tmpfs here: {made.stderr.decode(errors='replace').strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_under_the_block_cache_is_told_once_with_a_count(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # The block cache lives in the staging folder. With its disk full, every block worth
+    # keeping logged a warning of its own: a scanner's probes, hundreds a minute, for as
+    # long as the disk stayed full (weeks, under a media server). Reads must still be right.
+    file_id = fake_putio.add_file("film.mkv", 0, size=40 * MIB)
+    content = fake_putio.file_content(file_id)
+    places = list(range(40))
+    random.Random(5).shuffle(places)
+    with (
+        small_disk(mirror.downloads / ".putio-mirror-staging", "2m"),
+        mounted(mirror, cache_max_mb=16) as mount,
+    ):
+        for block in places:  # at random: what is read is worth keeping, on disk
+            offset = block * MIB + 100
+            assert (
+                read_range(mount.mount_point / "film.mkv", offset, 4096)
+                == (content[offset:][:4096])
+            )
+        mount.process.terminate()
+        mount.process.wait(15)
+        said = [line for line in mount.output().splitlines() if "block cache" in line]
+    assert len([line for line in said if "WARNING" in line]) <= 2, "\n".join(said)
+    assert said and "No space left" in said[0], "\n".join(said)
+    assert any("blocks were not kept" in line for line in said), "\n".join(said)
+
+
+#: One loopback address spelled 24 ways (inet_aton reads each octet in decimal, octal or
+#: hex): to the mount's connection pools, 24 download nodes, as put.io's la1, s06, … are.
+NODE_HOSTS = [
+    f"{a}.{b}.{c}.{d}"
+    for a in ("127", "0x7f", "0177")
+    for b in ("0", "0x0")
+    for c in ("0", "00")
+    for d in ("1", "0x1")
+]
+
+
+def connections_to(pid: int, port: int) -> int:
+    """The TCP connections the process holds open to the loopback ``port``."""
+    inodes = {
+        link.removeprefix("socket:[").removesuffix("]")
+        for entry in Path(f"/proc/{pid}/fd").iterdir()
+        if (link := os.readlink(entry)).startswith("socket:[")
+    }
+    table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1
+        for row in map(str.split, table)
+        if int(row[2].rsplit(":", 1)[1], 16) == port and row[9] in inodes
+    )
+
+
+def test_connections_to_download_nodes_are_not_kept_for_every_node_ever_read(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # put.io serves files from many nodes (la1, s06, …). The mount kept a connection pool
+    # for every node it ever read from, each with its connections open for good: its
+    # pool manager let go of all but the last few pools, but urllib3 2 closes a pool it
+    # lets go of only once it is garbage, and the mount's session still held them all.
+    ids = [fake_putio.add_file(f"e{n:02}.mkv", 0, size=2 * MIB) for n in range(len(NODE_HOSTS))]
+    port = int(fake_putio.node_url.rsplit(":", 1)[1])
+    with mounted(mirror) as mount:
+        for number, host in enumerate(NODE_HOSTS):
+            fake_putio.world.node_url = f"http://{host}:{port}"  # put.io's next links' node
+            path = mount.mount_point / f"e{number:02}.mkv"
+            assert read_range(path, 0, 4096) == b"".join(
+                fake_putio.file_pieces(ids[number], 0, 4096)
+            )
+        kept = connections_to(mount.process.pid, port)
+    assert kept <= NODE_POOLS, f"{kept} connections kept to {len(NODE_HOSTS)} nodes"

@@ -64,6 +64,7 @@ class BlockCache:
         self._unpinned_free: set[int] = set()
         self._lock = threading.Lock()
         self._descriptor = -1
+        self._unkept = _Unkept()
 
     @property
     def max_bytes(self) -> int:
@@ -87,6 +88,7 @@ class BlockCache:
         return self
 
     def close(self) -> None:
+        self._unkept.summed_up()
         if self._descriptor >= 0:
             os.close(self._descriptor)
             self._descriptor = -1
@@ -121,7 +123,7 @@ class BlockCache:
         """Given a whole block, keep it in a free slot or the least recently used one's.
 
         A full disk or a cache whose every slot is being read only means the block is
-        not kept: its readers fetch it again.
+        not kept: its readers fetch it again. A full disk is told once, not once a block.
         """
         with self._lock:
             if key in self._index:
@@ -133,7 +135,7 @@ class BlockCache:
         try:
             os.pwrite(self._descriptor, data, slot * BLOCK_SIZE)
         except OSError as error:
-            logger.warning("mount: the block cache could not keep a block: %s", error)
+            self._unkept.add(error)
             with self._lock:
                 self._free.append(slot)
             self._unpin(slot)
@@ -141,6 +143,7 @@ class BlockCache:
         with self._lock:
             self._index[key] = (slot, len(data))
         self._unpin(slot)
+        self._unkept.summed_up()
 
     def forget(self, file_id: int) -> None:
         """Drop every block of the file; a slot being read is freed once its reader is done."""
@@ -170,6 +173,37 @@ class BlockCache:
             elif slot in self._unpinned_free:
                 self._unpinned_free.discard(slot)
                 self._free.append(slot)
+
+
+class _Unkept:
+    """The blocks the cache's disk refused, told once while it refuses, not once a block:
+    a full disk under a mount a scanner probes logged hundreds of the same warning a
+    minute, for as long as the disk stayed full. The first refusal is told, the count once
+    a block is kept again (or at the end)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def add(self, error: OSError) -> None:
+        with self._lock:
+            self._count += 1
+            first = self._count == 1
+        if first:
+            logger.warning(
+                "mount: the block cache could not keep a block: %s; its readers fetch "
+                "such blocks from put.io again (told once until a block is kept again)",
+                error,
+            )
+
+    def summed_up(self) -> None:
+        """Tell how many blocks were not kept since the first refusal, if any were."""
+        if not self._count:  # (most calls: no lock taken for each block kept)
+            return
+        with self._lock:
+            count, self._count = self._count, 0
+        if count:
+            logger.warning("mount: %d blocks were not kept in the block cache", count)
 
 
 def sweep(folder: Path) -> None:

@@ -21,6 +21,8 @@ from types import ModuleType
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool
+from urllib3._collections import RecentlyUsedContainer
 
 from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
@@ -53,6 +55,9 @@ _DEAD_MOUNT = frozenset({errno.ENOTCONN, errno.ECONNABORTED, errno.ENXIO})
 #: scanner probing a slow account) left `ls`, `stat` and reads of mirrored files hanging
 #: until their outage ended. A thread waiting costs little; this many waiting is unlikely.
 MAX_THREADS = 256
+#: The hosts whose connection pools are kept (put.io's download nodes: la1, s06, …); the
+#: pool of the host used longest ago is closed when another comes.
+NODE_POOLS = 16
 #: The first libfuse that caps its threads, and knows the option (older ones refuse it).
 _THREADS_CAPPED_SINCE = (3, 12)
 
@@ -219,12 +224,35 @@ def _pooled() -> Iterator[requests.Session]:
     scanner probing hundreds of files) and each read-ahead worker. A smaller pool dropped
     each connection past its size after one request (the next one a new TLS handshake
     with put.io), with a warning in the log each time: hundreds a scan of 500 files."""
-    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=MAX_THREADS + MAX_THREADS // 2)
+    adapter = _ClosingAdapter(
+        pool_connections=NODE_POOLS, pool_maxsize=MAX_THREADS + MAX_THREADS // 2
+    )
     with Session(adapter) as session:
         try:
             yield session
         finally:
             adapter.close()
+
+
+class _ClosingAdapter(HTTPAdapter):
+    """requests' adapter, but a pool its pool manager lets go of is closed at once.
+
+    urllib3 2 closes such a pool only once it is garbage, and the mount's session keeps
+    each pool it sent a node request through (``Session.direct_pool``): a mount kept a pool
+    for every download node it ever read from, its connections open for good, and its
+    unmount (``close``) closed none. A closed pool is one the session asks for afresh.
+    """
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: object
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pools = RecentlyUsedContainer(connections, dispose_func=_close_pool)
+
+
+def _close_pool(pool: HTTPConnectionPool) -> None:
+    """Close a pool's idle connections now; those in use close as they come back."""
+    pool.close()
 
 
 class _JournalMarks:
