@@ -29,7 +29,6 @@ from __future__ import annotations
 import errno
 import os
 import random
-import statistics
 import subprocess
 import threading
 import time
@@ -45,13 +44,12 @@ from common import (
     main_guard,
     note,
     print_header,
-    print_table,
     putio_mirror_command,
     scratch_dir,
     tool_path,
-    verdict,
     write_config,
 )
+from sampling import SAMPLE_EVERY, Sample, growth, print_minutes, print_verdicts, sample
 
 from putio_mirror.fakeputio import FakePutio
 
@@ -62,9 +60,6 @@ READ_AHEAD_MB = 32
 #: (``RemoteReads``) and the spare buffers (``blocks._SPARE_MOST``)
 MEMORY_BLOCKS_MB = min(READ_AHEAD_MB, CACHE_MB // 2) + 2 + 8
 MAX_RSS_GROWTH_MB = 20.0
-MAX_FD_GROWTH = 4
-MAX_THREAD_GROWTH = 4
-SAMPLE_EVERY = 5.0
 FOLDERS = 50
 #: requests one node link serves before it expires (put.io's lifetime is not known)
 LINK_USES = 20
@@ -75,15 +70,6 @@ PROBE_BYTES = 64 * 1024
 PLAYER_PAUSE = 0.06
 #: the errors a read of a file deleted or renamed on put.io meanwhile may end with
 _CHANGED = frozenset({errno.ENOENT, errno.EIO})
-
-
-@dataclass(frozen=True)
-class Sample:
-    at: float  # seconds since the mount came up
-    rss_mb: float
-    fds: int
-    threads: int
-    reads: int
 
 
 @dataclass
@@ -105,15 +91,6 @@ class Tally:
     @property
     def reads(self) -> int:
         return self.probes + int(self.played_mb)
-
-
-def sample(pid: int, started: float, reads: int) -> Sample:
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    rss_kb = int(fields["VmRSS"].split()[0])
-    fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
-    return Sample(time.monotonic() - started, rss_kb / 1024, fds, int(fields["Threads"]), reads)
 
 
 def fill(fake: FakePutio, files: int, chooser: random.Random) -> tuple[list[int], list[int]]:
@@ -315,20 +292,6 @@ def _watch(
     return samples
 
 
-def growth(samples: list[Sample]) -> tuple[float, int, int]:
-    """Given the samples, return the growth from the first minute's medians to the last
-    minute's: memory (MB), descriptors, threads."""
-    per_minute = int(60 / SAMPLE_EVERY)
-    first, last = samples[:per_minute], samples[-per_minute:]
-
-    def change(value: str) -> float:
-        return statistics.median(getattr(s, value) for s in last) - statistics.median(
-            getattr(s, value) for s in first
-        )
-
-    return change("rss_mb"), int(change("fds")), int(change("threads"))
-
-
 def main() -> None:
     parser = base_parser(__doc__ or "", rounds=1)
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes (default 10)")
@@ -343,30 +306,21 @@ def main() -> None:
     with scratch_dir(options.workdir) as root:
         samples, tally = soak(root, options.minutes, options.files, options.refresh)
     print_header("mount_soak")
-    per_minute = int(60 / SAMPLE_EVERY)
-    rows = [
-        [f"{s.at / 60:.0f}", f"{s.rss_mb:.1f}", str(s.fds), str(s.threads), str(s.reads)]
-        for s in samples[per_minute - 1 :: per_minute]
-    ]
-    print_table(
+    print_minutes(
         f"putio-mirror mount for {options.minutes:g} min over {options.files} files, "
         f"listing refreshed every {options.refresh:g} s, cache_max_mb {CACHE_MB}",
-        ["minute", "RSS MB", "open fds", "threads", "reads (probes + MiB played)"],
-        rows,
+        "reads (probes + MiB played)",
+        samples,
     )
     print(
         f"\n{tally.walks} scans, {tally.probes} probes, {tally.played_mb:.0f} MiB played, "
         f"{tally.changes} changes on put.io, {tally.failed} reads failed on a changed file"
     )
-    rss, fds, threads = growth(samples)
     print("\nfrom the first minute to the last:")
-    limit = MAX_RSS_GROWTH_MB + MEMORY_BLOCKS_MB
-    print(
-        f"- memory {rss:+.1f} MB: {verdict(rss, limit, 'MB')} "
-        f"({MAX_RSS_GROWTH_MB:g} MB beyond the {MEMORY_BLOCKS_MB} MiB blocks may take in memory)"
+    beyond = (
+        f" ({MAX_RSS_GROWTH_MB:g} MB beyond the {MEMORY_BLOCKS_MB} MiB blocks may take in memory)"
     )
-    print(f"- descriptors {fds:+d}: {verdict(fds, MAX_FD_GROWTH, '', inclusive=True)}")
-    print(f"- threads {threads:+d}: {verdict(threads, MAX_THREAD_GROWTH, '', inclusive=True)}")
+    print_verdicts(growth(samples), MAX_RSS_GROWTH_MB + MEMORY_BLOCKS_MB, beyond)
 
 
 if __name__ == "__main__":

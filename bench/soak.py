@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import base64
 import shutil
-import statistics
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
@@ -36,40 +34,16 @@ from common import (
     main_guard,
     note,
     print_header,
-    print_table,
     putio_mirror_command,
     scratch_dir,
-    verdict,
     write_config,
 )
 from rpc import PASSWORD, SONARR_FIELDS, USER, Rpc, _answers, free_port, torrent, wait_until
+from sampling import SAMPLE_EVERY, Sample, growth, print_minutes, print_verdicts, sample
 
 from putio_mirror.fakeputio import FakePutio
 
 MAX_RSS_GROWTH_MB = 20.0
-MAX_FD_GROWTH = 4
-MAX_THREAD_GROWTH = 4
-SAMPLE_EVERY = 5.0
-
-
-@dataclass(frozen=True)
-class Sample:
-    at: float  # seconds since the server started
-    rss_mb: float
-    fds: int
-    threads: int
-    items_done: int
-
-
-def sample(pid: int, started: float, items_done: int) -> Sample:
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    rss_kb = int(fields["VmRSS"].split()[0])
-    fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
-    return Sample(
-        time.monotonic() - started, rss_kb / 1024, fds, int(fields["Threads"]), items_done
-    )
 
 
 class Sonarr:
@@ -170,21 +144,6 @@ def _play(
     return samples
 
 
-def growth(samples: list[Sample]) -> tuple[float, int, int, int]:
-    """Given the samples, return the growth from the first minute's medians to the last
-    minute's: memory (MB), descriptors, threads, and the items that went through."""
-    per_minute = int(60 / SAMPLE_EVERY)
-    first, last = samples[:per_minute], samples[-per_minute:]
-
-    def change(value: str) -> float:
-        return statistics.median(getattr(s, value) for s in last) - statistics.median(
-            getattr(s, value) for s in first
-        )
-
-    items = last[-1].items_done - first[0].items_done
-    return change("rss_mb"), int(change("fds")), int(change("threads")), items
-
-
 def main() -> None:
     parser = base_parser(__doc__ or "", rounds=1)
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes (default 10)")
@@ -197,22 +156,15 @@ def main() -> None:
     with scratch_dir(options.workdir) as root:
         samples = soak(root, options.minutes, options.add_every)
     print_header("soak")
-    per_minute = int(60 / SAMPLE_EVERY)
-    rows = [
-        [f"{s.at / 60:.0f}", f"{s.rss_mb:.1f}", str(s.fds), str(s.threads), str(s.items_done)]
-        for s in samples[per_minute - 1 :: per_minute]
-    ]
-    print_table(
+    print_minutes(
         f"putio-mirror serve for {options.minutes:g} min, a torrent every "
         f"{options.add_every:g} s, Sonarr's poll every second",
-        ["minute", "RSS MB", "open fds", "threads", "items through"],
-        rows,
+        "items through",
+        samples,
     )
-    rss, fds, threads, items = growth(samples)
-    print(f"\nfrom the first minute to the last ({items} items through):")
-    print(f"- memory {rss:+.1f} MB: {verdict(rss, MAX_RSS_GROWTH_MB, 'MB')}")
-    print(f"- descriptors {fds:+d}: {verdict(fds, MAX_FD_GROWTH, '', inclusive=True)}")
-    print(f"- threads {threads:+d}: {verdict(threads, MAX_THREAD_GROWTH, '', inclusive=True)}")
+    grown = growth(samples)
+    print(f"\nfrom the first minute to the last ({grown.done} items through):")
+    print_verdicts(grown, MAX_RSS_GROWTH_MB)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import os
 import posixpath
 import shutil
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -437,25 +437,36 @@ def place_file(item: ToPlace, ownership: Ownership = AS_IS) -> str | None:
     """Put one verified file at its final path, given ``ownership`` first (and the folders
     made for it); return why not, or None once it is there. Raise NotDurableError if
     it is there but the disk failed to make that last."""
+    return _why_not(item.final, lambda: _place_file(item, ownership))
+
+
+def _place_file(item: ToPlace, ownership: Ownership) -> str | None:
+    if _placed_already(item.source, item.final):
+        # moved in by an earlier attempt, interrupted or not made durable
+        synced_or_raise(item.final.parent, item.final)
+        item.source.unlink()
+        return None
+    if os.path.lexists(item.final):
+        return f"{item.final}: a different file is already there; not overwriting"
+    real_folder(item.final.parent, ownership)
+    _check_regular(item.source)
+    ownership.give(item.source)
+    place_atomically(item.source, item.final)
+    return None
+
+
+def _why_not(final: Path, place: Callable[[], str | None]) -> str | None:
+    """Given a file's final path and how to place it, place it; return why not (what
+    ``place`` says, or the trouble it met), None once it is there. NotDurableError is
+    raised: the file is there, its durability is not."""
     try:
-        if _placed_already(item.source, item.final):
-            # moved in by an earlier attempt, interrupted or not made durable
-            synced_or_raise(item.final.parent, item.final)
-            item.source.unlink()
-            return None
-        if os.path.lexists(item.final):
-            return f"{item.final}: a different file is already there; not overwriting"
-        real_folder(item.final.parent, ownership)
-        _check_regular(item.source)
-        ownership.give(item.source)
-        place_atomically(item.source, item.final)
+        return place()
     except NotDurableError:
         raise
     except ItemError as error:
-        return f"{item.final}: {error.message}"
+        return f"{final}: {error.message}"
     except OSError as error:
-        return f"{item.final}: {error.strerror}"
-    return None
+        return f"{final}: {error.strerror}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,19 +487,16 @@ def replace_placed(item: ToPlace, before: PlacedBefore, ownership: Ownership = A
     away, imported) is placed as any (``place_file``)."""
     if not os.path.lexists(item.final) or _placed_already(item.source, item.final):
         return place_file(item, ownership)
-    try:
-        if not _still_ours(item.final, before):
-            return f"{item.final}: a different file is there than the one placed; not overwriting"
-        _check_regular(item.source)
-        ownership.give(item.source)
-        make_durable(item.source)
-        _rename_over(item.source, item.final)
-    except NotDurableError:
-        raise
-    except ItemError as error:
-        return f"{item.final}: {error.message}"
-    except OSError as error:
-        return f"{item.final}: {error.strerror}"
+    return _why_not(item.final, lambda: _replace(item, before, ownership))
+
+
+def _replace(item: ToPlace, before: PlacedBefore, ownership: Ownership) -> str | None:
+    if not _still_ours(item.final, before):
+        return f"{item.final}: a different file is there than the one placed; not overwriting"
+    _check_regular(item.source)
+    ownership.give(item.source)
+    make_durable(item.source)
+    _rename_over(item.source, item.final)
     return None
 
 
