@@ -95,6 +95,20 @@ class Mirror:
             stderr=subprocess.PIPE,
         )
 
+    @contextmanager
+    def spawned(self, *argv: str) -> Iterator[subprocess.Popen[bytes]]:
+        """The CLI in a process of its own, killed if the test ends with it still running."""
+        process = self.spawn(*argv)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=15)
+            for stream in (process.stdout, process.stderr):
+                if stream is not None and not stream.closed:
+                    stream.close()
+
     def kill_mid_file(self, file_id: int, at_least: int) -> Path:
         """Given a file of put.io's (made to stall past ``at_least`` bytes), run ``files
         download`` in its own process, kill -9 it once the file's part holds that many

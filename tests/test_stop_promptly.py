@@ -10,8 +10,7 @@ import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,21 +21,6 @@ from tests.mirror_env import Mirror
 
 #: how long after SIGTERM a run may take to end (its journal written, its part synced)
 PROMPT = 3.0
-
-
-@contextmanager
-def spawned(mirror: Mirror, *argv: str) -> Iterator[subprocess.Popen[bytes]]:
-    """The CLI in a process of its own, killed if the test ends with it still running."""
-    process = mirror.spawn(*argv)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=15)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None and not stream.closed:
-                stream.close()
 
 
 def armed(mirror: Mirror, wanted: Callable[[LoggedRequest], bool], count: int) -> threading.Event:
@@ -74,7 +58,7 @@ def test_sigterm_while_put_io_s_listing_is_retried_ends_the_sync_at_once(mirror:
     mirror.fake.add_file("movie.mkv", size=100_000)
     mirror.fake.inject("/v2/files/list*", status=503, times=100)
     asked = armed(mirror, listing, 4)
-    with spawned(mirror, "sync") as process:
+    with mirror.spawned("sync") as process:
         assert asked.wait(30)
         time.sleep(1.0)  # into the fourth pause (4-8 s)
         took, code, err = stopped(process)
@@ -90,7 +74,7 @@ def test_sigterm_while_the_watcher_s_sync_retries_put_io_ends_the_watcher_at_onc
     mirror.fake.add_file("movie.mkv", size=100_000)
     mirror.fake.inject("/v2/files/list*", status=503, times=100)
     asked = armed(mirror, listing, 4)
-    with spawned(mirror, "watch") as process:
+    with mirror.spawned("watch") as process:
         assert asked.wait(30)
         time.sleep(1.0)
         took, code, err = stopped(process)
@@ -107,7 +91,7 @@ def test_sigterm_while_a_download_waits_to_retry_ends_the_sync_and_resumes_next_
     mirror.write_config(download={"connections": 1, "max_outage_seconds": 300})
     mirror.fake.node_fault(file_id, status=503, times=5)  # then the node heals
     asked = armed(mirror, lambda request: request.host == "node", 5)
-    with spawned(mirror, "sync") as process:
+    with mirror.spawned("sync") as process:
         assert asked.wait(60)
         time.sleep(1.0)  # into the fifth pause
         took, code, err = stopped(process)
@@ -142,7 +126,7 @@ def test_sigterm_while_downloads_sit_on_a_silent_node_ends_the_sync_promptly(
     mirror.fake.stall_release_seconds = 120
     mirror.fake.node_fault(file_id, stall_after=100_000, times=connections)
     asked = armed(mirror, node, connections)
-    with spawned(mirror, "sync") as process:
+    with mirror.spawned("sync") as process:
         assert asked.wait(30)
         time.sleep(1.0)  # every read sits on the silence
         took, code, err = stopped(process)
@@ -167,7 +151,7 @@ def test_sigterm_while_a_hook_runs_at_the_end_of_a_sync_ends_it_promptly(
     mirror.write_config(
         download={"parallel_files": 1}, hooks={"on_item_placed": hook, "timeout_seconds": 300}
     )
-    with spawned(mirror, "sync") as process:
+    with mirror.spawned("sync") as process:
         deadline = time.monotonic() + 30
         while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.05)

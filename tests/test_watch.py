@@ -9,8 +9,7 @@ import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
 from watchdog.observers.api import BaseObserver, EventEmitter
@@ -218,21 +217,6 @@ def test_a_blackhole_pass_runs_beside_a_sync_s_run_lock_but_never_beside_another
     assert submit_blackhole(Runtime(settings)) is None, "nothing left to do"
 
 
-@contextmanager
-def spawned(mirror: Mirror, *argv: str) -> Iterator[subprocess.Popen[bytes]]:
-    """The CLI in a process of its own, killed if the test ends with it still running."""
-    process = mirror.spawn(*argv)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=15)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None and not stream.closed:
-                stream.close()
-
-
 def finish(process: subprocess.Popen[bytes], signum: int) -> tuple[int, str]:
     """Send the signal; return the exit code and what the process logged."""
     process.send_signal(signum)
@@ -246,7 +230,7 @@ def finish(process: subprocess.Popen[bytes], signum: int) -> tuple[int, str]:
 
 def test_watch_process_exits_130_on_ctrl_c(mirror: Mirror) -> None:
     mirror.fake.add_file("x.bin", size=1000)
-    with spawned(mirror, "watch") as process:
+    with mirror.spawned("watch") as process:
         assert wait_for(lambda: (mirror.downloads / "x.bin").exists()), "the first sync ran"
         code, err = finish(process, signal.SIGINT)
     assert code == 130, err
@@ -256,7 +240,7 @@ def test_sighup_reads_the_config_again_and_a_broken_one_leaves_the_old_in_force(
     mirror: Mirror, torrent_bytes: Callable[..., bytes]
 ) -> None:
     mirror.fake.add_file("x.bin", size=1000)
-    with spawned(mirror, "watch") as process:
+    with mirror.spawned("watch") as process:
         assert wait_for(lambda: (mirror.downloads / "x.bin").exists()), "the first sync ran"
         # A config with a problem: reported, and the watcher goes on as it was.
         good = mirror.config.read_text()

@@ -15,7 +15,7 @@ from typing import Any
 from putio_mirror.app.run import Request, Runtime, run_once
 from putio_mirror.cli.signals import StopFlag
 from putio_mirror.cli.watch import watch_blackhole
-from putio_mirror.config.settings import load_settings
+from putio_mirror.config.settings import Settings, load_settings
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.fakeputio.fake import LoggedRequest
@@ -63,6 +63,18 @@ def first_node_request(action: Callable[[], None]) -> Callable[[LoggedRequest], 
     return hook
 
 
+def synced_next_window(settings: Settings) -> None:
+    """Run a sync inside the window (at night), which must end well."""
+    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
+    assert again.exit_code == ExitCode.OK
+
+
+def assert_whole(mirror: Mirror, name: str, file_id: int) -> None:
+    """The file ``name`` is in the download folder with put.io's CRC32 for ``file_id``."""
+    data = (mirror.downloads / name).read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
 def node_ranges(mirror: Mirror) -> list[str | None]:
     return [r.headers.get("Range") for r in mirror.fake.requests if r.host == "node"]
 
@@ -104,11 +116,9 @@ def test_a_node_that_trickles_is_stopped_soon_after_the_window_closes_and_resume
     kept = part.stat().st_size
     assert 0 < kept < size
     mirror.fake.clear_requests()
-    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
-    assert again.exit_code == ExitCode.OK
+    synced_next_window(settings)
     assert node_ranges(mirror) == [f"bytes={kept}-"]
-    data = (mirror.downloads / "big.bin").read_bytes()
-    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    assert_whole(mirror, "big.bin", file_id)
 
 
 def test_a_download_held_back_by_a_low_bwlimit_stops_soon_after_the_window_closes(
@@ -125,11 +135,9 @@ def test_a_download_held_back_by_a_low_bwlimit_stops_soon_after_the_window_close
     mirror.fake.clear_requests()
     mirror.write_config(schedule={"windows": [WINDOW]}, download={"chunk_size_kb": 256})
     settings = load_settings(mirror.config, {})
-    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
-    assert again.exit_code == ExitCode.OK
+    synced_next_window(settings)
     assert node_ranges(mirror) == [f"bytes={kept}-" if kept else None]
-    data = (mirror.downloads / "big.bin").read_bytes()
-    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    assert_whole(mirror, "big.bin", file_id)
 
 
 def closed_now() -> str:
@@ -235,8 +243,7 @@ def test_a_window_closing_on_segments_in_flight_stops_each_and_the_next_window_f
     mirror.fake.on_request = None
     mirror.fake.node_bytes_per_second = None
     mirror.fake.clear_requests()
-    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
-    assert again.exit_code == ExitCode.OK
+    synced_next_window(settings)
     asked = sorted(r.headers.get("Range") or "" for r in mirror.fake.requests if r.host == "node")
     wanted = sorted(
         f"bytes={start + done}-{end - 1}" if end < size else f"bytes={start + done}-"
@@ -252,10 +259,8 @@ def test_a_small_file_from_a_node_that_trickles_is_stopped_soon_after_the_window
     # A file small enough to be fetched in one request (``fetch/whole.py``), from a node
     # sending 4 KB/s: 200 KB would take 50 s.
     file_id, settings = trickled_past_the_window(mirror, "subs.srt", 200_000, 4_000)
-    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
-    assert again.exit_code == ExitCode.OK
-    data = (mirror.downloads / "subs.srt").read_bytes()
-    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    synced_next_window(settings)
+    assert_whole(mirror, "subs.srt", file_id)
 
 
 def nth_node_request(count: int, action: Callable[[], None]) -> Callable[[LoggedRequest], None]:
@@ -303,10 +308,8 @@ def test_a_window_closing_while_a_lone_download_waits_to_retry_stops_the_run_soo
     assert not (mirror.downloads / "big.bin").exists()
 
     mirror.fake.on_request = None
-    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
-    assert again.exit_code == ExitCode.OK
-    data = (mirror.downloads / "big.bin").read_bytes()
-    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    synced_next_window(settings)
+    assert_whole(mirror, "big.bin", file_id)
 
 
 def test_a_window_closing_while_a_node_is_silent_stops_the_run_within_a_second_or_so(
@@ -334,12 +337,10 @@ def test_a_window_closing_while_a_node_is_silent_stops_the_run_within_a_second_o
 
     mirror.fake.on_request = None
     mirror.fake.clear_requests()
-    again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
-    assert again.exit_code == ExitCode.OK
+    synced_next_window(settings)
     (asked,) = node_ranges(mirror)
     assert asked is not None and asked.startswith("bytes="), "resumed, not fetched again"
-    data = (mirror.downloads / "big.bin").read_bytes()
-    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    assert_whole(mirror, "big.bin", file_id)
 
 
 def test_a_window_closing_while_a_witness_waits_on_a_silent_node_stops_the_run_soon_after(
