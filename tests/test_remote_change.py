@@ -188,3 +188,40 @@ def test_put_io_copy_of_a_replacement_is_kept_while_the_local_file_is_not_ours(
     assert mirror.run("sync").code == 0
     assert mirror.local_files()["Show S01/e1.mkv"] == b"the proper release, longer"
     assert replacement not in {item["id"] for item in mirror.fake.files()}
+
+
+def _killed_after_the_rename_over(mirror: Mirror, path: str, content: bytes) -> None:
+    """The state a run killed between moving a replacement over the placed file and
+    journaling it leaves: the new bytes in place, the journal still naming the old file."""
+    final = mirror.downloads / path
+    moved = final.with_name(".moved-in")
+    moved.write_bytes(content)
+    os.replace(moved, final)
+
+
+def test_a_run_killed_after_moving_a_replacement_in_journals_it_next_run_without_a_download(
+    mirror: Mirror,
+) -> None:
+    show, first, _ = _placed_season(mirror)
+    _replace(mirror, first, show, "e1.mkv", b"the proper release, longer")
+    _killed_after_the_rename_over(mirror, "Show S01/e1.mkv", b"the proper release, longer")
+    mirror.fake.clear_requests()
+    result = mirror.run("sync")
+    assert result.code == 0, result.err
+    assert _node_gets(mirror.fake) == 0, "the file in place is put.io's: adopted, not fetched"
+    assert mirror.local_files()["Show S01/e1.mkv"] == b"the proper release, longer"
+    assert "Nothing to do" in mirror.run("sync", "--dry-run").out
+
+
+def test_a_run_killed_after_moving_a_same_size_replacement_in_is_journaled_without_a_download(
+    mirror: Mirror,
+) -> None:
+    show, first, _ = _placed_season(mirror)
+    _replace(mirror, first, show, "e1.mkv", b"the other release")  # 17 bytes, as the first
+    _killed_after_the_rename_over(mirror, "Show S01/e1.mkv", b"the other release")
+    mirror.fake.clear_requests()
+    result = mirror.run("sync")
+    assert result.code == 0, result.err
+    assert _node_gets(mirror.fake) == 0, "the file in place is put.io's: adopted, not fetched"
+    assert mirror.local_files()["Show S01/e1.mkv"] == b"the other release"
+    assert "Nothing to do" in mirror.run("sync", "--dry-run").out

@@ -244,6 +244,11 @@ class DownloadSteps:
         what to journal; raise Paused when it may not go on, ItemError (journaled as a
         failure of this file) when this file cannot be had now."""
         staging = self._places.staging
+        if action.replaces is not None and not action.staged and self._in_place(action):
+            return Verified(
+                "put.io's new bytes were in place already",
+                lambda: self._verified(action, placed=True),
+            )
         # (a Path only where it is looked at: most small files never are)
         kept = verified_path(staging, action.file_id) if _may_be_kept(action) else None
         if (
@@ -280,6 +285,19 @@ class DownloadSteps:
         return Verified(
             f"{human_bytes(done)} verified", lambda: self._verified(action, placed=True)
         )
+
+    def _in_place(self, action: Download) -> bool:
+        """Whether a replacement's final path holds put.io's new bytes already (made
+        durable, then): a run killed after moving it in, before journaling it, left it so.
+        One read of a file the size of put.io's; only for a replacement, which is rare."""
+        final = self.final_path(action.relative_path)
+        if action.crc32 is None or local_size(final) != action.size:
+            return False
+        if crc32_of(final) != action.crc32:
+            return False
+        # journaled placed, it may let put.io's copy be deleted: it must last a power cut
+        make_durable(final)
+        return True
 
     def _place_one(self, action: Download, item: ToPlace) -> str | None:
         """Place a downloaded file; in place of the file put.io replaced by it, if the
