@@ -52,3 +52,109 @@ def test_a_file_whose_put_io_copy_looks_damaged_is_told_not_shown_as_downloading
     assert "damaged" in item["errorString"] and "Show.S01E02.mkv" in item["errorString"]
     assert "blocklist" in item["errorString"]  # what to do about it, in Sonarr's words
     assert item["error"] == 3 and item["leftUntilDone"] > 0
+
+
+TV = {"download-dir": "/downloads/tv"}  # Sonarr's category folder, mapped into ours
+
+
+def item_named(client: Client, name: str) -> dict[str, Any]:
+    fields = [*FIELDS, "name"]
+    (item,) = [
+        row for row in client.ok("torrent-get", fields=fields)["torrents"] if row["name"] == name
+    ]
+    return item
+
+
+def placed(client: Client, name: str) -> bool:
+    return item_named(client, name)["leftUntilDone"] == 0
+
+
+def has_transfer(fake: FakePutio, name: str) -> bool:
+    return any(transfer["name"] == name for transfer in fake.transfers())
+
+
+def finish(fake: FakePutio) -> None:
+    with fake.world.lock:
+        for _ in ACTIVE:
+            fake.world.tick()
+
+
+def test_a_long_put_io_outage_is_a_warning_on_the_items_waiting_for_it_and_clears_after(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    with serving(mirror, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        client.add_torrent(torrent_bytes("Fine.S01E01"), paused=False, **TV)
+        wait_for(lambda: fake_putio.transfers())
+        finish(fake_putio)
+        wait_for(lambda: placed(client, "Fine.S01E01"))
+        client.add_torrent(torrent_bytes("Stuck.S01E02"), paused=False, **TV)
+        wait_for(lambda: has_transfer(fake_putio, "Stuck.S01E02"))
+        # put.io down for maintenance: every call answered 503 with an hour's Retry-After
+        fake_putio.inject("*", status=503, times=1_000_000, retry_after="3600")
+        stuck = wait_for(lambda: (row := item_named(client, "Stuck.S01E02"))["errorString"] and row)
+        fine = item_named(client, "Fine.S01E01")
+        fake_putio.heal()
+        cleared = wait_for(
+            lambda: not (row := item_named(client, "Stuck.S01E02"))["errorString"] and row
+        )
+    assert "put.io has not answered since" in stuck["errorString"]
+    assert "503" in stuck["errorString"] and "retrying" in stuck["errorString"]
+    assert stuck["error"] in (1, 2)  # a warning that passes by itself: never to blocklist
+    assert stuck["leftUntilDone"] > 0
+    assert fine["errorString"] == "" and fine["error"] == 0 and fine["leftUntilDone"] == 0
+    assert cleared["error"] == 0
+
+
+def test_a_stranger_s_file_in_the_way_is_told_with_what_to_do_and_clears_once_moved(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    show = torrent_bytes("Show.S01E03", files=[("Show.S01E03.mkv", 3000), ("Show.nfo", 100)])
+    stranger = mirror.downloads / "tv" / "Show.S01E03" / "Show.S01E03.mkv"
+    stranger.parent.mkdir(parents=True)
+    stranger.write_bytes(b"not put.io's")
+    # put.io's transfer is cleaned meanwhile (nothing of it to fetch): the periodic sync
+    # is the one that finds the way free
+    every_6_s = {"schedule": {"watch_interval_minutes": 0.1}}
+    with serving(mirror, sections=every_6_s, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        client.add_torrent(show, paused=False, **TV)
+        client.add_torrent(torrent_bytes("Fine.S01E04"), paused=False, **TV)
+        wait_for(lambda: len(fake_putio.transfers()) == 2)
+        finish(fake_putio)
+        stuck = wait_for(lambda: (row := item_named(client, "Show.S01E03"))["errorString"] and row)
+        wait_for(lambda: placed(client, "Fine.S01E04"))
+        fine = item_named(client, "Fine.S01E04")
+        stranger.rename(mirror.root / "moved-away.mkv")
+        done = wait_for(lambda: placed(client, "Show.S01E03") and item_named(client, "Show.S01E03"))
+    assert "in the way" in stuck["errorString"] and "Show.S01E03.mkv" in stuck["errorString"]
+    assert "move or rename it" in stuck["errorString"]  # what to do
+    assert stuck["error"] == 3 and stuck["leftUntilDone"] > 0
+    assert fine["errorString"] == "" and fine["error"] == 0
+    assert done["errorString"] == "" and done["error"] == 0
+
+
+def test_a_full_disk_is_told_with_the_room_wanted_and_clears_once_there_is_room(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    with serving(mirror, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        client.add_torrent(torrent_bytes("Fine.S01E05"), paused=False, **TV)
+        wait_for(lambda: fake_putio.transfers())
+        finish(fake_putio)
+        wait_for(lambda: placed(client, "Fine.S01E05"))
+    no_room = {"download": {"free_space_margin_mb": 10**12}}  # more than any disk has
+    with serving(mirror, sections=no_room, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        client.add_torrent(torrent_bytes("Big.S01E06"), paused=False, **TV)
+        wait_for(lambda: has_transfer(fake_putio, "Big.S01E06"))
+        finish(fake_putio)
+        stuck = wait_for(lambda: (row := item_named(client, "Big.S01E06"))["errorString"] and row)
+        fine = item_named(client, "Fine.S01E05")
+    with serving(mirror, poll_seconds=0.1) as server:  # room made
+        client = Client(url_of(server))
+        done = wait_for(lambda: placed(client, "Big.S01E06") and item_named(client, "Big.S01E06"))
+    assert "room" in stuck["errorString"] and "free" in stuck["errorString"]
+    assert stuck["error"] == 3 and stuck["leftUntilDone"] > 0
+    assert fine["errorString"] == "" and fine["leftUntilDone"] == 0
+    assert done["errorString"] == "" and done["error"] == 0

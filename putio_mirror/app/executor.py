@@ -38,6 +38,7 @@ from putio_mirror.app.remote_steps import file_away_step, groom, submit
 from putio_mirror.app.report import Failure, RunReport
 from putio_mirror.app.requested import submit_desired
 from putio_mirror.app.rules import RemoteWriter, Rules
+from putio_mirror.core.attention import NO_ROOM
 from putio_mirror.core.errors import (
     FatalError,
     ItemError,
@@ -395,7 +396,9 @@ class Executor:
         (log.debug if told_once else log.warning)(
             "%s (%s) failed: %s", action.key, action.target, message, extra=_SUMMARIZED
         )
-        self._end(action_id, action, "failed", error=message)
+        # a full disk is tagged: the RPC door tells it until a later try of the file goes on
+        tag = NO_ROOM if isinstance(error, NoSpaceError) else None
+        self._end(action_id, action, "failed", error=message, detail=tag)
         with self._lock:
             self._report.add_failure(Failure(action.key, action.target, message, hint), error)
         if isinstance(error, NoSpaceError):

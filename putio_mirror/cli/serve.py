@@ -8,6 +8,7 @@ download and place, and every snapshot they observe refreshes the board.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import ConfigError, ExitCode, MirrorError
 from putio_mirror.core.state import FINISHED_STATUSES
 from putio_mirror.journal.store import Journal
-from putio_mirror.rpc.board import Board, is_placed
+from putio_mirror.rpc.board import STALE_POLLS, Board, is_placed
 from putio_mirror.rpc.fields import is_left_out
 from putio_mirror.rpc.methods import Door
 from putio_mirror.rpc.server import RpcServer
@@ -52,7 +53,14 @@ def serve(
     settings.download_dir.mkdir(parents=True, exist_ok=True)
     with Journal.open(settings.journal_url) as journal:
         waker, syncer, replanner = _Waker(), _Waker(), _Waker()
-        board = Board(journal, settings.policy, sync_soon=syncer)
+        clock = functools.partial(datetime.now, UTC)
+        board = Board(
+            journal,
+            settings.policy,
+            sync_soon=syncer,
+            clock=clock,
+            stale_after=STALE_POLLS * settings.rpc.poll_seconds,
+        )
         door = Door(
             journal,
             board,
@@ -62,7 +70,7 @@ def serve(
             wake=waker,
             sync_soon=syncer,
             replan=replanner,
-            clock=lambda: datetime.now(UTC),
+            clock=clock,
         )
         server = _listen(door, settings)
         server.start()
@@ -71,6 +79,7 @@ def serve(
                 on_ready(server)
             extras = Extras(
                 on_snapshot=board.refresh,
+                on_unreachable=board.look_failed,
                 wire_wake=waker.wire,
                 wire_sync=syncer.wire,
                 wire_replan=replanner.wire,

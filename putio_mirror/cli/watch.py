@@ -51,7 +51,13 @@ from putio_mirror.cli.watched import (
     recheck_delay,
 )
 from putio_mirror.config.settings import Settings
-from putio_mirror.core.errors import AlreadyRunningError, ExitCode, FatalError, MirrorError
+from putio_mirror.core.errors import (
+    AlreadyRunningError,
+    ExitCode,
+    FatalError,
+    MirrorError,
+    TransientError,
+)
 from putio_mirror.core.state import Snapshot
 from putio_mirror.putio.client import CallStopped
 
@@ -82,6 +88,8 @@ class Extras:
     #: FETCH a pass and a sync (something finished on put.io waits to come down)
     hurry: Callable[[], str] | None = None
     hurry_seconds: float = 30.0
+    #: told why a sync or pass could not reach put.io (an outage outlasting its retries)
+    on_unreachable: Callable[[MirrorError], None] | None = None
     #: what watches the blackhole for the kernel's word of new files (a test's deaf one
     #: stands for a network share another host writes to, where the kernel tells nothing)
     observer: Callable[[], BaseObserver] = Observer
@@ -117,9 +125,13 @@ class _Syncs:
     ended it badly (a fatal error, a bug) for the watcher to raise."""
 
     def __init__(
-        self, runtime: Runtime, run: Callable[[Runtime, Request], Outcome] = run_once
+        self,
+        runtime: Runtime,
+        run: Callable[[Runtime, Request], Outcome] = run_once,
+        on_unreachable: Callable[[MirrorError], None] | None = None,
     ) -> None:
         stopped = runtime.stop_requested
+        self._on_unreachable = on_unreachable
         self._replanning = threading.Event()
         self._runtime = replace(
             runtime, stop_requested=lambda: stopped() or self._replanning.is_set()
@@ -162,7 +174,7 @@ class _Syncs:
         again = True
         try:
             while again:
-                _guarded(SYNC.command, self._summary)
+                _guarded(SYNC.command, self._summary, self._on_unreachable)
                 with self._starting:
                     again = self._replanning.is_set() or self._after
                     self._replanning.clear()
@@ -263,7 +275,7 @@ class _Rounds:
         keep_out = (settings.download_dir, settings.staging_dir)
         watched = Watched(observer, settings.blackhole_dir, keep_out, timer.arm, self.monotonic)
         observer.start()
-        syncs = _Syncs(runtime)
+        syncs = _Syncs(runtime, on_unreachable=self.extras.on_unreachable)
         if self.extras.wire_sync is not None:
             self.extras.wire_sync(syncs.soon)
         if self.extras.wire_replan is not None:
@@ -277,7 +289,9 @@ class _Rounds:
                 syncs.soon if self.periodic_sync else lambda: None,
             )
             hurry = _Hurry(self.extras, timer, syncs, self.monotonic, window.is_open)
-            loop = _Loop(runtime, timer, scheduler, syncs, watched, hurry, window)
+            loop = _Loop(
+                runtime, timer, scheduler, syncs, watched, hurry, window, self.extras.on_unreachable
+            )
             loop.run((flag, hangup), self.poll_seconds)
         finally:
             ended.set()  # a sync still running stops at its next chunk
@@ -324,6 +338,7 @@ class _Loop:
     watched: Watched
     hurry: _Hurry
     window: _Window
+    on_unreachable: Callable[[MirrorError], None] | None = None
 
     def run(self, ends: tuple[StopFlag, Hangup], poll_seconds: float) -> None:
         flag, hangup = ends
@@ -337,7 +352,11 @@ class _Loop:
                 # settle time) may have settled while put.io answered; ages taken after
                 # the pass would call it failed and look again only in 30 s.
                 began = time.time()
-                _guarded(command, lambda: _report_summary(submit_blackhole(self.runtime)))
+                _guarded(
+                    command,
+                    lambda: _report_summary(submit_blackhole(self.runtime)),
+                    self.on_unreachable,
+                )
                 self.watched.looked()  # what the pass moved away is no news
                 delay = recheck_delay(self.watched.folder, began, self.watched.keep_out)
                 if delay is not None:
@@ -408,8 +427,13 @@ def _stopped_within(stop_requested: Callable[[], bool], seconds: float) -> bool:
     return True
 
 
-def _guarded(command: str, work: Callable[[], str | None]) -> None:
-    """Run once; a per-run problem is logged and the watcher goes on, a fatal one ends it."""
+def _guarded(
+    command: str,
+    work: Callable[[], str | None],
+    on_unreachable: Callable[[MirrorError], None] | None = None,
+) -> None:
+    """Run once; a per-run problem is logged and the watcher goes on, a fatal one ends it;
+    put.io out of reach is told to ``on_unreachable`` too."""
     try:
         summary = work()
     except AlreadyRunningError as error:
@@ -422,6 +446,8 @@ def _guarded(command: str, work: Callable[[], str | None]) -> None:
         raise
     except MirrorError as error:
         log.warning("%s: %s (%s)", command, error.message, error.hint)
+        if on_unreachable is not None and isinstance(error, TransientError):
+            on_unreachable(error)
         return
     if summary is not None:
         log.info("%s: %s", command, summary)

@@ -25,6 +25,14 @@ KEEPS_FAILING = 3
 #: the journal's action kind of what a run found that needs a person (``status`` reads the
 #: last sync's): the message its target, the hint its detail
 NEEDS_YOU = "needs-you"
+#: the journal's detail of a download refused for room on the disk (no failure of its
+#: file: the disk's trouble), which the RPC door tells Sonarr until a later try goes on
+NO_ROOM = "no-room"
+
+
+def noted_key(kind: str, message: str) -> str:
+    """Given a kind of noted action and its message, return its journaled key."""
+    return f"{kind}:{message}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -218,15 +218,19 @@ def plan_downloads(
         elif present == remote.size:
             adopted.append(AdoptLocal(file_id, relative, remote.size, remote.crc32))
         else:
-            notes.append(
-                Note(
-                    "needs_you",
-                    f"{relative}: a different local file is in the way; not overwriting",
-                    "move or rename it: the next run mirrors put.io's copy there (a file "
-                    "putio-mirror did not place is never overwritten)",
-                )
-            )
+            notes.append(in_the_way(relative))
     return fetches, adopted
+
+
+def in_the_way(relative: str) -> Note:
+    """Given a file's relative path where a local file not ours stands, return the note
+    that says so (the RPC door finds it in the journal by this very text)."""
+    return Note(
+        "needs_you",
+        f"{relative}: a different local file is in the way; not overwriting",
+        "move or rename it: the next run mirrors put.io's copy there (a file "
+        "putio-mirror did not place is never overwritten)",
+    )
 
 
 def _same_bytes(record: DownloadRecord, remote: RemoteFile) -> bool:

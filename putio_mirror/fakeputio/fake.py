@@ -299,6 +299,10 @@ class FakePutio(Settings):
         )
         self._faults.arm_api(fault)
 
+    def heal(self) -> None:
+        """Disarm every API fault ``inject`` armed that is not used up yet."""
+        self._faults.disarm_api()
+
     def refuse_torrent(
         self,
         info_hash: str,

@@ -83,6 +83,11 @@ class FaultBook:
         with self._lock:
             return _take(self._api, lambda fault: fault.matches(path))
 
+    def disarm_api(self) -> None:
+        """Forget every armed API fault not used up yet (put.io answers again)."""
+        with self._lock:
+            self._api.clear()
+
     def take_node(self, file_id: int) -> NodeFault | None:
         """Given a file id, return the first armed node fault for it, using up one time."""
         with self._lock:

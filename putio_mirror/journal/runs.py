@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+from putio_mirror.core.attention import noted_key
 from putio_mirror.journal.schema import actions_table, runs_table
 
 
@@ -143,7 +144,7 @@ def note_actions(
         {
             "run_id": run_id,
             "kind": kind,
-            "key": f"{kind}:{target}",
+            "key": noted_key(kind, target),
             "target": target,
             "status": "skipped",
             "attempts": 1,
@@ -154,6 +155,35 @@ def note_actions(
         for target, detail in notes
     ]
     conn.execute(insert(actions_table), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class LastAction:
+    """The newest action of a key: how it ended (or ``started``), why, and when."""
+
+    id: int
+    status: str
+    error: str | None
+    detail: str | None
+
+
+#: keys asked about in one statement (SQLite allows 32,766 variables; old builds 999)
+_KEYS_AT_ONCE = 500
+
+
+def last_actions(conn: Connection, keys: Sequence[str]) -> dict[str, LastAction]:
+    """Given action keys, return the newest action of each that has one (by its id)."""
+    action = actions_table.c
+    found: dict[str, LastAction] = {}
+    for start in range(0, len(keys), _KEYS_AT_ONCE):
+        chunk = list(keys[start : start + _KEYS_AT_ONCE])
+        newest = (
+            select(func.max(action.id)).where(action.key.in_(chunk)).group_by(action.key)
+        ).scalar_subquery()
+        query = select(action.key, action.id, action.status, action.error, action.detail)
+        for key, id_, status, error, detail in conn.execute(query.where(action.id.in_(newest))):
+            found[str(key)] = LastAction(int(id_), str(status), error, detail)
+    return found
 
 
 def start_action(conn: Connection, row: Mapping[str, Any]) -> int:

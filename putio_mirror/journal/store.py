@@ -53,7 +53,7 @@ from putio_mirror.journal.grouped import GroupCommit
 from putio_mirror.journal.migrations import HEAD
 from putio_mirror.journal.migrations.fresh import create_if_new
 from putio_mirror.journal.rows import facts_of
-from putio_mirror.journal.runs import DIED, ActionRecord, RunRecord
+from putio_mirror.journal.runs import DIED, ActionRecord, LastAction, RunRecord
 from putio_mirror.journal.schema import (
     SCHEMA_VERSION,
     database_now,
@@ -72,6 +72,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ActionRecord",
     "Journal",
+    "LastAction",
     "RunRecord",
     "downloads_table",  # the benchmarks fill a journal with it
 ]
@@ -216,6 +217,13 @@ class Journal(StartingFace):
         """Return the newest ``limit`` runs, newest first."""
         with self._db.read() as conn:
             return journal_runs.recent_runs(conn, limit)
+
+    def last_actions(self, keys: Sequence[str]) -> dict[str, LastAction]:
+        """Given action keys, return the newest action of each that has one."""
+        if not keys:
+            return {}
+        with self._db.read() as conn:
+            return journal_runs.last_actions(conn, keys)
 
     def actions_of(self, run_id: int) -> tuple[ActionRecord, ...]:
         """Given a run id, return its actions in the order they started."""

@@ -5,6 +5,12 @@ observe to ``Board.refresh``, which keeps the transfers by info-hash and, when t
 snapshot lists the files, writes down in the journal where each RPC item is locally
 (its path and files). ``torrent-get`` reads the journal and this board, nothing else.
 
+It also keeps why an item waits where its own rows do not say: what the runs journaled
+that only a person can solve (a local file not ours in the way of one of its files, a
+full disk that refused one: ``find_blocked``, read again at each refresh), and put.io's
+outage: the runs' looks failing (``look_failed``) while none was answered for
+``STALE_POLLS`` polls. Sonarr shows either as the item's warning.
+
 It also notices an item put.io lost: submitted, not placed, and put.io shows neither its
 transfer nor any file of it (the user deleted put.io's copy by hand, or cancelled the
 transfer there). The client still wants it, so it is submitted again, as a torrent added
@@ -18,25 +24,48 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
+from putio_mirror.core.attention import NEEDS_YOU, NO_ROOM, noted_key
 from putio_mirror.core.errors import MirrorError
-from putio_mirror.core.mirroring import RemoteTree, index_tree
+from putio_mirror.core.mirroring import RemoteTree, in_the_way, index_tree
 from putio_mirror.core.state import Desire, Policy, Snapshot, Transfer
 from putio_mirror.journal.rows import FileProgress
-from putio_mirror.journal.store import Journal
+from putio_mirror.journal.store import Journal, LastAction
+from putio_mirror.rpc.fields import Blocked, Outage, Troubles
 
 log = logging.getLogger(__name__)
 
 ItemFiles = tuple[tuple[int, str, int], ...]
+#: how long the board's looks may go unanswered before its items say put.io is out: ten
+#: polls (5 minutes at the default 30 s), past the client's own retries of one look
+STALE_POLLS = 10
+#: what a Sonarr user can do about a full disk
+NO_ROOM_HINT = (
+    "free some space on that disk (or lower download.free_space_margin_mb); the download "
+    "goes on from where it stopped at the next try"
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Board:
     """Thread-safe: the sync thread refreshes it while request threads read it."""
 
     def __init__(
-        self, journal: Journal, policy: Policy, sync_soon: Callable[[], None] = lambda: None
+        self,
+        journal: Journal,
+        policy: Policy,
+        sync_soon: Callable[[], None] = lambda: None,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        stale_after: float = 300.0,
     ) -> None:
+        """``stale_after``: seconds without an answered look after which a failed look
+        means put.io is out for the items waiting on it."""
         self._journal = journal
         self._policy = policy
         self._lock = threading.Lock()
@@ -48,6 +77,15 @@ class Board:
         self._suspects: dict[str, int] = {}
         #: never-located items whose transfer went, for which a sync was asked already
         self._asked: set[str] = set()
+        self._clock = clock
+        self._stale_after = timedelta(seconds=stale_after)
+        #: when put.io last answered a look (serve's start until it does)
+        self._looked_at = clock()
+        #: when a look last failed for put.io's trouble, and why
+        self._failed: tuple[datetime, str] | None = None
+        #: info-hash -> what the journal says blocks it (replaced whole at each refresh)
+        self._blocked: Mapping[str, Blocked] = MappingProxyType({})
+        self._outage: Outage | None = None
 
     def refresh(self, snapshot: Snapshot, with_files: bool) -> None:
         """Given a snapshot a run observed and whether it lists put.io's files, keep its
@@ -55,13 +93,39 @@ class Board:
         transfers = {transfer.hash: transfer for transfer in snapshot.transfers if transfer.hash}
         with self._lock:
             self._transfers = transfers
+            self._looked_at = self._clock()
         try:
             if with_files:
                 self._locate(snapshot, transfers)
             self._find_lost(snapshot, transfers, with_files)
+            self._blocked = MappingProxyType(find_blocked(self._journal))
         except MirrorError as error:  # the run that observed it must go on regardless
             log.warning("could not note where RPC items are: %s", error.message)
         self._refreshed.set()
+
+    def look_failed(self, error: MirrorError) -> None:
+        """Given why a run could not look at put.io (an outage outlasting its retries),
+        keep it: once no look has been answered for long, the waiting items tell it."""
+        with self._lock:
+            self._failed = (self._clock(), error.message)
+
+    def troubles(self, now: datetime) -> Troubles:
+        """Given the time, return what holds items up beside their own journal rows: what
+        blocks each (by info-hash), and put.io's outage if there is one (see ``outage``)."""
+        return self._blocked, self.outage(now)
+
+    def outage(self, now: datetime) -> Outage | None:
+        """Given the time, return put.io's outage: no look answered for ``stale_after``
+        and the last one failed; None otherwise (a slow look is no outage). The same
+        object while nothing changes, so ``torrent-get``'s kept rows stay kept."""
+        with self._lock:
+            looked_at, failed = self._looked_at, self._failed
+        if failed is None or failed[0] < looked_at or now - looked_at < self._stale_after:
+            return None
+        outage = Outage(looked_at, failed[1])
+        if outage != self._outage:
+            self._outage = outage
+        return self._outage
 
     def transfer(self, info_hash: str) -> Transfer | None:
         with self._lock:
@@ -167,6 +231,55 @@ def _without_transfer(
         for desire in desires
         if not is_placed(desire, progress)
     }
+
+
+def find_blocked(journal: Journal) -> dict[str, Blocked]:
+    """Given the journal, return what blocks each live item not paused, by info-hash: the
+    newest word of the runs on a file of it not yet placed, if only a person can solve it
+    (a local file not ours in the way, noted by the last run that planned it; a full disk
+    that refused its last try). A later try of the file (a download started, done or
+    paused) means the trouble is gone."""
+    desires = [
+        desire
+        for desire in journal.desires.listing().values()
+        if desire.item_files and not desire.paused and desire.error is None
+    ]
+    progress = journal.desires.progress_of(
+        [file_id for desire in desires for file_id, _, _ in desire.item_files]
+    )
+    waiting = {
+        desire.info_hash: [
+            (file_id, path)
+            for file_id, path, _ in desire.item_files
+            if (found := progress.get(file_id)) is None or not found.placed_path
+        ]
+        for desire in desires
+    }
+    keys = [key for files in waiting.values() for each in files for key in _file_keys(*each)]
+    last = journal.last_actions(keys)
+    blocked = {}
+    for info_hash, files in waiting.items():
+        for file_id, path in files:
+            if said := _blocking(path, *(last.get(key) for key in _file_keys(file_id, path))):
+                blocked[info_hash] = said
+                break
+    return blocked
+
+
+def _file_keys(file_id: int, path: str) -> tuple[str, str]:
+    """A file's download's journal key, and that of the note of a local file in its way."""
+    return f"download:{file_id}", noted_key(NEEDS_YOU, in_the_way(path).message)
+
+
+def _blocking(path: str, download: LastAction | None, noted: LastAction | None) -> Blocked | None:
+    """Given a file's path, its newest download action and its newest in-the-way note,
+    return what blocks it, if the newer of the two says something does."""
+    if noted is not None and (download is None or noted.id > download.id):
+        note = in_the_way(path)
+        return Blocked(note.message, note.hint)
+    if download is not None and download.status == "failed" and download.detail == NO_ROOM:
+        return Blocked(f"the disk is full: {download.error}", NO_ROOM_HINT)
+    return None
 
 
 def item_of(tree: RemoteTree, item_id: int) -> tuple[str, ItemFiles]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,6 +55,32 @@ class LocalItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Blocked:
+    """What the last run to try an item's file journaled that holds it up and only a
+    person can solve: a local file not ours in the way, or a full disk."""
+
+    #: what the run said (the file and what is in the way; the room wanted and free)
+    message: str
+    #: what to do about it
+    hint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """put.io has not answered the board's looks for long: since when, and why not."""
+
+    #: the board's last look that put.io answered (or serve's start, if none did yet)
+    since: datetime
+    #: the last look's trouble ("" if no run has said yet)
+    why: str
+
+
+#: what holds items up beside their own journal rows: what blocks each (by info-hash), and
+#: put.io's outage if the board's looks have gone unanswered for long (``Board.troubles``)
+Troubles = tuple[Mapping[str, Blocked], Outage | None]
+
+
+@dataclass(frozen=True, slots=True)
 class ItemView:
     """Everything known about one RPC item at one moment."""
 
@@ -62,6 +88,8 @@ class ItemView:
     transfer: Transfer | None
     local: LocalItem | None
     downloads: str  # the download folder, absolute
+    blocked: Blocked | None = None
+    outage: Outage | None = None
 
 
 def torrent_fields(view: ItemView, wanted: Iterable[str], now: datetime) -> dict[str, object]:
@@ -316,9 +344,28 @@ def _trouble(view: ItemView) -> tuple[int, str]:
         return LOCAL_ERROR, LEFT_OUT
     if transfer is not None and transfer.status == "ERROR":
         return LOCAL_ERROR, f"put.io: {transfer.error_message or 'the transfer failed'}"
-    if view.local is not None and view.local.failing:
-        return _failing_trouble(view.local.failing)
+    failing = view.local.failing if view.local is not None else ()
+    if failing and (trouble := _failing_trouble(failing))[0] == LOCAL_ERROR:
+        return trouble
+    # Never on a placed item: Sonarr imports no item that carries a message. Nor on a
+    # paused one, which waits for its client, not for the disk or put.io.
+    waits = not (_is_placed(view) or view.desire.paused)
+    if waits and view.blocked is not None:
+        return LOCAL_ERROR, f"{view.blocked.message}; {view.blocked.hint}"
+    if waits and view.outage is not None:
+        return WARNING, _outage_text(view.outage)
+    if failing:
+        return _failing_trouble(failing)
     return NO_ERROR, ""
+
+
+def _outage_text(outage: Outage) -> str:
+    """An outage as a warning: it passes by itself, so Sonarr should wait, never give up."""
+    why = f" ({outage.why})" if outage.why else ""
+    return (
+        f"put.io has not answered since {outage.since:%Y-%m-%d %H:%M} UTC{why}; retrying "
+        "(nothing to do: the item comes once put.io is back)"
+    )
 
 
 #: the journal's text of a file whose bytes are not what put.io's CRC32 says

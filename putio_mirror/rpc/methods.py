@@ -68,12 +68,15 @@ class Door:
     def views(self, desires: list[Desire]) -> list[ItemView]:
         progress = self.progress(desires)
         downloads, transfers = str(self.downloads), self.board.transfers()
+        blocked, outage = self.board.troubles(self.clock())
         return [
             ItemView(
                 desire,
                 transfers.get(desire.info_hash),
                 _local(desire, progress, self.policy),
                 downloads,
+                blocked.get(desire.info_hash),
+                outage,
             )
             for desire in desires
         ]
@@ -82,8 +85,9 @@ class Door:
         """Given the items asked about, the fields wanted and the info-hashes of every item,
         return ``torrent-get``'s rows (worked out again only for items that changed)."""
         progress = self.progress(desires)
-        transfers = self.board.transfers()
-        return self.row_cache.rows(desires, transfers, progress, wanted, self.clock(), every)
+        transfers, now = self.board.transfers(), self.clock()
+        troubles = self.board.troubles(now)
+        return self.row_cache.rows(desires, transfers, progress, wanted, now, every, troubles)
 
     def progress(self, desires: list[Desire]) -> dict[int, Progress]:
         file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]

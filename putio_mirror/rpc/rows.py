@@ -5,8 +5,10 @@ Sonarr asks for the same fields of every item every few seconds, and between two
 almost nothing changes: a running download moves one item's bytes, a sync replaces the
 transfers every ``poll_seconds``. A row depends on the item's desire (a new object
 whenever the journal's desires change), its put.io transfer (a new object on every
-refresh of the board, equal if put.io said the same) and its files' journal progress;
-those three are the row's key, compared on every poll (cheap: mostly the same objects).
+refresh of the board, equal if put.io said the same), its files' journal progress and
+what the board knows holds it up (``fields.Troubles``: a full disk or a file in the way
+the runs journaled, put.io's outage); those are the row's key, compared on every poll
+(cheap: mostly the same objects).
 A row is kept as its JSON, split around the fields that move with the clock alone
 (``fields.CLOCK_FIELDS``), which are filled in on every poll: encoding 1,000 rows afresh
 cost as much as working them out. The JSON is the same as that of the rows
@@ -28,6 +30,7 @@ from putio_mirror.rpc.fields import (
     Failing,
     ItemView,
     LocalItem,
+    Troubles,
     clock_field,
     item_fields,
 )
@@ -38,6 +41,7 @@ Progress = FileProgress
 #: the field lists kept at once (Sonarr, Radarr, transmission-remote each ask their own)
 MAX_FIELD_LISTS = 8
 _NO_PROGRESS = FileProgress(0, False, None)
+_NO_TROUBLES: Troubles = ({}, None)
 
 
 class RowCache:
@@ -58,10 +62,13 @@ class RowCache:
         wanted: Iterable[str],
         now: datetime,
         live: Collection[str],
+        troubles: Troubles = _NO_TROUBLES,
     ) -> JsonText:
         """Given the items asked about, the board's transfers by info-hash, their files'
-        progress, the field names, the time and the info-hashes of every item not removed,
-        return the asked-about items' rows as a JSON array."""
+        progress, the field names, the time, the info-hashes of every item not removed
+        and what the board knows holds items up, return the asked-about items' rows as a
+        JSON array."""
+        blocked, outage = troubles
         names = tuple(wanted)
         kept = self._kept(names)
         rows = []
@@ -70,11 +77,12 @@ class RowCache:
             files = tuple(
                 progress.get(file_id, _NO_PROGRESS) for file_id, _, _ in desire.item_files
             )
-            key = (desire, transfer, files)
+            held = blocked.get(desire.info_hash)
+            key = (desire, transfer, files, held, outage)
             found = kept.get(desire.info_hash)
             if found is None or found[0] != key:
                 local = local_item(desire, files, self._policy)
-                view = ItemView(desire, transfer, local, self._downloads)
+                view = ItemView(desire, transfer, local, self._downloads, held, outage)
                 template = _template(item_fields(view, names))
             else:
                 template = found[1]
