@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from putio_mirror.core.errors import ItemError, NotDurableError, UnsafePathError
-from putio_mirror.core.naming import OWN_PREFIX
+from putio_mirror.core.naming import OWN_PREFIX, room_beneath
 from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.segments import discard
 from putio_mirror.local.durable import (
@@ -55,6 +55,42 @@ BUILDING_DIR = "building"
 PART_SUFFIX = ".part"
 #: beside a build folder that holds the verified files themselves (no hard links)
 MOVES_SUFFIX = ".moves"
+
+
+#: the digits of the longest put.io id (a 64-bit integer)
+_ID_DIGITS = 20
+#: the longest name placing gives a file or folder of ours beside one of put.io's, in its
+#: folder: a copy coming in from staging on another filesystem (``COPY_PREFIX`` and the
+#: verified file's name), an item copied in whole (``.putio-mirror-building-<item id>``)
+_BESIDE_BYTES = max(len(COPY_PREFIX) + _ID_DIGITS, len(f"{OWN_PREFIX}-building-") + _ID_DIGITS)
+
+
+@dataclass(frozen=True, slots=True)
+class NameRoom:
+    """How long put.io's relative paths may be here, and the folder whose path sets it."""
+
+    room: int
+    folder: Path
+
+
+def name_room(downloads: Path, staging: Path) -> NameRoom:
+    """Given the download folder as configured and the staging folder, return the longest
+    relative path of put.io's that keeps every path placement writes or tells short of
+    the kernel's PATH_MAX: the final path under the configured folder (what hooks and
+    Sonarr open) and under the folder it leads to (where it is written, a name of ours
+    beside it for a while), and the item built in staging (``building/<item id>/``)."""
+    real = downloads.resolve()
+    prefixes = (
+        (_path_bytes(downloads.absolute()) + 1, downloads),
+        (_path_bytes(real) + 1 + _BESIDE_BYTES, real),
+        (_path_bytes(building_path(staging.resolve(), 10**_ID_DIGITS - 1)) + 1, staging),
+    )
+    longest, folder = max(prefixes, key=lambda prefix: prefix[0])
+    return NameRoom(room_beneath(longest), folder)
+
+
+def _path_bytes(path: Path) -> int:
+    return len(os.fsencode(path))
 
 
 def part_path(staging: Path, file_id: int) -> Path:
