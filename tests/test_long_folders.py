@@ -5,6 +5,7 @@ put.io, on real folders and a real SQLite journal."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -106,6 +107,20 @@ def test_a_deep_tree_is_placed_whole_in_a_download_folder_of_a_long_path(
     assert mirror.run("sync").out.startswith("Nothing to do")
 
 
+def test_files_list_names_the_local_paths_a_sync_places_under_a_long_folder(
+    mirror: Mirror,
+) -> None:
+    downloads = _long_folder(mirror.root, 1500)
+    _downloads_at(mirror, downloads)
+    _deep_item(mirror)
+    listed = {
+        item["id"]: item["local_path"] for item in json.loads(mirror.run("files", "list").out)
+    }
+    assert mirror.run("sync").code == ExitCode.OK
+    placed = {path.relative_to(downloads).as_posix() for path in _placed_files(downloads)}
+    assert placed <= set(listed.values())
+
+
 def test_a_deep_tree_is_placed_whole_through_a_staging_folder_of_a_long_path(
     mirror: Mirror,
 ) -> None:
@@ -141,3 +156,34 @@ def test_a_download_folder_too_long_for_any_name_is_refused_with_nothing_lost(
     assert again.code == ExitCode.OK, again.out + again.err
     _assert_placed_whole_with(mirror.downloads, {b"deep", b"shallow", b"a film"})
     assert film not in {item["id"] for item in mirror.fake.files()}
+
+
+def test_a_short_link_to_a_download_folder_of_a_long_path_counts_the_long_one(
+    mirror: Mirror,
+) -> None:
+    real = _long_folder(mirror.root / "share", 1500)  # placement writes under the real one
+    real.mkdir(parents=True)
+    link = mirror.root / "dl"
+    link.symlink_to(real, target_is_directory=True)
+    _downloads_at(mirror, link, staging=str(mirror.root / "staging"))  # (short: it counts too)
+    _deep_item(mirror)
+    result = mirror.run("sync")
+    assert result.code == ExitCode.OK, result.out + result.err
+    _assert_placed_whole(real)
+    assert mirror.run("sync").out.startswith("Nothing to do")
+
+
+def test_a_long_link_to_a_short_download_folder_counts_the_long_one(mirror: Mirror) -> None:
+    real = mirror.root / "dl"
+    real.mkdir()
+    link = _long_folder(mirror.root / "links", 1500)  # what hooks and Sonarr are told
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real, target_is_directory=True)
+    _downloads_at(mirror, link)
+    _deep_item(mirror)
+    result = mirror.run("sync")
+    assert result.code == ExitCode.OK, result.out + result.err
+    placed = _placed_files(real)
+    assert sorted(placed.values()) == [b"deep", b"shallow"]
+    for path in placed:
+        assert len(os.fsencode(link / path.relative_to(real))) < PATH_MAX
