@@ -6,6 +6,8 @@ SQLite journal."""
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,3 +81,24 @@ def test_a_replacement_over_a_file_the_disk_cannot_read_waits_and_is_retried_eac
     assert replacement not in _on_put_io(mirror)
     assert list((mirror.downloads / ".putio-mirror-staging" / "verified").iterdir()) == []
     assert mirror.run("sync").out.startswith("Nothing to do")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_placed_file_become_a_fifo_or_a_folder_is_never_read_nor_replaced(
+    mirror: Mirror, kind: str
+) -> None:
+    show, first = _placed_season(mirror)
+    mirror.write_config(download={"delete_remote_after": True})
+    local = mirror.downloads / "Show S01" / "e1.mkv"
+    local.unlink()
+    if kind == "fifo":
+        os.mkfifo(local)  # a read of it would wait for ever for a writer
+    else:
+        local.mkdir()
+    replacement = _replace(mirror, first, show, b"the proper release, longer")
+    for _ in range(2):
+        result = mirror.run("sync")
+        assert result.code == ExitCode.ITEMS_FAILED, result.out + result.err
+        assert "e1.mkv" in result.err and "not overwriting" in result.err, result.err
+        assert replacement in _on_put_io(mirror), "put.io's copy is kept"
+    assert stat.S_ISFIFO(local.lstat().st_mode) if kind == "fifo" else local.is_dir()
