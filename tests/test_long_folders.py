@@ -94,7 +94,7 @@ def _assert_placed_whole_with(downloads: Path, contents: set[bytes]) -> None:
         assert len(os.fsencode(path)) < PATH_MAX
 
 
-@pytest.mark.parametrize("length", [700, 1500])
+@pytest.mark.parametrize("length", [700, 1500, 2900])
 def test_a_deep_tree_is_placed_whole_in_a_download_folder_of_a_long_path(
     mirror: Mirror, length: int
 ) -> None:
