@@ -17,6 +17,7 @@ from putio_mirror.core.naming import (
     _made_safe,
     is_plain,
     local_paths,
+    room_beneath,
     safe_component,
     sibling_names,
 )
@@ -253,6 +254,23 @@ def test_very_deep_trees_do_not_hit_the_recursion_limit() -> None:
 
     assert paths[depth + 1].endswith("/bottom.mkv")
     assert len(paths[depth + 1]) <= MAX_PATH_BYTES
+
+
+@pytest.mark.parametrize("prefix", [1, 400, 700, 1500, 3000])
+def test_beneath_a_long_folder_every_path_fits_what_the_kernel_leaves(prefix: int) -> None:
+    long = "界" * 80  # 240 bytes
+    files = [folder(i, f"{long} {i}", i - 1) for i in range(1, 21)]
+    files += [file(100, f"{long}.mkv", 20), file(101, "b.mkv", 1)]
+
+    room = room_beneath(prefix)
+    paths = local_paths(files, 0, room=room)
+
+    assert room == min(MAX_PATH_BYTES, 4095 - prefix)
+    assert all(prefix + len(path.encode()) < 4096 for path in paths.values())
+    assert paths[101] == f"{long} 1/b.mkv"  # high up, nothing is cut
+    assert {100, 101} <= set(paths)  # every file has a path
+    if room == MAX_PATH_BYTES:  # a short folder's names are those ever given
+        assert paths == local_paths(files, 0)
 
 
 def test_a_path_never_grows_past_the_longest_path_the_files_laid_flat_beneath() -> None:

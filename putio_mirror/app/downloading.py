@@ -36,6 +36,7 @@ from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import RoomKeeper
 from putio_mirror.local.staging import (
     VERIFIED_DIR,
+    CannotReplace,
     PlacedBefore,
     ToPlace,
     building_path,
@@ -274,7 +275,14 @@ class DownloadSteps:
                 self._sync_verified,
             )
         final = self.final_path(action.relative_path)
-        problem = self._place_one(action, ToPlace(action.file_id, source, final))
+        try:
+            problem = self._place_one(action, ToPlace(action.file_id, source, final))
+        except CannotReplace:
+            # Kept, not journaled verified: the next run plans this replacement again and
+            # finds its bytes here (journaled verified, the file would be placed as any
+            # and the file we placed refused for ever as a stranger's).
+            keep_verified(source, staging, action.file_id)
+            raise
         if problem is not None:
             self._keep(action, source)
             raise ItemError(
@@ -293,8 +301,11 @@ class DownloadSteps:
         final = self.final_path(action.relative_path)
         if action.crc32 is None or local_size(final) != action.size:
             return False
-        if crc32_of(final) != action.crc32:
-            return False
+        try:
+            if crc32_of(final) != action.crc32:
+                return False
+        except ItemError:
+            return False  # unreadable: not known to be in place (replacing it tells why)
         # journaled placed, it may let put.io's copy be deleted: it must last a power cut
         make_durable(final)
         return True

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from putio_mirror.app.run import open_client
+from putio_mirror.app.run import open_client, places
 from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import REMOTE_ROOT_HINT, remote_root_problem
 from putio_mirror.core.errors import ConfigError
 from putio_mirror.core.state import RemoteFile
+from putio_mirror.local.staging import name_room
 
 
 def list_remote_files(settings: Settings) -> list[dict[str, object]]:
@@ -20,7 +21,10 @@ def list_remote_files(settings: Settings) -> list[dict[str, object]]:
     if wrong := remote_root_problem(items, settings.policy.remote_root_id):
         raise ConfigError(wrong, REMOTE_ROOT_HINT)
     by_id = {item.id: item for item in items}
-    paths = local_paths(list(items), settings.policy.remote_root_id)
+    # named as a sync names them, beneath the folders' paths
+    where = places(settings)
+    room = name_room(where.downloads, where.staging).room
+    paths = local_paths(list(items), settings.policy.remote_root_id, room=room)
     listing: list[dict[str, object]] = []
     for item_id, local in sorted(paths.items(), key=lambda pair: pair[1]):
         item = by_id[item_id]

@@ -8,6 +8,7 @@ Remote listing costs a handful of requests whatever the account's size
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -15,9 +16,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from putio_mirror.core.errors import MirrorError
+from putio_mirror.core.errors import ConfigError, MirrorError
 from putio_mirror.core.mirroring import kept_where_placed
-from putio_mirror.core.naming import collision_key, local_paths
+from putio_mirror.core.naming import MIN_PATH_BYTES, PATH_MAX_BYTES, collision_key, local_paths
 from putio_mirror.core.state import (
     JournalFacts,
     LocalFacts,
@@ -30,7 +31,7 @@ from putio_mirror.fetch.segments import bytes_done
 from putio_mirror.local.blackhole import Scan, scan
 from putio_mirror.local.files import local_size
 from putio_mirror.local.paths import Places
-from putio_mirror.local.staging import list_staging, part_path
+from putio_mirror.local.staging import NameRoom, list_staging, name_room, part_path
 
 
 class RemoteReader(Protocol):
@@ -120,8 +121,13 @@ def observe(
     found = observing.scanned()
     facts = read_facts()
     transfers, files = observing.listed()
+    # names fit beneath the folders' paths as they are now (a NAS share's may be long)
+    room = name_room(places.downloads, places.staging)
+    if files and room.room < MIN_PATH_BYTES:
+        raise _too_long(room)
+    named = local_paths(files, remote_root_id, room=room.room)
     # an item put.io renamed after placing files of it stays where it is
-    names = kept_where_placed(local_paths(files, remote_root_id), facts.downloads)
+    names = kept_where_placed(named, facts.downloads)
     local = _local_facts(files, names, facts, places)
     return Snapshot(
         found.items,
@@ -133,6 +139,20 @@ def observe(
         found.later,
         found.too_deep,
         found.skipped,
+    )
+
+
+def _too_long(room: NameRoom) -> ConfigError:
+    """The error of a folder whose path leaves too little of PATH_MAX for put.io's names:
+    nothing is fetched, placed or deleted; the next run with a shorter one mirrors all."""
+    length = len(os.fsencode(room.folder))
+    return ConfigError(
+        f"the path of {room.folder} is too long ({length:,} bytes): it leaves "
+        f"{max(room.room, 0):,} of the {PATH_MAX_BYTES:,} bytes the kernel takes in a path "
+        f"for put.io's names, and at least {MIN_PATH_BYTES:,} are needed",
+        "set paths.downloads (and paths.staging) to a folder of a shorter path (a short "
+        "link to this one is not enough: files are written under the folder it leads to); "
+        "nothing was downloaded, placed or deleted",
     )
 
 

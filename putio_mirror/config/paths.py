@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from putio_mirror.core.naming import OWN_PREFIX, STAGING_DIR_NAME
+from putio_mirror.core.naming import OWN_PREFIX, PATH_MAX_BYTES, STAGING_DIR_NAME
 from putio_mirror.local.paths import nearest_existing
 
 
@@ -44,6 +44,12 @@ def sqlite_file(url: str) -> Path | None:
 
 def unwritable_reason(path: Path, is_folder: bool) -> str | None:
     """Given a path a run will write, return why it cannot (None if it can, or can be made)."""
+    length = len(os.fsencode(path.absolute()))
+    if length >= PATH_MAX_BYTES:  # (the kernel refuses it whole: not even looked at)
+        return (
+            f"{path} is too long ({length:,} bytes; the kernel takes paths shorter than "
+            f"{PATH_MAX_BYTES:,}): use a shorter path"
+        )
     if path.exists():
         if path.is_dir() != is_folder:
             return f"{path} exists but is {'not ' if is_folder else ''}a folder"

@@ -26,10 +26,15 @@ STAGING_DIR_NAME = ".putio-mirror-staging"
 SUBSTITUTE = "_"
 #: The longest file name (in bytes of UTF-8) that ext4, APFS, NTFS and SMB all accept.
 MAX_COMPONENT_BYTES = 255
-#: The longest relative path given (in bytes of UTF-8). The kernel refuses a path of
-#: 4,096 bytes or more (PATH_MAX) whole, the download folder's own path included, and
-#: staging builds an item under a longer prefix still: 512 bytes are left for those.
+#: The kernel refuses a path of this many bytes or more whole (PATH_MAX, its NUL counted).
+PATH_MAX_BYTES = 4096
+#: The longest relative path given (in bytes of UTF-8), under a download folder (and a
+#: staging folder) of a short path: 512 bytes are left for theirs. Beneath a longer one
+#: less is given (``room_beneath``), so that no path of ours reaches PATH_MAX_BYTES.
 MAX_PATH_BYTES = 3584
+#: The least room a run mirrors into: a top-level item and a file in it, each with a name
+#: of full length, and room to spare. A folder of a longer path is refused as a whole.
+MIN_PATH_BYTES = 1024
 #: The shortest name a folder's child is cut to: a folder is made only where at least this
 #: much room is left for what it holds; deeper, a subtree's files are laid flat in it.
 MIN_NAME_BYTES = 64
@@ -52,6 +57,14 @@ _PLAIN = re.compile(
     r'[^-. /\\:*?"<>|\x00-\x1f\x7f]'
     r'(?:[^/\\:*?"<>|\x00-\x1f\x7f]*[^ ./\\:*?"<>|\x00-\x1f\x7f])?'
 )
+
+
+def room_beneath(prefix_bytes: int) -> int:
+    """Given the bytes of the longest folder path a relative path of ours is written under
+    (its closing ``/`` included; the folder's own path, measured by the caller), return
+    the longest relative path that keeps the whole short of PATH_MAX_BYTES: at most
+    MAX_PATH_BYTES, so that names under a short folder never change."""
+    return min(MAX_PATH_BYTES, PATH_MAX_BYTES - 1 - prefix_bytes)
 
 
 def safe_component(name: str, limit: int = MAX_COMPONENT_BYTES) -> str:
@@ -126,6 +139,8 @@ def local_paths(
     files: Sequence[RemoteFile],
     root_id: int,
     reserved: frozenset[str] = frozenset({STAGING_DIR_NAME}),
+    *,
+    room: int = MAX_PATH_BYTES,
 ) -> dict[int, str]:
     """Given the whole put.io tree and the id of the folder to mirror, return a relative
     POSIX path for every item under that folder (the folder itself excluded).
@@ -133,9 +148,10 @@ def local_paths(
     Items in non-``REGULAR`` folders, and items whose parent chain is broken or
     cyclic, are omitted. Colliding siblings get distinct, stable names (see
     ``sibling_names``); a top-level name in ``reserved`` is renamed the same way.
-    No path is longer than ``MAX_PATH_BYTES``: deep down, names are cut, and the files
-    of a subtree too deep for folders of its own are laid flat in the deepest folder
-    that has room (those subfolders get no path).
+    No path is longer than ``room`` bytes (``room_beneath`` the folders they go in, at most
+    ``MAX_PATH_BYTES``): deep down, names are cut, and the files of a subtree too deep
+    for folders of its own are laid flat in the deepest folder that has room (those
+    subfolders get no path).
     """
     by_id = _first_by_id(files)
     root = by_id.get(root_id)
@@ -149,13 +165,13 @@ def local_paths(
     queue: deque[tuple[int, str, int]] = deque([(root_id, "", 0)])
     while queue:
         folder_id, prefix, used = queue.popleft()
-        room = MAX_PATH_BYTES - used
-        if _has_room_for_folders(room):
+        left = room - used
+        if _has_room_for_folders(left):
             kids = [item for item in children.get(folder_id, ()) if item.id not in seen]
         else:
             kids = _files_beneath(folder_id, children, seen)
         taken = reserved_keys if folder_id == root_id else frozenset()
-        for item, name in sibling_names(kids, taken, room):
+        for item, name in sibling_names(kids, taken, left):
             seen.add(item.id)
             path = f"{prefix}{name}"
             paths[item.id] = path

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from putio_mirror.core.errors import ItemError, NotDurableError, UnsafePathError
-from putio_mirror.core.naming import OWN_PREFIX
+from putio_mirror.core.naming import OWN_PREFIX, room_beneath
 from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.segments import discard
 from putio_mirror.local.durable import (
@@ -55,6 +55,42 @@ BUILDING_DIR = "building"
 PART_SUFFIX = ".part"
 #: beside a build folder that holds the verified files themselves (no hard links)
 MOVES_SUFFIX = ".moves"
+
+
+#: the digits of the longest put.io id (a 64-bit integer)
+_ID_DIGITS = 20
+#: the longest name placing gives a file or folder of ours beside one of put.io's, in its
+#: folder: a copy coming in from staging on another filesystem (``COPY_PREFIX`` and the
+#: verified file's name), an item copied in whole (``.putio-mirror-building-<item id>``)
+_BESIDE_BYTES = max(len(COPY_PREFIX) + _ID_DIGITS, len(f"{OWN_PREFIX}-building-") + _ID_DIGITS)
+
+
+@dataclass(frozen=True, slots=True)
+class NameRoom:
+    """How long put.io's relative paths may be here, and the folder whose path sets it."""
+
+    room: int
+    folder: Path
+
+
+def name_room(downloads: Path, staging: Path) -> NameRoom:
+    """Given the download folder as configured and the staging folder, return the longest
+    relative path of put.io's that keeps every path placement writes or tells short of
+    the kernel's PATH_MAX: the final path under the configured folder (what hooks and
+    Sonarr open) and under the folder it leads to (where it is written, a name of ours
+    beside it for a while), and the item built in staging (``building/<item id>/``)."""
+    real = downloads.resolve()
+    prefixes = (
+        (_path_bytes(downloads.absolute()) + 1, downloads),
+        (_path_bytes(real) + 1 + _BESIDE_BYTES, real),
+        (_path_bytes(building_path(staging.resolve(), 10**_ID_DIGITS - 1)) + 1, staging),
+    )
+    longest, folder = max(prefixes, key=lambda prefix: prefix[0])
+    return NameRoom(room_beneath(longest), folder)
+
+
+def _path_bytes(path: Path) -> int:
+    return len(os.fsencode(path))
 
 
 def part_path(staging: Path, file_id: int) -> Path:
@@ -458,10 +494,10 @@ def _place_file(item: ToPlace, ownership: Ownership) -> str | None:
 def _why_not(final: Path, place: Callable[[], str | None]) -> str | None:
     """Given a file's final path and how to place it, place it; return why not (what
     ``place`` says, or the trouble it met), None once it is there. NotDurableError is
-    raised: the file is there, its durability is not."""
+    raised: the file is there, its durability is not; and so is CannotReplace."""
     try:
         return place()
-    except NotDurableError:
+    except (NotDurableError, CannotReplace):
         raise
     except ItemError as error:
         return f"{final}: {error.message}"
@@ -477,6 +513,12 @@ class PlacedBefore:
     crc32: str
 
 
+class CannotReplace(ItemError):
+    """The file placed before could not be read to prove it is still ours, or could not be
+    replaced: the disk's trouble (an I/O error), no verdict on the file. It may pass (a
+    share back, a disk repaired): the replacement is tried again, never given up."""
+
+
 def replace_placed(item: ToPlace, before: PlacedBefore, ownership: Ownership = AS_IS) -> str | None:
     """Put a verified file at its final path in place of the file we placed there before
     (put.io replaced it by one of the same name), only if that file is still ours to the
@@ -484,20 +526,43 @@ def replace_placed(item: ToPlace, before: PlacedBefore, ownership: Ownership = A
     a media manager) is left alone, and why is returned. The new file takes the path with
     one rename: a reader finds the old file or the new, never none; a hard link a media
     manager made of the old one keeps its bytes. A path found empty (the old file moved
-    away, imported) is placed as any (``place_file``)."""
-    if not os.path.lexists(item.final) or _placed_already(item.source, item.final):
-        return place_file(item, ownership)
+    away, imported) is placed as any (``place_file``). Raise CannotReplace if the disk
+    fails to read the file there or to replace it: nothing is changed then."""
+    try:
+        if not os.path.lexists(item.final) or _placed_already(item.source, item.final):
+            return place_file(item, ownership)
+    except OSError as error:  # (lstat: the folder cannot be read)
+        raise _cannot_replace(item.final, "look at it", error) from error
     return _why_not(item.final, lambda: _replace(item, before, ownership))
 
 
 def _replace(item: ToPlace, before: PlacedBefore, ownership: Ownership) -> str | None:
-    if not _still_ours(item.final, before):
+    try:
+        ours = _still_ours(item.final, before)
+    except (OSError, ItemError) as error:
+        raise _cannot_replace(item.final, "read it to prove it is ours", error) from error
+    if not ours:
         return f"{item.final}: a different file is there than the one placed; not overwriting"
     _check_regular(item.source)
-    ownership.give(item.source)
-    make_durable(item.source)
-    _rename_over(item.source, item.final)
+    try:
+        ownership.give(item.source)
+        make_durable(item.source)
+        _rename_over(item.source, item.final)
+    except NotDurableError:
+        raise
+    except (OSError, ItemError) as error:
+        raise _cannot_replace(item.final, "replace it", error) from error
     return None
+
+
+def _cannot_replace(final: Path, what: str, error: OSError | ItemError) -> CannotReplace:
+    cause = error if isinstance(error, OSError) else error.__cause__
+    why = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(error)
+    return CannotReplace(
+        f"{final}: could not {what}, to put put.io's new copy in its place: {why}",
+        "check the disk (or the share) it is on; put.io's new copy waits in staging, put.io "
+        "keeps its own, and the next run tries again",
+    )
 
 
 def _still_ours(final: Path, before: PlacedBefore) -> bool:

@@ -1,0 +1,195 @@
+"""A real filesystem that fails reads on demand, for tests: a FUSE passthrough of a folder
+whose reads of the files named in a control file fail with EIO, as a failing disk's
+sectors or a NAS share that lost its server do. Root reads any file whatever its mode,
+so an unreadable file needs a filesystem that says so.
+
+``python -m tests.faulty_fs BACKING MOUNT_POINT CONTROL`` serves it in the foreground;
+``faulty_mount`` starts it in a process of its own (the test's process reads through it)
+and always unmounts it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mfusepy
+
+from tests.mount_env import require_fuse, unmount
+
+_STAT_KEYS = (
+    "st_atime",
+    "st_ctime",
+    "st_gid",
+    "st_mode",
+    "st_mtime",
+    "st_nlink",
+    "st_size",
+    "st_uid",
+    "st_ino",
+    "st_blocks",
+)
+
+
+class Faulty(mfusepy.Operations):  # type: ignore[misc]
+    """Every call passed through to ``backing``; a read of a path listed in ``control``
+    (one a line, as ``/folder/name``) fails with EIO."""
+
+    def __init__(self, backing: str, control: str) -> None:
+        self._backing = backing
+        self._control = control
+
+    def _full(self, path: str) -> str:
+        return os.path.join(self._backing, path.lstrip("/"))
+
+    def _failing(self, path: str) -> bool:
+        try:
+            with open(self._control, encoding="utf-8") as listed:
+                return path in listed.read().splitlines()
+        except FileNotFoundError:
+            return False
+
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
+        found = os.lstat(self._full(path))
+        return {key: getattr(found, key) for key in _STAT_KEYS}
+
+    def access(self, path: str, amode: int) -> int:
+        return 0
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        return [".", "..", *os.listdir(self._full(path))]
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self._full(path))
+
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        os.mknod(self._full(path), mode, dev)
+        return 0
+
+    def mkdir(self, path: str, mode: int) -> int:
+        os.mkdir(self._full(path), mode)
+        return 0
+
+    def rmdir(self, path: str) -> int:
+        os.rmdir(self._full(path))
+        return 0
+
+    def unlink(self, path: str) -> int:
+        os.unlink(self._full(path))
+        return 0
+
+    def symlink(self, target: str, source: str) -> int:
+        os.symlink(source, self._full(target))
+        return 0
+
+    def link(self, target: str, source: str) -> int:
+        os.link(self._full(source), self._full(target))
+        return 0
+
+    def rename(self, old: str, new: str) -> int:
+        os.rename(self._full(old), self._full(new))
+        return 0
+
+    def chmod(self, path: str, mode: int) -> int:
+        os.chmod(self._full(path), mode)
+        return 0
+
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        os.chown(self._full(path), uid, gid)
+        return 0
+
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        os.utime(self._full(path), ns=times) if times else os.utime(self._full(path))
+        return 0
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        os.truncate(self._full(path), length)
+        return 0
+
+    def statfs(self, path: str) -> dict[str, int]:
+        found = os.statvfs(self._full(path))
+        keys = ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree", "f_files")
+        return {key: getattr(found, key) for key in (*keys, "f_frsize", "f_namemax")}
+
+    def open(self, path: str, flags: int) -> int:
+        return os.open(self._full(path), flags)
+
+    def create(self, path: str, mode: int, flags: int) -> int:
+        return os.open(self._full(path), flags | os.O_CREAT, mode)
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        if self._failing(path):
+            raise mfusepy.FuseOSError(errno.EIO)
+        return os.pread(fh, size, offset)
+
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        return os.pwrite(fh, data, offset)
+
+    def flush(self, path: str, fh: int) -> int:
+        return 0
+
+    def fsync(self, path: str, datasync: int, fh: int) -> int:
+        os.fsync(fh)
+        return 0
+
+    def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
+        return 0
+
+    def release(self, path: str, fh: int) -> int:
+        os.close(fh)
+        return 0
+
+
+@contextmanager
+def faulty_mount(backing: Path, mount_point: Path, control: Path) -> Iterator[Path]:
+    """Serve ``backing`` at ``mount_point`` (made) until the block ends; a read of a path
+    listed in ``control`` fails with EIO. Skips where FUSE is missing."""
+    require_fuse()
+    backing.mkdir(parents=True, exist_ok=True)
+    mount_point.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "tests.faulty_fs", str(backing), str(mount_point), str(control)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(mount_point):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the faulty filesystem did not mount: {_errors(process)}")
+            time.sleep(0.05)
+        yield mount_point
+    finally:
+        unmount(mount_point)
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=15)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def _errors(process: subprocess.Popen[bytes]) -> str:
+    if process.poll() is None or process.stderr is None:
+        return "still starting"
+    return process.stderr.read().decode(errors="replace")
+
+
+def main(argv: list[str]) -> None:
+    backing, mount_point, control = argv
+    mfusepy.FUSE(
+        Faulty(backing, control),
+        mount_point,
+        foreground=True,
+        nothreads=True,
+        direct_io=True,  # every read reaches ``read``: none is served from the page cache
+        attr_timeout=0,
+        entry_timeout=0,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
