@@ -622,6 +622,23 @@ def test_a_refused_connection_is_retried_even_for_transfers_add(sleeps: Sleeps) 
     assert TOKEN not in str(caught.value)
 
 
+@pytest.mark.parametrize("route", ["GET", "POST"])
+def test_a_refused_connection_is_told_as_refused_not_as_a_timeout(
+    sleeps: Sleeps, route: str
+) -> None:
+    # urllib3 files "refused" under its connect-timeout error: a user reading
+    # "ConnectTimeout" looks for a slow network, not for a proxy or a port that is closed
+    api = f"http://127.0.0.1:{_closed_port()}/v2"
+    client = PutioClient(TOKEN, api, sleep=sleeps, backoff=Backoff(base=0.5, max_attempts=2))
+    with client, pytest.raises(TransientError) as caught:
+        if route == "GET":
+            client.list_transfers()
+        else:
+            client.add_transfer("magnet:?xt=urn:btih:abc")
+    assert "connection refused" in caught.value.message
+    assert "Timeout" not in caught.value.message
+
+
 def test_a_call_left_retrying_on_a_thread_ends_when_the_client_is_closed(
     fake_putio: FakePutio,
 ) -> None:

@@ -3,10 +3,12 @@ request ever reached put.io (only then may a non-idempotent call be in doubt).""
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
 from typing import Any
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from putio_mirror.core.errors import TransientError
 from putio_mirror.net.sessions import PlainAnswer
@@ -25,6 +27,45 @@ def never_reached_server(exc: requests.RequestException) -> bool:
     cause = exc.args[0] if exc.args else None  # urllib3's MaxRetryError
     # urllib3's NewConnectionError and NameResolutionError subclass ConnectTimeoutError.
     return isinstance(getattr(cause, "reason", cause), ConnectTimeoutError)
+
+
+#: what a failed connect's system error means to a person
+_CONNECT_ERRORS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ETIMEDOUT: "timed out connecting",
+}
+
+
+def connection_trouble(exc: requests.RequestException) -> str:
+    """Given why a request failed, say it as a person reads it: urllib3 files a refused
+    connection and an unknown host under its connect *timeout* error, and a user told
+    "ConnectTimeout" looks for a slow network, not for a closed port or a wrong proxy."""
+    for cause in _causes(exc):
+        if isinstance(cause, NameResolutionError):
+            return f"the connection failed (could not resolve the host name {cause.conn.host})"
+        if isinstance(cause, OSError) and cause.errno in _CONNECT_ERRORS:
+            return f"the connection failed ({_CONNECT_ERRORS[cause.errno]})"
+        if isinstance(cause, ConnectTimeoutError) and not isinstance(cause, NewConnectionError):
+            return "the connection failed (timed out connecting)"
+    return f"the connection failed ({type(exc).__name__})"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """Given an exception, yield it and what it wraps: its cause or context, the reason of
+    urllib3's MaxRetryError, requests' first argument; each once."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        wrapped += list(current.args[:1])
+        todo += [each for each in wrapped if isinstance(each, BaseException)]
 
 
 def shape_error(what: str) -> TransientError:

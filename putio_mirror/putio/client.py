@@ -34,6 +34,7 @@ from putio_mirror.net.sessions import Session, direct_get, sibling_of
 from putio_mirror.putio.answers import (
     Answer,
     answer_object,
+    connection_trouble,
     error_fields,
     json_of,
     never_reached_server,
@@ -353,11 +354,11 @@ class PutioClient:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            reason = type(exc).__name__
+            reason = connection_trouble(exc)
             logger.debug("put.io %s failed: %s (attempt %d)", call.describe(), reason, attempt + 1)
             if call.creates and not never_reached_server(exc):
-                raise self._transient(call, f"the connection failed ({reason})") from exc
-            raise Retryable(f"the connection failed ({reason})", None) from exc
+                raise self._transient(call, reason) from exc
+            raise Retryable(reason, None) from exc
 
     def _wait_or_give_up(self, call: Call, trouble: Retryable, attempt: int) -> None:
         """Given the trouble of the last attempt, sleep before the next one, or raise

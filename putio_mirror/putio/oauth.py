@@ -20,6 +20,7 @@ import requests
 
 from putio_mirror import __version__
 from putio_mirror.core.errors import AuthError, RemoteError, TransientError
+from putio_mirror.putio.answers import connection_trouble
 from putio_mirror.putio.values import TRANSIENT_HINT
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class DeviceLogin:
                 allow_redirects=False,
             )
         except requests.RequestException as error:
-            reason = f"the connection failed ({type(error).__name__})"
+            reason = connection_trouble(error)
             raise TransientError(f"put.io GET {route} failed: {reason}", TRANSIENT_HINT) from error
         with response:
             body = _json_of(response)
