@@ -73,7 +73,7 @@ def _path_findings(settings: Settings) -> Iterator[Finding]:
     yield _staging_finding(settings.staging_dir, settings.download_dir)
     journal_file = sqlite_file(settings.journal_url)
     if journal_file is not None:
-        yield _folder_finding("paths.journal", journal_file, is_folder=False)
+        yield _journal_file_finding(journal_file)
     if settings.log_file is not None:
         yield _folder_finding("paths.log_file", settings.log_file, is_folder=False)
 
@@ -92,7 +92,16 @@ def _blackhole_finding(path: Path) -> Finding:
 def _folder_finding(topic: str, path: Path, *, is_folder: bool = True) -> Finding:
     from putio_mirror.config.paths import unwritable_reason
 
-    reason = unwritable_reason(path, is_folder)
+    return _writable_finding(topic, path, unwritable_reason(path, is_folder))
+
+
+def _journal_file_finding(path: Path) -> Finding:
+    from putio_mirror.config.paths import journal_file_reason
+
+    return _writable_finding("paths.journal", path, journal_file_reason(path))
+
+
+def _writable_finding(topic: str, path: Path, reason: str | None) -> Finding:
     if reason is not None:
         return problem(topic, reason, f"fix {topic}, or the permissions of that folder")
     made = "" if path.exists() else " (made by the first run)"

@@ -42,6 +42,25 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database) if database and not database.startswith(":memory:") else None
 
 
+#: The longest path of a journal file SQLite opens: its Unix VFS takes paths shorter than
+#: 512 bytes (MAX_PATHNAME), the name of the journal beside the database ("-journal")
+#: included. Longer, every run failed with "unable to open database file" and a hint
+#: about permissions, while ``doctor`` found all well.
+SQLITE_PATH_MOST = 512 - len("-journal")
+
+
+def journal_file_reason(path: Path) -> str | None:
+    """Given the SQLite journal's file, return why a run cannot use it (None if it can)."""
+    length = len(os.fsencode(path.absolute()))
+    if length > SQLITE_PATH_MOST:
+        return (
+            f"{path} is too long for SQLite ({length:,} bytes; it opens no database file "
+            f"of a path longer than {SQLITE_PATH_MOST:,}): put the journal in a folder of "
+            "a shorter path"
+        )
+    return unwritable_reason(path, is_folder=False)
+
+
 def unwritable_reason(path: Path, is_folder: bool) -> str | None:
     """Given a path a run will write, return why it cannot (None if it can, or can be made)."""
     length = len(os.fsencode(path.absolute()))

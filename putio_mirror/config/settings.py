@@ -10,7 +10,7 @@ quotes it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -18,7 +18,12 @@ from putio_mirror.config.expanding import expand, unset_problem
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config.folders import FolderPaths, folder_id, folder_path
 from putio_mirror.config.outlets import outlets
-from putio_mirror.config.paths import sqlite_file, staging_problems, unwritable_reason
+from putio_mirror.config.paths import (
+    journal_file_reason,
+    sqlite_file,
+    staging_problems,
+    unwritable_reason,
+)
 from putio_mirror.config.placing import ownership_of, ownership_problems
 from putio_mirror.config.rpc import RpcSettings, rpc_settings
 from putio_mirror.config.schema import MirrorFile, MountSection, Secret
@@ -314,18 +319,26 @@ def _journal_path(value: str) -> str | None:
 
 def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
     """Given Settings, return problems with the folders and files a writing run needs."""
-    wanted: list[tuple[str, Path | None, bool]] = [
-        ("paths.blackhole", settings.blackhole_dir, True),
-        ("paths.downloads", settings.download_dir, True),
-        ("paths.staging", settings.staging_dir, True),
-        ("paths.log_file", settings.log_file, False),
-        ("paths.journal", sqlite_file(settings.journal_url), False),
+    wanted: list[tuple[str, Path | None, Callable[[Path], str | None]]] = [
+        ("paths.blackhole", settings.blackhole_dir, _folder_reason),
+        ("paths.downloads", settings.download_dir, _folder_reason),
+        ("paths.staging", settings.staging_dir, _folder_reason),
+        ("paths.log_file", settings.log_file, _file_reason),
+        ("paths.journal", sqlite_file(settings.journal_url), journal_file_reason),
     ]
     return tuple(
         f"{source}: {key}: {reason}"
-        for key, path, is_folder in wanted
-        if path is not None and (reason := unwritable_reason(path, is_folder))
+        for key, path, reason_of in wanted
+        if path is not None and (reason := reason_of(path))
     )
+
+
+def _folder_reason(path: Path) -> str | None:
+    return unwritable_reason(path, is_folder=True)
+
+
+def _file_reason(path: Path) -> str | None:
+    return unwritable_reason(path, is_folder=False)
 
 
 def _number_or_auto(value: int | str) -> int | None:
