@@ -43,6 +43,8 @@ class NodeFault:
     stall_after: int | None = None
     reset_after: int | None = None
     status: int | None = None
+    #: answer 302 to the very URL asked (its next fault, or its bytes, come after)
+    redirect: bool = False
 
 
 @dataclass(frozen=True)
