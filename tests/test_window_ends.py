@@ -5,6 +5,7 @@ next window goes on from that byte."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import zlib
@@ -474,5 +475,27 @@ def test_a_window_closing_while_a_node_redirected_to_is_silent_stops_the_run_wit
     mirror.fake.on_request = nth_node_request(2, lambda: close_after(clock, 1.0))
     settings = synced_closing_window(mirror, clock)
 
+    synced_next_window(settings)
+    assert_whole(mirror, "big.bin", file_id)
+
+
+def test_a_window_closing_while_a_download_waits_for_a_tls_handshake_stops_the_run(
+    mirror: Mirror,
+) -> None:
+    # The node's kernel takes the connection (it is listening) but the node never takes it
+    # up: the client's TLS hello is never answered, and the handshake would wait out the
+    # connect timeout (10 s) past the window's end.
+    file_id = mirror.fake.add_file("big.bin", size=2 * 1024 * 1024)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]}, download={"connections": 1, "max_outage_seconds": 300}
+    )
+    with socket.socket() as deaf:
+        deaf.bind(("127.0.0.1", 0))
+        deaf.listen(8)  # never accepted
+        mirror.fake.node_base_url = f"https://127.0.0.1:{deaf.getsockname()[1]}"
+        clock = ClosingWindow()
+        mirror.fake.on_request = link_asked(file_id, lambda: close_after(clock, 1.0))
+        settings = synced_closing_window(mirror, clock)
+    mirror.fake.node_base_url = None
     synced_next_window(settings)
     assert_whole(mirror, "big.bin", file_id)

@@ -294,7 +294,11 @@ def _create_connection(
     for family, kind, proto, _, where in socket.getaddrinfo(
         host, port, allowed_gai_family(), socket.SOCK_STREAM
     ):
-        sock = socket.socket(family, kind, proto)
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:  # (an address family the host lacks: the next address)
+            error = exc
+            continue
         try:
             for option in options or ():
                 sock.setsockopt(*option)
@@ -335,15 +339,36 @@ class CutHTTPConnection(HTTPConnection):
 
 
 class CutHTTPSConnection(HTTPSConnection):
-    """``CutHTTPConnection`` for HTTPS: the TCP connect is cut as there; the TLS handshake
-    after it, on a socket urllib3 wraps anew, only by its connect timeout."""
+    """``CutHTTPConnection`` for HTTPS, its TLS handshake cut too: urllib3 wraps the
+    socket connected in a TLS one of its own (the one watched is left empty), so a twin
+    of it (``dup``: the same connection) is watched until the handshake is over. Two
+    system calls a new connection, none a request."""
+
+    _twin: socket.socket | None = None
 
     def _new_conn(self) -> socket.socket:
         cover = _cover()
-        return super()._new_conn() if cover is None else _connect_covered(self, cover)
+        if cover is None:
+            return super()._new_conn()
+        sock = _connect_covered(self, cover)
+        try:
+            self._twin = twin = sock.dup()
+        except OSError as exc:
+            sock.close()
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        cover.watch(twin)
+        return sock
 
     def connect(self) -> None:
-        super().connect()
+        try:
+            super().connect()
+        finally:
+            twin, self._twin = self._twin, None
+            if twin is not None:
+                cover = _cover()
+                if cover is not None:
+                    cover.forget(twin)
+                twin.close()  # the connection itself lives on in the TLS socket
         _watch_connected(self)
 
     def close(self) -> None:
