@@ -739,6 +739,18 @@ def test_node_fault_redirect_sends_the_client_to_the_same_url_then_the_next_faul
     assert again.content == b"abc"
 
 
+def test_node_fault_folded_header_folds_a_header_of_the_answer_over_two_lines(
+    fake_putio: FakePutio, api: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("a.bin", content=b"abc")
+    fake_putio.node_fault(file_id, folded_header=True)
+    url = _node_url(fake_putio, api, file_id)
+    folded, plain = _node_get(url), _node_get(url)
+    assert folded.content == b"abc"
+    assert folded.headers["X-Fake-Folded"].split() == ["one", "two"]
+    assert "X-Fake-Folded" not in plain.headers
+
+
 def test_an_unanswering_node_leaves_a_connect_waiting_until_it_answers_again(
     fake_putio: FakePutio, api: requests.Session
 ) -> None:

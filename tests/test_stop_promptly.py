@@ -115,8 +115,8 @@ def test_sigterm_while_downloads_sit_on_a_silent_node_ends_the_sync_promptly(
     # The node sends a little of each segment, then nothing, its connections left open.
     # A signal interrupts only the main thread's read, and Python takes that read up
     # again after the handler: without more, the sync waits out the read timeout (30 s).
-    # ``redirected``: the node first redirects each request (requests follows it, not
-    # the GET read by hand), then stalls.
+    # ``redirected``: the node redirects each segment's request, asked by hand, through
+    # the pool, then by requests, which follows it, and stalls then: requests reads it.
     file_id = mirror.fake.add_file("movie.mkv", size=64 * 1024 * 1024)
     mirror.write_config(
         download={
@@ -127,9 +127,9 @@ def test_sigterm_while_downloads_sit_on_a_silent_node_ends_the_sync_promptly(
     )
     mirror.fake.stall_release_seconds = 120
     if redirected:
-        mirror.fake.node_fault(file_id, redirect=True, times=connections)
+        mirror.fake.node_fault(file_id, redirect=True, times=3 * connections)
     mirror.fake.node_fault(file_id, stall_after=100_000, times=connections)
-    asked = armed(mirror, node, connections * (2 if redirected else 1))
+    asked = armed(mirror, node, connections * (4 if redirected else 1))
     with mirror.spawned("sync") as process:
         assert asked.wait(30)
         time.sleep(1.0)  # every read sits on the silence

@@ -322,11 +322,13 @@ class FakePutio(Settings):
         status: int | None = None,
         times: int = 1,
         redirect: bool = False,
+        folded_header: bool = False,
     ) -> None:
         """Given a file id, make the node stall, reset, answer ``status`` or redirect to
-        the same URL (``redirect``) ``times`` times; faults armed for a file are used up
-        in the order armed (a redirect, then a stall: the request redirected stalls)."""
-        fault = NodeFault(file_id, times, stall_after, reset_after, status, redirect)
+        the same URL (``redirect``) ``times`` times, its bytes with a header folded over
+        two lines if ``folded_header``; faults armed for a file are used up in the order
+        armed (a redirect, then a stall: the request redirected stalls)."""
+        fault = NodeFault(file_id, times, stall_after, reset_after, status, redirect, folded_header)
         self._faults.arm_node(fault)
 
     def node_unanswering(self, file_id: int, unanswering: bool = True) -> None:

@@ -99,6 +99,8 @@ def _content_reply(
 def _arm_cut(reply: Reply, fault: NodeFault | None) -> None:
     if fault is None:
         return
+    if fault.folded_header:
+        reply.headers.append(("X-Fake-Folded", "one\r\n two"))
     if fault.stall_after is not None:
         reply.cut_after, reply.cut = fault.stall_after, "stall"
     elif fault.reset_after is not None:
