@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 import time
 import unicodedata
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -719,6 +721,50 @@ def test_node_fault_status_answers_html_the_given_number_of_times(
     url = _node_url(fake_putio, api, file_id)
     statuses = [_node_get(url).status_code for _ in range(3)]
     assert statuses == [503, 503, 200]
+
+
+def test_node_fault_redirect_sends_the_client_to_the_same_url_then_the_next_fault(
+    fake_putio: FakePutio, api: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("a.bin", content=b"abc")
+    fake_putio.node_fault(file_id, redirect=True)
+    fake_putio.node_fault(file_id, status=503)
+    url = _node_url(fake_putio, api, file_id)
+    with requests.Session() as session:
+        followed = session.get(url, timeout=5)
+        again = session.get(url, allow_redirects=False, timeout=5)
+    assert [answer.status_code for answer in followed.history] == [302]
+    assert url.endswith(followed.history[0].headers["Location"])
+    assert followed.status_code == 503  # the next fault: the request redirected has it
+    assert again.content == b"abc"
+
+
+def test_node_fault_folded_header_folds_a_header_of_the_answer_over_two_lines(
+    fake_putio: FakePutio, api: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("a.bin", content=b"abc")
+    fake_putio.node_fault(file_id, folded_header=True)
+    url = _node_url(fake_putio, api, file_id)
+    folded, plain = _node_get(url), _node_get(url)
+    assert folded.content == b"abc"
+    assert folded.headers["X-Fake-Folded"].split() == ["one", "two"]
+    assert "X-Fake-Folded" not in plain.headers
+
+
+def test_an_unanswering_node_leaves_a_connect_waiting_until_it_answers_again(
+    fake_putio: FakePutio, api: requests.Session
+) -> None:
+    file_id = fake_putio.add_file("a.bin", content=b"abc")
+    fake_putio.node_unanswering(file_id)
+    silent = urlsplit(_node_url(fake_putio, api, file_id))
+    assert silent.hostname == "127.0.0.1"
+    assert silent.port is not None and silent.port != urlsplit(fake_putio.node_url).port
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.connect((silent.hostname, silent.port))
+    fake_putio.node_unanswering(file_id, False)
+    assert _node_get(_node_url(fake_putio, api, file_id)).content == b"abc"
 
 
 def test_outage_resets_every_connection_until_the_clock_passes(

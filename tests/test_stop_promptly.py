@@ -108,13 +108,15 @@ def node(request: LoggedRequest) -> bool:
     return request.host == "node"
 
 
-@pytest.mark.parametrize("connections", [1, 4])
+@pytest.mark.parametrize(("connections", "redirected"), [(1, False), (4, False), (4, True)])
 def test_sigterm_while_downloads_sit_on_a_silent_node_ends_the_sync_promptly(
-    mirror: Mirror, connections: int
+    mirror: Mirror, connections: int, redirected: bool
 ) -> None:
     # The node sends a little of each segment, then nothing, its connections left open.
     # A signal interrupts only the main thread's read, and Python takes that read up
     # again after the handler: without more, the sync waits out the read timeout (30 s).
+    # ``redirected``: the node redirects each segment's request, asked by hand, through
+    # the pool, then by requests, which follows it, and stalls then: requests reads it.
     file_id = mirror.fake.add_file("movie.mkv", size=64 * 1024 * 1024)
     mirror.write_config(
         download={
@@ -124,8 +126,10 @@ def test_sigterm_while_downloads_sit_on_a_silent_node_ends_the_sync_promptly(
         }
     )
     mirror.fake.stall_release_seconds = 120
+    if redirected:
+        mirror.fake.node_fault(file_id, redirect=True, times=3 * connections)
     mirror.fake.node_fault(file_id, stall_after=100_000, times=connections)
-    asked = armed(mirror, node, connections)
+    asked = armed(mirror, node, connections * (4 if redirected else 1))
     with mirror.spawned("sync") as process:
         assert asked.wait(30)
         time.sleep(1.0)  # every read sits on the silence
@@ -133,6 +137,29 @@ def test_sigterm_while_downloads_sit_on_a_silent_node_ends_the_sync_promptly(
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
     mirror.fake.on_request = None
+    assert mirror.run("sync").code == ExitCode.OK
+    data = (mirror.downloads / "movie.mkv").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def test_sigterm_while_a_download_connects_to_a_node_that_never_answers_ends_the_sync_promptly(
+    mirror: Mirror,
+) -> None:
+    # The node's address drops every SYN (a blackholed IP): the connect would wait out its
+    # connect timeout (10 s) after the signal.
+    file_id = mirror.fake.add_file("movie.mkv", size=2 * 1024 * 1024)
+    mirror.write_config(download={"connections": 1, "max_outage_seconds": 300})
+    mirror.fake.node_unanswering(file_id)
+    link = f"/v2/files/{file_id}/url"
+    asked = armed(mirror, lambda request: request.host == "api" and request.path == link, 1)
+    with mirror.spawned("sync") as process:
+        assert asked.wait(30)
+        time.sleep(1.0)  # the connect waits
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+    mirror.fake.on_request = None
+    mirror.fake.node_unanswering(file_id, False)
     assert mirror.run("sync").code == ExitCode.OK
     data = (mirror.downloads / "movie.mkv").read_bytes()
     assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)

@@ -5,12 +5,15 @@ next window goes on from that byte."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+
+import pytest
 
 from putio_mirror.app.run import Request, Runtime, run_once
 from putio_mirror.cli.signals import StopFlag
@@ -376,3 +379,133 @@ def test_a_window_closing_while_a_witness_waits_on_a_silent_node_stops_the_run_s
     late = ended - clock.closed_at
     assert late < 3.0, f"the run ended {late:.1f} s after the window closed"
     assert outcome.exit_code in (ExitCode.WINDOW_CLOSED, ExitCode.OK, ExitCode.ITEMS_FAILED)
+
+
+def link_asked(file_id: int, action: Callable[[], None]) -> Callable[[LoggedRequest], None]:
+    """Given a file id, call ``action`` once put.io was first asked for the file's link."""
+    fired = threading.Event()
+
+    def hook(request: LoggedRequest) -> None:
+        wanted = request.host == "api" and request.path == f"/v2/files/{file_id}/url"
+        if wanted and not fired.is_set():
+            fired.set()
+            action()
+
+    return hook
+
+
+def synced_closing_window(mirror: Mirror, clock: ClosingWindow) -> Settings:
+    """Run a sync whose window ``clock`` closes (as the test's hooks make it); check that it
+    ended with the window, within seconds of its closing; return the settings."""
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    mirror.fake.on_request = None
+    assert clock.closed_at is not None, "the window closed"
+    late = ended - clock.closed_at
+    assert late < 3.0, f"the run ended {late:.1f} s after the window closed"
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    return settings
+
+
+@pytest.mark.parametrize("size", [100_000, 2 * 1024 * 1024])  # one request; in chunks
+def test_a_window_closing_while_a_download_connects_to_a_node_that_never_answers_stops_the_run(
+    mirror: Mirror, size: int
+) -> None:
+    # The node's address drops every SYN (a blackholed IP): the connect would wait out its
+    # connect timeout (10 s) past the window's end.
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]}, download={"connections": 1, "max_outage_seconds": 300}
+    )
+    mirror.fake.node_unanswering(file_id)
+    clock = ClosingWindow()
+    mirror.fake.on_request = link_asked(file_id, lambda: close_after(clock, 1.0))
+    settings = synced_closing_window(mirror, clock)
+    assert not [r for r in mirror.fake.requests if r.host == "node"], "no node answered"
+
+    mirror.fake.node_unanswering(file_id, False)
+    synced_next_window(settings)
+    assert_whole(mirror, "big.bin", file_id)
+
+
+def test_a_window_closing_while_a_witness_connects_to_a_node_that_never_answers_stops_the_run(
+    mirror: Mirror,
+) -> None:
+    # As the witness on a silent node above, but its node never answers the connection.
+    mirror.write_config(schedule={"windows": [WINDOW]})
+    settings = load_settings(mirror.config, {})
+    witness = mirror.fake.add_file("before.mkv", size=100_000)
+    assert run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync")).exit_code == 0
+    broken = mirror.fake.add_file("broken.mkv", size=2 * 1024 * 1024)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"connections": 1, "max_outage_seconds": 2, "read_timeout_seconds": 30},
+    )
+    mirror.fake.node_fault(broken, status=503, times=1000)
+    mirror.fake.node_unanswering(witness)
+    clock = ClosingWindow()
+    mirror.fake.on_request = link_asked(witness, lambda: close_after(clock, 1.0))
+    settings = load_settings(mirror.config, {})
+    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
+    ended = time.monotonic()
+    mirror.fake.on_request = None
+    assert clock.closed_at is not None, "the witness was asked"
+    late = ended - clock.closed_at
+    assert late < 3.0, f"the run ended {late:.1f} s after the window closed"
+    assert outcome.exit_code in (ExitCode.WINDOW_CLOSED, ExitCode.OK, ExitCode.ITEMS_FAILED)
+
+
+@pytest.mark.parametrize("size", [100_000, 2 * 1024 * 1024])  # one request; in chunks
+@pytest.mark.parametrize("unplain", ["redirected", "folded"])
+def test_a_window_closing_while_a_node_read_the_usual_way_is_silent_stops_the_run_within_seconds(
+    mirror: Mirror, size: int, unplain: str
+) -> None:
+    # An answer the GET by hand does not read is asked again the usual way: one with a
+    # header folded over two lines is read by urllib3; a redirect, by requests, which
+    # follows it (asked by hand, then through the pool, then by requests: three). The node
+    # sends a quarter of the file, then nothing, the connection left open: the read would
+    # wait out its read timeout (30 s here) past the window's end.
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"connections": 1, "read_timeout_seconds": 30, "max_outage_seconds": 300},
+    )
+    mirror.fake.stall_release_seconds = 120
+    if unplain == "redirected":
+        mirror.fake.node_fault(file_id, redirect=True, times=3)
+        mirror.fake.node_fault(file_id, stall_after=size // 4)
+        meant = [302, 302, 302, 200]
+    else:
+        mirror.fake.node_fault(file_id, stall_after=size // 4, folded_header=True, times=2)
+        meant = [200, 200]  # by hand (refused), through the pool
+    clock = ClosingWindow()
+    mirror.fake.on_request = nth_node_request(len(meant), lambda: close_after(clock, 1.0))
+    settings = synced_closing_window(mirror, clock)
+    answers = [r.status for r in mirror.fake.requests if r.host == "node"]
+    assert answers[: len(meant)] == meant, "asked the usual way, as meant"
+
+    synced_next_window(settings)
+    assert_whole(mirror, "big.bin", file_id)
+
+
+def test_a_window_closing_while_a_download_waits_for_a_tls_handshake_stops_the_run(
+    mirror: Mirror,
+) -> None:
+    # The node's kernel takes the connection (it is listening) but the node never takes it
+    # up: the client's TLS hello is never answered, and the handshake would wait out the
+    # connect timeout (10 s) past the window's end.
+    file_id = mirror.fake.add_file("big.bin", size=2 * 1024 * 1024)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]}, download={"connections": 1, "max_outage_seconds": 300}
+    )
+    with socket.socket() as deaf:
+        deaf.bind(("127.0.0.1", 0))
+        deaf.listen(8)  # never accepted
+        mirror.fake.node_base_url = f"https://127.0.0.1:{deaf.getsockname()[1]}"
+        clock = ClosingWindow()
+        mirror.fake.on_request = link_asked(file_id, lambda: close_after(clock, 1.0))
+        settings = synced_closing_window(mirror, clock)
+    mirror.fake.node_base_url = None
+    synced_next_window(settings)
+    assert_whole(mirror, "big.bin", file_id)

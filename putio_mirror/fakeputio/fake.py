@@ -17,6 +17,7 @@ from putio_mirror.fakeputio.content import StoredContent, read_all
 from putio_mirror.fakeputio.faults import ApiFault, FaultBook, NodeFault, Outage, fault_reply
 from putio_mirror.fakeputio.replies import Reply, error_reply
 from putio_mirror.fakeputio.transfers import ACTIVE
+from putio_mirror.fakeputio.unanswering import Unanswering
 from putio_mirror.fakeputio.wire import HostServer, Incoming
 from putio_mirror.fakeputio.world import Settings, World
 
@@ -84,6 +85,7 @@ class FakePutio(Settings):
         self._log_lock = threading.Lock()
         self._stopping = threading.Event()
         self._servers: dict[str, HostServer] = {}
+        self._unanswering: Unanswering | None = None  # made when a test asks for it
         self.on_request: Callable[[LoggedRequest], None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
@@ -107,6 +109,9 @@ class FakePutio(Settings):
     def stop(self) -> None:
         """Stop all servers, cutting open and stalled connections; safe to call twice."""
         self._stopping.set()
+        if self._unanswering is not None:
+            self._unanswering.close()
+            self._unanswering = None
         servers, self._servers = list(self._servers.values()), {}
         # In parallel: each server waits for its handler threads to end.
         stoppers = [threading.Thread(target=server.stop) for server in servers]
@@ -320,9 +325,28 @@ class FakePutio(Settings):
         reset_after: int | None = None,
         status: int | None = None,
         times: int = 1,
+        redirect: bool = False,
+        folded_header: bool = False,
     ) -> None:
-        """Given a file id, make the node stall, reset or answer ``status`` ``times`` times."""
-        self._faults.arm_node(NodeFault(file_id, times, stall_after, reset_after, status))
+        """Given a file id, make the node stall, reset, answer ``status`` or redirect to
+        the same URL (``redirect``) ``times`` times, its bytes with a header folded over
+        two lines if ``folded_header``; faults armed for a file are used up in the order
+        armed (a redirect, then a stall: the request redirected stalls)."""
+        fault = NodeFault(file_id, times, stall_after, reset_after, status, redirect, folded_header)
+        self._faults.arm_node(fault)
+
+    def node_unanswering(self, file_id: int, unanswering: bool = True) -> None:
+        """Given a file id, make the links handed out for it from now on point at a node
+        that never answers a connection (its SYNs dropped, as behind a blackhole:
+        ``unanswering.py``), or again at the fake's node (``unanswering=False``)."""
+        with self.world.lock:
+            if not unanswering:
+                self.unanswering_files.discard(file_id)
+                return
+            if self._unanswering is None:
+                self._unanswering = Unanswering()
+                self.world.unanswering_url = self._unanswering.url
+            self.unanswering_files.add(file_id)
 
     def link_device(self, code: str | None = None) -> None:
         """Link a device-login code (the newest if None), as the person at put.io/link would."""

@@ -43,6 +43,11 @@ class NodeFault:
     stall_after: int | None = None
     reset_after: int | None = None
     status: int | None = None
+    #: answer 302 to the very URL asked (its next fault, or its bytes, come after)
+    redirect: bool = False
+    #: answer with a header folded over two lines (HTTP/1.1 allows it, deprecated): what
+    #: a client reading only the plainest answers leaves to urllib3
+    folded_header: bool = False
 
 
 @dataclass(frozen=True)

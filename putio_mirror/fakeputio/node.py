@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from putio_mirror.fakeputio.content import Content
 from putio_mirror.fakeputio.faults import FaultBook, NodeFault
@@ -39,6 +39,8 @@ def respond(world: World, faults: FaultBook, incoming: Incoming) -> Reply:
         fault = faults.take_node(file_id)
         if fault is not None and fault.status is not None:
             return html_reply(fault.status)
+        if fault is not None and fault.redirect:
+            return _redirect(incoming)
         item = world.tree.get(file_id)
         if item is None or item.content is None:
             return error_reply(404, "NotFound", "File not found")
@@ -59,6 +61,15 @@ def _refusal(world: World, file_id: int, token: str) -> Reply | None:
     if max_uses is not None and link.uses >= max_uses:
         return error_reply(410, "LINK_EXPIRED", "This download link has expired")
     return None
+
+
+def _redirect(incoming: Incoming) -> Reply:
+    """Given a node request, send the client to the same URL again (as a node handing a
+    request to another would): a client follows it, or fails as it fails a redirect."""
+    query = urlencode(incoming.query)
+    reply = text_reply(302, "Found")
+    reply.headers.append(("Location", f"{incoming.path}?{query}" if query else incoming.path))
+    return reply
 
 
 def _content_reply(
@@ -88,6 +99,8 @@ def _content_reply(
 def _arm_cut(reply: Reply, fault: NodeFault | None) -> None:
     if fault is None:
         return
+    if fault.folded_header:
+        reply.headers.append(("X-Fake-Folded", "one\r\n two"))
     if fault.stall_after is not None:
         reply.cut_after, reply.cut = fault.stall_after, "stall"
     elif fault.reset_after is not None:

@@ -61,6 +61,9 @@ class Settings:
         # True: the node answers every Range request with the whole file (HTTP 200), as
         # some proxies and mirrors do.
         self.node_ignores_range = False
+        # the files whose links point at a node that never answers a connection
+        # (``FakePutio.node_unanswering``): the address is the world's ``unanswering_url``
+        self.unanswering_files: set[int] = set()
         # None: a device code is linked only when told. A number: it links itself at that poll.
         self.oob_link_after_polls: int | None = None
 
@@ -105,6 +108,7 @@ class World:
         self.tree = FileTree(self.stamp())
         self.transfers: dict[int, TransferRecord] = {}
         self.node_url = ""
+        self.unanswering_url = ""
         self._next_transfer_id = FIRST_TRANSFER_ID
         self._cursors: dict[str, Cursor] = {}
         self._links: dict[str, Link] = {}
@@ -228,6 +232,8 @@ class World:
         """Given a file id, return the URL of a fresh self-authenticating download link."""
         token = secrets.token_urlsafe(16)
         self._links[token] = Link(file_id)
+        if file_id in self.settings.unanswering_files:
+            return f"{self.unanswering_url}/download/{file_id}?u={token}"
         base = self.settings.node_base_url
         if base is not None:
             return f"{base.rstrip('/')}/{file_id}.bin?u={token}"

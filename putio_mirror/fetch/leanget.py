@@ -109,7 +109,8 @@ def streamed_get(
     (which raises Retry as ``body_reader``'s does); raise Retry as ``node_get`` does.
     Spoken by hand on a connection of the session's pool where it has one for the URL;
     an answer not read by hand is asked again through ``node_get``. Given a ``cutter``,
-    its ``cut`` ends a read by hand (the head's too) at once."""
+    its ``cut`` ends the request's connect and reads (the head's too) at once, either
+    way."""
     pool = session.direct_pool(url) if isinstance(session, Session) else None
     request = None if pool is None else _request(pool, url, byte_range)
     if pool is not None and request is not None:
@@ -120,7 +121,7 @@ def streamed_get(
                 yield sent[1], guarded(body.readinto)
                 loan.kept = body.done and body.reusable
                 return
-    with node_get(session, url, byte_range, timeout) as answer:
+    with node_get(session, url, byte_range, timeout, cutter) as answer:
         yield answer, body_reader(answer)
 
 

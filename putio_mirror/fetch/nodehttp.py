@@ -13,7 +13,7 @@ from __future__ import annotations
 import http.client
 import re
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +26,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from putio_mirror.core.errors import ChecksumMismatchError, TransientError
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fetch.values import FileToFetch
+from putio_mirror.net.plainhttp import Cover, Cutter
 from putio_mirror.net.sessions import Session, pool_get, request_target
 
 DEFAULT_BACKOFF = Backoff(base=1.0, cap=30.0, max_attempts=1000)
@@ -144,7 +145,11 @@ def byte_range(first: int, last: int, size: int) -> str | None:
 
 @contextmanager
 def node_get(
-    session: requests.Session, url: str, byte_range: str | None, timeout: tuple[float, float]
+    session: requests.Session,
+    url: str,
+    byte_range: str | None,
+    timeout: tuple[float, float],
+    cutter: Cutter | None = None,
 ) -> Iterator[NodeAnswer]:
     """Given a session and a node URL, yield the streamed answer to a GET (of
     ``Range: bytes=<byte_range>`` if given); raise Retry if the connection fails,
@@ -152,7 +157,21 @@ def node_get(
 
     Through the session's pool directly where it has one for the URL (``direct_pool``):
     the same connection, TLS settings and headers, without requests' per-request work
-    (~1 ms of CPU, as much as a small file's body); a redirect is followed by requests."""
+    (~1 ms of CPU, as much as a small file's body); a redirect is followed by requests.
+    Given a ``cutter``, its ``cut`` ends the request's connects and reads at once, until
+    the answer is given back (over ``net/sessions.Session``'s pools: ``Cover``)."""
+    with (
+        nullcontext() if cutter is None else Cover(cutter),
+        _node_get(session, url, byte_range, timeout) as answer,
+    ):
+        yield answer
+
+
+@contextmanager
+def _node_get(
+    session: requests.Session, url: str, byte_range: str | None, timeout: tuple[float, float]
+) -> Iterator[NodeAnswer]:
+    """``node_get``, uncovered."""
     pool = session.direct_pool(url) if isinstance(session, Session) else None
     if pool is not None:
         with _direct_get(pool, url, byte_range, timeout) as answer:

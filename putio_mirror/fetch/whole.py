@@ -100,7 +100,7 @@ def _body(
             lean = lean_body(pool, request_target(url), item, timeout, cutter)
             if lean is not NOT_MINE:
                 return lean  # type: ignore[return-value]  # a memoryview or None
-        with node_get(session, url, None, timeout) as response:
+        with node_get(session, url, None, timeout, cutter) as response:
             body_start(response, 0, item)  # 200, or a 206 from byte 0 of this very size
             buffer = memoryview(bytearray(item.size + 1))  # one more: a longer body shows
             read, got = body_reader(response), 0

@@ -39,6 +39,7 @@ from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from putio_mirror.net.plainhttp import (
+    CUT_POOLS,
     Head,
     Loan,
     read_body,
@@ -57,6 +58,17 @@ _REQUESTS_SEND = HTTPAdapter.send
 
 #: Connections kept per host: parallel_files (up to 16) times a few segments, with room.
 POOL_PER_HOST = 64
+
+
+class _CuttableAdapter(HTTPAdapter):
+    """requests' adapter, its pools' connections cut short by the ``plainhttp.Cover`` of
+    the thread that uses them, if it has one: a download's GET that requests sends (a
+    redirect followed) or urllib3 reads (an answer not read by hand) is cut at a stop as
+    one read by hand is. Nothing changes where no cover is."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = CUT_POOLS
 
 
 class _CountedHeaders(CaseInsensitiveDict[str | bytes]):
@@ -93,7 +105,7 @@ class Session(requests.Session):
         self._family: weakref.WeakSet[HTTPConnectionPool] = (
             weakref.WeakSet() if family is None else family
         )
-        self._adapter = adapter or HTTPAdapter(pool_connections=8, pool_maxsize=POOL_PER_HOST)
+        self._adapter = adapter or _CuttableAdapter(pool_connections=8, pool_maxsize=POOL_PER_HOST)
         self.mount("http://", self._adapter)
         self.mount("https://", self._adapter)
         # shared with siblings: dict reads and writes are atomic, and a race costs one lookup
