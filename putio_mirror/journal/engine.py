@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Self
 
@@ -35,6 +35,11 @@ from putio_mirror.local.folders import lock_folder
 _SUPPORTED = ("sqlite", "postgresql")
 _CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
 _LOCKED_HINT = "another process holds it; wait for it to finish and run again"
+_GONE_HINT = (
+    "this run stopped rather than journal on into a file nobody will read again; put it "
+    "back before the next run to keep its history, else the next run starts a new journal "
+    "there: the files fetched so far are on disk and it takes them over"
+)
 _FULL_HINT = (
     "free some space on the disk that holds it (or its database's); nothing was lost: "
     "what this run had not journaled yet is found again by the next run"
@@ -52,6 +57,40 @@ class Database:
         self._lock_dir = lock_dir
         self._batch = threading.local()  # the connection of this thread's open batch
         self._bound: dict[int, tuple[Executable, _BoundWrite | None]] = {}
+        #: a SQLite journal's file and its (device, inode) once pinned (``pin_file``)
+        self._pinned: tuple[Path, tuple[int, int]] | None = None
+
+    def pin_file(self) -> None:
+        """Remember which file a SQLite journal is, so that every transaction after can
+        check it is still the one at its path: a journal deleted or moved away while open
+        (a person tidying up, a backup tool) is written on into a file no run will read
+        again, and that run's history silently lost."""
+        database = self._url.database or ""
+        if self._url.get_backend_name() != "sqlite" or not is_file_database(database):
+            return
+        path = Path(database).absolute()
+        with suppress(OSError):  # not there to pin: SQLite says what is wrong at first use
+            found = path.stat()
+            self._pinned = (path, (found.st_dev, found.st_ino))
+
+    def _check_in_place(self) -> None:
+        """Raise JournalError if the pinned journal file is no longer at its path."""
+        if self._pinned is None:
+            return
+        path, identity = self._pinned
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            pass
+        except OSError:  # cannot tell (a share gone stale): SQLite will say what it finds
+            return
+        else:
+            if (found.st_dev, found.st_ino) == identity:
+                return
+        raise JournalError(
+            f"the journal {self.url} was deleted or moved away while this run was using it",
+            _GONE_HINT,
+        )
 
     def close(self) -> None:
         self._engine.dispose()
@@ -145,6 +184,7 @@ class Database:
         if held is not None:
             yield held
             return
+        self._check_in_place()
         with self._translated(), self._engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
@@ -157,6 +197,7 @@ class Database:
         if held is not None:
             yield held
             return
+        self._check_in_place()
         with self._translated(), self._engine.connect() as conn, conn.begin():
             yield conn
 
