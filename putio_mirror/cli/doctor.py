@@ -73,7 +73,7 @@ def _path_findings(settings: Settings) -> Iterator[Finding]:
     yield _staging_finding(settings.staging_dir, settings.download_dir)
     journal_file = sqlite_file(settings.journal_url)
     if journal_file is not None:
-        yield _folder_finding("paths.journal", journal_file, is_folder=False)
+        yield _journal_path_finding(journal_file)
     if settings.log_file is not None:
         yield _folder_finding("paths.log_file", settings.log_file, is_folder=False)
 
@@ -97,6 +97,17 @@ def _folder_finding(topic: str, path: Path, *, is_folder: bool = True) -> Findin
         return problem(topic, reason, f"fix {topic}, or the permissions of that folder")
     made = "" if path.exists() else " (made by the first run)"
     return ok(topic, f"{path}, writable{made}")
+
+
+def _journal_path_finding(database: Path) -> Finding:
+    from putio_mirror.config.paths import journal_unwritable_reason
+
+    reason = journal_unwritable_reason(database)
+    if reason is not None:
+        hint = "fix paths.journal, or the permissions of its folder (or remount it read-write)"
+        return problem("paths.journal", reason, hint)
+    made = "" if database.exists() else " (made by the first run)"
+    return ok("paths.journal", f"{database}, writable{made}")
 
 
 def _staging_finding(staging: Path, downloads: Path) -> Finding:

@@ -18,7 +18,12 @@ from putio_mirror.config.expanding import expand, unset_problem
 from putio_mirror.config.file import apply_overrides, config_error, read_yaml, validate
 from putio_mirror.config.folders import FolderPaths, folder_id, folder_path
 from putio_mirror.config.outlets import outlets
-from putio_mirror.config.paths import sqlite_file, staging_problems, unwritable_reason
+from putio_mirror.config.paths import (
+    journal_unwritable_reason,
+    sqlite_file,
+    staging_problems,
+    unwritable_reason,
+)
 from putio_mirror.config.placing import ownership_of, ownership_problems
 from putio_mirror.config.rpc import RpcSettings, rpc_settings
 from putio_mirror.config.schema import MirrorFile, MountSection, Secret
@@ -319,13 +324,16 @@ def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
         ("paths.downloads", settings.download_dir, True),
         ("paths.staging", settings.staging_dir, True),
         ("paths.log_file", settings.log_file, False),
-        ("paths.journal", sqlite_file(settings.journal_url), False),
     ]
-    return tuple(
+    problems = [
         f"{source}: {key}: {reason}"
         for key, path, is_folder in wanted
         if path is not None and (reason := unwritable_reason(path, is_folder))
-    )
+    ]
+    journal = sqlite_file(settings.journal_url)
+    if journal is not None and (reason := journal_unwritable_reason(journal)):
+        problems.append(f"{source}: paths.journal: {reason}")
+    return tuple(problems)
 
 
 def _number_or_auto(value: int | str) -> int | None:

@@ -9,6 +9,7 @@ connections tuned (``journal_schema.tune_sqlite``). SQLAlchemy's errors become
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -29,8 +30,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from putio_mirror.core.errors import JournalError
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
-from putio_mirror.journal.where import lock_beside
+from putio_mirror.journal.where import connect_read_only, lock_beside
 from putio_mirror.local.folders import lock_folder
+from putio_mirror.local.paths import why_unwritable
 
 _SUPPORTED = ("sqlite", "postgresql")
 _CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
@@ -39,6 +41,14 @@ _GONE_HINT = (
     "this run stopped rather than journal on into a file nobody will read again; put it "
     "back before the next run to keep its history, else the next run starts a new journal "
     "there: the files fetched so far are on disk and it takes them over"
+)
+#: what SQLite says when it may not write a journal's file or create its -wal and -shm
+_CANNOT_WRITE = ("unable to open database file", "readonly database")
+_UNWRITABLE_HINT = (
+    "SQLite writes the journal and its -wal and -shm files beside it: remount that "
+    "filesystem read-write, give this user write permission there, or set paths.journal "
+    "to a folder it may write; `status`, `history` and `--dry-run` only read the journal "
+    "and work as it is"
 )
 _FULL_HINT = (
     "free some space on the disk that holds it (or its database's); nothing was lost: "
@@ -57,6 +67,9 @@ class Database:
         self._lock_dir = lock_dir
         self._batch = threading.local()  # the connection of this thread's open batch
         self._bound: dict[int, tuple[Executable, _BoundWrite | None]] = {}
+        database = url.database or ""
+        is_file = url.get_backend_name() == "sqlite" and is_file_database(database)
+        self._sqlite_file = Path(database) if is_file else None
         #: a SQLite journal's file and its (device, inode) once pinned (``pin_file``)
         self._pinned: tuple[Path, tuple[int, int]] | None = None
 
@@ -65,10 +78,9 @@ class Database:
         check it is still the one at its path: a journal deleted or moved away while open
         (a person tidying up, a backup tool) is written on into a file no run will read
         again, and that run's history silently lost."""
-        database = self._url.database or ""
-        if self._url.get_backend_name() != "sqlite" or not is_file_database(database):
+        if self._sqlite_file is None:
             return
-        path = Path(database).absolute()
+        path = self._sqlite_file.absolute()
         with suppress(OSError):  # not there to pin: SQLite says what is wrong at first use
             found = path.stat()
             self._pinned = (path, (found.st_dev, found.st_ino))
@@ -220,7 +232,7 @@ class Database:
         try:
             yield
         except SQLAlchemyError as error:
-            raise translate_error(error, self.url) from None
+            raise translate_error(error, self.url, self._sqlite_file) from None
 
 
 _REQUIRED = object()  # a parameter every row must give (a missing one raises KeyError)
@@ -294,9 +306,19 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
-def create_journal_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
-    """Given a parsed URL, return an engine; for SQLite create the folder and set pragmas."""
+def create_journal_engine(
+    url: URL, shown: str, busy_timeout: float, *, read_only: bool = False
+) -> Engine:
+    """Given a parsed URL, return an engine; for SQLite create the folder and set pragmas.
+
+    ``read_only``: a SQLite file is only read, through connections that cannot write it
+    (``where.connect_read_only``), so that a journal on a share mounted read-only reads."""
     is_sqlite = url.get_backend_name() == "sqlite"
+    if is_sqlite and read_only and is_file_database(url.database or ""):
+        database = Path(url.database or "")
+        engine = create_engine(url, creator=lambda: connect_read_only(database, busy_timeout))
+        tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000), wal=False)
+        return engine
     if is_sqlite and is_file_database(url.database or ""):
         try:
             Path(url.database or "").absolute().parent.mkdir(parents=True, exist_ok=True)
@@ -343,10 +365,15 @@ def is_file_database(database: str) -> bool:
     return bool(database) and database != ":memory:" and not database.startswith("file:")
 
 
-def translate_error(error: SQLAlchemyError, shown_url: str) -> JournalError:
-    """Given a SQLAlchemy error, return a JournalError that says what to do about it."""
+def translate_error(
+    error: SQLAlchemyError, shown_url: str, database: Path | None = None
+) -> JournalError:
+    """Given a SQLAlchemy error (and the journal's SQLite file, if it is one), return a
+    JournalError that says what to do about it."""
     original = str(error.orig) if isinstance(error, DBAPIError) else type(error).__name__
     lowered = original.lower()
+    if (why := _why_not_written(database, lowered)) is not None:
+        return JournalError(f"the journal {shown_url} cannot be written: {why}", _UNWRITABLE_HINT)
     if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
         return JournalError(f"the journal {shown_url} is corrupt ({original})", _CORRUPT_HINT)
     if "locked" in lowered or "busy" in lowered:
@@ -379,3 +406,17 @@ class DatabaseFace:
     def url(self) -> str:
         """The journal's URL with any password hidden, fit for logs and messages."""
         return self._db.url
+
+
+def _why_not_written(database: Path | None, said: str) -> str | None:
+    """Given a SQLite journal's file and what SQLite said (lowercase), say why this
+    process cannot write it or its ``-wal`` and ``-shm`` files beside it; None if SQLite
+    said something else, or it could, as far as can be seen."""
+    if database is None or not any(words in said for words in _CANNOT_WRITE):
+        return None
+    folder = database.absolute().parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"its folder {why_unwritable(folder)}"
+    if database.exists() and not os.access(database, os.W_OK):
+        return why_unwritable(database)
+    return None
