@@ -29,6 +29,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from putio_mirror.core.errors import JournalError
+from putio_mirror.journal.connecting import PATIENCE_SECONDS, PinnedFile, Reconnecting
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
 from putio_mirror.journal.where import connect_read_only, lock_beside
 from putio_mirror.local.folders import lock_folder
@@ -37,11 +38,6 @@ from putio_mirror.local.paths import why_unwritable
 _SUPPORTED = ("sqlite", "postgresql")
 _CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
 _LOCKED_HINT = "another process holds it; wait for it to finish and run again"
-_GONE_HINT = (
-    "this run stopped rather than journal on into a file nobody will read again; put it "
-    "back before the next run to keep its history, else the next run starts a new journal "
-    "there: the files fetched so far are on disk and it takes them over"
-)
 #: what SQLite says when it may not write a journal's file or create its -wal and -shm
 _CANNOT_WRITE = ("unable to open database file", "readonly database")
 _UNWRITABLE_HINT = (
@@ -49,6 +45,16 @@ _UNWRITABLE_HINT = (
     "filesystem read-write, give this user write permission there, or set paths.journal "
     "to a folder it may write; `status`, `history` and `--dry-run` only read the journal "
     "and work as it is"
+)
+#: what psycopg says of a connection cut under it (a statement of a pipeline, such as
+#: an ``executemany``, finds it broken as "busy": no lock of anyone's)
+_CONNECTION_CUT = ("server closed the connection", "sending query failed", "consuming input")
+#: what a server database's driver says when a connection cannot be made or was cut
+_CONNECTION_LOST = ("connection failed", "terminating connection")
+_LOST_HINT = (
+    "check that the database server runs and is reachable from here (a run waits "
+    f"{PATIENCE_SECONDS:.0f} s for one restarted under it), then run again: nothing is "
+    "lost, the files fetched so far are on disk and the next run takes them over"
 )
 _FULL_HINT = (
     "free some space on the disk that holds it (or its database's); nothing was lost: "
@@ -70,39 +76,23 @@ class Database:
         database = url.database or ""
         is_file = url.get_backend_name() == "sqlite" and is_file_database(database)
         self._sqlite_file = Path(database) if is_file else None
-        #: a SQLite journal's file and its (device, inode) once pinned (``pin_file``)
-        self._pinned: tuple[Path, tuple[int, int]] | None = None
+        self._pinned: PinnedFile | None = None  # a SQLite journal's file (``pin_file``)
+        #: a server's connections are waited for through a restart; SQLite's are not
+        server = url.get_backend_name() != "sqlite"
+        self._connecting = Reconnecting(engine, patience=PATIENCE_SECONDS if server else 0.0)
 
     def pin_file(self) -> None:
-        """Remember which file a SQLite journal is, so that every transaction after can
-        check it is still the one at its path: a journal deleted or moved away while open
-        (a person tidying up, a backup tool) is written on into a file no run will read
-        again, and that run's history silently lost."""
-        if self._sqlite_file is None:
-            return
-        path = self._sqlite_file.absolute()
-        with suppress(OSError):  # not there to pin: SQLite says what is wrong at first use
-            found = path.stat()
-            self._pinned = (path, (found.st_dev, found.st_ino))
+        """Remember which file a SQLite journal is: every transaction after checks it is
+        still there (``connecting.PinnedFile``)."""
+        if self._sqlite_file is not None:
+            with suppress(OSError):  # not there to pin: SQLite says what is wrong at first use
+                self._pinned = PinnedFile(self._sqlite_file, self.url)
 
-    def _check_in_place(self) -> None:
-        """Raise JournalError if the pinned journal file is no longer at its path."""
-        if self._pinned is None:
-            return
-        path, identity = self._pinned
-        try:
-            found = path.stat()
-        except FileNotFoundError:
-            pass
-        except OSError:  # cannot tell (a share gone stale): SQLite will say what it finds
-            return
-        else:
-            if (found.st_dev, found.st_ino) == identity:
-                return
-        raise JournalError(
-            f"the journal {self.url} was deleted or moved away while this run was using it",
-            _GONE_HINT,
-        )
+    def _connect(self) -> Connection:
+        """Return a connection to the journal, once a pinned file is found still in place."""
+        if self._pinned is not None:
+            self._pinned.check()
+        return self._connecting.connect()
 
     def close(self) -> None:
         self._engine.dispose()
@@ -196,8 +186,7 @@ class Database:
         if held is not None:
             yield held
             return
-        self._check_in_place()
-        with self._translated(), self._engine.connect() as conn:
+        with self._translated(), self._connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn
@@ -209,8 +198,7 @@ class Database:
         if held is not None:
             yield held
             return
-        self._check_in_place()
-        with self._translated(), self._engine.connect() as conn, conn.begin():
+        with self._translated(), self._connect() as conn, conn.begin():
             yield conn
 
     def first_column_or_none(self, sql: str) -> list[object] | None:
@@ -220,7 +208,7 @@ class Database:
         ProgrammingError, which ends the transaction, so it is asked in one of its own).
         Failing to connect still raises JournalError.
         """
-        with self._translated(), self._engine.connect() as conn:
+        with self._translated(), self._connect() as conn:
             try:
                 with conn.begin():
                     return [row[0] for row in conn.execute(text(sql))]
@@ -374,6 +362,9 @@ def translate_error(
     lowered = original.lower()
     if (why := _why_not_written(database, lowered)) is not None:
         return JournalError(f"the journal {shown_url} cannot be written: {why}", _UNWRITABLE_HINT)
+    if isinstance(error, OperationalError) and (lost := _connection_trouble(error, lowered)):
+        first_line = original.splitlines()[0] if original else type(error).__name__
+        return JournalError(f"the journal {shown_url} {lost} ({first_line})", _LOST_HINT)
     if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
         return JournalError(f"the journal {shown_url} is corrupt ({original})", _CORRUPT_HINT)
     if "locked" in lowered or "busy" in lowered:
@@ -419,4 +410,15 @@ def _why_not_written(database: Path | None, said: str) -> str | None:
         return f"its folder {why_unwritable(folder)}"
     if database.exists() and not os.access(database, os.W_OK):
         return why_unwritable(database)
+    return None
+
+
+def _connection_trouble(error: OperationalError, said: str) -> str | None:
+    """Given a database error and what it said (lowercase), say what happened if the
+    connection to a server was cut or could not be made (the server restarted, is down,
+    or cannot be reached); None if it is other trouble."""
+    if error.connection_invalidated or any(words in said for words in _CONNECTION_CUT):
+        return "lost its connection to the database"
+    if any(words in said for words in _CONNECTION_LOST):
+        return "cannot reach its database"
     return None
