@@ -41,15 +41,13 @@ def state(mirror: Mirror) -> Iterator[Path]:
         _mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder))
     except subprocess.CalledProcessError as error:
         pytest.skip(f"may not mount a tmpfs here: {error.stderr.decode().strip()}")
-    mounts = [folder]
     try:
         mirror.fake.add_file("first.bin", size=3000)
         assert mirror.run("files", "download").code == 0
         mirror.fake.add_file("second.bin", size=4000)
         yield folder
     finally:
-        for each in reversed(mounts):
-            _unmount(each)
+        _unmount(folder)
 
 
 def remount_read_only(folder: Path) -> None:
