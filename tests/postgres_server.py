@@ -19,6 +19,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,16 @@ class PostgresServer:
         shutil.rmtree(self._root, ignore_errors=True)
         self._root = None
         self._port = None
+
+    def stop_for(self, seconds: float) -> None:
+        """Given a time, stop the server (fast: every session is cut, as in a restart), wait
+        that long and start it again on its port; raise PostgresUnavailable if it did not."""
+        if self._port is None:
+            raise PostgresUnavailable("the throwaway PostgreSQL server is not running")
+        self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
+        time.sleep(seconds)
+        if not self._start_on(self._port):
+            raise PostgresUnavailable(f"PostgreSQL did not start again:\n{self._log_tail()}")
 
     def _hand_over(self, root: Path) -> None:
         """Give the temp folder to the user who runs the server (a no-op unless we are root)."""

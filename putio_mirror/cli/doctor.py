@@ -73,7 +73,7 @@ def _path_findings(settings: Settings) -> Iterator[Finding]:
     yield _staging_finding(settings.staging_dir, settings.download_dir)
     journal_file = sqlite_file(settings.journal_url)
     if journal_file is not None:
-        yield _journal_file_finding(journal_file)
+        yield _journal_path_finding(journal_file)
     if settings.log_file is not None:
         yield _folder_finding("paths.log_file", settings.log_file, is_folder=False)
 
@@ -92,18 +92,20 @@ def _blackhole_finding(path: Path) -> Finding:
 def _folder_finding(topic: str, path: Path, *, is_folder: bool = True) -> Finding:
     from putio_mirror.config.paths import unwritable_reason
 
-    return _writable_finding(topic, path, unwritable_reason(path, is_folder))
+    hint = f"fix {topic}, or the permissions of that folder"
+    return _writable_finding(topic, path, unwritable_reason(path, is_folder), hint)
 
 
-def _journal_file_finding(path: Path) -> Finding:
-    from putio_mirror.config.paths import journal_file_reason
+def _journal_path_finding(database: Path) -> Finding:
+    from putio_mirror.config.paths import journal_unwritable_reason
 
-    return _writable_finding("paths.journal", path, journal_file_reason(path))
+    hint = "fix paths.journal, or the permissions of its folder (or remount it read-write)"
+    return _writable_finding("paths.journal", database, journal_unwritable_reason(database), hint)
 
 
-def _writable_finding(topic: str, path: Path, reason: str | None) -> Finding:
+def _writable_finding(topic: str, path: Path, reason: str | None, hint: str) -> Finding:
     if reason is not None:
-        return problem(topic, reason, f"fix {topic}, or the permissions of that folder")
+        return problem(topic, reason, hint)
     made = "" if path.exists() else " (made by the first run)"
     return ok(topic, f"{path}, writable{made}")
 

@@ -30,7 +30,9 @@ def run_request(
     from putio_mirror.cli.progress import progress_for
     from putio_mirror.cli.signals import StopFlag
 
-    settings = context.settings(overrides=overrides)
+    # a dry run writes nothing, so a journal it can only read (a share mounted read-only)
+    # is no reason to refuse it
+    settings = context.settings(overrides=overrides, writes=not request.dry_run)
     say = Say(context.quiet)
     with StopFlag() as stop, progress_for(sys.stderr) as progress:
         runtime = Runtime(settings, stop_requested=stop.is_set, progress=progress, on_plan=say.plan)

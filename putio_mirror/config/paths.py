@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from putio_mirror.core.naming import OWN_PREFIX, PATH_MAX_BYTES, STAGING_DIR_NAME
-from putio_mirror.local.paths import nearest_existing
+from putio_mirror.local.paths import nearest_existing, why_unwritable
 
 
 def staging_problems(staging: Path, downloads: Path, source: str) -> tuple[str, ...]:
@@ -49,18 +49,6 @@ def sqlite_file(url: str) -> Path | None:
 SQLITE_PATH_MOST = 512 - len("-journal")
 
 
-def journal_file_reason(path: Path) -> str | None:
-    """Given the SQLite journal's file, return why a run cannot use it (None if it can)."""
-    length = len(os.fsencode(path.absolute()))
-    if length > SQLITE_PATH_MOST:
-        return (
-            f"{path} is too long for SQLite ({length:,} bytes; it opens no database file "
-            f"of a path longer than {SQLITE_PATH_MOST:,}): put the journal in a folder of "
-            "a shorter path"
-        )
-    return unwritable_reason(path, is_folder=False)
-
-
 def unwritable_reason(path: Path, is_folder: bool) -> str | None:
     """Given a path a run will write, return why it cannot (None if it can, or can be made)."""
     length = len(os.fsencode(path.absolute()))
@@ -73,8 +61,31 @@ def unwritable_reason(path: Path, is_folder: bool) -> str | None:
         if path.is_dir() != is_folder:
             return f"{path} exists but is {'not ' if is_folder else ''}a folder"
         mode = os.W_OK | (os.X_OK if is_folder else 0)
-        return None if os.access(path, mode) else f"{path} is not writable"
+        return None if os.access(path, mode) else why_unwritable(path)
     ancestor = nearest_existing(path.parent)
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+    if not ancestor.is_dir():
         return f"cannot create {path}: {ancestor} is not a writable folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"cannot create {path}: {why_unwritable(ancestor)}"
     return None
+
+
+def journal_unwritable_reason(database: Path) -> str | None:
+    """Given a SQLite journal's file, return why a run cannot write it (None if it can,
+    or can make it): SQLite writes its ``-wal`` and ``-shm`` files, and a run its lock,
+    beside it, so a journal one may write in a folder one may not is no use either; and
+    SQLite opens no file of a path longer than ``SQLITE_PATH_MOST``."""
+    length = len(os.fsencode(database.absolute()))
+    if length > SQLITE_PATH_MOST:
+        return (
+            f"{database} is too long for SQLite ({length:,} bytes; it opens no database "
+            f"file of a path longer than {SQLITE_PATH_MOST:,}): put the journal in a "
+            "folder of a shorter path"
+        )
+    reason = unwritable_reason(database, is_folder=False)
+    if reason is not None or not database.exists():
+        return reason
+    folder = database.absolute().parent
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    return f"{why_unwritable(folder)} (SQLite writes the journal's -wal and -shm files there)"

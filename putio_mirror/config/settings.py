@@ -10,7 +10,7 @@ quotes it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from putio_mirror.config.file import apply_overrides, config_error, read_yaml, v
 from putio_mirror.config.folders import FolderPaths, folder_id, folder_path
 from putio_mirror.config.outlets import outlets
 from putio_mirror.config.paths import (
-    journal_file_reason,
+    journal_unwritable_reason,
     sqlite_file,
     staging_problems,
     unwritable_reason,
@@ -319,26 +319,21 @@ def _journal_path(value: str) -> str | None:
 
 def _path_problems(settings: Settings, source: str) -> tuple[str, ...]:
     """Given Settings, return problems with the folders and files a writing run needs."""
-    wanted: list[tuple[str, Path | None, Callable[[Path], str | None]]] = [
-        ("paths.blackhole", settings.blackhole_dir, _folder_reason),
-        ("paths.downloads", settings.download_dir, _folder_reason),
-        ("paths.staging", settings.staging_dir, _folder_reason),
-        ("paths.log_file", settings.log_file, _file_reason),
-        ("paths.journal", sqlite_file(settings.journal_url), journal_file_reason),
+    wanted: list[tuple[str, Path | None, bool]] = [
+        ("paths.blackhole", settings.blackhole_dir, True),
+        ("paths.downloads", settings.download_dir, True),
+        ("paths.staging", settings.staging_dir, True),
+        ("paths.log_file", settings.log_file, False),
     ]
-    return tuple(
+    problems = [
         f"{source}: {key}: {reason}"
-        for key, path, reason_of in wanted
-        if path is not None and (reason := reason_of(path))
-    )
-
-
-def _folder_reason(path: Path) -> str | None:
-    return unwritable_reason(path, is_folder=True)
-
-
-def _file_reason(path: Path) -> str | None:
-    return unwritable_reason(path, is_folder=False)
+        for key, path, is_folder in wanted
+        if path is not None and (reason := unwritable_reason(path, is_folder))
+    ]
+    journal = sqlite_file(settings.journal_url)
+    if journal is not None and (reason := journal_unwritable_reason(journal)):
+        problems.append(f"{source}: paths.journal: {reason}")
+    return tuple(problems)
 
 
 def _number_or_auto(value: int | str) -> int | None:

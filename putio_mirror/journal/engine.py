@@ -9,9 +9,10 @@ connections tuned (``journal_schema.tune_sqlite``). SQLAlchemy's errors become
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,13 +29,33 @@ from sqlalchemy.exc import (
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from putio_mirror.core.errors import JournalError
+from putio_mirror.journal.connecting import PATIENCE_SECONDS, PinnedFile, Reconnecting
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
-from putio_mirror.journal.where import lock_beside
+from putio_mirror.journal.where import connect_read_only, lock_beside
 from putio_mirror.local.folders import lock_folder
+from putio_mirror.local.paths import why_unwritable
 
 _SUPPORTED = ("sqlite", "postgresql")
 _CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
 _LOCKED_HINT = "another process holds it; wait for it to finish and run again"
+#: what SQLite says when it may not write a journal's file or create its -wal and -shm
+_CANNOT_WRITE = ("unable to open database file", "readonly database")
+_UNWRITABLE_HINT = (
+    "SQLite writes the journal and its -wal and -shm files beside it: remount that "
+    "filesystem read-write, give this user write permission there, or set paths.journal "
+    "to a folder it may write; `status`, `history` and `--dry-run` only read the journal "
+    "and work as it is"
+)
+#: what psycopg says of a connection cut under it (a statement of a pipeline, such as
+#: an ``executemany``, finds it broken as "busy": no lock of anyone's)
+_CONNECTION_CUT = ("server closed the connection", "sending query failed", "consuming input")
+#: what a server database's driver says when a connection cannot be made or was cut
+_CONNECTION_LOST = ("connection failed", "terminating connection")
+_LOST_HINT = (
+    "check that the database server runs and is reachable from here (a run waits "
+    f"{PATIENCE_SECONDS:.0f} s for one restarted under it), then run again: nothing is "
+    "lost, the files fetched so far are on disk and the next run takes them over"
+)
 _FULL_HINT = (
     "free some space on the disk that holds it (or its database's); nothing was lost: "
     "what this run had not journaled yet is found again by the next run"
@@ -52,6 +73,26 @@ class Database:
         self._lock_dir = lock_dir
         self._batch = threading.local()  # the connection of this thread's open batch
         self._bound: dict[int, tuple[Executable, _BoundWrite | None]] = {}
+        database = url.database or ""
+        is_file = url.get_backend_name() == "sqlite" and is_file_database(database)
+        self._sqlite_file = Path(database) if is_file else None
+        self._pinned: PinnedFile | None = None  # a SQLite journal's file (``pin_file``)
+        #: a server's connections are waited for through a restart; SQLite's are not
+        server = url.get_backend_name() != "sqlite"
+        self._connecting = Reconnecting(engine, patience=PATIENCE_SECONDS if server else 0.0)
+
+    def pin_file(self) -> None:
+        """Remember which file a SQLite journal is: every transaction after checks it is
+        still there (``connecting.PinnedFile``)."""
+        if self._sqlite_file is not None:
+            with suppress(OSError):  # not there to pin: SQLite says what is wrong at first use
+                self._pinned = PinnedFile(self._sqlite_file, self.url)
+
+    def _connect(self) -> Connection:
+        """Return a connection to the journal, once a pinned file is found still in place."""
+        if self._pinned is not None:
+            self._pinned.check()
+        return self._connecting.connect()
 
     def close(self) -> None:
         self._engine.dispose()
@@ -145,7 +186,7 @@ class Database:
         if held is not None:
             yield held
             return
-        with self._translated(), self._engine.connect() as conn:
+        with self._translated(), self._connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn
@@ -157,7 +198,7 @@ class Database:
         if held is not None:
             yield held
             return
-        with self._translated(), self._engine.connect() as conn, conn.begin():
+        with self._translated(), self._connect() as conn, conn.begin():
             yield conn
 
     def first_column_or_none(self, sql: str) -> list[object] | None:
@@ -167,7 +208,7 @@ class Database:
         ProgrammingError, which ends the transaction, so it is asked in one of its own).
         Failing to connect still raises JournalError.
         """
-        with self._translated(), self._engine.connect() as conn:
+        with self._translated(), self._connect() as conn:
             try:
                 with conn.begin():
                     return [row[0] for row in conn.execute(text(sql))]
@@ -179,7 +220,7 @@ class Database:
         try:
             yield
         except SQLAlchemyError as error:
-            raise translate_error(error, self.url) from None
+            raise translate_error(error, self.url, self._sqlite_file) from None
 
 
 _REQUIRED = object()  # a parameter every row must give (a missing one raises KeyError)
@@ -253,9 +294,19 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
-def create_journal_engine(url: URL, shown: str, busy_timeout: float) -> Engine:
-    """Given a parsed URL, return an engine; for SQLite create the folder and set pragmas."""
+def create_journal_engine(
+    url: URL, shown: str, busy_timeout: float, *, read_only: bool = False
+) -> Engine:
+    """Given a parsed URL, return an engine; for SQLite create the folder and set pragmas.
+
+    ``read_only``: a SQLite file is only read, through connections that cannot write it
+    (``where.connect_read_only``), so that a journal on a share mounted read-only reads."""
     is_sqlite = url.get_backend_name() == "sqlite"
+    if is_sqlite and read_only and is_file_database(url.database or ""):
+        database = Path(url.database or "")
+        engine = create_engine(url, creator=lambda: connect_read_only(database, busy_timeout))
+        tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000), wal=False)
+        return engine
     if is_sqlite and is_file_database(url.database or ""):
         try:
             Path(url.database or "").absolute().parent.mkdir(parents=True, exist_ok=True)
@@ -302,10 +353,18 @@ def is_file_database(database: str) -> bool:
     return bool(database) and database != ":memory:" and not database.startswith("file:")
 
 
-def translate_error(error: SQLAlchemyError, shown_url: str) -> JournalError:
-    """Given a SQLAlchemy error, return a JournalError that says what to do about it."""
+def translate_error(
+    error: SQLAlchemyError, shown_url: str, database: Path | None = None
+) -> JournalError:
+    """Given a SQLAlchemy error (and the journal's SQLite file, if it is one), return a
+    JournalError that says what to do about it."""
     original = str(error.orig) if isinstance(error, DBAPIError) else type(error).__name__
     lowered = original.lower()
+    if (why := _why_not_written(database, lowered)) is not None:
+        return JournalError(f"the journal {shown_url} cannot be written: {why}", _UNWRITABLE_HINT)
+    if isinstance(error, OperationalError) and (lost := _connection_trouble(error, lowered)):
+        first_line = original.splitlines()[0] if original else type(error).__name__
+        return JournalError(f"the journal {shown_url} {lost} ({first_line})", _LOST_HINT)
     if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
         return JournalError(f"the journal {shown_url} is corrupt ({original})", _CORRUPT_HINT)
     if "locked" in lowered or "busy" in lowered:
@@ -338,3 +397,28 @@ class DatabaseFace:
     def url(self) -> str:
         """The journal's URL with any password hidden, fit for logs and messages."""
         return self._db.url
+
+
+def _why_not_written(database: Path | None, said: str) -> str | None:
+    """Given a SQLite journal's file and what SQLite said (lowercase), say why this
+    process cannot write it or its ``-wal`` and ``-shm`` files beside it; None if SQLite
+    said something else, or it could, as far as can be seen."""
+    if database is None or not any(words in said for words in _CANNOT_WRITE):
+        return None
+    folder = database.absolute().parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"its folder {why_unwritable(folder)}"
+    if database.exists() and not os.access(database, os.W_OK):
+        return why_unwritable(database)
+    return None
+
+
+def _connection_trouble(error: OperationalError, said: str) -> str | None:
+    """Given a database error and what it said (lowercase), say what happened if the
+    connection to a server was cut or could not be made (the server restarted, is down,
+    or cannot be reached); None if it is other trouble."""
+    if error.connection_invalidated or any(words in said for words in _CONNECTION_CUT):
+        return "lost its connection to the database"
+    if any(words in said for words in _CONNECTION_LOST):
+        return "cannot reach its database"
+    return None

@@ -64,7 +64,8 @@ class JournalReader(DatabaseFace):
         if is_missing_file(parsed):
             return None
         shown = parsed.render_as_string(hide_password=True)
-        return cls(Database(create_journal_engine(parsed, shown, busy_timeout), parsed))
+        engine = create_journal_engine(parsed, shown, busy_timeout, read_only=True)
+        return cls(Database(engine, parsed))
 
     def schema_version(self) -> int | None:
         """Return the journal's schema version; None if it has none (empty or not ours).

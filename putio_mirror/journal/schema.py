@@ -346,8 +346,9 @@ def _dialect_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqli
     return sqlite.insert(table)
 
 
-def tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
-    """Set WAL, a busy timeout and foreign keys on every connection; own the transactions.
+def tune_sqlite(engine: Engine, busy_timeout_ms: int, *, wal: bool = True) -> None:
+    """Set WAL (unless not ``wal``: a reader switches nothing), a busy timeout and foreign
+    keys on every connection; own the transactions.
 
     pysqlite starts transactions lazily and as DEFERRED; a write transaction
     that first reads can then fail with "database is locked" at once instead
@@ -363,7 +364,8 @@ def tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            _enter_wal(cursor, busy_timeout_ms)
+            if wal:
+                _enter_wal(cursor, busy_timeout_ms)
             # In WAL mode NORMAL never corrupts and survives a killed process; a power cut
             # may lose the last commits, which the next run re-derives from put.io and the
             # disk (a verified file found in place is adopted, a submitted hash is on put.io).

@@ -108,6 +108,7 @@ class Journal(StartingFace):
         journal = cls(engine, parsed)
         try:
             journal._prepare_schema()
+            journal._db.pin_file()
         except BaseException:
             journal.close()
             raise

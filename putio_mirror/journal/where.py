@@ -7,6 +7,7 @@ lock beside a SQLite file before that import too, so that put.io is listed meanw
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
@@ -45,8 +46,28 @@ def plain_lock_path(url: str) -> Path | None:
     return None if database is None else lock_beside(database)
 
 
-def connect_read_only(database: Path) -> sqlite3.Connection:
-    """Given a SQLite file, return a connection that can only read it (nothing created,
-    upgraded or switched to WAL), in autocommit: the reader says where a read begins."""
+def connect_read_only(database: Path, timeout: float = 5.0) -> sqlite3.Connection:
+    """Given a SQLite file (and how many seconds to wait for a writer's lock), return a
+    connection that can only read it (nothing created, upgraded or switched to WAL), in
+    autocommit: the reader says where a read begins.
+
+    A journal in WAL mode is read beside its ``-shm`` file, which SQLite cannot create in
+    a folder it may not write (a share mounted read-only): such a journal is read as
+    immutable, which nobody can be changing from here; its ``-wal``, if it has one, is then
+    unread: that takes a folder one can write in."""
     uri = f"file:{quote(str(database.absolute()))}?mode=ro"
-    return sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    try:
+        conn.execute("PRAGMA schema_version")  # SQLite opens the file (and -shm) lazily
+    except sqlite3.OperationalError as error:
+        folder = database.absolute().parent
+        if error.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN or os.access(folder, _WRITE):
+            return conn  # its first read says what is wrong
+        conn.close()
+        return sqlite3.connect(
+            f"{uri}&immutable=1", uri=True, timeout=timeout, isolation_level=None
+        )
+    return conn
+
+
+_WRITE = os.W_OK | os.X_OK

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+import pwd
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,3 +82,26 @@ def nearest_existing(path: Path) -> Path:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     return existing
+
+
+def why_unwritable(path: Path) -> str:
+    """Given an existing path this process may not write, return why, naming it: its
+    filesystem is mounted read-only (which stops root too), else who may write it."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return f"{path} is on a read-only filesystem"
+        found = path.stat()
+    except OSError as error:
+        return f"{path} cannot be looked at ({error.strerror})"
+    return (
+        f"{path} is not writable by {_this_user()}: it belongs to uid {found.st_uid}, "
+        f"gid {found.st_gid}, mode {stat.filemode(found.st_mode)}"
+    )
+
+
+def _this_user() -> str:
+    uid = os.geteuid()
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"

@@ -1,0 +1,64 @@
+"""A SQLite journal deleted or moved away while a run uses it (a person tidying up, a backup
+tool moving it): the run stops at its next transaction with a clear message, instead of
+journaling on into a file nobody will read again, and the next run takes over every file
+the stopped one fetched."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from putio_mirror.core.errors import ExitCode
+from tests.mirror_env import Mirror
+
+FILES = 40
+SIZE = 200_000
+
+
+def delete(journal: Path) -> None:
+    journal.unlink()
+
+
+def move_away(journal: Path) -> None:
+    journal.rename(journal.with_name(journal.name + ".bak"))
+
+
+def fetched_ids(mirror: Mirror) -> Counter[int]:
+    """Return how many times the node was asked for each file (``/download/{id}``)."""
+    paths = (r.path for r in mirror.fake.requests if r.host == "node" and r.method == "GET")
+    return Counter(int(path.split("?")[0].rsplit("/", 1)[1]) for path in paths)
+
+
+@pytest.mark.parametrize("gone", [delete, move_away], ids=["deleted", "moved away"])
+def test_a_run_whose_journal_is_taken_away_stops_and_the_next_run_keeps_its_files(
+    mirror: Mirror, gone: Callable[[Path], None]
+) -> None:
+    ids = [mirror.fake.add_file(f"f{n:03}.bin", size=SIZE) for n in range(FILES)]
+    mirror.fake.node_bytes_per_second = 2_000_000  # ~4 s for all: time to take it away
+    mirror.write_config(download={"parallel_files": 2})
+    with mirror.spawned("files", "download") as process:
+        deadline = time.monotonic() + 30
+        while not any(mirror.downloads.glob("*.bin")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        gone(mirror.journal)
+        _, err = process.communicate(timeout=60)
+    message = err.decode()
+    assert process.returncode == ExitCode.JOURNAL, message
+    assert f"the journal sqlite:///{mirror.journal} was deleted or moved away" in message
+    assert "Hint: " in message
+    assert len(list(mirror.downloads.glob("*.bin"))) < FILES, "the run went on regardless"
+    placed = {ids[int(path.name[1:4])] for path in mirror.downloads.glob("*.bin")}
+    staged = mirror.downloads / ".putio-mirror-staging" / "verified"
+    verified = {int(path.name) for path in staged.glob("*")}
+    assert placed, "the first run placed files before it stopped"
+    mirror.fake.clear_requests()
+
+    assert mirror.run("files", "download").code == 0
+    assert mirror.local_files() == {
+        f"f{n:03}.bin": mirror.fake.file_content(file_id) for n, file_id in enumerate(ids)
+    }
+    assert not (placed | verified) & set(fetched_ids(mirror)), "a file it had was fetched again"

@@ -1,0 +1,154 @@
+"""A PostgreSQL journal whose server restarts under a running ``sync`` (an upgrade, a
+configuration change): the run waits for it and carries on, or stops with a clear message;
+either way no file is left in staging, nothing is journaled placed that is not, and the
+next run fetches again no file the first one placed.
+
+Each test has a server of its own (restarting the session's would cut other tests'
+connections), against the fake put.io over loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from putio_mirror.core.errors import ExitCode
+from tests.mirror_env import Mirror
+from tests.postgres_server import PostgresServer, PostgresUnavailable, find_binaries
+
+FILES = 40
+SIZE = 200_000
+
+
+@pytest.fixture
+def server() -> Iterator[PostgresServer]:
+    bindir = find_binaries()
+    if bindir is None:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail("CI must test PostgreSQL, but there are no server programs")
+        pytest.skip("no PostgreSQL server programs (initdb, pg_ctl, postgres)")
+    try:
+        with PostgresServer(bindir) as started:
+            yield started
+    except PostgresUnavailable as error:
+        pytest.skip(f"no throwaway PostgreSQL server: {error}")
+
+
+def libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture
+def journal_url(server: PostgresServer) -> str:
+    with psycopg.connect(libpq(server.url), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE journal")
+    return server.url.rsplit("/", 1)[0] + "/journal"
+
+
+@pytest.fixture
+def syncing(
+    mirror: Mirror, journal_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Mirror:
+    """A mirror journaling into the PostgreSQL database, with files that take a few
+    seconds to fetch; its run lock in a folder of its own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    for n in range(FILES):
+        mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
+    mirror.fake.node_bytes_per_second = 2_000_000  # ~4 s for all
+    mirror.write_config(paths={"journal": journal_url}, download={"parallel_files": 2})
+    return mirror
+
+
+def wait_for_placed(mirror: Mirror, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(list(mirror.downloads.glob("*.bin"))) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def journal_rows(url: str) -> tuple[set[str], list[tuple[int | None, str | None]]]:
+    """Return the files the journal says are placed, and each run's exit code and summary."""
+    with psycopg.connect(libpq(url)) as conn:
+        placed = {row[0] for row in conn.execute("SELECT placed_path FROM downloads") if row[0]}
+        runs = conn.execute("SELECT exit_code, summary FROM runs ORDER BY id").fetchall()
+    return placed, runs
+
+
+def fetched_ids(mirror: Mirror) -> Counter[int]:
+    paths = (r.path for r in mirror.fake.requests if r.host == "node" and r.method == "GET")
+    return Counter(int(path.split("?")[0].rsplit("/", 1)[1]) for path in paths)
+
+
+def assert_nothing_stranded(mirror: Mirror, url: str) -> set[str]:
+    """Check the journal says placed exactly what is in the download folder and staging
+    holds nothing; return the names placed."""
+    on_disk = {path.name for path in mirror.downloads.glob("*.bin")}
+    placed, _ = journal_rows(url)
+    assert placed <= on_disk, f"journaled placed, not on disk: {sorted(placed - on_disk)}"
+    staging = mirror.downloads / ".putio-mirror-staging"
+    left = [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else []
+    assert not left, f"left in staging: {left}"
+    return on_disk
+
+
+def assert_the_next_run_finishes_without_fetching_again(mirror: Mirror, placed: set[str]) -> None:
+    mirror.fake.clear_requests()
+    assert mirror.run("sync").code == ExitCode.OK
+    names = {f"f{n:03}.bin" for n in range(FILES)}
+    assert set(mirror.local_files()) == names
+    ids = {file["name"]: file["id"] for file in mirror.fake.files()}
+    again = set(fetched_ids(mirror))
+    assert not again & {ids[name] for name in placed}, "a file placed was fetched again"
+
+
+def test_a_sync_waits_for_a_restarted_journal_server_and_carries_on(
+    syncing: Mirror, server: PostgresServer, journal_url: str
+) -> None:
+    with syncing.spawned("sync") as process:
+        wait_for_placed(syncing, 5)
+        server.stop_for(3.0)  # a restart: every connection cut, none taken for 3 s
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == ExitCode.OK, err.decode()
+    on_disk = assert_nothing_stranded(syncing, journal_url)
+    placed, runs = journal_rows(journal_url)
+    assert on_disk == placed == {f"f{n:03}.bin" for n in range(FILES)}
+    assert runs[-1][0] == ExitCode.OK
+
+
+def test_a_sync_whose_journal_sessions_are_killed_strands_nothing(
+    syncing: Mirror, journal_url: str
+) -> None:
+    # pg_terminate_backend from another session, again and again: a transaction may be
+    # cut in its middle, which the run may not repeat on its own; it may stop then, but
+    # clearly, and what it did is found again by the next run.
+    stop = threading.Event()
+
+    def kill_sessions() -> None:
+        with psycopg.connect(libpq(journal_url), autocommit=True) as conn:
+            while not stop.wait(0.01):
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = 'journal' AND pid <> pg_backend_pid()"
+                )
+
+    killer = threading.Thread(target=kill_sessions, daemon=True)
+    with syncing.spawned("sync") as process:
+        wait_for_placed(syncing, 3)
+        killer.start()
+        time.sleep(1.5)
+        stop.set()
+        killer.join(10)
+        _, err = process.communicate(timeout=120)
+    message = err.decode()
+    assert process.returncode in (ExitCode.OK, ExitCode.JOURNAL), message
+    if process.returncode == ExitCode.JOURNAL:
+        assert "lost its connection to the database" in message, message
+        assert "Hint: check that the database server runs" in message
+    placed = assert_nothing_stranded(syncing, journal_url)
+    assert_the_next_run_finishes_without_fetching_again(syncing, placed)
