@@ -174,7 +174,7 @@ def one_disk(
     disk.mkdir()
     _mount_tmpfs(disk, "8m")
     try:
-        options = {"download": {"free_space_margin_mb": 0, "read_timeout_seconds": 1}}
+        options = {"download": {"free_space_margin_mb": 0, "read_timeout_seconds": 2}}
         with mirror_for(disk, fake_putio, capsys, **options) as mirror:
             yield mirror
     finally:
@@ -191,9 +191,13 @@ def test_a_disk_filling_up_during_a_run_stops_it_clearly_and_the_next_run_carrie
     part = mirror.downloads / ".putio-mirror-staging" / f"{stalled}.part"
     filled: list[Path] = []
 
+    def stalled_and_done() -> bool:
+        placed = (mirror.downloads / "done.bin").exists()
+        return placed and part.exists() and part.stat().st_size > 0
+
     def fill_once_stalled() -> None:  # another program fills the disk meanwhile
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 1):
+        while time.monotonic() < deadline and not stalled_and_done():
             time.sleep(0.02)
         time.sleep(0.3)  # the bytes before the stall written
         filled.append(fill(mirror.root))
@@ -215,6 +219,8 @@ def test_a_disk_filling_up_during_a_run_stops_it_clearly_and_the_next_run_carrie
         "done.bin": fake.file_content(done),
         "stalled.bin": fake.file_content(stalled),
     }
-    fetched_again = {r.path for r in fake.requests if r.host == "node"}
-    assert not any(path.startswith(f"/download/{done}") for path in fetched_again), fetched_again
+    asked = [(r.path, r.headers.get("Range", "")) for r in fake.requests if r.host == "node"]
+    assert not any(path.startswith(f"/download/{done}") for path, _ in asked), asked
+    resumed = [ranged for path, ranged in asked if path.startswith(f"/download/{stalled}")]
+    assert resumed and not resumed[0].startswith("bytes=0-"), asked  # its part taken over
     assert "1 download" in again.out, again.out
