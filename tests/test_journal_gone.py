@@ -5,6 +5,8 @@ the stopped one fetched."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -62,3 +64,38 @@ def test_a_run_whose_journal_is_taken_away_stops_and_the_next_run_keeps_its_file
         f"f{n:03}.bin": mirror.fake.file_content(file_id) for n, file_id in enumerate(ids)
     }
     assert not (placed | verified) & set(fetched_ids(mirror)), "a file it had was fetched again"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_serve_whose_journal_is_deleted_exits_saying_so_rather_than_failing_every_poll(
+    mirror: Mirror,
+) -> None:
+    """``serve`` keeps its journal open for the RPC door: once that file is deleted, every
+    later transaction of the door fails. It stops with the clear message (exit 7), so
+    that systemd starts it again, which makes a new journal there; not a warning each
+    poll for ever, Sonarr's every call refused, while its syncs write a new journal."""
+    mirror.fake.add_file("first.bin", size=3000)
+    rpc = {"listen": f"127.0.0.1:{_free_port()}", "poll_seconds": 0.2}
+    mirror.write_config(rpc=rpc)
+    with mirror.spawned("serve") as process:
+        deadline = time.monotonic() + 30
+        while not (mirror.downloads / "first.bin").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (mirror.downloads / "first.bin").exists(), "serve's first sync did not run"
+        delete(mirror.journal)
+        try:
+            _, err = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate(timeout=10)
+            pytest.fail(f"serve went on without its journal:\n{err.decode()[-3000:]}")
+    message = err.decode()
+    assert process.returncode == ExitCode.JOURNAL, message
+    assert f"Error: the journal sqlite:///{mirror.journal} was deleted or moved away" in message
+    assert "Hint: " in message and "Traceback" not in message

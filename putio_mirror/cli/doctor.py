@@ -98,9 +98,19 @@ def _folder_finding(topic: str, path: Path, *, is_folder: bool = True) -> Findin
 
 def _journal_path_finding(database: Path) -> Finding:
     from putio_mirror.config.paths import journal_unwritable_reason
+    from putio_mirror.journal.where import free_bytes_if_full
 
     hint = "fix paths.journal, or the permissions of its folder (or remount it read-write)"
-    return _writable_finding("paths.journal", database, journal_unwritable_reason(database), hint)
+    found = _writable_finding("paths.journal", database, journal_unwritable_reason(database), hint)
+    free = None if found.problem else free_bytes_if_full(database)
+    if free is None:
+        return found
+    return problem(
+        "paths.journal",
+        f"the disk holding the journal ({database}) is full ({free:,} bytes free)",
+        "free some space there: no run can journal (nor download) until then; `status`, "
+        "`history` and `--dry-run` still read the journal",
+    )
 
 
 def _writable_finding(topic: str, path: Path, reason: str | None, hint: str) -> Finding:

@@ -18,7 +18,7 @@ from putio_mirror.cli.watch import FETCH, LOOK, Extras, watch_blackhole
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import ConfigError, ExitCode, MirrorError
 from putio_mirror.core.state import FINISHED_STATUSES
-from putio_mirror.journal.store import Journal
+from putio_mirror.journal.store import Journal, JournalGoneError
 from putio_mirror.rpc.board import STALE_POLLS, Board, is_placed
 from putio_mirror.rpc.fields import is_left_out
 from putio_mirror.rpc.methods import Door
@@ -108,11 +108,15 @@ def _listen(door: Door, settings: Settings) -> RpcServer:
 def _hurry(journal: Journal, board: Board) -> str:
     """FETCH if an RPC item is finished on put.io and not placed yet, LOOK if one is on its
     way, else nothing; one that failed on put.io or here, or whose every file the filters
-    leave out, waits for the next sync."""
+    leave out, waits for the next sync. Raise JournalGoneError if the journal's file was
+    deleted or moved away: the door's every transaction would fail from then on, so serve
+    stops (exit 7) and its restart makes a new journal there."""
     try:
         desires = list(journal.desires.listing().values())
         file_ids = [file_id for desire in desires for file_id, _, _ in desire.item_files]
         progress = journal.desires.progress_of(file_ids)
+    except JournalGoneError:
+        raise
     except MirrorError as error:  # a busy journal: look again next time
         log.warning("serve: %s", error.message)
         return ""

@@ -29,6 +29,12 @@ _GONE_HINT = (
 )
 
 
+class JournalGoneError(JournalError):
+    """The journal's SQLite file was deleted or moved away while open: no transaction of
+    this handle will ever work again, so a process that keeps it (``serve``) must stop
+    rather than try again at every poll."""
+
+
 class PinnedFile:
     """Which file a SQLite journal is, so that every transaction can check it is still
     the one at its path: a journal deleted or moved away while open (a person tidying up,
@@ -44,7 +50,7 @@ class PinnedFile:
         self._identity = (found.st_dev, found.st_ino)
 
     def check(self) -> None:
-        """Raise JournalError if the journal file is no longer at its path."""
+        """Raise JournalGoneError if the journal file is no longer at its path."""
         try:
             found = self._path.stat()
         except FileNotFoundError:
@@ -54,7 +60,7 @@ class PinnedFile:
         else:
             if (found.st_dev, found.st_ino) == self._identity:
                 return
-        raise JournalError(
+        raise JournalGoneError(
             f"the journal {self._shown} was deleted or moved away while this run was using it",
             _GONE_HINT,
         )

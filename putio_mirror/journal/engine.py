@@ -31,7 +31,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from putio_mirror.core.errors import JournalError
 from putio_mirror.journal.connecting import PATIENCE_SECONDS, PinnedFile, Reconnecting
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
-from putio_mirror.journal.where import connect_read_only, lock_beside
+from putio_mirror.journal.where import connect_read_only, free_bytes_if_full, lock_beside
 from putio_mirror.local.folders import lock_folder
 from putio_mirror.local.paths import why_unwritable
 
@@ -60,6 +60,14 @@ _FULL_HINT = (
     "free some space on the disk that holds it (or its database's); nothing was lost: "
     "what this run had not journaled yet is found again by the next run"
 )
+_DISK_FULL_HINT = (
+    "free some space on it, then run again; nothing was lost: the files fetched so far are "
+    "on disk and the next run takes them over; `status`, `history` and `--dry-run` read "
+    "the journal meanwhile"
+)
+#: what SQLite says when its disk refuses it room: ENOSPC on a write (SQLITE_FULL), or a
+#: ``-shm`` it could make but not give room (SQLITE_IOERR_SHMSIZE)
+_NO_ROOM = ("database or disk is full", "disk i/o error")
 
 
 class Database:
@@ -362,6 +370,8 @@ def translate_error(
     lowered = original.lower()
     if (why := _why_not_written(database, lowered)) is not None:
         return JournalError(f"the journal {shown_url} cannot be written: {why}", _UNWRITABLE_HINT)
+    if (full := _disk_full(database, lowered)) is not None:
+        return full
     if isinstance(error, OperationalError) and (lost := _connection_trouble(error, lowered)):
         first_line = original.splitlines()[0] if original else type(error).__name__
         return JournalError(f"the journal {shown_url} {lost} ({first_line})", _LOST_HINT)
@@ -411,6 +421,21 @@ def _why_not_written(database: Path | None, said: str) -> str | None:
     if database.exists() and not os.access(database, os.W_OK):
         return why_unwritable(database)
     return None
+
+
+def _disk_full(database: Path | None, said: str) -> JournalError | None:
+    """Given a SQLite journal's file and what SQLite said (lowercase), return the error
+    to tell if its disk is full; None if SQLite said something else, or the disk has room
+    (a "disk I/O error" is then the disk's own trouble)."""
+    if database is None or not any(words in said for words in _NO_ROOM):
+        return None
+    free = free_bytes_if_full(database)
+    if free is None:
+        return None
+    return JournalError(
+        f"the disk holding the journal ({database}) is full ({free:,} bytes free)",
+        _DISK_FULL_HINT,
+    )
 
 
 def _connection_trouble(error: OperationalError, said: str) -> str | None:

@@ -43,6 +43,7 @@ from putio_mirror.journal import (
 from putio_mirror.journal import (
     runs as journal_runs,
 )
+from putio_mirror.journal.connecting import JournalGoneError
 from putio_mirror.journal.engine import (
     Database,
     create_journal_engine,
@@ -72,6 +73,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ActionRecord",
     "Journal",
+    "JournalGoneError",
     "LastAction",
     "RunRecord",
     "downloads_table",  # the benchmarks fill a journal with it
