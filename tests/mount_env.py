@@ -60,9 +60,12 @@ class Mounted:
 
 
 @contextmanager
-def mounted(mirror: Mirror, at: str = "mnt", **mount: Any) -> Iterator[Mounted]:
+def mounted(
+    mirror: Mirror, at: str = "mnt", probe: str | None = None, **mount: Any
+) -> Iterator[Mounted]:
     """Given a mirror set-up, mount its put.io at ``<root>/<at>`` (with ``mount:`` options);
-    yield it; stop the process and unmount afterwards, whatever happened."""
+    yield it; stop the process and unmount afterwards, whatever happened. ``probe`` is
+    Python the mount process runs first (to count what it does from inside)."""
     require_fuse()
     mirror.write_config(mount=mount)
     mount_point = mirror.root / at
@@ -70,9 +73,12 @@ def mounted(mirror: Mirror, at: str = "mnt", **mount: Any) -> Iterator[Mounted]:
     log = mirror.root / f"{at}.log"
     env = {k: v for k, v in os.environ.items() if k not in {"PUTIO_TOKEN", "PYTHONUNBUFFERED"}}
     command = ["mount", "--foreground", str(mount_point)]
+    start = ["-m", "putio_mirror"]
+    if probe is not None:
+        start = ["-c", f"{probe}\nfrom putio_mirror.cli.main import entry\nentry()"]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "putio_mirror", "--config", str(mirror.config), *command],
+            [sys.executable, *start, "--config", str(mirror.config), *command],
             env=env,
             stdout=output,
             stderr=output,

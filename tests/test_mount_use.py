@@ -404,3 +404,78 @@ def test_connections_to_download_nodes_are_not_kept_for_every_node_ever_read(
             )
         kept = connections_to(mount.process.pid, port)
     assert kept <= NODE_POOLS, f"{kept} connections kept to {len(NODE_HOSTS)} nodes"
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_reads_of_every_size_cost_the_mount_no_more_memory_than_reads_of_one(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # A scanner or a player asks for odd sizes, and a streamed file (direct_io) hands the
+    # kernel's reads on as asked. Each read of a size not seen built a ctypes array type
+    # for it, cyclic garbage the raised GC threshold left lying: 10,000 reads of sizes up
+    # to 128 KiB grew the mount by ~15 MiB (and doubled a read's CPU); of one size, none.
+    size = 3 * MIB
+    file_id = fake_putio.add_file("film.mkv", 0, size=size)
+    sizes = random.Random(7)
+    with mounted(mirror) as mount:
+        descriptor = os.open(mount.mount_point / "film.mkv", os.O_RDONLY)
+        try:
+            assert os.pread(descriptor, size, 0) == fake_putio.file_content(file_id)
+
+            def read(lengths: list[int]) -> float:
+                """Read these lengths at random offsets; return how much the mount grew."""
+                before = rss_mib(mount.process.pid)
+                for length in lengths:
+                    offset = sizes.randrange(size - length)
+                    assert len(os.pread(descriptor, length, offset)) == length
+                return rss_mib(mount.process.pid) - before
+
+            one_size = read([65536] * 10_000)
+            every_size = read([sizes.randint(1, 128 * 1024) for _ in range(10_000)])
+        finally:
+            os.close(descriptor)
+    print(f"10,000 reads: of one size +{one_size:.1f} MiB, of every size +{every_size:.1f} MiB")
+    assert every_size < one_size + 4
+
+
+#: Run first in the mount process: a byte to the file SESSIONS_MADE names per requests
+#: session made (a session is invisible from outside; its cost is CPU only).
+COUNT_SESSIONS = """
+import os, requests
+made = os.open(os.environ["SESSIONS_MADE"], os.O_WRONLY | os.O_APPEND)
+made_before = requests.Session.__init__
+def counted(self, *args, **kwargs):
+    os.write(made, b"s")
+    made_before(self, *args, **kwargs)
+requests.Session.__init__ = counted
+"""
+
+
+def test_first_reads_of_200_files_ask_put_io_for_links_over_sessions_kept(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file's first read asks put.io for its node link, on a FUSE thread. The client kept
+    # a session per thread in a threading.local, but a FUSE thread is libfuse's: ctypes
+    # gives it a new Python thread state for each call, its thread-locals gone at the
+    # call's end, so each link asked for built a session again (~0.1 ms of CPU): 200 first
+    # reads, 200 sessions. The connection was reused all along (the pool is shared).
+    ids = [fake_putio.add_file(f"e{n:03}.mkv", 0, size=300_000) for n in range(200)]
+    made = tmp_path / "sessions"
+    made.touch()
+    monkeypatch.setenv("SESSIONS_MADE", str(made))
+    with mounted(mirror, probe=COUNT_SESSIONS) as mount:
+        before, fake_putio_asked = made.stat().st_size, len(api_requests(fake_putio))
+        for number, file_id in enumerate(ids):
+            head = read_range(mount.mount_point / f"e{number:03}.mkv", 0, 4096)
+            assert head == b"".join(fake_putio.file_pieces(file_id, 0, 4096))
+        sessions = made.stat().st_size - before
+    links = sum("/url" in r for r in api_requests(fake_putio)[fake_putio_asked:])
+    print(f"{links} links asked for, {sessions} sessions made")
+    assert links == 200
+    assert sessions <= 16, f"{sessions} sessions made for {links} links"
