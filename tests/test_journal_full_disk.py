@@ -27,30 +27,9 @@ from putio_mirror.fakeputio import FakePutio
 from putio_mirror.journal.reader import JournalReader
 from putio_mirror.journal.store import Journal
 from tests.mirror_env import Mirror, mirror_for
+from tests.small_disks import READING, assert_read, mount_tmpfs, one_run_journaled, unmount
 
 FILLER = "filler"
-
-
-def _mount_tmpfs(folder: Path, size: str) -> None:
-    if shutil.which("mount") is None:
-        pytest.skip("no mount program to make a small disk with")
-    try:
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-    except subprocess.CalledProcessError as error:
-        pytest.skip(f"may not mount a tmpfs here: {error.stderr.decode().strip()}")
-
-
-def _unmount(folder: Path) -> None:
-    """Given a folder mounted here, unmount it; lazily if something in this process still
-    holds it open (a fetcher's folder kept open, until its thread ends)."""
-    plainly = subprocess.run(["umount", str(folder)], check=False, capture_output=True, timeout=30)
-    if plainly.returncode != 0:
-        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True, timeout=30)
 
 
 def fill(folder: Path) -> Path:
@@ -76,17 +55,12 @@ def journal_disk(mirror: Mirror) -> Iterator[Path]:
     which placed one file; another file waits on put.io."""
     folder = mirror.journal.parent
     folder.mkdir()
-    _mount_tmpfs(folder, "4m")
+    mount_tmpfs(folder, "4m")
     try:
-        mirror.fake.add_file("first.bin", size=3000)
-        assert mirror.run("files", "download").code == ExitCode.OK
-        mirror.fake.add_file("second.bin", size=4000)
+        one_run_journaled(mirror)
         yield folder
     finally:
-        _unmount(folder)
-
-
-READING = [("status",), ("history",), ("sync", "--dry-run"), ("files", "download", "-n")]
+        unmount(folder)
 
 
 @pytest.mark.parametrize("argv", READING, ids=" ".join)
@@ -94,14 +68,7 @@ def test_a_reading_command_reads_a_journal_whose_disk_is_full(
     mirror: Mirror, journal_disk: Path, argv: tuple[str, ...]
 ) -> None:
     fill(journal_disk)
-    result = mirror.run(*argv)
-    assert result.code == ExitCode.OK, result.err
-    if argv[0] == "status":
-        assert "Last run: #1 files download" in result.out
-    elif argv[0] == "history":
-        assert "#1 " in result.out and "1 done" in result.out
-    else:  # the file placed is known to the journal: only the new one is planned
-        assert "second.bin" in result.out and "first.bin" not in result.out
+    assert_read(mirror, argv)
 
 
 def test_a_reader_sees_what_a_full_disks_journal_holds_in_its_wal(
@@ -172,13 +139,13 @@ def one_disk(
     """A mirror whose journal and downloads share one small disk."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    _mount_tmpfs(disk, "8m")
+    mount_tmpfs(disk, "8m")
     try:
         options = {"download": {"free_space_margin_mb": 0, "read_timeout_seconds": 2}}
         with mirror_for(disk, fake_putio, capsys, **options) as mirror:
             yield mirror
     finally:
-        _unmount(disk)
+        unmount(disk)
 
 
 def test_a_disk_filling_up_during_a_run_stops_it_clearly_and_the_next_run_carries_on(

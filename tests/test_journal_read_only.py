@@ -10,7 +10,6 @@ the right to mount, they are skipped.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,14 +18,15 @@ import pytest
 from putio_mirror.core.errors import ExitCode, JournalError
 from putio_mirror.journal.store import Journal
 from tests.mirror_env import Mirror
-
-
-def _mount(*argv: str) -> None:
-    subprocess.run(["mount", *argv], check=True, capture_output=True, timeout=30)
-
-
-def _unmount(path: Path) -> None:
-    subprocess.run(["umount", str(path)], check=False, capture_output=True, timeout=30)
+from tests.small_disks import (
+    READING,
+    assert_read,
+    mount,
+    mount_tmpfs,
+    one_run_journaled,
+    remount_read_only,
+    unmount,
+)
 
 
 @pytest.fixture
@@ -35,51 +35,26 @@ def state(mirror: Mirror) -> Iterator[Path]:
     journal that knows one run which placed one file."""
     folder = mirror.journal.parent
     folder.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount program to make a read-only folder with")
+    mount_tmpfs(folder, "16m")
     try:
-        _mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder))
-    except subprocess.CalledProcessError as error:
-        pytest.skip(f"may not mount a tmpfs here: {error.stderr.decode().strip()}")
-    try:
-        mirror.fake.add_file("first.bin", size=3000)
-        assert mirror.run("files", "download").code == 0
-        mirror.fake.add_file("second.bin", size=4000)
+        one_run_journaled(mirror)
         yield folder
     finally:
-        _unmount(folder)
-
-
-def remount_read_only(folder: Path) -> None:
-    _mount("-o", "remount,ro", str(folder))
+        unmount(folder)
 
 
 @pytest.fixture
 def read_only_file(mirror: Mirror, state: Path) -> Iterator[Path]:
     """The journal file alone read-only (bound read-only over itself), its folder writable."""
-    _mount("--bind", str(mirror.journal), str(mirror.journal))
+    mount("--bind", str(mirror.journal), str(mirror.journal))
     try:
-        _mount("-o", "remount,ro,bind", str(mirror.journal))
+        mount("-o", "remount,ro,bind", str(mirror.journal))
         yield mirror.journal
     finally:
-        _unmount(mirror.journal)
+        unmount(mirror.journal)
 
 
 WRITING = [("sync",), ("files", "download")]
-READING = [("status",), ("history",), ("sync", "--dry-run"), ("files", "download", "-n")]
-
-
-def assert_read(mirror: Mirror, argv: tuple[str, ...]) -> None:
-    """Given a reading command, check it worked and read the journal's one run."""
-    result = mirror.run(*argv)
-    assert result.code == ExitCode.OK, result.err
-    if argv[0] == "status":
-        assert "Last run: #1 files download" in result.out
-    elif argv[0] == "history":
-        assert "#1 " in result.out and "1 done" in result.out
-    else:  # the file placed is known to the journal: only the new one is planned
-        assert "second.bin" in result.out and "first.bin" not in result.out
-        assert "1 download" in result.out
 
 
 @pytest.mark.parametrize("argv", WRITING, ids=" ".join)
@@ -126,11 +101,11 @@ def writable_file_in_read_only_folder(
     elsewhere = tmp_path / "writable.sqlite3"
     shutil.copy(mirror.journal, elsewhere)
     remount_read_only(state)
-    _mount("--bind", str(elsewhere), str(mirror.journal))
+    mount("--bind", str(elsewhere), str(mirror.journal))
     try:
         yield mirror.journal
     finally:
-        _unmount(mirror.journal)
+        unmount(mirror.journal)
 
 
 def test_a_writable_journal_in_a_folder_it_cannot_write_in_is_told_apart(
