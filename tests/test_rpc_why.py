@@ -158,3 +158,40 @@ def test_a_full_disk_is_told_with_the_room_wanted_and_clears_once_there_is_room(
     assert stuck["error"] == 3 and stuck["leftUntilDone"] > 0
     assert fine["errorString"] == "" and fine["leftUntilDone"] == 0
     assert done["errorString"] == "" and done["error"] == 0
+
+
+def arm_a_stall(fake: FakePutio, name: str) -> int:
+    """Finish every transfer and make the node stall the first GET of the file ``name``
+    (armed before any listing can show it); return its id."""
+    with fake.world.lock:
+        for _ in ACTIVE:
+            fake.world.tick()
+        (item,) = [item for item in fake.world.tree.every_item() if item.name == name]
+        fake.node_fault(item.id, stall_after=1_000)
+    return item.id
+
+
+def test_a_stranger_s_file_dropped_during_the_download_is_told_and_clears_once_moved(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    show = torrent_bytes("Show.S01E07", files=[("Show.S01E07.mkv", 300_000), ("Show.nfo", 100)])
+    stranger = mirror.downloads / "tv" / "Show.S01E07" / "Show.S01E07.mkv"
+    every_6_s = {"schedule": {"watch_interval_minutes": 0.1}}
+    with serving(mirror, sections=every_6_s, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        client.add_torrent(show, paused=False, **TV)
+        wait_for(lambda: fake_putio.transfers())
+        file_id = arm_a_stall(fake_putio, "Show.S01E07.mkv")
+        # the plan saw the way free; while the node stalls the download, a file appears
+        part = mirror.downloads / ".putio-mirror-staging" / f"{file_id}.part"
+        wait_for(part.exists)
+        stranger.parent.mkdir(parents=True)
+        stranger.write_bytes(b"not put.io's")
+        stuck = wait_for(lambda: (row := item_named(client, "Show.S01E07"))["errorString"] and row)
+        stranger.rename(mirror.root / "moved-away.mkv")
+        done = wait_for(lambda: placed(client, "Show.S01E07") and item_named(client, "Show.S01E07"))
+    assert "in the way" in stuck["errorString"] and "Show.S01E07.mkv" in stuck["errorString"]
+    assert "move or rename it" in stuck["errorString"]  # what to do
+    assert stuck["error"] == 3 and stuck["leftUntilDone"] > 0
+    assert done["errorString"] == "" and done["error"] == 0
+    assert (mirror.downloads / "tv" / "Show.S01E07" / "Show.S01E07.mkv").stat().st_size == 300_000

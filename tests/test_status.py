@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -131,4 +132,44 @@ def test_status_says_what_the_last_sync_found_needs_you_until_a_sync_finds_it_so
     (mirror.downloads / "notes.txt").rename(mirror.root / "mine.txt")
     assert mirror.run("--quiet", "sync").code == 0
     assert "Needs you" not in mirror.run("status").out
+    assert status_json(mirror)["needs_you"] == []
+
+
+@pytest.mark.parametrize("in_folder", [True, False], ids=["folder item", "lone file"])
+def test_a_stranger_s_file_that_appears_during_the_download_is_said_by_the_run_and_status(
+    mirror: Mirror, in_folder: bool
+) -> None:
+    """The plan saw the way free; the file came while the node stalled the download, so
+    only placing finds it (an item's placement, or a lone file's download): the run and
+    status name it, status until it is moved and the file placed."""
+    folder = mirror.fake.add_folder("Show") if in_folder else 0
+    big = mirror.fake.add_file("Show.mkv", folder, size=300_000)
+    if in_folder:
+        mirror.fake.add_file("Show.nfo", folder, size=100)
+    mirror.fake.node_fault(big, stall_after=1_000)
+    relative = "Show/Show.mkv" if in_folder else "Show.mkv"
+    stranger = mirror.downloads / relative
+    part = mirror.downloads / ".putio-mirror-staging" / f"{big}.part"
+
+    def drop_it() -> None:
+        deadline = time.monotonic() + 20
+        while not part.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stranger.parent.mkdir(parents=True, exist_ok=True)
+        stranger.write_bytes(b"not put.io's")
+
+    dropping = threading.Thread(target=drop_it)
+    dropping.start()
+    run = mirror.run("--quiet", "sync")
+    dropping.join()
+    assert run.code != 0 and f"{stranger}: a different file is already there" in run.err
+    out = mirror.run("status").out
+    assert f"{relative}: a different local file is in the way" in out
+    assert "hint: move or rename it" in out
+    again = mirror.run("--quiet", "sync")  # the verified copy waits; placing it fails again
+    assert again.code != 0 and f"{relative}: a different local" in mirror.run("status").out
+
+    stranger.rename(mirror.root / "mine.mkv")
+    assert mirror.run("--quiet", "sync").code == 0
+    assert (mirror.downloads / relative).stat().st_size == 300_000
     assert status_json(mirror)["needs_you"] == []

@@ -9,6 +9,7 @@ goes through thread-safe callbacks.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from putio_mirror.local.space import RoomKeeper
 from putio_mirror.local.staging import (
     VERIFIED_DIR,
     CannotReplace,
+    Placed,
     PlacedBefore,
     ToPlace,
     building_path,
@@ -97,6 +99,16 @@ class NoProgress:
 
 class Paused(Exception):
     """A download stopped at a chunk boundary because it may not go on."""
+
+
+class InTheWay(ItemError):
+    """Verified files not placed for a local file not ours at their paths: one that
+    appeared after the plan saw the way free (the plan notes one it sees). ``paths``: the
+    files' relative paths, for the executor to note each as the plan would have."""
+
+    def __init__(self, message: str, hint: str, paths: tuple[str, ...]) -> None:
+        super().__init__(message, hint)
+        self.paths = paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,12 +224,7 @@ class DownloadSteps:
         paths = dict(action.files)
         self._journal.mark_placed({fid: paths[fid] for fid in outcome.placed}, self._now())
         if outcome.problems:
-            raise ItemError(
-                f"{action.name}: {len(outcome.problems)} file(s) not placed: "
-                + "; ".join(outcome.problems),
-                "move the files in the way elsewhere; the verified copies stay in staging "
-                "and the next run places them",
-            )
+            raise _not_placed(action, files, outcome)
         return f"{len(outcome.placed)} file(s) placed"
 
     def tidy(self, action: TidyStaging) -> str:
@@ -285,11 +292,13 @@ class DownloadSteps:
             raise
         if problem is not None:
             self._keep(action, source)
-            raise ItemError(
-                problem,
+            hint = (
                 f"the verified copy waits in {staging / VERIFIED_DIR}; "
-                "move the file in the way elsewhere and the next run places it",
+                "move the file in the way elsewhere and the next run places it"
             )
+            if in_the_way := _taken([(action.relative_path, final)]):
+                raise InTheWay(problem, hint, in_the_way)
+            raise ItemError(problem, hint)
         return Verified(
             f"{human_bytes(done)} verified", lambda: self._verified(action, placed=True)
         )
@@ -416,6 +425,29 @@ class DownloadSteps:
         self._journal.record_progress(
             action.file_id, action.relative_path, action.size, action.crc32, done, self._now()
         )
+
+
+def _not_placed(action: PlaceItem, files: list[ToPlace], outcome: Placed) -> ItemError:
+    """Given an item placed in part, return the error naming the files not placed: an
+    InTheWay if some stand where a file is already (only a person can move it)."""
+    message = f"{action.name}: {len(outcome.problems)} file(s) not placed: " + "; ".join(
+        outcome.problems
+    )
+    hint = (
+        "move the files in the way elsewhere; the verified copies stay in staging "
+        "and the next run places them"
+    )
+    placed = set(outcome.placed)
+    left = zip(action.files, files, strict=True)
+    taken = _taken([(path, item.final) for (_, path), item in left if item.file_id not in placed])
+    return InTheWay(message, hint, taken) if taken else ItemError(message, hint)
+
+
+def _taken(files: list[tuple[str, Path]]) -> tuple[str, ...]:
+    """Given files not placed (relative path, final path), return the relative paths of
+    those something stands at: not ours (placing takes a file of ours found there), so in
+    the way; not one whose folder could not be made, say, which moving nothing cures."""
+    return tuple(relative for relative, final in files if os.path.lexists(final))
 
 
 def _api_failed(error: TransientError) -> bool:

@@ -22,6 +22,7 @@ from putio_mirror.app.claimahead import ClaimAhead
 from putio_mirror.app.downloading import (
     AnyFetcher,
     DownloadSteps,
+    InTheWay,
     NoProgress,
     Paused,
     Progress,
@@ -38,7 +39,7 @@ from putio_mirror.app.remote_steps import file_away_step, groom, submit
 from putio_mirror.app.report import Failure, RunReport
 from putio_mirror.app.requested import submit_desired
 from putio_mirror.app.rules import RemoteWriter, Rules
-from putio_mirror.core.attention import NO_ROOM
+from putio_mirror.core.attention import IN_THE_WAY, NEEDS_YOU, NO_ROOM
 from putio_mirror.core.errors import (
     FatalError,
     ItemError,
@@ -46,6 +47,7 @@ from putio_mirror.core.errors import (
     NotDurableError,
     TransientError,
 )
+from putio_mirror.core.mirroring import in_the_way
 from putio_mirror.core.plan import (
     WINDOWED_KINDS,
     Action,
@@ -78,6 +80,17 @@ _SUMMARIZED = {"summarized": True}
 
 # Progress is the executor's collaborator that the shell passes in; it lives with the steps.
 __all__ = ["Executor", "Failure", "Progress", "RemoteWriter", "Rules", "RunReport"]
+
+
+def _tag(error: Exception) -> str | None:
+    """Given why an action failed, return its journal tag if only a person can solve it:
+    a full disk (the RPC door tells it until a later try of the file goes on), a local
+    file not ours in the way, found only by placing (each noted too: ``_note_in_the_way``)."""
+    if isinstance(error, NoSpaceError):
+        return NO_ROOM
+    if isinstance(error, InTheWay):
+        return IN_THE_WAY
+    return None
 
 
 class Executor:
@@ -114,6 +127,7 @@ class Executor:
             free_space_margin=rules.free_space_margin,
         )
         self._report = RunReport()
+        self._run_id = 0  # the run's, while one runs: what it notes is journaled under it
         self._succeeded: set[str] = set()
         self._lock = threading.Lock()
         self._halted = threading.Event()
@@ -130,7 +144,7 @@ class Executor:
 
     def run(self, plan: Plan, run_id: int) -> RunReport:
         """Given a plan and the journal's run id, perform it and return what happened."""
-        self._report, self._succeeded = RunReport(), set()
+        self._report, self._succeeded, self._run_id = RunReport(), set(), run_id
         self._halted.clear()
         actions = list(plan)
         downloads = [action for action in actions if isinstance(action, Download)]
@@ -396,15 +410,23 @@ class Executor:
         (log.debug if told_once else log.warning)(
             "%s (%s) failed: %s", action.key, action.target, message, extra=_SUMMARIZED
         )
-        # a full disk is tagged: the RPC door tells it until a later try of the file goes on
-        tag = NO_ROOM if isinstance(error, NoSpaceError) else None
-        self._end(action_id, action, "failed", error=message, detail=tag)
+        self._end(action_id, action, "failed", error=message, detail=_tag(error))
+        if isinstance(error, InTheWay):
+            self._note_in_the_way(error.paths)
         with self._lock:
             self._report.add_failure(Failure(action.key, action.target, message, hint), error)
         if isinstance(error, NoSpaceError):
             self._tell(DiskFull(action.target, message, hint))
         elif isinstance(action, Download) and isinstance(error, ItemError):
             self._tell(ItemFailed(action.target, message, hint))  # journaled for this file
+
+    def _note_in_the_way(self, paths: tuple[str, ...]) -> None:
+        """Given files that a local file not ours kept from their place, note each as the
+        plan notes one it sees (``mirroring.in_the_way``), under the same key: ``status``
+        says it, and the RPC door tells it to Sonarr, until the file is placed (a file
+        verified waits in staging: no later plan notes it, only its placement fails)."""
+        notes = [(note.message, note.hint) for note in map(in_the_way, paths)]
+        self._journal.note_actions(self._run_id, NEEDS_YOU, notes, self._now())
 
     def _end(self, action_id: int, action: Action, status: str, **outcome: str | None) -> None:
         self._end_all([Ending(action_id, action, status, None, **outcome)])

@@ -28,6 +28,10 @@ NEEDS_YOU = "needs-you"
 #: the journal's detail of a download refused for room on the disk (no failure of its
 #: file: the disk's trouble), which the RPC door tells Sonarr until a later try goes on
 NO_ROOM = "no-room"
+#: the journal's detail of a placement refused for a local file not ours that appeared at
+#: a file's path after the plan saw it free; each such file is noted ``NEEDS_YOU`` too,
+#: as the plan notes one it finds (``mirroring.in_the_way``), for ``status`` and the RPC door
+IN_THE_WAY = "in-the-way"
 
 
 def noted_key(kind: str, message: str) -> str:

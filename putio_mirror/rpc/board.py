@@ -6,8 +6,9 @@ snapshot lists the files, writes down in the journal where each RPC item is loca
 (its path and files). ``torrent-get`` reads the journal and this board, nothing else.
 
 It also keeps why an item waits where its own rows do not say: what the runs journaled
-that only a person can solve (a local file not ours in the way of one of its files, a
-full disk that refused one: ``find_blocked``, read again at each refresh), and put.io's
+that only a person can solve (a local file not ours in the way of one of its files, seen
+by a plan or met by placing it; a full disk that refused one: ``find_blocked``, read
+again at each refresh), and put.io's
 outage: the runs' looks failing (``look_failed``) while none was answered for
 ``STALE_POLLS`` polls. Sonarr shows either as the item's warning.
 
@@ -236,9 +237,10 @@ def _without_transfer(
 def find_blocked(journal: Journal) -> dict[str, Blocked]:
     """Given the journal, return what blocks each live item not paused, by info-hash: the
     newest word of the runs on a file of it not yet placed, if only a person can solve it
-    (a local file not ours in the way, noted by the last run that planned it; a full disk
-    that refused its last try). A later try of the file (a download started, done or
-    paused) means the trouble is gone."""
+    (a local file not ours in the way, noted by the last run that planned it, or that
+    placed it after the plan saw the way free: the executor notes that under the same key;
+    a full disk that refused its last try). A later try of the file (a download started,
+    done or paused) means the trouble is gone, and so does its placement."""
     desires = [
         desire
         for desire in journal.desires.listing().values()
@@ -267,7 +269,8 @@ def find_blocked(journal: Journal) -> dict[str, Blocked]:
 
 
 def _file_keys(file_id: int, path: str) -> tuple[str, str]:
-    """A file's download's journal key, and that of the note of a local file in its way."""
+    """A file's download's journal key, and that of the note of a local file in its way
+    (a plan's, or the executor's when placing the file found it: ``IN_THE_WAY``)."""
     return f"download:{file_id}", noted_key(NEEDS_YOU, in_the_way(path).message)
 
 
