@@ -35,7 +35,14 @@ from putio_mirror.core.attention import (
     needs_attention,
     remote_root_problem,
 )
-from putio_mirror.core.errors import AuthError, ConfigError, ExitCode, MirrorError, SafetyLimitError
+from putio_mirror.core.errors import (
+    AuthError,
+    ConfigError,
+    ExitCode,
+    JournalError,
+    MirrorError,
+    SafetyLimitError,
+)
 from putio_mirror.core.pacing import AUTO_MAX_FILES
 from putio_mirror.core.plan import ActionKind, Download, Plan
 from putio_mirror.core.reconcile import reconcile, safety_violations
@@ -379,17 +386,60 @@ def _executed(
     if notice:  # what only a person can solve, for ``status`` to say until a run finds it gone
         journal.note_actions(run_id, NEEDS_YOU, [(item.message, item.hint) for item in notice], now)
     code = ExitCode.BUG
+    stopped: MirrorError | None = None
     try:
         report = executor.run(plan, run_id)
         code = _exit_code(report.exit_code, notice)
         return report
     except MirrorError as error:
-        code = error.exit_code  # journal the code the process will exit with
+        code, stopped = error.exit_code, error  # journal the code the process will exit with
         raise
     finally:
-        summary = executor.report.summary()
-        journal.finish_run(run_id, runtime.clock().astimezone(UTC), int(code), summary)
-        executor.close()
+        ended = runtime.clock().astimezone(UTC)
+        try:
+            _journal_end(journal, run_id, ended, int(code), executor.report, stopped)
+        finally:
+            executor.close()
+
+
+def _journal_end(
+    journal: Journal,
+    run_id: int,
+    ended: datetime,
+    code: int,
+    report: RunReport,
+    stopped: MirrorError | None,
+) -> None:
+    """Given a run's end (its exit code, what it did, the error that stopped it if one
+    did), journal it. A run the journal stopped tries once more on its way out, within
+    seconds (``Journal.finish_run_at_last``), so that ``history`` and ``status`` tell why
+    rather than "died"; so does a run whose end the journal refuses, which then stops
+    with that error."""
+    if not isinstance(stopped, JournalError):
+        try:
+            journal.finish_run(run_id, ended, code, _summary(report, stopped))
+            return
+        except JournalError as refused:
+            _journal_end_at_last(journal, run_id, ended, report, refused)
+            raise
+    _journal_end_at_last(journal, run_id, ended, report, stopped)
+
+
+def _journal_end_at_last(
+    journal: Journal, run_id: int, ended: datetime, report: RunReport, stopped: JournalError
+) -> None:
+    """Given a run the journal stopped, journal its end (exit 7, and why) once more."""
+    summary = _summary(report, stopped)
+    trouble = journal.finish_run_at_last(run_id, ended, int(stopped.exit_code), summary)
+    if trouble is not None:
+        log.warning("could not journal this run's end either: %s", trouble.message)
+
+
+def _summary(report: RunReport, stopped: MirrorError | None) -> str:
+    """Given what a run did and the error that stopped it (if one did), return the summary
+    its row keeps: why it stopped too, for ``history`` and ``status`` to tell."""
+    done = report.summary()
+    return done if stopped is None else f"{done}; stopped: {stopped.message}"
 
 
 def _witnesses(snapshot: Snapshot, plan: Plan) -> Iterator[int]:
