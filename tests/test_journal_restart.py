@@ -206,3 +206,23 @@ def test_a_sync_stopped_by_its_journal_server_gone_journals_its_end_once_it_is_b
     line = history_line(syncing, 1)
     assert "[exit 7]" in line and the_error(stopped) in line, line
     assert "died" not in line and "killed, crashed" not in line, line
+
+
+def test_a_sync_whose_journal_server_stays_away_has_its_end_journaled_by_the_next_run(
+    syncing: Mirror, server: PostgresServer, impatient: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server is back only after the stopped run exited: the next run journals the end
+    # the stopped one could not, rather than calling it killed or crashed.
+    monkeypatch.setattr(engine, "LAST_WORD_SECONDS", 0.5)  # its last try need not be waited out
+    halting = halt_once_placed(syncing, server, 3)
+    started = time.monotonic()
+    stopped = syncing.run("sync")
+    took = time.monotonic() - started
+    halting.join(30)
+    server.resume()
+    assert stopped.code == ExitCode.JOURNAL, stopped.err
+    assert took < 20, f"the stopped run took {took:.1f} s to exit"
+    assert syncing.run("sync").code == ExitCode.OK
+    line = history_line(syncing, 1)
+    assert "[exit 7]" in line and the_error(stopped) in line, line
+    assert "died" not in line and "killed, crashed" not in line, line
