@@ -134,11 +134,20 @@ class PostgresServer:
     def stop_for(self, seconds: float) -> None:
         """Given a time, stop the server (fast: every session is cut, as in a restart), wait
         that long and start it again on its port; raise PostgresUnavailable if it did not."""
+        self.halt()
+        time.sleep(seconds)
+        self.resume()
+
+    def halt(self) -> None:
+        """Stop the server fast (every session is cut), keeping its data and its port for
+        ``resume``; raise PostgresUnavailable if it is not running."""
         if self._port is None:
             raise PostgresUnavailable("the throwaway PostgreSQL server is not running")
         self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
-        time.sleep(seconds)
-        if not self._start_on(self._port):
+
+    def resume(self) -> None:
+        """Start a halted server again on its port; raise PostgresUnavailable if it did not."""
+        if self._port is None or not self._start_on(self._port):
             raise PostgresUnavailable(f"PostgreSQL did not start again:\n{self._log_tail()}")
 
     def _hand_over(self, root: Path) -> None:

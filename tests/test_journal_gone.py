@@ -99,3 +99,31 @@ def test_serve_whose_journal_is_deleted_exits_saying_so_rather_than_failing_ever
     assert process.returncode == ExitCode.JOURNAL, message
     assert f"Error: the journal sqlite:///{mirror.journal} was deleted or moved away" in message
     assert "Hint: " in message and "Traceback" not in message
+
+
+def test_a_run_stopped_by_its_journal_moved_away_is_journaled_so_once_it_is_put_back(
+    mirror: Mirror,
+) -> None:
+    # The stopped run cannot journal its end into a file moved away; once a person puts
+    # it back (as the hint says), the next run journals that end (exit 7, and why) rather
+    # than calling the run killed or crashed.
+    for n in range(FILES):
+        mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
+    mirror.fake.node_bytes_per_second = 2_000_000
+    mirror.write_config(download={"parallel_files": 2})
+    aside = mirror.journal.with_name(mirror.journal.name + ".bak")
+    with mirror.spawned("files", "download") as process:
+        deadline = time.monotonic() + 30
+        while not any(mirror.downloads.glob("*.bin")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        move_away(mirror.journal)
+        _, err = process.communicate(timeout=60)
+    said = [line for line in err.decode().splitlines() if line.startswith("Error: ")]
+    assert process.returncode == ExitCode.JOURNAL and said, err.decode()
+    aside.rename(mirror.journal)
+
+    assert mirror.run("files", "download").code == 0
+    shown = mirror.run("history").out.splitlines()
+    line = next((line for line in shown if line.startswith("#1 ")), "")
+    assert "[exit 7]" in line and said[-1].removeprefix("Error: ") in line, shown
+    assert "died" not in line and "killed, crashed" not in line, line

@@ -20,7 +20,8 @@ import psycopg
 import pytest
 
 from putio_mirror.core.errors import ExitCode
-from tests.mirror_env import Mirror
+from putio_mirror.journal import engine
+from tests.mirror_env import Mirror, Result
 from tests.postgres_server import PostgresServer, PostgresUnavailable, find_binaries
 
 FILES = 40
@@ -70,6 +71,28 @@ def wait_for_placed(mirror: Mirror, count: int) -> None:
     deadline = time.monotonic() + 30
     while len(list(mirror.downloads.glob("*.bin"))) < count and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+@pytest.fixture
+def impatient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run waits a tenth of a second, not 30, for its journal's server to come back: a
+    test may outlast the patience without waiting it out."""
+    monkeypatch.setattr(engine, "PATIENCE_SECONDS", 0.1)
+
+
+def the_error(result: Result) -> str:
+    """Given a run that stopped on an error, return what it said of it (its ``Error:``)."""
+    said = [line for line in result.err.splitlines() if line.startswith("Error: ")]
+    assert said, result.err
+    return said[-1].removeprefix("Error: ")
+
+
+def history_line(mirror: Mirror, run_id: int) -> str:
+    """Given a run's id, return its line of ``history``."""
+    shown = mirror.run("history").out.splitlines()
+    line = next((line for line in shown if line.startswith(f"#{run_id} ")), None)
+    assert line is not None, shown
+    return line
 
 
 def journal_rows(url: str) -> tuple[set[str], list[tuple[int | None, str | None]]]:
@@ -152,3 +175,54 @@ def test_a_sync_whose_journal_sessions_are_killed_strands_nothing(
         assert "Hint: check that the database server runs" in message
     placed = assert_nothing_stranded(syncing, journal_url)
     assert_the_next_run_finishes_without_fetching_again(syncing, placed)
+
+
+def halt_once_placed(mirror: Mirror, server: PostgresServer, placed: int) -> threading.Thread:
+    """Given a running mirror, halt the journal's server (every session cut, none taken)
+    once ``placed`` files are in the download folder; return the thread that does it."""
+
+    def halt() -> None:
+        wait_for_placed(mirror, placed)
+        server.halt()
+
+    halting = threading.Thread(target=halt, daemon=True)
+    halting.start()
+    return halting
+
+
+def test_a_sync_stopped_by_its_journal_server_gone_journals_its_end_once_it_is_back(
+    syncing: Mirror, server: PostgresServer, impatient: None
+) -> None:
+    # The server is away longer than the run waits for it (its patience made short): the
+    # run stops at its next transaction (its files' ends are journaled a group at a time,
+    # under 2 s apart) and the server is back a moment after: the run's end, and why, is
+    # in the journal.
+    halting = halt_once_placed(syncing, server, 3)
+    resuming = threading.Thread(target=lambda: (halting.join(30), time.sleep(2.5), server.resume()))
+    resuming.start()
+    stopped = syncing.run("sync")
+    resuming.join(30)
+    assert stopped.code == ExitCode.JOURNAL, stopped.err
+    line = history_line(syncing, 1)
+    assert "[exit 7]" in line and the_error(stopped) in line, line
+    assert "died" not in line and "killed, crashed" not in line, line
+
+
+def test_a_sync_whose_journal_server_stays_away_has_its_end_journaled_by_the_next_run(
+    syncing: Mirror, server: PostgresServer, impatient: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server is back only after the stopped run exited: the next run journals the end
+    # the stopped one could not, rather than calling it killed or crashed.
+    monkeypatch.setattr(engine, "LAST_WORD_SECONDS", 0.5)  # its last try need not be waited out
+    halting = halt_once_placed(syncing, server, 3)
+    started = time.monotonic()
+    stopped = syncing.run("sync")
+    took = time.monotonic() - started
+    halting.join(30)
+    server.resume()
+    assert stopped.code == ExitCode.JOURNAL, stopped.err
+    assert took < 20, f"the stopped run took {took:.1f} s to exit"
+    assert syncing.run("sync").code == ExitCode.OK
+    line = history_line(syncing, 1)
+    assert "[exit 7]" in line and the_error(stopped) in line, line
+    assert "died" not in line and "killed, crashed" not in line, line

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 #: how long a run waits for its database server to take connections again: a restart
 #: (an upgrade, a configuration change, a failover) takes seconds
 PATIENCE_SECONDS = 30.0
+#: how long a run that the journal stopped waits, on its way out, to journal its end
+#: (``Database.last_word``): a server back a moment later still hears why the run
+#: stopped, and the exit is never held up for long
+LAST_WORD_SECONDS = 5.0
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.25, 2.0
 
 _GONE_HINT = (
@@ -83,12 +87,16 @@ class Reconnecting:
         patience: float = PATIENCE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        reached: bool = False,
     ) -> None:
+        """``reached``: the server was reached before (by another ``Reconnecting``), so
+        even a first connection refused is waited for."""
         self._engine = engine
         self._patience = patience
         self._sleep = sleep
         self._clock = clock
-        self._reached = False
+        self._reached = reached
 
     def connect(self) -> Connection:
         """Return a connection; raise SQLAlchemy's error if the server cannot be reached

@@ -29,7 +29,12 @@ from sqlalchemy.exc import (
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from putio_mirror.core.errors import JournalError
-from putio_mirror.journal.connecting import PATIENCE_SECONDS, PinnedFile, Reconnecting
+from putio_mirror.journal.connecting import (
+    LAST_WORD_SECONDS,
+    PATIENCE_SECONDS,
+    PinnedFile,
+    Reconnecting,
+)
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
 from putio_mirror.journal.where import connect_read_only, free_bytes_if_full, lock_beside
 from putio_mirror.local.folders import lock_folder
@@ -86,8 +91,8 @@ class Database:
         self._sqlite_file = Path(database) if is_file else None
         self._pinned: PinnedFile | None = None  # a SQLite journal's file (``pin_file``)
         #: a server's connections are waited for through a restart; SQLite's are not
-        server = url.get_backend_name() != "sqlite"
-        self._connecting = Reconnecting(engine, patience=PATIENCE_SECONDS if server else 0.0)
+        self._server = url.get_backend_name() != "sqlite"
+        self._connecting = Reconnecting(engine, patience=PATIENCE_SECONDS if self._server else 0.0)
 
     def pin_file(self) -> None:
         """Remember which file a SQLite journal is: every transaction after checks it is
@@ -197,6 +202,27 @@ class Database:
         with self._translated(), self._connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
+                yield conn
+
+    @contextmanager
+    def last_word(self) -> Iterator[Connection]:
+        """Yield a connection in a write transaction, committed on leaving, for a run the
+        journal stopped to journal its end once more on its way out: on a fresh connection
+        (the pool's, which the trouble may have left broken, are thrown away), a server
+        waited for ``LAST_WORD_SECONDS`` at most (not the run's patience, which it just
+        spent), a statement on it cut after as long. Outside any batch of this thread's
+        (the one the trouble broke). Raise JournalError as ``write`` does."""
+        self._engine.dispose()
+        patience = LAST_WORD_SECONDS if self._server else 0.0
+        connecting = Reconnecting(self._engine, patience=patience, reached=True)
+        if self._pinned is not None:
+            self._pinned.check()
+        with self._translated(), connecting.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":  # a lock the cut left must not hold it
+                    timeout = int(LAST_WORD_SECONDS * 1000)
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {timeout}")
                 yield conn
 
     @contextmanager

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL
 
+from putio_mirror.core.errors import JournalError
 from putio_mirror.core.state import JournalFacts, Submission
 from putio_mirror.journal import (
     claims as journal_claims,
@@ -160,6 +161,35 @@ class Journal(StartingFace):
         values = {"finished_at": _aware(now), "exit_code": exit_code, "summary": summary}
         with self._db.write() as conn:
             conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(**values))
+
+    def finish_run_at_last(
+        self, run_id: int, now: datetime, exit_code: int, summary: str
+    ) -> JournalError | None:
+        """Given a run the journal stopped (its connection cut, its server away past the
+        patience, its disk full), journal its end once more, on a fresh connection and
+        within seconds (``engine.Database.last_word``); return None once journaled, else
+        the error that kept it out (never raised: the run's own error is the one to tell).
+        """
+        values = {"finished_at": _aware(now), "exit_code": exit_code, "summary": summary}
+        try:
+            with self._db.last_word() as conn:
+                conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(**values))
+        except JournalError as error:
+            return error
+        return None
+
+    def finish_run_late(
+        self, run_id: int, owner: str, finished_at: datetime, exit_code: int, summary: str
+    ) -> bool:
+        """Given the end of a run of ``owner`` that its journal could not take when it
+        ended, journal it if that run is here and still unfinished; say if it was (a
+        journal made anew since knows no such run, nor one ended since)."""
+        run = runs_table.c
+        values = {"finished_at": _aware(finished_at), "exit_code": exit_code, "summary": summary}
+        unfinished = (run.id == run_id, run.owner == owner, run.finished_at.is_(None))
+        with self._db.write() as conn:
+            done = conn.execute(update(runs_table).where(*unfinished).values(**values))
+            return bool(done.rowcount)
 
     def note_actions(
         self, run_id: int, kind: str, notes: Sequence[tuple[str, str]], now: datetime
