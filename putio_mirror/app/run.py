@@ -9,12 +9,11 @@ takes every kind of action, ``transfers groom`` only cancel and clean,
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from putio_mirror.app.observe import Observing, no_cycle_collection, observe, th
 from putio_mirror.app.opening import EarlyEnd, adopt_legacy_staging, existing_facts, open_journal
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
+from putio_mirror.app.run_end import journal_end, journal_kept_end
 from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import (
@@ -40,7 +40,6 @@ from putio_mirror.core.errors import (
     AuthError,
     ConfigError,
     ExitCode,
-    JournalError,
     MirrorError,
     SafetyLimitError,
 )
@@ -382,7 +381,7 @@ def _executed(
         cut=cutter.cut,
     )
     now = runtime.clock().astimezone(UTC)
-    _journal_kept_end(journal, request.lock_path(journal))
+    journal_kept_end(journal, request.lock_path(journal))
     take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)
     run_id = journal.start_run(_run_name(request), now, owner=request.owner)
     if notice:  # what only a person can solve, for ``status`` to say until a run finds it gone
@@ -399,98 +398,10 @@ def _executed(
     finally:
         ended = runtime.clock().astimezone(UTC)
         try:
-            _journal_end(journal, request, run_id, ended, int(code), executor.report, stopped)
+            where = (request.lock_path(journal), request.owner)
+            journal_end(journal, where, run_id, ended, int(code), executor.report, stopped)
         finally:
             executor.close()
-
-
-def _journal_end(
-    journal: Journal,
-    request: Request,
-    run_id: int,
-    ended: datetime,
-    code: int,
-    report: RunReport,
-    stopped: MirrorError | None,
-) -> None:
-    """Given a run's end (its exit code, what it did, the error that stopped it if one
-    did), journal it. A run the journal stopped tries once more on its way out, within
-    seconds (``Journal.finish_run_at_last``), so that ``history`` and ``status`` tell why
-    rather than "died"; so does a run whose end the journal refuses, which then stops
-    with that error. An end the journal refuses again is kept beside the run lock for
-    the next run to journal (``_journal_kept_end``)."""
-    if not isinstance(stopped, JournalError):
-        try:
-            journal.finish_run(run_id, ended, code, _summary(report, stopped))
-            return
-        except JournalError as refused:
-            _journal_end_at_last(journal, request, run_id, ended, _summary(report, refused))
-            raise
-    _journal_end_at_last(journal, request, run_id, ended, _summary(report, stopped))
-
-
-def _journal_end_at_last(
-    journal: Journal, request: Request, run_id: int, ended: datetime, summary: str
-) -> None:
-    """Given a run the journal stopped, journal its end (exit 7, and why) once more; else
-    keep it beside the run lock for the next run."""
-    code = int(ExitCode.JOURNAL)
-    trouble = journal.finish_run_at_last(run_id, ended, code, summary)
-    if trouble is None:
-        return
-    log.warning("could not journal this run's end either: %s", trouble.message)
-    end = {"run": run_id, "owner": request.owner, "ended": ended.isoformat()}
-    _keep_end(request.lock_path(journal), end | {"exit_code": code, "summary": summary})
-
-
-def _end_record(lock: Path) -> Path:
-    """Given a run lock, return where the end its last run could not journal is kept."""
-    return lock.with_name(lock.name + ".end")
-
-
-def _keep_end(lock: Path, end: dict[str, object]) -> None:
-    """Given a run lock and the end of the run holding it, which the journal refused,
-    keep it beside the lock (written whole: a torn one would be told as nothing)."""
-    record = _end_record(lock)
-    temporary = record.with_name(record.name + ".tmp")
-    try:
-        temporary.write_text(json.dumps(end) + "\n", encoding="utf-8")
-        temporary.replace(record)
-    except OSError as error:
-        log.warning("cannot write %s (%s): the next run will call this one died", record, error)
-
-
-def _journal_kept_end(journal: Journal, lock: Path) -> None:
-    """Given the journal and the run lock we hold, journal the end the lock's previous run
-    kept beside it (``_keep_end``), before that run, found unfinished, is called dead:
-    its exit code and why it stopped, not "killed, crashed or the power went". An end
-    this journal knows no unfinished run for (a journal made anew since) is dropped."""
-    record = _end_record(lock)
-    try:
-        end = json.loads(record.read_text(encoding="utf-8"))
-        ended = datetime.fromisoformat(str(end["ended"]))
-        run_id, owner, code, summary = (
-            int(end["run"]),
-            str(end["owner"]),
-            int(end["exit_code"]),
-            str(end["summary"]),
-        )
-    except FileNotFoundError:
-        return
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        log.warning("cannot read %s (%s): the previous run is told as died", record, error)
-    else:
-        if journal.finish_run_late(run_id, owner, ended, code, summary):
-            log.warning("the previous run stopped: %s", summary)
-    with suppress(OSError):  # told once is enough; a record left is dropped next time
-        record.unlink(missing_ok=True)
-
-
-def _summary(report: RunReport, stopped: MirrorError | None) -> str:
-    """Given what a run did and the error that stopped it (if one did), return the summary
-    its row keeps: why it stopped too, for ``history`` and ``status`` to tell."""
-    done = report.summary()
-    return done if stopped is None else f"{done}; stopped: {stopped.message}"
 
 
 def _witnesses(snapshot: Snapshot, plan: Plan) -> Iterator[int]:

@@ -1,0 +1,113 @@
+"""A run's end, journaled even when the journal is what stopped it.
+
+A run the journal stopped (its server gone past the wait, its file moved away, its disk
+full) tries once more on its way out, on a fresh connection and within seconds, so that
+``history`` and ``status`` tell its exit code and why rather than "died (killed, crashed or
+the power went)". An end refused again is kept in a file beside the run lock, which the
+next run holding the lock journals before it calls any run dead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import suppress
+from datetime import datetime
+from pathlib import Path
+
+from putio_mirror.app.report import RunReport
+from putio_mirror.core.errors import ExitCode, JournalError, MirrorError
+from putio_mirror.journal.store import Journal
+
+log = logging.getLogger(__name__)
+
+
+def journal_end(
+    journal: Journal,
+    where: tuple[Path, str],
+    run_id: int,
+    ended: datetime,
+    code: int,
+    report: RunReport,
+    stopped: MirrorError | None,
+) -> None:
+    """Given a run's end (its exit code, what it did, the error that stopped it if one
+    did), journal it. A run the journal stopped tries once more on its way out, within
+    seconds (``Journal.finish_run_at_last``), so that ``history`` and ``status`` tell why
+    rather than "died"; so does a run whose end the journal refuses, which then stops
+    with that error. An end the journal refuses again is kept beside the run lock for
+    the next run to journal (``journal_kept_end``). ``where``: the run lock held, and
+    the run's owner."""
+    if not isinstance(stopped, JournalError):
+        try:
+            journal.finish_run(run_id, ended, code, _summary(report, stopped))
+            return
+        except JournalError as refused:
+            _journal_end_at_last(journal, where, run_id, ended, _summary(report, refused))
+            raise
+    _journal_end_at_last(journal, where, run_id, ended, _summary(report, stopped))
+
+
+def _journal_end_at_last(
+    journal: Journal, where: tuple[Path, str], run_id: int, ended: datetime, summary: str
+) -> None:
+    """Given a run the journal stopped, journal its end (exit 7, and why) once more; else
+    keep it beside the run lock for the next run."""
+    code = int(ExitCode.JOURNAL)
+    trouble = journal.finish_run_at_last(run_id, ended, code, summary)
+    if trouble is None:
+        return
+    log.warning("could not journal this run's end either: %s", trouble.message)
+    lock, owner = where
+    end = {"run": run_id, "owner": owner, "ended": ended.isoformat()}
+    _keep_end(lock, end | {"exit_code": code, "summary": summary})
+
+
+def _end_record(lock: Path) -> Path:
+    """Given a run lock, return where the end its last run could not journal is kept."""
+    return lock.with_name(lock.name + ".end")
+
+
+def _keep_end(lock: Path, end: dict[str, object]) -> None:
+    """Given a run lock and the end of the run holding it, which the journal refused,
+    keep it beside the lock (written whole: a torn one would be told as nothing)."""
+    record = _end_record(lock)
+    temporary = record.with_name(record.name + ".tmp")
+    try:
+        temporary.write_text(json.dumps(end) + "\n", encoding="utf-8")
+        temporary.replace(record)
+    except OSError as error:
+        log.warning("cannot write %s (%s): the next run will call this one died", record, error)
+
+
+def journal_kept_end(journal: Journal, lock: Path) -> None:
+    """Given the journal and the run lock we hold, journal the end the lock's previous run
+    kept beside it (``_keep_end``), before that run, found unfinished, is called dead:
+    its exit code and why it stopped, not "killed, crashed or the power went". An end
+    this journal knows no unfinished run for (a journal made anew since) is dropped."""
+    record = _end_record(lock)
+    try:
+        end = json.loads(record.read_text(encoding="utf-8"))
+        ended = datetime.fromisoformat(str(end["ended"]))
+        run_id, owner, code, summary = (
+            int(end["run"]),
+            str(end["owner"]),
+            int(end["exit_code"]),
+            str(end["summary"]),
+        )
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log.warning("cannot read %s (%s): the previous run is told as died", record, error)
+    else:
+        if journal.finish_run_late(run_id, owner, ended, code, summary):
+            log.warning("the previous run stopped: %s", summary)
+    with suppress(OSError):  # told once is enough; a record left is dropped next time
+        record.unlink(missing_ok=True)
+
+
+def _summary(report: RunReport, stopped: MirrorError | None) -> str:
+    """Given what a run did and the error that stopped it (if one did), return the summary
+    its row keeps: why it stopped too, for ``history`` and ``status`` to tell."""
+    done = report.summary()
+    return done if stopped is None else f"{done}; stopped: {stopped.message}"
