@@ -21,6 +21,7 @@ from putio_mirror.fakeputio.fake import LoggedRequest
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.blackhole import parse_torrent
 from tests.mirror_env import Mirror
+from tests.rpc_env import Client, serving, url_of, wait_for
 
 MAGNET_HASH = "c9e15763f722f23e98a29decdfae341b98d53056"
 MAGNET = f"magnet:?xt=urn:btih:{MAGNET_HASH}&dn=Cosmos"
@@ -570,3 +571,29 @@ def test_a_torrent_dropped_after_its_magnet_was_submitted_is_not_submitted_again
         "Show.torrent",
         "Show.torrent.why.txt",
     ]
+
+
+def test_over_rpc_a_torrent_added_after_its_magnet_stays_a_duplicate_of_the_magnet(
+    mirror: Mirror,
+) -> None:
+    """The RPC door is not the blackhole's one pass: what a client added first is the
+    torrent it follows (its id, its name), so a .torrent added after its magnet is only
+    answered ``torrent-duplicate``, and put.io gets the magnet once."""
+    data = sample_torrent()
+    info_hash = parse_torrent(data)[0]
+    uri = f"magnet:?xt=urn:btih:{info_hash}&dn=Sintel"
+    with serving(mirror) as server:
+        client = Client(url_of(server))
+        added = client.ok("torrent-add", filename=uri)["torrent-added"]
+        again = client.add_torrent(data)["torrent-duplicate"]
+        assert (again["id"], again["hashString"]) == (added["id"], info_hash)
+        (transfer,) = wait_for(mirror.fake.transfers)
+        assert (transfer["hash"], transfer["magneturi"]) == (info_hash, uri)
+        wait_for(lambda: journaled_names(mirror))  # the submission's answer is journaled
+    assert submissions(mirror.fake) == ["POST /v2/transfers/add"]
+    journal = Journal.open(f"sqlite:///{mirror.journal}")
+    try:
+        (desire,) = journal.desires.listing().values()
+    finally:
+        journal.close()
+    assert (desire.kind, desire.magnet_uri) == ("magnet", uri)
