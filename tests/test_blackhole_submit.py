@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from putio_mirror.app.run import Outcome, Request, Runtime, run_once
+from putio_mirror.cli.demo import sample_torrent
 from putio_mirror.cli.watch import submit_blackhole
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.plan import Plan
@@ -20,6 +21,7 @@ from putio_mirror.fakeputio.fake import LoggedRequest
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.blackhole import parse_torrent
 from tests.mirror_env import Mirror
+from tests.rpc_env import Client, serving, url_of, wait_for
 
 MAGNET_HASH = "c9e15763f722f23e98a29decdfae341b98d53056"
 MAGNET = f"magnet:?xt=urn:btih:{MAGNET_HASH}&dn=Cosmos"
@@ -493,3 +495,105 @@ def test_a_download_folder_inside_the_blackhole_is_never_taken_for_one_of_its_fo
     assert submissions(mirror.fake) == []
     assert "too deep" not in again.err and "not looked into" not in again.err, again.err
     assert (mirror.blackhole / "complete" / "single.torrent").exists()
+
+
+# -- a .torrent and a magnet of one torrent in one pass -----------------------------------
+
+
+def place(mirror: Mirror, name: str, data: bytes) -> Path:
+    """Put a file into the blackhole (``folder/name``: into that folder of it), settled."""
+    folder, _, own = name.rpartition("/")
+    return drop_into(mirror, folder, own, data) if folder else mirror.drop(name, data)
+
+
+def filed_away(mirror: Mirror, name: str) -> list[str]:
+    """What the ``.submitted`` folder the file ``name`` (``folder/name``) goes to holds."""
+    folder, _, _ = name.rpartition("/")
+    return names_in(mirror.blackhole / folder / ".submitted")
+
+
+@pytest.mark.parametrize("command", [("torrents", "add"), ("sync",)], ids=" ".join)
+@pytest.mark.parametrize(
+    ("torrent", "magnets"),
+    [
+        ("Show.torrent", ["Show.magnet"]),  # Sonarr retried with a magnet
+        ("sonarr/Show.torrent", ["radarr/Show.magnet"]),  # two media managers
+        ("Show.torrent", ["Show (retry).magnet", "sonarr/Show.magnet"]),
+    ],
+    ids=["one folder", "two folders", "two magnets"],
+)
+def test_a_torrent_and_its_magnet_in_one_pass_submit_the_torrent_and_file_the_magnet_away(
+    mirror: Mirror, command: tuple[str, ...], torrent: str, magnets: list[str]
+) -> None:
+    """The .torrent carries what a magnet lacks (trackers, the metadata, the private
+    flag: a private torrent added as a magnet never starts on put.io), so of one
+    torrent's files in one pass it is the one submitted, whatever the names' order."""
+    data = sample_torrent()
+    info_hash = parse_torrent(data)[0]
+    for magnet in magnets:
+        place(mirror, magnet, f"magnet:?xt=urn:btih:{info_hash}&dn=Sintel".encode())
+    place(mirror, torrent, data)
+    result = mirror.run(*command)
+    assert result.code == 0, result.err
+    assert submissions(mirror.fake) == ["POST /v2/files/upload"], "the torrent, not the magnet"
+    (upload,) = [r for r in mirror.fake.requests if r.path == "/v2/files/upload"]
+    assert data in upload.body, "put.io got the .torrent's bytes"
+    (transfer,) = mirror.fake.transfers()
+    assert transfer["hash"] == info_hash and transfer["magneturi"] is None
+    assert journaled_names(mirror) == [torrent]
+    own = torrent.rpartition("/")[2]
+    beside = filed_away(mirror, torrent)
+    assert own in beside and f"{own}.why.txt" not in beside, "submitted, not a duplicate"
+    for magnet in magnets:
+        own = magnet.rpartition("/")[2]
+        assert {own, f"{own}.why.txt"} <= set(filed_away(mirror, magnet)), "a duplicate"
+    left = [p for p in mirror.blackhole.rglob("*") if p.is_file() and ".submitted" not in p.parts]
+    assert left == [], left
+
+
+def test_a_torrent_dropped_after_its_magnet_was_submitted_is_not_submitted_again(
+    mirror: Mirror,
+) -> None:
+    """Only within one pass does the .torrent come first: a torrent put.io has is never
+    added again, whatever the file that brought it."""
+    data = sample_torrent()
+    info_hash = parse_torrent(data)[0]
+    mirror.drop("Show.magnet", f"magnet:?xt=urn:btih:{info_hash}&dn=Sintel".encode())
+    assert mirror.run("torrents", "add").code == 0
+    mirror.fake.clear_requests()
+    mirror.drop("Show.torrent", data)
+    again = mirror.run("torrents", "add")
+    assert again.code == 0, again.err
+    assert submissions(mirror.fake) == []
+    assert "Show.torrent: this torrent was" in again.err
+    assert names_in(mirror.blackhole / ".submitted") == [
+        "Show.magnet",
+        "Show.torrent",
+        "Show.torrent.why.txt",
+    ]
+
+
+def test_over_rpc_a_torrent_added_after_its_magnet_stays_a_duplicate_of_the_magnet(
+    mirror: Mirror,
+) -> None:
+    """The RPC door is not the blackhole's one pass: what a client added first is the
+    torrent it follows (its id, its name), so a .torrent added after its magnet is only
+    answered ``torrent-duplicate``, and put.io gets the magnet once."""
+    data = sample_torrent()
+    info_hash = parse_torrent(data)[0]
+    uri = f"magnet:?xt=urn:btih:{info_hash}&dn=Sintel"
+    with serving(mirror) as server:
+        client = Client(url_of(server))
+        added = client.ok("torrent-add", filename=uri)["torrent-added"]
+        again = client.add_torrent(data)["torrent-duplicate"]
+        assert (again["id"], again["hashString"]) == (added["id"], info_hash)
+        (transfer,) = wait_for(mirror.fake.transfers)
+        assert (transfer["hash"], transfer["magneturi"]) == (info_hash, uri)
+        wait_for(lambda: journaled_names(mirror))  # the submission's answer is journaled
+    assert submissions(mirror.fake) == ["POST /v2/transfers/add"]
+    journal = Journal.open(f"sqlite:///{mirror.journal}")
+    try:
+        (desire,) = journal.desires.listing().values()
+    finally:
+        journal.close()
+    assert (desire.kind, desire.magnet_uri) == ("magnet", uri)

@@ -83,6 +83,11 @@ def torrent(name: str, info_hash: str | None, problem: str | None = None) -> Bla
     return BlackholeItem(f"/bh/{name}", name, "torrent", 100, info_hash, name, None, problem)
 
 
+def magnet(name: str, info_hash: str | None, problem: str | None = None) -> BlackholeItem:
+    uri = None if info_hash is None else f"magnet:?xt=urn:btih:{info_hash}"
+    return BlackholeItem(f"/bh/{name}", name, "magnet", 60, info_hash, name, uri, problem)
+
+
 def test_new_torrent_and_magnet_are_submitted_and_bad_file_rejected() -> None:
     magnet = BlackholeItem("/bh/m.magnet", "m.magnet", "magnet", 60, HASH_B, "m", "magnet:?x")
     snapshot = Snapshot(
@@ -110,6 +115,42 @@ def test_two_copies_in_one_scan_submit_once_and_archive_the_other_after_it() -> 
     submit, archive = reconcile(snapshot, Policy(), NOW).actions
     assert isinstance(submit, SubmitTorrent) and isinstance(archive, ArchiveDuplicate)
     assert archive.requires == (submit.key,)
+
+
+def test_of_one_torrent_s_files_in_one_scan_the_torrent_is_submitted_where_the_first_stood() -> (
+    None
+):
+    """``Show.magnet`` sorts before ``Show.torrent``; the torrent carries the trackers and
+    the private flag a magnet lacks, so it is the one submitted."""
+    snapshot = Snapshot(
+        blackhole=(
+            torrent("z.torrent", HASH_B),
+            magnet("Show.magnet", HASH_A),
+            torrent("a.torrent", HASH_C),
+            torrent("Show.torrent", HASH_A),
+            magnet("Show (retry).magnet", HASH_A),
+        )
+    )
+    plan = reconcile(snapshot, Policy(), NOW)
+    assert [(type(action), action.name) for action in plan] == [
+        (SubmitTorrent, "Show.torrent"),
+        (ArchiveDuplicate, "Show (retry).magnet"),
+        (ArchiveDuplicate, "Show.magnet"),
+        (SubmitTorrent, "a.torrent"),
+        (SubmitTorrent, "z.torrent"),
+    ]
+    assert all(action.requires == (f"upload:{HASH_A}",) for action in plan.actions[1:3])
+
+
+def test_a_magnet_of_a_torrent_submitted_earlier_or_asked_for_keeps_the_torrent_out() -> None:
+    """Only within one scan does the .torrent come first: a hash submitted earlier is
+    never submitted again, whichever file brings it."""
+    snapshot = Snapshot(
+        blackhole=(magnet("Show.magnet", HASH_A), torrent("Show.torrent", HASH_A)),
+        journal=facts({HASH_A: 7}),
+    )
+    plan = reconcile(snapshot, Policy(), NOW)
+    assert [type(action) for action in plan] == [ArchiveDuplicate, ArchiveDuplicate]
 
 
 def test_a_transfer_an_unanswered_submission_made_is_recorded_and_one_added_by_hand_never() -> None:
@@ -441,8 +482,11 @@ def worlds(draw: st.DrawFn) -> tuple[Snapshot, Policy]:
     ]
     in_stage = {item.id: item.size for item in files if states.get(item.id) == "staged"}
     blackhole = tuple(
-        torrent(f"f{n}.torrent", draw(st.sampled_from([*hashes, None])), None)
-        for n in range(draw(st.integers(0, 4)))
+        draw(st.sampled_from([torrent, magnet]))(
+            f"f{n}.{draw(st.sampled_from(['torrent', 'magnet']))}",
+            draw(st.sampled_from([*hashes, None])),
+        )
+        for n in range(draw(st.integers(0, 5)))
     )
     blackhole = tuple(
         replace(item, problem="bad") if item.info_hash is None else item for item in blackhole
@@ -547,6 +591,24 @@ def test_plan_is_deterministic_whatever_the_listing_order(
         blackhole=tuple(rng.sample(snapshot.blackhole, len(snapshot.blackhole))),
     )
     assert reconcile(snapshot, policy, NOW) == reconcile(shuffled, policy, NOW)
+
+
+@settings(max_examples=200, deadline=None)
+@given(worlds())
+def test_a_torrent_new_in_the_blackhole_as_a_torrent_file_is_submitted_as_one(
+    world: tuple[Snapshot, Policy],
+) -> None:
+    snapshot, policy = world
+    policy = replace(policy, submit_blackhole=True)
+    as_torrent = {
+        item.info_hash
+        for item in snapshot.blackhole
+        if item.kind == "torrent" and item.problem is None
+    }
+    submitted = [action for action in reconcile(snapshot, policy, NOW) if action.kind == "submit"]
+    assert len({action.info_hash for action in submitted}) == len(submitted), "once a hash"
+    for action in submitted:
+        assert isinstance(action, SubmitTorrent) == (action.info_hash in as_torrent)
 
 
 @settings(max_examples=200, deadline=None)

@@ -9,7 +9,7 @@ planning again (level-triggered, like vdirsyncer's ``_get_actions``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from putio_mirror.core.desired import (
@@ -144,7 +144,7 @@ def _plan_blackhole(
         for name in snapshot.settling
     )
     notes.extend(_unseen_notes(snapshot))
-    for item in sorted(snapshot.blackhole, key=lambda entry: entry.name):
+    for item in _in_submission_order(snapshot.blackhole):
         if item.problem is not None or item.info_hash is None:
             actions.append(RejectBlackholeFile(item.path, item.name, item.problem or "unusable"))
         elif item.info_hash in submitted or item.info_hash in on_putio:
@@ -162,6 +162,30 @@ def _plan_blackhole(
             first_key[item.info_hash] = action.key
             actions.append(action)
     return actions
+
+
+def _in_submission_order(items: Iterable[BlackholeItem]) -> list[BlackholeItem]:
+    """Given blackhole files, return them by name, except that of the files of one
+    torrent a .torrent comes first, where the first of them by name stood: the first of
+    an info-hash is the one submitted, the others filed away as duplicates of it.
+
+    A .torrent carries what a magnet lacks (its trackers, the metadata itself, the
+    private flag): a private torrent added as a magnet usually never starts on put.io,
+    which has no DHT for it. Sonarr retrying a grab with a magnet, or a person dropping
+    both, must not have the magnet win because ``.magnet`` sorts before ``.torrent``."""
+    by_name = sorted(items, key=lambda entry: entry.name)
+    first_at: dict[str, int] = {}
+    for position, item in enumerate(by_name):
+        if item.problem is None and item.info_hash is not None:
+            first_at.setdefault(item.info_hash, position)
+
+    def place(entry: tuple[int, BlackholeItem]) -> tuple[int, bool, int]:
+        position, item = entry
+        if item.problem is not None or item.info_hash is None:
+            return position, False, position
+        return first_at[item.info_hash], item.kind != "torrent", position
+
+    return [item for _, item in sorted(enumerate(by_name), key=place)]
 
 
 def plan_records(snapshot: Snapshot) -> list[RecordTransfer]:
