@@ -14,10 +14,13 @@ import logging
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from putio_mirror.app.report import RunReport
 from putio_mirror.core.errors import ExitCode, JournalError, MirrorError
-from putio_mirror.journal.store import Journal
+
+if TYPE_CHECKING:  # as app/run.py: a dry run over no journal imports no SQLAlchemy
+    from putio_mirror.app.report import RunReport
+    from putio_mirror.journal.store import Journal
 
 log = logging.getLogger(__name__)
 
