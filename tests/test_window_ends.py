@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from putio_mirror.app.run import Request, Runtime, run_once
+from putio_mirror.app.run import Outcome, Request, Runtime, run_once
 from putio_mirror.cli.signals import StopFlag
 from putio_mirror.cli.watch import watch_blackhole
 from putio_mirror.config.settings import Settings, load_settings
@@ -300,17 +300,9 @@ def test_a_window_closing_while_a_lone_download_waits_to_retry_stops_the_run_soo
     mirror.fake.node_fault(file_id, status=503, times=5)
     clock = ClosingWindow()
     mirror.fake.on_request = nth_node_request(5, lambda: close_after(clock, 1.0))
-    settings = load_settings(mirror.config, {})
-    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
-    ended = time.monotonic()
-    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
-    assert clock.closed_at is not None
-    late = ended - clock.closed_at
-    assert late < 3.0, f"the run ended {late:.1f} s after the window closed"
-
+    settings = synced_closing_window(mirror, clock)
     assert not (mirror.downloads / "big.bin").exists()
 
-    mirror.fake.on_request = None
     synced_next_window(settings)
     assert_whole(mirror, "big.bin", file_id)
 
@@ -330,15 +322,8 @@ def test_a_window_closing_while_a_node_is_silent_stops_the_run_within_a_second_o
     mirror.fake.node_fault(file_id, stall_after=300_000)
     clock = ClosingWindow()
     mirror.fake.on_request = first_node_request(lambda: close_after(clock, 1.0))
-    settings = load_settings(mirror.config, {})
-    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
-    ended = time.monotonic()
-    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
-    assert clock.closed_at is not None
-    late = ended - clock.closed_at
-    assert late < 3.0, f"the run ended {late:.1f} s after the window closed"
+    settings = synced_closing_window(mirror, clock)
 
-    mirror.fake.on_request = None
     mirror.fake.clear_requests()
     synced_next_window(settings)
     (asked,) = node_ranges(mirror)
@@ -384,13 +369,7 @@ def a_witness_beside_a_broken_file(mirror: Mirror) -> int:
 def witnessed_closing_window(mirror: Mirror, clock: ClosingWindow) -> None:
     """Run a sync whose window ``clock`` closes once the witness is asked; check that it
     ended within seconds of the closing (how the broken file ended does not matter)."""
-    settings = load_settings(mirror.config, {})
-    outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
-    ended = time.monotonic()
-    mirror.fake.on_request = None
-    assert clock.closed_at is not None, "the witness was asked"
-    late = ended - clock.closed_at
-    assert late < 3.0, f"the run ended {late:.1f} s after the window closed"
+    outcome, _ = ended_soon_after_closing(mirror, clock, "the witness was asked")
     assert outcome.exit_code in (ExitCode.WINDOW_CLOSED, ExitCode.OK, ExitCode.ITEMS_FAILED)
 
 
@@ -410,15 +389,25 @@ def link_asked(file_id: int, action: Callable[[], None]) -> Callable[[LoggedRequ
 def synced_closing_window(mirror: Mirror, clock: ClosingWindow) -> Settings:
     """Run a sync whose window ``clock`` closes (as the test's hooks make it); check that it
     ended with the window, within seconds of its closing; return the settings."""
+    outcome, settings = ended_soon_after_closing(mirror, clock, "the window closed")
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    return settings
+
+
+def ended_soon_after_closing(
+    mirror: Mirror, clock: ClosingWindow, closed: str
+) -> tuple[Outcome, Settings]:
+    """Run a sync whose window ``clock`` closes; check that the window closed (else fail
+    saying ``closed``) and that the run ended within seconds of it; stop the fake's hook;
+    return the outcome and the settings."""
     settings = load_settings(mirror.config, {})
     outcome = run_once(Runtime(settings, clock=clock), Request("sync"))
     ended = time.monotonic()
     mirror.fake.on_request = None
-    assert clock.closed_at is not None, "the window closed"
+    assert clock.closed_at is not None, closed
     late = ended - clock.closed_at
     assert late < 3.0, f"the run ended {late:.1f} s after the window closed"
-    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
-    return settings
+    return outcome, settings
 
 
 @pytest.mark.parametrize("size", [100_000, 2 * 1024 * 1024])  # one request; in chunks
