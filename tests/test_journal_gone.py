@@ -35,21 +35,28 @@ def fetched_ids(mirror: Mirror) -> Counter[int]:
     return Counter(int(path.split("?")[0].rsplit("/", 1)[1]) for path in paths)
 
 
-@pytest.mark.parametrize("gone", [delete, move_away], ids=["deleted", "moved away"])
-def test_a_run_whose_journal_is_taken_away_stops_and_the_next_run_keeps_its_files(
-    mirror: Mirror, gone: Callable[[Path], None]
-) -> None:
-    ids = [mirror.fake.add_file(f"f{n:03}.bin", size=SIZE) for n in range(FILES)]
+def journal_taken_mid_download(mirror: Mirror, take: Callable[[Path], None]) -> tuple[int, str]:
+    """Given a set-up with files on put.io, run a slow ``files download`` in its own
+    process and ``take`` its journal away once the first file is placed; return its exit
+    code and what it wrote to stderr."""
     mirror.fake.node_bytes_per_second = 2_000_000  # ~4 s for all: time to take it away
     mirror.write_config(download={"parallel_files": 2})
     with mirror.spawned("files", "download") as process:
         deadline = time.monotonic() + 30
         while not any(mirror.downloads.glob("*.bin")) and time.monotonic() < deadline:
             time.sleep(0.02)
-        gone(mirror.journal)
+        take(mirror.journal)
         _, err = process.communicate(timeout=60)
-    message = err.decode()
-    assert process.returncode == ExitCode.JOURNAL, message
+    return process.returncode, err.decode()
+
+
+@pytest.mark.parametrize("gone", [delete, move_away], ids=["deleted", "moved away"])
+def test_a_run_whose_journal_is_taken_away_stops_and_the_next_run_keeps_its_files(
+    mirror: Mirror, gone: Callable[[Path], None]
+) -> None:
+    ids = [mirror.fake.add_file(f"f{n:03}.bin", size=SIZE) for n in range(FILES)]
+    code, message = journal_taken_mid_download(mirror, gone)
+    assert code == ExitCode.JOURNAL, message
     assert f"the journal sqlite:///{mirror.journal} was deleted or moved away" in message
     assert "Hint: " in message
     assert len(list(mirror.downloads.glob("*.bin"))) < FILES, "the run went on regardless"
@@ -109,17 +116,10 @@ def test_a_run_stopped_by_its_journal_moved_away_is_journaled_so_once_it_is_put_
     # than calling the run killed or crashed.
     for n in range(FILES):
         mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
-    mirror.fake.node_bytes_per_second = 2_000_000
-    mirror.write_config(download={"parallel_files": 2})
     aside = mirror.journal.with_name(mirror.journal.name + ".bak")
-    with mirror.spawned("files", "download") as process:
-        deadline = time.monotonic() + 30
-        while not any(mirror.downloads.glob("*.bin")) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        move_away(mirror.journal)
-        _, err = process.communicate(timeout=60)
-    said = [line for line in err.decode().splitlines() if line.startswith("Error: ")]
-    assert process.returncode == ExitCode.JOURNAL and said, err.decode()
+    code, err = journal_taken_mid_download(mirror, move_away)
+    said = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert code == ExitCode.JOURNAL and said, err
     aside.rename(mirror.journal)
 
     assert mirror.run("files", "download").code == 0
