@@ -5,11 +5,14 @@ the stopped one fetched."""
 
 from __future__ import annotations
 
+import json
 import socket
+import sqlite3
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -127,3 +130,46 @@ def test_a_run_stopped_by_its_journal_moved_away_is_journaled_so_once_it_is_put_
     line = next((line for line in shown if line.startswith("#1 ")), "")
     assert "[exit 7]" in line and said[-1].removeprefix("Error: ") in line, shown
     assert "died" not in line and "killed, crashed" not in line, line
+
+
+def journal_runs(journal: Path) -> list[tuple[int, int | None, str | None, str | None]]:
+    """Return each run's id, exit code, end and summary, read without writing a byte."""
+    with closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as conn:
+        query = "SELECT id, exit_code, finished_at, summary FROM runs ORDER BY id"
+        return [(row[0], row[1], row[2], row[3]) for row in conn.execute(query)]
+
+
+def test_history_and_status_tell_a_kept_end_before_the_next_run_journals_it(
+    mirror: Mirror,
+) -> None:
+    # The stopped run kept its end beside the run lock; the next run may be a day away
+    # (a daily timer). Meanwhile ``history`` and ``status`` read that end (exit 7, and
+    # why) rather than calling the run killed or crashed, and write nothing: the next
+    # writing run still journals it.
+    for n in range(FILES):
+        mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
+    aside = mirror.journal.with_name(mirror.journal.name + ".bak")
+    code, err = journal_taken_mid_download(mirror, move_away)
+    said = [line.removeprefix("Error: ") for line in err.splitlines() if line.startswith("Error: ")]
+    assert code == ExitCode.JOURNAL and said, err
+    aside.rename(mirror.journal)
+    kept = mirror.journal.with_name(mirror.journal.name + ".lock.end")
+    assert kept.exists(), "the stopped run kept no end beside its lock"
+    before = journal_runs(mirror.journal)
+
+    shown = mirror.run("history").out.splitlines()
+    line = next((line for line in shown if line.startswith("#1 ")), "")
+    assert "[exit 7]" in line and said[-1] in line, shown
+    assert "died" not in line and "killed, crashed" not in line, line
+    (run,) = json.loads(mirror.run("history", "--json").out)["runs"]
+    assert (run["exit_code"], run["finished_at"] is not None) == (7, True), run
+    status = mirror.run("status").out
+    last = next((line for line in status.splitlines() if line.startswith("Last run:")), "")
+    assert "exit 7" in last and said[-1] in last and "died" not in last, status
+    assert json.loads(mirror.run("status", "--json").out)["last_run"]["exit_code"] == 7
+
+    assert journal_runs(mirror.journal) == before, "history or status wrote the journal"
+    assert before[0][1] is None and kept.exists()
+    assert mirror.run("files", "download").code == 0
+    assert journal_runs(mirror.journal)[0][1] == ExitCode.JOURNAL
+    assert not kept.exists()
