@@ -6,6 +6,7 @@ the stopped one fetched."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 
 from putio_mirror.core.errors import ExitCode
 from tests.mirror_env import Mirror
+from tests.power_cut_fs import power_cut_mount
 
 FILES = 40
 SIZE = 200_000
@@ -173,3 +175,49 @@ def test_history_and_status_tell_a_kept_end_before_the_next_run_journals_it(
     assert mirror.run("files", "download").code == 0
     assert journal_runs(mirror.journal)[0][1] == ExitCode.JOURNAL
     assert not kept.exists()
+
+
+def test_the_power_cut_filesystem_keeps_only_what_was_synced(tmp_path: Path) -> None:
+    # The seam the next test stands on: it must lose what was not synced, or prove nothing.
+    disk = tmp_path / "disk"
+    with power_cut_mount(disk, tmp_path / "mounted", tmp_path / "record") as mounted:
+        with (mounted / "synced").open("w") as file:
+            file.write("kept")
+            file.flush()
+            os.fsync(file.fileno())
+        (mounted / "bytes unsynced").write_text("lost")
+        folder = os.open(mounted, os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(folder)
+        os.close(folder)
+        (mounted / "name unsynced").write_text("lost")
+        (mounted / "synced").rename(mounted / "renamed unsynced")
+    assert sorted(path.name for path in disk.iterdir()) == ["bytes unsynced", "synced"]
+    assert (disk / "synced").read_text() == "kept"
+    assert (disk / "bytes unsynced").read_text() == "", "its name was synced, not its bytes"
+
+
+def test_the_end_a_stopped_run_kept_outlives_a_power_cut_right_after_it(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    # The journal's folder (where the run lock and the kept end are) is on a disk whose
+    # unsynced changes vanish in a power cut; the journal itself is on another disk,
+    # through a symlink (SQLite syncs its own writes). The power goes right after the
+    # stopped run exits: the end it kept must be there after the reboot.
+    for n in range(FILES):
+        mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
+    disk, record = tmp_path / "state-disk", tmp_path / "state-record"
+    journal = tmp_path / "journal-disk" / mirror.journal.name
+    journal.parent.mkdir()
+    disk.mkdir()
+    (disk / mirror.journal.name).symlink_to(journal)
+    with power_cut_mount(disk, mirror.journal.parent, record):
+        code, err = journal_taken_mid_download(mirror, lambda _: move_away(journal))
+    said = [line.removeprefix("Error: ") for line in err.splitlines() if line.startswith("Error: ")]
+    assert code == ExitCode.JOURNAL and said, err
+    journal.with_name(journal.name + ".bak").rename(journal)  # put back, as the hint says
+
+    with power_cut_mount(disk, mirror.journal.parent, record):
+        shown = mirror.run("history").out.splitlines()
+    line = next((line for line in shown if line.startswith("#1 ")), "")
+    assert "[exit 7]" in line and said[-1] in line, shown
+    assert "died" not in line, line

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from putio_mirror.core.errors import ExitCode, JournalError, MirrorError
+from putio_mirror.local.durable import write_durably
 
 if TYPE_CHECKING:  # as app/run.py: a dry run over no journal imports no SQLAlchemy
     from putio_mirror.app.report import RunReport
@@ -76,14 +77,14 @@ def _end_record(lock: Path) -> Path:
 
 def _keep_end(lock: Path, end: dict[str, object]) -> None:
     """Given a run lock and the end of the run holding it, which the journal refused,
-    keep it beside the lock (written whole: a torn one would be told as nothing)."""
+    keep it beside the lock: written whole (a torn one would be told as nothing) and
+    synced, file and folder (a power cut right after, a reboot, must not make the run
+    read "died" after all)."""
     record = _end_record(lock)
-    temporary = record.with_name(record.name + ".tmp")
     try:
-        temporary.write_text(json.dumps(end) + "\n", encoding="utf-8")
-        temporary.replace(record)
+        write_durably(record, json.dumps(end) + "\n")
     except OSError as error:
-        log.warning("cannot write %s (%s): the next run will call this one died", record, error)
+        log.warning("cannot keep %s (%s): the next run may call this one died", record, error)
 
 
 def journal_kept_end(journal: Journal, lock: Path) -> None:
