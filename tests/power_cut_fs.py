@@ -30,7 +30,7 @@ from tests.faulty_fs import Faulty
 from tests.mount_env import require_fuse, unmount
 
 
-class Recording(Faulty):  # type: ignore[misc]
+class Recording(Faulty):
     """Every call passed through to ``backing``; each sync of a file or a folder records
     what it made durable in ``record``: a file's bytes by its inode, a folder's names."""
 
