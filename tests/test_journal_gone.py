@@ -5,17 +5,22 @@ the stopped one fetched."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import sqlite3
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from putio_mirror.core.errors import ExitCode
 from tests.mirror_env import Mirror
+from tests.power_cut_fs import power_cut_mount
 
 FILES = 40
 SIZE = 200_000
@@ -127,3 +132,92 @@ def test_a_run_stopped_by_its_journal_moved_away_is_journaled_so_once_it_is_put_
     line = next((line for line in shown if line.startswith("#1 ")), "")
     assert "[exit 7]" in line and said[-1].removeprefix("Error: ") in line, shown
     assert "died" not in line and "killed, crashed" not in line, line
+
+
+def journal_runs(journal: Path) -> list[tuple[int, int | None, str | None, str | None]]:
+    """Return each run's id, exit code, end and summary, read without writing a byte."""
+    with closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as conn:
+        query = "SELECT id, exit_code, finished_at, summary FROM runs ORDER BY id"
+        return [(row[0], row[1], row[2], row[3]) for row in conn.execute(query)]
+
+
+def test_history_and_status_tell_a_kept_end_before_the_next_run_journals_it(
+    mirror: Mirror,
+) -> None:
+    # The stopped run kept its end beside the run lock; the next run may be a day away
+    # (a daily timer). Meanwhile ``history`` and ``status`` read that end (exit 7, and
+    # why) rather than calling the run killed or crashed, and write nothing: the next
+    # writing run still journals it.
+    for n in range(FILES):
+        mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
+    aside = mirror.journal.with_name(mirror.journal.name + ".bak")
+    code, err = journal_taken_mid_download(mirror, move_away)
+    said = [line.removeprefix("Error: ") for line in err.splitlines() if line.startswith("Error: ")]
+    assert code == ExitCode.JOURNAL and said, err
+    aside.rename(mirror.journal)
+    kept = mirror.journal.with_name(mirror.journal.name + ".lock.end")
+    assert kept.exists(), "the stopped run kept no end beside its lock"
+    before = journal_runs(mirror.journal)
+
+    shown = mirror.run("history").out.splitlines()
+    line = next((line for line in shown if line.startswith("#1 ")), "")
+    assert "[exit 7]" in line and said[-1] in line, shown
+    assert "died" not in line and "killed, crashed" not in line, line
+    (run,) = json.loads(mirror.run("history", "--json").out)["runs"]
+    assert (run["exit_code"], run["finished_at"] is not None) == (7, True), run
+    status = mirror.run("status").out
+    last = next((line for line in status.splitlines() if line.startswith("Last run:")), "")
+    assert "exit 7" in last and said[-1] in last and "died" not in last, status
+    assert json.loads(mirror.run("status", "--json").out)["last_run"]["exit_code"] == 7
+
+    assert journal_runs(mirror.journal) == before, "history or status wrote the journal"
+    assert before[0][1] is None and kept.exists()
+    assert mirror.run("files", "download").code == 0
+    assert journal_runs(mirror.journal)[0][1] == ExitCode.JOURNAL
+    assert not kept.exists()
+
+
+def test_the_power_cut_filesystem_keeps_only_what_was_synced(tmp_path: Path) -> None:
+    # The seam the next test stands on: it must lose what was not synced, or prove nothing.
+    disk = tmp_path / "disk"
+    with power_cut_mount(disk, tmp_path / "mounted", tmp_path / "record") as mounted:
+        with (mounted / "synced").open("w") as file:
+            file.write("kept")
+            file.flush()
+            os.fsync(file.fileno())
+        (mounted / "bytes unsynced").write_text("lost")
+        folder = os.open(mounted, os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(folder)
+        os.close(folder)
+        (mounted / "name unsynced").write_text("lost")
+        (mounted / "synced").rename(mounted / "renamed unsynced")
+    assert sorted(path.name for path in disk.iterdir()) == ["bytes unsynced", "synced"]
+    assert (disk / "synced").read_text() == "kept"
+    assert (disk / "bytes unsynced").read_text() == "", "its name was synced, not its bytes"
+
+
+def test_the_end_a_stopped_run_kept_outlives_a_power_cut_right_after_it(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    # The journal's folder (where the run lock and the kept end are) is on a disk whose
+    # unsynced changes vanish in a power cut; the journal itself is on another disk,
+    # through a symlink (SQLite syncs its own writes). The power goes right after the
+    # stopped run exits: the end it kept must be there after the reboot.
+    for n in range(FILES):
+        mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
+    disk, record = tmp_path / "state-disk", tmp_path / "state-record"
+    journal = tmp_path / "journal-disk" / mirror.journal.name
+    journal.parent.mkdir()
+    disk.mkdir()
+    (disk / mirror.journal.name).symlink_to(journal)
+    with power_cut_mount(disk, mirror.journal.parent, record):
+        code, err = journal_taken_mid_download(mirror, lambda _: move_away(journal))
+    said = [line.removeprefix("Error: ") for line in err.splitlines() if line.startswith("Error: ")]
+    assert code == ExitCode.JOURNAL and said, err
+    journal.with_name(journal.name + ".bak").rename(journal)  # put back, as the hint says
+
+    with power_cut_mount(disk, mirror.journal.parent, record):
+        shown = mirror.run("history").out.splitlines()
+    line = next((line for line in shown if line.startswith("#1 ")), "")
+    assert "[exit 7]" in line and said[-1] in line, shown
+    assert "died" not in line, line

@@ -222,6 +222,9 @@ def test_a_sync_whose_journal_server_stays_away_has_its_end_journaled_by_the_nex
     server.resume()
     assert stopped.code == ExitCode.JOURNAL, stopped.err
     assert took < 20, f"the stopped run took {took:.1f} s to exit"
+    # Before the next run (a day away, for a daily timer) history reads the kept end.
+    line = history_line(syncing, 1)
+    assert "[exit 7]" in line and the_error(stopped) in line, line
     assert syncing.run("sync").code == ExitCode.OK
     line = history_line(syncing, 1)
     assert "[exit 7]" in line and the_error(stopped) in line, line

@@ -13,12 +13,14 @@ import signal
 import subprocess
 import time
 import unicodedata
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
+from putio_mirror.core.errors import ExitCode
 from putio_mirror.core.naming import local_paths
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.mount.kernel import READ_AHEAD_KB, device_of
@@ -32,6 +34,7 @@ from tests.mount_env import (
     require_fuse,
     unmount,
 )
+from tests.test_journal_gone import journal_taken_mid_download
 
 MIB = 1024 * 1024
 
@@ -516,3 +519,44 @@ def test_a_local_copy_replaced_by_a_symlink_is_not_called_mirrored(
         assert os.getxattr(path, "user.putio.mirrored") == b""
         assert path.read_bytes() == fake_putio.file_content(ids["movie"])
         assert node_requests(fake_putio, ids["movie"])  # streamed, as the xattr says
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return check()
+
+
+def mirrored_at(path: Path) -> str:
+    return os.getxattr(path, "user.putio.mirrored").decode()
+
+
+def test_a_journal_deleted_under_the_mount_is_said_once_and_the_next_one_is_read(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # A person deletes the journal while a sync writes it and a media server reads
+    # through the mount: the sync stops (exit 7); the mount goes on serving (it only
+    # reads), says once what it no longer knows, lets the next sync make a new journal
+    # there and reads it; it unmounts promptly, quietly.
+    fake_putio.add_file("first.txt", size=3000)
+    assert mirror.run("files", "download").code == ExitCode.OK
+    with mounted(mirror, refresh_seconds=0.5) as mount:
+        assert mirrored_at(mount.mount_point / "first.txt") != ""
+        ids = [fake_putio.add_file(f"f{n:03}.bin", size=200_000) for n in range(40)]
+        code, err = journal_taken_mid_download(mirror, lambda journal: journal.unlink())
+        assert code == ExitCode.JOURNAL, err
+        time.sleep(6)  # several refreshes, and a look for a new run (every 5 s)
+        first = mount.mount_point / "f000.bin"
+        assert first.read_bytes() == fake_putio.file_content(ids[0])
+        again = mirror.run("files", "download")
+        assert again.code == ExitCode.OK, again.err
+        last = mount.mount_point / "f039.bin"
+        assert wait_for(lambda: mirrored_at(last) != ""), mount.output()
+        assert mirrored_at(last) == str(mirror.downloads / "f039.bin")
+        assert last.read_bytes() == fake_putio.file_content(ids[-1])
+        mount.process.send_signal(signal.SIGTERM)
+        assert mount.process.wait(15) == 0, mount.output()
+    said = mount.output()
+    assert said.count("deleted or moved away") == 1, said
+    assert "Traceback" not in said, said

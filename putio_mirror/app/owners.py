@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from putio_mirror.core.history import RunSummary
+from putio_mirror.local.durable import write_durably
 
 if TYPE_CHECKING:  # a dry run without a journal never imports SQLAlchemy
     from putio_mirror.journal.store import Journal, RunRecord
@@ -73,11 +74,10 @@ def _read_owner(record: Path) -> str:
 
 
 def _write_owner(record: Path, owner: str) -> None:
-    """Write the owner beside the lock atomically: a torn name would free no claim."""
-    temporary = record.with_name(record.name + ".tmp")
+    """Write the owner beside the lock atomically (a torn name would free no claim) and
+    durably: after a power cut the next run must still free this one's claims at once."""
     try:
-        temporary.write_text(owner + "\n", encoding="utf-8")
-        temporary.replace(record)
+        write_durably(record, owner + "\n")
     except OSError as error:
         log.warning(
             "cannot write %s (%s): a crash would leave claims to their lease", record, error

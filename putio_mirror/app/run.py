@@ -24,7 +24,7 @@ from putio_mirror.app.observe import Observing, no_cycle_collection, observe, th
 from putio_mirror.app.opening import EarlyEnd, adopt_legacy_staging, existing_facts, open_journal
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
-from putio_mirror.app.run_end import journal_end, journal_kept_end
+from putio_mirror.app.run_end import journal_end, journal_kept_end, pass_lock
 from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import (
@@ -98,7 +98,7 @@ class Request:
     def lock_beside(self, lock: Path) -> Path:
         """Given the journal's run lock, return the lock this request's run holds: that
         one, or the passes' own beside it."""
-        return lock.with_name(f"{lock.stem}.blackhole{lock.suffix}") if self.beside_sync else lock
+        return pass_lock(lock) if self.beside_sync else lock
 
     @property
     def owner(self) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from putio_mirror.app.owners import run_summary
+from putio_mirror.app.run_end import with_kept_ends
 from putio_mirror.cli.context import Context, pass_context
 from putio_mirror.core.attention import NEEDS_YOU
 from putio_mirror.core.history import (
@@ -138,6 +139,7 @@ def read_history(settings: Settings, *, limit: int, run_id: int | None, failed: 
         if run_id is not None:
             return _one_run(reader, run_id, downloads, failed, newest_id, failing)
         runs = reader.recent_runs(limit * (1 if failed else _RUNS_PER_LINE))
+        runs = with_kept_ends(runs, reader.lock_path)
         stories = _stories(reader, runs, downloads)
         actions: tuple[tuple[int, ActionStory], ...] = ()
         if failed:
@@ -157,6 +159,7 @@ def _one_run(
     run = reader.run(run_id)
     if run is None:
         return History(True, newest=newest, one_run=True)
+    (run,) = with_kept_ends([run], reader.lock_path)
     (story,) = _stories(reader, [run], downloads)
     actions = reader.actions_of([run_id])[run_id]
     chosen = tuple(

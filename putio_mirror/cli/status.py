@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import click
 
 from putio_mirror.app.owners import owner_alive, run_summary
+from putio_mirror.app.run_end import with_kept_ends
 from putio_mirror.cli.context import Context, pass_context, quick_client
 from putio_mirror.core.attention import NEEDS_YOU, Attention
 from putio_mirror.core.errors import MirrorError
@@ -69,8 +70,10 @@ def gather(settings: Settings) -> StatusView:
                 return StatusView(transfers, putio.problem, (), staged, (), None, windows)
             downloads = reader.downloads()
             in_flight = _in_flight(reader, downloads, settings, putio)
-            runs = reader.recent_runs(1)
+            runs = with_kept_ends(reader.recent_runs(1), reader.lock_path)
             noted_by, notes = reader.last_notes(NEEDS_YOU)
+            if noted_by is not None:
+                (noted_by,) = with_kept_ends([noted_by], reader.lock_path)
     last_run = run_summary(runs[0]) if runs else None
     failing = _failing(downloads, settings)
     return StatusView(

@@ -434,6 +434,12 @@ class DatabaseFace:
         """The journal's URL with any password hidden, fit for logs and messages."""
         return self._db.url
 
+    @property
+    def lock_path(self) -> Path:
+        """Where the run lock of this journal lives: beside a SQLite file, else a hashed
+        name in the lock folder (nothing is made: a reader only looks beside it)."""
+        return self._db.lock_path
+
 
 def _why_not_written(database: Path | None, said: str) -> str | None:
     """Given a SQLite journal's file and what SQLite said (lowercase), say why this

@@ -126,11 +126,6 @@ class Journal(StartingFace):
         """
         return None if is_missing_file(parse_url(url)) else cls.open(url)
 
-    @property
-    def lock_path(self) -> Path:
-        """Where the run lock of this journal lives: beside a SQLite file, else a hashed name."""
-        return self._db.lock_path
-
     # -- runs and actions -------------------------------------------------
 
     def batch(self) -> AbstractContextManager[None]:

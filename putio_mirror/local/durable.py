@@ -180,24 +180,35 @@ def fsync_folder_descriptor(descriptor: int) -> None:
 def write_private_file(path: Path, text: str) -> None:
     """Given a path and text, make ``path`` hold exactly that text, readable by its owner only.
 
-    Atomic: the text goes to a new 0600 file beside it, synced, then renamed over it, so
-    a reader sees the old text or the new, never half, and never a moment of looser mode.
-    Missing folders are made (0700). Raise ConfigError if it cannot be written.
+    Atomic and durable (``write_durably``), never a moment of looser mode. Missing folders
+    are made (0700). Raise ConfigError if it cannot be written.
     """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_durably(path, text, 0o600)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write {path}: {error.strerror or error}",
+            f"check that this user may create files in {path.parent}",
+        ) from None
+
+
+def write_durably(path: Path, text: str, mode: int = 0o666) -> None:
+    """Given a path and text, make ``path`` hold exactly that text, and make that outlive
+    a power cut. Atomic: the text goes to a new file beside it (``mode``, less the
+    umask), synced, then renamed over it, and the folder synced, so a reader sees the old
+    text or the new, never half, and after a power cut the new one. Raise OSError if it
+    cannot be written or made durable (no temporary file is left)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         temporary.replace(path)
-        fsync_folder(path.parent)
-    except OSError as error:
+    except BaseException:
         with contextlib.suppress(OSError):  # a folder that could not be made holds none
             temporary.unlink(missing_ok=True)
-        raise ConfigError(
-            f"cannot write {path}: {error.strerror or error}",
-            f"check that this user may create files in {path.parent}",
-        ) from None
+        raise
+    fsync_folder(path.parent)

@@ -75,6 +75,8 @@ class Listing:
         self._view = View(Tree.build((), root_id), MappingProxyType({}))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: what kept the journal from being read at the last refresh, said once
+        self._trouble: str | None = None
 
     @property
     def view(self) -> View:
@@ -95,9 +97,25 @@ class Listing:
         try:
             facts = self._journal.facts()
         except MirrorError as error:
-            logger.warning("mount: could not read the journal (%s); streaming instead", error)
+            self._tell_trouble(error.message)
             return self._view.mirrored
+        if self._trouble is not None:
+            logger.info("mount: the journal reads again; its mirrored files are read locally")
+            self._trouble = None
         return MappingProxyType(_mirrored(facts, self._places))
+
+    def _tell_trouble(self, trouble: str) -> None:
+        """Say what keeps the journal from being read, once: a refresh every few minutes
+        for days would say it again each time (a journal deleted stays deleted until a
+        sync makes a new one)."""
+        if trouble != self._trouble:
+            logger.warning(
+                "mount: could not read the journal (%s); which files are mirrored here is "
+                "not known until it can be: the copies known before are still read, every "
+                "other file is streamed from put.io",
+                trouble,
+            )
+        self._trouble = trouble
 
     def local_copy(self, node: Node) -> Path | None:
         """Given a file node, return the mirror's copy of it if it is there, whole."""

@@ -29,9 +29,9 @@ from urllib3._collections import RecentlyUsedContainer
 
 from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
-from putio_mirror.core.errors import ConfigError, ExitCode, FatalError
+from putio_mirror.core.errors import ConfigError, ExitCode, FatalError, JournalError
 from putio_mirror.core.state import JournalFacts
-from putio_mirror.journal.store import Journal
+from putio_mirror.journal.reader import JournalReader
 from putio_mirror.mount.blocks import CACHE_DIR_NAME, BlockCache
 from putio_mirror.mount.kernel import ReadAheadKnob
 from putio_mirror.mount.listing import Listing, Places
@@ -182,7 +182,6 @@ def _listing(settings: Settings) -> Iterator[Listing]:
         client = stack.enter_context(_client(settings, settings.timeout))
         settings = with_folders_found(settings, client)
         marks = _JournalMarks(settings.journal_url)
-        stack.callback(marks.close)
         places = Places(settings.download_dir, settings.staging_dir)
         root = settings.policy.remote_root_id
         listing = Listing(client, marks, places, root, settings.mount.refresh_seconds)
@@ -322,27 +321,40 @@ def _close_pool(pool: HTTPConnectionPool) -> None:
 class _JournalMarks:
     """The journal as the listing needs it: facts, and a mark that changes with each run.
 
-    Opened once it exists: a mount started before the first sync sees that sync's end.
+    Read afresh at each look, read-only (``JournalReader``: nothing created, upgraded or
+    written), no connection kept between looks: a journal not made yet is read once a
+    sync makes it; one deleted or moved away while mounted is said once (``Listing``)
+    and let go of (a journal kept open kept the deleted file, its ``-wal`` and ``-shm``
+    in use for the mount's life, and never saw the one the next sync makes there, which
+    is read now).
     """
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._journal: Journal | None = None
+        self._read_before = False
 
     def facts(self) -> JournalFacts:
-        journal = self._open()
-        return journal.facts() if journal is not None else JournalFacts()
+        with self._reader() as reader:
+            return JournalFacts() if reader is None else JournalFacts(downloads=reader.downloads())
 
     def latest_run_mark(self) -> object:
-        journal = self._open()
-        runs = journal.recent_runs(1) if journal is not None else ()
+        with self._reader() as reader:
+            runs = reader.recent_runs(1) if reader is not None else ()
         return (runs[0].id, runs[0].finished_at) if runs else None
 
-    def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
-
-    def _open(self) -> Journal | None:
-        if self._journal is None:
-            self._journal = Journal.open_existing(self._url)
-        return self._journal
+    @contextmanager
+    def _reader(self) -> Iterator[JournalReader | None]:
+        """The journal, open for one look; None if it is not made yet. Raise JournalError
+        if it cannot be read, or if it was read before and is gone now."""
+        reader = JournalReader.open(self._url)
+        if reader is None:
+            if self._read_before:
+                raise JournalError(
+                    f"the journal {self._url} was deleted or moved away",
+                    "the next sync makes a new one there, which the mount reads",
+                )
+            yield None
+            return
+        with reader:
+            yield reader
+        self._read_before = True

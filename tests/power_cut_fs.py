@@ -1,0 +1,160 @@
+"""A real filesystem whose unsynced changes vanish in a power cut, for tests: a FUSE
+passthrough of a folder that records what the disk would hold, and a power cut that
+leaves the folder as that.
+
+What a disk holds after a power cut, as POSIX promises it (and as ext4, XFS or btrfs may
+leave it, depending on timing): a file's bytes as of its last ``fsync`` (a file never
+synced: empty), and a folder's names as of the last ``fsync`` of that folder (a name
+created, renamed or removed since: as it was). Everything there at mount is on the disk.
+The record is kept beside the folder, outside the mount: the power cut is applied to the
+folder once unmounted (``power_cut_mount`` does both).
+
+``python -m tests.power_cut_fs BACKING MOUNT_POINT RECORD`` serves it in the foreground.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mfusepy
+
+from tests.faulty_fs import Faulty
+from tests.mount_env import require_fuse, unmount
+
+
+class Recording(Faulty):
+    """Every call passed through to ``backing``; each sync of a file or a folder records
+    what it made durable in ``record``: a file's bytes by its inode, a folder's names."""
+
+    def __init__(self, backing: str, record: str) -> None:
+        super().__init__(backing, os.path.join(record, "never-failing"))
+        self._record = Path(record)
+
+    def fsync(self, path: str, datasync: int, fh: int) -> int:
+        os.fsync(fh)
+        keep_bytes(Path(self._full(path)), self._record)
+        return 0
+
+    def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
+        keep_names(Path(self._backing), path.lstrip("/"), self._record)
+        return 0
+
+
+def keep_bytes(file: Path, record: Path) -> None:
+    """Record ``file``'s bytes as durable (by its inode: its names are its folders')."""
+    inode = file.stat().st_ino
+    (record / "bytes").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(file, record / "bytes" / str(inode))
+
+
+def keep_names(backing: Path, folder: str, record: Path) -> None:
+    """Record the names in ``backing/folder`` (each with its inode, and whether it is a
+    folder) as durable."""
+    names = {
+        entry.name: [entry.inode(), entry.is_dir(follow_symlinks=False)]
+        for entry in os.scandir(backing / folder)
+    }
+    (record / "names").mkdir(parents=True, exist_ok=True)
+    (record / "names" / f"{_key(folder)}.json").write_text(json.dumps(names))
+
+
+def keep_everything(backing: Path, record: Path) -> None:
+    """Record all that ``backing`` holds as durable (it is, when it is mounted)."""
+    shutil.rmtree(record, ignore_errors=True)
+    for folder, _, files in os.walk(backing):
+        relative = os.path.relpath(folder, backing)
+        keep_names(backing, "" if relative == "." else relative, record)
+        for name in files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                keep_bytes(path, record)
+
+
+def cut_power(backing: Path, record: Path) -> None:
+    """Leave ``backing`` (not mounted) as the disk would hold it after a power cut now."""
+    for kept in sorted((record / "names").glob("*.json")):
+        folder = backing / _folder(kept.stem)
+        if folder.is_dir():
+            _restore(folder, json.loads(kept.read_text()), record / "bytes")
+
+
+def _restore(folder: Path, names: dict[str, list[object]], saved: Path) -> None:
+    """Given a folder and the names durable in it, remove what is not durable and give
+    each durable file its durable bytes (a symlink made before the mount stays)."""
+    for entry in os.scandir(folder):
+        if entry.name not in names:
+            path = Path(entry.path)
+            shutil.rmtree(path) if entry.is_dir(follow_symlinks=False) else path.unlink()
+    for name, (inode, is_folder) in names.items():
+        path = folder / name
+        if is_folder or path.is_symlink():
+            continue
+        data = saved / str(inode)
+        path.write_bytes(data.read_bytes() if data.exists() else b"")
+
+
+def _key(folder: str) -> str:
+    return folder.encode().hex() or "root"
+
+
+def _folder(key: str) -> str:
+    return "" if key == "root" else bytes.fromhex(key).decode()
+
+
+@contextmanager
+def power_cut_mount(backing: Path, mount_point: Path, record: Path) -> Iterator[Path]:
+    """Serve ``backing`` at ``mount_point`` (made) until the block ends, then cut the
+    power: ``backing`` holds only what was synced. Skips where FUSE is missing."""
+    require_fuse()
+    backing.mkdir(parents=True, exist_ok=True)
+    mount_point.mkdir(parents=True, exist_ok=True)
+    keep_everything(backing, record)
+    module = "tests.power_cut_fs"
+    args = [sys.executable, "-m", module, str(backing), str(mount_point), str(record)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(mount_point):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the power-cut filesystem did not mount: {_errors(process)}")
+            time.sleep(0.05)
+        yield mount_point
+    finally:
+        unmount(mount_point)
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=15)
+        if process.stderr is not None:
+            process.stderr.close()
+    cut_power(backing, record)
+
+
+def _errors(process: subprocess.Popen[bytes]) -> str:
+    if process.poll() is None or process.stderr is None:
+        return "still starting"
+    return process.stderr.read().decode(errors="replace")
+
+
+def main(argv: list[str]) -> None:
+    backing, mount_point, record = argv
+    mfusepy.FUSE(
+        Recording(backing, record),
+        mount_point,
+        foreground=True,
+        nothreads=True,
+        direct_io=True,
+        attr_timeout=0,
+        entry_timeout=0,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
