@@ -169,3 +169,20 @@ def test_a_journal_on_a_fuse_pool_that_breaks_wals_shared_memory_says_why(
     assert "disk I/O error" in result.err
     assert f"on a FUSE filesystem (fuse.mergerfs at {pool})" in result.err
     assert "keep the SQLite journal on a local disk" in result.err
+
+
+def test_a_corrupt_journal_on_a_share_says_where_it_is_so_its_rebuild_is_kept_elsewhere(
+    mirror: Mirror,
+) -> None:
+    # Moved aside and rebuilt in place, it would be corrupted again the same way.
+    with journal_on_pool(mirror) as pool:
+        journal = pool / "state" / "journal.sqlite3"
+        journal.parent.mkdir()
+        journal.write_bytes(b"written by two hosts at once " * 200)
+        result = mirror.run("sync")
+    assert result.code == ExitCode.JOURNAL, result.err
+    assert (
+        "is corrupt" in result.err
+        and f"on a FUSE filesystem (fuse.mergerfs at {pool})" in result.err
+    )
+    assert "move it aside" in result.err and "keep the SQLite journal on a local disk" in result.err
