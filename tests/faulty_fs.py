@@ -3,9 +3,13 @@ whose reads of the files named in a control file fail with EIO, as a failing dis
 sectors or a NAS share that lost its server do. Root reads any file whatever its mode,
 so an unreadable file needs a filesystem that says so.
 
-``python -m tests.faulty_fs BACKING MOUNT_POINT CONTROL`` serves it in the foreground;
-``faulty_mount`` starts it in a process of its own (the test's process reads through it)
-and always unmounts it.
+``python -m tests.faulty_fs BACKING MOUNT_POINT CONTROL [SUBTYPE [cached]]`` serves it in
+the foreground; ``faulty_mount`` starts it in a process of its own (the test's process
+reads through it) and always unmounts it. A subtype names it as a FUSE daemon does its
+own (``fuse.mergerfs`` in mountinfo); ``cached`` pages its files through the kernel's
+cache, as mergerfs with ``cache.files`` on does, where a shared ``mmap`` works (a
+SQLite journal's WAL); without it every read and write goes to the daemon
+(``direct_io``), as mergerfs's default does, where no such ``mmap`` can be made.
 """
 
 from __future__ import annotations
@@ -148,13 +152,23 @@ class Faulty(mfusepy.Operations):  # type: ignore[misc]
 
 
 @contextmanager
-def faulty_mount(backing: Path, mount_point: Path, control: Path) -> Iterator[Path]:
+def faulty_mount(
+    backing: Path,
+    mount_point: Path,
+    control: Path,
+    *,
+    subtype: str = "",
+    cached: bool = False,
+) -> Iterator[Path]:
     """Serve ``backing`` at ``mount_point`` (made) until the block ends; a read of a path
-    listed in ``control`` fails with EIO. Skips where FUSE is missing."""
+    listed in ``control`` fails with EIO. ``subtype``: its type is ``fuse.<subtype>``
+    (else ``fuse``); ``cached``: through the kernel's page cache. Skips where FUSE is
+    missing."""
     require_fuse()
     backing.mkdir(parents=True, exist_ok=True)
     mount_point.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "tests.faulty_fs", str(backing), str(mount_point), str(control)]
+    args += [subtype, "cached" if cached else "direct"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
@@ -179,15 +193,19 @@ def _errors(process: subprocess.Popen[bytes]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    backing, mount_point, control = argv
+    backing, mount_point, control, *more = argv
+    subtype, caching = (*more, "", "direct")[:2]
+    named = {"subtype": subtype} if subtype else {}
     mfusepy.FUSE(
         Faulty(backing, control),
         mount_point,
         foreground=True,
         nothreads=True,
-        direct_io=True,  # every read reaches ``read``: none is served from the page cache
+        # every read reaches ``read``: none is served from the page cache
+        direct_io=caching != "cached",
         attr_timeout=0,
         entry_timeout=0,
+        **named,
     )
 
 

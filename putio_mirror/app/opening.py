@@ -1,19 +1,26 @@
 """What a run opens before it observes: its journal (an existing one only, for a dry run),
-the files an earlier version left in staging, and the recording of an early end."""
+once it is found in a place SQLite can keep it, the files an earlier version left in
+staging, and the recording of an early end."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from putio_mirror.config.settings import Settings
-from putio_mirror.core.errors import ExitCode, MirrorError
+from putio_mirror.core.attention import SEVERAL_HOSTS, Attention, shared_journal
+from putio_mirror.core.errors import ExitCode, JournalError, MirrorError
 from putio_mirror.core.state import JournalFacts
 from putio_mirror.journal.peek import peek_facts
 from putio_mirror.journal.where import plain_sqlite_file, surely_missing_file
+from putio_mirror.journal.writers import Writer, writers
+from putio_mirror.local.folders import default_journal
+from putio_mirror.local.mounts import Mount, shared_filesystem
 from putio_mirror.local.staging import LEGACY_ITEMS_DIR, adopt_legacy_items, return_moved_files
 
 if TYPE_CHECKING:  # imported where used: a dry run needs no SQLAlchemy, if new
@@ -59,6 +66,69 @@ class EarlyEnd:
             self._journal.finish_run(run_id, ended, int(code), f"ended before its plan: {why}")
         except MirrorError as trouble:  # never hide the error that ended the run
             log.warning("could not record the run in the journal: %s", trouble)
+
+
+#: how lately another host must have written a SQLite journal on a share, since this host
+#: did, for a run to refuse it: hosts taking turns on one SQLite file over a share
+TURNS_WITHIN = timedelta(days=1)
+
+
+def journal_place(settings: Settings, now: datetime) -> tuple[Attention, ...]:
+    """Given a writing run's settings and the time, return what needs a person about
+    where its SQLite journal is: on a network share or a FUSE filesystem, whose locks
+    and shared memory SQLite's WAL cannot trust (the run goes on: one host's journal
+    there may well work, and moving it is a person's choice).
+
+    Raise JournalError, before anything writes it, if another host wrote it since this
+    host last did, within ``TURNS_WITHIN``: two hosts writing one SQLite file over a share
+    is how it gets corrupted. A host that never wrote it takes it over (a new Pi, after
+    the old one's SD card died, or a container made anew under another name), and so
+    does any a day after the other's last run."""
+    database = plain_sqlite_file(settings.journal_url)
+    if database is None:
+        return ()
+    mount = shared_filesystem(database.absolute().parent)
+    if mount is None:
+        return ()
+    other = other_writer(writers(database), socket.gethostname(), now)
+    if other is not None:
+        raise _taking_turns(database, mount, other)
+    return (described(database, mount),)
+
+
+def described(database: Path, mount: Mount) -> Attention:
+    """Given a SQLite journal's file and the share that holds it, say what is wrong."""
+    network = mount.sharing == "network"
+    return shared_journal(str(database), mount.describe(), network, str(default_journal()))
+
+
+def other_writer(found: Sequence[Writer], here: str, now: datetime) -> Writer | None:
+    """Given the hosts that wrote a journal, this host's name and the time, return the
+    host that wrote it last since this one did, within ``TURNS_WITHIN``; None if none
+    did, or this host never wrote it."""
+    mine = max((writer.last_run for writer in found if writer.host == here), default=None)
+    if mine is None:
+        return None
+    since = [
+        writer
+        for writer in found
+        if writer.host != here and writer.last_run > mine and now - writer.last_seen < TURNS_WITHIN
+    ]
+    return max(since, key=lambda writer: writer.last_run, default=None)
+
+
+def _taking_turns(database: Path, mount: Mount, other: Writer) -> JournalError:
+    seen = other.last_seen.astimezone()
+    again = (other.last_seen + TURNS_WITHIN).astimezone()
+    return JournalError(
+        f"the journal {database} is on {mount.describe()}, and host {other.host} wrote it "
+        f"since this host last did (at {seen:%Y-%m-%d %H:%M}): two hosts writing one SQLite "
+        "file over a share corrupt it; this run changed nothing",
+        f"{SEVERAL_HOSTS}; or give each host a SQLite journal of its own on a local "
+        f"disk (paths.journal: {default_journal()}, the default); or stop putio-mirror "
+        f"on {other.host}: a day after its last run ({again:%Y-%m-%d %H:%M}) this host "
+        "may write this one again",
+    )
 
 
 @contextmanager

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, get_args
 
 from putio_mirror.app.links import LinkPrefetcher
 from putio_mirror.app.observe import Observing, no_cycle_collection, observe, thawed_after
-from putio_mirror.app.opening import EarlyEnd, adopt_legacy_staging, existing_facts, open_journal
+from putio_mirror.app.opening import (
+    EarlyEnd,
+    adopt_legacy_staging,
+    existing_facts,
+    journal_place,
+    open_journal,
+)
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
 from putio_mirror.app.run_end import journal_end, journal_kept_end, pass_lock
@@ -139,6 +145,8 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     """Given the runtime and a request, observe, plan, and (unless dry) execute once."""
     settings = runtime.settings
     no_blackhole = _missing_blackhole(settings, request)
+    # before the run locks or writes anything: a journal two hosts take turns on is refused
+    shared = () if request.dry_run else journal_place(settings, runtime.clock())
     with ExitStack() as stack:
         stack.enter_context(thawed_after(collect=runtime.runs_again))
         # closed last: the events of the run (and of its end) are all handed on first
@@ -151,7 +159,12 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             runtime = replace(runtime, settings=settings)
             snapshot, plan = _observed_plan(runtime, request, observing, read_facts)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
-        notice = no_blackhole + needs_attention(plan, snapshot.transfers) + failing_files(snapshot)
+        notice = (
+            shared
+            + no_blackhole
+            + needs_attention(plan, snapshot.transfers)
+            + failing_files(snapshot)
+        )
         if violations and not request.force:
             if request.dry_run:
                 return Outcome(plan, None, ExitCode.SAFETY_REFUSED, violations, notice)

@@ -74,6 +74,8 @@ def _path_findings(settings: Settings) -> Iterator[Finding]:
     journal_file = sqlite_file(settings.journal_url)
     if journal_file is not None:
         yield _journal_path_finding(journal_file)
+        if (shared := _shared_journal_finding(journal_file)) is not None:
+            yield shared
     if settings.log_file is not None:
         yield _folder_finding("paths.log_file", settings.log_file, is_folder=False)
 
@@ -111,6 +113,19 @@ def _journal_path_finding(database: Path) -> Finding:
         "free some space there: no run can journal (nor download) until then; `status`, "
         "`history` and `--dry-run` still read the journal",
     )
+
+
+def _shared_journal_finding(database: Path) -> Finding | None:
+    """Given a SQLite journal's file, return a problem if a network share or a FUSE
+    filesystem holds it (or would: it may not be made yet); None if neither, or unknown."""
+    from putio_mirror.app.opening import described
+    from putio_mirror.local.mounts import shared_filesystem
+
+    mount = shared_filesystem(database.absolute().parent)
+    if mount is None:
+        return None
+    said = described(database, mount)
+    return problem("paths.journal", said.message.removeprefix("the journal "), said.hint)
 
 
 def _writable_finding(topic: str, path: Path, reason: str | None, hint: str) -> Finding:

@@ -32,7 +32,7 @@ from putio_mirror.core.errors import ConfigError
 from putio_mirror.core.naming import STAGING_DIR_NAME
 from putio_mirror.core.state import Filters, Policy, SafetyLimits
 from putio_mirror.core.window import Schedule, parse_schedule
-from putio_mirror.local.folders import config_folder, state_folder
+from putio_mirror.local.folders import config_folder, default_journal
 from putio_mirror.local.ownership import AS_IS, Ownership
 from putio_mirror.notify.values import Outlets
 
@@ -125,7 +125,7 @@ def default_config_path() -> Path:
 
 def default_journal_url() -> str:
     """Return the SQLite URL of the journal when none is configured, in the state folder."""
-    return f"sqlite:///{state_folder() / 'journal.sqlite3'}"
+    return f"sqlite:///{default_journal()}"
 
 
 def load_settings(

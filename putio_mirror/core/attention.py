@@ -122,3 +122,42 @@ def failing_files(snapshot: Snapshot) -> tuple[Attention, ...]:
         for file_id, record in sorted(failing)
         if file_id in on_putio
     )
+
+
+#: what SQLite says when a share fails it, as people meet it (Plex's users know them)
+_SHARE_SYMPTOMS = "SQLite says 'disk I/O error' or 'database disk image is malformed'"
+
+
+def shared_journal(database: str, where: str, network: bool, local: str) -> Attention:
+    """Given a SQLite journal's file, the filesystem that holds it (``Mount.describe``),
+    whether that is a network share (else FUSE), and the default journal's file on a
+    local disk, return what to say of it."""
+    if network:
+        why = (
+            "SQLite's WAL (its -shm shared memory) and locks are not kept across hosts "
+            "there, so two hosts writing it corrupt it, and a share's locks may fail even "
+            "one host's runs"
+        )
+    else:
+        why = (
+            "many FUSE filesystems (a mergerfs pool without its page cache, sshfs, rclone) "
+            "break the shared memory SQLite's WAL maps (its -shm file)"
+        )
+    return Attention(
+        f"the journal {database} is on {where}: {why} ({_SHARE_SYMPTOMS})",
+        f"{shared_journal_hint(local)}; {SEVERAL_HOSTS}",
+    )
+
+
+#: what hosts that would share a journal need (the README tells how)
+SEVERAL_HOSTS = "hosts that share one journal need PostgreSQL (README: Several hosts, one journal)"
+
+
+def shared_journal_hint(local: str) -> str:
+    """Given the default journal's file (on a local disk), say where a SQLite journal
+    found on a share belongs."""
+    return (
+        f"keep the SQLite journal on a local disk: set paths.journal to {local} (the "
+        "default) and move the file there (with its -wal file, if any) while no run is "
+        "on; copy it to the share as a backup if you like"
+    )

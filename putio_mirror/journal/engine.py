@@ -28,6 +28,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from putio_mirror.core.attention import SEVERAL_HOSTS, shared_journal_hint
 from putio_mirror.core.errors import JournalError
 from putio_mirror.journal.connecting import (
     LAST_WORD_SECONDS,
@@ -37,7 +38,8 @@ from putio_mirror.journal.connecting import (
 )
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
 from putio_mirror.journal.where import connect_read_only, free_bytes_if_full, lock_beside
-from putio_mirror.local.folders import lock_folder
+from putio_mirror.local.folders import default_journal, lock_folder
+from putio_mirror.local.mounts import shared_filesystem
 from putio_mirror.local.paths import why_unwritable
 
 _SUPPORTED = ("sqlite", "postgresql")
@@ -73,6 +75,10 @@ _DISK_FULL_HINT = (
 #: what SQLite says when its disk refuses it room: ENOSPC on a write (SQLITE_FULL), or a
 #: ``-shm`` it could make but not give room (SQLITE_IOERR_SHMSIZE)
 _NO_ROOM = ("database or disk is full", "disk i/o error")
+#: what SQLite says when a share fails its WAL's shared memory (a FUSE daemon that cannot
+#: map the -shm file), its locks, or the file itself (written by two hosts at once)
+_SHARE_TROUBLE = ("disk i/o error", "locking protocol")
+_CORRUPT = ("not a database", "malformed", "corrupt")
 
 
 class Database:
@@ -398,10 +404,12 @@ def translate_error(
         return JournalError(f"the journal {shown_url} cannot be written: {why}", _UNWRITABLE_HINT)
     if (full := _disk_full(database, lowered)) is not None:
         return full
+    if (shared := _on_share(database, lowered, shown_url, original)) is not None:
+        return shared
     if isinstance(error, OperationalError) and (lost := _connection_trouble(error, lowered)):
         first_line = original.splitlines()[0] if original else type(error).__name__
         return JournalError(f"the journal {shown_url} {lost} ({first_line})", _LOST_HINT)
-    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+    if any(words in lowered for words in _CORRUPT):
         return JournalError(f"the journal {shown_url} is corrupt ({original})", _CORRUPT_HINT)
     if "locked" in lowered or "busy" in lowered:
         return JournalError(f"the journal {shown_url} is locked ({original})", _LOCKED_HINT)
@@ -467,6 +475,32 @@ def _disk_full(database: Path | None, said: str) -> JournalError | None:
     return JournalError(
         f"the disk holding the journal ({database}) is full ({free:,} bytes free)",
         _DISK_FULL_HINT,
+    )
+
+
+def _on_share(
+    database: Path | None, said: str, shown_url: str, original: str
+) -> JournalError | None:
+    """Given a SQLite journal's file and what SQLite said (lowercase, and as said),
+    return the error to tell if it is trouble a share gives SQLite and a network share or
+    a FUSE filesystem holds the journal; None otherwise."""
+    corrupt = any(words in said for words in _CORRUPT)
+    if database is None or not (corrupt or any(words in said for words in _SHARE_TROUBLE)):
+        return None
+    mount = shared_filesystem(database.absolute().parent)
+    if mount is None:
+        return None
+    keep_local = shared_journal_hint(str(default_journal()))
+    if corrupt:
+        return JournalError(
+            f"the journal {shown_url} is corrupt ({original}); it is on {mount.describe()}, "
+            "where SQLite's locks and WAL cannot keep it whole",
+            f"{_CORRUPT_HINT}; and {keep_local}; {SEVERAL_HOSTS}",
+        )
+    return JournalError(
+        f"the journal {shown_url} failed: {original}; it is on {mount.describe()}, whose "
+        "shared memory (for the WAL's -shm file) or locks SQLite cannot use",
+        f"if that filesystem is up, {keep_local}; {SEVERAL_HOSTS}",
     )
 
 

@@ -41,3 +41,9 @@ def lock_folder() -> Path:
     folder (a tmpfs) does not.
     """
     return state_folder()
+
+
+def default_journal() -> Path:
+    """Return the SQLite journal's file when the config names none: in the state folder,
+    on a local disk as SQLite needs (``local/mounts``)."""
+    return state_folder() / "journal.sqlite3"

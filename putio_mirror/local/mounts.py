@@ -1,0 +1,168 @@
+"""Which filesystem holds a path, and whether it is one SQLite cannot trust: a network
+share or a FUSE filesystem.
+
+Python has no ``statfs``; Linux says what is mounted where in ``/proc/self/mountinfo``
+(one line a mount: ``36 35 98:0 /root /mount/point opts [tags] - type source opts``; a
+space, tab, newline or backslash in a path written as ``\\040`` and the like). The mount
+holding a path is the one at the longest mount point that is a prefix of it, preferring
+those on the path's own device (a mount hidden under a later one over its parent is not
+it). A bind mount is told by its mount point, never by its root (the folder of the
+filesystem it shows), so a share bound into a container shows the share's type. Where
+there is no such file (macOS, the BSDs), the filesystem is unknown: None, never an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from putio_mirror.local.paths import nearest_existing
+
+MOUNTINFO = Path("/proc/self/mountinfo")
+
+#: filesystems whose files live on another machine: SQLite's locks and its WAL's shared
+#: memory (``-shm``) are not kept across hosts there (sqlite.org/wal.html, "WAL does not
+#: work over a network filesystem"; sqlite.org/lockingv3.html on broken NFS locks)
+NETWORK_TYPES = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "smb",
+        "9p",
+        "ceph",
+        "glusterfs",
+        "afs",
+        "lustre",
+        "coda",
+        "ncpfs",
+        "davfs",
+        "beegfs",
+        "gpfs",
+        "orangefs",
+        "vboxsf",
+        # FUSE filesystems whose files are elsewhere: said as a network share, more telling
+        "fuse.sshfs",
+        "fuse.rclone",
+        "fuse.s3fs",
+        "fuse.gcsfuse",
+        "fuse.davfs2",
+        "fuse.smbnetfs",
+        "fuse.glusterfs",
+        "fuse.ceph-fuse",
+        "fuse.juicefs",
+        "fuse.curlftpfs",
+    }
+)
+
+Sharing = Literal["network", "FUSE"]
+
+_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """One line of mountinfo: where it is mounted, what, and from where."""
+
+    mount_point: str
+    fstype: str
+    source: str
+    #: the folder of its filesystem shown at the mount point (not ``/``: a bind mount)
+    root: str
+    device: tuple[int, int]
+
+    @property
+    def sharing(self) -> Sharing | None:
+        return sharing_of(self.fstype)
+
+    def describe(self) -> str:
+        """Say what it is, for a message: "a FUSE filesystem (fuse.mergerfs at /mnt/pool)"."""
+        kind = {"network": "a network filesystem", "FUSE": "a FUSE filesystem"}
+        what = kind.get(self.sharing or "", "a filesystem")
+        return f"{what} ({self.fstype} at {self.mount_point})"
+
+
+def sharing_of(fstype: str) -> Sharing | None:
+    """Given a filesystem type as mountinfo spells it, say whether it is a network share,
+    a FUSE filesystem (whose daemon may break the shared ``mmap`` SQLite's WAL needs: a
+    mergerfs pool without its page cache, ``direct_io``), or neither (None).
+
+    ``fuseblk`` (ntfs-3g, exfat-fuse on a local disk) is neither: a local disk, whose
+    daemon pages through the kernel's cache, where SQLite's WAL works."""
+    if fstype in NETWORK_TYPES:
+        return "network"
+    if fstype == "fuse" or fstype.startswith("fuse."):
+        return "FUSE"
+    return None
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """Given the text of a mountinfo file, return its mounts in its order (later ones on
+    top of earlier ones at the same point); a line not in its shape is skipped."""
+    return [mount for line in text.splitlines() if (mount := _parse_line(line)) is not None]
+
+
+def _parse_line(line: str) -> Mount | None:
+    fields = line.split(" ")
+    try:
+        separator = fields.index("-", 6)  # optional tags (shared:1, master:2) come before
+        major, minor = fields[2].split(":")
+        return Mount(
+            mount_point=_unescape(fields[4]),
+            fstype=_unescape(fields[separator + 1]),
+            source=_unescape(fields[separator + 2]),
+            root=_unescape(fields[3]),
+            device=(int(major), int(minor)),
+        )
+    except (ValueError, IndexError):
+        return None
+
+
+def _unescape(field: str) -> str:
+    return _ESCAPE.sub(lambda octal: chr(int(octal.group(1), 8)), field)
+
+
+def mount_holding(
+    path: str, mounts: Sequence[Mount], device: tuple[int, int] | None = None
+) -> Mount | None:
+    """Given an absolute path with no link in it, the mounts, and the device the path is
+    on (if known), return the mount that holds it: at the longest mount point above it,
+    the topmost there; among those on its device first, if any is."""
+    above = [mount for mount in mounts if _is_under(path, mount.mount_point)]
+    on_device = [mount for mount in above if mount.device == device]
+    candidates = on_device or above
+    if not candidates:
+        return None
+    longest = max(len(mount.mount_point) for mount in candidates)
+    return [mount for mount in candidates if len(mount.mount_point) == longest][-1]
+
+
+def _is_under(path: str, mount_point: str) -> bool:
+    if mount_point == "/":
+        return path.startswith("/")
+    return path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
+
+
+def filesystem_of(path: Path, mountinfo: Path = MOUNTINFO) -> Mount | None:
+    """Given a path that may not exist yet, return the mount that holds it (or would);
+    None where that cannot be told (no mountinfo: not Linux), never an error."""
+    try:
+        text = mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
+        existing = Path(os.path.realpath(nearest_existing(path)))
+        found = existing.stat().st_dev
+    except (OSError, ValueError):
+        return None
+    return mount_holding(str(existing), parse_mountinfo(text), (os.major(found), os.minor(found)))
+
+
+def shared_filesystem(path: Path, mountinfo: Path = MOUNTINFO) -> Mount | None:
+    """Given a path, return the mount that holds it if it is a network share or a FUSE
+    filesystem; None if it is neither, or unknown."""
+    mount = filesystem_of(path, mountinfo)
+    return mount if mount is not None and mount.sharing is not None else None

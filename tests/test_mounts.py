@@ -1,0 +1,141 @@
+"""Which filesystem holds a path: /proc/self/mountinfo as Linux writes it (escapes, bind
+mounts, a container's overlay root, stacked and hidden mounts), and this machine's own."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from putio_mirror.local.mounts import (
+    Mount,
+    filesystem_of,
+    mount_holding,
+    parse_mountinfo,
+    sharing_of,
+)
+
+# A Docker container on a NAS: an overlay root, a media share bound in from the host's NFS
+# mount (root /volume1/media), a config folder bound from the host's ext4, an sshfs mount
+# whose name holds a space (\040), a tab (\011) and a backslash (\134), a mergerfs pool, a
+# mount hidden by a later one over its parent (/srv/old/inner, under /srv/old), and a
+# device mounted twice at one point (the later on top).
+CONTAINER = """\
+1021 960 0:118 / / rw,relatime master:512 - overlay overlay rw,lowerdir=/l1:/l2,upperdir=/u
+1022 1021 0:121 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+1030 1021 0:52 /volume1/media /data rw,relatime shared:7 master:3 - nfs4 nas:/volume1 rw,vers=4.1
+1031 1021 8:2 /var/lib/docker/volumes/cfg/_data /config rw,relatime - ext4 /dev/sda2 rw
+1032 1021 0:60 / /mnt/my\\040share\\011x\\134y rw,nosuid,nodev - fuse.sshfs me@nas:/home\\040dir rw
+1033 1021 0:61 / /mnt/pool rw,relatime shared:9 - fuse.mergerfs disk1:disk2 rw,user_id=0
+1034 1021 0:62 / /srv/old/inner rw - cifs //nas/old rw
+1035 1021 0:63 / /srv/old rw - tmpfs tmpfs rw
+1036 1021 0:64 / /stack rw - ext4 /dev/sdb1 rw
+1037 1036 0:65 / /stack rw - nfs nas:/stack rw
+this line is no mount
+"""
+
+
+@pytest.fixture
+def mounts() -> list[Mount]:
+    return parse_mountinfo(CONTAINER)
+
+
+def test_every_well_formed_line_is_a_mount_and_a_broken_one_is_skipped(
+    mounts: list[Mount],
+) -> None:
+    assert len(mounts) == 10
+    assert mounts[0] == Mount("/", "overlay", "overlay", "/", (0, 118))
+
+
+def test_escaped_spaces_tabs_and_backslashes_are_read_back(mounts: list[Mount]) -> None:
+    sshfs = mounts[4]
+    assert sshfs.mount_point == "/mnt/my share\tx\\y"
+    assert sshfs.source == "me@nas:/home dir" and sshfs.fstype == "fuse.sshfs"
+    found = mount_holding("/mnt/my share\tx\\y/state/journal.sqlite3", mounts)
+    assert found == sshfs
+
+
+def test_a_bind_mount_is_told_by_its_mount_point_not_its_root(mounts: list[Mount]) -> None:
+    found = mount_holding("/data/putio/journal.sqlite3", mounts)
+    assert found is not None and found.fstype == "nfs4" and found.root == "/volume1/media"
+    assert found.describe() == "a network filesystem (nfs4 at /data)"
+    assert mount_holding("/volume1/media/x", mounts) == mounts[0], "the root is no path here"
+    config = mount_holding("/config/journal.sqlite3", mounts)
+    assert config is not None and config.fstype == "ext4" and config.sharing is None
+
+
+def test_the_overlay_root_holds_what_no_longer_mount_point_does(mounts: list[Mount]) -> None:
+    for path in ("/", "/app/state/journal.sqlite3", "/database", "/dat"):
+        found = mount_holding(path, mounts)
+        assert found is not None and found.fstype == "overlay", path
+    pool = mount_holding("/mnt/pool/state/journal.sqlite3", mounts)
+    assert pool is not None and pool.describe() == "a FUSE filesystem (fuse.mergerfs at /mnt/pool)"
+    assert mount_holding("/mnt/poolside/x", mounts) == mounts[0], "a prefix of a name is none"
+
+
+def test_the_topmost_of_mounts_at_one_point_holds_it(mounts: list[Mount]) -> None:
+    found = mount_holding("/stack/journal.sqlite3", mounts)
+    assert found is not None and found.fstype == "nfs"
+
+
+def test_a_mount_hidden_under_a_later_one_over_its_parent_is_passed_over_by_device(
+    mounts: list[Mount],
+) -> None:
+    # Longest prefix alone names the cifs share; the path's own device is the tmpfs's.
+    path = "/srv/old/inner/journal.sqlite3"
+    assert mount_holding(path, mounts).fstype == "cifs"  # type: ignore[union-attr]
+    found = mount_holding(path, mounts, device=(0, 63))
+    assert found is not None and found.fstype == "tmpfs"
+    # a device mountinfo does not name (a btrfs subvolume's own): the longest prefix
+    assert mount_holding(path, mounts, device=(0, 999)).fstype == "cifs"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("fstype", "sharing"),
+    [
+        ("nfs", "network"),
+        ("nfs4", "network"),
+        ("cifs", "network"),
+        ("smb3", "network"),
+        ("9p", "network"),
+        ("ceph", "network"),
+        ("fuse.sshfs", "network"),
+        ("fuse.rclone", "network"),
+        ("fuse.mergerfs", "FUSE"),
+        ("fuse", "FUSE"),
+        ("fuseblk", None),  # ntfs-3g on a local USB disk
+        ("ext4", None),
+        ("overlay", None),
+        ("tmpfs", None),
+        ("zfs", None),
+    ],
+)
+def test_network_and_fuse_filesystems_are_told_from_local_ones(
+    fstype: str, sharing: str | None
+) -> None:
+    assert sharing_of(fstype) == sharing
+
+
+def test_this_machines_own_mount_of_a_folder_is_found_on_its_device(tmp_path: Path) -> None:
+    if not Path("/proc/self/mountinfo").exists():
+        pytest.skip("no /proc/self/mountinfo here")
+    found = filesystem_of(tmp_path / "not" / "made" / "journal.sqlite3")
+    assert found is not None
+    device = tmp_path.stat().st_dev
+    assert found.device == (os.major(device), os.minor(device))
+    assert str(tmp_path.resolve()).startswith(found.mount_point)
+
+
+def test_a_link_is_followed_to_the_filesystem_it_leads_to(tmp_path: Path) -> None:
+    (tmp_path / "mountinfo").write_text(
+        f"1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / {tmp_path}/share rw - nfs4 nas:/x rw\n"
+    )
+    (tmp_path / "share").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "share")
+    found = filesystem_of(tmp_path / "link" / "journal.sqlite3", tmp_path / "mountinfo")
+    assert found is not None and found.fstype == "nfs4"
+
+
+def test_without_mountinfo_the_filesystem_is_unknown_not_an_error(tmp_path: Path) -> None:
+    assert filesystem_of(tmp_path, tmp_path / "no-such-mountinfo") is None
