@@ -82,6 +82,25 @@ def test_doctor_says_nothing_of_a_journal_on_a_local_disk(mirror: Mirror) -> Non
     assert result.code == 0 and problems(result.out) == [], result.out
 
 
+def test_a_journal_linked_from_a_fuse_pool_to_a_local_disk_is_where_its_target_is(
+    mirror: Mirror,
+) -> None:
+    # SQLite follows a link to the journal and keeps its -wal and -shm beside the target:
+    # only the lock and its records are in the pool, and nothing is wrong with the journal.
+    mirror.fake.add_file("film.mkv", content=b"a film")
+    local = mirror.root / "local-disk" / "journal.sqlite3"
+    local.parent.mkdir()
+    with journal_on_pool(mirror) as pool:
+        linked = pool / "state" / "journal.sqlite3"
+        linked.parent.mkdir()
+        linked.symlink_to(local)
+        synced = mirror.run("sync")
+        doctor = mirror.run("doctor")
+    assert synced.code == 0, synced.err
+    assert local.is_file() and mirror.local_files() == {"film.mkv": b"a film"}
+    assert doctor.code == 0 and problems(doctor.out) == [], doctor.out
+
+
 def test_a_sync_over_a_journal_on_a_fuse_pool_does_its_work_and_says_it_needs_you_once(
     mirror: Mirror,
 ) -> None:

@@ -87,7 +87,8 @@ def journal_place(settings: Settings, now: datetime) -> tuple[Attention, ...]:
     database = plain_sqlite_file(settings.journal_url)
     if database is None:
         return ()
-    mount = shared_filesystem(database.absolute().parent)
+    # the file, not its folder: SQLite follows a link to it and keeps its -wal beside the target
+    mount = shared_filesystem(database.absolute())
     if mount is None:
         return ()
     other = other_writer(writers(database), socket.gethostname(), now)

@@ -121,7 +121,7 @@ def _shared_journal_finding(database: Path) -> Finding | None:
     from putio_mirror.app.opening import described
     from putio_mirror.local.mounts import shared_filesystem
 
-    mount = shared_filesystem(database.absolute().parent)
+    mount = shared_filesystem(database.absolute())  # a link's target: SQLite follows it
     if mount is None:
         return None
     said = described(database, mount)

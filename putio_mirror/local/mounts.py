@@ -154,7 +154,8 @@ def filesystem_of(path: Path, mountinfo: Path = MOUNTINFO) -> Mount | None:
     None where that cannot be told (no mountinfo: not Linux), never an error."""
     try:
         text = mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
-        existing = Path(os.path.realpath(nearest_existing(path)))
+        # links resolved first, a dangling one too (SQLite makes the file where it points)
+        existing = nearest_existing(Path(os.path.realpath(path)))
         found = existing.stat().st_dev
     except (OSError, ValueError):
         return None
