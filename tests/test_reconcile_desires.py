@@ -76,6 +76,41 @@ def test_a_desire_whose_submission_got_no_answer_is_submitted_again() -> None:
     assert [action.key for action in reconcile(snapshot, Policy(), NOW)] == [f"upload:{HASH_A}"]
 
 
+def magnet_transfer(transfer_id: int, info_hash: str, status: str, **fields: object) -> Transfer:
+    source = f"magnet:?xt=urn:btih:{info_hash}"
+    return Transfer(transfer_id, "t", status, hash=info_hash, source=source, **fields)  # type: ignore[arg-type]
+
+
+def test_a_torrent_replaces_its_magnet_s_transfer_only_while_put_io_has_fetched_nothing() -> None:
+    """A private torrent added as a magnet never starts (no metadata without DHT); its
+    .torrent, added later, goes in its place. A transfer under way is never sent twice,
+    nor is one not ours touched."""
+    hashes = [f"{n:x}" * 40 for n in range(1, 10)]
+    transfers = (
+        magnet_transfer(1, hashes[0], "IN_QUEUE"),
+        magnet_transfer(2, hashes[1], "PREPARING_DOWNLOAD", percent_done=0),
+        magnet_transfer(3, hashes[2], "ERROR", error_message="no metadata"),
+        magnet_transfer(4, hashes[3], "DOWNLOADING", percent_done=10),
+        magnet_transfer(5, hashes[4], "WAITING", percent_done=3),  # fetched some already
+        Transfer(6, "t", "IN_QUEUE", hash=hashes[5]),  # sent as a .torrent already
+        magnet_transfer(7, hashes[6], "IN_QUEUE"),  # added by hand on put.io: not ours
+        magnet_transfer(8, hashes[7], "IN_QUEUE"),  # the desire is still a magnet
+        magnet_transfer(9, hashes[8], "IN_QUEUE"),  # paused by its client
+    )
+    desires = [desire(info_hash, n) for n, info_hash in enumerate(hashes, 1)]
+    desires[7] = replace(desires[7], kind="magnet", magnet_uri=transfers[7].source or "")
+    desires[8] = replace(desires[8], paused=True)
+    ours = tuple(Submission(t.hash or "", t.id, t.name, NOW) for t in transfers if t.id != 7)
+    snapshot = Snapshot(transfers=transfers, journal=facts(*desires, submissions=ours))
+    submits = [action for action in reconcile(snapshot, Policy(), NOW) if action.kind == "submit"]
+    assert [(action.info_hash, action.replaces) for action in submits] == [  # type: ignore[union-attr]
+        (hashes[0], 1),
+        (hashes[1], 2),
+        (hashes[2], 3),
+    ]
+    assert [action.key for action in submits] == [f"upload:{h}" for h in hashes[:3]]
+
+
 def test_the_same_torrent_in_the_blackhole_waits_for_the_desire_and_is_archived() -> None:
     dropped = BlackholeItem("/bh/a.torrent", "a.torrent", "torrent", 10, HASH_A)
     snapshot = Snapshot(blackhole=(dropped,), journal=facts(desire(HASH_A, 1)))

@@ -5,11 +5,17 @@ Transmission item by itself), so the text must say what is wrong and what to do.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from putio_mirror.core.errors import ExitCode
+from putio_mirror.core.state import Policy, Snapshot
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.fakeputio.transfers import ACTIVE
 from putio_mirror.journal.store import Journal
+from putio_mirror.rpc.board import Board
+from putio_mirror.rpc.fields import Outage
 from tests.conftest import TorrentFactory
 from tests.mirror_env import Mirror
 from tests.rpc_env import Client, serving, url_of, wait_for
@@ -195,3 +201,70 @@ def test_a_stranger_s_file_dropped_during_the_download_is_told_and_clears_once_m
     assert stuck["error"] == 3 and stuck["leftUntilDone"] > 0
     assert done["errorString"] == "" and done["error"] == 0
     assert (mirror.downloads / "tv" / "Show.S01E07" / "Show.S01E07.mkv").stat().st_size == 300_000
+
+
+def test_an_outage_the_journal_tells_of_is_a_warning_at_once_after_serve_restarts(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    """``serve`` restarted while put.io is out: its own first look spends minutes in the
+    client's retries, but the journal's runs already say put.io did not answer (exit 8),
+    so the items waiting for it say so from the first poll, and no more once it answers."""
+    with serving(mirror, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        client.add_torrent(torrent_bytes("Stuck.S01E08"), paused=False, **TV)
+        wait_for(lambda: has_transfer(fake_putio, "Stuck.S01E08"))
+    # put.io down for maintenance: the timer's sync finds it so and ends early (journaled)
+    fake_putio.inject("*", status=503, times=1_000_000, retry_after="3600")
+    assert mirror.run("sync").code == 8
+    fake_putio.heal()
+    fake_putio.outage(3600)  # still out: every connection reset, retried for minutes
+    with serving(mirror, poll_seconds=0.1) as server:
+        client = Client(url_of(server))
+        stuck = wait_for(
+            lambda: (row := item_named(client, "Stuck.S01E08"))["errorString"] and row, timeout=8
+        )
+        fake_putio.outage(0)  # back
+        cleared = wait_for(
+            lambda: not (row := item_named(client, "Stuck.S01E08"))["errorString"] and row
+        )
+    assert "put.io has not answered since" in stuck["errorString"]
+    assert "503" in stuck["errorString"], "why, as the journal has it"
+    assert stuck["error"] in (1, 2) and stuck["leftUntilDone"] > 0
+    assert cleared["error"] == 0
+
+
+T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+
+
+def journal_run(journal: Journal, command: str, minute: int, code: ExitCode, summary: str) -> None:
+    """Journal a run that began ``minute`` minutes after T0 and took one minute."""
+    run_id = journal.start_run(command, T0 + timedelta(minutes=minute))
+    journal.finish_run(run_id, T0 + timedelta(minutes=minute + 1), int(code), summary)
+
+
+def test_the_runs_that_heard_nothing_from_put_io_since_it_last_answered_are_its_outage(
+    tmp_path: Path,
+) -> None:
+    """Runs that say nothing of put.io between them (the door's own removals, a run
+    stopped on request) neither end the outage nor tell of it; the board's own answered
+    look ends it, as a run that heard from put.io does."""
+    answered, silent = "sync on nas", "ended before its plan: put.io GET transfers/list failed"
+    now = T0 + timedelta(minutes=45)
+    with Journal.open(f"sqlite:///{tmp_path / 'journal.db'}") as journal:
+        journal_run(journal, answered, 0, ExitCode.OK, "3 done, 0 failed")
+        journal_run(journal, answered, 15, ExitCode.UNREACHABLE, f"{silent}: HTTP 503")
+        journal_run(journal, "rpc torrent-remove", 20, ExitCode.OK, "1 done")
+        journal_run(journal, answered, 30, ExitCode.UNREACHABLE, f"{silent}: HTTP 502")
+        journal_run(
+            journal, answered, 40, ExitCode.INTERRUPTED, "ended before its plan: interrupted"
+        )
+        board = Board(journal, Policy(), clock=lambda: now, stale_after=300)
+        told = board.outage(now)
+        board.refresh(Snapshot(), with_files=False)  # a look answered
+        after_a_look = board.outage(now + timedelta(minutes=10))
+        journal_run(journal, answered, 50, ExitCode.OK, "0 done, 0 failed")
+        fresh = Board(journal, Policy(), clock=lambda: now, stale_after=300)
+        after_a_run = fresh.outage(now + timedelta(minutes=60))
+    why = "put.io GET transfers/list failed: HTTP 502"
+    assert told == Outage(T0 + timedelta(minutes=15), why)
+    assert after_a_look is None and after_a_run is None

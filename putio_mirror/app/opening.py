@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # imported where used: a dry run needs no SQLAlchemy, if new
     from putio_mirror.journal.store import Journal
 
 log = logging.getLogger(__name__)
+#: how the summary of a run that ended before its plan begins (the why follows)
+EARLY_END = "ended before its plan: "
 
 
 class EarlyEnd:
@@ -63,7 +65,7 @@ class EarlyEnd:
         try:
             run_id = self._journal.start_run(self._command, self._started)
             ended = self._clock().astimezone(UTC)
-            self._journal.finish_run(run_id, ended, int(code), f"ended before its plan: {why}")
+            self._journal.finish_run(run_id, ended, int(code), f"{EARLY_END}{why}")
         except MirrorError as trouble:  # never hide the error that ended the run
             log.warning("could not record the run in the journal: %s", trouble)
 

@@ -28,6 +28,8 @@ class Submitter(Protocol):
 
     def add_transfer(self, url: str, save_parent_id: int | None = None) -> Transfer: ...
 
+    def cancel_transfers(self, ids: list[int]) -> None: ...
+
     def folder_named(self, parent_id: int, name: str) -> int: ...
 
 
@@ -52,6 +54,10 @@ def submit_desired(
 
     Raise ItemError if its bytes are gone from the journal or put.io refuses it (the
     refusal is kept on the desire, so it is not sent again and clients see why).
+
+    One that replaces its magnet's transfer cancels that first: put.io may refuse a
+    torrent it already has as a transfer. The journal forgets that transfer before, so a
+    run that stops in between submits the .torrent again, or records its transfer.
     """
     data = None if action.magnet_uri else journal.desires.torrent(action.info_hash)
     if not action.magnet_uri and data is None:
@@ -63,6 +69,9 @@ def submit_desired(
         parent: int | None = remote.folder_named(root_id, action.category)
     else:  # into the mirrored folder, or it would never come down
         parent = root_id or folders.save_parent_id
+    if action.replaces is not None:
+        journal.forget_transfer(action.info_hash, action.replaces)
+        remote.cancel_transfers([action.replaces])
     journal.record_submission(action.info_hash, None, action.name, now())
     try:
         if action.magnet_uri:
@@ -74,4 +83,6 @@ def submit_desired(
         journal.desires.change([action.info_hash], error=refusal.message)
         raise ItemError(refusal.message, refusal.hint) from refusal
     journal.record_submission(action.info_hash, transfer.id, action.name, now())
+    if action.replaces is not None:
+        return f"transfer {transfer.id}, in place of transfer {action.replaces} (its magnet)"
     return f"transfer {transfer.id}"

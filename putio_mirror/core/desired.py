@@ -3,6 +3,12 @@
 Pure: the reconciler hands in the snapshot and the time. A desire is submitted once
 by info-hash, like a blackhole file: not when the journal knows its submission, not
 when put.io already has a transfer with its hash, not while it is paused.
+
+One exception: a .torrent added over RPC after its magnet was submitted. A private
+torrent added to put.io as a magnet usually never starts (no DHT or PEX to bring its
+metadata), so while put.io has fetched nothing of the magnet's transfer (ours), that
+transfer is cancelled and the .torrent submitted in its place; once put.io fetches it,
+it is left alone: a torrent under way is never sent to put.io twice.
 """
 
 from __future__ import annotations
@@ -20,23 +26,52 @@ from putio_mirror.core.plan import (
 from putio_mirror.core.state import FINISHED_STATUSES, Desire, Snapshot, Transfer
 
 SECONDS_PER_MINUTE = 60
+#: put.io's statuses of a transfer before it fetches anything: queued, waiting, looking
+#: for a magnet's metadata (PREPARING_DOWNLOAD), or failed that way (with no byte fetched)
+NOT_STARTED_STATUSES = frozenset({"IN_QUEUE", "WAITING", "PREPARING_DOWNLOAD", "ERROR"})
 
 
 def plan_desires(snapshot: Snapshot) -> list[SubmitDesired]:
-    """Given the world, return a submission for every desire not yet on put.io, in the
-    download order."""
+    """Given the world, return a submission for every desire not yet on put.io, and for
+    every .torrent whose magnet put.io has not started (see above), in the download order."""
     submitted = {
-        key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
+        key: entry.transfer_id
+        for key, entry in snapshot.journal.submissions.items()
+        if entry.transfer_id is not None
     }
-    on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
-    return [
-        SubmitDesired(desire.name, desire.info_hash, desire.magnet_uri, desire.category)
-        for desire in sorted(snapshot.journal.desires.values(), key=_queue_place)
-        if not desire.paused
-        and desire.error is None
-        and desire.info_hash not in submitted
-        and desire.info_hash not in on_putio
-    ]
+    on_putio = {transfer.hash: transfer for transfer in snapshot.transfers if transfer.hash}
+    actions = []
+    for desire in sorted(snapshot.journal.desires.values(), key=_queue_place):
+        if desire.paused or desire.error is not None:
+            continue
+        transfer = on_putio.get(desire.info_hash)
+        if desire.info_hash not in submitted and transfer is None:
+            actions.append(
+                SubmitDesired(desire.name, desire.info_hash, desire.magnet_uri, desire.category)
+            )
+        elif transfer is not None and _replaceable(desire, transfer, submitted):
+            actions.append(_replacing(desire, transfer))
+    return actions
+
+
+def _replaceable(desire: Desire, transfer: Transfer, submitted: Mapping[str, int]) -> bool:
+    """Given a desire given as a .torrent, its hash's transfer on put.io and the transfers
+    the journal knows as ours, say whether that transfer is ours, made of a magnet, and
+    has fetched nothing yet."""
+    return (
+        not desire.magnet_uri
+        and submitted.get(desire.info_hash) == transfer.id
+        and (transfer.source or "").lower().startswith("magnet:")
+        and transfer.status in NOT_STARTED_STATUSES
+        and not transfer.percent_done
+    )
+
+
+def _replacing(desire: Desire, transfer: Transfer) -> SubmitDesired:
+    why = f"its .torrent, in place of its magnet (put.io has not started it: {transfer.status})"
+    return SubmitDesired(
+        desire.name, desire.info_hash, category=desire.category, replaces=transfer.id, why=why
+    )
 
 
 def _queue_place(desire: Desire) -> tuple[int, int]:

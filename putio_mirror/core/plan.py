@@ -78,13 +78,16 @@ class SubmitMagnet:
 @dataclass(frozen=True, slots=True)
 class SubmitDesired:
     """Submit a torrent an RPC client asked for (its bytes or magnet are in the journal),
-    into its category's folder on put.io; the key is the blackhole's, so once by info-hash."""
+    into its category's folder on put.io; the key is the blackhole's, so once by info-hash.
+    ``replaces``: the transfer of its magnet, which put.io has not started, cancelled first
+    (its .torrent came later)."""
 
     kind: ClassVar[ActionKind] = "submit"
     name: str
     info_hash: str
     magnet_uri: str = ""
     category: str = ""
+    replaces: int | None = None
     why: str = "asked for over RPC"
     requires: tuple[str, ...] = ()
 

@@ -62,17 +62,22 @@ _LISTED = select(
 def add(conn: Connection, row: Mapping[str, Any]) -> tuple[int, bool]:
     """Given a new desire's row, store it unless its info-hash is known and not removed;
     return (its id, whether it was added now). A removed one comes back with the new row.
-    Either goes to the end of the download order."""
+    Either goes to the end of the download order. A .torrent given for a live magnet
+    takes the magnet's place (``_take_torrent``); the desire is not new for that."""
     last = conn.execute(select(func.max(_COLUMNS.queue_position))).scalar_one_or_none()
     row = dict(row) | {"queue_position": (last or 0) + 1}
     found = conn.execute(
-        select(_COLUMNS.id, _COLUMNS.removed_at).where(_COLUMNS.info_hash == row["info_hash"])
+        select(_COLUMNS.id, _COLUMNS.removed_at, _COLUMNS.kind).where(
+            _COLUMNS.info_hash == row["info_hash"]
+        )
     ).first()
     if found is None:
         inserted = conn.execute(insert(desires_table).values(**row)).inserted_primary_key
         assert inserted is not None
         return int(inserted[0]), True
     if found.removed_at is None:
+        if found.kind == "magnet" and row["torrent"] is not None:
+            _take_torrent(conn, found.id, row)
         return int(found.id), False
     values = dict(row) | {
         "removed_at": None,
@@ -82,6 +87,18 @@ def add(conn: Connection, row: Mapping[str, Any]) -> tuple[int, bool]:
     }
     conn.execute(update(desires_table).where(_COLUMNS.id == found.id).values(**values))
     return int(found.id), True
+
+
+def _take_torrent(conn: Connection, desire_id: int, row: Mapping[str, Any]) -> None:
+    """Given a live magnet desire's id and the row of its .torrent, keep the .torrent in
+    the magnet's place: it carries what a magnet lacks (trackers, the metadata, the
+    private flag), so it is what put.io is sent from now on (and in place of the magnet's
+    transfer while put.io has not started it: ``core.desired``). Its name and size are
+    the .torrent's; a refusal of the magnet is forgotten, the .torrent not refused yet.
+    Its place in the download order, category, labels and pause stay the client's."""
+    torrent = {key: row[key] for key in ("name", "kind", "size", "torrent", "magnet_uri")}
+    values = torrent | {"error": None, "revision": _COLUMNS.revision + 1}
+    conn.execute(update(desires_table).where(_COLUMNS.id == desire_id).values(**values))
 
 
 def change(conn: Connection, info_hashes: list[str], values: Mapping[str, Any]) -> None:

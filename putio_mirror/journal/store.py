@@ -274,6 +274,18 @@ class Journal(StartingFace):
                 row | {"transfer_id": known_id},
             )
 
+    def forget_transfer(self, info_hash: str, transfer_id: int) -> None:
+        """Given a submitted info-hash and the transfer the journal knows it as, forget that
+        transfer (about to be cancelled for another submission of the torrent), so the
+        submission reads as only attempted: the next run records the transfer put.io shows
+        of it, or submits it again if put.io shows none. Another transfer known since stays."""
+        submission = submissions_table.c
+        statement = update(submissions_table).where(
+            submission.info_hash == info_hash, submission.transfer_id == transfer_id
+        )
+        with self._db.write() as conn:
+            conn.execute(statement.values(transfer_id=None))
+
     def record_progress(
         self,
         file_id: int,

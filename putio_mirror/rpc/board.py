@@ -10,7 +10,11 @@ that only a person can solve (a local file not ours in the way of one of its fil
 by a plan or met by placing it; a full disk that refused one: ``find_blocked``, read
 again at each refresh), and put.io's
 outage: the runs' looks failing (``look_failed``) while none was answered for
-``STALE_POLLS`` polls. Sonarr shows either as the item's warning.
+``STALE_POLLS`` polls. Sonarr shows either as the item's warning. The journal's runs
+tell of an outage too (``journaled_outage``: the newest ones that heard nothing from
+put.io, exit 8, read again at each refresh and failed look, and at the board's start):
+so a ``serve`` restarted during an outage says so from its first poll, not only once its
+own first look has spent the client's retries, minutes, and ten polls more.
 
 It also notices an item put.io lost: submitted, not placed, and put.io shows neither its
 transfer nor any file of it (the user deleted put.io's copy by hand, or cancelled the
@@ -24,17 +28,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
+from putio_mirror.app.opening import EARLY_END
 from putio_mirror.core.attention import NEEDS_YOU, NO_ROOM, noted_key
-from putio_mirror.core.errors import MirrorError
+from putio_mirror.core.errors import ExitCode, MirrorError
 from putio_mirror.core.mirroring import RemoteTree, in_the_way, index_tree
 from putio_mirror.core.state import Desire, Policy, Snapshot, Transfer
 from putio_mirror.journal.rows import FileProgress
-from putio_mirror.journal.store import Journal, LastAction
-from putio_mirror.rpc.fields import Blocked, Outage, Troubles
+from putio_mirror.journal.store import Journal, LastAction, RunRecord
+from putio_mirror.rpc.fields import REMOVAL_COMMAND, Blocked, Outage, Troubles
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,20 @@ ItemFiles = tuple[tuple[int, str, int], ...]
 #: how long the board's looks may go unanswered before its items say put.io is out: ten
 #: polls (5 minutes at the default 30 s), past the client's own retries of one look
 STALE_POLLS = 10
+#: the newest runs read for put.io's outage at each refresh (by the runs' key: cheap): a
+#: streak longer than this says it began no later than its oldest run read
+RUNS_READ = 32
+#: how runs that asked put.io ended when it answered (a refusal of the token included)
+_ANSWERED = frozenset(
+    {
+        ExitCode.OK,
+        ExitCode.ITEMS_FAILED,
+        ExitCode.REMOTE_FATAL,
+        ExitCode.SAFETY_REFUSED,
+        ExitCode.WINDOW_CLOSED,
+        ExitCode.NEEDS_ATTENTION,
+    }
+)
 #: what a Sonarr user can do about a full disk
 NO_ROOM_HINT = (
     "free some space on that disk (or lower download.free_space_margin_mb); the download "
@@ -80,13 +100,17 @@ class Board:
         self._asked: set[str] = set()
         self._clock = clock
         self._stale_after = timedelta(seconds=stale_after)
-        #: when put.io last answered a look (serve's start until it does)
-        self._looked_at = clock()
+        self._started = clock()
+        #: when put.io last answered a look of this board (None until one is)
+        self._answered_at: datetime | None = None
         #: when a look last failed for put.io's trouble, and why
         self._failed: tuple[datetime, str] | None = None
+        #: the outage the journal's runs tell of (read again at each refresh)
+        self._journaled: Unanswered | None = None
         #: info-hash -> what the journal says blocks it (replaced whole at each refresh)
         self._blocked: Mapping[str, Blocked] = MappingProxyType({})
         self._outage: Outage | None = None
+        self._read_runs()
 
     def refresh(self, snapshot: Snapshot, with_files: bool) -> None:
         """Given a snapshot a run observed and whether it lists put.io's files, keep its
@@ -94,7 +118,7 @@ class Board:
         transfers = {transfer.hash: transfer for transfer in snapshot.transfers if transfer.hash}
         with self._lock:
             self._transfers = transfers
-            self._looked_at = self._clock()
+            self._answered_at = self._clock()
         try:
             if with_files:
                 self._locate(snapshot, transfers)
@@ -102,6 +126,7 @@ class Board:
             self._blocked = MappingProxyType(find_blocked(self._journal))
         except MirrorError as error:  # the run that observed it must go on regardless
             log.warning("could not note where RPC items are: %s", error.message)
+        self._read_runs()
         self._refreshed.set()
 
     def look_failed(self, error: MirrorError) -> None:
@@ -109,6 +134,17 @@ class Board:
         keep it: once no look has been answered for long, the waiting items tell it."""
         with self._lock:
             self._failed = (self._clock(), error.message)
+        self._read_runs()
+
+    def _read_runs(self) -> None:
+        """Read again what the journal's newest runs say of put.io (one small query)."""
+        try:
+            journaled = journaled_outage(self._journal.recent_runs(RUNS_READ))
+        except MirrorError as error:  # a busy journal: what was read last stands
+            log.warning("could not read the runs in the journal: %s", error.message)
+            return
+        with self._lock:
+            self._journaled = journaled
 
     def troubles(self, now: datetime) -> Troubles:
         """Given the time, return what holds items up beside their own journal rows: what
@@ -117,16 +153,33 @@ class Board:
 
     def outage(self, now: datetime) -> Outage | None:
         """Given the time, return put.io's outage: no look answered for ``stale_after``
-        and the last one failed; None otherwise (a slow look is no outage). The same
-        object while nothing changes, so ``torrent-get``'s kept rows stay kept."""
+        and the last one failed (this board's, or a run's in the journal); None otherwise
+        (a slow look is no outage). The same object while nothing changes, so
+        ``torrent-get``'s kept rows stay kept. Memory only: no journal, no put.io."""
         with self._lock:
-            looked_at, failed = self._looked_at, self._failed
-        if failed is None or failed[0] < looked_at or now - looked_at < self._stale_after:
+            answered_at, failed, journaled = self._answered_at, self._failed, self._journaled
+        since = self._unanswered_since(answered_at, journaled)
+        if journaled is not None and (failed is None or failed[0] < journaled.ended):
+            failed = (journaled.ended, journaled.why)
+        if failed is None or failed[0] < since or now - since < self._stale_after:
             return None
-        outage = Outage(looked_at, failed[1])
+        outage = Outage(since, failed[1])
         if outage != self._outage:
             self._outage = outage
         return self._outage
+
+    def _unanswered_since(
+        self, answered_at: datetime | None, journaled: Unanswered | None
+    ) -> datetime:
+        """Given when this board's looks were last answered and the journal's outage,
+        return since when put.io is known not to have answered: the last answer this board
+        saw; before one, the journal's outage's start if it came before this board's own
+        start, else that start."""
+        if answered_at is not None:
+            return answered_at
+        if journaled is not None:
+            return min(journaled.since, self._started)
+        return self._started
 
     def transfer(self, info_hash: str) -> Transfer | None:
         with self._lock:
@@ -232,6 +285,34 @@ def _without_transfer(
         for desire in desires
         if not is_placed(desire, progress)
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """put.io's outage as the journal's runs tell it: the first of them that heard nothing
+    from it began at ``since``, the last ended at ``ended``, for ``why``."""
+
+    since: datetime
+    ended: datetime
+    why: str
+
+
+def journaled_outage(runs: Iterable[RunRecord]) -> Unanswered | None:
+    """Given runs newest first, return the outage their ends tell of: the runs that ended
+    early for put.io's silence (exit 8) since the newest that heard from it; None if that
+    one is the newest of all. Runs that say nothing of put.io (still running, died,
+    interrupted, the door's own removals, ...) are passed over."""
+    streak: list[tuple[datetime, datetime, str]] = []  # (started, ended, why) of each
+    for run in runs:
+        if run.exit_code == ExitCode.UNREACHABLE and run.finished_at is not None:
+            why = (run.summary or "").removeprefix(EARLY_END)
+            streak.append((run.started_at, run.finished_at, why))
+        elif run.exit_code in _ANSWERED and run.command != REMOVAL_COMMAND:
+            break
+    if not streak:
+        return None
+    _, ended, why = max(streak, key=lambda each: each[1])
+    return Unanswered(min(started for started, _, _ in streak), ended, why)
 
 
 def find_blocked(journal: Journal) -> dict[str, Blocked]:

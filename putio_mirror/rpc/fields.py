@@ -67,17 +67,22 @@ class Blocked:
 
 @dataclass(frozen=True, slots=True)
 class Outage:
-    """put.io has not answered the board's looks for long: since when, and why not."""
+    """put.io has not answered the board's looks (or the journal's runs) for long: since
+    when, and why not."""
 
-    #: the board's last look that put.io answered (or serve's start, if none did yet)
+    #: the board's last look that put.io answered; before one, the start of the outage the
+    #: journal's runs tell of, or serve's start
     since: datetime
-    #: the last look's trouble ("" if no run has said yet)
+    #: the last failed look's trouble, or the last run's that ended for put.io's silence
+    #: ("" if none has said yet)
     why: str
 
 
 #: what holds items up beside their own journal rows: what blocks each (by info-hash), and
 #: put.io's outage if the board's looks have gone unanswered for long (``Board.troubles``)
 Troubles = tuple[Mapping[str, Blocked], Outage | None]
+#: the command of the runs this door journals for ``torrent-remove``: they ask put.io nothing
+REMOVAL_COMMAND = "rpc torrent-remove"
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,7 +217,8 @@ def torrent_add(door: Door, arguments: Arguments) -> Arguments:
         remote_purged = door.policy.delete_remote_on_rpc_remove
         if bring_back(door.journal, door.downloads, *removed, remote_purged):
             door.sync_soon()  # put.io still has it: no transfer to wait for
-    if added:
+    if added or addition.data is not None:
+        # A .torrent given for a magnet took its place: put.io may be sent it soon.
         door.wake()
     desire = door.journal.desires.listing().get(addition.desire.info_hash, addition.desire)
     item = {"id": number, "name": desire.name, "hashString": desire.info_hash}

@@ -20,6 +20,7 @@ from putio_mirror.core.errors import ExitCode, UnsafePathError
 from putio_mirror.core.state import Desire
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.paths import resolve_inside
+from putio_mirror.rpc.fields import REMOVAL_COMMAND
 
 
 def remove_local(
@@ -28,7 +29,7 @@ def remove_local(
     """Given a placed desire and its item's path as placed (relative to the download
     folder), delete the item and journal it; return what was done. Raise UnsafePathError
     if its path would leave the folder."""
-    run_id = journal.start_run("rpc torrent-remove", now)
+    run_id = journal.start_run(REMOVAL_COMMAND, now)
     key = f"remove-local:{desire.info_hash}"
     action_id = journal.action_started(run_id, "remove-local", key, item_path, now)
     outcome, detail, error = "done", "", None
