@@ -252,6 +252,13 @@ def _cover() -> Cover | None:
     return getattr(_here, "cover", None)
 
 
+def cut_here() -> bool:
+    """Whether this thread's request is covered and was cut: what it failed of tells
+    nothing of the host it asked."""
+    cover = _cover()
+    return cover is not None and cover.cut
+
+
 def _connect_covered(conn: HTTPConnection, cover: Cover) -> socket.socket:
     """Given a connection about to connect and its request's cover, connect its socket as
     urllib3's ``_new_conn`` does (the same options, timeout, source address, errors), the
