@@ -495,3 +495,27 @@ def test_a_window_closing_while_a_download_waits_for_a_tls_handshake_stops_the_r
     mirror.fake.node_base_url = None
     synced_next_window(settings)
     assert_whole(mirror, "big.bin", file_id)
+
+
+@pytest.mark.parametrize("size", [100_000, 2 * 1024 * 1024])  # one request; in chunks
+def test_a_window_closing_while_put_io_sits_on_a_download_s_link_stops_the_run_soon_after(
+    mirror: Mirror, size: int
+) -> None:
+    # put.io takes the request for the file's link (asked for ahead, on a thread of its
+    # own, the download waiting for it) and never answers: the wait would last the API's
+    # timeout (30 s here) past the window's end.
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        putio={"timeout_seconds": 30},
+        schedule={"windows": [WINDOW]},
+        download={"connections": 1, "max_outage_seconds": 300},
+    )
+    mirror.fake.inject(f"/v2/files/{file_id}/url", status=503, delay=120)
+    clock = ClosingWindow()
+    mirror.fake.on_request = link_asked(file_id, lambda: close_after(clock, 1.0))
+    settings = synced_closing_window(mirror, clock)
+    assert not [r for r in mirror.fake.requests if r.host == "node"], "no link came"
+
+    mirror.fake.heal()
+    synced_next_window(settings)
+    assert_whole(mirror, "big.bin", file_id)
