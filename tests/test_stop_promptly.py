@@ -19,6 +19,7 @@ import pytest
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.fakeputio.fake import LoggedRequest
 from tests.mirror_env import Mirror
+from tests.silent import SilentServer
 
 #: how long after SIGTERM a run may take to end (its journal written, its part synced)
 PROMPT = 3.0
@@ -289,3 +290,23 @@ def test_sigterm_while_put_io_sits_on_a_listing_ends_the_sync_promptly(mirror: M
         took, code, err = stopped(process)
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
+
+
+def test_sigterm_while_put_io_s_proxy_is_silent_ends_the_sync_promptly(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every request goes through an HTTP proxy (the environment's), which takes the
+    # connection and never answers: requests' proxy pools, not the session's own.
+    mirror.fake.add_file("movie.mkv", size=100_000)
+    mirror.write_config(putio={"timeout_seconds": 30})
+    with SilentServer() as proxy:
+        for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        with mirror.spawned("sync") as process:
+            assert proxy.reached.wait(30)
+            time.sleep(1.0)  # put.io's listings are waited for
+            took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+    assert mirror.fake.requests == []
