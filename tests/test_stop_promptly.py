@@ -4,6 +4,7 @@ process of its own, against the fake put.io, stopped by a real signal."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.fakeputio.fake import LoggedRequest
 from tests.mirror_env import Mirror
+from tests.silent import SilentServer
 
 #: how long after SIGTERM a run may take to end (its journal written, its part synced)
 PROMPT = 3.0
@@ -197,3 +199,114 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+#: an API's answer held back this long: put.io took the request and went silent (the API's
+#: timeout is 30 s in these tests, as it is by default)
+SILENT = 120.0
+
+
+def api_path(path: str) -> Callable[[LoggedRequest], bool]:
+    return lambda request: request.host == "api" and request.path == path
+
+
+def test_sigterm_while_put_io_sits_on_a_download_s_link_ends_the_sync_promptly(
+    mirror: Mirror,
+) -> None:
+    # put.io takes the request for the file's link and never answers. The link is asked
+    # for ahead, on a thread of its own, the download waiting for it: a signal ends
+    # neither wait, and the API's timeout would hold the stop for half a minute.
+    file_id = mirror.fake.add_file("movie.mkv", size=2 * 1024 * 1024)
+    mirror.write_config(
+        putio={"timeout_seconds": 30}, download={"connections": 1, "max_outage_seconds": 300}
+    )
+    link = f"/v2/files/{file_id}/url"
+    mirror.fake.inject(link, status=503, delay=SILENT)
+    asked = armed(mirror, api_path(link), 1)
+    with mirror.spawned("sync") as process:
+        assert asked.wait(30)
+        time.sleep(1.0)  # the link is waited for
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+    assert json.loads(mirror.run("status", "--json").out)["failing"] == [], "a stop is no failure"
+    mirror.fake.on_request = None
+    mirror.fake.heal()
+    assert mirror.run("sync").code == ExitCode.OK
+    data = (mirror.downloads / "movie.mkv").read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+
+
+def test_sigterm_while_put_io_sits_on_deleting_a_placed_file_ends_the_sync_promptly(
+    mirror: Mirror,
+) -> None:
+    # delete_remote_after: the file is placed, then put.io is asked to delete it and
+    # never answers. The stop must not wait for the API's timeout; what was placed stays
+    # journaled (the next run downloads nothing) and the deletion is asked again then.
+    mirror.fake.add_file("movie.mkv", size=100_000)
+    mirror.write_config(putio={"timeout_seconds": 30}, download={"delete_remote_after": True})
+    mirror.fake.inject("/v2/files/delete", status=503, delay=SILENT)
+    asked = armed(mirror, api_path("/v2/files/delete"), 1)
+    with mirror.spawned("sync") as process:
+        assert asked.wait(30)
+        time.sleep(1.0)  # the deletion is waited for
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+    assert (mirror.downloads / "movie.mkv").stat().st_size == 100_000
+    assert len(mirror.fake.files()) == 1, "put.io never did the deletion"
+    mirror.fake.on_request = None
+    mirror.fake.heal()
+    mirror.fake.clear_requests()
+    assert mirror.run("sync").code == ExitCode.OK
+    assert not [r for r in mirror.fake.requests if r.host == "node"], "placed, and journaled"
+    assert mirror.fake.files() == []
+    assert (mirror.downloads / "movie.mkv").stat().st_size == 100_000
+
+
+def test_sigterm_while_put_io_sits_on_cleaning_transfers_ends_the_sync_promptly(
+    mirror: Mirror,
+) -> None:
+    mirror.fake.add_transfer("Old", status="COMPLETED")
+    mirror.write_config(putio={"timeout_seconds": 30}, transfers={"manage_foreign": True})
+    mirror.fake.inject("/v2/transfers/clean", status=503, delay=SILENT)
+    asked = armed(mirror, api_path("/v2/transfers/clean"), 1)
+    with mirror.spawned("sync") as process:
+        assert asked.wait(30)
+        time.sleep(1.0)
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+
+
+def test_sigterm_while_put_io_sits_on_a_listing_ends_the_sync_promptly(mirror: Mirror) -> None:
+    mirror.fake.add_file("movie.mkv", size=100_000)
+    mirror.write_config(putio={"timeout_seconds": 30})
+    mirror.fake.inject("/v2/files/list", status=503, delay=SILENT)
+    asked = armed(mirror, listing, 1)
+    with mirror.spawned("sync") as process:
+        assert asked.wait(30)
+        time.sleep(1.0)
+        took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+
+
+def test_sigterm_while_put_io_s_proxy_is_silent_ends_the_sync_promptly(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every request goes through an HTTP proxy (the environment's), which takes the
+    # connection and never answers: requests' proxy pools, not the session's own.
+    mirror.fake.add_file("movie.mkv", size=100_000)
+    mirror.write_config(putio={"timeout_seconds": 30})
+    with SilentServer() as proxy:
+        for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        with mirror.spawned("sync") as process:
+            assert proxy.reached.wait(30)
+            time.sleep(1.0)  # put.io's listings are waited for
+            took, code, err = stopped(process)
+    assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
+    assert code == ExitCode.INTERRUPTED, err
+    assert mirror.fake.requests == []

@@ -25,6 +25,7 @@ from putio_mirror.fakeputio.fake import LoggedRequest
 from tests.conftest import TorrentFactory
 from tests.mirror_env import Mirror
 from tests.rpc_env import Client, serving, url_of, wait_for
+from tests.silent import SilentServer
 
 STAGING = ".putio-mirror-staging"
 WINDOW = "00:05-05:55"
@@ -495,3 +496,63 @@ def test_a_window_closing_while_a_download_waits_for_a_tls_handshake_stops_the_r
     mirror.fake.node_base_url = None
     synced_next_window(settings)
     assert_whole(mirror, "big.bin", file_id)
+
+
+@pytest.mark.parametrize("size", [100_000, 2 * 1024 * 1024])  # one request; in chunks
+def test_a_window_closing_while_put_io_sits_on_a_download_s_link_stops_the_run_soon_after(
+    mirror: Mirror, size: int
+) -> None:
+    # put.io takes the request for the file's link (asked for ahead, on a thread of its
+    # own, the download waiting for it) and never answers: the wait would last the API's
+    # timeout (30 s here) past the window's end.
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        putio={"timeout_seconds": 30},
+        schedule={"windows": [WINDOW]},
+        download={"connections": 1, "max_outage_seconds": 300},
+    )
+    mirror.fake.inject(f"/v2/files/{file_id}/url", status=503, delay=120)
+    clock = ClosingWindow()
+    mirror.fake.on_request = link_asked(file_id, lambda: close_after(clock, 1.0))
+    settings = synced_closing_window(mirror, clock)
+    assert not [r for r in mirror.fake.requests if r.host == "node"], "no link came"
+
+    mirror.fake.heal()
+    synced_next_window(settings)
+    assert_whole(mirror, "big.bin", file_id)
+
+
+@pytest.mark.parametrize("size", [100_000, 2 * 1024 * 1024])  # one request; in chunks
+def test_a_window_closing_while_a_download_s_proxy_is_silent_stops_the_run_soon_after(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    # The node is reached through an HTTP proxy (the API is not: no_proxy), which takes
+    # the connection and never answers: the GET goes through requests' proxy pools, and
+    # would wait out its read timeout (30 s here) past the window's end.
+    file_id = mirror.fake.add_file("big.bin", size=size)
+    mirror.write_config(
+        schedule={"windows": [WINDOW]},
+        download={"connections": 1, "read_timeout_seconds": 30, "max_outage_seconds": 300},
+    )
+    node_port = mirror.fake.node_url.rsplit(":", 1)[1]
+    mirror.fake.node_base_url = f"http://localhost:{node_port}"  # proxied: not 127.0.0.1
+    with SilentServer() as proxy:
+        for name in ("NO_PROXY", "HTTP_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        monkeypatch.setenv("http_proxy", proxy.url)
+        clock = ClosingWindow()
+        closing = threading.Thread(target=close_once_reached, args=(proxy, clock), daemon=True)
+        closing.start()
+        settings = synced_closing_window(mirror, clock)
+        assert not [r for r in mirror.fake.requests if r.host == "node"], "the proxy was silent"
+    monkeypatch.delenv("http_proxy")
+    mirror.fake.node_base_url = None
+    synced_next_window(settings)
+    assert_whole(mirror, "big.bin", file_id)
+
+
+def close_once_reached(proxy: SilentServer, clock: ClosingWindow) -> None:
+    """Close the window a second after the proxy took its first connection."""
+    if proxy.reached.wait(30):
+        close_after(clock, 1.0)

@@ -5,7 +5,6 @@ when that tells nothing (``fetch/witness.py``)."""
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -17,7 +16,7 @@ from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.pulse import Pulse
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.witness import first_byte_comes
-from putio_mirror.net.plainhttp import Cutter
+from putio_mirror.net.plainhttp import Cover, Cutter
 from putio_mirror.putio.client import PutioClient
 
 
@@ -80,11 +79,11 @@ def nodes_witness(
     send a byte of one of the files the run fetched lately, else of the candidates (None:
     there is no such file, or the run stopped: a read cut short proves nothing)."""
     cut = cutter or Cutter()  # one never cut
+    link = cut_links(client, cut)
 
     def nodes_answer(answered: Sequence[int]) -> bool | None:
         # not closed after: a sibling shares the client's pool, which closing would close
         session = client.sibling_session()
-        link = functools.partial(client.download_url, retry=False)
         timeout = (10.0, settings.read_timeout)  # the fetchers' connect timeout
         asked = list(itertools.islice(itertools.chain(answered, candidates()), WITNESSES))
         if not asked:
@@ -97,3 +96,16 @@ def nodes_witness(
         return None if cut.done else False
 
     return nodes_answer
+
+
+def cut_links(client: PutioClient, cutter: Cutter) -> Callable[[int], str]:
+    """Given the client and the run's ``cutter``, return how its downloads ask put.io for
+    a file's link: once (a fetch has patience of its own), the call cut short with the
+    downloads' reads (a stop, a window's end, a fatal error: ``CallStopped``). A link
+    put.io sits on would hold them for the API's timeout."""
+
+    def link(file_id: int) -> str:
+        with Cover(cutter):
+            return client.download_url(file_id, retry=False)
+
+    return link

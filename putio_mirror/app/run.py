@@ -64,6 +64,7 @@ from putio_mirror.putio.client import PutioClient
 if TYPE_CHECKING:  # imported where used: a dry run needs no executor (nor SQLAlchemy, if new)
     from putio_mirror.app.executor import Progress
     from putio_mirror.journal.store import Journal
+    from putio_mirror.net.plainhttp import Cutter
 
 log = logging.getLogger(__name__)
 
@@ -333,24 +334,25 @@ def _execute(
     notifier: Notifier,
     witnesses: Callable[[], Iterator[int]],
 ) -> RunReport:
+    from putio_mirror.app.fetchers import cut_links
+    from putio_mirror.net.plainhttp import Cutter
+
     settings = runtime.settings
     downloads = [action.file_id for action in plan if isinstance(action, Download)]
+    # the run's reads in flight (not at a chunk) and its links asked for, ended when its
+    # downloads stop
+    cutter = Cutter()
     # Asked for ahead by twice as many files as download at once, on as many threads as
     # download: links arrive as fast as files finish (fewer threads set the pace at 50 ms).
     # Asked for first: the first files' links come while the executor is built and the
     # run journaled (a link is only read; a file's claim is still taken before its bytes).
     at_once = settings.parallel_files or AUTO_MAX_FILES
-    links = LinkPrefetcher(
-        lambda file_id: client.download_url(file_id, retry=False),
-        downloads,
-        ahead=2 * at_once,
-        workers=at_once,
-    )
+    links = LinkPrefetcher(cut_links(client, cutter), downloads, ahead=2 * at_once, workers=at_once)
     try:
         links.ask_first(at_once)
         runtime.on_plan(plan)
         return _executed(
-            runtime, request, plan, client, journal, notice, notifier, links, witnesses
+            runtime, request, plan, client, journal, notice, notifier, links, witnesses, cutter
         )
     finally:
         links.close()
@@ -366,13 +368,12 @@ def _executed(
     notifier: Notifier,
     links: LinkPrefetcher,
     witnesses: Callable[[], Iterator[int]],
+    cutter: Cutter,
 ) -> RunReport:
     from putio_mirror.app.executor import Executor, Rules
     from putio_mirror.app.fetchers import fetcher_factory
-    from putio_mirror.net.plainhttp import Cutter
 
     settings = runtime.settings
-    cutter = Cutter()  # the run's reads in flight, ended when it stops (not at a chunk)
     executor = Executor(
         client,
         fetcher_factory(settings, client, runtime.clock, links.url_for, witnesses, cutter),

@@ -211,45 +211,62 @@ class Cover:
     that never answers a SYN would hold a stop for the connect timeout; a socket shut down
     ends its connect at once, as a failed one), and those they reuse (``CutHTTPConnection``
     and its pools look for the cover). Each is forgotten when the block ends, or when its
-    connection closes first. One lookup a request and a lock a socket: no system call."""
+    connection closes first. One lookup a request and a lock a socket: no system call.
 
-    __slots__ = ("_cutter", "_outer", "_watched")
+    A cover entered inside another (an API call, covered by the client's stop, for a
+    download's link, covered by the run's downloads) cuts its request with the cutters of
+    every cover around it as well: each has a say over the request."""
+
+    __slots__ = ("_cutters", "_outer", "_watched")
 
     def __init__(self, cutter: Cutter) -> None:
-        self._cutter = cutter
+        self._cutters: tuple[Cutter, ...] = (cutter,)
         self._outer: Cover | None = None
         self._watched: list[socket.socket] = []
 
     @property
     def cut(self) -> bool:
-        """Whether the cutter cut: what failed meanwhile tells nothing of a node."""
-        return self._cutter.done
+        """Whether a cutter cut: what failed meanwhile tells nothing of a node."""
+        return any(cutter.done for cutter in self._cutters)
 
     def __enter__(self) -> Cover:
-        self._outer = getattr(_here, "cover", None)
+        self._outer = outer = getattr(_here, "cover", None)
+        if outer is not None:
+            own = self._cutters[0]
+            self._cutters = (own, *(cutter for cutter in outer._cutters if cutter is not own))
         _here.cover = self
         return self
 
     def __exit__(self, *_: object) -> None:
         _here.cover = self._outer
         for sock in self._watched:
-            self._cutter.forget(sock)
+            self.forget(sock)
         self._watched.clear()
+        self._cutters = self._cutters[:1]
 
     def watch(self, sock: socket.socket) -> None:
         """Given a socket of the request (connected or not), cut it with the rest (at
         once, if they were)."""
-        self._cutter.watch(sock)
+        for cutter in self._cutters:
+            cutter.watch(sock)
         self._watched.append(sock)
 
     def forget(self, sock: socket.socket) -> None:
         """Given a socket about to be closed, no longer cut it."""
-        self._cutter.forget(sock)
+        for cutter in self._cutters:
+            cutter.forget(sock)
 
 
 def _cover() -> Cover | None:
     """The cover of this thread's request, if any."""
     return getattr(_here, "cover", None)
+
+
+def cut_here() -> bool:
+    """Whether this thread's request is covered and was cut: what it failed of tells
+    nothing of the host it asked."""
+    cover = _cover()
+    return cover is not None and cover.cut
 
 
 def _connect_covered(conn: HTTPConnection, cover: Cover) -> socket.socket:

@@ -34,7 +34,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
-from urllib3 import HTTPConnectionPool
+from urllib3 import HTTPConnectionPool, ProxyManager
 from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -64,11 +64,20 @@ class _CuttableAdapter(HTTPAdapter):
     """requests' adapter, its pools' connections cut short by the ``plainhttp.Cover`` of
     the thread that uses them, if it has one: a download's GET that requests sends (a
     redirect followed) or urllib3 reads (an answer not read by hand) is cut at a stop as
-    one read by hand is. Nothing changes where no cover is."""
+    one read by hand is, and so is an API call. The pools of an HTTP(S) proxy too (the
+    environment's ``*_proxy``): every request then goes through requests, to the proxy's
+    address. Nothing changes where no cover is."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = CUT_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        # (a SOCKS proxy's pools have connection classes of their own: left as they are)
+        if type(manager) is ProxyManager:
+            manager.pool_classes_by_scheme = CUT_POOLS
+        return manager
 
 
 class _CountedHeaders(CaseInsensitiveDict[str | bytes]):

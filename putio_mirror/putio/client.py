@@ -14,6 +14,7 @@ import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -30,6 +31,7 @@ from putio_mirror.core.errors import (
 )
 from putio_mirror.core.retry import Backoff, retry_after_seconds
 from putio_mirror.core.state import RemoteFile, Transfer
+from putio_mirror.net.plainhttp import Cover, Cutter, cut_here
 from putio_mirror.net.sessions import Session, direct_get, sibling_of
 from putio_mirror.putio.answers import (
     Answer,
@@ -63,11 +65,16 @@ _JSON = dict[str, Any]
 STOPPED_HINT = "the next run tries again, and goes on from where this one stopped"
 #: a pause between tries is taken in naps this long when the run can be told to stop
 _NAP_SECONDS = 0.25
+#: how often a client that can be told to stop looks whether it is, and how long after
+#: that its calls still waiting on put.io are cut short (``PutioClient._cut_at_stop``)
+_LOOK_EVERY_SECONDS = 0.25
+_CUT_AFTER_SECONDS = 1.0
 
 
 class CallStopped(TransientError):
-    """A call was waiting to try again when the run was told to stop (SIGTERM, Ctrl-C):
-    put.io was not found unreachable; the run ends as a stop does."""
+    """A call was waiting to try again when the run was told to stop (SIGTERM, Ctrl-C),
+    or was cut short waiting on put.io (a stop, a window's end: ``Cover``): put.io was not
+    found unreachable; the run ends as a stop does."""
 
     exit_code = ExitCode.INTERRUPTED
 
@@ -108,6 +115,15 @@ class PutioClient:
         # Whether the run was told to stop (SIGTERM, Ctrl-C), asked between naps of a pause:
         # a stop must not wait out a minute of backoff (the signal only sets a flag).
         self._stopping = stopping
+        # ... and by a thread of the client's own, which cuts the calls still waiting on
+        # put.io short then: a silent API would hold the stop for the timeout.
+        self._cutter: Cutter | None = None
+        if stopping is not None:
+            self._cutter = cutter = Cutter()
+            watch = threading.Thread(
+                target=self._cut_at_stop, args=(stopping, cutter), name="putio-stop", daemon=True
+            )
+            watch.start()
         self._now = now
         self._jitter = jitter
         self._owns_session = session is None
@@ -302,18 +318,46 @@ class PutioClient:
         finally:  # a reader that stops early (or Ctrl-C) waits for no page
             ahead.shutdown(wait=False, cancel_futures=True)
 
+    def _cut_at_stop(self, stopping: Callable[[], bool], cutter: Cutter) -> None:
+        """Until the client is closed: once the run is told to stop, give the calls in
+        flight a moment to be answered, then cut those still waiting short (they end as
+        ``CallStopped``). A signal interrupts only the main thread's read, which Python
+        then takes up again, and none of the other threads' (links asked for ahead,
+        listings). Looked at four times a second, here: no cost to a call."""
+        while not self._closed.wait(_LOOK_EVERY_SECONDS):
+            if stopping():
+                if not self._closed.wait(_CUT_AFTER_SECONDS):
+                    cutter.cut()
+                return
+
+    def _covered(self) -> AbstractContextManager[object]:
+        """A call's cover: cut short by the client's stop (if it can be told to stop),
+        and by any cover around it (a download's link, at a window's end)."""
+        return nullcontext() if self._cutter is None else Cover(self._cutter)
+
     def _call(self, call: Call) -> _JSON:
         """Given a call, return put.io's JSON answer; retry transient trouble with
-        backoff; raise our errors for everything else."""
+        backoff; raise our errors for everything else (CallStopped for a call cut short:
+        what it met tells nothing of put.io)."""
         attempt = 0
         while True:
             try:
-                return self._attempt(call, attempt)
+                with self._covered():
+                    return self._attempt(call, attempt)
             except Retryable as trouble:
                 attempt += 1
                 self._wait_or_give_up(call, trouble, attempt)
 
     def _attempt(self, call: Call, attempt: int) -> _JSON:
+        try:
+            return self._answered(call, attempt)
+        except (Retryable, TransientError) as trouble:
+            if cut_here():
+                message = f"put.io {call.describe()} was cut short: the run is stopping"
+                raise CallStopped(message, STOPPED_HINT) from trouble
+            raise
+
+    def _answered(self, call: Call, attempt: int) -> _JSON:
         response = self._send(call, attempt)
         try:
             logger.debug(
@@ -325,6 +369,8 @@ class PutioClient:
             if body is None:
                 raise shape_error(call.describe())
             return body
+        except requests.RequestException as exc:  # reading a body urllib3 reads as asked for
+            raise self._failed(call, exc, attempt) from exc
         finally:
             response.close()
 
@@ -354,11 +400,16 @@ class PutioClient:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            reason = connection_trouble(exc)
-            logger.debug("put.io %s failed: %s (attempt %d)", call.describe(), reason, attempt + 1)
-            if call.creates and not never_reached_server(exc):
-                raise self._transient(call, reason) from exc
-            raise Retryable(reason, None) from exc
+            raise self._failed(call, exc, attempt) from exc
+
+    def _failed(self, call: Call, exc: requests.RequestException, attempt: int) -> Exception:
+        """Given a call whose connection failed, return what to raise: Retryable, unless
+        put.io may have done what it asks (a call that creates: TransientError)."""
+        reason = connection_trouble(exc)
+        logger.debug("put.io %s failed: %s (attempt %d)", call.describe(), reason, attempt + 1)
+        if call.creates and not never_reached_server(exc):
+            return self._transient(call, reason)
+        return Retryable(reason, None)
 
     def _wait_or_give_up(self, call: Call, trouble: Retryable, attempt: int) -> None:
         """Given the trouble of the last attempt, sleep before the next one, or raise
