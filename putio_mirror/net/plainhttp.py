@@ -28,8 +28,8 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -250,6 +250,28 @@ class Cover:
 def _cover() -> Cover | None:
     """The cover of this thread's request, if any."""
     return getattr(_here, "cover", None)
+
+
+_Made = TypeVar("_Made")
+
+
+def cut_by(cutter: Cutter | None, call: Callable[[], _Made]) -> _Made:
+    """Given a cutter (or None) and a call, make the call on this thread, its requests
+    cut short by the cutter (``Cover``): what a call hands to a thread of its own (the
+    next page of a listing) is cut with it (``covering``). A connection the call gives
+    back to its pool stays watched until the call returns: a cutter that cuts only once
+    its owner is done with the pool (a run's end) cuts nobody else's request."""
+    if cutter is None:
+        return call()
+    with Cover(cutter):
+        return call()
+
+
+def covering() -> Cutter | None:
+    """The cutter of this thread's request, if it has one: a caller asks ``done`` before
+    trying again (a request cut tells nothing of the server), or hands it on."""
+    cover = _cover()
+    return None if cover is None else cover._cutter
 
 
 def _connect_covered(conn: HTTPConnection, cover: Cover) -> socket.socket:
