@@ -25,7 +25,8 @@ from putio_mirror.core.errors import (
 )
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
-from putio_mirror.putio.client import PutioClient
+from putio_mirror.net.plainhttp import Cutter, cut_by
+from putio_mirror.putio.client import CallStopped, PutioClient
 from putio_mirror.putio.values import parse_file, parse_timestamp, parse_transfer
 
 TOKEN = "s3cret-token-XYZ"
@@ -663,6 +664,76 @@ def test_a_call_left_retrying_on_a_thread_ends_when_the_client_is_closed(
     assert not lister.is_alive()
     assert len(_api_requests(fake_putio, "transfers/list")) == 1
     assert "the run ended" in str(ended[0])
+
+
+class _CutListing:
+    """A listing made on a thread of its own, its requests cut by ``cutter``, as a run's
+    are (``app/observe``)."""
+
+    def __init__(self, listing: Callable[[], object]) -> None:
+        self.cutter = Cutter()
+        self.raised: list[BaseException] = []
+        self._thread = threading.Thread(target=self._list, args=(listing,), name="observe-t")
+        self._thread.start()
+
+    def _list(self, listing: Callable[[], object]) -> None:
+        try:
+            cut_by((self.cutter,), listing)
+        except BaseException as error:  # what the listing raised is checked
+            self.raised.append(error)
+
+    def cut(self) -> float:
+        """Cut the listing; return how long it went on after."""
+        started = time.monotonic()
+        self.cutter.cut()
+        self._thread.join(5)
+        return time.monotonic() - started
+
+
+def _soon(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_a_listing_cut_while_its_next_page_is_slow_to_come_ends_at_once_and_quietly(
+    fake_putio: FakePutio, live: PutioClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the next page is asked for on a thread of its own, which the listing waits for
+    folder = fake_putio.add_folder("Bulk")
+    for n in range(6):
+        fake_putio.add_file(f"f{n}.txt", parent_id=folder, content=b"x")
+    fake_putio.inject("/v2/files/list/continue", status=503, delay=3.0)
+    with caplog.at_level(logging.DEBUG, logger="putio_mirror"):
+        listing = _CutListing(live.list_all_files)
+        _soon(lambda: bool(_api_requests(fake_putio, "files/list/continue")))
+        caplog.clear()
+        went_on = listing.cut()
+        time.sleep(3.2)  # the slow page's answer came by now, to a listing still waiting
+    assert went_on < 0.5, "the listing waited for its next page"
+    assert [type(error) for error in listing.raised] == [CallStopped]
+    assert caplog.records == [], "a listing cut short told of it"
+    assert len(_api_requests(fake_putio, "files/list/continue")) == 1
+
+
+def test_a_listing_cut_while_it_waits_to_try_again_ends_at_once_without_another_try(
+    fake_putio: FakePutio, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_putio.inject("/v2/transfers/list", status=503, times=100)
+    backoff = Backoff(base=30.0, factor=2.0, cap=60.0, max_attempts=8)
+    with (
+        PutioClient(fake_putio.token, fake_putio.api_url, backoff=backoff) as made,
+        caplog.at_level(logging.DEBUG, logger="putio_mirror"),
+    ):
+        listing = _CutListing(made.list_transfers)
+        _soon(lambda: "retrying in" in caplog.text)
+        caplog.clear()
+        went_on = listing.cut()
+    assert went_on < 0.5, "the listing waited out its pause"
+    assert [type(error) for error in listing.raised] == [CallStopped]
+    assert caplog.records == []
+    assert len(_api_requests(fake_putio, "transfers/list")) == 1
 
 
 class _Charsets(http.server.BaseHTTPRequestHandler):

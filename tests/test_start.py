@@ -6,6 +6,7 @@ not run asks put.io nothing (issue 14)."""
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import signal
 import sqlite3
@@ -18,7 +19,7 @@ import pytest
 
 from putio_mirror.app.run import DOWNLOAD_KINDS, Request, Runtime, run_once
 from putio_mirror.config.settings import load_settings
-from putio_mirror.core.errors import ExitCode
+from putio_mirror.core.errors import AuthError, ExitCode
 from putio_mirror.fakeputio.fake import LoggedRequest
 from putio_mirror.journal.store import Journal
 from putio_mirror.journal.where import plain_lock_path
@@ -85,6 +86,37 @@ def test_a_listing_that_fails_ends_the_run_without_waiting_for_the_other(mirror:
     assert "refused the token" in result.err
     assert time.monotonic() - started < 2.5, "the run waited for no transfers"
     assert mirror.local_files() == {}
+
+
+def _busy_since(before: set[threading.Thread]) -> list[str]:
+    """The threads of put.io's listings (``observe``, ``putio-pages``) started since."""
+    prefixes = ("observe", "putio-pages")
+    return [t.name for t in set(threading.enumerate()) - before if t.name.startswith(prefixes)]
+
+
+def test_a_listing_left_by_a_run_that_failed_is_cut_and_tells_nothing_after_the_run(
+    mirror: Mirror, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The transfers' listing is still on its way when the files' ends the run: left to
+    # finish on its thread, it logged a retry (and would have retried) into a run that was
+    # over, in ``serve`` and ``watch`` amid the next run's lines.
+    mirror.fake.add_file("a.srt", size=300)
+    mirror.fake.inject("/v2/transfers/list", status=500, delay=2.0)  # slow, then retried
+    mirror.fake.inject("/v2/files/list", status=401)  # the token refused: never retried
+    settings = load_settings(mirror.config, {})
+    before = set(threading.enumerate())
+    with caplog.at_level(logging.DEBUG, logger="putio_mirror"):
+        started = time.monotonic()
+        with pytest.raises(AuthError):
+            run_once(Runtime(settings), Request("files download", kinds=DOWNLOAD_KINDS))
+        took, ended = time.monotonic() - started, time.time()
+        finished = _eventually(lambda: not _busy_since(before), seconds=0.5)
+        busy = _busy_since(before)
+        time.sleep(2.5)  # the slow answer came by now, to a listing still waiting for it
+    assert took < 1.5, "the run waited for the listing"
+    assert finished, f"still listing after the run: {busy}"
+    late = [record.getMessage() for record in caplog.records if record.created > ended]
+    assert late == [], "logged after the run ended"
 
 
 def test_a_run_that_may_not_run_asks_put_io_nothing(mirror: Mirror) -> None:

@@ -32,6 +32,12 @@ from putio_mirror.local.blackhole import Scan, scan
 from putio_mirror.local.files import local_size
 from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import NameRoom, list_staging, name_room, part_path
+from putio_mirror.net.plainhttp import Cutter, cut_by
+
+#: how long a run's end waits for a listing it cut short to end: a read or a connect cut
+#: ends at once, a pause before the next try at its next nap (a quarter of a second); a
+#: name still being looked up is left to end on its own, quietly
+CUT_GRACE_SECONDS = 1.0
 
 
 class RemoteReader(Protocol):
@@ -51,8 +57,11 @@ class Observing:
 
     The blackhole (a few local files) is scanned before put.io is asked, so that put.io's
     first request comes after the scan, as ever. A context manager: leaving it (a failure,
-    Ctrl-C) waits for no answer still to come; the listing is left to finish unread (and
-    its client, closed, retries no more). A refused token is met by both requests, which
+    Ctrl-C, the other listing failed first) waits for no answer still to come: a listing
+    still under way is cut short (its connection shut, a pause before its next try ended;
+    ``net/plainhttp.Cutter``) and awaited only while it ends (``CUT_GRACE_SECONDS`` at
+    most), so that it neither logs nor tries again once the run is over (``serve`` and
+    ``watch`` run the next one meanwhile). A refused token is met by both requests, which
     are not retried.
     """
 
@@ -74,15 +83,30 @@ class Observing:
                 self._scan = _scan(places, now_epoch)
         except MirrorError as error:  # raised when observed: the run is then recorded
             self._unscanned = error
+        self._cutter = Cutter()
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="observe")
-        self._transfers = self._pool.submit(remote.list_transfers)
-        self._files = self._pool.submit(remote.list_all_files) if want_files else None
+        cutters = (self._cutter,)
+        self._transfers = self._pool.submit(cut_by, cutters, remote.list_transfers)
+        self._files = (
+            self._pool.submit(cut_by, cutters, remote.list_all_files) if want_files else None
+        )
 
     def __enter__(self) -> Observing:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._cutter.cut()  # nothing, once both were read
+        try:
+            wait(self._listings(), timeout=CUT_GRACE_SECONDS)
+        finally:  # (a second Ctrl-C meanwhile)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _listings(self) -> list[Future[Any]]:
+        """put.io's listings under way (or done): the transfers, and the files if wanted."""
+        futures: list[Future[Any]] = [self._transfers]
+        if self._files is not None:
+            futures.append(self._files)
+        return futures
 
     def scanned(self) -> Scan:
         """Return what the blackhole's scan found; raise what it met (a folder that cannot
@@ -94,9 +118,7 @@ class Observing:
     def listed(self) -> tuple[tuple[Transfer, ...], tuple[RemoteFile, ...]]:
         """Return put.io's transfers and files (none if not wanted); raise the first failure
         as soon as it is known (the transfers' if both failed), waiting for no other."""
-        futures: list[Future[Any]] = [self._transfers]
-        if self._files is not None:
-            futures.append(self._files)
+        futures = self._listings()
         wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future.done() and (error := future.exception()) is not None:

@@ -28,8 +28,8 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -229,6 +229,11 @@ class Cover:
         """Whether a cutter cut: what failed meanwhile tells nothing of a node."""
         return any(cutter.done for cutter in self._cutters)
 
+    @property
+    def cutters(self) -> tuple[Cutter, ...]:
+        """Every cutter that has a say over the request: its own, then those around it."""
+        return self._cutters
+
     def __enter__(self) -> Cover:
         self._outer = outer = getattr(_here, "cover", None)
         if outer is not None:
@@ -267,6 +272,28 @@ def cut_here() -> bool:
     nothing of the host it asked."""
     cover = _cover()
     return cover is not None and cover.cut
+
+
+_Made = TypeVar("_Made")
+
+
+def cut_by(cutters: Sequence[Cutter], call: Callable[[], _Made]) -> _Made:
+    """Given cutters (maybe none) and a call, make the call on this thread, its requests
+    cut short by each of them (``Cover``): what a call hands to a thread of its own (the
+    next page of a listing) is cut with it (``covering``). A connection the call gives
+    back to its pool stays watched until the call returns: a cutter that cuts only once
+    its owner is done with the pool (a run's end) cuts nobody else's request."""
+    with contextlib.ExitStack() as covers:
+        for cutter in reversed(cutters):  # the innermost first in the cover's own
+            covers.enter_context(Cover(cutter))
+        return call()
+
+
+def covering() -> tuple[Cutter, ...]:
+    """The cutters of this thread's request (none if it is not covered), to hand on to a
+    thread that works for it."""
+    cover = _cover()
+    return () if cover is None else cover.cutters
 
 
 def _connect_covered(conn: HTTPConnection, cover: Cover) -> socket.socket:

@@ -9,6 +9,7 @@ the API and upload hosts and never appears in a message, log line or repr.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -31,7 +32,7 @@ from putio_mirror.core.errors import (
 )
 from putio_mirror.core.retry import Backoff, retry_after_seconds
 from putio_mirror.core.state import RemoteFile, Transfer
-from putio_mirror.net.plainhttp import Cover, Cutter, cut_here
+from putio_mirror.net.plainhttp import Cover, Cutter, covering, cut_by, cut_here
 from putio_mirror.net.sessions import Session, direct_get, sibling_of
 from putio_mirror.putio.answers import (
     Answer,
@@ -73,8 +74,8 @@ _CUT_AFTER_SECONDS = 1.0
 
 class CallStopped(TransientError):
     """A call was waiting to try again when the run was told to stop (SIGTERM, Ctrl-C),
-    or was cut short waiting on put.io (a stop, a window's end: ``Cover``): put.io was not
-    found unreachable; the run ends as a stop does."""
+    or was cut short waiting on put.io (a stop, a window's end, the end of the run that
+    made it: ``Cover``): put.io was not found unreachable; the run ends as a stop does."""
 
     exit_code = ExitCode.INTERRUPTED
 
@@ -297,7 +298,10 @@ class PutioClient:
         known, while its items are being read: put.io takes its time to answer (a
         100,000-file account is 100 pages), and the items of a page take about as long
         to read. Requests never overlap, so the one pooled connection serves them all.
+        The page asked for ahead is cut short with the caller's requests, if they are
+        (``net/plainhttp.cut_by``): the caller waits for it.
         """
+        cutters = covering()
         body, what = self._call(first), first.describe()
         ahead = ThreadPoolExecutor(1, thread_name_prefix="putio-pages")
         try:
@@ -310,7 +314,7 @@ class PutioClient:
                 if cursor:  # put.io ends with null, sometimes with ""
                     params = {"per_page": self._page_size}
                     call = Call("POST", continue_route, params=params, data={"cursor": str(cursor)})
-                    following = ahead.submit(self._call, call)
+                    following = ahead.submit(cut_by, cutters, functools.partial(self._call, call))
                 yield from (item for item in items if isinstance(item, dict))
                 if following is None:
                     return
@@ -406,7 +410,8 @@ class PutioClient:
         """Given a call whose connection failed, return what to raise: Retryable, unless
         put.io may have done what it asks (a call that creates: TransientError)."""
         reason = connection_trouble(exc)
-        logger.debug("put.io %s failed: %s (attempt %d)", call.describe(), reason, attempt + 1)
+        if not cut_here():  # a call cut short is told of by nobody (``CallStopped``)
+            logger.debug("put.io %s failed: %s (attempt %d)", call.describe(), reason, attempt + 1)
         if call.creates and not never_reached_server(exc):
             return self._transient(call, reason)
         return Retryable(reason, None)
@@ -423,6 +428,7 @@ class PutioClient:
                 # give up now and let the next run come back after the pause.
                 raise self._transient(call, trouble.reason, trouble.retry_after) from trouble
             delay = max(delay, trouble.retry_after)
+        self._end_if_cut(call, trouble)
         # -v shows every retry: without it, an outage is minutes of silence
         logger.info(
             "put.io %s: %s; retrying in %.1f s (try %d of %d)",
@@ -433,22 +439,37 @@ class PutioClient:
             call.attempts or self._backoff.max_attempts,
         )
         self._pause(delay)
+        self._end_if_cut(call, trouble)
         if self._closed.is_set():
             raise self._transient(call, f"{trouble.reason}, and the run ended") from trouble
         if self._stopping is not None and self._stopping():
             message = f"put.io {call.describe()} failed: {trouble.reason}; stopped on request"
             raise CallStopped(message, STOPPED_HINT) from trouble
 
+    def _end_if_cut(self, call: Call, trouble: Retryable) -> None:
+        """Given the trouble of the last attempt, raise CallStopped, quietly, if this
+        thread's requests were cut short (``Cover``): whoever made the call is done with
+        it (a run that ended while its listing was under way), so it is not tried again,
+        nor logged into what came after."""
+        if cut_here():
+            message = f"put.io {call.describe()} failed: {trouble.reason}; cut short"
+            raise CallStopped(message, STOPPED_HINT) from trouble
+
     def _pause(self, delay: float) -> None:
         """Given seconds to wait before the next try, wait them; in naps, ending early once
-        the run is told to stop, if it can be (closing the client ends any wait)."""
-        if self._stopping is None:
+        the run is told to stop, if it can be, or this thread's requests are cut short
+        (closing the client ends any wait)."""
+        if self._stopping is None and not covering():
             self._sleep(delay)
             return
-        while delay > 0 and not (self._closed.is_set() or self._stopping()):
+        while delay > 0 and not (self._closed.is_set() or self._told_to_end()):
             nap = min(delay, _NAP_SECONDS)
             self._sleep(nap)
             delay -= nap
+
+    def _told_to_end(self) -> bool:
+        """Whether the call is to end: this thread's requests cut, or the run told to stop."""
+        return cut_here() or (self._stopping is not None and self._stopping())
 
     def _status_error(self, call: Call, response: Answer) -> Exception:
         status = response.status_code
