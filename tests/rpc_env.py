@@ -116,3 +116,10 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached in {timeout} s: {condition}")
         time.sleep(0.05)
+
+
+def watch_sync_over() -> bool:
+    """Whether no sync of ``serve``'s watcher runs (each runs on a thread of its own, in
+    this process: ``cli/watch._Syncs``); put.io's files are listed by a sync alone, so a
+    count of the listings taken after it is not raised by one that was under way."""
+    return not any(thread.name == "watch-sync" for thread in threading.enumerate())

@@ -8,7 +8,7 @@ import time
 from putio_mirror.fakeputio import FakePutio
 from tests.conftest import TorrentFactory
 from tests.mirror_env import Mirror
-from tests.rpc_env import Client, serving, url_of, wait_for
+from tests.rpc_env import Client, serving, url_of, wait_for, watch_sync_over
 
 FIELDS = ["hashString", "status", "leftUntilDone", "downloadDir", "name", "percentDone"]
 
@@ -24,11 +24,13 @@ def test_while_items_wait_put_io_s_transfers_are_watched_and_its_files_listed_on
         client = Client(url_of(server))
         info_hash = client.add_torrent(torrent_bytes("Waiting"))["torrent-added"]["hashString"]
         wait_for(lambda: fake_putio.transfers())
-        time.sleep(0.5)  # the first sync and the submitting pass are over
+        wait_for(watch_sync_over)  # the first sync, the one that lists put.io's files
         files_before = api_calls(fake_putio, "/v2/files/list")
         transfers_before = api_calls(fake_putio, "/v2/transfers/list")
-        time.sleep(1.5)
-        assert api_calls(fake_putio, "/v2/transfers/list") >= transfers_before + 2
+        # put.io's transfers are looked at again and again (a pass at each poll; three
+        # looks, so two at least began after the count), however slowly under load ...
+        wait_for(lambda: api_calls(fake_putio, "/v2/transfers/list") >= transfers_before + 3)
+        # ... and its files not listed meanwhile: nothing is done there
         assert api_calls(fake_putio, "/v2/files/list") == files_before
         fake_putio.finish_transfers()
         done = wait_for(
