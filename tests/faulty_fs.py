@@ -164,19 +164,27 @@ def faulty_mount(
     listed in ``control`` fails with EIO. ``subtype``: its type is ``fuse.<subtype>``
     (else ``fuse``); ``cached``: through the kernel's page cache. Skips where FUSE is
     missing."""
+    args = [str(backing), str(mount_point), str(control), subtype, "cached" if cached else "direct"]
+    with served("tests.faulty_fs", args, backing, mount_point):
+        yield mount_point
+
+
+@contextmanager
+def served(module: str, args: list[str], backing: Path, mount_point: Path) -> Iterator[None]:
+    """Run ``python -m module *args``, a FUSE filesystem of ``backing`` at ``mount_point``
+    (both made), until the block ends, then unmount it. Skips where FUSE is missing."""
     require_fuse()
     backing.mkdir(parents=True, exist_ok=True)
     mount_point.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "tests.faulty_fs", str(backing), str(mount_point), str(control)]
-    args += [subtype, "cached" if cached else "direct"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, "-m", module, *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
         while not os.path.ismount(mount_point):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the faulty filesystem did not mount: {_errors(process)}")
+                raise RuntimeError(f"{module} did not mount: {_errors(process)}")
             time.sleep(0.05)
-        yield mount_point
+        yield
     finally:
         unmount(mount_point)
         if process.poll() is None:

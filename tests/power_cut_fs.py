@@ -17,17 +17,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import mfusepy
 
-from tests.faulty_fs import Faulty
-from tests.mount_env import require_fuse, unmount
+from tests.faulty_fs import Faulty, served
 
 
 class Recording(Faulty):
@@ -113,34 +110,13 @@ def _folder(key: str) -> str:
 def power_cut_mount(backing: Path, mount_point: Path, record: Path) -> Iterator[Path]:
     """Serve ``backing`` at ``mount_point`` (made) until the block ends, then cut the
     power: ``backing`` holds only what was synced. Skips where FUSE is missing."""
-    require_fuse()
     backing.mkdir(parents=True, exist_ok=True)
-    mount_point.mkdir(parents=True, exist_ok=True)
     keep_everything(backing, record)
-    module = "tests.power_cut_fs"
-    args = [sys.executable, "-m", module, str(backing), str(mount_point), str(record)]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while not os.path.ismount(mount_point):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the power-cut filesystem did not mount: {_errors(process)}")
-            time.sleep(0.05)
+    with served(
+        "tests.power_cut_fs", [str(backing), str(mount_point), str(record)], backing, mount_point
+    ):
         yield mount_point
-    finally:
-        unmount(mount_point)
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=15)
-        if process.stderr is not None:
-            process.stderr.close()
     cut_power(backing, record)
-
-
-def _errors(process: subprocess.Popen[bytes]) -> str:
-    if process.poll() is None or process.stderr is None:
-        return "still starting"
-    return process.stderr.read().decode(errors="replace")
 
 
 def main(argv: list[str]) -> None:
