@@ -113,24 +113,32 @@ def test_serve_whose_journal_is_deleted_exits_saying_so_rather_than_failing_ever
     assert "Hint: " in message and "Traceback" not in message
 
 
+def stopped_by_its_journal_moved_away_and_back(mirror: Mirror) -> list[str]:
+    """Given a mirror, run a download whose journal is moved away mid-run (it stops, exit
+    7), then put the journal back, as the hint says; return what the run said (its
+    ``Error:`` lines, without the prefix)."""
+    for n in range(FILES):
+        mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
+    aside = mirror.journal.with_name(mirror.journal.name + ".bak")
+    code, err = journal_taken_mid_download(mirror, move_away)
+    said = [line.removeprefix("Error: ") for line in err.splitlines() if line.startswith("Error: ")]
+    assert code == ExitCode.JOURNAL and said, err
+    aside.rename(mirror.journal)
+    return said
+
+
 def test_a_run_stopped_by_its_journal_moved_away_is_journaled_so_once_it_is_put_back(
     mirror: Mirror,
 ) -> None:
     # The stopped run cannot journal its end into a file moved away; once a person puts
     # it back (as the hint says), the next run journals that end (exit 7, and why) rather
     # than calling the run killed or crashed.
-    for n in range(FILES):
-        mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
-    aside = mirror.journal.with_name(mirror.journal.name + ".bak")
-    code, err = journal_taken_mid_download(mirror, move_away)
-    said = [line for line in err.splitlines() if line.startswith("Error: ")]
-    assert code == ExitCode.JOURNAL and said, err
-    aside.rename(mirror.journal)
+    said = stopped_by_its_journal_moved_away_and_back(mirror)
 
     assert mirror.run("files", "download").code == 0
     shown = mirror.run("history").out.splitlines()
     line = next((line for line in shown if line.startswith("#1 ")), "")
-    assert "[exit 7]" in line and said[-1].removeprefix("Error: ") in line, shown
+    assert "[exit 7]" in line and said[-1] in line, shown
     assert "died" not in line and "killed, crashed" not in line, line
 
 
@@ -148,13 +156,7 @@ def test_history_and_status_tell_a_kept_end_before_the_next_run_journals_it(
     # (a daily timer). Meanwhile ``history`` and ``status`` read that end (exit 7, and
     # why) rather than calling the run killed or crashed, and write nothing: the next
     # writing run still journals it.
-    for n in range(FILES):
-        mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
-    aside = mirror.journal.with_name(mirror.journal.name + ".bak")
-    code, err = journal_taken_mid_download(mirror, move_away)
-    said = [line.removeprefix("Error: ") for line in err.splitlines() if line.startswith("Error: ")]
-    assert code == ExitCode.JOURNAL and said, err
-    aside.rename(mirror.journal)
+    said = stopped_by_its_journal_moved_away_and_back(mirror)
     kept = mirror.journal.with_name(mirror.journal.name + ".lock.end")
     assert kept.exists(), "the stopped run kept no end beside its lock"
     before = journal_runs(mirror.journal)
