@@ -50,6 +50,18 @@ def stopped(process: subprocess.Popen[bytes]) -> tuple[float, int, str]:
     return took, code, process.stderr.read().decode()
 
 
+def sigterm_a_second_after(
+    mirror: Mirror, command: str, reached: threading.Event, within: float = 30
+) -> tuple[float, int, str]:
+    """Run ``command`` in its own process; once ``reached`` is set (the fake answered what
+    the test waits on, within ``within`` seconds) and a second later, well into that
+    wait, send SIGTERM; return as ``stopped`` does."""
+    with mirror.spawned(command) as process:
+        assert reached.wait(within)
+        time.sleep(1.0)
+        return stopped(process)
+
+
 def listing(request: LoggedRequest) -> bool:
     return request.host == "api" and request.path.startswith("/v2/files/list")
 
@@ -60,10 +72,8 @@ def test_sigterm_while_put_io_s_listing_is_retried_ends_the_sync_at_once(mirror:
     mirror.fake.add_file("movie.mkv", size=100_000)
     mirror.fake.inject("/v2/files/list*", status=503, times=100)
     asked = armed(mirror, listing, 4)
-    with mirror.spawned("sync") as process:
-        assert asked.wait(30)
-        time.sleep(1.0)  # into the fourth pause (4-8 s)
-        took, code, err = stopped(process)
+    # into the fourth pause (4-8 s)
+    took, code, err = sigterm_a_second_after(mirror, "sync", asked)
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
     history = mirror.run("history")
@@ -76,10 +86,7 @@ def test_sigterm_while_the_watcher_s_sync_retries_put_io_ends_the_watcher_at_onc
     mirror.fake.add_file("movie.mkv", size=100_000)
     mirror.fake.inject("/v2/files/list*", status=503, times=100)
     asked = armed(mirror, listing, 4)
-    with mirror.spawned("watch") as process:
-        assert asked.wait(30)
-        time.sleep(1.0)
-        took, code, err = stopped(process)
+    took, code, err = sigterm_a_second_after(mirror, "watch", asked)
     assert took < PROMPT, f"the watcher ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.OK, err
 
@@ -93,10 +100,8 @@ def test_sigterm_while_a_download_waits_to_retry_ends_the_sync_and_resumes_next_
     mirror.write_config(download={"connections": 1, "max_outage_seconds": 300})
     mirror.fake.node_fault(file_id, status=503, times=5)  # then the node heals
     asked = armed(mirror, lambda request: request.host == "node", 5)
-    with mirror.spawned("sync") as process:
-        assert asked.wait(60)
-        time.sleep(1.0)  # into the fifth pause
-        took, code, err = stopped(process)
+    # into the fifth pause
+    took, code, err = sigterm_a_second_after(mirror, "sync", asked, within=60)
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
     assert not (mirror.downloads / "movie.mkv").exists()
@@ -132,10 +137,8 @@ def test_sigterm_while_downloads_sit_on_a_silent_node_ends_the_sync_promptly(
         mirror.fake.node_fault(file_id, redirect=True, times=3 * connections)
     mirror.fake.node_fault(file_id, stall_after=100_000, times=connections)
     asked = armed(mirror, node, connections * (4 if redirected else 1))
-    with mirror.spawned("sync") as process:
-        assert asked.wait(30)
-        time.sleep(1.0)  # every read sits on the silence
-        took, code, err = stopped(process)
+    # every read sits on the silence
+    took, code, err = sigterm_a_second_after(mirror, "sync", asked)
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
     mirror.fake.on_request = None
@@ -154,10 +157,8 @@ def test_sigterm_while_a_download_connects_to_a_node_that_never_answers_ends_the
     mirror.fake.node_unanswering(file_id)
     link = f"/v2/files/{file_id}/url"
     asked = armed(mirror, lambda request: request.host == "api" and request.path == link, 1)
-    with mirror.spawned("sync") as process:
-        assert asked.wait(30)
-        time.sleep(1.0)  # the connect waits
-        took, code, err = stopped(process)
+    # the connect waits
+    took, code, err = sigterm_a_second_after(mirror, "sync", asked)
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
     mirror.fake.on_request = None
@@ -223,10 +224,8 @@ def test_sigterm_while_put_io_sits_on_a_download_s_link_ends_the_sync_promptly(
     link = f"/v2/files/{file_id}/url"
     mirror.fake.inject(link, status=503, delay=SILENT)
     asked = armed(mirror, api_path(link), 1)
-    with mirror.spawned("sync") as process:
-        assert asked.wait(30)
-        time.sleep(1.0)  # the link is waited for
-        took, code, err = stopped(process)
+    # the link is waited for
+    took, code, err = sigterm_a_second_after(mirror, "sync", asked)
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
     assert json.loads(mirror.run("status", "--json").out)["failing"] == [], "a stop is no failure"
@@ -247,10 +246,8 @@ def test_sigterm_while_put_io_sits_on_deleting_a_placed_file_ends_the_sync_promp
     mirror.write_config(putio={"timeout_seconds": 30}, download={"delete_remote_after": True})
     mirror.fake.inject("/v2/files/delete", status=503, delay=SILENT)
     asked = armed(mirror, api_path("/v2/files/delete"), 1)
-    with mirror.spawned("sync") as process:
-        assert asked.wait(30)
-        time.sleep(1.0)  # the deletion is waited for
-        took, code, err = stopped(process)
+    # the deletion is waited for
+    took, code, err = sigterm_a_second_after(mirror, "sync", asked)
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
     assert (mirror.downloads / "movie.mkv").stat().st_size == 100_000
@@ -271,10 +268,7 @@ def test_sigterm_while_put_io_sits_on_cleaning_transfers_ends_the_sync_promptly(
     mirror.write_config(putio={"timeout_seconds": 30}, transfers={"manage_foreign": True})
     mirror.fake.inject("/v2/transfers/clean", status=503, delay=SILENT)
     asked = armed(mirror, api_path("/v2/transfers/clean"), 1)
-    with mirror.spawned("sync") as process:
-        assert asked.wait(30)
-        time.sleep(1.0)
-        took, code, err = stopped(process)
+    took, code, err = sigterm_a_second_after(mirror, "sync", asked)
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
 
@@ -284,10 +278,7 @@ def test_sigterm_while_put_io_sits_on_a_listing_ends_the_sync_promptly(mirror: M
     mirror.write_config(putio={"timeout_seconds": 30})
     mirror.fake.inject("/v2/files/list", status=503, delay=SILENT)
     asked = armed(mirror, listing, 1)
-    with mirror.spawned("sync") as process:
-        assert asked.wait(30)
-        time.sleep(1.0)
-        took, code, err = stopped(process)
+    took, code, err = sigterm_a_second_after(mirror, "sync", asked)
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
 
@@ -303,10 +294,8 @@ def test_sigterm_while_put_io_s_proxy_is_silent_ends_the_sync_promptly(
         for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("http_proxy", proxy.url)
-        with mirror.spawned("sync") as process:
-            assert proxy.reached.wait(30)
-            time.sleep(1.0)  # put.io's listings are waited for
-            took, code, err = stopped(process)
+        # put.io's listings are waited for
+        took, code, err = sigterm_a_second_after(mirror, "sync", proxy.reached)
     assert took < PROMPT, f"the sync ended {took:.1f} s after SIGTERM"
     assert code == ExitCode.INTERRUPTED, err
     assert mirror.fake.requests == []
