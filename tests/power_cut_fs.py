@@ -14,12 +14,13 @@ folder once unmounted (``power_cut_mount`` does both).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import mfusepy
@@ -117,6 +118,22 @@ def power_cut_mount(backing: Path, mount_point: Path, record: Path) -> Iterator[
     ):
         yield mount_point
     cut_power(backing, record)
+
+
+def lock_on_a_power_cut_disk(
+    journal: Path, tmp_path: Path
+) -> tuple[Callable[[], AbstractContextManager[Path]], Path]:
+    """Given a SQLite journal's path and a scratch folder, put the journal's folder (the
+    run lock and what is kept beside it) on a disk whose unsynced changes vanish in a power
+    cut, and the journal itself on another disk, through a symlink (SQLite syncs its own
+    writes); return how to mount that folder (each unmount cuts the power) and where the
+    journal really is."""
+    disk, record = tmp_path / "state-disk", tmp_path / "state-record"
+    real = tmp_path / "journal-disk" / journal.name
+    real.parent.mkdir()
+    disk.mkdir()
+    (disk / journal.name).symlink_to(real)
+    return functools.partial(power_cut_mount, disk, journal.parent, record), real
 
 
 def main(argv: list[str]) -> None:

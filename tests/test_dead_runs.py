@@ -20,7 +20,7 @@ import pytest
 from putio_mirror.app.owners import take_over_from_dead_runs
 from putio_mirror.journal.store import DIED, Journal
 from tests.mirror_env import Mirror
-from tests.power_cut_fs import power_cut_mount
+from tests.power_cut_fs import lock_on_a_power_cut_disk
 from tests.test_claims import BACKENDS, new_journal_url
 from tests.test_journal import sqlite_url
 
@@ -110,13 +110,9 @@ def test_after_a_power_cut_the_next_run_frees_the_dead_runs_claims_at_once(
     # mid-download: after the reboot, the next run must still know whose claims the dead
     # run held (the owner record beside the lock), free them and fetch its file, not
     # leave it to the claim's lease (10 minutes).
-    disk, record = tmp_path / "state-disk", tmp_path / "state-record"
-    journal = tmp_path / "journal-disk" / mirror.journal.name
-    journal.parent.mkdir()
-    disk.mkdir()
-    (disk / mirror.journal.name).symlink_to(journal)
-    with power_cut_mount(disk, mirror.journal.parent, record):
+    powered, _ = lock_on_a_power_cut_disk(mirror.journal, tmp_path)
+    with powered():
         kill_mid_download(mirror)
-    with power_cut_mount(disk, mirror.journal.parent, record):
+    with powered():
         assert mirror.run("files", "download").code == 0
         assert "movie.mkv" in mirror.local_files(), mirror.run("history", "--run", "2").out

@@ -20,7 +20,7 @@ import pytest
 
 from putio_mirror.core.errors import ExitCode
 from tests.mirror_env import Mirror
-from tests.power_cut_fs import power_cut_mount
+from tests.power_cut_fs import lock_on_a_power_cut_disk, power_cut_mount
 
 FILES = 40
 SIZE = 200_000
@@ -207,18 +207,14 @@ def test_the_end_a_stopped_run_kept_outlives_a_power_cut_right_after_it(
     # stopped run exits: the end it kept must be there after the reboot.
     for n in range(FILES):
         mirror.fake.add_file(f"f{n:03}.bin", size=SIZE)
-    disk, record = tmp_path / "state-disk", tmp_path / "state-record"
-    journal = tmp_path / "journal-disk" / mirror.journal.name
-    journal.parent.mkdir()
-    disk.mkdir()
-    (disk / mirror.journal.name).symlink_to(journal)
-    with power_cut_mount(disk, mirror.journal.parent, record):
+    powered, journal = lock_on_a_power_cut_disk(mirror.journal, tmp_path)
+    with powered():
         code, err = journal_taken_mid_download(mirror, lambda _: move_away(journal))
     said = [line.removeprefix("Error: ") for line in err.splitlines() if line.startswith("Error: ")]
     assert code == ExitCode.JOURNAL and said, err
     journal.with_name(journal.name + ".bak").rename(journal)  # put back, as the hint says
 
-    with power_cut_mount(disk, mirror.journal.parent, record):
+    with powered():
         shown = mirror.run("history").out.splitlines()
     line = next((line for line in shown if line.startswith("#1 ")), "")
     assert "[exit 7]" in line and said[-1] in line, shown
