@@ -171,3 +171,37 @@ def test_a_replacement_whose_upload_fails_after_the_cancel_is_submitted_at_the_n
     ]
     assert journaled_transfer(mirror, info_hash) == transfer["id"]
     assert "submitting it again" not in caplog.text, "taken for an item put.io lost"
+
+
+def test_a_replacement_stopped_between_forgetting_the_magnet_s_transfer_and_cancelling_it(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    """The journal forgot the magnet's transfer, then the cancel never reached put.io (a
+    kill between the two, or put.io refusing it): that transfer is still there, known to
+    the journal as nobody's. The next passes must take it as ours again and replace it,
+    not leave the item on a magnet that never starts."""
+    data, magnet, info_hash = torrent_and_magnet(torrent_bytes)
+    with serving(mirror) as server:
+        client = Client(url_of(server))
+        client.ok("torrent-add", filename=magnet, paused=False)
+        (waiting,) = wait_for(lambda: fake_putio.transfers())
+        fake_putio.inject("/v2/transfers/cancel", status=503, retry_after="3600", times=1)
+        client.add_torrent(data, paused=False)
+        (transfer,) = wait_for(
+            lambda: [t for t in fake_putio.transfers() if t["id"] != waiting["id"]], timeout=30
+        )
+        remaining = [t["id"] for t in fake_putio.transfers()]
+        submitted = submissions(fake_putio)
+        fake_putio.finish_transfers()
+        item = wait_for(lambda: placed(client))
+    assert submitted == [
+        "/v2/transfers/add",  # the magnet
+        "/v2/transfers/cancel",  # answered 503: its transfer stays, forgotten by the journal
+        "/v2/transfers/cancel",  # a later pass took it as ours again and replaced it
+        "/v2/files/upload",
+    ]
+    assert remaining == [transfer["id"]], "the magnet's transfer cancelled in the end"
+    assert transfer["hash"] == info_hash and transfer["magneturi"] is None
+    assert data in upload_body(fake_putio)
+    assert journaled_transfer(mirror, info_hash) == transfer["id"]
+    assert (Path(item["downloadDir"]) / item["name"] / f"{NAME}.mkv").stat().st_size == 3000
