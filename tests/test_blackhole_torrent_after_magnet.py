@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.app.run import Runtime
+from putio_mirror.app.run import Request, Runtime, run_once
 from putio_mirror.cli.demo import sample_torrent
 from putio_mirror.cli.watch import submit_blackhole
 from putio_mirror.config.settings import load_settings
+from putio_mirror.core.plan import Plan
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.blackhole import parse_torrent
@@ -163,6 +164,30 @@ def test_a_torrent_dropped_while_a_torrent_added_by_hand_has_not_started_is_a_du
     assert submissions(mirror.fake) == []
     assert [t["id"] for t in mirror.fake.transfers()] == [by_hand]
     assert "Show.torrent: this torrent was already on put.io" in again.err
+
+
+def test_a_replacement_a_watcher_s_pass_made_meanwhile_is_not_made_again_by_the_run(
+    mirror: Mirror,
+) -> None:
+    """A run plans the replacement; before its turn, a watcher's pass (another process
+    sharing the journal) makes it: the run's is done elsewhere, never a second upload."""
+    data, magnet, info_hash = torrent_and_magnet()
+    magnet_submitted(mirror, magnet)
+    mirror.drop("Show.torrent", data)
+    mirror.fake.clear_requests()
+    settings = load_settings(mirror.config, {})
+
+    def meanwhile(plan: Plan) -> None:
+        report = submit_blackhole(Runtime(settings))
+        assert report is not None and report.done and not report.failed
+
+    outcome = run_once(Runtime(settings, on_plan=meanwhile), Request("torrents add"))
+    assert outcome.report is not None and not outcome.report.failed, outcome.report.failed
+    assert outcome.exit_code == 0
+    assert submissions(mirror.fake) == ["/v2/transfers/cancel", "/v2/files/upload"]
+    (transfer,) = mirror.fake.transfers()
+    assert journaled_transfer(mirror, info_hash) == transfer["id"]
+    assert names_in(mirror.blackhole / ".submitted") == ["Show.magnet", "Show.torrent"]
 
 
 # -- a run killed in the middle of the replacement -------------------------------------
