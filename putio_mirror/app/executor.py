@@ -308,7 +308,7 @@ class Executor:
         transfers on put.io."""
         if isinstance(action, Download):
             return not action.again and self._journal.is_verified(action.file_id)
-        if isinstance(action, SubmitDesired) and action.replaces is not None:
+        if isinstance(action, SubmitDesired | SubmitTorrent) and action.replaces is not None:
             # the magnet's transfer is no longer the one known: replaced (or being) already
             return self._journal.transfer_of(action.info_hash) != action.replaces
         if isinstance(action, SubmitTorrent | SubmitMagnet | SubmitDesired):
