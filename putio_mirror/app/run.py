@@ -392,7 +392,7 @@ def _executed(
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
         tell=notifier.tell,
-        cut=cutter.cut,
+        cutter=cutter,
     )
     now = runtime.clock().astimezone(UTC)
     journal_kept_end(journal, request.lock_path(journal))
