@@ -70,7 +70,7 @@ from putio_mirror.journal.keeper import ClaimKeeper, boot_clock
 from putio_mirror.journal.starting import Start
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.paths import Places
-from putio_mirror.net.plainhttp import Cover, Cutter
+from putio_mirror.net.cutting import Cover, Cutter
 from putio_mirror.notify.values import DiskFull, Event, ItemFailed
 from putio_mirror.putio.client import CallStopped
 
@@ -115,7 +115,7 @@ class Executor:
         cutter: Cutter | None = None,
     ) -> None:
         self._remote = remote
-        # ends the run's windowed work in flight (``net/plainhttp.Cutter``): the fetchers'
+        # ends the run's windowed work in flight (``net/cutting.Cutter``): the fetchers'
         # reads, their links asked for, grooming that waits for the window
         self._cutter = cutter or Cutter()
         self._tell = tell  # the Notifier's: items placed, files failing, a full disk

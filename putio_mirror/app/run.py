@@ -64,7 +64,7 @@ from putio_mirror.putio.client import PutioClient
 if TYPE_CHECKING:  # imported where used: a dry run needs no executor (nor SQLAlchemy, if new)
     from putio_mirror.app.executor import Progress
     from putio_mirror.journal.store import Journal
-    from putio_mirror.net.plainhttp import Cutter
+    from putio_mirror.net.cutting import Cutter
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ def _execute(
     witnesses: Callable[[], Iterator[int]],
 ) -> RunReport:
     from putio_mirror.app.fetchers import cut_links
-    from putio_mirror.net.plainhttp import Cutter
+    from putio_mirror.net.cutting import Cutter
 
     settings = runtime.settings
     downloads = [action.file_id for action in plan if isinstance(action, Download)]
