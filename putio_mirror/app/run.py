@@ -65,7 +65,7 @@ from putio_mirror.putio.client import PutioClient
 if TYPE_CHECKING:  # imported where used: a dry run needs no executor (nor SQLAlchemy, if new)
     from putio_mirror.app.executor import Progress
     from putio_mirror.journal.store import Journal
-    from putio_mirror.net.plainhttp import Cutter
+    from putio_mirror.net.cutting import Cutter
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ def _execute(
     witnesses: Callable[[], Iterator[int]],
 ) -> RunReport:
     from putio_mirror.app.fetchers import cut_links
-    from putio_mirror.net.plainhttp import Cutter
+    from putio_mirror.net.cutting import Cutter
 
     settings = runtime.settings
     downloads = [action.file_id for action in plan if isinstance(action, Download)]
@@ -394,7 +394,7 @@ def _executed(
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
         tell=notifier.tell,
-        cut=cutter.cut,
+        cutter=cutter,
     )
     now = runtime.clock().astimezone(UTC)
     journal_kept_end(journal, request.lock_path(journal))
