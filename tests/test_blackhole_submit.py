@@ -551,28 +551,6 @@ def test_a_torrent_and_its_magnet_in_one_pass_submit_the_torrent_and_file_the_ma
     assert left == [], left
 
 
-def test_a_torrent_dropped_after_its_magnet_was_submitted_is_not_submitted_again(
-    mirror: Mirror,
-) -> None:
-    """Only within one pass does the .torrent come first: a torrent put.io has is never
-    added again, whatever the file that brought it."""
-    data = sample_torrent()
-    info_hash = parse_torrent(data)[0]
-    mirror.drop("Show.magnet", f"magnet:?xt=urn:btih:{info_hash}&dn=Sintel".encode())
-    assert mirror.run("torrents", "add").code == 0
-    mirror.fake.clear_requests()
-    mirror.drop("Show.torrent", data)
-    again = mirror.run("torrents", "add")
-    assert again.code == 0, again.err
-    assert submissions(mirror.fake) == []
-    assert "Show.torrent: this torrent was" in again.err
-    assert names_in(mirror.blackhole / ".submitted") == [
-        "Show.magnet",
-        "Show.torrent",
-        "Show.torrent.why.txt",
-    ]
-
-
 def journaled_transfer(mirror: Mirror, info_hash: str) -> int | None:
     journal = Journal.open(f"sqlite:///{mirror.journal}")
     try:
@@ -584,10 +562,11 @@ def journaled_transfer(mirror: Mirror, info_hash: str) -> int | None:
 def test_over_rpc_a_torrent_added_after_its_magnet_takes_its_place_as_one_item(
     mirror: Mirror,
 ) -> None:
-    """Unlike the blackhole across passes, the RPC door puts a .torrent in the place of
-    its magnet while put.io has not started the magnet (``test_rpc_torrent_after_magnet``
-    tells each case): the client still follows the item it added first, its id answered
-    ``torrent-duplicate``, and put.io ends with one transfer, the .torrent's."""
+    """As the blackhole does across passes (``test_blackhole_torrent_after_magnet``), the
+    RPC door puts a .torrent in the place of its magnet while put.io has not started the
+    magnet (``test_rpc_torrent_after_magnet`` tells each case): the client still follows
+    the item it added first, its id answered ``torrent-duplicate``, and put.io ends with
+    one transfer, the .torrent's."""
     data = sample_torrent()
     info_hash = parse_torrent(data)[0]
     uri = f"magnet:?xt=urn:btih:{info_hash}&dn=Sintel"

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import putio_mirror
 from putio_mirror.app.opening import other_writer
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.journal.writers import Writer
@@ -26,16 +29,17 @@ POOL = "mergerfs"
 
 
 @contextmanager
-def journal_on_pool(mirror: Mirror, *, cached: bool = True) -> Iterator[Path]:
-    """The mirror's journal inside a FUSE pool; yield the pool's mount point. ``cached``:
-    the pool pages through the kernel's cache (SQLite's WAL works there), else each read
-    and write goes to its daemon (mergerfs's default, where the WAL's ``-shm`` cannot be
-    mapped)."""
+def journal_on_pool(mirror: Mirror, *, cached: bool = True, **sections: Any) -> Iterator[Path]:
+    """The mirror's journal inside a FUSE pool (and the config's other ``sections``); yield
+    the pool's mount point. ``cached``: the pool pages through the kernel's cache (SQLite's
+    WAL works there), else each read and write goes to its daemon (mergerfs's default,
+    where the WAL's ``-shm`` cannot be mapped)."""
     pool = mirror.root / "pool"
     with faulty_mount(
         mirror.root / "disks", pool, mirror.root / "no-faults", subtype=POOL, cached=cached
     ):
-        mirror.write_config(paths={"journal": f"sqlite:///{pool / 'state' / 'journal.sqlite3'}"})
+        journal = f"sqlite:///{pool / 'state' / 'journal.sqlite3'}"
+        mirror.write_config(paths={"journal": journal}, **sections)
         yield pool
 
 
@@ -205,3 +209,75 @@ def test_a_corrupt_journal_on_a_share_says_where_it_is_so_its_rebuild_is_kept_el
         and f"on a FUSE filesystem (fuse.mergerfs at {pool})" in result.err
     )
     assert "move it aside" in result.err and "keep the SQLite journal on a local disk" in result.err
+
+
+def test_transfers_retry_over_a_journal_on_a_fuse_pool_does_it_and_says_it_needs_you_once(
+    mirror: Mirror,
+) -> None:
+    # Like a sync, a command that writes the journal is a writing run: told once, exit 11.
+    broken = mirror.fake.add_transfer("Broken", status="ERROR", error_message="tracker down")
+    with journal_on_pool(mirror) as pool:
+        result = mirror.run("transfers", "retry")
+    assert result.code == ExitCode.NEEDS_ATTENTION, result.err
+    assert f"retried #{broken} Broken" in result.out
+    said = f"needs you: the journal {pool / 'state' / 'journal.sqlite3'} is on a FUSE filesystem"
+    assert result.err.count(said) == 1, result.err
+    assert "hint: keep the SQLite journal on a local disk" in result.err
+
+
+def test_transfers_retry_and_dismiss_refuse_a_journal_on_a_share_another_host_wrote_since(
+    mirror: Mirror,
+) -> None:
+    broken = mirror.fake.add_transfer("Broken", status="ERROR", error_message="tracker down")
+    with journal_on_pool(mirror) as pool:
+        journal = pool / "state" / "journal.sqlite3"
+        assert mirror.run("transfers", "groom").code == ExitCode.NEEDS_ATTENTION
+        another_host_ran(journal, "other-pi", ago=timedelta(hours=1))
+        before = journal_runs(journal)
+        retried = mirror.run("transfers", "retry")
+        dismissed = mirror.run("transfers", "dismiss", str(broken))
+        after = journal_runs(journal)
+    for refused in (retried, dismissed):
+        assert refused.code == ExitCode.JOURNAL, refused.err
+        assert "host other-pi wrote it" in refused.err and f"fuse.mergerfs at {pool}" in refused.err
+    assert after == before, "the refused commands wrote nothing into the journal"
+    # nor did anything on put.io: the transfer waits, in ERROR, for the person's answer
+    assert mirror.fake.transfer(broken)["status"] == "ERROR"
+
+
+def test_serve_refuses_a_journal_on_a_share_another_host_wrote_since_before_it_listens(
+    mirror: Mirror,
+) -> None:
+    # Its Transmission door writes desires into the journal whenever Sonarr adds one, not
+    # only in the watcher's runs: it must not open the journal at all.
+    rpc = {"listen": "127.0.0.1:0", "username": "sonarr", "password": "secret"}
+    with journal_on_pool(mirror, rpc=rpc) as pool:
+        journal = pool / "state" / "journal.sqlite3"
+        assert mirror.run("transfers", "groom").code == ExitCode.NEEDS_ATTENTION
+        another_host_ran(journal, "other-pi", ago=timedelta(hours=1))
+        before = journal_runs(journal)
+        with mirror.spawned("serve") as process:
+            try:
+                _, err = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("serve opened the journal and ran on") from None
+        after = journal_runs(journal)
+    assert process.returncode == ExitCode.JOURNAL, err.decode()
+    assert "host other-pi wrote it" in err.decode()
+    assert after == before
+    assert "Transmission RPC on" not in err.decode(), "it listened: Sonarr could add a torrent"
+
+
+def test_only_the_opening_path_opens_a_journal_to_write() -> None:
+    # Every command that writes the journal opens it through app/opening (open_journal, of
+    # a place journal_place checked): one opened around it skips the share check.
+    package = Path(putio_mirror.__file__).parent
+    opening = {package / "app" / "opening.py", package / "journal" / "store.py"}
+    # journal/older opens an upgraded copy in a temporary folder, never the journal
+    opening.add(package / "journal" / "older.py")
+    around = [
+        str(path.relative_to(package))
+        for path in sorted(package.rglob("*.py"))
+        if path not in opening and "Journal.open(" in path.read_text(encoding="utf-8")
+    ]
+    assert around == []

@@ -13,6 +13,7 @@ from putio_mirror.local.mounts import (
     filesystem_of,
     mount_holding,
     parse_mountinfo,
+    shared_filesystem,
     sharing_of,
 )
 
@@ -102,9 +103,14 @@ def test_a_mount_hidden_under_a_later_one_over_its_parent_is_passed_over_by_devi
         ("ceph", "network"),
         ("fuse.sshfs", "network"),
         ("fuse.rclone", "network"),
+        ("virtiofs", "network"),  # the host's folder shared into a VM
+        ("ocfs2", "network"),  # cluster filesystems: one disk, several hosts
+        ("gfs2", "network"),
         ("fuse.mergerfs", "FUSE"),
         ("fuse", "FUSE"),
         ("fuseblk", None),  # ntfs-3g on a local USB disk
+        ("fuseblk.exfat", None),  # a FUSE daemon of a local disk that names its subtype
+        ("fusectl", None),  # FUSE's control filesystem, no FUSE filesystem of files
         ("ext4", None),
         ("overlay", None),
         ("tmpfs", None),
@@ -139,3 +145,26 @@ def test_a_link_is_followed_to_the_filesystem_it_leads_to(tmp_path: Path) -> Non
 
 def test_without_mountinfo_the_filesystem_is_unknown_not_an_error(tmp_path: Path) -> None:
     assert filesystem_of(tmp_path, tmp_path / "no-such-mountinfo") is None
+
+
+def test_a_vms_host_folder_and_cluster_filesystems_are_shared_and_a_fuse_disk_is_not(
+    tmp_path: Path,
+) -> None:
+    # A journal in a folder virtiofs shares from the VM's host, or on a cluster filesystem
+    # several hosts mount at once, is told as a share; ntfs-3g's local USB disk is not.
+    mounts = [
+        ("vm", "virtiofs", "myfs"),
+        ("san", "gfs2", "/dev/dm-3"),
+        ("usb", "fuseblk", "/dev/sdb1"),
+    ]
+    lines = ["1 0 0:1 / / rw - ext4 /dev/sda1 rw"]
+    for number, (name, fstype, source) in enumerate(mounts, start=2):
+        (tmp_path / name).mkdir()
+        lines.append(f"{number} 1 0:{number} / {tmp_path / name} rw - {fstype} {source} rw")
+    (tmp_path / "mountinfo").write_text("\n".join(lines) + "\n")
+    journal = Path("state") / "journal.sqlite3"
+    vm = shared_filesystem(tmp_path / "vm" / journal, tmp_path / "mountinfo")
+    assert vm is not None and vm.describe() == f"a network filesystem (virtiofs at {tmp_path}/vm)"
+    san = shared_filesystem(tmp_path / "san" / journal, tmp_path / "mountinfo")
+    assert san is not None and san.fstype == "gfs2"
+    assert shared_filesystem(tmp_path / "usb" / journal, tmp_path / "mountinfo") is None

@@ -25,7 +25,7 @@ from putio_mirror.core.errors import (
 )
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
-from putio_mirror.net.plainhttp import Cutter, cut_by
+from putio_mirror.net.cutting import Cutter, cut_by
 from putio_mirror.putio.client import CallStopped, PutioClient
 from putio_mirror.putio.values import parse_file, parse_timestamp, parse_transfer
 

@@ -143,14 +143,81 @@ def test_of_one_torrent_s_files_in_one_scan_the_torrent_is_submitted_where_the_f
 
 
 def test_a_magnet_of_a_torrent_submitted_earlier_or_asked_for_keeps_the_torrent_out() -> None:
-    """Only within one scan does the .torrent come first: a hash submitted earlier is
-    never submitted again, whichever file brings it."""
+    """Within one scan the .torrent comes first; a hash submitted earlier (its transfer
+    gone from put.io, or not made of a magnet) is never submitted again, whichever file
+    brings it."""
     snapshot = Snapshot(
         blackhole=(magnet("Show.magnet", HASH_A), torrent("Show.torrent", HASH_A)),
         journal=facts({HASH_A: 7}),
     )
     plan = reconcile(snapshot, Policy(), NOW)
     assert [type(action) for action in plan] == [ArchiveDuplicate, ArchiveDuplicate]
+
+
+def magnet_of(transfer_id: int, info_hash: str, status: str, percent_done: int = 0) -> Transfer:
+    source = f"magnet:?xt=urn:btih:{info_hash}"
+    return Transfer(transfer_id, "t", status, info_hash, percent_done=percent_done, source=source)
+
+
+def test_a_torrent_dropped_after_its_magnet_replaces_its_transfer_until_put_io_fetches() -> None:
+    """As over RPC (``core/desired``): a .torrent dropped in a later pass than its magnet
+    takes the place of the magnet's transfer, ours, while put.io has fetched nothing of
+    it; else it is a duplicate, and one of a magnet put.io started is said so."""
+    hashes = [f"{n:x}" * 40 for n in range(1, 8)]
+    transfers = (
+        magnet_of(1, hashes[0], "IN_QUEUE"),
+        magnet_of(2, hashes[1], "PREPARING_DOWNLOAD"),
+        magnet_of(3, hashes[2], "ERROR"),
+        magnet_of(4, hashes[3], "DOWNLOADING", percent_done=10),
+        magnet_of(5, hashes[4], "WAITING", percent_done=3),  # fetched some already
+        Transfer(6, "t", "IN_QUEUE", hashes[5]),  # sent as a .torrent already
+        magnet_of(7, hashes[6], "IN_QUEUE"),  # added by hand on put.io: not ours
+    )
+    ours = {t.hash or "": t.id for t in transfers if t.id != 7}
+    dropped = tuple(torrent(f"{n}.torrent", info_hash) for n, info_hash in enumerate(hashes, 1))
+    snapshot = Snapshot(blackhole=dropped, transfers=transfers, journal=facts(ours))
+    plan = reconcile(snapshot, Policy(cancel_seeding=False), NOW)
+    assert [(type(a), getattr(a, "replaces", None)) for a in plan if a.kind != "clean"] == [
+        (SubmitTorrent, 1),
+        (SubmitTorrent, 2),
+        (SubmitTorrent, 3),
+        (ArchiveDuplicate, None),
+        (ArchiveDuplicate, None),
+        (ArchiveDuplicate, None),
+        (ArchiveDuplicate, None),
+    ]
+    assert [note.message for note in plan.notes if note.level == "warning"] == [
+        "4.torrent: put.io started this torrent from its magnet (DOWNLOADING): the .torrent "
+        "is not sent, the magnet goes on",
+        "5.torrent: put.io started this torrent from its magnet (WAITING): the .torrent "
+        "is not sent, the magnet goes on",
+        "6.torrent: this torrent was submitted earlier; not adding it again",
+        "7.torrent: this torrent was already on put.io; not adding it again",
+    ]
+
+
+def test_a_torrent_and_its_magnet_dropped_again_archive_the_magnet_after_the_replacement() -> None:
+    dropped = (magnet("Show.magnet", HASH_A), torrent("Show.torrent", HASH_A))
+    snapshot = Snapshot(
+        blackhole=dropped, transfers=(magnet_of(1, HASH_A, "IN_QUEUE"),), journal=facts({HASH_A: 1})
+    )
+    submit, archive = reconcile(snapshot, Policy(), NOW).actions
+    assert isinstance(submit, SubmitTorrent) and submit.replaces == 1
+    assert isinstance(archive, ArchiveDuplicate) and archive.requires == (submit.key,)
+
+
+def test_a_replacement_stopped_after_the_journal_forgot_the_magnet_s_transfer_goes_on() -> None:
+    """The journal forgot the magnet's transfer (attempted again), a kill came before the
+    cancel: this plan records that transfer as ours again and, after that, replaces it."""
+    snapshot = Snapshot(
+        blackhole=(torrent("Show.torrent", HASH_A),),
+        transfers=(magnet_of(1, HASH_A, "IN_QUEUE"),),
+        journal=facts({HASH_A: None}),
+    )
+    record, submit = reconcile(snapshot, Policy(), NOW).actions
+    assert isinstance(record, RecordTransfer) and record.transfer_id == 1
+    assert isinstance(submit, SubmitTorrent) and submit.replaces == 1
+    assert submit.requires == (record.key,)
 
 
 def test_a_transfer_an_unanswered_submission_made_is_recorded_and_one_added_by_hand_never() -> None:
@@ -466,6 +533,8 @@ def worlds(draw: st.DrawFn) -> tuple[Snapshot, Policy]:
             draw(st.sampled_from(hashes)),
             file_id=draw(st.one_of(st.none(), st.integers(1, count + 2))),
             seconds_seeding=draw(st.integers(0, 100_000)),
+            # made of a magnet, one a .torrent dropped later may replace
+            source=draw(st.sampled_from([None, "magnet:?xt=urn:btih:x"])),
         )
         for tid in range(1, draw(st.integers(0, 5)) + 1)
     )
@@ -521,6 +590,8 @@ def apply(plan: Plan, snapshot: Snapshot) -> Snapshot:
     present_items = set(snapshot.local.present_items)
     staged = dict(snapshot.local.verified)
     for action in plan:
+        if isinstance(action, SubmitTorrent) and action.replaces is not None:
+            del transfers[action.replaces]  # cancelled first: the .torrent takes its place
         if isinstance(action, SubmitTorrent | SubmitMagnet):
             transfers[next_id] = Transfer(next_id, action.name, "IN_QUEUE", action.info_hash)
             submissions[action.info_hash] = Submission(action.info_hash, next_id, action.name, NOW)
@@ -626,5 +697,7 @@ def test_transfers_not_submitted_by_us_are_only_touched_when_configured(
             touched.add(action.transfer_id)
         if isinstance(action, CleanTransfers):
             touched.update(action.transfer_ids)
+        if isinstance(action, SubmitTorrent) and action.replaces is not None:
+            touched.add(action.replaces)
     by_id = {transfer.id: transfer for transfer in snapshot.transfers}
     assert all(tid in ours or by_id[tid].hash in ours_by_hash for tid in touched)

@@ -559,3 +559,64 @@ def close_once_reached(proxy: SilentServer, clock: ClosingWindow) -> None:
     """Close the window a second after the proxy took its first connection."""
     if proxy.reached.wait(30):
         close_after(clock, 1.0)
+
+
+#: grooming that waits for the window (``groom_outside_window: false``): what each kind
+#: asks of put.io, and how to have one planned
+GROOMING = {
+    "cancel": "/v2/transfers/cancel",
+    "clean": "/v2/transfers/clean",
+    "delete": "/v2/files/delete",
+}
+
+
+def groomed_in_the_window(mirror: Mirror, kind: str) -> Callable[[], bool]:
+    """Given a kind of grooming, set up put.io and the config so that a sync does it
+    inside the window (and only there); return whether put.io has it done."""
+    options: dict[str, Any] = {"manage_foreign": True}
+    if kind == "delete":
+        file_id = mirror.fake.add_file("movie.mkv", size=100_000)
+        mirror.write_config(
+            putio={"timeout_seconds": 10},
+            schedule={"windows": [WINDOW], "groom_outside_window": False},
+            download={"delete_remote_after": True},
+        )
+        return lambda: all(item["id"] != file_id for item in mirror.fake.files())
+    status = "SEEDING" if kind == "cancel" else "COMPLETED"
+    mirror.fake.add_transfer("Foreign", status=status, hash="f" * 40)
+    mirror.write_config(
+        putio={"timeout_seconds": 10},
+        schedule={"windows": [WINDOW], "groom_outside_window": False},
+        transfers=options,
+    )
+    return lambda: mirror.fake.transfers() == []
+
+
+@pytest.mark.parametrize("kind", sorted(GROOMING))
+def test_a_window_closing_while_put_io_sits_on_grooming_that_waits_for_it_stops_the_run(
+    mirror: Mirror, kind: str
+) -> None:
+    # Grooming only inside the windows (groom_outside_window: false): put.io takes the
+    # request to cancel, clean or delete and never answers. The wait would last the API's
+    # timeout (10 s here) past the window's end, and the call would then be tried again
+    # outside it. It ends with the window, as a download's link does: no failure, nothing
+    # tried again; the next window does it.
+    done = groomed_in_the_window(mirror, kind)
+    path = GROOMING[kind]
+    mirror.fake.inject(path, status=503, delay=120)
+    clock = ClosingWindow()
+
+    def hook(request: LoggedRequest) -> None:
+        if request.host == "api" and request.path == path:
+            close_after(clock, 1.0)
+
+    mirror.fake.on_request = hook
+    outcome, settings = ended_soon_after_closing(mirror, clock, f"put.io was asked to {kind}")
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert outcome.report is not None and outcome.report.failed == []
+    assert api_calls(mirror.fake, path) == 1, "not tried again outside the window"
+    assert not done()
+
+    mirror.fake.heal()
+    synced_next_window(settings)
+    assert done()

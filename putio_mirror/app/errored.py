@@ -5,6 +5,7 @@ to try again or let it go).
 Each command is a run in the journal with one action per transfer, so ``history`` says
 who retried or dismissed what. Only transfers in ERROR are taken: an id of any other
 transfer is refused before anything is done, so a typo cannot remove a live download.
+Its journal's place is checked first, as a sync's is (``opening.journal_place``).
 """
 
 from __future__ import annotations
@@ -13,17 +14,29 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from putio_mirror.app.opening import journal_place, open_journal
 from putio_mirror.app.run import open_client
 from putio_mirror.config.settings import Settings
+from putio_mirror.core.attention import Attention
 from putio_mirror.core.errors import ConfigError, ExitCode, MirrorError
 from putio_mirror.core.state import Transfer
-from putio_mirror.journal.store import Journal
 from putio_mirror.putio.client import PutioClient
+
+if TYPE_CHECKING:  # opened by app/opening, as every journal a command writes
+    from putio_mirror.journal.store import Journal
 
 Verb = Literal["retry", "dismiss"]
 STATUS_HINT = "`putio-mirror status` lists put.io's transfers; those in ERROR show their ids"
+
+
+@dataclass(frozen=True)
+class Errored:
+    """What a command did to transfers in ERROR, and what needs a person about its journal."""
+
+    handled: tuple[Handled, ...]
+    attention: tuple[Attention, ...]
 
 
 @dataclass(frozen=True)
@@ -59,18 +72,19 @@ def chosen(transfers: Sequence[Transfer], ids: Sequence[int]) -> tuple[Transfer,
 
 def handle_errored(
     settings: Settings, verb: Verb, ids: Sequence[int], clock: Callable[[], datetime]
-) -> tuple[Handled, ...]:
+) -> Errored:
     """Given settings, ``retry`` or ``dismiss`` and the ids (none: every transfer in
-    ERROR), do it to each, journaled; return what became of each."""
+    ERROR), do it to each, journaled; return what became of each.
+
+    Raise JournalError, before put.io is asked anything, if the journal is refused where
+    it is (``journal_place``): the person's answer waits for the journal it belongs in."""
+    place = journal_place(settings, clock())
     with open_client(settings) as client:
         targets = chosen(client.list_transfers(), ids)
         if not targets:
-            return ()
-        journal = Journal.open(settings.journal_url)
-        try:
-            return _journaled(journal, client, verb, targets, clock)
-        finally:
-            journal.close()
+            return Errored((), place.attention)
+        with open_journal(place) as journal:
+            return Errored(_journaled(journal, client, verb, targets, clock), place.attention)
 
 
 def _journaled(

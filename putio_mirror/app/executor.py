@@ -53,6 +53,9 @@ from putio_mirror.core.plan import (
     Action,
     AdoptLocal,
     ArchiveDuplicate,
+    CancelTransfer,
+    CleanTransfers,
+    DeleteRemote,
     Download,
     PlaceItem,
     Plan,
@@ -67,6 +70,7 @@ from putio_mirror.journal.keeper import ClaimKeeper, boot_clock
 from putio_mirror.journal.starting import Start
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.paths import Places
+from putio_mirror.net.cutting import Cover, Cutter
 from putio_mirror.notify.values import DiskFull, Event, ItemFailed
 from putio_mirror.putio.client import CallStopped
 
@@ -108,10 +112,12 @@ class Executor:
         stop_requested: Callable[[], bool] = lambda: False,
         progress: Progress | None = None,
         tell: Callable[[Event], None] = lambda event: None,
-        cut: Callable[[], None] = lambda: None,
+        cutter: Cutter | None = None,
     ) -> None:
         self._remote = remote
-        self._cut = cut  # ends the fetchers' reads in flight (``net/plainhttp.Cutter``)
+        # ends the run's windowed work in flight (``net/cutting.Cutter``): the fetchers'
+        # reads, their links asked for, grooming that waits for the window
+        self._cutter = cutter or Cutter()
         self._tell = tell  # the Notifier's: items placed, files failing, a full disk
         self._journal = journal
         self._places = places
@@ -153,7 +159,7 @@ class Executor:
             sum(action.resume_from for action in downloads),
         )
         over = threading.Event()
-        if downloads:
+        if any(self._rules.windowed(action.kind) for action in actions):
             watch = threading.Thread(target=self._cut_at_stop, args=(over,), name="stop-watch")
             watch.daemon = True
             watch.start()
@@ -179,19 +185,23 @@ class Executor:
                 index += 1
 
     def _cut_at_stop(self, over: threading.Event) -> None:
-        """Until the run is ``over``: once its downloads are to stop (a stop asked, the
-        window closed, a fatal error), give their reads a moment to end at a chunk boundary,
-        then cut those still waiting short. A read on a node that went silent would wait
-        out its read timeout (a minute), and a signal interrupts only the main thread's
-        read, which Python then takes up again; the window's end and SIGTERM are promised
-        within seconds. Looked at four times a second, here: no cost to a chunk."""
+        """Until the run is ``over``: once its windowed work is to stop (a stop asked, the
+        window closed, a fatal error), give the downloads' reads a moment to end at a chunk
+        boundary, then cut those still waiting short, and the put.io calls of that work (a
+        link, grooming that waits for the window: ``_groom``). A read on a node or an API
+        that went silent would wait out its timeout (a minute, half a minute), and a signal
+        interrupts only the main thread's read, which Python then takes up again; the
+        window's end and SIGTERM are promised within seconds. Looked at four times a
+        second, here: no cost to a chunk."""
         while not over.wait(_LOOK_EVERY_SECONDS):
-            if self._downloads_stopping():
+            if self._windowed_stopping():
                 if not over.wait(_CUT_AFTER_SECONDS):
-                    self._cut()
+                    self._cutter.cut()
                 return
 
-    def _downloads_stopping(self) -> bool:
+    def _windowed_stopping(self) -> bool:
+        """Whether the run's windowed work is to stop: a stop asked, a fatal error, the
+        window closed (the downloads' window: the one grooming waits for, if it does)."""
         if self._stop_requested() or self._halted.is_set():
             return True
         return self._rules.windowed("download") and not self._rules.schedule.is_open(self._clock())
@@ -308,7 +318,7 @@ class Executor:
         transfers on put.io."""
         if isinstance(action, Download):
             return not action.again and self._journal.is_verified(action.file_id)
-        if isinstance(action, SubmitDesired) and action.replaces is not None:
+        if isinstance(action, SubmitDesired | SubmitTorrent) and action.replaces is not None:
             # the magnet's transfer is no longer the one known: replaced (or being) already
             return self._journal.transfer_of(action.info_hash) != action.replaces
         if isinstance(action, SubmitTorrent | SubmitMagnet | SubmitDesired):
@@ -361,10 +371,14 @@ class Executor:
         the next few (its bytes are durable already: see ``Verified``)."""
         try:
             done = self._dispatch(action)
-        except CallStopped as stopped:  # put.io retried when the run was told to stop
+        except CallStopped as stopped:  # a stop, or the window's end (``_groom``)
             self._end(action_id, action, "paused", detail=stopped.message)
+            ended_by_window = self._cut_by_window(action)
             with self._lock:
-                self._report.interrupted = True
+                if ended_by_window:  # as a download paused: the next window does it
+                    self._report.window_closed = True
+                else:
+                    self._report.interrupted = True
             return False
         except Paused as paused:
             taken = not self._claims.holds(action.key)  # asked before _end lets go of it
@@ -396,6 +410,14 @@ class Executor:
         else:
             self._end(action_id, action, "done", detail=done)
         return True
+
+    def _cut_by_window(self, action: Action) -> bool:
+        """Given an action whose put.io call was cut short, say whether the window's end
+        cut it (it waits for the window, which closed, and no stop was asked), not a stop."""
+        if self._stop_requested() or self._halted.is_set():
+            return False
+        windowed = self._rules.windowed(action.kind)
+        return windowed and not self._rules.schedule.is_open(self._clock())
 
     def _succeeded_with(self, action: Action) -> None:
         """Given an action whose success the journal holds, report it."""
@@ -470,7 +492,17 @@ class Executor:
                 action.info_hash, action.transfer_id, action.name, self._now()
             )
             return f"transfer {action.transfer_id}"
-        return groom(self._remote, action)
+        return self._groom(action)
+
+    def _groom(self, action: CancelTransfer | CleanTransfers | DeleteRemote) -> str | None:
+        """Given a grooming action, ask put.io to do it; if it waits for the window, the
+        call is cut short with the downloads' reads at the window's end (``CallStopped``):
+        put.io silent would hold the run for the API's timeout past it, and the call would
+        then be tried again outside the window."""
+        if not self._rules.windowed(action.kind):
+            return groom(self._remote, action)
+        with Cover(self._cutter):
+            return groom(self._remote, action)
 
     def _count(self, amount: int) -> None:
         with self._lock:

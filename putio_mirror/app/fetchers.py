@@ -16,7 +16,7 @@ from putio_mirror.fetch.engine import Fetcher
 from putio_mirror.fetch.pulse import Pulse
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.witness import first_byte_comes
-from putio_mirror.net.plainhttp import Cover, Cutter
+from putio_mirror.net.cutting import Cover, Cutter
 from putio_mirror.putio.client import PutioClient
 
 

@@ -32,7 +32,7 @@ from putio_mirror.local.blackhole import Scan, scan
 from putio_mirror.local.files import local_size
 from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import NameRoom, list_staging, name_room, part_path
-from putio_mirror.net.plainhttp import Cutter, cut_by
+from putio_mirror.net.cutting import Cutter, cut_by
 
 #: how long a run's end waits for a listing it cut short to end: a read or a connect cut
 #: ends at once, a pause before the next try at its next nap (a quarter of a second); a
@@ -59,7 +59,7 @@ class Observing:
     first request comes after the scan, as ever. A context manager: leaving it (a failure,
     Ctrl-C, the other listing failed first) waits for no answer still to come: a listing
     still under way is cut short (its connection shut, a pause before its next try ended;
-    ``net/plainhttp.Cutter``) and awaited only while it ends (``CUT_GRACE_SECONDS`` at
+    ``net/cutting.Cutter``) and awaited only while it ends (``CUT_GRACE_SECONDS`` at
     most), so that it neither logs nor tries again once the run is over (``serve`` and
     ``watch`` run the next one meanwhile). A refused token is met by both requests, which
     are not retried.

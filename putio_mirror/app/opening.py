@@ -8,6 +8,7 @@ import logging
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,18 +76,33 @@ class EarlyEnd:
 TURNS_WITHIN = timedelta(days=1)
 
 
-def journal_place(settings: Settings, now: datetime) -> tuple[Attention, ...]:
-    """Given a writing run's settings and the time, return what needs a person about
-    where its SQLite journal is: on a network share or a FUSE filesystem, whose locks
-    and shared memory SQLite's WAL cannot trust (the run goes on: one host's journal
-    there may well work, and moving it is a person's choice).
+@dataclass(frozen=True, slots=True)
+class JournalPlace:
+    """A writing command's journal, its place checked (``journal_place``): what
+    ``open_journal`` takes, so that every command that writes the journal (a run,
+    ``transfers retry`` and ``dismiss``, ``serve``'s Transmission door) is checked alike."""
+
+    url: str
+    #: what needs a person about where it is: said once by the command, exit 11
+    attention: tuple[Attention, ...]
+
+
+def journal_place(settings: Settings, now: datetime) -> JournalPlace:
+    """Given a writing command's settings and the time, return its journal's place, with
+    what needs a person about it: a SQLite journal on a network share or a FUSE
+    filesystem, whose locks and shared memory SQLite's WAL cannot trust (the command goes
+    on: one host's journal there may well work, and moving it is a person's choice).
 
     Raise JournalError, before anything writes it, if another host wrote it since this
     host last did, within ``TURNS_WITHIN``: two hosts writing one SQLite file over a share
     is how it gets corrupted. A host that never wrote it takes it over (a new Pi, after
     the old one's SD card died, or a container made anew under another name), and so
     does any a day after the other's last run."""
-    database = plain_sqlite_file(settings.journal_url)
+    return JournalPlace(settings.journal_url, _place_attention(settings.journal_url, now))
+
+
+def _place_attention(url: str, now: datetime) -> tuple[Attention, ...]:
+    database = plain_sqlite_file(url)
     if database is None:
         return ()
     # the file, not its folder: SQLite follows a link to it and keeps its -wal beside the target
@@ -135,10 +151,12 @@ def _taking_turns(database: Path, mount: Mount, other: Writer) -> JournalError:
 
 
 @contextmanager
-def open_journal(settings: Settings) -> Iterator[Journal]:
+def open_journal(place: JournalPlace) -> Iterator[Journal]:
+    """Given a journal's place, checked, open it to write (creating it if new); close it
+    after."""
     from putio_mirror.journal.store import Journal
 
-    journal = Journal.open(settings.journal_url)
+    journal = Journal.open(place.url)
     try:
         yield journal
     finally:

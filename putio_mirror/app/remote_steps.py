@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from putio_mirror.app.requested import made, make_way
 from putio_mirror.app.rules import RemoteWriter
 from putio_mirror.core.errors import BlackholeChangedError, TorrentRefusedError
 from putio_mirror.core.plan import (
@@ -61,9 +62,13 @@ def submit(
 ) -> str:
     """Given a blackhole torrent or magnet, submit it to put.io (into ``parent``), journaled
     before and after, and file it away; raise the refusal's ItemError if put.io refuses it
-    (the file is moved to the rejected folder)."""
+    (the file is moved to the rejected folder). A .torrent that replaces its magnet's
+    transfer makes way for itself first (``requested.make_way``)."""
     path = Path(action.path)
     content = reread(path, action.info_hash, action.name)  # what put.io gets was hashed
+    replaced = action.replaces if isinstance(action, SubmitTorrent) else None
+    if replaced is not None:  # read first: a .torrent changed since never cancels its magnet
+        make_way(remote, journal, action.info_hash, replaced)
     # Journaled first: a transfer whose answer is lost is still known as ours next run.
     journal.record_submission(action.info_hash, None, action.name, now())
     try:
@@ -79,8 +84,8 @@ def submit(
     try:
         file_away(path, blackhole, SUBMITTED_DIR, identity=content.identity)
     except BlackholeChangedError as changed:  # submitted all the same: done, said so
-        return f"transfer {transfer.id} ({changed.message})"
-    return f"transfer {transfer.id}"
+        return f"{made(transfer.id, replaced)} ({changed.message})"
+    return made(transfer.id, replaced)
 
 
 def _own_name(name: str) -> str:

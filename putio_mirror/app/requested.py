@@ -70,8 +70,7 @@ def submit_desired(
     else:  # into the mirrored folder, or it would never come down
         parent = root_id or folders.save_parent_id
     if action.replaces is not None:
-        journal.forget_transfer(action.info_hash, action.replaces)
-        remote.cancel_transfers([action.replaces])
+        make_way(remote, journal, action.info_hash, action.replaces)
     journal.record_submission(action.info_hash, None, action.name, now())
     try:
         if action.magnet_uri:
@@ -83,6 +82,32 @@ def submit_desired(
         journal.desires.change([action.info_hash], error=refusal.message)
         raise ItemError(refusal.message, refusal.hint) from refusal
     journal.record_submission(action.info_hash, transfer.id, action.name, now())
-    if action.replaces is not None:
-        return f"transfer {transfer.id}, in place of transfer {action.replaces} (its magnet)"
-    return f"transfer {transfer.id}"
+    return made(transfer.id, action.replaces)
+
+
+class Canceller(Protocol):
+    """The part of the put.io client that making way for a .torrent needs."""
+
+    def cancel_transfers(self, ids: list[int]) -> None: ...
+
+
+def make_way(remote: Canceller, journal: Journal, info_hash: str, magnet_transfer: int) -> None:
+    """Given a torrent's info-hash and the transfer of its magnet (ours, not started by
+    put.io), forget that transfer in the journal, then cancel it on put.io, before its
+    .torrent is submitted (over RPC or from the blackhole): put.io may refuse a torrent it
+    already has as a transfer.
+
+    In this order a run stopped anywhere leaves one transfer in the end: stopped before
+    the cancel, the submission reads as only attempted, so the next run records the
+    magnet's transfer again and replaces it; after, put.io shows nothing of the torrent,
+    so the next run submits the .torrent."""
+    journal.forget_transfer(info_hash, magnet_transfer)
+    remote.cancel_transfers([magnet_transfer])
+
+
+def made(transfer_id: int, replaced: int | None) -> str:
+    """Given the transfer put.io made of a submission and the one it replaced, if any,
+    say so for the journal."""
+    if replaced is not None:
+        return f"transfer {transfer_id}, in place of transfer {replaced} (its magnet)"
+    return f"transfer {transfer_id}"

@@ -23,6 +23,7 @@ from putio_mirror.app.links import LinkPrefetcher
 from putio_mirror.app.observe import Observing, no_cycle_collection, observe, thawed_after
 from putio_mirror.app.opening import (
     EarlyEnd,
+    JournalPlace,
     adopt_legacy_staging,
     existing_facts,
     journal_place,
@@ -64,7 +65,7 @@ from putio_mirror.putio.client import PutioClient
 if TYPE_CHECKING:  # imported where used: a dry run needs no executor (nor SQLAlchemy, if new)
     from putio_mirror.app.executor import Progress
     from putio_mirror.journal.store import Journal
-    from putio_mirror.net.plainhttp import Cutter
+    from putio_mirror.net.cutting import Cutter
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
     settings = runtime.settings
     no_blackhole = _missing_blackhole(settings, request)
     # before the run locks or writes anything: a journal two hosts take turns on is refused
-    shared = () if request.dry_run else journal_place(settings, runtime.clock())
+    place = None if request.dry_run else journal_place(settings, runtime.clock())
     with ExitStack() as stack:
         stack.enter_context(thawed_after(collect=runtime.runs_again))
         # closed last: the events of the run (and of its end) are all handed on first
@@ -155,13 +156,13 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
         notifier = stack.enter_context(Notifier(outlets, runtime.stop_requested))
         stack.enter_context(_telling_refusals(notifier))
         with no_cycle_collection():
-            journal, read_facts, early, client, observing = _started(stack, runtime, request)
+            journal, read_facts, early, client, observing = _started(stack, runtime, request, place)
             settings = with_folders_found(settings, client)
             runtime = replace(runtime, settings=settings)
             snapshot, plan = _observed_plan(runtime, request, observing, read_facts)
         violations = tuple(safety_violations(plan, snapshot, settings.policy))
         notice = (
-            shared
+            (place.attention if place is not None else ())
             + no_blackhole
             + needs_attention(plan, snapshot.transfers)
             + failing_files(snapshot)
@@ -185,7 +186,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
 
 
 def _started(
-    stack: ExitStack, runtime: Runtime, request: Request
+    stack: ExitStack, runtime: Runtime, request: Request, place: JournalPlace | None
 ) -> tuple[Journal | None, Callable[[], JournalFacts], EarlyEnd, PutioClient, Observing]:
     """Given a run's stack, enter into it what the run needs: its lock, its journal (none
     for a dry run) and how to read its facts, the recording of an early end, a put.io
@@ -194,7 +195,8 @@ def _started(
     put.io is asked first and awaited last: under the run lock, taken before the journal
     is opened where its place is plain (beside a SQLite file), the listings pass while
     SQLAlchemy is imported and the journal opened. Without a token (``open_client``
-    raises) or a plain lock, the journal is opened first as before."""
+    raises) or a plain lock, the journal is opened first as before. ``place`` is the
+    journal's, checked (None for a dry run, which writes none)."""
     settings = runtime.settings
     early_lock = None if request.dry_run else _plain_lock_path(settings, request)
     if early_lock is not None:
@@ -203,10 +205,10 @@ def _started(
     if settings.token is not None and (request.dry_run or early_lock is not None):
         client = stack.enter_context(open_client(settings, runtime.stop_requested))
         observing = stack.enter_context(_observing(settings, request, client))
-    if request.dry_run:
+    if place is None:
         journal, read_facts = None, stack.enter_context(existing_facts(settings))
     else:
-        journal = stack.enter_context(open_journal(settings))
+        journal = stack.enter_context(open_journal(place))
         read_facts = journal.facts
         if early_lock is None:
             stack.enter_context(RunLock(request.lock_path(journal)))
@@ -335,7 +337,7 @@ def _execute(
     witnesses: Callable[[], Iterator[int]],
 ) -> RunReport:
     from putio_mirror.app.fetchers import cut_links
-    from putio_mirror.net.plainhttp import Cutter
+    from putio_mirror.net.cutting import Cutter
 
     settings = runtime.settings
     downloads = [action.file_id for action in plan if isinstance(action, Download)]
@@ -392,7 +394,7 @@ def _executed(
         stop_requested=runtime.stop_requested,
         progress=runtime.progress,
         tell=notifier.tell,
-        cut=cutter.cut,
+        cutter=cutter,
     )
     now = runtime.clock().astimezone(UTC)
     journal_kept_end(journal, request.lock_path(journal))

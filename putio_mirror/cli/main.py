@@ -182,18 +182,24 @@ def transfers_dismiss(context: Context, ids: tuple[int, ...], every: bool) -> in
 def _errored(context: Context, verb: Literal["retry", "dismiss"], ids: tuple[int, ...]) -> int:
     from putio_mirror.app.errored import handle_errored
     from putio_mirror.app.run import local_now
+    from putio_mirror.cli.crash import redact
 
-    handled = handle_errored(context.settings(writes=False), verb, ids, local_now)
-    if not handled:
+    errored = handle_errored(context.settings(writes=False), verb, ids, local_now)
+    if not errored.handled:
         click.echo("No put.io transfer is in ERROR.")
-    for outcome in handled:
+    for outcome in errored.handled:
         said = "retried" if verb == "retry" else "dismissed"
         was = outcome.transfer.error_message or "no reason given"
         if outcome.done:
             click.echo(f"{said} #{outcome.transfer.id} {outcome.transfer.name} (was: {was})")
         else:
             click.echo(f"failed #{outcome.transfer.id} {outcome.transfer.name}: {outcome.error}")
-    return int(ExitCode.ITEMS_FAILED if any(not o.done for o in handled) else ExitCode.OK)
+    for item in errored.attention:  # as a run says them (cli/output.show_outcome)
+        click.echo(redact(f"needs you: {item.message}"), err=True)
+        click.echo(f"  hint: {item.hint}", err=True)
+    if any(not outcome.done for outcome in errored.handled):
+        return int(ExitCode.ITEMS_FAILED)
+    return int(ExitCode.NEEDS_ATTENTION if errored.attention else ExitCode.OK)
 
 
 @cli.group()

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from putio_mirror.app.opening import journal_place, open_journal
 from putio_mirror.cli.signals import StopFlag
 from putio_mirror.cli.watch import FETCH, LOOK, Extras, watch_blackhole
 from putio_mirror.config.settings import Settings
@@ -48,12 +49,17 @@ def serve(
 ) -> ExitCode:
     """Given settings, serve until stopped; return the exit code (0 after SIGTERM).
 
-    Raise ConfigError if the endpoint cannot listen where ``rpc.listen`` says.
+    Raise ConfigError if the endpoint cannot listen where ``rpc.listen`` says; raise
+    JournalError, before it listens or opens the journal, if the journal is refused
+    where it is (``journal_place``): the door writes desires whenever a client adds one,
+    between the watcher's runs, so it is checked as a run's is (what needs a person about
+    it is said by the watcher's runs).
     """
+    clock = functools.partial(datetime.now, UTC)
+    place = journal_place(settings, clock())
     settings.download_dir.mkdir(parents=True, exist_ok=True)
-    with Journal.open(settings.journal_url) as journal:
+    with open_journal(place) as journal:
         waker, syncer, replanner = _Waker(), _Waker(), _Waker()
-        clock = functools.partial(datetime.now, UTC)
         board = Board(
             journal,
             settings.policy,

@@ -4,7 +4,9 @@ Pure: the reconciler hands in the snapshot and the time. A desire is submitted o
 by info-hash, like a blackhole file: not when the journal knows its submission, not
 when put.io already has a transfer with its hash, not while it is paused.
 
-One exception: a .torrent added over RPC after its magnet was submitted. A private
+One exception: a .torrent added over RPC after its magnet was submitted (the blackhole
+follows the same rule for a .torrent dropped in a later pass: ``magnet_of_ours``,
+``has_started``). A private
 torrent added to put.io as a magnet usually never starts (no DHT or PEX to bring its
 metadata), so while put.io has fetched nothing of the magnet's transfer (ours), that
 transfer is cancelled and the .torrent submitted in its place; once put.io fetches it,
@@ -60,15 +62,33 @@ def _replaceable(desire: Desire, transfer: Transfer, submitted: Mapping[str, int
     has fetched nothing yet."""
     return (
         not desire.magnet_uri
-        and submitted.get(desire.info_hash) == transfer.id
-        and (transfer.source or "").lower().startswith("magnet:")
-        and transfer.status in NOT_STARTED_STATUSES
-        and not transfer.percent_done
+        and magnet_of_ours(desire.info_hash, transfer, submitted)
+        and not has_started(transfer)
     )
 
 
+def magnet_of_ours(info_hash: str, transfer: Transfer, ours: Mapping[str, int]) -> bool:
+    """Given an info-hash, its transfer on put.io and the transfers known as ours (by
+    info-hash), say whether that transfer is ours and made of a magnet: one a .torrent
+    may take the place of (the blackhole's too), never one a person added by hand."""
+    return ours.get(info_hash) == transfer.id and (transfer.source or "").lower().startswith(
+        "magnet:"
+    )
+
+
+def has_started(transfer: Transfer) -> bool:
+    """Given a transfer, say whether put.io has begun to fetch it (or finished): a .torrent
+    no longer takes its place then, a torrent under way is never sent twice."""
+    return transfer.status not in NOT_STARTED_STATUSES or bool(transfer.percent_done)
+
+
+def in_place_of_magnet(transfer: Transfer) -> str:
+    """Given a magnet's transfer put.io has not started, say why its .torrent replaces it."""
+    return f"its .torrent, in place of its magnet (put.io has not started it: {transfer.status})"
+
+
 def _replacing(desire: Desire, transfer: Transfer) -> SubmitDesired:
-    why = f"its .torrent, in place of its magnet (put.io has not started it: {transfer.status})"
+    why = in_place_of_magnet(transfer)
     return SubmitDesired(
         desire.name, desire.info_hash, category=desire.category, replaces=transfer.id, why=why
     )

@@ -36,7 +36,9 @@ WINDOWED_KINDS: frozenset[ActionKind] = frozenset({"download", "adopt"})
 
 @dataclass(frozen=True, slots=True)
 class SubmitTorrent:
-    """Upload a blackhole ``.torrent`` to put.io, then move it to ``.submitted/``."""
+    """Upload a blackhole ``.torrent`` to put.io, then move it to ``.submitted/``.
+    ``replaces``: the transfer of its magnet (ours, submitted in an earlier pass), which
+    put.io has not started, cancelled first, as for ``SubmitDesired``."""
 
     kind: ClassVar[ActionKind] = "submit"
     path: str
@@ -44,6 +46,7 @@ class SubmitTorrent:
     info_hash: str
     why: str = "new torrent in the blackhole"
     requires: tuple[str, ...] = ()
+    replaces: int | None = None
 
     @property
     def key(self) -> str:

@@ -15,8 +15,11 @@ from datetime import datetime
 from putio_mirror.core.desired import (
     desire_of,
     has_seed_limits,
+    has_started,
     held_ids,
+    in_place_of_magnet,
     in_queue_order,
+    magnet_of_ours,
     plan_desires,
     plan_purges,
     plan_removed_leftovers,
@@ -69,10 +72,11 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     tree = index_tree(snapshot.files, policy, snapshot.names, snapshot.journal.downloads)
     notes: list[Note] = []
     desired = plan_desires(snapshot)
-    actions: list[Action] = [*plan_records(snapshot), *desired]
+    records = plan_records(snapshot)
+    actions: list[Action] = [*records, *desired]
     if policy.submit_blackhole:
         pending_desires = {action.info_hash: action.key for action in desired}
-        actions += _plan_blackhole(snapshot, notes, pending_desires)
+        actions += _plan_blackhole(snapshot, notes, pending_desires, records)
     fetches: list[Download] = []
     adopted: list[AdoptLocal] = []
     placements: list[PlaceItem] = []
@@ -124,14 +128,22 @@ def _plan_tidying(
 
 
 def _plan_blackhole(
-    snapshot: Snapshot, notes: list[Note], pending_desires: Mapping[str, str]
+    snapshot: Snapshot,
+    notes: list[Note],
+    pending_desires: Mapping[str, str],
+    records: Iterable[RecordTransfer],
 ) -> list[Action]:
     # A submission without a transfer id was only attempted: put.io's answer never came.
     # If put.io has the transfer, it was created (archive; it is ours); if not, submit again.
     submitted = {
-        key for key, entry in snapshot.journal.submissions.items() if entry.transfer_id is not None
+        key: entry.transfer_id
+        for key, entry in snapshot.journal.submissions.items()
+        if entry.transfer_id is not None
     }
-    on_putio = {transfer.hash for transfer in snapshot.transfers if transfer.hash}
+    # ours too: the transfers this plan records (``plan_records``), once that is done
+    recorded = {record.info_hash: record for record in records}
+    ours = submitted | {key: record.transfer_id for key, record in recorded.items()}
+    on_putio = {transfer.hash: transfer for transfer in snapshot.transfers if transfer.hash}
     # A torrent an RPC client asked for in this same plan is submitted once, by the desire.
     first_key: dict[str, str] = dict(pending_desires)
     actions: list[Action] = []
@@ -145,23 +157,72 @@ def _plan_blackhole(
     )
     notes.extend(_unseen_notes(snapshot))
     for item in _in_submission_order(snapshot.blackhole):
-        if item.problem is not None or item.info_hash is None:
+        info_hash = item.info_hash
+        magnet = on_putio.get(info_hash or "")
+        if item.problem is not None or info_hash is None:
             actions.append(RejectBlackholeFile(item.path, item.name, item.problem or "unusable"))
-        elif item.info_hash in submitted or item.info_hash in on_putio:
-            where = "submitted earlier" if item.info_hash in submitted else "already on put.io"
-            notes.append(
-                Note("warning", f"{item.name}: this torrent was {where}; not adding it again")
-            )
-            actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, why=where))
-        elif item.info_hash in first_key:
-            requires = (first_key[item.info_hash],)
+        elif info_hash in first_key:
+            requires = (first_key[info_hash],)
             why = "same torrent as another file in this scan or an RPC request"
-            actions.append(ArchiveDuplicate(item.path, item.name, item.info_hash, why, requires))
+            actions.append(ArchiveDuplicate(item.path, item.name, info_hash, why, requires))
+        elif (replaced := _magnet_to_replace(item, magnet, ours)) is not None:
+            replacing = _in_place_of_magnet(item, info_hash, replaced, recorded)
+            first_key[info_hash] = replacing.key
+            actions.append(replacing)
+        elif info_hash in submitted or magnet is not None:
+            earlier = info_hash in submitted
+            actions.append(_duplicate(item, info_hash, magnet, ours, earlier, notes))
         else:
-            action = _submit(item, item.info_hash)
-            first_key[item.info_hash] = action.key
+            action = _submit(item, info_hash)
+            first_key[info_hash] = action.key
             actions.append(action)
     return actions
+
+
+def _magnet_to_replace(
+    item: BlackholeItem, transfer: Transfer | None, ours: Mapping[str, int]
+) -> Transfer | None:
+    """Given a blackhole file, its torrent's transfer on put.io and the transfers that are
+    ours, return that transfer if the file is a .torrent dropped after its magnet was
+    submitted (in an earlier pass) and put.io has fetched nothing of it: the .torrent goes
+    in its place, as over RPC (``core/desired``); a private torrent as a magnet usually
+    never starts, the .torrent carries its trackers and metadata. Else None."""
+    if item.kind != "torrent" or transfer is None or has_started(transfer):
+        return None
+    return transfer if magnet_of_ours(item.info_hash or "", transfer, ours) else None
+
+
+def _in_place_of_magnet(
+    item: BlackholeItem, info_hash: str, magnet: Transfer, recorded: Mapping[str, RecordTransfer]
+) -> SubmitTorrent:
+    """The submission of a .torrent in its magnet's place; it waits for the magnet
+    transfer's record when this plan records it (a run stopped mid-replacement forgot
+    the transfer: ``app/requested.make_way``)."""
+    record = recorded.get(info_hash)
+    requires = (record.key,) if record is not None else ()
+    why = in_place_of_magnet(magnet)
+    return SubmitTorrent(item.path, item.name, info_hash, why, requires, replaces=magnet.id)
+
+
+def _duplicate(
+    item: BlackholeItem,
+    info_hash: str,
+    transfer: Transfer | None,
+    ours: Mapping[str, int],
+    earlier: bool,
+    notes: list[Note],
+) -> ArchiveDuplicate:
+    """Given a blackhole file of a torrent on put.io or submitted (``earlier``: with its
+    transfer journaled), file it away and say so; a .torrent whose magnet put.io started
+    is told apart: it is never sent, a torrent under way is not sent twice."""
+    if item.kind == "torrent" and transfer and magnet_of_ours(info_hash, transfer, ours):
+        why = f"put.io started this torrent from its magnet ({transfer.status})"
+        line = f"{item.name}: {why}: the .torrent is not sent, the magnet goes on"
+    else:
+        why = "submitted earlier" if earlier else "already on put.io"
+        line = f"{item.name}: this torrent was {why}; not adding it again"
+    notes.append(Note("warning", line))
+    return ArchiveDuplicate(item.path, item.name, info_hash, why=why)
 
 
 def _in_submission_order(items: Iterable[BlackholeItem]) -> list[BlackholeItem]:

@@ -43,7 +43,7 @@ from putio_mirror.fetch.pulse import Pulse
 from putio_mirror.fetch.segments import Segment, SegmentTable
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import FileToFetch
-from putio_mirror.net.plainhttp import Cutter
+from putio_mirror.net.cutting import Cutter
 from putio_mirror.net.sessions import sibling_of
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class Crew:
     #: each thread's chunk buffer, refilled from request to request: a new one is a chunk
     #: of zeroed memory (memset, page faults) for every file
     buffers: threading.local = field(default_factory=threading.local, compare=False)
-    #: cuts the reads in flight short at a stop or a window's end (``net/plainhttp``)
+    #: cuts the reads in flight short at a stop or a window's end (``net/cutting``)
     cutter: Cutter | None = field(default=None, compare=False)
 
     def work_in_thread(self, run: Run, session: requests.Session) -> None:

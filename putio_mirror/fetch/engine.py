@@ -56,7 +56,7 @@ from putio_mirror.fetch.segments import (
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.fetch.whole import WHOLE_AT_MOST, WHOLE_CHUNKS, Pace, fetch_whole
-from putio_mirror.net.plainhttp import Cutter
+from putio_mirror.net.cutting import Cutter
 from putio_mirror.net.sessions import Session
 
 

@@ -32,10 +32,10 @@ from putio_mirror.fetch.nodehttp import (
     node_get,
 )
 from putio_mirror.fetch.values import FileToFetch
+from putio_mirror.net.cutting import Cutter
 from putio_mirror.net.plainhttp import (
     NOT_MINE,
     BodyReader,
-    Cutter,
     Head,
     Loan,
     NotMine,

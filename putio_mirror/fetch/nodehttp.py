@@ -26,7 +26,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from putio_mirror.core.errors import ChecksumMismatchError, TransientError
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fetch.values import FileToFetch
-from putio_mirror.net.plainhttp import Cover, Cutter
+from putio_mirror.net.cutting import Cover, Cutter
 from putio_mirror.net.sessions import Session, pool_get, request_target
 
 DEFAULT_BACKOFF = Backoff(base=1.0, cap=30.0, max_attempts=1000)

@@ -42,7 +42,7 @@ from putio_mirror.fetch.partfile import (
 )
 from putio_mirror.fetch.segments import sidecar_path
 from putio_mirror.fetch.values import Fetched, FileToFetch
-from putio_mirror.net.plainhttp import Cutter
+from putio_mirror.net.cutting import Cutter
 from putio_mirror.net.sessions import Session, request_target
 
 #: what fetch_whole hands back when the usual path is to take over: why, if it should wait

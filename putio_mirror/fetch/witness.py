@@ -17,7 +17,7 @@ import requests
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.fetch.leanget import streamed_get
 from putio_mirror.fetch.nodehttp import Retry, fresh_url
-from putio_mirror.net.plainhttp import Cutter
+from putio_mirror.net.cutting import Cutter
 
 
 def first_byte_comes(

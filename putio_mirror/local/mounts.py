@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,44 +24,71 @@ from putio_mirror.local.paths import nearest_existing
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 
-#: filesystems whose files live on another machine: SQLite's locks and its WAL's shared
-#: memory (``-shm``) are not kept across hosts there (sqlite.org/wal.html, "WAL does not
-#: work over a network filesystem"; sqlite.org/lockingv3.html on broken NFS locks)
-NETWORK_TYPES = frozenset(
-    {
-        "nfs",
-        "nfs4",
-        "cifs",
-        "smb3",
-        "smbfs",
-        "smb",
-        "9p",
-        "ceph",
-        "glusterfs",
-        "afs",
-        "lustre",
-        "coda",
-        "ncpfs",
-        "davfs",
-        "beegfs",
-        "gpfs",
-        "orangefs",
-        "vboxsf",
-        # FUSE filesystems whose files are elsewhere: said as a network share, more telling
-        "fuse.sshfs",
-        "fuse.rclone",
-        "fuse.s3fs",
-        "fuse.gcsfuse",
-        "fuse.davfs2",
-        "fuse.smbnetfs",
-        "fuse.glusterfs",
-        "fuse.ceph-fuse",
-        "fuse.juicefs",
-        "fuse.curlftpfs",
-    }
-)
-
 Sharing = Literal["network", "FUSE"]
+
+#: The one judgement of which filesystems SQLite cannot trust with a journal: its WAL maps
+#: its ``-shm`` file as memory shared by every process that opens the journal and locks it
+#: with fcntl, so "all processes using a database must be on the same host computer; WAL
+#: does not work over a network filesystem" (sqlite.org/wal.html; sqlite.org/lockingv3.html
+#: on broken NFS locks). A type not here is local (None), except ``fuse`` and ``fuse.*``
+#: (any other FUSE daemon: ``sharing_of``).
+SHARING: Mapping[str, Sharing | None] = {
+    # network shares: the files live on another machine, which keeps neither the -shm
+    # memory nor (reliably) the locks for this host's processes
+    **dict.fromkeys(
+        (
+            "nfs",
+            "nfs4",
+            "cifs",
+            "smb3",
+            "smbfs",
+            "smb",
+            "ceph",
+            "glusterfs",
+            "afs",
+            "lustre",
+            "coda",
+            "ncpfs",
+            "davfs",
+            "beegfs",
+            "gpfs",
+            "orangefs",
+        ),
+        "network",
+    ),
+    # a host's folder shared into a VM: the host and each guest are kernels of their own,
+    # and the guest's locks and shared mmap reach the host's side only as far as the
+    # sharing daemon is set to carry them (virtiofsd's POSIX locks, DAX), which nothing in
+    # mountinfo tells: said as a network share, which to SQLite it is
+    **dict.fromkeys(("9p", "vboxsf", "virtiofs"), "network"),
+    # cluster filesystems: one shared disk mounted by several hosts at once; the -shm is
+    # memory on each host and never shared between them, whatever the cluster's own locks
+    **dict.fromkeys(("ocfs2", "gfs2"), "network"),
+    # FUSE daemons whose files are elsewhere: said as a network share, more telling than FUSE
+    **dict.fromkeys(
+        (
+            "fuse.sshfs",
+            "fuse.rclone",
+            "fuse.s3fs",
+            "fuse.gcsfuse",
+            "fuse.davfs2",
+            "fuse.smbnetfs",
+            "fuse.glusterfs",
+            "fuse.ceph-fuse",
+            "fuse.juicefs",
+            "fuse.curlftpfs",
+        ),
+        "network",
+    ),
+    # FUSE daemons of a local block device (ntfs-3g, exfat-fuse: the kernel's ``fuseblk``,
+    # ``fuseblk.<subtype>`` where one is named): not flagged. One disk, one host: every
+    # process that opens the journal is on this host, the daemon pages the files through
+    # the kernel's page cache (no ``direct_io``), so the -shm maps as shared memory, and the
+    # kernel keeps the fcntl locks itself when the daemon implements none. SQLite's
+    # conditions hold as on ext4; a disk shared with Windows (dual boot) is no share.
+    "fuseblk": None,
+}
+
 
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
@@ -91,13 +118,14 @@ class Mount:
 def sharing_of(fstype: str) -> Sharing | None:
     """Given a filesystem type as mountinfo spells it, say whether it is a network share,
     a FUSE filesystem (whose daemon may break the shared ``mmap`` SQLite's WAL needs: a
-    mergerfs pool without its page cache, ``direct_io``), or neither (None).
-
-    ``fuseblk`` (ntfs-3g, exfat-fuse on a local disk) is neither: a local disk, whose
-    daemon pages through the kernel's cache, where SQLite's WAL works."""
-    if fstype in NETWORK_TYPES:
-        return "network"
-    if fstype == "fuse" or fstype.startswith("fuse."):
+    mergerfs pool without its page cache, ``direct_io``), or neither (None), as
+    ``SHARING`` judges it."""
+    family = fstype.split(".", 1)[0]  # fuseblk.exfat is judged as fuseblk
+    if fstype in SHARING:
+        return SHARING[fstype]
+    if family == "fuseblk":
+        return SHARING["fuseblk"]
+    if family == "fuse":
         return "FUSE"
     return None
 

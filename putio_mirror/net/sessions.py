@@ -38,8 +38,8 @@ from urllib3 import HTTPConnectionPool, ProxyManager
 from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from putio_mirror.net.cutting import CUT_POOLS
 from putio_mirror.net.plainhttp import (
-    CUT_POOLS,
     Head,
     Loan,
     read_body,
@@ -61,7 +61,7 @@ POOL_PER_HOST = 64
 
 
 class _CuttableAdapter(HTTPAdapter):
-    """requests' adapter, its pools' connections cut short by the ``plainhttp.Cover`` of
+    """requests' adapter, its pools' connections cut short by the ``cutting.Cover`` of
     the thread that uses them, if it has one: a download's GET that requests sends (a
     redirect followed) or urllib3 reads (an answer not read by hand) is cut at a stop as
     one read by hand is, and so is an API call. The pools of an HTTP(S) proxy too (the

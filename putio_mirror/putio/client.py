@@ -32,7 +32,7 @@ from putio_mirror.core.errors import (
 )
 from putio_mirror.core.retry import Backoff, retry_after_seconds
 from putio_mirror.core.state import RemoteFile, Transfer
-from putio_mirror.net.plainhttp import Cover, Cutter, covering, cut_by, cut_here
+from putio_mirror.net.cutting import Cover, Cutter, covering, cut_by, cut_here
 from putio_mirror.net.sessions import Session, direct_get, sibling_of
 from putio_mirror.putio.answers import (
     Answer,
@@ -299,7 +299,7 @@ class PutioClient:
         100,000-file account is 100 pages), and the items of a page take about as long
         to read. Requests never overlap, so the one pooled connection serves them all.
         The page asked for ahead is cut short with the caller's requests, if they are
-        (``net/plainhttp.cut_by``): the caller waits for it.
+        (``net/cutting.cut_by``): the caller waits for it.
         """
         cutters = covering()
         body, what = self._call(first), first.describe()
