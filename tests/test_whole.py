@@ -1,5 +1,6 @@
-"""A file that fits one chunk is fetched in one request (``fetch/whole.py``): its bytes are
-synced before they count, and every trouble is the usual path's to wait on and retry."""
+"""A file of at most four chunks (and a MiB) is fetched in one request (``fetch/whole.py``):
+its bytes are synced before they count, it stops between chunks when told, keeping what
+came, and every trouble is the usual path's to wait on and retry, from what came."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from tests.fetching import node_requests, remote_file
 from tests.test_download import FIRST_PAUSE, Clock, MakeDownloader, _outage, _url_requests
 
 SMALL = 3_000
+CHUNK = 16 * 1024
 ONE_CHUNK = {"chunk_size": 256 * 1024}
+#: a file of four chunks: the most fetched whole
+FOUR_CHUNKS = {"chunk_size": CHUNK}
 
 
 # the same Fetcher on a virtual clock as test_download's; every test here asks for one chunk
@@ -49,6 +53,74 @@ def test_a_small_file_is_fetched_in_one_request_and_synced_before_it_counts(
     (node,) = node_requests(fake_putio)
     assert "Range" not in node.headers
     assert not sidecar_path(item.part_path).exists()
+
+
+def test_a_file_of_four_chunks_is_fetched_in_one_request_and_synced_once(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    item, content = remote_file(fake_putio, tmp_path, 4 * CHUNK)
+    syncs: list[bytes] = []
+
+    def sync(fd: int) -> None:
+        os.fdatasync(fd)
+        syncs.append(item.part_path.read_bytes())
+
+    progress: list[int] = []
+    downloader = make_downloader(sync=sync, **FOUR_CHUNKS)
+    assert downloader.fetch(item, on_progress=progress.append) == Fetched(True, 4 * CHUNK)
+    assert syncs == [content]
+    assert progress == [4 * CHUNK]  # counted once, whole: no chunk's bookkeeping
+    (node,) = node_requests(fake_putio)
+    assert "Range" not in node.headers
+
+
+def test_a_file_of_five_chunks_takes_the_usual_path(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    # held in memory until its one write, a file fetched whole is lost to a kill -9: one
+    # of more chunks is written as it comes
+    item, content = remote_file(fake_putio, tmp_path, 5 * CHUNK)
+    progress: list[int] = []
+    downloader = make_downloader(**FOUR_CHUNKS)
+    assert downloader.fetch(item, on_progress=progress.append) == Fetched(True, 5 * CHUNK)
+    assert item.part_path.read_bytes() == content
+    assert len(progress) > 1
+
+
+def test_a_file_fetched_whole_stops_between_chunks_when_told_keeping_them(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    # a window that closes mid-file: asked before the request, then after each chunk
+    item, content = remote_file(fake_putio, tmp_path, 4 * CHUNK)
+    answers = iter([True, True, False])
+    synced: list[bytes] = []
+
+    def sync(fd: int) -> None:
+        os.fdatasync(fd)
+        synced.append(item.part_path.read_bytes())
+
+    downloader = make_downloader(sync=sync, **FOUR_CHUNKS)
+    stopped = downloader.fetch(item, may_continue=lambda: next(answers))
+    assert stopped == Fetched(False, 2 * CHUNK)
+    assert synced == [content[: 2 * CHUNK]]  # kept durably: the next window goes on from it
+    assert not sidecar_path(item.part_path).exists()  # written in order: its length tells
+    assert downloader.fetch(item) == Fetched(True, 4 * CHUNK)
+    assert item.part_path.read_bytes() == content
+    assert node_requests(fake_putio)[-1].headers["Range"] == f"bytes={2 * CHUNK}-"
+
+
+def test_a_file_fetched_whole_reset_midway_goes_on_from_what_came(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader, clock: Clock
+) -> None:
+    item, content = remote_file(fake_putio, tmp_path, 4 * CHUNK)
+    fake_putio.node_fault(item.file_id, reset_after=CHUNK + CHUNK // 2)
+    assert make_downloader(**FOUR_CHUNKS).fetch(item) == Fetched(True, 4 * CHUNK)
+    assert item.part_path.read_bytes() == content
+    first, second = node_requests(fake_putio)
+    assert "Range" not in first.headers
+    kept = int(second.headers["Range"].removeprefix("bytes=").rstrip("-"))
+    assert 0 < kept <= CHUNK + CHUNK // 2  # what came before the reset was kept
+    assert clock.pauses() == [FIRST_PAUSE]
 
 
 def test_a_small_file_whose_node_answers_503_waits_and_asks_a_fresh_link(

@@ -109,12 +109,13 @@ def trickled_past_the_window(
     return file_id, settings
 
 
+@pytest.mark.parametrize("size", [2 * 1024 * 1024, 1024 * 1024], ids=["chunked", "whole"])
 def test_a_node_that_trickles_is_stopped_soon_after_the_window_closes_and_resumed_next_window(
-    mirror: Mirror,
+    mirror: Mirror, size: int
 ) -> None:
     # A node sending 8 KB/s: a chunk of 256 KiB would take half a minute. The window's end
-    # must not wait for it (a node trickling 1 byte a second would hold the run for days).
-    size = 2 * 1024 * 1024
+    # must not wait for it (a node trickling 1 byte a second would hold the run for days),
+    # whether the file is fetched a chunk at a time or whole (``fetch/whole.py``).
     file_id, settings = trickled_past_the_window(mirror, "big.bin", size, 8_000)
     part = mirror.downloads / STAGING / f"{file_id}.part"
     kept = part.stat().st_size

@@ -55,7 +55,7 @@ from putio_mirror.fetch.segments import (
 )
 from putio_mirror.fetch.throttle import RateLimiter
 from putio_mirror.fetch.values import Fetched, FileToFetch
-from putio_mirror.fetch.whole import WHOLE_AT_MOST, fetch_whole
+from putio_mirror.fetch.whole import WHOLE_AT_MOST, WHOLE_CHUNKS, Pace, fetch_whole
 from putio_mirror.net.cutting import Cutter
 from putio_mirror.net.sessions import Session
 
@@ -152,6 +152,7 @@ class Fetcher:
                     self._sync,
                     on_progress,
                     self._crew.cutter,
+                    Pace(self._crew.chunk_size, may_continue),
                 )
             if isinstance(handed, Fetched):
                 self._crew.pulse.beat(self._crew.monotonic())  # the nodes answer
@@ -183,9 +184,11 @@ class Fetcher:
         return Fetched(True, item.size)
 
     def _whole(self, item: FileToFetch) -> bool:
-        """Whether a file may be fetched in one request (``whole.py``): it fits one chunk
-        (and ``WHOLE_AT_MOST``), and no limiter needs to meter its bytes."""
-        small = 0 < item.size <= min(self._crew.chunk_size, WHOLE_AT_MOST)
+        """Whether a file may be fetched in one request (``whole.py``): it spans at most
+        ``WHOLE_CHUNKS`` chunks (and ``WHOLE_AT_MOST``), and no limiter needs to meter
+        its bytes."""
+        most = min(WHOLE_CHUNKS * self._crew.chunk_size, WHOLE_AT_MOST)
+        small = 0 < item.size <= most
         return small and self._crew.limiter is None
 
     def _sequential(self, item: FileToFetch) -> bool:

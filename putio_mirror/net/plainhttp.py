@@ -278,29 +278,19 @@ def read_head(sock: socket.socket, room: int) -> Head:
     return Head(int(code), reason, Headers(fields), closes, stored, found + 4, got)
 
 
-class SlowBody(Exception):
-    """A body still coming when the time given for all of it ran out (``read_body``)."""
-
-
-def read_body(
-    sock: socket.socket, head: Head, length: int, within: float | None = None
-) -> memoryview:
+def read_body(sock: socket.socket, head: Head, length: int) -> memoryview:
     """Given an answer's head and its body's length (no more than the room it was read
     with), read the rest of the body; return it. Raise IncompleteRead if the connection
-    ends before it does; SlowBody if it is not whole ``within`` seconds (None: no bound),
-    for a caller that would rather not wait on a node that trickles."""
+    ends before it does."""
     got, end = head.got, head.start + length
     if len(head.stored) <= end:  # more than the room read_head was given
         head.stored.extend(bytes(end + 1 - len(head.stored)))
     view = memoryview(head.stored)
-    deadline = None if within is None else time.monotonic() + within
     while got < end:
         count = _recv_into(sock, view[got : end + 1])
         if not count:
             raise http.client.IncompleteRead(bytes(view[head.start : got]), end - got)
         got += count
-        if deadline is not None and got < end and time.monotonic() >= deadline:
-            raise SlowBody(f"{got - head.start} of {length} bytes came in {within} s")
     head.got = got
     return view[head.start : end]
 
