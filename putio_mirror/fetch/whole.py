@@ -15,8 +15,11 @@ and the usual path resumes it from that byte, as it would its own.
 
 Nothing unusual is handled here. An answer the usual path would retry is handed back
 (``Retry``) for the usual path to wait on and retry with its patience, as its own first
-failure; a body of another size or CRC32 hands the file to the usual path at once, which
-fetches it again and verifies it as it always did.
+failure; a body longer than put.io lists hands the file to the usual path at once, which
+fetches it again and verifies it as it always did. A body whose CRC32 is not put.io's
+ends as the usual path's final check ends: kept as the part, ChecksumMismatchError (the
+caller fetches it once more from zero, and tells a damaged copy on put.io by the same
+bytes twice), not fetched a second time here first.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from dataclasses import dataclass
 
 import requests
 
-from putio_mirror.core.errors import ChecksumMismatchError
 from putio_mirror.fetch.crc import crc32
 from putio_mirror.fetch.leanget import NOT_MINE, Filling, Partial, lean_body
 from putio_mirror.fetch.nodehttp import Retry, body_reader, body_start, fresh_url, node_get
@@ -104,11 +106,8 @@ def fetch_whole(
             return body.trouble or Fetched(False, len(body.body))
         if not isinstance(body, memoryview):
             return body
-        try:
-            check_whole(item, len(body), crc32(body))
-        except ChecksumMismatchError:
-            return None  # the usual path fetches it again and verifies what it wrote
-        _keep(item, fd, body, sync)
+        _keep(item, fd, body, sync)  # before the check: a mismatch keeps it, as the crew does
+        check_whole(item, len(body), crc32(body))
         if item.size >= DROP_FROM:
             drop_cached(fd)  # as the usual path does: read no more, no reason to cache
     finally:
