@@ -70,10 +70,6 @@ class Pace:
     may_continue: Callable[[], bool]
 
 
-#: all at once, never stopped
-ONE_GO = Pace(WHOLE_AT_MOST, lambda: True)
-
-
 def fetch_whole(
     item: FileToFetch,
     folders: PartFolders,
@@ -82,17 +78,17 @@ def fetch_whole(
     timeout: tuple[float, float],
     sync: SyncFunction,
     on_progress: Callable[[int], None],
-    cutter: Cutter | None = None,
-    pace: Pace = ONE_GO,
+    cutter: Cutter | None,
+    pace: Pace,
 ) -> Fetched | Handed:
     """Given a file with no part yet, fetch it in one request into a new part (made in
     its folder as ``folders`` opened it), verified and synced; return Fetched (not
     complete if ``pace`` said stop first), or what the usual path needs to take over.
     What came before a stop or a failed connection is kept as the part, synced, for the
     usual path to go on from; otherwise the part, if made, is left empty for it. Raise
-    what the usual path raises for the same trouble: ChecksumMismatchError if the node's
-    file has another size than put.io lists, NoSpaceError or ItemError if the disk
-    refused the bytes."""
+    what the usual path raises for the same trouble: ChecksumMismatchError if the bytes
+    are not put.io's file (kept as the part) or the node's file has another size than
+    put.io lists, NoSpaceError or ItemError if the disk refused the bytes."""
     fd = folders.new_part(item.part_path, os.O_WRONLY)
     if fd is None:
         return None
