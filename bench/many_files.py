@@ -17,13 +17,22 @@ Every round starts from a fresh folder and journal; every copy is checked (size 
 CRC32) after its round. Goals (issue 14): putio-mirror's wall time ≤ 1.0x aria2c's
 (≤ 1.2x with latency) and ≤ 2 ms of CPU a file.
 
+The floor (``bench/floor.py``: the data path in one loop over files of the scenario's
+sizes, and the start of the chosen libraries) runs as a third contender in the same
+alternation: on this VM the floor itself moved from 1.8 to 3.0 ms a 1 MiB file within a
+day, with its neighbours' load, so putio-mirror's CPU is also given above the floor
+measured beside it. ``--no-floor`` leaves it out.
+
     .venv/bin/python bench/many_files.py [--rounds 3] [--scenarios small,1MiB,...]
         [--count-small 10000] [--count-large 1000] [--latency-ms 50] [--jobs 8] [--tls]
+        [--no-floor]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +60,7 @@ from common import (
     verdict,
     write_config,
 )
+from floor import data_path, start_seconds
 from tools import ensure_tools, nginx, self_signed
 
 from putio_mirror.fakeputio import FakePutio
@@ -65,6 +75,7 @@ MAX_CPU_MS_PER_FILE = 2.0
 BUSY_FAKE = 0.8
 SCENARIOS = ("small", "1MiB", "small-latency", "1MiB-latency")
 MIRROR = "putio-mirror"
+FLOOR = "floor"
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,20 @@ def putio_mirror_runner(listing: Listing, cert: Path | None) -> Runner:
     return run
 
 
+def floor_runner(sizes: Sequence[int]) -> Runner:
+    """The floor of a Python mirror for files of these sizes (``bench/floor.py``): its
+    data path's CPU (one thread, one loop) and the chosen libraries' start, as the
+    CPU of one run."""
+    files = [os.urandom(size) for size in sizes]
+
+    def run(where: Path) -> Measurement:
+        began = time.monotonic()
+        cpu = data_path(files, where / "floor") * len(files) / 1000 + start_seconds()
+        return Measurement(time.monotonic() - began, cpu, 0)
+
+    return run
+
+
 def aria2c_runner(listing: Listing, jobs: int, cert: Path | None) -> Runner:
     def run(where: Path) -> Measurement:
         entries = [f"{url}\n  out={path}\n" for path, (url, _, _) in listing.files.items()]
@@ -167,6 +192,8 @@ def measure(scenario: Scenario, args: argparse.Namespace) -> dict[str, list[Meas
                 (MIRROR, putio_mirror_runner(listing, cert)),
                 (aria2c_name(args), aria2c_runner(listing, args.jobs, cert)),
             ]
+            if args.floor:
+                contenders.append((FLOOR, floor_runner(scenario.sizes)))
             return alternate(contenders, args.rounds, args.workdir, remove_at_end=True)
 
 
@@ -218,6 +245,7 @@ GOAL_HEADERS = [
     "putio-mirror CPU ms/file",
     "goal",
     "verdict",
+    "above the floor ms/file",
 ]
 
 
@@ -244,6 +272,11 @@ def goal_row(scenario: Scenario, results: dict[str, list[Measurement]], aria2c: 
     mine, theirs = results[MIRROR], results[aria2c]
     ratio = median(run.wall for run in mine) / median(run.wall for run in theirs)
     per_file = median(run.cpu for run in mine) * 1000 / scenario.files
+    floor = results.get(FLOOR)
+    above = "-"
+    if floor:  # round by round: each round's floor ran beside its putio-mirror run
+        gaps = [run.cpu - beside.cpu for run, beside in zip(mine, floor, strict=True)]
+        above = f"{median(gaps) * 1000 / scenario.files:.2f}"
     return [
         scenario.name,
         f"{ratio:.2f}x",
@@ -252,6 +285,7 @@ def goal_row(scenario: Scenario, results: dict[str, list[Measurement]], aria2c: 
         f"{per_file:.2f}",
         f"≤ {MAX_CPU_MS_PER_FILE:g}",
         verdict(per_file, MAX_CPU_MS_PER_FILE, "ms", inclusive=True),
+        above,
     ]
 
 
@@ -260,6 +294,8 @@ def fake_notes(scenario: Scenario, results: dict[str, list[Measurement]]) -> lis
     bottleneck (it shares this process's one interpreter lock)."""
     notes = []
     for contender, runs in results.items():
+        if contender == FLOOR:
+            continue  # no fake: its bytes come from a socket pair
         busy = median(run.host_cpu for run in runs) / median(run.wall for run in runs)
         if busy >= BUSY_FAKE:
             notes.append(
@@ -312,6 +348,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--latency-ms", type=float, default=50.0, help="the fake's latency, *-latency (50)"
     )
     parser.add_argument("--jobs", type=int, default=8, help="aria2c -j (8)")
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="leave out the floor measured beside the contenders (bench/floor.py)",
+    )
     parser.add_argument(
         "--tls",
         action="store_true",
