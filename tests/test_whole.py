@@ -9,12 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from putio_mirror.core.errors import ChecksumMismatchError, TransientError, UnsafePathError
+from putio_mirror.core.errors import (
+    ChecksumMismatchError,
+    NoSpaceError,
+    TransientError,
+    UnsafePathError,
+)
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.fetch.segments import sidecar_path
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.putio.client import PutioClient
-from tests import test_download
+from tests import small_disks, test_download
 from tests.fetching import node_requests, remote_file
 from tests.test_download import FIRST_PAUSE, Clock, MakeDownloader, _outage, _url_requests
 
@@ -121,6 +126,28 @@ def test_a_file_fetched_whole_reset_midway_goes_on_from_what_came(
     kept = int(second.headers["Range"].removeprefix("bytes=").rstrip("-"))
     assert 0 < kept <= CHUNK + CHUNK // 2  # what came before the reset was kept
     assert clock.pauses() == [FIRST_PAUSE]
+
+
+def test_a_file_fetched_whole_onto_a_disk_too_small_keeps_what_fitted_and_resumes(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    # a real full disk (a tmpfs smaller than the file): its one write stops short
+    item, content = remote_file(fake_putio, tmp_path, 4 * CHUNK)
+    staging = item.part_path.parent
+    staging.mkdir()
+    small_disks.mount_tmpfs(staging, "40k")
+    try:
+        with pytest.raises(NoSpaceError) as full:
+            make_downloader(**FOUR_CHUNKS).fetch(item)
+        assert str(staging) in full.value.hint
+        kept = item.part_path.read_bytes()
+        assert 0 < len(kept) < 4 * CHUNK and content.startswith(kept)  # what fitted, intact
+        small_disks.mount("-o", "remount,size=1m", str(staging))  # room made
+        assert make_downloader(**FOUR_CHUNKS).fetch(item) == Fetched(True, 4 * CHUNK)
+        assert item.part_path.read_bytes() == content
+        assert node_requests(fake_putio)[-1].headers["Range"] == f"bytes={len(kept)}-"
+    finally:
+        small_disks.unmount(staging)
 
 
 def test_a_small_file_whose_node_answers_503_waits_and_asks_a_fresh_link(
