@@ -10,7 +10,6 @@ import socket
 import ssl
 import struct
 import subprocess
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -189,15 +188,8 @@ def _trickling_node(*, cut: bool = False) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/node/1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
+        yield f"http://127.0.0.1:{port}/node/1"
 
 
 # -- over TLS, as put.io's nodes answer: the socket keeps Python's timeout ----------------
