@@ -202,9 +202,15 @@ class Executor:
     def _windowed_stopping(self) -> bool:
         """Whether the run's windowed work is to stop: a stop asked, a fatal error, the
         window closed (the downloads' window: the one grooming waits for, if it does)."""
-        if self._stop_requested() or self._halted.is_set():
-            return True
-        return self._rules.windowed("download") and not self._rules.schedule.is_open(self._clock())
+        return self._stopping() or self._window_closed_for("download")
+
+    def _stopping(self) -> bool:
+        """Whether the run is to stop: a stop asked, or a fatal error."""
+        return self._stop_requested() or self._halted.is_set()
+
+    def _window_closed_for(self, kind: str) -> bool:
+        """Whether work of this kind waits for the window, which is closed now."""
+        return self._rules.windowed(kind) and not self._rules.schedule.is_open(self._clock())
 
     def _should_halt(self) -> bool:
         if self._stop_requested():
@@ -329,7 +335,7 @@ class Executor:
         """Between chunks: the window is open, no stop was asked, and our claim still holds."""
 
         def may_continue() -> bool:
-            if self._stop_requested() or self._halted.is_set():
+            if self._stopping():
                 return False
             # The claim keeper renews in the background; here we only ask what it found.
             return self._rules.schedule.is_open(self._clock()) and self._claims.holds(action.key)
@@ -414,10 +420,7 @@ class Executor:
     def _cut_by_window(self, action: Action) -> bool:
         """Given an action whose put.io call was cut short, say whether the window's end
         cut it (it waits for the window, which closed, and no stop was asked), not a stop."""
-        if self._stop_requested() or self._halted.is_set():
-            return False
-        windowed = self._rules.windowed(action.kind)
-        return windowed and not self._rules.schedule.is_open(self._clock())
+        return not self._stopping() and self._window_closed_for(action.kind)
 
     def _succeeded_with(self, action: Action) -> None:
         """Given an action whose success the journal holds, report it."""
