@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -148,3 +149,9 @@ def mirror_for(
     mirror.write_config(**sections)
     mirror.blackhole.mkdir(parents=True, exist_ok=True)
     yield mirror
+
+
+def assert_whole(mirror: Mirror, name: str, file_id: int) -> None:
+    """The file ``name`` is in the download folder with put.io's CRC32 for ``file_id``."""
+    data = (mirror.downloads / name).read_bytes()
+    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)

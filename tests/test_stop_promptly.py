@@ -10,7 +10,6 @@ import signal
 import subprocess
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.fakeputio.fake import LoggedRequest
-from tests.mirror_env import Mirror
+from tests.mirror_env import Mirror, assert_whole
 from tests.silent import SilentServer
 
 #: how long after SIGTERM a run may take to end (its journal written, its part synced)
@@ -107,8 +106,7 @@ def test_sigterm_while_a_download_waits_to_retry_ends_the_sync_and_resumes_next_
     assert not (mirror.downloads / "movie.mkv").exists()
     mirror.fake.on_request = None
     assert mirror.run("sync").code == ExitCode.OK
-    data = (mirror.downloads / "movie.mkv").read_bytes()
-    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    assert_whole(mirror, "movie.mkv", file_id)
 
 
 def node(request: LoggedRequest) -> bool:
@@ -143,8 +141,7 @@ def test_sigterm_while_downloads_sit_on_a_silent_node_ends_the_sync_promptly(
     assert code == ExitCode.INTERRUPTED, err
     mirror.fake.on_request = None
     assert mirror.run("sync").code == ExitCode.OK
-    data = (mirror.downloads / "movie.mkv").read_bytes()
-    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    assert_whole(mirror, "movie.mkv", file_id)
 
 
 def test_sigterm_while_a_download_connects_to_a_node_that_never_answers_ends_the_sync_promptly(
@@ -164,8 +161,7 @@ def test_sigterm_while_a_download_connects_to_a_node_that_never_answers_ends_the
     mirror.fake.on_request = None
     mirror.fake.node_unanswering(file_id, False)
     assert mirror.run("sync").code == ExitCode.OK
-    data = (mirror.downloads / "movie.mkv").read_bytes()
-    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    assert_whole(mirror, "movie.mkv", file_id)
 
 
 def test_sigterm_while_a_hook_runs_at_the_end_of_a_sync_ends_it_promptly(
@@ -232,8 +228,7 @@ def test_sigterm_while_put_io_sits_on_a_download_s_link_ends_the_sync_promptly(
     mirror.fake.on_request = None
     mirror.fake.heal()
     assert mirror.run("sync").code == ExitCode.OK
-    data = (mirror.downloads / "movie.mkv").read_bytes()
-    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
+    assert_whole(mirror, "movie.mkv", file_id)
 
 
 def test_sigterm_while_put_io_sits_on_deleting_a_placed_file_ends_the_sync_promptly(

@@ -5,6 +5,7 @@ came, and every trouble is the usual path's to wait on and retry, from what came
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,18 @@ clock = test_download.clock
 make_downloader = test_download.make_downloader
 
 
+def syncs_seen(item: FileToFetch) -> tuple[list[bytes], Callable[[int], None]]:
+    """Given a file to fetch, return what its part held at each sync, and the sync that
+    notes it (a real ``fdatasync`` first)."""
+    seen: list[bytes] = []
+
+    def sync(fd: int) -> None:
+        os.fdatasync(fd)
+        seen.append(item.part_path.read_bytes())
+
+    return seen, sync
+
+
 def _small(fake: FakePutio, tmp_path: Path) -> tuple[FileToFetch, bytes]:
     return remote_file(fake, tmp_path, SMALL)
 
@@ -43,13 +56,8 @@ def test_a_small_file_is_fetched_in_one_request_and_synced_before_it_counts(
     fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
 ) -> None:
     item, content = _small(fake_putio, tmp_path)
-    on_disk_at_sync: list[bytes] = []
+    on_disk_at_sync, sync = syncs_seen(item)
     progress: list[tuple[int, list[bytes]]] = []
-
-    def sync(fd: int) -> None:
-        os.fdatasync(fd)
-        on_disk_at_sync.append(item.part_path.read_bytes())
-
     downloader = make_downloader(sync=sync, **ONE_CHUNK)
     fetched = downloader.fetch(item, on_progress=lambda n: progress.append((n, on_disk_at_sync)))
     assert fetched == Fetched(True, SMALL)
@@ -64,12 +72,7 @@ def test_a_file_of_four_chunks_is_fetched_in_one_request_and_synced_once(
     fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
 ) -> None:
     item, content = remote_file(fake_putio, tmp_path, 4 * CHUNK)
-    syncs: list[bytes] = []
-
-    def sync(fd: int) -> None:
-        os.fdatasync(fd)
-        syncs.append(item.part_path.read_bytes())
-
+    syncs, sync = syncs_seen(item)
     progress: list[int] = []
     downloader = make_downloader(sync=sync, **FOUR_CHUNKS)
     assert downloader.fetch(item, on_progress=progress.append) == Fetched(True, 4 * CHUNK)
@@ -98,12 +101,7 @@ def test_a_file_fetched_whole_stops_between_chunks_when_told_keeping_them(
     # a window that closes mid-file: asked before the request, then after each chunk
     item, content = remote_file(fake_putio, tmp_path, 4 * CHUNK)
     answers = iter([True, True, False])
-    synced: list[bytes] = []
-
-    def sync(fd: int) -> None:
-        os.fdatasync(fd)
-        synced.append(item.part_path.read_bytes())
-
+    synced, sync = syncs_seen(item)
     downloader = make_downloader(sync=sync, **FOUR_CHUNKS)
     stopped = downloader.fetch(item, may_continue=lambda: next(answers))
     assert stopped == Fetched(False, 2 * CHUNK)
@@ -112,6 +110,28 @@ def test_a_file_fetched_whole_stops_between_chunks_when_told_keeping_them(
     assert downloader.fetch(item) == Fetched(True, 4 * CHUNK)
     assert item.part_path.read_bytes() == content
     assert node_requests(fake_putio)[-1].headers["Range"] == f"bytes={2 * CHUNK}-"
+
+
+def test_a_file_put_io_replaced_after_a_whole_fetch_stopped_never_passes_as_the_mix(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    # put.io replaces the file's bytes (same id, same size) between a window's end and the
+    # next: the kept chunks are the old file's, the rest the new one's; the mix never
+    # passes, and fetched again from zero it is the new file
+    item, _ = remote_file(fake_putio, tmp_path, 4 * CHUNK)
+    answers = iter([True, True, False])
+    downloader = make_downloader(**FOUR_CHUNKS)
+    assert downloader.fetch(item, may_continue=lambda: next(answers)) == Fetched(False, 2 * CHUNK)
+    other = fake_putio.add_file("Other.mkv", size=4 * CHUNK)
+    replaced, new = fake_putio.world.tree.get(item.file_id), fake_putio.world.tree.get(other)
+    assert replaced is not None and new is not None
+    replaced.content, replaced.crc32 = new.content, new.crc32
+    now = FileToFetch(item.file_id, item.size, new.crc32, item.part_path)
+    with pytest.raises(ChecksumMismatchError):
+        downloader.fetch(now)
+    downloader.discard(now.part_path)
+    assert downloader.fetch(now) == Fetched(True, 4 * CHUNK)
+    assert now.part_path.read_bytes() == fake_putio.file_content(other)
 
 
 def test_a_file_fetched_whole_reset_midway_goes_on_from_what_came(

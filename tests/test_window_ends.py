@@ -23,7 +23,7 @@ from putio_mirror.core.errors import ExitCode
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.fakeputio.fake import LoggedRequest
 from tests.conftest import TorrentFactory
-from tests.mirror_env import Mirror
+from tests.mirror_env import Mirror, assert_whole
 from tests.rpc_env import Client, serving, url_of, wait_for, watch_sync_over
 from tests.silent import SilentServer
 
@@ -71,12 +71,6 @@ def synced_next_window(settings: Settings) -> None:
     """Run a sync inside the window (at night), which must end well."""
     again = run_once(Runtime(settings, clock=lambda: NIGHT), Request("sync"))
     assert again.exit_code == ExitCode.OK
-
-
-def assert_whole(mirror: Mirror, name: str, file_id: int) -> None:
-    """The file ``name`` is in the download folder with put.io's CRC32 for ``file_id``."""
-    data = (mirror.downloads / name).read_bytes()
-    assert f"{zlib.crc32(data):08x}" == mirror.fake.file_crc32(file_id)
 
 
 def node_ranges(mirror: Mirror) -> list[str | None]:
