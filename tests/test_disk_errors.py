@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from putio_mirror.fetch.partfile import fsync_folder
 from putio_mirror.journal.store import Journal
-from putio_mirror.local.durable import fsync_folder
 from tests.mirror_env import Mirror
 
 

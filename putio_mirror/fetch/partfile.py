@@ -48,6 +48,36 @@ def sync_data(fd: int) -> None:
         os.fsync(fd)
 
 
+# fsync(2) refusals of a folder that mean "this filesystem cannot sync a folder" (some
+# network filesystems): the data itself was synced. Anything else (EIO: the disk failed to
+# write it back) means the move may not last, and is raised.
+FOLDER_SYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
+def fsync_folder(path: Path) -> None:
+    """Make a name made, renamed or removed in ``path`` durable; raise OSError if the disk
+    could not. A folder that cannot be opened to sync (no read permission) or a filesystem
+    that cannot sync folders is let be."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except PermissionError:
+        return
+    try:
+        fsync_folder_descriptor(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def fsync_folder_descriptor(descriptor: int) -> None:
+    """Given a folder's open descriptor, make the renames in it durable; raise OSError if
+    the disk could not (a filesystem that cannot sync folders is let be)."""
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if error.errno not in FOLDER_SYNC_UNSUPPORTED:
+            raise
+
+
 def check_whole(item: FileToFetch, length: int, crc: int) -> None:
     """Given a part's length and the CRC32 of its bytes, return if they are put.io's file
     (on the size alone, with a warning, if put.io lists no CRC32); raise
@@ -166,6 +196,14 @@ class PartFolders:
                     return None
                 raise
 
+    def sync_folder(self, part: Path) -> None:
+        """Given a part made here, make its name durable; raise ItemError (NoSpaceError)
+        if the disk could not."""
+        try:
+            fsync_folder_descriptor(self._open[part.parent])
+        except OSError as exc:
+            raise disk_error(part, exc) from exc
+
     def close(self) -> None:
         opened, self._open = self._open, {}
         for descriptor in opened.values():
@@ -278,6 +316,8 @@ class WriteBehind:
 
     ``on_sync`` is called as each sync starts, and what it returns once that sync
     succeeded: so a caller records as safe only progress made before a sync began.
+    The first sync to succeed also syncs the part's folder: synced bytes under a name a
+    power cut may take are no progress (the next window would start from byte 0).
     A failed sync is raised by the next ``wrote`` and by ``finish``, never dropped:
     Linux reports a write-back error once, and a later fsync returns 0.
     """
@@ -301,6 +341,7 @@ class WriteBehind:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
+        self._named = False  # whether the part's name is durable (its folder synced)
 
     def wrote(self, amount: int) -> None:
         """Count bytes just written; raise the error of a failed background sync."""
@@ -329,6 +370,9 @@ class WriteBehind:
         promote = self._on_sync()  # before the sync: it covers only bytes written by now
         try:
             self._sync(self._fd)
+            if not self._named:
+                fsync_folder(self._path.parent)
+                self._named = True
         except OSError as exc:
             raise disk_error(self._path, exc) from exc
         promote()

@@ -37,11 +37,13 @@ from typing import Any
 from putio_mirror.fetch.crc import crc32, crc32_combine
 from putio_mirror.fetch.partfile import (
     drop_cached,
+    fsync_folder,
     lstat_or_none,
     no_space_is_item_error,
     open_nofollow,
     refuse_symlink,
     size_of,
+    sync_data,
 )
 from putio_mirror.fetch.values import FileToFetch, expected_crc
 
@@ -197,6 +199,7 @@ class SegmentTable:
             with no_space_is_item_error(self._item.part_path):
                 for segment, (_, _, done, crc) in zip(ordered, rows, strict=True):
                     os.pwrite(self._fd, _progress_field(done, crc), self._slots[id(segment)])
+                sync_data(self._fd)  # the progress, as durable as the bytes it claims
 
     def _snapshot(self) -> tuple[list[Segment], list[list[int]]]:
         """Return the segments by start, and their rows as the sidecar shows them."""
@@ -224,7 +227,10 @@ class SegmentTable:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         with os.fdopen(open_nofollow(scratch, flags), "w", encoding="ascii") as out:
             out.write(text)
+            out.flush()
+            sync_data(out.fileno())  # renamed in only once its text is on disk
         scratch.replace(path)  # replaces a symlink at ``path`` itself, never its target
+        fsync_folder(path.parent)  # and its name outlives a power cut
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -98,6 +98,7 @@ def fetch_whole(
         body = _body(item, url_for, session, timeout, cutter, pace)
         if isinstance(body, Partial):
             _keep(item, fd, body.body, sync)
+            folders.sync_folder(item.part_path)  # progress only if its name outlives a power cut
             on_progress(len(body.body))
             return body.trouble or Fetched(False, len(body.body))
         if not isinstance(body, memoryview):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from putio_mirror.core.errors import ConfigError, ItemError, NotDurableError
 from putio_mirror.core.naming import OWN_PREFIX
+from putio_mirror.fetch.partfile import fsync_folder
 
 # link(2) refusals that mean "this filesystem cannot hard-link", not "no".
 LINK_UNSUPPORTED = frozenset(
@@ -145,36 +146,6 @@ def _fsync_file(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-
-
-# fsync(2) refusals of a folder that mean "this filesystem cannot sync a folder" (some
-# network filesystems): the data itself was synced. Anything else (EIO: the disk failed to
-# write it back) means the move may not last, and is raised.
-FOLDER_SYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
-
-
-def fsync_folder(path: Path) -> None:
-    """Make a rename in ``path`` durable; raise OSError if the disk could not. A folder
-    that cannot be opened to sync (no read permission) or a filesystem that cannot sync
-    folders is let be."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except PermissionError:
-        return
-    try:
-        fsync_folder_descriptor(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def fsync_folder_descriptor(descriptor: int) -> None:
-    """Given a folder's open descriptor, make the renames in it durable; raise OSError if
-    the disk could not (a filesystem that cannot sync folders is let be)."""
-    try:
-        os.fsync(descriptor)
-    except OSError as error:
-        if error.errno not in FOLDER_SYNC_UNSUPPORTED:
-            raise
 
 
 def write_private_file(path: Path, text: str) -> None:

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 from putio_mirror.core.errors import ItemError, NotDurableError
-from putio_mirror.fetch.partfile import open_folder
-from putio_mirror.local.durable import DISK_FAILED_HINT, fsync_folder_descriptor
+from putio_mirror.fetch.partfile import fsync_folder_descriptor, open_folder
+from putio_mirror.local.durable import DISK_FAILED_HINT
 from putio_mirror.local.staging import VERIFIED_DIR, real_folder
 
 

@@ -35,12 +35,12 @@ from pathlib import Path
 from putio_mirror.core.errors import ItemError, NotDurableError, UnsafePathError
 from putio_mirror.core.naming import OWN_PREFIX, room_beneath
 from putio_mirror.core.state import StagedEntry
+from putio_mirror.fetch.partfile import fsync_folder
 from putio_mirror.fetch.segments import discard
 from putio_mirror.local.durable import (
     COPY_PREFIX,
     LINK_UNSUPPORTED,
     copy_durably,
-    fsync_folder,
     make_durable,
     place_atomically,
     synced_or_raise,
