@@ -206,6 +206,21 @@ def test_a_torrent_and_its_magnet_dropped_again_archive_the_magnet_after_the_rep
     assert isinstance(archive, ArchiveDuplicate) and archive.requires == (submit.key,)
 
 
+def test_which_transfer_a_torrent_replaces_does_not_hang_on_put_io_s_listing_order() -> None:
+    """Two transfers of one info-hash (one ours, of the magnet): the .torrent takes the
+    place of ours in either order put.io lists them (found by the property test below)."""
+    other = Transfer(1, "t1", "IN_QUEUE", HASH_A)
+    ours = magnet_of(2, HASH_A, "IN_QUEUE")
+    for listed in ((other, ours), (ours, other)):
+        snapshot = Snapshot(
+            blackhole=(torrent("Show.torrent", HASH_A),),
+            transfers=listed,
+            journal=facts({HASH_A: 2}),
+        )
+        (submit,) = reconcile(snapshot, Policy(), NOW).actions
+        assert isinstance(submit, SubmitTorrent) and submit.replaces == 2, listed
+
+
 def test_a_replacement_stopped_after_the_journal_forgot_the_magnet_s_transfer_goes_on() -> None:
     """The journal forgot the magnet's transfer (attempted again), a kill came before the
     cancel: this plan records that transfer as ours again and, after that, replaces it."""

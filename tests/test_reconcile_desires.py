@@ -81,6 +81,19 @@ def magnet_transfer(transfer_id: int, info_hash: str, status: str, **fields: obj
     return Transfer(transfer_id, "t", status, hash=info_hash, source=source, **fields)  # type: ignore[arg-type]
 
 
+def test_the_transfer_a_desire_s_torrent_replaces_does_not_hang_on_the_listing_order() -> None:
+    magnet = "magnet:?xt=urn:btih:" + HASH_A
+    other = Transfer(1, "t1", "IN_QUEUE", HASH_A)
+    ours = Transfer(2, "t2", "IN_QUEUE", HASH_A, source=magnet)
+    journal = facts(desire(HASH_A, 1), submissions=(Submission(HASH_A, 2, "item 1", NOW),))
+    for listed in ((other, ours), (ours, other)):
+        snapshot = Snapshot(transfers=listed, journal=journal)
+        submits = [
+            action for action in reconcile(snapshot, Policy(), NOW) if action.kind == "submit"
+        ]
+        assert [getattr(action, "replaces", None) for action in submits] == [2], listed
+
+
 def test_a_torrent_replaces_its_magnet_s_transfer_only_while_put_io_has_fetched_nothing() -> None:
     """A private torrent added as a magnet never starts (no metadata without DHT); its
     .torrent, added later, goes in its place. A transfer under way is never sent twice,

@@ -15,7 +15,7 @@ it is left alone: a torrent under way is never sent to put.io twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from putio_mirror.core.mirroring import RemoteTree
 from putio_mirror.core.plan import (
@@ -25,7 +25,7 @@ from putio_mirror.core.plan import (
     SubmitDesired,
     TidyStaging,
 )
-from putio_mirror.core.state import FINISHED_STATUSES, Desire, Snapshot, Transfer
+from putio_mirror.core.state import FINISHED_STATUSES, Desire, JournalFacts, Snapshot, Transfer
 
 SECONDS_PER_MINUTE = 60
 #: put.io's statuses of a transfer before it fetches anything: queued, waiting, looking
@@ -36,12 +36,8 @@ NOT_STARTED_STATUSES = frozenset({"IN_QUEUE", "WAITING", "PREPARING_DOWNLOAD", "
 def plan_desires(snapshot: Snapshot) -> list[SubmitDesired]:
     """Given the world, return a submission for every desire not yet on put.io, and for
     every .torrent whose magnet put.io has not started (see above), in the download order."""
-    submitted = {
-        key: entry.transfer_id
-        for key, entry in snapshot.journal.submissions.items()
-        if entry.transfer_id is not None
-    }
-    on_putio = {transfer.hash: transfer for transfer in snapshot.transfers if transfer.hash}
+    submitted = submitted_ids(snapshot.journal)
+    on_putio = transfers_by_hash(snapshot.transfers, submitted)
     actions = []
     for desire in sorted(snapshot.journal.desires.values(), key=_queue_place):
         if desire.paused or desire.error is not None:
@@ -65,6 +61,31 @@ def _replaceable(desire: Desire, transfer: Transfer, submitted: Mapping[str, int
         and magnet_of_ours(desire.info_hash, transfer, submitted)
         and not has_started(transfer)
     )
+
+
+def submitted_ids(journal: JournalFacts) -> dict[str, int]:
+    """Given the journal's facts, return the transfer of each info-hash submitted (an
+    attempt that got no answer has none yet)."""
+    return {
+        key: entry.transfer_id
+        for key, entry in journal.submissions.items()
+        if entry.transfer_id is not None
+    }
+
+
+def transfers_by_hash(
+    transfers: Iterable[Transfer], ours: Mapping[str, int]
+) -> dict[str, Transfer]:
+    """Given put.io's transfers and those known as ours (by info-hash), return one transfer
+    for each info-hash: ours if put.io lists several, else the oldest (the lowest id). The
+    plan must not hang on the order put.io lists them in."""
+    by_hash: dict[str, Transfer] = {}
+    for transfer in sorted(transfers, key=lambda entry: entry.id):
+        if transfer.hash and (
+            transfer.hash not in by_hash or ours.get(transfer.hash) == transfer.id
+        ):
+            by_hash[transfer.hash] = transfer
+    return by_hash
 
 
 def magnet_of_ours(info_hash: str, transfer: Transfer, ours: Mapping[str, int]) -> bool:

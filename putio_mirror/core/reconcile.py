@@ -26,6 +26,8 @@ from putio_mirror.core.desired import (
     plan_removed_transfers,
     removed_ids,
     seeded_enough_for,
+    submitted_ids,
+    transfers_by_hash,
 )
 from putio_mirror.core.mirroring import (
     Pending,
@@ -135,15 +137,11 @@ def _plan_blackhole(
 ) -> list[Action]:
     # A submission without a transfer id was only attempted: put.io's answer never came.
     # If put.io has the transfer, it was created (archive; it is ours); if not, submit again.
-    submitted = {
-        key: entry.transfer_id
-        for key, entry in snapshot.journal.submissions.items()
-        if entry.transfer_id is not None
-    }
+    submitted = submitted_ids(snapshot.journal)
     # ours too: the transfers this plan records (``plan_records``), once that is done
     recorded = {record.info_hash: record for record in records}
     ours = submitted | {key: record.transfer_id for key, record in recorded.items()}
-    on_putio = {transfer.hash: transfer for transfer in snapshot.transfers if transfer.hash}
+    on_putio = transfers_by_hash(snapshot.transfers, ours)
     # A torrent an RPC client asked for in this same plan is submitted once, by the desire.
     first_key: dict[str, str] = dict(pending_desires)
     actions: list[Action] = []

@@ -35,6 +35,7 @@ from types import MappingProxyType
 
 from putio_mirror.app.opening import EARLY_END
 from putio_mirror.core.attention import NEEDS_YOU, NO_ROOM, noted_key
+from putio_mirror.core.desired import submitted_ids, transfers_by_hash
 from putio_mirror.core.errors import ExitCode, MirrorError
 from putio_mirror.core.mirroring import RemoteTree, in_the_way, index_tree
 from putio_mirror.core.state import Desire, Policy, Snapshot, Transfer
@@ -115,7 +116,7 @@ class Board:
     def refresh(self, snapshot: Snapshot, with_files: bool) -> None:
         """Given a snapshot a run observed and whether it lists put.io's files, keep its
         transfers and record where the RPC items are."""
-        transfers = {transfer.hash: transfer for transfer in snapshot.transfers if transfer.hash}
+        transfers = transfers_by_hash(snapshot.transfers, submitted_ids(snapshot.journal))
         with self._lock:
             self._transfers = transfers
             self._answered_at = self._clock()
