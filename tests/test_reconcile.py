@@ -258,6 +258,27 @@ def test_seeding_transfer_of_ours_is_cancelled_and_foreign_one_left_alone() -> N
     assert [action.key for action in plan_all] == ["cancel:1", "cancel:2"]
 
 
+def test_transfers_left_alone_as_not_ours_are_told_to_a_person_not_passed_over_in_silence() -> None:
+    # "Nothing to do: in step" while put.io shows a transfer seeding leaves a user in the
+    # dark: the transfers grooming would have touched, were they ours, are named once
+    ours = Transfer(1, "ours", "SEEDING", HASH_A, seconds_seeding=10)
+    seeding = Transfer(2, "Seeding.By.Hand", "SEEDING", HASH_B, seconds_seeding=10)
+    finished = Transfer(3, "Finished.By.Hand", "COMPLETED", HASH_C)
+    busy = Transfer(4, "Busy.By.Hand", "DOWNLOADING", "d" * 40)
+    snapshot = Snapshot(transfers=(ours, seeding, finished, busy), journal=facts({HASH_A: 1}))
+    (note,) = reconcile(snapshot, Policy(), NOW).notes
+    assert note.level == "reminder"  # to a person running by hand; never mailed by a timer
+    assert "2 transfers" in note.message and "manage_foreign" in note.message
+    assert "Seeding.By.Hand (seeding)" in note.message
+    assert "Finished.By.Hand (finished)" in note.message and "Busy" not in note.message
+    assert not reconcile(snapshot, Policy(manage_foreign_transfers=True), NOW).notes
+    neither = Policy(cancel_seeding=False, clean_finished=False)
+    assert not reconcile(snapshot, neither, NOW).notes, "not groomed by choice: nothing to tell"
+    only_cancel = Policy(clean_finished=False)
+    (note,) = reconcile(snapshot, only_cancel, NOW).notes
+    assert "1 transfer " in note.message and "Finished" not in note.message
+
+
 def test_seeding_continues_until_hours_or_ratio_reached() -> None:
     young = Transfer(1, "young", "SEEDING", HASH_A, seconds_seeding=3600, current_ratio=0.5)
     policy = Policy(seeding_min_hours=24, seeding_min_ratio=1.0, manage_foreign_transfers=True)

@@ -301,3 +301,20 @@ def test_the_cyclic_collector_runs_again_after_a_run_and_after_one_that_failed(
     mirror.write_config(download={"remote_root": 2_000_000_000})  # no such folder
     assert mirror.run("sync", "--dry-run").code == ExitCode.USAGE
     assert gc.isenabled(), "a failed run left the cyclic garbage collector paused"
+
+
+def test_a_seeding_transfer_added_by_hand_is_named_to_a_person_and_never_mailed(
+    mirror: Mirror,
+) -> None:
+    # `transfers cancel-seeding` by hand, a transfer seeding on put.io that putio-mirror did
+    # not add: it is left seeding, and the person is told why, not "all is in step"
+    mirror.fake.add_transfer("Added.By.Hand", status="SEEDING", hash="e" * 40)
+    told = mirror.run("transfers", "cancel-seeding")
+    assert told.code == 0
+    assert "Added.By.Hand (seeding)" in told.out and "manage_foreign" in told.out, told.out
+    assert "in step" not in told.out
+    assert mirror.run("-q", "sync").out == "", "a quiet timer run mails nothing of it"
+    mirror.write_config(transfers={"manage_foreign": True})
+    cancelled = mirror.run("transfers", "cancel-seeding")
+    assert cancelled.code == 0 and "Added.By.Hand" in cancelled.out
+    assert "manage_foreign" not in cancelled.out

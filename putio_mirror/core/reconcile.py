@@ -101,6 +101,7 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     actions += plan_removed_transfers(snapshot)
     actions += _plan_cancels(snapshot, policy, now)
     actions += _plan_clean(snapshot, policy, tree, pending.keys, notes)
+    notes += _left_alone(snapshot, policy)
     if policy.delete_remote_after_download and policy.download:
         actions += plan_deletes(snapshot, policy, tree, pending, placements)
     if policy.delete_remote_on_rpc_remove:
@@ -313,6 +314,33 @@ def _plan_cancels(snapshot: Snapshot, policy: Policy, now: datetime) -> list[Act
         and _is_ours(transfer, snapshot, policy)
         and _seeded_enough(transfer, snapshot, policy, now)
     ]
+
+
+def _left_alone(snapshot: Snapshot, policy: Policy) -> list[Note]:
+    """Name the transfers grooming would cancel or clean were they ours: else a person sees
+    them seeding on put.io and is told all is in step. A reminder: never mailed by a timer."""
+    if policy.manage_foreign_transfers:
+        return []
+    named = [
+        f"{transfer.name} ({'seeding' if transfer.is_seeding else 'finished'})"
+        for transfer in sorted(snapshot.transfers, key=lambda entry: entry.id)
+        if not _is_ours(transfer, snapshot, policy)
+        and (
+            (policy.cancel_seeding and transfer.is_seeding)
+            or (policy.clean_finished and transfer.status == "COMPLETED")
+        )
+    ]
+    if not named:
+        return []
+    listed = ", ".join(named[:_NAMED_AT_MOST])
+    more = f" and {len(named) - _NAMED_AT_MOST} more" if len(named) > _NAMED_AT_MOST else ""
+    one = len(named) == 1
+    message = (
+        f"{len(named)} {'transfer' if one else 'transfers'} putio-mirror did not add "
+        f"{'is left as it is' if one else 'are left as they are'}: {listed}{more}; "
+        f"transfers.manage_foreign: true grooms {'it' if one else 'them'} too"
+    )
+    return [Note("reminder", message)]
 
 
 def _seeding_hours(transfer: Transfer, now: datetime) -> float:
