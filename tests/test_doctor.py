@@ -186,25 +186,30 @@ def test_a_postgresql_journal_that_never_answers_is_a_problem_not_a_hang(mirror:
     # taken and no word comes. doctor (and every run) waited for ever.
     pytest.importorskip("psycopg")
     mirror.blackhole.mkdir(exist_ok=True)
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        taken: list[socket.socket] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    taken: list[socket.socket] = []
 
-        def take() -> None:
-            with contextlib.suppress(OSError):  # closed: the test is over
-                while True:
-                    taken.append(server.accept()[0])
+    def take() -> None:
+        with contextlib.suppress(OSError):  # closed: the test is over
+            while True:
+                taken.append(server.accept()[0])
 
-        threading.Thread(target=take, daemon=True).start()
-        port = server.getsockname()[1]
-        mirror.write_config(paths={"journal": f"postgresql+psycopg://mirror@127.0.0.1:{port}/m"})
-        doctor = mirror.spawn("doctor")
-        try:
-            out, _ = doctor.communicate(timeout=60)
-        finally:
-            doctor.kill()
-            doctor.communicate()
-            for connection in taken:
-                connection.close()
+    taker = threading.Thread(target=take, daemon=True)
+    taker.start()
+    port = server.getsockname()[1]
+    mirror.write_config(paths={"journal": f"postgresql+psycopg://mirror@127.0.0.1:{port}/m"})
+    doctor = mirror.spawn("doctor")
+    try:
+        out, _ = doctor.communicate(timeout=60)
+    finally:
+        doctor.kill()
+        doctor.communicate()
+        # the listener first, then what it took: a connection it took after the others
+        # were closed was left to the garbage collector (a ResourceWarning in a later test)
+        server.close()
+        taker.join(timeout=10)
+        for connection in taken:
+            connection.close()
     assert doctor.returncode == 2
     (line,) = problems(out.decode())
     assert line.startswith("PROBLEM journal:") and "timeout" in line
