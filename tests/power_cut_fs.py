@@ -5,7 +5,9 @@ leaves the folder as that.
 What a disk holds after a power cut, as POSIX promises it (and as ext4, XFS or btrfs may
 leave it, depending on timing): a file's bytes as of its last ``fsync`` (a file never
 synced: empty), and a folder's names as of the last ``fsync`` of that folder (a name
-created, renamed or removed since: as it was). Everything there at mount is on the disk.
+created, renamed or removed since: as it was; a folder made since and never synced: empty).
+A folder's names are kept by its inode, so they follow it when it is renamed, as a real
+disk's do. Everything there at mount is on the disk.
 The record is kept beside the folder, outside the mount: the power cut is applied to the
 folder once unmounted (``power_cut_mount`` does both).
 
@@ -55,13 +57,13 @@ def keep_bytes(file: Path, record: Path) -> None:
 
 def keep_names(backing: Path, folder: str, record: Path) -> None:
     """Record the names in ``backing/folder`` (each with its inode, and whether it is a
-    folder) as durable."""
+    folder) as durable, by the folder's inode."""
     names = {
         entry.name: [entry.inode(), entry.is_dir(follow_symlinks=False)]
         for entry in os.scandir(backing / folder)
     }
     (record / "names").mkdir(parents=True, exist_ok=True)
-    (record / "names" / f"{_key(folder)}.json").write_text(json.dumps(names))
+    (record / "names" / f"{_key(backing / folder)}.json").write_text(json.dumps(names))
 
 
 def keep_everything(backing: Path, record: Path) -> None:
@@ -77,11 +79,13 @@ def keep_everything(backing: Path, record: Path) -> None:
 
 
 def cut_power(backing: Path, record: Path) -> None:
-    """Leave ``backing`` (not mounted) as the disk would hold it after a power cut now."""
-    for kept in sorted((record / "names").glob("*.json")):
-        folder = backing / _folder(kept.stem)
-        if folder.is_dir():
-            _restore(folder, json.loads(kept.read_text()), record / "bytes")
+    """Leave ``backing`` (not mounted) as the disk would hold it after a power cut now:
+    each folder, from the top, as its last sync left it (one never synced: empty)."""
+    for folder, inside, _ in os.walk(backing):
+        kept = record / "names" / f"{_key(Path(folder))}.json"
+        names = json.loads(kept.read_text()) if kept.exists() else {}
+        _restore(Path(folder), names, record / "bytes")
+        inside[:] = [name for name in inside if name in names]  # the rest is gone
 
 
 def _restore(folder: Path, names: dict[str, list[object]], saved: Path) -> None:
@@ -99,12 +103,8 @@ def _restore(folder: Path, names: dict[str, list[object]], saved: Path) -> None:
         path.write_bytes(data.read_bytes() if data.exists() else b"")
 
 
-def _key(folder: str) -> str:
-    return folder.encode().hex() or "root"
-
-
-def _folder(key: str) -> str:
-    return "" if key == "root" else bytes.fromhex(key).decode()
+def _key(folder: Path) -> str:
+    return str(folder.stat().st_ino)
 
 
 @contextmanager

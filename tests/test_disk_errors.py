@@ -68,6 +68,9 @@ def test_a_placement_the_disk_could_not_make_durable_deletes_nothing_on_put_io(
         relative = "Show S01/e1.mkv"
     content = mirror.fake.file_content(file_id)
     mirror.write_config(download={"delete_remote_after": True})
+    # staging is there, as after any earlier run: a folder the disk fails to make durable
+    # for a fetch is that fetch's disk error, counted against the file (and waited on)
+    (mirror.downloads / ".putio-mirror-staging" / "verified").mkdir(parents=True)
     undo = monkeypatch.context()
     with undo as patched:
         folders_fail_to_sync(patched, errno.EIO)
@@ -80,6 +83,21 @@ def test_a_placement_the_disk_could_not_make_durable_deletes_nothing_on_put_io(
         assert mirror.run("sync").code == 0
     assert (mirror.downloads / relative).read_bytes() == content
     assert all(item["id"] != file_id for item in mirror.fake.files())
+
+
+def test_a_staging_folder_the_disk_could_not_make_durable_fails_the_fetch_with_a_hint(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first run makes staging; its name in the download folder must outlive a power
+    # cut, or so does nothing fetched into it. A disk that fails that is told as such.
+    file_id = mirror.fake.add_file("movie.mkv", size=300_000)
+    mirror.write_config(download={"delete_remote_after": True})
+    folders_fail_to_sync(monkeypatch, errno.EIO, named="downloads")
+    result = mirror.run("sync")
+    assert result.code == 1, result.err
+    assert "the disk failed to store" in result.err and "Input/output error" in result.err
+    assert "hint: check the disk" in result.err
+    assert any(item["id"] == file_id for item in mirror.fake.files()), "put.io keeps it"
 
 
 def test_no_file_is_journaled_verified_before_its_move_into_verified_is_durable(

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from putio_mirror.core.errors import ExitCode
+from putio_mirror.fetch.partfile import fsync_folder
 from tests.mirror_env import Mirror
 from tests.power_cut_fs import lock_on_a_power_cut_disk, power_cut_mount
 
@@ -219,3 +220,23 @@ def test_the_end_a_stopped_run_kept_outlives_a_power_cut_right_after_it(
     line = next((line for line in shown if line.startswith("#1 ")), "")
     assert "[exit 7]" in line and said[-1] in line, shown
     assert "died" not in line, line
+
+
+def test_the_power_cut_filesystem_keeps_a_folder_made_only_as_far_as_it_was_synced(
+    tmp_path: Path,
+) -> None:
+    # The seam tests/test_power_cut_run.py stands on: a folder's names are durable only as
+    # its own last sync left them, wherever it was renamed to since; one made since: empty.
+    disk = tmp_path / "disk"
+    with power_cut_mount(disk, tmp_path / "mounted", tmp_path / "record") as mounted:
+        for name in ("unsynced", "empty", "renamed"):
+            (mounted / name).mkdir()
+            (mounted / name / "file").write_text("lost")
+        (mounted / "unsynced" / "sub").mkdir()
+        fsync_folder(mounted / "renamed")  # its "file", by name (not its bytes)
+        (mounted / "renamed").rename(mounted / "moved")
+        fsync_folder(mounted)  # "empty" and "moved" by name, "unsynced" too
+        (mounted / "gone").mkdir()
+    found = sorted(str(path.relative_to(disk)) for path in disk.rglob("*"))
+    assert found == ["empty", "moved", "moved/file", "unsynced"]
+    assert (disk / "moved" / "file").read_text() == ""

@@ -85,15 +85,14 @@ def test_staging_on_another_filesystem_a_run_dying_after_the_copy_is_placed_next
     mirror.fake.add_file("e1.mkv", show, content=b"episode one")
     mirror.fake.add_file("film.mkv", content=b"a film")
     real_fsync = os.fsync
-    synced: list[int] = []
+    placed = (mirror.downloads / "film.mkv", mirror.downloads / "Show S01")
 
     def dies_once_the_download_folder_is_synced(descriptor: int) -> None:
         real_fsync(descriptor)
         status = os.fstat(descriptor)
-        if (status.st_dev, status.st_ino) == (downloads.st_dev, downloads.st_ino):
-            synced.append(descriptor)
-            if len(synced) == 2:  # both the film and the item are in place
-                raise _Died
+        is_downloads = (status.st_dev, status.st_ino) == (downloads.st_dev, downloads.st_ino)
+        if is_downloads and all(path.exists() for path in placed):  # both in, and synced
+            raise _Died
 
     monkeypatch.setattr(os, "fsync", dies_once_the_download_folder_is_synced)
     mirror.downloads.mkdir()

@@ -78,6 +78,21 @@ def fsync_folder_descriptor(descriptor: int) -> None:
             raise
 
 
+def make_folders(folder: Path, made: Callable[[Path], None] = lambda _: None) -> None:
+    """Given a folder, make it and any missing parents (``made`` is told of each as it is
+    made), each one's name made durable in the folder above it: a power cut that takes a
+    folder's name takes all that was synced into it (a stopped fetch's part, a verified or
+    placed file). Raise OSError if one cannot be made or the disk could not make it last."""
+    missing: list[Path] = []
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        made(new)
+        fsync_folder(new.parent)
+
+
 def check_whole(item: FileToFetch, length: int, crc: int) -> None:
     """Given a part's length and the CRC32 of its bytes, return if they are put.io's file
     (on the size alone, with a warning, if put.io lists no CRC32); raise
@@ -155,8 +170,15 @@ def _make_folder(folder: Path) -> None:
     status = lstat_or_none(folder)
     if status is not None and stat.S_ISDIR(status.st_mode):
         return
-    if status is None or not stat.S_ISLNK(status.st_mode):
-        folder.mkdir(parents=True, exist_ok=True)
+    if status is None:
+        try:
+            make_folders(folder)
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            raise disk_error(folder, exc) from exc  # made, or not, the disk failed it
+    elif not stat.S_ISLNK(status.st_mode):
+        folder.mkdir(parents=True, exist_ok=True)  # something else is in the way: raises
     refuse_symlink(folder)
 
 

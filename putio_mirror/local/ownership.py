@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from putio_mirror.core.errors import ItemError
+from putio_mirror.fetch.partfile import make_folders
 
 _READ_TO_SEARCH = (
     (stat.S_IRUSR, stat.S_IXUSR),
@@ -59,15 +60,12 @@ class Ownership:
 
     def make_folders(self, folder: Path) -> None:
         """Given a folder, make it and any missing parents, each given the folder mode and
-        owner as it is made (folders already there are left as they are)."""
-        missing: list[Path] = []
-        while not os.path.lexists(folder):
-            missing.append(folder)
-            folder = folder.parent
-        for made in reversed(missing):
-            made.mkdir(exist_ok=True)
-            if self.uid is not None or self.gid is not None or self.mode is not None:
-                self.give(made, folder=True)
+        owner as it is made (folders already there are left as they are) and its name
+        made durable (``partfile.make_folders``); raise OSError as that does."""
+        if self.uid is not None or self.gid is not None or self.mode is not None:
+            make_folders(folder, lambda made: self.give(made, folder=True))
+        else:
+            make_folders(folder)
 
 
 def _or_keep(number: int | None) -> int:
