@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import pytest
+
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.fetch.partfile import WriteBehind
 from putio_mirror.fetch.segments import fresh_table, load_table, sidecar_path
@@ -59,35 +61,30 @@ def resumed_ranges(fake: FakePutio, before: int) -> list[str]:
     return [request.headers.get("Range", "") for request in node_requests(fake)[before:]]
 
 
-def test_a_file_fetched_whole_and_stopped_keeps_its_part_through_a_power_cut(
-    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+@pytest.mark.parametrize(
+    ("chunks", "options"),
+    [
+        (4, {"chunk_size": CHUNK}),  # fetched whole: kept as the part when told to stop
+        # too large to fetch whole, too small to split: one connection, no sidecar
+        (12, {"chunk_size": CHUNK, "sync_every": 4 * CHUNK}),
+    ],
+    ids=["whole", "in order"],
+)
+def test_a_file_stopped_midway_keeps_its_part_through_a_power_cut(
+    fake_putio: FakePutio,
+    tmp_path: Path,
+    make_downloader: MakeDownloader,
+    chunks: int,
+    options: dict[str, int],
 ) -> None:
-    powered, item, content = on_a_power_cut_disk(fake_putio, tmp_path, 4 * CHUNK)
-    options = {"chunk_size": CHUNK}
-    downloader = make_downloader(**options)
+    size = chunks * CHUNK
+    powered, item, content = on_a_power_cut_disk(fake_putio, tmp_path, size)
     with powered():
-        stopped = downloader.fetch(item, may_continue=stopping_after(2))
-    assert stopped == Fetched(False, 2 * CHUNK)
+        stopped = make_downloader(**options).fetch(item, may_continue=stopping_after(chunks // 2))
+    assert not stopped.complete and 0 < stopped.bytes_done < size
     before = len(node_requests(fake_putio))
     with powered():  # the next run, its own fetcher: the folders it opened are gone
-        assert make_downloader(**options).fetch(item) == Fetched(True, 4 * CHUNK)
-        assert item.part_path.read_bytes() == content
-    assert resumed_ranges(fake_putio, before) == [f"bytes={2 * CHUNK}-"]
-
-
-def test_a_file_fetched_in_order_and_stopped_keeps_its_part_through_a_power_cut(
-    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
-) -> None:
-    # too large to fetch whole, too small to split: one connection, no sidecar
-    powered, item, content = on_a_power_cut_disk(fake_putio, tmp_path, 12 * CHUNK)
-    options = {"chunk_size": CHUNK, "sync_every": 4 * CHUNK}
-    downloader = make_downloader(**options)
-    with powered():
-        stopped = downloader.fetch(item, may_continue=stopping_after(6))
-    assert not stopped.complete and stopped.bytes_done > 0
-    before = len(node_requests(fake_putio))
-    with powered():  # the next run, its own fetcher: the folders it opened are gone
-        assert make_downloader(**options).fetch(item) == Fetched(True, 12 * CHUNK)
+        assert make_downloader(**options).fetch(item) == Fetched(True, size)
         assert item.part_path.read_bytes() == content
     assert resumed_ranges(fake_putio, before) == [f"bytes={stopped.bytes_done}-"]
 
