@@ -560,3 +560,38 @@ def test_a_journal_deleted_under_the_mount_is_said_once_and_the_next_one_is_read
     said = mount.output()
     assert said.count("deleted or moved away") == 1, said
     assert "Traceback" not in said, said
+
+
+def test_a_folder_of_the_mirror_replaced_by_a_symlink_is_not_read_through(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path
+) -> None:
+    # O_NOFOLLOW guards only a path's last name: a folder above the copy swapped for a
+    # symlink (planted, or a "move and link back" tool) led the mount's reads anywhere,
+    # and a file of the right size there was served as put.io's.
+    ids = build_account(fake_putio)
+    assert mirror.run("sync").code == 0
+    movies = mirror.downloads / "Movies"
+    elsewhere = tmp_path / "elsewhere"
+    stranger = elsewhere / "A Movie (2020)" / "movie.mkv"
+    stranger.parent.mkdir(parents=True)
+    stranger.write_bytes(b"\xee" * len(fake_putio.file_content(ids["movie"])))
+    movies.rename(tmp_path / "moved-away")
+    movies.symlink_to(elsewhere)
+    with mounted(mirror) as mount:
+        path = mount.mount_point / "Movies" / "A Movie (2020)" / "movie.mkv"
+        assert os.getxattr(path, "user.putio.mirrored") == b""
+        assert path.read_bytes() == fake_putio.file_content(ids["movie"])
+
+
+def test_a_mirrored_copy_put_io_has_since_replaced_is_not_served_as_its_file(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # put.io lists other bytes (another CRC32) under the id the journal verified: the
+    # copy here is the old file, not what put.io now has.
+    file_id = fake_putio.add_file("show.mkv", 0, size=2 * MIB)
+    assert mirror.run("sync").code == 0
+    fake_putio.replace_content(file_id, b"\x01" * (2 * MIB))
+    with mounted(mirror) as mount:
+        path = mount.mount_point / "show.mkv"
+        assert os.getxattr(path, "user.putio.mirrored") == b""
+        assert path.read_bytes() == b"\x01" * (2 * MIB)

@@ -185,6 +185,17 @@ class FakePutio(Settings):
                 raise KeyError(f"cannot rename {file_id} to {name!r}")
             item.name = name
 
+    def replace_content(self, file_id: int, content: bytes) -> None:
+        """Given a file id and bytes, make them the file's content (and CRC32), its id kept:
+        a reader in the middle of the old bytes gets the new ones from its next request."""
+        with self.world.lock:
+            item = self.world.tree.get(file_id)
+            if item is None or item.content is None:
+                raise KeyError(f"no file with id {file_id}")
+            item.content = StoredContent(content)
+            item.crc32 = item.content.crc32()
+            self.world.tree.resized()
+
     def delete_file(self, file_id: int) -> None:
         """Given an item id, remove it and its subtree as if the user deleted it."""
         with self.world.lock:
@@ -206,7 +217,8 @@ class FakePutio(Settings):
             if item is None or item.content is None:
                 raise KeyError(f"no file with id {file_id}")
             content = item.content
-        # Content never changes once added, so it is read outside the lock.
+        # A content object never changes (replace_content puts another), so it is read
+        # outside the lock.
         stop = content.size if end is None else min(end, content.size)
         return content.pieces(min(start, stop), stop)
 

@@ -109,6 +109,10 @@ class FileTree:
         if item.parent_id is not None and item.parent_id in self._children:
             self._children[item.parent_id].remove(item_id)
 
+    def resized(self) -> None:
+        """A file's content was replaced: its folders' sizes are summed again."""
+        self._sizes = None
+
     def sizes(self) -> dict[int, int]:
         """Return the size of every item (read-only); a folder's is the sum of its descendants."""
         if self._sizes is None:

@@ -33,7 +33,7 @@ import mfusepy
 
 from putio_mirror.fetch.crc import crc32
 from putio_mirror.mount.ending import SessionWatch
-from putio_mirror.mount.listing import Listing, is_copy_of
+from putio_mirror.mount.listing import Listing
 from putio_mirror.mount.node import FileRef, Unavailable
 from putio_mirror.mount.reading import RemoteReads, Stream
 from putio_mirror.mount.tree import Node
@@ -162,22 +162,7 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
 
     def _open_local(self, node: Node) -> int | None:
         """Return a descriptor of the node's local copy, or None to stream it."""
-        local = self._listing.local_copy(node)
-        if local is None:
-            return None
-        # O_NONBLOCK: a FIFO put there since the check must not hang the open (a regular
-        # file's reads ignore it).
-        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
-        try:
-            descriptor = os.open(local, flags)
-        except OSError as error:  # gone since the check: stream it instead
-            logger.debug("mount: local copy %s unusable (%s)", local, error)
-            return None
-        # What was opened is what was checked, not something put there meanwhile.
-        if not is_copy_of(os.fstat(descriptor), node):
-            os.close(descriptor)
-            return None
-        return descriptor
+        return self._listing.open_copy(node)
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         buffer = bytearray(size)

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.state import JournalFacts, RemoteFile
-from putio_mirror.local.staging import verified_path
+from putio_mirror.local.staging import VERIFIED_DIR
 from putio_mirror.mount.tree import Node, Tree
 
 logger = logging.getLogger(__name__)
@@ -43,11 +43,26 @@ class RunMarker(Protocol):
 
 
 @dataclass(frozen=True)
+class Copy:
+    """A verified copy the journal names: ``relative`` beneath ``base`` (the download or
+    staging folder: the user named it, so a link there is followed, and none beneath),
+    and the CRC32 its bytes were verified with."""
+
+    base: Path
+    relative: str
+    crc32: str | None
+
+    @property
+    def path(self) -> Path:
+        return self.base / self.relative
+
+
+@dataclass(frozen=True)
 class View:
     """The tree and, by file id, where the mirror keeps a verified copy."""
 
     tree: Tree
-    mirrored: Mapping[int, Path]
+    mirrored: Mapping[int, Copy]
 
 
 @dataclass(frozen=True)
@@ -89,7 +104,7 @@ class Listing:
         self._view = View(tree, self._mirrored_now())
         logger.debug("mount: listed %d put.io items", len(tree))
 
-    def _mirrored_now(self) -> Mapping[int, Path]:
+    def _mirrored_now(self) -> Mapping[int, Copy]:
         """The journal's verified copies; what was known before if the journal is unreadable
         (the mount still streams everything, it only reads less locally)."""
         if self._journal is None:
@@ -119,14 +134,30 @@ class Listing:
 
     def local_copy(self, node: Node) -> Path | None:
         """Given a file node, return the mirror's copy of it if it is there, whole."""
-        path = self._view.mirrored.get(node.id)
-        if path is None:
+        descriptor = self.open_copy(node)
+        if descriptor is None:
+            return None
+        os.close(descriptor)
+        return self._view.mirrored[node.id].path
+
+    def open_copy(self, node: Node) -> int | None:
+        """Given a file node, return a read-only descriptor of the mirror's copy of it, or
+        None if there is none that may be served as put.io's file: moved on by a media
+        manager or tidied, reached only through a symlink, not of its size, or verified
+        with another CRC32 than put.io lists now (put.io's bytes changed since)."""
+        copy = self._view.mirrored.get(node.id)
+        if copy is None or not _same_crc32(copy.crc32, node.crc32):
             return None
         try:
-            info = path.lstat()
-        except OSError:  # moved on by a media manager, or tidied
+            descriptor = open_beneath(copy.base, copy.relative)
+        except OSError as error:
+            logger.debug("mount: local copy %s unusable (%s)", copy.path, error)
             return None
-        return path if is_copy_of(info, node) else None
+        # What was opened is what is checked, not something put there after a look.
+        if not is_copy_of(os.fstat(descriptor), node):
+            os.close(descriptor)
+            return None
+        return descriptor
 
     def start(self) -> None:
         """Refresh in the background until ``stop``."""
@@ -170,14 +201,20 @@ def is_copy_of(info: os.stat_result, node: Node) -> bool:
     return stat.S_ISREG(info.st_mode) and info.st_size == node.size
 
 
-def _mirrored(facts: JournalFacts, places: Places) -> dict[int, Path]:
+def _same_crc32(verified: str | None, listed: str | None) -> bool:
+    """Whether the bytes verified are those put.io lists (either CRC32 unknown: trusted)."""
+    return verified is None or listed is None or verified.lower() == listed.lower()
+
+
+def _mirrored(facts: JournalFacts, places: Places) -> dict[int, Copy]:
     """Given the journal's facts, return by file id where each verified file is kept."""
-    copies: dict[int, Path] = {}
+    copies: dict[int, Copy] = {}
     for file_id, record in facts.downloads.items():
         if record.is_placed and record.placed_path and _inside(record.placed_path):
-            copies[file_id] = places.downloads / record.placed_path
+            relative = os.path.normpath(record.placed_path)
+            copies[file_id] = Copy(places.downloads, relative, record.crc32)
         elif record.is_verified and not record.is_placed:
-            copies[file_id] = verified_path(places.staging, file_id)
+            copies[file_id] = Copy(places.staging, f"{VERIFIED_DIR}/{file_id}", record.crc32)
     return copies
 
 
@@ -185,3 +222,25 @@ def _inside(relative: str) -> bool:
     """A journal path names a place inside the download folder (never ``..`` or absolute)."""
     normal = os.path.normpath(relative)
     return not normal.startswith("/") and normal != ".." and not normal.startswith("../")
+
+
+#: A folder beneath the base, and the file: never through a symlink. O_NONBLOCK: a FIFO
+#: put there must not hang the open (a regular file's reads ignore it).
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_beneath(base: Path, relative: str) -> int:
+    """Given a folder and a normal relative path, open the file there read-only, one name
+    at a time; raise OSError if any name beneath ``base`` is a symlink (O_NOFOLLOW on the
+    last name alone lets a folder swapped for a link lead the read anywhere)."""
+    *folders, name = relative.split("/")
+    folder = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in folders:
+            inner = os.open(part, _FOLDER, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        return os.open(name, _FILE, dir_fd=folder)
+    finally:
+        os.close(folder)
