@@ -595,3 +595,29 @@ def test_a_mirrored_copy_put_io_has_since_replaced_is_not_served_as_its_file(
         path = mount.mount_point / "show.mkv"
         assert os.getxattr(path, "user.putio.mirrored") == b""
         assert path.read_bytes() == b"\x01" * (2 * MIB)
+
+
+def test_bytes_put_io_replaced_under_one_id_are_never_mixed_with_the_old(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # put.io's blocks were kept by file id alone: once put.io had other bytes under that
+    # id, a new open was served the old blocks kept with the new ones fetched since, and a
+    # file open before read on in the new bytes, a mix of two files given as one.
+    file_id = fake_putio.add_file("film.mkv", 0, size=4 * MIB)
+    old = fake_putio.file_content(file_id)
+    new = bytes(255 - byte for byte in old)
+    with mounted(mirror, refresh_seconds=1) as mount:
+        path = mount.mount_point / "film.mkv"
+        before = os.open(path, os.O_RDONLY)
+        try:
+            assert os.pread(before, MIB, 0) == old[:MIB]
+            fake_putio.replace_content(file_id, new)
+            listed = fake_putio.file_crc32(file_id).encode()
+            assert wait_for(lambda: os.getxattr(path, "user.putio.crc32") == listed)
+            assert read_range(path, 0, 2 * MIB) == new[: 2 * MIB]
+            with pytest.raises(OSError) as mixed:
+                os.pread(before, MIB, 3 * MIB)
+            assert mixed.value.errno == errno.EIO
+        finally:
+            os.close(before)
+        assert path.read_bytes() == new

@@ -35,6 +35,7 @@ class Tree:
 
     def __init__(self, nodes: Mapping[str, Node]) -> None:
         self._nodes = MappingProxyType(dict(nodes))
+        self._by_id = {node.id: node for node in self._nodes.values()}
 
     @classmethod
     def build(cls, files: Sequence[RemoteFile], root_id: int) -> Tree:
@@ -67,6 +68,10 @@ class Tree:
     def lookup(self, path: str) -> Node | None:
         """Given a mounted path (``/a/b`` or ``a/b``; ``/`` is the root), return its node."""
         return self._nodes.get(path.strip("/"))
+
+    def by_id(self, item_id: int) -> Node | None:
+        """Given a put.io id, return its node (None: not in the tree)."""
+        return self._by_id.get(item_id)
 
     def __len__(self) -> int:
         return len(self._nodes)
