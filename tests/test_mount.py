@@ -621,3 +621,47 @@ def test_bytes_put_io_replaced_under_one_id_are_never_mixed_with_the_old(
         finally:
             os.close(before)
         assert path.read_bytes() == new
+
+
+def test_every_hostile_name_is_listed_once_and_opens_its_own_file(
+    mirror: Mirror, fake_putio: FakePutio
+) -> None:
+    # Names put.io allows: one listing must name each item once, within NAME_MAX, and
+    # every name listed must open that item's bytes (user.putio.id says whose they are).
+    long_stem = "é" * 200  # 400 bytes of UTF-8
+    names = [
+        ".",
+        "..",
+        "...",
+        "a\\b.txt",
+        "tab\there\nnewline\x7f\x1b[31m.txt",
+        "dup.txt",
+        "dup.txt",
+        "Film.mkv",
+        "film.mkv",
+        f"{long_stem}.mkv",
+        f"{long_stem}x.mkv",
+        ".putio-mirror-staging",
+        "-rf",
+        " ",
+        "twin",
+    ]
+    twin = fake_putio.add_folder("twin")
+    fake_putio.add_file("inside.txt", twin, b"inside")
+    content = {
+        fake_putio.add_file(name, 0, f"{n}:{name}".encode()): n for n, name in enumerate(names)
+    }
+    with mounted(mirror) as mount:
+        listed = os.listdir(mount.mount_point)
+        assert len(listed) == len(set(listed)) == len(names) + 1
+        seen = set()
+        for name in listed:
+            assert 0 < len(os.fsencode(name)) <= 255 and name not in (".", "..")
+            path = mount.mount_point / name
+            file_id = int(os.getxattr(path, "user.putio.id"))
+            seen.add(file_id)
+            if file_id == twin:
+                assert (path / "inside.txt").read_bytes() == b"inside"
+            else:
+                assert path.read_bytes() == fake_putio.file_content(file_id), name
+        assert seen == {*content, twin}
