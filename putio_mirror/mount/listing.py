@@ -9,6 +9,7 @@ A refresh that fails keeps the view it had: the mount goes on serving what it kn
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -231,9 +232,10 @@ _FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def open_beneath(base: Path, relative: str) -> int:
-    """Given a folder and a normal relative path, open the file there read-only, one name
-    at a time; raise OSError if any name beneath ``base`` is a symlink (O_NOFOLLOW on the
-    last name alone lets a folder swapped for a link lead the read anywhere)."""
+    """Given a folder and a normal relative path, open the regular file there read-only,
+    one name at a time; raise OSError if it is none, or if any name beneath ``base`` is a
+    symlink (O_NOFOLLOW on the last name alone let a folder swapped for a link lead the
+    read anywhere)."""
     *folders, name = relative.split("/")
     folder = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -241,6 +243,9 @@ def open_beneath(base: Path, relative: str) -> int:
             inner = os.open(part, _FOLDER, dir_fd=folder)
             os.close(folder)
             folder = inner
+        # Only a regular file is opened: opening a device put there may do anything.
+        if not stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
         return os.open(name, _FILE, dir_fd=folder)
     finally:
         os.close(folder)
