@@ -665,3 +665,27 @@ def test_every_hostile_name_is_listed_once_and_opens_its_own_file(
             else:
                 assert path.read_bytes() == fake_putio.file_content(file_id), name
         assert seen == {*content, twin}
+
+
+def test_a_mirrored_copy_moved_or_deleted_under_the_mount_is_streamed_instead(
+    mirror: Mirror, fake_putio: FakePutio, tmp_path: Path
+) -> None:
+    # Sonarr imports (moves) the copy, or a person tidies: a file open on the copy reads
+    # on what it opened; the next open streams put.io's bytes, and says so.
+    moved = fake_putio.add_file("moved.mkv", 0, size=2 * MIB)
+    deleted = fake_putio.add_file("deleted.mkv", 0, size=2 * MIB)
+    assert mirror.run("sync").code == 0
+    with mounted(mirror) as mount:
+        open_before = os.open(mount.mount_point / "moved.mkv", os.O_RDONLY)
+        try:
+            (mirror.downloads / "moved.mkv").rename(tmp_path / "library.mkv")
+            (mirror.downloads / "deleted.mkv").unlink()
+            assert os.pread(open_before, 2 * MIB, 0) == fake_putio.file_content(moved)
+        finally:
+            os.close(open_before)
+        fake_putio.clear_requests()
+        for file_id, name in ((moved, "moved.mkv"), (deleted, "deleted.mkv")):
+            path = mount.mount_point / name
+            assert os.getxattr(path, "user.putio.mirrored") == b""
+            assert path.read_bytes() == fake_putio.file_content(file_id)
+            assert node_requests(fake_putio, file_id)
