@@ -15,10 +15,10 @@ without a word, and the file's blocks are dropped, so the next read fetches them
 again instead of being served the same wrong bytes. A read that is not in order (a
 player's seek, a scanner's probe) cannot be checked and is not.
 
-put.io may list other bytes (another CRC32) under a file's id: from the refresh that
-shows it, a file opened before fails its reads with ``EIO`` (its node serves the new
-bytes, which read on would join the old), and the next open drops the blocks kept of
-it. Before that refresh nothing tells the change (the node's answers carry no
+put.io may list other bytes (another size or CRC32) under a file's id: from the
+refresh that shows it, a file opened before fails its reads with ``EIO`` (its node
+serves the new bytes, which read on would join the old), and the blocks kept of it are
+dropped. Before that refresh nothing tells the change (the node's answers carry no
 validator): only a read in order from the first byte fails, by its CRC32.
 """
 
@@ -120,12 +120,11 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
         #: how many handles are open under each path
         self._open_paths: dict[str, int] = {}
         self._numbers = itertools.count(1)
-        #: by file id, the CRC32 put.io listed when it was last opened streamed: the bytes
-        #: its blocks kept are (put.io may put other bytes under an id: see ``open``)
-        self._versions: dict[int, str | None] = {}
         self._lock = threading.Lock()
         self._owner = (os.getuid(), os.getgid())
         self._ending = SessionWatch(reads.close)
+        # Blocks kept of a file put.io now lists other bytes for are another file's.
+        listing.when_replaced(reads.forget)
 
     def init(self, path: str) -> None:
         self._ending.start()
@@ -162,8 +161,6 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
         if node.is_folder:
             raise mfusepy.FuseOSError(errno.EISDIR)
         handle = Handle(node, self._open_local(node))
-        if handle.descriptor is None:
-            self._note_version(node)
         self._before_open()  # the kernel sets the file's read-ahead once this open is answered
         with self._lock:
             number = next(self._numbers)
@@ -175,21 +172,12 @@ class PutioFS(mfusepy.Operations):  # type: ignore[misc]
         """Return a descriptor of the node's local copy, or None to stream it."""
         return self._listing.open_copy(node)
 
-    def _note_version(self, node: Node) -> None:
-        """A file is opened to stream: if put.io lists another CRC32 for it than at its last
-        open, the blocks kept of it are another file's bytes under its id; drop them."""
-        with self._lock:
-            changed = node.id in self._versions and self._versions[node.id] != node.crc32
-            self._versions[node.id] = node.crc32
-        if changed:
-            logger.info("mount: put.io file %d has other bytes now; its old ones dropped", node.id)
-            self._reads.forget(node.id)
-
     def _replaced(self, handle: Handle) -> bool:
         """Whether put.io lists other bytes under an open file's id than when it was opened
         (renamed, moved or deleted since, it still reads what it opened)."""
         now = self._listing.view.tree.by_id(handle.node.id)
-        return now is not None and not now.is_folder and now.crc32 != handle.node.crc32
+        opened = handle.node
+        return now is not None and (now.size, now.crc32) != (opened.size, opened.crc32)
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         buffer = bytearray(size)

@@ -14,7 +14,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -93,17 +93,26 @@ class Listing:
         self._thread: threading.Thread | None = None
         #: what kept the journal from being read at the last refresh, said once
         self._trouble: str | None = None
+        self._replaced: Callable[[int], object] = lambda file_id: None
 
     @property
     def view(self) -> View:
         return self._view
 
+    def when_replaced(self, call: Callable[[int], object]) -> None:
+        """Given a call, make it with the id of each file a refresh finds other bytes
+        under (put.io lists another size or CRC32 for it than the refresh before)."""
+        self._replaced = call
+
     def refresh(self) -> None:
         """List put.io and read the journal; swap the new view in. Raise MirrorError."""
         files = self._remote.list_all_files()
-        tree = Tree.build(files, self._root_id)
+        before, tree = self._view.tree, Tree.build(files, self._root_id)
         self._view = View(tree, self._mirrored_now())
         logger.debug("mount: listed %d put.io items", len(tree))
+        for file_id in _replaced(before, tree):
+            logger.info("mount: put.io has other bytes under file %d now", file_id)
+            self._replaced(file_id)
 
     def _mirrored_now(self) -> Mapping[int, Copy]:
         """The journal's verified copies; what was known before if the journal is unreadable
@@ -200,6 +209,16 @@ def is_copy_of(info: os.stat_result, node: Node) -> bool:
     the node's bytes: a regular file of its size. Never a symlink: the mount does not
     follow one (it could lead anywhere; with allow_other, anyone reads what it leads to)."""
     return stat.S_ISREG(info.st_mode) and info.st_size == node.size
+
+
+def _replaced(before: Tree, after: Tree) -> list[int]:
+    """Given two listings, return the ids of the files listed in both with other bytes."""
+    replaced = []
+    for node in after.files():
+        old = before.by_id(node.id)
+        if old is not None and (old.size, old.crc32) != (node.size, node.crc32):
+            replaced.append(node.id)
+    return replaced
 
 
 def _same_crc32(verified: str | None, listed: str | None) -> bool:
