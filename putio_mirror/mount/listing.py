@@ -45,9 +45,9 @@ class RunMarker(Protocol):
 
 @dataclass(frozen=True)
 class Copy:
-    """A verified copy the journal names: ``relative`` beneath ``base`` (the download or
-    staging folder: the user named it, so a link there is followed, and none beneath),
-    and the CRC32 its bytes were verified with."""
+    """A verified copy the journal names: ``relative`` beneath ``base`` (the download
+    folder, or the staging folder's parent: a link the user named there is followed, none
+    beneath), and the CRC32 its bytes were verified with."""
 
     base: Path
     relative: str
@@ -234,7 +234,9 @@ def _mirrored(facts: JournalFacts, places: Places) -> dict[int, Copy]:
             relative = os.path.normpath(record.placed_path)
             copies[file_id] = Copy(places.downloads, relative, record.crc32)
         elif record.is_verified and not record.is_placed:
-            copies[file_id] = Copy(places.staging, f"{VERIFIED_DIR}/{file_id}", record.crc32)
+            # From staging's parent: staging itself is never followed if it is a symlink.
+            relative = f"{places.staging.name}/{VERIFIED_DIR}/{file_id}"
+            copies[file_id] = Copy(places.staging.parent, relative, record.crc32)
     return copies
 
 
