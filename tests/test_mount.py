@@ -691,27 +691,31 @@ def test_a_mirrored_copy_moved_or_deleted_under_the_mount_is_streamed_instead(
             assert node_requests(fake_putio, file_id)
 
 
-def test_a_staging_folder_swapped_for_a_symlink_is_not_read_through(
+def test_a_verified_copy_in_staging_is_read_where_staging_leads_never_through_a_link_inside(
     mirror: Mirror, fake_putio: FakePutio, tmp_path: Path
 ) -> None:
-    # A file verified but not placed (its place is taken) is read from staging; the
-    # staging folder is no more followed when it is a symlink than anywhere else the
-    # mirror writes (local/staging refuses one).
+    # A file verified but not placed (its place is taken) is read from staging. Staging is
+    # used by where it leads, as a run uses it (a user may configure it as a link to
+    # another disk); a link *inside* it is no more followed than anywhere the mirror
+    # writes (fetch/partfile, local/staging refuse one).
     file_id = fake_putio.add_file("show.mkv", 0, size=3000)
     (mirror.downloads / "show.mkv").mkdir(parents=True)
     (mirror.downloads / "show.mkv" / "someone's").write_bytes(b"x")
+    real = tmp_path / "staging-disk"
+    real.mkdir()
+    (mirror.downloads / ".putio-mirror-staging").symlink_to(real)  # the user's link
     assert mirror.run("sync").code == ExitCode.ITEMS_FAILED
-    staging = mirror.downloads / ".putio-mirror-staging"
-    verified = staging / "verified" / str(file_id)
-    with mounted(mirror) as mount:  # read from there while staging is a folder
+    verified = real / "verified" / str(file_id)
+    assert verified.is_file()
+    with mounted(mirror) as mount:  # read from where the configured link leads
         assert os.getxattr(mount.mount_point / "show.mkv", "user.putio.mirrored") == (
             str(verified).encode()
         )
     elsewhere = tmp_path / "elsewhere"
-    (elsewhere / "verified").mkdir(parents=True)
-    (elsewhere / "verified" / str(file_id)).write_bytes(b"\xee" * 3000)
-    staging.rename(tmp_path / "moved-away")
-    staging.symlink_to(elsewhere)
+    elsewhere.mkdir()
+    (elsewhere / str(file_id)).write_bytes(b"\xee" * 3000)
+    (real / "verified").rename(tmp_path / "moved-away")
+    (real / "verified").symlink_to(elsewhere)
     with mounted(mirror) as mount:
         path = mount.mount_point / "show.mkv"
         assert os.getxattr(path, "user.putio.mirrored") == b""

@@ -46,7 +46,7 @@ class RunMarker(Protocol):
 @dataclass(frozen=True)
 class Copy:
     """A verified copy the journal names: ``relative`` beneath ``base`` (the download
-    folder, or the staging folder's parent: a link the user named there is followed, none
+    folder or the staging folder: a link the user named as either is followed, none
     beneath), and the CRC32 its bytes were verified with."""
 
     base: Path
@@ -234,9 +234,8 @@ def _mirrored(facts: JournalFacts, places: Places) -> dict[int, Copy]:
             relative = os.path.normpath(record.placed_path)
             copies[file_id] = Copy(places.downloads, relative, record.crc32)
         elif record.is_verified and not record.is_placed:
-            # From staging's parent: staging itself is never followed if it is a symlink.
-            relative = f"{places.staging.name}/{VERIFIED_DIR}/{file_id}"
-            copies[file_id] = Copy(places.staging.parent, relative, record.crc32)
+            # Staging by where it leads (as a run uses it), no link inside it followed.
+            copies[file_id] = Copy(places.staging, f"{VERIFIED_DIR}/{file_id}", record.crc32)
     return copies
 
 

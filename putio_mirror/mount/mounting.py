@@ -182,7 +182,8 @@ def _listing(settings: Settings) -> Iterator[Listing]:
         client = stack.enter_context(_client(settings, settings.timeout))
         settings = with_folders_found(settings, client)
         marks = _JournalMarks(settings.journal_url)
-        places = Places(settings.download_dir, settings.staging_dir)
+        # staging by where it leads, as a run names it (app/run.places)
+        places = Places(settings.download_dir, settings.staging_dir.resolve())
         root = settings.policy.remote_root_id
         listing = Listing(client, marks, places, root, settings.mount.refresh_seconds)
         listing.refresh()
