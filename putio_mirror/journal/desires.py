@@ -265,6 +265,12 @@ class DesireBook:
         with self._db.write() as conn:
             bring_back(conn, info_hash, refetch, resubmit)
 
+    def removed_files(self) -> frozenset[int]:
+        """Return the put.io ids of every removed desire's item and files (as far as they
+        were located)."""
+        with self._db.read() as conn:
+            return removed(conn)[2]
+
     def listing(self) -> dict[str, Desire]:
         """Return every desire not removed, by info-hash (read again only if one changed)."""
         with self._db.read() as conn:
