@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,6 +102,33 @@ class Paused(Exception):
     """A download stopped at a chunk boundary because it may not go on."""
 
 
+class Withdrawn(Paused):
+    """A download not placed: an RPC client removed its item since the plan, on another
+    host sharing the journal (this host's own removals stop its sync before)."""
+
+
+class RemovedFiles:
+    """Which put.io files belong to items RPC clients removed, read from the journal at
+    most once a second: asked before each placement, and small files are placed by the
+    hundred a second. Safe to call from worker threads."""
+
+    def __init__(self, journal: Journal, clock: Callable[[], float] = time.monotonic) -> None:
+        self._journal, self._clock = journal, clock
+        self._lock = threading.Lock()
+        self._read: tuple[float, frozenset[int]] | None = None
+
+    def among(self, file_ids: list[int]) -> frozenset[int]:
+        """Given file ids, return those of removed items (as of a second ago at most)."""
+        now = self._clock()
+        with self._lock:
+            read = self._read
+        if read is None or now - read[0] >= 1.0:
+            read = (now, self._journal.desires.removed_files())
+            with self._lock:
+                self._read = read
+        return read[1].intersection(file_ids)
+
+
 class InTheWay(ItemError):
     """Verified files not placed for a local file not ours at their paths: one that
     appeared after the plan saw the way free (the plan notes one it sees). ``paths``: the
@@ -155,6 +183,7 @@ class DownloadSteps:
         self._fetchers: list[AnyFetcher] = []
         self._suspects: list[tuple[Download, NodesSilentError]] = []  # see ``settle``
         self._lock = threading.Lock()
+        self.removed = RemovedFiles(journal)
 
     def settle(self) -> set[str]:
         """Count as failing each file that gave up amid silence if bytes came after it
@@ -213,15 +242,19 @@ class DownloadSteps:
         """Place an item's verified files; raise ItemError naming the ones that could not
         be placed (the others are placed and journaled all the same)."""
         staging = self._places.staging
-        finals = resolve_all_inside(self._real_downloads, [path for _, path in action.files])
+        # those an RPC client removed since the plan (on another host) stay in staging,
+        # tidied by the next plan
+        removed = self.removed.among([file_id for file_id, _ in action.files])
+        wanted = [(file_id, path) for file_id, path in action.files if file_id not in removed]
+        finals = resolve_all_inside(self._real_downloads, [path for _, path in wanted])
         files = [
             ToPlace(file_id, verified_path(staging, file_id), final)
-            for (file_id, _), final in zip(action.files, finals, strict=True)
+            for (file_id, _), final in zip(wanted, finals, strict=True)
         ]
         target = self.final_path(action.name) if action.folder else None
         building = building_path(staging, action.item_id)
         outcome = place_item(files, building, target, self._places.ownership)
-        paths = dict(action.files)
+        paths = dict(wanted)
         self._journal.mark_placed({fid: paths[fid] for fid in outcome.placed}, self._now())
         if outcome.problems:
             raise _not_placed(action, files, outcome)
@@ -281,6 +314,9 @@ class DownloadSteps:
                 lambda: self._verified(action),
                 self._sync_verified,
             )
+        if self.removed.among([action.file_id]):
+            # its bytes stay in staging, for the next plan to tidy
+            raise Withdrawn(f"not placed: its item was removed by its RPC client (at byte {done})")
         final = self.final_path(action.relative_path)
         try:
             problem = self._place_one(action, ToPlace(action.file_id, source, final))

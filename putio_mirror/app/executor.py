@@ -27,6 +27,7 @@ from putio_mirror.app.downloading import (
     Paused,
     Progress,
     Verified,
+    Withdrawn,
 )
 from putio_mirror.app.endings import (
     ENDS_WAIT_FOR_BYTES,
@@ -324,6 +325,11 @@ class Executor:
         transfers on put.io."""
         if isinstance(action, Download):
             return not action.again and self._journal.is_verified(action.file_id)
+        if isinstance(action, PlaceItem):
+            # RPC clients removed its files since we planned, on another host sharing the
+            # journal (this host's own removals stop its sync): nothing to place
+            file_ids = [file_id for file_id, _ in action.files]
+            return self._downloads.removed.among(file_ids) == frozenset(file_ids)
         if isinstance(action, SubmitDesired | SubmitTorrent) and action.replaces is not None:
             # the magnet's transfer is no longer the one known: replaced (or being) already
             return self._journal.transfer_of(action.info_hash) != action.replaces
@@ -392,8 +398,9 @@ class Executor:
             with self._lock:
                 if self._stop_requested():
                     self._report.interrupted = True
-                elif taken:
-                    self._report.elsewhere += 1  # another host took it over: not our window
+                elif taken or isinstance(paused, Withdrawn):
+                    # another host took it over, or its client removed it: not our window
+                    self._report.elsewhere += 1
                 elif not self._halted.is_set():
                     self._report.window_closed = True
             return False

@@ -20,10 +20,10 @@ from sqlalchemy import (
     Boolean,
     Connection,
     Integer,
+    Row,
     Text,
     bindparam,
     func,
-    insert,
     select,
     text,
     update,
@@ -36,6 +36,7 @@ from putio_mirror.journal.schema import (
     UtcDateTime,
     desires_table,
     downloads_table,
+    insert_unless_there,
     submissions_table,
 )
 
@@ -66,15 +67,15 @@ def add(conn: Connection, row: Mapping[str, Any]) -> tuple[int, bool]:
     takes the magnet's place (``_take_torrent``); the desire is not new for that."""
     last = conn.execute(select(func.max(_COLUMNS.queue_position))).scalar_one_or_none()
     row = dict(row) | {"queue_position": (last or 0) + 1}
-    found = conn.execute(
-        select(_COLUMNS.id, _COLUMNS.removed_at, _COLUMNS.kind).where(
-            _COLUMNS.info_hash == row["info_hash"]
-        )
-    ).first()
+    found = _found(conn, row["info_hash"])
     if found is None:
-        inserted = conn.execute(insert(desires_table).values(**row)).inserted_primary_key
-        assert inserted is not None
-        return int(inserted[0]), True
+        inserted = insert_unless_there(conn, desires_table, row, "info_hash")
+        if inserted is not None:
+            return inserted, True
+        # Another host sharing the journal added it since we looked (Sonarr adds one
+        # torrent to each of its clients): a duplicate, not an error.
+        found = _found(conn, row["info_hash"])
+        assert found is not None
     if found.removed_at is None:
         if found.kind == "magnet" and row["torrent"] is not None:
             _take_torrent(conn, found.id, row)
@@ -87,6 +88,11 @@ def add(conn: Connection, row: Mapping[str, Any]) -> tuple[int, bool]:
     }
     conn.execute(update(desires_table).where(_COLUMNS.id == found.id).values(**values))
     return int(found.id), True
+
+
+def _found(conn: Connection, info_hash: str) -> Row[Any, Any, Any] | None:
+    query = select(_COLUMNS.id, _COLUMNS.removed_at, _COLUMNS.kind)
+    return conn.execute(query.where(_COLUMNS.info_hash == info_hash)).first()
 
 
 def _take_torrent(conn: Connection, desire_id: int, row: Mapping[str, Any]) -> None:
@@ -258,6 +264,12 @@ class DesireBook:
         whether to submit it again (see ``bring_back``): one transaction."""
         with self._db.write() as conn:
             bring_back(conn, info_hash, refetch, resubmit)
+
+    def removed_files(self) -> frozenset[int]:
+        """Return the put.io ids of every removed desire's item and files (as far as they
+        were located)."""
+        with self._db.read() as conn:
+            return removed(conn)[2]
 
     def listing(self) -> dict[str, Desire]:
         """Return every desire not removed, by info-hash (read again only if one changed)."""

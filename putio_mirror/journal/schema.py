@@ -250,6 +250,18 @@ def upsert(
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates, where=where))
 
 
+def insert_unless_there(
+    conn: Connection, table: Table, row: Mapping[str, Any], unique: str
+) -> int | None:
+    """Insert ``row`` into ``table`` unless a row with its value of the ``unique`` column is
+    there (committed meanwhile by another host's transaction included: PostgreSQL waits
+    for it, then skips); return the new row's id, None if none was inserted."""
+    statement = _dialect_insert(conn.dialect.name, table).values(**row)
+    skipping = statement.on_conflict_do_nothing(index_elements=[unique])
+    inserted = conn.execute(skipping.returning(table.c.id)).first()
+    return None if inserted is None else int(inserted[0])
+
+
 def upsert_row(
     conn: Connection,
     table: Table,
