@@ -108,14 +108,16 @@ class Withdrawn(Paused):
 
 
 class RemovedFiles:
-    """Which put.io files belong to items RPC clients removed, read from the journal at
+    """Which put.io files belong to items RPC clients removed, looked at in the journal at
     most once a second: asked before each placement, and small files are placed by the
-    hundred a second. Safe to call from worker threads."""
+    hundred a second. The set itself is read again only when a cheap mark of the removed
+    desires changed: a long Sonarr history (5,000 removed items of 20 files) costs 90 ms a
+    read here. Safe to call from worker threads."""
 
     def __init__(self, journal: Journal, clock: Callable[[], float] = time.monotonic) -> None:
         self._journal, self._clock = journal, clock
         self._lock = threading.Lock()
-        self._read: tuple[float, frozenset[int]] | None = None
+        self._read: tuple[float, tuple[object, ...], frozenset[int]] | None = None
 
     def among(self, file_ids: list[int]) -> frozenset[int]:
         """Given file ids, return those of removed items (as of a second ago at most)."""
@@ -123,10 +125,14 @@ class RemovedFiles:
         with self._lock:
             read = self._read
         if read is None or now - read[0] >= 1.0:
-            read = (now, self._journal.desires.removed_files())
+            # the mark before the set: a removal between the two is read again next time
+            mark = self._journal.desires.removed_mark()
+            same = read is not None and read[1] == mark
+            files = read[2] if read is not None and same else self._journal.desires.removed_files()
+            read = (now, mark, files)
             with self._lock:
                 self._read = read
-        return read[1].intersection(file_ids)
+        return read[2].intersection(file_ids)
 
 
 class InTheWay(ItemError):

@@ -265,6 +265,17 @@ class DesireBook:
         with self._db.write() as conn:
             bring_back(conn, info_hash, refetch, resubmit)
 
+    def removed_mark(self) -> tuple[object, ...]:
+        """Return what changes whenever a desire is removed, added again or changed while
+        removed (a cheap query: the removed files' set is costly to read again)."""
+        gone = _COLUMNS.removed_at.is_not(None)
+        summed = select(
+            func.count(), func.coalesce(func.sum(_COLUMNS.id), 0),
+            func.coalesce(func.sum(_COLUMNS.revision), 0), func.max(_COLUMNS.removed_at),
+        ).where(gone)  # fmt: skip
+        with self._db.read() as conn:
+            return tuple(conn.execute(summed).one())
+
     def removed_files(self) -> frozenset[int]:
         """Return the put.io ids of every removed desire's item and files (as far as they
         were located)."""
