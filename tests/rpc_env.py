@@ -123,3 +123,12 @@ def watch_sync_over() -> bool:
     this process: ``cli/watch._Syncs``); put.io's files are listed by a sync alone, so a
     count of the listings taken after it is not raised by one that was under way."""
     return not any(thread.name == "watch-sync" for thread in threading.enumerate())
+
+
+def answers(client: Client) -> bool:
+    """Whether a ``serve`` process answers its RPC clients yet."""
+    try:
+        client.ok("session-get")
+    except requests.ConnectionError:
+        return False
+    return True

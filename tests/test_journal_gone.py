@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import time
@@ -21,6 +20,7 @@ import pytest
 from putio_mirror.core.errors import ExitCode
 from putio_mirror.fetch.partfile import fsync_folder
 from tests.mirror_env import Mirror
+from tests.postgres_server import free_port
 from tests.power_cut_fs import lock_on_a_power_cut_disk, power_cut_mount
 
 FILES = 40
@@ -79,13 +79,6 @@ def test_a_run_whose_journal_is_taken_away_stops_and_the_next_run_keeps_its_file
     assert not (placed | verified) & set(fetched_ids(mirror)), "a file it had was fetched again"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_serve_whose_journal_is_deleted_exits_saying_so_rather_than_failing_every_poll(
     mirror: Mirror,
 ) -> None:
@@ -94,7 +87,7 @@ def test_serve_whose_journal_is_deleted_exits_saying_so_rather_than_failing_ever
     that systemd starts it again, which makes a new journal there; not a warning each
     poll for ever, Sonarr's every call refused, while its syncs write a new journal."""
     mirror.fake.add_file("first.bin", size=3000)
-    rpc = {"listen": f"127.0.0.1:{_free_port()}", "poll_seconds": 0.2}
+    rpc = {"listen": f"127.0.0.1:{free_port()}", "poll_seconds": 0.2}
     mirror.write_config(rpc=rpc)
     with mirror.spawned("serve") as process:
         deadline = time.monotonic() + 30

@@ -4,7 +4,6 @@ download folder, run lock and RPC port, the fake put.io over loopback, Sonarr's 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from putio_mirror.core.errors import MirrorError
@@ -25,7 +23,8 @@ from putio_mirror.core.state import Desire
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.journal.store import Journal
 from tests.conftest import TorrentFactory
-from tests.rpc_env import PASSWORD, USER, Client, wait_for
+from tests.postgres_server import free_port
+from tests.rpc_env import PASSWORD, USER, Client, answers, wait_for
 from tests.test_hosts import shared_journal
 
 __all__ = ["shared_journal"]  # a fixture, used here
@@ -45,13 +44,6 @@ class Host:
     def syncs_ended(self) -> int:
         log = (self.folder / "serve.log").read_text(errors="replace")
         return log.count("watch sync:")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _write_config(folder: Path, fake: FakePutio, journal: str, port: int) -> Path:
@@ -76,7 +68,7 @@ def _write_config(folder: Path, fake: FakePutio, journal: str, port: int) -> Pat
 def serve_host(folder: Path, fake: FakePutio, journal: str) -> Iterator[Host]:
     """Run ``putio-mirror serve`` as a host of its own (its own state folder, so its own
     run lock, as another machine's) until the test ends; yield it once it answers."""
-    port = _free_port()
+    port = free_port()
     config = _write_config(folder, fake, journal, port)
     env = dict(os.environ, XDG_STATE_HOME=str(folder / "state"), XDG_RUNTIME_DIR="")
     env.pop("PUTIO_TOKEN", None)
@@ -89,19 +81,11 @@ def serve_host(folder: Path, fake: FakePutio, journal: str) -> Iterator[Host]:
         )
     try:
         host = Host(folder, Client(f"http://127.0.0.1:{port}/transmission/rpc"))
-        wait_for(lambda: _answers(host.client), timeout=30)
+        wait_for(lambda: answers(host.client), timeout=30)
         yield host
     finally:
         process.kill()
         process.wait(15)
-
-
-def _answers(client: Client) -> bool:
-    try:
-        client.ok("session-get")
-    except requests.ConnectionError:
-        return False
-    return True
 
 
 def _placed(hosts: list[Host]) -> list[Path]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import time
 import zlib
 from collections import Counter
@@ -17,30 +16,17 @@ import requests
 from putio_mirror.fakeputio import FakePutio
 from tests.conftest import TorrentFactory
 from tests.mirror_env import Mirror
-from tests.rpc_env import PASSWORD, USER, Client, wait_for
+from tests.postgres_server import free_port
+from tests.rpc_env import PASSWORD, USER, Client, answers, wait_for
 
 ROUNDS = 3
 FIELDS = ["hashString", "leftUntilDone", "errorString"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _answers(client: Client) -> bool:
-    try:
-        client.ok("session-get")
-    except requests.ConnectionError:
-        return False
-    return True
-
-
 def test_serve_killed_at_random_moments_loses_no_added_torrent_and_sends_none_twice(
     mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
 ) -> None:
-    port = _free_port()
+    port = free_port()
     rpc = {"listen": f"127.0.0.1:{port}", "username": USER, "password": PASSWORD}
     mirror.write_config(rpc=rpc | {"poll_seconds": 0.2})
     client = Client(f"http://127.0.0.1:{port}/transmission/rpc")
@@ -52,7 +38,7 @@ def test_serve_killed_at_random_moments_loses_no_added_torrent_and_sends_none_tw
     chance = random.Random(7)
     for _ in range(ROUNDS):
         with mirror.spawned("serve") as process:
-            wait_for(lambda: _answers(client), timeout=30)
+            wait_for(lambda: answers(client), timeout=30)
             kill_at = time.monotonic() + chance.uniform(0.4, 1.5)
             while time.monotonic() < kill_at:
                 name = f"Item.{len(told):03}"
@@ -66,7 +52,7 @@ def test_serve_killed_at_random_moments_loses_no_added_torrent_and_sends_none_tw
             os.kill(process.pid, signal.SIGKILL)
             process.wait(10)
     with mirror.spawned("serve"):
-        wait_for(lambda: _answers(client), timeout=30)
+        wait_for(lambda: answers(client), timeout=30)
 
         def all_placed() -> list[dict[str, object]] | None:
             fake_putio.finish_transfers()
