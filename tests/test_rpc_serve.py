@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from putio_mirror.fakeputio import FakePutio
 from tests.conftest import TorrentFactory
 from tests.mirror_env import Mirror
@@ -84,3 +86,19 @@ def test_an_item_the_filters_leave_wholly_out_reads_as_an_error_and_is_not_watch
         time.sleep(1)
         assert api_calls(fake_putio, "/v2/transfers/list") == looks  # no pass every 0.1 s
     assert not (mirror.downloads / "Film.2024").exists()
+
+
+def test_a_plan_over_the_safety_limits_is_refused_and_serve_goes_on_answering(
+    mirror: Mirror, fake_putio: FakePutio, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A Sonarr backfill left more finished transfers seeding than max_cancels: the sync
+    # refuses the plan, as a timer run does, but serve must not exit with it (its service
+    # manager would restart it into the same refusal, and Sonarr would lose its client)
+    for number in range(3):
+        fake_putio.add_transfer(f"Seeding.{number}", status="SEEDING", hash=f"{number:040x}")
+    sections = {"transfers": {"manage_foreign": True}, "safety": {"max_cancels": 1}}
+    with serving(mirror, sections) as server:
+        wait_for(lambda: "refusing to run this plan" in caplog.text)
+        wait_for(watch_sync_over)
+        Client(url_of(server)).ok("session-get")  # still answering
+    assert [t["status"] for t in fake_putio.transfers()] == ["SEEDING"] * 3

@@ -56,6 +56,7 @@ from putio_mirror.core.errors import (
     ExitCode,
     FatalError,
     MirrorError,
+    SafetyLimitError,
     TransientError,
 )
 from putio_mirror.core.state import Snapshot
@@ -432,8 +433,9 @@ def _guarded(
     work: Callable[[], str | None],
     on_unreachable: Callable[[MirrorError], None] | None = None,
 ) -> None:
-    """Run once; a per-run problem is logged and the watcher goes on, a fatal one ends it;
-    put.io out of reach is told to ``on_unreachable`` too."""
+    """Run once; a per-run problem is logged and the watcher goes on, a fatal one ends it
+    (a plan over the safety limits is this plan's problem, not the watcher's); put.io out
+    of reach is told to ``on_unreachable`` too."""
     try:
         summary = work()
     except AlreadyRunningError as error:
@@ -441,6 +443,11 @@ def _guarded(
         return
     except CallStopped as error:  # the watcher is stopping: no trouble of put.io's
         log.info("%s: %s", command, error.message)
+        return
+    except SafetyLimitError as error:
+        # This plan only: exiting would leave Sonarr without its client, and a service
+        # manager would restart the watcher into the same refusal. Each pass tells it.
+        log.warning("needs you: %s: %s (%s)", command, error.message, error.hint)
         return
     except FatalError:
         raise
