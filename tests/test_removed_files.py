@@ -29,7 +29,7 @@ class Counting:
     def desires(self) -> Counting:
         return self
 
-    def removed_mark(self) -> tuple[object, ...]:
+    def removed_mark(self) -> tuple[int, int, int]:
         return self._desires.removed_mark()
 
     def removed_files(self) -> frozenset[int]:

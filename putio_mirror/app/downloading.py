@@ -117,7 +117,7 @@ class RemovedFiles:
     def __init__(self, journal: Journal, clock: Callable[[], float] = time.monotonic) -> None:
         self._journal, self._clock = journal, clock
         self._lock = threading.Lock()
-        self._read: tuple[float, tuple[object, ...], frozenset[int]] | None = None
+        self._read: tuple[float, tuple[int, int, int], frozenset[int]] | None = None
 
     def among(self, file_ids: list[int]) -> frozenset[int]:
         """Given file ids, return those of removed items (as of a second ago at most)."""
@@ -127,8 +127,8 @@ class RemovedFiles:
         if read is None or now - read[0] >= 1.0:
             # the mark before the set: a removal between the two is read again next time
             mark = self._journal.desires.removed_mark()
-            same = read is not None and read[1] == mark
-            files = read[2] if read is not None and same else self._journal.desires.removed_files()
+            unchanged = read is not None and read[1] == mark
+            files = read[2] if read and unchanged else self._journal.desires.removed_files()
             read = (now, mark, files)
             with self._lock:
                 self._read = read

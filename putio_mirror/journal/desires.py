@@ -159,13 +159,15 @@ def bring_back(conn: Connection, info_hash: str, refetch: Collection[int], resub
         )
 
 
-def fingerprint(conn: Connection) -> tuple[int, int, int]:
-    """Return what changes whenever a desire is added, changed or removed (a cheap query)."""
-    live = _COLUMNS.removed_at.is_(None)
+def fingerprint(conn: Connection, *, removed: bool = False) -> tuple[int, int, int]:
+    """Return what changes whenever a desire is added, changed or removed (a cheap query);
+    ``removed``: of the removed desires instead of the live ones (a removal changes the
+    revision, and a removed desire changes no more until it is added again)."""
+    which = _COLUMNS.removed_at.is_not(None) if removed else _COLUMNS.removed_at.is_(None)
     summed = select(
         func.count(), func.coalesce(func.sum(_COLUMNS.revision), 0),
         func.coalesce(func.sum(_COLUMNS.id), 0),
-    ).where(live)  # fmt: skip
+    ).where(which)  # fmt: skip
     count, revisions, ids = conn.execute(summed).one()
     return int(count), int(revisions), int(ids)
 
@@ -265,16 +267,11 @@ class DesireBook:
         with self._db.write() as conn:
             bring_back(conn, info_hash, refetch, resubmit)
 
-    def removed_mark(self) -> tuple[object, ...]:
-        """Return what changes whenever a desire is removed, added again or changed while
-        removed (a cheap query: the removed files' set is costly to read again)."""
-        gone = _COLUMNS.removed_at.is_not(None)
-        summed = select(
-            func.count(), func.coalesce(func.sum(_COLUMNS.id), 0),
-            func.coalesce(func.sum(_COLUMNS.revision), 0), func.max(_COLUMNS.removed_at),
-        ).where(gone)  # fmt: skip
+    def removed_mark(self) -> tuple[int, int, int]:
+        """Return what changes whenever a desire is removed or added again (a cheap query:
+        the removed files' set is costly to read again)."""
         with self._db.read() as conn:
-            return tuple(conn.execute(summed).one())
+            return fingerprint(conn, removed=True)
 
     def removed_files(self) -> frozenset[int]:
         """Return the put.io ids of every removed desire's item and files (as far as they
