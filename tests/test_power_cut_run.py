@@ -165,13 +165,19 @@ def assert_placed_files_kept(mirror: Mirror, contents: dict[int, bytes]) -> None
 
 
 def placed_through_a_power_cut(
-    mirror: Mirror, powered: Powered, contents: dict[int, bytes], *more: Powered
+    mirror: Mirror,
+    powered: Powered,
+    contents: dict[int, bytes],
+    *more: Powered,
+    before: Callable[[], object] = lambda: None,
 ) -> None:
-    """Run a sync (put.io's copies deleted once placed), cut the power; check what the
-    journal says placed, then that the next run has nothing to fetch again."""
+    """Run a sync (put.io's copies deleted once placed; ``before`` is done on the disk
+    first), cut the power; check what the journal says placed, then that the next run has
+    nothing to fetch again."""
     with contextlib.ExitStack() as mounted:
         for each in (powered, *more):
             mounted.enter_context(each())
+        before()
         result = mirror.run("sync")
         assert result.code == 0, result.err
     mirror.fake.clear_requests()
@@ -226,6 +232,23 @@ def test_files_placed_into_an_item_placed_before_outlive_a_power_cut(
     contents = {file_id: mirror.fake.file_content(file_id) for file_id in ids.values()}
     mirror.write_config(download={"delete_remote_after": True})
     placed_through_a_power_cut(mirror, powered, contents)
+
+
+def test_files_placed_into_a_folder_a_killed_run_made_outlive_a_power_cut(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    # A run made the item's folder and was killed before it synced the folder above it:
+    # the next run finds the folder there, but its name is not on the disk yet (and no
+    # file is placed beside it, whose sync would carry it). An earlier run made staging.
+    powered = on_a_power_cut_disk(mirror.downloads, tmp_path)
+    ids = {"first.mkv": mirror.fake.add_file("first.mkv", size=1000)}
+    with powered():
+        assert mirror.run("sync").code == 0
+    ids |= a_season(mirror.fake, "Show", 3, 300_000)
+    contents = {file_id: mirror.fake.file_content(file_id) for file_id in ids.values()}
+    mirror.write_config(download={"delete_remote_after": True, "placement": "file"})
+    made = mirror.downloads / "Show"
+    placed_through_a_power_cut(mirror, powered, contents, before=made.mkdir)
 
 
 # -- c. killed amid placing many small files, then the power goes ------------------------------

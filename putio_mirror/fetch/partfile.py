@@ -87,10 +87,35 @@ def make_folders(folder: Path, made: Callable[[Path], None] = lambda _: None) ->
     while not os.path.lexists(folder):
         missing.append(folder)
         folder = folder.parent
+    _make_name_durable(folder)
     for new in reversed(missing):
         new.mkdir(exist_ok=True)
         made(new)
         fsync_folder(new.parent)
+        _DURABLE_NAMES.add(_identity(new))
+
+
+#: folders whose names this process made durable, by path and inode: a folder found
+#: already there may be one a killed run made and never synced the name of
+_DURABLE_NAMES: set[tuple[Path, int, int]] = set()
+
+
+def _identity(folder: Path) -> tuple[Path, int, int]:
+    status = os.lstat(folder)
+    return folder, status.st_dev, status.st_ino
+
+
+def _make_name_durable(folder: Path) -> None:
+    """Given a folder found there, sync the folders above it, once a process, up to the
+    top of its filesystem: a run killed between a ``mkdir`` and the sync of the folder
+    above it leaves a name a power cut would take with all synced into it since."""
+    while folder.parent != folder and not os.path.ismount(folder):
+        identity = _identity(folder)
+        if identity in _DURABLE_NAMES:
+            return
+        fsync_folder(folder.parent)
+        _DURABLE_NAMES.add(identity)
+        folder = folder.parent
 
 
 def check_whole(item: FileToFetch, length: int, crc: int) -> None:
