@@ -149,3 +149,47 @@ def test_a_taken_port_is_a_config_error_naming_it(mirror: Mirror) -> None:
         mirror.write_config(rpc={"listen": f"127.0.0.1:{port}"})
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
             serve(load_settings(mirror.config, {}))
+
+
+def _post_as(server_url: str, host: str, session_id: str = "") -> requests.Response:
+    """POST session-get with the given Host header."""
+    headers = {SESSION_HEADER: session_id, "Host": host}
+    return requests.post(server_url, json={"method": "session-get"}, headers=headers, timeout=5)
+
+
+def test_without_a_password_a_foreign_host_name_is_refused_as_dns_rebinding(
+    mirror: Mirror,
+) -> None:
+    # A web page whose name is made to point at 127.0.0.1 (DNS rebinding) is the same
+    # origin as the endpoint to the browser: it could read the 409's session id and then
+    # remove items with their local data. As Transmission does (CVE-2018-5702), a
+    # password-less endpoint answers only to an IP, localhost, or a name in allowed_hosts.
+    with serving(mirror, username=None, password=None, allowed_hosts=["nas.lan", "*.home"]) as s:
+        url = url_of(s)
+        port = s.port
+        for host in (f"evil.example:{port}", "evil.example", f"localhost.evil.example:{port}"):
+            refused = _post_as(url, host)
+            assert refused.status_code == 421, host
+            assert SESSION_HEADER not in refused.headers, host
+            assert "allowed_hosts" in refused.text, host
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            raw.sendall(b"GET /transmission/rpc HTTP/1.0\r\n\r\n")  # no Host at all
+            assert raw.recv(100).split(b" ")[1] == b"421", "no Host header"
+        for host in (
+            f"127.0.0.1:{port}",
+            f"localhost:{port}",
+            "localhost.",
+            f"[::1]:{port}",
+            f"nas.lan:{port}",
+            "media.home",
+        ):
+            assert _post_as(url, host).status_code == 409, host
+
+
+def test_with_a_password_any_host_name_may_ask(mirror: Mirror) -> None:
+    # Sonarr in a container reaches serve by a service name; a password guards it there.
+    with serving(mirror) as server:
+        response = requests.get(
+            url_of(server), auth=(USER, PASSWORD), headers={"Host": "putio-mirror:9091"}, timeout=5
+        )
+    assert response.status_code == 409

@@ -2,7 +2,9 @@
 
 A password is required as soon as the endpoint listens on anything but loopback: a
 Transmission endpoint adds torrents and deletes local items, so an open one on a LAN
-is a hole. Categories, when listed, are the only sub-folders clients may choose.
+is a hole. Without one, only requests naming an IP address, localhost or one of
+``allowed_hosts`` in their Host header are answered (``rpc/server``). Categories, when
+listed, are the only sub-folders clients may choose.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class RpcSettings:
     username: str | None = None
     password: Secret | None = None
     categories: tuple[str, ...] = ()
+    #: Host names (``*`` and ``?`` wildcards) a password-less endpoint answers to, besides
+    #: IP addresses and localhost: any other may be a web page's DNS rebinding
+    allowed_hosts: tuple[str, ...] = ()
     poll_seconds: float = 30.0
 
     @property
@@ -53,6 +58,7 @@ def rpc_settings(section: RpcSection) -> tuple[RpcSettings, tuple[str, ...]]:
         username=section.username,
         password=None if section.password is None else Secret(section.password),
         categories=section.categories,
+        allowed_hosts=tuple(host.lower() for host in section.allowed_hosts),
         poll_seconds=section.poll_seconds,
     )
     return settings, tuple(problems)

@@ -182,6 +182,7 @@ class RpcSection(_Section):
     username: str | None = None
     password: str | None = None
     categories: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     poll_seconds: PositiveFloat = 30.0
     delete_remote_on_remove: bool = False
 
@@ -192,9 +193,9 @@ class RpcSection(_Section):
             raise ValueError("should be a URL path such as /transmission")
         return value.rstrip("/")
 
-    @field_validator("categories", mode="before")
+    @field_validator("categories", "allowed_hosts", mode="before")
     @classmethod
-    def _one_category_is_a_list(cls, value: object) -> object:
+    def _one_is_a_list(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
 

@@ -4,6 +4,8 @@ As Transmission 3 does: any request to ``{base}/rpc`` (with or without a trailin
 GET or POST) without the current ``X-Transmission-Session-Id`` gets 409 carrying it; wrong
 or missing credentials get 401 with a ``Basic`` challenge (curl-based clients such as
 ``transmission-remote`` send them only then). Credentials are compared in constant time.
+With no credentials set, a Host header naming neither an IP address, localhost nor one of
+``rpc.allowed_hosts`` gets 421, Transmission's answer to DNS rebinding (CVE-2018-5702).
 A body over ``MAX_BODY_BYTES``, a client that stalls longer than ``READ_TIMEOUT`` and a
 body that is not JSON each get an HTTP error; a method's failure is a JSON ``result``.
 """
@@ -12,11 +14,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
 import threading
+import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -49,11 +54,30 @@ class RpcServer(ThreadingHTTPServer):
         self.read_timeout = read_timeout
         self.session_id = secrets.token_urlsafe(36)
         self._credentials = _credentials(settings)
+        self._names_refused: set[str] = set()  # each warned of once
         super().__init__((settings.host, settings.port), _Handler)
 
     @property
     def port(self) -> int:
         return int(self.server_address[1])
+
+    def answers_to(self, host_header: str | None) -> bool:
+        """Given the Host header, say whether a request naming it may be answered: any with
+        a password; without one, an IP address, localhost or one of ``allowed_hosts``. A
+        web page under its own name made to point here (DNS rebinding) is the browser's
+        same origin and could read the session id; with a name it does not own, it cannot."""
+        if self._credentials is not None:
+            return True
+        name = host_name(host_header)
+        if name is None:
+            return False
+        if name in ("localhost", "localhost.") or _is_ip_address(name):
+            return True
+        allowed = any(fnmatch.fnmatchcase(name, pattern) for pattern in self.settings.allowed_hosts)
+        if not allowed and name not in self._names_refused:
+            self._names_refused.add(name)
+            log.warning("rpc: %s", _unknown_host(host_header))
+        return allowed
 
     def is_authorised(self, header: str | None) -> bool:
         """Given the Authorization header, say whether it carries the configured user."""
@@ -75,6 +99,35 @@ class RpcServer(ThreadingHTTPServer):
             self.settings.url_base,
         )
         return thread
+
+
+def host_name(header: str | None) -> str | None:
+    """Given a Host header, return its name or address in lower case, without port or
+    brackets; None if there is none or it is malformed."""
+    if not header:
+        return None
+    try:
+        return urllib.parse.urlsplit(f"//{header.strip()}").hostname
+    except ValueError:
+        return None
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _unknown_host(header: str | None) -> str:
+    return (
+        f"refused a request for the host name {header!r}: without rpc.username and "
+        "rpc.password, only requests to an IP address, localhost or a name in "
+        "rpc.allowed_hosts are answered (a web page could otherwise reach this endpoint "
+        "under a name of its own); add the name clients use to rpc.allowed_hosts, or set a "
+        "username and password"
+    )
 
 
 def _credentials(settings: RpcSettings) -> tuple[bytes, bytes] | None:
@@ -124,6 +177,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path not in (f"{base}/rpc", f"{base}/rpc/"):
             self._refuse(HTTPStatus.NOT_FOUND, f"the RPC endpoint is {base}/rpc")
+            return
+        if not self.server.answers_to(self.headers.get("Host")):
+            self._refuse(HTTPStatus.MISDIRECTED_REQUEST, _unknown_host(self.headers.get("Host")))
             return
         if not self.server.is_authorised(self.headers.get("Authorization")):
             self._refuse(
