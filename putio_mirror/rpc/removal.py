@@ -1,7 +1,10 @@
 """``torrent-remove`` with ``delete-local-data``: remove a placed item, journaled.
 
-Only an item this door placed, only inside the download folder (no ``..``, no way out
-through a symlink), and each removal is a run with one action in the journal, so
+Only the files this door placed, as Transmission deletes only a torrent's own files: each
+one still at its place with the size it was placed with, only inside the download folder
+(no ``..``, no way out through a symlink); then the item's folders they leave empty. A
+file someone else put in the item (an unpacker's, the user's) or one replaced since stays,
+and the journal says so. Each removal is a run with one action in the journal, so
 ``history`` tells who removed what. The journal keeps the item's files as placed, so
 the mirror does not fetch them again; the put.io transfer is cleaned by the next sync.
 
@@ -12,7 +15,9 @@ put.io, or, when put.io has nothing of it any more, it is submitted again.
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import os
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -34,7 +39,14 @@ def remove_local(
     action_id = journal.action_started(run_id, "remove-local", key, item_path, now)
     outcome, detail, error = "done", "", None
     try:
-        detail = _delete(resolve_inside(downloads, item_path))
+        item = resolve_inside(downloads, item_path)
+        placed = journal.desires.progress_of([file_id for file_id, _, _ in desire.item_files])
+        ours = [
+            (resolve_inside(downloads, progress.placed_path), size)
+            for file_id, _, size in desire.item_files
+            if (progress := placed.get(file_id)) is not None and progress.placed_path
+        ]
+        detail = _delete_placed(item, ours)
     except (OSError, UnsafePathError) as failure:
         outcome, error = "failed", getattr(failure, "message", None) or str(failure)
         raise
@@ -68,11 +80,44 @@ def bring_back(
     return bool(gone)
 
 
-def _delete(path: Path) -> str:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-        return f"deleted {path}"
-    if path.is_dir():
-        shutil.rmtree(path)
-        return f"deleted folder {path}"
-    return f"{path} was gone already"
+def _delete_placed(item: Path, files: list[tuple[Path, int]]) -> str:
+    """Given an item's path and its files as placed (path, size), delete each still there
+    as placed, then the item's folders left empty; return what was done."""
+    deleted = 0
+    for path, size in files:
+        if _is_as_placed(path, size):
+            path.unlink()
+            deleted += 1
+    for folder in _folders_deepest_first(item, [path for path, _ in files]):
+        with contextlib.suppress(FileNotFoundError, OSError):  # not empty: someone's files
+            folder.rmdir()
+    done = f"deleted {deleted} file(s) placed in {item}"
+    left = _count_files(item)
+    if left:
+        done += f"; {left} file(s) not placed by putio-mirror {'was' if left == 1 else 'were'} left"
+    return done
+
+
+def _is_as_placed(path: Path, size: int) -> bool:
+    """Say whether a regular file (no symlink) of the size placed is at ``path``."""
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(status.st_mode) and status.st_size == size
+
+
+def _folders_deepest_first(item: Path, files: list[Path]) -> list[Path]:
+    """Given an item's path and its files' paths, return the folders from each file up to
+    the item's own (when it is a folder), deepest first."""
+    folders = {item}
+    for path in files:
+        folders.update(parent for parent in path.parents if parent.is_relative_to(item))
+    return sorted(folders - {path for path in files}, key=lambda f: len(f.parts), reverse=True)
+
+
+def _count_files(item: Path) -> int:
+    """Return how many files (of any kind) are at or under ``item`` now."""
+    if item.is_symlink() or item.is_file():
+        return 1
+    return sum(len(names) for _, _, names in os.walk(item)) if item.is_dir() else 0
