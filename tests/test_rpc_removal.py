@@ -80,3 +80,26 @@ def test_removing_an_item_while_it_comes_down_stops_it_and_tidies_it_at_once(
             if action.key.endswith(f":{part.stem}")
         ]
     assert ("tidy", "done") in kinds and ("download", "done") not in kinds
+
+
+def test_removing_a_half_placed_item_with_its_data_deletes_the_files_already_placed(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    # Placed file by file, an item is in the download folder in part while the rest comes
+    # down; Sonarr removes a failed download with its data: what was placed goes too.
+    data = torrent_bytes("Pack", files=[("small.nfo", 1000), ("big.mkv", 2_000_000)])
+    slow_by_file = {"download": {"bwlimit": "64k", "placement": "file"}}
+    item = mirror.downloads / "Pack"
+    with serving(mirror, sections=slow_by_file) as server:
+        client = Client(url_of(server))
+        info_hash = client.add_torrent(data)["torrent-added"]["hashString"]
+        wait_for(lambda: fake_putio.transfers())
+        fake_putio.finish_transfers()
+        wait_for(lambda: (item / "small.nfo").exists())
+        assert not (item / "big.mkv").exists()
+        client.ok("torrent-remove", ids=[info_hash], **{"delete-local-data": True})
+        assert not (item / "small.nfo").exists()
+    with serving(mirror, sections=slow_by_file) as server:  # its first sync tidies staging
+        staging = mirror.downloads / STAGING_DIR_NAME
+        wait_for(lambda: not list(staging.glob("*.part")))
+    assert not item.exists()

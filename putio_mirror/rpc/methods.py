@@ -260,10 +260,11 @@ def torrent_remove(door: Door, arguments: Arguments) -> Arguments:
     views = door.views(chosen)
     placed = [view for view in views if view.local is not None and view.local.placed]
     if delete:
-        for view in placed:
-            assert view.local is not None
-            path = view.local.relative_path  # where it was placed
-            remove_local(door.journal, door.downloads, view.desire, path, door.clock())
+        # a whole item, or one placed file by file whose rest is still coming down
+        for view in views:
+            if view.local is not None and (view.local.placed or view.local.bytes_done):
+                path = view.local.relative_path  # where it was placed
+                remove_local(door.journal, door.downloads, view.desire, path, door.clock())
     hashes = [desire.info_hash for desire in chosen]
     door.journal.desires.remove(hashes, door.clock(), purge=delete)
     if len(placed) < len(views):

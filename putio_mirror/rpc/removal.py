@@ -31,21 +31,24 @@ from putio_mirror.rpc.fields import REMOVAL_COMMAND
 def remove_local(
     journal: Journal, downloads: Path, desire: Desire, item_path: str, now: datetime
 ) -> str:
-    """Given a placed desire and its item's path as placed (relative to the download
-    folder), delete the item and journal it; return what was done. Raise UnsafePathError
-    if its path would leave the folder."""
+    """Given a desire and its item's path (relative to the download folder), delete the
+    files of it that were placed (all, or those placed so far) and journal it; return what
+    was done ("" if none was placed). Raise UnsafePathError if a path would leave the folder."""
+    progress = journal.desires.progress_of([file_id for file_id, _, _ in desire.item_files])
+    placed = [
+        (found.placed_path, size)
+        for file_id, _, size in desire.item_files
+        if (found := progress.get(file_id)) is not None and found.placed_path
+    ]
+    if not placed:
+        return ""
     run_id = journal.start_run(REMOVAL_COMMAND, now)
     key = f"remove-local:{desire.info_hash}"
     action_id = journal.action_started(run_id, "remove-local", key, item_path, now)
     outcome, detail, error = "done", "", None
     try:
         item = resolve_inside(downloads, item_path)
-        placed = journal.desires.progress_of([file_id for file_id, _, _ in desire.item_files])
-        ours = [
-            (resolve_inside(downloads, progress.placed_path), size)
-            for file_id, _, size in desire.item_files
-            if (progress := placed.get(file_id)) is not None and progress.placed_path
-        ]
+        ours = [(resolve_inside(downloads, path), size) for path, size in placed]
         detail = _delete_placed(item, ours)
     except (OSError, UnsafePathError) as failure:
         outcome, error = "failed", getattr(failure, "message", None) or str(failure)
