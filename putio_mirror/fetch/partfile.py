@@ -109,9 +109,9 @@ def _make_name_durable(folder: Path) -> None:
     """Given a folder found there, sync the folders above it, once a process, up to the
     top of its filesystem: a run killed between a ``mkdir`` and the sync of the folder
     above it leaves a name a power cut would take with all synced into it since."""
-    while folder.parent != folder and not os.path.ismount(folder):
+    while folder.parent != folder:
         identity = _identity(folder)
-        if identity in _DURABLE_NAMES:
+        if identity in _DURABLE_NAMES or os.path.ismount(folder):
             return
         fsync_folder(folder.parent)
         _DURABLE_NAMES.add(identity)
