@@ -84,38 +84,47 @@ def make_folders(folder: Path, made: Callable[[Path], None] = lambda _: None) ->
     folder's name takes all that was synced into it (a stopped fetch's part, a verified or
     placed file). Raise OSError if one cannot be made or the disk could not make it last."""
     missing: list[Path] = []
-    while not os.path.lexists(folder):
+    while (status := _lstat(folder)) is None:
         missing.append(folder)
         folder = folder.parent
-    _make_name_durable(folder)
+    _make_name_durable(folder, status)
     for new in reversed(missing):
         new.mkdir(exist_ok=True)
         made(new)
         fsync_folder(new.parent)
-        _DURABLE_NAMES.add(_identity(new))
+        _DURABLE_NAMES.add(_identity(new, new.lstat()))
 
 
-#: folders whose names this process made durable, by path and inode: a folder found
-#: already there may be one a killed run made and never synced the name of
+#: folders whose names this process made durable (or that are a filesystem's top), by
+#: path and inode: a folder found already there may be one a killed run made and never
+#: synced the name of
 _DURABLE_NAMES: set[tuple[Path, int, int]] = set()
 
 
-def _identity(folder: Path) -> tuple[Path, int, int]:
-    status = os.lstat(folder)
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _identity(folder: Path, status: os.stat_result) -> tuple[Path, int, int]:
     return folder, status.st_dev, status.st_ino
 
 
-def _make_name_durable(folder: Path) -> None:
+def _make_name_durable(folder: Path, status: os.stat_result) -> None:
     """Given a folder found there, sync the folders above it, once a process, up to the
     top of its filesystem: a run killed between a ``mkdir`` and the sync of the folder
     above it leaves a name a power cut would take with all synced into it since."""
-    while folder.parent != folder:
-        identity = _identity(folder)
-        if identity in _DURABLE_NAMES or os.path.ismount(folder):
-            return
-        fsync_folder(folder.parent)
+    while (identity := _identity(folder, status)) not in _DURABLE_NAMES:
+        top = folder.parent == folder or os.path.ismount(folder)
+        if not top:
+            fsync_folder(folder.parent)  # (raises, not remembered, if the disk could not)
         _DURABLE_NAMES.add(identity)
+        if top:
+            return
         folder = folder.parent
+        status = os.lstat(folder)
 
 
 def check_whole(item: FileToFetch, length: int, crc: int) -> None:
