@@ -82,3 +82,22 @@ def test_transmission_remote_adds_a_torrent_and_a_magnet_lists_and_removes_them(
         if entry.method == "POST" and entry.path in ("/v2/transfers/add", "/v2/files/upload")
     ]
     assert sorted(submissions) == ["/v2/files/upload", "/v2/transfers/add"]  # once each
+
+
+def test_transmission_remote_reaches_a_password_less_serve_by_localhost_and_its_ip(
+    mirror: Mirror, transmission_remote: str
+) -> None:
+    # The default set-up: serve on loopback without a password, the client told
+    # "localhost:<port>" (Transmission's own default) or the address.
+    with serving(mirror, username=None, password=None) as server:
+        base = f"{server.port}{server.settings.url_base}/"
+        for where in (f"localhost:{base}", f"127.0.0.1:{base}"):
+            completed = subprocess.run(
+                [transmission_remote, where, "-si"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert completed.returncode == 0, completed.stderr + completed.stdout
+            assert "3.00 (putio-mirror" in completed.stdout
