@@ -173,3 +173,25 @@ def test_a_stranger_s_file_that_appears_during_the_download_is_said_by_the_run_a
     assert mirror.run("--quiet", "sync").code == 0
     assert (mirror.downloads / relative).stat().st_size == 300_000
     assert status_json(mirror)["needs_you"] == []
+
+
+def test_status_marks_the_transfers_putio_mirror_did_not_add_and_leaves_alone(
+    mirror: Mirror,
+) -> None:
+    # Seeding on put.io after a sync that cancels seeding: a person must see why.
+    mirror.drop("Ours.magnet", f"magnet:?xt=urn:btih:{'a' * 40}&dn=Ours\n".encode())
+    assert mirror.run("torrents", "add").code == 0
+    mirror.fake.add_transfer("Theirs", status="SEEDING", size=2**30)
+    out = mirror.run("status").out
+    assert (
+        "put.io transfers: 2 (1 not added by putio-mirror, left as it is: "
+        "transfers.manage_foreign: true grooms it too)" in out
+    ), out
+    assert "Theirs [SEEDING] 1 GiB (not added by putio-mirror)" in out
+    (ours,) = [line for line in out.splitlines() if "Ours" in line]
+    assert "not added" not in ours
+    by_name = {t["name"]: t for t in status_json(mirror)["transfers"]}
+    assert not by_name["Theirs"]["added_by_putio_mirror"]
+    assert by_name["Ours"]["added_by_putio_mirror"]
+    mirror.write_config(transfers={"manage_foreign": True})
+    assert "not added" not in mirror.run("status").out

@@ -23,6 +23,7 @@ from putio_mirror.app.owners import owner_alive, run_summary
 from putio_mirror.app.run_end import with_kept_ends
 from putio_mirror.cli.context import Context, pass_context, quick_client
 from putio_mirror.core.attention import NEEDS_YOU, Attention
+from putio_mirror.core.desired import added_by_us
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.health import describe_windows
 from putio_mirror.core.status import (
@@ -69,6 +70,7 @@ def gather(settings: Settings) -> StatusView:
             if reader.schema_version() is None:
                 return StatusView(transfers, putio.problem, (), staged, (), None, windows)
             downloads = reader.downloads()
+            left_alone = _left_alone(transfers, reader, settings)
             in_flight = _in_flight(reader, downloads, settings, putio)
             runs = with_kept_ends(reader.recent_runs(1), reader.lock_path)
             noted_by, notes = reader.last_notes(NEEDS_YOU)
@@ -86,7 +88,18 @@ def gather(settings: Settings) -> StatusView:
         windows,
         tuple(Attention(message, hint) for message, hint in notes),
         run_summary(noted_by) if noted_by else None,
+        left_alone,
     )
+
+
+def _left_alone(
+    transfers: tuple[Transfer, ...] | None, reader: JournalReader, settings: Settings
+) -> frozenset[int]:
+    """The ids of the transfers putio-mirror did not add and so leaves as they are."""
+    if not transfers or settings.policy.manage_foreign_transfers:
+        return frozenset()
+    hashes, transfer_ids = reader.submitted()
+    return frozenset(t.id for t in transfers if not added_by_us(t, hashes, transfer_ids))
 
 
 def _in_flight(

@@ -15,7 +15,7 @@ it is left alone: a torrent under way is never sent to put.io twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from putio_mirror.core.mirroring import RemoteTree
 from putio_mirror.core.plan import (
@@ -71,6 +71,13 @@ def submitted_ids(journal: JournalFacts) -> dict[str, int]:
         for key, entry in journal.submissions.items()
         if entry.transfer_id is not None
     }
+
+
+def added_by_us(transfer: Transfer, hashes: Collection[str], transfer_ids: Collection[int]) -> bool:
+    """Given a transfer, the info-hashes putio-mirror submitted and the transfers they
+    became, say whether putio-mirror added it (grooming touches only those, unless
+    ``transfers.manage_foreign``)."""
+    return transfer.id in transfer_ids or (transfer.hash or "") in hashes
 
 
 def transfers_by_hash(

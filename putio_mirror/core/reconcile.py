@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from putio_mirror.core.desired import (
+    added_by_us,
     desire_of,
     has_seed_limits,
     has_started,
@@ -300,8 +301,8 @@ def _submit(item: BlackholeItem, info_hash: str) -> SubmitTorrent | SubmitMagnet
 def _is_ours(transfer: Transfer, snapshot: Snapshot, policy: Policy) -> bool:
     if policy.manage_foreign_transfers:
         return True
-    own = snapshot.journal.own_transfer_ids
-    return transfer.id in own or (transfer.hash or "") in snapshot.journal.submissions
+    journal = snapshot.journal
+    return added_by_us(transfer, journal.submissions, journal.own_transfer_ids)
 
 
 def _plan_cancels(snapshot: Snapshot, policy: Policy, now: datetime) -> list[Action]:

@@ -57,6 +57,9 @@ class StatusView:
     #: what the newest run that carried out a plan found only a person can solve; that run
     needs_you: tuple[Attention, ...] = ()
     needs_you_run: RunSummary | None = None
+    #: the transfers putio-mirror did not add, which it leaves as they are (none when
+    #: ``transfers.manage_foreign`` is on): else one seeding looks like a broken promise
+    left_alone: frozenset[int] = frozenset()
 
 
 def _when(moment: datetime | None) -> str:
@@ -129,14 +132,25 @@ def _transfer_lines(view: StatusView) -> Iterator[str]:
         yield f"put.io transfers: unknown ({view.putio_problem})"
         return
     errors = [t for t in view.transfers if t.status == "ERROR"]
-    yield f"put.io transfers: {len(view.transfers)}" + (
-        f", {len(errors)} in ERROR (they need you: `putio-mirror transfers retry ID` or "
-        "`transfers dismiss ID`)"
-        if errors
-        else ""
+    left = sum(1 for t in view.transfers if t.id in view.left_alone)
+    yield (
+        f"put.io transfers: {len(view.transfers)}"
+        + (
+            f" ({left} not added by putio-mirror, left as {'it is' if left == 1 else 'they are'}"
+            f": transfers.manage_foreign: true grooms {'it' if left == 1 else 'them'} too)"
+            if left
+            else ""
+        )
+        + (
+            f", {len(errors)} in ERROR (they need you: `putio-mirror transfers retry ID` or "
+            "`transfers dismiss ID`)"
+            if errors
+            else ""
+        )
     )
     for transfer in view.transfers:
-        yield f"  {transfer_line(transfer)}"
+        theirs = " (not added by putio-mirror)" if transfer.id in view.left_alone else ""
+        yield f"  {transfer_line(transfer)}{theirs}"
 
 
 def status_document(view: StatusView) -> dict[str, Any]:
@@ -152,6 +166,7 @@ def status_document(view: StatusView) -> dict[str, Any]:
                 "size": t.size,
                 "down_speed": t.down_speed,
                 "error_message": t.error_message,
+                "added_by_putio_mirror": t.id not in view.left_alone,
             }
             for t in view.transfers
         ]

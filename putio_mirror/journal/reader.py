@@ -31,6 +31,7 @@ from putio_mirror.journal.schema import (
     database_now,
     runs_table,
     schema_info_table,
+    submissions_table,
 )
 
 #: Alembic's table of the journal's revision (``migrations/``), and how it is read
@@ -130,6 +131,16 @@ class JournalReader(DatabaseFace):
                 .order_by(action.id)
             )
             return found, tuple((row[0], row[1] or "") for row in conn.execute(query))
+
+    def submitted(self) -> tuple[frozenset[str], frozenset[int]]:
+        """Return the info-hashes putio-mirror submitted and the transfers they became."""
+        submission = submissions_table.c
+        with self._db.read() as conn:
+            rows = conn.execute(select(submission.info_hash, submission.transfer_id)).all()
+        return (
+            frozenset(row[0] for row in rows),
+            frozenset(row[1] for row in rows if row[1] is not None),
+        )
 
     def downloads(self) -> Mapping[int, DownloadRecord]:
         """Return every file's download record by file id."""
