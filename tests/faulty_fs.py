@@ -42,9 +42,15 @@ _STAT_KEYS = (
 )
 
 
+#: a line of the control file that makes the whole filesystem refuse every change with
+#: EROFS, as ext4 does once it remounts itself read-only after an error (errors=remount-ro)
+READ_ONLY = "*read-only*"
+
+
 class Faulty(mfusepy.Operations):  # type: ignore[misc]
     """Every call passed through to ``backing``; a read of a path listed in ``control``
-    (one a line, as ``/folder/name``) fails with EIO."""
+    (one a line, as ``/folder/name``) fails with EIO, and every change fails with EROFS
+    while ``READ_ONLY`` is listed."""
 
     def __init__(self, backing: str, control: str) -> None:
         self._backing = backing
@@ -60,6 +66,10 @@ class Faulty(mfusepy.Operations):  # type: ignore[misc]
         except FileNotFoundError:
             return False
 
+    def _writable(self) -> None:
+        if self._failing(READ_ONLY):
+            raise mfusepy.FuseOSError(errno.EROFS)
+
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         found = os.lstat(self._full(path))
         return {key: getattr(found, key) for key in _STAT_KEYS}
@@ -74,46 +84,57 @@ class Faulty(mfusepy.Operations):  # type: ignore[misc]
         return os.readlink(self._full(path))
 
     def mknod(self, path: str, mode: int, dev: int) -> int:
+        self._writable()
         os.mknod(self._full(path), mode, dev)
         return 0
 
     def mkdir(self, path: str, mode: int) -> int:
+        self._writable()
         os.mkdir(self._full(path), mode)
         return 0
 
     def rmdir(self, path: str) -> int:
+        self._writable()
         os.rmdir(self._full(path))
         return 0
 
     def unlink(self, path: str) -> int:
+        self._writable()
         os.unlink(self._full(path))
         return 0
 
     def symlink(self, target: str, source: str) -> int:
+        self._writable()
         os.symlink(source, self._full(target))
         return 0
 
     def link(self, target: str, source: str) -> int:
+        self._writable()
         os.link(self._full(source), self._full(target))
         return 0
 
     def rename(self, old: str, new: str) -> int:
+        self._writable()
         os.rename(self._full(old), self._full(new))
         return 0
 
     def chmod(self, path: str, mode: int) -> int:
+        self._writable()
         os.chmod(self._full(path), mode)
         return 0
 
     def chown(self, path: str, uid: int, gid: int) -> int:
+        self._writable()
         os.chown(self._full(path), uid, gid)
         return 0
 
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        self._writable()
         os.utime(self._full(path), ns=times) if times else os.utime(self._full(path))
         return 0
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        self._writable()
         os.truncate(self._full(path), length)
         return 0
 
@@ -123,9 +144,12 @@ class Faulty(mfusepy.Operations):  # type: ignore[misc]
         return {key: getattr(found, key) for key in (*keys, "f_frsize", "f_namemax")}
 
     def open(self, path: str, flags: int) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
+            self._writable()
         return os.open(self._full(path), flags)
 
     def create(self, path: str, mode: int, flags: int) -> int:
+        self._writable()
         return os.open(self._full(path), flags | os.O_CREAT, mode)
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
@@ -134,12 +158,14 @@ class Faulty(mfusepy.Operations):  # type: ignore[misc]
         return os.pread(fh, size, offset)
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        self._writable()
         return os.pwrite(fh, data, offset)
 
     def flush(self, path: str, fh: int) -> int:
         return 0
 
     def fsync(self, path: str, datasync: int, fh: int) -> int:
+        self._writable()
         os.fsync(fh)
         return 0
 

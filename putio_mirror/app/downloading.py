@@ -25,6 +25,7 @@ from putio_mirror.core.errors import (
     NodesSilentError,
     NoSpaceError,
     TransientError,
+    read_only_disk,
 )
 from putio_mirror.core.plan import AdoptLocal, Download, PlaceItem, TidyStaging
 from putio_mirror.core.state import StagedEntry
@@ -405,9 +406,9 @@ class DownloadSteps:
                 # counted as failing only once the nodes are seen to work (``settle``)
                 with self._lock:
                     self._suspects.append((action, error))
-            elif not isinstance(error, NoSpaceError):
-                # (a full disk is the disk's trouble, not this file's: no failure counted,
-                # so no pause before the next try once room is made)
+            elif not isinstance(error, NoSpaceError) and read_only_disk(error) is None:
+                # (a full or read-only disk is the disk's trouble, not this file's: no
+                # failure counted, so no pause before the next try once it is mended)
                 self._journal.record_failure(action.file_id, self._now(), error.message)
             raise
 

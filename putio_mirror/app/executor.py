@@ -46,7 +46,9 @@ from putio_mirror.core.errors import (
     ItemError,
     NoSpaceError,
     NotDurableError,
+    ReadOnlyDiskError,
     TransientError,
+    read_only_disk,
 )
 from putio_mirror.core.mirroring import in_the_way
 from putio_mirror.core.plan import (
@@ -405,6 +407,7 @@ class Executor:
                     self._report.window_closed = True
             return False
         except (ItemError, TransientError, FatalError, OSError) as error:
+            error = read_only_disk(error) or error  # one word for the disk, not each file
             if isinstance(error, FatalError):
                 self._halted.set()  # the other workers stop at their next chunk
             self._fail(action_id, action, error)
@@ -452,6 +455,9 @@ class Executor:
             self._report.add_failure(Failure(action.key, action.target, message, hint), error)
         if isinstance(error, NoSpaceError):
             self._tell(DiskFull(action.target, message, hint))
+        elif isinstance(error, ReadOnlyDiskError):
+            if self._report.disk_refused[0].key == action.key:  # told once
+                self._tell(ItemFailed(action.target, message, hint))
         elif isinstance(action, Download) and isinstance(error, ItemError):
             self._tell(ItemFailed(action.target, message, hint))  # journaled for this file
 

@@ -9,6 +9,7 @@ from putio_mirror.core.errors import (
     NodesDownError,
     NodesSilentError,
     NoSpaceError,
+    ReadOnlyDiskError,
     TransientError,
 )
 from putio_mirror.core.plan import Action, Download
@@ -34,6 +35,9 @@ class RunReport:
     failed: list[Failure] = field(default_factory=list)
     #: downloads refused for room on the disk: the disk's trouble, told once for them all
     no_room: list[Failure] = field(default_factory=list)
+    #: actions a read-only disk refused (the first found it): told once, none counted as
+    #: failing, and no download starts after it
+    disk_refused: list[Failure] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     deferred: int = 0
     #: actions another host sharing the journal holds or has done
@@ -70,14 +74,18 @@ class RunReport:
 
     @property
     def downloads_stopped(self) -> str | None:
-        """Why downloads stopped while the other steps went on: put.io's nodes down."""
-        return self.silenced[0].message if self.silenced else None
+        """Why downloads stopped while the other steps went on: put.io's nodes down, or a
+        disk turned read-only."""
+        stopped = self.silenced or self.disk_refused
+        return stopped[0].message if stopped else None
 
     def failures_for(self, error: Exception) -> list[Failure]:
         """Given why an action failed, return the list it goes in: a full disk and an
         outage of the nodes are each told once for all their files."""
         if isinstance(error, NoSpaceError):
             return self.no_room
+        if isinstance(error, ReadOnlyDiskError):
+            return self.disk_refused
         if isinstance(error, NodesDownError):
             return self.silenced
         if isinstance(error, NodesSilentError):
@@ -105,7 +113,7 @@ class RunReport:
         others gave up in the outage that stopped the downloads, if one did (else nothing
         tells: they failed this run, uncounted in the journal)."""
         for failure in self.suspects:
-            outage = self.downloads_stopped and failure.key not in proven
+            outage = bool(self.silenced) and failure.key not in proven
             (self.silenced if outage else self.failed).append(failure)
         self.suspects = []
 

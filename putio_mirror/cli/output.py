@@ -100,10 +100,11 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
     if report.no_room:
         click.echo(redact(no_room_line(report.no_room)), err=True)
         click.echo(f"  hint: {report.no_room[-1].hint}", err=True)
-    if report.silenced:
-        click.echo(redact(silenced_line(report.silenced)), err=True)
-        # the first is the download that found the outage (suspects join at the end)
-        click.echo(f"  hint: {report.silenced[0].hint}", err=True)
+    for stopped in (report.silenced, report.disk_refused):
+        if stopped:
+            click.echo(redact(silenced_line(stopped)), err=True)
+            # the first is the download that found it (suspects join at the end)
+            click.echo(f"  hint: {stopped[0].hint}", err=True)
     needs_person = bool(
         report.failed or report.no_room or report.aborted or report.downloads_stopped
     )
@@ -136,8 +137,8 @@ def no_room_line(waiting: list[Any]) -> str:
 
 
 def silenced_line(silenced: list[Any]) -> str:
-    """Given the downloads that gave up in an outage of put.io's nodes (the first found
-    it), say so in one line."""
+    """Given the downloads that gave up in an outage of put.io's nodes, or that a
+    read-only disk refused (the first found it), say so in one line."""
     files = "download" if len(silenced) == 1 else "downloads"
     return (
         f"failed: downloads stopped: {silenced[0].message} "

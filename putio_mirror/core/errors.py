@@ -15,6 +15,7 @@ adapter sees a foreign exception. Three families decide what happens next:
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from enum import IntEnum
 
@@ -133,6 +134,32 @@ class NotDurableError(ItemError):
 
 class NoSpaceError(ItemError):
     """The target filesystem has not enough room for the file."""
+
+
+class ReadOnlyDiskError(ItemError):
+    """A filesystem the run writes to refuses every change (EROFS): ext4 remounts itself
+    read-only after a disk error, a NAS share loses its disk. The disk's trouble, not the
+    file's: no file is counted as failing, and the run starts no more downloads."""
+
+
+def read_only_disk(error: BaseException) -> ReadOnlyDiskError | None:
+    """Given why an action failed, return it as ReadOnlyDiskError if a read-only
+    filesystem (EROFS) is among its causes, else None."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ReadOnlyDiskError):
+            return seen
+        if isinstance(seen, OSError) and seen.errno == errno.EROFS:
+            where = f" ({seen.filename})" if isinstance(seen.filename, str) else ""
+            return ReadOnlyDiskError(
+                f"the disk turned read-only: it refuses every change{where}",
+                "the filesystem refuses all writes, as ext4 does once it remounts itself "
+                "read-only after a disk error: check `dmesg` and the disk, then mount it "
+                "read-write again; the next run goes on where this one stopped (no file is "
+                "counted as failing)",
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class UnsafePathError(ItemError):
