@@ -30,7 +30,7 @@ from putio_mirror.core.state import (
 from putio_mirror.fetch.segments import bytes_done
 from putio_mirror.local.blackhole import Scan, scan
 from putio_mirror.local.files import local_size
-from putio_mirror.local.paths import Places
+from putio_mirror.local.paths import Places, looks_unmounted
 from putio_mirror.local.staging import NameRoom, list_staging, name_room, part_path
 from putio_mirror.net.cutting import Cutter, cut_by
 
@@ -254,7 +254,18 @@ def _local_facts(
         ),
         present_items=items,
         staging=staging,
+        gone_folder=_gone_folder(places, items, facts),
     )
+
+
+def _gone_folder(places: Places, items: frozenset[str], facts: JournalFacts) -> str | None:
+    """Given the download folder's entries, return it if it looks like a disk not mounted
+    though files were kept there before; None if it is there, or nothing was ever kept (a
+    first run makes it)."""
+    kept_before = any(record.is_verified for record in facts.downloads.values())
+    if kept_before and looks_unmounted(places.downloads, places.staging, items):
+        return str(places.downloads)
+    return None
 
 
 def _names(folder: Path) -> frozenset[str]:

@@ -50,6 +50,8 @@ def checkup(settings: Settings) -> Iterator[Finding]:
     yield _config_finding(settings)
     yield from _path_findings(settings)
     yield _journal_finding(settings)
+    if (gone := _unmounted_finding(settings)) is not None:
+        yield gone
     yield from _putio_findings(settings)
     now = datetime.now(UTC).astimezone()
     yield ok("windows", describe_windows(settings.schedule, now))
@@ -176,6 +178,36 @@ def _journal_finding(settings: Settings) -> Finding:
         )
     later = "" if version == SCHEMA_VERSION else f", upgraded to {SCHEMA_VERSION} by the next run"
     return ok("journal", f"{url}: reachable, schema {version}{later}")
+
+
+def _unmounted_finding(settings: Settings) -> Finding | None:
+    """A problem if the download folder looks like a disk not mounted (gone, or empty
+    where staging was) though the journal says files were kept there: a run would then
+    download nothing (``app/observe``), and say why."""
+    from putio_mirror.journal.reader import JournalReader
+    from putio_mirror.local.paths import looks_unmounted
+
+    if not looks_unmounted(settings.download_dir, settings.staging_dir):
+        return None
+    try:
+        reader = JournalReader.open(settings.journal_url)
+        if reader is None:
+            return None
+        with reader:
+            if reader.schema_version() is None:
+                return None
+            kept = any(record.is_verified for record in reader.downloads().values())
+    except MirrorError:
+        return None  # the journal's own finding says why
+    if not kept:
+        return None
+    return problem(
+        "paths.downloads",
+        f"{settings.download_dir} is gone or empty, though files were placed there: runs "
+        "download nothing until it is back",
+        "is its disk mounted? if it moved, point paths.downloads at it; if you emptied it on "
+        f"purpose, make its staging folder again (mkdir -p {settings.staging_dir})",
+    )
 
 
 def _putio_findings(settings: Settings) -> Iterator[Finding]:

@@ -10,6 +10,7 @@ planning again (level-triggered, like vdirsyncer's ``_get_actions``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from putio_mirror.core.desired import (
@@ -83,6 +84,9 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     fetches: list[Download] = []
     adopted: list[AdoptLocal] = []
     placements: list[PlaceItem] = []
+    if policy.download and snapshot.local.gone_folder is not None:
+        notes.append(_gone_folder_note(snapshot.local.gone_folder))
+        policy = replace(policy, download=False)  # nothing is written there, nor deleted
     if policy.download:
         fetches, adopted = plan_downloads(snapshot, policy, tree, notes, now)
         held = held_ids(snapshot, tree)  # paused or removed by an RPC client
@@ -112,6 +116,18 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
         actions += _plan_tidying(snapshot, policy, tree, now, pending, placements)
     return Plan(
         tuple(actions), tuple(notes), len(snapshot.settling) if policy.submit_blackhole else 0
+    )
+
+
+def _gone_folder_note(folder: str) -> Note:
+    return Note(
+        "needs_you",
+        f"the download folder {folder} is gone or empty, though files were placed there: "
+        "nothing is downloaded or deleted on put.io until it is back",
+        "is its disk mounted? (a disk not mounted leaves an empty folder of the system disk "
+        "where it should be, and files put there vanish under it once it is); if it moved, "
+        "point paths.downloads at it; if you emptied it on purpose, make its staging folder "
+        "again (paths.staging; .putio-mirror-staging in it by default)",
     )
 
 

@@ -222,6 +222,9 @@ class LocalFacts:
     verified: Mapping[int, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
     present_items: frozenset[str] = frozenset()
     staging: tuple[StagedEntry, ...] = ()
+    #: the download folder, when it is gone (or empty, staging inside it gone too) though
+    #: files were kept there before: its disk is not mounted, most likely
+    gone_folder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,17 @@ def _unsafe(root: Path, relative: str) -> UnsafePathError:
     )
 
 
+def looks_unmounted(downloads: Path, staging: Path, entries: frozenset[str] | None = None) -> bool:
+    """Given the download folder and staging (and the download folder's entries, if read
+    already), say whether the download folder looks like a disk not mounted: missing, or
+    empty where staging (inside it) was. A disk not mounted leaves its mount point an empty
+    folder of the system disk. Call only where files were kept there before."""
+    if not downloads.is_dir():
+        return True
+    empty = not entries if entries is not None else next(downloads.iterdir(), None) is None
+    return empty and staging.is_relative_to(downloads)
+
+
 def nearest_existing(path: Path) -> Path:
     """Given a path that may not exist yet, return it or its nearest ancestor that exists
     (the folder that would hold it, whose filesystem and permissions then apply)."""
