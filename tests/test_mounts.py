@@ -15,6 +15,7 @@ from putio_mirror.local.mounts import (
     parse_mountinfo,
     shared_filesystem,
     sharing_of,
+    unmounted_mount_point,
 )
 
 # A Docker container on a NAS: an overlay root, a media share bound in from the host's NFS
@@ -168,3 +169,53 @@ def test_a_vms_host_folder_and_cluster_filesystems_are_shared_and_a_fuse_disk_is
     san = shared_filesystem(tmp_path / "san" / journal, tmp_path / "mountinfo")
     assert san is not None and san.fstype == "gfs2"
     assert shared_filesystem(tmp_path / "usb" / journal, tmp_path / "mountinfo") is None
+
+
+# A Raspberry Pi's /etc/fstab: its SD card, a USB disk by UUID (its mount point's name
+# holding a space), a NAS share mounted on demand, a second USB disk mounted by hand, swap.
+FSTAB = """\
+# <file system> <mount point> <type> <options> <dump> <pass>
+proc            /proc           proc    defaults          0       0
+PARTUUID=1-01  /boot/firmware  vfat    defaults          0       2
+PARTUUID=1-02  /               ext4    defaults,noatime  0       1
+UUID=ab-cd     /mnt/usb\\040disk ext4   defaults,nofail   0       2
+//nas/media    /mnt/nas        cifs    x-systemd.automount,credentials=/etc/nas 0 0
+UUID=ef-01     /mnt/spare      ext4    noauto            0       0
+/swapfile      none            swap    sw                0       0
+broken line
+"""
+
+PI_MOUNTED = """\
+21 1 179:2 / / rw,noatime - ext4 /dev/root rw
+25 21 179:1 / /boot/firmware rw,relatime - vfat /dev/mmcblk0p1 rw
+30 21 0:40 / /mnt/nas rw,relatime - autofs systemd-1 rw
+31 21 8:1 / /mnt/usb\\040disk rw,relatime - ext4 /dev/sda1 rw
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "mounted", "expected"),
+    [
+        ("/mnt/usb disk/putio/downloads", PI_MOUNTED, None),
+        ("/mnt/usb disk/putio/downloads", PI_MOUNTED.replace("31 21 8:1", "#"), "/mnt/usb disk"),
+        ("/mnt/usb disk", "", "/mnt/usb disk"),
+        ("/mnt/spare/putio", PI_MOUNTED, "/mnt/spare"),
+        ("/mnt/nas/putio", PI_MOUNTED, None),  # an automount point: mounted on first use
+        ("/home/pi/putio", PI_MOUNTED, None),  # the root disk, always there
+        ("/mnt/usb disk2/putio", PI_MOUNTED, None),  # another folder, not under it
+    ],
+)
+def test_a_path_under_an_fstab_mount_point_not_mounted_now_is_found(
+    tmp_path: Path, path: str, mounted: str, expected: str | None
+) -> None:
+    fstab, mountinfo = tmp_path / "fstab", tmp_path / "mountinfo"
+    fstab.write_text(FSTAB)
+    mountinfo.write_text(mounted)
+    assert unmounted_mount_point(Path(path), fstab, mountinfo) == expected
+
+
+def test_without_fstab_or_mountinfo_nothing_is_said_to_be_unmounted(tmp_path: Path) -> None:
+    fstab = tmp_path / "fstab"
+    fstab.write_text(FSTAB)
+    assert unmounted_mount_point(Path("/mnt/spare/x"), tmp_path / "none", tmp_path / "none") is None
+    assert unmounted_mount_point(Path("/mnt/spare/x"), fstab, tmp_path / "none") is None

@@ -30,6 +30,7 @@ from putio_mirror.core.state import (
 from putio_mirror.fetch.segments import bytes_done
 from putio_mirror.local.blackhole import Scan, scan
 from putio_mirror.local.files import local_size
+from putio_mirror.local.mounts import unmounted_mount_point
 from putio_mirror.local.paths import Places, looks_unmounted
 from putio_mirror.local.staging import NameRoom, list_staging, name_room, part_path
 from putio_mirror.net.cutting import Cutter, cut_by
@@ -254,17 +255,24 @@ def _local_facts(
         ),
         present_items=items,
         staging=staging,
-        gone_folder=_gone_folder(places, items, facts),
+        not_mounted=_not_mounted(places, items, facts),
     )
 
 
-def _gone_folder(places: Places, items: frozenset[str], facts: JournalFacts) -> str | None:
-    """Given the download folder's entries, return it if it looks like a disk not mounted
-    though files were kept there before; None if it is there, or nothing was ever kept (a
-    first run makes it)."""
+def _not_mounted(places: Places, items: frozenset[str], facts: JournalFacts) -> str | None:
+    """Given the download folder's entries, say why it looks like a disk not mounted: fstab
+    names the disk that holds it or staging and it is not mounted, or files were kept there
+    before and it is gone, or empty where staging was (a disk not mounted leaves its mount
+    point an empty folder of the system disk). None if it does not (a first run makes it)."""
+    for name, folder in (("download folder", places.downloads), ("staging", places.staging)):
+        if (point := unmounted_mount_point(folder)) is not None:
+            return f"the {name} {folder} is on {point}, which /etc/fstab names but is not mounted"
     kept_before = any(record.is_verified for record in facts.downloads.values())
     if kept_before and looks_unmounted(places.downloads, places.staging, items):
-        return str(places.downloads)
+        return (
+            f"the download folder {places.downloads} is gone or empty, though files were "
+            "placed there"
+        )
     return None
 
 

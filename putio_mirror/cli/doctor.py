@@ -185,8 +185,14 @@ def _unmounted_finding(settings: Settings) -> Finding | None:
     where staging was) though the journal says files were kept there: a run would then
     download nothing (``app/observe``), and say why."""
     from putio_mirror.journal.reader import JournalReader
+    from putio_mirror.local.mounts import unmounted_mount_point
     from putio_mirror.local.paths import looks_unmounted
 
+    hint = "is its disk mounted? if it moved, point paths.downloads at it"
+    for folder in (settings.download_dir, settings.staging_dir):
+        if (point := unmounted_mount_point(folder)) is not None:
+            why = f"{folder} is on {point}, which /etc/fstab names but is not mounted"
+            return problem("paths.downloads", why, f"mount it (mount {point}); {hint}")
     if not looks_unmounted(settings.download_dir, settings.staging_dir):
         return None
     try:
@@ -205,8 +211,8 @@ def _unmounted_finding(settings: Settings) -> Finding | None:
         "paths.downloads",
         f"{settings.download_dir} is gone or empty, though files were placed there: runs "
         "download nothing until it is back",
-        "is its disk mounted? if it moved, point paths.downloads at it; if you emptied it on "
-        f"purpose, make its staging folder again (mkdir -p {settings.staging_dir})",
+        f"{hint}; if you emptied it on purpose, make its staging folder again "
+        f"(mkdir -p {settings.staging_dir})",
     )
 
 

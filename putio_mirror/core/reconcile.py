@@ -84,8 +84,8 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     fetches: list[Download] = []
     adopted: list[AdoptLocal] = []
     placements: list[PlaceItem] = []
-    if policy.download and snapshot.local.gone_folder is not None:
-        notes.append(_gone_folder_note(snapshot.local.gone_folder))
+    if policy.download and snapshot.local.not_mounted is not None:
+        notes.append(_not_mounted_note(snapshot.local.not_mounted))
         policy = replace(policy, download=False)  # nothing is written there, nor deleted
     if policy.download:
         fetches, adopted = plan_downloads(snapshot, policy, tree, notes, now)
@@ -119,11 +119,10 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     )
 
 
-def _gone_folder_note(folder: str) -> Note:
+def _not_mounted_note(why: str) -> Note:
     return Note(
         "needs_you",
-        f"the download folder {folder} is gone or empty, though files were placed there: "
-        "nothing is downloaded or deleted on put.io until it is back",
+        f"{why}: nothing is downloaded or deleted on put.io until it is back",
         "is its disk mounted? (a disk not mounted leaves an empty folder of the system disk "
         "where it should be, and files put there vanish under it once it is); if it moved, "
         "point paths.downloads at it; if you emptied it on purpose, make its staging folder "

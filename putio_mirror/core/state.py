@@ -222,9 +222,10 @@ class LocalFacts:
     verified: Mapping[int, int] = field(default_factory=_frozen_mapping)  # type: ignore[arg-type]
     present_items: frozenset[str] = frozenset()
     staging: tuple[StagedEntry, ...] = ()
-    #: the download folder, when it is gone (or empty, staging inside it gone too) though
-    #: files were kept there before: its disk is not mounted, most likely
-    gone_folder: str | None = None
+    #: why the download folder looks like a disk not mounted (None: it does not): fstab
+    #: names its disk and it is not mounted, or files were kept there before and it is
+    #: gone, or empty where its staging was
+    not_mounted: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

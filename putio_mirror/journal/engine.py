@@ -39,7 +39,7 @@ from putio_mirror.journal.connecting import (
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
 from putio_mirror.journal.where import connect_read_only, free_bytes_if_full, lock_beside
 from putio_mirror.local.folders import default_journal, lock_folder
-from putio_mirror.local.mounts import shared_filesystem
+from putio_mirror.local.mounts import shared_filesystem, unmounted_mount_point
 from putio_mirror.local.paths import why_unwritable
 
 _SUPPORTED = ("sqlite", "postgresql")
@@ -348,6 +348,13 @@ def create_journal_engine(
         tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000), wal=False)
         return engine
     if is_sqlite and is_file_database(url.database or ""):
+        if (point := unmounted_mount_point(Path(url.database or "").absolute())) is not None:
+            raise JournalError(
+                f"the journal {shown} is on {point}, which /etc/fstab names but is not "
+                "mounted: a journal made there now would be on the disk below, hidden once "
+                "it is mounted",
+                f"mount it (mount {point}), or check paths.journal",
+            )
         try:
             Path(url.database or "").absolute().parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:

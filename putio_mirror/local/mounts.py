@@ -23,6 +23,8 @@ from typing import Literal
 from putio_mirror.local.paths import nearest_existing
 
 MOUNTINFO = Path("/proc/self/mountinfo")
+#: the disks and shares the system mounts (at boot, on demand or by hand)
+FSTAB = Path("/etc/fstab")
 
 Sharing = Literal["network", "FUSE"]
 
@@ -195,3 +197,37 @@ def shared_filesystem(path: Path, mountinfo: Path = MOUNTINFO) -> Mount | None:
     filesystem; None if it is neither, or unknown."""
     mount = filesystem_of(path, mountinfo)
     return mount if mount is not None and mount.sharing is not None else None
+
+
+def unmounted_mount_point(
+    path: Path, fstab: Path = FSTAB, mountinfo: Path = MOUNTINFO
+) -> str | None:
+    """Given a path, return the mount point ``fstab`` names for the disk that holds it if
+    that disk is not mounted now (a USB disk not plugged in at boot, a share that did not
+    come up): what is written there goes to the disk below, hidden once it is mounted.
+    None if it is mounted, fstab names no mount point above the path but the root, or
+    either file cannot be read (not Linux)."""
+    try:
+        table = fstab.read_text(encoding="utf-8", errors="surrogateescape")
+        mounted = mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return None
+    where = os.path.realpath(path)  # a link leads to the disk that holds the files
+    points = [point for point in _fstab_points(table) if point != "/" and _is_under(where, point)]
+    if not points:
+        return None
+    point = max(points, key=len)
+    return None if point in {mount.mount_point for mount in parse_mountinfo(mounted)} else point
+
+
+def _fstab_points(text: str) -> list[str]:
+    """Given the text of an fstab, return the mount points it names (swap left out)."""
+    points = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or fields[0].startswith("#") or fields[2] == "swap":
+            continue
+        point = _unescape(fields[1])
+        if point.startswith("/"):
+            points.append(point.rstrip("/") or "/")
+    return points
