@@ -26,6 +26,7 @@ from putio_mirror.core.errors import (
     NoSpaceError,
     TransientError,
 )
+from putio_mirror.core.mirroring import in_the_way
 from putio_mirror.core.plan import AdoptLocal, Download, PlaceItem, TidyStaging
 from putio_mirror.core.state import FileIdentity, StagedEntry
 from putio_mirror.core.units import human_bytes
@@ -275,9 +276,13 @@ class DownloadSteps:
     def adopt(self, action: AdoptLocal) -> str:
         final = self.final_path(action.relative_path)
         if action.crc32 is not None and crc32_of(final) != action.crc32:
-            raise ItemError(
-                f"{action.relative_path}: the local file differs from put.io's (CRC32); left alone",
-                "move or delete the local file if the put.io copy should be downloaded",
+            # Of put.io's size, other bytes: a file not ours in the way, as one of another
+            # size is (the plan's note), told as one: needs you, and to Sonarr.
+            note = in_the_way(action.relative_path)
+            raise InTheWay(
+                f"{note.message} (of put.io's size, other bytes: its CRC32 differs)",
+                note.hint,
+                (action.relative_path,),
             )
         # journaled placed, it may let put.io's copy be deleted: it must last a power cut
         make_durable(final)
@@ -340,8 +345,8 @@ class DownloadSteps:
                 f"the verified copy waits in {staging / VERIFIED_DIR}; "
                 "move the file in the way elsewhere and the next run places it"
             )
-            if in_the_way := _taken([(action.relative_path, final)]):
-                raise InTheWay(problem, hint, in_the_way)
+            if taken := _taken([(action.relative_path, final)]):
+                raise InTheWay(problem, hint, taken)
             raise ItemError(problem, hint)
         identity = identity_at(final)  # which file it is, for the mount: not its bytes read
         return Verified(
