@@ -156,6 +156,24 @@ def verified_among(conn: Connection, file_ids: Collection[int]) -> frozenset[int
     return frozenset(conn.execute(_VERIFIED_AMONG, {"file_ids": list(file_ids)}).scalars())
 
 
+_PLACED_IDENTITIES = select(
+    downloads_table.c.file_id, downloads_table.c.placed_inode, downloads_table.c.placed_mtime_ns
+).where(
+    downloads_table.c.file_id.in_(bindparam("file_ids", expanding=True)),
+    downloads_table.c.placed_at.isnot(None),
+    downloads_table.c.placed_inode.isnot(None),
+    downloads_table.c.placed_mtime_ns.isnot(None),
+)
+
+
+def placed_identities(conn: Connection, file_ids: Collection[int]) -> dict[int, FileIdentity]:
+    """Given file ids, return which file each placed one was, where that is known."""
+    if not file_ids:
+        return {}
+    rows = conn.execute(_PLACED_IDENTITIES, {"file_ids": list(file_ids)})
+    return {row[0]: FileIdentity(row[1], row[2]) for row in rows}
+
+
 def records(conn: Connection, *, identities: bool = True) -> dict[int, DownloadRecord]:
     """Return every file's record by id; a failure-only one has path "" and size 0.
     ``identities`` False: the journal has no column of which file was placed (a reader's

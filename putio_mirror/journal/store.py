@@ -346,6 +346,12 @@ class Journal(StartingFace):
         with self._db.write() as conn:
             journal_files.placed(conn, placements, _aware(now), identities)
 
+    def placed_identities(self, file_ids: Collection[int]) -> dict[int, FileIdentity]:
+        """Given file ids, return which file each placed one was (``FileIdentity``), where
+        the journal knows it."""
+        with self._db.read() as conn:
+            return journal_files.placed_identities(conn, file_ids)
+
     def forget_placement(self, file_ids: Collection[int]) -> None:
         """Given file ids whose verified bytes are (back) in staging, mark them not placed."""
         if file_ids:

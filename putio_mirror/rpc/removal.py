@@ -6,8 +6,9 @@ through a symlink), and each removal is a run with one action in the journal, so
 the mirror does not fetch them again; the put.io transfer is cleaned by the next sync.
 
 A torrent added again after its removal must come down again (``bring_back``): the
-files of it that were placed and are gone from the disk since are fetched again from
-put.io, or, when put.io has nothing of it any more, it is submitted again.
+files of it that were placed and are gone from the disk since (or are not the very files
+placed any more) are fetched again from put.io, or, when put.io has nothing of it any
+more, it is submitted again.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from datetime import datetime
 from pathlib import Path
 
 from putio_mirror.core.errors import ExitCode, UnsafePathError
-from putio_mirror.core.state import Desire
+from putio_mirror.core.state import Desire, FileIdentity
 from putio_mirror.journal.store import Journal
+from putio_mirror.local.files import identity_at
 from putio_mirror.local.paths import resolve_inside
 from putio_mirror.rpc.fields import REMOVAL_COMMAND
 
@@ -57,15 +59,27 @@ def bring_back(
         return False
     file_ids = [file_id for file_id, _, _ in desire.item_files]
     progress = journal.desires.progress_of(file_ids)
+    placed = journal.placed_identities(file_ids)
+    # Copied or hard-linked by the importer, it is still whole: complete as it is. Any
+    # other file at a placed file's path, even of its size (a stranger's; ours touched;
+    # ours placed before the journal kept identities), is not taken for it here: the
+    # next sync looks at it as at any file found where put.io's goes (adopted if it has
+    # put.io's CRC32, else left alone and told), never reading it in this request.
     gone = [
         file_id
         for file_id, file in progress.items()
-        if file.placed_path is not None and not (downloads / file.placed_path).exists()
+        if file.placed_path is not None
+        and not _still_placed(downloads / file.placed_path, placed.get(file_id))
     ]
-    # Copied or hard-linked by the importer, it is still whole: complete as it is.
     if gone:
         journal.desires.bring_back(desire.info_hash, gone)
     return bool(gone)
+
+
+def _still_placed(path: Path, placed: FileIdentity | None) -> bool:
+    """Whether the file at ``path`` is the very file placed there (``placed``: which it
+    was; None, not known)."""
+    return placed is not None and identity_at(path) == placed
 
 
 def _delete(path: Path) -> str:
