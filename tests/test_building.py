@@ -20,7 +20,21 @@ WHEN = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
         (RemoteFile, (7, "e01.mkv", 3, 1000, False, "0badf00d", "REGULAR", WHEN)),
         (
             DownloadRecord,
-            (7, "Show/e01.mkv", 1000, None, 1000, WHEN, "Show/e01.mkv", WHEN, 2, None, "gone"),
+            (
+                7,
+                "Show/e01.mkv",
+                1000,
+                None,
+                1000,
+                WHEN,
+                "Show/e01.mkv",
+                WHEN,
+                2,
+                None,
+                "gone",
+                12,
+                -34,
+            ),
         ),
     ],
 )

@@ -7,6 +7,7 @@ import json
 import zlib
 from collections.abc import Callable
 
+from putio_mirror.core.errors import ExitCode
 from putio_mirror.fakeputio import FakePutio
 from tests.mirror_env import Mirror
 
@@ -141,6 +142,23 @@ def test_file_already_present_locally_is_adopted_with_a_warning(mirror: Mirror) 
     result = mirror.run("files", "download")
     assert result.code == 0 and "already downloaded" in result.err
     assert [r for r in mirror.fake.requests if r.host == "node"] == []
+
+
+def test_a_strangers_file_of_put_ios_size_where_a_file_goes_is_told_as_in_the_way(
+    mirror: Mirror,
+) -> None:
+    # Of put.io's size, yet other bytes (its CRC32): not put.io's file, never adopted;
+    # only a person can move it, as one of another size (the plan's note).
+    mirror.fake.add_file("movie.mkv", size=5000)
+    mirror.downloads.mkdir(parents=True)
+    (mirror.downloads / "movie.mkv").write_bytes(b"\xee" * 5000)
+    result = mirror.run("sync")
+    assert result.code == ExitCode.ITEMS_FAILED
+    assert "movie.mkv: a different local file is in the way" in result.err
+    assert "hint: move or rename it" in result.err
+    assert (mirror.downloads / "movie.mkv").read_bytes() == b"\xee" * 5000
+    status = mirror.run("status").out
+    assert "Needs you" in status and "movie.mkv: a different local file is in the way" in status
 
 
 def test_history_shows_runs_and_their_actions(mirror: Mirror) -> None:

@@ -24,7 +24,7 @@ import pytest
 
 import putio_mirror
 from putio_mirror.core.errors import JournalError
-from putio_mirror.core.state import DownloadRecord
+from putio_mirror.core.state import DownloadRecord, FileIdentity
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.journal.rows import FileProgress
 from putio_mirror.journal.store import SCHEMA_VERSION, Journal
@@ -533,14 +533,37 @@ def test_sqlite_records_are_read_fast_as_the_typed_way_reads_them(db_file: Path)
 
     with Journal.open(sqlite_url(db_file)) as journal:
         journal.mark_verified(7, "Show/e01.mkv", 10, "0badf00d", minutes(1))
-        journal.mark_placed({7: "Show/e01 (2).mkv"}, minutes(2))
+        journal.mark_placed({7: "Show/e01 (2).mkv"}, minutes(2), {7: FileIdentity(5, 6)})
         journal.record_progress(8, "Show/e02.mkv", 10, None, 4, minutes(3))
         journal.record_failure(9, minutes(4), "gone")  # a failure-only row
         with journal._db.read() as conn:
-            fast = journal_files._sqlite_records(conn)
-            typed = {row[0]: DownloadRecord(*row) for row in conn.execute(journal_files._RECORDS)}
-    assert fast == typed and sorted(fast) == [7, 8, 9]
-    assert all(type(record) is DownloadRecord for record in fast.values())
+            # (and as a reader reads a journal from before schema 6: no identity known)
+            ways = (
+                (journal_files._RECORDS, FileIdentity(5, 6)),
+                (journal_files._RECORDS_BEFORE_IDENTITIES, None),
+            )
+            for query, identity in ways:
+                fast = journal_files._sqlite_records(conn, query)
+                typed = {row[0]: DownloadRecord(*row) for row in conn.execute(query)}
+                assert fast == typed and sorted(fast) == [7, 8, 9]
+                assert all(type(record) is DownloadRecord for record in fast.values())
+                assert fast[7].placed_identity == identity
+
+
+def test_a_placement_forgotten_forgets_which_file_was_placed(any_journal: Journal) -> None:
+    # Placed again later, the file there then is another: an identity kept from before
+    # would let the mount take a stranger's file for it, or refuse ours.
+    identity = FileIdentity(41, 1_700_000_000_000_000_001)
+    any_journal.mark_verified(7, "e01.mkv", 10, None, minutes(1), placed=True, identity=identity)
+    assert any_journal.facts().downloads[7].placed_identity == identity
+    any_journal.reset_download(7)
+    assert any_journal.facts().downloads[7].placed_identity is None
+    any_journal.mark_verified(7, "e01.mkv", 10, None, minutes(2))
+    any_journal.mark_placed({7: "e01.mkv"}, minutes(3), {7: identity})
+    assert any_journal.facts().downloads[7].placed_identity == identity
+    any_journal.forget_placement([7])
+    record = any_journal.facts().downloads[7]
+    assert (record.is_placed, record.placed_inode, record.placed_mtime_ns) == (False, None, None)
 
 
 def test_progress_never_undoes_a_verification(any_journal: Journal) -> None:
@@ -622,7 +645,7 @@ def test_a_dry_run_peeks_at_a_sqlite_journal_as_the_journal_reads_it(db_file: Pa
         journal.record_submission(HASH_A, 41, "Show", minutes(0))
         journal.record_submission("c" * 40, None, "Magnet", minutes(1))
         journal.mark_verified(7, "tv/Show/a.mkv", 10, "0badf00d", minutes(1))
-        journal.mark_placed({7: "tv/Show/a (2).mkv"}, minutes(2))
+        journal.mark_placed({7: "tv/Show/a (2).mkv"}, minutes(2), {7: FileIdentity(-3, 12)})
         journal.record_progress(8, "tv/Show/b.mkv", 10, None, 4, minutes(3))
         journal.record_failure(9, minutes(4), "gone")  # a failure-only row
         book = journal.desires
@@ -636,6 +659,7 @@ def test_a_dry_run_peeks_at_a_sqlite_journal_as_the_journal_reads_it(db_file: Pa
         facts = journal.facts()
     assert peek_facts(sqlite_url(db_file)) == facts
     assert (len(facts.submissions), len(facts.downloads), len(facts.desires)) == (2, 3, 2)
+    assert facts.downloads[7].placed_identity == FileIdentity(-3, 12)
     assert facts.purged_items == {6} and facts.removed_ids == {6, 7, 8}
     with sqlite3.connect(db_file) as conn:  # an older schema is the journal's to upgrade
         conn.execute("UPDATE alembic_version SET version_num = '0001'")

@@ -140,6 +140,65 @@ def test_a_released_journal_upgrades_keeping_its_rows_to_a_new_journals_layout(
     assert stored(old_url) == stored(new_url) == ([HEAD], [SCHEMA_VERSION])
 
 
+def schema_5_journal(url: str) -> None:
+    """Given an empty database, lay out the journal schema 5 made (its revisions, frozen)
+    and the rows a run of its day wrote: a file placed, one verified in staging, one
+    failing."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from putio_mirror.journal.migrations.runner import alembic_config
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0005")
+    finally:
+        engine.dispose()
+    run_sql(
+        url,
+        "INSERT INTO schema_info (id, version) VALUES (1, 5)",
+        "INSERT INTO downloads (file_id, relative_path, size, crc32, bytes_done, verified_at,"
+        " updated_at, failures, placed_at, placed_path) VALUES"
+        " (7, 'Film/film.mkv', 10, '0badf00d', 10, :at, :at, 0, :at, 'Film/film.mkv'),"
+        " (8, 'Film/extra.mkv', 20, NULL, 20, :at, :at, 0, NULL, NULL)",
+        "INSERT INTO downloads (file_id, bytes_done, failures, last_failure_at, last_error)"
+        " VALUES (9, 0, 2, :at, 'the node answered 500')",
+        at=AT.replace(tzinfo=None) if url.startswith("sqlite") else AT,
+    )
+
+
+def test_a_schema_5_journal_upgrades_its_placed_files_to_an_identity_not_known(
+    url_maker: Any,
+) -> None:
+    # Schema 6 keeps the identity of each file as placed (inode, modification time): a
+    # file placed before it is of no known identity, never of a made-up one; the mount
+    # checks such a copy's CRC32 once before it reads it (tests/test_placed_copies.py).
+    from putio_mirror.core.state import FileIdentity
+    from putio_mirror.journal.reader import JournalReader
+
+    old_url, new_url = url_maker(), url_maker()
+    schema_5_journal(old_url)
+    reader = JournalReader.open(old_url)
+    assert reader is not None
+    with reader:  # status, history and a running mount read it before any run upgrades it
+        before = reader.downloads()
+    assert before[7].placed_path == "Film/film.mkv" and before[7].placed_identity is None
+    with Journal.open(old_url) as journal:
+        film, extra, failing = (journal.facts().downloads[key] for key in (7, 8, 9))
+        assert (film.placed_path, film.placed_at, film.crc32) == ("Film/film.mkv", AT, "0badf00d")
+        assert film.placed_identity is None
+        assert (extra.is_verified, extra.is_placed, extra.placed_identity) == (True, False, None)
+        assert (failing.failures, failing.last_error) == (2, "the node answered 500")
+        # An inode number past a signed 64-bit integer (NFS, overlayfs) is kept all the same.
+        identity = FileIdentity.of(2**64 - 5, 1_700_000_000_123_456_789)
+        journal.mark_placed({8: "Film/extra.mkv"}, AT, {8: identity})
+        assert journal.facts().downloads[8].placed_identity == identity
+    Journal.open(new_url).close()
+    assert layout(old_url) == layout(new_url)
+    assert stored(old_url) == stored(new_url) == ([HEAD], [SCHEMA_VERSION])
+
+
 def test_an_empty_database_taken_through_every_revision_matches_a_new_journal(
     url_maker: Any,
 ) -> None:

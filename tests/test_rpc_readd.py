@@ -3,6 +3,7 @@ only once it is back on the disk, whether put.io kept its files or they went wit
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ def completed(client: Client) -> dict[str, Any] | None:
         return None
     output = Path(item["downloadDir"]) / item["name"]
     assert output.exists(), f"reads completed, but {output} is not there"
+    return item
+
+
+def only_row(client: Client) -> dict[str, Any]:
+    (item,) = client.ok("torrent-get", fields=SONARR_FIELDS)["torrents"]
     return item
 
 
@@ -109,3 +115,35 @@ def test_an_item_whose_transfer_was_cancelled_by_hand_on_put_io_is_submitted_aga
         assert again[0]["id"] != first["id"]
         wait_for(lambda: fake_putio.finish_transfers() or completed(client))
     assert (mirror.downloads / "Cancelled").stat().st_size == 1500
+
+
+def test_an_item_added_again_reads_complete_only_with_the_very_files_placed_still_there(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    # Removed without its data, then added again: a file of its size put at a placed
+    # file's path since is not its file, though the path exists. A file there that is not
+    # the very one placed (journaled identity) is looked at by the next sync, as any file
+    # found where put.io's goes: the bytes placed (only touched) are adopted by their
+    # CRC32, never fetched again; any other is never taken for put.io's.
+    data = torrent_bytes("Kept", files=[("k.mkv", 3000), ("k.nfo", 10)])
+    with serving(mirror) as server:
+        client = Client(url_of(server))
+        info_hash = client.add_torrent(data)["torrent-added"]["hashString"]
+        wait_for(lambda: fake_putio.transfers())
+        fake_putio.finish_transfers()
+        first = wait_for(lambda: completed(client))
+        folder = Path(first["downloadDir"]) / first["name"]
+        client.ok("torrent-remove", ids=[info_hash])  # its data stays where it is
+        wait_for(lambda: not fake_putio.transfers())
+        stranger = folder / "k.mkv.new"
+        stranger.write_bytes(b"\xee" * 3000)
+        stranger.replace(folder / "k.mkv")
+        aired = 1_500_000_000 * 1_000_000_000
+        os.utime(folder / "k.nfo", ns=(aired, aired))
+        fake_putio.clear_requests()
+        client.add_torrent(data)
+        assert completed(client) is None  # not complete with a stranger's k.mkv
+        item = wait_for(lambda: (row := only_row(client))["errorString"] and row)
+    assert "Kept/k.mkv: a different local file is in the way" in item["errorString"]
+    assert (folder / "k.mkv").read_bytes() == b"\xee" * 3000  # left alone
+    assert not [entry for entry in fake_putio.requests if entry.host == "node"]

@@ -160,7 +160,7 @@ def test_remove_completed_deletes_only_the_files_it_placed(
 ) -> None:
     # As Transmission's delete-local-data does: the torrent's own files go, and the folders
     # they leave empty; a file someone else put in the item (an extracted archive, notes)
-    # and a file of ours replaced since by another stay.
+    # and a file of ours replaced since by another (even of its size) stay.
     files = [("Show.S01E02.mkv", 3000), ("Show.nfo", 100), ("Subs/en.srt", 50)]
     data = torrent_bytes("Show.S01E02", files=files)
     with serving(mirror) as server:
@@ -176,12 +176,14 @@ def test_remove_completed_deletes_only_the_files_it_placed(
         (placed / "Show.S01E02.en.extracted.srt").write_text("an unpacker's file\n")
         (placed / "Show.nfo").unlink()
         (placed / "Show.nfo").write_text("the user's own notes, longer than put.io's file\n" * 9)
+        (placed / "Show.S01E02.mkv").unlink()  # another release of put.io's size put there
+        (placed / "Show.S01E02.mkv").write_bytes(b"x" * 3000)
         client.ok("torrent-remove", ids=[info_hash], **{"delete-local-data": True})
         assert client.ok("torrent-get", fields=SONARR_FIELDS)["torrents"] == []
     left = sorted(path.relative_to(placed).as_posix() for path in placed.rglob("*"))
-    assert left == ["Show.S01E02.en.extracted.srt", "Show.nfo"]
+    assert left == ["Show.S01E02.en.extracted.srt", "Show.S01E02.mkv", "Show.nfo"]
     with Journal.open(f"sqlite:///{mirror.journal}") as journal:
         runs = [run for run in journal.recent_runs(50) if run.command == "rpc torrent-remove"]
         (action,) = journal.actions_of(runs[0].id)
     assert action.status == "done"
-    assert "2 file(s) not placed by putio-mirror were left" in (action.detail or ""), action.detail
+    assert "3 file(s) not placed by putio-mirror were left" in (action.detail or ""), action.detail

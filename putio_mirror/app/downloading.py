@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,13 +27,14 @@ from putio_mirror.core.errors import (
     TransientError,
     read_only_disk,
 )
+from putio_mirror.core.mirroring import in_the_way
 from putio_mirror.core.plan import AdoptLocal, Download, PlaceItem, TidyStaging
-from putio_mirror.core.state import StagedEntry
+from putio_mirror.core.state import FileIdentity, StagedEntry
 from putio_mirror.core.units import human_bytes
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
 from putio_mirror.local.durable import make_durable
-from putio_mirror.local.files import allocated_bytes, crc32_of, local_size
+from putio_mirror.local.files import allocated_bytes, crc32_of, identity_at, local_size
 from putio_mirror.local.keeping import VerifiedMoves
 from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import RoomKeeper
@@ -262,7 +263,8 @@ class DownloadSteps:
         building = building_path(staging, action.item_id)
         outcome = place_item(files, building, target, self._places.ownership)
         paths = dict(wanted)
-        self._journal.mark_placed({fid: paths[fid] for fid in outcome.placed}, self._now())
+        placed = {fid: paths[fid] for fid in outcome.placed}
+        self._journal.mark_placed(placed, self._now(), _identities(files, placed))
         if outcome.problems:
             raise _not_placed(action, files, outcome)
         return f"{len(outcome.placed)} file(s) placed"
@@ -275,13 +277,17 @@ class DownloadSteps:
     def adopt(self, action: AdoptLocal) -> str:
         final = self.final_path(action.relative_path)
         if action.crc32 is not None and crc32_of(final) != action.crc32:
-            raise ItemError(
-                f"{action.relative_path}: the local file differs from put.io's (CRC32); left alone",
-                "move or delete the local file if the put.io copy should be downloaded",
+            # Of put.io's size, other bytes: a file not ours in the way, as one of another
+            # size is (the plan's note), told as one: needs you, and to Sonarr.
+            note = in_the_way(action.relative_path)
+            raise InTheWay(
+                f"{note.message} (of put.io's size, other bytes: its CRC32 differs)",
+                note.hint,
+                (action.relative_path,),
             )
         # journaled placed, it may let put.io's copy be deleted: it must last a power cut
         make_durable(final)
-        self._verified(action, placed=True)
+        self._verified(action, placed=True, identity=identity_at(final))
         log.warning("%s was already downloaded; recorded it and moved on", action.relative_path)
         return "verified in place"
 
@@ -293,9 +299,10 @@ class DownloadSteps:
         failure of this file) when this file cannot be had now."""
         staging = self._places.staging
         if action.replaces is not None and not action.staged and self._in_place(action):
+            identity = identity_at(self.final_path(action.relative_path))
             return Verified(
                 "put.io's new bytes were in place already",
-                lambda: self._verified(action, placed=True),
+                lambda: self._verified(action, placed=True, identity=identity),
             )
         # (a Path only where it is looked at: most small files never are)
         kept = verified_path(staging, action.file_id) if _may_be_kept(action) else None
@@ -339,11 +346,13 @@ class DownloadSteps:
                 f"the verified copy waits in {staging / VERIFIED_DIR}; "
                 "move the file in the way elsewhere and the next run places it"
             )
-            if in_the_way := _taken([(action.relative_path, final)]):
-                raise InTheWay(problem, hint, in_the_way)
+            if taken := _taken([(action.relative_path, final)]):
+                raise InTheWay(problem, hint, taken)
             raise ItemError(problem, hint)
+        identity = identity_at(final)  # which file it is, for the mount: not its bytes read
         return Verified(
-            f"{human_bytes(done)} verified", lambda: self._verified(action, placed=True)
+            f"{human_bytes(done)} verified",
+            lambda: self._verified(action, placed=True, identity=identity),
         )
 
     def _in_place(self, action: Download) -> bool:
@@ -412,7 +421,13 @@ class DownloadSteps:
                 self._journal.record_failure(action.file_id, self._now(), error.message)
             raise
 
-    def _verified(self, action: Download | AdoptLocal, *, placed: bool = False) -> None:
+    def _verified(
+        self,
+        action: Download | AdoptLocal,
+        *,
+        placed: bool = False,
+        identity: FileIdentity | None = None,
+    ) -> None:
         self._journal.mark_verified(
             action.file_id,
             action.relative_path,
@@ -420,6 +435,7 @@ class DownloadSteps:
             action.crc32,
             self._now(),
             placed=placed,
+            identity=identity,
         )
 
     def _fetch(
@@ -468,6 +484,13 @@ class DownloadSteps:
         self._journal.record_progress(
             action.file_id, action.relative_path, action.size, action.crc32, done, self._now()
         )
+
+
+def _identities(files: list[ToPlace], placed: Mapping[int, str]) -> dict[int, FileIdentity]:
+    """Given an item's files and those placed, return which file each placed one is now
+    (one ``lstat`` each; one that cannot be looked at is left out: not known)."""
+    found = {item.file_id: identity_at(item.final) for item in files if item.file_id in placed}
+    return {file_id: identity for file_id, identity in found.items() if identity is not None}
 
 
 def _not_placed(action: PlaceItem, files: list[ToPlace], outcome: Placed) -> ItemError:

@@ -99,12 +99,46 @@ class Submission:
     submitted_at: datetime
 
 
+#: what wraps a number the filesystem tells into a signed 64-bit column
+_WORD = 1 << 64
+_HALF_WORD = 1 << 63
+
+
+@dataclass(frozen=True, slots=True)
+class FileIdentity:
+    """Which file a placed copy is, as the filesystem tells without a byte read: its inode
+    number and modification time (its size is the record's).
+
+    Both survive what leaves a copy ours: a media manager's hard link of it (its import),
+    a rename in place, a reboot. Either changes when a file is put in its place (a new
+    inode; one a filesystem reuses comes with its own time) or rewritten in place (the
+    time). The device number is left out: Linux numbers btrfs subvolumes and network and
+    FUSE filesystems anew at each mount, so every copy would be a stranger after a
+    reboot. Both are kept as signed 64-bit numbers, as the journal's columns hold them
+    (``of``): an inode number past 2^63 (NFS, overlayfs) wraps around, still unique.
+    """
+
+    inode: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, inode: int, mtime_ns: int) -> FileIdentity:
+        """Given an inode number and a time in nanoseconds, as ``stat`` tells them."""
+        return cls(_signed(inode), _signed(mtime_ns))
+
+
+def _signed(number: int) -> int:
+    return (number + _HALF_WORD) % _WORD - _HALF_WORD
+
+
 @dataclass(frozen=True, slots=True)
 class DownloadRecord:
     """The journal's memory of one file: fetching → verified in staging → placed; failures.
 
-    ``placed_path`` is where in the download folder it was placed (relative). A file the
-    journal knows only failures of has ``relative_path`` "" and ``size`` 0.
+    ``placed_path`` is where in the download folder it was placed (relative), and
+    ``placed_inode``/``placed_mtime_ns`` which file it was there (``placed_identity``;
+    None for a file placed before the journal kept it, schema 6). A file the journal knows
+    only failures of has ``relative_path`` "" and ``size`` 0.
     """
 
     file_id: int
@@ -119,6 +153,8 @@ class DownloadRecord:
     failures: int = 0
     last_failure_at: datetime | None = None
     last_error: str | None = None
+    placed_inode: int | None = None
+    placed_mtime_ns: int | None = None
 
     @property
     def is_verified(self) -> bool:
@@ -127,6 +163,13 @@ class DownloadRecord:
     @property
     def is_placed(self) -> bool:
         return self.placed_at is not None
+
+    @property
+    def placed_identity(self) -> FileIdentity | None:
+        """Which file was placed (None: not placed, or not known which)."""
+        if self.placed_inode is None or self.placed_mtime_ns is None or self.placed_at is None:
+            return None
+        return FileIdentity(self.placed_inode, self.placed_mtime_ns)
 
 
 DesireKind = Literal["torrent", "magnet"]

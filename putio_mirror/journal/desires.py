@@ -33,6 +33,7 @@ from putio_mirror.core.state import Desire
 from putio_mirror.journal.engine import Database
 from putio_mirror.journal.rows import LABEL_SEPARATOR, FileProgress, desire_of, removed_of
 from putio_mirror.journal.schema import (
+    NOT_PLACED,
     UtcDateTime,
     desires_table,
     downloads_table,
@@ -154,9 +155,7 @@ def bring_back(conn: Connection, info_hash: str, refetch: Collection[int], resub
     if refetch:
         download = downloads_table.c
         statement = update(downloads_table).where(download.file_id.in_(list(refetch)))
-        conn.execute(
-            statement.values(bytes_done=0, verified_at=None, placed_at=None, placed_path=None)
-        )
+        conn.execute(statement.values({"bytes_done": 0, "verified_at": None} | NOT_PLACED))
 
 
 def fingerprint(conn: Connection, *, removed: bool = False) -> tuple[int, int, int]:

@@ -31,8 +31,8 @@ _REVISION = "SELECT version_num FROM alembic_version"
 _SUBMISSIONS = "SELECT info_hash, transfer_id, name, submitted_at FROM submissions"
 _DOWNLOADS = (
     "SELECT file_id, coalesce(relative_path, ''), coalesce(size, 0), crc32, bytes_done,"
-    " verified_at, placed_path, placed_at, failures, last_failure_at, last_error"
-    " FROM downloads"
+    " verified_at, placed_path, placed_at, failures, last_failure_at, last_error,"
+    " placed_inode, placed_mtime_ns FROM downloads"
 )
 _DESIRES = (
     "SELECT info_hash, id, name, kind, added_at, magnet_uri, size, category, labels, paused,"

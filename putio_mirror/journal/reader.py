@@ -143,9 +143,11 @@ class JournalReader(DatabaseFace):
         )
 
     def downloads(self) -> Mapping[int, DownloadRecord]:
-        """Return every file's download record by file id."""
+        """Return every file's download record by file id. A journal no run has upgraded
+        yet (a mount, ``status``, read it first) knows no placed file's identity."""
         with self._db.read() as conn:
-            return MappingProxyType(journal_files.records(conn))
+            identities = journal_files.has_identities(conn)
+            return MappingProxyType(journal_files.records(conn, identities=identities))
 
     def in_flight(self) -> tuple[InFlight, ...]:
         """Return the actions being done now: started, under a live claim of their owner."""

@@ -45,10 +45,10 @@ def download_records(rows: Iterable[Sequence[Any]]) -> dict[int, DownloadRecord]
     downloads = {}
     for row in rows:
         (file_id, path, size, crc32, done, verified, placed_path, placed, failures, failed,
-         error) = row  # fmt: skip
+         error, inode, mtime_ns) = row  # fmt: skip
         downloads[file_id] = record(
             file_id, path, size, crc32, done, utc(verified), placed_path, utc(placed),
-            failures, utc(failed), error,
+            failures, utc(failed), error, inode, mtime_ns,
         )  # fmt: skip
     return downloads
 

@@ -151,8 +151,9 @@ submissions_table = Table(
 )
 
 # One put.io file's lifecycle: fetching (bytes_done) → verified in staging (verified_at) →
-# placed (placed_at, at placed_path in the download folder). Path and size stay NULL while
-# only failures are known; the failure columns came in schema 3.
+# placed (placed_at, at placed_path in the download folder; which file it was there:
+# placed_inode, placed_mtime_ns, schema 6, NULL for one placed before). Path and size stay
+# NULL while only failures are known; the failure columns came in schema 3.
 downloads_table = Table(
     "downloads",
     metadata,
@@ -168,7 +169,11 @@ downloads_table = Table(
     Column("placed_path", Text),
     Column("last_failure_at", UtcDateTime),
     Column("last_error", Text),
+    Column("placed_inode", BigInteger),
+    Column("placed_mtime_ns", BigInteger),
 )
+#: a placement forgotten: where, when, and which file it was
+NOT_PLACED = {"placed_at": None, "placed_path": None, "placed_inode": None, "placed_mtime_ns": None}
 
 # Who works on an action key, until when (schema 2): hosts sharing a journal share work.
 # A row whose ``expires_at`` has passed is free for the taking; ``claimed_at`` is when its

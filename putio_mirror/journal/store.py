@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -31,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 
 from putio_mirror.core.errors import JournalError
-from putio_mirror.core.state import JournalFacts, Submission
+from putio_mirror.core.state import FileIdentity, JournalFacts, Submission
 from putio_mirror.journal import (
     claims as journal_claims,
 )
@@ -313,27 +314,43 @@ class Journal(StartingFace):
         now: datetime,
         *,
         placed: bool = False,
+        identity: FileIdentity | None = None,
     ) -> None:
         """Remember that a file matched put.io's size and CRC32; its failures start over.
 
         Its failure count goes to 0 and its last error is cleared. It is placed (at
-        ``relative_path``) only if ``placed`` says so, in the same transaction: a file that
-        went straight to the download folder costs one write, not two; else
-        ``mark_placed`` says when it is in the download folder.
+        ``relative_path``; ``identity``: which file is there, None if not known) only if
+        ``placed`` says so, in the same transaction: a file that went straight to the
+        download folder costs one write, not two; else ``mark_placed`` says when it is
+        in the download folder.
         """
         row = journal_files.download_row(file_id, relative_path, size, crc32, size, _aware(now))
         if placed:
             row |= {"placed_at": row["updated_at"], "placed_path": relative_path}
+            row |= journal_files.identity_columns(identity)
         self._db.write_later(*journal_files.verified(self._db.dialect_name, row))
 
-    def mark_placed(self, placements: Mapping[int, str], now: datetime) -> None:
-        """Given file id -> relative path in the download folder, remember each is placed there.
+    def mark_placed(
+        self,
+        placements: Mapping[int, str],
+        now: datetime,
+        identities: Mapping[int, FileIdentity] = MappingProxyType({}),
+    ) -> None:
+        """Given file id -> relative path in the download folder, remember each is placed
+        there; and, by file id, which file it is (``FileIdentity``; an id left out: not
+        known).
 
         One transaction for all (an item's files are placed together); ids the journal does
         not know are ignored.
         """
         with self._db.write() as conn:
-            journal_files.placed(conn, placements, _aware(now))
+            journal_files.placed(conn, placements, _aware(now), identities)
+
+    def placed_identities(self, file_ids: Collection[int]) -> dict[int, FileIdentity]:
+        """Given file ids, return which file each placed one was (``FileIdentity``), where
+        the journal knows it."""
+        with self._db.read() as conn:
+            return journal_files.placed_identities(conn, file_ids)
 
     def forget_placement(self, file_ids: Collection[int]) -> None:
         """Given file ids whose verified bytes are (back) in staging, mark them not placed."""

@@ -6,10 +6,12 @@ An ``OSError`` met on the way becomes an ``ItemError`` with a hint.
 from __future__ import annotations
 
 import errno
+import os
 import stat
 from pathlib import Path
 
 from putio_mirror.core.errors import ItemError
+from putio_mirror.core.state import FileIdentity
 from putio_mirror.fetch.crc import crc32
 
 
@@ -27,6 +29,21 @@ def local_size(path: Path) -> int | None:
             "Check the permissions of the download folder.",
         ) from error
     return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
+def identity_at(path: Path) -> FileIdentity | None:
+    """Given where a file was placed, return which file is there (``FileIdentity``), or
+    None if no regular file is, or it cannot be looked at (then it is not known)."""
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return None
+    return identity_of(found) if stat.S_ISREG(found.st_mode) else None
+
+
+def identity_of(info: os.stat_result) -> FileIdentity:
+    """Given a file's ``stat``, return which file it is."""
+    return FileIdentity.of(info.st_ino, info.st_mtime_ns)
 
 
 def allocated_bytes(path: Path) -> int:

@@ -9,10 +9,8 @@ A refresh that fails keeps the view it had: the mount goes on serving what it kn
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import stat
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from typing import Protocol
 from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.state import JournalFacts, RemoteFile
 from putio_mirror.local.staging import VERIFIED_DIR
+from putio_mirror.mount.copies import Checks, Copy, is_copy_of, open_beneath
 from putio_mirror.mount.tree import Node, Tree
 
 logger = logging.getLogger(__name__)
@@ -41,21 +40,6 @@ class RunMarker(Protocol):
     def facts(self) -> JournalFacts: ...
 
     def latest_run_mark(self) -> object: ...
-
-
-@dataclass(frozen=True)
-class Copy:
-    """A verified copy the journal names: ``relative`` beneath ``base`` (the download
-    folder or the staging folder: a link the user named as either is followed, none
-    beneath), and the CRC32 its bytes were verified with."""
-
-    base: Path
-    relative: str
-    crc32: str | None
-
-    @property
-    def path(self) -> Path:
-        return self.base / self.relative
 
 
 @dataclass(frozen=True)
@@ -94,6 +78,7 @@ class Listing:
         #: what kept the journal from being read at the last refresh, said once
         self._trouble: str | None = None
         self._replaced: Callable[[int], object] = lambda file_id: None
+        self._checks = Checks()
 
     @property
     def view(self) -> View:
@@ -153,8 +138,9 @@ class Listing:
     def open_copy(self, node: Node) -> int | None:
         """Given a file node, return a read-only descriptor of the mirror's copy of it, or
         None if there is none that may be served as put.io's file: moved on by a media
-        manager or tidied, reached only through a symlink, not of its size, or verified
-        with another CRC32 than put.io lists now (put.io's bytes changed since)."""
+        manager or tidied, reached only through a symlink, not of its size, verified
+        with another CRC32 than put.io lists now (put.io's bytes changed since), or not
+        known to be the file placed (``copies.Checks``: checked meanwhile)."""
         copy = self._view.mirrored.get(node.id)
         if copy is None or not _same_crc32(copy.crc32, node.crc32):
             return None
@@ -164,7 +150,10 @@ class Listing:
             logger.debug("mount: local copy %s unusable (%s)", copy.path, error)
             return None
         # What was opened is what is checked, not something put there after a look.
-        if not is_copy_of(os.fstat(descriptor), node):
+        found = os.fstat(descriptor)
+        if not is_copy_of(found, node.size) or (
+            copy.placed and not self._checks.ours(node.id, copy, node.crc32 or copy.crc32, found)
+        ):
             os.close(descriptor)
             return None
         return descriptor
@@ -176,6 +165,7 @@ class Listing:
 
     def stop(self) -> None:
         self._stop.set()
+        self._checks.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -204,13 +194,6 @@ class Listing:
             return None
 
 
-def is_copy_of(info: os.stat_result, node: Node) -> bool:
-    """Given a local file's ``lstat`` and a file node, say whether it may be served as
-    the node's bytes: a regular file of its size. Never a symlink: the mount does not
-    follow one (it could lead anywhere; with allow_other, anyone reads what it leads to)."""
-    return stat.S_ISREG(info.st_mode) and info.st_size == node.size
-
-
 def _replaced(before: Tree, after: Tree) -> list[int]:
     """Given two listings, return the ids of the files listed in both with other bytes."""
     replaced = []
@@ -232,7 +215,8 @@ def _mirrored(facts: JournalFacts, places: Places) -> dict[int, Copy]:
     for file_id, record in facts.downloads.items():
         if record.is_placed and record.placed_path and _inside(record.placed_path):
             relative = os.path.normpath(record.placed_path)
-            copies[file_id] = Copy(places.downloads, relative, record.crc32)
+            identity = record.placed_identity
+            copies[file_id] = Copy(places.downloads, relative, record.crc32, True, identity)
         elif record.is_verified and not record.is_placed:
             # Staging by where it leads (as a run uses it), no link inside it followed.
             copies[file_id] = Copy(places.staging, f"{VERIFIED_DIR}/{file_id}", record.crc32)
@@ -243,29 +227,3 @@ def _inside(relative: str) -> bool:
     """A journal path names a place inside the download folder (never ``..`` or absolute)."""
     normal = os.path.normpath(relative)
     return not normal.startswith("/") and normal != ".." and not normal.startswith("../")
-
-
-#: A folder beneath the base, and the file: never through a symlink. O_NONBLOCK: a FIFO
-#: put there must not hang the open (a regular file's reads ignore it).
-_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def open_beneath(base: Path, relative: str) -> int:
-    """Given a folder and a normal relative path, open the regular file there read-only,
-    one name at a time; raise OSError if it is none, or if any name beneath ``base`` is a
-    symlink (O_NOFOLLOW on the last name alone let a folder swapped for a link lead the
-    read anywhere)."""
-    *folders, name = relative.split("/")
-    folder = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in folders:
-            inner = os.open(part, _FOLDER, dir_fd=folder)
-            os.close(folder)
-            folder = inner
-        # Only a regular file is opened: opening a device put there may do anything.
-        if not stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", name)
-        return os.open(name, _FILE, dir_fd=folder)
-    finally:
-        os.close(folder)

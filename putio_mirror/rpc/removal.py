@@ -9,8 +9,9 @@ and the journal says so. Each removal is a run with one action in the journal, s
 the mirror does not fetch them again; the put.io transfer is cleaned by the next sync.
 
 A torrent added again after its removal must come down again (``bring_back``): the
-files of it that were placed and are gone from the disk since are fetched again from
-put.io, or, when put.io has nothing of it any more, it is submitted again.
+files of it that were placed and are gone from the disk since (or are not the very files
+placed any more) are fetched again from put.io, or, when put.io has nothing of it any
+more, it is submitted again.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from datetime import datetime
 from pathlib import Path
 
 from putio_mirror.core.errors import ExitCode, UnsafePathError
-from putio_mirror.core.state import Desire
+from putio_mirror.core.state import Desire, FileIdentity
 from putio_mirror.journal.store import Journal
+from putio_mirror.local.files import identity_at, identity_of
 from putio_mirror.local.paths import resolve_inside
 from putio_mirror.rpc.fields import REMOVAL_COMMAND
 
@@ -36,19 +38,23 @@ def remove_local(
     was done ("" if none was placed). Raise UnsafePathError if a path would leave the folder."""
     progress = journal.desires.progress_of([file_id for file_id, _, _ in desire.item_files])
     placed = [
-        (found.placed_path, size)
+        (file_id, found.placed_path, size)
         for file_id, _, size in desire.item_files
         if (found := progress.get(file_id)) is not None and found.placed_path
     ]
     if not placed:
         return ""
+    identities = journal.placed_identities([file_id for file_id, _, _ in placed])
     run_id = journal.start_run(REMOVAL_COMMAND, now)
     key = f"remove-local:{desire.info_hash}"
     action_id = journal.action_started(run_id, "remove-local", key, item_path, now)
     outcome, detail, error = "done", "", None
     try:
         item = resolve_inside(downloads, item_path)
-        ours = [(resolve_inside(downloads, path), size) for path, size in placed]
+        ours = [
+            (resolve_inside(downloads, path), size, identities.get(file_id))
+            for file_id, path, size in placed
+        ]
         detail = _delete_placed(item, ours)
     except (OSError, UnsafePathError) as failure:
         outcome, error = "failed", getattr(failure, "message", None) or str(failure)
@@ -72,26 +78,39 @@ def bring_back(
         return False
     file_ids = [file_id for file_id, _, _ in desire.item_files]
     progress = journal.desires.progress_of(file_ids)
+    placed = journal.placed_identities(file_ids)
+    # Copied or hard-linked by the importer, it is still whole: complete as it is. Any
+    # other file at a placed file's path, even of its size (a stranger's; ours touched;
+    # ours placed before the journal kept identities), is not taken for it here: the
+    # next sync looks at it as at any file found where put.io's goes (adopted if it has
+    # put.io's CRC32, else left alone and told), never reading it in this request.
     gone = [
         file_id
         for file_id, file in progress.items()
-        if file.placed_path is not None and not (downloads / file.placed_path).exists()
+        if file.placed_path is not None
+        and not _still_placed(downloads / file.placed_path, placed.get(file_id))
     ]
-    # Copied or hard-linked by the importer, it is still whole: complete as it is.
     if gone:
         journal.desires.bring_back(desire.info_hash, gone)
     return bool(gone)
 
 
-def _delete_placed(item: Path, files: list[tuple[Path, int]]) -> str:
-    """Given an item's path and its files as placed (path, size), delete each still there
-    as placed, then the item's folders left empty; return what was done."""
+def _still_placed(path: Path, placed: FileIdentity | None) -> bool:
+    """Whether the file at ``path`` is the very file placed there (``placed``: which it
+    was; None, not known)."""
+    return placed is not None and identity_at(path) == placed
+
+
+def _delete_placed(item: Path, files: list[tuple[Path, int, FileIdentity | None]]) -> str:
+    """Given an item's path and its files as placed (path, size, which file it was if
+    known), delete each still there as placed, then the item's folders left empty; return
+    what was done."""
     deleted = 0
-    for path, size in files:
-        if _is_as_placed(path, size):
+    for path, size, identity in files:
+        if _is_as_placed(path, size, identity):
             path.unlink()
             deleted += 1
-    for folder in _folders_deepest_first(item, [path for path, _ in files]):
+    for folder in _folders_deepest_first(item, [path for path, _, _ in files]):
         with contextlib.suppress(FileNotFoundError, OSError):  # not empty: someone's files
             folder.rmdir()
     done = f"deleted {deleted} file(s) placed in {item}"
@@ -101,13 +120,17 @@ def _delete_placed(item: Path, files: list[tuple[Path, int]]) -> str:
     return done
 
 
-def _is_as_placed(path: Path, size: int) -> bool:
-    """Say whether a regular file (no symlink) of the size placed is at ``path``."""
+def _is_as_placed(path: Path, size: int, identity: FileIdentity | None) -> bool:
+    """Say whether the file placed is still at ``path``: a regular file (no symlink) of
+    the size placed, and the very file placed where the journal knows which it was (a
+    media manager's hard link of it is; a file put in its place is not)."""
     try:
         status = path.lstat()
     except FileNotFoundError:
         return False
-    return stat.S_ISREG(status.st_mode) and status.st_size == size
+    if not stat.S_ISREG(status.st_mode) or status.st_size != size:
+        return False
+    return identity is None or identity_of(status) == identity
 
 
 def _folders_deepest_first(item: Path, files: list[Path]) -> list[Path]:
