@@ -23,6 +23,7 @@ import pytest
 
 import putio_mirror
 from putio_mirror.core.errors import JournalError
+from putio_mirror.core.naming import STAGING_DIR_NAME
 from putio_mirror.journal.migrations import HEAD
 from putio_mirror.journal.store import SCHEMA_VERSION, Journal
 from tests.journal_schemas import replay
@@ -380,6 +381,8 @@ def test_a_dry_run_reads_an_older_journal_and_leaves_it_as_it_was(
     # person goes back to would refuse it as written by a newer putio-mirror.
     mirror.journal.parent.mkdir(parents=True, exist_ok=True)
     replay(f"sqlite:///{mirror.journal}", version)
+    # the download folder its files were placed in (else: a disk not mounted, refused)
+    (mirror.downloads / STAGING_DIR_NAME).mkdir(parents=True)
     before = {path.name: path.read_bytes() for path in mirror.journal.parent.iterdir()}
     mirror.fake.add_file("film.mkv", size=100)
     result = mirror.run("sync", "--dry-run")
