@@ -78,9 +78,46 @@ def free(key: str, owner: str) -> tuple[Executable, dict[str, Any]]:
     return _FREE, {"key": key, "owner": owner}
 
 
+def free_many(conn: Connection, keys: Collection[str], owner: str) -> None:
+    """Given keys, delete their claims that ``owner`` holds."""
+    claim = claims_table.c
+    conn.execute(delete(claims_table).where(claim.owner == owner, claim.key.in_(sorted(keys))))
+
+
 def free_all(conn: Connection, owner: str) -> int:
     """Given an owner, delete every claim it holds; return how many."""
     return conn.execute(delete(claims_table).where(claims_table.c.owner == owner)).rowcount
+
+
+def take_over(
+    conn: Connection,
+    dead: Collection[str],
+    owner: str,
+    lease: timedelta,
+    wanted: Collection[str],
+) -> frozenset[str]:
+    """Given owners proven dead, the owner that succeeds them, a lease and the keys it
+    wants, make their claims on those keys ``owner``'s (each lease running ``lease`` from
+    now) and delete the others; return the keys taken over.
+
+    A dead run's claims are few (those in flight and claimed ahead) and a plan's keys many:
+    the claims are read and matched here, so only those taken over are named to the
+    database. They are read locked, in key order, as ``take_many`` locks keys: another
+    host claiming some of them meanwhile waits, never in a circle."""
+    if not dead:
+        return frozenset()
+    claim = claims_table.c
+    theirs = claim.owner.in_(sorted(dead))
+    locked = select(claim.key).where(theirs).order_by(claim.key).with_for_update()
+    keys = list(conn.execute(locked).scalars())
+    kept = [key for key in keys if key in wanted]
+    # freed first: ``owner`` may be among the dead (this process's previous run's claims)
+    conn.execute(delete(claims_table).where(theirs, claim.key.not_in(kept)))
+    if kept:
+        expires_at = database_now(conn) + lease
+        values = {"owner": owner, "expires_at": expires_at}
+        conn.execute(update(claims_table).where(theirs, claim.key.in_(kept)).values(values))
+    return frozenset(kept)
 
 
 def listing(conn: Connection) -> dict[str, tuple[str, datetime]]:
