@@ -276,6 +276,23 @@ def test_a_take_over_of_the_heirs_own_earlier_claims_keeps_those_wanted(journal:
     assert journal.take_over([], "heir", LEASE, {"download:8"}) == frozenset()
 
 
+def test_a_hosts_word_on_its_download_folder_replaces_its_earlier_and_runs_out(
+    journal: Journal, module_url: str
+) -> None:
+    assert journal.place_into("aa", "host-1", "nas", LEASE) == [("aa", "host-1", "nas")]
+    journal.place_into("bb", "host-2", "pi", LEASE)
+    said = journal.place_into("cc", "host-1", "nas", LEASE)  # its folder changed
+    assert sorted(said) == [("bb", "host-2", "pi"), ("cc", "host-1", "nas")]
+    run_sql(module_url, EXPIRE, key="folder:bb:host-2")  # host-2 placed nothing for long
+    assert journal.place_into("cc", "host-1", "nas", LEASE) == [("cc", "host-1", "nas")]
+    # held by the host's name, never by a run's owner: no take-over of a run's frees them
+    journal.take_over(["nas:101:aaaa"], "nas:102:bbbb", LEASE, set())
+    assert sorted(journal.place_into("dd", "host-3", "pc", LEASE)) == [
+        ("cc", "host-1", "nas"),
+        ("dd", "host-3", "pc"),
+    ]
+
+
 def test_empty_leases_are_refused(journal: Journal) -> None:
     with pytest.raises(ValueError, match="positive"):
         journal.claim("download:7", "host-a", timedelta(0))

@@ -32,6 +32,7 @@ from putio_mirror.app.opening import (
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
 from putio_mirror.app.run_end import journal_end, journal_kept_end, pass_lock
+from putio_mirror.app.sharing import other_folders
 from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import (
@@ -166,6 +167,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             + no_blackhole
             + needs_attention(plan, snapshot.transfers)
             + failing_files(snapshot)
+            + _other_folders(journal, settings, request)
         )
         if violations and not request.force:
             if request.dry_run:
@@ -262,6 +264,17 @@ def _observed_plan(
         runtime.on_snapshot(snapshot, request.needs_files)
     plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
     return snapshot, plan.only(request.kinds, request.limit_downloads)
+
+
+def _other_folders(
+    journal: Journal | None, settings: Settings, request: Request
+) -> tuple[Attention, ...]:
+    """Given a run's journal (None: a dry run, which writes none), say in it which download
+    folder this host places into, if the run works on files; return what needs a person if
+    another host sharing the journal places into another (``app/sharing``)."""
+    if journal is None or not request.needs_files or request.beside_sync:
+        return ()
+    return other_folders(journal, settings.download_dir)
 
 
 def _run_name(request: Request) -> str:

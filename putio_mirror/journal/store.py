@@ -440,6 +440,17 @@ class Journal(StartingFace):
         with self._db.write() as conn:
             journal_claims.free_many(conn, keys, owner)
 
+    def place_into(
+        self, mark: str, host: str, name: str, lease: timedelta
+    ) -> list[tuple[str, str, str]]:
+        """Given the mark of the download folder this host places into, the host's id and
+        name, and how long that holds, say so in the journal (until the lease runs out, or
+        the host says another); return every live (mark, host id, host name) said, in one
+        transaction."""
+        with self._db.write() as conn:
+            journal_claims.place_into(conn, mark, host, name, _positive(lease))
+            return journal_claims.folders_placed_into(conn)
+
     def claims(self) -> dict[str, tuple[str, datetime]]:
         """Return every claim as key -> (owner, expires_at), expired ones included."""
         with self._db.read() as conn:
