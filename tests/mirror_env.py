@@ -19,6 +19,7 @@ import yaml
 
 from putio_mirror.cli.main import main
 from putio_mirror.fakeputio import FakePutio
+from putio_mirror.local.marks import MARK_NAME
 
 
 @dataclass
@@ -133,10 +134,14 @@ class Mirror:
         return path
 
     def local_files(self) -> dict[str, bytes]:
+        """The files placed in the download folder (not staging, nor the folder's mark,
+        which a run on a PostgreSQL journal leaves there: ``local/marks``)."""
         return {
             str(path.relative_to(self.downloads)): path.read_bytes()
             for path in sorted(self.downloads.rglob("*"))
-            if path.is_file() and ".putio-mirror-staging" not in path.parts
+            if path.is_file()
+            and ".putio-mirror-staging" not in path.parts
+            and path.name != MARK_NAME
         }
 
 

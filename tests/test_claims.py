@@ -249,6 +249,50 @@ def test_release_all_frees_every_claim_of_one_owner_and_counts_them(journal: Jou
     assert {key: owner for key, (owner, _) in journal.claims().items()} == {"download:9": "host-b"}
 
 
+def test_a_take_over_keeps_the_dead_claims_its_plan_wants_and_frees_the_others(
+    journal: Journal, module_url: str
+) -> None:
+    for key in ("download:7", "download:8", "upload:x"):
+        journal.claim(key, "dead-a", LEASE)
+    journal.claim("download:9", "dead-b", LEASE)  # a dead run killed while taking over
+    run_sql(module_url, EXPIRE, key="download:9")  # (and since run out: still its, nobody took it)
+    journal.claim("download:10", "live", LEASE)
+    wanted = {"download:7", "download:9", "download:10", "place:3"}
+    taken = journal.take_over(["dead-a", "dead-b"], "heir", LEASE, wanted)
+    assert taken == {"download:7", "download:9"}
+    claims = journal.claims()
+    owners = {key: owner for key, (owner, _) in claims.items()}
+    assert owners == {"download:7": "heir", "download:9": "heir", "download:10": "live"}
+    assert claims["download:9"][1] > journal.database_now()  # leased anew
+    assert not journal.claim("download:9", "live", LEASE)
+
+
+def test_a_take_over_of_the_heirs_own_earlier_claims_keeps_those_wanted(journal: Journal) -> None:
+    # ``watch`` runs again in one process, under one owner: its last run's claims are its own
+    for key in ("download:7", "download:8"):
+        journal.claim(key, "heir", LEASE)
+    assert journal.take_over(["heir"], "heir", LEASE, {"download:8"}) == {"download:8"}
+    assert {key: owner for key, (owner, _) in journal.claims().items()} == {"download:8": "heir"}
+    assert journal.take_over([], "heir", LEASE, {"download:8"}) == frozenset()
+
+
+def test_a_hosts_word_on_its_download_folder_replaces_its_earlier_and_runs_out(
+    journal: Journal, module_url: str
+) -> None:
+    assert journal.place_into("aa", "host-1", "nas", LEASE) == [("aa", "host-1", "nas")]
+    journal.place_into("bb", "host-2", "pi", LEASE)
+    said = journal.place_into("cc", "host-1", "nas", LEASE)  # its folder changed
+    assert sorted(said) == [("bb", "host-2", "pi"), ("cc", "host-1", "nas")]
+    run_sql(module_url, EXPIRE, key="folder:bb:host-2")  # host-2 placed nothing for long
+    assert journal.place_into("cc", "host-1", "nas", LEASE) == [("cc", "host-1", "nas")]
+    # held by the host's name, never by a run's owner: no take-over of a run's frees them
+    journal.take_over(["nas:101:aaaa"], "nas:102:bbbb", LEASE, set())
+    assert sorted(journal.place_into("dd", "host-3", "pc", LEASE)) == [
+        ("cc", "host-1", "nas"),
+        ("dd", "host-3", "pc"),
+    ]
+
+
 def test_empty_leases_are_refused(journal: Journal) -> None:
     with pytest.raises(ValueError, match="positive"):
         journal.claim("download:7", "host-a", timedelta(0))

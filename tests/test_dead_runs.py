@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from putio_mirror.app.owners import take_over_from_dead_runs
+from putio_mirror.app.run import Request, Runtime, run_once
+from putio_mirror.config.settings import load_settings
+from putio_mirror.core.errors import ExitCode
 from putio_mirror.journal.store import DIED, Journal
 from tests.mirror_env import Mirror
 from tests.power_cut_fs import lock_on_a_power_cut_disk
@@ -25,11 +28,13 @@ from tests.test_claims import BACKENDS, new_journal_url
 from tests.test_journal import sqlite_url
 
 
-def kill_mid_download(mirror: Mirror) -> None:
-    """Start ``files download`` in its own process and kill -9 it halfway through a file."""
+def kill_mid_download(mirror: Mirror) -> int:
+    """Start ``files download`` in its own process and kill -9 it halfway through a file;
+    return the file's id."""
     file_id = mirror.fake.add_file("movie.mkv", size=4_000_000)
     mirror.fake.node_fault(file_id, stall_after=1_500_000, times=1)
     mirror.kill_mid_file(file_id, at_least=1_000_000)
+    return file_id
 
 
 def test_status_right_after_a_kill_9_says_the_run_died_not_that_it_runs(mirror: Mirror) -> None:
@@ -116,3 +121,51 @@ def test_after_a_power_cut_the_next_run_frees_the_dead_runs_claims_at_once(
     with powered():
         assert mirror.run("files", "download").code == 0
         assert "movie.mkv" in mirror.local_files(), mirror.run("history", "--run", "2").out
+
+
+def test_a_run_killed_while_taking_over_leaves_every_claim_to_the_next_one(
+    journal_url: str, tmp_path: Path
+) -> None:
+    """The owner record names the run killed mid-take-over as well as the one it took
+    over from: whichever holds the claims now, the next run takes them over."""
+    lock = tmp_path / "journal.lock"
+    lease = timedelta(minutes=10)
+    with Journal.open(journal_url) as journal:
+        journal.claim("download:7", "here:2:bb", lease)  # not taken over yet
+        journal.claim("download:8", "here:3:cc", lease)  # taken over by the killed run
+        journal.claim("download:9", "there:4:ee", lease)  # another host's, alive
+        lock.with_name(lock.name + ".owner").write_text("here:2:bb\nhere:3:cc\n")
+        wanted = {"download:7", "download:8", "download:9"}
+
+        taken = take_over_from_dead_runs(
+            journal, datetime.now(UTC), lock, "here:5:ff", wanted=wanted, lease=lease
+        )
+
+        owners = {key: owner for key, (owner, _) in journal.claims().items()}
+    assert taken == {"download:7", "download:8"}
+    assert owners == {
+        "download:7": "here:5:ff",
+        "download:8": "here:5:ff",
+        "download:9": "there:4:ee",
+    }
+    assert lock.with_name(lock.name + ".owner").read_text() == "here:5:ff\n"
+
+
+def test_claims_a_restarted_run_took_over_and_never_came_to_are_freed_at_its_end(
+    mirror: Mirror,
+) -> None:
+    """Killed mid-file; the next run plans the file but may not start it (its window is
+    closed): the claim it took over for it is freed as it ends, not left to its lease."""
+    file_id = kill_mid_download(mirror)
+    with Journal.open(sqlite_url(mirror.journal)) as journal:
+        assert list(journal.claims()) == [f"download:{file_id}"]
+    mirror.write_config(schedule={"windows": ["00:05-05:55"]})
+    settings = load_settings(mirror.config, {})
+    day = datetime(2026, 11, 27, 12, 0).astimezone()
+    outcome = run_once(Runtime(settings, clock=lambda: day), Request("files download"))
+    assert outcome.exit_code == ExitCode.WINDOW_CLOSED
+    assert outcome.report is not None and outcome.report.deferred == 1
+    with Journal.open(sqlite_url(mirror.journal)) as journal:
+        assert journal.claims() == {}
+        (killed, *_) = sorted(journal.recent_runs(), key=lambda run: run.id)
+        assert [action.status for action in journal.actions_of(killed.id)] == ["interrupted"]

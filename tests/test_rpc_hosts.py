@@ -22,6 +22,7 @@ from putio_mirror.core.errors import MirrorError
 from putio_mirror.core.state import Desire
 from putio_mirror.fakeputio import FakePutio
 from putio_mirror.journal.store import Journal
+from putio_mirror.local.marks import MARK_NAME
 from tests.conftest import TorrentFactory
 from tests.postgres_server import free_port
 from tests.rpc_env import PASSWORD, USER, Client, answers, wait_for
@@ -93,7 +94,7 @@ def _placed(hosts: list[Host]) -> list[Path]:
         path
         for host in hosts
         for path in host.downloads.rglob("*")
-        if path.is_file() and ".putio-mirror-staging" not in path.parts
+        if path.is_file() and ".putio-mirror-staging" not in path.parts and path.name != MARK_NAME
     ]
 
 

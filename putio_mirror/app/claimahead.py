@@ -13,8 +13,10 @@ claimed ones are handed out, so the other workers never wait for it.
 A file claimed ahead but never handed out (the window closed, a stop, a fatal error) is
 withdrawn when the queue closes: its action row deleted and its claim released, in one
 transaction, so the journal reads as if it had never been claimed. A ``kill -9`` or a power
-cut before that leaves its claim to run out (it is a lease) and its row ``started``, which
-the next run marks interrupted (``Journal.abandon_stale_actions``): nothing is stranded.
+cut before that leaves its claim and its row ``started``: this host's next run takes the
+claim over if its plan has the file, else frees it (``owners.take_over_from_dead_runs``), and
+marks the row interrupted (``Journal.abandon_stale_actions``); a host that never comes back
+leaves it to run out (it is a lease). Nothing is stranded.
 """
 
 from __future__ import annotations

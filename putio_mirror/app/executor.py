@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from putio_mirror.app.claimahead import ClaimAhead
 from putio_mirror.app.downloading import (
@@ -44,6 +44,7 @@ from putio_mirror.core.attention import IN_THE_WAY, NEEDS_YOU, NO_ROOM
 from putio_mirror.core.errors import (
     FatalError,
     ItemError,
+    JournalError,
     NoSpaceError,
     NotDurableError,
     ReadOnlyDiskError,
@@ -147,9 +148,26 @@ class Executor:
         """The report of the current or last run (complete even after an exception)."""
         return self._report
 
+    @property
+    def lease(self) -> timedelta:
+        """How long the run's claims hold without renewal."""
+        return self._claims.lease
+
+    def inherit(self, keys: Collection[str], asked: float) -> None:
+        """Given claims taken over from this host's dead run for actions of the plan to
+        come (``owners.take_over_from_dead_runs``), and when that was sent (``boot_clock``),
+        keep them alive until their actions claim them; those never claimed are freed by
+        ``close``."""
+        self._claims.inherit(keys, asked)
+
     def close(self) -> None:
-        self._claims.close()
-        self._downloads.close()
+        try:
+            self._claims.release_inherited()
+        except JournalError as error:
+            log.warning("could not free claims this run took over: %s", error.message)
+        finally:
+            self._claims.close()
+            self._downloads.close()
 
     def run(self, plan: Plan, run_id: int) -> RunReport:
         """Given a plan and the journal's run id, perform it and return what happened."""

@@ -7,7 +7,8 @@ import logging
 import os
 import secrets
 import socket
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,53 +32,76 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
 
 
-def take_over_from_dead_runs(journal: Journal, now: datetime, lock: Path, owner: str) -> None:
-    """Given a journal whose run lock we hold and the time, free the claims of the lock's
-    previous run and mark the actions of dead runs interrupted.
+def take_over_from_dead_runs(
+    journal: Journal,
+    now: datetime,
+    lock: Path,
+    owner: str,
+    *,
+    wanted: Collection[str] = frozenset(),
+    lease: timedelta = timedelta(minutes=10),
+) -> frozenset[str]:
+    """Given a journal whose run lock we hold, the time, who we are and the keys our plan
+    needs (with the lease to hold them for), take over the claims of the lock's previous
+    run on those keys and free its others; mark the actions of dead runs interrupted.
+    Return the keys taken over, for the executor to keep alive (``Executor.inherit``).
+
+    Which claims are ours to take must be proven, not guessed from a hostname (two hosts
+    may share one, and a lock path): each run writes its owner id beside the run lock, and
+    the run that wrote it is over, since we hold the lock now. Its claims go at once, so a
+    run restarted after a crash need not wait out their leases; but not to another host:
+    what the dead run did and had not journaled yet (a file placed, its end journaled with
+    the next few files') is found by our plan, which takes it up (a file in place adopted,
+    one verified in staging placed) under the claim the dead run held. Every other host's
+    dead claims run out on their lease (the database's clock); then their actions are
+    marked too (see ``Journal.abandon_stale_actions``), and a live host's never are.
 
     The previous lock holder's runs still unfinished in the journal died: they are ended at
     their last sign of life, so ``history`` and ``status`` stop calling them running.
 
-    Which claims are ours to free must be proven, not guessed from a hostname (two hosts
-    may share one, and a lock path): each run writes its owner id beside the run lock, and
-    the run that wrote it is over, since we hold the lock now. Its claims go at once, so a
-    run restarted after a crash need not wait out their leases. Every other host's dead
-    claims run out on their lease (the database's clock); then their actions are marked
-    too (see ``Journal.abandon_stale_actions``), and a live host's never are.
+    A kill at any point leaves the record naming every owner whose claims may be left
+    (the previous ones until the take-over is over, then ours), so the next run takes
+    them over in turn.
     """
     record = lock.with_name(lock.name + ".owner")
-    previous = _read_owner(record)
-    if previous:
-        freed = journal.release_all(previous)
-        if freed:
-            log.info("freed %d claims of the previous run, which ended without them", freed)
-        if journal.end_dead_runs(previous):
+    # (ours too when this process ran before: ``watch``, ``serve``)
+    named = list(dict.fromkeys(_read_owners(record)))
+    if named and named != [owner]:
+        _write_owners(record, list(dict.fromkeys([*named, owner])))
+    taken = journal.take_over(named, owner, lease, wanted)
+    for dead in named:
+        if journal.end_dead_runs(dead):
             log.warning(
                 "the previous run ended without finishing (killed, crashed or the "
                 "power went); this run takes over what it left"
             )
+    if taken:
+        log.info("took over %d claims of the previous run for this run's plan", len(taken))
     stale = journal.abandon_stale_actions(now)
     if stale:
         log.info("marked %d actions of runs that stopped early as interrupted", stale)
-    _write_owner(record, owner)
+    _write_owners(record, [owner])
+    return taken
 
 
-def _read_owner(record: Path) -> str:
-    """Given the owner record beside the lock, return the owner it names, or "" if none."""
+def _read_owners(record: Path) -> list[str]:
+    """Given the owner record beside the lock, return the owners it names (the previous
+    run's; more if a run was killed while taking over from its own previous one)."""
     try:
-        return record.read_text(encoding="utf-8").strip()
+        return record.read_text(encoding="utf-8").split()
     except FileNotFoundError:
-        return ""
+        return []
     except OSError as error:
         log.warning("cannot read %s (%s): the previous run's claims run out", record, error)
-        return ""
+        return []
 
 
-def _write_owner(record: Path, owner: str) -> None:
-    """Write the owner beside the lock atomically (a torn name would free no claim) and
-    durably: after a power cut the next run must still free this one's claims at once."""
+def _write_owners(record: Path, owners: list[str]) -> None:
+    """Write the owners beside the lock atomically (a torn name would free no claim) and
+    durably: after a power cut the next run must still take over this one's claims at
+    once."""
     try:
-        write_durably(record, owner + "\n")
+        write_durably(record, "".join(each + "\n" for each in owners))
     except OSError as error:
         log.warning(
             "cannot write %s (%s): a crash would leave claims to their lease", record, error

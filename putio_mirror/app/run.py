@@ -32,6 +32,7 @@ from putio_mirror.app.opening import (
 from putio_mirror.app.owners import process_owner, take_over_from_dead_runs
 from putio_mirror.app.report import RunReport
 from putio_mirror.app.run_end import journal_end, journal_kept_end, pass_lock
+from putio_mirror.app.sharing import other_folders
 from putio_mirror.config.remote_folders import with_folders_found
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.attention import (
@@ -63,7 +64,7 @@ from putio_mirror.notify.values import Outlets, TokenRefused
 from putio_mirror.putio.client import PutioClient
 
 if TYPE_CHECKING:  # imported where used: a dry run needs no executor (nor SQLAlchemy, if new)
-    from putio_mirror.app.executor import Progress
+    from putio_mirror.app.executor import Executor, Progress
     from putio_mirror.journal.store import Journal
     from putio_mirror.net.cutting import Cutter
 
@@ -166,6 +167,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             + no_blackhole
             + needs_attention(plan, snapshot.transfers)
             + failing_files(snapshot)
+            + _other_folders(journal, settings, request)
         )
         if violations and not request.force:
             if request.dry_run:
@@ -262,6 +264,17 @@ def _observed_plan(
         runtime.on_snapshot(snapshot, request.needs_files)
     plan = reconcile(snapshot, settings.policy, runtime.clock().astimezone(UTC))
     return snapshot, plan.only(request.kinds, request.limit_downloads)
+
+
+def _other_folders(
+    journal: Journal | None, settings: Settings, request: Request
+) -> tuple[Attention, ...]:
+    """Given a run's journal (None: a dry run, which writes none), say in it which download
+    folder this host places into, if the run works on files; return what needs a person if
+    another host sharing the journal places into another (``app/sharing``)."""
+    if journal is None or not request.needs_files or request.beside_sync:
+        return ()
+    return other_folders(journal, settings.download_dir)
 
 
 def _run_name(request: Request) -> str:
@@ -396,9 +409,34 @@ def _executed(
         tell=notifier.tell,
         cutter=cutter,
     )
+    try:
+        return _journaled(runtime, request, plan, journal, notice, executor)
+    finally:
+        executor.close()  # frees too what the run took over and never came to
+
+
+def _journaled(
+    runtime: Runtime,
+    request: Request,
+    plan: Plan,
+    journal: Journal,
+    notice: tuple[Attention, ...],
+    executor: Executor,
+) -> RunReport:
+    """Given a run's plan and executor, take over what a dead run of ours left, journal
+    the run's start, carry out the plan and journal the run's end; return its report."""
+    from putio_mirror.journal.keeper import boot_clock
+
     now = runtime.clock().astimezone(UTC)
     journal_kept_end(journal, request.lock_path(journal))
-    take_over_from_dead_runs(journal, now, request.lock_path(journal), request.owner)
+    # what a dead run of ours left under its claims, this plan takes up (a file it placed
+    # but never journaled is adopted here, not fetched again by another host)
+    asked, wanted = boot_clock(), {action.key for action in plan}
+    lock = request.lock_path(journal)
+    taken = take_over_from_dead_runs(
+        journal, now, lock, request.owner, wanted=wanted, lease=executor.lease
+    )
+    executor.inherit(taken, asked)
     run_id = journal.start_run(_run_name(request), now, owner=request.owner)
     if notice:  # what only a person can solve, for ``status`` to say until a run finds it gone
         journal.note_actions(run_id, NEEDS_YOU, [(item.message, item.hint) for item in notice], now)
@@ -413,11 +451,9 @@ def _executed(
         raise
     finally:
         ended = runtime.clock().astimezone(UTC)
-        try:
-            where = (request.lock_path(journal), request.owner)
-            journal_end(journal, where, run_id, ended, int(code), executor.report, stopped)
-        finally:
-            executor.close()
+        journal_end(
+            journal, (lock, request.owner), run_id, ended, int(code), executor.report, stopped
+        )
 
 
 def _witnesses(snapshot: Snapshot, plan: Plan) -> Iterator[int]:

@@ -52,6 +52,7 @@ def checkup(settings: Settings) -> Iterator[Finding]:
     yield _journal_finding(settings)
     if (gone := _unmounted_finding(settings)) is not None:
         yield gone
+    yield from _folders_finding(settings)
     yield from _putio_findings(settings)
     now = datetime.now(UTC).astimezone()
     yield ok("windows", describe_windows(settings.schedule, now))
@@ -214,6 +215,38 @@ def _unmounted_finding(settings: Settings) -> Finding | None:
         f"{hint}; if you emptied it on purpose, make its staging folder again "
         f"(mkdir -p {settings.staging_dir})",
     )
+
+
+def _folders_finding(settings: Settings) -> Iterator[Finding]:
+    """Given settings of a journal hosts may share (PostgreSQL), say whether every other
+    host that said which download folder it places into (``app/sharing``) says this one."""
+    from putio_mirror.app.sharing import elsewhere, host_id
+    from putio_mirror.core.attention import other_download_folders
+    from putio_mirror.journal.reader import JournalReader
+    from putio_mirror.local.marks import folder_mark
+
+    try:
+        reader = JournalReader.open(settings.journal_url)
+        if reader is None:
+            return
+        with reader:
+            if not reader.on_server:
+                return
+            said, here = reader.folders_placed_into(), host_id(reader.lock_path)
+    except MirrorError:
+        return  # the journal's finding tells why (none made yet, unreachable, too new)
+    hosts = sorted({name for _, host, name in said if host != here})
+    if not hosts:
+        return
+    mark = folder_mark(settings.download_dir, make=False)
+    if mark is None:
+        text = f"not known yet whether {', '.join(hosts)} place into this folder"
+        yield ok("shared journal", f"{text} (the first run tells)")
+    elif others := elsewhere(said, mark, here):
+        said_of = other_download_folders(others, str(settings.download_dir))
+        yield problem("shared journal", said_of.message, said_of.hint)
+    else:
+        yield ok("shared journal", f"{', '.join(hosts)} place into this download folder too")
 
 
 def _putio_findings(settings: Settings) -> Iterator[Finding]:

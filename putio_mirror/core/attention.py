@@ -161,3 +161,26 @@ def shared_journal_hint(local: str) -> str:
         "default) and move the file there (with its -wal file, if any) while no run is "
         "on; copy it to the share as a backup if you like"
     )
+
+
+#: what hosts sharing a journal but placing into folders of their own are told to do
+ONE_FOLDER_HINT = (
+    "point paths.downloads of every host sharing this journal at one folder (the same "
+    "network share, mounted on each), or give each host a journal of its own (README: "
+    "Several hosts, one journal); a host is named here until it places into this folder, "
+    "or for two days after its last run"
+)
+
+
+def other_download_folders(hosts: Iterable[str], folder: str) -> Attention:
+    """Given the hosts that share this host's journal but place files into another
+    download folder than this host's ``folder``, return what to say."""
+    named = sorted(hosts)
+    them = f"host {named[0]}" if len(named) == 1 else "hosts " + ", ".join(named)
+    return Attention(
+        f"{them} share{'s' if len(named) == 1 else ''} this journal but place"
+        f"{'s' if len(named) == 1 else ''} files into another download folder than "
+        f"{folder}: each folder holds only part of the mirror (an item may be split "
+        "between them), and each host's RPC door tells Sonarr an item is in its own folder",
+        ONE_FOLDER_HINT,
+    )

@@ -246,7 +246,10 @@ class AdoptLocal:
 
     @property
     def key(self) -> str:
-        return f"adopt:{self.file_id}"
+        # The file's key, as its download's: hosts sharing a journal claim a file by it,
+        # whether one fetches it and another finds it in place (a run killed after placing
+        # it, before journaling it), so never both.
+        return f"download:{self.file_id}"
 
     @property
     def target(self) -> str:

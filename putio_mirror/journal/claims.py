@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Executable, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Executable, bindparam, delete, insert, or_, select, update
 
 from putio_mirror.journal.schema import (
     actions_table,
@@ -78,9 +78,86 @@ def free(key: str, owner: str) -> tuple[Executable, dict[str, Any]]:
     return _FREE, {"key": key, "owner": owner}
 
 
+def free_many(conn: Connection, keys: Collection[str], owner: str) -> None:
+    """Given keys, delete their claims that ``owner`` holds."""
+    claim = claims_table.c
+    conn.execute(delete(claims_table).where(claim.owner == owner, claim.key.in_(sorted(keys))))
+
+
 def free_all(conn: Connection, owner: str) -> int:
     """Given an owner, delete every claim it holds; return how many."""
     return conn.execute(delete(claims_table).where(claims_table.c.owner == owner)).rowcount
+
+
+def take_over(
+    conn: Connection,
+    dead: Collection[str],
+    owner: str,
+    lease: timedelta,
+    wanted: Collection[str],
+) -> frozenset[str]:
+    """Given owners proven dead, the owner that succeeds them, a lease and the keys it
+    wants, make their claims on those keys ``owner``'s (each lease running ``lease`` from
+    now) and delete the others; return the keys taken over.
+
+    A dead run's claims are few (those in flight and claimed ahead) and a plan's keys many:
+    the claims are read and matched here, so only those taken over are named to the
+    database. They are read locked, in key order, as ``take_many`` locks keys: another
+    host claiming some of them meanwhile waits, never in a circle."""
+    if not dead:
+        return frozenset()
+    claim = claims_table.c
+    theirs = claim.owner.in_(sorted(dead))
+    locked = select(claim.key).where(theirs).order_by(claim.key).with_for_update()
+    keys = list(conn.execute(locked).scalars())
+    kept = [key for key in keys if key in wanted]
+    # freed first: ``owner`` may be among the dead (this process's previous run's claims)
+    conn.execute(delete(claims_table).where(theirs, claim.key.not_in(kept)))
+    if kept:
+        expires_at = database_now(conn) + lease
+        values = {"owner": owner, "expires_at": expires_at}
+        conn.execute(update(claims_table).where(theirs, claim.key.in_(kept)).values(values))
+    return frozenset(kept)
+
+
+#: the keys of the leases that say which download folder each host places files into
+#: (``folder:<the folder's mark>:<the host's id>``, held by the host's name, never by a
+#: run's owner: no take-over frees them): no action has such a key, so no action's claim
+#: is ever one of them, and they run out as claims do, by the database's clock
+FOLDER_PREFIX = "folder:"
+
+
+def place_into(conn: Connection, mark: str, host: str, name: str, lease: timedelta) -> None:
+    """Given the mark of the download folder a host places files into, the host's id and
+    name, and for how long that holds, lease it, in place of the host's earlier ones (its
+    folder changed, or only the lease)."""
+    earlier = [key for key, (_, each, _) in _folder_leases(conn, live_only=False) if each == host]
+    key, claim = f"{FOLDER_PREFIX}{mark}:{host}", claims_table.c
+    conn.execute(delete(claims_table).where(claim.key.in_([*earlier, key])))
+    now = database_now(conn)
+    values = {"key": key, "owner": name, "claimed_at": now, "expires_at": now + lease}
+    conn.execute(insert(claims_table).values(values))
+
+
+def folders_placed_into(conn: Connection) -> list[tuple[str, str, str]]:
+    """Return the (mark, host id, host name) of every live lease on a download folder
+    (``place_into``)."""
+    return [found for _, found in _folder_leases(conn, live_only=True)]
+
+
+def _folder_leases(conn: Connection, *, live_only: bool) -> list[tuple[str, tuple[str, str, str]]]:
+    """Return the folder leases' keys, each with its (mark, host id, host name)."""
+    claim = claims_table.c
+    query = select(claim.key, claim.owner).where(
+        claim.key.startswith(FOLDER_PREFIX, autoescape=True)
+    )
+    if live_only:
+        query = query.where(claim.expires_at > database_now(conn))
+    found = []
+    for key, name in conn.execute(query):
+        mark, _, host = key.removeprefix(FOLDER_PREFIX).partition(":")
+        found.append((key, (mark, host, name)))
+    return found
 
 
 def listing(conn: Connection) -> dict[str, tuple[str, datetime]]:

@@ -122,6 +122,11 @@ class Database:
         return self._url.render_as_string(hide_password=True)
 
     @property
+    def on_server(self) -> bool:
+        """Whether a database server holds the journal (not a SQLite file)."""
+        return self._server
+
+    @property
     def lock_path(self) -> Path:
         """Where the run lock lives: beside a SQLite file, else a hashed name in the lock dir."""
         database = self._url.database or ""
@@ -454,6 +459,11 @@ class DatabaseFace:
         """Where the run lock of this journal lives: beside a SQLite file, else a hashed
         name in the lock folder (nothing is made: a reader only looks beside it)."""
         return self._db.lock_path
+
+    @property
+    def on_server(self) -> bool:
+        """Whether a database server holds the journal (PostgreSQL): hosts may share it."""
+        return self._db.on_server
 
 
 def _why_not_written(database: Path | None, said: str) -> str | None:

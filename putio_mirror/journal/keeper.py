@@ -51,6 +51,8 @@ class ClaimKeeper:
         self._lease = lease
         self._held: set[str] = set()
         self._lost: set[str] = set()
+        #: claims taken over from a dead run of this host, for actions not claimed yet
+        self._inherited: set[str] = set()
         #: each held key's last renewal (or claim): when it was sent, on ``boot_clock``
         self._renewed: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -76,14 +78,38 @@ class ClaimKeeper:
     def keep(self, keys: Iterable[str], asked: float) -> None:
         """Given keys this owner just claimed (``Journal.start_claimed``) and when the claim
         was sent (``boot_clock``), keep them alive."""
+        self._hold(keys, asked, inherited=False)
+
+    def inherit(self, keys: Iterable[str], asked: float) -> None:
+        """Given claims taken over from a dead run (``Journal.take_over``) for actions
+        still to come, and when that was sent (``boot_clock``), keep them alive until
+        their actions claim them, or until ``release_inherited``."""
+        self._hold(keys, asked, inherited=True)
+
+    def _hold(self, keys: Iterable[str], asked: float, *, inherited: bool) -> None:
         with self._lock:
             for key in keys:
                 self._held.add(key)
+                if inherited:
+                    self._inherited.add(key)
+                else:  # an action's own now: freed when it ends
+                    self._inherited.discard(key)
                 self._lost.discard(key)
                 self._renewed[key] = asked
             if self._thread is None:  # started on the first claim: most runs claim nothing
                 self._thread = threading.Thread(target=self._keep, name="claim-keeper", daemon=True)
                 self._thread.start()
+
+    def release_inherited(self) -> None:
+        """Free, in one transaction, the claims taken over that no action claimed since
+        (the run ended before it came to them); an action's own claim is its own to free."""
+        with self._lock:
+            unused, self._inherited = self._inherited, set()
+            self._held -= unused
+            self._lost -= unused
+            for key in unused:
+                self._renewed.pop(key, None)
+        self._journal.release_many(unused, self._owner)
 
     def holds(self, key: str) -> bool:
         """Given a key, say whether this owner still holds it: False once it was taken, or
@@ -102,6 +128,7 @@ class ClaimKeeper:
     def forget(self, key: str) -> None:
         """Given a key, stop keeping it alive (its lease then runs out on its own)."""
         with self._lock:
+            self._inherited.discard(key)
             self._held.discard(key)
             self._lost.discard(key)
             self._renewed.pop(key, None)

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from sqlalchemy import func, inspect, select
 
 from putio_mirror.core.state import DownloadRecord
+from putio_mirror.journal import claims as journal_claims
 from putio_mirror.journal import files as journal_files
 from putio_mirror.journal import runs as journal_runs
 from putio_mirror.journal.engine import (
@@ -87,6 +88,12 @@ class JournalReader(DatabaseFace):
                 revisions = [int(row[0]) for row in stored if str(row[0]).isdigit()]
                 found = max([*revisions, *([] if found is None else [found])], default=found)
             return found
+
+    def folders_placed_into(self) -> list[tuple[str, str, str]]:
+        """Return the (mark, host id, host name) of every download folder a host sharing
+        the journal said it places into, as long as that holds (``Journal.place_into``)."""
+        with self._db.read() as conn:
+            return journal_claims.folders_placed_into(conn)
 
     def recent_runs(self, limit: int) -> tuple[RunRecord, ...]:
         """Return the newest ``limit`` runs, newest first."""

@@ -440,6 +440,34 @@ class Journal(StartingFace):
         with self._db.write() as conn:
             return journal_claims.free_all(conn, owner)
 
+    def take_over(
+        self, dead: Collection[str], owner: str, lease: timedelta, wanted: Collection[str]
+    ) -> frozenset[str]:
+        """Given the claim owners of runs proven over, who succeeds them, a lease and the
+        keys the successor's plan needs, make the dead owners' claims on those keys
+        ``owner``'s (leased ``lease`` from now) and free the others, in one transaction;
+        return the keys taken over. Raise ValueError if ``lease`` is not positive."""
+        with self._db.write() as conn:
+            return journal_claims.take_over(conn, dead, owner, _positive(lease), wanted)
+
+    def release_many(self, keys: Collection[str], owner: str) -> None:
+        """Given keys, free those ``owner`` holds, in one transaction."""
+        if not keys:
+            return
+        with self._db.write() as conn:
+            journal_claims.free_many(conn, keys, owner)
+
+    def place_into(
+        self, mark: str, host: str, name: str, lease: timedelta
+    ) -> list[tuple[str, str, str]]:
+        """Given the mark of the download folder this host places into, the host's id and
+        name, and how long that holds, say so in the journal (until the lease runs out, or
+        the host says another); return every live (mark, host id, host name) said, in one
+        transaction."""
+        with self._db.write() as conn:
+            journal_claims.place_into(conn, mark, host, name, _positive(lease))
+            return journal_claims.folders_placed_into(conn)
+
     def claims(self) -> dict[str, tuple[str, datetime]]:
         """Return every claim as key -> (owner, expires_at), expired ones included."""
         with self._db.read() as conn:
