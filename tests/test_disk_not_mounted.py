@@ -11,15 +11,31 @@ import pytest
 from putio_mirror.core.errors import ExitCode
 from tests.faulty_fs import faulty_mount
 from tests.mirror_env import Mirror
+from tests.test_hosts import shared_journal
+
+__all__ = ["shared_journal"]  # a fixture, used here
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_url(request: pytest.FixtureRequest, mirror: Mirror) -> str:
+    """The mirror's SQLite journal, or a PostgreSQL one (where the run also marks the
+    download folder for hosts sharing the journal: never a folder not mounted)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{mirror.journal}"
+    url: str = request.getfixturevalue("shared_journal")
+    return url
 
 
 @pytest.mark.parametrize("inside", [False, True], ids=["at-the-mount-point", "in-a-folder-of-it"])
 def test_a_download_folder_whose_disk_is_not_mounted_is_neither_written_nor_emptied_on_put_io(
-    mirror: Mirror, inside: bool
+    mirror: Mirror, inside: bool, journal_url: str
 ) -> None:
     disk, mount_point = mirror.root / "usb-disk", mirror.root / "media"
     downloads = mount_point / "putio" if inside else mount_point
-    mirror.write_config(paths={"downloads": str(downloads)}, download={"delete_remote_after": True})
+    mirror.write_config(
+        paths={"downloads": str(downloads), "journal": journal_url},
+        download={"delete_remote_after": True},
+    )
     mirror.fake.add_file("First.mkv", size=300_000)
     with faulty_mount(disk, mount_point, mirror.root / "control"):
         assert mirror.run("sync").code == 0

@@ -167,7 +167,7 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             + no_blackhole
             + needs_attention(plan, snapshot.transfers)
             + failing_files(snapshot)
-            + _other_folders(journal, settings, request)
+            + _other_folders(journal, settings, request, snapshot)
         )
         if violations and not request.force:
             if request.dry_run:
@@ -267,13 +267,15 @@ def _observed_plan(
 
 
 def _other_folders(
-    journal: Journal | None, settings: Settings, request: Request
+    journal: Journal | None, settings: Settings, request: Request, snapshot: Snapshot
 ) -> tuple[Attention, ...]:
     """Given a run's journal (None: a dry run, which writes none), say in it which download
     folder this host places into, if the run works on files; return what needs a person if
     another host sharing the journal places into another (``app/sharing``)."""
     if journal is None or not request.needs_files or request.beside_sync:
         return ()
+    if snapshot.local.not_mounted is not None:
+        return ()  # its mark would be made on the disk below, keeping the folder not empty
     return other_folders(journal, settings.download_dir)
 
 
