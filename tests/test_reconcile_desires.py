@@ -133,6 +133,19 @@ def test_the_same_torrent_in_the_blackhole_waits_for_the_desire_and_is_archived(
     assert archive.requires == (submit.key,)
 
 
+def test_a_desire_s_replacement_cut_short_before_its_cancel_is_done_in_one_plan() -> None:
+    """The journal forgot the magnet's transfer, put.io still has it: the plan records it
+    and replaces it at once (as the blackhole's does), not one record now and the
+    replacement a run later."""
+    transfer = magnet_transfer(7, HASH_A, "IN_QUEUE")
+    journal = facts(desire(HASH_A, 1), submissions=(Submission(HASH_A, None, "item 1", NOW),))
+    plan = reconcile(Snapshot(transfers=(transfer,), journal=journal), Policy(), NOW)
+    assert [action.key for action in plan] == [f"record:{HASH_A}", f"upload:{HASH_A}"]
+    submit = plan.actions[1]
+    assert isinstance(submit, SubmitDesired)
+    assert submit.replaces == 7 and submit.requires == (f"record:{HASH_A}",)
+
+
 def test_seed_limits_set_over_rpc_replace_the_global_seeding_rule() -> None:
     seeding = [
         Transfer(1, "a", "SEEDING", hash=HASH_A, seconds_seeding=600, current_ratio=0.5),

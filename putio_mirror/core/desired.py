@@ -22,6 +22,7 @@ from putio_mirror.core.plan import (
     CancelTransfer,
     DeleteRemote,
     Download,
+    RecordTransfer,
     SubmitDesired,
     TidyStaging,
 )
@@ -33,11 +34,14 @@ SECONDS_PER_MINUTE = 60
 NOT_STARTED_STATUSES = frozenset({"IN_QUEUE", "WAITING", "PREPARING_DOWNLOAD", "ERROR"})
 
 
-def plan_desires(snapshot: Snapshot) -> list[SubmitDesired]:
-    """Given the world, return a submission for every desire not yet on put.io, and for
-    every .torrent whose magnet put.io has not started (see above), in the download order."""
+def plan_desires(snapshot: Snapshot, records: Iterable[RecordTransfer] = ()) -> list[SubmitDesired]:
+    """Given the world and the transfers this plan records as ours (``plan_records``),
+    return a submission for every desire not yet on put.io, and for every .torrent whose
+    magnet put.io has not started (see above), in the download order."""
     submitted = submitted_ids(snapshot.journal)
-    on_putio = transfers_by_hash(snapshot.transfers, submitted)
+    recorded = {record.info_hash: record for record in records}
+    ours = submitted | {key: record.transfer_id for key, record in recorded.items()}
+    on_putio = transfers_by_hash(snapshot.transfers, ours)
     actions = []
     for desire in sorted(snapshot.journal.desires.values(), key=_queue_place):
         if desire.paused or desire.error is not None:
@@ -47,18 +51,19 @@ def plan_desires(snapshot: Snapshot) -> list[SubmitDesired]:
             actions.append(
                 SubmitDesired(desire.name, desire.info_hash, desire.magnet_uri, desire.category)
             )
-        elif transfer is not None and _replaceable(desire, transfer, submitted):
-            actions.append(_replacing(desire, transfer))
+        elif transfer is not None and _replaceable(desire, transfer, ours):
+            actions.append(_replacing(desire, transfer, recorded.get(desire.info_hash)))
     return actions
 
 
-def _replaceable(desire: Desire, transfer: Transfer, submitted: Mapping[str, int]) -> bool:
+def _replaceable(desire: Desire, transfer: Transfer, ours: Mapping[str, int]) -> bool:
     """Given a desire given as a .torrent, its hash's transfer on put.io and the transfers
-    the journal knows as ours, say whether that transfer is ours, made of a magnet, and
-    has fetched nothing yet."""
+    known as ours (the journal's, and those this plan records: a run stopped
+    mid-replacement forgot that transfer), say whether that transfer is ours, made of a
+    magnet, and has fetched nothing yet."""
     return (
         not desire.magnet_uri
-        and magnet_of_ours(desire.info_hash, transfer, submitted)
+        and magnet_of_ours(desire.info_hash, transfer, ours)
         and not has_started(transfer)
     )
 
@@ -108,10 +113,17 @@ def in_place_of_magnet(transfer: Transfer) -> str:
     return f"its .torrent, in place of its magnet (put.io has not started it: {transfer.status})"
 
 
-def _replacing(desire: Desire, transfer: Transfer) -> SubmitDesired:
-    why = in_place_of_magnet(transfer)
+def _replacing(desire: Desire, transfer: Transfer, record: RecordTransfer | None) -> SubmitDesired:
+    """The submission of a desire's .torrent in its magnet's place; it waits for the
+    magnet transfer's record when this plan records it."""
+    requires = (record.key,) if record is not None else ()
     return SubmitDesired(
-        desire.name, desire.info_hash, category=desire.category, replaces=transfer.id, why=why
+        desire.name,
+        desire.info_hash,
+        category=desire.category,
+        replaces=transfer.id,
+        why=in_place_of_magnet(transfer),
+        requires=requires,
     )
 
 

@@ -73,8 +73,8 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     """
     tree = index_tree(snapshot.files, policy, snapshot.names, snapshot.journal.downloads)
     notes: list[Note] = []
-    desired = plan_desires(snapshot)
     records = plan_records(snapshot)
+    desired = plan_desires(snapshot, records)
     actions: list[Action] = [*records, *desired]
     if policy.submit_blackhole:
         pending_desires = {action.info_hash: action.key for action in desired}
