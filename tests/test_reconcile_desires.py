@@ -13,6 +13,7 @@ from putio_mirror.core.plan import (
     CleanTransfers,
     Download,
     SubmitDesired,
+    SubmitTorrent,
     TidyStaging,
 )
 from putio_mirror.core.reconcile import reconcile
@@ -131,6 +132,73 @@ def test_the_same_torrent_in_the_blackhole_waits_for_the_desire_and_is_archived(
     submit, archive = plan.actions
     assert isinstance(submit, SubmitDesired) and isinstance(archive, ArchiveDuplicate)
     assert archive.requires == (submit.key,)
+
+
+def magnet_desire(info_hash: str, number: int, **fields: object) -> Desire:
+    uri = f"magnet:?xt=urn:btih:{info_hash}"
+    return desire(info_hash, number, kind="magnet", magnet_uri=uri, **fields)
+
+
+def test_a_magnet_desire_takes_the_torrent_dropped_in_the_blackhole_and_submits_it() -> None:
+    """Two doors at once: Sonarr's magnet over RPC, a .torrent of it in the blackhole. The
+    desire takes the .torrent (submitted into its category, by the desire alone), before
+    the magnet goes to put.io or in place of its transfer put.io has not started; the
+    blackhole's other files of the torrent wait for it and are filed away."""
+    hashes = [f"{n:x}" * 40 for n in range(1, 7)]
+    transfers = (
+        magnet_transfer(2, hashes[1], "PREPARING_DOWNLOAD"),  # ours, not started
+        magnet_transfer(3, hashes[2], "DOWNLOADING", percent_done=5),  # started
+        magnet_transfer(6, hashes[5], "IN_QUEUE"),  # found again: its answer was lost
+    )
+    desires = [magnet_desire(info_hash, n, category="tv") for n, info_hash in enumerate(hashes, 1)]
+    desires[3] = replace(desires[3], paused=True)
+    desires[4] = replace(desires[4], error="put.io refused the magnet")
+    journal = facts(
+        *desires,
+        submissions=(
+            Submission(hashes[1], 2, "item 2", NOW),
+            Submission(hashes[2], 3, "item 3", NOW),
+            Submission(hashes[5], None, "item 6", NOW),
+        ),
+    )
+    dropped = [
+        BlackholeItem(f"/bh/{n}.torrent", f"{n}.torrent", "torrent", 10, info_hash)
+        for n, info_hash in enumerate(hashes, 1)
+    ]
+    dropped.append(BlackholeItem("/bh/1.magnet", "1.magnet", "magnet", 10, hashes[0]))
+    plan = reconcile(
+        Snapshot(transfers=transfers, blackhole=tuple(dropped), journal=journal), Policy(), NOW
+    )
+    desired = {action.info_hash: action for action in plan if isinstance(action, SubmitDesired)}
+    assert {h: (a.replaces, a.dropped, a.magnet_uri, a.category) for h, a in desired.items()} == {
+        hashes[0]: (None, ("/bh/1.torrent", "1.torrent"), "", "tv"),  # not on put.io yet
+        hashes[1]: (2, ("/bh/2.torrent", "2.torrent"), "", "tv"),
+        hashes[4]: (None, ("/bh/5.torrent", "5.torrent"), "", "tv"),  # answers the refusal
+        hashes[5]: (6, ("/bh/6.torrent", "6.torrent"), "", "tv"),
+    }
+    assert desired[hashes[5]].requires == (f"record:{hashes[5]}",)
+    blackhole = {action.target: action for action in plan if action.kind in ("submit", "archive")}
+    assert set(blackhole) - {a.name for a in desired.values()} == {
+        "1.magnet",  # waits for the desire's submission
+        "3.torrent",  # put.io started the magnet: a duplicate, by design
+        "4.torrent",  # the desire is paused: the blackhole submits it as ever
+    }
+    assert blackhole["1.magnet"].requires == (f"upload:{hashes[0]}",)
+    assert isinstance(blackhole["3.torrent"], ArchiveDuplicate)
+    assert isinstance(blackhole["4.torrent"], SubmitTorrent)
+
+
+def test_a_desire_s_replacement_cut_short_before_its_cancel_is_done_in_one_plan() -> None:
+    """The journal forgot the magnet's transfer, put.io still has it: the plan records it
+    and replaces it at once (as the blackhole's does), not one record now and the
+    replacement a run later."""
+    transfer = magnet_transfer(7, HASH_A, "IN_QUEUE")
+    journal = facts(desire(HASH_A, 1), submissions=(Submission(HASH_A, None, "item 1", NOW),))
+    plan = reconcile(Snapshot(transfers=(transfer,), journal=journal), Policy(), NOW)
+    assert [action.key for action in plan] == [f"record:{HASH_A}", f"upload:{HASH_A}"]
+    submit = plan.actions[1]
+    assert isinstance(submit, SubmitDesired)
+    assert submit.replaces == 7 and submit.requires == (f"record:{HASH_A}",)
 
 
 def test_seed_limits_set_over_rpc_replace_the_global_seeding_rule() -> None:

@@ -518,7 +518,10 @@ class Executor:
             blackhole, parent = self._places.blackhole, self._rules.save_parent_id
             return submit(action, self._remote, self._journal, blackhole, parent, self._now)
         if isinstance(action, SubmitDesired):
-            return submit_desired(self._remote, self._journal, action, self._rules, self._now)
+            blackhole = self._places.blackhole
+            return submit_desired(
+                self._remote, self._journal, action, self._rules, self._now, blackhole
+            )
         if isinstance(action, RejectBlackholeFile | ArchiveDuplicate):
             return file_away_step(action, self._places.blackhole)
         if isinstance(action, RecordTransfer):

@@ -4,19 +4,29 @@ Like a blackhole submission, it is journaled before put.io is asked (a transfer 
 answer is lost is still known as ours next run) and again with the transfer's id. The
 bytes sent are the ones whose info-hash the RPC door checked, kept in the journal. A
 category goes to a folder of that name under the mirrored root on put.io, so the whole
-mirror places the item once, at ``<downloads>/<category>/<item>``.
+mirror places the item once, at ``<downloads>/<category>/<item>``. A magnet desire
+with a .torrent of it dropped in the blackhole takes that .torrent first
+(``take_dropped``), so it is the .torrent that goes, into the category's folder.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
-from putio_mirror.core.errors import ItemError, TorrentRefusedError
+from putio_mirror.core.errors import BlackholeChangedError, ItemError, TorrentRefusedError
 from putio_mirror.core.plan import SubmitDesired
 from putio_mirror.core.state import Transfer
 from putio_mirror.journal.store import Journal
+from putio_mirror.local.blackhole import (
+    SUBMITTED_DIR,
+    file_away,
+    parse_torrent,
+    reread,
+    torrent_size,
+)
 
 
 class Submitter(Protocol):
@@ -49,6 +59,7 @@ def submit_desired(
     action: SubmitDesired,
     folders: Folders,
     now: Callable[[], datetime],
+    blackhole: Path,
 ) -> str:
     """Given a planned submission, send it to put.io and journal it; return a detail.
 
@@ -58,7 +69,12 @@ def submit_desired(
     One that replaces its magnet's transfer cancels that first: put.io may refuse a
     torrent it already has as a transfer. The journal forgets that transfer before, so a
     run that stops in between submits the .torrent again, or records its transfer.
+
+    One that takes a .torrent dropped in the ``blackhole`` journals it as the desire's
+    before anything else (``take_dropped``): a run stopped after that submits it again
+    from the journal, never the magnet.
     """
+    left = "" if action.dropped is None else take_dropped(journal, action, blackhole)
     data = None if action.magnet_uri else journal.desires.torrent(action.info_hash)
     if not action.magnet_uri and data is None:
         raise ItemError(
@@ -82,7 +98,32 @@ def submit_desired(
         journal.desires.change([action.info_hash], error=refusal.message)
         raise ItemError(refusal.message, refusal.hint) from refusal
     journal.record_submission(action.info_hash, transfer.id, action.name, now())
-    return made(transfer.id, action.replaces)
+    return made(transfer.id, action.replaces) + left
+
+
+def take_dropped(journal: Journal, action: SubmitDesired, blackhole: Path) -> str:
+    """Given a magnet desire's submission that takes a .torrent dropped in the blackhole,
+    read the file again (the bytes whose hash was checked), keep them as the desire's
+    torrent, then move the file to ``.submitted/``: from now on the desire submits it.
+    Return what to add to the step's detail if the file could not be moved (the next scan
+    files it away as a duplicate); raise ItemError, leaving the file, if it changed, or
+    if no live desire holds a .torrent now (a client removed it: the next scan submits
+    the file on its own)."""
+    assert action.dropped is not None
+    path, name = Path(action.dropped[0]), action.dropped[1]
+    content = reread(path, action.info_hash, name)
+    torrent_name = parse_torrent(content.data)[1]
+    size = torrent_size(content.data)
+    if not journal.desires.take_torrent(action.info_hash, torrent_name, size, content.data):
+        raise ItemError(
+            f"{name}: its RPC item was removed meanwhile",
+            "Nothing to do: the next run looks at the blackhole afresh.",
+        )
+    try:
+        file_away(path, blackhole, SUBMITTED_DIR, identity=content.identity)
+    except BlackholeChangedError as changed:  # its bytes are journaled: it goes on
+        return f" ({changed.message})"
+    return ""
 
 
 class Canceller(Protocol):

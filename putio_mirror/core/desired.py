@@ -11,54 +11,85 @@ torrent added to put.io as a magnet usually never starts (no DHT or PEX to bring
 metadata), so while put.io has fetched nothing of the magnet's transfer (ours), that
 transfer is cancelled and the .torrent submitted in its place; once put.io fetches it,
 it is left alone: a torrent under way is never sent to put.io twice.
+
+A .torrent dropped in the blackhole for a magnet desire counts as one added over RPC
+(two doors at once): the desire takes it (``SubmitDesired.dropped``) and submits it, in
+place of the magnet's transfer as above, or before the magnet ever goes to put.io.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from types import MappingProxyType
 
 from putio_mirror.core.mirroring import RemoteTree
 from putio_mirror.core.plan import (
     CancelTransfer,
     DeleteRemote,
     Download,
+    RecordTransfer,
     SubmitDesired,
     TidyStaging,
 )
-from putio_mirror.core.state import FINISHED_STATUSES, Desire, JournalFacts, Snapshot, Transfer
+from putio_mirror.core.state import (
+    FINISHED_STATUSES,
+    BlackholeItem,
+    Desire,
+    JournalFacts,
+    Snapshot,
+    Transfer,
+)
 
 SECONDS_PER_MINUTE = 60
 #: put.io's statuses of a transfer before it fetches anything: queued, waiting, looking
 #: for a magnet's metadata (PREPARING_DOWNLOAD), or failed that way (with no byte fetched)
 NOT_STARTED_STATUSES = frozenset({"IN_QUEUE", "WAITING", "PREPARING_DOWNLOAD", "ERROR"})
+_NONE_DROPPED: Mapping[str, BlackholeItem] = MappingProxyType({})
 
 
-def plan_desires(snapshot: Snapshot) -> list[SubmitDesired]:
-    """Given the world, return a submission for every desire not yet on put.io, and for
-    every .torrent whose magnet put.io has not started (see above), in the download order."""
+def plan_desires(
+    snapshot: Snapshot,
+    records: Iterable[RecordTransfer] = (),
+    dropped: Mapping[str, BlackholeItem] = _NONE_DROPPED,
+) -> list[SubmitDesired]:
+    """Given the world, the transfers this plan records as ours (``plan_records``) and the
+    .torrent files in the blackhole by info-hash, return a submission for every desire not
+    yet on put.io, and for every .torrent whose magnet put.io has not started (see above),
+    in the download order.
+
+    A magnet desire with a .torrent in the blackhole takes that .torrent first (two doors
+    at once: Sonarr's magnet over RPC, a .torrent dropped by hand or by another client):
+    then the desire alone submits the torrent, into its category, and whichever pass
+    submits it again after a crash sends the .torrent, never the magnet."""
     submitted = submitted_ids(snapshot.journal)
-    on_putio = transfers_by_hash(snapshot.transfers, submitted)
+    recorded = {record.info_hash: record for record in records}
+    ours = submitted | {key: record.transfer_id for key, record in recorded.items()}
+    on_putio = transfers_by_hash(snapshot.transfers, ours)
     actions = []
     for desire in sorted(snapshot.journal.desires.values(), key=_queue_place):
-        if desire.paused or desire.error is not None:
+        torrent = dropped.get(desire.info_hash) if desire.magnet_uri else None
+        # a .torrent answers put.io's refusal of a magnet: the desire takes it, error gone
+        if desire.paused or (desire.error is not None and torrent is None):
             continue
         transfer = on_putio.get(desire.info_hash)
         if desire.info_hash not in submitted and transfer is None:
-            actions.append(
-                SubmitDesired(desire.name, desire.info_hash, desire.magnet_uri, desire.category)
-            )
-        elif transfer is not None and _replaceable(desire, transfer, submitted):
-            actions.append(_replacing(desire, transfer))
+            actions.append(_submitting(desire, torrent))
+        elif transfer is not None and _replaceable(desire, torrent, transfer, ours):
+            actions.append(_replacing(desire, torrent, transfer, recorded.get(desire.info_hash)))
     return actions
 
 
-def _replaceable(desire: Desire, transfer: Transfer, submitted: Mapping[str, int]) -> bool:
-    """Given a desire given as a .torrent, its hash's transfer on put.io and the transfers
-    the journal knows as ours, say whether that transfer is ours, made of a magnet, and
-    has fetched nothing yet."""
+def _replaceable(
+    desire: Desire, torrent: BlackholeItem | None, transfer: Transfer, ours: Mapping[str, int]
+) -> bool:
+    """Given a desire, a .torrent of it in the blackhole (None: none), its hash's transfer
+    on put.io and the transfers known as ours (the journal's, and those this plan
+    records: a run stopped mid-replacement forgot that transfer), say whether the desire
+    is given as a .torrent and that transfer is ours, made of a magnet, and has fetched
+    nothing yet."""
     return (
-        not desire.magnet_uri
-        and magnet_of_ours(desire.info_hash, transfer, submitted)
+        (not desire.magnet_uri or torrent is not None)
+        and magnet_of_ours(desire.info_hash, transfer, ours)
         and not has_started(transfer)
     )
 
@@ -115,10 +146,30 @@ def in_place_of_magnet(transfer: Transfer) -> str:
     return f"its .torrent, in place of its magnet (put.io has not started it: {transfer.status})"
 
 
-def _replacing(desire: Desire, transfer: Transfer) -> SubmitDesired:
-    why = in_place_of_magnet(transfer)
+def _submitting(desire: Desire, torrent: BlackholeItem | None) -> SubmitDesired:
+    if torrent is None:
+        return SubmitDesired(desire.name, desire.info_hash, desire.magnet_uri, desire.category)
+    why = f"asked for over RPC, as the .torrent dropped in the blackhole ({torrent.name})"
+    dropped = (torrent.path, torrent.name)
     return SubmitDesired(
-        desire.name, desire.info_hash, category=desire.category, replaces=transfer.id, why=why
+        desire.name, desire.info_hash, category=desire.category, why=why, dropped=dropped
+    )
+
+
+def _replacing(
+    desire: Desire, torrent: BlackholeItem | None, transfer: Transfer, record: RecordTransfer | None
+) -> SubmitDesired:
+    """The submission of a desire's .torrent in its magnet's place; it waits for the
+    magnet transfer's record when this plan records it."""
+    requires = (record.key,) if record is not None else ()
+    return SubmitDesired(
+        desire.name,
+        desire.info_hash,
+        category=desire.category,
+        replaces=transfer.id,
+        why=in_place_of_magnet(transfer),
+        requires=requires,
+        dropped=None if torrent is None else (torrent.path, torrent.name),
     )
 
 

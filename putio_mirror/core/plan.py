@@ -83,7 +83,9 @@ class SubmitDesired:
     """Submit a torrent an RPC client asked for (its bytes or magnet are in the journal),
     into its category's folder on put.io; the key is the blackhole's, so once by info-hash.
     ``replaces``: the transfer of its magnet, which put.io has not started, cancelled first
-    (its .torrent came later)."""
+    (its .torrent came later). ``dropped``: a .torrent of it in the blackhole (path, name)
+    that the desire, a magnet, takes first: journaled as its torrent, the file filed away
+    as submitted; the desire then submits that."""
 
     kind: ClassVar[ActionKind] = "submit"
     name: str
@@ -93,6 +95,7 @@ class SubmitDesired:
     replaces: int | None = None
     why: str = "asked for over RPC"
     requires: tuple[str, ...] = ()
+    dropped: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:

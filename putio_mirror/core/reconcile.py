@@ -75,12 +75,14 @@ def reconcile(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     """
     tree = index_tree(snapshot.files, policy, snapshot.names, snapshot.journal.downloads)
     notes: list[Note] = []
-    desired = plan_desires(snapshot)
     records = plan_records(snapshot)
+    dropped = _dropped_torrents(snapshot.blackhole) if policy.submit_blackhole else {}
+    desired = plan_desires(snapshot, records, dropped)
     actions: list[Action] = [*records, *desired]
     if policy.submit_blackhole:
         pending_desires = {action.info_hash: action.key for action in desired}
-        actions += _plan_blackhole(snapshot, notes, pending_desires, records)
+        taken = frozenset(action.dropped[0] for action in desired if action.dropped)
+        actions += _plan_blackhole(snapshot, notes, pending_desires, records, taken)
     fetches: list[Download] = []
     adopted: list[AdoptLocal] = []
     placements: list[PlaceItem] = []
@@ -151,6 +153,7 @@ def _plan_blackhole(
     notes: list[Note],
     pending_desires: Mapping[str, str],
     records: Iterable[RecordTransfer],
+    taken: frozenset[str],
 ) -> list[Action]:
     # A submission without a transfer id was only attempted: put.io's answer never came.
     # If put.io has the transfer, it was created (archive; it is ours); if not, submit again.
@@ -172,6 +175,8 @@ def _plan_blackhole(
     )
     notes.extend(_unseen_notes(snapshot))
     for item in _in_submission_order(snapshot.blackhole):
+        if item.path in taken:  # a desire's submission takes it (``plan_desires``)
+            continue
         info_hash = item.info_hash
         magnet = on_putio.get(info_hash or "")
         if item.problem is not None or info_hash is None:
@@ -192,6 +197,16 @@ def _plan_blackhole(
             first_key[info_hash] = action.key
             actions.append(action)
     return actions
+
+
+def _dropped_torrents(items: Iterable[BlackholeItem]) -> dict[str, BlackholeItem]:
+    """Given the blackhole's files, return the usable .torrent of each info-hash (the
+    first in submission order): a magnet desire of that hash takes it."""
+    found: dict[str, BlackholeItem] = {}
+    for item in _in_submission_order(items):
+        if item.problem is None and item.info_hash is not None and item.kind == "torrent":
+            found.setdefault(item.info_hash, item)
+    return found
 
 
 def _magnet_to_replace(

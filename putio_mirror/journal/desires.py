@@ -108,6 +108,24 @@ def _take_torrent(conn: Connection, desire_id: int, row: Mapping[str, Any]) -> N
     conn.execute(update(desires_table).where(_COLUMNS.id == desire_id).values(**values))
 
 
+def take_torrent(conn: Connection, info_hash: str, row: Mapping[str, Any]) -> bool:
+    """Given an info-hash and the row of a .torrent of it that came by another door (the
+    blackhole), keep it in place of the live magnet desire's magnet (``_take_torrent``);
+    return whether a live desire of that hash holds a .torrent now (a client may have
+    given it its own since, or removed it)."""
+    found = conn.execute(
+        select(_COLUMNS.id, _COLUMNS.kind, _COLUMNS.torrent.is_not(None)).where(
+            _COLUMNS.info_hash == info_hash, _COLUMNS.removed_at.is_(None)
+        )
+    ).first()
+    if found is None:
+        return False
+    if found.kind == "magnet":
+        _take_torrent(conn, found.id, row)
+        return True
+    return bool(found[2])
+
+
 def change(conn: Connection, info_hashes: list[str], values: Mapping[str, Any]) -> None:
     """Given info-hashes and column values, set them on those desires (unknown ones: none)."""
     if info_hashes and values:
@@ -222,6 +240,20 @@ class DesireBook:
         }
         with self._db.write() as conn:
             return add(conn, row)
+
+    def take_torrent(self, info_hash: str, name: str, size: int, torrent_data: bytes) -> bool:
+        """Given an info-hash and a .torrent of it (its name, size and bytes) dropped in
+        the blackhole, keep it as that live magnet desire's torrent, as when a client adds
+        it; return whether a live desire of that hash holds a .torrent now."""
+        row = {
+            "name": name,
+            "kind": "torrent",
+            "size": size,
+            "torrent": torrent_data,
+            "magnet_uri": "",
+        }
+        with self._db.write() as conn:
+            return take_torrent(conn, info_hash, row)
 
     def change(self, info_hashes: list[str], **values: Any) -> None:
         """Given info-hashes, set ``paused``, ``labels`` (a tuple), seed limits or ``error``."""

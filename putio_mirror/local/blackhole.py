@@ -78,6 +78,18 @@ def parse_torrent(data: bytes) -> tuple[str, str]:
     return hashlib.sha1(info_bytes, usedforsecurity=False).hexdigest(), _torrent_name(info)
 
 
+def torrent_size(data: bytes) -> int:
+    """Given a checked .torrent, return the bytes it holds (0 if fastbencode cannot read it:
+    only the hash needs the exact bytes, and put.io reports the size soon)."""
+    try:
+        info = bdecode(data)[b"info"]
+        if isinstance(info.get(b"length"), int):
+            return int(info[b"length"])
+        return sum(int(entry[b"length"]) for entry in info[b"files"])
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
 def _decode(data: bytes) -> object:
     """Given bencoded bytes, return the decoded value; raise CorruptTorrentError if they
     are not bencode (canonical or not)."""

@@ -16,13 +16,10 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-# fastbencode re-exports bdecode from its compiled module without declaring it.
-from fastbencode import bdecode  # type: ignore[attr-defined]
-
 from putio_mirror.core.errors import CorruptTorrentError
 from putio_mirror.core.naming import safe_component
 from putio_mirror.core.state import Desire
-from putio_mirror.local.blackhole import MAX_TORRENT_BYTES, parse_torrent
+from putio_mirror.local.blackhole import MAX_TORRENT_BYTES, parse_torrent, torrent_size
 from putio_mirror.local.magnet import parse_magnet
 
 #: how many labels, and how long each, a client may attach
@@ -86,20 +83,8 @@ def _torrent(base: Desire, data: bytes) -> Addition:
     """Given the desire so far and .torrent bytes, return the addition; raise
     CorruptTorrentError if they are not a usable torrent."""
     info_hash, name = parse_torrent(data)
-    desire = replace(base, info_hash=info_hash, name=name, size=_total_length(data))
+    desire = replace(base, info_hash=info_hash, name=name, size=torrent_size(data))
     return Addition(desire, data)
-
-
-def _total_length(data: bytes) -> int:
-    """Given a checked .torrent, return the bytes it holds (0 if fastbencode cannot read it:
-    only the hash needs the exact bytes, and put.io reports the size soon)."""
-    try:
-        info = bdecode(data)[b"info"]
-        if isinstance(info.get(b"length"), int):
-            return int(info[b"length"])
-        return sum(int(entry[b"length"]) for entry in info[b"files"])
-    except (ValueError, KeyError, TypeError):
-        return 0
 
 
 def _decode_metainfo(text: str) -> bytes:
