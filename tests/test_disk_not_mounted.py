@@ -2,7 +2,9 @@
 share that did not come up): its mount point is an empty folder of the system disk. A run
 must not download into it (filling the system disk, hidden once the disk is mounted over
 it, and put.io's copy deleted on the word of a file no one will see). The disk is a real
-FUSE filesystem mounted and unmounted; real runs against the local put.io."""
+FUSE filesystem mounted and unmounted; real runs against the local put.io, a SQLite
+journal (a shared PostgreSQL one knows other hosts' files too: there only /etc/fstab
+tells, ``test_mounts``)."""
 
 from __future__ import annotations
 
@@ -11,29 +13,16 @@ import pytest
 from putio_mirror.core.errors import ExitCode
 from tests.faulty_fs import faulty_mount
 from tests.mirror_env import Mirror
-from tests.test_hosts import shared_journal
-
-__all__ = ["shared_journal"]  # a fixture, used here
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def journal_url(request: pytest.FixtureRequest, mirror: Mirror) -> str:
-    """The mirror's SQLite journal, or a PostgreSQL one (where the run also marks the
-    download folder for hosts sharing the journal: never a folder not mounted)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{mirror.journal}"
-    url: str = request.getfixturevalue("shared_journal")
-    return url
 
 
 @pytest.mark.parametrize("inside", [False, True], ids=["at-the-mount-point", "in-a-folder-of-it"])
 def test_a_download_folder_whose_disk_is_not_mounted_is_neither_written_nor_emptied_on_put_io(
-    mirror: Mirror, inside: bool, journal_url: str
+    mirror: Mirror, inside: bool
 ) -> None:
     disk, mount_point = mirror.root / "usb-disk", mirror.root / "media"
     downloads = mount_point / "putio" if inside else mount_point
     mirror.write_config(
-        paths={"downloads": str(downloads), "journal": journal_url},
+        paths={"downloads": str(downloads)},
         download={"delete_remote_after": True},
     )
     mirror.fake.add_file("First.mkv", size=300_000)

@@ -262,12 +262,14 @@ def _local_facts(
 def _not_mounted(places: Places, items: frozenset[str], facts: JournalFacts) -> str | None:
     """Given the download folder's entries, say why it looks like a disk not mounted: fstab
     names the disk that holds it or staging and it is not mounted, or files were kept there
-    before and it is gone, or empty where staging was (a disk not mounted leaves its mount
-    point an empty folder of the system disk). None if it does not (a first run makes it)."""
+    before (by this host: a SQLite journal's) and it is gone, or empty where staging was (a
+    disk not mounted leaves its mount point an empty folder of the system disk). None if
+    it does not (a first run makes it)."""
     for name, folder in (("download folder", places.downloads), ("staging", places.staging)):
         if (point := unmounted_mount_point(folder)) is not None:
             return f"the {name} {folder} is on {point}, which /etc/fstab names but is not mounted"
-    kept_before = any(record.is_verified for record in facts.downloads.values())
+    # (a shared journal's files may be another host's: a new host's folder is empty)
+    kept_before = not facts.shared and any(r.is_verified for r in facts.downloads.values())
     if kept_before and looks_unmounted(places.downloads, places.staging, items):
         return (
             f"the download folder {places.downloads} is gone or empty, though files were "

@@ -231,6 +231,9 @@ class JournalFacts:
     purged_items: frozenset[int] = frozenset()
     #: put.io ids of the removed ones' items and files, as far as the journal saw them
     removed_ids: frozenset[int] = frozenset()
+    #: a database server's journal, which other hosts may share: the files it knows may
+    #: have been placed by them, into folders of their own
+    shared: bool = False
 
 
 StagedKind = Literal["part", "verified", "build"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -393,7 +394,7 @@ class Journal(StartingFace):
             downloads = journal_files.records(conn)
             desires = journal_desires.listing(conn)
             removed = journal_desires.removed(conn)
-        return facts_of(submissions, downloads, desires, removed)
+        return replace(facts_of(submissions, downloads, desires, removed), shared=self.on_server)
 
     @property
     def desires(self) -> journal_desires.DesireBook:
