@@ -26,29 +26,14 @@ from putio_mirror.cli.watch import submit_blackhole
 from putio_mirror.config.settings import load_settings
 from putio_mirror.fakeputio import FakePutio, LoggedRequest
 from putio_mirror.journal.store import Journal
-from putio_mirror.local.blackhole import parse_torrent
 from tests.conftest import TorrentFactory
 from tests.mirror_env import Mirror
 from tests.postgres_server import free_port
 from tests.rpc_env import PASSWORD, USER, Client, answers, serving, url_of, wait_for
 from tests.test_rpc_sonarr import SONARR_FIELDS, sonarr_state
+from tests.test_rpc_torrent_after_magnet import NAME, submissions, torrent_and_magnet
 
-NAME = "Private.Show.S01E01"
 CATEGORY = "tv-sonarr"
-#: the requests that add or take away a transfer on put.io
-SUBMITTING = ("/v2/transfers/add", "/v2/files/upload", "/v2/transfers/cancel")
-
-
-def torrent_and_magnet(torrent_bytes: TorrentFactory) -> tuple[bytes, str, str]:
-    """A .torrent, a magnet of the same torrent (no trackers, as indexers often give
-    them) and their info-hash."""
-    data = torrent_bytes(NAME, files=[(f"{NAME}.mkv", 3000)])
-    info_hash = parse_torrent(data)[0]
-    return data, f"magnet:?xt=urn:btih:{info_hash}&dn={NAME}", info_hash
-
-
-def submissions(fake: FakePutio) -> list[str]:
-    return [entry.path for entry in fake.requests if entry.path in SUBMITTING]
 
 
 def held_by_put_io(fake: FakePutio) -> str:
