@@ -80,8 +80,8 @@ class RunReport:
         return stopped[0].message if stopped else None
 
     def failures_for(self, error: Exception) -> list[Failure]:
-        """Given why an action failed, return the list it goes in: a full disk and an
-        outage of the nodes are each told once for all their files."""
+        """Given why an action failed, return the list it goes in: a full disk, a disk
+        turned read-only and an outage of the nodes are each told once for all their files."""
         if isinstance(error, NoSpaceError):
             return self.no_room
         if isinstance(error, ReadOnlyDiskError):
