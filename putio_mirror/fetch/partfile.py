@@ -84,7 +84,7 @@ def make_folders(folder: Path, made: Callable[[Path], None] = lambda _: None) ->
     folder's name takes all that was synced into it (a stopped fetch's part, a verified or
     placed file). Raise OSError if one cannot be made or the disk could not make it last."""
     missing: list[Path] = []
-    while (status := _lstat(folder)) is None:
+    while (status := lstat_or_none(folder)) is None:
         missing.append(folder)
         folder = folder.parent
     _make_name_durable(folder, status)
@@ -99,13 +99,6 @@ def make_folders(folder: Path, made: Callable[[Path], None] = lambda _: None) ->
 #: path and inode: a folder found already there may be one a killed run made and never
 #: synced the name of
 _DURABLE_NAMES: set[tuple[Path, int, int]] = set()
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
 
 
 def _identity(folder: Path, status: os.stat_result) -> tuple[Path, int, int]:
