@@ -59,6 +59,22 @@ def test_download_nodes_that_send_no_byte_are_a_problem_though_the_api_answers(
     assert f"/v2/files/{newer}/url" not in {r.path for r in mirror.fake.requests}
 
 
+def test_files_deleted_from_put_io_after_their_mirroring_are_not_asked_a_byte_of(
+    mirror: Mirror,
+) -> None:
+    # With delete_remote_after, every mirrored file is gone from put.io: asking its link
+    # found nothing, and doctor told of nodes down to everyone who lets put.io be emptied.
+    mirror.write_config(download={"delete_remote_after": True})
+    mirror.fake.add_file("mirrored.mkv", size=1000)
+    assert mirror.run("sync").code == 0
+    assert [f for f in mirror.fake.files() if f["file_type"] != "FOLDER"] == []
+    assert "download nodes: not checked: put.io holds no file" in mirror.run("doctor").out
+    waiting = mirror.fake.add_file("waiting.mkv", size=1000)
+    result = mirror.run("doctor")
+    assert result.code == 0, result.out
+    assert f"ok      download nodes: the first byte of put.io file {waiting} came in" in result.out
+
+
 def test_journal_schema_is_shown_and_a_newer_one_is_a_problem(mirror: Mirror) -> None:
     mirror.blackhole.mkdir(exist_ok=True)
     assert mirror.run("sync").code == 0

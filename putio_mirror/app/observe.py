@@ -30,8 +30,8 @@ from putio_mirror.core.state import (
 from putio_mirror.fetch.segments import bytes_done
 from putio_mirror.local.blackhole import Scan, scan
 from putio_mirror.local.files import local_size
-from putio_mirror.local.mounts import unmounted_mount_point
-from putio_mirror.local.paths import Places, looks_unmounted
+from putio_mirror.local.mounts import why_not_mounted
+from putio_mirror.local.paths import Places
 from putio_mirror.local.staging import NameRoom, list_staging, name_room, part_path
 from putio_mirror.net.cutting import Cutter, cut_by
 
@@ -260,22 +260,13 @@ def _local_facts(
 
 
 def _not_mounted(places: Places, items: frozenset[str], facts: JournalFacts) -> str | None:
-    """Given the download folder's entries, say why it looks like a disk not mounted: fstab
-    names the disk that holds it or staging and it is not mounted, or files were kept there
-    before (by this host: a SQLite journal's) and it is gone, or empty where staging was (a
-    disk not mounted leaves its mount point an empty folder of the system disk). None if
-    it does not (a first run makes it)."""
-    for name, folder in (("download folder", places.downloads), ("staging", places.staging)):
-        if (point := unmounted_mount_point(folder)) is not None:
-            return f"the {name} {folder} is on {point}, which /etc/fstab names but is not mounted"
-    # (a shared journal's files may be another host's: a new host's folder is empty)
-    kept_before = not facts.shared and any(r.is_verified for r in facts.downloads.values())
-    if kept_before and looks_unmounted(places.downloads, places.staging, items):
-        return (
-            f"the download folder {places.downloads} is gone or empty, though files were "
-            "placed there"
-        )
-    return None
+    """Given the download folder's entries, say why it looks like a disk not mounted
+    (``local/mounts.why_not_mounted``); None if it does not (a first run makes it)."""
+
+    def kept_before() -> bool:  # (a shared journal's files may be another host's)
+        return not facts.shared and any(r.is_verified for r in facts.downloads.values())
+
+    return why_not_mounted(places.downloads, places.staging, kept_before, items)
 
 
 def _names(folder: Path) -> frozenset[str]:

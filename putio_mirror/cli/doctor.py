@@ -182,39 +182,38 @@ def _journal_finding(settings: Settings) -> Finding:
 
 
 def _unmounted_finding(settings: Settings) -> Finding | None:
-    """A problem if the download folder looks like a disk not mounted (gone, or empty
-    where staging was) though the journal says files were kept there: a run would then
-    download nothing (``app/observe``), and say why."""
-    from putio_mirror.journal.reader import JournalReader
-    from putio_mirror.local.mounts import unmounted_mount_point
-    from putio_mirror.local.paths import looks_unmounted
+    """A problem if the download folder looks like a disk not mounted, by the rule a run
+    follows (``local/mounts.why_not_mounted``): a run would download nothing there."""
+    from putio_mirror.local.mounts import why_not_mounted
 
-    hint = "is its disk mounted? if it moved, point paths.downloads at it"
-    for folder in (settings.download_dir, settings.staging_dir):
-        if (point := unmounted_mount_point(folder)) is not None:
-            why = f"{folder} is on {point}, which /etc/fstab names but is not mounted"
-            return problem("paths.downloads", why, f"mount it (mount {point}); {hint}")
-    if not looks_unmounted(settings.download_dir, settings.staging_dir):
-        return None
-    try:
-        reader = JournalReader.open(settings.journal_url)
-        if reader is None:
-            return None
-        with reader:
-            if reader.schema_version() is None:
-                return None
-            kept = any(record.is_verified for record in reader.downloads().values())
-    except MirrorError:
-        return None  # the journal's own finding says why
-    if not kept:
+    downloads, staging = settings.download_dir, settings.staging_dir
+    why = why_not_mounted(downloads, staging, lambda: _kept_by_this_host(settings))
+    if why is None:
         return None
     return problem(
         "paths.downloads",
-        f"{settings.download_dir} is gone or empty, though files were placed there: runs "
-        "download nothing until it is back",
-        f"{hint}; if you emptied it on purpose, make its staging folder again "
-        f"(mkdir -p {settings.staging_dir})",
+        f"{why}: runs download nothing until it is back",
+        "is its disk mounted? (mount it, see /etc/fstab) if it moved, point paths.downloads "
+        f"at it; if you emptied it on purpose, make its staging folder again (mkdir -p {staging})",
     )
+
+
+def _kept_by_this_host(settings: Settings) -> bool:
+    """Whether the journal, this host's alone (not a server's, which other hosts may
+    share), knows files kept in the download folder (False if it cannot be read: the
+    journal's own finding says why)."""
+    from putio_mirror.journal.reader import JournalReader
+
+    try:
+        reader = JournalReader.open(settings.journal_url)
+        if reader is None:
+            return False
+        with reader:
+            if reader.on_server or reader.schema_version() is None:
+                return False
+            return any(record.is_verified for record in reader.downloads().values())
+    except MirrorError:
+        return False
 
 
 def _folders_finding(settings: Settings) -> Iterator[Finding]:
@@ -306,21 +305,47 @@ def _nodes_finding(settings: Settings, client: PutioClient) -> Finding:
 
 
 def _files_to_ask(settings: Settings, client: PutioClient) -> list[int]:
-    """Two files to ask a byte of: the last mirrored, else the first put.io lists."""
+    """Two files put.io holds to ask a byte of: the last mirrored that put.io still holds
+    (with ``delete_remote_after`` none may be: its link would find nothing, which says
+    nothing of the nodes), else the first put.io lists."""
+    from putio_mirror.core.errors import NotFoundError
+
+    held: list[int] = []
+    try:
+        for file_id in _last_mirrored(settings):
+            try:
+                client.file(file_id)
+            except NotFoundError:
+                continue
+            held.append(file_id)
+            if len(held) == 2:
+                break
+        if held:
+            return held
+        listed = client.list_all_files()
+    except MirrorError:
+        return held
+    return [f.id for f in listed if not f.is_folder and f.size][:2]
+
+
+#: how many of the files mirrored last doctor asks put.io about before listing the account
+MIRRORED_ASKED = 5
+
+
+def _last_mirrored(settings: Settings) -> list[int]:
+    """The files mirrored last, newest first (none if the journal cannot be read)."""
     from putio_mirror.journal.reader import JournalReader
 
     try:
         reader = JournalReader.open(settings.journal_url)
-        if reader is not None:
-            with reader:
-                records = [r for r in reader.downloads().values() if r.verified_at and r.size]
-            records.sort(key=lambda record: record.verified_at or datetime.min, reverse=True)
-            if records:
-                return [record.file_id for record in records[:2]]
-        listed = client.list_all_files()
+        if reader is None:
+            return []
+        with reader:
+            records = [r for r in reader.downloads().values() if r.verified_at and r.size]
     except MirrorError:
-        return []
-    return [f.id for f in listed if not f.is_folder and f.size][:2]
+        return []  # the journal's own finding says why
+    records.sort(key=lambda record: record.verified_at or datetime.min, reverse=True)
+    return [record.file_id for record in records[:MIRRORED_ASKED]]
 
 
 def _folder(client: PutioClient, topic: str, folder_id: int, path: str | None) -> Finding:

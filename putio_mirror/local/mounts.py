@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from putio_mirror.local.paths import nearest_existing
+from putio_mirror.local.paths import looks_unmounted, nearest_existing
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 #: the disks and shares the system mounts (at boot, on demand or by hand)
@@ -231,3 +231,22 @@ def _fstab_points(text: str) -> list[str]:
         if point.startswith("/"):
             points.append(point.rstrip("/") or "/")
     return points
+
+
+def why_not_mounted(
+    downloads: Path,
+    staging: Path,
+    kept_before: Callable[[], bool],
+    entries: frozenset[str] | None = None,
+) -> str | None:
+    """Given the download folder and staging, whether this host kept files there before
+    (asked only if need be), and the download folder's entries if read already: say why
+    the download folder looks like a disk not mounted, or None. The one rule of runs
+    (``app/observe``) and ``doctor``: fstab names the disk that holds either folder and it
+    is not mounted, or files were kept there and it is gone, or empty where staging was."""
+    for name, folder in (("download folder", downloads), ("staging", staging)):
+        if (point := unmounted_mount_point(folder)) is not None:
+            return f"the {name} {folder} is on {point}, which /etc/fstab names but is not mounted"
+    if looks_unmounted(downloads, staging, entries) and kept_before():
+        return f"the download folder {downloads} is gone or empty, though files were placed there"
+    return None
