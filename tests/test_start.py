@@ -72,8 +72,34 @@ def test_put_io_is_asked_before_the_journal_is_opened_and_a_journal_that_fails_e
     result = mirror.run("files", "download")
     assert result.code == ExitCode.JOURNAL, result.err
     assert time.monotonic() - started < 2.5, "the run waited for no listing"
-    # the listing, left to finish unread, was on its way already: it arrives
-    assert _eventually(lambda: "/v2/transfers/list" in {q.path for q in mirror.fake.requests})
+
+
+def test_put_io_is_asked_while_the_journal_is_opened(mirror: Mirror) -> None:
+    # The journal is held (another program's write, a slow disk) until put.io has been
+    # asked for its listings: a run that opened it first would wait for it in vain and end
+    # on its busy timeout, one that asks first goes on as soon as the journal is let go.
+    mirror.fake.add_file("a.srt", size=300)
+    assert mirror.run("sync").code == 0
+    mirror.fake.add_file("b.srt", size=300)
+    holder = sqlite3.connect(mirror.journal, check_same_thread=False, isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    asked = threading.Event()
+
+    def let_go_once_asked(request: LoggedRequest) -> None:
+        if request.path == "/v2/transfers/list" and not asked.is_set():
+            asked.set()
+            holder.close()  # (in WAL, only closing gives an exclusive hold up)
+
+    mirror.fake.on_request = let_go_once_asked
+    try:
+        result = mirror.run("files", "download")
+    finally:
+        mirror.fake.on_request = None
+        holder.close()  # (a second close does nothing)
+    assert asked.is_set()
+    assert result.code == 0, result.err
+    assert set(mirror.local_files()) == {"a.srt", "b.srt"}
 
 
 def test_a_listing_that_fails_ends_the_run_without_waiting_for_the_other(mirror: Mirror) -> None:
