@@ -276,3 +276,26 @@ def test_a_replacement_stopped_between_forgetting_the_magnet_s_transfer_and_canc
         "/v2/transfers/cancel",  # the next run took it as ours again and replaced it
         "/v2/files/upload",
     ]
+
+
+def test_a_torrent_put_io_refuses_in_its_magnet_s_place_gives_the_magnet_back(
+    mirror: Mirror,
+) -> None:
+    """put.io took the magnet, then refuses its .torrent (one put.io's parser dislikes):
+    the magnet's transfer, cancelled to make way, is added again, so the release is not
+    lost; the .torrent is filed as rejected, with put.io's reason, and said so."""
+    data, magnet, info_hash = torrent_and_magnet()
+    waiting = magnet_submitted(mirror, magnet)
+    mirror.drop("Show.torrent", data)
+    mirror.fake.inject("/v2/files/upload", status=400, error_type="INVALID_TORRENT")
+    result = mirror.run("torrents", "add")
+    assert result.code != 0
+    assert "Show.torrent" in result.err and "its magnet was added again" in result.err
+    (transfer,) = mirror.fake.transfers()
+    assert transfer["id"] != waiting["id"] and transfer["hash"] == info_hash
+    assert transfer["magneturi"] == waiting["magneturi"], "the same magnet as before"
+    assert journaled_transfer(mirror, info_hash) == transfer["id"], "ours, for grooming"
+    assert "Show.torrent" in names_in(mirror.blackhole / ".rejected")
+    mirror.fake.clear_requests()
+    assert mirror.run("torrents", "add").code == 0
+    assert submissions(mirror.fake) == [], "nothing more to do"

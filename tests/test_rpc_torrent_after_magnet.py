@@ -140,6 +140,38 @@ def test_a_torrent_added_once_put_io_fetches_its_magnet_is_never_sent(
     assert journaled_transfer(mirror, info_hash) == transfer["id"]
 
 
+def test_a_torrent_put_io_refuses_in_its_magnet_s_place_gives_the_magnet_back(
+    mirror: Mirror, fake_putio: FakePutio, torrent_bytes: TorrentFactory
+) -> None:
+    """put.io took the magnet, then refuses the .torrent Sonarr added after it: the
+    magnet's transfer, cancelled to make way, is added again and goes on, Sonarr's row of
+    it with no error; the item is then the magnet again, never replaced on every look."""
+    data, magnet, info_hash = torrent_and_magnet(torrent_bytes)
+    with serving(mirror) as server:
+        client = Client(url_of(server))
+        client.ok("torrent-add", filename=magnet, paused=False)
+        (waiting,) = wait_for(lambda: fake_putio.transfers())
+        fake_putio.inject("/v2/files/upload", status=400, error_type="INVALID_TORRENT")
+        client.add_torrent(data, paused=False)
+        (back,) = wait_for(lambda: [t for t in fake_putio.transfers() if t["id"] != waiting["id"]])
+        passes_seen(server, 3)
+        submitted = submissions(fake_putio)
+        (row,) = client.ok("torrent-get", ids=[info_hash], fields=SONARR_FIELDS)["torrents"]
+        fake_putio.finish_transfers()
+        item = wait_for(lambda: placed(client))
+    assert back["magneturi"] == waiting["magneturi"], "the same magnet as before"
+    assert submitted == [
+        "/v2/transfers/add",  # the magnet
+        "/v2/transfers/cancel",  # its transfer, to make way
+        "/v2/files/upload",  # refused
+        "/v2/transfers/add",  # the magnet again, and nothing more
+    ]
+    assert row["errorString"] == "", row
+    assert journaled_transfer(mirror, info_hash) == back["id"]
+    placed_files = (Path(item["downloadDir"]) / item["name"]).iterdir()
+    assert sum(path.stat().st_size for path in placed_files) == item["totalSize"] > 0
+
+
 def test_a_replacement_whose_upload_fails_after_the_cancel_is_submitted_at_the_next_look(
     mirror: Mirror,
     fake_putio: FakePutio,

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from putio_mirror.app.requested import made, make_way
+from putio_mirror.app.requested import give_magnet_back, made, make_way
 from putio_mirror.app.rules import RemoteWriter
-from putio_mirror.core.errors import BlackholeChangedError, TorrentRefusedError
+from putio_mirror.core.errors import BlackholeChangedError, ItemError, TorrentRefusedError
 from putio_mirror.core.plan import (
     ArchiveDuplicate,
     CancelTransfer,
@@ -63,7 +63,8 @@ def submit(
     """Given a blackhole torrent or magnet, submit it to put.io (into ``parent``), journaled
     before and after, and file it away; raise the refusal's ItemError if put.io refuses it
     (the file is moved to the rejected folder). A .torrent that replaces its magnet's
-    transfer makes way for itself first (``requested.make_way``)."""
+    transfer makes way for itself first (``requested.make_way``), and gives the magnet
+    back if put.io refuses it (``requested.give_magnet_back``)."""
     path = Path(action.path)
     content = reread(path, action.info_hash, action.name)  # what put.io gets was hashed
     replaced = action.replaces if isinstance(action, SubmitTorrent) else None
@@ -78,7 +79,13 @@ def submit(
             # put.io is sent the file's own name, not the folder it was dropped into
             transfer = remote.upload_torrent(_own_name(action.name), content.data, parent)
     except TorrentRefusedError as refusal:  # it would be refused again on every run
-        raise reject_refused(path, blackhole, refusal, content.identity) from refusal
+        said = ""
+        if isinstance(action, SubmitTorrent) and replaced is not None:
+            said, _ = give_magnet_back(
+                remote, journal, action.info_hash, action.name, action.replaced_uri, parent, now
+            )
+        rejected = reject_refused(path, blackhole, refusal, content.identity)
+        raise ItemError(rejected.message + said, rejected.hint) from refusal
     # Journal before filing away: the next run archives a file left by a crash here.
     journal.record_submission(action.info_hash, transfer.id, action.name, now())
     try:

@@ -16,7 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from putio_mirror.core.errors import BlackholeChangedError, ItemError, TorrentRefusedError
+from putio_mirror.core.errors import (
+    BlackholeChangedError,
+    ItemError,
+    MirrorError,
+    TorrentRefusedError,
+)
 from putio_mirror.core.plan import SubmitDesired
 from putio_mirror.core.state import Transfer
 from putio_mirror.journal.store import Journal
@@ -95,8 +100,18 @@ def submit_desired(
             assert data is not None
             transfer = remote.upload_torrent(f"{action.name}.torrent", data, parent)
     except TorrentRefusedError as refusal:
-        journal.desires.change([action.info_hash], error=refusal.message)
-        raise ItemError(refusal.message, refusal.hint) from refusal
+        said, back = "", False
+        if action.replaces is not None:
+            said, back = give_magnet_back(
+                remote, journal, action.info_hash, action.name, action.replaced_uri, parent, now
+            )
+        if back:  # the desire is its magnet again: not replaced on every run
+            journal.desires.change(
+                [action.info_hash], kind="magnet", magnet_uri=action.replaced_uri, torrent=None
+            )
+        else:
+            journal.desires.change([action.info_hash], error=refusal.message)
+        raise ItemError(refusal.message + said, refusal.hint) from refusal
     journal.record_submission(action.info_hash, transfer.id, action.name, now())
     return made(transfer.id, action.replaces) + left
 
@@ -144,6 +159,38 @@ def make_way(remote: Canceller, journal: Journal, info_hash: str, magnet_transfe
     so the next run submits the .torrent."""
     journal.forget_transfer(info_hash, magnet_transfer)
     remote.cancel_transfers([magnet_transfer])
+
+
+class Adder(Protocol):
+    """The part of the put.io client that giving a magnet back needs."""
+
+    def add_transfer(self, url: str, save_parent_id: int | None = None) -> Transfer: ...
+
+
+def give_magnet_back(
+    remote: Adder,
+    journal: Journal,
+    info_hash: str,
+    name: str,
+    uri: str,
+    parent: int | None,
+    now: Callable[[], datetime],
+) -> tuple[str, bool]:
+    """Given a .torrent put.io refused after its magnet's transfer made way for it
+    (``make_way``), add that magnet again, journaled as ours, so that the torrent is not
+    lost with it; return what to add to the refusal's message, and whether it is back.
+
+    The submission was journaled before the .torrent was sent, so a magnet whose answer
+    is lost is paired by its info-hash next run, as any submission."""
+    gone = "; its magnet's transfer was cancelled to make way for it"
+    if not uri.lower().startswith("magnet:"):
+        return f"{gone}: add the magnet again", False
+    try:
+        transfer = remote.add_transfer(uri, save_parent_id=parent)
+    except MirrorError as error:
+        return f"{gone}, and adding it again failed ({error.message}): add it again", False
+    journal.record_submission(info_hash, transfer.id, name, now())
+    return f"; its magnet was added again (transfer {transfer.id})", True
 
 
 def made(transfer_id: int, replaced: int | None) -> str:

@@ -167,6 +167,7 @@ def _replacing(
         desire.info_hash,
         category=desire.category,
         replaces=transfer.id,
+        replaced_uri=transfer.source or "",
         why=in_place_of_magnet(transfer),
         requires=requires,
         dropped=None if torrent is None else (torrent.path, torrent.name),

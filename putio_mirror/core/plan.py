@@ -38,7 +38,8 @@ WINDOWED_KINDS: frozenset[ActionKind] = frozenset({"download", "adopt"})
 class SubmitTorrent:
     """Upload a blackhole ``.torrent`` to put.io, then move it to ``.submitted/``.
     ``replaces``: the transfer of its magnet (ours, submitted in an earlier pass), which
-    put.io has not started, cancelled first, as for ``SubmitDesired``."""
+    put.io has not started, cancelled first, as for ``SubmitDesired``; ``replaced_uri``
+    its magnet, added again if put.io refuses the .torrent."""
 
     kind: ClassVar[ActionKind] = "submit"
     path: str
@@ -47,6 +48,7 @@ class SubmitTorrent:
     why: str = "new torrent in the blackhole"
     requires: tuple[str, ...] = ()
     replaces: int | None = None
+    replaced_uri: str = ""
 
     @property
     def key(self) -> str:
@@ -83,7 +85,8 @@ class SubmitDesired:
     """Submit a torrent an RPC client asked for (its bytes or magnet are in the journal),
     into its category's folder on put.io; the key is the blackhole's, so once by info-hash.
     ``replaces``: the transfer of its magnet, which put.io has not started, cancelled first
-    (its .torrent came later). ``dropped``: a .torrent of it in the blackhole (path, name)
+    (its .torrent came later), and ``replaced_uri`` its magnet, added again if put.io
+    refuses the .torrent. ``dropped``: a .torrent of it in the blackhole (path, name)
     that the desire, a magnet, takes first: journaled as its torrent, the file filed away
     as submitted; the desire then submits that."""
 
@@ -96,6 +99,7 @@ class SubmitDesired:
     why: str = "asked for over RPC"
     requires: tuple[str, ...] = ()
     dropped: tuple[str, str] | None = None
+    replaced_uri: str = ""
 
     @property
     def key(self) -> str:

@@ -231,7 +231,15 @@ def _in_place_of_magnet(
     record = recorded.get(info_hash)
     requires = (record.key,) if record is not None else ()
     why = in_place_of_magnet(magnet)
-    return SubmitTorrent(item.path, item.name, info_hash, why, requires, replaces=magnet.id)
+    return SubmitTorrent(
+        item.path,
+        item.name,
+        info_hash,
+        why,
+        requires,
+        replaces=magnet.id,
+        replaced_uri=magnet.source or "",
+    )
 
 
 def _duplicate(
