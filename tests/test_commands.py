@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zlib
 from collections.abc import Callable
 
@@ -159,6 +160,34 @@ def test_a_strangers_file_of_put_ios_size_where_a_file_goes_is_told_as_in_the_wa
     assert (mirror.downloads / "movie.mkv").read_bytes() == b"\xee" * 5000
     status = mirror.run("status").out
     assert "Needs you" in status and "movie.mkv: a different local file is in the way" in status
+
+
+def test_a_stranger_of_put_ios_size_is_read_once_not_on_every_run_until_it_changes(
+    mirror: Mirror,
+) -> None:
+    # A 50 GB file an older tool preallocated and never finished, read whole by every run
+    # (hourly, from a timer) to learn again that it is not put.io's. Judged once, it is
+    # trusted to be the same stranger while it is the same file (inode, mtime), as a
+    # placed file is; one changed since is judged afresh.
+    file_id = mirror.fake.add_file("movie.mkv", size=5000)
+    mirror.downloads.mkdir(parents=True)
+    stranger = mirror.downloads / "movie.mkv"
+    stranger.write_bytes(b"\xee" * 5000)
+    assert "in the way" in mirror.run("sync").err
+    # put.io's very bytes under the same inode and mtime: a run that reads the file
+    # would adopt them; one that trusts its judgement does not read it
+    judged = stranger.stat()
+    with stranger.open("r+b") as rewritten:
+        rewritten.write(mirror.fake.file_content(file_id))
+    os.utime(stranger, ns=(judged.st_atime_ns, judged.st_mtime_ns))
+    again = mirror.run("sync")
+    assert again.code == ExitCode.ITEMS_FAILED and "in the way" in again.err, again.err
+    assert "differed when a run read it, and it has not changed since" in again.err
+    os.utime(stranger)  # changed since (now): judged afresh, and of put.io's bytes
+    adopted = mirror.run("sync")
+    assert adopted.code == 0, adopted.err
+    assert "already downloaded" in adopted.err
+    assert [r for r in mirror.fake.requests if r.host == "node"] == []
 
 
 def test_history_shows_runs_and_their_actions(mirror: Mirror) -> None:

@@ -276,20 +276,34 @@ class DownloadSteps:
 
     def adopt(self, action: AdoptLocal) -> str:
         final = self.final_path(action.relative_path)
-        if action.crc32 is not None and crc32_of(final) != action.crc32:
-            # Of put.io's size, other bytes: a file not ours in the way, as one of another
-            # size is (the plan's note), told as one: needs you, and to Sonarr.
-            note = in_the_way(action.relative_path)
-            raise InTheWay(
-                f"{note.message} (of put.io's size, other bytes: its CRC32 differs)",
-                note.hint,
-                (action.relative_path,),
-            )
+        if action.crc32 is not None:
+            self._not_a_stranger(action, final, action.crc32)
         # journaled placed, it may let put.io's copy be deleted: it must last a power cut
         make_durable(final)
         self._verified(action, placed=True, identity=identity_at(final))
         log.warning("%s was already downloaded; recorded it and moved on", action.relative_path)
         return "verified in place"
+
+    def _not_a_stranger(self, action: AdoptLocal, final: Path, crc32: str) -> None:
+        """Raise InTheWay if the file found at an adoption's path holds other bytes than
+        put.io's, of its size: a file not ours in the way, as one of another size is (the
+        plan's note), told as one: needs you, and to Sonarr. Once its CRC32 was found to
+        differ, the same file (inode, mtime: as for a placed file) is not read again."""
+        found = identity_at(final)
+        if found is not None and found == self._journal.judged_stranger(action.file_id):
+            why = "its CRC32 differed when a run read it, and it has not changed since"
+        elif crc32_of(final) == crc32:
+            return
+        else:
+            why = "its CRC32 differs"
+            if found is not None and identity_at(final) == found:  # not changed meanwhile
+                self._journal.judge_stranger(action.file_id, found)
+        note = in_the_way(action.relative_path)
+        raise InTheWay(
+            f"{note.message} (of put.io's size, other bytes: {why})",
+            note.hint,
+            (action.relative_path,),
+        )
 
     def download(
         self, action: Download, may_continue: Callable[[], bool], advance: Callable[[int], None]

@@ -166,6 +166,24 @@ _PLACED_IDENTITIES = select(
 )
 
 
+def judged_stranger(conn: Connection, file_id: int) -> FileIdentity | None:
+    """Given a file id, return which local file at its path was found to hold other bytes
+    than put.io's, if one was."""
+    column = downloads_table.c
+    found = conn.execute(
+        select(column.stranger_inode, column.stranger_mtime_ns).where(column.file_id == file_id)
+    ).first()
+    if found is None or found[0] is None or found[1] is None:
+        return None
+    return FileIdentity(found[0], found[1])
+
+
+def judge_stranger(conn: Connection, file_id: int, identity: FileIdentity) -> None:
+    """Given a file id and the local file at its path found to hold other bytes, keep it."""
+    judged = {"stranger_inode": identity.inode, "stranger_mtime_ns": identity.mtime_ns}
+    upsert(conn, downloads_table, {"file_id": file_id} | judged, judged)
+
+
 def placed_identities(conn: Connection, file_ids: Collection[int]) -> dict[int, FileIdentity]:
     """Given file ids, return which file each placed one was, where that is known."""
     if not file_ids:

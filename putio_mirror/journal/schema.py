@@ -171,6 +171,10 @@ downloads_table = Table(
     Column("last_error", Text),
     Column("placed_inode", BigInteger),
     Column("placed_mtime_ns", BigInteger),
+    # a local file of put.io's size found to hold other bytes (schema 7): not read again
+    # while it is the same file
+    Column("stranger_inode", BigInteger),
+    Column("stranger_mtime_ns", BigInteger),
 )
 #: a placement forgotten: where, when, and which file it was
 NOT_PLACED = {"placed_at": None, "placed_path": None, "placed_inode": None, "placed_mtime_ns": None}

@@ -364,6 +364,18 @@ class Journal(StartingFace):
         with self._db.write() as conn:
             return journal_files.failed(conn, file_id, _aware(now), error)
 
+    def judged_stranger(self, file_id: int) -> FileIdentity | None:
+        """Given a file id, return which local file at its path was found to hold other
+        bytes than put.io's (``judge_stranger``), if one was."""
+        with self._db.read() as conn:
+            return journal_files.judged_stranger(conn, file_id)
+
+    def judge_stranger(self, file_id: int, identity: FileIdentity) -> None:
+        """Given a file id and the local file at its path, of put.io's size, found to hold
+        other bytes, keep which file it is: it is not read again while it is the same."""
+        with self._db.write() as conn:
+            journal_files.judge_stranger(conn, file_id, identity)
+
     def reset_download(self, file_id: int) -> None:
         """Given a file id, forget its progress, verification and placement (failures stay)."""
         with self._db.write() as conn:
