@@ -16,6 +16,7 @@ import pytest
 from putio_mirror.app.downloading import NoProgress
 from putio_mirror.app.run import Request, Runtime, run_once
 from putio_mirror.config.settings import load_settings
+from putio_mirror.core.errors import ExitCode
 from putio_mirror.journal.store import Journal
 from tests.journal_schemas import replay
 from tests.mirror_env import Mirror
@@ -156,7 +157,7 @@ def test_put_io_copy_is_never_deleted_while_the_local_copy_is_not_placed(
     progress = _StrangerAppears(stranger, f"download:{second}")
     settings = load_settings(mirror.config, {})
     outcome = run_once(Runtime(settings, progress=progress), Request("sync"))
-    assert outcome.exit_code == 1
+    assert outcome.exit_code == ExitCode.NEEDS_ATTENTION, "a person's to move: no failure"
     assert show in {item["id"] for item in mirror.fake.files()}, "put.io keeps the item"
     assert mirror.local_files()["Show S01/e2.mkv"] == mirror.fake.file_content(second)
     assert _staged_files(mirror) == [f"verified/{first}"]

@@ -98,7 +98,8 @@ def test_a_placed_file_become_a_fifo_or_a_folder_is_never_read_nor_replaced(
     replacement = _replace(mirror, first, show, b"the proper release, longer")
     for _ in range(2):
         result = mirror.run("sync")
-        assert result.code == ExitCode.ITEMS_FAILED, result.out + result.err
+        assert result.code == ExitCode.NEEDS_ATTENTION, result.out + result.err
         assert "e1.mkv" in result.err and "not overwriting" in result.err, result.err
+        assert "not yet complete" not in result.out, "verified: it waits for its place"
         assert replacement in _on_put_io(mirror), "put.io's copy is kept"
     assert stat.S_ISFIFO(local.lstat().st_mode) if kind == "fifo" else local.is_dir()

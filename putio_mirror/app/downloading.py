@@ -20,6 +20,7 @@ from typing import Protocol
 
 from putio_mirror.core.errors import (
     ChecksumMismatchError,
+    InTheWay,
     ItemError,
     NodesDownError,
     NodesSilentError,
@@ -135,16 +136,6 @@ class RemovedFiles:
             with self._lock:
                 self._read = read
         return read[2].intersection(file_ids)
-
-
-class InTheWay(ItemError):
-    """Verified files not placed for a local file not ours at their paths: one that
-    appeared after the plan saw the way free (the plan notes one it sees). ``paths``: the
-    files' relative paths, for the executor to note each as the plan would have."""
-
-    def __init__(self, message: str, hint: str, paths: tuple[str, ...]) -> None:
-        super().__init__(message, hint)
-        self.paths = paths
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ from putio_mirror.app.claimahead import ClaimAhead
 from putio_mirror.app.downloading import (
     AnyFetcher,
     DownloadSteps,
-    InTheWay,
     NoProgress,
     Paused,
     Progress,
@@ -43,6 +42,7 @@ from putio_mirror.app.rules import RemoteWriter, Rules
 from putio_mirror.core.attention import IN_THE_WAY, NEEDS_YOU, NO_ROOM
 from putio_mirror.core.errors import (
     FatalError,
+    InTheWay,
     ItemError,
     JournalError,
     NoSpaceError,
@@ -462,7 +462,8 @@ class Executor:
         message = getattr(error, "message", None) or str(error)
         hint = getattr(error, "hint", "")
         # what the run tells once for all its files is no warning for each
-        told_once = self._report.failures_for(error) is not self._report.failed
+        bucket = self._report.failures_for(error)
+        told_once = bucket is not self._report.failed and bucket is not self._report.in_the_way
         (log.debug if told_once else log.warning)(
             "%s (%s) failed: %s", action.key, action.target, message, extra=_SUMMARIZED
         )
@@ -471,6 +472,8 @@ class Executor:
             self._note_in_the_way(error.paths)
         with self._lock:
             self._report.add_failure(Failure(action.key, action.target, message, hint), error)
+            if isinstance(error, InTheWay) and isinstance(action, Download):
+                self._report.add_waiting(action)  # verified: it waits in staging
         if isinstance(error, NoSpaceError):
             self._tell(DiskFull(action.target, message, hint))
         elif isinstance(error, ReadOnlyDiskError):

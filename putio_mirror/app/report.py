@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from putio_mirror.core.errors import (
     ExitCode,
+    InTheWay,
     NodesDownError,
     NodesSilentError,
     NoSpaceError,
@@ -33,6 +34,8 @@ class RunReport:
     #: (kind, target) of each action done, in the order they were, for the run's output
     done_actions: list[tuple[str, str]] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
+    #: files kept from their place by a local file not ours: needs a person, no failure
+    in_the_way: list[Failure] = field(default_factory=list)
     #: downloads refused for room on the disk: the disk's trouble, told once for them all
     no_room: list[Failure] = field(default_factory=list)
     #: actions a read-only disk refused (the first found it): told once, none counted as
@@ -56,11 +59,15 @@ class RunReport:
     verified_files: int = 0
     verified_bytes: int = 0
     verified_fetched: int = 0
+    #: files this run verified that a local file in the way keeps in staging, and the part
+    #: of ``bytes_downloaded`` they took
+    waiting_files: int = 0
+    waiting_fetched: int = 0
 
     @property
     def bytes_in_staging(self) -> int:
         """Bytes this run fetched into files it did not finish (a later run resumes them)."""
-        return max(0, self.bytes_downloaded - self.verified_fetched)
+        return max(0, self.bytes_downloaded - self.verified_fetched - self.waiting_fetched)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -90,6 +97,8 @@ class RunReport:
             return self.silenced
         if isinstance(error, NodesSilentError):
             return self.suspects
+        if isinstance(error, InTheWay):
+            return self.in_the_way
         return self.failed
 
     def add_done(self, action: Action) -> None:
@@ -100,6 +109,11 @@ class RunReport:
             self.verified_files += 1
             self.verified_bytes += action.size
             self.verified_fetched += action.size - action.resume_from
+
+    def add_waiting(self, action: Download) -> None:
+        """Given a download verified but kept from its place (a local file in the way)."""
+        self.waiting_files += 1
+        self.waiting_fetched += action.size - action.resume_from
 
     def add_failure(self, failure: Failure, error: Exception) -> None:
         """Given a failure and its error, keep it where it is told (``failures_for``); a
@@ -120,6 +134,8 @@ class RunReport:
     def summary(self) -> str:
         failed = len(self.failed) + len(self.suspects)
         parts = [f"{len(self.done)} done", f"{failed} failed"]
+        if self.in_the_way:
+            parts.append(f"{len(self.in_the_way)} kept out by a local file in the way")
         if self.no_room:
             parts.append(f"{len(self.no_room)} waiting for room on the disk")
         if self.skipped:

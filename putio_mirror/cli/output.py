@@ -88,6 +88,9 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
     report = outcome.report
     if report is None:
         return
+    for kept_out in report.in_the_way:
+        click.echo(redact(f"needs you: {kept_out.message}"), err=True)
+        click.echo(f"  hint: {kept_out.hint}", err=True)
     # files failing alike (a damaged season pack) share one hint, said after the last of them
     by_hint: dict[str, list[Failure]] = {}
     for failure in report.failed:
@@ -106,7 +109,11 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
             # the first is the download that found it (suspects join at the end)
             click.echo(f"  hint: {stopped[0].hint}", err=True)
     needs_person = bool(
-        report.failed or report.no_room or report.aborted or report.downloads_stopped
+        report.failed
+        or report.in_the_way
+        or report.no_room
+        or report.aborted
+        or report.downloads_stopped
     )
     if not say.plan_shown:
         say.line(plan_summary(outcome.plan))
@@ -158,6 +165,12 @@ def byte_lines(report: Any, settings: Settings) -> list[str]:
         lines.append(
             f"Downloaded and verified {report.verified_files} {files} "
             f"({human_bytes(report.verified_bytes)}) into {settings.download_dir}."
+        )
+    if report.waiting_files:
+        files = "file waits" if report.waiting_files == 1 else "files wait"
+        lines.append(
+            f"{report.waiting_files} verified {files} in staging for a local file in the way "
+            "to be moved."
         )
     if report.bytes_in_staging:
         lines.append(

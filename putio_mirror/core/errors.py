@@ -100,6 +100,18 @@ class NotFoundError(RemoteError):
     """The file or transfer does not exist (any more) on put.io."""
 
 
+class InTheWay(ItemError):
+    """Files not placed (or adopted) for a local file not ours at their paths: one that
+    appeared after the plan saw the way free, or one of put.io's size and other bytes
+    (the plan notes one it sees). ``paths``: the files' relative paths, for the executor
+    to note each as the plan would have. Only a person can move it: told as what needs
+    one (exit 11), not as a failure."""
+
+    def __init__(self, message: str, hint: str, paths: tuple[str, ...]) -> None:
+        super().__init__(message, hint)
+        self.paths = paths
+
+
 class CorruptTorrentError(ItemError):
     """A blackhole file is not a usable .torrent or .magnet."""
 
