@@ -41,8 +41,37 @@ def test_a_link_inside_a_linked_download_folder_is_still_refused(mirror: Mirror)
     show = mirror.fake.add_folder("Show S01")
     mirror.fake.add_file("e01.mkv", show, content=b"episode one")
     result = mirror.run("sync")
-    assert result.code == ExitCode.ITEMS_FAILED, result.err
+    assert result.code == ExitCode.NEEDS_ATTENTION, result.err
     assert list(elsewhere.iterdir()) == []
+    # a person's link, told as such: not "a bug or a hostile name"
+    assert f"Show S01 is a symbolic link to {elsewhere}" in result.err, result.err
+    assert "bug" not in result.err and "hint: replace the link" in result.err
+
+
+def test_a_link_out_at_a_file_s_path_is_never_written_through_and_put_io_s_copy_kept(
+    mirror: Mirror,
+) -> None:
+    # A person linked a file of another disk where put.io's file goes: it is not
+    # written through, nor replaced; put.io's copy is kept, fetched once, and placed
+    # once the link is gone.
+    mirror.write_config(download={"delete_remote_after": True})
+    file_id = mirror.fake.add_file("film.mkv", content=b"a film, put.io's")
+    elsewhere = mirror.root / "other-disk" / "film.mkv"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"a film, mine")
+    mirror.downloads.mkdir(parents=True)
+    (mirror.downloads / "film.mkv").symlink_to(elsewhere)
+    for _ in range(2):
+        result = mirror.run("sync")
+        assert result.code == ExitCode.NEEDS_ATTENTION, result.err
+        assert f"needs you: film.mkv: film.mkv is a symbolic link to {elsewhere}" in result.err
+        assert "not yet complete" not in result.out, "verified: it waits for its place"
+        assert elsewhere.read_bytes() == b"a film, mine"
+        assert file_id in {item["id"] for item in mirror.fake.files()}, "put.io's copy kept"
+    assert len([r for r in mirror.fake.requests if r.host == "node"]) == 1, "fetched once"
+    (mirror.downloads / "film.mkv").unlink()
+    assert mirror.run("sync").code == ExitCode.OK
+    assert mirror.local_files() == {"film.mkv": b"a film, put.io's"}
 
 
 def test_a_linked_staging_folder_is_used(mirror: Mirror) -> None:

@@ -22,6 +22,7 @@ from putio_mirror.core.errors import (
     ChecksumMismatchError,
     InTheWay,
     ItemError,
+    LinkLeadsOutError,
     NodesDownError,
     NodesSilentError,
     NoSpaceError,
@@ -336,7 +337,11 @@ class DownloadSteps:
         if self.removed.among([action.file_id]):
             # its bytes stay in staging, for the next plan to tidy
             raise Withdrawn(f"not placed: its item was removed by its RPC client (at byte {done})")
-        final = self.final_path(action.relative_path)
+        try:
+            final = self.final_path(action.relative_path)
+        except LinkLeadsOutError:
+            self._keep(action, source)  # verified: it waits for the link to be replaced
+            raise
         try:
             problem = self._place_one(action, ToPlace(action.file_id, source, final))
         except CannotReplace:

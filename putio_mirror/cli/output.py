@@ -88,14 +88,11 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
     report = outcome.report
     if report is None:
         return
-    for kept_out in report.in_the_way:
-        click.echo(redact(f"needs you: {kept_out.message}"), err=True)
-        click.echo(f"  hint: {kept_out.hint}", err=True)
-    # files failing alike (a damaged season pack) share one hint, said after the last of them
-    by_hint: dict[str, list[Failure]] = {}
-    for failure in report.failed:
-        by_hint.setdefault(failure.hint, []).append(failure)
-    for hint, failures in by_hint.items():
+    for hint, kept_out in _by_hint(report.in_the_way):
+        for failure in kept_out:
+            click.echo(redact(f"needs you: {failure.message}"), err=True)
+        click.echo(f"  hint: {hint}", err=True)
+    for hint, failures in _by_hint(report.failed):
         for failure in failures:
             click.echo(redact(f"failed: {failure.target}: {failure.message}"), err=True)
         if hint:
@@ -122,6 +119,15 @@ def show_outcome(outcome: Outcome, request: Request, settings: Settings, say: Sa
         say.line(line)
     for line in byte_lines(report, settings):
         say.line(line)
+
+
+def _by_hint(failures: list[Failure]) -> list[tuple[str, list[Failure]]]:
+    """Given failures, group those of one hint (a damaged season pack, a linked folder):
+    the hint is said once, after the last of them."""
+    by_hint: dict[str, list[Failure]] = {}
+    for failure in failures:
+        by_hint.setdefault(failure.hint, []).append(failure)
+    return list(by_hint.items())
 
 
 #: how many of the files waiting for room the line names

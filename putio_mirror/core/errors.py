@@ -178,6 +178,12 @@ class UnsafePathError(ItemError):
     """A path would leave the folder it must stay in."""
 
 
+class LinkLeadsOutError(InTheWay, UnsafePathError):
+    """A path would leave its folder through a symbolic link a person made in it (a
+    folder or a file of another disk linked in): nothing is written through it, and
+    only a person can replace it, as a file in the way."""
+
+
 class FatalError(MirrorError):
     """Nothing more can be done in this run."""
 

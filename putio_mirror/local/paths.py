@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from putio_mirror.core.errors import UnsafePathError
+from putio_mirror.core.errors import LinkLeadsOutError, UnsafePathError
 from putio_mirror.local.ownership import AS_IS, Ownership
 
 
@@ -53,7 +53,7 @@ def resolve_all_inside(root: Path, relatives: Iterable[str]) -> list[Path]:
             # resolve() follows every symlink that exists (dangling ones too).
             resolved = (root / folder).resolve() if folder else real_root
             if not resolved.is_relative_to(real_root):
-                raise _unsafe(root, relative)
+                raise _led_out(root, relative, _first_link(root, folder), resolved)
             real_folder = str(resolved) if os.path.isdir(resolved) else None  # noqa: PTH112
             real_folders[folder] = real_folder
         # A name (no "/", not "..") in a folder inside the root is inside it, unless it is
@@ -63,9 +63,30 @@ def resolve_all_inside(root: Path, relatives: Iterable[str]) -> list[Path]:
         if leaf is not None and os.path.islink(leaf):  # noqa: PTH114  (no Path a file)
             real_path = Path(leaf).resolve()
             if real_path == real_root or not real_path.is_relative_to(real_root):
-                raise _unsafe(root, relative)
+                raise _led_out(root, relative, normal, real_path)
         paths.append(root / normal)
     return paths
+
+
+def _first_link(root: Path, folder: str) -> str:
+    """Given a root and a folder path in it that leads out, return the first of its
+    folders that is a symbolic link (the whole path if none is found: changed meanwhile)."""
+    parts = folder.split("/")
+    for count in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:count])
+        if (root / prefix).is_symlink():
+            return prefix
+    return folder
+
+
+def _led_out(root: Path, relative: str, link: str, target: Path) -> LinkLeadsOutError:
+    return LinkLeadsOutError(
+        f"{relative}: {link} is a symbolic link to {target}, out of {root}: not written through",
+        "replace the link by a folder (or bind-mount the other disk there, or point "
+        "paths.downloads at it): putio-mirror writes only inside the download folder; "
+        "what was fetched waits in staging",
+        (relative,),
+    )
 
 
 def _unsafe(root: Path, relative: str) -> UnsafePathError:
