@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -427,6 +427,22 @@ def test_probing_a_files_head_and_tail_fetches_no_read_ahead(
     assert requested_lengths(fake_putio) == [BLOCK_SIZE, BLOCK_SIZE]
 
 
+def _workers_since(before: set[threading.Thread]) -> set[threading.Thread]:
+    """The read-ahead workers started since ``before`` and alive: this test's own. (Not a
+    count of every thread: another test's idle workers end a minute after their last job,
+    whenever that falls, and a server's threads when their client lets go.)"""
+    return {t for t in set(threading.enumerate()) - before if t.name.endswith("(_work)")}
+
+
+def _until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def test_read_ahead_workers_run_every_job_at_once_and_are_kept() -> None:
     workers = Workers()
     release, started = threading.Event(), threading.Semaphore(0)
@@ -435,30 +451,32 @@ def test_read_ahead_workers_run_every_job_at_once_and_are_kept() -> None:
         started.release()
         release.wait(5)
 
-    before = threading.active_count()
+    before = set(threading.enumerate())
     for _ in range(3):
         workers.submit(job)
     for _ in range(3):  # none waits for another to end
         assert started.acquire(timeout=5)
-    assert threading.active_count() == before + 3
+    three = _workers_since(before)
+    assert len(three) == 3
     release.set()
-    time.sleep(0.1)  # the three are idle now
+    assert _until(lambda: workers._idle == 3), "the three are idle now"
+    ran_on: list[threading.Thread] = []
     ran = threading.Event()
-    workers.submit(ran.set)
+    workers.submit(lambda: (ran_on.append(threading.current_thread()), ran.set()))
     assert ran.wait(5)
-    assert threading.active_count() == before + 3  # an idle worker took it
+    assert ran_on[0] in three, "an idle worker took it"
+    assert _workers_since(before) == three, "and no other was started"
 
 
 def test_an_idle_read_ahead_worker_ends() -> None:
     workers = Workers(idle_seconds=0.05)
-    before = threading.active_count()
+    ran_on: list[threading.Thread] = []
     ran = threading.Event()
-    workers.submit(ran.set)
+    workers.submit(lambda: (ran_on.append(threading.current_thread()), ran.set()))
     assert ran.wait(5)
-    deadline = time.monotonic() + 5
-    while threading.active_count() > before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert threading.active_count() == before
+    (worker,) = ran_on
+    worker.join(5)  # (the thread itself: it may have ended already, or any other meanwhile)
+    assert not worker.is_alive()
 
 
 def test_the_links_kept_are_bounded_the_oldest_asked_for_again(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import pytest
 from watchdog.observers.api import BaseObserver, EventEmitter
 
 from putio_mirror.app.run import Runtime
+from putio_mirror.cli import watch as watch_module
 from putio_mirror.cli.signals import StopFlag
 from putio_mirror.cli.watch import (
     Extras,
@@ -46,8 +48,27 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
     return False
 
 
+class _Told(logging.Handler):
+    """Sets ``event`` when a record's message starts with ``start``."""
+
+    def __init__(self, start: str, event: threading.Event) -> None:
+        super().__init__(logging.INFO)
+        self.start, self.event = start, event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.start):
+            self.event.set()
+
+
 class Watcher:
-    """``torrents watch`` in a thread, stopped through its flag like SIGTERM would."""
+    """``torrents watch`` in a thread, stopped through its flag like SIGTERM would.
+
+    Entering returns once the watcher says it is watching: what it holds of the blackhole
+    (the folders' times it compares, the kernel's watch) is taken by then, so a file a
+    test drops after it is news to the watcher, however long its thread took to start.
+    (A file dropped before would count as there from the start, never to be taken
+    unless ``add_first``: sleeping half a second instead lost that race on a loaded
+    machine.)"""
 
     def __init__(
         self,
@@ -59,6 +80,10 @@ class Watcher:
     ) -> None:
         self.flag = StopFlag()
         self.result: list[ExitCode] = []
+        self.watching = threading.Event()
+        self._told = _Told("watching ", self.watching)
+        self._logger = logging.getLogger(watch_module.__name__)
+        self._level = self._logger.level
         settings = load_settings(mirror.config, {})
         self.thread = threading.Thread(
             target=lambda: self.result.append(
@@ -73,12 +98,18 @@ class Watcher:
         )
 
     def __enter__(self) -> Watcher:
+        self._logger.addHandler(self._told)
+        if not self._logger.isEnabledFor(logging.INFO):
+            self._logger.setLevel(logging.INFO)
         self.thread.start()
+        assert self.watching.wait(15), "the watcher did not start watching"
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.flag.set()
         self.thread.join(timeout=10)
+        self._logger.removeHandler(self._told)
+        self._logger.setLevel(self._level)
         assert self.result == [ExitCode.OK]
 
 
@@ -97,7 +128,6 @@ def test_watch_submits_files_dropped_into_subfolders_even_ones_made_while_it_wat
 ) -> None:
     (mirror.blackhole / "sonarr").mkdir()
     with Watcher(mirror, add_first=False):
-        time.sleep(0.5)  # watching
         (mirror.blackhole / "sonarr" / "show.torrent").write_bytes(torrent_bytes("Show"))
         assert wait_for(lambda: len(mirror.fake.transfers()) == 1)
         assert wait_for(
@@ -120,7 +150,6 @@ def test_watch_takes_a_folder_moved_in_with_its_files(
     made.mkdir()
     (made / "show.torrent").write_bytes(torrent_bytes("Moved In"))
     with Watcher(mirror, add_first=False):
-        time.sleep(0.5)  # watching
         made.rename(mirror.blackhole / "sonarr")
         assert wait_for(lambda: len(mirror.fake.transfers()) == 1)
     assert [t["name"] for t in mirror.fake.transfers()] == ["Moved In"]
@@ -147,7 +176,6 @@ def test_a_file_still_settling_when_a_slow_pass_began_is_taken_seconds_later_not
 
     mirror.fake.on_request = slowly
     with Watcher(mirror, add_first=False):
-        time.sleep(0.5)  # watching
         (mirror.blackhole / "a.torrent").write_bytes(torrent_bytes("A"))
         assert wait_for(lambda: (mirror.blackhole / ".submitted" / "a.torrent").exists())
         slow.set()
