@@ -79,9 +79,9 @@ def test_the_journal_records_the_needs_you_code_and_a_failure_outranks_it(
     assert mirror.run("sync").code == ExitCode.NEEDS_ATTENTION
     history = mirror.run("history", "--json")
     assert '"exit_code": 11' in history.out, history.out
-    mirror.fake.add_file("film.mkv", size=10)
-    mirror.downloads.mkdir(exist_ok=True)
-    (mirror.downloads / "film.mkv").write_bytes(b"not theirs")  # same size, other bytes
+    film = mirror.fake.world.tree.get(mirror.fake.add_file("film.mkv", size=10))
+    assert film is not None
+    film.crc32 = "deadbeef"  # put.io's listing and the bytes disagree: a failure
     mirror.drop("worse.torrent", b"no torrent either")
     failed = mirror.run("sync")
     assert failed.code == ExitCode.ITEMS_FAILED, failed.err
