@@ -316,6 +316,28 @@ def test_the_watcher_outlives_its_blackhole_vanishing_and_watches_it_again_once_
     assert sorted(t["name"] for t in mirror.fake.transfers()) == ["First", "Second", "Third"]
 
 
+def test_a_pass_armed_just_before_the_blackhole_vanishes_does_not_end_the_watcher(
+    mirror: Mirror, torrent_bytes: Callable[..., bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A .torrent arrives, arming a pass, and the share is unmounted before the pass runs:
+    # the pass found no folder and raised the config error of `torrents add`, fatal, and
+    # the watcher ended, leaving Sonarr's blackhole unwatched once the share came back.
+    caplog.set_level(logging.INFO, logger="putio_mirror.cli.watch")
+    with Watcher(mirror, add_first=True) as watcher:
+        part = mirror.blackhole / "x.torrent.part"
+        part.write_bytes(torrent_bytes("X"))
+        part.rename(mirror.blackhole / "x.torrent")
+        shutil.rmtree(mirror.blackhole)
+        # the pass armed by the rename runs once the file has settled, and finds no folder
+        assert wait_for(lambda: "watch submit: the blackhole folder" in caplog.text, 15.0)
+        time.sleep(0.5)  # (the old code's watcher thread ended on it: give it time to)
+        assert watcher.thread.is_alive(), "the watcher lives on"
+        mirror.blackhole.mkdir()
+        (mirror.blackhole / "y.torrent").write_bytes(torrent_bytes("Y"))
+        assert wait_for(lambda: len(mirror.fake.transfers()) == 1, timeout=10.0)
+    assert [t["name"] for t in mirror.fake.transfers()] == ["Y"]
+
+
 class _Deaf(EventEmitter):
     """Hears nothing: inotify on a network share (NFS, SMB) that another host writes to."""
 

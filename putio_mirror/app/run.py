@@ -46,6 +46,7 @@ from putio_mirror.core.attention import (
 )
 from putio_mirror.core.errors import (
     AuthError,
+    BlackholeMissingError,
     ConfigError,
     ExitCode,
     MirrorError,
@@ -302,7 +303,7 @@ def _missing_blackhole(settings: Settings, request: Request) -> tuple[Attention,
     said = missing_blackhole(str(folder))
     if request.needs_files:
         return (said,)
-    raise ConfigError(said.message.replace(": nothing was submitted", ""), said.hint)
+    raise BlackholeMissingError(said.message.replace(": nothing was submitted", ""), said.hint)
 
 
 @contextmanager

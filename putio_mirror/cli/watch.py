@@ -53,6 +53,7 @@ from putio_mirror.cli.watched import (
 from putio_mirror.config.settings import Settings
 from putio_mirror.core.errors import (
     AlreadyRunningError,
+    BlackholeMissingError,
     ExitCode,
     FatalError,
     MirrorError,
@@ -475,6 +476,12 @@ def _report_summary(report: RunReport | None) -> str | None:
 
 def submit_blackhole(runtime: Runtime) -> RunReport | None:
     """Given the runtime, submit the blackhole once, whether or not a sync is running;
-    return what was done (None if there was nothing to do). Raise AlreadyRunningError
-    if another blackhole pass of this journal is running, MirrorError as a run would."""
-    return run_once(runtime, PASS).report
+    return what was done (None if there was nothing to do, or no blackhole: a folder that
+    vanished after its pass was armed, which ``Watched`` tells and watches again once
+    back). Raise AlreadyRunningError if another blackhole pass of this journal is
+    running, MirrorError as a run would."""
+    try:
+        return run_once(runtime, PASS).report
+    except BlackholeMissingError as missing:
+        log.info("%s: %s", PASS.command, missing.message)
+        return None

@@ -200,6 +200,12 @@ class ConfigError(FatalError):
         self.problems = problems
 
 
+class BlackholeMissingError(ConfigError):
+    """The blackhole folder is not there for a run that only submits it (``torrents
+    add``): exit 2. The watcher's pass takes it for a folder gone a while (a share
+    unmounted), not for a config to fix: it waits for the folder to be back."""
+
+
 class AuthError(FatalError):
     """put.io refused the token (401): never retried."""
 
