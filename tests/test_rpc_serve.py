@@ -81,10 +81,12 @@ def test_an_item_the_filters_leave_wholly_out_reads_as_an_error_and_is_not_watch
             lambda: (got := client.ok("torrent-get", fields=fields)["torrents"][0])["error"] and got
         )
         assert "download.include" in item["errorString"] and item["leftUntilDone"] > 0
-        time.sleep(0.5)  # the passes asked for before it read so are over
+        time.sleep(0.5)  # the passes asked for before it read so are over...
+        wait_for(watch_sync_over)  # ...even on a loaded machine
         looks = api_calls(fake_putio, "/v2/transfers/list")
         time.sleep(1)
-        assert api_calls(fake_putio, "/v2/transfers/list") == looks  # no pass every 0.1 s
+        # no pass every 0.1 s (ten in that second); one already queued may still come
+        assert api_calls(fake_putio, "/v2/transfers/list") - looks <= 1
     assert not (mirror.downloads / "Film.2024").exists()
 
 
