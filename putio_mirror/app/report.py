@@ -77,6 +77,8 @@ class RunReport:
             return ExitCode.INTERRUPTED
         if self.window_closed:
             return ExitCode.WINDOW_CLOSED
+        if self.in_the_way:  # only a person can move it: the run did its part
+            return ExitCode.NEEDS_ATTENTION
         return ExitCode.OK
 
     @property

@@ -176,16 +176,15 @@ def run_once(runtime: Runtime, request: Request) -> Outcome:
             raise _refusal(violations)
         if request.dry_run:
             plan = with_window_note(plan, settings.schedule, runtime.clock())
-            return Outcome(plan, None, _exit_code(ExitCode.OK, bool(notice)), violations, notice)
+            return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         if request.beside_sync and not plan.actions:
             # a watcher's pass with nothing to submit leaves no run in the journal
-            return Outcome(plan, None, _exit_code(ExitCode.OK, bool(notice)), violations, notice)
+            return Outcome(plan, None, _exit_code(ExitCode.OK, notice), violations, notice)
         assert journal is not None  # only a dry run goes without
         early.handed_over = True  # from here on, the run has a row of its own
         witnesses = functools.partial(_witnesses, snapshot, plan)
         report = _execute(runtime, request, plan, client, journal, notice, notifier, witnesses)
-        code = _exit_code(report.exit_code, bool(notice or report.in_the_way))
-        return Outcome(plan, report, code, violations, notice)
+        return Outcome(plan, report, _exit_code(report.exit_code, notice), violations, notice)
     raise AssertionError("unreachable")
 
 
@@ -285,12 +284,11 @@ def _run_name(request: Request) -> str:
     return f"{request.command} on {socket.gethostname()}"
 
 
-def _exit_code(code: ExitCode, needs_person: bool) -> ExitCode:
-    """Given what the plan's execution earned and whether something needs a person, return
-    the run's exit code: a run that otherwise succeeded but found something only a person
-    can solve says so (failures, a closed window or a stop keep their own, more telling
-    codes)."""
-    return ExitCode.NEEDS_ATTENTION if code == ExitCode.OK and needs_person else code
+def _exit_code(code: ExitCode, notice: tuple[Attention, ...]) -> ExitCode:
+    """Given what the plan's execution earned and what needs a person, return the run's exit
+    code: a run that otherwise succeeded but found something only a person can solve says
+    so (failures, a closed window or a stop keep their own, more telling codes)."""
+    return ExitCode.NEEDS_ATTENTION if code == ExitCode.OK and notice else code
 
 
 def _missing_blackhole(settings: Settings, request: Request) -> tuple[Attention, ...]:
@@ -449,7 +447,7 @@ def _journaled(
     stopped: MirrorError | None = None
     try:
         report = executor.run(plan, run_id)
-        code = _exit_code(report.exit_code, bool(notice or report.in_the_way))
+        code = _exit_code(report.exit_code, notice)
         return report
     except MirrorError as error:
         code, stopped = error.exit_code, error  # journal the code the process will exit with
