@@ -377,11 +377,15 @@ def write_config(root: Path, fake: FakePutio, **sections: dict[str, object]) -> 
 
 
 def run_putio_mirror(
-    config: Path, *args: str, timeout: float, env: dict[str, str] | None = None
+    config: Path,
+    *args: str,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    wrap: Sequence[str] = (),
 ) -> Measurement:
-    """Given a config and arguments (and variables to add to the environment), run
-    putio-mirror measured; raise BenchError if it fails."""
-    argv = [*putio_mirror_command(), "--config", str(config), *args]
+    """Given a config and arguments (and variables to add to the environment, a command
+    to run it under), run putio-mirror measured; raise BenchError if it fails."""
+    argv = [*wrap, *putio_mirror_command(), "--config", str(config), *args]
     return run_measured(argv, timeout=timeout, env=child_env() | (env or {}))
 
 

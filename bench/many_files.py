@@ -61,6 +61,7 @@ from common import (
     write_config,
 )
 from floor import data_path, start_seconds
+from profiles import print_top, recording
 from tools import ensure_tools, nginx, self_signed
 
 from putio_mirror.fakeputio import FakePutio
@@ -125,15 +126,38 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
     return [known[name] for name in args.scenarios]
 
 
+class Profiles:
+    """Where one scenario's putio-mirror runs are sampled to: ``<name>-<n>.txt``."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name = folder, name
+        self.runs: list[Path] = []
+
+    def next_run(self) -> list[str]:
+        """The command prefix that samples the next run (the warm-up's too)."""
+        self.runs.append(self.folder / f"{self.name}-{len(self.runs)}.txt")
+        return recording(self.runs[-1])
+
+
+def _profiles(args: argparse.Namespace, scenario: Scenario) -> Profiles | None:
+    if args.profile is None:
+        return None
+    args.profile.mkdir(parents=True, exist_ok=True)
+    return Profiles(args.profile, scenario.name)
+
+
 # -- contenders ----------------------------------------------------------------------
 
 
-def putio_mirror_runner(listing: Listing, cert: Path | None) -> Runner:
+def putio_mirror_runner(listing: Listing, cert: Path | None, profiles: Profiles | None) -> Runner:
     env = {"REQUESTS_CA_BUNDLE": str(cert)} if cert else {}
 
     def run(where: Path) -> Measurement:
         config = write_config(where, listing.fake)
-        measured = run_putio_mirror(config, "files", "download", timeout=listing.timeout, env=env)
+        wrap = profiles.next_run() if profiles else ()
+        measured = run_putio_mirror(
+            config, "files", "download", timeout=listing.timeout, env=env, wrap=wrap
+        )
         listing.check(where / "downloads")
         return measured
 
@@ -172,8 +196,11 @@ def aria2c_runner(listing: Listing, jobs: int, cert: Path | None) -> Runner:
 # -- one scenario --------------------------------------------------------------------
 
 
-def measure(scenario: Scenario, args: argparse.Namespace) -> dict[str, list[Measurement]]:
-    """Given a scenario, build its fake (and nginx), race the contenders; return the runs."""
+def measure(
+    scenario: Scenario, args: argparse.Namespace, profiles: Profiles | None
+) -> dict[str, list[Measurement]]:
+    """Given a scenario, build its fake (and nginx), race the contenders; return the runs
+    (putio-mirror's sampled into ``profiles`` if given)."""
     note(f"{scenario.name}: adding {scenario.files} files to a fake put.io…")
     with scratch_dir(args.workdir) as work, FakePutio() as fake:
         # every round's copy is kept to the end (see alternate), and nginx serves one more
@@ -189,7 +216,7 @@ def measure(scenario: Scenario, args: argparse.Namespace) -> dict[str, list[Meas
             listing = Listing(fake, files, scenario.timeout)
             cert = tls[0] if tls else None
             contenders = [
-                (MIRROR, putio_mirror_runner(listing, cert)),
+                (MIRROR, putio_mirror_runner(listing, cert, profiles)),
                 (aria2c_name(args), aria2c_runner(listing, args.jobs, cert)),
             ]
             if args.floor:
@@ -314,7 +341,8 @@ def run(args: argparse.Namespace) -> None:
     ensure_tools()
     print_header("many_files")
     chosen = scenarios(args)
-    measured = [(scenario, measure(scenario, args)) for scenario in chosen]
+    profiled = {scenario.name: _profiles(args, scenario) for scenario in chosen}
+    measured = [(scenario, measure(scenario, args, profiled[scenario.name])) for scenario in chosen]
     rows = [row for scenario, results in measured for row in result_rows(scenario, results)]
     latency = f"latency scenarios: {args.latency_ms:g} ms on every API answer and node request"
     print_table(f"medians of {args.rounds} rounds ({latency})", RESULT_HEADERS, rows)
@@ -324,6 +352,9 @@ def run(args: argparse.Namespace) -> None:
     if notes:
         print("\nThe fake put.io's own CPU (it runs in this process; one core at most):\n")
         print("\n".join(notes))
+    for name, profiles in profiled.items():
+        if profiles is not None:
+            print_top(f"{name}, putio-mirror sampled by py-spy", profiles.runs)
 
 
 def scenario_list(text: str) -> list[str]:
@@ -358,6 +389,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tls",
         action="store_true",
         help="nginx serves HTTPS (a self-signed certificate both trust), as put.io's nodes do",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="sample putio-mirror's runs with py-spy into FOLDER, print the top functions "
+        "(its figures then include py-spy's CPU)",
     )
     args = parser.parse_args(argv)
     return main_guard(lambda: run(args))
