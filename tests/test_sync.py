@@ -6,6 +6,7 @@ import gc
 import hashlib
 import json
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from pathlib import Path
 from putio_mirror.app.run import ALL_KINDS, Request, Runtime, run_once
 from putio_mirror.config.settings import load_settings
 from putio_mirror.core.errors import ExitCode
+from putio_mirror.core.pacing import AUTO_MAX_FILES
 from putio_mirror.fakeputio.fake import LoggedRequest
 from putio_mirror.local.lock import RunLock
 from tests.mirror_env import Mirror
@@ -252,24 +254,47 @@ def test_bad_bandwidth_timetable_is_a_config_error(mirror: Mirror) -> None:
     assert result.code == 2 and "download.bwlimit" in result.err
 
 
-def test_auto_downloads_many_small_files_eight_at_once(mirror: Mirror) -> None:
-    ids = [mirror.fake.add_file(f"sub{n:02}.srt", size=2_000 + n) for n in range(16)]
-    # Node requests wait for each other in eights: fewer at once and the barrier breaks.
-    eight = threading.Barrier(8, timeout=10)
-    broken: list[str] = []
+class NodeGauge:
+    """An ``on_request`` hook that holds each node request ``seconds`` (put.io's distance)
+    and notes the most answered at once."""
 
-    def hold(request: LoggedRequest) -> None:
-        if request.host == "node":
-            try:
-                eight.wait()
-            except threading.BrokenBarrierError:
-                broken.append(request.path)
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.answering = self.most = 0
 
-    mirror.fake.on_request = hold
+    def __call__(self, request: LoggedRequest) -> None:
+        if request.host != "node":
+            return
+        with self.lock:
+            self.answering += 1
+            self.most = max(self.most, self.answering)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.answering -= 1
+
+
+def test_auto_downloads_many_small_files_more_at_once_while_put_io_is_far(
+    mirror: Mirror,
+) -> None:
+    ids = [mirror.fake.add_file(f"sub{n:02}.srt", size=2_000 + n) for n in range(40)]
+    gauge = NodeGauge(seconds=0.1)
+    mirror.fake.on_request = gauge
     assert mirror.run("files", "download").code == 0  # parallel_files: auto, the default
-    assert broken == []
+    # two at once to begin with, doubled while the files mostly wait: 2, 4, 8, 12
+    assert 8 <= gauge.most <= AUTO_MAX_FILES
     local = mirror.local_files()
     assert all(local[f"sub{n:02}.srt"] == mirror.fake.file_content(i) for n, i in enumerate(ids))
+
+
+def test_the_configs_files_at_once_hold_however_far_put_io_is(mirror: Mirror) -> None:
+    for n in range(16):
+        mirror.fake.add_file(f"sub{n:02}.srt", size=2_000 + n)
+    gauge = NodeGauge(seconds=0.05)
+    mirror.fake.on_request = gauge
+    mirror.write_config(download={"parallel_files": 3})
+    assert mirror.run("files", "download").code == 0
+    assert gauge.most == 3
 
 
 def test_download_links_are_asked_for_in_parallel(mirror: Mirror) -> None:

@@ -7,7 +7,7 @@ for the next run. An action whose ``requires`` did not succeed in this run is
 skipped. Per-item errors are recorded and the run goes on; a transient
 outage that outlasted the retries ends the run, put.io's nodes down only its
 downloads; a fatal error is journaled and raised. Consecutive downloads run
-``parallel_files`` at a time.
+``parallel_files`` at a time, or as many as put.io's distance calls for (``crowding.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from putio_mirror.app.claimahead import ClaimAhead
+from putio_mirror.app.crowding import Gate
 from putio_mirror.app.downloading import (
     AnyFetcher,
     DownloadSteps,
@@ -52,6 +53,7 @@ from putio_mirror.core.errors import (
     read_only_disk,
 )
 from putio_mirror.core.mirroring import in_the_way
+from putio_mirror.core.pacing import Crowd
 from putio_mirror.core.plan import (
     WINDOWED_KINDS,
     Action,
@@ -199,7 +201,7 @@ class Executor:
             # transactions a file doubled the CPU of 3,000 small files).
             batch = plan.downloads_from(index)
             if len(batch) > 1:
-                self._run_parallel(run_id, batch, self._rules.at_once(batch))
+                self._run_parallel(run_id, batch, self._rules.crowd(batch))
                 index += len(batch)
             else:
                 self._step(run_id, actions[index])
@@ -238,19 +240,21 @@ class Executor:
             self._report.interrupted = True
         return self._report.interrupted or self._report.aborted is not None
 
-    def _run_parallel(self, run_id: int, batch: list[Download], workers: int) -> None:
-        """Given consecutive downloads, perform them ``workers`` at a time, drawn from one
-        queue that claims them a few at a time (``claimahead.py``)."""
+    def _run_parallel(self, run_id: int, batch: list[Download], crowd: Crowd) -> None:
+        """Given consecutive downloads, perform them as many at a time as ``crowd``
+        allows, drawn from one queue that claims them a few at a time
+        (``claimahead.py``)."""
         queue = ClaimAhead(
             batch,
             take=lambda downloads: self._take(run_id, downloads),
             may_start=self._may_go_on,
             withdraw=lambda claimed: withdraw_claimed(self._journal, self._claims, claimed),
         )
+        gate = Gate(crowd)
         try:
-            with ThreadPoolExecutor(workers, thread_name_prefix="download") as pool:
+            with ThreadPoolExecutor(crowd.most, thread_name_prefix="download") as pool:
                 due = EndingsDue()
-                futures = [pool.submit(self._drain, queue, due) for _ in range(workers)]
+                futures = [pool.submit(self._drain, queue, due, gate) for _ in range(crowd.most)]
                 try:
                     for future in futures:
                         future.result()
@@ -267,17 +271,22 @@ class Executor:
         halted = self._halted.is_set() or self._should_halt()
         return not halted and self._may_start(action, count=False)
 
-    def _drain(self, queue: ClaimAhead, due: EndingsDue) -> None:
-        """Perform downloads drawn from the queue; journal the ends of verified ones a few
-        at a time, with the other workers' (before a large one, whose ending would wait for
-        its bytes)."""
+    def _drain(self, queue: ClaimAhead, due: EndingsDue, gate: Gate) -> None:
+        """Perform downloads drawn from the queue, a turn at the gate each; journal the
+        ends of verified ones a few at a time, with the other workers' (before a large
+        one, whose ending would wait for its bytes)."""
         ended: list[Ending] = []
         try:
-            while (claimed := queue.next()) is not None:
-                action, action_id = claimed
-                if action.size - action.resume_from > ENDS_WAIT_FOR_BYTES:
-                    self._end_all(due.take())
-                self._perform(action_id, action, ended)
+            while True:
+                with gate.turn() as turn:
+                    claimed = queue.next()
+                    if claimed is None:
+                        return
+                    action, action_id = claimed
+                    if action.size - action.resume_from > ENDS_WAIT_FOR_BYTES:
+                        self._end_all(due.take())
+                    self._perform(action_id, action, ended)
+                    turn.counts()
                 self._end_all(due.add(ended))
         finally:
             self._end_all(due.take())

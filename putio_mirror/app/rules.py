@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
-from putio_mirror.core.pacing import files_at_once
+from putio_mirror.core.pacing import Crowd, files_at_once
 from putio_mirror.core.plan import WINDOWED_KINDS, Download
 from putio_mirror.core.state import Transfer
 from putio_mirror.core.window import Schedule
@@ -55,8 +55,10 @@ class Rules:
         """Whether an action of this kind waits for the download window."""
         return kind in WINDOWED_KINDS or (kind in GROOMING_KINDS and not self.groom_outside_window)
 
-    def at_once(self, batch: list[Download]) -> int:
-        """Given consecutive downloads, return how many to fetch at once."""
+    def crowd(self, batch: list[Download]) -> Crowd:
+        """Given consecutive downloads, return how many to fetch at once: the config's
+        number, else as many as put.io's distance calls for (``core/pacing.py``)."""
         if self.parallel_files is None:
-            return files_at_once([action.size - action.resume_from for action in batch])
-        return min(self.parallel_files, len(batch))
+            return Crowd(files_at_once([action.size - action.resume_from for action in batch]))
+        fixed = min(self.parallel_files, len(batch))
+        return Crowd(fixed, fewest=fixed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from putio_mirror.core.errors import ChecksumMismatchError, TransientError
 from putio_mirror.core.retry import Backoff
 from putio_mirror.fetch.values import FileToFetch
+from putio_mirror.net import waits
 from putio_mirror.net.cutting import Cover, Cutter
 from putio_mirror.net.sessions import Session, pool_get, request_target
 
@@ -159,11 +161,14 @@ def node_get(
     the same connection, TLS settings and headers, without requests' per-request work
     (~1 ms of CPU, as much as a small file's body); a redirect is followed by requests.
     Given a ``cutter``, its ``cut`` ends the request's connects and reads at once, until
-    the answer is given back (over ``net/sessions.Session``'s pools: ``Cover``)."""
+    the answer is given back (over ``net/sessions.Session``'s pools: ``Cover``). The wait
+    for the answer's head is counted in ``waits``."""
+    began = time.monotonic()
     with (
         nullcontext() if cutter is None else Cover(cutter),
         _node_get(session, url, byte_range, timeout) as answer,
     ):
+        waits.add(time.monotonic() - began)
         yield answer
 
 

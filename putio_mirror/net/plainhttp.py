@@ -32,6 +32,7 @@ from typing import Any, Final
 import urllib3
 from urllib3.connection import HTTPConnection
 
+from putio_mirror.net import waits
 from putio_mirror.net.cutting import Cover, Cutter
 
 
@@ -245,7 +246,15 @@ def _recv_into(sock: socket.socket, view: memoryview, flags: int = 0) -> int:
 
 def read_head(sock: socket.socket, room: int) -> Head:
     """Given a socket a GET was sent on and the bytes of body expected at most (``room``),
-    read the answer's status line and headers."""
+    read the answer's status line and headers (the wait counted in ``waits``)."""
+    began = time.monotonic()
+    try:
+        return _read_head(sock, room)
+    finally:
+        waits.add(time.monotonic() - began)
+
+
+def _read_head(sock: socket.socket, room: int) -> Head:
     stored = bytearray(HEAD_ROOM + room + 1)  # one more: a longer body shows
     view, got = memoryview(stored), 0
     while True:
