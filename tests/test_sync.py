@@ -287,6 +287,32 @@ def test_auto_downloads_many_small_files_more_at_once_while_put_io_is_far(
     assert all(local[f"sub{n:02}.srt"] == mirror.fake.file_content(i) for n, i in enumerate(ids))
 
 
+def test_two_files_whose_node_hangs_do_not_hold_up_the_others(mirror: Mirror) -> None:
+    slow = {mirror.fake.add_file(f"a{n}.srt", size=1_000 + n) for n in range(2)}  # first in line
+    others = {mirror.fake.add_file(f"b{n:02}.srt", size=2_000 + n) for n in range(20)}
+    asked: list[int] = []  # file ids in the order the node was asked for them
+    lock = threading.Lock()
+
+    def hang(request: LoggedRequest) -> None:
+        if request.host != "node":
+            return
+        file_id = int(request.path.rsplit("/", 1)[-1])
+        with lock:
+            first = file_id in slow and file_id not in asked
+            asked.append(file_id)
+        if first:
+            # the two workers a run begins with both wait here, past the read timeout
+            # (2 s in tests): the file is asked for again after its retry's pause
+            time.sleep(3)
+
+    mirror.fake.on_request = hang
+    assert mirror.run("files", "download").code == 0  # parallel_files: auto, the default
+    retried = min(n for n, file_id in enumerate(asked) if file_id in asked[:n])  # asked again
+    assert others <= set(asked[:retried]), "the other files waited for the two that hung"
+    local = mirror.local_files()
+    assert {"a0.srt", "a1.srt"} <= set(local)
+
+
 def test_the_configs_files_at_once_hold_however_far_put_io_is(mirror: Mirror) -> None:
     for n in range(16):
         mirror.fake.add_file(f"sub{n:02}.srt", size=2_000 + n)
