@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from putio_mirror.app.crowding import Gate
+from putio_mirror.app.crowding import STUCK_AFTER, Gate
 from putio_mirror.core.pacing import Crowd
 from putio_mirror.net import waits
 
@@ -20,25 +20,31 @@ class Workers:
         self.lock = threading.Lock()
         self.inside = self.most_inside = 0
         self.beyond: list[tuple[int, int]] = []
+        self.took_turns: set[int] = set()  # the threads that took a turn
 
-    def run(self, seconds: float, waiting: float, counts: bool = True) -> None:
+    def run(
+        self, seconds: float, waiting: float, counts: bool = True, between: float = 0.0
+    ) -> None:
         def work() -> None:
-            while True:
-                with self.gate.turn() as turn:
-                    with self.lock:
-                        if self.left == 0:
-                            return
-                        self.left -= 1
-                        self.inside += 1
-                        self.most_inside = max(self.most_inside, self.inside)
-                        if self.inside > self.gate.crowd.allowed:
-                            self.beyond.append((self.inside, self.gate.crowd.allowed))
-                    time.sleep(seconds)
-                    waits.add(waiting)
-                    with self.lock:
-                        self.inside -= 1
-                    if counts:
-                        turn.counts()
+            with self.gate.seat() as seat:
+                while True:
+                    with seat.turn() as turn:
+                        with self.lock:
+                            if self.left == 0:
+                                return
+                            self.left -= 1
+                            self.inside += 1
+                            self.most_inside = max(self.most_inside, self.inside)
+                            if self.inside > self.gate.crowd.allowed:
+                                self.beyond.append((self.inside, self.gate.crowd.allowed))
+                            self.took_turns.add(threading.get_ident())
+                        time.sleep(seconds)
+                        waits.add(waiting)
+                        with self.lock:
+                            self.inside -= 1
+                        if counts:
+                            turn.counts()
+                    time.sleep(between)  # as the executor journals the file's end
 
         threads = [threading.Thread(target=work) for _ in range(self.workers)]
         for thread in threads:
@@ -64,6 +70,31 @@ def test_while_files_hardly_wait_no_more_than_the_fewest_are_let_in() -> None:
     assert gate.crowd.allowed == 2
     assert workers.most_inside <= 2
     assert workers.beyond == []
+
+
+def test_a_worker_keeps_its_place_from_one_file_to_the_next() -> None:
+    # handing the place to a sleeping worker after each file woke a thread a file
+    gate = Gate(Crowd(8))
+    workers = Workers(gate, workers=8, turns=40)
+    workers.run(seconds=0.002, waiting=0.0, between=0.001)
+    assert gate.crowd.allowed == 2
+    assert len(workers.took_turns) == 2
+
+
+def test_a_worker_that_leaves_hands_its_place_to_one_waiting() -> None:
+    gate = Gate(Crowd(1))
+    inside = threading.Event()
+    with gate.seat() as first, first.turn():
+        second = threading.Thread(target=lambda: _one_turn(gate, inside))
+        second.start()
+        assert not inside.wait(0.2)  # the one place is held
+    assert inside.wait(STUCK_AFTER / 2)  # woken as it left, not by looking again
+    second.join(2)
+
+
+def _one_turn(gate: Gate, inside: threading.Event) -> None:
+    with gate.seat() as seat, seat.turn():
+        inside.set()
 
 
 def test_turns_that_performed_no_file_do_not_count() -> None:

@@ -272,22 +272,24 @@ class Executor:
         return not halted and self._may_start(action, count=False)
 
     def _drain(self, queue: ClaimAhead, due: EndingsDue, gate: Gate) -> None:
-        """Perform downloads drawn from the queue, a turn at the gate each; journal the
-        ends of verified ones a few at a time, with the other workers' (before a large
-        one, whose ending would wait for its bytes)."""
+        """Perform downloads drawn from the queue, a turn at the gate each (the place kept
+        from one to the next: ``crowding.py``); journal the ends of verified ones a few at
+        a time, with the other workers' (before a large one, whose ending would wait for
+        its bytes)."""
         ended: list[Ending] = []
         try:
-            while True:
-                with gate.turn() as turn:
-                    claimed = queue.next()
-                    if claimed is None:
-                        return
-                    action, action_id = claimed
-                    if action.size - action.resume_from > ENDS_WAIT_FOR_BYTES:
-                        self._end_all(due.take())
-                    self._perform(action_id, action, ended)
-                    turn.counts()
-                self._end_all(due.add(ended))
+            with gate.seat() as seat:
+                while True:
+                    with seat.turn() as turn:
+                        claimed = queue.next()
+                        if claimed is None:
+                            return
+                        action, action_id = claimed
+                        if action.size - action.resume_from > ENDS_WAIT_FOR_BYTES:
+                            self._end_all(due.take())
+                        self._perform(action_id, action, ended)
+                        turn.counts()
+                    self._end_all(due.add(ended))
         finally:
             self._end_all(due.take())
 
