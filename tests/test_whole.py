@@ -5,6 +5,7 @@ came, and every trouble is the usual path's to wait on and retry, from what came
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -322,3 +323,41 @@ def test_a_staging_folder_removed_between_small_files_is_made_again(
     second, second_content = _another(fake_putio, item, "y.part")
     assert downloader.fetch(second) == Fetched(True, SMALL)
     assert second.part_path.read_bytes() == second_content
+
+
+def test_files_fetched_whole_on_several_threads_each_keep_their_own_bytes(
+    fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
+) -> None:
+    # each thread reads its files' answers into a buffer of its own, reused file after
+    # file: one thread's next file never lands in another's body, nor a longer file's
+    # bytes in a shorter one's
+    downloader = make_downloader(**ONE_CHUNK)
+    sizes = [200_000, 70_000, SMALL, 150_000, 9, 100_000]
+    work: list[list[tuple[FileToFetch, bytes]]] = []
+    for thread in range(4):
+        files = []
+        for number, size in enumerate(sizes):
+            file_id = fake_putio.add_file(f"{thread}-{number}.bin", size=size)
+            part = tmp_path / "staging" / f"{file_id}.part"
+            crc = fake_putio.file_crc32(file_id)
+            files.append((FileToFetch(file_id, size, crc, part), fake_putio.file_content(file_id)))
+        work.append(files)
+    failures: list[BaseException] = []
+
+    def fetch_all(files: list[tuple[FileToFetch, bytes]]) -> None:
+        try:
+            for item, _ in files:
+                assert downloader.fetch(item) == Fetched(True, item.size)
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=fetch_all, args=(files,)) for files in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    for files in work:
+        for item, content in files:
+            assert item.part_path.read_bytes() == content
+    assert len(node_requests(fake_putio)) == len(sizes) * len(work)  # none fetched twice

@@ -233,7 +233,13 @@ class Executor:
 
     def _window_closed_for(self, kind: str) -> bool:
         """Whether work of this kind waits for the window, which is closed now."""
-        return self._rules.windowed(kind) and not self._rules.schedule.is_open(self._clock())
+        return self._rules.windowed(kind) and not self._window_open()
+
+    def _window_open(self) -> bool:
+        """Whether the download window is open now; the clock is not read if there is no
+        window (asked between every chunk of every file: issue 14)."""
+        schedule = self._rules.schedule
+        return schedule.always_open or schedule.is_open(self._clock())
 
     def _should_halt(self) -> bool:
         if self._stop_requested():
@@ -371,11 +377,13 @@ class Executor:
     def _continuing(self, action: Download) -> Callable[[], bool]:
         """Between chunks: the window is open, no stop was asked, and our claim still holds."""
 
+        key = action.key
+
         def may_continue() -> bool:
             if self._stopping():
                 return False
             # The claim keeper renews in the background; here we only ask what it found.
-            return self._rules.schedule.is_open(self._clock()) and self._claims.holds(action.key)
+            return self._window_open() and self._claims.holds(key)
 
         return may_continue
 
@@ -384,7 +392,7 @@ class Executor:
         count it deferred."""
         if self._report.downloads_stopped and isinstance(action, Download):
             return False
-        outside = not self._rules.schedule.is_open(self._clock())
+        outside = not self._window_open()
         windowed = self._rules.windowed(action.kind)
         with self._lock:
             paused_earlier = self._report.window_closed and action.kind in WINDOWED_KINDS

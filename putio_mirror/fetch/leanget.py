@@ -101,6 +101,7 @@ def lean_body(
     cutter: Cutter | None = None,
     step: int | None = None,
     may_continue: Callable[[], bool] = lambda: True,
+    buffer: bytearray | None = None,
 ) -> memoryview | Partial | NotMine | None:
     """Given the pool of a node URL, the URL's path and query, a file and the timeouts,
     GET the whole file on one of the pool's connections, ``step`` bytes at a time (None:
@@ -110,7 +111,8 @@ def lean_body(
     NOT_MINE for an answer to ask again through ``node_get``. Given a ``cutter``, its
     ``cut`` ends the wait. Raise Retry for a connection failed before any of the body
     came, a short body or an answer ``body_start`` refuses (ChecksumMismatchError for a
-    node announcing another size)."""
+    node announcing another size). Given a ``buffer`` (``room_for`` the file), the answer
+    is read into it: the body returned is a view of it."""
     request = request_bytes(pool, target, DIRECT_HEADERS)
     if request is None:
         return NOT_MINE
@@ -120,7 +122,7 @@ def lean_body(
             if loan.conn is None:
                 return NOT_MINE
             sock = loan.watch(send(loan.conn, request, timeout))
-            head = read_head(sock, item.size)
+            head = read_head(sock, item.size, buffer)
             if not head.plain(_STORED):
                 return NOT_MINE
             body_start(head, 0, item)  # raises for anything but the whole file

@@ -244,18 +244,26 @@ def _recv_into(sock: socket.socket, view: memoryview, flags: int = 0) -> int:
         raise TimeoutError("timed out") from exc
 
 
-def read_head(sock: socket.socket, room: int) -> Head:
+def read_head(sock: socket.socket, room: int, stored: bytearray | None = None) -> Head:
     """Given a socket a GET was sent on and the bytes of body expected at most (``room``),
-    read the answer's status line and headers (the wait counted in ``waits``)."""
+    read the answer's status line and headers (the wait counted in ``waits``), into
+    ``stored`` if it is long enough (``room_for``), else into a buffer of its own."""
     began = time.monotonic()
     try:
-        return _read_head(sock, room)
+        return _read_head(sock, room, stored)
     finally:
         waits.add(time.monotonic() - began)
 
 
-def _read_head(sock: socket.socket, room: int) -> Head:
-    stored = bytearray(HEAD_ROOM + room + 1)  # one more: a longer body shows
+def room_for(body: int) -> int:
+    """Given the bytes of body expected at most, return the length of a buffer that holds
+    the answer: its head, the body and one byte more (a longer body shows)."""
+    return HEAD_ROOM + body + 1
+
+
+def _read_head(sock: socket.socket, room: int, stored: bytearray | None) -> Head:
+    if stored is None or len(stored) < room_for(room):
+        stored = bytearray(room_for(room))
     view, got = memoryview(stored), 0
     while True:
         count = _recv_into(sock, view[got:HEAD_ROOM])
