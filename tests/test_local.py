@@ -19,7 +19,7 @@ from putio_mirror.local.keeping import VerifiedMoves
 from putio_mirror.local.lock import RunLock
 from putio_mirror.local.paths import resolve_all_inside, resolve_inside
 from putio_mirror.local.space import ensure_room, free_bytes
-from putio_mirror.local.staging import keep_verified, part_path
+from putio_mirror.local.staging import keep_verified, list_staging, part_path, remove_entry
 
 PROJECT = Path(__file__).resolve().parents[1]
 # Run in another process: try the lock, report the outcome on stdout.
@@ -125,6 +125,21 @@ def test_a_lock_file_deleted_by_hand_while_a_run_holds_it_lets_no_second_run_in(
 
 def test_part_path_names_the_part_file_by_file_id(tmp_path: Path) -> None:
     assert part_path(tmp_path, 1234) == tmp_path / "1234.part"
+
+
+def test_a_sidecar_without_its_part_is_listed_as_left_over_and_removed_alone(
+    tmp_path: Path,
+) -> None:
+    for name in ("7.part", "7.part.segments", "8.part.segments", "x.part.segments"):
+        (tmp_path / name).write_text("{}")
+    (lone,) = [entry for entry in list_staging(tmp_path) if entry.kind == "sidecar"]
+    assert lone.remote_id == 8  # 7's is its part's; x is not ours
+    remove_entry(tmp_path, lone)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "7.part",
+        "7.part.segments",
+        "x.part.segments",
+    ]
 
 
 @pytest.mark.parametrize("relative", ["a/b.mkv", "a/../b.mkv", "./c", "d//e"])

@@ -439,6 +439,18 @@ def test_staging_leftovers_of_files_gone_from_put_io_are_tidied_after_the_grace_
     assert reconcile(empty, Policy(), NOW).count("tidy") == 0, "an empty put.io is no verdict"
 
 
+def test_a_sidecar_left_without_its_part_is_tidied_once_its_file_needs_no_part() -> None:
+    old = NOW - timedelta(hours=25)
+    staging = (StagedEntry("sidecar", 2, 5, old), StagedEntry("sidecar", 3, 5, old))
+    tree = (file(2, "wanted.mkv"), file(3, "done.mkv"))
+    snapshot = Snapshot(
+        files=tree, journal=facts(downloads=[verified(3)]), local=LocalFacts(staging=staging)
+    )
+    tidy = [action for action in reconcile(snapshot, Policy(), NOW) if action.kind == "tidy"]
+    # 2's download may be writing a new one beside its new part: left until it is verified
+    assert tidy == [TidyStaging("sidecar", 3, 5, why="placed already")]
+
+
 def test_filters_leave_out_files_and_do_not_hold_back_cleaning() -> None:
     tree = (
         folder(1, "Movie"),

@@ -472,11 +472,12 @@ def _surely_left_over(entry: StagedEntry, snapshot: Snapshot) -> bool:
 
 def _still_needed(kind: str, file_id: int, tree: RemoteTree, snapshot: Snapshot) -> bool:
     """A part of a wanted file not yet verified (it may be backing off), or verified bytes
-    of a wanted file not yet placed, are still needed."""
+    of a wanted file not yet placed, are still needed; a sidecar left alone is kept as its
+    file's part would be (a download of it may be writing a new one)."""
     if file_id not in tree.wanted:
         return False
     record = snapshot.journal.downloads.get(file_id)
-    if kind == "part":
+    if kind in ("part", "sidecar"):
         return record is None or not record.is_verified
     return record is None or not record.is_placed
 

@@ -236,14 +236,15 @@ class JournalFacts:
     shared: bool = False
 
 
-StagedKind = Literal["part", "verified", "build"]
+StagedKind = Literal["part", "sidecar", "verified", "build"]
 
 
 @dataclass(frozen=True, slots=True)
 class StagedEntry:
     """One thing of ours in the staging folder, named by a put.io id: a growing ``.part``
-    (file id), verified bytes waiting to be placed (file id), or an item folder being
-    built for placement (item id); ``modified_at`` dates its last change."""
+    (file id), a part's segment sidecar left without its part (file id), verified bytes
+    waiting to be placed (file id), or an item folder being built for placement (item
+    id); ``modified_at`` dates its last change."""
 
     kind: StagedKind
     remote_id: int

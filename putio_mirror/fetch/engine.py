@@ -160,9 +160,10 @@ class Fetcher:
                 return handed
             trouble = handed
         fd = self._folders.new_part(item.part_path) if self._sequential(item) else None
-        if fd is not None:  # a new part, written in order: no part to look for
-            # a sidecar left alone (say, a crash amid ``discard``) would outlive the part
-            sidecar_path(item.part_path).unlink(missing_ok=True)
+        # a new part, written in order: no part to look for, nor a sidecar (one left
+        # alone is tidied by a run: ``local/staging.list_staging``; one never counts
+        # unproven: ``segments._prove``)
+        if fd is not None:
             table = fresh_table(item, 0, 0, 1, self._connections)
         else:
             with no_space_is_item_error(item.part_path):

@@ -43,7 +43,6 @@ from putio_mirror.fetch.partfile import (
     drop_cached,
     pwrite_all,
 )
-from putio_mirror.fetch.segments import sidecar_path
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.net.cutting import Cutter
 from putio_mirror.net.plainhttp import room_for
@@ -111,8 +110,6 @@ def fetch_whole(
     if fd is None:
         return None
     try:
-        # a sidecar left alone (say, a crash amid ``discard``) would outlive the part
-        sidecar_path(item.part_path).unlink(missing_ok=True)
         body = _body(item, url_for, session, timeout, cutter, pace)
         if isinstance(body, Partial):
             _keep(item, fd, body.body, sync)

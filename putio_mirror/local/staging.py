@@ -36,7 +36,7 @@ from putio_mirror.core.errors import ItemError, NotDurableError, UnsafePathError
 from putio_mirror.core.naming import OWN_PREFIX, room_beneath
 from putio_mirror.core.state import StagedEntry
 from putio_mirror.fetch.partfile import fsync_folder
-from putio_mirror.fetch.segments import discard
+from putio_mirror.fetch.segments import SIDECAR_SUFFIX, discard, sidecar_path
 from putio_mirror.local.durable import (
     COPY_PREFIX,
     LINK_UNSUPPORTED,
@@ -115,14 +115,30 @@ def list_staging(staging: Path) -> tuple[StagedEntry, ...]:
     through one.
     """
     entries: list[StagedEntry] = []
+    sidecars: dict[int, os.stat_result] = {}
     for path, info in _entries(staging):
-        if path.name.endswith(PART_SUFFIX) and path.name[: -len(PART_SUFFIX)].isdigit():
+        if _numbered(path.name, PART_SUFFIX):
             entries.append(_entry("part", int(path.name[: -len(PART_SUFFIX)]), info))
+        elif _numbered(path.name, PART_SUFFIX + SIDECAR_SUFFIX):
+            sidecars[int(path.name[: -len(PART_SUFFIX + SIDECAR_SUFFIX)])] = info
+    parts = {entry.remote_id for entry in entries}
+    # a sidecar beside its part is the part's; one without is left over (a crash amid
+    # ``discard``, a part deleted by hand): new parts do not look for one (issue 14)
+    entries += (
+        _entry("sidecar", file_id, info)
+        for file_id, info in sidecars.items()
+        if file_id not in parts
+    )
     for kind, folder in (("verified", VERIFIED_DIR), ("build", BUILDING_DIR)):
         for path, info in _entries(staging / folder):
             if path.name.isdigit():
                 entries.append(_entry(kind, int(path.name), info))
     return tuple(entries)
+
+
+def _numbered(name: str, suffix: str) -> bool:
+    """Whether a name is a put.io id followed by ``suffix``."""
+    return name.endswith(suffix) and name[: -len(suffix)].isdigit()
 
 
 def _entries(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
@@ -190,10 +206,12 @@ def adopt_legacy_items(staging: Path, verified_ids: Mapping[str, int]) -> list[i
 
 
 def remove_entry(staging: Path, entry: StagedEntry) -> None:
-    """Given an entry of ours in staging, remove it (a part with its sidecar, a verified
-    file, or a build folder); a missing entry is fine."""
+    """Given an entry of ours in staging, remove it (a part with its sidecar, a sidecar
+    left alone, a verified file, or a build folder); a missing entry is fine."""
     if entry.kind == "part":
         discard(part_path(staging, entry.remote_id))
+    elif entry.kind == "sidecar":
+        sidecar_path(part_path(staging, entry.remote_id)).unlink(missing_ok=True)
     elif entry.kind == "verified":
         verified_path(staging, entry.remote_id).unlink(missing_ok=True)
     else:
