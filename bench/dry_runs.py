@@ -31,6 +31,7 @@ from accounts import (
 )
 from common import Measurement, Runner, note, run_putio_mirror, write_config
 
+from putio_mirror.core.naming import STAGING_DIR_NAME
 from putio_mirror.fakeputio import FakePutio
 
 SMALL = (512, 4096)  # bytes; the size of a file does not change a dry run's work
@@ -67,7 +68,11 @@ def dry_run_cases(args: argparse.Namespace, work: Path) -> Iterator[list[DryRunC
         journal = f"sqlite:///{work / 'mirrored.sqlite3'}"
         note(f"filling a journal with {files} placed files…")
         fill_journal(journal, placed_records(big, entries))
-        idle = write_config(folder(work, "idle"), big, paths={"journal": journal})
+        idle_root = folder(work, "idle")
+        idle = write_config(idle_root, big, paths={"journal": journal})
+        # as a host that placed them has it: a run refuses an empty download folder where
+        # files were placed (a disk not mounted), and staging in it is what it finds
+        (idle_root / "downloads" / STAGING_DIR_NAME).mkdir(parents=True)
         note(f"adding {count} files to another fake put.io…")
         account(pending, args.pending, -(-args.pending // PER_FOLDER))
         yield [
