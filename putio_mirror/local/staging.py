@@ -117,10 +117,10 @@ def list_staging(staging: Path) -> tuple[StagedEntry, ...]:
     entries: list[StagedEntry] = []
     sidecars: dict[int, os.stat_result] = {}
     for path, info in _entries(staging):
-        if _numbered(path.name, PART_SUFFIX):
-            entries.append(_entry("part", int(path.name[: -len(PART_SUFFIX)]), info))
-        elif _numbered(path.name, PART_SUFFIX + SIDECAR_SUFFIX):
-            sidecars[int(path.name[: -len(PART_SUFFIX + SIDECAR_SUFFIX)])] = info
+        if (file_id := _id_before(path.name, PART_SUFFIX)) is not None:
+            entries.append(_entry("part", file_id, info))
+        elif (file_id := _id_before(path.name, PART_SUFFIX + SIDECAR_SUFFIX)) is not None:
+            sidecars[file_id] = info
     parts = {entry.remote_id for entry in entries}
     # a sidecar beside its part is the part's; one without is left over (a crash amid
     # ``discard``, a part deleted by hand): new parts do not look for one (issue 14)
@@ -136,9 +136,10 @@ def list_staging(staging: Path) -> tuple[StagedEntry, ...]:
     return tuple(entries)
 
 
-def _numbered(name: str, suffix: str) -> bool:
-    """Whether a name is a put.io id followed by ``suffix``."""
-    return name.endswith(suffix) and name[: -len(suffix)].isdigit()
+def _id_before(name: str, suffix: str) -> int | None:
+    """Given a name, return the put.io id it is made of followed by ``suffix``, else None."""
+    stem = name[: -len(suffix)] if name.endswith(suffix) else ""
+    return int(stem) if stem.isdigit() else None
 
 
 def _entries(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
