@@ -78,16 +78,23 @@ def test_a_sidecar_left_without_its_part_is_never_believed_by_the_new_part(
     assert "Range" not in node_requests(fake_putio)[-1].headers  # fetched again from zero
 
 
+def _symlinked_sidecar(part: Path, tmp_path: Path) -> Path:
+    """Given a part not made yet, plant a symlink at its sidecar's name; return its
+    target (holding ``b"keep"``)."""
+    part.parent.mkdir()
+    target = tmp_path / "target"
+    target.write_bytes(b"keep")
+    sidecar_path(part).symlink_to(target)
+    return target
+
+
 def test_a_symlink_in_place_of_a_new_parts_sidecar_is_never_written_through(
     fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
 ) -> None:
     # a new part no longer unlinks whatever is at its sidecar's name: a symlink planted
     # there stays (never ours: staging's listing leaves it out), and its target is untouched
     item, content = remote_file(fake_putio, tmp_path, SIZE)
-    item.part_path.parent.mkdir()
-    target = tmp_path / "target"
-    target.write_bytes(b"keep")
-    sidecar_path(item.part_path).symlink_to(target)
+    target = _symlinked_sidecar(item.part_path, tmp_path)
     assert make_downloader().fetch(item) == Fetched(True, SIZE)
     assert item.part_path.read_bytes() == content
     assert target.read_bytes() == b"keep"
@@ -97,10 +104,7 @@ def test_a_part_resumed_beside_a_symlinked_sidecar_is_refused(
     fake_putio: FakePutio, tmp_path: Path, make_downloader: MakeDownloader
 ) -> None:
     item, _ = remote_file(fake_putio, tmp_path, SIZE)
-    item.part_path.parent.mkdir()
-    target = tmp_path / "target"
-    target.write_bytes(b"keep")
-    sidecar_path(item.part_path).symlink_to(target)
+    target = _symlinked_sidecar(item.part_path, tmp_path)
     downloader = make_downloader()
     calls = iter([True])  # on after the first chunk, then stop
     assert not downloader.fetch(item, may_continue=lambda: next(calls, False)).complete
