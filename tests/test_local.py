@@ -17,7 +17,7 @@ from putio_mirror.local.durable import place_atomically
 from putio_mirror.local.files import crc32_of, local_size
 from putio_mirror.local.keeping import VerifiedMoves
 from putio_mirror.local.lock import RunLock
-from putio_mirror.local.paths import resolve_all_inside, resolve_inside
+from putio_mirror.local.paths import Inside, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import ensure_room, free_bytes
 from putio_mirror.local.staging import keep_verified, list_staging, part_path, remove_entry
 
@@ -190,6 +190,28 @@ def test_resolve_all_inside_checks_each_file_of_a_folder_it_resolved_once(tmp_pa
     assert resolve_all_inside(root, fine) == [root / name for name in fine]
     with pytest.raises(UnsafePathError):
         resolve_all_inside(root, [*fine, "show/escape.srt"])
+
+
+def test_inside_checks_every_path_of_a_run_against_where_its_root_led_when_made(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    (root / "show").mkdir(parents=True)
+    inside = Inside(root)
+    assert inside.one("show/e01.mkv") == root / "show" / "e01.mkv"
+    (root / "show" / "escape.srt").symlink_to(tmp_path / "outside.srt")
+    with pytest.raises(UnsafePathError):
+        inside.one("show/escape.srt")
+
+    # the root's folder swapped for a link elsewhere mid-run: what would be written
+    # through it is out of where the root led, refused (the root is not walked again)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "show").mkdir(parents=True)
+    root.rename(tmp_path / "moved")
+    root.symlink_to(elsewhere)
+    with pytest.raises(UnsafePathError, match="out of"):
+        inside.one("show/e02.mkv")
+    assert Inside(root).one("show/e02.mkv") == root / "show" / "e02.mkv"
 
 
 # --- place_atomically ----------------------------------------------------------------

@@ -38,7 +38,7 @@ from putio_mirror.journal.store import Journal
 from putio_mirror.local.durable import make_durable
 from putio_mirror.local.files import allocated_bytes, crc32_of, identity_at, local_size
 from putio_mirror.local.keeping import VerifiedMoves
-from putio_mirror.local.paths import Places, resolve_all_inside, resolve_inside
+from putio_mirror.local.paths import Inside, Places
 from putio_mirror.local.space import RoomKeeper
 from putio_mirror.local.staging import (
     VERIFIED_DIR,
@@ -172,7 +172,8 @@ class DownloadSteps:
         # The configured download folder may be a link (a NAS share linked in): placement
         # writes under the folder it leads to, where every folder it makes is a real one;
         # what is placed is told under the path the config names (``shown_path``).
-        self._real_downloads = places.downloads.resolve()
+        self._real_downloads = Inside(places.downloads.resolve())
+        self._shown_downloads = Inside(places.downloads)
         self._now = now
         self._progress = progress
         self._room = RoomKeeper(free_space_margin)
@@ -220,12 +221,12 @@ class DownloadSteps:
 
     def final_path(self, relative_path: str) -> Path:
         """Where a file goes in the download folder (never outside it), to write it."""
-        return resolve_inside(self._real_downloads, relative_path)
+        return self._real_downloads.one(relative_path)
 
     def shown_path(self, relative_path: str) -> Path:
         """Where a file goes, under the download folder as the config names it: what
         hooks, notifications and Sonarr's path mappings know."""
-        return resolve_inside(self._places.downloads, relative_path)
+        return self._shown_downloads.one(relative_path)
 
     def placed(self, action: object) -> ItemPlaced | None:
         """Given an action that succeeded, return the item it put in the download folder
@@ -246,7 +247,7 @@ class DownloadSteps:
         # tidied by the next plan
         removed = self.removed.among([file_id for file_id, _ in action.files])
         wanted = [(file_id, path) for file_id, path in action.files if file_id not in removed]
-        finals = resolve_all_inside(self._real_downloads, [path for _, path in wanted])
+        finals = self._real_downloads.all([path for _, path in wanted])
         files = [
             ToPlace(file_id, verified_path(staging, file_id), final)
             for (file_id, _), final in zip(wanted, finals, strict=True)
