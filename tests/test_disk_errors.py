@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from putio_mirror.core.errors import NotDurableError
 from putio_mirror.fetch.partfile import fsync_folder
 from putio_mirror.journal.store import Journal
+from putio_mirror.local.durable import FoldersToSync
 from tests.mirror_env import Mirror
 
 
@@ -53,6 +55,25 @@ def test_a_filesystem_that_cannot_sync_folders_is_let_be(
     asked = folders_fail_to_sync(monkeypatch, errno.EINVAL)
     fsync_folder(tmp_path)
     assert asked() == 1
+
+
+def test_folders_a_sync_failed_to_make_durable_stay_due_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folders = FoldersToSync()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        folders.add(tmp_path / name)
+    with monkeypatch.context() as patched:
+        asked = folders_fail_to_sync(patched, errno.EIO, named="a")
+        with pytest.raises(NotDurableError, match="Input/output error"):
+            folders.sync()
+        assert asked() == 1
+    # no later file's placement may be taken as durable on the failed sync's word
+    asked = folders_fail_to_sync(monkeypatch, errno.EIO)
+    with pytest.raises(NotDurableError):
+        folders.sync()
+    assert asked() == 1  # "a" again, first
 
 
 @pytest.mark.parametrize("layout", ["loose file", "folder item"])
@@ -115,3 +136,34 @@ def test_no_file_is_journaled_verified_before_its_move_into_verified_is_durable(
         journal.close()
     assert not any(downloads[file_id].is_verified for file_id in ids if file_id in downloads)
     assert not (mirror.downloads / "Show S01").exists()
+
+
+def test_loose_files_placed_in_one_run_sync_the_download_folder_once_per_commit_not_each(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each file's move in must be durable before the journal says it is placed, but one
+    # sync of the folder makes every move made before it durable: the files whose ends
+    # commit together share one (on a NAS's disks, a folder sync is a cache flush).
+    count = 64
+    ids = [mirror.fake.add_file(f"f{n:02d}.nfo", size=2_000) for n in range(count)]
+    real, synced = os.fsync, [0]
+
+    def fsync(descriptor: int) -> None:
+        if Path(os.readlink(f"/proc/self/fd/{descriptor}")) == mirror.downloads.resolve():
+            synced[0] += 1
+        real(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    result = mirror.run("sync")
+    assert result.code == 0, result.err
+    assert sorted(p.name for p in mirror.downloads.glob("f*.nfo")) == [
+        f"f{n:02d}.nfo" for n in range(count)
+    ]
+    # (a few more than count / 16: each worker journals its last ends when it runs out)
+    assert 1 <= synced[0] <= count // 4, f"{synced[0]} syncs of the folder for {count} files"
+    journal = Journal.open(f"sqlite:///{mirror.journal}")
+    try:
+        downloads = journal.facts().downloads
+    finally:
+        journal.close()
+    assert all(downloads[file_id].is_placed for file_id in ids)

@@ -35,7 +35,7 @@ from putio_mirror.core.state import FileIdentity, StagedEntry
 from putio_mirror.core.units import human_bytes
 from putio_mirror.fetch.values import Fetched, FileToFetch
 from putio_mirror.journal.store import Journal
-from putio_mirror.local.durable import make_durable
+from putio_mirror.local.durable import FoldersToSync, make_durable
 from putio_mirror.local.files import allocated_bytes, crc32_of, identity_at, local_size
 from putio_mirror.local.keeping import VerifiedMoves
 from putio_mirror.local.paths import Inside, Places
@@ -180,6 +180,9 @@ class DownloadSteps:
         self._moves = VerifiedMoves(places.staging)
         # one object for every file: Journal.together runs it once per group
         self._sync_verified = self._moves.sync
+        # files placed on their own: their folders synced once per group too
+        self._placed_folders = FoldersToSync()
+        self._sync_placed = self._placed_folders.sync
         self._local = threading.local()
         self._fetchers: list[AnyFetcher] = []
         self._suspects: list[tuple[Download, NodesSilentError]] = []  # see ``settle``
@@ -361,9 +364,12 @@ class DownloadSteps:
                 raise InTheWay(problem, hint, taken)
             raise ItemError(problem, hint)
         identity = identity_at(final)  # which file it is, for the mount: not its bytes read
+        # Its move in is made durable by ``first``, once for the files whose journal work
+        # commits together, and before that commit (as a move into verified/ is).
         return Verified(
             f"{human_bytes(done)} verified",
             lambda: self._verified(action, placed=True, identity=identity),
+            self._sync_placed,
         )
 
     def _in_place(self, action: Download) -> bool:
@@ -387,7 +393,7 @@ class DownloadSteps:
         plan found one placed there (and it is still ours to the byte)."""
         before = action.replaces
         if before is None or before.crc32 is None:
-            return place_file(item, self._places.ownership)
+            return place_file(item, self._places.ownership, self._placed_folders)
         return replace_placed(item, PlacedBefore(before.size, before.crc32), self._places.ownership)
 
     def _keep(self, action: Download, source: Path) -> None:

@@ -2,9 +2,10 @@
 verified files (issue 14), each claim freed in the transaction that says what its action did.
 
 A verified file's bytes are durable before its ending is handed in (``Verified``: the part
-synced, its move into ``verified/`` made durable by the ending's ``first``, run before the
-transaction), so an ending journaled a few files later promises nothing early: a crash in
-between leaves the file in staging, where the next run finds it whole and journals it.
+synced, its move into ``verified/`` or to its final path made durable by the ending's
+``first``, run before the transaction), so an ending journaled a few files later promises
+nothing early: a crash in between leaves the file in staging, or in place, where the next
+run finds it whole and journals it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from putio_mirror.core.errors import ConfigError, ItemError, NotDurableError
@@ -21,14 +22,15 @@ LINK_UNSUPPORTED = frozenset(
 COPY_PREFIX = f"{OWN_PREFIX}-copy-"
 
 
-def place_atomically(part: Path, final: Path) -> None:
+def place_atomically(part: Path, final: Path, later: FoldersToSync | None = None) -> None:
     """Given a complete ``.part`` file, make it appear at ``final`` in one step.
 
-    The data is flushed to disk first; the parent folders are made. Raise
+    The data is flushed to disk first; the parent folders are made. The move is made
+    durable before this returns, or, given ``later``, left to it (its folder added). Raise
     ItemError if ``final`` exists (it is never overwritten, and the part stays)
     or if the move fails. From a staging folder on another filesystem (EXDEV) the part
     is copied beside ``final``, synced, and that copy moved in; the part is removed
-    only once ``final`` is durable.
+    only once ``final`` is durable (synced now, ``later`` or not).
     """
     copied = False
     try:
@@ -52,7 +54,10 @@ def place_atomically(part: Path, final: Path) -> None:
             f"could not move {part} to {final}: {error.strerror}",
             "Check the permissions of the download folder and of the staging folder.",
         ) from error
-    synced_or_raise(final.parent, final)
+    if later is None or copied:
+        synced_or_raise(final.parent, final)
+    else:
+        later.add(final.parent)
     if copied:
         part.unlink(missing_ok=True)
 
@@ -120,6 +125,39 @@ def synced_or_raise(folder: Path, moved: Path | str) -> None:
             f"{moved} was moved, but the disk failed to make that last: {error.strerror}",
             DISK_FAILED_HINT,
         ) from error
+
+
+class FoldersToSync:
+    """Folders files were moved into whose new names are made durable together (``sync``)
+    where each file's move would sync its folder alone: for the many files of a run placed
+    one by one, one ``fsync`` of the download folder for every few files whose journal
+    work commits together (``Verified.first``, run before that commit), not one a file.
+
+    A folder is added once a file is moved in, so a ``sync`` after that covers it. One that
+    fails leaves its folders due (and raises): no file moved in is taken as durable on a
+    sync that did not happen. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due: dict[Path, None] = {}  # (a dict: in the order added)
+
+    def add(self, folder: Path) -> None:
+        """Given a folder a file was just moved into, have the next ``sync`` sync it."""
+        with self._lock:
+            self._due[folder] = None
+
+    def sync(self) -> None:
+        """Make the moves into every folder added since the last sync durable; raise
+        NotDurableError if the disk failed to (those not synced stay due)."""
+        with self._lock:
+            due, self._due = list(self._due), {}
+        for count, folder in enumerate(due):
+            try:
+                synced_or_raise(folder, f"a file into {folder}")
+            except BaseException:
+                with self._lock:
+                    self._due.update(dict.fromkeys(due[count:]))
+                raise
 
 
 def _link_or_rename(part: Path, final: Path) -> None:

@@ -40,6 +40,7 @@ from putio_mirror.fetch.segments import SIDECAR_SUFFIX, discard, sidecar_path
 from putio_mirror.local.durable import (
     COPY_PREFIX,
     LINK_UNSUPPORTED,
+    FoldersToSync,
     copy_durably,
     make_durable,
     place_atomically,
@@ -488,14 +489,17 @@ def _move_in(building: Path, target: Path, ownership: Ownership) -> None:
     synced_or_raise(target.parent, target)
 
 
-def place_file(item: ToPlace, ownership: Ownership = AS_IS) -> str | None:
+def place_file(
+    item: ToPlace, ownership: Ownership = AS_IS, later: FoldersToSync | None = None
+) -> str | None:
     """Put one verified file at its final path, given ``ownership`` first (and the folders
-    made for it); return why not, or None once it is there. Raise NotDurableError if
-    it is there but the disk failed to make that last."""
-    return _why_not(item.final, lambda: _place_file(item, ownership))
+    made for it); return why not, or None once it is there: durable, or, given ``later``,
+    once it synced. Raise NotDurableError if it is there but the disk failed to make that
+    last."""
+    return _why_not(item.final, lambda: _place_file(item, ownership, later))
 
 
-def _place_file(item: ToPlace, ownership: Ownership) -> str | None:
+def _place_file(item: ToPlace, ownership: Ownership, later: FoldersToSync | None) -> str | None:
     if _placed_already(item.source, item.final):
         # moved in by an earlier attempt, interrupted or not made durable
         synced_or_raise(item.final.parent, item.final)
@@ -506,7 +510,7 @@ def _place_file(item: ToPlace, ownership: Ownership) -> str | None:
     real_folder(item.final.parent, ownership)
     _check_regular(item.source)
     ownership.give(item.source)
-    place_atomically(item.source, item.final)
+    place_atomically(item.source, item.final, later)
     return None
 
 
