@@ -159,6 +159,15 @@ def test_resolve_inside_refuses_paths_that_escape(tmp_path: Path, relative: str)
     assert raised.value.hint
 
 
+@pytest.mark.parametrize("relative", ["../x", "a/../../x", "..", "/etc/passwd", "", ".", "x\x00y"])
+def test_a_path_told_by_name_alone_is_refused_as_resolve_inside_refuses_it(
+    tmp_path: Path, relative: str
+) -> None:
+    with pytest.raises(UnsafePathError, match="would leave"):
+        Inside(tmp_path).named(relative)
+    assert Inside(tmp_path).named("a/../b/./c.mkv") == tmp_path / "b" / "c.mkv"
+
+
 def test_resolve_inside_refuses_a_symlink_inside_root_pointing_out(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()

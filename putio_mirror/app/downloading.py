@@ -228,8 +228,9 @@ class DownloadSteps:
 
     def shown_path(self, relative_path: str) -> Path:
         """Where a file goes, under the download folder as the config names it: what
-        hooks, notifications and Sonarr's path mappings know."""
-        return self._shown_downloads.one(relative_path)
+        hooks, notifications and Sonarr's path mappings know (checked on the disk as it
+        was placed, through ``final_path``: not looked at again)."""
+        return self._shown_downloads.named(relative_path)
 
     def placed(self, action: object) -> ItemPlaced | None:
         """Given an action that succeeded, return the item it put in the download folder

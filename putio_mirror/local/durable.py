@@ -35,9 +35,8 @@ def place_atomically(part: Path, final: Path, later: FoldersToSync | None = None
     copied = False
     try:
         _fsync_file(part)
-        final.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _link_or_rename(part, final)
+            _move_in(part, final)
         except OSError as error:
             if error.errno != errno.EXDEV:
                 raise
@@ -158,6 +157,17 @@ class FoldersToSync:
                 with self._lock:
                     self._due.update(dict.fromkeys(due[count:]))
                 raise
+
+
+def _move_in(part: Path, final: Path) -> None:
+    """Move part to final as ``_link_or_rename`` does, its folders made if missing (made
+    only then: for all but an item's first file they are there, and trying costs a file
+    two system calls)."""
+    try:
+        _link_or_rename(part, final)
+    except FileNotFoundError:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_rename(part, final)  # (the part itself gone: raised again)
 
 
 def _link_or_rename(part: Path, final: Path) -> None:

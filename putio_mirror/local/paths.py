@@ -59,6 +59,12 @@ class Inside:
         """Given a relative POSIX path, return it under the root (see ``resolve_inside``)."""
         return self.all([relative])[0]
 
+    def named(self, relative: str) -> Path:
+        """Given a relative POSIX path, return it under the root, refused only by its name
+        (absolute, climbing out, the root itself): where a file placed through ``one`` went,
+        to tell it, with no look at the disk (raise UnsafePathError as ``one`` does)."""
+        return self.root / _normal(self.root, relative)
+
     def all(self, relatives: Iterable[str]) -> list[Path]:
         """Given relative POSIX paths, return them under the root, in order (see
         ``resolve_all_inside``)."""
@@ -67,10 +73,7 @@ class Inside:
         real_folders: dict[str, str | None] = {}
         paths: list[Path] = []
         for relative in relatives:
-            normal = posixpath.normpath(relative) if relative else "."
-            climbs = normal in (".", "..") or normal.startswith("../")
-            if climbs or posixpath.isabs(normal) or "\x00" in normal:
-                raise _unsafe(root, relative)
+            normal = _normal(root, relative)
             folder, name = posixpath.split(normal)
             if folder in real_folders:
                 real_folder = real_folders[folder]
@@ -91,6 +94,16 @@ class Inside:
                     raise _led_out(root, relative, normal, real_path)
             paths.append(root / normal)
         return paths
+
+
+def _normal(root: Path, relative: str) -> str:
+    """Given a root and a relative POSIX path, return the path normalised; raise
+    UnsafePathError if it is absolute, names the root itself or climbs out with ``..``."""
+    normal = posixpath.normpath(relative) if relative else "."
+    climbs = normal in (".", "..") or normal.startswith("../")
+    if climbs or posixpath.isabs(normal) or "\x00" in normal:
+        raise _unsafe(root, relative)
+    return normal
 
 
 def _first_link(root: Path, folder: str) -> str:

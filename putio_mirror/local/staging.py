@@ -35,7 +35,7 @@ from pathlib import Path
 from putio_mirror.core.errors import ItemError, NotDurableError, UnsafePathError
 from putio_mirror.core.naming import OWN_PREFIX, room_beneath
 from putio_mirror.core.state import StagedEntry
-from putio_mirror.fetch.partfile import fsync_folder
+from putio_mirror.fetch.partfile import fsync_folder, lstat_or_none
 from putio_mirror.fetch.segments import SIDECAR_SUFFIX, discard, sidecar_path
 from putio_mirror.local.durable import (
     COPY_PREFIX,
@@ -500,12 +500,13 @@ def place_file(
 
 
 def _place_file(item: ToPlace, ownership: Ownership, later: FoldersToSync | None) -> str | None:
-    if _placed_already(item.source, item.final):
-        # moved in by an earlier attempt, interrupted or not made durable
-        synced_or_raise(item.final.parent, item.final)
-        item.source.unlink()
-        return None
-    if os.path.lexists(item.final):
+    there = lstat_or_none(item.final)
+    if there is not None:
+        if _placed_already(item.source, item.final, there):
+            # moved in by an earlier attempt, interrupted or not made durable
+            synced_or_raise(item.final.parent, item.final)
+            item.source.unlink()
+            return None
         return f"{item.final}: a different file is already there; not overwriting"
     real_folder(item.final.parent, ownership)
     _check_regular(item.source)
@@ -623,11 +624,13 @@ def _drop_sources(files: Iterable[ToPlace]) -> None:
         item.source.unlink(missing_ok=True)
 
 
-def _placed_already(source: Path, final: Path) -> bool:
-    """Whether ``final`` is the verified file itself (moved or linked there), or, from a
-    staging folder on another filesystem, a copy of it: its bytes, to the last."""
+def _placed_already(source: Path, final: Path, there: os.stat_result | None = None) -> bool:
+    """Whether ``final`` (its ``lstat``, if taken already) is the verified file itself
+    (moved or linked there), or, from a staging folder on another filesystem, a copy of
+    it: its bytes, to the last."""
     try:
-        one, two = os.lstat(source), os.lstat(final)
+        one = os.lstat(source)
+        two = there if there is not None else os.lstat(final)
     except FileNotFoundError:
         return False
     if not (stat.S_ISREG(one.st_mode) and stat.S_ISREG(two.st_mode)):
