@@ -19,7 +19,13 @@ from pathlib import Path
 from common import BENCH_PREFIX, BenchError, find_tool, note, scratch_dir, tool_path
 
 # The command each tool is found by, and the Debian package that provides it.
-TOOLS = {"nginx": "nginx", "aria2c": "aria2", "curl": "curl", "time": "time"}
+TOOLS = {
+    "nginx": "nginx",
+    "aria2c": "aria2",
+    "curl": "curl",
+    "time": "time",
+    "strace": "strace",
+}
 
 
 def ensure_tools(commands: Iterable[str] = TOOLS) -> None:
