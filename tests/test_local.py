@@ -17,7 +17,7 @@ from putio_mirror.local.durable import place_atomically
 from putio_mirror.local.files import crc32_of, local_size
 from putio_mirror.local.keeping import VerifiedMoves
 from putio_mirror.local.lock import RunLock
-from putio_mirror.local.paths import Inside, resolve_all_inside, resolve_inside
+from putio_mirror.local.paths import Inside, named_inside, resolve_all_inside, resolve_inside
 from putio_mirror.local.space import ensure_room, free_bytes
 from putio_mirror.local.staging import keep_verified, list_staging, part_path, remove_entry
 
@@ -164,8 +164,8 @@ def test_a_path_told_by_name_alone_is_refused_as_resolve_inside_refuses_it(
     tmp_path: Path, relative: str
 ) -> None:
     with pytest.raises(UnsafePathError, match="would leave"):
-        Inside(tmp_path).named(relative)
-    assert Inside(tmp_path).named("a/../b/./c.mkv") == tmp_path / "b" / "c.mkv"
+        named_inside(tmp_path, relative)
+    assert named_inside(tmp_path, "a/../b/./c.mkv") == tmp_path / "b" / "c.mkv"
 
 
 def test_resolve_inside_refuses_a_symlink_inside_root_pointing_out(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from putio_mirror.journal.store import Journal
 from putio_mirror.local.durable import FoldersToSync, make_durable
 from putio_mirror.local.files import allocated_bytes, crc32_of, identity_at, local_size
 from putio_mirror.local.keeping import VerifiedMoves
-from putio_mirror.local.paths import Inside, Places
+from putio_mirror.local.paths import Inside, Places, named_inside
 from putio_mirror.local.space import RoomKeeper
 from putio_mirror.local.staging import (
     VERIFIED_DIR,
@@ -173,7 +173,6 @@ class DownloadSteps:
         # writes under the folder it leads to, where every folder it makes is a real one;
         # what is placed is told under the path the config names (``shown_path``).
         self._real_downloads = Inside(places.downloads.resolve())
-        self._shown_downloads = Inside(places.downloads)
         self._now = now
         self._progress = progress
         self._room = RoomKeeper(free_space_margin)
@@ -230,7 +229,7 @@ class DownloadSteps:
         """Where a file goes, under the download folder as the config names it: what
         hooks, notifications and Sonarr's path mappings know (checked on the disk as it
         was placed, through ``final_path``: not looked at again)."""
-        return self._shown_downloads.named(relative_path)
+        return named_inside(self._places.downloads, relative_path)
 
     def placed(self, action: object) -> ItemPlaced | None:
         """Given an action that succeeded, return the item it put in the download folder
