@@ -440,6 +440,19 @@ def base_parser(description: str, rounds: int = 3) -> argparse.ArgumentParser:
     return parser
 
 
+def comma_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """Given the names an option may take, return an argparse ``type`` that reads a
+    comma-separated list of them (at least one), refusing any other name."""
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if not names or any(name not in choices for name in names):
+            raise argparse.ArgumentTypeError(f"choose from {','.join(choices)}")
+        return names
+
+    return parse
+
+
 def main_guard(run: Callable[[], None]) -> int:
     """Run a benchmark; turn BenchError into a message and exit code 1."""
     try:

@@ -55,6 +55,7 @@ from common import (
     alternate,
     base_parser,
     check_file,
+    comma_list,
     export_file,
     main_guard,
     median,
@@ -389,19 +390,11 @@ def run(args: argparse.Namespace) -> None:
             print_top(f"{name}, putio-mirror sampled by py-spy", profiles.runs)
 
 
-def scenario_list(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SCENARIOS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"choose from {','.join(SCENARIOS)}")
-    return names
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0] if __doc__ else "many files")
     parser.add_argument(
         "--scenarios",
-        type=scenario_list,
+        type=comma_list(SCENARIOS),
         default=list(SCENARIOS),
         help=f"which, comma-separated ({','.join(SCENARIOS)})",
     )

@@ -35,6 +35,7 @@ from common import (
     Runner,
     alternate,
     base_parser,
+    comma_list,
     main_guard,
     median,
     note,
@@ -176,13 +177,6 @@ def run(args: argparse.Namespace) -> None:
         measure_dry_runs(args)
 
 
-def part_list(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names or any(name not in PARTS for name in names):
-        raise argparse.ArgumentTypeError(f"choose from {','.join(PARTS)}")
-    return names
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0] if __doc__ else "reconcile at scale")
     parser.add_argument("--files", type=int, default=100_000, help="remote files (100000)")
@@ -191,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--pending", type=int, default=10_000, help="files of the pending dry run (10000)"
     )
     parser.add_argument(
-        "--parts", type=part_list, default=list(PARTS), help=f"which ({','.join(PARTS)})"
+        "--parts", type=comma_list(PARTS), default=list(PARTS), help=f"which ({','.join(PARTS)})"
     )
     args = parser.parse_args(argv)
     return main_guard(lambda: run(args))

@@ -25,6 +25,7 @@ from pathlib import Path
 from accounts import RemoteEntry, add_tree
 from common import (
     BenchError,
+    comma_list,
     export_file,
     main_guard,
     print_header,
@@ -112,19 +113,12 @@ def run(args: argparse.Namespace) -> None:
     print_table(title, headers, rows)
 
 
-def layout_list(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names or any(name not in LAYOUTS for name in names):
-        raise argparse.ArgumentTypeError(f"choose from {','.join(LAYOUTS)}")
-    return names
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--count", type=int, default=1000, help="files (1000)")
     parser.add_argument("--size", type=int, default=2048, help="bytes a file (2048)")
     parser.add_argument(
-        "--layout", type=layout_list, default=list(LAYOUTS), help="loose,item (both)"
+        "--layout", type=comma_list(LAYOUTS), default=list(LAYOUTS), help="loose,item (both)"
     )
     parser.add_argument("--also", type=Path, default=None, help="another checkout, run first")
     parser.add_argument("--workdir", type=Path, default=None, help="where temp folders go")
