@@ -6,6 +6,7 @@ import errno
 import os
 import subprocess
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -25,6 +26,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 # Run in another process: try the lock, report the outcome on stdout.
 TRY_LOCK = """
 import sys
+import threading
 from pathlib import Path
 from putio_mirror.core.errors import AlreadyRunningError
 from putio_mirror.local.lock import RunLock
@@ -86,6 +88,7 @@ def test_a_second_lock_in_the_same_process_is_refused_too(tmp_path: Path) -> Non
 
 HOLD_LOCK = """
 import sys
+import threading
 from pathlib import Path
 from putio_mirror.local.lock import RunLock
 with RunLock(Path(sys.argv[1])):
@@ -480,3 +483,34 @@ def test_a_verified_folder_removed_mid_run_is_made_again(tmp_path: Path) -> None
     moves.sync()
     moves.close()
     assert [p.name for p in (staging / "verified").iterdir()] == ["2"]
+
+
+def test_staging_listed_while_a_sync_beside_it_moves_its_parts_lists_what_it_finds(
+    tmp_path: Path,
+) -> None:
+    # ``serve``'s blackhole pass observes beside a running sync, whose workers move parts
+    # into verified/ meanwhile: a part read in the folder and gone before its stat was
+    # once a crash of serve ("hit a bug: FileNotFoundError: …/10051.part").
+    (tmp_path / "verified").mkdir()
+    ids = range(10_000, 13_000)
+    for file_id in ids:
+        part_path(tmp_path, file_id).write_bytes(b"x")
+    moved = threading.Event()
+
+    def move_all() -> None:
+        for file_id in reversed(ids):
+            part_path(tmp_path, file_id).rename(tmp_path / "verified" / str(file_id))
+        moved.set()
+
+    mover = threading.Thread(target=move_all)
+    mover.start()
+    listings = 0
+    try:
+        while not moved.is_set():
+            found = {(entry.kind, entry.remote_id) for entry in list_staging(tmp_path)}
+            assert {file_id for _, file_id in found} <= set(ids)
+            listings += 1
+    finally:
+        mover.join()
+    assert listings
+    assert {entry.kind for entry in list_staging(tmp_path)} == {"verified"}

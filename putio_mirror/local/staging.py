@@ -144,12 +144,21 @@ def _id_before(name: str, suffix: str) -> int | None:
 
 
 def _entries(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """Given a folder, yield each entry that is no symlink and its ``lstat``; none if the
+    folder is missing or a symlink. An entry gone between the folder's read and its stat
+    is left out: a sync beside this run (``serve``'s blackhole pass observes while one
+    runs) or another host moved it on, and what it became is listed if it was read."""
     if folder.is_symlink() or not folder.is_dir():
         return
     with os.scandir(folder) as scan:
         for entry in scan:
-            if not entry.is_symlink():
-                yield Path(entry.path), entry.stat(follow_symlinks=False)
+            if entry.is_symlink():
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield Path(entry.path), info
 
 
 def _entry(kind: str, remote_id: int, info: os.stat_result) -> StagedEntry:
