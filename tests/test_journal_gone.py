@@ -13,12 +13,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from putio_mirror.core.errors import ExitCode
+from putio_mirror.core.errors import ExitCode, JournalError
 from putio_mirror.fetch.partfile import fsync_folder
+from putio_mirror.journal.connecting import PinnedFile
+from putio_mirror.journal.store import Journal
 from tests.mirror_env import Mirror
 from tests.postgres_server import free_port
 from tests.power_cut_fs import lock_on_a_power_cut_disk, power_cut_mount
@@ -233,3 +236,36 @@ def test_the_power_cut_filesystem_keeps_a_folder_made_only_as_far_as_it_was_sync
     found = sorted(str(path.relative_to(disk)) for path in disk.rglob("*"))
     assert found == ["empty", "moved", "moved/file", "unsynced"]
     assert (disk / "moved" / "file").read_text() == ""
+
+
+def test_a_journal_moved_away_between_a_threads_look_and_its_connection_is_not_made_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each transaction looks for the pinned file, then connects. A file moved away in
+    # between (by a person, while another thread of the run emptied the pool: a stopped
+    # run's last word does) was met by SQLite making a new, empty journal at its path, in
+    # WAL mode: the -wal it left there was read with the journal once put back, as the
+    # hint says, and its history read "No runs recorded yet" (a CI rehearsal, once).
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal.open(f"sqlite:///{path}")
+    run = journal.start_run("files download", datetime.now(UTC))
+    looked = PinnedFile.check
+
+    def moved_right_after_the_look(pinned: PinnedFile) -> None:
+        looked(pinned)
+        if path.exists():
+            move_away(path)
+
+    monkeypatch.setattr(PinnedFile, "check", moved_right_after_the_look)
+    journal.close()  # the pool emptied: the next transaction connects anew
+    with pytest.raises(JournalError) as raised:
+        journal.finish_run(run, datetime.now(UTC), 0, "done")
+    assert "was deleted or moved away" in raised.value.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3.bak"]
+    monkeypatch.undo()
+    path.with_name(path.name + ".bak").rename(path)
+    again = Journal.open(f"sqlite:///{path}")
+    try:
+        assert [r.id for r in again.recent_runs(5)] == [run]
+    finally:
+        again.close()

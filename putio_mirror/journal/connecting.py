@@ -9,8 +9,10 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import OperationalError
 
 from putio_mirror.core.errors import JournalError
@@ -68,6 +70,22 @@ class PinnedFile:
             f"the journal {self._shown} was deleted or moved away while this run was using it",
             _GONE_HINT,
         )
+
+
+def open_only_as_it_is(engine: Engine, path: Path) -> None:
+    """Given a SQLite journal's engine and its file (pinned: it exists), have every
+    connection made from now on open that file read-write, never create it (a URI with
+    ``mode=rw``). A thread that looked for the file just before it was moved away must
+    fail to connect, not make a new, empty journal there: in WAL mode that one leaves a
+    ``-wal`` at the path, which SQLite would read with the journal once put back (as
+    ``_GONE_HINT`` asks), its pages laid over the journal's own."""
+    target = f"file:{quote(str(path.absolute()))}?mode=rw"
+
+    def read_write(_dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        cargs[:1] = [target]
+        cparams["uri"] = True
+
+    event.listen(engine, "do_connect", read_write)
 
 
 class Reconnecting:

@@ -35,6 +35,7 @@ from putio_mirror.journal.connecting import (
     PATIENCE_SECONDS,
     PinnedFile,
     Reconnecting,
+    open_only_as_it_is,
 )
 from putio_mirror.journal.schema import WRITE_OPTION, tune_sqlite
 from putio_mirror.journal.where import connect_read_only, free_bytes_if_full, lock_beside
@@ -102,16 +103,28 @@ class Database:
 
     def pin_file(self) -> None:
         """Remember which file a SQLite journal is: every transaction after checks it is
-        still there (``connecting.PinnedFile``)."""
+        still there (``connecting.PinnedFile``), and SQLite opens it from then on without
+        ever making it (``open_only_as_it_is``)."""
         if self._sqlite_file is not None:
             with suppress(OSError):  # not there to pin: SQLite says what is wrong at first use
                 self._pinned = PinnedFile(self._sqlite_file, self.url)
+                open_only_as_it_is(self._engine, self._sqlite_file)
 
     def _connect(self) -> Connection:
         """Return a connection to the journal, once a pinned file is found still in place."""
-        if self._pinned is not None:
-            self._pinned.check()
-        return self._connecting.connect()
+        return self._checked(self._connecting)
+
+    def _checked(self, connecting: Reconnecting) -> Connection:
+        """Given how to connect, return a connection once a pinned file is found still in
+        place; a connection refused because it went meanwhile is said so."""
+        if self._pinned is None:
+            return connecting.connect()
+        self._pinned.check()
+        try:
+            return connecting.connect()
+        except OperationalError:
+            self._pinned.check()  # moved away since the look: that is what to tell
+            raise
 
     def close(self) -> None:
         self._engine.dispose()
@@ -226,9 +239,7 @@ class Database:
         self._engine.dispose()
         patience = LAST_WORD_SECONDS if self._server else 0.0
         connecting = Reconnecting(self._engine, patience=patience, reached=True)
-        if self._pinned is not None:
-            self._pinned.check()
-        with self._translated(), connecting.connect() as conn:
+        with self._translated(), self._checked(connecting) as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 if conn.dialect.name == "postgresql":  # a lock the cut left must not hold it
