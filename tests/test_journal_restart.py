@@ -105,20 +105,17 @@ def journal_rows(url: str) -> tuple[set[str], list[tuple[int | None, str | None]
     return placed, runs
 
 
+def node_gets_by_file(mirror: Mirror) -> dict[int, list[LoggedRequest]]:
+    """Return the node's GETs (``/download/{id}``), in order, by file id."""
+    gets: dict[int, list[LoggedRequest]] = {}
+    for r in mirror.fake.requests:
+        if r.host == "node" and r.method == "GET":
+            gets.setdefault(int(r.path.split("?")[0].rsplit("/", 1)[1]), []).append(r)
+    return gets
+
+
 def fetched_ids(mirror: Mirror) -> Counter[int]:
-    paths = (r.path for r in mirror.fake.requests if r.host == "node" and r.method == "GET")
-    return Counter(int(path.split("?")[0].rsplit("/", 1)[1]) for path in paths)
-
-
-def node_gets(mirror: Mirror, file_id: int) -> list[LoggedRequest]:
-    """Return the node's GETs of a file, in order."""
-    return [
-        r
-        for r in mirror.fake.requests
-        if r.host == "node"
-        and r.method == "GET"
-        and int(r.path.split("?")[0].rsplit("/", 1)[1]) == file_id
-    ]
+    return Counter({file_id: len(gets) for file_id, gets in node_gets_by_file(mirror).items()})
 
 
 def staged(mirror: Mirror) -> list[Path]:
@@ -166,8 +163,9 @@ def assert_the_next_run_finishes_without_fetching_again(
     ids = {file["name"]: file["id"] for file in mirror.fake.files()}
     again = set(fetched_ids(mirror))
     assert not again & {ids[name] for name in placed}, "a file placed was fetched again"
+    gets = node_gets_by_file(mirror)
     for file_id, length in (parts or {}).items():
-        asked = [r.headers.get("Range") for r in node_gets(mirror, file_id)]
+        asked = [r.headers.get("Range") for r in gets.get(file_id, [])]
         if length == SIZE:
             assert not asked, f"{file_id}.part was whole, yet fetched again: {asked}"
         elif length:

@@ -76,9 +76,10 @@ def open_only_as_it_is(engine: Engine, path: Path) -> None:
     """Given a SQLite journal's engine and its file (pinned: it exists), have every
     connection made from now on open that file read-write, never create it (a URI with
     ``mode=rw``). A thread that looked for the file just before it was moved away must
-    fail to connect, not make a new, empty journal there: in WAL mode that one leaves a
-    ``-wal`` at the path, which SQLite would read with the journal once put back (as
-    ``_GONE_HINT`` asks), its pages laid over the journal's own."""
+    fail to connect, not make a new, empty journal there: SQLite, opening an empty file
+    with a ``-wal`` beside it, deletes that ``-wal``, where the moved journal's rows were
+    still waiting for a checkpoint, and the journal put back (as ``_GONE_HINT`` asks)
+    holds none of them."""
     target = f"file:{quote(str(path.absolute()))}?mode=rw"
 
     def read_write(_dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
