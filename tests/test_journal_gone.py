@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import closing, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -269,3 +270,54 @@ def test_a_journal_moved_away_between_a_threads_look_and_its_connection_is_not_m
         assert [r.id for r in again.recent_runs(5)] == [run]
     finally:
         again.close()
+
+
+def runs_in_the_file_alone(journal: Path, aside: Path) -> list[int]:
+    """Given a SQLite journal's file, return the ids of the runs it holds by itself: read
+    from a copy of that file made in ``aside`` without its ``-wal``, as a backup that copies
+    the file alone has it, or a journal moved away once the ``-wal`` it left is gone."""
+    aside.mkdir()
+    alone = aside / journal.name
+    alone.write_bytes(journal.read_bytes())
+    with closing(sqlite3.connect(alone)) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM runs ORDER BY id")]
+
+
+def test_a_journal_moved_away_mid_run_holds_by_itself_every_run_up_to_this_ones_start(
+    tmp_path: Path,
+) -> None:
+    # A journal open in a long process (``serve``, ``watch``) kept every row in its -wal:
+    # nothing checkpointed it before 1,000 pages. Moved away mid-run, as the hint of a run
+    # it stops tells the person it may be (or copied by a backup of the file alone), it was
+    # a 4 KB header, its runs left in the -wal, which a new journal made at the path deletes.
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal.open(f"sqlite:///{path}")
+    try:
+        first = journal.start_run("files download", datetime.now(UTC))
+        journal.finish_run(first, datetime.now(UTC), 0, "done")
+        second = journal.start_run("files download", datetime.now(UTC))
+        move_away(path)
+        moved = path.with_name(path.name + ".bak")
+        assert runs_in_the_file_alone(moved, tmp_path / "alone") == [first, second]
+    finally:
+        journal.close()
+
+
+def test_a_copy_of_serves_journal_file_alone_holds_the_runs_it_finished(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    # serve keeps its journal open for weeks; a backup that copies the journal's file (not
+    # its -wal) while it runs, or after it was killed, must find its runs in that file.
+    mirror.fake.add_file("first.bin", size=3000)
+    mirror.write_config(rpc={"listen": f"127.0.0.1:{free_port()}", "poll_seconds": 0.2})
+    with mirror.spawned("serve") as process:
+        deadline = time.monotonic() + 30
+        finished: list[int] = []
+        while not finished and time.monotonic() < deadline:
+            time.sleep(0.1)
+            with suppress(sqlite3.Error):
+                finished = [run for run, code, *_ in journal_runs(mirror.journal) if code == 0]
+        assert finished, "serve finished no run"
+        os.kill(process.pid, signal.SIGKILL)  # as it was: a closing journal checkpoints
+        process.communicate(timeout=10)
+    assert set(finished) <= set(runs_in_the_file_alone(mirror.journal, tmp_path / "backup"))

@@ -9,7 +9,9 @@ connections tuned (``journal_schema.tune_sqlite``). SQLAlchemy's errors become
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -42,6 +44,8 @@ from putio_mirror.journal.where import connect_read_only, free_bytes_if_full, lo
 from putio_mirror.local.folders import default_journal, lock_folder
 from putio_mirror.local.mounts import shared_filesystem, unmounted_mount_point
 from putio_mirror.local.paths import why_unwritable
+
+log = logging.getLogger(__name__)
 
 _SUPPORTED = ("sqlite", "postgresql")
 _CORRUPT_HINT = "move it aside; the next run rebuilds what it can from put.io and the disk"
@@ -125,6 +129,24 @@ class Database:
         except OperationalError:
             self._pinned.check()  # moved away since the look: that is what to tell
             raise
+
+    def keep_file_whole(self) -> None:
+        """A SQLite journal: copy what its ``-wal`` holds into its file, as far as no reader
+        holds it back (a passive checkpoint: it waits for nobody). A process that keeps its
+        connections open (``serve``, for weeks) is otherwise the only keeper of its runs'
+        rows until the ``-wal`` reaches 1,000 pages: a backup of the file alone, or the file
+        moved away (which a run it stops allows), holds none of them. Called where a run
+        starts and ends; a checkpoint that fails (a full disk) leaves the ``-wal`` whole,
+        so it is only logged."""
+        if self._sqlite_file is None:
+            return
+        with self._translated(), self._connect() as conn:
+            raw = conn.connection.dbapi_connection  # outside any transaction, which would
+            try:  # hold back what it has read
+                if raw is not None:
+                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as error:
+                log.debug("the journal's checkpoint failed: %s", error)
 
     def close(self) -> None:
         self._engine.dispose()

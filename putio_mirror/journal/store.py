@@ -114,6 +114,7 @@ class Journal(StartingFace):
         try:
             journal._prepare_schema()
             journal._db.pin_file()
+            journal._db.keep_file_whole()  # a new journal's schema, an older one's upgrade
         except BaseException:
             journal.close()
             raise
@@ -152,12 +153,15 @@ class Journal(StartingFace):
         """
         row = {"command": command, "started_at": _aware(now), "dry_run": dry_run, "owner": owner}
         with self._db.write() as conn:
-            return journal_runs.start_run(conn, row | {"host": socket.gethostname()})
+            run_id = journal_runs.start_run(conn, row | {"host": socket.gethostname()})
+        self._db.keep_file_whole()
+        return run_id
 
     def finish_run(self, run_id: int, now: datetime, exit_code: int, summary: str) -> None:
         values = {"finished_at": _aware(now), "exit_code": exit_code, "summary": summary}
         with self._db.write() as conn:
             conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(**values))
+        self._db.keep_file_whole()
 
     def finish_run_at_last(
         self, run_id: int, now: datetime, exit_code: int, summary: str
