@@ -102,6 +102,9 @@ def test_the_serve_agents_run_serve_kept_alive() -> None:
         "serve",
     ]
     assert service["Type"] == "simple"
+    for long_running in ("serve", "watch"):  # weeks of threads: glibc's arenas kept few
+        unit = read_unit(CONTRIB / "systemd" / f"putio-mirror-{long_running}.service")
+        assert unit["Service"]["Environment"] == "MALLOC_ARENA_MAX=2"
     with (CONTRIB / "launchd" / "io.putio-mirror.serve.plist").open("rb") as handle:
         agent = plistlib.load(handle)
     assert agent["ProgramArguments"][1:] == ["serve"] and agent["KeepAlive"] is True
