@@ -141,8 +141,10 @@ class Database:
         if self._sqlite_file is None:
             return
         with self._translated(), self._connect() as conn:
-            raw = conn.connection.dbapi_connection  # outside any transaction, which would
-            try:  # hold back what it has read
+            # on the driver's connection: SQLAlchemy's would begin a transaction, and a
+            # checkpoint inside one that has read is refused ("table is locked")
+            raw = conn.connection.dbapi_connection
+            try:
                 if raw is not None:
                     raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error as error:
