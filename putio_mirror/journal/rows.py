@@ -8,6 +8,7 @@ from the same columns.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import MappingProxyType
@@ -51,6 +52,27 @@ def download_records(rows: Iterable[Sequence[Any]]) -> dict[int, DownloadRecord]
             failures, utc(failed), error, inode, mtime_ns,
         )  # fmt: skip
     return downloads
+
+
+def rows_at_once(driver: sqlite3.Connection, sql: str, width: int) -> list[list[Any]]:
+    """Given a sqlite3 connection and a query of ``width`` columns (of text, numbers and
+    nulls), return its rows (as lists, in no set order), read in one step of SQLite's.
+
+    sqlite3 lets go of the GIL for every row it steps to, and gets it back only once
+    another thread gives it up: beside a thread building values in Python (put.io's
+    listings, parsed while the journal is read) each row waited out a switch interval
+    (5 ms), and 100,000 rows took minutes, not 0.3 s. Here SQLite makes every row into one
+    JSON text while the GIL is free, and ``json.loads`` reads it back in one call. Falls
+    back to stepping row by row where SQLite cannot (no JSON functions, a BLOB value)."""
+    names = ", ".join(f"c{n}" for n in range(width))
+    # the query is our own, never built from input
+    at_once = f"WITH r({names}) AS ({sql}) SELECT json_group_array(json_array({names})) FROM r"  # noqa: S608
+    try:
+        ((text,),) = driver.execute(at_once).fetchall()
+    except sqlite3.OperationalError:
+        return [list(row) for row in driver.execute(sql).fetchall()]
+    rows: list[list[Any]] = json.loads(text)
+    return rows
 
 
 def desire_of(row: Sequence[Any], place: int) -> Desire:
