@@ -733,6 +733,10 @@ def test_the_journals_files_are_read_in_one_go_not_a_wait_for_the_gil_a_row(db_f
             journal.record_progress(file_id, f"f/{file_id}.bin", 10, None, 1, minutes(1))
     with Journal.open(sqlite_url(db_file)) as journal:
         assert voluntary_switches_reading(journal.facts) < rows / 3
+        # the RPC door's every poll, while a sync's threads work beside it
+        everyone = list(range(rows))
+        progress = journal.desires.progress_of
+        assert voluntary_switches_reading(lambda: progress(everyone)) < rows / 3
     assert voluntary_switches_reading(lambda: peek_facts(sqlite_url(db_file))) < rows / 3
 
 

@@ -8,6 +8,7 @@ its number is never given to another torrent and ``history`` can tell of it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Collection, Mapping
@@ -31,7 +32,14 @@ from sqlalchemy import (
 
 from putio_mirror.core.state import Desire
 from putio_mirror.journal.engine import Database
-from putio_mirror.journal.rows import LABEL_SEPARATOR, FileProgress, desire_of, removed_of
+from putio_mirror.journal.rows import (
+    LABEL_SEPARATOR,
+    FileProgress,
+    desire_of,
+    removed_of,
+    rows_at_once,
+    utc_text,
+)
 from putio_mirror.journal.schema import (
     NOT_PLACED,
     UtcDateTime,
@@ -342,10 +350,25 @@ def progress_of(db: Database, file_ids: list[int]) -> dict[int, FileProgress]:
     knows: what the RPC door reports as local progress, and why an item is stuck."""
     with db.read() as conn:
         query, ids = _PROGRESS[conn.dialect.name], _id_list(conn.dialect.name, file_ids)
+        if conn.dialect.name == "sqlite":
+            with contextlib.suppress(ValueError, TypeError):  # a time read the typed way
+                return _sqlite_progress(conn, ids)
         return {
             row[0]: FileProgress(row[1] or 0, bool(row[2]), *row[3:])
             for row in conn.execute(query, {"ids": ids})
         }
+
+
+def _sqlite_progress(conn: Connection, ids: object) -> dict[int, FileProgress]:
+    """``progress_of`` a SQLite journal, read in one step (``rows.rows_at_once``): the RPC
+    door asks it at every poll, while a sync's threads beside it hold the GIL. Raise
+    ValueError or TypeError if a time is not text of SQLite's shape."""
+    driver = conn.connection.driver_connection
+    rows = rows_at_once(driver, _SQLITE_PROGRESS, len(_TYPES), {"ids": ids})  # type: ignore[arg-type]
+    return {
+        file_id: FileProgress(done or 0, bool(verified), path, failures, utc_text(failed), error)
+        for file_id, done, verified, path, failures, failed, error in rows
+    }
 
 
 # The ids go as one parameter, not one each: a poll of 1,000 items names 2,000 files or
@@ -360,12 +383,13 @@ _TYPES = {
     "last_failure_at": UtcDateTime,
     "last_error": Text,
 }
+_SQLITE_PROGRESS = (
+    "SELECT file_id, bytes_done, verified_at IS NOT NULL AS verified, placed_path, "
+    "failures, last_failure_at, last_error FROM downloads "
+    "WHERE file_id IN (SELECT value FROM json_each(:ids))"
+)
 _PROGRESS = {
-    "sqlite": text(
-        "SELECT file_id, bytes_done, verified_at IS NOT NULL AS verified, placed_path, "
-        "failures, last_failure_at, last_error FROM downloads "
-        "WHERE file_id IN (SELECT value FROM json_each(:ids))"
-    ).columns(**_TYPES),
+    "sqlite": text(_SQLITE_PROGRESS).columns(**_TYPES),
     "postgresql": text(
         "SELECT file_id, bytes_done, verified_at IS NOT NULL AS verified, placed_path, "
         "failures, last_failure_at, last_error FROM downloads WHERE file_id = ANY(:ids)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -54,9 +54,12 @@ def download_records(rows: Iterable[Sequence[Any]]) -> dict[int, DownloadRecord]
     return downloads
 
 
-def rows_at_once(driver: sqlite3.Connection, sql: str, width: int) -> list[list[Any]]:
+def rows_at_once(
+    driver: sqlite3.Connection, sql: str, width: int, parameters: Mapping[str, Any] | None = None
+) -> list[list[Any]]:
     """Given a sqlite3 connection and a query of ``width`` columns (of text, numbers and
-    nulls), return its rows (as lists, in no set order), read in one step of SQLite's.
+    nulls) with its named ``parameters``, return its rows (as lists, in no set order), read
+    in one step of SQLite's.
 
     sqlite3 lets go of the GIL for every row it steps to, and gets it back only once
     another thread gives it up: beside a thread building values in Python (put.io's
@@ -67,10 +70,11 @@ def rows_at_once(driver: sqlite3.Connection, sql: str, width: int) -> list[list[
     names = ", ".join(f"c{n}" for n in range(width))
     # the query is our own, never built from input
     at_once = f"WITH r({names}) AS ({sql}) SELECT json_group_array(json_array({names})) FROM r"  # noqa: S608
+    given = parameters or {}
     try:
-        ((text,),) = driver.execute(at_once).fetchall()
+        ((text,),) = driver.execute(at_once, given).fetchall()
     except sqlite3.OperationalError:
-        return [list(row) for row in driver.execute(sql).fetchall()]
+        return [list(row) for row in driver.execute(sql, given).fetchall()]
     rows: list[list[Any]] = json.loads(text)
     return rows
 
