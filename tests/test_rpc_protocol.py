@@ -79,6 +79,8 @@ def test_unknown_methods_and_bad_bodies_get_an_error_never_a_crash(mirror: Mirro
             url_of(server), data=b"{nope", headers={SESSION_HEADER: client.session_id}, timeout=5
         )
         assert not_json.status_code == 400
+        # the connection it closes is said closed, so no request is sent down it again
+        assert not_json.headers.get("Connection") == "close"
         reply = client.call("torrent-get", fields="id")
         assert reply["result"] == "'fields' should be a list of field names"
         assert client.ok("session-get")["rpc-version"] == 16  # still serving

@@ -266,6 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
         # A body left unread would be taken for the next request: an authenticated client's
         # is read and dropped (it retries at once with the session id), others' never are.
         if status != HTTPStatus.CONFLICT or not self._discard_body():
-            self.close_connection = True
+            # said, not only done: a client that reuses the connection for its next request
+            # before our close reaches it (a busy host) meets a reset, not an answer
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
