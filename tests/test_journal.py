@@ -690,9 +690,9 @@ def test_rows_read_at_once_are_the_rows_read_one_by_one_even_where_sqlite_cannot
         rows = [(1, "x", None), (2, 2.5, -(2**63)), (3, "", 2**63 - 1)]
         conn.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
         query = "SELECT a, b, c FROM t"
-        assert sorted(rows_at_once(conn, query, 3)) == [list(r) for r in rows]
+        assert sorted(rows_at_once(conn, query)) == [list(r) for r in rows]
         conn.execute("UPDATE t SET b = X'00ff' WHERE a = 2")  # a BLOB: no JSON for it
-        assert sorted(rows_at_once(conn, query, 3))[1] == [2, b"\x00\xff", -(2**63)]
+        assert sorted(rows_at_once(conn, query))[1] == [2, b"\x00\xff", -(2**63)]
 
 
 def voluntary_switches_reading(read: Callable[[], object]) -> int:

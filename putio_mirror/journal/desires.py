@@ -364,7 +364,7 @@ def _sqlite_progress(conn: Connection, ids: object) -> dict[int, FileProgress]:
     door asks it at every poll, while a sync's threads beside it hold the GIL. Raise
     ValueError or TypeError if a time is not text of SQLite's shape."""
     driver = conn.connection.driver_connection
-    rows = rows_at_once(driver, _SQLITE_PROGRESS, len(_TYPES), {"ids": ids})  # type: ignore[arg-type]
+    rows = rows_at_once(driver, _SQLITE_PROGRESS, {"ids": ids})  # type: ignore[arg-type]
     return {
         file_id: FileProgress(done or 0, bool(verified), path, failures, utc_text(failed), error)
         for file_id, done, verified, path, failures, failed, error in rows

@@ -215,7 +215,7 @@ def _sqlite_records(conn: Connection, query: Select[Any]) -> dict[int, DownloadR
     time is not text of that shape, so the caller can read them the typed way."""
     sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     driver = conn.connection.driver_connection
-    return download_records(rows_at_once(driver, sql, len(query.selected_columns)))  # type: ignore[arg-type]
+    return download_records(rows_at_once(driver, sql))  # type: ignore[arg-type]
 
 
 def download_row(

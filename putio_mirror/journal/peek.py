@@ -35,7 +35,6 @@ _DOWNLOADS = (
     " verified_at, placed_path, placed_at, failures, last_failure_at, last_error,"
     " placed_inode, placed_mtime_ns FROM downloads"
 )
-_DOWNLOAD_COLUMNS = 13
 _DESIRES = (
     "SELECT info_hash, id, name, kind, added_at, magnet_uri, size, category, labels, paused,"
     " seed_ratio_limit, seed_idle_minutes, error, item_path, item_files"
@@ -67,7 +66,7 @@ def _facts(conn: sqlite3.Connection) -> JournalFacts:
         info_hash: Submission(info_hash, transfer_id, name, utc(submitted_at))  # type: ignore[arg-type]
         for info_hash, transfer_id, name, submitted_at in conn.execute(_SUBMISSIONS)
     }
-    downloads = download_records(rows_at_once(conn, _DOWNLOADS, _DOWNLOAD_COLUMNS))
+    downloads = download_records(rows_at_once(conn, _DOWNLOADS))
     desires = {
         row[0]: desire_of((*row[:4], utc(row[4]), *row[5:]), place)
         for place, row in enumerate(conn.execute(_DESIRES))

@@ -55,11 +55,11 @@ def download_records(rows: Iterable[Sequence[Any]]) -> dict[int, DownloadRecord]
 
 
 def rows_at_once(
-    driver: sqlite3.Connection, sql: str, width: int, parameters: Mapping[str, Any] | None = None
+    driver: sqlite3.Connection, sql: str, parameters: Mapping[str, Any] | None = None
 ) -> list[list[Any]]:
-    """Given a sqlite3 connection and a query of ``width`` columns (of text, numbers and
-    nulls) with its named ``parameters``, return its rows (as lists, in no set order), read
-    in one step of SQLite's.
+    """Given a sqlite3 connection and a query (its columns of text, numbers and nulls) with
+    its named ``parameters``, return its rows (as lists, in no set order), read in one step
+    of SQLite's.
 
     sqlite3 lets go of the GIL for every row it steps to, and gets it back only once
     another thread gives it up: beside a thread building values in Python (put.io's
@@ -67,10 +67,11 @@ def rows_at_once(
     (5 ms), and 100,000 rows took minutes, not 0.3 s. Here SQLite makes every row into one
     JSON text while the GIL is free, and ``json.loads`` reads it back in one call. Falls
     back to stepping row by row where SQLite cannot (no JSON functions, a BLOB value)."""
-    names = ", ".join(f"c{n}" for n in range(width))
-    # the query is our own, never built from input
-    at_once = f"WITH r({names}) AS ({sql}) SELECT json_group_array(json_array({names})) FROM r"  # noqa: S608
     given = parameters or {}
+    # the query is our own, never built from input; its columns counted, no row stepped to
+    width = len(driver.execute(f"SELECT * FROM ({sql}) LIMIT 0", given).description)  # noqa: S608
+    names = ", ".join(f"c{n}" for n in range(width))
+    at_once = f"WITH r({names}) AS ({sql}) SELECT json_group_array(json_array({names})) FROM r"  # noqa: S608
     try:
         ((text,),) = driver.execute(at_once, given).fetchall()
     except sqlite3.OperationalError:
